@@ -1,0 +1,1 @@
+"""Kafka consumer workers: bots and the sender."""

@@ -1,0 +1,1 @@
+"""The HTTP side: webhook endpoints that providers call."""

@@ -1,0 +1,410 @@
+"""What every provider normalizer shares: the request it reads, its error, and parsing helpers.
+
+Normalizers are pure: bytes and request metadata in, events out. No I/O, no clocks (the
+receive time comes in with the request), so they are trivially testable and replayable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from defusedxml import ElementTree as SafeET
+
+from switchboard.events import (
+    Direction,
+    ErrorInfo,
+    EventType,
+    Media,
+    MessageEvent,
+    Price,
+    ProviderStatus,
+    Status,
+    event_id,
+)
+
+JsonObject = dict[str, Any]
+
+
+class NormalizeError(Exception):
+    """The payload is not something this provider's normalizer understands.
+
+    `reason` is shown to humans (HTTP error bodies, dead-letter records, the CLI), so it says
+    what was expected, never just "invalid".
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One webhook call as received, with the context a normalizer may need."""
+
+    provider: str
+    account: str
+    body: bytes
+    received_at: datetime
+    raw_id: str
+    content_type: str = "application/json"
+    query: str = ""
+    method: str = "POST"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def media_type(self) -> str:
+        """The content type without parameters, lower case (`application/json`)."""
+        return self.content_type.split(";", 1)[0].strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The success answer a provider expects once its webhook is safely stored."""
+
+    status_code: int = 200
+    body: bytes = b'{"ok":true}'
+    content_type: str = "application/json"
+
+
+DEFAULT_ACK = Ack()
+
+
+# --- building events -------------------------------------------------------------------------
+
+
+def status_event(
+    request: WebhookRequest,
+    *,
+    channel: str,
+    status: Status,
+    message_id: str | None,
+    correlation_id: str | None = None,
+    sender: str | None = None,
+    recipient: str | None = None,
+    error: ErrorInfo | None = None,
+    provider_status: ProviderStatus | None = None,
+    segments: int | None = None,
+    price: Price | None = None,
+    occurred_at: datetime | None = None,
+) -> MessageEvent:
+    """A `message.status` event about a message we sent (direction outbound)."""
+    status_key = provider_status.name or provider_status.code if provider_status else None
+    return MessageEvent(
+        id=event_id(
+            provider=request.provider,
+            account=request.account,
+            type=EventType.STATUS,
+            message_id=message_id,
+            status=status_key or status.value,
+            occurred_at=occurred_at,
+            fallback="" if message_id else f"{correlation_id}|{recipient}",
+        ),
+        type=EventType.STATUS,
+        provider=request.provider,
+        account=request.account,
+        channel=channel,
+        direction=Direction.OUTBOUND,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        from_=address(sender),
+        to=address(recipient),
+        status=status,
+        error=error,
+        provider_status=provider_status,
+        segments=segments,
+        price=price,
+        occurred_at=occurred_at,
+        received_at=request.received_at,
+        raw_id=request.raw_id,
+    )
+
+
+def inbound_event(
+    request: WebhookRequest,
+    *,
+    channel: str,
+    message_id: str | None,
+    sender: str | None,
+    recipient: str | None,
+    text: str | None = None,
+    media: list[Media] | None = None,
+    postback: str | None = None,
+    in_reply_to: str | None = None,
+    correlation_id: str | None = None,
+    segments: int | None = None,
+    price: Price | None = None,
+    occurred_at: datetime | None = None,
+) -> MessageEvent:
+    """A `message.inbound` event: a message from an end user."""
+    return MessageEvent(
+        id=event_id(
+            provider=request.provider,
+            account=request.account,
+            type=EventType.INBOUND,
+            message_id=message_id,
+            status=None,
+            occurred_at=occurred_at,
+            fallback="" if message_id else f"{sender}|{recipient}|{text}|{postback}",
+        ),
+        type=EventType.INBOUND,
+        provider=request.provider,
+        account=request.account,
+        channel=channel,
+        direction=Direction.INBOUND,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        from_=address(sender),
+        to=address(recipient),
+        text=text,
+        media=media or [],
+        postback=postback,
+        in_reply_to=in_reply_to,
+        segments=segments,
+        price=price,
+        occurred_at=occurred_at,
+        received_at=request.received_at,
+        raw_id=request.raw_id,
+    )
+
+
+# --- decoding bodies -------------------------------------------------------------------------
+
+
+def parse_json_object(body: bytes) -> JsonObject:
+    """Decode a JSON object body, or explain why it is not one."""
+    if not body.strip():
+        raise NormalizeError("empty body; expected a JSON object")
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise NormalizeError(f"body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise NormalizeError(f"expected a JSON object, got a JSON {type(value).__name__}")
+    return value
+
+
+def parse_form(text: bytes | str) -> dict[str, str]:
+    """Decode a urlencoded form or query string; a repeated key keeps its last value."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise NormalizeError("form body is not UTF-8") from None
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def parse_xml(body: bytes) -> JsonObject:
+    """Decode XML safely (no entities, no external references) into nested dicts.
+
+    Repeated child elements become lists; text-only elements become strings. The root element
+    name is kept under the key `_root` so callers can tell document kinds apart.
+    """
+    try:
+        root = SafeET.fromstring(body)
+    except SafeET.ParseError as exc:
+        raise NormalizeError(f"body is not well-formed XML: {exc}") from None
+    except Exception as exc:  # defusedxml's refusals (entities, DTDs) are not ParseErrors
+        raise NormalizeError(f"XML refused: {type(exc).__name__}") from None
+    converted = _xml_element(root)
+    result: JsonObject = converted if isinstance(converted, dict) else {"_text": converted}
+    result["_root"] = _local_name(root.tag)
+    return result
+
+
+def _local_name(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _xml_element(element: Any) -> Any:
+    children = list(element)
+    if not children:
+        return (element.text or "").strip()
+    result: JsonObject = {}
+    for child in children:
+        name = _local_name(child.tag)
+        value = _xml_element(child)
+        if name in result:
+            existing = result[name]
+            if isinstance(existing, list):
+                existing.append(value)
+            else:
+                result[name] = [existing, value]
+        else:
+            result[name] = value
+    return result
+
+
+def is_xml(request: WebhookRequest) -> bool:
+    return request.media_type.endswith("/xml") or request.body.lstrip()[:1] == b"<"
+
+
+def is_form(request: WebhookRequest) -> bool:
+    return request.media_type == "application/x-www-form-urlencoded"
+
+
+# --- field helpers ---------------------------------------------------------------------------
+
+
+def first(data: Mapping[str, Any], *names: str) -> Any:
+    """The value of the first of `names` present and not empty (providers vary key spelling)."""
+    for name in names:
+        value = data.get(name)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def text_field(data: Mapping[str, Any], *names: str) -> str | None:
+    """Like `first`, but always a string (numbers become strings) or None."""
+    value = first(data, *names)
+    if value is None:
+        return None
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise NormalizeError(f"field {names[0]!r} should be a string, got {type(value).__name__}")
+
+
+def int_field(data: Mapping[str, Any], *names: str) -> int | None:
+    value = first(data, *names)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise NormalizeError(f"field {names[0]!r} should be an integer, got {value!r}") from None
+    return number if number >= 0 else None
+
+
+def as_list(value: Any) -> list[Any]:
+    """XML and lenient JSON give one item or a list; normalizers want a list."""
+    if value is None or value == "":
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def iter_objects(items: Any, what: str) -> Iterator[JsonObject]:
+    for index, item in enumerate(as_list(items)):
+        if not isinstance(item, dict):
+            raise NormalizeError(f"{what}[{index}] should be an object, got {type(item).__name__}")
+        yield item
+
+
+_PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{6,20}$")
+
+
+def address(value: str | None) -> str | None:
+    """E.164 (`+` and digits) for phone numbers; other identifiers unchanged.
+
+    Numbers shorter than 8 digits are short codes or service codes, not E.164, and stay as
+    given; so do alphanumeric sender ids, user keys and platform ids.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if not value or not _PHONE.match(value):
+        return value or None
+    digits = re.sub(r"[^0-9]", "", value)
+    if len(digits) < 8 or len(digits) > 15:
+        return value
+    return "+" + digits
+
+
+_CHANNELS = {
+    "sms": "sms",
+    "mms": "mms",
+    "whatsapp": "whatsapp",
+    "viber": "viber",
+    "viber_bm": "viber",
+    "viber_bot": "viber",
+    "rcs": "rcs",
+    "messenger": "messenger",
+    "facebook": "messenger",
+    "instagram": "instagram",
+    "instagram_dm": "instagram",
+    "line": "line",
+    "line_on": "line",
+    "telegram": "telegram",
+    "email": "email",
+    "apple_mb": "apple",
+    "apple": "apple",
+    "kakao": "kakao",
+    "zalo": "zalo",
+    "voice": "voice",
+    "branded text": "rcs",
+}
+
+
+def channel(value: str | None) -> str:
+    """The schema's lower-case channel name for a provider's channel label."""
+    if not value:
+        return "unknown"
+    key = value.strip().lower()
+    if key in _CHANNELS:
+        return _CHANNELS[key]
+    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", key).strip("-")
+    return cleaned or "unknown"
+
+
+_TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S.%f%z",  # Infobip: 2019-11-09T16:00:00.000+0000
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y%m%d%H%M%S",
+)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A provider timestamp as an aware UTC datetime; naive times are taken as UTC.
+
+    Accepts RFC 3339, Infobip's `+0000` offsets, space-separated forms, compact
+    `YYYYMMDDhhmmss`, and unix seconds or milliseconds. Unparseable values raise.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise NormalizeError(f"timestamp {value!r} is not a time")
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()
+                                            and len(value) in (10, 13)):
+        seconds = float(value)
+        if seconds > 1e11:  # milliseconds
+            seconds /= 1000
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise NormalizeError(f"timestamp {value!r} is out of range") from None
+    if not isinstance(value, str):
+        raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+        for fmt in _TIME_FORMATS:
+            try:
+                parsed = datetime.strptime(text, fmt)
+                break
+            except ValueError:
+                continue
+    if parsed is None:
+        raise NormalizeError(f"timestamp {value!r} is not in a known format")
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def price(amount: Any, currency: Any) -> Price | None:
+    if amount in (None, "") or not currency:
+        return None
+    try:
+        return Price(amount=str(amount), currency=str(currency).upper())
+    except ValueError:
+        raise NormalizeError(f"price {amount!r} {currency!r} is not a decimal amount") from None

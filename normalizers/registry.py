@@ -1,0 +1,59 @@
+"""Maps provider names to their normalizer modules (Courier-style: one module per provider)."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Protocol, cast
+
+from normalizers.base import Ack, NormalizeError, WebhookRequest
+from switchboard.events import PROVIDERS, MessageEvent
+
+# provider name -> module under normalizers/. Adding a provider adds one line here.
+_MODULES = {
+    "infobip": "normalizers.infobip",
+    "infobip-omnichat": "normalizers.infobip_omnichat",
+    "bird": "normalizers.bird",
+    "webex": "normalizers.webex",
+    "ubiqio": "normalizers.ubiqio",
+}
+assert tuple(_MODULES) == PROVIDERS, "keep the registry and switchboard.events.PROVIDERS in step"
+
+
+class ProviderNormalizer(Protocol):
+    """What every provider module exposes."""
+
+    NAME: str
+
+    def normalize(self, request: WebhookRequest) -> list[MessageEvent]:
+        """Turn one webhook into zero or more events, or raise NormalizeError."""
+
+    def acknowledge(self, request: WebhookRequest) -> Ack:
+        """The success answer this provider expects for this kind of webhook."""
+
+
+def provider_names() -> tuple[str, ...]:
+    return tuple(_MODULES)
+
+
+def get(provider: str) -> ProviderNormalizer:
+    try:
+        module_name = _MODULES[provider]
+    except KeyError:
+        raise NormalizeError(
+            f"unknown provider {provider!r}; known: {', '.join(_MODULES)}"
+        ) from None
+    module: ModuleType = importlib.import_module(module_name)
+    return cast(ProviderNormalizer, module)
+
+
+def normalize(request: WebhookRequest) -> list[MessageEvent]:
+    """Normalize with the request's provider; only NormalizeError escapes, never a crash."""
+    normalizer = get(request.provider)
+    try:
+        return normalizer.normalize(request)
+    except NormalizeError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+        # A normalizer bug or a shape we did not foresee: still a typed, explained error.
+        raise NormalizeError(f"unexpected {request.provider} payload: {exc}") from exc
