@@ -1,0 +1,11 @@
+# The Switchboard image used by docker-compose.yml for ingest and the workers.
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY switchboard ./switchboard
+COPY ingest ./ingest
+COPY normalizers ./normalizers
+COPY consumers ./consumers
+RUN pip install --no-cache-dir . && useradd --system switchboard
+USER switchboard
+ENTRYPOINT ["switchboard"]

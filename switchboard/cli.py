@@ -1,0 +1,177 @@
+"""`switchboard`: one command, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from switchboard.localkafka import BrokerError, LocalKafka
+from switchboard.logs import configure_logging
+from switchboard.settings import Settings, get_settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def local_broker(settings: Settings) -> LocalKafka:
+    """The broker the run command and `switchboard kafka` share (persistent data dir)."""
+    return LocalKafka(
+        settings.data_dir / "kafka",
+        cache_dir=settings.cache_dir,
+        port=settings.kafka_port,
+        controller_port=settings.kafka_controller_port,
+    )
+
+
+def start_kafka(settings: Settings) -> tuple[LocalKafka | None, str]:
+    """The cluster to use: KAFKA_BOOTSTRAP_SERVERS if set, else a local broker started here.
+
+    Either way the topics exist when this returns.
+    """
+    from switchboard.topics import ensure_topics
+
+    broker: LocalKafka | None = None
+    bootstrap = settings.kafka_bootstrap_servers
+    if not bootstrap:
+        broker = local_broker(settings)
+        try:
+            broker.start()
+            asyncio.run(broker.wait_ready())
+        except BaseException:
+            broker.stop()
+            raise
+        bootstrap = broker.bootstrap_servers
+    if settings.create_topics:
+        asyncio.run(ensure_topics(bootstrap, partitions=settings.topic_partitions,
+                                  replication_factor=settings.topic_replication_factor))
+    return broker, bootstrap
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a local broker in the foreground until Ctrl-C."""
+    if settings.kafka_bootstrap_servers:
+        print(f"KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} is set: "
+              "using that cluster, starting nothing.")
+        return 0
+    return cmd_run(args, settings)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Start Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set) and the topics; run until Ctrl-C."""
+    signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop is a Ctrl-C: clean shutdown
+    started = time.monotonic()
+    try:
+        broker, bootstrap = start_kafka(settings)
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    where = f"data: {broker.data_dir}, log: {broker.log_path}" if broker else "external cluster"
+    print(f"Kafka {bootstrap} ready in {time.monotonic() - started:.1f}s ({where}). "
+          "Ctrl-C stops it.", flush=True)
+    try:
+        if broker is None or broker.process is None:
+            signal.pause()
+            return 0
+        broker.process.wait()
+        print(f"error: Kafka exited unexpectedly:\n{broker.tail()}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stopping…", flush=True)
+        return 0
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the events of one captured webhook as JSON lines (exit 2 with the reason if bad)."""
+    from normalizers import NormalizeError, WebhookRequest, normalize
+
+    if args.file in (None, "-"):
+        body = sys.stdin.buffer.read()
+    else:
+        try:
+            body = Path(args.file).read_bytes()
+        except OSError as exc:
+            print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return 2
+    content_type = args.content_type or _guess_content_type(args.file, body)
+    method = args.method or ("GET" if not body.strip() and args.query else "POST")
+    request = WebhookRequest(
+        provider=args.provider, account=args.account, body=body, received_at=datetime.now(UTC),
+        raw_id="cli", content_type=content_type, query=args.query or "", method=method,
+    )
+    try:
+        events = normalize(request)
+    except NormalizeError as exc:
+        print(f"error: {exc.reason}", file=sys.stderr)
+        return 2
+    for event in events:
+        sys.stdout.buffer.write(event.to_json() + b"\n")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the JSON Schema of the message event (docs/schema/message-event.v1.json)."""
+    from switchboard.events import json_schema
+
+    sys.stdout.buffer.write(json_schema())
+    return 0
+
+
+def _guess_content_type(name: str | None, body: bytes) -> str:
+    start = body.lstrip()[:1]
+    if (name or "").endswith(".xml") or start == b"<":
+        return "application/xml"
+    if start in (b"{", b"["):
+        return "application/json"
+    if b"=" in body:
+        return "application/x-www-form-urlencoded"
+    return "application/json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start everything (today: Kafka and its topics)")
+    run.set_defaults(handler=cmd_run)
+
+    kafka = sub.add_parser("kafka", help="run a local single-node Kafka broker in the foreground")
+    kafka.set_defaults(handler=cmd_kafka)
+
+    norm = sub.add_parser("normalize", help="print the events of one captured webhook")
+    norm.add_argument("--provider", required=True, help="infobip, infobip-omnichat, bird, ...")
+    norm.add_argument("--content-type", help="default: guessed from the body")
+    norm.add_argument("--query", help="the raw query string, e.g. for GET status reports")
+    norm.add_argument("--method", choices=["GET", "POST"], help="default: GET if only a query")
+    norm.add_argument("--account", default="cli", help="account name put in the events")
+    norm.add_argument("file", nargs="?", help="the body; '-' or nothing reads stdin")
+    norm.set_defaults(handler=cmd_normalize)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the message event")
+    schema.set_defaults(handler=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    handler: Command = args.handler
+    return handler(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""A real single-node Apache Kafka (KRaft) started from Maven Central jars, without Docker.
+
+Used alike by `switchboard kafka`, the run command, the test session and the benchmarks, so
+every one of them talks to the same real broker. Jars are fetched once into a cache outside the
+repository; the data directory is the caller's (persistent for local use, temporary in tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ctypes
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from switchboard.logs import get_logger
+from switchboard.topics import TopicSpec, ensure_topics
+
+KAFKA_VERSION = "3.9.1"
+READY_LINE = "Kafka Server started"
+_READY_TOPIC = TopicSpec("switchboard.selftest.v1", "readiness round trip", partitions=1)
+log = get_logger(__name__)
+
+
+class BrokerError(RuntimeError):
+    """The local broker could not be fetched or started; the message says what to do."""
+
+
+def ensure_jars(cache_dir: Path) -> Path:
+    """The directory of broker jars, fetched with Maven on first use (safe across processes)."""
+    home = cache_dir / f"kafka-{KAFKA_VERSION}"
+    lib = home / "lib"
+    if (lib / ".complete").exists():
+        return lib
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be fetching right now
+        if (lib / ".complete").exists():
+            return lib
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise BrokerError("Maven (mvn) is needed once to fetch the Kafka jars; install it")
+        pom = home / "pom.xml"
+        pom.write_bytes(resources.files("switchboard.localkafka").joinpath("pom.xml").read_bytes())
+        staging = home / f"lib.tmp-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        log.info("fetching kafka jars from maven central", version=KAFKA_VERSION, into=str(lib))
+        result = subprocess.run(
+            [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
+             "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
+            capture_output=True, text=True, timeout=900, check=False,
+        )
+        if result.returncode != 0 or not (staging / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+            raise BrokerError(
+                "mvn could not fetch the Kafka jars:\n" + (result.stdout + result.stderr)[-3000:]
+            )
+        shutil.rmtree(lib, ignore_errors=True)
+        staging.rename(lib)
+        (lib / ".complete").touch()
+    return lib
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _new_cluster_id() -> str:
+    # Kafka's own Uuid never starts with "-": the tools would read it as an option.
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: the JVM gets SIGTERM if our process dies, even by SIGKILL."""
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+_LOG4J = """\
+log4j.rootLogger=WARN, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.server.KafkaRaftServer=INFO
+"""
+
+
+class LocalKafka:
+    """One broker+controller process on 127.0.0.1 with its data under `data_dir`."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        cache_dir: Path,
+        port: int = 9092,
+        controller_port: int = 9093,
+        heap: str = "512m",
+    ) -> None:
+        self.data_dir = data_dir.resolve()
+        self.cache_dir = cache_dir
+        self.port = port
+        self.controller_port = controller_port
+        self.heap = heap
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "broker.log"
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _write_config(self) -> tuple[Path, Path]:
+        logs = self.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        properties = self.data_dir / "server.properties"
+        properties.write_text(
+            "\n".join(
+                [
+                    "process.roles=broker,controller",
+                    "node.id=1",
+                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    "controller.listener.names=CONTROLLER",
+                    f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    "inter.broker.listener.name=PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    f"log.dirs={logs}",
+                    # one node: internal topics cannot have 3 replicas
+                    "num.partitions=1",
+                    "default.replication.factor=1",
+                    "min.insync.replicas=1",
+                    "offsets.topic.replication.factor=1",
+                    "offsets.topic.num.partitions=1",
+                    "transaction.state.log.replication.factor=1",
+                    "transaction.state.log.min.isr=1",
+                    "transaction.state.log.num.partitions=1",
+                    # topics are created explicitly (switchboard.topics), as in production
+                    "auto.create.topics.enable=false",
+                    "group.initial.rebalance.delay.ms=0",
+                    "group.min.session.timeout.ms=1000",
+                    # sized for a 2-core machine; the default dedupe buffer alone is 128 MB
+                    "num.network.threads=2",
+                    "num.io.threads=2",
+                    "background.threads=2",
+                    "num.recovery.threads.per.data.dir=1",
+                    "log.cleaner.dedupe.buffer.size=16777216",
+                    "",
+                ]
+            )
+        )
+        log4j = self.data_dir / "log4j.properties"
+        log4j.write_text(_LOG4J)
+        return properties, log4j
+
+    def _java(self, lib: Path, log4j: Path, *args: str) -> list[str]:
+        java = shutil.which("java")
+        if java is None:
+            raise BrokerError("java (17+) is needed to run the local Kafka broker")
+        return [
+            java, "-Xms128m", f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{log4j}", "-cp", f"{lib}/*", *args,
+        ]
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Fetch (once), format (once per data dir) and start; returns when the broker is up."""
+        for port in (self.port, self.controller_port):
+            if _port_in_use(port):
+                raise BrokerError(f"port {port} on 127.0.0.1 is already in use; is a broker "
+                                  "already running? (set SWITCHBOARD_KAFKA_PORT to choose another)")
+        lib = ensure_jars(self.cache_dir)
+        properties, log4j = self._write_config()
+        id_file = self.data_dir / "cluster.id"
+        if not id_file.exists():
+            id_file.write_text(_new_cluster_id())
+        formatted = subprocess.run(
+            self._java(lib, log4j, "kafka.tools.StorageTool", "format", "-t",
+                       id_file.read_text().strip(), "-c", str(properties), "--ignore-formatted"),
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        if formatted.returncode != 0:
+            raise BrokerError(f"formatting Kafka storage failed:\n{formatted.stdout}"
+                              f"{formatted.stderr}"[-3000:])
+        with open(self.log_path, "wb") as out:
+            self.process = subprocess.Popen(
+                self._java(lib, log4j, "kafka.Kafka", str(properties)),
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )
+        self._wait_for_ready_line(timeout_s)
+
+    def _wait_for_ready_line(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        assert self.process is not None
+        while time.monotonic() < deadline:
+            if READY_LINE in self.log_path.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                raise BrokerError(f"Kafka exited with {self.process.returncode}; last output:\n"
+                                  + self.tail())
+            time.sleep(0.1)
+        self.stop()
+        raise BrokerError(f"Kafka did not start within {timeout_s:.0f}s; last output:\n"
+                          + self.tail())
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except FileNotFoundError:
+            return ""
+
+    async def wait_ready(self, timeout_s: float = 60.0) -> None:
+        await wait_until_usable(self.bootstrap_servers, timeout_s)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM for a clean shutdown (flushes logs); SIGKILL if it does not finish in time."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> LocalKafka:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+async def wait_until_usable(bootstrap_servers: str, timeout_s: float = 60.0) -> None:
+    """Return once a record can be produced with acks=all and consumed back in a group."""
+    deadline = time.monotonic() + timeout_s
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            await asyncio.wait_for(_round_trip(bootstrap_servers), max(1.0, deadline -
+                                                                      time.monotonic()))
+            return
+        except Exception as exc:
+            last_error = exc
+            await asyncio.sleep(0.5)
+    raise BrokerError(f"Kafka at {bootstrap_servers} is not usable: {last_error!r}")
+
+
+async def _round_trip(bootstrap_servers: str) -> None:
+    await ensure_topics(bootstrap_servers, partitions=1, replication_factor=1,
+                        specs=(_READY_TOPIC,))
+    marker = uuid.uuid4().bytes
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        metadata = await producer.send_and_wait(_READY_TOPIC.name, marker)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partition = TopicPartition(_READY_TOPIC.name, metadata.partition)
+        consumer.assign([partition])
+        consumer.seek(partition, metadata.offset)
+        record = await consumer.getone()
+        if record.value != marker:
+            raise BrokerError("readiness record did not come back")
+    finally:
+        await consumer.stop()

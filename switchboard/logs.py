@@ -1,0 +1,104 @@
+"""structlog set up once for every process: JSON lines in production, readable in a terminal.
+
+Secrets are kept out of logs twice over: values under secret-looking keys are masked, and any
+string containing a registered secret value (account secrets, tokens) is masked wherever it
+appears, including in messages from libraries that log through the standard library.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+MASK = "***"
+_SECRET_KEY = re.compile(
+    r"(secret|password|passwd|token|authorization|signature|api[_-]?key|access[_-]?key|credential)",
+    re.IGNORECASE,
+)
+_secret_values: set[str] = set()
+_configured = False
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Remember secret values so they are masked in every later log line."""
+    # Very short values would mask ordinary words; real secrets are longer.
+    _secret_values.update(v for v in values if v and len(v) >= 6)
+
+
+def scrub(value: str) -> str:
+    for secret in _secret_values:
+        if secret in value:
+            value = value.replace(secret, MASK)
+    return value
+
+
+def _scrub_any(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: MASK if _SECRET_KEY.search(str(k)) else _scrub_any(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrub_any(v) for v in value]
+    return value
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: mask secret keys and registered secret values."""
+    for key, value in list(event_dict.items()):
+        if _SECRET_KEY.search(key):
+            event_dict[key] = MASK
+        else:
+            event_dict[key] = _scrub_any(value)
+    return event_dict
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
+    """Configure structlog and the standard library's root logger (idempotent)."""
+    global _configured
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level)
+    # aiokafka is chatty at INFO about every (re)connection; warnings still come through.
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    _configured = True
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    if not _configured:
+        configure_logging()
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

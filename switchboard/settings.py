@@ -1,0 +1,108 @@
+"""Settings from the environment and an optional TOML file (environment wins).
+
+Environment variables are `SWITCHBOARD_<FIELD>` (e.g. `SWITCHBOARD_HTTP_PORT`), except
+`KAFKA_BOOTSTRAP_SERVERS`, which keeps the name every Kafka tool uses. The TOML file is named
+by `SWITCHBOARD_CONFIG`; its keys are the field names below.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "SWITCHBOARD_"
+CONFIG_FILE_ENV = "SWITCHBOARD_CONFIG"
+BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "switchboard"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    # Kafka. Unset bootstrap servers mean "start a local broker" (run command, tests, bench).
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(BOOTSTRAP_ENV, "kafka_bootstrap_servers"),
+    )
+    kafka_port: int = Field(default=9092, description="port of the local broker we start")
+    kafka_controller_port: int = 9093
+    kafka_client_id: str = "switchboard"
+    produce_timeout_s: float = Field(
+        default=5.0, gt=0, description="how long a webhook waits for Kafka acks before 503"
+    )
+
+    # Topics
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication_factor: int = Field(default=1, ge=1)
+    create_topics: bool = True
+
+    # Where the local broker keeps its jars (cache) and data.
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    data_dir: Path = Path(".switchboard")
+
+    # HTTP ingest
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    http_workers: int = Field(default=1, ge=1)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    accounts_file: Path | None = None
+    public_url: str | None = Field(
+        default=None, description="how providers reach ingest, for notify/webhook URLs we send"
+    )
+
+    # Logging
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise FileNotFoundError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def uses_local_kafka(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+
+def env_var_names() -> set[str]:
+    """Every environment variable the settings read (checked against docker-compose.yml)."""
+    names = {CONFIG_FILE_ENV}
+    for name, info in Settings.model_fields.items():
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            names.update(str(a) for a in alias.choices if str(a).isupper())
+        else:
+            names.add(ENV_PREFIX + name.upper())
+    return names
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

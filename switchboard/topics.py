@@ -1,0 +1,131 @@
+"""Every Kafka topic Switchboard uses, with its settings, in one place.
+
+Names carry the schema version (`.v1`): a breaking change to a record's shape gets a new topic,
+so old and new consumers can run side by side during a migration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from switchboard.logs import get_logger
+
+log = get_logger(__name__)
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    purpose: str
+    config: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None  # None: the configured default
+
+
+RAW = TopicSpec(
+    "switchboard.raw.v1",
+    "every authenticated webhook request as received (the replayable source of truth)",
+    {"retention.ms": str(14 * DAY_MS), "max.message.bytes": str(2 * 1024 * 1024)},
+)
+MESSAGE_INBOUND = TopicSpec(
+    "switchboard.message.inbound.v1",
+    "normalized message.inbound events",
+    {"retention.ms": str(7 * DAY_MS)},
+)
+MESSAGE_STATUS = TopicSpec(
+    "switchboard.message.status.v1",
+    "normalized message.status events",
+    {"retention.ms": str(7 * DAY_MS)},
+)
+DEAD_LETTER = TopicSpec(
+    "switchboard.dead-letter.v1",
+    "records that could not be normalized or handled, with the reason",
+    {"retention.ms": str(30 * DAY_MS), "max.message.bytes": str(2 * 1024 * 1024)},
+)
+OUTBOUND = TopicSpec(
+    "switchboard.outbound.v1",
+    "outbound commands: messages to send through a provider",
+    {"retention.ms": str(7 * DAY_MS)},
+)
+OUTBOUND_RESULTS = TopicSpec(
+    "switchboard.outbound-results.v1",
+    "the result of each outbound command (accepted or failed)",
+    {"retention.ms": str(7 * DAY_MS)},
+)
+OUTBOUND_SENT = TopicSpec(
+    "switchboard.outbound-sent.v1",
+    "ids of commands already sent, so a redelivered command is not sent twice",
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": str(DAY_MS)},
+)
+OPT_OUTS = TopicSpec(
+    "switchboard.opt-outs.v1",
+    "opt-out state per account and contact (latest record per key wins)",
+    {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": str(DAY_MS)},
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    RAW,
+    MESSAGE_INBOUND,
+    MESSAGE_STATUS,
+    DEAD_LETTER,
+    OUTBOUND,
+    OUTBOUND_RESULTS,
+    OUTBOUND_SENT,
+    OPT_OUTS,
+)
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    *,
+    partitions: int,
+    replication_factor: int,
+    specs: tuple[TopicSpec, ...] = ALL_TOPICS,
+    timeout_s: float = 30.0,
+) -> list[str]:
+    """Create the topics that do not exist yet; returns the names it created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if not missing:
+            return []
+        new_topics = [
+            NewTopic(
+                name=spec.name,
+                num_partitions=spec.partitions or partitions,
+                replication_factor=replication_factor,
+                topic_configs=spec.config,
+            )
+            for spec in missing
+        ]
+        response = await asyncio.wait_for(admin.create_topics(new_topics), timeout_s)
+        created = []
+        for topic_error in response.topic_errors:
+            name, code = topic_error[0], topic_error[1]
+            if code == 0:
+                created.append(name)
+            elif code != TopicAlreadyExistsError.errno:  # lost a race with another process: fine
+                message = topic_error[2] if len(topic_error) > 2 else ""
+                raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
+        log.info("topics created", topics=created)
+        return created
+    finally:
+        await admin.close()
+
+
+async def missing_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL_TOPICS
+                         ) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [spec.name for spec in specs if spec.name not in existing]

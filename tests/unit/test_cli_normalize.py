@@ -1,0 +1,47 @@
+"""`switchboard normalize`: what people debugging an integration run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from tests.fixtures import load_fixtures
+
+
+def _run(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "switchboard.cli", "normalize", *args],
+                          input=stdin, capture_output=True, check=False, timeout=60)
+
+
+def test_prints_events_as_json_lines_for_a_fixture(tmp_path: Path) -> None:
+    fixture = next(f for f in load_fixtures() if f.spec.get("events"))
+    body = tmp_path / "body"
+    body.write_bytes(fixture.body())
+    request = fixture.spec["request"]
+    args = ["--provider", fixture.provider, str(body)]
+    if request.get("content_type"):
+        args += ["--content-type", request["content_type"]]
+    if request.get("query"):
+        args += ["--query", request["query"]]
+    if request.get("method"):
+        args += ["--method", request["method"]]
+    result = _run(*args)
+    assert result.returncode == 0, result.stderr
+    events = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(events) == len(fixture.spec["events"])
+    assert all(event["provider"] == fixture.provider for event in events)
+
+
+def test_bad_input_prints_the_reason_and_exits_2() -> None:
+    result = _run("--provider", "infobip", "-", stdin=b"{not json")
+    assert result.returncode == 2
+    assert b"error:" in result.stderr and result.stdout == b""
+
+
+def test_unknown_provider_exits_2() -> None:
+    result = _run("--provider", "nope", "-", stdin=b"{}")
+    assert result.returncode == 2
+    assert b"unknown provider" in result.stderr

@@ -1,0 +1,66 @@
+"""docker-compose.yml cannot run here; this keeps it in agreement with the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from switchboard.cli import build_parser
+from switchboard.localkafka import KAFKA_VERSION
+from switchboard.settings import Settings, env_var_names
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+APP_SERVICES = {name: s for name, s in SERVICES.items() if name != "kafka"}
+
+
+def _subcommands() -> set[str]:
+    parser = build_parser()
+    actions = [a for a in parser._actions if a.dest == "command"]
+    return set(actions[0].choices or {})
+
+
+def test_kafka_image_matches_the_local_broker_version() -> None:
+    assert SERVICES["kafka"]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+
+
+def test_kafka_is_single_node_kraft_with_explicit_topics() -> None:
+    env = SERVICES["kafka"]["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_app_services_use_known_settings_and_reach_kafka() -> None:
+    known = env_var_names()
+    for name, service in APP_SERVICES.items():
+        env = service["environment"]
+        unknown = {key for key in env if key not in known}
+        assert not unknown, f"{name} sets variables the settings do not read: {unknown}"
+        assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+        assert "kafka" in service["depends_on"]
+
+
+def test_app_services_run_existing_subcommands() -> None:
+    subcommands = _subcommands()
+    for name, service in APP_SERVICES.items():
+        command = service["command"]
+        first = command[0] if isinstance(command, list) else command.split()[0]
+        assert first in subcommands, f"{name} runs unknown subcommand {first!r}"
+
+
+def test_published_ports_match_settings() -> None:
+    for service in APP_SERVICES.values():
+        env = service["environment"]
+        if "SWITCHBOARD_HTTP_PORT" in env:
+            port = env["SWITCHBOARD_HTTP_PORT"]
+            assert any(str(p).endswith(f":{port}") for p in service["ports"])
+    assert Settings().http_port == 8080
+
+
+def test_anchor_variables_are_settings() -> None:
+    anchor = COMPOSE["x-switchboard-env"]
+    assert set(anchor) <= env_var_names()

@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from normalizers.base import NormalizeError, address, channel, parse_form, parse_time, parse_xml
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2019-11-09T16:00:00.000+0000", datetime(2019, 11, 9, 16, tzinfo=UTC)),
+        ("2019-11-09T18:00:00.000+0200", datetime(2019, 11, 9, 16, tzinfo=UTC)),
+        ("2023-07-28T17:57:12+00:00", datetime(2023, 7, 28, 17, 57, 12, tzinfo=UTC)),
+        ("2024-01-07T14:36:09.266Z", datetime(2024, 1, 7, 14, 36, 9, 266000, tzinfo=UTC)),
+        ("2015-04-12 13:00:19", datetime(2015, 4, 12, 13, 0, 19, tzinfo=UTC)),
+        ("20230727004929", datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
+        ("1690418969", datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
+        (1690418969000, datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
+        (None, None),
+    ],
+)
+def test_parse_time_accepts_provider_formats(value: object, expected: datetime | None) -> None:
+    assert parse_time(value) == expected
+
+
+@pytest.mark.parametrize("value", ["yesterday", "2019-13-45T00:00:00Z", True, [1]])
+def test_parse_time_rejects_nonsense_with_a_reason(value: object) -> None:
+    with pytest.raises(NormalizeError, match="time"):
+        parse_time(value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("41793026727", "+41793026727"),
+        ("+41 79 302 67 27", "+41793026727"),
+        ("56263", "56263"),  # a short code is not E.164
+        ("InfoSMS", "InfoSMS"),
+        ("urn:mbid:AQAAY6xH", "urn:mbid:AQAAY6xH"),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_address_makes_phone_numbers_e164(raw: str | None, expected: str | None) -> None:
+    assert address(raw) == expected
+
+
+def test_channel_names_are_normalized() -> None:
+    assert channel("VIBER_BM") == "viber"
+    assert channel("INSTAGRAM_DM") == "instagram"
+    assert channel("SMS") == "sms"
+    assert channel(None) == "unknown"
+    assert channel("Some New Thing") == "some-new-thing"
+
+
+def test_xml_is_parsed_without_entity_expansion() -> None:
+    bomb = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><x>&a;&a;</x>'
+    with pytest.raises(NormalizeError, match="XML"):
+        parse_xml(bomb)
+    parsed = parse_xml(b"<r><results><m>1</m></results><results><m>2</m></results></r>")
+    assert parsed == {"_root": "r", "results": [{"m": "1"}, {"m": "2"}]}
+
+
+def test_form_keeps_last_repeated_value() -> None:
+    assert parse_form(b"id=1&id=2&body=Hi+there") == {"id": "2", "body": "Hi there"}
