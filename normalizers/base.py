@@ -211,7 +211,10 @@ def parse_xml(body: bytes) -> JsonObject:
         raise NormalizeError(f"body is not well-formed XML: {exc}") from None
     except Exception as exc:  # defusedxml's refusals (entities, DTDs) are not ParseErrors
         raise NormalizeError(f"XML refused: {type(exc).__name__}") from None
-    converted = _xml_element(root)
+    try:
+        converted = _xml_element(root)
+    except RecursionError:
+        raise NormalizeError("XML is nested too deeply") from None
     result: JsonObject = converted if isinstance(converted, dict) else {"_text": converted}
     result["_root"] = _local_name(root.tag)
     return result

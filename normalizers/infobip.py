@@ -1,16 +1,448 @@
-"""infobip webhooks -> message events. (Placeholder until its normalizer lands.)"""
+"""Infobip webhooks -> message events.
+
+Infobip posts every kind of report as `{"results": [...]}` (JSON, or XML when the message asked
+for `application/xml`), up to 100 reports per request. The kind is told apart per report:
+
+* Messages API reports carry `event`: `DELIVERY` (delivery report), `SEEN` (seen report), `MO`
+  (inbound message) or `TYPING_STARTED`/`TYPING_STOPPED` (ignored: not messages).
+* SMS API delivery reports (legacy v1/v2 `notifyUrl` and v3 `webhooks.delivery`) have no
+  `event` but a `status` object; they are SMS.
+* Inbound SMS (renderer `MO_JSON_2`) and inbound MMS have no `event`, no `status`, but
+  `receivedAt`/`text`/`message`.
+
+Status mapping, error handling and addresses are documented in docs/providers/infobip.md.
+"""
 
 from __future__ import annotations
 
-from normalizers.base import DEFAULT_ACK, Ack, NormalizeError, WebhookRequest
-from switchboard.events import MessageEvent
+from collections.abc import Iterable
+from typing import Any
+
+from normalizers.base import (
+    DEFAULT_ACK,
+    Ack,
+    JsonObject,
+    NormalizeError,
+    WebhookRequest,
+    as_list,
+    channel,
+    first,
+    inbound_event,
+    int_field,
+    is_xml,
+    iter_objects,
+    parse_json_object,
+    parse_time,
+    parse_xml,
+    price,
+    status_event,
+    text_field,
+)
+from switchboard.events import ErrorInfo, Media, MessageEvent, Price, ProviderStatus, Status
 
 NAME = "infobip"
 
+# Events that say something happened in a conversation but carry no message.
+_IGNORED_EVENTS = frozenset({"TYPING_STARTED", "TYPING_STOPPED"})
+
+# Status names whose meaning is narrower than their group's (see docs/providers/infobip.md).
+_STATUS_BY_NAME = {
+    "MESSAGE_ACCEPTED": Status.ACCEPTED,
+    "PENDING_ACCEPTED": Status.ACCEPTED,  # accepted, not yet handed to the operator
+    "PENDING_ENROUTE": Status.SENT,
+    "PENDING_WAITING_DELIVERY": Status.SENT,  # sent, waiting for the operator's DLR
+    "PENDING_TIME_VIOLATION": Status.SCHEDULED,  # held until the allowed time window opens
+    "DELIVERED_TO_OPERATOR": Status.SENT,  # intermediate: the handset has not confirmed
+    "DELIVERED_TO_HANDSET": Status.DELIVERED,
+}
+
+_STATUS_BY_GROUP_NAME = {
+    "ACCEPTED": Status.ACCEPTED,
+    # Unknown PENDING_* names: Infobip has the message; we do not claim it left.
+    "PENDING": Status.ACCEPTED,
+    "UNDELIVERABLE": Status.UNDELIVERED,
+    "DELIVERED": Status.DELIVERED,
+    "EXPIRED": Status.EXPIRED,
+    "REJECTED": Status.REJECTED,
+}
+
+_STATUS_BY_GROUP_ID = {
+    0: Status.ACCEPTED,
+    1: Status.ACCEPTED,
+    2: Status.UNDELIVERED,
+    3: Status.DELIVERED,
+    4: Status.EXPIRED,
+    5: Status.REJECTED,
+}
+
+_STATUS_BY_PREFIX = (
+    ("UNDELIVERABLE_", Status.UNDELIVERED),
+    ("EXPIRED_", Status.EXPIRED),
+    ("REJECTED_", Status.REJECTED),
+    ("DELIVERED_", Status.DELIVERED),
+    ("PENDING_", Status.ACCEPTED),
+)
+
+_DELIVERED_TO_OPERATOR_ID = 2
+
+# Messages API media part types; the part says only the kind, so the type is a MIME range.
+_MEDIA_TYPES = {
+    "IMAGE": "image/*",
+    "AUDIO": "audio/*",
+    "VIDEO": "video/*",
+    "DOCUMENT": None,
+    "FILE": None,
+    "URL": None,
+}
+
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
-    raise NormalizeError(f"{NAME} webhooks are not supported yet")
+    """One event per report in the request, in order; typing indicators give none."""
+    reports = _xml_reports(request.body) if is_xml(request) else _json_reports(request.body)
+    events: list[MessageEvent] = []
+    for index, report in enumerate(reports):
+        try:
+            event = _normalize_report(request, report)
+        except NormalizeError as exc:
+            raise NormalizeError(f"results[{index}]: {exc.reason}") from None
+        if event is not None:
+            events.append(event)
+    return events
 
 
 def acknowledge(request: WebhookRequest) -> Ack:
+    """Infobip only needs HTTP 200; the body is ignored."""
     return DEFAULT_ACK
+
+
+# --- finding the reports ---------------------------------------------------------------------
+
+
+def _json_reports(body: bytes) -> list[JsonObject]:
+    data = parse_json_object(body)
+    if "results" not in data:
+        raise NormalizeError("expected an Infobip webhook: a JSON object with a 'results' array")
+    results = data["results"]
+    if not isinstance(results, list):
+        raise NormalizeError(f"'results' should be an array, got {type(results).__name__}")
+    return list(iter_objects(results, "results"))
+
+
+def _xml_reports(body: bytes) -> list[JsonObject]:
+    """Reports from any of Infobip's XML nestings (`<results><results>`, `<results><result>`).
+
+    Walks only elements named result/results and keeps those holding a `messageId`.
+    """
+    try:
+        tree = parse_xml(body)
+    except RecursionError:
+        # base.parse_xml converts recursively; absurdly deep documents must not crash it.
+        raise NormalizeError("XML is nested too deeply") from None
+    if "results" not in tree and "result" not in tree:
+        raise NormalizeError(
+            f"XML <{tree['_root']}> has no <results> element; not an Infobip report"
+        )
+    found: list[JsonObject] = []
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        if "messageId" in node and node is not tree:
+            found.append(node)
+            continue
+        children = [*as_list(node.get("results")), *as_list(node.get("result"))]
+        stack.extend(reversed(children))  # reversed so reports come out in document order
+    return found
+
+
+def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEvent | None:
+    event = text_field(report, "event")
+    if event is None:
+        if first(report, "status") is not None:
+            return _delivery_report(request, report, default_channel="sms")
+        if first(report, "receivedAt", "text", "message") is not None:
+            return _sms_inbound(request, report)
+        raise NormalizeError(
+            "not a recognised Infobip report (no 'event', no 'status', no 'receivedAt')"
+        )
+    kind = event.upper()
+    if kind == "DELIVERY":
+        return _delivery_report(request, report, default_channel=None)
+    if kind == "SEEN":
+        return _seen_report(request, report)
+    if kind == "MO":
+        return _messages_inbound(request, report)
+    if kind in _IGNORED_EVENTS:
+        return None
+    raise NormalizeError(f"unknown Infobip event {event!r}; expected DELIVERY, SEEN or MO")
+
+
+# --- status reports --------------------------------------------------------------------------
+
+
+def _delivery_report(
+    request: WebhookRequest, report: JsonObject, *, default_channel: str | None
+) -> MessageEvent:
+    status_obj = _object(report, "status")
+    if status_obj is None:
+        raise NormalizeError("delivery report has no 'status' object")
+    return status_event(
+        request,
+        channel=_channel(report, default_channel),
+        status=_map_status(status_obj),
+        message_id=text_field(report, "messageId"),
+        correlation_id=text_field(report, "callbackData"),
+        sender=text_field(report, "sender", "from"),
+        recipient=text_field(report, "destination", "to"),
+        error=_error(report),
+        provider_status=_provider_status(status_obj),
+        segments=int_field(report, "messageCount", "smsCount"),
+        price=_price(report),
+        occurred_at=parse_time(first(report, "doneAt", "sentAt")),
+    )
+
+
+def _seen_report(request: WebhookRequest, report: JsonObject) -> MessageEvent:
+    return status_event(
+        request,
+        channel=_channel(report, None),
+        status=Status.SEEN,
+        message_id=text_field(report, "messageId"),
+        correlation_id=text_field(report, "callbackData"),
+        sender=text_field(report, "sender", "from"),
+        recipient=text_field(report, "destination", "to"),
+        occurred_at=parse_time(first(report, "seenAt")),
+    )
+
+
+def _map_status(status_obj: JsonObject) -> Status:
+    """Specific names first, then the group (name or id), then the name's prefix."""
+    name = (text_field(status_obj, "name") or "").upper()
+    if name in _STATUS_BY_NAME:
+        return _STATUS_BY_NAME[name]
+    if "SCHEDULED" in name:
+        return Status.SCHEDULED
+    group = _group_status(status_obj)
+    if (group is Status.DELIVERED and not name
+            and _number(status_obj.get("id")) == _DELIVERED_TO_OPERATOR_ID):
+        return Status.SENT
+    if group is not None:
+        return group
+    for prefix, status in _STATUS_BY_PREFIX:
+        if name.startswith(prefix):
+            return status
+    return Status.UNKNOWN
+
+
+def _group_status(status_obj: JsonObject) -> Status | None:
+    group_name = text_field(status_obj, "groupName")
+    if group_name is not None and group_name.upper() in _STATUS_BY_GROUP_NAME:
+        return _STATUS_BY_GROUP_NAME[group_name.upper()]
+    group_id = _number(status_obj.get("groupId"))
+    return _STATUS_BY_GROUP_ID.get(group_id) if group_id is not None else None
+
+
+def _provider_status(status_obj: JsonObject) -> ProviderStatus:
+    group = text_field(status_obj, "groupName")
+    if group is None:
+        group = text_field(status_obj, "groupId")
+    return ProviderStatus(
+        code=_code(status_obj),
+        name=text_field(status_obj, "name"),
+        group=group,
+        description=text_field(status_obj, "description"),
+    )
+
+
+def _error(report: JsonObject) -> ErrorInfo | None:
+    """The report's error, or None when Infobip says there is none (id 0, NO_ERROR)."""
+    error_obj = _object(report, "error")
+    if not error_obj:
+        return None
+    error_id = _number(error_obj.get("id"))
+    name = text_field(error_obj, "name")
+    if error_id == 0 or (name or "").upper() == "NO_ERROR":
+        return None
+    if error_id is None and _number(error_obj.get("groupId")) == 0:
+        return None
+    code = _code(error_obj)
+    description = text_field(error_obj, "description") or name
+    if code is None and description is None:
+        return None
+    return ErrorInfo(code=code, description=description,
+                     permanent=_flag(error_obj.get("permanent")))
+
+
+# --- inbound messages ------------------------------------------------------------------------
+
+
+def _messages_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent | None:
+    """A Messages API `MO` event: typed content parts become text, media and postback."""
+    content = _Content()
+    content.read_parts(iter_objects(report.get("content"), "content"))
+    if content.retracted_only():
+        return None
+    metadata = _object(report, "metadata") or {}
+    correlation_id = text_field(report, "callbackData") or text_field(metadata, "correlationData")
+    return inbound_event(
+        request,
+        channel=_channel(report, None),
+        message_id=text_field(report, "messageId"),
+        sender=text_field(report, "sender", "from"),
+        recipient=text_field(report, "destination", "to"),
+        text=content.text(),
+        media=content.media,
+        postback=content.postback,
+        in_reply_to=text_field(report, "pairedMessageId"),
+        correlation_id=correlation_id,
+        segments=int_field(report, "messageCount"),
+        price=_price(report),
+        occurred_at=parse_time(first(report, "receivedAt")),
+    )
+
+
+def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
+    """Inbound SMS (`MO_JSON_2`) or MMS (the same envelope with a `message[]` of parts)."""
+    texts: list[str] = []
+    media: list[Media] = []
+    parts = report.get("message")
+    for part in iter_objects(parts, "message"):
+        url = text_field(part, "url")
+        content_type = text_field(part, "contentType")
+        if url is not None:
+            media.append(Media(url=url, content_type=content_type))
+        elif (content_type or "text/plain").lower().startswith("text/"):
+            value = text_field(part, "value", "text")
+            if value is not None:
+                texts.append(value)
+    text = text_field(report, "text", "cleanText")
+    if text is None and texts:
+        text = "\n".join(texts)
+    return inbound_event(
+        request,
+        channel="mms" if as_list(parts) else "sms",
+        message_id=text_field(report, "messageId"),
+        sender=text_field(report, "from", "sender"),
+        recipient=text_field(report, "to", "destination"),
+        text=text,
+        media=media,
+        correlation_id=text_field(report, "callbackData"),
+        segments=int_field(report, "smsCount", "messageCount"),
+        price=_price(report),
+        occurred_at=parse_time(first(report, "receivedAt")),
+    )
+
+
+class _Content:
+    """What the content parts of one MO add up to."""
+
+    __slots__ = ("media", "postback", "retracted", "texts")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.media: list[Media] = []
+        self.postback: str | None = None
+        self.retracted = False
+
+    def text(self) -> str | None:
+        return "\n".join(self.texts) if self.texts else None
+
+    def retracted_only(self) -> bool:
+        """A removed reaction withdraws something; it is not a message of its own."""
+        return self.retracted and not (self.texts or self.media or self.postback)
+
+    def read_parts(self, parts: Iterable[JsonObject]) -> None:
+        for part in parts:
+            kind = (text_field(part, "type") or "").upper()
+            if kind in ("TEXT", "SUBJECT"):
+                self._add_text(text_field(part, "text", "cleanText"))
+            elif kind in _MEDIA_TYPES:
+                self._add_media(text_field(part, "url"), _MEDIA_TYPES[kind],
+                                text_field(part, "text"))
+            elif kind in ("BUTTON_REPLY", "LIST_REPLY"):
+                self._add_text(text_field(part, "text"))
+                if self.postback is None:
+                    self.postback = text_field(part, "payload", "id")
+            elif kind == "LOCATION":
+                self._add_media(_location_url(part), None, None)
+            elif kind == "REACTION":
+                self._read_reaction(part)
+            # Other documented parts (AUTHENTICATION_RESPONSE, FLOW_RESPONSE, FORM_RESPONSE,
+            # PAYMENT_RESPONSE) and future ones have no place in schema v1: the event still
+            # says a message arrived, and the raw body keeps the rest.
+
+    def _read_reaction(self, part: JsonObject) -> None:
+        if (text_field(part, "action") or "ADDED").upper() == "REMOVED":
+            self.retracted = True
+        else:
+            self._add_text(text_field(part, "emoji"))
+
+    def _add_text(self, text: str | None) -> None:
+        if text is not None:
+            self.texts.append(text)
+
+    def _add_media(self, url: str | None, content_type: str | None, caption: str | None) -> None:
+        if url is not None:
+            self.media.append(Media(url=url, content_type=content_type, caption=caption))
+
+
+def _location_url(part: JsonObject) -> str | None:
+    """A `geo:` URI (RFC 5870) when coordinates are given, else the part's map URL."""
+    latitude, longitude = part.get("latitude"), part.get("longitude")
+    if _is_coordinate(latitude) and _is_coordinate(longitude):
+        return f"geo:{latitude},{longitude}"
+    return text_field(part, "url")
+
+
+def _is_coordinate(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# --- small field helpers ---------------------------------------------------------------------
+
+
+def _channel(report: JsonObject, default: str | None) -> str:
+    return channel(text_field(report, "channel") or default)
+
+
+def _object(data: JsonObject, key: str) -> JsonObject | None:
+    """A nested object; XML gives "" for an empty element, which counts as absent."""
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, dict):
+        raise NormalizeError(f"'{key}' should be an object, got {type(value).__name__}")
+    return value
+
+
+def _number(value: Any) -> int | None:
+    """An integer from JSON or from XML text; anything else is None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _code(data: JsonObject) -> str | None:
+    """The `id` as a string ("5", whether JSON gave 5 or XML gave "5")."""
+    number = _number(data.get("id"))
+    return str(number) if number is not None else text_field(data, "id")
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    return value is True
+
+
+def _price(report: JsonObject) -> Price | None:
+    price_obj = _object(report, "price")
+    if price_obj is None:
+        return None
+    return price(first(price_obj, "pricePerMessage"), first(price_obj, "currency"))

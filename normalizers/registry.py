@@ -54,6 +54,6 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
         return normalizer.normalize(request)
     except NormalizeError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
         # A normalizer bug or a shape we did not foresee: still a typed, explained error.
         raise NormalizeError(f"unexpected {request.provider} payload: {exc}") from exc

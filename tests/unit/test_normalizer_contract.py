@@ -26,7 +26,8 @@ CONTENT_TYPES = [
     "",
 ]
 JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children, max_size=5)
     | st.dictionaries(st.text(max_size=12), children, max_size=6),
     max_leaves=30,
