@@ -1,0 +1,149 @@
+"""Accounts: who may call which webhook URL, and how their requests are authenticated.
+
+Loaded from a TOML file (`SWITCHBOARD_ACCOUNTS_FILE`); see `examples/accounts.toml`. A secret
+may be written inline or as `env:VARIABLE` to read it from the environment, which keeps
+secrets out of files that get copied around.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from switchboard.events import PROVIDERS
+from switchboard.logs import register_secrets
+
+ENV_PREFIX = "env:"
+
+
+class AccountsError(ValueError):
+    """The accounts file is invalid; the message names the file, the account and the problem."""
+
+
+def _resolve_secret(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        name = value[len(ENV_PREFIX):]
+        resolved = os.environ.get(name)
+        if not resolved:
+            raise ValueError(f"environment variable {name} is not set")
+        return resolved
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(_resolve_secret)]
+
+AuthScheme = Literal[
+    "basic",
+    "token",
+    "bird-signature",
+    "messagebird-jwt",
+    "messagebird-v1",
+    "standard-webhooks",
+    "hub-signature",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthConfig(_Strict):
+    """How one account's webhooks prove where they come from.
+
+    `secrets` holds one or two active secrets: during a rotation both are accepted.
+    """
+
+    scheme: AuthScheme
+    secrets: list[Secret] = Field(min_length=1, max_length=2)
+    username: str | None = None  # basic
+    header: str = "x-switchboard-token"  # token: header name ...
+    query_param: str = "token"  # ... or query parameter carrying the token
+    max_age_s: int = Field(default=86_400, ge=1)  # signed-timestamp schemes: replay window
+    public_url: str | None = None  # URL the provider signs, when behind a proxy
+
+    @field_validator("header")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        return value.lower()
+
+    def secret_values(self) -> list[str]:
+        return [secret.get_secret_value() for secret in self.secrets]
+
+
+class Account(_Strict):
+    name: str
+    provider: str
+    auth: AuthConfig
+    outbound: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("provider")
+    @classmethod
+    def _known_provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError(f"unknown provider {value!r}; known: {', '.join(PROVIDERS)}")
+        return value
+
+
+class Accounts:
+    """Accounts by name, as the ingest routes look them up."""
+
+    def __init__(self, accounts: list[Account]) -> None:
+        self._by_name = {account.name: account for account in accounts}
+
+    def get(self, provider: str, name: str) -> Account | None:
+        account = self._by_name.get(name)
+        return account if account is not None and account.provider == provider else None
+
+    def __iter__(self) -> Any:
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+
+def parse_accounts(data: dict[str, Any], source: str = "<accounts>") -> Accounts:
+    table = data.get("accounts", {})
+    if not isinstance(table, dict):
+        raise AccountsError(f"{source}: [accounts] must be a table of accounts")
+    accounts = []
+    for name, fields in table.items():
+        if not isinstance(fields, dict):
+            raise AccountsError(f"{source}: account {name!r} must be a table")
+        try:
+            account = Account.model_validate({"name": name, **fields})
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            raise AccountsError(f"{source}: account {name!r}: {problems}") from None
+        register_secrets(account.auth.secret_values())
+        register_secrets(_outbound_secrets(account.outbound))
+        accounts.append(account)
+    return Accounts(accounts)
+
+
+def _outbound_secrets(outbound: dict[str, Any]) -> list[str]:
+    return [str(v) for k, v in outbound.items()
+            if any(word in k.lower() for word in ("secret", "key", "password", "token"))]
+
+
+def load_accounts(path: Path) -> Accounts:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise AccountsError(f"accounts file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise AccountsError(f"{path}: not valid TOML: {exc}") from None
+    return parse_accounts(data, str(path))

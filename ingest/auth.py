@@ -1,0 +1,223 @@
+"""Webhook authentication schemes, verified over the raw request bytes.
+
+Each scheme is one function; the account's `auth.scheme` picks it. Every comparison is
+constant-time, every secret of the account (two during a rotation) is tried, and failures say
+what was wrong without echoing any secret or signature.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode
+
+import jwt
+import orjson
+
+from ingest.accounts import AuthConfig
+
+
+class AuthError(Exception):
+    """Authentication failed; `reason` is safe to log and to return (contains no secret)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    method: str
+    url: str  # the full URL as the provider called it (scheme, host, path, query)
+    query: str
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    now: float
+
+
+def _equal(a: bytes | str, b: bytes | str) -> bool:
+    a_bytes = a.encode() if isinstance(a, str) else a
+    b_bytes = b.encode() if isinstance(b, str) else b
+    return hmac.compare_digest(a_bytes, b_bytes)
+
+
+def _header(request: SignedRequest, name: str) -> str:
+    value = request.headers.get(name)
+    if not value:
+        raise AuthError(f"missing {name} header")
+    return value
+
+
+def _fresh(timestamp: str, max_age_s: int, now: float) -> None:
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        raise AuthError("signature timestamp is not a number") from None
+    if abs(now - sent) > max_age_s:
+        raise AuthError(f"signature timestamp outside the {max_age_s}s window")
+
+
+def _hmac(key: bytes, message: bytes, digest: str = "sha256") -> bytes:
+    return hmac.new(key, message, digest).digest()
+
+
+def verify_basic(request: SignedRequest, config: AuthConfig) -> None:
+    header = _header(request, "authorization")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        raise AuthError("authorization is not Basic")
+    try:
+        user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        raise AuthError("malformed Basic credentials") from None
+    user_ok = _equal(user, config.username or "")
+    if not any(_equal(password, secret) for secret in config.secret_values()) or not user_ok:
+        raise AuthError("wrong username or password")
+
+
+def verify_token(request: SignedRequest, config: AuthConfig) -> None:
+    token = request.headers.get(config.header)
+    if not token:
+        token = dict(parse_qsl(request.query)).get(config.query_param)
+    if not token:
+        raise AuthError(f"missing token ({config.header} header or ?{config.query_param}=)")
+    if not any(_equal(token, secret) for secret in config.secret_values()):
+        raise AuthError("wrong token")
+
+
+def verify_bird_signature(request: SignedRequest, config: AuthConfig) -> None:
+    """Bird Channels/Notifications API: HMAC-SHA256 over timestamp, URL and body hash."""
+    timestamp = _header(request, "messagebird-request-timestamp")
+    signature = _decode_b64(_header(request, "messagebird-signature"))
+    _fresh(timestamp, config.max_age_s, request.now)
+    message = b"\n".join(
+        [timestamp.encode(), request.url.encode(), hashlib.sha256(request.body).digest()]
+    )
+    if not any(_equal(_hmac(s.encode(), message), signature) for s in config.secret_values()):
+        raise AuthError("messagebird-signature does not match")
+
+
+def verify_messagebird_v1(request: SignedRequest, config: AuthConfig) -> None:
+    """Legacy MessageBird v1: like Bird's, but signs the sorted query string, not the URL."""
+    timestamp = _header(request, "messagebird-request-timestamp")
+    signature = _decode_b64(_header(request, "messagebird-signature"))
+    _fresh(timestamp, config.max_age_s, request.now)
+    query = urlencode(sorted(parse_qsl(request.query, keep_blank_values=True)))
+    body_hash = hashlib.sha256(request.body).digest()
+    message = b"\n".join([timestamp.encode(), query.encode(), body_hash])
+    if not any(_equal(_hmac(s.encode(), message), signature) for s in config.secret_values()):
+        raise AuthError("messagebird-signature does not match")
+
+
+def verify_messagebird_jwt(request: SignedRequest, config: AuthConfig) -> None:
+    """Legacy MessageBird JWT: HS256/384/512 token binding the URL hash and the body hash."""
+    token = _header(request, "messagebird-signature-jwt")
+    claims = None
+    for secret in config.secret_values():
+        try:
+            claims = jwt.decode(
+                token, secret, algorithms=["HS256", "HS384", "HS512"], issuer="MessageBird",
+                leeway=1, options={"require": ["iss", "nbf", "exp"]},
+            )
+            break
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"MessageBird-Signature-JWT rejected: {type(exc).__name__}") from None
+    if claims is None:
+        raise AuthError("MessageBird-Signature-JWT signature does not match")
+    url_hash = hashlib.sha256(request.url.encode()).hexdigest()
+    if not _equal(str(claims.get("url_hash", "")), url_hash):
+        raise AuthError("MessageBird-Signature-JWT was signed for another URL")
+    payload_hash = claims.get("payload_hash")
+    if bool(request.body) != bool(payload_hash) or (
+        request.body and not _equal(str(payload_hash), hashlib.sha256(request.body).hexdigest())
+    ):
+        raise AuthError("MessageBird-Signature-JWT was signed for another body")
+
+
+def verify_standard_webhooks(request: SignedRequest, config: AuthConfig) -> None:
+    """Standard Webhooks (newer Bird platform): `v1,<b64 hmac>` over id.timestamp.body."""
+    webhook_id = _header(request, "webhook-id")
+    timestamp = _header(request, "webhook-timestamp")
+    _fresh(timestamp, config.max_age_s, request.now)
+    message = f"{webhook_id}.{timestamp}.".encode() + request.body
+    offered = []
+    for part in _header(request, "webhook-signature").split():
+        if part.startswith("v1,"):
+            try:
+                offered.append(base64.b64decode(part[3:], validate=True))
+            except (binascii.Error, ValueError):
+                continue  # one bad entry must not hide a good one next to it
+    for secret in config.secret_values():
+        key = _decode_b64(secret.removeprefix("whsec_"))
+        expected = _hmac(key, message)
+        if any(_equal(expected, signature) for signature in offered):
+            return
+    raise AuthError("webhook-signature does not match")
+
+
+def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> None:
+    """Webex Connect `x-hub-signature`: hex HMAC (SHA-256 or SHA-512) of the body.
+
+    Webex's own sample signs whitespace-stripped JSON, so a compacted body is tried too.
+    """
+    value = _header(request, "x-hub-signature").strip()
+    algorithm, _, digest = value.partition("=") if "=" in value else ("", "", value)
+    digest = digest.lower()
+    algorithm = algorithm.lower() or ("sha512" if len(digest) == 128 else "sha256")
+    if algorithm not in ("sha256", "sha512"):
+        raise AuthError(f"x-hub-signature algorithm {algorithm!r} is not accepted")
+    bodies = [request.body]
+    try:
+        compact = orjson.dumps(orjson.loads(request.body))
+        if compact != request.body:
+            bodies.append(compact)
+    except orjson.JSONDecodeError:
+        pass
+    for secret in config.secret_values():
+        for body in bodies:
+            if _equal(hmac.new(secret.encode(), body, algorithm).hexdigest(), digest):
+                return
+    raise AuthError("x-hub-signature does not match")
+
+
+def _decode_b64(value: str) -> bytes:
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise AuthError("signature is not valid base64") from None
+
+
+VERIFIERS: dict[str, Callable[[SignedRequest, AuthConfig], None]] = {
+    "basic": verify_basic,
+    "token": verify_token,
+    "bird-signature": verify_bird_signature,
+    "messagebird-v1": verify_messagebird_v1,
+    "messagebird-jwt": verify_messagebird_jwt,
+    "standard-webhooks": verify_standard_webhooks,
+    "hub-signature": verify_hub_signature,
+}
+
+
+def verify(request: SignedRequest, config: AuthConfig) -> None:
+    """Raise AuthError unless the request is authentic for this account."""
+    VERIFIERS[config.scheme](request, config)
+
+
+def signed_url(request_url: str, query: str, config: AuthConfig) -> str:
+    """The URL a provider signed: the configured public URL when behind a proxy."""
+    if not config.public_url:
+        return request_url
+    if query and "?" not in config.public_url:
+        return f"{config.public_url}?{query}"
+    return config.public_url
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,116 @@
+"""What goes on the Kafka topics besides events: keys, CloudEvents headers, raw and dead letters.
+
+Headers follow the CloudEvents Kafka protocol binding, binary mode (`ce_*` headers, the record
+value is the data), so generic CloudEvents tooling can route records without parsing them.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from switchboard.events import MessageEvent
+from switchboard.topics import DEAD_LETTER, MESSAGE_INBOUND, MESSAGE_STATUS, RAW
+
+RAW_TYPE = "dev.switchboard.webhook.raw.v1"
+DEAD_LETTER_TYPE = "dev.switchboard.dead-letter.v1"
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    topic: str
+    value: bytes
+    key: bytes | None = None
+    headers: Headers = field(default_factory=list)
+
+
+def conversation_key(provider: str, account: str, contact: str | None) -> bytes:
+    """All records of one conversation share a key, hence a partition, hence an order."""
+    return f"{provider}|{account}|{contact or ''}".encode()
+
+
+def cloudevent_headers(*, ce_id: str, source: str, ce_type: str, time: datetime,
+                       subject: str | None = None) -> Headers:
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", ce_id.encode()),
+        ("ce_source", source.encode()),
+        ("ce_type", ce_type.encode()),
+        ("ce_time", time.isoformat().replace("+00:00", "Z").encode()),
+        ("content-type", b"application/json"),
+    ]
+    if subject:
+        headers.append(("ce_subject", subject.encode()))
+    return headers
+
+
+def source_of(provider: str, account: str) -> str:
+    return f"/switchboard/{provider}/{account}"
+
+
+def event_record(event: MessageEvent) -> OutRecord:
+    topic = MESSAGE_INBOUND if event.type.value == "message.inbound" else MESSAGE_STATUS
+    return OutRecord(
+        topic=topic.name,
+        key=conversation_key(event.provider, event.account, event.contact),
+        value=event.to_json(),
+        headers=cloudevent_headers(
+            ce_id=str(event.id), source=source_of(event.provider, event.account),
+            ce_type=f"dev.switchboard.{event.type.value}.v1",
+            time=event.occurred_at or event.received_at, subject=event.message_id,
+        ),
+    )
+
+
+def raw_envelope(*, raw_id: str, provider: str, account: str, method: str, path: str,
+                 query: str, content_type: str, headers: Mapping[str, str], body: bytes,
+                 received_at: datetime) -> dict[str, Any]:
+    """The replayable record of one webhook request (body kept byte-exact)."""
+    try:
+        text, encoding = body.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(body).decode(), "base64"
+    return {
+        "id": raw_id, "provider": provider, "account": account, "method": method,
+        "path": path, "query": query, "content_type": content_type, "headers": dict(headers),
+        "body": text, "body_encoding": encoding, "received_at": received_at.isoformat(),
+    }
+
+
+def raw_body(envelope: Mapping[str, Any]) -> bytes:
+    body: str = envelope["body"]
+    if envelope.get("body_encoding") == "base64":
+        return base64.b64decode(body)
+    return body.encode()
+
+
+def raw_record(envelope: dict[str, Any], received_at: datetime) -> OutRecord:
+    provider, account = envelope["provider"], envelope["account"]
+    return OutRecord(
+        topic=RAW.name,
+        key=f"{provider}|{account}".encode(),
+        value=orjson.dumps(envelope),
+        headers=cloudevent_headers(ce_id=envelope["id"], source=source_of(provider, account),
+                                   ce_type=RAW_TYPE, time=received_at),
+    )
+
+
+def dead_letter_record(*, dl_id: str, stage: str, reason: str, provider: str, account: str,
+                       time: datetime, payload: dict[str, Any], key: bytes | None = None
+                       ) -> OutRecord:
+    """A record we could not process, with why, self-contained so it can be replayed."""
+    value = {"id": dl_id, "stage": stage, "reason": reason, "provider": provider,
+             "account": account, "time": time.isoformat(), "payload": payload}
+    return OutRecord(
+        topic=DEAD_LETTER.name,
+        key=key or f"{provider}|{account}".encode(),
+        value=orjson.dumps(value),
+        headers=cloudevent_headers(ce_id=dl_id, source=source_of(provider, account),
+                                   ce_type=DEAD_LETTER_TYPE, time=time),
+    )

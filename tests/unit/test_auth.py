@@ -1,0 +1,147 @@
+"""Authentication schemes against the providers' own published or recomputed test vectors."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+import jwt
+import pytest
+
+from ingest.accounts import AuthConfig
+from ingest.auth import AuthError, SignedRequest, verify
+
+MB_QUERY = ("recipient=31612345678&reference=FOO&statusDatetime=2019-01-11T09%3A17%3A11%2B00%3A00"
+            "&id=eef0ab57a9e049be946f3821568c2b2e&status=delivered&mccmnc=20408&ported=1")
+HUB_BODY = (b'{"deliveryInfoNotification":{"deliveryInfo":'
+            b'{"timeStamp":"2022-10-10T13:53:13.749+01:00",'
+            b'"Description":"Delivered","code":"7500","deliveryChannel":"SMS","additionalInfo":"",'
+            b'"destination":"9189xxxxxxxx","destinationType":"msisdn","deliveryStatus":"Delivered"},'
+            b'"subtid":"","transid":"7f3af32c-8d6a-XXXX-b1c8-4805135ada71","callbackData":"",'
+            b'"correlationid":""}}')
+
+
+def _config(scheme: str, *secrets: str, **extra: Any) -> AuthConfig:
+    return AuthConfig.model_validate({"scheme": scheme, "secrets": list(secrets), **extra})
+
+
+def _request(headers: dict[str, str], body: bytes = b"", query: str = "",
+             url: str = "https://example.com/hook", now: float = 0) -> SignedRequest:
+    return SignedRequest(method="POST", url=url, query=query, headers=headers, body=body, now=now)
+
+
+CASES = [
+    pytest.param(  # MessageBird python SDK test vector, empty body
+        _config("messagebird-v1", "PlLrKaqvZNRR5zAjm42ZT6q1SQxgbbGd"),
+        _request({"messagebird-request-timestamp": "1547198231",
+                  "messagebird-signature": "KVBdcVdz2lYMwcBLZCRITgxUfA/WkwSi+T3Wxl2HL6w="},
+                 query=MB_QUERY, now=1547198231),
+        id="messagebird-v1-empty-body"),
+    pytest.param(
+        _config("messagebird-v1", "PlLrKaqvZNRR5zAjm42ZT6q1SQxgbbGd"),
+        _request({"messagebird-request-timestamp": "1547198231",
+                  "messagebird-signature": "2bl+38H4oHVg03pC3bk2LvCB0IHFgfC4cL5HPQ0LdmI="},
+                 body=b'{"foo":"bar"}', query=MB_QUERY, now=1547198231),
+        id="messagebird-v1-body"),
+    pytest.param(
+        _config("bird-signature", "secureSigningKey"),
+        _request({"messagebird-request-timestamp": "1719823259",
+                  "messagebird-signature": "KUl46C2DbT8vFmxjySxChyxZFQI8gz/jF8LtayeSCLY="},
+                 body=b'{"service":"channels","event":"sms.inbound","payload":'
+                      b'{"id":"96a0b5fa-a986-453d-be5c-3117f989f025"}}',
+                 url="https://domain.com/webhook/bird", now=1719823259 + 3600),
+        id="bird-channels"),
+    pytest.param(
+        _config("standard-webhooks", "whsec_MDEyMzQ1Njc4OWFiY2RlZg==", max_age_s=300),
+        _request({"webhook-id": "msg_1", "webhook-timestamp": "1779364800",
+                  "webhook-signature": "v1,bogus v1,u9CR9VyKeSuNQKpB9k7WQOw27kNdK1LWH2AOnF04X9k="},
+                 body=b'{"type":"sms.delivered","timestamp":"2026-05-21T12:00:00Z","data":'
+                      b'{"sms_id":"sms_01krdgeqcxet5s7t44vh8rt9mg"}}', now=1779364800),
+        id="standard-webhooks"),
+    pytest.param(
+        _config("hub-signature", "abcdefgh1234567890ijklmnoqrstuvwxyz1234567890"),
+        _request({"x-hub-signature":
+                  "f4b7e197410780458cab932ee375923b90349223479b0ab7f00f7233fd42cd17"},
+                 body=HUB_BODY),
+        id="webex-hub-signature"),
+    pytest.param(
+        _config("hub-signature", "abcdefgh1234567890ijklmnoqrstuvwxyz1234567890"),
+        _request({"x-hub-signature":
+                  "sha256=f4b7e197410780458cab932ee375923b90349223479b0ab7f00f7233fd42cd17"},
+                 body=HUB_BODY.replace(b'","', b'", "')),  # signed compact, sent spaced
+        id="webex-hub-signature-prefixed-spaced"),
+    pytest.param(
+        _config("basic", "old-password", "new-password", username="infobip"),
+        _request({"authorization": "Basic " + base64.b64encode(b"infobip:new-password").decode()}),
+        id="basic-second-secret"),
+    pytest.param(
+        _config("token", "tok-123456"), _request({}, query="a=1&token=tok-123456"),
+        id="token-in-query"),
+    pytest.param(
+        _config("token", "tok-123456"), _request({"x-switchboard-token": "tok-123456"}),
+        id="token-in-header"),
+]
+
+
+@pytest.mark.parametrize(("config", "request_"), CASES)
+def test_valid_signatures_pass(config: AuthConfig, request_: SignedRequest) -> None:
+    verify(request_, config)
+
+
+@pytest.mark.parametrize(("config", "request_"), CASES)
+def test_a_changed_body_or_secret_fails(config: AuthConfig, request_: SignedRequest) -> None:
+    wrong = type(config.secrets[0])("d3JvbmctYnV0LWJhc2U2NA==")
+    wrong_secret = config.model_copy(update={"secrets": [wrong]})
+    with pytest.raises(AuthError) as caught:
+        verify(request_, wrong_secret)
+    for secret in config.secret_values():
+        assert secret not in caught.value.reason
+    if request_.body:
+        tampered = SignedRequest(request_.method, request_.url, request_.query, request_.headers,
+                                 request_.body + b" ", request_.now)
+        if config.scheme != "hub-signature":  # whitespace-insensitive by design
+            with pytest.raises(AuthError):
+                verify(tampered, config)
+
+
+def test_missing_header_says_which() -> None:
+    with pytest.raises(AuthError, match="messagebird-signature"):
+        verify(_request({"messagebird-request-timestamp": "1"}, now=1),
+               _config("bird-signature", "k"))
+
+
+def test_stale_timestamp_is_refused() -> None:
+    config = _config("standard-webhooks", "whsec_MDEyMzQ1Njc4OWFiY2RlZg==", max_age_s=300)
+    request = CASES[3].values[1]
+    late = SignedRequest(request.method, request.url, request.query, request.headers,
+                         request.body, request.now + 301)
+    with pytest.raises(AuthError, match="window"):
+        verify(late, config)
+
+
+def _mb_jwt(secret: str, url: str, body: bytes, now: int, **claims: Any) -> str:
+    payload = {"iss": "MessageBird", "nbf": now - 5, "exp": now + 55, "jti": "x",
+               "url_hash": hashlib.sha256(url.encode()).hexdigest(), **claims}
+    if body:
+        payload["payload_hash"] = hashlib.sha256(body).hexdigest()
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def test_messagebird_jwt_binds_url_and_body() -> None:
+    import time
+
+    now = int(time.time())
+    url = "https://example.com/path?bar=1&foo=2"
+    config = _config("messagebird-jwt", "first-signing-key-0000000000000000",
+                     "second-signing-key-000000000000000")
+    token = _mb_jwt("second-signing-key-000000000000000", url, b"Hello, World!", now)
+    verify(_request({"messagebird-signature-jwt": token}, b"Hello, World!", url=url), config)
+    with pytest.raises(AuthError, match="another body"):
+        verify(_request({"messagebird-signature-jwt": token}, b"Hello!", url=url), config)
+    with pytest.raises(AuthError, match="another URL"):
+        verify(_request({"messagebird-signature-jwt": token}, b"Hello, World!",
+                        url=url + "&x=1"), config)
+    expired = _mb_jwt("first-signing-key-0000000000000000", url, b"", now - 3600)
+    with pytest.raises(AuthError, match="Expired"):
+        verify(_request({"messagebird-signature-jwt": expired}, url=url), config)
