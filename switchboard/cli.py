@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+import uvicorn
 
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.logs import configure_logging
 from switchboard.settings import Settings, get_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
+DEMO_ACCOUNTS = Path("examples/accounts.toml")
 
 
 def local_broker(settings: Settings) -> LocalKafka:
@@ -62,11 +66,12 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
         print(f"KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} is set: "
               "using that cluster, starting nothing.")
         return 0
+    args.kafka_only = True
     return cmd_run(args, settings)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    """Start Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set) and the topics; run until Ctrl-C."""
+    """Start Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the topics and ingest, until Ctrl-C."""
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop is a Ctrl-C: clean shutdown
     started = time.monotonic()
     try:
@@ -77,21 +82,102 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         return 130
     where = f"data: {broker.data_dir}, log: {broker.log_path}" if broker else "external cluster"
-    print(f"Kafka {bootstrap} ready in {time.monotonic() - started:.1f}s ({where}). "
-          "Ctrl-C stops it.", flush=True)
+    print(f"Kafka {bootstrap} ready in {time.monotonic() - started:.1f}s ({where}).", flush=True)
     try:
-        if broker is None or broker.process is None:
-            signal.pause()
-            return 0
-        broker.process.wait()
-        print(f"error: Kafka exited unexpectedly:\n{broker.tail()}", file=sys.stderr)
-        return 1
+        if args.kafka_only:
+            print("Ctrl-C stops it.", flush=True)
+            if broker is None or broker.process is None:
+                signal.pause()
+                return 0
+            broker.process.wait()
+            print(f"error: Kafka exited unexpectedly:\n{broker.tail()}", file=sys.stderr)
+            return 1
+        return _run_services(settings, bootstrap)
     except KeyboardInterrupt:
         print("stopping…", flush=True)
         return 0
     finally:
         if broker is not None:
             broker.stop()
+
+
+def _run_services(settings: Settings, bootstrap: str) -> int:
+    """Ingest (and, as they land, the workers) in this process, on the given cluster."""
+    from ingest.accounts import AccountsError, load_accounts
+    from ingest.app import create_app
+
+    accounts_file = settings.accounts_file or DEMO_ACCOUNTS
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap,
+                                           "accounts_file": accounts_file})
+    try:
+        accounts = load_accounts(accounts_file)
+    except AccountsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(settings, accounts)
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    print(f"Ingest listening on {base} with {len(accounts)} accounts from {accounts_file}.\n"
+          f"Providers send webhooks to {base}/webhooks/<provider>/<account>; try:\n"
+          f"  curl -u infobip:demo-infobip-password -H 'content-type: application/json' \\\n"
+          f"       -d @examples/webhooks/infobip-delivery.json \\\n"
+          f"       {base}/webhooks/infobip/demo-infobip\n"
+          f"and watch the events with: .venv/bin/switchboard tail "
+          f"(KAFKA_BOOTSTRAP_SERVERS={bootstrap}). Ctrl-C stops everything.", flush=True)
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
+                            log_config=None, access_log=False, timeout_graceful_shutdown=30)
+    asyncio.run(_serve_until_signal(_QuietServer(config)))
+    return 0
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn re-raises the stop signal when done; we handle signals ourselves instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve_until_signal(server: uvicorn.Server) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, server.handle_exit, signum, None)
+    await server.serve()
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the ingest HTTP service against an existing Kafka cluster."""
+    if not settings.kafka_bootstrap_servers:
+        print("error: serve needs KAFKA_BOOTSTRAP_SERVERS (`switchboard run` also starts a "
+              "local Kafka)", file=sys.stderr)
+        return 2
+    if settings.accounts_file is None:
+        print("error: set SWITCHBOARD_ACCOUNTS_FILE (see examples/accounts.toml)",
+              file=sys.stderr)
+        return 2
+    uvicorn.run("ingest.app:app_from_environment", factory=True,
+                host=args.host or settings.http_host, port=args.port or settings.http_port,
+                workers=args.workers or settings.http_workers, proxy_headers=True,
+                timeout_graceful_shutdown=30, log_config=None, access_log=False)
+    return 0
+
+
+def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
+    """Print records of the event topics as they arrive (JSON lines), until Ctrl-C."""
+    from switchboard.tail import tail
+
+    if not settings.kafka_bootstrap_servers:
+        print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
+        return 2
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(tail(settings.kafka_bootstrap_servers, args.topic,
+                             from_beginning=args.all, limit=args.limit))
+    except KafkaConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
@@ -145,11 +231,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="start everything (today: Kafka and its topics)")
-    run.set_defaults(handler=cmd_run)
+    run = sub.add_parser("run", help="start everything: Kafka, topics, ingest")
+    run.set_defaults(handler=cmd_run, kafka_only=False)
 
     kafka = sub.add_parser("kafka", help="run a local single-node Kafka broker in the foreground")
     kafka.set_defaults(handler=cmd_kafka)
+
+    serve = sub.add_parser("serve", help="run the ingest HTTP service")
+    serve.add_argument("--host", help="default: SWITCHBOARD_HTTP_HOST")
+    serve.add_argument("--port", type=int, help="default: SWITCHBOARD_HTTP_PORT")
+    serve.add_argument("--workers", type=int, help="default: SWITCHBOARD_HTTP_WORKERS")
+    serve.set_defaults(handler=cmd_serve)
+
+    tail = sub.add_parser("tail", help="print decoded records from Kafka as they arrive")
+    tail.add_argument("--topic", action="append",
+                      help="topic (repeatable); default: the inbound and status event topics")
+    tail.add_argument("--all", action="store_true", help="start from the oldest record")
+    tail.add_argument("--limit", type=int, help="stop after this many records")
+    tail.set_defaults(handler=cmd_tail)
 
     norm = sub.add_parser("normalize", help="print the events of one captured webhook")
     norm.add_argument("--provider", required=True, help="infobip, infobip-omnichat, bird, ...")

@@ -26,42 +26,54 @@ class PublishError(Exception):
 class DurableProducer:
     def __init__(self, bootstrap_servers: str, *, client_id: str = "switchboard",
                  timeout_s: float = 5.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
         self.timeout_s = timeout_s
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=client_id,
+        self._producer: AIOKafkaProducer | None = None
+        self.started = False
+
+    async def start(self) -> None:
+        # Built here, not in __init__: aiokafka binds to the running event loop.
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            client_id=self.client_id,
             acks="all",
             enable_idempotence=True,
             linger_ms=1,
             max_request_size=MAX_REQUEST_BYTES,
-            request_timeout_ms=max(1000, int(timeout_s * 1000)),
+            request_timeout_ms=max(1000, int(self.timeout_s * 1000)),
             retry_backoff_ms=100,
         )
-        self.started = False
-
-    async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
         self.started = True
 
     async def stop(self) -> None:
-        if self.started:
-            self.started = False
-            await self._producer.stop()  # flushes what is pending first
+        producer, self._producer = self._producer, None
+        self.started = False
+        if producer is not None:
+            await producer.stop()  # flushes what is pending first
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
         """Send all records and wait for every acknowledgement (acks=all), or raise."""
-        if not self.started:
+        producer = self._producer
+        if producer is None:
             raise PublishError("Kafka producer is not connected")
         try:
-            await asyncio.wait_for(self._send_all(records), self.timeout_s)
+            await asyncio.wait_for(self._send_all(producer, records), self.timeout_s)
         except TimeoutError:
             raise PublishError(f"Kafka did not acknowledge within {self.timeout_s}s") from None
         except KafkaError as exc:
             raise PublishError(f"Kafka refused the records: {exc!r}") from exc
 
-    async def _send_all(self, records: Sequence[OutRecord]) -> None:
+    @staticmethod
+    async def _send_all(producer: AIOKafkaProducer, records: Sequence[OutRecord]) -> None:
         futures = [
-            await self._producer.send(r.topic, r.value, key=r.key, headers=r.headers)
+            await producer.send(r.topic, r.value, key=r.key, headers=r.headers)
             for r in records
         ]
         await asyncio.gather(*futures)

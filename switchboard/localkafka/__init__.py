@@ -266,7 +266,7 @@ async def wait_until_usable(bootstrap_servers: str, timeout_s: float = 60.0) -> 
             await asyncio.wait_for(_round_trip(bootstrap_servers), max(1.0, deadline -
                                                                       time.monotonic()))
             return
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
             last_error = exc
             await asyncio.sleep(0.5)
     raise BrokerError(f"Kafka at {bootstrap_servers} is not usable: {last_error!r}")

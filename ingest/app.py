@@ -1,0 +1,136 @@
+"""The ingest Starlette application: webhook routes, health, readiness and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ingest.accounts import Accounts, load_accounts
+from ingest.dedup import RecentRequests
+from ingest.webhooks import WebhookHandler
+from switchboard.logs import get_logger
+from switchboard.producer import DurableProducer
+from switchboard.settings import Settings
+from switchboard.topics import ensure_topics, missing_topics
+
+log = get_logger(__name__)
+WEBHOOK_METHODS = ["POST", "GET", "HEAD"]
+
+
+class Readiness:
+    """Answers /readyz from a recent check, so probes do not hammer Kafka."""
+
+    def __init__(self, bootstrap: str, producer: DurableProducer, ttl_s: float = 5.0) -> None:
+        self.bootstrap = bootstrap
+        self.producer = producer
+        self.ttl_s = ttl_s
+        self._checked_at = 0.0
+        self._problem: str | None = "not checked yet"
+
+    async def problem(self) -> str | None:
+        if not self.producer.started:
+            return "Kafka producer not connected"
+        if time.monotonic() - self._checked_at > self.ttl_s:
+            try:
+                missing = await asyncio.wait_for(missing_topics(self.bootstrap), 5)
+                self._problem = f"missing topics: {', '.join(missing)}" if missing else None
+            except Exception as exc:  # noqa: BLE001 - any failure means not ready
+                self._problem = f"Kafka unreachable: {type(exc).__name__}"
+            self._checked_at = time.monotonic()
+        return self._problem
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 answers, as JSON like every other error we return."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": "http_error", "message": exc.detail},
+                        status_code=exc.status_code, headers=exc.headers)
+
+
+async def _connect(producer: DurableProducer, settings: Settings, bootstrap: str) -> None:
+    """Connect in the background, retrying: the app serves 503s (not crashes) meanwhile."""
+    delay = 0.5
+    while True:
+        try:
+            if settings.create_topics:
+                await ensure_topics(bootstrap, partitions=settings.topic_partitions,
+                                    replication_factor=settings.topic_replication_factor)
+            await producer.start()
+            log.info("connected to kafka", bootstrap=bootstrap)
+            return
+        except Exception as exc:  # noqa: BLE001 - keep trying; readiness reports it
+            log.warning("kafka not reachable yet", bootstrap=bootstrap, error=repr(exc))
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlette:
+    if accounts is None:
+        if settings.accounts_file is None:
+            raise ValueError("no accounts: set SWITCHBOARD_ACCOUNTS_FILE")
+        accounts = load_accounts(settings.accounts_file)
+    bootstrap = settings.kafka_bootstrap_servers
+    if not bootstrap:
+        raise ValueError("ingest needs KAFKA_BOOTSTRAP_SERVERS")
+    producer = DurableProducer(bootstrap, client_id=f"{settings.kafka_client_id}-ingest",
+                               timeout_s=settings.produce_timeout_s)
+    readiness = Readiness(bootstrap, producer)
+    handler = WebhookHandler(accounts=accounts, producer=producer,
+                             max_body_bytes=settings.max_body_bytes, recent=RecentRequests())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        connecting = asyncio.create_task(_connect(producer, settings, bootstrap))
+        log.info("ingest started", accounts=len(accounts))
+        try:
+            yield
+        finally:
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+            await producer.stop()  # in-flight requests are done: uvicorn drained them
+            log.info("ingest stopped")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        problem = await readiness.problem()
+        if problem:
+            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/webhooks/{provider}/{account}", handler.handle, methods=WEBHOOK_METHODS),
+        Route("/webhooks/{provider}/{account}/{kind}", handler.handle, methods=WEBHOOK_METHODS),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error})
+    app.state.producer = producer
+    app.state.handler = handler
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """The factory `switchboard serve` gives uvicorn (one per worker process)."""
+    from switchboard.logs import configure_logging
+    from switchboard.settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,35 @@
+"""Prometheus metrics of the ingest service (served on GET /metrics).
+
+Label values are bounded: providers are a fixed set and accounts come from the accounts file;
+requests for unknown accounts are counted under account="unknown".
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+REQUESTS = Counter(
+    "switchboard_ingest_requests_total",
+    "Webhook requests by provider, account and outcome",
+    ["provider", "account", "outcome"],
+)
+EVENTS = Counter(
+    "switchboard_ingest_events_total",
+    "Normalized events published, by type and status",
+    ["provider", "type", "status"],
+)
+PUBLISH_SECONDS = Histogram(
+    "switchboard_ingest_publish_seconds",
+    "Time from handing a request's records to Kafka until all are acknowledged",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+DUPLICATES = Counter(
+    "switchboard_ingest_duplicates_total",
+    "Exact repeats of a recently stored webhook, answered without publishing again",
+    ["provider", "account"],
+)
+DEAD_LETTERS = Counter(
+    "switchboard_ingest_dead_letters_total",
+    "Authenticated webhooks that could not be normalized (kept on the dead-letter topic)",
+    ["provider", "account"],
+)

@@ -1,0 +1,203 @@
+"""The webhook endpoint: authenticate, keep, normalize, publish durably, then answer.
+
+Order matters: nothing is published for a request that is not authenticated, and nothing
+is answered 2xx before Kafka acknowledged every record the request produced.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from ingest import metrics
+from ingest.accounts import Account, Accounts
+from ingest.auth import AuthError, SignedRequest, signed_url, verify
+from ingest.dedup import RecentRequests
+from normalizers import NormalizeError, WebhookRequest, get, provider_names
+from normalizers.base import Ack
+from switchboard.events import MessageEvent
+from switchboard.logs import get_logger
+from switchboard.producer import DurableProducer, PublishError
+from switchboard.records import (
+    OutRecord,
+    dead_letter_record,
+    event_record,
+    raw_envelope,
+    raw_record,
+)
+
+log = get_logger(__name__)
+
+ACCEPTED_MEDIA_TYPES = frozenset({
+    "", "application/json", "text/json", "application/xml", "text/xml",
+    "application/x-www-form-urlencoded", "text/plain",
+})
+# Kept with the raw record: useful for debugging and replay, never credentials.
+KEPT_HEADERS = (
+    "content-type", "user-agent", "x-forwarded-for", "x-request-id", "webhook-id",
+    "webhook-timestamp", "messagebird-request-timestamp",
+)
+PROVIDERS = frozenset(provider_names())
+
+
+def error_response(status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None) -> Response:
+    body = orjson.dumps({"error": code, "message": message})
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+@dataclass
+class WebhookHandler:
+    """Holds what each request needs; `handle` is the Starlette endpoint."""
+
+    accounts: Accounts
+    producer: DurableProducer
+    max_body_bytes: int
+    recent: RecentRequests
+
+    async def handle(self, request: Request) -> Response:
+        provider: str = request.path_params["provider"]
+        name: str = request.path_params["account"]
+        account = self.accounts.get(provider, name) if provider in PROVIDERS else None
+        if account is None:
+            metrics.REQUESTS.labels(provider if provider in PROVIDERS else "unknown",
+                                    "unknown", "unknown_account").inc()
+            log.warning("webhook for unknown account", provider=provider[:40],
+                        account=name[:80])
+            return error_response(404, "unknown_account",
+                                  f"no {provider} account named {name!r} is configured")
+        if request.method == "HEAD" or (request.method == "GET" and not request.url.query):
+            # Providers (Webex Connect) validate a URL before saving it: say it exists.
+            return Response(b"", status_code=200)
+        return await self._receive(request, account)
+
+    async def _receive(self, request: Request, account: Account) -> Response:
+        outcome = "error"
+        try:
+            response, outcome = await self._process(request, account)
+            return response
+        except ClientDisconnect:
+            outcome = "client_disconnect"
+            return Response(b"", status_code=400)
+        finally:
+            metrics.REQUESTS.labels(account.provider, account.name, outcome).inc()
+
+    async def _process(self, request: Request, account: Account) -> tuple[Response, str]:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            return self._too_large(account), "too_large"
+        body = await self._read_body(request)
+        if body is None:
+            return self._too_large(account), "too_large"
+
+        query = request.url.query
+        try:
+            verify(SignedRequest(method=request.method,
+                                 url=signed_url(str(request.url), query, account.auth),
+                                 query=query, headers=request.headers, body=body,
+                                 now=time.time()), account.auth)
+        except AuthError as exc:
+            log.warning("webhook authentication failed", provider=account.provider,
+                        account=account.name, reason=exc.reason)
+            return error_response(401, "unauthorized", exc.reason), "unauthorized"
+
+        received_at = datetime.now(UTC)
+        raw_id = str(uuid.uuid4())
+        content_type = request.headers.get("content-type", "")
+        envelope = raw_envelope(
+            raw_id=raw_id, provider=account.provider, account=account.name,
+            method=request.method, path=request.url.path, query=query,
+            content_type=content_type,
+            headers={h: request.headers[h] for h in KEPT_HEADERS if h in request.headers},
+            body=body, received_at=received_at,
+        )
+        fingerprint = self.recent.fingerprint(account.provider, account.name, request.method,
+                                              query, body)
+        webhook = WebhookRequest(provider=account.provider, account=account.name, body=body,
+                                 received_at=received_at, raw_id=raw_id,
+                                 content_type=content_type, query=query,
+                                 method=request.method, headers=request.headers)
+        normalizer = get(account.provider)
+        if self.recent.seen(fingerprint):
+            metrics.DUPLICATES.labels(account.provider, account.name).inc()
+            return self._ack(normalizer.acknowledge(webhook)), "duplicate"
+
+        events: list[MessageEvent] = []
+        failure: tuple[int, str, str] | None = None
+        if webhook.media_type not in ACCEPTED_MEDIA_TYPES:
+            failure = (415, "unsupported_media_type",
+                       f"content type {webhook.media_type!r} is not accepted; send JSON, "
+                       "XML or a urlencoded form")
+        else:
+            try:
+                events = normalizer.normalize(webhook)
+            except NormalizeError as exc:
+                failure = (400, "unprocessable_payload", exc.reason)
+            except Exception as exc:
+                log.exception("normalizer crashed", provider=account.provider)
+                failure = (400, "unprocessable_payload", f"could not read payload: {exc!r}")
+
+        records = [raw_record(envelope, received_at)]
+        if failure is None:
+            records.extend(event_record(event) for event in events)
+        else:
+            records.append(dead_letter_record(
+                dl_id=str(uuid.uuid4()), stage="normalize", reason=failure[2],
+                provider=account.provider, account=account.name, time=received_at,
+                payload=envelope))
+
+        started = time.perf_counter()
+        try:
+            await self.producer.publish(records)
+        except PublishError as exc:
+            log.error("webhook not stored, answering 503", provider=account.provider,
+                      account=account.name, reason=str(exc))
+            return error_response(503, "storage_unavailable",
+                                  "the webhook could not be stored; retry later",
+                                  headers={"Retry-After": "5"}), "unavailable"
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+
+        if failure is not None:
+            metrics.DEAD_LETTERS.labels(account.provider, account.name).inc()
+            log.warning("webhook kept as dead letter", provider=account.provider,
+                        account=account.name, raw_id=raw_id, reason=failure[2])
+            return error_response(failure[0], failure[1], failure[2]), "dead_letter"
+
+        self.recent.remember(fingerprint)
+        for event in events:
+            metrics.EVENTS.labels(account.provider, event.type.value,
+                                  event.status.value if event.status else "").inc()
+        return self._ack(normalizer.acknowledge(webhook)), "stored"
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The body, or None once it grows past the cap (we stop reading there)."""
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, account: Account) -> Response:
+        log.warning("webhook body too large", provider=account.provider, account=account.name,
+                    limit=self.max_body_bytes)
+        return error_response(413, "payload_too_large",
+                              f"body exceeds {self.max_body_bytes} bytes")
+
+    @staticmethod
+    def _ack(ack: Ack) -> Response:
+        return Response(ack.body, status_code=ack.status_code, media_type=ack.content_type)
+
+
+def describe(records: list[OutRecord]) -> list[dict[str, Any]]:
+    """For debugging: which topics and keys a request's records go to."""
+    return [{"topic": r.topic, "key": r.key} for r in records]

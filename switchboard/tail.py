@@ -1,0 +1,48 @@
+"""`switchboard tail`: watch what lands on the topics, for people building on top."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS
+
+
+def decode(record: Any) -> dict[str, Any]:
+    """A record as one JSON-friendly dict: where it is, its key, its CloudEvents headers, value."""
+    try:
+        value: Any = orjson.loads(record.value)
+    except orjson.JSONDecodeError:
+        value = record.value.decode("utf-8", "replace")
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": record.key.decode("utf-8", "replace") if record.key else None,
+        "headers": {k: v.decode("utf-8", "replace") for k, v in record.headers or ()},
+        "value": value,
+    }
+
+
+async def tail(bootstrap: str, topics: list[str] | None, *, from_beginning: bool = False,
+               limit: int | None = None) -> None:
+    consumer = AIOKafkaConsumer(
+        *(topics or [MESSAGE_INBOUND.name, MESSAGE_STATUS.name]),
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        printed = 0
+        async for record in consumer:
+            sys.stdout.buffer.write(orjson.dumps(decode(record)) + b"\n")
+            sys.stdout.flush()
+            printed += 1
+            if limit is not None and printed >= limit:
+                return
+    finally:
+        await consumer.stop()
