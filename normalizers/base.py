@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl
 
 import orjson
 from defusedxml import ElementTree as SafeET
+from defusedxml.common import DefusedXmlException
 
 from switchboard.events import (
     Direction,
@@ -209,7 +210,7 @@ def parse_xml(body: bytes) -> JsonObject:
         root = SafeET.fromstring(body)
     except SafeET.ParseError as exc:
         raise NormalizeError(f"body is not well-formed XML: {exc}") from None
-    except Exception as exc:  # defusedxml's refusals (entities, DTDs) are not ParseErrors
+    except DefusedXmlException as exc:  # entities, DTDs, external references
         raise NormalizeError(f"XML refused: {type(exc).__name__}") from None
     try:
         converted = _xml_element(root)
@@ -350,7 +351,7 @@ def channel(value: str | None) -> str:
     key = value.strip().lower()
     if key in _CHANNELS:
         return _CHANNELS[key]
-    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", key).strip("-")
+    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", key).strip("-_.")
     return cleaned or "unknown"
 
 
