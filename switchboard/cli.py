@@ -8,7 +8,7 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import uvicorn
 
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.logs import configure_logging
+from switchboard.serving import EmbeddedServer
 from switchboard.settings import Settings, get_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -125,16 +126,8 @@ def _run_services(settings: Settings, bootstrap: str) -> int:
           f"(KAFKA_BOOTSTRAP_SERVERS={bootstrap}). Ctrl-C stops everything.", flush=True)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
                             log_config=None, access_log=False, timeout_graceful_shutdown=30)
-    asyncio.run(_serve_until_signal(_QuietServer(config)))
+    asyncio.run(_serve_until_signal(EmbeddedServer(config)))
     return 0
-
-
-class _QuietServer(uvicorn.Server):
-    """uvicorn re-raises the stop signal when done; we handle signals ourselves instead."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 async def _serve_until_signal(server: uvicorn.Server) -> None:

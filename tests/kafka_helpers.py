@@ -1,0 +1,72 @@
+"""Reading back what a test caused on the topics, exactly: from offsets taken before to the end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from switchboard.topics import ALL_TOPICS
+
+Offsets = dict[TopicPartition, int]
+
+
+class TopicWatcher:
+    def __init__(self, bootstrap: str, topics: tuple[str, ...] | None = None) -> None:
+        self.bootstrap = bootstrap
+        self.topics = topics or tuple(spec.name for spec in ALL_TOPICS)
+        self._consumer: AIOKafkaConsumer | None = None
+        self.partitions: list[TopicPartition] = []
+
+    async def __aenter__(self) -> TopicWatcher:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
+                                          enable_auto_commit=False)
+        await self._consumer.start()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            for topic in await admin.describe_topics(list(self.topics)):
+                for partition in sorted(p["partition"] for p in topic["partitions"]):
+                    self.partitions.append(TopicPartition(topic["topic"], partition))
+        finally:
+            await admin.close()
+        if not self.partitions:
+            await self._consumer.stop()
+            raise AssertionError(f"no partitions found for {self.topics}")
+        self._consumer.assign(self.partitions)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._consumer is not None
+        await self._consumer.stop()
+
+    async def snapshot(self) -> Offsets:
+        assert self._consumer is not None
+        ends: Offsets = await self._consumer.end_offsets(self.partitions)
+        return ends
+
+    async def records_since(self, before: Offsets, timeout_s: float = 20.0
+                            ) -> dict[str, list[Any]]:
+        """Every record appended after `before`, by topic, in partition order."""
+        assert self._consumer is not None
+        after = await self.snapshot()
+        found: dict[str, list[Any]] = defaultdict(list)
+        for tp in self.partitions:
+            if after[tp] > before[tp]:
+                self._consumer.seek(tp, before[tp])
+        wanted = {tp: after[tp] for tp in self.partitions if after[tp] > before[tp]}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while wanted and loop.time() < deadline:
+            batch = await self._consumer.getmany(*wanted, timeout_ms=500)
+            for tp, records in batch.items():
+                for record in records:
+                    if record.offset < wanted.get(tp, -1):
+                        found[tp.topic].append(record)
+                if records and records[-1].offset + 1 >= wanted.get(tp, 0):
+                    wanted.pop(tp, None)
+        assert not wanted, f"records not readable in {timeout_s}s: {wanted}"
+        return dict(found)
