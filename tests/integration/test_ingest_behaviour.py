@@ -1,0 +1,122 @@
+"""Limits, duplicates, every auth scheme, and the operational endpoints."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import orjson
+import pytest
+
+from ingest.signing import sign
+from switchboard.topics import DEAD_LETTER, MESSAGE_STATUS, RAW
+from tests.integration.conftest import IngestServer
+from tests.kafka_helpers import TopicWatcher
+
+
+def infobip_report(message_id: str) -> bytes:
+    return orjson.dumps({"results": [{
+        "messageId": message_id, "to": "41793026727", "sender": "InfoSMS",
+        "doneAt": "2026-01-01T10:00:00.000+0000", "messageCount": 1,
+        "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5,
+                   "name": "DELIVERED_TO_HANDSET", "description": "delivered"},
+        "error": {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
+                  "description": "No Error", "permanent": False}}]})
+
+
+def basic(secret: str = "ib-new-secret") -> dict[str, str]:
+    return sign("basic", secret, url="", body=b"", username="ib") | {
+        "content-type": "application/json"}
+
+
+async def test_exact_retry_is_answered_but_not_published_again(
+    ingest_server: IngestServer, kafka_bootstrap: str
+) -> None:
+    body = infobip_report(f"dup-{uuid.uuid4()}")
+    url = ingest_server.url("infobip", "it-infobip")
+    async with TopicWatcher(kafka_bootstrap) as watcher, httpx.AsyncClient() as client:
+        before = await watcher.snapshot()
+        first = await client.post(url, content=body, headers=basic())
+        middle = await watcher.snapshot()
+        second = await client.post(url, content=body, headers=basic("ib-old-secret"))
+        assert await watcher.snapshot() == middle, "the retry was published again"
+        found = await watcher.records_since(before)
+        metrics = (await client.get(f"{ingest_server.base_url}/metrics")).text
+    assert first.status_code == second.status_code == 200
+    assert len(found[RAW.name]) == 1 and len(found[MESSAGE_STATUS.name]) == 1
+    assert 'switchboard_ingest_duplicates_total{account="it-infobip",provider="infobip"}' in metrics
+
+
+@pytest.mark.parametrize(
+    ("account", "scheme", "secret"),
+    [
+        ("it-messagebird", "messagebird-jwt", "mb-signing-key-0123456789abcdef"),
+        ("it-messagebird-v1", "messagebird-v1", "mb-v1-signing-key"),
+        ("it-bird-platform", "standard-webhooks", "whsec_aXQtYmlyZC1wbGF0Zm9ybS1zZWNyZXQ="),
+        ("it-bird", "bird-signature", "bird-signing-key"),
+    ],
+)
+async def test_every_bird_scheme_authenticates_a_get_status_report(
+    account: str, scheme: str, secret: str, ingest_server: IngestServer, kafka_bootstrap: str
+) -> None:
+    query = (f"id={uuid.uuid4().hex}&reference=ref-{account}&recipient=31612345678"
+             "&status=delivered&statusDatetime=2026-01-11T09%3A17%3A11%2B00%3A00")
+    url = f"{ingest_server.url('bird', account)}?{query}"
+    headers = sign(scheme, secret, url=url, body=b"", query=query)
+    async with TopicWatcher(kafka_bootstrap) as watcher, httpx.AsyncClient() as client:
+        before = await watcher.snapshot()
+        response = await client.get(url, headers=headers)
+        found = await watcher.records_since(before)
+    assert response.status_code == 200, response.text
+    event = orjson.loads(found[MESSAGE_STATUS.name][0].value)
+    assert event["status"] == "delivered" and event["correlation_id"] == f"ref-{account}"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"),
+    [
+        (b"x" * (1_048_576 + 1), "application/json", 413),
+        (b"%PDF-1.4", "application/pdf", 415),
+        (b"[" * 5000 + b"]" * 5000, "application/json", 400),
+        (b'<?xml version="1.0"?><!DOCTYPE b [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;">]>'
+         b"<results>&b;</results>", "application/xml", 400),
+        (b"<" * 3000, "application/xml", 400),
+        (b"\xff\xfe\x00garbage", "application/x-www-form-urlencoded", 400),
+    ],
+    ids=["too-large", "pdf", "deep-json", "xml-entities", "broken-xml", "binary-form"],
+)
+async def test_hostile_bodies_get_a_clear_4xx_never_500(
+    body: bytes, content_type: str, status: int, ingest_server: IngestServer,
+    kafka_bootstrap: str
+) -> None:
+    headers = basic() | {"content-type": content_type}
+    async with TopicWatcher(kafka_bootstrap) as watcher, httpx.AsyncClient() as client:
+        before = await watcher.snapshot()
+        response = await client.post(ingest_server.url("infobip", "it-infobip"), content=body,
+                                     headers=headers)
+        found = await watcher.records_since(before)
+        health = await client.get(f"{ingest_server.base_url}/healthz")
+    assert response.status_code == status, response.text
+    assert response.json()["error"] and response.json()["message"]
+    assert health.status_code == 200
+    if status == 413:
+        assert not found, "an over-size body is refused before it is read"
+    else:  # authenticated: kept raw, explained in the dead-letter topic
+        assert len(found[RAW.name]) == 1 and len(found[DEAD_LETTER.name]) == 1
+        reason = orjson.loads(found[DEAD_LETTER.name][0].value)["reason"]
+        assert reason == response.json()["message"]
+
+
+async def test_health_readiness_and_metrics(ingest_server: IngestServer) -> None:
+    async with httpx.AsyncClient() as client:
+        health = await client.get(f"{ingest_server.base_url}/healthz")
+        ready = await client.get(f"{ingest_server.base_url}/readyz")
+        metrics = await client.get(f"{ingest_server.base_url}/metrics")
+        missing = await client.get(f"{ingest_server.base_url}/nothing-here")
+    assert health.json() == {"status": "ok"}
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+    for name in ("switchboard_ingest_requests_total", "switchboard_ingest_events_total",
+                 "switchboard_ingest_publish_seconds_bucket",
+                 "switchboard_ingest_duplicates_total", "switchboard_ingest_dead_letters_total"):
+        assert name in metrics.text
+    assert missing.status_code == 404 and missing.json()["error"] == "http_error"

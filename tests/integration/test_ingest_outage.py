@@ -1,0 +1,94 @@
+"""Kafka goes away mid-traffic: ingest answers 503 (never 2xx), then recovers; nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer
+
+from ingest.accounts import parse_accounts
+from switchboard.localkafka import LocalKafka, free_port
+from switchboard.settings import Settings
+from switchboard.topics import RAW, ensure_topics
+from tests.integration.conftest import TEST_ACCOUNTS, start_ingest
+from tests.integration.test_ingest_behaviour import basic, infobip_report
+
+
+async def _post(client: httpx.AsyncClient, url: str, message_id: str) -> int:
+    response = await client.post(url, content=infobip_report(message_id), headers=basic())
+    return response.status_code
+
+
+async def _raw_message_ids(bootstrap: str) -> set[str]:
+    consumer = AIOKafkaConsumer(RAW.name, bootstrap_servers=bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ids: set[str] = set()
+        while True:
+            batch = await consumer.getmany(timeout_ms=2000)
+            if not batch:
+                return ids
+            for records in batch.values():
+                for record in records:
+                    body = orjson.loads(orjson.loads(record.value)["body"])
+                    ids.update(r["messageId"] for r in body["results"])
+    finally:
+        await consumer.stop()
+
+
+async def test_broker_outage_gives_503s_then_recovers_without_loss(tmp_path: Path) -> None:
+    broker = LocalKafka(tmp_path / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
+                        controller_port=free_port())
+    await asyncio.to_thread(broker.start)
+    try:
+        await broker.wait_ready()
+        await ensure_topics(broker.bootstrap_servers, partitions=1, replication_factor=1)
+        accounts = parse_accounts({"accounts": {"it-infobip": TEST_ACCOUNTS["it-infobip"]}})
+        server, task = await start_ingest(broker.bootstrap_servers, accounts,
+                                          produce_timeout_s=2.0)
+        url = server.url("infobip", "it-infobip")
+        answered: dict[str, int] = {}
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                for _ in range(5):
+                    message_id = f"before-{uuid.uuid4()}"
+                    answered[message_id] = await _post(client, url, message_id)
+                assert set(answered.values()) == {200}
+
+                await asyncio.to_thread(broker.stop)
+                during = {}
+                for _ in range(4):
+                    message_id = f"during-{uuid.uuid4()}"
+                    during[message_id] = await _post(client, url, message_id)
+                assert set(during.values()) == {503}, during
+                answered |= during
+
+                await asyncio.to_thread(broker.start)
+                recovered = False
+                for _ in range(30):  # bounded: up to ~60 s for the producer to reconnect
+                    message_id = f"after-{uuid.uuid4()}"
+                    answered[message_id] = await _post(client, url, message_id)
+                    if answered[message_id] == 200:
+                        recovered = True
+                        break
+                    await asyncio.sleep(1)
+                assert recovered, "ingest did not recover after Kafka came back"
+                for _ in range(5):
+                    message_id = f"after-{uuid.uuid4()}"
+                    answered[message_id] = await _post(client, url, message_id)
+                    assert answered[message_id] == 200
+        finally:
+            server.server.should_exit = True
+            await task
+
+        assert set(answered.values()) <= {200, 503}, "only success or retry-later, never else"
+        stored = await _raw_message_ids(broker.bootstrap_servers)
+        acknowledged = {m for m, status in answered.items() if status == 200}
+        assert acknowledged <= stored, f"2xx but not in Kafka: {acknowledged - stored}"
+    finally:
+        await asyncio.to_thread(broker.stop)
