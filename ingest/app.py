@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ingest.accounts import Accounts, load_accounts
 from ingest.dedup import RecentRequests
 from ingest.webhooks import WebhookHandler
+from switchboard.accounts import Accounts, load_accounts
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer
 from switchboard.settings import Settings

@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl, urlencode
 import jwt
 import orjson
 
-from ingest.accounts import AuthConfig
+from switchboard.accounts import AuthConfig
 
 
 class AuthError(Exception):

@@ -17,11 +17,11 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ingest import metrics
-from ingest.accounts import Account, Accounts
 from ingest.auth import AuthError, SignedRequest, signed_url, verify
 from ingest.dedup import RecentRequests
 from normalizers import NormalizeError, WebhookRequest, get, provider_names
 from normalizers.base import Ack
+from switchboard.accounts import Account, Accounts
 from switchboard.events import MessageEvent
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError

@@ -104,8 +104,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_services(settings: Settings, bootstrap: str) -> int:
     """Ingest (and, as they land, the workers) in this process, on the given cluster."""
-    from ingest.accounts import AccountsError, load_accounts
     from ingest.app import create_app
+    from switchboard.accounts import AccountsError, load_accounts
 
     accounts_file = settings.accounts_file or DEMO_ACCOUNTS
     settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap,

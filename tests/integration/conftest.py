@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 import uvicorn
 
-from ingest.accounts import Accounts, parse_accounts
 from ingest.app import create_app
+from switchboard.accounts import Accounts, parse_accounts
 from switchboard.localkafka import free_port
 from switchboard.serving import EmbeddedServer
 from switchboard.settings import Settings

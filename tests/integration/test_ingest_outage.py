@@ -10,7 +10,7 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from ingest.accounts import parse_accounts
+from switchboard.accounts import parse_accounts
 from switchboard.localkafka import LocalKafka, free_port
 from switchboard.settings import Settings
 from switchboard.topics import RAW, ensure_topics

@@ -9,8 +9,8 @@ from typing import Any
 import jwt
 import pytest
 
-from ingest.accounts import AuthConfig
 from ingest.auth import AuthError, SignedRequest, verify
+from switchboard.accounts import AuthConfig
 
 MB_QUERY = ("recipient=31612345678&reference=FOO&statusDatetime=2019-01-11T09%3A17%3A11%2B00%3A00"
             "&id=eef0ab57a9e049be946f3821568c2b2e&status=delivered&mccmnc=20408&ported=1")

@@ -86,6 +86,7 @@ class Account(_Strict):
     name: str
     provider: str
     auth: AuthConfig
+    # Validated by the provider's outbound client (consumers/outbound/<provider>.py).
     outbound: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("provider")
@@ -129,14 +130,8 @@ def parse_accounts(data: dict[str, Any], source: str = "<accounts>") -> Accounts
             )
             raise AccountsError(f"{source}: account {name!r}: {problems}") from None
         register_secrets(account.auth.secret_values())
-        register_secrets(_outbound_secrets(account.outbound))
         accounts.append(account)
     return Accounts(accounts)
-
-
-def _outbound_secrets(outbound: dict[str, Any]) -> list[str]:
-    return [str(v) for k, v in outbound.items()
-            if any(word in k.lower() for word in ("secret", "key", "password", "token"))]
 
 
 def load_accounts(path: Path) -> Accounts:

@@ -1,0 +1,118 @@
+"""What every outbound provider client shares: the interface, errors, and rate limiting.
+
+One module per provider (Courier style) exposes `NAME`, a pydantic `Config` for the account's
+`[accounts.<name>.outbound]` table, and `Client(config, http, context)` implementing `send`.
+Clients translate a command into the provider's send API call and classify every failure as
+retryable (timeouts, 5xx, 429) or permanent (validation, auth): the sender decides on retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from switchboard.commands import OutboundCommand
+
+
+class SendError(Exception):
+    """A send failed. `retryable` tells the sender whether trying again can help."""
+
+    def __init__(self, description: str, *, retryable: bool, code: str | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.retryable = retryable
+        self.code = code
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class SendReceipt:
+    """The provider accepted the message; status webhooks will follow for this id."""
+
+    provider_message_id: str | None
+    provider_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SendContext:
+    """What a client needs from Switchboard besides its own config."""
+
+    account: str
+    # Where the provider should send status webhooks for this account (our ingest URL).
+    webhook_url: str | None
+
+
+class OutboundConfig(BaseModel):
+    """Options every provider's outbound config accepts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str
+    timeout_s: float = Field(default=10.0, gt=0)
+    rate_per_s: float = Field(default=20.0, gt=0, description="sustained sends per second")
+    burst: int = Field(default=20, ge=1)
+    channel: str = "sms"
+
+
+class OutboundClient(Protocol):
+    async def send(self, command: OutboundCommand) -> SendReceipt:
+        """Send one command; raise SendError on failure."""
+
+
+class TokenBucket:
+    """Per-account rate limit: waits until a token is available instead of failing."""
+
+    def __init__(self, rate_per_s: float, burst: int) -> None:
+        self.rate = rate_per_s
+        self.capacity = float(burst)
+        self.tokens = float(burst)
+        self.updated = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            while True:
+                now = time.monotonic()
+                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+                self.updated = now
+                if self.tokens >= 1:
+                    self.tokens -= 1
+                    return
+                await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds form), if present and sane."""
+    value = response.headers.get("retry-after", "")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= 3600 else None
+
+
+def classify_http_error(response: httpx.Response, description: str,
+                        code: str | None = None) -> SendError:
+    """Map an HTTP failure to retryable or permanent, the same way for every provider."""
+    status = response.status_code
+    retryable = status == 429 or status >= 500 or status == 408
+    return SendError(f"HTTP {status}: {description}", retryable=retryable,
+                     code=code or str(status), retry_after_s=retry_after(response))
+
+
+async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers: dict[str, str],
+                    timeout_s: float) -> httpx.Response:
+    """POST JSON; network failures and timeouts become retryable SendErrors."""
+    try:
+        return await http.post(url, json=payload, headers=headers, timeout=timeout_s)
+    except httpx.TimeoutException:
+        raise SendError(f"timed out after {timeout_s}s", retryable=True, code="timeout") from None
+    except httpx.TransportError as exc:
+        raise SendError(f"network error: {type(exc).__name__}", retryable=True,
+                        code="network") from None

@@ -1,0 +1,106 @@
+"""Outbound commands (what to send) and their results: the sender's public contract, v1.
+
+Anything may produce a command on `switchboard.outbound.v1` (bots, other services); the
+sender publishes exactly one result per command on `switchboard.outbound-results.v1`. The
+command `id` is the idempotency key: a command id is sent to a provider at most once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from switchboard.events import ErrorInfo, Media
+
+COMMAND_SCHEMA_VERSION: Literal[1] = 1
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Button(_Model):
+    """A quick-reply button; `payload` comes back as the inbound event's `postback`."""
+
+    title: str = Field(min_length=1, max_length=64)
+    payload: str = Field(min_length=1, max_length=1000)
+
+
+class CommandKind(StrEnum):
+    MESSAGE = "message"
+    # Confirming an opt-out is the one message an opted-out contact may still receive.
+    OPT_OUT_CONFIRMATION = "opt-out-confirmation"
+
+
+class OutboundCommand(_Model):
+    id: str = Field(min_length=1, max_length=200, description="idempotency key, unique")
+    schema_version: Literal[1] = COMMAND_SCHEMA_VERSION
+    account: str = Field(min_length=1)
+    to: str = Field(min_length=1, description="E.164 number or the provider's user id")
+    channel: str | None = Field(default=None, description="default: the account's channel")
+    text: str | None = None
+    media: list[Media] = Field(default_factory=list)
+    buttons: list[Button] = Field(default_factory=list, max_length=10)
+    in_reply_to: str | None = Field(default=None, description="provider id of the message "
+                                    "being answered")
+    kind: CommandKind = CommandKind.MESSAGE
+    created_at: datetime
+    metadata: dict[str, str] = Field(default_factory=dict, description="echoed in the result")
+
+    @model_validator(mode="after")
+    def _has_content(self) -> OutboundCommand:
+        if not self.text and not self.media:
+            raise ValueError("a command needs text or media")
+        return self
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> OutboundCommand:
+        return cls.model_validate_json(data)
+
+
+class ResultStatus(StrEnum):
+    ACCEPTED = "accepted"  # the provider took the message; status events follow
+    FAILED = "failed"
+
+
+class OutboundResult(_Model):
+    command_id: str
+    schema_version: Literal[1] = COMMAND_SCHEMA_VERSION
+    account: str
+    provider: str
+    to: str
+    status: ResultStatus
+    provider_message_id: str | None = None
+    error: ErrorInfo | None = Field(default=None, description="error.permanent: no retry helps")
+    attempts: int = Field(ge=0)
+    completed_at: datetime
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> OutboundResult:
+        return cls.model_validate_json(data)
+
+
+def json_schemas() -> bytes:
+    """The JSON Schemas of commands and results, published in docs/schema/."""
+    schema: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://switchboard.dev/schema/outbound.v1.json",
+        "oneOf": [{"$ref": "#/$defs/OutboundCommand"}, {"$ref": "#/$defs/OutboundResult"}],
+        "$defs": {},
+    }
+    for model in (OutboundCommand, OutboundResult):
+        part = model.model_json_schema(mode="serialization", ref_template="#/$defs/{model}")
+        schema["$defs"].update(part.pop("$defs", {}))
+        schema["$defs"][model.__name__] = part
+    return orjson.dumps(schema, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
