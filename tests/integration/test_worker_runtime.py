@@ -1,0 +1,131 @@
+"""The consumer runtime against the real broker: order, retries, dead letters, commits."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from consumers.runtime import Context, PoisonRecord, Record, RetryPolicy, WorkerRuntime
+from switchboard.topics import DEAD_LETTER, TopicSpec, ensure_topics
+from tests.kafka_helpers import TopicWatcher
+
+
+async def _topic(bootstrap: str) -> str:
+    name = f"test.runtime.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, partitions=3, replication_factor=1,
+                        specs=(TopicSpec(name, "test"),))
+    return name
+
+
+async def _produce(bootstrap: str, topic: str, items: list[tuple[str, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send(topic, value, key=key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def _run_until(runtime: WorkerRuntime, done: asyncio.Event, timeout_s: float = 60) -> None:
+    task = asyncio.create_task(runtime.run())
+    try:
+        await asyncio.wait_for(done.wait(), timeout_s)
+    finally:
+        runtime.stop()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> None:
+    topic = await _topic(kafka_bootstrap)
+    items = [(f"contact-{i % 5}", orjson.dumps({"n": i})) for i in range(100)]
+    items.append(("contact-x", b"not json"))  # poison: dead-lettered at once
+    items.append(("contact-y", orjson.dumps({"n": -1})))  # always fails: dead-lettered after 3
+    await _produce(kafka_bootstrap, topic, items)
+
+    seen: dict[bytes, list[int]] = defaultdict(list)
+    failures: dict[int, int] = defaultdict(int)
+    done = asyncio.Event()
+
+    async def handler(record: Record, ctx: Context) -> None:
+        try:
+            n = orjson.loads(record.value)["n"]
+        except orjson.JSONDecodeError as exc:
+            raise PoisonRecord(str(exc)) from exc
+        if n == -1 or (n % 10 == 0 and failures[n] < 2):  # transient failures, then success
+            failures[n] += 1
+            raise RuntimeError(f"flaky {n}")
+        assert record.key is not None
+        seen[record.key].append(n)
+        if sum(len(v) for v in seen.values()) == 100:
+            done.set()
+
+    async with TopicWatcher(kafka_bootstrap, (DEAD_LETTER.name,)) as watcher:
+        before = await watcher.snapshot()
+        group = f"g-{uuid.uuid4().hex[:8]}"
+        runtime = WorkerRuntime(name="test", bootstrap_servers=kafka_bootstrap, topics=[topic],
+                                handler=handler, group_id=group,
+                                retry=RetryPolicy(max_attempts=3, base_delay_s=0.01))
+        await _run_until(runtime, done)
+        letters = (await watcher.records_since(before)).get(DEAD_LETTER.name, [])
+
+    for key, numbers in seen.items():
+        assert numbers == sorted(numbers), f"{key!r} handled out of order"
+    assert sorted(n for ns in seen.values() for n in ns) == list(range(100))
+    reasons = sorted(orjson.loads(r.value)["reason"] for r in letters)
+    assert len(reasons) == 2
+    assert reasons[0].startswith("RuntimeError: flaky -1")
+    assert reasons[1].startswith("undecodable record")
+    assert failures[-1] == 3
+
+    # Everything was committed: the same group handles nothing more after a restart.
+    await _produce(kafka_bootstrap, topic, [("contact-z", orjson.dumps({"n": 1000}))])
+    again: list[int] = []
+    done_again = asyncio.Event()
+
+    async def second(record: Record, ctx: Context) -> None:
+        again.append(orjson.loads(record.value)["n"])
+        done_again.set()
+
+    restarted = WorkerRuntime(name="test", bootstrap_servers=kafka_bootstrap, topics=[topic],
+                              handler=second, group_id=group)
+    await _run_until(restarted, done_again)
+    assert again == [1000]
+
+
+async def test_stop_finishes_in_flight_work_and_commits(kafka_bootstrap: str) -> None:
+    topic = await _topic(kafka_bootstrap)
+    await _produce(kafka_bootstrap, topic, [(f"k{i}", str(i).encode()) for i in range(40)])
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    handled: list[int] = []
+    started = asyncio.Event()
+
+    async def slow(record: Record, ctx: Context) -> None:
+        started.set()
+        await asyncio.sleep(0.05)
+        handled.append(int(record.value))
+
+    runtime = WorkerRuntime(name="test", bootstrap_servers=kafka_bootstrap, topics=[topic],
+                            handler=slow, group_id=group, max_batch=10, max_concurrency=2)
+    task = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(started.wait(), 30)
+    runtime.stop()  # as on SIGTERM
+    await asyncio.wait_for(task, 30)
+    first_run = list(handled)
+    assert first_run, "nothing handled before stop"
+
+    done = asyncio.Event()
+
+    async def rest(record: Record, ctx: Context) -> None:
+        handled.append(int(record.value))
+        if len(handled) >= 40:
+            done.set()
+
+    await _run_until(WorkerRuntime(name="test", bootstrap_servers=kafka_bootstrap,
+                                   topics=[topic], handler=rest, group_id=group), done)
+    assert sorted(handled) == list(range(40)), "records lost or handled twice across the stop"
