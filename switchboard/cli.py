@@ -11,12 +11,16 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.logs import configure_logging
 from switchboard.serving import EmbeddedServer
+
+if TYPE_CHECKING:
+    from switchboard.accounts import Accounts
 from switchboard.settings import Settings, get_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -154,6 +158,35 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _accounts_or_exit(settings: Settings) -> Accounts | None:
+    from switchboard.accounts import AccountsError, load_accounts
+
+    path = settings.accounts_file or DEMO_ACCOUNTS
+    try:
+        return load_accounts(path)
+    except AccountsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one worker (consumer group member) until SIGTERM/Ctrl-C."""
+    from consumers.workers import WORKERS, run_worker
+
+    if args.name not in WORKERS:
+        print(f"error: unknown worker {args.name!r}; known: {', '.join(WORKERS)}",
+              file=sys.stderr)
+        return 2
+    if not settings.kafka_bootstrap_servers:
+        print("error: set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 2
+    accounts = _accounts_or_exit(settings)
+    if accounts is None:
+        return 2
+    asyncio.run(run_worker(args.name, settings, accounts))
+    return 0
+
+
 def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     """Print records of the event topics as they arrive (JSON lines), until Ctrl-C."""
     from switchboard.tail import tail
@@ -235,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="default: SWITCHBOARD_HTTP_PORT")
     serve.add_argument("--workers", type=int, help="default: SWITCHBOARD_HTTP_WORKERS")
     serve.set_defaults(handler=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a worker: sender, keywords, …")
+    worker.add_argument("name", help="which worker")
+    worker.set_defaults(handler=cmd_worker)
 
     tail = sub.add_parser("tail", help="print decoded records from Kafka as they arrive")
     tail.add_argument("--topic", action="append",

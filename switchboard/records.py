@@ -14,10 +14,20 @@ from typing import Any
 
 import orjson
 
+from switchboard.commands import OutboundCommand, OutboundResult
 from switchboard.events import MessageEvent
-from switchboard.topics import DEAD_LETTER, MESSAGE_INBOUND, MESSAGE_STATUS, RAW
+from switchboard.topics import (
+    DEAD_LETTER,
+    MESSAGE_INBOUND,
+    MESSAGE_STATUS,
+    OUTBOUND,
+    OUTBOUND_RESULTS,
+    RAW,
+)
 
 RAW_TYPE = "dev.switchboard.webhook.raw.v1"
+COMMAND_TYPE = "dev.switchboard.outbound-command.v1"
+RESULT_TYPE = "dev.switchboard.outbound-result.v1"
 DEAD_LETTER_TYPE = "dev.switchboard.dead-letter.v1"
 Headers = list[tuple[str, bytes]]
 
@@ -113,4 +123,28 @@ def dead_letter_record(*, dl_id: str, stage: str, reason: str, provider: str, ac
         value=orjson.dumps(value),
         headers=cloudevent_headers(ce_id=dl_id, source=source_of(provider, account),
                                    ce_type=DEAD_LETTER_TYPE, time=time),
+    )
+
+
+def command_record(command: OutboundCommand, provider: str) -> OutRecord:
+    """How producers put a command on the outbound topic: keyed by its conversation."""
+    return OutRecord(
+        topic=OUTBOUND.name,
+        key=conversation_key(provider, command.account, command.to),
+        value=command.to_json(),
+        headers=cloudevent_headers(ce_id=command.id, source=source_of(provider, command.account),
+                                   ce_type=COMMAND_TYPE, time=command.created_at),
+    )
+
+
+def result_record(result: OutboundResult) -> OutRecord:
+    """The sender's answer to a command, keyed like the command's conversation."""
+    return OutRecord(
+        topic=OUTBOUND_RESULTS.name,
+        key=conversation_key(result.provider, result.account, result.to),
+        value=result.to_json(),
+        headers=cloudevent_headers(ce_id=f"result-{result.command_id}",
+                                   source=source_of(result.provider, result.account),
+                                   ce_type=RESULT_TYPE, time=result.completed_at,
+                                   subject=result.command_id),
     )

@@ -1,0 +1,188 @@
+"""The sender worker: outbound commands in, provider send API calls out, one result per command.
+
+No command id reaches a provider twice. Before calling the provider the sender durably marks
+the command `pending` in the compacted ledger topic, and after the call `sent` or `failed`.
+A redelivered command (crash, rebalance) finds its mark: `sent`/`failed` republish the same
+result; `pending` means the process died mid-call, the provider may or may not have the
+message, and the sender reports a failure instead of risking a duplicate (at most once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import httpx
+from prometheus_client import Counter
+from pydantic import BaseModel, ValidationError
+
+from consumers.outbound import SendContext, SendError, SendReceipt, build_client
+from consumers.outbound.base import OutboundClient
+from consumers.runtime import Context, PoisonRecord, Record
+from consumers.table import CompactedTable
+from switchboard.accounts import Account, Accounts
+from switchboard.commands import CommandKind, OutboundCommand, OutboundResult, ResultStatus
+from switchboard.events import ErrorInfo
+from switchboard.logs import get_logger
+from switchboard.records import OutRecord, result_record
+from switchboard.topics import OUTBOUND_SENT
+
+log = get_logger(__name__)
+SENDS = Counter("switchboard_sender_sends_total", "Provider send attempts by outcome",
+                ["provider", "account", "outcome"])
+
+
+class LedgerEntry(BaseModel):
+    state: Literal["pending", "sent", "failed"]
+    result: OutboundResult | None = None
+
+
+def decode_ledger(value: bytes) -> LedgerEntry:
+    return LedgerEntry.model_validate_json(value)
+
+
+class OptOutCheck:
+    """Who may not be messaged. Until the bots maintain the list, nobody is opted out."""
+
+    def is_opted_out(self, account: str, contact: str) -> bool:
+        return False
+
+
+@dataclass
+class SendPolicy:
+    max_attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0
+
+
+class Sender:
+    def __init__(self, accounts: Accounts, ledger: CompactedTable[LedgerEntry],
+                 http: httpx.AsyncClient, *, public_url: str | None,
+                 opt_outs: OptOutCheck | None = None, policy: SendPolicy | None = None) -> None:
+        self.accounts = accounts
+        self.ledger = ledger
+        self.http = http
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.opt_outs = opt_outs or OptOutCheck()
+        self.policy = policy or SendPolicy()
+        self._clients: dict[str, OutboundClient] = {}
+
+    def client_for(self, account: Account) -> OutboundClient:
+        client = self._clients.get(account.name)
+        if client is None:
+            webhook_url = (f"{self.public_url}/webhooks/{account.provider}/{account.name}"
+                           if self.public_url else None)
+            client = build_client(account.provider, account.outbound, self.http,
+                                  SendContext(account=account.name, webhook_url=webhook_url))
+            self._clients[account.name] = client
+        return client
+
+    async def handle(self, record: Record, ctx: Context) -> None:
+        try:
+            command = OutboundCommand.from_json(record.value)
+        except ValidationError as exc:
+            raise PoisonRecord(f"not an outbound command: {exc.errors()[:3]}") from None
+        key = command.id.encode()
+        entry = self.ledger.get(key)
+        if entry is not None:
+            await self._redelivered(command, entry, ctx)
+            return
+        account = self._account_of(command)
+        if account is None:
+            await self._finish(ctx, command, "", self._failure(
+                command, "", "unknown_account", f"no account named {command.account!r}",
+                attempts=0))
+            return
+        if (command.kind is not CommandKind.OPT_OUT_CONFIRMATION
+                and self.opt_outs.is_opted_out(account.name, command.to)):
+            await self._finish(ctx, command, account.provider, self._failure(
+                command, account.provider, "opted_out",
+                "the recipient opted out of messages from this account", attempts=0))
+            return
+        try:
+            client = self.client_for(account)
+        except (ValueError, ValidationError) as exc:
+            await self._finish(ctx, command, account.provider, self._failure(
+                command, account.provider, "bad_outbound_config",
+                f"account {account.name} outbound config is invalid: {exc}", attempts=0))
+            return
+        await self._mark(ctx, key, LedgerEntry(state="pending"))
+        result = await self._send_with_retries(client, command, account)
+        await self._finish(ctx, command, account.provider, result)
+
+    def _account_of(self, command: OutboundCommand) -> Account | None:
+        return next((a for a in self.accounts if a.name == command.account), None)
+
+    async def _redelivered(self, command: OutboundCommand, entry: LedgerEntry,
+                           ctx: Context) -> None:
+        if entry.result is not None:  # done before: publish the same result again
+            await ctx.publish([result_record(entry.result)])
+            return
+        log.warning("command found pending after a restart; not resending", command=command.id)
+        account = self._account_of(command)
+        provider = account.provider if account else ""
+        await self._finish(ctx, command, provider, self._failure(
+            command, provider, "outcome_unknown",
+            "the sender stopped while sending; not resent to avoid a duplicate", attempts=1,
+            permanent=False))
+
+    async def _send_with_retries(self, client: OutboundClient, command: OutboundCommand,
+                                 account: Account) -> OutboundResult:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                receipt = await client.send(command)
+            except SendError as exc:
+                SENDS.labels(account.provider, account.name,
+                             "retryable" if exc.retryable else "permanent").inc()
+                if not exc.retryable or attempt >= self.policy.max_attempts:
+                    log.warning("send failed", command=command.id, account=account.name,
+                                error=exc.description, attempts=attempt)
+                    return self._failure(command, account.provider, exc.code or "send_failed",
+                                         exc.description, attempts=attempt,
+                                         permanent=not exc.retryable)
+                await asyncio.sleep(self._delay(attempt, exc.retry_after_s))
+                continue
+            SENDS.labels(account.provider, account.name, "accepted").inc()
+            return self._accepted(command, account.provider, receipt, attempt)
+
+    def _delay(self, attempt: int, hint: float | None) -> float:
+        if hint is not None:
+            return min(hint, self.policy.max_delay_s)
+        return float(min(self.policy.base_delay_s * 2 ** (attempt - 1), self.policy.max_delay_s))
+
+    async def _mark(self, ctx: Context, key: bytes, entry: LedgerEntry) -> None:
+        await ctx.publish([OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(), key)])
+        self.ledger.put_local(key, entry)
+
+    async def _finish(self, ctx: Context, command: OutboundCommand, provider: str,
+                      result: OutboundResult) -> None:
+        state: Literal["sent", "failed"] = (
+            "sent" if result.status is ResultStatus.ACCEPTED else "failed")
+        entry = LedgerEntry(state=state, result=result)
+        key = command.id.encode()
+        await ctx.publish([
+            OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(), key),
+            result_record(result),
+        ])
+        self.ledger.put_local(key, entry)
+
+    @staticmethod
+    def _accepted(command: OutboundCommand, provider: str, receipt: SendReceipt,
+                  attempts: int) -> OutboundResult:
+        return OutboundResult(
+            command_id=command.id, account=command.account, provider=provider, to=command.to,
+            status=ResultStatus.ACCEPTED, provider_message_id=receipt.provider_message_id,
+            attempts=attempts, completed_at=datetime.now(UTC), metadata=command.metadata)
+
+    @staticmethod
+    def _failure(command: OutboundCommand, provider: str, code: str, description: str, *,
+                 attempts: int, permanent: bool = True) -> OutboundResult:
+        return OutboundResult(
+            command_id=command.id, account=command.account, provider=provider, to=command.to,
+            status=ResultStatus.FAILED,
+            error=ErrorInfo(code=code, description=description, permanent=permanent),
+            attempts=attempts, completed_at=datetime.now(UTC), metadata=command.metadata)
