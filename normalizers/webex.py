@@ -1,16 +1,254 @@
-"""webex webhooks -> message events. (Placeholder until its normalizer lands.)"""
+"""Webex Connect (formerly IMIconnect) webhooks -> message events.
+
+Webex posts two kinds of JSON body to a notify URL or an Outbound Webhook:
+
+* receipts (delivery, failure, read): `{"deliveryInfoNotification": {"deliveryInfo": {...},
+  "transid", "correlationid", "callbackData", ...}}`. `deliveryInfo` is one object; a list
+  is accepted too, giving one event per item.
+* inbound (MO) messages: a flat object, `oa`/`da`/`message` for SMS, `waid` for WhatsApp,
+  `psid` for the legacy Facebook channel, `event: "MO"` for legacy in-app (RTM) messages.
+
+Key casing differs between Webex releases and samples (`Channel`/`channel`, `userld`/`userId`,
+`Description`), so keys are matched case-insensitively. Mappings and sources are documented in
+docs/providers/webex.md.
+"""
 
 from __future__ import annotations
 
-from normalizers.base import DEFAULT_ACK, Ack, NormalizeError, WebhookRequest
-from switchboard.events import MessageEvent
+import re
+from typing import Any
+
+from normalizers.base import (
+    Ack,
+    JsonObject,
+    NormalizeError,
+    WebhookRequest,
+    channel,
+    first,
+    inbound_event,
+    int_field,
+    iter_objects,
+    parse_json_object,
+    parse_time,
+    status_event,
+    text_field,
+)
+from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
 
 NAME = "webex"
 
+# Webex expects exactly 200: it does not promise to treat 201/204 as success.
+_ACK = Ack(status_code=200)
+
+# deliveryStatus, lower-cased with everything but letters removed ("Un-Delivered" ->
+# "undelivered"). None marks interactions that happen after delivery: not a message status.
+_STATUSES: dict[str, Status | None] = {
+    "queued": Status.ACCEPTED,
+    "submitted": Status.SENT,
+    "sent": Status.SENT,  # v2 `requestedReceipts` alias of SUBMITTED
+    "delivered": Status.DELIVERED,
+    "undelivered": Status.UNDELIVERED,
+    "bounce": Status.UNDELIVERED,  # email: the receiving server refused it
+    "bounced": Status.UNDELIVERED,
+    "failed": Status.FAILED,
+    "rejected": Status.REJECTED,
+    "expired": Status.EXPIRED,
+    "read": Status.SEEN,
+    "seen": Status.SEEN,
+    "clicked": None,
+    "complaint": None,
+    "complained": None,
+    "uninterested": None,
+}
+_FAILURES = frozenset({Status.FAILED, Status.UNDELIVERED, Status.REJECTED, Status.EXPIRED})
+
+# Receipt codes where sending the same message again cannot succeed (channel-specific status
+# codes page, SMS section); every other failure code is treated as possibly temporary.
+_PERMANENT_CODES = frozenset({
+    "7003",  # mandatory parameters missing
+    "7004",  # invalid parameters/values
+    "7101",  # invalid sender id
+    "7102",  # invalid address
+    "7107",  # message length exceeded
+    "7109",  # user in DnD
+    "7111",  # spam content detected
+    "7203",  # unknown subscriber address
+    "7205",  # error in binary message
+    "7283",  # invalid operator or landline
+    "7720",  # recipient blocked
+})
+
+# Webex channel labels that base.channel does not know.
+_CHANNELS = {
+    "rt": "in-app",
+    "rtm": "in-app",
+    "appmessaging": "in-app",
+    "applebusinesschat": "apple",
+    "amb": "apple",
+    "wa": "whatsapp",
+    "fb": "messenger",
+}
+
+_NOT_LETTERS = re.compile(r"[^a-z]+")
+_INBOUND_SENDERS = ("oa", "waid", "psid")
+
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
-    raise NormalizeError(f"{NAME} webhooks are not supported yet")
+    """One event per receipt or inbound message; interactions and URL checks give none."""
+    if request.method.upper() in ("GET", "HEAD") and not request.body.strip():
+        return []  # Webex checks a URL with an empty HEAD/GET before saving it
+    raw = parse_json_object(request.body)
+    payload = _lower_keys(raw)
+    if "deliveryinfonotification" in payload:
+        return _receipts(request, payload["deliveryinfonotification"])
+    if any(key in payload for key in _INBOUND_SENDERS) or _is_mo_event(payload):
+        return [_inbound(request, payload)]
+    raise NormalizeError(
+        "not a Webex Connect webhook: expected a receipt with 'deliveryInfoNotification' or an "
+        "inbound message with 'oa'/'da'/'message' (SMS), 'waid' (WhatsApp) or 'psid' "
+        f"(Facebook); got keys {_key_list(raw)}"
+    )
 
 
 def acknowledge(request: WebhookRequest) -> Ack:
-    return DEFAULT_ACK
+    """HTTP 200: Webex documents 200 as the expected answer, for HEAD checks too."""
+    return _ACK
+
+
+# --- receipts --------------------------------------------------------------------------------
+
+
+def _receipts(request: WebhookRequest, notifications: Any) -> list[MessageEvent]:
+    if notifications in (None, "", []):
+        raise NormalizeError("'deliveryInfoNotification' is empty")
+    events: list[MessageEvent] = []
+    for notification in iter_objects(notifications, "deliveryInfoNotification"):
+        envelope = _lower_keys(notification)
+        infos = envelope.get("deliveryinfo")
+        if infos in (None, "", []):
+            raise NormalizeError("'deliveryInfoNotification' has no 'deliveryInfo' object")
+        for info in iter_objects(infos, "deliveryInfo"):
+            event = _receipt(request, envelope, _lower_keys(info))
+            if event is not None:
+                events.append(event)
+    return events
+
+
+def _receipt(request: WebhookRequest, envelope: JsonObject, info: JsonObject
+             ) -> MessageEvent | None:
+    """One deliveryInfo. The status comes from deliveryStatus: `code` is unreliable alone."""
+    raw_status = text_field(info, "deliverystatus")
+    if raw_status is None:
+        raise NormalizeError(
+            "'deliveryInfo' has no 'deliveryStatus' (expected Submitted, Delivered, "
+            "Un-Delivered, Failed, Read, ...)"
+        )
+    key = _NOT_LETTERS.sub("", raw_status.lower())
+    status = _STATUSES.get(key, Status.UNKNOWN)
+    if status is None:
+        return None
+    code = text_field(info, "code")
+    description = text_field(info, "description")
+    return status_event(
+        request,
+        channel=_channel(text_field(info, "deliverychannel")),
+        status=status,
+        # Kept verbatim, `_n_m` suffix included: it tells apart the receipts of one request.
+        message_id=text_field(envelope, "transid"),
+        correlation_id=text_field(envelope, "correlationid", "callbackdata"),
+        recipient=text_field(info, "destination"),
+        error=_error(code, description) if status in _FAILURES else None,
+        provider_status=ProviderStatus(code=code, name=raw_status, description=description),
+        segments=int_field(info, "messagecount"),
+        occurred_at=parse_time(first(info, "timestamp")),
+    )
+
+
+def _error(code: str | None, description: str | None) -> ErrorInfo:
+    permanent = code in _PERMANENT_CODES or (description or "").lower().startswith("permanent")
+    return ErrorInfo(code=code, description=description, permanent=permanent)
+
+
+# --- inbound ---------------------------------------------------------------------------------
+
+
+def _is_mo_event(payload: JsonObject) -> bool:
+    event = payload.get("event")
+    return isinstance(event, str) and event.strip().upper() == "MO"
+
+
+def _inbound(request: WebhookRequest, payload: JsonObject) -> MessageEvent:
+    """An MO message; `oa` is the end user and `da` our number (legacy template, samples)."""
+    sender = text_field(payload, "oa", "waid", "psid", "userid", "userld")
+    if sender is None:
+        raise NormalizeError("inbound message has no sender ('oa', 'waid', 'psid' or 'userId')")
+    postback = text_field(payload, "buttonpayload")
+    return inbound_event(
+        request,
+        channel=_inbound_channel(payload),
+        message_id=text_field(payload, "tid"),
+        sender=sender,
+        recipient=text_field(payload, "da"),
+        text=text_field(payload, "message", "buttontext"),
+        media=_attachments(payload.get("attachments")),
+        postback=postback,
+        segments=int_field(payload, "messagecount"),
+        # `ts`/`timeStamp` carry a zone; `datetime` is zoneless in the legacy template.
+        occurred_at=parse_time(first(payload, "ts", "timestamp", "datetime")),
+    )
+
+
+def _inbound_channel(payload: JsonObject) -> str:
+    label = text_field(payload, "channel", "message_source")
+    if label is not None:
+        return _channel(label)
+    if "waid" in payload:
+        return "whatsapp"
+    if "psid" in payload:
+        return "messenger"
+    return "sms" if "oa" in payload else "unknown"
+
+
+def _attachments(value: Any) -> list[Media]:
+    """Attachment URLs: a URL string, a list of them, or objects with a `url`."""
+    if value in (None, "", []):
+        return []
+    items = value if isinstance(value, list) else [value]
+    media: list[Media] = []
+    for index, item in enumerate(items):
+        if isinstance(item, str) and item.startswith(("http://", "https://")):
+            media.append(Media(url=item))
+        elif isinstance(item, dict):
+            fields = _lower_keys(item)
+            url = text_field(fields, "url", "fileurl", "mediaurl", "link")
+            if url is None:
+                raise NormalizeError(f"attachments[{index}] has no 'url'")
+            media.append(Media(url=url,
+                               content_type=text_field(fields, "contenttype", "mimetype"),
+                               caption=text_field(fields, "caption")))
+        else:
+            raise NormalizeError(
+                f"attachments[{index}] is not a URL or an object with a 'url': {item!r:.60}"
+            )
+    return media
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _lower_keys(data: JsonObject) -> JsonObject:
+    return {key.lower(): value for key, value in data.items()}
+
+
+def _channel(label: str | None) -> str:
+    if label is None:
+        return "unknown"
+    key = label.strip().lower()
+    return _CHANNELS.get(key) or channel(key)
+
+
+def _key_list(payload: JsonObject) -> str:
+    """The payload's keys for an error message, shortened: bodies can be anything."""
+    keys = sorted(payload)
+    shown = ", ".join(repr(key[:40]) for key in keys[:12])
+    return f"[{shown}{', ...' if len(keys) > 12 else ''}]"

@@ -1,0 +1,193 @@
+"""Ingest throughput and latency, with a bare Starlette endpoint as the ceiling, in one run.
+
+Both servers run as one uvicorn process on 127.0.0.1, fed by the same load generator with
+the same Infobip delivery reports (each one distinct, so duplicate suppression never helps).
+The full path authenticates, normalizes and waits for Kafka acks=all on a real broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench.loadgen import LoadResult, build_request, closed_loop, open_loop
+from switchboard.localkafka import LocalKafka, free_port
+from switchboard.settings import Settings
+from switchboard.topics import RAW, ensure_topics
+
+HOST = "127.0.0.1"
+SATURATION_S = float(os.environ.get("BENCH_SECONDS", "6"))
+CONNECTIONS = 32
+FIXED_RATE = 1000.0
+FIXED_S = 5.0
+MAX_REQUESTS = 60_000
+ACCOUNTS = """
+[accounts.bench-infobip]
+provider = "infobip"
+auth = { scheme = "basic", username = "bench", secrets = ["bench-password-123"] }
+"""
+
+
+def delivery_reports(port: int) -> Iterator[bytes]:
+    auth = "Basic " + base64.b64encode(b"bench:bench-password-123").decode()
+    headers = {"Authorization": auth, "Content-Type": "application/json"}
+    for n in itertools.count():
+        body = (
+            '{"results":[{"event":"DELIVERY","channel":"SMS","sender":"InfoSMS",'
+            f'"destination":"4179{n % 10_000_000:07d}","sentAt":"2026-02-06T14:18:29.797+0000",'
+            '"doneAt":"2026-02-06T14:18:31.797+0000","bulkId":"bench",'
+            f'"messageId":"bench-{os.getpid()}-{n}","messageCount":1,"callbackData":"ref-{n}",'
+            '"status":{"groupId":3,"groupName":"DELIVERED","id":5,'
+            '"name":"DELIVERED_TO_HANDSET","description":"Message delivered to handset"},'
+            '"error":{"groupId":0,"groupName":"OK","id":0,"name":"NO_ERROR",'
+            '"description":"No Error","permanent":false}}]}'
+        ).encode()
+        yield build_request(HOST, port, "/webhooks/infobip/bench-infobip", body, headers)
+
+
+def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def _wait_http(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+async def _wait_port(port: int, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            _, writer = await asyncio.open_connection(HOST, port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
+async def _measure(port: int) -> tuple[LoadResult, LoadResult, LoadResult]:
+    requests = delivery_reports(port)
+    warmup = await closed_loop(HOST, port, requests, connections=8, duration_s=1.0,
+                               max_requests=5000)
+    saturation = await closed_loop(HOST, port, requests, connections=CONNECTIONS,
+                                   duration_s=SATURATION_S, max_requests=MAX_REQUESTS)
+    fixed = await open_loop(HOST, port, requests, rate_per_s=FIXED_RATE, duration_s=FIXED_S)
+    return warmup, saturation, fixed
+
+
+async def _raw_count(bootstrap: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [topic] = await admin.describe_topics([RAW.name])
+        partitions = [TopicPartition(RAW.name, p["partition"]) for p in topic["partitions"]]
+    finally:
+        await admin.close()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(partitions)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+def _row(name: str, saturation: LoadResult, fixed: LoadResult) -> str:
+    return (f"{name:10} {saturation.rate():>10.0f} {saturation.percentile(0.5):>8.2f} "
+            f"{saturation.percentile(0.99):>8.2f} {fixed.rate():>9.0f} "
+            f"{fixed.percentile(0.5):>8.2f} {fixed.percentile(0.99):>8.2f}   "
+            f"{_merged(saturation, fixed)}")
+
+
+def _merged(*results: LoadResult) -> dict[int, int]:
+    merged: dict[int, int] = {}
+    for result in results:
+        for status, count in result.statuses.items():
+            merged[status] = merged.get(status, 0) + count
+    return dict(sorted(merged.items()))
+
+
+async def run(bootstrap: str, workdir: Path) -> int:
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SWITCHBOARD_LOG_LEVEL": "WARNING"}
+    accounts = workdir / "accounts.toml"
+    accounts.write_text(ACCOUNTS)
+    env["SWITCHBOARD_ACCOUNTS_FILE"] = str(accounts)
+
+    port = free_port()
+    ceiling = _start([sys.executable, "-m", "uvicorn", "bench.ceiling:app", "--host", HOST,
+                      "--port", str(port), "--no-access-log", "--log-level", "warning"], env)
+    try:
+        await _wait_port(port)
+        _, ceiling_saturation, ceiling_fixed = await _measure(port)
+    finally:
+        ceiling.terminate()
+        ceiling.wait(30)
+
+    port = free_port()
+    env["SWITCHBOARD_HTTP_PORT"] = str(port)
+    before = await _raw_count(bootstrap)
+    ingest = _start([sys.executable, "-m", "switchboard.cli", "serve", "--host", HOST], env)
+    try:
+        await _wait_http(f"http://{HOST}:{port}/readyz")
+        warmup, full_saturation, full_fixed = await _measure(port)
+    finally:
+        ingest.terminate()
+        ingest.wait(60)
+    stored = await _raw_count(bootstrap) - before
+
+    print(f"{'server':10} {'sat req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'@1k req/s':>9} "
+          f"{'p50 ms':>8} {'p99 ms':>8}   statuses")
+    print(_row("ceiling", ceiling_saturation, ceiling_fixed))
+    print(_row("ingest", full_saturation, full_fixed))
+    ratio = full_saturation.rate() / ceiling_saturation.rate()
+    print(f"\nfull/ceiling throughput ratio: {ratio:.2f} (target >= 0.5)")
+    print(f"p99 at {FIXED_RATE:.0f} req/s offered: {full_fixed.percentile(0.99):.1f} ms "
+          "(target <= 20 ms)")
+    answered = warmup.ok + full_saturation.ok + full_fixed.ok
+    verdict = "all stored" if stored == answered else "MISMATCH"
+    print(f"Kafka check: {answered} requests answered 2xx, {stored} raw records written "
+          f"({verdict})")
+    return 0 if stored == answered else 1
+
+
+def main() -> int:
+    settings = Settings()
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
+        workdir = Path(tmp)
+        if settings.kafka_bootstrap_servers:
+            return asyncio.run(run(settings.kafka_bootstrap_servers, workdir))
+        broker = LocalKafka(workdir / "kafka", cache_dir=settings.cache_dir, port=free_port(),
+                            controller_port=free_port())
+        broker.start()
+        try:
+            asyncio.run(broker.wait_ready())
+            asyncio.run(ensure_topics(broker.bootstrap_servers, partitions=6,
+                                      replication_factor=1))
+            return asyncio.run(run(broker.bootstrap_servers, workdir))
+        finally:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
