@@ -6,6 +6,8 @@ requests for unknown accounts are counted under account="unknown".
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 REQUESTS = Counter(
@@ -33,3 +35,24 @@ DEAD_LETTERS = Counter(
     "Authenticated webhooks that could not be normalized (kept on the dead-letter topic)",
     ["provider", "account"],
 )
+
+
+# labels() hashes its arguments on every call; the hot path reuses the children instead.
+_request_children: dict[tuple[str, str, str], Any] = {}
+_event_children: dict[tuple[str, str, str], Any] = {}
+
+
+def count_request(provider: str, account: str, outcome: str) -> None:
+    key = (provider, account, outcome)
+    child = _request_children.get(key)
+    if child is None:
+        child = _request_children[key] = REQUESTS.labels(provider, account, outcome)
+    child.inc()
+
+
+def count_event(provider: str, type_: str, status: str) -> None:
+    key = (provider, type_, status)
+    child = _event_children.get(key)
+    if child is None:
+        child = _event_children[key] = EVENTS.labels(provider, type_, status)
+    child.inc()
