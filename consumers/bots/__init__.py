@@ -1,0 +1,1 @@
+"""Bots: keyword rules, auto-reply, opt-out compliance and the custom-bot SDK."""

@@ -1,0 +1,113 @@
+"""What to answer an inbound message: pure functions, no Kafka, no clock.
+
+Compliance comes first and cannot be overridden by a rule: STOP-family keywords opt the
+contact out (and get one confirmation), START/UNSTOP opt back in, HELP gets the help text.
+Then keyword rules (first match wins), then the account's fallback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from consumers.bots.rules import CompiledAccount, CompiledRule, fold
+from consumers.bots.templates import Template
+from switchboard.commands import CommandKind
+from switchboard.events import Direction, EventType, MessageEvent
+
+# Bird/MessageBird report 103 when the contact sent STOP to the number (opted out upstream).
+PROVIDER_OPT_OUT_CODES = {("bird", "103")}
+
+
+@dataclass(frozen=True)
+class Decision:
+    purpose: str  # stable name of why we answer: part of the reply's command id
+    reply: str | None = None
+    opt_out: bool | None = None  # True: opt out; False: opt back in; None: unchanged
+    kind: CommandKind = CommandKind.MESSAGE
+    values: dict[str, str | None] = field(default_factory=dict)
+
+
+def template_values(event: MessageEvent, keyword: str | None = None,
+                    rest: str | None = None) -> dict[str, str | None]:
+    return {
+        "from": event.from_, "to": event.to, "text": event.text, "keyword": keyword,
+        "rest": rest, "account": event.account, "channel": event.channel,
+        "provider": event.provider, "postback": event.postback,
+    }
+
+
+def split_first_word(text: str | None) -> tuple[str, str]:
+    words = (text or "").strip().split(maxsplit=1)
+    if not words:
+        return "", ""
+    return words[0], words[1] if len(words) > 1 else ""
+
+
+def should_answer(event: MessageEvent, account: CompiledAccount) -> bool:
+    """Only messages from end users; never our own numbers (no loops between two bots)."""
+    if event.type is not EventType.INBOUND or event.direction is not Direction.INBOUND:
+        return False
+    sender = event.from_ or ""
+    return bool(sender) and sender not in account.own_numbers and sender != event.to
+
+
+def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None:
+    word, rest = split_first_word(event.text)
+    folded = fold(word)
+    values = template_values(event, word, rest)
+    if folded in account.stop_words:
+        return Decision("opt-out", _render(account.stop_confirmation, values), opt_out=True,
+                        kind=CommandKind.OPT_OUT_CONFIRMATION, values=values)
+    if folded in account.start_words:
+        return Decision("opt-in", _render(account.start_confirmation, values), opt_out=False,
+                        values=values)
+    if folded in account.help_words:
+        return Decision("help", _render(account.help, values), values=values)
+    return None
+
+
+def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | None:
+    for number, rule in enumerate(account.rules, start=1):
+        values = _match(rule, event)
+        if values is not None:
+            return Decision(f"rule-{number}", _render(rule.template, values), values=values)
+    if account.fallback is not None and (event.text or event.postback or event.media):
+        values = template_values(event, *split_first_word(event.text))
+        return Decision("fallback", _render(account.fallback, values), values=values)
+    return None
+
+
+def _match(rule: CompiledRule, event: MessageEvent) -> dict[str, str | None] | None:
+    if rule.rule.channel and rule.rule.channel != event.channel:
+        return None
+    word, rest = split_first_word(event.text)
+    if rule.keyword is not None:
+        candidates = [fold(word)] + ([fold(event.postback)] if event.postback else [])
+        return template_values(event, word, rest) if rule.keyword in candidates else None
+    if rule.rule.postback is not None:
+        if event.postback is not None and fold(event.postback) == fold(rule.rule.postback):
+            return template_values(event, event.postback, event.text)
+        return None
+    text = (event.text or "").strip()
+    if rule.prefix is not None:
+        if fold(text).startswith(rule.prefix):
+            return template_values(event, text[:len(rule.prefix)],
+                                   text[len(rule.prefix):].strip())
+        return None
+    assert rule.pattern is not None
+    found = rule.pattern.search(text)
+    if found is None:
+        return None
+    values = template_values(event, found.group(0), text[found.end():].strip())
+    values.update(found.groupdict())
+    return values
+
+
+def provider_opt_out(event: MessageEvent) -> bool:
+    """A status report saying the contact opted out at the provider (e.g. MessageBird 103)."""
+    code = event.error.code if event.error else None
+    return event.type is EventType.STATUS and (event.provider, code) in PROVIDER_OPT_OUT_CODES
+
+
+def _render(template: Template, values: dict[str, str | None]) -> str:
+    return template.render(values).strip()

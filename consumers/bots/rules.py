@@ -1,0 +1,172 @@
+"""The bots' rules file: keyword rules, fallback, auto-reply and compliance texts per account.
+
+Validated completely at load: a mistake fails with the file, the account, the rule number and
+what is wrong, instead of surfacing as a silent non-reply in production.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from consumers.bots.templates import FIELDS, Template, TemplateError
+
+DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
+DEFAULT_START = ("START", "UNSTOP")
+DEFAULT_HELP = ("HELP",)
+
+
+class RulesError(ValueError):
+    """The rules file is invalid; the message says where and why."""
+
+
+def fold(text: str) -> str:
+    """Case- and accent-insensitive form: 'Stöp' and 'STOP' compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Strict):
+    """One rule: exactly one of keyword, prefix, regex or postback; first match wins."""
+
+    keyword: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+    postback: str | None = None
+    channel: str | None = None
+    reply: str
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> Rule:
+        given = [m for m in ("keyword", "prefix", "regex", "postback") if getattr(self, m)]
+        if len(given) != 1:
+            raise ValueError("give exactly one of keyword, prefix, regex, postback "
+                             f"(got {', '.join(given) or 'none'})")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex {self.regex!r} is invalid: {exc}") from None
+        return self
+
+
+class AutoReply(_Strict):
+    text: str
+    cooldown_s: float = Field(default=3600, gt=0)
+
+
+class AccountRules(_Strict):
+    help_text: str = "Reply STOP to opt out, START to opt back in."
+    stop_confirmation: str = "You have been unsubscribed and will receive no more messages. " \
+                             "Reply START to subscribe again."
+    start_confirmation: str = "You are subscribed again. Reply STOP to opt out."
+    fallback: str | None = None
+    extra_stop_keywords: list[str] = Field(default_factory=list)
+    own_numbers: list[str] = Field(default_factory=list, description="never reply to these")
+    auto_reply: AutoReply | None = None
+    rules: list[Rule] = Field(default_factory=list)
+
+    @field_validator("extra_stop_keywords")
+    @classmethod
+    def _single_words(cls, words: list[str]) -> list[str]:
+        for word in words:
+            if not word.strip() or len(word.split()) != 1:
+                raise ValueError(f"stop keyword {word!r} must be one word")
+        return words
+
+
+class _RuleTemplateError(Exception):
+    def __init__(self, message: str, number: int) -> None:
+        super().__init__(message)
+        self.number = number
+
+
+class CompiledRule:
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.keyword = fold(rule.keyword) if rule.keyword else None
+        self.prefix = fold(rule.prefix) if rule.prefix else None
+        self.pattern = re.compile(rule.regex, re.IGNORECASE) if rule.regex else None
+        groups = frozenset(self.pattern.groupindex) if self.pattern else frozenset()
+        self.template = Template(rule.reply, FIELDS | groups)  # regex groups are fields too
+
+
+class CompiledAccount:
+    """An account's rules, ready to match: keywords folded, regexes and templates compiled."""
+
+    def __init__(self, name: str, rules: AccountRules) -> None:
+        self.name = name
+        self.config = rules
+        self.stop_words = {fold(w) for w in (*DEFAULT_STOP, *rules.extra_stop_keywords)}
+        self.start_words = {fold(w) for w in DEFAULT_START}
+        self.help_words = {fold(w) for w in DEFAULT_HELP}
+        self.rules = []
+        for number, rule in enumerate(rules.rules, start=1):
+            try:
+                self.rules.append(CompiledRule(rule))
+            except TemplateError as exc:
+                raise _RuleTemplateError(str(exc), number) from None
+        self.help = Template(rules.help_text)
+        self.stop_confirmation = Template(rules.stop_confirmation)
+        self.start_confirmation = Template(rules.start_confirmation)
+        self.fallback = Template(rules.fallback) if rules.fallback else None
+        self.auto_reply = Template(rules.auto_reply.text) if rules.auto_reply else None
+        self.own_numbers = set(rules.own_numbers)
+
+
+class RuleSet:
+    def __init__(self, accounts: dict[str, CompiledAccount], source: str) -> None:
+        self.accounts = accounts
+        self.source = source
+
+    def for_account(self, account: str) -> CompiledAccount | None:
+        return self.accounts.get(account) or self.accounts.get("*")
+
+
+def parse_rules(data: dict[str, Any], source: str = "<rules>") -> RuleSet:
+    table = data.get("accounts", {})
+    if not isinstance(table, dict):
+        raise RulesError(f"{source}: [accounts] must be a table")
+    compiled: dict[str, CompiledAccount] = {}
+    for name, fields in table.items():
+        try:
+            rules = AccountRules.model_validate(fields)
+        except ValidationError as exc:
+            raise RulesError(f"{source}: account {name!r}: {_describe(exc)}") from None
+        try:
+            compiled[name] = CompiledAccount(name, rules)
+        except TemplateError as exc:
+            raise RulesError(f"{source}: account {name!r}: {exc}") from None
+        except _RuleTemplateError as exc:
+            raise RulesError(f"{source}: account {name!r}: rule {exc.number}: {exc}") from None
+    return RuleSet(compiled, source)
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        location = list(error["loc"])
+        if len(location) >= 2 and location[0] == "rules" and isinstance(location[1], int):
+            location[1] = f"rule {location[1] + 1}"  # people count rules from 1
+        where = ".".join(str(p) for p in location)
+        parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def load_rules(path: Path) -> RuleSet:
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise RulesError(f"rules file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RulesError(f"{path}: not valid TOML: {exc}") from None
+    return parse_rules(data, str(path))

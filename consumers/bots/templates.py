@@ -1,0 +1,54 @@
+"""Reply templates: `{name}` placeholders filled from the inbound message, nothing else.
+
+Deliberately tiny and safe: no attribute access, no indexing, no expressions, no format
+specs that could be abused; unknown names are rejected when the rules file is loaded, not
+when a customer writes in. `{{` and `}}` are literal braces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+FIELDS = frozenset({
+    "from", "to", "text", "keyword", "rest", "account", "channel", "provider", "postback",
+})
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class TemplateError(ValueError):
+    pass
+
+
+class Template:
+    def __init__(self, source: str, allowed: frozenset[str] = FIELDS) -> None:
+        self.source = source
+        self.parts: list[tuple[bool, str]] = []  # (is_placeholder, text or name)
+        position = 0
+        for match in _TOKEN.finditer(source):
+            if match.start() > position:
+                self.parts.append((False, source[position:match.start()]))
+            token = match.group(0)
+            if token in ("{{", "}}"):
+                self.parts.append((False, token[0]))
+            elif match.group(1) is None:
+                raise TemplateError(f"template {source!r}: unmatched {token!r} "
+                                    "(write {{ or }} for a literal brace)")
+            else:
+                name = match.group(1).strip()
+                if not _NAME.match(name):
+                    raise TemplateError(f"template {source!r}: {{{name}}} is not a plain name")
+                self.parts.append((True, name))
+            position = match.end()
+        if position < len(source):
+            self.parts.append((False, source[position:]))
+        names = {text for is_name, text in self.parts if is_name}
+        unknown = names - allowed
+        if unknown:
+            raise TemplateError(f"template {source!r}: unknown field(s) "
+                                f"{', '.join(sorted(unknown))}; "
+                                f"known: {', '.join(sorted(allowed))}")
+
+    def render(self, values: Mapping[str, str | None]) -> str:
+        return "".join(values.get(text) or "" if is_name else text for is_name, text in self.parts)

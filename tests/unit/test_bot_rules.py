@@ -1,0 +1,121 @@
+"""Keyword rules, templates and compliance decisions (pure: no broker)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, should_answer
+from consumers.bots.rules import RulesError, parse_rules
+from consumers.bots.templates import Template, TemplateError
+from switchboard.commands import CommandKind
+from switchboard.events import MessageEvent
+
+RULES = parse_rules({"accounts": {"acme": {
+    "help_text": "Acme help for {from}",
+    "fallback": "Sorry, '{text}' is not a keyword. Reply HELP.",
+    "extra_stop_keywords": ["ARRET"],
+    "own_numbers": ["+15550000000"],
+    "rules": [
+        {"keyword": "price", "reply": "Prices for {rest}: from 10 EUR"},
+        {"keyword": "menu", "channel": "whatsapp", "reply": "WhatsApp menu"},
+        {"prefix": "order", "reply": "Order {rest} received"},
+        {"regex": r"^track (?P<code>\w+)$", "reply": "Parcel {code} is on its way"},
+        {"postback": "YES-42", "reply": "Thanks for confirming"},
+    ],
+}}})
+ACME = RULES.accounts["acme"]
+
+
+def inbound(text: str | None = None, postback: str | None = None, channel: str = "sms",
+            sender: str = "+4179000111") -> MessageEvent:
+    return MessageEvent.model_validate({
+        "id": uuid.uuid4(), "type": "message.inbound", "provider": "infobip", "account": "acme",
+        "channel": channel, "direction": "inbound", "from": sender, "to": "+15550000000",
+        "text": text, "postback": postback, "received_at": datetime.now(UTC), "raw_id": "r"})
+
+
+@pytest.mark.parametrize(
+    ("text", "postback", "channel", "expected"),
+    [
+        ("PRICE shoes", None, "sms", "Prices for shoes: from 10 EUR"),
+        ("prîce  shoes", None, "sms", "Prices for shoes: from 10 EUR"),  # accents, spacing
+        ("menu", None, "sms", "Sorry, 'menu' is not a keyword. Reply HELP."),
+        ("menu", None, "whatsapp", "WhatsApp menu"),
+        ("Order 1234", None, "sms", "Order 1234 received"),
+        ("track AB12", None, "sms", "Parcel AB12 is on its way"),
+        ("Yes", "yes-42", "whatsapp", "Thanks for confirming"),
+        ("hello there", None, "sms", "Sorry, 'hello there' is not a keyword. Reply HELP."),
+    ],
+)
+def test_first_matching_rule_or_fallback(text: str, postback: str | None, channel: str,
+                                         expected: str) -> None:
+    decision = keyword_reply(inbound(text, postback, channel), ACME)
+    assert decision is not None and decision.reply == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "purpose", "opt_out", "kind"),
+    [
+        ("STOP", "opt-out", True, CommandKind.OPT_OUT_CONFIRMATION),
+        ("unsubscribe please", "opt-out", True, CommandKind.OPT_OUT_CONFIRMATION),
+        ("Arrêt", "opt-out", True, CommandKind.OPT_OUT_CONFIRMATION),
+        ("start", "opt-in", False, CommandKind.MESSAGE),
+        ("UNSTOP", "opt-in", False, CommandKind.MESSAGE),
+        ("help", "help", None, CommandKind.MESSAGE),
+    ],
+)
+def test_compliance_keywords(text: str, purpose: str, opt_out: bool | None,
+                             kind: CommandKind) -> None:
+    decision = compliance(inbound(text), ACME)
+    assert decision is not None
+    assert (decision.purpose, decision.opt_out, decision.kind) == (purpose, opt_out, kind)
+    if purpose == "help":
+        assert decision.reply == "Acme help for +4179000111"
+
+
+def test_ordinary_text_is_not_compliance_and_own_numbers_are_ignored() -> None:
+    assert compliance(inbound("stopwatch for sale"), ACME) is None
+    assert not should_answer(inbound("hi", sender="+15550000000"), ACME)
+    assert should_answer(inbound("hi"), ACME)
+
+
+def test_messagebird_103_is_an_opt_out_signal() -> None:
+    event = MessageEvent.model_validate({
+        "id": uuid.uuid4(), "type": "message.status", "provider": "bird", "account": "acme",
+        "channel": "sms", "direction": "outbound", "to": "+4179000111", "status": "undelivered",
+        "error": {"code": "103", "description": "opted out", "permanent": True},
+        "received_at": datetime.now(UTC), "raw_id": "r"})
+    assert provider_opt_out(event)
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ({"rules": [{"keyword": "a", "prefix": "b", "reply": "x"}]},
+         "rule 1: give exactly one of keyword, prefix, regex, postback"),
+        ({"rules": [{"reply": "x"}, {"regex": "(", "reply": "x"}]}, "rule 1"),
+        ({"rules": [{"keyword": "a", "reply": "x"}, {"regex": "(", "reply": "x"}]},
+         "rule 2: regex '(' is invalid"),
+        ({"rules": [{"keyword": "a", "reply": "Hi {nmae}"}]}, "rule 1: template"),
+        ({"fallback": "{text.__class__}"}, "is not a plain name"),
+        ({"rules": [{"keyword": "a"}]}, "rule 1.reply: Field required"),
+        ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
+    ],
+)
+def test_invalid_rules_name_file_account_rule_and_problem(rules: dict[str, Any],
+                                                          message: str) -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules({"accounts": {"acme": rules}}, "bots.toml")
+    assert str(caught.value).startswith("bots.toml: account 'acme': ")
+    assert message in str(caught.value)
+
+
+def test_templates_are_plain_substitution_only() -> None:
+    assert Template("Hi {from}, {{literal}}").render({"from": "+1"}) == "Hi +1, {literal}"
+    for bad in ["{from!r}", "{from:>10}", "{0}", "{from[0]}", "{unknown}", "{"]:
+        with pytest.raises(TemplateError):
+            Template(bad)
