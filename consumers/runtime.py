@@ -134,6 +134,7 @@ class WorkerRuntime:
         self.context = Context(self.producer, name, extras or {})
         self.batch_lock = asyncio.Lock()
         self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
+        self.before_batch: list[Callable[[], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self.handled = 0
@@ -164,6 +165,8 @@ class WorkerRuntime:
                 batch = await self._next_batch(consumer)
                 if batch:
                     async with self.batch_lock:
+                        for hook in self.before_batch:
+                            await hook()
                         await self._handle_batch(consumer, batch)
         finally:
             await consumer.stop()  # leaves the group: partitions move on at once

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 import httpx
 from prometheus_client import Counter
@@ -43,9 +43,13 @@ def decode_ledger(value: bytes) -> LedgerEntry:
     return LedgerEntry.model_validate_json(value)
 
 
-class OptOutCheck:
-    """Who may not be messaged. Until the bots maintain the list, nobody is opted out."""
+class OptOutCheck(Protocol):
+    """Who may not be messaged (the bots' opt-out list implements it)."""
 
+    def is_opted_out(self, account: str, contact: str) -> bool: ...
+
+
+class NoOptOuts:
     def is_opted_out(self, account: str, contact: str) -> bool:
         return False
 
@@ -65,7 +69,7 @@ class Sender:
         self.ledger = ledger
         self.http = http
         self.public_url = public_url.rstrip("/") if public_url else None
-        self.opt_outs = opt_outs or OptOutCheck()
+        self.opt_outs = opt_outs or NoOptOuts()
         self.policy = policy or SendPolicy()
         self._clients: dict[str, OutboundClient] = {}
 

@@ -7,17 +7,26 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import httpx
 from aiokafka import TopicPartition
 
+from consumers.bots.handler import (
+    Answer,
+    AutoReply,
+    BotHandler,
+    RulesSource,
+    custom_answer,
+    keywords_answer,
+)
+from consumers.bots.optouts import OptOutList, decode_opt_out
+from consumers.bots.sdk import load_bot
 from consumers.runtime import WorkerRuntime
 from consumers.sender import Sender, decode_ledger
 from consumers.table import CompactedTable
 from switchboard.accounts import Accounts
 from switchboard.settings import Settings
-from switchboard.topics import OUTBOUND, OUTBOUND_SENT
+from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS, OPT_OUTS, OUTBOUND, OUTBOUND_SENT
 
 WorkerFactory = Callable[[Settings, Accounts], AbstractAsyncContextManager[WorkerRuntime]]
 
@@ -28,14 +37,25 @@ def public_url(settings: Settings) -> str:
 
 
 @contextlib.asynccontextmanager
+async def _opt_out_list(bootstrap: str) -> AsyncIterator[OptOutList]:
+    table = CompactedTable(bootstrap, OPT_OUTS.name, decode_opt_out)
+    await table.start()
+    try:
+        yield OptOutList(table)
+    finally:
+        await table.stop()
+
+
+@contextlib.asynccontextmanager
 async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
     bootstrap = _bootstrap(settings)
     ledger = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger)
     await ledger.start()
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     try:
-        async with httpx.AsyncClient(limits=limits) as http:
-            sender = Sender(accounts, ledger, http, public_url=public_url(settings))
+        async with _opt_out_list(bootstrap) as opt_outs, httpx.AsyncClient(limits=limits) as http:
+            sender = Sender(accounts, ledger, http, public_url=public_url(settings),
+                            opt_outs=opt_outs)
             runtime = WorkerRuntime(name="sender", bootstrap_servers=bootstrap,
                                     topics=[OUTBOUND.name], handler=sender.handle)
 
@@ -44,13 +64,40 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
                 await ledger.catch_up()
 
             runtime.on_assigned.append(caught_up)
+            # An opt-out written just before a command must be seen before that command.
+            runtime.before_batch.append(opt_outs.table.catch_up)
             yield runtime
     finally:
         await ledger.stop()
 
 
+def _bot_factory(name: str, answer: Callable[[], Answer]) -> WorkerFactory:
+    @contextlib.asynccontextmanager
+    async def factory(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
+        bootstrap = _bootstrap(settings)
+        rules = RulesSource(settings.rules_file)
+        async with _opt_out_list(bootstrap) as opt_outs:
+            handler = BotHandler(name, rules, opt_outs, answer())
+            runtime = WorkerRuntime(name=name, bootstrap_servers=bootstrap,
+                                    topics=[MESSAGE_INBOUND.name, MESSAGE_STATUS.name],
+                                    handler=handler.handle)
+            runtime.before_batch.append(opt_outs.table.catch_up)
+            rules.install_sighup()
+            yield runtime
+
+    return factory
+
+
+def custom_bot_worker(spec: str) -> WorkerFactory:
+    """`switchboard worker bot --bot module:function`: a user's bot function as a worker."""
+    bot = load_bot(spec)
+    return _bot_factory(f"bot-{spec.replace(':', '-')}", lambda: custom_answer(bot))
+
+
 WORKERS: dict[str, WorkerFactory] = {
     "sender": sender_worker,
+    "keywords": _bot_factory("keywords", lambda: keywords_answer),
+    "autoreply": _bot_factory("autoreply", AutoReply),
 }
 
 
@@ -60,10 +107,9 @@ def _bootstrap(settings: Settings) -> str:
     return settings.kafka_bootstrap_servers
 
 
-async def run_worker(name: str, settings: Settings, accounts: Accounts,
-                     extras: dict[str, Any] | None = None) -> None:
+async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts) -> None:
     """Run one worker until SIGINT/SIGTERM, then finish in-flight work and commit."""
-    async with WORKERS[name](settings, accounts) as runtime:
+    async with factory(settings, accounts) as runtime:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, runtime.stop)

@@ -171,10 +171,23 @@ def _accounts_or_exit(settings: Settings) -> Accounts | None:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run one worker (consumer group member) until SIGTERM/Ctrl-C."""
-    from consumers.workers import WORKERS, run_worker
+    from consumers.bots.rules import RulesError
+    from consumers.workers import WORKERS, custom_bot_worker, run_worker
 
-    if args.name not in WORKERS:
-        print(f"error: unknown worker {args.name!r}; known: {', '.join(WORKERS)}",
+    if args.name == "bot":
+        if not args.bot:
+            print("error: `worker bot` needs --bot module:function", file=sys.stderr)
+            return 2
+        sys.path.insert(0, str(Path.cwd()))  # bots are the user's modules, run from their dir
+        try:
+            factory = custom_bot_worker(args.bot)
+        except (ImportError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif args.name in WORKERS:
+        factory = WORKERS[args.name]
+    else:
+        print(f"error: unknown worker {args.name!r}; known: {', '.join(WORKERS)}, bot",
               file=sys.stderr)
         return 2
     if not settings.kafka_bootstrap_servers:
@@ -183,7 +196,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     accounts = _accounts_or_exit(settings)
     if accounts is None:
         return 2
-    asyncio.run(run_worker(args.name, settings, accounts))
+    try:
+        asyncio.run(run_worker(factory, settings, accounts))
+    except RulesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -269,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="default: SWITCHBOARD_HTTP_WORKERS")
     serve.set_defaults(handler=cmd_serve)
 
-    worker = sub.add_parser("worker", help="run a worker: sender, keywords, …")
-    worker.add_argument("name", help="which worker")
+    worker = sub.add_parser("worker", help="run a worker: sender, keywords, autoreply, bot")
+    worker.add_argument("name", help="sender | keywords | autoreply | bot")
+    worker.add_argument("--bot", help="with `bot`: your bot function, as module:function")
     worker.set_defaults(handler=cmd_worker)
 
     tail = sub.add_parser("tail", help="print decoded records from Kafka as they arrive")

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         default=None, description="how providers reach ingest, for notify/webhook URLs we send"
     )
 
+    # Bots
+    rules_file: Path | None = Field(default=None, description="keyword/auto-reply rules (TOML)")
+    simulator_port: int = Field(default=8090, description="port of `switchboard simulate`")
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"

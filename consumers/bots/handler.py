@@ -1,0 +1,160 @@
+"""The handler every bot worker shares: decode, compliance first, then the bot's own answer.
+
+Bots never call providers: they publish outbound commands (and opt-out records), and the
+sender does the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, should_answer
+from consumers.bots.optouts import OptOutList, opt_out_record
+from consumers.bots.rules import AccountRules, CompiledAccount, RulesError, RuleSet, load_rules
+from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
+from consumers.runtime import Context, PoisonRecord, Record
+from switchboard.events import EventType, MessageEvent
+from switchboard.logs import get_logger
+from switchboard.records import OutRecord, command_record
+
+log = get_logger(__name__)
+DEFAULT_ACCOUNT = CompiledAccount("*", AccountRules())  # compliance is on without any rules
+Answer = Callable[[MessageEvent, CompiledAccount], Awaitable[list[tuple[Reply, str]]]]
+
+
+class RulesSource:
+    """The current rules; reloaded when the file changes or on SIGHUP, kept if the new is bad."""
+
+    def __init__(self, path: Path | None, check_every_s: float = 2.0) -> None:
+        self.path = path
+        self.check_every_s = check_every_s
+        self.current = load_rules(path) if path else RuleSet({}, "<none>")
+        self._mtime = self._stat()
+        self._checked = time.monotonic()
+        self._forced = False
+
+    def install_sighup(self) -> None:
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+
+    def request_reload(self) -> None:
+        self._forced = True
+
+    def _stat(self) -> float | None:
+        try:
+            return os.stat(self.path).st_mtime if self.path else None
+        except OSError:
+            return None
+
+    def rules_for(self, account: str) -> CompiledAccount:
+        self.maybe_reload()
+        return self.current.for_account(account) or DEFAULT_ACCOUNT
+
+    def maybe_reload(self) -> None:
+        if self.path is None:
+            return
+        now = time.monotonic()
+        if not self._forced and now - self._checked < self.check_every_s:
+            return
+        self._checked = now
+        mtime = self._stat()
+        if not self._forced and mtime == self._mtime:
+            return
+        self._forced = False
+        self._mtime = mtime
+        try:
+            self.current = load_rules(self.path)
+            log.info("rules reloaded", file=str(self.path), accounts=len(self.current.accounts))
+        except RulesError as exc:
+            log.error("new rules are invalid; keeping the previous ones", error=str(exc))
+
+
+class BotHandler:
+    def __init__(self, name: str, rules: RulesSource, opt_outs: OptOutList,
+                 answer: Answer) -> None:
+        self.name = name
+        self.rules = rules
+        self.opt_outs = opt_outs
+        self.answer = answer
+
+    async def handle(self, record: Record, ctx: Context) -> None:
+        try:
+            event = MessageEvent.from_json(record.value)
+        except ValidationError as exc:
+            raise PoisonRecord(f"not a message event: {exc.errors()[:2]}") from None
+        if event.type is EventType.STATUS:
+            await self._provider_signal(event, ctx)
+            return
+        account = self.rules.rules_for(event.account)
+        if not should_answer(event, account):
+            return
+        assert event.from_ is not None
+        records: list[OutRecord] = []
+        decision = compliance(event, account)
+        if decision is not None:
+            if decision.opt_out is not None:
+                change = opt_out_record(event.account, event.from_, decision.opt_out,
+                                        f"keyword:{decision.values.get('keyword')}")
+                records.append(change)
+                self.opt_outs.remember(change)
+            if decision.reply:
+                command = reply_command(event, Reply(decision.reply), decision.purpose,
+                                        decision.kind)
+                records.append(command_record(command, event.provider))
+        elif not self.opt_outs.is_opted_out(event.account, event.from_):
+            for reply, purpose in await self.answer(event, account):
+                command = reply_command(event, reply, f"{self.name}:{purpose}")
+                records.append(command_record(command, event.provider))
+        await ctx.publish(records)
+
+    async def _provider_signal(self, event: MessageEvent, ctx: Context) -> None:
+        if provider_opt_out(event) and event.to:
+            change = opt_out_record(event.account, event.to, True,
+                                    f"provider:{event.provider}:{event.error and event.error.code}")
+            await ctx.publish([change])
+            self.opt_outs.remember(change)
+
+
+async def keywords_answer(event: MessageEvent, account: CompiledAccount
+                          ) -> list[tuple[Reply, str]]:
+    decision = keyword_reply(event, account)
+    return [(Reply(decision.reply), decision.purpose)] if decision and decision.reply else []
+
+
+class AutoReply:
+    """At most one auto-reply per contact per cooldown window (bounded memory)."""
+
+    def __init__(self, max_contacts: int = 100_000) -> None:
+        self.max_contacts = max_contacts
+        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
+
+    async def __call__(self, event: MessageEvent, account: CompiledAccount
+                       ) -> list[tuple[Reply, str]]:
+        config = account.config.auto_reply
+        if config is None or account.auto_reply is None or event.from_ is None:
+            return []
+        key = (event.account, event.from_)
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is not None and now - last < config.cooldown_s:
+            return []
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self.max_contacts:
+            self._last.popitem(last=False)
+        values = {"from": event.from_, "to": event.to, "text": event.text,
+                  "account": event.account, "channel": event.channel}
+        return [(Reply(account.auto_reply.render(values).strip()), "auto-reply")]
+
+
+def custom_answer(bot: BotFunction) -> Answer:
+    async def answer(event: MessageEvent, account: CompiledAccount) -> list[tuple[Reply, str]]:
+        return [(reply, f"reply-{n}") for n, reply in enumerate(as_replies(await bot(event)))]
+
+    return answer

@@ -1,0 +1,169 @@
+"""Bird Channels API client: `POST {base_url}/workspaces/{workspace_id}/channels/{channel_id}
+/messages` with `Authorization: AccessKey <access_key>` (seed 001).
+
+    {"receiver": {"contacts": [{"identifierValue": <to>}]},
+     "reference": <command id>,
+     "body": {"type": "text", "text": {"text": ...}},
+     "replyTo": {"id": <in_reply_to>, "type": "message"}}
+
+- body: no media -> `text`. Media that are all images -> `image` {images: [{mediaUrl}], text};
+  any other media -> `file` {files: [{mediaUrl, contentType}], text} with every item (images
+  included), so one message still carries them all. At most 10 media items (Bird's limit);
+  more is a permanent error. The text is the command's, else the first caption.
+- buttons: the seed documents no reply buttons for these bodies (only link actions) and the
+  channel is an SMS channel, so the choices are appended to the text ("1) Yes 2) No") and the
+  answer comes back as plain text.
+- reference (= command id) comes back in the channel's outbound webhooks as the correlation
+  id. The Channels API takes no per-message webhook URL: point the workspace's webhook
+  subscription at the account's ingest URL.
+
+Response (202): `id` is the provider message id, `status` the provider status. A `rejected` or
+`sending_failed` status is a permanent error. A 2xx without an id is accepted with id `None`
+(resending could send the message twice; `reference` still correlates the reports).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from consumers.outbound.base import (
+    OutboundConfig,
+    SendContext,
+    SendError,
+    SendReceipt,
+    TokenBucket,
+    classify_http_error,
+    post_json,
+)
+from switchboard.accounts import Secret
+from switchboard.commands import Button, OutboundCommand
+from switchboard.events import Media
+
+NAME = "bird"
+
+MAX_MEDIA = 10
+_FAILED_STATUSES = frozenset({"rejected", "sending_failed"})
+
+
+class Config(OutboundConfig):
+    """`[accounts.<name>.outbound]` for Bird."""
+
+    access_key: Secret
+    workspace_id: str
+    channel_id: str
+
+
+class Client:
+    """Sends an account's commands through one Bird channel."""
+
+    def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext) -> None:
+        self._config = config
+        self._http = http
+        self._context = context
+        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+        self._url = (f"{config.base_url.rstrip('/')}/workspaces/"
+                     f"{quote(config.workspace_id, safe='')}/channels/"
+                     f"{quote(config.channel_id, safe='')}/messages")
+        self._headers = {"Authorization": f"AccessKey {config.access_key.get_secret_value()}",
+                         "Accept": "application/json"}
+
+    async def send(self, command: OutboundCommand) -> SendReceipt:
+        payload = build_request(command)
+        await self._bucket.acquire()
+        response = await post_json(self._http, self._url, payload, headers=self._headers,
+                                   timeout_s=self._config.timeout_s)
+        return read_response(response)
+
+
+def build_request(command: OutboundCommand) -> dict[str, Any]:
+    """The send request body; a permanent SendError if Bird cannot carry the command."""
+    payload: dict[str, Any] = {
+        "receiver": {"contacts": [{"identifierValue": command.to}]},
+        "reference": command.id,
+        "body": _body(command),
+    }
+    if command.in_reply_to:
+        payload["replyTo"] = {"id": command.in_reply_to, "type": "message"}
+    return payload
+
+
+def _body(command: OutboundCommand) -> dict[str, Any]:
+    text = command.text
+    if not text and command.media:
+        text = next((media.caption for media in command.media if media.caption), None)
+    if command.buttons:
+        text = _with_choices(text, command.buttons)
+    if not command.media:
+        return {"type": "text", "text": {"text": text or ""}}
+    if len(command.media) > MAX_MEDIA:
+        raise SendError(f"Bird carries at most {MAX_MEDIA} media items, "
+                        f"got {len(command.media)}", retryable=False, code="unsupported_content")
+    kinds = [_content_type(media) for media in command.media]
+    if all(kind.startswith("image/") for kind in kinds):
+        part: dict[str, Any] = {"images": [{"mediaUrl": media.url} for media in command.media]}
+        return {"type": "image", "image": _with_text(part, text)}
+    files = [_file(media, kind) for media, kind in zip(command.media, kinds, strict=True)]
+    return {"type": "file", "file": _with_text({"files": files}, text)}
+
+
+def _file(media: Media, content_type: str) -> dict[str, Any]:
+    item: dict[str, Any] = {"mediaUrl": media.url}
+    if content_type:
+        item["contentType"] = content_type
+    return item
+
+
+def _with_text(part: dict[str, Any], text: str | None) -> dict[str, Any]:
+    return {**part, "text": text} if text else part
+
+
+def _content_type(media: Media) -> str:
+    """The media's content type, else a guess from the URL's extension, else ""."""
+    guessed = mimetypes.guess_type(urlsplit(media.url).path)[0]
+    return (media.content_type or guessed or "").strip().lower()
+
+
+def _with_choices(text: str | None, buttons: list[Button]) -> str:
+    choices = " ".join(f"{number}) {button.title}" for number, button in enumerate(buttons, 1))
+    return f"{text}\n{choices}" if text else choices
+
+
+def read_response(response: httpx.Response) -> SendReceipt:
+    """The receipt from a send response, or the SendError it stands for."""
+    body = _json_body(response)
+    body = body if isinstance(body, dict) else {}
+    if not response.is_success:
+        description = _text(body.get("message")) or _text(body.get("description"))
+        raise classify_http_error(response, description or _snippet(response),
+                                  _text(body.get("code")))
+    status = _text(body.get("status"))
+    if status in _FAILED_STATUSES:
+        raise SendError(f"Bird did not take the message ({status}): {_failure(body)}",
+                        retryable=False, code=status)
+    return SendReceipt(provider_message_id=_text(body.get("id")), provider_status=status)
+
+
+def _failure(body: dict[str, Any]) -> str:
+    failure = body.get("failure")
+    description = _text(failure.get("description")) if isinstance(failure, dict) else None
+    return description or _text(body.get("reason")) or "no reason given"
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())[:200]
+    return text or response.reason_phrase or "no body"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,216 @@
+"""Infobip Messages API client: `POST {base_url}/messages-api/1/messages`, `Authorization: App`.
+
+One command is one message (seed 003):
+
+    {"messages": [{"channel": "SMS", "sender": <sender>, "destinations": [{"to": <to>}],
+                   "content": {"body": {...}, "buttons": [...]},
+                   "webhooks": {"delivery": {"url": <webhook>}, "seen": {"url": <webhook>},
+                                "callbackData": <command id>}}]}
+
+- channel: the command's channel, else the account's, upper case (`sms` -> `SMS`).
+- body: `TEXT` {text}; one media item -> `IMAGE` (image/*), `VIDEO` (video/*) or `DOCUMENT`
+  {url, text = the command text or the caption}. The Messages API carries one body, so more
+  than one media item is a permanent error. On SMS Infobip itself renders a media URL as text
+  (adaptation mode), so media is not refused there.
+- buttons: `content.buttons` [{type: REPLY, text: title, postbackData: payload}] on channels
+  that show buttons. SMS and MMS cannot: there the choices are appended to the text
+  ("1) Yes 2) No") and the user's answer comes back as plain text.
+- in_reply_to: the Messages API has no reply reference; it is ignored.
+- callbackData (= command id) sits in `webhooks` next to `delivery`/`seen`, so it comes back in
+  delivery and seen reports as the correlation id.
+
+Response: `messages[0].messageId` is the provider message id. A `REJECTED` status group in a 2xx
+is a permanent error. A 2xx without a message id is still accepted (id `None`): Infobip took
+the request and resending could send the message twice; callbackData still correlates reports.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from consumers.outbound.base import (
+    OutboundConfig,
+    SendContext,
+    SendError,
+    SendReceipt,
+    TokenBucket,
+    classify_http_error,
+    post_json,
+)
+from switchboard.accounts import Secret
+from switchboard.commands import Button, OutboundCommand
+from switchboard.events import Media
+
+NAME = "infobip"
+
+PATH = "/messages-api/1/messages"
+# Channels whose messages cannot show buttons: the choices go into the text instead.
+_NO_BUTTON_CHANNELS = frozenset({"SMS", "MMS"})
+
+
+class Config(OutboundConfig):
+    """`[accounts.<name>.outbound]` for Infobip."""
+
+    api_key: Secret
+    sender: str
+
+
+class Client:
+    """Sends an account's commands through the Infobip Messages API."""
+
+    def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext) -> None:
+        self._config = config
+        self._http = http
+        self._context = context
+        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+        self._url = config.base_url.rstrip("/") + PATH
+
+    async def send(self, command: OutboundCommand) -> SendReceipt:
+        payload = build_request(command, self._config, self._context.webhook_url)
+        await self._bucket.acquire()
+        response = await post_json(self._http, self._url, payload, headers=self._headers(),
+                                   timeout_s=self._config.timeout_s)
+        return read_response(response)
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"App {self._config.api_key.get_secret_value()}",
+                "Accept": "application/json"}
+
+
+def build_request(command: OutboundCommand, config: Config,
+                  webhook_url: str | None) -> dict[str, Any]:
+    """The send request body; a permanent SendError if Infobip cannot carry the command."""
+    channel = (command.channel or config.channel).upper()
+    message: dict[str, Any] = {
+        "channel": channel,
+        "sender": config.sender,
+        "destinations": [{"to": command.to}],
+        "content": _content(command, channel),
+        "webhooks": _webhooks(command.id, webhook_url),
+    }
+    return {"messages": [message]}
+
+
+def _content(command: OutboundCommand, channel: str) -> dict[str, Any]:
+    buttons_in_text = channel in _NO_BUTTON_CHANNELS
+    text = command.text
+    if buttons_in_text and command.buttons:
+        text = _with_choices(text, command.buttons)
+    content: dict[str, Any] = {"body": _body(command, text)}
+    if command.buttons and not buttons_in_text:
+        content["buttons"] = [{"type": "REPLY", "text": button.title,
+                               "postbackData": button.payload} for button in command.buttons]
+    return content
+
+
+def _body(command: OutboundCommand, text: str | None) -> dict[str, Any]:
+    if not command.media:
+        return {"type": "TEXT", "text": text or ""}
+    if len(command.media) > 1:
+        raise SendError(f"Infobip carries one media item per message, got {len(command.media)}",
+                        retryable=False, code="unsupported_content")
+    media = command.media[0]
+    body: dict[str, Any] = {"type": _media_type(media), "url": media.url}
+    caption = text or media.caption
+    if caption:
+        body["text"] = caption
+    return body
+
+
+def _media_type(media: Media) -> str:
+    kind = media_kind(media)
+    return {"image": "IMAGE", "video": "VIDEO"}.get(kind, "DOCUMENT")
+
+
+def _webhooks(command_id: str, webhook_url: str | None) -> dict[str, Any]:
+    webhooks: dict[str, Any] = {"callbackData": command_id}
+    if webhook_url:
+        webhooks["delivery"] = {"url": webhook_url}
+        webhooks["seen"] = {"url": webhook_url}
+    return webhooks
+
+
+def read_response(response: httpx.Response) -> SendReceipt:
+    """The receipt from a send response, or the SendError it stands for."""
+    body = json_body(response)
+    if not response.is_success:
+        code, description = infobip_error(body)
+        raise classify_http_error(response, description or snippet(response), code)
+    first = _first_message(body)
+    status = first.get("status")
+    status = status if isinstance(status, dict) else {}
+    status_name = _text(status.get("name"))
+    if _text(status.get("groupName")) == "REJECTED":
+        reason = _text(status.get("description")) or status_name or "rejected"
+        raise SendError(f"Infobip rejected the message: {reason}", retryable=False,
+                        code=status_name or "REJECTED")
+    return SendReceipt(provider_message_id=_text(first.get("messageId")),
+                       provider_status=status_name)
+
+
+def _first_message(body: Any) -> dict[str, Any]:
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+        return messages[0]
+    return {}
+
+
+def infobip_error(body: Any) -> tuple[str | None, str | None]:
+    """(code, description) from Infobip's error bodies: `requestError.serviceException`
+    (legacy, Omnichat) or `{errorCode, description, violations}` (newer APIs)."""
+    if not isinstance(body, dict):
+        return None, None
+    request_error = body.get("requestError")
+    if isinstance(request_error, dict):
+        exception = request_error.get("serviceException")
+        if isinstance(exception, dict):
+            return _text(exception.get("messageId")), _text(exception.get("text"))
+    description = _text(body.get("description"))
+    violations = _violations(body.get("violations"))
+    if violations:
+        description = f"{description or 'invalid request'} ({violations})"
+    return _text(body.get("errorCode")), description
+
+
+def _violations(value: Any) -> str:
+    """`property: violation; ...` from the newer APIs' `violations` list."""
+    items = value if isinstance(value, list) else []
+    return "; ".join(f"{item.get('property')}: {item.get('violation')}" for item in items
+                     if isinstance(item, dict))
+
+
+def _with_choices(text: str | None, buttons: list[Button]) -> str:
+    """Buttons for a channel without buttons: "1) Yes 2) No" after the text."""
+    choices = " ".join(f"{number}) {button.title}" for number, button in enumerate(buttons, 1))
+    return f"{text}\n{choices}" if text else choices
+
+
+def media_kind(media: Media) -> str:
+    """"image", "video", "audio" or "file", from the content type or else the URL's extension."""
+    content_type = media.content_type or mimetypes.guess_type(urlsplit(media.url).path)[0] or ""
+    major = content_type.split("/", 1)[0].strip().lower()
+    return major if major in ("image", "video", "audio") else "file"
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The parsed JSON body, or None when there is none or it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def snippet(response: httpx.Response) -> str:
+    """A short description of a body we could not read: its start, or the reason phrase."""
+    text = " ".join(response.text.split())[:200]
+    return text or response.reason_phrase or "no body"
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+        return str(value)
+    return None

@@ -1,0 +1,131 @@
+"""Infobip Omnichat (legacy) client: `POST {base_url}/omnichat/1/applications/{application_key}
+/integrations/{integration_type}/message` with HTTP Basic auth (seed 004).
+
+    {"to": <user key>, "message": {"type": "TEXT", "text": ...}}
+    {"to": <user key>, "message": {"type": "IMAGE", "text": <text or caption>, "url": ...}}
+    {"to": <user key>, "message": {"type": "BUTTONS", "text": ...,
+                                   "buttons": [{"type": "POSTBACK", "text": title,
+                                                "payload": payload}]}}
+
+Omnichat cannot carry, so these are permanent errors before anything is sent: more than one
+media item, media that is not an image (there is no file type), more than 3 buttons, and buttons
+together with an image (BUTTONS has no image). `to` is the Omnichat user key.
+
+The send API has no correlation field, no per-message webhook URL (reports go to the
+application's `webhookUrl`, set when the application is created) and no reply reference, so the
+command id, the webhook URL and `in_reply_to` are not sent: reports correlate by `messageId`.
+Response: `messageId`; a `REJECTED` status group is a permanent error; a 2xx without an id is
+accepted with id `None` (resending could send the message twice).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, NoReturn
+from urllib.parse import quote
+
+import httpx
+
+from consumers.outbound.base import (
+    OutboundConfig,
+    SendContext,
+    SendError,
+    SendReceipt,
+    TokenBucket,
+    classify_http_error,
+    post_json,
+)
+from consumers.outbound.infobip import infobip_error, json_body, media_kind, snippet
+from switchboard.accounts import Secret
+from switchboard.commands import OutboundCommand
+
+NAME = "infobip-omnichat"
+
+MAX_BUTTONS = 3
+
+
+class Config(OutboundConfig):
+    """`[accounts.<name>.outbound]` for Infobip Omnichat."""
+
+    username: str
+    password: Secret
+    application_key: str
+    integration_type: str = "FACEBOOK"
+
+
+class Client:
+    """Sends an account's commands to one Omnichat application integration."""
+
+    def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext) -> None:
+        self._config = config
+        self._http = http
+        self._context = context
+        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+        self._url = (f"{config.base_url.rstrip('/')}/omnichat/1/applications/"
+                     f"{quote(config.application_key, safe='')}/integrations/"
+                     f"{quote(config.integration_type, safe='')}/message")
+        credentials = f"{config.username}:{config.password.get_secret_value()}".encode()
+        self._headers = {"Authorization": f"Basic {base64.b64encode(credentials).decode()}",
+                         "Accept": "application/json"}
+
+    async def send(self, command: OutboundCommand) -> SendReceipt:
+        payload = {"to": command.to, "message": build_message(command)}
+        await self._bucket.acquire()
+        response = await post_json(self._http, self._url, payload, headers=self._headers,
+                                   timeout_s=self._config.timeout_s)
+        return read_response(response)
+
+
+def build_message(command: OutboundCommand) -> dict[str, Any]:
+    """The `message` object; a permanent SendError if Omnichat cannot carry the command."""
+    if command.buttons:
+        return _buttons_message(command)
+    if command.media:
+        return _image_message(command)
+    return {"type": "TEXT", "text": command.text or ""}
+
+
+def _buttons_message(command: OutboundCommand) -> dict[str, Any]:
+    if len(command.buttons) > MAX_BUTTONS:
+        _refuse(f"Omnichat BUTTONS carries at most {MAX_BUTTONS} buttons, "
+                f"got {len(command.buttons)}")
+    if command.media:
+        _refuse("Omnichat BUTTONS messages cannot carry media")
+    buttons = [{"type": "POSTBACK", "text": button.title, "payload": button.payload}
+               for button in command.buttons]
+    return {"type": "BUTTONS", "text": command.text or "", "buttons": buttons}
+
+
+def _image_message(command: OutboundCommand) -> dict[str, Any]:
+    if len(command.media) > 1:
+        _refuse(f"Omnichat carries one image per message, got {len(command.media)} media items")
+    media = command.media[0]
+    if media_kind(media) != "image":
+        _refuse(f"Omnichat sends only images, not {media.content_type or media.url}")
+    return {"type": "IMAGE", "text": command.text or media.caption or "", "url": media.url}
+
+
+def _refuse(reason: str) -> NoReturn:
+    raise SendError(reason, retryable=False, code="unsupported_content")
+
+
+def read_response(response: httpx.Response) -> SendReceipt:
+    """The receipt from a send response, or the SendError it stands for."""
+    body = json_body(response)
+    if not response.is_success:
+        code, description = infobip_error(body)
+        raise classify_http_error(response, description or snippet(response), code)
+    body = body if isinstance(body, dict) else {}
+    status = body.get("status")
+    status = status if isinstance(status, dict) else {}
+    status_name = _text(status.get("name"))
+    if _text(status.get("groupName")) == "REJECTED":
+        reason = _text(status.get("description")) or status_name or "rejected"
+        raise SendError(f"Omnichat rejected the message: {reason}", retryable=False,
+                        code=status_name or "REJECTED")
+    return SendReceipt(provider_message_id=_text(body.get("messageId")),
+                       provider_status=status_name)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

@@ -1,0 +1,260 @@
+"""Ubiqio client: a JWT from `POST {base_url}/mvapi/auth/token`, then `POST {base_url}/mvapi/
+message/send` with `Authorization: Bearer <token>` (seed 000).
+
+    token: {"clientId": ..., "clientSecret": ...} -> {"token": <JWT>}
+    send:  {"accountId": ..., "toNumber": <to>, "message": ..., "templateId": ...,
+            "priority": ..., "channel": "SMS" | "MMS", "clientRef": <command id>,
+            "statusCallback": <webhook>, "imageUrl": ..., "caption": ...}
+
+The token is cached per account and fetched again shortly before the `exp` claim of the JWT
+(read without verifying the signature: it is Ubiqio's token, not ours to check); a token without
+a readable `exp` is used until Ubiqio answers 401. A 401 on send fetches a new token once and
+sends again; a second 401 is a permanent error.
+
+- channel: `MMS` when the command has an image (or the channel is `mms`), else `SMS`; other
+  channels are a permanent error. One image per message (`imageUrl`, its caption as
+  `caption`, and as `message` when the command has no text: `message` is required); more
+  media, or media that is not an image, is a permanent error.
+- buttons: appended to the text ("1) Yes 2) No"); the answer comes back as plain text.
+- in_reply_to: not supported by the API; ignored.
+- clientRef (= command id) is the correlation id of the status webhooks.
+
+Response: the public docs show no success body. The id is read from `messageId`, `id`, `msgId`
+or `messageUuid`, at the top level or inside `data`/`result`/`message`; `status` is kept as the
+provider status. A 2xx with an `error` and no id is a permanent error; any other 2xx without an
+id is accepted with id `None` (resending could send the message twice; clientRef correlates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import httpx
+import jwt
+from pydantic import Field
+
+from consumers.outbound.base import (
+    OutboundConfig,
+    SendContext,
+    SendError,
+    SendReceipt,
+    TokenBucket,
+    classify_http_error,
+    post_json,
+)
+from switchboard.accounts import Secret
+from switchboard.commands import Button, OutboundCommand
+from switchboard.events import Media
+
+NAME = "ubiqio"
+
+AUTH_PATH = "/mvapi/auth/token"
+SEND_PATH = "/mvapi/message/send"
+# Fetch a new token this long before it expires (at most half its remaining lifetime).
+REFRESH_MARGIN_S = 60.0
+_ID_KEYS = ("messageId", "id", "msgId", "messageUuid")
+_NESTED_KEYS = ("data", "result", "message")
+_ERROR_KEYS = ("error", "errors", "message", "detail")
+# In a 2xx only these mean failure: `message` may well be a success note.
+_SUCCESS_ERROR_KEYS = ("error", "errors")
+
+
+class Config(OutboundConfig):
+    """`[accounts.<name>.outbound]` for Ubiqio."""
+
+    client_id: str
+    client_secret: Secret
+    account_id: str
+    template_id: str
+    priority: int = Field(default=1, ge=0, description="0 = high priority")
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    value: str
+    refresh_at: float | None  # epoch seconds; None: use until Ubiqio answers 401
+
+
+class Client:
+    """Sends an account's commands through Ubiqio, holding the account's JWT."""
+
+    def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._http = http
+        self._context = context
+        self._clock = clock
+        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+        base = config.base_url.rstrip("/")
+        self._token_url = base + AUTH_PATH
+        self._send_url = base + SEND_PATH
+        self._token: _Token | None = None
+        # One token request at a time: concurrent sends wait for it instead of each fetching.
+        self._token_lock = asyncio.Lock()
+
+    async def send(self, command: OutboundCommand) -> SendReceipt:
+        payload = build_request(command, self._config, self._context.webhook_url)
+        token = await self._valid_token()
+        response = await self._post(payload, token)
+        if response.status_code == httpx.codes.UNAUTHORIZED:
+            token = await self._valid_token(rejected=token)
+            response = await self._post(payload, token)
+        return read_response(response)
+
+    async def _post(self, payload: dict[str, Any], token: str) -> httpx.Response:
+        await self._bucket.acquire()
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        return await post_json(self._http, self._send_url, payload, headers=headers,
+                               timeout_s=self._config.timeout_s)
+
+    async def _valid_token(self, rejected: str | None = None) -> str:
+        """The cached token unless it is due for refresh or was just `rejected` with a 401."""
+        async with self._token_lock:
+            cached = self._token
+            if cached is not None and cached.value != rejected and not self._due(cached):
+                return cached.value
+            self._token = None
+            token = await self._fetch_token()
+            self._token = _Token(token, token_refresh_at(token, self._clock()))
+            return token
+
+    def _due(self, token: _Token) -> bool:
+        return token.refresh_at is not None and self._clock() >= token.refresh_at
+
+    async def _fetch_token(self) -> str:
+        credentials = {"clientId": self._config.client_id,
+                       "clientSecret": self._config.client_secret.get_secret_value()}
+        response = await post_json(self._http, self._token_url, credentials,
+                                   headers={"Accept": "application/json"},
+                                   timeout_s=self._config.timeout_s)
+        body = _json_body(response)
+        if not response.is_success:
+            description = _error_text(body) or _snippet(response)
+            raise classify_http_error(response, f"Ubiqio token request failed: {description}")
+        token = _text(body.get("token")) if isinstance(body, dict) else None
+        if token is None:
+            raise SendError("Ubiqio token response has no token", retryable=False,
+                            code="token_missing")
+        return token
+
+
+def token_refresh_at(token: str, now: float) -> float | None:
+    """When to fetch a new token: shortly before the JWT's `exp`; None if it has none."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    expires = claims.get("exp")
+    if isinstance(expires, bool) or not isinstance(expires, int | float):
+        return None
+    return expires - min(REFRESH_MARGIN_S, max(0.0, (expires - now) / 2))
+
+
+def build_request(command: OutboundCommand, config: Config,
+                  webhook_url: str | None) -> dict[str, Any]:
+    """The send request body; a permanent SendError if Ubiqio cannot carry the command."""
+    channel = (command.channel or config.channel).upper()
+    if channel not in ("SMS", "MMS"):
+        _refuse(f"Ubiqio sends SMS or MMS, not {channel.lower()!r}")
+    image = _image(command.media)
+    # `message` is required: an image without text sends its caption as the message too.
+    text = command.text or (image.caption if image is not None else None) or ""
+    if command.buttons:
+        text = _with_choices(text, command.buttons)
+    payload: dict[str, Any] = {
+        "accountId": config.account_id,
+        "toNumber": command.to,
+        "message": text,
+        "templateId": config.template_id,
+        "priority": config.priority,
+        "channel": "MMS" if image is not None else channel,
+        "clientRef": command.id,
+    }
+    if webhook_url:
+        payload["statusCallback"] = webhook_url
+    if image is not None:
+        payload["imageUrl"] = image.url
+        if image.caption:
+            payload["caption"] = image.caption
+    return payload
+
+
+def _image(media: list[Media]) -> Media | None:
+    if not media:
+        return None
+    if len(media) > 1:
+        _refuse(f"Ubiqio carries one image per message, got {len(media)} media items")
+    content_type = media[0].content_type or mimetypes.guess_type(urlsplit(media[0].url).path)[0]
+    if not (content_type or "").lower().startswith("image/"):
+        _refuse(f"Ubiqio MMS carries only images, not {content_type or media[0].url}")
+    return media[0]
+
+
+def _refuse(reason: str) -> NoReturn:
+    raise SendError(reason, retryable=False, code="unsupported_content")
+
+
+def _with_choices(text: str, buttons: list[Button]) -> str:
+    choices = " ".join(f"{number}) {button.title}" for number, button in enumerate(buttons, 1))
+    return f"{text}\n{choices}" if text else choices
+
+
+def read_response(response: httpx.Response) -> SendReceipt:
+    """The receipt from a send response, or the SendError it stands for."""
+    body = _json_body(response)
+    if not response.is_success:
+        raise classify_http_error(response, _error_text(body) or _snippet(response))
+    objects = _candidates(body)
+    message_id = next((value for obj in objects for key in _ID_KEYS
+                       if (value := _text(obj.get(key))) is not None), None)
+    error = _error_text(body, _SUCCESS_ERROR_KEYS)
+    if message_id is None and error is not None:
+        raise SendError(f"Ubiqio refused the message: {error}", retryable=False,
+                        code="provider_error")
+    status = next((value for obj in objects if (value := _text(obj.get("status")))), None)
+    return SendReceipt(provider_message_id=message_id, provider_status=status)
+
+
+def _candidates(body: Any) -> list[dict[str, Any]]:
+    """The body and the objects nested under `data`/`result`, where an id may be."""
+    if not isinstance(body, dict):
+        return []
+    nested = [body[key] for key in _NESTED_KEYS if isinstance(body.get(key), dict)]
+    return [body, *nested]
+
+
+def _error_text(body: Any, keys: tuple[str, ...] = _ERROR_KEYS) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    for key in keys:
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, list | dict) and value:
+            return str(value)[:200]
+    return None
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())[:200]
+    return text or response.reason_phrase or "no body"
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string; ids may come as numbers."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None

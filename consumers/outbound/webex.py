@@ -1,0 +1,165 @@
+"""Webex Connect Send Message API v1 client: `POST {base_url}/resources/v1/messaging` with the
+header `key: <service_key>` (seed 002). SMS only.
+
+    {"deliverychannel": "sms",
+     "destination": [{"msisdn": [<to>]}],
+     "channels": {"sms": {"senderid": <sender_id>, "text": ..., "type": "4"?}},
+     "correlationid": <command id>, "callbackData": <command id>, "notifyurl": <webhook>}
+
+- Only the `sms` channel is documented for this API: another channel is a permanent error.
+- text: at most 1024 characters (the API's limit; longer is a permanent error). Text outside the
+  GSM 7-bit alphabet is sent as `type: "4"` (Unicode) so that it is not garbled; otherwise
+  `type` is left out (Webex's default, plain text).
+- media: SMS carries none, so media is a permanent error (no silent dropping).
+- buttons: appended to the text ("1) Yes 2) No"); the answer comes back as plain text.
+- in_reply_to: SMS has no reply reference; ignored.
+- correlationid and callbackData (both = command id) come back in the delivery receipts.
+
+Response: HTTP 200 `{"response": [{"code": "1001", "transid": ..., "description": "Queued"}]}`;
+`transid` is the provider message id (receipts carry it). Webex also answers HTTP 200 with an
+error object, `{"response": {"code": "7001", "description": "Authentication failed."}}`: any
+code other than 1000/1001/1002 is an error, retryable only for 7005 (request expired), 7006
+(internal error) and 7020 (transaction limit reached). A 2xx we cannot read at all is accepted
+with id `None` (resending could send the SMS twice; correlationid still correlates receipts).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import httpx
+
+from consumers.outbound.base import (
+    OutboundConfig,
+    SendContext,
+    SendError,
+    SendReceipt,
+    TokenBucket,
+    classify_http_error,
+    post_json,
+)
+from switchboard.accounts import Secret
+from switchboard.commands import Button, OutboundCommand
+
+NAME = "webex"
+
+PATH = "/resources/v1/messaging"
+MAX_TEXT = 1024
+SUCCESS_CODES = frozenset({"1000", "1001", "1002"})
+RETRYABLE_CODES = frozenset({"7005", "7006", "7020"})
+UNICODE_TYPE = "4"
+
+# GSM 03.38 basic alphabet and extension table: text outside them needs Unicode.
+_GSM7 = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+    "\f^{}\\[~]|€"
+)
+
+
+class Config(OutboundConfig):
+    """`[accounts.<name>.outbound]` for Webex Connect."""
+
+    service_key: Secret
+    sender_id: str
+
+
+class Client:
+    """Sends an account's commands as SMS through Webex Connect."""
+
+    def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext) -> None:
+        self._config = config
+        self._http = http
+        self._context = context
+        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+        self._url = config.base_url.rstrip("/") + PATH
+        self._headers = {"key": config.service_key.get_secret_value(),
+                         "Accept": "application/json"}
+
+    async def send(self, command: OutboundCommand) -> SendReceipt:
+        payload = build_request(command, self._config, self._context.webhook_url)
+        await self._bucket.acquire()
+        response = await post_json(self._http, self._url, payload, headers=self._headers,
+                                   timeout_s=self._config.timeout_s)
+        return read_response(response)
+
+
+def build_request(command: OutboundCommand, config: Config,
+                  webhook_url: str | None) -> dict[str, Any]:
+    """The send request body; a permanent SendError if Webex SMS cannot carry the command."""
+    channel = (command.channel or config.channel).lower()
+    if channel != "sms":
+        _refuse(f"the Webex client sends SMS only, not {channel!r}")
+    if command.media:
+        _refuse("Webex SMS cannot carry media")
+    text = command.text or ""
+    if command.buttons:
+        text = _with_choices(text, command.buttons)
+    if len(text) > MAX_TEXT:
+        _refuse(f"Webex SMS text is at most {MAX_TEXT} characters, got {len(text)}")
+    sms: dict[str, Any] = {"senderid": config.sender_id, "text": text}
+    if not set(text) <= _GSM7:
+        sms["type"] = UNICODE_TYPE
+    payload: dict[str, Any] = {
+        "deliverychannel": "sms",
+        "destination": [{"msisdn": [command.to]}],
+        "channels": {"sms": sms},
+        "correlationid": command.id,
+        "callbackData": command.id,
+    }
+    if webhook_url:
+        payload["notifyurl"] = webhook_url
+    return payload
+
+
+def _refuse(reason: str) -> NoReturn:
+    raise SendError(reason, retryable=False, code="unsupported_content")
+
+
+def _with_choices(text: str, buttons: list[Button]) -> str:
+    choices = " ".join(f"{number}) {button.title}" for number, button in enumerate(buttons, 1))
+    return f"{text}\n{choices}" if text else choices
+
+
+def read_response(response: httpx.Response) -> SendReceipt:
+    """The receipt from a send response, or the SendError it stands for (also on HTTP 200)."""
+    result = _result(_json_body(response))
+    code = _text(result.get("code"))
+    description = _text(result.get("description")) or _text(result.get("message"))
+    if not response.is_success:
+        raise classify_http_error(response, description or _snippet(response), code)
+    if code is not None and code not in SUCCESS_CODES:
+        raise SendError(f"Webex error {code}: {description or 'no description'}",
+                        retryable=code in RETRYABLE_CODES, code=code)
+    return SendReceipt(provider_message_id=_text(result.get("transid")),
+                       provider_status=description)
+
+
+def _result(body: Any) -> dict[str, Any]:
+    """The one result object: `response[0]` on success, `response` on error, or the body
+    itself for the `{code, message}` shape other Webex APIs use."""
+    if not isinstance(body, dict):
+        return {}
+    response = body.get("response", body)
+    if isinstance(response, list):
+        response = response[0] if response else {}
+    return response if isinstance(response, dict) else {}
+
+
+def _json_body(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _snippet(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())[:200]
+    return text or response.reason_phrase or "no body"
+
+
+def _text(value: Any) -> str | None:
+    """A non-empty string; codes may come as numbers."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
