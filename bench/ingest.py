@@ -20,12 +20,11 @@ from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.loadgen import LoadResult, build_request, closed_loop, open_loop
 from switchboard.localkafka import LocalKafka, free_port
 from switchboard.settings import Settings
-from switchboard.topics import RAW, ensure_topics
+from switchboard.topics import RAW, ensure_topics, partitions_of
 
 HOST = "127.0.0.1"
 SATURATION_S = float(os.environ.get("BENCH_SECONDS", "6"))
@@ -97,13 +96,7 @@ async def _measure(port: int) -> tuple[LoadResult, LoadResult, LoadResult]:
 
 
 async def _raw_count(bootstrap: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        [topic] = await admin.describe_topics([RAW.name])
-        partitions = [TopicPartition(RAW.name, p["partition"]) for p in topic["partitions"]]
-    finally:
-        await admin.close()
+    partitions = [TopicPartition(RAW.name, p) for p in await partitions_of(bootstrap, RAW.name)]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
     await consumer.start()
     try:

@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard.logs import get_logger
+from switchboard.topics import partitions_of
 
 log = get_logger(__name__)
 V = TypeVar("V")
@@ -33,17 +34,13 @@ class CompactedTable(Generic[V]):
 
     async def start(self) -> None:
         """Load everything there is now; then follow new records in the background."""
+        partitions = await partitions_of(self.bootstrap_servers, self.topic)
+        if not partitions:
+            raise RuntimeError(f"topic {self.topic} does not exist")
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
                                     enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
-        partitions = consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            await consumer.topics()  # refresh metadata once
-            partitions = consumer.partitions_for_topic(self.topic)
-        if not partitions:
-            await consumer.stop()
-            raise RuntimeError(f"topic {self.topic} does not exist")
-        self._partitions = [TopicPartition(self.topic, p) for p in sorted(partitions)]
+        self._partitions = [TopicPartition(self.topic, p) for p in partitions]
         consumer.assign(self._partitions)
         await consumer.seek_to_beginning(*self._partitions)
         self._consumer = consumer

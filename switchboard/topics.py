@@ -129,3 +129,15 @@ async def missing_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = 
     finally:
         await admin.close()
     return [spec.name for spec in specs if spec.name not in existing]
+
+
+async def partitions_of(bootstrap_servers: str, topic: str) -> list[int]:
+    """The partition numbers of a topic (empty if it does not exist)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(p["partition"] for t in described if t["topic"] == topic and not t["error_code"]
+                  for p in t["partitions"])

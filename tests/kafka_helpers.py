@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from switchboard.topics import ALL_TOPICS
+from switchboard.producer import DurableProducer
+from switchboard.records import OutRecord
+from switchboard.topics import ALL_TOPICS, partitions_of
 
 Offsets = dict[TopicPartition, int]
 
@@ -25,14 +27,9 @@ class TopicWatcher:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap,
                                           enable_auto_commit=False)
         await self._consumer.start()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
-        await admin.start()
-        try:
-            for topic in await admin.describe_topics(list(self.topics)):
-                for partition in sorted(p["partition"] for p in topic["partitions"]):
-                    self.partitions.append(TopicPartition(topic["topic"], partition))
-        finally:
-            await admin.close()
+        for topic in self.topics:
+            for partition in await partitions_of(self.bootstrap, topic):
+                self.partitions.append(TopicPartition(topic, partition))
         if not self.partitions:
             await self._consumer.stop()
             raise AssertionError(f"no partitions found for {self.topics}")
@@ -70,3 +67,28 @@ class TopicWatcher:
                     wanted.pop(tp, None)
         assert not wanted, f"records not readable in {timeout_s}s: {wanted}"
         return dict(found)
+
+
+async def collect_until(watcher: TopicWatcher, before: Offsets,
+                        done: Callable[[dict[str, list[Any]]], bool],
+                        timeout_s: float = 45.0) -> dict[str, list[Any]]:
+    """Re-read everything since `before` until `done` says enough (bounded in time)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    found: dict[str, list[Any]] = {}
+    while loop.time() < deadline:
+        found = await watcher.records_since(before)
+        if done(found):
+            return found
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"condition not met in {timeout_s}s; saw "
+                         f"{ {topic: len(records) for topic, records in found.items()} }")
+
+
+async def publish(bootstrap: str, records: list[OutRecord]) -> None:
+    producer = DurableProducer(bootstrap, timeout_s=15)
+    await producer.start()
+    try:
+        await producer.publish(records)
+    finally:
+        await producer.stop()

@@ -60,9 +60,9 @@ class IngestServer:
         return f"{self.base_url}/webhooks/{provider}/{account}"
 
 
-async def start_ingest(bootstrap: str, accounts: Accounts, **overrides: object
-                       ) -> tuple[IngestServer, asyncio.Task[None]]:
-    port = free_port()
+async def start_ingest(bootstrap: str, accounts: Accounts, port: int | None = None,
+                       **overrides: object) -> tuple[IngestServer, asyncio.Task[None]]:
+    port = port or free_port()
     settings = Settings(kafka_bootstrap_servers=bootstrap, http_port=port, **overrides)
     app = create_app(settings, accounts)
     server = EmbeddedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,

@@ -1,0 +1,192 @@
+"""What every simulated provider shares: the records it keeps, the webhooks it builds, helpers.
+
+Each provider module (Courier style, like `normalizers/` and `consumers/outbound/`) exposes the
+same few names, described by `SimulatedProvider`: its routes, the account lookup from the send
+request's credentials, parsing a send into `Outgoing` messages, its success and failure answers,
+and the builders of its webhook bodies. The builders are pure (time comes in as an argument) so
+tests can feed their output straight to the normalizers.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from switchboard.accounts import Account
+
+SendEndpoint = Callable[[Request], Awaitable[Response]]
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class InboundNotSupported(ValueError):
+    """The provider (or the account's channel) cannot carry what /_sim/inbound asked for."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One message a provider accepted from a send request: one recipient, one provider id."""
+
+    message_id: str
+    to: str
+    channel: str
+    correlation_id: str | None
+    # What this provider's webhook builders need later (sender, flags from the request ...).
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedSend:
+    """A send the simulator accepted, as recorded and as its status webhooks are built from."""
+
+    provider: str
+    account: str
+    path: str
+    body: Any
+    message: Outgoing
+    received_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as GET /_sim/sends shows it."""
+        return {
+            "provider": self.provider,
+            "account": self.account,
+            "path": self.path,
+            "body": self.body,
+            "correlation_id": self.message.correlation_id,
+            "provider_message_id": self.message.message_id,
+            "to": self.message.to,
+            "channel": self.message.channel,
+            "received_at": self.received_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """An end user's message that /_sim/inbound asks a provider to report."""
+
+    sender: str
+    text: str
+    message_id: str
+    postback: str | None = None
+    to: str | None = None  # our address; each provider defaults it from the account's config
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """One webhook body a provider would POST to us; `kind` is for logs and counters."""
+
+    kind: str
+    body: bytes
+    content_type: str = "application/json"
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def webhook(kind: str, payload: Any) -> Webhook:
+    return Webhook(kind=kind, body=orjson.dumps(payload))
+
+
+class SimulatedProvider(Protocol):
+    """What each provider module exposes (modules satisfy this structurally)."""
+
+    NAME: str
+
+    def routes(self, send: SendEndpoint, accounts: Sequence[Account]) -> list[BaseRoute]:
+        """Routes relative to the provider's prefix; `send` handles the send API itself."""
+
+    def outbound_problem(self, account: Account) -> str | None:
+        """Why the account's outbound table cannot be served, or None."""
+
+    def authenticate(self, request: Request, accounts: Sequence[Account]) -> Account | Response:
+        """The account whose credentials the request carries, or the provider's auth error."""
+
+    def parse_send(self, request: Request, account: Account, body: bytes
+                   ) -> list[Outgoing] | Response:
+        """The accepted messages of a send request, or the provider's validation error."""
+
+    def accepted(self, messages: Sequence[Outgoing]) -> Response:
+        """The provider's success answer for the accepted messages."""
+
+    def failure(self, status: int) -> Response:
+        """The provider's answer when it fails with HTTP `status` (injected faults)."""
+
+    def status_webhooks(self, send: ReceivedSend, *, at: datetime, step: timedelta
+                        ) -> list[Webhook]:
+        """The status lifecycle of a sent message, in the order the provider reports it."""
+
+    def inbound_webhook(self, account: Account, inbound: Inbound, *, at: datetime) -> Webhook:
+        """An inbound message webhook; raises InboundNotSupported when it cannot be carried."""
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def outbound_config(account: Account, model: type[ConfigT]) -> ConfigT | None:
+    """The account's outbound table as `model`, or None when it does not fit."""
+    try:
+        return model.model_validate(account.outbound)
+    except ValidationError:
+        return None
+
+
+def outbound_problem(account: Account, model: type[BaseModel]) -> str | None:
+    try:
+        model.model_validate(account.outbound)
+    except ValidationError as exc:
+        return "; ".join(f"outbound.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+                         for err in exc.errors())
+    return None
+
+
+def same_secret(expected: str, given: str) -> bool:
+    """Constant-time comparison: even a simulator should not teach timing leaks."""
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def decode_json(body: bytes) -> Any:
+    """The JSON value of a request body; ValueError (with orjson's reason) when it is not JSON."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"body is not valid JSON: {exc}") from None
+
+
+def json_response(payload: Any, status_code: int = 200,
+                  headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status_code,
+                    media_type="application/json", headers=dict(headers or {}))
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def iso_ms(moment: datetime) -> str:
+    """RFC 3339 with milliseconds and `Z` (`2024-08-09T11:08:40.500Z`), as Bird and Webex write."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def timeline(at: datetime, step: timedelta, count: int) -> list[datetime]:
+    """When each of `count` successive statuses happens: `at`, `at + step`, ..."""
+    return [at + step * index for index in range(count)]
+
+
+def text(value: Any) -> str | None:
+    """A non-empty string field, else None."""
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def obj(value: Any) -> dict[str, Any]:
+    """A JSON object field, else an empty one (absence and wrong types are checked apart)."""
+    return value if isinstance(value, dict) else {}

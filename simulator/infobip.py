@@ -1,0 +1,270 @@
+"""Infobip Messages API, simulated: `POST /messages-api/1/messages` and its webhooks.
+
+Send: `Authorization: App <api_key>`; body `{"messages": [{channel, sender, destinations[{to,
+messageId?}], content{body{type, text}}, webhooks{delivery{url, intermediateReport},
+seen{url}, callbackData}}]}`. The answer is `{bulkId, messages[{messageId, status, destination}]}`
+with status MESSAGE_ACCEPTED. Webhooks use the Messages API report shapes (`event` DELIVERY,
+SEEN, MO); `callbackData` is echoed in delivery and seen reports, as Infobip documents.
+
+Infobip sends intermediate delivery reports only when the message asked for them
+(`webhooks.delivery.intermediateReport: true`): then MESSAGE_ACCEPTED and PENDING_ENROUTE come
+before DELIVERED_TO_HANDSET. Seen reports exist only for RCS, Viber and WhatsApp, and only when
+`webhooks.seen.url` was given.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from normalizers.base import channel as channel_name
+from simulator.base import (
+    Inbound,
+    InboundNotSupported,
+    Outgoing,
+    ReceivedSend,
+    SendEndpoint,
+    Webhook,
+    decode_json,
+    json_response,
+    obj,
+    outbound_config,
+    same_secret,
+    text,
+    timeline,
+    webhook,
+)
+from simulator.base import outbound_problem as _problem
+from switchboard.accounts import Account, Secret
+
+NAME = "infobip"
+SEND_PATH = "/messages-api/1/messages"
+
+CHANNELS = frozenset({"SMS", "MMS", "WHATSAPP", "VIBER_BM", "VIBER_BOT", "RCS", "APPLE_MB",
+                      "INSTAGRAM_DM", "LINE_ON", "MESSENGER"})
+SEEN_CHANNELS = frozenset({"RCS", "VIBER_BM", "VIBER_BOT", "WHATSAPP"})
+_BUTTONLESS = frozenset({"SMS", "MMS"})
+# Switchboard channel names (the accounts' `channel`) -> Infobip's channel enum.
+_INFOBIP_CHANNEL = {"sms": "SMS", "mms": "MMS", "whatsapp": "WHATSAPP", "viber": "VIBER_BM",
+                    "rcs": "RCS", "apple": "APPLE_MB", "instagram": "INSTAGRAM_DM",
+                    "line": "LINE_ON", "messenger": "MESSENGER"}
+
+_ACCEPTED = {"groupId": 1, "groupName": "PENDING", "id": 26, "name": "MESSAGE_ACCEPTED",
+             "description": "Message sent to next instance"}
+_ENROUTE = {"groupId": 1, "groupName": "PENDING", "id": 7, "name": "PENDING_ENROUTE",
+            "description": "Message sent to next instance"}
+_DELIVERED = {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET",
+              "description": "Message delivered to handset"}
+_NO_ERROR = {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
+             "description": "No Error", "permanent": False}
+
+
+class Outbound(BaseModel):
+    """The keys of `[accounts.<name>.outbound]` the simulator needs."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    api_key: Secret
+    sender: str
+    channel: str = "sms"
+
+
+def routes(send: SendEndpoint, accounts: Sequence[Account]) -> list[BaseRoute]:
+    return [Route(SEND_PATH, send, methods=["POST"])]
+
+
+def outbound_problem(account: Account) -> str | None:
+    return _problem(account, Outbound)
+
+
+def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Response:
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "app" and key.strip():
+        for account in accounts:
+            config = outbound_config(account, Outbound)
+            if config is not None and same_secret(config.api_key.get_secret_value(),
+                                                  key.strip()):
+                return account
+    return _request_error(401, "UNAUTHORIZED", "Invalid login details")
+
+
+def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing] | Response:
+    try:
+        payload = decode_json(body)
+    except ValueError as exc:
+        return _api_error([("body", str(exc))])
+    violations = _violations(payload)
+    if violations:
+        return _api_error(violations)
+    bulk_id = text(obj(obj(payload.get("options")).get("schedule")).get("bulkId")) or _infobip_id()
+    return [_outgoing(message, destination, bulk_id)
+            for message in payload["messages"] for destination in message["destinations"]]
+
+
+def accepted(messages: Sequence[Outgoing]) -> Response:
+    return json_response({
+        "bulkId": messages[0].details["bulk_id"],
+        "messages": [{"messageId": message.message_id, "status": _ACCEPTED,
+                      "destination": message.to} for message in messages],
+    })
+
+
+def failure(status: int) -> Response:
+    if status == 400:
+        return _api_error([("messages", "request cannot be processed")])
+    if status == 429:
+        return _request_error(429, "TOO_MANY_REQUESTS", "Too many requests")
+    return _request_error(status, "GENERAL_ERROR",
+                          "Something went wrong. Please contact support.")
+
+
+def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> list[Webhook]:
+    message = send.message
+    statuses = [_ACCEPTED, _ENROUTE, _DELIVERED] if message.details["intermediate"] \
+        else [_DELIVERED]
+    seen = message.details["channel"] in SEEN_CHANNELS and message.details["seen"]
+    times = timeline(at, step, len(statuses) + (1 if seen else 0))
+    hooks = [webhook(f"status:{status['name']}",
+                     {"results": [_delivery_report(message, status, sent_at=at, done_at=when)]})
+             for status, when in zip(statuses, times, strict=False)]
+    if seen:
+        hooks.append(webhook("status:SEEN",
+                             {"results": [_seen_report(message, sent_at=at, seen_at=times[-1])]}))
+    return hooks
+
+
+def inbound_webhook(account: Account, inbound: Inbound, *, at: datetime) -> Webhook:
+    config = outbound_config(account, Outbound)
+    assert config is not None, "accounts are checked before inbound messages are built"
+    channel = _INFOBIP_CHANNEL.get(config.channel.lower(), config.channel.upper())
+    if inbound.postback is not None and channel in _BUTTONLESS:
+        raise InboundNotSupported(f"Infobip {channel} messages have no buttons to tap")
+    part: dict[str, Any] = {"type": "TEXT", "text": inbound.text}
+    if inbound.postback is not None:
+        part = {"type": "BUTTON_REPLY", "text": inbound.text, "payload": inbound.postback,
+                "id": "1"}
+    report = {"event": "MO", "channel": channel, "sender": inbound.sender,
+              "destination": inbound.to or config.sender, "content": [part],
+              "receivedAt": infobip_time(at), "messageId": inbound.message_id,
+              "messageCount": 1}
+    return webhook("inbound", {"results": [report]})
+
+
+# --- send parsing ----------------------------------------------------------------------------
+
+
+def _violations(payload: Any) -> list[tuple[str, str]]:
+    """What the documented schema requires and the request lacks (empty when valid)."""
+    messages = payload.get("messages") if isinstance(payload, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return [("messages", "must be a non-empty array")]
+    found: list[tuple[str, str]] = []
+    for index, message in enumerate(messages):
+        found.extend(_message_violations(f"messages[{index}]", message))
+    return found
+
+
+def _message_violations(where: str, message: Any) -> list[tuple[str, str]]:
+    if not isinstance(message, dict):
+        return [(where, "must be an object")]
+    found: list[tuple[str, str]] = []
+    if message.get("channel") not in CHANNELS:
+        found.append((f"{where}.channel", f"must be one of {', '.join(sorted(CHANNELS))}"))
+    if text(message.get("sender")) is None:
+        found.append((f"{where}.sender", "must not be blank"))
+    destinations = message.get("destinations")
+    if not isinstance(destinations, list) or not destinations or not all(
+            isinstance(item, dict) and text(item.get("to")) for item in destinations):
+        found.append((f"{where}.destinations", "must be a non-empty array of {to}"))
+    body = obj(obj(message.get("content")).get("body"))
+    if text(body.get("type")) is None:
+        found.append((f"{where}.content.body.type", "must not be blank"))
+    callback = obj(message.get("webhooks")).get("callbackData")
+    if callback is not None and (not isinstance(callback, str) or len(callback) > 4000):
+        found.append((f"{where}.webhooks.callbackData", "must be a string of 0..4000 chars"))
+    return found
+
+
+def _outgoing(message: dict[str, Any], destination: dict[str, Any], bulk_id: str) -> Outgoing:
+    hooks = obj(message.get("webhooks"))
+    return Outgoing(
+        message_id=text(destination.get("messageId")) or _infobip_id(),
+        to=destination["to"],
+        channel=channel_name(message["channel"]),
+        correlation_id=text(hooks.get("callbackData")),
+        details={
+            "channel": message["channel"],
+            "sender": message["sender"],
+            "bulk_id": bulk_id,
+            "intermediate": obj(hooks.get("delivery")).get("intermediateReport") is True,
+            "seen": text(obj(hooks.get("seen")).get("url")) is not None,
+        },
+    )
+
+
+# --- webhook bodies --------------------------------------------------------------------------
+
+
+def _delivery_report(message: Outgoing, status: dict[str, Any], *, sent_at: datetime,
+                     done_at: datetime) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "event": "DELIVERY", "channel": message.details["channel"],
+        "sender": message.details["sender"],
+        "destination": message.to, "sentAt": infobip_time(sent_at),
+        "doneAt": infobip_time(done_at), "bulkId": message.details["bulk_id"],
+        "messageId": message.message_id, "messageCount": 1, "status": status,
+        "error": _NO_ERROR,
+    }
+    if message.correlation_id is not None:
+        report["callbackData"] = message.correlation_id
+    return report
+
+
+def _seen_report(message: Outgoing, *, sent_at: datetime, seen_at: datetime) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "event": "SEEN", "channel": message.details["channel"],
+        "sender": message.details["sender"],
+        "destination": message.to, "sentAt": infobip_time(sent_at),
+        "seenAt": infobip_time(seen_at), "bulkId": message.details["bulk_id"],
+        "messageId": message.message_id,
+    }
+    if message.correlation_id is not None:
+        report["callbackData"] = message.correlation_id
+    return report
+
+
+def infobip_time(moment: datetime) -> str:
+    """Infobip's `yyyy-MM-dd'T'HH:mm:ss.SSSZ`: milliseconds and a colon-less offset."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
+
+
+def _infobip_id() -> str:
+    """Infobip ids look like `1688025180464000014`: digits, not UUIDs."""
+    return str(random.randrange(10**18, 10**19))
+
+
+# --- error answers ---------------------------------------------------------------------------
+
+
+def _request_error(status: int, message_id: str, reason: str) -> Response:
+    """The gateway-level error every Infobip API answers with (auth, throttling, 5xx)."""
+    return json_response({"requestError": {"serviceException": {"messageId": message_id,
+                                                                "text": reason}}}, status)
+
+
+def _api_error(violations: list[tuple[str, str]]) -> Response:
+    """The Messages API's 400: errorCode E400 with the violated properties."""
+    return json_response({
+        "errorCode": "E400",
+        "description": "Request cannot be processed.",
+        "action": "Check the syntax, violations and adjust the request.",
+        "violations": [{"property": prop, "violation": why} for prop, why in violations],
+        "resources": [],
+    }, 400)

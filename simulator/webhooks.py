@@ -1,0 +1,180 @@
+"""Delivering webhooks to ingest, signed the way each account's provider signs them.
+
+The webhooks of one message go out as one job, in lifecycle order, each after a short delay;
+jobs of different messages run concurrently on a few workers. A webhook ingest does not answer
+with 2xx is retried with exponential backoff a bounded number of times, then dropped and
+counted, like a provider giving up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from ingest.signing import sign
+from simulator.base import Webhook
+from switchboard.accounts import Account
+from switchboard.logs import get_logger
+
+log = get_logger(__name__)
+
+RECENT_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """The webhooks of one message (or one inbound message), delivered in order."""
+
+    provider: str
+    account: Account
+    webhooks: tuple[Webhook, ...]
+    delay_s: float  # before each webhook: statuses follow the send, not precede its answer
+
+
+@dataclass(slots=True)
+class WebhookStats:
+    sent: int = 0
+    failed: int = 0  # dropped after the last attempt
+    retried: int = 0
+    skipped: int = 0  # no ingest URL configured
+
+    def to_dict(self) -> dict[str, int]:
+        return {"sent": self.sent, "failed": self.failed, "retried": self.retried,
+                "skipped": self.skipped}
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard the simulator tries to deliver one webhook before dropping it."""
+
+    attempts: int = 4
+    backoff_s: float = 0.2  # doubles after every failed attempt
+    timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1 or self.backoff_s < 0 or self.timeout_s <= 0:
+            raise ValueError("retry needs attempts >= 1, backoff_s >= 0 and timeout_s > 0")
+
+
+class WebhookDispatcher:
+    """A queue of webhook jobs and the workers that deliver them to ingest."""
+
+    def __init__(self, ingest_url: str | None, *, retry: RetryPolicy | None = None,
+                 workers: int = 8, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.ingest_url = ingest_url.rstrip("/") if ingest_url else None
+        self.retry = retry or RetryPolicy()
+        self.stats = WebhookStats()
+        self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_LIMIT)
+        self._workers = workers
+        self._transport = transport
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._client: httpx.AsyncClient | None = None
+        self._in_flight = 0
+
+    def url_for(self, provider: str, account: str) -> str | None:
+        if self.ingest_url is None:
+            return None
+        return f"{self.ingest_url}/webhooks/{provider}/{account}"
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(transport=self._transport,
+                                         timeout=self.retry.timeout_s)
+        self._tasks = [asyncio.create_task(self._work(), name=f"sim-webhooks-{index}")
+                       for index in range(self._workers)]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def enqueue(self, job: Job) -> None:
+        if self.ingest_url is None or not job.webhooks:
+            self.stats.skipped += len(job.webhooks)
+            return
+        self._queue.put_nowait(job)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize() + self._in_flight
+
+    async def drain(self) -> None:
+        """Wait until every queued job is delivered or dropped (tests, orderly shutdown)."""
+        await self._queue.join()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.stats.to_dict(), "pending": self.pending, "recent": list(self.recent)}
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._queue.get()
+            self._in_flight += 1
+            try:
+                for hook in job.webhooks:
+                    if job.delay_s > 0:
+                        await asyncio.sleep(job.delay_s)
+                    await self._deliver(job, hook)
+            except Exception:  # one broken job must not stop the worker
+                log.exception("simulator webhook job failed", provider=job.provider,
+                              account=job.account.name)
+            finally:
+                self._in_flight -= 1
+                self._queue.task_done()
+
+    async def _deliver(self, job: Job, hook: Webhook) -> None:
+        url = self.url_for(job.provider, job.account.name)
+        assert url is not None and self._client is not None
+        headers = {"content-type": hook.content_type, "user-agent": "switchboard-simulator",
+                   **signed_headers(job.account, url, hook.body)}
+        outcome, status, attempt = "failed", None, 0
+        for attempt in range(1, self.retry.attempts + 1):
+            status = await self._post(url, hook.body, headers)
+            if status is not None and 200 <= status < 300:
+                outcome = "sent"
+                break
+            if attempt < self.retry.attempts:
+                self.stats.retried += 1
+                await asyncio.sleep(self.retry.backoff_s * 2 ** (attempt - 1))
+        if outcome == "sent":
+            self.stats.sent += 1
+        else:
+            self.stats.failed += 1
+            log.warning("simulator webhook dropped", provider=job.provider,
+                        account=job.account.name, kind=hook.kind, status=status,
+                        attempts=attempt)
+        self.recent.append({"provider": job.provider, "account": job.account.name,
+                            "kind": hook.kind, "outcome": outcome, "http_status": status,
+                            "attempts": attempt, "at": datetime.now(UTC).isoformat()})
+
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int | None:
+        """The HTTP status ingest answered, or None when it could not be reached."""
+        assert self._client is not None
+        try:
+            response = await self._client.post(url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            log.info("simulator webhook not delivered", url=url, error=type(exc).__name__)
+            return None
+        return response.status_code
+
+
+def signed_headers(account: Account, url: str, body: bytes) -> dict[str, str]:
+    """The auth headers the account's provider sends with a webhook to `url`.
+
+    Schemes that sign the URL sign the one the provider was given: `auth.public_url` when
+    ingest sits behind a proxy, else the URL posted to.
+    """
+    auth = account.auth
+    return sign(auth.scheme, auth.secret_values()[0], url=auth.public_url or url, body=body,
+                username=auth.username, header=auth.header)

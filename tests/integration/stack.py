@@ -1,0 +1,125 @@
+"""The whole loop on 127.0.0.1: simulator (providers) <-> ingest, sender, bots, real Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from consumers.runtime import WorkerRuntime
+from consumers.workers import WORKERS
+from simulator.app import create_simulator_app
+from switchboard.accounts import Accounts, parse_accounts
+from switchboard.localkafka import free_port
+from switchboard.serving import EmbeddedServer
+from switchboard.settings import Settings
+from tests.integration.conftest import IngestServer, start_ingest
+
+# One account per provider: webhook auth (to us) and outbound credentials (to the simulator).
+E2E_ACCOUNT_NAMES = {
+    "infobip": "e2e-infobip", "infobip-omnichat": "e2e-omnichat", "bird": "e2e-bird",
+    "webex": "e2e-webex", "ubiqio": "e2e-ubiqio",
+}
+# Who the end user is, per provider: phone numbers, except Omnichat's 64-hex user keys.
+CONTACTS = {
+    "infobip": "+41790000001", "bird": "+31612345678", "webex": "+919812345678",
+    "ubiqio": "+14155550123", "infobip-omnichat": "ab" * 32,
+}
+
+
+def e2e_accounts(sim_url: str) -> dict[str, Any]:
+    return {
+        "e2e-infobip": {
+            "provider": "infobip",
+            "auth": {"scheme": "basic", "username": "ib", "secrets": ["e2e-ib-webhook"]},
+            "outbound": {"base_url": f"{sim_url}/infobip", "api_key": "e2e-ib-api-key",
+                         "sender": "InfoSMS"}},
+        "e2e-omnichat": {
+            "provider": "infobip-omnichat",
+            "auth": {"scheme": "basic", "username": "oc", "secrets": ["e2e-oc-webhook"]},
+            "outbound": {"base_url": f"{sim_url}/infobip-omnichat", "username": "oc-user",
+                         "password": "e2e-oc-password", "application_key": "E2EAPPKEY",
+                         "integration_type": "FACEBOOK", "channel": "messenger"}},
+        "e2e-bird": {
+            "provider": "bird",
+            "auth": {"scheme": "bird-signature", "secrets": ["e2e-bird-signing-key"]},
+            "outbound": {"base_url": f"{sim_url}/bird", "access_key": "e2e-bird-access-key",
+                         "workspace_id": "ws-e2e", "channel_id": "ch-e2e"}},
+        "e2e-webex": {
+            "provider": "webex",
+            "auth": {"scheme": "hub-signature", "secrets": ["e2e-webex-hub"]},
+            "outbound": {"base_url": f"{sim_url}/webex", "service_key": "e2e-webex-key",
+                         "sender_id": "ACME"}},
+        "e2e-ubiqio": {
+            "provider": "ubiqio",
+            "auth": {"scheme": "token", "secrets": ["e2e-ubiqio-token"]},
+            "outbound": {"base_url": f"{sim_url}/ubiqio", "client_id": "e2e-client",
+                         "client_secret": "e2e-ubiqio-secret", "account_id": "acc-e2e",
+                         "template_id": "tpl-e2e"}},
+    }
+
+
+@dataclass
+class Stack:
+    bootstrap: str
+    accounts: Accounts
+    accounts_data: dict[str, Any]
+    sim_url: str
+    ingest: IngestServer
+    settings: Settings
+    workers: dict[str, WorkerRuntime] = field(default_factory=dict)
+
+    async def sends(self, account: str) -> list[dict[str, Any]]:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"{self.sim_url}/_sim/sends", params={"account": account})
+            response.raise_for_status()
+            sends: list[dict[str, Any]] = response.json()["sends"]
+            return sends
+
+    async def control(self, method: str, path: str, body: Any = None) -> httpx.Response:
+        async with httpx.AsyncClient() as client:
+            return await client.request(method, f"{self.sim_url}/_sim/{path}", json=body)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(bootstrap: str, *, workers: tuple[str, ...] = ("sender",),
+                        rules_file: Path | None = None) -> AsyncIterator[Stack]:
+    sim_port, ingest_port = free_port(), free_port()
+    sim_url = f"http://127.0.0.1:{sim_port}"
+    ingest_url = f"http://127.0.0.1:{ingest_port}"
+    data = e2e_accounts(sim_url)
+    accounts = parse_accounts({"accounts": data})
+    settings = Settings(kafka_bootstrap_servers=bootstrap, public_url=ingest_url,
+                        rules_file=rules_file, http_port=ingest_port)
+
+    simulator = EmbeddedServer(uvicorn.Config(
+        create_simulator_app(accounts, ingest_url, status_delay_s=0.02), host="127.0.0.1",
+        port=sim_port, log_config=None, access_log=False))
+    sim_task = asyncio.create_task(simulator.serve())
+    ingest, ingest_task = await start_ingest(bootstrap, accounts, port=ingest_port)
+    stack = Stack(bootstrap, accounts, data, sim_url, ingest, settings)
+    async with contextlib.AsyncExitStack() as exits:
+        tasks = []
+        for name in workers:
+            runtime = await exits.enter_async_context(WORKERS[name](settings, accounts))
+            stack.workers[name] = runtime
+            tasks.append(asyncio.create_task(runtime.run()))
+        try:
+            for _ in range(200):  # bounded: 10 s
+                if simulator.started:
+                    break
+                await asyncio.sleep(0.05)
+            yield stack
+        finally:
+            for runtime in stack.workers.values():
+                runtime.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            ingest.server.should_exit = True
+            simulator.should_exit = True
+            await asyncio.gather(ingest_task, sim_task, return_exceptions=True)

@@ -1,0 +1,794 @@
+"""The provider simulator: send APIs (auth, shapes, validation, faults) and its webhook bodies.
+
+Webhook bodies are checked against the real normalizers; delivery (signing, ordering, retries)
+is checked against an in-process stand-in for ingest that verifies auth with `ingest.auth`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ingest.auth import AuthError, SignedRequest, verify
+from normalizers import WebhookRequest, normalize
+from simulator import ubiqio
+from simulator.app import PROVIDERS, create_simulator_app
+from simulator.base import Inbound, InboundNotSupported, ReceivedSend
+from simulator.webhooks import RetryPolicy
+from switchboard.accounts import Account, Accounts, parse_accounts
+from switchboard.events import EventType, MessageEvent, Status
+
+COMMAND_ID = "cmd-0001"
+USER = "+38761222333"
+USER_KEY = "37512FEC78DBC1895567B09AE6D9439328C12E83BC83D449BC4A9F32F1AE3C3A"
+WS, CH = "ws-1111", "ch-2222"
+INGEST = "http://ingest.test"
+
+ACCOUNTS: dict[str, Any] = {
+    "ib": {"provider": "infobip",
+           "auth": {"scheme": "basic", "username": "ib", "secrets": ["ib-webhook-pass"]},
+           "outbound": {"base_url": "http://sim/infobip", "api_key": "ib-api-key",
+                        "sender": "ACME"}},
+    "ib-wa": {"provider": "infobip",
+              "auth": {"scheme": "basic", "username": "ibwa", "secrets": ["ibwa-webhook-pass"]},
+              "outbound": {"base_url": "http://sim/infobip", "api_key": "ibwa-api-key",
+                           "sender": "38733000111", "channel": "whatsapp"}},
+    "omni": {"provider": "infobip-omnichat",
+             "auth": {"scheme": "basic", "username": "omni", "secrets": ["omni-webhook-pass"]},
+             "outbound": {"base_url": "http://sim/infobip-omnichat", "username": "omni-user",
+                          "password": "omni-password", "application_key": "APPKEY1"}},
+    "bird": {"provider": "bird",
+             "auth": {"scheme": "bird-signature", "secrets": ["bird-signing-key"]},
+             "outbound": {"base_url": "http://sim/bird", "access_key": "bird-access-key",
+                          "workspace_id": WS, "channel_id": CH}},
+    "bird-wa": {"provider": "bird",
+                "auth": {"scheme": "bird-signature", "secrets": ["birdwa-signing-key"]},
+                "outbound": {"base_url": "http://sim/bird", "access_key": "birdwa-access-key",
+                             "workspace_id": WS, "channel_id": "ch-wa", "channel": "whatsapp"}},
+    "webex": {"provider": "webex",
+              "auth": {"scheme": "hub-signature", "secrets": ["webex-hub-secret"]},
+              "outbound": {"base_url": "http://sim/webex", "service_key": "webex-service-key",
+                           "sender_id": "ACME"}},
+    "webex-wa": {"provider": "webex",
+                 "auth": {"scheme": "hub-signature", "secrets": ["webexwa-hub-secret"]},
+                 "outbound": {"base_url": "http://sim/webex", "service_key": "webexwa-key",
+                              "sender_id": "38733000111", "channel": "whatsapp"}},
+    "ubiqio": {"provider": "ubiqio",
+               "auth": {"scheme": "token", "secrets": ["ubiqio-webhook-token"]},
+               "outbound": {"base_url": "http://sim/ubiqio", "client_id": "client-1",
+                            "client_secret": "ubiqio-client-secret", "account_id": "acc-123",
+                            "template_id": "tpl-9"}},
+}
+
+
+def _accounts() -> Accounts:
+    return parse_accounts({"accounts": ACCOUNTS})
+
+
+def _account(name: str) -> Account:
+    account = _accounts().get(ACCOUNTS[name]["provider"], name)
+    assert account is not None
+    return account
+
+
+@pytest.fixture
+def sim_app() -> Starlette:
+    """A simulator with no ingest URL (webhooks are only counted as skipped)."""
+    return create_simulator_app(_accounts(), None, status_delay_s=0)
+
+
+@pytest.fixture
+async def sim(sim_app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim_app),
+                                 base_url="http://sim") as client:
+        yield client
+
+
+# --- what a client sends (per the send documents and the outbound brief) ---------------------
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def infobip_send(channel: str = "SMS", sender: str = "ACME", *, intermediate: bool = False,
+                 seen: bool = False) -> dict[str, Any]:
+    hooks: dict[str, Any] = {"delivery": {"url": f"{INGEST}/webhooks/infobip/ib",
+                                          "intermediateReport": intermediate},
+                             "callbackData": COMMAND_ID}
+    if seen:
+        hooks["seen"] = {"url": f"{INGEST}/webhooks/infobip/ib"}
+    return {"messages": [{"channel": channel, "sender": sender,
+                          "destinations": [{"to": USER.lstrip("+")}],
+                          "content": {"body": {"type": "TEXT", "text": "Hello"}},
+                          "webhooks": hooks}]}
+
+
+def bird_send() -> dict[str, Any]:
+    return {"receiver": {"contacts": [{"identifierKey": "phonenumber", "identifierValue": USER}]},
+            "body": {"type": "text", "text": {"text": "Hello"}}, "reference": COMMAND_ID}
+
+
+def webex_send(channel: str = "sms", sender: str = "ACME") -> dict[str, Any]:
+    return {"deliverychannel": channel, "destination": [{"msisdn": [USER.lstrip("+")]}],
+            "channels": {channel: {"senderid": sender, "text": "Hello"}},
+            "correlationid": COMMAND_ID, "callbackData": COMMAND_ID,
+            "notifyurl": f"{INGEST}/webhooks/webex/webex"}
+
+
+def ubiqio_send(**changes: Any) -> dict[str, Any]:
+    return {"accountId": "acc-123", "toNumber": USER, "message": "Hello", "templateId": "tpl-9",
+            "priority": 1, "channel": "SMS", "clientRef": COMMAND_ID,
+            "statusCallback": f"{INGEST}/webhooks/ubiqio/ubiqio", **changes}
+
+
+async def ubiqio_token(sim: httpx.AsyncClient) -> str:
+    response = await sim.post("/ubiqio/mvapi/auth/token",
+                              json={"clientId": "client-1",
+                                    "clientSecret": "ubiqio-client-secret"})
+    assert response.status_code == 200
+    token: str = response.json()["token"]
+    return token
+
+
+async def send_ok(sim: httpx.AsyncClient, provider: str) -> httpx.Response:
+    """A valid send for one account of `provider`, as its client would make it."""
+    if provider == "infobip":
+        return await sim.post("/infobip/messages-api/1/messages", json=infobip_send(),
+                              headers={"authorization": "App ib-api-key"})
+    if provider == "infobip-omnichat":
+        return await sim.post(
+            "/infobip-omnichat/omnichat/1/applications/APPKEY1/integrations/FACEBOOK/message",
+            json={"to": USER_KEY, "message": {"type": "TEXT", "text": "Hello"}},
+            headers={"authorization": _basic("omni-user", "omni-password")})
+    if provider == "bird":
+        return await sim.post(f"/bird/workspaces/{WS}/channels/{CH}/messages", json=bird_send(),
+                              headers={"authorization": "AccessKey bird-access-key"})
+    if provider == "webex":
+        return await sim.post("/webex/resources/v1/messaging", json=webex_send(),
+                              headers={"key": "webex-service-key"})
+    token = await ubiqio_token(sim)
+    return await sim.post("/ubiqio/mvapi/message/send", json=ubiqio_send(),
+                          headers={"authorization": f"Bearer {token}"})
+
+
+async def recorded(sim: httpx.AsyncClient, **filters: str) -> list[dict[str, Any]]:
+    response = await sim.get("/_sim/sends", params=filters)
+    assert response.status_code == 200
+    sends: list[dict[str, Any]] = response.json()["sends"]
+    return sends
+
+
+# --- send APIs: success shapes ---------------------------------------------------------------
+
+
+async def test_infobip_send_answers_bulk_and_records(sim: httpx.AsyncClient) -> None:
+    response = await send_ok(sim, "infobip")
+    assert response.status_code == 200
+    body = response.json()
+    message = body["messages"][0]
+    assert body["bulkId"] and message["messageId"].isdigit()
+    assert message["status"]["name"] == "MESSAGE_ACCEPTED"
+    assert message["destination"] == USER.lstrip("+")
+    [send] = await recorded(sim)
+    assert send["provider"] == "infobip" and send["account"] == "ib"
+    assert send["path"] == "/infobip/messages-api/1/messages"
+    assert send["correlation_id"] == COMMAND_ID
+    assert send["provider_message_id"] == message["messageId"]
+    assert send["body"] == infobip_send()
+
+
+async def test_omnichat_send_answers_pending_enroute(sim: httpx.AsyncClient) -> None:
+    response = await send_ok(sim, "infobip-omnichat")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["to"] == USER_KEY and body["messageCount"] == 1
+    assert body["status"]["name"] == "PENDING_ENROUTE"
+    [send] = await recorded(sim, provider="infobip-omnichat")
+    assert send["provider_message_id"] == body["messageId"]
+    assert send["channel"] == "messenger"
+    assert send["correlation_id"] is None  # the send API has no correlation field
+
+
+async def test_bird_send_answers_202_with_the_message(sim: httpx.AsyncClient) -> None:
+    response = await send_ok(sim, "bird")
+    assert response.status_code == 202
+    body = response.json()
+    assert body["status"] == "accepted" and body["reference"] == COMMAND_ID
+    assert body["channelId"] == CH and body["direction"] == "outgoing"
+    assert body["receiver"]["contacts"][0]["identifierValue"] == USER
+    [send] = await recorded(sim, account="bird")
+    assert send["provider_message_id"] == body["id"] and send["correlation_id"] == COMMAND_ID
+
+
+async def test_webex_send_answers_queued_array(sim: httpx.AsyncClient) -> None:
+    response = await send_ok(sim, "webex")
+    assert response.status_code == 200
+    [item] = response.json()["response"]
+    assert item["code"] == "1001" and item["description"] == "Queued"
+    [send] = await recorded(sim, provider="webex")
+    assert send["provider_message_id"] == item["transid"]
+    assert send["correlation_id"] == COMMAND_ID
+
+
+async def test_ubiqio_token_then_send(sim: httpx.AsyncClient) -> None:
+    response = await send_ok(sim, "ubiqio")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["clientRef"] == COMMAND_ID and body["messageId"]
+    [send] = await recorded(sim, provider="ubiqio")
+    assert send["provider_message_id"] == body["messageId"]
+    assert send["correlation_id"] == COMMAND_ID
+
+
+async def test_sends_filter_and_clear(sim: httpx.AsyncClient) -> None:
+    for provider in PROVIDERS:
+        assert (await send_ok(sim, provider)).is_success
+    assert len(await recorded(sim)) == 5
+    assert [s["account"] for s in await recorded(sim, account="webex")] == ["webex"]
+    assert [s["provider"] for s in await recorded(sim, provider="bird")] == ["bird"]
+    cleared = await sim.delete("/_sim/sends")
+    assert cleared.json() == {"cleared": 5}
+    assert await recorded(sim) == []
+
+
+# --- send APIs: credentials ------------------------------------------------------------------
+
+
+UNAUTHORIZED = {"requestError": {"serviceException": {"messageId": "UNAUTHORIZED",
+                                                      "text": "Invalid login details"}}}
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "App wrong-key"},
+                                     {"authorization": "Basic aWI6aWI="}])
+async def test_infobip_rejects_bad_credentials(sim: httpx.AsyncClient,
+                                               headers: dict[str, str]) -> None:
+    response = await sim.post("/infobip/messages-api/1/messages", json=infobip_send(),
+                              headers=headers)
+    assert response.status_code == 401
+    assert response.json() == UNAUTHORIZED
+    assert await recorded(sim) == []
+
+
+async def test_infobip_picks_the_account_by_api_key(sim: httpx.AsyncClient) -> None:
+    response = await sim.post("/infobip/messages-api/1/messages",
+                              json=infobip_send("WHATSAPP", "38733000111"),
+                              headers={"authorization": "App ibwa-api-key"})
+    assert response.status_code == 200
+    assert [s["account"] for s in await recorded(sim)] == ["ib-wa"]
+
+
+async def test_omnichat_rejects_bad_credentials_and_foreign_application(
+        sim: httpx.AsyncClient) -> None:
+    path = "/infobip-omnichat/omnichat/1/applications/{key}/integrations/FACEBOOK/message"
+    body = {"to": USER_KEY, "message": {"type": "TEXT", "text": "Hi"}}
+    wrong = await sim.post(path.format(key="APPKEY1"), json=body,
+                           headers={"authorization": _basic("omni-user", "nope")})
+    assert wrong.status_code == 401 and wrong.json() == UNAUTHORIZED
+    missing = await sim.post(path.format(key="APPKEY1"), json=body)
+    assert missing.status_code == 401
+    foreign = await sim.post(path.format(key="OTHER"), json=body,
+                             headers={"authorization": _basic("omni-user", "omni-password")})
+    assert foreign.status_code == 403
+    assert foreign.json()["requestError"]["serviceException"]["messageId"] == "FORBIDDEN"
+
+
+async def test_bird_rejects_bad_key_and_foreign_channel(sim: httpx.AsyncClient) -> None:
+    path = f"/bird/workspaces/{WS}/channels/{{ch}}/messages"
+    wrong = await sim.post(path.format(ch=CH), json=bird_send(),
+                           headers={"authorization": "AccessKey wrong"})
+    assert wrong.status_code == 401 and wrong.json()["code"] == "NotAuthenticated"
+    bearer = await sim.post(path.format(ch=CH), json=bird_send(),
+                            headers={"authorization": "Bearer bird-access-key"})
+    assert bearer.status_code == 401
+    foreign = await sim.post(path.format(ch="ch-other"), json=bird_send(),
+                             headers={"authorization": "AccessKey bird-access-key"})
+    assert foreign.status_code == 403 and foreign.json()["code"] == "Forbidden"
+
+
+@pytest.mark.parametrize(("headers", "code"), [({}, "7002"), ({"key": "wrong"}, "7001")])
+async def test_webex_refuses_with_http_200_error_body(sim: httpx.AsyncClient,
+                                                      headers: dict[str, str], code: str) -> None:
+    response = await sim.post("/webex/resources/v1/messaging", json=webex_send(),
+                              headers=headers)
+    assert response.status_code == 200
+    error = response.json()["response"]
+    assert isinstance(error, dict) and error["code"] == code and error["transid"]
+    assert await recorded(sim) == []
+
+
+async def test_ubiqio_token_and_bearer_checks(sim: httpx.AsyncClient) -> None:
+    bad = await sim.post("/ubiqio/mvapi/auth/token",
+                         json={"clientId": "client-1", "clientSecret": "wrong"})
+    assert bad.status_code == 401
+    assert bad.json() == {"error": "Check your account key and secret"}
+    for header in ({}, {"authorization": "Bearer not-a-jwt"}):
+        response = await sim.post("/ubiqio/mvapi/message/send", json=ubiqio_send(),
+                                  headers=header)
+        assert response.status_code == 401 and "error" in response.json()
+    config = ubiqio.Outbound.model_validate(ACCOUNTS["ubiqio"]["outbound"])
+    expired = ubiqio._token(config, now=time.time() - 2 * ubiqio.TOKEN_TTL_S)
+    response = await sim.post("/ubiqio/mvapi/message/send", json=ubiqio_send(),
+                              headers={"authorization": f"Bearer {expired}"})
+    assert response.status_code == 401
+    forged = ubiqio._token(ubiqio.Outbound.model_validate(
+        {**ACCOUNTS["ubiqio"]["outbound"], "client_secret": "guessed"}), now=None)
+    response = await sim.post("/ubiqio/mvapi/message/send", json=ubiqio_send(),
+                              headers={"authorization": f"Bearer {forged}"})
+    assert response.status_code == 401
+
+
+# --- send APIs: validation -------------------------------------------------------------------
+
+
+async def test_infobip_validation_error_names_violations(sim: httpx.AsyncClient) -> None:
+    body = infobip_send()
+    body["messages"][0]["destinations"] = []
+    response = await sim.post("/infobip/messages-api/1/messages", json=body,
+                              headers={"authorization": "App ib-api-key"})
+    assert response.status_code == 400
+    error = response.json()
+    assert error["errorCode"] == "E400"
+    assert error["violations"][0]["property"] == "messages[0].destinations"
+
+
+async def test_omnichat_buttons_limited_to_three(sim: httpx.AsyncClient) -> None:
+    buttons = [{"type": "POSTBACK", "text": str(i), "payload": str(i)} for i in range(4)]
+    response = await sim.post(
+        "/infobip-omnichat/omnichat/1/applications/APPKEY1/integrations/FACEBOOK/message",
+        json={"to": USER_KEY, "message": {"type": "BUTTONS", "text": "Pick", "buttons": buttons}},
+        headers={"authorization": _basic("omni-user", "omni-password")})
+    assert response.status_code == 400
+    assert response.json()["requestError"]["serviceException"]["messageId"] == "BAD_REQUEST"
+
+
+async def test_bird_validation_is_422_invalid_payload(sim: httpx.AsyncClient) -> None:
+    response = await sim.post(f"/bird/workspaces/{WS}/channels/{CH}/messages",
+                              json={"receiver": {"contacts": []}, "body": {"type": "text"}},
+                              headers={"authorization": "AccessKey bird-access-key"})
+    assert response.status_code == 422
+    error = response.json()
+    assert error["code"] == "InvalidPayload"
+    assert set(error["details"]) == {"receiver.contacts", "body"}
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({"deliverychannel": "sms"}, "7003"),
+    (webex_send(sender="SOMEONE-ELSE"), "7004"),
+])
+async def test_webex_validation_errors(sim: httpx.AsyncClient, body: dict[str, Any],
+                                       code: str) -> None:
+    response = await sim.post("/webex/resources/v1/messaging", json=body,
+                              headers={"key": "webex-service-key"})
+    assert response.status_code == 200 and response.json()["response"]["code"] == code
+
+
+async def test_webex_invalid_json_is_7000(sim: httpx.AsyncClient) -> None:
+    response = await sim.post("/webex/resources/v1/messaging", content=b"{nope",
+                              headers={"key": "webex-service-key"})
+    assert response.json()["response"]["code"] == "7000"
+
+
+@pytest.mark.parametrize("changes", [{"templateId": "other"}, {"accountId": "acc-999"},
+                                     {"channel": "MMS"}, {"toNumber": ""}])
+async def test_ubiqio_validation_errors(sim: httpx.AsyncClient, changes: dict[str, Any]) -> None:
+    token = await ubiqio_token(sim)
+    response = await sim.post("/ubiqio/mvapi/message/send", json=ubiqio_send(**changes),
+                              headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 400 and response.json()["error"]
+    assert await recorded(sim) == []
+
+
+async def test_ubiqio_mms_may_carry_only_an_image(sim: httpx.AsyncClient) -> None:
+    token = await ubiqio_token(sim)
+    response = await sim.post("/ubiqio/mvapi/message/send",
+                              json=ubiqio_send(channel="MMS", message="",
+                                               imageUrl="https://media.test/a.jpg"),
+                              headers={"authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    [send] = await recorded(sim)
+    assert send["channel"] == "mms"
+
+
+# --- faults ----------------------------------------------------------------------------------
+
+
+async def add_fault(sim: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:
+    response = await sim.post("/_sim/faults", json=spec)
+    assert response.status_code == 201, response.text
+    fault: dict[str, Any] = response.json()["fault"]
+    return fault
+
+
+@pytest.mark.parametrize("provider", list(PROVIDERS))
+@pytest.mark.parametrize(("mode", "status"), [("http_500", 500), ("http_503", 503),
+                                              ("http_429", 429)])
+async def test_http_faults_fail_count_sends_then_stop(sim: httpx.AsyncClient, provider: str,
+                                                      mode: str, status: int) -> None:
+    await add_fault(sim, provider=provider, mode=mode, count=2, retry_after_s=3)
+    for _ in range(2):
+        response = await send_ok(sim, provider)
+        assert response.status_code == status
+        if status == 429:
+            assert response.headers["retry-after"] == "3"
+    assert await recorded(sim) == []
+    assert (await send_ok(sim, provider)).is_success
+    assert len(await recorded(sim)) == 1
+    assert (await sim.get("/_sim/faults")).json() == {"faults": []}
+
+
+@pytest.mark.parametrize("provider", ["infobip", "infobip-omnichat", "bird", "ubiqio"])
+async def test_http_400_fault_is_the_providers_bad_request(sim: httpx.AsyncClient,
+                                                           provider: str) -> None:
+    await add_fault(sim, provider=provider, mode="http_400")
+    response = await send_ok(sim, provider)
+    assert response.status_code == 400
+    assert await recorded(sim) == []
+
+
+async def test_webex_http_400_fault_is_an_http_200_error_body(sim: httpx.AsyncClient) -> None:
+    await add_fault(sim, provider="webex", mode="http_400")
+    response = await send_ok(sim, "webex")
+    assert response.status_code == 200
+    assert response.json()["response"]["code"] == "7004"
+
+
+async def test_fault_targets_one_account(sim: httpx.AsyncClient) -> None:
+    await add_fault(sim, account="ib-wa", mode="http_503")
+    assert (await send_ok(sim, "infobip")).status_code == 200  # account "ib": not affected
+    response = await sim.post("/infobip/messages-api/1/messages",
+                              json=infobip_send("WHATSAPP", "38733000111"),
+                              headers={"authorization": "App ibwa-api-key"})
+    assert response.status_code == 503
+
+
+async def test_faults_do_not_bypass_auth(sim: httpx.AsyncClient) -> None:
+    await add_fault(sim, provider="infobip", mode="http_500")
+    response = await sim.post("/infobip/messages-api/1/messages", json=infobip_send())
+    assert response.status_code == 401
+    assert len((await sim.get("/_sim/faults")).json()["faults"]) == 1
+
+
+async def test_slow_fault_delays_but_succeeds_and_records(sim: httpx.AsyncClient) -> None:
+    await add_fault(sim, provider="bird", mode="slow", delay_s=0.2)
+    started = time.monotonic()
+    response = await send_ok(sim, "bird")
+    assert response.status_code == 202
+    assert time.monotonic() - started >= 0.2
+    assert len(await recorded(sim)) == 1
+
+
+async def test_timeout_fault_never_answers_but_stays_cancellable(
+        sim: httpx.AsyncClient) -> None:
+    await add_fault(sim, provider="webex", mode="timeout")
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(send_ok(sim, "webex"), 0.3)
+    assert time.monotonic() - started < 2
+    assert await recorded(sim) == []
+    assert (await send_ok(sim, "webex")).json()["response"][0]["code"] == "1001"
+
+
+async def test_fault_api_validates_lists_and_clears(sim: httpx.AsyncClient) -> None:
+    bad = await sim.post("/_sim/faults", json={"mode": "explode"})
+    assert bad.status_code == 400
+    unknown = await sim.post("/_sim/faults", json={"mode": "http_500", "provider": "nope"})
+    assert unknown.status_code == 400
+    fault = await add_fault(sim, mode="http_500", count=5)
+    assert fault["remaining"] == 5
+    listed = (await sim.get("/_sim/faults")).json()["faults"]
+    assert [f["id"] for f in listed] == [fault["id"]]
+    assert (await sim.delete("/_sim/faults")).json() == {"cleared": 1}
+    assert (await send_ok(sim, "infobip")).status_code == 200
+
+
+# --- status webhooks normalize ---------------------------------------------------------------
+
+
+def _normalize(provider: str, account: str, body: bytes) -> list[MessageEvent]:
+    return normalize(WebhookRequest(provider=provider, account=account, body=body,
+                                    received_at=datetime.now(UTC), raw_id="raw-1"))
+
+
+def _lifecycle(app: Starlette, response: httpx.Response) -> list[MessageEvent]:
+    """Normalize the status webhooks the simulator built for the send just made."""
+    assert response.is_success, response.text
+    send: ReceivedSend = app.state.simulator.recorder.find()[-1]
+    provider = PROVIDERS[send.provider]
+    at = datetime(2026, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    events: list[MessageEvent] = []
+    for hook in provider.status_webhooks(send, at=at, step=timedelta(seconds=1)):
+        produced = _normalize(send.provider, send.account, hook.body)
+        assert len(produced) == 1, hook.json()
+        events.extend(produced)
+    for event in events:
+        assert event.type is EventType.STATUS
+        assert event.message_id == send.message.message_id
+    return events
+
+
+def _statuses(events: list[MessageEvent]) -> list[Status | None]:
+    return [event.status for event in events]
+
+
+async def test_infobip_final_report_only_unless_intermediate_asked(
+        sim: httpx.AsyncClient, sim_app: Starlette) -> None:
+    events = _lifecycle(sim_app, await send_ok(sim, "infobip"))
+    assert _statuses(events) == [Status.DELIVERED]
+    assert events[0].correlation_id == COMMAND_ID
+    assert events[0].channel == "sms" and events[0].to == USER
+
+
+async def test_infobip_whatsapp_full_lifecycle_with_seen(
+        sim: httpx.AsyncClient, sim_app: Starlette) -> None:
+    response = await sim.post(
+        "/infobip/messages-api/1/messages",
+        json=infobip_send("WHATSAPP", "38733000111", intermediate=True, seen=True),
+        headers={"authorization": "App ibwa-api-key"})
+    events = _lifecycle(sim_app, response)
+    assert _statuses(events) == [Status.ACCEPTED, Status.SENT, Status.DELIVERED, Status.SEEN]
+    assert {event.correlation_id for event in events} == {COMMAND_ID}
+    assert {event.channel for event in events} == {"whatsapp"}
+    times = [event.occurred_at for event in events if event.occurred_at is not None]
+    assert len(times) == len(events) and times == sorted(times)
+
+
+async def test_infobip_keeps_a_client_message_id(sim: httpx.AsyncClient) -> None:
+    body = infobip_send()
+    body["messages"][0]["destinations"][0]["messageId"] = COMMAND_ID
+    response = await sim.post("/infobip/messages-api/1/messages", json=body,
+                              headers={"authorization": "App ib-api-key"})
+    assert response.json()["messages"][0]["messageId"] == COMMAND_ID
+
+
+async def test_omnichat_lifecycle_delivered_then_seen(
+        sim: httpx.AsyncClient, sim_app: Starlette) -> None:
+    events = _lifecycle(sim_app, await send_ok(sim, "infobip-omnichat"))
+    assert _statuses(events) == [Status.DELIVERED, Status.SEEN]
+    assert {event.channel for event in events} == {"messenger"}
+    assert {event.correlation_id for event in events} == {None}
+
+
+async def test_omnichat_echoes_callback_data_when_sent(
+        sim: httpx.AsyncClient, sim_app: Starlette) -> None:
+    response = await sim.post(
+        "/infobip-omnichat/omnichat/1/applications/APPKEY1/integrations/FACEBOOK/message",
+        json={"to": USER_KEY, "message": {"type": "TEXT", "text": "Hi"},
+              "callbackData": COMMAND_ID},
+        headers={"authorization": _basic("omni-user", "omni-password")})
+    events = _lifecycle(sim_app, response)
+    assert {event.correlation_id for event in events} == {COMMAND_ID}
+
+
+async def test_bird_sms_lifecycle(sim: httpx.AsyncClient, sim_app: Starlette) -> None:
+    events = _lifecycle(sim_app, await send_ok(sim, "bird"))
+    assert _statuses(events) == [Status.ACCEPTED, Status.SENT, Status.DELIVERED]
+    assert {event.correlation_id for event in events} == {COMMAND_ID}
+    assert {event.to for event in events} == {USER}
+
+
+async def test_bird_whatsapp_lifecycle_ends_read(
+        sim: httpx.AsyncClient, sim_app: Starlette) -> None:
+    response = await sim.post("/bird/workspaces/ws-1111/channels/ch-wa/messages",
+                              json=bird_send(),
+                              headers={"authorization": "AccessKey birdwa-access-key"})
+    events = _lifecycle(sim_app, response)
+    assert _statuses(events) == [Status.ACCEPTED, Status.SENT, Status.DELIVERED, Status.SEEN]
+    assert {event.correlation_id for event in events} == {COMMAND_ID}
+    assert {event.channel for event in events} == {"whatsapp"}
+
+
+async def test_webex_sms_lifecycle(sim: httpx.AsyncClient, sim_app: Starlette) -> None:
+    events = _lifecycle(sim_app, await send_ok(sim, "webex"))
+    assert _statuses(events) == [Status.SENT, Status.DELIVERED]
+    assert {event.correlation_id for event in events} == {COMMAND_ID}
+    assert events[1].segments == 1
+
+
+async def test_webex_whatsapp_lifecycle_ends_read(
+        sim: httpx.AsyncClient, sim_app: Starlette) -> None:
+    response = await sim.post("/webex/resources/v1/messaging",
+                              json=webex_send("whatsapp", "38733000111"),
+                              headers={"key": "webexwa-key"})
+    events = _lifecycle(sim_app, response)
+    assert _statuses(events) == [Status.SENT, Status.DELIVERED, Status.SEEN]
+    assert {event.channel for event in events} == {"whatsapp"}
+
+
+async def test_ubiqio_lifecycle(sim: httpx.AsyncClient, sim_app: Starlette) -> None:
+    events = _lifecycle(sim_app, await send_ok(sim, "ubiqio"))
+    assert _statuses(events) == [Status.ACCEPTED, Status.SENT, Status.DELIVERED]
+    assert {event.correlation_id for event in events} == {COMMAND_ID}
+    assert {event.to for event in events} == {USER}
+
+
+# --- inbound webhooks normalize --------------------------------------------------------------
+
+
+INBOUND_CASES = [
+    ("ib", None), ("ib-wa", None), ("ib-wa", "CONFIRM_17"), ("omni", None), ("omni", "yes:1"),
+    ("bird", None), ("bird-wa", None), ("webex", None), ("webex-wa", None),
+    ("webex-wa", "CONFIRM_17"), ("ubiqio", None),
+]
+
+
+@pytest.mark.parametrize(("name", "postback"), INBOUND_CASES)
+def test_inbound_webhook_normalizes(name: str, postback: str | None) -> None:
+    account = _account(name)
+    sender = USER_KEY if account.provider == "infobip-omnichat" else USER
+    inbound = Inbound(sender=sender, text="Hello there", message_id="in-1", postback=postback)
+    hook = PROVIDERS[account.provider].inbound_webhook(
+        account, inbound, at=datetime(2026, 3, 1, tzinfo=UTC))
+    [event] = _normalize(account.provider, name, hook.body)
+    assert event.type is EventType.INBOUND
+    assert event.from_ == sender
+    assert event.text == "Hello there"
+    assert event.postback == postback
+    assert event.message_id == "in-1"
+
+
+@pytest.mark.parametrize("name", ["ib", "bird", "bird-wa", "webex", "ubiqio"])
+def test_inbound_postback_refused_where_the_channel_has_no_buttons(name: str) -> None:
+    account = _account(name)
+    inbound = Inbound(sender=USER, text="Yes", message_id="in-2", postback="YES")
+    with pytest.raises(InboundNotSupported):
+        PROVIDERS[account.provider].inbound_webhook(account, inbound, at=datetime.now(UTC))
+
+
+async def test_sim_inbound_answers_202_with_the_body(sim: httpx.AsyncClient) -> None:
+    response = await sim.post("/_sim/inbound",
+                              json={"account": "webex-wa", "from": USER, "text": "Potvrdi",
+                                    "postback": "CONFIRM_17"})
+    assert response.status_code == 202
+    body = response.json()
+    assert body["buttonPayload"] == "CONFIRM_17" and body["waid"] == USER
+    [event] = _normalize("webex", "webex-wa", response.content)
+    assert event.postback == "CONFIRM_17"
+
+
+@pytest.mark.parametrize(("payload", "status"), [
+    ({"account": "nobody", "from": USER, "text": "x"}, 404),
+    ({"account": "bird", "from": USER}, 400),
+    ({"account": "bird", "from": USER, "text": "x", "postback": "p"}, 400),
+])
+async def test_sim_inbound_errors(sim: httpx.AsyncClient, payload: dict[str, Any],
+                                  status: int) -> None:
+    response = await sim.post("/_sim/inbound", json=payload)
+    assert response.status_code == status and response.json()["error"]
+
+
+# --- webhook delivery to ingest --------------------------------------------------------------
+
+
+class FakeIngest:
+    """Stands in for ingest: checks each webhook's auth like ingest does, then normalizes it."""
+
+    def __init__(self, accounts: Accounts, fail_first: int = 0) -> None:
+        self.accounts = accounts
+        self.fail_first = fail_first
+        self.calls = 0
+        self.events: list[MessageEvent] = []
+        self.rejected: list[str] = []
+        self.app = Starlette(routes=[Route("/webhooks/{provider}/{account}", self.receive,
+                                           methods=["POST"])])
+
+    async def receive(self, request: Request) -> Response:
+        self.calls += 1
+        if self.calls <= self.fail_first:
+            return JSONResponse({"error": "try later"}, status_code=503)
+        provider, name = request.path_params["provider"], request.path_params["account"]
+        account = self.accounts.get(provider, name)
+        body = await request.body()
+        assert account is not None
+        try:
+            verify(SignedRequest(method="POST", url=str(request.url), query=request.url.query,
+                                 headers=dict(request.headers), body=body, now=time.time()),
+                   account.auth)
+        except AuthError as exc:
+            self.rejected.append(exc.args[0])
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        self.events.extend(_normalize(provider, name, body))
+        return JSONResponse({"ok": True})
+
+
+async def _run(app: Starlette,
+               exercise: Callable[[httpx.AsyncClient], Awaitable[None]]) -> None:
+    """Run the app's lifespan (webhook workers) around `exercise`, then let webhooks drain."""
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://sim") as client:
+        await exercise(client)
+        await app.state.simulator.dispatcher.drain()
+
+
+async def test_webhooks_reach_ingest_signed_and_in_order() -> None:
+    accounts = _accounts()
+    ingest = FakeIngest(accounts)
+    app = create_simulator_app(accounts, INGEST, status_delay_s=0.01,
+                               transport=httpx.ASGITransport(app=ingest.app))
+
+    async def exercise(client: httpx.AsyncClient) -> None:
+        for provider in PROVIDERS:
+            assert (await send_ok(client, provider)).is_success
+        inbound = await client.post("/_sim/inbound",
+                                    json={"account": "ubiqio", "from": USER, "text": "STOP"})
+        assert inbound.status_code == 202
+
+    await _run(app, exercise)
+    assert ingest.rejected == []
+    by_account: dict[str, list[Status | None]] = {}
+    for event in ingest.events:
+        if event.type is EventType.STATUS:
+            by_account.setdefault(event.account, []).append(event.status)
+    assert by_account == {
+        "ib": [Status.DELIVERED],
+        "omni": [Status.DELIVERED, Status.SEEN],
+        "bird": [Status.ACCEPTED, Status.SENT, Status.DELIVERED],
+        "webex": [Status.SENT, Status.DELIVERED],
+        "ubiqio": [Status.ACCEPTED, Status.SENT, Status.DELIVERED],
+    }
+    inbound = [e for e in ingest.events if e.type is EventType.INBOUND]
+    assert [(e.account, e.text) for e in inbound] == [("ubiqio", "STOP")]
+    stats = app.state.simulator.dispatcher.to_dict()
+    assert (stats["sent"], stats["failed"], stats["pending"]) == (12, 0, 0)
+
+
+async def test_webhooks_are_retried_then_dropped_and_counted() -> None:
+    accounts = _accounts()
+    ingest = FakeIngest(accounts, fail_first=2)
+    app = create_simulator_app(accounts, INGEST, status_delay_s=0,
+                               retry=RetryPolicy(attempts=3, backoff_s=0.01),
+                               transport=httpx.ASGITransport(app=ingest.app))
+
+    async def exercise(client: httpx.AsyncClient) -> None:
+        assert (await send_ok(client, "infobip")).is_success
+
+    await _run(app, exercise)
+    stats = (await _stats(app))
+    assert (stats["sent"], stats["failed"], stats["retried"]) == (1, 0, 2)
+    assert [e.status for e in ingest.events] == [Status.DELIVERED]
+
+    ingest.fail_first, ingest.calls = 10**6, 0  # ingest never recovers this time
+    await _run(app, exercise)
+    stats = await _stats(app)
+    assert (stats["sent"], stats["failed"]) == (1, 1)
+    assert stats["recent"][-1]["outcome"] == "failed"
+    assert stats["recent"][-1]["attempts"] == 3
+
+
+async def _stats(app: Starlette) -> dict[str, Any]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://sim") as client:
+        stats: dict[str, Any] = (await client.get("/_sim/webhooks")).json()
+        return stats
+
+
+async def test_no_ingest_url_skips_webhooks(sim: httpx.AsyncClient) -> None:
+    assert (await send_ok(sim, "bird")).is_success
+    stats = (await sim.get("/_sim/webhooks")).json()
+    assert (stats["sent"], stats["skipped"]) == (0, 3)
+
+
+async def test_health_lists_accounts_and_unservable_ones() -> None:
+    broken = {**ACCOUNTS, "half": {"provider": "bird", "auth": ACCOUNTS["bird"]["auth"],
+                                   "outbound": {"base_url": "http://sim/bird"}}}
+    app = create_simulator_app(parse_accounts({"accounts": broken}), None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://sim") as client:
+        health = (await client.get("/_sim/health")).json()
+        inbound = await client.post("/_sim/inbound",
+                                    json={"account": "half", "from": USER, "text": "x"})
+    assert len(health["accounts"]) == len(broken)
+    assert set(health["problems"]) == {"half"}
+    assert "access_key" in health["problems"]["half"]
+    assert inbound.status_code == 409
