@@ -1,0 +1,85 @@
+"""A sender killed with work in flight, then restarted, never sends a command twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from switchboard.records import command_record
+from switchboard.topics import OUTBOUND_RESULTS
+from tests.integration.stack import running_stack
+from tests.integration.test_end_to_end import command_for, results_for
+from tests.kafka_helpers import TopicWatcher, collect_until, publish
+
+
+def _toml(data: dict[str, Any]) -> str:
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f'"{k}" = {value(x)}' for k, x in v.items()) + " }"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return orjson.dumps(v).decode()
+    return "\n".join(f'[accounts."{name}"]\n' + "\n".join(f"{k} = {value(v)}"
+                                                          for k, v in fields.items()) + "\n"
+                     for name, fields in data.items())
+
+
+async def test_sender_killed_mid_batch_never_sends_a_command_twice(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    async with running_stack(kafka_bootstrap, workers=()) as stack:
+        accounts_file = tmp_path / "accounts.toml"
+        accounts_file.write_text(_toml(stack.accounts_data))
+        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+               "SWITCHBOARD_ACCOUNTS_FILE": str(accounts_file),
+               "SWITCHBOARD_PUBLIC_URL": stack.ingest.base_url, "SWITCHBOARD_LOG_FORMAT": "json"}
+
+        def start_sender() -> subprocess.Popen[bytes]:
+            return subprocess.Popen([sys.executable, "-m", "switchboard.cli", "worker", "sender"],
+                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+        fast, slow = command_for("infobip"), command_for("bird")
+        await stack.control("POST", "faults", {"account": slow.account, "mode": "slow",
+                                               "delay_s": 30, "count": 1})
+        async with TopicWatcher(kafka_bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+            before = await watcher.snapshot()
+            sender = start_sender()
+            try:
+                await publish(kafka_bootstrap, [command_record(fast, "infobip"),
+                                                command_record(slow, "bird")])
+                # Both reached the provider: one answered, one still waiting for its answer.
+                for _ in range(300):
+                    got = {s["correlation_id"] for a in (fast.account, slow.account)
+                           for s in await stack.sends(a)}
+                    if {fast.id, slow.id} <= got:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the sender never sent both commands")
+                await collect_until(watcher, before, lambda f: bool(results_for(f, fast.id)))
+                sender.send_signal(signal.SIGKILL)  # the batch is not committed yet
+                sender.wait(30)
+                await stack.control("DELETE", "faults")
+
+                sender = start_sender()
+                found = await collect_until(
+                    watcher, before,
+                    lambda f: bool(results_for(f, slow.id)) and len(results_for(f, fast.id)) >= 2)
+            finally:
+                sender.terminate()
+                sender.wait(30)
+
+        receipts = [s["correlation_id"] for a in (fast.account, slow.account)
+                    for s in await stack.sends(a)]
+        assert receipts.count(fast.id) == 1 and receipts.count(slow.id) == 1
+        assert {r["status"] for r in results_for(found, fast.id)} == {"accepted"}
+        [unknown] = results_for(found, slow.id)
+        assert unknown["status"] == "failed"
+        assert unknown["error"]["code"] == "outcome_unknown"

@@ -1,0 +1,60 @@
+"""The sender under provider faults: retries with backoff, permanent failures, no doubles."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from switchboard.records import command_record
+from switchboard.topics import OUTBOUND_RESULTS
+from tests.integration.stack import Stack, running_stack
+from tests.integration.test_end_to_end import command_for, results_for
+from tests.kafka_helpers import TopicWatcher, collect_until, publish
+
+
+@pytest.fixture(scope="module")
+async def stack(kafka_bootstrap: str) -> AsyncIterator[Stack]:
+    async with running_stack(kafka_bootstrap) as running:
+        yield running
+
+
+async def _result_of(stack: Stack, provider: str, fault: dict[str, Any] | None
+                     ) -> tuple[dict[str, Any], int]:
+    command = command_for(provider)
+    if fault:
+        response = await stack.control("POST", "faults", {"account": command.account, **fault})
+        assert response.status_code < 300, response.text
+    async with TopicWatcher(stack.bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+        before = await watcher.snapshot()
+        await publish(stack.bootstrap, [command_record(command, provider)])
+        found = await collect_until(watcher, before, lambda f: bool(results_for(f, command.id)))
+    [result] = results_for(found, command.id)
+    receipts = [s for s in await stack.sends(command.account) if s["correlation_id"] == command.id
+                or s["provider_message_id"] == result.get("provider_message_id")]
+    return result, len(receipts)
+
+
+@pytest.mark.parametrize(("provider", "mode"), [("infobip", "http_503"), ("bird", "http_500"),
+                                                ("ubiqio", "http_503")])
+async def test_server_errors_are_retried_with_backoff_then_succeed(
+    provider: str, mode: str, stack: Stack
+) -> None:
+    result, receipts = await _result_of(stack, provider, {"mode": mode, "count": 2})
+    assert result["status"] == "accepted"
+    assert result["attempts"] == 3 and receipts == 1
+
+
+async def test_429_is_retried_after_retry_after(stack: Stack) -> None:
+    result, receipts = await _result_of(stack, "webex",
+                                        {"mode": "http_429", "count": 1, "retry_after_s": 1})
+    assert result["status"] == "accepted" and result["attempts"] == 2 and receipts == 1
+
+
+@pytest.mark.parametrize("provider", ["infobip", "bird", "webex", "infobip-omnichat"])
+async def test_permanent_error_gives_a_failed_result_without_retries(provider: str,
+                                                                      stack: Stack) -> None:
+    result, receipts = await _result_of(stack, provider, {"mode": "http_400", "count": 1})
+    assert result["status"] == "failed" and result["attempts"] == 1 and receipts == 0
+    assert result["error"]["permanent"] is True and result["error"]["description"]
