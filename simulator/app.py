@@ -74,6 +74,8 @@ class Simulator:
         """Accounts whose outbound table the simulator cannot serve, with the reason."""
         found: dict[str, str] = {}
         for account in self.accounts:
+            if not account.outbound:
+                continue  # webhook-only account: nothing to send through, nothing to serve
             problem = PROVIDERS[account.provider].outbound_problem(account)
             if problem is not None:
                 found[account.name] = problem

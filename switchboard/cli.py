@@ -17,7 +17,6 @@ import uvicorn
 
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.logs import configure_logging
-from switchboard.serving import EmbeddedServer
 
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
@@ -25,6 +24,7 @@ from switchboard.settings import Settings, get_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
 DEMO_ACCOUNTS = Path("examples/accounts.toml")
+DEMO_RULES = Path("examples/rules.toml")
 
 
 def local_broker(settings: Settings) -> LocalKafka:
@@ -107,38 +107,58 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run_services(settings: Settings, bootstrap: str) -> int:
-    """Ingest (and, as they land, the workers) in this process, on the given cluster."""
-    from ingest.app import create_app
-    from switchboard.accounts import AccountsError, load_accounts
+    """Ingest, the simulator and the workers in this process, on the given cluster."""
+    from consumers.bots.rules import RulesError
+    from switchboard.runall import run_all
 
     accounts_file = settings.accounts_file or DEMO_ACCOUNTS
+    rules_file = settings.rules_file or (DEMO_RULES if DEMO_RULES.exists() else None)
+    base = f"http://{settings.http_host}:{settings.http_port}"
     settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap,
-                                           "accounts_file": accounts_file})
+                                           "accounts_file": accounts_file,
+                                           "rules_file": rules_file,
+                                           "public_url": settings.public_url or base})
+    accounts = _accounts_or_exit(settings)
+    if accounts is None:
+        return 2
+    sim = f"http://{settings.http_host}:{settings.simulator_port}"
+    print(f"""Ingest:    {base}/webhooks/<provider>/<account>  ({len(accounts)} accounts from \
+{accounts_file})
+Simulator: {sim}  (the demo accounts' providers; it calls ingest back)
+Workers:   sender, keywords (rules: {rules_file or 'none: STOP/START/HELP only'})
+
+Send a delivery report as a provider would:
+  curl -u infobip:demo-infobip-password -H 'content-type: application/json' \\
+       -d @examples/webhooks/infobip-delivery.json {base}/webhooks/infobip/demo-infobip
+Make an end user text the demo Infobip number (the keyword bot answers through the sender):
+  curl -H 'content-type: application/json' -d '{{"account": "demo-infobip", \\
+       "from": "+41790000001", "text": "HELP"}}' {sim}/_sim/inbound
+  curl '{sim}/_sim/sends?account=demo-infobip'
+Watch the events: KAFKA_BOOTSTRAP_SERVERS={bootstrap} .venv/bin/switchboard tail
+Ctrl-C stops everything.""", flush=True)
     try:
-        accounts = load_accounts(accounts_file)
-    except AccountsError as exc:
+        asyncio.run(run_all(settings, accounts, workers=("sender", "keywords"), simulator=True))
+    except RulesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    app = create_app(settings, accounts)
-    base = f"http://{settings.http_host}:{settings.http_port}"
-    print(f"Ingest listening on {base} with {len(accounts)} accounts from {accounts_file}.\n"
-          f"Providers send webhooks to {base}/webhooks/<provider>/<account>; try:\n"
-          f"  curl -u infobip:demo-infobip-password -H 'content-type: application/json' \\\n"
-          f"       -d @examples/webhooks/infobip-delivery.json \\\n"
-          f"       {base}/webhooks/infobip/demo-infobip\n"
-          f"and watch the events with: .venv/bin/switchboard tail "
-          f"(KAFKA_BOOTSTRAP_SERVERS={bootstrap}). Ctrl-C stops everything.", flush=True)
-    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port,
-                            log_config=None, access_log=False, timeout_graceful_shutdown=30)
-    asyncio.run(_serve_until_signal(EmbeddedServer(config)))
     return 0
 
 
-async def _serve_until_signal(server: uvicorn.Server) -> None:
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, server.handle_exit, signum, None)
-    await server.serve()
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the provider simulator alone (send APIs + webhooks back to ingest)."""
+    from simulator.app import create_simulator_app
+
+    accounts = _accounts_or_exit(settings)
+    if accounts is None:
+        return 2
+    ingest_url = args.ingest_url or settings.public_url or \
+        f"http://{settings.http_host}:{settings.http_port}"
+    app = create_simulator_app(accounts, ingest_url)
+    port = args.port or settings.simulator_port
+    print(f"Simulator on http://{settings.http_host}:{port}, calling ingest at {ingest_url}",
+          flush=True)
+    uvicorn.run(app, host=settings.http_host, port=port, log_config=None, access_log=False)
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -274,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="start everything: Kafka, topics, ingest")
+    run = sub.add_parser("run", help="start everything: Kafka, ingest, simulator, workers")
     run.set_defaults(handler=cmd_run, kafka_only=False)
 
     kafka = sub.add_parser("kafka", help="run a local single-node Kafka broker in the foreground")
@@ -290,6 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("name", help="sender | keywords | autoreply | bot")
     worker.add_argument("--bot", help="with `bot`: your bot function, as module:function")
     worker.set_defaults(handler=cmd_worker)
+
+    simulate = sub.add_parser("simulate", help="run the provider simulator")
+    simulate.add_argument("--port", type=int, help="default: SWITCHBOARD_SIMULATOR_PORT")
+    simulate.add_argument("--ingest-url", help="default: SWITCHBOARD_PUBLIC_URL")
+    simulate.set_defaults(handler=cmd_simulate)
 
     tail = sub.add_parser("tail", help="print decoded records from Kafka as they arrive")
     tail.add_argument("--topic", action="append",

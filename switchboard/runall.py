@@ -1,0 +1,58 @@
+"""Everything in one process for `switchboard run`: ingest, simulator and workers.
+
+For a laptop or a demo. In production each piece runs as its own process (`serve`,
+`worker NAME`, several of each) and they meet only in Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Sequence
+
+import uvicorn
+from starlette.applications import Starlette
+
+from switchboard.accounts import Accounts
+from switchboard.serving import EmbeddedServer
+from switchboard.settings import Settings
+
+
+def _server(app: Starlette, host: str, port: int) -> EmbeddedServer:
+    return EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_config=None,
+                                         access_log=False, timeout_graceful_shutdown=30))
+
+
+async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[str],
+                  simulator: bool) -> None:
+    from consumers.workers import WORKERS
+    from ingest.app import create_app
+    from simulator.app import create_simulator_app
+
+    ingest_url = f"http://{settings.http_host}:{settings.http_port}"
+    servers = [_server(create_app(settings, accounts), settings.http_host, settings.http_port)]
+    if simulator:
+        servers.append(_server(create_simulator_app(accounts, settings.public_url or ingest_url),
+                               settings.http_host, settings.simulator_port))
+    async with contextlib.AsyncExitStack() as exits:
+        runtimes = [await exits.enter_async_context(WORKERS[name](settings, accounts))
+                    for name in workers]
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        tasks += [asyncio.create_task(runtime.run()) for runtime in runtimes]
+        waiter = asyncio.create_task(stopping.wait())
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        # Stop the consumers of work first, then the HTTP side, so nothing is cut mid-way.
+        for runtime in runtimes:
+            runtime.stop()
+        for server in servers:
+            server.should_exit = True
+        waiter.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception) and not isinstance(result, asyncio.CancelledError):
+                raise result
