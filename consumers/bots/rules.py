@@ -156,7 +156,7 @@ def _describe(exc: ValidationError) -> str:
     for error in exc.errors():
         location = list(error["loc"])
         if len(location) >= 2 and location[0] == "rules" and isinstance(location[1], int):
-            location[1] = f"rule {location[1] + 1}"  # people count rules from 1
+            location[:2] = [f"rule {location[1] + 1}"]  # people count rules from 1
         where = ".".join(str(p) for p in location)
         parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)

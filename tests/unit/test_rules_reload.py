@@ -1,0 +1,62 @@
+"""Rules reload on change or SIGHUP; an invalid new file keeps the old rules."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from consumers.bots.handler import RulesSource
+from consumers.bots.rules import RulesError
+
+GOOD = '[accounts.a]\nhelp_text = "v{n}"\n'
+
+
+def _write(path: Path, text: str, bump: int) -> None:
+    path.write_text(text)
+    stamp = time.time() + bump  # a distinct mtime even on coarse filesystems
+    os.utime(path, (stamp, stamp))
+
+
+def test_reloads_on_change_and_keeps_old_rules_when_new_are_invalid(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    _write(path, GOOD.replace("{n}", "1"), 0)
+    source = RulesSource(path, check_every_s=0)
+    assert source.rules_for("a").config.help_text == "v1"
+
+    _write(path, GOOD.replace("{n}", "2"), 10)
+    assert source.rules_for("a").config.help_text == "v2"
+
+    _write(path, '[accounts.a]\nrules = [{ reply = "no matcher" }]\n', 20)
+    assert source.rules_for("a").config.help_text == "v2", "invalid rules must not replace"
+
+
+def test_sighup_forces_a_reload(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    _write(path, GOOD.replace("{n}", "1"), 0)
+    source = RulesSource(path, check_every_s=3600)
+    source.install_sighup()
+    try:
+        path.write_text(GOOD.replace("{n}", "9"))  # same second: mtime may not change
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert source.rules_for("a").config.help_text == "v9"
+    finally:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
+def test_invalid_file_fails_at_start_naming_file_account_and_rule(tmp_path: Path) -> None:
+    path = tmp_path / "bots.toml"
+    path.write_text('[accounts.shop]\nrules = [{ keyword = "a", reply = "x" }, '
+                    '{ regex = "(", reply = "y" }]\n')
+    with pytest.raises(RulesError) as caught:
+        RulesSource(path)
+    assert str(caught.value).startswith(f"{path}: account 'shop': rule 2: regex '(' is invalid")
+
+
+def test_accounts_without_rules_still_get_compliance(tmp_path: Path) -> None:
+    source = RulesSource(None)
+    account = source.rules_for("anyone")
+    assert "stop" in account.stop_words and account.fallback is None
