@@ -21,6 +21,7 @@ from consumers.bots.handler import (
 )
 from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.bots.sdk import load_bot
+from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import WorkerRuntime
 from consumers.sender import Sender, decode_ledger
 from consumers.table import CompactedTable
@@ -51,9 +52,9 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
     bootstrap = _bootstrap(settings)
     ledger = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger)
     await ledger.start()
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
     try:
-        async with _opt_out_list(bootstrap) as opt_outs, httpx.AsyncClient(limits=limits) as http:
+        async with _opt_out_list(bootstrap) as opt_outs, httpx.AsyncClient(
+                transport=ShardedTransport()) as http:
             sender = Sender(accounts, ledger, http, public_url=public_url(settings),
                             opt_outs=opt_outs)
             runtime = WorkerRuntime(name="sender", bootstrap_servers=bootstrap,

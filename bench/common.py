@@ -1,0 +1,91 @@
+"""Shared bench plumbing: a broker (local unless KAFKA_BOOTSTRAP_SERVERS), child processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+
+from switchboard.localkafka import LocalKafka, free_port
+from switchboard.settings import Settings
+from switchboard.topics import ensure_topics
+
+HOST = "127.0.0.1"
+
+# One Infobip account: webhooks to ingest with Basic auth, sends to the simulator.
+def accounts_toml(sim_port: int) -> str:
+    return f"""
+[accounts.bench-infobip]
+provider = "infobip"
+auth = {{ scheme = "basic", username = "bench", secrets = ["bench-password-123"] }}
+
+[accounts.bench-infobip.outbound]
+base_url = "http://{HOST}:{sim_port}/infobip"
+api_key = "bench-api-key-123"
+sender = "InfoSMS"
+rate_per_s = 100000
+burst = 1000
+"""
+
+
+@contextlib.contextmanager
+def kafka(workdir: Path) -> Iterator[str]:
+    settings = Settings()
+    if settings.kafka_bootstrap_servers:
+        yield settings.kafka_bootstrap_servers
+        return
+    broker = LocalKafka(workdir / "kafka", cache_dir=settings.cache_dir, port=free_port(),
+                        controller_port=free_port())
+    broker.start()
+    try:
+        asyncio.run(broker.wait_ready())
+        asyncio.run(ensure_topics(broker.bootstrap_servers, partitions=6, replication_factor=1))
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@contextlib.asynccontextmanager
+async def child(args: list[str], env: dict[str, str], ready_url: str | None = None
+                ) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A `switchboard ...` subprocess, stopped with SIGTERM (graceful) at the end."""
+    process = subprocess.Popen([sys.executable, "-m", "switchboard.cli", *args],  # noqa: ASYNC220
+                               env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        if ready_url:
+            await wait_http(ready_url)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+async def wait_http(url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as client:
+        while time.monotonic() < deadline:
+            try:
+                if (await client.get(url)).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -1,0 +1,141 @@
+"""Commands/s through the sender (against the simulator) and events/s through the consumer
+runtime with a no-op handler, each next to the raw aiokafka consume rate of the same records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer
+
+from bench.common import HOST, accounts_toml, child, kafka
+from consumers.runtime import Context, Record, WorkerRuntime
+from switchboard.commands import OutboundCommand
+from switchboard.localkafka import free_port
+from switchboard.producer import DurableProducer
+from switchboard.records import OutRecord, command_record
+from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, TopicSpec, ensure_topics
+
+COMMANDS = 3000
+EVENTS = 30000
+
+
+async def _produce(bootstrap: str, records: list[OutRecord]) -> None:
+    producer = DurableProducer(bootstrap, timeout_s=60)
+    await producer.start()
+    try:
+        for start in range(0, len(records), 1000):
+            await producer.publish(records[start:start + 1000])
+    finally:
+        await producer.stop()
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
+    """The baseline: a bare aiokafka consumer group reading `count` records, doing nothing."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap,
+                                group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        seen, started = 0, time.perf_counter()
+        deadline = started + 120
+        while seen < count and time.perf_counter() < deadline:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=500)
+            seen += sum(len(records) for records in batch.values())
+        return seen / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+async def runtime_rate(bootstrap: str, topic: str, count: int) -> float:
+    done = asyncio.Event()
+    handled = 0
+
+    async def noop(record: Record, ctx: Context) -> None:
+        nonlocal handled
+        handled += 1
+        if handled >= count:
+            done.set()
+
+    runtime = WorkerRuntime(name="bench-noop", bootstrap_servers=bootstrap, topics=[topic],
+                            handler=noop, group_id=f"bench-noop-{uuid.uuid4().hex[:6]}")
+    started = time.perf_counter()
+    task = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(done.wait(), 300)
+    elapsed = time.perf_counter() - started
+    runtime.stop()
+    await task
+    return count / elapsed
+
+
+async def results_rate(bootstrap: str, count: int, timeout_s: float = 300) -> float:
+    consumer = AIOKafkaConsumer(OUTBOUND_RESULTS.name, bootstrap_servers=bootstrap,
+                                auto_offset_reset="latest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.seek_to_end()
+        return await _count_until(consumer, count, timeout_s)
+    finally:
+        await consumer.stop()
+
+
+async def _count_until(consumer: AIOKafkaConsumer, count: int, timeout_s: float) -> float:
+    seen, first = 0, None
+    deadline = time.perf_counter() + timeout_s
+    while seen < count and time.perf_counter() < deadline:
+        batch = await consumer.getmany(timeout_ms=1000)
+        got = sum(len(records) for records in batch.values())
+        if got and first is None:
+            first = time.perf_counter()
+        seen += got
+    if seen < count:
+        raise RuntimeError(f"only {seen}/{count} results within {timeout_s}s")
+    return count / (time.perf_counter() - (first or time.perf_counter()))
+
+
+async def run(bootstrap: str, workdir: Path) -> None:
+    noop_topic = f"bench.events.{uuid.uuid4().hex[:6]}"
+    await ensure_topics(bootstrap, partitions=6, replication_factor=1,
+                        specs=(TopicSpec(noop_topic, "bench"),))
+    await _produce(bootstrap, [OutRecord(noop_topic, b'{"n":%d}' % n, b"k%d" % (n % 500))
+                               for n in range(EVENTS)])
+    raw = await raw_consume_rate(bootstrap, noop_topic, EVENTS)
+    noop = await runtime_rate(bootstrap, noop_topic, EVENTS)
+    print(f"consumer runtime, no-op handler: {noop:,.0f} events/s; raw aiokafka consume of the "
+          f"same topic: {raw:,.0f} records/s; ratio {noop / raw:.2f}")
+
+    sim_port = free_port()
+    accounts = workdir / "accounts.toml"
+    accounts.write_text(accounts_toml(sim_port))
+    env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "SWITCHBOARD_ACCOUNTS_FILE": str(accounts),
+           "SWITCHBOARD_LOG_LEVEL": "WARNING", "SWITCHBOARD_PUBLIC_URL": f"http://{HOST}:9"}
+    now = datetime.now(UTC)
+    commands = [command_record(OutboundCommand(
+        id=f"bench-{uuid.uuid4()}", account="bench-infobip", to=f"+4179{n:07d}",
+        text="Benchmark message", created_at=now), "infobip") for n in range(COMMANDS)]
+    async with child(["simulate", "--port", str(sim_port), "--ingest-url", f"http://{HOST}:9"],
+                     env, f"http://{HOST}:{sim_port}/_sim/health"), \
+            child(["worker", "sender"], env):
+        counting = asyncio.create_task(results_rate(bootstrap, COMMANDS))
+        await asyncio.sleep(2)  # the result reader is positioned; the sender has joined
+        await _produce(bootstrap, commands)
+        sent = await counting
+    raw_commands = await raw_consume_rate(bootstrap, OUTBOUND.name, COMMANDS)
+    print(f"sender against the simulator: {sent:,.0f} commands/s; raw aiokafka consume of the "
+          f"outbound topic: {raw_commands:,.0f} records/s; ratio {sent / raw_commands:.3f}")
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp, \
+            kafka(Path(tmp)) as bootstrap:
+        asyncio.run(run(bootstrap, Path(tmp)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
