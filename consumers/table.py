@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -28,9 +28,11 @@ class CompactedTable(Generic[V]):
         self.decode = decode
         self.values: dict[bytes, V] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._follow: asyncio.Task[None] | None = None
-        self._lock = asyncio.Lock()
+        self._positions: dict[TopicPartition, int] = {}
+        self._advanced = asyncio.Condition()
 
     async def start(self) -> None:
         """Load everything there is now; then follow new records in the background."""
@@ -38,13 +40,17 @@ class CompactedTable(Generic[V]):
         if not partitions:
             raise RuntimeError(f"topic {self.topic} does not exist")
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
-                                    enable_auto_commit=False, auto_offset_reset="earliest")
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    fetch_max_wait_ms=100)
         await consumer.start()
         self._partitions = [TopicPartition(self.topic, p) for p in partitions]
         consumer.assign(self._partitions)
         await consumer.seek_to_beginning(*self._partitions)
         self._consumer = consumer
-        await self.catch_up()
+        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+                                         enable_auto_commit=False)
+        await self._offsets.start()
+        await self._read_until_caught_up()
         self._follow = asyncio.create_task(self._follow_forever())
         log.info("table loaded", topic=self.topic, entries=len(self.values))
 
@@ -54,43 +60,58 @@ class CompactedTable(Generic[V]):
             await asyncio.gather(self._follow, return_exceptions=True)
         if self._consumer is not None:
             await self._consumer.stop()
+        if self._offsets is not None:
+            await self._offsets.stop()
 
-    async def catch_up(self) -> None:
+    async def catch_up(self, timeout_s: float = 30.0) -> None:
         """Return once every record written before this call is in `values`."""
+        assert self._consumer is not None and self._offsets is not None
+        # A separate connection: Kafka answers a connection's requests in order, so asking
+        # the reader's client would wait behind its long-poll fetch.
+        ends = await self._offsets.end_offsets(self._partitions)
+        # position() counts only records getmany() returned, and _poll applies those before
+        # it next awaits: at the end offsets means every record is in `values`.
+        for tp in self._partitions:
+            self._positions[tp] = await self._consumer.position(tp)
+        async with self._advanced:
+            await asyncio.wait_for(
+                self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end
+                                                    for tp, end in ends.items())),
+                timeout_s)
+
+    async def _read_until_caught_up(self) -> None:
         assert self._consumer is not None
         ends = await self._consumer.end_offsets(self._partitions)
-        async with self._lock:
-            while await self._behind(ends):
-                await self._poll(500)
-
-    async def _behind(self, ends: dict[TopicPartition, int]) -> bool:
-        assert self._consumer is not None
-        for tp, end in ends.items():
-            if await self._consumer.position(tp) < end:
-                return True
-        return False
+        while any(self._positions.get(tp, 0) < end for tp, end in ends.items()):
+            await self._poll(500)
 
     async def _follow_forever(self) -> None:
+        """The only reader once started: catch_up() waits on its progress, never on a lock."""
         while True:
-            async with self._lock:
-                await self._poll(200)
-            await asyncio.sleep(0.05)
+            await self._poll(100)
 
     async def _poll(self, timeout_ms: int) -> None:
         assert self._consumer is not None
         batch = await self._consumer.getmany(timeout_ms=timeout_ms)
         for records in batch.values():
             for record in records:
-                if record.key is None:
-                    continue
-                if record.value is None:  # a tombstone deletes the key
-                    self.values.pop(record.key, None)
-                else:
-                    try:
-                        self.values[record.key] = self.decode(record.value)
-                    except ValueError as exc:
-                        log.error("table record ignored", topic=self.topic,
-                                  offset=record.offset, error=repr(exc))
+                self._apply(record)
+        for tp in self._partitions:
+            self._positions[tp] = await self._consumer.position(tp)
+        async with self._advanced:
+            self._advanced.notify_all()
+
+    def _apply(self, record: Any) -> None:
+        if record.key is None:
+            return
+        if record.value is None:  # a tombstone deletes the key
+            self.values.pop(record.key, None)
+            return
+        try:
+            self.values[record.key] = self.decode(record.value)
+        except ValueError as exc:
+            log.error("table record ignored", topic=self.topic, offset=record.offset,
+                      error=repr(exc))
 
     def get(self, key: bytes) -> V | None:
         return self.values.get(key)

@@ -82,7 +82,6 @@ def _bot_factory(name: str, answer: Callable[[], Answer]) -> WorkerFactory:
             runtime = WorkerRuntime(name=name, bootstrap_servers=bootstrap,
                                     topics=[MESSAGE_INBOUND.name, MESSAGE_STATUS.name],
                                     handler=handler.handle)
-            runtime.before_batch.append(opt_outs.table.catch_up)
             rules.install_sighup()
             yield runtime
 
