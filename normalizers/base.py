@@ -7,7 +7,7 @@ receive time comes in with the request), so they are trivially testable and repl
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -104,7 +104,7 @@ def status_event(
             message_id=message_id,
             status=status_key or status.value,
             occurred_at=occurred_at,
-            fallback="" if message_id else f"{correlation_id}|{recipient}",
+            fallback="" if message_id else f"{correlation_id or ''}|{recipient or ''}",
         ),
         type=EventType.STATUS,
         provider=request.provider,
@@ -151,7 +151,8 @@ def inbound_event(
             message_id=message_id,
             status=None,
             occurred_at=occurred_at,
-            fallback="" if message_id else f"{sender}|{recipient}|{text}|{postback}",
+            fallback="" if message_id else "|".join(
+                part or "" for part in (sender, recipient, text, postback)),
         ),
         type=EventType.INBOUND,
         provider=request.provider,
@@ -299,14 +300,102 @@ def iter_objects(items: Any, what: str) -> Iterator[JsonObject]:
         yield item
 
 
+def each_event(request: WebhookRequest, reports: Iterable[JsonObject],
+               normalize_report: Callable[[WebhookRequest, JsonObject], MessageEvent | None],
+               where: str = "results[{}]") -> list[MessageEvent]:
+    """The events of a batch of reports, in order; reports that give none are skipped.
+
+    An error names the report it came from (`where` formatted with its index), so a batch
+    of a hundred reports says which one was wrong.
+    """
+    events: list[MessageEvent] = []
+    for index, report in enumerate(reports):
+        try:
+            event = normalize_report(request, report)
+        except NormalizeError as exc:
+            raise NormalizeError(f"{where.format(index)}: {exc.reason}") from None
+        if event is not None:
+            events.append(event)
+    return events
+
+
+# --- loosely keyed payloads ------------------------------------------------------------------
+
+
+def loose_key(name: str) -> str:
+    """A key as compared where spelling varies: lower case, without `_` and `-`
+    (`to_number`, `toNumber` and `TO-NUMBER` are the same key)."""
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def loose_keys(data: Mapping[str, Any]) -> JsonObject:
+    """The object with its keys as `loose_key` compares them."""
+    return {loose_key(key): value for key, value in data.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Where a loosely shaped webhook keeps its reports: a list under one of `list_keys`, an
+    object under one of `wrapper_keys`, or the body itself, nested up to `max_depth` deep.
+
+    Returned reports have `loose_keys`. Only `carried_keys` pass from an envelope to its
+    reports: envelope counts such as `messageCount` describe the batch, not each message. An
+    object holding any of `report_keys` is a report itself, so its lists are not a batch.
+    """
+
+    list_keys: tuple[str, ...]
+    carried_keys: tuple[str, ...]
+    max_depth: int
+    wrapper_keys: tuple[str, ...] = ()
+    report_keys: tuple[str, ...] = ()
+
+    def reports(self, data: Mapping[str, Any], inherited: JsonObject | None = None,
+                depth: int = 0) -> list[JsonObject]:
+        fields = {**(inherited or {}), **loose_keys(data)}
+        if depth >= self.max_depth or any(key in fields for key in self.report_keys):
+            return [fields]
+        carried = {key: fields[key] for key in self.carried_keys if key in fields}
+        for key in self.list_keys:
+            value = fields.get(key)
+            if isinstance(value, list):
+                return [report for item in iter_objects(value, key)
+                        for report in self.reports(item, carried, depth + 1)]
+        for key in self.wrapper_keys:
+            value = fields.get(key)
+            if isinstance(value, dict):
+                return self.reports(value, carried, depth + 1)
+        return [fields]
+
+
+def key_list(data: Mapping[str, Any]) -> str:
+    """The payload's keys for an error message, shortened: bodies can be anything."""
+    keys = sorted(data)
+    shown = ", ".join(repr(key[:40]) for key in keys[:12])
+    return f"[{shown}{', ...' if len(keys) > 12 else ''}]"
+
+
+def geo_uri(data: Mapping[str, Any]) -> str | None:
+    """A shared location as a `geo:` URI (RFC 5870) from numeric `latitude` and `longitude`."""
+    latitude, longitude = data.get("latitude"), data.get("longitude")
+    if _is_coordinate(latitude) and _is_coordinate(longitude):
+        return f"geo:{latitude},{longitude}"
+    return None
+
+
+def _is_coordinate(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{6,20}$")
 
 
 def address(value: str | None) -> str | None:
     """E.164 (`+` and digits) for phone numbers; other identifiers unchanged.
 
-    Numbers shorter than 8 digits are short codes or service codes, not E.164, and stay as
-    given; so do alphanumeric sender ids, user keys and platform ids.
+    `00` is the international prefix and becomes `+`. A number in national format (one
+    leading 0) or shorter than 8 digits (short and service codes) cannot be made E.164
+    without knowing the country, so it stays as given; so do alphanumeric sender ids, user
+    keys and platform ids.
     """
     if value is None:
         return None
@@ -314,7 +403,12 @@ def address(value: str | None) -> str | None:
     if not value or not _PHONE.match(value):
         return value or None
     digits = re.sub(r"[^0-9]", "", value)
-    if len(digits) < 8 or len(digits) > 15:
+    if not value.startswith("+"):
+        if digits.startswith("00"):
+            digits = digits[2:]
+        elif digits.startswith("0"):
+            return value
+    if len(digits) < 8 or len(digits) > 15 or digits.startswith("0"):
         return value
     return "+" + digits
 

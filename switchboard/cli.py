@@ -272,10 +272,11 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> int:
-    """Print the JSON Schema of the message event (docs/schema/message-event.v1.json)."""
+    """Print a JSON Schema: the message event, or with --outbound the commands and results."""
+    from switchboard.commands import json_schemas
     from switchboard.events import json_schema
 
-    sys.stdout.buffer.write(json_schema())
+    sys.stdout.buffer.write(json_schemas() if args.outbound else json_schema())
     return 0
 
 
@@ -333,6 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     norm.set_defaults(handler=cmd_normalize)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the message event")
+    schema.add_argument("--outbound", action="store_true",
+                        help="the outbound command and result schema instead")
     schema.set_defaults(handler=cmd_schema)
     return parser
 

@@ -49,7 +49,8 @@ class Status(StrEnum):
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # extra="ignore": a consumer on this version keeps working when v1 gains a field.
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
 
 class ErrorInfo(_Model):

@@ -64,3 +64,14 @@ def test_published_ports_match_settings() -> None:
 def test_anchor_variables_are_settings() -> None:
     anchor = COMPOSE["x-switchboard-env"]
     assert set(anchor) <= env_var_names()
+
+
+def test_config_files_the_services_read_are_mounted_and_exist() -> None:
+    for name, service in APP_SERVICES.items():
+        mounts = {m.split(":")[1]: m.split(":")[0] for m in service.get("volumes", [])}
+        for key in ("SWITCHBOARD_ACCOUNTS_FILE", "SWITCHBOARD_RULES_FILE"):
+            path = service["environment"].get(key)
+            if path:
+                directory, filename = path.rsplit("/", 1)
+                assert directory in mounts, f"{name}: {path} is not in a mounted volume"
+                assert (ROOT / mounts[directory] / filename).is_file(), f"{name}: {path}"

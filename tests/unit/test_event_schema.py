@@ -6,9 +6,18 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from switchboard.commands import json_schemas
 from switchboard.events import EventType, MessageEvent, Status, event_id, json_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs/schema/message-event.v1.json"
+
+
+def test_published_outbound_schema_is_current() -> None:
+    path = SCHEMA_FILE.parent / "outbound.v1.json"
+    assert path.read_bytes() == json_schemas(), (
+        "docs/schema/outbound.v1.json is stale: run `switchboard schema --outbound > "
+        "docs/schema/outbound.v1.json` and review the change (it is the public contract)"
+    )
 
 
 def test_published_json_schema_is_current() -> None:

@@ -37,6 +37,8 @@ def test_parse_time_rejects_nonsense_with_a_reason(value: object) -> None:
         ("41793026727", "+41793026727"),
         ("+41 79 302 67 27", "+41793026727"),
         ("56263", "56263"),  # a short code is not E.164
+        ("0041793026727", "+41793026727"),  # 00 is the international prefix
+        ("0911234567", "0911234567"),  # national format: the country is unknown
         ("InfoSMS", "InfoSMS"),
         ("urn:mbid:AQAAY6xH", "urn:mbid:AQAAY6xH"),
         ("", None),
