@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 
 import httpx
 from aiokafka import TopicPartition
+from prometheus_client import start_http_server
 
 from consumers.bots.handler import (
     Answer,
@@ -109,6 +110,9 @@ def _bootstrap(settings: Settings) -> str:
 
 async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts) -> None:
     """Run one worker until SIGINT/SIGTERM, then finish in-flight work and commit."""
+    if settings.metrics_port:
+        # Its own thread and port: scrapes never wait behind a busy event loop.
+        start_http_server(settings.metrics_port, addr=settings.http_host)
     async with factory(settings, accounts) as runtime:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # Bots
     rules_file: Path | None = Field(default=None, description="keyword/auto-reply rules (TOML)")
     simulator_port: int = Field(default=8090, description="port of `switchboard simulate`")
+    metrics_port: int | None = Field(
+        default=None, description="workers serve Prometheus /metrics here (unset: no endpoint)")
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

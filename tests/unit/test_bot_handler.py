@@ -1,0 +1,82 @@
+"""The bot handler without a broker: compliance, opt-outs, auto-reply cooldown, no loops."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
+from consumers.bots.optouts import OptOutList, decode_opt_out
+from consumers.runtime import Context, Record
+from consumers.table import CompactedTable
+from switchboard.events import MessageEvent
+from switchboard.records import OutRecord
+from switchboard.topics import OPT_OUTS, OUTBOUND
+
+RULES = """
+[accounts.acme]
+own_numbers = ["+15550000000"]
+auto_reply = { text = "Thanks {from}", cooldown_s = 3600 }
+"""
+
+
+class FakeContext(Context):
+    def __init__(self) -> None:
+        super().__init__(producer=None, worker="test")  # type: ignore[arg-type]
+        self.published: list[OutRecord] = []
+
+    async def publish(self, records: Any) -> None:
+        self.published.extend(records)
+
+
+def record(text: str, sender: str = "+4179000111", message_id: str | None = None) -> Record:
+    event = MessageEvent.model_validate({
+        "id": uuid.uuid4(), "type": "message.inbound", "provider": "infobip", "account": "acme",
+        "channel": "sms", "direction": "inbound", "from": sender, "to": "+15550000000",
+        "message_id": message_id or str(uuid.uuid4()), "text": text,
+        "received_at": datetime.now(UTC), "raw_id": "r"})
+    return Record("t", 0, 0, b"k", event.to_json())
+
+
+def handler(tmp_path: Any, answer: Any) -> BotHandler:
+    path = tmp_path / "rules.toml"
+    path.write_text(RULES)
+    table = CompactedTable("unused:9092", OPT_OUTS.name, decode_opt_out)
+    return BotHandler("test", RulesSource(path), OptOutList(table), answer)
+
+
+def commands(ctx: FakeContext) -> list[dict[str, Any]]:
+    return [orjson.loads(r.value) for r in ctx.published if r.topic == OUTBOUND.name]
+
+
+async def test_auto_reply_once_per_contact_per_window_and_never_to_own_numbers(tmp_path: Any
+                                                                              ) -> None:
+    bot = handler(tmp_path, AutoReply())
+    ctx = FakeContext()
+    for text in ("hi", "hello again", "anyone?"):
+        await bot.handle(record(text), ctx)
+    await bot.handle(record("hi", sender="+4179000222"), ctx)
+    await bot.handle(record("hi", sender="+15550000000"), ctx)  # ourselves: no loop
+    assert [c["text"] for c in commands(ctx)] == ["Thanks +4179000111", "Thanks +4179000222"]
+
+
+async def test_stop_publishes_opt_out_and_one_confirmation_then_silence(tmp_path: Any) -> None:
+    bot = handler(tmp_path, keywords_answer)
+    ctx = FakeContext()
+    stop = record("STOP")
+    await bot.handle(stop, ctx)
+    opt_outs = [decode_opt_out(r.value) for r in ctx.published if r.topic == OPT_OUTS.name]
+    assert [(o.contact, o.opted_out) for o in opt_outs] == [("+4179000111", True)]
+    [confirmation] = commands(ctx)
+    assert confirmation["kind"] == "opt-out-confirmation"
+    assert bot.opt_outs.is_opted_out("acme", "+4179000111")
+
+    again = FakeContext()
+    await bot.handle(stop, again)  # redelivered by Kafka: the same command id again
+    assert commands(again)[0]["id"] == confirmation["id"]
+    quiet = FakeContext()
+    await bot.handle(record("price"), quiet)
+    assert commands(quiet) == []
