@@ -14,8 +14,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ingest.correlation import CorrelationIndex
 from ingest.dedup import RecentRequests
 from ingest.webhooks import WebhookHandler
+from normalizers.registry import echoes_correlation
 from switchboard.accounts import Accounts, load_accounts
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer
@@ -84,16 +86,23 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
     producer = DurableProducer(bootstrap, client_id=f"{settings.kafka_client_id}-ingest",
                                timeout_s=settings.produce_timeout_s)
     readiness = Readiness(bootstrap, producer)
+    unreferenced = frozenset(a.provider for a in accounts if not echoes_correlation(a.provider))
+    correlations = CorrelationIndex(bootstrap, unreferenced) if unreferenced else None
     handler = WebhookHandler(accounts=accounts, producer=producer,
-                             max_body_bytes=settings.max_body_bytes, recent=RecentRequests())
+                             max_body_bytes=settings.max_body_bytes, recent=RecentRequests(),
+                             correlations=correlations)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         connecting = asyncio.create_task(_connect(producer, settings, bootstrap))
+        if correlations is not None:
+            correlations.start()
         log.info("ingest started", accounts=len(accounts))
         try:
             yield
         finally:
+            if correlations is not None:
+                await correlations.stop()
             connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting

@@ -19,11 +19,12 @@ from starlette.responses import Response
 
 from ingest import metrics
 from ingest.auth import AuthError, SignedRequest, signed_url, verify
+from ingest.correlation import CorrelationIndex
 from ingest.dedup import RecentRequests
 from normalizers import NormalizeError, WebhookRequest, get, provider_names
 from normalizers.base import Ack
 from switchboard.accounts import Account, Accounts
-from switchboard.events import MessageEvent
+from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import (
@@ -69,6 +70,7 @@ class WebhookHandler:
     producer: DurableProducer
     max_body_bytes: int
     recent: RecentRequests
+    correlations: CorrelationIndex | None = None
 
     async def handle(self, request: Request) -> Response:
         provider: str = request.path_params["provider"]
@@ -155,6 +157,9 @@ class WebhookHandler:
                 log.exception("normalizer crashed", provider=account.provider)
                 failure = (400, "unprocessable_payload", f"could not read payload: {exc!r}")
 
+        if events and self.correlations is not None \
+                and account.provider in self.correlations.providers:
+            events = await self._correlate(events)
         records = [raw_record(envelope, received_at)]
         if failure is None:
             records.extend(event_record(event) for event in events)
@@ -186,6 +191,19 @@ class WebhookHandler:
             metrics.count_event(account.provider, event.type.value,
                                 event.status.value if event.status else "")
         return self._ack(normalizer.acknowledge(webhook)), "stored"
+
+    async def _correlate(self, events: list[MessageEvent]) -> list[MessageEvent]:
+        assert self.correlations is not None
+        correlated = []
+        for event in events:
+            if (event.type is EventType.STATUS and event.correlation_id is None
+                    and event.message_id):
+                command = await self.correlations.command_for(event.provider, event.account,
+                                                              event.message_id)
+                if command is not None:
+                    event = event.model_copy(update={"correlation_id": command})
+            correlated.append(event)
+        return correlated
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None once it grows past the cap (we stop reading there)."""

@@ -24,30 +24,41 @@ from urllib.parse import parse_qsl
 
 from normalizers.base import (
     Ack,
+    Batch,
     JsonObject,
     NormalizeError,
     WebhookRequest,
     channel,
+    each_event,
     first,
+    geo_uri,
     inbound_event,
     int_field,
-    iter_objects,
+    key_list,
+    loose_key,
+    loose_keys,
     parse_json_object,
     parse_time,
     price,
     status_event,
     text_field,
 )
+from normalizers.infobip import STATUS_BY_NAME, error_info, map_status, provider_status
 from switchboard.events import ErrorInfo, Media, MessageEvent, Price, ProviderStatus, Status
 
 NAME = "infobip-omnichat"
+# The send API takes no reference of ours, so reports cannot echo one: ingest fills
+# correlation_id from the sender's results by provider message id (ingest/correlation.py).
+ECHOES_CORRELATION = False
 
 _ACK = Ack(status_code=200)
 
-_LIST_KEYS = ("results", "messages", "events", "reports")
-# `_query_channel` holds the webhook URL's label; `_normalised` keys never contain "_".
+# `_query_channel` holds the webhook URL's label; `loose_keys` never contain "_".
 _QUERY_CHANNEL = "_query_channel"
-_INHERITED = ("integrationtype", "channel", _QUERY_CHANNEL)
+# Items of `results[]` (or messages/events/reports), else the body as one report. Only the
+# channel passes from the envelope: its messageCount counts the batch.
+_BATCH = Batch(list_keys=("results", "messages", "events", "reports"),
+               carried_keys=("integrationtype", "channel", _QUERY_CHANNEL), max_depth=2)
 
 # Event or message types that say something happened in a chat but carry no message.
 _IGNORED_TYPES = frozenset({"typingstarted", "typingstopped", "typing", "test", "ping",
@@ -58,53 +69,28 @@ _INBOUND_EVENTS = frozenset({"mo", "inbound", "message", "incoming"})
 _POSTBACK_TYPES = frozenset({"postback", "button", "buttons", "buttonreply", "quickreply",
                              "quickreplies"})
 
-# Infobip status names whose meaning is narrower than their group's.
+# Infobip's status names (the infobip normalizer maps the rest of the status object), plus
+# bare words some reports give. PENDING_TIME_VIOLATION, an SMS time-window status, is left to
+# its group/prefix here (accepted), as this normalizer has always mapped it.
 _STATUS_BY_NAME = {
-    "MESSAGE_ACCEPTED": Status.ACCEPTED,
-    "PENDING_ACCEPTED": Status.ACCEPTED,
-    "PENDING_ENROUTE": Status.SENT,
-    "PENDING_WAITING_DELIVERY": Status.SENT,
-    "DELIVERED_TO_OPERATOR": Status.SENT,  # intermediate: the user's device has not confirmed
-    "DELIVERED_TO_HANDSET": Status.DELIVERED,
+    **{name: status for name, status in STATUS_BY_NAME.items()
+       if name != "PENDING_TIME_VIOLATION"},
     "SEEN": Status.SEEN,
     "READ": Status.SEEN,
     "FAILED": Status.FAILED,
     "SENT": Status.SENT,
 }
-_STATUS_BY_GROUP_NAME = {
-    "ACCEPTED": Status.ACCEPTED,
-    "PENDING": Status.ACCEPTED,  # an unknown PENDING_* name: we do not claim it left Infobip
-    "UNDELIVERABLE": Status.UNDELIVERED,
-    "DELIVERED": Status.DELIVERED,
-    "EXPIRED": Status.EXPIRED,
-    "REJECTED": Status.REJECTED,
-}
-_STATUS_BY_GROUP_ID = {0: Status.ACCEPTED, 1: Status.ACCEPTED, 2: Status.UNDELIVERED,
-                       3: Status.DELIVERED, 4: Status.EXPIRED, 5: Status.REJECTED}
-_STATUS_BY_PREFIX = (
-    ("UNDELIVERABLE_", Status.UNDELIVERED),
-    ("EXPIRED_", Status.EXPIRED),
-    ("REJECTED_", Status.REJECTED),
-    ("DELIVERED_", Status.DELIVERED),
-    ("PENDING_", Status.ACCEPTED),
-)
-_DELIVERED_TO_OPERATOR_ID = 2
+# Status and error object keys as Infobip spells them, by their `loose_key`.
+_INFOBIP_KEYS = {loose_key(name): name for name in
+                 ("id", "name", "groupId", "groupName", "description", "permanent")}
 _FAILURES = frozenset({Status.FAILED, Status.UNDELIVERED, Status.REJECTED, Status.EXPIRED})
-_MAX_DEPTH = 2
 
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
     """One event per report, in order; typing indicators, pings and empty batches give none."""
     defaults = _query_defaults(request.query)
-    events: list[MessageEvent] = []
-    for index, report in enumerate(_reports(parse_json_object(request.body), defaults, 0)):
-        try:
-            event = _normalize_report(request, report)
-        except NormalizeError as exc:
-            raise NormalizeError(f"results[{index}]: {exc.reason}") from None
-        if event is not None:
-            events.append(event)
-    return events
+    reports = _BATCH.reports(parse_json_object(request.body), defaults)
+    return each_event(request, reports, _normalize_report)
 
 
 def acknowledge(request: WebhookRequest) -> Ack:
@@ -122,25 +108,9 @@ def _query_defaults(query: str) -> JsonObject:
     """
     if not query:
         return {}
-    fields = _normalised(dict(parse_qsl(query, keep_blank_values=False)))
+    fields = loose_keys(dict(parse_qsl(query, keep_blank_values=False)))
     label = first(fields, "integrationtype", "channel")
     return {_QUERY_CHANNEL: label} if label is not None else {}
-
-
-def _reports(data: JsonObject, inherited: JsonObject, depth: int) -> list[JsonObject]:
-    """Items of `results[]` (or messages/events/reports), else the body as one report.
-
-    Only the channel passes from the envelope: its messageCount counts the batch.
-    """
-    fields = {**inherited, **_normalised(data)}
-    if depth < _MAX_DEPTH:
-        carried = {key: fields[key] for key in _INHERITED if key in fields}
-        for key in _LIST_KEYS:
-            value = fields.get(key)
-            if isinstance(value, list):
-                return [report for item in iter_objects(value, key)
-                        for report in _reports(item, carried, depth + 1)]
-    return [fields]
 
 
 def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEvent | None:
@@ -165,7 +135,7 @@ def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEve
     raise NormalizeError(
         "not a recognised Omnichat webhook (its shape is partly inferred): expected "
         "'results' items with a 'message' object (inbound), a 'status' object (delivery "
-        f"report) or 'seenAt' (seen report); got keys {_key_list(report)}"
+        f"report) or 'seenAt' (seen report); got keys {key_list(report)}"
     )
 
 
@@ -173,7 +143,7 @@ def _message_object(report: JsonObject) -> JsonObject | None:
     """The inbound content: `message` as documented, or the report itself when flattened."""
     value = report.get("message")
     if isinstance(value, dict):
-        return _normalised(value)
+        return loose_keys(value)
     if isinstance(value, str) and value:
         return {"type": "TEXT", "text": value}
     if value not in (None, ""):
@@ -189,17 +159,12 @@ def _message_object(report: JsonObject) -> JsonObject | None:
 def _delivery_report(request: WebhookRequest, report: JsonObject) -> MessageEvent:
     status_obj = report.get("status")
     if isinstance(status_obj, dict):
-        fields = _normalised(status_obj)
+        fields = _infobip_keys(status_obj)
         status = _map_status(fields)
-        provider_status = ProviderStatus(
-            code=_code(fields),
-            name=text_field(fields, "name"),
-            group=text_field(fields, "groupname", "groupid"),
-            description=text_field(fields, "description"),
-        )
+        reported = provider_status(fields)
     elif isinstance(status_obj, str) and status_obj.strip():
         status = _map_status({"name": status_obj})
-        provider_status = ProviderStatus(name=status_obj)
+        reported = ProviderStatus(name=status_obj)
     else:
         raise NormalizeError("delivery report has no 'status' object "
                              "{groupId, groupName, id, name, description}")
@@ -211,8 +176,8 @@ def _delivery_report(request: WebhookRequest, report: JsonObject) -> MessageEven
         correlation_id=text_field(report, "callbackdata"),
         sender=text_field(report, "from", "applicationkey", "sender"),
         recipient=text_field(report, "to", "userkey", "destination"),
-        error=_error(report, status, provider_status),
-        provider_status=provider_status,
+        error=_error(report, status, reported),
+        provider_status=reported,
         segments=int_field(report, "messagecount", "smscount"),
         price=_price(report),
         occurred_at=parse_time(first(report, "doneat", "sentat", "timestamp")),
@@ -240,46 +205,22 @@ def _message_id(report: JsonObject) -> str | None:
 
 
 def _map_status(fields: JsonObject) -> Status:
-    """As the infobip normalizer: specific name, SCHEDULED, group (name, id), name prefix."""
-    name = (text_field(fields, "name") or "").upper()
-    if name in _STATUS_BY_NAME:
-        return _STATUS_BY_NAME[name]
-    if "SCHEDULED" in name:
-        return Status.SCHEDULED
-    group_name = (text_field(fields, "groupname") or "").upper()
-    group = _STATUS_BY_GROUP_NAME.get(group_name or name)
-    if group is None:
-        group_id = _number(fields.get("groupid"))
-        group = _STATUS_BY_GROUP_ID.get(group_id) if group_id is not None else None
-    if group is Status.DELIVERED and not name \
-            and _number(fields.get("id")) == _DELIVERED_TO_OPERATOR_ID:
-        return Status.SENT
-    if group is not None:
-        return group
-    for prefix, status in _STATUS_BY_PREFIX:
-        if name.startswith(prefix):
-            return status
-    return Status.UNKNOWN
+    """The infobip normalizer's mapping; a bare status word without a group (`"status":
+    "DELIVERED"`) is also looked up as a group name."""
+    if first(fields, "groupName") is None and "name" in fields:
+        fields = {**fields, "groupName": fields["name"]}
+    return map_status(fields, _STATUS_BY_NAME)
 
 
-def _error(report: JsonObject, status: Status, provider_status: ProviderStatus
-           ) -> ErrorInfo | None:
+def _error(report: JsonObject, status: Status, reported: ProviderStatus) -> ErrorInfo | None:
     """Infobip's error object, or None when it says there is none (id 0, NO_ERROR, group OK)."""
     value = report.get("error")
     if isinstance(value, dict):
-        fields = _normalised(value)
-        name = text_field(fields, "name")
-        error_id = _number(fields.get("id"))
-        no_error = error_id == 0 or (name or "").upper() == "NO_ERROR" or (
-            error_id is None and _number(fields.get("groupid")) == 0)
-        if no_error:
-            return None
-        return ErrorInfo(code=_code(fields), description=text_field(fields, "description") or name,
-                         permanent=fields.get("permanent") is True)
+        return error_info(_infobip_keys(value))
     if value not in (None, ""):
         raise NormalizeError(f"'error' should be an object, got {type(value).__name__}")
     if status in _FAILURES:
-        return ErrorInfo(description=provider_status.description)
+        return ErrorInfo(description=reported.description)
     return None
 
 
@@ -301,7 +242,7 @@ def _inbound(request: WebhookRequest, report: JsonObject, message: JsonObject) -
         media.append(Media(url=url,
                            content_type=text_field(message, "contenttype", "mimetype"),
                            caption=text_field(message, "caption")))
-    location = _location_url(message)
+    location = geo_uri(message)
     if location is not None and (message_type == "location" or not media):
         media = [Media(url=location)]  # coordinates say more than a map link
     if message_type is None and text is None and postback is None and not media:
@@ -326,29 +267,20 @@ def _postback(message: JsonObject) -> str | None:
     """The button payload: `payload`, or Facebook-style {postback|quickReply: {payload}}."""
     value = first(message, "payload", "postback", "quickreply")
     if isinstance(value, dict):
-        return text_field(_normalised(value), "payload")
+        return text_field(loose_keys(value), "payload")
     if value is None:
         return None
     return text_field(message, "payload", "postback", "quickreply")
 
 
-def _location_url(message: JsonObject) -> str | None:
-    """A shared location as a `geo:` URI (RFC 5870), as the infobip normalizer does."""
-    latitude, longitude = message.get("latitude"), message.get("longitude")
-    if _is_coordinate(latitude) and _is_coordinate(longitude):
-        return f"geo:{latitude},{longitude}"
-    return None
-
-
-def _is_coordinate(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 # --- small field helpers ---------------------------------------------------------------------
 
 
-def _normalised(data: Mapping[str, Any]) -> JsonObject:
-    return {key.replace("_", "").replace("-", "").lower(): value for key, value in data.items()}
+def _infobip_keys(data: Mapping[str, Any]) -> JsonObject:
+    """A status or error object with its keys spelled as Infobip does, however the report
+    spelled them, for the infobip normalizer's mapping."""
+    fields = loose_keys(data)
+    return {name: fields[key] for key, name in _INFOBIP_KEYS.items() if key in fields}
 
 
 def _word(value: Any) -> str | None:
@@ -363,33 +295,9 @@ def _channel(report: JsonObject) -> str:
     return channel(text_field(report, "integrationtype", "channel", _QUERY_CHANNEL))
 
 
-def _number(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
-
-
-def _code(fields: JsonObject) -> str | None:
-    """The `id` as a string ("5" whether the JSON said 5 or "5")."""
-    number = _number(fields.get("id"))
-    return str(number) if number is not None else text_field(fields, "id")
-
-
 def _price(report: JsonObject) -> Price | None:
     value = report.get("price")
     if not isinstance(value, dict):
         return None
-    fields = _normalised(value)
+    fields = loose_keys(value)
     return price(first(fields, "pricepermessage", "amount"), first(fields, "currency"))
-
-
-def _key_list(report: JsonObject) -> str:
-    keys = sorted(report)
-    shown = ", ".join(repr(key[:40]) for key in keys[:12])
-    return f"[{shown}{', ...' if len(keys) > 12 else ''}]"

@@ -57,3 +57,8 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
     except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
         # A normalizer bug or a shape we did not foresee: still a typed, explained error.
         raise NormalizeError(f"unexpected {request.provider} payload: {exc}") from exc
+
+
+def echoes_correlation(provider: str) -> bool:
+    """Whether the provider's reports carry our reference (most do; Omnichat does not)."""
+    return bool(getattr(get(provider), "ECHOES_CORRELATION", True))

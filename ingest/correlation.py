@@ -1,0 +1,109 @@
+"""Correlation for providers whose send API carries no reference of ours (Infobip Omnichat).
+
+Their status reports name only the provider's message id. The sender's results map that id to
+the command id, so ingest follows the results topic and fills `correlation_id` from it. A
+report can outrun the result it belongs to (the provider answers the send, then reports at
+once), so a miss waits briefly for the index to catch up; only these providers pay that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from switchboard.logs import get_logger
+from switchboard.topics import OUTBOUND_RESULTS, partitions_of
+
+log = get_logger(__name__)
+Key = tuple[str, str, str]  # provider, account, provider message id
+
+
+class CorrelationIndex:
+    def __init__(self, bootstrap_servers: str, providers: frozenset[str], *,
+                 lookback_s: float = 86_400, max_entries: int = 1_000_000,
+                 wait_s: float = 1.0) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.providers = providers
+        self.lookback_s = lookback_s
+        self.max_entries = max_entries
+        self.wait_s = wait_s
+        self._commands: OrderedDict[Key, str] = OrderedDict()
+        self._grew = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._follow())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def command_for(self, provider: str, account: str, message_id: str) -> str | None:
+        key = (provider, account, message_id)
+        deadline = time.monotonic() + self.wait_s
+        while (found := self._commands.get(key)) is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._task is None or self._task.done():
+                return None
+            self._grew.clear()
+            try:
+                await asyncio.wait_for(self._grew.wait(), remaining)
+            except TimeoutError:
+                return None
+        return found
+
+    async def _follow(self) -> None:
+        """Read results from `lookback_s` ago onwards; reconnect on failure."""
+        while True:
+            try:
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep following; lookups just miss
+                log.warning("correlation index interrupted", error=repr(exc))
+                await asyncio.sleep(2)
+
+    async def _read(self) -> None:
+        partitions = [TopicPartition(OUTBOUND_RESULTS.name, p)
+                      for p in await partitions_of(self.bootstrap_servers, OUTBOUND_RESULTS.name)]
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+                                    enable_auto_commit=False, fetch_max_wait_ms=100)
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            since = int((time.time() - self.lookback_s) * 1000)
+            starts = await consumer.offsets_for_times({tp: since for tp in partitions})
+            for tp in partitions:
+                found = starts.get(tp)
+                if found is None:
+                    await consumer.seek_to_end(tp)
+                else:
+                    consumer.seek(tp, found.offset)
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    for record in records:
+                        self._index(record.value)
+                if batch:
+                    self._grew.set()
+        finally:
+            await consumer.stop()
+
+    def _index(self, value: bytes) -> None:
+        try:
+            result = orjson.loads(value)
+            provider, message_id = result.get("provider"), result.get("provider_message_id")
+            if provider not in self.providers or not message_id:
+                return
+            key = (provider, result["account"], message_id)
+            self._commands[key] = result["command_id"]
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            return  # not a result we understand: nothing to index
+        self._commands.move_to_end(key)
+        while len(self._commands) > self.max_entries:
+            self._commands.popitem(last=False)
