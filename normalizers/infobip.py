@@ -15,7 +15,7 @@ Status mapping, error handling and addresses are documented in docs/providers/in
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from normalizers.base import (
@@ -26,7 +26,9 @@ from normalizers.base import (
     WebhookRequest,
     as_list,
     channel,
+    each_event,
     first,
+    geo_uri,
     inbound_event,
     int_field,
     is_xml,
@@ -46,7 +48,7 @@ NAME = "infobip"
 _IGNORED_EVENTS = frozenset({"TYPING_STARTED", "TYPING_STOPPED"})
 
 # Status names whose meaning is narrower than their group's (see docs/providers/infobip.md).
-_STATUS_BY_NAME = {
+STATUS_BY_NAME: Mapping[str, Status] = {
     "MESSAGE_ACCEPTED": Status.ACCEPTED,
     "PENDING_ACCEPTED": Status.ACCEPTED,  # accepted, not yet handed to the operator
     "PENDING_ENROUTE": Status.SENT,
@@ -99,15 +101,7 @@ _MEDIA_TYPES = {
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
     """One event per report in the request, in order; typing indicators give none."""
     reports = _xml_reports(request.body) if is_xml(request) else _json_reports(request.body)
-    events: list[MessageEvent] = []
-    for index, report in enumerate(reports):
-        try:
-            event = _normalize_report(request, report)
-        except NormalizeError as exc:
-            raise NormalizeError(f"results[{index}]: {exc.reason}") from None
-        if event is not None:
-            events.append(event)
-    return events
+    return each_event(request, reports, _normalize_report)
 
 
 def acknowledge(request: WebhookRequest) -> Ack:
@@ -190,13 +184,13 @@ def _delivery_report(
     return status_event(
         request,
         channel=_channel(report, default_channel),
-        status=_map_status(status_obj),
+        status=map_status(status_obj),
         message_id=text_field(report, "messageId"),
         correlation_id=text_field(report, "callbackData"),
         sender=text_field(report, "sender", "from"),
         recipient=text_field(report, "destination", "to"),
         error=_error(report),
-        provider_status=_provider_status(status_obj),
+        provider_status=provider_status(status_obj),
         segments=int_field(report, "messageCount", "smsCount"),
         price=_price(report),
         occurred_at=parse_time(first(report, "doneAt", "sentAt")),
@@ -216,11 +210,13 @@ def _seen_report(request: WebhookRequest, report: JsonObject) -> MessageEvent:
     )
 
 
-def _map_status(status_obj: JsonObject) -> Status:
-    """Specific names first, then the group (name or id), then the name's prefix."""
+def map_status(status_obj: JsonObject, by_name: Mapping[str, Status] = STATUS_BY_NAME
+               ) -> Status:
+    """An Infobip status object's status: specific names (`by_name`) first, then the group
+    (name or id), then the name's prefix. infobip_omnichat maps the same objects with it."""
     name = (text_field(status_obj, "name") or "").upper()
-    if name in _STATUS_BY_NAME:
-        return _STATUS_BY_NAME[name]
+    if name in by_name:
+        return by_name[name]
     if "SCHEDULED" in name:
         return Status.SCHEDULED
     group = _group_status(status_obj)
@@ -243,7 +239,8 @@ def _group_status(status_obj: JsonObject) -> Status | None:
     return _STATUS_BY_GROUP_ID.get(group_id) if group_id is not None else None
 
 
-def _provider_status(status_obj: JsonObject) -> ProviderStatus:
+def provider_status(status_obj: JsonObject) -> ProviderStatus:
+    """An Infobip status object, kept as the event's `provider_status`."""
     group = text_field(status_obj, "groupName")
     if group is None:
         group = text_field(status_obj, "groupId")
@@ -260,17 +257,23 @@ def _error(report: JsonObject) -> ErrorInfo | None:
     error_obj = _object(report, "error")
     if not error_obj:
         return None
+    error = error_info(error_obj)
+    if error is None or (error.code is None and error.description is None):
+        return None
+    return error
+
+
+def error_info(error_obj: JsonObject) -> ErrorInfo | None:
+    """An Infobip error object as ErrorInfo; None when it says there is no error (id 0,
+    NO_ERROR, or no id and group 0). infobip_omnichat reads the same objects with it."""
     error_id = _number(error_obj.get("id"))
     name = text_field(error_obj, "name")
     if error_id == 0 or (name or "").upper() == "NO_ERROR":
         return None
     if error_id is None and _number(error_obj.get("groupId")) == 0:
         return None
-    code = _code(error_obj)
-    description = text_field(error_obj, "description") or name
-    if code is None and description is None:
-        return None
-    return ErrorInfo(code=code, description=description,
+    return ErrorInfo(code=_code(error_obj),
+                     description=text_field(error_obj, "description") or name,
                      permanent=_flag(error_obj.get("permanent")))
 
 
@@ -389,14 +392,7 @@ class _Content:
 
 def _location_url(part: JsonObject) -> str | None:
     """A `geo:` URI (RFC 5870) when coordinates are given, else the part's map URL."""
-    latitude, longitude = part.get("latitude"), part.get("longitude")
-    if _is_coordinate(latitude) and _is_coordinate(longitude):
-        return f"geo:{latitude},{longitude}"
-    return text_field(part, "url")
-
-
-def _is_coordinate(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return geo_uri(part) or text_field(part, "url")
 
 
 # --- small field helpers ---------------------------------------------------------------------

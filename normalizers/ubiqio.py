@@ -16,20 +16,24 @@ docs/providers/ubiqio.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import Any
 
 from normalizers.base import (
     Ack,
+    Batch,
     JsonObject,
     NormalizeError,
     WebhookRequest,
+    as_list,
     channel,
+    each_event,
     first,
     inbound_event,
     int_field,
     is_form,
-    iter_objects,
+    key_list,
+    loose_key,
+    loose_keys,
     parse_form,
     parse_json_object,
     parse_time,
@@ -44,11 +48,6 @@ NAME = "ubiqio"
 _ACK = Ack(status_code=200)
 
 
-def _key(name: str) -> str:
-    """A key as compared: lower case, without `_` and `-` (so to_number == toNumber)."""
-    return name.replace("_", "").replace("-", "").lower()
-
-
 class _Names:
     """The accepted spellings of one field: as shown in errors and docs, and as compared."""
 
@@ -56,7 +55,7 @@ class _Names:
 
     def __init__(self, *shown: str) -> None:
         self.shown = shown
-        self.keys = tuple(_key(name) for name in shown)
+        self.keys = tuple(loose_key(name) for name in shown)
 
     def __str__(self) -> str:
         return ", ".join(self.shown)
@@ -146,7 +145,10 @@ _STATUSES = {
 }
 _FAILURES = frozenset({Status.FAILED, Status.UNDELIVERED, Status.REJECTED, Status.EXPIRED})
 _NOT_WORD = re.compile(r"[^a-z0-9]+")
-_MAX_DEPTH = 3
+# The report objects in a body: a list under a known key, a wrapper, or the body itself. Only
+# kind and channel keys pass from an envelope to its reports.
+_BATCH = Batch(list_keys=_LIST_KEYS, carried_keys=_INHERITED, max_depth=3,
+               wrapper_keys=_WRAPPER_KEYS, report_keys=_REPORT_KEYS)
 
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
@@ -154,15 +156,8 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
     if request.method.upper() in ("GET", "HEAD") and not request.body.strip() \
             and not request.query:
         return []  # a bare URL check
-    events: list[MessageEvent] = []
-    for index, report in enumerate(_reports(_payload(request), {}, 0)):
-        try:
-            event = _normalize_report(request, report)
-        except NormalizeError as exc:
-            raise NormalizeError(f"report {index}: {exc.reason}") from None
-        if event is not None:
-            events.append(event)
-    return events
+    return each_event(request, _BATCH.reports(_payload(request)), _normalize_report,
+                      where="report {}")
 
 
 def acknowledge(request: WebhookRequest) -> Ack:
@@ -179,28 +174,6 @@ def _payload(request: WebhookRequest) -> JsonObject:
     if is_form(request):
         return dict(parse_form(request.body))
     return parse_json_object(request.body)
-
-
-def _reports(data: JsonObject, inherited: JsonObject, depth: int) -> list[JsonObject]:
-    """The report objects in a body: a list under a known key, a wrapper, or the body itself.
-
-    Only kind and channel keys pass from an envelope to its reports: envelope counts such as
-    `messageCount` describe the batch, not each message.
-    """
-    fields = {**inherited, **_normalised(data)}
-    if depth >= _MAX_DEPTH or any(key in fields for key in _REPORT_KEYS):
-        return [fields]
-    carried = {key: fields[key] for key in _INHERITED if key in fields}
-    for key in _LIST_KEYS:
-        value = fields.get(key)
-        if isinstance(value, list):
-            return [report for item in iter_objects(value, key)
-                    for report in _reports(item, carried, depth + 1)]
-    for key in _WRAPPER_KEYS:
-        value = fields.get(key)
-        if isinstance(value, dict):
-            return _reports(value, carried, depth + 1)
-    return [fields]
 
 
 def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEvent | None:
@@ -226,7 +199,7 @@ def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEve
     raise NormalizeError(
         "not a recognised Ubiqio webhook (its shape is inferred, not documented): expected a "
         "status report with 'status' and 'messageId' or 'clientRef', or an inbound message "
-        f"with 'fromNumber' and 'message' or 'imageUrl'; got keys {_key_list(report)}"
+        f"with 'fromNumber' and 'message' or 'imageUrl'; got keys {key_list(report)}"
     )
 
 
@@ -268,7 +241,7 @@ def _status(request: WebhookRequest, report: JsonObject) -> MessageEvent:
         if event_status is None:
             raise NormalizeError(
                 f"status report has no status (looked for {_STATUS}, or an event name ending "
-                f"in a status word such as 'message.delivered'); got keys {_key_list(report)}"
+                f"in a status word such as 'message.delivered'); got keys {key_list(report)}"
             )
         raw_status = event_status[0]
     provider_status = _provider_status(report, raw_status)
@@ -299,7 +272,7 @@ def _status(request: WebhookRequest, report: JsonObject) -> MessageEvent:
 
 def _provider_status(report: JsonObject, raw_status: Any) -> ProviderStatus:
     if isinstance(raw_status, dict):
-        fields = _normalised(raw_status)
+        fields = loose_keys(raw_status)
         return ProviderStatus(
             code=text_field(fields, "code", "id", "statuscode"),
             name=text_field(fields, "name", "status", "state", "value"),
@@ -334,7 +307,7 @@ def _error(report: JsonObject, status: Status, provider_status: ProviderStatus
     if isinstance(raw, list):
         raw = raw[0] if raw else None
     if isinstance(raw, dict):
-        fields = _normalised(raw)
+        fields = loose_keys(raw)
         code = code or text_field(fields, "code", "errorcode", "id")
         description = description or text_field(fields, "message", "description", "text",
                                                 "reason", "name")
@@ -361,7 +334,7 @@ def _inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
     if sender is None:
         raise NormalizeError(
             f"inbound message has no sender (looked for {_INBOUND_FROM}); "
-            f"got keys {_key_list(report)}"
+            f"got keys {key_list(report)}"
         )
     content = _content(report)
     if not _has_content(content):
@@ -389,7 +362,7 @@ def _content(report: JsonObject) -> JsonObject:
     """Where the text and media are: the report, or its `message` when that is an object."""
     nested = report.get("message")
     if isinstance(nested, dict):
-        return {**{k: v for k, v in report.items() if k != "message"}, **_normalised(nested)}
+        return {**{k: v for k, v in report.items() if k != "message"}, **loose_keys(nested)}
     return report
 
 
@@ -407,10 +380,7 @@ def _media(content: JsonObject) -> list[Media]:
     elif url is not None:
         raise NormalizeError(f"'imageUrl' should be a URL string, got {type(url).__name__}")
     for key in _MEDIA_LISTS.keys:
-        value = content.get(key)
-        if value in (None, "", []):
-            continue
-        for index, item in enumerate(value if isinstance(value, list) else [value]):
+        for index, item in enumerate(as_list(content.get(key))):
             media.append(_media_item(item, f"{key}[{index}]"))
     return media
 
@@ -419,7 +389,7 @@ def _media_item(item: Any, where: str) -> Media:
     if isinstance(item, str) and item.strip():
         return Media(url=item.strip())
     if isinstance(item, dict):
-        fields = _normalised(item)
+        fields = loose_keys(item)
         url = text_field(fields, "url", "imageurl", "mediaurl", "fileurl", "link")
         if url is not None:
             return Media(url=url,
@@ -429,11 +399,6 @@ def _media_item(item: Any, where: str) -> Media:
 
 
 # --- small field helpers ---------------------------------------------------------------------
-
-
-def _normalised(data: Mapping[str, Any]) -> JsonObject:
-    """The object with its keys as compared (see `_key`)."""
-    return {key.replace("_", "").replace("-", "").lower(): value for key, value in data.items()}
 
 
 def _first(report: JsonObject, names: _Names) -> Any:
@@ -452,7 +417,7 @@ def _address(report: JsonObject, names: _Names) -> str | None:
     """A phone number or id, also when given as an object such as {"number": ...}."""
     value = _first(report, names)
     if isinstance(value, dict):
-        return text_field(_normalised(value), "number", "phonenumber", "phone", "msisdn",
+        return text_field(loose_keys(value), "number", "phonenumber", "phone", "msisdn",
                           "address", "id")
     return _text(report, names)
 
@@ -472,15 +437,9 @@ def _channel(report: JsonObject, *, has_media: bool) -> str:
 def _price(report: JsonObject) -> Price | None:
     value = _first(report, _PRICE)
     if isinstance(value, dict):
-        fields = _normalised(value)
+        fields = loose_keys(value)
         return price(first(fields, "amount", "value", "price", "pricepermessage"),
                      first(fields, "currency"))
     if isinstance(value, (int, float, str)) and not isinstance(value, bool):
         return price(value, first(report, "currency", "pricecurrency"))
     return None
-
-
-def _key_list(report: JsonObject) -> str:
-    keys = sorted(report)
-    shown = ", ".join(repr(key[:40]) for key in keys[:12])
-    return f"[{shown}{', ...' if len(keys) > 12 else ''}]"

@@ -23,11 +23,13 @@ from normalizers.base import (
     JsonObject,
     NormalizeError,
     WebhookRequest,
+    as_list,
     channel,
     first,
     inbound_event,
     int_field,
     iter_objects,
+    key_list,
     parse_json_object,
     parse_time,
     status_event,
@@ -106,7 +108,7 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
     raise NormalizeError(
         "not a Webex Connect webhook: expected a receipt with 'deliveryInfoNotification' or an "
         "inbound message with 'oa'/'da'/'message' (SMS), 'waid' (WhatsApp) or 'psid' "
-        f"(Facebook); got keys {_key_list(raw)}"
+        f"(Facebook); got keys {key_list(raw)}"
     )
 
 
@@ -211,11 +213,8 @@ def _inbound_channel(payload: JsonObject) -> str:
 
 def _attachments(value: Any) -> list[Media]:
     """Attachment URLs: a URL string, a list of them, or objects with a `url`."""
-    if value in (None, "", []):
-        return []
-    items = value if isinstance(value, list) else [value]
     media: list[Media] = []
-    for index, item in enumerate(items):
+    for index, item in enumerate(as_list(value)):
         if isinstance(item, str) and item.startswith(("http://", "https://")):
             media.append(Media(url=item))
         elif isinstance(item, dict):
@@ -245,10 +244,3 @@ def _channel(label: str | None) -> str:
         return "unknown"
     key = label.strip().lower()
     return _CHANNELS.get(key) or channel(key)
-
-
-def _key_list(payload: JsonObject) -> str:
-    """The payload's keys for an error message, shortened: bodies can be anything."""
-    keys = sorted(payload)
-    shown = ", ".join(repr(key[:40]) for key in keys[:12])
-    return f"[{shown}{', ...' if len(keys) > 12 else ''}]"

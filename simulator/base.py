@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -129,7 +129,14 @@ class SimulatedProvider(Protocol):
         """An inbound message webhook; raises InboundNotSupported when it cannot be carried."""
 
 
-# --- helpers ---------------------------------------------------------------------------------
+# --- accounts and credentials ----------------------------------------------------------------
+
+
+class OutboundKeys(BaseModel):
+    """Base of each provider's `Outbound`: the keys of `[accounts.<name>.outbound]` the
+    simulator needs. Other keys (rate limits, base_url ...) are the sender's and are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
 
 def outbound_config(account: Account, model: type[ConfigT]) -> ConfigT | None:
@@ -149,9 +156,38 @@ def outbound_problem(account: Account, model: type[BaseModel]) -> str | None:
     return None
 
 
+def checked_config(account: Account, model: type[ConfigT]) -> ConfigT:
+    """The outbound config of an account already known to fit `model`: the simulator serves
+    only such accounts (checked at start), and `authenticate` returns no other."""
+    config = outbound_config(account, model)
+    assert config is not None, f"account {account.name!r} has no valid outbound config"
+    return config
+
+
+def matching_accounts(accounts: Iterable[Account], model: type[ConfigT],
+                      matches: Callable[[ConfigT], bool]) -> list[tuple[Account, ConfigT]]:
+    """The accounts whose outbound config fits `model` and `matches` (the request's
+    credentials, say), each with that config, in order: every provider's `authenticate`
+    starts by finding the accounts a request's credentials belong to."""
+    return [(account, config) for account in accounts
+            if (config := outbound_config(account, model)) is not None and matches(config)]
+
+
+def authorization(request: Request, scheme: str) -> str | None:
+    """The credential of an `Authorization: <scheme> <credential>` header (scheme in any case),
+    or None when the header is missing, has another scheme or a blank credential."""
+    given, _, credential = request.headers.get("authorization", "").partition(" ")
+    if given.lower() != scheme.lower() or not credential.strip():
+        return None
+    return credential.strip()
+
+
 def same_secret(expected: str, given: str) -> bool:
     """Constant-time comparison: even a simulator should not teach timing leaks."""
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+# --- helpers ---------------------------------------------------------------------------------
 
 
 def decode_json(body: bytes) -> Any:

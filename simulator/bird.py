@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -28,16 +27,19 @@ from normalizers.base import channel as channel_name
 from simulator.base import (
     Inbound,
     InboundNotSupported,
+    OutboundKeys,
     Outgoing,
     ReceivedSend,
     SendEndpoint,
     Webhook,
+    authorization,
+    checked_config,
     decode_json,
     iso_ms,
     json_response,
+    matching_accounts,
     new_id,
     obj,
-    outbound_config,
     same_secret,
     text,
     timeline,
@@ -57,10 +59,8 @@ _PLATFORMS = {"messenger": "facebook"}
 _CONNECTOR_NAMESPACE = uuid.UUID("0b6a9f4e-8d51-4c0e-9a57-3c1d2e4f5a60")
 
 
-class Outbound(BaseModel):
-    """The keys of `[accounts.<name>.outbound]` the simulator needs."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class Outbound(OutboundKeys):
+    """Bird's keys of `[accounts.<name>.outbound]`."""
 
     access_key: Secret
     workspace_id: str
@@ -82,12 +82,12 @@ def outbound_problem(account: Account) -> str | None:
 
 def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Response:
     """The access key picks the accounts; the workspace and channel in the path pick one."""
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "accesskey" or not key.strip():
+    key = authorization(request, "AccessKey")
+    if key is None:
         return _error(401, "NotAuthenticated", "Missing or invalid access key")
-    known = [(account, config) for account in accounts
-             if (config := outbound_config(account, Outbound)) is not None
-             and same_secret(config.access_key.get_secret_value(), key.strip())]
+    known = matching_accounts(
+        accounts, Outbound,
+        lambda config: same_secret(config.access_key.get_secret_value(), key))
     if not known:
         return _error(401, "NotAuthenticated", "Missing or invalid access key")
     workspace = request.path_params.get("workspace_id")
@@ -99,8 +99,7 @@ def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Res
 
 
 def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing] | Response:
-    config = outbound_config(account, Outbound)
-    assert config is not None, "authenticate returns only accounts with a valid config"
+    config = checked_config(account, Outbound)
     try:
         payload = decode_json(body)
     except ValueError as exc:
@@ -150,8 +149,7 @@ def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> lis
 
 
 def inbound_webhook(account: Account, inbound: Inbound, *, at: datetime) -> Webhook:
-    config = outbound_config(account, Outbound)
-    assert config is not None, "accounts are checked before inbound messages are built"
+    config = checked_config(account, Outbound)
     if inbound.postback is not None:
         raise InboundNotSupported("Bird Channels inbound messages carry no button postback")
     connector: dict[str, Any] = {"id": _connector_id(config.channel_id)}

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -28,14 +27,17 @@ from normalizers.base import channel as channel_name
 from simulator.base import (
     Inbound,
     InboundNotSupported,
+    OutboundKeys,
     Outgoing,
     ReceivedSend,
     SendEndpoint,
     Webhook,
+    authorization,
+    checked_config,
     decode_json,
     json_response,
+    matching_accounts,
     obj,
-    outbound_config,
     same_secret,
     text,
     timeline,
@@ -56,20 +58,20 @@ _INFOBIP_CHANNEL = {"sms": "SMS", "mms": "MMS", "whatsapp": "WHATSAPP", "viber":
                     "rcs": "RCS", "apple": "APPLE_MB", "instagram": "INSTAGRAM_DM",
                     "line": "LINE_ON", "messenger": "MESSENGER"}
 
+# Infobip status and error objects (infobip_omnichat reports the same ones).
 _ACCEPTED = {"groupId": 1, "groupName": "PENDING", "id": 26, "name": "MESSAGE_ACCEPTED",
              "description": "Message sent to next instance"}
-_ENROUTE = {"groupId": 1, "groupName": "PENDING", "id": 7, "name": "PENDING_ENROUTE",
-            "description": "Message sent to next instance"}
-_DELIVERED = {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET",
-              "description": "Message delivered to handset"}
-_NO_ERROR = {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
-             "description": "No Error", "permanent": False}
+PENDING_ENROUTE = {"groupId": 1, "groupName": "PENDING", "id": 7, "name": "PENDING_ENROUTE",
+                   "description": "Message sent to next instance"}
+DELIVERED_TO_HANDSET = {"groupId": 3, "groupName": "DELIVERED", "id": 5,
+                        "name": "DELIVERED_TO_HANDSET",
+                        "description": "Message delivered to handset"}
+NO_ERROR = {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
+            "description": "No Error", "permanent": False}
 
 
-class Outbound(BaseModel):
-    """The keys of `[accounts.<name>.outbound]` the simulator needs."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class Outbound(OutboundKeys):
+    """Infobip's keys of `[accounts.<name>.outbound]`."""
 
     api_key: Secret
     sender: str
@@ -85,14 +87,12 @@ def outbound_problem(account: Account) -> str | None:
 
 
 def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Response:
-    scheme, _, key = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "app" and key.strip():
-        for account in accounts:
-            config = outbound_config(account, Outbound)
-            if config is not None and same_secret(config.api_key.get_secret_value(),
-                                                  key.strip()):
-                return account
-    return _request_error(401, "UNAUTHORIZED", "Invalid login details")
+    key = authorization(request, "App")
+    known = [] if key is None else matching_accounts(
+        accounts, Outbound, lambda config: same_secret(config.api_key.get_secret_value(), key))
+    if known:
+        return known[0][0]
+    return request_error(401, "UNAUTHORIZED", "Invalid login details")
 
 
 def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing] | Response:
@@ -120,15 +120,15 @@ def failure(status: int) -> Response:
     if status == 400:
         return _api_error([("messages", "request cannot be processed")])
     if status == 429:
-        return _request_error(429, "TOO_MANY_REQUESTS", "Too many requests")
-    return _request_error(status, "GENERAL_ERROR",
-                          "Something went wrong. Please contact support.")
+        return request_error(429, "TOO_MANY_REQUESTS", "Too many requests")
+    return request_error(status, "GENERAL_ERROR",
+                         "Something went wrong. Please contact support.")
 
 
 def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> list[Webhook]:
     message = send.message
-    statuses = [_ACCEPTED, _ENROUTE, _DELIVERED] if message.details["intermediate"] \
-        else [_DELIVERED]
+    statuses = [_ACCEPTED, PENDING_ENROUTE, DELIVERED_TO_HANDSET] \
+        if message.details["intermediate"] else [DELIVERED_TO_HANDSET]
     seen = message.details["channel"] in SEEN_CHANNELS and message.details["seen"]
     times = timeline(at, step, len(statuses) + (1 if seen else 0))
     hooks = [webhook(f"status:{status['name']}",
@@ -141,8 +141,7 @@ def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> lis
 
 
 def inbound_webhook(account: Account, inbound: Inbound, *, at: datetime) -> Webhook:
-    config = outbound_config(account, Outbound)
-    assert config is not None, "accounts are checked before inbound messages are built"
+    config = checked_config(account, Outbound)
     channel = _INFOBIP_CHANNEL.get(config.channel.lower(), config.channel.upper())
     if inbound.postback is not None and channel in _BUTTONLESS:
         raise InboundNotSupported(f"Infobip {channel} messages have no buttons to tap")
@@ -220,7 +219,7 @@ def _delivery_report(message: Outgoing, status: dict[str, Any], *, sent_at: date
         "destination": message.to, "sentAt": infobip_time(sent_at),
         "doneAt": infobip_time(done_at), "bulkId": message.details["bulk_id"],
         "messageId": message.message_id, "messageCount": 1, "status": status,
-        "error": _NO_ERROR,
+        "error": NO_ERROR,
     }
     if message.correlation_id is not None:
         report["callbackData"] = message.correlation_id
@@ -253,7 +252,7 @@ def _infobip_id() -> str:
 # --- error answers ---------------------------------------------------------------------------
 
 
-def _request_error(status: int, message_id: str, reason: str) -> Response:
+def request_error(status: int, message_id: str, reason: str) -> Response:
     """The gateway-level error every Infobip API answers with (auth, throttling, 5xx)."""
     return json_response({"requestError": {"serviceException": {"messageId": message_id,
                                                                 "text": reason}}}, status)

@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -30,40 +29,42 @@ from starlette.routing import BaseRoute, Route
 from normalizers.base import channel as channel_name
 from simulator.base import (
     Inbound,
+    OutboundKeys,
     Outgoing,
     ReceivedSend,
     SendEndpoint,
     Webhook,
+    authorization,
+    checked_config,
     decode_json,
     json_response,
+    matching_accounts,
     new_id,
     obj,
-    outbound_config,
     same_secret,
     text,
     timeline,
     webhook,
 )
 from simulator.base import outbound_problem as _problem
-from simulator.infobip import infobip_time
+from simulator.infobip import (
+    DELIVERED_TO_HANDSET,
+    NO_ERROR,
+    PENDING_ENROUTE,
+    infobip_time,
+    request_error,
+)
+from simulator.infobip import failure as infobip_failure
 from switchboard.accounts import Account, Secret
 
 NAME = "infobip-omnichat"
 SEND_PATH = "/omnichat/1/applications/{application_key}/integrations/{integration_type}/message"
 
 MAX_BUTTONS = 3
-_PENDING_ENROUTE = {"groupId": 1, "groupName": "PENDING", "id": 7, "name": "PENDING_ENROUTE",
-                    "description": "Message sent to next instance"}
-_DELIVERED = {"groupId": 3, "groupName": "DELIVERED", "id": 5, "name": "DELIVERED_TO_HANDSET",
-              "description": "Message delivered to handset"}
-_NO_ERROR = {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
-             "description": "No Error", "permanent": False}
 
 
-class Outbound(BaseModel):
-    """The keys of `[accounts.<name>.outbound]` the simulator needs."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class Outbound(OutboundKeys):
+    """Infobip Omnichat's keys of `[accounts.<name>.outbound]`."""
 
     username: str
     password: Secret
@@ -81,35 +82,35 @@ def outbound_problem(account: Account) -> str | None:
 
 def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Response:
     """Basic credentials pick the accounts; the application key in the path picks one of them."""
-    credentials = _basic(request.headers.get("authorization", ""))
+    credentials = _basic(request)
     if credentials is None:
-        return _error(401, "UNAUTHORIZED", "Invalid login details")
+        return request_error(401, "UNAUTHORIZED", "Invalid login details")
     username, password = credentials
-    known = [account for account in accounts if _matches(account, username, password)]
+    known = matching_accounts(
+        accounts, Outbound, lambda config: same_secret(config.username, username)
+        and same_secret(config.password.get_secret_value(), password))
     if not known:
-        return _error(401, "UNAUTHORIZED", "Invalid login details")
+        return request_error(401, "UNAUTHORIZED", "Invalid login details")
     key = request.path_params.get("application_key", "")
-    for account in known:
-        config = outbound_config(account, Outbound)
-        if config is not None and config.application_key == key:
+    for account, config in known:
+        if config.application_key == key:
             return account
-    return _error(403, "FORBIDDEN", f"Application {key} does not belong to this user")
+    return request_error(403, "FORBIDDEN", f"Application {key} does not belong to this user")
 
 
 def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing] | Response:
-    config = outbound_config(account, Outbound)
-    assert config is not None, "authenticate returns only accounts with a valid config"
+    config = checked_config(account, Outbound)
     integration = request.path_params.get("integration_type", "")
     if integration.upper() != config.integration_type.upper():
-        return _error(400, "BAD_REQUEST",
-                      f"Integration {integration} is not set up for this application")
+        return request_error(400, "BAD_REQUEST",
+                             f"Integration {integration} is not set up for this application")
     try:
         payload = decode_json(body)
     except ValueError:
-        return _error(400, "BAD_REQUEST", "Bad request")
+        return request_error(400, "BAD_REQUEST", "Bad request")
     problem = _problem_with(payload)
     if problem is not None:
-        return _error(400, "BAD_REQUEST", problem)
+        return request_error(400, "BAD_REQUEST", problem)
     return [Outgoing(
         message_id=new_id(),
         to=payload["to"],
@@ -123,15 +124,14 @@ def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing
 def accepted(messages: Sequence[Outgoing]) -> Response:
     message = messages[0]
     return json_response({"to": message.to, "messageCount": 1,
-                          "messageId": message.message_id, "status": _PENDING_ENROUTE})
+                          "messageId": message.message_id, "status": PENDING_ENROUTE})
 
 
 def failure(status: int) -> Response:
+    """Infobip's gateway errors; a 400 is the legacy `requestError`, not the Messages API's."""
     if status == 400:
-        return _error(400, "BAD_REQUEST", "Bad request")
-    if status == 429:
-        return _error(429, "TOO_MANY_REQUESTS", "Too many requests")
-    return _error(status, "GENERAL_ERROR", "Something went wrong. Please contact support.")
+        return request_error(400, "BAD_REQUEST", "Bad request")
+    return infobip_failure(status)
 
 
 def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> list[Webhook]:
@@ -141,7 +141,7 @@ def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> lis
         "messageId": message.message_id, "to": message.to,
         "integrationType": message.details["integration_type"],
         "sentAt": infobip_time(at), "doneAt": infobip_time(delivered_at), "messageCount": 1,
-        "status": _DELIVERED, "error": _NO_ERROR,
+        "status": DELIVERED_TO_HANDSET, "error": NO_ERROR,
     }
     seen: dict[str, Any] = {
         "messageId": message.message_id, "from": message.details["application_key"],
@@ -155,8 +155,7 @@ def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> lis
 
 
 def inbound_webhook(account: Account, inbound: Inbound, *, at: datetime) -> Webhook:
-    config = outbound_config(account, Outbound)
-    assert config is not None, "accounts are checked before inbound messages are built"
+    config = checked_config(account, Outbound)
     message: dict[str, Any] = {"type": "TEXT", "text": inbound.text}
     if inbound.postback is not None:
         message = {"type": "POSTBACK", "text": inbound.text, "payload": inbound.postback}
@@ -171,22 +170,16 @@ def inbound_webhook(account: Account, inbound: Inbound, *, at: datetime) -> Webh
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _basic(header: str) -> tuple[str, str] | None:
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
+def _basic(request: Request) -> tuple[str, str] | None:
+    encoded = authorization(request, "Basic")
+    if encoded is None:
         return None
     try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+        decoded = base64.b64decode(encoded, validate=True).decode()
     except (binascii.Error, UnicodeDecodeError):
         return None
     username, sep, password = decoded.partition(":")
     return (username, password) if sep else None
-
-
-def _matches(account: Account, username: str, password: str) -> bool:
-    config = outbound_config(account, Outbound)
-    return (config is not None and same_secret(config.username, username)
-            and same_secret(config.password.get_secret_value(), password))
 
 
 def _problem_with(payload: Any) -> str | None:
@@ -222,7 +215,3 @@ def _buttons_problem(buttons: Any) -> str | None:
             return f"buttons[{index}].type must be POSTBACK or URL"
     return None
 
-
-def _error(status: int, message_id: str, reason: str) -> Response:
-    return json_response({"requestError": {"serviceException": {"messageId": message_id,
-                                                                "text": reason}}}, status)

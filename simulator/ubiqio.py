@@ -24,7 +24,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
-from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -32,15 +31,18 @@ from starlette.routing import BaseRoute, Route
 from simulator.base import (
     Inbound,
     InboundNotSupported,
+    OutboundKeys,
     Outgoing,
     ReceivedSend,
     SendEndpoint,
     Webhook,
+    authorization,
+    checked_config,
     decode_json,
     iso_ms,
     json_response,
+    matching_accounts,
     new_id,
-    outbound_config,
     same_secret,
     text,
     timeline,
@@ -60,10 +62,8 @@ _ISSUER = "ubiqio-simulator"
 _REQUIRED = ("accountId", "toNumber", "templateId", "channel")
 
 
-class Outbound(BaseModel):
-    """The keys of `[accounts.<name>.outbound]` the simulator needs."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class Outbound(OutboundKeys):
+    """Ubiqio's keys of `[accounts.<name>.outbound]`."""
 
     client_id: str
     client_secret: Secret
@@ -94,38 +94,38 @@ def issue_token(body: bytes, accounts: Sequence[Account], now: float | None = No
     if not isinstance(payload, dict) or not text(payload.get("clientId")) \
             or not text(payload.get("clientSecret")):
         return _error(400, "clientId and clientSecret are required")
-    for account in accounts:
-        config = outbound_config(account, Outbound)
-        if config is not None and same_secret(config.client_id, payload["clientId"]) \
-                and same_secret(config.client_secret.get_secret_value(),
-                                payload["clientSecret"]):
-            return json_response({"token": _token(config, now)})
+    known = matching_accounts(
+        accounts, Outbound, lambda config: same_secret(config.client_id, payload["clientId"])
+        and same_secret(config.client_secret.get_secret_value(), payload["clientSecret"]))
+    if known:
+        return json_response({"token": _token(known[0][1], now)})
     return _error(401, "Check your account key and secret")
 
 
 def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Response:
     """The account whose client id the Bearer token names, if the token is valid and current."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = authorization(request, "Bearer")
+    if token is None:
         return _error(401, "Bearer token was missing or invalid")
     try:
-        claims = jwt.decode(token.strip(), options={"verify_signature": False})
+        claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.InvalidTokenError:
         return _error(401, "Bearer token was missing or invalid")
-    for account in accounts:
-        config = outbound_config(account, Outbound)
-        if config is not None and config.client_id == claims.get("sub"):
-            try:
-                jwt.decode(token.strip(), _key(config), algorithms=["HS256"], issuer=_ISSUER)
-            except jwt.InvalidTokenError:
-                break
+    known = matching_accounts(accounts, Outbound,
+                              lambda config: config.client_id == claims.get("sub"))
+    if known:
+        account, config = known[0]
+        try:
+            jwt.decode(token, _key(config), algorithms=["HS256"], issuer=_ISSUER)
+        except jwt.InvalidTokenError:
+            pass
+        else:
             return account
     return _error(401, "Bearer token was missing or invalid")
 
 
 def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing] | Response:
-    config = outbound_config(account, Outbound)
-    assert config is not None, "authenticate returns only accounts with a valid config"
+    config = checked_config(account, Outbound)
     try:
         payload = decode_json(body)
     except ValueError as exc:
@@ -170,8 +170,7 @@ def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> lis
 
 
 def inbound_webhook(account: Account, inbound: Inbound, *, at: datetime) -> Webhook:
-    config = outbound_config(account, Outbound)
-    assert config is not None, "accounts are checked before inbound messages are built"
+    config = checked_config(account, Outbound)
     if inbound.postback is not None:
         raise InboundNotSupported("Ubiqio SMS/MMS messages have no buttons to tap")
     report: dict[str, Any] = {

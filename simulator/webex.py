@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -30,16 +29,18 @@ from normalizers.base import channel as channel_name
 from simulator.base import (
     Inbound,
     InboundNotSupported,
+    OutboundKeys,
     Outgoing,
     ReceivedSend,
     SendEndpoint,
     Webhook,
+    checked_config,
     decode_json,
     iso_ms,
     json_response,
+    matching_accounts,
     new_id,
     obj,
-    outbound_config,
     same_secret,
     text,
     timeline,
@@ -60,10 +61,8 @@ _INBOUND_LABELS = {"sms": ("SMS", "oa"), "whatsapp": ("WhatsApp", "waid"),
 _BUTTON_CHANNELS = frozenset({"whatsapp", "messenger", "rcs"})
 
 
-class Outbound(BaseModel):
-    """The keys of `[accounts.<name>.outbound]` the simulator needs."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class Outbound(OutboundKeys):
+    """Webex's keys of `[accounts.<name>.outbound]`."""
 
     service_key: Secret
     sender_id: str
@@ -83,16 +82,16 @@ def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Res
     key = request.headers.get("key", "").strip()
     if not key:
         return _refused("7002", "Service Key Missing")
-    for account in accounts:
-        config = outbound_config(account, Outbound)
-        if config is not None and same_secret(config.service_key.get_secret_value(), key):
-            return account
+    known = matching_accounts(
+        accounts, Outbound,
+        lambda config: same_secret(config.service_key.get_secret_value(), key))
+    if known:
+        return known[0][0]
     return _refused("7001", "Authentication failed.")
 
 
 def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing] | Response:
-    config = outbound_config(account, Outbound)
-    assert config is not None, "authenticate returns only accounts with a valid config"
+    config = checked_config(account, Outbound)
     try:
         payload = decode_json(body)
     except ValueError:
@@ -141,8 +140,7 @@ def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> lis
 
 
 def inbound_webhook(account: Account, inbound: Inbound, *, at: datetime) -> Webhook:
-    config = outbound_config(account, Outbound)
-    assert config is not None, "accounts are checked before inbound messages are built"
+    config = checked_config(account, Outbound)
     channel = channel_name(config.channel)
     label, sender_key = _INBOUND_LABELS.get(channel, (config.channel, "oa"))
     stamp = iso_ms(at)

@@ -9,14 +9,18 @@ retryable (timeouts, 5xx, 429) or permanent (validation, auth): the sender decid
 from __future__ import annotations
 
 import asyncio
+import mimetypes
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, NoReturn, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from switchboard.commands import OutboundCommand
+from switchboard.commands import Button, OutboundCommand
+from switchboard.events import Media
 
 
 class SendError(Exception):
@@ -58,6 +62,9 @@ class OutboundConfig(BaseModel):
     rate_per_s: float = Field(default=20.0, gt=0, description="sustained sends per second")
     burst: int = Field(default=20, ge=1)
     channel: str = "sms"
+
+
+ConfigT = TypeVar("ConfigT", bound=OutboundConfig)
 
 
 class OutboundClient(Protocol):
@@ -116,3 +123,84 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
     except httpx.TransportError as exc:
         raise SendError(f"network error: {type(exc).__name__}", retryable=True,
                         code="network") from None
+
+
+class ProviderClient(Generic[ConfigT]):
+    """The state every provider's `Client` keeps, and its rate-limited POST.
+
+    Subclasses add their URL and headers and implement `send`; the bucket and the timeout
+    are applied here so that no client can skip them.
+    """
+
+    def __init__(self, config: ConfigT, http: httpx.AsyncClient, context: SendContext) -> None:
+        self._config = config
+        self._http = http
+        self._context = context
+        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+
+    async def _post(self, url: str, payload: Any, headers: dict[str, str]) -> httpx.Response:
+        """POST a send request once the account's rate limit allows it."""
+        await self._bucket.acquire()
+        return await post_json(self._http, url, payload, headers=headers,
+                               timeout_s=self._config.timeout_s)
+
+
+# --- reading responses -----------------------------------------------------------------------
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The parsed JSON body, or None when there is none or it is not JSON.
+
+    Error answers from gateways and proxies are often HTML or empty: reading must not fail.
+    """
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def snippet(response: httpx.Response) -> str:
+    """A short description of a body we could not read: its start, or the reason phrase."""
+    text = " ".join(response.text.split())[:200]
+    return text or response.reason_phrase or "no body"
+
+
+def as_str(value: Any) -> str | None:
+    """A non-empty string field, else None (for fields that are strings only)."""
+    return value if isinstance(value, str) and value else None
+
+
+def as_text(value: Any) -> str | None:
+    """A non-empty string, or an int as its digits, else None: ids and codes come as either."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    return str(value) or None
+
+
+# --- building requests -----------------------------------------------------------------------
+
+
+def refuse(reason: str) -> NoReturn:
+    """A command the provider cannot carry: permanent, so it is never retried."""
+    raise SendError(reason, retryable=False, code="unsupported_content")
+
+
+def with_choices(text: str | None, buttons: Sequence[Button]) -> str:
+    """Buttons on a channel without buttons: "1) Yes 2) No" after the text.
+
+    The user answers with plain text, so every provider renders the choices the same way.
+    """
+    choices = " ".join(f"{number}) {button.title}" for number, button in enumerate(buttons, 1))
+    return f"{text}\n{choices}" if text else choices
+
+
+def guess_content_type(media: Media) -> str | None:
+    """The media's content type as given, else a guess from the URL's extension, else None."""
+    return media.content_type or mimetypes.guess_type(urlsplit(media.url).path)[0]
+
+
+def media_kind(media: Media) -> str:
+    """"image", "video", "audio" or "file", from the content type or else the URL's extension."""
+    content_type = guess_content_type(media) or ""
+    major = content_type.split("/", 1)[0].strip().lower()
+    return major if major in ("image", "video", "audio") else "file"

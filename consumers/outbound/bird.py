@@ -24,23 +24,27 @@ Response (202): `id` is the provider message id, `status` the provider status. A
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
 from consumers.outbound.base import (
     OutboundConfig,
+    ProviderClient,
     SendContext,
     SendError,
     SendReceipt,
-    TokenBucket,
+    as_str,
     classify_http_error,
-    post_json,
+    guess_content_type,
+    json_body,
+    refuse,
+    snippet,
+    with_choices,
 )
 from switchboard.accounts import Secret
-from switchboard.commands import Button, OutboundCommand
+from switchboard.commands import OutboundCommand
 from switchboard.events import Media
 
 NAME = "bird"
@@ -57,14 +61,11 @@ class Config(OutboundConfig):
     channel_id: str
 
 
-class Client:
+class Client(ProviderClient[Config]):
     """Sends an account's commands through one Bird channel."""
 
     def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext) -> None:
-        self._config = config
-        self._http = http
-        self._context = context
-        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+        super().__init__(config, http, context)
         self._url = (f"{config.base_url.rstrip('/')}/workspaces/"
                      f"{quote(config.workspace_id, safe='')}/channels/"
                      f"{quote(config.channel_id, safe='')}/messages")
@@ -73,10 +74,7 @@ class Client:
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
         payload = build_request(command)
-        await self._bucket.acquire()
-        response = await post_json(self._http, self._url, payload, headers=self._headers,
-                                   timeout_s=self._config.timeout_s)
-        return read_response(response)
+        return read_response(await self._post(self._url, payload, self._headers))
 
 
 def build_request(command: OutboundCommand) -> dict[str, Any]:
@@ -96,12 +94,11 @@ def _body(command: OutboundCommand) -> dict[str, Any]:
     if not text and command.media:
         text = next((media.caption for media in command.media if media.caption), None)
     if command.buttons:
-        text = _with_choices(text, command.buttons)
+        text = with_choices(text, command.buttons)
     if not command.media:
         return {"type": "text", "text": {"text": text or ""}}
     if len(command.media) > MAX_MEDIA:
-        raise SendError(f"Bird carries at most {MAX_MEDIA} media items, "
-                        f"got {len(command.media)}", retryable=False, code="unsupported_content")
+        refuse(f"Bird carries at most {MAX_MEDIA} media items, got {len(command.media)}")
     kinds = [_content_type(media) for media in command.media]
     if all(kind.startswith("image/") for kind in kinds):
         part: dict[str, Any] = {"images": [{"mediaUrl": media.url} for media in command.media]}
@@ -123,47 +120,25 @@ def _with_text(part: dict[str, Any], text: str | None) -> dict[str, Any]:
 
 def _content_type(media: Media) -> str:
     """The media's content type, else a guess from the URL's extension, else ""."""
-    guessed = mimetypes.guess_type(urlsplit(media.url).path)[0]
-    return (media.content_type or guessed or "").strip().lower()
-
-
-def _with_choices(text: str | None, buttons: list[Button]) -> str:
-    choices = " ".join(f"{number}) {button.title}" for number, button in enumerate(buttons, 1))
-    return f"{text}\n{choices}" if text else choices
+    return (guess_content_type(media) or "").strip().lower()
 
 
 def read_response(response: httpx.Response) -> SendReceipt:
     """The receipt from a send response, or the SendError it stands for."""
-    body = _json_body(response)
+    body = json_body(response)
     body = body if isinstance(body, dict) else {}
     if not response.is_success:
-        description = _text(body.get("message")) or _text(body.get("description"))
-        raise classify_http_error(response, description or _snippet(response),
-                                  _text(body.get("code")))
-    status = _text(body.get("status"))
+        description = as_str(body.get("message")) or as_str(body.get("description"))
+        raise classify_http_error(response, description or snippet(response),
+                                  as_str(body.get("code")))
+    status = as_str(body.get("status"))
     if status in _FAILED_STATUSES:
         raise SendError(f"Bird did not take the message ({status}): {_failure(body)}",
                         retryable=False, code=status)
-    return SendReceipt(provider_message_id=_text(body.get("id")), provider_status=status)
+    return SendReceipt(provider_message_id=as_str(body.get("id")), provider_status=status)
 
 
 def _failure(body: dict[str, Any]) -> str:
     failure = body.get("failure")
-    description = _text(failure.get("description")) if isinstance(failure, dict) else None
-    return description or _text(body.get("reason")) or "no reason given"
-
-
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())[:200]
-    return text or response.reason_phrase or "no body"
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    description = as_str(failure.get("description")) if isinstance(failure, dict) else None
+    return description or as_str(body.get("reason")) or "no reason given"

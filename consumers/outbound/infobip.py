@@ -26,23 +26,27 @@ the request and resending could send the message twice; callbackData still corre
 
 from __future__ import annotations
 
-import mimetypes
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
 from consumers.outbound.base import (
     OutboundConfig,
+    ProviderClient,
     SendContext,
     SendError,
     SendReceipt,
-    TokenBucket,
+    as_text,
     classify_http_error,
-    post_json,
+    json_body,
+    media_kind,
+    refuse,
+    snippet,
+    with_choices,
 )
 from switchboard.accounts import Secret
-from switchboard.commands import Button, OutboundCommand
+from switchboard.commands import OutboundCommand
 from switchboard.events import Media
 
 NAME = "infobip"
@@ -59,22 +63,16 @@ class Config(OutboundConfig):
     sender: str
 
 
-class Client:
+class Client(ProviderClient[Config]):
     """Sends an account's commands through the Infobip Messages API."""
 
     def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext) -> None:
-        self._config = config
-        self._http = http
-        self._context = context
-        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+        super().__init__(config, http, context)
         self._url = config.base_url.rstrip("/") + PATH
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
         payload = build_request(command, self._config, self._context.webhook_url)
-        await self._bucket.acquire()
-        response = await post_json(self._http, self._url, payload, headers=self._headers(),
-                                   timeout_s=self._config.timeout_s)
-        return read_response(response)
+        return read_response(await self._post(self._url, payload, self._headers()))
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"App {self._config.api_key.get_secret_value()}",
@@ -99,7 +97,7 @@ def _content(command: OutboundCommand, channel: str) -> dict[str, Any]:
     buttons_in_text = channel in _NO_BUTTON_CHANNELS
     text = command.text
     if buttons_in_text and command.buttons:
-        text = _with_choices(text, command.buttons)
+        text = with_choices(text, command.buttons)
     content: dict[str, Any] = {"body": _body(command, text)}
     if command.buttons and not buttons_in_text:
         content["buttons"] = [{"type": "REPLY", "text": button.title,
@@ -111,8 +109,7 @@ def _body(command: OutboundCommand, text: str | None) -> dict[str, Any]:
     if not command.media:
         return {"type": "TEXT", "text": text or ""}
     if len(command.media) > 1:
-        raise SendError(f"Infobip carries one media item per message, got {len(command.media)}",
-                        retryable=False, code="unsupported_content")
+        refuse(f"Infobip carries one media item per message, got {len(command.media)}")
     media = command.media[0]
     body: dict[str, Any] = {"type": _media_type(media), "url": media.url}
     caption = text or media.caption
@@ -136,19 +133,33 @@ def _webhooks(command_id: str, webhook_url: str | None) -> dict[str, Any]:
 
 def read_response(response: httpx.Response) -> SendReceipt:
     """The receipt from a send response, or the SendError it stands for."""
+    return message_receipt(_first_message(success_body(response)), "Infobip")
+
+
+def success_body(response: httpx.Response) -> Any:
+    """The parsed body of a 2xx; for any other status the SendError its error body describes."""
     body = json_body(response)
     if not response.is_success:
         code, description = infobip_error(body)
         raise classify_http_error(response, description or snippet(response), code)
-    first = _first_message(body)
-    status = first.get("status")
+    return body
+
+
+def message_receipt(message: dict[str, Any], api: str, *,
+                    text: Callable[[Any], str | None] = as_text) -> SendReceipt:
+    """The receipt for one message object of a 2xx body (`messageId` and the Infobip `status`
+    object, the same in both Infobip APIs); a permanent SendError when its group is REJECTED.
+
+    `text` reads the fields: the Messages API's may be numbers, Omnichat's are read as strings.
+    """
+    status = message.get("status")
     status = status if isinstance(status, dict) else {}
-    status_name = _text(status.get("name"))
-    if _text(status.get("groupName")) == "REJECTED":
-        reason = _text(status.get("description")) or status_name or "rejected"
-        raise SendError(f"Infobip rejected the message: {reason}", retryable=False,
+    status_name = text(status.get("name"))
+    if text(status.get("groupName")) == "REJECTED":
+        reason = text(status.get("description")) or status_name or "rejected"
+        raise SendError(f"{api} rejected the message: {reason}", retryable=False,
                         code=status_name or "REJECTED")
-    return SendReceipt(provider_message_id=_text(first.get("messageId")),
+    return SendReceipt(provider_message_id=text(message.get("messageId")),
                        provider_status=status_name)
 
 
@@ -168,12 +179,12 @@ def infobip_error(body: Any) -> tuple[str | None, str | None]:
     if isinstance(request_error, dict):
         exception = request_error.get("serviceException")
         if isinstance(exception, dict):
-            return _text(exception.get("messageId")), _text(exception.get("text"))
-    description = _text(body.get("description"))
+            return as_text(exception.get("messageId")), as_text(exception.get("text"))
+    description = as_text(body.get("description"))
     violations = _violations(body.get("violations"))
     if violations:
         description = f"{description or 'invalid request'} ({violations})"
-    return _text(body.get("errorCode")), description
+    return as_text(body.get("errorCode")), description
 
 
 def _violations(value: Any) -> str:
@@ -181,36 +192,3 @@ def _violations(value: Any) -> str:
     items = value if isinstance(value, list) else []
     return "; ".join(f"{item.get('property')}: {item.get('violation')}" for item in items
                      if isinstance(item, dict))
-
-
-def _with_choices(text: str | None, buttons: list[Button]) -> str:
-    """Buttons for a channel without buttons: "1) Yes 2) No" after the text."""
-    choices = " ".join(f"{number}) {button.title}" for number, button in enumerate(buttons, 1))
-    return f"{text}\n{choices}" if text else choices
-
-
-def media_kind(media: Media) -> str:
-    """"image", "video", "audio" or "file", from the content type or else the URL's extension."""
-    content_type = media.content_type or mimetypes.guess_type(urlsplit(media.url).path)[0] or ""
-    major = content_type.split("/", 1)[0].strip().lower()
-    return major if major in ("image", "video", "audio") else "file"
-
-
-def json_body(response: httpx.Response) -> Any:
-    """The parsed JSON body, or None when there is none or it is not JSON."""
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def snippet(response: httpx.Response) -> str:
-    """A short description of a body we could not read: its start, or the reason phrase."""
-    text = " ".join(response.text.split())[:200]
-    return text or response.reason_phrase or "no body"
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
-        return str(value)
-    return None

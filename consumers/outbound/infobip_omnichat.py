@@ -21,21 +21,21 @@ accepted with id `None` (resending could send the message twice).
 from __future__ import annotations
 
 import base64
-from typing import Any, NoReturn
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from consumers.outbound.base import (
     OutboundConfig,
+    ProviderClient,
     SendContext,
-    SendError,
     SendReceipt,
-    TokenBucket,
-    classify_http_error,
-    post_json,
+    as_str,
+    media_kind,
+    refuse,
 )
-from consumers.outbound.infobip import infobip_error, json_body, media_kind, snippet
+from consumers.outbound.infobip import message_receipt, success_body
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
 
@@ -53,14 +53,11 @@ class Config(OutboundConfig):
     integration_type: str = "FACEBOOK"
 
 
-class Client:
+class Client(ProviderClient[Config]):
     """Sends an account's commands to one Omnichat application integration."""
 
     def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext) -> None:
-        self._config = config
-        self._http = http
-        self._context = context
-        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+        super().__init__(config, http, context)
         self._url = (f"{config.base_url.rstrip('/')}/omnichat/1/applications/"
                      f"{quote(config.application_key, safe='')}/integrations/"
                      f"{quote(config.integration_type, safe='')}/message")
@@ -70,10 +67,7 @@ class Client:
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
         payload = {"to": command.to, "message": build_message(command)}
-        await self._bucket.acquire()
-        response = await post_json(self._http, self._url, payload, headers=self._headers,
-                                   timeout_s=self._config.timeout_s)
-        return read_response(response)
+        return read_response(await self._post(self._url, payload, self._headers))
 
 
 def build_message(command: OutboundCommand) -> dict[str, Any]:
@@ -87,10 +81,10 @@ def build_message(command: OutboundCommand) -> dict[str, Any]:
 
 def _buttons_message(command: OutboundCommand) -> dict[str, Any]:
     if len(command.buttons) > MAX_BUTTONS:
-        _refuse(f"Omnichat BUTTONS carries at most {MAX_BUTTONS} buttons, "
-                f"got {len(command.buttons)}")
+        refuse(f"Omnichat BUTTONS carries at most {MAX_BUTTONS} buttons, "
+               f"got {len(command.buttons)}")
     if command.media:
-        _refuse("Omnichat BUTTONS messages cannot carry media")
+        refuse("Omnichat BUTTONS messages cannot carry media")
     buttons = [{"type": "POSTBACK", "text": button.title, "payload": button.payload}
                for button in command.buttons]
     return {"type": "BUTTONS", "text": command.text or "", "buttons": buttons}
@@ -98,34 +92,14 @@ def _buttons_message(command: OutboundCommand) -> dict[str, Any]:
 
 def _image_message(command: OutboundCommand) -> dict[str, Any]:
     if len(command.media) > 1:
-        _refuse(f"Omnichat carries one image per message, got {len(command.media)} media items")
+        refuse(f"Omnichat carries one image per message, got {len(command.media)} media items")
     media = command.media[0]
     if media_kind(media) != "image":
-        _refuse(f"Omnichat sends only images, not {media.content_type or media.url}")
+        refuse(f"Omnichat sends only images, not {media.content_type or media.url}")
     return {"type": "IMAGE", "text": command.text or media.caption or "", "url": media.url}
-
-
-def _refuse(reason: str) -> NoReturn:
-    raise SendError(reason, retryable=False, code="unsupported_content")
 
 
 def read_response(response: httpx.Response) -> SendReceipt:
     """The receipt from a send response, or the SendError it stands for."""
-    body = json_body(response)
-    if not response.is_success:
-        code, description = infobip_error(body)
-        raise classify_http_error(response, description or snippet(response), code)
-    body = body if isinstance(body, dict) else {}
-    status = body.get("status")
-    status = status if isinstance(status, dict) else {}
-    status_name = _text(status.get("name"))
-    if _text(status.get("groupName")) == "REJECTED":
-        reason = _text(status.get("description")) or status_name or "rejected"
-        raise SendError(f"Omnichat rejected the message: {reason}", retryable=False,
-                        code=status_name or "REJECTED")
-    return SendReceipt(provider_message_id=_text(body.get("messageId")),
-                       provider_status=status_name)
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
+    body = success_body(response)
+    return message_receipt(body if isinstance(body, dict) else {}, "Omnichat", text=as_str)

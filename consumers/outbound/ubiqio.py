@@ -28,12 +28,10 @@ id is accepted with id `None` (resending could send the message twice; clientRef
 from __future__ import annotations
 
 import asyncio
-import mimetypes
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from typing import Any
 
 import httpx
 import jwt
@@ -41,15 +39,21 @@ from pydantic import Field
 
 from consumers.outbound.base import (
     OutboundConfig,
+    ProviderClient,
     SendContext,
     SendError,
     SendReceipt,
-    TokenBucket,
+    as_text,
     classify_http_error,
+    guess_content_type,
+    json_body,
     post_json,
+    refuse,
+    snippet,
+    with_choices,
 )
 from switchboard.accounts import Secret
-from switchboard.commands import Button, OutboundCommand
+from switchboard.commands import OutboundCommand
 from switchboard.events import Media
 
 NAME = "ubiqio"
@@ -81,16 +85,13 @@ class _Token:
     refresh_at: float | None  # epoch seconds; None: use until Ubiqio answers 401
 
 
-class Client:
+class Client(ProviderClient[Config]):
     """Sends an account's commands through Ubiqio, holding the account's JWT."""
 
     def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext, *,
                  clock: Callable[[], float] = time.time) -> None:
-        self._config = config
-        self._http = http
-        self._context = context
+        super().__init__(config, http, context)
         self._clock = clock
-        self._bucket = TokenBucket(config.rate_per_s, config.burst)
         base = config.base_url.rstrip("/")
         self._token_url = base + AUTH_PATH
         self._send_url = base + SEND_PATH
@@ -101,17 +102,15 @@ class Client:
     async def send(self, command: OutboundCommand) -> SendReceipt:
         payload = build_request(command, self._config, self._context.webhook_url)
         token = await self._valid_token()
-        response = await self._post(payload, token)
+        response = await self._send_with(payload, token)
         if response.status_code == httpx.codes.UNAUTHORIZED:
             token = await self._valid_token(rejected=token)
-            response = await self._post(payload, token)
+            response = await self._send_with(payload, token)
         return read_response(response)
 
-    async def _post(self, payload: dict[str, Any], token: str) -> httpx.Response:
-        await self._bucket.acquire()
+    async def _send_with(self, payload: dict[str, Any], token: str) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        return await post_json(self._http, self._send_url, payload, headers=headers,
-                               timeout_s=self._config.timeout_s)
+        return await self._post(self._send_url, payload, headers)
 
     async def _valid_token(self, rejected: str | None = None) -> str:
         """The cached token unless it is due for refresh or was just `rejected` with a 401."""
@@ -133,11 +132,11 @@ class Client:
         response = await post_json(self._http, self._token_url, credentials,
                                    headers={"Accept": "application/json"},
                                    timeout_s=self._config.timeout_s)
-        body = _json_body(response)
+        body = json_body(response)
         if not response.is_success:
-            description = _error_text(body) or _snippet(response)
+            description = _error_text(body) or snippet(response)
             raise classify_http_error(response, f"Ubiqio token request failed: {description}")
-        token = _text(body.get("token")) if isinstance(body, dict) else None
+        token = as_text(body.get("token")) if isinstance(body, dict) else None
         if token is None:
             raise SendError("Ubiqio token response has no token", retryable=False,
                             code="token_missing")
@@ -161,12 +160,12 @@ def build_request(command: OutboundCommand, config: Config,
     """The send request body; a permanent SendError if Ubiqio cannot carry the command."""
     channel = (command.channel or config.channel).upper()
     if channel not in ("SMS", "MMS"):
-        _refuse(f"Ubiqio sends SMS or MMS, not {channel.lower()!r}")
+        refuse(f"Ubiqio sends SMS or MMS, not {channel.lower()!r}")
     image = _image(command.media)
     # `message` is required: an image without text sends its caption as the message too.
     text = command.text or (image.caption if image is not None else None) or ""
     if command.buttons:
-        text = _with_choices(text, command.buttons)
+        text = with_choices(text, command.buttons)
     payload: dict[str, Any] = {
         "accountId": config.account_id,
         "toNumber": command.to,
@@ -189,35 +188,26 @@ def _image(media: list[Media]) -> Media | None:
     if not media:
         return None
     if len(media) > 1:
-        _refuse(f"Ubiqio carries one image per message, got {len(media)} media items")
-    content_type = media[0].content_type or mimetypes.guess_type(urlsplit(media[0].url).path)[0]
+        refuse(f"Ubiqio carries one image per message, got {len(media)} media items")
+    content_type = guess_content_type(media[0])
     if not (content_type or "").lower().startswith("image/"):
-        _refuse(f"Ubiqio MMS carries only images, not {content_type or media[0].url}")
+        refuse(f"Ubiqio MMS carries only images, not {content_type or media[0].url}")
     return media[0]
-
-
-def _refuse(reason: str) -> NoReturn:
-    raise SendError(reason, retryable=False, code="unsupported_content")
-
-
-def _with_choices(text: str, buttons: list[Button]) -> str:
-    choices = " ".join(f"{number}) {button.title}" for number, button in enumerate(buttons, 1))
-    return f"{text}\n{choices}" if text else choices
 
 
 def read_response(response: httpx.Response) -> SendReceipt:
     """The receipt from a send response, or the SendError it stands for."""
-    body = _json_body(response)
+    body = json_body(response)
     if not response.is_success:
-        raise classify_http_error(response, _error_text(body) or _snippet(response))
+        raise classify_http_error(response, _error_text(body) or snippet(response))
     objects = _candidates(body)
     message_id = next((value for obj in objects for key in _ID_KEYS
-                       if (value := _text(obj.get(key))) is not None), None)
+                       if (value := as_text(obj.get(key))) is not None), None)
     error = _error_text(body, _SUCCESS_ERROR_KEYS)
     if message_id is None and error is not None:
         raise SendError(f"Ubiqio refused the message: {error}", retryable=False,
                         code="provider_error")
-    status = next((value for obj in objects if (value := _text(obj.get("status")))), None)
+    status = next((value for obj in objects if (value := as_text(obj.get("status")))), None)
     return SendReceipt(provider_message_id=message_id, provider_status=status)
 
 
@@ -239,22 +229,3 @@ def _error_text(body: Any, keys: tuple[str, ...] = _ERROR_KEYS) -> str | None:
         if isinstance(value, list | dict) and value:
             return str(value)[:200]
     return None
-
-
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())[:200]
-    return text or response.reason_phrase or "no body"
-
-
-def _text(value: Any) -> str | None:
-    """A non-empty string; ids may come as numbers."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value) or None

@@ -25,21 +25,25 @@ with id `None` (resending could send the SMS twice; correlationid still correlat
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 
 from consumers.outbound.base import (
     OutboundConfig,
+    ProviderClient,
     SendContext,
     SendError,
     SendReceipt,
-    TokenBucket,
+    as_text,
     classify_http_error,
-    post_json,
+    json_body,
+    refuse,
+    snippet,
+    with_choices,
 )
 from switchboard.accounts import Secret
-from switchboard.commands import Button, OutboundCommand
+from switchboard.commands import OutboundCommand
 
 NAME = "webex"
 
@@ -64,24 +68,18 @@ class Config(OutboundConfig):
     sender_id: str
 
 
-class Client:
+class Client(ProviderClient[Config]):
     """Sends an account's commands as SMS through Webex Connect."""
 
     def __init__(self, config: Config, http: httpx.AsyncClient, context: SendContext) -> None:
-        self._config = config
-        self._http = http
-        self._context = context
-        self._bucket = TokenBucket(config.rate_per_s, config.burst)
+        super().__init__(config, http, context)
         self._url = config.base_url.rstrip("/") + PATH
         self._headers = {"key": config.service_key.get_secret_value(),
                          "Accept": "application/json"}
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
         payload = build_request(command, self._config, self._context.webhook_url)
-        await self._bucket.acquire()
-        response = await post_json(self._http, self._url, payload, headers=self._headers,
-                                   timeout_s=self._config.timeout_s)
-        return read_response(response)
+        return read_response(await self._post(self._url, payload, self._headers))
 
 
 def build_request(command: OutboundCommand, config: Config,
@@ -89,14 +87,14 @@ def build_request(command: OutboundCommand, config: Config,
     """The send request body; a permanent SendError if Webex SMS cannot carry the command."""
     channel = (command.channel or config.channel).lower()
     if channel != "sms":
-        _refuse(f"the Webex client sends SMS only, not {channel!r}")
+        refuse(f"the Webex client sends SMS only, not {channel!r}")
     if command.media:
-        _refuse("Webex SMS cannot carry media")
+        refuse("Webex SMS cannot carry media")
     text = command.text or ""
     if command.buttons:
-        text = _with_choices(text, command.buttons)
+        text = with_choices(text, command.buttons)
     if len(text) > MAX_TEXT:
-        _refuse(f"Webex SMS text is at most {MAX_TEXT} characters, got {len(text)}")
+        refuse(f"Webex SMS text is at most {MAX_TEXT} characters, got {len(text)}")
     sms: dict[str, Any] = {"senderid": config.sender_id, "text": text}
     if not set(text) <= _GSM7:
         sms["type"] = UNICODE_TYPE
@@ -112,26 +110,17 @@ def build_request(command: OutboundCommand, config: Config,
     return payload
 
 
-def _refuse(reason: str) -> NoReturn:
-    raise SendError(reason, retryable=False, code="unsupported_content")
-
-
-def _with_choices(text: str, buttons: list[Button]) -> str:
-    choices = " ".join(f"{number}) {button.title}" for number, button in enumerate(buttons, 1))
-    return f"{text}\n{choices}" if text else choices
-
-
 def read_response(response: httpx.Response) -> SendReceipt:
     """The receipt from a send response, or the SendError it stands for (also on HTTP 200)."""
-    result = _result(_json_body(response))
-    code = _text(result.get("code"))
-    description = _text(result.get("description")) or _text(result.get("message"))
+    result = _result(json_body(response))
+    code = as_text(result.get("code"))
+    description = as_text(result.get("description")) or as_text(result.get("message"))
     if not response.is_success:
-        raise classify_http_error(response, description or _snippet(response), code)
+        raise classify_http_error(response, description or snippet(response), code)
     if code is not None and code not in SUCCESS_CODES:
         raise SendError(f"Webex error {code}: {description or 'no description'}",
                         retryable=code in RETRYABLE_CODES, code=code)
-    return SendReceipt(provider_message_id=_text(result.get("transid")),
+    return SendReceipt(provider_message_id=as_text(result.get("transid")),
                        provider_status=description)
 
 
@@ -144,22 +133,3 @@ def _result(body: Any) -> dict[str, Any]:
     if isinstance(response, list):
         response = response[0] if response else {}
     return response if isinstance(response, dict) else {}
-
-
-def _json_body(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
-def _snippet(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())[:200]
-    return text or response.reason_phrase or "no body"
-
-
-def _text(value: Any) -> str | None:
-    """A non-empty string; codes may come as numbers."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        return None
-    return str(value) or None
