@@ -18,9 +18,9 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -69,7 +69,6 @@ class Context:
 
     producer: DurableProducer
     worker: str
-    extras: dict[str, Any] = field(default_factory=dict)
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
         if records:
@@ -119,7 +118,7 @@ class WorkerRuntime:
         max_batch: int = 500,
         retry: RetryPolicy | None = None,
         producer: DurableProducer | None = None,
-        extras: dict[str, Any] | None = None,
+        start_from: Literal["earliest", "latest"] = "earliest",
     ) -> None:
         self.name = name
         self.bootstrap_servers = bootstrap_servers
@@ -131,7 +130,11 @@ class WorkerRuntime:
         self.retry = retry or RetryPolicy()
         self.producer = producer or DurableProducer(bootstrap_servers,
                                                     client_id=f"switchboard-{name}")
-        self.context = Context(self.producer, name, extras or {})
+        self.context = Context(self.producer, name)
+        # Where a brand-new group starts: the sender must not skip commands ("earliest"); a new
+        # bot must not answer last week's messages ("latest"). Restarts resume from commits.
+        self.start_from = start_from
+        self.ready = asyncio.Event()  # set once partitions are assigned and positioned
         self.batch_lock = asyncio.Lock()
         self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
         self.before_batch: list[Callable[[], Awaitable[None]]] = []
@@ -151,7 +154,7 @@ class WorkerRuntime:
             group_id=self.group_id,
             client_id=f"switchboard-{self.name}",
             enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            auto_offset_reset=self.start_from,
             max_poll_records=self.max_batch,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
@@ -162,6 +165,10 @@ class WorkerRuntime:
         log.info("worker started", worker=self.name, topics=self.topics, group=self.group_id)
         try:
             while not self._stopping.is_set():
+                if not self.ready.is_set() and consumer.assignment():
+                    for tp in consumer.assignment():
+                        await consumer.position(tp)  # resolves "latest" now, not lazily
+                    self.ready.set()
                 batch = await self._next_batch(consumer)
                 if batch:
                     async with self.batch_lock:

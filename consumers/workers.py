@@ -82,7 +82,7 @@ def _bot_factory(name: str, answer: Callable[[], Answer]) -> WorkerFactory:
             handler = BotHandler(name, rules, opt_outs, answer())
             runtime = WorkerRuntime(name=name, bootstrap_servers=bootstrap,
                                     topics=[MESSAGE_INBOUND.name, MESSAGE_STATUS.name],
-                                    handler=handler.handle)
+                                    handler=handler.handle, start_from="latest")
             rules.install_sighup()
             yield runtime
 

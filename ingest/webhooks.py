@@ -11,7 +11,6 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -28,7 +27,6 @@ from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import (
-    OutRecord,
     dead_letter_record,
     event_record,
     raw_envelope,
@@ -226,7 +224,3 @@ class WebhookHandler:
     def _ack(ack: Ack) -> Response:
         return Response(ack.body, status_code=ack.status_code, media_type=ack.content_type)
 
-
-def describe(records: list[OutRecord]) -> list[dict[str, Any]]:
-    """For debugging: which topics and keys a request's records go to."""
-    return [{"topic": r.topic, "key": r.key} for r in records]

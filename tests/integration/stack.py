@@ -111,10 +111,12 @@ async def running_stack(bootstrap: str, *, workers: tuple[str, ...] = ("sender",
             stack.workers[name] = runtime
             tasks.append(asyncio.create_task(runtime.run()))
         try:
-            for _ in range(200):  # bounded: 10 s
-                if simulator.started:
+            for _ in range(600):  # bounded: 30 s
+                if simulator.started and all(r.ready.is_set() for r in stack.workers.values()):
                     break
                 await asyncio.sleep(0.05)
+            else:
+                raise AssertionError("the stack did not become ready")
             yield stack
         finally:
             for runtime in stack.workers.values():

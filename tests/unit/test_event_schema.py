@@ -61,3 +61,13 @@ def test_event_id_is_deterministic_and_sensitive_to_status() -> None:
                 occurred_at=datetime(2026, 1, 1, tzinfo=UTC))
     assert event_id(status=Status.SENT, **args) == event_id(status=Status.SENT, **args)  # type: ignore[arg-type]
     assert event_id(status=Status.SENT, **args) != event_id(status=Status.DELIVERED, **args)  # type: ignore[arg-type]
+
+
+def test_raw_envelope_keeps_bodies_byte_exact() -> None:
+    from switchboard.records import raw_body, raw_envelope
+
+    for body in (b'{"a": "\\u00e9"}', "Zdravo 👋".encode(), b"\xff\xfe binary"):
+        envelope = raw_envelope(raw_id="r", provider="bird", account="a", method="POST",
+                                path="/", query="", content_type="", headers={}, body=body,
+                                received_at=datetime(2026, 1, 1, tzinfo=UTC))
+        assert raw_body(envelope) == body
