@@ -1,10 +1,12 @@
 """The consumer runtime every worker uses: a Kafka consumer group around a plain async handler.
 
 Guarantees, in order of importance:
-- offsets are committed only after the handler finished every record before them, in one
-  commit per batch (at-least-once; handlers make their effects idempotent);
+- an offset is committed only once the handler finished that record and every record before
+  it in its partition (at-least-once; handlers make their effects idempotent); commits are
+  batched, at most one per fetch;
 - records with the same key are handled one after another, in offset order; different keys
-  run concurrently, up to `max_concurrency`;
+  run concurrently, up to `max_concurrency`, and fetching goes on while they run (a slow
+  record holds back only its own key and its partition's commit, never the next fetch);
 - a failing handler is retried with backoff; after `max_attempts` the record goes to the
   dead-letter topic with the error and the partition moves on (no stuck partition);
 - a rebalance or SIGTERM waits for the batch in flight, commits it, then lets go.
@@ -23,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Histogram
 
@@ -97,8 +100,9 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # aiokafka awaits this before giving partitions away: finish and commit first.
-        async with self.runtime.batch_lock:
-            pass
+        consumer = self.runtime._consumer
+        if consumer is not None:
+            await self.runtime.drain(consumer, set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         for hook in self.runtime.on_assigned:
@@ -116,6 +120,7 @@ class WorkerRuntime:
         group_id: str | None = None,
         max_concurrency: int = 32,
         max_batch: int = 500,
+        max_in_flight: int = 2000,
         retry: RetryPolicy | None = None,
         producer: DurableProducer | None = None,
         start_from: Literal["earliest", "latest"] = "earliest",
@@ -135,7 +140,14 @@ class WorkerRuntime:
         # bot must not answer last week's messages ("latest"). Restarts resume from commits.
         self.start_from = start_from
         self.ready = asyncio.Event()  # set once partitions are assigned and positioned
-        self.batch_lock = asyncio.Lock()
+        self._concurrency = asyncio.Semaphore(max_concurrency)
+        self._capacity = asyncio.Semaphore(max_in_flight)
+        self._tails: dict[tuple[str, int, bytes | None], asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[TopicPartition, set[int]] = defaultdict(set)
+        self._fetched: dict[TopicPartition, int] = {}
+        self._committed: dict[TopicPartition, int] = {}
+        self._failure: Exception | None = None
         self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
         self.before_batch: list[Callable[[], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
@@ -164,25 +176,28 @@ class WorkerRuntime:
         self._consumer = consumer
         log.info("worker started", worker=self.name, topics=self.topics, group=self.group_id)
         try:
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and self._failure is None:
                 if not self.ready.is_set() and consumer.assignment():
                     for tp in consumer.assignment():
                         await consumer.position(tp)  # resolves "latest" now, not lazily
                     self.ready.set()
                 batch = await self._next_batch(consumer)
                 if batch:
-                    async with self.batch_lock:
-                        for hook in self.before_batch:
-                            await hook()
-                        await self._handle_batch(consumer, batch)
+                    for hook in self.before_batch:
+                        await hook()
+                    await self._dispatch(batch)
+                await self._commit_done(consumer)
+            await self.drain(consumer)
         finally:
             await consumer.stop()  # leaves the group: partitions move on at once
             await self.producer.stop()
             log.info("worker stopped", worker=self.name, handled=self.handled)
+        if self._failure is not None:
+            raise self._failure
 
     async def _next_batch(self, consumer: AIOKafkaConsumer
                           ) -> dict[TopicPartition, list[Any]]:
-        fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=500,
+        fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=100,
                                                        max_records=self.max_batch))
         stop = asyncio.ensure_future(self._stopping.wait())
         done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -193,25 +208,75 @@ class WorkerRuntime:
         result: dict[TopicPartition, list[Any]] = fetch.result()
         return result
 
-    async def _handle_batch(self, consumer: AIOKafkaConsumer,
-                            batch: dict[TopicPartition, list[Any]]) -> None:
-        by_key: dict[tuple[str, int, bytes | None], list[Record]] = defaultdict(list)
+    async def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Start each record behind the previous one of its key; never wait for the batch."""
         for tp, records in batch.items():
             for r in records:
-                by_key[(tp.topic, tp.partition, r.key)].append(Record(
-                    r.topic, r.partition, r.offset, r.key, r.value or b"",
-                    tuple(r.headers or ()), r.timestamp or 0))
-        limit = asyncio.Semaphore(self.max_concurrency)
+                await self._capacity.acquire()  # backpressure: bounded records in flight
+                record = Record(r.topic, r.partition, r.offset, r.key, r.value or b"",
+                                tuple(r.headers or ()), r.timestamp or 0)
+                chain = (tp.topic, tp.partition, r.key)
+                self._in_flight[tp].add(r.offset)
+                self._fetched[tp] = r.offset + 1
+                task = asyncio.create_task(self._run_in_order(record, tp, chain,
+                                                              self._tails.get(chain)))
+                self._tails[chain] = task
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
 
-        async def run_key(records: list[Record]) -> None:
-            async with limit:
-                for record in records:  # same key: strictly in order
-                    await self._handle_one(record)
+    async def _run_in_order(self, record: Record, tp: TopicPartition,
+                            chain: tuple[str, int, bytes | None],
+                            previous: asyncio.Task[None] | None) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait({previous})  # same key: strictly after it, even if it failed
+            async with self._concurrency:
+                await self._handle_one(record)
+        except Exception as exc:  # noqa: BLE001 - only a dead-letter publish can fail here
+            self._failure = self._failure or exc
+            self._stopping.set()  # stop without committing past this record: it comes back
+            return
+        finally:
+            self._capacity.release()
+            if self._tails.get(chain) is asyncio.current_task():
+                del self._tails[chain]
+        self._in_flight[tp].discard(record.offset)
 
-        await asyncio.gather(*(run_key(records) for records in by_key.values()))
-        offsets = {tp: OffsetAndMetadata(records[-1].offset + 1, "")
-                   for tp, records in batch.items() if records}
-        await consumer.commit(offsets)
+    def _committable(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Per partition: everything below the oldest record still in flight is done."""
+        offsets = {}
+        for tp, fetched in self._fetched.items():
+            pending = self._in_flight[tp]
+            safe = min(pending) if pending else fetched
+            if safe > self._committed.get(tp, -1):
+                offsets[tp] = OffsetAndMetadata(safe, "")
+        return offsets
+
+    async def _commit_done(self, consumer: AIOKafkaConsumer,
+                           only: set[TopicPartition] | None = None) -> None:
+        offsets = self._committable()
+        if only is not None:
+            offsets = {tp: o for tp, o in offsets.items() if tp in only}
+        if not offsets:
+            return
+        try:
+            await consumer.commit(offsets)
+        except KafkaError as exc:  # e.g. a rebalance began: the records will come back
+            log.warning("commit failed", worker=self.name, error=repr(exc))
+            return
+        for tp, offset in offsets.items():
+            self._committed[tp] = offset.offset
+
+    async def drain(self, consumer: AIOKafkaConsumer,
+                    partitions: set[TopicPartition] | None = None) -> None:
+        """Wait for the work in flight, then commit it (on stop and before a rebalance)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+        if self._failure is None:
+            await self._commit_done(consumer, partitions)
+        for tp in partitions or set(self._fetched):
+            self._fetched.pop(tp, None)
+            self._committed.pop(tp, None)
 
     async def _handle_one(self, record: Record) -> None:
         attempt = 0

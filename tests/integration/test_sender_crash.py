@@ -7,16 +7,32 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import orjson
+from aiokafka.partitioner import DefaultPartitioner
 
+from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
-from switchboard.topics import OUTBOUND_RESULTS
+from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, partitions_of
 from tests.integration.stack import running_stack
 from tests.integration.test_end_to_end import command_for, results_for
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
+
+
+def same_partition_as(key: bytes | None, provider: str, count: int) -> OutboundCommand:
+    """A command for `provider` whose record lands on the same outbound partition as `key`."""
+    partitioner = DefaultPartitioner()
+    partitions = list(range(count))
+    wanted = partitioner(key, partitions, partitions)
+    for _ in range(1000):
+        command = command_for(provider)
+        command = command.model_copy(update={"to": f"+4179{uuid.uuid4().int % 10**7:07d}"})
+        if partitioner(command_record(command, provider).key, partitions, partitions) == wanted:
+            return command
+    raise AssertionError("no command found for that partition")
 
 
 def _toml(data: dict[str, Any]) -> str:
@@ -45,15 +61,19 @@ async def test_sender_killed_mid_batch_never_sends_a_command_twice(
             return subprocess.Popen([sys.executable, "-m", "switchboard.cli", "worker", "sender"],
                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        fast, slow = command_for("infobip"), command_for("bird")
+        # Same partition, different conversations: `fast` (after `slow`) completes, but the
+        # partition's commit cannot pass `slow`, which is still in flight at the provider.
+        slow = command_for("bird")
+        count = len(await partitions_of(kafka_bootstrap, OUTBOUND.name))
+        fast = same_partition_as(command_record(slow, "bird").key, "infobip", count)
         await stack.control("POST", "faults", {"account": slow.account, "mode": "slow",
                                                "delay_s": 30, "count": 1})
         async with TopicWatcher(kafka_bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
             before = await watcher.snapshot()
             sender = start_sender()
             try:
-                await publish(kafka_bootstrap, [command_record(fast, "infobip"),
-                                                command_record(slow, "bird")])
+                await publish(kafka_bootstrap, [command_record(slow, "bird"),
+                                                command_record(fast, "infobip")])
                 # Both reached the provider: one answered, one still waiting for its answer.
                 for _ in range(300):
                     got = {s["correlation_id"] for a in (fast.account, slow.account)
@@ -64,7 +84,7 @@ async def test_sender_killed_mid_batch_never_sends_a_command_twice(
                 else:
                     raise AssertionError("the sender never sent both commands")
                 await collect_until(watcher, before, lambda f: bool(results_for(f, fast.id)))
-                sender.send_signal(signal.SIGKILL)  # the batch is not committed yet
+                sender.send_signal(signal.SIGKILL)  # neither offset is committed yet
                 sender.wait(30)
                 await stack.control("DELETE", "faults")
 
