@@ -121,6 +121,7 @@ class WorkerRuntime:
         max_concurrency: int = 32,
         max_batch: int = 500,
         max_in_flight: int = 2000,
+        commit_interval_s: float = 0.2,
         retry: RetryPolicy | None = None,
         producer: DurableProducer | None = None,
         start_from: Literal["earliest", "latest"] = "earliest",
@@ -148,6 +149,8 @@ class WorkerRuntime:
         self._fetched: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._failure: Exception | None = None
+        self.commit_interval_s = commit_interval_s
+        self._last_commit = 0.0
         self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
         self.before_batch: list[Callable[[], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
@@ -186,7 +189,9 @@ class WorkerRuntime:
                     for hook in self.before_batch:
                         await hook()
                     await self._dispatch(batch)
-                await self._commit_done(consumer)
+                if time.monotonic() - self._last_commit >= self.commit_interval_s:
+                    await self._commit_done(consumer)
+                    self._last_commit = time.monotonic()
             await self.drain(consumer)
         finally:
             await consumer.stop()  # leaves the group: partitions move on at once
