@@ -150,6 +150,8 @@ class WorkerRuntime:
         self._committed: dict[TopicPartition, int] = {}
         self._failure: Exception | None = None
         self.commit_interval_s = commit_interval_s
+        self._seconds = HANDLER_SECONDS.labels(name)  # per-record metrics without lookups
+        self._ok = HANDLED.labels(name, "ok")
         self._last_commit = 0.0
         self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
         self.before_batch: list[Callable[[], Awaitable[None]]] = []
@@ -233,8 +235,8 @@ class WorkerRuntime:
                             chain: tuple[str, int, bytes | None],
                             previous: asyncio.Task[None] | None) -> None:
         try:
-            if previous is not None:
-                await asyncio.wait({previous})  # same key: strictly after it, even if it failed
+            if previous is not None and not previous.done():
+                await previous  # same key: strictly after it (it never raises: see below)
             async with self._concurrency:
                 await self._handle_one(record)
         except Exception as exc:  # noqa: BLE001 - only a dead-letter publish can fail here
@@ -290,8 +292,8 @@ class WorkerRuntime:
             started = time.perf_counter()
             try:
                 await self.handler(record, self.context)
-                HANDLER_SECONDS.labels(self.name).observe(time.perf_counter() - started)
-                HANDLED.labels(self.name, "ok").inc()
+                self._seconds.observe(time.perf_counter() - started)
+                self._ok.inc()
                 self.handled += 1
                 return
             except PoisonRecord as exc:
