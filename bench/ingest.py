@@ -18,15 +18,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.common import HOST, kafka, wait_http
 from bench.loadgen import LoadResult, build_request, closed_loop, open_loop
-from switchboard.localkafka import LocalKafka, free_port
-from switchboard.settings import Settings
-from switchboard.topics import RAW, ensure_topics, partitions_of
+from switchboard.localkafka import free_port
+from switchboard.topics import RAW, partitions_of
 
-HOST = "127.0.0.1"
 SATURATION_S = float(os.environ.get("BENCH_SECONDS", "6"))
 CONNECTIONS = 32
 FIXED_RATE = 1000.0
@@ -58,19 +56,6 @@ def delivery_reports(port: int) -> Iterator[bytes]:
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-async def _wait_http(url: str, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    async with httpx.AsyncClient() as client:
-        while time.monotonic() < deadline:
-            try:
-                if (await client.get(url)).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 async def _wait_port(port: int, timeout_s: float = 30) -> None:
@@ -142,7 +127,7 @@ async def run(bootstrap: str, workdir: Path) -> int:
     before = await _raw_count(bootstrap)
     ingest = _start([sys.executable, "-m", "switchboard.cli", "serve", "--host", HOST], env)
     try:
-        await _wait_http(f"http://{HOST}:{port}/readyz")
+        await wait_http(f"http://{HOST}:{port}/readyz")
         warmup, full_saturation, full_fixed = await _measure(port)
     finally:
         ingest.terminate()
@@ -165,21 +150,9 @@ async def run(bootstrap: str, workdir: Path) -> int:
 
 
 def main() -> int:
-    settings = Settings()
-    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp:
-        workdir = Path(tmp)
-        if settings.kafka_bootstrap_servers:
-            return asyncio.run(run(settings.kafka_bootstrap_servers, workdir))
-        broker = LocalKafka(workdir / "kafka", cache_dir=settings.cache_dir, port=free_port(),
-                            controller_port=free_port())
-        broker.start()
-        try:
-            asyncio.run(broker.wait_ready())
-            asyncio.run(ensure_topics(broker.bootstrap_servers, partitions=6,
-                                      replication_factor=1))
-            return asyncio.run(run(broker.bootstrap_servers, workdir))
-        finally:
-            broker.stop()
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp, \
+            kafka(Path(tmp)) as bootstrap:
+        return asyncio.run(run(bootstrap, Path(tmp)))
 
 
 if __name__ == "__main__":
