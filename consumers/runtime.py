@@ -100,9 +100,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # aiokafka awaits this before giving partitions away: finish and commit first.
-        consumer = self.runtime._consumer
-        if consumer is not None:
-            await self.runtime.drain(consumer, set(revoked))
+        await self.runtime.release(set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         for hook in self.runtime.on_assigned:
@@ -273,6 +271,11 @@ class WorkerRuntime:
             return
         for tp, offset in offsets.items():
             self._committed[tp] = offset.offset
+
+    async def release(self, partitions: set[TopicPartition]) -> None:
+        """Finish and commit work of partitions we are about to lose (rebalance)."""
+        if self._consumer is not None:
+            await self.drain(self._consumer, partitions)
 
     async def drain(self, consumer: AIOKafkaConsumer,
                     partitions: set[TopicPartition] | None = None) -> None:

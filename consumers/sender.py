@@ -93,7 +93,7 @@ class Sender:
         if entry is not None:
             await self._redelivered(command, entry, ctx)
             return
-        account = self._account_of(command)
+        account = self.accounts.by_name(command.account)
         if account is None:
             await self._finish(ctx, command, "", self._failure(
                 command, "", "unknown_account", f"no account named {command.account!r}",
@@ -116,16 +116,13 @@ class Sender:
         result = await self._send_with_retries(client, command, account)
         await self._finish(ctx, command, account.provider, result)
 
-    def _account_of(self, command: OutboundCommand) -> Account | None:
-        return next((a for a in self.accounts if a.name == command.account), None)
-
     async def _redelivered(self, command: OutboundCommand, entry: LedgerEntry,
                            ctx: Context) -> None:
         if entry.result is not None:  # done before: publish the same result again
             await ctx.publish([result_record(entry.result)])
             return
         log.warning("command found pending after a restart; not resending", command=command.id)
-        account = self._account_of(command)
+        account = self.accounts.by_name(command.account)
         provider = account.provider if account else ""
         await self._finish(ctx, command, provider, self._failure(
             command, provider, "outcome_unknown",

@@ -34,11 +34,6 @@ from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS, OPT_OUTS, OUTBOU
 WorkerFactory = Callable[[Settings, Accounts], AbstractAsyncContextManager[WorkerRuntime]]
 
 
-def public_url(settings: Settings) -> str:
-    """Where providers reach our ingest (for notify/webhook URLs in send requests)."""
-    return settings.public_url or f"http://{settings.http_host}:{settings.http_port}"
-
-
 @contextlib.asynccontextmanager
 async def _opt_out_list(bootstrap: str) -> AsyncIterator[OptOutList]:
     table = CompactedTable(bootstrap, OPT_OUTS.name, decode_opt_out)
@@ -57,7 +52,7 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
     try:
         async with _opt_out_list(bootstrap) as opt_outs, httpx.AsyncClient(
                 transport=ShardedTransport()) as http:
-            sender = Sender(accounts, ledger, http, public_url=public_url(settings),
+            sender = Sender(accounts, ledger, http, public_url=settings.ingest_url,
                             opt_outs=opt_outs)
             runtime = WorkerRuntime(name="sender", bootstrap_servers=bootstrap,
                                     topics=[OUTBOUND.name], handler=sender.handle)

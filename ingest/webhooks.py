@@ -20,7 +20,7 @@ from ingest import metrics
 from ingest.auth import AuthError, SignedRequest, signed_url, verify
 from ingest.correlation import CorrelationIndex
 from ingest.dedup import RecentRequests
-from normalizers import NormalizeError, WebhookRequest, get, provider_names
+from normalizers import NormalizeError, WebhookRequest, get, normalize, provider_names
 from normalizers.base import Ack
 from switchboard.accounts import Account, Accounts
 from switchboard.events import EventType, MessageEvent
@@ -148,12 +148,12 @@ class WebhookHandler:
                        "XML or a urlencoded form")
         else:
             try:
-                events = normalizer.normalize(webhook)
+                events = normalize(webhook)
             except NormalizeError as exc:
+                if exc.__cause__ is not None:  # a normalizer bug, not just a bad payload
+                    log.error("normalizer crashed", provider=account.provider,
+                              exc_info=exc.__cause__)
                 failure = (400, "unprocessable_payload", exc.reason)
-            except Exception as exc:
-                log.exception("normalizer crashed", provider=account.provider)
-                failure = (400, "unprocessable_payload", f"could not read payload: {exc!r}")
 
         if events and self.correlations is not None \
                 and account.provider in self.correlations.providers:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from types import ModuleType
 from typing import Protocol, cast
@@ -36,6 +37,7 @@ def provider_names() -> tuple[str, ...]:
     return tuple(_MODULES)
 
 
+@functools.cache
 def get(provider: str) -> ProviderNormalizer:
     try:
         module_name = _MODULES[provider]
@@ -54,8 +56,9 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
         return normalizer.normalize(request)
     except NormalizeError:
         raise
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError) as exc:
-        # A normalizer bug or a shape we did not foresee: still a typed, explained error.
+    except Exception as exc:
+        # A normalizer bug or a shape we did not foresee: still a typed, explained error; the
+        # original stays as __cause__ for whoever logs it.
         raise NormalizeError(f"unexpected {request.provider} payload: {exc}") from exc
 
 

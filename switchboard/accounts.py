@@ -107,6 +107,9 @@ class Accounts:
         account = self._by_name.get(name)
         return account if account is not None and account.provider == provider else None
 
+    def by_name(self, name: str) -> Account | None:
+        return self._by_name.get(name)
+
     def __iter__(self) -> Any:
         return iter(self._by_name.values())
 

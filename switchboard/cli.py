@@ -117,7 +117,7 @@ def _run_services(settings: Settings, bootstrap: str) -> int:
     settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap,
                                            "accounts_file": accounts_file,
                                            "rules_file": rules_file,
-                                           "public_url": settings.public_url or base})
+                                           "public_url": settings.ingest_url})
     accounts = _accounts_or_exit(settings)
     if accounts is None:
         return 2
@@ -151,8 +151,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     accounts = _accounts_or_exit(settings)
     if accounts is None:
         return 2
-    ingest_url = args.ingest_url or settings.public_url or \
-        f"http://{settings.http_host}:{settings.http_port}"
+    ingest_url = args.ingest_url or settings.ingest_url
     app = create_simulator_app(accounts, ingest_url)
     port = args.port or settings.simulator_port
     print(f"Simulator on http://{settings.http_host}:{port}, calling ingest at {ingest_url}",

@@ -30,10 +30,9 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
     from ingest.app import create_app
     from simulator.app import create_simulator_app
 
-    ingest_url = f"http://{settings.http_host}:{settings.http_port}"
     servers = [_server(create_app(settings, accounts), settings.http_host, settings.http_port)]
     if simulator:
-        servers.append(_server(create_simulator_app(accounts, settings.public_url or ingest_url),
+        servers.append(_server(create_simulator_app(accounts, settings.ingest_url),
                                settings.http_host, settings.simulator_port))
     async with contextlib.AsyncExitStack() as exits:
         runtimes = [await exits.enter_async_context(WORKERS[name](settings, accounts))

@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     @property
+    def ingest_url(self) -> str:
+        """Where providers reach ingest: the public URL, else our own host and port."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    @property
     def uses_local_kafka(self) -> bool:
         return not self.kafka_bootstrap_servers
 

@@ -46,6 +46,7 @@ def _events_or_typed_error(request: WebhookRequest) -> None:
         events = normalize(request)
     except NormalizeError as exc:
         assert exc.reason.strip(), "a NormalizeError must say why"
+        assert exc.__cause__ is None, f"the normalizer crashed: {exc.__cause__!r}"
         return
     assert isinstance(events, list)
     for event in events:
