@@ -4,23 +4,68 @@ Ingest answers a provider 2xx only after `publish` returns; anything else (timeo
 down, record too large) raises PublishError so the caller can answer 503 and the provider
 retries. Records already handed to the client may still land after a timeout: consumers see
 at-least-once delivery and rely on the deterministic event ids.
+
+Why group commit: aiokafka's per-record `send` costs a partitioner call, an accumulator
+lookup and a future per record, and the client keeps one produce request in flight per
+broker anyway. So records of concurrent `publish` calls are gathered into one group while
+the previous group is in flight, appended straight into batch builders, and handed over
+together; every caller waits for the acknowledgement of its whole group.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import murmur2
 
 from switchboard.records import OutRecord
 
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
+# A batch is closed once past this; a larger single record still gets a batch of its own.
+# Well under the 2 MiB max.message.bytes of our topics that carry raw bodies.
+MAX_BATCH_BYTES = 512 * 1024
+# While Kafka is slow or away, groups wait in memory; past this, publish fails at once.
+MAX_BUFFERED_BYTES = 64 * 1024 * 1024
+# Record framing (lengths, offsets, timestamps) on top of key, value and headers.
+RECORD_OVERHEAD_BYTES = 64
+# Hashing a key is pure Python in aiokafka; conversations repeat, so remember recent ones.
+PARTITION_CACHE_SIZE = 65_536
 
 
 class PublishError(Exception):
     """Kafka did not acknowledge in time; nothing may be reported as stored."""
+
+
+class _Group:
+    """Records handed over together; each waiter learns the group's outcome (None: stored)."""
+
+    __slots__ = ("batches", "failure", "size", "timer", "waiters")
+
+    def __init__(self) -> None:
+        self.batches: dict[tuple[str, int], list[Any]] = {}
+        self.waiters: list[asyncio.Future[str | None]] = []
+        self.size = 0
+        self.failure: str | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def finish(self, failure: str | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        for waiter in self.waiters:
+            if not waiter.done():  # a caller that was cancelled has stopped listening
+                waiter.set_result(failure)
+        self.waiters.clear()
+
+
+def record_size(record: OutRecord) -> int:
+    headers = sum(len(name) + len(value) for name, value in record.headers)
+    return len(record.value) + len(record.key or b"") + headers + RECORD_OVERHEAD_BYTES
 
 
 class DurableProducer:
@@ -31,6 +76,10 @@ class DurableProducer:
         self.timeout_s = timeout_s
         self._producer: AIOKafkaProducer | None = None
         self.started = False
+        self._open: _Group | None = None
+        self._flusher: asyncio.Task[None] | None = None
+        self._buffered = 0
+        self._hashes: dict[bytes, int] = {}
 
     async def start(self) -> None:
         # Built here, not in __init__: aiokafka binds to the running event loop.
@@ -39,7 +88,8 @@ class DurableProducer:
             client_id=self.client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=1,
+            linger_ms=0,  # groups are the batching; lingering would only add latency
+            max_batch_size=MAX_BATCH_BYTES,
             max_request_size=MAX_REQUEST_BYTES,
             request_timeout_ms=max(1000, int(self.timeout_s * 1000)),
             retry_backoff_ms=100,
@@ -53,8 +103,11 @@ class DurableProducer:
         self.started = True
 
     async def stop(self) -> None:
-        producer, self._producer = self._producer, None
         self.started = False
+        if self._flusher is not None:  # hand over what callers are still waiting for
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._flusher), self.timeout_s * 2)
+        producer, self._producer = self._producer, None
         if producer is not None:
             await producer.stop()  # flushes what is pending first
 
@@ -63,19 +116,112 @@ class DurableProducer:
         producer = self._producer
         if producer is None:
             raise PublishError("Kafka producer is not connected")
+        if not records:
+            return
+        cluster = producer.client.cluster
+        partitions = [len(cluster.partitions_for_topic(r.topic) or ())
+                      or await self._partition_count(producer, r.topic) for r in records]
+        sizes = [record_size(r) for r in records]
+        too_large = max(sizes)
+        if too_large > MAX_REQUEST_BYTES:
+            raise PublishError(f"a record of {too_large} bytes exceeds the "
+                               f"{MAX_REQUEST_BYTES}-byte limit")
+        if self._buffered + sum(sizes) > MAX_BUFFERED_BYTES:
+            raise PublishError("too many records are waiting for Kafka")
+
+        loop = asyncio.get_running_loop()
+        group = self._open
+        if group is None:
+            group = self._open = _Group()
+            group.timer = loop.call_later(self.timeout_s, self._expire, group)
+        # No await from here to the waiter: all records of one call join the same group.
+        for record, count, size in zip(records, partitions, sizes, strict=True):
+            self._append(producer, group, record, self._partition(record.key, count))
+            group.size += size
+        self._buffered += sum(sizes)
+        waiter: asyncio.Future[str | None] = loop.create_future()
+        group.waiters.append(waiter)
+        if self._flusher is None:
+            self._flusher = loop.create_task(self._flush())
+        failure = await waiter
+        if failure is not None:
+            raise PublishError(failure)
+
+    async def _partition_count(self, producer: AIOKafkaProducer, topic: str) -> int:
+        """For a topic not in the client's metadata yet: ask the cluster."""
         try:
-            async with asyncio.timeout(self.timeout_s):  # cheaper than wait_for: no new task
-                await self._send_all(producer, records)
+            async with asyncio.timeout(self.timeout_s):
+                count = len(await producer.partitions_for(topic))
         except TimeoutError:
-            raise PublishError(f"Kafka did not acknowledge within {self.timeout_s}s") from None
+            raise PublishError(f"no metadata for topic {topic!r}") from None
         except KafkaError as exc:
-            raise PublishError(f"Kafka refused the records: {exc!r}") from exc
+            raise PublishError(f"no metadata for topic {topic!r}: {exc!r}") from exc
+        if not count:
+            raise PublishError(f"topic {topic!r} has no partitions")
+        return count
+
+    def _partition(self, key: bytes | None, count: int) -> int:
+        """The partition aiokafka's (and Java's) default partitioner would choose."""
+        if key is None:
+            return random.randrange(count)
+        hashed = self._hashes.get(key)
+        if hashed is None:
+            if len(self._hashes) >= PARTITION_CACHE_SIZE:
+                self._hashes.clear()
+            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
+        return hashed % count
 
     @staticmethod
-    async def _send_all(producer: AIOKafkaProducer, records: Sequence[OutRecord]) -> None:
-        futures = [
-            await producer.send(r.topic, r.value, key=r.key, headers=r.headers)
-            for r in records
-        ]
-        for future in futures:  # all were handed over; they are acknowledged together
-            await future
+    def _append(producer: AIOKafkaProducer, group: _Group, record: OutRecord,
+                partition: int) -> None:
+        builders = group.batches.setdefault((record.topic, partition), [])
+        if builders and builders[-1].append(timestamp=None, key=record.key,
+                                            value=record.value, headers=record.headers):
+            return
+        builder = producer.create_batch()  # the first record of a batch always fits
+        builder.append(timestamp=None, key=record.key, value=record.value,
+                       headers=record.headers)
+        builders.append(builder)
+
+    def _expire(self, group: _Group) -> None:
+        """Callers stop waiting; a group not yet handed to Kafka is dropped, not sent late."""
+        group.failure = f"Kafka did not acknowledge within {self.timeout_s}s"
+        if self._open is group:
+            self._open = None
+            self._buffered -= group.size
+        group.finish(group.failure)
+
+    async def _flush(self) -> None:
+        """Hand over one group at a time: the next one fills while this one is in flight."""
+        try:
+            while (group := self._open) is not None:
+                self._open = None
+                try:
+                    group.finish(await self._send(group))
+                finally:
+                    self._buffered -= group.size
+        finally:
+            self._flusher = None
+
+    async def _send(self, group: _Group) -> str | None:
+        producer = self._producer
+        if producer is None:
+            return "Kafka producer stopped"
+        futures: list[asyncio.Future[Any]] = []
+        try:
+            async with asyncio.timeout(self.timeout_s * 2):
+                for (topic, partition), builders in group.batches.items():
+                    for builder in builders:
+                        futures.append(await producer.send_batch(builder, topic,
+                                                                 partition=partition))
+                for future in futures:
+                    await future
+        except TimeoutError:
+            return f"Kafka did not acknowledge within {self.timeout_s}s"
+        except KafkaError as exc:
+            return f"Kafka refused the records: {exc!r}"
+        finally:
+            for future in futures:  # retrieve every outcome: no "never retrieved" warnings
+                if future.done() and not future.cancelled():
+                    future.exception()
+        return None
