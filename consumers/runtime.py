@@ -151,8 +151,9 @@ class WorkerRuntime:
         self._seconds = HANDLER_SECONDS.labels(name)  # per-record metrics without lookups
         self._ok = HANDLED.labels(name, "ok")
         self._last_commit = 0.0
-        self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
+        self._committing: asyncio.Task[None] | None = None
         self.before_batch: list[Callable[[], Awaitable[None]]] = []
+        self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         self.handled = 0
@@ -189,8 +190,11 @@ class WorkerRuntime:
                     for hook in self.before_batch:
                         await hook()
                     await self._dispatch(batch)
-                if time.monotonic() - self._last_commit >= self.commit_interval_s:
-                    await self._commit_done(consumer)
+                if (time.monotonic() - self._last_commit >= self.commit_interval_s
+                        and (self._committing is None or self._committing.done())):
+                    # In the background: a commit is a round trip to the coordinator, and
+                    # records fetched meanwhile should not wait for it.
+                    self._committing = asyncio.create_task(self._commit_quietly(consumer))
                     self._last_commit = time.monotonic()
             await self.drain(consumer)
         finally:
@@ -272,6 +276,12 @@ class WorkerRuntime:
         for tp, offset in offsets.items():
             self._committed[tp] = offset.offset
 
+    async def _commit_quietly(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            await self._commit_done(consumer)
+        except Exception as exc:  # noqa: BLE001 - the next interval commits again
+            log.warning("commit failed", worker=self.name, error=repr(exc))
+
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Finish and commit work of partitions we are about to lose (rebalance)."""
         if self._consumer is not None:
@@ -282,6 +292,8 @@ class WorkerRuntime:
         """Wait for the work in flight, then commit it (on stop and before a rebalance)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+        if self._committing is not None:
+            await self._committing  # never raises: failures are logged
         if self._failure is None:
             await self._commit_done(consumer, partitions)
         for tp in partitions or set(self._fetched):
