@@ -46,16 +46,10 @@ def decode_ledger(value: bytes) -> LedgerEntry:
 class OptOutCheck(Protocol):
     """Who may not be messaged (the bots' opt-out list implements it)."""
 
-    async def catch_up(self) -> None:
-        """Return once every change recorded (more than a moment) before this call is known."""
-
     def is_opted_out(self, account: str, contact: str) -> bool: ...
 
 
 class NoOptOuts:
-    async def catch_up(self) -> None:
-        return None
-
     def is_opted_out(self, account: str, contact: str) -> bool:
         return False
 
@@ -105,12 +99,8 @@ class Sender:
                 command, "", "unknown_account", f"no account named {command.account!r}",
                 attempts=0))
             return
-        confirmation = command.kind is CommandKind.OPT_OUT_CONFIRMATION
-        if not confirmation:
-            # The command was in Kafka before this call, and so was any opt-out before it.
-            # Waiting here holds up this command only, never the fetch loop.
-            await self.opt_outs.catch_up()
-        if not confirmation and self.opt_outs.is_opted_out(account.name, command.to):
+        if (command.kind is not CommandKind.OPT_OUT_CONFIRMATION
+                and self.opt_outs.is_opted_out(account.name, command.to)):
             await self._finish(ctx, command, account.provider, self._failure(
                 command, account.provider, "opted_out",
                 "the recipient opted out of messages from this account", attempts=0))

@@ -8,7 +8,6 @@ the fast local view.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -34,10 +33,6 @@ class CompactedTable(Generic[V]):
         self._follow: asyncio.Task[None] | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Condition()
-        # Monotonic start of the latest finished catch-up: every record written before it
-        # is in `values`.
-        self.caught_up_at = 0.0
-        self._catching_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Load everything there is now; then follow new records in the background."""
@@ -71,7 +66,6 @@ class CompactedTable(Generic[V]):
     async def catch_up(self, timeout_s: float = 30.0) -> None:
         """Return once every record written before this call is in `values`."""
         assert self._consumer is not None and self._offsets is not None
-        started = time.monotonic()
         # A separate connection: Kafka answers a connection's requests in order, so asking
         # the reader's client would wait behind its long-poll fetch.
         ends = await self._offsets.end_offsets(self._partitions)
@@ -84,19 +78,6 @@ class CompactedTable(Generic[V]):
                 self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end
                                                     for tp, end in ends.items())),
                 timeout_s)
-        self.caught_up_at = max(self.caught_up_at, started)
-
-    async def caught_up_since(self, moment: float, timeout_s: float = 30.0) -> None:
-        """Return once a catch-up that began at or after `moment` (monotonic) has finished.
-
-        Callers waiting at the same time share one catch-up (one round trip), and none of
-        them blocks anything but itself.
-        """
-        while self.caught_up_at < moment:
-            task = self._catching_up
-            if task is None or task.done():
-                task = self._catching_up = asyncio.create_task(self.catch_up(timeout_s))
-            await asyncio.shield(task)
 
     async def _read_until_caught_up(self) -> None:
         assert self._consumer is not None
