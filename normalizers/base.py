@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 import orjson
 from defusedxml import ElementTree as SafeET
@@ -61,7 +61,16 @@ class WebhookRequest:
     @property
     def media_type(self) -> str:
         """The content type without parameters, lower case (`application/json`)."""
-        return self.content_type.split(";", 1)[0].strip().lower()
+        content_type = self.content_type
+        if content_type in _PLAIN_MEDIA_TYPES:  # already in that form: nothing to strip
+            return content_type
+        return content_type.split(";", 1)[0].strip().lower()
+
+
+# Content types providers send as they are (no parameters, lower case): media_type returns them.
+_PLAIN_MEDIA_TYPES = frozenset({
+    "application/json", "application/xml", "text/xml", "application/x-www-form-urlencoded",
+})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,12 @@ DEFAULT_ACK = Ack()
 
 
 # --- building events -------------------------------------------------------------------------
+
+# Enum members read once: on Python 3.11 `EventType.STATUS` costs a metaclass lookup each time.
+_STATUS_EVENT = EventType.STATUS
+_INBOUND_EVENT = EventType.INBOUND
+_OUTBOUND = Direction.OUTBOUND
+_INBOUND = Direction.INBOUND
 
 
 def status_event(
@@ -96,21 +111,23 @@ def status_event(
 ) -> MessageEvent:
     """A `message.status` event about a message we sent (direction outbound)."""
     status_key = provider_status.name or provider_status.code if provider_status else None
-    return MessageEvent(
+    provider = request.provider
+    account = request.account
+    return MessageEvent.build(
         id=event_id(
-            provider=request.provider,
-            account=request.account,
-            type=EventType.STATUS,
+            provider=provider,
+            account=account,
+            type=_STATUS_EVENT,
             message_id=message_id,
             status=status_key or status.value,
             occurred_at=occurred_at,
             fallback="" if message_id else f"{correlation_id or ''}|{recipient or ''}",
         ),
-        type=EventType.STATUS,
-        provider=request.provider,
-        account=request.account,
+        type=_STATUS_EVENT,
+        provider=provider,
+        account=account,
         channel=channel,
-        direction=Direction.OUTBOUND,
+        direction=_OUTBOUND,
         message_id=message_id,
         correlation_id=correlation_id,
         from_=address(sender),
@@ -143,28 +160,30 @@ def inbound_event(
     occurred_at: datetime | None = None,
 ) -> MessageEvent:
     """A `message.inbound` event: a message from an end user."""
-    return MessageEvent(
+    provider = request.provider
+    account = request.account
+    return MessageEvent.build(
         id=event_id(
-            provider=request.provider,
-            account=request.account,
-            type=EventType.INBOUND,
+            provider=provider,
+            account=account,
+            type=_INBOUND_EVENT,
             message_id=message_id,
             status=None,
             occurred_at=occurred_at,
             fallback="" if message_id else "|".join(
                 part or "" for part in (sender, recipient, text, postback)),
         ),
-        type=EventType.INBOUND,
-        provider=request.provider,
-        account=request.account,
+        type=_INBOUND_EVENT,
+        provider=provider,
+        account=account,
         channel=channel,
-        direction=Direction.INBOUND,
+        direction=_INBOUND,
         message_id=message_id,
         correlation_id=correlation_id,
         from_=address(sender),
         to=address(recipient),
         text=text,
-        media=media or [],
+        media=media or (),
         postback=postback,
         in_reply_to=in_reply_to,
         segments=segments,
@@ -180,11 +199,12 @@ def inbound_event(
 
 def parse_json_object(body: bytes) -> JsonObject:
     """Decode a JSON object body, or explain why it is not one."""
-    if not body.strip():
-        raise NormalizeError("empty body; expected a JSON object")
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        # Only a body that is not JSON can be empty or blank: no copy of every good body.
+        if not body.strip():
+            raise NormalizeError("empty body; expected a JSON object") from None
         raise NormalizeError(f"body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise NormalizeError(f"expected a JSON object, got a JSON {type(value).__name__}")
@@ -198,7 +218,27 @@ def parse_form(text: bytes | str) -> dict[str, str]:
             text = text.decode("utf-8")
         except UnicodeDecodeError:
             raise NormalizeError("form body is not UTF-8") from None
-    return dict(parse_qsl(text, keep_blank_values=True))
+    return dict(form_pairs(text))
+
+
+def form_pairs(text: str) -> list[tuple[str, str]]:
+    """`urllib.parse.parse_qsl(text, keep_blank_values=True)`: the fields of a urlencoded form,
+    in order, `+` and `%xx` decoded; it calls the decoder only for a part that needs it."""
+    pairs: list[tuple[str, str]] = []
+    for part in text.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name)
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value)
+        pairs.append((name, value))
+    return pairs
 
 
 def parse_xml(body: bytes) -> JsonObject:
@@ -223,16 +263,16 @@ def parse_xml(body: bytes) -> JsonObject:
 
 
 def _local_name(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
+    return tag.rsplit("}", 1)[-1] if "}" in tag else tag
 
 
 def _xml_element(element: Any) -> Any:
-    children = list(element)
-    if not children:
+    if not len(element):
         return (element.text or "").strip()
     result: JsonObject = {}
-    for child in children:
-        name = _local_name(child.tag)
+    for child in element:
+        tag = child.tag
+        name = tag.rsplit("}", 1)[-1] if "}" in tag else tag  # _local_name, inlined
         value = _xml_element(child)
         if name in result:
             existing = result[name]
@@ -246,7 +286,14 @@ def _xml_element(element: Any) -> Any:
 
 
 def is_xml(request: WebhookRequest) -> bool:
-    return request.media_type.endswith("/xml") or request.body.lstrip()[:1] == b"<"
+    content_type = request.content_type
+    if content_type not in _PLAIN_MEDIA_TYPES:
+        content_type = request.media_type
+    if content_type.endswith("/xml"):
+        return True
+    start = request.body[:1]
+    # Strip (a copy of the body) only when it starts with whitespace.
+    return start == b"<" or (start.isspace() and request.body.lstrip()[:1] == b"<")
 
 
 def is_form(request: WebhookRequest) -> bool:
@@ -256,34 +303,55 @@ def is_form(request: WebhookRequest) -> bool:
 # --- field helpers ---------------------------------------------------------------------------
 
 
+# These run a dozen times per report: they are written out (no shared helper, no tuple
+# membership test) because a call or a comparison more is measurable per event.
+
+
 def first(data: Mapping[str, Any], *names: str) -> Any:
     """The value of the first of `names` present and not empty (providers vary key spelling)."""
     for name in names:
         value = data.get(name)
-        if value not in (None, ""):
+        if value is not None and value != "":
             return value
     return None
 
 
 def text_field(data: Mapping[str, Any], *names: str) -> str | None:
     """Like `first`, but always a string (numbers become strings) or None."""
-    value = first(data, *names)
-    if value is None:
-        return None
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise NormalizeError(f"field {names[0]!r} should be a string, got {type(value).__name__}")
+    for name in names:
+        value = data.get(name)
+        if value is None:
+            continue
+        cls = value.__class__
+        if cls is str:
+            if value:
+                return value  # type: ignore[no-any-return]
+            continue
+        if value == "":
+            continue
+        if cls is int or cls is float:
+            return str(value)
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise NormalizeError(f"field {names[0]!r} should be a string, got {cls.__name__}")
+    return None
 
 
 def int_field(data: Mapping[str, Any], *names: str) -> int | None:
-    value = first(data, *names)
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise NormalizeError(f"field {names[0]!r} should be an integer, got {value!r}") from None
-    return number if number >= 0 else None
+    """Like `first`, but a non-negative integer (negative ones are None) or None."""
+    for name in names:
+        value = data.get(name)
+        if value is None or value == "":
+            continue
+        if value.__class__ is int:
+            return value if value >= 0 else None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            raise NormalizeError(
+                f"field {names[0]!r} should be an integer, got {value!r}") from None
+        return number if number >= 0 else None
+    return None
 
 
 def as_list(value: Any) -> list[Any]:
@@ -325,12 +393,24 @@ def each_event(request: WebhookRequest, reports: Iterable[JsonObject],
 def loose_key(name: str) -> str:
     """A key as compared where spelling varies: lower case, without `_` and `-`
     (`to_number`, `toNumber` and `TO-NUMBER` are the same key)."""
-    return name.replace("_", "").replace("-", "").lower()
+    known = _LOOSE_KEYS.get(name)
+    if known is None:
+        known = name.replace("_", "").replace("-", "").lower()
+        if len(_LOOSE_KEYS) < _LOOSE_KEYS_MAX:
+            _LOOSE_KEYS[name] = known
+    return known
+
+
+# Payloads use few distinct key spellings: their loose forms are remembered (at most
+# _LOOSE_KEYS_MAX of them, as keys come from webhooks).
+_LOOSE_KEYS: dict[str, str] = {}
+_LOOSE_KEYS_MAX = 4096
 
 
 def loose_keys(data: Mapping[str, Any]) -> JsonObject:
     """The object with its keys as `loose_key` compares them."""
-    return {loose_key(key): value for key, value in data.items()}
+    known = _LOOSE_KEYS.get
+    return {known(key) or loose_key(key): value for key, value in data.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -386,7 +466,8 @@ def _is_coordinate(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-_PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{6,20}$")
+_phone_match = re.compile(r"^\+?[0-9][0-9 ()./-]{6,20}$").match
+_non_digits = re.compile(r"[^0-9]").sub
 
 
 def address(value: str | None) -> str | None:
@@ -400,10 +481,21 @@ def address(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    if not value or not _PHONE.match(value):
-        return value or None
-    digits = re.sub(r"[^0-9]", "", value)
-    if not value.startswith("+"):
+    if not value:
+        return None
+    if value.isdigit() and value.isascii():
+        # Digits only, the usual case, decided without the regex (whose length bounds always
+        # hold when the length is right for E.164): what the general path below gives.
+        if value[0] != "0":
+            return "+" + value if 8 <= len(value) <= 15 else value
+        if value[1:2] != "0":
+            return value  # national format
+        digits = value[2:]
+        return value if len(digits) < 8 or len(digits) > 15 or digits[0] == "0" else "+" + digits
+    if _phone_match(value) is None:
+        return value
+    digits = _non_digits("", value)
+    if value[0] != "+":
         if digits.startswith("00"):
             digits = digits[2:]
         elif digits.startswith("0"):
@@ -438,14 +530,27 @@ _CHANNELS = {
 }
 
 
+# The labels as providers usually spell them (`WHATSAPP`, `sms`), answered without strip/lower.
+_CHANNELS_AS_SENT = {
+    spelling: name
+    for label, name in _CHANNELS.items()
+    for spelling in (label, label.upper(), label.title())
+}
+_not_channel_chars = re.compile(r"[^a-z0-9_.-]+").sub
+
+
 def channel(value: str | None) -> str:
     """The schema's lower-case channel name for a provider's channel label."""
     if not value:
         return "unknown"
+    if value.__class__ is str:
+        known = _CHANNELS_AS_SENT.get(value)
+        if known is not None:
+            return known
     key = value.strip().lower()
     if key in _CHANNELS:
         return _CHANNELS[key]
-    cleaned = re.sub(r"[^a-z0-9_.-]+", "-", key).strip("-_.")
+    cleaned = _not_channel_chars("-", key).strip("-_.")
     return cleaned or "unknown"
 
 
@@ -458,6 +563,8 @@ _TIME_FORMATS = (
     "%Y-%m-%dT%H:%M:%S",
     "%Y%m%d%H%M%S",
 )
+# A format with a "-" matches only a text with one (strptime is slow, a miss included).
+_TIME_FORMATS_WITHOUT_HYPHEN = tuple(fmt for fmt in _TIME_FORMATS if "-" not in fmt)
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -466,6 +573,8 @@ def parse_time(value: Any) -> datetime | None:
     Accepts RFC 3339, Infobip's `+0000` offsets, space-separated forms, compact
     `YYYYMMDDhhmmss`, and unix seconds or milliseconds. Unparseable values raise.
     """
+    if value.__class__ is str and not (value.isdigit() and len(value) in (10, 13)):
+        return _parse_time_text(value) if value else None  # the usual case, checked first
     if value is None or value == "":
         return None
     if isinstance(value, bool):
@@ -481,12 +590,16 @@ def parse_time(value: Any) -> datetime | None:
             raise NormalizeError(f"timestamp {value!r} is out of range") from None
     if not isinstance(value, str):
         raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
+    return _parse_time_text(value)
+
+
+def _parse_time_text(value: str) -> datetime:
     text = value.strip()
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         parsed = None
-        for fmt in _TIME_FORMATS:
+        for fmt in _TIME_FORMATS if "-" in text else _TIME_FORMATS_WITHOUT_HYPHEN:
             try:
                 parsed = datetime.strptime(text, fmt)
                 break

@@ -18,7 +18,6 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 from normalizers.base import (
     DEFAULT_ACK,
@@ -29,6 +28,7 @@ from normalizers.base import (
     as_list,
     channel,
     first,
+    form_pairs,
     inbound_event,
     int_field,
     is_form,
@@ -154,7 +154,7 @@ def _form_fields(text: bytes | str) -> dict[str, Any]:
             raise NormalizeError("form body is not UTF-8") from None
     fields: dict[str, Any] = {}
     media: list[str] = []
-    for key, value in parse_qsl(text, keep_blank_values=True):
+    for key, value in form_pairs(text):
         lowered = key.lower()
         if lowered.startswith("mediaurls"):
             if value:
@@ -196,7 +196,7 @@ def _legacy_status(request: WebhookRequest, fields: dict[str, Any]) -> MessageEv
         sender=text_field(fields, "originator"),
         recipient=text_field(fields, "recipient"),
         error=_legacy_error(name.lower(), text_field(fields, "statuserrorcode"), reason),
-        provider_status=ProviderStatus(name=name, description=reason),
+        provider_status=ProviderStatus.build(name=name, description=reason),
         segments=int_field(fields, "messagepartcount"),
         price=_legacy_price(fields),
         occurred_at=parse_time(first(fields, "statusdatetime")),
@@ -211,7 +211,8 @@ def _legacy_error(status: str, code: str | None, reason: str | None) -> ErrorInf
     description = reason
     if code == _OPTED_OUT:
         description = "contact opted out (sent STOP)" + (f": {reason}" if reason else "")
-    return ErrorInfo(code=code, description=description, permanent=code in _SMS_PERMANENT_CODES)
+    return ErrorInfo.build(code=code, description=description,
+                           permanent=code in _SMS_PERMANENT_CODES)
 
 
 def _legacy_price(fields: dict[str, Any]) -> Price | None:
@@ -251,7 +252,7 @@ def _legacy_inbound(request: WebhookRequest, fields: dict[str, Any]) -> MessageE
 def _media_url(url: Any) -> Media:
     if not isinstance(url, str) or not url:
         raise NormalizeError(f"media URL should be a non-empty string, got {url!r}")
-    return Media(url=url)
+    return Media.build(url=url)
 
 
 # --- C: Bird Channels API ----------------------------------------------------------------------
@@ -331,7 +332,8 @@ def _channels_status(request: WebhookRequest, chan: str, payload: JsonObject) ->
         sender=_party(_dict(payload, "sender")),
         recipient=_party(_dict(payload, "receiver")),
         error=_channels_error(name.lower(), payload),
-        provider_status=ProviderStatus(name=name, description=text_field(payload, "details")),
+        provider_status=ProviderStatus.build(name=name,
+                                             description=text_field(payload, "details")),
         occurred_at=parse_time(first(payload, "lastStatusAt", "updatedAt", "createdAt")),
     )
 
@@ -356,7 +358,7 @@ def _channels_interaction(
             correlation_id=text_field(payload, "messageReference"),
             sender=_party(_dict(payload, "sender")),
             recipient=_party(_dict(payload, "receiver")),
-            provider_status=ProviderStatus(name=kind, group="interaction"),
+            provider_status=ProviderStatus.build(name=kind, group="interaction"),
             occurred_at=parse_time(first(payload, "createdAt")),
         )
     ]
@@ -383,7 +385,7 @@ def _channels_error(status: str, payload: JsonObject) -> ErrorInfo | None:
         or (code is not None and code.startswith(_CHANNELS_PERMANENT_GROUPS))
         or (sms_source and source_code in _SMS_PERMANENT_CODES)
     )
-    return ErrorInfo(code=code, description=description, permanent=permanent)
+    return ErrorInfo.build(code=code, description=description, permanent=permanent)
 
 
 def _party(party: JsonObject) -> str | None:
@@ -417,7 +419,7 @@ def _channels_body(body: JsonObject) -> tuple[str | None, list[Media]]:
             url = text_field(item, "mediaUrl")
             if url is not None:
                 media.append(
-                    Media(
+                    Media.build(
                         url=url,
                         content_type=text_field(item, "contentType"),
                         caption=text_field(item, "altText"),
@@ -484,7 +486,7 @@ def _platform(request: WebhookRequest, envelope: JsonObject) -> list[MessageEven
             sender=_platform_address(data.get("from")),
             recipient=_platform_address(data.get("recipient")) or _platform_address(data.get("to")),
             error=_platform_error(action, data),
-            provider_status=ProviderStatus(name=kind),
+            provider_status=ProviderStatus.build(name=kind),
             segments=int_field(_dict(data, "segments"), "count"),
             price=price(cost.get("amount"), cost.get("currency_code")),
             occurred_at=occurred_at,
@@ -537,7 +539,7 @@ def _platform_error(action: str, data: JsonObject) -> ErrorInfo | None:
         detail = f"carrier code {carrier_code}"
         description = f"{description} ({detail})" if description else detail
     permanent = action == "failed" or code in _PLATFORM_PERMANENT_CODES
-    return ErrorInfo(code=code, description=description, permanent=permanent)
+    return ErrorInfo.build(code=code, description=description, permanent=permanent)
 
 
 def _metadata_reference(data: JsonObject) -> str | None:

@@ -119,7 +119,11 @@ def _json_reports(body: bytes) -> list[JsonObject]:
     results = data["results"]
     if not isinstance(results, list):
         raise NormalizeError(f"'results' should be an array, got {type(results).__name__}")
-    return list(iter_objects(results, "results"))
+    for index, item in enumerate(results):
+        if not isinstance(item, dict):
+            raise NormalizeError(
+                f"results[{index}] should be an object, got {type(item).__name__}")
+    return results
 
 
 def _xml_reports(body: bytes) -> list[JsonObject]:
@@ -244,7 +248,7 @@ def provider_status(status_obj: JsonObject) -> ProviderStatus:
     group = text_field(status_obj, "groupName")
     if group is None:
         group = text_field(status_obj, "groupId")
-    return ProviderStatus(
+    return ProviderStatus.build(
         code=_code(status_obj),
         name=text_field(status_obj, "name"),
         group=group,
@@ -272,9 +276,9 @@ def error_info(error_obj: JsonObject) -> ErrorInfo | None:
         return None
     if error_id is None and _number(error_obj.get("groupId")) == 0:
         return None
-    return ErrorInfo(code=_code(error_obj),
-                     description=text_field(error_obj, "description") or name,
-                     permanent=_flag(error_obj.get("permanent")))
+    return ErrorInfo.build(code=_code(error_obj),
+                           description=text_field(error_obj, "description") or name,
+                           permanent=_flag(error_obj.get("permanent")))
 
 
 # --- inbound messages ------------------------------------------------------------------------
@@ -314,7 +318,7 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
         url = text_field(part, "url")
         content_type = text_field(part, "contentType")
         if url is not None:
-            media.append(Media(url=url, content_type=content_type))
+            media.append(Media.build(url=url, content_type=content_type))
         elif (content_type or "text/plain").lower().startswith("text/"):
             value = text_field(part, "value", "text")
             if value is not None:
@@ -387,7 +391,7 @@ class _Content:
 
     def _add_media(self, url: str | None, content_type: str | None, caption: str | None) -> None:
         if url is not None:
-            self.media.append(Media(url=url, content_type=content_type, caption=caption))
+            self.media.append(Media.build(url=url, content_type=content_type, caption=caption))
 
 
 def _location_url(part: JsonObject) -> str | None:
@@ -405,6 +409,8 @@ def _channel(report: JsonObject, default: str | None) -> str:
 def _object(data: JsonObject, key: str) -> JsonObject | None:
     """A nested object; XML gives "" for an empty element, which counts as absent."""
     value = data.get(key)
+    if value.__class__ is dict:
+        return value
     if value is None or value == "":
         return None
     if not isinstance(value, dict):
@@ -414,6 +420,8 @@ def _object(data: JsonObject, key: str) -> JsonObject | None:
 
 def _number(value: Any) -> int | None:
     """An integer from JSON or from XML text; anything else is None."""
+    if value.__class__ is int:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):

@@ -164,7 +164,7 @@ def _delivery_report(request: WebhookRequest, report: JsonObject) -> MessageEven
         reported = provider_status(fields)
     elif isinstance(status_obj, str) and status_obj.strip():
         status = _map_status({"name": status_obj})
-        reported = ProviderStatus(name=status_obj)
+        reported = ProviderStatus.build(name=status_obj)
     else:
         raise NormalizeError("delivery report has no 'status' object "
                              "{groupId, groupName, id, name, description}")
@@ -220,7 +220,7 @@ def _error(report: JsonObject, status: Status, reported: ProviderStatus) -> Erro
     if value not in (None, ""):
         raise NormalizeError(f"'error' should be an object, got {type(value).__name__}")
     if status in _FAILURES:
-        return ErrorInfo(description=reported.description)
+        return ErrorInfo.build(description=reported.description)
     return None
 
 
@@ -239,12 +239,12 @@ def _inbound(request: WebhookRequest, report: JsonObject, message: JsonObject) -
     media: list[Media] = []
     url = text_field(message, "url", "mediaurl", "fileurl")
     if url is not None and message_type not in _POSTBACK_TYPES:
-        media.append(Media(url=url,
-                           content_type=text_field(message, "contenttype", "mimetype"),
-                           caption=text_field(message, "caption")))
+        media.append(Media.build(url=url,
+                                 content_type=text_field(message, "contenttype", "mimetype"),
+                                 caption=text_field(message, "caption")))
     location = geo_uri(message)
     if location is not None and (message_type == "location" or not media):
-        media = [Media(url=location)]  # coordinates say more than a map link
+        media = [Media.build(url=location)]  # coordinates say more than a map link
     if message_type is None and text is None and postback is None and not media:
         raise NormalizeError("inbound message has no 'type', 'text', 'url' or 'payload'")
     return inbound_event(

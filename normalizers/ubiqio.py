@@ -273,14 +273,14 @@ def _status(request: WebhookRequest, report: JsonObject) -> MessageEvent:
 def _provider_status(report: JsonObject, raw_status: Any) -> ProviderStatus:
     if isinstance(raw_status, dict):
         fields = loose_keys(raw_status)
-        return ProviderStatus(
+        return ProviderStatus.build(
             code=text_field(fields, "code", "id", "statuscode"),
             name=text_field(fields, "name", "status", "state", "value"),
             group=text_field(fields, "groupname", "group", "groupid"),
             description=text_field(fields, "description", "message", "text"),
         )
     if isinstance(raw_status, (str, int, float)) and not isinstance(raw_status, bool):
-        return ProviderStatus(
+        return ProviderStatus.build(
             code=_text(report, _STATUS_CODE),
             name=str(raw_status),
             description=_text(report, _STATUS_TEXT),
@@ -319,10 +319,11 @@ def _error(report: JsonObject, status: Status, provider_status: ProviderStatus
     if code in ("0", "000") and description is None:
         code = None  # "error 0" is how many gateways say "no error"
     if status in _FAILURES:
-        return ErrorInfo(code=code, description=description or provider_status.description,
-                         permanent=permanent)
+        return ErrorInfo.build(code=code,
+                               description=description or provider_status.description,
+                               permanent=permanent)
     if status is Status.UNKNOWN and (code or description):
-        return ErrorInfo(code=code, description=description, permanent=permanent)
+        return ErrorInfo.build(code=code, description=description, permanent=permanent)
     return None
 
 
@@ -376,7 +377,7 @@ def _media(content: JsonObject) -> list[Media]:
     media: list[Media] = []
     url = _first(content, _IMAGE_URL)
     if isinstance(url, str):
-        media.append(Media(url=url, caption=text_field(content, "caption")))
+        media.append(Media.build(url=url, caption=text_field(content, "caption")))
     elif url is not None:
         raise NormalizeError(f"'imageUrl' should be a URL string, got {type(url).__name__}")
     for key in _MEDIA_LISTS.keys:
@@ -387,14 +388,14 @@ def _media(content: JsonObject) -> list[Media]:
 
 def _media_item(item: Any, where: str) -> Media:
     if isinstance(item, str) and item.strip():
-        return Media(url=item.strip())
+        return Media.build(url=item.strip())
     if isinstance(item, dict):
         fields = loose_keys(item)
         url = text_field(fields, "url", "imageurl", "mediaurl", "fileurl", "link")
         if url is not None:
-            return Media(url=url,
-                         content_type=text_field(fields, "contenttype", "mimetype", "mime"),
-                         caption=text_field(fields, "caption"))
+            return Media.build(url=url,
+                               content_type=text_field(fields, "contenttype", "mimetype", "mime"),
+                               caption=text_field(fields, "caption"))
     raise NormalizeError(f"{where} should be a URL or an object with a 'url'")
 
 

@@ -160,7 +160,7 @@ def _receipt(request: WebhookRequest, envelope: JsonObject, info: JsonObject
         correlation_id=text_field(envelope, "correlationid", "callbackdata"),
         recipient=text_field(info, "destination"),
         error=_error(code, description) if status in _FAILURES else None,
-        provider_status=ProviderStatus(code=code, name=raw_status, description=description),
+        provider_status=ProviderStatus.build(code=code, name=raw_status, description=description),
         segments=int_field(info, "messagecount"),
         occurred_at=parse_time(first(info, "timestamp")),
     )
@@ -168,7 +168,7 @@ def _receipt(request: WebhookRequest, envelope: JsonObject, info: JsonObject
 
 def _error(code: str | None, description: str | None) -> ErrorInfo:
     permanent = code in _PERMANENT_CODES or (description or "").lower().startswith("permanent")
-    return ErrorInfo(code=code, description=description, permanent=permanent)
+    return ErrorInfo.build(code=code, description=description, permanent=permanent)
 
 
 # --- inbound ---------------------------------------------------------------------------------
@@ -216,13 +216,13 @@ def _attachments(value: Any) -> list[Media]:
     media: list[Media] = []
     for index, item in enumerate(as_list(value)):
         if isinstance(item, str) and item.startswith(("http://", "https://")):
-            media.append(Media(url=item))
+            media.append(Media.build(url=item))
         elif isinstance(item, dict):
             fields = _lower_keys(item)
             url = text_field(fields, "url", "fileurl", "mediaurl", "link")
             if url is None:
                 raise NormalizeError(f"attachments[{index}] has no 'url'")
-            media.append(Media(url=url,
+            media.append(Media.build(url=url,
                                content_type=text_field(fields, "contenttype", "mimetype"),
                                caption=text_field(fields, "caption")))
         else:
