@@ -87,12 +87,6 @@ DEFAULT_ACK = Ack()
 
 # --- building events -------------------------------------------------------------------------
 
-# Enum members read once: on Python 3.11 `EventType.STATUS` costs a metaclass lookup each time.
-_STATUS_EVENT = EventType.STATUS
-_INBOUND_EVENT = EventType.INBOUND
-_OUTBOUND = Direction.OUTBOUND
-_INBOUND = Direction.INBOUND
-
 
 def status_event(
     request: WebhookRequest,
@@ -111,23 +105,21 @@ def status_event(
 ) -> MessageEvent:
     """A `message.status` event about a message we sent (direction outbound)."""
     status_key = provider_status.name or provider_status.code if provider_status else None
-    provider = request.provider
-    account = request.account
     return MessageEvent.build(
         id=event_id(
-            provider=provider,
-            account=account,
-            type=_STATUS_EVENT,
+            provider=request.provider,
+            account=request.account,
+            type=EventType.STATUS,
             message_id=message_id,
             status=status_key or status.value,
             occurred_at=occurred_at,
             fallback="" if message_id else f"{correlation_id or ''}|{recipient or ''}",
         ),
-        type=_STATUS_EVENT,
-        provider=provider,
-        account=account,
+        type=EventType.STATUS,
+        provider=request.provider,
+        account=request.account,
         channel=channel,
-        direction=_OUTBOUND,
+        direction=Direction.OUTBOUND,
         message_id=message_id,
         correlation_id=correlation_id,
         from_=address(sender),
@@ -160,24 +152,22 @@ def inbound_event(
     occurred_at: datetime | None = None,
 ) -> MessageEvent:
     """A `message.inbound` event: a message from an end user."""
-    provider = request.provider
-    account = request.account
     return MessageEvent.build(
         id=event_id(
-            provider=provider,
-            account=account,
-            type=_INBOUND_EVENT,
+            provider=request.provider,
+            account=request.account,
+            type=EventType.INBOUND,
             message_id=message_id,
             status=None,
             occurred_at=occurred_at,
             fallback="" if message_id else "|".join(
                 part or "" for part in (sender, recipient, text, postback)),
         ),
-        type=_INBOUND_EVENT,
-        provider=provider,
-        account=account,
+        type=EventType.INBOUND,
+        provider=request.provider,
+        account=request.account,
         channel=channel,
-        direction=_INBOUND,
+        direction=Direction.INBOUND,
         message_id=message_id,
         correlation_id=correlation_id,
         from_=address(sender),
@@ -271,8 +261,7 @@ def _xml_element(element: Any) -> Any:
         return (element.text or "").strip()
     result: JsonObject = {}
     for child in element:
-        tag = child.tag
-        name = tag.rsplit("}", 1)[-1] if "}" in tag else tag  # _local_name, inlined
+        name = _local_name(child.tag)
         value = _xml_element(child)
         if name in result:
             existing = result[name]
@@ -286,10 +275,7 @@ def _xml_element(element: Any) -> Any:
 
 
 def is_xml(request: WebhookRequest) -> bool:
-    content_type = request.content_type
-    if content_type not in _PLAIN_MEDIA_TYPES:
-        content_type = request.media_type
-    if content_type.endswith("/xml"):
+    if request.media_type.endswith("/xml"):
         return True
     start = request.body[:1]
     # Strip (a copy of the body) only when it starts with whitespace.
@@ -409,8 +395,7 @@ _LOOSE_KEYS_MAX = 4096
 
 def loose_keys(data: Mapping[str, Any]) -> JsonObject:
     """The object with its keys as `loose_key` compares them."""
-    known = _LOOSE_KEYS.get
-    return {known(key) or loose_key(key): value for key, value in data.items()}
+    return {loose_key(key): value for key, value in data.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,15 +468,6 @@ def address(value: str | None) -> str | None:
     value = value.strip()
     if not value:
         return None
-    if value.isdigit() and value.isascii():
-        # Digits only, the usual case, decided without the regex (whose length bounds always
-        # hold when the length is right for E.164): what the general path below gives.
-        if value[0] != "0":
-            return "+" + value if 8 <= len(value) <= 15 else value
-        if value[1:2] != "0":
-            return value  # national format
-        digits = value[2:]
-        return value if len(digits) < 8 or len(digits) > 15 or digits[0] == "0" else "+" + digits
     if _phone_match(value) is None:
         return value
     digits = _non_digits("", value)

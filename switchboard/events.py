@@ -11,7 +11,7 @@ import hashlib
 import re
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
@@ -24,12 +24,6 @@ SCHEMA_VERSION: Literal[1] = 1
 # Fixed namespace so that every Switchboard deployment derives the same id for the same report.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c9a52-3e0b-5d6e-9b7a-5b1f0c2d4e8a")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
-_sha1 = hashlib.sha1
-_UUID = uuid.UUID
-_SAFE_UNKNOWN = uuid.SafeUUID.unknown
-# uuid5: clear the variant and version bits, then set variant RFC 4122 and version 5.
-_UUID5_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
-_UUID5_SET = (0x8000 << 48) | (5 << 76)
 
 PROVIDERS = ("infobip", "infobip-omnichat", "bird", "webex", "ubiqio")
 
@@ -71,8 +65,6 @@ class _Model(BaseModel):
 
 
 _M = TypeVar("_M", bound=_Model)
-_new_object = object.__new__
-_set_attribute = object.__setattr__
 
 
 def _checked_instance(cls: type[_M], values: dict[str, Any], fields: set[str]) -> _M:
@@ -81,11 +73,11 @@ def _checked_instance(cls: type[_M], values: dict[str, Any], fields: set[str]) -
     exact type, within its constraints. Sets what `BaseModel.model_construct` sets, without
     its per-field loop; every field counts as set, as when all are passed to the constructor.
     """
-    instance = _new_object(cls)
-    _set_attribute(instance, "__dict__", values)
-    _set_attribute(instance, "__pydantic_fields_set__", fields.copy())
-    _set_attribute(instance, "__pydantic_extra__", None)
-    _set_attribute(instance, "__pydantic_private__", None)
+    instance = object.__new__(cls)
+    object.__setattr__(instance, "__dict__", values)
+    object.__setattr__(instance, "__pydantic_fields_set__", fields.copy())
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
     return instance
 
 
@@ -234,9 +226,9 @@ class MessageEvent(_Model):
         """
         if (
             cls is MessageEvent  # a subclass may have more fields: it is validated
-            and id.__class__ is _UUID
-            and (status.__class__ is Status if type is _STATUS_TYPE
-                 else type is _INBOUND_TYPE and status is None)
+            and id.__class__ is uuid.UUID
+            and (status.__class__ is Status if type is EventType.STATUS
+                 else type is EventType.INBOUND and status is None)
             and direction.__class__ is Direction
             and provider.__class__ is str
             and account.__class__ is str
@@ -259,37 +251,15 @@ class MessageEvent(_Model):
             and (price is None or price.__class__ is Price)
             and (occurred_at is None or occurred_at.__class__ is datetime)
         ):
-            # Filling a copy of a dict in field order is cheaper than a 23-key dict display
-            # (which grows its table as it goes); schema_version keeps the template's value.
-            values = _MESSAGE_EVENT_TEMPLATE.copy()
-            values["id"] = id
-            values["type"] = type
-            values["provider"] = provider
-            values["account"] = account
-            values["channel"] = channel
-            values["direction"] = direction
-            values["message_id"] = message_id
-            values["correlation_id"] = correlation_id
-            values["from_"] = from_
-            values["to"] = to
-            values["status"] = status
-            values["error"] = error
-            values["provider_status"] = provider_status
-            values["text"] = text
-            values["media"] = list(media)
-            values["postback"] = postback
-            values["in_reply_to"] = in_reply_to
-            values["segments"] = segments
-            values["price"] = price
-            values["occurred_at"] = occurred_at
-            values["received_at"] = received_at
-            values["raw_id"] = raw_id
-            event = _new_object(cls)  # _checked_instance(), inlined on this hot path
-            _set_attribute(event, "__dict__", values)
-            _set_attribute(event, "__pydantic_fields_set__", _MESSAGE_EVENT_FIELDS.copy())
-            _set_attribute(event, "__pydantic_extra__", None)
-            _set_attribute(event, "__pydantic_private__", None)
-            return event
+            return _checked_instance(cls, {
+                "id": id, "type": type, "schema_version": SCHEMA_VERSION, "provider": provider,
+                "account": account, "channel": channel, "direction": direction,
+                "message_id": message_id, "correlation_id": correlation_id, "from_": from_,
+                "to": to, "status": status, "error": error, "provider_status": provider_status,
+                "text": text, "media": list(media), "postback": postback,
+                "in_reply_to": in_reply_to, "segments": segments, "price": price,
+                "occurred_at": occurred_at, "received_at": received_at, "raw_id": raw_id,
+            }, _MESSAGE_EVENT_FIELDS)
         return cls(
             id=id, type=type, schema_version=SCHEMA_VERSION, provider=provider, account=account,
             channel=channel, direction=direction, message_id=message_id,
@@ -316,17 +286,10 @@ class MessageEvent(_Model):
         return self.from_ if self.direction is Direction.INBOUND else self.to
 
 
-# Enum members read once: on Python 3.11 `EventType.STATUS` costs a metaclass lookup each time.
-_STATUS_TYPE = EventType.STATUS
-_INBOUND_TYPE = EventType.INBOUND
-
 _ERROR_INFO_FIELDS = set(ErrorInfo.model_fields)
 _PROVIDER_STATUS_FIELDS = set(ProviderStatus.model_fields)
 _MEDIA_FIELDS = set(Media.model_fields)
 _MESSAGE_EVENT_FIELDS = set(MessageEvent.model_fields)
-# Every field, in field order; build() sets all but schema_version, which has one value in v1.
-_MESSAGE_EVENT_TEMPLATE: dict[str, Any] = {
-    **dict.fromkeys(MessageEvent.model_fields), "schema_version": SCHEMA_VERSION}
 
 # Channel names that matched CHANNEL_PATTERN, so the next event on them need not match again;
 # bounded, as labels come from webhooks.
@@ -356,24 +319,14 @@ def event_id(
 
     `fallback` carries extra identifying content for reports that have no provider message id.
     """
-    if occurred_at is None:
-        when = ""
-    elif occurred_at.__class__ is datetime and occurred_at.tzinfo is UTC:
-        # What isoformat() gives for UTC (normalizers' times), for two thirds of its cost.
-        when = f"{occurred_at.date().isoformat()}T{occurred_at.time().isoformat()}+00:00"
-    else:
-        when = occurred_at.isoformat()
-    # str() of an EventType is its value, and cheaper to get than `.value`.
-    name = (f"{provider}\x1f{account}\x1f{type!s}\x1f{message_id or ''}\x1f{status or ''}"
+    when = occurred_at.isoformat() if occurred_at else ""
+    name = (f"{provider}\x1f{account}\x1f{type.value}\x1f{message_id or ''}\x1f{status or ''}"
             f"\x1f{when}\x1f{fallback}")
-    # uuid.uuid5(EVENT_ID_NAMESPACE, name), without its per-call import and argument checks:
-    # SHA-1 of namespace and name, the first 128 bits, the RFC 4122 variant and version 5.
-    digest = _sha1(_NAMESPACE_BYTES + name.encode()).digest()
-    value = ((int.from_bytes(digest) >> 32) & _UUID5_CLEAR) | _UUID5_SET  # first 16 of 20 bytes
-    derived = _new_object(_UUID)  # what UUID(int=value) sets, without its argument checks
-    _set_attribute(derived, "int", value)
-    _set_attribute(derived, "is_safe", _SAFE_UNKNOWN)
-    return derived
+    # uuid.uuid5(EVENT_ID_NAMESPACE, name) without its per-call argument checks: the first 128
+    # bits of SHA-1 over namespace and name, with the RFC 4122 variant and version 5.
+    return uuid.UUID(bytes=hashlib.sha1(_NAMESPACE_BYTES + name.encode(),
+                                         usedforsecurity=False).digest()[:16],
+                     version=5)
 
 
 def json_schema() -> bytes:
