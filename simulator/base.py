@@ -82,19 +82,33 @@ class Inbound:
 
 
 @dataclass(frozen=True, slots=True)
+class Bucket:
+    """How a provider delivers several reports in one request (Infobip: up to 100 `results`).
+
+    Reports of one bucket to one account wait while that account's previous request of the
+    bucket is in flight, then go together: the busier the account, the fuller its requests.
+    """
+
+    name: str
+    max_reports: int
+    merge: Callable[[Sequence[bytes]], bytes]  # the bodies of single reports -> one body
+
+
+@dataclass(frozen=True, slots=True)
 class Webhook:
     """One webhook body a provider would POST to us; `kind` is for logs and counters."""
 
     kind: str
     body: bytes
     content_type: str = "application/json"
+    bucket: Bucket | None = None  # None: always delivered in a request of its own
 
     def json(self) -> Any:
         return orjson.loads(self.body)
 
 
-def webhook(kind: str, payload: Any) -> Webhook:
-    return Webhook(kind=kind, body=orjson.dumps(payload))
+def webhook(kind: str, payload: Any, bucket: Bucket | None = None) -> Webhook:
+    return Webhook(kind=kind, body=orjson.dumps(payload), bucket=bucket)
 
 
 class SimulatedProvider(Protocol):

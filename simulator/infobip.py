@@ -5,6 +5,8 @@ messageId?}], content{body{type, text}}, webhooks{delivery{url, intermediateRepo
 seen{url}, callbackData}}]}`. The answer is `{bulkId, messages[{messageId, status, destination}]}`
 with status MESSAGE_ACCEPTED. Webhooks use the Messages API report shapes (`event` DELIVERY,
 SEEN, MO); `callbackData` is echoed in delivery and seen reports, as Infobip documents.
+Delivery reports of one account share requests when they pile up, up to 100 per `results`
+array, as Infobip's default `maxBucketSize` allows.
 
 Infobip sends intermediate delivery reports only when the message asked for them
 (`webhooks.delivery.intermediateReport: true`): then MESSAGE_ACCEPTED and PENDING_ENROUTE come
@@ -19,12 +21,14 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from normalizers.base import channel as channel_name
 from simulator.base import (
+    Bucket,
     Inbound,
     InboundNotSupported,
     OutboundKeys,
@@ -132,7 +136,8 @@ def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> lis
     seen = message.details["channel"] in SEEN_CHANNELS and message.details["seen"]
     times = timeline(at, step, len(statuses) + (1 if seen else 0))
     hooks = [webhook(f"status:{status['name']}",
-                     {"results": [_delivery_report(message, status, sent_at=at, done_at=when)]})
+                     {"results": [_delivery_report(message, status, sent_at=at, done_at=when)]},
+                     DELIVERY_BUCKET)
              for status, when in zip(statuses, times, strict=False)]
     if seen:
         hooks.append(webhook("status:SEEN",
@@ -209,6 +214,16 @@ def _outgoing(message: dict[str, Any], destination: dict[str, Any], bulk_id: str
 
 
 # --- webhook bodies --------------------------------------------------------------------------
+
+
+def merge_results(bodies: Sequence[bytes]) -> bytes:
+    """One `{"results": [...]}` body carrying the reports of several."""
+    return orjson.dumps({"results": [report for body in bodies
+                                     for report in orjson.loads(body)["results"]]})
+
+
+# "The default number of delivery reports in a single request is 100" (maxBucketSize).
+DELIVERY_BUCKET = Bucket("infobip-delivery", max_reports=100, merge=merge_results)
 
 
 def _delivery_report(message: Outgoing, status: dict[str, Any], *, sent_at: datetime,

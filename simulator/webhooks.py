@@ -4,6 +4,11 @@ The webhooks of one message go out as one job, in lifecycle order, each after a 
 jobs of different messages run concurrently on a few workers. A webhook ingest does not answer
 with 2xx is retried with exponential backoff a bounded number of times, then dropped and
 counted, like a provider giving up.
+
+Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account and
+bucket: one request of the lane in flight at a time, and the reports that arrive meanwhile
+go together in the next, as the provider batches them. The job waits for its report's
+request, so a message's webhooks keep their order.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 import httpx
 
 from ingest.signing import sign
-from simulator.base import Webhook
+from simulator.base import Bucket, Webhook
 from switchboard.accounts import Account
 from switchboard.logs import get_logger
 
@@ -39,7 +44,7 @@ class Job:
 
 @dataclass(slots=True)
 class WebhookStats:
-    sent: int = 0
+    sent: int = 0  # webhooks (reports), however many requests carried them
     failed: int = 0  # dropped after the last attempt
     retried: int = 0
     skipped: int = 0  # no ingest URL configured
@@ -62,11 +67,19 @@ class RetryPolicy:
             raise ValueError("retry needs attempts >= 1, backoff_s >= 0 and timeout_s > 0")
 
 
+@dataclass(slots=True)
+class _Lane:
+    """Bucketed reports of one account waiting for the lane's next request."""
+
+    waiting: list[tuple[Webhook, asyncio.Future[None]]]
+    task: asyncio.Task[None] | None = None
+
+
 class WebhookDispatcher:
     """A queue of webhook jobs and the workers that deliver them to ingest."""
 
     def __init__(self, ingest_url: str | None, *, retry: RetryPolicy | None = None,
-                 workers: int = 8, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 workers: int = 32, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.ingest_url = ingest_url.rstrip("/") if ingest_url else None
         self.retry = retry or RetryPolicy()
         self.stats = WebhookStats()
@@ -77,6 +90,7 @@ class WebhookDispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._in_flight = 0
+        self._lanes: dict[tuple[str, Bucket], _Lane] = {}
 
     def url_for(self, provider: str, account: str) -> str | None:
         if self.ingest_url is None:
@@ -90,12 +104,14 @@ class WebhookDispatcher:
                        for index in range(self._workers)]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *(lane.task for lane in self._lanes.values() if lane.task)]
+        for task in tasks:
             task.cancel()
-        for task in self._tasks:
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._lanes = {}
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -125,7 +141,10 @@ class WebhookDispatcher:
                 for hook in job.webhooks:
                     if job.delay_s > 0:
                         await asyncio.sleep(job.delay_s)
-                    await self._deliver(job, hook)
+                    if hook.bucket is None:
+                        await self._deliver(job, hook)
+                    else:
+                        await self._deliver_in_bucket(job, hook, hook.bucket)
             except Exception:  # one broken job must not stop the worker
                 log.exception("simulator webhook job failed", provider=job.provider,
                               account=job.account.name)
@@ -133,7 +152,31 @@ class WebhookDispatcher:
                 self._in_flight -= 1
                 self._queue.task_done()
 
-    async def _deliver(self, job: Job, hook: Webhook) -> None:
+    async def _deliver_in_bucket(self, job: Job, hook: Webhook, bucket: Bucket) -> None:
+        lane = self._lanes.setdefault((job.account.name, bucket), _Lane([]))
+        delivered = asyncio.get_running_loop().create_future()
+        lane.waiting.append((hook, delivered))
+        if lane.task is None or lane.task.done():
+            lane.task = asyncio.create_task(self._run_lane(job, lane, bucket))
+        await delivered
+
+    async def _run_lane(self, job: Job, lane: _Lane, bucket: Bucket) -> None:
+        """Deliver the lane's waiting reports, up to a bucket per request, until none wait."""
+        while lane.waiting:
+            batch = lane.waiting[:bucket.max_reports]
+            del lane.waiting[:bucket.max_reports]
+            hooks = [hook for hook, _ in batch]
+            merged = hooks[0] if len(hooks) == 1 else Webhook(
+                kind=hooks[0].kind, body=bucket.merge([hook.body for hook in hooks]),
+                content_type=hooks[0].content_type)
+            try:
+                await self._deliver(job, merged, reports=len(hooks))
+            finally:
+                for _, delivered in batch:
+                    if not delivered.done():
+                        delivered.set_result(None)
+
+    async def _deliver(self, job: Job, hook: Webhook, reports: int = 1) -> None:
         url = self.url_for(job.provider, job.account.name)
         assert url is not None and self._client is not None
         headers = {"content-type": hook.content_type, "user-agent": "switchboard-simulator",
@@ -148,15 +191,16 @@ class WebhookDispatcher:
                 self.stats.retried += 1
                 await asyncio.sleep(self.retry.backoff_s * 2 ** (attempt - 1))
         if outcome == "sent":
-            self.stats.sent += 1
+            self.stats.sent += reports
         else:
-            self.stats.failed += 1
+            self.stats.failed += reports
             log.warning("simulator webhook dropped", provider=job.provider,
                         account=job.account.name, kind=hook.kind, status=status,
-                        attempts=attempt)
+                        attempts=attempt, reports=reports)
         self.recent.append({"provider": job.provider, "account": job.account.name,
-                            "kind": hook.kind, "outcome": outcome, "http_status": status,
-                            "attempts": attempt, "at": datetime.now(UTC).isoformat()})
+                            "kind": hook.kind, "reports": reports, "outcome": outcome,
+                            "http_status": status, "attempts": attempt,
+                            "at": datetime.now(UTC).isoformat()})
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int | None:
         """The HTTP status ingest answered, or None when it could not be reached."""

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -674,10 +675,12 @@ async def test_sim_inbound_errors(sim: httpx.AsyncClient, payload: dict[str, Any
 class FakeIngest:
     """Stands in for ingest: checks each webhook's auth like ingest does, then normalizes it."""
 
-    def __init__(self, accounts: Accounts, fail_first: int = 0) -> None:
+    def __init__(self, accounts: Accounts, fail_first: int = 0, hold_s: float = 0) -> None:
         self.accounts = accounts
         self.fail_first = fail_first
+        self.hold_s = hold_s  # answer this late: what piles up meanwhile shows batching
         self.calls = 0
+        self.bodies: list[Any] = []
         self.events: list[MessageEvent] = []
         self.rejected: list[str] = []
         self.app = Starlette(routes=[Route("/webhooks/{provider}/{account}", self.receive,
@@ -699,6 +702,8 @@ class FakeIngest:
             self.rejected.append(exc.args[0])
             return JSONResponse({"error": "unauthorized"}, status_code=401)
         self.events.extend(_normalize(provider, name, body))
+        self.bodies.append(orjson.loads(body))
+        await asyncio.sleep(self.hold_s)
         return JSONResponse({"ok": True})
 
 
@@ -741,6 +746,40 @@ async def test_webhooks_reach_ingest_signed_and_in_order() -> None:
     assert [(e.account, e.text) for e in inbound] == [("ubiqio", "STOP")]
     stats = app.state.simulator.dispatcher.to_dict()
     assert (stats["sent"], stats["failed"], stats["pending"]) == (12, 0, 0)
+
+
+async def test_infobip_delivery_reports_share_requests_when_they_pile_up() -> None:
+    accounts = _accounts()
+    ingest = FakeIngest(accounts, hold_s=0.05)
+    app = create_simulator_app(accounts, INGEST, status_delay_s=0.001,
+                               transport=httpx.ASGITransport(app=ingest.app))
+    sends = 30
+
+    async def exercise(client: httpx.AsyncClient) -> None:
+        answers = await asyncio.gather(*(
+            client.post("/infobip/messages-api/1/messages",
+                        json=infobip_send("WHATSAPP", intermediate=True, seen=True),
+                        headers={"authorization": "App ib-api-key"}) for _ in range(sends)))
+        assert all(answer.is_success for answer in answers)
+
+    await _run(app, exercise)
+    assert ingest.rejected == []
+    delivery_requests = [body for body in ingest.bodies
+                         if body["results"][0]["event"] == "DELIVERY"]
+    reports = [report for body in delivery_requests for report in body["results"]]
+    assert len(reports) == 3 * sends  # accepted, enroute, delivered: none lost, none doubled
+    assert len({(r["messageId"], r["status"]["name"]) for r in reports}) == 3 * sends
+    assert len(delivery_requests) < len(reports)  # batched ...
+    assert max(len(body["results"]) for body in delivery_requests) <= 100
+    assert all(r["event"] == "DELIVERY" for r in reports)  # ... never mixed with seen reports
+    by_message: dict[str, list[Status | None]] = {}
+    for event in ingest.events:
+        by_message.setdefault(event.message_id or "", []).append(event.status)
+    assert len(by_message) == sends
+    assert all(statuses == [Status.ACCEPTED, Status.SENT, Status.DELIVERED, Status.SEEN]
+               for statuses in by_message.values())  # each message's reports in order
+    stats = app.state.simulator.dispatcher.to_dict()
+    assert (stats["sent"], stats["failed"], stats["pending"]) == (4 * sends, 0, 0)
 
 
 async def test_webhooks_are_retried_then_dropped_and_counted() -> None:
