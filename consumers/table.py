@@ -21,12 +21,21 @@ V = TypeVar("V")
 
 
 class CompactedTable(Generic[V]):
-    def __init__(self, bootstrap_servers: str, topic: str,
-                 decode: Callable[[bytes], V]) -> None:
+    """The follower reads new records as they come, or with `relaxed_follow` lets them gather
+    (up to 256 KiB or half a second): for a table read mostly at start and on rebalance (the
+    sender's ledger) that would otherwise read back each of its own writes in a fetch.
+    Values are decoded when first asked for: most keys never are.
+    """
+
+    def __init__(self, bootstrap_servers: str, topic: str, decode: Callable[[bytes], V], *,
+                 relaxed_follow: bool = False) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.decode = decode
+        self.follow_wait_ms = 500 if relaxed_follow else 100
+        self._fetch_min_bytes = 256 * 1024 if relaxed_follow else 1
         self.values: dict[bytes, V] = {}
+        self._undecoded: dict[bytes, bytes] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
@@ -41,7 +50,8 @@ class CompactedTable(Generic[V]):
             raise RuntimeError(f"topic {self.topic} does not exist")
         consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
                                     enable_auto_commit=False, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=100)
+                                    fetch_max_wait_ms=self.follow_wait_ms,
+                                    fetch_min_bytes=self._fetch_min_bytes)
         await consumer.start()
         self._partitions = [TopicPartition(self.topic, p) for p in partitions]
         consumer.assign(self._partitions)
@@ -52,7 +62,7 @@ class CompactedTable(Generic[V]):
         await self._offsets.start()
         await self._read_until_caught_up()
         self._follow = asyncio.create_task(self._follow_forever())
-        log.info("table loaded", topic=self.topic, entries=len(self.values))
+        log.info("table loaded", topic=self.topic, entries=len(self))
 
     async def stop(self) -> None:
         if self._follow is not None:
@@ -64,13 +74,13 @@ class CompactedTable(Generic[V]):
             await self._offsets.stop()
 
     async def catch_up(self, timeout_s: float = 30.0) -> None:
-        """Return once every record written before this call is in `values`."""
+        """Return once every record written before this call is in the table."""
         assert self._consumer is not None and self._offsets is not None
         # A separate connection: Kafka answers a connection's requests in order, so asking
         # the reader's client would wait behind its long-poll fetch.
         ends = await self._offsets.end_offsets(self._partitions)
         # position() counts only records getmany() returned, and _poll applies those before
-        # it next awaits: at the end offsets means every record is in `values`.
+        # it next awaits: at the end offsets means every record is in the table.
         for tp in self._partitions:
             self._positions[tp] = await self._consumer.position(tp)
         async with self._advanced:
@@ -88,7 +98,7 @@ class CompactedTable(Generic[V]):
     async def _follow_forever(self) -> None:
         """The only reader once started: catch_up() waits on its progress, never on a lock."""
         while True:
-            await self._poll(100)
+            await self._poll(self.follow_wait_ms)
 
     async def _poll(self, timeout_ms: int) -> None:
         assert self._consumer is not None
@@ -106,16 +116,24 @@ class CompactedTable(Generic[V]):
             return
         if record.value is None:  # a tombstone deletes the key
             self.values.pop(record.key, None)
-            return
-        try:
-            self.values[record.key] = self.decode(record.value)
-        except ValueError as exc:
-            log.error("table record ignored", topic=self.topic, offset=record.offset,
-                      error=repr(exc))
+            self._undecoded.pop(record.key, None)
+        else:
+            self._undecoded[record.key] = record.value
+
+    def __len__(self) -> int:
+        return len(self.values.keys() | self._undecoded.keys())
 
     def get(self, key: bytes) -> V | None:
+        raw = self._undecoded.pop(key, None)
+        if raw is not None:
+            try:
+                self.values[key] = self.decode(raw)
+            except ValueError as exc:  # keep the last value that could be read
+                log.error("table record ignored", topic=self.topic,
+                          key=key.decode(errors="replace"), error=repr(exc))
         return self.values.get(key)
 
     def put_local(self, key: bytes, value: V) -> None:
         """Record what we just wrote to the topic ourselves, without waiting to read it back."""
+        self._undecoded.pop(key, None)
         self.values[key] = value

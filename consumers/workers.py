@@ -47,7 +47,8 @@ async def _opt_out_list(bootstrap: str) -> AsyncIterator[OptOutList]:
 @contextlib.asynccontextmanager
 async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
     bootstrap = _bootstrap(settings)
-    ledger = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger)
+    # Read at start and on rebalance (catch_up); between them the follower need not hurry.
+    ledger = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger, relaxed_follow=True)
     await ledger.start()
     try:
         async with _opt_out_list(bootstrap) as opt_outs, httpx.AsyncClient(
