@@ -99,6 +99,14 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+# Every young collection stops the broker, and every produce and fetch waits for it. With the
+# serial collector they took 10-20 ms each second under `bench bots`; two parallel threads and
+# a larger young generation make them 7-16 ms every 5 s (2-core machine; end-to-end p99 fell
+# from 90-190 ms to 57-97 ms). Metaspace stays default on purpose: its full GCs at start move
+# the start-up objects to the old generation, where a young GC under load would take 100+ ms
+# to promote them (measured with -XX:MetaspaceSize=96m). gc.log in the data dir shows pauses.
+_GC_FLAGS = ("-XX:+UseParallelGC", "-XX:ParallelGCThreads=2", "-Xms384m", "-Xmn256m")
+
 _LOG4J = """\
 log4j.rootLogger=WARN, stdout
 log4j.appender.stdout=org.apache.log4j.ConsoleAppender
@@ -181,7 +189,8 @@ class LocalKafka:
         if java is None:
             raise BrokerError("java (17+) is needed to run the local Kafka broker")
         return [
-            java, "-Xms128m", f"-Xmx{self.heap}", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+            java, f"-Xmx{self.heap}", *_GC_FLAGS, "-XX:TieredStopAtLevel=1",
+            f"-Xlog:gc:file={self.data_dir / 'gc.log'}",
             "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
             f"-Dlog4j.configuration=file:{log4j}", "-cp", f"{lib}/*", *args,
         ]
