@@ -94,6 +94,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root.setLevel(level)
     # aiokafka is chatty at INFO about every (re)connection; warnings still come through.
     logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    # httpx logs every request at INFO: a line per provider call (and its CPU) at any volume,
+    # while failed sends are logged by the sender itself. Kept at DEBUG for troubleshooting.
+    logging.getLogger("httpx").setLevel(logging.WARNING if root.level >= logging.INFO
+                                        else root.level)
     _configured = True
 
 

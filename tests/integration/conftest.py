@@ -34,7 +34,7 @@ TEST_ACCOUNTS = {
     "it-bird": {"provider": "bird", "auth": {"scheme": "bird-signature",
                                              "secrets": ["bird-signing-key"]}},
     "it-messagebird": {"provider": "bird", "auth": {
-        "scheme": "messagebird-jwt", "secrets": ["mb-signing-key-0123456789abcdef"]}},
+        "scheme": "messagebird-jwt", "secrets": ["mb-signing-key-0123456789abcdef-32"]}},
     "it-messagebird-v1": {"provider": "bird", "auth": {"scheme": "messagebird-v1",
                                                        "secrets": ["mb-v1-signing-key"]}},
     "it-bird-platform": {"provider": "bird", "auth": {

@@ -50,7 +50,7 @@ async def test_exact_retry_is_answered_but_not_published_again(
 @pytest.mark.parametrize(
     ("account", "scheme", "secret"),
     [
-        ("it-messagebird", "messagebird-jwt", "mb-signing-key-0123456789abcdef"),
+        ("it-messagebird", "messagebird-jwt", "mb-signing-key-0123456789abcdef-32"),
         ("it-messagebird-v1", "messagebird-v1", "mb-v1-signing-key"),
         ("it-bird-platform", "standard-webhooks", "whsec_aXQtYmlyZC1wbGF0Zm9ybS1zZWNyZXQ="),
         ("it-bird", "bird-signature", "bird-signing-key"),

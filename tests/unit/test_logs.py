@@ -21,3 +21,15 @@ def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None
     assert lines[0]["client_secret"] == "***"
     assert lines[0]["nested"] == {"password": "***", "ok": "fine"}
     assert "***" in lines[1]["event"]
+
+
+@pytest.mark.parametrize(("level", "request_lines"), [("INFO", 0), ("DEBUG", 1)])
+def test_httpx_request_lines_only_when_debugging(capsys: pytest.CaptureFixture[str],
+                                                 level: str, request_lines: int) -> None:
+    configure_logging(level, "json")
+    logging.getLogger("httpx").info("HTTP Request: POST https://provider.example/send")
+    logging.getLogger("httpx").warning("something went wrong")
+    err = capsys.readouterr().err
+    assert err.count("HTTP Request") == request_lines
+    assert "something went wrong" in err
+    configure_logging("INFO", "json")
