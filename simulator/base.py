@@ -85,12 +85,14 @@ class Inbound:
 class Bucket:
     """How a provider delivers several reports in one request (Infobip: up to 100 `results`).
 
-    Reports of one bucket to one account wait while that account's previous request of the
-    bucket is in flight, then go together: the busier the account, the fuller its requests.
+    A report opens a bucket for its account, which goes out `max_wait_s` later or once full,
+    with every report of the account that came meanwhile; one request of the bucket is in
+    flight at a time. The busier the account, the fuller its requests.
     """
 
     name: str
     max_reports: int
+    max_wait_s: float
     merge: Callable[[Sequence[bytes]], bytes]  # the bodies of single reports -> one body
 
 

@@ -1,14 +1,15 @@
 """Delivering webhooks to ingest, signed the way each account's provider signs them.
 
 The webhooks of one message go out as one job, in lifecycle order, each after a short delay;
-jobs of different messages run concurrently on a few workers. A webhook ingest does not answer
+jobs of different messages run concurrently on workers. A webhook ingest does not answer
 with 2xx is retried with exponential backoff a bounded number of times, then dropped and
 counted, like a provider giving up.
 
 Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account and
-bucket: one request of the lane in flight at a time, and the reports that arrive meanwhile
-go together in the next, as the provider batches them. The job waits for its report's
-request, so a message's webhooks keep their order.
+bucket, which gathers them for the bucket's wait (or until it is full) and sends them in one
+request, one request in flight at a time, as the provider batches them. The job waits for its
+report's request, so a message's webhooks keep their order; hence many workers, most of them
+waiting.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class WebhookDispatcher:
     """A queue of webhook jobs and the workers that deliver them to ingest."""
 
     def __init__(self, ingest_url: str | None, *, retry: RetryPolicy | None = None,
-                 workers: int = 32, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 workers: int = 256, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.ingest_url = ingest_url.rstrip("/") if ingest_url else None
         self.retry = retry or RetryPolicy()
         self.stats = WebhookStats()
@@ -163,6 +164,8 @@ class WebhookDispatcher:
     async def _run_lane(self, job: Job, lane: _Lane, bucket: Bucket) -> None:
         """Deliver the lane's waiting reports, up to a bucket per request, until none wait."""
         while lane.waiting:
+            if len(lane.waiting) < bucket.max_reports:
+                await asyncio.sleep(bucket.max_wait_s)  # let the bucket fill
             batch = lane.waiting[:bucket.max_reports]
             del lane.waiting[:bucket.max_reports]
             hooks = [hook for hook, _ in batch]
