@@ -152,7 +152,6 @@ class WorkerRuntime:
         self._ok = HANDLED.labels(name, "ok")
         self._last_commit = 0.0
         self._committing: asyncio.Task[None] | None = None
-        self.before_batch: list[Callable[[], Awaitable[None]]] = []
         self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
@@ -187,8 +186,6 @@ class WorkerRuntime:
                     self.ready.set()
                 batch = await self._next_batch(consumer)
                 if batch:
-                    for hook in self.before_batch:
-                        await hook()
                     await self._dispatch(batch)
                 if (time.monotonic() - self._last_commit >= self.commit_interval_s
                         and (self._committing is None or self._committing.done())):

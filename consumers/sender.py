@@ -26,7 +26,7 @@ from switchboard.accounts import Account, Accounts
 from switchboard.commands import CommandKind, OutboundCommand, OutboundResult, ResultStatus
 from switchboard.events import ErrorInfo
 from switchboard.logs import get_logger
-from switchboard.records import OutRecord, result_record
+from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, ce_type_of, result_record
 from switchboard.topics import OUTBOUND_SENT
 
 log = get_logger(__name__)
@@ -48,10 +48,16 @@ class OptOutCheck(Protocol):
 
     def is_opted_out(self, account: str, contact: str) -> bool: ...
 
+    def remember(self, value: bytes) -> None:
+        """An opt-out change met on the outbound topic (raises ValueError if unreadable)."""
+
 
 class NoOptOuts:
     def is_opted_out(self, account: str, contact: str) -> bool:
         return False
+
+    def remember(self, value: bytes) -> None:
+        return None
 
 
 @dataclass
@@ -84,6 +90,13 @@ class Sender:
         return client
 
     async def handle(self, record: Record, ctx: Context) -> None:
+        if ce_type_of(record.headers) == OPT_OUT_CHANGE_TYPE:
+            # In the conversation's partition: every command after it in Kafka sees it.
+            try:
+                self.opt_outs.remember(record.value)
+            except ValueError as exc:
+                raise PoisonRecord(f"not an opt-out change: {exc}") from None
+            return
         try:
             command = OutboundCommand.from_json(record.value)
         except ValidationError as exc:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
@@ -63,26 +62,11 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
                 await ledger.catch_up()
 
             runtime.on_assigned.append(caught_up)
-            # An opt-out must be seen before the commands that follow it: catch up before
-            # handling a fetch, at most every 100 ms (each catch-up is a round trip).
-            runtime.before_batch.append(throttled(opt_outs.table.catch_up, 0.1))
+            # No catch-up of the opt-out list per fetch: the bots put each change on the
+            # outbound topic too, ordered with the commands to that contact.
             yield runtime
     finally:
         await ledger.stop()
-
-
-def throttled(hook: Callable[[], Awaitable[None]], every_s: float
-              ) -> Callable[[], Awaitable[None]]:
-    """Run `hook` at most once per `every_s`; calls in between return at once."""
-    last = 0.0
-
-    async def run() -> None:
-        nonlocal last
-        if time.monotonic() - last >= every_s:
-            last = time.monotonic()
-            await hook()
-
-    return run
 
 
 def _bot_factory(name: str, answer: Callable[[], Answer]) -> WorkerFactory:

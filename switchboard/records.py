@@ -7,7 +7,7 @@ value is the data), so generic CloudEvents tooling can route records without par
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,9 @@ RAW_TYPE = "dev.switchboard.webhook.raw.v1"
 COMMAND_TYPE = "dev.switchboard.outbound-command.v1"
 RESULT_TYPE = "dev.switchboard.outbound-result.v1"
 DEAD_LETTER_TYPE = "dev.switchboard.dead-letter.v1"
+# An opt-out change, also put on the outbound topic in the conversation's partition: the
+# sender meets it in order with the commands to that contact (see consumers/bots/optouts.py).
+OPT_OUT_CHANGE_TYPE = "dev.switchboard.opt-out-change.v1"
 Headers = list[tuple[str, bytes]]
 
 
@@ -58,6 +61,14 @@ def cloudevent_headers(*, ce_id: str, source: str, ce_type: str, time: datetime,
     if subject:
         headers.append(("ce_subject", subject.encode()))
     return headers
+
+
+def ce_type_of(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    """The CloudEvents type a consumed record declares, if any."""
+    for name, value in headers:
+        if name == "ce_type":
+            return value.decode(errors="replace")
+    return None
 
 
 def source_of(provider: str, account: str) -> str:

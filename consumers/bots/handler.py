@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, should_answer
-from consumers.bots.optouts import OptOutList, opt_out_record
+from consumers.bots.optouts import OptOutList, opt_out_records
 from consumers.bots.rules import AccountRules, CompiledAccount, RulesError, RuleSet, load_rules
 from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
 from consumers.runtime import Context, PoisonRecord, Record
@@ -99,10 +99,11 @@ class BotHandler:
         decision = compliance(event, account)
         if decision is not None:
             if decision.opt_out is not None:
-                change = opt_out_record(event.account, event.from_, decision.opt_out,
-                                        f"keyword:{decision.values.get('keyword')}")
-                records.append(change)
-                self.opt_outs.remember(change)
+                change = opt_out_records(event.provider, event.account, event.from_,
+                                         decision.opt_out,
+                                         f"keyword:{decision.values.get('keyword')}")
+                records.extend(change)  # the copy on the outbound topic precedes the reply
+                self.opt_outs.remember(change[0].value)
             if decision.reply:
                 command = reply_command(event, Reply(decision.reply), decision.purpose,
                                         decision.kind)
@@ -115,10 +116,11 @@ class BotHandler:
 
     async def _provider_signal(self, event: MessageEvent, ctx: Context) -> None:
         if provider_opt_out(event) and event.to:
-            change = opt_out_record(event.account, event.to, True,
-                                    f"provider:{event.provider}:{event.error and event.error.code}")
-            await ctx.publish([change])
-            self.opt_outs.remember(change)
+            change = opt_out_records(
+                event.provider, event.account, event.to, True,
+                f"provider:{event.provider}:{event.error and event.error.code}")
+            await ctx.publish(change)
+            self.opt_outs.remember(change[0].value)
 
 
 async def keywords_answer(event: MessageEvent, account: CompiledAccount

@@ -1,17 +1,27 @@
 """The opt-out list: a compacted topic keyed by account and contact, latest state wins.
 
 The bots write it (STOP/START, provider opt-out signals); the sender and the bots read it.
+Each change is also put on the outbound topic, keyed by the conversation like the commands
+to that contact: Kafka then hands it to the sender before any command produced after it, so
+no command slips past an opt-out while the sender's copy of the list catches up.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
 from consumers.table import CompactedTable
-from switchboard.records import OutRecord
-from switchboard.topics import OPT_OUTS
+from switchboard.records import (
+    OPT_OUT_CHANGE_TYPE,
+    OutRecord,
+    cloudevent_headers,
+    conversation_key,
+    source_of,
+)
+from switchboard.topics import OPT_OUTS, OUTBOUND
 
 
 class OptOutState(BaseModel):
@@ -32,11 +42,17 @@ def decode_opt_out(value: bytes) -> OptOutState:
     return OptOutState.model_validate_json(value)
 
 
-def opt_out_record(account: str, contact: str, opted_out: bool, source: str) -> OutRecord:
+def opt_out_records(provider: str, account: str, contact: str, opted_out: bool,
+                    source: str) -> tuple[OutRecord, OutRecord]:
+    """The change for the opt-out list, and its copy for the outbound topic (publish both)."""
     state = OptOutState(account=account, contact=contact, opted_out=opted_out, source=source,
                         at=datetime.now(UTC))
-    return OutRecord(OPT_OUTS.name, state.model_dump_json().encode(),
-                     opt_out_key(account, contact))
+    value = state.model_dump_json().encode()
+    in_order = OutRecord(OUTBOUND.name, value, conversation_key(provider, account, contact),
+                         cloudevent_headers(ce_id=str(uuid.uuid4()),
+                                            source=source_of(provider, account),
+                                            ce_type=OPT_OUT_CHANGE_TYPE, time=state.at))
+    return OutRecord(OPT_OUTS.name, value, opt_out_key(account, contact)), in_order
 
 
 class OptOutList:
@@ -49,7 +65,8 @@ class OptOutList:
         state = self.table.get(opt_out_key(account, contact))
         return state is not None and state.opted_out
 
-    def remember(self, record: OutRecord) -> None:
-        """What this process just published: visible at once, before the topic echoes it."""
-        assert record.key is not None
-        self.table.put_local(record.key, decode_opt_out(record.value))
+    def remember(self, value: bytes) -> None:
+        """A change this process published or met on the outbound topic: visible at once,
+        before the opt-out topic echoes it."""
+        state = decode_opt_out(value)
+        self.table.put_local(opt_out_key(state.account, state.contact), state)

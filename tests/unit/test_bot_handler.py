@@ -13,7 +13,13 @@ from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.runtime import Context, Record
 from consumers.table import CompactedTable
 from switchboard.events import MessageEvent
-from switchboard.records import OutRecord
+from switchboard.records import (
+    COMMAND_TYPE,
+    OPT_OUT_CHANGE_TYPE,
+    OutRecord,
+    ce_type_of,
+    conversation_key,
+)
 from switchboard.topics import OPT_OUTS, OUTBOUND
 
 RULES = """
@@ -49,7 +55,8 @@ def handler(tmp_path: Any, answer: Any) -> BotHandler:
 
 
 def commands(ctx: FakeContext) -> list[dict[str, Any]]:
-    return [orjson.loads(r.value) for r in ctx.published if r.topic == OUTBOUND.name]
+    return [orjson.loads(r.value) for r in ctx.published
+            if r.topic == OUTBOUND.name and ce_type_of(r.headers) == COMMAND_TYPE]
 
 
 async def test_auto_reply_once_per_contact_per_window_and_never_to_own_numbers(tmp_path: Any
@@ -70,6 +77,13 @@ async def test_stop_publishes_opt_out_and_one_confirmation_then_silence(tmp_path
     await bot.handle(stop, ctx)
     opt_outs = [decode_opt_out(r.value) for r in ctx.published if r.topic == OPT_OUTS.name]
     assert [(o.contact, o.opted_out) for o in opt_outs] == [("+4179000111", True)]
+    # The change also goes on the outbound topic, in the contact's conversation, before the
+    # confirmation: the sender meets it ahead of any later command to that contact.
+    outbound = [r for r in ctx.published if r.topic == OUTBOUND.name]
+    assert [ce_type_of(r.headers) for r in outbound] == [OPT_OUT_CHANGE_TYPE, COMMAND_TYPE]
+    assert outbound[0].key == outbound[1].key == conversation_key("infobip", "acme",
+                                                                  "+4179000111")
+    assert decode_opt_out(outbound[0].value) == opt_outs[0]
     [confirmation] = commands(ctx)
     assert confirmation["kind"] == "opt-out-confirmation"
     assert bot.opt_outs.is_opted_out("acme", "+4179000111")

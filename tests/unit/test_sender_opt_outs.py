@@ -1,0 +1,101 @@
+"""The sender meets opt-out changes on the outbound topic in order with the commands.
+
+No broker: the records are handed to the handler as the runtime would, in partition order,
+and the provider is an in-process httpx transport (a unit test of the sender's logic).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from consumers.bots.optouts import OptOutList, decode_opt_out, opt_out_records
+from consumers.runtime import Context, PoisonRecord, Record
+from consumers.sender import Sender, decode_ledger
+from consumers.table import CompactedTable
+from switchboard.accounts import parse_accounts
+from switchboard.commands import OutboundCommand
+from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, command_record
+from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
+
+CONTACT = "+4179000111"
+ACCOUNTS = parse_accounts({"accounts": {"acme": {
+    "provider": "infobip",
+    "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
+    "outbound": {"base_url": "http://provider.test", "api_key": "ib-key", "sender": "Acme"},
+}}})
+
+
+class FakeContext(Context):
+    def __init__(self) -> None:
+        super().__init__(producer=None, worker="test")  # type: ignore[arg-type]
+        self.published: list[OutRecord] = []
+
+    async def publish(self, records: Any) -> None:
+        self.published.extend(records)
+
+    def results(self) -> list[dict[str, Any]]:
+        found = [orjson.loads(r.value) for r in self.published if r.topic == OUTBOUND_RESULTS.name]
+        self.published.clear()
+        return found
+
+
+@pytest.fixture
+def provider_calls() -> list[httpx.Request]:
+    return []
+
+
+@pytest.fixture
+async def sender(provider_calls: list[httpx.Request]) -> AsyncIterator[Sender]:
+    def provider(request: httpx.Request) -> httpx.Response:
+        provider_calls.append(request)
+        return httpx.Response(200, json={"messages": [{"messageId": "ib-1"}]})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        yield Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger),
+                     http, public_url=None,
+                     opt_outs=OptOutList(CompactedTable("unused:9092", OPT_OUTS.name,
+                                                        decode_opt_out)))
+
+
+def consumed(record: OutRecord) -> Record:
+    return Record(record.topic, 0, 0, record.key, record.value, tuple(record.headers))
+
+
+def command() -> OutRecord:
+    return command_record(OutboundCommand(id=str(uuid.uuid4()), account="acme", to=CONTACT,
+                                          text="Sale today", created_at=datetime.now(UTC)),
+                          "infobip")
+
+
+async def test_a_command_after_an_opt_out_change_is_refused_until_opt_in(
+        sender: Sender, provider_calls: list[httpx.Request]) -> None:
+    ctx = FakeContext()
+    _, stop = opt_out_records("infobip", "acme", CONTACT, True, "keyword:STOP")
+    await sender.handle(consumed(stop), ctx)
+    assert ctx.published == []  # a change is applied, not answered
+
+    await sender.handle(consumed(command()), ctx)
+    [refused] = ctx.results()
+    assert (refused["status"], refused["error"]["code"]) == ("failed", "opted_out")
+    assert provider_calls == []
+
+    _, start = opt_out_records("infobip", "acme", CONTACT, False, "keyword:START")
+    await sender.handle(consumed(start), ctx)
+    await sender.handle(consumed(command()), ctx)
+    [accepted] = ctx.results()
+    assert accepted["status"] == "accepted" and len(provider_calls) == 1
+
+
+async def test_an_unreadable_opt_out_change_is_a_poison_record(sender: Sender) -> None:
+    _, change = opt_out_records("infobip", "acme", CONTACT, True, "keyword:STOP")
+    broken = OutRecord(change.topic, b"{not json", change.key, change.headers)
+    assert dict(broken.headers)["ce_type"] == OPT_OUT_CHANGE_TYPE.encode()
+    with pytest.raises(PoisonRecord):
+        await sender.handle(consumed(broken), FakeContext())
