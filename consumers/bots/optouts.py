@@ -56,17 +56,36 @@ def opt_out_records(provider: str, account: str, contact: str, opted_out: bool,
 
 
 class OptOutList:
-    """The sender's and bots' view of the list (implements the sender's OptOutCheck)."""
+    """The sender's and bots' view of the list (implements the sender's OptOutCheck).
+
+    Changes this process published or met on the outbound topic are kept beside the table
+    until the table has read them: the table's follower may still be behind, and an older
+    record it reads meanwhile must not undo a newer change (the newer `at` wins).
+    """
 
     def __init__(self, table: CompactedTable[OptOutState]) -> None:
         self.table = table
+        self._ahead: dict[bytes, OptOutState] = {}
+
+    def state(self, account: str, contact: str) -> OptOutState | None:
+        key = opt_out_key(account, contact)
+        read, ahead = self.table.get(key), self._ahead.get(key)
+        if ahead is None:
+            return read
+        if read is not None and read.at >= ahead.at:
+            del self._ahead[key]  # the table has caught up
+            return read
+        return ahead
 
     def is_opted_out(self, account: str, contact: str) -> bool:
-        state = self.table.get(opt_out_key(account, contact))
+        state = self.state(account, contact)
         return state is not None and state.opted_out
 
     def remember(self, value: bytes) -> None:
         """A change this process published or met on the outbound topic: visible at once,
-        before the opt-out topic echoes it."""
+        before the opt-out topic echoes it (ValueError if unreadable)."""
         state = decode_opt_out(value)
-        self.table.put_local(opt_out_key(state.account, state.contact), state)
+        key = opt_out_key(state.account, state.contact)
+        known = self.state(state.account, state.contact)
+        if known is None or state.at >= known.at:
+            self._ahead[key] = state

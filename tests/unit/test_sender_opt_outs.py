@@ -15,7 +15,13 @@ import httpx
 import orjson
 import pytest
 
-from consumers.bots.optouts import OptOutList, decode_opt_out, opt_out_records
+from consumers.bots.optouts import (
+    OptOutList,
+    OptOutState,
+    decode_opt_out,
+    opt_out_key,
+    opt_out_records,
+)
 from consumers.runtime import Context, PoisonRecord, Record
 from consumers.sender import Sender, decode_ledger
 from consumers.table import CompactedTable
@@ -99,3 +105,25 @@ async def test_an_unreadable_opt_out_change_is_a_poison_record(sender: Sender) -
     assert dict(broken.headers)["ce_type"] == OPT_OUT_CHANGE_TYPE.encode()
     with pytest.raises(PoisonRecord):
         await sender.handle(consumed(broken), FakeContext())
+
+
+def change(opted_out: bool, at: datetime) -> OutRecord:
+    state = OptOutState(account="acme", contact=CONTACT, opted_out=opted_out, source="test",
+                        at=at)
+    return OutRecord(OPT_OUTS.name, state.model_dump_json().encode(), opt_out_key("acme", CONTACT))
+
+
+def test_a_change_met_early_is_not_undone_by_an_older_record_the_table_reads_later() -> None:
+    table = CompactedTable("unused:9092", OPT_OUTS.name, decode_opt_out)
+    opt_outs = OptOutList(table)
+    start = change(False, datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
+    stop = change(True, datetime(2026, 11, 1, 12, 1, tzinfo=UTC))
+    opt_outs.remember(stop.value)  # met on the outbound topic first
+    table._apply(consumed(start))  # the follower, behind, reads the older START only now
+    assert opt_outs.is_opted_out("acme", CONTACT)
+    table._apply(consumed(stop))  # and catches up
+    assert opt_outs.is_opted_out("acme", CONTACT)
+    assert opt_outs._ahead == {}  # nothing kept beside the table once it has read the change
+
+    opt_outs.remember(start.value)  # an old change redelivered: the newer STOP stands
+    assert opt_outs.is_opted_out("acme", CONTACT)
