@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,15 +50,9 @@ URL_SIGNING_SCHEMES = frozenset({"bird-signature", "messagebird-jwt"})
 
 
 def new_id() -> str:
-    """A random UUID (version 4) as text, without a syscall or a UUID object per call.
-
-    uuid4 reads os.urandom every time; these ids only need to be unique, not secret. The
-    bit twiddling is what uuid.UUID(int=..., version=4) does.
-    """
-    n = random.getrandbits(128) & ~(0xC000 << 48) | (0x8000 << 48)
-    n = n & ~(0xF000 << 64) | (4 << 76)
-    h = f"{n:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    """A random UUID without a syscall per call (uuid4 reads os.urandom every time); these
+    ids only need to be unique, not secret."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def error_response(status: int, code: str, message: str,

@@ -289,10 +289,6 @@ def is_form(request: WebhookRequest) -> bool:
 # --- field helpers ---------------------------------------------------------------------------
 
 
-# These run a dozen times per report: they are written out (no shared helper, no tuple
-# membership test) because a call or a comparison more is measurable per event.
-
-
 def first(data: Mapping[str, Any], *names: str) -> Any:
     """The value of the first of `names` present and not empty (providers vary key spelling)."""
     for name in names:
@@ -304,40 +300,24 @@ def first(data: Mapping[str, Any], *names: str) -> Any:
 
 def text_field(data: Mapping[str, Any], *names: str) -> str | None:
     """Like `first`, but always a string (numbers become strings) or None."""
-    for name in names:
-        value = data.get(name)
-        if value is None:
-            continue
-        cls = value.__class__
-        if cls is str:
-            if value:
-                return value  # type: ignore[no-any-return]
-            continue
-        if value == "":
-            continue
-        if cls is int or cls is float:
-            return str(value)
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise NormalizeError(f"field {names[0]!r} should be a string, got {cls.__name__}")
-    return None
+    value = first(data, *names)
+    if value is None or value.__class__ is str:
+        return value
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise NormalizeError(f"field {names[0]!r} should be a string, got {type(value).__name__}")
 
 
 def int_field(data: Mapping[str, Any], *names: str) -> int | None:
     """Like `first`, but a non-negative integer (negative ones are None) or None."""
-    for name in names:
-        value = data.get(name)
-        if value is None or value == "":
-            continue
-        if value.__class__ is int:
-            return value if value >= 0 else None
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            raise NormalizeError(
-                f"field {names[0]!r} should be an integer, got {value!r}") from None
-        return number if number >= 0 else None
-    return None
+    value = first(data, *names)
+    if value is None:
+        return None
+    try:
+        number = value if value.__class__ is int else int(value)
+    except (TypeError, ValueError):
+        raise NormalizeError(f"field {names[0]!r} should be an integer, got {value!r}") from None
+    return number if number >= 0 else None
 
 
 def as_list(value: Any) -> list[Any]:

@@ -119,11 +119,7 @@ def _json_reports(body: bytes) -> list[JsonObject]:
     results = data["results"]
     if not isinstance(results, list):
         raise NormalizeError(f"'results' should be an array, got {type(results).__name__}")
-    for index, item in enumerate(results):
-        if not isinstance(item, dict):
-            raise NormalizeError(
-                f"results[{index}] should be an object, got {type(item).__name__}")
-    return results
+    return list(iter_objects(results, "results"))
 
 
 def _xml_reports(body: bytes) -> list[JsonObject]:

@@ -233,7 +233,7 @@ class MessageEvent(_Model):
             and provider.__class__ is str
             and account.__class__ is str
             and channel.__class__ is str
-            and (channel in _CHANNELS_SEEN or _valid_new_channel(channel))
+            and _channel_match(channel) is not None
             and received_at.__class__ is datetime
             and raw_id.__class__ is str
             and (message_id is None or message_id.__class__ is str)
@@ -290,19 +290,6 @@ _ERROR_INFO_FIELDS = set(ErrorInfo.model_fields)
 _PROVIDER_STATUS_FIELDS = set(ProviderStatus.model_fields)
 _MEDIA_FIELDS = set(Media.model_fields)
 _MESSAGE_EVENT_FIELDS = set(MessageEvent.model_fields)
-
-# Channel names that matched CHANNEL_PATTERN, so the next event on them need not match again;
-# bounded, as labels come from webhooks.
-_CHANNELS_SEEN: set[str] = set()
-_CHANNELS_SEEN_MAX = 256
-
-
-def _valid_new_channel(channel: str) -> bool:
-    if _channel_match(channel) is None:
-        return False
-    if len(_CHANNELS_SEEN) < _CHANNELS_SEEN_MAX:
-        _CHANNELS_SEEN.add(channel)
-    return True
 
 
 def event_id(

@@ -45,13 +45,12 @@ class PublishError(Exception):
 class _Group:
     """Records handed over together; each waiter learns the group's outcome (None: stored)."""
 
-    __slots__ = ("batches", "failure", "size", "timer", "waiters")
+    __slots__ = ("batches", "size", "timer", "waiters")
 
     def __init__(self) -> None:
         self.batches: dict[tuple[str, int], list[Any]] = {}
         self.waiters: list[asyncio.Future[str | None]] = []
         self.size = 0
-        self.failure: str | None = None
         self.timer: asyncio.TimerHandle | None = None
 
     def finish(self, failure: str | None) -> None:
@@ -185,11 +184,10 @@ class DurableProducer:
 
     def _expire(self, group: _Group) -> None:
         """Callers stop waiting; a group not yet handed to Kafka is dropped, not sent late."""
-        group.failure = f"Kafka did not acknowledge within {self.timeout_s}s"
         if self._open is group:
             self._open = None
             self._buffered -= group.size
-        group.finish(group.failure)
+        group.finish(f"Kafka did not acknowledge within {self.timeout_s}s")
 
     async def _flush(self) -> None:
         """Hand over one group at a time: the next one fills while this one is in flight."""

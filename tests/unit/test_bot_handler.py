@@ -10,32 +10,23 @@ import orjson
 
 from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
 from consumers.bots.optouts import OptOutList, decode_opt_out
-from consumers.runtime import Context, Record
+from consumers.runtime import Record
 from consumers.table import CompactedTable
 from switchboard.events import MessageEvent
 from switchboard.records import (
     COMMAND_TYPE,
     OPT_OUT_CHANGE_TYPE,
-    OutRecord,
     ce_type_of,
     conversation_key,
 )
 from switchboard.topics import OPT_OUTS, OUTBOUND
+from tests.unit.fakes import FakeContext
 
 RULES = """
 [accounts.acme]
 own_numbers = ["+15550000000"]
 auto_reply = { text = "Thanks {from}", cooldown_s = 3600 }
 """
-
-
-class FakeContext(Context):
-    def __init__(self) -> None:
-        super().__init__(producer=None, worker="test")  # type: ignore[arg-type]
-        self.published: list[OutRecord] = []
-
-    async def publish(self, records: Any) -> None:
-        self.published.extend(records)
 
 
 def record(text: str, sender: str = "+4179000111", message_id: str | None = None) -> Record:

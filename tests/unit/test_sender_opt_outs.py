@@ -22,13 +22,14 @@ from consumers.bots.optouts import (
     opt_out_key,
     opt_out_records,
 )
-from consumers.runtime import Context, PoisonRecord, Record
+from consumers.runtime import PoisonRecord, Record
 from consumers.sender import Sender, decode_ledger
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
 from switchboard.commands import OutboundCommand
 from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, command_record
 from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
+from tests.unit.fakes import FakeContext
 
 CONTACT = "+4179000111"
 ACCOUNTS = parse_accounts({"accounts": {"acme": {
@@ -38,18 +39,11 @@ ACCOUNTS = parse_accounts({"accounts": {"acme": {
 }}})
 
 
-class FakeContext(Context):
-    def __init__(self) -> None:
-        super().__init__(producer=None, worker="test")  # type: ignore[arg-type]
-        self.published: list[OutRecord] = []
-
-    async def publish(self, records: Any) -> None:
-        self.published.extend(records)
-
-    def results(self) -> list[dict[str, Any]]:
-        found = [orjson.loads(r.value) for r in self.published if r.topic == OUTBOUND_RESULTS.name]
-        self.published.clear()
-        return found
+def results(ctx: FakeContext) -> list[dict[str, Any]]:
+    """The results published since the last call."""
+    found = [orjson.loads(r.value) for r in ctx.published if r.topic == OUTBOUND_RESULTS.name]
+    ctx.published.clear()
+    return found
 
 
 @pytest.fixture
@@ -88,14 +82,14 @@ async def test_a_command_after_an_opt_out_change_is_refused_until_opt_in(
     assert ctx.published == []  # a change is applied, not answered
 
     await sender.handle(consumed(command()), ctx)
-    [refused] = ctx.results()
+    [refused] = results(ctx)
     assert (refused["status"], refused["error"]["code"]) == ("failed", "opted_out")
     assert provider_calls == []
 
     _, start = opt_out_records("infobip", "acme", CONTACT, False, "keyword:START")
     await sender.handle(consumed(start), ctx)
     await sender.handle(consumed(command()), ctx)
-    [accepted] = ctx.results()
+    [accepted] = results(ctx)
     assert accepted["status"] == "accepted" and len(provider_calls) == 1
 
 
