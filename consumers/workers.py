@@ -26,6 +26,7 @@ from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import WorkerRuntime
 from consumers.sender import Sender, decode_ledger
 from consumers.table import CompactedTable
+from switchboard import heap
 from switchboard.accounts import Accounts
 from switchboard.settings import Settings
 from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS, OPT_OUTS, OUTBOUND, OUTBOUND_SENT
@@ -110,6 +111,7 @@ async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accou
         # Its own thread and port: scrapes never wait behind a busy event loop.
         start_http_server(settings.metrics_port, addr=settings.http_host)
     async with factory(settings, accounts) as runtime:
+        heap.settle()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, runtime.stop)

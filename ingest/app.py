@@ -18,6 +18,7 @@ from ingest.correlation import CorrelationIndex
 from ingest.dedup import RecentRequests
 from ingest.webhooks import WebhookHandler
 from normalizers.registry import echoes_correlation
+from switchboard import heap
 from switchboard.accounts import Accounts, load_accounts
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer
@@ -142,4 +143,6 @@ def app_from_environment() -> Starlette:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    app = create_app(settings)
+    heap.settle()
+    return app

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import uvicorn
 from starlette.applications import Starlette
 
+from switchboard import heap
 from switchboard.accounts import Accounts
 from switchboard.serving import EmbeddedServer
 from switchboard.settings import Settings
@@ -37,6 +38,7 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
     async with contextlib.AsyncExitStack() as exits:
         runtimes = [await exits.enter_async_context(WORKERS[name](settings, accounts))
                     for name in workers]
+        heap.settle()
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
