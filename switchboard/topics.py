@@ -114,10 +114,28 @@ async def ensure_topics(
             elif code != TopicAlreadyExistsError.errno:  # lost a race with another process: fine
                 message = topic_error[2] if len(topic_error) > 2 else ""
                 raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
+        await _wait_for_leaders(admin, created, timeout_s)
         log.info("topics created", topics=created)
         return created
     finally:
         await admin.close()
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str],
+                            timeout_s: float) -> None:
+    """Return once every partition of `topics` has a leader, or at the deadline.
+
+    A new topic elects its leaders a moment after it is created; clients that start in
+    between log NotLeaderForPartition errors before retrying, which looks like a failure on
+    a first `make run`.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while topics and asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics(topics)
+        if all(not t["error_code"] and t["partitions"]
+               and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
+            return
+        await asyncio.sleep(0.1)
 
 
 async def missing_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL_TOPICS

@@ -24,6 +24,7 @@ from pathlib import Path
 from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard.logs import get_logger
 from switchboard.topics import TopicSpec, ensure_topics
@@ -285,6 +286,14 @@ async def wait_until_usable(bootstrap_servers: str, timeout_s: float = 60.0) -> 
 async def _round_trip(bootstrap_servers: str) -> None:
     await ensure_topics(bootstrap_servers, partitions=1, replication_factor=1,
                         specs=(_READY_TOPIC,))
+    # The first group lookup creates the offsets topic; until it has a leader the lookup
+    # fails. Done here, the wait is quiet; a consumer group would log it as an error.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.find_coordinator("switchboard-readiness")
+    finally:
+        await admin.close()
     marker = uuid.uuid4().bytes
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
     await producer.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard.topics import TopicSpec, ensure_topics
 
@@ -60,3 +61,20 @@ async def test_acks_all_produce_then_group_commit_and_resume(kafka_bootstrap: st
         assert await check.committed(TopicPartition(topic, 0)) == 10
     finally:
         await check.stop()
+
+
+async def test_created_topics_have_every_partition_led_when_ensure_returns(
+        kafka_bootstrap: str) -> None:
+    # Clients started right after must not meet a partition without a leader.
+    topic = f"test.leaders.{uuid.uuid4().hex[:8]}"
+    created = await ensure_topics(kafka_bootstrap, partitions=6, replication_factor=1,
+                                  specs=(TopicSpec(topic, "test"),))
+    assert created == [topic]
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    assert sorted(p["partition"] for p in described["partitions"]) == list(range(6))
+    assert all(p["leader"] >= 0 for p in described["partitions"])
