@@ -62,6 +62,18 @@ class _Connection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(self, data: bytes) -> int:
+        reused = self.writer is not None
+        try:
+            return await self._exchange(data)
+        except (ConnectionError, asyncio.IncompleteReadError) as exc:
+            if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                raise
+            # The server closed the idle keep-alive connection (uvicorn does after 5 s) before
+            # answering anything: resend once on a new one, as HTTP clients do.
+            self.close()
+            return await self._exchange(data)
+
+    async def _exchange(self, data: bytes) -> int:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -71,6 +83,7 @@ class _Connection:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        self.reader = self.writer = None
 
 
 async def closed_loop(host: str, port: int, requests: Iterator[bytes], *, connections: int,
