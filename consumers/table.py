@@ -34,7 +34,7 @@ class CompactedTable(Generic[V]):
         self.decode = decode
         self.follow_wait_ms = 500 if relaxed_follow else 100
         self._fetch_min_bytes = 256 * 1024 if relaxed_follow else 1
-        self.values: dict[bytes, V] = {}
+        self._values: dict[bytes, V] = {}
         self._undecoded: dict[bytes, bytes] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
@@ -115,25 +115,25 @@ class CompactedTable(Generic[V]):
         if record.key is None:
             return
         if record.value is None:  # a tombstone deletes the key
-            self.values.pop(record.key, None)
+            self._values.pop(record.key, None)
             self._undecoded.pop(record.key, None)
         else:
             self._undecoded[record.key] = record.value
 
     def __len__(self) -> int:
-        return len(self.values.keys() | self._undecoded.keys())
+        return len(self._values.keys() | self._undecoded.keys())
 
     def get(self, key: bytes) -> V | None:
         raw = self._undecoded.pop(key, None)
         if raw is not None:
             try:
-                self.values[key] = self.decode(raw)
+                self._values[key] = self.decode(raw)
             except ValueError as exc:  # keep the last value that could be read
                 log.error("table record ignored", topic=self.topic,
                           key=key.decode(errors="replace"), error=repr(exc))
-        return self.values.get(key)
+        return self._values.get(key)
 
     def put_local(self, key: bytes, value: V) -> None:
         """Record what we just wrote to the topic ourselves, without waiting to read it back."""
         self._undecoded.pop(key, None)
-        self.values[key] = value
+        self._values[key] = value

@@ -223,8 +223,8 @@ def _attachments(value: Any) -> list[Media]:
             if url is None:
                 raise NormalizeError(f"attachments[{index}] has no 'url'")
             media.append(Media.build(url=url,
-                               content_type=text_field(fields, "contenttype", "mimetype"),
-                               caption=text_field(fields, "caption")))
+                                     content_type=text_field(fields, "contenttype", "mimetype"),
+                                     caption=text_field(fields, "caption")))
         else:
             raise NormalizeError(
                 f"attachments[{index}] is not a URL or an object with a 'url': {item!r:.60}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -81,6 +81,11 @@ def _checked_instance(cls: type[_M], values: dict[str, Any], fields: set[str]) -
     return instance
 
 
+def _all_text(values: Iterable[Any]) -> bool:
+    """Every value None or exactly `str`: what optional text fields hold once validated."""
+    return all(value is None or value.__class__ is str for value in values)
+
+
 class ErrorInfo(_Model):
     """Why a message failed, as the provider said it."""
 
@@ -93,13 +98,10 @@ class ErrorInfo(_Model):
               permanent: bool = False) -> ErrorInfo:
         """`ErrorInfo(code=..., description=..., permanent=...)`, cheaper when the values are
         already of their exact types (normalizers' case); anything else is validated."""
-        if (cls is ErrorInfo and (code is None or code.__class__ is str)
-                and (description is None or description.__class__ is str)
-                and (permanent is True or permanent is False)):
-            return _checked_instance(
-                cls, {"code": code, "description": description, "permanent": permanent},
-                _ERROR_INFO_FIELDS)
-        return cls(code=code, description=description, permanent=permanent)
+        values = {"code": code, "description": description, "permanent": permanent}
+        if cls is ErrorInfo and _all_text((code, description)) and permanent.__class__ is bool:
+            return _checked_instance(cls, values, _ERROR_INFO_FIELDS)
+        return cls(**values)
 
 
 class ProviderStatus(_Model):
@@ -115,14 +117,10 @@ class ProviderStatus(_Model):
               group: str | None = None, description: str | None = None) -> ProviderStatus:
         """`ProviderStatus(code=..., name=..., group=..., description=...)`, cheaper when the
         values are None or exact `str` (normalizers' case); anything else is validated."""
-        if (cls is ProviderStatus and (code is None or code.__class__ is str)
-                and (name is None or name.__class__ is str)
-                and (group is None or group.__class__ is str)
-                and (description is None or description.__class__ is str)):
-            return _checked_instance(
-                cls, {"code": code, "name": name, "group": group, "description": description},
-                _PROVIDER_STATUS_FIELDS)
-        return cls(code=code, name=name, group=group, description=description)
+        values = {"code": code, "name": name, "group": group, "description": description}
+        if cls is ProviderStatus and _all_text(values.values()):
+            return _checked_instance(cls, values, _PROVIDER_STATUS_FIELDS)
+        return cls(**values)
 
 
 class Media(_Model):
@@ -135,12 +133,10 @@ class Media(_Model):
               caption: str | None = None) -> Media:
         """`Media(url=..., content_type=..., caption=...)`, cheaper when the values are
         already exact `str` or None (normalizers' case); anything else is validated."""
-        if (cls is Media and url.__class__ is str
-                and (content_type is None or content_type.__class__ is str)
-                and (caption is None or caption.__class__ is str)):
-            return _checked_instance(
-                cls, {"url": url, "content_type": content_type, "caption": caption}, _MEDIA_FIELDS)
-        return cls(url=url, content_type=content_type, caption=caption)
+        values = {"url": url, "content_type": content_type, "caption": caption}
+        if cls is Media and url.__class__ is str and _all_text((content_type, caption)):
+            return _checked_instance(cls, values, _MEDIA_FIELDS)
+        return cls(**values)
 
 
 class Price(_Model):
@@ -236,17 +232,11 @@ class MessageEvent(_Model):
             and _channel_match(channel) is not None
             and received_at.__class__ is datetime
             and raw_id.__class__ is str
-            and (message_id is None or message_id.__class__ is str)
-            and (correlation_id is None or correlation_id.__class__ is str)
-            and (from_ is None or from_.__class__ is str)
-            and (to is None or to.__class__ is str)
+            and _all_text((message_id, correlation_id, from_, to, text, postback, in_reply_to))
             and (error is None or error.__class__ is ErrorInfo)
             and (provider_status is None or provider_status.__class__ is ProviderStatus)
-            and (text is None or text.__class__ is str)
             and (media.__class__ is tuple or media.__class__ is list)
             and (not media or all(item.__class__ is Media for item in media))
-            and (postback is None or postback.__class__ is str)
-            and (in_reply_to is None or in_reply_to.__class__ is str)
             and (segments is None or (segments.__class__ is int and segments >= 0))
             and (price is None or price.__class__ is Price)
             and (occurred_at is None or occurred_at.__class__ is datetime)
