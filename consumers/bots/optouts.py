@@ -61,11 +61,16 @@ class OptOutList:
     Changes this process published or met on the outbound topic are kept beside the table
     until the table has read them: the table's follower may still be behind, and an older
     record it reads meanwhile must not undo a newer change (the newer `at` wins).
+    Entries the table has caught up with are dropped when looked up, and by a sweep each
+    time the side list doubles: contacts never looked up again would otherwise stay in it.
     """
+
+    SWEEP_FROM = 1024
 
     def __init__(self, table: CompactedTable[OptOutState]) -> None:
         self.table = table
         self._ahead: dict[bytes, OptOutState] = {}
+        self._sweep_at = self.SWEEP_FROM
 
     def state(self, account: str, contact: str) -> OptOutState | None:
         key = opt_out_key(account, contact)
@@ -89,3 +94,14 @@ class OptOutList:
         known = self.state(state.account, state.contact)
         if known is None or state.at >= known.at:
             self._ahead[key] = state
+            if len(self._ahead) >= self._sweep_at:
+                self._sweep()
+
+    def _sweep(self) -> None:
+        """Drop what the table has read; what is left is still ahead of it. Sweeping again
+        only once the list has doubled keeps the cost per change constant."""
+        for key, ahead in list(self._ahead.items()):
+            read = self.table.get(key)
+            if read is not None and read.at >= ahead.at:
+                del self._ahead[key]
+        self._sweep_at = max(self.SWEEP_FROM, 2 * len(self._ahead))

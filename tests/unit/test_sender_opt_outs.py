@@ -121,3 +121,24 @@ def test_a_change_met_early_is_not_undone_by_an_older_record_the_table_reads_lat
 
     opt_outs.remember(start.value)  # an old change redelivered: the newer STOP stands
     assert opt_outs.is_opted_out("acme", CONTACT)
+
+
+def test_changes_the_table_has_read_do_not_pile_up_beside_it() -> None:
+    """Contacts never looked up again must not stay in the side list for the process's life."""
+    table = CompactedTable("unused:9092", OPT_OUTS.name, decode_opt_out)
+    opt_outs = OptOutList(table)
+    at = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+    for n in range(5 * OptOutList.SWEEP_FROM):
+        state = OptOutState(account="acme", contact=f"+41790{n:06d}", opted_out=True,
+                            source="test", at=at)
+        value = state.model_dump_json().encode()
+        opt_outs.remember(value)  # met on the outbound topic first
+        table._apply(Record(OPT_OUTS.name, 0, n, opt_out_key("acme", state.contact), value, ()))
+    assert len(opt_outs._ahead) < OptOutList.SWEEP_FROM
+    assert opt_outs.is_opted_out("acme", "+41790000000")  # the table still knows every one
+
+    behind = OptOutState(account="acme", contact="+41799999999", opted_out=True, source="test",
+                         at=at)
+    opt_outs.remember(behind.model_dump_json().encode())  # the table has not read this one
+    opt_outs._sweep()
+    assert opt_outs.is_opted_out("acme", "+41799999999")
