@@ -17,6 +17,7 @@ import uvicorn
 
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.logs import configure_logging
+from switchboard.serving import shutdown_grace_s
 
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
@@ -188,7 +189,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     uvicorn.run("ingest.app:app_from_environment", factory=True,
                 host=args.host or settings.http_host, port=args.port or settings.http_port,
                 workers=args.workers or settings.http_workers, proxy_headers=True,
-                timeout_graceful_shutdown=30, log_config=None, access_log=False)
+                timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s),
+                log_config=None, access_log=False)
     return 0
 
 

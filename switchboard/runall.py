@@ -16,13 +16,13 @@ from starlette.applications import Starlette
 
 from switchboard import heap
 from switchboard.accounts import Accounts
-from switchboard.serving import EmbeddedServer
+from switchboard.serving import EmbeddedServer, shutdown_grace_s
 from switchboard.settings import Settings
 
 
-def _server(app: Starlette, host: str, port: int) -> EmbeddedServer:
+def _server(app: Starlette, host: str, port: int, grace_s: int) -> EmbeddedServer:
     return EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_config=None,
-                                         access_log=False, timeout_graceful_shutdown=30))
+                                         access_log=False, timeout_graceful_shutdown=grace_s))
 
 
 async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[str],
@@ -31,10 +31,12 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
     from ingest.app import create_app
     from simulator.app import create_simulator_app
 
-    servers = [_server(create_app(settings, accounts), settings.http_host, settings.http_port)]
+    grace_s = shutdown_grace_s(settings.produce_timeout_s)
+    servers = [_server(create_app(settings, accounts), settings.http_host, settings.http_port,
+                       grace_s)]
     if simulator:
         servers.append(_server(create_simulator_app(accounts, settings.ingest_url),
-                               settings.http_host, settings.simulator_port))
+                               settings.http_host, settings.simulator_port, grace_s))
     async with contextlib.AsyncExitStack() as exits:
         runtimes = [await exits.enter_async_context(WORKERS[name](settings, accounts))
                     for name in workers]

@@ -8,6 +8,13 @@ from collections.abc import Iterator
 import uvicorn
 
 
+def shutdown_grace_s(produce_timeout_s: float) -> int:
+    """How long a stopping server waits for in-flight webhooks. They end within the produce
+    timeout (2xx, or 503 so the provider retries); at uvicorn's deadline it cancels them and
+    the provider gets a 500 instead."""
+    return max(30, int(produce_timeout_s) + 10)
+
+
 class EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signals to its host process.
 

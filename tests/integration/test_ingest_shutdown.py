@@ -1,0 +1,99 @@
+"""SIGTERM with requests in flight: `switchboard serve` stops accepting, finishes them, flushes.
+
+The broker is paused (SIGSTOP) so the requests are provably still waiting for Kafka when the
+signal arrives; it resumes once the server has begun to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+
+from switchboard.localkafka import LocalKafka, free_port
+from switchboard.settings import Settings
+from switchboard.topics import ensure_topics
+from tests.integration.test_ingest_behaviour import basic, infobip_report
+from tests.integration.test_ingest_outage import _raw_message_ids
+
+ACCOUNTS = """
+[accounts.it-infobip]
+provider = "infobip"
+auth = { scheme = "basic", username = "ib", secrets = ["ib-new-secret"] }
+"""
+IN_FLIGHT = 6
+
+
+def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "serve", "--host", "127.0.0.1",
+         "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+async def _wait_ready(base_url: str) -> None:
+    async with httpx.AsyncClient(timeout=2) as client:
+        for _ in range(300):  # bounded: up to ~60 s
+            try:
+                if (await client.get(f"{base_url}/readyz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError("ingest did not become ready")
+
+
+async def test_sigterm_finishes_in_flight_requests_and_stores_them(tmp_path: Path) -> None:
+    broker = LocalKafka(tmp_path / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
+                        controller_port=free_port())
+    await asyncio.to_thread(broker.start)
+    (tmp_path / "accounts.toml").write_text(ACCOUNTS)
+    port = free_port()
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+           "SWITCHBOARD_ACCOUNTS_FILE": str(tmp_path / "accounts.toml"),
+           "SWITCHBOARD_PRODUCE_TIMEOUT_S": "30", "SWITCHBOARD_LOG_FORMAT": "json"}
+    server = None
+    try:
+        await broker.wait_ready()
+        await ensure_topics(broker.bootstrap_servers, partitions=1, replication_factor=1)
+        server = _serve(env, port)
+        base_url = f"http://127.0.0.1:{port}"
+        await _wait_ready(base_url)
+        url = f"{base_url}/webhooks/infobip/it-infobip"
+
+        assert broker.process is not None
+        async with httpx.AsyncClient(timeout=60) as client:
+            broker.process.send_signal(signal.SIGSTOP)
+            try:
+                ids = [f"in-flight-{uuid.uuid4()}" for _ in range(IN_FLIGHT)]
+                posts = [asyncio.create_task(client.post(url, content=infobip_report(i),
+                                                         headers=basic())) for i in ids]
+                await asyncio.sleep(1.0)
+                assert not any(p.done() for p in posts), "answered before Kafka acknowledged"
+
+                server.send_signal(signal.SIGTERM)
+                await asyncio.sleep(1.0)
+                async with httpx.AsyncClient(timeout=5) as late_client:
+                    refused = await asyncio.gather(
+                        late_client.post(url, content=infobip_report("late"), headers=basic()),
+                        return_exceptions=True)
+                assert isinstance(refused[0], httpx.ConnectError), "still accepting after SIGTERM"
+            finally:
+                broker.process.send_signal(signal.SIGCONT)
+            answers = await asyncio.gather(*posts)
+
+        assert [a.status_code for a in answers] == [200] * IN_FLIGHT
+        output = (await asyncio.to_thread(server.communicate, timeout=60))[0].decode()
+        assert server.returncode in (0, -signal.SIGTERM), output
+        assert "ingest stopped" in output
+        assert set(ids) <= await _raw_message_ids(broker.bootstrap_servers)
+    finally:
+        if server is not None and server.poll() is None:
+            server.kill()
+            server.wait()
+        await asyncio.to_thread(broker.stop)
