@@ -24,7 +24,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
+from switchboard.logs import get_logger
 from switchboard.records import OutRecord
+
+log = get_logger(__name__)
 
 MAX_REQUEST_BYTES = 3 * 1024 * 1024
 # A batch is closed once past this; a larger single record still gets a batch of its own.
@@ -108,7 +111,21 @@ class DurableProducer:
                 await asyncio.wait_for(asyncio.shield(self._flusher), self.timeout_s * 2)
         producer, self._producer = self._producer, None
         if producer is not None:
-            await producer.stop()  # flushes what is pending first
+            await self._stop_client(producer)
+
+    async def _stop_client(self, producer: AIOKafkaProducer) -> None:
+        """aiokafka's stop sends what is pending first, retrying for as long as Kafka is away.
+        Every caller has had its answer by now (a 503 at the latest after the timeout), so
+        records still pending are ones nobody was told were stored: stop without them."""
+        stopping = asyncio.ensure_future(producer.stop())
+        done, _ = await asyncio.wait([stopping], timeout=self.timeout_s * 2)
+        if not done:
+            log.warning("stopping without the records Kafka has not taken; their requests "
+                        "were not answered 2xx", bootstrap=self.bootstrap_servers)
+            sender = getattr(producer, "_sender", None)  # private: aiokafka has no abort
+            if sender is not None and sender.sender_task is not None:
+                sender.sender_task.cancel()  # its stop() waits on this task, then closes
+        await stopping
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
         """Send all records and wait for every acknowledgement (acks=all), or raise."""

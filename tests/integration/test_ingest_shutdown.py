@@ -1,7 +1,8 @@
-"""SIGTERM with requests in flight: `switchboard serve` stops accepting, finishes them, flushes.
+"""SIGTERM: `switchboard serve` stops accepting, finishes what is in flight, flushes, exits.
 
 The broker is paused (SIGSTOP) so the requests are provably still waiting for Kafka when the
-signal arrives; it resumes once the server has begun to stop.
+signal arrives; it resumes once the server has begun to stop. With the broker gone for good,
+the server still exits, without the records that were answered 503.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ ACCOUNTS = """
 [accounts.it-infobip]
 provider = "infobip"
 auth = { scheme = "basic", username = "ib", secrets = ["ib-new-secret"] }
+
+# Omnichat reports do not echo our reference: ingest follows the sent log to correlate them.
+[accounts.it-omnichat]
+provider = "infobip-omnichat"
+auth = { scheme = "basic", username = "oc", secrets = ["oc-secret-1"] }
 """
 IN_FLIGHT = 6
 
@@ -48,15 +54,20 @@ async def _wait_ready(base_url: str) -> None:
     raise AssertionError("ingest did not become ready")
 
 
+def _environment(tmp_path: Path, bootstrap: str) -> dict[str, str]:
+    (tmp_path / "accounts.toml").write_text(ACCOUNTS)
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SWITCHBOARD_ACCOUNTS_FILE": str(tmp_path / "accounts.toml"),
+            "SWITCHBOARD_LOG_FORMAT": "json"}
+
+
 async def test_sigterm_finishes_in_flight_requests_and_stores_them(tmp_path: Path) -> None:
     broker = LocalKafka(tmp_path / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
                         controller_port=free_port())
     await asyncio.to_thread(broker.start)
-    (tmp_path / "accounts.toml").write_text(ACCOUNTS)
     port = free_port()
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-           "SWITCHBOARD_ACCOUNTS_FILE": str(tmp_path / "accounts.toml"),
-           "SWITCHBOARD_PRODUCE_TIMEOUT_S": "30", "SWITCHBOARD_LOG_FORMAT": "json"}
+    env = _environment(tmp_path, broker.bootstrap_servers) | {
+        "SWITCHBOARD_PRODUCE_TIMEOUT_S": "30"}
     server = None
     try:
         await broker.wait_ready()
@@ -92,6 +103,39 @@ async def test_sigterm_finishes_in_flight_requests_and_stores_them(tmp_path: Pat
         assert server.returncode in (0, -signal.SIGTERM), output
         assert "ingest stopped" in output
         assert set(ids) <= await _raw_message_ids(broker.bootstrap_servers)
+    finally:
+        if server is not None and server.poll() is None:
+            server.kill()
+            server.wait()
+        await asyncio.to_thread(broker.stop)
+
+
+async def test_sigterm_with_kafka_gone_exits_without_what_was_answered_503(
+        tmp_path: Path) -> None:
+    broker = LocalKafka(tmp_path / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
+                        controller_port=free_port())
+    await asyncio.to_thread(broker.start)
+    port = free_port()
+    env = _environment(tmp_path, broker.bootstrap_servers) | {
+        "SWITCHBOARD_PRODUCE_TIMEOUT_S": "2"}
+    server = None
+    try:
+        await broker.wait_ready()
+        await ensure_topics(broker.bootstrap_servers, partitions=1, replication_factor=1)
+        server = _serve(env, port)
+        base_url = f"http://127.0.0.1:{port}"
+        await _wait_ready(base_url)
+        await asyncio.to_thread(broker.stop)
+        async with httpx.AsyncClient(timeout=30) as client:
+            answer = await client.post(f"{base_url}/webhooks/infobip/it-infobip",
+                                       content=infobip_report("unstored"), headers=basic())
+        assert answer.status_code == 503
+
+        server.send_signal(signal.SIGTERM)
+        output = (await asyncio.to_thread(server.communicate, timeout=60))[0].decode()
+        assert server.returncode in (0, -signal.SIGTERM), output
+        assert "stopping without the records Kafka has not taken" in output
+        assert "ingest stopped" in output
     finally:
         if server is not None and server.poll() is None:
             server.kill()
