@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Histogram
 
+from switchboard.clients import stop_consumer
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import OutRecord, dead_letter_record
@@ -195,7 +196,7 @@ class WorkerRuntime:
                     self._last_commit = time.monotonic()
             await self.drain(consumer)
         finally:
-            await consumer.stop()  # leaves the group: partitions move on at once
+            await stop_consumer(consumer)  # leaves the group: partitions move on at once
             await self.producer.stop()
             log.info("worker stopped", worker=self.name, handled=self.handled)
         if self._failure is not None:

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from switchboard.clients import stop_consumer
 from switchboard.logs import get_logger
 from switchboard.topics import partitions_of
 
@@ -69,9 +70,9 @@ class CompactedTable(Generic[V]):
             self._follow.cancel()
             await asyncio.gather(self._follow, return_exceptions=True)
         if self._consumer is not None:
-            await self._consumer.stop()
+            await stop_consumer(self._consumer)
         if self._offsets is not None:
-            await self._offsets.stop()
+            await stop_consumer(self._offsets)
 
     async def catch_up(self, timeout_s: float = 30.0) -> None:
         """Return once every record written before this call is in the table."""

@@ -1,4 +1,5 @@
-"""SIGTERM: `switchboard serve` stops accepting, finishes what is in flight, flushes, exits.
+"""SIGTERM: `switchboard serve` stops accepting, finishes what is in flight, flushes, exits;
+a worker stops cleanly too, also while Kafka is away.
 
 The broker is paused (SIGSTOP) so the requests are provably still waiting for Kafka when the
 signal arrives; it resumes once the server has begun to stop. With the broker gone for good,
@@ -34,12 +35,16 @@ provider = "infobip-omnichat"
 auth = { scheme = "basic", username = "oc", secrets = ["oc-secret-1"] }
 """
 IN_FLIGHT = 6
+EXAMPLE_RULES = Path(__file__).resolve().parents[2] / "examples" / "rules.toml"
+
+
+def _switchboard(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "switchboard.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def _serve(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "switchboard.cli", "serve", "--host", "127.0.0.1",
-         "--port", str(port)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return _switchboard(env, "serve", "--host", "127.0.0.1", "--port", str(port))
 
 
 async def _wait_ready(base_url: str) -> None:
@@ -140,4 +145,37 @@ async def test_sigterm_with_kafka_gone_exits_without_what_was_answered_503(
         if server is not None and server.poll() is None:
             server.kill()
             server.wait()
+        await asyncio.to_thread(broker.stop)
+
+
+async def test_a_worker_stops_cleanly_while_kafka_is_gone(tmp_path: Path) -> None:
+    broker = LocalKafka(tmp_path / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
+                        controller_port=free_port())
+    await asyncio.to_thread(broker.start)
+    env = _environment(tmp_path, broker.bootstrap_servers) | {
+        "SWITCHBOARD_RULES_FILE": str(EXAMPLE_RULES)}
+    worker = None
+    try:
+        await broker.wait_ready()
+        await ensure_topics(broker.bootstrap_servers, partitions=1, replication_factor=1)
+        worker = _switchboard(env, "worker", "keywords")
+        assert worker.stdout is not None
+        started = False
+        for _ in range(600):  # bounded: lines until the worker has joined its group
+            line = await asyncio.to_thread(worker.stdout.readline)
+            if not line or b"worker started" in line:
+                started = bool(line)
+                break
+        assert started, "the worker did not start"
+        await asyncio.to_thread(broker.stop)
+
+        worker.send_signal(signal.SIGTERM)
+        output = (await asyncio.to_thread(worker.communicate, timeout=60))[0].decode()
+        assert worker.returncode == 0, output
+        assert "Traceback" not in output
+        assert "worker stopped" in output
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.kill()
+            worker.wait()
         await asyncio.to_thread(broker.stop)
