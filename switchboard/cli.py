@@ -122,6 +122,26 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             broker.stop()
 
 
+def run_banner(*, base: str, sim: str, bootstrap: str, accounts: int, accounts_file: Path,
+               rules_file: Path | None) -> str:
+    """What `run` prints: where things are, and commands to paste (tested as shell input)."""
+    return f"""Ingest:    {base}/webhooks/<provider>/<account>  ({accounts} accounts from \
+{accounts_file})
+Simulator: {sim}  (the demo accounts' providers; it calls ingest back)
+Workers:   sender, keywords (rules: {rules_file or 'none: STOP/START/HELP only'})
+
+Send a delivery report as a provider would:
+  curl -u infobip:demo-infobip-password -H 'content-type: application/json' \\
+       -d @examples/webhooks/infobip-delivery.json {base}/webhooks/infobip/demo-infobip
+Make an end user text the demo Infobip number (the keyword bot answers through the sender):
+  curl -H 'content-type: application/json' \\
+       -d '{{"account": "demo-infobip", "from": "+41790000001", "text": "HELP"}}' \\
+       {sim}/_sim/inbound
+  curl '{sim}/_sim/sends?account=demo-infobip'
+Watch the events: KAFKA_BOOTSTRAP_SERVERS={bootstrap} .venv/bin/switchboard tail
+Ctrl-C stops everything."""
+
+
 def _run_services(settings: Settings, bootstrap: str) -> int:
     """Ingest, the simulator and the workers in this process, on the given cluster."""
     from consumers.bots.rules import RulesError
@@ -138,20 +158,8 @@ def _run_services(settings: Settings, bootstrap: str) -> int:
     if accounts is None:
         return 2
     sim = f"http://{settings.http_host}:{settings.simulator_port}"
-    print(f"""Ingest:    {base}/webhooks/<provider>/<account>  ({len(accounts)} accounts from \
-{accounts_file})
-Simulator: {sim}  (the demo accounts' providers; it calls ingest back)
-Workers:   sender, keywords (rules: {rules_file or 'none: STOP/START/HELP only'})
-
-Send a delivery report as a provider would:
-  curl -u infobip:demo-infobip-password -H 'content-type: application/json' \\
-       -d @examples/webhooks/infobip-delivery.json {base}/webhooks/infobip/demo-infobip
-Make an end user text the demo Infobip number (the keyword bot answers through the sender):
-  curl -H 'content-type: application/json' -d '{{"account": "demo-infobip", \\
-       "from": "+41790000001", "text": "HELP"}}' {sim}/_sim/inbound
-  curl '{sim}/_sim/sends?account=demo-infobip'
-Watch the events: KAFKA_BOOTSTRAP_SERVERS={bootstrap} .venv/bin/switchboard tail
-Ctrl-C stops everything.""", flush=True)
+    print(run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(accounts),
+                     accounts_file=accounts_file, rules_file=rules_file), flush=True)
     try:
         run_loop(run_all(settings, accounts, workers=("sender", "keywords"), simulator=True))
     except RulesError as exc:

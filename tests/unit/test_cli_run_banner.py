@@ -1,0 +1,43 @@
+"""The commands `switchboard run` prints are pasted into a shell: they must survive one."""
+
+from __future__ import annotations
+
+import itertools
+import shlex
+from pathlib import Path
+
+import orjson
+
+from switchboard.cli import DEMO_ACCOUNTS, DEMO_RULES, run_banner
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pasted_commands(text: str) -> list[list[str]]:
+    """Each curl command as a POSIX shell splits it: a backslash-newline continues the command
+    outside quotes (shlex leaves a lone newline word there), but is kept inside them."""
+    commands, block = [], ""
+    for line in text.splitlines(keepends=True):
+        if block or line.strip().startswith("curl"):
+            block += line
+            if not line.rstrip("\n").endswith("\\"):
+                commands.append([word for word in shlex.split(block) if word.strip()])
+                block = ""
+    return commands
+
+
+def test_every_printed_curl_command_parses_with_a_readable_body() -> None:
+    banner = run_banner(base="http://127.0.0.1:8080", sim="http://127.0.0.1:8090",
+                        bootstrap="127.0.0.1:9092", accounts=5, accounts_file=DEMO_ACCOUNTS,
+                        rules_file=DEMO_RULES)
+    commands = pasted_commands(banner)
+    assert len(commands) == 3
+    for words in commands:
+        assert words[-1].startswith("http://127.0.0.1:"), words
+        for flag, value in itertools.pairwise(words):
+            if flag != "-d":
+                continue
+            if value.startswith("@"):
+                assert (REPO / value[1:]).is_file(), value
+            else:
+                assert orjson.loads(value)["text"] == "HELP"
