@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 import time
+import tomllib
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
+from pydantic import ValidationError
 
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.logs import configure_logging
@@ -21,7 +24,12 @@ from switchboard.serving import shutdown_grace_s
 
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
-from switchboard.settings import Settings, get_settings
+from switchboard.settings import (
+    CONFIG_FILE_ENV,
+    Settings,
+    describe_settings_error,
+    get_settings,
+)
 
 Command = Callable[[argparse.Namespace, Settings], int]
 T = TypeVar("T")
@@ -154,7 +162,7 @@ def _run_services(settings: Settings, bootstrap: str) -> int:
                                            "accounts_file": accounts_file,
                                            "rules_file": rules_file,
                                            "public_url": settings.ingest_url})
-    accounts = _accounts_or_exit(settings)
+    accounts = _accounts_or_exit(settings, demo=True)
     if accounts is None:
         return 2
     sim = f"http://{settings.http_host}:{settings.simulator_port}"
@@ -172,13 +180,14 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     """Run the provider simulator alone (send APIs + webhooks back to ingest)."""
     from simulator.app import create_simulator_app
 
-    accounts = _accounts_or_exit(settings)
+    accounts = _accounts_or_exit(settings, demo=True)
     if accounts is None:
         return 2
     ingest_url = args.ingest_url or settings.ingest_url
     app = create_simulator_app(accounts, ingest_url)
     port = args.port or settings.simulator_port
-    print(f"Simulator on http://{settings.http_host}:{port}, calling ingest at {ingest_url}",
+    print(f"Simulator on http://{settings.http_host}:{port}, calling ingest at {ingest_url} "
+          f"({len(accounts)} accounts from {settings.accounts_file or DEMO_ACCOUNTS})",
           flush=True)
     uvicorn.run(app, host=settings.http_host, port=port, log_config=None, access_log=False)
     return 0
@@ -190,9 +199,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("error: serve needs KAFKA_BOOTSTRAP_SERVERS (`switchboard run` also starts a "
               "local Kafka)", file=sys.stderr)
         return 2
-    if settings.accounts_file is None:
-        print("error: set SWITCHBOARD_ACCOUNTS_FILE (see examples/accounts.toml)",
-              file=sys.stderr)
+    if _accounts_or_exit(settings, demo=False) is None:  # the factory loads them again
         return 2
     uvicorn.run("ingest.app:app_from_environment", factory=True,
                 host=args.host or settings.http_host, port=args.port or settings.http_port,
@@ -202,10 +209,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _accounts_or_exit(settings: Settings) -> Accounts | None:
+def _accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
+    """The accounts, or None once the problem is printed. Only demo tools (`run`, `simulate`)
+    fall back to the example accounts: a service must not quietly run on demo credentials."""
     from switchboard.accounts import AccountsError, load_accounts
 
-    path = settings.accounts_file or DEMO_ACCOUNTS
+    path = settings.accounts_file or (DEMO_ACCOUNTS if demo else None)
+    if path is None:
+        print("error: set SWITCHBOARD_ACCOUNTS_FILE (see examples/accounts.toml)",
+              file=sys.stderr)
+        return None
     try:
         return load_accounts(path)
     except AccountsError as exc:
@@ -237,7 +250,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.kafka_bootstrap_servers:
         print("error: set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
         return 2
-    accounts = _accounts_or_exit(settings)
+    accounts = _accounts_or_exit(settings, demo=False)
     if accounts is None:
         return 2
     try:
@@ -366,7 +379,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(f"error: {describe_settings_error(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except tomllib.TOMLDecodeError as exc:
+        print(f"error: {CONFIG_FILE_ENV}={os.environ.get(CONFIG_FILE_ENV)}: not valid TOML: "
+              f"{exc}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, settings.log_format)
     handler: Command = args.handler
     return handler(args, settings)

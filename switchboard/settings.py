@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        """`debug` and `DEBUG` both; people type either."""
+        if not isinstance(value, str):
+            return value
+        return value.upper() if value.lower() in {"debug", "info", "warning", "error"} \
+            else value.lower()
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -112,6 +121,26 @@ def env_var_names() -> set[str]:
         else:
             names.add(ENV_PREFIX + name.upper())
     return names
+
+
+def env_var_of(field: str) -> str:
+    """The environment variable that sets a field."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return next(str(a) for a in alias.choices if str(a).isupper())
+    return ENV_PREFIX + field.upper()
+
+
+def describe_settings_error(exc: ValidationError) -> str:
+    """Every bad setting on one line, by its name in the config file and in the environment
+    (instead of pydantic's traceback)."""
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = f"{field} ({env_var_of(field)})" if field in Settings.model_fields else field
+        given = repr(error.get("input"))[:60]
+        problems.append(f"{name}: {error['msg']} (got {given})")
+    return "invalid settings: " + "; ".join(problems)
 
 
 @lru_cache(maxsize=1)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,3 +32,46 @@ def test_missing_config_file_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("SWITCHBOARD_CONFIG", "/nonexistent/switchboard.toml")
     with pytest.raises(FileNotFoundError, match="SWITCHBOARD_CONFIG"):
         Settings()
+
+
+def test_log_level_and_format_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_LOG_LEVEL", "debug")
+    monkeypatch.setenv("SWITCHBOARD_LOG_FORMAT", "JSON")
+    settings = Settings()
+    assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    return subprocess.run([sys.executable, "-m", "switchboard.cli", *args], env=clean | env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(("env", "args", "says"), [
+    ({"SWITCHBOARD_HTTP_PORT": "abc"}, ("schema",),
+     "invalid settings: http_port (SWITCHBOARD_HTTP_PORT): Input should be a valid integer"),
+    ({"SWITCHBOARD_LOG_LEVEL": "verbose", "SWITCHBOARD_HTTP_WORKERS": "0"}, ("schema",),
+     "http_workers (SWITCHBOARD_HTTP_WORKERS): Input should be greater than or equal to 1"),
+    ({"SWITCHBOARD_CONFIG": "/nonexistent/switchboard.toml"}, ("schema",),
+     "SWITCHBOARD_CONFIG=/nonexistent/switchboard.toml: no such file"),
+    ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+      "SWITCHBOARD_ACCOUNTS_FILE": "/nonexistent/accounts.toml"}, ("serve",),
+     "accounts file /nonexistent/accounts.toml does not exist"),
+    ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ("worker", "sender"),
+     "set SWITCHBOARD_ACCOUNTS_FILE"),
+])
+def test_configuration_mistakes_are_one_error_line_not_a_traceback(
+        env: dict[str, str], args: tuple[str, ...], says: str) -> None:
+    result = _cli(env, *args)
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_config_file_that_is_not_toml_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "switchboard.toml"
+    config.write_text("http_port = [\n")
+    result = _cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
+    assert result.returncode == 2
+    assert f"SWITCHBOARD_CONFIG={config}: not valid TOML" in result.stderr
