@@ -263,7 +263,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     """Print records of the event topics as they arrive (JSON lines), until Ctrl-C."""
-    from switchboard.tail import tail
+    from switchboard.tail import UnknownTopic, tail
 
     if not settings.kafka_bootstrap_servers:
         print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
@@ -277,6 +277,9 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     except KafkaConnectionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except UnknownTopic as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -27,16 +27,27 @@ def decode(record: Any) -> dict[str, Any]:
     }
 
 
+class UnknownTopic(ValueError):
+    """A topic that is not in the cluster: aiokafka would wait for it forever, logging."""
+
+
 async def tail(bootstrap: str, topics: list[str] | None, *, from_beginning: bool = False,
                limit: int | None = None) -> None:
+    wanted = topics or [MESSAGE_INBOUND.name, MESSAGE_STATUS.name]
     consumer = AIOKafkaConsumer(
-        *(topics or [MESSAGE_INBOUND.name, MESSAGE_STATUS.name]),
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )
     await consumer.start()
     try:
+        existing = await consumer.topics()
+        missing = [topic for topic in wanted if topic not in existing]
+        if missing:
+            known = sorted(t for t in existing if not t.startswith("__"))
+            raise UnknownTopic(f"no such topic: {', '.join(missing)} (the cluster has: "
+                               f"{', '.join(known) or 'none'})")
+        consumer.subscribe(wanted)
         printed = 0
         async for record in consumer:
             sys.stdout.buffer.write(orjson.dumps(decode(record)) + b"\n")
