@@ -21,6 +21,7 @@ from consumers.bots.handler import (
     keywords_answer,
 )
 from consumers.bots.optouts import OptOutList, decode_opt_out
+from consumers.bots.rules import RuleSet
 from consumers.bots.sdk import load_bot
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import WorkerRuntime
@@ -28,9 +29,11 @@ from consumers.sender import Sender, decode_ledger
 from consumers.table import CompactedTable
 from switchboard import heap
 from switchboard.accounts import Accounts
+from switchboard.logs import get_logger
 from switchboard.settings import Settings
 from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS, OPT_OUTS, OUTBOUND, OUTBOUND_SENT
 
+log = get_logger(__name__)
 WorkerFactory = Callable[[Settings, Accounts], AbstractAsyncContextManager[WorkerRuntime]]
 
 
@@ -70,11 +73,25 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
         await ledger.stop()
 
 
-def _bot_factory(name: str, answer: Callable[[], Answer]) -> WorkerFactory:
+def _no_auto_reply(rules: RuleSet) -> str | None:
+    if any(account.config.auto_reply for account in rules.accounts.values()):
+        return None
+    return "no account has auto_reply in the rules file: only STOP/START/HELP are answered"
+
+
+def _bot_factory(name: str, answer: Callable[[], Answer],
+                 idle_with: Callable[[RuleSet], str | None] | None = None) -> WorkerFactory:
+    """`idle_with` says why the rules leave this bot nothing to do (logged at start: a bot
+    that silently never answers looks broken)."""
     @contextlib.asynccontextmanager
     async def factory(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
         bootstrap = _bootstrap(settings)
         rules = RulesSource(settings.rules_file)
+        if settings.rules_file is None:
+            log.warning("no rules file (SWITCHBOARD_RULES_FILE): only STOP/START/HELP are "
+                        "answered, with the default texts", worker=name)
+        elif idle_with is not None and (reason := idle_with(rules.current)):
+            log.warning(reason, worker=name, rules_file=str(settings.rules_file))
         async with _opt_out_list(bootstrap) as opt_outs:
             handler = BotHandler(name, rules, opt_outs, answer())
             runtime = WorkerRuntime(name=name, bootstrap_servers=bootstrap,
@@ -95,7 +112,7 @@ def custom_bot_worker(spec: str) -> WorkerFactory:
 WORKERS: dict[str, WorkerFactory] = {
     "sender": sender_worker,
     "keywords": _bot_factory("keywords", lambda: keywords_answer),
-    "autoreply": _bot_factory("autoreply", AutoReply),
+    "autoreply": _bot_factory("autoreply", AutoReply, idle_with=_no_auto_reply),
 }
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, should_answer
-from consumers.bots.rules import RulesError, parse_rules
+from consumers.bots.rules import RulesError, load_rules, parse_rules
 from consumers.bots.templates import Template, TemplateError
 from switchboard.commands import CommandKind
 from switchboard.events import MessageEvent
@@ -119,3 +120,22 @@ def test_templates_are_plain_substitution_only() -> None:
     for bad in ["{from!r}", "{from:>10}", "{0}", "{from[0]}", "{unknown}", "{"]:
         with pytest.raises(TemplateError):
             Template(bad)
+
+
+def test_the_example_rules_load_and_show_every_kind_of_setting() -> None:
+    """README calls examples/rules.toml the full example: it must load and use what it shows."""
+    rules = load_rules(Path(__file__).resolve().parents[2] / "examples" / "rules.toml")
+    configs = [account.config for account in rules.accounts.values()]
+    assert any(c.auto_reply for c in configs) and any(c.own_numbers for c in configs)
+    assert any(c.extra_stop_keywords for c in configs) and any(c.fallback for c in configs)
+    assert {kind for c in configs for r in c.rules for kind in ("keyword", "prefix", "regex")
+            if getattr(r, kind)} == {"keyword", "prefix", "regex"}
+
+
+def test_an_autoreply_worker_without_any_auto_reply_says_why_it_is_idle() -> None:
+    from consumers.workers import _no_auto_reply
+
+    without = parse_rules({"accounts": {"*": {"help_text": "Reply STOP to opt out."}}})
+    assert "no account has auto_reply" in (_no_auto_reply(without) or "")
+    with_one = parse_rules({"accounts": {"acme": {"auto_reply": {"text": "Thanks!"}}}})
+    assert _no_auto_reply(with_one) is None
