@@ -80,6 +80,10 @@ class WebhookHandler:
                                     "unknown", "unknown_account").inc()
             log.warning("webhook for unknown account", provider=provider[:40],
                         account=name[:80])
+            if provider not in PROVIDERS:  # same code: the URL names no configured account
+                return error_response(404, "unknown_account",
+                                      f"no provider named {provider[:40]!r}; known: "
+                                      f"{', '.join(sorted(PROVIDERS))}")
             return error_response(404, "unknown_account",
                                   f"no {provider} account named {name!r} is configured")
         if request.method == "HEAD" or (request.method == "GET"

@@ -87,6 +87,7 @@ async def test_unknown_account_and_provider_are_404(ingest_server: IngestServer)
     for response in (wrong_account, wrong_provider, mismatched):
         assert response.status_code == 404
         assert response.json()["error"] == "unknown_account"
+    assert "no provider named 'nope'; known: bird, " in wrong_provider.json()["message"]
 
 
 async def test_url_validation_head_and_get_answer_200(ingest_server: IngestServer) -> None:
