@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any
 
@@ -59,6 +60,35 @@ def redact_secrets(
     return event_dict
 
 
+class RepeatFilter(logging.Filter):
+    """Lets a library's message through once per window, then says how often it came.
+
+    While Kafka is away, aiokafka retries every 100 ms and logs each retry: ten identical
+    error lines a second per client would bury everything else. Messages are told apart by
+    logger, level and template (the text before its arguments are filled in).
+    """
+
+    def __init__(self, prefixes: tuple[str, ...], window_s: float = 10.0) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.window_s = window_s
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes) or not isinstance(record.msg, str):
+            return True
+        key = (record.name, record.levelno, record.msg)
+        now = time.monotonic()
+        shown_at, suppressed = self._seen.get(key, (-self.window_s, 0))
+        if now - shown_at < self.window_s:
+            self._seen[key] = (shown_at, suppressed + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if suppressed:
+            record.msg += f" (and {suppressed} more like it in the {now - shown_at:.0f}s before)"
+        return True
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Configure structlog and the standard library's root logger (idempotent)."""
     global _configured
@@ -83,6 +113,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RepeatFilter(("aiokafka",)))
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

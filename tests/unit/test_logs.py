@@ -33,3 +33,26 @@ def test_httpx_request_lines_only_when_debugging(capsys: pytest.CaptureFixture[s
     assert err.count("HTTP Request") == request_lines
     assert "something went wrong" in err
     configure_logging("INFO", "json")
+
+
+def test_a_library_repeating_itself_is_shown_once_per_window_with_a_count(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr("switchboard.logs.time.monotonic", lambda: clock[0])
+    configure_logging("INFO", "json")
+    retrying = logging.getLogger("aiokafka.test")
+    for _ in range(50):  # Kafka away: a retry every 100 ms
+        retrying.error("Unable to update metadata from %s", [1])
+        clock[0] += 0.1
+    retrying.warning("Got error produce response: %s", "NodeNotReadyError")  # another message
+    for _ in range(3):
+        get_logger("switchboard.test").warning("ours are never held back")
+    clock[0] += 10
+    retrying.error("Unable to update metadata from %s", [1])
+    events = [orjson.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert events == [
+        "Unable to update metadata from [1]",
+        "Got error produce response: NodeNotReadyError",
+        *["ours are never held back"] * 3,
+        "Unable to update metadata from [1] (and 49 more like it in the 15s before)",
+    ]
