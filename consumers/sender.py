@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Literal, Protocol
 
 import httpx
+import orjson
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
@@ -100,44 +101,73 @@ class Sender:
         try:
             command = OutboundCommand.from_json(record.value)
         except ValidationError as exc:
+            await self._refuse_invalid(record, exc, ctx)
             raise PoisonRecord(f"not an outbound command: {exc.errors()[:3]}") from None
-        key = command.id.encode()
+        key, conversation = command.id.encode(), record.key
         entry = self.ledger.get(key)
         if entry is not None:
-            await self._redelivered(command, entry, ctx)
+            await self._redelivered(command, conversation, entry, ctx)
             return
         account = self.accounts.by_name(command.account)
         if account is None:
-            await self._finish(ctx, command, "", self._failure(
+            await self._finish(ctx, conversation, self._failure(
                 command, "", "unknown_account", f"no account named {command.account!r}",
                 attempts=0))
             return
         if (command.kind is not CommandKind.OPT_OUT_CONFIRMATION
                 and self.opt_outs.is_opted_out(account.name, command.to)):
-            await self._finish(ctx, command, account.provider, self._failure(
+            await self._finish(ctx, conversation, self._failure(
                 command, account.provider, "opted_out",
                 "the recipient opted out of messages from this account", attempts=0))
             return
         try:
             client = self.client_for(account)
         except (ValueError, ValidationError) as exc:
-            await self._finish(ctx, command, account.provider, self._failure(
+            await self._finish(ctx, conversation, self._failure(
                 command, account.provider, "bad_outbound_config",
                 f"account {account.name} outbound config is invalid: {exc}", attempts=0))
             return
         await self._mark(ctx, key, LedgerEntry(state="pending"))
         result = await self._send_with_retries(client, command, account)
-        await self._finish(ctx, command, account.provider, result)
+        await self._finish(ctx, conversation, result)
 
-    async def _redelivered(self, command: OutboundCommand, entry: LedgerEntry,
-                           ctx: Context) -> None:
+    async def _refuse_invalid(self, record: Record, exc: ValidationError, ctx: Context) -> None:
+        """A command that names its id gets a failed result, so whoever sent it is not left
+        waiting (the record itself goes to the dead-letter topic). No ledger mark: the same id,
+        corrected, is still sent; an id already handled keeps its one result."""
+        try:
+            fields = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(fields, dict):
+            return
+        command_id, account, to = (fields.get(name) for name in ("id", "account", "to"))
+        if not isinstance(command_id, str) or not command_id \
+                or self.ledger.get(command_id.encode()) is not None:
+            return
+        account = account if isinstance(account, str) else ""
+        known = self.accounts.by_name(account)
+        metadata = fields.get("metadata")
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'command'}: {e['msg']}"
+                             for e in exc.errors()[:5])
+        result = OutboundResult(
+            command_id=command_id, account=account, provider=known.provider if known else "",
+            to=to if isinstance(to, str) else "", status=ResultStatus.FAILED,
+            error=ErrorInfo(code="invalid_command", description=problems, permanent=True),
+            attempts=0, completed_at=datetime.now(UTC),
+            metadata=metadata if isinstance(metadata, dict) and all(
+                isinstance(v, str) for v in metadata.values()) else {})
+        await ctx.publish([result_record(result, record.key)])
+
+    async def _redelivered(self, command: OutboundCommand, conversation: bytes | None,
+                           entry: LedgerEntry, ctx: Context) -> None:
         if entry.result is not None:  # done before: publish the same result again
-            await ctx.publish([result_record(entry.result)])
+            await ctx.publish([result_record(entry.result, conversation)])
             return
         log.warning("command found pending after a restart; not resending", command=command.id)
         account = self.accounts.by_name(command.account)
         provider = account.provider if account else ""
-        await self._finish(ctx, command, provider, self._failure(
+        await self._finish(ctx, conversation, self._failure(
             command, provider, "outcome_unknown",
             "the sender stopped while sending; not resent to avoid a duplicate", attempts=1,
             permanent=False))
@@ -156,7 +186,8 @@ class Sender:
                     log.warning("send failed", command=command.id, account=account.name,
                                 error=exc.description, attempts=attempt)
                     return self._failure(command, account.provider, exc.code or "send_failed",
-                                         exc.description, attempts=attempt,
+                                         exc.description,
+                                         attempts=attempt if exc.called else attempt - 1,
                                          permanent=not exc.retryable)
                 await asyncio.sleep(self._delay(attempt, exc.retry_after_s))
                 continue
@@ -172,15 +203,16 @@ class Sender:
         await ctx.publish([OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(), key)])
         self.ledger.put_local(key, entry)
 
-    async def _finish(self, ctx: Context, command: OutboundCommand, provider: str,
+    async def _finish(self, ctx: Context, conversation: bytes | None,
                       result: OutboundResult) -> None:
+        """Record the outcome and publish the result, keyed like the command it answers."""
         state: Literal["sent", "failed"] = (
             "sent" if result.status is ResultStatus.ACCEPTED else "failed")
         entry = LedgerEntry(state=state, result=result)
-        key = command.id.encode()
+        key = result.command_id.encode()
         await ctx.publish([
             OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(), key),
-            result_record(result),
+            result_record(result, conversation),
         ])
         self.ledger.put_local(key, entry)
 

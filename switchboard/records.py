@@ -148,11 +148,12 @@ def command_record(command: OutboundCommand, provider: str) -> OutRecord:
     )
 
 
-def result_record(result: OutboundResult) -> OutRecord:
-    """The sender's answer to a command, keyed like the command's conversation."""
+def result_record(result: OutboundResult, key: bytes | None = None) -> OutRecord:
+    """The sender's answer to a command, keyed like the command (given), or else by the
+    conversation as the result names it."""
     return OutRecord(
         topic=OUTBOUND_RESULTS.name,
-        key=conversation_key(result.provider, result.account, result.to),
+        key=key or conversation_key(result.provider, result.account, result.to),
         value=result.to_json(),
         headers=cloudevent_headers(ce_id=f"result-{result.command_id}",
                                    source=source_of(result.provider, result.account),

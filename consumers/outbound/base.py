@@ -24,15 +24,17 @@ from switchboard.events import Media
 
 
 class SendError(Exception):
-    """A send failed. `retryable` tells the sender whether trying again can help."""
+    """A send failed. `retryable` tells the sender whether trying again can help; `called`
+    whether the provider was called at all (results count attempts as provider calls)."""
 
     def __init__(self, description: str, *, retryable: bool, code: str | None = None,
-                 retry_after_s: float | None = None) -> None:
+                 retry_after_s: float | None = None, called: bool = True) -> None:
         super().__init__(description)
         self.description = description
         self.retryable = retryable
         self.code = code
         self.retry_after_s = retry_after_s
+        self.called = called
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +184,7 @@ def as_text(value: Any) -> str | None:
 
 def refuse(reason: str) -> NoReturn:
     """A command the provider cannot carry: permanent, so it is never retried."""
-    raise SendError(reason, retryable=False, code="unsupported_content")
+    raise SendError(reason, retryable=False, code="unsupported_content", called=False)
 
 
 def with_choices(text: str | None, buttons: Sequence[Button]) -> str:

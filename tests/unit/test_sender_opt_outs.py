@@ -1,4 +1,5 @@
-"""The sender meets opt-out changes on the outbound topic in order with the commands.
+"""The sender's decisions: opt-out changes met on the outbound topic in order with the
+commands, and a result keyed like its command for commands refused or invalid.
 
 No broker: the records are handed to the handler as the runtime would, in partition order,
 and the provider is an in-process httpx transport (a unit test of the sender's logic).
@@ -142,3 +143,68 @@ def test_changes_the_table_has_read_do_not_pile_up_beside_it() -> None:
     opt_outs.remember(behind.model_dump_json().encode())  # the table has not read this one
     opt_outs._sweep()
     assert opt_outs.is_opted_out("acme", "+41799999999")
+
+
+async def test_a_result_is_keyed_like_its_command_even_for_an_unknown_account(
+        sender: Sender) -> None:
+    ctx = FakeContext()
+    record = command_record(OutboundCommand(id=str(uuid.uuid4()), account="nobody", to=CONTACT,
+                                            text="Hi", created_at=datetime.now(UTC)), "infobip")
+    await sender.handle(consumed(record), ctx)
+    [result] = [r for r in ctx.published if r.topic == OUTBOUND_RESULTS.name]
+    assert result.key == record.key == f"infobip|nobody|{CONTACT}".encode()
+    assert orjson.loads(result.value)["error"]["code"] == "unknown_account"
+
+
+async def test_content_refused_before_calling_the_provider_counts_no_attempt(
+        sender: Sender, provider_calls: list[httpx.Request]) -> None:
+    ctx = FakeContext()
+    two_images = [{"url": f"https://example.com/{n}.png", "content_type": "image/png"}
+                  for n in range(2)]
+    record = command_record(OutboundCommand.model_validate({
+        "id": str(uuid.uuid4()), "account": "acme", "to": CONTACT, "text": "Look",
+        "media": two_images, "created_at": datetime.now(UTC)}), "infobip")
+    await sender.handle(consumed(record), ctx)
+    [result] = results(ctx)
+    assert (result["error"]["code"], result["attempts"]) == ("unsupported_content", 0)
+    assert provider_calls == []
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ({"account": "acme", "to": CONTACT, "text": "Hi"}, "created_at: Field required"),
+    ({"account": "acme", "to": CONTACT, "created_at": "2026-11-01T12:00:00Z"},
+     "command: Value error, a command needs text or media"),
+    ({"account": "acme", "to": CONTACT, "text": "Hi", "created_at": "2026-11-01T12:00:00Z",
+      "priority": "high"}, "priority: Extra inputs are not permitted"),
+])
+async def test_an_invalid_command_with_an_id_gets_a_failed_result_and_is_dead_lettered(
+        sender: Sender, provider_calls: list[httpx.Request], value: dict[str, Any],
+        problem: str) -> None:
+    ctx = FakeContext()
+    command_id = str(uuid.uuid4())
+    key = f"infobip|acme|{CONTACT}".encode()
+    record = Record("switchboard.outbound.v1", 0, 0, key,
+                    orjson.dumps({"id": command_id, "metadata": {"order": "42"}, **value}), ())
+    with pytest.raises(PoisonRecord):
+        await sender.handle(record, ctx)
+    [result] = [r for r in ctx.published if r.topic == OUTBOUND_RESULTS.name]
+    assert result.key == key
+    found = orjson.loads(result.value)
+    assert (found["command_id"], found["status"], found["attempts"]) == (command_id, "failed", 0)
+    assert (found["provider"], found["metadata"]) == ("infobip", {"order": "42"})
+    assert found["error"]["code"] == "invalid_command" and problem in found["error"]["description"]
+    assert provider_calls == []
+
+    fixed = command_record(OutboundCommand(id=command_id, account="acme", to=CONTACT,
+                                           text="Hi", created_at=datetime.now(UTC)), "infobip")
+    ctx.published.clear()
+    await sender.handle(consumed(fixed), ctx)  # the same id, corrected, is still sent
+    assert results(ctx)[0]["status"] == "accepted" and len(provider_calls) == 1
+
+
+async def test_a_command_without_a_readable_id_is_only_dead_lettered(sender: Sender) -> None:
+    ctx = FakeContext()
+    for value in (b"{not json", b"[1, 2]", orjson.dumps({"account": "acme", "text": "Hi"})):
+        with pytest.raises(PoisonRecord):
+            await sender.handle(Record("switchboard.outbound.v1", 0, 0, None, value, ()), ctx)
+    assert ctx.published == []
