@@ -1,4 +1,5 @@
-# The Switchboard image used by docker-compose.yml for ingest and the workers.
+# The Switchboard image used by docker-compose.yml for ingest and the workers (and the
+# provider simulator, `simulate`, for a staging setup).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
@@ -6,6 +7,7 @@ COPY switchboard ./switchboard
 COPY ingest ./ingest
 COPY normalizers ./normalizers
 COPY consumers ./consumers
+COPY simulator ./simulator
 RUN pip install --no-cache-dir . && useradd --system switchboard
 USER switchboard
 ENTRYPOINT ["switchboard"]
