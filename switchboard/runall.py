@@ -11,6 +11,7 @@ import contextlib
 import signal
 from collections.abc import Sequence
 
+import structlog
 import uvicorn
 from starlette.applications import Starlette
 
@@ -45,7 +46,12 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
-        tasks = [asyncio.create_task(server.serve()) for server in servers]
+        tasks = []
+        for name, server in zip(("ingest", "simulator"), servers, strict=False):
+            # Both servers are uvicorn: tag their log lines, or "Application startup complete"
+            # twice says nothing about which. Tasks keep the context they were created in.
+            with structlog.contextvars.bound_contextvars(service=name):
+                tasks.append(asyncio.create_task(server.serve()))
         tasks += [asyncio.create_task(runtime.run()) for runtime in runtimes]
         waiter = asyncio.create_task(stopping.wait())
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)

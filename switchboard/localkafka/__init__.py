@@ -221,6 +221,10 @@ class LocalKafka:
                 self._java(lib, log4j, "kafka.Kafka", str(properties)),
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 preexec_fn=_die_with_parent,
+                # Its own process group: Ctrl-C in a terminal signals the whole foreground
+                # group, and the broker must outlive the services that are still flushing to
+                # it; stop() ends it last.
+                process_group=0,
             )
         self._wait_for_ready_line(timeout_s)
 

@@ -1,0 +1,92 @@
+"""`switchboard run`, as the README has a new user start it and stop it with Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from switchboard.localkafka import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    # Its own session, as a shell gives a foreground job: Ctrl-C signals the whole group.
+    process = subprocess.Popen([sys.executable, "-m", "switchboard.cli", "run"], env=env,
+                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, start_new_session=True)
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C stops everything." in line:
+            return process, lines
+    os.killpg(process.pid, signal.SIGKILL)
+    raise AssertionError("switchboard run did not start:\n" + "".join(lines))
+
+
+def _ctrl_c(process: subprocess.Popen[str]) -> tuple[int, str, str]:
+    """The exit code, the output, and when Ctrl-C was pressed (as the log's timestamps)."""
+    pressed = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    os.killpg(process.pid, signal.SIGINT)
+    output, _ = process.communicate(timeout=90)
+    return process.returncode, output, pressed
+
+
+def _logged_since(lines: list[str], since: str) -> list[dict[str, Any]]:
+    logged = [orjson.loads(line) for line in lines if line.startswith("{")]
+    return [entry for entry in logged if entry.get("timestamp", "") >= since]
+
+
+def _broker_running(data_dir: Path) -> bool:
+    found = subprocess.run(["pgrep", "-f", f"{data_dir}/kafka/server.properties"], check=False)
+    return found.returncode == 0
+
+
+async def test_run_serves_the_readme_example_and_ctrl_c_stops_it_quietly(tmp_path: Path) -> None:
+    http_port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"} | {
+        "SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_KAFKA_PORT": str(free_port()),
+        "SWITCHBOARD_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "SWITCHBOARD_HTTP_PORT": str(http_port), "SWITCHBOARD_SIMULATOR_PORT": str(free_port()),
+        "SWITCHBOARD_LOG_FORMAT": "json"}
+    process, started = await asyncio.to_thread(_start, env)
+    try:
+        report = (REPO / "examples/webhooks/infobip-delivery.json").read_bytes()
+        async with httpx.AsyncClient(timeout=30) as client:
+            for _ in range(100):  # bounded: the banner comes as the servers start
+                try:
+                    ready = await client.get(f"http://127.0.0.1:{http_port}/readyz")
+                    if ready.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+            answer = await client.post(
+                f"http://127.0.0.1:{http_port}/webhooks/infobip/demo-infobip", content=report,
+                auth=("infobip", "demo-infobip-password"),
+                headers={"content-type": "application/json"})
+        assert answer.status_code == 200, answer.text
+    finally:
+        code, output, pressed = await asyncio.to_thread(_ctrl_c, process)
+    assert code == 0, output
+    stopping = _logged_since(started + output.splitlines(), pressed)
+    assert any(entry["event"] == "worker stopped" for entry in stopping)
+    # The broker outlives the services still flushing and committing to it.
+    assert [e for e in stopping if e["level"] in ("warning", "error")] == [], output
+    assert "ingest stopped" in output
+    assert not await asyncio.to_thread(_broker_running, tmp_path)
