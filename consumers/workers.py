@@ -34,6 +34,12 @@ from switchboard.settings import Settings
 from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS, OPT_OUTS, OUTBOUND, OUTBOUND_SENT
 
 log = get_logger(__name__)
+
+
+class MetricsPortError(RuntimeError):
+    """SWITCHBOARD_METRICS_PORT cannot be served (taken, or not ours to bind)."""
+
+
 WorkerFactory = Callable[[Settings, Accounts], AbstractAsyncContextManager[WorkerRuntime]]
 
 
@@ -50,6 +56,9 @@ async def _opt_out_list(bootstrap: str) -> AsyncIterator[OptOutList]:
 @contextlib.asynccontextmanager
 async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
     bootstrap = _bootstrap(settings)
+    if settings.public_url is None:
+        log.warning("SWITCHBOARD_PUBLIC_URL is not set: sends ask providers to report status "
+                    "to this default, which they may not reach", url=settings.ingest_url)
     # Read at start and on rebalance (catch_up); between them the follower need not hurry.
     ledger = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger, relaxed_follow=True)
     await ledger.start()
@@ -126,7 +135,13 @@ async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accou
     """Run one worker until SIGINT/SIGTERM, then finish in-flight work and commit."""
     if settings.metrics_port:
         # Its own thread and port: scrapes never wait behind a busy event loop.
-        start_http_server(settings.metrics_port, addr=settings.http_host)
+        try:
+            start_http_server(settings.metrics_port, addr=settings.http_host)
+        except OSError as exc:
+            raise MetricsPortError(f"cannot serve metrics on {settings.http_host}:"
+                                   f"{settings.metrics_port}: {exc.strerror}") from None
+        log.info("metrics served", url=f"http://{settings.http_host}:{settings.metrics_port}"
+                 "/metrics")
     async with factory(settings, accounts) as runtime:
         heap.settle()
         loop = asyncio.get_running_loop()

@@ -229,7 +229,7 @@ def _accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run one worker (consumer group member) until SIGTERM/Ctrl-C."""
     from consumers.bots.rules import RulesError
-    from consumers.workers import WORKERS, custom_bot_worker, run_worker
+    from consumers.workers import WORKERS, MetricsPortError, custom_bot_worker, run_worker
 
     if args.name == "bot":
         if not args.bot:
@@ -255,7 +255,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         run_loop(run_worker(factory, settings, accounts))
-    except RulesError as exc:
+    except (RulesError, MetricsPortError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from switchboard.settings import Settings, env_var_names
+
+EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
 
 
 def test_environment_overrides_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -75,3 +78,16 @@ def test_a_config_file_that_is_not_toml_is_named(tmp_path: Path) -> None:
     result = _cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
     assert result.returncode == 2
     assert f"SWITCHBOARD_CONFIG={config}: not valid TOML" in result.stderr
+
+
+def test_a_taken_metrics_port_is_one_error_line() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                       "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
+                       "SWITCHBOARD_METRICS_PORT": str(port)}, "worker", "keywords")
+    assert result.returncode == 2
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
