@@ -107,7 +107,11 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
                                     topics=[MESSAGE_INBOUND.name, MESSAGE_STATUS.name],
                                     handler=handler.handle, start_from="latest")
             rules.install_sighup()
-            yield runtime
+            watching = asyncio.create_task(rules.watch())
+            try:
+                yield runtime
+            finally:
+                watching.cancel()
 
     return factory
 

@@ -6,6 +6,7 @@ sender does the rest.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -39,6 +40,13 @@ class RulesSource:
         self._mtime = self._stat()
         self._checked = time.monotonic()
         self._forced = False
+
+    async def watch(self) -> None:
+        """Check for changes while no message comes either, so a reload (or a bad edit) is
+        logged when it happens, not at the next message."""
+        while True:
+            await asyncio.sleep(self.check_every_s)
+            self.maybe_reload()
 
     def install_sighup(self) -> None:
         signal.signal(signal.SIGHUP, lambda *_: self.request_reload())

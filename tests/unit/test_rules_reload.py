@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -60,3 +61,20 @@ def test_accounts_without_rules_still_get_compliance(tmp_path: Path) -> None:
     source = RulesSource(None)
     account = source.rules_for("anyone")
     assert "stop" in account.stop_words and account.fallback is None
+
+
+async def test_changes_are_picked_up_without_any_message(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    _write(path, GOOD.replace("{n}", "1"), 0)
+    source = RulesSource(path, check_every_s=0.05)
+    watching = asyncio.create_task(source.watch())
+    try:
+        _write(path, GOOD.replace("{n}", "2"), 10)
+        for _ in range(100):  # bounded: up to ~5 s
+            if (found := source.current.for_account("a")) and found.config.help_text == "v2":
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the change was not loaded")
+    finally:
+        watching.cancel()
