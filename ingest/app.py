@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,6 +24,7 @@ from switchboard import heap
 from switchboard.accounts import Accounts, load_accounts
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer
+from switchboard.serving import MULTIPROCESS_DIR_ENV
 from switchboard.settings import Settings
 from switchboard.topics import ensure_topics, missing_topics
 
@@ -50,6 +53,17 @@ class Readiness:
                 self._problem = f"Kafka unreachable: {type(exc).__name__}"
             self._checked_at = time.monotonic()
         return self._problem
+
+
+def metrics_registry() -> CollectorRegistry:
+    """With `serve --workers N` each scrape reaches one worker process: they then share their
+    counts through files (prometheus-client's multiprocess mode, set up by `serve`), so every
+    scrape sees the sum rather than one worker's share."""
+    if not os.environ.get(MULTIPROCESS_DIR_ENV):
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -120,7 +134,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
         return JSONResponse({"status": "ready"})
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
         Route("/webhooks/{provider}/{account}", handler.handle, methods=WEBHOOK_METHODS),

@@ -8,9 +8,10 @@ import contextlib
 import os
 import signal
 import sys
+import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,7 +21,7 @@ from pydantic import ValidationError
 
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.logs import configure_logging
-from switchboard.serving import shutdown_grace_s
+from switchboard.serving import MULTIPROCESS_DIR_ENV, shutdown_grace_s
 
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
@@ -201,12 +202,29 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if _accounts_or_exit(settings, demo=False) is None:  # the factory loads them again
         return 2
-    uvicorn.run("ingest.app:app_from_environment", factory=True,
-                host=args.host or settings.http_host, port=args.port or settings.http_port,
-                workers=args.workers or settings.http_workers, proxy_headers=True,
-                timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s),
-                log_config=None, access_log=False)
+    workers = args.workers or settings.http_workers
+    with _shared_metrics(workers):
+        uvicorn.run("ingest.app:app_from_environment", factory=True,
+                    host=args.host or settings.http_host,
+                    port=args.port or settings.http_port, workers=workers, proxy_headers=True,
+                    timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s),
+                    log_config=None, access_log=False)
     return 0
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """Worker processes of one `serve` sum their metrics in a directory of their own (set
+    before they start: prometheus-client reads it at import)."""
+    if workers < 2 or os.environ.get(MULTIPROCESS_DIR_ENV):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="switchboard-metrics-") as directory:
+        os.environ[MULTIPROCESS_DIR_ENV] = directory
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR_ENV]
 
 
 def _accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import uvicorn
 
+MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name for it
+
 
 def shutdown_grace_s(produce_timeout_s: float) -> int:
     """How long a stopping server waits for in-flight webhooks. They end within the produce
