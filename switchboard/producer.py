@@ -82,6 +82,7 @@ class DurableProducer:
         self._flusher: asyncio.Task[None] | None = None
         self._buffered = 0
         self._hashes: dict[bytes, int] = {}
+        self._failing = False
 
     async def start(self) -> None:
         # Built here, not in __init__: aiokafka binds to the running event loop.
@@ -206,13 +207,25 @@ class DurableProducer:
             self._buffered -= group.size
         group.finish(f"Kafka did not acknowledge within {self.timeout_s}s")
 
+    def _note_outcome(self, failure: str | None) -> None:
+        """Say when Kafka stops and starts taking records again: the client's own logs
+        report every retry but never the recovery."""
+        if failure is not None and not self._failing:
+            log.warning("kafka is not taking records", bootstrap=self.bootstrap_servers,
+                        reason=failure)
+        elif failure is None and self._failing:
+            log.info("kafka is taking records again", bootstrap=self.bootstrap_servers)
+        self._failing = failure is not None
+
     async def _flush(self) -> None:
         """Hand over one group at a time: the next one fills while this one is in flight."""
         try:
             while (group := self._open) is not None:
                 self._open = None
                 try:
-                    group.finish(await self._send(group))
+                    outcome = await self._send(group)
+                    self._note_outcome(outcome)
+                    group.finish(outcome)
                 finally:
                     self._buffered -= group.size
         finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from aiokafka import AIOKafkaConsumer
 
 from switchboard.accounts import parse_accounts
@@ -41,7 +42,12 @@ async def _raw_message_ids(bootstrap: str) -> set[str]:
         await consumer.stop()
 
 
-async def test_broker_outage_gives_503s_then_recovers_without_loss(tmp_path: Path) -> None:
+def _events(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.msg.get("event", "") for r in caplog.records if isinstance(r.msg, dict)]
+
+
+async def test_broker_outage_gives_503s_then_recovers_without_loss(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     broker = LocalKafka(tmp_path / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
                         controller_port=free_port())
     await asyncio.to_thread(broker.start)
@@ -87,6 +93,9 @@ async def test_broker_outage_gives_503s_then_recovers_without_loss(tmp_path: Pat
             await task
 
         assert set(answered.values()) <= {200, 503}, "only success or retry-later, never else"
+        said = _events(caplog)  # the outage and the recovery, each once
+        assert said.count("kafka is not taking records") == 1, said
+        assert said.count("kafka is taking records again") == 1, said
         stored = await _raw_message_ids(broker.bootstrap_servers)
         acknowledged = {m for m, status in answered.items() if status == 200}
         assert acknowledged <= stored, f"2xx but not in Kafka: {acknowledged - stored}"
