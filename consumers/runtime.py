@@ -158,6 +158,14 @@ class WorkerRuntime:
         self._consumer: AIOKafkaConsumer | None = None
         self.handled = 0
 
+    def problem(self) -> str | None:
+        """Why the worker is not consuming (yet, or any more); None while it is."""
+        if self._failure is not None:
+            return f"stopped by a failure: {type(self._failure).__name__}"
+        if self._stopping.is_set():
+            return "stopping"
+        return "starting" if self._consumer is None else None
+
     def stop(self) -> None:
         """Ask the loop to finish the batch in flight, commit, and return."""
         self._stopping.set()

@@ -10,7 +10,6 @@ from contextlib import AbstractAsyncContextManager
 
 import httpx
 from aiokafka import TopicPartition
-from prometheus_client import start_http_server
 
 from consumers.bots.handler import (
     Answer,
@@ -23,6 +22,7 @@ from consumers.bots.handler import (
 from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.bots.rules import RuleSet
 from consumers.bots.sdk import load_bot
+from consumers.health import WorkerHealth, serve_worker_http
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import WorkerRuntime
 from consumers.sender import Sender, decode_ledger
@@ -137,18 +137,23 @@ def _bootstrap(settings: Settings) -> str:
 
 async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts) -> None:
     """Run one worker until SIGINT/SIGTERM, then finish in-flight work and commit."""
+    health = WorkerHealth()
     if settings.metrics_port:
-        # Its own thread and port: scrapes never wait behind a busy event loop.
         try:
-            start_http_server(settings.metrics_port, addr=settings.http_host)
+            serve_worker_http(health, settings.http_host, settings.metrics_port)
         except OSError as exc:
             raise MetricsPortError(f"cannot serve metrics on {settings.http_host}:"
                                    f"{settings.metrics_port}: {exc.strerror}") from None
-        log.info("metrics served", url=f"http://{settings.http_host}:{settings.metrics_port}"
-                 "/metrics")
-    async with factory(settings, accounts) as runtime:
-        heap.settle()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, runtime.stop)
-        await runtime.run()
+        log.info("metrics and probes served", url=f"http://{settings.http_host}:"
+                 f"{settings.metrics_port}/metrics", probes=["/healthz", "/readyz"])
+    ticking = asyncio.create_task(health.tick())
+    try:
+        async with factory(settings, accounts) as runtime:
+            health.readiness = runtime.problem
+            heap.settle()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, runtime.stop)
+            await runtime.run()
+    finally:
+        ticking.cancel()

@@ -152,8 +152,10 @@ async def test_a_worker_stops_cleanly_while_kafka_is_gone(tmp_path: Path) -> Non
     broker = LocalKafka(tmp_path / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
                         controller_port=free_port())
     await asyncio.to_thread(broker.start)
+    probes = f"http://127.0.0.1:{free_port()}"
     env = _environment(tmp_path, broker.bootstrap_servers) | {
-        "SWITCHBOARD_RULES_FILE": str(EXAMPLE_RULES)}
+        "SWITCHBOARD_RULES_FILE": str(EXAMPLE_RULES),
+        "SWITCHBOARD_METRICS_PORT": probes.rsplit(":", 1)[1]}
     worker = None
     try:
         await broker.wait_ready()
@@ -167,6 +169,9 @@ async def test_a_worker_stops_cleanly_while_kafka_is_gone(tmp_path: Path) -> Non
                 started = bool(line)
                 break
         assert started, "the worker did not start"
+        async with httpx.AsyncClient(base_url=probes, timeout=10) as client:
+            assert (await client.get("/readyz")).json() == {"status": "ok"}
+            assert (await client.get("/healthz")).status_code == 200
         await asyncio.to_thread(broker.stop)
 
         worker.send_signal(signal.SIGTERM)

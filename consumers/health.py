@@ -1,0 +1,65 @@
+"""A worker's HTTP endpoint (SWITCHBOARD_METRICS_PORT): Prometheus metrics, and probes.
+
+`/healthz` (liveness) fails once the event loop has stopped running: a worker stuck there
+keeps its partitions yet handles nothing, and only a restart helps. `/readyz` says whether the
+worker is consuming. Served from a thread, so a busy loop never delays a scrape or a probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+import orjson
+from prometheus_client import make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
+
+STALE_AFTER_S = 30.0
+
+
+class WorkerHealth:
+    """What the probes report: the loop's last tick and the running worker's own view."""
+
+    def __init__(self, stale_after_s: float = STALE_AFTER_S) -> None:
+        self.stale_after_s = stale_after_s
+        self.last_tick = time.monotonic()
+        self.readiness: Callable[[], str | None] = lambda: "starting"
+
+    async def tick(self) -> None:
+        while True:
+            self.last_tick = time.monotonic()
+            await asyncio.sleep(1.0)
+
+    def liveness_problem(self) -> str | None:
+        idle_s = time.monotonic() - self.last_tick
+        if idle_s > self.stale_after_s:
+            return f"the event loop has not run for {idle_s:.0f}s"
+        return None
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes every few seconds would flood the log."""
+
+
+def serve_worker_http(health: WorkerHealth, host: str, port: int) -> ThreadingWSGIServer:
+    """Start the endpoint in a daemon thread (OSError if the port cannot be had)."""
+    metrics = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path not in ("/healthz", "/readyz"):
+            return metrics(environ, start_response)  # type: ignore[no-any-return]
+        problem = health.liveness_problem() if path == "/healthz" else health.readiness()
+        status = "503 Service Unavailable" if problem else "200 OK"
+        body = {"status": "unavailable", "reason": problem} if problem else {"status": "ok"}
+        start_response(status, [("Content-Type", "application/json")])
+        return [orjson.dumps(body)]
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="worker-http", daemon=True).start()
+    return server

@@ -1,0 +1,33 @@
+"""A worker's probes and metrics, served on 127.0.0.1 from their own thread."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from consumers.health import WorkerHealth, serve_worker_http
+from switchboard.localkafka import free_port
+
+
+def test_probes_report_a_stuck_loop_and_a_worker_not_consuming() -> None:
+    health = WorkerHealth(stale_after_s=30)
+    port = free_port()
+    server = serve_worker_http(health, "127.0.0.1", port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            starting = client.get("/readyz")
+            assert (starting.status_code, starting.json()["reason"]) == (503, "starting")
+            health.readiness = lambda: None
+            assert client.get("/readyz").json() == {"status": "ok"}
+
+            assert client.get("/healthz").status_code == 200
+            health.last_tick = time.monotonic() - 60  # the loop stopped ticking a minute ago
+            stuck = client.get("/healthz")
+            assert stuck.status_code == 503
+            assert stuck.json()["reason"].startswith("the event loop has not run for 6")
+
+            assert "python_gc_objects_collected_total" in client.get("/metrics").text
+    finally:
+        server.shutdown()
+        server.server_close()
