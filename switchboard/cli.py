@@ -167,10 +167,11 @@ def _run_services(settings: Settings, bootstrap: str) -> int:
     if accounts is None:
         return 2
     sim = f"http://{settings.http_host}:{settings.simulator_port}"
-    print(run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(accounts),
-                     accounts_file=accounts_file, rules_file=rules_file), flush=True)
+    banner = run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(accounts),
+                        accounts_file=accounts_file, rules_file=rules_file)
     try:
-        run_loop(run_all(settings, accounts, workers=("sender", "keywords"), simulator=True))
+        run_loop(run_all(settings, accounts, workers=("sender", "keywords"), simulator=True,
+                         on_ready=lambda: print(banner, flush=True)))
     except RulesError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

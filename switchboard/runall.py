@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import structlog
 import uvicorn
@@ -26,15 +27,28 @@ def _server(app: Starlette, host: str, port: int, grace_s: int) -> EmbeddedServe
                                          access_log=False, timeout_graceful_shutdown=grace_s))
 
 
+async def _all_started(parts: Sequence[Callable[[], bool]],
+                       tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Every part started, e.g. workers consuming: a bot starts at the newest message, so
+    one sent before it has its partitions would go unanswered. Bounded; a part that fails to
+    start ends its task, and run_all reports that."""
+    for _ in range(1200):
+        if any(t.done() for t in tasks) or all(started() for started in parts):
+            return
+        await asyncio.sleep(0.05)
+
+
 async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[str],
-                  simulator: bool) -> None:
+                  simulator: bool, on_ready: Callable[[], None] | None = None) -> None:
+    """Run until SIGINT/SIGTERM. `on_ready` is called once everything has started (not
+    before: it tells people where to send requests)."""
     from consumers.workers import WORKERS
     from ingest.app import create_app
     from simulator.app import create_simulator_app
 
     grace_s = shutdown_grace_s(settings.produce_timeout_s)
-    servers = [_server(create_app(settings, accounts), settings.http_host, settings.http_port,
-                       grace_s)]
+    ingest = create_app(settings, accounts)
+    servers = [_server(ingest, settings.http_host, settings.http_port, grace_s)]
     if simulator:
         servers.append(_server(create_simulator_app(accounts, settings.ingest_url),
                                settings.http_host, settings.simulator_port, grace_s))
@@ -54,6 +68,12 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
                 tasks.append(asyncio.create_task(server.serve()))
         tasks += [asyncio.create_task(runtime.run()) for runtime in runtimes]
         waiter = asyncio.create_task(stopping.wait())
+        if on_ready is not None:
+            parts = [lambda: ingest.state.producer.started,
+                     *(lambda s=server: bool(s.started) for server in servers),
+                     *(runtime.ready.is_set for runtime in runtimes)]
+            await _all_started(parts, [*tasks, waiter])
+            on_ready()
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         # Stop the consumers of work first, then the HTTP side, so nothing is cut mid-way.
         for runtime in runtimes:

@@ -1,4 +1,4 @@
-"""`switchboard run`, as the README has a new user start it and stop it with Ctrl-C."""
+"""`switchboard run`, as the README has a new user start it, try it, and stop it with Ctrl-C."""
 
 from __future__ import annotations
 
@@ -58,29 +58,36 @@ def _broker_running(data_dir: Path) -> bool:
 
 
 async def test_run_serves_the_readme_example_and_ctrl_c_stops_it_quietly(tmp_path: Path) -> None:
-    http_port = free_port()
+    http_port, simulator_port = free_port(), free_port()
+    accounts = tmp_path / "accounts.toml"  # the demo accounts, sending to this simulator
+    accounts.write_text((REPO / "examples/accounts.toml").read_text().replace(
+        "127.0.0.1:8090", f"127.0.0.1:{simulator_port}"))
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"} | {
+        "SWITCHBOARD_ACCOUNTS_FILE": str(accounts),
         "SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_KAFKA_PORT": str(free_port()),
         "SWITCHBOARD_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "SWITCHBOARD_HTTP_PORT": str(http_port), "SWITCHBOARD_SIMULATOR_PORT": str(free_port()),
+        "SWITCHBOARD_HTTP_PORT": str(http_port), "SWITCHBOARD_SIMULATOR_PORT": str(simulator_port),
         "SWITCHBOARD_LOG_FORMAT": "json"}
     process, started = await asyncio.to_thread(_start, env)
     try:
         report = (REPO / "examples/webhooks/infobip-delivery.json").read_bytes()
-        async with httpx.AsyncClient(timeout=30) as client:
-            for _ in range(100):  # bounded: the banner comes as the servers start
-                try:
-                    ready = await client.get(f"http://127.0.0.1:{http_port}/readyz")
-                    if ready.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.2)
+        async with httpx.AsyncClient(timeout=30) as client:  # right after the banner
             answer = await client.post(
                 f"http://127.0.0.1:{http_port}/webhooks/infobip/demo-infobip", content=report,
                 auth=("infobip", "demo-infobip-password"),
                 headers={"content-type": "application/json"})
-        assert answer.status_code == 200, answer.text
+            assert answer.status_code == 200, answer.text
+            sim = f"http://127.0.0.1:{simulator_port}/_sim"
+            texted = await client.post(f"{sim}/inbound", json={
+                "account": "demo-infobip", "from": "+41790000001", "text": "HELP"})
+            assert texted.status_code < 300, texted.text
+            for _ in range(150):  # bounded: up to ~30 s for the bot's answer to be sent
+                sends = (await client.get(f"{sim}/sends",
+                                          params={"account": "demo-infobip"})).json()["sends"]
+                if sends:
+                    break
+                await asyncio.sleep(0.2)
+            assert "reply PRICE" in str(sends), sends  # examples/rules.toml's help_text
     finally:
         code, output, pressed = await asyncio.to_thread(_ctrl_c, process)
     assert code == 0, output
