@@ -56,7 +56,14 @@ class Record:
 
 
 class PoisonRecord(Exception):
-    """The record can never be handled (undecodable): dead-letter it at once, no retries."""
+    """The record can never be handled (undecodable): dead-letter it at once, no retries.
+    `provider` and `account`, when the record still names them, go into the dead letter so
+    it can be found per account."""
+
+    def __init__(self, reason: str, *, provider: str = "", account: str = "") -> None:
+        super().__init__(reason)
+        self.provider = provider
+        self.account = account
 
 
 class RetryLater(Exception):
@@ -318,7 +325,8 @@ class WorkerRuntime:
                 self.handled += 1
                 return
             except PoisonRecord as exc:
-                await self._dead_letter(record, f"undecodable record: {exc}", attempt)
+                await self._dead_letter(record, f"undecodable record: {exc}", attempt,
+                                        provider=exc.provider, account=exc.account)
                 return
             except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then kept
                 hint = exc.delay_s if isinstance(exc, RetryLater) else None
@@ -330,7 +338,8 @@ class WorkerRuntime:
                             error=repr(exc), topic=record.topic, offset=record.offset)
                 await asyncio.sleep(self.retry.delay(attempt, hint))
 
-    async def _dead_letter(self, record: Record, reason: str, attempts: int) -> None:
+    async def _dead_letter(self, record: Record, reason: str, attempts: int, *,
+                           provider: str = "", account: str = "") -> None:
         HANDLED.labels(self.name, "dead_letter").inc()
         log.error("record dead-lettered", worker=self.name, reason=reason, topic=record.topic,
                   partition=record.partition, offset=record.offset, attempts=attempts)
@@ -342,7 +351,8 @@ class WorkerRuntime:
         }
         letter = dead_letter_record(
             dl_id=str(uuid.uuid4()), stage=f"worker:{self.name}", reason=reason,
-            provider="", account="", time=datetime.now(UTC), payload=payload, key=record.key)
+            provider=provider, account=account, time=datetime.now(UTC), payload=payload,
+            key=record.key)
         for attempt in range(1, 11):
             try:
                 await self.producer.publish([letter])

@@ -101,8 +101,9 @@ class Sender:
         try:
             command = OutboundCommand.from_json(record.value)
         except ValidationError as exc:
-            await self._refuse_invalid(record, exc, ctx)
-            raise PoisonRecord(f"not an outbound command: {exc.errors()[:3]}") from None
+            named_provider, named_account = await self._refuse_invalid(record, exc, ctx)
+            raise PoisonRecord(f"not an outbound command: {exc.errors()[:3]}",
+                               provider=named_provider, account=named_account) from None
         key, conversation = command.id.encode(), record.key
         entry = self.ledger.get(key)
         if entry is not None:
@@ -131,33 +132,37 @@ class Sender:
         result = await self._send_with_retries(client, command, account)
         await self._finish(ctx, conversation, result)
 
-    async def _refuse_invalid(self, record: Record, exc: ValidationError, ctx: Context) -> None:
+    async def _refuse_invalid(self, record: Record, exc: ValidationError,
+                              ctx: Context) -> tuple[str, str]:
         """A command that names its id gets a failed result, so whoever sent it is not left
         waiting (the record itself goes to the dead-letter topic). No ledger mark: the same id,
-        corrected, is still sent; an id already handled keeps its one result."""
+        corrected, is still sent; an id already handled keeps its one result. Returns the
+        provider and account the command names, as far as they can be read."""
         try:
             fields = orjson.loads(record.value)
         except orjson.JSONDecodeError:
-            return
+            return "", ""
         if not isinstance(fields, dict):
-            return
+            return "", ""
         command_id, account, to = (fields.get(name) for name in ("id", "account", "to"))
-        if not isinstance(command_id, str) or not command_id \
-                or self.ledger.get(command_id.encode()) is not None:
-            return
         account = account if isinstance(account, str) else ""
         known = self.accounts.by_name(account)
+        provider = known.provider if known else ""
+        if not isinstance(command_id, str) or not command_id \
+                or self.ledger.get(command_id.encode()) is not None:
+            return provider, account
         metadata = fields.get("metadata")
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'command'}: {e['msg']}"
                              for e in exc.errors()[:5])
         result = OutboundResult(
-            command_id=command_id, account=account, provider=known.provider if known else "",
+            command_id=command_id, account=account, provider=provider,
             to=to if isinstance(to, str) else "", status=ResultStatus.FAILED,
             error=ErrorInfo(code="invalid_command", description=problems, permanent=True),
             attempts=0, completed_at=datetime.now(UTC),
             metadata=metadata if isinstance(metadata, dict) and all(
                 isinstance(v, str) for v in metadata.values()) else {})
         await ctx.publish([result_record(result, record.key)])
+        return provider, account
 
     async def _redelivered(self, command: OutboundCommand, conversation: bytes | None,
                            entry: LedgerEntry, ctx: Context) -> None:

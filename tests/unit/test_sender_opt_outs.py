@@ -185,8 +185,9 @@ async def test_an_invalid_command_with_an_id_gets_a_failed_result_and_is_dead_le
     key = f"infobip|acme|{CONTACT}".encode()
     record = Record("switchboard.outbound.v1", 0, 0, key,
                     orjson.dumps({"id": command_id, "metadata": {"order": "42"}, **value}), ())
-    with pytest.raises(PoisonRecord):
+    with pytest.raises(PoisonRecord) as poison:
         await sender.handle(record, ctx)
+    assert (poison.value.provider, poison.value.account) == ("infobip", "acme")  # dead letter's
     [result] = [r for r in ctx.published if r.topic == OUTBOUND_RESULTS.name]
     assert result.key == key
     found = orjson.loads(result.value)
