@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, should_answer
@@ -26,6 +27,17 @@ from switchboard.logs import get_logger
 from switchboard.records import OutRecord, command_record
 
 log = get_logger(__name__)
+# Label values are bounded: accounts come from the accounts file, purposes from the rules.
+REPLIES = Counter("switchboard_bot_replies_total", "Replies the bots published, by purpose "
+                  "(help, opt-out, opt-in, rule-N, fallback, auto-reply, reply-N)",
+                  ["worker", "account", "purpose"])
+OPT_OUT_CHANGES = Counter("switchboard_bot_opt_out_changes_total",
+                          "Opt-out list changes the bots made, by keyword or provider signal",
+                          ["worker", "account", "change", "source"])
+NOT_ANSWERED = Counter("switchboard_bot_opted_out_messages_total",
+                       "Messages from opted-out contacts, left unanswered", ["worker", "account"])
+RELOAD_FAILURES = Counter("switchboard_bot_rules_reload_failures_total",
+                          "Changed rules files refused (the previous rules stay)")
 DEFAULT_ACCOUNT = CompiledAccount("*", AccountRules())  # compliance is on without any rules
 Answer = Callable[[MessageEvent, CompiledAccount], Awaitable[list[tuple[Reply, str]]]]
 
@@ -80,6 +92,7 @@ class RulesSource:
             self.current = load_rules(self.path)
             log.info("rules reloaded", file=str(self.path), accounts=len(self.current.accounts))
         except RulesError as exc:
+            RELOAD_FAILURES.inc()
             log.error("new rules are invalid; keeping the previous ones", error=str(exc))
 
 
@@ -104,6 +117,8 @@ class BotHandler:
             return
         assert event.from_ is not None
         records: list[OutRecord] = []
+        purposes: list[str] = []
+        change: tuple[OutRecord, OutRecord] | None = None
         decision = compliance(event, account)
         if decision is not None:
             if decision.opt_out is not None:
@@ -111,16 +126,29 @@ class BotHandler:
                                          decision.opt_out,
                                          f"keyword:{decision.values.get('keyword')}")
                 records.extend(change)  # the copy on the outbound topic precedes the reply
-                self.opt_outs.remember(change[0].value)
             if decision.reply:
                 command = reply_command(event, Reply(decision.reply), decision.purpose,
                                         decision.kind)
                 records.append(command_record(command, event.provider))
-        elif not self.opt_outs.is_opted_out(event.account, event.from_):
+                purposes.append(decision.purpose)
+        elif self.opt_outs.is_opted_out(event.account, event.from_):
+            NOT_ANSWERED.labels(self.name, event.account).inc()
+        else:
             for reply, purpose in await self.answer(event, account):
                 command = reply_command(event, reply, f"{self.name}:{purpose}")
                 records.append(command_record(command, event.provider))
+                purposes.append(purpose)
         await ctx.publish(records)
+        if change is not None:  # once stored: a failed publish is retried, and remembers then
+            self.opt_outs.remember(change[0].value)
+            self._count_change(event.account, decision is not None and bool(decision.opt_out),
+                               "keyword")
+        for purpose in purposes:
+            REPLIES.labels(self.name, event.account, purpose).inc()
+
+    def _count_change(self, account: str, opted_out: bool, source: str) -> None:
+        OPT_OUT_CHANGES.labels(self.name, account, "opt_out" if opted_out else "opt_in",
+                               source).inc()
 
     async def _provider_signal(self, event: MessageEvent, ctx: Context) -> None:
         if provider_opt_out(event) and event.to:
@@ -129,6 +157,7 @@ class BotHandler:
                 f"provider:{event.provider}:{event.error and event.error.code}")
             await ctx.publish(change)
             self.opt_outs.remember(change[0].value)
+            self._count_change(event.account, True, "provider")
 
 
 async def keywords_answer(event: MessageEvent, account: CompiledAccount

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from prometheus_client import REGISTRY
 
 from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
 from consumers.bots.optouts import OptOutList, decode_opt_out
@@ -85,3 +86,23 @@ async def test_stop_publishes_opt_out_and_one_confirmation_then_silence(tmp_path
     quiet = FakeContext()
     await bot.handle(record("price"), quiet)
     assert commands(quiet) == []
+
+
+async def test_metrics_count_replies_opt_out_changes_and_silenced_messages(tmp_path: Any
+                                                                          ) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"worker": "test", "account": "acme",
+                                                **labels}) or 0.0
+
+    before = (sample("switchboard_bot_replies_total", purpose="help"),
+              sample("switchboard_bot_opt_out_changes_total", change="opt_out",
+                     source="keyword"),
+              sample("switchboard_bot_opted_out_messages_total"))
+    bot = handler(tmp_path, keywords_answer)
+    for text in ("HELP", "STOP", "anything"):
+        await bot.handle(record(text), FakeContext())
+    after = (sample("switchboard_bot_replies_total", purpose="help"),
+             sample("switchboard_bot_opt_out_changes_total", change="opt_out",
+                    source="keyword"),
+             sample("switchboard_bot_opted_out_messages_total"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
