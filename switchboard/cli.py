@@ -151,6 +151,17 @@ Watch the events: KAFKA_BOOTSTRAP_SERVERS={bootstrap} .venv/bin/switchboard tail
 Ctrl-C stops everything."""
 
 
+def _warn_if_sending_past_the_simulator(accounts: Accounts, simulator_port: int) -> None:
+    """The demo accounts send to the simulator's default port: moved, they reach nothing."""
+    default = Settings.model_fields["simulator_port"].default
+    stale = [account.name for account in accounts
+             if str(account.outbound.get("base_url", "")).startswith(f"http://127.0.0.1:{default}/")]
+    if simulator_port != default and stale:
+        print(f"warning: the simulator is on port {simulator_port}, but {', '.join(stale)} "
+              f"send to port {default} (their outbound.base_url): change them too",
+              file=sys.stderr, flush=True)
+
+
 def _run_services(settings: Settings, bootstrap: str) -> int:
     """Ingest, the simulator and the workers in this process, on the given cluster."""
     from consumers.bots.rules import RulesError
@@ -167,6 +178,7 @@ def _run_services(settings: Settings, bootstrap: str) -> int:
     if accounts is None:
         return 2
     sim = f"http://{settings.http_host}:{settings.simulator_port}"
+    _warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
     banner = run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(accounts),
                         accounts_file=accounts_file, rules_file=rules_file)
     try:

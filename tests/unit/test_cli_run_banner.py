@@ -7,8 +7,15 @@ import shlex
 from pathlib import Path
 
 import orjson
+import pytest
 
-from switchboard.cli import DEMO_ACCOUNTS, DEMO_RULES, run_banner
+from switchboard.accounts import load_accounts
+from switchboard.cli import (
+    DEMO_ACCOUNTS,
+    DEMO_RULES,
+    _warn_if_sending_past_the_simulator,
+    run_banner,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,3 +48,13 @@ def test_every_printed_curl_command_parses_with_a_readable_body() -> None:
                 assert (REPO / value[1:]).is_file(), value
             else:
                 assert orjson.loads(value)["text"] == "HELP"
+
+
+def test_moving_the_simulator_warns_about_accounts_still_sending_to_its_old_port(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    accounts = load_accounts(REPO / DEMO_ACCOUNTS)
+    _warn_if_sending_past_the_simulator(accounts, 8090)
+    assert capsys.readouterr().err == ""
+    _warn_if_sending_past_the_simulator(accounts, 18090)
+    warning = capsys.readouterr().err
+    assert warning.startswith("warning: the simulator is on port 18090, but demo-infobip")
