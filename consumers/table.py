@@ -49,21 +49,27 @@ class CompactedTable(Generic[V]):
         partitions = await partitions_of(self.bootstrap_servers, self.topic)
         if not partitions:
             raise RuntimeError(f"topic {self.topic} does not exist")
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    fetch_max_wait_ms=self.follow_wait_ms,
-                                    fetch_min_bytes=self._fetch_min_bytes)
-        await consumer.start()
+        try:
+            await self._load(partitions)
+        except BaseException:  # Ctrl-C during start-up too: close what was opened
+            await self.stop()
+            raise
+        self._follow = asyncio.create_task(self._follow_forever())
+        log.info("table loaded", topic=self.topic, entries=len(self))
+
+    async def _load(self, partitions: list[int]) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+                                          enable_auto_commit=False, auto_offset_reset="earliest",
+                                          fetch_max_wait_ms=self.follow_wait_ms,
+                                          fetch_min_bytes=self._fetch_min_bytes)
+        await self._consumer.start()
         self._partitions = [TopicPartition(self.topic, p) for p in partitions]
-        consumer.assign(self._partitions)
-        await consumer.seek_to_beginning(*self._partitions)
-        self._consumer = consumer
+        self._consumer.assign(self._partitions)
+        await self._consumer.seek_to_beginning(*self._partitions)
         self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
                                          enable_auto_commit=False)
         await self._offsets.start()
         await self._read_until_caught_up()
-        self._follow = asyncio.create_task(self._follow_forever())
-        log.info("table loaded", topic=self.topic, entries=len(self))
 
     async def stop(self) -> None:
         if self._follow is not None:
