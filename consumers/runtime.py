@@ -191,7 +191,11 @@ class WorkerRuntime:
             heartbeat_interval_ms=2_000,
         )
         consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
-        await consumer.start()
+        try:
+            await consumer.start()
+        except BaseException:  # Ctrl-C during start-up too: close what was opened
+            await stop_consumer(consumer)
+            raise
         self._consumer = consumer
         log.info("worker started", worker=self.name, topics=self.topics, group=self.group_id)
         try:
