@@ -10,14 +10,12 @@ import signal
 import sys
 import tempfile
 import time
-import tomllib
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import uvicorn
-from pydantic import ValidationError
 
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.logs import configure_logging
@@ -25,12 +23,7 @@ from switchboard.serving import MULTIPROCESS_DIR_ENV, shutdown_grace_s
 
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
-from switchboard.settings import (
-    CONFIG_FILE_ENV,
-    Settings,
-    describe_settings_error,
-    get_settings,
-)
+from switchboard.settings import Settings, SettingsError, get_settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
 T = TypeVar("T")
@@ -415,15 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()
-    except ValidationError as exc:
-        print(f"error: {describe_settings_error(exc)}", file=sys.stderr)
-        return 2
-    except OSError as exc:
+    except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except tomllib.TOMLDecodeError as exc:
-        print(f"error: {CONFIG_FILE_ENV}={os.environ.get(CONFIG_FILE_ENV)}: not valid TOML: "
-              f"{exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
     handler: Command = args.handler

@@ -8,6 +8,7 @@ by `SWITCHBOARD_CONFIG`; its keys are the field names below.
 from __future__ import annotations
 
 import os
+import tomllib
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -74,14 +75,16 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("log_level", "log_format", mode="before")
+    # `debug` and `DEBUG`, `JSON` and `json`: people type either.
+    @field_validator("log_level", mode="before")
     @classmethod
-    def _any_case(cls, value: object) -> object:
-        """`debug` and `DEBUG` both; people type either."""
-        if not isinstance(value, str):
-            return value
-        return value.upper() if value.lower() in {"debug", "info", "warning", "error"} \
-            else value.lower()
+    def _upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @classmethod
     def settings_customise_sources(
@@ -131,7 +134,11 @@ def env_var_of(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def describe_settings_error(exc: ValidationError) -> str:
+class SettingsError(ValueError):
+    """The settings cannot be read; the message says which and why, in one line."""
+
+
+def _describe(exc: ValidationError) -> str:
     """Every bad setting on one line, by its name in the config file and in the environment
     (instead of pydantic's traceback)."""
     problems = []
@@ -145,4 +152,13 @@ def describe_settings_error(exc: ValidationError) -> str:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings (SettingsError if they cannot be read)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+    except FileNotFoundError as exc:
+        raise SettingsError(str(exc)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{CONFIG_FILE_ENV}={os.environ.get(CONFIG_FILE_ENV)}: not valid "
+                            f"TOML: {exc}") from None

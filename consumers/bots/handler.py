@@ -118,14 +118,14 @@ class BotHandler:
         assert event.from_ is not None
         records: list[OutRecord] = []
         purposes: list[str] = []
-        change: tuple[OutRecord, OutRecord] | None = None
+        opted_out: bool | None = None  # the keyword's opt-out change, if any
         decision = compliance(event, account)
         if decision is not None:
             if decision.opt_out is not None:
-                change = opt_out_records(event.provider, event.account, event.from_,
-                                         decision.opt_out,
-                                         f"keyword:{decision.values.get('keyword')}")
-                records.extend(change)  # the copy on the outbound topic precedes the reply
+                opted_out = decision.opt_out
+                records.extend(opt_out_records(  # the outbound copy precedes the reply
+                    event.provider, event.account, event.from_, opted_out,
+                    f"keyword:{decision.values.get('keyword')}"))
             if decision.reply:
                 command = reply_command(event, Reply(decision.reply), decision.purpose,
                                         decision.kind)
@@ -139,10 +139,9 @@ class BotHandler:
                 records.append(command_record(command, event.provider))
                 purposes.append(purpose)
         await ctx.publish(records)
-        if change is not None:  # once stored: a failed publish is retried, and remembers then
-            self.opt_outs.remember(change[0].value)
-            self._count_change(event.account, decision is not None and bool(decision.opt_out),
-                               "keyword")
+        if opted_out is not None:  # once stored: a failed publish is retried, remembers then
+            self.opt_outs.remember(records[0].value)  # the opt-out list record, first
+            self._count_change(event.account, opted_out, "keyword")
         for purpose in purposes:
             REPLIES.labels(self.name, event.account, purpose).inc()
 

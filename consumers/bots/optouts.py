@@ -74,13 +74,18 @@ class OptOutList:
 
     def state(self, account: str, contact: str) -> OptOutState | None:
         key = opt_out_key(account, contact)
-        read, ahead = self.table.get(key), self._ahead.get(key)
+        ahead = self._ahead.get(key)
         if ahead is None:
-            return read
-        if read is not None and read.at >= ahead.at:
-            del self._ahead[key]  # the table has caught up
-            return read
+            return self.table.get(key)
+        if self._caught_up(key, ahead):
+            del self._ahead[key]
+            return self.table.get(key)
         return ahead
+
+    def _caught_up(self, key: bytes, ahead: OptOutState) -> bool:
+        """The table has read this change, or a newer one."""
+        read = self.table.get(key)
+        return read is not None and read.at >= ahead.at
 
     def is_opted_out(self, account: str, contact: str) -> bool:
         state = self.state(account, contact)
@@ -101,7 +106,6 @@ class OptOutList:
         """Drop what the table has read; what is left is still ahead of it. Sweeping again
         only once the list has doubled keeps the cost per change constant."""
         for key, ahead in list(self._ahead.items()):
-            read = self.table.get(key)
-            if read is not None and read.at >= ahead.at:
+            if self._caught_up(key, ahead):
                 del self._ahead[key]
         self._sweep_at = max(self.SWEEP_FROM, 2 * len(self._ahead))
