@@ -12,10 +12,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from switchboard.accounts import parse_accounts
-from switchboard.localkafka import LocalKafka, free_port
-from switchboard.settings import Settings
-from switchboard.topics import RAW, ensure_topics
+from switchboard.topics import RAW
 from tests.integration.conftest import TEST_ACCOUNTS, start_ingest
+from tests.integration.processes import own_broker
 from tests.integration.test_ingest_behaviour import basic, infobip_report
 
 
@@ -48,12 +47,7 @@ def _events(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 async def test_broker_outage_gives_503s_then_recovers_without_loss(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    broker = LocalKafka(tmp_path / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
-                        controller_port=free_port())
-    await asyncio.to_thread(broker.start)
-    try:
-        await broker.wait_ready()
-        await ensure_topics(broker.bootstrap_servers, partitions=1, replication_factor=1)
+    async with own_broker(tmp_path) as broker:
         accounts = parse_accounts({"accounts": {"it-infobip": TEST_ACCOUNTS["it-infobip"]}})
         server, task = await start_ingest(broker.bootstrap_servers, accounts,
                                           produce_timeout_s=2.0)
@@ -99,5 +93,3 @@ async def test_broker_outage_gives_503s_then_recovers_without_loss(
         stored = await _raw_message_ids(broker.bootstrap_servers)
         acknowledged = {m for m, status in answered.items() if status == 200}
         assert acknowledged <= stored, f"2xx but not in Kafka: {acknowledged - stored}"
-    finally:
-        await asyncio.to_thread(broker.stop)

@@ -6,44 +6,18 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from switchboard.localkafka import free_port
 from switchboard.topics import RAW
-
-
-def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "switchboard.cli", "kafka"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "ready in" in line:
-            return process, lines
-    process.kill()
-    raise AssertionError("switchboard kafka did not become ready:\n" + "".join(lines))
+from tests.integration.processes import broker_running, switchboard, wait_for_line
 
 
 def _stop_with_ctrl_c(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=60) == 0
-
-
-def _jvm_running(data_dir: Path) -> bool:
-    result = subprocess.run(["pgrep", "-f", f"{data_dir}/kafka/server.properties"],
-                            capture_output=True, check=False)
-    return result.returncode == 0
 
 
 async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Path) -> None:
@@ -53,7 +27,8 @@ async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Pat
                SWITCHBOARD_KAFKA_CONTROLLER_PORT=str(free_port()), SWITCHBOARD_LOG_FORMAT="json")
     bootstrap = f"127.0.0.1:{port}"
 
-    process, _ = _start(env)
+    process = switchboard(env, "kafka")
+    wait_for_line(process, "ready in")
     try:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
         await producer.start()
@@ -63,9 +38,10 @@ async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Pat
             await producer.stop()
     finally:
         _stop_with_ctrl_c(process)
-    assert not _jvm_running(tmp_path), "Ctrl-C left the JVM running"
+    assert not broker_running(tmp_path), "Ctrl-C left the JVM running"
 
-    process, lines = _start(env)
+    process = switchboard(env, "kafka")
+    lines = wait_for_line(process, "ready in")
     try:
         assert not any("fetching kafka jars" in line for line in lines), "cache was not reused"
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
@@ -80,4 +56,4 @@ async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Pat
             await consumer.stop()
     finally:
         _stop_with_ctrl_c(process)
-    assert not _jvm_running(tmp_path)
+    assert not broker_running(tmp_path)

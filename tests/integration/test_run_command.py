@@ -6,8 +6,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,27 +14,12 @@ import httpx
 import orjson
 
 from switchboard.localkafka import free_port
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.integration.processes import REPO, broker_running, switchboard, wait_for_line
 
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
-    # Its own session, as a shell gives a foreground job: Ctrl-C signals the whole group.
-    process = subprocess.Popen([sys.executable, "-m", "switchboard.cli", "run"], env=env,
-                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if "Ctrl-C stops everything." in line:
-            return process, lines
-    os.killpg(process.pid, signal.SIGKILL)
-    raise AssertionError("switchboard run did not start:\n" + "".join(lines))
+    process = switchboard(env, "run", new_session=True)  # Ctrl-C signals the whole group
+    return process, wait_for_line(process, "Ctrl-C stops everything.")
 
 
 def _ctrl_c(process: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -50,11 +33,6 @@ def _ctrl_c(process: subprocess.Popen[str]) -> tuple[int, str, str]:
 def _logged_since(lines: list[str], since: str) -> list[dict[str, Any]]:
     logged = [orjson.loads(line) for line in lines if line.startswith("{")]
     return [entry for entry in logged if entry.get("timestamp", "") >= since]
-
-
-def _broker_running(data_dir: Path) -> bool:
-    found = subprocess.run(["pgrep", "-f", f"{data_dir}/kafka/server.properties"], check=False)
-    return found.returncode == 0
 
 
 async def test_run_serves_the_readme_example_and_ctrl_c_stops_it_quietly(tmp_path: Path) -> None:
@@ -96,4 +74,4 @@ async def test_run_serves_the_readme_example_and_ctrl_c_stops_it_quietly(tmp_pat
     # The broker outlives the services still flushing and committing to it.
     assert [e for e in stopping if e["level"] in ("warning", "error")] == [], output
     assert "ingest stopped" in output
-    assert not await asyncio.to_thread(_broker_running, tmp_path)
+    assert not await asyncio.to_thread(broker_running, tmp_path)

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 
 from switchboard.localkafka import free_port
+from tests.integration.processes import ingest_environment, switchboard, wait_ready
 from tests.integration.test_ingest_behaviour import basic, infobip_report
-from tests.integration.test_shutdown import _environment, _switchboard, _wait_ready
 
 REQUESTS = 12
 
@@ -25,11 +25,11 @@ def _stored(metrics: str) -> float:
 async def test_metrics_are_summed_over_worker_processes(kafka_bootstrap: str,
                                                         tmp_path: Path) -> None:
     port = free_port()
-    server = _switchboard(_environment(tmp_path, kafka_bootstrap), "serve", "--host",
+    server = switchboard(ingest_environment(tmp_path, kafka_bootstrap), "serve", "--host",
                           "127.0.0.1", "--port", str(port), "--workers", "2")
     try:
         base_url = f"http://127.0.0.1:{port}"
-        await _wait_ready(base_url)
+        await wait_ready(base_url)
         url = f"{base_url}/webhooks/infobip/it-infobip"
         for _ in range(REQUESTS):  # a new connection each: both processes take some
             async with httpx.AsyncClient(timeout=30) as client:

@@ -1,0 +1,101 @@
+"""`switchboard` subcommands as child processes, and brokers of their own, for the tests that
+signal them the way users and process managers do."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from switchboard.localkafka import LocalKafka, free_port
+from switchboard.settings import Settings
+from switchboard.topics import ensure_topics
+
+REPO = Path(__file__).resolve().parents[2]
+INGEST_ACCOUNTS = """
+[accounts.it-infobip]
+provider = "infobip"
+auth = { scheme = "basic", username = "ib", secrets = ["ib-new-secret"] }
+
+# Omnichat reports do not echo our reference: ingest follows the sent log to correlate them.
+[accounts.it-omnichat]
+provider = "infobip-omnichat"
+auth = { scheme = "basic", username = "oc", secrets = ["oc-secret-1"] }
+"""
+
+
+def ingest_environment(tmp_path: Path, bootstrap: str) -> dict[str, str]:
+    """For `serve` and the workers: this broker, two test accounts, JSON logs."""
+    (tmp_path / "accounts.toml").write_text(INGEST_ACCOUNTS)
+    return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "SWITCHBOARD_ACCOUNTS_FILE": str(tmp_path / "accounts.toml"),
+            "SWITCHBOARD_LOG_FORMAT": "json"}
+
+
+def switchboard(env: dict[str, str], *args: str, new_session: bool = False
+                ) -> subprocess.Popen[str]:
+    """`new_session`: its own process group, as a shell gives a foreground job (Ctrl-C in a
+    terminal signals the whole group)."""
+    return subprocess.Popen([sys.executable, "-m", "switchboard.cli", *args], env=env,
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=new_session)
+
+
+def wait_for_line(process: subprocess.Popen[str], marker: str, timeout_s: float = 120
+                  ) -> list[str]:
+    """The output up to the first line containing `marker`; the process (and its group, if
+    it leads one) is killed when that line does not come."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if marker in line:
+            return lines
+    if os.getpgid(process.pid) == process.pid:
+        os.killpg(process.pid, signal.SIGKILL)
+    else:
+        process.kill()
+    raise AssertionError(f"no line with {marker!r}:\n" + "".join(lines))
+
+
+def broker_running(data_dir: Path) -> bool:
+    """Whether the JVM of the local broker kept under `data_dir` still runs."""
+    found = subprocess.run(["pgrep", "-f", f"{data_dir}/kafka/server.properties"],
+                           capture_output=True, check=False)
+    return found.returncode == 0
+
+
+async def wait_ready(base_url: str) -> None:
+    async with httpx.AsyncClient(timeout=2) as client:
+        for _ in range(300):  # bounded: up to ~60 s
+            with contextlib.suppress(httpx.TransportError):
+                if (await client.get(f"{base_url}/readyz")).status_code == 200:
+                    return
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"{base_url} did not become ready")
+
+
+@contextlib.asynccontextmanager
+async def own_broker(data_dir: Path) -> AsyncIterator[LocalKafka]:
+    """A broker for one test that stops, pauses or loses it, with Switchboard's topics."""
+    broker = LocalKafka(data_dir / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
+                        controller_port=free_port())
+    await asyncio.to_thread(broker.start)
+    try:
+        await broker.wait_ready()
+        await ensure_topics(broker.bootstrap_servers, partitions=1, replication_factor=1)
+        yield broker
+    finally:
+        await asyncio.to_thread(broker.stop)
