@@ -24,7 +24,12 @@ from consumers.outbound.base import OutboundClient
 from consumers.runtime import Context, PoisonRecord, Record
 from consumers.table import CompactedTable
 from switchboard.accounts import Account, Accounts
-from switchboard.commands import CommandKind, OutboundCommand, OutboundResult, ResultStatus
+from switchboard.commands import (
+    REACHES_OPTED_OUT,
+    OutboundCommand,
+    OutboundResult,
+    ResultStatus,
+)
 from switchboard.events import ErrorInfo
 from switchboard.logs import get_logger
 from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, ce_type_of, result_record
@@ -115,7 +120,7 @@ class Sender:
                 command, "", "unknown_account", f"no account named {command.account!r}",
                 attempts=0))
             return
-        if (command.kind is not CommandKind.OPT_OUT_CONFIRMATION
+        if (command.kind not in REACHES_OPTED_OUT
                 and self.opt_outs.is_opted_out(account.name, command.to)):
             await self._finish(ctx, conversation, self._failure(
                 command, account.provider, "opted_out",

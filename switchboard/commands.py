@@ -32,8 +32,14 @@ class Button(_Model):
 
 class CommandKind(StrEnum):
     MESSAGE = "message"
-    # Confirming an opt-out is the one message an opted-out contact may still receive.
     OPT_OUT_CONFIRMATION = "opt-out-confirmation"
+    # Carrier rules (the CTIA handbook for US short codes) want HELP answered whether or
+    # not the contact is subscribed, so the help text reaches opted-out contacts too.
+    HELP = "help"
+
+
+# The only messages an opted-out contact may still receive: compliance answers.
+REACHES_OPTED_OUT = frozenset({CommandKind.OPT_OUT_CONFIRMATION, CommandKind.HELP})
 
 
 class OutboundCommand(_Model):

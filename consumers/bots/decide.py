@@ -1,8 +1,9 @@
 """What to answer an inbound message: pure functions, no Kafka, no clock.
 
 Compliance comes first and cannot be overridden by a rule: STOP-family keywords opt the
-contact out (and get one confirmation), START/UNSTOP opt back in, HELP gets the help text.
-Then keyword rules (first match wins), then the account's fallback.
+contact out (and get one confirmation), START/UNSTOP opt back in, HELP gets the help text,
+opted out or not (carriers require it). Then keyword rules (first match wins), then the
+account's fallback.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None
         return Decision("opt-in", _render(account.start_confirmation, values), opt_out=False,
                         values=values)
     if folded in account.help_words:
-        return Decision("help", _render(account.help, values), values=values)
+        return Decision("help", _render(account.help, values), kind=CommandKind.HELP,
+                        values=values)
     return None
 
 

@@ -88,6 +88,16 @@ async def test_stop_publishes_opt_out_and_one_confirmation_then_silence(tmp_path
     assert commands(quiet) == []
 
 
+async def test_help_is_answered_after_stop_as_carriers_require(tmp_path: Any) -> None:
+    bot = handler(tmp_path, keywords_answer)
+    await bot.handle(record("STOP"), FakeContext())
+    ctx = FakeContext()
+    await bot.handle(record("help"), ctx)
+    [answer] = commands(ctx)
+    # The kind is what lets the sender deliver it despite the opt-out.
+    assert (answer["kind"], answer["to"]) == ("help", "+4179000111")
+
+
 async def test_metrics_count_replies_opt_out_changes_and_silenced_messages(tmp_path: Any
                                                                           ) -> None:
     def sample(name: str, **labels: str) -> float:

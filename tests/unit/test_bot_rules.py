@@ -66,7 +66,7 @@ def test_first_matching_rule_or_fallback(text: str, postback: str | None, channe
         ("Arrêt", "opt-out", True, CommandKind.OPT_OUT_CONFIRMATION),
         ("start", "opt-in", False, CommandKind.MESSAGE),
         ("UNSTOP", "opt-in", False, CommandKind.MESSAGE),
-        ("help", "help", None, CommandKind.MESSAGE),
+        ("help", "help", None, CommandKind.HELP),
     ],
 )
 def test_compliance_keywords(text: str, purpose: str, opt_out: bool | None,

@@ -27,7 +27,7 @@ from consumers.runtime import PoisonRecord, Record
 from consumers.sender import Sender, decode_ledger
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
-from switchboard.commands import OutboundCommand
+from switchboard.commands import CommandKind, OutboundCommand
 from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, command_record
 from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
 from tests.unit.fakes import FakeContext
@@ -92,6 +92,20 @@ async def test_a_command_after_an_opt_out_change_is_refused_until_opt_in(
     await sender.handle(consumed(command()), ctx)
     [accepted] = results(ctx)
     assert accepted["status"] == "accepted" and len(provider_calls) == 1
+
+
+@pytest.mark.parametrize("kind", [CommandKind.OPT_OUT_CONFIRMATION, CommandKind.HELP])
+async def test_compliance_answers_reach_an_opted_out_contact(
+        sender: Sender, provider_calls: list[httpx.Request], kind: CommandKind) -> None:
+    ctx = FakeContext()
+    _, stop = opt_out_records("infobip", "acme", CONTACT, True, "keyword:STOP")
+    await sender.handle(consumed(stop), ctx)
+    answer = command_record(OutboundCommand(id=str(uuid.uuid4()), account="acme", to=CONTACT,
+                                            text="Acme: reply STOP to opt out", kind=kind,
+                                            created_at=datetime.now(UTC)), "infobip")
+    await sender.handle(consumed(answer), ctx)
+    [result] = results(ctx)
+    assert result["status"] == "accepted" and len(provider_calls) == 1
 
 
 async def test_an_unreadable_opt_out_change_is_a_poison_record(sender: Sender) -> None:
