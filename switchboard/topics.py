@@ -7,10 +7,14 @@ so old and new consumers can run side by side during a migration.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.protocol.offset import OffsetRequest
 
 from switchboard.logs import get_logger
 
@@ -114,7 +118,9 @@ async def ensure_topics(
             elif code != TopicAlreadyExistsError.errno:  # lost a race with another process: fine
                 message = topic_error[2] if len(topic_error) > 2 else ""
                 raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
-        await _wait_for_leaders(admin, created, timeout_s)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        described = await _wait_for_leaders(admin, created, deadline)
+        await _wait_for_leaders_serving(bootstrap_servers, described, deadline)
         log.info("topics created", topics=created)
         return created
     finally:
@@ -122,20 +128,53 @@ async def ensure_topics(
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str],
-                            timeout_s: float) -> None:
-    """Return once every partition of `topics` has a leader, or at the deadline.
+                            deadline: float) -> list[dict[str, Any]]:
+    """The topics' descriptions once every partition has a leader (or at the deadline).
 
     A new topic elects its leaders a moment after it is created; clients that start in
     between log NotLeaderForPartition errors before retrying, which looks like a failure on
     a first `make run`.
     """
-    deadline = asyncio.get_running_loop().time() + timeout_s
+    described: list[dict[str, Any]] = []
     while topics and asyncio.get_running_loop().time() < deadline:
         described = await admin.describe_topics(topics)
         if all(not t["error_code"] and t["partitions"]
                and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
-            return
+            break
         await asyncio.sleep(0.1)
+    return described
+
+
+async def _wait_for_leaders_serving(bootstrap_servers: str, described: list[dict[str, Any]],
+                                    deadline: float) -> None:
+    """Return once each new partition's leader answers ListOffsets (or at the deadline).
+
+    The metadata names a leader before that broker has taken the partition on: a consumer
+    asking for offsets then (the sender's ledger does, at start) gets NotLeaderForPartition,
+    which aiokafka logs as an error before retrying. Asking here, quietly, spares a first
+    start that alarming line.
+    """
+    by_leader: dict[int, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+    for topic in described:
+        for partition in topic["partitions"]:
+            if partition["leader"] >= 0:
+                by_leader[partition["leader"]][topic["topic"]].append(
+                    (partition["partition"], -1))  # -1: the end offset
+    if not by_leader:
+        return
+    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers)
+    await client.bootstrap()
+    try:
+        for leader, topics in by_leader.items():
+            request = OffsetRequest(-1, 0, list(topics.items()))
+            while asyncio.get_running_loop().time() < deadline:
+                response = await client.send(leader, request)
+                if all(error_code == 0 for _, partitions in response.topics
+                       for _, error_code, *_ in partitions):
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        await client.close()
 
 
 async def missing_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL_TOPICS
