@@ -32,7 +32,7 @@ from prometheus_client import Counter, Histogram
 from switchboard.clients import stop_consumer
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
-from switchboard.records import OutRecord, dead_letter_record
+from switchboard.records import OutRecord, dead_letter_record, named_by_source
 
 log = get_logger(__name__)
 
@@ -344,6 +344,8 @@ class WorkerRuntime:
 
     async def _dead_letter(self, record: Record, reason: str, attempts: int, *,
                            provider: str = "", account: str = "") -> None:
+        if not provider and not account:
+            provider, account = named_by_source(record.headers)
         HANDLED.labels(self.name, "dead_letter").inc()
         log.error("record dead-lettered", worker=self.name, reason=reason, topic=record.topic,
                   partition=record.partition, offset=record.offset, attempts=attempts)

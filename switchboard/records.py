@@ -75,6 +75,17 @@ def source_of(provider: str, account: str) -> str:
     return f"/switchboard/{provider}/{account}"
 
 
+def named_by_source(headers: Sequence[tuple[str, bytes]]) -> tuple[str, str]:
+    """The provider and account a consumed record's `ce_source` names, else empty strings:
+    a dead letter can then be found per account even when the value is unreadable."""
+    for name, value in headers:
+        if name == "ce_source":
+            parts = value.decode(errors="replace").split("/")
+            if len(parts) == 4 and parts[:2] == ["", "switchboard"] and all(parts[2:]):
+                return parts[2], parts[3]
+    return "", ""
+
+
 def event_record(event: MessageEvent) -> OutRecord:
     topic = MESSAGE_INBOUND if event.type.value == "message.inbound" else MESSAGE_STATUS
     return OutRecord(

@@ -10,6 +10,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from consumers.runtime import Context, PoisonRecord, Record, RetryPolicy, WorkerRuntime
+from switchboard.records import source_of
 from switchboard.topics import DEAD_LETTER, TopicSpec, ensure_topics
 from tests.kafka_helpers import TopicWatcher
 
@@ -21,12 +22,14 @@ async def _topic(bootstrap: str) -> str:
     return name
 
 
-async def _produce(bootstrap: str, topic: str, items: list[tuple[str, bytes]]) -> None:
+async def _produce(bootstrap: str, topic: str, items: list[tuple[str, bytes]],
+                   headers: dict[str, list[tuple[str, bytes]]] | None = None) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
         for key, value in items:
-            await producer.send(topic, value, key=key.encode())
+            await producer.send(topic, value, key=key.encode(),
+                                headers=(headers or {}).get(key))
         await producer.flush()
     finally:
         await producer.stop()
@@ -46,7 +49,9 @@ async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> N
     items = [(f"contact-{i % 5}", orjson.dumps({"n": i})) for i in range(100)]
     items.append(("contact-x", b"not json"))  # poison: dead-lettered at once
     items.append(("contact-y", orjson.dumps({"n": -1})))  # always fails: dead-lettered after 3
-    await _produce(kafka_bootstrap, topic, items)
+    # The poison record names its account the way our producers do: its dead letter says so.
+    await _produce(kafka_bootstrap, topic, items,
+                   {"contact-x": [("ce_source", source_of("infobip", "acme").encode())]})
 
     seen: dict[bytes, list[int]] = defaultdict(list)
     failures: dict[int, int] = defaultdict(int)
@@ -77,10 +82,12 @@ async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> N
     for key, numbers in seen.items():
         assert numbers == sorted(numbers), f"{key!r} handled out of order"
     assert sorted(n for ns in seen.values() for n in ns) == list(range(100))
-    reasons = sorted(orjson.loads(r.value)["reason"] for r in letters)
-    assert len(reasons) == 2
-    assert reasons[0].startswith("RuntimeError: flaky -1")
-    assert reasons[1].startswith("undecodable record")
+    values = sorted((orjson.loads(r.value) for r in letters), key=lambda v: v["reason"])
+    assert len(values) == 2
+    assert values[0]["reason"].startswith("RuntimeError: flaky -1")
+    assert (values[0]["provider"], values[0]["account"]) == ("", "")  # it names none
+    assert values[1]["reason"].startswith("undecodable record")
+    assert (values[1]["provider"], values[1]["account"]) == ("infobip", "acme")
     assert failures[-1] == 3
 
     # Everything was committed: the same group handles nothing more after a restart.
