@@ -52,6 +52,7 @@ def local_broker(settings: Settings) -> LocalKafka:
         cache_dir=settings.cache_dir,
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
+        heap=settings.kafka_heap,
     )
 
 

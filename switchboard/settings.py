@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     )
     kafka_port: int = Field(default=9092, description="port of the local broker we start")
     kafka_controller_port: int = 9093
+    kafka_heap: str = Field(default="512m", pattern=r"^[1-9][0-9]*[kKmMgG]$",
+                            description="JVM heap of the local broker we start (-Xmx)")
     kafka_client_id: str = "switchboard"
     produce_timeout_s: float = Field(
         default=5.0, gt=0, description="how long a webhook waits for Kafka acks before 503"

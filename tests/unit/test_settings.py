@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from switchboard.cli import local_broker
 from switchboard.settings import Settings, env_var_names
 
 EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
@@ -44,6 +45,12 @@ def test_log_level_and_format_in_any_case(monkeypatch: pytest.MonkeyPatch) -> No
     assert (settings.log_level, settings.log_format) == ("DEBUG", "json")
 
 
+def test_the_local_brokers_heap_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert local_broker(Settings()).heap == "512m"
+    monkeypatch.setenv("SWITCHBOARD_KAFKA_HEAP", "2g")
+    assert local_broker(Settings()).heap == "2g"
+
+
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
@@ -63,6 +70,8 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
      "accounts file /nonexistent/accounts.toml does not exist"),
     ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ("worker", "sender"),
      "set SWITCHBOARD_ACCOUNTS_FILE"),
+    ({"SWITCHBOARD_KAFKA_HEAP": "1 GB"}, ("kafka",),
+     "kafka_heap (SWITCHBOARD_KAFKA_HEAP): String should match pattern"),
 ])
 def test_configuration_mistakes_are_one_error_line_not_a_traceback(
         env: dict[str, str], args: tuple[str, ...], says: str) -> None:
