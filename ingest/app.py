@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from ingest.correlation import CorrelationIndex
 from ingest.dedup import RecentRequests
+from ingest.siblings import SiblingProcesses
 from ingest.webhooks import WebhookHandler
 from normalizers.registry import echoes_correlation
 from switchboard import heap
@@ -35,9 +36,11 @@ WEBHOOK_METHODS = ["POST", "GET", "HEAD"]
 class Readiness:
     """Answers /readyz from a recent check, so probes do not hammer Kafka."""
 
-    def __init__(self, bootstrap: str, producer: DurableProducer, ttl_s: float = 5.0) -> None:
+    def __init__(self, bootstrap: str, producer: DurableProducer, ttl_s: float = 5.0,
+                 siblings: SiblingProcesses | None = None) -> None:
         self.bootstrap = bootstrap
         self.producer = producer
+        self.siblings = siblings
         self.ttl_s = ttl_s
         self._checked_at = 0.0
         self._problem: str | None = "not checked yet"
@@ -45,6 +48,8 @@ class Readiness:
     async def problem(self) -> str | None:
         if not self.producer.started:
             return "Kafka producer not connected"
+        if self.siblings is not None and (problem := self.siblings.problem()):
+            return problem
         if time.monotonic() - self._checked_at > self.ttl_s:
             try:
                 missing = await asyncio.wait_for(missing_topics(self.bootstrap), 5)
@@ -73,7 +78,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         status_code=exc.status_code, headers=exc.headers)
 
 
-async def _connect(producer: DurableProducer, settings: Settings, bootstrap: str) -> None:
+async def _connect(producer: DurableProducer, settings: Settings, bootstrap: str,
+                   siblings: SiblingProcesses | None) -> None:
     """Connect in the background, retrying: the app serves 503s (not crashes) meanwhile."""
     delay = 0.5
     while True:
@@ -83,6 +89,8 @@ async def _connect(producer: DurableProducer, settings: Settings, bootstrap: str
                                     replication_factor=settings.topic_replication_factor)
             await producer.start()
             log.info("connected to kafka", bootstrap=bootstrap)
+            if siblings is not None:
+                siblings.connected()
             return
         except Exception as exc:  # noqa: BLE001 - keep trying; readiness reports it
             log.warning("kafka not reachable yet", bootstrap=bootstrap, error=repr(exc))
@@ -100,7 +108,8 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
         raise ValueError("ingest needs KAFKA_BOOTSTRAP_SERVERS")
     producer = DurableProducer(bootstrap, client_id=f"{settings.kafka_client_id}-ingest",
                                timeout_s=settings.produce_timeout_s)
-    readiness = Readiness(bootstrap, producer)
+    siblings = SiblingProcesses.from_environment()
+    readiness = Readiness(bootstrap, producer, siblings=siblings)
     unreferenced = frozenset(a.provider for a in accounts if not echoes_correlation(a.provider))
     correlations = CorrelationIndex(bootstrap, unreferenced) if unreferenced else None
     handler = WebhookHandler(accounts=accounts, producer=producer,
@@ -109,13 +118,15 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        connecting = asyncio.create_task(_connect(producer, settings, bootstrap))
+        connecting = asyncio.create_task(_connect(producer, settings, bootstrap, siblings))
         if correlations is not None:
             correlations.start()
         log.info("ingest started", accounts=len(accounts))
         try:
             yield
         finally:
+            if siblings is not None:  # a stopping process no longer takes webhooks
+                siblings.disconnected()
             if correlations is not None:
                 await correlations.stop()
             connecting.cancel()

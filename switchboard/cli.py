@@ -221,13 +221,20 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 @contextlib.contextmanager
 def _shared_metrics(workers: int) -> Iterator[None]:
-    """Worker processes of one `serve` sum their metrics in a directory of their own (set
-    before they start: prometheus-client reads it at import)."""
-    if workers < 2 or os.environ.get(MULTIPROCESS_DIR_ENV):
+    """Worker processes of one `serve` sum their metrics, and answer /readyz for each other,
+    through a directory (set before they start: prometheus-client reads it at import)."""
+    from ingest.siblings import write_process_count
+
+    if workers < 2:
+        yield
+        return
+    if given := os.environ.get(MULTIPROCESS_DIR_ENV):
+        write_process_count(Path(given), workers)
         yield
         return
     with tempfile.TemporaryDirectory(prefix="switchboard-metrics-") as directory:
         os.environ[MULTIPROCESS_DIR_ENV] = directory
+        write_process_count(Path(directory), workers)
         try:
             yield
         finally:
