@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ingest import metrics
-from ingest.auth import AuthError, SignedRequest, signed_url, verify
+from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_token
 from ingest.correlation import CorrelationIndex
 from ingest.dedup import RecentRequests
 from normalizers import NormalizeError, WebhookRequest, get, normalize, provider_names
@@ -53,6 +53,15 @@ def new_id() -> str:
     """A random UUID without a syscall per call (uuid4 reads os.urandom every time); these
     ids only need to be unique, not secret."""
     return str(uuid.UUID(int=random.getrandbits(128), version=4))
+
+
+def _url_as_sent(request: Request) -> str:
+    """The URL with its path as the provider encoded it: Starlette's `request.url` has the
+    decoded path, so a signature over `/webhooks/bird/my%20shop` would never match."""
+    raw_path = request.scope.get("raw_path")
+    if not raw_path:
+        return str(request.url)
+    return str(request.url.replace(path=raw_path.decode("latin-1")))
 
 
 def error_response(status: int, code: str, message: str,
@@ -114,7 +123,7 @@ class WebhookHandler:
             return self._too_large(account), "too_large"
 
         query = request.scope["query_string"].decode("latin-1")
-        url = (signed_url(str(request.url), query, account.auth)
+        url = (signed_url(_url_as_sent(request), query, account.auth)
                if account.auth.scheme in URL_SIGNING_SCHEMES else "")
         try:
             verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
@@ -124,6 +133,7 @@ class WebhookHandler:
                         account=account.name, reason=exc.reason)
             return error_response(401, "unauthorized", exc.reason), "unauthorized"
 
+        query = without_token(query, account.auth)
         received_at = datetime.now(UTC)
         raw_id = new_id()
         content_type = headers.get("content-type", "")

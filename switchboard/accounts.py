@@ -7,6 +7,7 @@ secrets out of files that get copied around.
 
 from __future__ import annotations
 
+import base64
 import os
 import tomllib
 from pathlib import Path
@@ -20,12 +21,15 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from switchboard.events import PROVIDERS
 from switchboard.logs import register_secrets
 
 ENV_PREFIX = "env:"
+# Shorter secrets are typos or placeholders (an empty one would let anyone in), not secrets.
+MIN_SECRET_CHARS = 8
 
 
 class AccountsError(ValueError):
@@ -77,6 +81,31 @@ class AuthConfig(_Strict):
     @classmethod
     def _lower(cls, value: str) -> str:
         return value.lower()
+
+    @field_validator("secrets")
+    @classmethod
+    def _usable(cls, secrets: list[SecretStr]) -> list[SecretStr]:
+        for secret in secrets:
+            if len(secret.get_secret_value().strip()) < MIN_SECRET_CHARS:
+                raise ValueError(f"a secret needs at least {MIN_SECRET_CHARS} characters "
+                                 "(an empty or short one would let anyone in)")
+        return secrets
+
+    @model_validator(mode="after")
+    def _keys_decode(self) -> AuthConfig:
+        """Standard Webhooks keys are base64: a bad one found per request would fail every
+        request, and before the other secret of a rotation is tried."""
+        if self.scheme == "standard-webhooks":
+            for secret in self.secret_values():
+                try:
+                    key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+                except ValueError:
+                    raise ValueError("a standard-webhooks secret must be base64 after "
+                                     "'whsec_'") from None
+                if len(key) < MIN_SECRET_CHARS:
+                    raise ValueError(f"a standard-webhooks key needs at least "
+                                     f"{MIN_SECRET_CHARS} bytes")
+        return self
 
     def secret_values(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.secrets]

@@ -8,8 +8,9 @@ from typing import Any
 
 import jwt
 import pytest
+from pydantic import ValidationError
 
-from ingest.auth import AuthError, SignedRequest, verify
+from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_token
 from switchboard.accounts import AuthConfig
 
 MB_QUERY = ("recipient=31612345678&reference=FOO&statusDatetime=2019-01-11T09%3A17%3A11%2B00%3A00"
@@ -108,7 +109,7 @@ def test_a_changed_body_or_secret_fails(config: AuthConfig, request_: SignedRequ
 def test_missing_header_says_which() -> None:
     with pytest.raises(AuthError, match="messagebird-signature"):
         verify(_request({"messagebird-request-timestamp": "1"}, now=1),
-               _config("bird-signature", "k"))
+               _config("bird-signature", "signing-key"))
 
 
 def test_stale_timestamp_is_refused() -> None:
@@ -145,3 +146,60 @@ def test_messagebird_jwt_binds_url_and_body() -> None:
     expired = _mb_jwt("first-signing-key-0000000000000000", url, b"", now - 3600)
     with pytest.raises(AuthError, match="Expired"):
         verify(_request({"messagebird-signature-jwt": expired}, url=url), config)
+
+
+def test_a_timestamp_from_the_future_is_refused_past_the_clock_skew() -> None:
+    config = _config("standard-webhooks", "whsec_MDEyMzQ1Njc4OWFiY2RlZg==")
+    request = CASES[3].values[1]
+    for ahead, accepted in ((299, True), (301, False)):
+        early = SignedRequest(request.method, request.url, request.query, request.headers,
+                              request.body, request.now - ahead)
+        if accepted:
+            verify(early, config)
+        else:
+            with pytest.raises(AuthError, match="future"):
+                verify(early, config)
+
+
+@pytest.mark.parametrize("header", ["Basic \xe9", "Basic ###", "Basic " + "w6k=",
+                                    "Bearer abc"])
+def test_malformed_basic_credentials_are_refused_not_a_crash(header: str) -> None:
+    with pytest.raises(AuthError):
+        verify(_request({"authorization": header}), _config("basic", "password-1", username="u"))
+
+
+@pytest.mark.parametrize(
+    ("scheme", "secret", "problem"),
+    [
+        ("basic", "", "at least 8 characters"),
+        ("token", "        ", "at least 8 characters"),
+        ("hub-signature", "short", "at least 8 characters"),
+        ("standard-webhooks", "whsec_", "at least 8 characters"),
+        ("standard-webhooks", "whsec_not base64!", "must be base64"),
+        ("standard-webhooks", "whsec_c2hvcnQ=", "at least 8 bytes"),
+    ],
+)
+def test_secrets_that_would_let_anyone_in_are_refused_at_load(
+        scheme: str, secret: str, problem: str) -> None:
+    good = "whsec_MDEyMzQ1Njc4OWFiY2RlZg==" if scheme == "standard-webhooks" else "good-secret"
+    _config(scheme, good)
+    with pytest.raises(ValidationError, match=problem):
+        _config(scheme, good, secret)
+
+
+def test_the_signed_url_always_carries_the_query_as_received() -> None:
+    # A query written into public_url must not stand in for the one the provider sent: the
+    # query of a legacy MessageBird status report is the report, and would go unsigned.
+    config = _config("bird-signature", "signing-key", public_url="https://hooks.example/b?x=1")
+    assert signed_url("http://10.0.0.5/b", "id=42&status=delivered", config) == \
+        "https://hooks.example/b?id=42&status=delivered"
+    assert signed_url("http://10.0.0.5/b", "", config) == "https://hooks.example/b"
+    assert signed_url("http://10.0.0.5/b?q=1", "q=1", _config("bird-signature", "signing-key")) \
+        == "http://10.0.0.5/b?q=1"
+
+
+def test_a_url_token_is_not_kept_with_the_request() -> None:
+    token = _config("token", "url-token-123")
+    assert without_token("a=1&token=url-token-123&b=%20", token) == "a=1&b=%20"
+    assert without_token("to%6Ben=url-token-123", token) == ""  # however it is encoded
+    assert without_token("token=x", _config("basic", "password-1")) == "token=x"
