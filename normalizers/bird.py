@@ -371,14 +371,19 @@ def _channels_error(status: str, payload: JsonObject) -> ErrorInfo | None:
     source = _dict(failure, "source")
     source_name = text_field(source, "name")
     source_code = text_field(source, "code")
-    # Without Bird's own failure code, the platform's (e.g. SMS 103, opted out) is the code.
-    code = text_field(failure, "code") or source_code
+    bird_code = text_field(failure, "code")
     description = text_field(failure, "description") or text_field(payload, "reason")
     sms_source = bool(source_name and source_name.startswith("sms"))
-    if sms_source and source_code == _OPTED_OUT:
+    opted_out = sms_source and source_code == _OPTED_OUT
+    # Bird's own code (15xxx) comes with every failure; an opt-out must still read as 103,
+    # the code the legacy API uses and the bots act on.
+    code = _OPTED_OUT if opted_out else bird_code or source_code
+    if opted_out:
         description = "contact opted out (sent STOP)" + (f": {description}" if description else "")
     if source_name or source_code:
         detail = f"source {source_name or '?'} code {source_code or '?'}"
+        if opted_out and bird_code:
+            detail += f", Bird code {bird_code}"
         description = f"{description} ({detail})" if description else detail
     permanent = (
         status == "rejected"
