@@ -63,6 +63,9 @@ _STATUSES: dict[str, Status | None] = {
     "uninterested": None,
 }
 _FAILURES = frozenset({Status.FAILED, Status.UNDELIVERED, Status.REJECTED, Status.EXPIRED})
+# 7208 "Message expired" arrives as Un-Delivered; the schema's `expired` (validity ran out) is
+# what Infobip and Bird report for the same thing.
+_EXPIRED_CODE = "7208"
 
 # Receipt codes where sending the same message again cannot succeed (channel-specific status
 # codes page, SMS section); every other failure code is treated as possibly temporary.
@@ -151,6 +154,8 @@ def _receipt(request: WebhookRequest, envelope: JsonObject, info: JsonObject
         return None
     code = text_field(info, "code")
     description = text_field(info, "description")
+    if status is Status.UNDELIVERED and code == _EXPIRED_CODE:
+        status = Status.EXPIRED
     return status_event(
         request,
         channel=_channel(text_field(info, "deliverychannel")),
