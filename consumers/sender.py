@@ -192,11 +192,15 @@ class Sender:
             except SendError as exc:
                 SENDS.labels(account.provider, account.name,
                              "retryable" if exc.retryable else "permanent").inc()
-                if not exc.retryable or attempt >= self.policy.max_attempts:
+                if not exc.retryable or exc.maybe_sent or attempt >= self.policy.max_attempts:
                     log.warning("send failed", command=command.id, account=account.name,
-                                error=exc.description, attempts=attempt)
+                                error=exc.description, attempts=attempt,
+                                maybe_sent=exc.maybe_sent)
+                    description = exc.description + (
+                        "; the provider may have taken it, so it is not sent again (its "
+                        "status events will tell)" if exc.maybe_sent else "")
                     return self._failure(command, account.provider, exc.code or "send_failed",
-                                         exc.description,
+                                         description,
                                          attempts=attempt if exc.called else attempt - 1,
                                          permanent=not exc.retryable)
                 await asyncio.sleep(self._delay(attempt, exc.retry_after_s))

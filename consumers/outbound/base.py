@@ -25,16 +25,21 @@ from switchboard.events import Media
 
 class SendError(Exception):
     """A send failed. `retryable` tells the sender whether trying again can help; `called`
-    whether the provider was called at all (results count attempts as provider calls)."""
+    whether the provider was called at all (results count attempts as provider calls);
+    `maybe_sent` that the provider may have taken the message all the same (a timeout after
+    the request went out, a 500 or a gateway's 502/504): sending it again could send it twice,
+    so the sender does not, whatever `retryable` says."""
 
     def __init__(self, description: str, *, retryable: bool, code: str | None = None,
-                 retry_after_s: float | None = None, called: bool = True) -> None:
+                 retry_after_s: float | None = None, called: bool = True,
+                 maybe_sent: bool = False) -> None:
         super().__init__(description)
         self.description = description
         self.retryable = retryable
         self.code = code
         self.retry_after_s = retry_after_s
         self.called = called
+        self.maybe_sent = maybe_sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,25 +111,38 @@ def retry_after(response: httpx.Response) -> float | None:
     return seconds if 0 <= seconds <= 3600 else None
 
 
+# Answers that say the request was not acted on: 429 and 503 (come back later), 408 (the
+# server gave up waiting for the request). Any other 5xx may come after the work was done.
+NOT_TAKEN_STATUSES = frozenset({408, 429, 503})
+# Failures before a byte of the request left: nothing can have reached the provider.
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
 def classify_http_error(response: httpx.Response, description: str,
-                        code: str | None = None) -> SendError:
-    """Map an HTTP failure to retryable or permanent, the same way for every provider."""
+                        code: str | None = None, *, idempotent: bool = False) -> SendError:
+    """Map an HTTP failure to retryable or permanent, the same way for every provider.
+    `idempotent` requests (a token request) may be repeated even after an ambiguous answer."""
     status = response.status_code
-    retryable = status == 429 or status >= 500 or status == 408
+    retryable = status in NOT_TAKEN_STATUSES or status >= 500
+    maybe_sent = status >= 500 and status not in NOT_TAKEN_STATUSES and not idempotent
     return SendError(f"HTTP {status}: {description}", retryable=retryable,
-                     code=code or str(status), retry_after_s=retry_after(response))
+                     code=code or str(status), retry_after_s=retry_after(response),
+                     maybe_sent=maybe_sent)
 
 
 async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers: dict[str, str],
-                    timeout_s: float) -> httpx.Response:
-    """POST JSON; network failures and timeouts become retryable SendErrors."""
+                    timeout_s: float, idempotent: bool = False) -> httpx.Response:
+    """POST JSON; network failures and timeouts become retryable SendErrors, marked
+    `maybe_sent` unless the request never left (or repeating it is harmless)."""
     try:
         return await http.post(url, json=payload, headers=headers, timeout=timeout_s)
-    except httpx.TimeoutException:
-        raise SendError(f"timed out after {timeout_s}s", retryable=True, code="timeout") from None
     except httpx.TransportError as exc:
+        maybe_sent = not idempotent and not isinstance(exc, NOT_SENT_ERRORS)
+        if isinstance(exc, httpx.TimeoutException):
+            raise SendError(f"timed out after {timeout_s}s ({type(exc).__name__})",
+                            retryable=True, code="timeout", maybe_sent=maybe_sent) from None
         raise SendError(f"network error: {type(exc).__name__}", retryable=True,
-                        code="network") from None
+                        code="network", maybe_sent=maybe_sent) from None
 
 
 class ProviderClient(Generic[ConfigT]):

@@ -131,11 +131,12 @@ class Client(ProviderClient[Config]):
                        "clientSecret": self._config.client_secret.get_secret_value()}
         response = await post_json(self._http, self._token_url, credentials,
                                    headers={"Accept": "application/json"},
-                                   timeout_s=self._config.timeout_s)
+                                   timeout_s=self._config.timeout_s, idempotent=True)
         body = json_body(response)
         if not response.is_success:
             description = _error_text(body) or snippet(response)
-            raise classify_http_error(response, f"Ubiqio token request failed: {description}")
+            raise classify_http_error(response, f"Ubiqio token request failed: {description}",
+                                      idempotent=True)
         token = as_text(body.get("token")) if isinstance(body, dict) else None
         if token is None:
             raise SendError("Ubiqio token response has no token", retryable=False,

@@ -160,14 +160,18 @@ async def test_success_returns_the_provider_message_id_and_uses_the_timeout(
 
 
 @pytest.mark.parametrize("provider", ALL)
-@pytest.mark.parametrize(("status", "body"), [
-    (500, {"error": "boom"}), (502, None), (503, {"requestError": {}}), (408, None)])
+@pytest.mark.parametrize(("status", "body", "maybe_sent"), [
+    (500, {"error": "boom"}, True), (502, None, True), (504, None, True),
+    (503, {"requestError": {}}, False), (408, None, False)])
 async def test_server_errors_are_retryable(provider: str, status: int, body: Any,
-                                           fake: FakeProvider,
+                                           maybe_sent: bool, fake: FakeProvider,
                                            http: httpx.AsyncClient) -> None:
+    # A 500 or a gateway's 502/504 may come after the provider took the message: the sender
+    # must not send it again, though the caller may (with a new id) once it knows.
     fake.on(SEND_PATH[provider], reply(status, body))
     error = await send_error(make(provider, fake, http), command())
     assert error.retryable
+    assert error.maybe_sent is maybe_sent
     assert str(status) in error.description
 
 
@@ -195,16 +199,25 @@ async def test_a_timeout_is_retryable(provider: str, fake: FakeProvider,
     fake.on(SEND_PATH[provider], timeout)
     error = await send_error(make(provider, fake, http), command())
     assert (error.retryable, error.code) == (True, "timeout")
+    assert error.maybe_sent  # a read timeout: the request went out
 
 
 @pytest.mark.parametrize("provider", ALL)
-async def test_a_network_error_is_retryable(provider: str, fake: FakeProvider,
+@pytest.mark.parametrize(("failure", "code", "maybe_sent"), [
+    (httpx.ConnectError("connection refused"), "network", False),
+    (httpx.ConnectTimeout("no answer to SYN"), "timeout", False),
+    (httpx.PoolTimeout("no free connection"), "timeout", False),
+    (httpx.RemoteProtocolError("server disconnected"), "network", True),
+    (httpx.WriteTimeout("stalled mid-body"), "timeout", True),
+])
+async def test_a_network_error_is_retryable(provider: str, failure: Exception, code: str,
+                                            maybe_sent: bool, fake: FakeProvider,
                                             http: httpx.AsyncClient) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise httpx.ConnectError("connection refused", request=request)
-    fake.on(SEND_PATH[provider], refuse)
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise failure
+    fake.on(SEND_PATH[provider], fail)
     error = await send_error(make(provider, fake, http), command())
-    assert (error.retryable, error.code) == (True, "network")
+    assert (error.retryable, error.code, error.maybe_sent) == (True, code, maybe_sent)
 
 
 @pytest.mark.parametrize("provider", ALL)
@@ -696,6 +709,7 @@ async def test_ubiqio_token_failures(status: int, body: Any, retryable: bool,
     fake.on(UBIQIO, OK_REPLY["ubiqio"])
     error = await send_error(make("ubiqio", fake, http), command())
     assert error.retryable is retryable
+    assert not error.maybe_sent
     assert fake.to(UBIQIO) == []
     if status == 401:
         assert "Check your account key and secret" in error.description
@@ -706,6 +720,7 @@ async def test_ubiqio_token_timeout_is_retryable(fake: FakeProvider,
     fake.on(TOKEN_PATH, timeout)
     error = await send_error(make("ubiqio", fake, http), command())
     assert (error.retryable, error.code) == (True, "timeout")
+    assert not error.maybe_sent  # asking for a token again sends no message
 
 
 async def test_ubiqio_mms_image(fake: FakeProvider, http: httpx.AsyncClient) -> None:
