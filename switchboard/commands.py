@@ -12,8 +12,9 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from switchboard.addresses import address
 from switchboard.events import ErrorInfo, Media
 
 COMMAND_SCHEMA_VERSION: Literal[1] = 1
@@ -56,6 +57,14 @@ class OutboundCommand(_Model):
     kind: CommandKind = CommandKind.MESSAGE
     created_at: datetime
     metadata: dict[str, str] = Field(default_factory=dict, description="echoed in the result")
+
+    @field_validator("to")
+    @classmethod
+    def _one_spelling(cls, to: str) -> str:
+        """`4179…`, `004179…` and `+41 79 …` are one contact, spelled as inbound events spell
+        it: otherwise another spelling would pass the opt-out list and leave the contact's
+        conversation (and with it the order that puts an opt-out before later commands)."""
+        return address(to) or to
 
     @model_validator(mode="after")
     def _has_content(self) -> OutboundCommand:

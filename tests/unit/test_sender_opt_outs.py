@@ -94,6 +94,22 @@ async def test_a_command_after_an_opt_out_change_is_refused_until_opt_in(
     assert accepted["status"] == "accepted" and len(provider_calls) == 1
 
 
+@pytest.mark.parametrize("spelling", ["4179000111", "004179000111", "+41 79 000 111",
+                                      "+41-79-000-111"])
+async def test_an_opted_out_contact_is_refused_however_the_number_is_written(
+        sender: Sender, provider_calls: list[httpx.Request], spelling: str) -> None:
+    ctx = FakeContext()
+    _, stop = opt_out_records("infobip", "acme", CONTACT, True, "keyword:STOP")
+    await sender.handle(consumed(stop), ctx)
+    other = command_record(OutboundCommand(id=str(uuid.uuid4()), account="acme", to=spelling,
+                                           text="Sale today", created_at=datetime.now(UTC)),
+                           "infobip")
+    assert other.key == stop.key  # the same conversation, so in order behind the STOP
+    await sender.handle(consumed(other), ctx)
+    [refused] = results(ctx)
+    assert refused["error"]["code"] == "opted_out" and provider_calls == []
+
+
 @pytest.mark.parametrize("kind", [CommandKind.OPT_OUT_CONFIRMATION, CommandKind.HELP])
 async def test_compliance_answers_reach_an_opted_out_contact(
         sender: Sender, provider_calls: list[httpx.Request], kind: CommandKind) -> None:
