@@ -61,10 +61,15 @@ OUTBOUND_RESULTS = TopicSpec(
     "the result of each outbound command (accepted or failed)",
     {"retention.ms": str(7 * DAY_MS)},
 )
+# Ids are kept this long: well past the outbound topic's 7 days, after which Kafka itself can
+# no longer redeliver a command. Compaction alone would keep every id ever sent, read in full
+# by each sender at start.
+LEDGER_RETENTION_DAYS = 30
 OUTBOUND_SENT = TopicSpec(
     "switchboard.outbound-sent.v1",
     "ids of commands already sent, so a redelivered command is not sent twice",
-    {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": str(DAY_MS)},
+    {"cleanup.policy": "compact,delete", "retention.ms": str(LEDGER_RETENTION_DAYS * DAY_MS),
+     "min.compaction.lag.ms": "0", "segment.ms": str(DAY_MS)},
 )
 OPT_OUTS = TopicSpec(
     "switchboard.opt-outs.v1",

@@ -10,12 +10,13 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumers.sender import decode_ledger
 from consumers.table import CompactedTable
 from switchboard.localkafka import LocalKafka, free_port
 from switchboard.settings import Settings
-from switchboard.topics import OUTBOUND_SENT, TopicSpec, ensure_topics
+from switchboard.topics import LEDGER_RETENTION_DAYS, OUTBOUND_SENT, TopicSpec, ensure_topics
 
 
 async def _consume(bootstrap: str, topic: str, group: str, count: int) -> list[bytes]:
@@ -108,3 +109,18 @@ async def test_a_table_on_new_topics_starts_without_kafka_errors(
         await asyncio.to_thread(broker.stop)
     assert len(table) == 0
     assert [r.getMessage() for r in caplog.records if r.name.startswith("aiokafka")] == []
+
+
+async def test_the_senders_ledger_forgets_ids_after_its_retention(kafka_bootstrap: str) -> None:
+    # Compaction alone keeps every command id ever sent: each sender would read them all at
+    # start and hold them in memory.
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, OUTBOUND_SENT.name)])
+    finally:
+        await admin.close()
+    configs = {entry[0]: entry[1] for resource in response.resources for entry in resource[4]}
+    assert configs["cleanup.policy"] == "compact,delete"
+    assert int(configs["retention.ms"]) == LEDGER_RETENTION_DAYS * 24 * 3600 * 1000
