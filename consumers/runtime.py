@@ -163,6 +163,9 @@ class WorkerRuntime:
         self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        # Bumped when partitions are taken away: a batch fetched before must not start more
+        # records (the new owner handles them, from the offset committed on the way out).
+        self._generation = 0
         self.handled = 0
 
     def problem(self) -> str | None:
@@ -236,9 +239,13 @@ class WorkerRuntime:
 
     async def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Start each record behind the previous one of its key; never wait for the batch."""
+        generation = self._generation
         for tp, records in batch.items():
             for r in records:
                 await self._capacity.acquire()  # backpressure: bounded records in flight
+                if self._generation != generation:  # a rebalance began while we waited
+                    self._capacity.release()
+                    return
                 record = Record(r.topic, r.partition, r.offset, r.key, r.value or b"",
                                 tuple(r.headers or ()), r.timestamp or 0)
                 chain = (tp.topic, tp.partition, r.key)
@@ -280,9 +287,9 @@ class WorkerRuntime:
 
     async def _commit_done(self, consumer: AIOKafkaConsumer,
                            only: set[TopicPartition] | None = None) -> None:
-        offsets = self._committable()
-        if only is not None:
-            offsets = {tp: o for tp, o in offsets.items() if tp in only}
+        assigned = consumer.assignment()  # aiokafka refuses the whole commit otherwise
+        offsets = {tp: o for tp, o in self._committable().items()
+                   if tp in assigned and (only is None or tp in only)}
         if not offsets:
             return
         try:
@@ -301,6 +308,7 @@ class WorkerRuntime:
 
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Finish and commit work of partitions we are about to lose (rebalance)."""
+        self._generation += 1  # first: no record of theirs may start from now on
         if self._consumer is not None:
             await self.drain(self._consumer, partitions)
 

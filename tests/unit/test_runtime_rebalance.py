@@ -1,0 +1,74 @@
+"""The worker runtime at a rebalance, without a broker: what was fetched for partitions being
+taken away must not start once they are released (their new owner handles it)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from consumers.runtime import Context, Record, WorkerRuntime
+
+TP = TopicPartition("t", 0)
+
+
+class FakeConsumer:
+    """What the runtime asks of aiokafka's consumer around a rebalance."""
+
+    def __init__(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = assigned
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        assert set(offsets) <= self.assigned, "aiokafka refuses unassigned partitions"
+        self.commits.append({tp: o.offset for tp, o in offsets.items()})
+
+
+def fetched(offsets: range) -> dict[TopicPartition, list[Any]]:
+    return {TP: [SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=n,
+                                 key=f"k{n}".encode(), value=b"v", headers=(), timestamp=0)
+                 for n in offsets]}
+
+
+async def test_a_released_partitions_fetched_records_do_not_start() -> None:
+    handled: list[int] = []
+    gate = asyncio.Event()
+
+    async def handler(record: Record, ctx: Context) -> None:
+        await gate.wait()
+        handled.append(record.offset)
+
+    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+                            handler=handler, max_in_flight=1)
+    consumer = FakeConsumer({TP})
+    runtime._consumer = consumer  # type: ignore[assignment]
+    dispatching = asyncio.create_task(runtime._dispatch(fetched(range(5))))
+    await asyncio.sleep(0.01)  # record 0 runs; the batch waits for room for record 1
+    releasing = asyncio.create_task(runtime.release({TP}))  # the rebalance begins
+    await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(dispatching, releasing), 5)
+
+    assert handled == [0]  # records 1-4 are left to the partition's next owner
+    assert consumer.commits == [{TP: 1}]  # committed up to what was done, on the way out
+    assert runtime._fetched == {} and not runtime._tasks
+
+
+async def test_only_assigned_partitions_are_committed() -> None:
+    async def handler(record: Record, ctx: Context) -> None:
+        return None
+
+    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+                            handler=handler)
+    gone = TopicPartition("t", 1)
+    consumer = FakeConsumer({TP})
+    await runtime._dispatch(fetched(range(3)) | {gone: fetched(range(2))[TP]})
+    await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
+    await runtime._commit_done(consumer)  # type: ignore[arg-type]
+    assert consumer.commits == [{TP: 3}]
