@@ -111,8 +111,15 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.runtime.release(set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        for hook in self.runtime.on_assigned:
-            await hook(assigned)
+        try:
+            for hook in self.runtime.on_assigned:
+                await hook(assigned)
+        except Exception as exc:  # noqa: BLE001 - aiokafka would only log it and go on
+            # A hook readies state the handler relies on (the sender's ledger caught up with
+            # what the partition's previous owner did): consuming without it is unsafe.
+            log.error("getting ready for new partitions failed; stopping",
+                      worker=self.runtime.name, error=repr(exc))
+            self.runtime.fail(exc)
 
 
 class WorkerRuntime:
@@ -180,6 +187,12 @@ class WorkerRuntime:
         """Ask the loop to finish the batch in flight, commit, and return."""
         self._stopping.set()
 
+    def fail(self, exc: Exception) -> None:
+        """Stop without starting another record or committing: `run` raises `exc`."""
+        self._failure = self._failure or exc
+        self._generation += 1
+        self._stopping.set()
+
     async def run(self) -> None:
         if not self.producer.started:
             await self.producer.start()
@@ -240,6 +253,8 @@ class WorkerRuntime:
     async def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Start each record behind the previous one of its key; never wait for the batch."""
         generation = self._generation
+        if self._failure is not None:
+            return
         for tp, records in batch.items():
             for r in records:
                 await self._capacity.acquire()  # backpressure: bounded records in flight

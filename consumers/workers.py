@@ -71,8 +71,10 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
                                     topics=[OUTBOUND.name], handler=sender.handle)
 
             async def caught_up(assigned: list[TopicPartition]) -> None:
-                # A partition may come from another sender: see what it marked as sent.
+                # A partition may come from another sender: see what it marked as sent, and
+                # every opt-out written before (also those written only to the opt-out topic).
                 await ledger.catch_up()
+                await opt_outs.table.catch_up()
 
             runtime.on_assigned.append(caught_up)
             # No catch-up of the opt-out list per fetch: the bots put each change on the

@@ -10,7 +10,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from consumers.runtime import Context, Record, WorkerRuntime
+from consumers.runtime import Context, Record, WorkerRuntime, _CommitOnRevoke
 
 TP = TopicPartition("t", 0)
 
@@ -72,3 +72,23 @@ async def test_only_assigned_partitions_are_committed() -> None:
     await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
     await runtime._commit_done(consumer)  # type: ignore[arg-type]
     assert consumer.commits == [{TP: 3}]
+
+
+async def test_a_failed_hook_for_new_partitions_stops_the_worker_before_any_record() -> None:
+    # aiokafka only logs what the listener raises: the sender would then send with a ledger
+    # that does not know what the partition's previous owner sent.
+    handled: list[int] = []
+
+    async def handler(record: Record, ctx: Context) -> None:
+        handled.append(record.offset)
+
+    async def catch_up(assigned: list[TopicPartition]) -> None:
+        raise TimeoutError("ledger not caught up")
+
+    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+                            handler=handler)
+    runtime.on_assigned.append(catch_up)
+    await _CommitOnRevoke(runtime).on_partitions_assigned([TP])
+    await runtime._dispatch(fetched(range(3)))
+    assert handled == [] and not runtime._tasks
+    assert runtime.problem() == "stopped by a failure: TimeoutError"
