@@ -66,6 +66,11 @@ class PoisonRecord(Exception):
         self.account = account
 
 
+class MustNotSkip(Exception):
+    """A failure of a record that must never be dead-lettered and skipped (an opt-out): once
+    the retries are spent the worker stops without committing it, so it comes back."""
+
+
 class RetryLater(Exception):
     """A transient failure: retry, after `delay_s` when the cause said how long."""
 
@@ -355,9 +360,11 @@ class WorkerRuntime:
                 await self._dead_letter(record, f"undecodable record: {exc}", attempt,
                                         provider=exc.provider, account=exc.account)
                 return
-            except Exception as exc:  # noqa: BLE001 - any handler failure is retried, then kept
+            except Exception as exc:  # any handler failure is retried, then kept
                 hint = exc.delay_s if isinstance(exc, RetryLater) else None
                 if attempt >= self.retry.max_attempts:
+                    if isinstance(exc, MustNotSkip):
+                        raise  # _run_in_order stops the worker short of this record
                     await self._dead_letter(record, f"{type(exc).__name__}: {exc}", attempt)
                     return
                 HANDLED.labels(self.name, "retry").inc()

@@ -11,7 +11,7 @@ import os
 import signal
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -21,9 +21,10 @@ from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, s
 from consumers.bots.optouts import OptOutList, opt_out_records
 from consumers.bots.rules import AccountRules, CompiledAccount, RulesError, RuleSet, load_rules
 from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
-from consumers.runtime import Context, PoisonRecord, Record
+from consumers.runtime import Context, MustNotSkip, PoisonRecord, Record
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
+from switchboard.producer import PublishError
 from switchboard.records import OutRecord, command_record
 
 log = get_logger(__name__)
@@ -138,12 +139,23 @@ class BotHandler:
                 command = reply_command(event, reply, f"{self.name}:{purpose}")
                 records.append(command_record(command, event.provider))
                 purposes.append(purpose)
-        await ctx.publish(records)
+        await self._publish(ctx, records, compliance=opted_out is not None)
         if opted_out is not None:  # once stored: a failed publish is retried, remembers then
             self.opt_outs.remember(records[0].value)  # the opt-out list record, first
             self._count_change(event.account, opted_out, "keyword")
         for purpose in purposes:
             REPLIES.labels(self.name, event.account, purpose).inc()
+
+    @staticmethod
+    async def _publish(ctx: Context, records: Sequence[OutRecord], *, compliance: bool) -> None:
+        """An opt-out change that cannot be stored must not be dead-lettered and skipped: the
+        contact would go on receiving messages (or stay blocked after START)."""
+        try:
+            await ctx.publish(records)
+        except PublishError as exc:
+            if compliance:
+                raise MustNotSkip(f"opt-out change not stored: {exc}") from exc
+            raise
 
     def _count_change(self, account: str, opted_out: bool, source: str) -> None:
         OPT_OUT_CHANGES.labels(self.name, account, "opt_out" if opted_out else "opt_in",
@@ -154,7 +166,7 @@ class BotHandler:
             change = opt_out_records(
                 event.provider, event.account, event.to, True,
                 f"provider:{event.provider}:{event.error and event.error.code}")
-            await ctx.publish(change)
+            await self._publish(ctx, change, compliance=True)
             self.opt_outs.remember(change[0].value)
             self._count_change(event.account, True, "provider")
 

@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client import REGISTRY
 
 from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
 from consumers.bots.optouts import OptOutList, decode_opt_out
-from consumers.runtime import Record
+from consumers.runtime import MustNotSkip, Record
 from consumers.table import CompactedTable
 from switchboard.events import MessageEvent
+from switchboard.producer import PublishError
 from switchboard.records import (
     COMMAND_TYPE,
     OPT_OUT_CHANGE_TYPE,
@@ -116,3 +118,17 @@ async def test_metrics_count_replies_opt_out_changes_and_silenced_messages(tmp_p
                     source="keyword"),
              sample("switchboard_bot_opted_out_messages_total"))
     assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 1]
+
+
+class RefusingContext(FakeContext):
+    async def publish(self, records: Any) -> None:
+        raise PublishError("Kafka did not acknowledge within 5.0s")
+
+
+async def test_an_opt_out_that_cannot_be_stored_is_never_skipped(tmp_path: Any) -> None:
+    bot = handler(tmp_path, keywords_answer)
+    with pytest.raises(MustNotSkip):  # the runtime stops rather than dead-letter it
+        await bot.handle(record("STOP"), RefusingContext())
+    assert not bot.opt_outs.is_opted_out("acme", "+4179000111")  # not remembered either
+    with pytest.raises(PublishError):  # an ordinary reply may be dead-lettered as usual
+        await bot.handle(record("HELP"), RefusingContext())

@@ -10,7 +10,14 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from consumers.runtime import Context, Record, WorkerRuntime, _CommitOnRevoke
+from consumers.runtime import (
+    Context,
+    MustNotSkip,
+    Record,
+    RetryPolicy,
+    WorkerRuntime,
+    _CommitOnRevoke,
+)
 
 TP = TopicPartition("t", 0)
 
@@ -92,3 +99,22 @@ async def test_a_failed_hook_for_new_partitions_stops_the_worker_before_any_reco
     await runtime._dispatch(fetched(range(3)))
     assert handled == [] and not runtime._tasks
     assert runtime.problem() == "stopped by a failure: TimeoutError"
+
+
+async def test_a_record_that_must_not_be_skipped_stops_the_worker_instead_of_a_dead_letter(
+        ) -> None:
+    attempts: list[int] = []
+
+    async def handler(record: Record, ctx: Context) -> None:
+        attempts.append(record.offset)
+        raise MustNotSkip("opt-out change not stored")
+
+    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+                            handler=handler, retry=RetryPolicy(max_attempts=3, base_delay_s=0))
+    await runtime._dispatch(fetched(range(1)))
+    await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
+    # No dead letter was attempted (the producer is not even connected): the worker stops
+    # with the record in flight, so it is not committed and comes back after a restart.
+    assert attempts == [0, 0, 0]
+    assert runtime.problem() == "stopped by a failure: MustNotSkip"
+    assert runtime._in_flight[TP] == {0}
