@@ -49,6 +49,18 @@ def decode_ledger(value: bytes) -> LedgerEntry:
     return LedgerEntry.model_validate_json(value)
 
 
+def ledger_stands(current: LedgerEntry, read: LedgerEntry) -> bool:
+    """An outcome is final: the "pending" mark written before it, read back late, must not
+    undo it (a redelivered command would then be reported `outcome_unknown`)."""
+    return current.state != "pending" and read.state == "pending"
+
+
+def _ledger_record(entry: LedgerEntry) -> OutRecord:
+    assert entry.result is not None
+    return OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(),
+                     entry.result.command_id.encode())
+
+
 class OptOutCheck(Protocol):
     """Who may not be messaged (the bots' opt-out list implements it)."""
 
@@ -171,8 +183,9 @@ class Sender:
 
     async def _redelivered(self, command: OutboundCommand, conversation: bytes | None,
                            entry: LedgerEntry, ctx: Context) -> None:
-        if entry.result is not None:  # done before: publish the same result again
-            await ctx.publish([result_record(entry.result, conversation)])
+        if entry.result is not None:  # done before: publish the same outcome again
+            # The ledger record too: this may be a retry after storing it failed.
+            await ctx.publish([_ledger_record(entry), result_record(entry.result, conversation)])
             return
         log.warning("command found pending after a restart; not resending", command=command.id)
         account = self.accounts.by_name(command.account)
@@ -223,12 +236,10 @@ class Sender:
         state: Literal["sent", "failed"] = (
             "sent" if result.status is ResultStatus.ACCEPTED else "failed")
         entry = LedgerEntry(state=state, result=result)
-        key = result.command_id.encode()
-        await ctx.publish([
-            OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(), key),
-            result_record(result, conversation),
-        ])
-        self.ledger.put_local(key, entry)
+        # Known before it is stored: if storing fails, the handler's retry finds the outcome
+        # and publishes it again, instead of a "pending" that would read as outcome_unknown.
+        self.ledger.put_local(result.command_id.encode(), entry)
+        await ctx.publish([_ledger_record(entry), result_record(result, conversation)])
 
     @staticmethod
     def _accepted(command: OutboundCommand, provider: str, receipt: SendReceipt,

@@ -29,10 +29,14 @@ class CompactedTable(Generic[V]):
     """
 
     def __init__(self, bootstrap_servers: str, topic: str, decode: Callable[[bytes], V], *,
-                 relaxed_follow: bool = False) -> None:
+                 relaxed_follow: bool = False,
+                 stands: Callable[[V, V], bool] | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.decode = decode
+        # `stands(current, read)`: the value held stands against one read from the topic. The
+        # follower may read back our own earlier write after a later one was put locally.
+        self.stands = stands
         self.follow_wait_ms = 500 if relaxed_follow else 100
         self._fetch_min_bytes = 256 * 1024 if relaxed_follow else 1
         self._values: dict[bytes, V] = {}
@@ -134,7 +138,10 @@ class CompactedTable(Generic[V]):
         raw = self._undecoded.pop(key, None)
         if raw is not None:
             try:
-                self._values[key] = self.decode(raw)
+                read = self.decode(raw)
+                current = self._values.get(key)
+                if current is None or self.stands is None or not self.stands(current, read):
+                    self._values[key] = read
             except ValueError as exc:  # keep the last value that could be read
                 log.error("table record ignored", topic=self.topic,
                           key=key.decode(errors="replace"), error=repr(exc))

@@ -25,7 +25,7 @@ from consumers.bots.sdk import load_bot
 from consumers.health import WorkerHealth, serve_worker_http
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import WorkerRuntime
-from consumers.sender import Sender, decode_ledger
+from consumers.sender import Sender, decode_ledger, ledger_stands
 from consumers.table import CompactedTable
 from switchboard import heap
 from switchboard.accounts import Accounts
@@ -60,7 +60,8 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
         log.warning("SWITCHBOARD_PUBLIC_URL is not set: sends ask providers to report status "
                     "to this default, which they may not reach", url=settings.ingest_url)
     # Read at start and on rebalance (catch_up); between them the follower need not hurry.
-    ledger = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger, relaxed_follow=True)
+    ledger = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger, relaxed_follow=True,
+                            stands=ledger_stands)
     await ledger.start()
     try:
         async with _opt_out_list(bootstrap) as opt_outs, httpx.AsyncClient(

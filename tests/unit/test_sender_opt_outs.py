@@ -24,10 +24,11 @@ from consumers.bots.optouts import (
     opt_out_records,
 )
 from consumers.runtime import PoisonRecord, Record
-from consumers.sender import Sender, decode_ledger
+from consumers.sender import LedgerEntry, Sender, decode_ledger, ledger_stands
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
 from switchboard.commands import CommandKind, OutboundCommand
+from switchboard.producer import PublishError
 from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, command_record
 from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
 from tests.unit.fakes import FakeContext
@@ -239,3 +240,42 @@ async def test_a_command_without_a_readable_id_is_only_dead_lettered(sender: Sen
         with pytest.raises(PoisonRecord):
             await sender.handle(Record("switchboard.outbound.v1", 0, 0, None, value, ()), ctx)
     assert ctx.published == []
+
+
+class HiccupContext(FakeContext):
+    """Kafka refuses the first publish that carries a result, then takes everything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = False
+
+    async def publish(self, records: Any) -> None:
+        if not self.refused and any(r.topic == OUTBOUND_RESULTS.name for r in records):
+            self.refused = True
+            raise PublishError("Kafka did not acknowledge within 5.0s")
+        await super().publish(records)
+
+
+async def test_a_send_whose_result_could_not_be_stored_is_reported_accepted_on_retry(
+        sender: Sender, provider_calls: list[httpx.Request]) -> None:
+    ctx, sent = HiccupContext(), consumed(command())
+    with pytest.raises(PublishError):
+        await sender.handle(sent, ctx)
+    await sender.handle(sent, ctx)  # the runtime's retry of the same record
+    ledger = [decode_ledger(r.value).state for r in ctx.published
+              if r.topic == OUTBOUND_SENT.name]
+    [result] = results(ctx)
+    # Not outcome_unknown: the sender knew the provider took it, and stores that now.
+    assert result["status"] == "accepted" and len(provider_calls) == 1
+    assert ledger == ["pending", "sent"]
+
+
+def test_the_ledger_keeps_an_outcome_when_its_earlier_pending_mark_is_read_back() -> None:
+    table = CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger, stands=ledger_stands)
+    key = b"cmd-1"
+    pending = LedgerEntry(state="pending")
+    table.put_local(key, pending)
+    done = LedgerEntry(state="failed", result=None)
+    table.put_local(key, done)
+    table._apply(Record(OUTBOUND_SENT.name, 0, 0, key, pending.model_dump_json().encode(), ()))
+    assert table.get(key) == done
