@@ -43,10 +43,12 @@ def decode_opt_out(value: bytes) -> OptOutState:
 
 
 def opt_out_records(provider: str, account: str, contact: str, opted_out: bool,
-                    source: str) -> tuple[OutRecord, OutRecord]:
-    """The change for the opt-out list, and its copy for the outbound topic (publish both)."""
+                    source: str, at: datetime | None = None) -> tuple[OutRecord, OutRecord]:
+    """The change for the opt-out list, and its copy for the outbound topic (publish both).
+    `at` is when the contact or provider made it (the event's time), so that however late
+    or often it is handled, the newer change wins; now if not given (an import)."""
     state = OptOutState(account=account, contact=contact, opted_out=opted_out, source=source,
-                        at=datetime.now(UTC))
+                        at=at or datetime.now(UTC))
     value = state.model_dump_json().encode()
     in_order = OutRecord(OUTBOUND.name, value, conversation_key(provider, account, contact),
                          cloudevent_headers(ce_id=str(uuid.uuid4()),

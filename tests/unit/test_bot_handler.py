@@ -132,3 +132,37 @@ async def test_an_opt_out_that_cannot_be_stored_is_never_skipped(tmp_path: Any) 
     assert not bot.opt_outs.is_opted_out("acme", "+4179000111")  # not remembered either
     with pytest.raises(PublishError):  # an ordinary reply may be dead-lettered as usual
         await bot.handle(record("HELP"), RefusingContext())
+
+
+def opt_out_changes(ctx: FakeContext) -> list[bool]:
+    return [decode_opt_out(r.value).opted_out for r in ctx.published if r.topic == OPT_OUTS.name]
+
+
+def bird_opt_out_report(occurred_at: datetime) -> Record:
+    event = MessageEvent.model_validate({
+        "id": uuid.uuid4(), "type": "message.status", "provider": "bird", "account": "acme",
+        "channel": "sms", "direction": "outbound", "to": "+4179000111", "status": "undelivered",
+        "error": {"code": "103", "description": "contact opted out", "permanent": True},
+        "message_id": str(uuid.uuid4()), "occurred_at": occurred_at,
+        "received_at": datetime.now(UTC), "raw_id": "r"})
+    return Record("t", 0, 0, b"k", event.to_json())
+
+
+async def test_an_older_change_handled_late_does_not_undo_a_newer_one(tmp_path: Any) -> None:
+    bot = handler(tmp_path, keywords_answer)
+    stop = record("STOP")
+    before_start = datetime.now(UTC)
+    await bot.handle(stop, FakeContext())
+    await bot.handle(record("START"), FakeContext())
+    assert not bot.opt_outs.is_opted_out("acme", "+4179000111")
+
+    for late in (stop, bird_opt_out_report(before_start)):  # redelivered; reported late
+        ctx = FakeContext()
+        await bot.handle(late, ctx)
+        assert opt_out_changes(ctx) == []
+    assert not bot.opt_outs.is_opted_out("acme", "+4179000111")
+
+    ctx = FakeContext()  # a provider opt-out that happened after the START still counts
+    await bot.handle(bird_opt_out_report(datetime.now(UTC)), ctx)
+    assert opt_out_changes(ctx) == [True]
+    assert bot.opt_outs.is_opted_out("acme", "+4179000111")
