@@ -143,6 +143,7 @@ class WorkerRuntime:
         retry: RetryPolicy | None = None,
         producer: DurableProducer | None = None,
         start_from: Literal["earliest", "latest"] = "earliest",
+        handler_timeout_s: float | None = None,
     ) -> None:
         self.name = name
         self.bootstrap_servers = bootstrap_servers
@@ -158,6 +159,9 @@ class WorkerRuntime:
         # Where a brand-new group starts: the sender must not skip commands ("earliest"); a new
         # bot must not answer last week's messages ("latest"). Restarts resume from commits.
         self.start_from = start_from
+        # A handler that never returns would hold its partition's commits (and a rebalance,
+        # and shutdown) for ever: past this it counts as failed, so it is retried, then kept.
+        self.handler_timeout_s = handler_timeout_s
         self.ready = asyncio.Event()  # set once partitions are assigned and positioned
         self._concurrency = asyncio.Semaphore(max_concurrency)
         self._capacity = asyncio.Semaphore(max_in_flight)
@@ -351,7 +355,8 @@ class WorkerRuntime:
             attempt += 1
             started = time.perf_counter()
             try:
-                await self.handler(record, self.context)
+                async with asyncio.timeout(self.handler_timeout_s):
+                    await self.handler(record, self.context)
                 self._seconds.observe(time.perf_counter() - started)
                 self._ok.inc()
                 self.handled += 1
@@ -365,7 +370,9 @@ class WorkerRuntime:
                 if attempt >= self.retry.max_attempts:
                     if isinstance(exc, MustNotSkip):
                         raise  # _run_in_order stops the worker short of this record
-                    await self._dead_letter(record, f"{type(exc).__name__}: {exc}", attempt)
+                    detail = str(exc) or (f"no answer within {self.handler_timeout_s}s"
+                                          if isinstance(exc, TimeoutError) else "")
+                    await self._dead_letter(record, f"{type(exc).__name__}: {detail}", attempt)
                     return
                 HANDLED.labels(self.name, "retry").inc()
                 log.warning("handler failed, retrying", worker=self.name, attempt=attempt,

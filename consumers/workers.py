@@ -108,7 +108,8 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
             handler = BotHandler(name, rules, opt_outs, answer())
             runtime = WorkerRuntime(name=name, bootstrap_servers=bootstrap,
                                     topics=[MESSAGE_INBOUND.name, MESSAGE_STATUS.name],
-                                    handler=handler.handle, start_from="latest")
+                                    handler=handler.handle, start_from="latest",
+                                    handler_timeout_s=settings.bot_timeout_s)
             rules.install_sighup()
             watching = asyncio.create_task(rules.watch())
             try:

@@ -7,6 +7,7 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
+import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
@@ -118,3 +119,31 @@ async def test_a_record_that_must_not_be_skipped_stops_the_worker_instead_of_a_d
     assert attempts == [0, 0, 0]
     assert runtime.problem() == "stopped by a failure: MustNotSkip"
     assert runtime._in_flight[TP] == {0}
+
+
+class KeepingProducer:
+    """Keeps what the runtime publishes (dead letters) instead of sending it."""
+
+    started = True
+
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    async def publish(self, records: Any) -> None:
+        self.published.extend(records)
+
+
+async def test_a_handler_that_never_returns_is_timed_out_then_dead_lettered() -> None:
+    async def hangs(record: Record, ctx: Context) -> None:
+        await asyncio.Event().wait()
+
+    producer = KeepingProducer()
+    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+                            handler=hangs, handler_timeout_s=0.05,
+                            retry=RetryPolicy(max_attempts=2, base_delay_s=0),
+                            producer=producer)  # type: ignore[arg-type]
+    await runtime._dispatch(fetched(range(1)))
+    await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
+    [letter] = producer.published
+    assert orjson.loads(letter.value)["reason"] == "TimeoutError: no answer within 0.05s"
+    assert runtime._in_flight[TP] == set() and runtime._failure is None  # the worker goes on
