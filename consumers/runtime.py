@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -66,6 +66,11 @@ class PoisonRecord(Exception):
         self.account = account
 
 
+class GiveBack(Exception):
+    """The handler stopped short of doing anything irreversible because the worker is winding
+    down: the record is neither done nor failed, and is not committed."""
+
+
 class MustNotSkip(Exception):
     """A failure of a record that must never be dead-lettered and skipped (an opt-out): once
     the retries are spent the worker stops without committing it, so it comes back."""
@@ -81,10 +86,16 @@ class RetryLater(Exception):
 
 @dataclass
 class Context:
-    """What a handler may do besides computing: publish records durably (acks=all)."""
+    """What a handler may do besides computing: publish records durably (acks=all).
+
+    `winding_down` is set while the worker stops or gives its partitions away: a handler only
+    waiting to try again should raise GiveBack rather than wait (the record stays uncommitted
+    and comes back, to this worker or the partition's next owner).
+    """
 
     producer: DurableProducer
     worker: str
+    winding_down: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
         if records:
@@ -156,6 +167,7 @@ class WorkerRuntime:
         self.producer = producer or DurableProducer(bootstrap_servers,
                                                     client_id=f"switchboard-{name}")
         self.context = Context(self.producer, name)
+        self._winding_down = self.context.winding_down
         # Where a brand-new group starts: the sender must not skip commands ("earliest"); a new
         # bot must not answer last week's messages ("latest"). Restarts resume from commits.
         self.start_from = start_from
@@ -193,14 +205,16 @@ class WorkerRuntime:
         return "starting" if self._consumer is None else None
 
     def stop(self) -> None:
-        """Ask the loop to finish the batch in flight, commit, and return."""
+        """Ask the loop to finish the records started, commit, and return."""
         self._stopping.set()
+        self._winding_down.set()
 
     def fail(self, exc: Exception) -> None:
         """Stop without starting another record or committing: `run` raises `exc`."""
         self._failure = self._failure or exc
         self._generation += 1
         self._stopping.set()
+        self._winding_down.set()
 
     async def run(self) -> None:
         if not self.producer.started:
@@ -288,7 +302,11 @@ class WorkerRuntime:
             if previous is not None and not previous.done():
                 await previous  # same key: strictly after it (it never raises: see below)
             async with self._concurrency:
+                if self._winding_down.is_set():
+                    raise GiveBack  # not started yet: leave it (and its key's later records)
                 await self._handle_one(record)
+        except GiveBack:
+            return  # stays in flight: commits stop below it, and it comes back
         except Exception as exc:  # noqa: BLE001 - only a dead-letter publish can fail here
             self._failure = self._failure or exc
             self._stopping.set()  # stop without committing past this record: it comes back
@@ -333,8 +351,13 @@ class WorkerRuntime:
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Finish and commit work of partitions we are about to lose (rebalance)."""
         self._generation += 1  # first: no record of theirs may start from now on
-        if self._consumer is not None:
-            await self.drain(self._consumer, partitions)
+        self._winding_down.set()
+        try:
+            if self._consumer is not None:
+                await self.drain(self._consumer, partitions)
+        finally:
+            if not self._stopping.is_set():
+                self._winding_down.clear()
 
     async def drain(self, consumer: AIOKafkaConsumer,
                     partitions: set[TopicPartition] | None = None) -> None:
@@ -348,6 +371,7 @@ class WorkerRuntime:
         for tp in partitions or set(self._fetched):
             self._fetched.pop(tp, None)
             self._committed.pop(tp, None)
+            self._in_flight.pop(tp, None)  # records given back: their next owner has them
 
     async def _handle_one(self, record: Record) -> None:
         attempt = 0
@@ -365,6 +389,8 @@ class WorkerRuntime:
                 await self._dead_letter(record, f"undecodable record: {exc}", attempt,
                                         provider=exc.provider, account=exc.account)
                 return
+            except GiveBack:
+                raise
             except Exception as exc:  # any handler failure is retried, then kept
                 hint = exc.delay_s if isinstance(exc, RetryLater) else None
                 if attempt >= self.retry.max_attempts:
@@ -374,6 +400,8 @@ class WorkerRuntime:
                                           if isinstance(exc, TimeoutError) else "")
                     await self._dead_letter(record, f"{type(exc).__name__}: {detail}", attempt)
                     return
+                if self._winding_down.is_set():
+                    raise GiveBack from exc  # retried by whoever handles it next
                 HANDLED.labels(self.name, "retry").inc()
                 log.warning("handler failed, retrying", worker=self.name, attempt=attempt,
                             error=repr(exc), topic=record.topic, offset=record.offset)

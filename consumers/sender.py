@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from consumers.outbound import SendContext, SendError, SendReceipt, build_client
 from consumers.outbound.base import OutboundClient
-from consumers.runtime import Context, PoisonRecord, Record
+from consumers.runtime import Context, GiveBack, PoisonRecord, Record
 from consumers.table import CompactedTable
 from switchboard.accounts import Account, Accounts
 from switchboard.commands import (
@@ -41,7 +41,8 @@ SENDS = Counter("switchboard_sender_sends_total", "Provider send attempts by out
 
 
 class LedgerEntry(BaseModel):
-    state: Literal["pending", "sent", "failed"]
+    # "released": given back unsent while the sender stopped; whoever handles it next sends it.
+    state: Literal["pending", "sent", "failed", "released"]
     result: OutboundResult | None = None
 
 
@@ -52,7 +53,7 @@ def decode_ledger(value: bytes) -> LedgerEntry:
 def ledger_stands(current: LedgerEntry, read: LedgerEntry) -> bool:
     """An outcome is final: the "pending" mark written before it, read back late, must not
     undo it (a redelivered command would then be reported `outcome_unknown`)."""
-    return current.state != "pending" and read.state == "pending"
+    return current.state in ("sent", "failed") and read.state in ("pending", "released")
 
 
 def _ledger_record(entry: LedgerEntry) -> OutRecord:
@@ -123,7 +124,7 @@ class Sender:
                                provider=named_provider, account=named_account) from None
         key, conversation = command.id.encode(), record.key
         entry = self.ledger.get(key)
-        if entry is not None:
+        if entry is not None and entry.state != "released":
             await self._redelivered(command, conversation, entry, ctx)
             return
         account = self.accounts.by_name(command.account)
@@ -146,7 +147,13 @@ class Sender:
                 f"account {account.name} outbound config is invalid: {exc}", attempts=0))
             return
         await self._mark(ctx, key, LedgerEntry(state="pending"))
-        result = await self._send_with_retries(client, command, account)
+        try:
+            result = await self._send_with_retries(client, command, account, ctx)
+        except GiveBack:
+            # Every attempt so far was refused before the provider took it: safe to leave
+            # to the next sender, which would otherwise find it pending (outcome_unknown).
+            await self._mark(ctx, key, LedgerEntry(state="released"))
+            raise
         await self._finish(ctx, conversation, result)
 
     async def _refuse_invalid(self, record: Record, exc: ValidationError,
@@ -196,7 +203,7 @@ class Sender:
             permanent=False))
 
     async def _send_with_retries(self, client: OutboundClient, command: OutboundCommand,
-                                 account: Account) -> OutboundResult:
+                                 account: Account, ctx: Context) -> OutboundResult:
         attempt = 0
         while True:
             attempt += 1
@@ -216,10 +223,20 @@ class Sender:
                                          description,
                                          attempts=attempt if exc.called else attempt - 1,
                                          permanent=not exc.retryable)
-                await asyncio.sleep(self._delay(attempt, exc.retry_after_s))
+                await self._wait_to_retry(self._delay(attempt, exc.retry_after_s), ctx)
                 continue
             SENDS.labels(account.provider, account.name, "accepted").inc()
             return self._accepted(command, account.provider, receipt, attempt)
+
+    @staticmethod
+    async def _wait_to_retry(delay_s: float, ctx: Context) -> None:
+        """Sleep before the next attempt, unless the worker winds down: a SIGTERM or a
+        rebalance should not wait out a provider's Retry-After."""
+        try:
+            await asyncio.wait_for(ctx.winding_down.wait(), delay_s)
+        except TimeoutError:
+            return  # waited the whole delay: try again
+        raise GiveBack
 
     def _delay(self, attempt: int, hint: float | None) -> float:
         if hint is not None:

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, partitions_of
-from tests.integration.stack import running_stack
+from tests.integration.stack import Stack, running_stack
 from tests.integration.test_end_to_end import command_for, results_for
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
@@ -47,19 +48,26 @@ def _toml(data: dict[str, Any]) -> str:
                      for name, fields in data.items())
 
 
+def _sender_starter(stack: Stack, kafka_bootstrap: str, tmp_path: Path
+                    ) -> Callable[[], subprocess.Popen[bytes]]:
+    """Starts `switchboard worker sender` as its own process, on the stack's accounts."""
+    accounts_file = tmp_path / "accounts.toml"
+    accounts_file.write_text(_toml(stack.accounts_data))
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+           "SWITCHBOARD_ACCOUNTS_FILE": str(accounts_file),
+           "SWITCHBOARD_PUBLIC_URL": stack.ingest.base_url, "SWITCHBOARD_LOG_FORMAT": "json"}
+
+    def start_sender() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "switchboard.cli", "worker", "sender"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return start_sender
+
+
 async def test_sender_killed_mid_batch_never_sends_a_command_twice(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     async with running_stack(kafka_bootstrap, workers=()) as stack:
-        accounts_file = tmp_path / "accounts.toml"
-        accounts_file.write_text(_toml(stack.accounts_data))
-        env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-               "SWITCHBOARD_ACCOUNTS_FILE": str(accounts_file),
-               "SWITCHBOARD_PUBLIC_URL": stack.ingest.base_url, "SWITCHBOARD_LOG_FORMAT": "json"}
-
-        def start_sender() -> subprocess.Popen[bytes]:
-            return subprocess.Popen([sys.executable, "-m", "switchboard.cli", "worker", "sender"],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start_sender = _sender_starter(stack, kafka_bootstrap, tmp_path)
 
         # Same partition, different conversations: `fast` (after `slow`) completes, but the
         # partition's commit cannot pass `slow`, which is still in flight at the provider.
@@ -103,3 +111,42 @@ async def test_sender_killed_mid_batch_never_sends_a_command_twice(
         [unknown] = results_for(found, slow.id)
         assert unknown["status"] == "failed"
         assert unknown["error"]["code"] == "outcome_unknown"
+
+
+async def test_sender_stopped_while_waiting_to_retry_leaves_the_command_to_the_next_one(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # A deploy during a provider's 429: the command was refused, so it is handed back unsent
+    # (the ledger says "released") rather than waited for or reported outcome_unknown.
+    async with running_stack(kafka_bootstrap, workers=()) as stack:
+        start_sender = _sender_starter(stack, kafka_bootstrap, tmp_path)
+        command = command_for("infobip")
+        await stack.control("POST", "faults", {"account": command.account, "mode": "http_429",
+                                               "count": 1, "retry_after_s": 30})
+        async with TopicWatcher(kafka_bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+            before = await watcher.snapshot()
+            sender = start_sender()
+            try:
+                await publish(kafka_bootstrap, [command_record(command, "infobip")])
+                for _ in range(300):  # until the provider refused the first attempt
+                    if not (await stack.control("GET", "faults")).json()["faults"]:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the sender never called the provider")
+                sender.send_signal(signal.SIGTERM)
+                # Bounded below the 30 s Retry-After: it must not wait that out.
+                assert await asyncio.to_thread(sender.wait, 20) == 0
+                assert not results_for(await watcher.records_since(before), command.id)
+
+                sender = start_sender()
+                found = await collect_until(watcher, before,
+                                            lambda f: bool(results_for(f, command.id)))
+            finally:
+                sender.terminate()
+                sender.wait(30)
+        [result] = results_for(found, command.id)
+        assert result["status"] == "accepted"
+        receipts = [s for s in await stack.sends(command.account)
+                    if s["correlation_id"] == command.id]
+        assert len(receipts) == 1

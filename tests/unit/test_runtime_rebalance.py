@@ -147,3 +147,23 @@ async def test_a_handler_that_never_returns_is_timed_out_then_dead_lettered() ->
     [letter] = producer.published
     assert orjson.loads(letter.value)["reason"] == "TimeoutError: no answer within 0.05s"
     assert runtime._in_flight[TP] == set() and runtime._failure is None  # the worker goes on
+
+
+async def test_on_stop_records_not_started_are_given_back_uncommitted() -> None:
+    handled: list[int] = []
+    gate = asyncio.Event()
+
+    async def handler(record: Record, ctx: Context) -> None:
+        await gate.wait()
+        handled.append(record.offset)
+
+    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+                            handler=handler, max_concurrency=1)
+    consumer = FakeConsumer({TP})
+    await runtime._dispatch(fetched(range(5)))  # 0 starts; 1-4 wait for their turn
+    await asyncio.sleep(0.01)
+    runtime.stop()  # SIGTERM: finish what started, leave the rest to the next run
+    gate.set()
+    await asyncio.wait_for(runtime.drain(consumer), 5)  # type: ignore[arg-type]
+    assert handled == [0]
+    assert consumer.commits == [{TP: 1}]

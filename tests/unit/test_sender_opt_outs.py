@@ -7,6 +7,7 @@ and the provider is an in-process httpx transport (a unit test of the sender's l
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from consumers.bots.optouts import (
     opt_out_key,
     opt_out_records,
 )
-from consumers.runtime import PoisonRecord, Record
+from consumers.runtime import GiveBack, PoisonRecord, Record
 from consumers.sender import LedgerEntry, Sender, decode_ledger, ledger_stands
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
@@ -279,3 +280,38 @@ def test_the_ledger_keeps_an_outcome_when_its_earlier_pending_mark_is_read_back(
     table.put_local(key, done)
     table._apply(Record(OUTBOUND_SENT.name, 0, 0, key, pending.model_dump_json().encode(), ()))
     assert table.get(key) == done
+
+
+async def test_a_send_waiting_to_retry_is_given_back_unsent_when_the_sender_stops() -> None:
+    calls: list[int] = []
+    refused = asyncio.Event()
+
+    def busy_then_fine(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            refused.set()
+            return httpx.Response(503, json={"error": "busy"}, headers={"Retry-After": "30"})
+        return httpx.Response(200, json={"messages": [{"messageId": "ib-2"}]})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(busy_then_fine)) as http:
+        def sender() -> Sender:
+            return Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                   decode_ledger), http, public_url=None,
+                          opt_outs=OptOutList(CompactedTable("unused:9092", OPT_OUTS.name,
+                                                             decode_opt_out)))
+        first, ctx, sent = sender(), FakeContext(), consumed(command())
+        handling = asyncio.create_task(first.handle(sent, ctx))
+        await asyncio.wait_for(refused.wait(), 5)
+        ctx.winding_down.set()  # SIGTERM during the 30 s Retry-After
+        with pytest.raises(GiveBack):
+            await asyncio.wait_for(handling, 5)
+        marks = [r for r in ctx.published if r.topic == OUTBOUND_SENT.name]
+        assert [decode_ledger(r.value).state for r in marks] == ["pending", "released"]
+
+        # The next sender reads the ledger as it was left, and sends it (not outcome_unknown).
+        second, again = sender(), FakeContext()
+        for mark in marks:
+            second.ledger._apply(Record(OUTBOUND_SENT.name, 0, 0, mark.key, mark.value, ()))
+        await second.handle(sent, again)
+        [result] = results(again)
+        assert result["status"] == "accepted" and len(calls) == 2
