@@ -61,10 +61,10 @@ OUTBOUND_RESULTS = TopicSpec(
     "the result of each outbound command (accepted or failed)",
     {"retention.ms": str(7 * DAY_MS)},
 )
-# Ids are kept this long: well past the outbound topic's 7 days, after which Kafka itself can
-# no longer redeliver a command. Compaction alone would keep every id ever sent, read in full
-# by each sender at start.
-LEDGER_RETENTION_DAYS = 30
+# Ids are kept a day past the outbound topic's 7, after which Kafka can no longer redeliver a
+# command. Compaction alone would keep every id ever sent: each sender reads them all at start
+# and holds them in memory (about half a kilobyte each, with the result).
+LEDGER_RETENTION_DAYS = 8
 OUTBOUND_SENT = TopicSpec(
     "switchboard.outbound-sent.v1",
     "ids of commands already sent, so a redelivered command is not sent twice",
