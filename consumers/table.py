@@ -8,6 +8,8 @@ the fast local view.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -19,6 +21,7 @@ from switchboard.topics import partitions_of
 
 log = get_logger(__name__)
 V = TypeVar("V")
+SWEEP_EVERY_S = 60.0
 
 
 class CompactedTable(Generic[V]):
@@ -30,13 +33,19 @@ class CompactedTable(Generic[V]):
 
     def __init__(self, bootstrap_servers: str, topic: str, decode: Callable[[bytes], V], *,
                  relaxed_follow: bool = False,
-                 stands: Callable[[V, V], bool] | None = None) -> None:
+                 stands: Callable[[V, V], bool] | None = None,
+                 max_age_s: float | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.decode = decode
         # `stands(current, read)`: the value held stands against one read from the topic. The
         # follower may read back our own earlier write after a later one was put locally.
         self.stands = stands
+        # Keys last written longer ago than this are dropped, as the topic's retention drops
+        # them: a long-running process would otherwise keep every key it ever read.
+        self.max_age_s = max_age_s
+        self._written: OrderedDict[bytes, float] = OrderedDict()  # oldest first
+        self._swept_at = time.time()
         self.follow_wait_ms = 500 if relaxed_follow else 100
         self._fetch_min_bytes = 256 * 1024 if relaxed_follow else 1
         self._values: dict[bytes, V] = {}
@@ -94,6 +103,8 @@ class CompactedTable(Generic[V]):
         # it next awaits: at the end offsets means every record is in the table.
         for tp in self._partitions:
             self._positions[tp] = await self._consumer.position(tp)
+        if self.max_age_s is not None and time.time() - self._swept_at >= SWEEP_EVERY_S:
+            self._drop_older_than(time.time() - self.max_age_s)
         async with self._advanced:
             await asyncio.wait_for(
                 self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end
@@ -119,6 +130,8 @@ class CompactedTable(Generic[V]):
                 self._apply(record)
         for tp in self._partitions:
             self._positions[tp] = await self._consumer.position(tp)
+        if self.max_age_s is not None and time.time() - self._swept_at >= SWEEP_EVERY_S:
+            self._drop_older_than(time.time() - self.max_age_s)
         async with self._advanced:
             self._advanced.notify_all()
 
@@ -128,8 +141,26 @@ class CompactedTable(Generic[V]):
         if record.value is None:  # a tombstone deletes the key
             self._values.pop(record.key, None)
             self._undecoded.pop(record.key, None)
+            self._written.pop(record.key, None)
         else:
             self._undecoded[record.key] = record.value
+            if self.max_age_s is not None:
+                self._touch(record.key, record.timestamp / 1000 if record.timestamp else None)
+
+    def _touch(self, key: bytes, at: float | None) -> None:
+        self._written[key] = at if at is not None else time.time()
+        self._written.move_to_end(key)
+
+    def _drop_older_than(self, cutoff: float) -> None:
+        """Records arrive about in time order, so the oldest writes are at the front."""
+        self._swept_at = time.time()
+        while self._written:
+            key, at = next(iter(self._written.items()))
+            if at >= cutoff:
+                break
+            del self._written[key]
+            self._values.pop(key, None)
+            self._undecoded.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._values.keys() | self._undecoded.keys())
@@ -151,3 +182,5 @@ class CompactedTable(Generic[V]):
         """Record what we just wrote to the topic ourselves, without waiting to read it back."""
         self._undecoded.pop(key, None)
         self._values[key] = value
+        if self.max_age_s is not None:
+            self._touch(key, None)

@@ -31,7 +31,14 @@ from switchboard import heap
 from switchboard.accounts import Accounts
 from switchboard.logs import get_logger
 from switchboard.settings import Settings
-from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS, OPT_OUTS, OUTBOUND, OUTBOUND_SENT
+from switchboard.topics import (
+    LEDGER_RETENTION_DAYS,
+    MESSAGE_INBOUND,
+    MESSAGE_STATUS,
+    OPT_OUTS,
+    OUTBOUND,
+    OUTBOUND_SENT,
+)
 
 log = get_logger(__name__)
 
@@ -61,7 +68,7 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
                     "to this default, which they may not reach", url=settings.ingest_url)
     # Read at start and on rebalance (catch_up); between them the follower need not hurry.
     ledger = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger, relaxed_follow=True,
-                            stands=ledger_stands)
+                            stands=ledger_stands, max_age_s=LEDGER_RETENTION_DAYS * 86_400)
     await ledger.start()
     try:
         async with _opt_out_list(bootstrap) as opt_outs, httpx.AsyncClient(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from consumers.table import CompactedTable
@@ -12,6 +13,7 @@ class FakeRecord:
     key: bytes | None
     value: bytes | None
     offset: int = 0
+    timestamp: int = 0  # ms, as Kafka gives it
 
 
 def decode(value: bytes) -> int:
@@ -61,3 +63,18 @@ def test_local_write_shows_at_once_and_a_later_record_replaces_it() -> None:
     assert table.get(b"a") == 5
     table._apply(FakeRecord(b"a", b"6"))
     assert table.get(b"a") == 6
+
+
+def test_keys_older_than_the_topics_retention_are_dropped_from_memory() -> None:
+    # The ledger topic deletes ids after its retention; a sender running for weeks would
+    # otherwise keep every id it ever read.
+    now = time.time()
+    table = CompactedTable("unused:9092", "topic", decode, max_age_s=100)
+    table._apply(FakeRecord(b"old", b"1", timestamp=int((now - 200) * 1000)))
+    table._apply(FakeRecord(b"rewritten", b"2", timestamp=int((now - 200) * 1000)))
+    table._apply(FakeRecord(b"recent", b"3", timestamp=int((now - 50) * 1000)))
+    table._apply(FakeRecord(b"rewritten", b"4", timestamp=int((now - 10) * 1000)))
+    table.put_local(b"ours", 5)
+    table._drop_older_than(now - 100)
+    assert [table.get(k) for k in (b"old", b"rewritten", b"recent", b"ours")] == [None, 4, 3, 5]
+    assert len(table) == 3
