@@ -10,6 +10,7 @@ message, and the sender reports a failure instead of risking a duplicate (at mos
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -97,6 +98,9 @@ class Sender:
         self.opt_outs = opt_outs or NoOptOuts()
         self.policy = policy or SendPolicy()
         self._clients: dict[str, OutboundClient] = {}
+        # Per account: no send before this (monotonic) time, because the provider said to
+        # wait (Retry-After). Every queued command would otherwise meet the ban by itself.
+        self._hold_until: dict[str, float] = {}
 
     def client_for(self, account: Account) -> OutboundClient:
         client = self._clients.get(account.name)
@@ -207,6 +211,9 @@ class Sender:
         attempt = 0
         while True:
             attempt += 1
+            held_s = self._hold_until.get(account.name, 0.0) - time.monotonic()
+            if held_s > 0:
+                await self._wait_to_retry(held_s, ctx)
             try:
                 receipt = await client.send(command)
             except SendError as exc:
@@ -223,10 +230,21 @@ class Sender:
                                          description,
                                          attempts=attempt if exc.called else attempt - 1,
                                          permanent=not exc.retryable)
-                await self._wait_to_retry(self._delay(attempt, exc.retry_after_s), ctx)
+                delay = self._delay(attempt, exc.retry_after_s)
+                if exc.retry_after_s is not None:
+                    self._hold(account.name, delay)
+                await self._wait_to_retry(delay, ctx)
                 continue
             SENDS.labels(account.provider, account.name, "accepted").inc()
             return self._accepted(command, account.provider, receipt, attempt)
+
+    def _hold(self, account: str, delay_s: float) -> None:
+        until = time.monotonic() + delay_s
+        if until > self._hold_until.get(account, 0.0):
+            if self._hold_until.get(account, 0.0) < time.monotonic():
+                log.warning("provider asked to wait: holding this account's sends",
+                            account=account, seconds=round(delay_s, 1))
+            self._hold_until[account] = until
 
     @staticmethod
     async def _wait_to_retry(delay_s: float, ctx: Context) -> None:

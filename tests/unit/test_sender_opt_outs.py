@@ -315,3 +315,28 @@ async def test_a_send_waiting_to_retry_is_given_back_unsent_when_the_sender_stop
         await second.handle(sent, again)
         [result] = results(again)
         assert result["status"] == "accepted" and len(calls) == 2
+
+
+async def test_a_retry_after_holds_every_send_of_the_account_not_just_the_refused_one() -> None:
+    calls: list[int] = []
+    refused = asyncio.Event()
+
+    def banned(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        refused.set()
+        return httpx.Response(429, json={"error": "slow down"}, headers={"Retry-After": "30"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(banned)) as http:
+        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None)
+        ctx = FakeContext()
+        first = asyncio.create_task(sender.handle(consumed(command()), ctx))
+        await asyncio.wait_for(refused.wait(), 5)
+        second = asyncio.create_task(sender.handle(consumed(command()), ctx))
+        await asyncio.sleep(0.1)  # time enough to call the provider, were it not held
+        assert len(calls) == 1
+        ctx.winding_down.set()  # both are handed back unsent, for the next sender
+        for task in (first, second):
+            with pytest.raises(GiveBack):
+                await asyncio.wait_for(task, 5)
+    assert len(calls) == 1
