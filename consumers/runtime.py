@@ -307,9 +307,8 @@ class WorkerRuntime:
                 await self._handle_one(record)
         except GiveBack:
             return  # stays in flight: commits stop below it, and it comes back
-        except Exception as exc:  # noqa: BLE001 - only a dead-letter publish can fail here
-            self._failure = self._failure or exc
-            self._stopping.set()  # stop without committing past this record: it comes back
+        except Exception as exc:  # noqa: BLE001 - a dead-letter publish, or MustNotSkip
+            self.fail(exc)  # stop without committing past this record: it comes back
             return
         finally:
             self._capacity.release()

@@ -57,10 +57,8 @@ def ledger_stands(current: LedgerEntry, read: LedgerEntry) -> bool:
     return current.state in ("sent", "failed") and read.state in ("pending", "released")
 
 
-def _ledger_record(entry: LedgerEntry) -> OutRecord:
-    assert entry.result is not None
-    return OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(),
-                     entry.result.command_id.encode())
+def _ledger_record(key: bytes, entry: LedgerEntry) -> OutRecord:
+    return OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(), key)
 
 
 class OptOutCheck(Protocol):
@@ -196,7 +194,8 @@ class Sender:
                            entry: LedgerEntry, ctx: Context) -> None:
         if entry.result is not None:  # done before: publish the same outcome again
             # The ledger record too: this may be a retry after storing it failed.
-            await ctx.publish([_ledger_record(entry), result_record(entry.result, conversation)])
+            await ctx.publish([_ledger_record(command.id.encode(), entry),
+                               result_record(entry.result, conversation)])
             return
         log.warning("command found pending after a restart; not resending", command=command.id)
         account = self.accounts.by_name(command.account)
@@ -239,12 +238,11 @@ class Sender:
             return self._accepted(command, account.provider, receipt, attempt)
 
     def _hold(self, account: str, delay_s: float) -> None:
-        until = time.monotonic() + delay_s
-        if until > self._hold_until.get(account, 0.0):
-            if self._hold_until.get(account, 0.0) < time.monotonic():
-                log.warning("provider asked to wait: holding this account's sends",
-                            account=account, seconds=round(delay_s, 1))
-            self._hold_until[account] = until
+        now, held_until = time.monotonic(), self._hold_until.get(account, 0.0)
+        if held_until < now:  # said once per hold, not per held command
+            log.warning("provider asked to wait: holding this account's sends",
+                        account=account, seconds=round(delay_s, 1))
+        self._hold_until[account] = max(held_until, now + delay_s)
 
     @staticmethod
     async def _wait_to_retry(delay_s: float, ctx: Context) -> None:
@@ -262,7 +260,7 @@ class Sender:
         return float(min(self.policy.base_delay_s * 2 ** (attempt - 1), self.policy.max_delay_s))
 
     async def _mark(self, ctx: Context, key: bytes, entry: LedgerEntry) -> None:
-        await ctx.publish([OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(), key)])
+        await ctx.publish([_ledger_record(key, entry)])
         self.ledger.put_local(key, entry)
 
     async def _finish(self, ctx: Context, conversation: bytes | None,
@@ -273,8 +271,9 @@ class Sender:
         entry = LedgerEntry(state=state, result=result)
         # Known before it is stored: if storing fails, the handler's retry finds the outcome
         # and publishes it again, instead of a "pending" that would read as outcome_unknown.
-        self.ledger.put_local(result.command_id.encode(), entry)
-        await ctx.publish([_ledger_record(entry), result_record(result, conversation)])
+        key = result.command_id.encode()
+        self.ledger.put_local(key, entry)
+        await ctx.publish([_ledger_record(key, entry), result_record(result, conversation)])
 
     @staticmethod
     def _accepted(command: OutboundCommand, provider: str, receipt: SendReceipt,

@@ -103,8 +103,6 @@ class CompactedTable(Generic[V]):
         # it next awaits: at the end offsets means every record is in the table.
         for tp in self._partitions:
             self._positions[tp] = await self._consumer.position(tp)
-        if self.max_age_s is not None and time.time() - self._swept_at >= SWEEP_EVERY_S:
-            self._drop_older_than(time.time() - self.max_age_s)
         async with self._advanced:
             await asyncio.wait_for(
                 self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end
@@ -130,8 +128,7 @@ class CompactedTable(Generic[V]):
                 self._apply(record)
         for tp in self._partitions:
             self._positions[tp] = await self._consumer.position(tp)
-        if self.max_age_s is not None and time.time() - self._swept_at >= SWEEP_EVERY_S:
-            self._drop_older_than(time.time() - self.max_age_s)
+        self._drop_expired()
         async with self._advanced:
             self._advanced.notify_all()
 
@@ -150,6 +147,11 @@ class CompactedTable(Generic[V]):
     def _touch(self, key: bytes, at: float | None) -> None:
         self._written[key] = at if at is not None else time.time()
         self._written.move_to_end(key)
+
+    def _drop_expired(self) -> None:
+        """Once a minute (from the follower): keys past `max_age_s`."""
+        if self.max_age_s is not None and time.time() - self._swept_at >= SWEEP_EVERY_S:
+            self._drop_older_than(time.time() - self.max_age_s)
 
     def _drop_older_than(self, cutoff: float) -> None:
         """Records arrive about in time order, so the oldest writes are at the front."""

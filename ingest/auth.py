@@ -160,8 +160,7 @@ def verify_standard_webhooks(request: SignedRequest, config: AuthConfig) -> None
                 offered.append(base64.b64decode(part[3:], validate=True))
             except ValueError:  # binascii.Error is one
                 continue  # one bad entry must not hide a good one next to it
-    for secret in config.secret_values():
-        key = _decode_b64(secret.removeprefix("whsec_"))
+    for key in config.signing_keys():
         expected = _hmac(key, message)
         if any(_equal(expected, signature) for signature in offered):
             return

@@ -12,7 +12,11 @@ import contextlib
 import os
 from pathlib import Path
 
-from switchboard.serving import CONNECTED_PREFIX, MULTIPROCESS_DIR_ENV, PROCESS_COUNT_FILE
+from switchboard.serving import MULTIPROCESS_DIR_ENV
+
+# In that directory: how many processes `serve` started, and a file per connected process.
+PROCESS_COUNT_FILE = "ingest-processes"
+CONNECTED_PREFIX = "ingest-connected-"
 
 
 class SiblingProcesses:
@@ -54,8 +58,8 @@ def _alive(pid: str) -> bool:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, only not ours to signal
+        pass
     return True
 
 

@@ -96,19 +96,26 @@ class AuthConfig(_Strict):
         """Standard Webhooks keys are base64: a bad one found per request would fail every
         request, and before the other secret of a rotation is tried."""
         if self.scheme == "standard-webhooks":
-            for secret in self.secret_values():
-                try:
-                    key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-                except ValueError:
-                    raise ValueError("a standard-webhooks secret must be base64 after "
-                                     "'whsec_'") from None
-                if len(key) < MIN_SECRET_CHARS:
-                    raise ValueError(f"a standard-webhooks key needs at least "
-                                     f"{MIN_SECRET_CHARS} bytes")
+            self.signing_keys()
         return self
 
     def secret_values(self) -> list[str]:
         return [secret.get_secret_value() for secret in self.secrets]
+
+    def signing_keys(self) -> list[bytes]:
+        """The secrets of a standard-webhooks account as the keys they encode (ValueError if
+        one does not; checked when the account is loaded)."""
+        return [_webhook_key(secret) for secret in self.secret_values()]
+
+
+def _webhook_key(secret: str) -> bytes:
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except ValueError:
+        raise ValueError("a standard-webhooks secret must be base64 after 'whsec_'") from None
+    if len(key) < MIN_SECRET_CHARS:
+        raise ValueError(f"a standard-webhooks key needs at least {MIN_SECRET_CHARS} bytes")
+    return key
 
 
 class Account(_Strict):

@@ -8,9 +8,6 @@ from collections.abc import Iterator
 import uvicorn
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name for it
-# In that directory: how many processes `serve` started, and a file per connected process.
-PROCESS_COUNT_FILE = "ingest-processes"
-CONNECTED_PREFIX = "ingest-connected-"
 
 
 def shutdown_grace_s(produce_timeout_s: float) -> int:

@@ -12,7 +12,6 @@ import signal
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -123,7 +122,9 @@ class BotHandler:
         opted_out: bool | None = None  # the keyword's opt-out change, if any
         decision = compliance(event, account)
         if decision is not None:
-            if decision.opt_out is not None and not self._superseded(
+            # A change older than the known one (a STOP redelivered after a START) would
+            # undo the newer one: not published.
+            if decision.opt_out is not None and not self.opt_outs.superseded(
                     event.account, event.from_, event.received_at):
                 opted_out = decision.opt_out
                 records.extend(opt_out_records(  # the outbound copy precedes the reply
@@ -163,15 +164,9 @@ class BotHandler:
         OPT_OUT_CHANGES.labels(self.name, account, "opt_out" if opted_out else "opt_in",
                                source).inc()
 
-    def _superseded(self, account: str, contact: str, at: datetime) -> bool:
-        """A change stamped `at` is older than the one already known (a redelivered STOP
-        after a START, a provider's late report): publishing it would undo the newer one."""
-        known = self.opt_outs.state(account, contact)
-        return known is not None and known.at > at
-
     async def _provider_signal(self, event: MessageEvent, ctx: Context) -> None:
         at = event.occurred_at or event.received_at  # when the provider saw it, not now
-        if provider_opt_out(event) and event.to and not self._superseded(
+        if provider_opt_out(event) and event.to and not self.opt_outs.superseded(
                 event.account, event.to, at):
             change = opt_out_records(
                 event.provider, event.account, event.to, True,

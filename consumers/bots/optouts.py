@@ -89,6 +89,11 @@ class OptOutList:
         read = self.table.get(key)
         return read is not None and read.at >= ahead.at
 
+    def superseded(self, account: str, contact: str, at: datetime) -> bool:
+        """A change stamped `at` is older than the one known: the newer `at` wins."""
+        known = self.state(account, contact)
+        return known is not None and known.at > at
+
     def is_opted_out(self, account: str, contact: str) -> bool:
         state = self.state(account, contact)
         return state is not None and state.opted_out
@@ -98,8 +103,7 @@ class OptOutList:
         before the opt-out topic echoes it (ValueError if unreadable)."""
         state = decode_opt_out(value)
         key = opt_out_key(state.account, state.contact)
-        known = self.state(state.account, state.contact)
-        if known is None or state.at >= known.at:
+        if not self.superseded(state.account, state.contact, state.at):
             self._ahead[key] = state
             if len(self._ahead) >= self._sweep_at:
                 self._sweep()

@@ -88,14 +88,16 @@ async def wait_ready(base_url: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def own_broker(data_dir: Path) -> AsyncIterator[LocalKafka]:
-    """A broker for one test that stops, pauses or loses it, with Switchboard's topics."""
+async def own_broker(data_dir: Path, partitions: int = 1) -> AsyncIterator[LocalKafka]:
+    """A broker for one test that stops, pauses or loses it, or needs its first topics to be
+    Switchboard's (created with `partitions` each)."""
     broker = LocalKafka(data_dir / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
                         controller_port=free_port())
     await asyncio.to_thread(broker.start)
     try:
         await broker.wait_ready()
-        await ensure_topics(broker.bootstrap_servers, partitions=1, replication_factor=1)
+        await ensure_topics(broker.bootstrap_servers, partitions=partitions,
+                            replication_factor=1)
         yield broker
     finally:
         await asyncio.to_thread(broker.stop)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from pathlib import Path
@@ -14,9 +13,8 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from consumers.sender import decode_ledger
 from consumers.table import CompactedTable
-from switchboard.localkafka import LocalKafka, free_port
-from switchboard.settings import Settings
 from switchboard.topics import LEDGER_RETENTION_DAYS, OUTBOUND_SENT, TopicSpec, ensure_topics
+from tests.integration.processes import own_broker
 
 
 async def _consume(bootstrap: str, topic: str, group: str, count: int) -> list[bytes]:
@@ -95,18 +93,11 @@ async def test_a_table_on_new_topics_starts_without_kafka_errors(
     # A leader named in the metadata may not have taken its partition on yet: the sender's
     # ledger (a compacted table) asks for offsets right at start, and aiokafka logs that
     # refusal as an error. It shows on a broker's first topics: this test has its own broker.
-    broker = LocalKafka(tmp_path / "kafka", cache_dir=Settings().cache_dir, port=free_port(),
-                        controller_port=free_port())
-    await asyncio.to_thread(broker.start)
-    try:
-        await broker.wait_ready()
-        await ensure_topics(broker.bootstrap_servers, partitions=4, replication_factor=1)
+    async with own_broker(tmp_path, partitions=4) as broker:
         table = CompactedTable(broker.bootstrap_servers, OUTBOUND_SENT.name, decode_ledger)
         with caplog.at_level(logging.WARNING, logger="aiokafka"):
             await table.start()
         await table.stop()
-    finally:
-        await asyncio.to_thread(broker.stop)
     assert len(table) == 0
     assert [r.getMessage() for r in caplog.records if r.name.startswith("aiokafka")] == []
 

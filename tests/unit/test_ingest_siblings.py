@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest.siblings import SiblingProcesses, write_process_count
-from switchboard.serving import CONNECTED_PREFIX, MULTIPROCESS_DIR_ENV
+from ingest.siblings import CONNECTED_PREFIX, SiblingProcesses, write_process_count
+from switchboard.serving import MULTIPROCESS_DIR_ENV
 
 
 def test_ready_only_once_every_live_process_is_connected(

@@ -44,7 +44,8 @@ def fetched(offsets: range) -> dict[TopicPartition, list[Any]]:
                  for n in offsets]}
 
 
-async def test_a_released_partitions_fetched_records_do_not_start() -> None:
+def gated() -> tuple[Any, list[int], asyncio.Event]:
+    """A handler that waits for the gate, then notes the offset it handled."""
     handled: list[int] = []
     gate = asyncio.Event()
 
@@ -52,6 +53,11 @@ async def test_a_released_partitions_fetched_records_do_not_start() -> None:
         await gate.wait()
         handled.append(record.offset)
 
+    return handler, handled, gate
+
+
+async def test_a_released_partitions_fetched_records_do_not_start() -> None:
+    handler, handled, gate = gated()
     runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
                             handler=handler, max_in_flight=1)
     consumer = FakeConsumer({TP})
@@ -150,13 +156,7 @@ async def test_a_handler_that_never_returns_is_timed_out_then_dead_lettered() ->
 
 
 async def test_on_stop_records_not_started_are_given_back_uncommitted() -> None:
-    handled: list[int] = []
-    gate = asyncio.Event()
-
-    async def handler(record: Record, ctx: Context) -> None:
-        await gate.wait()
-        handled.append(record.offset)
-
+    handler, handled, gate = gated()
     runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
                             handler=handler, max_concurrency=1)
     consumer = FakeConsumer({TP})

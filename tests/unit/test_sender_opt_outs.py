@@ -71,10 +71,18 @@ def consumed(record: OutRecord) -> Record:
     return Record(record.topic, 0, 0, record.key, record.value, tuple(record.headers))
 
 
-def command() -> OutRecord:
-    return command_record(OutboundCommand(id=str(uuid.uuid4()), account="acme", to=CONTACT,
-                                          text="Sale today", created_at=datetime.now(UTC)),
-                          "infobip")
+def command(to: str = CONTACT, kind: CommandKind = CommandKind.MESSAGE) -> OutRecord:
+    return command_record(OutboundCommand(id=str(uuid.uuid4()), account="acme", to=to,
+                                          text="Sale today", kind=kind,
+                                          created_at=datetime.now(UTC)), "infobip")
+
+
+async def opted_out(sender: Sender) -> tuple[FakeContext, OutRecord]:
+    """A context in which the sender has met CONTACT's STOP, and that change's record."""
+    ctx = FakeContext()
+    _, stop = opt_out_records("infobip", "acme", CONTACT, True, "keyword:STOP")
+    await sender.handle(consumed(stop), ctx)
+    return ctx, stop
 
 
 async def test_a_command_after_an_opt_out_change_is_refused_until_opt_in(
@@ -100,12 +108,8 @@ async def test_a_command_after_an_opt_out_change_is_refused_until_opt_in(
                                       "+41-79-000-111"])
 async def test_an_opted_out_contact_is_refused_however_the_number_is_written(
         sender: Sender, provider_calls: list[httpx.Request], spelling: str) -> None:
-    ctx = FakeContext()
-    _, stop = opt_out_records("infobip", "acme", CONTACT, True, "keyword:STOP")
-    await sender.handle(consumed(stop), ctx)
-    other = command_record(OutboundCommand(id=str(uuid.uuid4()), account="acme", to=spelling,
-                                           text="Sale today", created_at=datetime.now(UTC)),
-                           "infobip")
+    ctx, stop = await opted_out(sender)
+    other = command(to=spelling)
     assert other.key == stop.key  # the same conversation, so in order behind the STOP
     await sender.handle(consumed(other), ctx)
     [refused] = results(ctx)
@@ -115,13 +119,8 @@ async def test_an_opted_out_contact_is_refused_however_the_number_is_written(
 @pytest.mark.parametrize("kind", [CommandKind.OPT_OUT_CONFIRMATION, CommandKind.HELP])
 async def test_compliance_answers_reach_an_opted_out_contact(
         sender: Sender, provider_calls: list[httpx.Request], kind: CommandKind) -> None:
-    ctx = FakeContext()
-    _, stop = opt_out_records("infobip", "acme", CONTACT, True, "keyword:STOP")
-    await sender.handle(consumed(stop), ctx)
-    answer = command_record(OutboundCommand(id=str(uuid.uuid4()), account="acme", to=CONTACT,
-                                            text="Acme: reply STOP to opt out", kind=kind,
-                                            created_at=datetime.now(UTC)), "infobip")
-    await sender.handle(consumed(answer), ctx)
+    ctx, _ = await opted_out(sender)
+    await sender.handle(consumed(command(kind=kind)), ctx)
     [result] = results(ctx)
     assert result["status"] == "accepted" and len(provider_calls) == 1
 
