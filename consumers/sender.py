@@ -33,12 +33,21 @@ from switchboard.commands import (
 )
 from switchboard.events import ErrorInfo
 from switchboard.logs import get_logger
-from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, ce_type_of, result_record
+from switchboard.records import (
+    OPT_OUT_CHANGE_TYPE,
+    OutRecord,
+    ce_type_of,
+    conversation_key,
+    result_record,
+)
 from switchboard.topics import OUTBOUND_SENT
 
 log = get_logger(__name__)
 SENDS = Counter("switchboard_sender_sends_total", "Provider send attempts by outcome",
                 ["provider", "account", "outcome"])
+REKEYED = Counter("switchboard_sender_rekeyed_total",
+                  "Commands put back on the outbound topic under their conversation's key",
+                  ["provider", "account"])
 
 
 class LedgerEntry(BaseModel):
@@ -99,6 +108,7 @@ class Sender:
         # Per account: no send before this (monotonic) time, because the provider said to
         # wait (Retry-After). Every queued command would otherwise meet the ban by itself.
         self._hold_until: dict[str, float] = {}
+        self._rekeyed_accounts: set[str] = set()
 
     def client_for(self, account: Account) -> OutboundClient:
         client = self._clients.get(account.name)
@@ -124,12 +134,17 @@ class Sender:
             named_provider, named_account = await self._refuse_invalid(record, exc, ctx)
             raise PoisonRecord(f"not an outbound command: {exc.errors()[:3]}",
                                provider=named_provider, account=named_account) from None
+        account = self.accounts.by_name(command.account)
+        if account is not None:
+            conversation = conversation_key(account.provider, account.name, command.to)
+            if record.key != conversation:
+                await self._rekey(record, conversation, account, ctx)
+                return
         key, conversation = command.id.encode(), record.key
         entry = self.ledger.get(key)
         if entry is not None and entry.state != "released":
             await self._redelivered(command, conversation, entry, ctx)
             return
-        account = self.accounts.by_name(command.account)
         if account is None:
             await self._finish(ctx, conversation, self._failure(
                 command, "", "unknown_account", f"no account named {command.account!r}",
@@ -157,6 +172,21 @@ class Sender:
             await self._mark(ctx, key, LedgerEntry(state="released"))
             raise
         await self._finish(ctx, conversation, result)
+
+    async def _rekey(self, record: Record, conversation: bytes, account: Account,
+                     ctx: Context) -> None:
+        """Put a command back on the topic under its conversation's key, unsent. At most once
+        rests on one sender handling an id at a time, in its partition's order: copies of an
+        id under other keys (none, or another spelling of `to`) could be sent concurrently."""
+        await ctx.publish([OutRecord(record.topic, record.value, conversation,
+                                     list(record.headers))])
+        REKEYED.labels(account.provider, account.name).inc()
+        if account.name not in self._rekeyed_accounts:  # once: the producer is the cause
+            self._rekeyed_accounts.add(account.name)
+            given = (record.key or b"").decode("utf-8", "replace")[:80]
+            log.warning("command not keyed by its conversation: re-keyed before sending "
+                        "(key commands with switchboard.records.command_record)",
+                        account=account.name, key=given)
 
     async def _refuse_invalid(self, record: Record, exc: ValidationError,
                               ctx: Context) -> tuple[str, str]:

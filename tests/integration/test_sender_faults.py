@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from aiokafka.partitioner import murmur2
 
-from switchboard.records import command_record
-from switchboard.topics import OUTBOUND_RESULTS
+from switchboard.records import OutRecord, command_record
+from switchboard.topics import OUTBOUND_RESULTS, partitions_of
 from tests.integration.stack import Stack, running_stack
 from tests.integration.test_end_to_end import command_for, results_for
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
@@ -74,3 +75,40 @@ async def test_permanent_error_gives_a_failed_result_without_retries(provider: s
     result, receipts = await _result_of(stack, provider, {"mode": "http_400", "count": 1})
     assert result["status"] == "failed" and result["attempts"] == 1 and receipts == 0
     assert result["error"]["permanent"] is True and result["error"]["description"]
+
+
+def _keys_on_each_partition(partitions: int) -> list[bytes]:
+    """Keys the default partitioner spreads over every partition (as Kafka's Java one does)."""
+    by_partition: dict[int, bytes] = {}
+    for n in range(1000):
+        key = f"copy-{n}".encode()
+        by_partition.setdefault((murmur2(key) & 0x7FFFFFFF) % partitions, key)
+    return list(by_partition.values())
+
+
+async def test_copies_of_a_command_under_other_keys_are_sent_once(stack: Stack) -> None:
+    # One copy per partition, the first provider call slow: handled where they landed, the
+    # copies would be sent concurrently (or reported outcome_unknown). The sender re-keys them
+    # into the conversation's partition, where each finds the one before it done.
+    command = command_for("infobip")
+    keyed = command_record(command, "infobip")
+    copies = [OutRecord(keyed.topic, keyed.value, key, keyed.headers)
+              for key in _keys_on_each_partition(await _partitions(stack, keyed.topic))]
+    assert len(copies) > 1
+    response = await stack.control("POST", "faults", {"account": command.account,
+                                                      "mode": "slow", "delay_s": 2, "count": 1})
+    assert response.status_code < 300, response.text
+    async with TopicWatcher(stack.bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+        before = await watcher.snapshot()
+        await publish(stack.bootstrap, copies)
+        found = await collect_until(
+            watcher, before, lambda f: len(results_for(f, command.id)) == len(copies))
+    results = results_for(found, command.id)
+    assert {r["status"] for r in results} == {"accepted"}
+    assert len({r["provider_message_id"] for r in results}) == 1
+    receipts = [s for s in await stack.sends(command.account) if s["correlation_id"] == command.id]
+    assert len(receipts) == 1
+
+
+async def _partitions(stack: Stack, topic: str) -> int:
+    return len(await partitions_of(stack.bootstrap, topic))

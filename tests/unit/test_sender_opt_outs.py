@@ -187,6 +187,36 @@ async def test_a_result_is_keyed_like_its_command_even_for_an_unknown_account(
     assert orjson.loads(result.value)["error"]["code"] == "unknown_account"
 
 
+@pytest.mark.parametrize("key", [None, b"acme", f"infobip|acme|{CONTACT[1:]}".encode()])
+async def test_a_command_under_another_key_is_re_keyed_unsent(
+        sender: Sender, provider_calls: list[httpx.Request], key: bytes | None) -> None:
+    keyed = command()
+    ctx = FakeContext()
+    await sender.handle(consumed(OutRecord(keyed.topic, keyed.value, key, keyed.headers)), ctx)
+    [copy] = ctx.published
+    assert (copy.topic, copy.key, copy.value, copy.headers) == (
+        keyed.topic, keyed.key, keyed.value, keyed.headers)
+    assert provider_calls == []
+
+
+async def test_copies_of_an_id_under_other_keys_reach_the_provider_once(
+        sender: Sender, provider_calls: list[httpx.Request]) -> None:
+    # Unkeyed copies could sit in two partitions and be sent at once; re-keyed, they queue in
+    # one partition, where the second finds the first's outcome.
+    keyed = command()
+    ctx = FakeContext()
+    for key in (None, b"other"):
+        await sender.handle(consumed(OutRecord(keyed.topic, keyed.value, key, keyed.headers)),
+                            ctx)
+    copies = list(ctx.published)
+    ctx.published.clear()
+    for copy in copies:
+        await sender.handle(consumed(copy), ctx)
+    first, second = results(ctx)
+    assert first == second and first["status"] == "accepted"
+    assert len(provider_calls) == 1
+
+
 async def test_content_refused_before_calling_the_provider_counts_no_attempt(
         sender: Sender, provider_calls: list[httpx.Request]) -> None:
     ctx = FakeContext()
