@@ -136,9 +136,9 @@ class Sender:
                                provider=named_provider, account=named_account) from None
         account = self.accounts.by_name(command.account)
         if account is not None:
-            conversation = conversation_key(account.provider, account.name, command.to)
-            if record.key != conversation:
-                await self._rekey(record, conversation, account, ctx)
+            canonical = conversation_key(account.provider, account.name, command.to)
+            if record.key != canonical:
+                await self._rekey(record, canonical, account, ctx)
                 return
         key, conversation = command.id.encode(), record.key
         entry = self.ledger.get(key)
