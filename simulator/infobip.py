@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from consumers.outbound.infobip import infobip_channel
 from normalizers.base import channel as channel_name
 from simulator.base import (
     Bucket,
@@ -57,10 +58,6 @@ CHANNELS = frozenset({"SMS", "MMS", "WHATSAPP", "VIBER_BM", "VIBER_BOT", "RCS", 
                       "INSTAGRAM_DM", "LINE_ON", "MESSENGER"})
 SEEN_CHANNELS = frozenset({"RCS", "VIBER_BM", "VIBER_BOT", "WHATSAPP"})
 _BUTTONLESS = frozenset({"SMS", "MMS"})
-# Switchboard channel names (the accounts' `channel`) -> Infobip's channel enum.
-_INFOBIP_CHANNEL = {"sms": "SMS", "mms": "MMS", "whatsapp": "WHATSAPP", "viber": "VIBER_BM",
-                    "rcs": "RCS", "apple": "APPLE_MB", "instagram": "INSTAGRAM_DM",
-                    "line": "LINE_ON", "messenger": "MESSENGER"}
 
 # Infobip status and error objects (infobip_omnichat reports the same ones).
 _ACCEPTED = {"groupId": 1, "groupName": "PENDING", "id": 26, "name": "MESSAGE_ACCEPTED",
@@ -147,7 +144,7 @@ def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> lis
 
 def inbound_webhook(account: Account, inbound: Inbound, *, at: datetime) -> Webhook:
     config = checked_config(account, Outbound)
-    channel = _INFOBIP_CHANNEL.get(config.channel.lower(), config.channel.upper())
+    channel = infobip_channel(None, config.channel)  # as the account's client names it
     if inbound.postback is not None and channel in _BUTTONLESS:
         raise InboundNotSupported(f"Infobip {channel} messages have no buttons to tap")
     part: dict[str, Any] = {"type": "TEXT", "text": inbound.text}

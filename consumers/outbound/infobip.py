@@ -7,7 +7,10 @@ One command is one message (seed 003):
                    "webhooks": {"delivery": {"url": <webhook>}, "seen": {"url": <webhook>},
                                 "callbackData": <command id>}}]}
 
-- channel: the command's channel, else the account's, upper case (`sms` -> `SMS`).
+- channel: the command's channel, else the account's, as Infobip names it: `sms` -> `SMS`, and
+  the schema's `viber`, `instagram`, `line`, `apple` -> `VIBER_BM`, `INSTAGRAM_DM`, `LINE_ON`,
+  `APPLE_MB` (seed 003's enum). A Viber bot account sets `channel = "viber_bot"`; its replies,
+  whose inbound channel reads `viber`, then go out as `VIBER_BOT`.
 - body: `TEXT` {text}; one media item -> `IMAGE` (image/*), `VIDEO` (video/*) or `DOCUMENT`
   {url, text = the command text or the caption}. The Messages API carries one body, so more
   than one media item is a permanent error. On SMS Infobip itself renders a media URL as text
@@ -54,6 +57,9 @@ NAME = "infobip"
 PATH = "/messages-api/1/messages"
 # Channels whose messages cannot show buttons: the choices go into the text instead.
 _NO_BUTTON_CHANNELS = frozenset({"SMS", "MMS"})
+# The schema's channel names (normalizers.base) where Infobip's enum spells them otherwise.
+_INFOBIP_CHANNELS = {"viber": "VIBER_BM", "instagram": "INSTAGRAM_DM", "line": "LINE_ON",
+                     "apple": "APPLE_MB"}
 
 
 class Config(OutboundConfig):
@@ -82,7 +88,7 @@ class Client(ProviderClient[Config]):
 def build_request(command: OutboundCommand, config: Config,
                   webhook_url: str | None) -> dict[str, Any]:
     """The send request body; a permanent SendError if Infobip cannot carry the command."""
-    channel = (command.channel or config.channel).upper()
+    channel = infobip_channel(command.channel, config.channel)
     message: dict[str, Any] = {
         "channel": channel,
         "sender": config.sender,
@@ -91,6 +97,14 @@ def build_request(command: OutboundCommand, config: Config,
         "webhooks": _webhooks(command.id, webhook_url),
     }
     return {"messages": [message]}
+
+
+def infobip_channel(requested: str | None, configured: str) -> str:
+    """Infobip's channel enum value for the command's channel, else the account's."""
+    name = (requested or configured).lower()
+    if name == "viber" and configured.lower() in ("viber_bm", "viber_bot"):
+        return configured.upper()  # which Viber product the account is on
+    return _INFOBIP_CHANNELS.get(name, name.upper())
 
 
 def _content(command: OutboundCommand, channel: str) -> dict[str, Any]:

@@ -16,7 +16,15 @@ import httpx
 import jwt
 import pytest
 
-from consumers.outbound import OutboundClient, SendContext, SendError, build_client, ubiqio
+from consumers.outbound import (
+    OutboundClient,
+    SendContext,
+    SendError,
+    build_client,
+    infobip,
+    ubiqio,
+)
+from simulator import infobip as simulated_infobip
 from switchboard.commands import Button, OutboundCommand
 from switchboard.events import Media
 
@@ -313,6 +321,18 @@ async def test_infobip_buttons_on_a_button_channel(fake: FakeProvider,
         "body": {"type": "TEXT", "text": "Hello"},
         "buttons": [{"type": "REPLY", "text": "Yes", "postbackData": "y"},
                     {"type": "REPLY", "text": "No", "postbackData": "n"}]}
+
+
+@pytest.mark.parametrize(("requested", "configured", "expected"), [
+    ("viber", "sms", "VIBER_BM"), ("instagram", "sms", "INSTAGRAM_DM"), ("line", "sms", "LINE_ON"),
+    ("apple", "sms", "APPLE_MB"), ("messenger", "sms", "MESSENGER"), (None, "whatsapp", "WHATSAPP"),
+    ("viber", "viber_bot", "VIBER_BOT"), (None, "viber_bot", "VIBER_BOT"), ("rcs", "sms", "RCS"),
+])
+def test_infobip_channel_names_are_infobips(requested: str | None, configured: str,
+                                            expected: str) -> None:
+    # Replies copy the inbound event's channel, which the schema spells `viber`, `line`...
+    channel = infobip.infobip_channel(requested, configured)
+    assert channel == expected and channel in simulated_infobip.CHANNELS
 
 
 async def test_infobip_buttons_on_sms_become_numbered_choices(fake: FakeProvider,
