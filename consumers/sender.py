@@ -113,10 +113,8 @@ class Sender:
     def client_for(self, account: Account) -> OutboundClient:
         client = self._clients.get(account.name)
         if client is None:
-            webhook_url = (f"{self.public_url}/webhooks/{account.provider}/{account.name}"
-                           if self.public_url else None)
             client = build_client(account.provider, account.outbound, self.http,
-                                  SendContext(account=account.name, webhook_url=webhook_url))
+                                  SendContext.for_account(account, self.public_url))
             self._clients[account.name] = client
         return client
 

@@ -111,7 +111,9 @@ class Simulator:
             hooks = provider.status_webhooks(send, at=now,
                                              step=timedelta(seconds=self.status_delay_s))
             self.dispatcher.enqueue(Job(provider.NAME, account, tuple(hooks),
-                                        self.status_delay_s))
+                                        self.status_delay_s, url=message.status_url,
+                                        signed=message.status_url is None
+                                        or message.status_url_signed))
         if fault is not None:  # slow: accepted, recorded, but the answer takes its time
             await asyncio.sleep(fault.delay_s)
         return provider.accepted(parsed)

@@ -42,6 +42,11 @@ class Outgoing:
     correlation_id: str | None
     # What this provider's webhook builders need later (sender, flags from the request ...).
     details: Mapping[str, Any] = field(default_factory=dict)
+    # The URL the send request named for this message's status webhooks, if any: the provider
+    # posts them there rather than to the account's configured URL, and adds no credentials
+    # unless the request named an authentication profile (`status_url_signed`).
+    status_url: str | None = None
+    status_url_signed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

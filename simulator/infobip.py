@@ -11,7 +11,9 @@ Delivery reports of one account are gathered for up to 250 ms and go together, u
 Infobip sends intermediate delivery reports only when the message asked for them
 (`webhooks.delivery.intermediateReport: true`): then MESSAGE_ACCEPTED and PENDING_ENROUTE come
 before DELIVERED_TO_HANDSET. Seen reports exist only for RCS, Viber and WhatsApp, and only when
-`webhooks.seen.url` was given.
+`webhooks.seen.url` was given or the message names no URL at all (the account's subscription,
+simulated by posting to ingest with the account's credentials, then reports both kinds).
+Reports to a URL the message named carry no credentials: Infobip documents no signing for them.
 """
 
 from __future__ import annotations
@@ -195,6 +197,8 @@ def _message_violations(where: str, message: Any) -> list[tuple[str, str]]:
 
 def _outgoing(message: dict[str, Any], destination: dict[str, Any], bulk_id: str) -> Outgoing:
     hooks = obj(message.get("webhooks"))
+    delivery_url = text(obj(hooks.get("delivery")).get("url"))
+    seen_url = text(obj(hooks.get("seen")).get("url"))
     return Outgoing(
         message_id=text(destination.get("messageId")) or _infobip_id(),
         to=destination["to"],
@@ -205,8 +209,11 @@ def _outgoing(message: dict[str, Any], destination: dict[str, Any], bulk_id: str
             "sender": message["sender"],
             "bulk_id": bulk_id,
             "intermediate": obj(hooks.get("delivery")).get("intermediateReport") is True,
-            "seen": text(obj(hooks.get("seen")).get("url")) is not None,
+            "seen": seen_url is not None or delivery_url is None,
         },
+        # Seen reports go to `seen.url`, which Switchboard sets to the delivery URL: one URL
+        # stands for both here.
+        status_url=delivery_url or seen_url,
     )
 
 

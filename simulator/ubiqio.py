@@ -139,6 +139,7 @@ def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing
         channel=payload["channel"].lower(),
         correlation_id=text(payload.get("clientRef")),
         details={"account_id": config.account_id, "channel": payload["channel"]},
+        status_url=text(payload.get("statusCallback")),  # Ubiqio documents no webhook auth
     )]
 
 

@@ -1,7 +1,8 @@
 """Webex Connect Send Message API v1, simulated: `POST /resources/v1/messaging` and receipts.
 
 Send: header `key: <service_key>`; body `{deliverychannel, destination: [{msisdn: [...]}],
-channels: {<deliverychannel>: {senderid, text}}, correlationid?, callbackData?, notifyurl?}`.
+channels: {<deliverychannel>: {senderid, text}}, correlationid?, callbackData?, notifyurl?,
+notifyurlAuthId?}`.
 Like the real API it answers HTTP 200 even when it refuses: success is an array
 `{"response": [{"code": "1001", "transid", "description": "Queued"}]}` (one item per msisdn),
 errors an object `{"response": {"code": "7001", "description", "transid"}}` (7000 invalid JSON,
@@ -113,6 +114,10 @@ def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing
         details={"delivery_channel": delivery_channel,
                  "correlationid": payload.get("correlationid") or "",
                  "callbackData": payload.get("callbackData") or ""},
+        # Receipts carry credentials only from the authentication profile the request names
+        # (notifyurlAuthId); the simulator stands for a profile with the account's own.
+        status_url=text(payload.get("notifyurl")),
+        status_url_signed=text(payload.get("notifyurlAuthId")) is not None,
     ) for msisdn in msisdns]
 
 

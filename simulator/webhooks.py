@@ -5,7 +5,7 @@ jobs of different messages run concurrently on workers. A webhook ingest does no
 with 2xx is retried with exponential backoff a bounded number of times, then dropped and
 counted, like a provider giving up.
 
-Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account and
+Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account, URL and
 bucket, which gathers them for the bucket's wait (or until it is full) and sends them in one
 request, one request in flight at a time, as the provider batches them. The job waits for its
 report's request, so a message's webhooks keep their order; hence many workers, most of them
@@ -41,6 +41,8 @@ class Job:
     account: Account
     webhooks: tuple[Webhook, ...]
     delay_s: float  # before each webhook: statuses follow the send, not precede its answer
+    url: str | None = None  # named by the send request; else the account's ingest URL
+    signed: bool = True  # with the account's credentials (a URL given per message has none)
 
 
 @dataclass(slots=True)
@@ -91,7 +93,7 @@ class WebhookDispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._in_flight = 0
-        self._lanes: dict[tuple[str, Bucket], _Lane] = {}
+        self._lanes: dict[tuple[str, str | None, Bucket], _Lane] = {}
 
     def url_for(self, provider: str, account: str) -> str | None:
         if self.ingest_url is None:
@@ -118,7 +120,7 @@ class WebhookDispatcher:
             self._client = None
 
     def enqueue(self, job: Job) -> None:
-        if self.ingest_url is None or not job.webhooks:
+        if (self.ingest_url is None and job.url is None) or not job.webhooks:
             self.stats.skipped += len(job.webhooks)
             return
         self._queue.put_nowait(job)
@@ -154,7 +156,7 @@ class WebhookDispatcher:
                 self._queue.task_done()
 
     async def _deliver_in_bucket(self, job: Job, hook: Webhook, bucket: Bucket) -> None:
-        lane = self._lanes.setdefault((job.account.name, bucket), _Lane([]))
+        lane = self._lanes.setdefault((job.account.name, job.url, bucket), _Lane([]))
         delivered = asyncio.get_running_loop().create_future()
         lane.waiting.append((hook, delivered))
         if lane.task is None or lane.task.done():
@@ -180,10 +182,11 @@ class WebhookDispatcher:
                         delivered.set_result(None)
 
     async def _deliver(self, job: Job, hook: Webhook, reports: int = 1) -> None:
-        url = self.url_for(job.provider, job.account.name)
+        url = job.url or self.url_for(job.provider, job.account.name)
         assert url is not None and self._client is not None
-        headers = {"content-type": hook.content_type, "user-agent": "switchboard-simulator",
-                   **signed_headers(job.account, url, hook.body)}
+        headers = {"content-type": hook.content_type, "user-agent": "switchboard-simulator"}
+        if job.signed:
+            headers.update(signed_headers(job.account, url, hook.body))
         outcome, status, attempt = "failed", None, 0
         for attempt in range(1, self.retry.attempts + 1):
             status = await self._post(url, hook.body, headers)

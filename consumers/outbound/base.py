@@ -14,11 +14,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
+from switchboard.accounts import Account
 from switchboard.commands import Button, OutboundCommand
 from switchboard.events import Media
 
@@ -55,8 +56,25 @@ class SendContext:
     """What a client needs from Switchboard besides its own config."""
 
     account: str
-    # Where the provider should send status webhooks for this account (our ingest URL).
+    # Where the provider should send this account's status webhooks, or None. Providers add no
+    # credentials to a URL given with a message, so it must carry them itself: it has the
+    # account's token when its webhooks authenticate by token, and is None for other schemes
+    # (the webhook configured at the provider, with its credentials, then reports).
     webhook_url: str | None
+    # The account's ingest URL as is, for a provider that adds credentials of its own to a
+    # per-message URL when told to (Webex's notifyurlAuthId).
+    plain_webhook_url: str | None = None
+
+    @classmethod
+    def for_account(cls, account: Account, public_url: str | None) -> SendContext:
+        if public_url is None:
+            return cls(account=account.name, webhook_url=None)
+        plain = f"{public_url.rstrip('/')}/webhooks/{account.provider}/{quote(account.name)}"
+        auth = account.auth
+        if auth.scheme != "token":
+            return cls(account=account.name, webhook_url=None, plain_webhook_url=plain)
+        query = urlencode({auth.query_param: auth.secret_values()[0]})
+        return cls(account=account.name, webhook_url=f"{plain}?{query}", plain_webhook_url=plain)
 
 
 class OutboundConfig(BaseModel):

@@ -14,6 +14,10 @@ header `key: <service_key>` (seed 002). SMS only.
 - buttons: appended to the text ("1) Yes 2) No"); the answer comes back as plain text.
 - in_reply_to: SMS has no reply reference; ignored.
 - correlationid and callbackData (both = command id) come back in the delivery receipts.
+- notifyurl: the account's ingest URL, where Webex sends this message's receipts. Webex adds
+  credentials to it only from an authentication profile named by `notifyurlAuthId`
+  (`notify_auth_id`; set the profile up with the account's Basic credentials). Without one the
+  URL must carry the account's token, so it is sent only for the token scheme.
 
 Response: HTTP 200 `{"response": [{"code": "1001", "transid": ..., "description": "Queued"}]}`;
 `transid` is the provider message id (receipts carry it). Webex also answers HTTP 200 with an
@@ -66,6 +70,8 @@ class Config(OutboundConfig):
 
     service_key: Secret
     sender_id: str
+    # A Webex authentication profile's id: Webex then adds its credentials to the receipts.
+    notify_auth_id: str | None = None
 
 
 class Client(ProviderClient[Config]):
@@ -78,7 +84,9 @@ class Client(ProviderClient[Config]):
                          "Accept": "application/json"}
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
-        payload = build_request(command, self._config, self._context.webhook_url)
+        notify_url = (self._context.plain_webhook_url if self._config.notify_auth_id
+                      else self._context.webhook_url)
+        payload = build_request(command, self._config, notify_url)
         return read_response(await self._post(self._url, payload, self._headers))
 
 
@@ -107,6 +115,8 @@ def build_request(command: OutboundCommand, config: Config,
     }
     if webhook_url:
         payload["notifyurl"] = webhook_url
+        if config.notify_auth_id:
+            payload["notifyurlAuthId"] = config.notify_auth_id
     return payload
 
 

@@ -25,6 +25,7 @@ from consumers.outbound import (
     ubiqio,
 )
 from simulator import infobip as simulated_infobip
+from switchboard.accounts import Account, parse_accounts
 from switchboard.commands import Button, OutboundCommand
 from switchboard.events import Media
 
@@ -308,6 +309,43 @@ async def test_infobip_without_webhook_url_still_sends_callback_data(
                           SendContext(account="acme", webhook_url=None))
     await client.send(command())
     assert body_of(fake.requests[0])["messages"][0]["webhooks"] == {"callbackData": "cmd-1"}
+
+
+def _account(scheme: str, **auth: Any) -> Account:
+    [account] = parse_accounts({"accounts": {"acme shop": {
+        "provider": "ubiqio", "auth": {"scheme": scheme, "secrets": ["t0k3n&secret"], **auth},
+        "outbound": {}}}})
+    return account
+
+
+def test_a_per_message_webhook_url_carries_the_accounts_token() -> None:
+    # Providers add no credentials to a URL given with a message: ingest must find the token.
+    context = SendContext.for_account(_account("token", query_param="key"),
+                                      "https://hooks.test/")
+    plain = "https://hooks.test/webhooks/ubiqio/acme%20shop"
+    assert context.webhook_url == f"{plain}?key=t0k3n%26secret"
+    assert context.plain_webhook_url == plain
+
+
+@pytest.mark.parametrize("auth", [{"scheme": "basic", "username": "u"},
+                                  {"scheme": "hub-signature"}])
+def test_no_per_message_webhook_url_when_a_url_cannot_authenticate(auth: dict[str, Any]) -> None:
+    # It would be refused (401), and it may override the provider-side webhook that can.
+    scheme = auth.pop("scheme")
+    context = SendContext.for_account(_account(scheme, **auth), "https://hooks.test")
+    assert context.webhook_url is None
+    assert context.plain_webhook_url == "https://hooks.test/webhooks/ubiqio/acme%20shop"
+    assert SendContext.for_account(_account(scheme, **auth), None).plain_webhook_url is None
+
+
+async def test_webex_names_its_authentication_profile_with_the_plain_url(
+        fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    fake.on(WEBEX, OK_REPLY["webex"])
+    config = {**OUTBOUND["webex"], "notify_auth_id": "profile-7"}
+    context = SendContext(account="acme", webhook_url=None, plain_webhook_url=WEBHOOK)
+    await build_client("webex", config, http, context).send(command())
+    sent = body_of(fake.requests[0])
+    assert (sent["notifyurl"], sent["notifyurlAuthId"]) == (WEBHOOK, "profile-7")
 
 
 async def test_infobip_buttons_on_a_button_channel(fake: FakeProvider,

@@ -104,12 +104,14 @@ def _basic(user: str, password: str) -> str:
 
 
 def infobip_send(channel: str = "SMS", sender: str = "ACME", *, intermediate: bool = False,
-                 seen: bool = False) -> dict[str, Any]:
-    hooks: dict[str, Any] = {"delivery": {"url": f"{INGEST}/webhooks/infobip/ib",
-                                          "intermediateReport": intermediate},
+                 url: str | None = None) -> dict[str, Any]:
+    """As the client sends it: no per-message URL for an account whose webhooks use Basic
+    (Infobip would add no credentials to it); its subscription reports."""
+    hooks: dict[str, Any] = {"delivery": {"intermediateReport": intermediate},
                              "callbackData": COMMAND_ID}
-    if seen:
-        hooks["seen"] = {"url": f"{INGEST}/webhooks/infobip/ib"}
+    if url is not None:
+        hooks["delivery"]["url"] = url
+        hooks["seen"] = {"url": url}
     return {"messages": [{"channel": channel, "sender": sender,
                           "destinations": [{"to": USER.lstrip("+")}],
                           "content": {"body": {"type": "TEXT", "text": "Hello"}},
@@ -124,14 +126,14 @@ def bird_send() -> dict[str, Any]:
 def webex_send(channel: str = "sms", sender: str = "ACME") -> dict[str, Any]:
     return {"deliverychannel": channel, "destination": [{"msisdn": [USER.lstrip("+")]}],
             "channels": {channel: {"senderid": sender, "text": "Hello"}},
-            "correlationid": COMMAND_ID, "callbackData": COMMAND_ID,
-            "notifyurl": f"{INGEST}/webhooks/webex/webex"}
+            "correlationid": COMMAND_ID, "callbackData": COMMAND_ID}
 
 
 def ubiqio_send(**changes: Any) -> dict[str, Any]:
     return {"accountId": "acc-123", "toNumber": USER, "message": "Hello", "templateId": "tpl-9",
             "priority": 1, "channel": "SMS", "clientRef": COMMAND_ID,
-            "statusCallback": f"{INGEST}/webhooks/ubiqio/ubiqio", **changes}
+            "statusCallback": f"{INGEST}/webhooks/ubiqio/ubiqio?token=ubiqio-webhook-token",
+            **changes}
 
 
 async def ubiqio_token(sim: httpx.AsyncClient) -> str:
@@ -535,7 +537,7 @@ async def test_infobip_whatsapp_full_lifecycle_with_seen(
         sim: httpx.AsyncClient, sim_app: Starlette) -> None:
     response = await sim.post(
         "/infobip/messages-api/1/messages",
-        json=infobip_send("WHATSAPP", "38733000111", intermediate=True, seen=True),
+        json=infobip_send("WHATSAPP", "38733000111", intermediate=True),
         headers={"authorization": "App ibwa-api-key"})
     events = _lifecycle(sim_app, response)
     assert _statuses(events) == [Status.ACCEPTED, Status.SENT, Status.DELIVERED, Status.SEEN]
@@ -748,6 +750,35 @@ async def test_webhooks_reach_ingest_signed_and_in_order() -> None:
     assert (stats["sent"], stats["failed"], stats["pending"]) == (12, 0, 0)
 
 
+WEBEX_URL = f"{INGEST}/webhooks/webex/webex"
+
+
+@pytest.mark.parametrize(("path", "body", "key", "accepted"), [
+    # Infobip and Webex add no credentials to a URL named in the send request ...
+    ("/infobip/messages-api/1/messages", infobip_send(url=f"{INGEST}/webhooks/infobip/ib"),
+     ("authorization", "App ib-api-key"), False),
+    ("/webex/resources/v1/messaging", {**webex_send(), "notifyurl": WEBEX_URL},
+     ("key", "webex-service-key"), False),
+    # ... unless Webex is told which authentication profile to use.
+    ("/webex/resources/v1/messaging", {**webex_send(), "notifyurl": WEBEX_URL,
+                                       "notifyurlAuthId": "profile-1"},
+     ("key", "webex-service-key"), True),
+])
+async def test_reports_to_a_url_named_by_the_send_carry_only_what_the_provider_adds(
+        path: str, body: dict[str, Any], key: tuple[str, str], accepted: bool) -> None:
+    accounts = _accounts()
+    ingest = FakeIngest(accounts)
+    app = create_simulator_app(accounts, "http://unused.test", status_delay_s=0.001,
+                               transport=httpx.ASGITransport(app=ingest.app))
+
+    async def exercise(client: httpx.AsyncClient) -> None:
+        assert (await client.post(path, json=body, headers=dict([key]))).is_success
+
+    await _run(app, exercise)
+    assert ingest.calls > 0 and (ingest.rejected == []) is accepted
+    assert bool(ingest.events) is accepted
+
+
 async def test_infobip_delivery_reports_share_requests_when_they_pile_up() -> None:
     accounts = _accounts()
     ingest = FakeIngest(accounts, hold_s=0.05)
@@ -758,7 +789,7 @@ async def test_infobip_delivery_reports_share_requests_when_they_pile_up() -> No
     async def exercise(client: httpx.AsyncClient) -> None:
         answers = await asyncio.gather(*(
             client.post("/infobip/messages-api/1/messages",
-                        json=infobip_send("WHATSAPP", intermediate=True, seen=True),
+                        json=infobip_send("WHATSAPP", intermediate=True),
                         headers={"authorization": "App ib-api-key"}) for _ in range(sends)))
         assert all(answer.is_success for answer in answers)
 
