@@ -118,6 +118,18 @@ class Sender:
             self._clients[account.name] = client
         return client
 
+    def check_outbound(self) -> None:
+        """Build every account's client at start: a bad outbound table is reported now rather
+        than at its first command, and its secrets are masked in logs from the start."""
+        for account in self.accounts:
+            if not account.outbound:
+                continue  # an account that only receives webhooks
+            try:
+                self.client_for(account)
+            except ValueError as exc:
+                log.error("account cannot send: its commands will fail", account=account.name,
+                          provider=account.provider, problem=str(exc))
+
     async def handle(self, record: Record, ctx: Context) -> None:
         if ce_type_of(record.headers) == OPT_OUT_CHANGE_TYPE:
             # In the conversation's partition: every command after it in Kafka sees it.
@@ -156,7 +168,7 @@ class Sender:
             return
         try:
             client = self.client_for(account)
-        except (ValueError, ValidationError) as exc:
+        except ValueError as exc:  # OutboundConfigError: names keys, never values
             await self._finish(ctx, conversation, self._failure(
                 command, account.provider, "bad_outbound_config",
                 f"account {account.name} outbound config is invalid: {exc}", attempts=0))

@@ -75,6 +75,7 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
                 transport=ShardedTransport()) as http:
             sender = Sender(accounts, ledger, http, public_url=settings.ingest_url,
                             opt_outs=opt_outs)
+            sender.check_outbound()
             runtime = WorkerRuntime(name="sender", bootstrap_servers=bootstrap,
                                     topics=[OUTBOUND.name], handler=sender.handle)
 

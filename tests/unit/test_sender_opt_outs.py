@@ -29,6 +29,7 @@ from consumers.sender import LedgerEntry, Sender, decode_ledger, ledger_stands
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
 from switchboard.commands import CommandKind, OutboundCommand
+from switchboard.logs import configure_logging
 from switchboard.producer import PublishError
 from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, command_record
 from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
@@ -215,6 +216,29 @@ async def test_copies_of_an_id_under_other_keys_reach_the_provider_once(
     first, second = results(ctx)
     assert first == second and first["status"] == "accepted"
     assert len(provider_calls) == 1
+
+
+async def test_a_bad_outbound_table_is_reported_without_its_values(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A misspelt key still holds a secret: pydantic's own message would quote it.
+    secret = "SUPER-SECRET-API-KEY-123"
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
+        "outbound": {"base_url": "http://provider.test", "apikey": secret, "sender": "Acme"},
+    }}})
+    configure_logging("INFO", "json")
+    async with httpx.AsyncClient() as http:
+        sender = Sender(accounts, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None)
+        sender.check_outbound()
+        ctx = FakeContext()
+        await sender.handle(consumed(command()), ctx)
+    [result] = results(ctx)
+    logged = capsys.readouterr().err
+    assert result["error"]["code"] == "bad_outbound_config"
+    assert "outbound.apikey" in result["error"]["description"] and "outbound.apikey" in logged
+    assert secret not in result["error"]["description"] and secret not in logged
 
 
 async def test_content_refused_before_calling_the_provider_counts_no_attempt(
