@@ -133,6 +133,8 @@ _SMS_STATUS = {
 }
 _SMS_FAILURES = frozenset({"delivery_failed", "expired"})
 _OPTED_OUT = "103"  # statusErrorCode when the contact sent STOP (courier: errorStopped)
+# The error codes our events carry when the contact opted out (the newer platform names it).
+OPT_OUT_ERROR_CODES = frozenset({_OPTED_OUT, "recipient_opted_out"})
 # Extended error codes after which resending cannot succeed: unknown or unidentified
 # subscriber (GSM MAP 1 and 5) and an opted-out contact.
 _SMS_PERMANENT_CODES = frozenset({"1", "5", _OPTED_OUT})

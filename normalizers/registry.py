@@ -62,6 +62,12 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
         raise NormalizeError(f"unexpected {request.provider} payload: {exc}") from exc
 
 
+def opt_out_error_codes(provider: str) -> frozenset[str]:
+    """Error codes of the provider's status reports that mean the contact opted out at the
+    provider (sent STOP to the number there): the bots then record the opt-out too."""
+    return frozenset(getattr(get(provider), "OPT_OUT_ERROR_CODES", frozenset()))
+
+
 def echoes_correlation(provider: str) -> bool:
     """Whether the provider's reports carry our reference (most do; Omnichat does not)."""
     return bool(getattr(get(provider), "ECHOES_CORRELATION", True))

@@ -12,11 +12,9 @@ from dataclasses import dataclass, field
 
 from consumers.bots.rules import CompiledAccount, CompiledRule, fold
 from consumers.bots.templates import Template
+from normalizers.registry import opt_out_error_codes
 from switchboard.commands import CommandKind
 from switchboard.events import Direction, EventType, MessageEvent
-
-# Bird/MessageBird report 103 when the contact sent STOP to the number (opted out upstream).
-PROVIDER_OPT_OUT_CODES = {("bird", "103")}
 
 
 @dataclass(frozen=True)
@@ -106,9 +104,11 @@ def _match(rule: CompiledRule, event: MessageEvent) -> dict[str, str | None] | N
 
 
 def provider_opt_out(event: MessageEvent) -> bool:
-    """A status report saying the contact opted out at the provider (e.g. MessageBird 103)."""
+    """A status report saying the contact opted out at the provider (e.g. MessageBird 103):
+    each provider's normalizer module names its codes."""
     code = event.error.code if event.error else None
-    return event.type is EventType.STATUS and (event.provider, code) in PROVIDER_OPT_OUT_CODES
+    return (event.type is EventType.STATUS and code is not None
+            and code in opt_out_error_codes(event.provider))
 
 
 def _render(template: Template, values: dict[str, str | None]) -> str:

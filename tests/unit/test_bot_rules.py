@@ -12,8 +12,10 @@ import pytest
 from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, should_answer
 from consumers.bots.rules import AccountRules, Rule, RulesError, load_rules, parse_rules
 from consumers.bots.templates import Template, TemplateError
+from normalizers import normalize
 from switchboard.commands import CommandKind
 from switchboard.events import MessageEvent
+from tests.fixtures import Fixture, load_fixtures
 
 RULES = parse_rules({"accounts": {"acme": {
     "help_text": "Acme help for {from}",
@@ -84,13 +86,17 @@ def test_ordinary_text_is_not_compliance_and_own_numbers_are_ignored() -> None:
     assert should_answer(inbound("hi"), ACME)
 
 
-def test_messagebird_103_is_an_opt_out_signal() -> None:
-    event = MessageEvent.model_validate({
-        "id": uuid.uuid4(), "type": "message.status", "provider": "bird", "account": "acme",
-        "channel": "sms", "direction": "outbound", "to": "+4179000111", "status": "undelivered",
-        "error": {"code": "103", "description": "opted out", "permanent": True},
-        "received_at": datetime.now(UTC), "raw_id": "r"})
-    assert provider_opt_out(event)
+OPT_OUT_FIXTURES = {"bird/legacy_status_stop_103", "bird/channels_sms_outbound_opted_out_103",
+                    "bird/platform_sms_rejected_opted_out"}
+
+
+@pytest.mark.parametrize("fixture", [f for f in load_fixtures() if f.spec.get("events")],
+                         ids=lambda f: f.id)
+def test_provider_opt_outs_are_the_reports_that_say_so(fixture: Fixture) -> None:
+    # Table-driven over every provider's fixtures: no report is taken for an opt-out that
+    # is not one (that would silence a contact).
+    signals = [provider_opt_out(event) for event in normalize(fixture.request())]
+    assert signals and all(s == (fixture.id in OPT_OUT_FIXTURES) for s in signals)
 
 
 @pytest.mark.parametrize(
