@@ -20,18 +20,14 @@ from ingest import metrics
 from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_token
 from ingest.correlation import CorrelationIndex
 from ingest.dedup import RecentRequests
+from ingest.stored import Unstorable, event_records, fitted_raw, short
 from normalizers import NormalizeError, WebhookRequest, get, normalize, provider_names
 from normalizers.base import Ack
 from switchboard.accounts import Account, Accounts
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
-from switchboard.records import (
-    dead_letter_record,
-    event_record,
-    raw_envelope,
-    raw_record,
-)
+from switchboard.records import dead_letter_record, raw_envelope
 
 log = get_logger(__name__)
 
@@ -168,15 +164,22 @@ class WebhookHandler:
                 if exc.__cause__ is not None:  # a normalizer bug, not just a bad payload
                     log.error("normalizer crashed", provider=account.provider,
                               exc_info=exc.__cause__)
-                failure = (400, "unprocessable_payload", exc.reason)
+                failure = (400, "unprocessable_payload", short(exc.reason))
 
         if events and self.correlations is not None \
                 and account.provider in self.correlations.providers:
             events = await self._correlate(events)
-        records = [raw_record(envelope, received_at)]
+        envelope, raw = fitted_raw(envelope, received_at)
+        records = [raw]
         if failure is None:
-            records.extend(event_record(event) for event in events)
-        else:
+            try:
+                records.extend(event_records(events, len(body)))
+            except Unstorable as exc:
+                if exc.__cause__ is not None:
+                    log.error("event not serializable", provider=account.provider,
+                              exc_info=exc.__cause__)
+                failure = (400, "unprocessable_payload", exc.reason)
+        if failure is not None:
             records.append(dead_letter_record(
                 dl_id=new_id(), stage="normalize", reason=failure[2],
                 provider=account.provider, account=account.name, time=received_at,

@@ -23,12 +23,20 @@ log = get_logger(__name__)
 DAY_MS = 24 * 60 * 60 * 1000
 
 
+# Kafka's default max.message.bytes, for topics that do not set their own.
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     purpose: str
     config: dict[str, str] = field(default_factory=dict)
     partitions: int | None = None  # None: the configured default
+
+    @property
+    def max_message_bytes(self) -> int:
+        return int(self.config.get("max.message.bytes", DEFAULT_MAX_MESSAGE_BYTES))
 
 
 RAW = TopicSpec(

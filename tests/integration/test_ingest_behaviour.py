@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from ingest.signing import sign
+from switchboard.records import raw_body
 from switchboard.topics import DEAD_LETTER, MESSAGE_STATUS, RAW
 from tests.integration.conftest import IngestServer
 from tests.kafka_helpers import TopicWatcher
@@ -82,8 +83,12 @@ async def test_every_bird_scheme_authenticates_a_get_status_report(
          b"<results>&b;</results>", "application/xml", 400),
         (b"<" * 3000, "application/xml", 400),
         (b"\xff\xfe\x00garbage", "application/x-www-form-urlencoded", 400),
+        # Under the size cap, but six times larger once JSON-escaped into the raw record:
+        # Kafka refused it, so the answer was 503 and the provider's retries never ended.
+        (b'{"results":"' + b"\x01" * 600_000 + b'"}', "application/json", 400),
     ],
-    ids=["too-large", "pdf", "deep-json", "xml-entities", "broken-xml", "binary-form"],
+    ids=["too-large", "pdf", "deep-json", "xml-entities", "broken-xml", "binary-form",
+         "control-characters"],
 )
 async def test_hostile_bodies_get_a_clear_4xx_never_500(
     body: bytes, content_type: str, status: int, ingest_server: IngestServer,
@@ -103,6 +108,7 @@ async def test_hostile_bodies_get_a_clear_4xx_never_500(
         assert not found, "an over-size body is refused before it is read"
     else:  # authenticated: kept raw, explained in the dead-letter topic
         assert len(found[RAW.name]) == 1 and len(found[DEAD_LETTER.name]) == 1
+        assert raw_body(orjson.loads(found[RAW.name][0].value)) == body
         reason = orjson.loads(found[DEAD_LETTER.name][0].value)["reason"]
         assert reason == response.json()["message"]
 

@@ -1,0 +1,75 @@
+"""The records one webhook request becomes, sized so that Kafka takes them.
+
+A request whose records Kafka refuses would be answered 503 every time, and its provider
+would retry it for days; a batch whose events outgrow its body many times over (a long field
+copied into every report) would take the process's memory. Both are kept as dead letters.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from switchboard.events import MessageEvent
+from switchboard.producer import record_size
+from switchboard.records import OutRecord, event_record, raw_body, raw_record
+from switchboard.topics import ALL_TOPICS, DEFAULT_MAX_MESSAGE_BYTES, RAW
+
+# A batch's events are a few times its body (ids, times and labels per report); far more means
+# a field repeated into every event. The floor covers small bodies with many short reports.
+EVENT_BYTES_PER_BODY_BYTE = 32
+EVENT_BYTES_FLOOR = 1024 * 1024
+MAX_REASON_CHARS = 500
+_LIMITS = {topic.name: topic.max_message_bytes for topic in ALL_TOPICS}
+
+
+class Unstorable(Exception):
+    """The request's events cannot go to Kafka; `reason` is safe to return and to log."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def short(reason: str) -> str:
+    """Reasons may quote the payload: bounded, so that a dead letter still fits its topic."""
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + "…"
+
+
+def fitted_raw(envelope: dict[str, Any], received_at: datetime
+               ) -> tuple[dict[str, Any], OutRecord]:
+    """The raw record, its body in base64 when JSON escaping made it too large (control
+    characters take six bytes each; base64 takes 4/3 of the body, which the size cap allows)."""
+    record = raw_record(envelope, received_at)
+    if record_size(record) <= _LIMITS[RAW.name] or envelope["body_encoding"] == "base64":
+        return envelope, record
+    body = base64.b64encode(raw_body(envelope)).decode()
+    envelope = {**envelope, "body": body, "body_encoding": "base64"}
+    return envelope, raw_record(envelope, received_at)
+
+
+def event_records(events: Sequence[MessageEvent], body_bytes: int) -> list[OutRecord]:
+    """The events' records, or Unstorable once one is over its topic's limit or all of them
+    over the request's budget (checked as they are built, so memory stays bounded)."""
+    budget = EVENT_BYTES_FLOOR + EVENT_BYTES_PER_BODY_BYTE * body_bytes
+    records: list[OutRecord] = []
+    total = 0
+    for event in events:
+        try:
+            record = event_record(event)
+        except Exception as exc:
+            raise Unstorable(f"an event could not be serialized ({type(exc).__name__})") from exc
+        size = record_size(record)
+        limit = _LIMITS.get(record.topic, DEFAULT_MAX_MESSAGE_BYTES)
+        if size > limit:
+            raise Unstorable(f"an event would be {size} bytes, over the {limit}-byte limit of "
+                             f"{record.topic}")
+        total += size
+        if total > budget:
+            raise Unstorable(f"the {len(events)} events would take over {budget} bytes "
+                             f"({EVENT_BYTES_PER_BODY_BYTE} times the body and more): a field "
+                             "is repeated into every event")
+        records.append(record)
+    return records

@@ -1,0 +1,78 @@
+"""Sizing a request's records before Kafka sees them: no input may leave a provider retrying
+a request Kafka always refuses, or build records without bound."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from ingest.stored import (
+    Unstorable,
+    event_records,
+    fitted_raw,
+    short,
+)
+from switchboard.events import MessageEvent
+from switchboard.producer import record_size
+from switchboard.records import raw_body, raw_envelope
+from switchboard.topics import RAW
+
+NOW = datetime.now(UTC)
+
+
+def envelope(body: bytes) -> dict[str, Any]:
+    return raw_envelope(raw_id="r", provider="ubiqio", account="a", method="POST",
+                        path="/webhooks/ubiqio/a", query="", content_type="application/json",
+                        headers={}, body=body, received_at=NOW)
+
+
+def inbound(text: str, **fields: Any) -> MessageEvent:
+    return MessageEvent.model_validate({
+        "id": uuid.uuid4(), "type": "message.inbound", "provider": "ubiqio", "account": "a",
+        "channel": "sms", "direction": "inbound", "from": "+4179000111", "text": text,
+        "received_at": NOW, "raw_id": "r", **fields})
+
+
+def test_a_body_json_escaping_would_blow_up_is_kept_in_base64() -> None:
+    body = b'{"message":"' + b"\x01" * 600_000 + b'"}'  # six bytes each once escaped
+    kept, record = fitted_raw(envelope(body), NOW)
+    assert kept["body_encoding"] == "base64" and raw_body(kept) == body
+    assert record_size(record) <= RAW.max_message_bytes
+
+
+def test_an_ordinary_body_stays_readable_text() -> None:
+    kept, _ = fitted_raw(envelope(b'{"message":"hi"}'), NOW)
+    assert (kept["body"], kept["body_encoding"]) == ('{"message":"hi"}', "utf-8")
+
+
+def test_events_many_times_larger_than_their_body_are_refused_while_built() -> None:
+    # A long field copied into each report of a batch: a 100 kB body, a 100 MB batch.
+    events = [inbound("t" * 100_000)] * 1000
+    with pytest.raises(Unstorable, match="repeated into every event"):
+        event_records(events, body_bytes=100_000)
+
+
+def test_an_event_over_its_topics_limit_is_refused() -> None:
+    with pytest.raises(Unstorable, match="over the 1048588-byte limit"):
+        event_records([inbound("\x01" * 200_000)], body_bytes=1_000_000)
+
+
+def test_an_event_that_cannot_be_written_is_refused_not_raised() -> None:
+    event = inbound("hi", price={"amount": Decimal("1e999999999999"), "currency": "EUR"})
+    with pytest.raises(Unstorable, match="could not be serialized") as raised:
+        event_records([event], body_bytes=100)
+    assert raised.value.__cause__ is not None  # kept for the log
+
+
+def test_a_batch_within_its_budget_is_written_whole() -> None:
+    # Infobip's bucket: up to 100 reports of a few hundred bytes each in one request.
+    events = [inbound(f"report {n}") for n in range(100)]
+    assert len(event_records(events, body_bytes=30_000)) == 100
+
+
+def test_reasons_are_bounded() -> None:
+    assert len(short("x" * 10_000)) == 501 and short("fine") == "fine"
