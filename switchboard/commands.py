@@ -7,12 +7,18 @@ command `id` is the idempotency key: a command id is sent to a provider at most 
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from switchboard.addresses import address
 from switchboard.events import ErrorInfo, Media
@@ -55,7 +61,7 @@ class OutboundCommand(_Model):
     in_reply_to: str | None = Field(default=None, description="provider id of the message "
                                     "being answered")
     kind: CommandKind = CommandKind.MESSAGE
-    created_at: datetime
+    created_at: AwareDatetime
     metadata: dict[str, str] = Field(default_factory=dict, description="echoed in the result")
 
     @field_validator("to")
@@ -95,7 +101,7 @@ class OutboundResult(_Model):
     provider_message_id: str | None = None
     error: ErrorInfo | None = Field(default=None, description="error.permanent: no retry helps")
     attempts: int = Field(ge=0)
-    completed_at: datetime
+    completed_at: AwareDatetime
     metadata: dict[str, str] = Field(default_factory=dict)
 
     def to_json(self) -> bytes:

@@ -17,7 +17,14 @@ from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    model_validator,
+)
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -172,8 +179,8 @@ class MessageEvent(_Model):
     in_reply_to: str | None = None
     segments: int | None = Field(default=None, ge=0)
     price: Price | None = None
-    occurred_at: datetime | None = None
-    received_at: datetime
+    occurred_at: AwareDatetime | None = None
+    received_at: AwareDatetime
     raw_id: str
 
     @model_validator(mode="after")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from consumers.table import CompactedTable
 from switchboard.records import (
@@ -31,7 +31,7 @@ class OptOutState(BaseModel):
     contact: str
     opted_out: bool
     source: str
-    at: datetime
+    at: AwareDatetime  # compared with event times, which carry an offset
 
 
 def opt_out_key(account: str, contact: str) -> bytes:

@@ -156,6 +156,17 @@ def test_a_change_met_early_is_not_undone_by_an_older_record_the_table_reads_lat
     assert opt_outs.is_opted_out("acme", CONTACT)
 
 
+def test_a_time_without_an_offset_is_unreadable_not_a_later_crash() -> None:
+    # A naive `at` compared with the next STOP's aware time raised TypeError in the bot, so
+    # every later STOP of that contact was dead-lettered; now the record itself is refused
+    # (the table logs and skips it).
+    naive = {"account": "acme", "contact": CONTACT, "opted_out": False, "source": "import",
+             "at": "2024-05-01T10:00:00"}
+    with pytest.raises(ValueError, match="timezone"):
+        decode_opt_out(orjson.dumps(naive))
+    assert decode_opt_out(orjson.dumps({**naive, "at": "2024-05-01T10:00:00Z"})).at.tzinfo
+
+
 def test_changes_the_table_has_read_do_not_pile_up_beside_it() -> None:
     """Contacts never looked up again must not stay in the side list for the process's life."""
     table = CompactedTable("unused:9092", OPT_OUTS.name, decode_opt_out)
