@@ -6,6 +6,7 @@ is answered 2xx before Kafka acknowledged every record the request produced.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
@@ -209,17 +210,22 @@ class WebhookHandler:
         return self._ack(normalizer.acknowledge(webhook)), "stored"
 
     async def _correlate(self, events: list[MessageEvent]) -> list[MessageEvent]:
-        assert self.correlations is not None
-        correlated = []
-        for event in events:
-            if (event.type is EventType.STATUS and event.correlation_id is None
-                    and event.message_id):
-                command = await self.correlations.command_for(event.provider, event.account,
-                                                              event.message_id)
-                if command is not None:
-                    event = event.model_copy(update={"correlation_id": command})
-            correlated.append(event)
-        return correlated
+        """Look the batch's reports up together: each miss waits up to the index's wait, and
+        one after another a batch of reports on messages we did not send took that many
+        seconds, past the provider's timeout."""
+        index = self.correlations
+        assert index is not None
+
+        async def correlated(event: MessageEvent) -> MessageEvent:
+            if (event.type is not EventType.STATUS or event.correlation_id is not None
+                    or not event.message_id):
+                return event
+            command = await index.command_for(event.provider, event.account, event.message_id)
+            if command is None:
+                return event
+            return event.model_copy(update={"correlation_id": command})
+
+        return list(await asyncio.gather(*map(correlated, events)))
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None once it grows past the cap (we stop reading there)."""
