@@ -127,20 +127,27 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_banner(*, base: str, sim: str, bootstrap: str, accounts: int, accounts_file: Path,
                rules_file: Path | None) -> str:
-    """What `run` prints: where things are, and commands to paste (tested as shell input)."""
-    return f"""Ingest:    {base}/webhooks/<provider>/<account>  ({accounts} accounts from \
-{accounts_file})
-Simulator: {sim}  (the demo accounts' providers; it calls ingest back)
-Workers:   sender, keywords (rules: {rules_file or 'none: STOP/START/HELP only'})
-
-Send a delivery report as a provider would:
+    """What `run` prints: where things are, and commands to paste (tested as shell input).
+    The examples use the demo accounts' credentials, so they are shown only for those."""
+    examples = f"""Send a delivery report as a provider would:
   curl -u infobip:demo-infobip-password -H 'content-type: application/json' \\
        -d @examples/webhooks/infobip-delivery.json {base}/webhooks/infobip/demo-infobip
 Make an end user text the demo Infobip number (the keyword bot answers through the sender):
   curl -H 'content-type: application/json' \\
        -d '{{"account": "demo-infobip", "from": "+41790000001", "text": "HELP"}}' \\
        {sim}/_sim/inbound
-  curl '{sim}/_sim/sends?account=demo-infobip'
+  curl '{sim}/_sim/sends?account=demo-infobip'""" if accounts_file == DEMO_ACCOUNTS else \
+        f"""Providers call {base}/webhooks/<provider>/<account> with the account's credentials
+(README: Authentication). Make an end user text one of your accounts:
+  curl -H 'content-type: application/json' \\
+       -d '{{"account": "<account>", "from": "+41790000001", "text": "HELP"}}' \\
+       {sim}/_sim/inbound"""
+    return f"""Ingest:    {base}/webhooks/<provider>/<account>  ({accounts} accounts from \
+{accounts_file})
+Simulator: {sim}  (the accounts' providers; it calls ingest back)
+Workers:   sender, keywords (rules: {rules_file or 'none: STOP/START/HELP only'})
+
+{examples}
 Watch the events: KAFKA_BOOTSTRAP_SERVERS={bootstrap} .venv/bin/switchboard tail
 Ctrl-C stops everything."""
 

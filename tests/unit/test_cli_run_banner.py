@@ -50,6 +50,16 @@ def test_every_printed_curl_command_parses_with_a_readable_body() -> None:
                 assert orjson.loads(value)["text"] == "HELP"
 
 
+def test_the_demo_credentials_are_shown_only_with_the_demo_accounts(tmp_path: Path) -> None:
+    own = tmp_path / "accounts.toml"
+    banner = run_banner(base="http://127.0.0.1:8080", sim="http://127.0.0.1:8090",
+                        bootstrap="127.0.0.1:9092", accounts=1, accounts_file=own,
+                        rules_file=None)
+    assert "demo-infobip" not in banner and "<account>" in banner
+    [inbound] = pasted_commands(banner)
+    assert inbound[-1] == "http://127.0.0.1:8090/_sim/inbound"
+
+
 def test_moving_the_simulator_warns_about_accounts_still_sending_to_its_old_port(
         capsys: pytest.CaptureFixture[str]) -> None:
     accounts = load_accounts(REPO / DEMO_ACCOUNTS)
