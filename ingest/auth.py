@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_plus, urlencode
@@ -234,6 +233,3 @@ def without_token(query: str, config: AuthConfig) -> str:
             if unquote_plus(part.partition("=")[0]) != config.query_param]
     return "&".join(kept)
 
-
-def now() -> float:
-    return time.time()

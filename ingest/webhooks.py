@@ -91,7 +91,7 @@ class WebhookHandler:
                                       f"no provider named {provider[:40]!r}; known: "
                                       f"{', '.join(sorted(PROVIDERS))}")
             return error_response(404, "unknown_account",
-                                  f"no {provider} account named {name!r} is configured")
+                                  f"no {provider} account named {name[:80]!r} is configured")
         if request.method == "HEAD" or (request.method == "GET"
                                         and not request.scope["query_string"]):
             # Providers (Webex Connect) validate a URL before saving it: say it exists.
@@ -103,9 +103,11 @@ class WebhookHandler:
         try:
             response, outcome = await self._process(request, account)
             return response
-        except ClientDisconnect:
+        except ClientDisconnect:  # nobody reads this answer; it is still the usual shape
             outcome = "client_disconnect"
-            return Response(b"", status_code=400)
+            log.info("webhook sender disconnected before its body arrived",
+                     provider=account.provider, account=account.name)
+            return error_response(400, "client_disconnected", "the body did not arrive whole")
         finally:
             metrics.count_request(account.provider, account.name, outcome)
 
