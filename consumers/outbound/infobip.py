@@ -7,6 +7,7 @@ One command is one message (seed 003):
                    "webhooks": {"delivery": {"url": <webhook>}, "seen": {"url": <webhook>},
                                 "callbackData": <command id>}}]}
 
+- to: an E.164 number without its `+`, as Infobip's examples write numbers.
 - channel: the command's channel, else the account's, as Infobip names it: `sms` -> `SMS`, and
   the schema's `viber`, `instagram`, `line`, `apple` -> `VIBER_BM`, `INSTAGRAM_DM`, `LINE_ON`,
   `APPLE_MB` (seed 003's enum). A Viber bot account sets `channel = "viber_bot"`; its replies,
@@ -92,11 +93,18 @@ def build_request(command: OutboundCommand, config: Config,
     message: dict[str, Any] = {
         "channel": channel,
         "sender": config.sender,
-        "destinations": [{"to": command.to}],
+        "destinations": [{"to": _destination(command.to)}],
         "content": _content(command, channel),
         "webhooks": _webhooks(command.id, webhook_url),
     }
     return {"messages": [message]}
+
+
+def _destination(to: str) -> str:
+    """Numbers as Infobip writes them, digits without `+` (seed 003: "alphanumeric or
+    numeric", examples `41793026727`); other addresses (channel user ids) as given."""
+    digits = to[1:] if to.startswith("+") else to
+    return digits if digits.isascii() and digits.isdigit() else to
 
 
 def infobip_channel(requested: str | None, configured: str) -> str:

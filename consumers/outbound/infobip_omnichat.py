@@ -8,8 +8,9 @@
                                                 "payload": payload}]}}
 
 Omnichat cannot carry, so these are permanent errors before anything is sent: more than one
-media item, media that is not an image (there is no file type), more than 3 buttons, and buttons
-together with an image (BUTTONS has no image). `to` is the Omnichat user key.
+media item, media that is not an image (there is no file type), an image with neither text nor
+caption (IMAGE requires `text`), more than 3 buttons, and buttons together with an image
+(BUTTONS has no image). `to` is the Omnichat user key.
 
 The send API has no correlation field, no per-message webhook URL (reports go to the
 application's `webhookUrl`, set when the application is created) and no reply reference, so the
@@ -96,7 +97,10 @@ def _image_message(command: OutboundCommand) -> dict[str, Any]:
     media = command.media[0]
     if media_kind(media) != "image":
         refuse(f"Omnichat sends only images, not {media.content_type or media.url}")
-    return {"type": "IMAGE", "text": command.text or media.caption or "", "url": media.url}
+    text = command.text or media.caption
+    if not text:  # seed 004: IMAGE `text` is required
+        refuse("Omnichat images need text: give the command a text or the image a caption")
+    return {"type": "IMAGE", "text": text, "url": media.url}
 
 
 def read_response(response: httpx.Response) -> SendReceipt:

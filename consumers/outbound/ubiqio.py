@@ -11,7 +11,8 @@ The token is cached per account and fetched again shortly before the `exp` claim
 a readable `exp` is used until Ubiqio answers 401. A 401 on send fetches a new token once and
 sends again; a second 401 is a permanent error.
 
-- channel: `MMS` when the command has an image (or the channel is `mms`), else `SMS`; other
+- channel: `MMS` when the command has an image, else `SMS` (a text reply to an MMS, whose
+  channel reads `mms`, goes as SMS: an MMS without `imageUrl` has nothing to carry); other
   channels are a permanent error. One image per message (`imageUrl`, its caption as
   `caption`, and as `message` when the command has no text: `message` is required); more
   media, or media that is not an image, is a permanent error.
@@ -173,7 +174,7 @@ def build_request(command: OutboundCommand, config: Config,
         "message": text,
         "templateId": config.template_id,
         "priority": config.priority,
-        "channel": "MMS" if image is not None else channel,
+        "channel": "MMS" if image is not None else "SMS",
         "clientRef": command.id,
     }
     if webhook_url:

@@ -294,7 +294,7 @@ async def test_infobip_text_request(fake: FakeProvider, http: httpx.AsyncClient)
     assert body_of(request) == {"messages": [{
         "channel": "SMS",
         "sender": "Acme",
-        "destinations": [{"to": "+38761222333"}],
+        "destinations": [{"to": "38761222333"}],  # seed 003 writes numbers without +
         "content": {"body": {"type": "TEXT", "text": "Hello"}},
         "webhooks": {"callbackData": "cmd-1", "delivery": {"url": WEBHOOK},
                      "seen": {"url": WEBHOOK}},
@@ -487,6 +487,7 @@ async def test_omnichat_buttons(fake: FakeProvider, http: httpx.AsyncClient) -> 
     ({"media": [Media(url="https://c.test/doc.pdf")]}, "only images"),
     ({"media": [Media(url="https://c.test/a.png"), Media(url="https://c.test/b.png")]},
      "one image"),
+    ({"text": None, "media": [Media(url="https://c.test/a.png")]}, "need text"),
 ])
 async def test_omnichat_refuses_what_it_cannot_carry(fields: dict[str, Any], reason: str,
                                                      fake: FakeProvider,
@@ -788,6 +789,23 @@ async def test_ubiqio_mms_image(fake: FakeProvider, http: httpx.AsyncClient) -> 
     body = body_of(fake.to(UBIQIO)[0])
     assert (body["channel"], body["imageUrl"], body["caption"], body["message"],
             body["priority"]) == ("MMS", "https://c.test/a.jpg", "Our shop", "Hello", 0)
+
+
+async def test_ubiqio_text_reply_to_an_mms_goes_as_sms(fake: FakeProvider,
+                                                      http: httpx.AsyncClient) -> None:
+    # A bot's reply copies the inbound channel, `mms`: without an image there is no MMS.
+    fake.on(UBIQIO, OK_REPLY["ubiqio"])
+    await make("ubiqio", fake, http).send(command(channel="mms"))
+    body = body_of(fake.to(UBIQIO)[0])
+    assert body["channel"] == "SMS" and "imageUrl" not in body
+
+
+@pytest.mark.parametrize(("to", "sent"), [("+38761222333", "38761222333"),
+                                          ("apple-user-7f3a", "apple-user-7f3a")])
+def test_infobip_writes_numbers_without_plus_and_user_ids_as_given(to: str, sent: str) -> None:
+    config = infobip.Config.model_validate(OUTBOUND["infobip"])
+    request = infobip.build_request(command(to=to), config, None)
+    assert request["messages"][0]["destinations"] == [{"to": sent}]
 
 
 async def test_ubiqio_buttons_become_numbered_choices(fake: FakeProvider,
