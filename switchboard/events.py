@@ -237,7 +237,7 @@ class MessageEvent(_Model):
             and account.__class__ is str
             and channel.__class__ is str
             and _channel_match(channel) is not None
-            and received_at.__class__ is datetime
+            and received_at.__class__ is datetime and received_at.utcoffset() is not None
             and raw_id.__class__ is str
             and _all_text((message_id, correlation_id, from_, to, text, postback, in_reply_to))
             and (error is None or error.__class__ is ErrorInfo)
@@ -246,7 +246,8 @@ class MessageEvent(_Model):
             and (not media or all(item.__class__ is Media for item in media))
             and (segments is None or (segments.__class__ is int and segments >= 0))
             and (price is None or price.__class__ is Price)
-            and (occurred_at is None or occurred_at.__class__ is datetime)
+            and (occurred_at is None or (occurred_at.__class__ is datetime
+                                         and occurred_at.utcoffset() is not None))
         ):
             return _checked_instance(cls, {
                 "id": id, "type": type, "schema_version": SCHEMA_VERSION, "provider": provider,

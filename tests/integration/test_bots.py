@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from switchboard.addresses import address
 from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND_RESULTS
@@ -61,9 +62,14 @@ async def texts(stack: Stack, contact: str, text: str) -> None:
     assert response.status_code == 202, response.text
 
 
+def to(send: dict[str, Any]) -> str | None:
+    """The recipient in E.164: the provider got it as Infobip writes numbers (no `+`)."""
+    return address(send["to"])
+
+
 def replies_to(sends: list[dict[str, Any]], contact: str) -> list[str]:
     return [s["body"]["messages"][0]["content"]["body"]["text"] for s in sends
-            if s["to"] == contact]
+            if to(s) == contact]
 
 
 async def wait_replies(stack: Stack, contact: str, count: int, timeout_s: float = 30
@@ -116,11 +122,11 @@ async def test_a_burst_of_1000_contacts_is_answered_once_each(stack: Stack) -> N
     wanted = set(contacts)
     answered: list[str] = []
     for _ in range(600):  # bounded: up to 120 s
-        answered = [s["to"] for s in await stack.sends(ACCOUNT) if s["to"] in wanted]
+        answered = [to(s) for s in await stack.sends(ACCOUNT) if to(s) in wanted]
         if len(answered) >= len(contacts):
             break
         await asyncio.sleep(0.2)
     await asyncio.sleep(1)
-    answered = [s["to"] for s in await stack.sends(ACCOUNT) if s["to"] in wanted]
+    answered = [to(s) for s in await stack.sends(ACCOUNT) if to(s) in wanted]
     assert len(set(answered)) == 1000, f"{1000 - len(set(answered))} contacts got no answer"
     assert len(answered) == 1000, "some contact was answered twice"
