@@ -420,6 +420,13 @@ def key_list(data: Mapping[str, Any]) -> str:
     return f"[{shown}{', ...' if len(keys) > 12 else ''}]"
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """`repr(value)` for an error reason, cut to about `limit` characters: values come from
+    webhooks and reasons go to HTTP answers, logs and dead-letter records."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 def geo_uri(data: Mapping[str, Any]) -> str | None:
     """A shared location as a `geo:` URI (RFC 5870) from numeric `latitude` and `longitude`."""
     latitude, longitude = data.get("latitude"), data.get("longitude")
@@ -539,10 +546,31 @@ def _parse_time_text(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
+# A price's amount is written out in full (`Price` serializes it with format "f"): its digits and
+# exponent are bounded so that "1e999999999" cannot become a gigabyte of zeros in a record.
+# Real per-message prices have a handful of digits and a few decimal places.
+MAX_PRICE_DIGITS = 40
+MAX_PRICE_EXPONENT = 30
+
+
 def price(amount: Any, currency: Any) -> Price | None:
+    """The price of a report, or None when it gives no amount or no currency.
+
+    An amount that is not a decimal, or one with more than MAX_PRICE_DIGITS digits or an
+    exponent beyond +-MAX_PRICE_EXPONENT, is an error, as a price is only ever read from a
+    report that claims to state one.
+    """
     if amount in (None, "") or not currency:
         return None
     try:
-        return Price(amount=str(amount), currency=str(currency).upper())
+        result = Price(amount=str(amount), currency=str(currency).upper())
     except ValueError:
-        raise NormalizeError(f"price {amount!r} {currency!r} is not a decimal amount") from None
+        raise NormalizeError(
+            f"price {shown(amount)} {shown(currency)} is not a decimal amount") from None
+    _, digits, exponent = result.amount.as_tuple()
+    if len(digits) > MAX_PRICE_DIGITS or not (
+            isinstance(exponent, int) and abs(exponent) <= MAX_PRICE_EXPONENT):
+        raise NormalizeError(
+            f"price {shown(amount)} is out of range: at most {MAX_PRICE_DIGITS} digits and an "
+            f"exponent within +-{MAX_PRICE_EXPONENT}")
+    return result

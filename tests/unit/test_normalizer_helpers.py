@@ -1,10 +1,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from normalizers.base import NormalizeError, address, channel, parse_form, parse_time, parse_xml
+from normalizers.base import (
+    NormalizeError,
+    address,
+    channel,
+    parse_form,
+    parse_time,
+    parse_xml,
+    price,
+)
 
 
 @pytest.mark.parametrize(
@@ -67,3 +77,52 @@ def test_xml_is_parsed_without_entity_expansion() -> None:
 
 def test_form_keeps_last_repeated_value() -> None:
     assert parse_form(b"id=1&id=2&body=Hi+there") == {"id": "2", "body": "Hi there"}
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        ("0.0065", "eur", ("0.0065", "EUR")),
+        (0.01, "EUR", ("0.01", "EUR")),
+        (0, "EUR", ("0", "EUR")),
+        ("1e3", "EUR", ("1000", "EUR")),
+        ("12345678901234567890.12345678901234567890", "EUR",  # 40 digits: the most kept
+         ("12345678901234567890.12345678901234567890", "EUR")),
+        ("1e-30", "EUR", ("0." + "0" * 29 + "1", "EUR")),
+        (None, "EUR", None),
+        ("", "EUR", None),
+        ("0.01", "", None),
+    ],
+)
+def test_price_reads_decimal_amounts(amount: Any, currency: Any,
+                                     expected: tuple[str, str] | None) -> None:
+    result = price(amount, currency)
+    if expected is None:
+        assert result is None
+    else:
+        assert result is not None
+        assert (result.model_dump(mode="json")["amount"], result.currency) == expected
+        assert result.amount == Decimal(expected[0])
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [
+        ("1e999999999999", "out of range"),  # would expand to a terabyte of zeros
+        ("1e5000000", "out of range"),  # a 5 MB record
+        ("1e-999999999", "out of range"),
+        ("1e31", "out of range"),
+        ("1e-31", "out of range"),
+        (1e300, "out of range"),
+        ("9" * 41, "out of range"),
+        ("0." + "1" * 41, "out of range"),
+        ("abc", "not a decimal amount"),
+        ("NaN", "not a decimal amount"),
+        ("Infinity", "not a decimal amount"),
+        ("9" * 5000 + "x", "not a decimal amount"),
+    ],
+)
+def test_price_out_of_range_or_not_decimal_is_an_error(amount: Any, reason: str) -> None:
+    with pytest.raises(NormalizeError, match=reason) as caught:
+        price(amount, "EUR")
+    assert len(caught.value.reason) < 200, "the reason must not echo a huge amount"

@@ -1,0 +1,84 @@
+"""Webhooks found by fuzzing, through the registry as ingest calls it: each gives the events
+listed (compared on the fields named) or a NormalizeError that is not a wrapped crash.
+
+Cases that document a provider's shape belong in tests/fixtures; these are the edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from normalizers import NormalizeError, normalize
+from normalizers.base import WebhookRequest
+from switchboard.events import MessageEvent
+from tests.fixtures import ACCOUNT, RAW_ID, RECEIVED_AT
+
+# What one event may take in a record, whatever the payload (the fields checked here are
+# short): a larger one means a field was expanded or copied where it should not be.
+MAX_EVENT_BYTES = 8_000
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    provider: str
+    body: Any  # bytes as sent, str encoded as UTF-8, anything else as JSON
+    error: str | None = None  # a fragment of the NormalizeError reason
+    events: list[dict[str, Any]] = field(default_factory=list)  # fields each event must have
+    content_type: str = "application/json"
+    query: str = ""
+    method: str = "POST"
+
+    def request(self) -> WebhookRequest:
+        body = self.body
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = orjson.dumps(body)
+        return WebhookRequest(provider=self.provider, account=ACCOUNT, body=body,
+                              received_at=RECEIVED_AT, raw_id=RAW_ID,
+                              content_type=self.content_type, query=self.query,
+                              method=self.method)
+
+
+def _infobip_price(amount: Any) -> dict[str, Any]:
+    return {"results": [{"messageId": "m", "status": {"groupName": "DELIVERED"},
+                         "price": {"pricePerMessage": amount, "currency": "EUR"}}]}
+
+
+CASES = [
+    # --- prices are bounded (Price writes its amount out in full) ---
+    Case("infobip-price-huge-exponent", "infobip", _infobip_price("1e999999999999"),
+         error="out of range"),
+    Case("infobip-price-5mb", "infobip", _infobip_price("1e5000000"), error="out of range"),
+    Case("infobip-price-tiny-exponent", "infobip", _infobip_price("1e-999999999"),
+         error="out of range"),
+    Case("infobip-price-ordinary", "infobip", _infobip_price("0.0065"),
+         events=[{"price": {"amount": "0.0065", "currency": "EUR"}}]),
+    Case("bird-legacy-get-price-huge-exponent", "bird", b"", method="GET",
+         query="id=m1&status=delivered&price%5Bamount%5D=1e999999999999&price%5Bcurrency%5D=EUR",
+         error="out of range"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_edge_payload(case: Case) -> None:
+    request = case.request()
+    if case.error is not None:
+        with pytest.raises(NormalizeError) as caught:
+            normalize(request)
+        assert caught.value.__cause__ is None, f"the normalizer crashed: {caught.value.__cause__!r}"
+        assert case.error.lower() in caught.value.reason.lower()
+        assert len(caught.value.reason) < 500, "a reason must not echo a huge value"
+        return
+    events = normalize(request)
+    assert len(events) == len(case.events)
+    for event, expected in zip(events, case.events, strict=True):
+        record = event.to_json()
+        assert len(record) < MAX_EVENT_BYTES
+        data = MessageEvent.from_json(record).to_dict()
+        assert {key: data[key] for key in expected} == expected
