@@ -495,55 +495,80 @@ _TIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%dT%H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%S",
-    "%Y%m%d%H%M%S",
 )
-# A format with a "-" matches only a text with one (strptime is slow, a miss included).
-_TIME_FORMATS_WITHOUT_HYPHEN = tuple(fmt for fmt in _TIME_FORMATS if "-" not in fmt)
+# Every format has a "-": a text without one is not tried (strptime is slow, a miss included).
+assert all("-" in fmt for fmt in _TIME_FORMATS)
+# Unix times as text: seconds (10 digits) or milliseconds (13), what providers send.
+_UNIX_TIME_DIGITS = (10, 13)
+_COMPACT_TIME_DIGITS = 14  # YYYYMMDDhhmmss
 
 
 def parse_time(value: Any) -> datetime | None:
     """A provider timestamp as an aware UTC datetime; naive times are taken as UTC.
 
-    Accepts RFC 3339, Infobip's `+0000` offsets, space-separated forms, compact
-    `YYYYMMDDhhmmss`, and unix seconds or milliseconds. Unparseable values raise.
+    Accepts RFC 3339 / ISO 8601, Infobip's `+0000` offsets, space-separated forms, compact
+    `YYYYMMDDhhmmss` (exactly 14 digits), and unix seconds or milliseconds (a number, or
+    exactly 10 or 13 digits). Digits are ASCII digits. Unparseable values, and times that
+    cannot be expressed in UTC (before year 1 or after year 9999), raise NormalizeError.
     """
-    if value.__class__ is str and not (value.isdigit() and len(value) in (10, 13)):
+    if isinstance(value, str):
         return _parse_time_text(value) if value else None  # the usual case, checked first
-    if value is None or value == "":
+    if value is None:
         return None
     if isinstance(value, bool):
         raise NormalizeError(f"timestamp {value!r} is not a time")
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()
-                                            and len(value) in (10, 13)):
-        seconds = float(value)
+    if isinstance(value, (int, float)):
+        return _unix_time(value, value)
+    raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
+
+
+def _unix_time(number: float, value: Any) -> datetime:
+    try:
+        seconds = float(number)
         if seconds > 1e11:  # milliseconds
             seconds /= 1000
-        try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise NormalizeError(f"timestamp {value!r} is out of range") from None
-    if not isinstance(value, str):
-        raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
-    return _parse_time_text(value)
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise NormalizeError(f"timestamp {shown(value)} is out of range") from None
 
 
 def _parse_time_text(value: str) -> datetime:
     text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-        for fmt in _TIME_FORMATS if "-" in text else _TIME_FORMATS_WITHOUT_HYPHEN:
-            try:
-                parsed = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
+    parsed: datetime | None = None
+    if not text.isascii():
+        pass  # no format has other characters; a non-ASCII digit is not a digit here
+    elif text.isdigit() and len(text) in _UNIX_TIME_DIGITS:
+        return _unix_time(int(text), value)
+    elif text.isdigit() and len(text) == _COMPACT_TIME_DIGITS:
+        # Field by field: strptime would also read fewer digits per field ("999999999").
+        try:
+            parsed = datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
+                              int(text[10:12]), int(text[12:]))
+        except ValueError:
+            parsed = None
+    else:
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            if "-" in text:
+                parsed = _strptime(text)
     if parsed is None:
-        raise NormalizeError(f"timestamp {value!r} is not in a known format")
+        raise NormalizeError(f"timestamp {shown(value)} is not in a known format")
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        raise NormalizeError(f"timestamp {shown(value)} is out of range") from None
+
+
+def _strptime(text: str) -> datetime | None:
+    for fmt in _TIME_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
 
 
 # A price's amount is written out in full (`Price` serializes it with format "f"): its digits and

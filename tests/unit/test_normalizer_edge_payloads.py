@@ -62,6 +62,26 @@ CASES = [
     Case("bird-legacy-get-price-huge-exponent", "bird", b"", method="GET",
          query="id=m1&status=delivered&price%5Bamount%5D=1e999999999999&price%5Bcurrency%5D=EUR",
          error="out of range"),
+    # --- times that cannot be expressed in UTC, or are not times, are typed errors ---
+    Case("infobip-done-at-after-9999-in-utc", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "DELIVERED"},
+                       "doneAt": "9999-12-31T23:59:59-01:00"}]}, error="out of range"),
+    Case("infobip-omnichat-done-at-before-year-1-in-utc", "infobip-omnichat",
+         {"results": [{"messageId": "m", "status": "DELIVERED",
+                       "doneAt": "0001-01-01T00:00:00+01:00"}]}, error="out of range"),
+    Case("webex-timestamp-after-9999-in-utc", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "deliveryInfo": {
+             "deliveryStatus": "Delivered", "timestamp": "9999-12-31T23:59:59-01:00"}}},
+         error="out of range"),
+    Case("bird-legacy-status-datetime-after-9999-in-utc", "bird", b"", method="GET",
+         query="id=m1&status=delivered&statusDatetime=9999-12-31T23%3A59%3A59-01%3A00",
+         error="out of range"),
+    Case("ubiqio-unicode-digit-timestamp", "ubiqio",
+         {"status": "delivered", "messageId": "m", "timestamp": "²²²²²²²²²²"},
+         error="not in a known format"),
+    Case("ubiqio-nine-digit-timestamp", "ubiqio",
+         {"status": "delivered", "messageId": "m", "timestamp": "999999999"},
+         error="not in a known format"),
 ]
 
 

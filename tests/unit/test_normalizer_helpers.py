@@ -28,6 +28,10 @@ from normalizers.base import (
         ("20230727004929", datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
         ("1690418969", datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
         (1690418969000, datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
+        (" 1690418969 ", datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
+        ("20230727", datetime(2023, 7, 27, tzinfo=UTC)),  # ISO 8601 basic date
+        ("9999-12-31T23:59:59+00:00", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("9999-12-31T23:59:59+01:00", datetime(9999, 12, 31, 22, 59, 59, tzinfo=UTC)),
         (None, None),
     ],
 )
@@ -38,6 +42,35 @@ def test_parse_time_accepts_provider_formats(value: object, expected: datetime |
 @pytest.mark.parametrize("value", ["yesterday", "2019-13-45T00:00:00Z", True, [1]])
 def test_parse_time_rejects_nonsense_with_a_reason(value: object) -> None:
     with pytest.raises(NormalizeError, match="time"):
+        parse_time(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        # In UTC these are in year 10000 and year 0: astimezone overflowed.
+        ("9999-12-31T23:59:59-01:00", "out of range"),
+        ("0001-01-01T00:00:00+01:00", "out of range"),
+        ("9999-12-31 23:59:59-0100", "out of range"),
+        # Unicode digits are not digits of a time (float() refused "²²²²²²²²²²"; Arabic-Indic
+        # digits were read as a unix time).
+        ("²²²²²²²²²²", "not in a known format"),
+        ("²²²²²²²²²²²²²", "not in a known format"),
+        ("٣٣٣٣٣٣٣٣٣٣", "not in a known format"),
+        ("٢٠٢٣٠٧٢٧٠٠٤٩٢٩", "not in a known format"),
+        # Digit runs that are neither unix times (10 or 13 digits) nor YYYYMMDDhhmmss (14):
+        # strptime read "999999999" as 9999-09-09T09:09:09Z.
+        ("999999999", "not in a known format"),
+        ("99999999999", "not in a known format"),
+        ("99999999999999", "not in a known format"),  # 14 digits, but month 99
+        ("20231327004929", "not in a known format"),  # month 13
+        ("20230727004961", "not in a known format"),
+        pytest.param(10**400, "out of range", id="int-beyond-float"),
+        (1e300, "out of range"),
+    ],
+)
+def test_parse_time_out_of_range_or_unknown_is_an_error(value: object, reason: str) -> None:
+    with pytest.raises(NormalizeError, match=reason):
         parse_time(value)
 
 

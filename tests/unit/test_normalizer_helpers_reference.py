@@ -82,38 +82,59 @@ def ref_channel(value: str | None) -> str:
     return cleaned or "unknown"
 
 
+def ref_shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def ref_unix_time(number: float, value: Any) -> datetime:
+    try:
+        seconds = float(number)
+        if seconds > 1e11:
+            seconds /= 1000
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise NormalizeError(f"timestamp {ref_shown(value)} is out of range") from None
+
+
 def ref_parse_time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise NormalizeError(f"timestamp {value!r} is not a time")
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()
-                                            and len(value) in (10, 13)):
-        seconds = float(value)
-        if seconds > 1e11:
-            seconds /= 1000
-        try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise NormalizeError(f"timestamp {value!r} is out of range") from None
+    if isinstance(value, (int, float)):
+        return ref_unix_time(value, value)
     if not isinstance(value, str):
         raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
     text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-        for fmt in base._TIME_FORMATS:
-            try:
-                parsed = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
+    if re.fullmatch(r"[0-9]{10}|[0-9]{13}", text):
+        return ref_unix_time(int(text), value)
+    compact = re.fullmatch(r"([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})", text)
+    parsed: datetime | None = None
+    if compact:
+        try:
+            year, month, day, hour, minute, second = map(int, compact.groups())
+            parsed = datetime(year, month, day, hour, minute, second)
+        except ValueError:
+            parsed = None
+    elif text.isascii():
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            for fmt in base._TIME_FORMATS:
+                try:
+                    parsed = datetime.strptime(text, fmt)
+                    break
+                except ValueError:
+                    continue
     if parsed is None:
-        raise NormalizeError(f"timestamp {value!r} is not in a known format")
+        raise NormalizeError(f"timestamp {ref_shown(value)} is not in a known format")
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise NormalizeError(f"timestamp {ref_shown(value)} is out of range") from None
 
 
 def ref_parse_json_object(body: bytes) -> Any:
@@ -202,7 +223,9 @@ TIMES = (SCALARS | st.datetimes().map(datetime.isoformat)
                             "2024-01-01T00:00Z:00", "Z", "٣٣٣٣٣٣٣٣٣٣", "yesterday",
                             "20230727004929", "2023072700492", "20231327004929",
                             "2015-04-12 13:00:19+0200", "2015-04-12T13:00:19.5",
-                            "2015-4-12 13:00:19", "2023/07/27"])
+                            "2015-4-12 13:00:19", "2023/07/27", "999999999", "²²²²²²²²²²",
+                            "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
+                            " 1690418969 ", "٢٠٢٣٠٧٢٧٠٠٤٩٢٩", "20230727"])
          | st.text(alphabet="0123456789-T: .+Z", max_size=20)
          | st.datetimes().map(lambda moment: moment.strftime("%Y%m%d%H%M%S")))
 
