@@ -244,6 +244,16 @@ def parse_xml(body: bytes) -> JsonObject:
         raise NormalizeError(f"body is not well-formed XML: {exc}") from None
     except DefusedXmlException as exc:  # entities, DTDs, external references
         raise NormalizeError(f"XML refused: {type(exc).__name__}") from None
+    except (ValueError, LookupError) as exc:  # UnicodeError is a ValueError
+        # The declared encoding is looked up among Python's codecs: an unknown name
+        # (LookupError), a codec that is not a text encoding (rot13, base64), a multi-byte one
+        # that expat cannot read (UTF-16-LE, Shift_JIS, ValueError) or one failing (idna).
+        declared = _DECLARED_ENCODING.match(body)
+        if declared is None:
+            raise NormalizeError(f"XML cannot be decoded: {shown(str(exc))}") from None
+        name = declared.group(1).decode("ascii", "replace")
+        raise NormalizeError(
+            f"XML declares encoding {shown(name)}, which is not supported; send UTF-8") from None
     try:
         converted = _xml_element(root)
     except RecursionError:
@@ -251,6 +261,11 @@ def parse_xml(body: bytes) -> JsonObject:
     result: JsonObject = converted if isinstance(converted, dict) else {"_text": converted}
     result["_root"] = _local_name(root.tag)
     return result
+
+
+# The encoding in an XML declaration (XML 1.0 section 4.3.3: EncName is ASCII).
+_DECLARED_ENCODING = re.compile(
+    rb"""\s*<\?xml\s[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._-]{0,60})""")
 
 
 def _local_name(tag: str) -> str:

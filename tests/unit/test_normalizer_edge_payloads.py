@@ -82,6 +82,12 @@ CASES = [
     Case("ubiqio-nine-digit-timestamp", "ubiqio",
          {"status": "delivered", "messageId": "m", "timestamp": "999999999"},
          error="not in a known format"),
+    # --- XML in an encoding the parser cannot read ---
+    *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
+           f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'
+           "</messageId><status><groupName>DELIVERED</groupName></status></result></results>",
+           content_type="application/xml", error="which is not supported; send UTF-8")
+      for encoding in ("utf-16-le", "shift_jis", "rot13", "x-mac-roman", "idna", "punycode")),
 ]
 
 

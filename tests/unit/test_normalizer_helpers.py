@@ -159,3 +159,29 @@ def test_price_out_of_range_or_not_decimal_is_an_error(amount: Any, reason: str)
     with pytest.raises(NormalizeError, match=reason) as caught:
         price(amount, "EUR")
     assert len(caught.value.reason) < 200, "the reason must not echo a huge amount"
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        # expat reads single-byte encodings only: ValueError("multi-byte encodings are not
+        # supported")
+        "utf-16-le", "utf-32", "euc-jp", "shift_jis", "big5", "gb18030", "utf-7",
+        # codecs that are not text encodings, or unknown names: LookupError
+        "rot13", "hex", "base64", "zlib", "uu", "mbcs", "x-mac-roman", "no-such-encoding",
+        # codecs that fail on XML: UnicodeError
+        "idna", "punycode",
+    ],
+)
+def test_xml_in_an_unreadable_encoding_is_an_error(encoding: str) -> None:
+    body = (f'<?xml version="1.0" encoding="{encoding}"?>'
+            "<results><result><messageId>m</messageId></result></results>").encode()
+    with pytest.raises(NormalizeError, match=f"XML declares encoding '{encoding}'"):
+        parse_xml(body)
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "ISO-8859-1", "windows-1252", "us-ascii"])
+def test_xml_in_a_readable_encoding_is_parsed(encoding: str) -> None:
+    body = f'<?xml version="1.0" encoding="{encoding}"?><r><m>caf\xe9</m></r>'.encode(encoding,
+                                                                                    "replace")
+    assert parse_xml(body)["m"] in ("caf\xe9", "caf?")
