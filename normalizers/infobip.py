@@ -414,18 +414,26 @@ def _object(data: JsonObject, key: str) -> JsonObject | None:
     return value
 
 
+# Status and error ids and group ids are small numbers; a longer run of digits is not one.
+_MAX_NUMBER_DIGITS = 18
+_EXACT_FLOAT_LIMIT = 2**53  # floats at or beyond it do not hold every integer
+
+
 def _number(value: Any) -> int | None:
-    """An integer from JSON or from XML text; anything else is None."""
+    """An integer from JSON or from XML text (ASCII digits, at most _MAX_NUMBER_DIGITS of them);
+    anything else is None."""
     if value.__class__ is int:
         return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= _MAX_NUMBER_DIGITS:
+            return int(text)
     return None
 
 

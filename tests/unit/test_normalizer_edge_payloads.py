@@ -82,6 +82,24 @@ CASES = [
     Case("ubiqio-nine-digit-timestamp", "ubiqio",
          {"status": "delivered", "messageId": "m", "timestamp": "999999999"},
          error="not in a known format"),
+    # --- Infobip status and error ids: numbers only when they are ASCII digits, not too many ---
+    Case("infobip-status-id-unicode-digit", "infobip",
+         {"results": [{"messageId": "m", "status": {"id": "²", "groupName": "DELIVERED"}}]},
+         events=[{"status": "delivered", "provider_status": {
+             "code": "²", "name": None, "group": "DELIVERED", "description": None}}]),
+    Case("infobip-status-group-id-unicode-digit", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupId": "²"}}]},
+         events=[{"status": "unknown"}]),
+    Case("infobip-status-group-id-5000-digits", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupId": "9" * 5000}}]},
+         events=[{"status": "unknown"}]),
+    Case("infobip-error-id-5000-digits", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "REJECTED"},
+                       "error": {"id": "7" * 5000, "groupId": "²"}}]},
+         events=[{"status": "rejected"}]),
+    Case("infobip-omnichat-status-id-unicode-digit", "infobip-omnichat",
+         {"results": [{"messageId": "m", "status": {"id": "²", "groupId": "²"}}]},
+         events=[{"status": "unknown"}]),
     # --- XML in an encoding the parser cannot read ---
     *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
            f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'
