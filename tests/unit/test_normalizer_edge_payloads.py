@@ -100,6 +100,45 @@ CASES = [
     Case("infobip-omnichat-status-id-unicode-digit", "infobip-omnichat",
          {"results": [{"messageId": "m", "status": {"id": "²", "groupId": "²"}}]},
          events=[{"status": "unknown"}]),
+    # --- Infobip XML: every <result> is a report, as every JSON results[] item is ---
+    Case("infobip-xml-result-without-message-id", "infobip",
+         "<results><result><to>41793026727</to><status><groupName>DELIVERED</groupName>"
+         "</status></result></results>", content_type="application/xml",
+         events=[{"message_id": None, "to": "+41793026727", "status": "delivered"}]),
+    Case("infobip-json-result-without-message-id", "infobip",
+         {"results": [{"to": "41793026727", "status": {"groupName": "DELIVERED"}}]},
+         events=[{"message_id": None, "to": "+41793026727", "status": "delivered"}]),
+    Case("infobip-xml-nested-results-without-message-id", "infobip",
+         "<R><results><results><to>41793026727</to><status><groupName>DELIVERED</groupName>"
+         "</status></results><results><messageId>m2</messageId><status><groupName>REJECTED"
+         "</groupName></status></results></results></R>", content_type="application/xml",
+         events=[{"message_id": None, "status": "delivered"},
+                 {"message_id": "m2", "status": "rejected"}]),
+    Case("infobip-xml-root-results-is-one-report", "infobip",
+         "<results><messageId>m1</messageId><status><groupName>DELIVERED</groupName></status>"
+         "</results>", content_type="application/xml",
+         events=[{"message_id": "m1", "status": "delivered"}]),
+    Case("infobip-xml-root-result-is-one-report", "infobip",
+         "<result><messageId>m1</messageId><status><groupName>DELIVERED</groupName></status>"
+         "</result>", content_type="application/xml",
+         events=[{"message_id": "m1", "status": "delivered"}]),
+    Case("infobip-xml-result-with-attributes-only", "infobip",
+         '<results><result messageId="m1"/></results>', content_type="application/xml",
+         error="<result> element holds no report"),
+    Case("infobip-xml-second-result-empty", "infobip",
+         "<results><result><messageId>m1</messageId><status><groupName>DELIVERED</groupName>"
+         "</status></result><result/></results>", content_type="application/xml",
+         error="<result> element holds no report"),
+    Case("infobip-xml-results-with-text", "infobip", "<x><results>hello</results></x>",
+         content_type="application/xml", error="<results> element holds no report"),
+    Case("infobip-xml-empty-root-results", "infobip", "<results/>",
+         content_type="application/xml", error="<results> element holds no report"),
+    Case("infobip-xml-empty-results", "infobip",
+         "<DeliveryReports><results></results></DeliveryReports>",
+         content_type="application/xml", error="<results> element holds no report"),
+    Case("infobip-xml-results-in-results-empty", "infobip",
+         "<R><results><results/></results></R>",
+         content_type="application/xml", error="<results> element holds no report"),
     # --- XML in an encoding the parser cannot read ---
     *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
            f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'
