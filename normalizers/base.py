@@ -315,13 +315,34 @@ def first(data: Mapping[str, Any], *names: str) -> Any:
 
 
 def text_field(data: Mapping[str, Any], *names: str) -> str | None:
-    """Like `first`, but always a string (numbers become strings) or None."""
+    """Like `first`, but always a string (numbers become strings) or None.
+
+    A float holding an integer is written as that integer (`103.0` is code "103"). One at or
+    beyond 2**53 is an error: a float does not hold every such integer, and JSON integers
+    beyond 64 bits arrive as floats, so 18446744073709551617 and ...618 would become one id.
+    """
     value = first(data, *names)
     if value is None or value.__class__ is str:
         return value
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+    if isinstance(value, float):
+        return _float_text(value, names[0])
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
         return str(value)
     raise NormalizeError(f"field {names[0]!r} should be a string, got {type(value).__name__}")
+
+
+# Every integer below it is a float exactly; at and beyond it floats skip integers.
+EXACT_FLOAT_LIMIT = 2**53
+
+
+def _float_text(value: float, name: str) -> str:
+    if not value.is_integer():
+        return str(value)  # 1.5; nan and inf never come from JSON
+    if abs(value) < EXACT_FLOAT_LIMIT:
+        return str(int(value))
+    raise NormalizeError(
+        f"field {name!r} is the number {shown(value)}, too large to be read exactly (JSON "
+        "integers beyond 64 bits arrive as floats); send it as a string")
 
 
 def int_field(data: Mapping[str, Any], *names: str) -> int | None:

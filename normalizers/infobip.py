@@ -20,6 +20,7 @@ from typing import Any
 
 from normalizers.base import (
     DEFAULT_ACK,
+    EXACT_FLOAT_LIMIT,
     Ack,
     JsonObject,
     NormalizeError,
@@ -435,7 +436,6 @@ def _object(data: JsonObject, key: str) -> JsonObject | None:
 
 # Status and error ids and group ids are small numbers; a longer run of digits is not one.
 _MAX_NUMBER_DIGITS = 18
-_EXACT_FLOAT_LIMIT = 2**53  # floats at or beyond it do not hold every integer
 
 
 def _number(value: Any) -> int | None:
@@ -447,7 +447,7 @@ def _number(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT_FLOAT_LIMIT:
+    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_FLOAT_LIMIT:
         return int(value)
     if isinstance(value, str):
         text = value.strip()

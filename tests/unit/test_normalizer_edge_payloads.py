@@ -139,6 +139,42 @@ CASES = [
     Case("infobip-xml-results-in-results-empty", "infobip",
          "<R><results><results/></results></R>",
          content_type="application/xml", error="<results> element holds no report"),
+    # --- numbers in text fields: integral floats as integers, inexact ones refused ---
+    Case("ubiqio-message-id-beyond-64-bits", "ubiqio",
+         b'{"status":"delivered","messageId":18446744073709551617}',
+         error="too large to be read exactly"),
+    Case("ubiqio-message-id-beyond-64-bits-next", "ubiqio",
+         b'{"status":"delivered","messageId":18446744073709551618}',
+         error="too large to be read exactly"),
+    Case("ubiqio-message-id-largest-64-bit", "ubiqio",
+         b'{"status":"delivered","messageId":18446744073709551615}',
+         events=[{"message_id": "18446744073709551615"}]),
+    Case("webex-transid-beyond-64-bits", "webex",
+         b'{"deliveryInfoNotification":{"transid":18446744073709551617,'
+         b'"deliveryInfo":{"deliveryStatus":"Delivered"}}}',
+         error="too large to be read exactly"),
+    Case("infobip-status-id-float-beyond-exact", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "DELIVERED", "id": 1e300}}]},
+         error="too large to be read exactly"),
+    Case("bird-legacy-json-stop-code-as-float", "bird",
+         {"id": "m1", "status": "delivery_failed", "statusErrorCode": 103.0},
+         events=[{"status": "undelivered", "error": {
+             "code": "103", "description": "contact opted out (sent STOP)",
+             "permanent": True}}]),
+    Case("bird-channels-sms-source-stop-code-as-float", "bird",
+         {"service": "channels", "event": "sms.outbound", "payload": {
+             "id": "m1", "status": "delivery_failed",
+             "failure": {"code": 15001.0, "source": {"name": "sms-messagebird", "code": 103.0}}}},
+         events=[{"status": "undelivered", "error": {
+             "code": "103",
+             "description": "contact opted out (sent STOP) (source sms-messagebird code 103, "
+                            "Bird code 15001)",
+             "permanent": True}}]),
+    Case("webex-expired-code-as-float", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "deliveryInfo": {
+             "deliveryStatus": "Un-Delivered", "code": 7208.0}}},
+         events=[{"status": "expired", "error": {
+             "code": "7208", "description": None, "permanent": False}}]),
     # --- XML in an encoding the parser cannot read ---
     *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
            f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'

@@ -14,6 +14,7 @@ from normalizers.base import (
     parse_time,
     parse_xml,
     price,
+    text_field,
 )
 
 
@@ -185,3 +186,35 @@ def test_xml_in_a_readable_encoding_is_parsed(encoding: str) -> None:
     body = f'<?xml version="1.0" encoding="{encoding}"?><r><m>caf\xe9</m></r>'.encode(encoding,
                                                                                     "replace")
     assert parse_xml(body)["m"] in ("caf\xe9", "caf?")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("abc", "abc"),
+        (103, "103"),
+        (103.0, "103"),  # an integral float is its integer: Bird's opt-out code 103
+        (-5.0, "-5"),
+        (7208.0, "7208"),
+        (1.5, "1.5"),
+        (2**53 - 1.0, str(2**53 - 1)),
+        (18446744073709551615, "18446744073709551615"),  # orjson's largest int
+        (None, None),
+    ],
+)
+def test_text_field_writes_numbers_as_given(value: Any, expected: str | None) -> None:
+    assert text_field({"a": value}, "a") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float(2**53),
+        1.8446744073709552e19,  # what orjson gives for 18446744073709551617 (and ...618)
+        -1e20,
+        1e300,
+    ],
+)
+def test_text_field_refuses_floats_too_large_to_be_exact(value: float) -> None:
+    with pytest.raises(NormalizeError, match="too large to be read exactly"):
+        text_field({"messageId": value}, "messageId")

@@ -36,6 +36,12 @@ def ref_text_field(data: Mapping[str, Any], *names: str) -> str | None:
     value = ref_first(data, *names)
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        if abs(value) < 2**53:
+            return str(int(value))
+        raise NormalizeError(
+            f"field {names[0]!r} is the number {ref_shown(value)}, too large to be read exactly "
+            "(JSON integers beyond 64 bits arrive as floats); send it as a string")
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
     raise NormalizeError(f"field {names[0]!r} should be a string, got {type(value).__name__}")
