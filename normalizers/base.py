@@ -345,16 +345,35 @@ def _float_text(value: float, name: str) -> str:
         "integers beyond 64 bits arrive as floats); send it as a string")
 
 
+# The largest count int_field reads (a segment count: providers split a message into at most a
+# few hundred parts). Beyond it a number is not a count.
+MAX_COUNT = 10_000
+_INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
 def int_field(data: Mapping[str, Any], *names: str) -> int | None:
-    """Like `first`, but a non-negative integer (negative ones are None) or None."""
+    """Like `first`, but a count: an integer from 0 to MAX_COUNT, or None.
+
+    An integer outside that range (`-1`, `1e308`, four thousand nines) is None: it is no count,
+    and counts are optional, as a negative one always was. What is not an integer at all
+    (`true`, `1.5`, `"abc"`, Unicode digits) is an error.
+    """
     value = first(data, *names)
     if value is None:
         return None
-    try:
-        number = value if value.__class__ is int else int(value)
-    except (TypeError, ValueError):
-        raise NormalizeError(f"field {names[0]!r} should be an integer, got {value!r}") from None
-    return number if number >= 0 else None
+    if value.__class__ is int:
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        if len(value.strip().lstrip("+-").lstrip("0")) > len(str(MAX_COUNT)):
+            return None  # out of range, without reading thousands of digits
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise NormalizeError(f"field {names[0]!r} should be an integer, got {shown(value)}")
+    return number if 0 <= number <= MAX_COUNT else None
 
 
 def as_list(value: Any) -> list[Any]:

@@ -175,6 +175,22 @@ CASES = [
              "deliveryStatus": "Un-Delivered", "code": 7208.0}}},
          events=[{"status": "expired", "error": {
              "code": "7208", "description": None, "permanent": False}}]),
+    # --- segment counts: a bool is not one, absurd ones are dropped ---
+    Case("ubiqio-segments-true", "ubiqio",
+         {"status": "delivered", "messageId": "m", "segments": True},
+         error="should be an integer"),
+    Case("ubiqio-segments-1e308", "ubiqio",
+         {"status": "delivered", "messageId": "m", "segments": 1e308},
+         events=[{"segments": None}]),
+    Case("ubiqio-segments-4000-digits", "ubiqio",
+         {"status": "delivered", "messageId": "m", "segments": "9" * 4000},
+         events=[{"segments": None}]),
+    Case("infobip-message-count-4000-digits-xml", "infobip",
+         "<results><result><messageId>m</messageId><status><groupName>DELIVERED</groupName>"
+         f"</status><messageCount>{'9' * 4000}</messageCount></result></results>",
+         content_type="application/xml", events=[{"segments": None}]),
+    Case("bird-legacy-message-part-count", "bird", b"", method="GET",
+         query="id=m1&status=delivered&messagePartCount=2", events=[{"segments": 2}]),
     # --- XML in an encoding the parser cannot read ---
     *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
            f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'

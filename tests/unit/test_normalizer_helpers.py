@@ -10,6 +10,7 @@ from normalizers.base import (
     NormalizeError,
     address,
     channel,
+    int_field,
     parse_form,
     parse_time,
     parse_xml,
@@ -218,3 +219,37 @@ def test_text_field_writes_numbers_as_given(value: Any, expected: str | None) ->
 def test_text_field_refuses_floats_too_large_to_be_exact(value: float) -> None:
     with pytest.raises(NormalizeError, match="too large to be read exactly"):
         text_field({"messageId": value}, "messageId")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1, 1),
+        ("3", 3),
+        (" 2 ", 2),
+        (3.0, 3),
+        (0, 0),
+        (10_000, 10_000),
+        ("0000000000000000000000000007", 7),
+        # Out of range: no segment count, dropped as a negative count always was.
+        (-1, None),
+        ("-3", None),
+        (10_001, None),
+        (1e308, None),  # was a 309-digit integer in the event
+        ("9" * 4000, None),  # was a 4000-digit integer: orjson.loads refused the record
+        ("9" * 5000, None),
+        (2**64 - 1, None),
+        (None, None),
+    ],
+)
+def test_int_field_reads_counts(value: Any, expected: int | None) -> None:
+    assert int_field({"segments": value}, "segments") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, False, 1.5, float("inf"), float("nan"), "1.5", "abc", "1_000", "²", "١٢", [1], {}],
+)
+def test_int_field_refuses_what_is_not_an_integer(value: Any) -> None:
+    with pytest.raises(NormalizeError, match="should be an integer"):
+        int_field({"segments": value}, "segments")

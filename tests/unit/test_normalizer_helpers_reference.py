@@ -51,11 +51,16 @@ def ref_int_field(data: Mapping[str, Any], *names: str) -> int | None:
     value = ref_first(data, *names)
     if value is None:
         return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise NormalizeError(f"field {names[0]!r} should be an integer, got {value!r}") from None
-    return number if number >= 0 else None
+    if isinstance(value, bool) or not (
+            isinstance(value, int)
+            or (isinstance(value, float) and value.is_integer())
+            or (isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value))):
+        raise NormalizeError(
+            f"field {names[0]!r} should be an integer, got {ref_shown(value)}")
+    if isinstance(value, str) and len(value.strip().lstrip("+-").lstrip("0")) > 5:
+        return None
+    number = int(value)
+    return number if 0 <= number <= 10_000 else None
 
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{6,20}$")
