@@ -55,6 +55,8 @@ class WebhookRequest:
     received_at: datetime
     raw_id: str
     content_type: str = "application/json"
+    # The query string as ASGI gives it: its bytes decoded as Latin-1, %-escapes kept (read it
+    # with query_text, which gives the UTF-8 text).
     query: str = ""
     method: str = "POST"
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -203,7 +205,8 @@ def parse_json_object(body: bytes) -> JsonObject:
 
 
 def parse_form(text: bytes | str) -> dict[str, str]:
-    """Decode a urlencoded form or query string; a repeated key keeps its last value."""
+    """Decode a urlencoded form body, or a query string from query_text; a repeated key keeps
+    its last value. A body or %-escape that is not UTF-8 is an error."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -212,9 +215,31 @@ def parse_form(text: bytes | str) -> dict[str, str]:
     return dict(form_pairs(text))
 
 
+def query_text(query: str) -> str:
+    """A request's query string (`WebhookRequest.query`) as the text its bytes encode in UTF-8.
+
+    Ingest keeps the query as ASGI gives it, its bytes decoded as Latin-1, so bytes sent
+    without %-escapes (`café` as raw UTF-8) are recovered by encoding it back; if they are not
+    UTF-8 it is an error, as for a form body. A query with characters beyond Latin-1 did not
+    come from bytes that way (it was typed, as on the CLI): it is already text.
+    """
+    if query.isascii():
+        return query
+    try:
+        raw = query.encode("latin-1")
+    except UnicodeEncodeError:
+        return query
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NormalizeError("query string is not UTF-8") from None
+
+
 def form_pairs(text: str) -> list[tuple[str, str]]:
-    """`urllib.parse.parse_qsl(text, keep_blank_values=True)`: the fields of a urlencoded form,
-    in order, `+` and `%xx` decoded; it calls the decoder only for a part that needs it."""
+    """`urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict")`: the fields of
+    a urlencoded form, in order, `+` and `%xx` decoded; it calls the decoder only for a part
+    that needs it. %-escapes that are not UTF-8 (`caf%E9`) are a NormalizeError, as a form body
+    that is not UTF-8 is, instead of U+FFFD in place of what was sent."""
     pairs: list[tuple[str, str]] = []
     for part in text.split("&"):
         if not part:
@@ -223,13 +248,21 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
         if "+" in name:
             name = name.replace("+", " ")
         if "%" in name:
-            name = unquote(name)
+            name = _unquote(name)
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = unquote(value)
+            value = _unquote(value)
         pairs.append((name, value))
     return pairs
+
+
+def _unquote(text: str) -> str:
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise NormalizeError(
+            f"form field {shown(text, 40)} has %-escapes that are not UTF-8") from None
 
 
 def parse_xml(body: bytes) -> JsonObject:

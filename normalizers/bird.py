@@ -36,6 +36,7 @@ from normalizers.base import (
     parse_json_object,
     parse_time,
     price,
+    query_text,
     status_event,
     text_field,
 )
@@ -57,7 +58,7 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
             if method in ("GET", "HEAD"):
                 return []  # MessageBird checks a status URL with a bare GET before using it
             raise NormalizeError("empty body and no query string; expected a Bird webhook")
-        return _legacy(request, _form_fields(query))
+        return _legacy(request, _form_fields(query_text(query)))
     if _is_form_body(request):
         return _legacy(request, _form_fields(request.body))
     return _json(request, parse_json_object(request.body))

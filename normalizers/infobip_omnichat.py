@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from normalizers.base import (
     Ack,
@@ -37,9 +36,11 @@ from normalizers.base import (
     key_list,
     loose_key,
     loose_keys,
+    parse_form,
     parse_json_object,
     parse_time,
     price,
+    query_text,
     status_event,
     text_field,
 )
@@ -108,7 +109,7 @@ def _query_defaults(query: str) -> JsonObject:
     """
     if not query:
         return {}
-    fields = loose_keys(dict(parse_qsl(query, keep_blank_values=False)))
+    fields = loose_keys(parse_form(query_text(query)))
     label = first(fields, "integrationtype", "channel")
     return {_QUERY_CHANNEL: label} if label is not None else {}
 

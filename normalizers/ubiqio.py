@@ -38,6 +38,7 @@ from normalizers.base import (
     parse_json_object,
     parse_time,
     price,
+    query_text,
     status_event,
     text_field,
 )
@@ -170,7 +171,7 @@ def acknowledge(request: WebhookRequest) -> Ack:
 
 def _payload(request: WebhookRequest) -> JsonObject:
     if not request.body.strip() and request.query:
-        return dict(parse_form(request.query))
+        return dict(parse_form(query_text(request.query)))
     if is_form(request):
         return dict(parse_form(request.body))
     return parse_json_object(request.body)

@@ -15,6 +15,7 @@ from normalizers.base import (
     parse_time,
     parse_xml,
     price,
+    query_text,
     text_field,
 )
 
@@ -253,3 +254,40 @@ def test_int_field_reads_counts(value: Any, expected: int | None) -> None:
 def test_int_field_refuses_what_is_not_an_integer(value: Any) -> None:
     with pytest.raises(NormalizeError, match="should be an integer"):
         int_field({"segments": value}, "segments")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("a=1&b=caf%C3%A9", "a=1&b=caf%C3%A9"),
+        # Raw UTF-8 bytes of "café", as ingest hands them on (ASGI bytes decoded as Latin-1).
+        ("b=caf\u00c3\u00a9", "b=café"),
+        ("b=caf\u00e9\u20ac", "b=caf\u00e9\u20ac"),  # beyond Latin-1: typed text already
+    ],
+)
+def test_query_text_is_the_utf8_text_of_the_query_bytes(query: str, expected: str) -> None:
+    assert query_text(query) == expected
+
+
+def test_query_text_refuses_bytes_that_are_not_utf8() -> None:
+    with pytest.raises(NormalizeError, match="query string is not UTF-8"):
+        query_text("b=caf\u00e9")  # the raw Latin-1 byte 0xE9
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ("body=caf%C3%A9", {"body": "café"}),
+        (b"body=caf\xc3\xa9", {"body": "café"}),
+        ("body=%zz", {"body": "%zz"}),  # not an escape: kept, as parse_qsl does
+    ],
+)
+def test_form_decodes_utf8(form: str | bytes, expected: dict[str, str]) -> None:
+    assert parse_form(form) == expected
+
+
+@pytest.mark.parametrize("form", ["body=caf%E9", "caf%E9=x", b"body=caf%E9", "a=%C3"])
+def test_form_refuses_escapes_that_are_not_utf8(form: str | bytes) -> None:
+    # Was U+FFFD in place of what was sent; a form body that is not UTF-8 was already an error.
+    with pytest.raises(NormalizeError, match="not UTF-8"):
+        parse_form(form)
