@@ -90,6 +90,30 @@ DEFAULT_ACK = Ack()
 
 # --- building events -------------------------------------------------------------------------
 
+# Ids and labels (message ids, addresses, channel and status names, codes) longer than this are
+# no real values. They are refused, also so that one copied from a batch's envelope into each of
+# its events (Webex transid, Omnichat integrationType, Ubiqio event) cannot multiply a body.
+# Message text, descriptions, postbacks and media URLs are content and are not limited here.
+MAX_ID_LENGTH = 1000
+# Correlation ids are senders' own data: Infobip's callbackData takes up to 4000 characters.
+MAX_CORRELATION_ID_LENGTH = 4000
+
+
+def check_length(what: str, value: str | None, limit: int = MAX_ID_LENGTH) -> None:
+    """Refuse an id or label longer than `limit` (a NormalizeError naming `what`)."""
+    if value is not None and len(value) > limit:
+        raise NormalizeError(f"{what} is longer than {limit} characters: {shown(value, 40)}")
+
+
+def _check_ids(channel: str, message_id: str | None, correlation_id: str | None,
+               sender: str | None, recipient: str | None) -> None:
+    check_length("channel", channel)
+    check_length("message id", message_id)
+    check_length("correlation id", correlation_id, MAX_CORRELATION_ID_LENGTH)
+    check_length("sender", sender)
+    check_length("recipient", recipient)
+
+
 
 def status_event(
     request: WebhookRequest,
@@ -106,7 +130,18 @@ def status_event(
     price: Price | None = None,
     occurred_at: datetime | None = None,
 ) -> MessageEvent:
-    """A `message.status` event about a message we sent (direction outbound)."""
+    """A `message.status` event about a message we sent (direction outbound).
+
+    Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
+    a NormalizeError.
+    """
+    _check_ids(channel, message_id, correlation_id, sender, recipient)
+    if provider_status is not None:
+        check_length("provider status code", provider_status.code)
+        check_length("provider status name", provider_status.name)
+        check_length("provider status group", provider_status.group)
+    if error is not None:
+        check_length("error code", error.code)
     status_key = provider_status.name or provider_status.code if provider_status else None
     return MessageEvent.build(
         id=event_id(
@@ -154,7 +189,13 @@ def inbound_event(
     price: Price | None = None,
     occurred_at: datetime | None = None,
 ) -> MessageEvent:
-    """A `message.inbound` event: a message from an end user."""
+    """A `message.inbound` event: a message from an end user.
+
+    Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
+    a NormalizeError; the text, postback and media are not limited.
+    """
+    _check_ids(channel, message_id, correlation_id, sender, recipient)
+    check_length("in-reply-to message id", in_reply_to)
     return MessageEvent.build(
         id=event_id(
             provider=request.provider,
@@ -562,13 +603,15 @@ _not_channel_chars = re.compile(r"[^a-z0-9_.-]+").sub
 
 
 def channel(value: str | None) -> str:
-    """The schema's lower-case channel name for a provider's channel label."""
+    """The schema's lower-case channel name for a provider's channel label; a label longer
+    than MAX_ID_LENGTH is a NormalizeError."""
     if not value:
         return "unknown"
     if value.__class__ is str:
         known = _CHANNELS_AS_SENT.get(value)
         if known is not None:
             return known
+    check_length("channel label", value)
     key = value.strip().lower()
     if key in _CHANNELS:
         return _CHANNELS[key]

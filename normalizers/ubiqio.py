@@ -26,6 +26,7 @@ from normalizers.base import (
     WebhookRequest,
     as_list,
     channel,
+    check_length,
     each_event,
     first,
     inbound_event,
@@ -210,6 +211,7 @@ def _kind_hint(report: JsonObject) -> str | None:
         value = report.get(key)
         if not isinstance(value, str) or not value.strip():
             continue
+        check_length(f"{key!r}", value)  # an event name; it may be in every report of a batch
         name = value.strip().lower()
         if _NOT_WORD.sub("", name) in _TEST_EVENTS:
             return "test"

@@ -17,8 +17,8 @@ from normalizers.base import WebhookRequest
 from switchboard.events import MessageEvent
 from tests.fixtures import ACCOUNT, RAW_ID, RECEIVED_AT
 
-# What one event may take in a record, whatever the payload (the fields checked here are
-# short): a larger one means a field was expanded or copied where it should not be.
+# What one event may take in a record, whatever the payload (besides the text and the ids
+# checked here): a larger one means a field was expanded or copied where it should not be.
 MAX_EVENT_BYTES = 8_000
 
 
@@ -90,13 +90,18 @@ CASES = [
     Case("infobip-status-group-id-unicode-digit", "infobip",
          {"results": [{"messageId": "m", "status": {"groupId": "²"}}]},
          events=[{"status": "unknown"}]),
-    Case("infobip-status-group-id-5000-digits", "infobip",
+    Case("infobip-status-group-id-5000-digits", "infobip",  # kept as text: too long a label
          {"results": [{"messageId": "m", "status": {"groupId": "9" * 5000}}]},
-         events=[{"status": "unknown"}]),
+         error="provider status group is longer than 1000 characters"),
     Case("infobip-error-id-5000-digits", "infobip",
          {"results": [{"messageId": "m", "status": {"groupName": "REJECTED"},
                        "error": {"id": "7" * 5000, "groupId": "²"}}]},
-         events=[{"status": "rejected"}]),
+         error="error code is longer than 1000 characters"),
+    Case("infobip-error-id-18-digits", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "REJECTED"},
+                       "error": {"id": "7" * 18}}]},
+         events=[{"status": "rejected",
+                  "error": {"code": "7" * 18, "description": None, "permanent": False}}]),
     Case("infobip-omnichat-status-id-unicode-digit", "infobip-omnichat",
          {"results": [{"messageId": "m", "status": {"id": "²", "groupId": "²"}}]},
          events=[{"status": "unknown"}]),
@@ -217,6 +222,68 @@ CASES = [
     Case("infobip-omnichat-query-label-escaped-latin1", "infobip-omnichat",
          {"results": [{"from": "u1", "message": {"type": "TEXT", "text": "hi"}}]},
          query="integrationType=%E9", error="not UTF-8"),
+    # --- ids and labels longer than 1000 characters are no real values (correlation ids:
+    # 4000, Infobip's callbackData limit); copied from an envelope into every event of a
+    # batch they multiplied a body (131 KB of Webex gave 100 MB of records) ---
+    Case("webex-long-transid-in-envelope", "webex",
+         {"deliveryInfoNotification": {"transid": "t" * 100_000,
+                                       "deliveryInfo": [{"deliveryStatus": "Delivered"}] * 1000}},
+         error="message id is longer than 1000 characters"),
+    Case("webex-long-correlationid-in-envelope", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "correlationid": "c" * 4001,
+                                       "deliveryInfo": [{"deliveryStatus": "Delivered"}] * 3}},
+         error="correlation id is longer than 4000 characters"),
+    Case("webex-correlationid-of-4000", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "correlationid": "c" * 4000,
+                                       "deliveryInfo": {"deliveryStatus": "Delivered"}}},
+         events=[{"correlation_id": "c" * 4000}]),
+    Case("webex-long-delivery-status", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "deliveryInfo": {
+             "deliveryStatus": "Delivered" + "x" * 1000}}},
+         error="provider status name is longer than 1000 characters"),
+    Case("infobip-omnichat-long-integration-type-in-envelope", "infobip-omnichat",
+         {"integrationType": "x" * 100_000,
+          "results": [{"messageId": "m", "status": "DELIVERED"}] * 1000},
+         error="channel label is longer than 1000 characters"),
+    Case("infobip-omnichat-long-channel-in-envelope", "infobip-omnichat",
+         {"channel": "x" * 1001, "results": [{"messageId": "m", "status": "DELIVERED"}] * 3},
+         error="channel label is longer than 1000 characters"),
+    Case("ubiqio-long-event-name-in-envelope", "ubiqio",
+         {"event": "message." + "x" * 100_000 + ".delivered",
+          "results": [{"messageId": "m"}] * 1000},
+         error="'event' is longer than 1000 characters"),
+    Case("ubiqio-long-event-name-with-status", "ubiqio",
+         {"event": "x" * 1001, "results": [{"messageId": "m", "status": "delivered"}] * 3},
+         error="'event' is longer than 1000 characters"),
+    Case("ubiqio-long-channel-in-envelope", "ubiqio",
+         {"channel": "x" * 1001, "results": [{"messageId": "m", "status": "delivered"}] * 3},
+         error="channel label is longer than 1000 characters"),
+    Case("infobip-long-message-id", "infobip",
+         {"results": [{"messageId": "m" * 1001, "status": {"groupName": "DELIVERED"}}]},
+         error="results[0]: message id is longer than 1000 characters"),
+    Case("infobip-message-id-of-1000", "infobip",
+         {"results": [{"messageId": "m" * 1000, "status": {"groupName": "DELIVERED"}}]},
+         events=[{"message_id": "m" * 1000}]),
+    Case("infobip-long-callback-data", "infobip",
+         {"results": [{"messageId": "m", "callbackData": "c" * 4001,
+                       "status": {"groupName": "DELIVERED"}}]},
+         error="correlation id is longer than 4000 characters"),
+    Case("infobip-long-recipient", "infobip",
+         {"results": [{"messageId": "m", "to": "4" * 1001, "status": {"groupName": "DELIVERED"}}]},
+         error="recipient is longer than 1000 characters"),
+    Case("bird-channels-long-reply-to", "bird",
+         {"service": "channels", "event": "sms.inbound", "payload": {
+             "id": "m1", "sender": {"contact": {"identifierValue": "+31612345678"}},
+             "body": {"type": "text", "text": {"text": "hi"}}, "replyTo": {"id": "r" * 1001}}},
+         error="in-reply-to message id is longer than 1000 characters"),
+    Case("bird-legacy-long-sender", "bird", b"", method="GET",
+         query=f"id=m1&status=delivered&originator={'x' * 1001}",
+         error="sender is longer than 1000 characters"),
+    # Message text is content, not an id: not limited.
+    Case("infobip-long-inbound-text", "infobip",
+         {"results": [{"messageId": "m", "from": "41793026727", "text": "t" * 5000,
+                       "receivedAt": "2019-11-09T16:00:00.000+0000"}]},
+         events=[{"text": "t" * 5000}]),
     # --- XML in an encoding the parser cannot read ---
     *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
            f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'
@@ -240,6 +307,6 @@ def test_edge_payload(case: Case) -> None:
     assert len(events) == len(case.events)
     for event, expected in zip(events, case.events, strict=True):
         record = event.to_json()
-        assert len(record) < MAX_EVENT_BYTES
+        assert len(record) < MAX_EVENT_BYTES + len(event.text or "")
         data = MessageEvent.from_json(record).to_dict()
         assert {key: data[key] for key in expected} == expected
