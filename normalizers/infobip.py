@@ -189,7 +189,7 @@ def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEve
         return _messages_inbound(request, report)
     if kind in _IGNORED_EVENTS:
         return None
-    raise NormalizeError(f"unknown Infobip event {event!r}; expected DELIVERY, SEEN or MO")
+    raise NormalizeError(f"unknown Infobip event {shown(event)}; expected DELIVERY, SEEN or MO")
 
 
 # --- status reports --------------------------------------------------------------------------

@@ -41,6 +41,7 @@ from normalizers.base import (
     parse_time,
     price,
     query_text,
+    shown,
     status_event,
     text_field,
 )
@@ -236,7 +237,7 @@ def _inbound(request: WebhookRequest, report: JsonObject, message: JsonObject) -
     text = text_field(message, "text", "body")
     postback = _postback(message)
     if message_type in _POSTBACK_TYPES and postback is None:
-        raise NormalizeError(f"{message.get('type')!r} message has no 'payload'")
+        raise NormalizeError(f"{shown(message.get('type'))} message has no 'payload'")
     media: list[Media] = []
     url = text_field(message, "url", "mediaurl", "fileurl")
     if url is not None and message_type not in _POSTBACK_TYPES:
