@@ -289,21 +289,21 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
         if "+" in name:
             name = name.replace("+", " ")
         if "%" in name:
-            name = _unquote(name)
+            name = _unquote(name, "form field name")
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = _unquote(value)
+            value = _unquote(value, f"form field {shown(name, 40)}")
         pairs.append((name, value))
     return pairs
 
 
-def _unquote(text: str) -> str:
+def _unquote(text: str, what: str) -> str:
     try:
         return unquote(text, errors="strict")
     except UnicodeDecodeError:
         raise NormalizeError(
-            f"form field {shown(text, 40)} has %-escapes that are not UTF-8") from None
+            f"{what} has %-escapes that are not UTF-8: {shown(text, 40)}") from None
 
 
 def parse_xml(body: bytes) -> JsonObject:

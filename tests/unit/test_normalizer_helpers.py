@@ -286,8 +286,17 @@ def test_form_decodes_utf8(form: str | bytes, expected: dict[str, str]) -> None:
     assert parse_form(form) == expected
 
 
-@pytest.mark.parametrize("form", ["body=caf%E9", "caf%E9=x", b"body=caf%E9", "a=%C3"])
-def test_form_refuses_escapes_that_are_not_utf8(form: str | bytes) -> None:
+@pytest.mark.parametrize(
+    ("form", "reason"),
+    [
+        ("body=caf%E9", "form field 'body' has %-escapes that are not UTF-8: 'caf%E9'"),
+        ("caf%E9=x", "form field name has %-escapes that are not UTF-8: 'caf%E9'"),
+        (b"body=caf%E9", "form field 'body' has %-escapes that are not UTF-8"),
+        ("a=%C3", "form field 'a' has %-escapes that are not UTF-8"),
+    ],
+)
+def test_form_refuses_escapes_that_are_not_utf8(form: str | bytes, reason: str) -> None:
     # Was U+FFFD in place of what was sent; a form body that is not UTF-8 was already an error.
-    with pytest.raises(NormalizeError, match="not UTF-8"):
+    with pytest.raises(NormalizeError) as caught:
         parse_form(form)
+    assert caught.value.reason.startswith(reason)
