@@ -55,6 +55,8 @@ class WebhookRequest:
     received_at: datetime
     raw_id: str
     content_type: str = "application/json"
+    # The query string as ASGI gives it: its bytes decoded as Latin-1, %-escapes kept (read it
+    # with query_text, which gives the UTF-8 text).
     query: str = ""
     method: str = "POST"
     headers: Mapping[str, str] = field(default_factory=dict)
@@ -88,6 +90,30 @@ DEFAULT_ACK = Ack()
 
 # --- building events -------------------------------------------------------------------------
 
+# Ids and labels (message ids, addresses, channel and status names, codes) longer than this are
+# no real values. They are refused, also so that one copied from a batch's envelope into each of
+# its events (Webex transid, Omnichat integrationType, Ubiqio event) cannot multiply a body.
+# Message text, descriptions, postbacks and media URLs are content and are not limited here.
+MAX_ID_LENGTH = 1000
+# Correlation ids are senders' own data: Infobip's callbackData takes up to 4000 characters.
+MAX_CORRELATION_ID_LENGTH = 4000
+
+
+def check_length(what: str, value: str | None, limit: int = MAX_ID_LENGTH) -> None:
+    """Refuse an id or label longer than `limit` (a NormalizeError naming `what`)."""
+    if value is not None and len(value) > limit:
+        raise NormalizeError(f"{what} is longer than {limit} characters: {shown(value, 40)}")
+
+
+def _check_ids(channel: str, message_id: str | None, correlation_id: str | None,
+               sender: str | None, recipient: str | None) -> None:
+    check_length("channel", channel)
+    check_length("message id", message_id)
+    check_length("correlation id", correlation_id, MAX_CORRELATION_ID_LENGTH)
+    check_length("sender", sender)
+    check_length("recipient", recipient)
+
+
 
 def status_event(
     request: WebhookRequest,
@@ -104,7 +130,18 @@ def status_event(
     price: Price | None = None,
     occurred_at: datetime | None = None,
 ) -> MessageEvent:
-    """A `message.status` event about a message we sent (direction outbound)."""
+    """A `message.status` event about a message we sent (direction outbound).
+
+    Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
+    a NormalizeError.
+    """
+    _check_ids(channel, message_id, correlation_id, sender, recipient)
+    if provider_status is not None:
+        check_length("provider status code", provider_status.code)
+        check_length("provider status name", provider_status.name)
+        check_length("provider status group", provider_status.group)
+    if error is not None:
+        check_length("error code", error.code)
     status_key = provider_status.name or provider_status.code if provider_status else None
     return MessageEvent.build(
         id=event_id(
@@ -152,7 +189,13 @@ def inbound_event(
     price: Price | None = None,
     occurred_at: datetime | None = None,
 ) -> MessageEvent:
-    """A `message.inbound` event: a message from an end user."""
+    """A `message.inbound` event: a message from an end user.
+
+    Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
+    a NormalizeError; the text, postback and media are not limited.
+    """
+    _check_ids(channel, message_id, correlation_id, sender, recipient)
+    check_length("in-reply-to message id", in_reply_to)
     return MessageEvent.build(
         id=event_id(
             provider=request.provider,
@@ -203,7 +246,8 @@ def parse_json_object(body: bytes) -> JsonObject:
 
 
 def parse_form(text: bytes | str) -> dict[str, str]:
-    """Decode a urlencoded form or query string; a repeated key keeps its last value."""
+    """Decode a urlencoded form body, or a query string from query_text; a repeated key keeps
+    its last value. A body or %-escape that is not UTF-8 is an error."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
@@ -212,9 +256,31 @@ def parse_form(text: bytes | str) -> dict[str, str]:
     return dict(form_pairs(text))
 
 
+def query_text(query: str) -> str:
+    """A request's query string (`WebhookRequest.query`) as the text its bytes encode in UTF-8.
+
+    Ingest keeps the query as ASGI gives it, its bytes decoded as Latin-1, so bytes sent
+    without %-escapes (`café` as raw UTF-8) are recovered by encoding it back; if they are not
+    UTF-8 it is an error, as for a form body. A query with characters beyond Latin-1 did not
+    come from bytes that way (it was typed, as on the CLI): it is already text.
+    """
+    if query.isascii():
+        return query
+    try:
+        raw = query.encode("latin-1")
+    except UnicodeEncodeError:
+        return query
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NormalizeError("query string is not UTF-8") from None
+
+
 def form_pairs(text: str) -> list[tuple[str, str]]:
-    """`urllib.parse.parse_qsl(text, keep_blank_values=True)`: the fields of a urlencoded form,
-    in order, `+` and `%xx` decoded; it calls the decoder only for a part that needs it."""
+    """`urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict")`: the fields of
+    a urlencoded form, in order, `+` and `%xx` decoded; it calls the decoder only for a part
+    that needs it. %-escapes that are not UTF-8 (`caf%E9`) are a NormalizeError, as a form body
+    that is not UTF-8 is, instead of U+FFFD in place of what was sent."""
     pairs: list[tuple[str, str]] = []
     for part in text.split("&"):
         if not part:
@@ -223,13 +289,21 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
         if "+" in name:
             name = name.replace("+", " ")
         if "%" in name:
-            name = unquote(name)
+            name = _unquote(name, "form field name")
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = unquote(value)
+            value = _unquote(value, f"form field {shown(name, 40)}")
         pairs.append((name, value))
     return pairs
+
+
+def _unquote(text: str, what: str) -> str:
+    try:
+        return unquote(text, errors="strict")
+    except UnicodeDecodeError:
+        raise NormalizeError(
+            f"{what} has %-escapes that are not UTF-8: {shown(text, 40)}") from None
 
 
 def parse_xml(body: bytes) -> JsonObject:
@@ -244,6 +318,16 @@ def parse_xml(body: bytes) -> JsonObject:
         raise NormalizeError(f"body is not well-formed XML: {exc}") from None
     except DefusedXmlException as exc:  # entities, DTDs, external references
         raise NormalizeError(f"XML refused: {type(exc).__name__}") from None
+    except (ValueError, LookupError) as exc:  # UnicodeError is a ValueError
+        # The declared encoding is looked up among Python's codecs: an unknown name
+        # (LookupError), a codec that is not a text encoding (rot13, base64), a multi-byte one
+        # that expat cannot read (UTF-16-LE, Shift_JIS, ValueError) or one failing (idna).
+        declared = _DECLARED_ENCODING.match(body)
+        if declared is None:
+            raise NormalizeError(f"XML cannot be decoded: {shown(str(exc))}") from None
+        name = declared.group(1).decode("ascii", "replace")
+        raise NormalizeError(
+            f"XML declares encoding {shown(name)}, which is not supported; send UTF-8") from None
     try:
         converted = _xml_element(root)
     except RecursionError:
@@ -251,6 +335,11 @@ def parse_xml(body: bytes) -> JsonObject:
     result: JsonObject = converted if isinstance(converted, dict) else {"_text": converted}
     result["_root"] = _local_name(root.tag)
     return result
+
+
+# The encoding in an XML declaration (XML 1.0 section 4.3.3: EncName is ASCII).
+_DECLARED_ENCODING = re.compile(
+    rb"""\s*<\?xml\s[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._-]{0,60})""")
 
 
 def _local_name(tag: str) -> str:
@@ -300,25 +389,65 @@ def first(data: Mapping[str, Any], *names: str) -> Any:
 
 
 def text_field(data: Mapping[str, Any], *names: str) -> str | None:
-    """Like `first`, but always a string (numbers become strings) or None."""
+    """Like `first`, but always a string (numbers become strings) or None.
+
+    A float holding an integer is written as that integer (`103.0` is code "103"). One at or
+    beyond 2**53 is an error: a float does not hold every such integer, and JSON integers
+    beyond 64 bits arrive as floats, so 18446744073709551617 and ...618 would become one id.
+    """
     value = first(data, *names)
     if value is None or value.__class__ is str:
         return value
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+    if isinstance(value, float):
+        return _float_text(value, names[0])
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
         return str(value)
     raise NormalizeError(f"field {names[0]!r} should be a string, got {type(value).__name__}")
 
 
+# Every integer below it is a float exactly; at and beyond it floats skip integers.
+EXACT_FLOAT_LIMIT = 2**53
+
+
+def _float_text(value: float, name: str) -> str:
+    if not value.is_integer():
+        return str(value)  # 1.5; nan and inf never come from JSON
+    if abs(value) < EXACT_FLOAT_LIMIT:
+        return str(int(value))
+    raise NormalizeError(
+        f"field {name!r} is the number {shown(value)}, too large to be read exactly (JSON "
+        "integers beyond 64 bits arrive as floats); send it as a string")
+
+
+# The largest count int_field reads (a segment count: providers split a message into at most a
+# few hundred parts). Beyond it a number is not a count.
+MAX_COUNT = 10_000
+_INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
+
+
 def int_field(data: Mapping[str, Any], *names: str) -> int | None:
-    """Like `first`, but a non-negative integer (negative ones are None) or None."""
+    """Like `first`, but a count: an integer from 0 to MAX_COUNT, or None.
+
+    An integer outside that range (`-1`, `1e308`, four thousand nines) is None: it is no count,
+    and counts are optional, as a negative one always was. What is not an integer at all
+    (`true`, `1.5`, `"abc"`, Unicode digits) is an error.
+    """
     value = first(data, *names)
     if value is None:
         return None
-    try:
-        number = value if value.__class__ is int else int(value)
-    except (TypeError, ValueError):
-        raise NormalizeError(f"field {names[0]!r} should be an integer, got {value!r}") from None
-    return number if number >= 0 else None
+    if value.__class__ is int:
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+        if len(value.strip().lstrip("+-").lstrip("0")) > len(str(MAX_COUNT)):
+            return None  # out of range, without reading thousands of digits
+        number = int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
+        raise NormalizeError(f"field {names[0]!r} should be an integer, got {shown(value)}")
+    return number if 0 <= number <= MAX_COUNT else None
 
 
 def as_list(value: Any) -> list[Any]:
@@ -420,6 +549,13 @@ def key_list(data: Mapping[str, Any]) -> str:
     return f"[{shown}{', ...' if len(keys) > 12 else ''}]"
 
 
+def shown(value: Any, limit: int = 60) -> str:
+    """`repr(value)` for an error reason, cut to about `limit` characters: values come from
+    webhooks and reasons go to HTTP answers, logs and dead-letter records."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
+
+
 def geo_uri(data: Mapping[str, Any]) -> str | None:
     """A shared location as a `geo:` URI (RFC 5870) from numeric `latitude` and `longitude`."""
     latitude, longitude = data.get("latitude"), data.get("longitude")
@@ -467,13 +603,15 @@ _not_channel_chars = re.compile(r"[^a-z0-9_.-]+").sub
 
 
 def channel(value: str | None) -> str:
-    """The schema's lower-case channel name for a provider's channel label."""
+    """The schema's lower-case channel name for a provider's channel label; a label longer
+    than MAX_ID_LENGTH is a NormalizeError."""
     if not value:
         return "unknown"
     if value.__class__ is str:
         known = _CHANNELS_AS_SENT.get(value)
         if known is not None:
             return known
+    check_length("channel label", value)
     key = value.strip().lower()
     if key in _CHANNELS:
         return _CHANNELS[key]
@@ -488,61 +626,107 @@ _TIME_FORMATS = (
     "%Y-%m-%d %H:%M:%S",
     "%Y-%m-%dT%H:%M:%S.%f",
     "%Y-%m-%dT%H:%M:%S",
-    "%Y%m%d%H%M%S",
 )
-# A format with a "-" matches only a text with one (strptime is slow, a miss included).
-_TIME_FORMATS_WITHOUT_HYPHEN = tuple(fmt for fmt in _TIME_FORMATS if "-" not in fmt)
+# Every format has a "-": a text without one is not tried (strptime is slow, a miss included).
+assert all("-" in fmt for fmt in _TIME_FORMATS)
+# Unix times as text: seconds (10 digits) or milliseconds (13), what providers send.
+_UNIX_TIME_DIGITS = (10, 13)
+_COMPACT_TIME_DIGITS = 14  # YYYYMMDDhhmmss
 
 
 def parse_time(value: Any) -> datetime | None:
     """A provider timestamp as an aware UTC datetime; naive times are taken as UTC.
 
-    Accepts RFC 3339, Infobip's `+0000` offsets, space-separated forms, compact
-    `YYYYMMDDhhmmss`, and unix seconds or milliseconds. Unparseable values raise.
+    Accepts RFC 3339 / ISO 8601, Infobip's `+0000` offsets, space-separated forms, compact
+    `YYYYMMDDhhmmss` (exactly 14 digits), and unix seconds or milliseconds (a number, or
+    exactly 10 or 13 digits). Digits are ASCII digits. Unparseable values, and times that
+    cannot be expressed in UTC (before year 1 or after year 9999), raise NormalizeError.
     """
-    if value.__class__ is str and not (value.isdigit() and len(value) in (10, 13)):
+    if isinstance(value, str):
         return _parse_time_text(value) if value else None  # the usual case, checked first
-    if value is None or value == "":
+    if value is None:
         return None
     if isinstance(value, bool):
         raise NormalizeError(f"timestamp {value!r} is not a time")
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()
-                                            and len(value) in (10, 13)):
-        seconds = float(value)
+    if isinstance(value, (int, float)):
+        return _unix_time(value, value)
+    raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
+
+
+def _unix_time(number: float, value: Any) -> datetime:
+    try:
+        seconds = float(number)
         if seconds > 1e11:  # milliseconds
             seconds /= 1000
-        try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise NormalizeError(f"timestamp {value!r} is out of range") from None
-    if not isinstance(value, str):
-        raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
-    return _parse_time_text(value)
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise NormalizeError(f"timestamp {shown(value)} is out of range") from None
 
 
 def _parse_time_text(value: str) -> datetime:
     text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-        for fmt in _TIME_FORMATS if "-" in text else _TIME_FORMATS_WITHOUT_HYPHEN:
-            try:
-                parsed = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
+    parsed: datetime | None = None
+    if not text.isascii():
+        pass  # no format has other characters; a non-ASCII digit is not a digit here
+    elif text.isdigit() and len(text) in _UNIX_TIME_DIGITS:
+        return _unix_time(int(text), value)
+    elif text.isdigit() and len(text) == _COMPACT_TIME_DIGITS:
+        # Field by field: strptime would also read fewer digits per field ("999999999").
+        try:
+            parsed = datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
+                              int(text[10:12]), int(text[12:]))
+        except ValueError:
+            parsed = None
+    else:
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            if "-" in text:
+                parsed = _strptime(text)
     if parsed is None:
-        raise NormalizeError(f"timestamp {value!r} is not in a known format")
+        raise NormalizeError(f"timestamp {shown(value)} is not in a known format")
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        raise NormalizeError(f"timestamp {shown(value)} is out of range") from None
+
+
+def _strptime(text: str) -> datetime | None:
+    for fmt in _TIME_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+# A price's amount is written out in full (`Price` serializes it with format "f"): its digits and
+# exponent are bounded so that "1e999999999" cannot become a gigabyte of zeros in a record.
+# Real per-message prices have a handful of digits and a few decimal places.
+MAX_PRICE_DIGITS = 40
+MAX_PRICE_EXPONENT = 30
 
 
 def price(amount: Any, currency: Any) -> Price | None:
+    """The price of a report, or None when it gives no amount or no currency.
+
+    An amount that is not a decimal, or one with more than MAX_PRICE_DIGITS digits or an
+    exponent beyond +-MAX_PRICE_EXPONENT, is an error, as a price is only ever read from a
+    report that claims to state one.
+    """
     if amount in (None, "") or not currency:
         return None
     try:
-        return Price(amount=str(amount), currency=str(currency).upper())
+        result = Price(amount=str(amount), currency=str(currency).upper())
     except ValueError:
-        raise NormalizeError(f"price {amount!r} {currency!r} is not a decimal amount") from None
+        raise NormalizeError(
+            f"price {shown(amount)} {shown(currency)} is not a decimal amount") from None
+    _, digits, exponent = result.amount.as_tuple()
+    if len(digits) > MAX_PRICE_DIGITS or not (
+            isinstance(exponent, int) and abs(exponent) <= MAX_PRICE_EXPONENT):
+        raise NormalizeError(
+            f"price {shown(amount)} is out of range: at most {MAX_PRICE_DIGITS} digits and an "
+            f"exponent within +-{MAX_PRICE_EXPONENT}")
+    return result

@@ -36,6 +36,8 @@ from normalizers.base import (
     parse_json_object,
     parse_time,
     price,
+    query_text,
+    shown,
     status_event,
     text_field,
 )
@@ -57,7 +59,7 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
             if method in ("GET", "HEAD"):
                 return []  # MessageBird checks a status URL with a bare GET before using it
             raise NormalizeError("empty body and no query string; expected a Bird webhook")
-        return _legacy(request, _form_fields(query))
+        return _legacy(request, _form_fields(query_text(query)))
     if _is_form_body(request):
         return _legacy(request, _form_fields(request.body))
     return _json(request, parse_json_object(request.body))
@@ -253,7 +255,7 @@ def _legacy_inbound(request: WebhookRequest, fields: dict[str, Any]) -> MessageE
 
 def _media_url(url: Any) -> Media:
     if not isinstance(url, str) or not url:
-        raise NormalizeError(f"media URL should be a non-empty string, got {url!r}")
+        raise NormalizeError(f"media URL should be a non-empty string, got {shown(url)}")
     return Media.build(url=url)
 
 
@@ -285,13 +287,13 @@ def _channels(request: WebhookRequest, envelope: JsonObject) -> list[MessageEven
         raise NormalizeError("Bird Channels webhook 'event' should be a string")
     payload = envelope.get("payload")
     if not isinstance(payload, dict):
-        raise NormalizeError(f"Bird Channels {event!r} webhook 'payload' should be an object")
+        raise NormalizeError(f"Bird Channels {shown(event)} webhook 'payload' should be an object")
     match = _CHANNELS_EVENT.match(event)
     if match is None:
         if event.startswith("channel."):
             return []  # channel.created / channel.updated: configuration, not messages
         raise NormalizeError(
-            f"unrecognised Bird Channels event {event!r}; expected <platform>.inbound, "
+            f"unrecognised Bird Channels event {shown(event)}; expected <platform>.inbound, "
             "<platform>.outbound, <platform>.interaction or channel.*"
         )
     platform, kind = match.groups()
@@ -467,16 +469,16 @@ def _platform(request: WebhookRequest, envelope: JsonObject) -> list[MessageEven
         raise NormalizeError("Bird platform webhook 'type' should be a string")
     data = envelope.get("data")
     if not isinstance(data, dict):
-        raise NormalizeError(f"Bird platform {kind!r} webhook 'data' should be an object")
+        raise NormalizeError(f"Bird platform {shown(kind)} webhook 'data' should be an object")
     if kind in _PLATFORM_IGNORED_TYPES or kind.startswith(_PLATFORM_IGNORED):
         return []
     product, _, action = kind.partition(".")
     id_key = _PLATFORM_MESSAGE_ID.get(product)
     if id_key is None or not action:
-        raise NormalizeError(f"unrecognised Bird platform event type {kind!r}")
+        raise NormalizeError(f"unrecognised Bird platform event type {shown(kind)}")
     message_id = text_field(data, id_key)
     if message_id is None:
-        raise NormalizeError(f"Bird platform {kind!r} event has no {id_key!r}")
+        raise NormalizeError(f"Bird platform {shown(kind)} event has no {id_key!r}")
     occurred_at = parse_time(envelope.get("timestamp"))
     if action == "received":
         return [_platform_inbound(request, product, message_id, data, occurred_at)]

@@ -20,6 +20,7 @@ from typing import Any
 
 from normalizers.base import (
     DEFAULT_ACK,
+    EXACT_FLOAT_LIMIT,
     Ack,
     JsonObject,
     NormalizeError,
@@ -37,6 +38,7 @@ from normalizers.base import (
     parse_time,
     parse_xml,
     price,
+    shown,
     status_event,
     text_field,
 )
@@ -122,32 +124,50 @@ def _json_reports(body: bytes) -> list[JsonObject]:
     return list(iter_objects(results, "results"))
 
 
+_XML_REPORT_TAGS = ("results", "result")
+
+
 def _xml_reports(body: bytes) -> list[JsonObject]:
     """Reports from any of Infobip's XML nestings (`<results><results>`, `<results><result>`).
 
-    Walks only elements named result/results and keeps those holding a `messageId`.
+    Every `<result>` element is one report, as every item of the JSON `results` array is. A
+    `<results>` element holding `<result>` or `<results>` elements lists reports; one holding
+    other elements is a report itself (the Messages API's inner `<results>`). A `<results>` or
+    `<result>` holding no elements at all is an error: a report that was lost, not an empty
+    batch.
     """
-    try:
-        tree = parse_xml(body)
-    except RecursionError:
-        # base.parse_xml converts recursively; absurdly deep documents must not crash it.
-        raise NormalizeError("XML is nested too deeply") from None
-    if "results" not in tree and "result" not in tree:
-        raise NormalizeError(
-            f"XML <{tree['_root']}> has no <results> element; not an Infobip report"
-        )
+    tree = parse_xml(body)
+    root = tree.pop("_root")
+    if set(tree) == {"_text"}:  # the root element holds only text
+        tree = tree["_text"]
+    if root in _XML_REPORT_TAGS:
+        pending = [(root, tree)]
+    elif isinstance(tree, dict) and any(tag in tree for tag in _XML_REPORT_TAGS):
+        pending = _xml_children(tree)
+    else:
+        raise NormalizeError(f"XML <{root}> has no <results> element; not an Infobip report")
     found: list[JsonObject] = []
-    stack: list[Any] = [tree]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, dict):
-            continue
-        if "messageId" in node and node is not tree:
+    while pending:  # a stack, not recursion: documents can be deeply nested
+        tag, node = pending.pop()
+        children = _xml_children(node) if tag == "results" and isinstance(node, dict) else []
+        if children:
+            pending.extend(children)
+        elif isinstance(node, dict) and node:
             found.append(node)
-            continue
-        children = [*as_list(node.get("results")), *as_list(node.get("result"))]
-        stack.extend(reversed(children))  # reversed so reports come out in document order
+        else:
+            raise NormalizeError(
+                f"XML <{tag}> element holds no report (elements such as <messageId> and "
+                f"<status>; attributes are not read), got {shown(node)}"
+            )
     return found
+
+
+def _xml_children(node: JsonObject) -> list[tuple[str, Any]]:
+    """The `<results>` and `<result>` elements in `node`, last first (for popping)."""
+    children = [(tag, child) for tag in _XML_REPORT_TAGS if tag in node
+                for child in (node[tag] if isinstance(node[tag], list) else [node[tag]])]
+    children.reverse()
+    return children
 
 
 def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEvent | None:
@@ -169,7 +189,7 @@ def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEve
         return _messages_inbound(request, report)
     if kind in _IGNORED_EVENTS:
         return None
-    raise NormalizeError(f"unknown Infobip event {event!r}; expected DELIVERY, SEEN or MO")
+    raise NormalizeError(f"unknown Infobip event {shown(event)}; expected DELIVERY, SEEN or MO")
 
 
 # --- status reports --------------------------------------------------------------------------
@@ -414,18 +434,25 @@ def _object(data: JsonObject, key: str) -> JsonObject | None:
     return value
 
 
+# Status and error ids and group ids are small numbers; a longer run of digits is not one.
+_MAX_NUMBER_DIGITS = 18
+
+
 def _number(value: Any) -> int | None:
-    """An integer from JSON or from XML text; anything else is None."""
+    """An integer from JSON or from XML text (ASCII digits, at most _MAX_NUMBER_DIGITS of them);
+    anything else is None."""
     if value.__class__ is int:
         return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_FLOAT_LIMIT:
         return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= _MAX_NUMBER_DIGITS:
+            return int(text)
     return None
 
 

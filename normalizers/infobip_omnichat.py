@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl
 
 from normalizers.base import (
     Ack,
@@ -37,9 +36,12 @@ from normalizers.base import (
     key_list,
     loose_key,
     loose_keys,
+    parse_form,
     parse_json_object,
     parse_time,
     price,
+    query_text,
+    shown,
     status_event,
     text_field,
 )
@@ -108,7 +110,7 @@ def _query_defaults(query: str) -> JsonObject:
     """
     if not query:
         return {}
-    fields = loose_keys(dict(parse_qsl(query, keep_blank_values=False)))
+    fields = loose_keys(parse_form(query_text(query)))
     label = first(fields, "integrationtype", "channel")
     return {_QUERY_CHANNEL: label} if label is not None else {}
 
@@ -235,7 +237,7 @@ def _inbound(request: WebhookRequest, report: JsonObject, message: JsonObject) -
     text = text_field(message, "text", "body")
     postback = _postback(message)
     if message_type in _POSTBACK_TYPES and postback is None:
-        raise NormalizeError(f"{message.get('type')!r} message has no 'payload'")
+        raise NormalizeError(f"{shown(message.get('type'))} message has no 'payload'")
     media: list[Media] = []
     url = text_field(message, "url", "mediaurl", "fileurl")
     if url is not None and message_type not in _POSTBACK_TYPES:

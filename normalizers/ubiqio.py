@@ -26,6 +26,7 @@ from normalizers.base import (
     WebhookRequest,
     as_list,
     channel,
+    check_length,
     each_event,
     first,
     inbound_event,
@@ -38,6 +39,7 @@ from normalizers.base import (
     parse_json_object,
     parse_time,
     price,
+    query_text,
     status_event,
     text_field,
 )
@@ -170,7 +172,7 @@ def acknowledge(request: WebhookRequest) -> Ack:
 
 def _payload(request: WebhookRequest) -> JsonObject:
     if not request.body.strip() and request.query:
-        return dict(parse_form(request.query))
+        return dict(parse_form(query_text(request.query)))
     if is_form(request):
         return dict(parse_form(request.body))
     return parse_json_object(request.body)
@@ -209,6 +211,7 @@ def _kind_hint(report: JsonObject) -> str | None:
         value = report.get(key)
         if not isinstance(value, str) or not value.strip():
             continue
+        check_length(f"{key!r}", value)  # an event name; it may be in every report of a batch
         name = value.strip().lower()
         if _NOT_WORD.sub("", name) in _TEST_EVENTS:
             return "test"

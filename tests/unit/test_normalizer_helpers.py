@@ -1,10 +1,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from normalizers.base import NormalizeError, address, channel, parse_form, parse_time, parse_xml
+from normalizers.base import (
+    NormalizeError,
+    address,
+    channel,
+    int_field,
+    parse_form,
+    parse_time,
+    parse_xml,
+    price,
+    query_text,
+    text_field,
+)
 
 
 @pytest.mark.parametrize(
@@ -18,6 +31,10 @@ from normalizers.base import NormalizeError, address, channel, parse_form, parse
         ("20230727004929", datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
         ("1690418969", datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
         (1690418969000, datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
+        (" 1690418969 ", datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
+        ("20230727", datetime(2023, 7, 27, tzinfo=UTC)),  # ISO 8601 basic date
+        ("9999-12-31T23:59:59+00:00", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+        ("9999-12-31T23:59:59+01:00", datetime(9999, 12, 31, 22, 59, 59, tzinfo=UTC)),
         (None, None),
     ],
 )
@@ -28,6 +45,35 @@ def test_parse_time_accepts_provider_formats(value: object, expected: datetime |
 @pytest.mark.parametrize("value", ["yesterday", "2019-13-45T00:00:00Z", True, [1]])
 def test_parse_time_rejects_nonsense_with_a_reason(value: object) -> None:
     with pytest.raises(NormalizeError, match="time"):
+        parse_time(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        # In UTC these are in year 10000 and year 0: astimezone overflowed.
+        ("9999-12-31T23:59:59-01:00", "out of range"),
+        ("0001-01-01T00:00:00+01:00", "out of range"),
+        ("9999-12-31 23:59:59-0100", "out of range"),
+        # Unicode digits are not digits of a time (float() refused "²²²²²²²²²²"; Arabic-Indic
+        # digits were read as a unix time).
+        ("²²²²²²²²²²", "not in a known format"),
+        ("²²²²²²²²²²²²²", "not in a known format"),
+        ("٣٣٣٣٣٣٣٣٣٣", "not in a known format"),
+        ("٢٠٢٣٠٧٢٧٠٠٤٩٢٩", "not in a known format"),
+        # Digit runs that are neither unix times (10 or 13 digits) nor YYYYMMDDhhmmss (14):
+        # strptime read "999999999" as 9999-09-09T09:09:09Z.
+        ("999999999", "not in a known format"),
+        ("99999999999", "not in a known format"),
+        ("99999999999999", "not in a known format"),  # 14 digits, but month 99
+        ("20231327004929", "not in a known format"),  # month 13
+        ("20230727004961", "not in a known format"),
+        pytest.param(10**400, "out of range", id="int-beyond-float"),
+        (1e300, "out of range"),
+    ],
+)
+def test_parse_time_out_of_range_or_unknown_is_an_error(value: object, reason: str) -> None:
+    with pytest.raises(NormalizeError, match=reason):
         parse_time(value)
 
 
@@ -67,3 +113,190 @@ def test_xml_is_parsed_without_entity_expansion() -> None:
 
 def test_form_keeps_last_repeated_value() -> None:
     assert parse_form(b"id=1&id=2&body=Hi+there") == {"id": "2", "body": "Hi there"}
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        ("0.0065", "eur", ("0.0065", "EUR")),
+        (0.01, "EUR", ("0.01", "EUR")),
+        (0, "EUR", ("0", "EUR")),
+        ("1e3", "EUR", ("1000", "EUR")),
+        ("12345678901234567890.12345678901234567890", "EUR",  # 40 digits: the most kept
+         ("12345678901234567890.12345678901234567890", "EUR")),
+        ("1e-30", "EUR", ("0." + "0" * 29 + "1", "EUR")),
+        (None, "EUR", None),
+        ("", "EUR", None),
+        ("0.01", "", None),
+    ],
+)
+def test_price_reads_decimal_amounts(amount: Any, currency: Any,
+                                     expected: tuple[str, str] | None) -> None:
+    result = price(amount, currency)
+    if expected is None:
+        assert result is None
+    else:
+        assert result is not None
+        assert (result.model_dump(mode="json")["amount"], result.currency) == expected
+        assert result.amount == Decimal(expected[0])
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [
+        ("1e999999999999", "out of range"),  # would expand to a terabyte of zeros
+        ("1e5000000", "out of range"),  # a 5 MB record
+        ("1e-999999999", "out of range"),
+        ("1e31", "out of range"),
+        ("1e-31", "out of range"),
+        (1e300, "out of range"),
+        ("9" * 41, "out of range"),
+        ("0." + "1" * 41, "out of range"),
+        ("abc", "not a decimal amount"),
+        ("NaN", "not a decimal amount"),
+        ("Infinity", "not a decimal amount"),
+        ("9" * 5000 + "x", "not a decimal amount"),
+    ],
+)
+def test_price_out_of_range_or_not_decimal_is_an_error(amount: Any, reason: str) -> None:
+    with pytest.raises(NormalizeError, match=reason) as caught:
+        price(amount, "EUR")
+    assert len(caught.value.reason) < 200, "the reason must not echo a huge amount"
+
+
+@pytest.mark.parametrize(
+    "encoding",
+    [
+        # expat reads single-byte encodings only: ValueError("multi-byte encodings are not
+        # supported")
+        "utf-16-le", "utf-32", "euc-jp", "shift_jis", "big5", "gb18030", "utf-7",
+        # codecs that are not text encodings, or unknown names: LookupError
+        "rot13", "hex", "base64", "zlib", "uu", "mbcs", "x-mac-roman", "no-such-encoding",
+        # codecs that fail on XML: UnicodeError
+        "idna", "punycode",
+    ],
+)
+def test_xml_in_an_unreadable_encoding_is_an_error(encoding: str) -> None:
+    body = (f'<?xml version="1.0" encoding="{encoding}"?>'
+            "<results><result><messageId>m</messageId></result></results>").encode()
+    with pytest.raises(NormalizeError, match=f"XML declares encoding '{encoding}'"):
+        parse_xml(body)
+
+
+@pytest.mark.parametrize("encoding", ["UTF-8", "ISO-8859-1", "windows-1252", "us-ascii"])
+def test_xml_in_a_readable_encoding_is_parsed(encoding: str) -> None:
+    body = f'<?xml version="1.0" encoding="{encoding}"?><r><m>caf\xe9</m></r>'.encode(encoding,
+                                                                                    "replace")
+    assert parse_xml(body)["m"] in ("caf\xe9", "caf?")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("abc", "abc"),
+        (103, "103"),
+        (103.0, "103"),  # an integral float is its integer: Bird's opt-out code 103
+        (-5.0, "-5"),
+        (7208.0, "7208"),
+        (1.5, "1.5"),
+        (2**53 - 1.0, str(2**53 - 1)),
+        (18446744073709551615, "18446744073709551615"),  # orjson's largest int
+        (None, None),
+    ],
+)
+def test_text_field_writes_numbers_as_given(value: Any, expected: str | None) -> None:
+    assert text_field({"a": value}, "a") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        float(2**53),
+        1.8446744073709552e19,  # what orjson gives for 18446744073709551617 (and ...618)
+        -1e20,
+        1e300,
+    ],
+)
+def test_text_field_refuses_floats_too_large_to_be_exact(value: float) -> None:
+    with pytest.raises(NormalizeError, match="too large to be read exactly"):
+        text_field({"messageId": value}, "messageId")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1, 1),
+        ("3", 3),
+        (" 2 ", 2),
+        (3.0, 3),
+        (0, 0),
+        (10_000, 10_000),
+        ("0000000000000000000000000007", 7),
+        # Out of range: no segment count, dropped as a negative count always was.
+        (-1, None),
+        ("-3", None),
+        (10_001, None),
+        (1e308, None),  # was a 309-digit integer in the event
+        ("9" * 4000, None),  # was a 4000-digit integer: orjson.loads refused the record
+        ("9" * 5000, None),
+        (2**64 - 1, None),
+        (None, None),
+    ],
+)
+def test_int_field_reads_counts(value: Any, expected: int | None) -> None:
+    assert int_field({"segments": value}, "segments") == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    [True, False, 1.5, float("inf"), float("nan"), "1.5", "abc", "1_000", "²", "١٢", [1], {}],
+)
+def test_int_field_refuses_what_is_not_an_integer(value: Any) -> None:
+    with pytest.raises(NormalizeError, match="should be an integer"):
+        int_field({"segments": value}, "segments")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("a=1&b=caf%C3%A9", "a=1&b=caf%C3%A9"),
+        # Raw UTF-8 bytes of "café", as ingest hands them on (ASGI bytes decoded as Latin-1).
+        ("b=caf\u00c3\u00a9", "b=café"),
+        ("b=caf\u00e9\u20ac", "b=caf\u00e9\u20ac"),  # beyond Latin-1: typed text already
+    ],
+)
+def test_query_text_is_the_utf8_text_of_the_query_bytes(query: str, expected: str) -> None:
+    assert query_text(query) == expected
+
+
+def test_query_text_refuses_bytes_that_are_not_utf8() -> None:
+    with pytest.raises(NormalizeError, match="query string is not UTF-8"):
+        query_text("b=caf\u00e9")  # the raw Latin-1 byte 0xE9
+
+
+@pytest.mark.parametrize(
+    ("form", "expected"),
+    [
+        ("body=caf%C3%A9", {"body": "café"}),
+        (b"body=caf\xc3\xa9", {"body": "café"}),
+        ("body=%zz", {"body": "%zz"}),  # not an escape: kept, as parse_qsl does
+    ],
+)
+def test_form_decodes_utf8(form: str | bytes, expected: dict[str, str]) -> None:
+    assert parse_form(form) == expected
+
+
+@pytest.mark.parametrize(
+    ("form", "reason"),
+    [
+        ("body=caf%E9", "form field 'body' has %-escapes that are not UTF-8: 'caf%E9'"),
+        ("caf%E9=x", "form field name has %-escapes that are not UTF-8: 'caf%E9'"),
+        (b"body=caf%E9", "form field 'body' has %-escapes that are not UTF-8"),
+        ("a=%C3", "form field 'a' has %-escapes that are not UTF-8"),
+    ],
+)
+def test_form_refuses_escapes_that_are_not_utf8(form: str | bytes, reason: str) -> None:
+    # Was U+FFFD in place of what was sent; a form body that is not UTF-8 was already an error.
+    with pytest.raises(NormalizeError) as caught:
+        parse_form(form)
+    assert caught.value.reason.startswith(reason)

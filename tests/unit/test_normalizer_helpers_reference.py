@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 import orjson
+import pytest
 from defusedxml import ElementTree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -36,6 +37,12 @@ def ref_text_field(data: Mapping[str, Any], *names: str) -> str | None:
     value = ref_first(data, *names)
     if value is None:
         return None
+    if isinstance(value, float) and value.is_integer():
+        if abs(value) < 2**53:
+            return str(int(value))
+        raise NormalizeError(
+            f"field {names[0]!r} is the number {ref_shown(value)}, too large to be read exactly "
+            "(JSON integers beyond 64 bits arrive as floats); send it as a string")
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
     raise NormalizeError(f"field {names[0]!r} should be a string, got {type(value).__name__}")
@@ -45,11 +52,16 @@ def ref_int_field(data: Mapping[str, Any], *names: str) -> int | None:
     value = ref_first(data, *names)
     if value is None:
         return None
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise NormalizeError(f"field {names[0]!r} should be an integer, got {value!r}") from None
-    return number if number >= 0 else None
+    if isinstance(value, bool) or not (
+            isinstance(value, int)
+            or (isinstance(value, float) and value.is_integer())
+            or (isinstance(value, str) and re.fullmatch(r"\s*[+-]?[0-9]+\s*", value))):
+        raise NormalizeError(
+            f"field {names[0]!r} should be an integer, got {ref_shown(value)}")
+    if isinstance(value, str) and len(value.strip().lstrip("+-").lstrip("0")) > 5:
+        return None
+    number = int(value)
+    return number if 0 <= number <= 10_000 else None
 
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()./-]{6,20}$")
@@ -82,38 +94,59 @@ def ref_channel(value: str | None) -> str:
     return cleaned or "unknown"
 
 
+def ref_shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:60] + "..."
+
+
+def ref_unix_time(number: float, value: Any) -> datetime:
+    try:
+        seconds = float(number)
+        if seconds > 1e11:
+            seconds /= 1000
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise NormalizeError(f"timestamp {ref_shown(value)} is out of range") from None
+
+
 def ref_parse_time(value: Any) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise NormalizeError(f"timestamp {value!r} is not a time")
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()
-                                            and len(value) in (10, 13)):
-        seconds = float(value)
-        if seconds > 1e11:
-            seconds /= 1000
-        try:
-            return datetime.fromtimestamp(seconds, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise NormalizeError(f"timestamp {value!r} is out of range") from None
+    if isinstance(value, (int, float)):
+        return ref_unix_time(value, value)
     if not isinstance(value, str):
         raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
     text = value.strip()
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        parsed = None
-        for fmt in base._TIME_FORMATS:
-            try:
-                parsed = datetime.strptime(text, fmt)
-                break
-            except ValueError:
-                continue
+    if re.fullmatch(r"[0-9]{10}|[0-9]{13}", text):
+        return ref_unix_time(int(text), value)
+    compact = re.fullmatch(r"([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})", text)
+    parsed: datetime | None = None
+    if compact:
+        try:
+            year, month, day, hour, minute, second = map(int, compact.groups())
+            parsed = datetime(year, month, day, hour, minute, second)
+        except ValueError:
+            parsed = None
+    elif text.isascii():
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            for fmt in base._TIME_FORMATS:
+                try:
+                    parsed = datetime.strptime(text, fmt)
+                    break
+                except ValueError:
+                    continue
     if parsed is None:
-        raise NormalizeError(f"timestamp {value!r} is not in a known format")
+        raise NormalizeError(f"timestamp {ref_shown(value)} is not in a known format")
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise NormalizeError(f"timestamp {ref_shown(value)} is out of range") from None
 
 
 def ref_parse_json_object(body: bytes) -> Any:
@@ -202,7 +235,9 @@ TIMES = (SCALARS | st.datetimes().map(datetime.isoformat)
                             "2024-01-01T00:00Z:00", "Z", "٣٣٣٣٣٣٣٣٣٣", "yesterday",
                             "20230727004929", "2023072700492", "20231327004929",
                             "2015-04-12 13:00:19+0200", "2015-04-12T13:00:19.5",
-                            "2015-4-12 13:00:19", "2023/07/27"])
+                            "2015-4-12 13:00:19", "2023/07/27", "999999999", "²²²²²²²²²²",
+                            "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
+                            " 1690418969 ", "٢٠٢٣٠٧٢٧٠٠٤٩٢٩", "20230727"])
          | st.text(alphabet="0123456789-T: .+Z", max_size=20)
          | st.datetimes().map(lambda moment: moment.strftime("%Y%m%d%H%M%S")))
 
@@ -305,4 +340,10 @@ FORMS = st.lists(st.sampled_from(FORM_PARTS), max_size=20).map("".join) | st.sam
 @MANY
 @given(FORMS)
 def test_form_pairs_match_parse_qsl(text: str) -> None:
-    assert base.form_pairs(text) == parse_qsl(text, keep_blank_values=True)
+    try:
+        expected = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:  # a %-escape that is not UTF-8: an error, not U+FFFD
+        with pytest.raises(NormalizeError, match="not UTF-8"):
+            base.form_pairs(text)
+        return
+    assert base.form_pairs(text) == expected

@@ -1,0 +1,330 @@
+"""Webhooks found by fuzzing, through the registry as ingest calls it: each gives the events
+listed (compared on the fields named) or a NormalizeError that is not a wrapped crash.
+
+Cases that document a provider's shape belong in tests/fixtures; these are the edges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+
+from normalizers import NormalizeError, normalize
+from normalizers.base import WebhookRequest
+from switchboard.events import MessageEvent
+from tests.fixtures import ACCOUNT, RAW_ID, RECEIVED_AT
+
+# What one event may take in a record, whatever the payload (besides the text and the ids
+# checked here): a larger one means a field was expanded or copied where it should not be.
+MAX_EVENT_BYTES = 8_000
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    provider: str
+    body: Any  # bytes as sent, str encoded as UTF-8, anything else as JSON
+    error: str | None = None  # a fragment of the NormalizeError reason
+    events: list[dict[str, Any]] = field(default_factory=list)  # fields each event must have
+    content_type: str = "application/json"
+    query: str = ""
+    method: str = "POST"
+
+    def request(self) -> WebhookRequest:
+        body = self.body
+        if isinstance(body, str):
+            body = body.encode()
+        elif not isinstance(body, bytes):
+            body = orjson.dumps(body)
+        return WebhookRequest(provider=self.provider, account=ACCOUNT, body=body,
+                              received_at=RECEIVED_AT, raw_id=RAW_ID,
+                              content_type=self.content_type, query=self.query,
+                              method=self.method)
+
+
+def _infobip_price(amount: Any) -> dict[str, Any]:
+    return {"results": [{"messageId": "m", "status": {"groupName": "DELIVERED"},
+                         "price": {"pricePerMessage": amount, "currency": "EUR"}}]}
+
+
+CASES = [
+    # --- prices are bounded (Price writes its amount out in full) ---
+    Case("infobip-price-huge-exponent", "infobip", _infobip_price("1e999999999999"),
+         error="out of range"),
+    Case("infobip-price-5mb", "infobip", _infobip_price("1e5000000"), error="out of range"),
+    Case("infobip-price-tiny-exponent", "infobip", _infobip_price("1e-999999999"),
+         error="out of range"),
+    Case("infobip-price-ordinary", "infobip", _infobip_price("0.0065"),
+         events=[{"price": {"amount": "0.0065", "currency": "EUR"}}]),
+    Case("bird-legacy-get-price-huge-exponent", "bird", b"", method="GET",
+         query="id=m1&status=delivered&price%5Bamount%5D=1e999999999999&price%5Bcurrency%5D=EUR",
+         error="out of range"),
+    # --- times that cannot be expressed in UTC, or are not times, are typed errors ---
+    Case("infobip-done-at-after-9999-in-utc", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "DELIVERED"},
+                       "doneAt": "9999-12-31T23:59:59-01:00"}]}, error="out of range"),
+    Case("infobip-omnichat-done-at-before-year-1-in-utc", "infobip-omnichat",
+         {"results": [{"messageId": "m", "status": "DELIVERED",
+                       "doneAt": "0001-01-01T00:00:00+01:00"}]}, error="out of range"),
+    Case("webex-timestamp-after-9999-in-utc", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "deliveryInfo": {
+             "deliveryStatus": "Delivered", "timestamp": "9999-12-31T23:59:59-01:00"}}},
+         error="out of range"),
+    Case("bird-legacy-status-datetime-after-9999-in-utc", "bird", b"", method="GET",
+         query="id=m1&status=delivered&statusDatetime=9999-12-31T23%3A59%3A59-01%3A00",
+         error="out of range"),
+    Case("ubiqio-unicode-digit-timestamp", "ubiqio",
+         {"status": "delivered", "messageId": "m", "timestamp": "²²²²²²²²²²"},
+         error="not in a known format"),
+    Case("ubiqio-nine-digit-timestamp", "ubiqio",
+         {"status": "delivered", "messageId": "m", "timestamp": "999999999"},
+         error="not in a known format"),
+    # --- Infobip status and error ids: numbers only when they are ASCII digits, not too many ---
+    Case("infobip-status-id-unicode-digit", "infobip",
+         {"results": [{"messageId": "m", "status": {"id": "²", "groupName": "DELIVERED"}}]},
+         events=[{"status": "delivered", "provider_status": {
+             "code": "²", "name": None, "group": "DELIVERED", "description": None}}]),
+    Case("infobip-status-group-id-unicode-digit", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupId": "²"}}]},
+         events=[{"status": "unknown"}]),
+    Case("infobip-status-group-id-5000-digits", "infobip",  # kept as text: too long a label
+         {"results": [{"messageId": "m", "status": {"groupId": "9" * 5000}}]},
+         error="provider status group is longer than 1000 characters"),
+    Case("infobip-error-id-5000-digits", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "REJECTED"},
+                       "error": {"id": "7" * 5000, "groupId": "²"}}]},
+         error="error code is longer than 1000 characters"),
+    Case("infobip-error-id-18-digits", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "REJECTED"},
+                       "error": {"id": "7" * 18}}]},
+         events=[{"status": "rejected",
+                  "error": {"code": "7" * 18, "description": None, "permanent": False}}]),
+    Case("infobip-omnichat-status-id-unicode-digit", "infobip-omnichat",
+         {"results": [{"messageId": "m", "status": {"id": "²", "groupId": "²"}}]},
+         events=[{"status": "unknown"}]),
+    # --- Infobip XML: every <result> is a report, as every JSON results[] item is ---
+    Case("infobip-xml-result-without-message-id", "infobip",
+         "<results><result><to>41793026727</to><status><groupName>DELIVERED</groupName>"
+         "</status></result></results>", content_type="application/xml",
+         events=[{"message_id": None, "to": "+41793026727", "status": "delivered"}]),
+    Case("infobip-json-result-without-message-id", "infobip",
+         {"results": [{"to": "41793026727", "status": {"groupName": "DELIVERED"}}]},
+         events=[{"message_id": None, "to": "+41793026727", "status": "delivered"}]),
+    Case("infobip-xml-nested-results-without-message-id", "infobip",
+         "<R><results><results><to>41793026727</to><status><groupName>DELIVERED</groupName>"
+         "</status></results><results><messageId>m2</messageId><status><groupName>REJECTED"
+         "</groupName></status></results></results></R>", content_type="application/xml",
+         events=[{"message_id": None, "status": "delivered"},
+                 {"message_id": "m2", "status": "rejected"}]),
+    Case("infobip-xml-root-results-is-one-report", "infobip",
+         "<results><messageId>m1</messageId><status><groupName>DELIVERED</groupName></status>"
+         "</results>", content_type="application/xml",
+         events=[{"message_id": "m1", "status": "delivered"}]),
+    Case("infobip-xml-root-result-is-one-report", "infobip",
+         "<result><messageId>m1</messageId><status><groupName>DELIVERED</groupName></status>"
+         "</result>", content_type="application/xml",
+         events=[{"message_id": "m1", "status": "delivered"}]),
+    Case("infobip-xml-result-with-attributes-only", "infobip",
+         '<results><result messageId="m1"/></results>', content_type="application/xml",
+         error="<result> element holds no report"),
+    Case("infobip-xml-second-result-empty", "infobip",
+         "<results><result><messageId>m1</messageId><status><groupName>DELIVERED</groupName>"
+         "</status></result><result/></results>", content_type="application/xml",
+         error="<result> element holds no report"),
+    Case("infobip-xml-results-with-text", "infobip", "<x><results>hello</results></x>",
+         content_type="application/xml", error="<results> element holds no report"),
+    Case("infobip-xml-empty-root-results", "infobip", "<results/>",
+         content_type="application/xml", error="<results> element holds no report"),
+    Case("infobip-xml-empty-results", "infobip",
+         "<DeliveryReports><results></results></DeliveryReports>",
+         content_type="application/xml", error="<results> element holds no report"),
+    Case("infobip-xml-results-in-results-empty", "infobip",
+         "<R><results><results/></results></R>",
+         content_type="application/xml", error="<results> element holds no report"),
+    # --- numbers in text fields: integral floats as integers, inexact ones refused ---
+    Case("ubiqio-message-id-beyond-64-bits", "ubiqio",
+         b'{"status":"delivered","messageId":18446744073709551617}',
+         error="too large to be read exactly"),
+    Case("ubiqio-message-id-beyond-64-bits-next", "ubiqio",
+         b'{"status":"delivered","messageId":18446744073709551618}',
+         error="too large to be read exactly"),
+    Case("ubiqio-message-id-largest-64-bit", "ubiqio",
+         b'{"status":"delivered","messageId":18446744073709551615}',
+         events=[{"message_id": "18446744073709551615"}]),
+    Case("webex-transid-beyond-64-bits", "webex",
+         b'{"deliveryInfoNotification":{"transid":18446744073709551617,'
+         b'"deliveryInfo":{"deliveryStatus":"Delivered"}}}',
+         error="too large to be read exactly"),
+    Case("infobip-status-id-float-beyond-exact", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "DELIVERED", "id": 1e300}}]},
+         error="too large to be read exactly"),
+    Case("bird-legacy-json-stop-code-as-float", "bird",
+         {"id": "m1", "status": "delivery_failed", "statusErrorCode": 103.0},
+         events=[{"status": "undelivered", "error": {
+             "code": "103", "description": "contact opted out (sent STOP)",
+             "permanent": True}}]),
+    Case("bird-channels-sms-source-stop-code-as-float", "bird",
+         {"service": "channels", "event": "sms.outbound", "payload": {
+             "id": "m1", "status": "delivery_failed",
+             "failure": {"code": 15001.0, "source": {"name": "sms-messagebird", "code": 103.0}}}},
+         events=[{"status": "undelivered", "error": {
+             "code": "103",
+             "description": "contact opted out (sent STOP) (source sms-messagebird code 103, "
+                            "Bird code 15001)",
+             "permanent": True}}]),
+    Case("webex-expired-code-as-float", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "deliveryInfo": {
+             "deliveryStatus": "Un-Delivered", "code": 7208.0}}},
+         events=[{"status": "expired", "error": {
+             "code": "7208", "description": None, "permanent": False}}]),
+    # --- segment counts: a bool is not one, absurd ones are dropped ---
+    Case("ubiqio-segments-true", "ubiqio",
+         {"status": "delivered", "messageId": "m", "segments": True},
+         error="should be an integer"),
+    Case("ubiqio-segments-1e308", "ubiqio",
+         {"status": "delivered", "messageId": "m", "segments": 1e308},
+         events=[{"segments": None}]),
+    Case("ubiqio-segments-4000-digits", "ubiqio",
+         {"status": "delivered", "messageId": "m", "segments": "9" * 4000},
+         events=[{"segments": None}]),
+    Case("infobip-message-count-4000-digits-xml", "infobip",
+         "<results><result><messageId>m</messageId><status><groupName>DELIVERED</groupName>"
+         f"</status><messageCount>{'9' * 4000}</messageCount></result></results>",
+         content_type="application/xml", events=[{"segments": None}]),
+    Case("bird-legacy-message-part-count", "bird", b"", method="GET",
+         query="id=m1&status=delivered&messagePartCount=2", events=[{"segments": 2}]),
+    # --- query strings and forms are UTF-8: raw bytes as such, %-escapes too ---
+    Case("bird-legacy-get-raw-utf8-in-query", "bird", b"", method="GET",
+         # what ingest hands on for the raw bytes of "café" (ASGI, decoded as Latin-1)
+         query="id=m1&status=delivered&statusReason=caf\u00c3\u00a9",
+         events=[{"provider_status": {"code": None, "name": "delivered", "group": None,
+                                      "description": "café"}}]),
+    Case("bird-legacy-get-escaped-utf8-in-query", "bird", b"", method="GET",
+         query="id=m1&status=delivered&statusReason=caf%C3%A9",
+         events=[{"provider_status": {"code": None, "name": "delivered", "group": None,
+                                      "description": "café"}}]),
+    Case("bird-legacy-get-raw-latin1-in-query", "bird", b"", method="GET",
+         query="id=m1&status=delivered&statusReason=caf\u00e9", error="query string is not UTF-8"),
+    Case("bird-legacy-get-escaped-latin1-in-query", "bird", b"", method="GET",
+         query="id=m1&status=delivered&statusReason=caf%E9", error="not UTF-8"),
+    Case("bird-legacy-form-escaped-latin1", "bird", b"originator=31612345678&body=caf%E9",
+         content_type="application/x-www-form-urlencoded", error="not UTF-8"),
+    Case("bird-legacy-form-raw-utf8", "bird", "originator=31612345678&body=café",
+         content_type="application/x-www-form-urlencoded", events=[{"text": "café"}]),
+    Case("ubiqio-form-escaped-latin1", "ubiqio",
+         b"fromNumber=31612345678&message=caf%E9",
+         content_type="application/x-www-form-urlencoded", error="not UTF-8"),
+    Case("ubiqio-get-raw-utf8-in-query", "ubiqio", b"", method="GET",
+         query="fromNumber=31612345678&message=caf\u00c3\u00a9", events=[{"text": "café"}]),
+    Case("infobip-omnichat-query-label-escaped-latin1", "infobip-omnichat",
+         {"results": [{"from": "u1", "message": {"type": "TEXT", "text": "hi"}}]},
+         query="integrationType=%E9", error="not UTF-8"),
+    # --- ids and labels longer than 1000 characters are no real values (correlation ids:
+    # 4000, Infobip's callbackData limit); copied from an envelope into every event of a
+    # batch they multiplied a body (131 KB of Webex gave 100 MB of records) ---
+    Case("webex-long-transid-in-envelope", "webex",
+         {"deliveryInfoNotification": {"transid": "t" * 100_000,
+                                       "deliveryInfo": [{"deliveryStatus": "Delivered"}] * 1000}},
+         error="message id is longer than 1000 characters"),
+    Case("webex-long-correlationid-in-envelope", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "correlationid": "c" * 4001,
+                                       "deliveryInfo": [{"deliveryStatus": "Delivered"}] * 3}},
+         error="correlation id is longer than 4000 characters"),
+    Case("webex-correlationid-of-4000", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "correlationid": "c" * 4000,
+                                       "deliveryInfo": {"deliveryStatus": "Delivered"}}},
+         events=[{"correlation_id": "c" * 4000}]),
+    Case("webex-long-delivery-status", "webex",
+         {"deliveryInfoNotification": {"transid": "t", "deliveryInfo": {
+             "deliveryStatus": "Delivered" + "x" * 1000}}},
+         error="provider status name is longer than 1000 characters"),
+    Case("infobip-omnichat-long-integration-type-in-envelope", "infobip-omnichat",
+         {"integrationType": "x" * 100_000,
+          "results": [{"messageId": "m", "status": "DELIVERED"}] * 1000},
+         error="channel label is longer than 1000 characters"),
+    Case("infobip-omnichat-long-channel-in-envelope", "infobip-omnichat",
+         {"channel": "x" * 1001, "results": [{"messageId": "m", "status": "DELIVERED"}] * 3},
+         error="channel label is longer than 1000 characters"),
+    Case("ubiqio-long-event-name-in-envelope", "ubiqio",
+         {"event": "message." + "x" * 100_000 + ".delivered",
+          "results": [{"messageId": "m"}] * 1000},
+         error="'event' is longer than 1000 characters"),
+    Case("ubiqio-long-event-name-with-status", "ubiqio",
+         {"event": "x" * 1001, "results": [{"messageId": "m", "status": "delivered"}] * 3},
+         error="'event' is longer than 1000 characters"),
+    Case("ubiqio-long-channel-in-envelope", "ubiqio",
+         {"channel": "x" * 1001, "results": [{"messageId": "m", "status": "delivered"}] * 3},
+         error="channel label is longer than 1000 characters"),
+    Case("infobip-long-message-id", "infobip",
+         {"results": [{"messageId": "m" * 1001, "status": {"groupName": "DELIVERED"}}]},
+         error="results[0]: message id is longer than 1000 characters"),
+    Case("infobip-message-id-of-1000", "infobip",
+         {"results": [{"messageId": "m" * 1000, "status": {"groupName": "DELIVERED"}}]},
+         events=[{"message_id": "m" * 1000}]),
+    Case("infobip-long-callback-data", "infobip",
+         {"results": [{"messageId": "m", "callbackData": "c" * 4001,
+                       "status": {"groupName": "DELIVERED"}}]},
+         error="correlation id is longer than 4000 characters"),
+    Case("infobip-long-recipient", "infobip",
+         {"results": [{"messageId": "m", "to": "4" * 1001, "status": {"groupName": "DELIVERED"}}]},
+         error="recipient is longer than 1000 characters"),
+    Case("bird-channels-long-reply-to", "bird",
+         {"service": "channels", "event": "sms.inbound", "payload": {
+             "id": "m1", "sender": {"contact": {"identifierValue": "+31612345678"}},
+             "body": {"type": "text", "text": {"text": "hi"}}, "replyTo": {"id": "r" * 1001}}},
+         error="in-reply-to message id is longer than 1000 characters"),
+    Case("bird-legacy-long-sender", "bird", b"", method="GET",
+         query=f"id=m1&status=delivered&originator={'x' * 1001}",
+         error="sender is longer than 1000 characters"),
+    # Message text is content, not an id: not limited.
+    Case("infobip-long-inbound-text", "infobip",
+         {"results": [{"messageId": "m", "from": "41793026727", "text": "t" * 5000,
+                       "receivedAt": "2019-11-09T16:00:00.000+0000"}]},
+         events=[{"text": "t" * 5000}]),
+    # --- reasons name a long value by its start only (they go to HTTP answers and logs) ---
+    Case("infobip-long-unknown-event", "infobip",
+         {"results": [{"event": "x" * 100_000}]}, error="unknown Infobip event 'xxx"),
+    Case("bird-channels-long-unknown-event", "bird",
+         {"event": "x" * 100_000, "payload": {}}, error="unrecognised Bird Channels event"),
+    Case("bird-channels-long-event-payload-not-object", "bird",
+         {"event": "x" * 100_000, "payload": 1}, error="webhook 'payload' should be an object"),
+    Case("bird-platform-long-unknown-type", "bird",
+         {"type": "x" * 100_000, "data": {}}, error="unrecognised Bird platform event type"),
+    Case("bird-platform-long-type-without-id", "bird",
+         {"type": "sms." + "x" * 100_000, "data": {}}, error="event has no 'sms_id'"),
+    Case("bird-legacy-json-long-media-url-not-string", "bird",
+         {"originator": "31612345678", "mediaurls": [["x" * 100_000]]},
+         error="media URL should be a non-empty string"),
+    Case("infobip-omnichat-long-postback-type-without-payload", "infobip-omnichat",
+         {"results": [{"from": "u1", "event": "MO",
+                       "message": {"type": "BUTTON" + "_" * 100_000}}]},
+         error="message has no 'payload'"),
+    # --- XML in an encoding the parser cannot read ---
+    *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
+           f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'
+           "</messageId><status><groupName>DELIVERED</groupName></status></result></results>",
+           content_type="application/xml", error="which is not supported; send UTF-8")
+      for encoding in ("utf-16-le", "shift_jis", "rot13", "x-mac-roman", "idna", "punycode")),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_edge_payload(case: Case) -> None:
+    request = case.request()
+    if case.error is not None:
+        with pytest.raises(NormalizeError) as caught:
+            normalize(request)
+        assert caught.value.__cause__ is None, f"the normalizer crashed: {caught.value.__cause__!r}"
+        assert case.error.lower() in caught.value.reason.lower()
+        assert len(caught.value.reason) < 500, "a reason must not echo a huge value"
+        return
+    events = normalize(request)
+    assert len(events) == len(case.events)
+    for event, expected in zip(events, case.events, strict=True):
+        record = event.to_json()
+        assert len(record) < MAX_EVENT_BYTES + len(event.text or "")
+        data = MessageEvent.from_json(record).to_dict()
+        assert {key: data[key] for key in expected} == expected
