@@ -300,6 +300,12 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _as_received(query: str) -> str:
+    """A typed query as ingest hands it on: its bytes (UTF-8 here) read as Latin-1, which
+    the normalizers turn back into bytes before decoding them as UTF-8."""
+    return query.encode("utf-8").decode("latin-1")
+
+
 def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     """Print records of the event topics as they arrive (JSON lines), until Ctrl-C."""
     from switchboard.tail import UnknownTopic, tail
@@ -338,7 +344,8 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
     method = args.method or ("GET" if not body.strip() and args.query else "POST")
     request = WebhookRequest(
         provider=args.provider, account=args.account, body=body, received_at=datetime.now(UTC),
-        raw_id="cli", content_type=content_type, query=args.query or "", method=method,
+        raw_id="cli", content_type=content_type, query=_as_received(args.query or ""),
+        method=method,
     )
     try:
         events = normalize(request)

@@ -45,3 +45,12 @@ def test_unknown_provider_exits_2() -> None:
     result = _run("--provider", "nope", "-", stdin=b"{}")
     assert result.returncode == 2
     assert b"unknown provider" in result.stderr
+
+
+def test_a_typed_query_is_read_as_ingest_reads_a_received_one() -> None:
+    # Ingest hands the query's bytes on as Latin-1 text; a typed `é` must come out as `é`.
+    result = _run("--provider", "bird", "--query",
+                  "id=m1&recipient=31612345678&status=delivery_failed&statusReason=café", "-")
+    assert result.returncode == 0, result.stderr
+    [event] = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert event["provider_status"]["description"] == "café"
