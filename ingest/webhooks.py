@@ -115,7 +115,7 @@ class WebhookHandler:
         # ASGI header names are lower-case already; one dict beats repeated list scans.
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_body_bytes:
             return self._too_large(account), "too_large"
         body = await self._read_body(request)
         if body is None:
