@@ -107,7 +107,9 @@ async def closed_loop(host: str, port: int, requests: Iterator[bytes], *, connec
             connection.close()
 
     start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
+    # The deadline stops new requests; this also bounds one that is never answered.
+    await asyncio.wait_for(asyncio.gather(*(worker() for _ in range(connections))),
+                           timeout=duration_s + 30)
     result.duration_s = time.perf_counter() - start
     return result
 

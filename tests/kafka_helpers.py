@@ -45,6 +45,12 @@ class TopicWatcher:
         ends: Offsets = await self._consumer.end_offsets(self.partitions)
         return ends
 
+    async def beginning(self) -> Offsets:
+        """The first offset still kept in each partition: `records_since` it reads them all."""
+        assert self._consumer is not None
+        starts: Offsets = await self._consumer.beginning_offsets(self.partitions)
+        return starts
+
     async def records_since(self, before: Offsets, timeout_s: float = 20.0
                             ) -> dict[str, list[Any]]:
         """Every record appended after `before`, by topic, in partition order."""

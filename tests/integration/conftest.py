@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pytest
 import uvicorn
@@ -48,6 +49,22 @@ DEFAULT_ACCOUNT = {
     "infobip": "it-infobip", "infobip-omnichat": "it-omnichat", "bird": "it-bird",
     "webex": "it-webex", "ubiqio": "it-ubiqio",
 }
+
+
+def provider_of(account: str) -> str:
+    return cast(str, TEST_ACCOUNTS[account]["provider"])
+
+
+def auth_of(account: str) -> dict[str, Any]:
+    """The test account's `auth` table: scheme, secrets, username."""
+    return cast(dict[str, Any], TEST_ACCOUNTS[account]["auth"])
+
+
+def account_with(provider: str, scheme: str) -> str:
+    """The test account of `provider` that authenticates with `scheme`."""
+    [name] = [name for name in TEST_ACCOUNTS
+              if provider_of(name) == provider and auth_of(name)["scheme"] == scheme]
+    return name
 
 
 @dataclass

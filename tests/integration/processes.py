@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -52,22 +54,42 @@ def switchboard(env: dict[str, str], *args: str, new_session: bool = False
 def wait_for_line(process: subprocess.Popen[str], marker: str, timeout_s: float = 120
                   ) -> list[str]:
     """The output up to the first line containing `marker`; the process (and its group, if
-    it leads one) is killed when that line does not come."""
+    it leads one) is killed when that line does not come within `timeout_s`.
+
+    Lines are read on a thread of their own: a read blocks until the process writes, and a
+    silent process must not hold the caller past the deadline. The thread stops reading at
+    the marker, so the rest of the output is left to the caller."""
     assert process.stdout is not None
-    lines: list[str] = []
+    stdout = process.stdout
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for _ in range(100_000):  # bounded; ends at the marker or at the end of the output
+            line = stdout.readline()
+            lines.put(line)
+            if not line or marker in line:
+                return
+
+    reader = threading.Thread(target=read, name=f"wait-for-{marker}", daemon=True)
+    reader.start()
+    seen: list[str] = []
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
         if not line:
             break
-        lines.append(line)
+        seen.append(line)
         if marker in line:
-            return lines
+            return seen
     if os.getpgid(process.pid) == process.pid:
         os.killpg(process.pid, signal.SIGKILL)
     else:
         process.kill()
-    raise AssertionError(f"no line with {marker!r}:\n" + "".join(lines))
+    reader.join(5)  # the kill ends its read, unless a child still holds the pipe: a daemon
+    raise AssertionError(f"no line with {marker!r} in {timeout_s}s:\n" + "".join(seen))
 
 
 def broker_running(data_dir: Path) -> bool:

@@ -9,13 +9,14 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from switchboard.accounts import parse_accounts
+from switchboard.records import raw_body
 from switchboard.topics import RAW
 from tests.integration.conftest import TEST_ACCOUNTS, start_ingest
 from tests.integration.processes import own_broker
 from tests.integration.test_ingest_behaviour import basic, infobip_report
+from tests.kafka_helpers import TopicWatcher
 
 
 async def _post(client: httpx.AsyncClient, url: str, message_id: str) -> int:
@@ -24,21 +25,15 @@ async def _post(client: httpx.AsyncClient, url: str, message_id: str) -> int:
 
 
 async def _raw_message_ids(bootstrap: str) -> set[str]:
-    consumer = AIOKafkaConsumer(RAW.name, bootstrap_servers=bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        ids: set[str] = set()
-        while True:
-            batch = await consumer.getmany(timeout_ms=2000)
-            if not batch:
-                return ids
-            for records in batch.values():
-                for record in records:
-                    body = orjson.loads(orjson.loads(record.value)["body"])
-                    ids.update(r["messageId"] for r in body["results"])
-    finally:
-        await consumer.stop()
+    """The Infobip message ids of every raw record on the topic, read up to the end it had
+    when asked (bounded in time by `records_since`)."""
+    async with TopicWatcher(bootstrap, (RAW.name,)) as watcher:
+        found = await watcher.records_since(await watcher.beginning(), timeout_s=60)
+    ids: set[str] = set()
+    for record in found.get(RAW.name, []):
+        body = orjson.loads(raw_body(orjson.loads(record.value)))
+        ids.update(r["messageId"] for r in body["results"])
+    return ids
 
 
 def _events(caplog: pytest.LogCaptureFixture) -> list[str]:

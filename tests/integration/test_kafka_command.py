@@ -15,9 +15,15 @@ from switchboard.topics import RAW
 from tests.integration.processes import broker_running, switchboard, wait_for_line
 
 
-def _stop_with_ctrl_c(process: subprocess.Popen[str]) -> None:
+async def _stop_with_ctrl_c(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=60) == 0
+    assert await asyncio.to_thread(process.wait, 60) == 0
+
+
+async def _started(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
+    """`switchboard kafka` and its output up to "ready in" (on a thread: the loop runs on)."""
+    process = switchboard(env, "kafka")
+    return process, await asyncio.to_thread(wait_for_line, process, "ready in")
 
 
 async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Path) -> None:
@@ -27,8 +33,7 @@ async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Pat
                SWITCHBOARD_KAFKA_CONTROLLER_PORT=str(free_port()), SWITCHBOARD_LOG_FORMAT="json")
     bootstrap = f"127.0.0.1:{port}"
 
-    process = switchboard(env, "kafka")
-    wait_for_line(process, "ready in")
+    process, _ = await _started(env)
     try:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
         await producer.start()
@@ -37,11 +42,10 @@ async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Pat
         finally:
             await producer.stop()
     finally:
-        _stop_with_ctrl_c(process)
-    assert not broker_running(tmp_path), "Ctrl-C left the JVM running"
+        await _stop_with_ctrl_c(process)
+    assert not await asyncio.to_thread(broker_running, tmp_path), "Ctrl-C left the JVM running"
 
-    process = switchboard(env, "kafka")
-    lines = wait_for_line(process, "ready in")
+    process, lines = await _started(env)
     try:
         assert not any("fetching kafka jars" in line for line in lines), "cache was not reused"
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
@@ -55,5 +59,5 @@ async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Pat
         finally:
             await consumer.stop()
     finally:
-        _stop_with_ctrl_c(process)
-    assert not broker_running(tmp_path)
+        await _stop_with_ctrl_c(process)
+    assert not await asyncio.to_thread(broker_running, tmp_path)

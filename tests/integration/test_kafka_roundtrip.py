@@ -102,9 +102,11 @@ async def test_a_table_on_new_topics_starts_without_kafka_errors(
     assert [r.getMessage() for r in caplog.records if r.name.startswith("aiokafka")] == []
 
 
-async def test_the_senders_ledger_forgets_ids_after_its_retention(kafka_bootstrap: str) -> None:
+async def test_the_senders_ledger_topic_deletes_ids_after_its_retention(
+        kafka_bootstrap: str) -> None:
     # Compaction alone keeps every command id ever sent: each sender would read them all at
-    # start and hold them in memory.
+    # start and hold them in memory. This checks the topic the broker has; the table's own
+    # forgetting (CompactedTable max_age_s) is tested in tests/unit/test_compacted_table.py.
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:

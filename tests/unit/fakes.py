@@ -1,4 +1,4 @@
-"""Stand-ins shared by unit tests of handlers."""
+"""Stand-ins shared by unit tests."""
 
 from __future__ import annotations
 
@@ -17,3 +17,16 @@ class FakeContext(Context):
 
     async def publish(self, records: Any) -> None:
         self.published.extend(records)
+
+
+class ModuleWith:
+    """A module with some of its names replaced, the rest its own: set as a module's `asyncio`
+    or `time` (monkeypatch.setattr), it changes what that one module sees, not the event loop
+    or any other module."""
+
+    def __init__(self, module: Any, **replaced: Any) -> None:
+        self._module = module
+        self.__dict__.update(replaced)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._module, name)

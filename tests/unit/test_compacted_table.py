@@ -5,7 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from consumers.table import CompactedTable
+import pytest
+from aiokafka import TopicPartition
+
+from consumers import table as table_module
+from consumers.table import SWEEP_EVERY_S, CompactedTable
+from tests.unit.fakes import ModuleWith
 
 
 @dataclass
@@ -78,3 +83,39 @@ def test_keys_older_than_the_topics_retention_are_dropped_from_memory() -> None:
     table._drop_older_than(now - 100)
     assert [table.get(k) for k in (b"old", b"rewritten", b"recent", b"ours")] == [None, 4, 3, 5]
     assert len(table) == 3
+
+
+class FakeConsumer:
+    """Hands out the given batches of one partition, one per fetch, then nothing."""
+
+    def __init__(self, *batches: list[FakeRecord]) -> None:
+        self.batches = list(batches)
+
+    async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[FakeRecord]]:
+        return {TopicPartition("topic", 0): self.batches.pop(0)} if self.batches else {}
+
+
+async def test_the_follower_forgets_keys_past_max_age_by_their_record_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the sender's ledger relies on to stay as small as its topic (max_age_s = the
+    # topic's retention): records are dated by Kafka's timestamp, not when they were read.
+    clock = {"now": 1_000_000.0}
+    monkeypatch.setattr(table_module, "time", ModuleWith(time, time=lambda: clock["now"]))
+    start = clock["now"]
+    table = CompactedTable("unused:9092", "topic", decode, max_age_s=100)
+    table._consumer = FakeConsumer(  # type: ignore[assignment]
+        [FakeRecord(b"old", b"1", timestamp=int((start - 200) * 1000)),
+         FakeRecord(b"recent", b"2", timestamp=int((start - 10) * 1000))],
+        [FakeRecord(b"later", b"3", timestamp=int((start + 30) * 1000))])
+
+    await table._poll(0)  # read long after "old" was written, but no sweep is due yet
+    assert [table.get(k) for k in (b"old", b"recent")] == [1, 2]
+
+    clock["now"] = start + SWEEP_EVERY_S  # the next poll sweeps: older than start - 40 go
+    await table._poll(0)
+    assert [table.get(k) for k in (b"old", b"recent", b"later")] == [None, 2, 3]
+    assert len(table) == 2
+
+    clock["now"] = start + 2 * SWEEP_EVERY_S  # a minute on: older than start + 20 go
+    await table._poll(0)
+    assert len(table) == 1 and table.get(b"later") == 3

@@ -24,10 +24,12 @@ from consumers.outbound import (
     infobip,
     ubiqio,
 )
+from consumers.outbound import base as outbound_base
 from simulator import infobip as simulated_infobip
 from switchboard.accounts import Account, parse_accounts
 from switchboard.commands import Button, OutboundCommand
 from switchboard.events import Media
+from tests.unit.fakes import ModuleWith
 
 BASE = "https://provider.test"
 WEBHOOK = "https://switchboard.test/webhooks/acme"
@@ -259,15 +261,48 @@ async def test_a_2xx_without_an_id_is_accepted_without_one(provider: str, body: 
     assert receipt.provider_message_id is None
 
 
+class StoppedClock:
+    """Monotonic time that moves only when the code under test sleeps, recording each sleep
+    in `timeline` (with the requests the fake provider records there too). Values are exact
+    in binary (1000 + n/16 s), so waiting "until a token is due" is exactly that long."""
+
+    MAX_SLEEPS = 100  # a wait that never ends would otherwise spin here
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.timeline: list[str | float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.timeline.append(delay)
+        assert len(self.timeline) < self.MAX_SLEEPS, f"still waiting: {self.timeline[-5:]}"
+        self.now += delay
+        await asyncio.sleep(0)
+
+
 @pytest.mark.parametrize("provider", ALL)
 async def test_sends_are_rate_limited_per_account(provider: str, fake: FakeProvider,
-                                                  http: httpx.AsyncClient) -> None:
-    fake.on(SEND_PATH[provider], OK_REPLY[provider])
-    client = make(provider, fake, http, rate_per_s=20, burst=1)
-    started = time.monotonic()
+                                                  http: httpx.AsyncClient,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = StoppedClock()
+    monkeypatch.setattr(outbound_base, "time", ModuleWith(time, monotonic=clock.monotonic))
+    monkeypatch.setattr(outbound_base, "asyncio", ModuleWith(asyncio, sleep=clock.sleep))
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        clock.timeline.append("send")
+        return OK_REPLY[provider](request)
+
+    fake.on(SEND_PATH[provider], answer)
+    client = make(provider, fake, http, rate_per_s=16, burst=1)
+    other_account = make(provider, fake, http, rate_per_s=16, burst=1)
     for _ in range(3):
         await client.send(command())
-    assert time.monotonic() - started >= 0.09  # two waits of 1/20 s after the burst of 1
+    # The burst of 1 goes at once; each later send waits for its token: 1/16 s at 16/s.
+    assert clock.timeline == ["send", 0.0625, "send", 0.0625, "send"]
+    await other_account.send(command())  # a bucket of its own, still full: no wait
+    assert clock.timeline[5:] == ["send"]
 
 
 @pytest.mark.parametrize("provider", ALL)

@@ -23,12 +23,14 @@ from starlette.routing import Route
 
 from ingest.auth import AuthError, SignedRequest, verify
 from normalizers import WebhookRequest, normalize
+from simulator import app as simulator_app
 from simulator import ubiqio
 from simulator.app import PROVIDERS, create_simulator_app
 from simulator.base import Inbound, InboundNotSupported, ReceivedSend
 from simulator.webhooks import RetryPolicy
 from switchboard.accounts import Account, Accounts, parse_accounts
 from switchboard.events import EventType, MessageEvent, Status
+from tests.unit.fakes import ModuleWith
 
 COMMAND_ID = "cmd-0001"
 USER = "+38761222333"
@@ -463,23 +465,44 @@ async def test_faults_do_not_bypass_auth(sim: httpx.AsyncClient) -> None:
     assert len((await sim.get("/_sim/faults")).json()["faults"]) == 1
 
 
-async def test_slow_fault_delays_but_succeeds_and_records(sim: httpx.AsyncClient) -> None:
+async def test_slow_fault_delays_but_succeeds_and_records(
+        sim: httpx.AsyncClient, sim_app: Starlette, monkeypatch: pytest.MonkeyPatch) -> None:
     await add_fault(sim, provider="bird", mode="slow", delay_s=0.2)
-    started = time.monotonic()
+    recorder = sim_app.state.simulator.recorder
+    waits: list[tuple[float, int]] = []  # (seconds asked for, sends recorded by then)
+
+    async def sleep(delay: float) -> None:
+        waits.append((delay, len(recorder.find())))
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(simulator_app, "asyncio", ModuleWith(asyncio, sleep=sleep))
     response = await send_ok(sim, "bird")
     assert response.status_code == 202
-    assert time.monotonic() - started >= 0.2
+    assert waits == [(0.2, 1)]  # the answer waited delay_s, the send already recorded
     assert len(await recorded(sim)) == 1
 
 
 async def test_timeout_fault_never_answers_but_stays_cancellable(
-        sim: httpx.AsyncClient) -> None:
+        sim: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
     await add_fault(sim, provider="webex", mode="timeout")
-    started = time.monotonic()
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(send_ok(sim, "webex"), 0.3)
-    assert time.monotonic() - started < 2
+    waits: list[float] = []
+    cancelled: list[float] = []
+
+    async def sleep(delay: float) -> None:  # no answer comes unless the wait is cancelled
+        waits.append(delay)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(delay)
+            raise
+
+    monkeypatch.setattr(simulator_app, "asyncio", ModuleWith(asyncio, sleep=sleep))
+    async with asyncio.timeout(30):  # only so that a handler ignoring the cancel cannot hang
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(send_ok(sim, "webex"), 0.3)
+    assert len(waits) == 1 and cancelled == waits, "the wait went on after the client gave up"
     assert await recorded(sim) == []
+    monkeypatch.undo()
     assert (await send_ok(sim, "webex")).json()["response"][0]["code"] == "1001"
 
 
