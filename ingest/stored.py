@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from switchboard.events import MessageEvent
-from switchboard.producer import record_size
 from switchboard.records import OutRecord, event_record, raw_body, raw_record
 from switchboard.topics import ALL_TOPICS, DEFAULT_MAX_MESSAGE_BYTES, RAW
 
@@ -22,7 +21,10 @@ from switchboard.topics import ALL_TOPICS, DEFAULT_MAX_MESSAGE_BYTES, RAW
 EVENT_BYTES_PER_BODY_BYTE = 32
 EVENT_BYTES_FLOOR = 1024 * 1024
 MAX_REASON_CHARS = 500
-_LIMITS = {topic.name: topic.max_message_bytes for topic in ALL_TOPICS}
+# Room left in a topic's limit for a record's key, headers and batch overhead: only the value
+# is measured here (the producer sizes whole records again; no need to do it twice per request).
+RECORD_ROOM_BYTES = 4096
+_LIMITS = {topic.name: topic.max_message_bytes - RECORD_ROOM_BYTES for topic in ALL_TOPICS}
 
 
 class Unstorable(Exception):
@@ -43,7 +45,7 @@ def fitted_raw(envelope: dict[str, Any], received_at: datetime
     """The raw record, its body in base64 when JSON escaping made it too large (control
     characters take six bytes each; base64 takes 4/3 of the body, which the size cap allows)."""
     record = raw_record(envelope, received_at)
-    if record_size(record) <= _LIMITS[RAW.name] or envelope["body_encoding"] == "base64":
+    if len(record.value) <= _LIMITS[RAW.name] or envelope["body_encoding"] == "base64":
         return envelope, record
     body = base64.b64encode(raw_body(envelope)).decode()
     envelope = {**envelope, "body": body, "body_encoding": "base64"}
@@ -61,8 +63,8 @@ def event_records(events: Sequence[MessageEvent], body_bytes: int) -> list[OutRe
             record = event_record(event)
         except Exception as exc:
             raise Unstorable(f"an event could not be serialized ({type(exc).__name__})") from exc
-        size = record_size(record)
-        limit = _LIMITS.get(record.topic, DEFAULT_MAX_MESSAGE_BYTES)
+        size = len(record.value)
+        limit = _LIMITS.get(record.topic, DEFAULT_MAX_MESSAGE_BYTES - RECORD_ROOM_BYTES)
         if size > limit:
             raise Unstorable(f"an event would be {size} bytes, over the {limit}-byte limit of "
                              f"{record.topic}")

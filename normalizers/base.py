@@ -666,23 +666,12 @@ def _unix_time(number: float, value: Any) -> datetime:
 def _parse_time_text(value: str) -> datetime:
     text = value.strip()
     parsed: datetime | None = None
-    if not text.isascii():
-        pass  # no format has other characters; a non-ASCII digit is not a digit here
-    elif text.isdigit() and len(text) in _UNIX_TIME_DIGITS:
-        return _unix_time(int(text), value)
-    elif text.isdigit() and len(text) == _COMPACT_TIME_DIGITS:
-        # Field by field: strptime would also read fewer digits per field ("999999999").
-        try:
-            parsed = datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
-                              int(text[10:12]), int(text[12:]))
-        except ValueError:
-            parsed = None
-    else:
-        try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            if "-" in text:
-                parsed = _strptime(text)
+    if text.isascii():  # no format has other characters: a non-ASCII digit is no digit here
+        digits = text.isdigit()
+        if digits and len(text) in _UNIX_TIME_DIGITS:
+            return _unix_time(int(text), value)
+        parsed = (_compact_time(text) if digits and len(text) == _COMPACT_TIME_DIGITS
+                  else _iso_time(text))
     if parsed is None:
         raise NormalizeError(f"timestamp {shown(value)} is not in a known format")
     if parsed.tzinfo is None:
@@ -691,6 +680,22 @@ def _parse_time_text(value: str) -> datetime:
         return parsed.astimezone(UTC)
     except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
         raise NormalizeError(f"timestamp {shown(value)} is out of range") from None
+
+
+def _compact_time(text: str) -> datetime | None:
+    """YYYYMMDDhhmmss, field by field: strptime would also read fewer digits per field."""
+    try:
+        return datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
+                        int(text[10:12]), int(text[12:]))
+    except ValueError:
+        return None
+
+
+def _iso_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return _strptime(text) if "-" in text else None
 
 
 def _strptime(text: str) -> datetime | None:
