@@ -10,8 +10,10 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -28,7 +30,7 @@ from switchboard.accounts import Account, Accounts
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
-from switchboard.records import dead_letter_record, raw_envelope
+from switchboard.records import OutRecord, dead_letter_record, raw_envelope
 
 log = get_logger(__name__)
 
@@ -44,6 +46,14 @@ KEPT_HEADERS = (
 PROVIDERS = frozenset(provider_names())
 # Schemes whose signature covers the URL: only then is the full URL worth building.
 URL_SIGNING_SCHEMES = frozenset({"bird-signature", "messagebird-jwt"})
+# Past this, a body's normalization and records are built off the event loop: a thread hop
+# costs tens of microseconds, such a body milliseconds to seconds of work.
+OFF_LOOP_BODY_BYTES = 64 * 1024
+
+P = ParamSpec("P")
+T = TypeVar("T")
+# (HTTP status, error code, reason) of a request kept as a dead letter.
+Failure = tuple[int, str, str]
 
 
 def new_id() -> str:
@@ -59,6 +69,16 @@ def _url_as_sent(request: Request) -> str:
     if not raw_path:
         return str(request.url)
     return str(request.url.replace(path=raw_path.decode("latin-1")))
+
+
+async def off_loop_if_large(body_bytes: int, function: Callable[P, T], *args: P.args,
+                            **kwargs: P.kwargs) -> T:
+    """Call `function` here for a usual body, on a worker thread for a large one: a 1 MiB
+    batch is about a second of pure Python, and on the event loop it would hold up every
+    other request for that long (the thread gives the loop its turn every few milliseconds)."""
+    if body_bytes < OFF_LOOP_BODY_BYTES:
+        return function(*args, **kwargs)
+    return await asyncio.to_thread(function, *args, **kwargs)
 
 
 def error_response(status: int, code: str, message: str,
@@ -122,15 +142,9 @@ class WebhookHandler:
             return self._too_large(account), "too_large"
 
         query = request.scope["query_string"].decode("latin-1")
-        url = (signed_url(_url_as_sent(request), query, account.auth)
-               if account.auth.scheme in URL_SIGNING_SCHEMES else "")
-        try:
-            verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
-                                 body=body, now=time.time()), account.auth)
-        except AuthError as exc:
-            log.warning("webhook authentication failed", provider=account.provider,
-                        account=account.name, reason=exc.reason)
-            return error_response(401, "unauthorized", exc.reason), "unauthorized"
+        refusal = self._refusal(request, account, query, headers, body)
+        if refusal is not None:
+            return refusal, "unauthorized"
 
         query = without_token(query, account.auth)
         received_at = datetime.now(UTC)
@@ -154,34 +168,15 @@ class WebhookHandler:
             metrics.DUPLICATES.labels(account.provider, account.name).inc()
             return self._ack(normalizer.acknowledge(webhook)), "duplicate"
 
-        events: list[MessageEvent] = []
-        failure: tuple[int, str, str] | None = None
-        if webhook.media_type not in ACCEPTED_MEDIA_TYPES:
-            failure = (415, "unsupported_media_type",
-                       f"content type {webhook.media_type!r} is not accepted; send JSON, "
-                       "XML or a urlencoded form")
-        else:
-            try:
-                events = normalize(webhook)
-            except NormalizeError as exc:
-                if exc.__cause__ is not None:  # a normalizer bug, not just a bad payload
-                    log.error("normalizer crashed", provider=account.provider,
-                              exc_info=exc.__cause__)
-                failure = (400, "unprocessable_payload", short(exc.reason))
-
+        events, failure = await self._normalized(webhook)
         if events and self.correlations is not None \
                 and account.provider in self.correlations.providers:
             events = await self._correlate(events)
         envelope, raw = fitted_raw(envelope, received_at)
         records = [raw]
         if failure is None:
-            try:
-                records.extend(event_records(events, len(body)))
-            except Unstorable as exc:
-                if exc.__cause__ is not None:
-                    log.error("event not serializable", provider=account.provider,
-                              exc_info=exc.__cause__)
-                failure = (400, "unprocessable_payload", exc.reason)
+            stored, failure = await self._event_records(events, webhook)
+            records.extend(stored)
         if failure is not None:
             records.append(dead_letter_record(
                 dl_id=new_id(), stage="normalize", reason=failure[2],
@@ -210,6 +205,49 @@ class WebhookHandler:
             metrics.count_event(account.provider, event.type.value,
                                 event.status.value if event.status else "")
         return self._ack(normalizer.acknowledge(webhook)), "stored"
+
+    @staticmethod
+    def _refusal(request: Request, account: Account, query: str, headers: dict[str, str],
+                 body: bytes) -> Response | None:
+        """The 401 for a request the account's scheme does not authenticate, else None."""
+        url = (signed_url(_url_as_sent(request), query, account.auth)
+               if account.auth.scheme in URL_SIGNING_SCHEMES else "")
+        try:
+            verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
+                                 body=body, now=time.time()), account.auth)
+        except AuthError as exc:
+            log.warning("webhook authentication failed", provider=account.provider,
+                        account=account.name, reason=exc.reason)
+            return error_response(401, "unauthorized", exc.reason)
+        return None
+
+    @staticmethod
+    async def _normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | None]:
+        """The request's events, or why it has none that can be kept."""
+        if webhook.media_type not in ACCEPTED_MEDIA_TYPES:
+            return [], (415, "unsupported_media_type",
+                        f"content type {webhook.media_type!r} is not accepted; send JSON, "
+                        "XML or a urlencoded form")
+        try:
+            return await off_loop_if_large(len(webhook.body), normalize, webhook), None
+        except NormalizeError as exc:
+            if exc.__cause__ is not None:  # a normalizer bug, not just a bad payload
+                log.error("normalizer crashed", provider=webhook.provider,
+                          exc_info=exc.__cause__)
+            return [], (400, "unprocessable_payload", short(exc.reason))
+
+    @staticmethod
+    async def _event_records(events: list[MessageEvent], webhook: WebhookRequest
+                             ) -> tuple[list[OutRecord], Failure | None]:
+        """The events' records, or why Kafka cannot take them (see ingest.stored)."""
+        try:
+            return await off_loop_if_large(len(webhook.body), event_records, events,
+                                           len(webhook.body)), None
+        except Unstorable as exc:
+            if exc.__cause__ is not None:
+                log.error("event not serializable", provider=webhook.provider,
+                          exc_info=exc.__cause__)
+            return [], (400, "unprocessable_payload", exc.reason)
 
     async def _correlate(self, events: list[MessageEvent]) -> list[MessageEvent]:
         """Look the batch's reports up together: each miss waits up to the index's wait, and

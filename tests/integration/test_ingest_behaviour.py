@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 
 import httpx
 import orjson
 import pytest
 
+from ingest import webhooks
 from ingest.signing import sign
+from normalizers import WebhookRequest
+from switchboard.events import MessageEvent
 from switchboard.records import raw_body
 from switchboard.topics import DEAD_LETTER, MESSAGE_STATUS, RAW
 from tests.integration.conftest import IngestServer
 from tests.kafka_helpers import TopicWatcher
 
 
-def infobip_report(message_id: str) -> bytes:
+def infobip_report(message_id: str, count: int = 1) -> bytes:
     return orjson.dumps({"results": [{
-        "messageId": message_id, "to": "41793026727", "sender": "InfoSMS",
+        "messageId": f"{message_id}-{n}" if count > 1 else message_id, "to": "41793026727", "sender": "InfoSMS",
         "doneAt": "2026-01-01T10:00:00.000+0000", "messageCount": 1,
         "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5,
                    "name": "DELIVERED_TO_HANDSET", "description": "delivered"},
         "error": {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
-                  "description": "No Error", "permanent": False}}]})
+                  "description": "No Error", "permanent": False}} for n in range(count)]})
 
 
 def basic(secret: str = "ib-new-secret") -> dict[str, str]:
@@ -46,6 +51,42 @@ async def test_exact_retry_is_answered_but_not_published_again(
     assert first.status_code == second.status_code == 200
     assert len(found[RAW.name]) == 1 and len(found[MESSAGE_STATUS.name]) == 1
     assert 'switchboard_ingest_duplicates_total{account="it-infobip",provider="infobip"}' in metrics
+
+
+async def test_a_large_batch_is_normalized_off_the_event_loop(
+    ingest_server: IngestServer, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Normalization of a large body is held until a small request has been answered: on the
+    event loop that hold would stop the small request too (and end unreleased)."""
+    held, release = threading.Event(), threading.Event()
+    released: list[bool] = []
+    real_normalize = webhooks.normalize
+
+    def held_normalize(request: WebhookRequest) -> list[MessageEvent]:
+        if len(request.body) >= webhooks.OFF_LOOP_BODY_BYTES:
+            held.set()
+            released.append(release.wait(timeout=10))
+        return real_normalize(request)
+
+    monkeypatch.setattr(webhooks, "normalize", held_normalize)
+    large = infobip_report(f"large-{uuid.uuid4()}", count=200)
+    assert len(large) >= webhooks.OFF_LOOP_BODY_BYTES
+    url = ingest_server.url("infobip", "it-infobip")
+    async with TopicWatcher(kafka_bootstrap) as watcher, httpx.AsyncClient() as client:
+        before = await watcher.snapshot()
+        large_answer = asyncio.create_task(client.post(url, content=large, headers=basic()))
+        for _ in range(200):
+            if held.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert held.is_set(), "the large batch never reached normalization"
+        small = await client.post(url, content=infobip_report(f"small-{uuid.uuid4()}"),
+                                  headers=basic())
+        release.set()
+        assert (await large_answer).status_code == small.status_code == 200
+        found = await watcher.records_since(before)
+    assert released == [True], "normalization held the event loop"
+    assert len(found[MESSAGE_STATUS.name]) == 201
 
 
 @pytest.mark.parametrize(
