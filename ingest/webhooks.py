@@ -24,12 +24,13 @@ from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_to
 from ingest.correlation import CorrelationIndex
 from ingest.dedup import RecentRequests
 from ingest.stored import Unstorable, event_records, fitted_raw, short
-from normalizers import NormalizeError, WebhookRequest, get, normalize, provider_names
+from normalizers import NormalizeError, WebhookRequest, get, normalize
 from normalizers.base import Ack
 from switchboard.accounts import Account, Accounts
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
+from switchboard.providers import PROVIDERS
 from switchboard.records import OutRecord, dead_letter_record, raw_envelope
 
 log = get_logger(__name__)
@@ -43,7 +44,6 @@ KEPT_HEADERS = (
     "content-type", "user-agent", "x-forwarded-for", "x-request-id", "webhook-id",
     "webhook-timestamp", "messagebird-request-timestamp",
 )
-PROVIDERS = frozenset(provider_names())
 # Schemes whose signature covers the URL: only then is the full URL worth building.
 URL_SIGNING_SCHEMES = frozenset({"bird-signature", "messagebird-jwt"})
 # Past this, a body's normalization and records are built off the event loop: a thread hop

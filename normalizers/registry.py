@@ -1,24 +1,14 @@
-"""Maps provider names to their normalizer modules (Courier-style: one module per provider)."""
+"""Finds a provider's normalizer (`normalizers.<provider>`, see switchboard.providers) and calls
+it so that only NormalizeError escapes."""
 
 from __future__ import annotations
 
 import functools
-import importlib
-from types import ModuleType
 from typing import Protocol, cast
 
 from normalizers.base import Ack, NormalizeError, WebhookRequest
-from switchboard.events import PROVIDERS, MessageEvent
-
-# provider name -> module under normalizers/. Adding a provider adds one line here.
-_MODULES = {
-    "infobip": "normalizers.infobip",
-    "infobip-omnichat": "normalizers.infobip_omnichat",
-    "bird": "normalizers.bird",
-    "webex": "normalizers.webex",
-    "ubiqio": "normalizers.ubiqio",
-}
-assert tuple(_MODULES) == PROVIDERS, "keep the registry and switchboard.events.PROVIDERS in step"
+from switchboard.events import MessageEvent
+from switchboard.providers import UnknownProvider, provider_module
 
 
 class ProviderNormalizer(Protocol):
@@ -33,20 +23,12 @@ class ProviderNormalizer(Protocol):
         """The success answer this provider expects for this kind of webhook."""
 
 
-def provider_names() -> tuple[str, ...]:
-    return tuple(_MODULES)
-
-
 @functools.cache
 def get(provider: str) -> ProviderNormalizer:
     try:
-        module_name = _MODULES[provider]
-    except KeyError:
-        raise NormalizeError(
-            f"unknown provider {provider!r}; known: {', '.join(_MODULES)}"
-        ) from None
-    module: ModuleType = importlib.import_module(module_name)
-    return cast(ProviderNormalizer, module)
+        return cast(ProviderNormalizer, provider_module("normalizers", provider))
+    except UnknownProvider as exc:
+        raise NormalizeError(str(exc)) from None
 
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:

@@ -19,7 +19,6 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from types import ModuleType
 from typing import Any, cast
 
 import httpx
@@ -29,7 +28,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from simulator import bird, infobip, infobip_omnichat, ubiqio, webex
 from simulator.base import (
     Inbound,
     InboundNotSupported,
@@ -45,12 +43,13 @@ from simulator.recorder import SendRecorder
 from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import Account, Accounts
 from switchboard.logs import get_logger
+from switchboard.providers import PROVIDERS as ALL_PROVIDERS
+from switchboard.providers import provider_module
 
 log = get_logger(__name__)
 
-_MODULES: tuple[ModuleType, ...] = (infobip, infobip_omnichat, bird, webex, ubiqio)
 PROVIDERS: dict[str, SimulatedProvider] = {
-    module.NAME: cast(SimulatedProvider, module) for module in _MODULES
+    name: cast(SimulatedProvider, provider_module("simulator", name)) for name in ALL_PROVIDERS
 }
 # How often a "timeout" fault checks whether the client has gone away.
 _DISCONNECT_POLL_S = 0.25

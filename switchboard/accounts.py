@@ -24,8 +24,8 @@ from pydantic import (
     model_validator,
 )
 
-from switchboard.events import PROVIDERS
 from switchboard.logs import register_secrets
+from switchboard.providers import PROVIDERS, UnknownProvider
 
 ENV_PREFIX = "env:"
 # Shorter secrets are typos or placeholders (an empty one would let anyone in), not secrets.
@@ -129,7 +129,7 @@ class Account(_Strict):
     @classmethod
     def _known_provider(cls, value: str) -> str:
         if value not in PROVIDERS:
-            raise ValueError(f"unknown provider {value!r}; known: {', '.join(PROVIDERS)}")
+            raise ValueError(str(UnknownProvider(value)))
         return value
 
 

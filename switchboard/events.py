@@ -32,8 +32,6 @@ SCHEMA_VERSION: Literal[1] = 1
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c9a52-3e0b-5d6e-9b7a-5b1f0c2d4e8a")
 _NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
 
-PROVIDERS = ("infobip", "infobip-omnichat", "bird", "webex", "ubiqio")
-
 # What `channel` must look like. The model's pattern and the fast path in `MessageEvent.build`
 # both use it (there with `fullmatch`, whose anchors are the pattern's `^...$`: neither lets a
 # trailing newline through).

@@ -1,8 +1,7 @@
-"""Outbound provider clients: one module per provider, looked up by provider name."""
+"""Outbound provider clients: `consumers.outbound.<provider>` (see switchboard.providers)."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import httpx
@@ -10,14 +9,7 @@ from pydantic import SecretStr, ValidationError
 
 from consumers.outbound.base import OutboundClient, SendContext, SendError, SendReceipt
 from switchboard.logs import register_secrets
-
-_MODULES = {
-    "infobip": "consumers.outbound.infobip",
-    "infobip-omnichat": "consumers.outbound.infobip_omnichat",
-    "bird": "consumers.outbound.bird",
-    "webex": "consumers.outbound.webex",
-    "ubiqio": "consumers.outbound.ubiqio",
-}
+from switchboard.providers import provider_module
 
 
 class OutboundConfigError(ValueError):
@@ -29,7 +21,7 @@ class OutboundConfigError(ValueError):
 def build_client(provider: str, outbound: dict[str, Any], http: httpx.AsyncClient,
                  context: SendContext) -> OutboundClient:
     """The client for one account, its outbound config validated (OutboundConfigError)."""
-    module = importlib.import_module(_MODULES[provider])
+    module = provider_module("consumers.outbound", provider)
     try:
         config = module.Config.model_validate(outbound)
     except ValidationError as exc:

@@ -22,7 +22,8 @@ from tests.kafka_helpers import TopicWatcher
 
 def infobip_report(message_id: str, count: int = 1) -> bytes:
     return orjson.dumps({"results": [{
-        "messageId": f"{message_id}-{n}" if count > 1 else message_id, "to": "41793026727", "sender": "InfoSMS",
+        "messageId": f"{message_id}-{n}" if count > 1 else message_id,
+        "to": "41793026727", "sender": "InfoSMS",
         "doneAt": "2026-01-01T10:00:00.000+0000", "messageCount": 1,
         "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5,
                    "name": "DELIVERED_TO_HANDSET", "description": "delivered"},

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from normalizers import NormalizeError, normalize, provider_names
+from normalizers import NormalizeError, normalize
 from normalizers.base import WebhookRequest
 from switchboard.events import MessageEvent
+from switchboard.providers import PROVIDERS
 from tests.fixtures import ACCOUNT, RAW_ID, RECEIVED_AT, load_fixtures
 
-PROVIDERS = provider_names()
 CONTENT_TYPES = [
     "application/json",
     "application/x-www-form-urlencoded",
