@@ -13,6 +13,8 @@ import mimetypes
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Generic, NoReturn, Protocol, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
@@ -119,13 +121,20 @@ class TokenBucket:
                 await asyncio.sleep((1 - self.tokens) / self.rate)
 
 
-def retry_after(response: httpx.Response) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds form), if present and sane."""
-    value = response.headers.get("retry-after", "")
+def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header, if present and sane: delta-seconds, or the
+    HTTP-date form RFC 9110 allows as well (a date already past means now)."""
+    value = response.headers.get("retry-after", "").strip()
     try:
         seconds = float(value)
     except ValueError:
-        return None
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": RFC 5322's "zone unknown"; HTTP-dates are GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
     return seconds if 0 <= seconds <= 3600 else None
 
 

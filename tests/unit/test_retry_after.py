@@ -1,0 +1,33 @@
+"""Retry-After as providers send it: seconds, or an HTTP-date (RFC 9110 §10.2.3)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from consumers.outbound.base import retry_after
+
+NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("header", "seconds"), [
+    ("7", 7.0),
+    (" 7 ", 7.0),
+    ("0", 0.0),
+    ("2.5", 2.5),
+    ("Tue, 24 Nov 2026 12:00:30 GMT", 30.0),
+    ("Tuesday, 24-Nov-26 12:01:00 GMT", 60.0),  # the obsolete RFC 850 form, still allowed
+    ("Tue Nov 24 12:00:05 2026", 5.0),  # asctime, also allowed
+    ("Tue, 24 Nov 2026 11:59:00 GMT", 0.0),  # already past: retry now
+    ("Tue, 24 Nov 2026 12:00:10 -0000", 10.0),
+])
+def test_seconds_and_dates_are_read(header: str, seconds: float) -> None:
+    assert retry_after(httpx.Response(429, headers={"retry-after": header}), NOW) == seconds
+
+
+@pytest.mark.parametrize("header", ["", "soon", "-5", "nan", "inf", "7200",
+                                    "Tue, 24 Nov 2026 14:00:00 GMT", "Tue, 99 Nov 2026"])
+def test_absent_unreadable_or_absurd_values_are_none(header: str) -> None:
+    assert retry_after(httpx.Response(429, headers={"retry-after": header}), NOW) is None
