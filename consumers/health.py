@@ -2,7 +2,8 @@
 
 `/healthz` (liveness) fails once the event loop has stopped running: a worker stuck there
 keeps its partitions yet handles nothing, and only a restart helps. `/readyz` says whether the
-worker is consuming. Served from a thread, so a busy loop never delays a scrape or a probe.
+worker is consuming; both answer as ingest's do (switchboard.probes). Served from a thread,
+so a busy loop never delays a scrape or a probe.
 """
 
 from __future__ import annotations
@@ -11,12 +12,15 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import orjson
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from switchboard.probes import HEALTHZ, READYZ, probe_answer
 
 STALE_AFTER_S = 30.0
 
@@ -52,12 +56,12 @@ def serve_worker_http(health: WorkerHealth, host: str, port: int) -> ThreadingWS
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path not in ("/healthz", "/readyz"):
+        if path not in (HEALTHZ, READYZ):
             return metrics(environ, start_response)  # type: ignore[no-any-return]
-        problem = health.liveness_problem() if path == "/healthz" else health.readiness()
-        status = "503 Service Unavailable" if problem else "200 OK"
-        body = {"status": "unavailable", "reason": problem} if problem else {"status": "ok"}
-        start_response(status, [("Content-Type", "application/json")])
+        problem = health.liveness_problem() if path == HEALTHZ else health.readiness()
+        status, body = probe_answer(path, problem)
+        start_response(f"{status} {HTTPStatus(status).phrase}",
+                       [("Content-Type", "application/json")])
         return [orjson.dumps(body)]
 
     server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)

@@ -19,15 +19,17 @@ def test_probes_report_a_stuck_loop_and_a_worker_not_consuming() -> None:
             starting = client.get("/readyz")
             assert (starting.status_code, starting.json()["reason"]) == (503, "starting")
             health.readiness = lambda: None
-            assert client.get("/readyz").json() == {"status": "ok"}
+            assert client.get("/readyz").json() == {"status": "ready"}  # as ingest's says
 
-            assert client.get("/healthz").status_code == 200
+            alive = client.get("/healthz")
+            assert (alive.status_code, alive.json()) == (200, {"status": "ok"})
             health.last_tick = time.monotonic() - 60  # the loop stopped ticking a minute ago
             stuck = client.get("/healthz")
-            assert stuck.status_code == 503
+            assert stuck.status_code == 503 and stuck.json()["status"] == "unavailable"
             assert stuck.json()["reason"].startswith("the event loop has not run for 6")
 
             assert "python_gc_objects_collected_total" in client.get("/metrics").text
     finally:
         server.shutdown()
         server.server_close()
+
