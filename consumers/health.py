@@ -2,7 +2,9 @@
 
 `/healthz` (liveness) fails once the event loop has stopped running: a worker stuck there
 keeps its partitions yet handles nothing, and only a restart helps. `/readyz` says whether the
-worker is consuming. Served from a thread, so a busy loop never delays a scrape or a probe.
+worker is consuming; both answer as ingest's do (switchboard.probes), and so do refusals: any
+other path is a 404, a method but GET or HEAD a 405, with ingest's JSON error body. Served from
+a thread, so a busy loop never delays a scrape or a probe.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import orjson
 from prometheus_client import make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from switchboard.probes import HEALTHZ, METRICS, PROBE_METHODS, READYZ, http_error, probe_answer
 
 STALE_AFTER_S = 30.0
 
@@ -49,17 +54,33 @@ class _QuietHandler(WSGIRequestHandler):
 def serve_worker_http(health: WorkerHealth, host: str, port: int) -> ThreadingWSGIServer:
     """Start the endpoint in a daemon thread (OSError if the port cannot be had)."""
     metrics = make_wsgi_app()
+    # readiness is looked up per request: the running worker replaces it once started.
+    probes: dict[str, Callable[[], str | None]] = {
+        HEALTHZ: health.liveness_problem, READYZ: lambda: health.readiness()}
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path not in ("/healthz", "/readyz"):
-            return metrics(environ, start_response)  # type: ignore[no-any-return]
-        problem = health.liveness_problem() if path == "/healthz" else health.readiness()
-        status = "503 Service Unavailable" if problem else "200 OK"
-        body = {"status": "unavailable", "reason": problem} if problem else {"status": "ok"}
-        start_response(status, [("Content-Type", "application/json")])
-        return [orjson.dumps(body)]
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path != METRICS and path not in probes:
+            return _json(start_response, 404, http_error(404), method)
+        if method not in PROBE_METHODS:
+            return _json(start_response, 405, http_error(405), method,
+                         [("Allow", ", ".join(PROBE_METHODS))])
+        if path == METRICS:  # prometheus-client answers GET only: HEAD is a GET without body
+            body: list[bytes] = metrics({**environ, "REQUEST_METHOD": "GET"}, start_response)
+            return [] if method == "HEAD" else body
+        status, answer = probe_answer(path, probes[path]())
+        return _json(start_response, status, answer, method)
 
     server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="worker-http", daemon=True).start()
     return server
+
+
+def _json(start_response: Callable[..., Any], status: int, body: dict[str, str], method: str,
+          headers: list[tuple[str, str]] | None = None) -> list[bytes]:
+    data = orjson.dumps(body)
+    start_response(f"{status} {HTTPStatus(status).phrase}",
+                   [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                    *(headers or [])])
+    return [] if method == "HEAD" else [data]

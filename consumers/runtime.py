@@ -52,7 +52,6 @@ class Record:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
-    timestamp_ms: int = 0
 
 
 class PoisonRecord(Exception):
@@ -285,7 +284,7 @@ class WorkerRuntime:
                     self._capacity.release()
                     return
                 record = Record(r.topic, r.partition, r.offset, r.key, r.value or b"",
-                                tuple(r.headers or ()), r.timestamp or 0)
+                                tuple(r.headers or ()))
                 chain = (tp.topic, tp.partition, r.key)
                 self._in_flight[tp].add(r.offset)
                 self._fetched[tp] = r.offset + 1

@@ -24,6 +24,7 @@ from normalizers.registry import echoes_correlation
 from switchboard import heap
 from switchboard.accounts import Accounts, load_accounts
 from switchboard.logs import get_logger
+from switchboard.probes import HEALTHZ, METRICS, READYZ, http_error, probe_answer
 from switchboard.producer import DurableProducer
 from switchboard.serving import MULTIPROCESS_DIR_ENV
 from switchboard.settings import Settings
@@ -74,8 +75,8 @@ def metrics_registry() -> CollectorRegistry:
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404/405 answers, as JSON like every other error we return."""
     assert isinstance(exc, HTTPException)
-    return JSONResponse({"error": "http_error", "message": exc.detail},
-                        status_code=exc.status_code, headers=exc.headers)
+    return JSONResponse(http_error(exc.status_code, exc.detail), status_code=exc.status_code,
+                        headers=exc.headers)
 
 
 async def _connect(producer: DurableProducer, settings: Settings, bootstrap: str,
@@ -136,13 +137,12 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
             log.info("ingest stopped")
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        status, body = probe_answer(HEALTHZ, None)
+        return JSONResponse(body, status_code=status)
 
     async def readyz(request: Request) -> Response:
-        problem = await readiness.problem()
-        if problem:
-            return JSONResponse({"status": "unavailable", "reason": problem}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        status, body = probe_answer(READYZ, await readiness.problem())
+        return JSONResponse(body, status_code=status)
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
@@ -150,9 +150,9 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
     routes = [
         Route("/webhooks/{provider}/{account}", handler.handle, methods=WEBHOOK_METHODS),
         Route("/webhooks/{provider}/{account}/{kind}", handler.handle, methods=WEBHOOK_METHODS),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        Route(HEALTHZ, healthz, methods=["GET"]),
+        Route(READYZ, readyz, methods=["GET"]),
+        Route(METRICS, metrics, methods=["GET"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error})

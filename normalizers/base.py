@@ -419,6 +419,16 @@ def _float_text(value: float, name: str) -> str:
         "integers beyond 64 bits arrive as floats); send it as a string")
 
 
+def number_text(value: int | float, name: str) -> str:
+    """A number that names something (a status, an error code) as text, as text_field writes
+    it: 1 and 1.0 are "1". A fraction names nothing, so 1.5 is an error rather than "1.5"."""
+    if not isinstance(value, float):
+        return str(value)
+    if not value.is_integer():
+        raise NormalizeError(f"field {name!r} should be a whole number, got {shown(value)}")
+    return _float_text(value, name)
+
+
 # The largest count int_field reads (a segment count: providers split a message into at most a
 # few hundred parts). Beyond it a number is not a count.
 MAX_COUNT = 10_000

@@ -35,6 +35,7 @@ from normalizers.base import (
     key_list,
     loose_key,
     loose_keys,
+    number_text,
     parse_form,
     parse_json_object,
     parse_time,
@@ -285,7 +286,7 @@ def _provider_status(report: JsonObject, raw_status: Any) -> ProviderStatus:
     if isinstance(raw_status, (str, int, float)) and not isinstance(raw_status, bool):
         return ProviderStatus.build(
             code=_text(report, _STATUS_CODE),
-            name=str(raw_status),
+            name=raw_status if isinstance(raw_status, str) else number_text(raw_status, "status"),
             description=_text(report, _STATUS_TEXT),
         )
     raise NormalizeError(
@@ -317,8 +318,8 @@ def _error(report: JsonObject, status: Status, provider_status: ProviderStatus
         permanent = fields.get("permanent") is True
     elif isinstance(raw, str):
         description = description or raw
-    elif isinstance(raw, int) and not isinstance(raw, bool):
-        code = code or str(raw)
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        code = code or number_text(raw, "error")
     if code in ("0", "000") and description is None:
         code = None  # "error 0" is how many gateways say "no error"
     if status in _FAILURES:

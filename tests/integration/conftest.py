@@ -78,7 +78,7 @@ class IngestServer:
 
 
 async def start_ingest(bootstrap: str, accounts: Accounts, port: int | None = None,
-                       **overrides: object) -> tuple[IngestServer, asyncio.Task[None]]:
+                       **overrides: Any) -> tuple[IngestServer, asyncio.Task[None]]:
     port = port or free_port()
     settings = Settings(kafka_bootstrap_servers=bootstrap, http_port=port, **overrides)
     app = create_app(settings, accounts)

@@ -120,7 +120,7 @@ async def test_a_burst_of_1000_contacts_is_answered_once_each(stack: Stack) -> N
     async with httpx.AsyncClient(timeout=30) as client:
         await asyncio.gather(*(one(client, c) for c in contacts))
     wanted = set(contacts)
-    answered: list[str] = []
+    answered: list[str | None] = []
     for _ in range(600):  # bounded: up to 120 s
         answered = [to(s) for s in await stack.sends(ACCOUNT) if to(s) in wanted]
         if len(answered) >= len(contacts):

@@ -167,4 +167,5 @@ async def test_health_readiness_and_metrics(ingest_server: IngestServer) -> None
                  "switchboard_ingest_publish_seconds_bucket",
                  "switchboard_ingest_duplicates_total", "switchboard_ingest_dead_letters_total"):
         assert name in metrics.text
-    assert missing.status_code == 404 and missing.json()["error"] == "http_error"
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "http_error", "message": "Not Found"}

@@ -5,15 +5,25 @@ from __future__ import annotations
 import logging
 import uuid
 from pathlib import Path
+from types import MethodType
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from consumers.sender import decode_ledger
+from consumers.sender import Sender, decode_ledger
 from consumers.table import CompactedTable
-from switchboard.topics import LEDGER_RETENTION_DAYS, OUTBOUND_SENT, TopicSpec, ensure_topics
+from consumers.workers import sender_worker
+from switchboard.accounts import parse_accounts
+from switchboard.settings import Settings
+from switchboard.topics import (
+    LEDGER_RETENTION_DAYS,
+    OUTBOUND,
+    OUTBOUND_SENT,
+    TopicSpec,
+    ensure_topics,
+)
 from tests.integration.processes import own_broker
 
 
@@ -117,3 +127,17 @@ async def test_the_senders_ledger_topic_deletes_ids_after_its_retention(
     configs = {entry[0]: entry[1] for resource in response.resources for entry in resource[4]}
     assert configs["cleanup.policy"] == "compact,delete"
     assert int(configs["retention.ms"]) == LEDGER_RETENTION_DAYS * 24 * 3600 * 1000
+
+
+async def test_the_senders_ledger_forgets_ids_when_its_topic_does(kafka_bootstrap: str) -> None:
+    # The ledger the sender holds in memory drops an id when the ledger topic deletes it: kept
+    # longer, a restarted sender (which reads the topic) would not have it anyway; dropped
+    # sooner, a command the outbound topic still holds could be redelivered and sent twice.
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
+    async with sender_worker(settings, parse_accounts({"accounts": {}})) as runtime:
+        assert isinstance(runtime.handler, MethodType)
+        sender = runtime.handler.__self__
+        assert isinstance(sender, Sender)
+        max_age_s = sender.ledger.max_age_s
+    assert max_age_s == int(OUTBOUND_SENT.config["retention.ms"]) / 1000
+    assert max_age_s is not None and max_age_s > int(OUTBOUND.config["retention.ms"]) / 1000

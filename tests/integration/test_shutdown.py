@@ -127,7 +127,7 @@ async def test_a_worker_stops_cleanly_while_kafka_is_gone(tmp_path: Path) -> Non
             # Lines until the worker has joined its group.
             await asyncio.to_thread(wait_for_line, worker, "worker started", 60)
             async with httpx.AsyncClient(base_url=probes, timeout=10) as client:
-                assert (await client.get("/readyz")).json() == {"status": "ok"}
+                assert (await client.get("/readyz")).json() == {"status": "ready"}
                 assert (await client.get("/healthz")).status_code == 200
             await asyncio.to_thread(broker.stop)
 

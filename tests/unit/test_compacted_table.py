@@ -103,7 +103,7 @@ async def test_the_follower_forgets_keys_past_max_age_by_their_record_time(
     monkeypatch.setattr(table_module, "time", ModuleWith(time, time=lambda: clock["now"]))
     start = clock["now"]
     table = CompactedTable("unused:9092", "topic", decode, max_age_s=100)
-    table._consumer = FakeConsumer(  # type: ignore[assignment]
+    table._consumer = FakeConsumer(
         [FakeRecord(b"old", b"1", timestamp=int((start - 200) * 1000)),
          FakeRecord(b"recent", b"2", timestamp=int((start - 10) * 1000))],
         [FakeRecord(b"later", b"3", timestamp=int((start + 30) * 1000))])

@@ -51,9 +51,10 @@ class _Id(uuid.UUID):
 
 # Values of every kind a buggy normalizer could pass: valid ones, coercible ones (pydantic's lax
 # mode turns them into valid values) and invalid ones.
-_ANY = [None, "", "x", _Str("x"), 0, 1, -1, _Int(3), True, 1.5, [], {}, b"x", WHEN, EVENT_UUID,
-        str(EVENT_UUID), EventType.STATUS, Status.SENT, "delivered", "message.inbound",
-        _When(2024, 1, 1, tzinfo=UTC), _Id(int=7)]
+_ANY: list[Any] = [
+    None, "", "x", _Str("x"), 0, 1, -1, _Int(3), True, 1.5, [], {}, b"x", WHEN, EVENT_UUID,
+    str(EVENT_UUID), EventType.STATUS, Status.SENT, "delivered", "message.inbound",
+    _When(2024, 1, 1, tzinfo=UTC), _Id(int=7)]
 _OPTIONAL_STR = st.sampled_from([None, "a", "+41793026727", "zdravo 👋", *_ANY])
 
 FIELDS: dict[str, st.SearchStrategy[Any]] = {
@@ -90,7 +91,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
                                     *_ANY]),
 }
 
-VALID = {
+VALID: dict[str, Any] = {
     "id": EVENT_UUID, "type": EventType.STATUS, "provider": "infobip", "account": "acme",
     "channel": "whatsapp", "direction": Direction.OUTBOUND, "received_at": WHEN,
     "raw_id": "raw-0001", "status": Status.DELIVERED,
@@ -108,7 +109,7 @@ def _outcome(make: Any, fields: dict[str, Any]) -> tuple[str, Any]:
 
 def _by_pydantic(**fields: Any) -> MessageEvent:
     # What build() stands for: every field given explicitly, media defaulting to none.
-    every = {name: None for name in MessageEvent.model_fields}
+    every: dict[str, Any] = {name: None for name in MessageEvent.model_fields}
     every.update(schema_version=1, media=[])
     every.update(fields)
     return MessageEvent(**every)
@@ -204,7 +205,8 @@ def test_to_json_is_model_dump_json() -> None:
     assert event.to_json() == event.model_dump_json(by_alias=True).encode()
 
 
-_PART = st.sampled_from([None, "", "a", "5", "zdravo 👋", 5, True, 1.5, _Str("a"), [], {"a": 1}])
+_PART: st.SearchStrategy[Any] = st.sampled_from(
+    [None, "", "a", "5", "zdravo 👋", 5, True, 1.5, _Str("a"), [], {"a": 1}])
 
 
 @MANY

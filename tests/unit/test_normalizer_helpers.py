@@ -8,7 +8,6 @@ import pytest
 
 from normalizers.base import (
     NormalizeError,
-    address,
     channel,
     int_field,
     parse_form,
@@ -18,6 +17,7 @@ from normalizers.base import (
     query_text,
     text_field,
 )
+from switchboard.addresses import address
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ async def test_a_released_partitions_fetched_records_do_not_start() -> None:
     runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
                             handler=handler, max_in_flight=1)
     consumer = FakeConsumer({TP})
-    runtime._consumer = consumer  # type: ignore[assignment]
+    runtime._consumer = consumer
     dispatching = asyncio.create_task(runtime._dispatch(fetched(range(5))))
     await asyncio.sleep(0.01)  # record 0 runs; the batch waits for room for record 1
     releasing = asyncio.create_task(runtime.release({TP}))  # the rebalance begins
@@ -84,7 +84,7 @@ async def test_only_assigned_partitions_are_committed() -> None:
     consumer = FakeConsumer({TP})
     await runtime._dispatch(fetched(range(3)) | {gone: fetched(range(2))[TP]})
     await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
-    await runtime._commit_done(consumer)  # type: ignore[arg-type]
+    await runtime._commit_done(consumer)
     assert consumer.commits == [{TP: 3}]
 
 
@@ -164,6 +164,6 @@ async def test_on_stop_records_not_started_are_given_back_uncommitted() -> None:
     await asyncio.sleep(0.01)
     runtime.stop()  # SIGTERM: finish what started, leave the rest to the next run
     gate.set()
-    await asyncio.wait_for(runtime.drain(consumer), 5)  # type: ignore[arg-type]
+    await asyncio.wait_for(runtime.drain(consumer), 5)
     assert handled == [0]
     assert consumer.commits == [{TP: 1}]
