@@ -13,6 +13,7 @@ import pytest
 from ingest import webhooks
 from ingest.signing import sign
 from normalizers import WebhookRequest
+from normalizers import normalize as real_normalize
 from switchboard.events import MessageEvent
 from switchboard.records import raw_body
 from switchboard.topics import DEAD_LETTER, MESSAGE_STATUS, RAW
@@ -61,7 +62,6 @@ async def test_a_large_batch_is_normalized_off_the_event_loop(
     event loop that hold would stop the small request too (and end unreleased)."""
     held, release = threading.Event(), threading.Event()
     released: list[bool] = []
-    real_normalize = webhooks.normalize
 
     def held_normalize(request: WebhookRequest) -> list[MessageEvent]:
         if len(request.body) >= webhooks.OFF_LOOP_BODY_BYTES:
