@@ -19,28 +19,13 @@ import re
 from datetime import datetime
 from typing import Any
 
-from normalizers.base import (
-    DEFAULT_ACK,
-    Ack,
-    JsonObject,
-    NormalizeError,
-    WebhookRequest,
-    as_list,
-    channel,
-    first,
-    form_pairs,
-    inbound_event,
-    int_field,
-    is_form,
-    iter_objects,
-    parse_json_object,
-    parse_time,
-    price,
-    query_text,
-    shown,
-    status_event,
-    text_field,
-)
+from normalizers.base import DEFAULT_ACK, Ack, JsonObject, NormalizeError, WebhookRequest, shown
+from normalizers.bodies import form_pairs, is_form, parse_json_object, query_text
+from normalizers.channels import channel
+from normalizers.event_builders import inbound_event, status_event
+from normalizers.fields import as_list, first, int_field, iter_objects, text_field
+from normalizers.prices import price
+from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, Price, ProviderStatus, Status
 
 NAME = "bird"
