@@ -99,6 +99,16 @@ def iter_objects(items: Any, what: str) -> Iterator[JsonObject]:
         yield item
 
 
+def object_field(parent: Mapping[str, Any], key: str) -> JsonObject:
+    """An optional nested object: {} when absent or null, a typed error when not an object."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise NormalizeError(f"field {key!r} should be an object, got {type(value).__name__}")
+    return value
+
+
 def loose_key(name: str) -> str:
     """A key as compared where spelling varies: lower case, without `_` and `-`
     (`to_number`, `toNumber` and `TO-NUMBER` are the same key)."""
