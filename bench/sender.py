@@ -14,7 +14,8 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer
 
 from bench.common import HOST, accounts_toml, child, kafka
-from consumers.runtime import Context, Record, WorkerRuntime
+from consumers.handling import Context, Record
+from consumers.runtime import WorkerRuntime
 from switchboard.commands import OutboundCommand
 from switchboard.localkafka import free_port
 from switchboard.producer import DurableProducer

@@ -10,6 +10,9 @@ Guarantees, in order of importance:
 - a failing handler is retried with backoff; after `max_attempts` the record goes to the
   dead-letter topic with the error and the partition moves on (no stuck partition);
 - a rebalance or SIGTERM waits for the batch in flight, commits it, then lets go.
+
+What handlers see of it (Record, Context and the exceptions that steer retries) is in
+consumers.handling.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -29,10 +32,19 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Histogram
 
+from consumers.handling import (
+    Context,
+    GiveBack,
+    Handler,
+    MustNotSkip,
+    PoisonRecord,
+    Record,
+    RetryLater,
+)
 from switchboard.clients import stop_consumer
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
-from switchboard.records import OutRecord, dead_letter_record, named_by_source
+from switchboard.records import dead_letter_record, named_by_source
 
 log = get_logger(__name__)
 
@@ -40,68 +52,6 @@ HANDLED = Counter("switchboard_worker_records_total", "Records handled by worker
                   ["worker", "outcome"])
 HANDLER_SECONDS = Histogram("switchboard_worker_handler_seconds", "Handler time per record",
                             ["worker"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30))
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One consumed record, decoupled from aiokafka's types so handlers are easy to test."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-class PoisonRecord(Exception):
-    """The record can never be handled (undecodable): dead-letter it at once, no retries.
-    `provider` and `account`, when the record still names them, go into the dead letter so
-    it can be found per account."""
-
-    def __init__(self, reason: str, *, provider: str = "", account: str = "") -> None:
-        super().__init__(reason)
-        self.provider = provider
-        self.account = account
-
-
-class GiveBack(Exception):
-    """The handler stopped short of doing anything irreversible because the worker is winding
-    down: the record is neither done nor failed, and is not committed."""
-
-
-class MustNotSkip(Exception):
-    """A failure of a record that must never be dead-lettered and skipped (an opt-out): once
-    the retries are spent the worker stops without committing it, so it comes back."""
-
-
-class RetryLater(Exception):
-    """A transient failure: retry, after `delay_s` when the cause said how long."""
-
-    def __init__(self, reason: str, delay_s: float | None = None) -> None:
-        super().__init__(reason)
-        self.delay_s = delay_s
-
-
-@dataclass
-class Context:
-    """What a handler may do besides computing: publish records durably (acks=all).
-
-    `winding_down` is set while the worker stops or gives its partitions away: a handler only
-    waiting to try again should raise GiveBack rather than wait (the record stays uncommitted
-    and comes back, to this worker or the partition's next owner).
-    """
-
-    producer: DurableProducer
-    worker: str
-    winding_down: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def publish(self, records: Sequence[OutRecord]) -> None:
-        if records:
-            await self.producer.publish(records)
-
-
-Handler = Callable[[Record, Context], Awaitable[None]]
 
 
 @dataclass

@@ -20,9 +20,9 @@ import orjson
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
+from consumers.handling import Context, GiveBack, PoisonRecord, Record
 from consumers.outbound import SendContext, SendError, SendReceipt, build_client
 from consumers.outbound.base import OutboundClient
-from consumers.runtime import Context, GiveBack, PoisonRecord, Record
 from consumers.table import CompactedTable
 from switchboard.accounts import Account, Accounts
 from switchboard.commands import (

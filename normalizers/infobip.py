@@ -18,30 +18,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from normalizers.base import (
-    DEFAULT_ACK,
+from normalizers.base import DEFAULT_ACK, Ack, JsonObject, NormalizeError, WebhookRequest, shown
+from normalizers.bodies import is_xml, parse_json_object, parse_xml
+from normalizers.channels import channel
+from normalizers.event_builders import each_event, inbound_event, status_event
+from normalizers.fields import (
     EXACT_FLOAT_LIMIT,
-    Ack,
-    JsonObject,
-    NormalizeError,
-    WebhookRequest,
     as_list,
-    channel,
-    each_event,
     first,
     geo_uri,
-    inbound_event,
     int_field,
-    is_xml,
     iter_objects,
-    parse_json_object,
-    parse_time,
-    parse_xml,
-    price,
-    shown,
-    status_event,
     text_field,
 )
+from normalizers.prices import price
+from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, Price, ProviderStatus, Status
 
 NAME = "infobip"

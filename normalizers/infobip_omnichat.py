@@ -21,31 +21,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from normalizers.base import (
-    Ack,
-    Batch,
-    JsonObject,
-    NormalizeError,
-    WebhookRequest,
-    channel,
-    each_event,
-    first,
-    geo_uri,
-    inbound_event,
-    int_field,
-    key_list,
-    loose_key,
-    loose_keys,
-    parse_form,
-    parse_json_object,
-    parse_time,
-    price,
-    query_text,
-    shown,
-    status_event,
-    text_field,
-)
+from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, key_list, shown
+from normalizers.bodies import parse_form, parse_json_object, query_text
+from normalizers.channels import channel
+from normalizers.event_builders import each_event, inbound_event, status_event
+from normalizers.fields import Batch, first, geo_uri, int_field, loose_key, loose_keys, text_field
 from normalizers.infobip import STATUS_BY_NAME, error_info, map_status, provider_status
+from normalizers.prices import price
+from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, Price, ProviderStatus, Status
 
 NAME = "infobip-omnichat"

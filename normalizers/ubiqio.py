@@ -18,32 +18,22 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from normalizers.base import (
-    Ack,
+from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, key_list
+from normalizers.bodies import is_form, parse_form, parse_json_object, query_text
+from normalizers.channels import channel
+from normalizers.event_builders import check_length, each_event, inbound_event, status_event
+from normalizers.fields import (
     Batch,
-    JsonObject,
-    NormalizeError,
-    WebhookRequest,
     as_list,
-    channel,
-    check_length,
-    each_event,
     first,
-    inbound_event,
     int_field,
-    is_form,
-    key_list,
     loose_key,
     loose_keys,
     number_text,
-    parse_form,
-    parse_json_object,
-    parse_time,
-    price,
-    query_text,
-    status_event,
     text_field,
 )
+from normalizers.prices import price
+from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, Price, ProviderStatus, Status
 
 NAME = "ubiqio"

@@ -18,23 +18,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from normalizers.base import (
-    Ack,
-    JsonObject,
-    NormalizeError,
-    WebhookRequest,
-    as_list,
-    channel,
-    first,
-    inbound_event,
-    int_field,
-    iter_objects,
-    key_list,
-    parse_json_object,
-    parse_time,
-    status_event,
-    text_field,
-)
+from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, key_list
+from normalizers.bodies import parse_json_object
+from normalizers.channels import channel
+from normalizers.event_builders import inbound_event, status_event
+from normalizers.fields import as_list, first, int_field, iter_objects, text_field
+from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
 
 NAME = "webex"

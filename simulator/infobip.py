@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from consumers.outbound.infobip import infobip_channel
-from normalizers.base import channel as channel_name
+from normalizers.channels import channel as channel_name
 from simulator.base import (
     Bucket,
     Inbound,

@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from normalizers.base import channel as channel_name
+from normalizers.channels import channel as channel_name
 from simulator.base import (
     Inbound,
     InboundNotSupported,

@@ -21,7 +21,7 @@ from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, s
 from consumers.bots.optouts import OptOutList, opt_out_records
 from consumers.bots.rules import AccountRules, CompiledAccount, RulesError, RuleSet, load_rules
 from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
-from consumers.runtime import Context, MustNotSkip, PoisonRecord, Record
+from consumers.handling import Context, MustNotSkip, PoisonRecord, Record
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.producer import PublishError

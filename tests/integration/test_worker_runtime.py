@@ -9,7 +9,8 @@ from collections import defaultdict
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from consumers.runtime import Context, PoisonRecord, Record, RetryPolicy, WorkerRuntime
+from consumers.handling import Context, PoisonRecord, Record
+from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.records import source_of
 from switchboard.topics import DEAD_LETTER, TopicSpec, ensure_topics
 from tests.kafka_helpers import TopicWatcher

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from consumers.runtime import Context
+from consumers.handling import Context
 from switchboard.records import OutRecord
 
 

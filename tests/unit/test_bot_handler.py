@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
 from consumers.bots.optouts import OptOutList, decode_opt_out
-from consumers.runtime import MustNotSkip, Record
+from consumers.handling import MustNotSkip, Record
 from consumers.table import CompactedTable
 from switchboard.events import MessageEvent
 from switchboard.producer import PublishError

@@ -10,12 +10,8 @@ import orjson
 import pytest
 
 from switchboard.accounts import load_accounts
-from switchboard.cli import (
-    DEMO_ACCOUNTS,
-    DEMO_RULES,
-    _warn_if_sending_past_the_simulator,
-    run_banner,
-)
+from switchboard.cli.run import _warn_if_sending_past_the_simulator, run_banner
+from switchboard.cli.startup import DEMO_ACCOUNTS, DEMO_RULES
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,17 +6,12 @@ from typing import Any
 
 import pytest
 
-from normalizers.base import (
-    NormalizeError,
-    channel,
-    int_field,
-    parse_form,
-    parse_time,
-    parse_xml,
-    price,
-    query_text,
-    text_field,
-)
+from normalizers.base import NormalizeError
+from normalizers.bodies import parse_form, parse_xml, query_text
+from normalizers.channels import channel
+from normalizers.fields import int_field, text_field
+from normalizers.prices import price
+from normalizers.times import parse_time
 from switchboard.addresses import address
 
 

@@ -1,5 +1,5 @@
-"""The base helpers, written for speed, against their plain earlier versions (kept here as the
-reference): the same results and the same NormalizeError reasons for any input."""
+"""The shared normalizer helpers, written for speed, against their plain earlier versions (kept
+here as the reference): the same results and the same NormalizeError reasons for any input."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from defusedxml import ElementTree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from normalizers import base
+from normalizers import bodies, channels, fields, times
 from normalizers.base import NormalizeError, WebhookRequest
 from switchboard import addresses
 
@@ -89,8 +89,8 @@ def ref_channel(value: str | None) -> str:
     if not value:
         return "unknown"
     key = value.strip().lower()
-    if key in base._CHANNELS:
-        return base._CHANNELS[key]
+    if key in channels._CHANNELS:
+        return channels._CHANNELS[key]
     cleaned = re.sub(r"[^a-z0-9_.-]+", "-", key).strip("-_.")
     return cleaned or "unknown"
 
@@ -134,7 +134,7 @@ def ref_parse_time(value: Any) -> datetime | None:
         try:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            for fmt in base._TIME_FORMATS:
+            for fmt in times._TIME_FORMATS:
                 try:
                     parsed = datetime.strptime(text, fmt)
                     break
@@ -199,9 +199,9 @@ DATA = st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), VALUES, max_size=4
 @MANY
 @given(DATA, NAMES)
 def test_field_helpers_match_the_reference(data: dict[str, Any], names: list[str]) -> None:
-    assert _outcome(base.first, data, *names) == _outcome(ref_first, data, *names)
-    assert _outcome(base.text_field, data, *names) == _outcome(ref_text_field, data, *names)
-    assert _outcome(base.int_field, data, *names) == _outcome(ref_int_field, data, *names)
+    assert _outcome(fields.first, data, *names) == _outcome(ref_first, data, *names)
+    assert _outcome(fields.text_field, data, *names) == _outcome(ref_text_field, data, *names)
+    assert _outcome(fields.int_field, data, *names) == _outcome(ref_int_field, data, *names)
 
 
 PHONE_CHARS = st.text(alphabet="+0123456789 ()./-\n\t x٣", max_size=24)
@@ -218,14 +218,14 @@ def test_address_matches_the_reference(value: str | None) -> None:
 
 
 CHANNELS = st.text(max_size=12) | st.sampled_from(
-    [label for key in base._CHANNELS for label in (key, key.upper(), key.title(), f" {key} ")]
+    [label for key in channels._CHANNELS for label in (key, key.upper(), key.title(), f" {key} ")]
     + ["WhatsApp", "Some New Thing", "İnstagram", "K", "  ", "-", "SMS\n"])
 
 
 @MANY
 @given(st.none() | CHANNELS)
 def test_channel_matches_the_reference(value: str | None) -> None:
-    assert _outcome(base.channel, value) == _outcome(ref_channel, value)
+    assert _outcome(channels.channel, value) == _outcome(ref_channel, value)
 
 
 TIMES = (SCALARS | st.datetimes().map(datetime.isoformat)
@@ -246,7 +246,7 @@ TIMES = (SCALARS | st.datetimes().map(datetime.isoformat)
 @MANY
 @given(TIMES)
 def test_parse_time_matches_the_reference(value: Any) -> None:
-    assert _outcome(base.parse_time, value) == _outcome(ref_parse_time, value)
+    assert _outcome(times.parse_time, value) == _outcome(ref_parse_time, value)
 
 
 BODIES = st.binary(max_size=12) | st.sampled_from(
@@ -256,7 +256,7 @@ BODIES = st.binary(max_size=12) | st.sampled_from(
 @MANY
 @given(BODIES)
 def test_parse_json_object_matches_the_reference(body: bytes) -> None:
-    assert _outcome(base.parse_json_object, body) == _outcome(ref_parse_json_object, body)
+    assert _outcome(bodies.parse_json_object, body) == _outcome(ref_parse_json_object, body)
 
 
 CONTENT_TYPES = st.text(max_size=12) | st.sampled_from(
@@ -271,7 +271,7 @@ def test_content_type_helpers_match_the_reference(content_type: str, body: bytes
                              received_at=datetime(2026, 1, 1, tzinfo=UTC), raw_id="r",
                              content_type=content_type)
     assert request.media_type == ref_media_type(content_type)
-    assert base.is_xml(request) == ref_is_xml(request)
+    assert bodies.is_xml(request) == ref_is_xml(request)
 
 
 def ref_loose_key(name: str) -> str:
@@ -281,10 +281,10 @@ def ref_loose_key(name: str) -> str:
 @MANY
 @given(st.dictionaries(st.text(alphabet="aB_-İ1", max_size=5), SCALARS, max_size=5))
 def test_loose_keys_match_the_reference(data: dict[str, Any]) -> None:
-    assert base.loose_keys(data) == {ref_loose_key(key): value for key, value in data.items()}
+    assert fields.loose_keys(data) == {ref_loose_key(key): value for key, value in data.items()}
     for key in data:
-        assert base.loose_key(key) == ref_loose_key(key)
-    assert len(base._LOOSE_KEYS) <= base._LOOSE_KEYS_MAX
+        assert fields.loose_key(key) == ref_loose_key(key)
+    assert len(fields._LOOSE_KEYS) <= fields._LOOSE_KEYS_MAX
 
 
 def ref_xml_element(element: Any) -> Any:
@@ -330,7 +330,7 @@ def test_parse_xml_matches_the_reference(tree: Any) -> None:
     converted = ref_xml_element(root)
     expected = converted if isinstance(converted, dict) else {"_text": converted}
     expected["_root"] = root.tag.rsplit("}", 1)[-1]
-    assert base.parse_xml(body) == expected
+    assert bodies.parse_xml(body) == expected
 
 
 FORM_PARTS = ["a", "B", "=", "&", "+", "%", "2", "0", "C3", "A9", "zz", ";", "é", " "]
@@ -345,6 +345,6 @@ def test_form_pairs_match_parse_qsl(text: str) -> None:
         expected = parse_qsl(text, keep_blank_values=True, errors="strict")
     except UnicodeDecodeError:  # a %-escape that is not UTF-8: an error, not U+FFFD
         with pytest.raises(NormalizeError, match="not UTF-8"):
-            base.form_pairs(text)
+            bodies.form_pairs(text)
         return
-    assert base.form_pairs(text) == expected
+    assert bodies.form_pairs(text) == expected

@@ -11,14 +11,8 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from consumers.runtime import (
-    Context,
-    MustNotSkip,
-    Record,
-    RetryPolicy,
-    WorkerRuntime,
-    _CommitOnRevoke,
-)
+from consumers.handling import Context, MustNotSkip, Record
+from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
 
 TP = TopicPartition("t", 0)
 

@@ -24,7 +24,7 @@ from consumers.bots.optouts import (
     opt_out_key,
     opt_out_records,
 )
-from consumers.runtime import GiveBack, PoisonRecord, Record
+from consumers.handling import GiveBack, PoisonRecord, Record
 from consumers.sender import LedgerEntry, Sender, decode_ledger, ledger_stands
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.cli import local_broker
+from switchboard.cli.run import local_broker
 from switchboard.settings import Settings, env_var_names
 
 EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"

@@ -1,0 +1,198 @@
+"""Bird Channels API webhooks (format C in normalizers.bird):
+`{"service", "event": "<platform>.<kind>", "payload"}`.
+
+A private part of the bird provider module, which tells the formats apart and calls `events`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from normalizers._bird_legacy import OPTED_OUT, SMS_PERMANENT_CODES
+from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
+from normalizers.channels import channel
+from normalizers.event_builders import inbound_event, status_event
+from normalizers.fields import first, iter_objects, object_field, text_field
+from normalizers.times import parse_time
+from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
+
+
+def is_envelope(data: JsonObject) -> bool:
+    """A Channels API webhook: an event name and its payload."""
+    return "event" in data and "payload" in data
+
+
+_CHANNELS_EVENT = re.compile(r"^([a-z0-9][a-z0-9_-]*)\.(inbound|outbound|interaction)$")
+_CHANNELS_STATUS = {
+    "accepted": Status.ACCEPTED,
+    "processing": Status.ACCEPTED,  # still inside Bird, not yet handed to the platform
+    "sending": Status.ACCEPTED,
+    "scheduled": Status.SCHEDULED,
+    "sent": Status.SENT,  # handed to the platform (operator, WhatsApp ...), not yet delivered
+    "delivered": Status.DELIVERED,
+    "read": Status.SEEN,
+    "rejected": Status.REJECTED,
+    "skipped": Status.REJECTED,  # Bird chose not to send it: never left Bird
+    "sending_failed": Status.FAILED,  # Bird could not hand it to the platform
+    "delivery_failed": Status.UNDELIVERED,  # the platform had it, the recipient did not get it
+    "deleted": Status.DELETED,
+}
+_CHANNELS_FAILURES = frozenset({"rejected", "skipped", "sending_failed", "delivery_failed"})
+# failure.code groups 11xxx (validation) and 14xxx (customer error) cannot succeed on retry.
+_CHANNELS_PERMANENT_GROUPS = ("11", "14")
+
+
+def events(request: WebhookRequest, envelope: JsonObject) -> list[MessageEvent]:
+    event = envelope.get("event")
+    if not isinstance(event, str):
+        raise NormalizeError("Bird Channels webhook 'event' should be a string")
+    payload = envelope.get("payload")
+    if not isinstance(payload, dict):
+        raise NormalizeError(f"Bird Channels {shown(event)} webhook 'payload' should be an object")
+    match = _CHANNELS_EVENT.match(event)
+    if match is None:
+        if event.startswith("channel."):
+            return []  # channel.created / channel.updated: configuration, not messages
+        raise NormalizeError(
+            f"unrecognised Bird Channels event {shown(event)}; expected <platform>.inbound, "
+            "<platform>.outbound, <platform>.interaction or channel.*"
+        )
+    platform, kind = match.groups()
+    if kind == "inbound":
+        return [_channels_inbound(request, channel(platform), payload)]
+    if kind == "outbound":
+        return [_channels_status(request, channel(platform), payload)]
+    return _channels_interaction(request, channel(platform), payload)
+
+
+def _channels_inbound(request: WebhookRequest, chan: str, payload: JsonObject) -> MessageEvent:
+    text, media = _channels_body(object_field(payload, "body"))
+    return inbound_event(
+        request,
+        channel=chan,
+        message_id=text_field(payload, "id"),
+        sender=_party(object_field(payload, "sender")) or _extra_identity(payload),
+        recipient=_party(object_field(payload, "receiver")),
+        text=text,
+        media=media,
+        in_reply_to=text_field(object_field(payload, "replyTo"), "id"),
+        occurred_at=parse_time(first(payload, "createdAt", "lastStatusAt")),
+    )
+
+
+def _channels_status(request: WebhookRequest, chan: str, payload: JsonObject) -> MessageEvent:
+    name = text_field(payload, "status")
+    if name is None:
+        raise NormalizeError("Bird Channels outbound event has no 'status'")
+    message_id = text_field(payload, "id")
+    reference = text_field(payload, "reference")
+    if message_id is None and reference is None:
+        raise NormalizeError("Bird Channels outbound event has neither 'id' nor 'reference'")
+    return status_event(
+        request,
+        channel=chan,
+        status=_CHANNELS_STATUS.get(name.lower(), Status.UNKNOWN),
+        message_id=message_id,
+        correlation_id=reference,
+        sender=_party(object_field(payload, "sender")),
+        recipient=_party(object_field(payload, "receiver")),
+        error=_channels_error(name.lower(), payload),
+        provider_status=ProviderStatus.build(name=name,
+                                             description=text_field(payload, "details")),
+        occurred_at=parse_time(first(payload, "lastStatusAt", "updatedAt", "createdAt")),
+    )
+
+
+def _channels_interaction(
+    request: WebhookRequest, chan: str, payload: JsonObject
+) -> list[MessageEvent]:
+    kind = text_field(payload, "type")
+    if kind is None:
+        raise NormalizeError("Bird Channels interaction has no 'type'")
+    if kind.lower() != "read":
+        return []  # clicked, opened, reactions ...: engagement, not message status
+    message_id = text_field(payload, "messageId")
+    if message_id is None:
+        raise NormalizeError("Bird Channels read interaction has no 'messageId'")
+    return [
+        status_event(
+            request,
+            channel=chan,
+            status=Status.SEEN,
+            message_id=message_id,
+            correlation_id=text_field(payload, "messageReference"),
+            sender=_party(object_field(payload, "sender")),
+            recipient=_party(object_field(payload, "receiver")),
+            provider_status=ProviderStatus.build(name=kind, group="interaction"),
+            occurred_at=parse_time(first(payload, "createdAt")),
+        )
+    ]
+
+
+def _channels_error(status: str, payload: JsonObject) -> ErrorInfo | None:
+    failure = object_field(payload, "failure")
+    if not failure and status not in _CHANNELS_FAILURES:
+        return None
+    source = object_field(failure, "source")
+    source_name = text_field(source, "name")
+    source_code = text_field(source, "code")
+    bird_code = text_field(failure, "code")
+    description = text_field(failure, "description") or text_field(payload, "reason")
+    sms_source = bool(source_name and source_name.startswith("sms"))
+    opted_out = sms_source and source_code == OPTED_OUT
+    # Bird's own code (15xxx) comes with every failure; an opt-out must still read as 103,
+    # the code the legacy API uses and the bots act on.
+    code = OPTED_OUT if opted_out else bird_code or source_code
+    if opted_out:
+        description = "contact opted out (sent STOP)" + (f": {description}" if description else "")
+    if source_name or source_code:
+        detail = f"source {source_name or '?'} code {source_code or '?'}"
+        if opted_out and bird_code:
+            detail += f", Bird code {bird_code}"
+        description = f"{description} ({detail})" if description else detail
+    permanent = (
+        status == "rejected"
+        or (code is not None and code.startswith(_CHANNELS_PERMANENT_GROUPS))
+        or (sms_source and source_code in SMS_PERMANENT_CODES)
+    )
+    return ErrorInfo.build(code=code, description=description, permanent=permanent)
+
+
+def _party(party: JsonObject) -> str | None:
+    """The address of a sender/receiver: contact, first of contacts[], or our connector."""
+    entity = object_field(party, "contact")
+    if not entity:
+        contacts = list(iter_objects(party.get("contacts"), "contacts"))
+        entity = contacts[0] if contacts else object_field(party, "connector")
+    value = text_field(entity, "identifierValue")
+    if value is None:
+        for identifier in iter_objects(entity.get("identifiers"), "identifiers"):
+            value = text_field(identifier, "identifierValue", "value")
+            if value is not None:
+                break
+    return value
+
+
+def _extra_identity(payload: JsonObject) -> str | None:
+    """WhatsApp contacts may come with no phone number on the contact, only in meta."""
+    extra = object_field(object_field(payload, "meta"), "extraInformation")
+    return text_field(extra, "phoneNumber", "whatsappbsuid", "whatsappusername")
+
+
+def _channels_body(body: JsonObject) -> tuple[str | None, list[Media]]:
+    """Text and media of a Channels message body (`{"type": "image", "image": {...}}`)."""
+    kind = body.get("type")
+    content = object_field(body, kind) if isinstance(kind, str) and kind != "type" else {}
+    media: list[Media] = []
+    for key in ("images", "files", "attachments"):
+        for item in iter_objects(content.get(key), key):
+            url = text_field(item, "mediaUrl")
+            if url is not None:
+                media.append(
+                    Media.build(
+                        url=url,
+                        content_type=text_field(item, "contentType"),
+                        caption=text_field(item, "altText"),
+                    )
+                )
+    return text_field(content, "text"), media

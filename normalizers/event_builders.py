@@ -1,0 +1,181 @@
+"""The two events a normalizer builds, `message.status` and `message.inbound`, with the
+length limits every provider's ids and labels share.
+
+Built here, not in each provider module, so every provider's events get the same ids (a
+retried webhook keeps them) and the same refusal of oversized ids and labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
+from switchboard.addresses import address
+from switchboard.events import (
+    Direction,
+    ErrorInfo,
+    EventType,
+    Media,
+    MessageEvent,
+    Price,
+    ProviderStatus,
+    Status,
+    event_id,
+)
+
+# Ids and labels (message ids, addresses, channel and status names, codes) longer than this are
+# no real values. They are refused, also so that one copied from a batch's envelope into each of
+# its events (Webex transid, Omnichat integrationType, Ubiqio event) cannot multiply a body.
+# Message text, descriptions, postbacks and media URLs are content and are not limited here.
+MAX_ID_LENGTH = 1000
+# Correlation ids are senders' own data: Infobip's callbackData takes up to 4000 characters.
+MAX_CORRELATION_ID_LENGTH = 4000
+
+
+def check_length(what: str, value: str | None, limit: int = MAX_ID_LENGTH) -> None:
+    """Refuse an id or label longer than `limit` (a NormalizeError naming `what`)."""
+    if value is not None and len(value) > limit:
+        raise NormalizeError(f"{what} is longer than {limit} characters: {shown(value, 40)}")
+
+
+def _check_ids(channel: str, message_id: str | None, correlation_id: str | None,
+               sender: str | None, recipient: str | None) -> None:
+    check_length("channel", channel)
+    check_length("message id", message_id)
+    check_length("correlation id", correlation_id, MAX_CORRELATION_ID_LENGTH)
+    check_length("sender", sender)
+    check_length("recipient", recipient)
+
+
+
+def status_event(
+    request: WebhookRequest,
+    *,
+    channel: str,
+    status: Status,
+    message_id: str | None,
+    correlation_id: str | None = None,
+    sender: str | None = None,
+    recipient: str | None = None,
+    error: ErrorInfo | None = None,
+    provider_status: ProviderStatus | None = None,
+    segments: int | None = None,
+    price: Price | None = None,
+    occurred_at: datetime | None = None,
+) -> MessageEvent:
+    """A `message.status` event about a message we sent (direction outbound).
+
+    Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
+    a NormalizeError.
+    """
+    _check_ids(channel, message_id, correlation_id, sender, recipient)
+    if provider_status is not None:
+        check_length("provider status code", provider_status.code)
+        check_length("provider status name", provider_status.name)
+        check_length("provider status group", provider_status.group)
+    if error is not None:
+        check_length("error code", error.code)
+    status_key = provider_status.name or provider_status.code if provider_status else None
+    return MessageEvent.build(
+        id=event_id(
+            provider=request.provider,
+            account=request.account,
+            type=EventType.STATUS,
+            message_id=message_id,
+            status=status_key or status.value,
+            occurred_at=occurred_at,
+            fallback="" if message_id else f"{correlation_id or ''}|{recipient or ''}",
+        ),
+        type=EventType.STATUS,
+        provider=request.provider,
+        account=request.account,
+        channel=channel,
+        direction=Direction.OUTBOUND,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        from_=address(sender),
+        to=address(recipient),
+        status=status,
+        error=error,
+        provider_status=provider_status,
+        segments=segments,
+        price=price,
+        occurred_at=occurred_at,
+        received_at=request.received_at,
+        raw_id=request.raw_id,
+    )
+
+
+def inbound_event(
+    request: WebhookRequest,
+    *,
+    channel: str,
+    message_id: str | None,
+    sender: str | None,
+    recipient: str | None,
+    text: str | None = None,
+    media: list[Media] | None = None,
+    postback: str | None = None,
+    in_reply_to: str | None = None,
+    correlation_id: str | None = None,
+    segments: int | None = None,
+    price: Price | None = None,
+    occurred_at: datetime | None = None,
+) -> MessageEvent:
+    """A `message.inbound` event: a message from an end user.
+
+    Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
+    a NormalizeError; the text, postback and media are not limited.
+    """
+    _check_ids(channel, message_id, correlation_id, sender, recipient)
+    check_length("in-reply-to message id", in_reply_to)
+    return MessageEvent.build(
+        id=event_id(
+            provider=request.provider,
+            account=request.account,
+            type=EventType.INBOUND,
+            message_id=message_id,
+            status=None,
+            occurred_at=occurred_at,
+            fallback="" if message_id else "|".join(
+                part or "" for part in (sender, recipient, text, postback)),
+        ),
+        type=EventType.INBOUND,
+        provider=request.provider,
+        account=request.account,
+        channel=channel,
+        direction=Direction.INBOUND,
+        message_id=message_id,
+        correlation_id=correlation_id,
+        from_=address(sender),
+        to=address(recipient),
+        text=text,
+        media=media or (),
+        postback=postback,
+        in_reply_to=in_reply_to,
+        segments=segments,
+        price=price,
+        occurred_at=occurred_at,
+        received_at=request.received_at,
+        raw_id=request.raw_id,
+    )
+
+
+def each_event(request: WebhookRequest, reports: Iterable[JsonObject],
+               normalize_report: Callable[[WebhookRequest, JsonObject], MessageEvent | None],
+               where: str = "results[{}]") -> list[MessageEvent]:
+    """The events of a batch of reports, in order; reports that give none are skipped.
+
+    An error names the report it came from (`where` formatted with its index), so a batch
+    of a hundred reports says which one was wrong.
+    """
+    events: list[MessageEvent] = []
+    for index, report in enumerate(reports):
+        try:
+            event = normalize_report(request, report)
+        except NormalizeError as exc:
+            raise NormalizeError(f"{where.format(index)}: {exc.reason}") from None
+        if event is not None:
+            events.append(event)
+    return events

@@ -1,0 +1,100 @@
+"""Provider timestamps as aware UTC datetimes.
+
+Providers write times in half a dozen ways (ISO 8601 with or without offset, `+0000`,
+compact digits, unix seconds or milliseconds); events always carry UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from normalizers.base import NormalizeError, shown
+
+_TIME_FORMATS = (
+    "%Y-%m-%dT%H:%M:%S.%f%z",  # Infobip: 2019-11-09T16:00:00.000+0000
+    "%Y-%m-%dT%H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+)
+# Every format has a "-": a text without one is not tried (strptime is slow, a miss included).
+assert all("-" in fmt for fmt in _TIME_FORMATS)
+# Unix times as text: seconds (10 digits) or milliseconds (13), what providers send.
+_UNIX_TIME_DIGITS = (10, 13)
+_COMPACT_TIME_DIGITS = 14  # YYYYMMDDhhmmss
+
+
+def parse_time(value: Any) -> datetime | None:
+    """A provider timestamp as an aware UTC datetime; naive times are taken as UTC.
+
+    Accepts RFC 3339 / ISO 8601, Infobip's `+0000` offsets, space-separated forms, compact
+    `YYYYMMDDhhmmss` (exactly 14 digits), and unix seconds or milliseconds (a number, or
+    exactly 10 or 13 digits). Digits are ASCII digits. Unparseable values, and times that
+    cannot be expressed in UTC (before year 1 or after year 9999), raise NormalizeError.
+    """
+    if isinstance(value, str):
+        return _parse_time_text(value) if value else None  # the usual case, checked first
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise NormalizeError(f"timestamp {value!r} is not a time")
+    if isinstance(value, (int, float)):
+        return _unix_time(value, value)
+    raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
+
+
+def _unix_time(number: float, value: Any) -> datetime:
+    try:
+        seconds = float(number)
+        if seconds > 1e11:  # milliseconds
+            seconds /= 1000
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        raise NormalizeError(f"timestamp {shown(value)} is out of range") from None
+
+
+def _parse_time_text(value: str) -> datetime:
+    text = value.strip()
+    parsed: datetime | None = None
+    if text.isascii():  # no format has other characters: a non-ASCII digit is no digit here
+        digits = text.isdigit()
+        if digits and len(text) in _UNIX_TIME_DIGITS:
+            return _unix_time(int(text), value)
+        parsed = (_compact_time(text) if digits and len(text) == _COMPACT_TIME_DIGITS
+                  else _iso_time(text))
+    if parsed is None:
+        raise NormalizeError(f"timestamp {shown(value)} is not in a known format")
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in year 10000 in UTC
+        raise NormalizeError(f"timestamp {shown(value)} is out of range") from None
+
+
+def _compact_time(text: str) -> datetime | None:
+    """YYYYMMDDhhmmss, field by field: strptime would also read fewer digits per field."""
+    try:
+        return datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
+                        int(text[10:12]), int(text[12:]))
+    except ValueError:
+        return None
+
+
+def _iso_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return _strptime(text) if "-" in text else None
+
+
+def _strptime(text: str) -> datetime | None:
+    for fmt in _TIME_FORMATS:
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    return None
+

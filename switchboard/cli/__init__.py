@@ -1,0 +1,80 @@
+"""`switchboard`: one command, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from switchboard.cli.normalize import cmd_normalize
+from switchboard.cli.run import cmd_kafka, cmd_run
+from switchboard.cli.schema import cmd_schema
+from switchboard.cli.serve import cmd_serve
+from switchboard.cli.simulate import cmd_simulate
+from switchboard.cli.tail import cmd_tail
+from switchboard.cli.worker import cmd_worker
+from switchboard.logs import configure_logging
+from switchboard.settings import Settings, SettingsError, get_settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="start everything: Kafka, ingest, simulator, workers")
+    run.set_defaults(handler=cmd_run, kafka_only=False)
+
+    kafka = sub.add_parser("kafka", help="run a local single-node Kafka broker in the foreground")
+    kafka.set_defaults(handler=cmd_kafka)
+
+    serve = sub.add_parser("serve", help="run the ingest HTTP service")
+    serve.add_argument("--host", help="default: SWITCHBOARD_HTTP_HOST")
+    serve.add_argument("--port", type=int, help="default: SWITCHBOARD_HTTP_PORT")
+    serve.add_argument("--workers", type=int, help="default: SWITCHBOARD_HTTP_WORKERS")
+    serve.set_defaults(handler=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a worker: sender, keywords, autoreply, bot")
+    worker.add_argument("name", help="sender | keywords | autoreply | bot")
+    worker.add_argument("--bot", help="with `bot`: your bot function, as module:function")
+    worker.set_defaults(handler=cmd_worker)
+
+    simulate = sub.add_parser("simulate", help="run the provider simulator")
+    simulate.add_argument("--port", type=int, help="default: SWITCHBOARD_SIMULATOR_PORT")
+    simulate.add_argument("--ingest-url", help="default: SWITCHBOARD_PUBLIC_URL")
+    simulate.set_defaults(handler=cmd_simulate)
+
+    tail = sub.add_parser("tail", help="print decoded records from Kafka as they arrive")
+    tail.add_argument("--topic", action="append",
+                      help="topic (repeatable); default: the inbound and status event topics")
+    tail.add_argument("--all", action="store_true", help="start from the oldest record")
+    tail.add_argument("--limit", type=int, help="stop after this many records")
+    tail.set_defaults(handler=cmd_tail)
+
+    norm = sub.add_parser("normalize", help="print the events of one captured webhook")
+    norm.add_argument("--provider", required=True, help="infobip, infobip-omnichat, bird, ...")
+    norm.add_argument("--content-type", help="default: guessed from the body")
+    norm.add_argument("--query", help="the raw query string, e.g. for GET status reports")
+    norm.add_argument("--method", choices=["GET", "POST"], help="default: GET if only a query")
+    norm.add_argument("--account", default="cli", help="account name put in the events")
+    norm.add_argument("file", nargs="?", help="the body; '-' or nothing reads stdin")
+    norm.set_defaults(handler=cmd_normalize)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the message event")
+    schema.add_argument("--outbound", action="store_true",
+                        help="the outbound command and result schema instead")
+    schema.set_defaults(handler=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    handler: Command = args.handler
+    return handler(args, settings)

@@ -1,0 +1,165 @@
+"""`switchboard run` and `switchboard kafka`: the whole demo in one process, or only the
+local broker it starts (one broker setup, so both keep their data in the same place)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from switchboard.cli.startup import DEMO_ACCOUNTS, DEMO_RULES, accounts_or_exit, run_loop
+from switchboard.localkafka import BrokerError, LocalKafka
+from switchboard.settings import Settings
+
+if TYPE_CHECKING:
+    from switchboard.accounts import Accounts
+
+
+def local_broker(settings: Settings) -> LocalKafka:
+    """The broker the run command and `switchboard kafka` share (persistent data dir)."""
+    return LocalKafka(
+        settings.data_dir / "kafka",
+        cache_dir=settings.cache_dir,
+        port=settings.kafka_port,
+        controller_port=settings.kafka_controller_port,
+        heap=settings.kafka_heap,
+    )
+
+
+def start_kafka(settings: Settings) -> tuple[LocalKafka | None, str]:
+    """The cluster to use: KAFKA_BOOTSTRAP_SERVERS if set, else a local broker started here.
+
+    Either way the topics exist when this returns.
+    """
+    from switchboard.topics import ensure_topics
+
+    broker: LocalKafka | None = None
+    bootstrap = settings.kafka_bootstrap_servers
+    if not bootstrap:
+        broker = local_broker(settings)
+        try:
+            broker.start()
+            asyncio.run(broker.wait_ready())
+        except BaseException:
+            broker.stop()
+            raise
+        bootstrap = broker.bootstrap_servers
+    if settings.create_topics:
+        asyncio.run(ensure_topics(bootstrap, partitions=settings.topic_partitions,
+                                  replication_factor=settings.topic_replication_factor))
+    return broker, bootstrap
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
+    """Run a local broker in the foreground until Ctrl-C."""
+    if settings.kafka_bootstrap_servers:
+        print(f"KAFKA_BOOTSTRAP_SERVERS={settings.kafka_bootstrap_servers} is set: "
+              "using that cluster, starting nothing.")
+        return 0
+    args.kafka_only = True
+    return cmd_run(args, settings)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """Start Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the topics and ingest, until Ctrl-C."""
+    signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop is a Ctrl-C: clean shutdown
+    started = time.monotonic()
+    try:
+        broker, bootstrap = start_kafka(settings)
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    where = f"data: {broker.data_dir}, log: {broker.log_path}" if broker else "external cluster"
+    print(f"Kafka {bootstrap} ready in {time.monotonic() - started:.1f}s ({where}).", flush=True)
+    try:
+        if args.kafka_only:
+            print("Ctrl-C stops it.", flush=True)
+            if broker is None or broker.process is None:
+                signal.pause()
+                return 0
+            broker.process.wait()
+            print(f"error: Kafka exited unexpectedly:\n{broker.tail()}", file=sys.stderr)
+            return 1
+        return _run_services(settings, bootstrap)
+    except KeyboardInterrupt:
+        print("stopping…", flush=True)
+        return 0
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+def run_banner(*, base: str, sim: str, bootstrap: str, accounts: int, accounts_file: Path,
+               rules_file: Path | None) -> str:
+    """What `run` prints: where things are, and commands to paste (tested as shell input).
+    The examples use the demo accounts' credentials, so they are shown only for those."""
+    examples = f"""Send a delivery report as a provider would:
+  curl -u infobip:demo-infobip-password -H 'content-type: application/json' \\
+       -d @examples/webhooks/infobip-delivery.json {base}/webhooks/infobip/demo-infobip
+Make an end user text the demo Infobip number (the keyword bot answers through the sender):
+  curl -H 'content-type: application/json' \\
+       -d '{{"account": "demo-infobip", "from": "+41790000001", "text": "HELP"}}' \\
+       {sim}/_sim/inbound
+  curl '{sim}/_sim/sends?account=demo-infobip'""" if accounts_file == DEMO_ACCOUNTS else \
+        f"""Providers call {base}/webhooks/<provider>/<account> with the account's credentials
+(README: Authentication). Make an end user text one of your accounts:
+  curl -H 'content-type: application/json' \\
+       -d '{{"account": "<account>", "from": "+41790000001", "text": "HELP"}}' \\
+       {sim}/_sim/inbound"""
+    return f"""Ingest:    {base}/webhooks/<provider>/<account>  ({accounts} accounts from \
+{accounts_file})
+Simulator: {sim}  (the accounts' providers; it calls ingest back)
+Workers:   sender, keywords (rules: {rules_file or 'none: STOP/START/HELP only'})
+
+{examples}
+Watch the events: KAFKA_BOOTSTRAP_SERVERS={bootstrap} .venv/bin/switchboard tail
+Ctrl-C stops everything."""
+
+
+def _warn_if_sending_past_the_simulator(accounts: Accounts, simulator_port: int) -> None:
+    """The demo accounts send to the simulator's default port: moved, they reach nothing."""
+    default = Settings.model_fields["simulator_port"].default
+    stale = [account.name for account in accounts
+             if str(account.outbound.get("base_url", "")).startswith(f"http://127.0.0.1:{default}/")]
+    if simulator_port != default and stale:
+        print(f"warning: the simulator is on port {simulator_port}, but {', '.join(stale)} "
+              f"send to port {default} (their outbound.base_url): change them too",
+              file=sys.stderr, flush=True)
+
+
+def _run_services(settings: Settings, bootstrap: str) -> int:
+    """Ingest, the simulator and the workers in this process, on the given cluster."""
+    from consumers.bots.rules import RulesError
+    from switchboard.runall import run_all
+
+    accounts_file = settings.accounts_file or DEMO_ACCOUNTS
+    rules_file = settings.rules_file or (DEMO_RULES if DEMO_RULES.exists() else None)
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap,
+                                           "accounts_file": accounts_file,
+                                           "rules_file": rules_file,
+                                           "public_url": settings.ingest_url})
+    accounts = accounts_or_exit(settings, demo=True)
+    if accounts is None:
+        return 2
+    sim = f"http://{settings.http_host}:{settings.simulator_port}"
+    _warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
+    banner = run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(accounts),
+                        accounts_file=accounts_file, rules_file=rules_file)
+    try:
+        run_loop(run_all(settings, accounts, workers=("sender", "keywords"), simulator=True,
+                         on_ready=lambda: print(banner, flush=True)))
+    except RulesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

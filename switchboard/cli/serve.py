@@ -1,0 +1,57 @@
+"""`switchboard serve`: the ingest HTTP service, in one or more worker processes."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from switchboard.cli.startup import accounts_or_exit
+from switchboard.serving import MULTIPROCESS_DIR_ENV, shutdown_grace_s
+from switchboard.settings import Settings
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the ingest HTTP service against an existing Kafka cluster."""
+    if not settings.kafka_bootstrap_servers:
+        print("error: serve needs KAFKA_BOOTSTRAP_SERVERS (`switchboard run` also starts a "
+              "local Kafka)", file=sys.stderr)
+        return 2
+    if accounts_or_exit(settings, demo=False) is None:  # the factory loads them again
+        return 2
+    workers = args.workers or settings.http_workers
+    with _shared_metrics(workers):
+        uvicorn.run("ingest.app:app_from_environment", factory=True,
+                    host=args.host or settings.http_host,
+                    port=args.port or settings.http_port, workers=workers, proxy_headers=True,
+                    timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s),
+                    log_config=None, access_log=False)
+    return 0
+
+
+@contextlib.contextmanager
+def _shared_metrics(workers: int) -> Iterator[None]:
+    """Worker processes of one `serve` sum their metrics, and answer /readyz for each other,
+    through a directory (set before they start: prometheus-client reads it at import)."""
+    from ingest.siblings import write_process_count
+
+    if workers < 2:
+        yield
+        return
+    if given := os.environ.get(MULTIPROCESS_DIR_ENV):
+        write_process_count(Path(given), workers)
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="switchboard-metrics-") as directory:
+        os.environ[MULTIPROCESS_DIR_ENV] = directory
+        write_process_count(Path(directory), workers)
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR_ENV]

@@ -1,0 +1,27 @@
+"""`switchboard simulate`: the provider simulator alone, calling back an ingest run elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from switchboard.cli.startup import DEMO_ACCOUNTS, accounts_or_exit
+from switchboard.settings import Settings
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the provider simulator alone (send APIs + webhooks back to ingest)."""
+    from simulator.app import create_simulator_app
+
+    accounts = accounts_or_exit(settings, demo=True)
+    if accounts is None:
+        return 2
+    ingest_url = args.ingest_url or settings.ingest_url
+    app = create_simulator_app(accounts, ingest_url)
+    port = args.port or settings.simulator_port
+    print(f"Simulator on http://{settings.http_host}:{port}, calling ingest at {ingest_url} "
+          f"({len(accounts)} accounts from {settings.accounts_file or DEMO_ACCOUNTS})",
+          flush=True)
+    uvicorn.run(app, host=settings.http_host, port=port, log_config=None, access_log=False)
+    return 0

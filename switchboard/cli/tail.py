@@ -1,0 +1,32 @@
+"""`switchboard tail`: watch the event topics from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+
+from switchboard.settings import Settings
+
+
+def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
+    """Print records of the event topics as they arrive (JSON lines), until Ctrl-C."""
+    from switchboard.tail import UnknownTopic, tail
+
+    if not settings.kafka_bootstrap_servers:
+        print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
+        return 2
+    from aiokafka.errors import KafkaConnectionError
+
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(tail(settings.kafka_bootstrap_servers, args.topic,
+                             from_beginning=args.all, limit=args.limit))
+    except KafkaConnectionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except UnknownTopic as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0

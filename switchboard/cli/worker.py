@@ -1,0 +1,45 @@
+"""`switchboard worker`: one consumer group member: a built-in worker or the user's own bot."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from switchboard.cli.startup import accounts_or_exit, run_loop
+from switchboard.settings import Settings
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one worker (consumer group member) until SIGTERM/Ctrl-C."""
+    from consumers.bots.rules import RulesError
+    from consumers.workers import WORKERS, MetricsPortError, custom_bot_worker, run_worker
+
+    if args.name == "bot":
+        if not args.bot:
+            print("error: `worker bot` needs --bot module:function", file=sys.stderr)
+            return 2
+        sys.path.insert(0, str(Path.cwd()))  # bots are the user's modules, run from their dir
+        try:
+            factory = custom_bot_worker(args.bot)
+        except (ImportError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    elif args.name in WORKERS:
+        factory = WORKERS[args.name]
+    else:
+        print(f"error: unknown worker {args.name!r}; known: {', '.join(WORKERS)}, bot",
+              file=sys.stderr)
+        return 2
+    if not settings.kafka_bootstrap_servers:
+        print("error: set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        return 2
+    accounts = accounts_or_exit(settings, demo=False)
+    if accounts is None:
+        return 2
+    try:
+        run_loop(run_worker(factory, settings, accounts))
+    except (RulesError, MetricsPortError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
