@@ -1,4 +1,5 @@
-"""Loading the per-provider outbound fixtures (tests/fixtures/<provider>/outbound/*.json).
+"""Loading the per-provider outbound fixtures: tests/fixtures/<provider>/outbound/*.json for the
+clients, and (at the end) tests/fixtures/<provider>/simulator/*.json for the provider simulator.
 
 `account.json` is what the shared client suite needs to know about the provider:
 
@@ -71,8 +72,42 @@ def load_outbound_account(provider: str) -> OutboundAccount:
                            spec["ok_id"], spec.get("token"))
 
 
-def load_outbound_cases(provider: str = "*") -> list[Fixture]:
-    """The cases, as `Fixture`s (their `id` is <provider>/<case>; `request()` is for webhooks)."""
+def _cases(provider: str, folder: str, setup_file: str) -> list[Fixture]:
+    """The files in <provider>/<folder>/ but its setup file, as `Fixture`s (their `id` is
+    <provider>/<case>; `request()` is for webhooks only)."""
     return [Fixture(path.parent.parent.name, path.stem, path, _read(path))
-            for path in sorted(FIXTURES.glob(f"{provider}/outbound/*.json"))
-            if path.name != ACCOUNT_FILE]
+            for path in sorted(FIXTURES.glob(f"{provider}/{folder}/*.json"))
+            if path.name != setup_file]
+
+
+def load_outbound_cases(provider: str = "*") -> list[Fixture]:
+    return _cases(provider, "outbound", ACCOUNT_FILE)
+
+
+# The provider simulator's side (tests/fixtures/<provider>/simulator/*.json). `accounts.json`:
+#
+#     {"description": "...", "accounts": {<name>: <account table>, ...},
+#      "postbacks": {<name>: "a postback its inbound webhooks can carry", ...},
+#      "refuses_postbacks": [<names whose inbound webhooks cannot>]}
+#
+# Every other file is one send to the simulator (`send.json`: the valid send every shared test
+# makes; its "bad_request" is how the provider answers when the http_400 fault fires):
+#
+#     {"description": "...", "account": "the account the send is recorded for",
+#      "token": {"path": "...", "json": <JSON>},   # optional: fetch one first; "{token}" in the
+#                                                  # request's headers is replaced by it
+#      "request": {"path": "...", "headers": {...}, "json": <JSON>},
+#      "answer": {"status": 200, "json": <JSON the answer contains>},  # dict keys: a subset
+#      "events": [{<field>: <value>, ...}, ...]}   # optional: the status webhooks it makes, as
+#                                                  # normalized events, the fields named checked
+
+
+SIMULATOR_ACCOUNTS_FILE = "accounts.json"
+
+
+def load_simulator_accounts(provider: str) -> dict[str, Any]:
+    return _read(FIXTURES / provider / "simulator" / SIMULATOR_ACCOUNTS_FILE)
+
+
+def load_simulator_sends(provider: str = "*") -> list[Fixture]:
+    return _cases(provider, "simulator", SIMULATOR_ACCOUNTS_FILE)
