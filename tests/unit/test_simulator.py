@@ -113,23 +113,24 @@ def ubiqio_send(**changes: Any) -> dict[str, Any]:
     return {**SEND["ubiqio"]["request"]["json"], **changes}
 
 
-async def ubiqio_token(sim: httpx.AsyncClient) -> str:
-    response = await sim.post("/ubiqio/mvapi/auth/token",
-                              json={"clientId": "client-1",
-                                    "clientSecret": "ubiqio-client-secret"})
+async def fetch_token(sim: httpx.AsyncClient, ask: dict[str, Any]) -> str:
+    """The token a send fixture's "token" request gets."""
+    response = await sim.post(ask["path"], json=ask["json"])
     assert response.status_code == 200
     token: str = response.json()["token"]
     return token
+
+
+async def ubiqio_token(sim: httpx.AsyncClient) -> str:
+    return await fetch_token(sim, SEND["ubiqio"]["token"])
 
 
 async def post_send(sim: httpx.AsyncClient, spec: dict[str, Any]) -> httpx.Response:
     """Make a fixture's send (fetching its token first if it has one)."""
     request, headers = spec["request"], dict(spec["request"]["headers"])
     if "token" in spec:
-        answer = await sim.post(spec["token"]["path"], json=spec["token"]["json"])
-        assert answer.status_code == 200
-        headers = {name: value.replace("{token}", answer.json()["token"])
-                   for name, value in headers.items()}
+        token = await fetch_token(sim, spec["token"])
+        headers = {name: value.replace("{token}", token) for name, value in headers.items()}
     return await sim.post(request["path"], json=request["json"], headers=headers)
 
 
