@@ -1,6 +1,6 @@
 """Outbound provider clients against a mock transport.
 
-The shared suite runs for every provider in `switchboard.events.PROVIDERS` from its
+The shared suite runs for every provider in `switchboard.providers.PROVIDERS` from its
 tests/fixtures/<provider>/outbound/account.json: success, how every failure is classified, the
 rate limit. `test_case` runs each of the other files there: a command in, the exact requests
 out, the receipt or the SendError (format: tests/outbound_fixtures.py). What is left in Python is
@@ -32,7 +32,8 @@ from consumers.outbound import base as outbound_base
 from simulator import infobip as simulated_infobip
 from switchboard.accounts import Account, parse_accounts
 from switchboard.commands import OutboundCommand
-from switchboard.events import PROVIDERS, Media
+from switchboard.events import Media
+from switchboard.providers import PROVIDERS
 from tests.fixtures import Fixture
 from tests.outbound_fixtures import (
     COMMAND,

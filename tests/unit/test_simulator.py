@@ -35,7 +35,8 @@ from simulator.app import create_simulator_app
 from simulator.base import Inbound, InboundNotSupported, ReceivedSend
 from simulator.webhooks import RetryPolicy
 from switchboard.accounts import Account, Accounts, parse_accounts
-from switchboard.events import PROVIDERS, EventType, MessageEvent, Status
+from switchboard.events import EventType, MessageEvent, Status
+from switchboard.providers import PROVIDERS
 from tests.fixtures import Fixture
 from tests.outbound_fixtures import load_simulator_accounts, load_simulator_sends
 from tests.unit.fakes import ModuleWith
