@@ -33,11 +33,16 @@ with the case's `reply` (default: `ok_reply`):
 
 A <reply> is {"status": 200, "body": <JSON>} or {"status": 200, "text": "..."}, optionally with
 "headers".
+
+A file with a key its format does not name, or without one it needs, does not load
+(FixtureFormatError): a misspelt key would otherwise be ignored, and its case check less than
+it says.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +56,51 @@ COMMAND: dict[str, Any] = {"id": "cmd-1", "account": "acme", "to": "+38761222333
 ACCOUNT_FILE = "account.json"
 
 
-def _read(path: Path) -> dict[str, Any]:
+class FixtureFormatError(ValueError):
+    """A fixture file whose keys are not its format's."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The keys an object in a fixture must and may have; `nested` gives the shape of a key's
+    value (of each item when the value is a list)."""
+
+    required: frozenset[str]
+    optional: frozenset[str] = frozenset()
+    nested: Mapping[str, Shape] = field(default_factory=dict)
+
+    def check(self, value: Any, where: str) -> None:
+        if not isinstance(value, dict):
+            raise FixtureFormatError(f"{where}: should be an object, got {type(value).__name__}")
+        unknown = sorted(value.keys() - self.required - self.optional)
+        missing = sorted(self.required - value.keys())
+        if unknown or missing:
+            raise FixtureFormatError(f"{where}: unknown keys {unknown}, missing keys {missing} "
+                                     "(see tests/outbound_fixtures.py)")
+        for key, shape in self.nested.items():
+            given = value.get(key)
+            if given is not None:
+                for item in given if isinstance(given, list) else [given]:
+                    shape.check(item, f"{where} {key}")
+
+
+def _keys(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+REPLY = Shape(_keys("status"), _keys("body", "text", "headers"))
+OUTBOUND_ACCOUNT = Shape(
+    _keys("description", "config", "send_path", "ok_reply", "ok_id"), _keys("token"),
+    {"ok_reply": REPLY, "token": Shape(_keys("path", "reply"), nested={"reply": REPLY})})
+OUTBOUND_CASE = Shape(
+    _keys("description"),
+    _keys("config", "context", "command", "reply", "requests", "receipt", "error"),
+    {"reply": REPLY, "requests": Shape(_keys("method", "url", "headers", "json"))})
+
+
+def _read(path: Path, shape: Shape) -> dict[str, Any]:
     spec: dict[str, Any] = orjson.loads(path.read_bytes())
+    shape.check(spec, str(path.relative_to(FIXTURES)))
     return spec
 
 
@@ -67,21 +115,22 @@ class OutboundAccount:
 
 
 def load_outbound_account(provider: str) -> OutboundAccount:
-    spec = _read(FIXTURES / provider / "outbound" / ACCOUNT_FILE)
+    spec = _read(FIXTURES / provider / "outbound" / ACCOUNT_FILE, OUTBOUND_ACCOUNT)
     return OutboundAccount(provider, spec["config"], spec["send_path"], spec["ok_reply"],
                            spec["ok_id"], spec.get("token"))
 
 
-def _cases(provider: str, folder: str, setup_file: str) -> list[Fixture]:
+def _cases(provider: str, folder: str, setup_file: str,
+           shape_of: Callable[[Path], Shape]) -> list[Fixture]:
     """The files in <provider>/<folder>/ but its setup file, as `Fixture`s (their `id` is
     <provider>/<case>; `request()` is for webhooks only)."""
-    return [Fixture(path.parent.parent.name, path.stem, path, _read(path))
+    return [Fixture(path.parent.parent.name, path.stem, path, _read(path, shape_of(path)))
             for path in sorted(FIXTURES.glob(f"{provider}/{folder}/*.json"))
             if path.name != setup_file]
 
 
 def load_outbound_cases(provider: str = "*") -> list[Fixture]:
-    return _cases(provider, "outbound", ACCOUNT_FILE)
+    return _cases(provider, "outbound", ACCOUNT_FILE, lambda path: OUTBOUND_CASE)
 
 
 # The provider simulator's side (tests/fixtures/<provider>/simulator/*.json). `accounts.json`:
@@ -103,11 +152,23 @@ def load_outbound_cases(provider: str = "*") -> list[Fixture]:
 
 
 SIMULATOR_ACCOUNTS_FILE = "accounts.json"
+SIMULATOR_SEND_FILE = "send.json"
+SIMULATOR_ACCOUNTS = Shape(_keys("description", "accounts", "postbacks", "refuses_postbacks"))
+SIMULATOR_ANSWER = Shape(_keys("status"), _keys("json"))
+SIMULATOR_CASE = Shape(
+    _keys("description", "account", "request", "answer"), _keys("token", "events"),
+    {"request": Shape(_keys("path", "headers", "json")), "token": Shape(_keys("path", "json")),
+     "answer": SIMULATOR_ANSWER})
+SIMULATOR_SEND = replace(
+    SIMULATOR_CASE, required=SIMULATOR_CASE.required | {"bad_request"},
+    nested={**SIMULATOR_CASE.nested, "bad_request": SIMULATOR_ANSWER})
 
 
 def load_simulator_accounts(provider: str) -> dict[str, Any]:
-    return _read(FIXTURES / provider / "simulator" / SIMULATOR_ACCOUNTS_FILE)
+    return _read(FIXTURES / provider / "simulator" / SIMULATOR_ACCOUNTS_FILE, SIMULATOR_ACCOUNTS)
 
 
 def load_simulator_sends(provider: str = "*") -> list[Fixture]:
-    return _cases(provider, "simulator", SIMULATOR_ACCOUNTS_FILE)
+    return _cases(provider, "simulator", SIMULATOR_ACCOUNTS_FILE,
+                  lambda path: SIMULATOR_SEND if path.name == SIMULATOR_SEND_FILE
+                  else SIMULATOR_CASE)
