@@ -72,7 +72,7 @@ _PERMANENT_CODES = frozenset({
     "7720",  # recipient blocked
 })
 
-# Webex channel labels that base.channel does not know.
+# Webex channel labels that normalizers.channels.channel does not know.
 _CHANNELS = {
     "rt": "in-app",
     "rtm": "in-app",

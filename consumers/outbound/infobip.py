@@ -58,7 +58,7 @@ NAME = "infobip"
 PATH = "/messages-api/1/messages"
 # Channels whose messages cannot show buttons: the choices go into the text instead.
 _NO_BUTTON_CHANNELS = frozenset({"SMS", "MMS"})
-# The schema's channel names (normalizers.base) where Infobip's enum spells them otherwise.
+# The schema's channel names (normalizers.channels) where Infobip's enum spells them otherwise.
 _INFOBIP_CHANNELS = {"viber": "VIBER_BM", "instagram": "INSTAGRAM_DM", "line": "LINE_ON",
                      "apple": "APPLE_MB"}
 
