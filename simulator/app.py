@@ -43,13 +43,13 @@ from simulator.recorder import SendRecorder
 from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import Account, Accounts
 from switchboard.logs import get_logger
-from switchboard.providers import PROVIDERS as ALL_PROVIDERS
-from switchboard.providers import provider_module
+from switchboard.providers import PROVIDERS, provider_module
 
 log = get_logger(__name__)
 
-PROVIDERS: dict[str, SimulatedProvider] = {
-    name: cast(SimulatedProvider, provider_module("simulator", name)) for name in ALL_PROVIDERS
+# Each provider's simulated send API, by provider name.
+SIMULATED: dict[str, SimulatedProvider] = {
+    name: cast(SimulatedProvider, provider_module("simulator", name)) for name in PROVIDERS
 }
 # How often a "timeout" fault checks whether the client has gone away.
 _DISCONNECT_POLL_S = 0.25
@@ -75,7 +75,7 @@ class Simulator:
         for account in self.accounts:
             if not account.outbound:
                 continue  # webhook-only account: nothing to send through, nothing to serve
-            problem = PROVIDERS[account.provider].outbound_problem(account)
+            problem = SIMULATED[account.provider].outbound_problem(account)
             if problem is not None:
                 found[account.name] = problem
         return found
@@ -140,7 +140,7 @@ class Simulator:
         account = next((a for a in self.accounts if a.name == name), None)
         if account is None:
             return _control_error(404, f"no account {name!r}")
-        provider = PROVIDERS[account.provider]
+        provider = SIMULATED[account.provider]
         problem = provider.outbound_problem(account)
         if problem is not None:
             return _control_error(409, f"account {name!r} cannot be simulated: {problem}")
@@ -156,7 +156,7 @@ class Simulator:
             spec = FaultSpec.model_validate_json(await request.body())
         except ValidationError as exc:
             return _control_error(400, _validation_reason(exc))
-        if spec.provider is not None and spec.provider not in PROVIDERS:
+        if spec.provider is not None and spec.provider not in SIMULATED:
             return _control_error(400, f"unknown provider {spec.provider!r}")
         fault = self.faults.add(spec)
         return json_response({"fault": fault.to_dict()}, 201)
@@ -193,7 +193,7 @@ class Simulator:
         providers: list[BaseRoute] = [
             Mount(f"/{name}", routes=provider.routes(self.send_endpoint(provider),
                                                      self.served(name)))
-            for name, provider in PROVIDERS.items()
+            for name, provider in SIMULATED.items()
         ]
         return control + providers
 
@@ -274,4 +274,4 @@ def _control_error(status: int, message: str) -> Response:
     return json_response({"error": message}, status)
 
 
-__all__ = ["PROVIDERS", "Simulator", "create_simulator_app"]
+__all__ = ["SIMULATED", "Simulator", "create_simulator_app"]

@@ -30,8 +30,7 @@ from ingest.auth import AuthError, SignedRequest, verify
 from normalizers import WebhookRequest, normalize
 from simulator import app as simulator_app
 from simulator import ubiqio
-from simulator.app import PROVIDERS as SIMULATED
-from simulator.app import create_simulator_app
+from simulator.app import SIMULATED, create_simulator_app
 from simulator.base import Inbound, InboundNotSupported, ReceivedSend
 from simulator.webhooks import RetryPolicy
 from switchboard.accounts import Account, Accounts, parse_accounts
