@@ -7,10 +7,13 @@ is answered 2xx before Kafka acknowledged every record the request produced.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import random
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
@@ -49,6 +52,11 @@ URL_SIGNING_SCHEMES = frozenset({"bird-signature", "messagebird-jwt"})
 # Past this, a body's normalization and records are built off the event loop: a thread hop
 # costs tens of microseconds, such a body milliseconds to seconds of work.
 OFF_LOOP_BODY_BYTES = 64 * 1024
+# One thread for them all. The work is pure Python: under the GIL a second thread would not run
+# beside the first, only take turns from the event loop (every CPU-bound thread takes as many
+# as the loop gets). Its own pool also leaves the loop's default one (which resolves host names
+# on asyncio's own loop) free of second-long jobs.
+_OFF_LOOP = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-normalize")
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -73,12 +81,14 @@ def _url_as_sent(request: Request) -> str:
 
 async def off_loop_if_large(body_bytes: int, function: Callable[P, T], *args: P.args,
                             **kwargs: P.kwargs) -> T:
-    """Call `function` here for a usual body, on a worker thread for a large one: a 1 MiB
+    """Call `function` here for a usual body, on the worker thread for a large one: a 1 MiB
     batch is about a second of pure Python, and on the event loop it would hold up every
-    other request for that long (the thread gives the loop its turn every few milliseconds)."""
+    other request for that long (the thread gives the loop its turn every few milliseconds).
+    Large bodies queue for the thread, and the call sees this task's context variables."""
     if body_bytes < OFF_LOOP_BODY_BYTES:
         return function(*args, **kwargs)
-    return await asyncio.to_thread(function, *args, **kwargs)
+    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_OFF_LOOP, call)
 
 
 def error_response(status: int, code: str, message: str,
