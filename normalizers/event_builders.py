@@ -48,7 +48,6 @@ def _check_ids(channel: str, message_id: str | None, correlation_id: str | None,
     check_length("recipient", recipient)
 
 
-
 def status_event(
     request: WebhookRequest,
     *,

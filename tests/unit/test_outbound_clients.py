@@ -310,7 +310,6 @@ async def test_an_uncarriable_command_is_refused_before_any_request(
     assert fake.requests == []
 
 
-
 # --- each provider's cases, from tests/fixtures/<provider>/outbound/<case>.json ------------
 
 def as_expected(request: httpx.Request, want: dict[str, Any]) -> dict[str, Any]:
@@ -379,7 +378,6 @@ def test_no_per_message_webhook_url_when_a_url_cannot_authenticate(auth: dict[st
     assert SendContext.for_account(_account(scheme, **auth), None).plain_webhook_url is None
 
 
-
 @pytest.mark.parametrize(("requested", "configured", "expected"), [
     ("viber", "sms", "VIBER_BM"), ("instagram", "sms", "INSTAGRAM_DM"), ("line", "sms", "LINE_ON"),
     ("apple", "sms", "APPLE_MB"), ("messenger", "sms", "MESSENGER"), (None, "whatsapp", "WHATSAPP"),
@@ -409,7 +407,6 @@ class Clock:
 def ubiqio_client(http: httpx.AsyncClient, clock: Clock, **overrides: Any) -> ubiqio.Client:
     config = ubiqio.Config.model_validate({**ACCOUNTS["ubiqio"].config, **overrides})
     return ubiqio.Client(config, http, CONTEXT, clock=clock)
-
 
 
 async def test_ubiqio_token_is_cached(fake: FakeProvider, http: httpx.AsyncClient) -> None:
@@ -503,7 +500,6 @@ async def test_ubiqio_token_timeout_is_retryable(fake: FakeProvider,
     error = await send_error(make("ubiqio", fake, http), command())
     assert (error.retryable, error.code) == (True, "timeout")
     assert not error.maybe_sent  # asking for a token again sends no message
-
 
 
 def test_ubiqio_refresh_time_from_the_jwt() -> None:

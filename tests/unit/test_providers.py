@@ -10,8 +10,8 @@ import pytest
 
 from normalizers import NormalizeError, get
 from switchboard.providers import PROVIDERS, UnknownProvider, provider_module
+from tests.fixtures import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 PROVIDER_DOCS = Path(__file__).parent.parent.parent / "docs" / "providers"
 # What each layer needs of a provider's module (the layers' Protocols name the same).
 LAYERS = {
