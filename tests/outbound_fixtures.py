@@ -41,47 +41,19 @@ it says.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tests.fixtures import FIXTURES, Fixture
+from tests.fixtures import FIXTURES, Fixture, Shape
 
 WEBHOOK = "https://switchboard.test/webhooks/acme"
 COMMAND: dict[str, Any] = {"id": "cmd-1", "account": "acme", "to": "+38761222333",
                            "text": "Hello"}
 ACCOUNT_FILE = "account.json"
-
-
-class FixtureFormatError(ValueError):
-    """A fixture file whose keys are not its format's."""
-
-
-@dataclass(frozen=True)
-class Shape:
-    """The keys an object in a fixture must and may have; `nested` gives the shape of a key's
-    value (of each item when the value is a list)."""
-
-    required: frozenset[str]
-    optional: frozenset[str] = frozenset()
-    nested: Mapping[str, Shape] = field(default_factory=dict)
-
-    def check(self, value: Any, where: str) -> None:
-        if not isinstance(value, dict):
-            raise FixtureFormatError(f"{where}: should be an object, got {type(value).__name__}")
-        unknown = sorted(value.keys() - self.required - self.optional)
-        missing = sorted(self.required - value.keys())
-        if unknown or missing:
-            raise FixtureFormatError(f"{where}: unknown keys {unknown}, missing keys {missing} "
-                                     "(see tests/outbound_fixtures.py)")
-        for key, shape in self.nested.items():
-            given = value.get(key)
-            if given is not None:
-                for item in given if isinstance(given, list) else [given]:
-                    shape.check(item, f"{where} {key}")
 
 
 def _keys(*names: str) -> frozenset[str]:

@@ -1,18 +1,19 @@
-"""The outbound and simulator fixture loaders refuse a file whose keys are not the format's
-(tests/outbound_fixtures.py): a misspelt key would otherwise be ignored, and the case would
-quietly check less than it says."""
+"""The fixture loaders (webhooks: tests/fixtures.py; outbound and simulator:
+tests/outbound_fixtures.py) refuse a file whose keys are not the format's: a misspelt key
+would otherwise be ignored, and the case would quietly check less than it says."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from tests import outbound_fixtures
+from tests import fixtures, outbound_fixtures
+from tests.fixtures import FixtureFormatError, load_fixtures
 from tests.outbound_fixtures import (
-    FixtureFormatError,
     load_outbound_account,
     load_outbound_cases,
     load_simulator_accounts,
@@ -34,6 +35,7 @@ SIM_SEND = {"description": "d", "account": "a",
 @pytest.fixture
 def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(outbound_fixtures, "FIXTURES", tmp_path)
+    monkeypatch.setattr(fixtures, "FIXTURES", tmp_path)
     return tmp_path
 
 
@@ -93,3 +95,25 @@ def test_a_simulator_send_with_an_unknown_key_does_not_load(
     write(root, f"p/simulator/{name}", spec)
     with pytest.raises(FixtureFormatError, match=f"'{unknown}'"):
         load_simulator_sends("p")
+
+
+WEBHOOK = {"description": "d", "source": "s", "request": {"body": {}}, "events": []}
+
+
+def test_a_well_formed_webhook_fixture_loads(root: Path) -> None:
+    write(root, "p/case.json", WEBHOOK)
+    assert [fixture.id for fixture in load_fixtures("p")] == ["p/case"]
+
+
+@pytest.mark.parametrize(("spec", "complaint"), [
+    ({**WEBHOOK, "event": []}, "'event'"),
+    ({**WEBHOOK, "request": {"body": {}, "content-type": "text/xml"}}, "'content-type'"),
+    ({"description": "d", "source": "s", "events": []}, "missing keys ['request']"),
+    ({**WEBHOOK, "error": "bad"}, "exactly one of"),
+    ({"description": "d", "source": "s", "request": {}}, "exactly one of"),
+])
+def test_a_webhook_fixture_not_in_the_format_does_not_load(
+        root: Path, spec: dict[str, Any], complaint: str) -> None:
+    write(root, "p/typo.json", spec)
+    with pytest.raises(FixtureFormatError, match=rf"p/typo\.json.*{re.escape(complaint)}"):
+        load_fixtures("p")
