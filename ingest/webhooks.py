@@ -32,6 +32,7 @@ from normalizers.base import Ack
 from switchboard.accounts import Account, Accounts
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
+from switchboard.probes import error_body
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.providers import PROVIDERS
 from switchboard.records import OutRecord, dead_letter_record, raw_envelope
@@ -93,7 +94,7 @@ async def off_loop_if_large(body_bytes: int, function: Callable[P, T], *args: P.
 
 def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> Response:
-    body = orjson.dumps({"error": code, "message": message})
+    body = orjson.dumps(error_body(code, message))
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
