@@ -63,7 +63,7 @@ async def runtime_rate(bootstrap: str, topic: str, count: int) -> float:
         if handled >= count:
             done.set()
 
-    runtime = WorkerRuntime(name="bench-noop", bootstrap_servers=bootstrap, topics=[topic],
+    runtime = WorkerRuntime(name="bench-noop", kafka=bootstrap, topics=[topic],
                             handler=noop, group_id=f"bench-noop-{uuid.uuid4().hex[:6]}")
     started = time.perf_counter()
     task = asyncio.create_task(runtime.run())

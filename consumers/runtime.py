@@ -41,7 +41,7 @@ from consumers.handling import (
     Record,
     RetryLater,
 )
-from switchboard.clients import stop_consumer
+from switchboard.clients import KafkaTarget, kafka_options, stop_consumer
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import dead_letter_record, named_by_source
@@ -92,7 +92,7 @@ class WorkerRuntime:
         self,
         *,
         name: str,
-        bootstrap_servers: str,
+        kafka: KafkaTarget,
         topics: Sequence[str],
         handler: Handler,
         group_id: str | None = None,
@@ -106,14 +106,14 @@ class WorkerRuntime:
         handler_timeout_s: float | None = None,
     ) -> None:
         self.name = name
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.topics = list(topics)
         self.handler = handler
         self.group_id = group_id or f"switchboard-{name}"
         self.max_concurrency = max_concurrency
         self.max_batch = max_batch
         self.retry = retry or RetryPolicy()
-        self.producer = producer or DurableProducer(bootstrap_servers,
+        self.producer = producer or DurableProducer(kafka,
                                                     client_id=f"switchboard-{name}")
         self.context = Context(self.producer, name)
         self._winding_down = self.context.winding_down
@@ -169,7 +169,7 @@ class WorkerRuntime:
         if not self.producer.started:
             await self.producer.start()
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **kafka_options(self.kafka),
             group_id=self.group_id,
             client_id=f"switchboard-{self.name}",
             enable_auto_commit=False,

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from switchboard.clients import stop_consumer
+from switchboard.clients import KafkaTarget, kafka_options, stop_consumer
 from switchboard.logs import get_logger
 from switchboard.topics import partitions_of
 
@@ -31,11 +31,11 @@ class CompactedTable(Generic[V]):
     Values are decoded when first asked for: most keys never are.
     """
 
-    def __init__(self, bootstrap_servers: str, topic: str, decode: Callable[[bytes], V], *,
+    def __init__(self, kafka: KafkaTarget, topic: str, decode: Callable[[bytes], V], *,
                  relaxed_follow: bool = False,
                  stands: Callable[[V, V], bool] | None = None,
                  max_age_s: float | None = None) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.topic = topic
         self.decode = decode
         # `stands(current, read)`: the value held stands against one read from the topic. The
@@ -59,7 +59,7 @@ class CompactedTable(Generic[V]):
 
     async def start(self) -> None:
         """Load everything there is now; then follow new records in the background."""
-        partitions = await partitions_of(self.bootstrap_servers, self.topic)
+        partitions = await partitions_of(self.kafka, self.topic)
         if not partitions:
             raise RuntimeError(f"topic {self.topic} does not exist")
         try:
@@ -71,7 +71,7 @@ class CompactedTable(Generic[V]):
         log.info("table loaded", topic=self.topic, entries=len(self))
 
     async def _load(self, partitions: list[int]) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+        self._consumer = AIOKafkaConsumer(**kafka_options(self.kafka),
                                           enable_auto_commit=False, auto_offset_reset="earliest",
                                           fetch_max_wait_ms=self.follow_wait_ms,
                                           fetch_min_bytes=self._fetch_min_bytes)
@@ -79,7 +79,7 @@ class CompactedTable(Generic[V]):
         self._partitions = [TopicPartition(self.topic, p) for p in partitions]
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
-        self._offsets = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+        self._offsets = AIOKafkaConsumer(**kafka_options(self.kafka),
                                          enable_auto_commit=False)
         await self._offsets.start()
         await self._read_until_caught_up()

@@ -29,6 +29,7 @@ from consumers.sender import Sender, decode_ledger, ledger_stands
 from consumers.table import CompactedTable
 from switchboard import heap
 from switchboard.accounts import Accounts
+from switchboard.clients import KafkaConnection
 from switchboard.logs import get_logger
 from switchboard.settings import Settings
 from switchboard.topics import (
@@ -51,8 +52,8 @@ WorkerFactory = Callable[[Settings, Accounts], AbstractAsyncContextManager[Worke
 
 
 @contextlib.asynccontextmanager
-async def _opt_out_list(bootstrap: str) -> AsyncIterator[OptOutList]:
-    table = CompactedTable(bootstrap, OPT_OUTS.name, decode_opt_out)
+async def _opt_out_list(kafka: KafkaConnection) -> AsyncIterator[OptOutList]:
+    table = CompactedTable(kafka, OPT_OUTS.name, decode_opt_out)
     await table.start()
     try:
         yield OptOutList(table)
@@ -62,21 +63,21 @@ async def _opt_out_list(bootstrap: str) -> AsyncIterator[OptOutList]:
 
 @contextlib.asynccontextmanager
 async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
-    bootstrap = _bootstrap(settings)
+    kafka = settings.kafka_connection()
     if settings.public_url is None:
         log.warning("SWITCHBOARD_PUBLIC_URL is not set: sends ask providers to report status "
                     "to this default, which they may not reach", url=settings.ingest_url)
     # Read at start and on rebalance (catch_up); between them the follower need not hurry.
-    ledger = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger, relaxed_follow=True,
+    ledger = CompactedTable(kafka, OUTBOUND_SENT.name, decode_ledger, relaxed_follow=True,
                             stands=ledger_stands, max_age_s=LEDGER_RETENTION_DAYS * 86_400)
     await ledger.start()
     try:
-        async with _opt_out_list(bootstrap) as opt_outs, httpx.AsyncClient(
+        async with _opt_out_list(kafka) as opt_outs, httpx.AsyncClient(
                 transport=ShardedTransport()) as http:
             sender = Sender(accounts, ledger, http, public_url=settings.ingest_url,
                             opt_outs=opt_outs)
             sender.check_outbound()
-            runtime = WorkerRuntime(name="sender", bootstrap_servers=bootstrap,
+            runtime = WorkerRuntime(name="sender", kafka=kafka,
                                     topics=[OUTBOUND.name], handler=sender.handle)
 
             async def caught_up(assigned: list[TopicPartition]) -> None:
@@ -105,16 +106,16 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
     that silently never answers looks broken)."""
     @contextlib.asynccontextmanager
     async def factory(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
-        bootstrap = _bootstrap(settings)
+        kafka = settings.kafka_connection()
         rules = RulesSource(settings.rules_file)
         if settings.rules_file is None:
             log.warning("no rules file (SWITCHBOARD_RULES_FILE): only STOP/START/HELP are "
                         "answered, with the default texts", worker=name)
         elif idle_with is not None and (reason := idle_with(rules.current)):
             log.warning(reason, worker=name, rules_file=str(settings.rules_file))
-        async with _opt_out_list(bootstrap) as opt_outs:
+        async with _opt_out_list(kafka) as opt_outs:
             handler = BotHandler(name, rules, opt_outs, answer())
-            runtime = WorkerRuntime(name=name, bootstrap_servers=bootstrap,
+            runtime = WorkerRuntime(name=name, kafka=kafka,
                                     topics=[MESSAGE_INBOUND.name, MESSAGE_STATUS.name],
                                     handler=handler.handle, start_from="latest",
                                     handler_timeout_s=settings.bot_timeout_s)
@@ -139,12 +140,6 @@ WORKERS: dict[str, WorkerFactory] = {
     "keywords": _bot_factory("keywords", lambda: keywords_answer),
     "autoreply": _bot_factory("autoreply", AutoReply, idle_with=_no_auto_reply),
 }
-
-
-def _bootstrap(settings: Settings) -> str:
-    if not settings.kafka_bootstrap_servers:
-        raise ValueError("workers need KAFKA_BOOTSTRAP_SERVERS")
-    return settings.kafka_bootstrap_servers
 
 
 async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts) -> None:

@@ -23,6 +23,7 @@ from ingest.webhooks import WebhookHandler
 from normalizers.registry import echoes_correlation
 from switchboard import heap
 from switchboard.accounts import Accounts, load_accounts
+from switchboard.clients import KafkaConnection, KafkaTarget
 from switchboard.logs import get_logger
 from switchboard.probes import HEALTHZ, METRICS, READYZ, http_error, probe_answer
 from switchboard.producer import DurableProducer
@@ -37,9 +38,9 @@ WEBHOOK_METHODS = ["POST", "GET", "HEAD"]
 class Readiness:
     """Answers /readyz from a recent check, so probes do not hammer Kafka."""
 
-    def __init__(self, bootstrap: str, producer: DurableProducer, ttl_s: float = 5.0,
+    def __init__(self, kafka: KafkaTarget, producer: DurableProducer, ttl_s: float = 5.0,
                  siblings: SiblingProcesses | None = None) -> None:
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.producer = producer
         self.siblings = siblings
         self.ttl_s = ttl_s
@@ -53,7 +54,7 @@ class Readiness:
             return problem
         if time.monotonic() - self._checked_at > self.ttl_s:
             try:
-                missing = await asyncio.wait_for(missing_topics(self.bootstrap), 5)
+                missing = await asyncio.wait_for(missing_topics(self.kafka), 5)
                 self._problem = f"missing topics: {', '.join(missing)}" if missing else None
             except Exception as exc:  # noqa: BLE001 - any failure means not ready
                 self._problem = f"Kafka unreachable: {type(exc).__name__}"
@@ -79,22 +80,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         headers=exc.headers)
 
 
-async def _connect(producer: DurableProducer, settings: Settings, bootstrap: str,
+async def _connect(producer: DurableProducer, settings: Settings, kafka: KafkaConnection,
                    siblings: SiblingProcesses | None) -> None:
     """Connect in the background, retrying: the app serves 503s (not crashes) meanwhile."""
     delay = 0.5
     while True:
         try:
             if settings.create_topics:
-                await ensure_topics(bootstrap, partitions=settings.topic_partitions,
+                await ensure_topics(kafka, partitions=settings.topic_partitions,
                                     replication_factor=settings.topic_replication_factor)
             await producer.start()
-            log.info("connected to kafka", bootstrap=bootstrap)
+            log.info("connected to kafka", bootstrap=str(kafka))
             if siblings is not None:
                 siblings.connected()
             return
         except Exception as exc:  # noqa: BLE001 - keep trying; readiness reports it
-            log.warning("kafka not reachable yet", bootstrap=bootstrap, error=repr(exc))
+            log.warning("kafka not reachable yet", bootstrap=str(kafka), error=repr(exc))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
@@ -104,22 +105,20 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
         if settings.accounts_file is None:
             raise ValueError("no accounts: set SWITCHBOARD_ACCOUNTS_FILE")
         accounts = load_accounts(settings.accounts_file)
-    bootstrap = settings.kafka_bootstrap_servers
-    if not bootstrap:
-        raise ValueError("ingest needs KAFKA_BOOTSTRAP_SERVERS")
-    producer = DurableProducer(bootstrap, client_id=f"{settings.kafka_client_id}-ingest",
+    kafka = settings.kafka_connection()
+    producer = DurableProducer(kafka, client_id=f"{settings.kafka_client_id}-ingest",
                                timeout_s=settings.produce_timeout_s)
     siblings = SiblingProcesses.from_environment()
-    readiness = Readiness(bootstrap, producer, siblings=siblings)
+    readiness = Readiness(kafka, producer, siblings=siblings)
     unreferenced = frozenset(a.provider for a in accounts if not echoes_correlation(a.provider))
-    correlations = CorrelationIndex(bootstrap, unreferenced) if unreferenced else None
+    correlations = CorrelationIndex(kafka, unreferenced) if unreferenced else None
     handler = WebhookHandler(accounts=accounts, producer=producer,
                              max_body_bytes=settings.max_body_bytes, recent=RecentRequests(),
                              correlations=correlations)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        connecting = asyncio.create_task(_connect(producer, settings, bootstrap, siblings))
+        connecting = asyncio.create_task(_connect(producer, settings, kafka, siblings))
         if correlations is not None:
             correlations.start()
         log.info("ingest started", accounts=len(accounts))

@@ -15,6 +15,7 @@ from collections import OrderedDict
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from switchboard.clients import KafkaTarget, kafka_options
 from switchboard.logs import get_logger
 from switchboard.topics import OUTBOUND_RESULTS, partitions_of
 
@@ -23,10 +24,10 @@ Key = tuple[str, str, str]  # provider, account, provider message id
 
 
 class CorrelationIndex:
-    def __init__(self, bootstrap_servers: str, providers: frozenset[str], *,
+    def __init__(self, kafka: KafkaTarget, providers: frozenset[str], *,
                  lookback_s: float = 86_400, max_entries: int = 1_000_000,
                  wait_s: float = 1.0) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.providers = providers
         self.lookback_s = lookback_s
         self.max_entries = max_entries
@@ -70,8 +71,8 @@ class CorrelationIndex:
 
     async def _read(self) -> None:
         partitions = [TopicPartition(OUTBOUND_RESULTS.name, p)
-                      for p in await partitions_of(self.bootstrap_servers, OUTBOUND_RESULTS.name)]
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap_servers,
+                      for p in await partitions_of(self.kafka, OUTBOUND_RESULTS.name)]
+        consumer = AIOKafkaConsumer(**kafka_options(self.kafka),
                                     enable_auto_commit=False, fetch_max_wait_ms=100)
         await consumer.start()
         try:

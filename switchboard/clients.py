@@ -1,14 +1,60 @@
-"""Kafka client helpers shared by ingest and the workers."""
+"""Kafka client helpers shared by ingest and the workers: how to reach the cluster, and how to
+stop a consumer."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
 
 from aiokafka import AIOKafkaConsumer
 
 from switchboard.logs import get_logger
 
 log = get_logger(__name__)
+
+SecurityProtocol: TypeAlias = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism: TypeAlias = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where the cluster is and how to log in: every Kafka client we make is built from one,
+    so a cluster that needs TLS or SASL (as managed ones do) is reached by all of them."""
+
+    bootstrap_servers: str
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+
+    def __str__(self) -> str:
+        return self.bootstrap_servers
+
+    def client_options(self) -> dict[str, Any]:
+        """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
+                                   "security_protocol": self.security_protocol}
+        if self.security_protocol in ("SSL", "SASL_SSL"):
+            # aiokafka needs a context for TLS; without our own, trust the system's CAs.
+            options["ssl_context"] = self.ssl_context or ssl.create_default_context()
+        if self.security_protocol.startswith("SASL_"):
+            options.update(sasl_mechanism=self.sasl_mechanism,
+                           sasl_plain_username=self.sasl_username,
+                           sasl_plain_password=self.sasl_password)
+        return options
+
+
+# A plain "host:port,..." string is a PLAINTEXT connection: the local broker, tests, bench.
+KafkaTarget: TypeAlias = str | KafkaConnection
+
+
+def kafka_options(target: KafkaTarget) -> dict[str, Any]:
+    if isinstance(target, str):
+        return {"bootstrap_servers": target}
+    return target.client_options()
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

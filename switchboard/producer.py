@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
+from switchboard.clients import KafkaTarget, kafka_options
 from switchboard.logs import get_logger
 from switchboard.records import OutRecord
 
@@ -71,9 +72,9 @@ def record_size(record: OutRecord) -> int:
 
 
 class DurableProducer:
-    def __init__(self, bootstrap_servers: str, *, client_id: str = "switchboard",
+    def __init__(self, kafka: KafkaTarget, *, client_id: str = "switchboard",
                  timeout_s: float = 5.0) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = kafka
         self.client_id = client_id
         self.timeout_s = timeout_s
         self._producer: AIOKafkaProducer | None = None
@@ -87,7 +88,7 @@ class DurableProducer:
     async def start(self) -> None:
         # Built here, not in __init__: aiokafka binds to the running event loop.
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
+            **kafka_options(self.kafka),
             client_id=self.client_id,
             acks="all",
             enable_idempotence=True,
@@ -122,7 +123,7 @@ class DurableProducer:
         done, _ = await asyncio.wait([stopping], timeout=self.timeout_s * 2)
         if not done:
             log.warning("stopping without the records Kafka has not taken; their requests "
-                        "were not answered 2xx", bootstrap=self.bootstrap_servers)
+                        "were not answered 2xx", bootstrap=str(self.kafka))
             sender = getattr(producer, "_sender", None)  # private: aiokafka has no abort
             if sender is not None and sender.sender_task is not None:
                 sender.sender_task.cancel()  # its stop() waits on this task, then closes
@@ -211,10 +212,10 @@ class DurableProducer:
         """Say when Kafka stops and starts taking records again: the client's own logs
         report every retry but never the recovery."""
         if failure is not None and not self._failing:
-            log.warning("kafka is not taking records", bootstrap=self.bootstrap_servers,
+            log.warning("kafka is not taking records", bootstrap=str(self.kafka),
                         reason=failure)
         elif failure is None and self._failing:
-            log.info("kafka is taking records again", bootstrap=self.bootstrap_servers)
+            log.info("kafka is taking records again", bootstrap=str(self.kafka))
         self._failing = failure is not None
 
     async def _flush(self) -> None:

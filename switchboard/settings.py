@@ -8,18 +8,29 @@ by `SWITCHBOARD_CONFIG`; its keys are the field names below.
 from __future__ import annotations
 
 import os
+import ssl
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from switchboard.clients import KafkaConnection, SaslMechanism, SecurityProtocol
+from switchboard.logs import register_secrets
 
 ENV_PREFIX = "SWITCHBOARD_"
 CONFIG_FILE_ENV = "SWITCHBOARD_CONFIG"
@@ -47,6 +58,17 @@ class Settings(BaseSettings):
     produce_timeout_s: float = Field(
         default=5.0, gt=0, description="how long a webhook waits for Kafka acks before 503"
     )
+    # How to reach a cluster that needs TLS and/or a login (every client uses them).
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "PLAIN"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA certificates (PEM) to trust; unset: the system's")
+    kafka_ssl_certfile: Path | None = Field(
+        default=None, description="client certificate (PEM), for clusters that want one (mTLS)")
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
 
     # Topics
     topic_partitions: int = Field(default=6, ge=1)
@@ -89,6 +111,74 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _kafka_upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> Self:
+        """Settings that would be ignored are refused: a login given with PLAINTEXT, or a CA
+        file without TLS, is a mistake that would otherwise show only as a refused connection."""
+        protocol = self.kafka_security_protocol
+        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
+        if protocol != "PLAINTEXT" and self.uses_local_kafka:
+            raise ValueError("kafka_security_protocol applies to the cluster named by "
+                             f"{BOOTSTRAP_ENV}; the local broker takes plaintext only")
+        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError(f"{protocol} needs kafka_sasl_username and kafka_sasl_password")
+        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password):
+            raise ValueError(f"a SASL login is set but kafka_security_protocol is {protocol}: "
+                             "use SASL_SSL (or SASL_PLAINTEXT)")
+        files = {"kafka_ssl_cafile": self.kafka_ssl_cafile,
+                 "kafka_ssl_certfile": self.kafka_ssl_certfile,
+                 "kafka_ssl_keyfile": self.kafka_ssl_keyfile}
+        if not tls and (any(files.values()) or self.kafka_ssl_key_password):
+            raise ValueError(f"TLS files are set but kafka_security_protocol is {protocol}: "
+                             "use SSL or SASL_SSL")
+        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
+            raise ValueError("kafka_ssl_keyfile needs kafka_ssl_certfile (the client certificate)")
+        for name, path in files.items():
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name}: no such file: {path}")
+        if tls:
+            self.kafka_ssl_context()  # unreadable certificates fail now, with the others
+        return self
+
+    def kafka_ssl_context(self) -> ssl.SSLContext:
+        """TLS as the settings say: verify the cluster (its hostname too) against the CA file,
+        or the system's CAs; present a client certificate if one is set."""
+        try:
+            context = ssl.create_default_context(
+                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
+            if self.kafka_ssl_certfile:
+                password = self.kafka_ssl_key_password
+                context.load_cert_chain(
+                    self.kafka_ssl_certfile, self.kafka_ssl_keyfile,
+                    password.get_secret_value() if password else None)
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"cannot use the Kafka TLS files: {exc}") from None
+        return context
+
+    def kafka_connection(self) -> KafkaConnection:
+        """How every client reaches the cluster (ValueError without KAFKA_BOOTSTRAP_SERVERS)."""
+        if not self.kafka_bootstrap_servers:
+            raise ValueError(f"no Kafka cluster: set {BOOTSTRAP_ENV}")
+        password = self.kafka_sasl_password
+        protocol = self.kafka_security_protocol
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=password.get_secret_value() if password else None,
+            ssl_context=self.kafka_ssl_context() if protocol.endswith("SSL") else None)
+
+    def secret_values(self) -> list[str]:
+        """What must never appear in a log line."""
+        return [secret.get_secret_value() for secret in
+                (self.kafka_sasl_password, self.kafka_ssl_key_password) if secret is not None]
 
     @classmethod
     def settings_customise_sources(
@@ -147,9 +237,12 @@ def _describe(exc: ValidationError) -> str:
     (instead of pydantic's traceback)."""
     problems = []
     for error in exc.errors():
-        field = str(error["loc"][0]) if error["loc"] else ""
+        if not error["loc"]:  # a rule over several settings: its input is all of them
+            problems.append(error["msg"].removeprefix("Value error, "))
+            continue
+        field = str(error["loc"][0])
         name = f"{field} ({env_var_of(field)})" if field in Settings.model_fields else field
-        given = repr(error.get("input"))[:60]
+        given = "***" if "password" in field else repr(error.get("input"))[:60]
         problems.append(f"{name}: {error['msg']} (got {given})")
     return "invalid settings: " + "; ".join(problems)
 
@@ -158,7 +251,9 @@ def _describe(exc: ValidationError) -> str:
 def get_settings() -> Settings:
     """The process's settings (SettingsError if they cannot be read)."""
     try:
-        return Settings()
+        settings = Settings()
+        register_secrets(settings.secret_values())
+        return settings
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
     except FileNotFoundError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from switchboard.clients import KafkaTarget, kafka_options
 from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS
 
 
@@ -31,11 +32,11 @@ class UnknownTopic(ValueError):
     """A topic that is not in the cluster: aiokafka would wait for it forever, logging."""
 
 
-async def tail(bootstrap: str, topics: list[str] | None, *, from_beginning: bool = False,
+async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: bool = False,
                limit: int | None = None) -> None:
     wanted = topics or [MESSAGE_INBOUND.name, MESSAGE_STATUS.name]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kafka_options(kafka),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )

@@ -16,6 +16,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.offset import OffsetRequest
 
+from switchboard.clients import KafkaTarget, kafka_options
 from switchboard.logs import get_logger
 
 log = get_logger(__name__)
@@ -98,7 +99,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 
 
 async def ensure_topics(
-    bootstrap_servers: str,
+    kafka: KafkaTarget,
     *,
     partitions: int,
     replication_factor: int,
@@ -106,7 +107,7 @@ async def ensure_topics(
     timeout_s: float = 30.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**kafka_options(kafka), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -133,7 +134,7 @@ async def ensure_topics(
                 raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
         deadline = asyncio.get_running_loop().time() + timeout_s
         described = await _wait_for_leaders(admin, created, deadline)
-        await _wait_for_leaders_serving(bootstrap_servers, described, deadline)
+        await _wait_for_leaders_serving(kafka, described, deadline)
         log.info("topics created", topics=created)
         return created
     finally:
@@ -158,7 +159,7 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str],
     return described
 
 
-async def _wait_for_leaders_serving(bootstrap_servers: str, described: list[dict[str, Any]],
+async def _wait_for_leaders_serving(kafka: KafkaTarget, described: list[dict[str, Any]],
                                     deadline: float) -> None:
     """Return once each new partition's leader answers ListOffsets (or at the deadline).
 
@@ -175,7 +176,7 @@ async def _wait_for_leaders_serving(bootstrap_servers: str, described: list[dict
                     (partition["partition"], -1))  # -1: the end offset
     if not by_leader:
         return
-    client = AIOKafkaClient(bootstrap_servers=bootstrap_servers)
+    client = AIOKafkaClient(**kafka_options(kafka))
     await client.bootstrap()
     try:
         for leader, topics in by_leader.items():
@@ -190,9 +191,9 @@ async def _wait_for_leaders_serving(bootstrap_servers: str, described: list[dict
         await client.close()
 
 
-async def missing_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = ALL_TOPICS
+async def missing_topics(kafka: KafkaTarget, specs: tuple[TopicSpec, ...] = ALL_TOPICS
                          ) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(**kafka_options(kafka), request_timeout_ms=5000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -201,9 +202,9 @@ async def missing_topics(bootstrap_servers: str, specs: tuple[TopicSpec, ...] = 
     return [spec.name for spec in specs if spec.name not in existing]
 
 
-async def partitions_of(bootstrap_servers: str, topic: str) -> list[int]:
+async def partitions_of(kafka: KafkaTarget, topic: str) -> list[int]:
     """The partition numbers of a topic (empty if it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(**kafka_options(kafka), request_timeout_ms=10000)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

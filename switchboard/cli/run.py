@@ -38,8 +38,7 @@ def start_kafka(settings: Settings) -> tuple[LocalKafka | None, str]:
     from switchboard.topics import ensure_topics
 
     broker: LocalKafka | None = None
-    bootstrap = settings.kafka_bootstrap_servers
-    if not bootstrap:
+    if not settings.kafka_bootstrap_servers:
         broker = local_broker(settings)
         try:
             broker.start()
@@ -47,11 +46,13 @@ def start_kafka(settings: Settings) -> tuple[LocalKafka | None, str]:
         except BaseException:
             broker.stop()
             raise
-        bootstrap = broker.bootstrap_servers
+        settings = settings.model_copy(
+            update={"kafka_bootstrap_servers": broker.bootstrap_servers})
     if settings.create_topics:
-        asyncio.run(ensure_topics(bootstrap, partitions=settings.topic_partitions,
+        asyncio.run(ensure_topics(settings.kafka_connection(),
+                                  partitions=settings.topic_partitions,
                                   replication_factor=settings.topic_replication_factor))
-    return broker, bootstrap
+    return broker, str(settings.kafka_bootstrap_servers)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -21,7 +21,7 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(tail(settings.kafka_bootstrap_servers, args.topic,
+            asyncio.run(tail(settings.kafka_connection(), args.topic,
                              from_beginning=args.all, limit=args.limit))
     except KafkaConnectionError as exc:
         print(f"error: {exc}", file=sys.stderr)

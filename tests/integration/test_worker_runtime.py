@@ -74,7 +74,7 @@ async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> N
     async with TopicWatcher(kafka_bootstrap, (DEAD_LETTER.name,)) as watcher:
         before = await watcher.snapshot()
         group = f"g-{uuid.uuid4().hex[:8]}"
-        runtime = WorkerRuntime(name="test", bootstrap_servers=kafka_bootstrap, topics=[topic],
+        runtime = WorkerRuntime(name="test", kafka=kafka_bootstrap, topics=[topic],
                                 handler=handler, group_id=group,
                                 retry=RetryPolicy(max_attempts=3, base_delay_s=0.01))
         await _run_until(runtime, done)
@@ -100,7 +100,7 @@ async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> N
         again.append(orjson.loads(record.value)["n"])
         done_again.set()
 
-    restarted = WorkerRuntime(name="test", bootstrap_servers=kafka_bootstrap, topics=[topic],
+    restarted = WorkerRuntime(name="test", kafka=kafka_bootstrap, topics=[topic],
                               handler=second, group_id=group)
     await _run_until(restarted, done_again)
     assert again == [1000]
@@ -118,7 +118,7 @@ async def test_stop_finishes_in_flight_work_and_commits(kafka_bootstrap: str) ->
         await asyncio.sleep(0.05)
         handled.append(int(record.value))
 
-    runtime = WorkerRuntime(name="test", bootstrap_servers=kafka_bootstrap, topics=[topic],
+    runtime = WorkerRuntime(name="test", kafka=kafka_bootstrap, topics=[topic],
                             handler=slow, group_id=group, max_batch=10, max_concurrency=2)
     task = asyncio.create_task(runtime.run())
     await asyncio.wait_for(started.wait(), 30)
@@ -134,6 +134,6 @@ async def test_stop_finishes_in_flight_work_and_commits(kafka_bootstrap: str) ->
         if len(handled) >= 40:
             done.set()
 
-    await _run_until(WorkerRuntime(name="test", bootstrap_servers=kafka_bootstrap,
+    await _run_until(WorkerRuntime(name="test", kafka=kafka_bootstrap,
                                    topics=[topic], handler=rest, group_id=group), done)
     assert sorted(handled) == list(range(40)), "records lost or handled twice across the stop"

@@ -52,7 +52,7 @@ def gated() -> tuple[Any, list[int], asyncio.Event]:
 
 async def test_a_released_partitions_fetched_records_do_not_start() -> None:
     handler, handled, gate = gated()
-    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
                             handler=handler, max_in_flight=1)
     consumer = FakeConsumer({TP})
     runtime._consumer = consumer
@@ -72,7 +72,7 @@ async def test_only_assigned_partitions_are_committed() -> None:
     async def handler(record: Record, ctx: Context) -> None:
         return None
 
-    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
                             handler=handler)
     gone = TopicPartition("t", 1)
     consumer = FakeConsumer({TP})
@@ -93,7 +93,7 @@ async def test_a_failed_hook_for_new_partitions_stops_the_worker_before_any_reco
     async def catch_up(assigned: list[TopicPartition]) -> None:
         raise TimeoutError("ledger not caught up")
 
-    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
                             handler=handler)
     runtime.on_assigned.append(catch_up)
     await _CommitOnRevoke(runtime).on_partitions_assigned([TP])
@@ -110,7 +110,7 @@ async def test_a_record_that_must_not_be_skipped_stops_the_worker_instead_of_a_d
         attempts.append(record.offset)
         raise MustNotSkip("opt-out change not stored")
 
-    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
                             handler=handler, retry=RetryPolicy(max_attempts=3, base_delay_s=0))
     await runtime._dispatch(fetched(range(1)))
     await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
@@ -138,7 +138,7 @@ async def test_a_handler_that_never_returns_is_timed_out_then_dead_lettered() ->
         await asyncio.Event().wait()
 
     producer = KeepingProducer()
-    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
                             handler=hangs, handler_timeout_s=0.05,
                             retry=RetryPolicy(max_attempts=2, base_delay_s=0),
                             producer=producer)  # type: ignore[arg-type]
@@ -151,7 +151,7 @@ async def test_a_handler_that_never_returns_is_timed_out_then_dead_lettered() ->
 
 async def test_on_stop_records_not_started_are_given_back_uncommitted() -> None:
     handler, handled, gate = gated()
-    runtime = WorkerRuntime(name="test", bootstrap_servers="unused:9092", topics=[TP.topic],
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
                             handler=handler, max_concurrency=1)
     consumer = FakeConsumer({TP})
     await runtime._dispatch(fetched(range(5)))  # 0 starts; 1-4 wait for their turn

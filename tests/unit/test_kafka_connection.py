@@ -1,0 +1,150 @@
+"""Kafka security settings: what every client is given, and mistakes refused at start."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+
+from switchboard.clients import KafkaConnection, kafka_options
+from switchboard.logs import MASK, scrub
+from switchboard.settings import Settings, SettingsError, get_settings
+from tests.unit.test_settings import _cli
+
+PASSWORD = "kafka-login-password-42"
+CLUSTER = {"KAFKA_BOOTSTRAP_SERVERS": "broker-1.example:9093"}
+SASL_SSL = CLUSTER | {"SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                      "SWITCHBOARD_KAFKA_SASL_USERNAME": "switchboard",
+                      "SWITCHBOARD_KAFKA_SASL_PASSWORD": PASSWORD}
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> trustme.CA:
+    return trustme.CA()
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings()
+
+
+def test_a_plain_address_is_plaintext_with_nothing_else() -> None:
+    assert kafka_options("127.0.0.1:9092") == {"bootstrap_servers": "127.0.0.1:9092"}
+    assert Settings(kafka_bootstrap_servers="b:9092").kafka_connection().client_options() == {
+        "bootstrap_servers": "b:9092", "security_protocol": "PLAINTEXT"}
+
+
+def test_sasl_ssl_gives_every_client_the_login_and_a_verifying_tls_context(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    options = _settings(monkeypatch, SASL_SSL | {
+        "SWITCHBOARD_KAFKA_SASL_MECHANISM": "scram-sha-512"}).kafka_connection().client_options()
+    context = options.pop("ssl_context")
+    assert options == {"bootstrap_servers": "broker-1.example:9093",
+                       "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+                       "sasl_plain_username": "switchboard", "sasl_plain_password": PASSWORD}
+    # Without a CA file the system's CAs are trusted, as for managed clusters; never unverified.
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+
+
+def test_tls_without_a_login_and_with_our_own_ca(
+        monkeypatch: pytest.MonkeyPatch, ca: trustme.CA, tmp_path: Path) -> None:
+    cafile = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(cafile))
+    connection = _settings(monkeypatch, CLUSTER | {
+        "SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "ssl",
+        "SWITCHBOARD_KAFKA_SSL_CAFILE": str(cafile)}).kafka_connection()
+    options = connection.client_options()
+    assert options["security_protocol"] == "SSL"
+    assert "sasl_mechanism" not in options
+    assert len(options["ssl_context"].get_ca_certs()) == 1  # ours only, not the system's
+
+
+def test_a_client_certificate_is_presented_for_mutual_tls(
+        monkeypatch: pytest.MonkeyPatch, ca: trustme.CA, tmp_path: Path) -> None:
+    client = ca.issue_cert("switchboard@example")
+    certfile, keyfile = tmp_path / "client.pem", tmp_path / "client.key"
+    client.cert_chain_pems[0].write_to_path(str(certfile))
+    client.private_key_pem.write_to_path(str(keyfile))
+    context = _settings(monkeypatch, CLUSTER | {
+        "SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "SSL",
+        "SWITCHBOARD_KAFKA_SSL_CERTFILE": str(certfile),
+        "SWITCHBOARD_KAFKA_SSL_KEYFILE": str(keyfile)}).kafka_ssl_context()
+    assert context.verify_mode is ssl.CERT_REQUIRED
+
+
+def test_the_password_is_kept_out_of_reprs_and_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SASL_SSL.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()  # what every command calls: it registers the secret
+    finally:
+        get_settings.cache_clear()
+    assert PASSWORD not in repr(settings)
+    assert PASSWORD not in repr(settings.kafka_connection())
+    assert str(settings.kafka_connection()) == "broker-1.example:9093"
+    assert scrub(f"login failed: switchboard:{PASSWORD}") == f"login failed: switchboard:{MASK}"
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    (CLUSTER | {"SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"},
+     "SASL_SSL needs kafka_sasl_username and kafka_sasl_password"),
+    (CLUSTER | {"SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "SWITCHBOARD_KAFKA_SASL_PASSWORD": PASSWORD},
+     "SASL_SSL needs kafka_sasl_username and kafka_sasl_password"),
+    (CLUSTER | {"SWITCHBOARD_KAFKA_SASL_USERNAME": "u",
+                "SWITCHBOARD_KAFKA_SASL_PASSWORD": PASSWORD},
+     "a SASL login is set but kafka_security_protocol is PLAINTEXT"),
+    (CLUSTER | {"SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "TLS"},
+     "kafka_security_protocol (SWITCHBOARD_KAFKA_SECURITY_PROTOCOL): Input should be"),
+    (SASL_SSL | {"SWITCHBOARD_KAFKA_SASL_MECHANISM": "GSSAPI"},
+     "kafka_sasl_mechanism (SWITCHBOARD_KAFKA_SASL_MECHANISM): Input should be"),
+    (CLUSTER | {"SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "SWITCHBOARD_KAFKA_SASL_USERNAME": "u", "SWITCHBOARD_KAFKA_SASL_PASSWORD": PASSWORD,
+                "SWITCHBOARD_KAFKA_SSL_CAFILE": "/etc/hostname"},
+     "TLS files are set but kafka_security_protocol is SASL_PLAINTEXT"),
+    (SASL_SSL | {"SWITCHBOARD_KAFKA_SSL_CAFILE": "/nonexistent/ca.pem"},
+     "kafka_ssl_cafile: no such file: /nonexistent/ca.pem"),
+    (SASL_SSL | {"SWITCHBOARD_KAFKA_SSL_KEYFILE": "/etc/hostname"},
+     "kafka_ssl_keyfile needs kafka_ssl_certfile"),
+    (SASL_SSL | {"SWITCHBOARD_KAFKA_SSL_CAFILE": __file__},
+     "cannot use the Kafka TLS files"),
+])
+def test_security_mistakes_are_one_error_line_without_the_password(
+        env: dict[str, str], says: str) -> None:
+    result = _cli(env, "schema")
+    assert result.returncode == 2
+    assert says in result.stderr
+    assert "Traceback" not in result.stderr
+    assert PASSWORD not in result.stderr
+
+
+def test_the_local_broker_cannot_be_given_security_settings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_KAFKA_SECURITY_PROTOCOL", "SSL")
+    with pytest.raises(ValueError, match="the local broker takes plaintext only"):
+        Settings()
+
+
+def test_clients_need_a_cluster() -> None:
+    with pytest.raises(ValueError, match="set KAFKA_BOOTSTRAP_SERVERS"):
+        Settings().kafka_connection()
+
+
+def test_settings_errors_are_settings_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match="the local broker takes plaintext only"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_a_connection_can_be_built_directly() -> None:
+    connection = KafkaConnection("b:9093", security_protocol="SSL")
+    assert connection.client_options()["ssl_context"].verify_mode is ssl.CERT_REQUIRED
