@@ -1,41 +1,76 @@
 """Session-wide fixtures. The broker is real: started here unless KAFKA_BOOTSTRAP_SERVERS is set.
 
-If it cannot start, every test that needs it errors with the reason: none is skipped.
+The broker started here also has a TLS + SASL listener (`secured_kafka`); with an external broker,
+that fixture starts a broker of its own for it. If a broker cannot start, every test that needs
+it errors with the reason: none is skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from switchboard.localkafka import BrokerError, LocalKafka, free_port
+from switchboard.localkafka import BrokerError, LocalKafka, SecuredListener, free_port
 from switchboard.settings import BOOTSTRAP_ENV, Settings
 from switchboard.topics import ensure_topics
+from tests.kafka_helpers import BrokerCertificate, SecuredKafka, make_broker_certificate
+
+SECURED_USER = "switchboard-test"
+
+
+def _start_broker(data_dir: Path, secured: SecuredListener | None) -> LocalKafka:
+    broker = LocalKafka(
+        data_dir,
+        cache_dir=Settings().cache_dir,
+        port=free_port(),
+        controller_port=free_port(),
+        secured=secured,
+    )
+    try:
+        broker.start()
+        asyncio.run(broker.wait_ready())
+    except BrokerError as exc:
+        broker.stop()
+        pytest.fail(f"the test Kafka broker could not start: {exc}", pytrace=False)
+    return broker
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    settings = Settings()
+def broker_certificate(tmp_path_factory: pytest.TempPathFactory) -> BrokerCertificate:
+    try:
+        return make_broker_certificate(tmp_path_factory.mktemp("tls"))
+    except BrokerError as exc:
+        pytest.fail(f"the test broker's certificate could not be made: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def secured_listener(broker_certificate: BrokerCertificate) -> SecuredListener:
+    """The SASL_SSL listener of the local broker that serves `secured_kafka`. Two users, so the
+    broker's settings for more than one are exercised too."""
+    return SecuredListener(
+        port=free_port(),
+        keystore=broker_certificate.keystore,
+        keystore_password=broker_certificate.keystore_password,
+        users={SECURED_USER: secrets.token_urlsafe(16),
+               "switchboard-other": secrets.token_urlsafe(16)},
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory,
+                    request: pytest.FixtureRequest) -> Iterator[str]:
     external = os.environ.get(BOOTSTRAP_ENV)
     broker: LocalKafka | None = None
     if external:
         bootstrap = external
     else:
-        broker = LocalKafka(
-            tmp_path_factory.mktemp("kafka"),
-            cache_dir=settings.cache_dir,
-            port=free_port(),
-            controller_port=free_port(),
-        )
-        try:
-            broker.start()
-            asyncio.run(broker.wait_ready())
-        except BrokerError as exc:
-            broker.stop()
-            pytest.fail(f"the test Kafka broker could not start: {exc}", pytrace=False)
+        broker = _start_broker(tmp_path_factory.mktemp("kafka"),
+                               request.getfixturevalue("secured_listener"))
         bootstrap = broker.bootstrap_servers
     asyncio.run(ensure_topics(bootstrap, partitions=3, replication_factor=1))
     try:
@@ -44,3 +79,25 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if broker is not None:
             broker.stop()
 
+
+@pytest.fixture(scope="session")
+def secured_kafka(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest,
+                  secured_listener: SecuredListener,
+                  broker_certificate: BrokerCertificate) -> Iterator[SecuredKafka]:
+    """The TLS + SASL listener: the session broker's, or a broker of its own when the session
+    uses an external one (which has no such listener)."""
+    broker: LocalKafka | None = None
+    if os.environ.get(BOOTSTRAP_ENV):
+        broker = _start_broker(tmp_path_factory.mktemp("kafka-secured"), secured_listener)
+    else:
+        request.getfixturevalue("kafka_bootstrap")
+    try:
+        yield SecuredKafka(
+            bootstrap=f"127.0.0.1:{secured_listener.port}",
+            cafile=broker_certificate.cafile,
+            username=SECURED_USER,
+            password=secured_listener.users[SECURED_USER],
+        )
+    finally:
+        if broker is not None:
+            broker.stop()

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
+import shutil
+import subprocess
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from switchboard.localkafka import BrokerError
 from switchboard.producer import DurableProducer
 from switchboard.records import OutRecord
 from switchboard.topics import ALL_TOPICS, partitions_of
@@ -98,3 +104,61 @@ async def publish(bootstrap: str, records: list[OutRecord]) -> None:
         await producer.publish(records)
     finally:
         await producer.stop()
+
+
+# --- a broker listener that needs TLS + SASL (LocalKafka's SecuredListener) -------------------
+
+
+@dataclass(frozen=True)
+class SecuredKafka:
+    """How a client reaches the SASL_SSL listener: `cafile` verifies the broker's certificate."""
+
+    bootstrap: str
+    cafile: Path
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class BrokerCertificate:
+    keystore: Path  # PKCS12: the broker's key and certificate
+    keystore_password: str
+    cafile: Path  # PEM: the same certificate, for the client to trust
+
+
+def _keytool() -> str:
+    # Prefer the JDK that runs the broker: it must be able to read the keystore keytool writes.
+    java = shutil.which("java")
+    beside_java = Path(java).resolve().parent / "keytool" if java else None
+    if beside_java is not None and beside_java.is_file():
+        return str(beside_java)
+    keytool = shutil.which("keytool")
+    if keytool is None:
+        raise BrokerError("keytool (from the JDK that has java) is needed for the TLS test "
+                          "listener")
+    return keytool
+
+
+def make_broker_certificate(directory: Path) -> BrokerCertificate:
+    """A throwaway self-signed certificate for 127.0.0.1, valid for two days.
+
+    Python's ssl accepts a self-signed leaf as its own trust anchor (checked with OpenSSL 3.0,
+    also with VERIFY_X509_STRICT), so no separate CA is needed. The IP subjectAltName is what
+    the client's hostname check matches. Two keytool calls, about 0.45 s each (JVM start-up).
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    keytool = _keytool()
+    keystore, cafile = directory / "broker.p12", directory / "ca.pem"
+    password = secrets.token_urlsafe(16)
+    store = ["-alias", "broker", "-keystore", str(keystore), "-storetype", "PKCS12",
+             "-storepass", password]
+    for command in (
+        ["-genkeypair", *store, "-keyalg", "EC", "-groupname", "secp256r1", "-validity", "2",
+         "-dname", "CN=127.0.0.1", "-ext", "san=ip:127.0.0.1"],
+        ["-exportcert", *store, "-rfc", "-file", str(cafile)],
+    ):
+        result = subprocess.run([keytool, *command], capture_output=True, text=True,
+                                timeout=60, check=False)
+        if result.returncode != 0:
+            raise BrokerError(f"keytool {command[0]} failed:\n{result.stdout}{result.stderr}")
+    return BrokerCertificate(keystore, password, cafile)

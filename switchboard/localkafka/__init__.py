@@ -13,12 +13,15 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -118,6 +121,61 @@ log4j.logger.kafka.server.KafkaRaftServer=INFO
 """
 
 
+# Each value is written unescaped into server.properties, a JAAS string and StorageTool's
+# --add-scram argument (split at "," with surrounding quotes stripped); user names also become
+# JAAS option keys (user_<name>). These sets are safe in all of them.
+_SAFE_USER = re.compile(r"[A-Za-z0-9_-]+")
+_SAFE_SECRET = re.compile(r"[A-Za-z0-9._~+/=-]+")
+
+
+@dataclass(frozen=True)
+class SecuredListener:
+    """A SASL_SSL listener named SECURED, for testing clients of a TLS + SASL cluster.
+
+    PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 all accept every user. SCRAM credentials are written
+    when the storage is formatted, so they only take effect in a fresh data directory.
+    """
+
+    port: int
+    keystore: Path  # PKCS12 with the broker's key and certificate
+    keystore_password: str
+    users: Mapping[str, str]  # name -> password
+
+    def __post_init__(self) -> None:
+        for name, password in self.users.items():
+            if not _SAFE_USER.fullmatch(name) or not _SAFE_SECRET.fullmatch(password):
+                raise ValueError(f"user {name!r}: names must match {_SAFE_USER.pattern} "
+                                 f"and passwords {_SAFE_SECRET.pattern}")
+        if not _SAFE_SECRET.fullmatch(self.keystore_password):
+            raise ValueError(f"the keystore password must match {_SAFE_SECRET.pattern}")
+
+    def properties(self) -> list[str]:
+        """Its listener-prefixed settings; listeners and the protocol map are the caller's."""
+        prefix = "listener.name.secured."
+        plain_users = " ".join(f'user_{name}="{password}"'
+                               for name, password in self.users.items())
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        return [
+            f"{prefix}sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            f"{prefix}plain.sasl.jaas.config="
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
+            f"{prefix}scram-sha-256.sasl.jaas.config={scram}",
+            f"{prefix}scram-sha-512.sasl.jaas.config={scram}",
+            f"{prefix}ssl.keystore.type=PKCS12",
+            f"{prefix}ssl.keystore.location={self.keystore.resolve()}",
+            f"{prefix}ssl.keystore.password={self.keystore_password}",
+        ]
+
+    def scram_arguments(self) -> list[str]:
+        """StorageTool format arguments: KRaft keeps SCRAM credentials in the metadata log."""
+        return [
+            argument
+            for name, password in self.users.items()
+            for mechanism in ("SCRAM-SHA-256", "SCRAM-SHA-512")
+            for argument in ("--add-scram", f"{mechanism}=[name={name},password={password}]")
+        ]
+
+
 class LocalKafka:
     """One broker+controller process on 127.0.0.1 with its data under `data_dir`."""
 
@@ -129,12 +187,14 @@ class LocalKafka:
         port: int = 9092,
         controller_port: int = 9093,
         heap: str = "512m",
+        secured: SecuredListener | None = None,
     ) -> None:
         self.data_dir = data_dir.resolve()
         self.cache_dir = cache_dir
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
+        self.secured = secured
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "broker.log"
 
@@ -146,6 +206,11 @@ class LocalKafka:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         properties = self.data_dir / "server.properties"
+        # Clients of the SECURED listener get it back in metadata, so it is advertised too; the
+        # broker and controller keep talking PLAINTEXT among themselves.
+        secured = self.secured
+        listener = "" if secured is None else f",SECURED://127.0.0.1:{secured.port}"
+        protocol = "" if secured is None else ",SECURED:SASL_SSL"
         properties.write_text(
             "\n".join(
                 [
@@ -154,10 +219,11 @@ class LocalKafka:
                     f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
                     "controller.listener.names=CONTROLLER",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
-                    f"CONTROLLER://127.0.0.1:{self.controller_port}",
-                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                    f"CONTROLLER://127.0.0.1:{self.controller_port}{listener}",
+                    f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}{listener}",
                     "inter.broker.listener.name=PLAINTEXT",
-                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                    "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+                    f"{protocol}",
                     f"log.dirs={logs}",
                     # one node: internal topics cannot have 3 replicas
                     "num.partitions=1",
@@ -178,6 +244,7 @@ class LocalKafka:
                     "background.threads=2",
                     "num.recovery.threads.per.data.dir=1",
                     "log.cleaner.dedupe.buffer.size=16777216",
+                    *([] if secured is None else secured.properties()),
                     "",
                 ]
             )
@@ -199,7 +266,10 @@ class LocalKafka:
 
     def start(self, timeout_s: float = 120.0) -> None:
         """Fetch (once), format (once per data dir) and start; returns when the broker is up."""
-        for port in (self.port, self.controller_port):
+        ports = [self.port, self.controller_port]
+        if self.secured is not None:
+            ports.append(self.secured.port)
+        for port in ports:
             if _port_in_use(port):
                 raise BrokerError(f"port {port} on 127.0.0.1 is already in use; is a broker "
                                   "already running? (set SWITCHBOARD_KAFKA_PORT to choose another)")
@@ -210,7 +280,8 @@ class LocalKafka:
             id_file.write_text(_new_cluster_id())
         formatted = subprocess.run(
             self._java(lib, log4j, "kafka.tools.StorageTool", "format", "-t",
-                       id_file.read_text().strip(), "-c", str(properties), "--ignore-formatted"),
+                       id_file.read_text().strip(), "-c", str(properties), "--ignore-formatted",
+                       *([] if self.secured is None else self.secured.scram_arguments())),
             capture_output=True, text=True, timeout=120, check=False,
         )
         if formatted.returncode != 0:
