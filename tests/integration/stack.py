@@ -89,20 +89,21 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def running_stack(bootstrap: str, *, workers: tuple[str, ...] = ("sender",),
-                        rules_file: Path | None = None) -> AsyncIterator[Stack]:
+                        rules_file: Path | None = None, **kafka: Any) -> AsyncIterator[Stack]:
+    """`kafka`: more settings for how the services reach the cluster (TLS, SASL)."""
     sim_port, ingest_port = free_port(), free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     ingest_url = f"http://127.0.0.1:{ingest_port}"
     data = e2e_accounts(sim_url)
     accounts = parse_accounts({"accounts": data})
     settings = Settings(kafka_bootstrap_servers=bootstrap, public_url=ingest_url,
-                        rules_file=rules_file, http_port=ingest_port)
+                        rules_file=rules_file, http_port=ingest_port, **kafka)
 
     simulator = EmbeddedServer(uvicorn.Config(
         create_simulator_app(accounts, ingest_url, status_delay_s=0.02), host="127.0.0.1",
         port=sim_port, log_config=None, access_log=False))
     sim_task = asyncio.create_task(simulator.serve())
-    ingest, ingest_task = await start_ingest(bootstrap, accounts, port=ingest_port)
+    ingest, ingest_task = await start_ingest(bootstrap, accounts, port=ingest_port, **kafka)
     stack = Stack(bootstrap, accounts, data, sim_url, ingest, settings)
     async with contextlib.AsyncExitStack() as exits:
         tasks = []
