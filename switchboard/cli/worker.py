@@ -37,9 +37,16 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     accounts = accounts_or_exit(settings, demo=False)
     if accounts is None:
         return 2
+    from aiokafka.errors import KafkaConnectionError
+
     try:
         run_loop(run_worker(factory, settings, accounts))
     except (RulesError, MetricsPortError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KafkaConnectionError as exc:
+        # aiokafka says only "Unable to bootstrap"; why (refused, TLS, login) is in its log.
+        print(f"error: cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc}); the "
+              "log lines above say why", file=sys.stderr)
+        return 1
     return 0

@@ -100,3 +100,11 @@ def test_a_taken_metrics_port_is_one_error_line() -> None:
     assert result.returncode == 2
     assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_worker_that_cannot_reach_kafka_says_so_in_one_line() -> None:
+    result = _cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS)}, "worker", "keywords")
+    assert result.returncode == 1
+    assert "error: cannot reach Kafka at 127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
