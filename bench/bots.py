@@ -115,8 +115,9 @@ async def run(bootstrap: str, workdir: Path) -> int:
     latencies = [(received[c] - t) * 1000 for c, t in started.items() if c in received]
     inbound_at = await record_times(bootstrap, MESSAGE_INBOUND.name, "from")
     command_at = await record_times(bootstrap, OUTBOUND.name, "to")
-    hops = {"webhook POST -> inbound event in Kafka": [], "inbound event -> reply command": [],
-            "reply command -> provider receives it": []}
+    hops: dict[str, list[float]] = {
+        "webhook POST -> inbound event in Kafka": [], "inbound event -> reply command": [],
+        "reply command -> provider receives it": []}
     for contact, posted in started.items():
         if contact in inbound_at and contact in command_at and contact in received:
             hops["webhook POST -> inbound event in Kafka"].append(inbound_at[contact] - posted)

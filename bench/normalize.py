@@ -6,6 +6,7 @@ noisy machine even when the absolute microseconds are not.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -57,7 +58,7 @@ def main() -> int:
         body = fixture.body()
         events = len(fixture.spec["events"])
         per_request = _per_call_us(_normalize_once(fixture))
-        baseline = _per_call_us(lambda body=body: _loads_or_none(body))
+        baseline = _per_call_us(functools.partial(_loads_or_none, body))
         ratio = per_request / baseline if baseline else float("inf")
         print(f"{fixture.id:55} {events:>6} {per_request / events:>9.1f} {per_request:>8.1f} "
               f"{baseline:>9.2f} {ratio:>6.1f}")
