@@ -86,6 +86,15 @@ OPT_OUTS = TopicSpec(
     {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": str(DAY_MS)},
 )
 
+def creation_config(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
+    """The topic's settings when we create it. With acks=all, Kafka acknowledges once every
+    replica still in sync has a record; its default min.insync.replicas of 1 lets that be the
+    leader alone, whose loss would then lose webhooks already answered 2xx. Two copies are
+    required wherever there can be two (with 2 replicas, a broker down means 503s and the
+    providers' retries, not a loss)."""
+    return {"min.insync.replicas": str(min(2, replication_factor))} | spec.config
+
+
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     RAW,
     MESSAGE_INBOUND,
@@ -119,7 +128,7 @@ async def ensure_topics(
                 name=spec.name,
                 num_partitions=spec.partitions or partitions,
                 replication_factor=replication_factor,
-                topic_configs=spec.config,
+                topic_configs=creation_config(spec, replication_factor),
             )
             for spec in missing
         ]

@@ -97,6 +97,24 @@ async def test_created_topics_have_every_partition_led_when_ensure_returns(
     assert all(p["leader"] >= 0 for p in described["partitions"])
 
 
+async def test_created_topics_carry_their_settings(kafka_bootstrap: str) -> None:
+    topic = f"test.settings.{uuid.uuid4().hex[:8]}"
+    spec = TopicSpec(topic, "test", {"retention.ms": "3600000"})
+    await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1, specs=(spec,))
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC,
+                                                                  topic)])
+    finally:
+        await admin.close()
+    [(_, _, _, _, entries)] = response.resources
+    # (value, source): source 1 is DYNAMIC_TOPIC_CONFIG, set on the topic (not the broker's).
+    settings = {name: (value, source) for name, value, _, source, *_ in entries}
+    assert settings["retention.ms"] == ("3600000", 1)
+    assert settings["min.insync.replicas"] == ("1", 1)  # one replica: one copy is all there is
+
+
 
 async def test_a_table_on_new_topics_starts_without_kafka_errors(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
