@@ -113,8 +113,7 @@ class WorkerRuntime:
         self.max_concurrency = max_concurrency
         self.max_batch = max_batch
         self.retry = retry or RetryPolicy()
-        self.producer = producer or DurableProducer(kafka,
-                                                    client_id=f"switchboard-{name}")
+        self.producer = producer or DurableProducer(kafka, role=name)
         self.context = Context(self.producer, name)
         self._winding_down = self.context.winding_down
         # Where a brand-new group starts: the sender must not skip commands ("earliest"); a new
@@ -169,9 +168,8 @@ class WorkerRuntime:
         if not self.producer.started:
             await self.producer.start()
         consumer = AIOKafkaConsumer(
-            **kafka_options(self.kafka),
+            **kafka_options(self.kafka, self.name),
             group_id=self.group_id,
-            client_id=f"switchboard-{self.name}",
             enable_auto_commit=False,
             auto_offset_reset=self.start_from,
             max_poll_records=self.max_batch,

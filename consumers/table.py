@@ -71,7 +71,7 @@ class CompactedTable(Generic[V]):
         log.info("table loaded", topic=self.topic, entries=len(self))
 
     async def _load(self, partitions: list[int]) -> None:
-        self._consumer = AIOKafkaConsumer(**kafka_options(self.kafka),
+        self._consumer = AIOKafkaConsumer(**kafka_options(self.kafka, f"table-{self.topic}"),
                                           enable_auto_commit=False, auto_offset_reset="earliest",
                                           fetch_max_wait_ms=self.follow_wait_ms,
                                           fetch_min_bytes=self._fetch_min_bytes)
@@ -79,7 +79,7 @@ class CompactedTable(Generic[V]):
         self._partitions = [TopicPartition(self.topic, p) for p in partitions]
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
-        self._offsets = AIOKafkaConsumer(**kafka_options(self.kafka),
+        self._offsets = AIOKafkaConsumer(**kafka_options(self.kafka, f"table-{self.topic}"),
                                          enable_auto_commit=False)
         await self._offsets.start()
         await self._read_until_caught_up()

@@ -106,7 +106,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
             raise ValueError("no accounts: set SWITCHBOARD_ACCOUNTS_FILE")
         accounts = load_accounts(settings.accounts_file)
     kafka = settings.kafka_connection()
-    producer = DurableProducer(kafka, client_id=f"{settings.kafka_client_id}-ingest",
+    producer = DurableProducer(kafka, role="ingest",
                                timeout_s=settings.produce_timeout_s)
     siblings = SiblingProcesses.from_environment()
     readiness = Readiness(kafka, producer, siblings=siblings)

@@ -72,7 +72,7 @@ class CorrelationIndex:
     async def _read(self) -> None:
         partitions = [TopicPartition(OUTBOUND_RESULTS.name, p)
                       for p in await partitions_of(self.kafka, OUTBOUND_RESULTS.name)]
-        consumer = AIOKafkaConsumer(**kafka_options(self.kafka),
+        consumer = AIOKafkaConsumer(**kafka_options(self.kafka, "ingest-correlation"),
                                     enable_auto_commit=False, fetch_max_wait_ms=100)
         await consumer.start()
         try:

@@ -24,6 +24,8 @@ class KafkaConnection:
     so a cluster that needs TLS or SASL (as managed ones do) is reached by all of them."""
 
     bootstrap_servers: str
+    # Each client's id is this, a dash and its role (the broker's logs, quotas and ACLs see it).
+    client_id_prefix: str = "switchboard"
     security_protocol: SecurityProtocol = "PLAINTEXT"
     sasl_mechanism: SaslMechanism = "PLAIN"
     sasl_username: str | None = None
@@ -33,9 +35,10 @@ class KafkaConnection:
     def __str__(self) -> str:
         return self.bootstrap_servers
 
-    def client_options(self) -> dict[str, Any]:
+    def client_options(self, role: str) -> dict[str, Any]:
         """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
         options: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
+                                   "client_id": f"{self.client_id_prefix}-{role}",
                                    "security_protocol": self.security_protocol}
         if self.security_protocol in ("SSL", "SASL_SSL"):
             # aiokafka needs a context for TLS; without our own, trust the system's CAs.
@@ -51,10 +54,10 @@ class KafkaConnection:
 KafkaTarget: TypeAlias = str | KafkaConnection
 
 
-def kafka_options(target: KafkaTarget) -> dict[str, Any]:
-    if isinstance(target, str):
-        return {"bootstrap_servers": target}
-    return target.client_options()
+def kafka_options(target: KafkaTarget, role: str) -> dict[str, Any]:
+    """Keyword arguments for an aiokafka client that does `role` (e.g. "ingest", "sender")."""
+    connection = KafkaConnection(target) if isinstance(target, str) else target
+    return connection.client_options(role)
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

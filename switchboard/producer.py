@@ -72,10 +72,10 @@ def record_size(record: OutRecord) -> int:
 
 
 class DurableProducer:
-    def __init__(self, kafka: KafkaTarget, *, client_id: str = "switchboard",
+    def __init__(self, kafka: KafkaTarget, *, role: str = "producer",
                  timeout_s: float = 5.0) -> None:
         self.kafka = kafka
-        self.client_id = client_id
+        self.role = role
         self.timeout_s = timeout_s
         self._producer: AIOKafkaProducer | None = None
         self.started = False
@@ -88,8 +88,7 @@ class DurableProducer:
     async def start(self) -> None:
         # Built here, not in __init__: aiokafka binds to the running event loop.
         producer = AIOKafkaProducer(
-            **kafka_options(self.kafka),
-            client_id=self.client_id,
+            **kafka_options(self.kafka, self.role),
             acks="all",
             enable_idempotence=True,
             linger_ms=0,  # groups are the batching; lingering would only add latency

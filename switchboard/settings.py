@@ -169,6 +169,7 @@ class Settings(BaseSettings):
         protocol = self.kafka_security_protocol
         return KafkaConnection(
             bootstrap_servers=self.kafka_bootstrap_servers,
+            client_id_prefix=self.kafka_client_id,
             security_protocol=protocol,
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,

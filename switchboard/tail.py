@@ -36,7 +36,7 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
                limit: int | None = None) -> None:
     wanted = topics or [MESSAGE_INBOUND.name, MESSAGE_STATUS.name]
     consumer = AIOKafkaConsumer(
-        **kafka_options(kafka),
+        **kafka_options(kafka, "tail"),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )

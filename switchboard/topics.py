@@ -116,7 +116,7 @@ async def ensure_topics(
     timeout_s: float = 30.0,
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created."""
-    admin = AIOKafkaAdminClient(**kafka_options(kafka), request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -185,7 +185,7 @@ async def _wait_for_leaders_serving(kafka: KafkaTarget, described: list[dict[str
                     (partition["partition"], -1))  # -1: the end offset
     if not by_leader:
         return
-    client = AIOKafkaClient(**kafka_options(kafka))
+    client = AIOKafkaClient(**kafka_options(kafka, "admin"))
     await client.bootstrap()
     try:
         for leader, topics in by_leader.items():
@@ -202,7 +202,7 @@ async def _wait_for_leaders_serving(kafka: KafkaTarget, described: list[dict[str
 
 async def missing_topics(kafka: KafkaTarget, specs: tuple[TopicSpec, ...] = ALL_TOPICS
                          ) -> list[str]:
-    admin = AIOKafkaAdminClient(**kafka_options(kafka), request_timeout_ms=5000)
+    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=5000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -213,7 +213,7 @@ async def missing_topics(kafka: KafkaTarget, specs: tuple[TopicSpec, ...] = ALL_
 
 async def partitions_of(kafka: KafkaTarget, topic: str) -> list[int]:
     """The partition numbers of a topic (empty if it does not exist)."""
-    admin = AIOKafkaAdminClient(**kafka_options(kafka), request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=10000)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

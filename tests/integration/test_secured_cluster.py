@@ -19,6 +19,7 @@ import httpx
 import orjson
 import pytest
 import uvicorn
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ingest.app import create_app
 from switchboard.accounts import parse_accounts
@@ -42,7 +43,7 @@ def sasl_ssl(kafka: SecuredKafka, mechanism: str, password: str | None = None) -
 
 @pytest.fixture(scope="module")
 async def stack(secured_kafka: SecuredKafka) -> AsyncIterator[Stack]:
-    async with running_stack(secured_kafka.bootstrap,
+    async with running_stack(secured_kafka.bootstrap, kafka_client_id="acme-sms",
                              **sasl_ssl(secured_kafka, "SCRAM-SHA-512")) as running:
         yield running
 
@@ -71,6 +72,19 @@ async def test_a_command_is_sent_and_its_delivery_comes_back_over_sasl_ssl(
     async with httpx.AsyncClient() as client:
         ready = await client.get(f"{stack.ingest.base_url}/readyz")
     assert ready.status_code == 200, ready.text
+
+
+async def test_the_broker_sees_the_configured_client_id(stack: Stack, kafka_bootstrap: str) -> None:
+    """Brokers log, throttle and authorize by client id; the group id stays (a new one would
+    start the group again from its first or last offset)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups(["switchboard-sender"])
+    finally:
+        await admin.close()
+    [group] = response.to_object()["groups"]
+    assert {member["client_id"] for member in group["members"]} == {"acme-sms-sender"}
 
 
 async def test_a_wrong_password_leaves_ingest_not_ready_and_answering_503(

@@ -32,18 +32,31 @@ def _settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
 
 
 def test_a_plain_address_is_plaintext_with_nothing_else() -> None:
-    assert kafka_options("127.0.0.1:9092") == {"bootstrap_servers": "127.0.0.1:9092"}
-    assert Settings(kafka_bootstrap_servers="b:9092").kafka_connection().client_options() == {
-        "bootstrap_servers": "b:9092", "security_protocol": "PLAINTEXT"}
+    assert kafka_options("127.0.0.1:9092", "tail") == {
+        "bootstrap_servers": "127.0.0.1:9092", "client_id": "switchboard-tail",
+        "security_protocol": "PLAINTEXT"}
+    assert Settings(kafka_bootstrap_servers="b:9092").kafka_connection().client_options(
+        "ingest") == {"bootstrap_servers": "b:9092", "client_id": "switchboard-ingest",
+                      "security_protocol": "PLAINTEXT"}
+
+
+def test_every_client_id_has_the_configured_prefix_and_says_what_it_does(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Brokers log, throttle (quotas) and authorize (ACLs) by client id."""
+    connection = _settings(monkeypatch, CLUSTER | {
+        "SWITCHBOARD_KAFKA_CLIENT_ID": "acme-sms"}).kafka_connection()
+    assert kafka_options(connection, "sender")["client_id"] == "acme-sms-sender"
 
 
 def test_sasl_ssl_gives_every_client_the_login_and_a_verifying_tls_context(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    options = _settings(monkeypatch, SASL_SSL | {
-        "SWITCHBOARD_KAFKA_SASL_MECHANISM": "scram-sha-512"}).kafka_connection().client_options()
+    connection = _settings(monkeypatch, SASL_SSL | {
+        "SWITCHBOARD_KAFKA_SASL_MECHANISM": "scram-sha-512"}).kafka_connection()
+    options = connection.client_options("sender")
     context = options.pop("ssl_context")
     assert options == {"bootstrap_servers": "broker-1.example:9093",
-                       "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+                       "client_id": "switchboard-sender", "security_protocol": "SASL_SSL",
+                       "sasl_mechanism": "SCRAM-SHA-512",
                        "sasl_plain_username": "switchboard", "sasl_plain_password": PASSWORD}
     # Without a CA file the system's CAs are trusted, as for managed clusters; never unverified.
     assert isinstance(context, ssl.SSLContext)
@@ -57,7 +70,7 @@ def test_tls_without_a_login_and_with_our_own_ca(
     connection = _settings(monkeypatch, CLUSTER | {
         "SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "ssl",
         "SWITCHBOARD_KAFKA_SSL_CAFILE": str(cafile)}).kafka_connection()
-    options = connection.client_options()
+    options = connection.client_options("ingest")
     assert options["security_protocol"] == "SSL"
     assert "sasl_mechanism" not in options
     assert len(options["ssl_context"].get_ca_certs()) == 1  # ours only, not the system's
@@ -147,4 +160,4 @@ def test_settings_errors_are_settings_errors(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_connection_can_be_built_directly() -> None:
     connection = KafkaConnection("b:9093", security_protocol="SSL")
-    assert connection.client_options()["ssl_context"].verify_mode is ssl.CERT_REQUIRED
+    assert connection.client_options("tail")["ssl_context"].verify_mode is ssl.CERT_REQUIRED
