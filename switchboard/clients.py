@@ -16,6 +16,7 @@ log = get_logger(__name__)
 
 SecurityProtocol: TypeAlias = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism: TypeAlias = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+Compression: TypeAlias = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class KafkaConnection:
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+    # Of what our producers write: webhook bodies and events are repetitive JSON.
+    compression: Compression = "none"
 
     def __str__(self) -> str:
         return self.bootstrap_servers
@@ -58,6 +61,13 @@ def kafka_options(target: KafkaTarget, role: str) -> dict[str, Any]:
     """Keyword arguments for an aiokafka client that does `role` (e.g. "ingest", "sender")."""
     connection = KafkaConnection(target) if isinstance(target, str) else target
     return connection.client_options(role)
+
+
+def producer_options(target: KafkaTarget, role: str) -> dict[str, Any]:
+    """kafka_options, and what only a producer takes."""
+    connection = KafkaConnection(target) if isinstance(target, str) else target
+    compression = None if connection.compression == "none" else connection.compression
+    return connection.client_options(role) | {"compression_type": compression}
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

@@ -29,7 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from switchboard.clients import KafkaConnection, SaslMechanism, SecurityProtocol
+from switchboard.clients import Compression, KafkaConnection, SaslMechanism, SecurityProtocol
 from switchboard.logs import register_secrets
 
 ENV_PREFIX = "SWITCHBOARD_"
@@ -69,6 +69,8 @@ class Settings(BaseSettings):
         default=None, description="client certificate (PEM), for clusters that want one (mTLS)")
     kafka_ssl_keyfile: Path | None = None
     kafka_ssl_key_password: SecretStr | None = None
+    kafka_compression: Compression = Field(
+        default="none", description="of the records our producers write (consumers need none)")
 
     # Topics
     topic_partitions: int = Field(default=6, ge=1)
@@ -107,7 +109,7 @@ class Settings(BaseSettings):
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "kafka_compression", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -174,7 +176,8 @@ class Settings(BaseSettings):
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
             sasl_password=password.get_secret_value() if password else None,
-            ssl_context=self.kafka_ssl_context() if protocol.endswith("SSL") else None)
+            ssl_context=self.kafka_ssl_context() if protocol.endswith("SSL") else None,
+            compression=self.kafka_compression)
 
     def secret_values(self) -> list[str]:
         """What must never appear in a log line."""

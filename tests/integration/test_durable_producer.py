@@ -8,6 +8,7 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from switchboard.clients import Compression, KafkaConnection
 from switchboard.producer import MAX_REQUEST_BYTES, DurableProducer, PublishError
 from switchboard.records import OutRecord
 from switchboard.topics import TopicSpec, ensure_topics
@@ -134,3 +135,27 @@ async def test_a_cancelled_caller_does_not_cancel_its_group(kafka_bootstrap: str
     values = {value for _, _, value in await _read_all(kafka_bootstrap, topic, 3)}
     # "gone" was handed over before its caller left: it is stored anyway.
     assert values == {b"warm", b"gone", b"kept"}
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+async def test_records_are_compressed_when_asked(kafka_bootstrap: str, codec: Compression) -> None:
+    """The broker checks a topic's max.message.bytes against the batch as stored: 1 MB of
+    repetitive JSON fits a 100 kB limit only if it was compressed."""
+    topic = f"test.compressed.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, partitions=PARTITIONS, replication_factor=1,
+                        specs=(TopicSpec(topic, "test", {"max.message.bytes": "100000"}),))
+    value = b'{"status":"DELIVERED","to":"+41790000000"}' * 25_000
+    for compression in ("none", codec):
+        producer = DurableProducer(KafkaConnection(kafka_bootstrap, compression=compression),
+                                   timeout_s=10)
+        await producer.start()
+        try:
+            if compression == "none":
+                with pytest.raises(PublishError):
+                    await producer.publish([OutRecord(topic, value, b"k")])
+            else:
+                await producer.publish([OutRecord(topic, value, b"k")])
+        finally:
+            await producer.stop()
+    [(_, key, stored)] = await _read_all(kafka_bootstrap, topic, 1)
+    assert (key, stored) == (b"k", value)

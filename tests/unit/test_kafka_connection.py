@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from switchboard.clients import KafkaConnection, kafka_options
+from switchboard.clients import KafkaConnection, kafka_options, producer_options
 from switchboard.logs import MASK, scrub
 from switchboard.settings import Settings, SettingsError, get_settings
 from tests.unit.test_settings import _cli
@@ -114,6 +114,8 @@ def test_the_password_is_kept_out_of_reprs_and_logs(monkeypatch: pytest.MonkeyPa
      "a SASL login is set but kafka_security_protocol is PLAINTEXT"),
     (CLUSTER | {"SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "TLS"},
      "kafka_security_protocol (SWITCHBOARD_KAFKA_SECURITY_PROTOCOL): Input should be"),
+    (CLUSTER | {"SWITCHBOARD_KAFKA_COMPRESSION": "brotli"},
+     "kafka_compression (SWITCHBOARD_KAFKA_COMPRESSION): Input should be"),
     (SASL_SSL | {"SWITCHBOARD_KAFKA_SASL_MECHANISM": "GSSAPI"},
      "kafka_sasl_mechanism (SWITCHBOARD_KAFKA_SASL_MECHANISM): Input should be"),
     (CLUSTER | {"SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
@@ -161,3 +163,11 @@ def test_settings_errors_are_settings_errors(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_connection_can_be_built_directly() -> None:
     connection = KafkaConnection("b:9093", security_protocol="SSL")
     assert connection.client_options("tail")["ssl_context"].verify_mode is ssl.CERT_REQUIRED
+
+
+def test_producers_compress_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert producer_options("b:9092", "ingest")["compression_type"] is None
+    connection = _settings(monkeypatch, CLUSTER | {
+        "SWITCHBOARD_KAFKA_COMPRESSION": "ZSTD"}).kafka_connection()
+    assert producer_options(connection, "ingest")["compression_type"] == "zstd"
+    assert "compression_type" not in kafka_options(connection, "tail")  # consumers: no such option
