@@ -18,7 +18,13 @@ import pytest
 from switchboard.localkafka import BrokerError, LocalKafka, SecuredListener, free_port
 from switchboard.settings import BOOTSTRAP_ENV, Settings
 from switchboard.topics import ensure_topics
-from tests.kafka_helpers import BrokerCertificate, SecuredKafka, make_broker_certificate
+from tests.kafka_helpers import (
+    BrokerCertificate,
+    ClientCertificate,
+    SecuredKafka,
+    make_broker_certificate,
+    make_client_certificate,
+)
 
 SECURED_USER = "switchboard-test"
 
@@ -49,10 +55,18 @@ def broker_certificate(tmp_path_factory: pytest.TempPathFactory) -> BrokerCertif
 
 
 @pytest.fixture(scope="session")
-def secured_listener(broker_certificate: BrokerCertificate) -> SecuredListener:
+def client_certificate(tmp_path_factory: pytest.TempPathFactory) -> ClientCertificate:
+    return make_client_certificate(tmp_path_factory.mktemp("client-tls"))
+
+
+@pytest.fixture(scope="session")
+def secured_listener(broker_certificate: BrokerCertificate,
+                     client_certificate: ClientCertificate) -> SecuredListener:
     """The SASL_SSL listener of the local broker that serves `secured_kafka`. Two users, so the
-    broker's settings for more than one are exercised too."""
+    broker's settings for more than one are exercised too; and the mutual-TLS listener."""
     return SecuredListener(
+        mtls_port=free_port(),
+        client_ca=client_certificate.ca,
         port=free_port(),
         keystore=broker_certificate.keystore,
         keystore_password=broker_certificate.keystore_password,
@@ -82,8 +96,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory,
 
 @pytest.fixture(scope="session")
 def secured_kafka(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest,
-                  secured_listener: SecuredListener,
-                  broker_certificate: BrokerCertificate) -> Iterator[SecuredKafka]:
+                  secured_listener: SecuredListener, broker_certificate: BrokerCertificate,
+                  client_certificate: ClientCertificate) -> Iterator[SecuredKafka]:
     """The TLS + SASL listener: the session broker's, or a broker of its own when the session
     uses an external one (which has no such listener)."""
     broker: LocalKafka | None = None
@@ -97,6 +111,8 @@ def secured_kafka(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
             cafile=broker_certificate.cafile,
             username=SECURED_USER,
             password=secured_listener.users[SECURED_USER],
+            mtls_bootstrap=f"127.0.0.1:{secured_listener.mtls_port}",
+            client=client_certificate,
         )
     finally:
         if broker is not None:

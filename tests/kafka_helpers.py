@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import trustme
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard.localkafka import BrokerError
@@ -110,13 +111,38 @@ async def publish(bootstrap: str, records: list[OutRecord]) -> None:
 
 
 @dataclass(frozen=True)
+class ClientCertificate:
+    """A client's certificate and key (PEM), and the CA (PEM) that signed it."""
+
+    ca: Path
+    certfile: Path
+    keyfile: Path
+
+
+def make_client_certificate(directory: Path) -> ClientCertificate:
+    """A throwaway CA and a client certificate it signed (trustme)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    authority = trustme.CA()
+    issued = authority.issue_cert("switchboard-test-client")
+    paths = ClientCertificate(directory / "client-ca.pem", directory / "client.pem",
+                              directory / "client.key")
+    authority.cert_pem.write_to_path(str(paths.ca))
+    issued.cert_chain_pems[0].write_to_path(str(paths.certfile))
+    issued.private_key_pem.write_to_path(str(paths.keyfile))
+    return paths
+
+
+@dataclass(frozen=True)
 class SecuredKafka:
-    """How a client reaches the SASL_SSL listener: `cafile` verifies the broker's certificate."""
+    """How a client reaches the SASL_SSL listener (`bootstrap`) and the listener that wants a
+    client certificate (`mtls_bootstrap`): `cafile` verifies the broker's certificate."""
 
     bootstrap: str
     cafile: Path
     username: str
     password: str
+    mtls_bootstrap: str
+    client: ClientCertificate
 
 
 @dataclass(frozen=True)

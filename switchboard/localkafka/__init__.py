@@ -134,12 +134,17 @@ class SecuredListener:
 
     PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 all accept every user. SCRAM credentials are written
     when the storage is formatted, so they only take effect in a fresh data directory.
+    With `mtls_port` and `client_ca`, a second listener, MTLS, takes TLS clients that present a
+    certificate signed by that CA (and no others), as clusters that log clients in by
+    certificate do.
     """
 
     port: int
     keystore: Path  # PKCS12 with the broker's key and certificate
     keystore_password: str
     users: Mapping[str, str]  # name -> password
+    mtls_port: int | None = None
+    client_ca: Path | None = None  # PEM
 
     def __post_init__(self) -> None:
         for name, password in self.users.items():
@@ -148,6 +153,15 @@ class SecuredListener:
                                  f"and passwords {_SAFE_SECRET.pattern}")
         if not _SAFE_SECRET.fullmatch(self.keystore_password):
             raise ValueError(f"the keystore password must match {_SAFE_SECRET.pattern}")
+        if (self.mtls_port is None) != (self.client_ca is None):
+            raise ValueError("mtls_port and client_ca go together")
+
+    def listeners(self) -> list[tuple[str, str, int]]:
+        """(name, security protocol, port) of each listener it adds."""
+        added = [("SECURED", "SASL_SSL", self.port)]
+        if self.mtls_port is not None:
+            added.append(("MTLS", "SSL", self.mtls_port))
+        return added
 
     def properties(self) -> list[str]:
         """Its listener-prefixed settings; listeners and the protocol map are the caller's."""
@@ -155,6 +169,14 @@ class SecuredListener:
         plain_users = " ".join(f'user_{name}="{password}"'
                                for name, password in self.users.items())
         scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        mtls = [] if self.client_ca is None else [
+            "listener.name.mtls.ssl.client.auth=required",
+            "listener.name.mtls.ssl.truststore.type=PEM",
+            f"listener.name.mtls.ssl.truststore.location={self.client_ca.resolve()}",
+            "listener.name.mtls.ssl.keystore.type=PKCS12",
+            f"listener.name.mtls.ssl.keystore.location={self.keystore.resolve()}",
+            f"listener.name.mtls.ssl.keystore.password={self.keystore_password}",
+        ]
         return [
             f"{prefix}sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
             f"{prefix}plain.sasl.jaas.config="
@@ -164,6 +186,7 @@ class SecuredListener:
             f"{prefix}ssl.keystore.type=PKCS12",
             f"{prefix}ssl.keystore.location={self.keystore.resolve()}",
             f"{prefix}ssl.keystore.password={self.keystore_password}",
+            *mtls,
         ]
 
     def scram_arguments(self) -> list[str]:
@@ -206,11 +229,12 @@ class LocalKafka:
         logs = self.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         properties = self.data_dir / "server.properties"
-        # Clients of the SECURED listener get it back in metadata, so it is advertised too; the
-        # broker and controller keep talking PLAINTEXT among themselves.
+        # Clients of the secured listeners get them back in metadata, so they are advertised
+        # too; the broker and controller keep talking PLAINTEXT among themselves.
         secured = self.secured
-        listener = "" if secured is None else f",SECURED://127.0.0.1:{secured.port}"
-        protocol = "" if secured is None else ",SECURED:SASL_SSL"
+        added = [] if secured is None else secured.listeners()
+        listener = "".join(f",{name}://127.0.0.1:{port}" for name, _, port in added)
+        protocol = "".join(f",{name}:{security}" for name, security, _ in added)
         properties.write_text(
             "\n".join(
                 [
@@ -268,7 +292,7 @@ class LocalKafka:
         """Fetch (once), format (once per data dir) and start; returns when the broker is up."""
         ports = [self.port, self.controller_port]
         if self.secured is not None:
-            ports.append(self.secured.port)
+            ports += [port for _, _, port in self.secured.listeners()]
         for port in ports:
             if _port_in_use(port):
                 raise BrokerError(f"port {port} on 127.0.0.1 is already in use; is a broker "
