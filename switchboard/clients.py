@@ -52,22 +52,23 @@ class KafkaConnection:
                            sasl_plain_password=self.sasl_password)
         return options
 
+    def producer_options(self, role: str) -> dict[str, Any]:
+        """client_options, and what only a producer takes."""
+        compression = None if self.compression == "none" else self.compression
+        return self.client_options(role) | {"compression_type": compression}
+
 
 # A plain "host:port,..." string is a PLAINTEXT connection: the local broker, tests, bench.
 KafkaTarget: TypeAlias = str | KafkaConnection
 
 
+def as_connection(target: KafkaTarget) -> KafkaConnection:
+    return KafkaConnection(target) if isinstance(target, str) else target
+
+
 def kafka_options(target: KafkaTarget, role: str) -> dict[str, Any]:
     """Keyword arguments for an aiokafka client that does `role` (e.g. "ingest", "sender")."""
-    connection = KafkaConnection(target) if isinstance(target, str) else target
-    return connection.client_options(role)
-
-
-def producer_options(target: KafkaTarget, role: str) -> dict[str, Any]:
-    """kafka_options, and what only a producer takes."""
-    connection = KafkaConnection(target) if isinstance(target, str) else target
-    compression = None if connection.compression == "none" else connection.compression
-    return connection.client_options(role) | {"compression_type": compression}
+    return as_connection(target).client_options(role)
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import murmur2
 
-from switchboard.clients import KafkaTarget, producer_options
+from switchboard.clients import KafkaTarget, as_connection
 from switchboard.logs import get_logger
 from switchboard.records import OutRecord
 
@@ -88,7 +88,7 @@ class DurableProducer:
     async def start(self) -> None:
         # Built here, not in __init__: aiokafka binds to the running event loop.
         producer = AIOKafkaProducer(
-            **producer_options(self.kafka, self.role),
+            **as_connection(self.kafka).producer_options(self.role),
             acks="all",
             enable_idempotence=True,
             linger_ms=0,  # groups are the batching; lingering would only add latency

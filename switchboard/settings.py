@@ -104,7 +104,8 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
 
     # `debug` and `DEBUG`, `JSON` and `json`: people type either.
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "kafka_security_protocol", "kafka_sasl_mechanism",
+                     mode="before")
     @classmethod
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
@@ -113,11 +114,6 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
-
-    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
-    @classmethod
-    def _kafka_upper_case(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _kafka_security_consistent(self) -> Self:

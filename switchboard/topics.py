@@ -86,6 +86,7 @@ OPT_OUTS = TopicSpec(
     {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": str(DAY_MS)},
 )
 
+
 def creation_config(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
     """The topic's settings when we create it. With acks=all, Kafka acknowledges once every
     replica still in sync has a record; its default min.insync.replicas of 1 lets that be the

@@ -173,9 +173,7 @@ class SecuredListener:
             "listener.name.mtls.ssl.client.auth=required",
             "listener.name.mtls.ssl.truststore.type=PEM",
             f"listener.name.mtls.ssl.truststore.location={self.client_ca.resolve()}",
-            "listener.name.mtls.ssl.keystore.type=PKCS12",
-            f"listener.name.mtls.ssl.keystore.location={self.keystore.resolve()}",
-            f"listener.name.mtls.ssl.keystore.password={self.keystore_password}",
+            *self._keystore("listener.name.mtls."),
         ]
         return [
             f"{prefix}sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
@@ -183,11 +181,15 @@ class SecuredListener:
             f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
             f"{prefix}scram-sha-256.sasl.jaas.config={scram}",
             f"{prefix}scram-sha-512.sasl.jaas.config={scram}",
-            f"{prefix}ssl.keystore.type=PKCS12",
-            f"{prefix}ssl.keystore.location={self.keystore.resolve()}",
-            f"{prefix}ssl.keystore.password={self.keystore_password}",
+            *self._keystore(prefix),
             *mtls,
         ]
+
+    def _keystore(self, prefix: str) -> list[str]:
+        """Both listeners show the broker's one certificate."""
+        return [f"{prefix}ssl.keystore.type=PKCS12",
+                f"{prefix}ssl.keystore.location={self.keystore.resolve()}",
+                f"{prefix}ssl.keystore.password={self.keystore_password}"]
 
     def scram_arguments(self) -> list[str]:
         """StorageTool format arguments: KRaft keeps SCRAM credentials in the metadata log."""

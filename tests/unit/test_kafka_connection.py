@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from switchboard.clients import KafkaConnection, kafka_options, producer_options
+from switchboard.clients import KafkaConnection, as_connection, kafka_options
 from switchboard.logs import MASK, scrub
 from switchboard.settings import Settings, SettingsError, get_settings
 from tests.unit.test_settings import _cli
@@ -166,8 +166,8 @@ def test_a_connection_can_be_built_directly() -> None:
 
 
 def test_producers_compress_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert producer_options("b:9092", "ingest")["compression_type"] is None
+    assert as_connection("b:9092").producer_options("ingest")["compression_type"] is None
     connection = _settings(monkeypatch, CLUSTER | {
         "SWITCHBOARD_KAFKA_COMPRESSION": "ZSTD"}).kafka_connection()
-    assert producer_options(connection, "ingest")["compression_type"] == "zstd"
+    assert connection.producer_options("ingest")["compression_type"] == "zstd"
     assert "compression_type" not in kafka_options(connection, "tail")  # consumers: no such option
