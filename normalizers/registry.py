@@ -8,7 +8,7 @@ from typing import Protocol, cast
 
 from normalizers.base import Ack, NormalizeError, WebhookRequest
 from switchboard.events import MessageEvent
-from switchboard.providers import UnknownProvider, provider_module
+from switchboard.providers import PROVIDERS, UnknownProvider, provider_module
 
 
 class ProviderNormalizer(Protocol):
@@ -44,9 +44,14 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
         raise NormalizeError(f"unexpected {request.provider} payload: {exc}") from exc
 
 
+@functools.cache
 def opt_out_error_codes(provider: str) -> frozenset[str]:
     """Error codes of the provider's status reports that mean the contact opted out at the
-    provider (sent STOP to the number there): the bots then record the opt-out too."""
+    provider (sent STOP to the number there): the bots then record the opt-out too. None for
+    a provider this version does not know (events written by a newer one): the bots must
+    not fail on its reports."""
+    if provider not in PROVIDERS:
+        return frozenset()
     return frozenset(getattr(get(provider), "OPT_OUT_ERROR_CODES", frozenset()))
 
 

@@ -8,6 +8,7 @@ secrets out of files that get copied around.
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import tomllib
 from pathlib import Path
@@ -108,6 +109,7 @@ class AuthConfig(_Strict):
         return [_webhook_key(secret) for secret in self.secret_values()]
 
 
+@functools.lru_cache(maxsize=1024)  # decoded once, not per request; keyed by the secret itself
 def _webhook_key(secret: str) -> bytes:
     try:
         key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)

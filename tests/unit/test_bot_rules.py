@@ -99,6 +99,17 @@ def test_provider_opt_outs_are_the_reports_that_say_so(fixture: Fixture) -> None
     assert signals and all(s == (fixture.id in OPT_OUT_FIXTURES) for s in signals)
 
 
+def test_a_report_from_a_provider_this_version_does_not_know_is_no_opt_out() -> None:
+    """Events written by a newer Switchboard may name a provider added since: the bots must
+    read them, not fail and dead-letter them."""
+    report = MessageEvent.model_validate({
+        "id": uuid.uuid4(), "type": "message.status", "provider": "added-later",
+        "account": "acme", "channel": "sms", "direction": "outbound", "message_id": "m-1",
+        "status": "failed", "error": {"code": "103", "permanent": True},
+        "received_at": datetime.now(UTC), "raw_id": "raw-1"})
+    assert provider_opt_out(report) is False
+
+
 @pytest.mark.parametrize(
     ("rules", "message"),
     [
