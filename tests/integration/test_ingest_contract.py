@@ -21,7 +21,6 @@ from tests.integration.test_ingest_fixtures import FIXTURES, accounts_for, send_
 from tests.kafka_helpers import TopicWatcher
 
 ACCOUNTS = sorted(TEST_ACCOUNTS)
-BASIC_ACCOUNTS = [name for name in ACCOUNTS if auth_of(name)["scheme"] == "basic"]
 TOKEN_ACCOUNTS = [name for name in ACCOUNTS if auth_of(name)["scheme"] == "token"]
 WRONG_SECRET = "not-the-secret-0123456789abcdefghij"  # long enough for an HS256 key
 

@@ -522,10 +522,6 @@ def _lifecycle(app: Starlette, response: httpx.Response) -> list[MessageEvent]:
     return events
 
 
-def _statuses(events: list[MessageEvent]) -> list[Status | None]:
-    return [event.status for event in events]
-
-
 @pytest.mark.parametrize("case", SENDS, ids=[case.id for case in SENDS])
 async def test_send_case(case: Fixture, sim: httpx.AsyncClient, sim_app: Starlette) -> None:
     spec = case.spec
