@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from consumers.outbound import outbound_problems
 from switchboard.accounts import Account
 
 SendEndpoint = Callable[[Request], Awaitable[Response]]
@@ -172,8 +173,7 @@ def outbound_problem(account: Account, model: type[BaseModel]) -> str | None:
     try:
         model.model_validate(account.outbound)
     except ValidationError as exc:
-        return "; ".join(f"outbound.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-                         for err in exc.errors())
+        return outbound_problems(exc)
     return None
 
 

@@ -18,6 +18,13 @@ class OutboundConfigError(ValueError):
     and a misspelt `api_key` is still a secret)."""
 
 
+def outbound_problems(exc: ValidationError) -> str:
+    """What is wrong with an account's outbound table, by key, without the values given
+    (they may be secrets)."""
+    return "; ".join(f"outbound.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+                     for error in exc.errors(include_input=False))
+
+
 def build_client(provider: str, outbound: dict[str, Any], http: httpx.AsyncClient,
                  context: SendContext) -> OutboundClient:
     """The client for one account, its outbound config validated (OutboundConfigError)."""
@@ -25,9 +32,7 @@ def build_client(provider: str, outbound: dict[str, Any], http: httpx.AsyncClien
     try:
         config = module.Config.model_validate(outbound)
     except ValidationError as exc:
-        raise OutboundConfigError("; ".join(
-            f"outbound.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors(include_input=False))) from None
+        raise OutboundConfigError(outbound_problems(exc)) from None
     register_secrets(value.get_secret_value() for value in dict(config).values()
                      if isinstance(value, SecretStr))
     client: OutboundClient = module.Client(config, http, context)
@@ -35,4 +40,4 @@ def build_client(provider: str, outbound: dict[str, Any], http: httpx.AsyncClien
 
 
 __all__ = ["OutboundClient", "OutboundConfigError", "SendContext", "SendError", "SendReceipt",
-           "build_client"]
+           "build_client", "outbound_problems"]
