@@ -16,6 +16,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard.clients import KafkaTarget, kafka_options
+from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.topics import OUTBOUND_RESULTS, partitions_of
 
@@ -34,6 +35,9 @@ class CorrelationIndex:
         self.wait_s = wait_s
         self._commands: OrderedDict[Key, str] = OrderedDict()
         self._grew = asyncio.Event()
+        # Set once the index holds every result that was on the topic when it started: a
+        # replay of old reports waits for it, so none misses a result that is there.
+        self.caught_up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -85,6 +89,7 @@ class CorrelationIndex:
                     await consumer.seek_to_end(tp)
                 else:
                     consumer.seek(tp, found.offset)
+            ends = await consumer.end_offsets(partitions)
             while True:
                 batch = await consumer.getmany(timeout_ms=500)
                 for records in batch.values():
@@ -92,6 +97,9 @@ class CorrelationIndex:
                         self._index(record.value)
                 if batch:
                     self._grew.set()
+                if not self.caught_up.is_set() and all(
+                        [await consumer.position(tp) >= end for tp, end in ends.items()]):
+                    self.caught_up.set()
         finally:
             await consumer.stop()
 
@@ -108,3 +116,22 @@ class CorrelationIndex:
         self._commands.move_to_end(key)
         while len(self._commands) > self.max_entries:
             self._commands.popitem(last=False)
+
+
+async def correlate(index: CorrelationIndex, events: list[MessageEvent]) -> list[MessageEvent]:
+    """The events, each status report with the command id it answers where the index knows it.
+
+    The batch's reports are looked up together: each miss waits up to the index's wait, and one
+    after another a batch of reports on messages we did not send took that many seconds, past
+    the provider's timeout."""
+
+    async def correlated(event: MessageEvent) -> MessageEvent:
+        if (event.type is not EventType.STATUS or event.correlation_id is not None
+                or not event.message_id):
+            return event
+        command = await index.command_for(event.provider, event.account, event.message_id)
+        if command is None:
+            return event
+        return event.model_copy(update={"correlation_id": command})
+
+    return list(await asyncio.gather(*map(correlated, events)))

@@ -24,13 +24,13 @@ from starlette.responses import Response
 
 from ingest import metrics
 from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_token
-from ingest.correlation import CorrelationIndex
+from ingest.correlation import CorrelationIndex, correlate
 from ingest.dedup import RecentRequests
 from ingest.stored import Unstorable, event_records, fitted_raw, short
 from normalizers import NormalizeError, WebhookRequest, get, normalize
 from normalizers.base import Ack
 from switchboard.accounts import Account, Accounts
-from switchboard.events import EventType, MessageEvent
+from switchboard.events import MessageEvent
 from switchboard.logs import get_logger
 from switchboard.probes import error_body
 from switchboard.producer import DurableProducer, PublishError
@@ -90,6 +90,15 @@ async def off_loop_if_large(body_bytes: int, function: Callable[P, T], *args: P.
         return function(*args, **kwargs)
     call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
     return await asyncio.get_running_loop().run_in_executor(_OFF_LOOP, call)
+
+
+def unsupported_media_type(webhook: WebhookRequest) -> Failure | None:
+    """The 415 for a body that is none of the formats providers send, else None."""
+    if webhook.media_type in ACCEPTED_MEDIA_TYPES:
+        return None
+    return (415, "unsupported_media_type",
+            f"content type {webhook.media_type!r} is not accepted; send JSON, XML or a "
+            "urlencoded form")
 
 
 def error_response(status: int, code: str, message: str,
@@ -182,7 +191,7 @@ class WebhookHandler:
         events, failure = await self._normalized(webhook)
         if events and self.correlations is not None \
                 and account.provider in self.correlations.providers:
-            events = await self._correlate(events)
+            events = await correlate(self.correlations, events)
         envelope, raw = fitted_raw(envelope, received_at)
         records = [raw]
         if failure is None:
@@ -235,10 +244,9 @@ class WebhookHandler:
     @staticmethod
     async def _normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | None]:
         """The request's events, or why it has none that can be kept."""
-        if webhook.media_type not in ACCEPTED_MEDIA_TYPES:
-            return [], (415, "unsupported_media_type",
-                        f"content type {webhook.media_type!r} is not accepted; send JSON, "
-                        "XML or a urlencoded form")
+        refused = unsupported_media_type(webhook)
+        if refused is not None:
+            return [], refused
         try:
             return await off_loop_if_large(len(webhook.body), normalize, webhook), None
         except NormalizeError as exc:
@@ -259,24 +267,6 @@ class WebhookHandler:
                 log.error("event not serializable", provider=webhook.provider,
                           exc_info=exc.__cause__)
             return [], (400, "unprocessable_payload", exc.reason)
-
-    async def _correlate(self, events: list[MessageEvent]) -> list[MessageEvent]:
-        """Look the batch's reports up together: each miss waits up to the index's wait, and
-        one after another a batch of reports on messages we did not send took that many
-        seconds, past the provider's timeout."""
-        index = self.correlations
-        assert index is not None
-
-        async def correlated(event: MessageEvent) -> MessageEvent:
-            if (event.type is not EventType.STATUS or event.correlation_id is not None
-                    or not event.message_id):
-                return event
-            command = await index.command_for(event.provider, event.account, event.message_id)
-            if command is None:
-                return event
-            return event.model_copy(update={"correlation_id": command})
-
-        return list(await asyncio.gather(*map(correlated, events)))
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None once it grows past the cap (we stop reading there)."""

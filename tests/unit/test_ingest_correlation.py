@@ -8,10 +8,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ingest.correlation import CorrelationIndex
-from ingest.dedup import RecentRequests
-from ingest.webhooks import WebhookHandler
-from switchboard.accounts import parse_accounts
+from ingest.correlation import CorrelationIndex, correlate
 from switchboard.events import MessageEvent
 
 BATCH = 5
@@ -47,11 +44,9 @@ def status(message_id: str, **fields: Any) -> MessageEvent:
 
 async def test_a_batchs_reports_are_looked_up_together() -> None:
     index = BarrierIndex()
-    handler = WebhookHandler(accounts=parse_accounts({"accounts": {}}), producer=None,  # type: ignore[arg-type]
-                             max_body_bytes=1024, recent=RecentRequests(), correlations=index)
     events = [status(f"m{n}") for n in range(BATCH)]
     events.append(status("m-known", correlation_id="cmd-given"))  # not looked up
-    correlated = await handler._correlate(events)
+    correlated = await correlate(index, events)
     assert [e.correlation_id for e in correlated] == [
         *(f"cmd-for-m{n}" for n in range(BATCH)), "cmd-given"]
     assert index.started == BATCH
