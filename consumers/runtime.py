@@ -365,6 +365,9 @@ class WorkerRuntime:
             "key": record.key.decode("utf-8", "replace") if record.key else None,
             "value_b64": base64.b64encode(record.value).decode(), "attempts": attempts,
             "worker": self.name,
+            # Kept for `switchboard replay`, which puts the record back as it was.
+            "headers_b64": [[name, base64.b64encode(value).decode()]
+                            for name, value in record.headers or ()],
         }
         letter = dead_letter_record(
             dl_id=str(uuid.uuid4()), stage=f"worker:{self.name}", reason=reason,

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from switchboard.cli.normalize import cmd_normalize
+from switchboard.cli.replay import cmd_replay
 from switchboard.cli.run import cmd_kafka, cmd_run
 from switchboard.cli.schema import cmd_schema
 from switchboard.cli.serve import cmd_serve
@@ -51,6 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--all", action="store_true", help="start from the oldest record")
     tail.add_argument("--limit", type=int, help="stop after this many records")
     tail.set_defaults(handler=cmd_tail)
+
+    replay = sub.add_parser(
+        "replay", help="publish again what dead letters (or raw requests) stand for",
+        description="Read the dead letters of a time window and publish again what each stands "
+                    "for: the events its webhook gives now, or the record a worker gave up on, "
+                    "put back on its topic. Prints one JSON line per letter.")
+    replay.add_argument("--source", choices=["dead-letter", "raw"], default="dead-letter",
+                        help="raw: every webhook request of the window (needs --since)")
+    replay.add_argument("--since", help="30m, 2h, 7d or an ISO time; default: the oldest kept")
+    replay.add_argument("--until", help="same forms; default: now")
+    replay.add_argument("--provider", action="append", default=[], help="repeatable")
+    replay.add_argument("--account", action="append", default=[], help="repeatable")
+    replay.add_argument("--stage", action="append", default=[],
+                        help="normalize, or a worker (sender, bot, …); repeatable")
+    replay.add_argument("--id", action="append", default=[], help="a dead letter's id; repeatable")
+    replay.add_argument("--dry-run", action="store_true",
+                        help="say what would be published, publish nothing")
+    replay.set_defaults(handler=cmd_replay)
 
     norm = sub.add_parser("normalize", help="print the events of one captured webhook")
     norm.add_argument("--provider", required=True, help="infobip, infobip-omnichat, bird, ...")
