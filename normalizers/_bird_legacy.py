@@ -6,10 +6,10 @@ A private part of the bird provider module, which tells the formats apart and ca
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from normalizers.base import NormalizeError, WebhookRequest, shown
-from normalizers.bodies import form_pairs
 from normalizers.event_builders import inbound_event, status_event
 from normalizers.fields import as_list, first, int_field, text_field
 from normalizers.prices import price
@@ -36,20 +36,16 @@ _INBOUND_KEYS = (
 )
 
 
-def form_fields(text: bytes | str) -> dict[str, Any]:
-    """Urlencoded fields with lower-cased keys; repeated media URL keys are all kept.
+def form_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Urlencoded fields (of a form body or `WebhookRequest.query_pairs`) with lower-cased
+    keys; repeated media URL keys are all kept.
 
     MessageBird's own spelling varies (`CreatedDatetime`, `mediaURLs`, `mediaUrls`), and a
     repeated key otherwise keeps its last value, as courier does.
     """
-    if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError:
-            raise NormalizeError("form body is not UTF-8") from None
     fields: dict[str, Any] = {}
     media: list[str] = []
-    for key, value in form_pairs(text):
+    for key, value in pairs:
         lowered = key.lower()
         if lowered.startswith("mediaurls"):
             if value:

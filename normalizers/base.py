@@ -39,11 +39,28 @@ class WebhookRequest:
     received_at: datetime
     raw_id: str
     content_type: str = "application/json"
-    # The query string as ASGI gives it: its bytes decoded as Latin-1, %-escapes kept (read it
-    # with query_text, which gives the UTF-8 text).
+    # The query string as ASGI gives it (the CLI hands a typed one on the same way): its bytes
+    # decoded as Latin-1, %-escapes kept. Read its fields with query_fields or query_pairs,
+    # which give the UTF-8 text; normalizers look at this raw form only to see if there is one.
     query: str = ""
     method: str = "POST"
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def query_fields(self) -> dict[str, str]:
+        """The query string's fields as UTF-8 text, `+` and %-escapes decoded; a repeated key
+        keeps its last value. Reading the raw `query` would mangle raw UTF-8 bytes."""
+        return dict(self.query_pairs)
+
+    @property
+    def query_pairs(self) -> list[tuple[str, str]]:
+        """The query string's fields in order, repeated keys all kept (for providers that repeat
+        a key on purpose, as Bird does with media URLs); what query_fields is built from."""
+        # Imported here: bodies imports this module. Computed on access, not in __init__: most
+        # requests never read their query, and one is built for every webhook.
+        from normalizers.bodies import form_pairs, query_text
+
+        return form_pairs(query_text(self.query))
 
     @property
     def media_type(self) -> str:

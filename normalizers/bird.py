@@ -19,9 +19,11 @@ codes, which the Channels API relays from the legacy one.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from normalizers import _bird_channels, _bird_legacy, _bird_platform
 from normalizers.base import DEFAULT_ACK, Ack, JsonObject, NormalizeError, WebhookRequest
-from normalizers.bodies import is_form, parse_json_object, query_text
+from normalizers.bodies import form_pairs, form_text, is_form, parse_json_object
 from switchboard.events import MessageEvent
 
 NAME = "bird"
@@ -43,9 +45,14 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
             if method in ("GET", "HEAD"):
                 return []  # MessageBird checks a status URL with a bare GET before using it
             raise NormalizeError("empty body and no query string; expected a Bird webhook")
-        return _bird_legacy.events(request, _bird_legacy.form_fields(query_text(query)))
+        if len(query) != len(request.query):
+            # Bird alone reads a query given with its `?` (a URL with `??`, or a query typed so
+            # on the CLI) as if without it; query_pairs reads the query as it is.
+            request = replace(request, query=query)
+        return _bird_legacy.events(request, _bird_legacy.form_fields(request.query_pairs))
     if _is_form_body(request):
-        return _bird_legacy.events(request, _bird_legacy.form_fields(request.body))
+        fields = _bird_legacy.form_fields(form_pairs(form_text(request.body)))
+        return _bird_legacy.events(request, fields)
     return _json(request, parse_json_object(request.body))
 
 

@@ -34,21 +34,29 @@ def parse_json_object(body: bytes) -> JsonObject:
 def parse_form(text: bytes | str) -> dict[str, str]:
     """Decode a urlencoded form body, or a query string from query_text; a repeated key keeps
     its last value. A body or %-escape that is not UTF-8 is an error."""
-    if isinstance(text, bytes):
+    return dict(form_pairs(form_text(text)))
+
+
+def form_text(form: bytes | str) -> str:
+    """A urlencoded form body as text: the one place its bytes are decoded, so every reader
+    refuses a body that is not UTF-8 with the same reason."""
+    if isinstance(form, bytes):
         try:
-            text = text.decode("utf-8")
+            return form.decode("utf-8")
         except UnicodeDecodeError:
             raise NormalizeError("form body is not UTF-8") from None
-    return dict(form_pairs(text))
+    return form
 
 
 def query_text(query: str) -> str:
     """A request's query string (`WebhookRequest.query`) as the text its bytes encode in UTF-8.
 
-    Ingest keeps the query as ASGI gives it, its bytes decoded as Latin-1, so bytes sent
-    without %-escapes (`café` as raw UTF-8) are recovered by encoding it back; if they are not
-    UTF-8 it is an error, as for a form body. A query with characters beyond Latin-1 did not
-    come from bytes that way (it was typed, as on the CLI): it is already text.
+    Normalizers read it through `WebhookRequest.query_fields` / `query_pairs`, which call this.
+    Ingest keeps the query as ASGI gives it, its bytes decoded as Latin-1, and the CLI hands a
+    typed query on the same way, so bytes sent without %-escapes (`café` as raw UTF-8) are
+    recovered by encoding it back; if they are not UTF-8 it is an error, as for a form body.
+    Only a request built directly with text (as tests and fixtures do) can hold characters
+    beyond Latin-1; such a query is taken as the text it already is.
     """
     if query.isascii():
         return query

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, key_list, shown
-from normalizers.bodies import parse_form, parse_json_object, query_text
+from normalizers.bodies import parse_json_object
 from normalizers.channels import channel
 from normalizers.event_builders import each_event, inbound_event, status_event
 from normalizers.fields import Batch, first, geo_uri, int_field, loose_key, loose_keys, text_field
@@ -73,7 +73,7 @@ _FAILURES = frozenset({Status.FAILED, Status.UNDELIVERED, Status.REJECTED, Statu
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
     """One event per report, in order; typing indicators, pings and empty batches give none."""
-    defaults = _query_defaults(request.query)
+    defaults = _query_defaults(request)
     reports = _BATCH.reports(parse_json_object(request.body), defaults)
     return each_event(request, reports, _normalize_report)
 
@@ -86,14 +86,14 @@ def acknowledge(request: WebhookRequest) -> Ack:
 # --- finding the reports ---------------------------------------------------------------------
 
 
-def _query_defaults(query: str) -> JsonObject:
+def _query_defaults(request: WebhookRequest) -> JsonObject:
     """`?integrationType=FACEBOOK` (or `channel=`) on the webhook URL labels payloads without one.
 
     Omnichat sets one webhookUrl per application, and its inbound example names no channel.
     """
-    if not query:
+    if not request.query:
         return {}
-    fields = loose_keys(parse_form(query_text(query)))
+    fields = loose_keys(request.query_fields)
     label = first(fields, "integrationtype", "channel")
     return {_QUERY_CHANNEL: label} if label is not None else {}
 

@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, key_list
-from normalizers.bodies import is_form, parse_form, parse_json_object, query_text
+from normalizers.bodies import is_form, parse_form, parse_json_object
 from normalizers.channels import channel
 from normalizers.event_builders import check_length, each_event, inbound_event, status_event
 from normalizers.fields import (
@@ -163,7 +163,7 @@ def acknowledge(request: WebhookRequest) -> Ack:
 
 def _payload(request: WebhookRequest) -> JsonObject:
     if not request.body.strip() and request.query:
-        return dict(parse_form(query_text(request.query)))
+        return request.query_fields
     if is_form(request):
         return dict(parse_form(request.body))
     return parse_json_object(request.body)

@@ -220,6 +220,15 @@ CASES = [
          query="id=m1&status=delivered&statusReason=caf%C3%A9",
          events=[{"provider_status": {"code": None, "name": "delivered", "group": None,
                                       "description": "café"}}]),
+    # Bird's query path reads a query given with its `?`, and keeps repeated media URL keys.
+    Case("bird-legacy-get-query-with-its-question-mark", "bird", b"", method="GET",
+         query="?id=m1&status=delivered", events=[{"message_id": "m1", "status": "delivered"}]),
+    Case("bird-legacy-get-repeated-media-urls-in-query", "bird", b"", method="GET",
+         query="id=m1&originator=14155550123&mediaUrls=https%3A%2F%2Fm.example%2Fa.jpg"
+               "&mediaUrls=https%3A%2F%2Fm.example%2Fb.png",
+         events=[{"media": [
+             {"url": "https://m.example/a.jpg", "content_type": None, "caption": None},
+             {"url": "https://m.example/b.png", "content_type": None, "caption": None}]}]),
     Case("bird-legacy-get-raw-latin1-in-query", "bird", b"", method="GET",
          query="id=m1&status=delivered&statusReason=caf\u00e9", error="query string is not UTF-8"),
     Case("bird-legacy-get-escaped-latin1-in-query", "bird", b"", method="GET",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from normalizers.base import NormalizeError
+from normalizers.base import NormalizeError, WebhookRequest
 from normalizers.bodies import parse_form, parse_xml, query_text
 from normalizers.channels import channel
 from normalizers.fields import int_field, text_field
@@ -267,6 +267,52 @@ def test_query_text_is_the_utf8_text_of_the_query_bytes(query: str, expected: st
 def test_query_text_refuses_bytes_that_are_not_utf8() -> None:
     with pytest.raises(NormalizeError, match="query string is not UTF-8"):
         query_text("b=caf\u00e9")  # the raw Latin-1 byte 0xE9
+
+
+def _as_asgi_gives_it(query: bytes) -> str:
+    return query.decode("latin-1")
+
+
+def _with_query(query: str) -> WebhookRequest:
+    return WebhookRequest(provider="bird", account="a", body=b"",
+                          received_at=datetime(2026, 1, 2, tzinfo=UTC), raw_id="r", query=query)
+
+
+@pytest.mark.parametrize(
+    ("query", "fields", "pairs"),
+    [
+        (_as_asgi_gives_it("b=café".encode()), {"b": "café"}, [("b", "café")]),
+        ("b=caf%C3%A9", {"b": "café"}, [("b", "café")]),
+        (_as_asgi_gives_it("caf%C3%A9=1&n=€".encode()), {"café": "1", "n": "€"},
+         [("café", "1"), ("n", "€")]),
+        # A repeated key keeps its last value in the fields, as parse_form does; pairs keep all.
+        ("id=1&id=2&body=Hi+there", {"id": "2", "body": "Hi there"},
+         [("id", "1"), ("id", "2"), ("body", "Hi there")]),
+        ("", {}, []),
+    ],
+)
+def test_query_fields_are_the_utf8_text_of_the_query(query: str, fields: dict[str, str],
+                                                      pairs: list[tuple[str, str]]) -> None:
+    request = _with_query(query)
+    assert request.query_fields == fields
+    assert request.query_pairs == pairs
+    # What the normalizers called themselves before the property.
+    assert request.query_fields == parse_form(query_text(query))
+
+
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        (_as_asgi_gives_it(b"b=caf\xe9"), "query string is not UTF-8"),
+        ("b=caf%E9", "form field 'b' has %-escapes that are not UTF-8"),
+    ],
+)
+def test_query_fields_refuse_a_query_that_is_not_utf8(query: str, reason: str) -> None:
+    request = _with_query(query)
+    for read in (lambda: request.query_fields, lambda: request.query_pairs):
+        with pytest.raises(NormalizeError) as caught:
+            read()
+        assert caught.value.reason.startswith(reason)
 
 
 @pytest.mark.parametrize(
