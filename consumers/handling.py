@@ -24,7 +24,7 @@ class Record:
     offset: int
     key: bytes | None
     value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
+    headers: tuple[tuple[str, bytes | None], ...] = ()  # a header may have no value
 
 
 class PoisonRecord(Exception):

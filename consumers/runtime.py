@@ -365,8 +365,10 @@ class WorkerRuntime:
             "key": record.key.decode("utf-8", "replace") if record.key else None,
             "value_b64": base64.b64encode(record.value).decode(), "attempts": attempts,
             "worker": self.name,
-            # Kept for `switchboard replay`, which puts the record back as it was.
-            "headers_b64": [[name, base64.b64encode(value).decode()]
+            # For `switchboard replay`, which puts the record back as it was: the key exactly
+            # (`key` is for people), and the headers (a header may have no value: null).
+            "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
+            "headers_b64": [[name, None if value is None else base64.b64encode(value).decode()]
                             for name, value in record.headers or ()],
         }
         letter = dead_letter_record(

@@ -38,6 +38,7 @@ class CorrelationIndex:
         # Set once the index holds every result that was on the topic when it started: a
         # replay of old reports waits for it, so none misses a result that is there.
         self.caught_up = asyncio.Event()
+        self.results_read = 0  # progress, for whoever waits on caught_up
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -93,6 +94,7 @@ class CorrelationIndex:
             while True:
                 batch = await consumer.getmany(timeout_ms=500)
                 for records in batch.values():
+                    self.results_read += len(records)
                     for record in records:
                         self._index(record.value)
                 if batch:

@@ -17,25 +17,28 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingest.correlation import CorrelationIndex, correlate
-from ingest.stored import Unstorable, event_records
+from ingest.stored import Unstorable, event_records, short
 from ingest.webhooks import unsupported_media_type
 from normalizers import NormalizeError, WebhookRequest, normalize
 from normalizers.registry import echoes_correlation
-from switchboard.clients import KafkaTarget, kafka_options
+from switchboard.clients import KafkaTarget
+from switchboard.events import EventType
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.providers import PROVIDERS
-from switchboard.records import OutRecord, raw_body
-from switchboard.topics import DEAD_LETTER, RAW, partitions_of
+from switchboard.records import OutRecord
+from switchboard.topics import DEAD_LETTER, LEDGER_RETENTION_DAYS, RAW, partitions_of
+from switchboard.window import WindowError, read_window
 
 Source = Literal["dead-letter", "raw"]
 SOURCE_TOPICS: dict[Source, str] = {"dead-letter": DEAD_LETTER.name, "raw": RAW.name}
@@ -44,8 +47,11 @@ CHUNK_LETTERS = 200
 CHUNK_BYTES = 8 * 1024 * 1024
 # Results are read from this long before the window: a report follows its send by up to days.
 CORRELATION_LOOKBACK_S = 86_400.0
-CATCH_UP_TIMEOUT_S = 120.0
-STALL_TIMEOUT_S = 30.0
+# Reading the results may take long on a busy topic; only this long without progress fails.
+CATCH_UP_STALL_S = 60.0
+# Past this age, the sender no longer remembers the ids it sent (its ledger keeps them 8 days),
+# so events published again could make bots answer a second time. A day of margin.
+REMEMBERED_S = (LEDGER_RETENTION_DAYS - 1) * 86_400
 
 
 class ReplayError(Exception):
@@ -65,6 +71,7 @@ class Kept:
     provider: str
     account: str
     payload: Mapping[str, Any]
+    at_ms: int = 0  # when it was kept (the record's timestamp)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ class Selection:
                 and (not self.ids or kept.id in self.ids))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
     """What became of one kept record; `line` is how the command reports it."""
 
@@ -91,19 +98,21 @@ class Outcome:
     outcome: Literal["replayed", "replayable", "failing", "skipped"]
     records: list[OutRecord] = field(default_factory=list)
     reason: str = ""
+    uncorrelated: int = 0  # status reports whose command was not found in the results
 
     def line(self) -> bytes:
         topics = sorted({record.topic for record in self.records})
         return orjson.dumps({
             "id": self.kept.id, "stage": self.kept.stage, "provider": self.kept.provider,
             "account": self.kept.account, "outcome": self.outcome,
-            "records": len(self.records), "topics": topics, "reason": self.reason})
+            "records": len(self.records), "topics": topics, "reason": self.reason,
+            "uncorrelated": self.uncorrelated})
 
 
-def read_kept(source: Source, value: bytes) -> Kept:
+def read_kept(source: Source, value: bytes | None, at_ms: int = 0) -> Kept:
     """A dead letter's or raw record's value as a Kept, or Unreplayable."""
     try:
-        decoded = orjson.loads(value)
+        decoded = orjson.loads(value or b"")
     except orjson.JSONDecodeError as exc:
         raise Unreplayable(f"not JSON: {exc}") from exc
     if not isinstance(decoded, dict):
@@ -118,19 +127,43 @@ def read_kept(source: Source, value: bytes) -> Kept:
         raise Unreplayable("id, stage, provider or account is missing")
     if not isinstance(payload, dict):
         raise Unreplayable("it holds no payload")
-    return Kept(kept_id, stage, provider, account, payload)
+    return Kept(kept_id, stage, provider, account, payload, at_ms)
+
+
+def _text(payload: Mapping[str, Any], name: str) -> str:
+    value = payload.get(name)
+    if not isinstance(value, str):
+        raise Unreplayable(f"its {name!r} is not text")
+    return value
+
+
+def _bytes(encoded: Any, what: str) -> bytes:
+    try:
+        if not isinstance(encoded, str):
+            raise TypeError
+        return base64.b64decode(encoded, validate=True)
+    except (TypeError, binascii.Error):
+        raise Unreplayable(f"its {what} is not base64") from None
 
 
 def webhook_of(envelope: Mapping[str, Any]) -> WebhookRequest:
-    """The request a raw envelope (see switchboard.records.raw_envelope) records."""
+    """The request a raw envelope (see switchboard.records.raw_envelope) records. Ingest kept
+    only some of its headers; no normalizer reads headers (they carry authentication)."""
+    body = _text(envelope, "body")
+    headers = envelope.get("headers")
+    if not isinstance(headers, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise Unreplayable("its 'headers' are not text")
     try:
-        return WebhookRequest(
-            provider=envelope["provider"], account=envelope["account"], body=raw_body(envelope),
-            received_at=datetime.fromisoformat(envelope["received_at"]), raw_id=envelope["id"],
-            content_type=envelope["content_type"], query=envelope["query"],
-            method=envelope["method"], headers=dict(envelope["headers"]))
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise Unreplayable(f"not a whole webhook request ({type(exc).__name__}: {exc})") from exc
+        received_at = datetime.fromisoformat(_text(envelope, "received_at"))
+    except ValueError:
+        raise Unreplayable("its 'received_at' is not a time") from None
+    return WebhookRequest(
+        provider=_text(envelope, "provider"), account=_text(envelope, "account"),
+        body=_bytes(body, "body") if envelope.get("body_encoding") == "base64" else body.encode(),
+        received_at=received_at, raw_id=_text(envelope, "id"),
+        content_type=_text(envelope, "content_type"), query=_text(envelope, "query"),
+        method=_text(envelope, "method"), headers=headers)
 
 
 def record_of(payload: Mapping[str, Any]) -> OutRecord:
@@ -139,26 +172,31 @@ def record_of(payload: Mapping[str, Any]) -> OutRecord:
     if "headers_b64" not in payload:
         raise Unreplayable("kept without its headers (by a version before replay), so it "
                            "cannot be put back as it was")
-    try:
-        topic, key = payload["topic"], payload["key"]
-        value = base64.b64decode(payload["value_b64"], validate=True)
-        headers = [(name, base64.b64decode(encoded, validate=True))
-                   for name, encoded in payload["headers_b64"]]
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
-        raise Unreplayable(f"not a whole record ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(topic, str):
-        raise Unreplayable("it names no topic")
-    return OutRecord(topic, value, key.encode() if isinstance(key, str) else None, headers)
+    pairs = payload["headers_b64"]
+    if not isinstance(pairs, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and isinstance(pair[0], str)
+            for pair in pairs):
+        raise Unreplayable("its headers are not [name, value] pairs")
+    headers = [(name, None if value is None else _bytes(value, f"header {name!r}"))
+               for name, value in pairs]
+    encoded_key = payload.get("key_b64")
+    key = None if encoded_key is None else _bytes(encoded_key, "key")
+    return OutRecord(_text(payload, "topic"), _bytes(payload.get("value_b64"), "value"), key,
+                     headers)
 
 
 class Replayer:
     """Turns kept records into what to publish again; reads outbound results only if a
     provider whose reports need correlating comes up."""
 
-    def __init__(self, kafka: KafkaTarget, correlation_lookback_s: float) -> None:
+    def __init__(self, kafka: KafkaTarget, *, correlation_lookback_s: float,
+                 include_old: bool = False, correlations: CorrelationIndex | None = None,
+                 now: Callable[[], float] = time.time) -> None:
         self.kafka = kafka
         self.correlation_lookback_s = correlation_lookback_s
-        self._correlations: CorrelationIndex | None = None
+        self.include_old = include_old
+        self._correlations = correlations
+        self._now = now
         self._topics: dict[str, bool] = {}
 
     async def close(self) -> None:
@@ -167,6 +205,11 @@ class Replayer:
 
     async def outcome(self, kept: Kept) -> Outcome:
         try:
+            if kept.stage.startswith("worker:") or kept.stage == "raw":
+                # Published before: every consumer group sees it once more.
+                refusal = self._too_old(kept)
+                if refusal:
+                    return Outcome(kept, "skipped", reason=refusal)
             if kept.stage.startswith("worker:"):
                 record = record_of(kept.payload)
                 if not await self._exists(record.topic):
@@ -178,7 +221,14 @@ class Replayer:
         except Unreplayable as exc:
             return Outcome(kept, "skipped", reason=str(exc))
 
+    def _too_old(self, kept: Kept) -> str | None:
+        if self.include_old or self._now() * 1000 - kept.at_ms <= REMEMBERED_S * 1000:
+            return None
+        return (f"over {REMEMBERED_S // 86_400} days old: the sender no longer remembers what "
+                "it sent then, so bots could answer it twice (--include-old replays it anyway)")
+
     async def _renormalized(self, kept: Kept, webhook: WebhookRequest) -> Outcome:
+        """What ingest would publish for the request now: the same steps, in the same order."""
         if webhook.provider not in PROVIDERS:
             return Outcome(kept, "failing", reason=f"no provider named {webhook.provider!r}")
         refused = unsupported_media_type(webhook)
@@ -187,13 +237,17 @@ class Replayer:
         try:
             events = normalize(webhook)
         except NormalizeError as exc:
-            return Outcome(kept, "failing", reason=exc.reason)
+            return Outcome(kept, "failing", reason=short(exc.reason))
+        uncorrelated = 0
         if events and not echoes_correlation(webhook.provider):
             events = await correlate(await self._index(), events)
+            uncorrelated = sum(1 for e in events if e.type is EventType.STATUS
+                               and e.correlation_id is None and e.message_id)
         try:
-            return Outcome(kept, "replayed", event_records(events, len(webhook.body)))
+            records = event_records(events, len(webhook.body))
         except Unstorable as exc:
             return Outcome(kept, "failing", reason=exc.reason)
+        return Outcome(kept, "replayed", records, uncorrelated=uncorrelated)
 
     async def _exists(self, topic: str) -> bool:
         if topic not in self._topics:
@@ -201,65 +255,33 @@ class Replayer:
         return self._topics[topic]
 
     async def _index(self) -> CorrelationIndex:
-        if self._correlations is None:
+        index = self._correlations
+        if index is None:
             unreferenced = frozenset(p for p in PROVIDERS if not echoes_correlation(p))
             # Caught up before the first lookup, so a miss is a true miss: no waiting on it.
-            self._correlations = CorrelationIndex(
+            index = self._correlations = CorrelationIndex(
                 self.kafka, unreferenced, lookback_s=self.correlation_lookback_s, wait_s=0)
-            self._correlations.start()
-        try:
-            async with asyncio.timeout(CATCH_UP_TIMEOUT_S):
-                await self._correlations.caught_up.wait()
-        except TimeoutError:
-            raise ReplayError(f"the outbound results were not read within "
-                              f"{CATCH_UP_TIMEOUT_S:.0f}s (needed to correlate reports)") from None
-        return self._correlations
-
-
-async def read_window(kafka: KafkaTarget, topic: str, since_ms: int | None,
-                      until_ms: int | None) -> AsyncIterator[Any]:
-    """The topic's records from `since_ms` (or the oldest kept) up to what it held when this
-    started: bounded, so replay ends even while new records arrive."""
-    partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
-    if not partitions:
-        raise ReplayError(f"topic {topic} does not exist on this cluster")
-    consumer = AIOKafkaConsumer(**kafka_options(kafka, "replay"), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        if since_ms is None:
-            starts = await consumer.beginning_offsets(partitions)
-        else:
-            found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
-            starts = {tp: ends[tp] if at is None else at.offset for tp, at in found.items()}
-        remaining = {tp: ends[tp] for tp in partitions if starts[tp] < ends[tp]}
-        for tp in remaining:
-            consumer.seek(tp, starts[tp])
-        progress = time.monotonic()
-        while remaining:
-            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=500)
-            for tp, records in batch.items():
-                for record in records:
-                    if record.offset < remaining.get(tp, 0) and (
-                            until_ms is None or record.timestamp <= until_ms):
-                        yield record
-            for tp in list(remaining):
-                if await consumer.position(tp) >= remaining[tp]:
-                    del remaining[tp]
-            if batch:
-                progress = time.monotonic()
-            elif time.monotonic() - progress > STALL_TIMEOUT_S:
-                raise ReplayError(f"{topic} gave no records for {STALL_TIMEOUT_S:.0f}s before "
-                                  f"its end ({', '.join(str(tp.partition) for tp in remaining)})")
-    finally:
-        await consumer.stop()
+            index.start()
+        seen = -1
+        while not index.caught_up.is_set():
+            if index.results_read == seen:
+                raise ReplayError(f"reading the outbound results (to correlate reports) made "
+                                  f"no progress for {CATCH_UP_STALL_S:.0f}s")
+            seen = index.results_read
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(index.caught_up.wait(), CATCH_UP_STALL_S)
+        return index
 
 
 @dataclass
 class Summary:
+    """The counts the command ends with: outcomes, records published, letters it could not
+    read (not matched against the filters), and the asked-for ids it never met."""
+
     counts: dict[str, int] = field(default_factory=dict)
     records: int = 0
+    unreadable: int = 0
+    ids_not_found: list[str] = field(default_factory=list)
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.outcome] = self.counts.get(outcome.outcome, 0) + 1
@@ -268,15 +290,17 @@ class Summary:
 
 async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                  until_ms: int | None, selection: Selection, dry_run: bool,
-                 emit: Callable[[bytes], None]) -> Summary:
+                 include_old: bool = False, emit: Callable[[bytes], None]) -> Summary:
     """Replay the selected records of the window, each reported to `emit` as a JSON line
     once its records are acknowledged (acks=all), or at once with `dry_run`."""
     since_s = since_ms / 1000 if since_ms is not None else time.time() - 31 * 86_400
-    replayer = Replayer(kafka, time.time() - since_s + CORRELATION_LOOKBACK_S)
+    replayer = Replayer(kafka, correlation_lookback_s=time.time() - since_s
+                        + CORRELATION_LOOKBACK_S, include_old=include_old)
     producer = None if dry_run else DurableProducer(kafka, role="replay", timeout_s=30)
     summary = Summary()
     chunk: list[Outcome] = []
     chunk_bytes = 0
+    seen_ids: set[str] = set()
 
     async def flush() -> None:
         nonlocal chunk_bytes
@@ -284,9 +308,10 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
             try:
                 await producer.publish([record for o in chunk for record in o.records])
             except PublishError as exc:
-                raise ReplayError(f"Kafka did not take the records of the last {len(chunk)} "
-                                  f"(of {len(chunk) + sum(summary.counts.values())}): {exc}; "
-                                  "those reported above are stored") from exc
+                raise ReplayError(f"Kafka did not acknowledge the records of the {len(chunk)} "
+                                  "letters after those reported above (some may be stored): "
+                                  f"{exc}; the {sum(summary.counts.values())} reported above "
+                                  "are stored") from exc
         for outcome in chunk:
             summary.add(outcome)
             emit(outcome.line())
@@ -296,27 +321,31 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
     try:
         if producer is not None:
             await producer.start()
-        async for record in read_window(kafka, SOURCE_TOPICS[source], since_ms, until_ms):
-            try:
-                kept = read_kept(source, record.value)
-            except Unreplayable as exc:
-                kept, reason = Kept(f"offset:{record.partition}:{record.offset}", "?", "", "",
-                                    {}), str(exc)
-                if selection == Selection():
-                    chunk.append(Outcome(kept, "skipped", reason=reason))
-                continue
-            if not selection.matches(kept):
-                continue
-            outcome = await replayer.outcome(kept)
-            if outcome.outcome == "replayed" and dry_run:
-                outcome.outcome = "replayable"
-            chunk.append(outcome)
-            chunk_bytes += sum(len(r.value) for r in outcome.records)
-            if len(chunk) >= CHUNK_LETTERS or chunk_bytes >= CHUNK_BYTES:
-                await flush()
+        window = read_window(kafka, SOURCE_TOPICS[source], role="replay", since_ms=since_ms,
+                             until_ms=until_ms)
+        async with contextlib.aclosing(window) as records:
+            async for record in records:
+                try:
+                    kept = read_kept(source, record.value, record.timestamp)
+                except Unreplayable:
+                    summary.unreadable += 1
+                    continue
+                if not selection.matches(kept):
+                    continue
+                seen_ids.add(kept.id)
+                outcome = await replayer.outcome(kept)
+                if outcome.outcome == "replayed" and dry_run:
+                    outcome = dataclasses.replace(outcome, outcome="replayable")
+                chunk.append(outcome)
+                chunk_bytes += sum(len(r.value) for r in outcome.records)
+                if len(chunk) >= CHUNK_LETTERS or chunk_bytes >= CHUNK_BYTES:
+                    await flush()
         await flush()
+    except WindowError as exc:
+        raise ReplayError(str(exc)) from exc
     finally:
         await replayer.close()
         if producer is not None:
             await producer.stop()
+    summary.ids_not_found = sorted(selection.ids - seen_ids)
     return summary

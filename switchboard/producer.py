@@ -67,7 +67,7 @@ class _Group:
 
 
 def record_size(record: OutRecord) -> int:
-    headers = sum(len(name) + len(value) for name, value in record.headers)
+    headers = sum(len(name) + len(value or b"") for name, value in record.headers)
     return len(record.value) + len(record.key or b"") + headers + RECORD_OVERHEAD_BYTES
 
 

@@ -32,7 +32,8 @@ DEAD_LETTER_TYPE = "dev.switchboard.dead-letter.v1"
 # An opt-out change, also put on the outbound topic in the conversation's partition: the
 # sender meets it in order with the commands to that contact (see consumers/bots/optouts.py).
 OPT_OUT_CHANGE_TYPE = "dev.switchboard.opt-out-change.v1"
-Headers = list[tuple[str, bytes]]
+# A header may have no value (Kafka allows it; a record put back by replay keeps that).
+Headers = list[tuple[str, bytes | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,7 @@ def conversation_key(provider: str, account: str, contact: str | None) -> bytes:
 
 def cloudevent_headers(*, ce_id: str, source: str, ce_type: str, time: datetime,
                        subject: str | None = None) -> Headers:
-    headers = [
+    headers: Headers = [
         ("ce_specversion", b"1.0"),
         ("ce_id", ce_id.encode()),
         ("ce_source", source.encode()),
@@ -63,10 +64,10 @@ def cloudevent_headers(*, ce_id: str, source: str, ce_type: str, time: datetime,
     return headers
 
 
-def ce_type_of(headers: Sequence[tuple[str, bytes]]) -> str | None:
+def ce_type_of(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
     """The CloudEvents type a consumed record declares, if any."""
     for name, value in headers:
-        if name == "ce_type":
+        if name == "ce_type" and value is not None:
             return value.decode(errors="replace")
     return None
 
@@ -75,11 +76,11 @@ def source_of(provider: str, account: str) -> str:
     return f"/switchboard/{provider}/{account}"
 
 
-def named_by_source(headers: Sequence[tuple[str, bytes]]) -> tuple[str, str]:
+def named_by_source(headers: Sequence[tuple[str, bytes | None]]) -> tuple[str, str]:
     """The provider and account a consumed record's `ce_source` names, else empty strings:
     a dead letter can then be found per account even when the value is unreadable."""
     for name, value in headers:
-        if name == "ce_source":
+        if name == "ce_source" and value is not None:
             parts = value.decode(errors="replace").split("/")
             if len(parts) == 4 and parts[:2] == ["", "switchboard"] and all(parts[2:]):
                 return parts[2], parts[3]

@@ -66,9 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--account", action="append", default=[], help="repeatable")
     replay.add_argument("--stage", action="append", default=[],
                         help="normalize, or a worker (sender, bot, …); repeatable")
-    replay.add_argument("--id", action="append", default=[], help="a dead letter's id; repeatable")
+    replay.add_argument("--id", action="append", default=[],
+                        help="a dead letter's id (with --source raw, a raw_id); repeatable")
     replay.add_argument("--dry-run", action="store_true",
                         help="say what would be published, publish nothing")
+    replay.add_argument("--include-old", action="store_true",
+                        help="also put back records over 7 days old, which bots may answer "
+                             "twice (the sender forgets sent ids after 8)")
     replay.set_defaults(handler=cmd_replay)
 
     norm = sub.add_parser("normalize", help="print the events of one captured webhook")

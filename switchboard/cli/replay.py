@@ -12,43 +12,57 @@ from switchboard.settings import Settings
 
 _AGO = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_when(text: str, now: datetime) -> datetime:
     """`30m`, `2h`, `7d` (that long before now) or an ISO 8601 time (UTC unless it says)."""
     ago = _AGO.fullmatch(text.strip())
-    if ago:
-        return now - timedelta(**{_UNITS[ago[2]]: int(ago[1])})
     try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
+        if ago:
+            when = now - timedelta(**{_UNITS[ago[2]]: int(ago[1])})
+        else:
+            when = datetime.fromisoformat(text.strip())
+            when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise ValueError(f"{text!r} is neither a time like 2026-11-20T08:00:00Z nor a "
                          "span like 30m, 2h or 7d") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    if when < _EPOCH:
+        raise ValueError(f"{text!r} is before 1970, older than any Kafka record")
+    return when
+
+
+def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
+    """--since and --until as epoch milliseconds, or ValueError saying what is wrong."""
+    now = datetime.now(UTC)
+    since = parse_when(args.since, now) if args.since else None
+    until = parse_when(args.until, now) if args.until else None
+    if since and until and since > until:
+        raise ValueError(f"--since ({since.isoformat()}) is after --until ({until.isoformat()})")
+    if args.source == "raw" and since is None:
+        raise ValueError("--source raw needs --since: it replays every webhook of the window")
+    if args.source == "raw" and args.stage:
+        raise ValueError("--stage is for dead letters; every raw request has stage raw")
+    return (int(since.timestamp() * 1000) if since else None,
+            int(until.timestamp() * 1000) if until else None)
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-    """Exit 0 when every selected letter was replayed, 3 when some still fail or were skipped,
-    1 when Kafka failed, 2 for bad arguments."""
-    from aiokafka.errors import KafkaConnectionError
+    """Exit 0 when every selected letter was replayed, 3 when some still fail, were skipped
+    or an asked-for id was not found, 1 when Kafka failed, 2 for bad arguments."""
+    from aiokafka.errors import KafkaError
 
     from ingest.replay import ReplayError, Selection, replay
 
     if not settings.kafka_bootstrap_servers:
         print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
         return 2
-    now = datetime.now(UTC)
     try:
-        since = parse_when(args.since, now) if args.since else None
-        until = parse_when(args.until, now) if args.until else None
+        since_ms, until_ms = _window(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.source == "raw" and since is None:
-        print("error: --source raw needs --since: it replays every webhook of the window",
-              file=sys.stderr)
-        return 2
-    stages = {s if s in ("normalize", "raw") or s.startswith("worker:") else f"worker:{s}"
+    stages = {s if s == "normalize" or s.startswith("worker:") else f"worker:{s}"
               for s in args.stage}
     selection = Selection(providers=frozenset(args.provider), accounts=frozenset(args.account),
                           stages=frozenset(stages), ids=frozenset(args.id))
@@ -59,15 +73,11 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         summary = asyncio.run(replay(
-            settings.kafka_connection(), source=args.source,
-            since_ms=int(since.timestamp() * 1000) if since else None,
-            until_ms=int(until.timestamp() * 1000) if until else None,
-            selection=selection, dry_run=args.dry_run, emit=emit))
-    except KafkaConnectionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except ReplayError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+            settings.kafka_connection(), source=args.source, since_ms=since_ms,
+            until_ms=until_ms, selection=selection, dry_run=args.dry_run,
+            include_old=args.include_old, emit=emit))
+    except (KafkaError, ReplayError) as exc:
+        print(f"error: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
     counts = summary.counts
     done = counts.get("replayed", 0) + counts.get("replayable", 0)
@@ -76,4 +86,9 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{verb} {done} of {total} ({summary.records} records); "
           f"{counts.get('failing', 0)} still fail, {counts.get('skipped', 0)} skipped",
           file=sys.stderr)
-    return 0 if done == total else 3
+    if summary.unreadable:
+        print(f"{summary.unreadable} records in the window could not be read as "
+              f"{args.source} records and were left alone", file=sys.stderr)
+    if summary.ids_not_found:
+        print(f"not found in the window: {', '.join(summary.ids_not_found)}", file=sys.stderr)
+    return 0 if done == total and not summary.ids_not_found else 3

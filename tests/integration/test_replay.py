@@ -9,12 +9,13 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from consumers.handling import Context, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
@@ -30,7 +31,7 @@ from switchboard.records import (
 from switchboard.topics import DEAD_LETTER, MESSAGE_INBOUND, MESSAGE_STATUS, RAW
 from tests.integration.conftest import IngestServer
 from tests.integration.test_ingest_behaviour import basic, infobip_report
-from tests.integration.test_worker_runtime import _produce, _run_until, _topic
+from tests.integration.test_worker_runtime import _run_until, _topic
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 EVENT_TOPICS = (MESSAGE_INBOUND.name, MESSAGE_STATUS.name)
@@ -111,7 +112,10 @@ async def test_a_record_a_worker_gave_up_on_goes_back_on_its_topic(kafka_bootstr
                                                                    ) -> None:
     topic = await _topic(kafka_bootstrap)
     name = f"replay-{uuid.uuid4().hex[:8]}"
-    headers = [("ce_type", b"dev.test.thing.v1"), ("binary", b"\x00\xff")]
+    # Kept exactly: a key that is not UTF-8, a binary header, and one without a value.
+    key = b"k-\xff"
+    headers: list[tuple[str, bytes | None]] = [
+        ("ce_type", b"dev.test.thing.v1"), ("binary", b"\x00\xff"), ("empty", None)]
     failed = asyncio.Event()
 
     async def broken(record: Record, ctx: Context) -> None:
@@ -120,7 +124,12 @@ async def test_a_record_a_worker_gave_up_on_goes_back_on_its_topic(kafka_bootstr
 
     async with TopicWatcher(kafka_bootstrap, (DEAD_LETTER.name,)) as letters:
         before = await letters.snapshot()
-        await _produce(kafka_bootstrap, topic, [("k-1", b'{"n": 1}')], {"k-1": headers})
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b'{"n": 1}', key=key, headers=headers)
+        finally:
+            await producer.stop()
         runtime = WorkerRuntime(name=name, kafka=kafka_bootstrap, topics=[topic],
                                 handler=broken, group_id=f"g-{name}",
                                 retry=RetryPolicy(max_attempts=1, base_delay_s=0.01))
@@ -135,8 +144,7 @@ async def test_a_record_a_worker_gave_up_on_goes_back_on_its_topic(kafka_bootstr
     assert code == 0, err
     assert [(line["stage"], line["outcome"], line["topics"]) for line in lines] == [
         (f"worker:{name}", "replayed", [topic])]
-    assert [(r.key, r.value, list(r.headers)) for r in back] == [
-        (b"k-1", b'{"n": 1}', headers)]
+    assert [(r.key, r.value, list(r.headers)) for r in back] == [(key, b'{"n": 1}', headers)]
 
 
 async def test_an_omnichat_report_is_correlated_through_the_results_on_the_topic(
@@ -170,7 +178,7 @@ async def test_an_omnichat_report_is_correlated_through_the_results_on_the_topic
                   (await watcher.records_since(start))[MESSAGE_STATUS.name]]
 
     assert code == 0, err
-    assert [line["outcome"] for line in lines] == ["replayed"]
+    assert [(line["outcome"], line["uncorrelated"]) for line in lines] == [("replayed", 0)]
     assert [(e["message_id"], e["correlation_id"]) for e in events] == [(message_id, command_id)]
 
 
@@ -200,3 +208,29 @@ async def test_replaying_raw_requests_publishes_the_windows_events_again(
     assert set(again) == {MESSAGE_STATUS.name}
     assert [r.value for r in again[MESSAGE_STATUS.name]] == [
         r.value for r in first[MESSAGE_STATUS.name]]
+
+
+async def test_the_window_and_the_filters_bound_what_is_replayed(kafka_bootstrap: str) -> None:
+    account = f"acct-{uuid.uuid4().hex[:8]}"
+    kept_at = datetime.now(UTC)
+    envelope = raw_envelope(raw_id=str(uuid.uuid4()), provider="infobip", account=account,
+                            method="POST", path="/", query="", content_type="application/json",
+                            headers={}, body=infobip_report(f"w-{uuid.uuid4()}"),
+                            received_at=kept_at)
+    letter_id = str(uuid.uuid4())
+    await publish(kafka_bootstrap, [dead_letter_record(
+        dl_id=letter_id, stage="normalize", reason="older version", provider="infobip",
+        account=account, time=kept_at, payload=envelope)])
+    before = (kept_at - timedelta(minutes=5)).isoformat()
+
+    ended_before, lines_before, err_before = await replay(
+        kafka_bootstrap, "--id", letter_id, "--until", before)
+    other_account, lines_other, _ = await replay(kafka_bootstrap, "--id", letter_id,
+                                                 "--account", "someone-else")
+    code, lines, err = await replay(kafka_bootstrap, "--account", account, "--dry-run")
+
+    assert ended_before == 3 and lines_before == []  # it was kept after the window
+    assert f"not found in the window: {letter_id}" in err_before
+    assert other_account == 3 and lines_other == []
+    assert code == 0, err
+    assert [(line["id"], line["outcome"]) for line in lines] == [(letter_id, "replayable")]

@@ -4,23 +4,32 @@ records ingest gives from the live one (over every provider's fixtures)."""
 from __future__ import annotations
 
 import base64
+import os
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
 
+from ingest.correlation import CorrelationIndex
+from ingest.dedup import RecentRequests
 from ingest.replay import Kept, Replayer, Selection, Unreplayable, read_kept, record_of, webhook_of
-from ingest.stored import event_records
-from normalizers import normalize
-from normalizers.registry import echoes_correlation
+from ingest.webhooks import WebhookHandler
+from switchboard.accounts import parse_accounts
 from switchboard.cli.replay import parse_when
-from switchboard.records import raw_envelope
+from switchboard.records import OutRecord, raw_envelope
+from switchboard.topics import DEAD_LETTER, RAW
 from tests.fixtures import Fixture, load_fixtures
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-# Reports of providers that need correlating look results up in Kafka: the integration tests.
-FIXTURES = [f for f in load_fixtures() if echoes_correlation(f.provider)]
+FIXTURES = load_fixtures()
+TOKEN = "replay-test-token"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -56,19 +65,70 @@ def letter(payload: dict[str, Any], stage: str = "normalize", **fields: Any) -> 
             "account": "acme", "time": NOW.isoformat(), "payload": payload, **fields}
 
 
-@pytest.mark.parametrize("fixture", FIXTURES, ids=lambda f: f.id)
-async def test_a_kept_webhook_gives_what_the_live_one_gives(fixture: Fixture) -> None:
-    kept = read_kept("dead-letter", orjson.dumps(letter(envelope_of(fixture))))
-    outcome = await Replayer("unused:9092", 0).outcome(kept)
-    if "error" in fixture.spec:
-        assert outcome.outcome == "failing"
-        assert fixture.spec["error"] in outcome.reason
-        assert outcome.records == []
+class KeepingProducer:
+    """Stands in for Kafka in front of the live handler: keeps what it would publish."""
+
+    def __init__(self) -> None:
+        self.records: list[OutRecord] = []
+
+    async def publish(self, records: list[OutRecord]) -> None:
+        self.records.extend(records)
+
+
+class KnowsNothing(CorrelationIndex):
+    """Caught up, with no results: a report correlates to nothing, as in a live handler
+    that has no index."""
+
+    def __init__(self) -> None:
+        super().__init__("unused:9092", frozenset(), wait_s=0)
+        self.caught_up.set()
+
+
+def replayer(**options: Any) -> Replayer:
+    return Replayer("unused:9092", correlation_lookback_s=0, correlations=KnowsNothing(),
+                    **options)
+
+
+async def live_records(fixture: Fixture) -> list[OutRecord]:
+    """What the live ingest handler publishes for the fixture's webhook."""
+    producer = KeepingProducer()
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": fixture.provider, "auth": {"scheme": "token", "secrets": [TOKEN]}}}})
+    handler = WebhookHandler(accounts=accounts, producer=producer,  # type: ignore[arg-type]
+                             max_body_bytes=4 * 1024 * 1024, recent=RecentRequests())
+    app = Starlette(routes=[Route("/webhooks/{provider}/{account}", handler.handle,
+                                  methods=["GET", "POST"])])
+    request = fixture.spec["request"]
+    query = request.get("query", "")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://127.0.0.1") as client:
+        await client.request(
+            request.get("method", "POST"),
+            f"/webhooks/{fixture.provider}/acme" + (f"?{query}" if query else ""),
+            content=fixture.body(), headers={
+                **request.get("headers", {}), "x-switchboard-token": TOKEN,
+                "content-type": request.get("content_type", "application/json")})
+    return producer.records
+
+
+@pytest.mark.parametrize("fixture", load_fixtures(), ids=lambda f: f.id)
+async def test_a_kept_webhook_gives_what_the_live_one_gave(fixture: Fixture) -> None:
+    published = await live_records(fixture)
+    if not published:  # a bare GET that checks the URL: nothing kept, nothing to replay
+        assert fixture.spec["request"].get("method") in ("GET", "HEAD")
         return
-    live = fixture.request(raw_id=f"raw-{fixture.name}")
-    expected = event_records(normalize(live), len(live.body))
-    assert outcome.outcome == "replayed", outcome.reason
-    assert outcome.records == expected  # topic, key, value (ids, raw_id) and headers
+    [raw] = [r for r in published if r.topic == RAW.name]
+    kept = read_kept("raw", raw.value, int(time.time() * 1000))
+    outcome = await replayer().outcome(kept)
+    letters = [orjson.loads(r.value) for r in published if r.topic == DEAD_LETTER.name]
+    if letters:
+        assert outcome.outcome == "failing"
+        assert outcome.reason == letters[0]["reason"]
+        assert outcome.records == []
+    else:
+        assert outcome.outcome == "replayed", outcome.reason
+        # topic, key, value (ids, raw_id, received_at) and headers, in order
+        assert outcome.records == [r for r in published if r.topic != RAW.name]
 
 
 def test_a_raw_record_is_read_as_its_own_letter() -> None:
@@ -101,21 +161,21 @@ def test_an_unreadable_letter_says_why(value: bytes, reason: str) -> None:
 async def test_a_letter_that_holds_no_whole_request_is_skipped() -> None:
     envelope = envelope_of(FIXTURES[0])
     del envelope["received_at"]
-    outcome = await Replayer("unused:9092", 0).outcome(read_kept(
+    outcome = await replayer().outcome(read_kept(
         "dead-letter", orjson.dumps(letter(envelope))))
     assert (outcome.outcome, outcome.records) == ("skipped", [])
-    assert "not a whole webhook request (KeyError" in outcome.reason
+    assert outcome.reason == "its 'received_at' is not text"
 
 
 async def test_a_stage_replay_knows_nothing_of_is_skipped() -> None:
     kept = read_kept("dead-letter", orjson.dumps(letter({}, stage="ingest-v9")))
-    outcome = await Replayer("unused:9092", 0).outcome(kept)
+    outcome = await replayer().outcome(kept)
     assert (outcome.outcome, outcome.reason) == ("skipped", "no replay for stage 'ingest-v9'")
 
 
 async def test_a_webhook_in_a_format_ingest_refuses_still_fails() -> None:
     envelope = {**envelope_of(FIXTURES[0]), "content_type": "application/pdf"}
-    outcome = await Replayer("unused:9092", 0).outcome(read_kept(
+    outcome = await replayer().outcome(read_kept(
         "dead-letter", orjson.dumps(letter(envelope))))
     assert outcome.outcome == "failing"
     assert "content type 'application/pdf' is not accepted" in outcome.reason
@@ -126,29 +186,66 @@ def _b64(data: bytes) -> str:
 
 
 def test_a_workers_letter_gives_back_its_record_as_it_was() -> None:
-    payload = {"topic": "switchboard.outbound.v1", "partition": 2, "offset": 7, "key": "k|a|c",
-               "value_b64": _b64(b'{"x":1}'), "attempts": 3, "worker": "sender",
-               "headers_b64": [["ce_type", _b64(b"dev.t.v1")], ["raw", _b64(b"\x00\xff")]]}
+    payload = {"topic": "switchboard.outbound.v1", "partition": 2, "offset": 7,
+               "key": "k|a|\ufffd", "key_b64": _b64(b"k|a|\xff"), "value_b64": _b64(b'{"x":1}'),
+               "attempts": 3, "worker": "sender",
+               "headers_b64": [["ce_type", _b64(b"dev.t.v1")], ["raw", _b64(b"\x00\xff")],
+                               ["empty", None]]}
     record = record_of(payload)
     assert (record.topic, record.key, record.value) == (
-        "switchboard.outbound.v1", b"k|a|c", b'{"x":1}')
-    assert record.headers == [("ce_type", b"dev.t.v1"), ("raw", b"\x00\xff")]
+        "switchboard.outbound.v1", b"k|a|\xff", b'{"x":1}')  # the key exactly, not as shown
+    assert record.headers == [("ce_type", b"dev.t.v1"), ("raw", b"\x00\xff"), ("empty", None)]
 
 
 @pytest.mark.parametrize(("change", "reason"), [
     ({"headers_b64": None}, "kept without its headers"),
-    ({"value_b64": "%%%"}, "not a whole record"),
-    ({"topic": None}, "names no topic"),
+    ({"value_b64": "%%%"}, "its value is not base64"),
+    ({"value_b64": None}, "its value is not base64"),
+    ({"key_b64": 7}, "its key is not base64"),
+    ({"topic": None}, "its 'topic' is not text"),
+    ({"headers_b64": [[1, "dg=="]]}, "not \\[name, value\\] pairs"),
+    ({"headers_b64": [["a", "dg==", "x"]]}, "not \\[name, value\\] pairs"),
+    ({"headers_b64": [["a", 5]]}, "its header 'a' is not base64"),
 ])
 def test_a_workers_letter_that_cannot_be_put_back_says_why(change: dict[str, Any],
                                                            reason: str) -> None:
-    payload: dict[str, Any] = {"topic": "t", "key": None, "value_b64": _b64(b"v"),
+    payload: dict[str, Any] = {"topic": "t", "key_b64": None, "value_b64": _b64(b"v"),
                                "headers_b64": []}
     payload.update(change)
-    if change.get("headers_b64", "") is None:  # kept by a version that had no such field
+    if change == {"headers_b64": None}:  # kept by a version that had no such field
         del payload["headers_b64"]
     with pytest.raises(Unreplayable, match=reason):
         record_of(payload)
+
+
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("body", 12, "its 'body' is not text"),
+    ("content_type", None, "its 'content_type' is not text"),
+    ("headers", {"a": 1}, "its 'headers' are not text"),
+    ("headers", ["a"], "its 'headers' are not text"),
+    ("received_at", "yesterday", "its 'received_at' is not a time"),
+    ("body_encoding", "base64", "its body is not base64"),  # the body is JSON text, not base64
+])
+async def test_a_kept_request_with_a_field_of_the_wrong_kind_is_skipped(
+        field: str, value: Any, reason: str) -> None:
+    envelope = {**envelope_of(FIXTURES[0]), field: value}
+    outcome = await replayer().outcome(read_kept("dead-letter", orjson.dumps(letter(envelope))))
+    assert (outcome.outcome, outcome.reason) == ("skipped", reason)
+
+
+async def test_a_record_published_before_is_not_put_back_past_the_senders_memory() -> None:
+    now = time.time()
+    payload: dict[str, Any] = {"topic": "t", "key_b64": None, "value_b64": _b64(b"v"),
+                               "headers_b64": []}
+    old = read_kept("dead-letter", orjson.dumps(letter(payload, stage="worker:bot")),
+                    int((now - 8 * 86_400) * 1000))
+    outcome = await replayer(now=lambda: now).outcome(old)
+    assert outcome.outcome == "skipped"
+    assert outcome.reason.startswith("over 7 days old: the sender no longer remembers")
+    raw = read_kept("raw", orjson.dumps(envelope_of(FIXTURES[0])), int((now - 8 * 86_400) * 1000))
+    assert (await replayer(now=lambda: now).outcome(raw)).outcome == "skipped"
+    allowed = await replayer(now=lambda: now, include_old=True).outcome(raw)
+    assert allowed.outcome == "replayed"
 
 
 @pytest.mark.parametrize(("selection", "matches"), [
@@ -163,3 +260,21 @@ def test_a_workers_letter_that_cannot_be_put_back_says_why(change: dict[str, Any
 def test_every_filter_given_must_match(selection: Selection, matches: bool) -> None:
     kept = read_kept("dead-letter", orjson.dumps(letter({})))
     assert selection.matches(kept) is matches
+
+
+@pytest.mark.parametrize(("args", "reason"), [
+    (["--since", "yesterday"], "neither a time like"),
+    (["--since", "999999999d"], "neither a time like"),
+    (["--since", "1960-01-01"], "before 1970"),
+    (["--since", "1h", "--until", "2h"], "is after --until"),
+    (["--source", "raw"], "--source raw needs --since"),
+    (["--source", "raw", "--since", "1h", "--stage", "sender"], "--stage is for dead letters"),
+])
+def test_a_window_that_cannot_be_read_is_refused_before_kafka_is_asked(
+        args: list[str], reason: str) -> None:
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # nothing listens there
+    done = subprocess.run([sys.executable, "-m", "switchboard.cli", "replay", *args], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and reason in done.stderr
+    assert done.stdout == ""

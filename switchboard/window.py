@@ -1,0 +1,72 @@
+"""Reading a window of a topic's records once, to an end fixed at the start.
+
+Tools that look back (`switchboard replay`) read what a topic held when they started and then
+stop, however fast new records arrive; a consumer group would read on forever.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from switchboard.clients import KafkaTarget, kafka_options
+from switchboard.topics import partitions_of
+
+Consumed: TypeAlias = "ConsumerRecord[bytes, bytes]"
+# Waiting this long for a record below a partition's end means it is not coming (a broker
+# that stopped answering); it is not how long the caller may take between records.
+STALL_TIMEOUT_S = 30.0
+
+
+class WindowError(Exception):
+    """The window cannot be read (a topic missing, a partition that stopped answering)."""
+
+
+async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: int | None,
+                      until_ms: int | None) -> AsyncGenerator[Consumed, None]:
+    """The topic's records with a timestamp from `since_ms` (None: the oldest kept) to
+    `until_ms` (None: any), up to each partition's end when this started. Use it with
+    `contextlib.aclosing`, so its consumer stops as soon as the caller does."""
+    partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
+    if not partitions:
+        raise WindowError(f"topic {topic} does not exist on this cluster")
+    # earliest: if retention removes the start before it is fetched, go on from the oldest
+    # left instead of jumping to the end and reading nothing.
+    consumer = AIOKafkaConsumer(**kafka_options(kafka, role), enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        if since_ms is None:
+            starts: dict[TopicPartition, int] = await consumer.beginning_offsets(partitions)
+        else:
+            found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
+            starts = {tp: ends[tp] if at is None else at.offset for tp, at in found.items()}
+        remaining = {tp: ends[tp] for tp in partitions if starts[tp] < ends[tp]}
+        for tp in remaining:
+            consumer.seek(tp, starts[tp])
+        idle_s = 0.0
+        while remaining:
+            asked = time.monotonic()
+            batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=500)
+            idle_s = 0.0 if batch else idle_s + time.monotonic() - asked
+            if idle_s > STALL_TIMEOUT_S:
+                raise WindowError(f"{topic} gave no records for {STALL_TIMEOUT_S:.0f}s before "
+                                  "the end of partitions "
+                                  f"{', '.join(str(tp.partition) for tp in remaining)}")
+            for tp, records in batch.items():
+                end = remaining.get(tp, 0)
+                for record in records:
+                    # A producer's clock sets a record's time: later offsets can be earlier.
+                    if record.offset < end and (since_ms is None or record.timestamp >= since_ms) \
+                            and (until_ms is None or record.timestamp <= until_ms):
+                        yield record
+            for tp in list(remaining):
+                if await consumer.position(tp) >= remaining[tp]:
+                    del remaining[tp]
+    finally:
+        await consumer.stop()
