@@ -39,10 +39,12 @@ class Readiness:
     """Answers /readyz from a recent check, so probes do not hammer Kafka."""
 
     def __init__(self, kafka: KafkaTarget, producer: DurableProducer, ttl_s: float = 5.0,
-                 siblings: SiblingProcesses | None = None) -> None:
+                 siblings: SiblingProcesses | None = None,
+                 correlations: CorrelationIndex | None = None) -> None:
         self.kafka = kafka
         self.producer = producer
         self.siblings = siblings
+        self.correlations = correlations
         self.ttl_s = ttl_s
         self._checked_at = 0.0
         self._problem: str | None = "not checked yet"
@@ -52,6 +54,10 @@ class Readiness:
             return "Kafka producer not connected"
         if self.siblings is not None and (problem := self.siblings.problem()):
             return problem
+        if self.correlations is not None and not self.correlations.caught_up.is_set():
+            # Until then a report on a recent send would go out without its command id: let
+            # a rolling deploy keep sending webhooks to the process that has them all.
+            return "reading the outbound results that correlate reports"
         if time.monotonic() - self._checked_at > self.ttl_s:
             try:
                 missing = await asyncio.wait_for(missing_topics(self.kafka), 5)
@@ -109,9 +115,9 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
     producer = DurableProducer(kafka, role="ingest",
                                timeout_s=settings.produce_timeout_s)
     siblings = SiblingProcesses.from_environment()
-    readiness = Readiness(kafka, producer, siblings=siblings)
     unreferenced = frozenset(a.provider for a in accounts if not echoes_correlation(a.provider))
     correlations = CorrelationIndex(kafka, unreferenced) if unreferenced else None
+    readiness = Readiness(kafka, producer, siblings=siblings, correlations=correlations)
     handler = WebhookHandler(accounts=accounts, producer=producer,
                              max_body_bytes=settings.max_body_bytes, recent=RecentRequests(),
                              correlations=correlations)

@@ -102,6 +102,8 @@ class CorrelationIndex:
                 if not self.caught_up.is_set() and all(
                         [await consumer.position(tp) >= end for tp, end in ends.items()]):
                     self.caught_up.set()
+                    log.info("correlation index caught up", results=self.results_read,
+                             commands=len(self._commands))
         finally:
             await consumer.stop()
 

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, cast
 
+import httpx
 import pytest
 import uvicorn
 
@@ -85,15 +86,16 @@ async def start_ingest(bootstrap: str, accounts: Accounts, port: int | None = No
     server = EmbeddedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
                                            access_log=False, lifespan="on"))
     task = asyncio.create_task(server.serve())
-    producer = app.state.producer
-    for _ in range(300):
-        if server.started and producer.started:
-            break
-        await asyncio.sleep(0.05)
-    else:
-        server.should_exit = True
-        raise AssertionError("ingest server did not start")
-    return IngestServer(f"http://127.0.0.1:{port}", accounts, server), task
+    base_url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):  # ready: connected and (with Omnichat) the results read
+            if server.started and (await client.get(f"{base_url}/readyz")).status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            server.should_exit = True
+            raise AssertionError("ingest server did not become ready")
+    return IngestServer(base_url, accounts, server), task
 
 
 @pytest.fixture(scope="session")
