@@ -27,16 +27,18 @@ Key = tuple[str, str, str]  # provider, account, provider message id
 class CorrelationIndex:
     def __init__(self, kafka: KafkaTarget, providers: frozenset[str], *,
                  lookback_s: float = 86_400, max_entries: int = 1_000_000,
-                 wait_s: float = 1.0) -> None:
+                 wait_s: float = 1.0, topic: str = OUTBOUND_RESULTS.name) -> None:
         self.kafka = kafka
+        self.topic = topic
         self.providers = providers
         self.lookback_s = lookback_s
         self.max_entries = max_entries
         self.wait_s = wait_s
         self._commands: OrderedDict[Key, str] = OrderedDict()
         self._grew = asyncio.Event()
-        # Set once the index holds every result that was on the topic when it started: a
-        # replay of old reports waits for it, so none misses a result that is there.
+        # Set once the index holds every result that was on the topic when it started: until
+        # then ingest is not ready, and a replay of old reports waits, so that no report
+        # misses a result that is there.
         self.caught_up = asyncio.Event()
         self.results_read = 0  # progress, for whoever waits on caught_up
         self._task: asyncio.Task[None] | None = None
@@ -75,8 +77,12 @@ class CorrelationIndex:
                 await asyncio.sleep(2)
 
     async def _read(self) -> None:
-        partitions = [TopicPartition(OUTBOUND_RESULTS.name, p)
-                      for p in await partitions_of(self.kafka, OUTBOUND_RESULTS.name)]
+        partitions = [TopicPartition(self.topic, p)
+                      for p in await partitions_of(self.kafka, self.topic)]
+        if not partitions:
+            # Ingest creates the topics as it starts, maybe after this looked: following no
+            # partitions would index nothing, for good. _follow looks again shortly.
+            raise LookupError(f"topic {self.topic} does not exist yet")
         consumer = AIOKafkaConsumer(**kafka_options(self.kafka, "ingest-correlation"),
                                     enable_auto_commit=False, fetch_max_wait_ms=100)
         await consumer.start()
