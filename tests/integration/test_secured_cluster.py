@@ -163,8 +163,9 @@ async def _ingest_answers(settings: Settings, kafka_bootstrap: str
             before = await watcher.snapshot()
             base = f"http://127.0.0.1:{settings.http_port}"
             async with httpx.AsyncClient(timeout=10) as client:
-                for _ in range(200):  # bounded: 10 s to listen and log in to Kafka
-                    if server.started and app.state.producer.started:
+                for _ in range(200):  # bounded: 10 s to listen, log in to Kafka, read results
+                    if server.started and app.state.producer.started \
+                            and (await client.get(f"{base}/readyz")).status_code == 200:
                         break
                     await asyncio.sleep(0.05)
                 ready = await client.get(f"{base}/readyz")
