@@ -28,15 +28,14 @@ from typing import Any, Literal
 import orjson
 
 from ingest.correlation import CorrelationIndex, correlate
-from ingest.stored import Unstorable, event_records, short
-from ingest.webhooks import unsupported_media_type
-from normalizers import NormalizeError, WebhookRequest, normalize
+from ingest.webhooks import normalized, storable
+from normalizers import WebhookRequest
 from normalizers.registry import echoes_correlation
 from switchboard.clients import KafkaTarget
 from switchboard.events import EventType
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.providers import PROVIDERS
-from switchboard.records import OutRecord
+from switchboard.records import OutRecord, raw_body
 from switchboard.topics import DEAD_LETTER, LEDGER_RETENTION_DAYS, RAW, partitions_of
 from switchboard.window import WindowError, read_window
 
@@ -149,7 +148,7 @@ def _bytes(encoded: Any, what: str) -> bytes:
 def webhook_of(envelope: Mapping[str, Any]) -> WebhookRequest:
     """The request a raw envelope (see switchboard.records.raw_envelope) records. Ingest kept
     only some of its headers; no normalizer reads headers (they carry authentication)."""
-    body = _text(envelope, "body")
+    _text(envelope, "body")  # raw_body takes it as text
     headers = envelope.get("headers")
     if not isinstance(headers, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
@@ -158,9 +157,12 @@ def webhook_of(envelope: Mapping[str, Any]) -> WebhookRequest:
         received_at = datetime.fromisoformat(_text(envelope, "received_at"))
     except ValueError:
         raise Unreplayable("its 'received_at' is not a time") from None
+    try:
+        body = raw_body(envelope)
+    except binascii.Error:
+        raise Unreplayable("its body is not base64") from None
     return WebhookRequest(
-        provider=_text(envelope, "provider"), account=_text(envelope, "account"),
-        body=_bytes(body, "body") if envelope.get("body_encoding") == "base64" else body.encode(),
+        provider=_text(envelope, "provider"), account=_text(envelope, "account"), body=body,
         received_at=received_at, raw_id=_text(envelope, "id"),
         content_type=_text(envelope, "content_type"), query=_text(envelope, "query"),
         method=_text(envelope, "method"), headers=headers)
@@ -228,25 +230,18 @@ class Replayer:
                 "it sent then, so bots could answer it twice (--include-old replays it anyway)")
 
     async def _renormalized(self, kept: Kept, webhook: WebhookRequest) -> Outcome:
-        """What ingest would publish for the request now: the same steps, in the same order."""
-        if webhook.provider not in PROVIDERS:
-            return Outcome(kept, "failing", reason=f"no provider named {webhook.provider!r}")
-        refused = unsupported_media_type(webhook)
-        if refused is not None:
-            return Outcome(kept, "failing", reason=refused[2])
-        try:
-            events = normalize(webhook)
-        except NormalizeError as exc:
-            return Outcome(kept, "failing", reason=short(exc.reason))
+        """What ingest would publish for the request now: its own steps, in the same order."""
+        events, failure = normalized(webhook)
+        if failure is not None:
+            return Outcome(kept, "failing", reason=failure[2])
         uncorrelated = 0
         if events and not echoes_correlation(webhook.provider):
             events = await correlate(await self._index(), events)
             uncorrelated = sum(1 for e in events if e.type is EventType.STATUS
                                and e.correlation_id is None and e.message_id)
-        try:
-            records = event_records(events, len(webhook.body))
-        except Unstorable as exc:
-            return Outcome(kept, "failing", reason=exc.reason)
+        records, failure = storable(events, len(webhook.body))
+        if failure is not None:
+            return Outcome(kept, "failing", reason=failure[2])
         return Outcome(kept, "replayed", records, uncorrelated=uncorrelated)
 
     async def _exists(self, topic: str) -> bool:
@@ -293,9 +288,10 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                  include_old: bool = False, emit: Callable[[bytes], None]) -> Summary:
     """Replay the selected records of the window, each reported to `emit` as a JSON line
     once its records are acknowledged (acks=all), or at once with `dry_run`."""
-    since_s = since_ms / 1000 if since_ms is not None else time.time() - 31 * 86_400
-    replayer = Replayer(kafka, correlation_lookback_s=time.time() - since_s
-                        + CORRELATION_LOOKBACK_S, include_old=include_old)
+    # Results from a day before the window (a report follows its send); with no start, all.
+    now = time.time()
+    lookback_s = now - since_ms / 1000 + CORRELATION_LOOKBACK_S if since_ms is not None else now
+    replayer = Replayer(kafka, correlation_lookback_s=lookback_s, include_old=include_old)
     producer = None if dry_run else DurableProducer(kafka, role="replay", timeout_s=30)
     summary = Summary()
     chunk: list[Outcome] = []

@@ -92,13 +92,31 @@ async def off_loop_if_large(body_bytes: int, function: Callable[P, T], *args: P.
     return await asyncio.get_running_loop().run_in_executor(_OFF_LOOP, call)
 
 
-def unsupported_media_type(webhook: WebhookRequest) -> Failure | None:
-    """The 415 for a body that is none of the formats providers send, else None."""
-    if webhook.media_type in ACCEPTED_MEDIA_TYPES:
-        return None
-    return (415, "unsupported_media_type",
-            f"content type {webhook.media_type!r} is not accepted; send JSON, XML or a "
-            "urlencoded form")
+def normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | None]:
+    """The request's events, or why it has none that can be kept: what ingest does with a
+    request as it arrives, and `switchboard replay` with one kept as a dead letter."""
+    if webhook.media_type not in ACCEPTED_MEDIA_TYPES:
+        return [], (415, "unsupported_media_type",
+                    f"content type {webhook.media_type!r} is not accepted; send JSON, XML or a "
+                    "urlencoded form")
+    try:
+        return normalize(webhook), None
+    except NormalizeError as exc:
+        if exc.__cause__ is not None:  # a normalizer bug, not just a bad payload
+            log.error("normalizer crashed", provider=webhook.provider, exc_info=exc.__cause__)
+        return [], (400, "unprocessable_payload", short(exc.reason))
+
+
+def storable(events: list[MessageEvent], body_bytes: int
+             ) -> tuple[list[OutRecord], Failure | None]:
+    """The events' records, or why Kafka cannot take them (see ingest.stored)."""
+    try:
+        return event_records(events, body_bytes), None
+    except Unstorable as exc:
+        if exc.__cause__ is not None:
+            log.error("event not serializable", provider=events[0].provider,
+                      exc_info=exc.__cause__)
+        return [], (400, "unprocessable_payload", exc.reason)
 
 
 def error_response(status: int, code: str, message: str,
@@ -188,14 +206,15 @@ class WebhookHandler:
             metrics.DUPLICATES.labels(account.provider, account.name).inc()
             return self._ack(normalizer.acknowledge(webhook)), "duplicate"
 
-        events, failure = await self._normalized(webhook)
+        # A large body is normalized and its records built off the event loop.
+        events, failure = await off_loop_if_large(len(body), normalized, webhook)
         if events and self.correlations is not None \
                 and account.provider in self.correlations.providers:
             events = await correlate(self.correlations, events)
         envelope, raw = fitted_raw(envelope, received_at)
         records = [raw]
         if failure is None:
-            stored, failure = await self._event_records(events, webhook)
+            stored, failure = await off_loop_if_large(len(body), storable, events, len(body))
             records.extend(stored)
         if failure is not None:
             records.append(dead_letter_record(
@@ -240,33 +259,6 @@ class WebhookHandler:
                         account=account.name, reason=exc.reason)
             return error_response(401, "unauthorized", exc.reason)
         return None
-
-    @staticmethod
-    async def _normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | None]:
-        """The request's events, or why it has none that can be kept."""
-        refused = unsupported_media_type(webhook)
-        if refused is not None:
-            return [], refused
-        try:
-            return await off_loop_if_large(len(webhook.body), normalize, webhook), None
-        except NormalizeError as exc:
-            if exc.__cause__ is not None:  # a normalizer bug, not just a bad payload
-                log.error("normalizer crashed", provider=webhook.provider,
-                          exc_info=exc.__cause__)
-            return [], (400, "unprocessable_payload", short(exc.reason))
-
-    @staticmethod
-    async def _event_records(events: list[MessageEvent], webhook: WebhookRequest
-                             ) -> tuple[list[OutRecord], Failure | None]:
-        """The events' records, or why Kafka cannot take them (see ingest.stored)."""
-        try:
-            return await off_loop_if_large(len(webhook.body), event_records, events,
-                                           len(webhook.body)), None
-        except Unstorable as exc:
-            if exc.__cause__ is not None:
-                log.error("event not serializable", provider=webhook.provider,
-                          exc_info=exc.__cause__)
-            return [], (400, "unprocessable_payload", exc.reason)
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None once it grows past the cap (we stop reading there)."""
