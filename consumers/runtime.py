@@ -41,7 +41,7 @@ from consumers.handling import (
     Record,
     RetryLater,
 )
-from switchboard.clients import KafkaTarget, kafka_options, stop_consumer
+from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import dead_letter_record, named_by_source
@@ -109,7 +109,11 @@ class WorkerRuntime:
         self.kafka = kafka
         self.topics = list(topics)
         self.handler = handler
-        self.group_id = group_id or f"switchboard-{name}"
+        connection = as_connection(kafka)
+        # Handlers see the plain topic names the code uses; the cluster has prefixed ones.
+        self._plain_topic = connection.plain_topic
+        self._subscribed = [connection.topic(topic) for topic in self.topics]
+        self.group_id = connection.group(group_id or f"switchboard-{name}")
         self.max_concurrency = max_concurrency
         self.max_batch = max_batch
         self.retry = retry or RetryPolicy()
@@ -176,14 +180,15 @@ class WorkerRuntime:
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
         )
-        consumer.subscribe(self.topics, listener=_CommitOnRevoke(self))
+        consumer.subscribe(self._subscribed, listener=_CommitOnRevoke(self))
         try:
             await consumer.start()
         except BaseException:  # Ctrl-C during start-up too: close what was opened
             await stop_consumer(consumer)
             raise
         self._consumer = consumer
-        log.info("worker started", worker=self.name, topics=self.topics, group=self.group_id)
+        log.info("worker started", worker=self.name, topics=self._subscribed,
+                 group=self.group_id)
         try:
             while not self._stopping.is_set() and self._failure is None:
                 if not self.ready.is_set() and consumer.assignment():
@@ -231,8 +236,8 @@ class WorkerRuntime:
                 if self._generation != generation:  # a rebalance began while we waited
                     self._capacity.release()
                     return
-                record = Record(r.topic, r.partition, r.offset, r.key, r.value or b"",
-                                tuple(r.headers or ()))
+                record = Record(self._plain_topic(r.topic), r.partition, r.offset, r.key,
+                                r.value or b"", tuple(r.headers or ()))
                 chain = (tp.topic, tp.partition, r.key)
                 self._in_flight[tp].add(r.offset)
                 self._fetched[tp] = r.offset + 1

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from switchboard.clients import KafkaTarget, kafka_options, stop_consumer
+from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.logs import get_logger
 from switchboard.topics import partitions_of
 
@@ -61,7 +61,7 @@ class CompactedTable(Generic[V]):
         """Load everything there is now; then follow new records in the background."""
         partitions = await partitions_of(self.kafka, self.topic)
         if not partitions:
-            raise RuntimeError(f"topic {self.topic} does not exist")
+            raise RuntimeError(f"topic {topic_name(self.kafka, self.topic)} does not exist")
         try:
             await self._load(partitions)
         except BaseException:  # Ctrl-C during start-up too: close what was opened
@@ -76,7 +76,8 @@ class CompactedTable(Generic[V]):
                                           fetch_max_wait_ms=self.follow_wait_ms,
                                           fetch_min_bytes=self._fetch_min_bytes)
         await self._consumer.start()
-        self._partitions = [TopicPartition(self.topic, p) for p in partitions]
+        self._partitions = [TopicPartition(topic_name(self.kafka, self.topic), p)
+                            for p in partitions]
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
         self._offsets = AIOKafkaConsumer(**kafka_options(self.kafka, f"table-{self.topic}"),

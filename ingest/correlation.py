@@ -15,7 +15,7 @@ from collections import OrderedDict
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from switchboard.clients import KafkaTarget, kafka_options
+from switchboard.clients import KafkaTarget, kafka_options, topic_name
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.topics import OUTBOUND_RESULTS, partitions_of
@@ -77,12 +77,12 @@ class CorrelationIndex:
                 await asyncio.sleep(2)
 
     async def _read(self) -> None:
-        partitions = [TopicPartition(self.topic, p)
+        partitions = [TopicPartition(topic_name(self.kafka, self.topic), p)
                       for p in await partitions_of(self.kafka, self.topic)]
         if not partitions:
             # Ingest creates the topics as it starts, maybe after this looked: following no
             # partitions would index nothing, for good. _follow looks again shortly.
-            raise LookupError(f"topic {self.topic} does not exist yet")
+            raise LookupError(f"topic {topic_name(self.kafka, self.topic)} does not exist yet")
         consumer = AIOKafkaConsumer(**kafka_options(self.kafka, "ingest-correlation"),
                                     enable_auto_commit=False, fetch_max_wait_ms=100)
         await consumer.start()

@@ -34,9 +34,24 @@ class KafkaConnection:
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
     # Of what our producers write: webhook bodies and events are repetitive JSON.
     compression: Compression = "none"
+    # Put before every topic and consumer group name on the cluster, so that installs (say
+    # staging and production) can share one. The code names topics plainly; clients add it.
+    name_prefix: str = ""
 
     def __str__(self) -> str:
         return self.bootstrap_servers
+
+    def topic(self, name: str) -> str:
+        """The name on the cluster of the topic the code calls `name`."""
+        return self.name_prefix + name
+
+    def plain_topic(self, name: str) -> str:
+        """The name the code uses for the cluster's topic `name`: the inverse of `topic`."""
+        return name.removeprefix(self.name_prefix)
+
+    def group(self, name: str) -> str:
+        """The id on the cluster of the consumer group the code calls `name`."""
+        return self.name_prefix + name
 
     def client_options(self, role: str) -> dict[str, Any]:
         """Keyword arguments for any aiokafka client (producer, consumer, admin)."""
@@ -64,6 +79,11 @@ KafkaTarget: TypeAlias = str | KafkaConnection
 
 def as_connection(target: KafkaTarget) -> KafkaConnection:
     return KafkaConnection(target) if isinstance(target, str) else target
+
+
+def topic_name(target: KafkaTarget, name: str) -> str:
+    """The name on the cluster of the topic the code calls `name` (see `name_prefix`)."""
+    return as_connection(target).topic(name)
 
 
 def kafka_options(target: KafkaTarget, role: str) -> dict[str, Any]:

@@ -75,6 +75,7 @@ class DurableProducer:
     def __init__(self, kafka: KafkaTarget, *, role: str = "producer",
                  timeout_s: float = 5.0) -> None:
         self.kafka = kafka
+        self._name_prefix = as_connection(kafka).name_prefix
         self.role = role
         self.timeout_s = timeout_s
         self._producer: AIOKafkaProducer | None = None
@@ -129,15 +130,19 @@ class DurableProducer:
         await stopping
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
-        """Send all records and wait for every acknowledgement (acks=all), or raise."""
+        """Send all records and wait for every acknowledgement (acks=all), or raise.
+
+        Records name their topics plainly; they land on the connection's prefixed names."""
         producer = self._producer
         if producer is None:
             raise PublishError("Kafka producer is not connected")
         if not records:
             return
         cluster = producer.client.cluster
-        partitions = [len(cluster.partitions_for_topic(r.topic) or ())
-                      or await self._partition_count(producer, r.topic) for r in records]
+        prefix = self._name_prefix
+        topics = [prefix + r.topic for r in records] if prefix else [r.topic for r in records]
+        partitions = [len(cluster.partitions_for_topic(topic) or ())
+                      or await self._partition_count(producer, topic) for topic in topics]
         sizes = [record_size(r) for r in records]
         too_large = max(sizes)
         if too_large > MAX_REQUEST_BYTES:
@@ -152,8 +157,8 @@ class DurableProducer:
             group = self._open = _Group()
             group.timer = loop.call_later(self.timeout_s, self._expire, group)
         # No await from here to the waiter: all records of one call join the same group.
-        for record, count, size in zip(records, partitions, sizes, strict=True):
-            self._append(producer, group, record, self._partition(record.key, count))
+        for record, topic, count, size in zip(records, topics, partitions, sizes, strict=True):
+            self._append(producer, group, record, topic, self._partition(record.key, count))
             group.size += size
         self._buffered += sum(sizes)
         waiter: asyncio.Future[str | None] = loop.create_future()
@@ -189,9 +194,9 @@ class DurableProducer:
         return hashed % count
 
     @staticmethod
-    def _append(producer: AIOKafkaProducer, group: _Group, record: OutRecord,
+    def _append(producer: AIOKafkaProducer, group: _Group, record: OutRecord, topic: str,
                 partition: int) -> None:
-        builders = group.batches.setdefault((record.topic, partition), [])
+        builders = group.batches.setdefault((topic, partition), [])
         if builders and builders[-1].append(timestamp=None, key=record.key,
                                             value=record.value, headers=record.headers):
             return

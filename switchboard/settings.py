@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     kafka_ssl_key_password: SecretStr | None = None
     kafka_compression: Compression = Field(
         default="none", description="of the records our producers write (consumers need none)")
+    # Kafka allows letters, digits, '.', '_' and '-' in a topic name, at most 249 of them.
+    kafka_name_prefix: str = Field(
+        default="", pattern=r"^[A-Za-z0-9._-]{0,200}$",
+        description="before every topic and consumer group name (e.g. `staging.`), so "
+                    "installs can share a cluster")
 
     # Topics
     topic_partitions: int = Field(default=6, ge=1)
@@ -173,7 +178,8 @@ class Settings(BaseSettings):
             sasl_username=self.kafka_sasl_username,
             sasl_password=password.get_secret_value() if password else None,
             ssl_context=self.kafka_ssl_context() if protocol.endswith("SSL") else None,
-            compression=self.kafka_compression)
+            compression=self.kafka_compression,
+            name_prefix=self.kafka_name_prefix)
 
     def secret_values(self) -> list[str]:
         """What must never appear in a log line."""

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from switchboard.clients import KafkaTarget, kafka_options
+from switchboard.clients import KafkaTarget, kafka_options, topic_name
 from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS
 
 
@@ -34,7 +34,10 @@ class UnknownTopic(ValueError):
 
 async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: bool = False,
                limit: int | None = None) -> None:
-    wanted = topics or [MESSAGE_INBOUND.name, MESSAGE_STATUS.name]
+    """Print the records of `topics` (plain names, as in the docs; the connection's name
+    prefix is added) as JSON lines."""
+    wanted = [topic_name(kafka, topic)
+              for topic in topics or [MESSAGE_INBOUND.name, MESSAGE_STATUS.name]]
     consumer = AIOKafkaConsumer(
         **kafka_options(kafka, "tail"),
         auto_offset_reset="earliest" if from_beginning else "latest",

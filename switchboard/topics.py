@@ -16,7 +16,7 @@ from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.offset import OffsetRequest
 
-from switchboard.clients import KafkaTarget, kafka_options
+from switchboard.clients import KafkaTarget, kafka_options, topic_name
 from switchboard.logs import get_logger
 
 log = get_logger(__name__)
@@ -116,17 +116,18 @@ async def ensure_topics(
     specs: tuple[TopicSpec, ...] = ALL_TOPICS,
     timeout_s: float = 30.0,
 ) -> list[str]:
-    """Create the topics that do not exist yet; returns the names it created."""
+    """Create the topics that do not exist yet; returns the names it created (on the
+    cluster, with the connection's name prefix)."""
     admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=15000)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in specs if spec.name not in existing]
+        missing = [spec for spec in specs if topic_name(kafka, spec.name) not in existing]
         if not missing:
             return []
         new_topics = [
             NewTopic(
-                name=spec.name,
+                name=topic_name(kafka, spec.name),
                 num_partitions=spec.partitions or partitions,
                 replication_factor=replication_factor,
                 topic_configs=creation_config(spec, replication_factor),
@@ -209,11 +210,13 @@ async def missing_topics(kafka: KafkaTarget, specs: tuple[TopicSpec, ...] = ALL_
         existing = set(await admin.list_topics())
     finally:
         await admin.close()
-    return [spec.name for spec in specs if spec.name not in existing]
+    return [name for name in (topic_name(kafka, spec.name) for spec in specs)
+            if name not in existing]
 
 
 async def partitions_of(kafka: KafkaTarget, topic: str) -> list[int]:
     """The partition numbers of a topic (empty if it does not exist)."""
+    topic = topic_name(kafka, topic)
     admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=10000)
     await admin.start()
     try:

@@ -12,7 +12,7 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from switchboard.clients import KafkaTarget, kafka_options
+from switchboard.clients import KafkaTarget, kafka_options, topic_name
 from switchboard.topics import partitions_of
 
 Consumed: TypeAlias = "ConsumerRecord[bytes, bytes]"
@@ -30,9 +30,10 @@ async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: in
     """The topic's records with a timestamp from `since_ms` (None: the oldest kept) to
     `until_ms` (None: any), up to each partition's end when this started. Use it with
     `contextlib.aclosing`, so its consumer stops as soon as the caller does."""
-    partitions = [TopicPartition(topic, p) for p in await partitions_of(kafka, topic)]
+    partitions = [TopicPartition(topic_name(kafka, topic), p)
+                  for p in await partitions_of(kafka, topic)]
     if not partitions:
-        raise WindowError(f"topic {topic} does not exist on this cluster")
+        raise WindowError(f"topic {topic_name(kafka, topic)} does not exist on this cluster")
     # earliest: if retention removes the start before it is fetched, go on from the oldest
     # left instead of jumping to the end and reading nothing.
     consumer = AIOKafkaConsumer(**kafka_options(kafka, role), enable_auto_commit=False,

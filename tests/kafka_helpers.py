@@ -15,6 +15,7 @@ from typing import Any
 import trustme
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from switchboard.clients import KafkaTarget
 from switchboard.localkafka import BrokerError
 from switchboard.producer import DurableProducer
 from switchboard.records import OutRecord
@@ -98,8 +99,8 @@ async def collect_until(watcher: TopicWatcher, before: Offsets,
                          f"{ {topic: len(records) for topic, records in found.items()} }")
 
 
-async def publish(bootstrap: str, records: list[OutRecord]) -> None:
-    producer = DurableProducer(bootstrap, timeout_s=15)
+async def publish(kafka: KafkaTarget, records: list[OutRecord]) -> None:
+    producer = DurableProducer(kafka, timeout_s=15)
     await producer.start()
     try:
         await producer.publish(records)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from switchboard.clients import KafkaConnection, as_connection, kafka_options
+from switchboard.clients import KafkaConnection, as_connection, kafka_options, topic_name
 from switchboard.logs import MASK, scrub
 from switchboard.settings import Settings, SettingsError, get_settings
 from tests.unit.test_settings import _cli
@@ -171,3 +171,23 @@ def test_producers_compress_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> 
         "SWITCHBOARD_KAFKA_COMPRESSION": "ZSTD"}).kafka_connection()
     assert connection.producer_options("ingest")["compression_type"] == "zstd"
     assert "compression_type" not in kafka_options(connection, "tail")  # consumers: no such option
+
+
+def test_the_name_prefix_goes_before_every_topic_and_group_on_the_cluster(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    connection = _settings(monkeypatch, CLUSTER | {
+        "SWITCHBOARD_KAFKA_NAME_PREFIX": "staging."}).kafka_connection()
+    assert connection.topic("switchboard.raw.v1") == "staging.switchboard.raw.v1"
+    assert connection.group("switchboard-sender") == "staging.switchboard-sender"
+    assert connection.plain_topic("staging.switchboard.raw.v1") == "switchboard.raw.v1"
+    assert topic_name(connection, "switchboard.raw.v1") == "staging.switchboard.raw.v1"
+    # Without one (a plain address, the default), names are as the docs give them.
+    assert topic_name("b:9092", "switchboard.raw.v1") == "switchboard.raw.v1"
+    assert KafkaConnection("b:9092").group("switchboard-sender") == "switchboard-sender"
+
+
+@pytest.mark.parametrize("prefix", ["staging/", "two words.", "tenant:1.", "ü.", "x" * 201])
+def test_a_name_prefix_kafka_would_refuse_is_refused_at_start(
+        monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
+    with pytest.raises(ValueError, match="kafka_name_prefix"):
+        _settings(monkeypatch, CLUSTER | {"SWITCHBOARD_KAFKA_NAME_PREFIX": prefix})
