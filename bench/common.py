@@ -38,6 +38,10 @@ burst = 1000
 @contextlib.contextmanager
 def kafka(workdir: Path) -> Iterator[str]:
     settings = Settings()
+    if settings.kafka_name_prefix:
+        # The benchmarks' own clients use the plain names; half-prefixed runs would miscount.
+        raise SystemExit("bench: unset SWITCHBOARD_KAFKA_NAME_PREFIX (the benchmarks use the "
+                         "plain topic names)")
     if settings.kafka_bootstrap_servers:
         yield settings.kafka_bootstrap_servers
         return

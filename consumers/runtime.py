@@ -110,8 +110,10 @@ class WorkerRuntime:
         self.topics = list(topics)
         self.handler = handler
         connection = as_connection(kafka)
-        # Handlers see the plain topic names the code uses; the cluster has prefixed ones.
+        # Handlers see the plain topic names the code uses; the cluster has prefixed ones,
+        # which the logs give (an operator looks them up there).
         self._plain_topic = connection.plain_topic
+        self._cluster_topic = connection.topic
         self._subscribed = [connection.topic(topic) for topic in self.topics]
         self.group_id = connection.group(group_id or f"switchboard-{name}")
         self.max_concurrency = max_concurrency
@@ -355,7 +357,8 @@ class WorkerRuntime:
                     raise GiveBack from exc  # retried by whoever handles it next
                 HANDLED.labels(self.name, "retry").inc()
                 log.warning("handler failed, retrying", worker=self.name, attempt=attempt,
-                            error=repr(exc), topic=record.topic, offset=record.offset)
+                            error=repr(exc), topic=self._cluster_topic(record.topic),
+                            offset=record.offset)
                 await asyncio.sleep(self.retry.delay(attempt, hint))
 
     async def _dead_letter(self, record: Record, reason: str, attempts: int, *,
@@ -363,8 +366,9 @@ class WorkerRuntime:
         if not provider and not account:
             provider, account = named_by_source(record.headers)
         HANDLED.labels(self.name, "dead_letter").inc()
-        log.error("record dead-lettered", worker=self.name, reason=reason, topic=record.topic,
-                  partition=record.partition, offset=record.offset, attempts=attempts)
+        log.error("record dead-lettered", worker=self.name, reason=reason,
+                  topic=self._cluster_topic(record.topic), partition=record.partition,
+                  offset=record.offset, attempts=attempts)
         payload = {
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "key": record.key.decode("utf-8", "replace") if record.key else None,

@@ -68,7 +68,7 @@ class CompactedTable(Generic[V]):
             await self.stop()
             raise
         self._follow = asyncio.create_task(self._follow_forever())
-        log.info("table loaded", topic=self.topic, entries=len(self))
+        log.info("table loaded", topic=topic_name(self.kafka, self.topic), entries=len(self))
 
     async def _load(self, partitions: list[int]) -> None:
         self._consumer = AIOKafkaConsumer(**kafka_options(self.kafka, f"table-{self.topic}"),
@@ -177,7 +177,7 @@ class CompactedTable(Generic[V]):
                 if current is None or self.stands is None or not self.stands(current, read):
                     self._values[key] = read
             except ValueError as exc:  # keep the last value that could be read
-                log.error("table record ignored", topic=self.topic,
+                log.error("table record ignored", topic=topic_name(self.kafka, self.topic),
                           key=key.decode(errors="replace"), error=repr(exc))
         return self._values.get(key)
 

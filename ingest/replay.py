@@ -31,7 +31,7 @@ from ingest.correlation import CorrelationIndex, correlate
 from ingest.webhooks import normalized, storable
 from normalizers import WebhookRequest
 from normalizers.registry import echoes_correlation
-from switchboard.clients import KafkaTarget
+from switchboard.clients import KafkaTarget, topic_name
 from switchboard.events import EventType
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.providers import PROVIDERS
@@ -215,7 +215,8 @@ class Replayer:
             if kept.stage.startswith("worker:"):
                 record = record_of(kept.payload)
                 if not await self._exists(record.topic):
-                    return Outcome(kept, "failing", reason=f"topic {record.topic} does not exist")
+                    missing = topic_name(self.kafka, record.topic)
+                    return Outcome(kept, "failing", reason=f"topic {missing} does not exist")
                 return Outcome(kept, "replayed", [record])
             if kept.stage not in ("normalize", "raw"):
                 return Outcome(kept, "skipped", reason=f"no replay for stage {kept.stage!r}")

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("kafka_name_prefix")
+    @classmethod
+    def _not_internal(cls, value: str) -> str:
+        if value.startswith("__"):  # Kafka's own topics start so; tools hide them
+            raise ValueError("must not start with '__'")
+        return value
+
     @field_validator("log_format", "kafka_compression", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:

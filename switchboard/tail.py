@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from switchboard.clients import KafkaTarget, kafka_options, topic_name
+from switchboard.clients import KafkaConnection, KafkaTarget, as_connection, kafka_options
 from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS
 
 
@@ -32,12 +32,23 @@ class UnknownTopic(ValueError):
     """A topic that is not in the cluster: aiokafka would wait for it forever, logging."""
 
 
+def _unknown(connection: KafkaConnection, missing: list[str], existing: set[str]) -> str:
+    """Name what is missing, and what can be given instead: with a name prefix, the topics of
+    this install, as `--topic` takes them (without the prefix)."""
+    prefix = connection.name_prefix
+    known = sorted(connection.plain_topic(t) for t in existing
+                   if t.startswith(prefix) and not t.startswith("__"))
+    where = f"the topics named {prefix}<topic> are: " if prefix else "the cluster has: "
+    return f"no such topic: {', '.join(missing)} ({where}{', '.join(known) or 'none'})"
+
+
 async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: bool = False,
                limit: int | None = None) -> None:
     """Print the records of `topics` (plain names, as in the docs; the connection's name
     prefix is added) as JSON lines."""
-    wanted = [topic_name(kafka, topic)
-              for topic in topics or [MESSAGE_INBOUND.name, MESSAGE_STATUS.name]]
+    connection = as_connection(kafka)
+    plain = topics or [MESSAGE_INBOUND.name, MESSAGE_STATUS.name]
+    wanted = [connection.topic(topic) for topic in plain]
     consumer = AIOKafkaConsumer(
         **kafka_options(kafka, "tail"),
         auto_offset_reset="earliest" if from_beginning else "latest",
@@ -48,9 +59,7 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
         existing = await consumer.topics()
         missing = [topic for topic in wanted if topic not in existing]
         if missing:
-            known = sorted(t for t in existing if not t.startswith("__"))
-            raise UnknownTopic(f"no such topic: {', '.join(missing)} (the cluster has: "
-                               f"{', '.join(known) or 'none'})")
+            raise UnknownTopic(_unknown(connection, missing, existing))
         consumer.subscribe(wanted)
         printed = 0
         async for record in consumer:

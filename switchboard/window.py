@@ -56,8 +56,8 @@ async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: in
             batch = await consumer.getmany(*remaining, timeout_ms=1000, max_records=500)
             idle_s = 0.0 if batch else idle_s + time.monotonic() - asked
             if idle_s > STALL_TIMEOUT_S:
-                raise WindowError(f"{topic} gave no records for {STALL_TIMEOUT_S:.0f}s before "
-                                  "the end of partitions "
+                raise WindowError(f"{topic_name(kafka, topic)} gave no records for "
+                                  f"{STALL_TIMEOUT_S:.0f}s before the end of partitions "
                                   f"{', '.join(str(tp.partition) for tp in remaining)}")
             for tp, records in batch.items():
                 end = remaining.get(tp, 0)

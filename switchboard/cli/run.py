@@ -101,7 +101,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_banner(*, base: str, sim: str, bootstrap: str, accounts: int, accounts_file: Path,
-               rules_file: Path | None) -> str:
+               rules_file: Path | None, name_prefix: str = "") -> str:
     """What `run` prints: where things are, and commands to paste (tested as shell input).
     The examples use the demo accounts' credentials, so they are shown only for those."""
     examples = f"""Send a delivery report as a provider would:
@@ -117,13 +117,14 @@ Make an end user text the demo Infobip number (the keyword bot answers through t
   curl -H 'content-type: application/json' \\
        -d '{{"account": "<account>", "from": "+41790000001", "text": "HELP"}}' \\
        {sim}/_sim/inbound"""
+    prefix_env = f"SWITCHBOARD_KAFKA_NAME_PREFIX={name_prefix} " if name_prefix else ""
     return f"""Ingest:    {base}/webhooks/<provider>/<account>  ({accounts} accounts from \
 {accounts_file})
 Simulator: {sim}  (the accounts' providers; it calls ingest back)
 Workers:   sender, keywords (rules: {rules_file or 'none: STOP/START/HELP only'})
 
 {examples}
-Watch the events: KAFKA_BOOTSTRAP_SERVERS={bootstrap} .venv/bin/switchboard tail
+Watch the events: KAFKA_BOOTSTRAP_SERVERS={bootstrap} {prefix_env}.venv/bin/switchboard tail
 Ctrl-C stops everything."""
 
 
@@ -156,7 +157,8 @@ def _run_services(settings: Settings, bootstrap: str) -> int:
     sim = f"http://{settings.http_host}:{settings.simulator_port}"
     _warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
     banner = run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(accounts),
-                        accounts_file=accounts_file, rules_file=rules_file)
+                        accounts_file=accounts_file, rules_file=rules_file,
+                        name_prefix=settings.kafka_name_prefix)
     try:
         run_loop(run_all(settings, accounts, workers=("sender", "keywords"), simulator=True,
                          on_ready=lambda: print(banner, flush=True)))

@@ -21,6 +21,7 @@ from consumers.handling import Context, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from ingest import webhooks
 from normalizers import NormalizeError, WebhookRequest, normalize
+from switchboard.clients import KafkaConnection
 from switchboard.commands import OutboundResult, ResultStatus
 from switchboard.records import (
     conversation_key,
@@ -28,28 +29,37 @@ from switchboard.records import (
     raw_envelope,
     result_record,
 )
-from switchboard.topics import DEAD_LETTER, MESSAGE_INBOUND, MESSAGE_STATUS, RAW
+from switchboard.topics import (
+    DEAD_LETTER,
+    MESSAGE_INBOUND,
+    MESSAGE_STATUS,
+    RAW,
+    TopicSpec,
+    ensure_topics,
+)
 from tests.integration.conftest import IngestServer
 from tests.integration.test_ingest_behaviour import basic, infobip_report
-from tests.integration.test_worker_runtime import _run_until, _topic
+from tests.integration.test_worker_runtime import _run_until
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 EVENT_TOPICS = (MESSAGE_INBOUND.name, MESSAGE_STATUS.name)
 
 
-def _replay(bootstrap: str, args: tuple[str, ...]) -> tuple[int, list[dict[str, Any]], str]:
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
+def _replay(bootstrap: str, args: tuple[str, ...], prefix: str = ""
+            ) -> tuple[int, list[dict[str, Any]], str]:
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                        "SWITCHBOARD_KAFKA_NAME_PREFIX": prefix}
     done = subprocess.run([sys.executable, "-m", "switchboard.cli", "replay", *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
     return done.returncode, [orjson.loads(line) for line in done.stdout.splitlines()], done.stderr
 
 
-async def replay(bootstrap: str, *args: str, since: str | None = "10m"
+async def replay(bootstrap: str, *args: str, since: str | None = "10m", prefix: str = ""
                  ) -> tuple[int, list[dict[str, Any]], str]:
     """The command's exit code, its JSON lines and its stderr (only this test's letters: the
     session's other tests dead-letter too)."""
     window = ("--since", since) if since else ()
-    return await asyncio.to_thread(_replay, bootstrap, (*window, *args))
+    return await asyncio.to_thread(_replay, bootstrap, (*window, *args), prefix)
 
 
 async def test_a_webhook_a_bug_dead_lettered_gives_its_events_once_fixed(
@@ -108,9 +118,15 @@ async def test_a_webhook_a_bug_dead_lettered_gives_its_events_once_fixed(
         assert headers["ce_type"] == b"dev.switchboard.message.status.v1"
 
 
-async def test_a_record_a_worker_gave_up_on_goes_back_on_its_topic(kafka_bootstrap: str
-                                                                   ) -> None:
-    topic = await _topic(kafka_bootstrap)
+@pytest.mark.parametrize("prefix", ["", "replay-install."])
+async def test_a_record_a_worker_gave_up_on_goes_back_on_its_topic(kafka_bootstrap: str,
+                                                                   prefix: str) -> None:
+    """With a name prefix, the worker, its dead letter and the replay use the prefixed topics;
+    the letter and the output name the topic plainly."""
+    kafka = KafkaConnection(kafka_bootstrap, name_prefix=prefix)
+    topic = f"test.runtime.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka, partitions=3, replication_factor=1,
+                        specs=(TopicSpec(topic, "test"), DEAD_LETTER))
     name = f"replay-{uuid.uuid4().hex[:8]}"
     # Kept exactly: a key that is not UTF-8, a binary header, and one without a value.
     key = b"k-\xff"
@@ -122,24 +138,27 @@ async def test_a_record_a_worker_gave_up_on_goes_back_on_its_topic(kafka_bootstr
         failed.set()
         raise RuntimeError("a bug in the handler")
 
-    async with TopicWatcher(kafka_bootstrap, (DEAD_LETTER.name,)) as letters:
+    letters_topic = prefix + DEAD_LETTER.name
+    async with TopicWatcher(kafka_bootstrap, (letters_topic,)) as letters:
         before = await letters.snapshot()
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(topic, b'{"n": 1}', key=key, headers=headers)
+            await producer.send_and_wait(prefix + topic, b'{"n": 1}', key=key, headers=headers)
         finally:
             await producer.stop()
-        runtime = WorkerRuntime(name=name, kafka=kafka_bootstrap, topics=[topic],
+        runtime = WorkerRuntime(name=name, kafka=kafka, topics=[topic],
                                 handler=broken, group_id=f"g-{name}",
                                 retry=RetryPolicy(max_attempts=1, base_delay_s=0.01))
         await _run_until(runtime, failed)
-        await collect_until(letters, before, lambda found: bool(found.get(DEAD_LETTER.name)))
+        found = await collect_until(letters, before, lambda found: bool(found.get(letters_topic)))
+    [letter] = [orjson.loads(r.value) for r in found[letters_topic]]
+    assert letter["payload"]["topic"] == topic
 
-    async with TopicWatcher(kafka_bootstrap, (topic,)) as watcher:
+    async with TopicWatcher(kafka_bootstrap, (prefix + topic,)) as watcher:
         start = await watcher.snapshot()
-        code, lines, err = await replay(kafka_bootstrap, "--stage", name)
-        back = (await watcher.records_since(start)).get(topic, [])
+        code, lines, err = await replay(kafka_bootstrap, "--stage", name, prefix=prefix)
+        back = (await watcher.records_since(start)).get(prefix + topic, [])
 
     assert code == 0, err
     assert [(line["stage"], line["outcome"], line["topics"]) for line in lines] == [

@@ -51,3 +51,15 @@ async def test_tail_of_a_mistyped_topic_says_so_and_exits(kafka_bootstrap: str) 
     assert result.returncode == 2
     assert "no such topic: switchboard.raw.v2" in result.stderr
     assert "switchboard.raw.v1" in result.stderr  # and what there is instead
+
+
+async def test_with_a_name_prefix_a_mistyped_topic_lists_this_install_s_topics(
+        kafka_bootstrap: str) -> None:
+    prefix = f"tail-{uuid.uuid4().hex[:6]}."
+    await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
+                        specs=(TopicSpec(prefix + "switchboard.raw.v1", "test"),))
+    result = await asyncio.to_thread(_tail, kafka_bootstrap, "--topic", "switchboard.raw.v2",
+                                     prefix=prefix)
+    assert result.returncode == 2
+    assert (f"no such topic: {prefix}switchboard.raw.v2 (the topics named {prefix}<topic> "
+            "are: switchboard.raw.v1)") in result.stderr

@@ -56,6 +56,19 @@ def test_the_demo_credentials_are_shown_only_with_the_demo_accounts(tmp_path: Pa
     assert inbound[-1] == "http://127.0.0.1:8090/_sim/inbound"
 
 
+@pytest.mark.parametrize("prefix", ["", "staging."])
+def test_the_tail_command_watches_this_install_s_topics(prefix: str) -> None:
+    banner = run_banner(base="http://127.0.0.1:8080", sim="http://127.0.0.1:8090",
+                        bootstrap="127.0.0.1:9092", accounts=5, accounts_file=DEMO_ACCOUNTS,
+                        rules_file=DEMO_RULES, name_prefix=prefix)
+    [line] = [line for line in banner.splitlines() if line.startswith("Watch the events:")]
+    words = shlex.split(line.removeprefix("Watch the events:"))
+    environment = dict(word.split("=", 1) for word in words if "=" in word)
+    assert words[-2:] == [".venv/bin/switchboard", "tail"]
+    assert environment.get("SWITCHBOARD_KAFKA_NAME_PREFIX", "") == prefix
+    assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:9092"
+
+
 def test_moving_the_simulator_warns_about_accounts_still_sending_to_its_old_port(
         capsys: pytest.CaptureFixture[str]) -> None:
     accounts = load_accounts(REPO / DEMO_ACCOUNTS)

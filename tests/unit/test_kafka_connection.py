@@ -186,7 +186,8 @@ def test_the_name_prefix_goes_before_every_topic_and_group_on_the_cluster(
     assert KafkaConnection("b:9092").group("switchboard-sender") == "switchboard-sender"
 
 
-@pytest.mark.parametrize("prefix", ["staging/", "two words.", "tenant:1.", "ü.", "x" * 201])
+@pytest.mark.parametrize("prefix", ["staging/", "two words.", "tenant:1.", "ü.", "x" * 201,
+                                    "__internal."])
 def test_a_name_prefix_kafka_would_refuse_is_refused_at_start(
         monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
     with pytest.raises(ValueError, match="kafka_name_prefix"):
