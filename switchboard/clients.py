@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.abc import AbstractTokenProvider
 
 from switchboard.logs import get_logger
 
 log = get_logger(__name__)
 
 SecurityProtocol: TypeAlias = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
-SaslMechanism: TypeAlias = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+SaslMechanism: TypeAlias = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
 Compression: TypeAlias = Literal["none", "gzip", "snappy", "lz4", "zstd"]
 
 
@@ -31,6 +32,8 @@ class KafkaConnection:
     sasl_mechanism: SaslMechanism = "PLAIN"
     sasl_username: str | None = None
     sasl_password: str | None = field(default=None, repr=False)
+    # For OAUTHBEARER: where tokens come from (switchboard.oauth), shared by every client.
+    oauth_token: AbstractTokenProvider | None = field(default=None, repr=False)
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
     # Of what our producers write: webhook bodies and events are repetitive JSON.
     compression: Compression = "none"
@@ -61,7 +64,10 @@ class KafkaConnection:
         if self.security_protocol in ("SSL", "SASL_SSL"):
             # aiokafka needs a context for TLS; without our own, trust the system's CAs.
             options["ssl_context"] = self.ssl_context or ssl.create_default_context()
-        if self.security_protocol.startswith("SASL_"):
+        if self.security_protocol.startswith("SASL_") and self.sasl_mechanism == "OAUTHBEARER":
+            options.update(sasl_mechanism="OAUTHBEARER",
+                           sasl_oauth_token_provider=self.oauth_token)
+        elif self.security_protocol.startswith("SASL_"):
             options.update(sasl_mechanism=self.sasl_mechanism,
                            sasl_plain_username=self.sasl_username,
                            sasl_plain_password=self.sasl_password)

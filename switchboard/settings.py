@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
 
+import httpx
 from pydantic import (
     AliasChoices,
     Field,
@@ -31,10 +32,12 @@ from pydantic_settings import (
 
 from switchboard.clients import Compression, KafkaConnection, SaslMechanism, SecurityProtocol
 from switchboard.logs import register_secrets
+from switchboard.oauth import ClientCredentialsToken
 
 ENV_PREFIX = "SWITCHBOARD_"
 CONFIG_FILE_ENV = "SWITCHBOARD_CONFIG"
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def _default_cache_dir() -> Path:
@@ -63,6 +66,16 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: SaslMechanism = "PLAIN"
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
+    # OAUTHBEARER: tokens from the cluster's OAuth server (client credentials grant).
+    kafka_oauth_token_url: str | None = Field(
+        default=None, description="the OAuth server's token endpoint (https)")
+    kafka_oauth_client_id: str | None = None
+    kafka_oauth_client_secret: SecretStr | None = None
+    kafka_oauth_scope: str | None = None
+    kafka_oauth_extensions: dict[str, str] = Field(
+        default_factory=dict,
+        description="SASL extensions sent with the token (Confluent Cloud: logicalCluster, "
+                    "identityPoolId); JSON in the environment")
     kafka_ssl_cafile: Path | None = Field(
         default=None, description="CA certificates (PEM) to trust; unset: the system's")
     kafka_ssl_certfile: Path | None = Field(
@@ -136,11 +149,21 @@ class Settings(BaseSettings):
         if protocol != "PLAINTEXT" and self.uses_local_kafka:
             raise ValueError("kafka_security_protocol applies to the cluster named by "
                              f"{BOOTSTRAP_ENV}; the local broker takes plaintext only")
-        if sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
+        login = self.kafka_sasl_username or self.kafka_sasl_password
+        oauth = sasl and self.kafka_sasl_mechanism == "OAUTHBEARER"
+        if oauth:
+            self._oauth_consistent()
+        elif sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
             raise ValueError(f"{protocol} needs kafka_sasl_username and kafka_sasl_password")
-        if not sasl and (self.kafka_sasl_username or self.kafka_sasl_password):
+        if not sasl and login:
             raise ValueError(f"a SASL login is set but kafka_security_protocol is {protocol}: "
                              "use SASL_SSL (or SASL_PLAINTEXT)")
+        if oauth and login:
+            raise ValueError("OAUTHBEARER logs in with kafka_oauth_client_id and "
+                             "kafka_oauth_client_secret, not kafka_sasl_username/password")
+        if not oauth and self._oauth_settings():
+            raise ValueError(f"{', '.join(self._oauth_settings())} set, but they are used only "
+                             "with kafka_sasl_mechanism OAUTHBEARER and a SASL_ protocol")
         files = {"kafka_ssl_cafile": self.kafka_ssl_cafile,
                  "kafka_ssl_certfile": self.kafka_ssl_certfile,
                  "kafka_ssl_keyfile": self.kafka_ssl_keyfile}
@@ -155,6 +178,22 @@ class Settings(BaseSettings):
         if tls:
             self.kafka_ssl_context()  # unreadable certificates fail now, with the others
         return self
+
+    def _oauth_settings(self) -> list[str]:
+        return [name for name in ("kafka_oauth_token_url", "kafka_oauth_client_id",
+                                  "kafka_oauth_client_secret", "kafka_oauth_scope",
+                                  "kafka_oauth_extensions") if getattr(self, name)]
+
+    def _oauth_consistent(self) -> None:
+        missing = [name for name in ("kafka_oauth_token_url", "kafka_oauth_client_id",
+                                     "kafka_oauth_client_secret") if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"OAUTHBEARER needs {', '.join(missing)}")
+        url = httpx.URL(str(self.kafka_oauth_token_url))
+        # The client secret goes with each request: in clear text only to this machine.
+        if url.scheme != "https" and not (url.scheme == "http" and url.host in LOOPBACK_HOSTS):
+            raise ValueError("kafka_oauth_token_url must be an https URL (http only for "
+                             f"localhost), not {self.kafka_oauth_token_url!r}")
 
     def kafka_ssl_context(self) -> ssl.SSLContext:
         """TLS as the settings say: verify the cluster (its hostname too) against the CA file,
@@ -177,6 +216,12 @@ class Settings(BaseSettings):
             raise ValueError(f"no Kafka cluster: set {BOOTSTRAP_ENV}")
         password = self.kafka_sasl_password
         protocol = self.kafka_security_protocol
+        oauth_secret = self.kafka_oauth_client_secret
+        oauth_token = ClientCredentialsToken(
+            str(self.kafka_oauth_token_url), str(self.kafka_oauth_client_id),
+            oauth_secret.get_secret_value(), scope=self.kafka_oauth_scope,
+            extensions=self.kafka_oauth_extensions,
+        ) if oauth_secret is not None and self.kafka_sasl_mechanism == "OAUTHBEARER" else None
         return KafkaConnection(
             bootstrap_servers=self.kafka_bootstrap_servers,
             client_id_prefix=self.kafka_client_id,
@@ -184,6 +229,7 @@ class Settings(BaseSettings):
             sasl_mechanism=self.kafka_sasl_mechanism,
             sasl_username=self.kafka_sasl_username,
             sasl_password=password.get_secret_value() if password else None,
+            oauth_token=oauth_token,
             ssl_context=self.kafka_ssl_context() if protocol.endswith("SSL") else None,
             compression=self.kafka_compression,
             name_prefix=self.kafka_name_prefix)
@@ -191,7 +237,8 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """What must never appear in a log line."""
         return [secret.get_secret_value() for secret in
-                (self.kafka_sasl_password, self.kafka_ssl_key_password) if secret is not None]
+                (self.kafka_sasl_password, self.kafka_ssl_key_password,
+                 self.kafka_oauth_client_secret) if secret is not None]
 
     @classmethod
     def settings_customise_sources(

@@ -25,6 +25,7 @@ from tests.kafka_helpers import (
     make_broker_certificate,
     make_client_certificate,
 )
+from tests.oauth_server import AUDIENCE, Issuer
 
 SECURED_USER = "switchboard-test"
 
@@ -60,11 +61,21 @@ def client_certificate(tmp_path_factory: pytest.TempPathFactory) -> ClientCertif
 
 
 @pytest.fixture(scope="session")
+def oauth_issuer(tmp_path_factory: pytest.TempPathFactory) -> Issuer:
+    """Signs the OAUTHBEARER tokens the secured listener accepts."""
+    return Issuer(tmp_path_factory.mktemp("oauth") / "jwks.json")
+
+
+@pytest.fixture(scope="session")
 def secured_listener(broker_certificate: BrokerCertificate,
-                     client_certificate: ClientCertificate) -> SecuredListener:
+                     client_certificate: ClientCertificate,
+                     oauth_issuer: Issuer) -> SecuredListener:
     """The SASL_SSL listener of the local broker that serves `secured_kafka`. Two users, so the
-    broker's settings for more than one are exercised too; and the mutual-TLS listener."""
+    broker's settings for more than one are exercised too; OAUTHBEARER tokens of
+    `oauth_issuer`; and the mutual-TLS listener."""
     return SecuredListener(
+        jwks_file=oauth_issuer.jwks_file,
+        oauth_audience=AUDIENCE,
         mtls_port=free_port(),
         client_ca=client_certificate.ca,
         port=free_port(),

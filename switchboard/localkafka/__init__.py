@@ -137,6 +137,8 @@ class SecuredListener:
     With `mtls_port` and `client_ca`, a second listener, MTLS, takes TLS clients that present a
     certificate signed by that CA (and no others), as clusters that log clients in by
     certificate do.
+    With `jwks_file` (a JSON Web Key Set), SECURED also takes OAUTHBEARER: a JWT signed by one
+    of its keys, with `oauth_audience` as audience, logs in as its `sub`.
     """
 
     port: int
@@ -145,6 +147,8 @@ class SecuredListener:
     users: Mapping[str, str]  # name -> password
     mtls_port: int | None = None
     client_ca: Path | None = None  # PEM
+    jwks_file: Path | None = None
+    oauth_audience: str = "kafka"
 
     def __post_init__(self) -> None:
         for name, password in self.users.items():
@@ -153,6 +157,8 @@ class SecuredListener:
                                  f"and passwords {_SAFE_SECRET.pattern}")
         if not _SAFE_SECRET.fullmatch(self.keystore_password):
             raise ValueError(f"the keystore password must match {_SAFE_SECRET.pattern}")
+        if not _SAFE_SECRET.fullmatch(self.oauth_audience):
+            raise ValueError(f"the OAuth audience must match {_SAFE_SECRET.pattern}")
         if (self.mtls_port is None) != (self.client_ca is None):
             raise ValueError("mtls_port and client_ca go together")
 
@@ -175,14 +181,25 @@ class SecuredListener:
             f"listener.name.mtls.ssl.truststore.location={self.client_ca.resolve()}",
             *self._keystore("listener.name.mtls."),
         ]
+        oauth = [] if self.jwks_file is None else [
+            f"{prefix}oauthbearer.sasl.jaas.config="
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+            f"{prefix}oauthbearer.sasl.server.callback.handler.class="
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+            # Broker-wide, not per listener: the validator reads them so.
+            f"sasl.oauthbearer.jwks.endpoint.url={self.jwks_file.resolve().as_uri()}",
+            f"sasl.oauthbearer.expected.audience={self.oauth_audience}",
+        ]
+        mechanisms = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512" + (",OAUTHBEARER" if oauth else "")
         return [
-            f"{prefix}sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+            f"{prefix}sasl.enabled.mechanisms={mechanisms}",
             f"{prefix}plain.sasl.jaas.config="
             f"org.apache.kafka.common.security.plain.PlainLoginModule required {plain_users};",
             f"{prefix}scram-sha-256.sasl.jaas.config={scram}",
             f"{prefix}scram-sha-512.sasl.jaas.config={scram}",
             *self._keystore(prefix),
             *mtls,
+            *oauth,
         ]
 
     def _keystore(self, prefix: str) -> list[str]:

@@ -10,6 +10,7 @@ import trustme
 
 from switchboard.clients import KafkaConnection, as_connection, kafka_options, topic_name
 from switchboard.logs import MASK, scrub
+from switchboard.oauth import ClientCredentialsToken
 from switchboard.settings import Settings, SettingsError, get_settings
 from tests.unit.test_settings import _cli
 
@@ -192,3 +193,53 @@ def test_a_name_prefix_kafka_would_refuse_is_refused_at_start(
         monkeypatch: pytest.MonkeyPatch, prefix: str) -> None:
     with pytest.raises(ValueError, match="kafka_name_prefix"):
         _settings(monkeypatch, CLUSTER | {"SWITCHBOARD_KAFKA_NAME_PREFIX": prefix})
+
+
+OAUTH = CLUSTER | {"SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                   "SWITCHBOARD_KAFKA_SASL_MECHANISM": "oauthbearer",
+                   "SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "https://login.example/oauth2/token",
+                   "SWITCHBOARD_KAFKA_OAUTH_CLIENT_ID": "switchboard",
+                   "SWITCHBOARD_KAFKA_OAUTH_CLIENT_SECRET": PASSWORD}
+
+
+def test_oauthbearer_gives_every_client_one_token_source_and_no_password(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(monkeypatch, OAUTH | {
+        "SWITCHBOARD_KAFKA_OAUTH_SCOPE": "kafka",
+        "SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logicalCluster": "lkc-1", "identityPoolId": '
+                                              '"pool-2"}'})
+    connection = settings.kafka_connection()
+    options = connection.client_options("sender")
+    token = options["sasl_oauth_token_provider"]
+    assert isinstance(token, ClientCredentialsToken)
+    assert options["sasl_mechanism"] == "OAUTHBEARER"
+    assert "sasl_plain_password" not in options and "sasl_plain_username" not in options
+    assert connection.client_options("tail")["sasl_oauth_token_provider"] is token
+    assert (token.token_url, token.client_id, token.scope) == (
+        "https://login.example/oauth2/token", "switchboard", "kafka")
+    assert token.extensions() == {"logicalCluster": "lkc-1", "identityPoolId": "pool-2"}
+    assert PASSWORD in settings.secret_values()
+    assert PASSWORD not in repr(connection) + repr(token)
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"SWITCHBOARD_KAFKA_OAUTH_CLIENT_SECRET": ""}, "OAUTHBEARER needs kafka_oauth_client_secret"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": ""}, "OAUTHBEARER needs kafka_oauth_token_url"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "http://login.example/token"},
+     "must be an https URL"),
+    ({"SWITCHBOARD_KAFKA_SASL_USERNAME": "me", "SWITCHBOARD_KAFKA_SASL_PASSWORD": "pw"},
+     "not kafka_sasl_username/password"),
+    ({"SWITCHBOARD_KAFKA_SASL_MECHANISM": "PLAIN", "SWITCHBOARD_KAFKA_SASL_USERNAME": "me",
+      "SWITCHBOARD_KAFKA_SASL_PASSWORD": "pw"}, "used only with kafka_sasl_mechanism OAUTHBEARER"),
+])
+def test_oauth_settings_that_would_not_work_are_refused_at_start(
+        monkeypatch: pytest.MonkeyPatch, change: dict[str, str], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        _settings(monkeypatch, OAUTH | change)
+
+
+def test_a_token_endpoint_on_this_machine_may_be_plain_http(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(monkeypatch, OAUTH | {
+        "SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "http://127.0.0.1:8081/token"})
+    assert settings.kafka_connection().oauth_token is not None
