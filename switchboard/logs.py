@@ -25,6 +25,11 @@ _secret_values: set[str] = set()
 _configured = False
 
 
+def secret_key(name: str) -> bool:
+    """Whether values under this key are masked in logs (and in settings errors)."""
+    return _SECRET_KEY.search(name) is not None
+
+
 def register_secrets(values: Iterable[str | None]) -> None:
     """Remember secret values so they are masked in every later log line."""
     # Very short values would mask ordinary words; real secrets are longer.

@@ -2,15 +2,18 @@
 
 Clusters that log clients in with OAuth (Confluent Cloud, Strimzi with Keycloak, Redpanda...)
 take the client credentials grant (RFC 6749 4.4): a client id and secret are exchanged for a
-short-lived token, which each connection presents. aiokafka asks for a token whenever it opens
-a connection, so one token is reused until shortly before it expires.
+short-lived token, which each new connection presents. aiokafka asks for a token whenever it
+opens a connection (every 100 ms while a broker is away), so one token is reused until it is
+due for renewal, and failures wait before the endpoint is asked again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiokafka.conn
@@ -22,11 +25,15 @@ from switchboard.logs import get_logger
 
 log = get_logger(__name__)
 
-# A token is replaced after this share of its lifetime: connections opened near its end
-# would otherwise be refused while a new one is fetched.
+# A token is renewed after this share of its lifetime, when a connection opens: if renewal
+# fails, the old token is still used until shortly before it expires.
 REFRESH_AT = 0.8
+EXPIRY_MARGIN_S = 5.0
 # When the endpoint does not say how long a token lasts (expires_in is only recommended).
 UNSTATED_LIFETIME_S = 60.0
+# After a failure (no token, or the cluster refused it), as Kafka's own client backs off.
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 30.0
 
 
 class OAuthError(KafkaConnectionError):  # type: ignore[misc]
@@ -36,37 +43,10 @@ class OAuthError(KafkaConnectionError):  # type: ignore[misc]
     with "Unable to bootstrap", as for a broker it cannot reach."""
 
 
-def _answer_refusals() -> None:
-    """Make aiokafka's OAUTHBEARER login fail when the cluster refuses the token.
-
-    A broker refuses a token with a challenge (RFC 7628 3.2.2: `{"status": "invalid_token"}`)
-    and waits for the client's `%x01` before it ends the login with an error. aiokafka 0.14
-    takes the challenge for success and sends its requests into the unfinished login, so a
-    client with a bad token (wrong audience, issuer or key) reconnects for ever without saying
-    why. Answering the challenge makes the login fail with the broker's SaslAuthenticationFailed.
-    """
-    authenticator: Any = aiokafka.conn.OAuthAuthenticator
-    if getattr(authenticator, "answers_refusals", False):
-        return
-    take_step = authenticator.step
-
-    async def step(self: Any, payload: bytes | None) -> tuple[bytes, bool] | None:
-        if self._token_sent and payload and not getattr(self, "refusal_answered", False):
-            self.refusal_answered = True
-            log.warning("kafka refused the oauth token",
-                        broker_said=payload.decode("utf-8", "replace")[:300])
-            return b"\x01", True
-        result: tuple[bytes, bool] | None = await take_step(self, payload)
-        return result
-
-    authenticator.step = step
-    authenticator.answers_refusals = True
-
-
 class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
     def __init__(self, token_url: str, client_id: str, client_secret: str, *,
                  scope: str | None = None, extensions: Mapping[str, str] | None = None,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.token_url = token_url
         self.client_id = client_id
         self._client_secret = client_secret
@@ -75,8 +55,13 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
         # identityPoolId).
         self._extensions = dict(extensions or {})
         self.timeout_s = timeout_s
+        self._clock = clock
         self._token: str | None = None
-        self._renew_at = 0.0
+        self._renew_at = 0.0  # on the clock
+        self._expires_at = 0.0
+        self._failure: OAuthError | None = None
+        self._retry_at = 0.0
+        self._backoff_s = FIRST_BACKOFF_S
         # One request at a time per event loop: a client opens several connections at once.
         self._fetching: dict[asyncio.AbstractEventLoop, asyncio.Task[str]] = {}
         _answer_refusals()
@@ -85,22 +70,65 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
         return f"ClientCredentialsToken({self.token_url!r}, client_id={self.client_id!r})"
 
     async def token(self) -> str:
-        if self._token is not None and time.monotonic() < self._renew_at:
+        now = self._clock()
+        if self._token is not None and now < self._renew_at:
             return self._token
+        if now < self._retry_at:
+            return self._still_valid(self._failure)
         loop = asyncio.get_running_loop()
         fetching = self._fetching.get(loop)
         if fetching is None:
             fetching = self._fetching[loop] = loop.create_task(self._renew())
-            fetching.add_done_callback(lambda _: self._fetching.pop(loop, None))
-        return await asyncio.shield(fetching)
+            fetching.add_done_callback(lambda done: self._fetched(loop, done))
+        try:
+            return await asyncio.shield(fetching)
+        except OAuthError as exc:
+            return self._still_valid(exc)
 
     def extensions(self) -> dict[str, str]:
         return dict(self._extensions)
 
+    def refused(self, said: str) -> None:
+        """The cluster refused the token: get another, but not at every reconnect."""
+        self._token = None
+        self._failed(OAuthError(f"kafka refused the oauth token: {said}"))
+
+    def accepted(self) -> None:
+        self._backoff_s = FIRST_BACKOFF_S
+
+    def _fetched(self, loop: asyncio.AbstractEventLoop, done: asyncio.Task[str]) -> None:
+        self._fetching.pop(loop, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: every caller may have stopped waiting
+
+    def _still_valid(self, failure: OAuthError | None) -> str:
+        if self._token is not None and self._clock() < self._expires_at - EXPIRY_MARGIN_S:
+            return self._token
+        raise failure or OAuthError(f"no token from {self.token_url} yet")
+
+    def _failed(self, failure: OAuthError) -> None:
+        self._failure = failure
+        self._retry_at = self._clock() + self._backoff_s
+        log.warning("kafka oauth token unusable", error=failure.args[0],
+                    retry_in_s=self._backoff_s)
+        self._backoff_s = min(self._backoff_s * 2, MAX_BACKOFF_S)
+
     async def _renew(self) -> str:
-        asked = time.monotonic()
-        token, lifetime_s = await self._fetch()
-        self._token, self._renew_at = token, asked + lifetime_s * REFRESH_AT
+        asked = self._clock()
+        try:
+            async with asyncio.timeout(self.timeout_s):  # httpx's applies to each read
+                token, lifetime_s = await self._fetch()
+        except TimeoutError:
+            failure = OAuthError(f"token endpoint {self.token_url} gave no token within "
+                                 f"{self.timeout_s:.0f}s")
+            self._failed(failure)
+            raise failure from None
+        except OAuthError as exc:
+            self._failed(exc)
+            raise
+        self._token, self._failure, self._retry_at = token, None, 0.0
+        self._renew_at = asked + lifetime_s * REFRESH_AT
+        self._expires_at = asked + lifetime_s
         # (a key named like "token" would be masked in the logs)
         log.info("kafka oauth token obtained", endpoint=self.token_url,
                  client_id=self.client_id, lifetime_s=round(lifetime_s))
@@ -111,13 +139,15 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
         if self.scope:
             form["scope"] = self.scope
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s) as client:
+            # The system's CAs, as for the brokers (httpx alone would use certifi's).
+            async with httpx.AsyncClient(timeout=self.timeout_s,
+                                         verify=ssl.create_default_context()) as client:
                 response = await client.post(self.token_url, data=form,
                                              auth=(self.client_id, self._client_secret),
                                              headers={"accept": "application/json"})
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise OAuthError(f"token endpoint {self.token_url} unreachable: "
-                             f"{type(exc).__name__}") from None
+                             f"{type(exc).__name__}: {exc}") from None
         body = _json_object(response)
         if response.status_code != 200:
             # RFC 6749 5.2 names the error; the rest of a body is not ours to log.
@@ -130,8 +160,10 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
         try:
             lifetime_s = float(lifetime)
         except (TypeError, ValueError):
+            lifetime_s = math.nan
+        if not math.isfinite(lifetime_s):
             raise OAuthError(f"token endpoint {self.token_url} gave expires_in "
-                             f"{str(lifetime)[:40]!r}, not a number of seconds") from None
+                             f"{str(lifetime)[:40]!r}, not a number of seconds")
         return token, max(lifetime_s, 1.0)
 
 
@@ -141,3 +173,45 @@ def _json_object(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+class _AnsweringAuthenticator(aiokafka.conn.OAuthAuthenticator):  # type: ignore[misc]
+    """aiokafka's OAUTHBEARER login, made to fail when the cluster refuses the token.
+
+    A broker refuses a token with a challenge (RFC 7628 3.2.2: `{"status": "invalid_token"}`)
+    and waits for the client's `%x01` before it ends the login with an error. aiokafka 0.14
+    takes the challenge for success and sends its requests into the unfinished login, so a
+    client with a bad token (wrong audience, issuer or key) reconnects for ever without saying
+    why. Answered, the login fails with the broker's SaslAuthenticationFailed.
+    """
+
+    _answered = False
+
+    async def step(self, payload: bytes | None) -> tuple[bytes, bool] | None:
+        source = self._sasl_oauth_token_provider
+        if getattr(self, "_token_sent", False) and not self._answered:
+            if payload:
+                self._answered = True
+                source.refused(payload.decode("utf-8", "replace")[:300])
+                return b"\x01", True
+            source.accepted()
+        result: tuple[bytes, bool] | None = await super().step(payload)
+        return result
+
+
+def _answer_refusals() -> None:
+    """Have aiokafka log in with _AnsweringAuthenticator when the token source is ours
+    (aiokafka builds its authenticator itself; there is no option for another)."""
+    connection: Any = aiokafka.conn.AIOKafkaConnection
+    if getattr(connection, "answers_oauth_refusals", False):
+        return
+    build = connection.authenticator_oauth
+
+    def authenticator_oauth(self: Any) -> Any:
+        source = self._sasl_oauth_token_provider
+        if isinstance(source, ClientCredentialsToken):
+            return _AnsweringAuthenticator(sasl_oauth_token_provider=source)
+        return build(self)
+
+    connection.authenticator_oauth = authenticator_oauth
+    connection.answers_oauth_refusals = True

@@ -8,6 +8,7 @@ by `SWITCHBOARD_CONFIG`; its keys are the field names below.
 from __future__ import annotations
 
 import os
+import re
 import ssl
 import tomllib
 from functools import lru_cache
@@ -29,15 +30,18 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings import SettingsError as SourceError
 
 from switchboard.clients import Compression, KafkaConnection, SaslMechanism, SecurityProtocol
-from switchboard.logs import register_secrets
+from switchboard.logs import register_secrets, secret_key
 from switchboard.oauth import ClientCredentialsToken
 
 ENV_PREFIX = "SWITCHBOARD_"
 CONFIG_FILE_ENV = "SWITCHBOARD_CONFIG"
 BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+EXTENSION_KEY = re.compile(r"[A-Za-z]+")
+EXTENSION_VALUE = re.compile(r"[\x21-\x7E \t\r\n]+")
 
 
 def _default_cache_dir() -> Path:
@@ -189,11 +193,25 @@ class Settings(BaseSettings):
                                      "kafka_oauth_client_secret") if not getattr(self, name)]
         if missing:
             raise ValueError(f"OAUTHBEARER needs {', '.join(missing)}")
-        url = httpx.URL(str(self.kafka_oauth_token_url))
+        try:
+            url = httpx.URL(str(self.kafka_oauth_token_url))
+        except httpx.InvalidURL as exc:
+            raise ValueError(f"kafka_oauth_token_url is not a URL: {exc}") from None
         # The client secret goes with each request: in clear text only to this machine.
         if url.scheme != "https" and not (url.scheme == "http" and url.host in LOOPBACK_HOSTS):
             raise ValueError("kafka_oauth_token_url must be an https URL (http only for "
-                             f"localhost), not {self.kafka_oauth_token_url!r}")
+                             f"localhost), not {url.scheme or 'no scheme'}://{url.host}")
+        if url.userinfo:  # it would be logged with the URL; the credentials have settings
+            raise ValueError("kafka_oauth_token_url must not hold a user or password: use "
+                             "kafka_oauth_client_id and kafka_oauth_client_secret")
+        for key, value in self.kafka_oauth_extensions.items():
+            # Kafka's rules for SASL extensions (KIP-342); "auth" carries the token itself.
+            if not EXTENSION_KEY.fullmatch(key) or key == "auth":
+                raise ValueError(f"kafka_oauth_extensions: {key!r} is not a valid extension "
+                                 "name (letters only, not 'auth')")
+            if not EXTENSION_VALUE.fullmatch(value):
+                raise ValueError(f"kafka_oauth_extensions: the value of {key} must be "
+                                 "printable ASCII, not empty")
 
     def kafka_ssl_context(self) -> ssl.SSLContext:
         """TLS as the settings say: verify the cluster (its hostname too) against the CA file,
@@ -217,10 +235,10 @@ class Settings(BaseSettings):
         password = self.kafka_sasl_password
         protocol = self.kafka_security_protocol
         oauth_secret = self.kafka_oauth_client_secret
-        oauth_token = ClientCredentialsToken(
+        oauth_token = token_source(
             str(self.kafka_oauth_token_url), str(self.kafka_oauth_client_id),
-            oauth_secret.get_secret_value(), scope=self.kafka_oauth_scope,
-            extensions=self.kafka_oauth_extensions,
+            oauth_secret.get_secret_value(), self.kafka_oauth_scope,
+            tuple(sorted(self.kafka_oauth_extensions.items())),
         ) if oauth_secret is not None and self.kafka_sasl_mechanism == "OAUTHBEARER" else None
         return KafkaConnection(
             bootstrap_servers=self.kafka_bootstrap_servers,
@@ -292,6 +310,15 @@ class SettingsError(ValueError):
     """The settings cannot be read; the message says which and why, in one line."""
 
 
+@lru_cache(maxsize=8)
+def token_source(token_url: str, client_id: str, client_secret: str, scope: str | None,
+                 extensions: tuple[tuple[str, str], ...]) -> ClientCredentialsToken:
+    """One per process and login: ingest and each worker of `run` build their own connection,
+    and should not each fetch (and renew) a token."""
+    return ClientCredentialsToken(token_url, client_id, client_secret, scope=scope,
+                                  extensions=dict(extensions))
+
+
 def _describe(exc: ValidationError) -> str:
     """Every bad setting on one line, by its name in the config file and in the environment
     (instead of pydantic's traceback)."""
@@ -302,7 +329,7 @@ def _describe(exc: ValidationError) -> str:
             continue
         field = str(error["loc"][0])
         name = f"{field} ({env_var_of(field)})" if field in Settings.model_fields else field
-        given = "***" if "password" in field else repr(error.get("input"))[:60]
+        given = "***" if secret_key(field) else repr(error.get("input"))[:60]
         problems.append(f"{name}: {error['msg']} (got {given})")
     return "invalid settings: " + "; ".join(problems)
 
@@ -318,6 +345,8 @@ def get_settings() -> Settings:
         raise SettingsError(_describe(exc)) from None
     except FileNotFoundError as exc:
         raise SettingsError(str(exc)) from None
+    except SourceError as exc:  # e.g. a JSON setting that is not JSON
+        raise SettingsError(f"invalid settings: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{CONFIG_FILE_ENV}={os.environ.get(CONFIG_FILE_ENV)}: not valid "
                             f"TOML: {exc}") from None

@@ -186,7 +186,8 @@ class SecuredListener:
             "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
             f"{prefix}oauthbearer.sasl.server.callback.handler.class="
             "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
-            # Broker-wide, not per listener: the validator reads them so.
+            # Broker-wide, not per listener: the validator reads them so. (Kafka 4 also wants
+            # the file allowed by -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls.)
             f"sasl.oauthbearer.jwks.endpoint.url={self.jwks_file.resolve().as_uri()}",
             f"sasl.oauthbearer.expected.audience={self.oauth_audience}",
         ]

@@ -243,3 +243,54 @@ def test_a_token_endpoint_on_this_machine_may_be_plain_http(
     settings = _settings(monkeypatch, OAUTH | {
         "SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "http://127.0.0.1:8081/token"})
     assert settings.kafka_connection().oauth_token is not None
+
+
+@pytest.mark.parametrize(("change", "error"), [
+    ({"SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "https://app:pw@login.example/token"},
+     "must not hold a user or password"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "https://login.example/to\x01ken"}, "not a URL"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"auth": "x"}'}, "'auth' is not a valid extension"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logical-cluster": "x"}'}, "letters only"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logicalCluster": ""}'}, "printable ASCII"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logicalCluster": "a\\u0001b"}'},
+     "printable ASCII"),
+])
+def test_a_token_url_or_extension_that_cannot_work_is_refused(
+        monkeypatch: pytest.MonkeyPatch, change: dict[str, str], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        _settings(monkeypatch, OAUTH | change)
+
+
+def test_extensions_that_are_not_json_are_a_settings_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in (OAUTH | {"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": "{logicalCluster"}).items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError, match="kafka_oauth_extensions"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_every_connection_of_a_process_shares_one_token_source(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`run` builds a connection for topics, ingest and each worker: one token for all."""
+    settings = _settings(monkeypatch, OAUTH)
+    first, second = settings.kafka_connection(), Settings().kafka_connection()
+    assert first.oauth_token is not None and first.oauth_token is second.oauth_token
+
+
+def test_a_client_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "switchboard.toml"
+    config.write_text("kafka_oauth_client_secret = 12345678901\n")
+    monkeypatch.setenv("SWITCHBOARD_CONFIG", str(config))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as failure:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "kafka_oauth_client_secret" in str(failure.value)
+    assert "12345678901" not in str(failure.value)

@@ -1,19 +1,36 @@
 """The OAUTHBEARER token source against a token endpoint on 127.0.0.1: one request for many
-connections, a new token before the old one ends, and clear errors."""
+connections, renewal before expiry, backoff after failures, and clear errors. The clock is the
+source's own, moved by the tests."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
+from aiokafka.conn import OAuthAuthenticator
 
 from switchboard.localkafka import free_port
-from switchboard.oauth import ClientCredentialsToken, OAuthError
+from switchboard.oauth import (
+    FIRST_BACKOFF_S,
+    ClientCredentialsToken,
+    OAuthError,
+    _AnsweringAuthenticator,
+)
 from tests.oauth_server import AUDIENCE, Issuer, token_endpoint
 
 SECRET = "client-secret-for-the-tests"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -32,14 +49,70 @@ async def test_connections_opened_together_share_one_token(issuer: Issuer) -> No
     assert claims["sub"] == "app"
 
 
-async def test_a_new_token_is_fetched_before_the_old_one_expires(issuer: Issuer) -> None:
-    async with token_endpoint(issuer, {"app": SECRET}, lifetime_s=1) as endpoint:
-        source = ClientCredentialsToken(endpoint.url, "app", SECRET)
-        await source.token()
-        await asyncio.sleep(0.9)  # past 80 % of its second, before its end
+async def test_a_token_is_renewed_after_80_percent_of_its_lifetime(issuer: Issuer) -> None:
+    clock = Clock()
+    async with token_endpoint(issuer, {"app": SECRET}, lifetime_s=100) as endpoint:
+        source = ClientCredentialsToken(endpoint.url, "app", SECRET, clock=clock)
+        first = await source.token()
+        clock.now += 79
+        assert await source.token() == first
+        assert len(endpoint.requests) == 1
+        clock.now += 2
         await source.token()
     assert len(endpoint.requests) == 2
     assert endpoint.requests[0] == {"grant_type": "client_credentials"}  # no scope: none sent
+
+
+async def test_a_failed_renewal_keeps_the_token_until_shortly_before_it_expires(
+        issuer: Issuer) -> None:
+    clock = Clock()
+    async with token_endpoint(issuer, {"app": SECRET}, lifetime_s=100) as endpoint:
+        source = ClientCredentialsToken(endpoint.url, "app", SECRET, clock=clock)
+        first = await source.token()
+    clock.now += 81  # due for renewal; the endpoint is gone
+    assert await source.token() == first
+    clock.now += 15  # within 5 s of its end: no longer offered
+    with pytest.raises(OAuthError, match="unreachable"):
+        await source.token()
+
+
+async def test_after_a_failure_the_endpoint_is_asked_again_only_after_a_backoff(
+        issuer: Issuer) -> None:
+    clock = Clock()
+    async with token_endpoint(issuer, {"app": SECRET}) as endpoint:
+        source = ClientCredentialsToken(endpoint.url, "app", "wrong-" + SECRET, clock=clock)
+        for _ in range(3):  # connections retried every 100 ms
+            with pytest.raises(OAuthError, match="answered 401"):
+                await source.token()
+        assert len(endpoint.requests) == 1
+        clock.now += FIRST_BACKOFF_S
+        with pytest.raises(OAuthError):
+            await source.token()
+        assert len(endpoint.requests) == 2
+        clock.now += FIRST_BACKOFF_S  # the backoff doubled
+        with pytest.raises(OAuthError):
+            await source.token()
+        assert len(endpoint.requests) == 2
+
+
+async def test_a_refused_token_is_replaced_after_a_backoff_and_a_login_resets_it(
+        issuer: Issuer) -> None:
+    clock = Clock()
+    async with token_endpoint(issuer, {"app": SECRET}) as endpoint:
+        source = ClientCredentialsToken(endpoint.url, "app", SECRET, clock=clock)
+        await source.token()
+        source.refused('{"status":"invalid_token"}')
+        with pytest.raises(OAuthError, match="kafka refused the oauth token"):
+            await source.token()
+        assert len(endpoint.requests) == 1
+        clock.now += FIRST_BACKOFF_S
+        await source.token()
+        assert len(endpoint.requests) == 2
+        source.accepted()  # the new one logged in: the next refusal waits the first backoff
+        source.refused('{"status":"invalid_token"}')
+        clock.now += FIRST_BACKOFF_S
+        await source.token()
+    assert len(endpoint.requests) == 3
 
 
 async def test_a_refused_client_is_an_error_naming_the_endpoint_not_the_secret(
@@ -49,12 +122,69 @@ async def test_a_refused_client_is_an_error_naming_the_endpoint_not_the_secret(
         with pytest.raises(OAuthError) as refused:
             await source.token()
     assert refused.value.args[0] == (f"token endpoint {endpoint.url} answered 401: invalid_client "
-                                  "client authentication failed")
+                                     "client authentication failed")
     assert SECRET not in str(refused.value)
 
 
-async def test_an_endpoint_that_is_not_there_is_an_error() -> None:
+async def test_an_endpoint_that_is_not_there_is_an_error_that_says_why() -> None:
     url = f"http://127.0.0.1:{free_port()}/token"
     source = ClientCredentialsToken(url, "app", SECRET, timeout_s=2)
-    with pytest.raises(OAuthError, match=f"token endpoint {url} unreachable: ConnectError"):
+    with pytest.raises(OAuthError, match=f"token endpoint {url} unreachable: ConnectError: "):
         await source.token()
+
+
+async def test_a_caller_that_stops_waiting_leaves_no_unretrieved_error() -> None:
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        source = ClientCredentialsToken(f"http://127.0.0.1:{free_port()}/token", "app", SECRET)
+        caller = asyncio.create_task(source.token())
+        await asyncio.sleep(0)
+        caller.cancel()
+        for _ in range(100):  # bounded: the fetch fails at once (nothing listens)
+            if not source._fetching:
+                break
+            await asyncio.sleep(0.02)
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert not source._fetching
+    assert reported == []
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.said: list[str] = []
+
+    async def token(self) -> str:
+        return "a-token"
+
+    def refused(self, said: str) -> None:
+        self.said.append(f"refused {said}")
+
+    def accepted(self) -> None:
+        self.said.append("accepted")
+
+
+async def test_a_refusal_is_answered_so_the_login_fails_and_a_success_is_reported() -> None:
+    refused, accepted = FakeSource(), FakeSource()
+    login = _AnsweringAuthenticator(sasl_oauth_token_provider=refused)
+    first = await login.step(None)
+    assert first is not None and b"auth=Bearer a-token" in first[0]
+    assert await login.step(b'{"status":"invalid_token"}') == (b"\x01", True)
+    assert await login.step(b"anything more") is None  # the broker's error ends it
+    assert refused.said == ['refused {"status":"invalid_token"}']
+
+    login = _AnsweringAuthenticator(sasl_oauth_token_provider=accepted)
+    await login.step(None)
+    assert await login.step(b"") is None
+    assert accepted.said == ["accepted"]
+
+
+async def test_aiokafka_still_takes_a_refusal_for_success() -> None:
+    """When this fails, aiokafka answers refusals itself: _AnsweringAuthenticator can go."""
+    login = OAuthAuthenticator(sasl_oauth_token_provider=FakeSource())
+    await login.step(None)
+    assert await login.step(b'{"status":"invalid_token"}') is None
