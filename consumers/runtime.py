@@ -109,11 +109,9 @@ class WorkerRuntime:
         self.kafka = kafka
         self.topics = list(topics)
         self.handler = handler
-        connection = as_connection(kafka)
         # Handlers see the plain topic names the code uses; the cluster has prefixed ones,
         # which the logs give (an operator looks them up there).
-        self._plain_topic = connection.plain_topic
-        self._cluster_topic = connection.topic
+        self._connection = connection = as_connection(kafka)
         self._subscribed = [connection.topic(topic) for topic in self.topics]
         self.group_id = connection.group(group_id or f"switchboard-{name}")
         self.max_concurrency = max_concurrency
@@ -238,7 +236,7 @@ class WorkerRuntime:
                 if self._generation != generation:  # a rebalance began while we waited
                     self._capacity.release()
                     return
-                record = Record(self._plain_topic(r.topic), r.partition, r.offset, r.key,
+                record = Record(self._connection.plain_topic(r.topic), r.partition, r.offset, r.key,
                                 r.value or b"", tuple(r.headers or ()))
                 chain = (tp.topic, tp.partition, r.key)
                 self._in_flight[tp].add(r.offset)
@@ -357,7 +355,7 @@ class WorkerRuntime:
                     raise GiveBack from exc  # retried by whoever handles it next
                 HANDLED.labels(self.name, "retry").inc()
                 log.warning("handler failed, retrying", worker=self.name, attempt=attempt,
-                            error=repr(exc), topic=self._cluster_topic(record.topic),
+                            error=repr(exc), topic=self._connection.topic(record.topic),
                             offset=record.offset)
                 await asyncio.sleep(self.retry.delay(attempt, hint))
 
@@ -367,7 +365,7 @@ class WorkerRuntime:
             provider, account = named_by_source(record.headers)
         HANDLED.labels(self.name, "dead_letter").inc()
         log.error("record dead-lettered", worker=self.name, reason=reason,
-                  topic=self._cluster_topic(record.topic), partition=record.partition,
+                  topic=self._connection.topic(record.topic), partition=record.partition,
                   offset=record.offset, attempts=attempts)
         payload = {
             "topic": record.topic, "partition": record.partition, "offset": record.offset,

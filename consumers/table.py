@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.logs import get_logger
-from switchboard.topics import partitions_of
+from switchboard.topics import topic_partitions
 
 log = get_logger(__name__)
 V = TypeVar("V")
@@ -37,6 +37,7 @@ class CompactedTable(Generic[V]):
                  max_age_s: float | None = None) -> None:
         self.kafka = kafka
         self.topic = topic
+        self._on_cluster = topic_name(kafka, topic)  # what logs and errors name
         self.decode = decode
         # `stands(current, read)`: the value held stands against one read from the topic. The
         # follower may read back our own earlier write after a later one was put locally.
@@ -59,25 +60,24 @@ class CompactedTable(Generic[V]):
 
     async def start(self) -> None:
         """Load everything there is now; then follow new records in the background."""
-        partitions = await partitions_of(self.kafka, self.topic)
+        partitions = await topic_partitions(self.kafka, self.topic)
         if not partitions:
-            raise RuntimeError(f"topic {topic_name(self.kafka, self.topic)} does not exist")
+            raise RuntimeError(f"topic {self._on_cluster} does not exist")
         try:
             await self._load(partitions)
         except BaseException:  # Ctrl-C during start-up too: close what was opened
             await self.stop()
             raise
         self._follow = asyncio.create_task(self._follow_forever())
-        log.info("table loaded", topic=topic_name(self.kafka, self.topic), entries=len(self))
+        log.info("table loaded", topic=self._on_cluster, entries=len(self))
 
-    async def _load(self, partitions: list[int]) -> None:
+    async def _load(self, partitions: list[TopicPartition]) -> None:
         self._consumer = AIOKafkaConsumer(**kafka_options(self.kafka, f"table-{self.topic}"),
                                           enable_auto_commit=False, auto_offset_reset="earliest",
                                           fetch_max_wait_ms=self.follow_wait_ms,
                                           fetch_min_bytes=self._fetch_min_bytes)
         await self._consumer.start()
-        self._partitions = [TopicPartition(topic_name(self.kafka, self.topic), p)
-                            for p in partitions]
+        self._partitions = partitions
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_beginning(*self._partitions)
         self._offsets = AIOKafkaConsumer(**kafka_options(self.kafka, f"table-{self.topic}"),
@@ -177,7 +177,7 @@ class CompactedTable(Generic[V]):
                 if current is None or self.stands is None or not self.stands(current, read):
                     self._values[key] = read
             except ValueError as exc:  # keep the last value that could be read
-                log.error("table record ignored", topic=topic_name(self.kafka, self.topic),
+                log.error("table record ignored", topic=self._on_cluster,
                           key=key.decode(errors="replace"), error=repr(exc))
         return self._values.get(key)
 

@@ -13,12 +13,12 @@ import time
 from collections import OrderedDict
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from switchboard.clients import KafkaTarget, kafka_options, topic_name
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
-from switchboard.topics import OUTBOUND_RESULTS, partitions_of
+from switchboard.topics import OUTBOUND_RESULTS, topic_partitions
 
 log = get_logger(__name__)
 Key = tuple[str, str, str]  # provider, account, provider message id
@@ -77,8 +77,7 @@ class CorrelationIndex:
                 await asyncio.sleep(2)
 
     async def _read(self) -> None:
-        partitions = [TopicPartition(topic_name(self.kafka, self.topic), p)
-                      for p in await partitions_of(self.kafka, self.topic)]
+        partitions = await topic_partitions(self.kafka, self.topic)
         if not partitions:
             # Ingest creates the topics as it starts, maybe after this looked: following no
             # partitions would index nothing, for good. _follow looks again shortly.

@@ -139,8 +139,7 @@ class DurableProducer:
         if not records:
             return
         cluster = producer.client.cluster
-        prefix = self._name_prefix
-        topics = [prefix + r.topic for r in records] if prefix else [r.topic for r in records]
+        topics = [self._name_prefix + r.topic for r in records]
         partitions = [len(cluster.partitions_for_topic(topic) or ())
                       or await self._partition_count(producer, topic) for topic in topics]
         sizes = [record_size(r) for r in records]

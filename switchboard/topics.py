@@ -11,6 +11,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
@@ -212,6 +213,11 @@ async def missing_topics(kafka: KafkaTarget, specs: tuple[TopicSpec, ...] = ALL_
         await admin.close()
     return [name for name in (topic_name(kafka, spec.name) for spec in specs)
             if name not in existing]
+
+
+async def topic_partitions(kafka: KafkaTarget, topic: str) -> list[TopicPartition]:
+    """The partitions of a topic, named as on the cluster (empty if it does not exist)."""
+    return [TopicPartition(topic_name(kafka, topic), p) for p in await partitions_of(kafka, topic)]
 
 
 async def partitions_of(kafka: KafkaTarget, topic: str) -> list[int]:

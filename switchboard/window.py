@@ -13,7 +13,7 @@ from typing import TypeAlias
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switchboard.clients import KafkaTarget, kafka_options, topic_name
-from switchboard.topics import partitions_of
+from switchboard.topics import topic_partitions
 
 Consumed: TypeAlias = "ConsumerRecord[bytes, bytes]"
 # Waiting this long for a record below a partition's end means it is not coming (a broker
@@ -30,8 +30,7 @@ async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: in
     """The topic's records with a timestamp from `since_ms` (None: the oldest kept) to
     `until_ms` (None: any), up to each partition's end when this started. Use it with
     `contextlib.aclosing`, so its consumer stops as soon as the caller does."""
-    partitions = [TopicPartition(topic_name(kafka, topic), p)
-                  for p in await partitions_of(kafka, topic)]
+    partitions = await topic_partitions(kafka, topic)
     if not partitions:
         raise WindowError(f"topic {topic_name(kafka, topic)} does not exist on this cluster")
     # earliest: if retention removes the start before it is fetched, go on from the oldest

@@ -32,6 +32,17 @@ def _settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
     return Settings()
 
 
+def _settings_error() -> SettingsError:
+    """What get_settings, as every command calls it, says of the environment as it is."""
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as failure:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    return failure.value
+
+
 def test_a_plain_address_is_plaintext_with_nothing_else() -> None:
     assert kafka_options("127.0.0.1:9092", "tail") == {
         "bootstrap_servers": "127.0.0.1:9092", "client_id": "switchboard-tail",
@@ -153,12 +164,7 @@ def test_clients_need_a_cluster() -> None:
 
 def test_settings_errors_are_settings_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWITCHBOARD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SettingsError, match="the local broker takes plaintext only"):
-            get_settings()
-    finally:
-        get_settings.cache_clear()
+    assert "the local broker takes plaintext only" in str(_settings_error())
 
 
 def test_a_connection_can_be_built_directly() -> None:
@@ -231,6 +237,14 @@ def test_oauthbearer_gives_every_client_one_token_source_and_no_password(
      "not kafka_sasl_username/password"),
     ({"SWITCHBOARD_KAFKA_SASL_MECHANISM": "PLAIN", "SWITCHBOARD_KAFKA_SASL_USERNAME": "me",
       "SWITCHBOARD_KAFKA_SASL_PASSWORD": "pw"}, "used only with kafka_sasl_mechanism OAUTHBEARER"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "https://app:pw@login.example/token"},
+     "must not hold a user or password"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "https://login.example/to\x01ken"}, "not a URL"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"auth": "x"}'}, "'auth' is not a valid extension"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logical-cluster": "x"}'}, "letters only"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logicalCluster": ""}'}, "printable ASCII"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logicalCluster": "a\\u0001b"}'},
+     "printable ASCII"),
 ])
 def test_oauth_settings_that_would_not_work_are_refused_at_start(
         monkeypatch: pytest.MonkeyPatch, change: dict[str, str], error: str) -> None:
@@ -245,32 +259,11 @@ def test_a_token_endpoint_on_this_machine_may_be_plain_http(
     assert settings.kafka_connection().oauth_token is not None
 
 
-@pytest.mark.parametrize(("change", "error"), [
-    ({"SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "https://app:pw@login.example/token"},
-     "must not hold a user or password"),
-    ({"SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "https://login.example/to\x01ken"}, "not a URL"),
-    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"auth": "x"}'}, "'auth' is not a valid extension"),
-    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logical-cluster": "x"}'}, "letters only"),
-    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logicalCluster": ""}'}, "printable ASCII"),
-    ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logicalCluster": "a\\u0001b"}'},
-     "printable ASCII"),
-])
-def test_a_token_url_or_extension_that_cannot_work_is_refused(
-        monkeypatch: pytest.MonkeyPatch, change: dict[str, str], error: str) -> None:
-    with pytest.raises(ValueError, match=error):
-        _settings(monkeypatch, OAUTH | change)
-
-
 def test_extensions_that_are_not_json_are_a_settings_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (OAUTH | {"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": "{logicalCluster"}).items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SettingsError, match="kafka_oauth_extensions"):
-            get_settings()
-    finally:
-        get_settings.cache_clear()
+    assert "kafka_oauth_extensions" in str(_settings_error())
 
 
 def test_every_connection_of_a_process_shares_one_token_source(
@@ -286,11 +279,6 @@ def test_a_client_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path,
     config = tmp_path / "switchboard.toml"
     config.write_text("kafka_oauth_client_secret = 12345678901\n")
     monkeypatch.setenv("SWITCHBOARD_CONFIG", str(config))
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SettingsError) as failure:
-            get_settings()
-    finally:
-        get_settings.cache_clear()
-    assert "kafka_oauth_client_secret" in str(failure.value)
-    assert "12345678901" not in str(failure.value)
+    refused = str(_settings_error())
+    assert "kafka_oauth_client_secret" in refused
+    assert "12345678901" not in refused
