@@ -46,8 +46,12 @@ class OAuthError(KafkaConnectionError):  # type: ignore[misc]
 class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
     def __init__(self, token_url: str, client_id: str, client_secret: str, *,
                  scope: str | None = None, extensions: Mapping[str, str] | None = None,
-                 timeout_s: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 cafile: str | None = None, timeout_s: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.token_url = token_url
+        # The system's CAs unless told otherwise (httpx alone would use certifi's); an internal
+        # OAuth server often has a private CA, not the brokers'.
+        self._tls = ssl.create_default_context(cafile=cafile)
         self.client_id = client_id
         self._client_secret = client_secret
         self.scope = scope
@@ -139,9 +143,7 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
         if self.scope:
             form["scope"] = self.scope
         try:
-            # The system's CAs, as for the brokers (httpx alone would use certifi's).
-            async with httpx.AsyncClient(timeout=self.timeout_s,
-                                         verify=ssl.create_default_context()) as client:
+            async with httpx.AsyncClient(timeout=self.timeout_s, verify=self._tls) as client:
                 response = await client.post(self.token_url, data=form,
                                              auth=(self.client_id, self._client_secret),
                                              headers={"accept": "application/json"})

@@ -80,6 +80,9 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="SASL extensions sent with the token (Confluent Cloud: logicalCluster, "
                     "identityPoolId); JSON in the environment")
+    kafka_oauth_cafile: Path | None = Field(
+        default=None, description="CA certificates (PEM) the token endpoint's certificate is "
+                                  "checked against; unset: the system's")
     kafka_ssl_cafile: Path | None = Field(
         default=None, description="CA certificates (PEM) to trust; unset: the system's")
     kafka_ssl_certfile: Path | None = Field(
@@ -186,7 +189,8 @@ class Settings(BaseSettings):
     def _oauth_settings(self) -> list[str]:
         return [name for name in ("kafka_oauth_token_url", "kafka_oauth_client_id",
                                   "kafka_oauth_client_secret", "kafka_oauth_scope",
-                                  "kafka_oauth_extensions") if getattr(self, name)]
+                                  "kafka_oauth_extensions", "kafka_oauth_cafile")
+                if getattr(self, name)]
 
     def _oauth_consistent(self) -> None:
         missing = [name for name in ("kafka_oauth_token_url", "kafka_oauth_client_id",
@@ -212,6 +216,12 @@ class Settings(BaseSettings):
             if not EXTENSION_VALUE.fullmatch(value):
                 raise ValueError(f"kafka_oauth_extensions: the value of {key} must be "
                                  "printable ASCII, not empty")
+        if self.kafka_oauth_cafile is not None:
+            try:
+                ssl.create_default_context(cafile=str(self.kafka_oauth_cafile))
+            except (ssl.SSLError, OSError) as exc:
+                raise ValueError(f"kafka_oauth_cafile: cannot use {self.kafka_oauth_cafile}: "
+                                 f"{exc}") from None
 
     def kafka_ssl_context(self) -> ssl.SSLContext:
         """TLS as the settings say: verify the cluster (its hostname too) against the CA file,
@@ -239,6 +249,7 @@ class Settings(BaseSettings):
             str(self.kafka_oauth_token_url), str(self.kafka_oauth_client_id),
             oauth_secret.get_secret_value(), self.kafka_oauth_scope,
             tuple(sorted(self.kafka_oauth_extensions.items())),
+            str(self.kafka_oauth_cafile) if self.kafka_oauth_cafile else None,
         ) if oauth_secret is not None and self.kafka_sasl_mechanism == "OAUTHBEARER" else None
         return KafkaConnection(
             bootstrap_servers=self.kafka_bootstrap_servers,
@@ -312,11 +323,12 @@ class SettingsError(ValueError):
 
 @lru_cache(maxsize=8)
 def token_source(token_url: str, client_id: str, client_secret: str, scope: str | None,
-                 extensions: tuple[tuple[str, str], ...]) -> ClientCredentialsToken:
+                 extensions: tuple[tuple[str, str], ...],
+                 cafile: str | None) -> ClientCredentialsToken:
     """One per process and login: ingest and each worker of `run` build their own connection,
     and should not each fetch (and renew) a token."""
     return ClientCredentialsToken(token_url, client_id, client_secret, scope=scope,
-                                  extensions=dict(extensions))
+                                  extensions=dict(extensions), cafile=cafile)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -9,13 +9,14 @@ import base64
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import jwt
 import orjson
+import trustme
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
@@ -69,11 +70,12 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
 
 @asynccontextmanager
 async def token_endpoint(issuer: Issuer, clients: dict[str, str], *, lifetime_s: int = 3600,
-                         signer: Issuer | None = None) -> AsyncIterator[TokenEndpoint]:
+                         signer: Issuer | None = None,
+                         tls: trustme.CA | None = None) -> AsyncIterator[TokenEndpoint]:
     """Serve `/token` for `clients` (id -> secret). `signer`: sign with another key (tokens
-    the broker must refuse)."""
+    the broker must refuse); `tls`: serve https with a certificate this CA issued."""
     port = free_port()
-    endpoint = TokenEndpoint(f"http://127.0.0.1:{port}/token")
+    endpoint = TokenEndpoint(f"{'https' if tls else 'http'}://127.0.0.1:{port}/token")
 
     async def token(request: Request) -> JSONResponse:
         form = dict(parse_qsl((await request.body()).decode()))
@@ -90,15 +92,27 @@ async def token_endpoint(issuer: Issuer, clients: dict[str, str], *, lifetime_s:
                              "expires_in": lifetime_s})
 
     app = Starlette(routes=[Route("/token", token, methods=["POST"])])
-    server = EmbeddedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           access_log=False))
+    with ExitStack() as files:
+        certificate = None
+        if tls is not None:
+            certificate = files.enter_context(
+                tls.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.tempfile())
+        server = EmbeddedServer(uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, access_log=False,
+            ssl_certfile=certificate, ssl_keyfile=certificate))
+        async with _serving(server):
+            yield endpoint
+
+
+@asynccontextmanager
+async def _serving(server: EmbeddedServer) -> AsyncIterator[None]:
     task = asyncio.create_task(server.serve())
     try:
         for _ in range(200):
             if server.started:
                 break
             await asyncio.sleep(0.02)
-        yield endpoint
+        yield
     finally:
         server.should_exit = True
         await task

@@ -245,6 +245,14 @@ def test_oauthbearer_gives_every_client_one_token_source_and_no_password(
     ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logicalCluster": ""}'}, "printable ASCII"),
     ({"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": '{"logicalCluster": "a\\u0001b"}'},
      "printable ASCII"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_CAFILE": "/nonexistent/oauth-ca.pem"},
+     "kafka_oauth_cafile: cannot use /nonexistent/oauth-ca.pem: .*No such file"),
+    ({"SWITCHBOARD_KAFKA_OAUTH_CAFILE": __file__}, "kafka_oauth_cafile: cannot use .*no certif"),
+    ({"SWITCHBOARD_KAFKA_SASL_MECHANISM": "PLAIN", "SWITCHBOARD_KAFKA_OAUTH_CAFILE": __file__,
+      "SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL": "", "SWITCHBOARD_KAFKA_OAUTH_CLIENT_ID": "",
+      "SWITCHBOARD_KAFKA_OAUTH_CLIENT_SECRET": "", "SWITCHBOARD_KAFKA_SASL_USERNAME": "me",
+      "SWITCHBOARD_KAFKA_SASL_PASSWORD": "pw"},
+     "kafka_oauth_cafile set, but they are used only with kafka_sasl_mechanism OAUTHBEARER"),
 ])
 def test_oauth_settings_that_would_not_work_are_refused_at_start(
         monkeypatch: pytest.MonkeyPatch, change: dict[str, str], error: str) -> None:

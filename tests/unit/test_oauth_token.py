@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
+import trustme
 from aiokafka.conn import OAuthAuthenticator
 
 from switchboard.localkafka import free_port
@@ -124,6 +125,22 @@ async def test_a_refused_client_is_an_error_naming_the_endpoint_not_the_secret(
     assert refused.value.args[0] == (f"token endpoint {endpoint.url} answered 401: invalid_client "
                                      "client authentication failed")
     assert SECRET not in str(refused.value)
+
+
+async def test_an_endpoint_with_a_private_ca_is_trusted_with_its_ca_file_only(
+        issuer: Issuer, tmp_path: Path) -> None:
+    authority = trustme.CA()
+    cafile = tmp_path / "oauth-ca.pem"
+    authority.cert_pem.write_to_path(str(cafile))
+    async with token_endpoint(issuer, {"app": SECRET}, tls=authority) as endpoint:
+        assert endpoint.url.startswith("https://")
+        trusting = ClientCredentialsToken(endpoint.url, "app", SECRET, cafile=str(cafile))
+        claims = jwt.decode(await trusting.token(), issuer.key.public_key(),
+                            algorithms=["RS256"], audience=AUDIENCE)
+        with pytest.raises(OAuthError, match=r"unreachable: ConnectError: .*CERTIFICATE_VERIFY"):
+            await ClientCredentialsToken(endpoint.url, "app", SECRET).token()
+    assert claims["sub"] == "app"
+    assert len(endpoint.requests) == 1
 
 
 async def test_an_endpoint_that_is_not_there_is_an_error_that_says_why() -> None:
