@@ -6,6 +6,9 @@ message/send` with `Authorization: Bearer <token>` (seed 000).
             "priority": ..., "channel": "SMS" | "MMS", "clientRef": <command id>,
             "statusCallback": <webhook>, "imageUrl": ..., "caption": ...}
 
+`statusCallback` is our guess at the name of the field seed 000 lists unnamed as "URL for status
+callbacks"; `status_callback_field` renames it, or (empty) leaves it out.
+
 The token is cached per account and fetched again shortly before the `exp` claim of the JWT
 (read without verifying the signature: it is Ubiqio's token, not ours to check); a token without
 a readable `exp` is used until Ubiqio answers 401. A 401 on send fetches a new token once and
@@ -78,6 +81,10 @@ class Config(OutboundConfig):
     account_id: str
     template_id: str
     priority: int = Field(default=1, ge=0, description="0 = high priority")
+    # Seed 000 lists a per-message "URL for status callbacks" without its name: ours is a
+    # guess, so it can be renamed, or left out (the template's webhook URL then reports).
+    status_callback_field: str = Field(default="statusCallback",
+                                       pattern=r"^([A-Za-z_][A-Za-z0-9_]*)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,10 +171,13 @@ def build_request(command: OutboundCommand, config: Config,
     if channel not in ("SMS", "MMS"):
         refuse(f"Ubiqio sends SMS or MMS, not {channel.lower()!r}")
     image = _image(command.media)
-    # `message` is required: an image without text sends its caption as the message too.
+    # `message` is required (and must not be empty): an image without text sends its caption
+    # as the message too, and one with neither cannot be sent.
     text = command.text or (image.caption if image is not None else None) or ""
     if command.buttons:
         text = with_choices(text, command.buttons)
+    if not text.strip():
+        refuse("Ubiqio messages need text: give the command a text or the image a caption")
     payload: dict[str, Any] = {
         "accountId": config.account_id,
         "toNumber": command.to,
@@ -177,8 +187,8 @@ def build_request(command: OutboundCommand, config: Config,
         "channel": "MMS" if image is not None else "SMS",
         "clientRef": command.id,
     }
-    if webhook_url:
-        payload["statusCallback"] = webhook_url
+    if webhook_url and config.status_callback_field:
+        payload[config.status_callback_field] = webhook_url
     if image is not None:
         payload["imageUrl"] = image.url
         if image.caption:

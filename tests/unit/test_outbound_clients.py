@@ -515,3 +515,10 @@ def test_configs_reject_unknown_and_missing_keys() -> None:
         build_client("infobip", {"base_url": BASE, "api_key": "k"}, httpx.AsyncClient(), CONTEXT)
     with pytest.raises(ValueError, match="Extra inputs"):
         build_client("bird", {**ACCOUNTS["bird"].config, "typo": 1}, httpx.AsyncClient(), CONTEXT)
+
+
+@pytest.mark.parametrize("name", ["status callback", "1st", "url-for-status"])
+def test_a_ubiqio_status_callback_field_that_is_not_an_identifier_is_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="status_callback_field"):
+        build_client("ubiqio", {**ACCOUNTS["ubiqio"].config, "status_callback_field": name},
+                     httpx.AsyncClient(), CONTEXT)

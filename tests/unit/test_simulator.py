@@ -367,8 +367,11 @@ async def test_webex_invalid_json_is_7000(sim: httpx.AsyncClient) -> None:
     assert response.json()["response"]["code"] == "7000"
 
 
-@pytest.mark.parametrize("changes", [{"templateId": "other"}, {"accountId": "acc-999"},
-                                     {"channel": "MMS"}, {"toNumber": ""}])
+@pytest.mark.parametrize("changes", [
+    {"templateId": "other"}, {"accountId": "acc-999"}, {"channel": "MMS"}, {"toNumber": ""},
+    # `message` is required for an MMS too (seed 000)
+    {"channel": "MMS", "message": "", "imageUrl": "https://media.test/a.jpg"},
+])
 async def test_ubiqio_validation_errors(sim: httpx.AsyncClient, changes: dict[str, Any]) -> None:
     token = await ubiqio_token(sim)
     response = await sim.post("/ubiqio/mvapi/message/send", json=ubiqio_send(**changes),
@@ -377,10 +380,10 @@ async def test_ubiqio_validation_errors(sim: httpx.AsyncClient, changes: dict[st
     assert await recorded(sim) == []
 
 
-async def test_ubiqio_mms_may_carry_only_an_image(sim: httpx.AsyncClient) -> None:
+async def test_ubiqio_mms_carries_an_image_and_its_message(sim: httpx.AsyncClient) -> None:
     token = await ubiqio_token(sim)
     response = await sim.post("/ubiqio/mvapi/message/send",
-                              json=ubiqio_send(channel="MMS", message="",
+                              json=ubiqio_send(channel="MMS", message="Our shop",
                                                imageUrl="https://media.test/a.jpg"),
                               headers={"authorization": f"Bearer {token}"})
     assert response.status_code == 200
