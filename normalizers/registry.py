@@ -45,14 +45,19 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
 
 
 @functools.cache
-def opt_out_error_codes(provider: str) -> frozenset[str]:
-    """Error codes of the provider's status reports that mean the contact opted out at the
-    provider (sent STOP to the number there): the bots then record the opt-out too. None for
-    a provider this version does not know (events written by a newer one): the bots must
-    not fail on its reports."""
+def opt_out_error_codes(provider: str, channel: str) -> frozenset[str]:
+    """Error codes of the provider's status reports on `channel` that mean the contact opted
+    out at the provider (sent STOP to the number there): the bots then record the opt-out
+    too. A module's OPT_OUT_CHANNELS, if any, limits its codes to those channels (providers
+    that number errors per product). None for a provider this version does not know (events
+    written by a newer one): the bots must not fail on its reports."""
     if provider not in PROVIDERS:
         return frozenset()
-    return frozenset(getattr(get(provider), "OPT_OUT_ERROR_CODES", frozenset()))
+    module = get(provider)
+    channels = getattr(module, "OPT_OUT_CHANNELS", None)
+    if channels is not None and channel not in channels:
+        return frozenset()
+    return frozenset(getattr(module, "OPT_OUT_ERROR_CODES", frozenset()))
 
 
 def echoes_correlation(provider: str) -> bool:

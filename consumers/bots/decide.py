@@ -104,11 +104,11 @@ def _match(rule: CompiledRule, event: MessageEvent) -> dict[str, str | None] | N
 
 
 def provider_opt_out(event: MessageEvent) -> bool:
-    """A status report saying the contact opted out at the provider (e.g. MessageBird 103):
-    each provider's normalizer module names its codes."""
+    """A status report saying the contact opted out at the provider (e.g. MessageBird 103,
+    Infobip 603 on SMS): each provider's normalizer module names its codes."""
     code = event.error.code if event.error else None
     return (event.type is EventType.STATUS and code is not None
-            and code in opt_out_error_codes(event.provider))
+            and code in opt_out_error_codes(event.provider, event.channel))
 
 
 def _render(template: Template, values: dict[str, str | None]) -> str:

@@ -87,7 +87,7 @@ def test_ordinary_text_is_not_compliance_and_own_numbers_are_ignored() -> None:
 
 
 OPT_OUT_FIXTURES = {"bird/legacy_status_stop_103", "bird/channels_sms_outbound_opted_out_103",
-                    "bird/platform_sms_rejected_opted_out"}
+                    "bird/platform_sms_rejected_opted_out", "infobip/sms-delivery-opted-out-603"}
 
 
 @pytest.mark.parametrize("fixture", [f for f in load_fixtures() if f.spec.get("events")],
