@@ -270,7 +270,7 @@ class Sender:
                                          attempts=attempt if exc.called else attempt - 1,
                                          permanent=not exc.retryable)
                 delay = self._delay(attempt, exc.retry_after_s)
-                if exc.retry_after_s is not None:
+                if exc.retry_after_s is not None or exc.throttled:
                     self._hold(account.name, delay)
                 await self._wait_to_retry(delay, ctx)
                 continue

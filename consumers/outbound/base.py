@@ -31,16 +31,18 @@ class SendError(Exception):
     whether the provider was called at all (results count attempts as provider calls);
     `maybe_sent` that the provider may have taken the message all the same (a timeout after
     the request went out, a 500 or a gateway's 502/504): sending it again could send it twice,
-    so the sender does not, whatever `retryable` says."""
+    so the sender does not, whatever `retryable` says. `throttled`: the provider refused it for
+    the account's rate (a 429, Webex's 7020), so the account's other sends wait too."""
 
     def __init__(self, description: str, *, retryable: bool, code: str | None = None,
                  retry_after_s: float | None = None, called: bool = True,
-                 maybe_sent: bool = False) -> None:
+                 maybe_sent: bool = False, throttled: bool = False) -> None:
         super().__init__(description)
         self.description = description
         self.retryable = retryable
         self.code = code
         self.retry_after_s = retry_after_s
+        self.throttled = throttled
         self.called = called
         self.maybe_sent = maybe_sent
 
@@ -154,7 +156,7 @@ def classify_http_error(response: httpx.Response, description: str,
     maybe_sent = status >= 500 and status not in NOT_TAKEN_STATUSES and not idempotent
     return SendError(f"HTTP {status}: {description}", retryable=retryable,
                      code=code or str(status), retry_after_s=retry_after(response),
-                     maybe_sent=maybe_sent)
+                     maybe_sent=maybe_sent, throttled=status == 429)
 
 
 async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers: dict[str, str],

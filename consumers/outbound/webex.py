@@ -23,8 +23,10 @@ Response: HTTP 200 `{"response": [{"code": "1001", "transid": ..., "description"
 `transid` is the provider message id (receipts carry it). Webex also answers HTTP 200 with an
 error object, `{"response": {"code": "7001", "description": "Authentication failed."}}`: any
 code other than 1000/1001/1002 is an error, retryable only for 7005 (request expired), 7006
-(internal error) and 7020 (transaction limit reached). A 2xx we cannot read at all is accepted
-with id `None` (resending could send the SMS twice; correlationid still correlates receipts).
+(internal error) and 7020 (the tenant's rate limit, "You have reached maximum transaction
+limit": it holds the account's other sends too, like a 429). A 2xx we cannot read at all is
+accepted with id `None` (resending could send the SMS twice; correlationid still correlates
+receipts).
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ PATH = "/resources/v1/messaging"
 MAX_TEXT = 1024
 SUCCESS_CODES = frozenset({"1000", "1001", "1002"})
 RETRYABLE_CODES = frozenset({"7005", "7006", "7020"})
+# "You have reached maximum transaction limit": the tenant's rate, shared by all its sends.
+THROTTLED_CODE = "7020"
 UNICODE_TYPE = "4"
 
 # GSM 03.38 basic alphabet and extension table: text outside them needs Unicode.
@@ -129,7 +133,8 @@ def read_response(response: httpx.Response) -> SendReceipt:
         raise classify_http_error(response, description or snippet(response), code)
     if code is not None and code not in SUCCESS_CODES:
         raise SendError(f"Webex error {code}: {description or 'no description'}",
-                        retryable=code in RETRYABLE_CODES, code=code)
+                        retryable=code in RETRYABLE_CODES, code=code,
+                        throttled=code == THROTTLED_CODE)
     return SendReceipt(provider_message_id=as_text(result.get("transid")),
                        provider_status=description)
 

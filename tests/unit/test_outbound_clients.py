@@ -194,8 +194,16 @@ async def test_429_is_retryable_after_retry_after(provider: str, fake: FakeProvi
                                                   http: httpx.AsyncClient) -> None:
     fake.on(send_path(provider), reply(429, {"error": "slow down"}, headers={"Retry-After": "7"}))
     error = await send_error(make(provider, fake, http), command())
-    assert error.retryable
+    assert error.retryable and error.throttled
     assert error.retry_after_s == 7
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_only_a_rate_refusal_holds_the_account(provider: str, fake: FakeProvider,
+                                                     http: httpx.AsyncClient) -> None:
+    fake.on(send_path(provider), reply(503, {"error": "busy"}))
+    error = await send_error(make(provider, fake, http), command())
+    assert error.retryable and not error.throttled
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

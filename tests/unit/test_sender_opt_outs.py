@@ -381,14 +381,18 @@ async def test_a_send_waiting_to_retry_is_given_back_unsent_when_the_sender_stop
         assert result["status"] == "accepted" and len(calls) == 2
 
 
-async def test_a_retry_after_holds_every_send_of_the_account_not_just_the_refused_one() -> None:
+@pytest.mark.parametrize("retry_after", [{"Retry-After": "30"}, {}])
+async def test_a_rate_refusal_holds_every_send_of_the_account_not_just_the_refused_one(
+        retry_after: dict[str, str]) -> None:
+    """A 429 with its Retry-After, or without one (held for the backoff): sending the
+    account's other commands meanwhile would only be refused too."""
     calls: list[int] = []
     refused = asyncio.Event()
 
     def banned(request: httpx.Request) -> httpx.Response:
         calls.append(1)
         refused.set()
-        return httpx.Response(429, json={"error": "slow down"}, headers={"Retry-After": "30"})
+        return httpx.Response(429, json={"error": "slow down"}, headers=retry_after)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(banned)) as http:
         sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
