@@ -8,6 +8,7 @@ import asyncio
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,10 @@ from switchboard.settings import Settings
 
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
+
+DEFAULT_SIMULATOR_PORT: int = Settings.model_fields["simulator_port"].default
+# Where examples/accounts.toml sends: the simulator on its default port.
+DEMO_SIMULATOR = f"http://127.0.0.1:{DEFAULT_SIMULATOR_PORT}/"
 
 
 def local_broker(settings: Settings) -> LocalKafka:
@@ -73,6 +78,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the topics and ingest, until Ctrl-C."""
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop is a Ctrl-C: clean shutdown
     started = time.monotonic()
+    demo: _Demo | None = None
+    if not args.kafka_only:
+        demo = _prepare(settings)  # a bad file is said before a broker is started for nothing
+        if demo is None:
+            return 2
     try:
         broker, bootstrap = start_kafka(settings)
     except BrokerError as exc:
@@ -91,7 +101,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             broker.process.wait()
             print(f"error: Kafka exited unexpectedly:\n{broker.tail()}", file=sys.stderr)
             return 1
-        return _run_services(settings, bootstrap)
+        assert demo is not None
+        return _run_services(demo, bootstrap)
     except KeyboardInterrupt:
         print("stopping…", flush=True)
         return 0
@@ -113,7 +124,7 @@ Make an end user text the demo Infobip number (the keyword bot answers through t
        {sim}/_sim/inbound
   curl '{sim}/_sim/sends?account=demo-infobip'""" if accounts_file == DEMO_ACCOUNTS else \
         f"""Providers call {base}/webhooks/<provider>/<account> with the account's credentials
-(README: Authentication). Make an end user text one of your accounts:
+(README: Receiving webhooks). Make an end user text one of your accounts:
   curl -H 'content-type: application/json' \\
        -d '{{"account": "<account>", "from": "+41790000001", "text": "HELP"}}' \\
        {sim}/_sim/inbound"""
@@ -129,40 +140,78 @@ Ctrl-C stops everything."""
 
 
 def _warn_if_sending_past_the_simulator(accounts: Accounts, simulator_port: int) -> None:
-    """The demo accounts send to the simulator's default port: moved, they reach nothing."""
-    default = Settings.model_fields["simulator_port"].default
+    """Accounts of your own that send to the simulator's default port reach nothing once it
+    has moved (the shipped demo accounts follow it: see _on_simulator_port)."""
     stale = [account.name for account in accounts
-             if str(account.outbound.get("base_url", "")).startswith(f"http://127.0.0.1:{default}/")]
-    if simulator_port != default and stale:
+             if str(account.outbound.get("base_url", "")).startswith(DEMO_SIMULATOR)]
+    if simulator_port != DEFAULT_SIMULATOR_PORT and stale:
         print(f"warning: the simulator is on port {simulator_port}, but {', '.join(stale)} "
-              f"send to port {default} (their outbound.base_url): change them too",
-              file=sys.stderr, flush=True)
+              f"send to port {DEFAULT_SIMULATOR_PORT} (their outbound.base_url): change them "
+              "too", file=sys.stderr, flush=True)
 
 
-def _run_services(settings: Settings, bootstrap: str) -> int:
-    """Ingest, the simulator and the workers in this process, on the given cluster."""
-    from consumers.bots.rules import RulesError
-    from switchboard.runall import run_all
+def _on_simulator_port(accounts: Accounts, simulator_port: int) -> Accounts:
+    """The demo accounts, sending to the simulator wherever SWITCHBOARD_SIMULATOR_PORT put it
+    (examples/accounts.toml names its default port)."""
+    from switchboard.accounts import Accounts
+
+    moved = f"http://127.0.0.1:{simulator_port}/"
+    return Accounts([
+        account.model_copy(update={"outbound": account.outbound | {
+            "base_url": moved + str(account.outbound["base_url"]).removeprefix(DEMO_SIMULATOR)}})
+        if str(account.outbound.get("base_url", "")).startswith(DEMO_SIMULATOR) else account
+        for account in accounts])
+
+
+@dataclass(frozen=True)
+class _Demo:
+    """What `run` serves, read and checked before it starts anything."""
+
+    settings: Settings
+    accounts: Accounts
+
+
+def _prepare(settings: Settings) -> _Demo | None:
+    """The accounts (the demo ones unless SWITCHBOARD_ACCOUNTS_FILE is set) and the rules,
+    checked; None once a problem is printed."""
+    from consumers.bots.rules import RulesError, load_rules
 
     accounts_file = settings.accounts_file or DEMO_ACCOUNTS
     rules_file = settings.rules_file or (DEMO_RULES if DEMO_RULES.exists() else None)
-    base = f"http://{settings.http_host}:{settings.http_port}"
-    settings = settings.model_copy(update={"kafka_bootstrap_servers": bootstrap,
-                                           "accounts_file": accounts_file,
+    settings = settings.model_copy(update={"accounts_file": accounts_file,
                                            "rules_file": rules_file,
                                            "public_url": settings.ingest_url})
     accounts = accounts_or_exit(settings, demo=True)
     if accounts is None:
-        return 2
+        return None
+    if rules_file is not None:
+        try:
+            load_rules(rules_file)
+        except RulesError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return None
+    if accounts_file == DEMO_ACCOUNTS:
+        accounts = _on_simulator_port(accounts, settings.simulator_port)
+    else:
+        _warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
+    return _Demo(settings, accounts)
+
+
+def _run_services(demo: _Demo, bootstrap: str) -> int:
+    """Ingest, the simulator and the workers in this process, on the given cluster."""
+    from consumers.bots.rules import RulesError
+    from switchboard.runall import run_all
+
+    settings = demo.settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
+    base = f"http://{settings.http_host}:{settings.http_port}"
     sim = f"http://{settings.http_host}:{settings.simulator_port}"
-    _warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
-    banner = run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(accounts),
-                        accounts_file=accounts_file, rules_file=rules_file,
-                        name_prefix=settings.kafka_name_prefix)
+    banner = run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(demo.accounts),
+                        accounts_file=Path(str(settings.accounts_file)),
+                        rules_file=settings.rules_file, name_prefix=settings.kafka_name_prefix)
     try:
-        run_loop(run_all(settings, accounts, workers=("sender", "keywords"), simulator=True,
-                         on_ready=lambda: print(banner, flush=True)))
-    except RulesError as exc:
+        run_loop(run_all(settings, demo.accounts, workers=("sender", "keywords"),
+                         simulator=True, on_ready=lambda: print(banner, flush=True)))
+    except RulesError as exc:  # the file changed since _prepare read it
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

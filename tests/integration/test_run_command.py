@@ -37,11 +37,9 @@ def _logged_since(lines: list[str], since: str) -> list[dict[str, Any]]:
 
 async def test_run_serves_the_readme_example_and_ctrl_c_stops_it_quietly(tmp_path: Path) -> None:
     http_port, simulator_port = free_port(), free_port()
-    accounts = tmp_path / "accounts.toml"  # the demo accounts, sending to this simulator
-    accounts.write_text((REPO / "examples/accounts.toml").read_text().replace(
-        "127.0.0.1:8090", f"127.0.0.1:{simulator_port}"))
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"} | {
-        "SWITCHBOARD_ACCOUNTS_FILE": str(accounts),
+    # The demo accounts (no SWITCHBOARD_ACCOUNTS_FILE) follow the simulator to its port.
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SWITCHBOARD_ACCOUNTS_FILE")} | {
         "SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_KAFKA_PORT": str(free_port()),
         "SWITCHBOARD_KAFKA_CONTROLLER_PORT": str(free_port()),
         "SWITCHBOARD_HTTP_PORT": str(http_port), "SWITCHBOARD_SIMULATOR_PORT": str(simulator_port),

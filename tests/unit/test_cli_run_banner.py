@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import shlex
 from pathlib import Path
 
@@ -10,8 +11,14 @@ import orjson
 import pytest
 
 from switchboard.accounts import load_accounts
-from switchboard.cli.run import _warn_if_sending_past_the_simulator, run_banner
+from switchboard.cli.run import (
+    _on_simulator_port,
+    _prepare,
+    _warn_if_sending_past_the_simulator,
+    run_banner,
+)
 from switchboard.cli.startup import DEMO_ACCOUNTS, DEMO_RULES
+from switchboard.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,3 +84,29 @@ def test_moving_the_simulator_warns_about_accounts_still_sending_to_its_old_port
     _warn_if_sending_past_the_simulator(accounts, 18090)
     warning = capsys.readouterr().err
     assert warning.startswith("warning: the simulator is on port 18090, but demo-infobip")
+
+
+def test_the_demo_accounts_follow_the_simulator_to_its_port() -> None:
+    accounts = load_accounts(REPO / DEMO_ACCOUNTS)
+    moved = _on_simulator_port(accounts, 18090)
+    urls = [str(account.outbound["base_url"]) for account in moved if account.outbound]
+    assert urls and all(url.startswith("http://127.0.0.1:18090/") for url in urls)
+    before = {a.name: str(a.outbound["base_url"]) for a in accounts if a.outbound}
+    assert {a.name: str(a.outbound["base_url"]) for a in moved if a.outbound} == {
+        name: url.replace(":8090/", ":18090/") for name, url in before.items()}
+
+
+@pytest.mark.parametrize(("setting", "content", "error"), [
+    ("accounts_file", None, "does not exist"),
+    ("rules_file", None, "rules file .* does not exist"),
+    ("rules_file", "[accounts]\nacme = 1\n", "account 'acme'"),
+])
+def test_run_says_what_is_wrong_with_its_files_before_starting_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        setting: str, content: str | None, error: str) -> None:
+    monkeypatch.chdir(REPO)
+    path = tmp_path / "file.toml"
+    if content is not None:
+        path.write_text(content)
+    assert _prepare(Settings().model_copy(update={setting: path})) is None
+    assert re.search(f"^error: .*{error}", capsys.readouterr().err)
