@@ -7,13 +7,14 @@ by `SWITCHBOARD_CONFIG`; its keys are the field names below.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import ssl
 import tomllib
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
 import httpx
 from pydantic import (
@@ -42,6 +43,8 @@ BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 EXTENSION_KEY = re.compile(r"[A-Za-z]+")
 EXTENSION_VALUE = re.compile(r"[\x21-\x7E \t\r\n]+")
+# A TCP port to listen on or connect to (0 would be whatever the system picks).
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 def _default_cache_dir() -> Path:
@@ -50,15 +53,15 @@ def _default_cache_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
     # Kafka. Unset bootstrap servers mean "start a local broker" (run command, tests, bench).
     kafka_bootstrap_servers: str | None = Field(
         default=None,
         validation_alias=AliasChoices(BOOTSTRAP_ENV, "kafka_bootstrap_servers"),
     )
-    kafka_port: int = Field(default=9092, description="port of the local broker we start")
-    kafka_controller_port: int = 9093
+    kafka_port: Port = Field(default=9092, description="port of the local broker we start")
+    kafka_controller_port: Port = 9093
     kafka_heap: str = Field(default="512m", pattern=r"^[1-9][0-9]*[kKmMgG]$",
                             description="JVM heap of the local broker we start (-Xmx)")
     kafka_client_id: str = "switchboard"
@@ -108,7 +111,7 @@ class Settings(BaseSettings):
 
     # HTTP ingest
     http_host: str = "127.0.0.1"
-    http_port: int = 8080
+    http_port: Port = 8080
     http_workers: int = Field(default=1, ge=1)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     accounts_file: Path | None = None
@@ -120,8 +123,8 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(default=None, description="keyword/auto-reply rules (TOML)")
     bot_timeout_s: float = Field(
         default=60.0, gt=0, description="longest a bot may take over one message (then retried)")
-    simulator_port: int = Field(default=8090, description="port of `switchboard simulate`")
-    metrics_port: int | None = Field(
+    simulator_port: Port = Field(default=8090, description="port of `switchboard simulate`")
+    metrics_port: Port | None = Field(
         default=None, description="workers serve Prometheus /metrics here (unset: no endpoint)")
 
     # Logging
@@ -340,6 +343,12 @@ def _describe(exc: ValidationError) -> str:
             problems.append(error["msg"].removeprefix("Value error, "))
             continue
         field = str(error["loc"][0])
+        if error["type"] == "extra_forbidden":  # only the config file can name one
+            # Its value is not shown: a misspelt secret's name need not look like a secret's.
+            close = difflib.get_close_matches(field, Settings.model_fields, n=1)
+            problems.append(f"{field}: no such setting in {CONFIG_FILE_ENV}"
+                            + (f" (did you mean {close[0]}?)" if close else ""))
+            continue
         name = f"{field} ({env_var_of(field)})" if field in Settings.model_fields else field
         given = "***" if secret_key(field) else repr(error.get("input"))[:60]
         problems.append(f"{name}: {error['msg']} (got {given})")

@@ -20,6 +20,23 @@ from switchboard.settings import Settings, SettingsError, get_settings
 Command = Callable[[argparse.Namespace, Settings], int]
 
 
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _port(value: str) -> int:
+    port = _positive(value)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1-65535, not {port}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -32,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the ingest HTTP service")
     serve.add_argument("--host", help="default: SWITCHBOARD_HTTP_HOST")
-    serve.add_argument("--port", type=int, help="default: SWITCHBOARD_HTTP_PORT")
-    serve.add_argument("--workers", type=int, help="default: SWITCHBOARD_HTTP_WORKERS")
+    serve.add_argument("--port", type=_port, help="default: SWITCHBOARD_HTTP_PORT")
+    serve.add_argument("--workers", type=_positive, help="default: SWITCHBOARD_HTTP_WORKERS")
     serve.set_defaults(handler=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a worker: sender, keywords, autoreply, bot")
@@ -42,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=cmd_worker)
 
     simulate = sub.add_parser("simulate", help="run the provider simulator")
-    simulate.add_argument("--port", type=int, help="default: SWITCHBOARD_SIMULATOR_PORT")
+    simulate.add_argument("--port", type=_port, help="default: SWITCHBOARD_SIMULATOR_PORT")
     simulate.add_argument("--ingest-url", help="default: SWITCHBOARD_PUBLIC_URL")
     simulate.set_defaults(handler=cmd_simulate)
 
@@ -50,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--topic", action="append",
                       help="topic (repeatable); default: the inbound and status event topics")
     tail.add_argument("--all", action="store_true", help="start from the oldest record")
-    tail.add_argument("--limit", type=int, help="stop after this many records")
+    tail.add_argument("--limit", type=_positive, help="stop after this many records")
     tail.set_defaults(handler=cmd_tail)
 
     replay = sub.add_parser(

@@ -72,6 +72,15 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
      "set SWITCHBOARD_ACCOUNTS_FILE"),
     ({"SWITCHBOARD_KAFKA_HEAP": "1 GB"}, ("kafka",),
      "kafka_heap (SWITCHBOARD_KAFKA_HEAP): String should match pattern"),
+    # Ports: before a socket call fails with a traceback, or uvicorn listens elsewhere.
+    ({"SWITCHBOARD_KAFKA_PORT": "70000"}, ("kafka",),
+     "kafka_port (SWITCHBOARD_KAFKA_PORT): Input should be less than or equal to 65535"),
+    ({"SWITCHBOARD_HTTP_PORT": "0"}, ("schema",),
+     "http_port (SWITCHBOARD_HTTP_PORT): Input should be greater than or equal to 1"),
+    ({"SWITCHBOARD_SIMULATOR_PORT": "-5"}, ("schema",), "simulator_port"),
+    ({}, ("serve", "--port", "99999"), "argument --port: a port is 1-65535, not 99999"),
+    ({}, ("simulate", "--port", "0"), "argument --port: must be at least 1, not 0"),
+    ({}, ("tail", "--limit", "x"), "argument --limit: 'x' is not a whole number"),
 ])
 def test_configuration_mistakes_are_one_error_line_not_a_traceback(
         env: dict[str, str], args: tuple[str, ...], says: str) -> None:
@@ -79,6 +88,18 @@ def test_configuration_mistakes_are_one_error_line_not_a_traceback(
     assert result.returncode == 2
     assert says in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_misspelt_setting_in_the_config_file_is_named_without_its_value(
+        tmp_path: Path) -> None:
+    config = tmp_path / "switchboard.toml"
+    config.write_text('htp_port = 9000\nkafka_sasl_pasword = "hunter2"\n')
+    result = _cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
+    assert result.returncode == 2
+    assert ("htp_port: no such setting in SWITCHBOARD_CONFIG (did you mean http_port?); "
+            "kafka_sasl_pasword: no such setting in SWITCHBOARD_CONFIG (did you mean "
+            "kafka_sasl_password?)") in result.stderr
+    assert "hunter2" not in result.stderr
 
 
 def test_a_config_file_that_is_not_toml_is_named(tmp_path: Path) -> None:
