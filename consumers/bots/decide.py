@@ -8,6 +8,7 @@ account's fallback.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 from consumers.bots.rules import CompiledAccount, CompiledRule, fold
@@ -50,17 +51,33 @@ def should_answer(event: MessageEvent, account: CompiledAccount) -> bool:
     return bool(sender) and sender not in account.own_numbers and sender != event.to
 
 
+def _bare(folded: str) -> str:
+    """A folded word without the punctuation, symbols and invisible characters around it:
+    "Stop." and "STOP!" are STOP, as "Stop please" is."""
+    def decoration(char: str) -> bool:
+        category = unicodedata.category(char)
+        return category[0] in "PSMZ" or category == "Cf"
+
+    start, end = 0, len(folded)
+    while start < end and decoration(folded[start]):
+        start += 1
+    while end > start and decoration(folded[end - 1]):
+        end -= 1
+    return folded[start:end]
+
+
 def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None:
     word, rest = split_first_word(event.text)
     folded = fold(word)
+    forms = {folded, _bare(folded)}  # as configured (a keyword may hold punctuation), or bare
     values = template_values(event, word, rest)
-    if folded in account.stop_words:
+    if forms & account.stop_words:
         return Decision("opt-out", _render(account.stop_confirmation, values), opt_out=True,
                         kind=CommandKind.OPT_OUT_CONFIRMATION, values=values)
-    if folded in account.start_words:
+    if forms & account.start_words:
         return Decision("opt-in", _render(account.start_confirmation, values), opt_out=False,
                         values=values)
-    if folded in account.help_words:
+    if forms & account.help_words:
         return Decision("help", _render(account.help, values), kind=CommandKind.HELP,
                         values=values)
     return None

@@ -155,3 +155,22 @@ def test_an_autoreply_worker_without_any_auto_reply_says_why_it_is_idle() -> Non
     assert "no account has auto_reply" in (_no_auto_reply(without) or "")
     with_one = parse_rules({"accounts": {"acme": {"auto_reply": {"text": "Thanks!"}}}})
     assert _no_auto_reply(with_one) is None
+
+
+@pytest.mark.parametrize(("text", "opt_out"), [
+    ("Stop.", True), ("STOP!", True), ("stop, please", True), ("Unsubscribe!", True),
+    ("END.", True), ("\u201cSTOP\u201d", True), ("STOP\u200b", True),
+    ("Arrêt!", True), ("START!", False), ("unstop.", False),
+])
+def test_a_compliance_keyword_with_punctuation_around_it_still_counts(text: str,
+                                                                      opt_out: bool) -> None:
+    # "Stop please" opts out (first word); "Stop." must too: people end words with a dot.
+    decision = compliance(inbound(text), ACME)
+    assert decision is not None and decision.opt_out is opt_out
+
+
+def test_help_with_a_question_mark_is_help_and_words_merely_starting_so_are_not() -> None:
+    decision = compliance(inbound("HELP?"), ACME)
+    assert decision is not None and decision.purpose == "help"
+    assert compliance(inbound("stop-motion film"), ACME) is None
+    assert compliance(inbound("stopwatch."), ACME) is None
