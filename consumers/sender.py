@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from consumers.handling import Context, GiveBack, PoisonRecord, Record
 from consumers.outbound import SendContext, SendError, SendReceipt, build_client
-from consumers.outbound.base import OutboundClient
+from consumers.outbound.base import WINDING_DOWN, OutboundClient, Stopping
 from consumers.table import CompactedTable
 from switchboard.accounts import Account, Accounts
 from switchboard.commands import (
@@ -248,13 +248,16 @@ class Sender:
     async def _send_with_retries(self, client: OutboundClient, command: OutboundCommand,
                                  account: Account, ctx: Context) -> OutboundResult:
         attempt = 0
-        while True:
+        WINDING_DOWN.set(ctx.winding_down)  # this handler's task only: a send still waiting
+        while True:                         # for the rate limit is then given back unsent
             attempt += 1
             held_s = self._hold_until.get(account.name, 0.0) - time.monotonic()
             if held_s > 0:
                 await self._wait_to_retry(held_s, ctx)
             try:
                 receipt = await client.send(command)
+            except Stopping:
+                raise GiveBack from None  # waited for the rate limit; the provider has nothing
             except SendError as exc:
                 SENDS.labels(account.provider, account.name,
                              "retryable" if exc.retryable else "permanent").inc()

@@ -12,6 +12,7 @@ import asyncio
 import mimetypes
 import time
 from collections.abc import Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,7 +20,7 @@ from typing import Any, Generic, NoReturn, Protocol, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from switchboard.accounts import Account
 from switchboard.commands import Button, OutboundCommand
@@ -92,6 +93,31 @@ class OutboundConfig(BaseModel):
     burst: int = Field(default=20, ge=1)
     channel: str = "sms"
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        """Checked at start: httpx would refuse every request, and the failure read as one
+        the provider may have taken."""
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL:
+            raise ValueError("is not a URL") from None
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http(s) URL, e.g. https://api.example.com")
+        return value
+
+    @field_validator("*")
+    @classmethod
+    def _secret_fits_a_request(cls, value: Any) -> Any:
+        """A secret read with its file's newline cannot go into a header: every send would
+        fail before leaving, reported as possibly sent."""
+        if isinstance(value, SecretStr):
+            secret = value.get_secret_value()
+            if secret != secret.strip() or not secret.isprintable():
+                raise ValueError("has surrounding whitespace or control characters (a newline "
+                                 "from the file or variable it was read from?)")
+        return value
+
 
 ConfigT = TypeVar("ConfigT", bound=OutboundConfig)
 
@@ -99,6 +125,20 @@ ConfigT = TypeVar("ConfigT", bound=OutboundConfig)
 class OutboundClient(Protocol):
     async def send(self, command: OutboundCommand) -> SendReceipt:
         """Send one command; raise SendError on failure."""
+
+
+# Set by the sender to its worker's winding-down event around a send: a request still waiting
+# for the rate limit is then not made (a SendError before the provider is called), so the
+# command is handed back unsent instead of being sent while the worker stops.
+WINDING_DOWN: ContextVar[asyncio.Event | None] = ContextVar("winding_down", default=None)
+
+
+class Stopping(SendError):
+    """The request was not made: the worker winds down (see WINDING_DOWN)."""
+
+    def __init__(self) -> None:
+        super().__init__("not sent: the worker is stopping", retryable=True, code="stopping",
+                         called=False)
 
 
 class TokenBucket:
@@ -112,15 +152,27 @@ class TokenBucket:
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
+        """Stopping (a SendError: not called, retryable) if the worker winds down first."""
+        stopping = WINDING_DOWN.get()
         async with self._lock:
             while True:
+                if stopping is not None and stopping.is_set():
+                    raise Stopping()
                 now = time.monotonic()
                 self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
                 self.updated = now
                 if self.tokens >= 1:
                     self.tokens -= 1
                     return
-                await asyncio.sleep((1 - self.tokens) / self.rate)
+                wait_s = (1 - self.tokens) / self.rate
+                if stopping is None:
+                    await asyncio.sleep(wait_s)
+                    continue
+                try:
+                    await asyncio.wait_for(stopping.wait(), wait_s)
+                except TimeoutError:
+                    continue
+                raise Stopping()
 
 
 def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:

@@ -530,3 +530,18 @@ def test_a_ubiqio_status_callback_field_that_is_not_an_identifier_is_refused(nam
     with pytest.raises(ValueError, match="status_callback_field"):
         build_client("ubiqio", {**ACCOUNTS["ubiqio"].config, "status_callback_field": name},
                      httpx.AsyncClient(), CONTEXT)
+
+
+@pytest.mark.parametrize(("change", "key"), [
+    ({"base_url": "api.infobip.com"}, "base_url"),  # no scheme: httpx refuses every request
+    ({"base_url": "ftp://api.infobip.com"}, "base_url"),
+    ({"api_key": "key-read-from-a-file\n"}, "api_key"),  # an env: secret with its newline
+])
+def test_an_outbound_config_that_can_make_no_request_is_refused_at_start(
+        change: dict[str, str], key: str) -> None:
+    # Accepted, every send would fail as "network error" marked maybe_sent: reported as
+    # possibly taken by the provider, though not a byte left.
+    config = {"base_url": BASE, "api_key": "an-infobip-key", "sender": "Acme"} | change
+    with pytest.raises(ValueError, match=key) as refused:
+        build_client("infobip", config, httpx.AsyncClient(), CONTEXT)
+    assert "key-read-from-a-file" not in str(refused.value)

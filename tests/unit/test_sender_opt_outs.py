@@ -408,3 +408,35 @@ async def test_a_rate_refusal_holds_every_send_of_the_account_not_just_the_refus
             with pytest.raises(GiveBack):
                 await asyncio.wait_for(task, 5)
     assert len(calls) == 1
+
+
+async def test_a_send_waiting_for_the_rate_limit_is_given_back_when_the_sender_stops() -> None:
+    # Not started at the provider: like a send waiting out a Retry-After, it is the next
+    # sender's. Sent during the shutdown instead, it holds up the stop (a low rate_per_s and
+    # 32 sends in flight is half a minute), and one cut short by the SIGKILL that follows
+    # reads as outcome_unknown: a message never tried, failed.
+    calls: list[int] = []
+
+    def provider(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(200, json={"messages": [{"messageId": f"ib-{len(calls)}"}]})
+
+    slow = parse_accounts({"accounts": {"acme": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
+        "outbound": {"base_url": "http://provider.test", "api_key": "ib-key",
+                     "sender": "Acme", "rate_per_s": 0.2, "burst": 1},
+    }}})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        sender = Sender(slow, CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger),
+                        http, public_url=None)
+        ctx = FakeContext()
+        await sender.handle(consumed(command()), ctx)  # the burst's one token
+        waiting = asyncio.create_task(sender.handle(consumed(command()), ctx))
+        await asyncio.sleep(0.1)  # its token comes in 5 s
+        ctx.winding_down.set()  # SIGTERM
+        with pytest.raises(GiveBack):
+            await asyncio.wait_for(waiting, 1)
+    assert len(calls) == 1
+    marks = [decode_ledger(r.value).state for r in ctx.published if r.topic == OUTBOUND_SENT.name]
+    assert marks[-2:] == ["pending", "released"]
