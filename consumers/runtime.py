@@ -179,6 +179,11 @@ class WorkerRuntime:
             max_poll_records=self.max_batch,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
+            # How long the group waits for this member to rejoin. It rejoins once release()
+            # has finished what started (a provider call, up to its timeout_s; a bot, up to
+            # handler_timeout_s): aiokafka's default, the session timeout, would drop it from
+            # the group meanwhile and hand its partitions on while it is still sending.
+            rebalance_timeout_ms=int(1000 * max(120.0, (self.handler_timeout_s or 0) + 60)),
         )
         consumer.subscribe(self._subscribed, listener=_CommitOnRevoke(self))
         try:
@@ -214,6 +219,7 @@ class WorkerRuntime:
 
     async def _next_batch(self, consumer: AIOKafkaConsumer
                           ) -> dict[TopicPartition, list[Any]]:
+        generation = self._generation
         fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=100,
                                                        max_records=self.max_batch))
         stop = asyncio.ensure_future(self._stopping.wait())
@@ -223,6 +229,19 @@ class WorkerRuntime:
             return {}
         stop.cancel()
         result: dict[TopicPartition, list[Any]] = fetch.result()
+        if self._generation != generation:
+            # Partitions were taken away while this fetch was answered, and release() may be
+            # over already: the records may be ones given up (their next owner starts from the
+            # offset committed) or, the fetch having waited for it, the new assignment's.
+            # None starts now. A partition assigned again is read from its committed offset,
+            # as a new owner would: not from these records, which may lie past records
+            # release() gave back uncommitted.
+            assigned = consumer.assignment()
+            for tp, records in result.items():
+                if tp in assigned and records:
+                    committed = await consumer.committed(tp)
+                    consumer.seek(tp, records[0].offset if committed is None else committed)
+            return {}
         return result
 
     async def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
