@@ -138,6 +138,21 @@ class Settings(BaseSettings):
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_http_url(cls, value: str | None) -> str | None:
+        """Given to providers with every message as where to report: checked now, not
+        found out from reports that never come."""
+        if value is None:
+            return value
+        try:
+            url = httpx.URL(value)
+        except httpx.InvalidURL:
+            url = httpx.URL()
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must be an http(s) URL, e.g. https://hooks.example.com")
+        return value
+
     @field_validator("kafka_name_prefix")
     @classmethod
     def _not_internal(cls, value: str) -> str:
@@ -351,7 +366,7 @@ def _describe(exc: ValidationError) -> str:
             continue
         name = f"{field} ({env_var_of(field)})" if field in Settings.model_fields else field
         given = "***" if secret_key(field) else repr(error.get("input"))[:60]
-        problems.append(f"{name}: {error['msg']} (got {given})")
+        problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')} (got {given})")
     return "invalid settings: " + "; ".join(problems)
 
 

@@ -78,7 +78,11 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     ({"SWITCHBOARD_HTTP_PORT": "0"}, ("schema",),
      "http_port (SWITCHBOARD_HTTP_PORT): Input should be greater than or equal to 1"),
     ({"SWITCHBOARD_SIMULATOR_PORT": "-5"}, ("schema",), "simulator_port"),
+    ({"SWITCHBOARD_METRICS_PORT": "70000"}, ("schema",), "metrics_port"),
     ({}, ("serve", "--port", "99999"), "argument --port: a port is 1-65535, not 99999"),
+    # Given to providers as the status webhook URL of every message the sender sends.
+    ({"SWITCHBOARD_PUBLIC_URL": "hooks.example.com"}, ("schema",),
+     "public_url (SWITCHBOARD_PUBLIC_URL): must be an http(s) URL"),
     ({}, ("simulate", "--port", "0"), "argument --port: must be at least 1, not 0"),
     ({}, ("tail", "--limit", "x"), "argument --limit: 'x' is not a whole number"),
 ])
