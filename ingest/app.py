@@ -155,6 +155,10 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
     routes = [
         Route("/webhooks/{provider}/{account}", handler.handle, methods=WEBHOOK_METHODS),
         Route("/webhooks/{provider}/{account}/{kind}", handler.handle, methods=WEBHOOK_METHODS),
+        # With a trailing slash too: Starlette would answer those 307 (which Webex never
+        # retries), and Bird signs the URL it was given, slash included.
+        Route("/webhooks/{provider}/{account}/", handler.handle, methods=WEBHOOK_METHODS),
+        Route("/webhooks/{provider}/{account}/{kind}/", handler.handle, methods=WEBHOOK_METHODS),
         Route(HEALTHZ, healthz, methods=["GET"]),
         Route(READYZ, readyz, methods=["GET"]),
         Route(METRICS, metrics, methods=["GET"]),

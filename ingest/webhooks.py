@@ -74,10 +74,14 @@ def new_id() -> str:
 def _url_as_sent(request: Request) -> str:
     """The URL with its path as the provider encoded it: Starlette's `request.url` has the
     decoded path, so a signature over `/webhooks/bird/my%20shop` would never match."""
+    try:
+        url = request.url
+    except UnicodeDecodeError:  # a query that is not UTF-8 (Starlette decodes it): no
+        return ""               # provider signed that URL, so no signature matches ""
     raw_path = request.scope.get("raw_path")
     if not raw_path:
-        return str(request.url)
-    return str(request.url.replace(path=raw_path.decode("latin-1")))
+        return str(url)
+    return str(url.replace(path=raw_path.decode("latin-1")))
 
 
 async def off_loop_if_large(body_bytes: int, function: Callable[P, T], *args: P.args,

@@ -91,6 +91,7 @@ def _legacy_status(request: WebhookRequest, fields: dict[str, Any]) -> MessageEv
         segments=int_field(fields, "messagepartcount"),
         price=_legacy_price(fields),
         occurred_at=parse_time(first(fields, "statusdatetime")),
+        per_recipient=True,  # one message id for all of a send's recipients
     )
 
 

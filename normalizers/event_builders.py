@@ -48,6 +48,14 @@ def _check_ids(channel: str, message_id: str | None, correlation_id: str | None,
     check_length("recipient", recipient)
 
 
+def _status_fallback(message_id: str | None, correlation_id: str | None,
+                     recipient: str | None, per_recipient: bool) -> str:
+    """What a status event's id adds to the message id (see docs/events.md)."""
+    if not message_id:
+        return f"{correlation_id or ''}|{recipient or ''}"
+    return (recipient or "") if per_recipient else ""
+
+
 def status_event(
     request: WebhookRequest,
     *,
@@ -62,8 +70,12 @@ def status_event(
     segments: int | None = None,
     price: Price | None = None,
     occurred_at: datetime | None = None,
+    per_recipient: bool = False,
 ) -> MessageEvent:
     """A `message.status` event about a message we sent (direction outbound).
+
+    `per_recipient`: the provider's message id names a message sent to several recipients,
+    each reported on its own (legacy MessageBird), so the recipient is part of the event id.
 
     Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
     a NormalizeError.
@@ -84,7 +96,7 @@ def status_event(
             message_id=message_id,
             status=status_key or status.value,
             occurred_at=occurred_at,
-            fallback="" if message_id else f"{correlation_id or ''}|{recipient or ''}",
+            fallback=_status_fallback(message_id, correlation_id, recipient, per_recipient),
         ),
         type=EventType.STATUS,
         provider=request.provider,

@@ -93,6 +93,13 @@ class AuthConfig(_Strict):
         return secrets
 
     @model_validator(mode="after")
+    def _basic_has_username(self) -> AuthConfig:
+        """Basic credentials always name a user: without one every request would be refused."""
+        if self.scheme == "basic" and not self.username:
+            raise ValueError("the basic scheme needs a username")
+        return self
+
+    @model_validator(mode="after")
     def _keys_decode(self) -> AuthConfig:
         """Standard Webhooks keys are base64: a bad one found per request would fail every
         request, and before the other secret of a rotation is tried."""

@@ -113,7 +113,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: Port = 8080
     http_workers: int = Field(default=1, ge=1)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # At most what the raw topic (2 MiB records) holds in base64, with room for the envelope:
+    # a larger body would be refused by Kafka on every retry (503 for ever).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_500_000)
     accounts_file: Path | None = None
     public_url: str | None = Field(
         default=None, description="how providers reach ingest, for notify/webhook URLs we send"

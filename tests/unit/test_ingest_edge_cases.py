@@ -1,0 +1,188 @@
+"""Edge cases of the ingest path that once went wrong: recipients of one legacy MessageBird
+message, URLs with a trailing slash, a query that is not UTF-8, bodies too large for the raw
+topic, and Basic accounts without a user name."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+from starlette.requests import Request
+
+from ingest.app import create_app
+from ingest.dedup import RecentRequests
+from ingest.signing import sign
+from ingest.stored import fitted_raw
+from ingest.webhooks import WebhookHandler
+from normalizers import WebhookRequest, normalize
+from switchboard.accounts import AuthConfig, parse_accounts
+from switchboard.records import raw_envelope
+from switchboard.settings import Settings
+from switchboard.topics import RAW
+from tests.fixtures import ACCOUNT, RAW_ID, RECEIVED_AT
+
+
+class _Producer:
+    """Stands in for DurableProducer: every publish is acknowledged at once."""
+
+    started = True
+
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    async def publish(self, records: Any) -> None:
+        self.published.extend(records)
+
+
+async def _call(app: Any, method: str, raw_path: bytes, headers: dict[str, str],
+                body: bytes = b"", query: bytes = b"") -> tuple[int, dict[str, str]]:
+    """One request straight through the ASGI app (no HTTP client): status and headers."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "https", "server": ("10.0.0.5", 443), "root_path": "",
+        "path": raw_path.decode(), "raw_path": raw_path, "query_string": query,
+        "headers": [(b"host", b"hooks.example"),
+                    *((k.encode(), v.encode()) for k, v in headers.items())],
+    }
+    sent = False
+    answer: dict[str, Any] = {}
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+            answer["headers"] = {k.decode(): v.decode() for k, v in message["headers"]}
+
+    await app(scope, receive, send)
+    return answer["status"], answer["headers"]
+
+
+def _app(accounts: dict[str, Any]) -> tuple[Any, _Producer]:
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"),
+                     parse_accounts({"accounts": accounts}))
+    producer = _Producer()
+    app.state.handler.producer = producer
+    return app, producer
+
+
+# --- event ids: one MessageBird message, several recipients ------------------------------
+
+
+def test_legacy_messagebird_reports_for_two_recipients_of_one_message_get_distinct_ids() -> None:
+    # The legacy SMS API sends one message (one `id`) to a list of recipients and reports each
+    # recipient's status separately. A bulk send's `sent` reports carry the same second: the
+    # two reports below are different facts, but got one event id, so a consumer that
+    # deduplicates on `id` (as docs/events.md says to) dropped the second recipient's report.
+    def report(recipient: str) -> WebhookRequest:
+        query = (f"id=b6aae1b5dfb2427a8f7ea6a717ba31a9&recipient={recipient}&status=sent"
+                 "&statusDatetime=2023-07-28T17%3A57%3A12%2B00%3A00&reference=ref-1")
+        return WebhookRequest(provider="bird", account=ACCOUNT, body=b"",
+                              received_at=RECEIVED_AT, raw_id=RAW_ID, content_type="",
+                              query=query, method="GET")
+
+    first, = normalize(report("31612345678"))
+    second, = normalize(report("31687654321"))
+    assert first.to != second.to
+    assert first.id != second.id
+    # ... and a retried report still keeps its id.
+    again, = normalize(report("31612345678"))
+    assert again.id == first.id
+
+
+# --- a webhook URL with a trailing slash ----------------------------------------------------
+
+
+async def test_a_webhook_url_with_a_trailing_slash_is_served_not_redirected() -> None:
+    # Starlette answered 307 to `/webhooks/<provider>/<account>/`, pointing at the scheme and
+    # host ingest sees (http:// behind a TLS proxy). Webex never retries a 3xx (nor accepts
+    # one when it checks a URL with HEAD), and Bird signs the URL with its slash.
+    app, producer = _app({
+        "acme": {"provider": "infobip",
+                 "auth": {"scheme": "basic", "username": "u", "secrets": ["password-123"]}},
+        "bs": {"provider": "bird",
+               "auth": {"scheme": "bird-signature", "secrets": ["signing-key-123"]}},
+    })
+    basic = {"authorization": "Basic " + base64.b64encode(b"u:password-123").decode(),
+             "content-type": "application/json"}
+    body = b'{"results": []}'
+    for path in (b"/webhooks/infobip/acme/", b"/webhooks/infobip/acme/dlr/"):
+        status, headers = await _call(app, "POST", path, basic, body)
+        assert (status, headers.get("location")) == (200, None), path
+        status, _ = await _call(app, "HEAD", path, {})
+        assert status == 200, path
+
+    bird = (b'{"service":"channels","event":"sms.inbound","payload":{"id":"m1",'
+            b'"sender":{"contact":{"identifierValue":"+31612345678"}},'
+            b'"body":{"type":"text","text":{"text":"hi"}}}}')
+    url = "https://hooks.example/webhooks/bird/bs/"  # as given to Bird, slash included
+    signed = sign("bird-signature", "signing-key-123", url=url, body=bird)
+    status, _ = await _call(app, "POST", b"/webhooks/bird/bs/",
+                            {**signed, "content-type": "application/json"}, bird)
+    assert status == 200
+    assert any(record.topic == "switchboard.message.inbound.v1"
+               for record in producer.published)
+
+
+# --- a query string that is not UTF-8 -------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["bird-signature", "messagebird-jwt"])
+async def test_a_query_that_is_not_utf8_is_refused_not_a_crash(scheme: str) -> None:
+    # Rebuilding the signed URL read `request.url`, which decodes the query as UTF-8: an
+    # unauthenticated request answered 500 (where the ASGI server lets the bytes through, as
+    # for the Content-Length case in test_ingest_headers).
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": "bird", "auth": {"scheme": scheme, "secrets": ["signing-key-123"]}}}})
+    scope: dict[str, Any] = {
+        "type": "http", "method": "GET", "path": "/webhooks/bird/acme",
+        "raw_path": b"/webhooks/bird/acme", "query_string": b"id=\xff", "scheme": "https",
+        "server": ("127.0.0.1", 443), "headers": [(b"host", b"hooks.example")],
+        "path_params": {"provider": "bird", "account": "acme"},
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    handler = WebhookHandler(accounts=accounts, producer=None,  # type: ignore[arg-type]
+                             max_body_bytes=1024, recent=RecentRequests())
+    response = await handler.handle(Request(scope, receive))
+    assert response.status_code == 401
+
+
+# --- configuration that cannot work -----------------------------------------------------------
+
+
+def test_the_largest_body_the_settings_allow_fits_the_raw_topic() -> None:
+    # SWITCHBOARD_MAX_BODY_BYTES had no upper bound. A body the raw topic (2 MiB) cannot hold
+    # even in base64 passed the size check, and Kafka refused its raw record on every retry:
+    # 503 for ever, where the README says every body under the size cap can be stored.
+    bound = next((getattr(m, "le", None) for m in Settings.model_fields["max_body_bytes"].metadata
+                  if getattr(m, "le", None) is not None), None)
+    assert bound is not None, "max_body_bytes needs an upper bound"
+    with pytest.raises(ValidationError):
+        Settings(max_body_bytes=bound + 1)
+    body = bytes(range(256)) * (bound // 256) + b"\xff" * (bound % 256)  # not UTF-8: base64
+    envelope = raw_envelope(raw_id="r", provider="ubiqio", account="a", method="POST",
+                            path="/webhooks/ubiqio/" + "a" * 200, query="q=" + "x" * 4000,
+                            content_type="application/json",
+                            headers={"user-agent": "u" * 2000, "x-forwarded-for": "1" * 2000},
+                            body=body, received_at=datetime.now(UTC))
+    _, record = fitted_raw(envelope, datetime.now(UTC))
+    assert len(record.value) <= RAW.max_message_bytes - 4096
+
+
+def test_a_basic_account_without_a_username_is_refused_at_load() -> None:
+    # verify_basic compares the user name with `username or ""`: an account written without
+    # one loaded fine and then refused every request its provider made (Infobip always sends
+    # a user name), so the webhooks were lost after the provider's retries.
+    with pytest.raises(ValidationError, match="username"):
+        AuthConfig.model_validate({"scheme": "basic", "secrets": ["password-123"]})
