@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -240,6 +241,7 @@ class LocalKafka:
         self.secured = secured
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "broker.log"
+        self._data_lock: IO[str] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -310,6 +312,14 @@ class LocalKafka:
 
     def start(self, timeout_s: float = 120.0) -> None:
         """Fetch (once), format (once per data dir) and start; returns when the broker is up."""
+        self._lock_data_dir()
+        try:
+            self._start(timeout_s)
+        except BaseException:
+            self.stop()  # and let the data dir go
+            raise
+
+    def _start(self, timeout_s: float) -> None:
         ports = [self.port, self.controller_port]
         if self.secured is not None:
             ports += [port for _, _, port in self.secured.listeners()]
@@ -343,6 +353,28 @@ class LocalKafka:
             )
         self._wait_for_ready_line(timeout_s)
 
+    def _lock_data_dir(self) -> None:
+        """Hold the data dir while the broker runs. A second broker on it (another `run` or
+        `kafka` from the same checkout, on other ports) fails on Kafka's own lock only after
+        it has rewritten the config and truncated the first one's broker.log."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = open(self.data_dir / "switchboard.lock", "a+")  # noqa: SIM115 - held until stop
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip()
+            lock.close()
+            raise BrokerError(
+                f"{self.data_dir} is in use by another local broker"
+                f"{f' (started by pid {holder})' if holder.isdigit() else ''}: stop it, or set "
+                "SWITCHBOARD_DATA_DIR (and the ports) for a second one") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(str(os.getpid()))
+        lock.flush()
+        self._data_lock = lock
+
     def _wait_for_ready_line(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         assert self.process is not None
@@ -369,14 +401,19 @@ class LocalKafka:
     def stop(self, timeout_s: float = 30.0) -> None:
         """SIGTERM for a clean shutdown (flushes logs); SIGKILL if it does not finish in time."""
         process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
         try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            if process is None or process.poll() is not None:
+                return
+            process.terminate()
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        finally:
+            lock, self._data_lock = self._data_lock, None
+            if lock is not None:
+                lock.close()  # releases the flock
 
     def __enter__(self) -> LocalKafka:
         self.start()
