@@ -171,6 +171,7 @@ class WorkerRuntime:
     async def run(self) -> None:
         if not self.producer.started:
             await self.producer.start()
+        rebalance_ms = int(1000 * max(120.0, (self.handler_timeout_s or 0) + 60))
         consumer = AIOKafkaConsumer(
             **kafka_options(self.kafka, self.name),
             group_id=self.group_id,
@@ -183,7 +184,10 @@ class WorkerRuntime:
             # has finished what started (a provider call, up to its timeout_s; a bot, up to
             # handler_timeout_s): aiokafka's default, the session timeout, would drop it from
             # the group meanwhile and hand its partitions on while it is still sending.
-            rebalance_timeout_ms=int(1000 * max(120.0, (self.handler_timeout_s or 0) + 60)),
+            rebalance_timeout_ms=rebalance_ms,
+            # The coordinator holds a JoinGroup up to rebalance_timeout_ms; aiokafka times it
+            # out like any request (40 s by default): longer, as the Java client does.
+            request_timeout_ms=rebalance_ms + 5_000,
         )
         consumer.subscribe(self._subscribed, listener=_CommitOnRevoke(self))
         try:
@@ -240,7 +244,8 @@ class WorkerRuntime:
             for tp, records in result.items():
                 if tp in assigned and records:
                     committed = await consumer.committed(tp)
-                    consumer.seek(tp, records[0].offset if committed is None else committed)
+                    if tp in consumer.assignment():  # not taken again meanwhile
+                        consumer.seek(tp, records[0].offset if committed is None else committed)
             return {}
         return result
 

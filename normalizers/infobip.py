@@ -81,9 +81,10 @@ _STATUS_BY_PREFIX = (
 _DELIVERED_TO_OPERATOR_ID = 2
 
 # Error 603 EC_CONTENT_BLOCKED, "Content blocked by user opt-out (MO: STOP)": the contact sent
-# STOP to the number. Infobip numbers errors per product, so only on the channels of that table.
+# STOP to the number. Infobip numbers errors per product, and the source speaks of SMS only:
+# a wrong opt-out would silence a contact, so only there.
 OPT_OUT_ERROR_CODES = frozenset({"603"})
-OPT_OUT_CHANNELS = frozenset({"sms", "mms"})
+OPT_OUT_CHANNELS = frozenset({"sms"})
 
 # Messages API media part types; the part says only the kind, so the type is a MIME range.
 _MEDIA_TYPES = {

@@ -53,16 +53,26 @@ def should_answer(event: MessageEvent, account: CompiledAccount) -> bool:
 
 def _bare(folded: str) -> str:
     """A folded word without the punctuation, symbols and invisible characters around it:
-    "Stop." and "STOP!" are STOP, as "Stop please" is."""
+    "Stop." and "STOP!" are STOP, as "Stop please" is. A mark (category M) goes only with the
+    character it follows: an emoji's variation selector goes with the emoji, but a vowel sign
+    (Devanagari's ा, ी: fold() keeps them) is part of its word ("बंदा" is not "बंद")."""
     def decoration(char: str) -> bool:
         category = unicodedata.category(char)
-        return category[0] in "PSMZ" or category == "Cf"
+        return category[0] in "PSZ" or category == "Cf"
+
+    def mark(char: str) -> bool:
+        return unicodedata.category(char)[0] == "M"
 
     start, end = 0, len(folded)
-    while start < end and decoration(folded[start]):
-        start += 1
-    while end > start and decoration(folded[end - 1]):
-        end -= 1
+    while start < end and (decoration(folded[start]) or mark(folded[start])):
+        start += 1  # a mark at the start has no character of the word before it
+    while end > start:
+        base = end
+        while base > start and mark(folded[base - 1]):
+            base -= 1
+        if base == start or not decoration(folded[base - 1]):
+            break
+        end = base - 1
     return folded[start:end]
 
 

@@ -113,9 +113,9 @@ class OutboundConfig(BaseModel):
         fail before leaving, reported as possibly sent."""
         if isinstance(value, SecretStr):
             secret = value.get_secret_value()
-            if secret != secret.strip() or not secret.isprintable():
-                raise ValueError("has surrounding whitespace or control characters (a newline "
-                                 "from the file or variable it was read from?)")
+            if not secret.isprintable():
+                raise ValueError("has control characters (a newline from the file or variable "
+                                 "it was read from?)")
         return value
 
 

@@ -174,3 +174,20 @@ def test_help_with_a_question_mark_is_help_and_words_merely_starting_so_are_not(
     assert decision is not None and decision.purpose == "help"
     assert compliance(inbound("stop-motion film"), ACME) is None
     assert compliance(inbound("stopwatch."), ACME) is None
+
+
+HINDI = parse_rules({"accounts": {"acme": {"extra_stop_keywords": ["बंद"]}}}).accounts["acme"]
+
+
+@pytest.mark.parametrize("text", ["बंदा कौन है?", "बंदी की खबर", "बंदे आ गए"])
+def test_a_word_is_not_cut_to_a_stop_keyword_by_stripping_its_vowel_sign(text: str) -> None:
+    # Devanagari vowel signs (ा ी े: category Mc) survive fold() and are part of the word:
+    # "बंदा" (a guy) is not "बंद" (stop).
+    assert compliance(inbound(text), HINDI) is None
+
+
+def test_punctuation_around_a_non_latin_keyword_still_counts() -> None:
+    decision = compliance(inbound("बंद!"), HINDI)
+    assert decision is not None and decision.opt_out is True
+    emoji = compliance(inbound("STOP\U0001F6D1\ufe0f"), HINDI)  # symbol + variation selector
+    assert emoji is not None and emoji.opt_out is True

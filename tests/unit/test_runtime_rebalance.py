@@ -260,3 +260,6 @@ async def test_the_group_waits_for_a_member_finishing_its_work_before_it_rejoins
         await runtime.run()
     waits_ms = options.get("rebalance_timeout_ms", options["session_timeout_ms"])  # aiokafka's
     assert waits_ms >= 1000 * ((handler_timeout_s or 10) + 30)
+    # The others' JoinGroup waits that long at the coordinator: aiokafka times it out like any
+    # request (40 s unless set) and would drop and re-send it over and over.
+    assert options.get("request_timeout_ms", 40_000) > waits_ms
