@@ -248,8 +248,10 @@ class Sender:
     async def _send_with_retries(self, client: OutboundClient, command: OutboundCommand,
                                  account: Account, ctx: Context) -> OutboundResult:
         attempt = 0
-        WINDING_DOWN.set(ctx.winding_down)  # this handler's task only: a send still waiting
-        while True:                         # for the rate limit is then given back unsent
+        # For this handler's task only: a send still waiting for the rate limit when the
+        # worker winds down is then given back unsent.
+        WINDING_DOWN.set(ctx.winding_down)
+        while True:
             attempt += 1
             held_s = self._hold_until.get(account.name, 0.0) - time.monotonic()
             if held_s > 0:
