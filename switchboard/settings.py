@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-import httpx
 from pydantic import (
     AliasChoices,
     Field,
@@ -36,6 +35,7 @@ from pydantic_settings import SettingsError as SourceError
 from switchboard.clients import Compression, KafkaConnection, SaslMechanism, SecurityProtocol
 from switchboard.logs import register_secrets, secret_key
 from switchboard.oauth import ClientCredentialsToken
+from switchboard.urls import http_url
 
 ENV_PREFIX = "SWITCHBOARD_"
 CONFIG_FILE_ENV = "SWITCHBOARD_CONFIG"
@@ -145,14 +145,8 @@ class Settings(BaseSettings):
     def _public_http_url(cls, value: str | None) -> str | None:
         """Given to providers with every message as where to report: checked now, not
         found out from reports that never come."""
-        if value is None:
-            return value
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL:
-            url = httpx.URL()
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("must be an http(s) URL, e.g. https://hooks.example.com")
+        if value is not None:
+            http_url(value, "https://hooks.example.com")
         return value
 
     @field_validator("kafka_name_prefix")
@@ -218,11 +212,11 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError(f"OAUTHBEARER needs {', '.join(missing)}")
         try:
-            url = httpx.URL(str(self.kafka_oauth_token_url))
-        except httpx.InvalidURL as exc:
-            raise ValueError(f"kafka_oauth_token_url is not a URL: {exc}") from None
+            url = http_url(str(self.kafka_oauth_token_url), "https://login.example.com/token")
+        except ValueError as exc:
+            raise ValueError(f"kafka_oauth_token_url {exc}") from None
         # The client secret goes with each request: in clear text only to this machine.
-        if url.scheme != "https" and not (url.scheme == "http" and url.host in LOOPBACK_HOSTS):
+        if url.scheme != "https" and url.host not in LOOPBACK_HOSTS:
             raise ValueError("kafka_oauth_token_url must be an https URL (http only for "
                              f"localhost), not {url.scheme or 'no scheme'}://{url.host}")
         if url.userinfo:  # it would be logged with the URL; the credentials have settings

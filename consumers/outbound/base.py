@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from switchboard.accounts import Account
 from switchboard.commands import Button, OutboundCommand
 from switchboard.events import Media
+from switchboard.urls import http_url
 
 
 class SendError(Exception):
@@ -98,12 +99,7 @@ class OutboundConfig(BaseModel):
     def _http_url(cls, value: str) -> str:
         """Checked at start: httpx would refuse every request, and the failure read as one
         the provider may have taken."""
-        try:
-            url = httpx.URL(value)
-        except httpx.InvalidURL:
-            raise ValueError("is not a URL") from None
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("must be an http(s) URL, e.g. https://api.example.com")
+        http_url(value, "https://api.example.com")
         return value
 
     @field_validator("*")

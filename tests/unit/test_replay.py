@@ -25,6 +25,7 @@ from switchboard.accounts import parse_accounts
 from switchboard.cli.replay import parse_when
 from switchboard.records import OutRecord, raw_envelope
 from switchboard.topics import DEAD_LETTER, RAW
+from tests.fakes import KeepingProducer
 from tests.fixtures import Fixture, load_fixtures
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -65,16 +66,6 @@ def letter(payload: dict[str, Any], stage: str = "normalize", **fields: Any) -> 
             "account": "acme", "time": NOW.isoformat(), "payload": payload, **fields}
 
 
-class KeepingProducer:
-    """Stands in for Kafka in front of the live handler: keeps what it would publish."""
-
-    def __init__(self) -> None:
-        self.records: list[OutRecord] = []
-
-    async def publish(self, records: list[OutRecord]) -> None:
-        self.records.extend(records)
-
-
 class KnowsNothing(CorrelationIndex):
     """Caught up, with no results: a report correlates to nothing, as in a live handler
     that has no index."""
@@ -108,7 +99,7 @@ async def live_records(fixture: Fixture) -> list[OutRecord]:
             content=fixture.body(), headers={
                 **request.get("headers", {}), "x-switchboard-token": TOKEN,
                 "content-type": request.get("content_type", "application/json")})
-    return producer.records
+    return producer.published
 
 
 @pytest.mark.parametrize("fixture", load_fixtures(), ids=lambda f: f.id)

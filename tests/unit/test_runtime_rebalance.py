@@ -15,6 +15,7 @@ from aiokafka.structs import OffsetAndMetadata
 from consumers import runtime as runtime_module
 from consumers.handling import Context, MustNotSkip, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
+from tests.fakes import KeepingProducer
 
 TP = TopicPartition("t", 0)
 
@@ -121,18 +122,6 @@ async def test_a_record_that_must_not_be_skipped_stops_the_worker_instead_of_a_d
     assert attempts == [0, 0, 0]
     assert runtime.problem() == "stopped by a failure: MustNotSkip"
     assert runtime._in_flight[TP] == {0}
-
-
-class KeepingProducer:
-    """Keeps what the runtime publishes (dead letters) instead of sending it."""
-
-    started = True
-
-    def __init__(self) -> None:
-        self.published: list[Any] = []
-
-    async def publish(self, records: Any) -> None:
-        self.published.extend(records)
 
 
 async def test_a_handler_that_never_returns_is_timed_out_then_dead_lettered() -> None:
