@@ -22,11 +22,12 @@ header `key: <service_key>` (seed 002). SMS only.
 Response: HTTP 200 `{"response": [{"code": "1001", "transid": ..., "description": "Queued"}]}`;
 `transid` is the provider message id (receipts carry it). Webex also answers HTTP 200 with an
 error object, `{"response": {"code": "7001", "description": "Authentication failed."}}`: any
-code other than 1000/1001/1002 is an error, retryable only for 7005 (request expired), 7006
-(internal error) and 7020 (the tenant's rate limit, "You have reached maximum transaction
-limit": it holds the account's other sends too, like a 429). A 2xx we cannot read at all is
-accepted with id `None` (resending could send the SMS twice; correlationid still correlates
-receipts).
+code other than 1000/1001/1002 is an error, retryable only for 7005 (request expired) and 7020
+(the tenant's rate limit, "You have reached maximum transaction limit": it holds the account's
+other sends too, like a 429). 7006 (internal error) is Webex's 500 in an HTTP 200: Webex may
+have queued the SMS before failing, so it is `maybe_sent`, never sent again by the sender, as
+after an HTTP 500. A 2xx we cannot read at all is accepted with id `None` (resending could send
+the SMS twice; correlationid still correlates receipts).
 """
 
 from __future__ import annotations
@@ -56,7 +57,11 @@ NAME = "webex"
 PATH = "/resources/v1/messaging"
 MAX_TEXT = 1024
 SUCCESS_CODES = frozenset({"1000", "1001", "1002"})
-RETRYABLE_CODES = frozenset({"7005", "7006", "7020"})
+# Refused before Webex acted on the request: sending it again is safe.
+RETRYABLE_CODES = frozenset({"7005", "7020"})
+# "Internal error occurred": Webex's 500, answered with HTTP 200. It may come after the SMS
+# was queued, so like a 500 it is an outcome we cannot know (maybe_sent), not a refusal.
+INTERNAL_ERROR_CODE = "7006"
 # "You have reached maximum transaction limit": the tenant's rate, shared by all its sends.
 THROTTLED_CODE = "7020"
 UNICODE_TYPE = "4"
@@ -132,9 +137,10 @@ def read_response(response: httpx.Response) -> SendReceipt:
     if not response.is_success:
         raise classify_http_error(response, description or snippet(response), code)
     if code is not None and code not in SUCCESS_CODES:
+        internal = code == INTERNAL_ERROR_CODE
         raise SendError(f"Webex error {code}: {description or 'no description'}",
-                        retryable=code in RETRYABLE_CODES, code=code,
-                        throttled=code == THROTTLED_CODE)
+                        retryable=internal or code in RETRYABLE_CODES, code=code,
+                        maybe_sent=internal, throttled=code == THROTTLED_CODE)
     return SendReceipt(provider_message_id=as_text(result.get("transid")),
                        provider_status=description)
 
