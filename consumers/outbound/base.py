@@ -213,6 +213,13 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
     `maybe_sent` unless the request never left (or repeating it is harmless)."""
     try:
         return await http.post(url, json=payload, headers=headers, timeout=timeout_s)
+    except httpx.DecodingError:
+        # An answer came, but its body does not decode (a broken Content-Encoding): not a
+        # TransportError, and it would otherwise escape as a crash of the send. The provider
+        # had the whole request, so it may have acted on it.
+        raise SendError("the answer's body could not be decoded (Content-Encoding)",
+                        retryable=True, code="bad_response",
+                        maybe_sent=not idempotent) from None
     except httpx.TransportError as exc:
         maybe_sent = not idempotent and not isinstance(exc, NOT_SENT_ERRORS)
         if isinstance(exc, httpx.TimeoutException):

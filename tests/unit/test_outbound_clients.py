@@ -233,6 +233,21 @@ async def test_a_network_error_is_retryable(provider: str, failure: Exception, c
     assert (error.retryable, error.code, error.maybe_sent) == (True, code, maybe_sent)
 
 
+def broken_gzip(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"not gzip")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_an_undecodable_answer_is_a_send_error(provider: str, fake: FakeProvider,
+                                                    http: httpx.AsyncClient) -> None:
+    # httpx raises DecodingError, not a TransportError: it escaped the client, the handler
+    # failed and was retried, and the command ended "outcome_unknown" as if the worker had
+    # stopped. The whole request went out, so the provider may have taken it.
+    fake.on(send_path(provider), broken_gzip)
+    error = await send_error(make(provider, fake, http), command())
+    assert (error.retryable, error.code, error.maybe_sent) == (True, "bad_response", True)
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize("status", [400, 403, 404, 422])
 async def test_validation_and_auth_errors_are_permanent(provider: str, status: int,
@@ -508,6 +523,15 @@ async def test_ubiqio_token_timeout_is_retryable(fake: FakeProvider,
     error = await send_error(make("ubiqio", fake, http), command())
     assert (error.retryable, error.code) == (True, "timeout")
     assert not error.maybe_sent  # asking for a token again sends no message
+
+
+async def test_an_undecodable_ubiqio_token_answer_is_retryable(fake: FakeProvider,
+                                                              http: httpx.AsyncClient) -> None:
+    fake.on(TOKEN_PATH, broken_gzip)
+    error = await send_error(make("ubiqio", fake, http), command())
+    assert (error.retryable, error.code) == (True, "bad_response")
+    assert not error.maybe_sent  # asking for a token again sends no message
+    assert fake.to(UBIQIO) == []
 
 
 def test_ubiqio_refresh_time_from_the_jwt() -> None:
