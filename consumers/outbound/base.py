@@ -16,11 +16,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, NoReturn, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, NoReturn, Protocol, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from switchboard.accounts import Account
 from switchboard.commands import Button, OutboundCommand
@@ -87,6 +87,8 @@ class OutboundConfig(BaseModel):
     """Options every provider's outbound config accepts."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # The secrets this provider's client puts into an HTTP header as they are (not encoded).
+    header_secrets: ClassVar[frozenset[str]] = frozenset()
 
     base_url: str
     timeout_s: float = Field(default=10.0, gt=0)
@@ -104,14 +106,18 @@ class OutboundConfig(BaseModel):
 
     @field_validator("*")
     @classmethod
-    def _secret_fits_a_request(cls, value: Any) -> Any:
+    def _secret_fits_a_request(cls, value: Any, info: ValidationInfo) -> Any:
         """A secret read with its file's newline cannot go into a header: every send would
-        fail before leaving, reported as possibly sent."""
+        fail before leaving, reported as possibly sent. Nor can one with other than ASCII
+        (httpx encodes header values as ASCII); a secret that is encoded first may."""
         if isinstance(value, SecretStr):
             secret = value.get_secret_value()
             if not secret.isprintable():
                 raise ValueError("has control characters (a newline from the file or variable "
                                  "it was read from?)")
+            if info.field_name in cls.header_secrets and not secret.isascii():
+                raise ValueError("has characters other than ASCII, which an HTTP header cannot "
+                                 "carry (a quote or dash pasted from a document?)")
         return value
 
 

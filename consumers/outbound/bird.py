@@ -56,6 +56,7 @@ _FAILED_STATUSES = frozenset({"rejected", "sending_failed"})
 class Config(OutboundConfig):
     """`[accounts.<name>.outbound]` for Bird."""
 
+    header_secrets = frozenset({"access_key"})  # `Authorization: AccessKey <access_key>`, as is
     access_key: Secret
     workspace_id: str
     channel_id: str

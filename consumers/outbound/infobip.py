@@ -66,6 +66,7 @@ _INFOBIP_CHANNELS = {"viber": "VIBER_BM", "instagram": "INSTAGRAM_DM", "line": "
 class Config(OutboundConfig):
     """`[accounts.<name>.outbound]` for Infobip."""
 
+    header_secrets = frozenset({"api_key"})  # `Authorization: App <api_key>`, as is
     api_key: Secret
     sender: str
 

@@ -77,6 +77,7 @@ _GSM7 = frozenset(
 class Config(OutboundConfig):
     """`[accounts.<name>.outbound]` for Webex Connect."""
 
+    header_secrets = frozenset({"service_key"})  # the `key` header, as is
     service_key: Secret
     sender_id: str
     # A Webex authentication profile's id: Webex then adds its credentials to the receipts.

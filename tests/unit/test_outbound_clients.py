@@ -569,3 +569,25 @@ def test_an_outbound_config_that_can_make_no_request_is_refused_at_start(
     with pytest.raises(ValueError, match=key) as refused:
         build_client("infobip", config, httpx.AsyncClient(), CONTEXT)
     assert "key-read-from-a-file" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("provider", "key"), [
+    ("infobip", "api_key"), ("bird", "access_key"), ("webex", "service_key")])
+def test_a_header_secret_that_is_not_ascii_is_refused_at_start(provider: str, key: str) -> None:
+    # httpx encodes header values as ASCII: every send raised UnicodeEncodeError before a byte
+    # left, the handler was retried and found the command pending, "outcome_unknown".
+    config = {**ACCOUNTS[provider].config, key: "s3cret\u2013with-an-en-dash"}
+    with pytest.raises(ValueError, match=f"{key}.*ASCII") as refused:
+        build_client(provider, config, httpx.AsyncClient(), CONTEXT)
+    assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize(("provider", "key"), [
+    ("infobip-omnichat", "password"), ("ubiqio", "client_secret")])
+async def test_a_secret_not_sent_in_a_header_may_be_any_text(
+        provider: str, key: str, fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    # Basic credentials are Base64 of UTF-8, Ubiqio's secret goes in the JSON body.
+    fake.on(send_path(provider), ok(provider))
+    client = make(provider, fake, http, CONTEXT, **{key: "pässwörd\u20131"})
+    receipt = await client.send(command())
+    assert receipt.provider_message_id == ACCOUNTS[provider].ok_id
