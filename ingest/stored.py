@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from switchboard.events import MessageEvent
+from switchboard.producer import record_size
 from switchboard.records import OutRecord, event_record, raw_body, raw_record
 from switchboard.topics import ALL_TOPICS, DEFAULT_MAX_MESSAGE_BYTES, RAW
 
@@ -21,8 +22,8 @@ from switchboard.topics import ALL_TOPICS, DEFAULT_MAX_MESSAGE_BYTES, RAW
 EVENT_BYTES_PER_BODY_BYTE = 32
 EVENT_BYTES_FLOOR = 1024 * 1024
 MAX_REASON_CHARS = 500
-# Room left in a topic's limit for a record's key, headers and batch overhead: only the value
-# is measured here (the producer sizes whole records again; no need to do it twice per request).
+# Room left in a topic's limit for the batch's framing (and the raw record's small key and
+# headers, whose value alone is measured).
 RECORD_ROOM_BYTES = 4096
 _LIMITS = {topic.name: topic.max_message_bytes - RECORD_ROOM_BYTES for topic in ALL_TOPICS}
 
@@ -63,7 +64,9 @@ def event_records(events: Sequence[MessageEvent], body_bytes: int) -> list[OutRe
             record = event_record(event)
         except Exception as exc:
             raise Unstorable(f"an event could not be serialized ({type(exc).__name__})") from exc
-        size = len(record.value)
+        # The whole record: an event's message id is in its `ce_subject` header too, its
+        # contact in its key, and the broker refuses the record, not the value.
+        size = record_size(record)
         limit = _LIMITS.get(record.topic, DEFAULT_MAX_MESSAGE_BYTES - RECORD_ROOM_BYTES)
         if size > limit:
             raise Unstorable(f"an event would be {size} bytes, over the {limit}-byte limit of "

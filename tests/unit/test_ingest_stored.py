@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ingest.stored import (
+    RECORD_ROOM_BYTES,
     Unstorable,
     event_records,
     fitted_raw,
@@ -18,8 +19,8 @@ from ingest.stored import (
 )
 from switchboard.events import MessageEvent
 from switchboard.producer import record_size
-from switchboard.records import raw_body, raw_envelope
-from switchboard.topics import RAW
+from switchboard.records import event_record, raw_body, raw_envelope
+from switchboard.topics import MESSAGE_INBOUND, RAW
 
 NOW = datetime.now(UTC)
 
@@ -76,3 +77,14 @@ def test_a_batch_within_its_budget_is_written_whole() -> None:
 
 def test_reasons_are_bounded() -> None:
     assert len(short("x" * 10_000)) == 501 and short("fine") == "fine"
+
+
+def test_an_event_whose_key_and_headers_take_it_over_its_topics_limit_is_refused() -> None:
+    """The message id goes into the value and again into `ce_subject`, the contact into the
+    key: a value under the limit is not yet a record Kafka takes (it would refuse it, and the
+    provider would be answered 503 and retry it for days)."""
+    event = inbound("hi", message_id="m" * 530_000)
+    assert len(event.to_json()) < MESSAGE_INBOUND.max_message_bytes - RECORD_ROOM_BYTES
+    assert record_size(event_record(event)) > MESSAGE_INBOUND.max_message_bytes
+    with pytest.raises(Unstorable, match=r"over the \d+-byte limit of switchboard.message.inbound"):
+        event_records([event], body_bytes=600_000)
