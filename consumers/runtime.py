@@ -44,7 +44,7 @@ from consumers.handling import (
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
-from switchboard.records import dead_letter_record, named_by_source
+from switchboard.records import dead_letter_record, named_by_source, short
 
 log = get_logger(__name__)
 
@@ -387,6 +387,7 @@ class WorkerRuntime:
                            provider: str = "", account: str = "") -> None:
         if not provider and not account:
             provider, account = named_by_source(record.headers)
+        reason = short(reason)  # the log line too: a reason may quote the whole record
         HANDLED.labels(self.name, "dead_letter").inc()
         log.error("record dead-lettered", worker=self.name, reason=reason,
                   topic=self._connection.topic(record.topic), partition=record.partition,

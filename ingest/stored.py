@@ -21,7 +21,6 @@ from switchboard.topics import ALL_TOPICS, DEFAULT_MAX_MESSAGE_BYTES, RAW
 # a field repeated into every event. The floor covers small bodies with many short reports.
 EVENT_BYTES_PER_BODY_BYTE = 32
 EVENT_BYTES_FLOOR = 1024 * 1024
-MAX_REASON_CHARS = 500
 # Room left in a topic's limit for the batch's framing (and the raw record's small key and
 # headers, whose value alone is measured).
 RECORD_ROOM_BYTES = 4096
@@ -34,11 +33,6 @@ class Unstorable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def short(reason: str) -> str:
-    """Reasons may quote the payload: bounded, so that a dead letter still fits its topic."""
-    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + "…"
 
 
 def fitted_raw(envelope: dict[str, Any], received_at: datetime

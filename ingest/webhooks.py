@@ -26,7 +26,7 @@ from ingest import metrics
 from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_token
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.dedup import RecentRequests
-from ingest.stored import Unstorable, event_records, fitted_raw, short
+from ingest.stored import Unstorable, event_records, fitted_raw
 from normalizers import NormalizeError, WebhookRequest, get, normalize
 from normalizers.base import Ack
 from switchboard.accounts import Account, Accounts
@@ -35,7 +35,7 @@ from switchboard.logs import get_logger
 from switchboard.probes import error_body
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.providers import PROVIDERS
-from switchboard.records import OutRecord, dead_letter_record, raw_envelope
+from switchboard.records import OutRecord, dead_letter_record, raw_envelope, short
 
 log = get_logger(__name__)
 

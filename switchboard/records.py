@@ -34,6 +34,7 @@ DEAD_LETTER_TYPE = "dev.switchboard.dead-letter.v1"
 OPT_OUT_CHANGE_TYPE = "dev.switchboard.opt-out-change.v1"
 # A header may have no value (Kafka allows it; a record put back by replay keeps that).
 Headers = list[tuple[str, bytes | None]]
+MAX_REASON_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +137,18 @@ def raw_record(envelope: dict[str, Any], received_at: datetime) -> OutRecord:
     )
 
 
+def short(reason: str) -> str:
+    """Reasons may quote the payload: bounded, so that a dead letter still fits its topic."""
+    return reason if len(reason) <= MAX_REASON_CHARS else reason[:MAX_REASON_CHARS] + "…"
+
+
 def dead_letter_record(*, dl_id: str, stage: str, reason: str, provider: str, account: str,
                        time: datetime, payload: dict[str, Any], key: bytes | None = None
                        ) -> OutRecord:
-    """A record we could not process, with why, self-contained so it can be replayed."""
-    value = {"id": dl_id, "stage": stage, "reason": reason, "provider": provider,
+    """A record we could not process, with why, self-contained so it can be replayed. The
+    reason is bounded: an error may quote the whole record (pydantic's do, once per error),
+    and a letter over its topic's limit could be neither kept nor skipped."""
+    value = {"id": dl_id, "stage": stage, "reason": short(reason), "provider": provider,
              "account": account, "time": time.isoformat(), "payload": payload}
     return OutRecord(
         topic=DEAD_LETTER.name,

@@ -15,11 +15,10 @@ from ingest.stored import (
     Unstorable,
     event_records,
     fitted_raw,
-    short,
 )
 from switchboard.events import MessageEvent
 from switchboard.producer import record_size
-from switchboard.records import event_record, raw_body, raw_envelope
+from switchboard.records import event_record, raw_body, raw_envelope, short
 from switchboard.topics import MESSAGE_INBOUND, RAW
 
 NOW = datetime.now(UTC)
