@@ -85,8 +85,14 @@ class DurableProducer:
         self._buffered = 0
         self._hashes: dict[bytes, int] = {}
         self._failing = False
+        # Set when a batch the client had taken failed: see _renew.
+        self._spoiled: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
+        self._producer = await self._connect()
+        self.started = True
+
+    async def _connect(self) -> AIOKafkaProducer:
         # Built here, not in __init__: aiokafka binds to the running event loop.
         producer = AIOKafkaProducer(
             **as_connection(self.kafka).producer_options(self.role),
@@ -103,8 +109,7 @@ class DurableProducer:
         except BaseException:
             await producer.stop()
             raise
-        self._producer = producer
-        self.started = True
+        return producer
 
     async def stop(self) -> None:
         self.started = False
@@ -232,6 +237,9 @@ class DurableProducer:
                     group.finish(outcome)
                 finally:
                     self._buffered -= group.size
+                if (spoiled := self._spoiled) is not None:
+                    self._spoiled = None
+                    await self._renew(spoiled)
         finally:
             self._flusher = None
 
@@ -251,9 +259,49 @@ class DurableProducer:
         except TimeoutError:
             return f"Kafka did not acknowledge within {self.timeout_s}s"
         except KafkaError as exc:
+            if _spent_a_sequence(producer, futures):
+                self._spoiled = producer
             return f"Kafka refused the records: {exc!r}"
         finally:
             for future in futures:  # retrieve every outcome: no "never retrieved" warnings
                 if future.done() and not future.cancelled():
                     future.exception()
         return None
+
+    async def _renew(self, spoiled: AIOKafkaProducer) -> None:
+        """Put a new client in the place of one that can no longer write some partition: a
+        new producer id, whose sequence numbers start afresh. The next group waits meanwhile
+        (its callers get their 503 at the usual timeout at worst); what the old client still
+        holds was answered 503 and may land as it stops, before the new one sends."""
+        if not self.started or self._producer is not spoiled:
+            return
+        log.warning("replacing the kafka client: a batch it had sent failed, after which it "
+                    "would have every later batch of that partition refused as out of order",
+                    bootstrap=str(self.kafka))
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                fresh = await self._connect()
+        except Exception as exc:  # noqa: BLE001 - keep the old one; tried again on a failure
+            log.warning("could not replace the kafka client", bootstrap=str(self.kafka),
+                        error=repr(exc))
+            return
+        # The old client's records first, as far as they land: the new one's must not overtake
+        # them in a partition (a compacted topic would keep the older value of a key).
+        await self._stop_client(spoiled)
+        if not self.started or self._producer is not spoiled:  # stopped meanwhile
+            await fresh.stop()
+            return
+        self._producer = fresh
+
+
+def _spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:
+    """Whether the client is left unable to write: aiokafka's idempotent producer gives each
+    batch its partition's next sequence number when it sends it and never takes one back, so
+    after a batch fails (refused by the broker, or dropped for want of a leader) the broker
+    refuses every later batch of that partition as out of order (aio-libs/aiokafka#1017).
+    A client whose sender task has ended takes nothing any more either."""
+    if any(f.done() and not f.cancelled() and f.exception() is not None for f in futures):
+        return True
+    sender = getattr(producer, "_sender", None)  # private: aiokafka does not say
+    task = getattr(sender, "sender_task", None)
+    return task is not None and task.done()

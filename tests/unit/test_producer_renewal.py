@@ -1,0 +1,141 @@
+"""DurableProducer when aiokafka's client can no longer write a partition, without a broker.
+
+aiokafka's idempotent producer gives each batch its partition's next sequence number when it
+sends it, and never takes one back. After a batch fails for good (the broker refused it, say as
+too large for the topic, or it waited too long for a partition without a leader), the broker
+waits for a sequence number that never comes and refuses every later batch of the partition as
+out of order, for as long as that client lives (aio-libs/aiokafka#1017): each webhook of the
+account, whose raw records share a partition, would be answered 503 until a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
+
+from switchboard import producer as producer_module
+from switchboard.producer import MAX_BATCH_BYTES, DurableProducer, PublishError
+from switchboard.records import OutRecord
+
+TOPIC = "switchboard.raw.v1"
+REFUSED = b"too large for the topic as the cluster has it"
+
+
+class _Cluster:
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0}
+
+
+class SequencedClient:
+    """Stands in for AIOKafkaProducer: takes batches as its idempotent one does. A batch the
+    broker refuses spends its sequence number, and every later batch of its partition is then
+    refused as out of order."""
+
+    made: list[SequencedClient] = []
+    unreachable = False  # new clients cannot connect
+    events: list[tuple[str, int]] = []  # ("stop" or "send", which client), in order
+
+    def __init__(self, **options: Any) -> None:
+        self.client = type("Client", (), {"cluster": _Cluster()})()
+        self.stored: list[bytes] = []
+        self.gaps: set[tuple[str, int]] = set()
+        self.stopped = False
+        SequencedClient.made.append(self)
+
+    async def start(self) -> None:
+        if SequencedClient.unreachable:
+            raise ConnectionError("kafka away")
+
+    async def stop(self) -> None:
+        self.stopped = True
+        SequencedClient.events.append(("stop", SequencedClient.made.index(self)))
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(MAX_BATCH_BYTES, 0)
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *,
+                         partition: int) -> asyncio.Future[None]:
+        SequencedClient.events.append(("send", SequencedClient.made.index(self)))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        values = [record.value for record in _records(batch)]
+        if (topic, partition) in self.gaps:
+            done.set_exception(OutOfOrderSequenceNumber())
+        elif REFUSED in values:
+            self.gaps.add((topic, partition))
+            done.set_exception(MessageSizeTooLargeError())
+        else:
+            self.stored.extend(values)
+            done.set_result(None)
+        return done
+
+
+def _records(batch: BatchBuilder) -> list[Any]:
+    return list(DefaultRecordBatch(bytes(batch._build())))
+
+
+@pytest.fixture
+def clients(monkeypatch: pytest.MonkeyPatch) -> list[SequencedClient]:
+    SequencedClient.made = []
+    SequencedClient.unreachable = False
+    SequencedClient.events = []
+    monkeypatch.setattr(producer_module, "AIOKafkaProducer", SequencedClient)
+    return SequencedClient.made
+
+
+async def test_after_kafka_refused_a_batch_the_partition_takes_records_again(
+        clients: list[SequencedClient]) -> None:
+    producer = DurableProducer("unused:9092", timeout_s=1)
+    await producer.start()
+    try:
+        with pytest.raises(PublishError, match="MessageSizeTooLarge"):
+            await producer.publish([OutRecord(TOPIC, REFUSED, b"bird|shop")])
+        await producer.publish([OutRecord(TOPIC, b"the next webhook", b"bird|shop")])
+    finally:
+        await producer.stop()
+    assert len(clients) == 2  # a new client: a new producer id, its sequences from zero
+    assert clients[1].stored == [b"the next webhook"]
+    # What the old one held was let land first: the new one's records come after them.
+    assert SequencedClient.events == [("send", 0), ("stop", 0), ("send", 1), ("stop", 1)]
+
+
+async def test_a_timeout_keeps_the_client(clients: list[SequencedClient]) -> None:
+    """Nothing was refused: records Kafka has not acknowledged yet may still land."""
+    producer = DurableProducer("unused:9092", timeout_s=0.05)
+    await producer.start()
+    slow = asyncio.get_running_loop().create_future()
+    taken = clients[0]
+
+    async def never_acknowledged(batch: BatchBuilder, topic: str, *,
+                                 partition: int) -> asyncio.Future[None]:
+        return slow
+
+    taken.send_batch = never_acknowledged  # type: ignore[method-assign]
+    try:
+        with pytest.raises(PublishError, match="did not acknowledge"):
+            await producer.publish([OutRecord(TOPIC, b"v", b"k")])
+    finally:
+        await producer.stop()
+    assert clients == [taken]
+
+
+async def test_a_client_that_cannot_be_replaced_is_kept_and_tried_again(
+        clients: list[SequencedClient]) -> None:
+    producer = DurableProducer("unused:9092", timeout_s=1)
+    await producer.start()
+    first = clients[0]
+    SequencedClient.unreachable = True
+    try:
+        with pytest.raises(PublishError, match="MessageSizeTooLarge"):
+            await producer.publish([OutRecord(TOPIC, REFUSED, b"k")])
+        assert producer._producer is first and clients[1].stopped  # the half-made one closed
+        SequencedClient.unreachable = False
+        with pytest.raises(PublishError, match="OutOfOrderSequence"):
+            await producer.publish([OutRecord(TOPIC, b"still refused", b"k")])
+        await producer.publish([OutRecord(TOPIC, b"once replaced", b"k")])
+    finally:
+        await producer.stop()
+    assert clients[2].stored == [b"once replaced"]
