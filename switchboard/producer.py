@@ -263,9 +263,10 @@ class DurableProducer:
                 self._spoiled = producer
             return f"Kafka refused the records: {exc!r}"
         finally:
-            for future in futures:  # retrieve every outcome: no "never retrieved" warnings
-                if future.done() and not future.cancelled():
-                    future.exception()
+            # Every outcome read, also of batches still out when the group was answered: no
+            # "Future exception was never retrieved" for each.
+            for future in futures:
+                future.add_done_callback(_retrieve)
         return None
 
     async def _renew(self, spoiled: AIOKafkaProducer) -> None:
@@ -292,6 +293,11 @@ class DurableProducer:
             await fresh.stop()
             return
         self._producer = fresh
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:

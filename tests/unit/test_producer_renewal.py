@@ -139,3 +139,32 @@ async def test_a_client_that_cannot_be_replaced_is_kept_and_tried_again(
     finally:
         await producer.stop()
     assert clients[2].stored == [b"once replaced"]
+
+
+async def test_outcomes_arriving_after_the_answer_are_retrieved(
+        clients: list[SequencedClient]) -> None:
+    """A group's first failure answers it; its other batches fail later. Their futures are
+    read anyway: asyncio otherwise logs "Future exception was never retrieved" for each."""
+    producer = DurableProducer("unused:9092", timeout_s=1)
+    await producer.start()
+    late: list[asyncio.Future[None]] = []
+    refuse = clients[0].send_batch
+
+    async def partly_late(batch: BatchBuilder, topic: str, *,
+                          partition: int) -> asyncio.Future[None]:
+        if topic == TOPIC:
+            return await refuse(batch, topic, partition=partition)
+        late.append(asyncio.get_running_loop().create_future())
+        return late[-1]
+
+    clients[0].send_batch = partly_late  # type: ignore[method-assign]
+    try:
+        with pytest.raises(PublishError):
+            await producer.publish([OutRecord(TOPIC, REFUSED, b"k"),
+                                    OutRecord("switchboard.message.status.v1", b"e", b"k")])
+    finally:
+        await producer.stop()
+    [future] = late
+    future.set_exception(OutOfOrderSequenceNumber())
+    await asyncio.sleep(0)
+    assert not future._log_traceback  # read: nothing to log when it is collected
