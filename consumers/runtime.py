@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Histogram
 
@@ -201,9 +201,7 @@ class WorkerRuntime:
         try:
             while not self._stopping.is_set() and self._failure is None:
                 if not self.ready.is_set() and consumer.assignment():
-                    for tp in consumer.assignment():
-                        await consumer.position(tp)  # resolves "latest" now, not lazily
-                    self.ready.set()
+                    await self._get_ready(consumer)
                 batch = await self._next_batch(consumer)
                 if batch:
                     await self._dispatch(batch)
@@ -220,6 +218,18 @@ class WorkerRuntime:
             log.info("worker stopped", worker=self.name, handled=self.handled)
         if self._failure is not None:
             raise self._failure
+
+    async def _get_ready(self, consumer: AIOKafkaConsumer) -> None:
+        """Ready once every assigned partition has its position ("latest" resolved now, not
+        lazily). A rebalance meanwhile (another member starting) may take a partition away:
+        aiokafka then raises IllegalStateError for it, and the next turn asks the new
+        assignment."""
+        try:
+            for tp in consumer.assignment():
+                await consumer.position(tp)
+        except IllegalStateError:
+            return
+        self.ready.set()
 
     async def _next_batch(self, consumer: AIOKafkaConsumer
                           ) -> dict[TopicPartition, list[Any]]:

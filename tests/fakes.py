@@ -16,3 +16,6 @@ class KeepingProducer:
 
     async def publish(self, records: list[OutRecord]) -> None:
         self.published.extend(records)
+
+    async def stop(self) -> None:
+        return None

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 
 from consumers import runtime as runtime_module
@@ -252,3 +253,52 @@ async def test_the_group_waits_for_a_member_finishing_its_work_before_it_rejoins
     # The others' JoinGroup waits that long at the coordinator: aiokafka times it out like any
     # request (40 s unless set) and would drop and re-send it over and over.
     assert options.get("request_timeout_ms", 40_000) > waits_ms
+
+
+async def test_a_partition_taken_away_while_the_worker_gets_ready_does_not_stop_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # At start the worker asks each assigned partition's position; a rebalance in between (a
+    # second worker of the group starting beside it) takes one away, and aiokafka's position()
+    # raises IllegalStateError for it. The worker is ready once the new assignment is.
+    class Rebalancing:
+        def __init__(self, **given: Any) -> None:
+            self.assigned = {TP}
+            self.fetches = 0
+
+        def subscribe(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        async def start(self) -> None:
+            return None
+
+        def assignment(self) -> set[TopicPartition]:
+            return self.assigned
+
+        async def position(self, tp: TopicPartition) -> int:
+            if self.fetches == 0:
+                self.assigned = {TopicPartition(TP.topic, 1)}  # TP went to the other worker
+                raise IllegalStateError(f"Partition {tp} is not assigned")
+            return 0
+
+        async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+            self.fetches += 1
+            if runtime.ready.is_set():
+                runtime.stop()
+            return {}
+
+        async def commit(self, offsets: Any) -> None:
+            return None
+
+    async def stop(consumer: Any) -> None:
+        return None
+
+    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", Rebalancing)
+    monkeypatch.setattr(runtime_module, "stop_consumer", stop)
+
+    async def handler(record: Record, ctx: Context) -> None:
+        return None
+
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
+                            handler=handler, producer=KeepingProducer())  # type: ignore[arg-type]
+    await asyncio.wait_for(runtime.run(), 5)
+    assert runtime.ready.is_set() and runtime._failure is None
