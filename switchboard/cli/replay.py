@@ -35,8 +35,10 @@ def parse_when(text: str, now: datetime) -> datetime:
 def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
     """--since and --until as epoch milliseconds, or ValueError saying what is wrong."""
     now = datetime.now(UTC)
-    since = parse_when(args.since, now) if args.since else None
-    until = parse_when(args.until, now) if args.until else None
+    # An empty value (`--since "$SINCE"` with the variable unset) is refused, not taken as
+    # absent: that would quietly widen the window to the whole topic.
+    since = parse_when(args.since, now) if args.since is not None else None
+    until = parse_when(args.until, now) if args.until is not None else None
     if since and until and since > until:
         raise ValueError(f"--since ({since.isoformat()}) is after --until ({until.isoformat()})")
     if args.source == "raw" and since is None:

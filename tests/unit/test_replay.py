@@ -257,6 +257,8 @@ def test_every_filter_given_must_match(selection: Selection, matches: bool) -> N
     (["--since", "yesterday"], "neither a time like"),
     (["--since", "999999999d"], "neither a time like"),
     (["--since", "1960-01-01"], "before 1970"),
+    (["--since", ""], "'' is neither a time like"),  # e.g. "$SINCE" unset: not the whole topic
+    (["--until", "", "--dry-run"], "'' is neither a time like"),
     (["--since", "1h", "--until", "2h"], "is after --until"),
     (["--source", "raw"], "--source raw needs --since"),
     (["--source", "raw", "--since", "1h", "--stage", "sender"], "--stage is for dead letters"),
