@@ -69,9 +69,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     selection = Selection(providers=frozenset(args.provider), accounts=frozenset(args.account),
                           stages=frozenset(stages), ids=frozenset(args.id))
 
+    reported = 0
+
     def emit(line: bytes) -> None:
+        nonlocal reported
         sys.stdout.buffer.write(line + b"\n")
         sys.stdout.flush()
+        reported += 1
 
     try:
         summary = asyncio.run(replay(
@@ -81,6 +85,9 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     except (KafkaError, ReplayError) as exc:
         print(f"error: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(_interrupted(reported, dry_run=args.dry_run), file=sys.stderr)
+        return 130
     counts = summary.counts
     done = counts.get("replayed", 0) + counts.get("replayable", 0)
     total = sum(counts.values())
@@ -94,3 +101,16 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if summary.ids_not_found:
         print(f"not found in the window: {', '.join(summary.ids_not_found)}", file=sys.stderr)
     return 0 if done == total and not summary.ids_not_found else 3
+
+
+def _interrupted(reported: int, *, dry_run: bool) -> str:
+    """What Ctrl-C leaves behind. The records of the letters being published then were handed
+    to Kafka and may land (the producer sends them on the way out), but have no line: a
+    second replay of the window would publish them twice."""
+    from ingest.replay import CHUNK_LETTERS
+
+    if dry_run:
+        return f"interrupted after {reported} letters; nothing was published"
+    return (f"interrupted: the {reported} letters reported above are stored; those being "
+            "published when interrupted (up to the next "
+            f"{CHUNK_LETTERS} letters) may be stored too, without a line")

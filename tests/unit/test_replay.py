@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,8 +23,10 @@ from ingest.dedup import RecentRequests
 from ingest.replay import Kept, Replayer, Selection, Unreplayable, read_kept, record_of, webhook_of
 from ingest.webhooks import WebhookHandler
 from switchboard.accounts import parse_accounts
-from switchboard.cli.replay import parse_when
+from switchboard.cli import build_parser
+from switchboard.cli.replay import cmd_replay, parse_when
 from switchboard.records import OutRecord, raw_envelope
+from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, RAW
 from tests.fakes import KeepingProducer
 from tests.fixtures import Fixture, load_fixtures
@@ -271,3 +274,26 @@ def test_a_window_that_cannot_be_read_is_refused_before_kafka_is_asked(
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and reason in done.stderr
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize(("dry_run", "says"), [
+    (False, "interrupted: the 1 letters reported above are stored; those being published"),
+    (True, "interrupted after 1 letters; nothing was published"),
+])
+def test_ctrl_c_says_what_is_stored_instead_of_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], dry_run: bool,
+        says: str) -> None:
+    async def interrupted(*args: Any, emit: Callable[[bytes], None], **options: Any) -> None:
+        emit(b'{"id": "dl-1", "outcome": "replayed"}')
+        raise KeyboardInterrupt  # as asyncio.run raises it once Ctrl-C cancelled the replay
+
+    monkeypatch.setattr("ingest.replay.replay", interrupted)
+    args = build_parser().parse_args(["replay", "--since", "1h", *(["--dry-run"] * dry_run)])
+    try:
+        code = cmd_replay(args, Settings(kafka_bootstrap_servers="127.0.0.1:1"))
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C left replay as a traceback, saying nothing of what is stored")
+    assert code == 130
+    out, err = capsys.readouterr()
+    assert out.count("\n") == 1
+    assert says in err
