@@ -298,7 +298,11 @@ class Settings(BaseSettings):
             path = Path(config_file)
             if not path.is_file():
                 raise FileNotFoundError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            try:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            except (OSError, UnicodeDecodeError) as exc:  # no permission; saved as Latin-1
+                raise SettingsError(f"{CONFIG_FILE_ENV}={config_file}: cannot read it: "
+                                    f"{unreadable(exc)}") from None
         return tuple(sources)
 
     @property
@@ -333,6 +337,13 @@ def env_var_of(field: str) -> str:
 
 class SettingsError(ValueError):
     """The settings cannot be read; the message says which and why, in one line."""
+
+
+def unreadable(exc: OSError | UnicodeDecodeError) -> str:
+    """Why a file that exists cannot be read, without repeating its name."""
+    if isinstance(exc, UnicodeDecodeError):
+        return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+    return exc.strerror or str(exc)
 
 
 @lru_cache(maxsize=8)

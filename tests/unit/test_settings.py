@@ -5,11 +5,12 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from switchboard.cli.run import local_broker
-from switchboard.settings import Settings, env_var_names
+from switchboard.settings import Settings, SettingsError, env_var_names, get_settings
 
 EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
 
@@ -133,3 +134,35 @@ def test_a_worker_that_cannot_reach_kafka_says_so_in_one_line() -> None:
     assert result.returncode == 1
     assert "error: cannot reach Kafka at 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_config_file_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> None:
+    config = tmp_path / "switchboard.toml"
+    config.write_bytes('log_level = "DEBUG"  # café\n'.encode("latin-1"))  # an editor's choice
+    result = _cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
+    assert result.returncode == 2
+    assert (f"error: SWITCHBOARD_CONFIG={config}: cannot read it: not UTF-8 text (byte 0xe9 "
+            "at offset 26)") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_config_file_that_cannot_be_opened_is_one_error_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "switchboard.toml"
+    config.write_text("http_port = 9000\n")
+    opened = Path.open
+
+    def refused(self: Path, *args: Any, **kwargs: Any) -> Any:
+        if self == config:  # as for a file of another user's (tests may run as root)
+            raise PermissionError(13, "Permission denied")
+        return opened(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refused)
+    monkeypatch.setenv("SWITCHBOARD_CONFIG", str(config))
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as raised:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert str(raised.value) == f"SWITCHBOARD_CONFIG={config}: cannot read it: Permission denied"
