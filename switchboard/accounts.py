@@ -27,6 +27,7 @@ from pydantic import (
 
 from switchboard.logs import register_secrets
 from switchboard.providers import PROVIDERS, UnknownProvider
+from switchboard.settings import unreadable
 
 ENV_PREFIX = "env:"
 # Shorter secrets are typos or placeholders (an empty one would let anyone in), not secrets.
@@ -184,9 +185,11 @@ def parse_accounts(data: dict[str, Any], source: str = "<accounts>") -> Accounts
 
 def load_accounts(path: Path) -> Accounts:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise AccountsError(f"accounts file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
+        raise AccountsError(f"accounts file {path}: cannot read it: {unreadable(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise AccountsError(f"{path}: not valid TOML: {exc}") from None
     return parse_accounts(data, str(path))

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from consumers.bots.templates import FIELDS, Template, TemplateError
+from switchboard.settings import unreadable
 
 DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
 DEFAULT_START = ("START", "UNSTOP")
@@ -164,9 +165,13 @@ def _describe(exc: ValidationError) -> str:
 
 def load_rules(path: Path) -> RuleSet:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RulesError(f"rules file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        # A reload must not die of these either (an edit saved as Latin-1): the previous
+        # rules stay, as for a file that is not TOML.
+        raise RulesError(f"rules file {path}: cannot read it: {unreadable(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"{path}: not valid TOML: {exc}") from None
     return parse_rules(data, str(path))

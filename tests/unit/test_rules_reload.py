@@ -78,3 +78,14 @@ async def test_changes_are_picked_up_without_any_message(tmp_path: Path) -> None
             raise AssertionError("the change was not loaded")
     finally:
         watching.cancel()
+
+
+def test_an_edit_saved_as_latin1_keeps_the_old_rules_and_says_why(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    _write(path, GOOD.replace("{n}", "1"), 0)
+    source = RulesSource(path, check_every_s=0)
+    path.write_bytes('[accounts.a]\nhelp_text = "Répondez STOP"\n'.encode("latin-1"))
+    os.utime(path, (time.time() + 10, time.time() + 10))
+    assert source.rules_for("a").config.help_text == "v1"  # not a UnicodeDecodeError
+    with pytest.raises(RulesError, match="cannot read it: not UTF-8 text"):
+        RulesSource(path)

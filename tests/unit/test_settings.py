@@ -71,6 +71,11 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
      "accounts file /nonexistent/accounts.toml does not exist"),
     ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ("worker", "sender"),
      "set SWITCHBOARD_ACCOUNTS_FILE"),
+    # A path that is a directory, or a file saved as Latin-1: not a traceback either.
+    ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", "SWITCHBOARD_ACCOUNTS_FILE": "/"}, ("serve",),
+     "accounts file /: cannot read it: Is a directory"),
+    ({"SWITCHBOARD_RULES_FILE": "/", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, ("run",),
+     "rules file /: cannot read it: Is a directory"),  # (never a local broker from a test)
     ({"SWITCHBOARD_KAFKA_HEAP": "1 GB"}, ("kafka",),
      "kafka_heap (SWITCHBOARD_KAFKA_HEAP): String should match pattern"),
     # Ports: before a socket call fails with a traceback, or uvicorn listens elsewhere.
@@ -166,3 +171,13 @@ def test_a_config_file_that_cannot_be_opened_is_one_error_line(
     finally:
         get_settings.cache_clear()
     assert str(raised.value) == f"SWITCHBOARD_CONFIG={config}: cannot read it: Permission denied"
+
+
+def test_an_accounts_file_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_bytes(EXAMPLE_ACCOUNTS.read_bytes() + "# café\n".encode("latin-1"))
+    result = _cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                   "SWITCHBOARD_ACCOUNTS_FILE": str(accounts)}, "worker", "sender")
+    assert result.returncode == 2
+    assert f"error: accounts file {accounts}: cannot read it: not UTF-8 text" in result.stderr
+    assert "Traceback" not in result.stderr
