@@ -12,18 +12,27 @@ from switchboard.clients import KafkaConnection, KafkaTarget, as_connection, kaf
 from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS
 
 
+def _text(data: bytes | None) -> str | None:
+    return None if data is None else data.decode("utf-8", "replace")
+
+
 def decode(record: Any) -> dict[str, Any]:
-    """A record as one JSON-friendly dict: where it is, its key, its CloudEvents headers, value."""
-    try:
-        value: Any = orjson.loads(record.value)
-    except orjson.JSONDecodeError:
-        value = record.value.decode("utf-8", "replace")
+    """A record as one JSON-friendly dict: where it is, its key, its CloudEvents headers, value.
+
+    A value or a header may be null (a tombstone on the compacted opt-out and sent topics; a
+    header without a value): shown as null, so tail does not stop at such a record."""
+    value: Any = None
+    if record.value is not None:
+        try:
+            value = orjson.loads(record.value)
+        except orjson.JSONDecodeError:
+            value = _text(record.value)
     return {
         "topic": record.topic,
         "partition": record.partition,
         "offset": record.offset,
-        "key": record.key.decode("utf-8", "replace") if record.key else None,
-        "headers": {k: v.decode("utf-8", "replace") for k, v in record.headers or ()},
+        "key": _text(record.key),
+        "headers": {k: _text(v) for k, v in record.headers or ()},
         "value": value,
     }
 
