@@ -43,20 +43,23 @@ def start_kafka(settings: Settings) -> tuple[LocalKafka | None, str]:
     from switchboard.topics import ensure_topics
 
     broker: LocalKafka | None = None
-    if not settings.kafka_bootstrap_servers:
-        broker = local_broker(settings)
-        try:
+    try:
+        if not settings.kafka_bootstrap_servers:
+            broker = local_broker(settings)
             broker.start()
             asyncio.run(broker.wait_ready())
-        except BaseException:
+            settings = settings.model_copy(
+                update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+        if settings.create_topics:
+            asyncio.run(ensure_topics(settings.kafka_connection(),
+                                      partitions=settings.topic_partitions,
+                                      replication_factor=settings.topic_replication_factor))
+    except BaseException:
+        # Topics refused (a replication factor over the brokers there are), or Ctrl-C while
+        # creating them: the broker started here stops now, not when this process is gone.
+        if broker is not None:
             broker.stop()
-            raise
-        settings = settings.model_copy(
-            update={"kafka_bootstrap_servers": broker.bootstrap_servers})
-    if settings.create_topics:
-        asyncio.run(ensure_topics(settings.kafka_connection(),
-                                  partitions=settings.topic_partitions,
-                                  replication_factor=settings.topic_replication_factor))
+        raise
     return broker, str(settings.kafka_bootstrap_servers)
 
 
@@ -76,6 +79,8 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the topics and ingest, until Ctrl-C."""
+    from aiokafka.errors import KafkaError
+
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop is a Ctrl-C: clean shutdown
     started = time.monotonic()
     demo: _Demo | None = None
@@ -87,6 +92,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         broker, bootstrap = start_kafka(settings)
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (KafkaError, RuntimeError, TimeoutError) as exc:  # the cluster, or its topics
+        where = settings.kafka_bootstrap_servers or "the local broker"
+        print(f"error: cannot use Kafka at {where}: {exc or type(exc).__name__}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -199,6 +209,8 @@ def _prepare(settings: Settings) -> _Demo | None:
 
 def _run_services(demo: _Demo, bootstrap: str) -> int:
     """Ingest, the simulator and the workers in this process, on the given cluster."""
+    from aiokafka.errors import KafkaConnectionError
+
     from consumers.bots.rules import RulesError
     from switchboard.runall import run_all
 
@@ -214,4 +226,7 @@ def _run_services(demo: _Demo, bootstrap: str) -> int:
     except RulesError as exc:  # the file changed since _prepare read it
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KafkaConnectionError as exc:  # as `worker` says it; the log lines above say why
+        print(f"error: cannot reach Kafka at {bootstrap} ({exc})", file=sys.stderr)
+        return 1
     return 0

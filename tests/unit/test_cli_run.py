@@ -1,0 +1,69 @@
+"""`switchboard run` and `kafka` when the cluster cannot be used: one error line, and a broker
+started here stopped by this process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from switchboard.cli.run import start_kafka
+from switchboard.settings import Settings
+
+
+class StartedBroker:
+    """A LocalKafka that started at once; says whether it was stopped."""
+
+    bootstrap_servers = "127.0.0.1:1"
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def start(self) -> None:
+        pass
+
+    async def wait_ready(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.mark.parametrize("refusal", [RuntimeError("cannot create topic x: error 38"),
+                                     KeyboardInterrupt()])
+def test_a_local_broker_stops_when_its_topics_are_not_created(
+        monkeypatch: pytest.MonkeyPatch, refusal: BaseException) -> None:
+    broker = StartedBroker()
+    monkeypatch.setattr("switchboard.cli.run.local_broker", lambda settings: broker)
+
+    async def refused(*args: Any, **options: Any) -> None:
+        raise refusal
+
+    monkeypatch.setattr("switchboard.topics.ensure_topics", refused)
+    with pytest.raises(type(refusal)):
+        start_kafka(Settings(kafka_bootstrap_servers=None))
+    assert broker.stopped
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("create_topics", ["true", "false"])
+def test_run_on_a_cluster_it_cannot_reach_says_so_in_one_line(create_topics: str) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+    env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # nothing listens there
+                   "SWITCHBOARD_CREATE_TOPICS": create_topics,
+                   "SWITCHBOARD_HTTP_PORT": str(_free_port()),
+                   "SWITCHBOARD_SIMULATOR_PORT": str(_free_port())}
+    result = subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "error: cannot " in result.stderr and "Kafka at 127.0.0.1:1" in result.stderr
+    assert "Traceback" not in result.stderr
