@@ -54,3 +54,16 @@ def test_a_typed_query_is_read_as_ingest_reads_a_received_one() -> None:
     assert result.returncode == 0, result.stderr
     [event] = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert event["provider_status"]["description"] == "café"
+
+
+def test_output_to_a_reader_that_has_gone_ends_quietly() -> None:
+    # `normalize … | head -c 0`, `tail | head`: the pipe closes before all is written.
+    done = subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "normalize", "--provider", "bird", "--query",
+         "id=m1&recipient=31612345678&status=delivered", "-"],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert done.stdout is not None and done.stderr is not None
+    done.stdout.close()  # before the command has even started
+    error = done.stderr.read()
+    assert done.wait(timeout=60) == 141  # as if SIGPIPE had ended it, what shells report
+    assert b"Traceback" not in error and b"Exception ignored" not in error
