@@ -12,9 +12,11 @@ from switchboard.settings import Settings
 
 
 def _as_received(query: str) -> str:
-    """A typed query as ingest hands it on: its bytes (UTF-8 here) read as Latin-1, which
-    the normalizers turn back into bytes before decoding them as UTF-8."""
-    return query.encode("utf-8").decode("latin-1")
+    """A typed query as ingest hands it on: its bytes read as Latin-1, which the normalizers
+    turn back into bytes before decoding them as UTF-8. The bytes are the ones given, UTF-8
+    or not (Python keeps argv bytes that are not as surrogates): a captured query in another
+    encoding gets the normalizer's own answer, as at ingest."""
+    return query.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
 def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:

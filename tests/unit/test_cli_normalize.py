@@ -67,3 +67,13 @@ def test_output_to_a_reader_that_has_gone_ends_quietly() -> None:
     error = done.stderr.read()
     assert done.wait(timeout=60) == 141  # as if SIGPIPE had ended it, what shells report
     assert b"Traceback" not in error and b"Exception ignored" not in error
+
+
+def test_a_query_that_is_not_utf8_gets_the_normalizers_answer() -> None:
+    # The shell passes the bytes of a query captured in Latin-1 as they are.
+    result = subprocess.run(
+        [sys.executable.encode(), b"-m", b"switchboard.cli", b"normalize", b"--provider",
+         b"bird", b"--query", b"id=m1&recipient=316&status=delivered&statusReason=caf\xe9", b"-"],
+        input=b"", capture_output=True, check=False, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr == b"error: query string is not UTF-8\n"
