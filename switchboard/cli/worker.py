@@ -25,6 +25,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         except (ImportError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+    elif args.bot:  # would be ignored: the built-in worker would run instead of the bot
+        print(f"error: --bot is for `worker bot`, not `worker {args.name}`", file=sys.stderr)
+        return 2
     elif args.name in WORKERS:
         factory = WORKERS[args.name]
     else:

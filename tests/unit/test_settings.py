@@ -91,6 +91,8 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
      "public_url (SWITCHBOARD_PUBLIC_URL): must be an http(s) URL"),
     ({}, ("simulate", "--port", "0"), "argument --port: must be at least 1, not 0"),
     ({}, ("tail", "--limit", "x"), "argument --limit: 'x' is not a whole number"),
+    ({}, ("worker", "keywords", "--bot", "examples.echo_bot:bot"),
+     "--bot is for `worker bot`, not `worker keywords`"),
 ])
 def test_configuration_mistakes_are_one_error_line_not_a_traceback(
         env: dict[str, str], args: tuple[str, ...], says: str) -> None:
