@@ -28,14 +28,18 @@ def _server(app: Starlette, host: str, port: int, grace_s: int) -> EmbeddedServe
 
 
 async def _all_started(parts: Sequence[Callable[[], bool]],
-                       tasks: Sequence[asyncio.Task[Any]]) -> None:
+                       tasks: Sequence[asyncio.Task[Any]]) -> bool:
     """Every part started, e.g. workers consuming: a bot starts at the newest message, so
-    one sent before it has its partitions would go unanswered. Bounded; a part that fails to
-    start ends its task, and run_all reports that."""
+    one sent before it has its partitions would go unanswered. Bounded (then True: slow, not
+    failed). False once a task has ended (a part that failed to start, or Ctrl-C): run_all
+    reports that, and nobody should be told where to send requests."""
     for _ in range(1200):
-        if any(t.done() for t in tasks) or all(started() for started in parts):
-            return
+        if any(t.done() for t in tasks):
+            return False
+        if all(started() for started in parts):
+            return True
         await asyncio.sleep(0.05)
+    return True
 
 
 async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[str],
@@ -72,8 +76,8 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
             parts = [lambda: ingest.state.producer.started,
                      *(lambda s=server: bool(s.started) for server in servers),
                      *(runtime.ready.is_set for runtime in runtimes)]
-            await _all_started(parts, [*tasks, waiter])
-            on_ready()
+            if await _all_started(parts, [*tasks, waiter]):
+                on_ready()
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         # Stop the consumers of work first, then the HTTP side, so nothing is cut mid-way.
         for runtime in runtimes:
