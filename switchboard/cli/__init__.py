@@ -18,6 +18,7 @@ from switchboard.cli.tail import cmd_tail
 from switchboard.cli.worker import cmd_worker
 from switchboard.logs import configure_logging
 from switchboard.settings import Settings, SettingsError, get_settings
+from switchboard.urls import http_url
 
 Command = Callable[[argparse.Namespace, Settings], int]
 
@@ -37,6 +38,15 @@ def _port(value: str) -> int:
     if port > 65535:
         raise argparse.ArgumentTypeError(f"a port is 1-65535, not {port}")
     return port
+
+
+def _http_url(value: str) -> str:
+    """Checked as SWITCHBOARD_PUBLIC_URL is: otherwise every webhook sent to it fails later."""
+    try:
+        http_url(value, "http://127.0.0.1:8080")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser("simulate", help="run the provider simulator")
     simulate.add_argument("--port", type=_port, help="default: SWITCHBOARD_SIMULATOR_PORT")
-    simulate.add_argument("--ingest-url", help="default: SWITCHBOARD_PUBLIC_URL")
+    simulate.add_argument("--ingest-url", type=_http_url, help="default: SWITCHBOARD_PUBLIC_URL")
     simulate.set_defaults(handler=cmd_simulate)
 
     tail = sub.add_parser("tail", help="print decoded records from Kafka as they arrive")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from switchboard.cli import build_parser
 from switchboard.cli.run import local_broker
 from switchboard.settings import Settings, SettingsError, env_var_names, get_settings
 
@@ -183,3 +184,12 @@ def test_an_accounts_file_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> 
     assert result.returncode == 2
     assert f"error: accounts file {accounts}: cannot read it: not UTF-8 text" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_simulate_checks_its_ingest_url_as_the_setting_is_checked(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Parsed only: a simulator that started would listen on its default port.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["simulate", "--ingest-url", "127.0.0.1:8080"])
+    assert ("argument --ingest-url: must be an http(s) URL, e.g. http://127.0.0.1:8080"
+            in capsys.readouterr().err)
