@@ -44,6 +44,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         run_loop(run_worker(factory, settings, accounts))
+    except KeyboardInterrupt:
+        # Before it consumes (connecting, reading the opt-out list) Ctrl-C cancels the start,
+        # which closes what it opened: nothing was taken, nothing is left to say.
+        return 130
     except (RulesError, MetricsPortError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ import pytest
 
 from switchboard.cli import build_parser
 from switchboard.cli.run import local_broker
+from switchboard.cli.worker import cmd_worker
 from switchboard.settings import Settings, SettingsError, env_var_names, get_settings
 
 EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
@@ -193,3 +194,17 @@ def test_simulate_checks_its_ingest_url_as_the_setting_is_checked(
         build_parser().parse_args(["simulate", "--ingest-url", "127.0.0.1:8080"])
     assert ("argument --ingest-url: must be an http(s) URL, e.g. http://127.0.0.1:8080"
             in capsys.readouterr().err)
+
+
+def test_ctrl_c_while_a_worker_starts_is_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def interrupted(*args: Any) -> None:
+        raise KeyboardInterrupt  # as the event loop raises it once Ctrl-C cancelled the start
+
+    monkeypatch.setattr("consumers.workers.run_worker", interrupted)
+    args = build_parser().parse_args(["worker", "keywords"])
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", accounts_file=EXAMPLE_ACCOUNTS)
+    try:
+        code = cmd_worker(args, settings)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C during start-up ended the worker in a traceback")
+    assert code == 130
