@@ -12,7 +12,7 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from switchboard.clients import KafkaTarget, kafka_options, topic_name
+from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.topics import topic_partitions
 
 Consumed: TypeAlias = "ConsumerRecord[bytes, bytes]"
@@ -37,8 +37,8 @@ async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: in
     # left instead of jumping to the end and reading nothing.
     consumer = AIOKafkaConsumer(**kafka_options(kafka, role), enable_auto_commit=False,
                                 auto_offset_reset="earliest")
-    await consumer.start()
     try:
+        await consumer.start()
         consumer.assign(partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
         if since_ms is None:
@@ -69,4 +69,6 @@ async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: in
                 if await consumer.position(tp) >= remaining[tp]:
                     del remaining[tp]
     finally:
-        await consumer.stop()
+        # With the broker away (a stall above) aiokafka's own stop raises CancelledError,
+        # which would take the place of the WindowError that says what happened.
+        await stop_consumer(consumer)
