@@ -8,7 +8,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from switchboard.clients import KafkaConnection, KafkaTarget, as_connection, kafka_options
+from switchboard.clients import (
+    KafkaConnection,
+    KafkaTarget,
+    as_connection,
+    kafka_options,
+    stop_consumer,
+)
 from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS
 
 
@@ -63,8 +69,8 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
     )
-    await consumer.start()
     try:
+        await consumer.start()
         existing = await consumer.topics()
         missing = [topic for topic in wanted if topic not in existing]
         if missing:
@@ -78,4 +84,4 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
             if limit is not None and printed >= limit:
                 return
     finally:
-        await consumer.stop()
+        await stop_consumer(consumer)  # also one whose start failed, or whose broker is away

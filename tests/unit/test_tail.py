@@ -1,6 +1,10 @@
-"""`switchboard tail`'s decoding of a record: every record Kafka can hold is printed."""
+"""`switchboard tail`: every record Kafka can hold is printed; no cluster is one line."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 from aiokafka import ConsumerRecord
 
@@ -27,3 +31,12 @@ def test_values_and_keys_as_they_are() -> None:
     assert decode(record(b"\xffnot json"))["value"] == "\ufffdnot json"
     assert decode(record(b"{}", key=b""))["key"] == ""  # an empty key is not a missing one
     assert decode(record(b"{}", key=None))["key"] is None
+
+
+def test_a_cluster_it_cannot_reach_is_one_error_line() -> None:
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # nothing listens there
+    done = subprocess.run([sys.executable, "-m", "switchboard.cli", "tail"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert "error: KafkaConnectionError: Unable to bootstrap" in done.stderr
+    assert "Unclosed AIOKafkaConsumer" not in done.stderr  # an error line of its own before
