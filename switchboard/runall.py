@@ -79,9 +79,13 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
             if await _all_started(parts, [*tasks, waiter]):
                 on_ready()
         await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        # Stop the consumers of work first, then the HTTP side, so nothing is cut mid-way.
+        # Stop the consumers of work first, then the HTTP side, so nothing is cut mid-way:
+        # only once they are done (a send still at the simulator, its report coming back to
+        # ingest) do the servers stop taking requests.
         for runtime in runtimes:
             runtime.stop()
+        if working := tasks[len(servers):]:
+            await asyncio.wait(working)
         for server in servers:
             server.should_exit = True
         waiter.cancel()

@@ -1,10 +1,19 @@
-"""`switchboard run` prints where to send requests only once everything runs."""
+"""`switchboard run`: where to send requests once everything runs; stopping in order."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
-from switchboard.runall import _all_started
+import pytest
+
+from consumers.workers import WORKERS
+from switchboard import heap, runall
+from switchboard.accounts import parse_accounts
+from switchboard.runall import _all_started, run_all
+from switchboard.settings import Settings
 
 
 async def test_a_part_that_ended_during_start_up_is_not_announced_as_ready() -> None:
@@ -23,3 +32,63 @@ async def test_every_part_started_is_ready() -> None:
         assert await _all_started([lambda: True], [running]) is True
     finally:
         running.cancel()
+
+
+class Server:
+    """An HTTP server that notes when it is told to stop."""
+
+    def __init__(self, order: list[str]) -> None:
+        self.order = order
+        self.started = True
+        self._exit = asyncio.Event()
+
+    @property
+    def should_exit(self) -> bool:
+        return self._exit.is_set()
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self.order.append("servers stop")
+        self._exit.set()
+
+    async def serve(self) -> None:
+        await self._exit.wait()
+
+
+class Worker:
+    """A worker that ends at once (as one that failed), or takes a while to finish."""
+
+    def __init__(self, name: str, order: list[str], finishing_s: float | None) -> None:
+        self.name, self.order, self.finishing_s = name, order, finishing_s
+        self.ready = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        if self.finishing_s is not None:
+            await self._stopping.wait()
+            await asyncio.sleep(self.finishing_s)  # a provider call in flight
+        self.order.append(f"{self.name} done")
+
+
+async def test_the_servers_stop_only_once_the_workers_have_finished(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+
+    def factory(name: str, finishing_s: float | None) -> Any:
+        @contextlib.asynccontextmanager
+        async def worker(settings: Settings, accounts: Any) -> AsyncIterator[Worker]:
+            yield Worker(name, order, finishing_s)
+        return worker
+
+    monkeypatch.setitem(WORKERS, "ends", factory("ends", None))
+    monkeypatch.setitem(WORKERS, "sender", factory("sender", 0.2))
+    monkeypatch.setattr(runall, "_server", lambda *args: Server(order))
+    monkeypatch.setattr(heap, "settle", lambda: None)  # the test process keeps its GC
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["a-long-token"]}}}})
+    await run_all(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts,
+                  workers=("ends", "sender"), simulator=True)
+    assert order == ["ends done", "sender done", "servers stop", "servers stop"]
