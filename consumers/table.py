@@ -22,6 +22,10 @@ from switchboard.topics import topic_partitions
 log = get_logger(__name__)
 V = TypeVar("V")
 SWEEP_EVERY_S = 60.0
+# After a failed fetch (no permission to read the topic any more, say), wait this long, then
+# doubling up to the cap, before the next: retried, never given up.
+FOLLOW_RETRY_S = 1.0
+FOLLOW_RETRY_MAX_S = 30.0
 
 
 class CompactedTable(Generic[V]):
@@ -117,9 +121,21 @@ class CompactedTable(Generic[V]):
             await self._poll(500)
 
     async def _follow_forever(self) -> None:
-        """The only reader once started: catch_up() waits on its progress, never on a lock."""
+        """The only reader once started: catch_up() waits on its progress, never on a lock.
+
+        A fetch that fails is logged and retried: a follower that ended quietly would leave
+        the table as it was (an opt-out list missing the latest STOPs) with nobody told."""
+        delay_s = FOLLOW_RETRY_S
         while True:
-            await self._poll(self.follow_wait_ms)
+            try:
+                await self._poll(self.follow_wait_ms)
+            except Exception as exc:  # noqa: BLE001 - logged; the next try may succeed
+                log.error("table follower cannot read; retrying", topic=self._on_cluster,
+                          error=repr(exc), retry_in_s=delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, FOLLOW_RETRY_MAX_S)
+            else:
+                delay_s = FOLLOW_RETRY_S
 
     async def _poll(self, timeout_ms: int) -> None:
         assert self._consumer is not None

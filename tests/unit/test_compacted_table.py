@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import TopicAuthorizationFailedError
 
 from consumers import table as table_module
 from consumers.table import SWEEP_EVERY_S, CompactedTable
@@ -119,3 +121,40 @@ async def test_the_follower_forgets_keys_past_max_age_by_their_record_time(
     clock["now"] = start + 2 * SWEEP_EVERY_S  # a minute on: older than start + 20 go
     await table._poll(0)
     assert len(table) == 1 and table.get(b"later") == 3
+
+
+class FailingOnceConsumer(FakeConsumer):
+    """The first fetch fails as aiokafka's does when the topic may no longer be read."""
+
+    def __init__(self, *batches: list[FakeRecord]) -> None:
+        super().__init__(*batches)
+        self.failed = False
+
+    async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[FakeRecord]]:
+        if not self.failed:
+            self.failed = True
+            raise TopicAuthorizationFailedError()
+        await asyncio.sleep(0.001)  # as a real fetch waits: the follower must let others run
+        return await super().getmany(timeout_ms)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 0
+
+
+async def test_a_failed_fetch_is_logged_and_the_follower_goes_on(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # A follower that ended at its first error would leave the opt-out list as it was, with
+    # nobody told: the latest STOPs would never reach this worker.
+    monkeypatch.setattr(table_module, "FOLLOW_RETRY_S", 0.01)
+    table = CompactedTable("unused:9092", "topic", decode)
+    table._consumer = FailingOnceConsumer([FakeRecord(b"a", b"1")])
+    table._partitions = [TopicPartition("topic", 0)]
+    follower = asyncio.create_task(table._follow_forever())
+    try:
+        async with asyncio.timeout(5), table._advanced:  # notified after every fetch
+            await table._advanced.wait_for(lambda: table.get(b"a") is not None)
+    finally:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+    assert table.get(b"a") == 1
+    assert "table follower cannot read" in caplog.text
