@@ -60,21 +60,60 @@ def ensure_jars(cache_dir: Path) -> Path:
         pom = home / "pom.xml"
         pom.write_bytes(resources.files("switchboard.localkafka").joinpath("pom.xml").read_bytes())
         staging = home / f"lib.tmp-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
         log.info("fetching kafka jars from maven central", version=KAFKA_VERSION, into=str(lib))
-        result = subprocess.run(
-            [mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-             "-DincludeScope=runtime", f"-DoutputDirectory={staging}"],
-            capture_output=True, text=True, timeout=900, check=False,
-        )
-        if result.returncode != 0 or not (staging / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
-            raise BrokerError(
-                "mvn could not fetch the Kafka jars:\n" + (result.stdout + result.stderr)[-3000:]
-            )
-        shutil.rmtree(lib, ignore_errors=True)
-        staging.rename(lib)
+        try:
+            _fetch_jars(mvn, pom, staging)
+            shutil.rmtree(lib, ignore_errors=True)
+            staging.rename(lib)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         (lib / ".complete").touch()
     return lib
+
+
+# Maven 3.8 waits 30 minutes on a stalled download and retries no server error, so one bad
+# moment of Maven Central fails a first run or holds CI. Here a stall ends after 30 s and a
+# failed fetch is run again; what it got already stays in ~/.m2, and failures are not cached.
+_FETCH_ATTEMPTS = 3
+_FETCH_TIMEOUT_S = 600.0
+_FETCH_RETRY_DELAY_S = 5.0
+_MAVEN_READ_TIMEOUT_MS = 30_000
+
+
+def _fetch_jars(mvn: str, pom: Path, staging: Path) -> None:
+    failure = ""
+    for attempt in range(1, _FETCH_ATTEMPTS + 1):
+        if attempt > 1:
+            log.warning("fetching kafka jars failed; trying again", attempt=attempt,
+                        output=failure[-500:])
+            time.sleep(_FETCH_RETRY_DELAY_S * (attempt - 1))
+        shutil.rmtree(staging, ignore_errors=True)
+        failure = _run_maven(mvn, pom, staging)
+        if not failure:
+            return
+    raise BrokerError(f"mvn could not fetch the Kafka jars ({_FETCH_ATTEMPTS} tries):\n"
+                      + failure[-3000:])
+
+
+def _run_maven(mvn: str, pom: Path, staging: Path) -> str:
+    """One Maven run into `staging`: what went wrong, or "" once the broker jar is there."""
+    command = [
+        mvn, "-B", "-q", "-f", str(pom),
+        # The plugin by its full name: a bare `dependency:` prefix is first looked up in
+        # Central's plugin-group metadata, and a failure there reads "No plugin found".
+        "org.apache.maven.plugins:maven-dependency-plugin:copy-dependencies",
+        f"-Dmaven.wagon.rto={_MAVEN_READ_TIMEOUT_MS}",  # Maven 3.8 (wagon)
+        f"-Daether.connector.requestTimeout={_MAVEN_READ_TIMEOUT_MS}",  # Maven 3.9+
+        "-DincludeScope=runtime", f"-DoutputDirectory={staging}",
+    ]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True,
+                                timeout=_FETCH_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        return f"mvn did not finish within {_FETCH_TIMEOUT_S:.0f}s"
+    if result.returncode != 0 or not (staging / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+        return (result.stdout + result.stderr) or f"mvn exited with {result.returncode}"
+    return ""
 
 
 def free_port() -> int:
@@ -332,12 +371,16 @@ class LocalKafka:
         id_file = self.data_dir / "cluster.id"
         if not id_file.exists():
             id_file.write_text(_new_cluster_id())
-        formatted = subprocess.run(
-            self._java(lib, log4j, "kafka.tools.StorageTool", "format", "-t",
-                       id_file.read_text().strip(), "-c", str(properties), "--ignore-formatted",
-                       *([] if self.secured is None else self.secured.scram_arguments())),
-            capture_output=True, text=True, timeout=120, check=False,
-        )
+        try:
+            formatted = subprocess.run(
+                self._java(lib, log4j, "kafka.tools.StorageTool", "format", "-t",
+                           id_file.read_text().strip(), "-c", str(properties),
+                           "--ignore-formatted",
+                           *([] if self.secured is None else self.secured.scram_arguments())),
+                capture_output=True, text=True, timeout=120, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise BrokerError("formatting Kafka storage did not finish within 120s") from None
         if formatted.returncode != 0:
             raise BrokerError(f"formatting Kafka storage failed:\n{formatted.stdout}"
                               f"{formatted.stderr}"[-3000:])
