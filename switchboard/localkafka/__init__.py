@@ -12,6 +12,7 @@ import base64
 import contextlib
 import ctypes
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -44,9 +45,22 @@ class BrokerError(RuntimeError):
     """The local broker could not be fetched or started; the message says what to do."""
 
 
+def _pom() -> bytes:
+    return resources.files("switchboard.localkafka").joinpath("pom.xml").read_bytes()
+
+
+def jar_home(cache_dir: Path, pom: bytes) -> Path:
+    """Where the jars of this pom.xml are kept. Named by its content, not only the Kafka
+    version: a pom that changes other jars (logging, a fix) must not find the old ones, and
+    a checkout with another pom must not replace the jars a running broker still loads."""
+    digest = hashlib.sha256(pom).hexdigest()[:8]
+    return cache_dir / f"kafka-{KAFKA_VERSION}-{digest}"
+
+
 def ensure_jars(cache_dir: Path) -> Path:
     """The directory of broker jars, fetched with Maven on first use (safe across processes)."""
-    home = cache_dir / f"kafka-{KAFKA_VERSION}"
+    pom_bytes = _pom()
+    home = jar_home(cache_dir, pom_bytes)
     lib = home / "lib"
     if (lib / ".complete").exists():
         return lib
@@ -59,7 +73,7 @@ def ensure_jars(cache_dir: Path) -> Path:
         if mvn is None:
             raise BrokerError("Maven (mvn) is needed once to fetch the Kafka jars; install it")
         pom = home / "pom.xml"
-        pom.write_bytes(resources.files("switchboard.localkafka").joinpath("pom.xml").read_bytes())
+        pom.write_bytes(pom_bytes)
         staging = home / f"lib.tmp-{os.getpid()}"
         log.info("fetching kafka jars from maven central", version=KAFKA_VERSION, into=str(lib))
         try:

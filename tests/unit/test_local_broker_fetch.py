@@ -4,12 +4,13 @@ which must neither fail the run at once nor hold it for Maven's own 30-minute ti
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 import switchboard.localkafka as localkafka
-from switchboard.localkafka import KAFKA_VERSION, BrokerError, ensure_jars
+from switchboard.localkafka import KAFKA_VERSION, BrokerError, ensure_jars, jar_home
 
 # A stand-in for mvn: fails its first $FAILS runs as Central's 503 would, then writes the
 # broker jar where copy-dependencies would. $RUNS counts its runs.
@@ -59,7 +60,7 @@ def test_a_fetch_that_keeps_failing_says_why_and_leaves_nothing(
     with pytest.raises(BrokerError, match=r"(?s)3 tries.*status 503"):
         ensure_jars(tmp_path / "cache")
     assert _runs(runs) == 3
-    home = tmp_path / "cache" / f"kafka-{KAFKA_VERSION}"
+    home = jar_home(tmp_path / "cache", localkafka._pom())
     assert not (home / "lib").exists()
     assert not list(home.glob("lib.tmp-*"))
 
@@ -71,3 +72,21 @@ def test_a_stalled_fetch_ends_as_a_broker_error(tmp_path: Path, runs: Path,
     monkeypatch.setattr(localkafka, "_FETCH_ATTEMPTS", 1)
     with pytest.raises(BrokerError, match="did not finish within"):
         ensure_jars(tmp_path / "cache")
+
+
+def test_another_pom_gets_its_own_jars(tmp_path: Path, runs: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    first = ensure_jars(tmp_path / "cache")
+    assert ensure_jars(tmp_path / "cache") == first  # cached: no second run
+    assert _runs(runs) == 1
+    monkeypatch.setattr(localkafka, "_pom", lambda: b"<project><!-- another jar --></project>")
+    second = ensure_jars(tmp_path / "cache")
+    assert second != first
+    assert _runs(runs) == 2
+    assert (first / ".complete").exists()  # left to whoever runs a broker from it
+
+
+def test_the_pom_fetches_the_kafka_version_the_code_expects() -> None:
+    name = "{http://maven.apache.org/POM/4.0.0}"
+    root = ET.fromstring(localkafka._pom())  # noqa: S314 - our own file
+    assert root.findtext(f"{name}properties/{name}kafka.version") == KAFKA_VERSION
