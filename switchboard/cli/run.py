@@ -100,9 +100,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    where = f"data: {broker.data_dir}, log: {broker.log_path}" if broker else "external cluster"
-    print(f"Kafka {bootstrap} ready in {time.monotonic() - started:.1f}s ({where}).", flush=True)
+    # From here on a Ctrl-C stops the broker: whoever reads "ready" may press it at once.
     try:
+        where = f"data: {broker.data_dir}, log: {broker.log_path}" if broker else "external cluster"
+        print(f"Kafka {bootstrap} ready in {time.monotonic() - started:.1f}s ({where}).",
+              flush=True)
         if args.kafka_only:
             print("Ctrl-C stops it.", flush=True)
             if broker is None or broker.process is None:

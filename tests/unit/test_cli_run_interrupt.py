@@ -1,0 +1,84 @@
+"""Ctrl-C at any moment after `run` or `kafka` started the local broker stops it (stop()
+ends the JVM and lets the data dir go), and the command ends normally, not by the signal."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import switchboard.cli.run as run_module
+import switchboard.topics
+from switchboard.cli.run import cmd_run
+from switchboard.settings import Settings
+
+
+class FakeBroker:
+    """start()/stop() without a JVM; `interrupt_at` raises Ctrl-C's KeyboardInterrupt there."""
+
+    bootstrap_servers = "127.0.0.1:1"
+    log_path = Path("broker.log")
+    process = None
+
+    def __init__(self, interrupt_at: str) -> None:
+        self.interrupt_at = interrupt_at
+        self.stopped = False
+
+    def _maybe_interrupt(self, where: str) -> None:
+        if where == self.interrupt_at:
+            raise KeyboardInterrupt
+
+    def start(self) -> None:
+        self._maybe_interrupt("start")
+
+    async def wait_ready(self) -> None:
+        self._maybe_interrupt("wait_ready")
+
+    @property
+    def data_dir(self) -> Path:
+        self._maybe_interrupt("ready line")  # read for the line saying "ready"
+        return Path(".switchboard/kafka")
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+@pytest.fixture
+def kafka_args() -> Iterator[argparse.Namespace]:
+    """`kafka`'s arguments; cmd_run takes SIGTERM over, as the command does: given back."""
+    handler = signal.getsignal(signal.SIGTERM)
+    yield argparse.Namespace(kafka_only=True)
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _run(monkeypatch: pytest.MonkeyPatch, interrupt_at: str,
+         args: argparse.Namespace) -> tuple[int, FakeBroker]:
+    broker = FakeBroker(interrupt_at)
+    monkeypatch.setattr(run_module, "local_broker", lambda settings: broker)
+
+    async def ensure_topics(*args: Any, **kwargs: Any) -> None:
+        broker._maybe_interrupt("topics")
+
+    monkeypatch.setattr(switchboard.topics, "ensure_topics", ensure_topics)
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    return cmd_run(args, Settings()), broker
+
+
+@pytest.mark.parametrize("interrupt_at", ["start", "wait_ready", "topics"])
+def test_ctrl_c_while_starting_stops_the_broker(monkeypatch: pytest.MonkeyPatch,
+                                                kafka_args: argparse.Namespace,
+                                                interrupt_at: str) -> None:
+    code, broker = _run(monkeypatch, interrupt_at, kafka_args)
+    assert code == 130
+    assert broker.stopped
+
+
+def test_ctrl_c_as_ready_is_printed_stops_the_broker(monkeypatch: pytest.MonkeyPatch,
+                                                     kafka_args: argparse.Namespace) -> None:
+    code, broker = _run(monkeypatch, "ready line", kafka_args)
+    assert code == 0
+    assert broker.stopped
