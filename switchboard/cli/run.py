@@ -82,6 +82,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from aiokafka.errors import KafkaError
 
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop is a Ctrl-C: clean shutdown
+    # Python leaves SIGINT ignored when it starts so, as a shell's `cmd &` without job control
+    # does (CI scripts): Ctrl-C or kill -INT would do nothing to `kafka`, which only waits.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
     demo: _Demo | None = None
     if not args.kafka_only:

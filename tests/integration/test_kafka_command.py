@@ -17,7 +17,12 @@ from tests.integration.processes import broker_running, switchboard, wait_for_li
 
 async def _stop_with_ctrl_c(process: subprocess.Popen[str]) -> None:
     process.send_signal(signal.SIGINT)
-    assert await asyncio.to_thread(process.wait, 60) == 0
+    try:
+        code = await asyncio.to_thread(process.wait, 60)
+    except subprocess.TimeoutExpired:
+        process.kill()  # its JVM follows (PR_SET_PDEATHSIG): a failed test leaves none behind
+        raise
+    assert code == 0
 
 
 async def _started(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:

@@ -26,7 +26,11 @@ def _ctrl_c(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     """The exit code, the output, and when Ctrl-C was pressed (as the log's timestamps)."""
     pressed = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     os.killpg(process.pid, signal.SIGINT)
-    output, _ = process.communicate(timeout=90)
+    try:
+        output, _ = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # its JVM follows: a failed test leaves none
+        raise
     return process.returncode, output, pressed
 
 

@@ -4,7 +4,9 @@ ends the JVM and lets the data dir go), and the command ends normally, not by th
 from __future__ import annotations
 
 import argparse
+import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ class FakeBroker:
 
     bootstrap_servers = "127.0.0.1:1"
     log_path = Path("broker.log")
-    process = None
+    process: Any = None
 
     def __init__(self, interrupt_at: str) -> None:
         self.interrupt_at = interrupt_at
@@ -49,10 +51,12 @@ class FakeBroker:
 
 @pytest.fixture
 def kafka_args() -> Iterator[argparse.Namespace]:
-    """`kafka`'s arguments; cmd_run takes SIGTERM over, as the command does: given back."""
-    handler = signal.getsignal(signal.SIGTERM)
+    """`kafka`'s arguments; cmd_run takes SIGINT and SIGTERM over, as the command does: both
+    are given back."""
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     yield argparse.Namespace(kafka_only=True)
-    signal.signal(signal.SIGTERM, handler)
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
 
 
 def _run(monkeypatch: pytest.MonkeyPatch, interrupt_at: str,
@@ -81,4 +85,23 @@ def test_ctrl_c_as_ready_is_printed_stops_the_broker(monkeypatch: pytest.MonkeyP
                                                      kafka_args: argparse.Namespace) -> None:
     code, broker = _run(monkeypatch, "ready line", kafka_args)
     assert code == 0
+    assert broker.stopped
+
+
+class CtrlCWhileWaiting:
+    """The JVM `kafka` waits on: Ctrl-C comes while it runs; it "exits" 2 s later if that
+    went unheard."""
+
+    def wait(self) -> int:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(2)
+        return 0
+
+
+def test_ctrl_c_stops_kafka_even_when_started_with_sigint_ignored(
+        monkeypatch: pytest.MonkeyPatch, kafka_args: argparse.Namespace) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as `switchboard kafka &` in a script
+    monkeypatch.setattr(FakeBroker, "process", CtrlCWhileWaiting())
+    code, broker = _run(monkeypatch, "nowhere", kafka_args)
+    assert code == 0  # not 1, "Kafka exited unexpectedly"
     assert broker.stopped
