@@ -93,10 +93,14 @@ def wait_for_line(process: subprocess.Popen[str], marker: str, timeout_s: float 
 
 
 def broker_running(data_dir: Path) -> bool:
-    """Whether the JVM of the local broker kept under `data_dir` still runs."""
-    found = subprocess.run(["pgrep", "-f", f"{data_dir}/kafka/server.properties"],
-                           capture_output=True, check=False)
-    return found.returncode == 0
+    """Whether the JVM of the local broker kept under `data_dir` still runs. Read from /proc,
+    not pgrep: procps is not on every clean machine (Debian's slim images lack it)."""
+    config = f"{data_dir}/kafka/server.properties".encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):  # the process ended meanwhile
+            if config in cmdline.read_bytes():  # anywhere, as pgrep -f looked
+                return True
+    return False
 
 
 async def wait_ready(base_url: str) -> None:
