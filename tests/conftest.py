@@ -97,8 +97,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory,
         broker = _start_broker(tmp_path_factory.mktemp("kafka"),
                                request.getfixturevalue("secured_listener"))
         bootstrap = broker.bootstrap_servers
-    asyncio.run(ensure_topics(bootstrap, partitions=3, replication_factor=1))
     try:
+        asyncio.run(ensure_topics(bootstrap, partitions=3, replication_factor=1))
         yield bootstrap
     finally:
         if broker is not None:
