@@ -7,6 +7,11 @@ BIN := $(VENV)/bin
 .PHONY: run test lint typecheck unit bench clean
 
 $(BIN)/.installed: pyproject.toml
+	@# Checked before the venv exists: pip refuses an older Python only after creating it,
+	@# and a venv made again by another Python keeps the first one as .venv/bin/python.
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "error: Switchboard needs Python 3.11+, and '$(PYTHON)' is not (make ... PYTHON=python3.11)" >&2; \
+	  exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
