@@ -73,5 +73,14 @@ class Context:
         if records:
             await self.producer.publish(records)
 
+    async def wait_to_retry(self, delay_s: float) -> None:
+        """Sleep before the next attempt, or raise GiveBack as soon as the worker winds down:
+        a SIGTERM or a rebalance should not wait out a backoff or a provider's Retry-After."""
+        try:
+            await asyncio.wait_for(self.winding_down.wait(), delay_s)
+        except TimeoutError:
+            return  # waited the whole delay: try again
+        raise GiveBack
+
 
 Handler = Callable[[Record, Context], Awaitable[None]]

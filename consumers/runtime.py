@@ -391,7 +391,9 @@ class WorkerRuntime:
                 log.warning("handler failed, retrying", worker=self.name, attempt=attempt,
                             error=repr(exc), topic=self._connection.topic(record.topic),
                             offset=record.offset)
-                await asyncio.sleep(self.retry.delay(attempt, hint))
+                # A stop or a rebalance meanwhile gives the record back rather than wait out
+                # the delay (a RetryLater hint may be a minute).
+                await self.context.wait_to_retry(self.retry.delay(attempt, hint))
 
     async def _dead_letter(self, record: Record, reason: str, attempts: int, *,
                            provider: str = "", account: str = "") -> None:

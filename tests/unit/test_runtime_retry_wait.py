@@ -1,0 +1,32 @@
+"""The worker runtime's wait between attempts gives way to a stop, without a broker."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from consumers.handling import Context, GiveBack, Record, RetryLater
+from consumers.runtime import WorkerRuntime
+from tests.fakes import KeepingProducer
+
+
+async def test_a_stop_does_not_wait_out_a_retry_hint() -> None:
+    """A handler asking to be retried in a minute (RetryLater) held a SIGTERM or a rebalance
+    for that minute; the record is given back instead, uncommitted, for its next owner."""
+    failed = asyncio.Event()
+
+    async def busy(record: Record, ctx: Context) -> None:
+        failed.set()
+        raise RetryLater("the provider is busy", delay_s=60)
+
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], handler=busy,
+                            producer=KeepingProducer())  # type: ignore[arg-type]
+    record = SimpleNamespace(topic="t", partition=0, offset=1, key=b"k", value=b"{}",
+                             headers=())
+    handling = asyncio.create_task(runtime._handle_one(record))  # type: ignore[arg-type]
+    await asyncio.wait_for(failed.wait(), 5)
+    runtime.stop()
+    with pytest.raises(GiveBack):
+        await asyncio.wait_for(handling, 5)
