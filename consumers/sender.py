@@ -9,7 +9,6 @@ message, and the sender reports a failure instead of risking a duplicate (at mos
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -255,7 +254,7 @@ class Sender:
             attempt += 1
             held_s = self._hold_until.get(account.name, 0.0) - time.monotonic()
             if held_s > 0:
-                await self._wait_to_retry(held_s, ctx)
+                await ctx.wait_to_retry(held_s)
             try:
                 receipt = await client.send(command)
             except Stopping:
@@ -277,7 +276,7 @@ class Sender:
                 delay = self._delay(attempt, exc.retry_after_s)
                 if exc.retry_after_s is not None or exc.throttled:
                     self._hold(account.name, delay)
-                await self._wait_to_retry(delay, ctx)
+                await ctx.wait_to_retry(delay)
                 continue
             SENDS.labels(account.provider, account.name, "accepted").inc()
             return self._accepted(command, account.provider, receipt, attempt)
@@ -289,20 +288,14 @@ class Sender:
                         account=account, seconds=round(delay_s, 1))
         self._hold_until[account] = max(held_until, now + delay_s)
 
-    @staticmethod
-    async def _wait_to_retry(delay_s: float, ctx: Context) -> None:
-        """Sleep before the next attempt, unless the worker winds down: a SIGTERM or a
-        rebalance should not wait out a provider's Retry-After."""
-        try:
-            await asyncio.wait_for(ctx.winding_down.wait(), delay_s)
-        except TimeoutError:
-            return  # waited the whole delay: try again
-        raise GiveBack
-
     def _delay(self, attempt: int, hint: float | None) -> float:
+        """The backoff, or the provider's Retry-After when longer: `Retry-After: 0` would
+        otherwise spend every attempt within milliseconds."""
+        backoff = float(min(self.policy.base_delay_s * 2 ** (attempt - 1),
+                            self.policy.max_delay_s))
         if hint is not None:
-            return min(hint, self.policy.max_delay_s)
-        return float(min(self.policy.base_delay_s * 2 ** (attempt - 1), self.policy.max_delay_s))
+            return max(backoff, min(hint, self.policy.max_delay_s))
+        return backoff
 
     async def _mark(self, ctx: Context, key: bytes, entry: LedgerEntry) -> None:
         await ctx.publish([_ledger_record(key, entry)])

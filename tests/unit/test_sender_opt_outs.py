@@ -440,3 +440,13 @@ async def test_a_send_waiting_for_the_rate_limit_is_given_back_when_the_sender_s
     assert len(calls) == 1
     marks = [decode_ledger(r.value).state for r in ctx.published if r.topic == OUTBOUND_SENT.name]
     assert marks[-2:] == ["pending", "released"]
+
+
+@pytest.mark.parametrize(("attempt", "retry_after", "waited"), [
+    (1, None, 0.5), (3, None, 2.0),  # the backoff
+    (1, 10.0, 10.0), (1, 3600.0, 30.0),  # the provider's wait, capped
+    (1, 0.0, 0.5), (3, 0.0, 2.0), (4, 1.0, 4.0),  # never sooner than the backoff
+])
+def test_a_retry_waits_the_backoff_or_the_providers_longer_wait(
+        sender: Sender, attempt: int, retry_after: float | None, waited: float) -> None:
+    assert sender._delay(attempt, retry_after) == waited
