@@ -262,6 +262,12 @@ class DurableProducer:
             if _spent_a_sequence(producer, futures):
                 self._spoiled = producer
             return f"Kafka refused the records: {exc!r}"
+        except Exception as exc:  # noqa: BLE001 - e.g. aiokafka's assertion on a partition
+            # it does not know (a topic deleted and made again): the group gets its 503 now,
+            # and the flusher goes on with the next, rather than ending unseen.
+            log.error("kafka client failed to send", bootstrap=str(self.kafka),
+                      error=repr(exc))
+            return f"the Kafka client failed: {exc!r}"
         finally:
             # Every outcome read, also of batches still out when the group was answered: no
             # "Future exception was never retrieved" for each.

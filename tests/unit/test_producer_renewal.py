@@ -168,3 +168,28 @@ async def test_outcomes_arriving_after_the_answer_are_retrieved(
     future.set_exception(OutOfOrderSequenceNumber())
     await asyncio.sleep(0)
     assert not future._log_traceback  # read: nothing to log when it is collected
+
+
+async def test_a_client_failing_otherwise_answers_its_group_and_takes_the_next(
+        clients: list[SequencedClient]) -> None:
+    """aiokafka asserts on a partition it does not know (a topic deleted and made again): the
+    flusher ended unseen with it, the group waited out its timeout, and asyncio logged
+    "Task exception was never retrieved" at some later collection."""
+    producer = DurableProducer("unused:9092", timeout_s=30)
+    await producer.start()
+    taken = clients[0]
+    healthy = taken.send_batch
+
+    async def unknown_partition(batch: BatchBuilder, topic: str, *,
+                                partition: int) -> asyncio.Future[None]:
+        taken.send_batch = healthy  # type: ignore[method-assign]
+        raise AssertionError(f"Unrecognized partition {partition}")
+
+    taken.send_batch = unknown_partition  # type: ignore[method-assign]
+    try:
+        with pytest.raises(PublishError, match="Unrecognized partition"):
+            await asyncio.wait_for(producer.publish([OutRecord(TOPIC, b"v", b"k")]), 5)
+        await asyncio.wait_for(producer.publish([OutRecord(TOPIC, b"next", b"k")]), 5)
+    finally:
+        await producer.stop()
+    assert taken.stored == [b"next"]
