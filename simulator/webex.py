@@ -7,8 +7,9 @@ Like the real API it answers HTTP 200 even when it refuses: success is an array
 `{"response": [{"code": "1001", "transid", "description": "Queued"}]}` (one item per msisdn),
 errors an object `{"response": {"code": "7001", "description", "transid"}}` (7000 invalid JSON,
 7001 authentication failed, 7002 service key missing, 7003 mandatory parameters missing,
-7004 invalid parameters). Injected 5xx and 429 faults use those HTTP statuses with code 7006
-or 7020; an injected 400 is answered the Webex way, HTTP 200 with code 7004.
+7004 invalid parameters). Injected faults are answered the Webex way too: a 500 or 503 as
+HTTP 200 with code 7006 (internal error), a 400 as HTTP 200 with code 7004. Only an injected
+429 keeps its HTTP status (with code 7020), so its Retry-After can be tried.
 
 Receipts are `deliveryInfoNotification` objects, Submitted (7501) then Delivered (7500), then
 Read (7502) on channels with read receipts; `correlationid` and `callbackData` are echoed and
@@ -133,7 +134,7 @@ def failure(status: int) -> Response:
         return _refused("7004", "Invalid parameters/Values")
     if status == 429:
         return _refused("7020", "You have reached the maximum transaction limit", status)
-    return _refused("7006", "Internal error occurred", status)
+    return _refused("7006", "Internal error occurred")  # Webex's 500, in an HTTP 200
 
 
 def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> list[Webhook]:

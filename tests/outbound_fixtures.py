@@ -112,7 +112,9 @@ def load_outbound_cases(provider: str = "*") -> list[Fixture]:
 #      "refuses_postbacks": [<names whose inbound webhooks cannot>]}
 #
 # Every other file is one send to the simulator (`send.json`: the valid send every shared test
-# makes; its "bad_request" is how the provider answers when the http_400 fault fires):
+# makes; its "bad_request" is how the provider answers when the http_400 fault fires, and an
+# optional "server_error" how it answers the http_500 and http_503 faults, where that is not
+# with those statuses, as Webex's HTTP 200 with code 7006):
 #
 #     {"description": "...", "account": "the account the send is recorded for",
 #      "token": {"path": "...", "json": <JSON>},   # optional: fetch one first; "{token}" in the
@@ -133,7 +135,9 @@ SIMULATOR_CASE = Shape(
      "answer": SIMULATOR_ANSWER})
 SIMULATOR_SEND = replace(
     SIMULATOR_CASE, required=SIMULATOR_CASE.required | {"bad_request"},
-    nested={**SIMULATOR_CASE.nested, "bad_request": SIMULATOR_ANSWER})
+    optional=SIMULATOR_CASE.optional | {"server_error"},
+    nested={**SIMULATOR_CASE.nested, "bad_request": SIMULATOR_ANSWER,
+            "server_error": SIMULATOR_ANSWER})
 
 
 def load_simulator_accounts(provider: str) -> dict[str, Any]:
