@@ -26,6 +26,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if accounts_or_exit(settings, demo=False) is None:  # the factory loads them again
         return 2
     workers = args.workers or settings.http_workers
+    given = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if workers > 1 and given and not Path(given).is_dir():
+        print(f"error: {MULTIPROCESS_DIR_ENV}={given}: no such directory (create it, empty, "
+              "or leave it unset for a temporary one)", file=sys.stderr)
+        return 2
     with _shared_metrics(workers):
         uvicorn.run("ingest.app:app_from_environment", factory=True,
                     host=args.host or settings.http_host,
