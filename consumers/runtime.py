@@ -194,6 +194,7 @@ class WorkerRuntime:
             await consumer.start()
         except BaseException:  # Ctrl-C during start-up too: close what was opened
             await stop_consumer(consumer)
+            await self.producer.stop()
             raise
         self._consumer = consumer
         log.info("worker started", worker=self.name, topics=self._subscribed,

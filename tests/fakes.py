@@ -18,4 +18,4 @@ class KeepingProducer:
         self.published.extend(records)
 
     async def stop(self) -> None:
-        return None
+        self.started = False
