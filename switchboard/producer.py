@@ -119,6 +119,10 @@ class DurableProducer:
         producer, self._producer = self._producer, None
         if producer is not None:
             await self._stop_client(producer)
+        if self._flusher is not None:
+            # Still replacing a client (_renew), its old one's stop bounded by _stop_client:
+            # the new one is stopped there once that ends, and must not outlive this.
+            await asyncio.shield(self._flusher)
 
     async def _stop_client(self, producer: AIOKafkaProducer) -> None:
         """aiokafka's stop sends what is pending first, retrying for as long as Kafka is away.

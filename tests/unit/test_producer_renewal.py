@@ -193,3 +193,28 @@ async def test_a_client_failing_otherwise_answers_its_group_and_takes_the_next(
     finally:
         await producer.stop()
     assert taken.stored == [b"next"]
+
+
+async def test_a_stop_while_the_client_is_replaced_leaves_no_client_open(
+        clients: list[SequencedClient]) -> None:
+    """A SIGTERM while the old client lets what it holds land (Kafka away: it takes up to
+    twice the timeout, as long as stop() waits for the flusher): stop() must not return with
+    the new client still open, nor with the flusher still at work on it."""
+    producer = DurableProducer("unused:9092", timeout_s=0.1)
+    await producer.start()
+    spoiled = clients[0]
+    stopping: list[bool] = []
+
+    async def slow_stop() -> None:
+        if stopping:  # aiokafka's stop() returns at once when called again
+            return
+        stopping.append(True)
+        await asyncio.sleep(0.5)  # records for a partition without a leader, retried
+        spoiled.stopped = True
+
+    spoiled.stop = slow_stop  # type: ignore[method-assign]
+    with pytest.raises(PublishError, match="MessageSizeTooLarge"):
+        await producer.publish([OutRecord(TOPIC, REFUSED, b"k")])
+    await asyncio.wait_for(producer.stop(), 5)
+    assert producer._flusher is None
+    assert [client.stopped for client in clients] == [True, True]
