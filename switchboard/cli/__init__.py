@@ -130,7 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     handler: Command = args.handler
     try:
-        return handler(args, settings)
+        code = handler(args, settings)
+        # What is still buffered (stdout to a pipe is) goes now: a reader that has gone is
+        # then said here, not by Python as it exits ("Exception ignored", exit 120).
+        sys.stdout.flush()
+        return code
     except BrokenPipeError:
         # Whoever read the output has gone (`tail | head -3`): stop as a tool killed by
         # SIGPIPE would, without a traceback, nor another one when Python flushes at exit.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,11 +58,13 @@ def test_a_typed_query_is_read_as_ingest_reads_a_received_one() -> None:
 
 
 def test_output_to_a_reader_that_has_gone_ends_quietly() -> None:
-    # `normalize … | head -c 0`, `tail | head`: the pipe closes before all is written.
+    # `normalize … | head -c 0`, `tail | head`: the pipe closes before all is written. Its
+    # stdout buffered, as a shell runs it: with PYTHONUNBUFFERED every write failed at once.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     done = subprocess.Popen(
         [sys.executable, "-m", "switchboard.cli", "normalize", "--provider", "bird", "--query",
          "id=m1&recipient=31612345678&status=delivered", "-"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert done.stdout is not None and done.stderr is not None
     done.stdout.close()  # before the command has even started
     error = done.stderr.read()
