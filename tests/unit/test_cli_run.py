@@ -4,7 +4,6 @@ started here stopped by this process."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from switchboard.cli.run import start_kafka
+from switchboard.localkafka import free_port
 from switchboard.settings import Settings
 
 
@@ -49,19 +49,13 @@ def test_a_local_broker_stops_when_its_topics_are_not_created(
     assert broker.stopped
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.mark.parametrize("create_topics", ["true", "false"])
 def test_run_on_a_cluster_it_cannot_reach_says_so_in_one_line(create_topics: str) -> None:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
     env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # nothing listens there
                    "SWITCHBOARD_CREATE_TOPICS": create_topics,
-                   "SWITCHBOARD_HTTP_PORT": str(_free_port()),
-                   "SWITCHBOARD_SIMULATOR_PORT": str(_free_port())}
+                   "SWITCHBOARD_HTTP_PORT": str(free_port()),
+                   "SWITCHBOARD_SIMULATOR_PORT": str(free_port())}
     result = subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
