@@ -64,13 +64,14 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
-        tasks = []
+        serving = []
         for name, server in zip(("ingest", "simulator"), servers, strict=False):
             # Both servers are uvicorn: tag their log lines, or "Application startup complete"
             # twice says nothing about which. Tasks keep the context they were created in.
             with structlog.contextvars.bound_contextvars(service=name):
-                tasks.append(asyncio.create_task(server.serve()))
-        tasks += [asyncio.create_task(runtime.run()) for runtime in runtimes]
+                serving.append(asyncio.create_task(server.serve()))
+        working = [asyncio.create_task(runtime.run()) for runtime in runtimes]
+        tasks = [*serving, *working]
         waiter = asyncio.create_task(stopping.wait())
         if on_ready is not None:
             parts = [lambda: ingest.state.producer.started,
@@ -84,7 +85,7 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
         # ingest) do the servers stop taking requests.
         for runtime in runtimes:
             runtime.stop()
-        if working := tasks[len(servers):]:
+        if working:
             await asyncio.wait(working)
         for server in servers:
             server.should_exit = True
