@@ -56,12 +56,16 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
     if simulator:
         servers.append(_server(create_simulator_app(accounts, settings.ingest_url),
                                settings.http_host, settings.simulator_port, grace_s))
+    loop = asyncio.get_running_loop()
     async with contextlib.AsyncExitStack() as exits:
+        # Last on the way out, once the workers have stopped (a second Ctrl-C before changes
+        # nothing): a loop that runs on (a test session's) must not keep Ctrl-C for itself.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            exits.callback(loop.remove_signal_handler, signum)
         runtimes = [await exits.enter_async_context(WORKERS[name](settings, accounts))
                     for name in workers]
         heap.settle()
         stopping = asyncio.Event()
-        loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
         serving = []

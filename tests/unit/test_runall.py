@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -73,22 +74,35 @@ class Worker:
         self.order.append(f"{self.name} done")
 
 
-async def test_the_servers_stop_only_once_the_workers_have_finished(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    order: list[str] = []
+def factory(name: str, order: list[str], finishing_s: float | None) -> Any:
+    @contextlib.asynccontextmanager
+    async def worker(settings: Settings, accounts: Any) -> AsyncIterator[Worker]:
+        yield Worker(name, order, finishing_s)
+    return worker
 
-    def factory(name: str, finishing_s: float | None) -> Any:
-        @contextlib.asynccontextmanager
-        async def worker(settings: Settings, accounts: Any) -> AsyncIterator[Worker]:
-            yield Worker(name, order, finishing_s)
-        return worker
 
-    monkeypatch.setitem(WORKERS, "ends", factory("ends", None))
-    monkeypatch.setitem(WORKERS, "sender", factory("sender", 0.2))
+async def _run_all(monkeypatch: pytest.MonkeyPatch, order: list[str],
+                   workers: dict[str, float | None]) -> None:
+    for name, finishing_s in workers.items():
+        monkeypatch.setitem(WORKERS, name, factory(name, order, finishing_s))
     monkeypatch.setattr(runall, "_server", lambda *args: Server(order))
     monkeypatch.setattr(heap, "settle", lambda: None)  # the test process keeps its GC
     accounts = parse_accounts({"accounts": {"acme": {
         "provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["a-long-token"]}}}})
-    await run_all(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts,
-                  workers=("ends", "sender"), simulator=True)
+    await asyncio.wait_for(run_all(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts,
+                                   workers=tuple(workers), simulator=True), 10)
+
+
+async def test_the_servers_stop_only_once_the_workers_have_finished(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+    await _run_all(monkeypatch, order, {"ends": None, "sender": 0.2})
     assert order == ["ends done", "sender done", "servers stop", "servers stop"]
+
+
+async def test_ctrl_c_is_given_back_once_it_has_returned(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop may run on (a test session's does): a Ctrl-C then must not go on setting the
+    finished run's event, ignored, instead of interrupting."""
+    await _run_all(monkeypatch, [], {"ends": None})
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
