@@ -182,8 +182,8 @@ def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> None:
         compact = orjson.dumps(orjson.loads(request.body))
         if compact != request.body:
             bodies.append(compact)
-    except orjson.JSONDecodeError:
-        pass
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        pass  # not JSON, or nested deeper than orjson writes (it reads 1,024 levels, writes 254)
     for secret in config.secret_values():
         for body in bodies:
             if _equal(hmac.new(secret.encode(), body, algorithm).hexdigest(), digest):

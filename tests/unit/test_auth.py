@@ -186,6 +186,16 @@ def test_malformed_basic_credentials_are_refused_not_a_crash(header: str) -> Non
         verify(_request({"authorization": header}), _config("basic", "password-1", username="u"))
 
 
+def test_a_body_nested_too_deep_to_compact_is_refused_not_a_crash() -> None:
+    # orjson reads 1,024 levels of nesting but writes at most 254: re-serializing such a body
+    # for the compact fallback raised TypeError, a 500 and a logged traceback for each
+    # unauthenticated request of half a kilobyte.
+    body = b"[" * 300 + b"]" * 300
+    with pytest.raises(AuthError, match="does not match"):
+        verify(_request({"x-hub-signature": "0" * 64}, body=body),
+               _config("hub-signature", "webex-hub-secret"))
+
+
 @pytest.mark.parametrize(
     ("scheme", "secret", "problem"),
     [
