@@ -50,6 +50,9 @@ KEPT_HEADERS = (
 )
 # Schemes whose signature covers the URL: only then is the full URL worth building.
 URL_SIGNING_SCHEMES = frozenset({"bird-signature", "messagebird-jwt"})
+# Schemes whose credentials are all in the headers and the URL: checked before the body is read,
+# so a caller without them cannot have ingest take in and hold up to max_body_bytes.
+HEADER_AUTH_SCHEMES = frozenset({"basic", "token"})
 # Past this, a body's normalization and records are built off the event loop: a thread hop
 # costs tens of microseconds, such a body milliseconds to seconds of work.
 OFF_LOOP_BODY_BYTES = 64 * 1024
@@ -179,13 +182,15 @@ class WebhookHandler:
         declared = headers.get("content-length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > self.max_body_bytes:
             return self._too_large(account), "too_large"
+        query = request.scope["query_string"].decode("latin-1")
+        early = account.auth.scheme in HEADER_AUTH_SCHEMES
+        if early and (refusal := self._refusal(request, account, query, headers, b"")) is not None:
+            return refusal, "unauthorized"
         body = await self._read_body(request)
         if body is None:
             return self._too_large(account), "too_large"
-
-        query = request.scope["query_string"].decode("latin-1")
-        refusal = self._refusal(request, account, query, headers, body)
-        if refusal is not None:
+        if not early and (refusal := self._refusal(request, account, query, headers,
+                                                   body)) is not None:
             return refusal, "unauthorized"
 
         query = without_token(query, account.auth)
