@@ -1,8 +1,9 @@
 """structlog set up once for every process: JSON lines in production, readable in a terminal.
 
 Secrets are kept out of logs twice over: values under secret-looking keys are masked, and any
-string containing a registered secret value (account secrets, tokens) is masked wherever it
-appears, including in messages from libraries that log through the standard library.
+string containing a registered secret value (account secrets, tokens) of at least
+MIN_MASKED_CHARS characters is masked wherever it appears, including in messages from libraries
+that log through the standard library.
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from typing import Any
 import structlog
 
 MASK = "***"
+# Shorter values are not masked: they would mask ordinary words (account secrets have at least
+# 8 characters; a short Kafka password or provider key is logged as it is, as README says).
+MIN_MASKED_CHARS = 6
 _SECRET_KEY = re.compile(
     r"(secret|password|passwd|token|authorization|signature|api[_-]?key|access[_-]?key|credential)",
     re.IGNORECASE,
@@ -31,9 +35,9 @@ def secret_key(name: str) -> bool:
 
 
 def register_secrets(values: Iterable[str | None]) -> None:
-    """Remember secret values so they are masked in every later log line."""
-    # Very short values would mask ordinary words; real secrets are longer.
-    _secret_values.update(v for v in values if v and len(v) >= 6)
+    """Remember secret values so they are masked in every later log line (those of at least
+    MIN_MASKED_CHARS characters)."""
+    _secret_values.update(v for v in values if v and len(v) >= MIN_MASKED_CHARS)
 
 
 def scrub(value: str) -> str:

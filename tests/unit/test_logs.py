@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import orjson
 import pytest
 
-from switchboard.logs import configure_logging, get_logger, register_secrets
+from switchboard.logs import MIN_MASKED_CHARS, configure_logging, get_logger, register_secrets
 
 
 def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None:
@@ -21,6 +22,22 @@ def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None
     assert lines[0]["client_secret"] == "***"
     assert lines[0]["nested"] == {"password": "***", "ok": "fine"}
     assert "***" in lines[1]["event"]
+
+
+def test_the_readme_says_which_secrets_are_too_short_to_mask(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Shorter values are not masked (they would mask ordinary words), and nothing makes a Kafka
+    # password or a provider's key that long; the README said every configured secret value
+    # was masked in all log lines.
+    configure_logging("INFO", "json")
+    short, long = "k" * (MIN_MASKED_CHARS - 1), "m" * MIN_MASKED_CHARS
+    register_secrets([short, long])
+    get_logger("test").info("login", detail=f"with {short} and {long}")
+    err = capsys.readouterr().err
+    assert short in err and long not in err
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert f"A secret shorter than {MIN_MASKED_CHARS} characters is not masked" in readme
+    assert "masked in every log line |" not in readme
 
 
 @pytest.mark.parametrize(("level", "request_lines"), [("INFO", 0), ("DEBUG", 1)])
