@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import structlog
 
@@ -36,8 +37,10 @@ def secret_key(name: str) -> bool:
 
 def register_secrets(values: Iterable[str | None]) -> None:
     """Remember secret values so they are masked in every later log line (those of at least
-    MIN_MASKED_CHARS characters)."""
-    _secret_values.update(v for v in values if v and len(v) >= MIN_MASKED_CHARS)
+    MIN_MASKED_CHARS characters), also %-encoded: a token goes into webhook URLs so."""
+    for value in values:
+        if value and len(value) >= MIN_MASKED_CHARS:
+            _secret_values.update({value, quote_plus(value), quote(value, safe="")})
 
 
 def scrub(value: str) -> str:

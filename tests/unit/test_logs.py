@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import orjson
 import pytest
@@ -22,6 +23,21 @@ def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None
     assert lines[0]["client_secret"] == "***"
     assert lines[0]["nested"] == {"password": "***", "ok": "fine"}
     assert "***" in lines[1]["event"]
+
+
+def test_a_secret_is_masked_as_a_url_carries_it_too(capsys: pytest.CaptureFixture[str]) -> None:
+    # A token-scheme account's token goes into the webhook URL given to providers, %-encoded
+    # (base64 tokens have + / =); the simulator logs that URL when ingest is unreachable, and
+    # httpx logs it at DEBUG. Only the plain value was masked.
+    configure_logging("INFO", "json")
+    token = "Zm9v+YmFy/dG9rZW4="
+    register_secrets([token])
+    url = "https://hooks.example/webhooks/ubiqio/acme?" + urlencode({"token": token})
+    get_logger("test").info("webhook not delivered", url=url, path=quote(token, safe=""))
+    logging.getLogger("httpx").warning("HTTP Request: POST %s", url)
+    err = capsys.readouterr().err
+    assert "Zm9v" not in err
+    assert orjson.loads(err.splitlines()[0])["url"] == "https://hooks.example/webhooks/ubiqio/acme?token=***"
 
 
 def test_the_readme_says_which_secrets_are_too_short_to_mask(
