@@ -199,6 +199,15 @@ def test_a_body_nested_too_deep_to_compact_is_refused_not_a_crash() -> None:
                _config("hub-signature", "webex-hub-secret"))
 
 
+def test_an_unknown_hub_algorithm_is_quoted_short() -> None:
+    # The reason is logged and answered for every refused request: quoting the header's whole
+    # prefix made each line as long as the header a caller chose (tens of kilobytes).
+    with pytest.raises(AuthError) as caught:
+        verify(_request({"x-hub-signature": "x" * 20_000 + "=00"}),
+               _config("hub-signature", "webex-hub-secret"))
+    assert "is not accepted" in caught.value.reason and len(caught.value.reason) < 100
+
+
 def _counting_json_reads(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
     """The bodies ingest.auth parses as JSON from now on."""
     parsed: list[bytes] = []
