@@ -31,7 +31,8 @@ def decode(record: Any) -> dict[str, Any]:
     if record.value is not None:
         try:
             value = orjson.loads(record.value)
-        except orjson.JSONDecodeError:
+            orjson.dumps(value)  # orjson reads 1,024 levels of nesting but writes only 254
+        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
             value = _text(record.value)
     return {
         "topic": record.topic,

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import orjson
 from aiokafka import ConsumerRecord
 
 from switchboard.tail import decode
@@ -31,6 +32,13 @@ def test_values_and_keys_as_they_are() -> None:
     assert decode(record(b"\xffnot json"))["value"] == "\ufffdnot json"
     assert decode(record(b"{}", key=b""))["key"] == ""  # an empty key is not a missing one
     assert decode(record(b"{}", key=None))["key"] is None
+
+
+def test_a_value_nested_deeper_than_json_can_be_written_is_shown_as_text() -> None:
+    deep = b"[" * 300 + b"]" * 300  # read, but not written back, by orjson
+    shown = decode(record(deep))
+    assert shown["value"] == deep.decode()
+    assert orjson.loads(orjson.dumps(shown))["value"] == deep.decode()
 
 
 def test_a_cluster_it_cannot_reach_is_one_error_line() -> None:
