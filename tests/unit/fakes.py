@@ -1,11 +1,14 @@
-"""Stand-ins shared by unit tests."""
+"""Stand-ins and helpers shared by unit tests."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from consumers.handling import Context
 from switchboard.records import OutRecord
+from switchboard.settings import SettingsError, get_settings
 
 
 class FakeContext(Context):
@@ -30,3 +33,14 @@ class ModuleWith:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._module, name)
+
+
+def settings_error() -> SettingsError:
+    """What get_settings, as every command calls it, says of the environment as it is."""
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as failure:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    return failure.value

@@ -11,7 +11,8 @@ import trustme
 from switchboard.clients import KafkaConnection, as_connection, kafka_options, topic_name
 from switchboard.logs import MASK, scrub
 from switchboard.oauth import ClientCredentialsToken
-from switchboard.settings import Settings, SettingsError, get_settings
+from switchboard.settings import Settings, get_settings
+from tests.unit.fakes import settings_error
 from tests.unit.test_settings import _cli
 
 PASSWORD = "kafka-login-password-42"
@@ -30,17 +31,6 @@ def _settings(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return Settings()
-
-
-def _settings_error() -> SettingsError:
-    """What get_settings, as every command calls it, says of the environment as it is."""
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SettingsError) as failure:
-            get_settings()
-    finally:
-        get_settings.cache_clear()
-    return failure.value
 
 
 def test_a_plain_address_is_plaintext_with_nothing_else() -> None:
@@ -164,7 +154,7 @@ def test_clients_need_a_cluster() -> None:
 
 def test_settings_errors_are_settings_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SWITCHBOARD_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")
-    assert "the local broker takes plaintext only" in str(_settings_error())
+    assert "the local broker takes plaintext only" in str(settings_error())
 
 
 def test_a_connection_can_be_built_directly() -> None:
@@ -271,7 +261,7 @@ def test_extensions_that_are_not_json_are_a_settings_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (OAUTH | {"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": "{logicalCluster"}).items():
         monkeypatch.setenv(name, value)
-    assert "kafka_oauth_extensions" in str(_settings_error())
+    assert "kafka_oauth_extensions" in str(settings_error())
 
 
 def test_every_connection_of_a_process_shares_one_token_source(
@@ -287,6 +277,6 @@ def test_a_client_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path,
     config = tmp_path / "switchboard.toml"
     config.write_text("kafka_oauth_client_secret = 12345678901\n")
     monkeypatch.setenv("SWITCHBOARD_CONFIG", str(config))
-    refused = str(_settings_error())
+    refused = str(settings_error())
     assert "kafka_oauth_client_secret" in refused
     assert "12345678901" not in refused

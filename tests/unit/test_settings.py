@@ -12,7 +12,8 @@ import pytest
 from switchboard.cli import build_parser
 from switchboard.cli.run import local_broker
 from switchboard.cli.worker import cmd_worker
-from switchboard.settings import Settings, SettingsError, env_var_names, get_settings
+from switchboard.settings import Settings, env_var_names
+from tests.unit.fakes import settings_error
 
 EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
 
@@ -168,13 +169,8 @@ def test_a_config_file_that_cannot_be_opened_is_one_error_line(
 
     monkeypatch.setattr(Path, "open", refused)
     monkeypatch.setenv("SWITCHBOARD_CONFIG", str(config))
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(SettingsError) as raised:
-            get_settings()
-    finally:
-        get_settings.cache_clear()
-    assert str(raised.value) == f"SWITCHBOARD_CONFIG={config}: cannot read it: Permission denied"
+    said = str(settings_error())
+    assert said == f"SWITCHBOARD_CONFIG={config}: cannot read it: Permission denied"
 
 
 def test_an_accounts_file_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> None:
