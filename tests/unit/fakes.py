@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiokafka.errors import KafkaConnectionError
 
+from consumers import runtime as runtime_module
 from consumers.handling import Context
 from switchboard.records import OutRecord
 from switchboard.settings import SettingsError, get_settings
@@ -44,3 +46,25 @@ def settings_error() -> SettingsError:
     finally:
         get_settings.cache_clear()
     return failure.value
+
+
+def unreachable_consumer(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Have the worker runtime build a consumer whose cluster cannot be reached (its start
+    raises KafkaConnectionError). Returns the options it is built with, once it is."""
+    options: dict[str, Any] = {}
+
+    class Unreachable:
+        def __init__(self, **given: Any) -> None:
+            options.update(given)
+
+        def subscribe(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+        async def start(self) -> None:
+            raise KafkaConnectionError("no broker in unit tests")
+
+        async def stop(self) -> None:
+            return None
+
+    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", Unreachable)
+    return options

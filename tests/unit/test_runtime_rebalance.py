@@ -10,13 +10,14 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import IllegalStateError
+from aiokafka.errors import IllegalStateError, KafkaConnectionError
 from aiokafka.structs import OffsetAndMetadata
 
 from consumers import runtime as runtime_module
 from consumers.handling import Context, MustNotSkip, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
 from tests.fakes import KeepingProducer
+from tests.unit.fakes import unreachable_consumer
 
 TP = TopicPartition("t", 0)
 
@@ -222,23 +223,7 @@ async def test_the_group_waits_for_a_member_finishing_its_work_before_it_rejoins
     # (10 s by default), a bot (up to handler_timeout_s). A member that rejoins later than
     # rebalance_timeout_ms (aiokafka: the 10 s session timeout) is dropped and its
     # partitions go on while it still sends: their new owner reports outcome_unknown.
-    options: dict[str, Any] = {}
-
-    class NoBroker:
-        def __init__(self, **given: Any) -> None:
-            options.update(given)
-
-        def subscribe(self, *args: Any, **kwargs: Any) -> None:
-            return None
-
-        async def start(self) -> None:
-            raise ConnectionError("no broker in unit tests")
-
-    async def stop(consumer: Any) -> None:
-        return None
-
-    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", NoBroker)
-    monkeypatch.setattr(runtime_module, "stop_consumer", stop)
+    options = unreachable_consumer(monkeypatch)
 
     async def handler(record: Record, ctx: Context) -> None:
         return None
@@ -246,7 +231,7 @@ async def test_the_group_waits_for_a_member_finishing_its_work_before_it_rejoins
     runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
                             handler=handler, handler_timeout_s=handler_timeout_s,
                             producer=KeepingProducer())  # type: ignore[arg-type]
-    with pytest.raises(ConnectionError):
+    with pytest.raises(KafkaConnectionError):
         await runtime.run()
     waits_ms = options.get("rebalance_timeout_ms", options["session_timeout_ms"])  # aiokafka's
     assert waits_ms >= 1000 * ((handler_timeout_s or 10) + 30)

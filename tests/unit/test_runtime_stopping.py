@@ -9,10 +9,10 @@ from types import SimpleNamespace
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from consumers import runtime as runtime_module
 from consumers.handling import Context, GiveBack, Record, RetryLater
 from consumers.runtime import WorkerRuntime
 from tests.fakes import KeepingProducer
+from tests.unit.fakes import unreachable_consumer
 
 
 async def test_a_stop_does_not_wait_out_a_retry_hint() -> None:
@@ -35,25 +35,9 @@ async def test_a_stop_does_not_wait_out_a_retry_hint() -> None:
         await asyncio.wait_for(handling, 5)
 
 
-class _Unreachable:
-    """AIOKafkaConsumer whose cluster cannot be reached."""
-
-    def __init__(self, **options: object) -> None:
-        pass
-
-    def subscribe(self, topics: list[str], listener: object) -> None:
-        pass
-
-    async def start(self) -> None:
-        raise KafkaConnectionError("unreachable")
-
-    async def stop(self) -> None:
-        pass
-
-
 async def test_a_consumer_that_cannot_start_leaves_no_producer_connected(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", _Unreachable)
+    unreachable_consumer(monkeypatch)
     producer = KeepingProducer()
 
     async def unused(record: Record, ctx: Context) -> None:
