@@ -517,19 +517,13 @@ async def test_ubiqio_token_failures(status: int, body: Any, retryable: bool,
         assert "Check your account key and secret" in error.description
 
 
-async def test_ubiqio_token_timeout_is_retryable(fake: FakeProvider,
-                                                 http: httpx.AsyncClient) -> None:
-    fake.on(TOKEN_PATH, timeout)
+@pytest.mark.parametrize(("answer", "code"), [(timeout, "timeout"),
+                                              (broken_gzip, "bad_response")])
+async def test_a_ubiqio_token_request_without_an_answer_is_retryable(
+        answer: Reply, code: str, fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    fake.on(TOKEN_PATH, answer)
     error = await send_error(make("ubiqio", fake, http), command())
-    assert (error.retryable, error.code) == (True, "timeout")
-    assert not error.maybe_sent  # asking for a token again sends no message
-
-
-async def test_an_undecodable_ubiqio_token_answer_is_retryable(fake: FakeProvider,
-                                                              http: httpx.AsyncClient) -> None:
-    fake.on(TOKEN_PATH, broken_gzip)
-    error = await send_error(make("ubiqio", fake, http), command())
-    assert (error.retryable, error.code) == (True, "bad_response")
+    assert (error.retryable, error.code) == (True, code)
     assert not error.maybe_sent  # asking for a token again sends no message
     assert fake.to(UBIQIO) == []
 
