@@ -38,13 +38,20 @@ class Unstorable(Exception):
 def fitted_raw(envelope: dict[str, Any], received_at: datetime
                ) -> tuple[dict[str, Any], OutRecord]:
     """The raw record, its body in base64 when JSON escaping made it too large (control
-    characters take six bytes each; base64 takes 4/3 of the body, which the size cap allows)."""
+    characters take six bytes each; base64 takes 4/3 of the body, which the size cap allows).
+
+    Unstorable if even that is over the raw topic's limit: the body cap leaves room for an
+    ordinary query and headers, not for a URL of many kilobytes next to the largest body."""
     record = raw_record(envelope, received_at)
-    if len(record.value) <= _LIMITS[RAW.name] or envelope["body_encoding"] == "base64":
-        return envelope, record
-    body = base64.b64encode(raw_body(envelope)).decode()
-    envelope = {**envelope, "body": body, "body_encoding": "base64"}
-    return envelope, raw_record(envelope, received_at)
+    limit = _LIMITS[RAW.name]
+    if len(record.value) > limit and envelope["body_encoding"] != "base64":
+        body = base64.b64encode(raw_body(envelope)).decode()
+        envelope = {**envelope, "body": body, "body_encoding": "base64"}
+        record = raw_record(envelope, received_at)
+    if len(record.value) > limit:
+        raise Unstorable(f"the request would be {len(record.value)} bytes stored, over the "
+                         f"{limit}-byte limit of {RAW.name}: send a shorter query or body")
+    return envelope, record
 
 
 def event_records(events: Sequence[MessageEvent], body_bytes: int) -> list[OutRecord]:

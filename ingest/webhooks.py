@@ -220,7 +220,12 @@ class WebhookHandler:
         if events and self.correlations is not None \
                 and account.provider in self.correlations.providers:
             events = await correlate(self.correlations, events)
-        envelope, raw = fitted_raw(envelope, received_at)
+        try:
+            envelope, raw = fitted_raw(envelope, received_at)
+        except Unstorable as exc:  # nothing of it fits Kafka, not even as a dead letter
+            log.warning("webhook too large to store", provider=account.provider,
+                        account=account.name, reason=exc.reason)
+            return error_response(413, "payload_too_large", exc.reason), "too_large"
         records = [raw]
         if failure is None:
             stored, failure = await off_loop_if_large(len(body), storable, events, len(body))

@@ -140,6 +140,20 @@ def test_the_largest_body_the_settings_allow_fits_the_raw_topic() -> None:
     assert len(record.value) <= RAW.max_message_bytes - 4096
 
 
+async def test_a_request_kafka_could_never_take_gets_413_not_503() -> None:
+    # Long headers and query next to a body near the cap: the raw record was over the raw
+    # topic's limit, every publish failed, and the provider was told to retry for ever.
+    app, producer = _app({"u": {"provider": "ubiqio",
+                                "auth": {"scheme": "token", "header": "x-token",
+                                         "secrets": ["token-123456"]}}})
+    status, headers = await _call(app, "POST", b"/webhooks/ubiqio/u",
+                                  {"x-token": "token-123456",
+                                   "content-type": "application/json"},
+                                  b"\xff" * 1_000_000, query=b"q=" + b"x" * 800_000)
+    assert (status, headers["content-type"]) == (413, "application/json")
+    assert producer.published == []
+
+
 def test_a_basic_account_without_a_username_is_refused_at_load() -> None:
     # verify_basic compares the user name with `username or ""`: an account written without
     # one loaded fine and then refused every request its provider made (Infobip always sends

@@ -44,6 +44,18 @@ def test_a_body_json_escaping_would_blow_up_is_kept_in_base64() -> None:
     assert record_size(record) <= RAW.max_message_bytes
 
 
+def test_a_request_too_large_for_the_raw_topic_even_in_base64_is_refused() -> None:
+    # The largest body the settings allow, next to a long query and two long kept headers
+    # (uvicorn takes a URL or a header line of up to about 80 kB, and any number of them):
+    # Kafka refused the raw record on every retry, so the provider got 503 for ever instead
+    # of an answer it would not retry.
+    body = b"\xff" * 1_500_000  # not UTF-8: base64
+    large = {**envelope(body), "query": "q=" + "x" * 60_000,
+             "headers": {"user-agent": "u" * 60_000, "x-forwarded-for": "1" * 60_000}}
+    with pytest.raises(Unstorable, match=r"over the \d+-byte limit of switchboard\.raw"):
+        fitted_raw(large, NOW)
+
+
 def test_an_ordinary_body_stays_readable_text() -> None:
     kept, _ = fitted_raw(envelope(b'{"message":"hi"}'), NOW)
     assert (kept["body"], kept["body_encoding"]) == ('{"message":"hi"}', "utf-8")
