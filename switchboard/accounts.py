@@ -135,6 +135,16 @@ class Account(_Strict):
     # Validated by the provider's outbound client (consumers/outbound/<provider>.py).
     outbound: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("name")
+    @classmethod
+    def _reachable_name(cls, value: str) -> str:
+        # The name is a path segment of the webhook URL, which the router splits at '/'
+        # after decoding: such an account would load and never receive a webhook.
+        if not value or "/" in value or not value.isprintable():
+            raise ValueError("an account name must be non-empty, without '/' or control "
+                             "characters: it is a path segment of the webhook URL")
+        return value
+
     @field_validator("provider")
     @classmethod
     def _known_provider(cls, value: str) -> str:

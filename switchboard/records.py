@@ -7,10 +7,12 @@ value is the data), so generic CloudEvents tooling can route records without par
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote, unquote
 
 import orjson
 
@@ -73,8 +75,10 @@ def ce_type_of(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # built for every record; accounts are few
 def source_of(provider: str, account: str) -> str:
-    return f"/switchboard/{provider}/{account}"
+    """A URI reference, as CloudEvents requires: an account name may hold spaces or '%'."""
+    return f"/switchboard/{provider}/{quote(account, safe='')}"
 
 
 def named_by_source(headers: Sequence[tuple[str, bytes | None]]) -> tuple[str, str]:
@@ -84,7 +88,7 @@ def named_by_source(headers: Sequence[tuple[str, bytes | None]]) -> tuple[str, s
         if name == "ce_source" and value is not None:
             parts = value.decode(errors="replace").split("/")
             if len(parts) == 4 and parts[:2] == ["", "switchboard"] and all(parts[2:]):
-                return parts[2], parts[3]
+                return parts[2], unquote(parts[3])
     return "", ""
 
 

@@ -15,7 +15,7 @@ from ingest.app import create_app
 from ingest.signing import sign
 from ingest.stored import fitted_raw
 from normalizers import WebhookRequest, normalize
-from switchboard.accounts import AuthConfig, parse_accounts
+from switchboard.accounts import AccountsError, AuthConfig, parse_accounts
 from switchboard.records import raw_envelope
 from switchboard.settings import Settings
 from switchboard.topics import RAW
@@ -160,3 +160,13 @@ def test_a_basic_account_without_a_username_is_refused_at_load() -> None:
     # a user name), so the webhooks were lost after the provider's retries.
     with pytest.raises(ValidationError, match="username"):
         AuthConfig.model_validate({"scheme": "basic", "secrets": ["password-123"]})
+
+
+@pytest.mark.parametrize("name", ["", "eu/acme", "acme\n", "tab\tname"])
+def test_an_account_name_no_webhook_url_can_reach_is_refused_at_load(name: str) -> None:
+    # The router splits the decoded path at '/': such an account loaded and then answered
+    # 404 to every webhook its provider sent.
+    accounts = {name: {"provider": "ubiqio", "auth": {"scheme": "token",
+                                                       "secrets": ["token-123456"]}}}
+    with pytest.raises(AccountsError, match="path segment of the webhook URL"):
+        parse_accounts({"accounts": accounts})
