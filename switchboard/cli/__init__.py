@@ -17,6 +17,7 @@ from switchboard.cli.simulate import cmd_simulate
 from switchboard.cli.tail import cmd_tail
 from switchboard.cli.worker import cmd_worker
 from switchboard.logs import configure_logging
+from switchboard.providers import PROVIDERS
 from switchboard.settings import Settings, SettingsError, get_settings
 from switchboard.urls import http_url
 
@@ -91,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="raw: every webhook request of the window (needs --since)")
     replay.add_argument("--since", help="30m, 2h, 7d or an ISO time; default: the oldest kept")
     replay.add_argument("--until", help="same forms; default: now")
-    replay.add_argument("--provider", action="append", default=[], help="repeatable")
+    replay.add_argument("--provider", action="append", default=[], choices=sorted(PROVIDERS),
+                        help="repeatable")
     replay.add_argument("--account", action="append", default=[], help="repeatable")
     replay.add_argument("--stage", action="append", default=[],
                         help="normalize, or a worker (sender, bot, …); repeatable")

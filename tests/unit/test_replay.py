@@ -276,6 +276,16 @@ def test_a_window_that_cannot_be_read_is_refused_before_kafka_is_asked(
     assert done.stdout == ""
 
 
+def test_a_misspelt_provider_is_refused_not_an_empty_replay(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # `--provider infobip-omni` matched no letter: "0 of 0" and exit 0, read as "nothing
+    # was lost" while the account's letters stayed unreplayed.
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["replay", "--provider", "infobip-omni"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'infobip-omni'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("dry_run", "says"), [
     (False, "interrupted: the 1 letters reported above are stored; those being published"),
     (True, "interrupted after 1 letters; nothing was published"),
