@@ -15,7 +15,7 @@ from collections import OrderedDict
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from switchboard.clients import KafkaTarget, kafka_options, topic_name
+from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.topics import OUTBOUND_RESULTS, topic_partitions
@@ -84,8 +84,8 @@ class CorrelationIndex:
             raise LookupError(f"topic {topic_name(self.kafka, self.topic)} does not exist yet")
         consumer = AIOKafkaConsumer(**kafka_options(self.kafka, "ingest-correlation"),
                                     enable_auto_commit=False, fetch_max_wait_ms=100)
-        await consumer.start()
         try:
+            await consumer.start()  # in the try: its client is closed if start fails
             consumer.assign(partitions)
             since = int((time.time() - self.lookback_s) * 1000)
             starts = await consumer.offsets_for_times({tp: since for tp in partitions})
@@ -110,7 +110,7 @@ class CorrelationIndex:
                     log.info("correlation index caught up", results=self.results_read,
                              commands=len(self._commands))
         finally:
-            await consumer.stop()
+            await stop_consumer(consumer)
 
     def _index(self, value: bytes) -> None:
         try:

@@ -120,8 +120,8 @@ async def ensure_topics(
     """Create the topics that do not exist yet; returns the names it created (on the
     cluster, with the connection's name prefix)."""
     admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=15000)
-    await admin.start()
     try:
+        await admin.start()  # in the try: a start that fails or is cancelled is closed too
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if topic_name(kafka, spec.name) not in existing]
         if not missing:
@@ -189,8 +189,8 @@ async def _wait_for_leaders_serving(kafka: KafkaTarget, described: list[dict[str
     if not by_leader:
         return
     client = AIOKafkaClient(**kafka_options(kafka, "admin"))
-    await client.bootstrap()
     try:
+        await client.bootstrap()
         for leader, topics in by_leader.items():
             request = OffsetRequest(-1, 0, list(topics.items()))
             while asyncio.get_running_loop().time() < deadline:
@@ -206,8 +206,8 @@ async def _wait_for_leaders_serving(kafka: KafkaTarget, described: list[dict[str
 async def missing_topics(kafka: KafkaTarget, specs: tuple[TopicSpec, ...] = ALL_TOPICS
                          ) -> list[str]:
     admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=5000)
-    await admin.start()
     try:
+        await admin.start()  # in the try: a start that fails or is cancelled is closed too
         existing = set(await admin.list_topics())
     finally:
         await admin.close()
@@ -224,8 +224,8 @@ async def partitions_of(kafka: KafkaTarget, topic: str) -> list[int]:
     """The partition numbers of a topic (empty if it does not exist)."""
     topic = topic_name(kafka, topic)
     admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=10000)
-    await admin.start()
     try:
+        await admin.start()  # in the try: a start that fails or is cancelled is closed too
         described = await admin.describe_topics([topic])
     finally:
         await admin.close()

@@ -8,6 +8,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
+
+from ingest import correlation
 from ingest.correlation import CorrelationIndex, correlate
 from switchboard.events import MessageEvent
 
@@ -50,3 +55,32 @@ async def test_a_batchs_reports_are_looked_up_together() -> None:
     assert [e.correlation_id for e in correlated] == [
         *(f"cmd-for-m{n}" for n in range(BATCH)), "cmd-given"]
     assert index.started == BATCH
+
+
+async def test_a_results_reader_that_cannot_start_is_closed_before_the_next_try(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The index retries every 2 s through an outage; each failed start left a client open.
+    stopped = asyncio.Event()
+
+    class Unreachable:
+        def __init__(self, **options: Any) -> None:
+            return None
+
+        async def start(self) -> None:
+            raise KafkaConnectionError("no broker in unit tests")
+
+        async def stop(self) -> None:
+            stopped.set()
+
+    async def one_partition(kafka: Any, topic: str) -> list[TopicPartition]:
+        return [TopicPartition(topic, 0)]
+
+    monkeypatch.setattr(correlation, "AIOKafkaConsumer", Unreachable)
+    monkeypatch.setattr(correlation, "topic_partitions", one_partition)
+    index = CorrelationIndex("unused:9092", frozenset({"infobip-omnichat"}))
+    index.start()
+    try:
+        await asyncio.wait_for(stopped.wait(), 5)
+    finally:
+        await index.stop()
+    assert not index.caught_up.is_set()
