@@ -19,8 +19,8 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from bench.common import HOST, accounts_toml, child, kafka, percentile
-from bench.loadgen import build_request, open_loop
+from bench.common import HOST, accounts_toml, child, kafka
+from bench.loadgen import build_request, open_loop, percentile
 from switchboard.localkafka import free_port
 from switchboard.topics import MESSAGE_INBOUND, OUTBOUND
 

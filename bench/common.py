@@ -86,10 +86,3 @@ async def wait_http(url: str, timeout_s: float = 60) -> None:
                 pass
             await asyncio.sleep(0.2)
     raise RuntimeError(f"{url} did not come up")
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -8,8 +8,9 @@ Every loop is bounded in time and in count.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 
@@ -31,10 +32,18 @@ class LoadResult:
         return self.count / self.duration_s if self.duration_s else 0.0
 
     def percentile(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        return percentile(self.latencies_ms, q)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest rank: the smallest value that at least q of all values do not exceed (p99 of
+    100 values is the 99th, not the largest); NaN when there are none."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    # Rounded first: 0.29 * 100 is 28.999999999999996 in floating point.
+    rank = math.ceil(round(q * len(ordered), 9))
+    return ordered[min(len(ordered), max(1, rank)) - 1]
 
 
 def build_request(host: str, port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
