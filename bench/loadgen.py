@@ -29,7 +29,9 @@ class LoadResult:
         return sum(n for status, n in self.statuses.items() if 200 <= status < 300)
 
     def rate(self) -> float:
-        return self.count / self.duration_s if self.duration_s else 0.0
+        """Requests answered 2xx per second: a server that fails fast (401, 503) must not
+        look faster than one that does the work."""
+        return self.ok / self.duration_s if self.duration_s else 0.0
 
     def percentile(self, q: float) -> float:
         return percentile(self.latencies_ms, q)

@@ -31,3 +31,14 @@ def test_percentile_of_nothing_is_nan() -> None:
 
 def test_a_load_result_uses_the_same_percentile() -> None:
     assert LoadResult(latencies_ms=HUNDRED).percentile(0.99) == 99.0
+
+
+def test_the_rate_counts_only_2xx_answers() -> None:
+    """The saturation figure and the full/ceiling ratio are of requests the server handled."""
+    result = LoadResult(statuses={200: 300, 202: 100, 401: 500, 599: 100}, duration_s=2.0)
+    assert result.rate() == 200.0
+    assert result.count == 1000
+
+
+def test_a_result_without_a_duration_has_no_rate() -> None:
+    assert LoadResult(statuses={200: 5}).rate() == 0.0
