@@ -60,6 +60,16 @@ def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def _stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL: a server that hangs on shutdown must not outlive the run."""
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 async def _wait_port(port: int, timeout_s: float = 30) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -121,8 +131,7 @@ async def run(bootstrap: str, workdir: Path) -> int:
         await _wait_port(port)
         _, ceiling_saturation, ceiling_fixed = await _measure(port)
     finally:
-        ceiling.terminate()
-        ceiling.wait(30)
+        _stop(ceiling, 30)
 
     port = free_port()
     env["SWITCHBOARD_HTTP_PORT"] = str(port)
@@ -133,8 +142,7 @@ async def run(bootstrap: str, workdir: Path) -> int:
         await wait_http(f"http://{HOST}:{port}/readyz")
         warmup, full_saturation, full_fixed = await _measure(port)
     finally:
-        ingest.terminate()
-        ingest.wait(60)
+        _stop(ingest, 60)
     stored = await _raw_count(bootstrap) - before
 
     print(f"{'server':10} {'sat req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'@1k req/s':>9} "

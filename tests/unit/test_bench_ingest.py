@@ -1,0 +1,26 @@
+"""How the ingest benchmark starts and stops its servers (the measuring is in loadgen)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from bench.ingest import _stop
+
+
+def test_a_server_that_ignores_sigterm_is_killed() -> None:
+    stubborn = subprocess.Popen(
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+         "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE)
+    try:
+        assert stubborn.stdout is not None
+        assert stubborn.stdout.readline() == b"ready\n"
+        _stop(stubborn, 0.2)
+        assert stubborn.returncode == -signal.SIGKILL
+    finally:
+        stubborn.kill()
+        stubborn.wait()
+        if stubborn.stdout is not None:
+            stubborn.stdout.close()
