@@ -6,7 +6,14 @@ import signal
 import subprocess
 import sys
 
-from bench.ingest import _stop
+from bench.ingest import _stop, ceiling_command
+
+
+def test_the_ceiling_runs_as_many_processes_as_ingest() -> None:
+    command = ceiling_command(8000, 2)
+    assert command[command.index("--workers") + 1] == "2"
+    assert "--no-access-log" in command
+    assert command[command.index("--host") + 1] == "127.0.0.1"
 
 
 def test_a_server_that_ignores_sigterm_is_killed() -> None:
