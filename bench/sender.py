@@ -26,6 +26,34 @@ COMMANDS = 3000
 EVENTS = 30000
 
 
+class Throughput:
+    """Records per second from the first record seen to the last.
+
+    Start-up (clients, the group join, the first fetch) is not throughput: at these counts
+    it is a large share of the run, and the runtime's start-up also starts a producer, so
+    timing it on one side and not the other skewed the ratio.
+    """
+
+    def __init__(self) -> None:
+        self.seen = 0
+        self.first_batch = 0
+        self.first_at = 0.0
+        self.last_at = 0.0
+
+    def add(self, records: int, now: float) -> None:
+        if not records:
+            return
+        if not self.seen:
+            self.first_batch, self.first_at = records, now
+        self.seen += records
+        self.last_at = now
+
+    def rate(self) -> float:
+        """The records after the first batch over the time they took (NaN with one batch)."""
+        elapsed = self.last_at - self.first_at
+        return (self.seen - self.first_batch) / elapsed if elapsed > 0 else float("nan")
+
+
 async def _produce(bootstrap: str, records: list[OutRecord]) -> None:
     producer = DurableProducer(bootstrap, timeout_s=60)
     await producer.start()
@@ -43,35 +71,32 @@ async def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
                                 auto_offset_reset="earliest", enable_auto_commit=False)
     await consumer.start()
     try:
-        seen, started = 0, time.perf_counter()
-        deadline = started + 120
-        while seen < count and time.perf_counter() < deadline:
+        throughput = Throughput()
+        deadline = time.perf_counter() + 120
+        while throughput.seen < count and time.perf_counter() < deadline:
             batch = await consumer.getmany(timeout_ms=1000, max_records=500)
-            seen += sum(len(records) for records in batch.values())
-        return seen / (time.perf_counter() - started)
+            throughput.add(sum(len(records) for records in batch.values()), time.perf_counter())
+        return throughput.rate()
     finally:
         await consumer.stop()
 
 
 async def runtime_rate(bootstrap: str, topic: str, count: int) -> float:
     done = asyncio.Event()
-    handled = 0
+    throughput = Throughput()
 
     async def noop(record: Record, ctx: Context) -> None:
-        nonlocal handled
-        handled += 1
-        if handled >= count:
+        throughput.add(1, time.perf_counter())
+        if throughput.seen >= count:
             done.set()
 
     runtime = WorkerRuntime(name="bench-noop", kafka=bootstrap, topics=[topic],
                             handler=noop, group_id=f"bench-noop-{uuid.uuid4().hex[:6]}")
-    started = time.perf_counter()
     task = asyncio.create_task(runtime.run())
     await asyncio.wait_for(done.wait(), 300)
-    elapsed = time.perf_counter() - started
     runtime.stop()
     await task
-    return count / elapsed
+    return throughput.rate()
 
 
 async def results_rate(bootstrap: str, count: int, timeout_s: float = 300) -> float:
@@ -86,17 +111,14 @@ async def results_rate(bootstrap: str, count: int, timeout_s: float = 300) -> fl
 
 
 async def _count_until(consumer: AIOKafkaConsumer, count: int, timeout_s: float) -> float:
-    seen, first = 0, None
+    throughput = Throughput()
     deadline = time.perf_counter() + timeout_s
-    while seen < count and time.perf_counter() < deadline:
+    while throughput.seen < count and time.perf_counter() < deadline:
         batch = await consumer.getmany(timeout_ms=1000)
-        got = sum(len(records) for records in batch.values())
-        if got and first is None:
-            first = time.perf_counter()
-        seen += got
-    if seen < count:
-        raise RuntimeError(f"only {seen}/{count} results within {timeout_s}s")
-    return count / (time.perf_counter() - (first or time.perf_counter()))
+        throughput.add(sum(len(records) for records in batch.values()), time.perf_counter())
+    if throughput.seen < count:
+        raise RuntimeError(f"only {throughput.seen}/{count} results within {timeout_s}s")
+    return throughput.rate()
 
 
 async def run(bootstrap: str, workdir: Path) -> None:
