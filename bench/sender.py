@@ -8,9 +8,12 @@ import asyncio
 import tempfile
 import time
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 from aiokafka import AIOKafkaConsumer
 
 from bench.common import HOST, accounts_toml, child, kafka
@@ -99,7 +102,14 @@ async def runtime_rate(bootstrap: str, topic: str, count: int) -> float:
     return throughput.rate()
 
 
-async def results_rate(bootstrap: str, count: int, timeout_s: float = 300) -> float:
+def result_statuses(values: Iterable[bytes]) -> Counter[str]:
+    """How many results of each status: a command the provider refused (or that failed
+    before reaching it) is not a command sent, however fast it was."""
+    return Counter(str(orjson.loads(value).get("status")) for value in values)
+
+
+async def results_rate(bootstrap: str, count: int, timeout_s: float = 300
+                       ) -> tuple[float, Counter[str]]:
     consumer = AIOKafkaConsumer(OUTBOUND_RESULTS.name, bootstrap_servers=bootstrap,
                                 auto_offset_reset="latest", enable_auto_commit=False)
     await consumer.start()
@@ -110,18 +120,21 @@ async def results_rate(bootstrap: str, count: int, timeout_s: float = 300) -> fl
         await consumer.stop()
 
 
-async def _count_until(consumer: AIOKafkaConsumer, count: int, timeout_s: float) -> float:
-    throughput = Throughput()
+async def _count_until(consumer: AIOKafkaConsumer, count: int, timeout_s: float
+                       ) -> tuple[float, Counter[str]]:
+    throughput, statuses = Throughput(), Counter[str]()
     deadline = time.perf_counter() + timeout_s
     while throughput.seen < count and time.perf_counter() < deadline:
         batch = await consumer.getmany(timeout_ms=1000)
         throughput.add(sum(len(records) for records in batch.values()), time.perf_counter())
+        statuses.update(result_statuses(record.value for records in batch.values()
+                                        for record in records))
     if throughput.seen < count:
         raise RuntimeError(f"only {throughput.seen}/{count} results within {timeout_s}s")
-    return throughput.rate()
+    return throughput.rate(), statuses
 
 
-async def run(bootstrap: str, workdir: Path) -> None:
+async def run(bootstrap: str, workdir: Path) -> int:
     noop_topic = f"bench.events.{uuid.uuid4().hex[:6]}"
     await ensure_topics(bootstrap, partitions=6, replication_factor=1,
                         specs=(TopicSpec(noop_topic, "bench"),))
@@ -147,17 +160,21 @@ async def run(bootstrap: str, workdir: Path) -> None:
         counting = asyncio.create_task(results_rate(bootstrap, COMMANDS))
         await asyncio.sleep(2)  # the result reader is positioned; the sender has joined
         await _produce(bootstrap, commands)
-        sent = await counting
+        sent, statuses = await counting
     raw_commands = await raw_consume_rate(bootstrap, OUTBOUND.name, COMMANDS)
     print(f"sender against the simulator: {sent:,.0f} commands/s; raw aiokafka consume of the "
-          f"outbound topic: {raw_commands:,.0f} records/s; ratio {sent / raw_commands:.3f}")
+          f"outbound topic: {raw_commands:,.0f} records/s; ratio {sent / raw_commands:.3f}; "
+          f"results {dict(statuses)}")
+    accepted = statuses["accepted"]
+    if accepted != COMMANDS:
+        print(f"MISMATCH: {accepted}/{COMMANDS} commands accepted by the simulator")
+    return 0 if accepted == COMMANDS else 1
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as tmp, \
             kafka(Path(tmp)) as bootstrap:
-        asyncio.run(run(bootstrap, Path(tmp)))
-    return 0
+        return asyncio.run(run(bootstrap, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
-from bench.sender import Throughput
+from bench.sender import Throughput, result_statuses
+from switchboard.commands import OutboundResult, ResultStatus
 
 
 def test_the_rate_runs_from_the_first_record_to_the_last() -> None:
@@ -30,3 +32,12 @@ def test_too_few_batches_give_no_rate() -> None:
     once = Throughput()
     once.add(3000, 1.0)
     assert math.isnan(once.rate())
+
+
+def test_results_are_told_apart_by_status() -> None:
+    now = datetime.now(UTC)
+    results = [OutboundResult(command_id=f"c{n}", account="bench-infobip", provider="infobip",
+                              to="+41790000000", status=status, attempts=1, completed_at=now)
+               for n, status in enumerate([ResultStatus.ACCEPTED, ResultStatus.FAILED,
+                                           ResultStatus.ACCEPTED])]
+    assert result_statuses(r.to_json() for r in results) == {"accepted": 2, "failed": 1}
