@@ -1,4 +1,4 @@
-"""python -m bench {normalize,ingest,sender,runtime,bots}"""
+"""python -m bench [normalize] [ingest] [sender] [bots] (the consumer runtime is in sender)"""
 
 from __future__ import annotations
 
