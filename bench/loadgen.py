@@ -111,7 +111,12 @@ async def closed_loop(host: str, port: int, requests: Iterator[bytes], *, connec
             while time.perf_counter() < deadline and sent < max_requests:
                 sent += 1
                 started = time.perf_counter()
-                status = await connection.request(next(requests))
+                try:
+                    status = await connection.request(next(requests))
+                except (OSError, asyncio.IncompleteReadError):
+                    # Counted, as open_loop does; raising here discarded the whole run.
+                    status = 599
+                    connection.close()
                 result.latencies_ms.append((time.perf_counter() - started) * 1000)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
         finally:
