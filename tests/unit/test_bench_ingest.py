@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import sys
 
-from bench.ingest import _stop, ceiling_command
+from bench.ingest import _stop, ceiling_command, throughput_ratio
+from bench.loadgen import LoadResult
 
 
 def test_the_ceiling_runs_as_many_processes_as_ingest() -> None:
@@ -31,3 +33,14 @@ def test_a_server_that_ignores_sigterm_is_killed() -> None:
         stubborn.wait()
         if stubborn.stdout is not None:
             stubborn.stdout.close()
+
+
+def test_the_ratio_is_full_over_ceiling_in_2xx_answers() -> None:
+    full = LoadResult(statuses={200: 1000, 503: 1000}, duration_s=1.0)
+    ceiling = LoadResult(statuses={200: 4000}, duration_s=1.0)
+    assert throughput_ratio(full, ceiling) == 0.25
+
+
+def test_a_ceiling_without_2xx_answers_gives_no_ratio() -> None:
+    full = LoadResult(statuses={200: 1000}, duration_s=1.0)
+    assert math.isnan(throughput_ratio(full, LoadResult(statuses={404: 10}, duration_s=1.0)))
