@@ -8,6 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from switchboard import heap
+
 
 async def webhook(request: Request) -> Response:
     orjson.loads(await request.body())
@@ -15,3 +17,5 @@ async def webhook(request: Request) -> Response:
 
 
 app = Starlette(routes=[Route("/webhooks/{provider}/{account}", webhook, methods=["POST"])])
+# The collector settings ingest's factory applies: a process setting, not work ingest does.
+heap.settle()

@@ -40,3 +40,8 @@ def test_the_ingest_factory_settles_the_heap(tmp_path: Path) -> None:
                          KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
     assert frozen > 1000
     assert young == YOUNG_GENERATION_THRESHOLD
+
+
+def test_the_benchmark_ceiling_settles_the_heap_as_ingest_does() -> None:
+    """Else the full/ceiling ratio credits ingest with the collector settings."""
+    assert _run("import bench.ceiling")[1] == YOUNG_GENERATION_THRESHOLD
