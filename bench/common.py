@@ -61,7 +61,7 @@ async def child(args: list[str], env: dict[str, str], ready_url: str | None = No
                 ) -> AsyncIterator[subprocess.Popen[bytes]]:
     """A `switchboard ...` subprocess, stopped with SIGTERM (graceful) at the end."""
     process = subprocess.Popen([sys.executable, "-m", "switchboard.cli", *args],  # noqa: ASYNC220
-                               env={**os.environ, **env}, stdout=subprocess.DEVNULL,
+                               env=child_env(env), stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
         if ready_url:
@@ -73,6 +73,15 @@ async def child(args: list[str], env: dict[str, str], ready_url: str | None = No
             process.wait(60)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def child_env(env: dict[str, str]) -> dict[str, str]:
+    """This environment for a child, but on 127.0.0.1 whatever SWITCHBOARD_HTTP_HOST says
+    (`0.0.0.0` in a container would open the simulator and workers to the network), and
+    without SWITCHBOARD_METRICS_PORT (two workers cannot both bind it: one would exit)."""
+    inherited = {name: value for name, value in os.environ.items()
+                 if name != "SWITCHBOARD_METRICS_PORT"}
+    return {**inherited, "SWITCHBOARD_HTTP_HOST": HOST, **env}
 
 
 async def wait_http(url: str, timeout_s: float = 60) -> None:
