@@ -1,0 +1,169 @@
+"""docs/events.md and docs/schema/message-event.v1.json are the public contract: what they show
+must be what the code emits, so a consumer who copies an example or validates with the schema
+gets what lands on the topics."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from normalizers import normalize
+from switchboard.events import Direction, EventType, MessageEvent, Status
+from switchboard.records import event_record
+from tests.fixtures import FIXTURES, Fixture, load_fixtures
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENTS_DOC = (ROOT / "docs/events.md").read_text()
+SCHEMA: dict[str, Any] = orjson.loads((ROOT / "docs/schema/message-event.v1.json").read_bytes())
+# The docs promise RFC 3339 in UTC with a `Z`, fractional seconds only when not zero.
+UTC_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "boolean": (bool,), "null": (type(None),),
+    "object": (dict,), "array": (list,),
+}
+ANNOTATIONS = {"title", "description", "default", "$schema", "$id", "$defs"}
+
+
+def schema_problems(value: Any, schema: dict[str, Any], where: str = "$") -> list[str]:
+    """Where `value` breaks `schema`: the subset of JSON Schema the published file uses. A
+    keyword outside it fails the test, so a schema that grows one is not half checked."""
+    problems: list[str] = []
+    for keyword, rule in schema.items():
+        if keyword in ANNOTATIONS:
+            continue
+        if keyword == "$ref":
+            problems += schema_problems(value, SCHEMA["$defs"][rule.rsplit("/", 1)[1]], where)
+        elif keyword == "anyOf":
+            if all(schema_problems(value, option, where) for option in rule):
+                problems.append(f"{where}: {value!r} matches none of {rule}")
+        elif keyword == "type":
+            if (isinstance(value, bool) and rule == "integer") \
+                    or not isinstance(value, JSON_TYPES[rule]):
+                problems.append(f"{where}: {value!r} is not of type {rule}")
+        elif keyword in ("enum", "const"):
+            if value not in (rule if keyword == "enum" else [rule]):
+                problems.append(f"{where}: {value!r} is not one of {rule}")
+        elif keyword == "pattern":
+            if isinstance(value, str) and not re.search(rule, value):
+                problems.append(f"{where}: {value!r} does not match {rule}")
+        elif keyword == "minimum":
+            if isinstance(value, int) and value < rule:
+                problems.append(f"{where}: {value} < {rule}")
+        elif keyword == "format":
+            problems += _format_problems(value, rule, where)
+        elif keyword == "required":
+            problems += [f"{where}: no {key!r}" for key in rule
+                         if isinstance(value, dict) and key not in value]
+        elif keyword == "properties":
+            for key, sub in rule.items():
+                if isinstance(value, dict) and key in value:
+                    problems += schema_problems(value[key], sub, f"{where}.{key}")
+        elif keyword == "items":
+            for index, item in enumerate(value if isinstance(value, list) else []):
+                problems += schema_problems(item, rule, f"{where}[{index}]")
+        else:
+            raise AssertionError(f"the schema uses {keyword!r}, which this test does not check")
+    return problems
+
+
+def _format_problems(value: Any, name: str, where: str) -> list[str]:
+    if not isinstance(value, str):
+        return []
+    if name == "uuid":
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            return [f"{where}: {value!r} is no UUID"]
+        return []
+    if name == "date-time":
+        return [] if UTC_TIME.fullmatch(value) else [f"{where}: {value!r} is not UTC with Z"]
+    raise AssertionError(f"the schema uses format {name!r}, which this test does not check")
+
+
+def emitted(fixture: Fixture) -> list[dict[str, Any]]:
+    """The events of a fixture as they go on the topic (JSON decoded)."""
+    return [orjson.loads(event.to_json()) for event in normalize(fixture.request())]
+
+
+@pytest.mark.parametrize("fixture", [f for f in load_fixtures() if f.spec.get("events")],
+                         ids=lambda f: f.id)
+def test_every_emitted_event_validates_against_the_published_schema(fixture: Fixture) -> None:
+    for event in emitted(fixture):
+        assert set(event) == set(SCHEMA["properties"]), "every key is written, and only those"
+        assert schema_problems(event, SCHEMA) == []
+
+
+def test_the_schema_rejects_what_the_model_rejects() -> None:
+    """The checker above is no rubber stamp: the schema refuses what the model refuses."""
+    event = emitted(next(f for f in load_fixtures("infobip") if f.name == "sms-delivery-v3"))[0]
+    for key, bad in [("status", "bounced"), ("type", "message.read"), ("schema_version", 2),
+                     ("channel", "SMS"), ("segments", -1), ("received_at", "yesterday")]:
+        assert schema_problems({**event, key: bad}, SCHEMA), key
+    assert schema_problems({k: v for k, v in event.items() if k != "raw_id"}, SCHEMA)
+
+
+def test_schema_enums_are_the_models() -> None:
+    defs = SCHEMA["$defs"]
+    assert defs["Status"]["enum"] == [s.value for s in Status]
+    assert defs["EventType"]["enum"] == [t.value for t in EventType]
+    assert defs["Direction"]["enum"] == [d.value for d in Direction]
+
+
+def _table_column(heading: str) -> list[str]:
+    """The first column's code values of the table under `heading` in docs/events.md (its
+    header row left out)."""
+    section = EVENTS_DOC.split(heading, 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")][1:]
+    return [value for row in rows for value in re.findall(r"`([^`]+)`", row.split("|")[1])]
+
+
+def test_documented_status_and_type_values_are_the_models() -> None:
+    assert _table_column("### Status values") == [s.value for s in Status]
+    assert _table_column("## The two event types") == [t.value for t in EventType]
+
+
+def _doc_examples() -> list[tuple[str, dict[str, Any]]]:
+    """(fixture id, event) of each JSON example: the fixture is the last one the text before
+    the example names."""
+    examples = []
+    parts = re.split(r"```json\n(.*?)```", EVENTS_DOC, flags=re.S)
+    for before, block in zip(parts[0::2], parts[1::2], strict=False):
+        named = re.findall(r"tests/fixtures/([\w-]+/[\w-]+)\.json", before)
+        assert named, f"no fixture named before the example {block[:60]!r}"
+        examples.append((named[-1], orjson.loads(block)))
+    return examples
+
+
+DOC_EXAMPLES = _doc_examples()
+
+
+def test_docs_have_examples() -> None:
+    assert len(DOC_EXAMPLES) >= 4
+
+
+@pytest.mark.parametrize(("fixture_id", "example"), DOC_EXAMPLES, ids=[f for f, _ in DOC_EXAMPLES])
+def test_event_example_in_docs_is_what_its_fixture_gives(fixture_id: str,
+                                                         example: dict[str, Any]) -> None:
+    assert schema_problems(example, SCHEMA) == []
+    assert orjson.loads(MessageEvent.model_validate(example).to_json()) == example
+    fixture = next(f for f in load_fixtures() if f.id == fixture_id)
+    assert fixture.path.is_relative_to(FIXTURES)
+    given = {event["id"]: event for event in emitted(fixture)}
+    assert example["id"] in given, "the example's id is not one its fixture gives"
+    volatile = {"received_at", "raw_id"}
+    assert {k: v for k, v in given[example["id"]].items() if k not in volatile} == \
+        {k: v for k, v in example.items() if k not in volatile}
+
+
+def test_header_example_in_docs_is_what_the_record_has() -> None:
+    block = EVENTS_DOC.split("as produced by\n`switchboard/records.py`:", 1)[1]
+    lines = block.split("```\n", 2)[1].splitlines()
+    shown = [tuple(line.split(None, 1)) for line in lines]
+    record = event_record(MessageEvent.model_validate(DOC_EXAMPLES[0][1]))
+    assert shown == [("topic", record.topic), ("key", (record.key or b"").decode()),
+                     *((name, (value or b"").decode()) for name, value in record.headers)]
