@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from normalizers import normalize
 from switchboard.events import Direction, EventType, MessageEvent, Status
@@ -90,6 +91,10 @@ def emitted(fixture: Fixture) -> list[dict[str, Any]]:
     return [orjson.loads(event.to_json()) for event in normalize(fixture.request())]
 
 
+def first_event(fixture_id: str) -> dict[str, Any]:
+    return emitted(next(f for f in load_fixtures() if f.id == fixture_id))[0]
+
+
 @pytest.mark.parametrize("fixture", [f for f in load_fixtures() if f.spec.get("events")],
                          ids=lambda f: f.id)
 def test_every_emitted_event_validates_against_the_published_schema(fixture: Fixture) -> None:
@@ -100,7 +105,7 @@ def test_every_emitted_event_validates_against_the_published_schema(fixture: Fix
 
 def test_the_schema_rejects_what_the_model_rejects() -> None:
     """The checker above is no rubber stamp: the schema refuses what the model refuses."""
-    event = emitted(next(f for f in load_fixtures("infobip") if f.name == "sms-delivery-v3"))[0]
+    event = first_event("infobip/sms-delivery-v3")
     for key, bad in [("status", "bounced"), ("type", "message.read"), ("schema_version", 2),
                      ("channel", "SMS"), ("segments", -1), ("received_at", "yesterday")]:
         assert schema_problems({**event, key: bad}, SCHEMA), key
@@ -167,3 +172,27 @@ def test_header_example_in_docs_is_what_the_record_has() -> None:
     record = event_record(MessageEvent.model_validate(DOC_EXAMPLES[0][1]))
     assert shown == [("topic", record.topic), ("key", (record.key or b"").decode()),
                      *((name, (value or b"").decode()) for name, value in record.headers)]
+
+
+def test_unknown_fields_are_ignored_at_every_level_as_the_versioning_rules_say() -> None:
+    event = first_event("webex/sms-failed-invalid-sender")
+    grown = {**event, "new_field": 1, "error": {**event["error"], "new_field": 1},
+             "provider_status": {**event["provider_status"], "new_field": 1}}
+    assert schema_problems(grown, SCHEMA) == []
+    assert orjson.loads(MessageEvent.model_validate(grown).to_json()) == event
+
+
+@pytest.mark.parametrize(("key", "value"), [("schema_version", 2), ("status", "bounced"),
+                                            ("type", "message.read"), ("direction", "both")])
+def test_another_version_or_closed_set_value_is_refused(key: str, value: object) -> None:
+    event = first_event("infobip/sms-delivery-v3")
+    with pytest.raises(ValidationError):
+        MessageEvent.model_validate({**event, key: value})
+    assert schema_problems({**event, key: value}, SCHEMA)
+
+
+def test_channel_and_provider_are_open_sets() -> None:
+    event = first_event("infobip/sms-delivery-v3")
+    new = {**event, "channel": "carrier-pigeon", "provider": "acme-sms"}
+    assert schema_problems(new, SCHEMA) == []
+    assert MessageEvent.model_validate(new).channel == "carrier-pigeon"
