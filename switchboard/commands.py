@@ -37,6 +37,21 @@ class Button(_Model):
     payload: str = Field(min_length=1, max_length=1000)
 
 
+class CommandMedia(Media):
+    """A file to send, strict like the rest of the command: a misspelt key (`contentType`)
+    is refused rather than dropped."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_event_media(cls, value: Any) -> Any:
+        """The events' `Media`, which a bot's reply holds, is taken as its fields."""
+        if isinstance(value, Media) and not isinstance(value, CommandMedia):
+            return value.model_dump()
+        return value
+
+
 class CommandKind(StrEnum):
     MESSAGE = "message"
     OPT_OUT_CONFIRMATION = "opt-out-confirmation"
@@ -56,7 +71,7 @@ class OutboundCommand(_Model):
     to: str = Field(min_length=1, description="E.164 number or the provider's user id")
     channel: str | None = Field(default=None, description="default: the account's channel")
     text: str | None = None
-    media: list[Media] = Field(default_factory=list)
+    media: list[CommandMedia] = Field(default_factory=list)
     buttons: list[Button] = Field(default_factory=list, max_length=10)
     in_reply_to: str | None = Field(default=None, description="provider id of the message "
                                     "being answered")

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,7 +196,7 @@ def build_request(command: OutboundCommand, config: Config,
     return payload
 
 
-def _image(media: list[Media]) -> Media | None:
+def _image(media: Sequence[Media]) -> Media | None:
     if not media:
         return None
     if len(media) > 1:

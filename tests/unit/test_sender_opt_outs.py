@@ -272,6 +272,9 @@ async def test_content_refused_before_calling_the_provider_counts_no_attempt(
      "command: Value error, a command needs text or media"),
     ({"account": "acme", "to": CONTACT, "text": "Hi", "created_at": "2026-11-01T12:00:00Z",
       "priority": "high"}, "priority: Extra inputs are not permitted"),
+    ({"account": "acme", "to": CONTACT, "created_at": "2026-11-01T12:00:00Z",
+      "media": [{"url": "https://example.com/a.png", "contentType": "image/png"}]},
+     "media.0.contentType: Extra inputs are not permitted"),
 ])
 async def test_an_invalid_command_with_an_id_gets_a_failed_result_and_is_dead_lettered(
         sender: Sender, provider_calls: list[httpx.Request], value: dict[str, Any],
