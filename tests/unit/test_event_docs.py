@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,22 @@ def test_channel_and_provider_are_open_sets() -> None:
     new = {**event, "channel": "carrier-pigeon", "provider": "acme-sms"}
     assert schema_problems(new, SCHEMA) == []
     assert MessageEvent.model_validate(new).channel == "carrier-pigeon"
+
+
+def _documented_id(event: dict[str, Any]) -> uuid.UUID:
+    """An example's id by the recipe docs/events.md gives (examples with a message id)."""
+    namespace = re.search(r"uuid5\(([0-9a-f-]{36}),", EVENTS_DOC)
+    assert namespace, "docs/events.md gives no id namespace"
+    provider_status = event["provider_status"] or {}
+    status = provider_status.get("name") or provider_status.get("code") or event["status"]
+    occurred_at = event["occurred_at"]
+    parts = [event["provider"], event["account"], event["type"], event["message_id"],
+             status or "", datetime.fromisoformat(occurred_at).isoformat() if occurred_at else "",
+             ""]
+    return uuid.uuid5(uuid.UUID(namespace.group(1)), "\x1f".join(parts))
+
+
+@pytest.mark.parametrize(("fixture_id", "example"), DOC_EXAMPLES, ids=[f for f, _ in DOC_EXAMPLES])
+def test_the_documented_id_recipe_gives_the_examples_ids(fixture_id: str,
+                                                         example: dict[str, Any]) -> None:
+    assert str(_documented_id(example)) == example["id"]
