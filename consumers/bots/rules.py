@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from consumers.bots.templates import FIELDS, Template, TemplateError
+from switchboard.addresses import address
 from switchboard.settings import unreadable
 
 DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
@@ -121,7 +122,9 @@ class CompiledAccount:
         self.start_confirmation = Template(rules.start_confirmation)
         self.fallback = Template(rules.fallback) if rules.fallback else None
         self.auto_reply = Template(rules.auto_reply.text) if rules.auto_reply else None
-        self.own_numbers = set(rules.own_numbers)
+        # Spelled as events spell senders (E.164): "31970102030", as a provider writes it,
+        # would otherwise never match, and the bot would answer its own number.
+        self.own_numbers = {address(number) or number for number in rules.own_numbers}
 
 
 class RuleSet:

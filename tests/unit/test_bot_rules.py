@@ -86,6 +86,12 @@ def test_ordinary_text_is_not_compliance_and_own_numbers_are_ignored() -> None:
     assert should_answer(inbound("hi"), ACME)
 
 
+@pytest.mark.parametrize("written", ["15550000001", "+1 555 000 0001", "0015550000001"])
+def test_own_numbers_match_however_the_rules_file_spells_them(written: str) -> None:
+    account = parse_rules({"accounts": {"acme": {"own_numbers": [written]}}}).accounts["acme"]
+    assert not should_answer(inbound("hi", sender="+15550000001"), account)
+
+
 OPT_OUT_FIXTURES = {"bird/legacy_status_stop_103", "bird/channels_sms_outbound_opted_out_103",
                     "bird/platform_sms_rejected_opted_out", "infobip/sms-delivery-opted-out-603"}
 
