@@ -107,6 +107,11 @@ class ResultStatus(StrEnum):
 
 
 class OutboundResult(_Model):
+    """Read leniently, unlike a command: a later v1 may add fields, and a consumer parsing
+    results with this model (or the published schema) must not start failing on them."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     command_id: str
     schema_version: Literal[1] = COMMAND_SCHEMA_VERSION
     account: str

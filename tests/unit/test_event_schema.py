@@ -3,10 +3,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
 import pytest
+from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
-from switchboard.commands import json_schemas
+from switchboard.commands import OutboundCommand, OutboundResult, ResultStatus, json_schemas
 from switchboard.events import EventType, MessageEvent, Status, event_id, json_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs/schema/message-event.v1.json"
@@ -71,3 +73,22 @@ def test_raw_envelope_keeps_bodies_byte_exact() -> None:
                                 path="/", query="", content_type="", headers={}, body=body,
                                 received_at=datetime(2026, 1, 1, tzinfo=UTC))
         assert raw_body(envelope) == body
+
+
+def test_a_result_with_a_field_added_later_in_v1_still_reads() -> None:
+    # Results were strict: a field a later sender adds within v1 would have made every
+    # consumer parsing results with OutboundResult (or the published schema) fail on them.
+    result = OutboundResult(command_id="c1", account="a", provider="infobip", to="+4179000111",
+                            status=ResultStatus.ACCEPTED, attempts=1,
+                            completed_at=datetime(2026, 1, 1, tzinfo=UTC))
+    grown = orjson.loads(result.to_json()) | {"cost": {"amount": "0.01"}}
+    assert OutboundResult.from_json(orjson.dumps(grown)) == result
+    outbound = Draft202012Validator(orjson.loads(json_schemas()))
+    assert list(outbound.iter_errors(grown)) == []
+    assert list(outbound.iter_errors({**grown, "status": "queued"}))  # still a contract
+
+
+def test_a_command_stays_strict() -> None:
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        OutboundCommand.from_json(b'{"id": "c1", "account": "a", "to": "+4179000111", '
+                                  b'"text": "hi", "txt": "typo"}')
