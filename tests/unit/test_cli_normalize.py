@@ -80,3 +80,10 @@ def test_a_query_that_is_not_utf8_gets_the_normalizers_answer() -> None:
         input=b"", capture_output=True, check=False, timeout=60)
     assert result.returncode == 2
     assert result.stderr == b"error: query string is not UTF-8\n"
+
+
+def test_python_dash_m_switchboard_is_the_command() -> None:
+    # Only `python -m switchboard.cli` worked: "No module named switchboard.__main__".
+    done = subprocess.run([sys.executable, "-m", "switchboard", "schema"], capture_output=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0 and orjson.loads(done.stdout)["title"]
