@@ -1,5 +1,6 @@
 # The Switchboard image used by docker-compose.yml for ingest and the workers (and the
-# provider simulator, `simulate`, for a staging setup).
+# provider simulator, `simulate`, for a staging setup). It holds no accounts or rules: mount
+# yours and point SWITCHBOARD_ACCOUNTS_FILE (and SWITCHBOARD_RULES_FILE) at them.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
