@@ -323,7 +323,12 @@ def _messages_inbound(request: WebhookRequest, report: JsonObject) -> MessageEve
 
 
 def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
-    """Inbound SMS (`MO_JSON_2`) or MMS (the same envelope with a `message[]` of parts)."""
+    """Inbound SMS (`MO_JSON_2`) or MMS (the same envelope with a `message[]` of parts).
+
+    Infobip's per-channel inbound (WhatsApp without the MO_MESSAGES_API_JSON renderer) has
+    the same envelope with one `message` object and an `integrationType`, which names the
+    channel: such a message is not an MMS.
+    """
     texts: list[str] = []
     media: list[Media] = []
     parts = report.get("message")
@@ -331,7 +336,8 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
         url = text_field(part, "url")
         content_type = text_field(part, "contentType")
         if url is not None:
-            media.append(Media.build(url=url, content_type=content_type))
+            media.append(Media.build(url=url, content_type=content_type,
+                                     caption=text_field(part, "caption")))
         elif (content_type or "text/plain").lower().startswith("text/"):
             value = text_field(part, "value", "text")
             if value is not None:
@@ -341,7 +347,7 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
         text = "\n".join(texts)
     return inbound_event(
         request,
-        channel="mms" if as_list(parts) else "sms",
+        channel=_channel(report, "mms" if as_list(parts) else "sms"),
         message_id=text_field(report, "messageId"),
         sender=text_field(report, "from", "sender"),
         recipient=text_field(report, "to", "destination"),
@@ -416,7 +422,9 @@ def _location_url(part: JsonObject) -> str | None:
 
 
 def _channel(report: JsonObject, default: str | None) -> str:
-    return channel(text_field(report, "channel") or default)
+    """`channel`, else `integrationType` (Infobip's per-channel APIs: an inbound WhatsApp
+    message forwarded without the MO_MESSAGES_API_JSON renderer), else `default`."""
+    return channel(text_field(report, "channel", "integrationType") or default)
 
 
 def _object(data: JsonObject, key: str) -> JsonObject | None:
