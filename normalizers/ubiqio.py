@@ -185,9 +185,14 @@ def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEve
                 and _has_content(_content(report))):
             return _inbound(request, report)
         return _status(request, report)
+    event_status = _event_status(report)
+    if event_status is not None and event_status[1] is not Status.ACCEPTED:
+        # `message.delivered` is about a message we sent, even with our `from` and its text:
+        # read as inbound, it would be our own message coming back to the bots.
+        return _status(request, report)
     if _address(report, _INBOUND_FROM) is not None:
         return _inbound(request, report)
-    if _event_status(report) is not None:
+    if event_status is not None:
         return _status(request, report)
     raise NormalizeError(
         "not a recognised Ubiqio webhook (its shape is inferred, not documented): expected a "
