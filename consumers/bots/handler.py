@@ -17,7 +17,14 @@ from pathlib import Path
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, should_answer
+from consumers.bots.decide import (
+    compliance,
+    keyword_reply,
+    provider_opt_out,
+    should_answer,
+    split_first_word,
+    template_values,
+)
 from consumers.bots.optouts import OptOutList, opt_out_records
 from consumers.bots.rules import AccountRules, CompiledAccount, RulesError, RuleSet, load_rules
 from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
@@ -199,13 +206,15 @@ class AutoReply:
         last = self._last.get(key)
         if last is not None and now - last < config.cooldown_s:
             return []
+        values = template_values(event, *split_first_word(event.text))  # every field documented
+        text = account.auto_reply.render(values).strip()
+        if not text:  # nothing to say (a "{rest}" with no rest): as a keyword rule, no reply;
+            return []  # a command without text would be retried, then dead-lettered
         self._last[key] = now
         self._last.move_to_end(key)
         while len(self._last) > self.max_contacts:
             self._last.popitem(last=False)
-        values = {"from": event.from_, "to": event.to, "text": event.text,
-                  "account": event.account, "channel": event.channel}
-        return [(Reply(account.auto_reply.render(values).strip()), "auto-reply")]
+        return [(Reply(text), "auto-reply")]
 
 
 def custom_answer(bot: BotFunction) -> Answer:

@@ -41,9 +41,9 @@ def record(text: str, sender: str = "+4179000111", message_id: str | None = None
     return Record("t", 0, 0, b"k", event.to_json())
 
 
-def handler(tmp_path: Any, answer: Any) -> BotHandler:
+def handler(tmp_path: Any, answer: Any, rules: str = RULES) -> BotHandler:
     path = tmp_path / "rules.toml"
-    path.write_text(RULES)
+    path.write_text(rules)
     table = CompactedTable("unused:9092", OPT_OUTS.name, decode_opt_out)
     return BotHandler("test", RulesSource(path), OptOutList(table), answer)
 
@@ -62,6 +62,19 @@ async def test_auto_reply_once_per_contact_per_window_and_never_to_own_numbers(t
     await bot.handle(record("hi", sender="+4179000222"), ctx)
     await bot.handle(record("hi", sender="+15550000000"), ctx)  # ourselves: no loop
     assert [c["text"] for c in commands(ctx)] == ["Thanks +4179000111", "Thanks +4179000222"]
+
+
+@pytest.mark.parametrize(("text", "replies"), [
+    ("{keyword} via {provider} on {channel}: {rest}", ["hi via infobip on sms: there"]),
+    ("{postback}", []),  # renders empty: nothing to say, not an invalid command
+])
+async def test_an_auto_reply_template_has_every_documented_field(tmp_path: Any, text: str,
+                                                                  replies: list[str]) -> None:
+    rules = f'[accounts.acme]\nauto_reply = {{ text = "{text}", cooldown_s = 3600 }}\n'
+    bot = handler(tmp_path, AutoReply(), rules)
+    ctx = FakeContext()
+    await bot.handle(record("hi there"), ctx)
+    assert [c["text"] for c in commands(ctx)] == replies
 
 
 async def test_stop_publishes_opt_out_and_one_confirmation_then_silence(tmp_path: Any) -> None:
