@@ -10,6 +10,7 @@ import asyncio
 import os
 import signal
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -190,11 +191,15 @@ async def keywords_answer(event: MessageEvent, account: CompiledAccount
 
 
 class AutoReply:
-    """At most one auto-reply per contact per cooldown window (bounded memory)."""
+    """At most one auto-reply per contact per cooldown window (bounded memory).
+
+    The window starts when the reply is made, before it is published: the message that
+    started it gets its reply again when handled again (a failed publish retried, a
+    redelivery), with the same command id, so it is sent once and not lost."""
 
     def __init__(self, max_contacts: int = 100_000) -> None:
         self.max_contacts = max_contacts
-        self._last: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._last: OrderedDict[tuple[str, str], tuple[float, uuid.UUID]] = OrderedDict()
 
     async def __call__(self, event: MessageEvent, account: CompiledAccount
                        ) -> list[tuple[Reply, str]]:
@@ -204,13 +209,15 @@ class AutoReply:
         key = (event.account, event.from_)
         now = time.monotonic()
         last = self._last.get(key)
-        if last is not None and now - last < config.cooldown_s:
+        again = last is not None and last[1] == event.id
+        if last is not None and not again and now - last[0] < config.cooldown_s:
             return []
         values = template_values(event, *split_first_word(event.text))  # every field documented
         text = account.auto_reply.render(values).strip()
         if not text:  # nothing to say (a "{rest}" with no rest): as a keyword rule, no reply;
             return []  # a command without text would be retried, then dead-lettered
-        self._last[key] = now
+        if not again:
+            self._last[key] = (now, event.id)
         self._last.move_to_end(key)
         while len(self._last) > self.max_contacts:
             self._last.popitem(last=False)

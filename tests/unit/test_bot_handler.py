@@ -77,6 +77,32 @@ async def test_an_auto_reply_template_has_every_documented_field(tmp_path: Any, 
     assert [c["text"] for c in commands(ctx)] == replies
 
 
+class FailingOnceContext(FakeContext):
+    """Kafka does not acknowledge the first publish: the runtime retries the record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def publish(self, records: Any) -> None:
+        if not self.failed:
+            self.failed = True
+            raise PublishError("Kafka did not acknowledge within 5.0s")
+        await super().publish(records)
+
+
+async def test_an_auto_reply_whose_publish_failed_is_made_again_when_retried(tmp_path: Any
+                                                                            ) -> None:
+    bot = handler(tmp_path, AutoReply())
+    ctx = FailingOnceContext()
+    first = record("hi")
+    with pytest.raises(PublishError):
+        await bot.handle(first, ctx)
+    await bot.handle(first, ctx)  # the retry: the same reply (same id), not silence
+    await bot.handle(record("hello again"), ctx)  # the cooldown still holds for the rest
+    assert [c["text"] for c in commands(ctx)] == ["Thanks +4179000111"]
+
+
 async def test_stop_publishes_opt_out_and_one_confirmation_then_silence(tmp_path: Any) -> None:
     bot = handler(tmp_path, keywords_answer)
     ctx = FakeContext()
