@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from consumers.bots.templates import FIELDS, Template, TemplateError
 from switchboard.addresses import address
+from switchboard.events import CHANNEL_PATTERN
 from switchboard.settings import unreadable
 
 DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
@@ -59,6 +60,15 @@ class Rule(_Strict):
             except re.error as exc:
                 raise ValueError(f"regex {self.regex!r} is invalid: {exc}") from None
         return self
+
+    @field_validator("channel")
+    @classmethod
+    def _a_channel_events_have(cls, channel: str | None) -> str | None:
+        """Events name channels in lower case ("whatsapp"): "WhatsApp" would never match."""
+        if channel is not None and re.fullmatch(CHANNEL_PATTERN, channel) is None:
+            raise ValueError(f"channel {channel!r} matches no event: channels are written "
+                             f"as events write them, in lower case ({channel.lower()!r})")
+        return channel
 
 
 class AutoReply(_Strict):

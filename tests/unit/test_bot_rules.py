@@ -128,6 +128,8 @@ def test_a_report_from_a_provider_this_version_does_not_know_is_no_opt_out() -> 
         ({"fallback": "{text.__class__}"}, "is not a plain name"),
         ({"rules": [{"keyword": "a"}]}, "rule 1.reply: Field required"),
         ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
+        ({"rules": [{"keyword": "a", "channel": "WhatsApp", "reply": "x"}]},
+         "rule 1.channel: channel 'WhatsApp' matches no event"),
     ],
 )
 def test_invalid_rules_name_file_account_rule_and_problem(rules: dict[str, Any],
