@@ -147,6 +147,10 @@ class RuleSet:
 
 
 def parse_rules(data: dict[str, Any], source: str = "<rules>") -> RuleSet:
+    unknown = sorted(set(data) - {"accounts"})
+    if unknown:  # "[account.shop]": otherwise no rules at all, and no word of why
+        raise RulesError(f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+                         "rules go under [accounts.<name>]")
     table = data.get("accounts", {})
     if not isinstance(table, dict):
         raise RulesError(f"{source}: [accounts] must be a table")

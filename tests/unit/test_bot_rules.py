@@ -140,6 +140,12 @@ def test_invalid_rules_name_file_account_rule_and_problem(rules: dict[str, Any],
     assert message in str(caught.value)
 
 
+def test_a_misspelt_accounts_table_is_refused_not_ignored() -> None:
+    with pytest.raises(RulesError) as caught:
+        parse_rules({"account": {"acme": {"fallback": "Reply HELP."}}}, "bots.toml")
+    assert str(caught.value).startswith("bots.toml: unknown top-level key(s) 'account'")
+
+
 def test_templates_are_plain_substitution_only() -> None:
     assert Template("Hi {from}, {{literal}}").render({"from": "+1"}) == "Hi +1, {literal}"
     for bad in ["{from!r}", "{from:>10}", "{0}", "{from[0]}", "{unknown}", "{"]:
