@@ -58,7 +58,7 @@ def _bare(folded: str) -> str:
     (Devanagari's ा, ी: fold() keeps them) is part of its word ("बंदा" is not "बंद")."""
     def decoration(char: str) -> bool:
         category = unicodedata.category(char)
-        return category[0] in "PSZ" or category == "Cf"
+        return category[0] in "PSZ" or category in ("Cf", "Cc")  # Cc: a NUL padding an SMS
 
     def mark(char: str) -> bool:
         return unicodedata.category(char)[0] == "M"
@@ -76,10 +76,22 @@ def _bare(folded: str) -> str:
     return folded[start:end]
 
 
+def _head(bare: str) -> str:
+    """A bare word up to a comma, full stop or the like inside it: "Stop,please" and
+    "STOP.Thanks" (typed without a space) start with STOP. Not at a dash or an apostrophe,
+    which join words ("stop-motion")."""
+    for index, char in enumerate(bare):
+        if unicodedata.category(char) == "Po" and char not in "'\u2019":
+            return bare[:index]
+    return bare
+
+
 def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None:
     word, rest = split_first_word(event.text)
     folded = fold(word)
-    forms = {folded, _bare(folded)}  # as configured (a keyword may hold punctuation), or bare
+    bare = _bare(folded)
+    # As configured (a keyword may hold punctuation), bare, or up to punctuation inside it.
+    forms = {folded, bare, _head(bare)}
     values = template_values(event, word, rest)
     if forms & account.stop_words:
         return Decision("opt-out", _render(account.stop_confirmation, values), opt_out=True,

@@ -175,6 +175,8 @@ def test_an_autoreply_worker_without_any_auto_reply_says_why_it_is_idle() -> Non
     ("Stop.", True), ("STOP!", True), ("stop, please", True), ("Unsubscribe!", True),
     ("END.", True), ("\u201cSTOP\u201d", True), ("STOP\u200b", True),
     ("Arrêt!", True), ("START!", False), ("unstop.", False),
+    ("Stop,please", True), ("STOP.Thank you", True), ("Quit!!!now", True),
+    ("STOP\x00", True), ("start,thanks", False),
 ])
 def test_a_compliance_keyword_with_punctuation_around_it_still_counts(text: str,
                                                                       opt_out: bool) -> None:
