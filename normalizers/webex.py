@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
+
 from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, key_list
 from normalizers.bodies import parse_json_object
 from normalizers.channels import channel
@@ -206,7 +208,15 @@ def _inbound_channel(payload: JsonObject) -> str:
 
 
 def _attachments(value: Any) -> list[Media]:
-    """Attachment URLs: a URL string, a list of them, or objects with a `url`."""
+    """Attachment URLs: a URL string, a list of them, or objects with a `url` (WhatsApp) or a
+    `payload.url` (RCS). Current Webex sends the list JSON-encoded in a string, `"[]"` when
+    there is none (Data Streams samples); the legacy template sent a bare URL."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            value = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise NormalizeError(
+                f"'attachments' is neither a URL nor JSON: {value!r:.60}") from None
     media: list[Media] = []
     for index, item in enumerate(as_list(value)):
         if isinstance(item, str) and item.startswith(("http://", "https://")):
@@ -214,11 +224,14 @@ def _attachments(value: Any) -> list[Media]:
         elif isinstance(item, dict):
             fields = _lower_keys(item)
             url = text_field(fields, "url", "fileurl", "mediaurl", "link")
+            if url is None and isinstance(fields.get("payload"), dict):
+                url = text_field(_lower_keys(fields["payload"]), "url")
             if url is None:
                 raise NormalizeError(f"attachments[{index}] has no 'url'")
-            media.append(Media.build(url=url,
-                                     content_type=text_field(fields, "contenttype", "mimetype"),
-                                     caption=text_field(fields, "caption")))
+            media.append(Media.build(
+                url=url,
+                content_type=text_field(fields, "contenttype", "mimetype", "mime_type"),
+                caption=text_field(fields, "caption")))
         else:
             raise NormalizeError(
                 f"attachments[{index}] is not a URL or an object with a 'url': {item!r:.60}"
