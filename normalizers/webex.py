@@ -6,7 +6,8 @@ Webex posts two kinds of JSON body to a notify URL or an Outbound Webhook:
   "transid", "correlationid", "callbackData", ...}}`. `deliveryInfo` is one object; a list
   is accepted too, giving one event per item.
 * inbound (MO) messages: a flat object, `oa`/`da`/`message` for SMS, `waid` for WhatsApp,
-  `psid` for the legacy Facebook channel, `event: "MO"` for legacy in-app (RTM) messages.
+  `msisdn` for RCS, `psid` for the legacy Facebook channel, `event: "MO"` for legacy in-app
+  (RTM) messages.
 
 Key casing differs between Webex releases and samples (`Channel`/`channel`, `userld`/`userId`,
 `Description`), so keys are matched case-insensitively. Mappings and sources are documented in
@@ -86,7 +87,7 @@ _CHANNELS = {
 }
 
 _NOT_LETTERS = re.compile(r"[^a-z]+")
-_INBOUND_SENDERS = ("oa", "waid", "psid")
+_INBOUND_SENDERS = ("oa", "waid", "msisdn", "psid")
 
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
@@ -101,8 +102,8 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
         return [_inbound(request, payload)]
     raise NormalizeError(
         "not a Webex Connect webhook: expected a receipt with 'deliveryInfoNotification' or an "
-        "inbound message with 'oa'/'da'/'message' (SMS), 'waid' (WhatsApp) or 'psid' "
-        f"(Facebook); got keys {key_list(raw)}"
+        "inbound message with 'oa'/'da'/'message' (SMS), 'waid' (WhatsApp), 'msisdn' (RCS) or "
+        f"'psid' (Facebook); got keys {key_list(raw)}"
     )
 
 
@@ -177,10 +178,12 @@ def _is_mo_event(payload: JsonObject) -> bool:
 
 def _inbound(request: WebhookRequest, payload: JsonObject) -> MessageEvent:
     """An MO message; `oa` is the end user and `da` our number (legacy template, samples)."""
-    sender = text_field(payload, "oa", "waid", "psid", "userid", "userld")
+    sender = text_field(payload, *_INBOUND_SENDERS, "userid", "userld")
     if sender is None:
-        raise NormalizeError("inbound message has no sender ('oa', 'waid', 'psid' or 'userId')")
-    postback = text_field(payload, "buttonpayload")
+        raise NormalizeError(
+            "inbound message has no sender ('oa', 'waid', 'msisdn', 'psid' or 'userId')")
+    # WhatsApp button taps give `buttonPayload`; RCS suggested replies give `postback`.
+    postback = text_field(payload, "buttonpayload", "postback")
     return inbound_event(
         request,
         channel=_inbound_channel(payload),
