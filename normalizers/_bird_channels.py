@@ -71,7 +71,7 @@ def _channels_inbound(request: WebhookRequest, chan: str, payload: JsonObject) -
         request,
         channel=chan,
         message_id=text_field(payload, "id"),
-        sender=_party(object_field(payload, "sender")) or _extra_identity(payload),
+        sender=_sender(payload),
         recipient=_party(object_field(payload, "receiver")),
         text=text,
         media=media,
@@ -158,25 +158,46 @@ def _channels_error(status: str, payload: JsonObject) -> ErrorInfo | None:
     return ErrorInfo.build(code=code, description=description, permanent=permanent)
 
 
+# Identifier keys of 2026 WhatsApp identities that are not phone numbers.
+_WHATSAPP_IDENTITY_KEYS = frozenset({"whatsappbsuid", "whatsappusername"})
+
+
 def _party(party: JsonObject) -> str | None:
     """The address of a sender/receiver: contact, first of contacts[], or our connector."""
+    return _identity(party)[0]
+
+
+def _identity(party: JsonObject) -> tuple[str | None, str | None]:
+    """The address of a sender/receiver and its identifier key: the entity's identifierValue,
+    else its phone number among identifiers[], else its first identifier."""
     entity = object_field(party, "contact")
     if not entity:
         contacts = list(iter_objects(party.get("contacts"), "contacts"))
         entity = contacts[0] if contacts else object_field(party, "connector")
     value = text_field(entity, "identifierValue")
-    if value is None:
-        for identifier in iter_objects(entity.get("identifiers"), "identifiers"):
-            value = text_field(identifier, "identifierValue", "value")
-            if value is not None:
-                break
-    return value
+    if value is not None:
+        return value, text_field(entity, "identifierKey")
+    found: tuple[str | None, str | None] = (None, None)
+    for identifier in iter_objects(entity.get("identifiers"), "identifiers"):
+        value = text_field(identifier, "identifierValue", "value")
+        key = text_field(identifier, "identifierKey", "key")
+        if value is not None and key == "phonenumber":
+            return value, key
+        if value is not None and found[0] is None:
+            found = (value, key)
+    return found
 
 
-def _extra_identity(payload: JsonObject) -> str | None:
-    """WhatsApp contacts may come with no phone number on the contact, only in meta."""
+def _sender(payload: JsonObject) -> str | None:
+    """The end user of an inbound message. A WhatsApp contact may carry only its BSUID or
+    username; its phone number, when Bird knows it, is then in meta.extraInformation, and
+    that is the address the contact's other events and opt-outs use."""
+    value, key = _identity(object_field(payload, "sender"))
+    if value is not None and key not in _WHATSAPP_IDENTITY_KEYS:
+        return value
     extra = object_field(object_field(payload, "meta"), "extraInformation")
-    return text_field(extra, "phoneNumber", "whatsappbsuid", "whatsappusername")
+    return (text_field(extra, "phoneNumber") or value
+            or text_field(extra, "whatsappbsuid", "whatsappusername"))
 
 
 def _channels_body(body: JsonObject) -> tuple[str | None, list[Media]]:
