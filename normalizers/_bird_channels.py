@@ -12,7 +12,7 @@ from normalizers._bird_legacy import OPTED_OUT, SMS_PERMANENT_CODES
 from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
 from normalizers.channels import channel
 from normalizers.event_builders import inbound_event, status_event
-from normalizers.fields import first, iter_objects, object_field, text_field
+from normalizers.fields import as_list, first, iter_objects, object_field, text_field
 from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
 
@@ -66,7 +66,7 @@ def events(request: WebhookRequest, envelope: JsonObject) -> list[MessageEvent]:
 
 
 def _channels_inbound(request: WebhookRequest, chan: str, payload: JsonObject) -> MessageEvent:
-    text, media = _channels_body(object_field(payload, "body"))
+    text, media, postback = _channels_body(object_field(payload, "body"))
     return inbound_event(
         request,
         channel=chan,
@@ -75,6 +75,7 @@ def _channels_inbound(request: WebhookRequest, chan: str, payload: JsonObject) -
         recipient=_party(object_field(payload, "receiver")),
         text=text,
         media=media,
+        postback=postback,
         in_reply_to=text_field(object_field(payload, "replyTo"), "id"),
         occurred_at=parse_time(first(payload, "createdAt", "lastStatusAt")),
     )
@@ -200,8 +201,9 @@ def _sender(payload: JsonObject) -> str | None:
             or text_field(extra, "whatsappbsuid", "whatsappusername"))
 
 
-def _channels_body(body: JsonObject) -> tuple[str | None, list[Media]]:
-    """Text and media of a Channels message body (`{"type": "image", "image": {...}}`)."""
+def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | None]:
+    """Text, media and postback of a Channels message body (`{"type": "image", "image":
+    {...}}`). A quick-reply tap is a text whose `actions[]` hold the chosen postback."""
     kind = body.get("type")
     content = object_field(body, kind) if isinstance(kind, str) and kind != "type" else {}
     media: list[Media] = []
@@ -216,4 +218,9 @@ def _channels_body(body: JsonObject) -> tuple[str | None, list[Media]]:
                         caption=text_field(item, "altText"),
                     )
                 )
-    return text_field(content, "text"), media
+    postback = None
+    for action in as_list(content.get("actions")):  # only read here: other shapes are ignored
+        if isinstance(action, dict) and action.get("type") == "postback":
+            postback = text_field(object_field(action, "postback"), "payload")
+            break
+    return text_field(content, "text"), media, postback
