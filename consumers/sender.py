@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from consumers.handling import Context, GiveBack, PoisonRecord, Record
 from consumers.outbound import SendContext, SendError, SendReceipt, build_client
-from consumers.outbound.base import WINDING_DOWN, OutboundClient, Stopping
+from consumers.outbound.base import WINDING_DOWN, OutboundClient, OutboundConfig, Stopping
 from consumers.table import CompactedTable
 from switchboard.accounts import Account, Accounts
 from switchboard.commands import (
@@ -42,6 +42,7 @@ from switchboard.records import (
 from switchboard.topics import OUTBOUND_SENT
 
 log = get_logger(__name__)
+_DEFAULT_CHANNEL: str = OutboundConfig.model_fields["channel"].default
 SENDS = Counter("switchboard_sender_sends_total", "Provider send attempts by outcome",
                 ["provider", "account", "outcome"])
 REKEYED = Counter("switchboard_sender_rekeyed_total",
@@ -63,6 +64,13 @@ def ledger_stands(current: LedgerEntry, read: LedgerEntry) -> bool:
     """An outcome is final: the "pending" mark written before it, read back late, must not
     undo it (a redelivered command would then be reported `outcome_unknown`)."""
     return current.state in ("sent", "failed") and read.state in ("pending", "released")
+
+
+def _account_channel(account: Account) -> str:
+    """The channel of an account's commands that name none: its `outbound.channel`, else the
+    default of every provider's outbound config."""
+    channel = account.outbound.get("channel")
+    return channel if isinstance(channel, str) else _DEFAULT_CHANNEL
 
 
 def _ledger_record(key: bytes, entry: LedgerEntry) -> OutRecord:
@@ -145,6 +153,7 @@ class Sender:
                                provider=named_provider, account=named_account) from None
         account = self.accounts.by_name(command.account)
         if account is not None:
+            command = command.addressed(_account_channel(account))
             canonical = conversation_key(account.provider, account.name, command.to)
             if record.key != canonical:
                 await self._rekey(record, canonical, account, ctx)

@@ -16,7 +16,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    field_validator,
     model_validator,
 )
 
@@ -79,13 +78,28 @@ class OutboundCommand(_Model):
     created_at: AwareDatetime
     metadata: dict[str, str] = Field(default_factory=dict, description="echoed in the result")
 
-    @field_validator("to")
+    @model_validator(mode="before")
     @classmethod
-    def _one_spelling(cls, to: str) -> str:
+    def _one_spelling(cls, data: Any) -> Any:
         """`4179…`, `004179…` and `+41 79 …` are one contact, spelled as inbound events spell
         it: otherwise another spelling would pass the opt-out list and leave the contact's
-        conversation (and with it the order that puts an opt-out before later commands)."""
-        return address(to) or to
+        conversation (and with it the order that puts an opt-out before later commands).
+
+        Spelled for the command's channel (a Telegram chat id is no phone number); a command
+        without one is spelled for its account's channel, by `addressed`."""
+        if isinstance(data, dict):
+            to, channel = data.get("to"), data.get("channel")
+            if isinstance(to, str) and isinstance(channel, str):
+                return {**data, "to": address(to, channel) or to}
+        return data
+
+    def addressed(self, default_channel: str) -> OutboundCommand:
+        """This command with `to` spelled for `default_channel` (its account's) when it names
+        no channel of its own: the spelling of the conversation key and the opt-out list."""
+        if self.channel is not None:
+            return self
+        to = address(self.to, default_channel) or self.to
+        return self if to == self.to else self.model_copy(update={"to": to})
 
     @model_validator(mode="after")
     def _has_content(self) -> OutboundCommand:

@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote
 
 import orjson
 
+from switchboard.addresses import address
 from switchboard.commands import OutboundCommand, OutboundResult
 from switchboard.events import MessageEvent
 from switchboard.topics import (
@@ -164,10 +165,13 @@ def dead_letter_record(*, dl_id: str, stage: str, reason: str, provider: str, ac
 
 
 def command_record(command: OutboundCommand, provider: str) -> OutRecord:
-    """How producers put a command on the outbound topic: keyed by its conversation."""
+    """How producers put a command on the outbound topic: keyed by its conversation. A command
+    without a channel is keyed as on a phone channel (the accounts' default, sms); the sender
+    re-keys one whose account's channel spells `to` otherwise."""
+    contact = address(command.to, command.channel) or command.to
     return OutRecord(
         topic=OUTBOUND.name,
-        key=conversation_key(provider, command.account, command.to),
+        key=conversation_key(provider, command.account, contact),
         value=command.to_json(),
         headers=cloudevent_headers(ce_id=command.id, source=source_of(provider, command.account),
                                    ce_type=COMMAND_TYPE, time=command.created_at),

@@ -132,9 +132,11 @@ class CompiledAccount:
         self.start_confirmation = Template(rules.start_confirmation)
         self.fallback = Template(rules.fallback) if rules.fallback else None
         self.auto_reply = Template(rules.auto_reply.text) if rules.auto_reply else None
-        # Spelled as events spell senders (E.164): "31970102030", as a provider writes it,
-        # would otherwise never match, and the bot would answer its own number.
-        self.own_numbers = {address(number) or number for number in rules.own_numbers}
+        # Spelled as events spell senders: E.164 on a phone channel ("31970102030", as a
+        # provider writes it, would otherwise never match, and the bot would answer its own
+        # number), as given on others (a Telegram bot's numeric id gets no "+").
+        self.own_numbers = {spelling for number in rules.own_numbers
+                            for spelling in (address(number, "sms") or number, number.strip())}
 
 
 class RuleSet:

@@ -64,7 +64,7 @@ async def texts(stack: Stack, contact: str, text: str) -> None:
 
 def to(send: dict[str, Any]) -> str | None:
     """The recipient in E.164: the provider got it as Infobip writes numbers (no `+`)."""
-    return address(send["to"])
+    return address(send["to"], "sms")
 
 
 def replies_to(sends: list[dict[str, Any]], contact: str) -> list[str]:

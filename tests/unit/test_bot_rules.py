@@ -92,6 +92,13 @@ def test_own_numbers_match_however_the_rules_file_spells_them(written: str) -> N
     assert not should_answer(inbound("hi", sender="+15550000001"), account)
 
 
+def test_an_own_numeric_platform_id_matches_as_events_spell_it() -> None:
+    # A Telegram bot's id is no phone number: its events carry it without a "+".
+    account = parse_rules({"accounts": {"acme": {"own_numbers": ["7933779519"]}}}).accounts[
+        "acme"]
+    assert not should_answer(inbound("hi", channel="telegram", sender="7933779519"), account)
+
+
 OPT_OUT_FIXTURES = {"bird/legacy_status_stop_103", "bird/channels_sms_outbound_opted_out_103",
                     "bird/platform_sms_rejected_opted_out", "infobip/sms-delivery-opted-out-603"}
 

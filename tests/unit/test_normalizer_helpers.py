@@ -87,7 +87,43 @@ def test_parse_time_out_of_range_or_unknown_is_an_error(value: object, reason: s
     ],
 )
 def test_address_makes_phone_numbers_e164(raw: str | None, expected: str | None) -> None:
-    assert address(raw) == expected
+    assert address(raw, "sms") == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "channel_name", "expected"),
+    [
+        # Phone channels: the end user is a phone number.
+        ("41793026727", "sms", "+41793026727"),
+        ("41793026727", "mms", "+41793026727"),
+        ("41793026727", "whatsapp", "+41793026727"),
+        ("41793026727", "rcs", "+41793026727"),
+        ("41793026727", "viber", "+41793026727"),
+        ("41793026727", "voice", "+41793026727"),
+        ("41793026727", "kakao", "+41793026727"),
+        ("41793026727", "zalo", "+41793026727"),
+        ("41793026727", "unknown", "+41793026727"),  # the provider did not say
+        ("41793026727", None, "+41793026727"),
+        # A command's channel is a provider label, in any case.
+        ("41793026727", "WHATSAPP", "+41793026727"),
+        ("41793026727", "VIBER_BM", "+41793026727"),
+        ("41793026727", "Branded Text", "+41793026727"),
+        # Platform ids: a Telegram chat id, Messenger/Instagram ids, are no phone numbers.
+        ("123456789", "telegram", "123456789"),
+        ("1033247360", "telegram", "1033247360"),
+        ("1033247360", "TELEGRAM", "1033247360"),
+        ("123456789012345", "messenger", "123456789012345"),
+        ("123456789012345", "instagram", "123456789012345"),
+        ("12345678", "line", "12345678"),
+        ("12345678", "in-app", "12345678"),
+        ("12345678", "some-new-thing", "12345678"),
+        (" 1033247360 ", "telegram", "1033247360"),  # stripped all the same
+        ("", "telegram", None),
+    ],
+)
+def test_address_is_a_phone_number_only_on_phone_channels(
+        raw: str, channel_name: str | None, expected: str | None) -> None:
+    assert address(raw, channel_name) == expected
 
 
 def test_channel_names_are_normalized() -> None:

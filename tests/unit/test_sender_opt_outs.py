@@ -36,11 +36,20 @@ from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
 from tests.unit.fakes import FakeContext
 
 CONTACT = "+4179000111"
-ACCOUNTS = parse_accounts({"accounts": {"acme": {
-    "provider": "infobip",
-    "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
-    "outbound": {"base_url": "http://provider.test", "api_key": "ib-key", "sender": "Acme"},
-}}})
+TELEGRAM_CHAT = "1033247360"  # a Telegram chat id, as events spell it: no phone number
+ACCOUNTS = parse_accounts({"accounts": {
+    "acme": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
+        "outbound": {"base_url": "http://provider.test", "api_key": "ib-key", "sender": "Acme"},
+    },
+    "tg": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
+        "outbound": {"base_url": "http://provider.test", "api_key": "ib-key", "sender": "Bot",
+                     "channel": "telegram"},
+    },
+}})
 
 
 def results(ctx: FakeContext) -> list[dict[str, Any]]:
@@ -115,6 +124,45 @@ async def test_an_opted_out_contact_is_refused_however_the_number_is_written(
     await sender.handle(consumed(other), ctx)
     [refused] = results(ctx)
     assert refused["error"]["code"] == "opted_out" and provider_calls == []
+
+
+def telegram_command(channel: str | None) -> OutRecord:
+    return command_record(OutboundCommand(id=str(uuid.uuid4()), account="tg", to=TELEGRAM_CHAT,
+                                          channel=channel, text="Sale today",
+                                          created_at=datetime.now(UTC)), "infobip")
+
+
+async def handled_with_re_keyed(sender: Sender, record: OutRecord, ctx: FakeContext) -> None:
+    """Handle a command, and the copy the sender puts back under its conversation's key."""
+    await sender.handle(consumed(record), ctx)
+    copies = [r for r in ctx.published if r.topic == record.topic]
+    for copy in copies:
+        ctx.published.remove(copy)
+        await sender.handle(consumed(copy), ctx)
+
+
+@pytest.mark.parametrize("channel", ["telegram", "TELEGRAM", None])  # None: the account's
+async def test_an_opted_out_telegram_chat_is_refused_under_the_id_events_gave(
+        sender: Sender, provider_calls: list[httpx.Request], channel: str | None) -> None:
+    # The bots record the STOP under the inbound event's `from`: the chat id, without "+".
+    ctx = FakeContext()
+    _, stop = opt_out_records("infobip", "tg", TELEGRAM_CHAT, True, "keyword:STOP")
+    await sender.handle(consumed(stop), ctx)
+    await handled_with_re_keyed(sender, telegram_command(channel), ctx)
+    [refused] = results(ctx)
+    assert (refused["error"]["code"], refused["to"]) == ("opted_out", TELEGRAM_CHAT)
+    assert provider_calls == []
+
+
+@pytest.mark.parametrize("channel", ["telegram", None])
+async def test_a_telegram_chat_id_is_sent_and_echoed_as_given(
+        sender: Sender, provider_calls: list[httpx.Request], channel: str | None) -> None:
+    ctx = FakeContext()
+    await handled_with_re_keyed(sender, telegram_command(channel), ctx)
+    [accepted] = results(ctx)
+    assert (accepted["status"], accepted["to"]) == ("accepted", TELEGRAM_CHAT)
+    [call] = provider_calls
+    assert orjson.loads(call.content)["messages"][0]["destinations"] == [{"to": TELEGRAM_CHAT}]
 
 
 @pytest.mark.parametrize("kind", [CommandKind.OPT_OUT_CONFIRMATION, CommandKind.HELP])
