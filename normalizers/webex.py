@@ -74,6 +74,12 @@ _PERMANENT_CODES = frozenset({
     "7283",  # invalid operator or landline
     "7720",  # recipient blocked
 })
+# The same for WhatsApp receipts (WhatsApp outbound webhooks page, Failed sample); codes are
+# channel-specific, so these count on the WhatsApp channel only. 7710, the other Failed sample,
+# is not listed: its meaning is not documented where we could read it.
+_WHATSAPP_PERMANENT_CODES = frozenset({
+    "7737",  # invalid WhatsApp destination (not a WhatsApp user, or not a valid number)
+})
 
 # Webex channel labels that normalizers.channels.channel does not know.
 _CHANNELS = {
@@ -148,23 +154,26 @@ def _receipt(request: WebhookRequest, envelope: JsonObject, info: JsonObject
     description = text_field(info, "description")
     if status is Status.UNDELIVERED and code == _EXPIRED_CODE:
         status = Status.EXPIRED
+    channel = _channel(text_field(info, "deliverychannel"))
     return status_event(
         request,
-        channel=_channel(text_field(info, "deliverychannel")),
+        channel=channel,
         status=status,
         # Kept verbatim, `_n_m` suffix included: it tells apart the receipts of one request.
         message_id=text_field(envelope, "transid"),
         correlation_id=text_field(envelope, "correlationid", "callbackdata"),
         recipient=text_field(info, "destination"),
-        error=_error(code, description) if status in _FAILURES else None,
+        error=_error(code, description, channel) if status in _FAILURES else None,
         provider_status=ProviderStatus.build(code=code, name=raw_status, description=description),
         segments=int_field(info, "messagecount"),
         occurred_at=parse_time(first(info, "timestamp")),
     )
 
 
-def _error(code: str | None, description: str | None) -> ErrorInfo:
-    permanent = code in _PERMANENT_CODES or (description or "").lower().startswith("permanent")
+def _error(code: str | None, description: str | None, channel: str) -> ErrorInfo:
+    permanent = (code in _PERMANENT_CODES
+                 or (channel == "whatsapp" and code in _WHATSAPP_PERMANENT_CODES)
+                 or (description or "").lower().startswith("permanent"))
     return ErrorInfo.build(code=code, description=description, permanent=permanent)
 
 
