@@ -130,8 +130,8 @@ def _match(rule: CompiledRule, event: MessageEvent) -> dict[str, str | None] | N
     text = (event.text or "").strip()
     if rule.prefix is not None:
         if fold(text).startswith(rule.prefix):
-            return template_values(event, text[:len(rule.prefix)],
-                                   text[len(rule.prefix):].strip())
+            matched, rest = _split_folded(text, len(rule.prefix))
+            return template_values(event, matched, rest.strip())
         return None
     assert rule.pattern is not None
     found = rule.pattern.search(text)
@@ -140,6 +140,20 @@ def _match(rule: CompiledRule, event: MessageEvent) -> dict[str, str | None] | N
     values = template_values(event, found.group(0), text[found.end():].strip())
     values.update(found.groupdict())
     return values
+
+
+def _split_folded(text: str, length: int) -> tuple[str, str]:
+    """`text` cut where its folded form reaches `length` characters. Folding changes lengths
+    ("O" + a combining diaeresis folds to "o", "ß" to "ss"), so the folded match's length is
+    no position in the original; fold() works character by character, so the original's
+    characters are counted by what each folds to. A mark folded away goes with its letter."""
+    end = folded = 0
+    while end < len(text) and folded < length:
+        folded += len(fold(text[end]))
+        end += 1
+    while end < len(text) and not fold(text[end]):
+        end += 1
+    return text[:end], text[end:]
 
 
 def provider_opt_out(event: MessageEvent) -> bool:

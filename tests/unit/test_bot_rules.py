@@ -60,6 +60,32 @@ def test_first_matching_rule_or_fallback(text: str, postback: str | None, channe
     assert decision is not None and decision.reply == expected
 
 
+PREFIXES = parse_rules({"accounts": {"acme": {"rules": [
+    {"prefix": prefix, "reply": "{keyword}|{rest}"} for prefix in ("order", "Straße", "istanbul")
+]}}}).accounts["acme"]
+
+
+@pytest.mark.parametrize(
+    ("text", "keyword", "rest"),
+    [
+        ("Order 12", "Order", "12"),
+        ("\u00d6rder 12", "\u00d6rder", "12"),  # NFC: one character for the Ö
+        ("O\u0308rder 12", "O\u0308rder", "12"),  # NFD: O and a combining diaeresis
+        ("O\u0308rder12", "O\u0308rder", "12"),
+        ("STRASSE 5", "STRASSE", "5"),
+        ("Stra\u00dfe5", "Stra\u00dfe", "5"),  # ß folds to two characters
+        ("\u0130stanbul 3", "\u0130stanbul", "3"),  # NFC İ
+        ("I\u0307stanbul 3", "I\u0307stanbul", "3"),  # NFD İ: I and a combining dot
+    ],
+)
+def test_a_prefix_splits_the_original_text_where_the_folded_match_ends(text: str, keyword: str,
+                                                                        rest: str) -> None:
+    decision = keyword_reply(inbound(text), PREFIXES)
+    assert decision is not None
+    assert (decision.values["keyword"], decision.values["rest"]) == (keyword, rest)
+    assert decision.reply == f"{keyword}|{rest}"
+
+
 @pytest.mark.parametrize(
     ("text", "purpose", "opt_out", "kind"),
     [
