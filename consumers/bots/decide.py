@@ -8,10 +8,9 @@ account's fallback.
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass, field
 
-from consumers.bots.rules import CompiledAccount, CompiledRule, fold
+from consumers.bots.rules import CompiledAccount, CompiledRule, compliance_forms, fold
 from consumers.bots.templates import Template
 from normalizers.registry import opt_out_error_codes
 from switchboard.commands import CommandKind
@@ -51,47 +50,9 @@ def should_answer(event: MessageEvent, account: CompiledAccount) -> bool:
     return bool(sender) and sender not in account.own_numbers and sender != event.to
 
 
-def _bare(folded: str) -> str:
-    """A folded word without the punctuation, symbols and invisible characters around it:
-    "Stop." and "STOP!" are STOP, as "Stop please" is. A mark (category M) goes only with the
-    character it follows: an emoji's variation selector goes with the emoji, but a vowel sign
-    (Devanagari's ा, ी: fold() keeps them) is part of its word ("बंदा" is not "बंद")."""
-    def decoration(char: str) -> bool:
-        category = unicodedata.category(char)
-        return category[0] in "PSZ" or category in ("Cf", "Cc")  # Cc: a NUL padding an SMS
-
-    def mark(char: str) -> bool:
-        return unicodedata.category(char)[0] == "M"
-
-    start, end = 0, len(folded)
-    while start < end and (decoration(folded[start]) or mark(folded[start])):
-        start += 1  # a mark at the start has no character of the word before it
-    while end > start:
-        base = end
-        while base > start and mark(folded[base - 1]):
-            base -= 1
-        if base == start or not decoration(folded[base - 1]):
-            break
-        end = base - 1
-    return folded[start:end]
-
-
-def _head(bare: str) -> str:
-    """A bare word up to a comma, full stop or the like inside it: "Stop,please" and
-    "STOP.Thanks" (typed without a space) start with STOP. Not at a dash or an apostrophe,
-    which join words ("stop-motion")."""
-    for index, char in enumerate(bare):
-        if unicodedata.category(char) == "Po" and char not in "'\u2019":
-            return bare[:index]
-    return bare
-
-
 def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None:
     word, rest = split_first_word(event.text)
-    folded = fold(word)
-    bare = _bare(folded)
-    # As configured (a keyword may hold punctuation), bare, or up to punctuation inside it.
-    forms = {folded, bare, _head(bare)}
+    forms = compliance_forms(fold(word))
     values = template_values(event, word, rest)
     if forms & account.stop_words:
         return Decision("opt-out", _render(account.stop_confirmation, values), opt_out=True,

@@ -34,6 +34,48 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+def _bare(folded: str) -> str:
+    """A folded word without the punctuation, symbols and invisible characters around it:
+    "Stop." and "STOP!" are STOP, as "Stop please" is. A mark (category M) goes only with the
+    character it follows: an emoji's variation selector goes with the emoji, but a vowel sign
+    (Devanagari's ा, ी: fold() keeps them) is part of its word ("बंदा" is not "बंद")."""
+    def decoration(char: str) -> bool:
+        category = unicodedata.category(char)
+        return category[0] in "PSZ" or category in ("Cf", "Cc")  # Cc: a NUL padding an SMS
+
+    def mark(char: str) -> bool:
+        return unicodedata.category(char)[0] == "M"
+
+    start, end = 0, len(folded)
+    while start < end and (decoration(folded[start]) or mark(folded[start])):
+        start += 1  # a mark at the start has no character of the word before it
+    while end > start:
+        base = end
+        while base > start and mark(folded[base - 1]):
+            base -= 1
+        if base == start or not decoration(folded[base - 1]):
+            break
+        end = base - 1
+    return folded[start:end]
+
+
+def _head(bare: str) -> str:
+    """A bare word up to a comma, full stop or the like inside it: "Stop,please" and
+    "STOP.Thanks" (typed without a space) start with STOP. Not at a dash or an apostrophe,
+    which join words ("stop-motion")."""
+    for index, char in enumerate(bare):
+        if unicodedata.category(char) == "Po" and char not in "'\u2019":
+            return bare[:index]
+    return bare
+
+
+def compliance_forms(folded: str) -> set[str]:
+    """The forms of a folded first word compliance looks up in its words: as written (a
+    keyword may hold punctuation), bare, or up to punctuation inside it."""
+    bare = _bare(folded)
+    return {folded, bare, _head(bare)}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -168,7 +210,30 @@ def parse_rules(data: dict[str, Any], source: str = "<rules>") -> RuleSet:
             raise RulesError(f"{source}: account {name!r}: {exc}") from None
         except _RuleTemplateError as exc:
             raise RulesError(f"{source}: account {name!r}: rule {exc.number}: {exc}") from None
+        shadowed = _shadowed_keyword(compiled[name])
+        if shadowed:
+            raise RulesError(f"{source}: account {name!r}: {shadowed}")
     return RuleSet(compiled, source)
+
+
+def _shadowed_keyword(account: CompiledAccount) -> str | None:
+    """A keyword rule on a compliance word could never answer a message: compliance comes
+    first ("cancel 12" opts the contact out, it does not cancel order 12)."""
+    lists = (("stop", account.stop_words), ("start", account.start_words),
+             ("help", account.help_words))
+    for number, rule in enumerate(account.rules, start=1):
+        if rule.keyword is None:
+            continue
+        for kind, words in lists:
+            for word in sorted(compliance_forms(rule.keyword) & words):
+                own = kind == "stop" and word not in {fold(w) for w in DEFAULT_STOP}
+                fix = ("pick another keyword or take it out of extra_stop_keywords" if own
+                       else "pick another keyword (the built-in STOP/START/HELP words stay)")
+                return (f"rule {number}: keyword {rule.rule.keyword!r} is the {kind} word "
+                        f"{word!r}, which compliance answers before any rule: the rule would "
+                        f"never answer a message that says it; {fix} (or, for a button's "
+                        f"payload, write postback = {rule.rule.keyword!r})")
+    return None
 
 
 def _describe(exc: ValidationError) -> str:

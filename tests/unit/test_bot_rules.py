@@ -173,6 +173,40 @@ def test_invalid_rules_name_file_account_rule_and_problem(rules: dict[str, Any],
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ({"rules": [{"keyword": "price", "reply": "x"}, {"keyword": "Cancel", "reply": "x"}]},
+         "rule 2: keyword 'Cancel' is the stop word 'cancel'"),
+        ({"rules": [{"keyword": "Stärt!", "reply": "x"}]},
+         "rule 1: keyword 'Stärt!' is the start word 'start'"),
+        ({"rules": [{"keyword": "info", "reply": "x"}], "extra_stop_keywords": ["INFO"]},
+         "is the stop word 'info', which compliance answers before any rule: the rule would "
+         "never answer a message that says it; pick another keyword or take it out of "
+         "extra_stop_keywords"),
+        ({"rules": [{"keyword": "help", "reply": "x"}]}, "pick another keyword (the built-in"),
+    ],
+)
+def test_a_keyword_rule_compliance_would_always_answer_first_is_refused(
+        rules: dict[str, Any], message: str) -> None:
+    """"cancel 12" opts the contact out: a keyword rule "cancel" would be dead, silently."""
+    with pytest.raises(RulesError) as caught:
+        parse_rules({"accounts": {"acme": rules}}, "bots.toml")
+    assert str(caught.value).startswith("bots.toml: account 'acme': ")
+    assert message in str(caught.value)
+
+
+def test_a_reload_with_a_shadowed_keyword_keeps_the_previous_rules(tmp_path: Path) -> None:
+    from consumers.bots.handler import RulesSource
+
+    path = tmp_path / "rules.toml"
+    path.write_text('[[accounts.acme.rules]]\nkeyword = "order"\nreply = "Order {rest}"\n')
+    source = RulesSource(path, check_every_s=0)
+    path.write_text('[[accounts.acme.rules]]\nkeyword = "cancel"\nreply = "Cancelled"\n')
+    source.request_reload()
+    assert [rule.keyword for rule in source.rules_for("acme").rules] == ["order"]
+
+
 def test_a_misspelt_accounts_table_is_refused_not_ignored() -> None:
     with pytest.raises(RulesError) as caught:
         parse_rules({"account": {"acme": {"fallback": "Reply HELP."}}}, "bots.toml")
