@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from switchboard.producer import DurableProducer
@@ -56,6 +57,12 @@ class RetryLater(Exception):
         self.delay_s = delay_s
 
 
+# The runtime's time limit on the handler running in this task (WorkerRuntime sets it);
+# publishing does not count against it: see Context.publish.
+HANDLER_TIMEOUT: ContextVar[asyncio.Timeout | None] = ContextVar("handler_timeout",
+                                                                 default=None)
+
+
 @dataclass
 class Context:
     """What a handler may do besides computing: publish records durably (acks=all).
@@ -70,8 +77,23 @@ class Context:
     winding_down: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
-        if records:
+        """The handler's time limit stops while this waits: the producer bounds a publish
+        itself (its own timeout, then PublishError), and a slow Kafka must not end an opt-out
+        change as a handler timeout, which would be retried and then dead-lettered."""
+        if not records:
+            return
+        limit = HANDLER_TIMEOUT.get()
+        deadline = None if limit is None or limit.expired() else limit.when()
+        if limit is None or deadline is None:
             await self.producer.publish(records)
+            return
+        loop = asyncio.get_running_loop()
+        left = deadline - loop.time()
+        limit.reschedule(None)
+        try:
+            await self.producer.publish(records)
+        finally:
+            limit.reschedule(loop.time() + left)
 
     async def wait_to_retry(self, delay_s: float) -> None:
         """Sleep before the next attempt, or raise GiveBack as soon as the worker winds down:

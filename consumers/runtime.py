@@ -33,6 +33,7 @@ from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import Counter, Histogram
 
 from consumers.handling import (
+    HANDLER_TIMEOUT,
     Context,
     GiveBack,
     Handler,
@@ -365,7 +366,8 @@ class WorkerRuntime:
             attempt += 1
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(self.handler_timeout_s):
+                async with asyncio.timeout(self.handler_timeout_s) as limit:
+                    HANDLER_TIMEOUT.set(limit)  # paused while the handler publishes
                     await self.handler(record, self.context)
                 self._seconds.observe(time.perf_counter() - started)
                 self._ok.inc()

@@ -124,7 +124,8 @@ class Settings(BaseSettings):
     # Bots
     rules_file: Path | None = Field(default=None, description="keyword/auto-reply rules (TOML)")
     bot_timeout_s: float = Field(
-        default=60.0, gt=0, description="longest a bot may take over one message (then retried)")
+        default=60.0, gt=0, description="longest a bot may take over one message (then retried); "
+                                         "waiting for Kafka acks does not count")
     simulator_port: Port = Field(default=8090, description="port of `switchboard simulate`")
     metrics_port: Port | None = Field(
         default=None, description="workers serve Prometheus /metrics here (unset: no endpoint)")

@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
 from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.handling import MustNotSkip, Record
+from consumers.runtime import RetryPolicy, WorkerRuntime
 from consumers.table import CompactedTable
 from switchboard.events import MessageEvent
 from switchboard.producer import PublishError
 from switchboard.records import (
     COMMAND_TYPE,
     OPT_OUT_CHANGE_TYPE,
+    OutRecord,
     ce_type_of,
     conversation_key,
 )
 from switchboard.topics import OPT_OUTS, OUTBOUND
+from tests.fakes import KeepingProducer
 from tests.unit.fakes import FakeContext
 
 RULES = """
@@ -171,6 +176,31 @@ async def test_an_opt_out_that_cannot_be_stored_is_never_skipped(tmp_path: Any) 
     assert not bot.opt_outs.is_opted_out("acme", "+4179000111")  # not remembered either
     with pytest.raises(PublishError):  # an ordinary reply may be dead-lettered as usual
         await bot.handle(record("HELP"), RefusingContext())
+
+
+class SlowProducer(KeepingProducer):
+    """Kafka acknowledges, but later than the bot's handler timeout."""
+
+    async def publish(self, records: list[OutRecord]) -> None:
+        await asyncio.sleep(0.3)
+        await super().publish(records)
+
+
+async def test_a_publish_slower_than_the_bot_timeout_does_not_dead_letter_an_opt_out(
+        tmp_path: Any) -> None:
+    """The producer bounds a publish itself; counted against SWITCHBOARD_BOT_TIMEOUT_S, a slow
+    acknowledgement ended the STOP as a TimeoutError, retried, then dead-lettered."""
+    bot = handler(tmp_path, keywords_answer)
+    producer = SlowProducer()
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], handler=bot.handle,
+                            producer=producer, handler_timeout_s=0.05,  # type: ignore[arg-type]
+                            retry=RetryPolicy(max_attempts=1))
+    stop = record("STOP")
+    await runtime._dispatch({TopicPartition("t", 0): [stop]})
+    await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
+    # Stored (and confirmed) on the first attempt: no dead letter, nothing failed.
+    assert {r.topic for r in producer.published} == {OPT_OUTS.name, OUTBOUND.name}
+    assert bot.opt_outs.is_opted_out("acme", "+4179000111")
 
 
 def opt_out_changes(ctx: FakeContext) -> list[bool]:
