@@ -11,7 +11,7 @@ import os
 import signal
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -45,6 +45,9 @@ OPT_OUT_CHANGES = Counter("switchboard_bot_opt_out_changes_total",
                           ["worker", "account", "change", "source"])
 NOT_ANSWERED = Counter("switchboard_bot_opted_out_messages_total",
                        "Messages from opted-out contacts, left unanswered", ["worker", "account"])
+LIMITED = Counter("switchboard_bot_replies_limited_total",
+                  "Automated replies withheld: the contact had reached the account's "
+                  "reply_limit in reply_limit_window_s", ["worker", "account"])
 RELOAD_FAILURES = Counter("switchboard_bot_rules_reload_failures_total",
                           "Changed rules files refused (the previous rules stay)")
 DEFAULT_ACCOUNT = CompiledAccount("*", AccountRules())  # compliance is on without any rules
@@ -112,6 +115,7 @@ class BotHandler:
         self.rules = rules
         self.opt_outs = opt_outs
         self.answer = answer
+        self.limit = ReplyLimit(name)
 
     async def handle(self, record: Record, ctx: Context) -> None:
         try:
@@ -146,7 +150,10 @@ class BotHandler:
         elif self.opt_outs.is_opted_out(event.account, event.from_):
             NOT_ANSWERED.labels(self.name, event.account).inc()
         else:
-            for reply, purpose in await self.answer(event, account):
+            answers = await self.answer(event, account)
+            if answers and not self.limit.admit(event, account, len(answers)):
+                answers = []
+            for reply, purpose in answers:
                 command = reply_command(event, reply, f"{self.name}:{purpose}")
                 records.append(command_record(command, event.provider))
                 purposes.append(purpose)
@@ -188,6 +195,57 @@ async def keywords_answer(event: MessageEvent, account: CompiledAccount
                           ) -> list[tuple[Reply, str]]:
     decision = keyword_reply(event, account)
     return [(Reply(decision.reply), decision.purpose)] if decision and decision.reply else []
+
+
+class ReplyLimit:
+    """At most an account's reply_limit automated replies per contact in a sliding window
+    (bounded memory): our fallback and a sender that is not in own_numbers (an "I'm driving"
+    auto-responder, another company's bot) would otherwise answer each other without end.
+
+    A message is counted when its replies are made, before they are published: handled
+    again (a failed publish retried, a redelivery) within the window, it gets them again,
+    with the same command ids, neither counted twice nor refused. An answer of several
+    replies (a custom bot's) is made whole or not at all."""
+
+    def __init__(self, worker: str, max_entries: int = 100_000) -> None:
+        self.worker = worker
+        self.max_entries = max_entries
+        self._made: OrderedDict[tuple[str, str], deque[tuple[float, uuid.UUID, int]]] = \
+            OrderedDict()
+        self._entries = 0
+        self._warned: dict[tuple[str, str], float] = {}
+
+    def admit(self, event: MessageEvent, account: CompiledAccount, replies: int) -> bool:
+        assert event.from_ is not None
+        key, now = (event.account, event.from_), time.monotonic()
+        made = self._made.setdefault(key, deque())
+        self._made.move_to_end(key)
+        while made and now - made[0][0] >= account.reply_limit_window_s:
+            made.popleft()
+            self._entries -= 1
+        if any(made_for == event.id for _, made_for, _ in made):
+            return True  # its replies were made: made again, same ids (sent once)
+        if sum(count for _, _, count in made) >= account.reply_limit:
+            self._refused(key, now, account, replies)
+            return False
+        made.append((now, event.id, replies))
+        self._entries += 1
+        while self._entries > self.max_entries:
+            evicted, oldest = self._made.popitem(last=False)
+            self._entries -= len(oldest)
+            self._warned.pop(evicted, None)
+        return True
+
+    def _refused(self, key: tuple[str, str], now: float, account: CompiledAccount,
+                 replies: int) -> None:
+        LIMITED.labels(self.worker, key[0]).inc(replies)
+        warned = self._warned.get(key)
+        if warned is None or now - warned >= account.reply_limit_window_s:
+            self._warned[key] = now  # once per window and contact, not per message
+            log.warning("reply limit reached: no automated replies to this contact for now "
+                        "(an automated sender? add it to own_numbers)", worker=self.worker,
+                        account=key[0], contact=key[1], limit=account.reply_limit,
+                        window_s=account.reply_limit_window_s)
 
 
 class AutoReply:

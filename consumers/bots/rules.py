@@ -22,6 +22,8 @@ from switchboard.settings import unreadable
 DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
 DEFAULT_START = ("START", "UNSTOP")
 DEFAULT_HELP = ("HELP",)
+DEFAULT_REPLY_LIMIT = 10  # automated replies per contact per window
+DEFAULT_REPLY_LIMIT_WINDOW_S = 600.0
 
 
 class RulesError(ValueError):
@@ -127,6 +129,11 @@ class AccountRules(_Strict):
     extra_stop_keywords: list[str] = Field(default_factory=list)
     own_numbers: list[str] = Field(default_factory=list, description="never reply to these")
     auto_reply: AutoReply | None = None
+    # Automated replies (all but compliance's) per contact per sliding window: a sender not in
+    # own_numbers (an "I'm driving" responder, another bot) and ours would otherwise answer
+    # each other without end, each SMS paid for. 0: the default.
+    reply_limit: int = Field(default=0, ge=0)
+    reply_limit_window_s: float = Field(default=0, ge=0)
     rules: list[Rule] = Field(default_factory=list)
 
     @field_validator("extra_stop_keywords")
@@ -179,6 +186,8 @@ class CompiledAccount:
         # number), as given on others (a Telegram bot's numeric id gets no "+").
         self.own_numbers = {spelling for number in rules.own_numbers
                             for spelling in (address(number, "sms") or number, number.strip())}
+        self.reply_limit = rules.reply_limit or DEFAULT_REPLY_LIMIT
+        self.reply_limit_window_s = rules.reply_limit_window_s or DEFAULT_REPLY_LIMIT_WINDOW_S
 
 
 class RuleSet:

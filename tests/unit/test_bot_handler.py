@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
+from consumers.bots import handler as handler_module
 from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
 from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.handling import MustNotSkip, Record
@@ -28,7 +30,7 @@ from switchboard.records import (
 )
 from switchboard.topics import OPT_OUTS, OUTBOUND
 from tests.fakes import KeepingProducer
-from tests.unit.fakes import FakeContext
+from tests.unit.fakes import FakeContext, ModuleWith
 
 RULES = """
 [accounts.acme]
@@ -235,3 +237,84 @@ async def test_an_older_change_handled_late_does_not_undo_a_newer_one(tmp_path: 
     await bot.handle(bird_opt_out_report(datetime.now(UTC)), ctx)
     assert opt_out_changes(ctx) == [True]
     assert bot.opt_outs.is_opted_out("acme", "+4179000111")
+
+
+FALLBACK = """
+[accounts.acme]
+fallback = "Sorry, we did not understand. Reply HELP."
+"""
+
+
+def limited(worker: str = "test") -> float:
+    return REGISTRY.get_sample_value("switchboard_bot_replies_limited_total",
+                                     {"worker": worker, "account": "acme"}) or 0.0
+
+
+async def test_automated_replies_to_one_contact_stop_at_the_limit_compliance_does_not(
+        tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Another automated sender not in own_numbers and our fallback would answer each other
+    without end, each SMS paid for."""
+    bot = handler(tmp_path, keywords_answer, FALLBACK)
+    before = limited()
+    ctx = FakeContext()
+    for n in range(12):
+        await bot.handle(record(f"I'm driving, I'll get back to you ({n})"), ctx)
+    assert len(commands(ctx)) == 10  # the default: 10 per contact per 10 minutes
+    assert limited() - before == 2
+    assert caplog.text.count("reply limit reached") == 1  # once per window, not per message
+    assert "I'm driving" not in caplog.text
+
+    other = FakeContext()
+    await bot.handle(record("hello", sender="+4179000222"), other)  # per contact
+    await bot.handle(record("HELP"), other)  # compliance is never limited
+    await bot.handle(record("STOP"), other)
+    assert [c["kind"] for c in commands(other)] == ["message", "help", "opt-out-confirmation"]
+
+
+async def test_a_message_answered_before_the_limit_gets_the_same_reply_again(tmp_path: Any
+                                                                            ) -> None:
+    bot = handler(tmp_path, keywords_answer, FALLBACK)
+    ctx = FakeContext()
+    messages = [record(f"auto-reply {n}") for n in range(10)]
+    for message in messages:
+        await bot.handle(message, ctx)
+    again = FakeContext()
+    await bot.handle(messages[0], again)  # redelivered by Kafka: not refused, not counted
+    await bot.handle(record("one more"), again)  # over the limit
+    assert [c["id"] for c in commands(again)] == [commands(ctx)[0]["id"]]
+
+
+async def test_a_reply_at_the_limit_whose_publish_failed_is_made_again_when_retried(
+        tmp_path: Any) -> None:
+    bot = handler(tmp_path, keywords_answer,
+                  FALLBACK + "reply_limit = 1\nreply_limit_window_s = 60\n")
+    ctx = FailingOnceContext()
+    first = record("hi")
+    with pytest.raises(PublishError):
+        await bot.handle(first, ctx)
+    await bot.handle(first, ctx)  # the retry: its reply, though the limit is reached
+    await bot.handle(record("hi again"), ctx)
+    assert [c["text"] for c in commands(ctx)] == ["Sorry, we did not understand. Reply HELP."]
+
+
+async def test_the_reply_limit_is_per_account_and_its_window_slides(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(handler_module, "time", ModuleWith(time, monotonic=lambda: clock["now"]))
+    bot = handler(tmp_path, AutoReply(), """
+[accounts.acme]
+auto_reply = { text = "Thanks", cooldown_s = 0.1 }
+reply_limit = 2
+reply_limit_window_s = 60
+""")
+    ctx = FakeContext()
+    answered = []
+    for at in (1000, 1002, 1004, 1030, 1061, 1061.5, 1062.5):
+        clock["now"] = at
+        message = record(f"at {at}")
+        await bot.handle(message, ctx)
+        if commands(ctx)[-1]["metadata"]["in_reply_to_event"] == \
+                str(MessageEvent.from_json(message.value).id):
+            answered.append(at)
+    # At 1061 the reply of 1000 has left the window, at 1062.5 the one of 1002 too.
+    assert answered == [1000, 1002, 1061, 1062.5]
