@@ -197,6 +197,11 @@ async def keywords_answer(event: MessageEvent, account: CompiledAccount
     return [(Reply(decision.reply), decision.purpose)] if decision and decision.reply else []
 
 
+def masked_contact(contact: str) -> str:
+    """Enough of an address to tell contacts apart in a log, not to text them."""
+    return contact[:4] + "***" + contact[-2:] if len(contact) >= 9 else "***"
+
+
 class ReplyLimit:
     """At most an account's reply_limit automated replies per contact in a sliding window
     (bounded memory): our fallback and a sender that is not in own_numbers (an "I'm driving"
@@ -226,7 +231,7 @@ class ReplyLimit:
         if any(made_for == event.id for _, made_for, _ in made):
             return True  # its replies were made: made again, same ids (sent once)
         if sum(count for _, _, count in made) >= account.reply_limit:
-            self._refused(key, now, account, replies)
+            self._refused(key, now, account, replies, event.id)
             return False
         made.append((now, event.id, replies))
         self._entries += 1
@@ -237,15 +242,16 @@ class ReplyLimit:
         return True
 
     def _refused(self, key: tuple[str, str], now: float, account: CompiledAccount,
-                 replies: int) -> None:
+                 replies: int, event_id: uuid.UUID) -> None:
         LIMITED.labels(self.worker, key[0]).inc(replies)
         warned = self._warned.get(key)
         if warned is None or now - warned >= account.reply_limit_window_s:
             self._warned[key] = now  # once per window and contact, not per message
+            # The contact masked (logs are no place for phone numbers); the event id finds it.
             log.warning("reply limit reached: no automated replies to this contact for now "
                         "(an automated sender? add it to own_numbers)", worker=self.worker,
-                        account=key[0], contact=key[1], limit=account.reply_limit,
-                        window_s=account.reply_limit_window_s)
+                        account=key[0], contact=masked_contact(key[1]), event_id=str(event_id),
+                        limit=account.reply_limit, window_s=account.reply_limit_window_s)
 
 
 class AutoReply:

@@ -263,6 +263,7 @@ async def test_automated_replies_to_one_contact_stop_at_the_limit_compliance_doe
     assert limited() - before == 2
     assert caplog.text.count("reply limit reached") == 1  # once per window, not per message
     assert "I'm driving" not in caplog.text
+    assert "+4179000111" not in caplog.text and "+417***11" in caplog.text  # no phone numbers
 
     other = FakeContext()
     await bot.handle(record("hello", sender="+4179000222"), other)  # per contact
