@@ -158,6 +158,9 @@ class Simulator:
             return _control_error(400, _validation_reason(exc))
         if spec.provider is not None and spec.provider not in SIMULATED:
             return _control_error(400, f"unknown provider {spec.provider!r}")
+        # A fault for a misspelt account would be listed but never fire: say so now.
+        if spec.account is not None and all(a.name != spec.account for a in self.accounts):
+            return _control_error(404, f"no account {spec.account!r}")
         fault = self.faults.add(spec)
         return json_response({"fault": fault.to_dict()}, 201)
 

@@ -495,6 +495,10 @@ async def test_fault_api_validates_lists_and_clears(sim: httpx.AsyncClient) -> N
     assert bad.status_code == 400
     unknown = await sim.post("/_sim/faults", json={"mode": "http_500", "provider": "nope"})
     assert unknown.status_code == 400
+    # A misspelt account is refused as /_sim/inbound refuses it, not kept to never fire.
+    no_account = await sim.post("/_sim/faults", json={"mode": "http_500", "account": "nope"})
+    assert no_account.status_code == 404
+    assert no_account.json() == {"error": "no account 'nope'"}
     fault = await add_fault(sim, mode="http_500", count=5)
     assert fault["remaining"] == 5
     listed = (await sim.get("/_sim/faults")).json()["faults"]
