@@ -21,6 +21,11 @@ from switchboard.accounts import Accounts
 from switchboard.serving import EmbeddedServer, shutdown_grace_s
 from switchboard.settings import Settings
 
+# SIGHUP too: it comes when the terminal `run` was started from is closed. The keyword bot,
+# run alone, takes it as "reload the rules" (here they still reload when the file changes);
+# `run` would stay behind without a terminal, holding its broker and ports.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 def _server(app: Starlette, host: str, port: int, grace_s: int) -> EmbeddedServer:
     return EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_config=None,
@@ -60,13 +65,13 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
     async with contextlib.AsyncExitStack() as exits:
         # Last on the way out, once the workers have stopped (a second Ctrl-C before changes
         # nothing): a loop that runs on (a test session's) must not keep Ctrl-C for itself.
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             exits.callback(loop.remove_signal_handler, signum)
         runtimes = [await exits.enter_async_context(WORKERS[name](settings, accounts))
                     for name in workers]
         heap.settle()
         stopping = asyncio.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:  # after the workers: the keyword bot's SIGHUP is replaced
             loop.add_signal_handler(signum, stopping.set)
         serving = []
         for name, server in zip(("ingest", "simulator"), servers, strict=False):

@@ -82,9 +82,11 @@ def factory(name: str, order: list[str], finishing_s: float | None) -> Any:
 
 
 async def _run_all(monkeypatch: pytest.MonkeyPatch, order: list[str],
-                   workers: dict[str, float | None]) -> None:
+                   workers: dict[str, float | None], factories: dict[str, Any] | None = None
+                   ) -> None:
     for name, finishing_s in workers.items():
-        monkeypatch.setitem(WORKERS, name, factory(name, order, finishing_s))
+        monkeypatch.setitem(WORKERS, name, (factories or {}).get(name)
+                            or factory(name, order, finishing_s))
     monkeypatch.setattr(runall, "_server", lambda *args: Server(order))
     monkeypatch.setattr(heap, "settle", lambda: None)  # the test process keeps its GC
     accounts = parse_accounts({"accounts": {"acme": {
@@ -106,3 +108,32 @@ async def test_ctrl_c_is_given_back_once_it_has_returned(
     finished run's event, ignored, instead of interrupting."""
     await _run_all(monkeypatch, [], {"ends": None})
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+class HungUp(Worker):
+    """A worker running when the terminal closes: the process gets SIGHUP."""
+
+    async def run(self) -> None:
+        signal.raise_signal(signal.SIGHUP)
+        await super().run()
+
+
+async def test_a_closed_terminal_stops_everything_although_the_bot_reloads_on_sighup(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[str] = []
+    reloads: list[int] = []
+
+    @contextlib.asynccontextmanager
+    async def keywords(settings: Settings, accounts: Any) -> AsyncIterator[Worker]:
+        # As the keyword bot does (RulesSource.install_sighup) for `worker keywords`.
+        signal.signal(signal.SIGHUP, lambda *_: reloads.append(1))
+        yield HungUp("keywords", order, finishing_s=0.0)
+
+    try:
+        await _run_all(monkeypatch, order, {"keywords": 0.0, "sender": 0.0},
+                       factories={"keywords": keywords})
+    finally:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    assert sorted(order[:2]) == ["keywords done", "sender done"]
+    assert order[2:] == ["servers stop", "servers stop"]
+    assert reloads == []
