@@ -12,6 +12,7 @@ from switchboard.cli.normalize import cmd_normalize
 from switchboard.cli.replay import cmd_replay
 from switchboard.cli.run import cmd_kafka, cmd_run
 from switchboard.cli.schema import cmd_schema
+from switchboard.cli.send import cmd_send
 from switchboard.cli.serve import cmd_serve
 from switchboard.cli.simulate import cmd_simulate
 from switchboard.cli.tail import cmd_tail
@@ -32,6 +33,16 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
     return number
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not 0 <= seconds <= 3600:
+        raise argparse.ArgumentTypeError(f"must be 0-3600 seconds, not {value}")
+    return seconds
 
 
 def _port(value: str) -> int:
@@ -105,6 +116,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also put back records over 7 days old, which bots may answer "
                              "twice (the sender forgets sent ids after 8)")
     replay.set_defaults(handler=cmd_replay)
+
+    send = sub.add_parser(
+        "send", help="send one message through the sender (an outbound command)",
+        description="Put one outbound command on the outbound topic, as your services would; "
+                    "a running sender (`worker sender`, or `run`) sends it. Prints the command "
+                    "id, or with --wait the sender's result (JSON).")
+    send.add_argument("account", help="an account of the accounts file (default: the demo "
+                                      "accounts, as `run` uses)")
+    send.add_argument("to", help="E.164 number, or the provider's user id")
+    send.add_argument("--text", help="the message text")
+    send.add_argument("--media", action="append", default=[], metavar="URL",
+                      help="a file to send (repeatable)")
+    send.add_argument("--channel", help="default: the account's outbound channel")
+    send.add_argument("--id", help="the command id (idempotency key); default: a new UUID")
+    send.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
+                      help="wait this long for the result; exit 0 only if accepted")
+    send.set_defaults(handler=cmd_send)
 
     norm = sub.add_parser("normalize", help="print the events of one captured webhook")
     norm.add_argument("--provider", required=True, help="infobip, infobip-omnichat, bird, ...")

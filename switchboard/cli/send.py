@@ -1,0 +1,70 @@
+"""`switchboard send`: one outbound message from a terminal, through the sender like any other."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+
+from switchboard.cli.startup import accounts_or_exit, run_loop
+from switchboard.settings import Settings
+
+
+def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 when published (with --wait: accepted by the provider), 1 when Kafka failed or
+    the send failed, 2 for bad arguments, 3 when no result came within --wait."""
+    from aiokafka.errors import KafkaError
+    from pydantic import ValidationError
+
+    from switchboard.commands import OutboundCommand
+    from switchboard.outbox import NoResultsTopic, send_command
+    from switchboard.producer import PublishError
+
+    if not settings.kafka_bootstrap_servers:
+        print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
+        return 2
+    accounts = accounts_or_exit(settings, demo=True)  # `run` serves the demo accounts too
+    if accounts is None:
+        return 2
+    account = accounts.by_name(args.account)
+    if account is None:
+        known = ", ".join(sorted(a.name for a in accounts))
+        print(f"error: no account named {args.account!r}; known: {known}", file=sys.stderr)
+        return 2
+    try:
+        command = OutboundCommand(
+            id=args.id or str(uuid.uuid4()), account=account.name, to=args.to,
+            channel=args.channel, text=args.text, created_at=datetime.now(UTC),
+            media=[{"url": url} for url in args.media])
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'command'}: {e['msg']}"
+                             for e in exc.errors())
+        print(f"error: {problems}", file=sys.stderr)
+        return 2
+    try:
+        result = run_loop(send_command(settings.kafka_connection(), command, account.provider,
+                                       wait_s=args.wait))
+    except KeyboardInterrupt:
+        print(f"interrupted: command {command.id} may have been published", file=sys.stderr)
+        return 130
+    except NoResultsTopic as exc:  # found before publishing: nothing was sent
+        print(f"error: {exc}; nothing published", file=sys.stderr)
+        return 1
+    except (KafkaError, PublishError) as exc:
+        print(f"error: Kafka: {exc or type(exc).__name__} (command {command.id})",
+              file=sys.stderr)
+        return 1
+    if not args.wait:
+        sys.stdout.buffer.write(orjson.dumps({"command_id": command.id, "published": True})
+                                + b"\n")
+        return 0
+    if result is None:
+        print(f"error: command {command.id} published, but no result within {args.wait:g} s: "
+              "is a sender running (`switchboard worker sender`; `run` starts one)?",
+              file=sys.stderr)
+        return 3
+    sys.stdout.buffer.write(result.to_json() + b"\n")
+    return 0 if result.status == "accepted" else 1

@@ -1,0 +1,76 @@
+"""Put one outbound command on its topic and, if asked, wait for the sender's result.
+
+What `switchboard send` does; also the shortest example of producing commands from your own
+code: build an OutboundCommand, key it with `command_record`, publish with acks=all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer
+
+from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
+from switchboard.commands import OutboundCommand, OutboundResult
+from switchboard.producer import DurableProducer
+from switchboard.records import command_record
+from switchboard.topics import OUTBOUND_RESULTS, topic_partitions
+
+
+class NoResultsTopic(LookupError):
+    """The results topic does not exist: no sender has run on this cluster (or prefix)."""
+
+
+async def send_command(kafka: KafkaTarget, command: OutboundCommand, provider: str, *,
+                       wait_s: float = 0.0) -> OutboundResult | None:
+    """Publish the command; with `wait_s`, its result once the sender publishes it, or None
+    when none came in that time. Results are read from before the publish, so a fast
+    sender's answer is not missed."""
+    results = await _results_from_now(kafka) if wait_s > 0 else None
+    try:
+        producer = DurableProducer(kafka, role="send")
+        await producer.start()
+        try:
+            await producer.publish([command_record(command, provider)])
+        finally:
+            await producer.stop()
+        if results is None:
+            return None
+        return await _result_for(results, command.id, wait_s)
+    finally:
+        if results is not None:
+            await stop_consumer(results)
+
+
+async def _results_from_now(kafka: KafkaTarget) -> AIOKafkaConsumer:
+    partitions = await topic_partitions(kafka, OUTBOUND_RESULTS.name)
+    if not partitions:
+        raise NoResultsTopic(f"topic {topic_name(kafka, OUTBOUND_RESULTS.name)} does not "
+                             "exist: has a sender run on this cluster?")
+    consumer = AIOKafkaConsumer(**kafka_options(kafka, "send"), enable_auto_commit=False)
+    try:
+        await consumer.start()
+        consumer.assign(partitions)
+        for partition, end in (await consumer.end_offsets(partitions)).items():
+            consumer.seek(partition, end)
+    except BaseException:
+        await stop_consumer(consumer)
+        raise
+    return consumer
+
+
+async def _result_for(consumer: AIOKafkaConsumer, command_id: str,
+                      wait_s: float) -> OutboundResult | None:
+    """The first result for the id (a repeat of it would be identical)."""
+    subject = command_id.encode()
+    deadline = time.monotonic() + wait_s
+    while (remaining := deadline - time.monotonic()) > 0:
+        batch = await consumer.getmany(timeout_ms=max(1, int(min(remaining, 0.5) * 1000)))
+        for records in batch.values():
+            for record in records:
+                # The header names the command: other results are not decoded.
+                if ("ce_subject", subject) in record.headers:
+                    return OutboundResult.from_json(record.value)
+        await asyncio.sleep(0)
+    return None
