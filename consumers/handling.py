@@ -63,6 +63,16 @@ HANDLER_TIMEOUT: ContextVar[asyncio.Timeout | None] = ContextVar("handler_timeou
                                                                  default=None)
 
 
+def _rescheduled(limit: asyncio.Timeout, when: float | None) -> bool:
+    """Move the limit; False once its block has ended (a task the handler started may
+    publish after the handler returned: the limit is then no longer its to pause)."""
+    try:
+        limit.reschedule(when)
+    except RuntimeError:
+        return False
+    return True
+
+
 @dataclass
 class Context:
     """What a handler may do besides computing: publish records durably (acks=all).
@@ -84,16 +94,15 @@ class Context:
             return
         limit = HANDLER_TIMEOUT.get()
         deadline = None if limit is None or limit.expired() else limit.when()
-        if limit is None or deadline is None:
+        if limit is None or deadline is None or not _rescheduled(limit, None):
             await self.producer.publish(records)
             return
         loop = asyncio.get_running_loop()
         left = deadline - loop.time()
-        limit.reschedule(None)
         try:
             await self.producer.publish(records)
         finally:
-            limit.reschedule(loop.time() + left)
+            _rescheduled(limit, loop.time() + left)
 
     async def wait_to_retry(self, delay_s: float) -> None:
         """Sleep before the next attempt, or raise GiveBack as soon as the worker winds down:

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from consumers.bots import handler as handler_module
 from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
 from consumers.bots.optouts import OptOutList, decode_opt_out
-from consumers.handling import MustNotSkip, Record
+from consumers.handling import Context, MustNotSkip, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from consumers.table import CompactedTable
 from switchboard.events import MessageEvent
@@ -203,6 +203,28 @@ async def test_a_publish_slower_than_the_bot_timeout_does_not_dead_letter_an_opt
     # Stored (and confirmed) on the first attempt: no dead letter, nothing failed.
     assert {r.topic for r in producer.published} == {OPT_OUTS.name, OUTBOUND.name}
     assert bot.opt_outs.is_opted_out("acme", "+4179000111")
+
+
+async def test_a_publish_from_a_task_the_handler_left_behind_still_publishes() -> None:
+    # The task copies the handler's time limit; once the handler's block has ended, pausing
+    # that limit raised RuntimeError and the record was never published.
+    producer = KeepingProducer()
+    later: list[asyncio.Task[None]] = []
+
+    async def starts_a_task(record: Record, ctx: Context) -> None:
+        later.append(asyncio.create_task(slow_publish(ctx)))
+
+    async def slow_publish(ctx: Context) -> None:
+        await asyncio.sleep(0.1)
+        await ctx.publish([OutRecord("t", b"v", b"k")])
+
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"],
+                            handler=starts_a_task, producer=producer,  # type: ignore[arg-type]
+                            handler_timeout_s=5, retry=RetryPolicy(max_attempts=1))
+    await runtime._dispatch({TopicPartition("t", 0): [record("hi")]})
+    await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
+    await asyncio.wait_for(later[0], 5)
+    assert [r.value for r in producer.published] == [b"v"]
 
 
 def opt_out_changes(ctx: FakeContext) -> list[bool]:
