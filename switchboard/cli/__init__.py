@@ -150,8 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hear_ctrl_c() -> None:
+    """Python leaves SIGINT ignored when it starts so, as a shell's `cmd &` without job control
+    does (scripts, CI): Ctrl-C or kill -INT would then do nothing to `tail`, `replay`, `send` or
+    a starting `worker`, whose event loop only takes over SIGINT from Python's own handler."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _hear_ctrl_c()
     try:
         settings = get_settings()
     except SettingsError as exc:

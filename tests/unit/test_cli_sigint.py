@@ -1,0 +1,53 @@
+"""Commands started with SIGINT ignored (a script's `switchboard tail &`) still stop on
+Ctrl-C or kill -INT, as `run` and `kafka` do, instead of running on until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from switchboard.cli import main
+
+EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
+
+
+@pytest.fixture
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT as a shell leaves it for a background job; pytest's handler is given back."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.parametrize(("argv", "waits_in", "code"), [
+    (["tail"], "switchboard.tail.tail", 0),
+    (["replay"], "ingest.replay.replay", 130),
+    (["send", "demo-infobip", "+41790001111", "--text", "hi"],
+     "switchboard.outbox.send_command", 130),
+    (["worker", "keywords"], "consumers.workers.run_worker", 130),
+])
+@pytest.mark.usefixtures("sigint_ignored")
+def test_kill_int_stops_a_command_started_with_sigint_ignored(
+        argv: list[str], waits_in: str, code: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    cancelled = []
+
+    async def interrupted_while_waiting(*args: Any, **kwargs: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            await asyncio.sleep(10)  # what Kafka takes to answer, or tail between records
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    monkeypatch.setattr(waits_in, interrupted_while_waiting)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("SWITCHBOARD_ACCOUNTS_FILE", str(EXAMPLE_ACCOUNTS))
+    assert main(argv) == code
+    assert cancelled, "SIGINT went unheard: the command waited on"
