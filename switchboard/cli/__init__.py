@@ -140,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     norm.add_argument("--query", help="the raw query string, e.g. for GET status reports")
     norm.add_argument("--method", choices=["GET", "POST"], help="default: GET if only a query")
     norm.add_argument("--account", default="cli", help="account name put in the events")
-    norm.add_argument("file", nargs="?", help="the body; '-' or nothing reads stdin")
+    norm.add_argument("file", nargs="?",
+                      help="the body; '-' or nothing reads stdin (nothing with --query from a "
+                           "terminal: no body)")
     norm.set_defaults(handler=cmd_normalize)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the message event")

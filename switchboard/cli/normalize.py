@@ -23,7 +23,11 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
     """Print the events of one captured webhook as JSON lines (exit 2 with the reason if bad)."""
     from normalizers import NormalizeError, WebhookRequest, normalize
 
-    if args.file in (None, "-"):
+    if args.file is None and args.query and sys.stdin.isatty():
+        # A GET status report is all query: nothing is typed after the command, and waiting
+        # for it (until Ctrl-D) looked like a hang. `-` still reads a body typed or pasted.
+        body = b""
+    elif args.file in (None, "-"):
         body = sys.stdin.buffer.read()
     else:
         try:

@@ -87,3 +87,19 @@ def test_python_dash_m_switchboard_is_the_command() -> None:
     done = subprocess.run([sys.executable, "-m", "switchboard", "schema"], capture_output=True,
                           timeout=60, check=False)
     assert done.returncode == 0 and orjson.loads(done.stdout)["title"]
+
+
+def test_a_query_without_a_file_in_a_terminal_reads_no_body() -> None:
+    # A GET status report typed in a terminal waited for a body on stdin until Ctrl-D.
+    controller, terminal = os.openpty()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "switchboard.cli", "normalize", "--provider", "bird",
+             "--query", "id=m1&recipient=31612345678&status=delivered"],
+            stdin=terminal, capture_output=True, check=False, timeout=30)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert result.returncode == 0, result.stderr
+    [event] = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert event["message_id"] == "m1" and event["status"] == "delivered"
