@@ -8,6 +8,7 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
+from switchboard.cli.startup import cannot_reach_kafka
 from switchboard.settings import Settings
 
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -52,7 +53,7 @@ def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every selected letter was replayed, 3 when some still fail, were skipped
     or an asked-for id was not found, 1 when Kafka failed, 2 for bad arguments."""
-    from aiokafka.errors import KafkaError
+    from aiokafka.errors import KafkaConnectionError, KafkaError
 
     from ingest.replay import ReplayError, Selection, replay
 
@@ -82,6 +83,9 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             settings.kafka_connection(), source=args.source, since_ms=since_ms,
             until_ms=until_ms, selection=selection, dry_run=args.dry_run,
             include_old=args.include_old, emit=emit))
+    except KafkaConnectionError as exc:
+        print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
+        return 1
     except (KafkaError, ReplayError) as exc:
         print(f"error: {exc or type(exc).__name__}", file=sys.stderr)
         return 1

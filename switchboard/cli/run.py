@@ -16,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from switchboard.cli.startup import DEMO_ACCOUNTS, DEMO_RULES, accounts_or_exit, run_loop
+from switchboard.cli.startup import (
+    DEMO_ACCOUNTS,
+    DEMO_RULES,
+    accounts_or_exit,
+    cannot_reach_kafka,
+    run_loop,
+)
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.settings import Settings
 
@@ -264,7 +270,7 @@ def _run_services(demo: _Demo, bootstrap: str) -> int:
     except RulesError as exc:  # the file changed since _prepare read it
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KafkaConnectionError as exc:  # as `worker` says it; the log lines above say why
-        print(f"error: cannot reach Kafka at {bootstrap} ({exc})", file=sys.stderr)
+    except KafkaConnectionError as exc:
+        print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
         return 1
     return 0

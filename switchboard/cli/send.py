@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 
 import orjson
 
-from switchboard.cli.startup import accounts_or_exit, run_loop
+from switchboard.cli.startup import accounts_or_exit, cannot_reach_kafka, run_loop
 from switchboard.settings import Settings
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when published (with --wait: accepted by the provider), 1 when Kafka failed or
     the send failed, 2 for bad arguments, 3 when no result came within --wait."""
-    from aiokafka.errors import KafkaError
+    from aiokafka.errors import KafkaConnectionError, KafkaError
     from pydantic import ValidationError
 
     from switchboard.commands import OutboundCommand
@@ -50,6 +50,9 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         print(f"interrupted: command {command.id} may have been published", file=sys.stderr)
         return 130
+    except KafkaConnectionError as exc:  # connecting, before the command was handed over
+        print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
+        return 1
     except NoResultsTopic as exc:  # found before publishing: nothing was sent
         print(f"error: {exc}; nothing published", file=sys.stderr)
         return 1

@@ -32,6 +32,12 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+def cannot_reach_kafka(servers: str, exc: Exception) -> str:
+    """The one line every command says when Kafka is not there. aiokafka's error says only
+    "Unable to bootstrap"; why (refused, TLS, login) is in the log lines it wrote before."""
+    return f"error: cannot reach Kafka at {servers} ({exc}); the log lines above say why"
+
+
 def accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
     """The accounts, or None once the problem is printed. Only demo tools (`run`, `simulate`)
     fall back to the example accounts: a service must not quietly run on demo credentials."""

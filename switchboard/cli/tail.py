@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sys
 
+from switchboard.cli.startup import cannot_reach_kafka
 from switchboard.settings import Settings
 
 
@@ -24,7 +25,7 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
             asyncio.run(tail(settings.kafka_connection(), args.topic,
                              from_beginning=args.all, limit=args.limit))
     except KafkaConnectionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
         return 1
     except UnknownTopic as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from switchboard.cli.startup import accounts_or_exit, run_loop
+from switchboard.cli.startup import accounts_or_exit, cannot_reach_kafka, run_loop
 from switchboard.settings import Settings
 
 
@@ -52,8 +52,6 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KafkaConnectionError as exc:
-        # aiokafka says only "Unable to bootstrap"; why (refused, TLS, login) is in its log.
-        print(f"error: cannot reach Kafka at {settings.kafka_bootstrap_servers} ({exc}); the "
-              "log lines above say why", file=sys.stderr)
+        print(cannot_reach_kafka(str(settings.kafka_bootstrap_servers), exc), file=sys.stderr)
         return 1
     return 0

@@ -138,11 +138,17 @@ def test_a_taken_metrics_port_is_one_error_line() -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_a_worker_that_cannot_reach_kafka_says_so_in_one_line() -> None:
+@pytest.mark.parametrize("args", [
+    ("worker", "keywords"),
+    ("tail",),  # these three said only "error: KafkaConnectionError: Unable to bootstrap …"
+    ("replay",),
+    ("send", "demo-infobip", "+41790001111", "--text", "hi"),
+])
+def test_a_command_that_cannot_reach_kafka_says_so_in_one_line(args: tuple[str, ...]) -> None:
     result = _cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
-                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS)}, "worker", "keywords")
+                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS)}, *args)
     assert result.returncode == 1
-    assert "error: cannot reach Kafka at 127.0.0.1:1" in result.stderr
+    assert "error: cannot reach Kafka at 127.0.0.1:1 (KafkaConnectionError" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -46,5 +46,6 @@ def test_a_cluster_it_cannot_reach_is_one_error_line() -> None:
     done = subprocess.run([sys.executable, "-m", "switchboard.cli", "tail"], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1
-    assert "error: KafkaConnectionError: Unable to bootstrap" in done.stderr
+    assert "error: cannot reach Kafka at 127.0.0.1:1 (KafkaConnectionError: Unable to " \
+           "bootstrap" in done.stderr
     assert "Unclosed AIOKafkaConsumer" not in done.stderr  # an error line of its own before
