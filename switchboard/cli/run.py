@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import errno
-import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -21,6 +17,7 @@ from switchboard.cli.startup import (
     DEMO_RULES,
     accounts_or_exit,
     cannot_reach_kafka,
+    port_taken,
     run_loop,
 )
 from switchboard.localkafka import BrokerError, LocalKafka
@@ -229,26 +226,9 @@ def _port_taken(settings: Settings) -> str | None:
     """Why ingest or the simulator could not listen, or None. Found out once they start,
     uvicorn would exit the whole process from inside the event loop: a traceback, the
     workers cut off, and nothing naming the setting that moves the port."""
-    ports = (("ingest", "SWITCHBOARD_HTTP_PORT", settings.http_port),
-             ("the simulator", "SWITCHBOARD_SIMULATOR_PORT", settings.simulator_port))
-    with contextlib.ExitStack() as held:  # both held at once: one port given to both is taken
-        for name, variable, port in ports:
-            try:
-                family, _, _, _, address = socket.getaddrinfo(
-                    settings.http_host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-            except socket.gaierror as exc:
-                return (f"{name} cannot listen on {settings.http_host}: {exc.strerror} "
-                        "(set SWITCHBOARD_HTTP_HOST to an address of this machine)")
-            try:
-                # SO_REUSEADDR, as uvicorn binds: a just-stopped run's closed connections
-                # do not hold the port.
-                held.enter_context(socket.create_server(address, family=family))
-            except OSError as exc:
-                why = os.strerror(exc.errno) if exc.errno else str(exc)
-                hint = (f"set {variable} to choose another port" if exc.errno == errno.EADDRINUSE
-                        else f"check SWITCHBOARD_HTTP_HOST and {variable}")
-                return f"{name} cannot listen on {settings.http_host}:{port}: {why} ({hint})"
-    return None
+    return port_taken(settings.http_host, [
+        ("ingest", "SWITCHBOARD_HTTP_PORT", settings.http_port),
+        ("the simulator", "SWITCHBOARD_SIMULATOR_PORT", settings.simulator_port)])
 
 
 def _run_services(demo: _Demo, bootstrap: str) -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
-from switchboard.cli.startup import accounts_or_exit
+from switchboard.cli.startup import accounts_or_exit, port_taken
 from switchboard.serving import MULTIPROCESS_DIR_ENV, shutdown_grace_s
 from switchboard.settings import Settings
 
@@ -31,10 +31,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {MULTIPROCESS_DIR_ENV}={given}: no such directory (create it, empty, "
               "or leave it unset for a temporary one)", file=sys.stderr)
         return 2
+    host, port = args.host or settings.http_host, args.port or settings.http_port
+    if taken := port_taken(host, [("ingest", "SWITCHBOARD_HTTP_PORT or --port", port)],
+                           host_setting="SWITCHBOARD_HTTP_HOST or --host"):
+        print(f"error: {taken}", file=sys.stderr)
+        return 1
     with _shared_metrics(workers):
-        uvicorn.run("ingest.app:app_from_environment", factory=True,
-                    host=args.host or settings.http_host,
-                    port=args.port or settings.http_port, workers=workers, proxy_headers=True,
+        uvicorn.run("ingest.app:app_from_environment", factory=True, host=host,
+                    port=port, workers=workers, proxy_headers=True,
                     timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s),
                     log_config=None, access_log=False)
     return 0

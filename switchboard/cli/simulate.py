@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import uvicorn
 
-from switchboard.cli.startup import DEMO_ACCOUNTS, accounts_or_exit
+from switchboard.cli.startup import DEMO_ACCOUNTS, accounts_or_exit, port_taken
 from switchboard.settings import Settings
 
 
@@ -20,6 +21,10 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     ingest_url = args.ingest_url or settings.ingest_url
     app = create_simulator_app(accounts, ingest_url)
     port = args.port or settings.simulator_port
+    if taken := port_taken(settings.http_host, [
+            ("the simulator", "SWITCHBOARD_SIMULATOR_PORT or --port", port)]):
+        print(f"error: {taken}", file=sys.stderr)
+        return 1
     print(f"Simulator on http://{settings.http_host}:{port}, calling ingest at {ingest_url} "
           f"({len(accounts)} accounts from {settings.accounts_file or DEMO_ACCOUNTS})",
           flush=True)

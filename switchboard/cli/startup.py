@@ -1,10 +1,15 @@
-"""What several subcommands do before their job: find the accounts, pick the event loop."""
+"""What several subcommands do before their job: find the accounts, check their ports, pick
+the event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import os
+import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -53,3 +58,29 @@ def accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
     except AccountsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
+
+
+def port_taken(host: str, listeners: Sequence[tuple[str, str, int]], *,
+               host_setting: str = "SWITCHBOARD_HTTP_HOST") -> str | None:
+    """Why one of the (name, port setting, port) `listeners` could not listen on `host`, or
+    None. uvicorn finds out only once it binds: its own message, exit 3, nothing naming the
+    setting that moves the port. The probes are closed before this returns: uvicorn (the
+    supervisor of `serve --workers`) binds the port itself next."""
+    with contextlib.ExitStack() as held:  # all held at once: one port given to two is taken
+        for name, setting, port in listeners:
+            try:
+                family, _, _, _, address = socket.getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            except socket.gaierror as exc:
+                return (f"{name} cannot listen on {host}: {exc.strerror} "
+                        f"(set {host_setting} to an address of this machine)")
+            try:
+                # SO_REUSEADDR, as uvicorn binds: a just-stopped server's closed connections
+                # do not hold the port.
+                held.enter_context(socket.create_server(address, family=family))
+            except OSError as exc:
+                why = os.strerror(exc.errno) if exc.errno else str(exc)
+                hint = (f"set {setting} to choose another port" if exc.errno == errno.EADDRINUSE
+                        else f"check the host ({host_setting}) and the port ({setting})")
+                return f"{name} cannot listen on {host}:{port}: {why} ({hint})"
+    return None
