@@ -82,7 +82,9 @@ def _match(rule: CompiledRule, event: MessageEvent) -> dict[str, str | None] | N
         return None
     word, rest = split_first_word(event.text)
     if rule.keyword is not None:
-        candidates = [fold(word)] + ([fold(event.postback)] if event.postback else [])
+        # The word's forms as compliance reads them: "Price?" and "PRICE!" are the keyword.
+        candidates = compliance_forms(fold(word)) | ({fold(event.postback)} if event.postback
+                                                      else set())
         return template_values(event, word, rest) if rule.keyword in candidates else None
     if rule.rule.postback is not None:
         if event.postback is not None and fold(event.postback) == fold(rule.rule.postback):

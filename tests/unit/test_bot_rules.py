@@ -52,6 +52,11 @@ def inbound(text: str | None = None, postback: str | None = None, channel: str =
         ("track AB12", None, "sms", "Parcel AB12 is on its way"),
         ("Yes", "yes-42", "whatsapp", "Thanks for confirming"),
         ("hello there", None, "sms", "Sorry, 'hello there' is not a keyword. Reply HELP."),
+        # Punctuation around the keyword, as compliance ignores it: "Price?" got the fallback.
+        ("Price?", None, "sms", "Prices for : from 10 EUR"),
+        ("\u00bfPRICE? shoes", None, "sms", "Prices for shoes: from 10 EUR"),
+        ("prices", None, "sms", "Sorry, 'prices' is not a keyword. Reply HELP."),
+        ("price-list", None, "sms", "Sorry, 'price-list' is not a keyword. Reply HELP."),
     ],
 )
 def test_first_matching_rule_or_fallback(text: str, postback: str | None, channel: str,
