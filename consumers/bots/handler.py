@@ -153,8 +153,11 @@ class BotHandler:
             answers = await self.answer(event, account)
             if answers and not self.limit.admit(event, account, len(answers)):
                 answers = []
-            for reply, purpose in answers:
-                command = reply_command(event, reply, f"{self.name}:{purpose}")
+            for n, (reply, purpose) in enumerate(answers):
+                # The id by the reply's place, not its rule: after a rules reload a redelivered
+                # message may match another rule, and must not be answered twice.
+                command = reply_command(event, reply, f"{self.name}:{purpose}",
+                                        slot=f"{self.name}:reply-{n}")
                 records.append(command_record(command, event.provider))
                 purposes.append(purpose)
         await self._publish(ctx, records, compliance=opted_out is not None)

@@ -50,11 +50,13 @@ def as_replies(output: BotOutput) -> list[Reply]:
 
 
 def reply_command(event: MessageEvent, reply: Reply, purpose: str,
-                  kind: CommandKind = CommandKind.MESSAGE) -> OutboundCommand:
-    """The command answering `event`; same event and purpose give the same command id."""
+                  kind: CommandKind = CommandKind.MESSAGE,
+                  slot: str | None = None) -> OutboundCommand:
+    """The command answering `event`; same event and `slot` (default: the purpose) give the
+    same command id, so a redelivered event is answered once."""
     assert event.from_ is not None
     return OutboundCommand(
-        id=str(uuid.uuid5(REPLY_NAMESPACE, f"{event.id}|{purpose}")),
+        id=str(uuid.uuid5(REPLY_NAMESPACE, f"{event.id}|{slot or purpose}")),
         account=event.account, to=event.from_, channel=event.channel, text=reply.text,
         media=reply.media, buttons=reply.buttons, in_reply_to=event.message_id, kind=kind,
         created_at=datetime.now(UTC), metadata={"in_reply_to_event": str(event.id),

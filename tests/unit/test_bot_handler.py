@@ -227,6 +227,26 @@ async def test_a_publish_from_a_task_the_handler_left_behind_still_publishes() -
     assert [r.value for r in producer.published] == [b"v"]
 
 
+async def test_a_message_redelivered_after_a_rules_reload_keeps_its_reply_id(
+        tmp_path: Any) -> None:
+    # Reply ids came from the matching rule's position: a reload that added a rule before it
+    # (or made the fallback's message match a rule) gave a redelivered message a new id, and
+    # the sender sent the contact a second reply.
+    bot = handler(tmp_path, keywords_answer, '[accounts.acme]\nfallback = "Reply HELP."\n')
+    price = record("price?")
+    first = FakeContext()
+    await bot.handle(price, first)
+    (tmp_path / "rules.toml").write_text(
+        '[accounts.acme]\nfallback = "Reply HELP."\n'
+        '[[accounts.acme.rules]]\nkeyword = "price"\nreply = "From 10 EUR"\n')
+    bot.rules.request_reload()
+    again = FakeContext()
+    await bot.handle(price, again)  # redelivered (its offset was not committed)
+    assert [c["text"] for c in commands(first) + commands(again)] == ["Reply HELP.",
+                                                                      "From 10 EUR"]
+    assert commands(first)[0]["id"] == commands(again)[0]["id"]  # the sender sends it once
+
+
 def opt_out_changes(ctx: FakeContext) -> list[bool]:
     return [decode_opt_out(r.value).opted_out for r in ctx.published if r.topic == OPT_OUTS.name]
 
