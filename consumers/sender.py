@@ -39,6 +39,7 @@ from switchboard.records import (
     conversation_key,
     result_record,
 )
+from switchboard.settings import validation_problems
 from switchboard.topics import OUTBOUND_SENT
 
 log = get_logger(__name__)
@@ -226,8 +227,7 @@ class Sender:
                 or self.ledger.get(command_id.encode()) is not None:
             return provider, account
         metadata = fields.get("metadata")
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'command'}: {e['msg']}"
-                             for e in exc.errors()[:5])
+        problems = validation_problems(exc, "command", limit=5)
         result = OutboundResult(
             command_id=command_id, account=account, provider=provider,
             to=to if isinstance(to, str) else "", status=ResultStatus.FAILED,

@@ -44,6 +44,7 @@ from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import Account, Accounts
 from switchboard.logs import get_logger
 from switchboard.providers import PROVIDERS, provider_module
+from switchboard.settings import validation_problems
 
 log = get_logger(__name__)
 
@@ -269,8 +270,7 @@ def _inbound_request(payload: Any) -> tuple[str, Inbound] | str:
 
 
 def _validation_reason(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-                     for err in exc.errors())
+    return validation_problems(exc, "body")
 
 
 def _control_error(status: int, message: str) -> Response:

@@ -27,7 +27,7 @@ from pydantic import (
 
 from switchboard.logs import register_secrets
 from switchboard.providers import PROVIDERS, UnknownProvider
-from switchboard.settings import unreadable
+from switchboard.settings import unreadable, validation_problems
 
 ENV_PREFIX = "env:"
 # Shorter secrets are typos or placeholders (an empty one would let anyone in), not secrets.
@@ -184,9 +184,7 @@ def parse_accounts(data: dict[str, Any], source: str = "<accounts>") -> Accounts
         try:
             account = Account.model_validate({"name": name, **fields})
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
+            problems = validation_problems(exc, "account")
             raise AccountsError(f"{source}: account {name!r}: {problems}") from None
         register_secrets(account.auth.secret_values())
         accounts.append(account)

@@ -340,6 +340,13 @@ class SettingsError(ValueError):
     """The settings cannot be read; the message says which and why, in one line."""
 
 
+def validation_problems(exc: ValidationError, whole: str, limit: int | None = None) -> str:
+    """pydantic's errors in one line, `field.path: message; ...` (`whole` when an error is
+    about the whole object), at most `limit` of them."""
+    return "; ".join(f"{'.'.join(str(p) for p in error['loc']) or whole}: {error['msg']}"
+                     for error in exc.errors()[:limit])
+
+
 def unreadable(exc: OSError | UnicodeDecodeError) -> str:
     """Why a file that exists cannot be read, without repeating its name."""
     if isinstance(exc, UnicodeDecodeError):

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import orjson
 
 from switchboard.cli.startup import accounts_or_exit, cannot_reach_kafka, run_loop
-from switchboard.settings import Settings
+from switchboard.settings import Settings, validation_problems
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,9 +40,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             channel=args.channel, text=args.text, created_at=datetime.now(UTC),
             media=[{"url": url} for url in args.media])
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'command'}: {e['msg']}"
-                             for e in exc.errors())
-        print(f"error: {problems}", file=sys.stderr)
+        print(f"error: {validation_problems(exc, 'command')}", file=sys.stderr)
         return 2
     try:
         result = run_loop(send_command(settings.kafka_connection(), command, account.provider,
