@@ -68,11 +68,18 @@ async def child(args: list[str], env: dict[str, str], ready_url: str | None = No
             await wait_http(ready_url)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process, 60)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL (and reaped): a server that hangs on shutdown must not outlive
+    the run."""
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def child_env(env: dict[str, str]) -> dict[str, str]:

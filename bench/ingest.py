@@ -21,7 +21,7 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.common import HOST, kafka, wait_http
+from bench.common import HOST, kafka, stop_process, wait_http
 from bench.loadgen import LoadResult, build_request, closed_loop, open_loop
 from switchboard.localkafka import free_port
 from switchboard.topics import RAW, partitions_of
@@ -59,16 +59,6 @@ def delivery_reports(port: int) -> Iterator[bytes]:
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def _stop(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM, then SIGKILL: a server that hangs on shutdown must not outlive the run."""
-    process.terminate()
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def ceiling_command(port: int, processes: int) -> list[str]:
@@ -145,7 +135,7 @@ async def run(bootstrap: str, workdir: Path) -> int:
         await _wait_port(port)
         _, ceiling_saturation, ceiling_fixed = await _measure(port)
     finally:
-        _stop(ceiling, 30)
+        stop_process(ceiling, 30)
 
     port = free_port()
     env["SWITCHBOARD_HTTP_PORT"] = str(port)
@@ -156,7 +146,7 @@ async def run(bootstrap: str, workdir: Path) -> int:
         await wait_http(f"http://{HOST}:{port}/readyz")
         warmup, full_saturation, full_fixed = await _measure(port)
     finally:
-        _stop(ingest, 60)
+        stop_process(ingest, 60)
     stored = await _raw_count(bootstrap) - before
 
     print(f"{'server':10} {'sat req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'@1k req/s':>9} "

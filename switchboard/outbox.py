@@ -6,7 +6,6 @@ code: build an OutboundCommand, key it with `command_record`, publish with acks=
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 from aiokafka import AIOKafkaConsumer
@@ -72,5 +71,4 @@ async def _result_for(consumer: AIOKafkaConsumer, command_id: str,
                 # The header names the command: other results are not decoded.
                 if ("ce_subject", subject) in record.headers:
                     return OutboundResult.from_json(record.value)
-        await asyncio.sleep(0)
     return None

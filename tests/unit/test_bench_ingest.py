@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 
-from bench.ingest import _stop, ceiling_command, throughput_ratio
+from bench.common import stop_process
+from bench.ingest import ceiling_command, throughput_ratio
 from bench.loadgen import LoadResult
 
 
@@ -26,7 +27,7 @@ def test_a_server_that_ignores_sigterm_is_killed() -> None:
     try:
         assert stubborn.stdout is not None
         assert stubborn.stdout.readline() == b"ready\n"
-        _stop(stubborn, 0.2)
+        stop_process(stubborn, 0.2)
         assert stubborn.returncode == -signal.SIGKILL
     finally:
         stubborn.kill()
