@@ -10,11 +10,18 @@ from __future__ import annotations
 
 import httpx
 
+# Idle connections are dropped well before servers drop them: httpx keeps them 5 s, and
+# uvicorn and Node close after 5 s idle too. A request sent on a connection the server is
+# closing just then fails after it may have been read (ReadError: "may have been sent", so
+# not retried), which a burst after a quiet spell hit in the bots test.
+KEEPALIVE_EXPIRY_S = 2.0
+
 
 class ShardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, shards: int = 16, connections_per_shard: int = 2) -> None:
         limits = httpx.Limits(max_connections=connections_per_shard,
-                              max_keepalive_connections=connections_per_shard)
+                              max_keepalive_connections=connections_per_shard,
+                              keepalive_expiry=KEEPALIVE_EXPIRY_S)
         self._shards = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
         self._in_flight = [0] * shards
 
