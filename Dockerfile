@@ -3,12 +3,12 @@
 # yours and point SWITCHBOARD_ACCOUNTS_FILE (and SWITCHBOARD_RULES_FILE) at them.
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY switchboard ./switchboard
 COPY ingest ./ingest
 COPY normalizers ./normalizers
 COPY consumers ./consumers
 COPY simulator ./simulator
-RUN pip install --no-cache-dir . && useradd --system switchboard
+RUN pip install --no-cache-dir --constraint constraints.txt . && useradd --system switchboard
 USER switchboard
 ENTRYPOINT ["switchboard"]
