@@ -106,7 +106,10 @@ async def _connect(producer: DurableProducer, settings: Settings, kafka: KafkaCo
             delay = min(delay * 2, 10.0)
 
 
-def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlette:
+def create_app(settings: Settings, accounts: Accounts | None = None, *,
+               metrics_endpoint: bool = True) -> Starlette:
+    """The ingest app; without `metrics_endpoint`, /metrics is served elsewhere (`serve` with
+    SWITCHBOARD_METRICS_PORT) and not on this port, which providers reach from the internet."""
     if accounts is None:
         if settings.accounts_file is None:
             raise ValueError("no accounts: set SWITCHBOARD_ACCOUNTS_FILE")
@@ -161,8 +164,9 @@ def create_app(settings: Settings, accounts: Accounts | None = None) -> Starlett
         Route("/webhooks/{provider}/{account}/{kind}/", handler.handle, methods=WEBHOOK_METHODS),
         Route(HEALTHZ, healthz, methods=["GET"]),
         Route(READYZ, readyz, methods=["GET"]),
-        Route(METRICS, metrics, methods=["GET"]),
     ]
+    if metrics_endpoint:
+        routes.append(Route(METRICS, metrics, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error})
     app.state.producer = producer
@@ -177,6 +181,6 @@ def app_from_environment() -> Starlette:
 
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
+    app = create_app(settings, metrics_endpoint=settings.metrics_port is None)
     heap.settle()
     return app

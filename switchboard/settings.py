@@ -128,7 +128,8 @@ class Settings(BaseSettings):
                                          "waiting for Kafka acks does not count")
     simulator_port: Port = Field(default=8090, description="port of `switchboard simulate`")
     metrics_port: Port | None = Field(
-        default=None, description="workers serve Prometheus /metrics here (unset: no endpoint)")
+        default=None, description="workers serve Prometheus /metrics here (unset: no endpoint); "
+                                  "`serve` too, instead of on its webhook port")
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

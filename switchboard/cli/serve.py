@@ -32,16 +32,31 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
               "or leave it unset for a temporary one)", file=sys.stderr)
         return 2
     host, port = args.host or settings.http_host, args.port or settings.http_port
-    if taken := port_taken(host, [("ingest", "SWITCHBOARD_HTTP_PORT or --port", port)],
-                           host_setting="SWITCHBOARD_HTTP_HOST or --host"):
+    ports = [("ingest", "SWITCHBOARD_HTTP_PORT or --port", port)]
+    if settings.metrics_port:
+        ports.append(("metrics", "SWITCHBOARD_METRICS_PORT", settings.metrics_port))
+    if taken := port_taken(host, ports, host_setting="SWITCHBOARD_HTTP_HOST or --host"):
         print(f"error: {taken}", file=sys.stderr)
         return 1
     with _shared_metrics(workers):
+        if settings.metrics_port:
+            _serve_metrics(host, settings.metrics_port)
         uvicorn.run("ingest.app:app_from_environment", factory=True, host=host,
                     port=port, workers=workers, proxy_headers=True,
                     timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s),
                     log_config=None, access_log=False)
     return 0
+
+
+def _serve_metrics(host: str, port: int) -> None:
+    """/metrics on a port of its own, kept off the webhook port that providers (and so the
+    internet) reach; served from this process, the supervisor with `--workers N`, which sums
+    its workers' counts like any of them would."""
+    from prometheus_client import start_http_server
+
+    from ingest.app import metrics_registry
+
+    start_http_server(port, addr=host, registry=metrics_registry())
 
 
 @contextlib.contextmanager

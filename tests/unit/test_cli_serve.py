@@ -6,8 +6,10 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from switchboard.cli import main
@@ -64,3 +66,48 @@ def test_a_free_port_is_left_free_for_uvicorn_to_bind() -> None:
     assert port_taken("127.0.0.1", [("ingest", "SWITCHBOARD_HTTP_PORT", port)]) is None
     with socket.create_server(("127.0.0.1", port)):
         pass
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_metrics_port_serves_metrics_off_the_webhook_port(tmp_path: Path, workers: int) -> None:
+    """Providers reach the webhook port from the internet; with SWITCHBOARD_METRICS_PORT the
+    account names and counts are on that port only, summed over the worker processes."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SWITCHBOARD_") and k != MULTIPROCESS_DIR_ENV}
+    http_port, metrics_port = free_port(), free_port()
+    env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached: not needed
+                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
+                   "SWITCHBOARD_HTTP_PORT": str(http_port),
+                   "SWITCHBOARD_METRICS_PORT": str(metrics_port),
+                   "SWITCHBOARD_LOG_LEVEL": "ERROR"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "serve", "--workers", str(workers)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        with httpx.Client(timeout=5) as client:
+            wait_until_answers(client, f"{base}/healthz", server)
+            for _ in range(3):  # a 404 is counted by whichever worker takes it
+                assert client.post(f"{base}/webhooks/infobip/nobody").status_code == 404
+            assert client.get(f"{base}/metrics").status_code == 404
+            scraped = client.get(f"http://127.0.0.1:{metrics_port}/metrics")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert scraped.status_code == 200
+    assert ('switchboard_ingest_requests_total{account="unknown",outcome="unknown_account",'
+            'provider="infobip"} 3.0') in scraped.text
+
+
+def wait_until_answers(client: httpx.Client, url: str, server: subprocess.Popen[bytes],
+                       timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"serve exited with {server.returncode}"
+        try:
+            if client.get(url).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer within {timeout_s}s")
