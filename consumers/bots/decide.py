@@ -53,6 +53,11 @@ def should_answer(event: MessageEvent, account: CompiledAccount) -> bool:
 def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None:
     word, rest = split_first_word(event.text)
     forms = compliance_forms(fold(word))
+    if rest and not forms & account.stop_words:  # "Opt out": a stop word of two words
+        second, after = split_first_word(rest)
+        pair = compliance_forms(fold(f"{word} {second}"))
+        if pair & account.stop_words:
+            word, rest, forms = f"{word} {second}", after, pair
     values = template_values(event, word, rest)
     if forms & account.stop_words:
         return Decision("opt-out", _render(account.stop_confirmation, values), opt_out=True,

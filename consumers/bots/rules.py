@@ -19,7 +19,10 @@ from switchboard.addresses import address
 from switchboard.events import CHANNEL_PATTERN
 from switchboard.settings import unreadable
 
-DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT")
+# REVOKE and OPT OUT too: since April 2025 the FCC counts a reply of stop, quit, end, revoke,
+# opt out, cancel or unsubscribe as revoking consent (47 CFR 64.1200(a)(12)), as CTIA does.
+DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+                "OPT-OUT", "OPT OUT")
 DEFAULT_START = ("START", "UNSTOP")
 DEFAULT_HELP = ("HELP",)
 DEFAULT_REPLY_LIMIT = 10  # automated replies per contact per window

@@ -257,6 +257,24 @@ def test_a_compliance_keyword_with_punctuation_around_it_still_counts(text: str,
     assert decision is not None and decision.opt_out is opt_out
 
 
+@pytest.mark.parametrize(("text", "keyword", "rest"), [
+    ("Revoke", "Revoke", ""), ("OPTOUT", "OPTOUT", ""), ("Opt-out.", "Opt-out.", ""),
+    ("opt out", "opt out", ""), ("Opt  out, please", "Opt out,", "please"),
+    ("OPT OUT!", "OPT OUT!", ""),
+])
+def test_the_fcc_revocation_words_opt_out(text: str, keyword: str, rest: str) -> None:
+    """Stop, quit, end, revoke, opt out, cancel and unsubscribe revoke consent (FCC, from
+    April 2025): REVOKE and OPT OUT were answered with the fallback, and the texts went on."""
+    decision = compliance(inbound(text), ACME)
+    assert decision is not None and decision.opt_out is True
+    assert (decision.values["keyword"], decision.values["rest"]) == (keyword, rest)
+
+
+@pytest.mark.parametrize("text", ["opt in", "Opt outside", "option out", "out opt", "opt"])
+def test_words_merely_near_opt_out_do_not_opt_out(text: str) -> None:
+    assert compliance(inbound(text), ACME) is None
+
+
 def test_help_with_a_question_mark_is_help_and_words_merely_starting_so_are_not() -> None:
     decision = compliance(inbound("HELP?"), ACME)
     assert decision is not None and decision.purpose == "help"
