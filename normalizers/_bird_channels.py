@@ -208,17 +208,20 @@ def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | Non
     kind = body.get("type")
     content = object_field(body, kind) if isinstance(kind, str) and kind != "type" else {}
     media: list[Media] = []
+    # A `gif` body is one file: its `mediaUrl` is on the part itself, not in a list.
+    items = [content] if kind == "gif" else []
     for key in ("images", "files", "attachments"):
-        for item in iter_objects(content.get(key), key):
-            url = text_field(item, "mediaUrl")
-            if url is not None:
-                media.append(
-                    Media.build(
-                        url=url,
-                        content_type=text_field(item, "contentType"),
-                        caption=text_field(item, "altText"),
-                    )
+        items.extend(iter_objects(content.get(key), key))
+    for item in items:
+        url = text_field(item, "mediaUrl")
+        if url is not None:
+            media.append(
+                Media.build(
+                    url=url,
+                    content_type=text_field(item, "contentType"),
+                    caption=text_field(item, "altText"),
                 )
+            )
     location = geo_uri(object_field(content, "coordinates")) if kind == "location" else None
     if location is not None:
         media.append(Media.build(url=location))  # schema v1 has no location field
