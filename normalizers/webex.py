@@ -25,7 +25,7 @@ from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, ke
 from normalizers.bodies import parse_json_object
 from normalizers.channels import channel
 from normalizers.event_builders import inbound_event, status_event
-from normalizers.fields import as_list, first, int_field, iter_objects, text_field
+from normalizers.fields import as_list, first, geo_uri, int_field, iter_objects, text_field
 from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
 
@@ -200,7 +200,7 @@ def _inbound(request: WebhookRequest, payload: JsonObject) -> MessageEvent:
         sender=sender,
         recipient=text_field(payload, "da"),
         text=text_field(payload, "message", "buttontext"),
-        media=_attachments(payload.get("attachments")),
+        media=_attachments(payload.get("attachments")) + _location(payload),
         postback=postback,
         segments=int_field(payload, "messagecount"),
         # `ts`/`timeStamp` carry a zone; `datetime` is zoneless in the legacy template.
@@ -223,12 +223,7 @@ def _attachments(value: Any) -> list[Media]:
     """Attachment URLs: a URL string, a list of them, or objects with a `url` (WhatsApp) or a
     `payload.url` (RCS). Current Webex sends the list JSON-encoded in a string, `"[]"` when
     there is none (Data Streams samples); the legacy template sent a bare URL."""
-    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            raise NormalizeError(
-                f"'attachments' is neither a URL nor JSON: {value!r:.60}") from None
+    value = _json_text(value, "attachments")
     media: list[Media] = []
     for index, item in enumerate(as_list(value)):
         if isinstance(item, str) and item.startswith(("http://", "https://")):
@@ -251,7 +246,43 @@ def _attachments(value: Any) -> list[Media]:
     return media
 
 
+# A coordinate as Webex may write it: most of its numbers come as strings ("messageCount": "2").
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,3}(?:\.[0-9]+)?")
+
+
+def _location(payload: JsonObject) -> list[Media]:
+    """A shared location as one `geo:` media item. RCS puts `latitude` and `longitude` at the
+    top level (`event: "Location"`); WhatsApp MOs have a `location` key, `""` when empty and
+    assumed to hold the same two keys, as an object or JSON-encoded like `attachments`."""
+    try:
+        place = _json_text(payload.get("location"), "location")
+    except NormalizeError:
+        place = None  # an unreadable location must not cost the message its text
+    fields = _lower_keys(place) if isinstance(place, dict) else payload
+    uri = geo_uri({key: _coordinate(fields.get(key)) for key in ("latitude", "longitude")})
+    return [Media.build(url=uri)] if uri is not None else []
+
+
+def _coordinate(value: Any) -> Any:
+    """A decimal string as the number it writes; anything else as it is."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        text = value.strip()
+        return float(text) if "." in text else int(text)
+    return value
+
+
 # --- small helpers ---------------------------------------------------------------------------
+
+
+def _json_text(value: Any, name: str) -> Any:
+    """A value Webex may send JSON-encoded in a string (`"[]"`, `"{...}"`), decoded; any other
+    value as it is."""
+    if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            raise NormalizeError(f"{name!r} is neither a URL nor JSON: {value!r:.60}") from None
+    return value
 
 
 def _lower_keys(data: JsonObject) -> JsonObject:
