@@ -338,6 +338,8 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
         if url is not None:
             media.append(Media.build(url=url, content_type=content_type,
                                      caption=text_field(part, "caption")))
+        elif (location := geo_uri(part)) is not None:  # a per-channel WhatsApp LOCATION
+            media.append(Media.build(url=location))
         elif (content_type or "text/plain").lower().startswith("text/"):
             value = text_field(part, "value", "text")
             if value is not None:
