@@ -2,8 +2,8 @@
 
 Secrets are kept out of logs twice over: values under secret-looking keys are masked, and any
 string containing a registered secret value (account secrets, tokens) of at least
-MIN_MASKED_CHARS characters is masked wherever it appears, including in messages from libraries
-that log through the standard library.
+MIN_MASKED_CHARS characters, or a JWT, is masked wherever it appears, including in messages from
+libraries that log through the standard library.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ _SECRET_KEY = re.compile(
     r"(secret|password|passwd|token|authorization|signature|api[_-]?key|access[_-]?key|credential)",
     re.IGNORECASE,
 )
+# A JWT (its header always starts `{"`): a bearer token a client fetched, such as Ubiqio's, is
+# no configured secret, yet a provider may quote it back with the Authorization header.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _secret_values: set[str] = set()
 _configured = False
 
@@ -44,6 +47,9 @@ def register_secrets(values: Iterable[str | None]) -> None:
 
 
 def scrub(value: str) -> str:
+    """`value` with every registered secret value and every JWT masked."""
+    if "eyJ" in value:
+        value = _JWT.sub(MASK, value)
     for secret in _secret_values:
         if secret in value:
             value = value.replace(secret, MASK)

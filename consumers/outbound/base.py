@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, fi
 from switchboard.accounts import Account
 from switchboard.commands import Button, OutboundCommand
 from switchboard.events import Media
+from switchboard.logs import scrub
 from switchboard.urls import http_url
 
 
@@ -39,6 +40,10 @@ class SendError(Exception):
     def __init__(self, description: str, *, retryable: bool, code: str | None = None,
                  retry_after_s: float | None = None, called: bool = True,
                  maybe_sent: bool = False, throttled: bool = False) -> None:
+        # Masked here, where every send failure is described: provider texts go into results
+        # on Kafka (not a log line, so not masked there), and a provider may quote the key or
+        # the Authorization header it was given back in its refusal.
+        description = scrub(description)
         super().__init__(description)
         self.description = description
         self.retryable = retryable

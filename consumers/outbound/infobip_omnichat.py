@@ -39,6 +39,7 @@ from consumers.outbound.base import (
 from consumers.outbound.infobip import message_receipt, success_body
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
+from switchboard.logs import register_secrets
 
 NAME = "infobip-omnichat"
 
@@ -63,8 +64,9 @@ class Client(ProviderClient[Config]):
                      f"{quote(config.application_key, safe='')}/integrations/"
                      f"{quote(config.integration_type, safe='')}/message")
         credentials = f"{config.username}:{config.password.get_secret_value()}".encode()
-        self._headers = {"Authorization": f"Basic {base64.b64encode(credentials).decode()}",
-                         "Accept": "application/json"}
+        encoded = base64.b64encode(credentials).decode()
+        register_secrets([encoded])  # the password as the header carries it, quoted back or logged
+        self._headers = {"Authorization": f"Basic {encoded}", "Accept": "application/json"}
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
         payload = {"to": command.to, "message": build_message(command)}
