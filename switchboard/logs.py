@@ -1,9 +1,9 @@
 """structlog set up once for every process: JSON lines in production, readable in a terminal.
 
-Secrets are kept out of logs twice over: values under secret-looking keys are masked, and any
-string containing a registered secret value (account secrets, tokens) of at least
-MIN_MASKED_CHARS characters, or a JWT, is masked wherever it appears, including in messages from
-libraries that log through the standard library.
+Secrets are kept out of logs twice over: values under secret-looking keys are masked, and in
+any string a registered secret value (account secrets, tokens) of at least MIN_MASKED_CHARS
+characters, a JWT, or a URL's password is masked wherever it appears, including in messages
+from libraries that log through the standard library.
 """
 
 from __future__ import annotations
@@ -29,6 +29,9 @@ _SECRET_KEY = re.compile(
 # A JWT (its header always starts `{"`): a bearer token a client fetched, such as Ubiqio's, is
 # no configured secret, yet a provider may quote it back with the Authorization header.
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# The password of a URL's user info (https://user:password@host): a provider's base_url or
+# SWITCHBOARD_PUBLIC_URL may carry Basic credentials so, and httpx logs request URLs as they are.
+_URL_PASSWORD = re.compile(r"(://[^\s/?#@:]*:)[^\s/?#@]+@")
 _secret_values: set[str] = set()
 _configured = False
 
@@ -47,9 +50,11 @@ def register_secrets(values: Iterable[str | None]) -> None:
 
 
 def scrub(value: str) -> str:
-    """`value` with every registered secret value and every JWT masked."""
+    """`value` with every registered secret value, every JWT and URL password masked."""
     if "eyJ" in value:
         value = _JWT.sub(MASK, value)
+    if "@" in value:
+        value = _URL_PASSWORD.sub(rf"\1{MASK}@", value)
     for secret in _secret_values:
         if secret in value:
             value = value.replace(secret, MASK)

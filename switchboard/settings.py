@@ -33,7 +33,7 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as SourceError
 
 from switchboard.clients import Compression, KafkaConnection, SaslMechanism, SecurityProtocol
-from switchboard.logs import register_secrets, secret_key
+from switchboard.logs import register_secrets, scrub, secret_key
 from switchboard.oauth import ClientCredentialsToken
 from switchboard.urls import http_url
 
@@ -381,7 +381,8 @@ def _describe(exc: ValidationError) -> str:
                             + (f" (did you mean {close[0]}?)" if close else ""))
             continue
         name = f"{field} ({env_var_of(field)})" if field in Settings.model_fields else field
-        given = "***" if secret_key(field) else repr(error.get("input"))[:60]
+        # Masked as a log line would be: a URL may carry a password (user:password@host).
+        given = "***" if secret_key(field) else scrub(repr(error.get("input")))[:60]
         problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')} (got {given})")
     return "invalid settings: " + "; ".join(problems)
 

@@ -40,6 +40,20 @@ def test_a_secret_is_masked_as_a_url_carries_it_too(capsys: pytest.CaptureFixtur
     assert orjson.loads(err.splitlines()[0])["url"] == "https://hooks.example/webhooks/ubiqio/acme?token=***"
 
 
+def test_a_password_in_a_url_is_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    # A provider's base_url (or SWITCHBOARD_PUBLIC_URL) may carry Basic credentials; httpx
+    # logs each request's URL as it is at DEBUG, and no setting registers that password.
+    configure_logging("INFO", "json")
+    url = "https://acme:pa55-word@api.example.com/send?to=1"
+    logging.getLogger("httpx").warning("HTTP Request: POST %s", url)
+    get_logger("test").info("posting", url=url)
+    err = capsys.readouterr().err
+    assert "pa55" not in err
+    library, ours = (orjson.loads(line) for line in err.splitlines())
+    assert library["event"] == "HTTP Request: POST https://acme:***@api.example.com/send?to=1"
+    assert ours["url"] == "https://acme:***@api.example.com/send?to=1"
+
+
 def test_the_readme_says_which_secrets_are_too_short_to_mask(
         capsys: pytest.CaptureFixture[str]) -> None:
     # Shorter values are not masked (they would mask ordinary words), and nothing makes a Kafka

@@ -210,3 +210,12 @@ def test_ctrl_c_while_a_worker_starts_is_no_traceback(monkeypatch: pytest.Monkey
     except KeyboardInterrupt:
         pytest.fail("Ctrl-C during start-up ended the worker in a traceback")
     assert code == 130
+
+
+def test_a_refused_url_setting_is_quoted_without_its_password(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The error line quotes what was given; a URL may carry Basic credentials (user:password@).
+    monkeypatch.setenv("SWITCHBOARD_PUBLIC_URL", "htps://acme:pa55-word@hooks.example.com")
+    said = str(settings_error())
+    assert "public_url (SWITCHBOARD_PUBLIC_URL): must be an http(s) URL" in said
+    assert "pa55" not in said and "'htps://acme:***@hooks.example.com'" in said
