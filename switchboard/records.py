@@ -19,6 +19,7 @@ import orjson
 from switchboard.addresses import address
 from switchboard.commands import OutboundCommand, OutboundResult
 from switchboard.events import MessageEvent
+from switchboard.logs import scrub
 from switchboard.topics import (
     DEAD_LETTER,
     MESSAGE_INBOUND,
@@ -152,8 +153,9 @@ def dead_letter_record(*, dl_id: str, stage: str, reason: str, provider: str, ac
                        ) -> OutRecord:
     """A record we could not process, with why, self-contained so it can be replayed. The
     reason is bounded: an error may quote the whole record (pydantic's do, once per error),
-    and a letter over its topic's limit could be neither kept nor skipped."""
-    value = {"id": dl_id, "stage": stage, "reason": short(reason), "provider": provider,
+    and a letter over its topic's limit could be neither kept nor skipped. It is masked as a
+    log line is: an error may quote a secret (httpx's quote the URL called)."""
+    value = {"id": dl_id, "stage": stage, "reason": short(scrub(reason)), "provider": provider,
              "account": account, "time": time.isoformat(), "payload": payload}
     return OutRecord(
         topic=DEAD_LETTER.name,

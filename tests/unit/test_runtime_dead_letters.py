@@ -6,13 +6,16 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
+import httpx
 import orjson
+import pytest
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
 from consumers.handling import Context, PoisonRecord, Record
-from consumers.runtime import WorkerRuntime
+from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.events import MessageEvent
+from switchboard.logs import configure_logging, register_secrets
 from switchboard.producer import record_size
 from switchboard.topics import DEAD_LETTER
 from tests.fakes import KeepingProducer
@@ -45,3 +48,30 @@ async def test_a_reason_quoting_a_large_record_is_bounded_so_the_letter_fits() -
     assert len(kept["reason"]) <= 501
     assert kept["payload"]["value_b64"]  # the record itself is all there
     assert record_size(letter) <= DEAD_LETTER.max_message_bytes
+
+
+async def test_a_reason_is_masked_as_its_log_line_is(capsys: pytest.CaptureFixture[str]) -> None:
+    """A bot's failure may name what it called: httpx's errors quote the request URL, and the
+    letter (kept on Kafka, printed by `replay`) carried it as it was, where the log line that
+    said the same was masked."""
+    configure_logging("INFO", "json")
+    register_secrets(["bot-api-key-123"])
+    url = "https://bot:pa55-word@crm.example/lookup?key=bot-api-key-123"
+
+    async def bot(record: Record, ctx: Context) -> None:
+        request = httpx.Request("GET", url)
+        httpx.Response(500, request=request).raise_for_status()
+
+    producer = KeepingProducer()
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic], handler=bot,
+                            producer=producer,  # type: ignore[arg-type]
+                            retry=RetryPolicy(max_attempts=1))
+    await runtime._dispatch({TP: [SimpleNamespace(topic=TP.topic, partition=0, offset=7,
+                                                  key=b"k", value=b"{}", headers=())]})
+    await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
+
+    [letter] = producer.published
+    reason = orjson.loads(letter.value)["reason"]
+    assert reason.startswith("HTTPStatusError: Server error '500 Internal Server Error'")
+    assert "https://bot:***@crm.example/lookup?key=***" in reason
+    assert "pa55-word" not in capsys.readouterr().err
