@@ -1,9 +1,9 @@
 """structlog set up once for every process: JSON lines in production, readable in a terminal.
 
 Secrets are kept out of logs twice over: values under secret-looking keys are masked, and in
-any string a registered secret value (account secrets, tokens) of at least MIN_MASKED_CHARS
-characters, a JWT, or a URL's password is masked wherever it appears, including in messages
-from libraries that log through the standard library.
+any string a registered secret value (account secrets, tokens, and the tokens a process fetches
+as it runs) of at least MIN_MASKED_CHARS characters, a JWT, or a URL's password is masked
+wherever it appears, including in messages from libraries that log through the standard library.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any
@@ -33,6 +34,14 @@ _JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 # SWITCHBOARD_PUBLIC_URL may carry Basic credentials so, and httpx logs request URLs as they are.
 _URL_PASSWORD = re.compile(r"(://[^\s/?#@:]*:)[^\s/?#@]+@")
 _secret_values: set[str] = set()
+# Secrets a process obtains as it runs (fetched tokens), by name: the current value and the one
+# before it (requests still in flight carry it). A renewed token takes the place of the old, so
+# renewing one hourly for months does not grow what `scrub` checks on every line.
+_held_secrets: dict[str, tuple[str, ...]] = {}
+# What `scrub` checks: rebuilt on each change, never changed in place, as a line may be scrubbed
+# in another thread meanwhile (a set changed while it is iterated raises).
+_masked: tuple[str, ...] = ()
+_registering = threading.Lock()
 _configured = False
 
 
@@ -44,9 +53,34 @@ def secret_key(name: str) -> bool:
 def register_secrets(values: Iterable[str | None]) -> None:
     """Remember secret values so they are masked in every later log line (those of at least
     MIN_MASKED_CHARS characters), also %-encoded: a token goes into webhook URLs so."""
-    for value in values:
-        if value and len(value) >= MIN_MASKED_CHARS:
-            _secret_values.update({value, quote_plus(value), quote(value, safe="")})
+    with _registering:
+        for value in values:
+            _secret_values.update(_forms(value))
+        _remask()
+
+
+def replace_secret(name: str, value: str) -> None:
+    """Mask `value`, a secret obtained at run time (a fetched token, which no setting holds),
+    in place of the one held under `name` before, which stays masked until the next renewal."""
+    with _registering:
+        held = _held_secrets.get(name, ())
+        if held[:1] != (value,):
+            _held_secrets[name] = (value, *held[:1])
+            _remask()
+
+
+def _forms(value: str | None) -> set[str]:
+    """`value` as it is and %-encoded, or nothing if it is too short to mask."""
+    if not value or len(value) < MIN_MASKED_CHARS:
+        return set()
+    return {value, quote_plus(value), quote(value, safe="")}
+
+
+def _remask() -> None:
+    global _masked
+    held = {form for values in _held_secrets.values() for value in values
+            for form in _forms(value)}
+    _masked = tuple(_secret_values | held)
 
 
 def scrub(value: str) -> str:
@@ -55,7 +89,7 @@ def scrub(value: str) -> str:
         value = _JWT.sub(MASK, value)
     if "@" in value:
         value = _URL_PASSWORD.sub(rf"\1{MASK}@", value)
-    for secret in _secret_values:
+    for secret in _masked:
         if secret in value:
             value = value.replace(secret, MASK)
     return value

@@ -21,7 +21,7 @@ import httpx
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import KafkaConnectionError
 
-from switchboard.logs import get_logger
+from switchboard.logs import get_logger, replace_secret
 
 log = get_logger(__name__)
 
@@ -130,6 +130,9 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
         except OAuthError as exc:
             self._failed(exc)
             raise
+        # Masked in every line from now on (no setting holds it, and only a JWT is masked by its
+        # shape), in place of the token it renews.
+        replace_secret(f"kafka oauth token from {self.token_url} for {self.client_id}", token)
         self._token, self._failure, self._retry_at = token, None, 0.0
         self._renew_at = asked + lifetime_s * REFRESH_AT
         self._expires_at = asked + lifetime_s

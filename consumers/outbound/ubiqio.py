@@ -59,6 +59,7 @@ from consumers.outbound.base import (
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
 from switchboard.events import Media
+from switchboard.logs import replace_secret
 
 NAME = "ubiqio"
 
@@ -128,6 +129,9 @@ class Client(ProviderClient[Config]):
                 return cached.value
             self._token = None
             token = await self._fetch_token()
+            # No setting holds it, and only a JWT is masked by its shape: Ubiqio may quote the
+            # Authorization header back in a refusal, which becomes the result's description.
+            replace_secret(f"ubiqio token of {self._context.account}", token)
             self._token = _Token(token, token_refresh_at(token, self._clock()))
             return token
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import pytest
 import trustme
 from aiokafka.conn import OAuthAuthenticator
 
+from switchboard import logs
 from switchboard.localkafka import free_port
 from switchboard.oauth import (
     FIRST_BACKOFF_S,
@@ -37,6 +40,14 @@ class Clock:
 @pytest.fixture
 def issuer(tmp_path: Path) -> Issuer:
     return Issuer(tmp_path / "jwks.json")
+
+
+class OpaqueIssuer(Issuer):
+    """Issues opaque tokens, as servers whose tokens the cluster introspects do: no pattern
+    tells them from ordinary text."""
+
+    def sign(self, subject: str, lifetime_s: int = 3600, audience: str = AUDIENCE) -> str:
+        return f"opaque-{subject}-{uuid.uuid4().hex}"
 
 
 async def test_connections_opened_together_share_one_token(issuer: Issuer) -> None:
@@ -75,6 +86,30 @@ async def test_a_failed_renewal_keeps_the_token_until_shortly_before_it_expires(
     clock.now += 15  # within 5 s of its end: no longer offered
     with pytest.raises(OAuthError, match="unreachable"):
         await source.token()
+
+
+async def test_a_fetched_opaque_token_is_masked_and_a_renewed_one_replaces_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Only configured secrets and JWTs were masked: a library quoting an opaque token put it in
+    # the log. Renewed every few minutes for months, the tokens must not pile up either: each
+    # log line is checked against every one held.
+    logs.configure_logging("INFO", "json")
+    clock = Clock()
+    tokens, held = [], []
+    async with token_endpoint(OpaqueIssuer(tmp_path / "jwks.json"), {"app": SECRET},
+                              lifetime_s=100) as endpoint:
+        source = ClientCredentialsToken(endpoint.url, "app", SECRET, clock=clock)
+        for _ in range(5):
+            tokens.append(await source.token())
+            logging.getLogger("third.party").warning("login failed with %s", tokens[-1])
+            assert logs.scrub(f"token {tokens[-1]}") == "token ***"
+            held.append(len(logs._masked))
+            clock.now += 81  # due for renewal
+    err = capsys.readouterr().err
+    assert len(set(tokens)) == 5
+    assert not [token for token in tokens if token in err]
+    assert err.count("login failed with ***") == 5
+    assert held[1] == held[-1]  # renewals replace, they do not add
 
 
 async def test_after_a_failure_the_endpoint_is_asked_again_only_after_a_backoff(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -31,9 +32,11 @@ from consumers.outbound import (
 )
 from consumers.outbound import base as outbound_base
 from simulator import infobip as simulated_infobip
+from switchboard import logs
 from switchboard.accounts import Account, parse_accounts
 from switchboard.commands import OutboundCommand
 from switchboard.events import Media
+from switchboard.logs import configure_logging
 from switchboard.providers import PROVIDERS, provider_module
 from tests.fixtures import Fixture
 from tests.outbound_fixtures import (
@@ -515,6 +518,28 @@ async def test_ubiqio_401_fetches_a_new_token_once(fake: FakeProvider,
     assert receipt.provider_message_id == "ub-1"
     sends = [request.headers["authorization"] for request in fake.to(UBIQIO)]
     assert sends == [f"Bearer {old}", f"Bearer {new}"]
+
+
+async def test_a_fetched_ubiqio_token_is_masked_and_a_renewed_one_replaces_it(
+        fake: FakeProvider, http: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]) -> None:
+    # Only configured secrets and JWTs were masked: a token that is no JWT, quoted back with the
+    # Authorization header, went into the result on Kafka and into log lines. Renewed for the
+    # life of the process, the tokens must not pile up either.
+    configure_logging("INFO", "json")
+    tokens = [f"opaque-ubiqio-token-{n}" for n in range(6)]
+    fake.on(TOKEN_PATH, *(reply(200, {"token": value}) for value in tokens))
+    fake.on(UBIQIO, *[reply(401, {"error": "token expired"}), echo] * 5)
+    client = make("ubiqio", fake, http)
+    held = []
+    for n in range(1, 6):  # each send: 401, a new token, a refusal quoting it
+        error = await send_error(client, command())
+        assert credentials_of(fake.requests[-1]) == f"Bearer {tokens[n]}"
+        assert error.description.startswith("HTTP 400: denied Bearer ***")
+        logging.getLogger("httpx").warning("sent %s", credentials_of(fake.requests[-1]))
+        held.append(len(logs._masked))
+    err = capsys.readouterr().err
+    assert not [value for value in tokens if value in err]
+    assert held[0] == held[-1]  # renewals replace, they do not add
 
 
 async def test_ubiqio_second_401_is_permanent(fake: FakeProvider,
