@@ -80,7 +80,9 @@ def _remask() -> None:
     global _masked
     held = {form for values in _held_secrets.values() for value in values
             for form in _forms(value)}
-    _masked = tuple(_secret_values | held)
+    # Longest first: a secret inside another (a password inside the token built from it) would
+    # otherwise be masked first, leaving the rest of the longer one in the line.
+    _masked = tuple(sorted(_secret_values | held, key=len, reverse=True))
 
 
 def scrub(value: str) -> str:

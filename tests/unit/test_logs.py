@@ -7,7 +7,13 @@ from urllib.parse import quote, urlencode
 import orjson
 import pytest
 
-from switchboard.logs import MIN_MASKED_CHARS, configure_logging, get_logger, register_secrets
+from switchboard.logs import (
+    MIN_MASKED_CHARS,
+    configure_logging,
+    get_logger,
+    register_secrets,
+    scrub,
+)
 
 
 def test_secrets_never_reach_the_log(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,3 +109,12 @@ def test_a_library_repeating_itself_is_shown_once_per_window_with_a_count(
         *["ours are never held back"] * 3,
         "Unable to update metadata from [1] (and 49 more like it in the 15s before)",
     ]
+
+
+def test_a_secret_holding_another_is_masked_whole() -> None:
+    # A password inside the credentials built from it: masked first, the shorter one left the
+    # rest of the longer one in the line ("***-and-more").
+    nested = [f"inner-secret-{'x' * n}" for n in range(20)]
+    register_secrets(nested)
+    assert scrub(f"got {nested[-1]}-and-more") == "got ***-and-more"
+    assert scrub(f"got <{nested[-1]}>") == "got <***>"
