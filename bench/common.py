@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from switchboard.localkafka import LocalKafka, free_port
+from switchboard.localkafka import LocalKafka, free_port, stop_process
 from switchboard.settings import Settings
 from switchboard.topics import ensure_topics
 
@@ -69,17 +69,6 @@ async def child(args: list[str], env: dict[str, str], ready_url: str | None = No
         yield process
     finally:
         stop_process(process, 60)
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """SIGTERM, then SIGKILL (and reaped): a server that hangs on shutdown must not outlive
-    the run."""
-    process.terminate()
-    try:
-        process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def child_env(env: dict[str, str]) -> dict[str, str]:

@@ -21,9 +21,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from bench.common import HOST, kafka, stop_process, wait_http
+from bench.common import HOST, kafka, wait_http
 from bench.loadgen import LoadResult, build_request, closed_loop, open_loop
-from switchboard.localkafka import free_port
+from switchboard.localkafka import free_port, stop_process
 from switchboard.topics import RAW, partitions_of
 
 SATURATION_S = float(os.environ.get("BENCH_SECONDS", "6"))

@@ -482,12 +482,7 @@ class LocalKafka:
         try:
             if process is None or process.poll() is not None:
                 return
-            process.terminate()
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout_s)
         finally:
             lock, self._data_lock = self._data_lock, None
             if lock is not None:
@@ -500,6 +495,17 @@ class LocalKafka:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """SIGTERM, then SIGKILL (and reaped) if it has not ended within `timeout_s`: a process
+    that hangs on shutdown must not outlive whoever started it."""
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 async def wait_until_usable(bootstrap_servers: str, timeout_s: float = 60.0) -> None:

@@ -7,9 +7,9 @@ import signal
 import subprocess
 import sys
 
-from bench.common import stop_process
 from bench.ingest import ceiling_command, throughput_ratio
 from bench.loadgen import LoadResult
+from switchboard.localkafka import stop_process
 
 
 def test_the_ceiling_runs_as_many_processes_as_ingest() -> None:

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from bench.common import wait_http
 from switchboard.cli import main
 from switchboard.cli.startup import port_taken
-from switchboard.localkafka import free_port
+from switchboard.localkafka import free_port, stop_process
 from switchboard.serving import MULTIPROCESS_DIR_ENV
 
 EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
@@ -69,7 +70,7 @@ def test_a_free_port_is_left_free_for_uvicorn_to_bind() -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_metrics_port_serves_metrics_off_the_webhook_port(tmp_path: Path, workers: int) -> None:
+def test_metrics_port_serves_metrics_off_the_webhook_port(workers: int) -> None:
     """Providers reach the webhook port from the internet; with SWITCHBOARD_METRICS_PORT the
     account names and counts are on that port only, summed over the worker processes."""
     clean = {k: v for k, v in os.environ.items()
@@ -85,29 +86,15 @@ def test_metrics_port_serves_metrics_off_the_webhook_port(tmp_path: Path, worker
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{http_port}"
     try:
+        asyncio.run(wait_http(f"{base}/healthz"))
         with httpx.Client(timeout=5) as client:
-            wait_until_answers(client, f"{base}/healthz", server)
             for _ in range(3):  # a 404 is counted by whichever worker takes it
                 assert client.post(f"{base}/webhooks/infobip/nobody").status_code == 404
             assert client.get(f"{base}/metrics").status_code == 404
             scraped = client.get(f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
-        server.terminate()
-        server.wait(timeout=60)
+        stop_process(server, 60)
     assert scraped.status_code == 200
     assert ('switchboard_ingest_requests_total{account="unknown",outcome="unknown_account",'
             'provider="infobip"} 3.0') in scraped.text
 
-
-def wait_until_answers(client: httpx.Client, url: str, server: subprocess.Popen[bytes],
-                       timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"serve exited with {server.returncode}"
-        try:
-            if client.get(url).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{url} did not answer within {timeout_s}s")
