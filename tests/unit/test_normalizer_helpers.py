@@ -9,7 +9,7 @@ import pytest
 from normalizers.base import NormalizeError, WebhookRequest
 from normalizers.bodies import parse_form, parse_xml, query_text
 from normalizers.channels import channel
-from normalizers.fields import int_field, text_field
+from normalizers.fields import int_field, place_caption, text_field
 from normalizers.prices import price
 from normalizers.times import parse_time
 from switchboard.addresses import address
@@ -377,3 +377,28 @@ def test_form_refuses_escapes_that_are_not_utf8(form: str | bytes, reason: str) 
     with pytest.raises(NormalizeError) as caught:
         parse_form(form)
     assert caught.value.reason.startswith(reason)
+
+
+@pytest.mark.parametrize(
+    ("place", "expected"),
+    [
+        ({"name": "Joe's Cafe", "address": "5 Main St"}, "Joe's Cafe\n5 Main St"),
+        ({"name": "Joe's Cafe"}, "Joe's Cafe"),
+        ({"address": "5 Main St"}, "5 Main St"),
+        ({"name": " Joe's Cafe ", "address": "  "}, "Joe's Cafe"),  # blank is absent
+        ({"name": "", "address": "5 Main St"}, "5 Main St"),
+        ({"latitude": 1.5, "longitude": 2}, None),
+        ({"name": None, "address": None}, None),
+        ({"name": 5, "address": {"street": "Main"}}, None),  # not text: absent, no error
+        ("Joe's Cafe", None),  # no object: no caption, no error
+        (None, None),
+    ],
+)
+def test_place_caption_is_name_and_address_one_per_line(place: Any, expected: str | None) -> None:
+    assert place_caption(place, "name", "address") == expected
+
+
+def test_place_caption_reads_the_keys_it_is_given() -> None:
+    """Each provider names the two its own way (Bird: `label`)."""
+    place = {"label": "Amsterdam", "address": "Dam 1", "name": "not this one"}
+    assert place_caption(place, "label", "address") == "Amsterdam\nDam 1"
