@@ -12,7 +12,15 @@ from normalizers._bird_legacy import OPTED_OUT, SMS_PERMANENT_CODES
 from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
 from normalizers.channels import channel
 from normalizers.event_builders import inbound_event, status_event
-from normalizers.fields import as_list, first, geo_uri, iter_objects, object_field, text_field
+from normalizers.fields import (
+    as_list,
+    first,
+    geo_uri,
+    iter_objects,
+    object_field,
+    place_caption,
+    text_field,
+)
 from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
 
@@ -204,7 +212,8 @@ def _sender(payload: JsonObject) -> str | None:
 def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | None]:
     """Text, media and postback of a Channels message body (`{"type": "image", "image":
     {...}}`). A quick-reply tap is a text whose `actions[]` hold the chosen postback; a shared
-    location (`location.coordinates`) is a `geo:` media item, as Infobip's is."""
+    location (`location.coordinates`) is a `geo:` media item, as Infobip's is, captioned with
+    the place's `location.location.label` and `.address`."""
     kind = body.get("type")
     content = object_field(body, kind) if isinstance(kind, str) and kind != "type" else {}
     media: list[Media] = []
@@ -223,8 +232,9 @@ def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | Non
                 )
             )
     location = geo_uri(object_field(content, "coordinates")) if kind == "location" else None
-    if location is not None:
-        media.append(Media.build(url=location))  # schema v1 has no location field
+    if location is not None:  # schema v1 has no location field
+        media.append(Media.build(
+            url=location, caption=place_caption(content.get("location"), "label", "address")))
     postback = None
     for action in as_list(content.get("actions")):  # only read here: other shapes are ignored
         if isinstance(action, dict) and action.get("type") == "postback":
