@@ -25,7 +25,15 @@ from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, ke
 from normalizers.bodies import parse_json_object
 from normalizers.channels import channel
 from normalizers.event_builders import inbound_event, status_event
-from normalizers.fields import as_list, first, geo_uri, int_field, iter_objects, text_field
+from normalizers.fields import (
+    as_list,
+    first,
+    geo_uri,
+    int_field,
+    iter_objects,
+    place_caption,
+    text_field,
+)
 from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
 
@@ -253,14 +261,19 @@ _DECIMAL = re.compile(r"[+-]?[0-9]{1,3}(?:\.[0-9]+)?")
 def _location(payload: JsonObject) -> list[Media]:
     """A shared location as one `geo:` media item. RCS puts `latitude` and `longitude` at the
     top level (`event: "Location"`); WhatsApp MOs have a `location` key, `""` when empty and
-    assumed to hold the same two keys, as an object or JSON-encoded like `attachments`."""
+    assumed to hold the same two keys, as an object or JSON-encoded like `attachments`, and
+    WhatsApp's `name` and `address` of the place, which caption the item."""
     try:
         place = _json_text(payload.get("location"), "location")
     except NormalizeError:
         place = None  # an unreadable location must not cost the message its text
     fields = _lower_keys(place) if isinstance(place, dict) else payload
     uri = geo_uri({key: _coordinate(fields.get(key)) for key in ("latitude", "longitude")})
-    return [Media.build(url=uri)] if uri is not None else []
+    if uri is None:
+        return []
+    # RCS sends no place name; top-level keys of the MO are not the place's.
+    caption = place_caption(fields, "name", "address") if fields is not payload else None
+    return [Media.build(url=uri, caption=caption)]
 
 
 def _coordinate(value: Any) -> Any:
