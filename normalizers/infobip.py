@@ -29,6 +29,7 @@ from normalizers.fields import (
     geo_uri,
     int_field,
     iter_objects,
+    place_caption,
     text_field,
 )
 from normalizers.prices import price
@@ -339,7 +340,7 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
             media.append(Media.build(url=url, content_type=content_type,
                                      caption=text_field(part, "caption")))
         elif (location := geo_uri(part)) is not None:  # a per-channel WhatsApp LOCATION
-            media.append(Media.build(url=location))
+            media.append(Media.build(url=location, caption=_place(part)))
         elif (content_type or "text/plain").lower().startswith("text/"):
             value = text_field(part, "value", "text")
             if value is not None:
@@ -393,7 +394,7 @@ class _Content:
                 if self.postback is None:
                     self.postback = text_field(part, "payload", "id")
             elif kind == "LOCATION":
-                self._add_media(_location_url(part), None, None)
+                self._add_media(_location_url(part), None, _place(part))
             elif kind == "REACTION":
                 self._read_reaction(part)
             # Other documented parts (AUTHENTICATION_RESPONSE, FLOW_RESPONSE, FORM_RESPONSE,
@@ -418,6 +419,12 @@ class _Content:
 def _location_url(part: JsonObject) -> str | None:
     """A `geo:` URI (RFC 5870) when coordinates are given, else the part's map URL."""
     return geo_uri(part) or text_field(part, "url")
+
+
+def _place(part: JsonObject) -> str | None:
+    """A LOCATION's caption: the place's `name` and `address` (per-channel WhatsApp; read
+    in the Messages API too, whose published part has neither)."""
+    return place_caption(part, "name", "address")
 
 
 # --- small field helpers ---------------------------------------------------------------------
