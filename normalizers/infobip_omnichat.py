@@ -25,7 +25,16 @@ from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, ke
 from normalizers.bodies import parse_json_object
 from normalizers.channels import channel
 from normalizers.event_builders import each_event, inbound_event, status_event
-from normalizers.fields import Batch, first, geo_uri, int_field, loose_key, loose_keys, text_field
+from normalizers.fields import (
+    Batch,
+    first,
+    geo_uri,
+    int_field,
+    loose_key,
+    loose_keys,
+    place_caption,
+    text_field,
+)
 from normalizers.infobip import STATUS_BY_NAME, error_info, map_status, provider_status
 from normalizers.prices import price
 from normalizers.times import parse_time
@@ -229,7 +238,8 @@ def _inbound(request: WebhookRequest, report: JsonObject, message: JsonObject) -
                                  caption=text_field(message, "caption")))
     location = geo_uri(message)
     if location is not None and (message_type == "location" or not media):
-        media = [Media.build(url=location)]  # coordinates say more than a map link
+        # coordinates say more than a map link; the place's name and address caption them
+        media = [Media.build(url=location, caption=place_caption(message, "name", "address"))]
     if message_type is None and text is None and postback is None and not media:
         raise NormalizeError("inbound message has no 'type', 'text', 'url' or 'payload'")
     return inbound_event(
