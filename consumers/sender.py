@@ -9,6 +9,7 @@ message, and the sender reports a failure instead of risking a duplicate (at mos
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +47,9 @@ log = get_logger(__name__)
 _DEFAULT_CHANNEL: str = OutboundConfig.model_fields["channel"].default
 SENDS = Counter("switchboard_sender_sends_total", "Provider send attempts by outcome",
                 ["provider", "account", "outcome"])
+# A lone UTF-16 surrogate: JSON may spell one ("\ud83d", what a JavaScript backend makes of an
+# emoji it cut in half) and Python reads it, but it cannot be written as UTF-8.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 REKEYED = Counter("switchboard_sender_rekeyed_total",
                   "Commands put back on the outbound topic under their conversation's key",
                   ["provider", "account"])
@@ -65,6 +69,15 @@ def ledger_stands(current: LedgerEntry, read: LedgerEntry) -> bool:
     """An outcome is final: the "pending" mark written before it, read back late, must not
     undo it (a redelivered command would then be reported `outcome_unknown`)."""
     return current.state in ("sent", "failed") and read.state in ("pending", "released")
+
+
+def _storable(text: str | None) -> str | None:
+    """A provider's text as a result can carry it: lone surrogates replaced by U+FFFD. Storing
+    the result would fail otherwise, again at every retry, and the command be dead-lettered
+    without one although the provider answered."""
+    if text is None or text.isascii():
+        return text
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def _account_channel(account: Account) -> str:
@@ -327,7 +340,8 @@ class Sender:
                   attempts: int) -> OutboundResult:
         return OutboundResult(
             command_id=command.id, account=command.account, provider=provider, to=command.to,
-            status=ResultStatus.ACCEPTED, provider_message_id=receipt.provider_message_id,
+            status=ResultStatus.ACCEPTED,
+            provider_message_id=_storable(receipt.provider_message_id),
             attempts=attempts, completed_at=datetime.now(UTC), metadata=command.metadata)
 
     @staticmethod
@@ -336,5 +350,6 @@ class Sender:
         return OutboundResult(
             command_id=command.id, account=command.account, provider=provider, to=command.to,
             status=ResultStatus.FAILED,
-            error=ErrorInfo(code=code, description=description, permanent=permanent),
+            error=ErrorInfo(code=_storable(code), description=_storable(description),
+                            permanent=permanent),
             attempts=attempts, completed_at=datetime.now(UTC), metadata=command.metadata)

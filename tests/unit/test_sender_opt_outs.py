@@ -1,5 +1,6 @@
 """The sender's decisions: opt-out changes met on the outbound topic in order with the
-commands, and a result keyed like its command for commands refused or invalid.
+commands, a result keyed like its command for commands refused or invalid, and a result for
+whatever text the provider answered with.
 
 No broker: the records are handed to the handler as the runtime would, in partition order,
 and the provider is an in-process httpx transport (a unit test of the sender's logic).
@@ -501,3 +502,35 @@ async def test_a_send_waiting_for_the_rate_limit_is_given_back_when_the_sender_s
 def test_a_retry_waits_the_backoff_or_the_providers_longer_wait(
         sender: Sender, attempt: int, retry_after: float | None, waited: float) -> None:
     assert sender._delay(attempt, retry_after) == waited
+
+
+# JSON may spell a lone UTF-16 surrogate ("\ud83d": what a JavaScript backend makes of an emoji
+# it cut in half); Python reads it, but it cannot be written as UTF-8, so neither can a result
+# that quotes it.
+HALF_EMOJI = r"\ud83d"
+
+
+@pytest.mark.parametrize(("status", "body", "outcome"), [
+    (200, f'{{"messages": [{{"messageId": "ib-{HALF_EMOJI}7"}}]}}', ("accepted", None)),
+    (400, f'{{"errorCode": "E400{HALF_EMOJI}", "description": "bad {HALF_EMOJI}"}}',
+     ("failed", "E400\ufffd")),
+])
+async def test_provider_text_that_cannot_be_stored_still_gives_its_result(
+        status: int, body: str, outcome: tuple[str, str | None]) -> None:
+    def provider(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, content=body.encode(),
+                              headers={"content-type": "application/json"})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None)
+        ctx = FakeContext()
+        await sender.handle(consumed(command()), ctx)
+    [result] = results(ctx)
+    # Not a crash storing it (again at every retry, until the command was dead-lettered without
+    # a result although the provider had answered): the text, its half character replaced.
+    assert (result["status"], (result["error"] or {}).get("code")) == outcome
+    if status == 200:
+        assert result["provider_message_id"] == "ib-\ufffd7"
+    else:
+        assert "bad \ufffd" in result["error"]["description"]
