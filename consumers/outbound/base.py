@@ -267,10 +267,12 @@ def json_body(response: httpx.Response) -> Any:
     """The parsed JSON body, or None when there is none or it is not JSON.
 
     Error answers from gateways and proxies are often HTML or empty: reading must not fail.
+    Nor may JSON nested deeper than Python's parser goes (RecursionError, not a ValueError):
+    an error escaping a client reads as a send cut short (`outcome_unknown`), not an answer.
     """
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
 
 

@@ -272,15 +272,36 @@ async def test_401_is_permanent(provider: str, fake: FakeProvider,
     assert not error.retryable
 
 
+# Bodies that are no JSON we can read: empty, HTML, and JSON nested deeper than Python's
+# parser goes (it raises RecursionError, not ValueError).
+UNREADABLE_BODIES = ["", "<html><body>OK</body></html>", "[" * 100_000,
+                     '{"messages": ' + "[" * 100_000]
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
-@pytest.mark.parametrize("body", [None, {}, {"unexpected": [1, 2]}, [], "text"])
+@pytest.mark.parametrize("body", [{}, {"unexpected": [1, 2]}, [], "text"])
 async def test_a_2xx_without_an_id_is_accepted_without_one(provider: str, body: Any,
                                                            fake: FakeProvider,
                                                            http: httpx.AsyncClient) -> None:
     """Resending could send the message twice; the correlation id still ties the reports."""
-    fake.on(send_path(provider), reply(200, text="") if body is None else reply(200, body))
+    fake.on(send_path(provider), reply(200, body))
     receipt = await make(provider, fake, http).send(command())
     assert receipt.provider_message_id is None
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("text", UNREADABLE_BODIES, ids=["empty", "html", "deep", "deep-inside"])
+async def test_an_unreadable_body_is_still_an_answer(provider: str, text: str,
+                                                     fake: FakeProvider,
+                                                     http: httpx.AsyncClient) -> None:
+    # An error escaping the client failed the handler; its retry found the command pending
+    # and reported it outcome_unknown, although the provider had answered.
+    fake.on(send_path(provider), reply(200, text=text))
+    receipt = await make(provider, fake, http).send(command())
+    assert receipt.provider_message_id is None
+    fake.on(send_path(provider), reply(400, text=text))
+    error = await send_error(make(provider, fake, http), command())
+    assert (error.retryable, error.code) == (False, "400")
 
 
 class StoppedClock:
