@@ -32,6 +32,7 @@ id is accepted with id `None` (resending could send the message twice; clientRef
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ REFRESH_MARGIN_S = 60.0
 _ID_KEYS = ("messageId", "id", "msgId", "messageUuid")
 _NESTED_KEYS = ("data", "result", "message")
 _ERROR_KEYS = ("error", "errors", "message", "detail")
+# RFC 6750's b64token, what an `Authorization: Bearer` header carries (a JWT is one).
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # In a 2xx only these mean failure: `message` may well be a success note.
 _SUCCESS_ERROR_KEYS = ("error", "errors")
 
@@ -153,6 +156,11 @@ class Client(ProviderClient[Config]):
         if token is None:
             raise SendError("Ubiqio token response has no token", retryable=False,
                             code="token_missing")
+        if not _BEARER_TOKEN.fullmatch(token):
+            # In the Authorization header it would fail each send, before a byte left (not
+            # ASCII) or as it was being written (a line break), read as possibly sent.
+            raise SendError("Ubiqio token response has no token a Bearer header can carry",
+                            retryable=False, code="token_missing")
         return token
 
 

@@ -586,6 +586,11 @@ async def test_ubiqio_concurrent_sends_share_one_token_request(fake: FakeProvide
     (400, {"error": "Check your account key and secret"}, False),
     (500, None, True),
     (200, {"nothing": "here"}, False),
+    # Not a Bearer token (RFC 6750's token68): httpx cannot encode the first into a header
+    # (an error that escaped the client), and the second fails once the request is being
+    # written, read as "may have been sent" although no send had left.
+    (200, {"token": "eyJhbGciOi.tök.sig"}, False),
+    (200, {"token": "eyJhbGciOi.e30\r\nX-Injected: 1"}, False),
 ])
 async def test_ubiqio_token_failures(status: int, body: Any, retryable: bool,
                                      fake: FakeProvider, http: httpx.AsyncClient) -> None:
