@@ -1,10 +1,12 @@
 """Infobip Messages API, simulated: `POST /messages-api/1/messages` and its webhooks.
 
 Send: `Authorization: App <api_key>`; body `{"messages": [{channel, sender, destinations[{to,
-messageId?}], content{body{type, text}}, webhooks{delivery{url, intermediateReport},
-seen{url}, callbackData}}]}`. The answer is `{bulkId, messages[{messageId, status, destination}]}`
-with status MESSAGE_ACCEPTED. Webhooks use the Messages API report shapes (`event` DELIVERY,
-SEEN, MO); `callbackData` is echoed in delivery and seen reports, as Infobip documents.
+messageId?}], content{body{type, text}, buttons?[{type, text, postbackData}]},
+webhooks{delivery{url, intermediateReport}, seen{url}, callbackData}}]}`; what seed 003 marks
+required is checked (a 400 naming the violations, as Infobip answers). The answer is
+`{bulkId, messages[{messageId, status, destination}]}` with status MESSAGE_ACCEPTED. Webhooks
+use the Messages API report shapes (`event` DELIVERY, SEEN, MO); `callbackData` is echoed in
+delivery and seen reports, as Infobip documents.
 Delivery reports of one account are gathered for up to 250 ms and go together, up to 100 per
 `results` array, as Infobip's default `maxBucketSize` allows.
 
@@ -186,12 +188,32 @@ def _message_violations(where: str, message: Any) -> list[tuple[str, str]]:
     if not isinstance(destinations, list) or not destinations or not all(
             isinstance(item, dict) and text(item.get("to")) for item in destinations):
         found.append((f"{where}.destinations", "must be a non-empty array of {to}"))
-    body = obj(obj(message.get("content")).get("body"))
-    if text(body.get("type")) is None:
-        found.append((f"{where}.content.body.type", "must not be blank"))
+    found.extend(_content_violations(f"{where}.content", obj(message.get("content"))))
     callback = obj(message.get("webhooks")).get("callbackData")
     if callback is not None and (not isinstance(callback, str) or len(callback) > 4000):
         found.append((f"{where}.webhooks.callbackData", "must be a string of 0..4000 chars"))
+    return found
+
+
+def _content_violations(where: str, content: dict[str, Any]) -> list[tuple[str, str]]:
+    """Seed 003: the body's `type`, a TEXT body's `text`, and each button's `type`, `text`
+    and `postbackData` are required."""
+    found: list[tuple[str, str]] = []
+    body = obj(content.get("body"))
+    kind = text(body.get("type"))
+    if kind is None:
+        found.append((f"{where}.body.type", "must not be blank"))
+    elif kind == "TEXT" and text(body.get("text")) is None:
+        found.append((f"{where}.body.text", "must not be blank"))
+    buttons = content.get("buttons")
+    if buttons is None:
+        return found
+    if not isinstance(buttons, list):
+        return [*found, (f"{where}.buttons", "must be an array")]
+    for index, button in enumerate(buttons):
+        for name in ("type", "text", "postbackData"):
+            if text(obj(button).get(name)) is None:
+                found.append((f"{where}.buttons[{index}].{name}", "must not be blank"))
     return found
 
 

@@ -330,6 +330,30 @@ async def test_infobip_validation_error_names_violations(sim: httpx.AsyncClient)
     assert error["violations"][0]["property"] == "messages[0].destinations"
 
 
+@pytest.mark.parametrize(("content", "where"), [
+    ({"body": {"type": "TEXT"}}, "content.body.text"),
+    ({"body": {"type": "TEXT", "text": ""}}, "content.body.text"),
+    ({"body": {"type": "TEXT", "text": "Continue?"},
+      "buttons": [{"type": "REPLY", "text": "Yes"}]}, "content.buttons[0].postbackData"),
+    ({"body": {"type": "TEXT", "text": "Continue?"},
+      "buttons": [{"type": "REPLY", "postbackData": "yes"}]}, "content.buttons[0].text"),
+    ({"body": {"type": "TEXT", "text": "Continue?"},
+      "buttons": [{"text": "Yes", "postbackData": "yes"}]}, "content.buttons[0].type"),
+])
+async def test_infobip_refuses_content_the_schema_requires(sim: httpx.AsyncClient,
+                                                           content: dict[str, Any],
+                                                           where: str) -> None:
+    # Seed 003: a TEXT body's `text`, and each button's `type`, `text` and `postbackData`,
+    # are required; a client leaving one out must not pass against the simulator.
+    body = infobip_send("WHATSAPP")
+    body["messages"][0]["content"] = content
+    response = await sim.post("/infobip/messages-api/1/messages", json=body,
+                              headers={"authorization": "App ib-api-key"})
+    assert response.status_code == 400
+    assert [v["property"] for v in response.json()["violations"]] == [f"messages[0].{where}"]
+    assert await recorded(sim) == []
+
+
 async def test_omnichat_buttons_limited_to_three(sim: httpx.AsyncClient) -> None:
     buttons = [{"type": "POSTBACK", "text": str(i), "payload": str(i)} for i in range(4)]
     response = await sim.post(
