@@ -1,8 +1,8 @@
 """Webex Connect Send Message API v1, simulated: `POST /resources/v1/messaging` and receipts.
 
 Send: header `key: <service_key>`; body `{deliverychannel, destination: [{msisdn: [...]}],
-channels: {<deliverychannel>: {senderid, text}}, correlationid?, callbackData?, notifyurl?,
-notifyurlAuthId?}`.
+channels: {<deliverychannel>: {senderid, text, type?, body?}}, correlationid?, callbackData?,
+notifyurl?, notifyurlAuthId?}`; an SMS `type` is "1" to "4", and "3" (binary) needs `body`.
 Like the real API it answers HTTP 200 even when it refuses: success is an array
 `{"response": [{"code": "1001", "transid", "description": "Queued"}]}` (one item per msisdn),
 errors an object `{"response": {"code": "7001", "description", "transid"}}` (7000 invalid JSON,
@@ -61,6 +61,9 @@ _READ = ("Read", "7502")
 _INBOUND_LABELS = {"sms": ("SMS", "oa"), "whatsapp": ("WhatsApp", "waid"),
                    "messenger": ("Messenger", "psid"), "rcs": ("RCS", "oa")}
 _BUTTON_CHANNELS = frozenset({"whatsapp", "messenger", "rcs"})
+# `channels.sms.type` (seed 002): text (the default), flash, binary (hex in `body`), Unicode.
+SMS_TYPES = frozenset({"1", "2", "3", "4"})
+BINARY_TYPE = "3"
 
 
 class Outbound(OutboundKeys):
@@ -185,8 +188,11 @@ def _msisdns(destination: Any) -> list[str]:
 def _sms_problem(content: dict[str, Any], config: Outbound) -> tuple[str, str] | None:
     if text(content.get("senderid")) is None or text(content.get("text")) is None:
         return "7003", "Mandatory parameters missing"
-    if content["senderid"] != config.sender_id:
+    kind = content.get("type", "1")
+    if content["senderid"] != config.sender_id or kind not in SMS_TYPES:
         return "7004", "Invalid parameters/Values"
+    if kind == BINARY_TYPE and text(content.get("body")) is None:
+        return "7003", "Mandatory parameters missing"
     return None
 
 

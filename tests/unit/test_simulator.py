@@ -109,6 +109,13 @@ def webex_send(channel: str = "sms", sender: str = "ACME") -> dict[str, Any]:
             "correlationid": COMMAND_ID, "callbackData": COMMAND_ID}
 
 
+def webex_sms(**fields: Any) -> dict[str, Any]:
+    """webex_send() with these fields in `channels.sms`."""
+    body = webex_send()
+    body["channels"]["sms"].update(fields)
+    return body
+
+
 def ubiqio_send(**changes: Any) -> dict[str, Any]:
     return {**SEND["ubiqio"]["request"]["json"], **changes}
 
@@ -377,6 +384,9 @@ async def test_bird_validation_is_422_invalid_payload(sim: httpx.AsyncClient) ->
 @pytest.mark.parametrize(("body", "code"), [
     ({"deliverychannel": "sms"}, "7003"),
     (webex_send(sender="SOMEONE-ELSE"), "7004"),
+    # Seed 002: `type` is "1" (text), "2" (flash), "3" (binary, hex in `body`) or "4"
+    (webex_sms(type="unicode"), "7004"),
+    (webex_sms(type="3"), "7003"),
 ])
 async def test_webex_validation_errors(sim: httpx.AsyncClient, body: dict[str, Any],
                                        code: str) -> None:
