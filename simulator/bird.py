@@ -1,9 +1,9 @@
 """Bird Channels API, simulated: `POST /workspaces/{ws}/channels/{ch}/messages` and its webhooks.
 
 Send: `Authorization: AccessKey <access_key>`; body `{receiver: {contacts: [{identifierValue}]},
-body: {type: text|image|file, ...} | template, reference?}`. The answer is HTTP 202 with the
-message (`id`, `status: accepted`, `reference` ...). Errors are `{code, message}` objects
-(401 NotAuthenticated, 403 Forbidden, 422 InvalidPayload with `details`).
+body: {type: text|image|file, ...} | template, reference?}`, at most 10 images. The answer is
+HTTP 202 with the message (`id`, `status: accepted`, `reference` ...). Errors are `{code,
+message}` objects (401 NotAuthenticated, 403 Forbidden, 422 InvalidPayload with `details`).
 
 Webhooks are Channels API events `{"service": "channels", "event": "<platform>.outbound",
 "payload": <message>}` for accepted, sent and delivered, and for WhatsApp, RCS, Messenger and
@@ -52,6 +52,7 @@ NAME = "bird"
 SEND_PATH = "/workspaces/{workspace_id}/channels/{channel_id}/messages"
 
 BODY_TYPES = ("text", "image", "file")
+MAX_IMAGES = 10  # seed 001: "up to an array of 10 media URLs"
 LIFECYCLE = ("accepted", "sent", "delivered")
 READ_PLATFORMS = frozenset({"whatsapp", "rcs", "facebook", "instagram"})
 # Switchboard channel names -> Bird platform ids, where they differ.
@@ -209,6 +210,8 @@ def _body_problem(body: Any) -> str | None:
     if kind != "text" and not (isinstance(items, list) and items and all(
             isinstance(item, dict) and text(item.get("mediaUrl")) for item in items)):
         return f"{kind} needs at least one item with mediaUrl"
+    if kind == "image" and isinstance(items, list) and len(items) > MAX_IMAGES:
+        return f"image.images holds at most {MAX_IMAGES} items"
     return None
 
 

@@ -381,6 +381,22 @@ async def test_bird_validation_is_422_invalid_payload(sim: httpx.AsyncClient) ->
     assert set(error["details"]) == {"receiver.contacts", "body"}
 
 
+@pytest.mark.parametrize("count", [10, 11])
+async def test_bird_takes_at_most_ten_images(sim: httpx.AsyncClient, count: int) -> None:
+    # Seed 001: "it is possible to send up to an array of 10 media URLs".
+    body = bird_send()
+    body["body"] = {"type": "image", "image": {
+        "images": [{"mediaUrl": f"https://media.test/{n}.png"} for n in range(count)]}}
+    response = await sim.post(f"/bird/workspaces/{WS}/channels/{CH}/messages", json=body,
+                              headers={"authorization": "AccessKey bird-access-key"})
+    if count <= 10:
+        assert response.status_code == 202
+        return
+    assert response.status_code == 422
+    assert set(response.json()["details"]) == {"body"}
+    assert await recorded(sim) == []
+
+
 @pytest.mark.parametrize(("body", "code"), [
     ({"deliverychannel": "sms"}, "7003"),
     (webex_send(sender="SOMEONE-ELSE"), "7004"),
