@@ -28,7 +28,7 @@ from ingest.correlation import CorrelationIndex, correlate
 from ingest.dedup import RecentRequests
 from ingest.stored import Unstorable, event_records, fitted_raw
 from normalizers import NormalizeError, WebhookRequest, get, normalize
-from normalizers.base import Ack
+from normalizers.base import Ack, shown
 from switchboard.accounts import Account, Accounts
 from switchboard.events import MessageEvent
 from switchboard.logs import get_logger
@@ -45,8 +45,8 @@ ACCEPTED_MEDIA_TYPES = frozenset({
 })
 # Kept with the raw record: useful for debugging and replay, never credentials.
 KEPT_HEADERS = (
-    "content-type", "user-agent", "x-forwarded-for", "x-request-id", "webhook-id",
-    "webhook-timestamp", "messagebird-request-timestamp",
+    "content-type", "content-encoding", "user-agent", "x-forwarded-for", "x-request-id",
+    "webhook-id", "webhook-timestamp", "messagebird-request-timestamp",
 )
 # Schemes whose signature covers the URL: only then is the full URL worth building.
 URL_SIGNING_SCHEMES = frozenset({"bird-signature", "messagebird-jwt"})
@@ -106,6 +106,14 @@ def normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | N
         return [], (415, "unsupported_media_type",
                     f"content type {webhook.media_type!r} is not accepted; send JSON, XML or a "
                     "urlencoded form")
+    # A compressed body would otherwise be parsed as it is, and refused as broken JSON or XML.
+    # No provider we read compresses its webhooks, and none says whether it signs the bytes
+    # before or after: refused by name, so the setting to change is plain.
+    encoding = webhook.headers.get("content-encoding", "")
+    if encoding and encoding.strip().lower() != "identity":
+        return [], (415, "unsupported_content_encoding",
+                    f"content encoding {shown(encoding, 40)} is not accepted; send the body "
+                    "uncompressed")
     try:
         return normalize(webhook), None
     except NormalizeError as exc:

@@ -1,0 +1,78 @@
+"""How ingest answers requests as real HTTP clients and servers shape them: compressed
+bodies, byte order marks, whitespace around header values, and refusals of the router."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from ingest.app import create_app
+from switchboard.accounts import parse_accounts
+from switchboard.settings import Settings
+from switchboard.topics import DEAD_LETTER, RAW
+from tests.fakes import KeepingProducer
+
+PASSWORD = "password-123"
+BASIC = {"authorization": "Basic " + base64.b64encode(f"u:{PASSWORD}".encode()).decode()}
+JSON = {"content-type": "application/json"}
+DELIVERY = (b'{"results": [{"messageId": "m-1", "to": "41793026727", "doneAt": '
+            b'"2026-02-06T14:18:31.797+0000", "status": {"groupName": "DELIVERED", '
+            b'"name": "DELIVERED_TO_HANDSET"}}]}')
+
+
+def _app() -> tuple[Any, KeepingProducer]:
+    accounts = parse_accounts({"accounts": {
+        "acme": {"provider": "infobip",
+                 "auth": {"scheme": "basic", "username": "u", "secrets": [PASSWORD]}},
+        "bs": {"provider": "bird",
+               "auth": {"scheme": "bird-signature", "secrets": ["signing-key-123"]}},
+    }})
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    producer = KeepingProducer()
+    app.state.handler.producer = producer
+    return app, producer
+
+
+async def _post(app: Any, path: str, headers: dict[str, str], body: bytes,
+                method: str = "POST") -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        return await client.request(method, path, headers=headers, content=body)
+
+
+def _topics(producer: KeepingProducer) -> list[str]:
+    return [record.topic for record in producer.published]
+
+
+# --- Content-Encoding ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br", "GZIP"])
+async def test_a_compressed_body_is_refused_as_such_and_kept(encoding: str) -> None:
+    # A gzip body was parsed as if it were JSON: a 400 "body is not valid JSON: str is not
+    # valid UTF-8: surrogates not allowed", which sends whoever reads it looking for a broken
+    # payload rather than at the provider's (or proxy's) compression setting.
+    app, producer = _app()
+    response = await _post(app, "/webhooks/infobip/acme",
+                           {**BASIC, **JSON, "content-encoding": encoding},
+                           gzip.compress(DELIVERY))
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_content_encoding"
+    assert encoding in response.json()["message"]
+    assert _topics(producer) == [RAW.name, DEAD_LETTER.name]
+    # Kept with the request, so that a replay sees why it cannot be read either.
+    raw = orjson.loads(producer.published[0].value)
+    assert raw["headers"]["content-encoding"] == encoding
+
+
+async def test_an_identity_content_encoding_is_read_as_it_is() -> None:
+    app, producer = _app()
+    response = await _post(app, "/webhooks/infobip/acme",
+                           {**BASIC, **JSON, "content-encoding": "identity"}, DELIVERY)
+    assert response.status_code == 200
+    assert len(_topics(producer)) == 2 and DEAD_LETTER.name not in _topics(producer)
