@@ -16,19 +16,32 @@ from defusedxml.common import DefusedXmlException
 
 from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
 
+# Senders on .NET or PowerShell put one before UTF-8 text; RFC 8259 lets a parser ignore it.
+UTF8_BOM = b"\xef\xbb\xbf"
+
 
 def parse_json_object(body: bytes) -> JsonObject:
-    """Decode a JSON object body, or explain why it is not one."""
+    """Decode a JSON object body (after one UTF-8 byte order mark, if any), or explain why it
+    is not one."""
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        # Only a body that is not JSON can be empty or blank: no copy of every good body.
-        if not body.strip():
-            raise NormalizeError("empty body; expected a JSON object") from None
-        raise NormalizeError(f"body is not valid JSON: {exc}") from None
+        if not body.startswith(UTF8_BOM):  # looked for only here: no copy of every good body
+            raise _not_json(body, exc) from None
+        try:
+            value = orjson.loads(body[len(UTF8_BOM):])
+        except orjson.JSONDecodeError as after_bom:
+            raise _not_json(body[len(UTF8_BOM):], after_bom) from None
     if not isinstance(value, dict):
         raise NormalizeError(f"expected a JSON object, got a JSON {type(value).__name__}")
     return value
+
+
+def _not_json(body: bytes, exc: orjson.JSONDecodeError) -> NormalizeError:
+    # Only a body that is not JSON can be empty or blank: no copy of every good body.
+    if not body.strip():
+        return NormalizeError("empty body; expected a JSON object")
+    return NormalizeError(f"body is not valid JSON: {exc}")
 
 
 def parse_form(text: bytes | str) -> dict[str, str]:

@@ -76,3 +76,34 @@ async def test_an_identity_content_encoding_is_read_as_it_is() -> None:
                            {**BASIC, **JSON, "content-encoding": "identity"}, DELIVERY)
     assert response.status_code == 200
     assert len(_topics(producer)) == 2 and DEAD_LETTER.name not in _topics(producer)
+
+
+# --- a byte order mark before JSON -----------------------------------------------------------
+
+
+async def test_a_json_body_after_a_utf8_byte_order_mark_is_read() -> None:
+    # orjson refuses a leading BOM, and the request was dead-lettered as "UTF-8 byte order mark
+    # (BOM) is not supported". RFC 8259 lets a parser ignore one, and senders on .NET or
+    # PowerShell write one: every webhook of such a sender would have been refused.
+    app, producer = _app()
+    response = await _post(app, "/webhooks/infobip/acme", {**BASIC, **JSON},
+                           b"\xef\xbb\xbf" + DELIVERY)
+    assert response.status_code == 200
+    assert _topics(producer) == [RAW.name, "switchboard.message.status.v1"]
+    # The raw record keeps the body byte-exact, BOM included.
+    assert orjson.loads(producer.published[0].value)["body"].startswith("\ufeff")
+
+
+async def test_a_byte_order_mark_alone_is_still_an_empty_body() -> None:
+    app, _ = _app()
+    response = await _post(app, "/webhooks/infobip/acme", {**BASIC, **JSON}, b"\xef\xbb\xbf")
+    assert response.status_code == 400
+    assert "empty body" in response.json()["message"]
+
+
+async def test_only_one_byte_order_mark_is_passed_over() -> None:
+    app, _ = _app()
+    response = await _post(app, "/webhooks/infobip/acme", {**BASIC, **JSON},
+                           b"\xef\xbb\xbf" * 100_000 + DELIVERY)
+    assert response.status_code == 400
+    assert "byte order mark" in response.json()["message"]
