@@ -44,8 +44,13 @@ def _equal(a: bytes | str, b: bytes | str) -> bool:
     return hmac.compare_digest(a_bytes, b_bytes)
 
 
+# Whitespace around a header value is not part of it (RFC 9110 5.5). uvicorn's h11 parser
+# strips it, its httptools parser keeps what trails: stripped here, so both authenticate alike.
+_OWS = " \t"
+
+
 def _header(request: SignedRequest, name: str) -> str:
-    value = request.headers.get(name)
+    value = request.headers.get(name, "").strip(_OWS)
     if not value:
         raise AuthError(f"missing {name} header")
     return value
@@ -86,9 +91,9 @@ def verify_basic(request: SignedRequest, config: AuthConfig) -> None:
 
 
 def verify_token(request: SignedRequest, config: AuthConfig) -> None:
-    token = request.headers.get(config.header)
+    token = request.headers.get(config.header, "").strip(_OWS)
     if not token:
-        token = dict(parse_qsl(request.query)).get(config.query_param)
+        token = dict(parse_qsl(request.query)).get(config.query_param, "")
     if not token:
         raise AuthError(f"missing token ({config.header} header or ?{config.query_param}=)")
     if not any(_equal(token, secret) for secret in config.secret_values()):

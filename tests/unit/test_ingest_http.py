@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from ingest.app import create_app
+from ingest.signing import sign
 from switchboard.accounts import parse_accounts
 from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, RAW
@@ -25,12 +26,18 @@ DELIVERY = (b'{"results": [{"messageId": "m-1", "to": "41793026727", "doneAt": '
             b'"name": "DELIVERED_TO_HANDSET"}}]}')
 
 
+STANDARD_SECRET = "whsec_" + base64.b64encode(b"standard-secret").decode()
+
+
 def _app() -> tuple[Any, KeepingProducer]:
     accounts = parse_accounts({"accounts": {
         "acme": {"provider": "infobip",
                  "auth": {"scheme": "basic", "username": "u", "secrets": [PASSWORD]}},
         "bs": {"provider": "bird",
                "auth": {"scheme": "bird-signature", "secrets": ["signing-key-123"]}},
+        "ub": {"provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["token-12345678"]}},
+        "sw": {"provider": "bird",
+               "auth": {"scheme": "standard-webhooks", "secrets": [STANDARD_SECRET]}},
     }})
     app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
     producer = KeepingProducer()
@@ -107,3 +114,34 @@ async def test_only_one_byte_order_mark_is_passed_over() -> None:
                            b"\xef\xbb\xbf" * 100_000 + DELIVERY)
     assert response.status_code == 400
     assert "byte order mark" in response.json()["message"]
+
+
+# --- whitespace around header values ---------------------------------------------------------
+
+BIRD_INBOUND = (b'{"service":"channels","event":"sms.inbound","payload":{"id":"m1",'
+                b'"sender":{"contact":{"identifierValue":"+31612345678"}},'
+                b'"body":{"type":"text","text":{"text":"hi"}}}}')
+UBIQIO_INBOUND = (b'{"fromNumber": "38761111222", "toNumber": "38733000111", "message": "hi", '
+                  b'"messageId": "u-1", "receivedAt": "2025-07-03T12:00:00Z"}')
+
+
+def _padded(headers: dict[str, str]) -> dict[str, str]:
+    return {name: f" {value} \t" for name, value in headers.items()}
+
+
+@pytest.mark.parametrize(("path", "scheme", "secret", "body"), [
+    ("/webhooks/infobip/acme", "basic", PASSWORD, DELIVERY),
+    ("/webhooks/bird/bs", "bird-signature", "signing-key-123", BIRD_INBOUND),
+    ("/webhooks/bird/sw", "standard-webhooks", STANDARD_SECRET, BIRD_INBOUND),
+    ("/webhooks/ubiqio/ub", "token", "token-12345678", UBIQIO_INBOUND),
+])
+async def test_whitespace_around_a_credential_header_is_not_part_of_it(
+        path: str, scheme: str, secret: str, body: bytes) -> None:
+    # RFC 9110 5.5: whitespace around a field value is not part of it. uvicorn's h11 parser
+    # strips it, its httptools parser (the one `uvicorn[standard]` runs) keeps the trailing
+    # part: the same request was authenticated by one and refused 401 by the other.
+    app, producer = _app()
+    headers = sign(scheme, secret, url=f"https://hooks.example{path}", body=body, username="u")
+    response = await _post(app, path, {**_padded(headers), **JSON}, body)
+    assert response.status_code == 200, response.text
+    assert producer.published
