@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ingest import metrics
 from ingest.correlation import CorrelationIndex
 from ingest.dedup import RecentRequests
 from ingest.siblings import SiblingProcesses
@@ -80,8 +81,15 @@ def metrics_registry() -> CollectorRegistry:
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 answers, as JSON like every other error we return."""
+    """Starlette's own 404/405 answers, as JSON like every other error we return; logged and
+    counted like a URL naming no account, so a provider set up with a wrong URL or method
+    leaves a trace (serve has no access log)."""
     assert isinstance(exc, HTTPException)
+    outcome = "method_not_allowed" if exc.status_code == 405 else "no_route"
+    metrics.count_request("unknown", "unknown", outcome)
+    # Info, not warning: most of these are the internet's scanners, not providers.
+    log.info("no route takes the request", method=request.method[:20],
+             path=request.scope["path"][:200], status=exc.status_code)
     return JSONResponse(http_error(exc.status_code, exc.detail), status_code=exc.status_code,
                         headers=exc.headers)
 

@@ -1,7 +1,8 @@
 """Prometheus metrics of the ingest service (served on GET /metrics).
 
 Label values are bounded: providers are a fixed set and accounts come from the accounts file;
-requests for unknown accounts are counted under account="unknown".
+requests for unknown accounts, and those no route takes (outcome no_route or
+method_not_allowed), are counted under account="unknown".
 """
 
 from __future__ import annotations

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import gzip
+import logging
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from ingest.app import create_app
 from ingest.signing import sign
@@ -145,3 +147,38 @@ async def test_whitespace_around_a_credential_header_is_not_part_of_it(
     response = await _post(app, path, {**_padded(headers), **JSON}, body)
     assert response.status_code == 200, response.text
     assert producer.published
+
+
+# --- what no route takes ---------------------------------------------------------------------
+
+
+def _refused(outcome: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
+        "provider": "unknown", "account": "unknown", "outcome": outcome}) or 0.0
+
+
+@pytest.mark.parametrize(("method", "path", "status", "outcome"), [
+    ("PUT", "/webhooks/infobip/acme", 405, "method_not_allowed"),
+    ("DELETE", "/webhooks/infobip/acme/dlr", 405, "method_not_allowed"),
+    ("POST", "/webhooks/infobip/acme/dlr/extra", 404, "no_route"),
+    ("POST", "/webhook/infobip/acme", 404, "no_route"),
+])
+async def test_a_request_no_route_takes_is_logged_and_counted(
+        method: str, path: str, status: int, outcome: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A provider set up with a wrong URL or method got Starlette's 404 or 405, which nothing
+    # logged (serve has no access log) or counted: unlike a URL naming an unknown account, it
+    # left no trace on our side.
+    app, producer = _app()
+    before = _refused(outcome)
+    caplog.set_level(logging.INFO)
+    response = await _post(app, path, {**BASIC, **JSON}, DELIVERY, method=method)
+    assert response.status_code == status
+    assert response.json()["error"] == "http_error"
+    if status == 405:
+        assert set(response.headers["allow"].split(", ")) == {"POST", "HEAD", "GET"}
+    assert _refused(outcome) == before + 1
+    logged = caplog.text
+    assert "no route takes the request" in logged and path in logged and method in logged
+    assert PASSWORD not in logged
+    assert not producer.published
