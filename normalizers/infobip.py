@@ -336,11 +336,13 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
     for part in iter_objects(parts, "message"):
         url = text_field(part, "url")
         content_type = text_field(part, "contentType")
-        if url is not None:
+        # Coordinates first: a per-channel WhatsApp LOCATION may carry a `url`, the place's
+        # website, which would otherwise stand in for the place.
+        if (location := geo_uri(part)) is not None:
+            media.append(Media.build(url=location, caption=_place(part)))
+        elif url is not None:
             media.append(Media.build(url=url, content_type=content_type,
                                      caption=text_field(part, "caption")))
-        elif (location := geo_uri(part)) is not None:  # a per-channel WhatsApp LOCATION
-            media.append(Media.build(url=location, caption=_place(part)))
         elif (content_type or "text/plain").lower().startswith("text/"):
             value = text_field(part, "value", "text")
             if value is not None:
