@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from ingest import metrics
 from ingest.correlation import CorrelationIndex
+from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
 from ingest.siblings import SiblingProcesses
 from ingest.webhooks import WebhookHandler
@@ -131,6 +132,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
     readiness = Readiness(kafka, producer, siblings=siblings, correlations=correlations)
     handler = WebhookHandler(accounts=accounts, producer=producer,
                              max_body_bytes=settings.max_body_bytes, recent=RecentRequests(),
+                             deadlines=BodyDeadlines(settings.body_timeout_s),
                              correlations=correlations)
 
     @contextlib.asynccontextmanager

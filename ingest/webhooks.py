@@ -25,6 +25,7 @@ from starlette.responses import Response
 from ingest import metrics
 from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_token
 from ingest.correlation import CorrelationIndex, correlate
+from ingest.deadlines import BodyDeadlines, BodyTimeout
 from ingest.dedup import RecentRequests
 from ingest.stored import Unstorable, event_records, fitted_raw
 from normalizers import NormalizeError, WebhookRequest, get, normalize
@@ -148,6 +149,7 @@ class WebhookHandler:
     producer: DurableProducer
     max_body_bytes: int
     recent: RecentRequests
+    deadlines: BodyDeadlines
     correlations: CorrelationIndex | None = None
 
     async def handle(self, request: Request) -> Response:
@@ -181,6 +183,12 @@ class WebhookHandler:
             log.info("webhook sender disconnected before its body arrived",
                      provider=account.provider, account=account.name)
             return error_response(400, "client_disconnected", "the body did not arrive whole")
+        except BodyTimeout as exc:
+            outcome = "body_timeout"
+            log.warning("webhook body timed out", provider=account.provider,
+                        account=account.name, timeout_s=self.deadlines.timeout_s)
+            # Closed after the answer: the rest of this body must not be read as a request.
+            return error_response(408, "body_timeout", str(exc), {"connection": "close"})
         finally:
             metrics.count_request(account.provider, account.name, outcome)
 
@@ -283,7 +291,18 @@ class WebhookHandler:
         return None
 
     async def _read_body(self, request: Request) -> bytes | None:
-        """The body, or None once it grows past the cap (we stop reading there)."""
+        """The body, or None once it grows past the cap (we stop reading there); BodyTimeout
+        if it has not arrived whole within the deadline."""
+        task = self.deadlines.begin()
+        try:
+            return await self._receive_body(request)
+        except asyncio.CancelledError:
+            self.deadlines.raise_if_expired(task)
+            raise
+        finally:
+            self.deadlines.end(task)
+
+    async def _receive_body(self, request: Request) -> bytes | None:
         message = await request.receive()
         if message["type"] == "http.request" and not message.get("more_body", False):
             body: bytes = message.get("body", b"")  # the usual case: one message, no loop

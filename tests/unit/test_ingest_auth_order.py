@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
+from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
 from ingest.webhooks import WebhookHandler
 from switchboard.accounts import parse_accounts
@@ -38,7 +39,8 @@ async def _answer(auth: dict[str, Any], headers: list[tuple[bytes, bytes]],
         return {"type": "http.request", "body": b" " * 65536, "more_body": read < 16}
 
     handler = WebhookHandler(accounts=accounts, producer=KeepingProducer(),  # type: ignore[arg-type]
-                             max_body_bytes=1_500_000, recent=RecentRequests())
+                             max_body_bytes=1_500_000, recent=RecentRequests(),
+                             deadlines=BodyDeadlines(30.0))
     response = await handler.handle(Request(scope, receive))
     return response.status_code, read
 

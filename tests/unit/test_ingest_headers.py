@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
+from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
 from ingest.webhooks import WebhookHandler
 from switchboard.accounts import parse_accounts
@@ -31,7 +32,8 @@ async def _status(auth: dict[str, Any], method: str, headers: list[tuple[bytes, 
         return {"type": "http.request", "body": b"{}", "more_body": False}
 
     handler = WebhookHandler(accounts=accounts, producer=None,  # type: ignore[arg-type]
-                             max_body_bytes=1024, recent=RecentRequests())
+                             max_body_bytes=1024, recent=RecentRequests(),
+                             deadlines=BodyDeadlines(30.0))
     return (await handler.handle(Request(scope, receive))).status_code
 
 

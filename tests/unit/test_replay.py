@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from ingest.correlation import CorrelationIndex
+from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
 from ingest.replay import Kept, Replayer, Selection, Unreplayable, read_kept, record_of, webhook_of
 from ingest.webhooks import WebhookHandler
@@ -89,7 +90,8 @@ async def live_records(fixture: Fixture) -> list[OutRecord]:
     accounts = parse_accounts({"accounts": {"acme": {
         "provider": fixture.provider, "auth": {"scheme": "token", "secrets": [TOKEN]}}}})
     handler = WebhookHandler(accounts=accounts, producer=producer,  # type: ignore[arg-type]
-                             max_body_bytes=4 * 1024 * 1024, recent=RecentRequests())
+                             max_body_bytes=4 * 1024 * 1024, recent=RecentRequests(),
+                             deadlines=BodyDeadlines(30.0))
     app = Starlette(routes=[Route("/webhooks/{provider}/{account}", handler.handle,
                                   methods=["GET", "POST"])])
     request = fixture.spec["request"]
