@@ -47,10 +47,21 @@ async def _all_started(parts: Sequence[Callable[[], bool]],
     return True
 
 
+async def _until(gone: Callable[[], bool], stopping: asyncio.Event) -> None:
+    # Polled: a child's exit has no event to await here that would not hold a thread.
+    while True:
+        await asyncio.sleep(1)
+        if gone():
+            stopping.set()
+            return
+
+
 async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[str],
-                  simulator: bool, on_ready: Callable[[], None] | None = None) -> None:
-    """Run until SIGINT/SIGTERM. `on_ready` is called once everything has started (not
-    before: it tells people where to send requests)."""
+                  simulator: bool, on_ready: Callable[[], None] | None = None,
+                  gone: Callable[[], bool] | None = None) -> None:
+    """Run until SIGINT/SIGTERM, or until `gone()` (checked every second: what everything
+    needs and run_all does not own, `run`'s broker). `on_ready` is called once everything has
+    started (not before: it tells people where to send requests)."""
     from consumers.workers import WORKERS
     from ingest.app import create_app
     from simulator.app import create_simulator_app
@@ -82,6 +93,9 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
         working = [asyncio.create_task(runtime.run()) for runtime in runtimes]
         tasks = [*serving, *working]
         waiter = asyncio.create_task(stopping.wait())
+        if gone is not None:
+            watcher = asyncio.create_task(_until(gone, stopping))
+            exits.callback(watcher.cancel)
         if on_ready is not None:
             parts = [lambda: ingest.state.producer.started,
                      *(lambda s=server: bool(s.started) for server in servers),

@@ -124,10 +124,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                 signal.pause()
                 return 0
             broker.process.wait()
-            print(f"error: Kafka exited unexpectedly:\n{broker.tail()}", file=sys.stderr)
-            return 1
+            return _broker_exited(broker)
         assert demo is not None
-        return _run_services(demo, bootstrap)
+        return _run_services(demo, bootstrap, broker)
     except KeyboardInterrupt:
         print("stopping…", flush=True)
         return 0
@@ -231,9 +230,10 @@ def _port_taken(settings: Settings) -> str | None:
         ("the simulator", "SWITCHBOARD_SIMULATOR_PORT", settings.simulator_port)])
 
 
-def _run_services(demo: _Demo, bootstrap: str) -> int:
-    """Ingest, the simulator and the workers in this process, on the given cluster."""
-    from aiokafka.errors import KafkaConnectionError
+def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int:
+    """Ingest, the simulator and the workers in this process, on the given cluster; they stop
+    if the broker started here exits (every webhook would get 503 until Ctrl-C otherwise)."""
+    from aiokafka.errors import KafkaConnectionError, KafkaError
 
     from consumers.bots.rules import RulesError
     from switchboard.runall import run_all
@@ -244,13 +244,31 @@ def _run_services(demo: _Demo, bootstrap: str) -> int:
     banner = run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(demo.accounts),
                         accounts_file=Path(str(settings.accounts_file)),
                         rules_file=settings.rules_file, name_prefix=settings.kafka_name_prefix)
+    process = broker.process if broker is not None else None
+
+    def broker_gone() -> bool:
+        return process is not None and process.poll() is not None
+
     try:
         run_loop(run_all(settings, demo.accounts, workers=("sender", "keywords"),
-                         simulator=True, on_ready=lambda: print(banner, flush=True)))
+                         simulator=True, on_ready=lambda: print(banner, flush=True),
+                         gone=broker_gone if process is not None else None))
     except RulesError as exc:  # the file changed since _prepare read it
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KafkaConnectionError as exc:
-        print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
-        return 1
+    except KafkaError as exc:
+        # With the broker gone, a worker's stop fails too (its catch-up timing out): that
+        # exit is the error to report, not the failures it caused.
+        if not broker_gone():
+            if not isinstance(exc, KafkaConnectionError):
+                raise
+            print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
+            return 1
+    if broker is not None and broker_gone():
+        return _broker_exited(broker)
     return 0
+
+
+def _broker_exited(broker: LocalKafka) -> int:
+    print(f"error: Kafka exited unexpectedly:\n{broker.tail()}", file=sys.stderr)
+    return 1

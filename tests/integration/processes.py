@@ -92,15 +92,20 @@ def wait_for_line(process: subprocess.Popen[str], marker: str, timeout_s: float 
     raise AssertionError(f"no line with {marker!r} in {timeout_s}s:\n" + "".join(seen))
 
 
-def broker_running(data_dir: Path) -> bool:
-    """Whether the JVM of the local broker kept under `data_dir` still runs. Read from /proc,
-    not pgrep: procps is not on every clean machine (Debian's slim images lack it)."""
+def broker_pid(data_dir: Path) -> int | None:
+    """The process id of the local broker's JVM kept under `data_dir`, if it runs. Read from
+    /proc, not pgrep: procps is not on every clean machine (Debian's slim images lack it)."""
     config = f"{data_dir}/kafka/server.properties".encode()
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         with contextlib.suppress(OSError):  # the process ended meanwhile
             if config in cmdline.read_bytes():  # anywhere, as pgrep -f looked
-                return True
-    return False
+                return int(cmdline.parent.name)
+    return None
+
+
+def broker_running(data_dir: Path) -> bool:
+    """Whether the JVM of the local broker kept under `data_dir` still runs."""
+    return broker_pid(data_dir) is not None
 
 
 async def wait_ready(base_url: str) -> None:

@@ -14,7 +14,13 @@ import httpx
 import orjson
 
 from switchboard.localkafka import free_port
-from tests.integration.processes import REPO, broker_running, switchboard, wait_for_line
+from tests.integration.processes import (
+    REPO,
+    broker_pid,
+    broker_running,
+    switchboard,
+    wait_for_line,
+)
 
 
 def _start(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str]]:
@@ -39,15 +45,19 @@ def _logged_since(lines: list[str], since: str) -> list[dict[str, Any]]:
     return [entry for entry in logged if entry.get("timestamp", "") >= since]
 
 
-async def test_run_serves_the_readme_example_and_ctrl_c_stops_it_quietly(tmp_path: Path) -> None:
-    http_port, simulator_port = free_port(), free_port()
+def _run_environment(data_dir: Path, http_port: int, simulator_port: int) -> dict[str, str]:
     # The demo accounts (no SWITCHBOARD_ACCOUNTS_FILE) follow the simulator to its port.
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SWITCHBOARD_ACCOUNTS_FILE")} | {
-        "SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_KAFKA_PORT": str(free_port()),
+    return {k: v for k, v in os.environ.items()
+            if k not in ("KAFKA_BOOTSTRAP_SERVERS", "SWITCHBOARD_ACCOUNTS_FILE")} | {
+        "SWITCHBOARD_DATA_DIR": str(data_dir), "SWITCHBOARD_KAFKA_PORT": str(free_port()),
         "SWITCHBOARD_KAFKA_CONTROLLER_PORT": str(free_port()),
         "SWITCHBOARD_HTTP_PORT": str(http_port), "SWITCHBOARD_SIMULATOR_PORT": str(simulator_port),
         "SWITCHBOARD_LOG_FORMAT": "json"}
+
+
+async def test_run_serves_the_readme_example_and_ctrl_c_stops_it_quietly(tmp_path: Path) -> None:
+    http_port, simulator_port = free_port(), free_port()
+    env = _run_environment(tmp_path, http_port, simulator_port)
     process, started = await asyncio.to_thread(_start, env)
     try:
         report = (REPO / "examples/webhooks/infobip-delivery.json").read_bytes()
@@ -77,3 +87,27 @@ async def test_run_serves_the_readme_example_and_ctrl_c_stops_it_quietly(tmp_pat
     assert [e for e in stopping if e["level"] in ("warning", "error")] == [], output
     assert "ingest stopped" in output
     assert not await asyncio.to_thread(broker_running, tmp_path)
+
+
+def _exit(process: subprocess.Popen[str], timeout_s: float) -> tuple[int, str]:
+    try:
+        output, _ = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate(timeout=30)
+        raise AssertionError(f"run did not stop in {timeout_s}s without its broker:\n{output}"
+                             ) from None
+    return process.returncode, output
+
+
+async def test_run_stops_and_says_so_when_its_broker_dies(tmp_path: Path) -> None:
+    # Before: run went on without its broker, answering every webhook 503, until Ctrl-C.
+    env = _run_environment(tmp_path, free_port(), free_port())
+    process, _ = await asyncio.to_thread(_start, env)
+    pid = await asyncio.to_thread(broker_pid, tmp_path)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    code, output = await asyncio.to_thread(_exit, process, 120)
+    assert code == 1, output
+    assert "error: Kafka exited unexpectedly" in output
+    assert "Traceback" not in output  # what the dying broker made fail is not the news
