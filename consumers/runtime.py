@@ -53,6 +53,10 @@ HANDLED = Counter("switchboard_worker_records_total", "Records handled by worker
                   ["worker", "outcome"])
 HANDLER_SECONDS = Histogram("switchboard_worker_handler_seconds", "Handler time per record",
                             ["worker"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30))
+# aiokafka retries a commit for as long as it finds no coordinator (the broker away): a stop
+# waiting on that would hang until Kafka is back. Past this the records are left uncommitted,
+# and come back: at-least-once.
+COMMIT_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -322,9 +326,13 @@ class WorkerRuntime:
         if not offsets:
             return
         try:
-            await consumer.commit(offsets)
-        except KafkaError as exc:  # e.g. a rebalance began: the records will come back
-            log.warning("commit failed", worker=self.name, error=repr(exc))
+            async with asyncio.timeout(COMMIT_TIMEOUT_S):
+                await consumer.commit(offsets)
+        except (KafkaError, TimeoutError) as exc:  # e.g. a rebalance began, or the broker is
+            # away: the records will come back
+            log.warning("commit failed", worker=self.name,
+                        error=repr(exc) if isinstance(exc, KafkaError)
+                        else f"no answer within {COMMIT_TIMEOUT_S}s")
             return
         for tp, offset in offsets.items():
             self._committed[tp] = offset.offset
