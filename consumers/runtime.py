@@ -7,6 +7,8 @@ Guarantees, in order of importance:
 - records with the same key are handled one after another, in offset order; different keys
   run concurrently, up to `max_concurrency`, and fetching goes on while they run (a slow
   record holds back only its own key and its partition's commit, never the next fetch);
+  with `max_in_flight` records out, fetching pauses, but commits and the group membership
+  go on;
 - a failing handler is retried with backoff; after `max_attempts` the record goes to the
   dead-letter topic with the error and the partition moves on (no stuck partition);
 - a rebalance or SIGTERM waits for the batch in flight, commits it, then lets go.
@@ -211,12 +213,7 @@ class WorkerRuntime:
                 batch = await self._next_batch(consumer)
                 if batch:
                     await self._dispatch(batch)
-                if (time.monotonic() - self._last_commit >= self.commit_interval_s
-                        and (self._committing is None or self._committing.done())):
-                    # In the background: a commit is a round trip to the coordinator, and
-                    # records fetched meanwhile should not wait for it.
-                    self._committing = asyncio.create_task(self._commit_quietly(consumer))
-                    self._last_commit = time.monotonic()
+                self._maybe_commit(consumer)
             await self.drain(consumer)
         finally:
             await stop_consumer(consumer)  # leaves the group: partitions move on at once
@@ -265,6 +262,45 @@ class WorkerRuntime:
             return {}
         return result
 
+    def _maybe_commit(self, consumer: AIOKafkaConsumer) -> None:
+        if (time.monotonic() - self._last_commit >= self.commit_interval_s
+                and (self._committing is None or self._committing.done())):
+            # In the background: a commit is a round trip to the coordinator, and records
+            # fetched meanwhile should not wait for it.
+            self._committing = asyncio.create_task(self._commit_quietly(consumer))
+            self._last_commit = time.monotonic()
+
+    async def _room(self) -> None:
+        """A slot for one more record in flight. Waiting for it (every slot held by slow
+        records: a backlog behind a provider's rate limit) may take minutes: meanwhile what
+        is done is committed, and the consumer goes on polling with its partitions paused.
+        A consumer that does not poll for max.poll.interval (5 minutes) is taken for stuck and
+        leaves its group, which hands its partitions, records in flight included, to another
+        member from the last commit."""
+        consumer = self._consumer
+        if consumer is None or not self._capacity.locked():
+            await self._capacity.acquire()
+            return
+        generation = self._generation
+        room = asyncio.ensure_future(self._capacity.acquire())
+        paused: set[TopicPartition] = set()
+        try:
+            while not (await asyncio.wait({room}, timeout=self.commit_interval_s))[0]:
+                if self._stopping.is_set() or self._generation != generation:
+                    await room  # winding down: slots free up as records finish or give back
+                    return
+                self._maybe_commit(consumer)
+                if not paused:
+                    paused = set(consumer.assignment())
+                    consumer.pause(*paused)
+                for tp, records in (await self._next_batch(consumer)).items():
+                    consumer.seek(tp, records[0].offset)  # none expected: all are paused
+        finally:
+            if not room.done():
+                room.cancel()  # only when this task is cancelled
+            if paused:  # one assigned anew comes unpaused; one taken away cannot be resumed
+                consumer.resume(*(paused & consumer.assignment()))
+
     async def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Start each record behind the previous one of its key; never wait for the batch."""
         generation = self._generation
@@ -272,7 +308,7 @@ class WorkerRuntime:
             return
         for tp, records in batch.items():
             for r in records:
-                await self._capacity.acquire()  # backpressure: bounded records in flight
+                await self._room()  # backpressure: bounded records in flight
                 if self._generation != generation:  # a rebalance began while we waited
                     self._capacity.release()
                     return

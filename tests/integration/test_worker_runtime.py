@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from consumers import runtime as runtime_module
 from consumers.handling import Context, PoisonRecord, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.records import source_of
@@ -137,3 +142,74 @@ async def test_stop_finishes_in_flight_work_and_commits(kafka_bootstrap: str) ->
     await _run_until(WorkerRuntime(name="test", kafka=kafka_bootstrap,
                                    topics=[topic], handler=rest, group_id=group), done)
     assert sorted(handled) == list(range(40)), "records lost or handled twice across the stop"
+
+
+async def test_a_worker_with_every_slot_held_commits_and_stays_in_its_group(
+        kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every in-flight slot held by slow records (a sender behind a provider's 1/s rate limit
+    # with a backlog): the loop waited for a slot without fetching or committing. Done work
+    # stayed uncommitted, and past max.poll.interval (300 s; 3 s here) aiokafka took the
+    # member for stuck and left the group: the other member took the partition over from the
+    # last commit, and handled again what was done, and what was still being handled.
+    class ShortPollInterval(AIOKafkaConsumer):  # type: ignore[misc]
+        def __init__(self, *topics: str, **options: Any) -> None:
+            super().__init__(*topics, **options | {"max_poll_interval_ms": 3000})
+
+    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", ShortPollInterval)
+    topic = f"test.runtime.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
+                        specs=(TopicSpec(topic, "test"),))
+    tp = TopicPartition(topic, 0)
+    group = f"g-{uuid.uuid4().hex[:8]}"
+    handled: list[int] = []
+    slow, go_on = asyncio.Event(), asyncio.Event()
+
+    async def handler(record: Record, ctx: Context) -> None:
+        if record.offset == 1:
+            slow.set()
+            await go_on.wait()
+        handled.append(record.offset)
+
+    members = [WorkerRuntime(name="test", kafka=kafka_bootstrap, topics=[topic],
+                             handler=handler, group_id=group, max_in_flight=1)
+               for _ in range(2)]
+    tasks = [asyncio.create_task(member.run()) for member in members]
+    try:
+        for _ in range(300):  # both in the group, the partition assigned to one of them
+            consumers = [member._consumer for member in members if member._consumer]
+            if len(consumers) == 2 and len({c._coordinator.generation for c in consumers}) == 1 \
+                    and {tp} == set().union(*(c.assignment() for c in consumers)):
+                break
+            await asyncio.sleep(0.1)
+        await _produce(kafka_bootstrap, topic, [("k", str(i).encode()) for i in range(4)])
+        await asyncio.wait_for(slow.wait(), 60)
+        await asyncio.sleep(6)  # twice the poll interval, record 2 waiting for the slot
+        async with _group_offsets(kafka_bootstrap, group) as committed:
+            assert await committed(tp) == 1  # record 0, done meanwhile
+        go_on.set()
+        # Later records come too: the partitions paused meanwhile are fetched from again.
+        await _produce(kafka_bootstrap, topic, [("k", b"4")])
+        for _ in range(300):
+            if len(handled) >= 5:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1)  # time for a second handling to show
+    finally:
+        go_on.set()
+        for member in members:
+            member.stop()
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+    assert handled == [0, 1, 2, 3, 4]
+
+
+@contextlib.asynccontextmanager
+async def _group_offsets(bootstrap: str, group: str
+                         ) -> AsyncIterator[Callable[[TopicPartition], Awaitable[int | None]]]:
+    """The group's committed offsets, read by a consumer outside the group."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                              enable_auto_commit=False)
+    await reader.start()
+    try:
+        yield reader.committed
+    finally:
+        await reader.stop()
