@@ -473,5 +473,7 @@ class WorkerRuntime:
             except PublishError:
                 if attempt == 10:
                     raise  # Kafka is gone: stop without committing; the record comes back
-                await asyncio.sleep(self.retry.delay(attempt))
+                # A stop or a rebalance gives the record back (GiveBack) rather than wait
+                # out the retries: its next owner dead-letters it.
+                await self.context.wait_to_retry(self.retry.delay(attempt))
         self.handled += 1
