@@ -10,7 +10,8 @@ Guarantees, in order of importance:
   with `max_in_flight` records out, fetching pauses, but commits and the group membership
   go on;
 - a failing handler is retried with backoff; after `max_attempts` the record goes to the
-  dead-letter topic with the error and the partition moves on (no stuck partition);
+  dead-letter topic with the error and the partition moves on (no stuck partition); a
+  failure to publish while Kafka is away spends no attempt: the record waits for Kafka;
 - a rebalance or SIGTERM waits for the batch in flight, commits it, then lets go.
 
 What handlers see of it (Record, Context and the exceptions that steer retries) is in
@@ -72,6 +73,17 @@ class RetryPolicy:
             return min(hint, self.max_delay_s * 6)
         delay: float = min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s)
         return delay
+
+
+def _kafka_away(exc: BaseException) -> bool:
+    """Whether a handler failed for want of Kafka taking what it published (also through
+    a failure raised from that one, as a bot's MustNotSkip), not for what the record is."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, PublishError):
+            return not cause.lasting
+        cause = cause.__cause__
+    return False
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -405,7 +417,7 @@ class WorkerRuntime:
             self._in_flight.pop(tp, None)  # records given back: their next owner has them
 
     async def _handle_one(self, record: Record) -> None:
-        attempt = 0
+        attempt = failures = 0
         while True:
             attempt += 1
             started = time.perf_counter()
@@ -425,7 +437,13 @@ class WorkerRuntime:
                 raise
             except Exception as exc:  # any handler failure is retried, then kept
                 hint = exc.delay_s if isinstance(exc, RetryLater) else None
-                if attempt >= self.retry.max_attempts:
+                failures += 1
+                kafka_away = _kafka_away(exc)
+                if kafka_away:
+                    # No attempt could succeed while Kafka takes nothing: an outage spends
+                    # none, or a broker restart would dead-letter every record it caught.
+                    attempt -= 1
+                elif attempt >= self.retry.max_attempts:
                     if isinstance(exc, MustNotSkip):
                         raise  # _run_in_order stops the worker short of this record
                     detail = str(exc) or (f"no answer within {self.handler_timeout_s}s"
@@ -436,11 +454,11 @@ class WorkerRuntime:
                     raise GiveBack from exc  # retried by whoever handles it next
                 HANDLED.labels(self.name, "retry").inc()
                 log.warning("handler failed, retrying", worker=self.name, attempt=attempt,
-                            error=repr(exc), topic=self._connection.topic(record.topic),
-                            offset=record.offset)
+                            kafka_away=kafka_away, error=repr(exc),
+                            topic=self._connection.topic(record.topic), offset=record.offset)
                 # A stop or a rebalance meanwhile gives the record back rather than wait out
                 # the delay (a RetryLater hint may be a minute).
-                await self.context.wait_to_retry(self.retry.delay(attempt, hint))
+                await self.context.wait_to_retry(self.retry.delay(failures, hint))
 
     async def _dead_letter(self, record: Record, reason: str, attempts: int, *,
                            provider: str = "", account: str = "") -> None:

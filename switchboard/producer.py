@@ -21,7 +21,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    UnsupportedForMessageFormatError,
+)
 from aiokafka.partitioner import murmur2
 
 from switchboard.clients import KafkaTarget, as_connection
@@ -43,7 +51,23 @@ PARTITION_CACHE_SIZE = 65_536
 
 
 class PublishError(Exception):
-    """Kafka did not acknowledge in time; nothing may be reported as stored."""
+    """Kafka did not acknowledge in time; nothing may be reported as stored.
+
+    `lasting`: Kafka refused the records for what they are (too large, malformed) and would
+    again. Every other failure (Kafka away or slow, a leader moving, the client being
+    replaced, access not granted yet) passes once Kafka or its settings are back: a worker
+    waits those out instead of spending a record's attempts on them."""
+
+    def __init__(self, reason: str, *, lasting: bool = False) -> None:
+        super().__init__(reason)
+        self.lasting = lasting
+
+
+# What the broker says of a batch itself: sending it again would be refused again.
+_REFUSED_FOR_GOOD = (
+    RecordTooLargeError, MessageSizeTooLargeError, RecordListTooLargeError,
+    CorruptRecordException, InvalidTimestampError, UnsupportedForMessageFormatError,
+)
 
 
 class _Group:
@@ -53,11 +77,11 @@ class _Group:
 
     def __init__(self) -> None:
         self.batches: dict[tuple[str, int], list[Any]] = {}
-        self.waiters: list[asyncio.Future[str | None]] = []
+        self.waiters: list[asyncio.Future[PublishError | None]] = []
         self.size = 0
         self.timer: asyncio.TimerHandle | None = None
 
-    def finish(self, failure: str | None) -> None:
+    def finish(self, failure: PublishError | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
         for waiter in self.waiters:
@@ -155,7 +179,7 @@ class DurableProducer:
         too_large = max(sizes)
         if too_large > MAX_REQUEST_BYTES:
             raise PublishError(f"a record of {too_large} bytes exceeds the "
-                               f"{MAX_REQUEST_BYTES}-byte limit")
+                               f"{MAX_REQUEST_BYTES}-byte limit", lasting=True)
         if self._buffered + sum(sizes) > MAX_BUFFERED_BYTES:
             raise PublishError("too many records are waiting for Kafka")
 
@@ -169,13 +193,13 @@ class DurableProducer:
             self._append(producer, group, record, topic, self._partition(record.key, count))
             group.size += size
         self._buffered += sum(sizes)
-        waiter: asyncio.Future[str | None] = loop.create_future()
+        waiter: asyncio.Future[PublishError | None] = loop.create_future()
         group.waiters.append(waiter)
         if self._flusher is None:
             self._flusher = loop.create_task(self._flush())
         failure = await waiter
-        if failure is not None:
-            raise PublishError(failure)
+        if failure is not None:  # one of its own for each caller: a raise writes a traceback in
+            raise PublishError(str(failure), lasting=failure.lasting)
 
     async def _partition_count(self, producer: AIOKafkaProducer, topic: str) -> int:
         """For a topic not in the client's metadata yet: ask the cluster."""
@@ -218,14 +242,14 @@ class DurableProducer:
         if self._open is group:
             self._open = None
             self._buffered -= group.size
-        group.finish(f"Kafka did not acknowledge within {self.timeout_s}s")
+        group.finish(PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"))
 
-    def _note_outcome(self, failure: str | None) -> None:
+    def _note_outcome(self, failure: PublishError | None) -> None:
         """Say when Kafka stops and starts taking records again: the client's own logs
         report every retry but never the recovery."""
         if failure is not None and not self._failing:
             log.warning("kafka is not taking records", bootstrap=str(self.kafka),
-                        reason=failure)
+                        reason=str(failure))
         elif failure is None and self._failing:
             log.info("kafka is taking records again", bootstrap=str(self.kafka))
         self._failing = failure is not None
@@ -247,10 +271,10 @@ class DurableProducer:
         finally:
             self._flusher = None
 
-    async def _send(self, group: _Group) -> str | None:
+    async def _send(self, group: _Group) -> PublishError | None:
         producer = self._producer
         if producer is None:
-            return "Kafka producer stopped"
+            return PublishError("Kafka producer stopped")
         futures: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(self.timeout_s * 2):
@@ -261,17 +285,18 @@ class DurableProducer:
                 for future in futures:
                     await future
         except TimeoutError:
-            return f"Kafka did not acknowledge within {self.timeout_s}s"
+            return PublishError(f"Kafka did not acknowledge within {self.timeout_s}s")
         except KafkaError as exc:
             if _spent_a_sequence(producer, futures):
                 self._spoiled = producer
-            return f"Kafka refused the records: {exc!r}"
+            return PublishError(f"Kafka refused the records: {exc!r}",
+                                lasting=isinstance(exc, _REFUSED_FOR_GOOD))
         except Exception as exc:  # noqa: BLE001 - e.g. aiokafka's assertion on a partition
             # it does not know (a topic deleted and made again): the group gets its 503 now,
             # and the flusher goes on with the next, rather than ending unseen.
             log.error("kafka client failed to send", bootstrap=str(self.kafka),
                       error=repr(exc))
-            return f"the Kafka client failed: {exc!r}"
+            return PublishError(f"the Kafka client failed: {exc!r}")
         finally:
             # Every outcome read, also of batches still out when the group was answered: no
             # "Future exception was never retrieved" for each.

@@ -4,15 +4,18 @@ stop, and a start that fails closes what it opened."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
+import orjson
 import pytest
 from aiokafka.errors import KafkaConnectionError
 
-from consumers.handling import Context, GiveBack, PoisonRecord, Record, RetryLater
-from consumers.runtime import WorkerRuntime
+from consumers.handling import Context, GiveBack, MustNotSkip, PoisonRecord, Record, RetryLater
+from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.producer import PublishError
 from switchboard.records import OutRecord
+from switchboard.topics import DEAD_LETTER
 from tests.fakes import KeepingProducer
 from tests.unit.fakes import unreachable_consumer
 
@@ -75,3 +78,73 @@ async def test_a_dead_letter_kafka_does_not_take_is_given_back_on_a_stop() -> No
     runtime.stop()
     with pytest.raises(GiveBack):
         await asyncio.wait_for(handling, 2)
+
+
+class _Outage(KeepingProducer):
+    """Kafka takes nothing for the first `failing` publishes, failing as `error` says."""
+
+    def __init__(self, failing: int, error: PublishError) -> None:
+        super().__init__()
+        self.failing = failing
+        self.error = error
+        self.calls = 0
+
+    async def publish(self, records: list[OutRecord]) -> None:
+        self.calls += 1
+        if self.calls <= self.failing:
+            raise PublishError(str(self.error), lasting=self.error.lasting)
+        await super().publish(records)
+
+
+def _replying(*, must_not_skip: bool = False) -> Callable[[Record, Context], Awaitable[None]]:
+    async def handler(record: Record, ctx: Context) -> None:
+        try:
+            await ctx.publish([OutRecord("replies", b"hi", key=record.key)])
+        except PublishError as exc:
+            if must_not_skip:  # as the bots wrap an opt-out change Kafka did not take
+                raise MustNotSkip(f"opt-out change not stored: {exc}") from exc
+            raise
+    return handler
+
+
+FAST = RetryPolicy(max_attempts=3, base_delay_s=0.001, max_delay_s=0.005)
+RECORD = SimpleNamespace(topic="t", partition=0, offset=1, key=b"k", value=b"{}", headers=())
+
+
+@pytest.mark.parametrize("must_not_skip", [False, True], ids=["reply", "opt-out"])
+async def test_kafka_away_spends_no_attempt(must_not_skip: bool) -> None:
+    """A broker restart (publishes failing for longer than max_attempts retries) dead-lettered
+    every record it caught, a reply or a send never to happen; an opt-out change stopped its
+    bot. The record now waits for Kafka and is handled once it is back."""
+    producer = _Outage(failing=12, error=PublishError("Kafka did not acknowledge within 5s"))
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], retry=FAST,
+                            handler=_replying(must_not_skip=must_not_skip),
+                            producer=producer)  # type: ignore[arg-type]
+    await asyncio.wait_for(runtime._handle_one(RECORD), 10)  # type: ignore[arg-type]
+    assert [r.topic for r in producer.published] == ["replies"]  # no dead letter
+    assert runtime.handled == 1
+
+
+async def test_records_kafka_refuses_for_good_still_spend_their_attempts() -> None:
+    producer = _Outage(failing=FAST.max_attempts, error=PublishError(
+        "Kafka refused the records: MessageSizeTooLargeError()", lasting=True))
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], retry=FAST,
+                            handler=_replying(), producer=producer)  # type: ignore[arg-type]
+    await asyncio.wait_for(runtime._handle_one(RECORD), 10)  # type: ignore[arg-type]
+    assert [r.topic for r in producer.published] == [DEAD_LETTER.name]
+    assert orjson.loads(producer.published[0].value)["payload"]["attempts"] == FAST.max_attempts
+
+
+async def test_a_stop_gives_back_a_record_waiting_for_kafka() -> None:
+    producer = _Outage(failing=10**6, error=PublishError("Kafka producer is not connected"))
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], retry=FAST,
+                            handler=_replying(), producer=producer)  # type: ignore[arg-type]
+    handling = asyncio.create_task(runtime._handle_one(RECORD))  # type: ignore[arg-type]
+    for _ in range(500):  # bounded: past the attempts a failure from elsewhere would spend
+        if producer.calls > FAST.max_attempts:
+            break
+        await asyncio.sleep(0.01)
+    runtime.stop()
+    with pytest.raises(GiveBack):
+        await asyncio.wait_for(handling, 5)
+    assert not producer.published
