@@ -28,6 +28,12 @@ FOLLOW_RETRY_S = 1.0
 FOLLOW_RETRY_MAX_S = 30.0
 
 
+class MissingTopic(RuntimeError):
+    """The table's topic is not on the cluster. Workers do not create topics: ingest does,
+    at start-up, so a worker started before it (docker compose starts them together) would
+    otherwise stop with a traceback that names no way out."""
+
+
 class CompactedTable(Generic[V]):
     """The follower reads new records as they come, or with `relaxed_follow` lets them gather
     (up to 256 KiB or half a second): for a table read mostly at start and on rebalance (the
@@ -66,7 +72,8 @@ class CompactedTable(Generic[V]):
         """Load everything there is now; then follow new records in the background."""
         partitions = await topic_partitions(self.kafka, self.topic)
         if not partitions:
-            raise RuntimeError(f"topic {self._on_cluster} does not exist")
+            raise MissingTopic(f"topic {self._on_cluster} does not exist: `switchboard serve` "
+                               "(or `run`) creates the topics at start-up; start it first")
         try:
             await self._load(partitions)
         except BaseException:  # Ctrl-C during start-up too: close what was opened

@@ -13,6 +13,7 @@ from switchboard.settings import Settings
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run one worker (consumer group member) until SIGTERM/Ctrl-C."""
     from consumers.bots.rules import RulesError
+    from consumers.table import MissingTopic
     from consumers.workers import WORKERS, MetricsPortError, custom_bot_worker, run_worker
 
     if args.name == "bot":
@@ -53,5 +54,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     except KafkaConnectionError as exc:
         print(cannot_reach_kafka(str(settings.kafka_bootstrap_servers), exc), file=sys.stderr)
+        return 1
+    except MissingTopic as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
