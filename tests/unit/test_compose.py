@@ -41,7 +41,17 @@ def test_app_services_use_known_settings_and_reach_kafka() -> None:
         unknown = {key for key in env if key not in known}
         assert not unknown, f"{name} sets variables the settings do not read: {unknown}"
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-        assert "kafka" in service["depends_on"]
+        assert set(service["depends_on"]) & {"kafka", "ingest"}
+
+
+def test_workers_start_once_ingest_has_created_the_topics() -> None:
+    """Only ingest creates topics (workers stop when theirs are missing), and its /readyz
+    answers 200 only once they are there."""
+    assert SERVICES["ingest"]["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "/readyz" in " ".join(SERVICES["ingest"]["healthcheck"]["test"])
+    for name, service in APP_SERVICES.items():
+        if service["command"][0] == "worker":
+            assert service["depends_on"] == {"ingest": {"condition": "service_healthy"}}, name
 
 
 def test_app_services_run_existing_subcommands() -> None:
