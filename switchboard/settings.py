@@ -347,8 +347,10 @@ class SettingsError(ValueError):
 
 def validation_problems(exc: ValidationError, whole: str, limit: int | None = None) -> str:
     """pydantic's errors in one line, `field.path: message; ...` (`whole` when an error is
-    about the whole object), at most `limit` of them."""
-    return "; ".join(f"{'.'.join(str(p) for p in error['loc']) or whole}: {error['msg']}"
+    about the whole object), at most `limit` of them. Our validators' messages lose the
+    "Value error, " pydantic puts before them, as in the settings' own errors."""
+    return "; ".join(f"{'.'.join(str(p) for p in error['loc']) or whole}: "
+                     f"{error['msg'].removeprefix('Value error, ')}"
                      for error in exc.errors()[:limit])
 
 

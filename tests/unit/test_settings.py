@@ -189,6 +189,18 @@ def test_an_accounts_file_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> 
     assert "Traceback" not in result.stderr
 
 
+def test_an_env_secret_that_is_not_set_is_named_without_pydantics_prefix(
+        tmp_path: Path) -> None:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text('[accounts.acme]\nprovider = "infobip"\nauth = { scheme = "basic", '
+                        'username = "acme", secrets = ["env:ACME_WEBHOOK_PASSWORD"] }\n')
+    result = _cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                   "SWITCHBOARD_ACCOUNTS_FILE": str(accounts)}, "worker", "sender")
+    assert result.returncode == 2
+    assert result.stderr == (f"error: {accounts}: account 'acme': auth.secrets.0: environment "
+                             "variable ACME_WEBHOOK_PASSWORD is not set\n")
+
+
 def test_simulate_checks_its_ingest_url_as_the_setting_is_checked(
         capsys: pytest.CaptureFixture[str]) -> None:
     # Parsed only: a simulator that started would listen on its default port.
