@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import signal
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
@@ -149,8 +150,12 @@ async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accou
         try:
             serve_worker_http(health, settings.http_host, settings.metrics_port)
         except OSError as exc:
+            # Worded as `serve`'s and `run`'s port errors: the setting that moves it named.
+            hint = ("set SWITCHBOARD_METRICS_PORT to choose another port"
+                    if exc.errno == errno.EADDRINUSE else "check the host "
+                    "(SWITCHBOARD_HTTP_HOST) and the port (SWITCHBOARD_METRICS_PORT)")
             raise MetricsPortError(f"cannot serve metrics on {settings.http_host}:"
-                                   f"{settings.metrics_port}: {exc.strerror}") from None
+                                   f"{settings.metrics_port}: {exc.strerror} ({hint})") from None
         log.info("metrics and probes served", url=f"http://{settings.http_host}:"
                  f"{settings.metrics_port}/metrics", probes=["/healthz", "/readyz"])
     ticking = asyncio.create_task(health.tick())

@@ -134,7 +134,8 @@ def test_a_taken_metrics_port_is_one_error_line() -> None:
                        "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
                        "SWITCHBOARD_METRICS_PORT": str(port)}, "worker", "keywords")
     assert result.returncode == 2
-    assert f"cannot serve metrics on 127.0.0.1:{port}" in result.stderr
+    assert (f"error: cannot serve metrics on 127.0.0.1:{port}: Address already in use (set "
+            "SWITCHBOARD_METRICS_PORT to choose another port)\n") in result.stderr
     assert "Traceback" not in result.stderr
 
 
