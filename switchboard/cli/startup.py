@@ -53,6 +53,10 @@ def accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
         print("error: set SWITCHBOARD_ACCOUNTS_FILE (see examples/accounts.toml)",
               file=sys.stderr)
         return None
+    if path == DEMO_ACCOUNTS and not path.exists():  # relative: found only from the clone
+        print(f"error: no {path} here: run this in the Switchboard directory, or set "
+              "SWITCHBOARD_ACCOUNTS_FILE", file=sys.stderr)
+        return None
     try:
         return load_accounts(path)
     except AccountsError as exc:

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,3 +84,20 @@ def test_run_on_a_port_in_use_names_the_setting_in_one_line(taken: str) -> None:
     assert f"127.0.0.1:{ports[taken]}" in result.stderr and f"set {taken}" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert "Kafka" not in result.stderr  # said before Kafka is started or used
+
+
+@pytest.mark.parametrize("command", [("run",), ("simulate",),
+                                     ("send", "demo-infobip", "+41790001111", "--text", "hi")])
+def test_the_demo_accounts_missing_from_another_directory_says_where_to_run(
+        tmp_path: Path, command: tuple[str, ...]) -> None:
+    """They are found relative to the working directory: elsewhere the error said only that
+    examples/accounts.toml does not exist, as if the clone were broken."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
+    env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached
+                   "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout, from elsewhere
+    result = subprocess.run([sys.executable, "-m", "switchboard.cli", *command], env=env,
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 2
+    assert result.stderr == ("error: no examples/accounts.toml here: run this in the Switchboard "
+                             "directory, or set SWITCHBOARD_ACCOUNTS_FILE\n")
