@@ -394,13 +394,16 @@ class LocalKafka:
             raise
 
     def _start(self, timeout_s: float) -> None:
-        ports = [self.port, self.controller_port]
+        # Each port with the setting that moves it (the tests' secured listeners have none).
+        ports = [(self.port, " (set SWITCHBOARD_KAFKA_PORT to choose another)"),
+                 (self.controller_port,
+                  " (set SWITCHBOARD_KAFKA_CONTROLLER_PORT to choose another)")]
         if self.secured is not None:
-            ports += [port for _, _, port in self.secured.listeners()]
-        for port in ports:
+            ports += [(port, "") for _, _, port in self.secured.listeners()]
+        for port, hint in ports:
             if _port_in_use(port):
                 raise BrokerError(f"port {port} on 127.0.0.1 is already in use; is a broker "
-                                  "already running? (set SWITCHBOARD_KAFKA_PORT to choose another)")
+                                  f"already running?{hint}")
         lib = ensure_jars(self.cache_dir)
         properties, log4j = self._write_config()
         id_file = self.data_dir / "cluster.id"

@@ -5,11 +5,12 @@ config is rewritten and broker.log truncated)."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
-from switchboard.localkafka import BrokerError, LocalKafka
+from switchboard.localkafka import BrokerError, LocalKafka, free_port
 
 
 def test_a_second_broker_on_the_same_data_dir_is_refused_and_the_first_untouched(
@@ -28,3 +29,21 @@ def test_a_second_broker_on_the_same_data_dir_is_refused_and_the_first_untouched
     first.stop()  # lets the directory go
     second._lock_data_dir()
     second.stop()
+
+
+@pytest.mark.parametrize(("taken", "setting"), [("port", "SWITCHBOARD_KAFKA_PORT"),
+                                                ("controller_port",
+                                                 "SWITCHBOARD_KAFKA_CONTROLLER_PORT")])
+def test_a_port_in_use_names_the_setting_that_moves_it(tmp_path: Path, taken: str,
+                                                       setting: str) -> None:
+    """A taken controller port said to set SWITCHBOARD_KAFKA_PORT, which moves the other."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # another program's server
+        ports = {"port": free_port(), "controller_port": free_port()}
+        ports[taken] = listener.getsockname()[1]
+        broker = LocalKafka(tmp_path / "kafka", cache_dir=tmp_path / "cache",
+                            port=ports["port"], controller_port=ports["controller_port"])
+        with pytest.raises(BrokerError) as refused:
+            broker.start()
+    assert str(refused.value) == (f"port {ports[taken]} on 127.0.0.1 is already in use; is a "
+                                  f"broker already running? (set {setting} to choose another)")
+    assert not (tmp_path / "cache").exists()  # refused before fetching anything
