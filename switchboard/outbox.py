@@ -18,7 +18,8 @@ from switchboard.topics import OUTBOUND_RESULTS, topic_partitions
 
 
 class NoResultsTopic(LookupError):
-    """The results topic does not exist: no sender has run on this cluster (or prefix)."""
+    """The results topic does not exist: nothing has created the topics on this cluster (or
+    under this prefix) yet."""
 
 
 async def send_command(kafka: KafkaTarget, command: OutboundCommand, provider: str, *,
@@ -45,8 +46,10 @@ async def send_command(kafka: KafkaTarget, command: OutboundCommand, provider: s
 async def _results_from_now(kafka: KafkaTarget) -> AIOKafkaConsumer:
     partitions = await topic_partitions(kafka, OUTBOUND_RESULTS.name)
     if not partitions:
+        # Ingest creates the topics, not the sender (which cannot start without them).
         raise NoResultsTopic(f"topic {topic_name(kafka, OUTBOUND_RESULTS.name)} does not "
-                             "exist: has a sender run on this cluster?")
+                             "exist: `switchboard serve` (or `run`) creates the topics at "
+                             "start-up; start it first")
     consumer = AIOKafkaConsumer(**kafka_options(kafka, "send"), enable_auto_commit=False)
     try:
         await consumer.start()

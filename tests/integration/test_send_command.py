@@ -91,3 +91,17 @@ def test_the_command_line_publishes_one_command(kafka_bootstrap: str) -> None:
 
     waited = send("demo-infobip", "+41790002222", "--text", "hi", "--wait", "1")
     assert waited.returncode == 3 and b"no result within 1 s" in waited.stderr
+
+
+def test_wait_on_a_cluster_without_the_topics_says_what_creates_them(kafka_bootstrap: str) -> None:
+    prefix = f"it-send-{uuid.uuid4().hex[:8]}."  # an install whose topics nobody created
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                        "SWITCHBOARD_KAFKA_NAME_PREFIX": prefix,
+                        "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS)}
+    result = subprocess.run([sys.executable, "-m", "switchboard", "send", "demo-infobip",
+                             "+41790002222", "--text", "hi", "--wait", "5"], env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 1
+    assert result.stderr == (f"error: topic {prefix}{OUTBOUND_RESULTS.name} does not exist: "
+                             "`switchboard serve` (or `run`) creates the topics at start-up; "
+                             "start it first; nothing published\n")
