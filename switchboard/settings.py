@@ -393,6 +393,17 @@ def _describe(exc: ValidationError) -> str:
     return "invalid settings: " + "; ".join(problems)
 
 
+def _not_json(exc: SourceError) -> str:
+    """pydantic-settings says only 'error parsing value for field "x" from source
+    "EnvSettingsSource"': name the variable, and what it wants (the value is not shown)."""
+    found = re.search(r'field "(\w+)"', str(exc))
+    if found is None or found[1] not in Settings.model_fields:
+        return f"invalid settings: {exc}"
+    field = found[1]
+    return (f"invalid settings: {field} ({env_var_of(field)}): not valid JSON (the environment "
+            'gives it as JSON, e.g. {"name": "value"})')
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings (SettingsError if they cannot be read)."""
@@ -404,8 +415,8 @@ def get_settings() -> Settings:
         raise SettingsError(_describe(exc)) from None
     except FileNotFoundError as exc:
         raise SettingsError(str(exc)) from None
-    except SourceError as exc:  # e.g. a JSON setting that is not JSON
-        raise SettingsError(f"invalid settings: {exc}") from None
+    except SourceError as exc:  # a JSON setting that is not JSON
+        raise SettingsError(_not_json(exc)) from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError(f"{CONFIG_FILE_ENV}={os.environ.get(CONFIG_FILE_ENV)}: not valid "
                             f"TOML: {exc}") from None

@@ -261,7 +261,9 @@ def test_extensions_that_are_not_json_are_a_settings_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in (OAUTH | {"SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS": "{logicalCluster"}).items():
         monkeypatch.setenv(name, value)
-    assert "kafka_oauth_extensions" in str(settings_error())
+    assert str(settings_error()) == (
+        "invalid settings: kafka_oauth_extensions (SWITCHBOARD_KAFKA_OAUTH_EXTENSIONS): not "
+        'valid JSON (the environment gives it as JSON, e.g. {"name": "value"})')
 
 
 def test_every_connection_of_a_process_shares_one_token_source(
