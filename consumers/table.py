@@ -29,9 +29,8 @@ FOLLOW_RETRY_MAX_S = 30.0
 
 
 class MissingTopic(RuntimeError):
-    """The table's topic is not on the cluster. Workers do not create topics: ingest does,
-    at start-up, so a worker started before it (docker compose starts them together) would
-    otherwise stop with a traceback that names no way out."""
+    """The table's topic is not on the cluster (SWITCHBOARD_CREATE_TOPICS is off, or it was
+    deleted): without this the worker would stop with a traceback that names no way out."""
 
 
 class CompactedTable(Generic[V]):
@@ -72,8 +71,9 @@ class CompactedTable(Generic[V]):
         """Load everything there is now; then follow new records in the background."""
         partitions = await topic_partitions(self.kafka, self.topic)
         if not partitions:
-            raise MissingTopic(f"topic {self._on_cluster} does not exist: `switchboard serve` "
-                               "(or `run`) creates the topics at start-up; start it first")
+            raise MissingTopic(f"topic {self._on_cluster} does not exist: Switchboard creates "
+                               "missing topics at start-up unless SWITCHBOARD_CREATE_TOPICS is "
+                               "false; create them, or start once with it true")
         try:
             await self._load(partitions)
         except BaseException:  # Ctrl-C during start-up too: close what was opened

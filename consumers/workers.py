@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager
 
 import httpx
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from consumers.bots.handler import (
     Answer,
@@ -27,7 +28,7 @@ from consumers.health import WorkerHealth, serve_worker_http
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import WorkerRuntime
 from consumers.sender import Sender, decode_ledger, ledger_stands
-from consumers.table import CompactedTable
+from consumers.table import CompactedTable, MissingTopic
 from switchboard import heap
 from switchboard.accounts import Accounts
 from switchboard.clients import KafkaConnection
@@ -40,6 +41,7 @@ from switchboard.topics import (
     OPT_OUTS,
     OUTBOUND,
     OUTBOUND_SENT,
+    ensure_topics,
 )
 
 log = get_logger(__name__)
@@ -143,6 +145,18 @@ WORKERS: dict[str, WorkerFactory] = {
 }
 
 
+async def _ensure_topics(settings: Settings) -> None:
+    try:
+        await ensure_topics(settings.kafka_connection(), partitions=settings.topic_partitions,
+                            replication_factor=settings.topic_replication_factor)
+    except KafkaConnectionError:
+        raise  # said as every command says it
+    except (KafkaError, RuntimeError, TimeoutError) as exc:  # refused (ACLs), or no answer
+        raise MissingTopic(f"cannot create the missing topics: {exc or type(exc).__name__} "
+                           "(or set SWITCHBOARD_CREATE_TOPICS=false and create them "
+                           "yourself)") from exc
+
+
 async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts) -> None:
     """Run one worker until SIGINT/SIGTERM, then finish in-flight work and commit."""
     health = WorkerHealth()
@@ -160,6 +174,10 @@ async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accou
                  f"{settings.metrics_port}/metrics", probes=["/healthz", "/readyz"])
     ticking = asyncio.create_task(health.tick())
     try:
+        if settings.create_topics:
+            # As ingest does: workers started first (a Kubernetes rollout, compose on a fresh
+            # volume) would otherwise stop for want of a topic. Nothing to do once they exist.
+            await _ensure_topics(settings)
         async with factory(settings, accounts) as runtime:
             health.readiness = runtime.problem
             heap.settle()

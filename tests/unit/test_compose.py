@@ -45,8 +45,8 @@ def test_app_services_use_known_settings_and_reach_kafka() -> None:
 
 
 def test_workers_start_once_ingest_has_created_the_topics() -> None:
-    """Only ingest creates topics (workers stop when theirs are missing), and its /readyz
-    answers 200 only once they are there."""
+    """One creator of the topics at a time: ingest first (its /readyz answers 200 only once
+    they are there), then the workers, which would otherwise race it to create them."""
     assert SERVICES["ingest"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     assert "/readyz" in " ".join(SERVICES["ingest"]["healthcheck"]["test"])
     for name, service in APP_SERVICES.items():
