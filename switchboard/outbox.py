@@ -46,10 +46,10 @@ async def send_command(kafka: KafkaTarget, command: OutboundCommand, provider: s
 async def _results_from_now(kafka: KafkaTarget) -> AIOKafkaConsumer:
     partitions = await topic_partitions(kafka, OUTBOUND_RESULTS.name)
     if not partitions:
-        # Ingest creates the topics, not the sender (which cannot start without them).
+        # `send` creates no topics: nothing could answer a command on a cluster without them.
         raise NoResultsTopic(f"topic {topic_name(kafka, OUTBOUND_RESULTS.name)} does not "
-                             "exist: `switchboard serve` (or `run`) creates the topics at "
-                             "start-up; start it first")
+                             "exist: `switchboard serve`, `run` or a worker creates the topics "
+                             "at start-up; start them first")
     consumer = AIOKafkaConsumer(**kafka_options(kafka, "send"), enable_auto_commit=False)
     try:
         await consumer.start()

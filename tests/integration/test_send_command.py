@@ -103,5 +103,5 @@ def test_wait_on_a_cluster_without_the_topics_says_what_creates_them(kafka_boots
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1
     assert result.stderr == (f"error: topic {prefix}{OUTBOUND_RESULTS.name} does not exist: "
-                             "`switchboard serve` (or `run`) creates the topics at start-up; "
-                             "start it first; nothing published\n")
+                             "`switchboard serve`, `run` or a worker creates the topics at "
+                             "start-up; start them first; nothing published\n")
