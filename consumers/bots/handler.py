@@ -54,6 +54,11 @@ DEFAULT_ACCOUNT = CompiledAccount("*", AccountRules())  # compliance is on witho
 Answer = Callable[[MessageEvent, CompiledAccount], Awaitable[list[tuple[Reply, str]]]]
 
 
+# A rules file changed this recently may be mid-save: it is read at a later check (a SIGHUP,
+# which says the save is done, reads it at once).
+SETTLED_NS = 1_000_000_000
+
+
 class RulesSource:
     """The current rules; reloaded when the file changes or on SIGHUP, kept if the new is bad."""
 
@@ -61,7 +66,7 @@ class RulesSource:
         self.path = path
         self.check_every_s = check_every_s
         self.current = load_rules(path) if path else RuleSet({}, "<none>")
-        self._mtime = self._stat()
+        self._loaded = self._stat()
         self._checked = time.monotonic()
         self._forced = False
 
@@ -78,11 +83,14 @@ class RulesSource:
     def request_reload(self) -> None:
         self._forced = True
 
-    def _stat(self) -> float | None:
+    def _stat(self) -> tuple[int, int] | None:
+        """The file's modification time and size: an editor's save can end in the same
+        clock tick as a read of it half-written, and the time alone would not change again."""
         try:
-            return os.stat(self.path).st_mtime if self.path else None
+            stat = os.stat(self.path) if self.path else None
         except OSError:
             return None
+        return None if stat is None else (stat.st_mtime_ns, stat.st_size)
 
     def rules_for(self, account: str) -> CompiledAccount:
         self.maybe_reload()
@@ -95,17 +103,27 @@ class RulesSource:
         if not self._forced and now - self._checked < self.check_every_s:
             return
         self._checked = now
-        mtime = self._stat()
-        if not self._forced and mtime == self._mtime:
+        seen = self._stat()
+        if not self._forced:
+            if seen == self._loaded:
+                return
+            age_ns = time.time_ns() - seen[0] if seen is not None else SETTLED_NS
+            if 0 <= age_ns < SETTLED_NS:  # perhaps still being written: at the next check
+                return
+        try:
+            rules: RuleSet | RulesError = load_rules(self.path)
+        except RulesError as exc:
+            rules = exc
+        if self._stat() != seen:  # written to while read: what was read may be half of it
             return
         self._forced = False
-        self._mtime = mtime
-        try:
-            self.current = load_rules(self.path)
-            log.info("rules reloaded", file=str(self.path), accounts=len(self.current.accounts))
-        except RulesError as exc:
+        self._loaded = seen
+        if isinstance(rules, RulesError):
             RELOAD_FAILURES.inc()
-            log.error("new rules are invalid; keeping the previous ones", error=str(exc))
+            log.error("new rules are invalid; keeping the previous ones", error=str(rules))
+            return
+        self.current = rules
+        log.info("rules reloaded", file=str(self.path), accounts=len(rules.accounts))
 
 
 class BotHandler:

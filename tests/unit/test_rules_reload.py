@@ -89,3 +89,36 @@ def test_an_edit_saved_as_latin1_keeps_the_old_rules_and_says_why(tmp_path: Path
     assert source.rules_for("a").config.help_text == "v1"  # not a UnicodeDecodeError
     with pytest.raises(RulesError, match="cannot read it: not UTF-8 text"):
         RulesSource(path)
+
+
+def _write_at(path: Path, text: str, stamp: float) -> None:
+    path.write_text(text)
+    os.utime(path, (stamp, stamp))
+
+
+def test_a_save_ending_in_the_tick_of_a_half_written_read_is_still_loaded(
+        tmp_path: Path) -> None:
+    # Before: the time alone said whether the file changed. A read of the file half-written
+    # (here: its first account) and the end of the save in the same clock tick left the bot
+    # on half the rules until the next edit.
+    path = tmp_path / "rules.toml"
+    settled = time.time() - 60
+    _write_at(path, GOOD.replace("{n}", "1"), settled - 60)
+    source = RulesSource(path, check_every_s=0)
+    whole = GOOD.replace("{n}", "2") + '[accounts.b]\nhelp_text = "b2"\n'
+    _write_at(path, GOOD.replace("{n}", "2"), settled)  # the half a read caught
+    assert source.rules_for("b").config.help_text != "b2"
+    _write_at(path, whole, settled)  # the rest, the same tick
+    assert source.rules_for("b").config.help_text == "b2"
+
+
+def test_a_file_written_a_moment_ago_is_read_once_it_has_settled(tmp_path: Path) -> None:
+    # An editor may still be writing it: read now, half the rules would apply until the
+    # next check (or, half-written past a line, be refused as invalid: a false alarm).
+    path = tmp_path / "rules.toml"
+    _write_at(path, GOOD.replace("{n}", "1"), time.time() - 60)
+    source = RulesSource(path, check_every_s=0)
+    _write_at(path, GOOD.replace("{n}", "2"), time.time())
+    assert source.rules_for("a").config.help_text == "v1"
+    os.utime(path, (time.time() - 2, time.time() - 2))  # now settled
+    assert source.rules_for("a").config.help_text == "v2"
