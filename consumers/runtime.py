@@ -307,9 +307,13 @@ class WorkerRuntime:
                     consumer.pause(*paused)
                 for tp, records in (await self._next_batch(consumer)).items():
                     consumer.seek(tp, records[0].offset)  # none expected: all are paused
-        finally:
+        except BaseException:  # cancelled, or the fetch failed: the slot is nobody's
             if not room.done():
-                room.cancel()  # only when this task is cancelled
+                room.cancel()
+            elif not room.cancelled():
+                self._capacity.release()  # taken just as this went wrong
+            raise
+        finally:
             if paused:  # one assigned anew comes unpaused; one taken away cannot be resumed
                 consumer.resume(*(paused & consumer.assignment()))
 
