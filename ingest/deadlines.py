@@ -70,9 +70,12 @@ class BodyDeadlines:
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         started_before = loop.time() - self.timeout_s
-        for task, started in list(self._reading.items()):
+        late: list[Task] = []
+        for task, started in self._reading.items():  # oldest first: no copy of them all
             if started > started_before:
                 break
+            late.append(task)
+        for task in late:
             del self._reading[task]
             self._expired.add(task)
             task.cancel()
