@@ -193,13 +193,14 @@ def _is_coordinate(value: Any) -> bool:
 def place_caption(place: Any, name_key: str, address_key: str) -> str | None:
     """The caption of a shared location's `geo:` media item: the place's name and address
     (each provider has its own keys for them), one per line, either alone, None for neither,
-    so a consumer sees "Joe's Cafe" and not only coordinates. A `place` that is no object, or a
+    so a consumer sees "Joe's Cafe" and not only coordinates. A name that is its address (a
+    pin some clients label with the address) is shown once. A `place` that is no object, or a
     value that is no text, counts as absent: a label must not cost the message its coordinates.
     """
     if not isinstance(place, dict):
         return None
     name, address = _place_text(place.get(name_key)), _place_text(place.get(address_key))
-    if name is not None and address is not None:
+    if name is not None and address is not None and name != address:
         return f"{name}\n{address}"
     return name if name is not None else address
 

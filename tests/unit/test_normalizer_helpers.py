@@ -387,6 +387,8 @@ def test_form_refuses_escapes_that_are_not_utf8(form: str | bytes, reason: str) 
         ({"address": "5 Main St"}, "5 Main St"),
         ({"name": " Joe's Cafe ", "address": "  "}, "Joe's Cafe"),  # blank is absent
         ({"name": "", "address": "5 Main St"}, "5 Main St"),
+        ({"name": "5 Main St", "address": "5 Main St"}, "5 Main St"),  # the same text: once
+        ({"name": "5 Main St ", "address": " 5 Main St"}, "5 Main St"),
         ({"latitude": 1.5, "longitude": 2}, None),
         ({"name": None, "address": None}, None),
         ({"name": 5, "address": {"street": "Main"}}, None),  # not text: absent, no error
