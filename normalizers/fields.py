@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from normalizers.base import JsonObject, NormalizeError, shown
@@ -179,15 +180,44 @@ class Batch:
 
 
 def geo_uri(data: Mapping[str, Any]) -> str | None:
-    """A shared location as a `geo:` URI (RFC 5870) from numeric `latitude` and `longitude`."""
-    latitude, longitude = data.get("latitude"), data.get("longitude")
-    if _is_coordinate(latitude) and _is_coordinate(longitude):
-        return f"geo:{latitude},{longitude}"
-    return None
+    """A shared location as a `geo:` URI (RFC 5870) from `latitude` and `longitude`.
+
+    Each is a JSON number, or a decimal string (`"52.3702"`, `" -4.9 "`) as Webex writes most
+    numbers and as XML gives every value. A latitude outside -90..90 or a longitude outside
+    -180..180, or anything else (`"52,37"`: a decimal comma, or a pair in one field; `"1e3"`;
+    `true`), gives None: no location rather than a `geo:` URI that is not one.
+    """
+    latitude = _coordinate(data.get("latitude"), 90)
+    longitude = _coordinate(data.get("longitude"), 180)
+    if latitude is None or longitude is None:
+        return None
+    return f"geo:{latitude},{longitude}"
 
 
-def _is_coordinate(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+# A coordinate as a string: degrees (at most three digits) with an optional fraction.
+_DECIMAL = re.compile(r"\s*[+-]?[0-9]{1,3}(?:\.[0-9]+)?\s*")
+
+
+def _coordinate(value: Any, limit: int) -> str | None:
+    """`value` as RFC 5870 writes a coordinate (digits, a fraction, no exponent, no `+`), or
+    None when it is no number from -limit to limit."""
+    number: int | float
+    if isinstance(value, str):
+        if not _DECIMAL.fullmatch(value):
+            return None
+        text = value.strip()
+        number = float(text) if "." in text else int(text)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = value
+    else:
+        return None
+    if not -limit <= number <= limit:  # also refuses nan
+        return None
+    if isinstance(number, float):
+        # Python writes 0.00001 as 1e-05, which is no geo: coordinate: a pin within metres
+        # of the equator or the Greenwich meridian. Decimal writes the same digits plainly.
+        return format(Decimal(repr(number)), "f")
+    return str(number)
 
 
 def place_caption(place: Any, name_key: str, address_key: str) -> str | None:

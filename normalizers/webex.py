@@ -254,10 +254,6 @@ def _attachments(value: Any) -> list[Media]:
     return media
 
 
-# A coordinate as Webex may write it: most of its numbers come as strings ("messageCount": "2").
-_DECIMAL = re.compile(r"[+-]?[0-9]{1,3}(?:\.[0-9]+)?")
-
-
 def _location(payload: JsonObject) -> list[Media]:
     """A shared location as one `geo:` media item. RCS puts `latitude` and `longitude` at the
     top level (`event: "Location"`); WhatsApp MOs have a `location` key, `""` when empty and
@@ -268,20 +264,12 @@ def _location(payload: JsonObject) -> list[Media]:
     except NormalizeError:
         place = None  # an unreadable location must not cost the message its text
     fields = _lower_keys(place) if isinstance(place, dict) else payload
-    uri = geo_uri({key: _coordinate(fields.get(key)) for key in ("latitude", "longitude")})
+    uri = geo_uri(fields)  # numbers or decimal strings: most Webex numbers come as strings
     if uri is None:
         return []
     # RCS sends no place name; top-level keys of the MO are not the place's.
     caption = place_caption(fields, "name", "address") if fields is not payload else None
     return [Media.build(url=uri, caption=caption)]
-
-
-def _coordinate(value: Any) -> Any:
-    """A decimal string as the number it writes; anything else as it is."""
-    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        text = value.strip()
-        return float(text) if "." in text else int(text)
-    return value
 
 
 # --- small helpers ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from normalizers.base import NormalizeError, WebhookRequest
 from normalizers.bodies import parse_form, parse_xml, query_text
 from normalizers.channels import channel
-from normalizers.fields import int_field, place_caption, text_field
+from normalizers.fields import geo_uri, int_field, place_caption, text_field
 from normalizers.prices import price
 from normalizers.times import parse_time
 from switchboard.addresses import address
@@ -404,3 +404,36 @@ def test_place_caption_reads_the_keys_it_is_given() -> None:
     """Each provider names the two its own way (Bird: `label`)."""
     place = {"label": "Amsterdam", "address": "Dam 1", "name": "not this one"}
     assert place_caption(place, "label", "address") == "Amsterdam\nDam 1"
+
+
+@pytest.mark.parametrize(
+    ("latitude", "longitude", "expected"),
+    [
+        (52.3702, 4.8952, "geo:52.3702,4.8952"),
+        (45, -15, "geo:45,-15"),
+        (1.0, -0.0, "geo:1.0,-0.0"),
+        ("52.3702", "4.8952", "geo:52.3702,4.8952"),  # Webex and XML bodies: decimal strings
+        (" 52.3702 ", "\t-4.8952\n", "geo:52.3702,-4.8952"),
+        ("+52.37", "+4", "geo:52.37,4"),  # RFC 5870 has no "+"
+        (90, -180, "geo:90,-180"),
+        ("-90.0", "180.0", "geo:-90.0,180.0"),
+        (0.00001, -0.00005, "geo:0.00001,-0.00005"),  # not 1e-05: no exponent in a geo: URI
+        (90.5, 0, None),  # out of range: no location rather than an invalid URI
+        (0, 180.01, None),
+        ("-91", "0", None),
+        ("0", "1000", None),
+        ("52,37", "4,89", None),  # a decimal comma (or a pair in one field) is not read
+        ("1e1", "2", None),
+        ("52.", "4", None),
+        ("", "4", None),
+        (True, 4, None),
+        (None, 4, None),
+        (52.37, None, None),
+        (float("nan"), 4, None),
+        (float("inf"), 4, None),
+        ({"deg": 52}, 4, None),
+    ],
+)
+def test_geo_uri_reads_numbers_and_decimal_strings_in_range(
+        latitude: Any, longitude: Any, expected: str | None) -> None:
+    assert geo_uri({"latitude": latitude, "longitude": longitude}) == expected
