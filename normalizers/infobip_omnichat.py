@@ -233,9 +233,13 @@ def _inbound(request: WebhookRequest, report: JsonObject, message: JsonObject) -
     media: list[Media] = []
     url = text_field(message, "url", "mediaurl", "fileurl")
     if url is not None and message_type not in _POSTBACK_TYPES:
+        # A LOCATION's url is its map link, which stands in for the place when there are no
+        # coordinates: the place's name and address caption it, as they caption a geo: item.
+        caption = (place_caption(message, "name", "address") if message_type == "location"
+                   else text_field(message, "caption"))
         media.append(Media.build(url=url,
                                  content_type=text_field(message, "contenttype", "mimetype"),
-                                 caption=text_field(message, "caption")))
+                                 caption=caption))
     location = geo_uri(message)
     if location is not None and (message_type == "location" or not media):
         # coordinates say more than a map link; the place's name and address caption them
