@@ -12,10 +12,10 @@ from typing import Any
 from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
 from normalizers.channels import channel
 from normalizers.event_builders import inbound_event, status_event
-from normalizers.fields import int_field, object_field, text_field
+from normalizers.fields import geo_uri, int_field, object_field, place_caption, text_field
 from normalizers.prices import price
 from normalizers.times import parse_time
-from switchboard.events import ErrorInfo, MessageEvent, ProviderStatus, Status
+from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
 
 
 def is_envelope(data: JsonObject) -> bool:
@@ -45,6 +45,8 @@ _PLATFORM_IGNORED = (
     "sms_suppression.", "verify.", "voice_call.", "whatsapp.group.", "whatsapp_suppression.",
 )
 _PLATFORM_IGNORED_TYPES = frozenset({"whatsapp.reacted"})
+# The media parts of a received WhatsApp message (EventWhatsAppReceivedData); one per message.
+_WHATSAPP_MEDIA_KEYS = ("image", "video", "audio", "sticker", "document")
 
 
 def events(request: WebhookRequest, envelope: JsonObject) -> list[MessageEvent]:
@@ -95,10 +97,17 @@ def _platform_inbound(
     occurred_at: datetime | None,
 ) -> MessageEvent:
     content = data.get("text")
-    if isinstance(content, dict):  # WhatsApp text is an object; its field name is unconfirmed
+    if isinstance(content, dict):  # WhatsApp text is an object, WhatsAppText {body}
         text = text_field(content, "body", "text")
     else:
         text = text_field(data, "text")
+    media: list[Media] = []
+    postback = None
+    if product == "whatsapp":
+        media = _whatsapp_media(data)
+        choice = _whatsapp_choice(data)
+        postback = text_field(choice, "slug")
+        text = text or text_field(choice, "text")
     return inbound_event(
         request,
         channel=channel(product),
@@ -106,10 +115,38 @@ def _platform_inbound(
         sender=_platform_address(data.get("from")),
         recipient=_platform_address(data.get("to")),
         text=text,
+        media=media,
+        postback=postback,
         in_reply_to=text_field(data, "in_reply_to_message_id"),
         segments=int_field(object_field(data, "segments"), "count"),
         occurred_at=occurred_at,
     )
+
+
+def _whatsapp_media(data: JsonObject) -> list[Media]:
+    """The file or location a contact sent. A file's `url` is Bird's, fetched with the API key;
+    it is absent when Bird could not get the file from WhatsApp, and then there is no item. A
+    location is a `geo:` item captioned with the place, as for the Channels API; without
+    coordinates its `url` (a link to the place) stands in."""
+    media: list[Media] = []
+    for key in _WHATSAPP_MEDIA_KEYS:
+        part = object_field(data, key)
+        url = text_field(part, "url")
+        if url is not None:
+            media.append(Media.build(url=url, content_type=text_field(part, "mime_type"),
+                                     caption=text_field(part, "caption")))
+    location = object_field(data, "location")
+    url = geo_uri(location) or text_field(location, "url")
+    if url is not None:
+        media.append(Media.build(url=url, caption=place_caption(location, "name", "address")))
+    return media
+
+
+def _whatsapp_choice(data: JsonObject) -> JsonObject:
+    """The button or list row a contact tapped, `{slug, text}`: the slug is our postback, the
+    label the text they saw. {} when the message answers no interactive message."""
+    reply = object_field(data, "interactive_reply")
+    return object_field(reply, "button") or object_field(reply, "list")
 
 
 def _platform_address(value: Any) -> str | None:
