@@ -30,6 +30,7 @@ _CHANNELS = {
     "apple": "apple",
     "kakao": "kakao",
     "zalo": "zalo",
+    "zalo_notification_service": "zalo",  # Infobip's Zalo delivery reports
     "voice": "voice",
     "branded text": "rcs",
 }

@@ -6,7 +6,9 @@ for `application/xml`), up to 100 reports per request. The kind is told apart pe
 * Messages API reports carry `event`: `DELIVERY` (delivery report), `SEEN` (seen report), `MO`
   (inbound message) or `TYPING_STARTED`/`TYPING_STOPPED` (ignored: not messages).
 * SMS API delivery reports (legacy v1/v2 `notifyUrl` and v3 `webhooks.delivery`) have no
-  `event` but a `status` object; they are SMS.
+  `event` but a `status` object; they are SMS. The per-channel APIs' delivery reports (WhatsApp's
+  `notifyUrl`) have the same shape and name no channel either: `?channel=WHATSAPP` on the URL
+  given to Infobip labels them.
 * Inbound SMS (renderer `MO_JSON_2`) and inbound MMS have no `event`, no `status`, but
   `receivedAt`/`text`/`message`.
 
@@ -16,6 +18,7 @@ Status mapping, error handling and addresses are documented in docs/providers/in
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from normalizers.base import DEFAULT_ACK, Ack, JsonObject, NormalizeError, WebhookRequest, shown
@@ -29,6 +32,7 @@ from normalizers.fields import (
     geo_uri,
     int_field,
     iter_objects,
+    loose_keys,
     place_caption,
     text_field,
 )
@@ -101,7 +105,10 @@ _MEDIA_TYPES = {
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
     """One event per report in the request, in order; typing indicators give none."""
     reports = _xml_reports(request.body) if is_xml(request) else _json_reports(request.body)
-    return each_event(request, reports, _normalize_report)
+    label = _query_channel(request)
+    if label is None:
+        return each_event(request, reports, _normalize_report)
+    return each_event(request, reports, partial(_normalize_report, label=label))
 
 
 def acknowledge(request: WebhookRequest) -> Ack:
@@ -110,6 +117,15 @@ def acknowledge(request: WebhookRequest) -> Ack:
 
 
 # --- finding the reports ---------------------------------------------------------------------
+
+
+def _query_channel(request: WebhookRequest) -> str | None:
+    """`?channel=WHATSAPP` (or `integrationType=`) on the webhook URL: the channel of reports
+    that name none. A per-channel API's delivery report (WhatsApp's, sent to its `notifyUrl`)
+    has the SMS report's shape without a channel, so the URL is the only place that can say."""
+    if not request.query:
+        return None
+    return text_field(loose_keys(request.query_fields), "channel", "integrationtype")
 
 
 def _json_reports(body: bytes) -> list[JsonObject]:
@@ -168,23 +184,25 @@ def _xml_children(node: JsonObject) -> list[tuple[str, Any]]:
     return children
 
 
-def _normalize_report(request: WebhookRequest, report: JsonObject) -> MessageEvent | None:
+def _normalize_report(request: WebhookRequest, report: JsonObject,
+                      label: str | None = None) -> MessageEvent | None:
+    """`label`: the URL's channel (`_query_channel`), for reports that name none."""
     event = text_field(report, "event")
     if event is None:
         if first(report, "status") is not None:
-            return _delivery_report(request, report, default_channel="sms")
+            return _delivery_report(request, report, default_channel=label or "sms")
         if first(report, "receivedAt", "text", "message") is not None:
-            return _sms_inbound(request, report)
+            return _sms_inbound(request, report, label)
         raise NormalizeError(
             "not a recognised Infobip report (no 'event', no 'status', no 'receivedAt')"
         )
     kind = event.upper()
     if kind == "DELIVERY":
-        return _delivery_report(request, report, default_channel=None)
+        return _delivery_report(request, report, default_channel=label)
     if kind == "SEEN":
-        return _seen_report(request, report)
+        return _seen_report(request, report, label)
     if kind == "MO":
-        return _messages_inbound(request, report)
+        return _messages_inbound(request, report, label)
     if kind in _IGNORED_EVENTS:
         return None
     raise NormalizeError(f"unknown Infobip event {shown(event)}; expected DELIVERY, SEEN or MO")
@@ -215,10 +233,11 @@ def _delivery_report(
     )
 
 
-def _seen_report(request: WebhookRequest, report: JsonObject) -> MessageEvent:
+def _seen_report(request: WebhookRequest, report: JsonObject,
+                 label: str | None) -> MessageEvent:
     return status_event(
         request,
-        channel=_channel(report, None),
+        channel=_channel(report, label),
         status=Status.SEEN,
         message_id=text_field(report, "messageId"),
         correlation_id=text_field(report, "callbackData"),
@@ -298,7 +317,8 @@ def error_info(error_obj: JsonObject) -> ErrorInfo | None:
 # --- inbound messages ------------------------------------------------------------------------
 
 
-def _messages_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent | None:
+def _messages_inbound(request: WebhookRequest, report: JsonObject,
+                      label: str | None) -> MessageEvent | None:
     """A Messages API `MO` event: typed content parts become text, media and postback."""
     content = _Content()
     content.read_parts(iter_objects(report.get("content"), "content"))
@@ -308,7 +328,7 @@ def _messages_inbound(request: WebhookRequest, report: JsonObject) -> MessageEve
     correlation_id = text_field(report, "callbackData") or text_field(metadata, "correlationData")
     return inbound_event(
         request,
-        channel=_channel(report, None),
+        channel=_channel(report, label),
         message_id=text_field(report, "messageId"),
         sender=text_field(report, "sender", "from"),
         recipient=text_field(report, "destination", "to"),
@@ -323,7 +343,8 @@ def _messages_inbound(request: WebhookRequest, report: JsonObject) -> MessageEve
     )
 
 
-def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
+def _sms_inbound(request: WebhookRequest, report: JsonObject,
+                 label: str | None) -> MessageEvent:
     """Inbound SMS (`MO_JSON_2`) or MMS (the same envelope with a `message[]` of parts).
 
     Infobip's per-channel inbound (WhatsApp without the MO_MESSAGES_API_JSON renderer) has
@@ -352,7 +373,7 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
         text = "\n".join(texts)
     return inbound_event(
         request,
-        channel=_channel(report, "mms" if as_list(parts) else "sms"),
+        channel=_channel(report, label or ("mms" if as_list(parts) else "sms")),
         message_id=text_field(report, "messageId"),
         sender=text_field(report, "from", "sender"),
         recipient=text_field(report, "to", "destination"),
@@ -434,7 +455,8 @@ def _place(part: JsonObject) -> str | None:
 
 def _channel(report: JsonObject, default: str | None) -> str:
     """`channel`, else `integrationType` (Infobip's per-channel APIs: an inbound WhatsApp
-    message forwarded without the MO_MESSAGES_API_JSON renderer), else `default`."""
+    message forwarded without the MO_MESSAGES_API_JSON renderer), else `default` (the URL's
+    label, else what the report's shape says)."""
     return channel(text_field(report, "channel", "integrationType") or default)
 
 

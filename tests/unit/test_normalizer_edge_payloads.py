@@ -325,6 +325,17 @@ CASES = [
          {"results": [{"from": "u1", "event": "MO",
                        "message": {"type": "BUTTON" + "_" * 100_000}}]},
          error="message has no 'payload'"),
+    # --- an Infobip URL's ?channel= labels only reports that name no channel ---
+    Case("infobip-query-channel-does-not-override-the-report", "infobip",
+         {"results": [{"event": "DELIVERY", "channel": "VIBER_BM", "messageId": "m",
+                       "status": {"groupName": "DELIVERED"}}]},
+         query="channel=WHATSAPP", events=[{"channel": "viber"}]),
+    Case("infobip-query-channel-empty-is-no-label", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "DELIVERED"}}]},
+         query="channel=&token=x", events=[{"channel": "sms"}]),
+    Case("infobip-query-channel-too-long", "infobip",
+         {"results": [{"messageId": "m", "status": {"groupName": "DELIVERED"}}]},
+         query="channel=" + "x" * 100_000, error="channel label is longer than"),
     # --- XML in an encoding the parser cannot read ---
     *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
            f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'
