@@ -23,7 +23,7 @@ from dataclasses import replace
 
 from normalizers import _bird_channels, _bird_legacy, _bird_platform
 from normalizers.base import DEFAULT_ACK, Ack, JsonObject, NormalizeError, WebhookRequest
-from normalizers.bodies import form_pairs, form_text, is_form, parse_json_object
+from normalizers.bodies import is_form, parse_json_object, request_form_pairs
 from switchboard.events import MessageEvent
 
 NAME = "bird"
@@ -51,7 +51,7 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
             request = replace(request, query=query)
         return _bird_legacy.events(request, _bird_legacy.form_fields(request.query_pairs))
     if _is_form_body(request):
-        fields = _bird_legacy.form_fields(form_pairs(form_text(request.body)))
+        fields = _bird_legacy.form_fields(request_form_pairs(request))
         return _bird_legacy.events(request, fields)
     return _json(request, parse_json_object(request.body))
 

@@ -6,6 +6,8 @@ body with the same explained NormalizeError, and XML is only ever read safely.
 
 from __future__ import annotations
 
+import codecs
+import functools
 import re
 from typing import Any
 from urllib.parse import unquote
@@ -45,20 +47,76 @@ def _not_json(body: bytes, exc: orjson.JSONDecodeError) -> NormalizeError:
 
 
 def parse_form(text: bytes | str) -> dict[str, str]:
-    """Decode a urlencoded form body, or a query string from query_text; a repeated key keeps
-    its last value. A body or %-escape that is not UTF-8 is an error."""
+    """Decode a UTF-8 urlencoded form body, or a query string from query_text; a repeated key
+    keeps its last value. A body or %-escape that is not UTF-8 is an error."""
     return dict(form_pairs(form_text(text)))
 
 
-def form_text(form: bytes | str) -> str:
-    """A urlencoded form body as text: the one place its bytes are decoded, so every reader
-    refuses a body that is not UTF-8 with the same reason."""
+def request_form_pairs(request: WebhookRequest) -> list[tuple[str, str]]:
+    """The fields of a request's urlencoded form body, in order, read in the charset its
+    Content-Type names (UTF-8 when it names none): legacy SMS gateways send ISO-8859-1 or
+    windows-1252 and say so, and their `%E9` is an `é`. Bytes and %-escapes alike."""
+    charset = declared_charset(request.content_type)
+    return form_pairs(form_text(request.body, charset), charset)
+
+
+def declared_charset(content_type: str) -> str:
+    """The codec a Content-Type's `charset` parameter names ("utf-8" without one), or a
+    NormalizeError for a name Python does not know or a charset that is not ASCII-compatible
+    (UTF-16, EBCDIC: `&`, `=` and `%` are no longer those bytes) or not a text encoding."""
+    if ";" not in content_type:  # the usual case: no parameters to look through
+        return "utf-8"
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return _ascii_compatible_codec(value.strip().strip('"').strip())
+    return "utf-8"
+
+
+# Printable ASCII, which an ASCII-compatible charset decodes to itself, and what Python's codecs
+# that are no charsets would decode to something else (escapes, IDNA and UTF-7 forms). Its
+# backslashes all start valid escapes: an invalid one has unicode_escape warn.
+_ASCII_PROBE = bytes(c for c in range(0x20, 0x7F) if c != 0x5C) + \
+    rb" \x41\u0041 xn--ls8h.xn--ls8h +AGE-"
+# A charset name (RFC 2978 mime-charset; IANA names are ASCII and at most 40 characters).
+_CHARSET_NAME = re.compile(r"[A-Za-z0-9!#$%&'+^_`{}~.-]{1,40}")
+
+
+@functools.lru_cache(maxsize=32)
+def _ascii_compatible_codec(name: str) -> str:
+    # Cached: a provider names the same charset on every request; a refusal raises, so it is
+    # not cached, and only names of the form charset names have are looked up at all.
+    if not _CHARSET_NAME.fullmatch(name):
+        raise NormalizeError(f"charset {shown(name, 40)} is not a charset name; send UTF-8")
+    try:
+        codec = codecs.lookup(name).name
+        ascii_compatible = _ASCII_PROBE.decode(codec) == _ASCII_PROBE.decode("ascii")
+    except LookupError:  # an unknown name, or a codec that is not a text encoding (rot13)
+        raise NormalizeError(
+            f"charset {shown(name)} is not a known text encoding; send UTF-8") from None
+    except ValueError:  # a codec failing on plain ASCII (UTF-16 on an odd length, idna)
+        ascii_compatible = False
+    if not ascii_compatible:
+        raise NormalizeError(
+            f"charset {shown(name)} is not supported for a form (it does not keep ASCII as "
+            "ASCII); send UTF-8 or a charset such as ISO-8859-1")
+    return "utf-8" if codec == "utf-8" else name
+
+
+def form_text(form: bytes | str, charset: str = "utf-8") -> str:
+    """A urlencoded form body as text, in `charset` (a name declared_charset gave): the one
+    place its bytes are decoded, so every reader refuses a body that is not in its charset
+    with the same reason."""
     if isinstance(form, bytes):
         try:
-            return form.decode("utf-8")
-        except UnicodeDecodeError:
-            raise NormalizeError("form body is not UTF-8") from None
+            return form.decode(charset)
+        except ValueError:  # UnicodeDecodeError, or a codec's plain UnicodeError
+            raise NormalizeError(f"form body is not {_charset_label(charset)}") from None
     return form
+
+
+def _charset_label(charset: str) -> str:
+    return "UTF-8" if charset == "utf-8" else repr(charset)
 
 
 def query_text(query: str) -> str:
@@ -67,7 +125,7 @@ def query_text(query: str) -> str:
     Normalizers read it through `WebhookRequest.query_fields` / `query_pairs`, which call this.
     Ingest keeps the query as ASGI gives it, its bytes decoded as Latin-1, and the CLI hands a
     typed query on the same way, so bytes sent without %-escapes (`café` as raw UTF-8) are
-    recovered by encoding it back; if they are not UTF-8 it is an error, as for a form body.
+    recovered by encoding it back; if they are not UTF-8 it is an error (a query has no charset).
     Only a request built directly with text (as tests and fixtures do) can hold characters
     beyond Latin-1; such a query is taken as the text it already is.
     """
@@ -83,11 +141,12 @@ def query_text(query: str) -> str:
         raise NormalizeError("query string is not UTF-8") from None
 
 
-def form_pairs(text: str) -> list[tuple[str, str]]:
-    """`urllib.parse.parse_qsl(text, keep_blank_values=True, errors="strict")`: the fields of
-    a urlencoded form, in order, `+` and `%xx` decoded; it calls the decoder only for a part
-    that needs it. %-escapes that are not UTF-8 (`caf%E9`) are a NormalizeError, as a form body
-    that is not UTF-8 is, instead of U+FFFD in place of what was sent."""
+def form_pairs(text: str, charset: str = "utf-8") -> list[tuple[str, str]]:
+    """`urllib.parse.parse_qsl(text, keep_blank_values=True, encoding=charset,
+    errors="strict")`: the fields of a urlencoded form, in order, `+` and `%xx` decoded; it
+    calls the decoder only for a part that needs it. %-escapes that are not in the charset
+    (`caf%E9` in UTF-8) are a NormalizeError, as a form body that is not is, instead of U+FFFD
+    in place of what was sent."""
     pairs: list[tuple[str, str]] = []
     for part in text.split("&"):
         if not part:
@@ -96,21 +155,21 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
         if "+" in name:
             name = name.replace("+", " ")
         if "%" in name:
-            name = _unquote(name, "form field name")
+            name = _unquote(name, "form field name", charset)
         if "+" in value:
             value = value.replace("+", " ")
         if "%" in value:
-            value = _unquote(value, f"form field {shown(name, 40)}")
+            value = _unquote(value, f"form field {shown(name, 40)}", charset)
         pairs.append((name, value))
     return pairs
 
 
-def _unquote(text: str, what: str) -> str:
+def _unquote(text: str, what: str, charset: str) -> str:
     try:
-        return unquote(text, errors="strict")
-    except UnicodeDecodeError:
-        raise NormalizeError(
-            f"{what} has %-escapes that are not UTF-8: {shown(text, 40)}") from None
+        return unquote(text, encoding=charset, errors="strict")
+    except ValueError:  # UnicodeDecodeError, or a codec's plain UnicodeError
+        raise NormalizeError(f"{what} has %-escapes that are not {_charset_label(charset)}: "
+                             f"{shown(text, 40)}") from None
 
 
 def parse_xml(body: bytes) -> JsonObject:

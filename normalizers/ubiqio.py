@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, key_list
-from normalizers.bodies import is_form, parse_form, parse_json_object
+from normalizers.bodies import is_form, parse_json_object, request_form_pairs
 from normalizers.channels import channel
 from normalizers.event_builders import check_length, each_event, inbound_event, status_event
 from normalizers.fields import (
@@ -165,7 +165,7 @@ def _payload(request: WebhookRequest) -> JsonObject:
     if not request.body.strip() and request.query:
         return request.query_fields
     if is_form(request):
-        return dict(parse_form(request.body))
+        return dict(request_form_pairs(request))
     return parse_json_object(request.body)
 
 

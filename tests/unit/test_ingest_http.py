@@ -149,6 +149,49 @@ async def test_whitespace_around_a_credential_header_is_not_part_of_it(
     assert producer.published
 
 
+# --- a form in the charset its content type names ---------------------------------------------
+
+LATIN1_FORM = b"originator=31612345678&recipient=31600000111&id=m-latin1&body=Caf\xe9+cr\xe8me"
+FORM = "application/x-www-form-urlencoded"
+
+
+async def test_a_signed_form_in_a_declared_latin1_charset_is_read_and_kept_byte_exact() -> None:
+    # Was 400 "form body is not UTF-8" for a gateway that sends ISO-8859-1 and says so. The
+    # signature is still over the bytes as sent, and the raw record keeps them (in base64).
+    app, producer = _app()
+    url = "https://hooks.example/webhooks/bird/bs"
+    headers = sign("bird-signature", "signing-key-123", url=url, body=LATIN1_FORM)
+    response = await _post(app, "/webhooks/bird/bs",
+                           {**headers, "content-type": f"{FORM}; charset=ISO-8859-1"},
+                           LATIN1_FORM)
+    assert response.status_code == 200, response.text
+    assert _topics(producer) == [RAW.name, "switchboard.message.inbound.v1"]
+    raw = orjson.loads(producer.published[0].value)
+    assert raw["body_encoding"] == "base64"
+    assert base64.b64decode(raw["body"]) == LATIN1_FORM
+    assert orjson.loads(producer.published[1].value)["text"] == "Café crème"
+
+
+@pytest.mark.parametrize(("charset", "reason"), [
+    ("x-klingon", "charset 'x-klingon' is not a known text encoding; send UTF-8"),
+    ("utf-16", "charset 'utf-16' is not supported for a form"),
+    ("rot13", "charset 'rot13' is not a known text encoding"),
+])
+async def test_a_form_in_a_charset_we_cannot_read_gets_a_json_400_and_is_kept(
+        charset: str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
+    app, producer = _app()
+    caplog.set_level(logging.ERROR)
+    response = await _post(app, "/webhooks/ubiqio/ub",
+                           {"x-switchboard-token": "token-12345678",
+                            "content-type": f"{FORM}; charset={charset}"},
+                           b"fromNumber=38761111222&message=hi")
+    assert response.status_code == 400
+    assert response.json()["error"] == "unprocessable_payload"
+    assert response.json()["message"].startswith(reason)
+    assert _topics(producer) == [RAW.name, DEAD_LETTER.name]
+    assert "normalizer crashed" not in caplog.text
+
+
 # --- what no route takes ---------------------------------------------------------------------
 
 

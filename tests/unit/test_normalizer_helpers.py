@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from normalizers.base import NormalizeError, WebhookRequest
-from normalizers.bodies import parse_form, parse_xml, query_text
+from normalizers.bodies import parse_form, parse_xml, query_text, request_form_pairs
 from normalizers.channels import channel
 from normalizers.fields import geo_uri, int_field, place_caption, text_field
 from normalizers.prices import price
@@ -377,6 +377,68 @@ def test_form_refuses_escapes_that_are_not_utf8(form: str | bytes, reason: str) 
     with pytest.raises(NormalizeError) as caught:
         parse_form(form)
     assert caught.value.reason.startswith(reason)
+
+
+def _form(body: bytes, content_type: str) -> WebhookRequest:
+    return WebhookRequest(provider="ubiqio", account="a", body=body,
+                          received_at=datetime(2026, 1, 1, tzinfo=UTC), raw_id="r",
+                          content_type=content_type)
+
+
+FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        # Legacy SMS gateways send Latin-1 and say so: bytes and %-escapes alike.
+        (b"body=caf\xe9&n%E9=%E9t%E9", f"{FORM}; charset=iso-8859-1",
+         [("body", "café"), ("né", "été")]),
+        (b"body=caf\xe9", f"{FORM};Charset=\"ISO-8859-1\"", [("body", "café")]),
+        (b"body=5%80+caf\xe9", f"{FORM}; charset=windows-1252", [("body", "5€ café")]),
+        (b"body=caf%C3%A9", f"{FORM}; charset=UTF-8", [("body", "café")]),
+        (b"body=caf%C3%A9", f"{FORM}; boundary=x", [("body", "café")]),  # no charset: UTF-8
+        (b"body=caf%C3%A9", FORM, [("body", "café")]),
+    ],
+)
+def test_a_form_is_read_in_the_charset_its_content_type_names(
+        body: bytes, content_type: str, expected: list[tuple[str, str]]) -> None:
+    # Was "form body is not UTF-8" (or "%-escapes that are not UTF-8") whatever the charset.
+    assert request_form_pairs(_form(body, content_type)) == expected
+
+
+@pytest.mark.parametrize(
+    ("charset", "reason"),
+    [
+        ("klingon-8", "charset 'klingon-8' is not a known text encoding; send UTF-8"),
+        ("rot13", "charset 'rot13' is not a known text encoding"),  # a codec, not a charset
+        ("base64", "charset 'base64' is not a known text encoding"),
+        ("utf-16", "charset 'utf-16' is not supported for a form"),  # `=` is no longer b"="
+        ("cp037", "charset 'cp037' is not supported for a form"),  # EBCDIC
+        ("utf-7", "charset 'utf-7' is not supported for a form"),
+        ("idna", "charset 'idna' is not supported for a form"),  # Python codecs, no charsets
+        ("unicode_escape", "charset 'unicode_escape' is not supported for a form"),
+        ("", "charset '' is not a charset name"),
+        ("a b", "charset 'a b' is not a charset name"),
+        ("x" * 41, "is not a charset name"),
+    ],
+)
+def test_a_form_in_a_charset_that_cannot_be_read_is_refused_with_its_name(
+        charset: str, reason: str) -> None:
+    with pytest.raises(NormalizeError) as caught:
+        request_form_pairs(_form(b"body=hi", f"{FORM}; charset={charset}"))
+    assert reason in caught.value.reason
+    assert caught.value.__cause__ is None  # a refusal, not a crash the ingest would log
+
+
+def test_a_form_that_is_not_in_its_declared_charset_is_refused_with_the_charset() -> None:
+    # windows-1252 leaves 0x81 undefined.
+    for body, reason in ((b"body=\x81", "form body is not 'windows-1252'"),
+                         (b"body=%81", "form field 'body' has %-escapes that are not "
+                                       "'windows-1252'")):
+        with pytest.raises(NormalizeError) as caught:
+            request_form_pairs(_form(body, f"{FORM}; charset=windows-1252"))
+        assert caught.value.reason.startswith(reason)
 
 
 @pytest.mark.parametrize(
