@@ -179,6 +179,10 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
         routes.append(Route(METRICS, metrics, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error})
+    # A path one slash off a route (`/webhooks/p/a//`, `/healthz/`) got Starlette's 307, which
+    # no provider follows and nothing logged, and a 500 when the query was not UTF-8 (the
+    # redirect decodes it): it is a 404 like any URL no route takes.
+    app.router.redirect_slashes = False
     app.state.producer = producer
     app.state.handler = handler
     return app

@@ -118,6 +118,23 @@ async def test_a_webhook_url_with_a_trailing_slash_is_served_not_redirected() ->
                for record in producer.published)
 
 
+@pytest.mark.parametrize("path", [b"/webhooks/infobip/acme//", b"/webhooks/infobip/acme/dlr//",
+                                  b"/healthz/", b"/readyz/"])
+@pytest.mark.parametrize("query", [b"", b"id=\xff"])
+async def test_a_path_one_slash_off_a_route_is_a_json_404_not_a_redirect(
+        path: bytes, query: bytes) -> None:
+    # Starlette redirected it (307, which no provider follows and nothing logged), and answered
+    # 500 in plain text when the query was not UTF-8: building the redirect decodes it.
+    app, producer = _app({"acme": {"provider": "infobip", "auth": {
+        "scheme": "basic", "username": "u", "secrets": ["password-123"]}}})
+    basic = {"authorization": "Basic " + base64.b64encode(b"u:password-123").decode()}
+    for method in ("POST", "GET"):
+        status, headers = await _call(app, method, path, basic, b"{}", query=query)
+        assert (status, headers.get("location")) == (404, None), (method, path, query)
+        assert headers["content-type"] == "application/json"
+    assert not producer.published
+
+
 # --- configuration that cannot work -----------------------------------------------------------
 
 
