@@ -43,6 +43,15 @@ def _not_json(body: bytes, exc: orjson.JSONDecodeError) -> NormalizeError:
     # Only a body that is not JSON can be empty or blank: no copy of every good body.
     if not body.strip():
         return NormalizeError("empty body; expected a JSON object")
+    if exc.msg.startswith("str is not valid UTF-8"):
+        # orjson says "surrogates not allowed" at char 0 for any byte that is not UTF-8 (a
+        # Latin-1 `é`, UTF-16): say what and where, and that the charset is the problem.
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return NormalizeError(
+                f"body is not UTF-8 (byte 0x{body[bad.start]:02X} at offset {bad.start}); "
+                "JSON must be UTF-8 (RFC 8259), whatever charset the content type names")
     return NormalizeError(f"body is not valid JSON: {exc}")
 
 

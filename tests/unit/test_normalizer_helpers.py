@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from normalizers.base import NormalizeError, WebhookRequest
-from normalizers.bodies import parse_form, parse_xml, query_text, request_form_pairs
+from normalizers.bodies import (
+    parse_form,
+    parse_json_object,
+    parse_xml,
+    query_text,
+    request_form_pairs,
+)
 from normalizers.channels import channel
 from normalizers.fields import geo_uri, int_field, place_caption, text_field
 from normalizers.prices import price
@@ -377,6 +383,20 @@ def test_form_refuses_escapes_that_are_not_utf8(form: str | bytes, reason: str) 
     with pytest.raises(NormalizeError) as caught:
         parse_form(form)
     assert caught.value.reason.startswith(reason)
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b'{"text": "caf\xe9"}', "body is not UTF-8 (byte 0xE9 at offset 13)"),  # Latin-1
+    ('{"text": "hi"}'.encode("utf-16"), "body is not UTF-8 (byte 0xFF at offset 0)"),
+    (b'{"text": "hi"}\x80', "body is not UTF-8 (byte 0x80 at offset 14)"),
+])
+def test_a_json_body_that_is_not_utf8_says_so_and_where(body: bytes, reason: str) -> None:
+    # orjson's own reason was "str is not valid UTF-8: surrogates not allowed: line 1 column 1
+    # (char 0)" for each: no surrogate, and not where the byte is.
+    with pytest.raises(NormalizeError) as caught:
+        parse_json_object(body)
+    assert caught.value.reason == f"{reason}; JSON must be UTF-8 (RFC 8259), whatever charset " \
+        "the content type names"
 
 
 def _form(body: bytes, content_type: str) -> WebhookRequest:

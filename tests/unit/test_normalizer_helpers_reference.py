@@ -157,6 +157,13 @@ def ref_parse_json_object(body: bytes) -> Any:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise NormalizeError(
+                f"body is not UTF-8 (byte 0x{body[bad.start]:02X} at offset {bad.start}); "
+                "JSON must be UTF-8 (RFC 8259), whatever charset the content type names"
+            ) from None
         raise NormalizeError(f"body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise NormalizeError(f"expected a JSON object, got a JSON {type(value).__name__}")
