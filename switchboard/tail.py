@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard.clients import (
     KafkaConnection,
@@ -15,7 +15,7 @@ from switchboard.clients import (
     kafka_options,
     stop_consumer,
 )
-from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS
+from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS, topic_partitions
 
 
 def _text(data: bytes | None) -> str | None:
@@ -58,6 +58,11 @@ def _unknown(connection: KafkaConnection, missing: list[str], existing: set[str]
     return f"no such topic: {', '.join(missing)} ({where}{', '.join(known) or 'none'})"
 
 
+# How often tail asks the cluster for the topics' partitions: one added while it runs is
+# read from its first record within this long.
+PARTITIONS_CHECK_MS = 5000
+
+
 async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: bool = False,
                limit: int | None = None) -> None:
     """Print the records of `topics` (plain names, as in the docs; the connection's name
@@ -69,6 +74,7 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
         **kafka_options(kafka, "tail"),
         auto_offset_reset="earliest" if from_beginning else "latest",
         enable_auto_commit=False,
+        metadata_max_age_ms=PARTITIONS_CHECK_MS,
     )
     try:
         await consumer.start()
@@ -76,13 +82,43 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
         missing = [topic for topic in wanted if topic not in existing]
         if missing:
             raise UnknownTopic(_unknown(connection, missing, existing))
-        consumer.subscribe(wanted)
+        # Assigned, not subscribed: without a group, aiokafka's subscription notices a new
+        # partition only at its 5-minute metadata refresh, then starts every partition over
+        # (from the end: the new one's records so far missed; --all: the topic printed again).
+        # Asked of the cluster: the consumer's own metadata has no topics until it is told some.
+        consumer.assign([tp for topic in plain for tp in await topic_partitions(kafka, topic)])
         printed = 0
-        async for record in consumer:
-            sys.stdout.buffer.write(orjson.dumps(decode(record)) + b"\n")
+        while True:
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                for record in records:
+                    sys.stdout.buffer.write(orjson.dumps(decode(record)) + b"\n")
+                    printed += 1
+                    if limit is not None and printed >= limit:
+                        sys.stdout.flush()
+                        return
             sys.stdout.flush()
-            printed += 1
-            if limit is not None and printed >= limit:
-                return
+            await _follow_new_partitions(consumer, wanted)
     finally:
         await stop_consumer(consumer)  # also one whose start failed, or whose broker is away
+
+
+def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> set[TopicPartition]:
+    """The topics' partitions as the consumer's latest metadata has them."""
+    return {TopicPartition(topic, p) for topic in topics
+            for p in consumer.partitions_for_topic(topic) or ()}
+
+
+async def _follow_new_partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> None:
+    """Add the partitions the topics gained since the last look, read from their first record
+    (all of it was written while tail ran); the others go on where they were."""
+    assigned = consumer.assignment()
+    added = _partitions(consumer, topics) - assigned
+    if not added:
+        return
+    # assign() starts every partition afresh: carry over the positions (of what was printed).
+    positions = {tp: await consumer.position(tp) for tp in assigned}
+    consumer.assign(list(assigned | added))
+    for tp, offset in positions.items():
+        consumer.seek(tp, offset)
+    await consumer.seek_to_beginning(*added)
