@@ -272,12 +272,14 @@ class Replayer:
 @dataclass
 class Summary:
     """The counts the command ends with: outcomes, records published, letters it could not
-    read (not matched against the filters), and the asked-for ids it never met."""
+    read (not matched against the filters), the asked-for ids it never met, and whether a stop
+    ended it before the end of the window."""
 
     counts: dict[str, int] = field(default_factory=dict)
     records: int = 0
     unreadable: int = 0
     ids_not_found: list[str] = field(default_factory=list)
+    stopped: bool = False
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.outcome] = self.counts.get(outcome.outcome, 0) + 1
@@ -286,9 +288,13 @@ class Summary:
 
 async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                  until_ms: int | None, selection: Selection, dry_run: bool,
-                 include_old: bool = False, emit: Callable[[bytes], None]) -> Summary:
+                 include_old: bool = False, emit: Callable[[bytes], None],
+                 stop: asyncio.Event | None = None) -> Summary:
     """Replay the selected records of the window, each reported to `emit` as a JSON line
-    once its records are acknowledged (acks=all), or at once with `dry_run`."""
+    once its records are acknowledged (acks=all), or at once with `dry_run`.
+
+    Once `stop` is set, nothing more is read or published: the letters already handed to
+    Kafka are waited for and reported, so every letter published has its line."""
     # Results from a day before the window (a report follows its send); with no start, all.
     now = time.time()
     lookback_s = now - since_ms / 1000 + CORRELATION_LOOKBACK_S if since_ms is not None else now
@@ -298,26 +304,32 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
     chunk: list[Outcome] = []
     chunk_bytes = 0
     seen_ids: set[str] = set()
+    publishing: asyncio.Future[None] | None = None
 
-    async def flush() -> None:
-        nonlocal chunk_bytes
+    async def publish(outcomes: list[Outcome]) -> None:
         if producer is not None:
             try:
-                await producer.publish([record for o in chunk for record in o.records])
+                await producer.publish([record for o in outcomes for record in o.records])
             except PublishError as exc:
-                raise ReplayError(f"Kafka did not acknowledge the records of the {len(chunk)} "
-                                  "letters after those reported above (some may be stored): "
-                                  f"{exc}; the {sum(summary.counts.values())} reported above "
-                                  "are stored") from exc
-        for outcome in chunk:
+                raise ReplayError(f"Kafka did not acknowledge the records of the "
+                                  f"{len(outcomes)} letters after those reported above (some "
+                                  f"may be stored): {exc}; the {sum(summary.counts.values())} "
+                                  "reported above are stored") from exc
+        for outcome in outcomes:
             summary.add(outcome)
             emit(outcome.line())
+
+    async def flush() -> None:
+        nonlocal chunk_bytes, publishing
+        outcomes = list(chunk)
         chunk.clear()
         chunk_bytes = 0
+        # Shielded: a stop cancels the reading, not a publish Kafka may already have taken.
+        publishing = asyncio.ensure_future(publish(outcomes))
+        await asyncio.shield(publishing)
 
-    try:
-        if producer is not None:
-            await producer.start()
+    async def read() -> None:
+        nonlocal chunk_bytes
         window = read_window(kafka, SOURCE_TOPICS[source], role="replay", since_ms=since_ms,
                              until_ms=until_ms)
         async with contextlib.aclosing(window) as records:
@@ -338,9 +350,31 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                 if len(chunk) >= CHUNK_LETTERS or chunk_bytes >= CHUNK_BYTES:
                     await flush()
         await flush()
+
+    reading: asyncio.Task[None] | None = None
+    try:
+        if producer is not None:
+            await producer.start()
+        reading = asyncio.create_task(read())
+        stopping = asyncio.create_task((stop or asyncio.Event()).wait())
+        try:
+            await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not reading.done():
+            # Outcomes worked out but not yet handed to Kafka are dropped: no line, not stored.
+            reading.cancel()
+            await asyncio.wait([reading])
+            summary.stopped = True
+            if publishing is not None:
+                await publishing
+        if not reading.cancelled():
+            reading.result()
     except WindowError as exc:
         raise ReplayError(str(exc)) from exc
     finally:
+        if reading is not None:
+            reading.cancel()
         await replayer.close()
         if producer is not None:
             await producer.stop()

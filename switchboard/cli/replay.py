@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
+import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,8 @@ from switchboard.settings import Settings
 _AGO = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Ctrl-C, a supervisor's stop, the terminal closing: each stops it after the letters in hand.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def parse_when(text: str, now: datetime) -> datetime:
@@ -52,10 +55,11 @@ def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every selected letter was replayed, 3 when some still fail, were skipped
-    or an asked-for id was not found, 1 when Kafka failed, 2 for bad arguments."""
+    or an asked-for id was not found, 1 when Kafka failed, 2 for bad arguments, 128 + the
+    signal when stopped (Ctrl-C, SIGTERM, SIGHUP) before the end of the window."""
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
-    from ingest.replay import ReplayError, Selection, replay
+    from ingest.replay import ReplayError, Selection, Summary, replay
 
     if not settings.kafka_bootstrap_servers:
         print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
@@ -71,6 +75,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                           stages=frozenset(stages), ids=frozenset(args.id))
 
     reported = 0
+    stopped_by: list[signal.Signals] = []
 
     def emit(line: bytes) -> None:
         nonlocal reported
@@ -78,11 +83,30 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         sys.stdout.flush()
         reported += 1
 
+    async def until_stopped() -> Summary:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def stopping(signum: signal.Signals) -> None:
+            stopped_by.append(signum)
+            stop.set()
+            for each in STOP_SIGNALS:  # a second one stops at once (Ctrl-C: KeyboardInterrupt)
+                loop.remove_signal_handler(each)
+
+        for signum in STOP_SIGNALS:
+            loop.add_signal_handler(signum, stopping, signum)
+        try:
+            return await replay(
+                settings.kafka_connection(), source=args.source, since_ms=since_ms,
+                until_ms=until_ms, selection=selection, dry_run=args.dry_run,
+                include_old=args.include_old, emit=emit, stop=stop)
+        finally:
+            if not stopped_by:
+                for signum in STOP_SIGNALS:
+                    loop.remove_signal_handler(signum)
+
     try:
-        summary = asyncio.run(replay(
-            settings.kafka_connection(), source=args.source, since_ms=since_ms,
-            until_ms=until_ms, selection=selection, dry_run=args.dry_run,
-            include_old=args.include_old, emit=emit))
+        summary = asyncio.run(until_stopped())
     except KafkaConnectionError as exc:
         print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
         return 1
@@ -102,15 +126,27 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if summary.unreadable:
         print(f"{summary.unreadable} records in the window could not be read as "
               f"{args.source} records and were left alone", file=sys.stderr)
+    if summary.stopped:
+        print(_stopped(stopped_by[0], dry_run=args.dry_run), file=sys.stderr)
+        return 128 + stopped_by[0]
     if summary.ids_not_found:
         print(f"not found in the window: {', '.join(summary.ids_not_found)}", file=sys.stderr)
     return 0 if done == total and not summary.ids_not_found else 3
 
 
+def _stopped(signum: signal.Signals, *, dry_run: bool) -> str:
+    """What a stop leaves behind: the letters reported, each stored, and none other."""
+    if dry_run:
+        return f"stopped by {signum.name} before the end of the window; nothing was published"
+    return (f"stopped by {signum.name} before the end of the window: the letters reported "
+            "replayed above are stored, and no other was published; running it again "
+            "publishes those again (with the same ids)")
+
+
 def _interrupted(reported: int, *, dry_run: bool) -> str:
-    """What Ctrl-C leaves behind. The records of the letters being published then were handed
-    to Kafka and may land (the producer sends them on the way out), but have no line: a
-    second replay of the window would publish them twice."""
+    """What a second Ctrl-C leaves behind. The records of the letters being published then
+    were handed to Kafka and may land (the producer sends them on the way out), but have no
+    line: a second replay of the window would publish them twice."""
     from ingest.replay import CHUNK_LETTERS
 
     if dry_run:

@@ -5,9 +5,14 @@ an Omnichat report is correlated through the results already on the topic."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import fcntl
 import os
+import signal
+import struct
 import subprocess
 import sys
+import termios
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -253,3 +258,52 @@ async def test_the_window_and_the_filters_bound_what_is_replayed(kafka_bootstrap
     assert other_account == 3 and lines_other == []
     assert code == 0, err
     assert [(line["id"], line["outcome"]) for line in lines] == [(letter_id, "replayable")]
+
+
+async def test_a_stopped_replay_reports_every_letter_it_published_and_no_other(
+        kafka_bootstrap: str) -> None:
+    """SIGTERM mid-window (a supervisor's stop, as Ctrl-C is a user's): the letters being
+    published are acknowledged and reported, nothing further is published, and it says so."""
+    topic = f"test.replay.stop.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
+                        specs=(TopicSpec(topic, "test"),))
+    stage = f"stop-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    payload = {"topic": topic, "value_b64": base64.b64encode(b'{"n": 1}').decode(),
+               "key_b64": None, "headers_b64": [["ce_type", base64.b64encode(b"t").decode()]]}
+    letters = 3000
+    await publish(kafka_bootstrap, [dead_letter_record(
+        dl_id=str(uuid.uuid4()), stage=f"worker:{stage}", reason="a bug", provider="test",
+        account="test", time=now, payload=payload) for _ in range(letters)])
+
+    async with TopicWatcher(kafka_bootstrap, (topic,)) as watcher:
+        start = await watcher.snapshot()
+        # Its output goes to a pipe not read yet: once full, replay waits, mid-window, to be
+        # read. The pipe's fill level stops growing once it does.
+        reading_end, writing_end = os.pipe()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "switchboard.cli", "replay", "--since", "10m", "--stage", stage,
+            env=os.environ | {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
+            stdout=writing_end, stderr=asyncio.subprocess.PIPE)
+        os.close(writing_end)
+        with os.fdopen(reading_end, "rb") as output:
+            held = -1
+            for _ in range(600):
+                await asyncio.sleep(0.2)
+                now_held = struct.unpack("i", fcntl.ioctl(output, termios.FIONREAD, b"\0" * 4))[0]
+                if now_held == held and held > 32_768:
+                    break
+                held = now_held
+            else:
+                raise AssertionError("replay never filled its output pipe")
+            process.terminate()
+            out = await asyncio.to_thread(output.read)
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        back = (await watcher.records_since(start)).get(topic, [])
+
+    lines = [orjson.loads(line) for line in out.splitlines()]
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert 0 < len(lines) < letters
+    assert {line["outcome"] for line in lines} == {"replayed"}
+    assert len(back) == len(lines), "a letter published without its line, or reported unstored"
+    assert "stopped by SIGTERM before the end of the window" in err.decode()

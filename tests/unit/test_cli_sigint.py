@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,6 @@ def sigint_ignored() -> Iterator[None]:
 
 @pytest.mark.parametrize(("argv", "waits_in", "code"), [
     (["tail"], "switchboard.tail.tail", 0),
-    (["replay"], "ingest.replay.replay", 130),
     (["send", "demo-infobip", "+41790001111", "--text", "hi"],
      "switchboard.outbox.send_command", 130),
     (["worker", "keywords"], "consumers.workers.run_worker", 130),
@@ -51,3 +50,25 @@ def test_kill_int_stops_a_command_started_with_sigint_ignored(
     monkeypatch.setenv("SWITCHBOARD_ACCOUNTS_FILE", str(EXAMPLE_ACCOUNTS))
     assert main(argv) == code
     assert cancelled, "SIGINT went unheard: the command waited on"
+
+
+@pytest.mark.usefixtures("sigint_ignored")
+def test_ctrl_c_stops_replay_between_letters(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Replay takes Ctrl-C itself: it stops reading, says so, and exits 130."""
+    cancelled = []
+
+    async def interrupted_while_reading(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        os.kill(os.getpid(), signal.SIGINT)
+        try:
+            await asyncio.sleep(10)  # what a window of a busy topic takes to read
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        yield  # an async generator, as read_window is
+
+    monkeypatch.setattr("ingest.replay.read_window", interrupted_while_reading)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    assert main(["replay", "--dry-run"]) == 130
+    assert cancelled, "SIGINT went unheard: replay read on"
+    assert "stopped by SIGINT before the end of the window" in capsys.readouterr().err

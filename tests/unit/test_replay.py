@@ -297,7 +297,7 @@ def test_ctrl_c_says_what_is_stored_instead_of_a_traceback(
         says: str) -> None:
     async def interrupted(*args: Any, emit: Callable[[bytes], None], **options: Any) -> None:
         emit(b'{"id": "dl-1", "outcome": "replayed"}')
-        raise KeyboardInterrupt  # as asyncio.run raises it once Ctrl-C cancelled the replay
+        raise KeyboardInterrupt  # as a second Ctrl-C, while the first's stop waits on Kafka
 
     monkeypatch.setattr("ingest.replay.replay", interrupted)
     args = build_parser().parse_args(["replay", "--since", "1h", *(["--dry-run"] * dry_run)])
