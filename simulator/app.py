@@ -42,7 +42,7 @@ from simulator.faults import HTTP_STATUS, Fault, FaultBook, FaultSpec
 from simulator.recorder import SendRecorder
 from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import Account, Accounts
-from switchboard.logs import get_logger
+from switchboard.logs import get_logger, scrub
 from switchboard.providers import PROVIDERS, provider_module
 from switchboard.settings import validation_problems
 
@@ -177,7 +177,9 @@ class Simulator:
     async def health(self, request: Request) -> Response:
         return json_response({
             "status": "ok",
-            "ingest_url": self.dispatcher.ingest_url,
+            # Masked: anyone who can reach the simulator can read this, and the URL may carry
+            # Basic credentials (user:password@host).
+            "ingest_url": self.dispatcher.ingest_url and scrub(self.dispatcher.ingest_url),
             "accounts": [{"name": a.name, "provider": a.provider,
                           "base_path": f"/{a.provider}"} for a in self.accounts],
             "problems": self.problems(),

@@ -8,6 +8,7 @@ import sys
 import uvicorn
 
 from switchboard.cli.startup import DEMO_ACCOUNTS, accounts_or_exit, port_taken
+from switchboard.logs import scrub
 from switchboard.settings import Settings
 
 
@@ -25,7 +26,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
             ("the simulator", "SWITCHBOARD_SIMULATOR_PORT or --port", port)]):
         print(f"error: {taken}", file=sys.stderr)
         return 1
-    print(f"Simulator on http://{settings.http_host}:{port}, calling ingest at {ingest_url} "
+    # Masked: the URL may carry Basic credentials (user:password@host) for a proxy in front.
+    print(f"Simulator on http://{settings.http_host}:{port}, calling ingest at "
+          f"{scrub(ingest_url)} "
           f"({len(accounts)} accounts from {settings.accounts_file or DEMO_ACCOUNTS})",
           flush=True)
     uvicorn.run(app, host=settings.http_host, port=port, log_config=None, access_log=False)

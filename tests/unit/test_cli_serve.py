@@ -17,6 +17,7 @@ from switchboard.cli import main
 from switchboard.cli.startup import port_taken
 from switchboard.localkafka import free_port, stop_process
 from switchboard.serving import MULTIPROCESS_DIR_ENV
+from switchboard.settings import get_settings
 
 EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
 
@@ -98,3 +99,23 @@ def test_metrics_port_serves_metrics_off_the_webhook_port(workers: int) -> None:
     assert ('switchboard_ingest_requests_total{account="unknown",outcome="unknown_account",'
             'provider="infobip"} 3.0') in scraped.text
 
+
+
+@pytest.mark.parametrize("given", [("--ingest-url", "https://hook:pr0xy-pass@ingest.example/"),
+                                   ()])
+def test_simulate_does_not_print_the_ingest_url_s_password(
+        given: tuple[str, ...], monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A public URL behind a proxy may carry Basic credentials: the start line masks them,
+    whether the URL came from --ingest-url or SWITCHBOARD_PUBLIC_URL."""
+    monkeypatch.setenv("SWITCHBOARD_PUBLIC_URL", "https://hook:pr0xy-pass@ingest.example/")
+    monkeypatch.setenv("SWITCHBOARD_ACCOUNTS_FILE", str(EXAMPLE_ACCOUNTS))
+    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: None)
+    get_settings.cache_clear()  # read from this environment, and not kept for other tests
+    try:
+        assert main(["simulate", "--port", str(free_port()), *given]) == 0
+    finally:
+        get_settings.cache_clear()
+    out = capsys.readouterr().out
+    assert "calling ingest at https://hook:***@ingest.example/" in out
+    assert "pr0xy-pass" not in out

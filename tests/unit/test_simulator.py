@@ -841,3 +841,13 @@ async def test_health_lists_accounts_and_unservable_ones() -> None:
     assert set(health["problems"]) == {"half"}
     assert "access_key" in health["problems"]["half"]
     assert inbound.status_code == 409
+
+
+async def test_health_masks_the_password_of_the_ingest_url() -> None:
+    """Anyone who reaches the simulator reads its health: a URL's credentials stay out."""
+    app = create_simulator_app(parse_accounts({"accounts": ACCOUNTS}),
+                               "https://hook:pr0xy-pass@ingest.example")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://sim") as client:
+        health = (await client.get("/_sim/health")).json()
+    assert health["ingest_url"] == "https://hook:***@ingest.example"
