@@ -14,12 +14,12 @@ from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic
 from switchboard.commands import OutboundCommand, OutboundResult
 from switchboard.producer import DurableProducer
 from switchboard.records import command_record
-from switchboard.topics import OUTBOUND_RESULTS, topic_partitions
+from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, topic_partitions
 
 
-class NoResultsTopic(LookupError):
-    """The results topic does not exist: nothing has created the topics on this cluster (or
-    under this prefix) yet."""
+class NoTopic(LookupError):
+    """The outbound or the results topic does not exist: nothing has created the topics on
+    this cluster (or under this prefix) yet. Found before publishing: nothing was sent."""
 
 
 async def send_command(kafka: KafkaTarget, command: OutboundCommand, provider: str, *,
@@ -29,6 +29,9 @@ async def send_command(kafka: KafkaTarget, command: OutboundCommand, provider: s
     sender's answer is not missed."""
     results = await _results_from_now(kafka) if wait_s > 0 else None
     try:
+        if not await topic_partitions(kafka, OUTBOUND.name):
+            # Else the producer waits for the topic's metadata, aiokafka logging an error line.
+            raise NoTopic(_missing(kafka, OUTBOUND.name))
         producer = DurableProducer(kafka, role="send")
         await producer.start()
         try:
@@ -43,13 +46,16 @@ async def send_command(kafka: KafkaTarget, command: OutboundCommand, provider: s
             await stop_consumer(results)
 
 
+def _missing(kafka: KafkaTarget, topic: str) -> str:
+    # `send` creates no topics: nothing could answer a command on a cluster without them.
+    return (f"topic {topic_name(kafka, topic)} does not exist: `switchboard serve`, `run` or "
+            "a worker creates the topics at start-up; start them first")
+
+
 async def _results_from_now(kafka: KafkaTarget) -> AIOKafkaConsumer:
     partitions = await topic_partitions(kafka, OUTBOUND_RESULTS.name)
     if not partitions:
-        # `send` creates no topics: nothing could answer a command on a cluster without them.
-        raise NoResultsTopic(f"topic {topic_name(kafka, OUTBOUND_RESULTS.name)} does not "
-                             "exist: `switchboard serve`, `run` or a worker creates the topics "
-                             "at start-up; start them first")
+        raise NoTopic(_missing(kafka, OUTBOUND_RESULTS.name))
     consumer = AIOKafkaConsumer(**kafka_options(kafka, "send"), enable_auto_commit=False)
     try:
         await consumer.start()

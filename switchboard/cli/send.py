@@ -20,7 +20,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
     from switchboard.commands import OutboundCommand
-    from switchboard.outbox import NoResultsTopic, send_command
+    from switchboard.outbox import NoTopic, send_command
     from switchboard.producer import PublishError
 
     if not settings.kafka_bootstrap_servers:
@@ -51,7 +51,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     except KafkaConnectionError as exc:  # connecting, before the command was handed over
         print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
         return 1
-    except NoResultsTopic as exc:  # found before publishing: nothing was sent
+    except NoTopic as exc:  # found before publishing: nothing was sent
         print(f"error: {exc}; nothing published", file=sys.stderr)
         return 1
     except (KafkaError, PublishError) as exc:
