@@ -148,6 +148,24 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+class NamelessErrorFilter(logging.Filter):
+    """A library's log line that quotes an error with no text names its type instead.
+
+    aiokafka logs a failed connection as `Unable connect to "host:port": <error>`, and a
+    timeout's text is empty: a broker that never answers (a firewall dropping packets, a port
+    that is not Kafka's) left a line ending in a colon, and nothing saying why."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(_nameless(arg) for arg in record.args):
+            record.args = tuple(type(arg).__name__ if _nameless(arg) else arg
+                                for arg in record.args)
+        return True
+
+
+def _nameless(value: object) -> bool:
+    return isinstance(value, BaseException) and not str(value)
+
+
 def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     """Configure structlog and the standard library's root logger (idempotent)."""
     global _configured
@@ -173,6 +191,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RepeatFilter(("aiokafka",)))
+    handler.addFilter(NamelessErrorFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -111,6 +111,18 @@ def test_a_library_repeating_itself_is_shown_once_per_window_with_a_count(
     ]
 
 
+def test_an_error_without_text_is_named_by_its_type(capsys: pytest.CaptureFixture[str]) -> None:
+    """A broker that never answers: aiokafka's line said only `Unable connect to "...": `."""
+    configure_logging("INFO", "json")
+    logging.getLogger("aiokafka").error('Unable connect to "%s:%s": %s', "10.0.0.9", 9092,
+                                        TimeoutError())
+    logging.getLogger("aiokafka").error("Unable connect to node with id %s: %s", 1,
+                                        OSError("Connection refused"))
+    events = [orjson.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
+    assert events == ['Unable connect to "10.0.0.9:9092": TimeoutError',
+                      "Unable connect to node with id 1: Connection refused"]
+
+
 def test_a_secret_holding_another_is_masked_whole() -> None:
     # A password inside the credentials built from it: masked first, the shorter one left the
     # rest of the longer one in the line ("***-and-more").
