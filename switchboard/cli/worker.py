@@ -23,7 +23,11 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         sys.path.insert(0, str(Path.cwd()))  # bots are the user's modules, run from their dir
         try:
             factory = custom_bot_worker(args.bot)
-        except (ImportError, ValueError) as exc:
+        except ImportError as exc:  # its module, or one that module imports
+            print(f"error: bot {args.bot!r}: cannot import it: {exc} (modules are looked for "
+                  "in the current directory and on PYTHONPATH)", file=sys.stderr)
+            return 2
+        except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     elif args.bot:  # would be ignored: the built-in worker would run instead of the bot
