@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from consumers.outbound.base import OutboundConfig
+from consumers.runtime import COMMIT_TIMEOUT_S
 from switchboard.cli import build_parser
 from switchboard.localkafka import KAFKA_VERSION
+from switchboard.serving import shutdown_grace_s
 from switchboard.settings import Settings, env_var_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,3 +89,58 @@ def test_config_files_the_services_read_are_mounted_and_exist() -> None:
                 directory, filename = path.rsplit("/", 1)
                 assert directory in mounts, f"{name}: {path} is not in a mounted volume"
                 assert (ROOT / mounts[directory] / filename).is_file(), f"{name}: {path}"
+
+
+def _seconds(duration: str) -> float:
+    """A compose duration as this file writes them: `90s`, `2m`, `1m30s`."""
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", duration)
+    assert match and duration, f"unexpected duration {duration!r}"
+    return int(match[1] or 0) * 60 + int(match[2] or 0)
+
+
+def test_every_service_is_started_again_after_it_stops_on_an_error() -> None:
+    """A worker stops rather than skip a record it must not skip (an opt-out change Kafka
+    refused, a dead letter it could not store) and counts on being started again; without a
+    restart policy it stayed down, and nothing was sent or answered any more."""
+    for name, service in SERVICES.items():
+        assert service.get("restart") in ("unless-stopped", "always", "on-failure"), name
+
+
+def test_services_are_given_the_time_their_clean_stop_takes() -> None:
+    """Docker kills what has not stopped 10 s after SIGTERM: ingest's in-flight webhooks got a
+    reset instead of their answer, and a send cut short is reported `outcome_unknown`."""
+    settings = Settings()
+    produce = settings.produce_timeout_s
+    flush = 2 * produce + 2 * produce  # DurableProducer.stop: the flusher, then the client
+    needed = {
+        "ingest": shutdown_grace_s(produce) + flush,
+        # a provider call in flight, its result and ledger mark, the commit, the flush
+        "sender": OutboundConfig.model_fields["timeout_s"].default + produce
+                  + COMMIT_TIMEOUT_S + flush,
+        "keywords": settings.bot_timeout_s + produce + COMMIT_TIMEOUT_S + flush,
+    }
+    for name, seconds in needed.items():
+        grace = _seconds(SERVICES[name].get("stop_grace_period", "10s"))
+        assert grace >= seconds, f"{name}: {grace}s to stop, needs up to {seconds}s"
+
+
+def test_workers_serve_metrics_and_probes_to_the_network_and_check_their_readiness() -> None:
+    for name, service in APP_SERVICES.items():
+        env = service["environment"]
+        port = env.get("SWITCHBOARD_METRICS_PORT")
+        assert port, f"{name}: no /metrics for Prometheus"
+        assert port in [str(p) for p in service["expose"]], name
+        probed = " ".join(service["healthcheck"]["test"])
+        if service["command"][0] == "worker":
+            # The workers' endpoint listens on SWITCHBOARD_HTTP_HOST: 127.0.0.1 unless set.
+            assert env["SWITCHBOARD_HTTP_HOST"] == "0.0.0.0", name
+            assert f"127.0.0.1:{port}/readyz" in probed, name
+        else:
+            assert f"127.0.0.1:{env['SWITCHBOARD_HTTP_PORT']}/readyz" in probed, name
+
+
+def test_the_brokers_plaintext_listener_is_published_on_loopback_only() -> None:
+    """It has neither TLS nor a login: on every interface of the host, anyone who reached it
+    could read the webhooks and put commands on the outbound topic."""
+    for port in SERVICES["kafka"]["ports"]:
+        assert str(port).startswith("127.0.0.1:"), port
