@@ -9,6 +9,9 @@ COPY ingest ./ingest
 COPY normalizers ./normalizers
 COPY consumers ./consumers
 COPY simulator ./simulator
-RUN pip install --no-cache-dir --constraint constraints.txt . && useradd --system switchboard
-USER switchboard
+RUN pip install --no-cache-dir --constraint constraints.txt . \
+    && groupadd --gid 10001 switchboard \
+    && useradd --uid 10001 --gid switchboard --no-create-home --shell /usr/sbin/nologin switchboard
+# By number: Kubernetes' runAsNonRoot can verify only a numeric user (a name it refuses to run).
+USER 10001:10001
 ENTRYPOINT ["switchboard"]

@@ -49,3 +49,24 @@ def test_every_dependency_is_pinned_within_its_range() -> None:
 def test_the_image_installs_with_the_constraints() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "constraints.txt" in dockerfile.split("RUN pip install", 1)[1].splitlines()[0]
+
+
+def test_the_image_runs_as_a_numeric_user_other_than_root() -> None:
+    """Kubernetes' runAsNonRoot refuses to start an image whose user is a name: it cannot
+    tell that the name is not root."""
+    users = [line.split()[1] for line in (ROOT / "Dockerfile").read_text().splitlines()
+             if line.startswith("USER ")]
+    assert users, "the image runs as root"
+    uid = users[-1].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, users[-1]
+
+
+def test_the_build_context_holds_only_what_the_image_copies() -> None:
+    """Without .dockerignore every build sent the virtualenv, the local broker's data and any
+    local accounts or .env files to the Docker daemon."""
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore  # everything, but for the exceptions (!path) below
+    kept = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    copied = {part.rstrip("/") for line in (ROOT / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ") for part in line.split()[1:-1]}
+    assert copied == kept
