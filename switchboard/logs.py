@@ -97,6 +97,12 @@ def scrub(value: str) -> str:
     return value
 
 
+# Values a renderer writes as they are; any other object it writes as its repr().
+_PLAIN = (int, float, type(None))
+# What structlog's ProcessorFormatter keeps in a library record's event for itself.
+_FORMATTER_KEYS = frozenset({"_record", "_from_structlog"})
+
+
 def _scrub_any(value: Any) -> Any:
     if isinstance(value, str):
         return scrub(value)
@@ -104,7 +110,11 @@ def _scrub_any(value: Any) -> Any:
         return {k: MASK if _SECRET_KEY.search(str(k)) else _scrub_any(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_scrub_any(v) for v in value]
-    return value
+    if isinstance(value, _PLAIN):
+        return value
+    # An exception, a URL object, a path: both renderers would write its repr() unmasked
+    # (`error=exc` quoting a token, `url=request.url` with user:password@).
+    return scrub(repr(value))
 
 
 def redact_secrets(
@@ -114,7 +124,7 @@ def redact_secrets(
     for key, value in list(event_dict.items()):
         if _SECRET_KEY.search(key):
             event_dict[key] = MASK
-        else:
+        elif key not in _FORMATTER_KEYS:
             event_dict[key] = _scrub_any(value)
     return event_dict
 

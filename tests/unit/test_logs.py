@@ -4,6 +4,7 @@ import logging
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
+import httpx
 import orjson
 import pytest
 
@@ -130,3 +131,20 @@ def test_a_secret_holding_another_is_masked_whole() -> None:
     register_secrets(nested)
     assert scrub(f"got {nested[-1]}-and-more") == "got ***-and-more"
     assert scrub(f"got <{nested[-1]}>") == "got <***>"
+
+
+def test_a_secret_inside_an_object_logged_as_it_is_is_masked(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Only strings, dicts and lists were scrubbed: an exception or a URL object given as a
+    # value was written as its repr() by the renderer, secret and all.
+    configure_logging("INFO", "json")
+    register_secrets(["obj-s3cr3t-value"])
+    get_logger("test").warning("failed", error=ValueError("token obj-s3cr3t-value refused"),
+                               url=httpx.URL("https://acme:pa55-word@api.example.com/send"),
+                               attempts=3, ratio=0.5, nothing=None, ok=True)
+    logging.getLogger("third.party").warning("with %s", "args")  # a library's record still works
+    line, library = (orjson.loads(text) for text in capsys.readouterr().err.splitlines())
+    assert line["error"] == "ValueError('token *** refused')"
+    assert line["url"] == "URL('https://acme:***@api.example.com/send')"
+    assert (line["attempts"], line["ratio"], line["nothing"], line["ok"]) == (3, 0.5, None, True)
+    assert library["event"] == "with args"
