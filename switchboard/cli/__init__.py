@@ -17,7 +17,7 @@ from switchboard.cli.serve import cmd_serve
 from switchboard.cli.simulate import cmd_simulate
 from switchboard.cli.tail import cmd_tail
 from switchboard.cli.worker import cmd_worker
-from switchboard.logs import configure_logging
+from switchboard.logs import configure_logging, get_logger
 from switchboard.providers import PROVIDERS
 from switchboard.settings import Settings, SettingsError, get_settings
 from switchboard.urls import http_url
@@ -181,3 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # SIGPIPE would, without a traceback, nor another one when Python flushes at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except Exception:  # noqa: BLE001 - said below, then the exit Python would give it
+        # A worker stopped by a failure (an opt-out change Kafka refused for good) raised it
+        # out of here: Python printed its traceback as lines of plain text, which a JSON log
+        # pipeline splits into lines of garbage, and nothing in it was masked.
+        get_logger(__name__).critical("stopped by an unexpected error", command=args.command,
+                                      exc_info=True)
+        return 1
