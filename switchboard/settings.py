@@ -12,6 +12,7 @@ import os
 import re
 import ssl
 import tomllib
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
@@ -331,6 +332,22 @@ def env_var_names() -> set[str]:
         else:
             names.add(ENV_PREFIX + name.upper())
     return names
+
+
+def unknown_env_vars(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """Variables named like settings (SWITCHBOARD_..., in any case) that no setting reads, each
+    with the variable of the setting it most resembles, if any. pydantic-settings ignores
+    them: a misspelt one (SWITCHBOARD_KAFKA_BOOTSTRAP) would leave the default in force
+    without a word. Names only: a value may be a secret."""
+    known = env_var_names()
+    unknown = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX) or name.upper() in known:
+            continue
+        close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX).lower(),
+                                          Settings.model_fields, n=1)
+        unknown.append((name, env_var_of(close[0]) if close else None))
+    return unknown
 
 
 def env_var_of(field: str) -> str:

@@ -19,7 +19,7 @@ from switchboard.cli.tail import cmd_tail
 from switchboard.cli.worker import cmd_worker
 from switchboard.logs import configure_logging, get_logger
 from switchboard.providers import PROVIDERS
-from switchboard.settings import Settings, SettingsError, get_settings
+from switchboard.settings import Settings, SettingsError, get_settings, unknown_env_vars
 from switchboard.urls import http_url
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -169,6 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    for name, close in unknown_env_vars(os.environ):
+        get_logger(__name__).warning("environment variable ignored: no setting has this name",
+                                     variable=name, did_you_mean=close)
     handler: Command = args.handler
     try:
         code = handler(args, settings)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from switchboard.cli import build_parser
@@ -232,3 +233,28 @@ def test_a_refused_url_setting_is_quoted_without_its_password(
     said = str(settings_error())
     assert "public_url (SWITCHBOARD_PUBLIC_URL): must be an http(s) URL" in said
     assert "pa55" not in said and "'htps://acme:***@hooks.example.com'" in said
+
+
+def test_a_misspelt_environment_variable_is_a_warning_naming_the_setting_meant() -> None:
+    # pydantic-settings ignores variables it does not know: SWITCHBOARD_KAFKA_BOOTSTRAP left
+    # `run` starting a local broker, SWITCHBOARD_METRIC_PORT left the workers unscraped, and
+    # nothing said why.
+    result = _cli({"SWITCHBOARD_KAFKA_BOOTSTRAP": "10.0.0.1:9092",
+                   "switchboard_metric_port": "9100",  # read in any case, like the settings
+                   "SWITCHBOARD_ZZZ": "s3cr3t-value", "SWITCHBOARD_HTTP_PORT": "8081",
+                   "SWITCHBOARD_LOG_FORMAT": "json"}, "schema")
+    assert result.returncode == 0, result.stderr
+    warnings = [orjson.loads(line) for line in result.stderr.splitlines()]
+    assert [(w["level"], w["variable"], w["did_you_mean"]) for w in warnings] == [
+        ("warning", "SWITCHBOARD_KAFKA_BOOTSTRAP", "KAFKA_BOOTSTRAP_SERVERS"),
+        ("warning", "SWITCHBOARD_ZZZ", None),
+        ("warning", "switchboard_metric_port", "SWITCHBOARD_METRICS_PORT"),
+    ]
+    assert "s3cr3t-value" not in result.stderr and "9092" not in result.stderr
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name in env_var_names():
+        short = "_" + name.removeprefix("SWITCHBOARD_")  # `SWITCHBOARD_A` / `_B` in a row
+        assert f"`{name}`" in readme or f"`{short}`" in readme, name
