@@ -50,6 +50,7 @@ class Readiness:
         self.ttl_s = ttl_s
         self._checked_at = 0.0
         self._problem: str | None = "not checked yet"
+        self._checking: asyncio.Future[None] | None = None
 
     async def problem(self) -> str | None:
         if not self.producer.started:
@@ -61,13 +62,23 @@ class Readiness:
             # a rolling deploy keep sending webhooks to the process that has them all.
             return "reading the outbound results that correlate reports"
         if time.monotonic() - self._checked_at > self.ttl_s:
-            try:
-                missing = await asyncio.wait_for(missing_topics(self.kafka), 5)
-                self._problem = f"missing topics: {', '.join(missing)}" if missing else None
-            except Exception as exc:  # noqa: BLE001 - any failure means not ready
-                self._problem = f"Kafka unreachable: {type(exc).__name__}"
-            self._checked_at = time.monotonic()
+            # One check at a time, whoever asks meanwhile waits for it: /readyz is on the port
+            # the internet reaches, and with Kafka unreachable each check holds a connection
+            # attempt for up to 5 s; every probe made its own.
+            if self._checking is None:
+                self._checking = asyncio.ensure_future(self._check())
+            await asyncio.shield(self._checking)  # a probe that gives up leaves it to the rest
         return self._problem
+
+    async def _check(self) -> None:
+        try:
+            missing = await asyncio.wait_for(missing_topics(self.kafka), 5)
+            self._problem = f"missing topics: {', '.join(missing)}" if missing else None
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            self._problem = f"Kafka unreachable: {type(exc).__name__}"
+        finally:
+            self._checking = None
+        self._checked_at = time.monotonic()
 
 
 def metrics_registry() -> CollectorRegistry:
