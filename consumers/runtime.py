@@ -86,6 +86,14 @@ def _kafka_away(exc: BaseException) -> bool:
     return False
 
 
+def _cancelled_here() -> bool:
+    """Whether this task was asked to stop (task.cancel()), as opposed to a handler raising
+    CancelledError of its own: awaiting something another task cancelled (a shared request, a
+    task of its own), which is a failure of that record like any other."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, runtime: WorkerRuntime) -> None:
         self.runtime = runtime
@@ -439,7 +447,9 @@ class WorkerRuntime:
                 return
             except GiveBack:
                 raise
-            except Exception as exc:  # any handler failure is retried, then kept
+            except (Exception, asyncio.CancelledError) as exc:  # retried, then kept
+                if isinstance(exc, asyncio.CancelledError) and _cancelled_here():
+                    raise  # the worker itself is being cancelled (Ctrl-C at shutdown)
                 hint = exc.delay_s if isinstance(exc, RetryLater) else None
                 failures += 1
                 kafka_away = _kafka_away(exc)
@@ -451,7 +461,9 @@ class WorkerRuntime:
                     if isinstance(exc, MustNotSkip):
                         raise  # _run_in_order stops the worker short of this record
                     detail = str(exc) or (f"no answer within {self.handler_timeout_s}s"
-                                          if isinstance(exc, TimeoutError) else "")
+                                          if isinstance(exc, TimeoutError) else
+                                          "the handler was cancelled"
+                                          if isinstance(exc, asyncio.CancelledError) else "")
                     await self._dead_letter(record, f"{type(exc).__name__}: {detail}", attempt)
                     return
                 if self._winding_down.is_set():

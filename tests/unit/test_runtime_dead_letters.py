@@ -75,3 +75,55 @@ async def test_a_reason_is_masked_as_its_log_line_is(capsys: pytest.CaptureFixtu
     assert reason.startswith("HTTPStatusError: Server error '500 Internal Server Error'")
     assert "https://bot:***@crm.example/lookup?key=***" in reason
     assert "pa55-word" not in capsys.readouterr().err
+
+
+def _record(offset: int) -> SimpleNamespace:
+    return SimpleNamespace(topic=TP.topic, partition=0, offset=offset, key=b"k", value=b"{}",
+                           headers=())
+
+
+async def test_a_handler_raising_cancelled_error_of_its_own_is_retried_then_dead_lettered(
+        ) -> None:
+    """A handler awaiting something another task cancelled (a shared lookup, a task of its
+    own) raises CancelledError without the worker being stopped: the record stayed in flight
+    for ever, unlogged, and its partition committed nothing past it again."""
+    attempts: list[int] = []
+
+    async def bot(record: Record, ctx: Context) -> None:
+        attempts.append(record.offset)
+        shared = asyncio.get_running_loop().create_future()
+        shared.cancel()
+        await shared
+
+    producer = KeepingProducer()
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic], handler=bot,
+                            producer=producer,  # type: ignore[arg-type]
+                            retry=RetryPolicy(max_attempts=2, base_delay_s=0))
+    await runtime._dispatch({TP: [_record(7)]})
+    await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
+
+    assert attempts == [7, 7]
+    [letter] = producer.published
+    assert orjson.loads(letter.value)["reason"] == "CancelledError: the handler was cancelled"
+    assert runtime._in_flight[TP] == set() and runtime._failure is None
+    assert runtime._committable()[TP].offset == 8  # the partition moves on
+
+
+async def test_a_worker_cancelled_mid_record_is_not_taken_for_a_handler_failure() -> None:
+    started = asyncio.Event()
+
+    async def bot(record: Record, ctx: Context) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    producer = KeepingProducer()
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic], handler=bot,
+                            producer=producer,  # type: ignore[arg-type]
+                            retry=RetryPolicy(max_attempts=1, base_delay_s=0))
+    await runtime._dispatch({TP: [_record(7)]})
+    await asyncio.wait_for(started.wait(), 5)
+    [task] = runtime._tasks
+    task.cancel()  # Ctrl-C as asyncio.run ends: the task is cancelled, not the record failed
+    await asyncio.wait([task], timeout=5)
+    assert task.cancelled()
+    assert producer.published == [] and runtime._in_flight[TP] == {7}
