@@ -360,6 +360,10 @@ class WorkerRuntime:
         except GiveBack:
             return  # stays in flight: commits stop below it, and it comes back
         except Exception as exc:  # noqa: BLE001 - a dead-letter publish, or MustNotSkip
+            log.error("record neither handled nor kept: stopping without committing it; it is "
+                      "handled again once the worker restarts", worker=self.name,
+                      error=repr(exc), topic=self._connection.topic(record.topic),
+                      partition=record.partition, offset=record.offset)
             self.fail(exc)  # stop without committing past this record: it comes back
             return
         finally:

@@ -24,6 +24,7 @@ from consumers.bots.handler import (
 from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.bots.rules import RuleSet
 from consumers.bots.sdk import load_bot
+from consumers.handling import MustNotSkip
 from consumers.health import WorkerHealth, serve_worker_http
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import WorkerRuntime
@@ -33,6 +34,7 @@ from switchboard import heap
 from switchboard.accounts import Accounts
 from switchboard.clients import KafkaConnection
 from switchboard.logs import get_logger
+from switchboard.producer import PublishError
 from switchboard.settings import Settings
 from switchboard.topics import (
     LEDGER_RETENTION_DAYS,
@@ -155,6 +157,20 @@ async def _ensure_topics(settings: Settings) -> None:
         raise MissingTopic(f"cannot create the missing topics: {exc or type(exc).__name__} "
                            "(or set SWITCHBOARD_CREATE_TOPICS=false and create them "
                            "yourself)") from exc
+
+
+def stopped_short(exc: BaseException) -> str | None:
+    """The one line to say when a worker stopped short of a record it could neither handle nor
+    keep (WorkerRuntime.run raises what that record failed with), or None for other errors:
+    the record is not lost, which is what an operator reading it wants to know first."""
+    if isinstance(exc, MustNotSkip):  # an opt-out change Kafka would not store
+        what = str(exc)
+    elif isinstance(exc, PublishError):  # a dead letter Kafka would not take
+        what = f"dead letter not stored: {exc}"
+    else:
+        return None
+    return (f"a record could be neither handled nor kept ({what}); it was not committed, and "
+            "is handled again once the worker restarts (the log names it)")
 
 
 async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts) -> None:

@@ -236,6 +236,7 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
     from consumers.bots.rules import RulesError
+    from consumers.workers import stopped_short
     from switchboard.runall import run_all
 
     settings = demo.settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
@@ -263,6 +264,12 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
             if not isinstance(exc, KafkaConnectionError):
                 raise
             print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
+            return 1
+    except Exception as exc:
+        if (said := stopped_short(exc)) is None:
+            raise
+        if not broker_gone():
+            print(f"error: a worker stopped: {said}", file=sys.stderr)
             return 1
     if broker is not None and broker_gone():
         return _broker_exited(broker)

@@ -14,7 +14,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run one worker (consumer group member) until SIGTERM/Ctrl-C."""
     from consumers.bots.rules import RulesError
     from consumers.table import MissingTopic
-    from consumers.workers import WORKERS, MetricsPortError, custom_bot_worker, run_worker
+    from consumers.workers import (
+        WORKERS,
+        MetricsPortError,
+        custom_bot_worker,
+        run_worker,
+        stopped_short,
+    )
 
     if args.name == "bot":
         if not args.bot:
@@ -61,5 +67,10 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     except MissingTopic as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if (said := stopped_short(exc)) is None:
+            raise
+        print(f"error: worker {args.name} stopped: {said}", file=sys.stderr)
         return 1
     return 0

@@ -1,32 +1,139 @@
-"""`switchboard worker bot --bot module:function` refusals, before anything connects."""
+"""`switchboard worker` when its runtime stops short of a record, without a broker: one line
+saying what failed and that nothing was lost, not a Python traceback."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import contextlib
+import json
+from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
-EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
+from consumers import runtime as runtime_module
+from consumers import workers
+from consumers.handling import Context, MustNotSkip, Record
+from consumers.runtime import RetryPolicy, WorkerRuntime
+from switchboard.accounts import Accounts, load_accounts
+from switchboard.cli import build_parser
+from switchboard.cli.worker import cmd_worker
+from switchboard.logs import configure_logging
+from switchboard.producer import PublishError
+from switchboard.settings import Settings
+from tests.fakes import KeepingProducer
+
+EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
+TP = TopicPartition("switchboard.message.inbound.v1", 2)
 
 
-@pytest.mark.parametrize(("spec", "says"), [
-    # Said only "error: No module named 'mybots'", naming neither the bot nor where it looked.
-    ("mybots:answer", "error: bot 'mybots:answer': cannot import it: No module named 'mybots' "
-                      "(modules are looked for in the current directory and on PYTHONPATH)\n"),
-    ("os:nosuch", "error: bot 'os:nosuch': nosuch is not a function in os\n"),
-    ("os.path", "error: bot 'os.path': expected module:function\n"),
-])
-def test_a_bot_that_cannot_be_loaded_is_one_line_naming_it(tmp_path: Path, spec: str,
-                                                          says: str) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
-    env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached
-                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
-                   "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run([sys.executable, "-m", "switchboard", "worker", "bot", "--bot", spec],
-                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                            check=False)
-    assert result.returncode == 2
-    assert result.stderr == says
+class OneRecord:
+    """A consumer whose partition holds one record (offset 41), fetched once."""
+
+    def __init__(self, **given: Any) -> None:
+        self.fetched = False
+
+    def subscribe(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TP}
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 41
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        if self.fetched:
+            return {}
+        self.fetched = True
+        return {TP: [SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=41,
+                                     key=b"acme|+41790000001", value=b"{}", headers=())]}
+
+    async def commit(self, offsets: Any) -> None:
+        raise AssertionError("nothing may be committed past the record")
+
+
+class Refusing(KeepingProducer):
+    """Kafka refuses every record for good (too large for its topic)."""
+
+    async def publish(self, records: Any) -> None:
+        raise PublishError("Kafka refused the records: MessageSizeTooLargeError()",
+                           lasting=True)
+
+
+def _worker_failing_with(exc: Exception, producer: KeepingProducer) -> workers.WorkerFactory:
+    async def handler(record: Record, ctx: Context) -> None:
+        raise exc
+
+    @contextlib.asynccontextmanager
+    async def factory(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
+        yield WorkerRuntime(name="keywords", kafka="unused:9092", topics=[TP.topic],
+                            handler=handler, retry=RetryPolicy(max_attempts=2, base_delay_s=0,
+                                                               max_delay_s=0),
+                            producer=producer)  # type: ignore[arg-type]
+
+    return factory
+
+
+async def _stop(consumer: Any) -> None:
+    return None
+
+
+REFUSED = "Kafka refused the records: MessageSizeTooLargeError()"
+
+
+@pytest.mark.parametrize(("failure", "producer", "said"), [
+    # The keyword bot, when Kafka refuses an opt-out change for good.
+    (MustNotSkip(f"opt-out change not stored: {REFUSED}"), KeepingProducer(),
+     f"opt-out change not stored: {REFUSED}"),
+    # Any handler failure, once its dead letter is refused too.
+    (RuntimeError("the CRM is down"), Refusing(), f"dead letter not stored: {REFUSED}"),
+], ids=["opt-out", "dead-letter"])
+def test_a_record_neither_handled_nor_kept_stops_the_worker_with_one_line(
+        failure: Exception, producer: KeepingProducer, said: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # The worker stopped with a traceback that said neither which record nor that it was
+    # not lost.
+    monkeypatch.setitem(workers.WORKERS, "keywords", _worker_failing_with(failure, producer))
+    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", OneRecord)
+    monkeypatch.setattr(runtime_module, "stop_consumer", _stop)
+    configure_logging("INFO", "json")
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", accounts_file=EXAMPLE_ACCOUNTS,
+                        create_topics=False)
+
+    code = cmd_worker(build_parser().parse_args(["worker", "keywords"]), settings)
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last == (f"error: worker keywords stopped: a record could be neither handled nor "
+                    f"kept ({said}); it was not committed, and is handled again once the "
+                    "worker restarts (the log names it)")
+    [logged] = [json.loads(line) for line in err.splitlines()
+                if "record neither handled nor kept" in line]
+    assert (logged["topic"], logged["partition"], logged["offset"]) == (TP.topic, 2, 41)
+    assert logged["level"] == "error"
+
+
+def test_run_says_so_in_one_line_too(monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import switchboard.cli.run as run_module
+    import switchboard.runall
+
+    async def keywords_stopped(*args: Any, **kwargs: Any) -> None:
+        raise MustNotSkip(f"opt-out change not stored: {REFUSED}")  # as the workers' run()
+
+    monkeypatch.setattr(switchboard.runall, "run_all", keywords_stopped)
+    settings = Settings(accounts_file=EXAMPLE_ACCOUNTS)
+    demo = run_module._Demo(settings, load_accounts(EXAMPLE_ACCOUNTS))
+    assert run_module._run_services(demo, "127.0.0.1:1", None) == 1
+    assert capsys.readouterr().err == (
+        "error: a worker stopped: a record could be neither handled nor kept (opt-out change "
+        f"not stored: {REFUSED}); it was not committed, and is handled again once the worker "
+        "restarts (the log names it)\n")
