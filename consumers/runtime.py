@@ -12,7 +12,9 @@ Guarantees, in order of importance:
 - a failing handler is retried with backoff; after `max_attempts` the record goes to the
   dead-letter topic with the error and the partition moves on (no stuck partition); a
   failure to publish while Kafka is away spends no attempt: the record waits for Kafka;
-- a rebalance or SIGTERM waits for the batch in flight, commits it, then lets go.
+- a rebalance or SIGTERM waits for the batch in flight, commits it, then lets go;
+- no record of a partition newly assigned starts before the `on_assigned` hooks have run
+  for it; a failure (Kafka away) is retried until it passes or the worker stops.
 
 What handlers see of it (Record, Context and the exceptions that steer retries) is in
 consumers.handling.
@@ -60,6 +62,10 @@ HANDLER_SECONDS = Histogram("switchboard_worker_handler_seconds", "Handler time 
 # waiting on that would hang until Kafka is back. Past this the records are left uncommitted,
 # and come back: at-least-once.
 COMMIT_TIMEOUT_S = 5.0
+# Getting new partitions ready (their hooks, the committed offset to read from) failed, Kafka
+# away say: tried again after this, doubling up to the cap, for as long as it takes.
+READY_RETRY_S = 1.0
+READY_RETRY_MAX_S = 30.0
 
 
 @dataclass
@@ -86,6 +92,12 @@ def _kafka_away(exc: BaseException) -> bool:
     return False
 
 
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """For a task left to end on its own: what it raised was logged or is moot."""
+    if not task.cancelled():
+        task.exception()
+
+
 def _cancelled_here() -> bool:
     """Whether this task was asked to stop (task.cancel()), as opposed to a handler raising
     CancelledError of its own: awaiting something another task cancelled (a shared request, a
@@ -103,15 +115,11 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.runtime.release(set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        try:
-            for hook in self.runtime.on_assigned:
-                await hook(assigned)
-        except Exception as exc:  # noqa: BLE001 - aiokafka would only log it and go on
-            # A hook readies state the handler relies on (the sender's ledger caught up with
-            # what the partition's previous owner did): consuming without it is unsafe.
-            log.error("getting ready for new partitions failed; stopping",
-                      worker=self.runtime.name, error=repr(exc))
-            self.runtime.fail(exc)
+        # The runtime's hooks for them run from its consuming loop (WorkerRuntime._prepare),
+        # not here: aiokafka already fetches the new partitions while this runs (their
+        # records would start before the hooks are done), and does not heartbeat until it
+        # returns (a hook waiting out a Kafka outage would lose the group).
+        return None
 
 
 class WorkerRuntime:
@@ -167,7 +175,15 @@ class WorkerRuntime:
         self._ok = HANDLED.labels(name, "ok")
         self._last_commit = 0.0
         self._committing: asyncio.Task[None] | None = None
+        # Run for partitions newly assigned before any of their records starts: they ready
+        # state the handler relies on (the sender's ledger caught up with what the partition's
+        # previous owner did). Retried until they succeed (Kafka away) or the worker stops.
         self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
+        self._prepared: set[TopicPartition] = set()  # hooks done since they were assigned
+        # Partitions a fetch answered across a rebalance moved: read again from their
+        # committed offset (or, with none, from the first record that fetch gave).
+        self._reposition: dict[TopicPartition, int] = {}
+        self._unprepared_by: str | None = None  # why getting them ready last failed
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         # Bumped when partitions are taken away: a batch fetched before must not start more
@@ -181,6 +197,8 @@ class WorkerRuntime:
             return f"stopped by a failure: {type(self._failure).__name__}"
         if self._stopping.is_set():
             return "stopping"
+        if self._unprepared_by is not None:
+            return f"new partitions not ready: {self._unprepared_by}"
         return "starting" if self._consumer is None else None
 
     def stop(self) -> None:
@@ -230,6 +248,9 @@ class WorkerRuntime:
             while not self._stopping.is_set() and self._failure is None:
                 if not self.ready.is_set() and consumer.assignment():
                     await self._get_ready(consumer)
+                if self._reposition or not consumer.assignment() <= self._prepared:
+                    await self._prepare(consumer)
+                    continue
                 batch = await self._next_batch(consumer)
                 if batch:
                     await self._dispatch(batch)
@@ -272,15 +293,98 @@ class WorkerRuntime:
             # offset committed) or, the fetch having waited for it, the new assignment's.
             # None starts now. A partition assigned again is read from its committed offset,
             # as a new owner would: not from these records, which may lie past records
-            # release() gave back uncommitted.
+            # release() gave back uncommitted. _prepare() does that before any record of
+            # theirs starts, as the committed offset may take a while (Kafka away).
             assigned = consumer.assignment()
             for tp, records in result.items():
                 if tp in assigned and records:
-                    committed = await consumer.committed(tp)
-                    if tp in consumer.assignment():  # not taken again meanwhile
-                        consumer.seek(tp, records[0].offset if committed is None else committed)
+                    self._reposition.setdefault(tp, records[0].offset)
             return {}
+        for tp in [tp for tp in result if tp not in self._prepared]:
+            # Fetched before the partition's hooks were done (aiokafka fetches a new
+            # assignment at once): read again once they are.
+            if records := result.pop(tp):
+                consumer.seek(tp, records[0].offset)
         return result
+
+    async def _prepare(self, consumer: AIOKafkaConsumer) -> None:
+        """Get the partitions assigned since the last time ready: their hooks run, and those
+        a fetch across a rebalance moved are read again from their committed offset. Until
+        then none of their records starts. A failure (Kafka away) is logged and tried again
+        until it passes, or the worker stops; meanwhile the consumer polls, its partitions
+        paused, so it stays in its group and commits what is done."""
+        delay_s = READY_RETRY_S
+        while not self._stopping.is_set():
+            generation, assigned = self._generation, consumer.assignment()
+            attempt = asyncio.ensure_future(self._prepare_once(consumer, assigned))
+            try:
+                await self._poll_paused_while(consumer, attempt, self._stopping.is_set)
+            finally:
+                if not attempt.done():  # a stop, or our own cancellation: not waited for
+                    attempt.cancel()
+                    attempt.add_done_callback(_retrieved)
+            if not attempt.done() or attempt.cancelled():
+                return
+            if (exc := attempt.exception()) is None:
+                if self._generation == generation:  # none taken away and given again since
+                    self._prepared |= assigned
+                    self._unprepared_by = None
+                return  # the loop calls again for any assigned meanwhile
+            self._unprepared_by = type(exc).__name__
+            log.warning("getting new partitions ready failed; retrying", worker=self.name,
+                        error=repr(exc) if str(exc) else type(exc).__name__,
+                        retry_in_s=delay_s)
+            pause = asyncio.ensure_future(self._stopping.wait())
+            try:
+                await self._poll_paused_while(consumer, pause, self._stopping.is_set,
+                                              timeout_s=delay_s)
+            finally:
+                pause.cancel()
+            delay_s = min(delay_s * 2, READY_RETRY_MAX_S)
+
+    async def _prepare_once(self, consumer: AIOKafkaConsumer,
+                            assigned: set[TopicPartition]) -> None:
+        new = assigned - self._prepared
+        if new:
+            for hook in self.on_assigned:
+                await hook(sorted(new))
+        for tp in list(self._reposition):
+            # Taken first: one a fetch moves again meanwhile is put back, for the next turn.
+            first_fetched = self._reposition.pop(tp)
+            if tp not in consumer.assignment():
+                continue  # given again, aiokafka reads it from the committed offset itself
+            try:
+                # aiokafka asks until a coordinator answers: for ever while Kafka is away.
+                async with asyncio.timeout(COMMIT_TIMEOUT_S):
+                    committed = await consumer.committed(tp)
+            except BaseException:
+                self._reposition.setdefault(tp, first_fetched)
+                raise
+            if tp in consumer.assignment():  # not taken away meanwhile
+                consumer.seek(tp, first_fetched if committed is None else committed)
+
+    async def _poll_paused_while(self, consumer: AIOKafkaConsumer, waiting: asyncio.Future[Any],
+                                 give_way: Callable[[], bool], *,
+                                 timeout_s: float | None = None) -> None:
+        """Until `waiting` is done, `give_way()` is true or `timeout_s` passed: commit what is
+        done and poll with every partition paused. A consumer that does not poll for
+        max.poll.interval (5 minutes) is taken for stuck and leaves its group, which hands its
+        partitions, records in flight included, to another member from the last commit."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        paused: set[TopicPartition] = set()
+        try:
+            while not (await asyncio.wait({waiting}, timeout=self.commit_interval_s))[0]:
+                if give_way() or (deadline is not None and time.monotonic() >= deadline):
+                    return
+                self._maybe_commit(consumer)
+                if assigned := consumer.assignment() - paused:  # also any assigned meanwhile
+                    consumer.pause(*assigned)
+                    paused |= assigned
+                for tp, records in (await self._next_batch(consumer)).items():
+                    consumer.seek(tp, records[0].offset)  # none expected: all are paused
+        finally:
+            if paused:  # one assigned anew comes unpaused; one taken away cannot be resumed
+                consumer.resume(*(paused & consumer.assignment()))
 
     def _maybe_commit(self, consumer: AIOKafkaConsumer) -> None:
         if (time.monotonic() - self._last_commit >= self.commit_interval_s
@@ -293,37 +397,24 @@ class WorkerRuntime:
     async def _room(self) -> None:
         """A slot for one more record in flight. Waiting for it (every slot held by slow
         records: a backlog behind a provider's rate limit) may take minutes: meanwhile what
-        is done is committed, and the consumer goes on polling with its partitions paused.
-        A consumer that does not poll for max.poll.interval (5 minutes) is taken for stuck and
-        leaves its group, which hands its partitions, records in flight included, to another
-        member from the last commit."""
+        is done is committed, and the consumer goes on polling with its partitions paused."""
         consumer = self._consumer
         if consumer is None or not self._capacity.locked():
             await self._capacity.acquire()
             return
         generation = self._generation
         room = asyncio.ensure_future(self._capacity.acquire())
-        paused: set[TopicPartition] = set()
         try:
-            while not (await asyncio.wait({room}, timeout=self.commit_interval_s))[0]:
-                if self._stopping.is_set() or self._generation != generation:
-                    await room  # winding down: slots free up as records finish or give back
-                    return
-                self._maybe_commit(consumer)
-                if not paused:
-                    paused = set(consumer.assignment())
-                    consumer.pause(*paused)
-                for tp, records in (await self._next_batch(consumer)).items():
-                    consumer.seek(tp, records[0].offset)  # none expected: all are paused
+            await self._poll_paused_while(
+                consumer, room,
+                lambda: self._stopping.is_set() or self._generation != generation)
+            await room  # winding down: slots free up as records finish or give back
         except BaseException:  # cancelled, or the fetch failed: the slot is nobody's
             if not room.done():
                 room.cancel()
             elif not room.cancelled():
                 self._capacity.release()  # taken just as this went wrong
             raise
-        finally:
-            if paused:  # one assigned anew comes unpaused; one taken away cannot be resumed
-                consumer.resume(*(paused & consumer.assignment()))
 
     async def _dispatch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Start each record behind the previous one of its key; never wait for the batch."""
@@ -410,6 +501,7 @@ class WorkerRuntime:
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Finish and commit work of partitions we are about to lose (rebalance)."""
         self._generation += 1  # first: no record of theirs may start from now on
+        self._prepared -= partitions  # given again, they are got ready again
         self._winding_down.set()
         try:
             if self._consumer is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
@@ -14,7 +14,7 @@ from aiokafka.errors import IllegalStateError, KafkaConnectionError
 from aiokafka.structs import OffsetAndMetadata
 
 from consumers import runtime as runtime_module
-from consumers.handling import Context, MustNotSkip, Record
+from consumers.handling import Context, Handler, MustNotSkip, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
 from tests.fakes import KeepingProducer
 from tests.unit.fakes import unreachable_consumer
@@ -87,24 +87,164 @@ async def test_only_assigned_partitions_are_committed() -> None:
     assert consumer.commits == [{TP: 3}]
 
 
-async def test_a_failed_hook_for_new_partitions_stops_the_worker_before_any_record() -> None:
-    # aiokafka only logs what the listener raises: the sender would then send with a ledger
-    # that does not know what the partition's previous owner sent.
+class PartitionLog:
+    """aiokafka's consumer as the runtime's loop uses it, over one partition of `records`
+    records: fetches from its position unless paused, seek moves it. committed() answers
+    `committed`; an exception is raised instead; an Event is waited for, as aiokafka waits
+    for a coordinator while Kafka is away."""
+
+    def __init__(self, records: int, committed: Any = None) -> None:
+        self.records = records
+        self.at = 0
+        self.assigned: set[TopicPartition] = set()
+        self.paused: set[TopicPartition] = set()
+        self.seeks: list[int] = []
+        self.committed_answer = committed
+        self.asked = 0
+
+    def subscribe(self, topics: list[str], listener: _CommitOnRevoke) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        self.coordinating = asyncio.create_task(self._join())
+
+    async def _join(self) -> None:
+        """As aiokafka's coordinator task: the listener runs once fetching may begin."""
+        await self.listener.on_partitions_revoked([])
+        self.assigned = {TP}
+        await self.listener.on_partitions_assigned(sorted(self.assigned))
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.at
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        if TP not in self.assigned or TP in self.paused or self.at >= self.records:
+            await asyncio.sleep(0.005)
+            return {}
+        batch = fetched(range(self.at, self.records))
+        self.at = self.records
+        return batch
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.paused |= set(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.paused -= set(partitions)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append(offset)
+        self.at = offset
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        self.asked += 1
+        answer = self.committed_answer
+        if isinstance(answer, asyncio.Event):
+            await answer.wait()
+            return None
+        if isinstance(answer, BaseException):
+            raise answer
+        return cast(int | None, answer)
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        return None
+
+
+def _runtime_over(consumer: PartitionLog, monkeypatch: pytest.MonkeyPatch,
+                  handler: Handler) -> WorkerRuntime:
+    """A runtime whose run() consumes from `consumer`, retrying getting ready at once."""
+    async def stop(consumer: Any) -> None:
+        return None
+
+    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
+    monkeypatch.setattr(runtime_module, "stop_consumer", stop)
+    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.01, raising=False)
+    return WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic], handler=handler,
+                         commit_interval_s=0.01,
+                         producer=KeepingProducer())  # type: ignore[arg-type]
+
+
+async def test_no_record_starts_before_the_hooks_for_its_new_partition_succeed(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # The sender's hook catches its ledger up with what the partition's previous owner sent.
+    # aiokafka fetches the new partition while its listener runs: records started before the
+    # hook was done. And a hook failing (Kafka away: the catch-up timed out after 30 s)
+    # stopped the worker with a traceback, where the rest of the runtime waits Kafka out.
     handled: list[int] = []
+    calls: list[list[TopicPartition]] = []
+    consumer = PartitionLog(records=3)
+
+    async def handler(record: Record, ctx: Context) -> None:
+        handled.append(record.offset)
+        if record.offset == 2:
+            runtime.stop()
+
+    async def catch_up(assigned: list[TopicPartition]) -> None:
+        calls.append(assigned)
+        assert handled == []
+        if len(calls) < 3:
+            raise TimeoutError  # as CompactedTable.catch_up, Kafka away
+        await asyncio.sleep(0.05)  # the fetcher has long answered meanwhile
+        assert handled == []
+
+    runtime = _runtime_over(consumer, monkeypatch, handler)
+    runtime.on_assigned.append(catch_up)
+    await asyncio.wait_for(runtime.run(), 5)
+    assert calls == [[TP]] * 3
+    assert handled == [0, 1, 2] and runtime._failure is None
+    assert caplog.text.count("getting new partitions ready failed; retrying") == 2
+
+
+async def test_a_stop_ends_while_new_partitions_cannot_get_ready(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    handled: list[int] = []
+    tried = asyncio.Event()
 
     async def handler(record: Record, ctx: Context) -> None:
         handled.append(record.offset)
 
     async def catch_up(assigned: list[TopicPartition]) -> None:
-        raise TimeoutError("ledger not caught up")
+        tried.set()
+        await asyncio.Event().wait()  # Kafka away: the catch-up waits (up to 30 s)
 
-    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
-                            handler=handler)
+    runtime = _runtime_over(PartitionLog(records=3), monkeypatch, handler)
     runtime.on_assigned.append(catch_up)
-    await _CommitOnRevoke(runtime).on_partitions_assigned([TP])
-    await runtime._dispatch(fetched(range(3)))
-    assert handled == [] and not runtime._tasks
-    assert runtime.problem() == "stopped by a failure: TimeoutError"
+    running = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(tried.wait(), 5)
+    await asyncio.sleep(0.1)  # the fetcher has long answered meanwhile
+    runtime.stop()  # SIGTERM
+    await asyncio.wait_for(running, 1)
+    assert handled == []
+
+
+async def test_a_worker_whose_new_partitions_cannot_get_ready_says_so_when_probed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    failed = asyncio.Event()
+
+    async def handler(record: Record, ctx: Context) -> None:
+        return None
+
+    async def catch_up(assigned: list[TopicPartition]) -> None:
+        if not failed.is_set():
+            failed.set()
+            raise TimeoutError
+
+    runtime = _runtime_over(PartitionLog(records=0), monkeypatch, handler)
+    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.5, raising=False)
+    runtime.on_assigned.append(catch_up)
+    running = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(failed.wait(), 5)
+    await asyncio.sleep(0.1)
+    assert runtime.problem() == "new partitions not ready: TimeoutError"  # /readyz: 503
+    for _ in range(200):
+        if runtime.problem() is None:
+            break
+        await asyncio.sleep(0.01)
+    assert runtime.problem() is None
+    runtime.stop()
+    await asyncio.wait_for(running, 5)
 
 
 async def test_a_record_that_must_not_be_skipped_stops_the_worker_instead_of_a_dead_letter(
@@ -187,33 +327,79 @@ async def test_a_batch_fetched_just_before_a_rebalance_does_not_start_after_it()
     assert handled == []
 
 
+class AcrossARebalance(PartitionLog):
+    """Its first fetch is answered across a rebalance that gives the partition back to this
+    member: with records 7 and 8, which may lie past records given back uncommitted."""
+
+    def __init__(self, committed: Any) -> None:
+        super().__init__(records=9, committed=committed)
+        self.at = 7
+        self.revoking: WorkerRuntime | None = None
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        batch = await super().getmany(timeout_ms, max_records)
+        if batch and self.revoking is not None:
+            runtime, self.revoking = self.revoking, None
+            await _CommitOnRevoke(runtime).on_partitions_revoked([TP])  # and given back
+        return batch
+
+
+def _across_a_rebalance(committed: Any, monkeypatch: pytest.MonkeyPatch, handled: list[int]
+                        ) -> tuple[AcrossARebalance, WorkerRuntime]:
+    """A runtime over AcrossARebalance, stopping once it handled record 8."""
+    consumer = AcrossARebalance(committed)
+
+    async def handler(record: Record, ctx: Context) -> None:
+        handled.append(record.offset)
+        if record.offset == 8:
+            runtime.stop()
+
+    runtime = _runtime_over(consumer, monkeypatch, handler)
+    consumer.revoking = runtime
+    return consumer, runtime
+
+
 @pytest.mark.parametrize(("committed", "read_from"), [(None, 7), (5, 5)])
 async def test_a_fetch_answered_across_a_rebalance_is_read_again_not_skipped(
-        committed: int | None, read_from: int) -> None:
+        committed: int | None, read_from: int, monkeypatch: pytest.MonkeyPatch) -> None:
     # aiokafka's getmany may wait for the new assignment and answer with its records: they
     # must come back, or the next commit would pass over them. From the committed offset:
     # records before these may have been given back uncommitted at the revoke.
-    async def handler(record: Record, ctx: Context) -> None:
-        return None
+    handled: list[int] = []
+    consumer, runtime = _across_a_rebalance(committed, monkeypatch, handled)
+    await asyncio.wait_for(runtime.run(), 5)
+    assert consumer.seeks == [read_from]
+    assert handled == list(range(read_from, 9))
 
-    async def committed_offset(tp: TopicPartition) -> int | None:
-        return committed
 
-    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
-                            handler=handler)
-    consumer = FakeConsumer({TP})
-    runtime._consumer = consumer
-    seeks: list[tuple[TopicPartition, int]] = []
+async def test_the_committed_offset_to_read_again_from_is_waited_for_as_long_as_kafka_is_away(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # aiokafka asks for a committed offset until a coordinator answers: the loop waited on it
+    # for as long as Kafka was away, and a stop meanwhile did not end.
+    monkeypatch.setattr(runtime_module, "COMMIT_TIMEOUT_S", 0.05)
+    handled: list[int] = []
+    consumer, runtime = _across_a_rebalance(asyncio.Event(), monkeypatch, handled)  # no answer
+    running = asyncio.create_task(runtime.run())
+    for _ in range(500):
+        if caplog.text.count("getting new partitions ready failed") >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert handled == []
+    consumer.committed_answer = 5  # Kafka is back
+    await asyncio.wait_for(running, 5)
+    assert handled == [5, 6, 7, 8]
 
-    async def getmany(timeout_ms: int, max_records: int) -> dict[TopicPartition, list[Any]]:
-        await _CommitOnRevoke(runtime).on_partitions_revoked([TP])  # TP comes back to us
-        return fetched(range(7, 9))
 
-    consumer.getmany = getmany  # type: ignore[attr-defined]
-    consumer.committed = committed_offset  # type: ignore[attr-defined]
-    consumer.seek = lambda tp, offset: seeks.append((tp, offset))  # type: ignore[attr-defined]
-    assert await runtime._next_batch(consumer) == {}
-    assert seeks == [(TP, read_from)]
+async def test_a_stop_ends_while_the_committed_offset_to_read_again_from_is_unknown(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    handled: list[int] = []
+    consumer, runtime = _across_a_rebalance(asyncio.Event(), monkeypatch, handled)  # away
+    running = asyncio.create_task(runtime.run())
+    await asyncio.sleep(0.1)
+    assert consumer.asked  # waiting for the answer
+    runtime.stop()  # SIGTERM
+    await asyncio.wait_for(running, 1)
+    assert handled == []
 
 
 @pytest.mark.parametrize("handler_timeout_s", [None, 60.0])
