@@ -66,6 +66,15 @@ COMMIT_TIMEOUT_S = 5.0
 # away say: tried again after this, doubling up to the cap, for as long as it takes.
 READY_RETRY_S = 1.0
 READY_RETRY_MAX_S = 30.0
+# Records read one at a time, at most, to find one aiokafka cannot read: more than a fetch of
+# one partition holds (max_partition_fetch_bytes, 1 MiB).
+FIND_UNREADABLE_MAX = 20_000
+
+
+class UnreadableRecord(Exception):
+    """A record aiokafka cannot read (a header key that is not UTF-8, which only a producer
+    of another client library can write): it raises for every fetch that holds it, so no
+    worker of the group gets past it until its offset is moved (README, *Troubleshooting*)."""
 
 
 @dataclass
@@ -170,6 +179,7 @@ class WorkerRuntime:
         self._fetched: dict[TopicPartition, int] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._failure: Exception | None = None
+        self._stopped_by: Exception | None = None  # raised by run() once stopped cleanly
         self.commit_interval_s = commit_interval_s
         self._seconds = HANDLER_SECONDS.labels(name)  # per-record metrics without lookups
         self._ok = HANDLED.labels(name, "ok")
@@ -262,6 +272,8 @@ class WorkerRuntime:
             log.info("worker stopped", worker=self.name, handled=self.handled)
         if self._failure is not None:
             raise self._failure
+        if self._stopped_by is not None:
+            raise self._stopped_by
 
     async def _get_ready(self, consumer: AIOKafkaConsumer) -> None:
         """Ready once every assigned partition has its position ("latest" resolved now, not
@@ -286,7 +298,11 @@ class WorkerRuntime:
             fetch.cancel()
             return {}
         stop.cancel()
-        result: dict[TopicPartition, list[Any]] = fetch.result()
+        try:
+            result: dict[TopicPartition, list[Any]] = fetch.result()
+        except UnicodeDecodeError as exc:  # aiokafka parsing a header key
+            await self._stop_at_unreadable(consumer, exc)
+            return {}
         if self._generation != generation:
             # Partitions were taken away while this fetch was answered, and release() may be
             # over already: the records may be ones given up (their next owner starts from the
@@ -306,6 +322,50 @@ class WorkerRuntime:
             if records := result.pop(tp):
                 consumer.seek(tp, records[0].offset)
         return result
+
+    async def _stop_at_unreadable(self, consumer: AIOKafkaConsumer,
+                                  exc: UnicodeDecodeError) -> None:
+        """aiokafka raises for a whole fetch when it cannot parse one of its records, naming
+        neither partition nor offset, and again at every fetch after. Say which record it is
+        (the partition whose fetch raises, read one record at a time up to it), and stop,
+        finishing and committing what started. Skipping it is left to the operator: aiokafka
+        cannot read the records after it in its producer's batch either, and records of
+        other partitions the failed fetch had taken are lost to this run (their position
+        moved on without them): only a new run reads them again."""
+        where = f"a partition of {', '.join(self._subscribed)}"
+        fields: dict[str, Any] = {"topics": self._subscribed}
+        for tp in sorted(consumer.assignment()):
+            try:
+                await consumer.getmany(tp, timeout_ms=1000)
+            except UnicodeDecodeError:
+                offset, exact = await self._unreadable_offset(consumer, tp)
+                where = (f"{tp.topic} partition {tp.partition} offset "
+                         f"{offset if exact else f'{offset} or after'}")
+                fields = {"topic": tp.topic, "partition": tp.partition, "offset": offset}
+                break
+        log.error("record cannot be read; stopping", worker=self.name, error=repr(exc),
+                  **fields)
+        self._stopped_by = UnreadableRecord(
+            f"aiokafka cannot read the record at {where} (a header key that is not UTF-8, "
+            f"there or before it in its producer's batch: {exc}); no worker of the group "
+            f"{self.group_id} gets past it: see Troubleshooting in the README")
+        self.stop()
+
+    @staticmethod
+    async def _unreadable_offset(consumer: AIOKafkaConsumer,
+                                 tp: TopicPartition) -> tuple[int, bool]:
+        """Its offset, and whether it is exact: one record at a time from the partition's
+        position, the position stops at it. Records before it are read and left (the worker
+        stops: they are not committed)."""
+        exact = False
+        for _ in range(FIND_UNREADABLE_MAX):
+            try:
+                if not await consumer.getmany(tp, timeout_ms=1000, max_records=1):
+                    break  # no answer in time: somewhere from here on
+            except UnicodeDecodeError:
+                exact = True
+                break
+        return await consumer.position(tp), exact
 
     async def _prepare(self, consumer: AIOKafkaConsumer) -> None:
         """Get the partitions assigned since the last time ready: their hooks run, and those

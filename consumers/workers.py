@@ -27,7 +27,7 @@ from consumers.bots.sdk import load_bot
 from consumers.handling import MustNotSkip
 from consumers.health import WorkerHealth, serve_worker_http
 from consumers.outbound.transport import ShardedTransport
-from consumers.runtime import WorkerRuntime
+from consumers.runtime import UnreadableRecord, WorkerRuntime
 from consumers.sender import Sender, decode_ledger, ledger_stands
 from consumers.table import CompactedTable, MissingTopic
 from switchboard import heap
@@ -161,8 +161,11 @@ async def _ensure_topics(settings: Settings) -> None:
 
 def stopped_short(exc: BaseException) -> str | None:
     """The one line to say when a worker stopped short of a record it could neither handle nor
-    keep (WorkerRuntime.run raises what that record failed with), or None for other errors:
-    the record is not lost, which is what an operator reading it wants to know first."""
+    keep (WorkerRuntime.run raises what that record failed with) or read, or None for other
+    errors: the record is not lost, which is what an operator reading it wants to know
+    first."""
+    if isinstance(exc, UnreadableRecord):
+        return str(exc)
     if isinstance(exc, MustNotSkip):  # an opt-out change Kafka would not store
         what = str(exc)
     elif isinstance(exc, PublishError):  # a dead letter Kafka would not take

@@ -1,5 +1,5 @@
 """`switchboard worker` when its runtime stops short of a record, without a broker: one line
-saying what failed and that nothing was lost, not a Python traceback."""
+saying what failed and whether anything was lost, not a Python traceback."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from aiokafka import TopicPartition
 from consumers import runtime as runtime_module
 from consumers import workers
 from consumers.handling import Context, MustNotSkip, Record
-from consumers.runtime import RetryPolicy, WorkerRuntime
+from consumers.runtime import RetryPolicy, UnreadableRecord, WorkerRuntime
 from switchboard.accounts import Accounts, load_accounts
 from switchboard.cli import build_parser
 from switchboard.cli.worker import cmd_worker
@@ -137,3 +137,19 @@ def test_run_says_so_in_one_line_too(monkeypatch: pytest.MonkeyPatch,
         "error: a worker stopped: a record could be neither handled nor kept (opt-out change "
         f"not stored: {REFUSED}); it was not committed, and is handled again once the worker "
         "restarts (the log names it)\n")
+
+
+def test_a_record_aiokafka_cannot_read_stops_the_worker_with_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    said = ("aiokafka cannot read the record at t partition 1 offset 2 (a header key that is "
+            "not UTF-8, there or before it in its producer's batch: 'utf-8' codec can't decode "
+            "byte 0xff in position 0: invalid start byte); no worker of the group "
+            "switchboard-keywords gets past it: see Troubleshooting in the README")
+
+    async def stopped(*args: Any) -> None:
+        raise UnreadableRecord(said)  # as WorkerRuntime.run, tested against the broker
+
+    monkeypatch.setattr(workers, "run_worker", stopped)
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", accounts_file=EXAMPLE_ACCOUNTS)
+    assert cmd_worker(build_parser().parse_args(["worker", "keywords"]), settings) == 1
+    assert capsys.readouterr().err == f"error: worker keywords stopped: {said}\n"
