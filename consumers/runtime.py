@@ -656,14 +656,21 @@ class WorkerRuntime:
             dl_id=str(uuid.uuid4()), stage=f"worker:{self.name}", reason=reason,
             provider=provider, account=account, time=datetime.now(UTC), payload=payload,
             key=record.key)
-        for attempt in range(1, 11):
+        refused = failures = 0
+        while True:
             try:
                 await self.producer.publish([letter])
                 break
-            except PublishError:
-                if attempt == 10:
-                    raise  # Kafka is gone: stop without committing; the record comes back
+            except PublishError as exc:
+                # Kafka away: waited out, as a handler's own publish is (a broker restart
+                # must not stop every worker holding a record to dead-letter). Refused for
+                # good ten times: stop without committing; the record comes back.
+                if exc.lasting:
+                    refused += 1
+                    if refused == 10:
+                        raise
+                failures += 1
                 # A stop or a rebalance gives the record back (GiveBack) rather than wait
                 # out the retries: its next owner dead-letters it.
-                await self.context.wait_to_retry(self.retry.delay(attempt))
+                await self.context.wait_to_retry(self.retry.delay(min(failures, 10)))
         self.handled += 1

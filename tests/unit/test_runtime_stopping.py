@@ -148,3 +148,30 @@ async def test_a_stop_gives_back_a_record_waiting_for_kafka() -> None:
     with pytest.raises(GiveBack):
         await asyncio.wait_for(handling, 5)
     assert not producer.published
+
+
+async def _poison(record: Record, ctx: Context) -> None:
+    raise PoisonRecord("not json")
+
+
+async def test_a_dead_letter_waits_for_kafka_as_long_as_it_is_away() -> None:
+    """A dead letter Kafka did not take ten times (about a minute of backoff and publish
+    timeouts) stopped the worker, where every other publish waits Kafka out: a broker restart
+    stopped every worker holding a record to dead-letter."""
+    producer = _Outage(failing=25, error=PublishError("Kafka producer is not connected"))
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], retry=FAST,
+                            handler=_poison, producer=producer)  # type: ignore[arg-type]
+    await asyncio.wait_for(runtime._handle_one(RECORD), 10)  # type: ignore[arg-type]
+    assert [r.topic for r in producer.published] == [DEAD_LETTER.name]
+    assert producer.calls == 26
+
+
+async def test_a_dead_letter_kafka_refuses_for_good_stops_the_worker_short_of_its_record(
+        ) -> None:
+    producer = _Outage(failing=10**6, error=PublishError(
+        "Kafka refused the records: MessageSizeTooLargeError()", lasting=True))
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], retry=FAST,
+                            handler=_poison, producer=producer)  # type: ignore[arg-type]
+    with pytest.raises(PublishError):
+        await asyncio.wait_for(runtime._handle_one(RECORD), 10)  # type: ignore[arg-type]
+    assert producer.calls == 10
