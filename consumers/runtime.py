@@ -86,7 +86,9 @@ class RetryPolicy:
     def delay(self, attempt: int, hint: float | None = None) -> float:
         if hint is not None:
             return min(hint, self.max_delay_s * 6)
-        delay: float = min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s)
+        # The exponent capped: a record waiting out a long Kafka outage counts its failures
+        # into the thousands, and 2 ** 1024 is past what a float holds (OverflowError).
+        delay: float = min(self.base_delay_s * 2 ** min(attempt - 1, 64), self.max_delay_s)
         return delay
 
 
@@ -672,5 +674,5 @@ class WorkerRuntime:
                 failures += 1
                 # A stop or a rebalance gives the record back (GiveBack) rather than wait
                 # out the retries: its next owner dead-letters it.
-                await self.context.wait_to_retry(self.retry.delay(min(failures, 10)))
+                await self.context.wait_to_retry(self.retry.delay(failures))
         self.handled += 1

@@ -175,3 +175,11 @@ async def test_a_dead_letter_kafka_refuses_for_good_stops_the_worker_short_of_it
     with pytest.raises(PublishError):
         await asyncio.wait_for(runtime._handle_one(RECORD), 10)  # type: ignore[arg-type]
     assert producer.calls == 10
+
+
+def test_the_backoff_stays_at_its_cap_however_long_kafka_is_away() -> None:
+    """A record waiting for Kafka counts a failure every backoff (at most 10 s): after about
+    three hours, 2 ** failures no longer fit a float, and the OverflowError stopped the worker
+    with a traceback."""
+    policy = RetryPolicy()
+    assert policy.delay(5_000) == policy.max_delay_s
