@@ -112,7 +112,17 @@ class NoOptOuts:
 class SendPolicy:
     max_attempts: int = 5
     base_delay_s: float = 0.5
-    max_delay_s: float = 30.0
+    max_delay_s: float = 30.0  # of the backoff; a provider's Retry-After may be longer
+    # The longest a command waits because its provider said to (Retry-After, in full: retried
+    # sooner, it would only be refused again). One asked to wait longer fails at once, as do
+    # the account's next commands while that wait lasts, without calling the provider.
+    max_wait_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Hold:
+    until: float  # time.monotonic()
+    refusal: SendError  # the provider's answer that asked for the wait
 
 
 class Sender:
@@ -127,8 +137,9 @@ class Sender:
         self.policy = policy or SendPolicy()
         self._clients: dict[str, OutboundClient] = {}
         # Per account: no send before this (monotonic) time, because the provider said to
-        # wait (Retry-After). Every queued command would otherwise meet the ban by itself.
-        self._hold_until: dict[str, float] = {}
+        # wait (Retry-After), and the refusal that said so. Every queued command would
+        # otherwise meet the ban by itself.
+        self._holds: dict[str, _Hold] = {}
         self._rekeyed_accounts: set[str] = set()
 
     def client_for(self, account: Account) -> OutboundClient:
@@ -274,7 +285,11 @@ class Sender:
         WINDING_DOWN.set(ctx.winding_down)
         while True:
             attempt += 1
-            held_s = self._hold_until.get(account.name, 0.0) - time.monotonic()
+            hold = self._holds.get(account.name)
+            held_s = hold.until - time.monotonic() if hold is not None else 0.0
+            if hold is not None and held_s > self.policy.max_wait_s:
+                return self._waited_too_long(command, account, hold.refusal, held_s,
+                                             attempts=attempt - 1)
             if held_s > 0:
                 await ctx.wait_to_retry(held_s)
             try:
@@ -297,27 +312,40 @@ class Sender:
                                          permanent=not exc.retryable)
                 delay = self._delay(attempt, exc.retry_after_s)
                 if exc.retry_after_s is not None or exc.throttled:
-                    self._hold(account.name, delay)
+                    self._hold(account.name, delay, exc)
+                if delay > self.policy.max_wait_s:
+                    return self._waited_too_long(command, account, exc, delay, attempts=attempt)
                 await ctx.wait_to_retry(delay)
                 continue
             SENDS.labels(account.provider, account.name, "accepted").inc()
             return self._accepted(command, account.provider, receipt, attempt)
 
-    def _hold(self, account: str, delay_s: float) -> None:
-        now, held_until = time.monotonic(), self._hold_until.get(account, 0.0)
-        if held_until < now:  # said once per hold, not per held command
+    def _hold(self, account: str, delay_s: float, refusal: SendError) -> None:
+        now, held = time.monotonic(), self._holds.get(account)
+        if held is None or held.until < now:  # said once per hold, not per held command
             log.warning("provider asked to wait: holding this account's sends",
                         account=account, seconds=round(delay_s, 1))
-        self._hold_until[account] = max(held_until, now + delay_s)
+        if held is None or now + delay_s > held.until:
+            self._holds[account] = _Hold(now + delay_s, refusal)
 
     def _delay(self, attempt: int, hint: float | None) -> float:
         """The backoff, or the provider's Retry-After when longer: `Retry-After: 0` would
         otherwise spend every attempt within milliseconds."""
         backoff = float(min(self.policy.base_delay_s * 2 ** (attempt - 1),
                             self.policy.max_delay_s))
-        if hint is not None:
-            return max(backoff, min(hint, self.policy.max_delay_s))
-        return backoff
+        return backoff if hint is None else max(backoff, hint)
+
+    def _waited_too_long(self, command: OutboundCommand, account: Account, refusal: SendError,
+                         wait_s: float, *, attempts: int) -> OutboundResult:
+        """The provider asked the account's sends to wait longer than a command is kept:
+        failed now (a later retry may work), rather than asked again before its time."""
+        log.warning("provider asked to wait longer than a command is kept: not sent",
+                    command=command.id, account=account.name, seconds=round(wait_s))
+        return self._failure(
+            command, account.provider, refusal.code or "send_failed",
+            f"{refusal.description}; the provider asked this account's sends to wait "
+            f"{wait_s:.0f} s, longer than the sender keeps a command waiting "
+            f"({self.policy.max_wait_s:.0f} s): not sent", attempts=attempts, permanent=False)
 
     async def _mark(self, ctx: Context, key: bytes, entry: LedgerEntry) -> None:
         await ctx.publish([_ledger_record(key, entry)])

@@ -9,6 +9,7 @@ retryable (timeouts, 5xx, 429) or permanent (validation, auth): the sender decid
 from __future__ import annotations
 
 import asyncio
+import math
 import mimetypes
 import time
 from collections.abc import Sequence
@@ -183,8 +184,10 @@ class TokenBucket:
 
 
 def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
-    """Seconds from a Retry-After header, if present and sane: delta-seconds, or the
-    HTTP-date form RFC 9110 allows as well (a date already past means now)."""
+    """Seconds from a Retry-After header, if present and readable: delta-seconds, or the
+    HTTP-date form RFC 9110 allows as well (a date already past means now). A long one is
+    given as it is: how long to wait at most is the sender's to decide, and a wait of hours
+    (a daily quota spent) read as none would have the provider asked again at once."""
     value = response.headers.get("retry-after", "").strip()
     try:
         seconds = float(value)
@@ -196,7 +199,7 @@ def retry_after(response: httpx.Response, now: datetime | None = None) -> float 
         if when.tzinfo is None:  # "-0000": RFC 5322's "zone unknown"; HTTP-dates are GMT
             when = when.replace(tzinfo=UTC)
         seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
-    return seconds if 0 <= seconds <= 3600 else None
+    return seconds if 0 <= seconds < math.inf else None
 
 
 # Answers that say the request was not acted on: 429 and 503 (come back later), 408 (the

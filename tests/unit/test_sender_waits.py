@@ -1,0 +1,108 @@
+"""How long the sender waits: for a provider that asked it to (Retry-After), and for a provider
+call still in flight when the worker stops.
+
+Waits of minutes run on a fake clock (the sender's `time` and the context's wait), so the
+tests take no time; the provider is an in-process httpx transport.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from consumers import sender as sender_module
+from consumers.sender import Sender, decode_ledger
+from consumers.table import CompactedTable
+from switchboard.topics import OUTBOUND_SENT
+from tests.unit.fakes import FakeContext, ModuleWith
+from tests.unit.test_sender_opt_outs import ACCOUNTS, command, consumed, results
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeClockContext(FakeContext):
+    """A context whose waits pass on the fake clock at once."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    async def wait_to_retry(self, delay_s: float) -> None:
+        self.clock.now += delay_s
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(sender_module, "time", ModuleWith(time, monotonic=clock))
+    return clock
+
+
+def banned_until(clock: Clock, until: float, calls: list[float]
+                 ) -> Callable[[httpx.Request], httpx.Response]:
+    """A provider that refuses every send with 429 and the time left, until `until`."""
+    def provider(request: httpx.Request) -> httpx.Response:
+        calls.append(clock.now)
+        if clock.now < until:
+            return httpx.Response(429, json={"errorCode": "E429",
+                                             "description": "Too many requests sent."},
+                                  headers={"Retry-After": f"{until - clock.now:.0f}"})
+        return httpx.Response(200, json={"messages": [{"messageId": f"ib-{len(calls)}"}]})
+    return provider
+
+
+async def test_a_provider_asking_for_minutes_is_asked_again_only_once_they_are_over(
+        clock: Clock) -> None:
+    # Capped at 30 s, the wait had the provider asked again at 30, 60 and 90 s (each refused,
+    # with every other command of the account held behind it) before the fifth try.
+    calls: list[float] = []
+    start = clock.now
+    provider = banned_until(clock, start + 120, calls)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None)
+        ctx = FakeClockContext(clock)
+        await sender.handle(consumed(command()), ctx)
+    assert calls == [start, start + 120]
+    [result] = results(ctx)
+    assert (result["status"], result["attempts"]) == ("accepted", 2)
+
+
+async def test_a_wait_longer_than_a_command_is_kept_fails_it_and_spares_the_provider(
+        clock: Clock) -> None:
+    # A daily quota spent: "come back in an hour". Read as no wait at all (over an hour), or
+    # capped at 30 s, the command was tried five times within minutes, and so was every other.
+    calls: list[float] = []
+    start = clock.now
+    provider = banned_until(clock, start + 3600, calls)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None)
+        ctx = FakeClockContext(clock)
+        await sender.handle(consumed(command()), ctx)
+        [refused] = results(ctx)
+        assert calls == [start]
+        assert (refused["status"], refused["attempts"]) == ("failed", 1)
+        assert refused["error"]["code"] == "E429" and not refused["error"]["permanent"]
+        assert "wait 3600 s" in refused["error"]["description"]
+
+        clock.now += 60  # the account's next command, within the hour: not sent either
+        await sender.handle(consumed(command()), ctx)
+        [held] = results(ctx)
+        assert calls == [start]
+        assert (held["status"], held["attempts"], held["error"]["code"]) == ("failed", 0, "E429")
+        assert "wait 3540 s" in held["error"]["description"]
+
+        clock.now = start + 3600  # the hour is over
+        await sender.handle(consumed(command()), ctx)
+        [sent] = results(ctx)
+        assert sent["status"] == "accepted" and calls == [start, start + 3600]
