@@ -9,6 +9,7 @@ message, and the sender reports a failure instead of risking a duplicate (at mos
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass
@@ -117,6 +118,22 @@ class SendPolicy:
     # sooner, it would only be refused again). One asked to wait longer fails at once, as do
     # the account's next commands while that wait lasts, without calling the provider.
     max_wait_s: float = 600.0
+    # How long a provider call in flight when the worker winds down (SIGTERM, partitions taken
+    # away) may still take. Waiting out the account's timeout_s (which may be minutes) would
+    # outlast the orchestrator's patience (Kubernetes: 30 s, then SIGKILL, nothing committed).
+    # A call still unanswered then is cut short and reported outcome_unknown, as the SIGKILL
+    # would have left it, and the stop commits what was done.
+    stop_grace_s: float = 15.0
+
+
+class _CutShort(Exception):
+    """A provider call was given up unanswered while the worker stopped."""
+
+
+def _retrieve(call: asyncio.Future[SendReceipt]) -> None:
+    """Read the outcome of a call given up: no "exception was never retrieved" for it."""
+    if not call.cancelled():
+        call.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +310,16 @@ class Sender:
             if held_s > 0:
                 await ctx.wait_to_retry(held_s)
             try:
-                receipt = await client.send(command)
+                receipt = await self._call(client, command, ctx)
+            except _CutShort:
+                SENDS.labels(account.provider, account.name, "outcome_unknown").inc()
+                log.warning("provider call cut short by the stop: its outcome is unknown",
+                            command=command.id, account=account.name)
+                return self._failure(
+                    command, account.provider, "outcome_unknown",
+                    f"the sender stopped while the provider call was in flight, unanswered "
+                    f"{self.policy.stop_grace_s:g} s later; not resent to avoid a duplicate "
+                    f"(its status events will tell)", attempts=attempt, permanent=False)
             except Stopping:
                 raise GiveBack from None  # waited for the rate limit; the provider has nothing
             except SendError as exc:
@@ -319,6 +345,25 @@ class Sender:
                 continue
             SENDS.labels(account.provider, account.name, "accepted").inc()
             return self._accepted(command, account.provider, receipt, attempt)
+
+    async def _call(self, client: OutboundClient, command: OutboundCommand,
+                    ctx: Context) -> SendReceipt:
+        """The provider call; once the worker winds down, it has `stop_grace_s` more to end
+        (_CutShort after that)."""
+        call = asyncio.ensure_future(client.send(command))
+        stopping = asyncio.ensure_future(ctx.winding_down.wait())
+        try:
+            await asyncio.wait((call, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if not call.done():
+                await asyncio.wait((call,), timeout=self.policy.stop_grace_s)
+            if not call.done():
+                raise _CutShort
+            return call.result()
+        finally:
+            stopping.cancel()
+            if not call.done():  # cut short, or this handler itself was cancelled
+                call.cancel()
+                call.add_done_callback(_retrieve)
 
     def _hold(self, account: str, delay_s: float, refusal: SendError) -> None:
         now, held = time.monotonic(), self._holds.get(account)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -55,11 +57,13 @@ def _toml(data: dict[str, Any]) -> str:
                      for name, fields in data.items())
 
 
-def _sender_starter(stack: Stack, kafka_bootstrap: str, tmp_path: Path
+def _sender_starter(stack: Stack, kafka_bootstrap: str, tmp_path: Path,
+                    accounts: dict[str, Any] | None = None
                     ) -> Callable[[], subprocess.Popen[bytes]]:
-    """Starts `switchboard worker sender` as its own process, on the stack's accounts."""
+    """Starts `switchboard worker sender` as its own process, on the stack's accounts (or
+    `accounts`)."""
     accounts_file = tmp_path / "accounts.toml"
-    accounts_file.write_text(_toml(stack.accounts_data))
+    accounts_file.write_text(_toml(accounts or stack.accounts_data))
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
            "SWITCHBOARD_ACCOUNTS_FILE": str(accounts_file),
            "SWITCHBOARD_PUBLIC_URL": stack.ingest.base_url, "SWITCHBOARD_LOG_FORMAT": "json"}
@@ -159,6 +163,50 @@ async def test_sender_stopped_while_waiting_to_retry_leaves_the_command_to_the_n
                 sender.wait(30)
         [result] = results_for(found, command.id)
         assert result["status"] == "accepted"
+        receipts = [s for s in await stack.sends(command.account)
+                    if s["correlation_id"] == command.id]
+        assert len(receipts) == 1
+
+
+async def test_sender_stopped_during_a_long_provider_call_stops_within_its_grace(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # An account whose calls may take a minute (timeout_s 60), one in flight at SIGTERM: the
+    # stop waited for it in full, past a Kubernetes pod's 30 s, whose SIGKILL then left it
+    # pending, and everything done since the last commit uncommitted.
+    async with running_stack(kafka_bootstrap, workers=()) as stack:
+        command = command_for("infobip")
+        accounts = copy.deepcopy(stack.accounts_data)
+        accounts[command.account]["outbound"]["timeout_s"] = 60
+        start_sender = _sender_starter(stack, kafka_bootstrap, tmp_path, accounts)
+        await stack.control("POST", "faults", {"account": command.account, "mode": "slow",
+                                               "delay_s": 45, "count": 1})
+        async with TopicWatcher(kafka_bootstrap,
+                                (OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
+            before = await watcher.snapshot()
+            sender = start_sender()
+            try:
+                await publish(kafka_bootstrap, [command_record(command, "infobip")])
+                for _ in range(300):  # until the provider has it, and takes its time to answer
+                    if any(s["correlation_id"] == command.id
+                           for s in await stack.sends(command.account)):
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the sender never called the provider")
+                signalled = time.monotonic()
+                sender.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(sender.wait, 40) == 0
+                took_s = time.monotonic() - signalled
+                stopped = await collect_until(watcher, before,
+                                              lambda f: bool(results_for(f, command.id)))
+            finally:
+                sender.terminate()
+                sender.wait(30)
+        assert took_s < 25  # the grace (15 s), then the commit
+        [result] = results_for(stopped, command.id)
+        assert (result["status"], result["error"]["code"]) == ("failed", "outcome_unknown")
+        assert ledger_states(stopped, command.id) == ["pending", "failed"]
         receipts = [s for s in await stack.sends(command.account)
                     if s["correlation_id"] == command.id]
         assert len(receipts) == 1

@@ -7,14 +7,16 @@ tests take no time; the provider is an in-process httpx transport.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import httpx
 import pytest
 
 from consumers import sender as sender_module
-from consumers.sender import Sender, decode_ledger
+from consumers.sender import Sender, SendPolicy, decode_ledger
 from consumers.table import CompactedTable
 from switchboard.topics import OUTBOUND_SENT
 from tests.unit.fakes import FakeContext, ModuleWith
@@ -106,3 +108,53 @@ async def test_a_wait_longer_than_a_command_is_kept_fails_it_and_spares_the_prov
         await sender.handle(consumed(command()), ctx)
         [sent] = results(ctx)
         assert sent["status"] == "accepted" and calls == [start, start + 3600]
+
+
+def answering_after(answered: asyncio.Event, called: asyncio.Event
+                    ) -> Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]:
+    """A provider that takes the message at once but answers only once `answered` is set."""
+    async def provider(request: httpx.Request) -> httpx.Response:
+        called.set()
+        await answered.wait()
+        return httpx.Response(200, json={"messages": [{"messageId": "ib-late"}]})
+    return provider
+
+
+async def test_a_call_unanswered_when_the_stop_grace_ends_is_reported_outcome_unknown() -> None:
+    # An account with a long timeout_s: a stop waited for it in full, past the orchestrator's
+    # SIGKILL, which left the command pending (reported outcome_unknown only by the next
+    # sender) and everything done since the last commit uncommitted.
+    called, never = asyncio.Event(), asyncio.Event()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answering_after(never, called))
+                                 ) as http:
+        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None,
+                        policy=SendPolicy(stop_grace_s=0.2))
+        ctx = FakeContext()
+        handling = asyncio.create_task(sender.handle(consumed(command()), ctx))
+        await asyncio.wait_for(called.wait(), 5)
+        ctx.winding_down.set()  # SIGTERM, the call in flight
+        await asyncio.wait_for(handling, 5)
+    marks = [decode_ledger(r.value).state for r in ctx.published if r.topic == OUTBOUND_SENT.name]
+    assert marks == ["pending", "failed"]  # the next sender republishes it, never resends
+    [result] = results(ctx)
+    assert (result["status"], result["error"]["code"]) == ("failed", "outcome_unknown")
+    assert result["attempts"] == 1 and not result["error"]["permanent"]
+
+
+async def test_a_call_answered_within_the_stop_grace_keeps_its_outcome() -> None:
+    called, answered = asyncio.Event(), asyncio.Event()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answering_after(answered, called))
+                                 ) as http:
+        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None,
+                        policy=SendPolicy(stop_grace_s=5))
+        ctx = FakeContext()
+        handling = asyncio.create_task(sender.handle(consumed(command()), ctx))
+        await asyncio.wait_for(called.wait(), 5)
+        ctx.winding_down.set()
+        await asyncio.sleep(0.1)
+        answered.set()
+        await asyncio.wait_for(handling, 5)
+    [result] = results(ctx)
+    assert (result["status"], result["provider_message_id"]) == ("accepted", "ib-late")
