@@ -8,7 +8,8 @@ their tests depend on this contract only, not on the consumer group machinery.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
@@ -73,6 +74,44 @@ def _rescheduled(limit: asyncio.Timeout, when: float | None) -> bool:
     return True
 
 
+class Slot:
+    """The runtime's leave for one record to run (one of `max_concurrency`), held by the task
+    handling it: given up while that record only waits (slot_given_up)."""
+
+    def __init__(self, semaphore: asyncio.Semaphore) -> None:
+        self._semaphore = semaphore
+        self.held = False
+
+    async def take(self) -> None:
+        await self._semaphore.acquire()
+        self.held = True
+
+    def give(self) -> None:
+        if self.held:
+            self.held = False
+            self._semaphore.release()
+
+
+# The slot of the record this task handles (WorkerRuntime sets it).
+SLOT: ContextVar[Slot | None] = ContextVar("slot", default=None)
+
+
+@contextlib.asynccontextmanager
+async def slot_given_up() -> AsyncIterator[None]:
+    """Wait without holding a concurrency slot: a backoff, a provider's Retry-After or its rate
+    limit may last minutes, and records of one account held back by their provider must not
+    hold every slot while other accounts' records queue behind them. The slot is taken again
+    before the handler goes on; not when the wait ends in an exception (the runtime takes one
+    again before any further attempt)."""
+    slot = SLOT.get()
+    if slot is None or not slot.held:
+        yield
+        return
+    slot.give()
+    yield
+    await slot.take()
+
+
 @dataclass
 class Context:
     """What a handler may do besides computing: publish records durably (acks=all).
@@ -106,12 +145,14 @@ class Context:
 
     async def wait_to_retry(self, delay_s: float) -> None:
         """Sleep before the next attempt, or raise GiveBack as soon as the worker winds down:
-        a SIGTERM or a rebalance should not wait out a backoff or a provider's Retry-After."""
-        try:
-            await asyncio.wait_for(self.winding_down.wait(), delay_s)
-        except TimeoutError:
-            return  # waited the whole delay: try again
-        raise GiveBack
+        a SIGTERM or a rebalance should not wait out a backoff or a provider's Retry-After.
+        The record's concurrency slot is another's meanwhile (slot_given_up)."""
+        async with slot_given_up():
+            try:
+                await asyncio.wait_for(self.winding_down.wait(), delay_s)
+            except TimeoutError:
+                return  # waited the whole delay: try again, the slot taken again
+            raise GiveBack  # from within: no slot is taken again for a record given back
 
 
 Handler = Callable[[Record, Context], Awaitable[None]]

@@ -6,7 +6,9 @@ Guarantees, in order of importance:
   batched, at most one per fetch;
 - records with the same key are handled one after another, in offset order; different keys
   run concurrently, up to `max_concurrency`, and fetching goes on while they run (a slow
-  record holds back only its own key and its partition's commit, never the next fetch);
+  record holds back only its own key and its partition's commit, never the next fetch); a
+  record only waiting (Context.wait_to_retry, handling.slot_given_up) leaves its slot to
+  another meanwhile;
   with `max_in_flight` records out, fetching pauses, but commits and the group membership
   go on;
 - a failing handler is retried with backoff; after `max_attempts` the record goes to the
@@ -39,6 +41,7 @@ from prometheus_client import Counter, Histogram
 
 from consumers.handling import (
     HANDLER_TIMEOUT,
+    SLOT,
     Context,
     GiveBack,
     Handler,
@@ -46,6 +49,7 @@ from consumers.handling import (
     PoisonRecord,
     Record,
     RetryLater,
+    Slot,
 )
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
 from switchboard.logs import get_logger
@@ -506,10 +510,15 @@ class WorkerRuntime:
         try:
             if previous is not None and not previous.done():
                 await previous  # same key: strictly after it (it never raises: see below)
-            async with self._concurrency:
+            slot = Slot(self._concurrency)
+            SLOT.set(slot)  # this task's: given up while the record only waits
+            await slot.take()
+            try:
                 if self._winding_down.is_set():
                     raise GiveBack  # not started yet: leave it (and its key's later records)
                 await self._handle_one(record)
+            finally:
+                slot.give()
         except GiveBack:
             return  # stays in flight: commits stop below it, and it comes back
         except Exception as exc:  # noqa: BLE001 - a dead-letter publish, or MustNotSkip
@@ -588,8 +597,11 @@ class WorkerRuntime:
 
     async def _handle_one(self, record: Record) -> None:
         attempt = failures = 0
+        slot = SLOT.get()
         while True:
             attempt += 1
+            if slot is not None and not slot.held:  # a wait the handler left with an error
+                await slot.take()
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.handler_timeout_s) as limit:

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
+from consumers.handling import slot_given_up
 from switchboard.accounts import Account
 from switchboard.commands import Button, OutboundCommand
 from switchboard.events import Media
@@ -160,7 +161,13 @@ class TokenBucket:
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
-        """Stopping (a SendError: not called, retryable) if the worker winds down first."""
+        """Stopping (a SendError: not called, retryable) if the worker winds down first.
+        The record's concurrency slot is another's while this waits (slot_given_up): an
+        account's backlog behind its rate limit must not hold up the other accounts."""
+        async with slot_given_up():
+            await self._take_token()
+
+    async def _take_token(self) -> None:
         stopping = WINDING_DOWN.get()
         async with self._lock:
             while True:
