@@ -52,6 +52,7 @@ from consumers.handling import (
     Slot,
 )
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
+from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import dead_letter_record, named_by_source, short
@@ -105,12 +106,6 @@ def _kafka_away(exc: BaseException) -> bool:
             return not cause.lasting
         cause = cause.__cause__
     return False
-
-
-def _retrieved(task: asyncio.Future[Any]) -> None:
-    """For a task left to end on its own: what it raised was logged or is moot."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _cancelled_here() -> bool:
@@ -388,7 +383,7 @@ class WorkerRuntime:
             finally:
                 if not attempt.done():  # a stop, or our own cancellation: not waited for
                     attempt.cancel()
-                    attempt.add_done_callback(_retrieved)
+                    attempt.add_done_callback(retrieve)
             if not attempt.done() or attempt.cancelled():
                 return
             if (exc := attempt.exception()) is None:

@@ -33,6 +33,7 @@ from switchboard.commands import (
     ResultStatus,
 )
 from switchboard.events import ErrorInfo
+from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.records import (
     OPT_OUT_CHANGE_TYPE,
@@ -128,12 +129,6 @@ class SendPolicy:
 
 class _CutShort(Exception):
     """A provider call was given up unanswered while the worker stopped."""
-
-
-def _retrieve(call: asyncio.Future[SendReceipt]) -> None:
-    """Read the outcome of a call given up: no "exception was never retrieved" for it."""
-    if not call.cancelled():
-        call.exception()
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +358,7 @@ class Sender:
             stopping.cancel()
             if not call.done():  # cut short, or this handler itself was cancelled
                 call.cancel()
-                call.add_done_callback(_retrieve)
+                call.add_done_callback(retrieve)
 
     def _hold(self, account: str, delay_s: float, refusal: SendError) -> None:
         now, held = time.monotonic(), self._holds.get(account)

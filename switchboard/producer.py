@@ -33,6 +33,7 @@ from aiokafka.errors import (
 from aiokafka.partitioner import murmur2
 
 from switchboard.clients import KafkaTarget, as_connection
+from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.records import OutRecord
 
@@ -301,7 +302,7 @@ class DurableProducer:
             # Every outcome read, also of batches still out when the group was answered: no
             # "Future exception was never retrieved" for each.
             for future in futures:
-                future.add_done_callback(_retrieve)
+                future.add_done_callback(retrieve)
         return None
 
     async def _renew(self, spoiled: AIOKafkaProducer) -> None:
@@ -328,11 +329,6 @@ class DurableProducer:
             await fresh.stop()
             return
         self._producer = fresh
-
-
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()
 
 
 def _spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:
