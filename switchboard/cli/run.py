@@ -258,8 +258,8 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:
-        # With the broker gone, a worker's stop fails too (its catch-up timing out): that
-        # exit is the error to report, not the failures it caused.
+        # With the broker gone, a worker may fail too (starting, or committing as it stops):
+        # the broker's exit is the error to report, not the failures it caused.
         if not broker_gone():
             if not isinstance(exc, KafkaConnectionError):
                 raise
