@@ -42,6 +42,12 @@ class FakeClockContext(FakeContext):
         self.clock.now += delay_s
 
 
+def _sender(http: httpx.AsyncClient, policy: SendPolicy | None = None) -> Sender:
+    """A sender of the test accounts whose ledger is never read (FakeContext keeps its marks)."""
+    return Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger),
+                  http, public_url=None, policy=policy)
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
@@ -70,8 +76,7 @@ async def test_a_provider_asking_for_minutes_is_asked_again_only_once_they_are_o
     start = clock.now
     provider = banned_until(clock, start + 120, calls)
     async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
-        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
-                                                 decode_ledger), http, public_url=None)
+        sender = _sender(http)
         ctx = FakeClockContext(clock)
         await sender.handle(consumed(command()), ctx)
     assert calls == [start, start + 120]
@@ -87,8 +92,7 @@ async def test_a_wait_longer_than_a_command_is_kept_fails_it_and_spares_the_prov
     start = clock.now
     provider = banned_until(clock, start + 3600, calls)
     async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
-        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
-                                                 decode_ledger), http, public_url=None)
+        sender = _sender(http)
         ctx = FakeClockContext(clock)
         await sender.handle(consumed(command()), ctx)
         [refused] = results(ctx)
@@ -127,9 +131,7 @@ async def test_a_call_unanswered_when_the_stop_grace_ends_is_reported_outcome_un
     called, never = asyncio.Event(), asyncio.Event()
     async with httpx.AsyncClient(transport=httpx.MockTransport(answering_after(never, called))
                                  ) as http:
-        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
-                                                 decode_ledger), http, public_url=None,
-                        policy=SendPolicy(stop_grace_s=0.2))
+        sender = _sender(http, SendPolicy(stop_grace_s=0.2))
         ctx = FakeContext()
         handling = asyncio.create_task(sender.handle(consumed(command()), ctx))
         await asyncio.wait_for(called.wait(), 5)
@@ -146,9 +148,7 @@ async def test_a_call_answered_within_the_stop_grace_keeps_its_outcome() -> None
     called, answered = asyncio.Event(), asyncio.Event()
     async with httpx.AsyncClient(transport=httpx.MockTransport(answering_after(answered, called))
                                  ) as http:
-        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
-                                                 decode_ledger), http, public_url=None,
-                        policy=SendPolicy(stop_grace_s=5))
+        sender = _sender(http, SendPolicy(stop_grace_s=5))
         ctx = FakeContext()
         handling = asyncio.create_task(sender.handle(consumed(command()), ctx))
         await asyncio.wait_for(called.wait(), 5)
