@@ -107,7 +107,7 @@ def _platform_inbound(
         media = _whatsapp_media(data)
         choice = _whatsapp_choice(data)
         postback = text_field(choice, "slug")
-        text = text or text_field(choice, "text")
+        text = text or text_field(choice, "text") or _unretrieved_caption(data)
     return inbound_event(
         request,
         channel=channel(product),
@@ -125,7 +125,8 @@ def _platform_inbound(
 
 def _whatsapp_media(data: JsonObject) -> list[Media]:
     """The file or location a contact sent. A file's `url` is Bird's, fetched with the API key;
-    it is absent when Bird could not get the file from WhatsApp, and then there is no item. A
+    it is absent when Bird could not get the file from WhatsApp, and then there is no item
+    (its caption becomes the text: _unretrieved_caption). A
     location is a `geo:` item captioned with the place, as for the Channels API; without
     coordinates its `url` (a link to the place) stands in."""
     media: list[Media] = []
@@ -140,6 +141,18 @@ def _whatsapp_media(data: JsonObject) -> list[Media]:
     if url is not None:
         media.append(Media.build(url=url, caption=place_caption(location, "name", "address")))
     return media
+
+
+def _unretrieved_caption(data: JsonObject) -> str | None:
+    """The caption of a file Bird could not get from WhatsApp (a part without `url`, so no
+    media item): the words the contact typed with it, kept as the text rather than lost."""
+    for key in _WHATSAPP_MEDIA_KEYS:
+        part = object_field(data, key)
+        if part and text_field(part, "url") is None:
+            caption = text_field(part, "caption")
+            if caption is not None:
+                return caption
+    return None
 
 
 def _whatsapp_choice(data: JsonObject) -> JsonObject:
