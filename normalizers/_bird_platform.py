@@ -100,7 +100,7 @@ def _platform_inbound(
     if isinstance(content, dict):  # WhatsApp text is an object, WhatsAppText {body}
         text = text_field(content, "body", "text")
     else:
-        text = text_field(data, "text")
+        text = _with_subject(text_field(data, "subject"), text_field(data, "text"))
     media: list[Media] = []
     postback = None
     if product == "whatsapp":
@@ -121,6 +121,14 @@ def _platform_inbound(
         segments=int_field(object_field(data, "segments"), "count"),
         occurred_at=occurred_at,
     )
+
+
+def _with_subject(subject: str | None, text: str | None) -> str | None:
+    """An SMS's (MMS's) subject line and text, one per line, subject first, as Infobip's MMS
+    subject and text parts are joined; either alone when the other is absent or empty."""
+    if not subject:
+        return text
+    return f"{subject}\n{text}" if text else subject
 
 
 def _whatsapp_media(data: JsonObject) -> list[Media]:
