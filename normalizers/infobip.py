@@ -7,8 +7,9 @@ for `application/xml`), up to 100 reports per request. The kind is told apart pe
   (inbound message) or `TYPING_STARTED`/`TYPING_STOPPED` (ignored: not messages).
 * SMS API delivery reports (legacy v1/v2 `notifyUrl` and v3 `webhooks.delivery`) have no
   `event` but a `status` object; they are SMS. The per-channel APIs' delivery reports (WhatsApp's
-  `notifyUrl`) have the same shape and name no channel either: `?channel=WHATSAPP` on the URL
-  given to Infobip labels them.
+  `notifyUrl`, Viber's, Messenger's, LINE's, ...) have the same shape and name no channel either:
+  `?channel=WHATSAPP` on the URL given to Infobip labels them. Apple Messages for Business
+  reports need no label: their `urn:mbid:` address says the channel.
 * Inbound SMS (renderer `MO_JSON_2`) and inbound MMS have no `event`, no `status`, but
   `receivedAt`/`text`/`message`.
 
@@ -455,9 +456,28 @@ def _place(part: JsonObject) -> str | None:
 
 def _channel(report: JsonObject, default: str | None) -> str:
     """`channel`, else `integrationType` (Infobip's per-channel APIs: an inbound WhatsApp
-    message forwarded without the MO_MESSAGES_API_JSON renderer), else `default` (the URL's
-    label, else what the report's shape says)."""
-    return channel(text_field(report, "channel", "integrationType") or default)
+    message forwarded without the MO_MESSAGES_API_JSON renderer), else `apple` for a report
+    with an Apple Messages for Business address, else `default` (the URL's label, else what
+    the report's shape says)."""
+    label = text_field(report, "channel", "integrationType")
+    if label is None and _has_apple_address(report):
+        label = "apple"
+    return channel(label or default)
+
+
+# Apple Messages for Business opaque ids, Apple's address of a customer (`urn:mbid:AQAA...`):
+# the only thing in a per-channel Apple delivery report, whose shape is the SMS report's with
+# no channel, that says which channel it is. No other channel's addresses look so.
+_APPLE_ADDRESS_PREFIX = "urn:mbid:"
+
+
+def _has_apple_address(report: JsonObject) -> bool:
+    # Read raw: the addresses are checked where they are read; this runs for every SMS report.
+    for key in ("to", "sender", "from", "destination"):
+        value = report.get(key)
+        if value.__class__ is str and value.startswith(_APPLE_ADDRESS_PREFIX):
+            return True
+    return False
 
 
 def _object(data: JsonObject, key: str) -> JsonObject | None:
