@@ -27,6 +27,7 @@ _CHANNELS = {
     "telegram": "telegram",
     "email": "email",
     "apple_mb": "apple",
+    "apple_bc": "apple",  # Infobip's Apple Messages for Business inbound `integrationType`
     "apple": "apple",
     "kakao": "kakao",
     "zalo": "zalo",

@@ -345,17 +345,24 @@ def _messages_inbound(request: WebhookRequest, report: JsonObject,
 
 
 def _sms_inbound(request: WebhookRequest, report: JsonObject,
-                 label: str | None) -> MessageEvent:
+                 label: str | None) -> MessageEvent | None:
     """Inbound SMS (`MO_JSON_2`) or MMS (the same envelope with a `message[]` of parts).
 
-    Infobip's per-channel inbound (WhatsApp without the MO_MESSAGES_API_JSON renderer) has
-    the same envelope with one `message` object and an `integrationType`, which names the
-    channel: such a message is not an MMS.
+    Infobip's per-channel inbound (WhatsApp without the MO_MESSAGES_API_JSON renderer, Apple
+    Messages for Business, Viber) has the same envelope with one `message` object and an
+    `integrationType`, which names the channel: such a message is not an MMS. A per-channel
+    typing indicator (Apple's) is not a message: no event, as for the Messages API's.
     """
     texts: list[str] = []
     media: list[Media] = []
     parts = report.get("message")
+    if parts.__class__ is dict and (text_field(parts, "type") or "").upper() == "TYPING_INDICATOR":
+        return None
     for part in iter_objects(parts, "message"):
+        # Apple Messages for Business files come as the message's `attachments[]`
+        for attachment in iter_objects(part.get("attachments"), "attachments"):
+            if (attachment_url := text_field(attachment, "url")) is not None:
+                media.append(Media.build(url=attachment_url))
         url = text_field(part, "url")
         content_type = text_field(part, "contentType")
         # Coordinates first: a per-channel WhatsApp LOCATION may carry a `url`, the place's
