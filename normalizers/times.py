@@ -84,6 +84,8 @@ def _compact_time(text: str) -> datetime | None:
 
 
 def _iso_time(text: str) -> datetime | None:
+    if text[-1:] == "z":  # RFC 3339 (5.6) allows a lower-case Z; fromisoformat does not
+        text = f"{text[:-1]}Z"
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

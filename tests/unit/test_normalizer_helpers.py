@@ -34,6 +34,14 @@ from switchboard.addresses import address
         (1690418969000, datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
         (" 1690418969 ", datetime(2023, 7, 27, 0, 49, 29, tzinfo=UTC)),
         ("20230727", datetime(2023, 7, 27, tzinfo=UTC)),  # ISO 8601 basic date
+        # RFC 3339 (5.6): "T" and "Z" may be lower case
+        ("2024-01-07T14:36:09.266z", datetime(2024, 1, 7, 14, 36, 9, 266000, tzinfo=UTC)),
+        ("2024-01-07t14:36:09z", datetime(2024, 1, 7, 14, 36, 9, tzinfo=UTC)),
+        # fractions of any length: beyond microseconds they are cut, not rounded
+        ("2024-01-07T14:36:09.1Z", datetime(2024, 1, 7, 14, 36, 9, 100000, tzinfo=UTC)),
+        ("2024-01-07T20:06:09.1234567+05:30",
+         datetime(2024, 1, 7, 14, 36, 9, 123456, tzinfo=UTC)),
+        ("2024-01-07T14:36:09.123456789Z", datetime(2024, 1, 7, 14, 36, 9, 123456, tzinfo=UTC)),
         ("9999-12-31T23:59:59+00:00", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
         ("9999-12-31T23:59:59+01:00", datetime(9999, 12, 31, 22, 59, 59, tzinfo=UTC)),
         (None, None),

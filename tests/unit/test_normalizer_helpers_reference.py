@@ -131,12 +131,13 @@ def ref_parse_time(value: Any) -> datetime | None:
         except ValueError:
             parsed = None
     elif text.isascii():
+        iso = f"{text[:-1]}Z" if text.endswith("z") else text  # RFC 3339: z is Z
         try:
-            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(iso.replace("Z", "+00:00"))
         except ValueError:
             for fmt in times._TIME_FORMATS:
                 try:
-                    parsed = datetime.strptime(text, fmt)
+                    parsed = datetime.strptime(iso, fmt)
                     break
                 except ValueError:
                     continue
@@ -246,8 +247,9 @@ TIMES = (SCALARS | st.datetimes().map(datetime.isoformat)
                             "2015-04-12 13:00:19+0200", "2015-04-12T13:00:19.5",
                             "2015-4-12 13:00:19", "2023/07/27", "999999999", "²²²²²²²²²²",
                             "9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00",
-                            " 1690418969 ", "٢٠٢٣٠٧٢٧٠٠٤٩٢٩", "20230727"])
-         | st.text(alphabet="0123456789-T: .+Z", max_size=20)
+                            " 1690418969 ", "٢٠٢٣٠٧٢٧٠٠٤٩٢٩", "20230727",
+                            "2024-01-07t14:36:09.266z", "z", "2024-01-07T14:36:09zz"])
+         | st.text(alphabet="0123456789-T: .+Zzt", max_size=20)
          | st.datetimes().map(lambda moment: moment.strftime("%Y%m%d%H%M%S")))
 
 
