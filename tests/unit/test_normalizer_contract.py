@@ -118,3 +118,46 @@ def test_mutated_fixtures_never_crash(fixture: Any, path: list[int], replacement
     request = fixture.request()
     _events_or_typed_error(_request(request.provider, orjson.dumps(body), request.content_type,
                                     request.query, request.method))
+
+
+# Odd but valid values providers do send in places their docs allow them: absent/empty
+# (documented optional fields), numbers as strings and strings as numbers, emoji and long
+# texts, timestamps with offsets and fractions of odd length, unix milliseconds.
+ODD_VALUES: list[Any] = [
+    None, "", [], {}, "12", 12, 1.5, "😀 \u200d👍🏽", "é" * 5000,
+    "2024-01-07T20:06:09.1234567+05:30", "2024-01-07t14:36:09z", 1704638169123,
+]
+
+
+def _nodes(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every node's path (keys and indices) in a JSON value, the root first."""
+    paths = [path]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            paths.extend(_nodes(child, (*path, key)))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            paths.extend(_nodes(child, (*path, index)))
+    return paths
+
+
+def _replaced(value: Any, path: tuple[Any, ...], replacement: Any) -> Any:
+    if not path:
+        return replacement
+    copy: Any = dict(value) if isinstance(value, dict) else list(value)
+    copy[path[0]] = _replaced(value[path[0]], path[1:], replacement)
+    return copy
+
+
+@pytest.mark.parametrize("fixture", JSON_FIXTURES, ids=lambda f: f.id)
+def test_every_field_of_a_fixture_may_take_odd_values(fixture: Any) -> None:
+    """Each node of the fixture, one at a time, set to each odd value: events or a typed error,
+    never a crash (a bounded sweep: the random test above rarely reaches a nested key with a
+    timestamp or a long text)."""
+    body = fixture.spec["request"]["body"]
+    request = fixture.request()
+    for path in _nodes(body):
+        for value in ODD_VALUES:
+            _events_or_typed_error(_request(
+                request.provider, orjson.dumps(_replaced(body, path, value)),
+                request.content_type, request.query, request.method))
