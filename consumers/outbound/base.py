@@ -223,9 +223,26 @@ def classify_http_error(response: httpx.Response, description: str,
     status = response.status_code
     retryable = status in NOT_TAKEN_STATUSES or status >= 500
     maybe_sent = status >= 500 and status not in NOT_TAKEN_STATUSES and not idempotent
-    return SendError(f"HTTP {status}: {description}", retryable=retryable,
-                     code=code or str(status), retry_after_s=retry_after(response),
-                     maybe_sent=maybe_sent, throttled=status == 429)
+    return SendError(f"HTTP {status}: {description}{_redirect_note(response)}",
+                     retryable=retryable, code=code or str(status),
+                     retry_after_s=retry_after(response), maybe_sent=maybe_sent,
+                     throttled=status == 429)
+
+
+def _redirect_note(response: httpx.Response) -> str:
+    """Where a 3xx points, for the operator to correct base_url: redirects are not followed (a
+    POST redirected may lose its body, or be sent twice). Its query is left out: it may carry
+    a session or a token; a password in it is masked with the description."""
+    location = response.headers.get("location", "").strip()
+    if not 300 <= response.status_code < 400 or not location:
+        return ""
+    try:
+        url = response.request.url.join(location)
+        target = str(url.copy_with(query=None, fragment=None)) + ("?…" if url.query else "")
+    except (httpx.InvalidURL, RuntimeError):  # unreadable, or a response without its request
+        target = location.split("?", 1)[0]
+    return (f"; redirected to {target[:300]} (redirects are not followed: should base_url "
+            f"point there?)")
 
 
 async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers: dict[str, str],

@@ -304,6 +304,58 @@ async def test_an_unreadable_body_is_still_an_answer(provider: str, text: str,
     assert (error.retryable, error.code) == (False, "400")
 
 
+# --- answers that say more about the setup than about the message -------------------------
+
+TOKEN_PROVIDERS = [p for p in PROVIDERS if ACCOUNTS[p].token is not None]
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_redirect_says_where_it_points(provider: str, status: int, fake: FakeProvider,
+                                               http: httpx.AsyncClient) -> None:
+    # "HTTP 301: Moved Permanently" alone left the operator guessing where base_url should
+    # point. Redirects are not followed (a POST redirected may lose its body), so it fails.
+    fake.on(send_path(provider), reply(status, text="", headers={
+        "Location": "https://api2.provider.test/v2/send?session=abc123"}))
+    error = await send_error(make(provider, fake, http), command())
+    assert not error.retryable and not error.maybe_sent
+    assert error.description.startswith(f"HTTP {status}")
+    assert "https://api2.provider.test/v2/send" in error.description
+    assert "abc123" not in error.description  # a query may carry a session or a token
+    assert "base_url" in error.description
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_relative_redirect_is_given_as_a_whole_url(provider: str, fake: FakeProvider,
+                                                            http: httpx.AsyncClient) -> None:
+    fake.on(send_path(provider), reply(301, text="", headers={"Location": "/v2/send"}))
+    error = await send_error(make(provider, fake, http), command())
+    assert "https://provider.test/v2/send" in error.description
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_redirect_with_credentials_is_reported_without_them(
+        provider: str, fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    secret = f"long-enough-redirect-secret-{provider}"
+    logs.register_secrets([secret])
+    fake.on(send_path(provider), reply(302, text="", headers={
+        "Location": f"https://user:hunter2-password@login.test/{secret}/in"}))
+    error = await send_error(make(provider, fake, http), command())
+    assert "hunter2-password" not in error.description
+    assert secret not in error.description
+    assert "login.test" in error.description
+
+
+@pytest.mark.parametrize("provider", TOKEN_PROVIDERS)
+async def test_a_redirected_token_request_says_where_it_points(
+        provider: str, fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    token = ACCOUNTS[provider].token or {}
+    fake.on(token["path"], reply(301, text="", headers={"Location": "https://new.test/auth"}))
+    error = await send_error(make(provider, fake, http), command())
+    assert not error.retryable
+    assert "https://new.test/auth" in error.description
+
+
 class StoppedClock:
     """Monotonic time that moves only when the code under test sleeps, recording each sleep
     in `timeline` (with the requests the fake provider records there too). Values are exact
