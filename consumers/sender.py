@@ -23,7 +23,14 @@ from pydantic import BaseModel, ValidationError
 
 from consumers.handling import Context, GiveBack, PoisonRecord, Record
 from consumers.outbound import SendContext, SendError, SendReceipt, build_client
-from consumers.outbound.base import WINDING_DOWN, OutboundClient, OutboundConfig, Stopping
+from consumers.outbound.base import (
+    SEND_PROGRESS,
+    WINDING_DOWN,
+    OutboundClient,
+    OutboundConfig,
+    SendProgress,
+    Stopping,
+)
 from consumers.table import CompactedTable
 from switchboard.accounts import Account, Accounts
 from switchboard.commands import (
@@ -128,7 +135,12 @@ class SendPolicy:
 
 
 class _CutShort(Exception):
-    """A provider call was given up unanswered while the worker stopped."""
+    """A provider call was given up unanswered while the worker stopped. `sent`: a send
+    request of it had left, unanswered (otherwise the call was still getting ready: a token)."""
+
+    def __init__(self, *, sent: bool) -> None:
+        super().__init__()
+        self.sent = sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,7 +318,12 @@ class Sender:
                 await ctx.wait_to_retry(held_s)
             try:
                 receipt = await self._call(client, command, ctx)
-            except _CutShort:
+            except _CutShort as cut:
+                if not cut.sent:  # no message left: the next sender sends it
+                    log.info("provider call cut short by the stop before its send request "
+                             "left: handed back unsent", command=command.id,
+                             account=account.name)
+                    raise GiveBack from None
                 SENDS.labels(account.provider, account.name, "outcome_unknown").inc()
                 log.warning("provider call cut short by the stop: its outcome is unknown",
                             command=command.id, account=account.name)
@@ -345,14 +362,19 @@ class Sender:
                     ctx: Context) -> SendReceipt:
         """The provider call; once the worker winds down, it has `stop_grace_s` more to end
         (_CutShort after that)."""
-        call = asyncio.ensure_future(client.send(command))
+        progress = SendProgress()
+        reset = SEND_PROGRESS.set(progress)  # the call's task takes a copy of the context
+        try:
+            call = asyncio.ensure_future(client.send(command))
+        finally:
+            SEND_PROGRESS.reset(reset)
         stopping = asyncio.ensure_future(ctx.winding_down.wait())
         try:
             await asyncio.wait((call, stopping), return_when=asyncio.FIRST_COMPLETED)
             if not call.done():
                 await asyncio.wait((call,), timeout=self.policy.stop_grace_s)
             if not call.done():
-                raise _CutShort
+                raise _CutShort(sent=progress.awaiting_answer)
             return call.result()
         finally:
             stopping.cancel()

@@ -142,6 +142,22 @@ class OutboundClient(Protocol):
 WINDING_DOWN: ContextVar[asyncio.Event | None] = ContextVar("winding_down", default=None)
 
 
+class SendProgress:
+    """How far one provider call has gone: whether a send request of it has left and is not
+    answered yet (`awaiting_answer`). A call cut short while none is, say while a Ubiqio token
+    request is in flight, has given the provider no message: the sender hands it back unsent
+    rather than reporting its outcome unknown."""
+
+    __slots__ = ("awaiting_answer",)
+
+    def __init__(self) -> None:
+        self.awaiting_answer = False
+
+
+# Set by the sender, one per provider call (see SendProgress); None outside the sender.
+SEND_PROGRESS: ContextVar[SendProgress | None] = ContextVar("send_progress", default=None)
+
+
 class Stopping(SendError):
     """The request was not made: the worker winds down (see WINDING_DOWN)."""
 
@@ -283,8 +299,14 @@ class ProviderClient(Generic[ConfigT]):
     async def _post(self, url: str, payload: Any, headers: dict[str, str]) -> httpx.Response:
         """POST a send request once the account's rate limit allows it."""
         await self._bucket.acquire()
-        return await post_json(self._http, url, payload, headers=headers,
-                               timeout_s=self._config.timeout_s)
+        progress = SEND_PROGRESS.get()
+        if progress is not None:
+            progress.awaiting_answer = True
+        response = await post_json(self._http, url, payload, headers=headers,
+                                   timeout_s=self._config.timeout_s)
+        if progress is not None:  # not on a failure: the provider may have the message then
+            progress.awaiting_answer = False
+        return response
 
 
 # --- reading responses -----------------------------------------------------------------------

@@ -43,11 +43,13 @@ import jwt
 from pydantic import Field
 
 from consumers.outbound.base import (
+    WINDING_DOWN,
     OutboundConfig,
     ProviderClient,
     SendContext,
     SendError,
     SendReceipt,
+    Stopping,
     as_text,
     classify_http_error,
     guess_content_type,
@@ -131,6 +133,9 @@ class Client(ProviderClient[Config]):
             if cached is not None and cached.value != rejected and not self._due(cached):
                 return cached.value
             self._token = None
+            stopping = WINDING_DOWN.get()
+            if stopping is not None and stopping.is_set():
+                raise Stopping()  # the send would not be made: a token request only delays the stop
             token = await self._fetch_token()
             # No setting holds it, and only a JWT is masked by its shape: Ubiqio may quote the
             # Authorization header back in a refusal, which becomes the result's description.

@@ -667,6 +667,19 @@ async def test_a_ubiqio_token_request_without_an_answer_is_retryable(
     assert fake.to(UBIQIO) == []
 
 
+async def test_no_ubiqio_token_is_fetched_once_the_worker_winds_down(
+        fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    # The send after it would not be made (Stopping at the rate limit): the token request only
+    # held up the stop, for up to the account's timeout_s.
+    fake.on(UBIQIO, ok("ubiqio"))
+    stopping = asyncio.Event()
+    stopping.set()
+    outbound_base.WINDING_DOWN.set(stopping)
+    error = await send_error(make("ubiqio", fake, http), command())
+    assert (error.code, error.called, error.retryable) == ("stopping", False, True)
+    assert fake.requests == []
+
+
 def test_ubiqio_refresh_time_from_the_jwt() -> None:
     now = 1_700_000_000.0
     assert ubiqio.token_refresh_at(token(600, now), now) == int(now + 600) - 60

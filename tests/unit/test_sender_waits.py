@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from consumers import sender as sender_module
+from consumers.handling import GiveBack
 from consumers.sender import Sender, SendPolicy, decode_ledger
 from consumers.table import CompactedTable
+from switchboard.accounts import parse_accounts
+from switchboard.commands import OutboundCommand
+from switchboard.records import OutRecord, command_record
 from switchboard.topics import OUTBOUND_SENT
 from tests.unit.fakes import FakeContext, ModuleWith
 from tests.unit.test_sender_opt_outs import ACCOUNTS, command, consumed, results
@@ -158,3 +164,57 @@ async def test_a_call_answered_within_the_stop_grace_keeps_its_outcome() -> None
         await asyncio.wait_for(handling, 5)
     [result] = results(ctx)
     assert (result["status"], result["provider_message_id"]) == ("accepted", "ib-late")
+
+
+UBIQIO_ACCOUNTS = parse_accounts({"accounts": {"acme-ubiqio": {
+    "provider": "ubiqio",
+    "auth": {"scheme": "token", "secrets": ["webhook-token-123"]},
+    "outbound": {"base_url": "http://provider.test", "client_id": "cid",
+                 "client_secret": "client-secret-123", "account_id": "acc-1",
+                 "template_id": "tpl-1"},
+}}})
+
+
+def ubiqio_command() -> OutRecord:
+    return command_record(OutboundCommand(id=str(uuid.uuid4()), account="acme-ubiqio",
+                                          to="+41790001111", text="Hi",
+                                          created_at=datetime.now(UTC)), "ubiqio")
+
+
+def token_unanswered(requests: list[str], called: asyncio.Event, *, tokens_answered: int
+                     ) -> Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]:
+    """A Ubiqio that answers `tokens_answered` token requests, and never the next one; its
+    sends are refused with 401 (the token revoked)."""
+    async def provider(request: httpx.Request) -> httpx.Response:
+        requests.append(request.url.path)
+        if not request.url.path.endswith("/auth/token"):
+            return httpx.Response(401, json={"error": "token revoked"})
+        if requests.count(request.url.path) > tokens_answered:
+            called.set()
+            await asyncio.Event().wait()
+        return httpx.Response(200, json={"token": "opaque-ubiqio-token"})
+    return provider
+
+
+@pytest.mark.parametrize("tokens_answered", [0, 1], ids=["first-token", "after-a-401"])
+async def test_a_call_cut_short_while_fetching_a_token_is_handed_back_unsent(
+        tokens_answered: int) -> None:
+    # Reported outcome_unknown ("not resent to avoid a duplicate"), although a token request
+    # sends no message and a send before it had been refused: the message was simply dropped.
+    requests: list[str] = []
+    called = asyncio.Event()
+    provider = token_unanswered(requests, called, tokens_answered=tokens_answered)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        sender = Sender(UBIQIO_ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                        decode_ledger),
+                        http, public_url=None, policy=SendPolicy(stop_grace_s=0.2))
+        ctx = FakeContext()
+        handling = asyncio.create_task(sender.handle(consumed(ubiqio_command()), ctx))
+        await asyncio.wait_for(called.wait(), 5)
+        ctx.winding_down.set()  # SIGTERM, the token request in flight
+        with pytest.raises(GiveBack):
+            await asyncio.wait_for(handling, 5)
+    assert requests.count("/mvapi/message/send") == tokens_answered
+    marks = [decode_ledger(r.value).state for r in ctx.published if r.topic == OUTBOUND_SENT.name]
+    assert marks == ["pending", "released"]  # the next sender sends it
+    assert results(ctx) == []
