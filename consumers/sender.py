@@ -54,7 +54,13 @@ from switchboard.topics import OUTBOUND_SENT
 
 log = get_logger(__name__)
 _DEFAULT_CHANNEL: str = OutboundConfig.model_fields["channel"].default
-SENDS = Counter("switchboard_sender_sends_total", "Provider send attempts by outcome",
+# One per provider call, by how it ended (accepted, retryable, permanent, outcome_unknown), and
+# one per command failed without a call, by its error code (opted_out, unknown_account,
+# bad_outbound_config, invalid_command, held; outcome_unknown for one found pending), so an
+# account whose commands are all refused still shows. An unknown account is counted under
+# account "": its name could be anything, and each would make a time series.
+SENDS = Counter("switchboard_sender_sends_total",
+                "Provider send attempts, and commands failed without one, by outcome",
                 ["provider", "account", "outcome"])
 # A lone UTF-16 surrogate: JSON may spell one ("\ud83d", what a JavaScript backend makes of an
 # emoji it cut in half) and Python reads it, but it cannot be written as UTF-8.
@@ -213,12 +219,14 @@ class Sender:
             await self._redelivered(command, conversation, entry, ctx)
             return
         if account is None:
+            SENDS.labels("", "", "unknown_account").inc()
             await self._finish(ctx, conversation, self._failure(
                 command, "", "unknown_account", f"no account named {command.account!r}",
                 attempts=0))
             return
         if (command.kind not in REACHES_OPTED_OUT
                 and self.opt_outs.is_opted_out(account.name, command.to)):
+            SENDS.labels(account.provider, account.name, "opted_out").inc()
             await self._finish(ctx, conversation, self._failure(
                 command, account.provider, "opted_out",
                 "the recipient opted out of messages from this account", attempts=0))
@@ -226,6 +234,7 @@ class Sender:
         try:
             client = self.client_for(account)
         except ValueError as exc:  # OutboundConfigError: names keys, never values
+            SENDS.labels(account.provider, account.name, "bad_outbound_config").inc()
             await self._finish(ctx, conversation, self._failure(
                 command, account.provider, "bad_outbound_config",
                 f"account {account.name} outbound config is invalid: {exc}", attempts=0))
@@ -284,6 +293,7 @@ class Sender:
             metadata=metadata if isinstance(metadata, dict) and all(
                 isinstance(v, str) for v in metadata.values()) else {})
         await ctx.publish([result_record(result, record.key)])
+        SENDS.labels(provider, account if known else "", "invalid_command").inc()
         return provider, account
 
     async def _redelivered(self, command: OutboundCommand, conversation: bytes | None,
@@ -296,6 +306,7 @@ class Sender:
         log.warning("command found pending after a restart; not resending", command=command.id)
         account = self.accounts.by_name(command.account)
         provider = account.provider if account else ""
+        SENDS.labels(provider, account.name if account else "", "outcome_unknown").inc()
         await self._finish(ctx, conversation, self._failure(
             command, provider, "outcome_unknown",
             "the sender stopped while sending; not resent to avoid a duplicate", attempts=1,
@@ -312,6 +323,7 @@ class Sender:
             hold = self._holds.get(account.name)
             held_s = hold.until - time.monotonic() if hold is not None else 0.0
             if hold is not None and held_s > self.policy.max_wait_s:
+                SENDS.labels(account.provider, account.name, "held").inc()
                 return self._waited_too_long(command, account, hold.refusal, held_s,
                                              attempts=attempt - 1)
             if held_s > 0:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from consumers.bots.optouts import (
     OptOutList,
@@ -534,3 +535,58 @@ async def test_provider_text_that_cannot_be_stored_still_gives_its_result(
         assert result["provider_message_id"] == "ib-\ufffd7"
     else:
         assert "bad \ufffd" in result["error"]["description"]
+
+
+def sends_counted(provider: str, account: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_sender_sends_total", {
+        "provider": provider, "account": account, "outcome": outcome}) or 0.0
+
+
+async def test_commands_refused_without_a_call_are_counted(sender: Sender) -> None:
+    # switchboard_sender_sends_total counted provider calls only: an account whose commands
+    # were all refused (opted out, unknown, misconfigured) showed no traffic at all.
+    ctx, _ = await opted_out(sender)
+    before = sends_counted("infobip", "acme", "opted_out")
+    await sender.handle(consumed(command()), ctx)
+    assert sends_counted("infobip", "acme", "opted_out") == before + 1
+
+    # A name that is no account could be anything (a producer's typo, made up by the
+    # thousand): it is no label of its own, or every one would make a time series.
+    before = sends_counted("", "", "unknown_account")
+    unknown = command_record(OutboundCommand(id=str(uuid.uuid4()), account="nobody",
+                                             to=CONTACT, text="Hi",
+                                             created_at=datetime.now(UTC)), "infobip")
+    await sender.handle(consumed(unknown), ctx)
+    assert sends_counted("", "", "unknown_account") == before + 1
+
+    before = sends_counted("infobip", "acme", "invalid_command")
+    invalid = Record("switchboard.outbound.v1", 0, 0, f"infobip|acme|{CONTACT}".encode(),
+                     orjson.dumps({"id": str(uuid.uuid4()), "account": "acme", "to": CONTACT}),
+                     ())
+    with pytest.raises(PoisonRecord):
+        await sender.handle(invalid, ctx)
+    assert sends_counted("infobip", "acme", "invalid_command") == before + 1
+
+
+async def test_a_misconfigured_account_and_a_crashed_send_are_counted() -> None:
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
+        "outbound": {"base_url": "http://provider.test", "sender": "Acme"},  # no api_key
+    }}})
+    async with httpx.AsyncClient() as http:
+        sender = Sender(accounts, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None)
+        ctx = FakeContext()
+        before = sends_counted("infobip", "acme", "bad_outbound_config")
+        await sender.handle(consumed(command()), ctx)
+        assert sends_counted("infobip", "acme", "bad_outbound_config") == before + 1
+
+        # A command its previous sender left pending (killed mid-call): that sender never
+        # counted it, this one reports it.
+        crashed = command()
+        pending = LedgerEntry(state="pending")
+        sender.ledger.put_local(OutboundCommand.from_json(crashed.value).id.encode(), pending)
+        before = sends_counted("infobip", "acme", "outcome_unknown")
+        await sender.handle(consumed(crashed), ctx)
+        assert sends_counted("infobip", "acme", "outcome_unknown") == before + 1

@@ -26,7 +26,13 @@ from switchboard.commands import OutboundCommand
 from switchboard.records import OutRecord, command_record
 from switchboard.topics import OUTBOUND_SENT
 from tests.unit.fakes import FakeContext, ModuleWith
-from tests.unit.test_sender_opt_outs import ACCOUNTS, command, consumed, results
+from tests.unit.test_sender_opt_outs import (
+    ACCOUNTS,
+    command,
+    consumed,
+    results,
+    sends_counted,
+)
 
 
 class Clock:
@@ -108,9 +114,11 @@ async def test_a_wait_longer_than_a_command_is_kept_fails_it_and_spares_the_prov
         assert "wait 3600 s" in refused["error"]["description"]
 
         clock.now += 60  # the account's next command, within the hour: not sent either
+        counted = sends_counted("infobip", "acme", "held")
         await sender.handle(consumed(command()), ctx)
         [held] = results(ctx)
         assert calls == [start]
+        assert sends_counted("infobip", "acme", "held") == counted + 1  # no call, all the same
         assert (held["status"], held["attempts"], held["error"]["code"]) == ("failed", 0, "E429")
         assert "wait 3540 s" in held["error"]["description"]
 
