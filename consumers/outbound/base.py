@@ -4,6 +4,8 @@ One module per provider (Courier style) exposes `NAME`, a pydantic `Config` for 
 `[accounts.<name>.outbound]` table, and `Client(config, http, context)` implementing `send`.
 Clients translate a command into the provider's send API call and classify every failure as
 retryable (timeouts, 5xx, 429) or permanent (validation, auth): the sender decides on retries.
+A 2xx that is a web page is no send API's answer, whatever a client would read from it: the
+rate-limited POST every client makes fails it (`bad_response`, maybe sent).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import math
 import mimetypes
+import re
 import time
 from collections.abc import Sequence
 from contextvars import ContextVar
@@ -306,6 +309,12 @@ class ProviderClient(Generic[ConfigT]):
                                    timeout_s=self._config.timeout_s)
         if progress is not None:  # not on a failure: the provider may have the message then
             progress.awaiting_answer = False
+        if response.is_success and is_html_page(response):
+            raise SendError(
+                f"HTTP {response.status_code} with an HTML page ({media_type(response)}), not "
+                f"the send API's JSON: is base_url {self._config.base_url} the API's root? "
+                f"The page: {page_title(response) or snippet(response)}", retryable=True,
+                code="bad_response", maybe_sent=True)
         return response
 
 
@@ -323,6 +332,34 @@ def json_body(response: httpx.Response) -> Any:
         return response.json()
     except (ValueError, RecursionError):
         return None
+
+
+def media_type(response: httpx.Response) -> str:
+    """The response's Content-Type without its parameters, lower case ("" if none)."""
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def is_html_page(response: httpx.Response) -> bool:
+    """Whether the body is a web page: an HTML type, and markup. No send API answers so: a
+    website, a login page or a proxy's welcome page does, where base_url points wrong. A short
+    text (or JSON) under a framework's default text/html is the API's own answer."""
+    return (media_type(response) in _HTML_TYPES
+            and response.content.lstrip()[:1] == b"<")
+
+
+_TITLE = re.compile(r"<title[^>]*>([^<]{1,200})", re.IGNORECASE)
+
+
+def page_title(response: httpx.Response) -> str | None:
+    """An HTML page's title ("Sign in", "Welcome to nginx!"): what tells where a request went,
+    where the page's start is scripts and styles."""
+    found = _TITLE.search(response.text[:20_000])
+    title = " ".join(found.group(1).split()) if found else ""
+    return title or None
 
 
 def snippet(response: httpx.Response) -> str:

@@ -356,6 +356,46 @@ async def test_a_redirected_token_request_says_where_it_points(
     assert "https://new.test/auth" in error.description
 
 
+LOGIN_PAGE = "\n  <!DOCTYPE html><html><head><title>Sign in</title></head><body>...</body></html>"
+
+
+@pytest.mark.parametrize("content_type", ["text/html", "text/html; charset=UTF-8",
+                                          "application/xhtml+xml"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_2xx_html_page_is_no_acceptance(provider: str, content_type: str,
+                                                fake: FakeProvider,
+                                                http: httpx.AsyncClient) -> None:
+    # A base_url pointing at a website, a login page or a proxy's welcome page answers 200
+    # with HTML: every message was reported accepted (without an id) and none was sent. No
+    # send API answers HTML; but the request did arrive somewhere, so not sent again either.
+    fake.on(send_path(provider), reply(200, text=LOGIN_PAGE,
+                                       headers={"Content-Type": content_type}))
+    error = await send_error(make(provider, fake, http), command())
+    assert (error.code, error.retryable, error.maybe_sent) == ("bad_response", True, True)
+    assert content_type.split(";")[0] in error.description
+    assert "Sign in" in error.description and "base_url" in error.description
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("text", ["", "OK", "Queued"])
+async def test_a_2xx_labelled_html_that_is_no_page_is_still_an_answer(
+        provider: str, text: str, fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    # A framework's default content type on an API's own short answer: the provider took it.
+    fake.on(send_path(provider), reply(200, text=text, headers={"Content-Type": "text/html"}))
+    receipt = await make(provider, fake, http).send(command())
+    assert receipt.provider_message_id is None
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_json_labelled_html_is_read_as_json(provider: str, fake: FakeProvider,
+                                                  http: httpx.AsyncClient) -> None:
+    spec = ACCOUNTS[provider].ok_reply
+    fake.on(send_path(provider), reply(spec["status"], text=json.dumps(spec["body"]),
+                                       headers={"Content-Type": "text/html"}))
+    receipt = await make(provider, fake, http).send(command())
+    assert receipt.provider_message_id == ACCOUNTS[provider].ok_id
+
+
 class StoppedClock:
     """Monotonic time that moves only when the code under test sleeps, recording each sleep
     in `timeline` (with the requests the fake provider records there too). Values are exact

@@ -590,3 +590,27 @@ async def test_a_misconfigured_account_and_a_crashed_send_are_counted() -> None:
         before = sends_counted("infobip", "acme", "outcome_unknown")
         await sender.handle(consumed(crashed), ctx)
         assert sends_counted("infobip", "acme", "outcome_unknown") == before + 1
+
+
+async def test_a_web_page_answered_with_200_is_reported_failed_and_not_resent(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A base_url pointing at a website had every command reported accepted, none sent.
+    calls: list[httpx.Request] = []
+
+    def website(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return httpx.Response(200, html="<html><head><title>Welcome to nginx!</title></head>")
+
+    configure_logging("INFO", "json")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(website)) as http:
+        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None)
+        ctx = FakeContext()
+        await sender.handle(consumed(command()), ctx)
+    [result] = results(ctx)
+    assert (result["status"], result["error"]["code"]) == ("failed", "bad_response")
+    assert not result["error"]["permanent"] and len(calls) == 1
+    assert "Welcome to nginx!" in result["error"]["description"]
+    [warning] = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()
+                 if "send failed" in line]
+    assert warning["account"] == "acme" and "text/html" in warning["error"]
