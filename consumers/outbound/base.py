@@ -282,8 +282,11 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
         if isinstance(exc, httpx.TimeoutException):
             raise SendError(f"timed out after {timeout_s}s ({type(exc).__name__})",
                             retryable=True, code="timeout", maybe_sent=maybe_sent) from None
-        raise SendError(f"network error: {type(exc).__name__}", retryable=True,
-                        code="network", maybe_sent=maybe_sent) from None
+        # The reason (a name not resolved, a certificate refused) is what tells a misspelt
+        # base_url or a TLS-intercepting proxy from a provider that is down.
+        reason = " ".join(str(exc).split())[:200]
+        raise SendError(f"network error: {type(exc).__name__}" + (f": {reason}" if reason else ""),
+                        retryable=True, code="network", maybe_sent=maybe_sent) from None
 
 
 class ProviderClient(Generic[ConfigT]):

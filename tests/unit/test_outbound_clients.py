@@ -237,6 +237,22 @@ async def test_a_network_error_is_retryable(provider: str, failure: Exception, c
     assert (error.retryable, error.code, error.maybe_sent) == (True, code, maybe_sent)
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("reason", [
+    "[Errno -2] Name or service not known",
+    "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate",
+])
+async def test_a_network_error_says_why(provider: str, reason: str, fake: FakeProvider,
+                                        http: httpx.AsyncClient) -> None:
+    # "network error: ConnectError", at every command: a base_url's host misspelt, and a
+    # proxy's certificate, read the same, and the reason was in no log line either.
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError(reason)
+    fake.on(send_path(provider), fail)
+    error = await send_error(make(provider, fake, http), command())
+    assert error.description == f"network error: ConnectError: {reason}"
+
+
 def broken_gzip(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, headers={"content-encoding": "gzip"}, content=b"not gzip")
 
