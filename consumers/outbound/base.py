@@ -312,12 +312,8 @@ class ProviderClient(Generic[ConfigT]):
                                    timeout_s=self._config.timeout_s)
         if progress is not None:  # not on a failure: the provider may have the message then
             progress.awaiting_answer = False
-        if response.is_success and is_html_page(response):
-            raise SendError(
-                f"HTTP {response.status_code} with an HTML page ({media_type(response)}), not "
-                f"the send API's JSON: is base_url {self._config.base_url} the API's root? "
-                f"The page: {page_title(response) or snippet(response)}", retryable=True,
-                code="bad_response", maybe_sent=True)
+        if response.is_success and (problem := web_page(response, self._config.base_url)):
+            raise SendError(problem, retryable=True, code="bad_response", maybe_sent=True)
         return response
 
 
@@ -352,6 +348,15 @@ def is_html_page(response: httpx.Response) -> bool:
     text (or JSON) under a framework's default text/html is the API's own answer."""
     return (media_type(response) in _HTML_TYPES
             and response.content.lstrip()[:1] == b"<")
+
+
+def web_page(response: httpx.Response, base_url: str) -> str | None:
+    """What a web page answered for the API says of base_url; None if it is no web page."""
+    if not is_html_page(response):
+        return None
+    return (f"HTTP {response.status_code} with an HTML page ({media_type(response)}), not the "
+            f"API's JSON: is base_url {base_url} the API's root? The page: "
+            f"{page_title(response) or snippet(response)}")
 
 
 _TITLE = re.compile(r"<title[^>]*>([^<]{1,200})", re.IGNORECASE)

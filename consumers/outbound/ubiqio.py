@@ -57,6 +57,7 @@ from consumers.outbound.base import (
     post_json,
     refuse,
     snippet,
+    web_page,
     with_choices,
 )
 from switchboard.accounts import Secret
@@ -159,8 +160,9 @@ class Client(ProviderClient[Config]):
                                       idempotent=True)
         token = as_text(body.get("token")) if isinstance(body, dict) else None
         if token is None:
-            raise SendError("Ubiqio token response has no token", retryable=False,
-                            code="token_missing")
+            page = web_page(response, self._config.base_url)
+            raise SendError("Ubiqio token response has no token" + (f": {page}" if page else ""),
+                            retryable=False, code="token_missing")
         if not _BEARER_TOKEN.fullmatch(token):
             # In the Authorization header it would fail each send, before a byte left (not
             # ASCII) or as it was being written (a line break), read as possibly sent.

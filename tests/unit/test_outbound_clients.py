@@ -736,6 +736,15 @@ async def test_no_ubiqio_token_is_fetched_once_the_worker_winds_down(
     assert fake.requests == []
 
 
+async def test_a_ubiqio_token_request_answered_by_a_web_page_says_so(
+        fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    fake.on(TOKEN_PATH, reply(200, text=LOGIN_PAGE, headers={"Content-Type": "text/html"}))
+    error = await send_error(make("ubiqio", fake, http), command())
+    assert (error.code, error.retryable) == ("token_missing", False)
+    assert "text/html" in error.description and "base_url" in error.description
+    assert fake.to(UBIQIO) == []
+
+
 def test_ubiqio_refresh_time_from_the_jwt() -> None:
     now = 1_700_000_000.0
     assert ubiqio.token_refresh_at(token(600, now), now) == int(now + 600) - 60
