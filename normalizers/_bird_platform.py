@@ -11,7 +11,7 @@ from typing import Any
 
 from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
 from normalizers.channels import channel
-from normalizers.event_builders import inbound_event, status_event
+from normalizers.event_builders import add_file, inbound_event, status_event
 from normalizers.fields import geo_uri, int_field, object_field, place_caption, text_field
 from normalizers.prices import price
 from normalizers.times import parse_time
@@ -104,10 +104,11 @@ def _platform_inbound(
     media: list[Media] = []
     postback = None
     if product == "whatsapp":
-        media = _whatsapp_media(data)
+        captions: list[str] = []
+        media = _whatsapp_media(data, captions)
         choice = _whatsapp_choice(data)
         postback = text_field(choice, "slug")
-        text = text or text_field(choice, "text") or _unretrieved_caption(data)
+        text = text or text_field(choice, "text") or "\n".join(captions) or None
     return inbound_event(
         request,
         channel=channel(product),
@@ -131,36 +132,22 @@ def _with_subject(subject: str | None, text: str | None) -> str | None:
     return f"{subject}\n{text}" if text else subject
 
 
-def _whatsapp_media(data: JsonObject) -> list[Media]:
+def _whatsapp_media(data: JsonObject, captions: list[str]) -> list[Media]:
     """The file or location a contact sent. A file's `url` is Bird's, fetched with the API key;
-    it is absent when Bird could not get the file from WhatsApp, and then there is no item
-    (its caption becomes the text: _unretrieved_caption). A
+    it is absent when Bird could not get the file from WhatsApp, and then there is no item and
+    its caption goes to `captions`, to be the text (event_builders.add_file). A
     location is a `geo:` item captioned with the place, as for the Channels API; without
     coordinates its `url` (a link to the place) stands in."""
     media: list[Media] = []
     for key in _WHATSAPP_MEDIA_KEYS:
         part = object_field(data, key)
-        url = text_field(part, "url")
-        if url is not None:
-            media.append(Media.build(url=url, content_type=text_field(part, "mime_type"),
-                                     caption=text_field(part, "caption")))
+        add_file(media, captions, text_field(part, "url"),
+                 content_type=text_field(part, "mime_type"), caption=text_field(part, "caption"))
     location = object_field(data, "location")
     url = geo_uri(location) or text_field(location, "url")
     if url is not None:
         media.append(Media.build(url=url, caption=place_caption(location, "name", "address")))
     return media
-
-
-def _unretrieved_caption(data: JsonObject) -> str | None:
-    """The caption of a file Bird could not get from WhatsApp (a part without `url`, so no
-    media item): the words the contact typed with it, kept as the text rather than lost."""
-    for key in _WHATSAPP_MEDIA_KEYS:
-        part = object_field(data, key)
-        if part and text_field(part, "url") is None:
-            caption = text_field(part, "caption")
-            if caption is not None:
-                return caption
-    return None
 
 
 def _whatsapp_choice(data: JsonObject) -> JsonObject:

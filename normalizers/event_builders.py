@@ -173,6 +173,19 @@ def inbound_event(
     )
 
 
+def add_file(media: list[Media], texts: list[str], url: str | None, *,
+             content_type: str | None = None, caption: str | None = None) -> None:
+    """A file a contact sent: a media item, or, without a URL (the provider could not fetch
+    it, or gave none), no item, since schema v1 media needs a URL. Then its caption, the words
+    the contact typed with the file, goes to `texts`, to be the event's text, rather than being
+    lost with the item (docs/events.md, `text`). Every provider reads files with it, so a
+    file without a URL means the same whoever sent it."""
+    if url is not None:
+        media.append(Media.build(url=url, content_type=content_type, caption=caption))
+    elif caption is not None:
+        texts.append(caption)
+
+
 def each_event(request: WebhookRequest, reports: Iterable[JsonObject],
                normalize_report: Callable[[WebhookRequest, JsonObject], MessageEvent | None],
                where: str = "results[{}]") -> list[MessageEvent]:

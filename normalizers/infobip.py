@@ -25,7 +25,7 @@ from typing import Any
 from normalizers.base import DEFAULT_ACK, Ack, JsonObject, NormalizeError, WebhookRequest, shown
 from normalizers.bodies import is_xml, parse_json_object, parse_xml
 from normalizers.channels import channel
-from normalizers.event_builders import each_event, inbound_event, status_event
+from normalizers.event_builders import add_file, each_event, inbound_event, status_event
 from normalizers.fields import (
     EXACT_FLOAT_LIMIT,
     as_list,
@@ -365,13 +365,13 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
                 media.append(Media.build(url=attachment_url))
         url = text_field(part, "url")
         content_type = text_field(part, "contentType")
+        caption = text_field(part, "caption")
         # Coordinates first: a per-channel WhatsApp LOCATION may carry a `url`, the place's
         # website, which would otherwise stand in for the place.
         if (location := geo_uri(part)) is not None:
             media.append(Media.build(url=location, caption=_place(part)))
-        elif url is not None:
-            media.append(Media.build(url=url, content_type=content_type,
-                                     caption=text_field(part, "caption")))
+        elif url is not None or caption is not None:  # a file, fetchable or not
+            add_file(media, texts, url, content_type=content_type, caption=caption)
         elif (content_type or "text/plain").lower().startswith("text/"):
             value = text_field(part, "value", "text")
             if value is not None:
@@ -418,14 +418,14 @@ class _Content:
             if kind in ("TEXT", "SUBJECT"):
                 self._add_text(text_field(part, "text", "cleanText"))
             elif kind in _MEDIA_TYPES:
-                self._add_media(text_field(part, "url"), _MEDIA_TYPES[kind],
-                                text_field(part, "text"))
+                add_file(self.media, self.texts, text_field(part, "url"),
+                         content_type=_MEDIA_TYPES[kind], caption=text_field(part, "text"))
             elif kind in ("BUTTON_REPLY", "LIST_REPLY"):
                 self._add_text(text_field(part, "text"))
                 if self.postback is None:
                     self.postback = text_field(part, "payload", "id")
             elif kind == "LOCATION":
-                self._add_media(_location_url(part), None, _place(part))
+                self._add_location(part)
             elif kind == "REACTION":
                 self._read_reaction(part)
             # Other documented parts (AUTHENTICATION_RESPONSE, FLOW_RESPONSE, FORM_RESPONSE,
@@ -442,9 +442,11 @@ class _Content:
         if text is not None:
             self.texts.append(text)
 
-    def _add_media(self, url: str | None, content_type: str | None, caption: str | None) -> None:
-        if url is not None:
-            self.media.append(Media.build(url=url, content_type=content_type, caption=caption))
+    def _add_location(self, part: JsonObject) -> None:
+        """A place without coordinates or a map URL is no media item; its name is not taken
+        for text the contact typed, as a file's caption is (add_file)."""
+        if (url := _location_url(part)) is not None:
+            self.media.append(Media.build(url=url, caption=_place(part)))
 
 
 def _location_url(part: JsonObject) -> str | None:
