@@ -355,10 +355,15 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
     """
     texts: list[str] = []
     media: list[Media] = []
+    postback: str | None = None
     parts = report.get("message")
     if parts.__class__ is dict and (text_field(parts, "type") or "").upper() == "TYPING_INDICATOR":
         return None
     for part in iter_objects(parts, "message"):
+        for identifier, title in _apple_choices(part):
+            if title is not None:
+                texts.append(title)
+            postback = postback or identifier
         # Apple Messages for Business files come as the message's `attachments[]`
         for attachment in iter_objects(part.get("attachments"), "attachments"):
             if (attachment_url := text_field(attachment, "url")) is not None:
@@ -387,11 +392,22 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
         recipient=text_field(report, "to", "destination"),
         text=text,
         media=media,
+        postback=postback,
         correlation_id=text_field(report, "callbackData"),
         segments=int_field(report, "smsCount", "messageCount"),
         price=_price(report),
         occurred_at=parse_time(first(report, "receivedAt")),
     )
+
+
+def _apple_choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
+    """What a contact picked in an Apple Messages for Business quick reply
+    (`quickReplySelectedItem`) or list picker (`listPickerSelectedItems[]`), as (identifier,
+    title) pairs: the identifier is the postback, the title the text they saw, as for the
+    Messages API's BUTTON_REPLY and LIST_REPLY."""
+    items = [*iter_objects(part.get("quickReplySelectedItem"), "quickReplySelectedItem"),
+             *iter_objects(part.get("listPickerSelectedItems"), "listPickerSelectedItems")]
+    return [(text_field(item, "identifier"), text_field(item, "title")) for item in items]
 
 
 class _Content:
