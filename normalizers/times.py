@@ -6,6 +6,7 @@ compact digits, unix seconds or milliseconds); events always carry UTC.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,13 +26,21 @@ assert all("-" in fmt for fmt in _TIME_FORMATS)
 _UNIX_TIME_DIGITS = (10, 13)
 _COMPACT_TIME_DIGITS = 14  # YYYYMMDDhhmmss
 
+# RFC 3339 (5.6, 5.7) allows second 60, a leap second (23:59:60Z; 00:59:60+01:00 in another
+# offset), which datetime cannot hold. It is read as the leap second's last microsecond,
+# hh:mm:59.999999: the same minute and day, after every earlier time. The next second would
+# move a report of the year's last second into the next year. Its fraction is dropped.
+_LEAP_SECOND = re.compile(r"(\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}):60(?:\.\d+)?")
+_LEAP_SECOND_END = 999_999  # microseconds
+
 
 def parse_time(value: Any) -> datetime | None:
     """A provider timestamp as an aware UTC datetime; naive times are taken as UTC.
 
     Accepts RFC 3339 / ISO 8601, Infobip's `+0000` offsets, space-separated forms, compact
     `YYYYMMDDhhmmss` (exactly 14 digits), and unix seconds or milliseconds (a number, or
-    exactly 10 or 13 digits). Digits are ASCII digits. Unparseable values, and times that
+    exactly 10 or 13 digits). A leap second (second 60) is its last microsecond, hh:mm:59.999999
+    (_LEAP_SECOND). Digits are ASCII digits. Unparseable values, and times that
     cannot be expressed in UTC (before year 1 or after year 9999), raise NormalizeError.
     """
     if isinstance(value, str):
@@ -76,9 +85,12 @@ def _parse_time_text(value: str) -> datetime:
 
 def _compact_time(text: str) -> datetime | None:
     """YYYYMMDDhhmmss, field by field: strptime would also read fewer digits per field."""
+    second, microsecond = int(text[12:]), 0
+    if second == 60:  # a leap second (_LEAP_SECOND)
+        second, microsecond = 59, _LEAP_SECOND_END
     try:
         return datetime(int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
-                        int(text[10:12]), int(text[12:]))
+                        int(text[10:12]), second, microsecond)
     except ValueError:
         return None
 
@@ -86,6 +98,14 @@ def _compact_time(text: str) -> datetime | None:
 def _iso_time(text: str) -> datetime | None:
     if text[-1:] == "z":  # RFC 3339 (5.6) allows a lower-case Z; fromisoformat does not
         text = f"{text[:-1]}Z"
+    parsed = _iso_text(text)
+    if parsed is None and (leap := _LEAP_SECOND.match(text)) is not None:
+        parsed = _iso_text(f"{leap[1]}:59{text[leap.end():]}")
+        return parsed.replace(microsecond=_LEAP_SECOND_END) if parsed is not None else None
+    return parsed
+
+
+def _iso_text(text: str) -> datetime | None:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -51,6 +51,37 @@ def test_parse_time_accepts_provider_formats(value: object, expected: datetime |
     assert parse_time(value) == expected
 
 
+_LEAP_SECOND_END = datetime(2016, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2016-12-31T23:59:60Z",
+        "2016-12-31t23:59:60z",
+        "2016-12-31T23:59:60.5Z",
+        "2016-12-31T23:59:60.999999999Z",
+        "2017-01-01T00:59:60+01:00",  # the same leap second in another offset
+        "2016-12-31T18:29:60-05:30",
+        "2017-01-01T00:59:60.000+0100",  # Infobip's form
+        "2016-12-31 23:59:60",
+        "2016-12-31 23:59:60+0000",
+        "20161231235960",  # compact YYYYMMDDhhmmss
+    ],
+)
+def test_parse_time_reads_a_leap_second_as_its_last_microsecond(value: str) -> None:
+    """RFC 3339 allows second 60 (a leap second), datetime does not: it is read as the last
+    microsecond before the next minute, keeping the day and the order of earlier times."""
+    assert parse_time(value) == _LEAP_SECOND_END
+
+
+@pytest.mark.parametrize("value", ["2016-12-31T23:59:61Z", "2016-12-31T23:60:00Z",
+                                   "2016-12-31T24:59:60Z", "2016-12-31T23:59:60x"])
+def test_parse_time_reads_second_60_only(value: str) -> None:
+    with pytest.raises(NormalizeError, match="not in a known format"):
+        parse_time(value)
+
+
 @pytest.mark.parametrize("value", ["yesterday", "2019-13-45T00:00:00Z", True, [1]])
 def test_parse_time_rejects_nonsense_with_a_reason(value: object) -> None:
     with pytest.raises(NormalizeError, match="time"):
