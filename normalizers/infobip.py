@@ -7,9 +7,9 @@ for `application/xml`), up to 100 reports per request. The kind is told apart pe
   (inbound message) or `TYPING_STARTED`/`TYPING_STOPPED` (ignored: not messages).
 * SMS API delivery reports (legacy v1/v2 `notifyUrl` and v3 `webhooks.delivery`) have no
   `event` but a `status` object; they are SMS. The per-channel APIs' delivery reports (WhatsApp's
-  `notifyUrl`, Viber's, Messenger's, LINE's, ...) have the same shape and name no channel either:
-  `?channel=WHATSAPP` on the URL given to Infobip labels them. Apple Messages for Business
-  reports need no label: their `urn:mbid:` address says the channel.
+  `notifyUrl`, Viber's, Messenger's, LINE's, RCS's without failover, ...) have the same shape
+  and name no channel either: `?channel=WHATSAPP` on the URL given to Infobip labels them.
+  Apple Messages for Business reports need no label: their `urn:mbid:` address says the channel.
 * Inbound SMS (renderer `MO_JSON_2`) and inbound MMS have no `event`, no `status`, but
   `receivedAt`/`text`/`message`.
 
