@@ -280,13 +280,29 @@ class WorkerRuntime:
         """Ready once every assigned partition has its position ("latest" resolved now, not
         lazily). A rebalance meanwhile (another member starting) may take a partition away:
         aiokafka then raises IllegalStateError for it, and the next turn asks the new
-        assignment."""
+        assignment. aiokafka asks for a position until Kafka answers, for ever while it is
+        away: given up on a stop, or after COMMIT_TIMEOUT_S, so the loop goes on polling
+        (the group keeps this member) and the next turn asks again."""
+        positions = asyncio.ensure_future(self._positions(consumer))
+        stop = asyncio.ensure_future(self._stopping.wait())
         try:
-            for tp in consumer.assignment():
-                await consumer.position(tp)
-        except IllegalStateError:
+            await asyncio.wait({positions, stop}, timeout=COMMIT_TIMEOUT_S,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not positions.done():  # a stop, no answer in time, or our own cancellation
+                positions.cancel()
+                positions.add_done_callback(retrieve)
+        if (not positions.done() or positions.cancelled()
+                or isinstance(positions.exception(), IllegalStateError)):
             return
+        positions.result()  # anything else aiokafka raised stops the worker, as before
         self.ready.set()
+
+    @staticmethod
+    async def _positions(consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            await consumer.position(tp)
 
     async def _next_batch(self, consumer: AIOKafkaConsumer
                           ) -> dict[TopicPartition, list[Any]]:

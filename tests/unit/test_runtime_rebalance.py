@@ -473,3 +473,59 @@ async def test_a_partition_taken_away_while_the_worker_gets_ready_does_not_stop_
                             handler=handler, producer=KeepingProducer())  # type: ignore[arg-type]
     await asyncio.wait_for(runtime.run(), 5)
     assert runtime.ready.is_set() and runtime._failure is None
+
+
+class PositionUnknown(PartitionLog):
+    """Kafka away right after the first assignment: aiokafka's position() asks until it
+    answers, here until `answered` is set."""
+
+    def __init__(self, records: int) -> None:
+        super().__init__(records=records)
+        self.answered = asyncio.Event()
+        self.asked_position = asyncio.Event()
+
+    async def position(self, tp: TopicPartition) -> int:
+        self.asked_position.set()
+        await self.answered.wait()
+        return self.at
+
+
+async def test_a_stop_ends_while_kafka_does_not_say_where_new_partitions_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The loop waited on position() for as long as Kafka was away: a SIGTERM then did not
+    # end the worker (a process manager's SIGKILL did, in practice).
+    async def handler(record: Record, ctx: Context) -> None:
+        return None
+
+    consumer = PositionUnknown(records=0)
+    runtime = _runtime_over(consumer, monkeypatch, handler)
+    running = asyncio.create_task(runtime.run())
+    await asyncio.wait_for(consumer.asked_position.wait(), 5)
+    runtime.stop()  # SIGTERM
+    await asyncio.wait_for(running, 1)
+    assert not runtime.ready.is_set()
+
+
+async def test_the_worker_is_ready_once_kafka_says_where_new_partitions_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Meanwhile the loop goes on: it polls (the group keeps its member) and commits.
+    monkeypatch.setattr(runtime_module, "COMMIT_TIMEOUT_S", 0.05)
+    handled: list[int] = []
+
+    async def handler(record: Record, ctx: Context) -> None:
+        handled.append(record.offset)
+
+    consumer = PositionUnknown(records=2)
+    runtime = _runtime_over(consumer, monkeypatch, handler)
+    running = asyncio.create_task(runtime.run())
+    try:
+        for _ in range(500):
+            if handled == [0, 1]:
+                break
+            await asyncio.sleep(0.01)
+        assert handled == [0, 1] and not runtime.ready.is_set()
+        consumer.answered.set()  # Kafka is back
+        await asyncio.wait_for(runtime.ready.wait(), 5)
+    finally:
+        runtime.stop()
+        await asyncio.wait_for(running, 5)
