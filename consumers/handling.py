@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from switchboard.producer import DurableProducer
-from switchboard.records import OutRecord
+from switchboard.records import OutRecord, short
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,15 @@ class Record:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes | None], ...] = ()  # a header may have no value
+
+
+def event_id_of(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
+    """The CloudEvents id (`ce_id` header) a record carries, if any: the id ingest logs an
+    event by, and the id of a command. Bounded: another producer's may be anything."""
+    for name, value in headers:
+        if name == "ce_id" and value is not None:
+            return short(value.decode(errors="replace"))
+    return None
 
 
 class PoisonRecord(Exception):

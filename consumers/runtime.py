@@ -50,6 +50,7 @@ from consumers.handling import (
     Record,
     RetryLater,
     Slot,
+    event_id_of,
 )
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
 from switchboard.futures import retrieve
@@ -535,8 +536,7 @@ class WorkerRuntime:
         except Exception as exc:  # noqa: BLE001 - a dead-letter publish, or MustNotSkip
             log.error("record neither handled nor kept: stopping without committing it; it is "
                       "handled again once the worker restarts", worker=self.name,
-                      error=repr(exc), topic=self._connection.topic(record.topic),
-                      partition=record.partition, offset=record.offset)
+                      error=repr(exc), **self._where(record))
             self.fail(exc)  # stop without committing past this record: it comes back
             return
         finally:
@@ -651,11 +651,19 @@ class WorkerRuntime:
                     raise GiveBack from exc  # retried by whoever handles it next
                 HANDLED.labels(self.name, "retry").inc()
                 log.warning("handler failed, retrying", worker=self.name, attempt=attempt,
-                            kafka_away=kafka_away, error=repr(exc),
-                            topic=self._connection.topic(record.topic), offset=record.offset)
+                            kafka_away=kafka_away, error=repr(exc), **self._where(record))
                 # A stop or a rebalance meanwhile gives the record back rather than wait out
                 # the delay (a RetryLater hint may be a minute).
                 await self.context.wait_to_retry(self.retry.delay(failures, hint))
+
+    def _where(self, record: Record) -> dict[str, Any]:
+        """What a log line about one record names it by: where it is in Kafka, and the
+        CloudEvents id its producer gave it (ingest logs an event by it), if any."""
+        where: dict[str, Any] = {"topic": self._connection.topic(record.topic),
+                                 "partition": record.partition, "offset": record.offset}
+        if (event_id := event_id_of(record.headers)) is not None:
+            where["event_id"] = event_id
+        return where
 
     async def _dead_letter(self, record: Record, reason: str, attempts: int, *,
                            provider: str = "", account: str = "") -> None:
@@ -663,9 +671,8 @@ class WorkerRuntime:
             provider, account = named_by_source(record.headers)
         reason = short(reason)  # the log line too: a reason may quote the whole record
         HANDLED.labels(self.name, "dead_letter").inc()
-        log.error("record dead-lettered", worker=self.name, reason=reason,
-                  topic=self._connection.topic(record.topic), partition=record.partition,
-                  offset=record.offset, attempts=attempts)
+        log.error("record dead-lettered", worker=self.name, reason=reason, attempts=attempts,
+                  **self._where(record))
         payload = {
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "key": record.key.decode("utf-8", "replace") if record.key else None,

@@ -1,0 +1,78 @@
+"""What the worker runtime logs of a record: where it is (topic, partition, offset) and, when
+its producer gave it one, its CloudEvents id, the id ingest logged it under."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+
+from consumers.handling import Context, MustNotSkip, PoisonRecord, Record
+from consumers.runtime import RetryPolicy, WorkerRuntime
+from tests.fakes import KeepingProducer
+
+EVENT_ID = "0b9f1a52-6c1e-4a3f-9d62-2f3c0b7e5d11"
+FAST = RetryPolicy(max_attempts=2, base_delay_s=0, max_delay_s=0)
+
+
+def _record(headers: tuple[tuple[str, bytes | None], ...]) -> Any:
+    return SimpleNamespace(topic="t", partition=3, offset=41, key=b"k", value=b"{}",
+                           headers=headers)
+
+
+def _logged(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    return [r.msg for r in caplog.records if isinstance(r.msg, dict) and r.msg["event"] == event]
+
+
+async def _failing(record: Record, ctx: Context) -> None:
+    raise RuntimeError("the CRM is down")
+
+
+async def _poison(record: Record, ctx: Context) -> None:
+    raise PoisonRecord("not json")
+
+
+@pytest.mark.parametrize(("handler", "event"), [
+    (_failing, "handler failed, retrying"),
+    (_failing, "record dead-lettered"),
+    (_poison, "record dead-lettered"),
+])
+async def test_a_records_log_lines_name_its_event_id(
+        handler: Any, event: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Only topic and offset were logged: a webhook's event, found in ingest's log by its id,
+    # could not be followed into the worker's by that id.
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], handler=handler,
+                            retry=FAST, producer=KeepingProducer())  # type: ignore[arg-type]
+    record = _record((("ce_specversion", b"1.0"), ("ce_id", EVENT_ID.encode())))
+    await asyncio.wait_for(runtime._handle_one(record), 5)
+    [line] = _logged(caplog, event)
+    assert (line["topic"], line["partition"], line["offset"]) == ("t", 3, 41)
+    assert line["event_id"] == EVENT_ID
+
+
+async def test_a_record_neither_handled_nor_kept_is_logged_with_its_event_id(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def must_not_skip(record: Record, ctx: Context) -> None:
+        raise MustNotSkip("opt-out change not stored")
+
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"],
+                            handler=must_not_skip, retry=FAST,
+                            producer=KeepingProducer())  # type: ignore[arg-type]
+    r = _record((("ce_id", EVENT_ID.encode()),))
+    await runtime._dispatch({TopicPartition("t", 3): [r]})
+    await asyncio.wait_for(asyncio.gather(*runtime._tasks), 5)
+    [line] = _logged(caplog, "record neither handled nor kept: stopping without committing "
+                             "it; it is handled again once the worker restarts")
+    assert (line["partition"], line["offset"], line["event_id"]) == (3, 41, EVENT_ID)
+
+
+async def test_a_record_without_an_event_id_is_logged_without_one(
+        caplog: pytest.LogCaptureFixture) -> None:
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], handler=_poison,
+                            producer=KeepingProducer())  # type: ignore[arg-type]
+    await asyncio.wait_for(runtime._handle_one(_record((("ce_id", None),))), 5)
+    [line] = _logged(caplog, "record dead-lettered")
+    assert "event_id" not in line and line["offset"] == 41
