@@ -37,7 +37,7 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from consumers.handling import (
     HANDLER_TIMEOUT,
@@ -62,8 +62,24 @@ log = get_logger(__name__)
 
 HANDLED = Counter("switchboard_worker_records_total", "Records handled by workers",
                   ["worker", "outcome"])
+_HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 HANDLER_SECONDS = Histogram("switchboard_worker_handler_seconds", "Handler time per record",
-                            ["worker"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30))
+                            ["worker"], buckets=_HANDLER_BUCKETS)
+# Apart from HANDLER_SECONDS, whose labels dashboards may rely on: a provider timing out every
+# call would otherwise leave no trace of the time spent on it. `cause`: error, timeout (the
+# handler's time limit), kafka_away (a publish Kafka did not take), poison.
+HANDLER_FAILURE_SECONDS = Histogram(
+    "switchboard_worker_handler_failure_seconds", "Handler time per failed attempt",
+    ["worker", "cause"], buckets=_HANDLER_BUCKETS)
+IN_FLIGHT = Gauge("switchboard_worker_records_in_flight",
+                  "Records fetched and not finished (handled, waiting for a slot, their key's "
+                  "turn or a retry)", ["worker"])
+PARTITIONS = Gauge("switchboard_worker_partitions_assigned",
+                   "Partitions assigned to this member (0: idle, more members than partitions)",
+                   ["worker"])
+REBALANCES = Counter("switchboard_worker_rebalances_total",
+                     "Assignments received, and partitions taken away, at group rebalances",
+                     ["worker", "change"])
 # aiokafka retries a commit for as long as it finds no coordinator (the broker away): a stop
 # waiting on that would hang until Kafka is back. Past this the records are left uncommitted,
 # and come back: at-least-once.
@@ -123,6 +139,9 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         # aiokafka awaits this before giving partitions away: finish and commit first.
+        if revoked:  # aiokafka calls it with none before the first join too
+            REBALANCES.labels(self.runtime.name, "revoked").inc()
+        PARTITIONS.labels(self.runtime.name).set(0)
         await self.runtime.release(set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -130,7 +149,8 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         # not here: aiokafka already fetches the new partitions while this runs (their
         # records would start before the hooks are done), and does not heartbeat until it
         # returns (a hook waiting out a Kafka outage would lose the group).
-        return None
+        REBALANCES.labels(self.runtime.name, "assigned").inc()  # also none: a rebalance
+        PARTITIONS.labels(self.runtime.name).set(len(assigned))
 
 
 class WorkerRuntime:
@@ -185,6 +205,10 @@ class WorkerRuntime:
         self.commit_interval_s = commit_interval_s
         self._seconds = HANDLER_SECONDS.labels(name)  # per-record metrics without lookups
         self._ok = HANDLED.labels(name, "ok")
+        # Read at each scrape, from the metrics thread (len() of a set is safe there); the set
+        # only, not the runtime, is kept by the registry.
+        tasks = self._tasks
+        IN_FLIGHT.labels(name).set_function(lambda: len(tasks))
         self._last_commit = 0.0
         self._committing: asyncio.Task[None] | None = None
         # Run for partitions newly assigned before any of their records starts: they ready
@@ -270,6 +294,7 @@ class WorkerRuntime:
             await self.drain(consumer)
         finally:
             await stop_consumer(consumer)  # leaves the group: partitions move on at once
+            PARTITIONS.labels(self.name).set(0)
             await self.producer.stop()
             log.info("worker stopped", worker=self.name, handled=self.handled)
         if self._failure is not None:
@@ -623,6 +648,7 @@ class WorkerRuntime:
                 self.handled += 1
                 return
             except PoisonRecord as exc:
+                self._failed(started, "poison")
                 await self._dead_letter(record, f"undecodable record: {exc}", attempt,
                                         provider=exc.provider, account=exc.account)
                 return
@@ -634,6 +660,8 @@ class WorkerRuntime:
                 hint = exc.delay_s if isinstance(exc, RetryLater) else None
                 failures += 1
                 kafka_away = _kafka_away(exc)
+                self._failed(started, "kafka_away" if kafka_away else "timeout"
+                             if isinstance(exc, TimeoutError) and limit.expired() else "error")
                 if kafka_away:
                     # No attempt could succeed while Kafka takes nothing: an outage spends
                     # none, or a broker restart would dead-letter every record it caught.
@@ -655,6 +683,9 @@ class WorkerRuntime:
                 # A stop or a rebalance meanwhile gives the record back rather than wait out
                 # the delay (a RetryLater hint may be a minute).
                 await self.context.wait_to_retry(self.retry.delay(failures, hint))
+
+    def _failed(self, started: float, cause: str) -> None:
+        HANDLER_FAILURE_SECONDS.labels(self.name, cause).observe(time.perf_counter() - started)
 
     def _where(self, record: Record) -> dict[str, Any]:
         """What a log line about one record names it by: where it is in Kafka, and the
