@@ -88,6 +88,11 @@ COMMIT_TIMEOUT_S = 5.0
 # away say: tried again after this, doubling up to the cap, for as long as it takes.
 READY_RETRY_S = 1.0
 READY_RETRY_MAX_S = 30.0
+# Kafka answering none of this member's fetches, or none of its commits, for this long makes
+# /readyz say so: longer than a broker restart or a leader moving takes, so they do not flap
+# it. Looked at every KAFKA_CHECK_S.
+KAFKA_SILENT_AFTER_S = 30.0
+KAFKA_CHECK_S = 1.0
 # Records read one at a time, at most, to find one aiokafka cannot read: more than a fetch of
 # one partition holds (max_partition_fetch_bytes, 1 MiB).
 FIND_UNREADABLE_MAX = 20_000
@@ -142,6 +147,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         if revoked:  # aiokafka calls it with none before the first join too
             REBALANCES.labels(self.runtime.name, "revoked").inc()
         PARTITIONS.labels(self.runtime.name).set(0)
+        self.runtime.rebalancing(True)
         await self.runtime.release(set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -151,6 +157,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         # returns (a hook waiting out a Kafka outage would lose the group).
         REBALANCES.labels(self.runtime.name, "assigned").inc()  # also none: a rebalance
         PARTITIONS.labels(self.runtime.name).set(len(assigned))
+        self.runtime.rebalancing(False)
 
 
 class WorkerRuntime:
@@ -192,6 +199,8 @@ class WorkerRuntime:
         # A handler that never returns would hold its partition's commits (and a rebalance,
         # and shutdown) for ever: past this it counts as failed, so it is retried, then kept.
         self.handler_timeout_s = handler_timeout_s
+        # How long the group waits for this member to rejoin at a rebalance (see run()).
+        self._rebalance_timeout_s = max(120.0, (handler_timeout_s or 0) + 60)
         self.ready = asyncio.Event()  # set once partitions are assigned and positioned
         self._concurrency = asyncio.Semaphore(max_concurrency)
         self._capacity = asyncio.Semaphore(max_in_flight)
@@ -222,6 +231,13 @@ class WorkerRuntime:
         self._unprepared_by: str | None = None  # why getting them ready last failed
         self._stopping = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        # What /readyz says of Kafka (_watch_kafka), and what it is judged from. Wall clock
+        # times, as aiokafka's of the last fetch answered.
+        self._kafka_problem: str | None = None
+        self._rebalancing_since: float | None = None
+        self._commits_failing_since: float | None = None
+        self._fetching: set[TopicPartition] = set()  # assigned and not paused
+        self._fetching_since = 0.0
         # Bumped when partitions are taken away: a batch fetched before must not start more
         # records (the new owner handles them, from the offset committed on the way out).
         self._generation = 0
@@ -235,7 +251,56 @@ class WorkerRuntime:
             return "stopping"
         if self._unprepared_by is not None:
             return f"new partitions not ready: {self._unprepared_by}"
-        return "starting" if self._consumer is None else None
+        if self._consumer is None:
+            return "starting"
+        return self._kafka_problem
+
+    def rebalancing(self, started: bool) -> None:
+        """A rebalance of the group began (partitions revoked) or ended (assigned)."""
+        now = time.time()
+        if not started:
+            self._rebalancing_since = None
+            self._fetching_since = now  # the partitions' fetches get their time afresh
+        elif self._rebalancing_since is None:
+            self._rebalancing_since = now
+
+    async def _watch_kafka(self, consumer: AIOKafkaConsumer) -> None:
+        """Keep what /readyz says of Kafka up to date: from the loop, as aiokafka's state is
+        not for the probes' thread to read."""
+        while True:
+            try:
+                self._kafka_problem = self._kafka_unanswered(consumer)
+            except Exception as exc:  # noqa: BLE001 - the probe says it; the worker goes on
+                self._kafka_problem = f"readiness check failed: {exc!r}"
+            await asyncio.sleep(KAFKA_CHECK_S)
+
+    def _kafka_unanswered(self, consumer: AIOKafkaConsumer) -> str | None:
+        """Why Kafka seems away, judged from what it answered this member. A member with no
+        partition (more members than partitions) fetches and commits nothing, and is fine:
+        the probe cannot tell Kafka away from it (its metrics show it idle)."""
+        now = time.time()
+        if self._rebalancing_since is not None:
+            # aiokafka fetches nothing new until it ends, which may rightly take until every
+            # member has finished what it started; longer, it is stuck for want of Kafka.
+            self._fetching = set()
+            waited = now - self._rebalancing_since
+            if waited > self._rebalance_timeout_s + KAFKA_SILENT_AFTER_S:
+                return f"Kafka unreachable: the group's rebalance has not ended for {waited:.0f}s"
+            return None
+        fetching = consumer.assignment() - consumer.paused()
+        if fetching != self._fetching:  # assigned or resumed: their fetches get their time
+            self._fetching, self._fetching_since = fetching, now
+        if fetching:
+            # A fetch is answered every half second while Kafka is there, records or not.
+            answered = max(consumer.last_poll_timestamp(tp) or 0 for tp in fetching) / 1000
+            silent = now - max(answered, self._fetching_since)
+            if silent > KAFKA_SILENT_AFTER_S:
+                return f"Kafka unreachable: no fetch answered for {silent:.0f}s"
+        # Partitions all paused (every slot busy) are not fetched: their commits still tell.
+        failing_since = self._commits_failing_since
+        if failing_since is not None and now - failing_since > KAFKA_SILENT_AFTER_S:
+            return f"Kafka unreachable: commits failing for {now - failing_since:.0f}s"
+        return None
 
     def stop(self) -> None:
         """Ask the loop to finish the records started, commit, and return."""
@@ -252,7 +317,7 @@ class WorkerRuntime:
     async def run(self) -> None:
         if not self.producer.started:
             await self.producer.start()
-        rebalance_ms = int(1000 * max(120.0, (self.handler_timeout_s or 0) + 60))
+        rebalance_ms = int(1000 * self._rebalance_timeout_s)
         consumer = AIOKafkaConsumer(
             **kafka_options(self.kafka, self.name),
             group_id=self.group_id,
@@ -280,6 +345,7 @@ class WorkerRuntime:
         self._consumer = consumer
         log.info("worker started", worker=self.name, topics=self._subscribed,
                  group=self.group_id)
+        watching = asyncio.create_task(self._watch_kafka(consumer))
         try:
             while not self._stopping.is_set() and self._failure is None:
                 if not self.ready.is_set() and consumer.assignment():
@@ -293,6 +359,7 @@ class WorkerRuntime:
                 self._maybe_commit(consumer)
             await self.drain(consumer)
         finally:
+            watching.cancel()
             await stop_consumer(consumer)  # leaves the group: partitions move on at once
             PARTITIONS.labels(self.name).set(0)
             await self.producer.stop()
@@ -586,16 +653,21 @@ class WorkerRuntime:
         offsets = {tp: o for tp, o in self._committable().items()
                    if tp in assigned and (only is None or tp in only)}
         if not offsets:
+            if only is None:
+                self._commits_failing_since = None  # none is waiting
             return
         try:
             async with asyncio.timeout(COMMIT_TIMEOUT_S):
                 await consumer.commit(offsets)
         except (KafkaError, TimeoutError) as exc:  # e.g. a rebalance began, or the broker is
             # away: the records will come back
+            if self._commits_failing_since is None:
+                self._commits_failing_since = time.time()
             log.warning("commit failed", worker=self.name,
                         error=repr(exc) if isinstance(exc, KafkaError)
                         else f"no answer within {COMMIT_TIMEOUT_S}s")
             return
+        self._commits_failing_since = None
         for tp, offset in offsets.items():
             self._committed[tp] = offset.offset
 

@@ -4,6 +4,7 @@ taken away must not start once they are released (their new owner handles it).""
 from __future__ import annotations
 
 import asyncio
+import time
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -97,7 +98,7 @@ class PartitionLog:
         self.records = records
         self.at = 0
         self.assigned: set[TopicPartition] = set()
-        self.paused: set[TopicPartition] = set()
+        self.held: set[TopicPartition] = set()
         self.seeks: list[int] = []
         self.committed_answer = committed
         self.asked = 0
@@ -121,7 +122,7 @@ class PartitionLog:
         return self.at
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
-        if TP not in self.assigned or TP in self.paused or self.at >= self.records:
+        if TP not in self.assigned or TP in self.held or self.at >= self.records:
             await asyncio.sleep(0.005)
             return {}
         batch = fetched(range(self.at, self.records))
@@ -129,10 +130,16 @@ class PartitionLog:
         return batch
 
     def pause(self, *partitions: TopicPartition) -> None:
-        self.paused |= set(partitions)
+        self.held |= set(partitions)
+
+    def paused(self) -> set[TopicPartition]:
+        return self.held & self.assigned
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int:
+        return int(time.time() * 1000)  # Kafka answers every fetch
 
     def resume(self, *partitions: TopicPartition) -> None:
-        self.paused -= set(partitions)
+        self.held -= set(partitions)
 
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks.append(offset)
