@@ -176,8 +176,19 @@ def stopped_short(exc: BaseException) -> str | None:
             "is handled again once the worker restarts (the log names it)")
 
 
+def _stop_signals() -> list[signal.Signals]:
+    """What stops a worker cleanly: SIGINT, SIGTERM, and SIGHUP (its terminal was closed) as
+    `run` takes it, unless the worker has taken SIGHUP for itself (the bots reload their rules
+    on it: RulesSource.install_sighup, called by their factory before this is asked) or it is
+    ignored (started under `nohup`, which is asked for)."""
+    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        return [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
+    return [signal.SIGINT, signal.SIGTERM]
+
+
 async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts) -> None:
-    """Run one worker until SIGINT/SIGTERM, then finish in-flight work and commit."""
+    """Run one worker until SIGINT/SIGTERM (or SIGHUP: _stop_signals), then finish in-flight
+    work and commit."""
     health = WorkerHealth()
     if settings.metrics_port:
         try:
@@ -201,7 +212,7 @@ async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accou
             health.readiness = runtime.problem
             heap.settle()
             loop = asyncio.get_running_loop()
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in _stop_signals():
                 loop.add_signal_handler(signum, runtime.stop)
             await runtime.run()
     finally:

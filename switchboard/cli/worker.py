@@ -11,7 +11,8 @@ from switchboard.settings import Settings
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one worker (consumer group member) until SIGTERM/Ctrl-C."""
+    """Run one worker (consumer group member) until SIGTERM/Ctrl-C, or SIGHUP unless it is a
+    bot (bots reload their rules on it)."""
     from consumers.bots.rules import RulesError
     from consumers.table import MissingTopic
     from consumers.workers import (

@@ -1,0 +1,57 @@
+"""`switchboard worker` processes and SIGHUP, which a worker started from a terminal gets
+when that terminal is closed: the sender stops cleanly, as on SIGTERM (and as `run` does);
+the keyword bot reloads its rules and runs on."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+from pathlib import Path
+
+from tests.integration.processes import switchboard, wait_for_line
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+
+
+def _environment(kafka_bootstrap: str) -> dict[str, str]:
+    return os.environ | {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+                         "SWITCHBOARD_KAFKA_NAME_PREFIX": f"it-hup-{uuid.uuid4().hex[:8]}.",
+                         "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLES / "accounts.toml"),
+                         "SWITCHBOARD_RULES_FILE": str(EXAMPLES / "rules.toml"),
+                         "SWITCHBOARD_PUBLIC_URL": "http://127.0.0.1:8080",
+                         "SWITCHBOARD_TOPIC_PARTITIONS": "1",
+                         "SWITCHBOARD_LOG_FORMAT": "json"}
+
+
+def test_sighup_stops_the_sender_cleanly(kafka_bootstrap: str) -> None:
+    # It ended at once, as if killed (exit -1): nothing committed since its last commit, a
+    # send cut short reported outcome_unknown.
+    process = switchboard(_environment(kafka_bootstrap), "worker", "sender")
+    try:
+        wait_for_line(process, "worker started")
+        process.send_signal(signal.SIGHUP)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert '"event": "worker stopped"' in output
+
+
+def test_sighup_reloads_the_keyword_bots_rules_and_it_runs_on(kafka_bootstrap: str) -> None:
+    process = switchboard(_environment(kafka_bootstrap), "worker", "keywords")
+    try:
+        wait_for_line(process, "worker started")
+        process.send_signal(signal.SIGHUP)
+        wait_for_line(process, "rules reloaded", timeout_s=30)
+        assert process.poll() is None  # still running
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output
+    assert '"event": "worker stopped"' in output
