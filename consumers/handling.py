@@ -30,8 +30,9 @@ class Record:
 
 
 def event_id_of(headers: Sequence[tuple[str, bytes | None]]) -> str | None:
-    """The CloudEvents id (`ce_id` header) a record carries, if any: the id ingest logs an
-    event by, and the id of a command. Bounded: another producer's may be anything."""
+    """The CloudEvents id (`ce_id` header) a record carries, if any: an event's id (as in
+    its dead letters and `tail`), a command's id. Bounded: another producer's may be
+    anything."""
     for name, value in headers:
         if name == "ce_id" and value is not None:
             return short(value.decode(errors="replace"))

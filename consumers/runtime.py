@@ -761,7 +761,7 @@ class WorkerRuntime:
 
     def _where(self, record: Record) -> dict[str, Any]:
         """What a log line about one record names it by: where it is in Kafka, and the
-        CloudEvents id its producer gave it (ingest logs an event by it), if any."""
+        CloudEvents id its producer gave it (an event's id, a command's), if any."""
         where: dict[str, Any] = {"topic": self._connection.topic(record.topic),
                                  "partition": record.partition, "offset": record.offset}
         if (event_id := event_id_of(record.headers)) is not None:

@@ -1,5 +1,6 @@
 """What the worker runtime logs of a record: where it is (topic, partition, offset) and, when
-its producer gave it one, its CloudEvents id, the id ingest logged it under."""
+its producer gave it one, its CloudEvents id (an event's id, as `tail` and its dead letters
+show it)."""
 
 from __future__ import annotations
 
@@ -42,8 +43,8 @@ async def _poison(record: Record, ctx: Context) -> None:
 ])
 async def test_a_records_log_lines_name_its_event_id(
         handler: Any, event: str, caplog: pytest.LogCaptureFixture) -> None:
-    # Only topic and offset were logged: a webhook's event, found in ingest's log by its id,
-    # could not be followed into the worker's by that id.
+    # Only topic and offset were logged (the retry line not even the partition): an event
+    # known by its id could not be followed into the worker's log by that id.
     runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=["t"], handler=handler,
                             retry=FAST, producer=KeepingProducer())  # type: ignore[arg-type]
     record = _record((("ce_specversion", b"1.0"), ("ce_id", EVENT_ID.encode())))
