@@ -77,6 +77,11 @@ IN_FLIGHT = Gauge("switchboard_worker_records_in_flight",
 PARTITIONS = Gauge("switchboard_worker_partitions_assigned",
                    "Partitions assigned to this member (0: idle, more members than partitions)",
                    ["worker"])
+# From what the last fetch of the partition said of its end (aiokafka's highwater, no request
+# of its own); a partition nothing was fetched of since it was assigned has none yet.
+LAG = Gauge("switchboard_worker_lag_records",
+            "Records of a partition not finished yet: from the oldest in flight (or the next "
+            "to fetch) to the partition's end", ["worker", "topic", "partition"])
 REBALANCES = Counter("switchboard_worker_rebalances_total",
                      "Assignments received, and partitions taken away, at group rebalances",
                      ["worker", "change"])
@@ -238,6 +243,7 @@ class WorkerRuntime:
         self._commits_failing_since: float | None = None
         self._fetching: set[TopicPartition] = set()  # assigned and not paused
         self._fetching_since = 0.0
+        self._lagging: set[TopicPartition] = set()  # those LAG has a value for
         # Bumped when partitions are taken away: a batch fetched before must not start more
         # records (the new owner handles them, from the offset committed on the way out).
         self._generation = 0
@@ -265,14 +271,33 @@ class WorkerRuntime:
             self._rebalancing_since = now
 
     async def _watch_kafka(self, consumer: AIOKafkaConsumer) -> None:
-        """Keep what /readyz says of Kafka up to date: from the loop, as aiokafka's state is
-        not for the probes' thread to read."""
-        while True:
-            try:
-                self._kafka_problem = self._kafka_unanswered(consumer)
-            except Exception as exc:  # noqa: BLE001 - the probe says it; the worker goes on
-                self._kafka_problem = f"readiness check failed: {exc!r}"
-            await asyncio.sleep(KAFKA_CHECK_S)
+        """Keep what /readyz says of Kafka, and the lag, up to date: from the loop, as
+        aiokafka's state is not for the probes' thread to read."""
+        try:
+            while True:
+                try:
+                    self._kafka_problem = self._kafka_unanswered(consumer)
+                    self._note_lag(consumer.assignment(), consumer.highwater)
+                except Exception as exc:  # noqa: BLE001 - a bug: the probe says it, and the
+                    # worker goes on
+                    self._kafka_problem = f"watching Kafka failed: {exc!r}"
+                await asyncio.sleep(KAFKA_CHECK_S)
+        finally:
+            self._note_lag(set(), consumer.highwater)  # stopped: no partition is ours
+
+    def _note_lag(self, assigned: set[TopicPartition],
+                  highwater: Callable[[TopicPartition], int | None]) -> None:
+        for tp in self._lagging - assigned:  # taken away: its next owner says it
+            LAG.remove(self.name, tp.topic, str(tp.partition))
+        self._lagging &= assigned
+        for tp in assigned:
+            end, fetched = highwater(tp), self._fetched.get(tp)
+            if end is None or fetched is None:
+                continue  # nothing fetched of it since it was assigned
+            pending = self._in_flight.get(tp)
+            LAG.labels(self.name, tp.topic, str(tp.partition)).set(
+                max(0, end - (min(pending) if pending else fetched)))
+            self._lagging.add(tp)
 
     def _kafka_unanswered(self, consumer: AIOKafkaConsumer) -> str | None:
         """Why Kafka seems away, judged from what it answered this member. A member with no

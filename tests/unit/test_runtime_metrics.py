@@ -12,11 +12,12 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
+from consumers import runtime as runtime_module
 from consumers.handling import Context, PoisonRecord, Record, RetryLater
 from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
 from switchboard.producer import PublishError
 from tests.fakes import KeepingProducer
-from tests.unit.test_runtime_rebalance import FakeConsumer, fetched
+from tests.unit.test_runtime_rebalance import FakeConsumer, PartitionLog, _runtime_over, fetched
 
 TP = TopicPartition("t", 0)
 FAST = RetryPolicy(max_attempts=2, base_delay_s=0, max_delay_s=0)
@@ -115,3 +116,36 @@ async def test_partitions_assigned_and_taken_away_are_counted() -> None:
                   change="assigned") == 3
     assert _value("switchboard_worker_rebalances_total", worker=runtime.name,
                   change="revoked") == 1
+
+
+async def test_the_lag_of_each_partition_counts_from_its_oldest_record_not_finished(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime_module, "KAFKA_CHECK_S", 0.01)
+    gate = asyncio.Event()
+
+    async def handler(record: Record, ctx: Context) -> None:
+        if record.offset >= 2:
+            await gate.wait()
+
+    consumer = PartitionLog(records=5)  # its end: offset 5
+    runtime = _runtime_over(consumer, monkeypatch, handler)
+    labels = {"worker": runtime.name, "topic": TP.topic, "partition": "0"}
+
+    async def lag_is(expected: float) -> None:
+        for _ in range(300):
+            if REGISTRY.get_sample_value("switchboard_worker_lag_records", labels) == expected:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(REGISTRY.get_sample_value("switchboard_worker_lag_records", labels))
+
+    running = asyncio.create_task(runtime.run())
+    try:
+        await lag_is(3)  # 0 and 1 done; 2, 3 and 4 in flight
+        gate.set()
+        await lag_is(0)
+    finally:
+        gate.set()
+        runtime.stop()
+        await asyncio.wait_for(running, 5)
+    # No longer this member's to say.
+    assert REGISTRY.get_sample_value("switchboard_worker_lag_records", labels) is None

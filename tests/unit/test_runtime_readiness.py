@@ -49,6 +49,9 @@ class Group:
         assert tp in self.assigned, "aiokafka asserts it"
         return self.answered.get(tp)
 
+    def highwater(self, tp: TopicPartition) -> None:
+        return None
+
     def answer(self) -> None:
         """Kafka answers a fetch of every partition assigned and not paused."""
         for tp in self.assigned - self.paused_partitions:

@@ -138,6 +138,9 @@ class PartitionLog:
     def last_poll_timestamp(self, tp: TopicPartition) -> int:
         return int(time.time() * 1000)  # Kafka answers every fetch
 
+    def highwater(self, tp: TopicPartition) -> int:
+        return self.records
+
     def resume(self, *partitions: TopicPartition) -> None:
         self.held -= set(partitions)
 

@@ -55,6 +55,9 @@ class OneCommand:
     def last_poll_timestamp(self, tp: TopicPartition) -> None:
         return None
 
+    def highwater(self, tp: TopicPartition) -> None:
+        return None
+
     async def position(self, tp: TopicPartition) -> int:
         return 0
 
