@@ -81,11 +81,14 @@ def _settings(**given: Any) -> Settings:
                     create_topics=False, metrics_port=None, **given)
 
 
-def hung_up_sender() -> None:
+def hung_up_sender(nohup: bool) -> None:
     """Run in a child process (SIGHUP's default would end the test session): a worker that
-    claims no SIGHUP of its own, the sender say, gets one once it has handled its record."""
+    claims no SIGHUP of its own, the sender say, gets one once it is handling its record;
+    `nohup`: started with SIGHUP ignored. Ends with SIGTERM if SIGHUP did not stop it."""
     from switchboard.cli.startup import run_loop
 
+    if nohup:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     consumer = OneCommand()
     patch = pytest.MonkeyPatch()
     patch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
@@ -93,6 +96,10 @@ def hung_up_sender() -> None:
 
     async def handle(record: Record, ctx: Context) -> None:
         signal.raise_signal(signal.SIGHUP)  # the terminal is closed
+        await asyncio.sleep(0.2)
+        print(f"stopping after SIGHUP: {ctx.winding_down.is_set()}", flush=True)
+        if not ctx.winding_down.is_set():
+            signal.raise_signal(signal.SIGTERM)
 
     @contextlib.asynccontextmanager
     async def sender(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
@@ -100,21 +107,24 @@ def hung_up_sender() -> None:
                             handler=handle, producer=KeepingProducer())  # type: ignore[arg-type]
 
     run_loop(workers.run_worker(sender, _settings(), load_accounts(EXAMPLE_ACCOUNTS)))
-    print(f"stopped cleanly, committed {consumer.commits}")
+    print(f"stopped cleanly, committed {consumer.commits[-1]}")
 
 
-def test_sighup_stops_the_sender_cleanly() -> None:
+@pytest.mark.parametrize("nohup", [False, True], ids=["terminal", "nohup"])
+def test_sighup_stops_the_sender_cleanly_unless_it_is_ignored(nohup: bool) -> None:
     # It had no handler for SIGHUP: closing the terminal it ran in ended it as a kill would,
-    # its done work uncommitted, a send cut short reported outcome_unknown.
+    # its done work uncommitted, a send cut short reported outcome_unknown. Started under
+    # nohup, SIGHUP is for it to ignore still.
     env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
     result = subprocess.run(
         [sys.executable, "-c",
-         "from tests.unit.test_worker_signals import hung_up_sender; hung_up_sender()"],
+         f"from tests.unit.test_worker_signals import hung_up_sender; hung_up_sender({nohup})"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == (
-        "stopped cleanly, committed [{TopicPartition(topic='switchboard.outbound.v1', "
-        "partition=0): 1}]")
+    assert result.stdout.splitlines() == [
+        f"stopping after SIGHUP: {not nohup}",
+        "stopped cleanly, committed {TopicPartition(topic='switchboard.outbound.v1', "
+        "partition=0): 1}"]
 
 
 async def test_sighup_still_reloads_the_keyword_bots_rules(
