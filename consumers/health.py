@@ -2,9 +2,10 @@
 
 `/healthz` (liveness) fails once the event loop has stopped running: a worker stuck there
 keeps its partitions yet handles nothing, and only a restart helps. `/readyz` says whether the
-worker is consuming; both answer as ingest's do (switchboard.probes), and so do refusals: any
-other path is a 404, a method but GET or HEAD a 405, with ingest's JSON error body. Served from
-a thread, so a busy loop never delays a scrape or a probe.
+worker is consuming (WorkerRuntime.problem: also whether Kafka answers it); both answer as
+ingest's do (switchboard.probes), and so do refusals: any other path is a 404, a method but GET
+or HEAD a 405, with ingest's JSON error body. Served from a thread, so a busy loop never delays
+a scrape or a probe.
 """
 
 from __future__ import annotations
