@@ -18,7 +18,7 @@ from consumers.runtime import WorkerRuntime, _CommitOnRevoke
 from tests.fakes import KeepingProducer
 
 TP = TopicPartition("t", 0)
-SILENT_S = 0.3
+SILENT_S = 0.5
 
 
 class Group:
