@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -100,8 +101,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     outcome = "method_not_allowed" if exc.status_code == 405 else "no_route"
     metrics.count_request("unknown", "unknown", outcome)
     # Info, not warning: most of these are the internet's scanners, not providers.
-    log.info("no route takes the request", method=request.method[:20],
-             path=request.scope["path"][:200], status=exc.status_code)
+    request.app.state.handler.refusals(logging.INFO, "no route takes the request",
+                                       method=request.method[:20],
+                                       path=request.scope["path"][:200],
+                                       status=exc.status_code)
     return JSONResponse(http_error(exc.status_code, exc.detail), status_code=exc.status_code,
                         headers=exc.headers)
 
@@ -159,6 +162,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
                 siblings.disconnected()
             if correlations is not None:
                 await correlations.stop()
+            handler.refusals.flush()
             connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import logging
 import random
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
@@ -154,6 +155,8 @@ class WebhookHandler:
     recent: RecentRequests
     deadlines: BodyDeadlines
     correlations: CorrelationIndex | None = None
+    # Anyone can make ingest refuse a request, as often as they like: logged once a minute.
+    refusals: metrics.RefusalLog = field(default_factory=lambda: metrics.RefusalLog(log))
 
     async def handle(self, request: Request) -> Response:
         provider: str = request.path_params["provider"]
@@ -162,8 +165,8 @@ class WebhookHandler:
         if account is None:
             metrics.REQUESTS.labels(provider if provider in PROVIDERS else "unknown",
                                     "unknown", "unknown_account").inc()
-            log.warning("webhook for unknown account", provider=provider[:40],
-                        account=name[:80])
+            self.refusals(logging.WARNING, "webhook for unknown account",
+                          provider=provider[:40], account=name[:80])
             if provider not in PROVIDERS:  # same code: the URL names no configured account
                 return error_response(404, "unknown_account",
                                       f"no provider named {provider[:40]!r}; known: "
@@ -183,13 +186,13 @@ class WebhookHandler:
             return response
         except ClientDisconnect:  # nobody reads this answer; it is still the usual shape
             outcome = "client_disconnect"
-            log.info("webhook sender disconnected before its body arrived",
-                     provider=account.provider, account=account.name)
+            self.refusals(logging.INFO, "webhook sender disconnected before its body arrived",
+                          provider=account.provider, account=account.name)
             return error_response(400, "client_disconnected", "the body did not arrive whole")
         except BodyTimeout as exc:
             outcome = "body_timeout"
-            log.warning("webhook body timed out", provider=account.provider,
-                        account=account.name, timeout_s=self.deadlines.timeout_s)
+            self.refusals(logging.WARNING, "webhook body timed out", provider=account.provider,
+                          account=account.name, timeout_s=self.deadlines.timeout_s)
             # Closed after the answer: the rest of this body must not be read as a request.
             return error_response(408, "body_timeout", str(exc), {"connection": "close"})
         finally:
@@ -281,8 +284,7 @@ class WebhookHandler:
                                 event.status.value if event.status else "")
         return self._ack(normalizer.acknowledge(webhook)), "stored"
 
-    @staticmethod
-    def _refusal(request: Request, account: Account, query: str, headers: dict[str, str],
+    def _refusal(self, request: Request, account: Account, query: str, headers: dict[str, str],
                  body: bytes) -> Response | None:
         """The 401 for a request the account's scheme does not authenticate, else None."""
         url = (signed_url(_url_as_sent(request), query, account.auth)
@@ -291,8 +293,8 @@ class WebhookHandler:
             verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
                                  body=body, now=time.time()), account.auth)
         except AuthError as exc:
-            log.warning("webhook authentication failed", provider=account.provider,
-                        account=account.name, reason=exc.reason)
+            self.refusals(logging.WARNING, "webhook authentication failed",
+                          provider=account.provider, account=account.name, reason=exc.reason)
             return error_response(401, "unauthorized", exc.reason)
         return None
 
@@ -327,8 +329,8 @@ class WebhookHandler:
         return b"".join(chunks)
 
     def _too_large(self, account: Account) -> Response:
-        log.warning("webhook body too large", provider=account.provider, account=account.name,
-                    limit=self.max_body_bytes)
+        self.refusals(logging.WARNING, "webhook body too large", provider=account.provider,
+                      account=account.name, limit=self.max_body_bytes)
         return error_response(413, "payload_too_large",
                               f"body exceeds {self.max_body_bytes} bytes")
 

@@ -1,0 +1,110 @@
+"""Refused requests are counted one by one but logged once per kind and window: a scanner, or
+a provider retrying with a wrong secret, got one warning line per request."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+
+from ingest.app import create_app
+from switchboard.accounts import parse_accounts
+from switchboard.settings import Settings
+from tests.fakes import KeepingProducer
+
+PASSWORD = "password-123"
+WRONG = "not-the-password-9"
+JSON = {"content-type": "application/json"}
+
+
+def _app() -> Any:
+    accounts = parse_accounts({"accounts": {
+        "acme": {"provider": "infobip",
+                 "auth": {"scheme": "basic", "username": "u", "secrets": [PASSWORD]}},
+    }})
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    app.state.handler.producer = KeepingProducer()
+    return app
+
+
+def _basic(password: str) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(f"u:{password}".encode()).decode()}
+
+
+async def _post_all(app: Any, paths: list[str], headers: dict[str, str]) -> list[int]:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        return [(await client.post(path, headers=headers, content=b"{}")).status_code
+                for path in paths]
+
+
+def _events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    return [record.msg for record in caplog.records if isinstance(record.msg, dict)]
+
+
+def _count(provider: str, account: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
+        "provider": provider, "account": account, "outcome": outcome}) or 0.0
+
+
+async def test_a_provider_retrying_with_a_wrong_secret_is_logged_once_then_summed_up(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = _app()
+    caplog.set_level(logging.INFO)
+    before = _count("infobip", "acme", "unauthorized")
+    statuses = await _post_all(app, ["/webhooks/infobip/acme"] * 40, {**_basic(WRONG), **JSON})
+    assert statuses == [401] * 40
+    assert _count("infobip", "acme", "unauthorized") == before + 40  # every one counted
+    logged = [e for e in _events(caplog) if e["event"].startswith("webhook authentication")]
+    assert len(logged) == 1
+    assert logged[0]["reason"] == "wrong username or password"
+
+    app.state.handler.refusals.flush()  # the window's end (or ingest stopping)
+    summary = [e for e in _events(caplog) if e["event"].startswith("webhook authentication")][1:]
+    assert [e["event"] for e in summary] == [
+        "webhook authentication failed: 39 more in the last 60 s"]
+    assert summary[0]["more"] == 39 and summary[0]["account"] == "acme"
+    assert WRONG not in caplog.text and PASSWORD not in caplog.text
+
+    # A new window: the next one is logged again, with nothing to sum up after it.
+    caplog.clear()
+    await _post_all(app, ["/webhooks/infobip/acme"], {**_basic(WRONG), **JSON})
+    app.state.handler.refusals.flush()
+    assert [e["event"] for e in _events(caplog)] == ["webhook authentication failed"]
+
+
+async def test_a_scanner_inventing_account_names_gets_a_bounded_number_of_lines(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = _app()
+    refusals = app.state.handler.refusals
+    caplog.set_level(logging.INFO)
+    before = _count("infobip", "unknown", "unknown_account")
+    paths = [f"/webhooks/infobip/guess-{n}" for n in range(3 * refusals.max_kinds)]
+    assert set(await _post_all(app, paths * 2, JSON)) == {404}
+    assert _count("infobip", "unknown", "unknown_account") == before + 2 * len(paths)
+    logged = [e for e in _events(caplog) if e["event"] == "webhook for unknown account"]
+    assert len(logged) == refusals.max_kinds
+    assert len(refusals._held) == refusals.max_kinds  # what it remembers is bounded too
+
+    caplog.clear()
+    refusals.flush()
+    events = _events(caplog)
+    assert len(events) == refusals.max_kinds + 1  # each logged name's repeat, and the rest
+    assert events[-1]["event"] == ("webhook for unknown account: 400 more in the last 60 s, "
+                                   "for other providers, accounts or reasons")
+
+
+async def test_the_summary_comes_when_the_window_ends_without_another_request(
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = _app()
+    app.state.handler.refusals.window_s = 0.05
+    caplog.set_level(logging.INFO)
+    await _post_all(app, ["/webhooks/infobip/nobody"] * 3, JSON)
+    await asyncio.sleep(0.2)
+    assert [e["event"] for e in _events(caplog)] == [
+        "webhook for unknown account", "webhook for unknown account: 2 more in the last 0.05 s"]
