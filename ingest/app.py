@@ -39,7 +39,12 @@ WEBHOOK_METHODS = ["POST", "GET", "HEAD"]
 
 
 class Readiness:
-    """Answers /readyz from a recent check, so probes do not hammer Kafka."""
+    """Answers /readyz from a recent check, so probes do not hammer Kafka.
+
+    /readyz is on the port the internet reaches: its reason says what is wrong in words a
+    prober needs, and what Kafka's client said (exception, brokers' addresses, topic names)
+    goes to the log, once each time it changes.
+    """
 
     def __init__(self, kafka: KafkaTarget, producer: DurableProducer, ttl_s: float = 5.0,
                  siblings: SiblingProcesses | None = None,
@@ -51,6 +56,7 @@ class Readiness:
         self.ttl_s = ttl_s
         self._checked_at = 0.0
         self._problem: str | None = "not checked yet"
+        self._detail: str | None = None  # what was logged about the last check
         self._checking: asyncio.Future[None] | None = None
 
     async def problem(self) -> str | None:
@@ -74,12 +80,20 @@ class Readiness:
     async def _check(self) -> None:
         try:
             missing = await asyncio.wait_for(missing_topics(self.kafka), 5)
-            self._problem = f"missing topics: {', '.join(missing)}" if missing else None
+            self._problem = "Kafka topics missing" if missing else None
+            detail = f"missing topics: {', '.join(missing)}" if missing else None
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
-            self._problem = f"Kafka unreachable: {type(exc).__name__}"
+            self._problem = "Kafka unreachable"
+            detail = f"Kafka unreachable: {exc!r}"
         finally:
             self._checking = None
         self._checked_at = time.monotonic()
+        if detail != self._detail:
+            self._detail = detail
+            if detail is None:
+                log.info("ready: kafka reachable and topics present")
+            else:
+                log.warning("not ready", problem=detail)
 
 
 def metrics_registry() -> CollectorRegistry:
@@ -200,6 +214,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
     app.router.redirect_slashes = False
     app.state.producer = producer
     app.state.handler = handler
+    app.state.readiness = readiness
     return app
 
 
