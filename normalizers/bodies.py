@@ -73,13 +73,19 @@ def declared_charset(content_type: str) -> str:
     """The codec a Content-Type's `charset` parameter names ("utf-8" without one), or a
     NormalizeError for a name Python does not know or a charset that is not ASCII-compatible
     (UTF-16, EBCDIC: `&`, `=` and `%` are no longer those bytes) or not a text encoding."""
+    charset = _charset_parameter(content_type)
+    return "utf-8" if charset is None else _ascii_compatible_codec(charset, "a form")
+
+
+def _charset_parameter(content_type: str) -> str | None:
+    """The `charset` parameter of a Content-Type as written, or None when it has none."""
     if ";" not in content_type:  # the usual case: no parameters to look through
-        return "utf-8"
+        return None
     for parameter in content_type.split(";")[1:]:
         name, _, value = parameter.partition("=")
         if name.strip().lower() == "charset":
-            return _ascii_compatible_codec(value.strip().strip('"').strip())
-    return "utf-8"
+            return value.strip().strip('"').strip()
+    return None
 
 
 # Printable ASCII, which an ASCII-compatible charset decodes to itself, and what Python's codecs
@@ -92,7 +98,7 @@ _CHARSET_NAME = re.compile(r"[A-Za-z0-9!#$%&'+^_`{}~.-]{1,40}")
 
 
 @functools.lru_cache(maxsize=32)
-def _ascii_compatible_codec(name: str) -> str:
+def _ascii_compatible_codec(name: str, what: str) -> str:
     # Cached: a provider names the same charset on every request; a refusal raises, so it is
     # not cached, and only names of the form charset names have are looked up at all.
     if not _CHARSET_NAME.fullmatch(name):
@@ -107,7 +113,7 @@ def _ascii_compatible_codec(name: str) -> str:
         ascii_compatible = False
     if not ascii_compatible:
         raise NormalizeError(
-            f"charset {shown(name)} is not supported for a form (it does not keep ASCII as "
+            f"charset {shown(name)} is not supported for {what} (it does not keep ASCII as "
             "ASCII); send UTF-8 or a charset such as ISO-8859-1")
     return "utf-8" if codec == "utf-8" else name
 
@@ -181,14 +187,24 @@ def _unquote(text: str, what: str, charset: str) -> str:
                              f"{shown(text, 40)}") from None
 
 
-def parse_xml(body: bytes) -> JsonObject:
+def parse_xml(body: bytes, content_type: str = "") -> JsonObject:
     """Decode XML safely (no entities, no external references) into nested dicts.
 
+    A `charset` in the request's Content-Type is the body's encoding, whatever its XML
+    declaration says (RFC 7303 section 3; the same charsets as for a form, a NormalizeError
+    naming any other); without one, the declaration or byte order mark says, else UTF-8.
     Repeated child elements become lists; text-only elements become strings. The root element
     name is kept under the key `_root` so callers can tell document kinds apart.
     """
+    document: bytes | str = body
+    if (charset := _charset_parameter(content_type)) is not None:
+        codec = _ascii_compatible_codec(charset, "XML")
+        try:  # expat reads text as it is, its declaration's encoding set aside
+            document = body.decode(codec)
+        except ValueError:  # UnicodeDecodeError, or a codec's plain UnicodeError
+            raise NormalizeError(f"XML body is not {_charset_label(codec)}") from None
     try:
-        root = SafeET.fromstring(body)
+        root = SafeET.fromstring(document)
     except SafeET.ParseError as exc:
         raise NormalizeError(f"body is not well-formed XML: {exc}") from None
     except DefusedXmlException as exc:  # entities, DTDs, external references
