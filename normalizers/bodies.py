@@ -97,6 +97,30 @@ _ASCII_PROBE = bytes(c for c in range(0x20, 0x7F) if c != 0x5C) + \
 _CHARSET_NAME = re.compile(r"[A-Za-z0-9!#$%&'+^_`{}~.-]{1,40}")
 
 
+# ISO-8859-1 read as the WHATWG Encoding Standard reads it (the label means windows-1252): what
+# senders that say Latin-1 send is windows-1252, whose 0x80-0x9F are `€`, `„`, `…`, `™` and
+# such, not the invisible C1 controls Latin-1 has there. The five bytes windows-1252 leaves
+# undefined stay those controls, as WHATWG has them, so every byte still decodes.
+LATIN1_AS_WINDOWS_1252 = "switchboard-whatwg-windows-1252"
+_WHATWG_1252 = "".join(bytes([byte]).decode("cp1252", "ignore") or chr(byte)
+                       for byte in range(256))
+_WHATWG_1252_ENCODING = codecs.charmap_build(_WHATWG_1252)
+
+
+def _whatwg_1252(name: str) -> codecs.CodecInfo | None:
+    if name != LATIN1_AS_WINDOWS_1252.replace("-", "_"):  # lookup() turns `-` into `_`
+        return None
+    return codecs.CodecInfo(
+        name=LATIN1_AS_WINDOWS_1252,
+        encode=lambda text, errors="strict": codecs.charmap_encode(
+            text, errors, _WHATWG_1252_ENCODING),
+        decode=lambda data, errors="strict": codecs.charmap_decode(
+            data, errors, _WHATWG_1252))
+
+
+codecs.register(_whatwg_1252)  # by name: bytes.decode and unquote find it as any codec
+
+
 @functools.lru_cache(maxsize=32)
 def _ascii_compatible_codec(name: str, what: str) -> str:
     # Cached: a provider names the same charset on every request; a refusal raises, so it is
@@ -115,6 +139,8 @@ def _ascii_compatible_codec(name: str, what: str) -> str:
         raise NormalizeError(
             f"charset {shown(name)} is not supported for {what} (it does not keep ASCII as "
             "ASCII); send UTF-8 or a charset such as ISO-8859-1")
+    if codec == "iso8859-1":  # every alias of Latin-1 (latin1, l1, cp819, ...)
+        return LATIN1_AS_WINDOWS_1252
     return "utf-8" if codec == "utf-8" else name
 
 

@@ -3,10 +3,19 @@ it win over an XML declaration and over XML's UTF-8 default, as it already did f
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime
+
+import httpx
+import orjson
 import pytest
 
-from normalizers.base import NormalizeError
-from normalizers.bodies import parse_xml
+from ingest.app import create_app
+from normalizers.base import NormalizeError, WebhookRequest
+from normalizers.bodies import parse_xml, request_form_pairs
+from switchboard.accounts import parse_accounts
+from switchboard.settings import Settings
+from tests.fakes import KeepingProducer
 
 XML = "application/xml"
 
@@ -60,3 +69,56 @@ def test_xml_that_is_not_in_its_declared_charset_is_refused_with_the_charset() -
         with pytest.raises(NormalizeError) as caught:
             parse_xml(body, f"{XML}; charset={charset}")
         assert caught.value.reason == reason
+
+
+# --- ISO-8859-1 is read as windows-1252 (WHATWG) ----------------------------------------------
+
+FORM = "application/x-www-form-urlencoded"
+LATIN1_LABELS = ["ISO-8859-1", "iso-8859-1", "latin1", "l1", "cp819", "iso_8859-1"]
+
+
+def _form(body: bytes, content_type: str) -> WebhookRequest:
+    return WebhookRequest(provider="ubiqio", account="a", body=body,
+                          received_at=datetime(2026, 1, 1, tzinfo=UTC), raw_id="r",
+                          content_type=content_type)
+
+
+@pytest.mark.parametrize("label", LATIN1_LABELS)
+def test_a_body_labelled_latin1_is_read_as_windows_1252(label: str) -> None:
+    # 0x80-0x9F were read as the invisible C1 controls (U+0080..U+009F) strict Latin-1 has
+    # there, so "5€ “hi”" from a gateway that says ISO-8859-1 and means windows-1252, as
+    # nearly all do, arrived as "5\x80 \x93hi\x94".
+    pairs = request_form_pairs(_form(b"m=5\x80+\x93hi\x94+caf\xe9&e=%80%85", f"{FORM}; "
+                                     f"charset={label}"))
+    assert pairs == [("m", "5€ “hi” café"), ("e", "€…")]
+    xml = b"<r><m>5\x80 \x93hi\x94 caf\xe9</m></r>"
+    assert parse_xml(xml, f"{XML}; charset={label}")["m"] == "5€ “hi” café"
+
+
+def test_the_bytes_windows_1252_leaves_undefined_still_decode_as_in_latin1() -> None:
+    # As the WHATWG has them: no body labelled Latin-1 that was read before is refused now.
+    undefined = b"\x81\x8d\x8f\x90\x9d"
+    [(_, value)] = request_form_pairs(_form(b"m=" + undefined, f"{FORM}; charset=latin1"))
+    assert value == undefined.decode("latin-1")
+    every_byte = bytes(b for b in range(0x20, 0x100) if b not in b"&=%+")
+    [(_, value)] = request_form_pairs(_form(b"m=" + every_byte, f"{FORM}; charset=latin1"))
+    assert len(value) == len(every_byte)
+
+
+async def test_a_latin1_form_through_ingest_keeps_its_euro_sign() -> None:
+    accounts = parse_accounts({"accounts": {
+        "ub": {"provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["token-12345678"]}},
+    }})
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    producer = KeepingProducer()
+    app.state.handler.producer = producer
+    body = b"fromNumber=38761111222&message=5\x80+caf\xe9"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        response = await client.post("/webhooks/ubiqio/ub", content=body, headers={
+            "x-switchboard-token": "token-12345678",
+            "content-type": f"{FORM}; charset=ISO-8859-1"})
+    assert response.status_code == 200, response.text
+    assert orjson.loads(producer.published[1].value)["text"] == "5€ café"
+    raw = orjson.loads(producer.published[0].value)
+    assert base64.b64decode(raw["body"]) == body  # kept as sent
