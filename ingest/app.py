@@ -28,7 +28,7 @@ from switchboard import heap
 from switchboard.accounts import Accounts, load_accounts
 from switchboard.clients import KafkaConnection, KafkaTarget
 from switchboard.logs import get_logger
-from switchboard.probes import HEALTHZ, METRICS, READYZ, http_error, probe_answer
+from switchboard.probes import HEALTHZ, METRICS, READYZ, error_body, http_error, probe_answer
 from switchboard.producer import DurableProducer
 from switchboard.serving import MULTIPROCESS_DIR_ENV
 from switchboard.settings import Settings
@@ -123,6 +123,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         headers=exc.headers)
 
 
+async def _server_error(request: Request, exc: Exception) -> Response:
+    """A bug's 500, as JSON like every other answer (Starlette's own is plain text), saying
+    nothing of the error: the exception goes on to uvicorn, which logs it."""
+    return JSONResponse(error_body("internal_error", "the webhook could not be handled; "
+                                   "retry later"), status_code=500)
+
+
 async def _connect(producer: DurableProducer, settings: Settings, kafka: KafkaConnection,
                    siblings: SiblingProcesses | None) -> None:
     """Connect in the background, retrying: the app serves 503s (not crashes) meanwhile."""
@@ -207,7 +214,8 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
     if metrics_endpoint:
         routes.append(Route(METRICS, metrics, methods=["GET"]))
     app = Starlette(routes=routes, lifespan=lifespan,
-                    exception_handlers={HTTPException: _http_error})
+                    exception_handlers={HTTPException: _http_error,
+                                        Exception: _server_error})
     # A path one slash off a route (`/webhooks/p/a//`, `/healthz/`) got Starlette's 307, which
     # no provider follows and nothing logged, and a 500 when the query was not UTF-8 (the
     # redirect decodes it): it is a 404 like any URL no route takes.

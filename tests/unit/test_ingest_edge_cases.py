@@ -1,6 +1,6 @@
 """Edge cases of the ingest path that once went wrong: recipients of one legacy MessageBird
 message, URLs with a trailing slash, bodies too large for the raw topic, and Basic accounts
-without a user name (a query that is not UTF-8: test_ingest_headers)."""
+without a user name, and a bug's 500 (a query that is not UTF-8: test_ingest_headers)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import base64
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
 from ingest.app import create_app
@@ -187,3 +189,34 @@ def test_an_account_name_no_webhook_url_can_reach_is_refused_at_load(name: str) 
                                                        "secrets": ["token-123456"]}}}
     with pytest.raises(AccountsError, match="path segment of the webhook URL"):
         parse_accounts({"accounts": accounts})
+
+
+# --- a bug's answer -----------------------------------------------------------------------------
+
+
+class BrokenProducer(KeepingProducer):
+    async def publish(self, records: list[Any]) -> None:
+        raise RuntimeError("a bug, quoting internals: broker 10.0.3.7")
+
+
+async def test_an_unexpected_error_is_answered_as_a_json_500_that_says_nothing_of_it() -> None:
+    # Starlette answered a bug with a plain-text "Internal Server Error": the one answer that
+    # was not the JSON every other refusal (and the README) promises.
+    app, _ = _app({"acme": {"provider": "infobip", "auth": {
+        "scheme": "basic", "username": "u", "secrets": ["password-123"]}}})
+    app.state.handler.producer = BrokenProducer()
+    before = REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
+        "provider": "infobip", "account": "acme", "outcome": "error"}) or 0.0
+    async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+            base_url="https://hooks.example") as client:
+        response = await client.post(
+            "/webhooks/infobip/acme", content=b'{"results": []}',
+            headers={"authorization": "Basic " + base64.b64encode(b"u:password-123").decode(),
+                     "content-type": "application/json"})
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {"error": "internal_error",
+                               "message": "the webhook could not be handled; retry later"}
+    assert REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
+        "provider": "infobip", "account": "acme", "outcome": "error"}) == before + 1
