@@ -27,7 +27,7 @@ from normalizers.registry import echoes_correlation
 from switchboard import heap
 from switchboard.accounts import Accounts, load_accounts
 from switchboard.clients import KafkaConnection, KafkaTarget
-from switchboard.logs import get_logger
+from switchboard.logs import RepeatFilter, get_logger
 from switchboard.probes import HEALTHZ, METRICS, READYZ, error_body, http_error, probe_answer
 from switchboard.producer import DurableProducer
 from switchboard.serving import MULTIPROCESS_DIR_ENV
@@ -123,6 +123,22 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                         headers=exc.headers)
 
 
+# uvicorn's warning for each request it cannot parse, before any app sees it: a TLS handshake
+# on the plain port, a scanner's garbage. Like our own refusals, once a minute with a count.
+UNPARSED_REQUEST = "Invalid HTTP request received."
+
+
+class _UnparsedRequests(RepeatFilter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.msg != UNPARSED_REQUEST or super().filter(record)
+
+
+def _quiet_unparsed_requests() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(existing, _UnparsedRequests) for existing in logger.filters):
+        logger.addFilter(_UnparsedRequests(("uvicorn.error",), window_s=60.0))
+
+
 async def _server_error(request: Request, exc: Exception) -> Response:
     """A bug's 500, as JSON like every other answer (Starlette's own is plain text), saying
     nothing of the error: the exception goes on to uvicorn, which logs it."""
@@ -158,6 +174,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
         if settings.accounts_file is None:
             raise ValueError("no accounts: set SWITCHBOARD_ACCOUNTS_FILE")
         accounts = load_accounts(settings.accounts_file)
+    _quiet_unparsed_requests()
     kafka = settings.kafka_connection()
     producer = DurableProducer(kafka, role="ingest",
                                timeout_s=settings.produce_timeout_s)

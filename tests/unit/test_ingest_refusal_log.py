@@ -10,10 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from prometheus_client import REGISTRY
 
-from ingest.app import create_app
+from ingest.app import UNPARSED_REQUEST, create_app
 from switchboard.accounts import parse_accounts
+from switchboard.localkafka import free_port
+from switchboard.serving import EmbeddedServer
 from switchboard.settings import Settings
 from tests.fakes import KeepingProducer
 
@@ -108,3 +111,31 @@ async def test_the_summary_comes_when_the_window_ends_without_another_request(
     await asyncio.sleep(0.2)
     assert [e["event"] for e in _events(caplog)] == [
         "webhook for unknown account", "webhook for unknown account: 2 more in the last 0.05 s"]
+
+
+async def test_requests_uvicorn_cannot_parse_are_logged_once_a_window(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A TLS handshake on the plain port, or a scanner's garbage, is refused by uvicorn before
+    # ingest sees it, with a warning line each: as many lines as the internet sent.
+    app = _app()
+    caplog.set_level(logging.INFO)
+    port = free_port()
+    server = EmbeddedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           access_log=False, lifespan="off"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        for _ in range(500):
+            if server.started:
+                break
+            await asyncio.sleep(0.01)
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n")
+            assert (await reader.read()).startswith(b"HTTP/1.1 400 ")
+            writer.close()
+    finally:
+        server.should_exit = True
+        await serving
+    unparsed = [record for record in caplog.records if record.name == "uvicorn.error"
+                and record.msg == UNPARSED_REQUEST]
+    assert len(unparsed) <= 1  # none if an earlier test had one in this window
