@@ -219,6 +219,7 @@ def parse_xml(body: bytes, content_type: str = "") -> JsonObject:
     A `charset` in the request's Content-Type is the body's encoding, whatever its XML
     declaration says (RFC 7303 section 3; the same charsets as for a form, a NormalizeError
     naming any other); without one, the declaration or byte order mark says, else UTF-8.
+    ISO-8859-1, named either way, is read as windows-1252 (see LATIN1_AS_WINDOWS_1252).
     Repeated child elements become lists; text-only elements become strings. The root element
     name is kept under the key `_root` so callers can tell document kinds apart.
     """
@@ -229,6 +230,8 @@ def parse_xml(body: bytes, content_type: str = "") -> JsonObject:
             document = body.decode(codec)
         except ValueError:  # UnicodeDecodeError, or a codec's plain UnicodeError
             raise NormalizeError(f"XML body is not {_charset_label(codec)}") from None
+    elif (declared := _DECLARED_ENCODING.match(body)) and _names_latin1(declared.group(1)):
+        document = body.decode(LATIN1_AS_WINDOWS_1252)  # as a Content-Type's Latin-1 is read
     try:
         root = SafeET.fromstring(document)
     except SafeET.ParseError as exc:
@@ -257,6 +260,14 @@ def parse_xml(body: bytes, content_type: str = "") -> JsonObject:
 # The encoding in an XML declaration (XML 1.0 section 4.3.3: EncName is ASCII).
 _DECLARED_ENCODING = re.compile(
     rb"""\s*<\?xml\s[^>]{0,200}?encoding\s*=\s*["']([A-Za-z0-9._-]{0,60})""")
+
+
+@functools.lru_cache(maxsize=32)
+def _names_latin1(encoding: bytes) -> bool:
+    try:
+        return codecs.lookup(encoding.decode("ascii")).name == "iso8859-1"
+    except LookupError:
+        return False
 
 
 def _local_name(tag: str) -> str:

@@ -122,3 +122,11 @@ async def test_a_latin1_form_through_ingest_keeps_its_euro_sign() -> None:
     assert orjson.loads(producer.published[1].value)["text"] == "5€ café"
     raw = orjson.loads(producer.published[0].value)
     assert base64.b64decode(raw["body"]) == body  # kept as sent
+
+
+@pytest.mark.parametrize("label", ["ISO-8859-1", "latin1", "l1"])
+def test_xml_declared_latin1_is_read_as_windows_1252_too(label: str) -> None:
+    # The same sender, saying Latin-1 in its XML declaration rather than its Content-Type.
+    body = f"<?xml version='1.0' encoding='{label}'?><r><m>".encode() + \
+        b"5\x80 \x93hi\x94 caf\xe9</m></r>"
+    assert parse_xml(body, XML)["m"] == "5€ “hi” café"
