@@ -105,7 +105,8 @@ _MEDIA_TYPES = {
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
     """One event per report in the request, in order; typing indicators give none."""
-    reports = _xml_reports(request.body) if is_xml(request) else _json_reports(request.body)
+    reports = (_xml_reports(request.body, request.content_type) if is_xml(request)
+               else _json_reports(request.body))
     label = _query_channel(request)
     if label is None:
         return each_event(request, reports, _normalize_report)
@@ -142,7 +143,7 @@ def _json_reports(body: bytes) -> list[JsonObject]:
 _XML_REPORT_TAGS = ("results", "result")
 
 
-def _xml_reports(body: bytes) -> list[JsonObject]:
+def _xml_reports(body: bytes, content_type: str) -> list[JsonObject]:
     """Reports from any of Infobip's XML nestings (`<results><results>`, `<results><result>`).
 
     Every `<result>` element is one report, as every item of the JSON `results` array is. A
@@ -151,7 +152,7 @@ def _xml_reports(body: bytes) -> list[JsonObject]:
     `<result>` holding no elements at all is an error: a report that was lost, not an empty
     batch.
     """
-    tree = parse_xml(body)
+    tree = parse_xml(body, content_type)  # its charset wins over the XML's own (RFC 7303)
     root = tree.pop("_root")
     if set(tree) == {"_text"}:  # the root element holds only text
         tree = tree["_text"]

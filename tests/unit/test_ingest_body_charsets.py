@@ -130,3 +130,18 @@ def test_xml_declared_latin1_is_read_as_windows_1252_too(label: str) -> None:
     body = f"<?xml version='1.0' encoding='{label}'?><r><m>".encode() + \
         b"5\x80 \x93hi\x94 caf\xe9</m></r>"
     assert parse_xml(body, XML)["m"] == "5€ “hi” café"
+
+
+def test_an_infobip_xml_report_is_read_in_its_content_types_charset() -> None:
+    # Infobip's XML reports carry no declaration: only the Content-Type can say Latin-1.
+    from normalizers import infobip
+    body = (b"<DeliveryReports><results><result><messageId>m-1</messageId><to>41793026727</to>"
+            b"<status><groupName>DELIVERED</groupName><id>5</id><name>DELIVERED_TO_HANDSET"
+            b"</name><description>Livr\xe9</description></status></result></results>"
+            b"</DeliveryReports>")
+    request = WebhookRequest(provider="infobip", account="acme", body=body,
+                             content_type="application/xml; charset=ISO-8859-1",
+                             received_at=datetime(2026, 1, 1, tzinfo=UTC), raw_id="r-1")
+    [event] = infobip.normalize(request)
+    assert event.provider_status is not None
+    assert event.provider_status.description == "Livré"
