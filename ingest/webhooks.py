@@ -226,7 +226,9 @@ class WebhookHandler:
             raw_id=raw_id, provider=account.provider, account=account.name,
             method=request.method, path=request.scope["path"], query=query,
             content_type=content_type,
-            headers={h: headers[h] for h in KEPT_HEADERS if h in headers},
+            # Not the token's header, when an account takes it in one kept (x-request-id).
+            headers={h: headers[h] for h in KEPT_HEADERS
+                     if h in headers and h != account.auth.header},
             body=body, received_at=received_at,
         )
         fingerprint = self.recent.fingerprint(account.provider, account.name, request.method,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
@@ -220,3 +221,26 @@ async def test_an_unexpected_error_is_answered_as_a_json_500_that_says_nothing_o
                                "message": "the webhook could not be handled; retry later"}
     assert REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
         "provider": "infobip", "account": "acme", "outcome": "error"}) == before + 1
+
+
+async def test_a_token_in_a_header_ingest_keeps_is_not_kept_with_the_raw_record() -> None:
+    # An account may take its token in a header the raw record otherwise keeps (a proxy's
+    # x-request-id): the secret must not reach the raw and dead-letter topics.
+    accounts = parse_accounts({"accounts": {"ub": {"provider": "ubiqio", "auth": {
+        "scheme": "token", "header": "X-Request-Id", "secrets": ["token-12345678"]}}}})
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    producer = KeepingProducer()
+    app.state.handler.producer = producer
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        response = await client.post("/webhooks/ubiqio/ub", content=b"not a form {",
+                                     headers={"x-request-id": "token-12345678",
+                                              "content-type": "application/json",
+                                              "user-agent": "kept-agent"})
+    assert response.status_code == 400, response.text
+    assert producer.published
+    for record in producer.published:
+        assert b"token-12345678" not in record.value
+        assert b"token-12345678" not in base64.b64encode(record.value)
+    raw = orjson.loads(producer.published[0].value)
+    assert raw["headers"]["user-agent"] == "kept-agent"
