@@ -211,6 +211,10 @@ class WebhookHandler:
         early = account.auth.scheme in HEADER_AUTH_SCHEMES
         if early and (refusal := self._refusal(request, account, query, headers, b"")) is not None:
             return refusal, "unauthorized"
+        if request.method == "GET" and not without_token(query, account.auth):
+            # A provider checking the URL it was given, token and all: it exists, and the
+            # token is right (a wrong one got its 401 above, so the URL is not saved).
+            return Response(b"", status_code=200), "url_check"
         body = await self._read_body(request)
         if body is None:
             return self._too_large(account), "too_large"

@@ -244,3 +244,20 @@ async def test_a_token_in_a_header_ingest_keeps_is_not_kept_with_the_raw_record(
         assert b"token-12345678" not in base64.b64encode(record.value)
     raw = orjson.loads(producer.published[0].value)
     assert raw["headers"]["user-agent"] == "kept-agent"
+
+
+async def test_a_url_check_carrying_only_the_accounts_url_token_is_answered_200() -> None:
+    # An account authenticated by a token in its URL is given to the provider with it
+    # (`?token=...`): the provider's check of that URL (a GET with no report) was taken for a
+    # report, answered 400, and its empty body dead-lettered.
+    app, producer = _app({"wx": {"provider": "webex", "auth": {
+        "scheme": "token", "secrets": ["url-token-123"]}}})
+    status, _ = await _call(app, "GET", b"/webhooks/webex/wx", {}, query=b"token=url-token-123")
+    assert status == 200
+    status, _ = await _call(app, "GET", b"/webhooks/webex/wx", {}, query=b"token=url-token-12")
+    assert status == 401  # the URL given to the provider is wrong: saving it should fail
+    assert producer.published == []
+    # A GET with more than the token is a report, as before.
+    status, _ = await _call(app, "GET", b"/webhooks/webex/wx", {},
+                            query=b"token=url-token-123&status=x")
+    assert status != 200 or producer.published
