@@ -231,8 +231,9 @@ def retry_after(response: httpx.Response, now: datetime | None = None) -> float 
 # Answers that say the request was not acted on: 429 and 503 (come back later), 408 (the
 # server gave up waiting for the request). Any other 5xx may come after the work was done.
 NOT_TAKEN_STATUSES = frozenset({408, 429, 503})
-# Failures before a byte of the request left: nothing can have reached the provider.
-NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# Failures before a byte of the request left: nothing can have reached the provider (a
+# ProxyError: the proxy refused to open the tunnel to it).
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
 
 def classify_http_error(response: httpx.Response, description: str,

@@ -4,37 +4,109 @@ httpcore walks its whole pool, and every queued request, on each request; with t
 concurrent sends through one pool that walk dominates the sender's CPU (measured: about
 3 ms of client CPU per request with 32 connections in one pool, under 1 ms with 16 pools
 of 2). Each request goes to the shard with the fewest requests in flight.
+
+httpx reads the proxy variables of the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
+NO_PROXY) only for a client without a transport of its own: this one reads them instead, once,
+and sends each request through the proxy httpx would have chosen for its URL.
 """
 
 from __future__ import annotations
 
+import ssl
+from collections.abc import Mapping
+from urllib.request import getproxies, proxy_bypass
+
 import httpx
+
+from switchboard.logs import get_logger, register_secrets, scrub
+
+log = get_logger(__name__)
 
 # Idle connections are dropped well before servers drop them: httpx keeps them 5 s, and
 # uvicorn and Node close after 5 s idle too. A request sent on a connection the server is
 # closing just then fails after it may have been read (ReadError: "may have been sent", so
 # not retried), which a burst after a quiet spell hit in the bots test.
 KEEPALIVE_EXPIRY_S = 2.0
+# The proxy variables httpx reads, by the scheme of the URLs they carry ("all": any scheme).
+_PROXY_SCHEMES = ("http", "https", "all")
+
+
+class ProxySettingError(ValueError):
+    """A proxy variable of the environment names a proxy httpx cannot use (an unknown scheme,
+    SOCKS without the socksio package): every send would fail, so the sender does not start."""
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, shards: int = 16, connections_per_shard: int = 2) -> None:
+        settings = getproxies()  # as httpx reads them: the environment's
+        self._proxies = _proxy_urls(settings)
         limits = httpx.Limits(max_connections=connections_per_shard,
                               max_keepalive_connections=connections_per_shard,
                               keepalive_expiry=KEEPALIVE_EXPIRY_S)
-        self._shards = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
+        # One TLS context for all: each transport would otherwise load the CA bundle again
+        # (25 ms each, a transport per shard and per proxy). The same settings httpx gives each.
+        tls = httpx.create_ssl_context()
+        self._shards = [
+            {proxy: _transport(limits, tls, proxy) for proxy in (None, *self._proxies.values())}
+            for _ in range(shards)]
         self._in_flight = [0] * shards
+        # The proxy of each scheme and host met, or None (NO_PROXY names it): a few base_urls.
+        self._routes: dict[tuple[str, str], str | None] = {}
+        if self._proxies:
+            log.info("provider requests go through the proxies of the environment",
+                     proxies={scheme: _without_credentials(url)
+                              for scheme, url in self._proxies.items()},
+                     no_proxy=settings.get("no", ""))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         index = min(range(len(self._shards)), key=self._in_flight.__getitem__)
         self._in_flight[index] += 1
         try:
-            response = await self._shards[index].handle_async_request(request)
+            transport = self._shards[index][self._proxy_for(request.url)]
+            response = await transport.handle_async_request(request)
             await response.aread()  # release the connection before we count it free
             return response
         finally:
             self._in_flight[index] -= 1
 
+    def _proxy_for(self, url: httpx.URL) -> str | None:
+        """The proxy httpx would use for `url`: its scheme's (else ALL_PROXY's), unless
+        NO_PROXY names its host."""
+        if not self._proxies:
+            return None
+        route = (url.scheme, url.host)
+        if route not in self._routes:
+            proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
+            self._routes[route] = None if proxy is None or proxy_bypass(url.host) else proxy
+        return self._routes[route]
+
     async def aclose(self) -> None:
         for shard in self._shards:
-            await shard.aclose()
+            for transport in shard.values():
+                await transport.aclose()
+
+
+def _proxy_urls(settings: Mapping[str, str]) -> dict[str, str]:
+    """The proxy URL for each scheme, as httpx reads it (a bare host:port is an http://
+    proxy), each checked; their passwords are masked in every later log line and result."""
+    proxies = {scheme: url if "://" in url else f"http://{url}"
+               for scheme in _PROXY_SCHEMES if (url := settings.get(scheme, "").strip())}
+    for scheme, url in proxies.items():
+        try:
+            register_secrets([httpx.URL(url).password])
+            httpx.AsyncHTTPTransport(proxy=url, verify=False)  # SOCKS needs socksio
+        except (ValueError, ImportError, httpx.InvalidURL) as exc:
+            # httpx's own text shows the URL with its password replaced ("[secure]")
+            raise ProxySettingError(
+                f"{scheme.upper()}_PROXY (or {scheme}_proxy) of the environment names a proxy "
+                f"httpx cannot use: {scrub(str(exc))}") from None
+    return proxies
+
+
+def _transport(limits: httpx.Limits, tls: ssl.SSLContext,
+               proxy: str | None) -> httpx.AsyncHTTPTransport:
+    return httpx.AsyncHTTPTransport(limits=limits, verify=tls, proxy=proxy)
+
+
+def _without_credentials(url: str) -> str:
+    return str(httpx.URL(url).copy_with(username=None, password=None))

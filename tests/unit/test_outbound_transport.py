@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import logging
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 
-from consumers.outbound.transport import KEEPALIVE_EXPIRY_S, ShardedTransport
+from consumers.outbound.base import SendError, post_json
+from consumers.outbound.transport import KEEPALIVE_EXPIRY_S, ProxySettingError, ShardedTransport
+from switchboard.logs import configure_logging
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
 
@@ -40,3 +47,133 @@ async def test_a_connection_idle_as_long_as_servers_keep_it_is_not_reused() -> N
         assert (await client.get(f"http://127.0.0.1:{port}/")).text == "ok"
     assert connections == 2
     assert KEEPALIVE_EXPIRY_S < 5
+
+
+# --- proxies from the environment ------------------------------------------------------------
+
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
+PROXY_PASSWORD = "proxy-pass-w0rd"
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment without proxy variables (either case: urllib reads both)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+class Proxy:
+    """A forward proxy on 127.0.0.1 that answers requests itself and refuses tunnels
+    (CONNECT), recording the head of each request."""
+
+    def __init__(self) -> None:
+        self.heads: list[str] = []
+        self.port = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        self.heads.append(head)
+        if head.startswith("CONNECT "):
+            writer.write(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+        else:
+            length = next((int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                           if line.lower().startswith("content-length:")), 0)
+            await reader.readexactly(length)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\nConnection: close\r\n\r\n"
+                         b"from-the-proxy")
+        await writer.drain()
+        writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Proxy]:
+        server = await asyncio.start_server(self.serve, "127.0.0.1", 0)
+        self.port = server.sockets[0].getsockname()[1]
+        async with server:
+            yield self
+
+
+async def direct_server() -> tuple[asyncio.Server, list[bytes]]:
+    """A server answering "direct" to each request; its heads, as received."""
+    heads: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\ndirect")
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0), heads
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "http_proxy", "ALL_PROXY"])
+async def test_requests_go_through_the_proxy_the_environment_names(
+        variable: str, no_proxies: pytest.MonkeyPatch) -> None:
+    # httpx reads the proxy variables only for a client without a transport of its own:
+    # behind an egress proxy every send failed to connect (a name the host cannot resolve).
+    async with Proxy().running() as proxy:
+        no_proxies.setenv(variable, f"http://sender:{PROXY_PASSWORD}@127.0.0.1:{proxy.port}")
+        async with httpx.AsyncClient(transport=ShardedTransport(shards=2)) as client:
+            response = await client.post("http://provider.invalid/send", json={"to": "+1"})
+    assert response.text == "from-the-proxy"
+    assert proxy.heads[0].startswith("POST http://provider.invalid/send HTTP/1.1\r\n")
+    credentials = base64.b64encode(f"sender:{PROXY_PASSWORD}".encode()).decode()
+    assert f"Proxy-Authorization: Basic {credentials}" in proxy.heads[0]
+
+
+async def test_hosts_no_proxy_names_are_reached_directly(no_proxies: pytest.MonkeyPatch) -> None:
+    server, direct = await direct_server()
+    port = server.sockets[0].getsockname()[1]
+    async with server, Proxy().running() as proxy:
+        no_proxies.setenv("HTTP_PROXY", f"127.0.0.1:{proxy.port}")  # no scheme: http://
+        no_proxies.setenv("NO_PROXY", "localhost, 127.0.0.1")
+        async with httpx.AsyncClient(transport=ShardedTransport(shards=2)) as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "direct"
+            assert (await client.get("http://provider.invalid/")).text == "from-the-proxy"
+    assert len(direct) == 1
+    assert [head.split("\r\n", 1)[0] for head in proxy.heads] == [
+        "GET http://provider.invalid/ HTTP/1.1"]
+
+
+async def test_https_goes_through_a_tunnel_whose_refusal_sent_nothing(
+        no_proxies: pytest.MonkeyPatch) -> None:
+    # The proxy refused to open the tunnel: the provider was never reached, so the send may be
+    # tried again (not "may have been sent").
+    async with Proxy().running() as proxy:
+        no_proxies.setenv("HTTPS_PROXY", f"http://127.0.0.1:{proxy.port}")
+        async with httpx.AsyncClient(transport=ShardedTransport(shards=1)) as client:
+            with pytest.raises(SendError) as caught:
+                await post_json(client, "https://provider.invalid/send", {"to": "+1"},
+                                headers={}, timeout_s=5)
+    assert proxy.heads[0].startswith("CONNECT provider.invalid:443 HTTP/1.1\r\n")
+    error = caught.value
+    assert (error.code, error.retryable, error.maybe_sent) == ("network", True, False)
+    assert error.description == "network error: ProxyError: 403 Forbidden"
+
+
+async def test_the_proxy_in_use_is_logged_without_its_password(
+        no_proxies: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", "json")
+    no_proxies.setenv("HTTPS_PROXY", f"http://sender:{PROXY_PASSWORD}@proxy.internal:3128")
+    no_proxies.setenv("NO_PROXY", ".internal")
+    await ShardedTransport(shards=1).aclose()
+    logging.getLogger("httpx").warning("via http://sender:%s@proxy.internal", PROXY_PASSWORD)
+    err = capsys.readouterr().err
+    assert "proxy.internal:3128" in err and ".internal" in err
+    assert PROXY_PASSWORD not in err
+
+
+@pytest.mark.parametrize("proxy", [f"ftp://sender:{PROXY_PASSWORD}@proxy.internal:21",
+                                   f"socks5://sender:{PROXY_PASSWORD}@proxy.internal:1080"])
+async def test_a_proxy_httpx_cannot_use_stops_the_start(
+        proxy: str, no_proxies: pytest.MonkeyPatch) -> None:
+    # Not only at the first send: socksio is not installed, and ftp:// is no proxy httpx knows.
+    no_proxies.setenv("ALL_PROXY", proxy)
+    with pytest.raises(ProxySettingError, match="ALL_PROXY") as refused:
+        ShardedTransport(shards=1)
+    assert PROXY_PASSWORD not in str(refused.value)
