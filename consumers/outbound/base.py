@@ -265,12 +265,42 @@ def _redirect_note(response: httpx.Response) -> str:
             f"point there?)")
 
 
+class _Progress:
+    """Whether the request itself has started to leave, from httpcore's trace of it (a tunnel's
+    CONNECT to a proxy is not it). Until then it waits for a connection, or makes one."""
+
+    __slots__ = ("request_left",)
+
+    def __init__(self) -> None:
+        self.request_left = False
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if (event.endswith(".send_request_headers.started")
+                and getattr(info.get("request"), "method", None) != b"CONNECT"):
+            self.request_left = True
+
+
 async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers: dict[str, str],
                     timeout_s: float, idempotent: bool = False) -> httpx.Response:
     """POST JSON; network failures and timeouts become retryable SendErrors, marked
-    `maybe_sent` unless the request never left (or repeating it is harmless)."""
+    `maybe_sent` unless the request never left (or repeating it is harmless).
+
+    `timeout_s` bounds the whole request: httpx applies it to each phase only (connecting,
+    each write, each read), so a provider trickling its answer could hold a call for ever."""
+    progress = _Progress()
+    deadline = asyncio.timeout(timeout_s)
     try:
-        return await http.post(url, json=payload, headers=headers, timeout=timeout_s)
+        async with deadline:
+            return await http.post(url, json=payload, headers=headers, timeout=timeout_s,
+                                   extensions={"trace": progress.trace})
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        left = progress.request_left
+        raise SendError(f"timed out after {timeout_s}s ("
+                        + ("the whole answer had not come" if left else "not connected") + ")",
+                        retryable=True, code="timeout",
+                        maybe_sent=left and not idempotent) from None
     except httpx.DecodingError:
         # An answer came, but its body does not decode (a broken Content-Encoding): not a
         # TransportError, and it would otherwise escape as a crash of the send. The provider
