@@ -27,6 +27,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from consumers.handling import slot_given_up
+from consumers.outbound.transport import AnswerTooLarge
 from switchboard.accounts import Account
 from switchboard.commands import Button, OutboundCommand
 from switchboard.events import Media
@@ -301,6 +302,10 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
                         + ("the whole answer had not come" if left else "not connected") + ")",
                         retryable=True, code="timeout",
                         maybe_sent=left and not idempotent) from None
+    except AnswerTooLarge as exc:
+        raise SendError(f"{exc} (not read: no send API answers so much; is base_url the API's "
+                        f"root?)", retryable=True, code="bad_response",
+                        maybe_sent=not idempotent) from None
     except httpx.DecodingError:
         # An answer came, but its body does not decode (a broken Content-Encoding): not a
         # TransportError, and it would otherwise escape as a crash of the send. The provider

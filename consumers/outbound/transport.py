@@ -27,6 +27,9 @@ log = get_logger(__name__)
 # closing just then fails after it may have been read (ReadError: "may have been sent", so
 # not retried), which a burst after a quiet spell hit in the bots test.
 KEEPALIVE_EXPIRY_S = 2.0
+# No send API answers more (a message id and a status); a body larger than this is a web page
+# or a download where base_url points wrong, or a provider gone wrong: not kept in memory.
+MAX_ANSWER_BYTES = 1024 * 1024
 # The proxy variables httpx reads, by the scheme of the URLs they carry ("all": any scheme).
 _PROXY_SCHEMES = ("http", "https", "all")
 
@@ -34,6 +37,14 @@ _PROXY_SCHEMES = ("http", "https", "all")
 class ProxySettingError(ValueError):
     """A proxy variable of the environment names a proxy httpx cannot use (an unknown scheme,
     SOCKS without the socksio package): every send would fail, so the sender does not start."""
+
+
+class AnswerTooLarge(Exception):
+    """A 2xx whose body (decoded) is longer than MAX_ANSWER_BYTES: not read to its end."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}: an answer of more than {MAX_ANSWER_BYTES} bytes")
+        self.status_code = status_code
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
@@ -64,8 +75,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         try:
             transport = self._shards[index][self._proxy_for(request.url)]
             response = await transport.handle_async_request(request)
-            await response.aread()  # release the connection before we count it free
-            return response
+            try:  # read here: the connection is released before we count it free
+                return await _read_capped(response, request)
+            finally:
+                await response.aclose()  # done already, unless the answer was cut off
         finally:
             self._in_flight[index] -= 1
 
@@ -84,6 +97,29 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         for shard in self._shards:
             for transport in shard.values():
                 await transport.aclose()
+
+
+async def _read_capped(response: httpx.Response, request: httpx.Request) -> httpx.Response:
+    """The response with its body read, decoded, up to MAX_ANSWER_BYTES: a longer 2xx is
+    AnswerTooLarge (what it says cannot be read), a longer error keeps its start (its status
+    says what went wrong; the start of its body is all a description quotes)."""
+    declared = response.headers.get("content-length", "")
+    if response.is_success and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+        raise AnswerTooLarge(response.status_code)
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_ANSWER_BYTES:
+            if response.is_success:
+                raise AnswerTooLarge(response.status_code)
+            del body[MAX_ANSWER_BYTES:]
+            break
+    # The body as read, decoded: its Content-Encoding and length no longer apply.
+    headers = [(name, value) for name, value in response.headers.raw
+               if name.lower() not in (b"content-encoding", b"content-length",
+                                       b"transfer-encoding")]
+    return httpx.Response(response.status_code, headers=headers, content=bytes(body),
+                          extensions=response.extensions, request=request)
 
 
 def _proxy_urls(settings: Mapping[str, str]) -> dict[str, str]:

@@ -1,10 +1,11 @@
 """What bounds one provider call, against real servers on 127.0.0.1: its time in all (httpx
-bounds each phase only), whatever the provider does."""
+bounds each phase only) and the size of the answer kept, whatever the provider does."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from consumers.outbound.base import SendError, post_json
-from consumers.outbound.transport import ShardedTransport
+from consumers.outbound.transport import MAX_ANSWER_BYTES, ShardedTransport
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -86,3 +87,67 @@ async def test_a_call_stuck_before_its_request_left_was_not_sent() -> None:
         error, took = await post(port, scheme="https", timeout_s=0.5)
     assert took < 2
     assert (error.code, error.retryable, error.maybe_sent) == ("timeout", True, False)
+
+
+def answering(status: int, body: bytes, *, chunked: bool = False,
+              headers: str = "Content-Type: application/json\r\n") -> Serve:
+    """A server giving one answer, with its length or chunked (the length not told first)."""
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+        writer.write(f"HTTP/1.1 {status} X\r\n{headers}{framing}\r\n\r\n".encode())
+        step = 64 * 1024
+        for start in range(0, len(body), step):
+            part = body[start:start + step]
+            writer.write(f"{len(part):x}\r\n".encode() + part + b"\r\n" if chunked else part)
+            await writer.drain()
+        if chunked:
+            writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.5)  # let the client close first
+    return serve
+
+
+async def answer_of(port: int) -> httpx.Response:
+    async with httpx.AsyncClient(transport=ShardedTransport(shards=1)) as client:
+        return await post_json(client, f"http://127.0.0.1:{port}/send", {"to": "+1"},
+                               headers={}, timeout_s=5)
+
+
+HUGE = b'{"id": "' + b"x" * (MAX_ANSWER_BYTES + 10) + b'"}'
+
+
+@pytest.mark.parametrize(("body", "chunked", "headers"), [
+    (HUGE, False, "Content-Type: application/json\r\n"),
+    (HUGE, True, "Content-Type: application/json\r\n"),  # no length told: read until too long
+    # 3 KiB on the wire, 3 MiB once decoded
+    (gzip.compress(b" " * 3 * MAX_ANSWER_BYTES), False, "Content-Encoding: gzip\r\n"),
+])
+async def test_a_2xx_too_large_for_any_send_api_is_not_read(body: bytes, chunked: bool,
+                                                            headers: str) -> None:
+    # It was read into memory whole, however large: a base_url pointing at a download, or a
+    # provider gone wrong, could take the sender's memory.
+    async with serving(answering(200, body, chunked=chunked, headers=headers)) as port:
+        with pytest.raises(SendError) as caught:
+            await answer_of(port)
+    error = caught.value
+    assert (error.code, error.retryable, error.maybe_sent) == ("bad_response", True, True)
+    assert error.description.startswith(
+        f"HTTP 200: an answer of more than {MAX_ANSWER_BYTES} bytes (not read: ")
+
+
+async def test_a_too_large_error_keeps_its_status_and_start() -> None:
+    # Its status says what went wrong (a 4xx permanent, a 429 to wait): only the body is cut.
+    page = b"<html><title>Gateway error</title>" + b" " * (2 * MAX_ANSWER_BYTES)
+    async with serving(answering(502, page, headers="Content-Type: text/html\r\n")) as port:
+        response = await answer_of(port)
+    assert response.status_code == 502
+    assert response.content == page[:MAX_ANSWER_BYTES]
+
+
+async def test_an_encoded_answer_is_read_decoded() -> None:
+    body = b'{"messageId": "ub-1"}'
+    async with serving(answering(200, gzip.compress(body), headers="Content-Encoding: gzip\r\n"
+                                 "Content-Type: application/json\r\n")) as port:
+        response = await answer_of(port)
+    assert response.json() == {"messageId": "ub-1"}
