@@ -42,6 +42,7 @@ import httpx
 import jwt
 from pydantic import Field
 
+from consumers.handling import slot_given_up
 from consumers.outbound.base import (
     WINDING_DOWN,
     OutboundConfig,
@@ -129,10 +130,18 @@ class Client(ProviderClient[Config]):
 
     async def _valid_token(self, rejected: str | None = None) -> str:
         """The cached token unless it is due for refresh or was just `rejected` with a 401."""
-        async with self._token_lock:
-            cached = self._token
-            if cached is not None and cached.value != rejected and not self._due(cached):
-                return cached.value
+        if (cached := self._cached(rejected)) is not None:
+            return cached  # nothing to fetch: no wait for the lock
+        locked = False
+        try:
+            # Waiting for another send's token request, this send's concurrency slot is
+            # another record's (slot_given_up): a token request left unanswered would
+            # otherwise hold a slot per waiting send of the account, up to all of them.
+            async with slot_given_up():
+                await self._token_lock.acquire()
+                locked = True
+            if (cached := self._cached(rejected)) is not None:
+                return cached  # fetched by the send that held the lock
             self._token = None
             stopping = WINDING_DOWN.get()
             if stopping is not None and stopping.is_set():
@@ -143,6 +152,15 @@ class Client(ProviderClient[Config]):
             replace_secret(f"ubiqio token of {self._context.account}", token)
             self._token = _Token(token, token_refresh_at(token, self._clock()))
             return token
+        finally:
+            if locked:
+                self._token_lock.release()
+
+    def _cached(self, rejected: str | None) -> str | None:
+        cached = self._token
+        if cached is None or cached.value == rejected or self._due(cached):
+            return None
+        return cached.value
 
     def _due(self, token: _Token) -> bool:
         return token.refresh_at is not None and self._clock() >= token.refresh_at

@@ -12,9 +12,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -22,6 +23,7 @@ import jwt
 import pytest
 from pydantic import SecretStr
 
+from consumers.handling import SLOT, Slot
 from consumers.outbound import (
     OutboundClient,
     SendContext,
@@ -687,6 +689,43 @@ async def test_ubiqio_concurrent_sends_share_one_token_request(fake: FakeProvide
     client = make("ubiqio", fake, http)
     await asyncio.gather(*(client.send(command(id=f"cmd-{n}")) for n in range(5)))
     assert len(fake.to(TOKEN_PATH)) == 1
+
+
+async def test_ubiqio_sends_waiting_for_a_token_request_leave_their_slots(
+        fake: FakeProvider) -> None:
+    # Sends waiting for another's token request kept their concurrency slots: one account's
+    # token request left unanswered took every slot, for up to timeout_s, from every account.
+    answered = asyncio.Event()
+
+    async def slow_token(request: httpx.Request) -> httpx.Response:
+        await answered.wait()
+        return httpx.Response(200, json={"token": token()})
+
+    fake.on(UBIQIO, ok("ubiqio"))
+    slots = asyncio.Semaphore(2)
+
+    async def in_a_slot(work: Callable[[], Awaitable[Any]]) -> Any:
+        slot = Slot(slots)
+        SLOT.set(slot)  # as the runtime sets it, per record's task
+        await slot.take()
+        try:
+            return await work()
+        finally:
+            slot.give()
+
+    async def route(request: httpx.Request) -> httpx.Response:
+        return await slow_token(request) if request.url.path == TOKEN_PATH else fake.handle(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(route)) as http:
+        client = make("ubiqio", fake, http)
+        sends = [asyncio.create_task(in_a_slot(partial(client.send, command(id=f"cmd-{n}"))))
+                 for n in range(2)]
+        await asyncio.sleep(0.05)  # one asks for the token, the other waits for it
+        await asyncio.wait_for(in_a_slot(partial(asyncio.sleep, 0)), 1)  # another account's
+        answered.set()
+        receipts = await asyncio.wait_for(asyncio.gather(*sends), 1)
+    assert [receipt.provider_message_id for receipt in receipts] == ["ub-1", "ub-1"]
+    assert slots._value == 2  # every slot given back once
 
 
 @pytest.mark.parametrize(("status", "body", "retryable"), [
