@@ -1,0 +1,78 @@
+"""The sender behind an egress proxy: a real sender worker and Kafka, and a forward proxy on
+127.0.0.1 that answers as Infobip would. The provider's host resolves nowhere: only the proxy
+the environment names reaches it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from consumers.workers import sender_worker
+from switchboard.accounts import parse_accounts
+from switchboard.commands import OutboundCommand
+from switchboard.records import command_record
+from switchboard.settings import Settings
+from switchboard.topics import OUTBOUND_RESULTS
+from tests.integration.test_end_to_end import results_for
+from tests.kafka_helpers import TopicWatcher, collect_until, publish
+
+PASSWORD = "egress-proxy-pass"
+ANSWER = orjson.dumps({"messages": [{"messageId": "via-proxy-1", "status": {
+    "groupId": 1, "groupName": "PENDING", "id": 26, "name": "MESSAGE_ACCEPTED"}}]})
+
+
+async def test_the_sender_reaches_its_provider_through_the_environments_proxy(
+        kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The sender's client has a transport of its own, for which httpx reads no proxy variable:
+    # behind an egress proxy every send failed, the provider's name unresolvable.
+    heads: list[str] = []
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        heads.append(head)
+        length = next(int(line.split(":", 1)[1]) for line in head.split("\r\n")
+                      if line.lower().startswith("content-length:"))
+        await reader.readexactly(length)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(ANSWER)).encode() + b"\r\n\r\n" + ANSWER)
+        await writer.drain()
+        writer.close()
+
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("HTTP_PROXY", f"http://sender:{PASSWORD}@127.0.0.1:{port}")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    accounts = parse_accounts({"accounts": {"proxied-infobip": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "ib", "secrets": ["proxied-ib-webhook"]},
+        "outbound": {"base_url": "http://infobip.invalid", "api_key": "proxied-ib-api-key",
+                     "sender": "InfoSMS"}}}})
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
+    command = OutboundCommand(id=f"cmd-{uuid.uuid4()}", account="proxied-infobip",
+                              to="+41790000001", text="Hello", created_at=datetime.now(UTC))
+    async with server, sender_worker(settings, accounts) as runtime:
+        running = asyncio.create_task(runtime.run())
+        try:
+            await asyncio.wait_for(runtime.ready.wait(), 30)
+            async with TopicWatcher(kafka_bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+                before = await watcher.snapshot()
+                await publish(kafka_bootstrap, [command_record(command, "infobip")])
+                found = await collect_until(watcher, before,
+                                            lambda f: bool(results_for(f, command.id)))
+        finally:
+            runtime.stop()
+            await running
+    [result] = results_for(found, command.id)
+    assert (result["status"], result["provider_message_id"]) == ("accepted", "via-proxy-1")
+    [head] = heads
+    assert head.startswith("POST http://infobip.invalid/messages-api/1/messages HTTP/1.1\r\n")
+    login = base64.b64encode(f"sender:{PASSWORD}".encode()).decode()
+    assert f"Proxy-Authorization: Basic {login}" in head
