@@ -72,13 +72,15 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
     if settings.public_url is None:
         log.warning("SWITCHBOARD_PUBLIC_URL is not set: sends ask providers to report status "
                     "to this default, which they may not reach", url=settings.ingest_url)
+    # First: a proxy variable it cannot use stops the start before Kafka is asked anything.
+    transport = ShardedTransport()
     # Read at start and on rebalance (catch_up); between them the follower need not hurry.
     ledger = CompactedTable(kafka, OUTBOUND_SENT.name, decode_ledger, relaxed_follow=True,
                             stands=ledger_stands, max_age_s=LEDGER_RETENTION_DAYS * 86_400)
     await ledger.start()
     try:
         async with _opt_out_list(kafka) as opt_outs, httpx.AsyncClient(
-                transport=ShardedTransport()) as http:
+                transport=transport) as http:
             sender = Sender(accounts, ledger, http, public_url=settings.ingest_url,
                             opt_outs=opt_outs)
             sender.check_outbound()

@@ -54,13 +54,15 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from aiokafka.errors import KafkaConnectionError
 
+    from consumers.outbound.transport import ProxySettingError
+
     try:
         run_loop(run_worker(factory, settings, accounts))
     except KeyboardInterrupt:
         # Before it consumes (connecting, reading the opt-out list) Ctrl-C cancels the start,
         # which closes what it opened: nothing was taken, nothing is left to say.
         return 130
-    except (RulesError, MetricsPortError) as exc:
+    except (RulesError, MetricsPortError, ProxySettingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KafkaConnectionError as exc:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -18,10 +20,12 @@ from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.settings import Settings
 from switchboard.topics import OUTBOUND_RESULTS
+from tests.integration.processes import switchboard
 from tests.integration.test_end_to_end import results_for
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 PASSWORD = "egress-proxy-pass"
+EXAMPLES = Path(__file__).parents[2] / "examples"
 ANSWER = orjson.dumps({"messages": [{"messageId": "via-proxy-1", "status": {
     "groupId": 1, "groupName": "PENDING", "id": 26, "name": "MESSAGE_ACCEPTED"}}]})
 
@@ -76,3 +80,27 @@ async def test_the_sender_reaches_its_provider_through_the_environments_proxy(
     assert head.startswith("POST http://infobip.invalid/messages-api/1/messages HTTP/1.1\r\n")
     login = base64.b64encode(f"sender:{PASSWORD}".encode()).decode()
     assert f"Proxy-Authorization: Basic {login}" in head
+
+
+def test_a_proxy_variable_the_sender_cannot_use_stops_it_with_one_line(
+        kafka_bootstrap: str) -> None:
+    # It ended in a traceback once Kafka answered, the proxy's password in it.
+    env = {name: value for name, value in os.environ.items()
+           if name.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    process = switchboard(env | {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "SWITCHBOARD_KAFKA_NAME_PREFIX": f"it-proxy-{uuid.uuid4().hex[:8]}.",
+        "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLES / "accounts.toml"),
+        "SWITCHBOARD_TOPIC_PARTITIONS": "1",
+        "HTTPS_PROXY": f"ftp://sender:{PASSWORD}@proxy.invalid:21"}, "worker", "sender")
+    try:
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 2, output
+    assert "Traceback" not in output
+    assert PASSWORD not in output
+    [line] = [line for line in output.splitlines() if line.startswith("error:")]
+    assert "HTTPS_PROXY" in line
