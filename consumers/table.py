@@ -15,8 +15,10 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from consumers.runtime import UnreadableRecord
 from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.logs import get_logger
+from switchboard.records import find_unreadable
 from switchboard.topics import topic_partitions
 
 log = get_logger(__name__)
@@ -31,6 +33,13 @@ FOLLOW_RETRY_MAX_S = 30.0
 class MissingTopic(RuntimeError):
     """The table's topic is not on the cluster (SWITCHBOARD_CREATE_TOPICS is off, or it was
     deleted): without this the worker would stop with a traceback that names no way out."""
+
+
+class UnreadableTableRecord(UnreadableRecord):
+    """A record of the table's topic that aiokafka cannot read (see switchboard.records.
+    Unreadable). Said as the worker runtime says one of its own topics (`worker` prints it in one
+    line and exits 1), but the way out differs: a table is read from its start, without a
+    group, so there is no offset to move: the record has to go (README, *Troubleshooting*)."""
 
 
 class CompactedTable(Generic[V]):
@@ -66,6 +75,8 @@ class CompactedTable(Generic[V]):
         self._follow: asyncio.Task[None] | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Condition()
+        # Set once the follower met a record it cannot read: catch_up() raises it from then on.
+        self.failure: UnreadableTableRecord | None = None
 
     async def start(self) -> None:
         """Load everything there is now; then follow new records in the background."""
@@ -108,6 +119,8 @@ class CompactedTable(Generic[V]):
     async def catch_up(self, timeout_s: float = 30.0) -> None:
         """Return once every record written before this call is in the table."""
         assert self._consumer is not None and self._offsets is not None
+        if self.failure is not None:  # its partition is read no further: never caught up
+            raise self.failure
         # A separate connection: Kafka answers a connection's requests in order, so asking
         # the reader's client would wait behind its long-poll fetch.
         ends = await self._offsets.end_offsets(self._partitions)
@@ -117,9 +130,11 @@ class CompactedTable(Generic[V]):
             self._positions[tp] = await self._consumer.position(tp)
         async with self._advanced:
             await asyncio.wait_for(
-                self._advanced.wait_for(lambda: all(self._positions.get(tp, 0) >= end
-                                                    for tp, end in ends.items())),
+                self._advanced.wait_for(lambda: self.failure is not None or all(
+                    self._positions.get(tp, 0) >= end for tp, end in ends.items())),
                 timeout_s)
+        if self.failure is not None:
+            raise self.failure
 
     async def _read_until_caught_up(self) -> None:
         assert self._consumer is not None
@@ -131,11 +146,22 @@ class CompactedTable(Generic[V]):
         """The only reader once started: catch_up() waits on its progress, never on a lock.
 
         A fetch that fails is logged and retried: a follower that ended quietly would leave
-        the table as it was (an opt-out list missing the latest STOPs) with nobody told."""
+        the table as it was (an opt-out list missing the latest STOPs) with nobody told. A
+        record it cannot read is not retried (every fetch of it fails alike): it is logged
+        once, its partition read no further, the others followed on, and catch_up() fails."""
         delay_s = FOLLOW_RETRY_S
         while True:
             try:
                 await self._poll(self.follow_wait_ms)
+            except UnreadableTableRecord as exc:
+                if self.failure is None or str(self.failure) != str(exc):
+                    log.error("table record cannot be read; its partition is no longer "
+                              "followed", topic=self._on_cluster, error=str(exc))
+                self.failure = exc
+                async with self._advanced:  # a catch_up() waiting raises it
+                    self._advanced.notify_all()
+                await asyncio.sleep(delay_s)  # in case it was not found, and so not paused
+                delay_s = min(delay_s * 2, FOLLOW_RETRY_MAX_S)
             except Exception as exc:  # noqa: BLE001 - logged; the next try may succeed
                 log.error("table follower cannot read; retrying", topic=self._on_cluster,
                           error=repr(exc), retry_in_s=delay_s)
@@ -146,7 +172,10 @@ class CompactedTable(Generic[V]):
 
     async def _poll(self, timeout_ms: int) -> None:
         assert self._consumer is not None
-        batch = await self._consumer.getmany(timeout_ms=timeout_ms)
+        try:
+            batch = await self._consumer.getmany(timeout_ms=timeout_ms)
+        except UnicodeDecodeError as exc:  # aiokafka parsing a header key
+            raise await self._unreadable(exc) from None
         for records in batch.values():
             for record in records:
                 self._apply(record)
@@ -155,6 +184,29 @@ class CompactedTable(Generic[V]):
         self._drop_expired()
         async with self._advanced:
             self._advanced.notify_all()
+
+    async def _unreadable(self, exc: UnicodeDecodeError) -> UnreadableTableRecord:
+        """Name the record (its partition is then left paused, at it) and say the way out.
+        The other partitions go back to where the last good fetch left them: the failed one
+        had moved them past records it then dropped."""
+        assert self._consumer is not None
+        for tp in self._partitions:
+            if tp in self._positions:
+                self._consumer.seek(tp, self._positions[tp])
+            else:
+                await self._consumer.seek_to_beginning(tp)
+        found = await find_unreadable(self._consumer, self._partitions)
+        where = f"a partition of {self._on_cluster}"
+        if found is not None:
+            where = str(found)
+            for record in found.before:
+                self._apply(record)
+            self._consumer.pause(found.partition)
+        return UnreadableTableRecord(
+            f"aiokafka cannot read the record at {where} (a header key that is not UTF-8, "
+            f"there or before it in its producer's batch: {exc}); this table is read from "
+            "its start at every start, so no worker reading it starts until that record is "
+            "gone: see Troubleshooting in the README")
 
     def _apply(self, record: Any) -> None:
         if record.key is None:

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switchboard.addresses import address
 from switchboard.commands import OutboundCommand, OutboundResult
@@ -39,6 +40,9 @@ OPT_OUT_CHANGE_TYPE = "dev.switchboard.opt-out-change.v1"
 # A header may have no value (Kafka allows it; a record put back by replay keeps that).
 Headers = list[tuple[str, bytes | None]]
 MAX_REASON_CHARS = 500
+# Records read one at a time, at most, to find one aiokafka cannot read: more than a fetch of
+# one partition holds (max_partition_fetch_bytes, 1 MiB).
+FIND_UNREADABLE_MAX = 20_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,55 @@ class OutRecord:
     value: bytes
     key: bytes | None = None
     headers: Headers = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """Where a record aiokafka cannot read is: a header key that is not UTF-8, which only a
+    producer of another client library (librdkafka, sarama) can write. aiokafka raises
+    UnicodeDecodeError for the whole fetch that holds it, naming neither partition nor offset,
+    and again at every fetch after; the records after it in its producer's batch cannot be read
+    either (a batch is read from its start)."""
+
+    partition: TopicPartition
+    offset: int
+    exact: bool  # False: no fetch answered in time, so it is at that offset or after
+    # The partition's records before it, read while looking for it.
+    before: list[ConsumerRecord[bytes, bytes]] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        at = self.offset if self.exact else f"{self.offset} or after"
+        return f"{self.partition.topic} partition {self.partition.partition} offset {at}"
+
+
+async def find_unreadable(consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+                          ) -> Unreadable | None:
+    """After a fetch raised UnicodeDecodeError: the record it failed on, or None if no
+    partition fails again. Each partition is fetched on its own from its position, and put back
+    there (nothing of it is lost); the one that fails is then read one record at a time, and
+    left at that record."""
+    for tp in sorted(partitions):
+        start = await consumer.position(tp)
+        try:
+            await consumer.getmany(tp, timeout_ms=1000)
+        except UnicodeDecodeError:
+            consumer.seek(tp, start)
+            return await _unreadable_in(consumer, tp)
+        consumer.seek(tp, start)
+    return None
+
+
+async def _unreadable_in(consumer: AIOKafkaConsumer, tp: TopicPartition) -> Unreadable:
+    before: list[ConsumerRecord[bytes, bytes]] = []
+    for _ in range(FIND_UNREADABLE_MAX):
+        try:
+            got = await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+        except UnicodeDecodeError:
+            return Unreadable(tp, await consumer.position(tp), True, before)
+        if not got:
+            break  # no answer in time: somewhere from here on
+        before.extend(got.get(tp, ()))
+    return Unreadable(tp, await consumer.position(tp), False, before)
 
 
 def conversation_key(provider: str, account: str, contact: str | None) -> bytes:

@@ -1,0 +1,72 @@
+"""A compacted table (the opt-out list, the sender's ledger) meeting a record aiokafka cannot
+read, against the real broker: start-up failed with a UnicodeDecodeError traceback, naming
+neither partition nor offset; a follower met one and retried it for ever, every 30 s."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from consumers.table import CompactedTable, UnreadableTableRecord
+from consumers.workers import stopped_short
+from switchboard.topics import TopicSpec, ensure_topics
+from tests.integration.test_worker_unreadable import _produce_to_partition_1
+
+
+async def _topic(bootstrap: str) -> str:
+    topic = f"test.table-unreadable.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(bootstrap, partitions=2, replication_factor=1,
+                        specs=(TopicSpec(topic, "test", {"cleanup.policy": "compact"}),))
+    return topic
+
+
+async def _to_partition_0(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key, partition=0)
+    finally:
+        await producer.stop()
+
+
+async def test_a_table_that_cannot_be_read_stops_its_start_naming_the_record(
+        kafka_bootstrap: str) -> None:
+    topic = await _topic(kafka_bootstrap)
+    await _produce_to_partition_1(kafka_bootstrap, topic)
+    table = CompactedTable(kafka_bootstrap, topic, int)
+
+    with pytest.raises(UnreadableTableRecord) as stopped:
+        await asyncio.wait_for(table.start(), 60)
+
+    said = str(stopped.value)
+    assert said.startswith(
+        f"aiokafka cannot read the record at {topic} partition 1 offset 2 (a header key that "
+        "is not UTF-8, there or before it in its producer's batch: 'utf-8' codec can't decode")
+    assert said.endswith("this table is read from its start at every start, so no worker "
+                         "reading it starts until that record is gone: see Troubleshooting "
+                         "in the README")
+    # `worker` says it in one line and exits 1, as for a record of its own topics.
+    assert stopped_short(stopped.value) == said
+
+
+async def test_a_follower_names_the_record_and_follows_the_other_partitions(
+        kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
+    topic = await _topic(kafka_bootstrap)
+    table = CompactedTable(kafka_bootstrap, topic, int)
+    await table.start()
+    try:
+        await _produce_to_partition_1(kafka_bootstrap, topic)
+        await _to_partition_0(kafka_bootstrap, topic, b"other", b"7")
+        with pytest.raises(UnreadableTableRecord, match=f"{topic} partition 1 offset 2 "):
+            await table.catch_up(timeout_s=30)
+        assert table.get(b"k") == 1  # read up to the record it cannot read
+        await _to_partition_0(kafka_bootstrap, topic, b"later", b"8")
+        async with asyncio.timeout(30), table._advanced:  # the other partitions go on
+            await table._advanced.wait_for(lambda: table.get(b"later") is not None)
+        assert table.get(b"other") == 7 and table.get(b"later") == 8
+        assert caplog.text.count("table record cannot be read") == 1  # once, not every 30 s
+    finally:
+        await table.stop()
