@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import difflib
 import sys
 from typing import Any
 
@@ -15,7 +17,8 @@ from switchboard.clients import (
     kafka_options,
     stop_consumer,
 )
-from switchboard.topics import MESSAGE_INBOUND, MESSAGE_STATUS, topic_partitions
+from switchboard.records import FIND_UNREADABLE_MAX, find_unreadable
+from switchboard.topics import ALL_TOPICS, MESSAGE_INBOUND, MESSAGE_STATUS, topic_partitions
 
 
 def _text(data: bytes | None) -> str | None:
@@ -49,18 +52,26 @@ class UnknownTopic(ValueError):
 
 
 def _unknown(connection: KafkaConnection, missing: list[str], existing: set[str]) -> str:
-    """Name what is missing, and what can be given instead: with a name prefix, the topics of
-    this install, as `--topic` takes them (without the prefix)."""
+    """Name what is missing, the nearest name there is (a typo), and what can be given
+    instead: with a name prefix, the topics of this install, as `--topic` takes them (without
+    the prefix)."""
     prefix = connection.name_prefix
     known = sorted(connection.plain_topic(t) for t in existing
                    if t.startswith(prefix) and not t.startswith("__"))
+    guesses = [close[0] for name in missing if (close := difflib.get_close_matches(
+        connection.plain_topic(name), known + sorted(OURS - set(known)), n=1))]
     where = f"the topics named {prefix}<topic> are: " if prefix else "the cluster has: "
-    return f"no such topic: {', '.join(missing)} ({where}{', '.join(known) or 'none'})"
+    said = f"no such topic: {', '.join(missing)} ({where}{', '.join(known) or 'none'})"
+    return f"{said}; did you mean {' or '.join(dict.fromkeys(guesses))}?" if guesses else said
 
 
 # How often tail asks the cluster for the topics' partitions: one added while it runs is
 # read from its first record within this long.
 PARTITIONS_CHECK_MS = 5000
+# Switchboard's own topics: tail waits for one of these to be created (tail started before
+# `serve`, `run` or a worker made them); any other missing name is taken for a typo.
+OURS = frozenset(spec.name for spec in ALL_TOPICS)
+TOPIC_CHECK_S = 1.0
 
 
 async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: bool = False,
@@ -78,18 +89,24 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
     )
     try:
         await consumer.start()
-        existing = await consumer.topics()
-        missing = [topic for topic in wanted if topic not in existing]
-        if missing:
-            raise UnknownTopic(_unknown(connection, missing, existing))
+        created = await _until_created(consumer, connection, wanted)
         # Assigned, not subscribed: without a group, aiokafka's subscription notices a new
         # partition only at its 5-minute metadata refresh, then starts every partition over
         # (from the end: the new one's records so far missed; --all: the topic printed again).
         # Asked of the cluster: the consumer's own metadata has no topics until it is told some.
         consumer.assign([tp for topic in plain for tp in await topic_partitions(kafka, topic)])
+        # A topic created while tail waited holds only records written since: all of them.
+        # (Not called without any: seek_to_beginning() of none means of every partition.)
+        if new := [tp for tp in consumer.assignment() if tp.topic in created]:
+            await consumer.seek_to_beginning(*new)
         printed = 0
         while True:
-            batch = await consumer.getmany(timeout_ms=1000)
+            # Where each partition is, to go back to if the fetch fails on a record.
+            positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+            try:
+                batch = await consumer.getmany(timeout_ms=1000)
+            except UnicodeDecodeError as exc:  # aiokafka parsing a header key
+                batch = await _past_unreadable(consumer, positions, exc)
             for records in batch.values():
                 for record in records:
                     sys.stdout.buffer.write(orjson.dumps(decode(record)) + b"\n")
@@ -101,6 +118,62 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
             await _follow_new_partitions(consumer, wanted)
     finally:
         await stop_consumer(consumer)  # also one whose start failed, or whose broker is away
+
+
+async def _until_created(consumer: AIOKafkaConsumer, connection: KafkaConnection,
+                         wanted: list[str]) -> set[str]:
+    """The wanted topics that were missing and have been created since (waited for, if they
+    are Switchboard's own); UnknownTopic for any other missing name."""
+    existing = await consumer.topics()
+    missing = [topic for topic in wanted if topic not in existing]
+    if unknown := [t for t in missing if connection.plain_topic(t) not in OURS]:
+        raise UnknownTopic(_unknown(connection, unknown, existing))
+    if missing:
+        print(f"waiting for topic {', '.join(missing)} to be created (Switchboard creates its "
+              "topics when `serve`, `run` or a worker starts)", file=sys.stderr, flush=True)
+    while [topic for topic in missing if topic not in existing]:
+        await asyncio.sleep(TOPIC_CHECK_S)
+        existing = await consumer.topics()
+    return set(missing)
+
+
+async def _past_unreadable(consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int],
+                           exc: UnicodeDecodeError) -> dict[TopicPartition, list[Any]]:
+    """The records up to one aiokafka cannot read, which is then skipped with a warning, with
+    the rest of its producer's batch (aiokafka reads a batch from its start, so none after it
+    can be read either). The failed fetch had moved the other partitions on without giving
+    their records: they go back to where they were."""
+    for tp, offset in positions.items():
+        consumer.seek(tp, offset)
+    found = await find_unreadable(consumer, sorted(positions))
+    if found is None:
+        raise exc  # not met again: nothing to name, nothing to skip
+    if found.exact:
+        tp, first = found.partition, found.offset
+        after = await _next_readable(consumer, tp, first)
+        print(f"warning: skipped {tp.topic} partition {tp.partition} offsets {first}-"
+              f"{after - 1}: aiokafka cannot read them (a header key that is not UTF-8, "
+              f"there or before it in its producer's batch: {exc}); another client shows "
+              f"them: kcat -C -t {tp.topic} -p {tp.partition} -o {first} -c {after - first} -J",
+              file=sys.stderr, flush=True)
+    return {found.partition: found.before}
+
+
+async def _next_readable(consumer: AIOKafkaConsumer, tp: TopicPartition, unreadable: int
+                         ) -> int:
+    """The first offset after `unreadable` that a fetch gets past (the end of its batch, or of
+    the partition), left as the partition's position."""
+    offset = unreadable + 1
+    for _ in range(FIND_UNREADABLE_MAX):
+        consumer.seek(tp, offset)
+        try:
+            await consumer.getmany(tp, timeout_ms=1000, max_records=1)
+        except UnicodeDecodeError:
+            offset += 1
+            continue
+        break
+    consumer.seek(tp, offset)
+    return offset
 
 
 def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> set[TopicPartition]:

@@ -56,6 +56,7 @@ async def test_tail_of_a_mistyped_topic_says_so_and_exits(kafka_bootstrap: str) 
     assert result.returncode == 2
     assert "no such topic: switchboard.raw.v2" in result.stderr
     assert "switchboard.raw.v1" in result.stderr  # and what there is instead
+    assert result.stderr.rstrip().endswith("did you mean switchboard.raw.v1?")
 
 
 async def test_with_a_name_prefix_a_mistyped_topic_lists_this_install_s_topics(
