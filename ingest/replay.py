@@ -26,17 +26,24 @@ from datetime import datetime
 from typing import Any, Literal
 
 import orjson
+from aiokafka import AIOKafkaConsumer
 
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.webhooks import normalized, storable
 from normalizers import WebhookRequest
 from normalizers.registry import echoes_correlation
-from switchboard.clients import KafkaTarget, topic_name
+from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.events import EventType
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.providers import PROVIDERS
-from switchboard.records import OutRecord, raw_body
-from switchboard.topics import DEAD_LETTER, LEDGER_RETENTION_DAYS, RAW, partitions_of
+from switchboard.records import OutRecord, find_unreadable, raw_body
+from switchboard.topics import (
+    DEAD_LETTER,
+    LEDGER_RETENTION_DAYS,
+    RAW,
+    partitions_of,
+    topic_partitions,
+)
 from switchboard.window import WindowError, read_window
 
 Source = Literal["dead-letter", "raw"]
@@ -286,6 +293,48 @@ class Summary:
         self.records += len(outcome.records)
 
 
+async def _unreadable(kafka: KafkaTarget, topic: str, since_ms: int | None,
+                      read_to: dict[int, int], exc: UnicodeDecodeError) -> str:
+    """What to say when the window meets a record aiokafka cannot read (a header key that is
+    not UTF-8): which it is, found by reading each partition again from where the window had
+    got to (aiokafka's error names neither partition nor offset), and the way past it."""
+    partitions = await topic_partitions(kafka, topic)
+    consumer = AIOKafkaConsumer(**kafka_options(kafka, "replay"), enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    found = None
+    try:
+        await consumer.start()
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        if since_ms is None:
+            starts = await consumer.beginning_offsets(partitions)
+        else:
+            at = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
+            starts = {tp: ends[tp] if at[tp] is None else at[tp].offset for tp in partitions}
+        for tp in partitions:
+            consumer.seek(tp, max(starts[tp], read_to.get(tp.partition, 0)))
+        for tp in partitions:
+            while found is None and (position := await consumer.position(tp)) < ends[tp]:
+                try:
+                    if not await consumer.getmany(tp, timeout_ms=1000):
+                        break  # no answer in time: not found here
+                except UnicodeDecodeError:
+                    consumer.seek(tp, position)
+                    found = await find_unreadable(consumer, [tp])
+    finally:
+        await stop_consumer(consumer)
+    where = f"a record of {topic_name(kafka, topic)}"
+    see = ""
+    if found is not None:
+        where = f"the record at {found}"
+        see = (f"; kcat shows it: kcat -C -t {found.partition.topic} -p "
+               f"{found.partition.partition} -o {found.offset} -c 1 -J")
+    return (f"aiokafka cannot read {where} (a header key that is not UTF-8, there or before it "
+            f"in its producer's batch: {exc}), so replay stopped there; letters of the window "
+            "after it were not replayed (a window starting after it, --since a later time, "
+            f"does not read it){see}")
+
+
 async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                  until_ms: int | None, selection: Selection, dry_run: bool,
                  include_old: bool = False, emit: Callable[[bytes], None],
@@ -332,8 +381,17 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
         nonlocal chunk_bytes
         window = read_window(kafka, SOURCE_TOPICS[source], role="replay", since_ms=since_ms,
                              until_ms=until_ms)
+        read_to: dict[int, int] = {}  # partition: the offset after the last record read
         async with contextlib.aclosing(window) as records:
-            async for record in records:
+            while True:
+                try:
+                    record = await anext(records)
+                except StopAsyncIteration:
+                    break
+                except UnicodeDecodeError as exc:  # aiokafka parsing a header key
+                    raise ReplayError(await _unreadable(kafka, SOURCE_TOPICS[source], since_ms,
+                                                        read_to, exc)) from None
+                read_to[record.partition] = record.offset + 1
                 try:
                     kept = read_kept(source, record.value, record.timestamp)
                 except Unreplayable:
