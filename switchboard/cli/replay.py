@@ -9,7 +9,7 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
-from switchboard.cli.startup import cannot_reach_kafka
+from switchboard.cli.startup import NoAnswer, cannot_reach_kafka, reach_kafka
 from switchboard.settings import Settings
 
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -96,6 +96,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, stopping, signum)
         try:
+            await reach_kafka(settings.kafka_connection(), "replay")
             return await replay(
                 settings.kafka_connection(), source=args.source, since_ms=since_ms,
                 until_ms=until_ms, selection=selection, dry_run=args.dry_run,
@@ -107,7 +108,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         summary = asyncio.run(until_stopped())
-    except KafkaConnectionError as exc:
+    except (KafkaConnectionError, NoAnswer) as exc:
         print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
         return 1
     except (KafkaError, ReplayError) as exc:

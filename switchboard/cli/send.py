@@ -9,7 +9,13 @@ from datetime import UTC, datetime
 
 import orjson
 
-from switchboard.cli.startup import accounts_or_exit, cannot_reach_kafka, run_loop
+from switchboard.cli.startup import (
+    NoAnswer,
+    accounts_or_exit,
+    cannot_reach_kafka,
+    reach_kafka,
+    run_loop,
+)
 from switchboard.settings import Settings, validation_problems
 
 
@@ -19,7 +25,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from aiokafka.errors import KafkaConnectionError, KafkaError
     from pydantic import ValidationError
 
-    from switchboard.commands import OutboundCommand
+    from switchboard.commands import OutboundCommand, OutboundResult
     from switchboard.outbox import NoTopic, send_command
     from switchboard.producer import PublishError
 
@@ -42,13 +48,18 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     except ValidationError as exc:
         print(f"error: {validation_problems(exc, 'command')}", file=sys.stderr)
         return 2
+    kafka = settings.kafka_connection()
+
+    async def send() -> OutboundResult | None:
+        await reach_kafka(kafka, "send")
+        return await send_command(kafka, command, account.provider, wait_s=args.wait)
+
     try:
-        result = run_loop(send_command(settings.kafka_connection(), command, account.provider,
-                                       wait_s=args.wait))
+        result = run_loop(send())
     except KeyboardInterrupt:
         print(f"interrupted: command {command.id} may have been published", file=sys.stderr)
         return 130
-    except KafkaConnectionError as exc:  # connecting, before the command was handed over
+    except (KafkaConnectionError, NoAnswer) as exc:  # before the command was handed over
         print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
         return 1
     except NoTopic as exc:  # found before publishing: nothing was sent

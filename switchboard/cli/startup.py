@@ -17,6 +17,7 @@ from switchboard.settings import Settings
 
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
+    from switchboard.clients import KafkaTarget
 
 T = TypeVar("T")
 DEMO_ACCOUNTS = Path("examples/accounts.toml")
@@ -37,9 +38,42 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
+# How long `tail`, `replay` and `send` wait for Kafka to answer at all. Left to aiokafka, a
+# cluster that never answers (a firewall dropping packets, a port that is not Kafka's) took as
+# long as each client's request timeout: 40 s for tail, 31 for replay, 10 for send.
+CONNECT_TIMEOUT_S = 10.0
+
+
+class NoAnswer(Exception):
+    """Kafka did not answer within CONNECT_TIMEOUT_S."""
+
+
+async def reach_kafka(kafka: KafkaTarget, role: str) -> None:
+    """Return once the cluster answers, else raise NoAnswer (or aiokafka's
+    KafkaConnectionError when refused outright), so a tool says so within the same time
+    whatever its clients' own timeouts. Each bootstrap server gets its share: aiokafka tries
+    them one after the other."""
+    from aiokafka.client import AIOKafkaClient
+
+    from switchboard.clients import as_connection, kafka_options
+
+    servers = max(1, len(as_connection(kafka).bootstrap_servers.split(",")))
+    client = AIOKafkaClient(**kafka_options(kafka, role), request_timeout_ms=max(
+        1000, int(CONNECT_TIMEOUT_S * 1000 / servers)))
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            await client.bootstrap()
+    except TimeoutError:
+        raise NoAnswer(f"no answer within {CONNECT_TIMEOUT_S:g} s") from None
+    finally:
+        await client.close()
+
+
 def cannot_reach_kafka(servers: str, exc: Exception) -> str:
     """The one line every command says when Kafka is not there. aiokafka's error says only
     "Unable to bootstrap"; why (refused, TLS, login) is in the log lines it wrote before."""
+    if isinstance(exc, NoAnswer):
+        return f"error: cannot reach Kafka at {servers}: {exc}"
     return f"error: cannot reach Kafka at {servers} ({exc}); the log lines above say why"
 
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sys
 
-from switchboard.cli.startup import cannot_reach_kafka
+from switchboard.cli.startup import NoAnswer, cannot_reach_kafka, reach_kafka
 from switchboard.settings import Settings
 
 
@@ -20,11 +20,16 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from aiokafka.errors import KafkaConnectionError
 
+    kafka = settings.kafka_connection()
+
+    async def watch() -> None:
+        await reach_kafka(kafka, "tail")
+        await tail(kafka, args.topic, from_beginning=args.all, limit=args.limit)
+
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(tail(settings.kafka_connection(), args.topic,
-                             from_beginning=args.all, limit=args.limit))
-    except KafkaConnectionError as exc:
+            asyncio.run(watch())
+    except (KafkaConnectionError, NoAnswer) as exc:
         print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
         return 1
     except UnknownTopic as exc:

@@ -299,7 +299,11 @@ def test_ctrl_c_says_what_is_stored_instead_of_a_traceback(
         emit(b'{"id": "dl-1", "outcome": "replayed"}')
         raise KeyboardInterrupt  # as a second Ctrl-C, while the first's stop waits on Kafka
 
+    async def reached(*args: Any) -> None:
+        pass  # nothing listens at 127.0.0.1:1: the command's first look at Kafka passes
+
     monkeypatch.setattr("ingest.replay.replay", interrupted)
+    monkeypatch.setattr("switchboard.cli.replay.reach_kafka", reached)
     args = build_parser().parse_args(["replay", "--since", "1h", *(["--dry-run"] * dry_run)])
     try:
         code = cmd_replay(args, Settings(kafka_bootstrap_servers="127.0.0.1:1"))

@@ -1,0 +1,74 @@
+"""`tail`, `replay` and `send` against a Kafka that never answers (a port that takes the
+connection and says nothing, as behind a firewall dropping packets): they failed after
+aiokafka's own request timeouts, 40 s, 31 s and 10 s, each differently long."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from switchboard.cli.startup import CONNECT_TIMEOUT_S
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """host:port of a listener that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for each in held:
+            each.close()
+        listener.close()
+
+
+COMMANDS = {
+    "tail": ["tail"],
+    "replay": ["replay", "--dry-run"],
+    "send": ["send", "demo-infobip", "+41790001111", "--text", "hi"],
+}
+
+
+def test_each_tool_gives_up_on_a_silent_kafka_at_the_same_time_in_one_line(
+        silent_server: str) -> None:
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": silent_server,
+                        "SWITCHBOARD_ACCOUNTS_FILE": str(ROOT / "examples" / "accounts.toml")}
+    started = time.monotonic()
+    running = {name: subprocess.Popen([sys.executable, "-m", "switchboard.cli", *args],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+               for name, args in COMMANDS.items()}  # at once: one wait for the three
+    for name, process in running.items():
+        _, stderr = process.communicate(timeout=90)
+        took = time.monotonic() - started
+        assert process.returncode == 1, (name, stderr)
+        assert took < CONNECT_TIMEOUT_S + 8, (name, took)
+        assert stderr.splitlines()[-1] == (
+            f"error: cannot reach Kafka at {silent_server}: no answer within "
+            f"{CONNECT_TIMEOUT_S:g} s"), name
+        assert "Traceback" not in stderr and "Unclosed" not in stderr, name
