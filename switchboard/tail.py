@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import select
 import sys
 from typing import Any
 
@@ -115,9 +116,26 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
                         sys.stdout.flush()
                         return
             sys.stdout.flush()
+            if _reader_gone():
+                raise BrokenPipeError  # said by the command as a write to it would be
             await _follow_new_partitions(consumer, wanted)
     finally:
         await stop_consumer(consumer)  # also one whose start failed, or whose broker is away
+
+
+def _reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has gone: `tail | head -3` once head has its
+    lines. A write would tell, but tail writes only when a record comes, which may be never:
+    the pipeline hung until Ctrl-C. (POLLERR and POLLHUP are reported whatever is asked.)"""
+    if not hasattr(select, "poll"):  # Windows: found at the next write instead
+        return False
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # replaced by something without a descriptor
+        return False
+    poller = select.poll()
+    poller.register(fd, 0)
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 async def _until_created(consumer: AIOKafkaConsumer, connection: KafkaConnection,
