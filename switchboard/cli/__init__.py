@@ -87,9 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--ingest-url", type=_http_url, help="default: SWITCHBOARD_PUBLIC_URL")
     simulate.set_defaults(handler=cmd_simulate)
 
-    tail = sub.add_parser("tail", help="print decoded records from Kafka as they arrive")
+    tail = sub.add_parser(
+        "tail", help="print decoded records from Kafka as they arrive",
+        description="Print each record of the topics as one JSON line (topic, partition, "
+                    "offset, key, headers, value) as it arrives, from the newest: records "
+                    "already there are shown only with --all. Runs until Ctrl-C or --limit.",
+        epilog="Exit 0 (Ctrl-C, --limit), 1 when Kafka cannot be reached, 2 for a topic "
+               "that does not exist (one of Switchboard's own is waited for).")
     tail.add_argument("--topic", action="append",
-                      help="topic (repeatable); default: the inbound and status event topics")
+                      help="as Switchboard names it, e.g. switchboard.dead-letter.v1 "
+                           "(without SWITCHBOARD_KAFKA_NAME_PREFIX); repeatable; default: "
+                           "the inbound and status event topics")
     tail.add_argument("--all", action="store_true", help="start from the oldest record")
     tail.add_argument("--limit", type=_positive, help="stop after this many records")
     tail.set_defaults(handler=cmd_tail)
@@ -98,7 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
         "replay", help="publish again what dead letters (or raw requests) stand for",
         description="Read the dead letters of a time window and publish again what each stands "
                     "for: the events its webhook gives now, or the record a worker gave up on, "
-                    "put back on its topic. Prints one JSON line per letter.")
+                    "put back on its topic. Prints one JSON line per letter.",
+        epilog="Exit 0 when every selected letter was replayed, 3 when some still fail, were "
+               "skipped or an --id was not found, 1 when Kafka failed (the lines printed are "
+               "stored), 2 for bad arguments, 128 + the signal when stopped early.")
     replay.add_argument("--source", choices=["dead-letter", "raw"], default="dead-letter",
                         help="raw: every webhook request of the window (needs --since)")
     replay.add_argument("--since", help="30m, 2h, 7d or an ISO time; default: the oldest kept")
@@ -121,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
         "send", help="send one message through the sender (an outbound command)",
         description="Put one outbound command on the outbound topic, as your services would; "
                     "a running sender (`worker sender`, or `run`) sends it. Prints the command "
-                    "id, or with --wait the sender's result (JSON).")
+                    "id, or with --wait the sender's result (JSON).",
+        epilog="Exit 0 when published (with --wait: accepted by the provider), 1 when Kafka "
+               "or the send failed, 2 for bad arguments, 3 when no result came within --wait.")
     send.add_argument("account", help="an account of the accounts file (default: the demo "
                                       "accounts, as `run` uses)")
     send.add_argument("to", help="E.164 number, or the provider's user id")

@@ -1,0 +1,31 @@
+"""What `--help` tells of tail, replay and send: what a user would otherwise trip over."""
+
+from __future__ import annotations
+
+import pytest
+
+from switchboard.cli import build_parser
+
+
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command, "--help"])
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps to the terminal
+
+
+def test_tail_says_it_starts_from_the_newest_and_how_topics_are_named(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # `tail --topic X` on a quiet topic printed nothing, and --help did not say why.
+    said = _help("tail", capsys)
+    assert "from the newest: records already there are shown only with --all" in said
+    assert "(without SWITCHBOARD_KAFKA_NAME_PREFIX)" in said
+    assert "Exit 0 (Ctrl-C, --limit), 1 when Kafka cannot be reached" in said
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    ("replay", "3 when some still fail, were skipped or an --id was not found"),
+    ("send", "3 when no result came within --wait"),
+])
+def test_replay_and_send_say_their_exit_codes(command: str, says: str,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert says in _help(command, capsys)
