@@ -96,7 +96,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, stopping, signum)
         try:
-            await reach_kafka(settings.kafka_connection(), "replay")
+            if not await _reached(settings, stop):
+                return Summary(stopped=True)  # nothing read, nothing published
             return await replay(
                 settings.kafka_connection(), source=args.source, since_ms=since_ms,
                 until_ms=until_ms, selection=selection, dry_run=args.dry_run,
@@ -133,6 +134,24 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if summary.ids_not_found:
         print(f"not found in the window: {', '.join(summary.ids_not_found)}", file=sys.stderr)
     return 0 if done == total and not summary.ids_not_found else 3
+
+
+async def _reached(settings: Settings, stop: asyncio.Event) -> bool:
+    """Whether Kafka answered before a stop: Ctrl-C while connecting ends replay at once,
+    not once the connect timeout is over."""
+    reaching = asyncio.ensure_future(reach_kafka(settings.kafka_connection(), "replay"))
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([reaching, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not reaching.done():
+            reaching.cancel()
+            await asyncio.wait([reaching])  # its client closed
+    if reaching.cancelled():
+        return False
+    reaching.result()  # raises what it met
+    return True
 
 
 def _stopped(signum: signal.Signals, *, dry_run: bool) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,20 @@ def test_ctrl_c_stops_replay_between_letters(monkeypatch: pytest.MonkeyPatch,
     assert main(["replay", "--dry-run"]) == 130
     assert cancelled, "SIGINT went unheard: replay read on"
     assert "stopped by SIGINT before the end of the window" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("sigint_ignored")
+def test_ctrl_c_stops_replay_while_it_waits_for_kafka_to_answer(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not once the connect timeout is over (it was aiokafka's 30 s before there was one)."""
+    async def no_answer(*args: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr("switchboard.cli.replay.reach_kafka", no_answer)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    started = time.monotonic()
+    assert main(["replay", "--dry-run"]) == 130
+    assert time.monotonic() - started < 10
+    assert "stopped by SIGINT before the end of the window; nothing was published" in \
+        capsys.readouterr().err
