@@ -49,15 +49,19 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {validation_problems(exc, 'command')}", file=sys.stderr)
         return 2
     kafka = settings.kafka_connection()
+    sending = False
 
     async def send() -> OutboundResult | None:
+        nonlocal sending
         await reach_kafka(kafka, "send")
+        sending = True
         return await send_command(kafka, command, account.provider, wait_s=args.wait)
 
     try:
         result = run_loop(send())
     except KeyboardInterrupt:
-        print(f"interrupted: command {command.id} may have been published", file=sys.stderr)
+        said = "may have been" if sending else "was not"
+        print(f"interrupted: command {command.id} {said} published", file=sys.stderr)
         return 130
     except (KafkaConnectionError, NoAnswer) as exc:  # before the command was handed over
         print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)

@@ -101,3 +101,17 @@ def test_ctrl_c_stops_replay_while_it_waits_for_kafka_to_answer(
     assert time.monotonic() - started < 10
     assert "stopped by SIGINT before the end of the window; nothing was published" in \
         capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("sigint_ignored")
+def test_ctrl_c_while_send_waits_for_kafka_to_answer_says_nothing_was_published(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    async def no_answer(*args: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr("switchboard.cli.send.reach_kafka", no_answer)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("SWITCHBOARD_ACCOUNTS_FILE", str(EXAMPLE_ACCOUNTS))
+    assert main(["send", "demo-infobip", "+41790001111", "--text", "hi", "--id", "c-1"]) == 130
+    assert "interrupted: command c-1 was not published" in capsys.readouterr().err
