@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import select
 import sys
@@ -10,6 +11,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from switchboard.clients import (
     KafkaConnection,
@@ -151,7 +153,8 @@ async def _until_created(consumer: AIOKafkaConsumer, connection: KafkaConnection
               "topics when `serve`, `run` or a worker starts)", file=sys.stderr, flush=True)
     while [topic for topic in missing if topic not in existing]:
         await asyncio.sleep(TOPIC_CHECK_S)
-        existing = await consumer.topics()
+        with contextlib.suppress(KafkaError):  # Kafka restarting meanwhile: waited for too
+            existing = await consumer.topics()
     return set(missing)
 
 

@@ -18,7 +18,7 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.kafka_bootstrap_servers:
         print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
         return 2
-    from aiokafka.errors import KafkaConnectionError
+    from aiokafka.errors import KafkaConnectionError, KafkaError
 
     kafka = settings.kafka_connection()
 
@@ -35,4 +35,7 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     except UnknownTopic as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KafkaError as exc:  # refused for good: no permission to read the topic, say
+        print(f"error: Kafka: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
     return 0

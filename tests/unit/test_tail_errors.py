@@ -1,0 +1,52 @@
+"""`switchboard tail` meeting Kafka errors: while it waits for a topic (Kafka restarting, say)
+it waits on; an error Kafka will not get over (no permission to read the topic) is one line.
+Both were a traceback, logged as 'stopped by an unexpected error'."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+
+from switchboard import tail as tail_module
+from switchboard.cli import main
+from switchboard.clients import KafkaConnection
+
+
+class Cluster:
+    """A consumer's topics(): Kafka away at the first look after tail started waiting."""
+
+    def __init__(self) -> None:
+        self.looks = 0
+
+    async def topics(self) -> set[str]:
+        self.looks += 1
+        if self.looks == 2:
+            raise KafkaError("Unable to get cluster metadata over all known brokers")
+        return set() if self.looks == 1 else {"switchboard.raw.v1"}
+
+
+async def test_kafka_away_while_tail_waits_for_a_topic_is_waited_for_too(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tail_module, "TOPIC_CHECK_S", 0)
+    cluster = Cluster()
+    created = await tail_module._until_created(
+        cluster, KafkaConnection("unused:9092"), ["switchboard.raw.v1"])
+    assert created == {"switchboard.raw.v1"} and cluster.looks == 3
+
+
+def test_a_topic_tail_may_not_read_is_one_error_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    async def reached(*args: Any) -> None:
+        pass
+
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        raise TopicAuthorizationFailedError()
+
+    monkeypatch.setattr("switchboard.cli.tail.reach_kafka", reached)
+    monkeypatch.setattr("switchboard.tail.tail", refused)
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    assert main(["tail"]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert line == "error: Kafka: [Error 29] TopicAuthorizationFailedError"
