@@ -68,6 +68,10 @@ def _unknown(connection: KafkaConnection, missing: list[str], existing: set[str]
     return f"{said}; did you mean {' or '.join(dict.fromkeys(guesses))}?" if guesses else said
 
 
+class CannotRead(Exception):
+    """A fetch failed on a record aiokafka cannot read, which could then not be found."""
+
+
 # How often tail asks the cluster for the topics' partitions: one added while it runs is
 # read from its first record within this long.
 PARTITIONS_CHECK_MS = 5000
@@ -167,15 +171,18 @@ async def _past_unreadable(consumer: AIOKafkaConsumer, positions: dict[TopicPart
     for tp, offset in positions.items():
         consumer.seek(tp, offset)
     found = await find_unreadable(consumer, sorted(positions))
-    if found is None:
-        raise exc  # not met again: nothing to name, nothing to skip
+    if found is None:  # not met again: nothing to name, nothing to skip
+        topics = ", ".join(sorted({tp.topic for tp in positions}))
+        raise CannotRead(f"aiokafka cannot read a record of {topics} (a header key that is "
+                         f"not UTF-8: {exc})")
     if found.exact:
         tp, first = found.partition, found.offset
         after = await _next_readable(consumer, tp, first)
-        print(f"warning: skipped {tp.topic} partition {tp.partition} offsets {first}-"
-              f"{after - 1}: aiokafka cannot read them (a header key that is not UTF-8, "
-              f"there or before it in its producer's batch: {exc}); another client shows "
-              f"them: kcat -C -t {tp.topic} -p {tp.partition} -o {first} -c {after - first} -J",
+        which = f"offset {first}" if after == first + 1 else f"offsets {first}-{after - 1}"
+        print(f"warning: skipped {tp.topic} partition {tp.partition} {which}: aiokafka "
+              "cannot read them (a header key that is not UTF-8, there or before it in its "
+              f"producer's batch: {exc}); another client shows them: kcat -C -t {tp.topic} "
+              f"-p {tp.partition} -o {first} -c {after - first} -J",
               file=sys.stderr, flush=True)
     return {found.partition: found.before}
 

@@ -13,7 +13,7 @@ from switchboard.settings import Settings
 
 def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     """Print records of the event topics as they arrive (JSON lines), until Ctrl-C."""
-    from switchboard.tail import UnknownTopic, tail
+    from switchboard.tail import CannotRead, UnknownTopic, tail
 
     if not settings.kafka_bootstrap_servers:
         print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
@@ -35,6 +35,9 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     except UnknownTopic as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except CannotRead as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KafkaError as exc:  # refused for good: no permission to read the topic, say
         print(f"error: Kafka: {exc or type(exc).__name__}", file=sys.stderr)
         return 1

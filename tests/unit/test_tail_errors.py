@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
 
 from switchboard import tail as tail_module
@@ -50,3 +51,30 @@ def test_a_topic_tail_may_not_read_is_one_error_line(
     assert main(["tail"]) == 1
     [line] = capsys.readouterr().err.splitlines()
     assert line == "error: Kafka: [Error 29] TopicAuthorizationFailedError"
+
+
+class Refetched:
+    """A consumer whose failed fetch is not met again when each partition is read alone."""
+
+    def __init__(self) -> None:
+        self.at: dict[TopicPartition, int] = {}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.at[tp] = offset
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.at[tp]
+
+    async def getmany(self, *partitions: TopicPartition, **options: Any) -> dict[Any, Any]:
+        return {}
+
+
+async def test_a_failed_fetch_whose_record_cannot_be_found_is_one_error_not_a_traceback(
+        ) -> None:
+    tp = TopicPartition("switchboard.raw.v1", 0)
+    failed = UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+    with pytest.raises(tail_module.CannotRead) as said:
+        await tail_module._past_unreadable(Refetched(), {tp: 5}, failed)
+    assert str(said.value) == (
+        "aiokafka cannot read a record of switchboard.raw.v1 (a header key that is not UTF-8: "
+        "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte)")
