@@ -5,6 +5,8 @@ neither partition nor offset; a follower met one and retried it for ever, every 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -12,7 +14,8 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.table import CompactedTable, UnreadableTableRecord
 from consumers.workers import stopped_short
-from switchboard.topics import TopicSpec, ensure_topics
+from switchboard.topics import OPT_OUTS, TopicSpec, ensure_topics
+from tests.integration.test_worker_command import _environment
 from tests.integration.test_worker_unreadable import _produce_to_partition_1
 
 
@@ -70,3 +73,22 @@ async def test_a_follower_names_the_record_and_follows_the_other_partitions(
         assert caplog.text.count("table record cannot be read") == 1  # once, not every 30 s
     finally:
         await table.stop()
+
+
+async def test_a_worker_whose_opt_out_list_cannot_be_read_says_so_in_one_line(
+        kafka_bootstrap: str) -> None:
+    prefix = f"it-table-unreadable-{uuid.uuid4().hex[:8]}."
+    env = _environment(kafka_bootstrap, prefix) | {"SWITCHBOARD_TOPIC_PARTITIONS": "2"}
+    await ensure_topics(kafka_bootstrap, partitions=2, replication_factor=1,
+                        specs=(TopicSpec(prefix + OPT_OUTS.name, "test", OPT_OUTS.config),))
+    await _produce_to_partition_1(kafka_bootstrap, prefix + OPT_OUTS.name)
+
+    result = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "switchboard", "worker", "keywords"], env=env,
+        capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: worker keywords stopped: aiokafka cannot read the record "
+                            f"at {prefix}{OPT_OUTS.name} partition 1 offset 2 (")
