@@ -51,15 +51,16 @@ class NoAnswer(Exception):
 async def reach_kafka(kafka: KafkaTarget, role: str) -> None:
     """Return once the cluster answers, else raise NoAnswer (or aiokafka's
     KafkaConnectionError when refused outright), so a tool says so within the same time
-    whatever its clients' own timeouts. Each bootstrap server gets its share: aiokafka tries
-    them one after the other."""
+    whatever its clients' own timeouts. Each bootstrap server gets its share (aiokafka tries
+    them one after the other), and a second more, so that silent servers end in NoAnswer
+    rather than in whichever of the two timeouts came first."""
     from aiokafka.client import AIOKafkaClient
 
     from switchboard.clients import as_connection, kafka_options
 
     servers = max(1, len(as_connection(kafka).bootstrap_servers.split(",")))
-    client = AIOKafkaClient(**kafka_options(kafka, role), request_timeout_ms=max(
-        1000, int(CONNECT_TIMEOUT_S * 1000 / servers)))
+    client = AIOKafkaClient(**kafka_options(kafka, role),
+                            request_timeout_ms=int((CONNECT_TIMEOUT_S / servers + 1) * 1000))
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             await client.bootstrap()
