@@ -153,8 +153,9 @@ async def _until_created(consumer: AIOKafkaConsumer, connection: KafkaConnection
     if unknown := [t for t in missing if connection.plain_topic(t) not in OURS]:
         raise UnknownTopic(_unknown(connection, unknown, existing))
     if missing:
-        print(f"waiting for topic {', '.join(missing)} to be created (Switchboard creates its "
-              "topics when `serve`, `run` or a worker starts)", file=sys.stderr, flush=True)
+        what = f"topic {missing[0]}" if len(missing) == 1 else f"topics {', '.join(missing)}"
+        print(f"waiting for {what} to be created (Switchboard creates its topics when "
+              "`serve`, `run` or a worker starts)", file=sys.stderr, flush=True)
     while [topic for topic in missing if topic not in existing]:
         await asyncio.sleep(TOPIC_CHECK_S)
         with contextlib.suppress(KafkaError):  # Kafka restarting meanwhile: waited for too

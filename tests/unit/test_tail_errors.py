@@ -4,6 +4,7 @@ Both were a traceback, logged as 'stopped by an unexpected error'."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -78,3 +79,28 @@ async def test_a_failed_fetch_whose_record_cannot_be_found_is_one_error_not_a_tr
     assert str(said.value) == (
         "aiokafka cannot read a record of switchboard.raw.v1 (a header key that is not UTF-8: "
         "'utf-8' codec can't decode byte 0xff in position 0: invalid start byte)")
+
+
+class NotYet:
+    """No topics at the first look; the second ends the wait (enough for this test)."""
+
+    def __init__(self) -> None:
+        self.looked = False
+
+    async def topics(self) -> set[str]:
+        if self.looked:
+            raise asyncio.CancelledError
+        self.looked = True
+        return set()
+
+
+async def test_tail_with_no_topic_given_waits_for_both_event_topics_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(tail_module, "TOPIC_CHECK_S", 0)
+    with pytest.raises(asyncio.CancelledError):
+        await tail_module._until_created(NotYet(), KafkaConnection("unused:9092"),
+                                         ["switchboard.message.inbound.v1",
+                                          "switchboard.message.status.v1"])
+    assert capsys.readouterr().err.startswith(
+        "waiting for topics switchboard.message.inbound.v1, switchboard.message.status.v1 "
+        "to be created (")
