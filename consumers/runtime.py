@@ -56,7 +56,7 @@ from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
-from switchboard.records import dead_letter_record, named_by_source, short
+from switchboard.records import dead_letter_record, find_unreadable, named_by_source, short
 
 log = get_logger(__name__)
 
@@ -98,9 +98,6 @@ READY_RETRY_MAX_S = 30.0
 # it. Looked at every KAFKA_CHECK_S.
 KAFKA_SILENT_AFTER_S = 30.0
 KAFKA_CHECK_S = 1.0
-# Records read one at a time, at most, to find one aiokafka cannot read: more than a fetch of
-# one partition holds (max_partition_fetch_bytes, 1 MiB).
-FIND_UNREADABLE_MAX = 20_000
 
 
 class UnreadableRecord(Exception):
@@ -469,15 +466,11 @@ class WorkerRuntime:
         moved on without them): only a new run reads them again."""
         where = f"a partition of {', '.join(self._subscribed)}"
         fields: dict[str, Any] = {"topics": self._subscribed}
-        for tp in sorted(consumer.assignment()):
-            try:
-                await consumer.getmany(tp, timeout_ms=1000)
-            except UnicodeDecodeError:
-                offset, exact = await self._unreadable_offset(consumer, tp)
-                where = (f"{tp.topic} partition {tp.partition} offset "
-                         f"{offset if exact else f'{offset} or after'}")
-                fields = {"topic": tp.topic, "partition": tp.partition, "offset": offset}
-                break
+        found = await find_unreadable(consumer, sorted(consumer.assignment()))
+        if found is not None:
+            where = str(found)
+            fields = {"topic": found.partition.topic, "partition": found.partition.partition,
+                      "offset": found.offset}
         log.error("record cannot be read; stopping", worker=self.name, error=repr(exc),
                   **fields)
         self._stopped_by = UnreadableRecord(
@@ -485,22 +478,6 @@ class WorkerRuntime:
             f"there or before it in its producer's batch: {exc}); no worker of the group "
             f"{self.group_id} gets past it: see Troubleshooting in the README")
         self.stop()
-
-    @staticmethod
-    async def _unreadable_offset(consumer: AIOKafkaConsumer,
-                                 tp: TopicPartition) -> tuple[int, bool]:
-        """Its offset, and whether it is exact: one record at a time from the partition's
-        position, the position stops at it. Records before it are read and left (the worker
-        stops: they are not committed)."""
-        exact = False
-        for _ in range(FIND_UNREADABLE_MAX):
-            try:
-                if not await consumer.getmany(tp, timeout_ms=1000, max_records=1):
-                    break  # no answer in time: somewhere from here on
-            except UnicodeDecodeError:
-                exact = True
-                break
-        return await consumer.position(tp), exact
 
     async def _prepare(self, consumer: AIOKafkaConsumer) -> None:
         """Get the partitions assigned since the last time ready: their hooks run, and those
