@@ -329,6 +329,12 @@ class WorkerRuntime:
         self._stopping.set()
         self._winding_down.set()
 
+    def stop_because(self, exc: Exception) -> None:
+        """Stop as `stop` does (what started is finished and committed), then `run` raises
+        `exc`: the worker cannot go on, though nothing it handled went wrong."""
+        self._stopped_by = self._stopped_by or exc
+        self.stop()
+
     def fail(self, exc: Exception) -> None:
         """Stop without starting another record or committing: `run` raises `exc`."""
         self._failure = self._failure or exc
@@ -473,11 +479,10 @@ class WorkerRuntime:
                       "offset": found.offset}
         log.error("record cannot be read; stopping", worker=self.name, error=repr(exc),
                   **fields)
-        self._stopped_by = UnreadableRecord(
+        self.stop_because(UnreadableRecord(
             f"aiokafka cannot read the record at {where} (a header key that is not UTF-8, "
             f"there or before it in its producer's batch: {exc}); no worker of the group "
-            f"{self.group_id} gets past it: see Troubleshooting in the README")
-        self.stop()
+            f"{self.group_id} gets past it: see Troubleshooting in the README"))
 
     async def _prepare(self, consumer: AIOKafkaConsumer) -> None:
         """Get the partitions assigned since the last time ready: their hooks run, and those

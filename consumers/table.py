@@ -77,6 +77,7 @@ class CompactedTable(Generic[V]):
         self._advanced = asyncio.Condition()
         # Set once the follower met a record it cannot read: catch_up() raises it from then on.
         self.failure: UnreadableTableRecord | None = None
+        self._on_failure: Callable[[Exception], None] | None = None
 
     async def start(self) -> None:
         """Load everything there is now; then follow new records in the background."""
@@ -115,6 +116,14 @@ class CompactedTable(Generic[V]):
             await stop_consumer(self._consumer)
         if self._offsets is not None:
             await stop_consumer(self._offsets)
+
+    def on_failure(self, stop: Callable[[Exception], None]) -> None:
+        """Have `stop` called with the failure once the follower meets a record it cannot read
+        (at once if it has): a worker reading a table whose partition is no longer followed
+        would go on with part of it frozen (an opt-out list missing later STOPs)."""
+        self._on_failure = stop
+        if self.failure is not None:
+            stop(self.failure)
 
     async def catch_up(self, timeout_s: float = 30.0) -> None:
         """Return once every record written before this call is in the table."""
@@ -157,6 +166,8 @@ class CompactedTable(Generic[V]):
                 if self.failure is None or str(self.failure) != str(exc):
                     log.error("table record cannot be read; its partition is no longer "
                               "followed", topic=self._on_cluster, error=str(exc))
+                if self.failure is None and self._on_failure is not None:
+                    self._on_failure(exc)
                 self.failure = exc
                 async with self._advanced:  # a catch_up() waiting raises it
                     self._advanced.notify_all()

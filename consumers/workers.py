@@ -94,6 +94,9 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
                 await opt_outs.table.catch_up()
 
             runtime.on_assigned.append(caught_up)
+            # A table partition it can no longer follow stops it (README, Troubleshooting).
+            ledger.on_failure(runtime.stop_because)
+            opt_outs.table.on_failure(runtime.stop_because)
             # No catch-up of the opt-out list per fetch: the bots put each change on the
             # outbound topic too, ordered with the commands to that contact.
             yield runtime
@@ -126,6 +129,7 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
                                     topics=[MESSAGE_INBOUND.name, MESSAGE_STATUS.name],
                                     handler=handler.handle, start_from="latest",
                                     handler_timeout_s=settings.bot_timeout_s)
+            opt_outs.table.on_failure(runtime.stop_because)
             rules.install_sighup()
             watching = asyncio.create_task(rules.watch())
             try:

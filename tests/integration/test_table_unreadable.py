@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaProducer
 from consumers.table import CompactedTable, UnreadableTableRecord
 from consumers.workers import stopped_short
 from switchboard.topics import OPT_OUTS, TopicSpec, ensure_topics
+from tests.integration.processes import switchboard, wait_for_line
 from tests.integration.test_worker_command import _environment
 from tests.integration.test_worker_unreadable import _produce_to_partition_1
 
@@ -92,3 +93,27 @@ async def test_a_worker_whose_opt_out_list_cannot_be_read_says_so_in_one_line(
     [error] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert error.startswith("error: worker keywords stopped: aiokafka cannot read the record "
                             f"at {prefix}{OPT_OUTS.name} partition 1 offset 2 (")
+
+
+async def test_a_running_worker_whose_opt_out_list_becomes_unreadable_stops_in_one_line(
+        kafka_bootstrap: str) -> None:
+    # The follower stopped reading the partition and the worker ran on, that partition of its
+    # opt-out list frozen (later STOPs unseen) until its next start.
+    prefix = f"it-table-follow-{uuid.uuid4().hex[:8]}."
+    env = _environment(kafka_bootstrap, prefix) | {"SWITCHBOARD_TOPIC_PARTITIONS": "2",
+                                                    "SWITCHBOARD_LOG_FORMAT": "json"}
+    process = switchboard(env, "worker", "keywords")
+    try:
+        await asyncio.to_thread(wait_for_line, process, "worker started")
+        await _produce_to_partition_1(kafka_bootstrap, prefix + OPT_OUTS.name)
+        output, _ = await asyncio.to_thread(process.communicate, timeout=90)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 1, output
+    assert "Traceback" not in output
+    assert '"event": "worker stopped"' in output  # cleanly: what started was committed
+    [error] = [line for line in output.splitlines() if line.startswith("error:")]
+    assert error.startswith("error: worker keywords stopped: aiokafka cannot read the record "
+                            f"at {prefix}{OPT_OUTS.name} partition 1 offset ")
