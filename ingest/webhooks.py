@@ -28,6 +28,7 @@ from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_to
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.deadlines import BodyDeadlines, BodyTimeout
 from ingest.dedup import RecentRequests
+from ingest.refusals import RefusalLog
 from ingest.stored import Unstorable, event_records, fitted_raw
 from normalizers import NormalizeError, WebhookRequest, get, normalize
 from normalizers.base import Ack, shown
@@ -156,7 +157,7 @@ class WebhookHandler:
     deadlines: BodyDeadlines
     correlations: CorrelationIndex | None = None
     # Anyone can make ingest refuse a request, as often as they like: logged once a minute.
-    refusals: metrics.RefusalLog = field(default_factory=lambda: metrics.RefusalLog(log))
+    refusals: RefusalLog = field(default_factory=lambda: RefusalLog(log))
 
     async def handle(self, request: Request) -> Response:
         provider: str = request.path_params["provider"]
