@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -49,6 +49,18 @@ def switchboard(env: dict[str, str], *args: str, new_session: bool = False
     return subprocess.Popen([sys.executable, "-m", "switchboard.cli", *args], env=env,
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=new_session)
+
+
+@contextlib.contextmanager
+def killed_if_left(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """The process, killed and reaped if the test leaves it running: a failed wait or
+    assertion must not leave a worker behind, consuming from the shared broker."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def wait_for_line(process: subprocess.Popen[str], marker: str, timeout_s: float = 120

@@ -20,7 +20,7 @@ from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.settings import Settings
 from switchboard.topics import OUTBOUND_RESULTS
-from tests.integration.processes import switchboard
+from tests.integration.processes import killed_if_left, switchboard
 from tests.integration.test_end_to_end import results_for
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
@@ -87,18 +87,14 @@ def test_a_proxy_variable_the_sender_cannot_use_stops_it_with_one_line(
     # It ended in a traceback once Kafka answered, the proxy's password in it.
     env = {name: value for name, value in os.environ.items()
            if name.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
-    process = switchboard(env | {
+    sender = switchboard(env | {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "SWITCHBOARD_KAFKA_NAME_PREFIX": f"it-proxy-{uuid.uuid4().hex[:8]}.",
         "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLES / "accounts.toml"),
         "SWITCHBOARD_TOPIC_PARTITIONS": "1",
         "HTTPS_PROXY": f"ftp://sender:{PASSWORD}@proxy.invalid:21"}, "worker", "sender")
-    try:
+    with killed_if_left(sender) as process:
         output, _ = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 2, output
     assert "Traceback" not in output
     assert PASSWORD not in output

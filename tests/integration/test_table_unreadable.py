@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from consumers.table import CompactedTable, UnreadableTableRecord
 from consumers.workers import stopped_short
 from switchboard.topics import OPT_OUTS, TopicSpec, ensure_topics
-from tests.integration.processes import switchboard, wait_for_line
+from tests.integration.processes import killed_if_left, switchboard, wait_for_line
 from tests.integration.test_worker_command import _environment
 from tests.integration.test_worker_unreadable import _produce_to_partition_1
 
@@ -102,15 +102,10 @@ async def test_a_running_worker_whose_opt_out_list_becomes_unreadable_stops_in_o
     prefix = f"it-table-follow-{uuid.uuid4().hex[:8]}."
     env = _environment(kafka_bootstrap, prefix) | {"SWITCHBOARD_TOPIC_PARTITIONS": "2",
                                                     "SWITCHBOARD_LOG_FORMAT": "json"}
-    process = switchboard(env, "worker", "keywords")
-    try:
+    with killed_if_left(switchboard(env, "worker", "keywords")) as process:
         await asyncio.to_thread(wait_for_line, process, "worker started")
         await _produce_to_partition_1(kafka_bootstrap, prefix + OPT_OUTS.name)
         output, _ = await asyncio.to_thread(process.communicate, timeout=90)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 1, output
     assert "Traceback" not in output
     assert '"event": "worker stopped"' in output  # cleanly: what started was committed

@@ -9,7 +9,7 @@ import signal
 import uuid
 from pathlib import Path
 
-from tests.integration.processes import switchboard, wait_for_line
+from tests.integration.processes import killed_if_left, switchboard, wait_for_line
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 
@@ -27,31 +27,22 @@ def _environment(kafka_bootstrap: str) -> dict[str, str]:
 def test_sighup_stops_the_sender_cleanly(kafka_bootstrap: str) -> None:
     # It ended at once, as if killed (exit -1): nothing committed since its last commit, a
     # send cut short reported outcome_unknown.
-    process = switchboard(_environment(kafka_bootstrap), "worker", "sender")
-    try:
+    with killed_if_left(switchboard(_environment(kafka_bootstrap), "worker", "sender")) as process:
         wait_for_line(process, "worker started")
         process.send_signal(signal.SIGHUP)
         output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, output
     assert '"event": "worker stopped"' in output
 
 
 def test_sighup_reloads_the_keyword_bots_rules_and_it_runs_on(kafka_bootstrap: str) -> None:
-    process = switchboard(_environment(kafka_bootstrap), "worker", "keywords")
-    try:
+    keywords = switchboard(_environment(kafka_bootstrap), "worker", "keywords")
+    with killed_if_left(keywords) as process:
         wait_for_line(process, "worker started")
         process.send_signal(signal.SIGHUP)
         wait_for_line(process, "rules reloaded", timeout_s=30)
         assert process.poll() is None  # still running
         process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
     assert process.returncode == 0, output
     assert '"event": "worker stopped"' in output
