@@ -306,11 +306,13 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
         raise SendError(f"{exc} (not read: no send API answers so much; is base_url the API's "
                         f"root?)", retryable=True, code="bad_response",
                         maybe_sent=not idempotent) from None
-    except httpx.DecodingError:
-        # An answer came, but its body does not decode (a broken Content-Encoding): not a
-        # TransportError, and it would otherwise escape as a crash of the send. The provider
-        # had the whole request, so it may have acted on it.
-        raise SendError("the answer's body could not be decoded (Content-Encoding)",
+    except httpx.DecodingError as exc:
+        # An answer came, but its body does not decode (a broken Content-Encoding, or one not
+        # asked for): not a TransportError, and it would otherwise escape as a crash of the
+        # send. The provider had the whole request, so it may have acted on it.
+        reason = " ".join(str(exc).split())[:200]
+        raise SendError("the answer's body could not be decoded (Content-Encoding)"
+                        + (f": {reason}" if reason else ""),
                         retryable=True, code="bad_response",
                         maybe_sent=not idempotent) from None
     except httpx.TransportError as exc:

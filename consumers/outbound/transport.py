@@ -13,6 +13,7 @@ and sends each request through the proxy httpx would have chosen for its URL.
 from __future__ import annotations
 
 import ssl
+import zlib
 from collections.abc import Mapping
 from urllib.request import getproxies, proxy_bypass
 
@@ -30,6 +31,14 @@ KEEPALIVE_EXPIRY_S = 2.0
 # No send API answers more (a message id and a status); a body larger than this is a web page
 # or a download where base_url points wrong, or a provider gone wrong: not kept in memory.
 MAX_ANSWER_BYTES = 1024 * 1024
+# The Content-Encodings asked for, each decoded here with a bound on what it yields. httpx
+# inflates each network read whole: 64 KiB of a compression bomb is 64 MiB in memory before a
+# cap on the decoded body sees any of it. httpx asks for br and zstd too, when their packages are
+# installed; neither is asked for, and an answer in either is not decoded.
+ACCEPTED_ENCODINGS = "gzip, deflate"
+# zlib's window bits for a gzip stream (header and trailer) and for a raw deflate one.
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+_RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
 # The proxy variables httpx reads, by the scheme of the URLs they carry ("all": any scheme).
 _PROXY_SCHEMES = ("http", "https", "all")
 
@@ -40,7 +49,8 @@ class ProxySettingError(ValueError):
 
 
 class AnswerTooLarge(Exception):
-    """A 2xx whose body (decoded) is longer than MAX_ANSWER_BYTES: not read to its end."""
+    """A 2xx whose body, on the wire or decoded, is longer than MAX_ANSWER_BYTES: not read to
+    its end."""
 
     def __init__(self, status_code: int) -> None:
         super().__init__(f"HTTP {status_code}: an answer of more than {MAX_ANSWER_BYTES} bytes")
@@ -73,6 +83,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         index = min(range(len(self._shards)), key=self._in_flight.__getitem__)
         self._in_flight[index] += 1
         try:
+            request.headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
             transport = self._shards[index][self._proxy_for(request.url)]
             response = await transport.handle_async_request(request)
             try:  # read here: the connection is released before we count it free
@@ -102,24 +113,83 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 async def _read_capped(response: httpx.Response, request: httpx.Request) -> httpx.Response:
     """The response with its body read, decoded, up to MAX_ANSWER_BYTES: a longer 2xx is
     AnswerTooLarge (what it says cannot be read), a longer error keeps its start (its status
-    says what went wrong; the start of its body is all a description quotes)."""
+    says what went wrong; the start of its body is all a description quotes). The body on the
+    wire is bounded so too (deflate can spend any length on no output), and so is each step of
+    decoding it; an encoding that cannot be decoded so is httpx.DecodingError."""
     declared = response.headers.get("content-length", "")
     if response.is_success and declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
         raise AnswerTooLarge(response.status_code)
+    decoder = _Decoder.of(response, request)
     body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) > MAX_ANSWER_BYTES:
-            if response.is_success:
-                raise AnswerTooLarge(response.status_code)
-            del body[MAX_ANSWER_BYTES:]
+    received = 0
+    async for chunk in response.aiter_raw():
+        received += len(chunk)
+        # At least 1 byte asked for (zlib reads 0 as "no limit"): the loop ends past the cap.
+        body += decoder.decode(chunk, MAX_ANSWER_BYTES + 1 - len(body))
+        if len(body) > MAX_ANSWER_BYTES or received > MAX_ANSWER_BYTES:
             break
+    else:
+        body += decoder.flush(MAX_ANSWER_BYTES + 1 - len(body))
+    if len(body) > MAX_ANSWER_BYTES or received > MAX_ANSWER_BYTES:
+        if response.is_success:
+            raise AnswerTooLarge(response.status_code)
+        del body[MAX_ANSWER_BYTES:]
     # The body as read, decoded: its Content-Encoding and length no longer apply.
     headers = [(name, value) for name, value in response.headers.raw
                if name.lower() not in (b"content-encoding", b"content-length",
                                        b"transfer-encoding")]
     return httpx.Response(response.status_code, headers=headers, content=bytes(body),
                           extensions=response.extensions, request=request)
+
+
+class _Decoder:
+    """Undoes an answer's Content-Encoding (none, gzip or deflate), never yielding more than
+    asked for from one call: zlib keeps the rest of the input (`unconsumed_tail`), and the
+    caller stops once it has more than it keeps."""
+
+    def __init__(self, wbits: int | None, request: httpx.Request) -> None:
+        self._wbits = wbits
+        self._request = request
+        self._zlib = zlib.decompressobj(wbits) if wbits is not None else None
+        self._started = False
+
+    @classmethod
+    def of(cls, response: httpx.Response, request: httpx.Request) -> _Decoder:
+        encodings = [value.strip().lower() for value in response.headers.get_list(
+            "content-encoding", split_commas=True)]
+        encodings = [value for value in encodings if value not in ("", "identity")]
+        if not encodings:
+            return cls(None, request)
+        if len(encodings) == 1 and encodings[0] in ("gzip", "x-gzip"):
+            return cls(_GZIP_WBITS, request)
+        if encodings == ["deflate"]:
+            return cls(zlib.MAX_WBITS, request)
+        raise httpx.DecodingError(
+            f"Content-Encoding {', '.join(encodings)[:100]}, which was not asked for "
+            f"(only {ACCEPTED_ENCODINGS})", request=request)
+
+    def decode(self, data: bytes, limit: int) -> bytes:
+        if self._zlib is None:
+            return data[:limit]
+        first, self._started = not self._started, True
+        try:
+            return self._zlib.decompress(data, limit)
+        except zlib.error as exc:
+            # "deflate" is a zlib stream (RFC 9110), but some servers send raw deflate: httpx
+            # reads either, by trying the other way when the first bytes fail.
+            if first and self._wbits == zlib.MAX_WBITS:
+                self._wbits = _RAW_DEFLATE_WBITS
+                self._zlib = zlib.decompressobj(self._wbits)
+                return self.decode(data, limit)
+            raise httpx.DecodingError(f"Content-Encoding: {exc}", request=self._request) from None
+
+    def flush(self, limit: int) -> bytes:
+        if self._zlib is None:
+            return b""
+        try:
+            return self._zlib.flush(limit)
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"Content-Encoding: {exc}", request=self._request) from None
 
 
 def _proxy_urls(settings: Mapping[str, str]) -> dict[str, str]:

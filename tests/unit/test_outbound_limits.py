@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import gzip
 import time
+import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
@@ -151,3 +153,91 @@ async def test_an_encoded_answer_is_read_decoded() -> None:
                                  "Content-Type: application/json\r\n")) as port:
         response = await answer_of(port)
     assert response.json() == {"messageId": "ub-1"}
+
+
+# 64 MiB of zeros: 64 KiB on the wire, one network read. httpx inflated each read whole.
+BOMB_BYTES = 64 * 1024 * 1024
+
+
+def bomb(encoding: str) -> bytes:
+    zeros = b"\0" * BOMB_BYTES
+    if encoding == "deflate":
+        return zlib.compress(zeros, 9)
+    return gzip.compress(zeros, 9)
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_compression_bomb_is_refused_in_bounded_memory(encoding: str) -> None:
+    # The cap counted decoded bytes, but only after httpx had inflated a whole network read:
+    # one read of a bomb allocated ~64 MiB before the cap saw any of it. What is decoded is
+    # bounded now, whatever one compressed read would inflate to.
+    body = bomb(encoding)
+    assert len(body) < 128 * 1024
+    async with serving(answering(200, body, headers=f"Content-Encoding: {encoding}\r\n"
+                                 "Content-Type: application/json\r\n")) as port:
+        tracemalloc.start()
+        try:
+            with pytest.raises(SendError) as caught:
+                await answer_of(port)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    error = caught.value
+    assert (error.code, error.retryable, error.maybe_sent) == ("bad_response", True, True)
+    assert error.description.startswith(f"HTTP 200: an answer of more than {MAX_ANSWER_BYTES}")
+    assert peak < 8 * MAX_ANSWER_BYTES, f"{peak / MAX_ANSWER_BYTES:.0f} MiB at the peak"
+
+
+async def test_a_compression_bomb_as_an_error_keeps_its_start_in_bounded_memory() -> None:
+    async with serving(answering(502, bomb("gzip"), headers="Content-Encoding: gzip\r\n"
+                                 "Content-Type: text/plain\r\n")) as port:
+        tracemalloc.start()
+        try:
+            response = await answer_of(port)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert response.status_code == 502
+    assert response.content == b"\0" * MAX_ANSWER_BYTES
+    assert peak < 8 * MAX_ANSWER_BYTES, f"{peak / MAX_ANSWER_BYTES:.0f} MiB at the peak"
+
+
+async def test_a_deflate_answer_without_its_zlib_header_is_read() -> None:
+    # Servers differ on "deflate": a zlib stream (RFC 9110) or a raw deflate one; httpx read
+    # both, and so does the sender.
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    raw = compressor.compress(b'{"messageId": "wb-1"}') + compressor.flush()
+    async with serving(answering(200, raw, headers="Content-Encoding: deflate\r\n"
+                                 "Content-Type: application/json\r\n")) as port:
+        response = await answer_of(port)
+    assert response.json() == {"messageId": "wb-1"}
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "gzip, gzip"])
+async def test_an_encoding_the_sender_did_not_ask_for_is_no_answer(encoding: str) -> None:
+    # Only gzip and deflate are asked for (decoded with a bound); another is not decoded at
+    # all. The provider had the whole request, so it may have acted on it.
+    async with serving(answering(200, b"\x0b\x02\x80{}\x03", headers=(
+            f"Content-Encoding: {encoding}\r\nContent-Type: application/json\r\n"))) as port:
+        with pytest.raises(SendError) as caught:
+            await answer_of(port)
+    error = caught.value
+    assert (error.code, error.retryable, error.maybe_sent) == ("bad_response", True, True)
+    assert encoding.split(",")[0] in error.description
+
+
+async def test_only_the_encodings_decoded_with_a_bound_are_asked_for() -> None:
+    # httpx asks for br and zstd too when their packages are installed, and decodes them
+    # without a bound: the transport asks for what it decodes itself.
+    heads: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append((await reader.readuntil(b"\r\n\r\n")).decode("latin-1").lower())
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+        await writer.drain()
+
+    async with serving(serve) as port, httpx.AsyncClient(
+            transport=ShardedTransport(shards=1),
+            headers={"Accept-Encoding": "br, zstd, gzip"}) as client:
+        await client.get(f"http://127.0.0.1:{port}/")
+    assert "\r\naccept-encoding: gzip, deflate\r\n" in heads[0]
