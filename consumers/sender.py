@@ -10,6 +10,7 @@ message, and the sender reports a failure instead of risking a duplicate (at mos
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ from switchboard.records import (
 from switchboard.settings import validation_problems
 from switchboard.topics import OUTBOUND_SENT
 
+# Every line about a command names it (`command`, its id) and its `account`: a command produced
+# without CloudEvents headers has no `event_id` for the runtime to log. Never the message's text.
 log = get_logger(__name__)
 _DEFAULT_CHANNEL: str = OutboundConfig.model_fields["channel"].default
 # One per provider call, by how it ended (accepted, retryable, permanent, outcome_unknown), and
@@ -211,7 +214,7 @@ class Sender:
             command = command.addressed(_account_channel(account))
             canonical = conversation_key(account.provider, account.name, command.to)
             if record.key != canonical:
-                await self._rekey(record, canonical, account, ctx)
+                await self._rekey(record, canonical, command, account, ctx)
                 return
         key, conversation = command.id.encode(), record.key
         entry = self.ledger.get(key)
@@ -249,8 +252,8 @@ class Sender:
             raise
         await self._finish(ctx, conversation, result)
 
-    async def _rekey(self, record: Record, conversation: bytes, account: Account,
-                     ctx: Context) -> None:
+    async def _rekey(self, record: Record, conversation: bytes, command: OutboundCommand,
+                     account: Account, ctx: Context) -> None:
         """Put a command back on the topic under its conversation's key, unsent. At most once
         rests on one sender handling an id at a time, in its partition's order: copies of an
         id under other keys (none, or another spelling of `to`) could be sent concurrently."""
@@ -262,7 +265,7 @@ class Sender:
             given = (record.key or b"").decode("utf-8", "replace")[:80]
             log.warning("command not keyed by its conversation: re-keyed before sending "
                         "(key commands with switchboard.records.command_record)",
-                        account=account.name, key=given)
+                        command=command.id, account=account.name, key=given)
 
     async def _refuse_invalid(self, record: Record, exc: ValidationError,
                               ctx: Context) -> tuple[str, str]:
@@ -303,7 +306,8 @@ class Sender:
             await ctx.publish([_ledger_record(command.id.encode(), entry),
                                result_record(entry.result, conversation)])
             return
-        log.warning("command found pending after a restart; not resending", command=command.id)
+        log.warning("command found pending after a restart; not resending", command=command.id,
+                    account=command.account)
         account = self.accounts.by_name(command.account)
         provider = account.provider if account else ""
         SENDS.labels(provider, account.name if account else "", "outcome_unknown").inc()
@@ -362,12 +366,20 @@ class Sender:
                                          permanent=not exc.retryable)
                 delay = self._delay(attempt, exc.retry_after_s)
                 if exc.retry_after_s is not None or exc.throttled:
-                    self._hold(account.name, delay, exc)
+                    self._hold(account.name, delay, exc, command)
                 if delay > self.policy.max_wait_s:
                     return self._waited_too_long(command, account, exc, delay, attempts=attempt)
+                # Once per attempt refused, not per message sent: what a send that took long
+                # went through, and the refusals its final result does not quote.
+                log.info("send failed, retrying", command=command.id, account=account.name,
+                         error=exc.description, code=exc.code, attempt=attempt,
+                         retry_in_s=round(delay, 1))
                 await ctx.wait_to_retry(delay)
                 continue
             SENDS.labels(account.provider, account.name, "accepted").inc()
+            if log.isEnabledFor(logging.DEBUG):  # a line per message: not built unless shown
+                log.debug("send accepted", command=command.id, account=account.name,
+                          provider_message_id=receipt.provider_message_id, attempts=attempt)
             return self._accepted(command, account.provider, receipt, attempt)
 
     async def _call(self, client: OutboundClient, command: OutboundCommand,
@@ -394,11 +406,13 @@ class Sender:
                 call.cancel()
                 call.add_done_callback(retrieve)
 
-    def _hold(self, account: str, delay_s: float, refusal: SendError) -> None:
+    def _hold(self, account: str, delay_s: float, refusal: SendError,
+              command: OutboundCommand) -> None:
+        """Hold the account's sends for `delay_s`, as the provider asked of `command`'s send."""
         now, held = time.monotonic(), self._holds.get(account)
         if held is None or held.until < now:  # said once per hold, not per held command
             log.warning("provider asked to wait: holding this account's sends",
-                        account=account, seconds=round(delay_s, 1))
+                        command=command.id, account=account, seconds=round(delay_s, 1))
         if held is None or now + delay_s > held.until:
             self._holds[account] = _Hold(now + delay_s, refusal)
 

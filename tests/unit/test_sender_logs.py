@@ -1,0 +1,119 @@
+"""What the sender logs about one command: every line names the command's id and its account,
+so an operator can follow a message through the log (a command produced without CloudEvents
+headers has no `event_id` for the runtime to log); none carries a secret or the message text.
+
+No broker: records are handed to the handler as the runtime would; the provider is an
+in-process httpx transport answering from a script.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from consumers.handling import Record
+from consumers.sender import LedgerEntry, Sender, SendPolicy, decode_ledger
+from consumers.table import CompactedTable
+from switchboard.accounts import parse_accounts
+from switchboard.commands import OutboundCommand
+from switchboard.logs import configure_logging
+from switchboard.records import command_record
+from switchboard.topics import OUTBOUND_SENT
+from tests.unit.fakes import FakeContext
+
+API_KEY = "ib-api-key-that-is-never-logged"
+TEXT = "Your one-time code is 918273"
+ACCOUNTS = parse_accounts({"accounts": {"acme": {
+    "provider": "infobip",
+    "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
+    "outbound": {"base_url": "http://provider.test", "api_key": API_KEY, "sender": "Acme"},
+}}})
+FAST = SendPolicy(base_delay_s=0, max_delay_s=0)
+
+Answer = Callable[[], httpx.Response]
+
+
+def accepted() -> httpx.Response:
+    return httpx.Response(200, json={"messages": [{"messageId": "ib-1"}]})
+
+
+def unavailable() -> httpx.Response:
+    return httpx.Response(503, json={"errorCode": "E503", "description": "Try later"})
+
+
+def throttled() -> httpx.Response:
+    return httpx.Response(429, json={"errorCode": "E429", "description": "Too many requests"},
+                          headers={"Retry-After": "0"})
+
+
+def invalid() -> httpx.Response:
+    return httpx.Response(400, json={"errorCode": "E400", "description": f"bad: {API_KEY}"})
+
+
+def new_command() -> OutboundCommand:
+    return OutboundCommand(id=f"cmd-{uuid.uuid4()}", account="acme", to="+41790000111",
+                           text=TEXT, created_at=datetime.now(UTC))
+
+
+async def handle(command: OutboundCommand, answers: list[Answer], *, keyed: bool = True,
+                 pending: bool = False) -> None:
+    """The command handled by a fresh sender, the provider answering `answers` in turn."""
+    def provider(request: httpx.Request) -> httpx.Response:
+        return answers.pop(0)() if len(answers) > 1 else answers[0]()
+
+    record = command_record(command, "infobip")
+    if not keyed:  # as a producer that keys commands by something else would
+        record = replace(record, key=None)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None,
+                        policy=FAST)
+        if pending:  # its previous sender was killed mid-call
+            sender.ledger.put_local(command.id.encode(), LedgerEntry(state="pending"))
+        ctx = FakeContext()
+        await sender.handle(Record(record.topic, 0, 0, record.key, record.value,
+                                   tuple(record.headers)), ctx)
+
+
+@pytest.mark.parametrize(("answers", "options", "events"), [
+    ([accepted], {}, {"send accepted"}),
+    ([unavailable, accepted], {}, {"send failed, retrying", "send accepted"}),
+    ([throttled, accepted], {}, {"provider asked to wait: holding this account's sends",
+                                 "send failed, retrying", "send accepted"}),
+    ([invalid], {}, {"send failed"}),
+    ([accepted], {"pending": True},
+     {"command found pending after a restart; not resending"}),
+    ([accepted], {"keyed": False},
+     {"command not keyed by its conversation: re-keyed before sending (key commands with "
+      "switchboard.records.command_record)"}),
+], ids=["accepted", "retried", "held", "failed", "found-pending", "re-keyed"])
+async def test_every_line_about_a_send_names_the_command_and_its_account(
+        answers: list[Answer], options: dict[str, Any], events: set[str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The retry, the hold and the acceptance were not logged at all, the hold and the re-keying
+    # named no command, the command found pending no account: one message could not be
+    # followed through the log by its id.
+    configure_logging("DEBUG", "json")
+    command = new_command()
+    await handle(command, list(answers), **options)
+    err = capsys.readouterr().err
+    lines = [orjson.loads(line) for line in err.splitlines() if line.startswith("{")]
+    mine = [line for line in lines if line.get("logger") == "consumers.sender"]
+    assert events <= {line["event"] for line in mine}
+    for line in mine:
+        assert (line.get("command"), line.get("account")) == (command.id, "acme"), line
+    assert API_KEY not in err and TEXT not in err
+
+
+async def test_an_accepted_send_is_not_logged_at_info(capsys: pytest.CaptureFixture[str]) -> None:
+    # One line per message at any volume (as httpx's own, kept at DEBUG for that reason).
+    configure_logging("INFO", "json")
+    await handle(new_command(), [accepted])
+    assert "send accepted" not in capsys.readouterr().err
