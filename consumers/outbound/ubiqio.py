@@ -25,8 +25,11 @@ sends again; a second 401 is a permanent error.
 
 Response: the public docs show no success body. The id is read from `messageId`, `id`, `msgId`
 or `messageUuid`, at the top level or inside `data`/`result`/`message`; `status` is kept as the
-provider status. A 2xx with an `error` and no id is a permanent error; any other 2xx without an
-id is accepted with id `None` (resending could send the message twice; clientRef correlates).
+provider status. A 2xx that says it failed (`"success": false`, or an `error`) and has no id is
+a permanent error with Ubiqio's text; `"success": false` next to an id says both that it was
+taken and that it failed, so it fails as possibly sent (never sent again). Any other 2xx
+without an id is accepted with id `None` (resending could send the message twice; clientRef
+correlates reports).
 """
 
 from __future__ import annotations
@@ -252,6 +255,15 @@ def read_response(response: httpx.Response) -> SendReceipt:
     objects = _candidates(body)
     message_id = next((value for obj in objects for key in _ID_KEYS
                        if (value := as_text(obj.get(key))) is not None), None)
+    if isinstance(body, dict) and body.get("success") is False:
+        # No doc shows it, but a JSON API's `success: false` says the request failed; its
+        # `message` is then the reason, not a success note.
+        reason = _error_text(body) or "no reason given"
+        if message_id is None:
+            raise SendError(f"Ubiqio refused the message: {reason}", retryable=False,
+                            code="provider_error")
+        raise SendError(f"Ubiqio answered success: false with message id {message_id}: "
+                        f"{reason}", retryable=True, code="provider_error", maybe_sent=True)
     error = _error_text(body, _SUCCESS_ERROR_KEYS)
     if message_id is None and error is not None:
         raise SendError(f"Ubiqio refused the message: {error}", retryable=False,
