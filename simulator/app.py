@@ -7,7 +7,8 @@ status webhooks are queued for ingest. Control endpoints:
 
 * `GET /_sim/sends[?account=&provider=]`, `DELETE /_sim/sends`: what was accepted.
 * `POST /_sim/inbound {account, from, text, postback?, to?}`: an end user writes to us.
-* `POST|GET|DELETE /_sim/faults`: fail the next N sends (see simulator.faults).
+* `POST|GET|DELETE /_sim/faults`: fail the next N sends (see simulator.faults), also with a
+  2xx that refuses them (`rejected`).
 * `GET /_sim/webhooks`: webhooks sent, failed (dropped), retried, skipped, pending.
 * `GET /_sim/health`: the accounts served and any outbound tables that cannot be.
 """
@@ -239,6 +240,8 @@ async def _faulted(request: Request, provider: SimulatedProvider, fault: Fault) 
     if fault.mode == "timeout":
         await _wait_for_disconnect(request, fault.delay_s)
         return provider.failure(504)
+    if fault.mode == "rejected":
+        return provider.rejected()
     status = HTTP_STATUS[fault.mode]
     response = provider.failure(status)
     if status == 429:

@@ -143,6 +143,10 @@ class SimulatedProvider(Protocol):
     def failure(self, status: int) -> Response:
         """The provider's answer when it fails with HTTP `status` (injected faults)."""
 
+    def rejected(self) -> Response:
+        """The provider's 2xx answer that says it did not take the message (the `rejected`
+        fault): what a client must not read as an acceptance."""
+
     def status_webhooks(self, send: ReceivedSend, *, at: datetime, step: timedelta
                         ) -> list[Webhook]:
         """The status lifecycle of a sent message, in the order the provider reports it."""

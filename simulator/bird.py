@@ -127,6 +127,14 @@ def accepted(messages: Sequence[Outgoing]) -> Response:
     return json_response({**payload, "body": message.details["body"]}, 202)
 
 
+def rejected() -> Response:
+    """A 202 whose message has status `rejected` and a failure: Bird did not take it (the send
+    API's status enum; `failure.source.name` as Bird's failure sources name them)."""
+    return json_response({"id": new_id(), "status": "rejected", "direction": "outgoing",
+                          "failure": {"description": "Insufficient balance",
+                                      "source": {"name": "accounting"}}}, 202)
+
+
 def failure(status: int) -> Response:
     names = {400: "InvalidPayload", 429: "TooManyRequests", 503: "ServiceUnavailable"}
     reasons = {400: "The request is invalid", 429: "Too many requests, slow down",

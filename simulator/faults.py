@@ -11,7 +11,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-FaultMode = Literal["http_500", "http_503", "http_429", "http_400", "slow", "timeout"]
+# "rejected": the provider's 2xx answer that says it did not take the message (each provider's
+# `rejected`), the refusal a client could mistake for an acceptance.
+FaultMode = Literal["http_500", "http_503", "http_429", "http_400", "rejected", "slow",
+                    "timeout"]
 
 HTTP_STATUS: dict[str, int] = {"http_500": 500, "http_503": 503, "http_429": 429, "http_400": 400}
 DEFAULT_RETRY_AFTER_S = 1.0

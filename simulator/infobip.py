@@ -73,6 +73,10 @@ DELIVERED_TO_HANDSET = {"groupId": 3, "groupName": "DELIVERED", "id": 5,
                         "description": "Message delivered to handset"}
 NO_ERROR = {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
             "description": "No Error", "permanent": False}
+# A status of the REJECTED group, as a send's answer may carry it in an HTTP 200.
+REJECTED_NOT_ENOUGH_CREDITS = {"groupId": 5, "groupName": "REJECTED", "id": 12,
+                               "name": "REJECTED_NOT_ENOUGH_CREDITS",
+                               "description": "Not enough credits"}
 
 
 class Outbound(OutboundKeys):
@@ -119,6 +123,12 @@ def accepted(messages: Sequence[Outgoing]) -> Response:
         "messages": [{"messageId": message.message_id, "status": _ACCEPTED,
                       "destination": message.to} for message in messages],
     })
+
+
+def rejected() -> Response:
+    """An HTTP 200 whose message has a REJECTED status: Infobip did not take it."""
+    return json_response({"bulkId": _infobip_id(), "messages": [
+        {"messageId": _infobip_id(), "status": REJECTED_NOT_ENOUGH_CREDITS}]})
 
 
 def failure(status: int) -> Response:

@@ -51,6 +51,7 @@ from simulator.infobip import (
     DELIVERED_TO_HANDSET,
     NO_ERROR,
     PENDING_ENROUTE,
+    REJECTED_NOT_ENOUGH_CREDITS,
     infobip_time,
     request_error,
 )
@@ -125,6 +126,12 @@ def accepted(messages: Sequence[Outgoing]) -> Response:
     message = messages[0]
     return json_response({"to": message.to, "messageCount": 1,
                           "messageId": message.message_id, "status": PENDING_ENROUTE})
+
+
+def rejected() -> Response:
+    """An HTTP 200 with a REJECTED status, as the Messages API answers one (same status object)."""
+    return json_response({"messageCount": 1, "messageId": new_id(),
+                          "status": REJECTED_NOT_ENOUGH_CREDITS})
 
 
 def failure(status: int) -> Response:

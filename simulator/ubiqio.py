@@ -7,7 +7,9 @@ account's client secret, so the send endpoint can verify it without shared state
 Send: `Authorization: Bearer <token>`; body `{accountId, toNumber, message, templateId,
 channel: SMS|MMS, priority?, imageUrl? (MMS), caption?, clientRef?, statusCallback?}`. The
 public document shows no success or error bodies; the simulator answers 200 `{"messageId",
-"clientRef", "status": "ACCEPTED"}`, 400 `{"error": <reason>}` and 401 `{"error": ...}`.
+"clientRef", "status": "ACCEPTED"}`, 400 `{"error": <reason>}` and 401 `{"error": ...}`, and,
+for the `rejected` fault, 200 `{"success": false, "message": <reason>}` (a shape of our own: the
+refusal in a 2xx the sender reads as one).
 
 Webhooks (not publicly documented; the shapes normalizers/ubiqio.py reads): status reports
 `{messageId, accountId, clientRef, toNumber, channel, status: ACCEPTED|SENT|DELIVERED,
@@ -147,6 +149,10 @@ def accepted(messages: Sequence[Outgoing]) -> Response:
     message = messages[0]
     return json_response({"messageId": message.message_id,
                           "clientRef": message.correlation_id, "status": "ACCEPTED"})
+
+
+def rejected() -> Response:
+    return json_response({"success": False, "message": "Insufficient balance"})
 
 
 def failure(status: int) -> Response:

@@ -132,6 +132,11 @@ def accepted(messages: Sequence[Outgoing]) -> Response:
     ]})
 
 
+def rejected() -> Response:
+    """Webex answers its refusals with HTTP 200 and an error code: 7007, the service inactive."""
+    return _refused("7007", "Service inactive")
+
+
 def failure(status: int) -> Response:
     if status == 400:
         return _refused("7004", "Invalid parameters/Values")

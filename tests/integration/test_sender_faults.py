@@ -77,6 +77,17 @@ async def test_permanent_error_gives_a_failed_result_without_retries(provider: s
     assert result["error"]["permanent"] is True and result["error"]["description"]
 
 
+@pytest.mark.parametrize("provider", ["infobip", "infobip-omnichat", "bird", "webex", "ubiqio"])
+async def test_a_refusal_in_a_2xx_gives_a_failed_result_without_retries(provider: str,
+                                                                          stack: Stack) -> None:
+    # Ubiqio's success: false was reported accepted: a refusal with a 2xx status is a failure,
+    # with the provider's reason, and not a message that went out.
+    result, receipts = await _result_of(stack, provider, {"mode": "rejected", "count": 1})
+    assert result["status"] == "failed" and result["attempts"] == 1 and receipts == 0
+    assert result["error"]["permanent"] is True
+    assert result.get("provider_message_id") is None
+
+
 def _keys_on_each_partition(partitions: int) -> list[bytes]:
     """Keys the default partitioner spreads over every partition (as Kafka's Java one does)."""
     by_partition: dict[int, bytes] = {}

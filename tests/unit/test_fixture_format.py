@@ -48,7 +48,8 @@ def test_well_formed_files_load(root: Path) -> None:
     write(root, "p/outbound/account.json", ACCOUNT)
     write(root, "p/outbound/text.json", CASE)
     write(root, "p/simulator/accounts.json", SIM_ACCOUNTS)
-    write(root, "p/simulator/send.json", {**SIM_SEND, "bad_request": {"status": 400}})
+    write(root, "p/simulator/send.json", {**SIM_SEND, "bad_request": {"status": 400},
+                                          "rejected": {"status": 200}})
     write(root, "p/simulator/other.json", SIM_SEND)
     assert load_outbound_account("p").ok_id == "x-1"
     assert [case.id for case in load_outbound_cases("p")] == ["p/text"]

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from consumers.outbound import SendError
 from ingest.auth import AuthError, SignedRequest, verify
 from normalizers import WebhookRequest, normalize
 from simulator import app as simulator_app
@@ -35,7 +36,7 @@ from simulator.base import Inbound, InboundNotSupported, ReceivedSend
 from simulator.webhooks import RetryPolicy
 from switchboard.accounts import Account, Accounts, parse_accounts
 from switchboard.events import EventType, MessageEvent, Status
-from switchboard.providers import PROVIDERS
+from switchboard.providers import PROVIDERS, provider_module
 from tests.fixtures import Fixture
 from tests.outbound_fixtures import load_simulator_accounts, load_simulator_sends
 from tests.unit.fakes import ModuleWith
@@ -481,6 +482,30 @@ async def test_http_400_fault_is_the_providers_bad_request(sim: httpx.AsyncClien
     assert response.status_code == expected["status"]
     assert contains(response.json(), expected.get("json", {})), response.text
     assert await recorded(sim) == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_rejected_fault_is_the_providers_refusal_in_a_2xx(sim: httpx.AsyncClient,
+                                                               provider: str) -> None:
+    # The refusals a client could mistake for acceptances, having a 2xx status: Infobip's
+    # REJECTED status group, Bird's rejected status, a Webex error code, Ubiqio's success:
+    # false. See each send.json.
+    await add_fault(sim, provider=provider, mode="rejected")
+    response = await send_ok(sim, provider)
+    expected = SEND[provider]["rejected"]
+    assert response.is_success and response.status_code == expected["status"]
+    assert contains(response.json(), expected["json"]), response.text
+    assert await recorded(sim) == []
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_sender_reads_each_rejected_answer_as_a_refusal(provider: str) -> None:
+    answer = SIMULATED[provider].rejected()
+    response = httpx.Response(answer.status_code, headers=answer.headers.raw,
+                              content=bytes(answer.body))
+    with pytest.raises(SendError) as caught:
+        provider_module("consumers.outbound", provider).read_response(response)
+    assert (caught.value.retryable, caught.value.maybe_sent) == (False, False)
 
 
 async def test_fault_targets_one_account(sim: httpx.AsyncClient) -> None:
