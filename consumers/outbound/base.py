@@ -5,7 +5,8 @@ One module per provider (Courier style) exposes `NAME`, a pydantic `Config` for 
 Clients translate a command into the provider's send API call and classify every failure as
 retryable (timeouts, 5xx, 429) or permanent (validation, auth): the sender decides on retries.
 A 2xx that is a web page is no send API's answer, whatever a client would read from it: the
-rate-limited POST every client makes fails it (`bad_response`, maybe sent).
+rate-limited POST every client makes fails it (`bad_response`, maybe sent). Nor is a 2xx without
+what the provider's documents say its every acceptance carries (`no_acceptance`).
 """
 
 from __future__ import annotations
@@ -395,6 +396,21 @@ def web_page(response: httpx.Response, base_url: str) -> str | None:
     return (f"HTTP {response.status_code} with an HTML page ({media_type(response)}), not the "
             f"API's JSON: is base_url {base_url} the API's root? The page: "
             f"{page_title(response) or snippet(response)}")
+
+
+def no_acceptance(response: httpx.Response, missing: str) -> SendError:
+    """A 2xx without what the provider's every acceptance carries (`missing`, the field and
+    whose documents say so): not its answer, so not one that says the message was taken (a
+    base_url pointing at another API, most likely). The request reached something that may
+    have acted on it: maybe sent, so never sent again."""
+    try:
+        url = response.request.url.copy_with(query=None, fragment=None)
+        sent_to = f"sent to {url}: "
+    except RuntimeError:  # a response without its request
+        sent_to = ""
+    return SendError(f"HTTP {response.status_code} without {missing}: not the API's answer "
+                     f"({sent_to}is base_url the API's root?). The answer: {snippet(response)}",
+                     retryable=True, code="bad_response", maybe_sent=True)
 
 
 _TITLE = re.compile(r"<title[^>]*>([^<]{1,200})", re.IGNORECASE)

@@ -18,8 +18,9 @@
   subscription at the account's ingest URL.
 
 Response (202): `id` is the provider message id, `status` the provider status. A `rejected` or
-`sending_failed` status is a permanent error. A 2xx without an id is accepted with id `None`
-(resending could send the message twice; `reference` still correlates the reports).
+`sending_failed` status is a permanent error. The answer's schema marks `id` required, so a 2xx
+without one is not Bird's answer (a base_url pointing at another API): `bad_response`, maybe
+sent, never sent again.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from consumers.outbound.base import (
     classify_http_error,
     guess_content_type,
     json_body,
+    no_acceptance,
     refuse,
     snippet,
     with_choices,
@@ -136,7 +138,10 @@ def read_response(response: httpx.Response) -> SendReceipt:
     if status in _FAILED_STATUSES:
         raise SendError(f"Bird did not take the message ({status}): {_failure(body)}",
                         retryable=False, code=status)
-    return SendReceipt(provider_message_id=as_str(body.get("id")), provider_status=status)
+    message_id = as_str(body.get("id"))
+    if message_id is None:
+        raise no_acceptance(response, "id, which every Bird acceptance carries")
+    return SendReceipt(provider_message_id=message_id, provider_status=status)
 
 
 def _failure(body: dict[str, Any]) -> str:

@@ -24,8 +24,10 @@ One command is one message (seed 003):
   delivery and seen reports as the correlation id.
 
 Response: `messages[0].messageId` is the provider message id. A `REJECTED` status group in a 2xx
-is a permanent error. A 2xx without a message id is still accepted (id `None`): Infobip took
-the request and resending could send the message twice; callbackData still correlates reports.
+is a permanent error. Every acceptance carries the id (the spec: `messages` is required, and a
+messageId not given "will be auto-generated and returned in the API response"), so a 2xx
+without one is not Infobip's answer (a base_url pointing at another API): `bad_response`,
+maybe sent, never sent again.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from consumers.outbound.base import (
     classify_http_error,
     json_body,
     media_kind,
+    no_acceptance,
     refuse,
     snippet,
     with_choices,
@@ -156,7 +159,11 @@ def _webhooks(command_id: str, webhook_url: str | None) -> dict[str, Any]:
 
 def read_response(response: httpx.Response) -> SendReceipt:
     """The receipt from a send response, or the SendError it stands for."""
-    return message_receipt(_first_message(success_body(response)), "Infobip")
+    receipt = message_receipt(_first_message(success_body(response)), "Infobip")
+    if receipt.provider_message_id is None:
+        raise no_acceptance(response, "messages[0].messageId, which every Infobip acceptance "
+                                      "carries")
+    return receipt
 
 
 def success_body(response: httpx.Response) -> Any:

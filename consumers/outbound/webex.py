@@ -26,8 +26,11 @@ code other than 1000/1001/1002 is an error, retryable only for 7005 (request exp
 (the tenant's rate limit, "You have reached maximum transaction limit": it holds the account's
 other sends too, like a 429). 7006 (internal error) is Webex's 500 in an HTTP 200: Webex may
 have queued the SMS before failing, so it is `maybe_sent`, never sent again by the sender, as
-after an HTTP 500. A 2xx we cannot read at all is accepted with id `None` (resending could send
-the SMS twice; correlationid still correlates receipts).
+after an HTTP 500. Every answer, acceptance or refusal, is that `response` with a `code`, so a
+2xx without one is not Webex's answer (a base_url pointing at another API): `bad_response`,
+maybe sent, never sent again. An accepting code without a `transid` (every sample has one, but
+no field is documented as required) is accepted with id `None` (correlationid still correlates
+receipts).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from consumers.outbound.base import (
     as_text,
     classify_http_error,
     json_body,
+    no_acceptance,
     refuse,
     snippet,
     with_choices,
@@ -137,7 +141,9 @@ def read_response(response: httpx.Response) -> SendReceipt:
     description = as_text(result.get("description")) or as_text(result.get("message"))
     if not response.is_success:
         raise classify_http_error(response, description or snippet(response), code)
-    if code is not None and code not in SUCCESS_CODES:
+    if code is None:
+        raise no_acceptance(response, "a response code, which every Webex answer carries")
+    if code not in SUCCESS_CODES:
         internal = code == INTERNAL_ERROR_CODE
         raise SendError(f"Webex error {code}: {description or 'no description'}",
                         retryable=internal or code in RETRYABLE_CODES, code=code,

@@ -296,8 +296,24 @@ UNREADABLE_BODIES = ["", "<html><body>OK</body></html>", "[" * 100_000,
                      '{"messages": ' + "[" * 100_000]
 
 
-@pytest.mark.parametrize("provider", PROVIDERS)
-@pytest.mark.parametrize("body", [{}, {"unexpected": [1, 2]}, [], "text"])
+# The providers whose documents say what every acceptance carries: Infobip's spec a `messages`
+# list ("required") whose messageId is "returned in the API response", Bird's schema an `id`
+# ("required"), and every Webex v1 answer, acceptance or refusal, a `response` with its `code`.
+# A 2xx without it is none of theirs (a base_url pointing at another API): not an acceptance,
+# but the request reached something, so not sent again either. Omnichat (a legacy page, no
+# field marked required) and Ubiqio (no success body shown) document no such field.
+ANSWER_KNOWN = ("infobip", "bird", "webex")
+ANSWER_UNKNOWN = tuple(provider for provider in PROVIDERS if provider not in ANSWER_KNOWN)
+NO_ID_BODIES = [{}, {"unexpected": [1, 2]}, [], "text", {"status": "ok", "count": 7}]
+
+
+def assert_no_acceptance(error: SendError) -> None:
+    assert (error.code, error.retryable, error.maybe_sent) == ("bad_response", True, True)
+    assert "base_url" in error.description
+
+
+@pytest.mark.parametrize("provider", ANSWER_UNKNOWN)
+@pytest.mark.parametrize("body", NO_ID_BODIES)
 async def test_a_2xx_without_an_id_is_accepted_without_one(provider: str, body: Any,
                                                            fake: FakeProvider,
                                                            http: httpx.AsyncClient) -> None:
@@ -305,6 +321,18 @@ async def test_a_2xx_without_an_id_is_accepted_without_one(provider: str, body: 
     fake.on(send_path(provider), reply(200, body))
     receipt = await make(provider, fake, http).send(command())
     assert receipt.provider_message_id is None
+
+
+@pytest.mark.parametrize("provider", ANSWER_KNOWN)
+@pytest.mark.parametrize("body", NO_ID_BODIES)
+async def test_a_2xx_without_what_every_acceptance_carries_is_none(
+        provider: str, body: Any, fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    # A base_url mistyped to another JSON API had every message reported accepted (without an
+    # id), and none was sent.
+    fake.on(send_path(provider), reply(200, body))
+    error = await send_error(make(provider, fake, http), command())
+    assert_no_acceptance(error)
+    assert f"{BASE}/" in error.description  # where the request went
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -315,8 +343,11 @@ async def test_an_unreadable_body_is_still_an_answer(provider: str, text: str,
     # An error escaping the client failed the handler; its retry found the command pending
     # and reported it outcome_unknown, although the provider had answered.
     fake.on(send_path(provider), reply(200, text=text))
-    receipt = await make(provider, fake, http).send(command())
-    assert receipt.provider_message_id is None
+    if provider in ANSWER_KNOWN:
+        assert_no_acceptance(await send_error(make(provider, fake, http), command()))
+    else:
+        receipt = await make(provider, fake, http).send(command())
+        assert receipt.provider_message_id is None
     fake.on(send_path(provider), reply(400, text=text))
     error = await send_error(make(provider, fake, http), command())
     assert (error.retryable, error.code) == (False, "400")
@@ -398,8 +429,12 @@ async def test_a_2xx_html_page_is_no_acceptance(provider: str, content_type: str
 @pytest.mark.parametrize("text", ["", "OK", "Queued"])
 async def test_a_2xx_labelled_html_that_is_no_page_is_still_an_answer(
         provider: str, text: str, fake: FakeProvider, http: httpx.AsyncClient) -> None:
-    # A framework's default content type on an API's own short answer: the provider took it.
+    # A framework's default content type on an API's own short answer: read as the API's
+    # answer, an acceptance unless the provider's every acceptance says more (ANSWER_KNOWN).
     fake.on(send_path(provider), reply(200, text=text, headers={"Content-Type": "text/html"}))
+    if provider in ANSWER_KNOWN:
+        assert_no_acceptance(await send_error(make(provider, fake, http), command()))
+        return
     receipt = await make(provider, fake, http).send(command())
     assert receipt.provider_message_id is None
 
