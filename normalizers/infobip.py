@@ -10,6 +10,8 @@ for `application/xml`), up to 100 reports per request. The kind is told apart pe
   `notifyUrl`, Viber's, Messenger's, LINE's, RCS's without failover, ...) have the same shape
   and name no channel either: `?channel=WHATSAPP` on the URL given to Infobip labels them.
   Apple Messages for Business reports need no label: their `urn:mbid:` address says the channel.
+* The per-channel APIs' seen reports have no `event` and no `status` but `seenAt`, and no
+  channel: the URL's label again, else `unknown`.
 * Inbound SMS (renderer `MO_JSON_2`) and inbound MMS have no `event`, no `status`, but
   `receivedAt`/`text`/`message`.
 
@@ -193,10 +195,13 @@ def _normalize_report(request: WebhookRequest, report: JsonObject,
     if event is None:
         if first(report, "status") is not None:
             return _delivery_report(request, report, default_channel=label or "sms")
+        if first(report, "seenAt") is not None:
+            return _channel_seen_report(request, report, label)
         if first(report, "receivedAt", "text", "message") is not None:
             return _sms_inbound(request, report, label)
         raise NormalizeError(
-            "not a recognised Infobip report (no 'event', no 'status', no 'receivedAt')"
+            "not a recognised Infobip report (no 'event', no 'status', no 'seenAt', "
+            "no 'receivedAt')"
         )
     kind = event.upper()
     if kind == "DELIVERY":
@@ -245,6 +250,23 @@ def _seen_report(request: WebhookRequest, report: JsonObject,
         correlation_id=text_field(report, "callbackData"),
         sender=text_field(report, "sender", "from"),
         recipient=text_field(report, "destination", "to"),
+        occurred_at=parse_time(first(report, "seenAt")),
+    )
+
+
+def _channel_seen_report(request: WebhookRequest, report: JsonObject,
+                         label: str | None) -> MessageEvent:
+    """A per-channel API's seen report (WhatsApp's, Viber's, Messenger's, RCS's): `{messageId,
+    from, to, sentAt, seenAt, ...}`, no `event`, no channel. The channel is the URL's label,
+    else `unknown`: nothing in the report says it. `from` and `to` are not read: Infobip's
+    descriptions and samples disagree on which of them is the contact (docs/providers/infobip.md),
+    and a swapped pair would file the report under our own number."""
+    return status_event(
+        request,
+        channel=_channel(report, label),
+        status=Status.SEEN,
+        message_id=text_field(report, "messageId"),
+        correlation_id=text_field(report, "callbackData"),
         occurred_at=parse_time(first(report, "seenAt")),
     )
 
