@@ -427,10 +427,17 @@ def _apple_choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
     """What a contact picked in an Apple Messages for Business quick reply
     (`quickReplySelectedItem`) or list picker (`listPickerSelectedItems[]`), as (identifier,
     title) pairs: the identifier is the postback, the title the text they saw, as for the
-    Messages API's BUTTON_REPLY and LIST_REPLY."""
+    Messages API's BUTTON_REPLY and LIST_REPLY. A time picker's pick is the time slot we
+    offered (`selectedTimeslotIdentifier`) and its start as Infobip gives it (`selectedTime`, a
+    UTC time): the reply names no title."""
     items = [*iter_objects(part.get("quickReplySelectedItem"), "quickReplySelectedItem"),
              *iter_objects(part.get("listPickerSelectedItems"), "listPickerSelectedItems")]
-    return [(text_field(item, "identifier"), text_field(item, "title")) for item in items]
+    choices = [(text_field(item, "identifier"), text_field(item, "title")) for item in items]
+    slot = text_field(part, "selectedTimeslotIdentifier")
+    time = text_field(part, "selectedTime")
+    if slot is not None or time is not None:
+        choices.append((slot, time))
+    return choices
 
 
 class _Content:
