@@ -11,6 +11,7 @@ import base64
 import functools
 import os
 import tomllib
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -153,14 +154,34 @@ class Account(_Strict):
         return value
 
 
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
 class Accounts:
-    """Accounts by name, as the ingest routes look them up."""
+    """Accounts by name, as the ingest routes look them up.
+
+    A name with accents may be written composed (`é`, NFC) in one place and decomposed (`e` and
+    a combining accent, NFD) in another: macOS file names, some editors, a provider's URL form.
+    Both reach the same account; two names that differ only so are refused at load.
+    """
 
     def __init__(self, accounts: list[Account]) -> None:
         self._by_name = {account.name: account for account in accounts}
+        self._by_nfc: dict[str, Account] = {}
+        for account in accounts:
+            same = self._by_nfc.setdefault(_nfc(account.name), account)
+            if same is not account:
+                raise AccountsError(
+                    f"accounts {same.name!a} and {account.name!a} are the same name "
+                    "once Unicode-normalized (NFC): a webhook URL could not tell them apart; "
+                    "rename one")
 
     def get(self, provider: str, name: str) -> Account | None:
         account = self._by_name.get(name)
+        if account is None and not name.isascii():
+            # Only on a miss: the name as configured costs nothing more.
+            account = self._by_nfc.get(_nfc(name))
         return account if account is not None and account.provider == provider else None
 
     def by_name(self, name: str) -> Account | None:
@@ -188,7 +209,10 @@ def parse_accounts(data: dict[str, Any], source: str = "<accounts>") -> Accounts
             raise AccountsError(f"{source}: account {name!r}: {problems}") from None
         register_secrets(account.auth.secret_values())
         accounts.append(account)
-    return Accounts(accounts)
+    try:
+        return Accounts(accounts)
+    except AccountsError as exc:
+        raise AccountsError(f"{source}: {exc}") from None
 
 
 def load_accounts(path: Path) -> Accounts:
