@@ -129,6 +129,42 @@ def redact_secrets(
     return event_dict
 
 
+class _Escaped:
+    """A string holding control characters, as the console shows it: escaped (`\\n`,
+    `\\x1b`), so a value from a request (an account name with a %0A, an ANSI sequence) cannot
+    start a forged line in the log nor move or colour the terminal. The renderer writes an
+    ordinary value as its repr() and the event as its str()."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+    def __str__(self) -> str:
+        return repr(self.text)[1:-1]
+
+
+def escape_for_console(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor, before the console renderer: structlog's writes a string as it is
+    unless it holds a space, a quote or a line break, and the event always as it is (JSON lines
+    escape both already). Non-printable characters: control characters, line and paragraph
+    separators, bidirectional overrides."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and not value.isprintable():
+            if key == "exception":  # a traceback keeps its lines; the renderer wants a str
+                event_dict[key] = "\n".join(
+                    line if line.isprintable() else repr(line)[1:-1]
+                    for line in value.split("\n"))
+            else:
+                event_dict[key] = _Escaped(value)
+    return event_dict
+
+
 class RepeatFilter(logging.Filter):
     """Lets a library's message through once per window, then says how often it came.
 
@@ -205,7 +241,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        *(() if use_json else (escape_for_console,)), renderer],
         )
     )
     root = logging.getLogger()

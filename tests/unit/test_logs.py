@@ -148,3 +148,33 @@ def test_a_secret_inside_an_object_logged_as_it_is_is_masked(
     assert line["url"] == "URL('https://acme:***@api.example.com/send')"
     assert (line["attempts"], line["ratio"], line["nothing"], line["ok"]) == (3, 0.5, None, True)
     assert library["event"] == "with args"
+
+
+def test_a_console_line_cannot_be_forged_by_a_value_from_a_request(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # An account name from a URL with %0A, or an ANSI sequence, was written as it was by the
+    # console renderer (JSON lines escape it): a line of the attacker's making, or a terminal
+    # cleared and recoloured, in the log someone reads.
+    configure_logging("INFO", "console")
+    forged = "acme\n2025-01-01T00:00:00Z [error    ] kafka lost everything"
+    ansi = "acme\x1b[2K\x1b[1Gkafka-lost"  # no space nor quote: structlog wrote it raw
+    try:
+        get_logger("ingest.test").warning("webhook for unknown account", account=forged,
+                                          path=ansi, separator="a\u2028b", plain="café")
+        logging.getLogger("third.party").warning("unknown %s", "x\r\ny")
+        try:
+            raise ValueError("bad\x1b[31m value")
+        except ValueError:
+            get_logger("ingest.test").exception("crashed")
+    finally:
+        configure_logging("INFO", "json")
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\r" not in err and "\u2028" not in err
+    lines = err.splitlines()
+    assert not any(line.startswith("2025-01-01T00:00:00Z") for line in lines)
+    assert r"account='acme\n2025-01-01T00:00:00Z [error    ] kafka lost everything'" in lines[0]
+    assert r"path='acme\x1b[2K\x1b[1Gkafka-lost'" in lines[0]
+    assert r"separator='a\u2028b'" in lines[0] and "plain=café" in lines[0]
+    assert r"unknown x\r\ny" in lines[1]
+    assert "crashed" in lines[2] and "Traceback" in err  # a traceback keeps its lines
+    assert r"ValueError: bad\x1b[31m value" in err
