@@ -28,7 +28,10 @@ class RefusalLog:
         self._untold: dict[tuple[int, str], int] = {}  # new kinds past max_kinds, per event
         self._timer: asyncio.TimerHandle | None = None
 
-    def __call__(self, level: int, event: str, **fields: Any) -> None:
+    def __call__(self, level: int, event: str, *, example: dict[str, Any] | None = None,
+                 **fields: Any) -> None:
+        """`fields` tell kinds apart; `example` (what a scanner varies at will: the path it
+        probes) is shown on the window's first line of the kind, and does not."""
         key = (level, event, tuple(fields.items()))
         held = self._held.get(key)
         if held is not None:
@@ -40,7 +43,7 @@ class RefusalLog:
         self._held[key] = 0
         if self._timer is None:  # a window starts with the first line after a quiet one
             self._timer = asyncio.get_running_loop().call_later(self.window_s, self.flush)
-        self.log.log(level, event, **fields)
+        self.log.log(level, event, **fields, **(example or {}))
 
     def flush(self) -> None:
         """Sum up the window's held-back lines and start afresh (at a window's end, and when

@@ -102,6 +102,26 @@ async def test_a_scanner_inventing_account_names_gets_a_bounded_number_of_lines(
                                    "for other providers, accounts or reasons")
 
 
+async def test_a_scanner_probing_paths_no_route_takes_gets_one_line_a_window(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Each path was a kind of its own: a scanner probing /wp-login.php, /.env, ... wrote 100
+    # lines a minute, then a summary of the rest.
+    app = _app()
+    caplog.set_level(logging.INFO)
+    paths = ["/.env", *(f"/probe-{n}.php" for n in range(299))]
+    assert set(await _post_all(app, paths, JSON)) == {404}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        assert (await client.put("/webhooks/infobip/acme")).status_code == 405
+    app.state.handler.refusals.flush()
+    logged = [e for e in _events(caplog) if e["event"].startswith("no route takes")]
+    assert [(e["event"], e.get("status"), e.get("path"), e.get("method")) for e in logged] == [
+        ("no route takes the request", 404, "/.env", "POST"),  # the first path, as an example
+        ("no route takes the request", 405, "/webhooks/infobip/acme", "PUT"),
+        ("no route takes the request: 299 more in the last 60 s", 404, None, None),
+    ]
+
+
 async def test_the_summary_comes_when_the_window_ends_without_another_request(
         caplog: pytest.LogCaptureFixture) -> None:
     app = _app()
