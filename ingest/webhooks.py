@@ -236,8 +236,10 @@ class WebhookHandler:
                      if h in headers and h != account.auth.header},
             body=body, received_at=received_at,
         )
+        # The content type too: its charset or media type can make other events of the same
+        # bytes. Not the path: its kind segment is ignored.
         fingerprint = self.recent.fingerprint(account.provider, account.name, request.method,
-                                              query, body)
+                                              content_type, query, body)
         webhook = WebhookRequest(provider=account.provider, account=account.name, body=body,
                                  received_at=received_at, raw_id=raw_id,
                                  content_type=content_type, query=query,

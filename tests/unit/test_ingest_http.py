@@ -192,6 +192,25 @@ async def test_a_form_in_a_charset_we_cannot_read_gets_a_json_400_and_is_kept(
     assert "normalizer crashed" not in caplog.text
 
 
+async def test_the_same_bytes_in_another_charset_are_no_repeat() -> None:
+    # The duplicate check hashed method, query and body but not the content type: the same
+    # bytes re-sent in the charset they are really in (`%C3%A9` read as windows-1252 is `Ã©`,
+    # as UTF-8 `é`) were answered 200 as a repeat, and the corrected text never published.
+    app, producer = _app()
+    form = (b"fromNumber=38761111222&toNumber=38733000111&message=caf%C3%A9&messageId=u-cs"
+            b"&receivedAt=2025-07-03T12%3A00%3A00Z")
+    texts = []
+    for content_type in (f"{FORM}; charset=windows-1252", FORM, FORM):
+        producer.published.clear()
+        response = await _post(app, "/webhooks/ubiqio/ub",
+                               {"x-switchboard-token": "token-12345678",
+                                "content-type": content_type}, form)
+        assert response.status_code == 200, response.text
+        texts.append([orjson.loads(r.value)["text"] for r in producer.published
+                      if r.topic == "switchboard.message.inbound.v1"])
+    assert texts == [["cafÃ©"], ["café"], []]  # the last, an exact repeat, is not stored again
+
+
 # --- what no route takes ---------------------------------------------------------------------
 
 
