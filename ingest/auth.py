@@ -36,6 +36,9 @@ class SignedRequest:
     headers: Mapping[str, str]  # lower-case names
     body: bytes
     now: float
+    # Names of the headers that came more than once (`headers` holds the last copy): a
+    # credential among them is refused, see _header.
+    repeated: frozenset[str] = frozenset()
 
 
 def _equal(a: bytes | str, b: bytes | str) -> bool:
@@ -49,7 +52,23 @@ def _equal(a: bytes | str, b: bytes | str) -> bool:
 _OWS = " \t"
 
 
+def repeated_headers(raw: list[tuple[bytes, bytes]]) -> frozenset[str]:
+    """The names that occur more than once in ASGI's header list."""
+    seen: set[bytes] = set()
+    repeated: set[str] = set()
+    for name, _ in raw:
+        if name in seen:
+            repeated.add(name.decode("latin-1"))
+        seen.add(name)
+    return frozenset(repeated)
+
+
 def _header(request: SignedRequest, name: str) -> str:
+    """A credential header's one value. Sent twice, it is refused rather than one copy picked:
+    a proxy in front may have checked (or logged, or rate-limited by) the other one, and no
+    provider sends a credential twice (RFC 9110 allows a repeated field only as a list)."""
+    if name in request.repeated:
+        raise AuthError(f"{name} header sent more than once")
     value = request.headers.get(name, "").strip(_OWS)
     if not value:
         raise AuthError(f"missing {name} header")
@@ -91,9 +110,15 @@ def verify_basic(request: SignedRequest, config: AuthConfig) -> None:
 
 
 def verify_token(request: SignedRequest, config: AuthConfig) -> None:
+    if config.header in request.repeated:
+        raise AuthError(f"{config.header} header sent more than once")
     token = request.headers.get(config.header, "").strip(_OWS)
     if not token:
-        token = dict(parse_qsl(request.query)).get(config.query_param, "")
+        tokens = [value for name, value in parse_qsl(request.query)
+                  if name == config.query_param]
+        if len(tokens) > 1:
+            raise AuthError(f"?{config.query_param}= sent more than once")
+        token = tokens[0] if tokens else ""
     if not token:
         raise AuthError(f"missing token ({config.header} header or ?{config.query_param}=)")
     if not any(_equal(token, secret) for secret in config.secret_values()):

@@ -24,7 +24,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from ingest import metrics
-from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_token
+from ingest.auth import (
+    AuthError,
+    SignedRequest,
+    repeated_headers,
+    signed_url,
+    verify,
+    without_token,
+)
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.deadlines import BodyDeadlines, BodyTimeout
 from ingest.dedup import RecentRequests
@@ -201,7 +208,12 @@ class WebhookHandler:
 
     async def _process(self, request: Request, account: Account) -> tuple[Response, str]:
         # ASGI header names are lower-case already; one dict beats repeated list scans.
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+        raw_headers = request.scope["headers"]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
+        # The dict keeps a repeated header's last copy: the verifiers refuse a credential sent
+        # twice rather than pick one. Only looked for when some name came twice (rare).
+        repeated = (repeated_headers(raw_headers) if len(headers) < len(raw_headers)
+                    else frozenset())
         declared = headers.get("content-length", "")
         if declared.isascii() and declared.isdigit():
             # Measured as text first: int() refuses over 4,300 digits (ValueError: a 500).
@@ -210,7 +222,8 @@ class WebhookHandler:
                 return self._too_large(account), "too_large"
         query = request.scope["query_string"].decode("latin-1")
         early = account.auth.scheme in HEADER_AUTH_SCHEMES
-        if early and (refusal := self._refusal(request, account, query, headers, b"")) is not None:
+        if early and (refusal := self._refusal(request, account, query, headers, repeated,
+                                               b"")) is not None:
             return refusal, "unauthorized"
         if request.method == "GET" and not without_token(query, account.auth):
             # A provider checking the URL it was given, token and all: it exists, and the
@@ -220,7 +233,7 @@ class WebhookHandler:
         if body is None:
             return self._too_large(account), "too_large"
         if not early and (refusal := self._refusal(request, account, query, headers,
-                                                   body)) is not None:
+                                                   repeated, body)) is not None:
             return refusal, "unauthorized"
 
         query = without_token(query, account.auth)
@@ -294,13 +307,13 @@ class WebhookHandler:
         return self._ack(normalizer.acknowledge(webhook)), "stored"
 
     def _refusal(self, request: Request, account: Account, query: str, headers: dict[str, str],
-                 body: bytes) -> Response | None:
+                 repeated: frozenset[str], body: bytes) -> Response | None:
         """The 401 for a request the account's scheme does not authenticate, else None."""
         url = (signed_url(_url_as_sent(request), query, account.auth)
                if account.auth.scheme in URL_SIGNING_SCHEMES else "")
         try:
             verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
-                                 body=body, now=time.time()), account.auth)
+                                 body=body, now=time.time(), repeated=repeated), account.auth)
         except AuthError as exc:
             self.refusals(logging.WARNING, "webhook authentication failed",
                           provider=account.provider, account=account.name, reason=exc.reason)

@@ -149,6 +149,47 @@ async def test_whitespace_around_a_credential_header_is_not_part_of_it(
     assert producer.published
 
 
+# --- a credential header sent twice ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "scheme", "secret", "body", "repeated"), [
+    ("/webhooks/infobip/acme", "basic", PASSWORD, DELIVERY, "authorization"),
+    ("/webhooks/bird/bs", "bird-signature", "signing-key-123", BIRD_INBOUND,
+     "messagebird-signature"),
+    ("/webhooks/bird/bs", "bird-signature", "signing-key-123", BIRD_INBOUND,
+     "messagebird-request-timestamp"),
+    ("/webhooks/bird/sw", "standard-webhooks", STANDARD_SECRET, BIRD_INBOUND,
+     "webhook-signature"),
+    ("/webhooks/ubiqio/ub", "token", "token-12345678", UBIQIO_INBOUND, "x-switchboard-token"),
+])
+async def test_a_credential_header_sent_twice_is_refused(
+        path: str, scheme: str, secret: str, body: bytes, repeated: str) -> None:
+    # The last copy was the one checked: a proxy in front that checks (or logs, or limits by)
+    # the first saw other credentials than the ones that let the request in.
+    app, producer = _app()
+    headers = sign(scheme, secret, url=f"https://hooks.example{path}", body=body, username="u")
+    sent = [(repeated, "first-copy-a-proxy-saw"), *headers.items(), *JSON.items()]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        response = await client.post(path, headers=sent, content=body)
+        assert (response.status_code, response.json()) == (401, {
+            "error": "unauthorized", "message": f"{repeated} header sent more than once"})
+        assert not producer.published
+        # Any other header may come twice (proxies each add their x-forwarded-for).
+        twice = [("x-forwarded-for", "10.0.0.1"), ("x-forwarded-for", "10.0.0.2"),
+                 *headers.items(), *JSON.items()]
+        assert (await client.post(path, headers=twice, content=body)).status_code == 200
+
+
+async def test_a_url_token_sent_twice_is_refused() -> None:
+    app, producer = _app()
+    response = await _post(app, "/webhooks/ubiqio/ub?token=wrong-token-0&token=token-12345678",
+                           JSON, UBIQIO_INBOUND)
+    assert (response.status_code, response.json()["message"]) == (
+        401, "?token= sent more than once")
+    assert not producer.published
+
+
 # --- a form in the charset its content type names ---------------------------------------------
 
 LATIN1_FORM = b"originator=31612345678&recipient=31600000111&id=m-latin1&body=Caf\xe9+cr\xe8me"
