@@ -104,6 +104,30 @@ async def test_bad_signature_is_401_publishes_nothing_and_logs_no_secret(
 
 
 @pytest.mark.parametrize("name", ACCOUNTS)
+async def test_a_credential_header_sent_twice_is_401_and_publishes_nothing(
+    name: str, ingest_server: IngestServer, kafka_bootstrap: str
+) -> None:
+    # The last copy was checked: a proxy in front taking the first saw other credentials.
+    provider = provider_of(name)
+    account = ingest_server.accounts.get(provider, name)
+    assert account is not None
+    url = ingest_server.url(provider, name)
+    body = _first_with_events(name).body()
+    signed = sign(account.auth.scheme, _secrets(name)[0], url=url, body=body,
+                  username=account.auth.username, header=account.auth.header)
+    async with TopicWatcher(kafka_bootstrap) as watcher, httpx.AsyncClient() as client:
+        before = await watcher.snapshot()
+        for repeated in signed:
+            response = await client.post(url, content=body, headers=[
+                (repeated, "a-first-copy"), *signed.items(),
+                ("content-type", "application/json")])
+            assert (response.status_code, response.json()) == (401, {
+                "error": "unauthorized",
+                "message": f"{repeated} header sent more than once"}), repeated
+        assert await watcher.snapshot() == before, "a refused request published something"
+
+
+@pytest.mark.parametrize("name", ACCOUNTS)
 async def test_a_signed_request_is_stored_and_logs_no_secret(
     name: str, ingest_server: IngestServer, kafka_bootstrap: str, log_output: io.StringIO
 ) -> None:
