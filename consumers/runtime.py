@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import time
 import uuid
 from collections import defaultdict
@@ -57,6 +58,7 @@ from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import dead_letter_record, find_unreadable, named_by_source, short
+from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
 
@@ -98,6 +100,9 @@ READY_RETRY_MAX_S = 30.0
 # it. Looked at every KAFKA_CHECK_S.
 KAFKA_SILENT_AFTER_S = 30.0
 KAFKA_CHECK_S = 1.0
+# A Kafka or provider outage fails every record in flight at each backoff: their retry lines
+# are said in full once per worker, cause and error type in this window, then counted.
+RETRY_LOG_WINDOW_S = 60.0
 
 
 class UnreadableRecord(Exception):
@@ -215,6 +220,7 @@ class WorkerRuntime:
         self._stopped_by: Exception | None = None  # raised by run() once stopped cleanly
         self.commit_interval_s = commit_interval_s
         self._seconds = HANDLER_SECONDS.labels(name)  # per-record metrics without lookups
+        self._retry_log = ThrottledLog(log, RETRY_LOG_WINDOW_S)
         self._ok = HANDLED.labels(name, "ok")
         # Read at each scrape, from the metrics thread (len() of a set is safe there); the set
         # only, not the runtime, is kept by the registry.
@@ -391,6 +397,7 @@ class WorkerRuntime:
             await stop_consumer(consumer)  # leaves the group: partitions move on at once
             PARTITIONS.labels(self.name).set(0)
             await self.producer.stop()
+            self._retry_log.flush()  # the retries counted since the last line, not lost
             log.info("worker stopped", worker=self.name, handled=self.handled)
         if self._failure is not None:
             raise self._failure
@@ -739,8 +746,9 @@ class WorkerRuntime:
                 hint = exc.delay_s if isinstance(exc, RetryLater) else None
                 failures += 1
                 kafka_away = _kafka_away(exc)
-                self._failed(started, "kafka_away" if kafka_away else "timeout"
-                             if isinstance(exc, TimeoutError) and limit.expired() else "error")
+                cause = ("kafka_away" if kafka_away else "timeout"
+                         if isinstance(exc, TimeoutError) and limit.expired() else "error")
+                self._failed(started, cause)
                 if kafka_away:
                     # No attempt could succeed while Kafka takes nothing: an outage spends
                     # none, or a broker restart would dead-letter every record it caught.
@@ -757,8 +765,13 @@ class WorkerRuntime:
                 if self._winding_down.is_set():
                     raise GiveBack from exc  # retried by whoever handles it next
                 HANDLED.labels(self.name, "retry").inc()
-                log.warning("handler failed, retrying", worker=self.name, attempt=attempt,
-                            kafka_away=kafka_away, error=repr(exc), **self._where(record))
+                # Throttled: an outage would write a line per record in flight and backoff.
+                # What becomes of each record (a dead letter, a stop short of it) is not.
+                self._retry_log(logging.WARNING, "handler failed, retrying",
+                                {"worker": self.name, "cause": cause,
+                                 "error_type": type(exc).__name__},
+                                attempt=attempt, kafka_away=kafka_away, error=repr(exc),
+                                **self._where(record))
                 # A stop or a rebalance meanwhile gives the record back rather than wait out
                 # the delay (a RetryLater hint may be a minute).
                 await self.context.wait_to_retry(self.retry.delay(failures, hint))
