@@ -58,6 +58,7 @@ from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import dead_letter_record, find_unreadable, named_by_source, short
+from switchboard.tasklog import task_fields
 from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
@@ -718,6 +719,17 @@ class WorkerRuntime:
             self._in_flight.pop(tp, None)  # records given back: their next owner has them
 
     async def _handle_one(self, record: Record) -> None:
+        """Handle the record, retried, else dead-lettered. The lines the handler logs (a
+        bot's, the sender's) carry the record's event_id, as the runtime's own do; not those
+        of tasks it starts, which may outlive the record (switchboard.tasklog)."""
+        event_id = event_id_of(record.headers)
+        if event_id is None:
+            await self._attempts(record)
+            return
+        with task_fields(event_id=event_id):
+            await self._attempts(record)
+
+    async def _attempts(self, record: Record) -> None:
         attempt = failures = 0
         slot = SLOT.get()
         while True:

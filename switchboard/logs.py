@@ -19,6 +19,8 @@ from urllib.parse import quote, quote_plus
 
 import structlog
 
+from switchboard.tasklog import add_task_fields
+
 MASK = "***"
 # Shorter values are not masked: they would mask ordinary words (account secrets have at least
 # 8 characters; a short Kafka password or provider key is logged as it is, as README says).
@@ -218,6 +220,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_task_fields,  # a worker's record's event_id, in its handler's lines
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
