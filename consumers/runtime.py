@@ -98,7 +98,8 @@ READY_RETRY_S = 1.0
 READY_RETRY_MAX_S = 30.0
 # Kafka answering none of this member's fetches, or none of its commits, for this long makes
 # /readyz say so: longer than a broker restart or a leader moving takes, so they do not flap
-# it. Looked at every KAFKA_CHECK_S.
+# it. Looked at every KAFKA_CHECK_S. A member with no partition, which fetches and commits
+# nothing, asks Kafka something every third of it instead (_ask_while_idle).
 KAFKA_SILENT_AFTER_S = 30.0
 KAFKA_CHECK_S = 1.0
 # A Kafka or provider outage fails every record in flight at each backoff: their retry lines
@@ -247,6 +248,7 @@ class WorkerRuntime:
         self._commits_failing_since: float | None = None
         self._fetching: set[TopicPartition] = set()  # assigned and not paused
         self._fetching_since = 0.0
+        self._idle_answered = 0.0  # when Kafka last answered _ask_while_idle
         self._lagging: set[TopicPartition] = set()  # those LAG has a value for
         # Bumped when partitions are taken away: a batch fetched before must not start more
         # records (the new owner handles them, from the offset committed on the way out).
@@ -304,9 +306,9 @@ class WorkerRuntime:
             self._lagging.add(tp)
 
     def _kafka_unanswered(self, consumer: AIOKafkaConsumer) -> str | None:
-        """Why Kafka seems away, judged from what it answered this member. A member with no
-        partition (more members than partitions) fetches and commits nothing, and is fine:
-        the probe cannot tell Kafka away from it (its metrics show it idle)."""
+        """Why Kafka seems away, judged from what it answered this member: its fetches, its
+        commits, or for a member with no partition (more members than partitions), which
+        fetches and commits nothing, the question _ask_while_idle asks."""
         now = time.time()
         if self._rebalancing_since is not None:
             # aiokafka fetches nothing new until it ends, which may rightly take until every
@@ -316,7 +318,8 @@ class WorkerRuntime:
             if waited > self._rebalance_timeout_s + KAFKA_SILENT_AFTER_S:
                 return f"Kafka unreachable: the group's rebalance has not ended for {waited:.0f}s"
             return None
-        fetching = consumer.assignment() - consumer.paused()
+        assigned = consumer.assignment()
+        fetching = assigned - consumer.paused()
         if fetching != self._fetching:  # assigned or resumed: their fetches get their time
             self._fetching, self._fetching_since = fetching, now
         if fetching:
@@ -325,11 +328,41 @@ class WorkerRuntime:
             silent = now - max(answered, self._fetching_since)
             if silent > KAFKA_SILENT_AFTER_S:
                 return f"Kafka unreachable: no fetch answered for {silent:.0f}s"
+        elif not assigned:  # no partition: what _ask_while_idle asks tells
+            silent = now - max(self._idle_answered, self._fetching_since)
+            if silent > KAFKA_SILENT_AFTER_S:
+                return (f"Kafka unreachable: no answer for {silent:.0f}s (this member has no "
+                        "partition)")
         # Partitions all paused (every slot busy) are not fetched: their commits still tell.
         failing_since = self._commits_failing_since
         if failing_since is not None and now - failing_since > KAFKA_SILENT_AFTER_S:
             return f"Kafka unreachable: commits failing for {now - failing_since:.0f}s"
         return None
+
+    async def _ask_while_idle(self, consumer: AIOKafkaConsumer) -> None:
+        """While this member has no partition, ask Kafka for the end of one partition of its
+        topics every third of KAFKA_SILENT_AFTER_S (a small request to that partition's
+        leader): it would otherwise stay ready through an outage, having nothing to fetch or
+        commit that could fail."""
+        while True:
+            await asyncio.sleep(KAFKA_SILENT_AFTER_S / 3)
+            if consumer.assignment() or self._rebalancing_since is not None:
+                continue
+            known = [(topic, min(partitions)) for topic in self._subscribed
+                     if (partitions := consumer.partitions_for_topic(topic))]
+            if not known:
+                continue  # no metadata of its topics: Kafka never answered it
+            try:
+                # aiokafka asks until its request timeout (over two minutes here): shorter.
+                async with asyncio.timeout(KAFKA_SILENT_AFTER_S / 3):
+                    await consumer.end_offsets([TopicPartition(*known[0])])
+            except (KafkaError, TimeoutError):
+                continue  # unanswered: /readyz says so once it lasts
+            except Exception as exc:  # noqa: BLE001 - not Kafka's answer (a bug): said, and
+                # asked again; unanswered meanwhile
+                log.warning("asking Kafka while idle failed", worker=self.name, error=repr(exc))
+                continue
+            self._idle_answered = time.time()
 
     def stop(self) -> None:
         """Ask the loop to finish the records started, commit, and return."""
@@ -380,7 +413,9 @@ class WorkerRuntime:
         self._consumer = consumer
         log.info("worker started", worker=self.name, topics=self._subscribed,
                  group=self.group_id)
+        self._fetching_since = time.time()  # Kafka's answers get their time from now
         watching = asyncio.create_task(self._watch_kafka(consumer))
+        asking = asyncio.create_task(self._ask_while_idle(consumer))
         try:
             while not self._stopping.is_set() and self._failure is None:
                 if not self.ready.is_set() and consumer.assignment():
@@ -395,6 +430,7 @@ class WorkerRuntime:
             await self.drain(consumer)
         finally:
             watching.cancel()
+            asking.cancel()
             await stop_consumer(consumer)  # leaves the group: partitions move on at once
             PARTITIONS.labels(self.name).set(0)
             await self.producer.stop()

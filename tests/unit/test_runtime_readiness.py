@@ -1,6 +1,6 @@
 """A worker's readiness while Kafka is away, without a broker: a member that Kafka has not
-answered for long says so; one with no partition (more members than partitions), one whose
-partitions are paused (every slot busy) or one in a rebalance does not."""
+answered for long says so, also one with no partition (more members than partitions); one
+whose partitions are paused (every slot busy) or one in a rebalance does not."""
 
 from __future__ import annotations
 
@@ -32,6 +32,8 @@ class Group:
         self.answered: dict[TopicPartition, int] = {}
         self.commit_error: Exception | None = None
         self.listener: _CommitOnRevoke | None = None
+        self.kafka_away = False  # for what a member with no partition asks
+        self.asked = 0
 
     def subscribe(self, topics: list[str], listener: _CommitOnRevoke) -> None:
         self.listener = listener
@@ -59,6 +61,17 @@ class Group:
 
     async def position(self, tp: TopicPartition) -> int:
         return 0
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1}
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """As aiokafka's: asked until its request timeout (minutes) while Kafka is away."""
+        assert partitions == [TP], "one partition, known from the metadata"
+        self.asked += 1
+        if self.kafka_away:
+            await asyncio.sleep(3600)
+        return {TP: 0}
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
         await asyncio.sleep(timeout_ms / 1000)
@@ -155,12 +168,33 @@ async def test_a_worker_kafka_does_not_answer_for_long_is_not_ready(group: Group
         await asyncio.wait_for(running, 5)
 
 
-async def test_a_worker_with_no_partition_stays_ready(group: Group) -> None:
+async def test_a_worker_with_no_partition_stays_ready_while_kafka_answers(group: Group
+                                                                         ) -> None:
     # More members than partitions: this one is idle, fetches nothing, and is fine.
     runtime, running = await _running(group)
     try:
         await group.assign(set())
         assert await _problems_for(runtime, 3 * SILENT_S) == {None}
+        assert group.asked >= 3  # a small question every third of SILENT_S
+    finally:
+        runtime.stop()
+        await asyncio.wait_for(running, 5)
+
+
+async def test_a_worker_with_no_partition_kafka_does_not_answer_for_long_is_not_ready(
+        group: Group) -> None:
+    """An idle member, fetching and committing nothing, had nothing that could fail: its
+    /readyz said ready for as long as Kafka was away."""
+    runtime, running = await _running(group)
+    try:
+        await group.assign(set())
+        group.kafka_away = True
+        await asyncio.sleep(SILENT_S + 0.2)
+        problem = runtime.problem()
+        assert problem is not None and problem.startswith("Kafka unreachable: no answer for ")
+        assert problem.endswith("s (this member has no partition)")
+        group.kafka_away = False
+        await _ready_again(runtime)
     finally:
         runtime.stop()
         await asyncio.wait_for(running, 5)
