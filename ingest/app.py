@@ -117,9 +117,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     # Info, not warning: most of these are the internet's scanners, not providers. One kind
     # per status, not per path: a scanner probes a new path with each request.
     request.app.state.handler.refusals(logging.INFO, "no route takes the request",
-                                       status=exc.status_code,
-                                       example={"method": request.method[:20],
-                                                "path": request.scope["path"][:200]})
+                                       {"status": exc.status_code},
+                                       method=request.method[:20],
+                                       path=request.scope["path"][:200])
     return JSONResponse(http_error(exc.status_code, exc.detail), status_code=exc.status_code,
                         headers=exc.headers)
 

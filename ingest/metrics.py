@@ -3,7 +3,7 @@
 Label values are bounded: providers are a fixed set and accounts come from the accounts file;
 requests for unknown accounts, and those no route takes (outcome no_route or
 method_not_allowed), are counted under account="unknown". Refused requests are counted one by
-one, and logged once per kind and minute (ingest.refusals).
+one, and logged once per kind and minute (switchboard.throttle).
 """
 
 from __future__ import annotations

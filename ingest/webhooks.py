@@ -35,7 +35,6 @@ from ingest.auth import (
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.deadlines import BodyDeadlines, BodyTimeout
 from ingest.dedup import RecentRequests
-from ingest.refusals import RefusalLog
 from ingest.stored import Unstorable, event_records, fitted_raw
 from normalizers import NormalizeError, WebhookRequest, get, normalize
 from normalizers.base import Ack, shown
@@ -46,6 +45,7 @@ from switchboard.probes import error_body
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.providers import PROVIDERS
 from switchboard.records import OutRecord, dead_letter_record, raw_envelope, short
+from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
 
@@ -164,7 +164,7 @@ class WebhookHandler:
     deadlines: BodyDeadlines
     correlations: CorrelationIndex | None = None
     # Anyone can make ingest refuse a request, as often as they like: logged once a minute.
-    refusals: RefusalLog = field(default_factory=lambda: RefusalLog(log))
+    refusals: ThrottledLog = field(default_factory=lambda: ThrottledLog(log))
 
     async def handle(self, request: Request) -> Response:
         provider: str = request.path_params["provider"]
@@ -174,7 +174,7 @@ class WebhookHandler:
             metrics.REQUESTS.labels(provider if provider in PROVIDERS else "unknown",
                                     "unknown", "unknown_account").inc()
             self.refusals(logging.WARNING, "webhook for unknown account",
-                          provider=provider[:40], account=name[:80])
+                          {"provider": provider[:40], "account": name[:80]})
             if provider not in PROVIDERS:  # same code: the URL names no configured account
                 return error_response(404, "unknown_account",
                                       f"no provider named {provider[:40]!r}; known: "
@@ -195,12 +195,13 @@ class WebhookHandler:
         except ClientDisconnect:  # nobody reads this answer; it is still the usual shape
             outcome = "client_disconnect"
             self.refusals(logging.INFO, "webhook sender disconnected before its body arrived",
-                          provider=account.provider, account=account.name)
+                          {"provider": account.provider, "account": account.name})
             return error_response(400, "client_disconnected", "the body did not arrive whole")
         except BodyTimeout as exc:
             outcome = "body_timeout"
-            self.refusals(logging.WARNING, "webhook body timed out", provider=account.provider,
-                          account=account.name, timeout_s=self.deadlines.timeout_s)
+            self.refusals(logging.WARNING, "webhook body timed out",
+                          {"provider": account.provider, "account": account.name,
+                           "timeout_s": self.deadlines.timeout_s})
             # Closed after the answer: the rest of this body must not be read as a request.
             return error_response(408, "body_timeout", str(exc), {"connection": "close"})
         finally:
@@ -316,7 +317,8 @@ class WebhookHandler:
                                  body=body, now=time.time(), repeated=repeated), account.auth)
         except AuthError as exc:
             self.refusals(logging.WARNING, "webhook authentication failed",
-                          provider=account.provider, account=account.name, reason=exc.reason)
+                          {"provider": account.provider, "account": account.name,
+                           "reason": exc.reason})
             return error_response(401, "unauthorized", exc.reason)
         return None
 
@@ -351,8 +353,9 @@ class WebhookHandler:
         return b"".join(chunks)
 
     def _too_large(self, account: Account) -> Response:
-        self.refusals(logging.WARNING, "webhook body too large", provider=account.provider,
-                      account=account.name, limit=self.max_body_bytes)
+        self.refusals(logging.WARNING, "webhook body too large",
+                      {"provider": account.provider, "account": account.name,
+                       "limit": self.max_body_bytes})
         return error_response(413, "payload_too_large",
                               f"body exceeds {self.max_body_bytes} bytes")
 

@@ -99,7 +99,7 @@ async def test_a_scanner_inventing_account_names_gets_a_bounded_number_of_lines(
     events = _events(caplog)
     assert len(events) == refusals.max_kinds + 1  # each logged name's repeat, and the rest
     assert events[-1]["event"] == ("webhook for unknown account: 400 more in the last 60 s, "
-                                   "for other providers, accounts or reasons")
+                                   "of other kinds")
 
 
 async def test_a_scanner_probing_paths_no_route_takes_gets_one_line_a_window(
