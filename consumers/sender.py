@@ -51,6 +51,7 @@ from switchboard.records import (
     result_record,
 )
 from switchboard.settings import validation_problems
+from switchboard.throttle import ThrottledLog
 from switchboard.topics import OUTBOUND_SENT
 
 # Every line about a command names it (`command`, its id) and its `account`: a command produced
@@ -174,6 +175,9 @@ class Sender:
         # otherwise meet the ban by itself.
         self._holds: dict[str, _Hold] = {}
         self._rekeyed_accounts: set[str] = set()
+        # A provider outage meets every command in flight at each backoff: a line per attempt
+        # would be hundreds a second. Once a minute per account and error code, then a count.
+        self.retry_log = ThrottledLog(log)
 
     def client_for(self, account: Account) -> OutboundClient:
         client = self._clients.get(account.name)
@@ -369,11 +373,12 @@ class Sender:
                     self._hold(account.name, delay, exc, command)
                 if delay > self.policy.max_wait_s:
                     return self._waited_too_long(command, account, exc, delay, attempts=attempt)
-                # Once per attempt refused, not per message sent: what a send that took long
-                # went through, and the refusals its final result does not quote.
-                log.info("send failed, retrying", command=command.id, account=account.name,
-                         error=exc.description, code=exc.code, attempt=attempt,
-                         retry_in_s=round(delay, 1))
+                # What a send that took long went through, and the refusals its final result
+                # does not quote.
+                self.retry_log(logging.INFO, "send failed, retrying",
+                               {"account": account.name, "code": exc.code},
+                               command=command.id, error=exc.description, attempt=attempt,
+                               retry_in_s=round(delay, 1))
                 await ctx.wait_to_retry(delay)
                 continue
             SENDS.labels(account.provider, account.name, "accepted").inc()

@@ -62,6 +62,11 @@ def new_command() -> OutboundCommand:
                            text=TEXT, created_at=datetime.now(UTC))
 
 
+def new_sender(http: httpx.AsyncClient) -> Sender:
+    return Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger),
+                  http, public_url=None, policy=FAST)
+
+
 async def handle(command: OutboundCommand, answers: list[Answer], *, keyed: bool = True,
                  pending: bool = False) -> None:
     """The command handled by a fresh sender, the provider answering `answers` in turn."""
@@ -72,9 +77,7 @@ async def handle(command: OutboundCommand, answers: list[Answer], *, keyed: bool
     if not keyed:  # as a producer that keys commands by something else would
         record = replace(record, key=None)
     async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
-        sender = Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
-                                                 decode_ledger), http, public_url=None,
-                        policy=FAST)
+        sender = new_sender(http)
         if pending:  # its previous sender was killed mid-call
             sender.ledger.put_local(command.id.encode(), LedgerEntry(state="pending"))
         ctx = FakeContext()
@@ -117,3 +120,27 @@ async def test_an_accepted_send_is_not_logged_at_info(capsys: pytest.CaptureFixt
     configure_logging("INFO", "json")
     await handle(new_command(), [accepted])
     assert "send accepted" not in capsys.readouterr().err
+
+
+async def test_a_provider_outage_logs_its_retries_once_then_their_count(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Every command in flight meets the outage at each backoff: a line per attempt was
+    # hundreds a second. The final failure of each command is still its own line.
+    configure_logging("INFO", "json")
+    commands = [new_command() for _ in range(10)]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: unavailable())) as http:
+        sender = new_sender(http)
+        for command in commands:
+            record = command_record(command, "infobip")
+            await sender.handle(Record(record.topic, 0, 0, record.key, record.value,
+                                       tuple(record.headers)), FakeContext())
+        sender.retry_log.flush()  # the window's end, or the worker stopping
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()
+             if line.startswith("{")]
+    retries = [line for line in lines if line["event"].startswith("send failed, retrying")]
+    retried = (FAST.max_attempts - 1) * len(commands)
+    assert [line.get("more") for line in retries] == [None, retried - 1]
+    assert retries[0]["command"] == commands[0].id
+    assert (retries[1]["account"], retries[1]["code"]) == ("acme", retries[0]["code"])
+    failed = [line["command"] for line in lines if line["event"] == "send failed"]
+    assert failed == [command.id for command in commands]
