@@ -28,6 +28,10 @@ SWEEP_EVERY_S = 60.0
 # doubling up to the cap, before the next: retried, never given up.
 FOLLOW_RETRY_S = 1.0
 FOLLOW_RETRY_MAX_S = 30.0
+# Partitions added to the topic while a table runs (kafka-topics.sh --alter --partitions) are
+# noticed at the reader's next metadata refresh, this often (aiokafka's default is 5 minutes: a
+# STOP written there unseen that long). One small request per table each time.
+NEW_PARTITIONS_WITHIN_S = 10.0
 
 
 class MissingTopic(RuntimeError):
@@ -72,6 +76,9 @@ class CompactedTable(Generic[V]):
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
+        # Partitions catch_up() found on the cluster before the reader's metadata did: the
+        # follower, the only one to change what the reader reads, takes them.
+        self._found: set[TopicPartition] = set()
         self._follow: asyncio.Task[None] | None = None
         self._positions: dict[TopicPartition, int] = {}
         self._advanced = asyncio.Condition()
@@ -98,7 +105,8 @@ class CompactedTable(Generic[V]):
         self._consumer = AIOKafkaConsumer(**kafka_options(self.kafka, f"table-{self.topic}"),
                                           enable_auto_commit=False, auto_offset_reset="earliest",
                                           fetch_max_wait_ms=self.follow_wait_ms,
-                                          fetch_min_bytes=self._fetch_min_bytes)
+                                          fetch_min_bytes=self._fetch_min_bytes,
+                                          metadata_max_age_ms=int(NEW_PARTITIONS_WITHIN_S * 1000))
         await self._consumer.start()
         self._partitions = partitions
         self._consumer.assign(self._partitions)
@@ -126,13 +134,16 @@ class CompactedTable(Generic[V]):
             stop(self.failure)
 
     async def catch_up(self, timeout_s: float = 30.0) -> None:
-        """Return once every record written before this call is in the table."""
+        """Return once every record written before this call is in the table, also in
+        partitions added to the topic that the reader's metadata does not list yet."""
         assert self._consumer is not None and self._offsets is not None
         if self.failure is not None:  # its partition is read no further: never caught up
             raise self.failure
+        on_cluster = await topic_partitions(self.kafka, self.topic)
+        self._found.update(tp for tp in on_cluster if tp not in self._partitions)
         # A separate connection: Kafka answers a connection's requests in order, so asking
         # the reader's client would wait behind its long-poll fetch.
-        ends = await self._offsets.end_offsets(self._partitions)
+        ends = await self._offsets.end_offsets([*self._partitions, *self._found])
         # position() counts only records getmany() returned, and _poll applies those before
         # it next awaits: at the end offsets means every record is in the table.
         for tp in self._partitions:
@@ -161,6 +172,7 @@ class CompactedTable(Generic[V]):
         delay_s = FOLLOW_RETRY_S
         while True:
             try:
+                await self._read_new_partitions()
                 await self._poll(self.follow_wait_ms)
             except UnreadableTableRecord as exc:
                 if self.failure is None or str(self.failure) != str(exc):
@@ -180,6 +192,31 @@ class CompactedTable(Generic[V]):
                 delay_s = min(delay_s * 2, FOLLOW_RETRY_MAX_S)
             else:
                 delay_s = FOLLOW_RETRY_S
+
+    async def _read_new_partitions(self) -> None:
+        """Read partitions added to the topic since the start from their first record: keys
+        hashed there (new STOPs) would otherwise be unseen until the next start. Those read so
+        far go on from where they are: read again from their start, a key would show its
+        older values for a while (an opt-out undone)."""
+        assert self._consumer is not None
+        listed = self._consumer.partitions_for_topic(self._on_cluster) or set()
+        new = sorted((self._found | {TopicPartition(self._on_cluster, p) for p in listed})
+                     - set(self._partitions))
+        if not new:
+            return
+        at = {tp: await self._consumer.position(tp) for tp in self._partitions}
+        paused = self._consumer.paused()  # at a record it cannot read: stays so
+        # assign() replaces the assignment and forgets positions: no await until they are back.
+        self._partitions = [*self._partitions, *new]
+        self._consumer.assign(self._partitions)
+        self._found.difference_update(new)
+        for tp, offset in at.items():
+            self._consumer.seek(tp, offset)
+        if paused:
+            self._consumer.pause(*paused)
+        await self._consumer.seek_to_beginning(*new)
+        log.info("table reads partitions added to its topic", topic=self._on_cluster,
+                 partitions=[tp.partition for tp in new])
 
     async def _poll(self, timeout_ms: int) -> None:
         assert self._consumer is not None

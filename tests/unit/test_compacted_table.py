@@ -96,6 +96,9 @@ class FakeConsumer:
     async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[FakeRecord]]:
         return {TopicPartition("topic", 0): self.batches.pop(0)} if self.batches else {}
 
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0}
+
 
 async def test_the_follower_forgets_keys_past_max_age_by_their_record_time(
         monkeypatch: pytest.MonkeyPatch) -> None:
