@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.events import EventType, MessageEvent
@@ -22,6 +22,9 @@ from switchboard.topics import OUTBOUND_RESULTS, topic_partitions
 
 log = get_logger(__name__)
 Key = tuple[str, str, str]  # provider, account, provider message id
+# Partitions added to the results topic are read within this (one small metadata request each
+# time; aiokafka's default refresh is 5 minutes of reports left uncorrelated).
+NEW_PARTITIONS_WITHIN_S = 10
 
 
 class CorrelationIndex:
@@ -83,7 +86,8 @@ class CorrelationIndex:
             # partitions would index nothing, for good. _follow looks again shortly.
             raise LookupError(f"topic {topic_name(self.kafka, self.topic)} does not exist yet")
         consumer = AIOKafkaConsumer(**kafka_options(self.kafka, "ingest-correlation"),
-                                    enable_auto_commit=False, fetch_max_wait_ms=100)
+                                    enable_auto_commit=False, fetch_max_wait_ms=100,
+                                    metadata_max_age_ms=NEW_PARTITIONS_WITHIN_S * 1000)
         try:
             await consumer.start()  # in the try: its client is closed if start fails
             consumer.assign(partitions)
@@ -97,6 +101,7 @@ class CorrelationIndex:
                     consumer.seek(tp, found.offset)
             ends = await consumer.end_offsets(partitions)
             while True:
+                partitions = await _read_new_partitions(consumer, partitions)
                 batch = await consumer.getmany(timeout_ms=500)
                 for records in batch.values():
                     self.results_read += len(records)
@@ -125,6 +130,27 @@ class CorrelationIndex:
         self._commands.move_to_end(key)
         while len(self._commands) > self.max_entries:
             self._commands.popitem(last=False)
+
+
+async def _read_new_partitions(consumer: AIOKafkaConsumer,
+                               partitions: list[TopicPartition]) -> list[TopicPartition]:
+    """The partitions read, with those added to the topic since (kafka-topics.sh --alter
+    --partitions) read from their first record: the results the sender writes there would be
+    missed until ingest restarts. Those read so far go on from where they are."""
+    topic = partitions[0].topic
+    listed = consumer.partitions_for_topic(topic) or set()
+    new = sorted({TopicPartition(topic, p) for p in listed} - set(partitions))
+    if not new:
+        return partitions
+    at = {tp: await consumer.position(tp) for tp in partitions}
+    partitions = [*partitions, *new]
+    consumer.assign(partitions)  # forgets every position: no await until they are back
+    for tp, offset in at.items():
+        consumer.seek(tp, offset)
+    await consumer.seek_to_beginning(*new)
+    log.info("correlation index reads partitions added to its topic", topic=topic,
+             partitions=[tp.partition for tp in new])
+    return partitions
 
 
 async def correlate(index: CorrelationIndex, events: list[MessageEvent]) -> list[MessageEvent]:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import trustme
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from switchboard.clients import KafkaTarget
 from switchboard.localkafka import BrokerError
@@ -104,6 +105,28 @@ async def publish(kafka: KafkaTarget, records: list[OutRecord]) -> None:
     await producer.start()
     try:
         await producer.publish(records)
+    finally:
+        await producer.stop()
+
+
+async def add_partitions(bootstrap: str, topic: str, total: int) -> None:
+    """What kafka-topics.sh --alter --partitions does."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_partitions({topic: NewPartitions(total_count=total)})
+    finally:
+        await admin.close()
+
+
+async def produce_to_partition(bootstrap: str, topic: str, partition: int,
+                               *records: tuple[bytes, bytes]) -> None:
+    """(key, value) records, in order, to one partition (a fresh producer sees every one)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in records:
+            await producer.send_and_wait(topic, value, key=key, partition=partition)
     finally:
         await producer.stop()
 

@@ -9,11 +9,11 @@ import asyncio
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+from aiokafka import TopicPartition
 
 from consumers.table import NEW_PARTITIONS_WITHIN_S, CompactedTable
 from switchboard.topics import TopicSpec, ensure_topics
+from tests.kafka_helpers import add_partitions, produce_to_partition
 
 
 async def _topic(bootstrap: str) -> str:
@@ -23,30 +23,10 @@ async def _topic(bootstrap: str) -> str:
     return topic
 
 
-async def _grow(bootstrap: str, topic: str, total: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_partitions({topic: NewPartitions(total_count=total)})
-    finally:
-        await admin.close()
-
-
-async def _produce(bootstrap: str, topic: str, partition: int,
-                   *records: tuple[bytes, bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")  # sees every partition
-    await producer.start()
-    try:
-        for key, value in records:
-            await producer.send_and_wait(topic, value, key=key, partition=partition)
-    finally:
-        await producer.stop()
-
-
 async def test_a_running_table_reads_a_partition_added_to_its_topic(
         kafka_bootstrap: str) -> None:
     topic = await _topic(kafka_bootstrap)
-    await _produce(kafka_bootstrap, topic, 0, (b"a", b"1"), (b"a", b"2"))
+    await produce_to_partition(kafka_bootstrap, topic, 0, (b"a", b"1"), (b"a", b"2"))
     table = CompactedTable(kafka_bootstrap, topic, int)
     applied: list[tuple[int, int]] = []
     apply = table._apply
@@ -58,8 +38,8 @@ async def test_a_running_table_reads_a_partition_added_to_its_topic(
     table._apply = counting  # type: ignore[method-assign]
     await table.start()
     try:
-        await _grow(kafka_bootstrap, topic, 3)
-        await _produce(kafka_bootstrap, topic, 2, (b"stop", b"7"))
+        await add_partitions(kafka_bootstrap, topic, 3)
+        await produce_to_partition(kafka_bootstrap, topic, 2, (b"stop", b"7"))
         # Without catch_up(): what the follower alone sees, within the bound README gives.
         async with asyncio.timeout(NEW_PARTITIONS_WITHIN_S + 10), table._advanced:
             await table._advanced.wait_for(lambda: table.get(b"stop") is not None)
@@ -67,7 +47,7 @@ async def test_a_running_table_reads_a_partition_added_to_its_topic(
 
         # The partitions it had are read on from where it was: read again from their start,
         # a key would show its older values for a while (an opt-out undone).
-        await _produce(kafka_bootstrap, topic, 0, (b"a", b"3"))
+        await produce_to_partition(kafka_bootstrap, topic, 0, (b"a", b"3"))
         await table.catch_up(timeout_s=30)
         assert table.get(b"a") == 3
         assert [offset for partition, offset in applied if partition == 0] == [0, 1, 2]
@@ -84,8 +64,8 @@ async def test_catch_up_waits_for_a_partition_added_since_the_table_last_looked(
     table = CompactedTable(kafka_bootstrap, topic, int)
     await table.start()
     try:
-        await _grow(kafka_bootstrap, topic, 2)
-        await _produce(kafka_bootstrap, topic, 1, (b"sent", b"5"))
+        await add_partitions(kafka_bootstrap, topic, 2)
+        await produce_to_partition(kafka_bootstrap, topic, 1, (b"sent", b"5"))
         await table.catch_up(timeout_s=30)  # at once: no waiting for a metadata refresh
         assert table.get(b"sent") == 5
     finally:
