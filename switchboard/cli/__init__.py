@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print each record of the topics as one JSON line (topic, partition, "
                     "offset, key, headers, value) as it arrives, from the newest: records "
                     "already there are shown only with --all. Runs until Ctrl-C or --limit.",
-        epilog="Exit 0 (Ctrl-C, --limit), 1 when Kafka cannot be reached, 2 for a topic "
-               "that does not exist (one of Switchboard's own is waited for).")
+        epilog="Exit 0 after --limit records, 130 on Ctrl-C, 1 when Kafka cannot be reached "
+               "or reading fails, 2 for a topic that does not exist (one of Switchboard's own is "
+               "waited for), 141 once the reader of its output has gone (`| head`).")
     tail.add_argument("--topic", action="append",
                       help="as Switchboard names it, e.g. switchboard.dead-letter.v1 "
                            "(without SWITCHBOARD_KAFKA_NAME_PREFIX); repeatable; default: "
@@ -134,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "a running sender (`worker sender`, or `run`) sends it. Prints the command "
                     "id, or with --wait the sender's result (JSON).",
         epilog="Exit 0 when published (with --wait: accepted by the provider), 1 when Kafka "
-               "or the send failed, 2 for bad arguments, 3 when no result came within --wait.")
+               "or the send failed, 2 for bad arguments, 3 when no result came within --wait, "
+               "130 on Ctrl-C (it says whether the command may have been published).")
     send.add_argument("account", help="an account of the accounts file (default: the demo "
                                       "accounts, as `run` uses)")
     send.add_argument("to", help="E.164 number, or the provider's user id")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import sys
 
 from switchboard.cli.startup import NoAnswer, cannot_reach_kafka, reach_kafka
@@ -12,7 +11,8 @@ from switchboard.settings import Settings
 
 
 def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
-    """Print records of the event topics as they arrive (JSON lines), until Ctrl-C."""
+    """Print records of the event topics as they arrive (JSON lines), until Ctrl-C (exit 130)
+    or --limit (exit 0)."""
     from switchboard.tail import CannotRead, UnknownTopic, tail
 
     if not settings.kafka_bootstrap_servers:
@@ -27,8 +27,11 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
         await tail(kafka, args.topic, from_beginning=args.all, limit=args.limit)
 
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(watch())
+        asyncio.run(watch())
+    except KeyboardInterrupt:
+        # 130, as replay and send, and as a shell reports a tool Ctrl-C killed: a script
+        # can tell an interrupted tail from one that printed its --limit.
+        return 130
     except (KafkaConnectionError, NoAnswer) as exc:
         print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
         return 1

@@ -19,12 +19,15 @@ def test_tail_says_it_starts_from_the_newest_and_how_topics_are_named(
     said = _help("tail", capsys)
     assert "from the newest: records already there are shown only with --all" in said
     assert "(without SWITCHBOARD_KAFKA_NAME_PREFIX)" in said
-    assert "Exit 0 (Ctrl-C, --limit), 1 when Kafka cannot be reached" in said
+    # Ctrl-C was listed as exit 0, unlike replay's and send's 130: a script could not tell
+    # an interrupted tail from one that printed its --limit.
+    assert "Exit 0 after --limit records, 130 on Ctrl-C, 1 when Kafka cannot be reached" in said
 
 
 @pytest.mark.parametrize(("command", "says"), [
     ("replay", "3 when some still fail, were skipped or an --id was not found"),
     ("send", "3 when no result came within --wait"),
+    ("send", "130 on Ctrl-C"),
 ])
 def test_replay_and_send_say_their_exit_codes(command: str, says: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:

@@ -39,7 +39,7 @@ def kafka_answers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(("argv", "waits_in", "code"), [
-    (["tail"], "switchboard.tail.tail", 0),
+    (["tail"], "switchboard.tail.tail", 130),
     (["send", "demo-infobip", "+41790001111", "--text", "hi"],
      "switchboard.outbox.send_command", 130),
     (["worker", "keywords"], "consumers.workers.run_worker", 130),
