@@ -122,14 +122,14 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
                         sys.stdout.flush()
                         return
             sys.stdout.flush()
-            if _reader_gone():
+            if reader_gone():
                 raise BrokenPipeError  # said by the command as a write to it would be
             await _follow_new_partitions(consumer, wanted)
     finally:
         await stop_consumer(consumer)  # also one whose start failed, or whose broker is away
 
 
-def _reader_gone() -> bool:
+def reader_gone() -> bool:
     """Whether stdout is a pipe whose reader has gone: `tail | head -3` once head has its
     lines. A write would tell, but tail writes only when a record comes, which may be never:
     the pipeline hung until Ctrl-C. (POLLERR and POLLHUP are reported whatever is asked.)"""

@@ -15,6 +15,7 @@ from switchboard.cli.schema import cmd_schema
 from switchboard.cli.send import cmd_send
 from switchboard.cli.serve import cmd_serve
 from switchboard.cli.simulate import cmd_simulate
+from switchboard.cli.startup import drop_stdout
 from switchboard.cli.tail import cmd_tail
 from switchboard.cli.worker import cmd_worker
 from switchboard.logs import configure_logging, get_logger
@@ -110,7 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "put back on its topic. Prints one JSON line per letter.",
         epilog="Exit 0 when every selected letter was replayed, 3 when some still fail, were "
                "skipped or an --id was not found, 1 when Kafka failed (the lines printed are "
-               "stored), 2 for bad arguments, 128 + the signal when stopped early.")
+               "stored), 2 for bad arguments, 128 + the signal when stopped early, 141 when "
+               "the reader of its output went away (`| head`: stderr says what was "
+               "published).")
     replay.add_argument("--source", choices=["dead-letter", "raw"], default="dead-letter",
                         help="raw: every webhook request of the window (needs --since)")
     replay.add_argument("--since", help="30m, 2h, 7d or an ISO time; default: the oldest kept")
@@ -197,7 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         # Whoever read the output has gone (`tail | head -3`): stop as a tool killed by
         # SIGPIPE would, without a traceback, nor another one when Python flushes at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        drop_stdout()
         return 128 + signal.SIGPIPE
     except Exception:  # noqa: BLE001 - said below, then the exit Python would give it
         # A worker stopped by a failure (an opt-out change Kafka refused for good) raised it

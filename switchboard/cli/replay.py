@@ -9,7 +9,7 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
-from switchboard.cli.startup import NoAnswer, cannot_reach_kafka, reach_kafka
+from switchboard.cli.startup import NoAnswer, cannot_reach_kafka, drop_stdout, reach_kafka
 from switchboard.settings import Settings
 
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -17,6 +17,8 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Ctrl-C, a supervisor's stop, the terminal closing: each stops it after the letters in hand.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# How often replay looks whether the reader of its output has gone (tail: once a second).
+READER_CHECK_S = 0.5
 
 
 def parse_when(text: str, now: datetime) -> datetime:
@@ -56,7 +58,8 @@ def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every selected letter was replayed, 3 when some still fail, were skipped
     or an asked-for id was not found, 1 when Kafka failed, 2 for bad arguments, 128 + the
-    signal when stopped (Ctrl-C, SIGTERM, SIGHUP) before the end of the window."""
+    signal when stopped (Ctrl-C, SIGTERM, SIGHUP) before the end of the window, 141 (as for
+    SIGPIPE) when the reader of its output went away before it."""
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
     from ingest.replay import ReplayError, Selection, Summary, replay
@@ -74,17 +77,11 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     selection = Selection(providers=frozenset(args.provider), accounts=frozenset(args.account),
                           stages=frozenset(stages), ids=frozenset(args.id))
 
-    reported = 0
     stopped_by: list[signal.Signals] = []
-
-    def emit(line: bytes) -> None:
-        nonlocal reported
-        sys.stdout.buffer.write(line + b"\n")
-        sys.stdout.flush()
-        reported += 1
+    stop = asyncio.Event()
+    output = _Output(stop)
 
     async def until_stopped() -> Summary:
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
 
         def stopping(signum: signal.Signals) -> None:
@@ -95,14 +92,16 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, stopping, signum)
+        watching = asyncio.create_task(output.watch())
         try:
             if not await _reached(settings, stop):
                 return Summary(stopped=True)  # nothing read, nothing published
             return await replay(
                 settings.kafka_connection(), source=args.source, since_ms=since_ms,
                 until_ms=until_ms, selection=selection, dry_run=args.dry_run,
-                include_old=args.include_old, emit=emit, stop=stop)
+                include_old=args.include_old, emit=output.emit, stop=stop)
         finally:
+            watching.cancel()
             if not stopped_by:
                 for signum in STOP_SIGNALS:
                     loop.remove_signal_handler(signum)
@@ -116,7 +115,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc or type(exc).__name__}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(_interrupted(reported, dry_run=args.dry_run), file=sys.stderr)
+        print(_interrupted(output.written, dry_run=args.dry_run), file=sys.stderr)
         return 130
     counts = summary.counts
     done = counts.get("replayed", 0) + counts.get("replayable", 0)
@@ -128,12 +127,79 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if summary.unreadable:
         print(f"{summary.unreadable} records in the window could not be read as "
               f"{args.source} records and were left alone", file=sys.stderr)
-    if summary.stopped:
+    lost = output.lost(stopped=summary.stopped)
+    if stopped_by:
         print(_stopped(stopped_by[0], dry_run=args.dry_run), file=sys.stderr)
+    if lost:  # after a signal's line: only what became of the lines
+        print(output.gone_after(stopped=summary.stopped and not stopped_by,
+                                dry_run=args.dry_run), file=sys.stderr)
+    if stopped_by:
         return 128 + stopped_by[0]
+    if lost:
+        return 128 + signal.SIGPIPE  # as tail, and as a tool SIGPIPE killed
     if summary.ids_not_found:
         print(f"not found in the window: {', '.join(summary.ids_not_found)}", file=sys.stderr)
     return 0 if done == total and not summary.ids_not_found else 3
+
+
+class _Output:
+    """Where the letters' lines go: stdout, until its reader goes away (`replay | head`).
+    Then replay stops as it does on a signal, and what it published is said on stderr: the
+    lines are the only report of what was replayed, and replaying a letter again publishes
+    it twice."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        self.reported = 0  # letters done (published, unless a dry run): each given a line
+        self.written = 0  # of those lines, the ones that reached the reader
+        self.gone = False
+
+    def emit(self, line: bytes) -> None:
+        self.reported += 1
+        if self.gone:
+            return
+        try:
+            sys.stdout.buffer.write(line + b"\n")
+            sys.stdout.flush()
+        except BrokenPipeError:
+            self._lost()
+            return
+        self.written += 1
+
+    async def watch(self) -> None:
+        """Polled, as tail does: a reader may go while replay reads a long window in which
+        nothing matches, and with no line to write it would read (and publish) on for
+        nobody."""
+        from switchboard.tail import reader_gone
+
+        while not self.gone:
+            if reader_gone():
+                self._lost()
+                return
+            await asyncio.sleep(READER_CHECK_S)
+
+    def _lost(self) -> None:
+        self.gone = True
+        drop_stdout()
+        self._stop.set()
+
+    def lost(self, *, stopped: bool) -> bool:
+        """Whether its reader's going cost anything: lines, or the rest of the window."""
+        return self.gone and (stopped or self.written < self.reported)
+
+    def gone_after(self, *, stopped: bool, dry_run: bool) -> str:
+        """What became of the letters whose lines could not be written, and of the rest."""
+        said = (f"{'stopped: ' if stopped else ''}the reader of its output has gone, after "
+                f"{self.written} of its lines")
+        if dry_run:
+            return f"{said}; nothing was published"
+        if unseen := self.reported - self.written:
+            said += (f"; the {unseen} letters after them were replayed all the same (counted "
+                     "above)")
+        if not stopped:
+            return said
+        return (f"{said}{', and no other was' if unseen else '; no other letter was'} "
+                "published; running it again publishes those again (with the same ids)")
 
 
 async def _reached(settings: Settings, stop: asyncio.Event) -> bool:

@@ -70,6 +70,17 @@ async def reach_kafka(kafka: KafkaTarget, role: str) -> None:
         await client.close()
 
 
+def drop_stdout() -> None:
+    """Send what is still to be written to stdout nowhere: its reader has gone (`| head`), and
+    a write, or Python's flush at exit, would raise BrokenPipeError again ("Exception
+    ignored", exit 120)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
+
+
 def cannot_reach_kafka(servers: str, exc: Exception) -> str:
     """The one line every command says when Kafka is not there. aiokafka's error says only
     "Unable to bootstrap"; why (refused, TLS, login) is in the log lines it wrote before."""
