@@ -236,6 +236,8 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
     from consumers.bots.rules import RulesError
+    from consumers.outbound.transport import ProxySettingError
+    from consumers.table import MissingTopic
     from consumers.workers import stopped_short
     from switchboard.runall import run_all
 
@@ -254,9 +256,14 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
         run_loop(run_all(settings, demo.accounts, workers=("sender", "keywords"),
                          simulator=True, on_ready=lambda: print(banner, flush=True),
                          gone=broker_gone if process is not None else None))
-    except RulesError as exc:  # the file changed since _prepare read it
+    except (RulesError, ProxySettingError) as exc:
+        # The rules file changed since _prepare read it, or a proxy variable the sender
+        # cannot use: said as `worker` says them, not as an unexpected error.
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MissingTopic as exc:  # SWITCHBOARD_CREATE_TOPICS=false, and not created
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KafkaError as exc:
         # With the broker gone, a worker may fail too (starting, or committing as it stops):
         # the broker's exit is the error to report, not the failures it caused.
