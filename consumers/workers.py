@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import errno
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
 import httpx
@@ -192,9 +192,11 @@ def _stop_signals() -> list[signal.Signals]:
     return [signal.SIGINT, signal.SIGTERM]
 
 
-async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts) -> None:
+async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts, *,
+                     reach: Callable[[], Awaitable[None]] | None = None) -> None:
     """Run one worker until SIGINT/SIGTERM (or SIGHUP: _stop_signals), then finish in-flight
-    work and commit."""
+    work and commit. `reach` (the command's check that Kafka answers at all) is awaited before
+    Kafka is asked anything, once the metrics port is known to be free."""
     health = WorkerHealth()
     if settings.metrics_port:
         try:
@@ -210,6 +212,8 @@ async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accou
                  f"{settings.metrics_port}/metrics", probes=["/healthz", "/readyz"])
     ticking = asyncio.create_task(health.tick())
     try:
+        if reach is not None:
+            await reach()
         if settings.create_topics:
             # As ingest does: workers started first (a Kubernetes rollout, compose on a fresh
             # volume) would otherwise stop for want of a topic. Nothing to do once they exist.

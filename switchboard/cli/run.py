@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING
 from switchboard.cli.startup import (
     DEMO_ACCOUNTS,
     DEMO_RULES,
+    NoAnswer,
     accounts_or_exit,
     cannot_reach_kafka,
     port_taken,
+    reach_kafka,
     run_loop,
 )
 from switchboard.localkafka import BrokerError, LocalKafka
@@ -57,6 +59,10 @@ def start_kafka(settings: Settings) -> tuple[LocalKafka | None, str]:
             asyncio.run(broker.wait_ready())
             settings = settings.model_copy(
                 update={"kafka_bootstrap_servers": broker.bootstrap_servers})
+        else:
+            # Answering, before "ready" is said: with topics left to create nothing asked it
+            # before the workers, which failed on their own clients' timeouts.
+            asyncio.run(reach_kafka(settings.kafka_connection(), "run"))
         if settings.create_topics:
             asyncio.run(ensure_topics(settings.kafka_connection(),
                                       partitions=settings.topic_partitions,
@@ -86,7 +92,7 @@ def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Start Kafka (unless KAFKA_BOOTSTRAP_SERVERS is set), the topics and ingest, until Ctrl-C."""
-    from aiokafka.errors import KafkaError
+    from aiokafka.errors import KafkaConnectionError, KafkaError
 
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop is a Ctrl-C: clean shutdown
     # Python leaves SIGINT ignored when it starts so, as a shell's `cmd &` without job control
@@ -105,6 +111,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         broker, bootstrap = start_kafka(settings)
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (KafkaConnectionError, NoAnswer) as exc:
+        where = settings.kafka_bootstrap_servers or "the local broker"
+        print(cannot_reach_kafka(where, exc), file=sys.stderr)
         return 1
     except (KafkaError, RuntimeError, TimeoutError) as exc:  # the cluster, or its topics
         where = settings.kafka_bootstrap_servers or "the local broker"

@@ -38,9 +38,10 @@ def run_loop(main: Coroutine[Any, Any, T]) -> T:
         return runner.run(main)
 
 
-# How long `tail`, `replay` and `send` wait for Kafka to answer at all. Left to aiokafka, a
-# cluster that never answers (a firewall dropping packets, a port that is not Kafka's) took as
-# long as each client's request timeout: 40 s for tail, 31 for replay, 10 for send.
+# How long `tail`, `replay`, `send`, `worker` and `run` (on a cluster of the user's) wait for
+# Kafka to answer at all. Left to aiokafka, a cluster that never answers (a firewall dropping
+# packets, a port that is not Kafka's) took as long as each client's request timeout: 40 s
+# for tail, 31 for replay, 10 for send, 16 for a worker. (`serve` retries: see ingest.app.)
 CONNECT_TIMEOUT_S = 10.0
 
 

@@ -6,7 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from switchboard.cli.startup import accounts_or_exit, cannot_reach_kafka, run_loop
+from switchboard.cli.startup import (
+    NoAnswer,
+    accounts_or_exit,
+    cannot_reach_kafka,
+    reach_kafka,
+    run_loop,
+)
 from switchboard.settings import Settings
 
 
@@ -56,8 +62,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     from consumers.outbound.transport import ProxySettingError
 
+    async def reached() -> None:
+        # As tail, replay and send: a cluster that does not answer is said within their 10 s,
+        # not after the timeout of whichever client asked first (16 s for the topics' admin
+        # client). The worker ends then, for its process manager to start again (compose).
+        await reach_kafka(settings.kafka_connection(), "worker")
+
     try:
-        run_loop(run_worker(factory, settings, accounts))
+        run_loop(run_worker(factory, settings, accounts, reach=reached))
     except KeyboardInterrupt:
         # Before it consumes (connecting, reading the opt-out list) Ctrl-C cancels the start,
         # which closes what it opened: nothing was taken, nothing is left to say.
@@ -65,7 +77,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     except (RulesError, MetricsPortError, ProxySettingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KafkaConnectionError as exc:
+    except (KafkaConnectionError, NoAnswer) as exc:
         print(cannot_reach_kafka(str(settings.kafka_bootstrap_servers), exc), file=sys.stderr)
         return 1
     except MissingTopic as exc:

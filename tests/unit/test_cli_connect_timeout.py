@@ -1,6 +1,7 @@
-"""`tail`, `replay` and `send` against a Kafka that never answers (a port that takes the
-connection and says nothing, as behind a firewall dropping packets): they failed after
-aiokafka's own request timeouts, 40 s, 31 s and 10 s, each differently long."""
+"""`tail`, `replay`, `send`, `worker` and `run` against a Kafka that never answers (a port that
+takes the connection and says nothing, as behind a firewall dropping packets): they failed
+after aiokafka's own request timeouts, 40 s, 31 s and 10 s for the tools, 16 s for a worker,
+and `run` first said the cluster was ready."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.cli.startup import CONNECT_TIMEOUT_S
+from switchboard.localkafka import free_port
 
 ROOT = Path(__file__).parents[2]
 
@@ -51,20 +53,25 @@ COMMANDS = {
     "tail": ["tail"],
     "replay": ["replay", "--dry-run"],
     "send": ["send", "demo-infobip", "+41790001111", "--text", "hi"],
+    "worker": ["worker", "sender"],
+    "run": ["run"],  # on a cluster of one's own: it starts no broker
 }
 
 
 def test_each_tool_gives_up_on_a_silent_kafka_at_the_same_time_in_one_line(
         silent_server: str) -> None:
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": silent_server,
-                        "SWITCHBOARD_ACCOUNTS_FILE": str(ROOT / "examples" / "accounts.toml")}
+                        "SWITCHBOARD_ACCOUNTS_FILE": str(ROOT / "examples" / "accounts.toml"),
+                        "SWITCHBOARD_HTTP_PORT": str(free_port()),
+                        "SWITCHBOARD_SIMULATOR_PORT": str(free_port())}
     started = time.monotonic()
     running = {name: subprocess.Popen([sys.executable, "-m", "switchboard.cli", *args],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True)
-               for name, args in COMMANDS.items()}  # at once: one wait for the three
+                                      text=True, cwd=ROOT)
+               for name, args in COMMANDS.items()}  # at once: one wait for them all
     for name, process in running.items():
-        _, stderr = process.communicate(timeout=90)
+        stdout, stderr = process.communicate(timeout=90)
+        assert "ready" not in stdout, (name, stdout)  # run said so before Kafka had answered
         took = time.monotonic() - started
         assert process.returncode == 1, (name, stderr)
         assert took < CONNECT_TIMEOUT_S + 8, (name, took)

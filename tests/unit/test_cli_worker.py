@@ -87,6 +87,10 @@ async def _stop(consumer: Any) -> None:
 REFUSED = "Kafka refused the records: MessageSizeTooLargeError()"
 
 
+async def _answers(*args: Any) -> None:
+    """Kafka answering the command's first look: the consumer above is all there is of it."""
+
+
 @pytest.mark.parametrize(("failure", "producer", "said"), [
     # The keyword bot, when Kafka refuses an opt-out change for good.
     (MustNotSkip(f"opt-out change not stored: {REFUSED}"), KeepingProducer(),
@@ -102,6 +106,7 @@ def test_a_record_neither_handled_nor_kept_stops_the_worker_with_one_line(
     monkeypatch.setitem(workers.WORKERS, "keywords", _worker_failing_with(failure, producer))
     monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", OneRecord)
     monkeypatch.setattr(runtime_module, "stop_consumer", _stop)
+    monkeypatch.setattr("switchboard.cli.worker.reach_kafka", _answers)
     configure_logging("INFO", "json")
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", accounts_file=EXAMPLE_ACCOUNTS,
                         create_topics=False)
@@ -146,7 +151,7 @@ def test_a_record_aiokafka_cannot_read_stops_the_worker_with_one_line(
             "byte 0xff in position 0: invalid start byte); no worker of the group "
             "switchboard-keywords gets past it: see Troubleshooting in the README")
 
-    async def stopped(*args: Any) -> None:
+    async def stopped(*args: Any, **kwargs: Any) -> None:
         raise UnreadableRecord(said)  # as WorkerRuntime.run, tested against the broker
 
     monkeypatch.setattr(workers, "run_worker", stopped)

@@ -213,7 +213,7 @@ def test_simulate_checks_its_ingest_url_as_the_setting_is_checked(
 
 
 def test_ctrl_c_while_a_worker_starts_is_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def interrupted(*args: Any) -> None:
+    async def interrupted(*args: Any, **kwargs: Any) -> None:
         raise KeyboardInterrupt  # as the event loop raises it once Ctrl-C cancelled the start
 
     monkeypatch.setattr("consumers.workers.run_worker", interrupted)
