@@ -66,7 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="start everything: Kafka, ingest, simulator, workers")
+    run = sub.add_parser(
+        "run", help="start everything: Kafka, ingest, simulator, workers",
+        epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP), 1 when Kafka cannot be used "
+               "or exits, a port is taken or a worker stopped short of a record, 2 for bad "
+               "settings (the accounts, the rules, a proxy variable), 130 for Ctrl-C before "
+               "Kafka was ready.")
     run.set_defaults(handler=cmd_run, kafka_only=False)
 
     kafka = sub.add_parser("kafka", help="run a local single-node Kafka broker in the foreground")
@@ -78,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=_positive, help="default: SWITCHBOARD_HTTP_WORKERS")
     serve.set_defaults(handler=cmd_serve)
 
-    worker = sub.add_parser("worker", help="run a worker: sender, keywords, autoreply, bot")
+    worker = sub.add_parser(
+        "worker", help="run a worker: sender, keywords, autoreply, bot",
+        epilog="Exit 0 once stopped (SIGTERM, Ctrl-C; the sender also on SIGHUP), 1 when "
+               "Kafka cannot be reached, a topic is missing or a record stopped it (the error "
+               "line says which), 2 for bad arguments or settings (the accounts, the rules, "
+               "the metrics port, a proxy variable), 130 for Ctrl-C before it started.")
     worker.add_argument("name", help="sender | keywords | autoreply | bot")
     worker.add_argument("--bot", help="with `bot`: your bot function, as module:function")
     worker.set_defaults(handler=cmd_worker)

@@ -1,4 +1,5 @@
-"""What `--help` tells of tail, replay and send: what a user would otherwise trip over."""
+"""What `--help` tells of tail, replay, send, worker and run: what a user would otherwise trip
+over."""
 
 from __future__ import annotations
 
@@ -28,7 +29,13 @@ def test_tail_says_it_starts_from_the_newest_and_how_topics_are_named(
     ("replay", "3 when some still fail, were skipped or an --id was not found"),
     ("send", "3 when no result came within --wait"),
     ("send", "130 on Ctrl-C"),
+    # A script or process manager could not tell a clean stop from one before the start.
+    ("worker", "Exit 0 once stopped (SIGTERM, Ctrl-C; the sender also on SIGHUP), 1 when "
+               "Kafka cannot be reached, a topic is missing or a record stopped it"),
+    ("worker", "130 for Ctrl-C before it started"),
+    ("run", "Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP), 1 when Kafka cannot be used"),
+    ("run", "130 for Ctrl-C before Kafka was ready"),
 ])
-def test_replay_and_send_say_their_exit_codes(command: str, says: str,
+def test_each_command_says_its_exit_codes(command: str, says: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert says in _help(command, capsys)
