@@ -47,7 +47,8 @@ def local_broker(settings: Settings) -> LocalKafka:
 def start_kafka(settings: Settings) -> tuple[LocalKafka | None, str]:
     """The cluster to use: KAFKA_BOOTSTRAP_SERVERS if set, else a local broker started here.
 
-    Either way the topics exist when this returns.
+    Either way Kafka has answered when this returns, and the topics exist (unless
+    SWITCHBOARD_CREATE_TOPICS is false: then the workers find out).
     """
     from switchboard.topics import ensure_topics
 
