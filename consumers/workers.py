@@ -99,7 +99,10 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
             opt_outs.table.on_failure(runtime.stop_because)
             # No catch-up of the opt-out list per fetch: the bots put each change on the
             # outbound topic too, ordered with the commands to that contact.
-            yield runtime
+            try:
+                yield runtime
+            finally:
+                sender.retry_log.flush()  # the retries counted since its last line, not lost
     finally:
         await ledger.stop()
 
