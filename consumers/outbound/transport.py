@@ -192,6 +192,12 @@ class _Decoder:
             raise httpx.DecodingError(f"Content-Encoding: {exc}", request=self._request) from None
 
 
+def check_proxy_environment() -> None:
+    """ProxySettingError if a proxy variable of the environment names a proxy httpx cannot
+    use: for a start to say so before it starts anything (`run` starts a broker first)."""
+    _proxy_urls(getproxies())
+
+
 def _proxy_urls(settings: Mapping[str, str]) -> dict[str, str]:
     """The proxy URL for each scheme, as httpx reads it (a bare host:port is an http://
     proxy), each checked; their passwords are masked in every later log line and result."""

@@ -210,7 +210,13 @@ def _prepare(settings: Settings) -> _Demo | None:
     """The accounts (the demo ones unless SWITCHBOARD_ACCOUNTS_FILE is set) and the rules,
     checked; None once a problem is printed."""
     from consumers.bots.rules import RulesError, load_rules
+    from consumers.outbound.transport import ProxySettingError, check_proxy_environment
 
+    try:  # the sender's proxy: said before a broker is started for nothing
+        check_proxy_environment()
+    except ProxySettingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
     accounts_file = settings.accounts_file or DEMO_ACCOUNTS
     rules_file = settings.rules_file or (DEMO_RULES if DEMO_RULES.exists() else None)
     settings = settings.model_copy(update={"accounts_file": accounts_file,
@@ -268,8 +274,8 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
                          simulator=True, on_ready=lambda: print(banner, flush=True),
                          gone=broker_gone if process is not None else None))
     except (RulesError, ProxySettingError) as exc:
-        # The rules file changed since _prepare read it, or a proxy variable the sender
-        # cannot use: said as `worker` says them, not as an unexpected error.
+        # The rules file changed since _prepare read it (or the proxy variables, which it
+        # checked too): said as `worker` says them, not as an unexpected error.
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except MissingTopic as exc:  # SWITCHBOARD_CREATE_TOPICS=false, and not created

@@ -56,6 +56,7 @@ def test_run_with_a_proxy_variable_the_sender_cannot_use_says_so_in_one_line(
                            "proxy httpx cannot use"), line
     assert PASSWORD not in output
     assert "Ctrl-C stops everything." not in output  # nobody told where to send requests
+    assert f"Kafka {kafka_bootstrap} ready" not in output  # said before Kafka is asked
 
 
 def test_run_not_to_create_topics_says_which_is_missing_in_one_line(kafka_bootstrap: str
