@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from switchboard.localkafka import BrokerError, LocalKafka, SecuredListener, free_port
-from switchboard.settings import BOOTSTRAP_ENV, Settings
+from switchboard.settings import BOOTSTRAP_ENV, Settings, get_settings
 from switchboard.topics import ensure_topics
 from tests.kafka_helpers import (
     BrokerCertificate,
@@ -28,6 +28,15 @@ from tests.kafka_helpers import (
 from tests.oauth_server import AUDIENCE, Issuer
 
 SECURED_USER = "switchboard-test"
+
+
+@pytest.fixture(autouse=True)
+def _settings_read_afresh() -> Iterator[None]:
+    """The CLI reads its settings once per process (get_settings is cached): a test calling
+    main() must see its own environment, not the one an earlier test left cached."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def _start_broker(data_dir: Path, secured: SecuredListener | None) -> LocalKafka:
