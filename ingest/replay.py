@@ -344,6 +344,7 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
 
     Once `stop` is set, nothing more is read or published: the letters already handed to
     Kafka are waited for and reported, so every letter published has its line."""
+    stop = stop or asyncio.Event()
     # Results from a day before the window (a report follows its send); with no start, all.
     now = time.time()
     lookback_s = now - since_ms / 1000 + CORRELATION_LOOKBACK_S if since_ms is not None else now
@@ -377,6 +378,14 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
         publishing = asyncio.ensure_future(publish(outcomes))
         await asyncio.shield(publishing)
 
+    def stopped() -> bool:
+        """Asked before each letter and each publish: a fetch in hand (up to 500 records) is
+        handled without a wait, so the cancel a stop sends would come after the next chunk
+        had been handed to Kafka."""
+        if stop.is_set():
+            summary.stopped = True
+        return summary.stopped
+
     async def read() -> None:
         nonlocal chunk_bytes
         window = read_window(kafka, SOURCE_TOPICS[source], role="replay", since_ms=since_ms,
@@ -391,6 +400,8 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                 except UnicodeDecodeError as exc:  # aiokafka parsing a header key
                     raise ReplayError(await _unreadable(kafka, SOURCE_TOPICS[source], since_ms,
                                                         read_to, exc)) from None
+                if stopped():
+                    return
                 read_to[record.partition] = record.offset + 1
                 try:
                     kept = read_kept(source, record.value, record.timestamp)
@@ -406,7 +417,11 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                 chunk.append(outcome)
                 chunk_bytes += sum(len(r.value) for r in outcome.records)
                 if len(chunk) >= CHUNK_LETTERS or chunk_bytes >= CHUNK_BYTES:
+                    if stopped():
+                        return
                     await flush()
+        if chunk and stopped():
+            return
         await flush()
 
     reading: asyncio.Task[None] | None = None
@@ -414,7 +429,7 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
         if producer is not None:
             await producer.start()
         reading = asyncio.create_task(read())
-        stopping = asyncio.create_task((stop or asyncio.Event()).wait())
+        stopping = asyncio.create_task(stop.wait())
         try:
             await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
         finally:
