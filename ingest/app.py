@@ -61,7 +61,9 @@ class Readiness:
 
     async def problem(self) -> str | None:
         if not self.producer.started:
-            return "Kafka producer not connected"
+            # Not answered since the start: each try's error is logged (`kafka not reachable
+            # yet`), the prober gets the words it gets from a failed check.
+            return "Kafka unreachable"
         if self.siblings is not None and (problem := self.siblings.problem()):
             return problem
         if self.correlations is not None and not self.correlations.caught_up.is_set():

@@ -113,7 +113,7 @@ async def test_a_wrong_password_leaves_ingest_not_ready_and_answering_503(
         server.should_exit = True
         await task
     assert ready.status_code == 503
-    assert ready.json() == {"status": "unavailable", "reason": "Kafka producer not connected"}
+    assert ready.json() == {"status": "unavailable", "reason": "Kafka unreachable"}
     assert webhook.status_code == 503, webhook.text
 
 
