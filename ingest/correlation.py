@@ -9,6 +9,7 @@ once), so a miss waits briefly for the index to catch up; only these providers p
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import OrderedDict
 
@@ -18,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
+from switchboard.throttle import ThrottledLog
 from switchboard.topics import OUTBOUND_RESULTS, topic_partitions
 
 log = get_logger(__name__)
@@ -25,6 +27,11 @@ Key = tuple[str, str, str]  # provider, account, provider message id
 # Partitions added to the results topic are read within this (one small metadata request each
 # time; aiokafka's default refresh is 5 minutes of reports left uncorrelated).
 NEW_PARTITIONS_WITHIN_S = 10
+# Kafka away (at serve's start, say): tried again after this, doubling up to the cap, and
+# from the first wait again once Kafka has answered. The cap is serve's own for connecting:
+# until the index has read the results, /readyz answers 503, so a Kafka back is soon seen.
+RETRY_S = 2.0
+RETRY_MAX_S = 10.0
 
 
 class CorrelationIndex:
@@ -45,6 +52,9 @@ class CorrelationIndex:
         self.caught_up = asyncio.Event()
         self.results_read = 0  # progress, for whoever waits on caught_up
         self._task: asyncio.Task[None] | None = None
+        self._answered = False  # whether Kafka answered since the last interruption
+        # An outage fails every try: said in full once a minute, the other tries counted.
+        self._interruptions = ThrottledLog(log)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._follow())
@@ -53,6 +63,7 @@ class CorrelationIndex:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self._interruptions.flush()
 
     async def command_for(self, provider: str, account: str, message_id: str) -> str | None:
         key = (provider, account, message_id)
@@ -69,15 +80,24 @@ class CorrelationIndex:
         return found
 
     async def _follow(self) -> None:
-        """Read results from `lookback_s` ago onwards; reconnect on failure."""
+        """Read results from `lookback_s` ago onwards; reconnect on failure, less often while
+        Kafka stays away (it logged a warning every 2 s for as long as it was)."""
+        delay_s = RETRY_S
         while True:
+            self._answered = False
             try:
                 await self._read()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - keep following; lookups just miss
-                log.warning("correlation index interrupted", error=repr(exc))
-                await asyncio.sleep(2)
+                if self._answered:  # read since the last failure: a new interruption
+                    delay_s = RETRY_S
+                    self._interruptions.flush()
+                self._interruptions(logging.WARNING, "correlation index interrupted",
+                                    {"error_type": type(exc).__name__}, error=repr(exc),
+                                    retry_in_s=delay_s)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, RETRY_MAX_S)
 
     async def _read(self) -> None:
         partitions = await topic_partitions(self.kafka, self.topic)
@@ -100,6 +120,7 @@ class CorrelationIndex:
                 else:
                     consumer.seek(tp, found.offset)
             ends = await consumer.end_offsets(partitions)
+            self._answered = True
             while True:
                 partitions = await _read_new_partitions(consumer, partitions)
                 batch = await consumer.getmany(timeout_ms=500)
