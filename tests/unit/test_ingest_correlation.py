@@ -59,7 +59,7 @@ async def test_a_batchs_reports_are_looked_up_together() -> None:
 
 async def test_a_results_reader_that_cannot_start_is_closed_before_the_next_try(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    # The index retries every 2 s through an outage; each failed start left a client open.
+    # The index retries (with backoff) through an outage; each failed start left a client open.
     stopped = asyncio.Event()
 
     class Unreachable:
