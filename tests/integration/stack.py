@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import uvicorn
 
 from consumers.runtime import WorkerRuntime
 from consumers.workers import WORKERS
 from simulator.app import create_simulator_app
 from switchboard.accounts import Accounts, parse_accounts
+from switchboard.commands import OutboundCommand
 from switchboard.localkafka import free_port
 from switchboard.serving import EmbeddedServer
 from switchboard.settings import Settings
+from switchboard.topics import OUTBOUND_RESULTS
 from tests.integration.conftest import IngestServer, start_ingest
 
 # One account per provider: webhook auth (to us) and outbound credentials (to the simulator).
@@ -63,6 +68,18 @@ def e2e_accounts(sim_url: str) -> dict[str, Any]:
                          "client_secret": "e2e-ubiqio-secret", "account_id": "acc-e2e",
                          "template_id": "tpl-e2e"}},
     }
+
+
+def command_for(provider: str, text: str = "Hello from Switchboard") -> OutboundCommand:
+    """A fresh command to `provider`'s e2e account and contact."""
+    return OutboundCommand(id=f"cmd-{uuid.uuid4()}", account=E2E_ACCOUNT_NAMES[provider],
+                           to=CONTACTS[provider], text=text, created_at=datetime.now(UTC))
+
+
+def results_for(found: dict[str, list[Any]], command_id: str) -> list[dict[str, Any]]:
+    """The outbound results in `found` (by topic, as TopicWatcher reads) for one command."""
+    values = [orjson.loads(r.value) for r in found.get(OUTBOUND_RESULTS.name, [])]
+    return [v for v in values if v["command_id"] == command_id]
 
 
 @dataclass

@@ -16,8 +16,7 @@ from switchboard.addresses import address
 from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND_RESULTS
-from tests.integration.stack import Stack, running_stack
-from tests.integration.test_end_to_end import results_for
+from tests.integration.stack import Stack, results_for, running_stack
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 ACCOUNT = "e2e-infobip"

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
 
-from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import MESSAGE_STATUS, OUTBOUND_RESULTS
-from tests.integration.stack import CONTACTS, E2E_ACCOUNT_NAMES, Stack, running_stack
+from tests.integration.stack import (
+    E2E_ACCOUNT_NAMES,
+    Stack,
+    command_for,
+    results_for,
+    running_stack,
+)
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 PROVIDERS = sorted(E2E_ACCOUNT_NAMES)
@@ -23,16 +26,6 @@ PROVIDERS = sorted(E2E_ACCOUNT_NAMES)
 async def stack(kafka_bootstrap: str) -> AsyncIterator[Stack]:
     async with running_stack(kafka_bootstrap) as running:
         yield running
-
-
-def command_for(provider: str, text: str = "Hello from Switchboard") -> OutboundCommand:
-    return OutboundCommand(id=f"cmd-{uuid.uuid4()}", account=E2E_ACCOUNT_NAMES[provider],
-                           to=CONTACTS[provider], text=text, created_at=datetime.now(UTC))
-
-
-def results_for(found: dict[str, list[Any]], command_id: str) -> list[dict[str, Any]]:
-    values = [orjson.loads(r.value) for r in found.get(OUTBOUND_RESULTS.name, [])]
-    return [v for v in values if v["command_id"] == command_id]
 
 
 def statuses_for(found: dict[str, list[Any]], account: str) -> list[dict[str, Any]]:

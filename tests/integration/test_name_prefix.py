@@ -28,9 +28,8 @@ from switchboard.topics import (
     OUTBOUND_RESULTS,
     ensure_topics,
 )
-from tests.integration.stack import CONTACTS, E2E_ACCOUNT_NAMES, Stack, running_stack
+from tests.integration.stack import CONTACTS, E2E_ACCOUNT_NAMES, Stack, command_for, running_stack
 from tests.integration.test_bots import ACCOUNT, new_contact, texts, wait_replies
-from tests.integration.test_end_to_end import command_for
 from tests.kafka_helpers import Offsets, TopicWatcher, collect_until, publish
 
 PREFIX = f"it-{uuid.uuid4().hex[:8]}."

@@ -21,8 +21,7 @@ from consumers.sender import decode_ledger
 from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, OUTBOUND_SENT, partitions_of
-from tests.integration.stack import Stack, running_stack
-from tests.integration.test_end_to_end import command_for, results_for
+from tests.integration.stack import Stack, command_for, results_for, running_stack
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 

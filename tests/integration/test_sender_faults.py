@@ -10,8 +10,7 @@ from aiokafka.partitioner import murmur2
 
 from switchboard.records import OutRecord, command_record
 from switchboard.topics import OUTBOUND_RESULTS, partitions_of
-from tests.integration.stack import Stack, running_stack
-from tests.integration.test_end_to_end import command_for, results_for
+from tests.integration.stack import Stack, command_for, results_for, running_stack
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 

@@ -21,7 +21,7 @@ from switchboard.records import command_record
 from switchboard.settings import Settings
 from switchboard.topics import OUTBOUND_RESULTS
 from tests.integration.processes import killed_if_left, switchboard
-from tests.integration.test_end_to_end import results_for
+from tests.integration.stack import results_for
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 PASSWORD = "egress-proxy-pass"
