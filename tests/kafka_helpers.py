@@ -7,7 +7,7 @@ import secrets
 import shutil
 import subprocess
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import trustme
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 
 from switchboard.clients import KafkaTarget
 from switchboard.localkafka import BrokerError
@@ -127,6 +128,44 @@ async def produce_to_partition(bootstrap: str, topic: str, partition: int,
     try:
         for key, value in records:
             await producer.send_and_wait(topic, value, key=key, partition=partition)
+    finally:
+        await producer.stop()
+
+
+class NotUtf8(str):
+    """A header key aiokafka's Python record builder writes as bytes that are not UTF-8, as
+    librdkafka or sarama write whatever bytes they are given."""
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:
+        return b"\xff\xfe"
+
+
+async def send_python_batch(producer: AIOKafkaProducer, topic: str, partition: int,
+                            records: Iterable[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+                            ) -> None:
+    """(key, value, headers) records as one producer batch, built by aiokafka's Python record
+    builder: the one that takes a NotUtf8 header key."""
+    batch = producer.create_batch()
+    batch._builder = _DefaultRecordBatchBuilderPy(
+        2, 0, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=0,
+        batch_size=16384)
+    for key, value, headers in records:
+        batch.append(timestamp=None, key=key, value=value, headers=headers)
+    batch.close()
+    await (await producer.send_batch(batch, topic, partition=partition))
+
+
+async def produce_unreadable_to_partition_1(bootstrap: str, topic: str) -> None:
+    """Offset 0 alone; then one producer batch of offsets 1, 2 (its header key not UTF-8)
+    and 3; then offset 4 alone."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, b"0", key=b"k", partition=1)
+        await send_python_batch(producer, topic, 1, [
+            (b"k", str(n).encode(), [(NotUtf8("ce_type") if n == 2 else "ce_type", b"v")])
+            for n in (1, 2, 3)])
+        await producer.send_and_wait(topic, b"4", key=b"k", partition=1)
     finally:
         await producer.stop()
 

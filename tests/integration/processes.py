@@ -22,6 +22,7 @@ from switchboard.settings import Settings
 from switchboard.topics import ensure_topics
 
 REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
 INGEST_ACCOUNTS = """
 [accounts.it-infobip]
 provider = "infobip"
@@ -40,6 +41,17 @@ def ingest_environment(tmp_path: Path, bootstrap: str) -> dict[str, str]:
     return {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
             "SWITCHBOARD_ACCOUNTS_FILE": str(tmp_path / "accounts.toml"),
             "SWITCHBOARD_LOG_FORMAT": "json"}
+
+
+def worker_environment(bootstrap: str, prefix: str) -> dict[str, str]:
+    """For a `switchboard worker`: this broker, an install of its own (`prefix`), the demo
+    accounts and rules, one partition per topic it creates."""
+    return os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                         "SWITCHBOARD_KAFKA_NAME_PREFIX": prefix,
+                         "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLES / "accounts.toml"),
+                         "SWITCHBOARD_RULES_FILE": str(EXAMPLES / "rules.toml"),
+                         "SWITCHBOARD_PUBLIC_URL": "http://127.0.0.1:8080",
+                         "SWITCHBOARD_TOPIC_PARTITIONS": "1"}
 
 
 def switchboard(env: dict[str, str], *args: str, new_session: bool = False

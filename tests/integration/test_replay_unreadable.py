@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from switchboard.topics import DEAD_LETTER, TopicSpec, ensure_topics
 from tests.integration.test_replay import replay
-from tests.integration.test_worker_unreadable import _produce_to_partition_1
+from tests.kafka_helpers import produce_unreadable_to_partition_1
 
 
 async def test_replay_names_the_record_it_cannot_read_and_exits_1(kafka_bootstrap: str) -> None:
@@ -17,7 +17,7 @@ async def test_replay_names_the_record_it_cannot_read_and_exits_1(kafka_bootstra
     topic = prefix + DEAD_LETTER.name
     await ensure_topics(kafka_bootstrap, partitions=2, replication_factor=1,
                         specs=(TopicSpec(topic, "test"),))
-    await _produce_to_partition_1(kafka_bootstrap, topic)  # 2 unreadable, in a batch 1-3
+    await produce_unreadable_to_partition_1(kafka_bootstrap, topic)  # 2 unreadable, in a batch 1-3
 
     code, lines, stderr = await replay(kafka_bootstrap, "--dry-run", since=None, prefix=prefix)
 
@@ -45,7 +45,7 @@ async def test_a_record_past_the_first_fetch_is_found_too(kafka_bootstrap: str) 
         await producer.flush()
     finally:
         await producer.stop()
-    await _produce_to_partition_1(kafka_bootstrap, topic)
+    await produce_unreadable_to_partition_1(kafka_bootstrap, topic)
 
     code, _, stderr = await replay(kafka_bootstrap, "--dry-run", since=None, prefix=prefix)
 

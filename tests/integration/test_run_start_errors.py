@@ -11,7 +11,7 @@ import uuid
 from switchboard.localkafka import free_port
 from switchboard.topics import OPT_OUTS, TopicSpec, ensure_topics
 from tests.integration.processes import switchboard
-from tests.integration.test_worker_unreadable import _produce_to_partition_1
+from tests.kafka_helpers import produce_unreadable_to_partition_1
 
 PASSWORD = "egress-proxy-pass"
 
@@ -73,7 +73,7 @@ async def test_run_whose_opt_out_list_cannot_be_read_says_so_in_one_line(
     prefix = f"it-run-unreadable-{uuid.uuid4().hex[:8]}."
     await ensure_topics(kafka_bootstrap, partitions=2, replication_factor=1,
                         specs=(TopicSpec(prefix + OPT_OUTS.name, "test", OPT_OUTS.config),))
-    await _produce_to_partition_1(kafka_bootstrap, prefix + OPT_OUTS.name)
+    await produce_unreadable_to_partition_1(kafka_bootstrap, prefix + OPT_OUTS.name)
     code, output = await asyncio.to_thread(
         _run, kafka_bootstrap, SWITCHBOARD_KAFKA_NAME_PREFIX=prefix,
         SWITCHBOARD_TOPIC_PARTITIONS="2")

@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 
 from consumers.bots.optouts import decode_opt_out
 from consumers.table import CompactedTable, UnreadableTableRecord
@@ -24,7 +23,7 @@ from switchboard.localkafka import ensure_jars
 from switchboard.settings import Settings
 from switchboard.topics import OPT_OUTS, ensure_topics
 from tests.integration.processes import killed_if_left, switchboard, wait_for_line
-from tests.integration.test_worker_unreadable import NotUtf8
+from tests.kafka_helpers import NotUtf8, send_python_batch
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 KEY = b"demo-infobip|+41790000001"
@@ -40,13 +39,7 @@ async def _unreadable_record(bootstrap: str, topic: str) -> None:
     try:
         await producer.send_and_wait(topic, b"{}", key=KEY, partition=0,
                                      headers=[("ce_type", b"v")])
-        batch = producer.create_batch()
-        batch._builder = _DefaultRecordBatchBuilderPy(  # the one that takes NotUtf8
-            2, 0, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=0,
-            batch_size=16384)
-        batch.append(timestamp=None, key=KEY, value=b"{}", headers=[(NotUtf8("ce_type"), b"v")])
-        batch.close()
-        await (await producer.send_batch(batch, topic, partition=0))
+        await send_python_batch(producer, topic, 0, [(KEY, b"{}", [(NotUtf8("ce_type"), b"v")])])
     finally:
         await producer.stop()
 

@@ -10,14 +10,17 @@ import sys
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from consumers.table import CompactedTable, UnreadableTableRecord
 from consumers.workers import stopped_short
 from switchboard.topics import OPT_OUTS, TopicSpec, ensure_topics
-from tests.integration.processes import killed_if_left, switchboard, wait_for_line
-from tests.integration.test_worker_command import _environment
-from tests.integration.test_worker_unreadable import _produce_to_partition_1
+from tests.integration.processes import (
+    killed_if_left,
+    switchboard,
+    wait_for_line,
+    worker_environment,
+)
+from tests.kafka_helpers import produce_to_partition, produce_unreadable_to_partition_1
 
 
 async def _topic(bootstrap: str) -> str:
@@ -27,19 +30,10 @@ async def _topic(bootstrap: str) -> str:
     return topic
 
 
-async def _to_partition_0(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, value, key=key, partition=0)
-    finally:
-        await producer.stop()
-
-
 async def test_a_table_that_cannot_be_read_stops_its_start_naming_the_record(
         kafka_bootstrap: str) -> None:
     topic = await _topic(kafka_bootstrap)
-    await _produce_to_partition_1(kafka_bootstrap, topic)
+    await produce_unreadable_to_partition_1(kafka_bootstrap, topic)
     table = CompactedTable(kafka_bootstrap, topic, int)
 
     with pytest.raises(UnreadableTableRecord) as stopped:
@@ -62,12 +56,12 @@ async def test_a_follower_names_the_record_and_follows_the_other_partitions(
     table = CompactedTable(kafka_bootstrap, topic, int)
     await table.start()
     try:
-        await _produce_to_partition_1(kafka_bootstrap, topic)
-        await _to_partition_0(kafka_bootstrap, topic, b"other", b"7")
+        await produce_unreadable_to_partition_1(kafka_bootstrap, topic)
+        await produce_to_partition(kafka_bootstrap, topic, 0, (b"other", b"7"))
         with pytest.raises(UnreadableTableRecord, match=f"{topic} partition 1 offset 2 "):
             await table.catch_up(timeout_s=30)
         assert table.get(b"k") == 1  # read up to the record it cannot read
-        await _to_partition_0(kafka_bootstrap, topic, b"later", b"8")
+        await produce_to_partition(kafka_bootstrap, topic, 0, (b"later", b"8"))
         async with asyncio.timeout(30), table._advanced:  # the other partitions go on
             await table._advanced.wait_for(lambda: table.get(b"later") is not None)
         assert table.get(b"other") == 7 and table.get(b"later") == 8
@@ -79,10 +73,10 @@ async def test_a_follower_names_the_record_and_follows_the_other_partitions(
 async def test_a_worker_whose_opt_out_list_cannot_be_read_says_so_in_one_line(
         kafka_bootstrap: str) -> None:
     prefix = f"it-table-unreadable-{uuid.uuid4().hex[:8]}."
-    env = _environment(kafka_bootstrap, prefix) | {"SWITCHBOARD_TOPIC_PARTITIONS": "2"}
+    env = worker_environment(kafka_bootstrap, prefix) | {"SWITCHBOARD_TOPIC_PARTITIONS": "2"}
     await ensure_topics(kafka_bootstrap, partitions=2, replication_factor=1,
                         specs=(TopicSpec(prefix + OPT_OUTS.name, "test", OPT_OUTS.config),))
-    await _produce_to_partition_1(kafka_bootstrap, prefix + OPT_OUTS.name)
+    await produce_unreadable_to_partition_1(kafka_bootstrap, prefix + OPT_OUTS.name)
 
     result = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "switchboard", "worker", "keywords"], env=env,
@@ -100,11 +94,11 @@ async def test_a_running_worker_whose_opt_out_list_becomes_unreadable_stops_in_o
     # The follower stopped reading the partition and the worker ran on, that partition of its
     # opt-out list frozen (later STOPs unseen) until its next start.
     prefix = f"it-table-follow-{uuid.uuid4().hex[:8]}."
-    env = _environment(kafka_bootstrap, prefix) | {"SWITCHBOARD_TOPIC_PARTITIONS": "2",
+    env = worker_environment(kafka_bootstrap, prefix) | {"SWITCHBOARD_TOPIC_PARTITIONS": "2",
                                                     "SWITCHBOARD_LOG_FORMAT": "json"}
     with killed_if_left(switchboard(env, "worker", "keywords")) as process:
         await asyncio.to_thread(wait_for_line, process, "worker started")
-        await _produce_to_partition_1(kafka_bootstrap, prefix + OPT_OUTS.name)
+        await produce_unreadable_to_partition_1(kafka_bootstrap, prefix + OPT_OUTS.name)
         output, _ = await asyncio.to_thread(process.communicate, timeout=90)
     assert process.returncode == 1, output
     assert "Traceback" not in output

@@ -15,7 +15,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from switchboard.topics import OUTBOUND_RESULTS, TopicSpec, ensure_topics
-from tests.integration.test_worker_unreadable import _produce_to_partition_1
+from tests.kafka_helpers import produce_unreadable_to_partition_1
 
 
 def _tail(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -29,7 +29,7 @@ async def test_a_record_aiokafka_cannot_read_is_skipped_with_a_warning(
     topic = f"test.tail.unreadable.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, partitions=2, replication_factor=1,
                         specs=(TopicSpec(topic, "test"),))
-    await _produce_to_partition_1(kafka_bootstrap, topic)  # 2 unreadable, in a batch 1-3
+    await produce_unreadable_to_partition_1(kafka_bootstrap, topic)  # 2 unreadable, in a batch 1-3
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     await producer.start()
     try:

@@ -4,28 +4,15 @@ does; with SWITCHBOARD_CREATE_TOPICS=false it says so in one line, not a traceba
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.integration.processes import switchboard, wait_for_line
-
-EXAMPLES = Path(__file__).parents[2] / "examples"
-
-
-def _environment(kafka_bootstrap: str, prefix: str) -> dict[str, str]:
-    return os.environ | {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                         "SWITCHBOARD_KAFKA_NAME_PREFIX": prefix,
-                         "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLES / "accounts.toml"),
-                         "SWITCHBOARD_RULES_FILE": str(EXAMPLES / "rules.toml"),
-                         "SWITCHBOARD_PUBLIC_URL": "http://127.0.0.1:8080",
-                         "SWITCHBOARD_TOPIC_PARTITIONS": "1"}
+from tests.integration.processes import switchboard, wait_for_line, worker_environment
 
 
 @pytest.mark.parametrize(("worker", "topic"), [("sender", "switchboard.outbound-sent.v1"),
@@ -33,7 +20,7 @@ def _environment(kafka_bootstrap: str, prefix: str) -> dict[str, str]:
 def test_a_worker_not_to_create_topics_says_which_is_missing_in_one_line(
         kafka_bootstrap: str, worker: str, topic: str) -> None:
     prefix = f"it-noworker-{uuid.uuid4().hex[:8]}."  # an install whose topics nobody created
-    env = _environment(kafka_bootstrap, prefix) | {"SWITCHBOARD_CREATE_TOPICS": "false"}
+    env = worker_environment(kafka_bootstrap, prefix) | {"SWITCHBOARD_CREATE_TOPICS": "false"}
     result = subprocess.run([sys.executable, "-m", "switchboard", "worker", worker], env=env,
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 1, result.stderr
@@ -46,7 +33,7 @@ def test_a_worker_not_to_create_topics_says_which_is_missing_in_one_line(
 async def test_a_worker_started_first_creates_the_topics_and_runs(kafka_bootstrap: str) -> None:
     # Before: it stopped for want of the opt-out topic, until ingest had been started once.
     prefix = f"it-firstworker-{uuid.uuid4().hex[:8]}."
-    process = switchboard(_environment(kafka_bootstrap, prefix), "worker", "keywords")
+    process = switchboard(worker_environment(kafka_bootstrap, prefix), "worker", "keywords")
     try:
         wait_for_line(process, "worker started")
         admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)

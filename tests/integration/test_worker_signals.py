@@ -4,24 +4,20 @@ the keyword bot reloads its rules and runs on."""
 
 from __future__ import annotations
 
-import os
 import signal
 import uuid
-from pathlib import Path
 
-from tests.integration.processes import killed_if_left, switchboard, wait_for_line
-
-EXAMPLES = Path(__file__).parents[2] / "examples"
+from tests.integration.processes import (
+    killed_if_left,
+    switchboard,
+    wait_for_line,
+    worker_environment,
+)
 
 
 def _environment(kafka_bootstrap: str) -> dict[str, str]:
-    return os.environ | {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-                         "SWITCHBOARD_KAFKA_NAME_PREFIX": f"it-hup-{uuid.uuid4().hex[:8]}.",
-                         "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLES / "accounts.toml"),
-                         "SWITCHBOARD_RULES_FILE": str(EXAMPLES / "rules.toml"),
-                         "SWITCHBOARD_PUBLIC_URL": "http://127.0.0.1:8080",
-                         "SWITCHBOARD_TOPIC_PARTITIONS": "1",
-                         "SWITCHBOARD_LOG_FORMAT": "json"}
+    return worker_environment(kafka_bootstrap, f"it-hup-{uuid.uuid4().hex[:8]}.") | {
+        "SWITCHBOARD_LOG_FORMAT": "json"}
 
 
 def test_sighup_stops_the_sender_cleanly(kafka_bootstrap: str) -> None:

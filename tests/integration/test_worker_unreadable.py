@@ -6,45 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.handling import Context, Record
 from consumers.runtime import UnreadableRecord, WorkerRuntime
 from switchboard.topics import TopicSpec, ensure_topics
-
-
-class NotUtf8(str):
-    """A header key aiokafka's Python record builder writes as bytes that are not UTF-8, as
-    librdkafka or sarama write whatever bytes they are given."""
-
-    def encode(self, *args: Any, **kwargs: Any) -> bytes:
-        return b"\xff\xfe"
-
-
-async def _produce_to_partition_1(bootstrap: str, topic: str) -> None:
-    """Offset 0 alone; then one producer batch of offsets 1, 2 (its header key not UTF-8)
-    and 3; then offset 4 alone."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, b"0", key=b"k", partition=1)
-        batch = producer.create_batch()
-        batch._builder = _DefaultRecordBatchBuilderPy(  # the one that takes NotUtf8
-            2, 0, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=0,
-            batch_size=16384)
-        for n in (1, 2, 3):
-            key = NotUtf8("ce_type") if n == 2 else "ce_type"
-            batch.append(timestamp=None, key=b"k", value=str(n).encode(),
-                         headers=[(key, b"v")])
-        batch.close()
-        await (await producer.send_batch(batch, topic, partition=1))
-        await producer.send_and_wait(topic, b"4", key=b"k", partition=1)
-    finally:
-        await producer.stop()
+from tests.kafka_helpers import produce_unreadable_to_partition_1
 
 
 async def test_a_record_aiokafka_cannot_read_is_named_and_the_worker_stops(
@@ -52,7 +21,7 @@ async def test_a_record_aiokafka_cannot_read_is_named_and_the_worker_stops(
     topic = f"test.unreadable.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, partitions=2, replication_factor=1,
                         specs=(TopicSpec(topic, "test"),))
-    await _produce_to_partition_1(kafka_bootstrap, topic)
+    await produce_unreadable_to_partition_1(kafka_bootstrap, topic)
     group = f"g-{uuid.uuid4().hex[:8]}"
     handled: list[tuple[int, int]] = []
 
