@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import trustme
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
@@ -20,8 +21,8 @@ from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from switchboard.clients import KafkaTarget
 from switchboard.localkafka import BrokerError
 from switchboard.producer import DurableProducer
-from switchboard.records import OutRecord
-from switchboard.topics import ALL_TOPICS, partitions_of
+from switchboard.records import OutRecord, raw_body
+from switchboard.topics import ALL_TOPICS, RAW, partitions_of
 
 Offsets = dict[TopicPartition, int]
 
@@ -99,6 +100,18 @@ async def collect_until(watcher: TopicWatcher, before: Offsets,
         await asyncio.sleep(0.3)
     raise AssertionError(f"condition not met in {timeout_s}s; saw "
                          f"{ {topic: len(records) for topic, records in found.items()} }")
+
+
+async def raw_message_ids(bootstrap: str) -> set[str]:
+    """The Infobip message ids of every raw record on the topic, read up to the end it had
+    when asked (bounded in time by `records_since`)."""
+    async with TopicWatcher(bootstrap, (RAW.name,)) as watcher:
+        found = await watcher.records_since(await watcher.beginning(), timeout_s=60)
+    ids: set[str] = set()
+    for record in found.get(RAW.name, []):
+        body = orjson.loads(raw_body(orjson.loads(record.value)))
+        ids.update(r["messageId"] for r in body["results"])
+    return ids
 
 
 async def publish(kafka: KafkaTarget, records: list[OutRecord]) -> None:

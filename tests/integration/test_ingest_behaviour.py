@@ -18,23 +18,8 @@ from switchboard.events import MessageEvent
 from switchboard.records import raw_body
 from switchboard.topics import DEAD_LETTER, MESSAGE_STATUS, RAW
 from tests.integration.conftest import IngestServer
+from tests.integration.webhooks import basic, infobip_report
 from tests.kafka_helpers import TopicWatcher
-
-
-def infobip_report(message_id: str, count: int = 1) -> bytes:
-    return orjson.dumps({"results": [{
-        "messageId": f"{message_id}-{n}" if count > 1 else message_id,
-        "to": "41793026727", "sender": "InfoSMS",
-        "doneAt": "2026-01-01T10:00:00.000+0000", "messageCount": 1,
-        "status": {"groupId": 3, "groupName": "DELIVERED", "id": 5,
-                   "name": "DELIVERED_TO_HANDSET", "description": "delivered"},
-        "error": {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
-                  "description": "No Error", "permanent": False}} for n in range(count)]})
-
-
-def basic(secret: str = "ib-new-secret") -> dict[str, str]:
-    return sign("basic", secret, url="", body=b"", username="ib") | {
-        "content-type": "application/json"}
 
 
 async def test_exact_retry_is_answered_but_not_published_again(

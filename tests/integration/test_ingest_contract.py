@@ -18,7 +18,7 @@ from ingest.signing import sign
 from switchboard.topics import DEAD_LETTER, MESSAGE_INBOUND, MESSAGE_STATUS, RAW
 from tests.fixtures import Fixture
 from tests.integration.conftest import TEST_ACCOUNTS, IngestServer, auth_of, provider_of
-from tests.integration.test_ingest_fixtures import FIXTURES, accounts_for, send_signed
+from tests.integration.webhooks import FIXTURES, accounts_for, send_signed
 from tests.kafka_helpers import TopicWatcher
 
 ACCOUNTS = sorted(TEST_ACCOUNTS)

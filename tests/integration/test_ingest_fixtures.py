@@ -8,63 +8,17 @@ import httpx
 import orjson
 import pytest
 
-from ingest.signing import sign
 from switchboard.records import conversation_key, raw_body
 from switchboard.topics import DEAD_LETTER, MESSAGE_INBOUND, MESSAGE_STATUS, RAW
-from tests.fixtures import Fixture, comparable, load_fixtures
-from tests.integration.conftest import DEFAULT_ACCOUNT, IngestServer, account_with
+from tests.fixtures import Fixture, comparable
+from tests.integration.conftest import DEFAULT_ACCOUNT, IngestServer
+from tests.integration.webhooks import FIXTURES, accounts_for, send_signed
 from tests.kafka_helpers import TopicWatcher
-
-FIXTURES = load_fixtures()
-
-# Bird's webhook APIs sign differently (README, "auth schemes"): the Channels API with
-# bird-signature, the legacy MessageBird SMS API with messagebird-jwt or the older
-# messagebird-v1, the platform API with standard-webhooks. A Bird fixture's name starts with
-# the API it comes from; the signature headers some keep name the scheme that made them.
-BIRD_API_SCHEMES = {"channels": ("bird-signature",), "conversations": ("bird-signature",),
-                    "legacy": ("messagebird-jwt", "messagebird-v1"),
-                    "platform": ("standard-webhooks",)}
-SCHEME_OF_HEADER = {"messagebird-signature-jwt": "messagebird-jwt",
-                    "webhook-signature": "standard-webhooks"}
-
-
-def accounts_for(fixture: Fixture) -> list[str]:
-    """The test accounts a fixture comes through: those using its provider's (or for Bird,
-    its API's) scheme."""
-    if fixture.provider != "bird":
-        return [DEFAULT_ACCOUNT[fixture.provider]]
-    api = fixture.name.split("_", 1)[0]
-    headers = {name.lower() for name in fixture.spec["request"].get("headers", {})}
-    named = [scheme for header, scheme in SCHEME_OF_HEADER.items() if header in headers]
-    if "messagebird-signature" in headers:
-        named.append("messagebird-v1" if api == "legacy" else "bird-signature")
-    schemes = named or BIRD_API_SCHEMES.get(api, ("bird-signature",))  # else: of no API
-    return [account_with("bird", scheme) for scheme in schemes]
-
 
 CASES = [pytest.param(fixture, account,
                       id=fixture.id if account == DEFAULT_ACCOUNT[fixture.provider]
                       else f"{fixture.id}@{account}")
          for fixture in FIXTURES for account in accounts_for(fixture)]
-
-
-async def send_signed(server: IngestServer, fixture: Fixture, account_name: str,
-                      client: httpx.AsyncClient) -> httpx.Response:
-    """The fixture's request as its provider sends it to this account: its own headers, any
-    signature among them made anew with the account's secret (a kept one is for another)."""
-    account = server.accounts.get(fixture.provider, account_name)
-    assert account is not None
-    spec = fixture.spec["request"]
-    method = spec.get("method", "POST")
-    query = spec.get("query", "")
-    url = server.url(fixture.provider, account_name) + (f"?{query}" if query else "")
-    body = fixture.body()
-    headers = {name.lower(): value for name, value in spec.get("headers", {}).items()}
-    headers |= sign(account.auth.scheme, account.auth.secret_values()[-1], url=url, body=body,
-                    query=query, username=account.auth.username, header=account.auth.header)
-    if spec.get("content_type"):
-        headers["content-type"] = spec["content_type"]
-    return await client.request(method, url, content=body if body else None, headers=headers)
 
 
 def _headers(record: Any) -> dict[str, str]:

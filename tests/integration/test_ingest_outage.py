@@ -7,33 +7,18 @@ import uuid
 from pathlib import Path
 
 import httpx
-import orjson
 import pytest
 
 from switchboard.accounts import parse_accounts
-from switchboard.records import raw_body
-from switchboard.topics import RAW
 from tests.integration.conftest import TEST_ACCOUNTS, start_ingest
 from tests.integration.processes import own_broker
-from tests.integration.test_ingest_behaviour import basic, infobip_report
-from tests.kafka_helpers import TopicWatcher
+from tests.integration.webhooks import basic, infobip_report
+from tests.kafka_helpers import raw_message_ids
 
 
 async def _post(client: httpx.AsyncClient, url: str, message_id: str) -> int:
     response = await client.post(url, content=infobip_report(message_id), headers=basic())
     return response.status_code
-
-
-async def _raw_message_ids(bootstrap: str) -> set[str]:
-    """The Infobip message ids of every raw record on the topic, read up to the end it had
-    when asked (bounded in time by `records_since`)."""
-    async with TopicWatcher(bootstrap, (RAW.name,)) as watcher:
-        found = await watcher.records_since(await watcher.beginning(), timeout_s=60)
-    ids: set[str] = set()
-    for record in found.get(RAW.name, []):
-        body = orjson.loads(raw_body(orjson.loads(record.value)))
-        ids.update(r["messageId"] for r in body["results"])
-    return ids
 
 
 def _events(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -85,6 +70,6 @@ async def test_broker_outage_gives_503s_then_recovers_without_loss(
         said = _events(caplog)  # the outage and the recovery, each once
         assert said.count("kafka is not taking records") == 1, said
         assert said.count("kafka is taking records again") == 1, said
-        stored = await _raw_message_ids(broker.bootstrap_servers)
+        stored = await raw_message_ids(broker.bootstrap_servers)
         acknowledged = {m for m, status in answered.items() if status == 200}
         assert acknowledged <= stored, f"2xx but not in Kafka: {acknowledged - stored}"

@@ -23,7 +23,7 @@ from switchboard.records import OutRecord
 from switchboard.settings import Settings
 from switchboard.topics import TopicSpec, ensure_topics
 from switchboard.window import read_window
-from tests.integration.test_secured_cluster import _ingest_answers
+from tests.integration.webhooks import ingest_answers
 from tests.kafka_helpers import SecuredKafka
 from tests.oauth_server import Issuer, TokenEndpoint, token_endpoint
 
@@ -67,7 +67,7 @@ async def test_topics_records_and_reads_go_through_one_oauth_login(
 async def test_ingest_stores_webhooks_through_an_oauth_login(
         secured_kafka: SecuredKafka, oauth_issuer: Issuer, kafka_bootstrap: str) -> None:
     async with token_endpoint(oauth_issuer, CLIENTS) as endpoint:
-        ready, webhook, events = await _ingest_answers(
+        ready, webhook, events = await ingest_answers(
             oauth(secured_kafka, endpoint, http_port=free_port()), kafka_bootstrap)
     assert ready.status_code == 200, ready.text
     assert webhook.status_code == 200, webhook.text

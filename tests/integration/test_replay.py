@@ -43,8 +43,8 @@ from switchboard.topics import (
     ensure_topics,
 )
 from tests.integration.conftest import IngestServer
-from tests.integration.test_ingest_behaviour import basic, infobip_report
 from tests.integration.test_worker_runtime import _run_until
+from tests.integration.webhooks import basic, infobip_report
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 EVENT_TOPICS = (MESSAGE_INBOUND.name, MESSAGE_STATUS.name)

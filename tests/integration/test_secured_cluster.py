@@ -31,6 +31,7 @@ from switchboard.settings import Settings
 from switchboard.topics import MESSAGE_STATUS, OUTBOUND_RESULTS
 from tests.integration.conftest import TEST_ACCOUNTS
 from tests.integration.stack import CONTACTS, E2E_ACCOUNT_NAMES, Stack, running_stack
+from tests.integration.webhooks import ingest_answers
 from tests.kafka_helpers import SecuredKafka, TopicWatcher, collect_until, publish
 
 
@@ -149,37 +150,6 @@ async def test_tail_reads_a_secured_cluster_from_environment_settings(
     assert secured_kafka.password not in stderr.decode()
 
 
-async def _ingest_answers(settings: Settings, kafka_bootstrap: str
-                          ) -> tuple[httpx.Response, httpx.Response, list[Any]]:
-    """/readyz, a signed webhook's answer, and the status events it left (watched through the
-    plaintext listener), from an ingest started with `settings`."""
-    app = create_app(settings, parse_accounts({"accounts": TEST_ACCOUNTS}))
-    server = EmbeddedServer(uvicorn.Config(app, host="127.0.0.1", port=settings.http_port,
-                                           log_config=None, access_log=False, lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    message_id = f"mtls-{uuid.uuid4()}"
-    try:
-        async with TopicWatcher(kafka_bootstrap, (MESSAGE_STATUS.name,)) as watcher:
-            before = await watcher.snapshot()
-            base = f"http://127.0.0.1:{settings.http_port}"
-            async with httpx.AsyncClient(timeout=10) as client:
-                for _ in range(200):  # bounded: 10 s to listen, log in to Kafka, read results
-                    if server.started and app.state.producer.started \
-                            and (await client.get(f"{base}/readyz")).status_code == 200:
-                        break
-                    await asyncio.sleep(0.05)
-                ready = await client.get(f"{base}/readyz")
-                webhook = await client.post(
-                    f"{base}/webhooks/ubiqio/it-ubiqio", params={"token": "ubiqio-token-123"},
-                    json={"messageId": message_id, "status": 1})
-            found = await watcher.records_since(before, timeout_s=3)
-    finally:
-        server.should_exit = True
-        await task
-    events = [orjson.loads(r.value) for r in found.get(MESSAGE_STATUS.name, [])]
-    return ready, webhook, [e for e in events if e["message_id"] == message_id]
-
-
 def _mutual_tls(kafka: SecuredKafka, *, with_certificate: bool) -> Settings:
     return Settings(kafka_bootstrap_servers=kafka.mtls_bootstrap, http_port=free_port(),
                     produce_timeout_s=2, kafka_security_protocol="SSL",
@@ -190,7 +160,7 @@ def _mutual_tls(kafka: SecuredKafka, *, with_certificate: bool) -> Settings:
 
 async def test_ingest_logs_in_with_a_client_certificate(
         secured_kafka: SecuredKafka, kafka_bootstrap: str) -> None:
-    ready, webhook, events = await _ingest_answers(
+    ready, webhook, events = await ingest_answers(
         _mutual_tls(secured_kafka, with_certificate=True), kafka_bootstrap)
     assert ready.status_code == 200, ready.text
     assert webhook.status_code == 200, webhook.text
@@ -199,7 +169,7 @@ async def test_ingest_logs_in_with_a_client_certificate(
 
 async def test_without_its_client_certificate_ingest_stores_nothing(
         secured_kafka: SecuredKafka, kafka_bootstrap: str) -> None:
-    ready, webhook, events = await _ingest_answers(
+    ready, webhook, events = await ingest_answers(
         _mutual_tls(secured_kafka, with_certificate=False), kafka_bootstrap)
     assert ready.status_code == 503
     assert webhook.status_code == 503, webhook.text

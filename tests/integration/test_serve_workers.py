@@ -14,7 +14,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from switchboard.localkafka import free_port
 from switchboard.serving import MULTIPROCESS_DIR_ENV
 from tests.integration.processes import ingest_environment, switchboard, wait_ready
-from tests.integration.test_ingest_behaviour import basic, infobip_report
+from tests.integration.webhooks import basic, infobip_report
 
 PROCESSES = 2
 MAX_REQUESTS = 200  # new connections until each process has taken some; most take a dozen

@@ -27,8 +27,8 @@ from tests.integration.processes import (
     wait_for_line,
     wait_ready,
 )
-from tests.integration.test_ingest_behaviour import basic, infobip_report
-from tests.integration.test_ingest_outage import _raw_message_ids
+from tests.integration.webhooks import basic, infobip_report
+from tests.kafka_helpers import raw_message_ids
 
 IN_FLIGHT = 6
 EXAMPLE_RULES = REPO / "examples" / "rules.toml"
@@ -90,7 +90,7 @@ async def test_sigterm_finishes_in_flight_requests_and_stores_them(tmp_path: Pat
             output = await _exit_output(server)
             assert server.returncode in (0, -signal.SIGTERM), output
             assert "ingest stopped" in output
-            assert set(ids) <= await _raw_message_ids(broker.bootstrap_servers)
+            assert set(ids) <= await raw_message_ids(broker.bootstrap_servers)
 
 
 async def test_sigterm_with_kafka_gone_exits_without_what_was_answered_503(
