@@ -14,8 +14,10 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 
 from switchboard.localkafka import LocalKafka, free_port
 from switchboard.settings import Settings
@@ -130,6 +132,23 @@ def broker_pid(data_dir: Path) -> int | None:
 def broker_running(data_dir: Path) -> bool:
     """Whether the JVM of the local broker kept under `data_dir` still runs."""
     return broker_pid(data_dir) is not None
+
+
+def _replay(bootstrap: str, args: tuple[str, ...], prefix: str = ""
+            ) -> tuple[int, list[dict[str, Any]], str]:
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                        "SWITCHBOARD_KAFKA_NAME_PREFIX": prefix}
+    done = subprocess.run([sys.executable, "-m", "switchboard.cli", "replay", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    return done.returncode, [orjson.loads(line) for line in done.stdout.splitlines()], done.stderr
+
+
+async def replay(bootstrap: str, *args: str, since: str | None = "10m", prefix: str = ""
+                 ) -> tuple[int, list[dict[str, Any]], str]:
+    """The command's exit code, its JSON lines and its stderr (only this test's letters: the
+    session's other tests dead-letter too)."""
+    window = ("--since", since) if since else ()
+    return await asyncio.to_thread(_replay, bootstrap, (*window, *args), prefix)
 
 
 async def wait_ready(base_url: str) -> None:

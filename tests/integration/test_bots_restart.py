@@ -8,14 +8,14 @@ from typing import Any
 import orjson
 
 from switchboard.topics import MESSAGE_INBOUND
-from tests.integration.stack import running_stack
-from tests.integration.test_bots import (
+from tests.integration.bots import (
     RULES,
     command_result,
     new_contact,
     texts,
     wait_replies,
 )
+from tests.integration.stack import running_stack
 from tests.kafka_helpers import TopicWatcher, collect_until
 
 

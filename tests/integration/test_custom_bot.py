@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from consumers import workers
+from tests.integration.bots import new_contact, texts, wait_replies
 from tests.integration.stack import Stack, running_stack
-from tests.integration.test_bots import new_contact, texts, wait_replies
 
 
 @pytest.fixture(scope="module")

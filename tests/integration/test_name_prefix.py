@@ -28,8 +28,8 @@ from switchboard.topics import (
     OUTBOUND_RESULTS,
     ensure_topics,
 )
+from tests.integration.bots import ACCOUNT, new_contact, texts, wait_replies
 from tests.integration.stack import CONTACTS, E2E_ACCOUNT_NAMES, Stack, command_for, running_stack
-from tests.integration.test_bots import ACCOUNT, new_contact, texts, wait_replies
 from tests.kafka_helpers import Offsets, TopicWatcher, collect_until, publish
 
 PREFIX = f"it-{uuid.uuid4().hex[:8]}."

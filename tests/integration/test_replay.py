@@ -10,7 +10,6 @@ import fcntl
 import os
 import signal
 import struct
-import subprocess
 import sys
 import termios
 import uuid
@@ -43,28 +42,12 @@ from switchboard.topics import (
     ensure_topics,
 )
 from tests.integration.conftest import IngestServer
-from tests.integration.test_worker_runtime import _run_until
+from tests.integration.processes import replay
+from tests.integration.runtimes import run_until
 from tests.integration.webhooks import basic, infobip_report
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 EVENT_TOPICS = (MESSAGE_INBOUND.name, MESSAGE_STATUS.name)
-
-
-def _replay(bootstrap: str, args: tuple[str, ...], prefix: str = ""
-            ) -> tuple[int, list[dict[str, Any]], str]:
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                        "SWITCHBOARD_KAFKA_NAME_PREFIX": prefix}
-    done = subprocess.run([sys.executable, "-m", "switchboard.cli", "replay", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    return done.returncode, [orjson.loads(line) for line in done.stdout.splitlines()], done.stderr
-
-
-async def replay(bootstrap: str, *args: str, since: str | None = "10m", prefix: str = ""
-                 ) -> tuple[int, list[dict[str, Any]], str]:
-    """The command's exit code, its JSON lines and its stderr (only this test's letters: the
-    session's other tests dead-letter too)."""
-    window = ("--since", since) if since else ()
-    return await asyncio.to_thread(_replay, bootstrap, (*window, *args), prefix)
 
 
 async def test_a_webhook_a_bug_dead_lettered_gives_its_events_once_fixed(
@@ -155,7 +138,7 @@ async def test_a_record_a_worker_gave_up_on_goes_back_on_its_topic(kafka_bootstr
         runtime = WorkerRuntime(name=name, kafka=kafka, topics=[topic],
                                 handler=broken, group_id=f"g-{name}",
                                 retry=RetryPolicy(max_attempts=1, base_delay_s=0.01))
-        await _run_until(runtime, failed)
+        await run_until(runtime, failed)
         found = await collect_until(letters, before, lambda found: bool(found.get(letters_topic)))
     [letter] = [orjson.loads(r.value) for r in found[letters_topic]]
     assert letter["payload"]["topic"] == topic

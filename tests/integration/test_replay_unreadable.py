@@ -8,7 +8,7 @@ import uuid
 from aiokafka import AIOKafkaProducer
 
 from switchboard.topics import DEAD_LETTER, TopicSpec, ensure_topics
-from tests.integration.test_replay import replay
+from tests.integration.processes import replay
 from tests.kafka_helpers import produce_unreadable_to_partition_1
 
 

@@ -18,6 +18,7 @@ from consumers.handling import Context, PoisonRecord, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.records import source_of
 from switchboard.topics import DEAD_LETTER, TopicSpec, ensure_topics
+from tests.integration.runtimes import run_until
 from tests.kafka_helpers import TopicWatcher
 
 
@@ -39,15 +40,6 @@ async def _produce(bootstrap: str, topic: str, items: list[tuple[str, bytes]],
         await producer.flush()
     finally:
         await producer.stop()
-
-
-async def _run_until(runtime: WorkerRuntime, done: asyncio.Event, timeout_s: float = 60) -> None:
-    task = asyncio.create_task(runtime.run())
-    try:
-        await asyncio.wait_for(done.wait(), timeout_s)
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> None:
@@ -82,7 +74,7 @@ async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> N
         runtime = WorkerRuntime(name="test", kafka=kafka_bootstrap, topics=[topic],
                                 handler=handler, group_id=group,
                                 retry=RetryPolicy(max_attempts=3, base_delay_s=0.01))
-        await _run_until(runtime, done)
+        await run_until(runtime, done)
         letters = (await watcher.records_since(before)).get(DEAD_LETTER.name, [])
 
     for key, numbers in seen.items():
@@ -107,7 +99,7 @@ async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> N
 
     restarted = WorkerRuntime(name="test", kafka=kafka_bootstrap, topics=[topic],
                               handler=second, group_id=group)
-    await _run_until(restarted, done_again)
+    await run_until(restarted, done_again)
     assert again == [1000]
 
 
@@ -139,7 +131,7 @@ async def test_stop_finishes_in_flight_work_and_commits(kafka_bootstrap: str) ->
         if len(handled) >= 40:
             done.set()
 
-    await _run_until(WorkerRuntime(name="test", kafka=kafka_bootstrap,
+    await run_until(WorkerRuntime(name="test", kafka=kafka_bootstrap,
                                    topics=[topic], handler=rest, group_id=group), done)
     assert sorted(handled) == list(range(40)), "records lost or handled twice across the stop"
 
