@@ -134,6 +134,14 @@ def broker_running(data_dir: Path) -> bool:
     return broker_pid(data_dir) is not None
 
 
+def tail(bootstrap: str, *args: str, prefix: str = "") -> subprocess.CompletedProcess[str]:
+    """`switchboard tail` on this broker (under `prefix`), to its end: its exit code and output."""
+    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+                        "SWITCHBOARD_KAFKA_NAME_PREFIX": prefix}
+    return subprocess.run([sys.executable, "-m", "switchboard.cli", "tail", *args], env=env,
+                          capture_output=True, text=True, timeout=90, check=False)
+
+
 def _replay(bootstrap: str, args: tuple[str, ...], prefix: str = ""
             ) -> tuple[int, list[dict[str, Any]], str]:
     env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap,

@@ -4,10 +4,6 @@ without a record on the plain names."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,6 +25,7 @@ from switchboard.topics import (
     ensure_topics,
 )
 from tests.integration.bots import ACCOUNT, new_contact, texts, wait_replies
+from tests.integration.processes import replay
 from tests.integration.stack import CONTACTS, E2E_ACCOUNT_NAMES, Stack, command_for, running_stack
 from tests.kafka_helpers import Offsets, TopicWatcher, collect_until, publish
 
@@ -134,14 +131,6 @@ async def test_stop_opts_out_on_the_prefixed_topic_and_the_sender_honours_it(
     assert leaked == [], "nothing of this install lands on the plain topics"
 
 
-def _replay(bootstrap: str, *args: str) -> tuple[int, list[dict[str, Any]], str]:
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                        "SWITCHBOARD_KAFKA_NAME_PREFIX": PREFIX}
-    done = subprocess.run([sys.executable, "-m", "switchboard.cli", "replay", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
-    return done.returncode, [orjson.loads(line) for line in done.stdout.splitlines()], done.stderr
-
-
 async def test_a_dead_letter_lands_on_the_prefixed_topic_and_replay_reads_it_there(
         stack: Stack) -> None:
     url = stack.ingest.url("infobip", ACCOUNT)
@@ -150,8 +139,7 @@ async def test_a_dead_letter_lands_on_the_prefixed_topic_and_replay_reads_it_the
                                      headers={"content-type": "application/json"})
     assert response.status_code == 400, response.text
 
-    code, lines, err = await asyncio.to_thread(_replay, stack.bootstrap, "--since", "10m",
-                                               "--dry-run")
+    code, lines, err = await replay(stack.bootstrap, "--dry-run", since="10m", prefix=PREFIX)
     # The only letter of this install: the plain dead-letter topic has the session's others.
     assert code == 3, err
     assert [(line["provider"], line["account"], line["outcome"]) for line in lines] == [

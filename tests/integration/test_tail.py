@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import time
 import uuid
@@ -19,14 +18,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
 
 from switchboard.records import OutRecord, cloudevent_headers
 from switchboard.topics import TopicSpec, ensure_topics
+from tests.integration.processes import tail
 from tests.kafka_helpers import publish
-
-
-def _tail(bootstrap: str, *args: str, prefix: str = "") -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                        "SWITCHBOARD_KAFKA_NAME_PREFIX": prefix}
-    return subprocess.run([sys.executable, "-m", "switchboard.cli", "tail", *args], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.mark.parametrize("prefix", ["", "tail-install."])
@@ -41,7 +34,7 @@ async def test_tail_prints_each_record_decoded(kafka_bootstrap: str, prefix: str
         OutRecord(prefix + topic, orjson.dumps({"n": n}), f"key-{n}".encode(), headers)
         for n in range(3)])
 
-    result = await asyncio.to_thread(_tail, kafka_bootstrap, "--topic", topic, "--all",
+    result = await asyncio.to_thread(tail, kafka_bootstrap, "--topic", topic, "--all",
                                      "--limit", "3", prefix=prefix)
     assert result.returncode == 0, result.stderr
     lines = [orjson.loads(line) for line in result.stdout.splitlines()]
@@ -52,7 +45,7 @@ async def test_tail_prints_each_record_decoded(kafka_bootstrap: str, prefix: str
 
 
 async def test_tail_of_a_mistyped_topic_says_so_and_exits(kafka_bootstrap: str) -> None:
-    result = await asyncio.to_thread(_tail, kafka_bootstrap, "--topic", "switchboard.raw.v2")
+    result = await asyncio.to_thread(tail, kafka_bootstrap, "--topic", "switchboard.raw.v2")
     assert result.returncode == 2
     assert "no such topic: switchboard.raw.v2" in result.stderr
     assert "switchboard.raw.v1" in result.stderr  # and what there is instead
@@ -64,7 +57,7 @@ async def test_with_a_name_prefix_a_mistyped_topic_lists_this_install_s_topics(
     prefix = f"tail-{uuid.uuid4().hex[:6]}."
     await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
                         specs=(TopicSpec(prefix + "switchboard.raw.v1", "test"),))
-    result = await asyncio.to_thread(_tail, kafka_bootstrap, "--topic", "switchboard.raw.v2",
+    result = await asyncio.to_thread(tail, kafka_bootstrap, "--topic", "switchboard.raw.v2",
                                      prefix=prefix)
     assert result.returncode == 2
     assert (f"no such topic: {prefix}switchboard.raw.v2 (the topics named {prefix}<topic> "

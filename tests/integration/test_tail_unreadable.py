@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 import uuid
 
@@ -15,13 +14,8 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from switchboard.topics import OUTBOUND_RESULTS, TopicSpec, ensure_topics
+from tests.integration.processes import tail
 from tests.kafka_helpers import produce_unreadable_to_partition_1
-
-
-def _tail(bootstrap: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
-    return subprocess.run([sys.executable, "-m", "switchboard.cli", "tail", *args], env=env,
-                          capture_output=True, text=True, timeout=90, check=False)
 
 
 async def test_a_record_aiokafka_cannot_read_is_skipped_with_a_warning(
@@ -37,7 +31,7 @@ async def test_a_record_aiokafka_cannot_read_is_skipped_with_a_warning(
     finally:
         await producer.stop()
 
-    result = await asyncio.to_thread(_tail, kafka_bootstrap, "--topic", topic, "--all",
+    result = await asyncio.to_thread(tail, kafka_bootstrap, "--topic", topic, "--all",
                                      "--limit", "4")
 
     assert result.returncode == 0, result.stderr
