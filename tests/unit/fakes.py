@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -68,3 +71,11 @@ def unreachable_consumer(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", Unreachable)
     return options
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`switchboard` as a child process, given only `env`'s settings (none of this shell's)."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    return subprocess.run([sys.executable, "-m", "switchboard.cli", *args], env=clean | env,
+                          capture_output=True, text=True, timeout=60, check=False)

@@ -12,8 +12,7 @@ from switchboard.clients import KafkaConnection, as_connection, kafka_options, t
 from switchboard.logs import MASK, scrub
 from switchboard.oauth import ClientCredentialsToken
 from switchboard.settings import Settings, get_settings
-from tests.unit.fakes import settings_error
-from tests.unit.test_settings import _cli
+from tests.unit.fakes import run_cli, settings_error
 
 PASSWORD = "kafka-login-password-42"
 CLUSTER = {"KAFKA_BOOTSTRAP_SERVERS": "broker-1.example:9093"}
@@ -133,7 +132,7 @@ def test_the_password_is_kept_out_of_reprs_and_logs(monkeypatch: pytest.MonkeyPa
 ])
 def test_security_mistakes_are_one_error_line_without_the_password(
         env: dict[str, str], says: str) -> None:
-    result = _cli(env, "schema")
+    result = run_cli(env, "schema")
     assert result.returncode == 2
     assert says in result.stderr
     assert "Traceback" not in result.stderr

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,7 @@ from switchboard.cli import build_parser
 from switchboard.cli.run import local_broker
 from switchboard.cli.worker import cmd_worker
 from switchboard.settings import Settings, env_var_names
-from tests.unit.fakes import settings_error
+from tests.unit.fakes import run_cli, settings_error
 
 EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
 
@@ -56,13 +53,6 @@ def test_the_local_brokers_heap_is_a_setting(monkeypatch: pytest.MonkeyPatch) ->
     assert local_broker(Settings()).heap == "2g"
 
 
-def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
-    return subprocess.run([sys.executable, "-m", "switchboard.cli", *args], env=clean | env,
-                          capture_output=True, text=True, timeout=60, check=False)
-
-
 @pytest.mark.parametrize(("env", "args", "says"), [
     ({"SWITCHBOARD_HTTP_PORT": "abc"}, ("schema",),
      "invalid settings: http_port (SWITCHBOARD_HTTP_PORT): Input should be a valid integer"),
@@ -100,7 +90,7 @@ def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 ])
 def test_configuration_mistakes_are_one_error_line_not_a_traceback(
         env: dict[str, str], args: tuple[str, ...], says: str) -> None:
-    result = _cli(env, *args)
+    result = run_cli(env, *args)
     assert result.returncode == 2
     assert says in result.stderr
     assert "Traceback" not in result.stderr
@@ -110,7 +100,7 @@ def test_a_misspelt_setting_in_the_config_file_is_named_without_its_value(
         tmp_path: Path) -> None:
     config = tmp_path / "switchboard.toml"
     config.write_text('htp_port = 9000\nkafka_sasl_pasword = "hunter2"\n')
-    result = _cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
+    result = run_cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
     assert result.returncode == 2
     assert ("htp_port: no such setting in SWITCHBOARD_CONFIG (did you mean http_port?); "
             "kafka_sasl_pasword: no such setting in SWITCHBOARD_CONFIG (did you mean "
@@ -121,7 +111,7 @@ def test_a_misspelt_setting_in_the_config_file_is_named_without_its_value(
 def test_a_config_file_that_is_not_toml_is_named(tmp_path: Path) -> None:
     config = tmp_path / "switchboard.toml"
     config.write_text("http_port = [\n")
-    result = _cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
+    result = run_cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
     assert result.returncode == 2
     assert f"SWITCHBOARD_CONFIG={config}: not valid TOML" in result.stderr
 
@@ -131,7 +121,7 @@ def test_a_taken_metrics_port_is_one_error_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = _cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+        result = run_cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
                        "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
                        "SWITCHBOARD_METRICS_PORT": str(port)}, "worker", "keywords")
     assert result.returncode == 2
@@ -147,7 +137,7 @@ def test_a_taken_metrics_port_is_one_error_line() -> None:
     ("send", "demo-infobip", "+41790001111", "--text", "hi"),
 ])
 def test_a_command_that_cannot_reach_kafka_says_so_in_one_line(args: tuple[str, ...]) -> None:
-    result = _cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    result = run_cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
                    "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS)}, *args)
     assert result.returncode == 1
     assert "error: cannot reach Kafka at 127.0.0.1:1 (KafkaConnectionError" in result.stderr
@@ -157,7 +147,7 @@ def test_a_command_that_cannot_reach_kafka_says_so_in_one_line(args: tuple[str, 
 def test_a_config_file_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> None:
     config = tmp_path / "switchboard.toml"
     config.write_bytes('log_level = "DEBUG"  # café\n'.encode("latin-1"))  # an editor's choice
-    result = _cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
+    result = run_cli({"SWITCHBOARD_CONFIG": str(config)}, "schema")
     assert result.returncode == 2
     assert (f"error: SWITCHBOARD_CONFIG={config}: cannot read it: not UTF-8 text (byte 0xe9 "
             "at offset 26)") in result.stderr
@@ -184,7 +174,7 @@ def test_a_config_file_that_cannot_be_opened_is_one_error_line(
 def test_an_accounts_file_that_is_not_utf8_is_one_error_line(tmp_path: Path) -> None:
     accounts = tmp_path / "accounts.toml"
     accounts.write_bytes(EXAMPLE_ACCOUNTS.read_bytes() + "# café\n".encode("latin-1"))
-    result = _cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    result = run_cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
                    "SWITCHBOARD_ACCOUNTS_FILE": str(accounts)}, "worker", "sender")
     assert result.returncode == 2
     assert f"error: accounts file {accounts}: cannot read it: not UTF-8 text" in result.stderr
@@ -196,7 +186,7 @@ def test_an_env_secret_that_is_not_set_is_named_without_pydantics_prefix(
     accounts = tmp_path / "accounts.toml"
     accounts.write_text('[accounts.acme]\nprovider = "infobip"\nauth = { scheme = "basic", '
                         'username = "acme", secrets = ["env:ACME_WEBHOOK_PASSWORD"] }\n')
-    result = _cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    result = run_cli({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
                    "SWITCHBOARD_ACCOUNTS_FILE": str(accounts)}, "worker", "sender")
     assert result.returncode == 2
     assert result.stderr == (f"error: {accounts}: account 'acme': auth.secrets.0: environment "
@@ -239,7 +229,7 @@ def test_a_misspelt_environment_variable_is_a_warning_naming_the_setting_meant()
     # pydantic-settings ignores variables it does not know: SWITCHBOARD_KAFKA_BOOTSTRAP left
     # `run` starting a local broker, SWITCHBOARD_METRIC_PORT left the workers unscraped, and
     # nothing said why.
-    result = _cli({"SWITCHBOARD_KAFKA_BOOTSTRAP": "10.0.0.1:9092",
+    result = run_cli({"SWITCHBOARD_KAFKA_BOOTSTRAP": "10.0.0.1:9092",
                    "switchboard_metric_port": "9100",  # read in any case, like the settings
                    "SWITCHBOARD_ZZZ": "s3cr3t-value", "SWITCHBOARD_HTTP_PORT": "8081",
                    "SWITCHBOARD_LOG_FORMAT": "json"}, "schema")
