@@ -17,7 +17,7 @@ from consumers.handling import Context, PoisonRecord, Record, RetryLater
 from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
 from switchboard.producer import PublishError
 from tests.fakes import KeepingProducer
-from tests.unit.test_runtime_rebalance import FakeConsumer, PartitionLog, _runtime_over, fetched
+from tests.unit.fake_consumers import FakeConsumer, PartitionLog, fetched, runtime_over
 
 TP = TopicPartition("t", 0)
 FAST = RetryPolicy(max_attempts=2, base_delay_s=0, max_delay_s=0)
@@ -128,7 +128,7 @@ async def test_the_lag_of_each_partition_counts_from_its_oldest_record_not_finis
             await gate.wait()
 
     consumer = PartitionLog(records=5)  # its end: offset 5
-    runtime = _runtime_over(consumer, monkeypatch, handler)
+    runtime = runtime_over(consumer, monkeypatch, handler)
     labels = {"worker": runtime.name, "topic": TP.topic, "partition": "0"}
 
     async def lag_is(expected: float) -> None:

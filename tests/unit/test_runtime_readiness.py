@@ -10,90 +10,15 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.structs import OffsetAndMetadata
 
 from consumers import runtime as runtime_module
 from consumers.handling import Context, Record
-from consumers.runtime import WorkerRuntime, _CommitOnRevoke
+from consumers.runtime import WorkerRuntime
 from tests.fakes import KeepingProducer
+from tests.unit.fake_consumers import Group
 
 TP = TopicPartition("t", 0)
 SILENT_S = 0.5
-
-
-class Group:
-    """aiokafka's consumer as far as readiness looks at it: the assignment, paused partitions
-    and when a fetch of each was last answered (aiokafka's last_poll_timestamp, wall clock in
-    ms: a fetch answers every half second, records or not, while Kafka is there)."""
-
-    def __init__(self) -> None:
-        self.assigned: set[TopicPartition] = set()
-        self.paused_partitions: set[TopicPartition] = set()
-        self.answered: dict[TopicPartition, int] = {}
-        self.commit_error: Exception | None = None
-        self.listener: _CommitOnRevoke | None = None
-        self.kafka_away = False  # for what a member with no partition asks
-        self.asked = 0
-
-    def subscribe(self, topics: list[str], listener: _CommitOnRevoke) -> None:
-        self.listener = listener
-
-    async def start(self) -> None:
-        return None
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.assigned)
-
-    def paused(self) -> set[TopicPartition]:
-        return self.paused_partitions & self.assigned
-
-    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
-        assert tp in self.assigned, "aiokafka asserts it"
-        return self.answered.get(tp)
-
-    def highwater(self, tp: TopicPartition) -> None:
-        return None
-
-    def answer(self) -> None:
-        """Kafka answers a fetch of every partition assigned and not paused."""
-        for tp in self.assigned - self.paused_partitions:
-            self.answered[tp] = int(time.time() * 1000)
-
-    async def position(self, tp: TopicPartition) -> int:
-        return 0
-
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return {0, 1}
-
-    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """As aiokafka's: asked until its request timeout (minutes) while Kafka is away."""
-        assert partitions == [TP], "one partition, known from the metadata"
-        self.asked += 1
-        if self.kafka_away:
-            await asyncio.sleep(3600)
-        return {TP: 0}
-
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
-        await asyncio.sleep(timeout_ms / 1000)
-        return {}
-
-    def pause(self, *partitions: TopicPartition) -> None:
-        self.paused_partitions |= set(partitions)
-
-    def resume(self, *partitions: TopicPartition) -> None:
-        self.paused_partitions -= set(partitions)
-
-    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        if self.commit_error is not None:
-            raise self.commit_error
-
-    async def assign(self, partitions: set[TopicPartition]) -> None:
-        """A rebalance: what was assigned is revoked, then `partitions` are."""
-        assert self.listener is not None
-        await self.listener.on_partitions_revoked(sorted(self.assigned))
-        self.assigned = set()
-        self.assigned = set(partitions)
-        await self.listener.on_partitions_assigned(sorted(partitions))
 
 
 async def _ignore(record: Record, ctx: Context) -> None:

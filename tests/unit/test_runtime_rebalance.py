@@ -4,44 +4,21 @@ taken away must not start once they are released (their new owner handles it).""
 from __future__ import annotations
 
 import asyncio
-import time
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError
-from aiokafka.structs import OffsetAndMetadata
 
 from consumers import runtime as runtime_module
-from consumers.handling import Context, Handler, MustNotSkip, Record
+from consumers.handling import Context, MustNotSkip, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
 from tests.fakes import KeepingProducer
+from tests.unit.fake_consumers import FakeConsumer, PartitionLog, fetched, runtime_over
 from tests.unit.fakes import unreachable_consumer
 
 TP = TopicPartition("t", 0)
-
-
-class FakeConsumer:
-    """What the runtime asks of aiokafka's consumer around a rebalance."""
-
-    def __init__(self, assigned: set[TopicPartition]) -> None:
-        self.assigned = assigned
-        self.commits: list[dict[TopicPartition, int]] = []
-
-    def assignment(self) -> set[TopicPartition]:
-        return self.assigned
-
-    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        assert set(offsets) <= self.assigned, "aiokafka refuses unassigned partitions"
-        self.commits.append({tp: o.offset for tp, o in offsets.items()})
-
-
-def fetched(offsets: range) -> dict[TopicPartition, list[Any]]:
-    return {TP: [SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=n,
-                                 key=f"k{n}".encode(), value=b"v", headers=(), timestamp=0)
-                 for n in offsets]}
 
 
 def gated() -> tuple[Any, list[int], asyncio.Event]:
@@ -88,94 +65,6 @@ async def test_only_assigned_partitions_are_committed() -> None:
     assert consumer.commits == [{TP: 3}]
 
 
-class PartitionLog:
-    """aiokafka's consumer as the runtime's loop uses it, over one partition of `records`
-    records: fetches from its position unless paused, seek moves it. committed() answers
-    `committed`; an exception is raised instead; an Event is waited for, as aiokafka waits
-    for a coordinator while Kafka is away."""
-
-    def __init__(self, records: int, committed: Any = None) -> None:
-        self.records = records
-        self.at = 0
-        self.assigned: set[TopicPartition] = set()
-        self.held: set[TopicPartition] = set()
-        self.seeks: list[int] = []
-        self.committed_answer = committed
-        self.asked = 0
-
-    def subscribe(self, topics: list[str], listener: _CommitOnRevoke) -> None:
-        self.listener = listener
-
-    async def start(self) -> None:
-        self.coordinating = asyncio.create_task(self._join())
-
-    async def _join(self) -> None:
-        """As aiokafka's coordinator task: the listener runs once fetching may begin."""
-        await self.listener.on_partitions_revoked([])
-        self.assigned = {TP}
-        await self.listener.on_partitions_assigned(sorted(self.assigned))
-
-    def assignment(self) -> set[TopicPartition]:
-        return set(self.assigned)
-
-    async def position(self, tp: TopicPartition) -> int:
-        return self.at
-
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
-        if TP not in self.assigned or TP in self.held or self.at >= self.records:
-            await asyncio.sleep(0.005)
-            return {}
-        batch = fetched(range(self.at, self.records))
-        self.at = self.records
-        return batch
-
-    def pause(self, *partitions: TopicPartition) -> None:
-        self.held |= set(partitions)
-
-    def paused(self) -> set[TopicPartition]:
-        return self.held & self.assigned
-
-    def last_poll_timestamp(self, tp: TopicPartition) -> int:
-        return int(time.time() * 1000)  # Kafka answers every fetch
-
-    def highwater(self, tp: TopicPartition) -> int:
-        return self.records
-
-    def resume(self, *partitions: TopicPartition) -> None:
-        self.held -= set(partitions)
-
-    def seek(self, tp: TopicPartition, offset: int) -> None:
-        self.seeks.append(offset)
-        self.at = offset
-
-    async def committed(self, tp: TopicPartition) -> int | None:
-        self.asked += 1
-        answer = self.committed_answer
-        if isinstance(answer, asyncio.Event):
-            await answer.wait()
-            return None
-        if isinstance(answer, BaseException):
-            raise answer
-        return cast(int | None, answer)
-
-    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        return None
-
-
-def _runtime_over(consumer: PartitionLog, monkeypatch: pytest.MonkeyPatch,
-                  handler: Handler) -> WorkerRuntime:
-    """A runtime whose run() consumes from `consumer`, retrying getting ready at once."""
-    async def stop(consumer: Any) -> None:
-        return None
-
-    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
-    monkeypatch.setattr(runtime_module, "stop_consumer", stop)
-    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.01, raising=False)
-    return WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic], handler=handler,
-                         commit_interval_s=0.01,
-                         producer=KeepingProducer())  # type: ignore[arg-type]
-
-
 async def test_no_record_starts_before_the_hooks_for_its_new_partition_succeed(
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # The sender's hook catches its ledger up with what the partition's previous owner sent.
@@ -199,7 +88,7 @@ async def test_no_record_starts_before_the_hooks_for_its_new_partition_succeed(
         await asyncio.sleep(0.05)  # the fetcher has long answered meanwhile
         assert handled == []
 
-    runtime = _runtime_over(consumer, monkeypatch, handler)
+    runtime = runtime_over(consumer, monkeypatch, handler)
     runtime.on_assigned.append(catch_up)
     await asyncio.wait_for(runtime.run(), 5)
     assert calls == [[TP]] * 3
@@ -219,7 +108,7 @@ async def test_a_stop_ends_while_new_partitions_cannot_get_ready(
         tried.set()
         await asyncio.Event().wait()  # Kafka away: the catch-up waits (up to 30 s)
 
-    runtime = _runtime_over(PartitionLog(records=3), monkeypatch, handler)
+    runtime = runtime_over(PartitionLog(records=3), monkeypatch, handler)
     runtime.on_assigned.append(catch_up)
     running = asyncio.create_task(runtime.run())
     await asyncio.wait_for(tried.wait(), 5)
@@ -241,7 +130,7 @@ async def test_a_worker_whose_new_partitions_cannot_get_ready_says_so_when_probe
             failed.set()
             raise TimeoutError
 
-    runtime = _runtime_over(PartitionLog(records=0), monkeypatch, handler)
+    runtime = runtime_over(PartitionLog(records=0), monkeypatch, handler)
     monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.5, raising=False)
     runtime.on_assigned.append(catch_up)
     running = asyncio.create_task(runtime.run())
@@ -364,7 +253,7 @@ def _across_a_rebalance(committed: Any, monkeypatch: pytest.MonkeyPatch, handled
         if record.offset == 8:
             runtime.stop()
 
-    runtime = _runtime_over(consumer, monkeypatch, handler)
+    runtime = runtime_over(consumer, monkeypatch, handler)
     consumer.revoking = runtime
     return consumer, runtime
 
@@ -508,7 +397,7 @@ async def test_a_stop_ends_while_kafka_does_not_say_where_new_partitions_start(
         return None
 
     consumer = PositionUnknown(records=0)
-    runtime = _runtime_over(consumer, monkeypatch, handler)
+    runtime = runtime_over(consumer, monkeypatch, handler)
     running = asyncio.create_task(runtime.run())
     await asyncio.wait_for(consumer.asked_position.wait(), 5)
     runtime.stop()  # SIGTERM
@@ -526,7 +415,7 @@ async def test_the_worker_is_ready_once_kafka_says_where_new_partitions_start(
         handled.append(record.offset)
 
     consumer = PositionUnknown(records=2)
-    runtime = _runtime_over(consumer, monkeypatch, handler)
+    runtime = runtime_over(consumer, monkeypatch, handler)
     running = asyncio.create_task(runtime.run())
     try:
         for _ in range(500):

@@ -16,7 +16,7 @@ from consumers.handling import Context, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.producer import PublishError
 from tests.fakes import KeepingProducer
-from tests.unit.test_runtime_readiness import Group
+from tests.unit.fake_consumers import Group
 
 TP = TopicPartition("t", 0)
 RECORDS = 50

@@ -1,0 +1,204 @@
+"""Stand-ins for aiokafka's consumer, as the worker runtime uses it, over partition TP."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from types import SimpleNamespace
+from typing import Any, cast
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from consumers import runtime as runtime_module
+from consumers.handling import Handler
+from consumers.runtime import WorkerRuntime, _CommitOnRevoke
+from tests.fakes import KeepingProducer
+
+TP = TopicPartition("t", 0)
+
+
+class FakeConsumer:
+    """What the runtime asks of aiokafka's consumer around a rebalance."""
+
+    def __init__(self, assigned: set[TopicPartition]) -> None:
+        self.assigned = assigned
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        assert set(offsets) <= self.assigned, "aiokafka refuses unassigned partitions"
+        self.commits.append({tp: o.offset for tp, o in offsets.items()})
+
+
+def fetched(offsets: range) -> dict[TopicPartition, list[Any]]:
+    """What a fetch of TP answers: a record at each of `offsets`."""
+    return {TP: [SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=n,
+                                 key=f"k{n}".encode(), value=b"v", headers=(), timestamp=0)
+                 for n in offsets]}
+
+
+class PartitionLog:
+    """aiokafka's consumer as the runtime's loop uses it, over one partition of `records`
+    records: fetches from its position unless paused, seek moves it. committed() answers
+    `committed`; an exception is raised instead; an Event is waited for, as aiokafka waits
+    for a coordinator while Kafka is away."""
+
+    def __init__(self, records: int, committed: Any = None) -> None:
+        self.records = records
+        self.at = 0
+        self.assigned: set[TopicPartition] = set()
+        self.held: set[TopicPartition] = set()
+        self.seeks: list[int] = []
+        self.committed_answer = committed
+        self.asked = 0
+
+    def subscribe(self, topics: list[str], listener: _CommitOnRevoke) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        self.coordinating = asyncio.create_task(self._join())
+
+    async def _join(self) -> None:
+        """As aiokafka's coordinator task: the listener runs once fetching may begin."""
+        await self.listener.on_partitions_revoked([])
+        self.assigned = {TP}
+        await self.listener.on_partitions_assigned(sorted(self.assigned))
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.at
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        if TP not in self.assigned or TP in self.held or self.at >= self.records:
+            await asyncio.sleep(0.005)
+            return {}
+        batch = fetched(range(self.at, self.records))
+        self.at = self.records
+        return batch
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.held |= set(partitions)
+
+    def paused(self) -> set[TopicPartition]:
+        return self.held & self.assigned
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int:
+        return int(time.time() * 1000)  # Kafka answers every fetch
+
+    def highwater(self, tp: TopicPartition) -> int:
+        return self.records
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.held -= set(partitions)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append(offset)
+        self.at = offset
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        self.asked += 1
+        answer = self.committed_answer
+        if isinstance(answer, asyncio.Event):
+            await answer.wait()
+            return None
+        if isinstance(answer, BaseException):
+            raise answer
+        return cast(int | None, answer)
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        return None
+
+
+def runtime_over(consumer: PartitionLog, monkeypatch: pytest.MonkeyPatch,
+                 handler: Handler) -> WorkerRuntime:
+    """A runtime whose run() consumes from `consumer`, retrying getting ready at once."""
+    async def stop(consumer: Any) -> None:
+        return None
+
+    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
+    monkeypatch.setattr(runtime_module, "stop_consumer", stop)
+    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.01, raising=False)
+    return WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic], handler=handler,
+                         commit_interval_s=0.01,
+                         producer=KeepingProducer())  # type: ignore[arg-type]
+
+
+class Group:
+    """aiokafka's consumer as far as readiness looks at it: the assignment, paused partitions
+    and when a fetch of each was last answered (aiokafka's last_poll_timestamp, wall clock in
+    ms: a fetch answers every half second, records or not, while Kafka is there)."""
+
+    def __init__(self) -> None:
+        self.assigned: set[TopicPartition] = set()
+        self.paused_partitions: set[TopicPartition] = set()
+        self.answered: dict[TopicPartition, int] = {}
+        self.commit_error: Exception | None = None
+        self.listener: _CommitOnRevoke | None = None
+        self.kafka_away = False  # for what a member with no partition asks
+        self.asked = 0
+
+    def subscribe(self, topics: list[str], listener: _CommitOnRevoke) -> None:
+        self.listener = listener
+
+    async def start(self) -> None:
+        return None
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def paused(self) -> set[TopicPartition]:
+        return self.paused_partitions & self.assigned
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> int | None:
+        assert tp in self.assigned, "aiokafka asserts it"
+        return self.answered.get(tp)
+
+    def highwater(self, tp: TopicPartition) -> None:
+        return None
+
+    def answer(self) -> None:
+        """Kafka answers a fetch of every partition assigned and not paused."""
+        for tp in self.assigned - self.paused_partitions:
+            self.answered[tp] = int(time.time() * 1000)
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 0
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1}
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """As aiokafka's: asked until its request timeout (minutes) while Kafka is away."""
+        assert partitions == [TP], "one partition, known from the metadata"
+        self.asked += 1
+        if self.kafka_away:
+            await asyncio.sleep(3600)
+        return {TP: 0}
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        await asyncio.sleep(timeout_ms / 1000)
+        return {}
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self.paused_partitions |= set(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self.paused_partitions -= set(partitions)
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        if self.commit_error is not None:
+            raise self.commit_error
+
+    async def assign(self, partitions: set[TopicPartition]) -> None:
+        """A rebalance: what was assigned is revoked, then `partitions` are."""
+        assert self.listener is not None
+        await self.listener.on_partitions_revoked(sorted(self.assigned))
+        self.assigned = set()
+        self.assigned = set(partitions)
+        await self.listener.on_partitions_assigned(sorted(partitions))
