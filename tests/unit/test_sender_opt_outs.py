@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from prometheus_client import REGISTRY
 
 from consumers.bots.optouts import (
     OptOutList,
@@ -36,29 +35,9 @@ from switchboard.producer import PublishError
 from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, command_record
 from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
 from tests.unit.fakes import FakeContext
+from tests.unit.senders import ACCOUNTS, CONTACT, command, consumed, results, sends_counted
 
-CONTACT = "+4179000111"
 TELEGRAM_CHAT = "1033247360"  # a Telegram chat id, as events spell it: no phone number
-ACCOUNTS = parse_accounts({"accounts": {
-    "acme": {
-        "provider": "infobip",
-        "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
-        "outbound": {"base_url": "http://provider.test", "api_key": "ib-key", "sender": "Acme"},
-    },
-    "tg": {
-        "provider": "infobip",
-        "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
-        "outbound": {"base_url": "http://provider.test", "api_key": "ib-key", "sender": "Bot",
-                     "channel": "telegram"},
-    },
-}})
-
-
-def results(ctx: FakeContext) -> list[dict[str, Any]]:
-    """The results published since the last call."""
-    found = [orjson.loads(r.value) for r in ctx.published if r.topic == OUTBOUND_RESULTS.name]
-    ctx.published.clear()
-    return found
 
 
 @pytest.fixture
@@ -77,16 +56,6 @@ async def sender(provider_calls: list[httpx.Request]) -> AsyncIterator[Sender]:
                      http, public_url=None,
                      opt_outs=OptOutList(CompactedTable("unused:9092", OPT_OUTS.name,
                                                         decode_opt_out)))
-
-
-def consumed(record: OutRecord) -> Record:
-    return Record(record.topic, 0, 0, record.key, record.value, tuple(record.headers))
-
-
-def command(to: str = CONTACT, kind: CommandKind = CommandKind.MESSAGE) -> OutRecord:
-    return command_record(OutboundCommand(id=str(uuid.uuid4()), account="acme", to=to,
-                                          text="Sale today", kind=kind,
-                                          created_at=datetime.now(UTC)), "infobip")
 
 
 async def opted_out(sender: Sender) -> tuple[FakeContext, OutRecord]:
@@ -535,11 +504,6 @@ async def test_provider_text_that_cannot_be_stored_still_gives_its_result(
         assert result["provider_message_id"] == "ib-\ufffd7"
     else:
         assert "bad \ufffd" in result["error"]["description"]
-
-
-def sends_counted(provider: str, account: str, outcome: str) -> float:
-    return REGISTRY.get_sample_value("switchboard_sender_sends_total", {
-        "provider": provider, "account": account, "outcome": outcome}) or 0.0
 
 
 async def test_commands_refused_without_a_call_are_counted(sender: Sender) -> None:

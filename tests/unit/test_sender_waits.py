@@ -26,13 +26,7 @@ from switchboard.commands import OutboundCommand
 from switchboard.records import OutRecord, command_record
 from switchboard.topics import OUTBOUND_SENT
 from tests.unit.fakes import FakeContext, ModuleWith
-from tests.unit.test_sender_opt_outs import (
-    ACCOUNTS,
-    command,
-    consumed,
-    results,
-    sends_counted,
-)
+from tests.unit.senders import ACCOUNTS, command, consumed, results, sends_counted
 
 
 class Clock:
