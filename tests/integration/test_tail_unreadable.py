@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 
 from switchboard.topics import OUTBOUND_RESULTS, TopicSpec, ensure_topics
 from tests.integration.processes import tail
-from tests.kafka_helpers import produce_unreadable_to_partition_1
+from tests.kafka_helpers import produce_to_partition, produce_unreadable_to_partition_1
 
 
 async def test_a_record_aiokafka_cannot_read_is_skipped_with_a_warning(
@@ -24,12 +24,7 @@ async def test_a_record_aiokafka_cannot_read_is_skipped_with_a_warning(
     await ensure_topics(kafka_bootstrap, partitions=2, replication_factor=1,
                         specs=(TopicSpec(topic, "test"),))
     await produce_unreadable_to_partition_1(kafka_bootstrap, topic)  # 2 unreadable, in a batch 1-3
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, b"10", key=b"other", partition=0)
-    finally:
-        await producer.stop()
+    await produce_to_partition(kafka_bootstrap, topic, 0, (b"other", b"10"))
 
     result = await asyncio.to_thread(tail, kafka_bootstrap, "--topic", topic, "--all",
                                      "--limit", "4")
