@@ -1,4 +1,5 @@
-"""Reading back what a test caused on the topics, exactly: from offsets taken before to the end."""
+"""Kafka for tests: reading back what a test caused on the topics, exactly (from offsets taken
+before to the end), and writing records as a test (or another client library) needs them."""
 
 from __future__ import annotations
 
