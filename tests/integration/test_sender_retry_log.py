@@ -9,8 +9,7 @@ import pytest
 from switchboard.logs import configure_logging
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND_RESULTS
-from tests.integration.stack import running_stack
-from tests.integration.test_end_to_end import command_for, results_for
+from tests.integration.stack import command_for, results_for, running_stack
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 
