@@ -196,7 +196,7 @@ def _normalize_report(request: WebhookRequest, report: JsonObject,
         if first(report, "status") is not None:
             return _delivery_report(request, report, default_channel=label or "sms")
         if first(report, "seenAt") is not None:
-            return _channel_seen_report(request, report, label)
+            return _seen_report(request, report, label, addressed=False)
         if first(report, "receivedAt", "text", "message") is not None:
             return _sms_inbound(request, report, label)
         raise NormalizeError(
@@ -240,33 +240,22 @@ def _delivery_report(
     )
 
 
-def _seen_report(request: WebhookRequest, report: JsonObject,
-                 label: str | None) -> MessageEvent:
+def _seen_report(request: WebhookRequest, report: JsonObject, label: str | None, *,
+                 addressed: bool = True) -> MessageEvent:
+    """A seen report. A per-channel API's (WhatsApp's, Viber's, Messenger's, RCS's: `{messageId,
+    from, to, sentAt, seenAt, ...}`, no `event`, no channel) is not `addressed`: its channel
+    is the URL's label, else `unknown` (nothing in the report says it), and its `from` and `to`
+    are not read: Infobip's descriptions and samples disagree on which of them is the contact
+    (docs/providers/infobip.md), and a swapped pair would file the report under our own
+    number."""
     return status_event(
         request,
         channel=_channel(report, label),
         status=Status.SEEN,
         message_id=text_field(report, "messageId"),
         correlation_id=text_field(report, "callbackData"),
-        sender=text_field(report, "sender", "from"),
-        recipient=text_field(report, "destination", "to"),
-        occurred_at=parse_time(first(report, "seenAt")),
-    )
-
-
-def _channel_seen_report(request: WebhookRequest, report: JsonObject,
-                         label: str | None) -> MessageEvent:
-    """A per-channel API's seen report (WhatsApp's, Viber's, Messenger's, RCS's): `{messageId,
-    from, to, sentAt, seenAt, ...}`, no `event`, no channel. The channel is the URL's label,
-    else `unknown`: nothing in the report says it. `from` and `to` are not read: Infobip's
-    descriptions and samples disagree on which of them is the contact (docs/providers/infobip.md),
-    and a swapped pair would file the report under our own number."""
-    return status_event(
-        request,
-        channel=_channel(report, label),
-        status=Status.SEEN,
-        message_id=text_field(report, "messageId"),
-        correlation_id=text_field(report, "callbackData"),
+        sender=text_field(report, "sender", "from") if addressed else None,
+        recipient=text_field(report, "destination", "to") if addressed else None,
         occurred_at=parse_time(first(report, "seenAt")),
     )
 
