@@ -4,12 +4,15 @@ before to the end), and writing records as a test (or another client library) ne
 from __future__ import annotations
 
 import asyncio
+import base64
 import secrets
 import shutil
 import subprocess
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +25,7 @@ from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 from switchboard.clients import KafkaTarget
 from switchboard.localkafka import BrokerError
 from switchboard.producer import DurableProducer
-from switchboard.records import OutRecord, raw_body
+from switchboard.records import OutRecord, dead_letter_record, raw_body
 from switchboard.topics import ALL_TOPICS, RAW, partitions_of
 
 Offsets = dict[TopicPartition, int]
@@ -122,6 +125,17 @@ async def publish(kafka: KafkaTarget, records: list[OutRecord]) -> None:
         await producer.publish(records)
     finally:
         await producer.stop()
+
+
+async def publish_worker_letters(bootstrap: str, topic: str, stage: str, count: int) -> None:
+    """`count` dead letters of the worker stage `stage` (now), each holding the same record for
+    `topic`: a window for replay to work through."""
+    payload = {"topic": topic, "value_b64": base64.b64encode(b'{"n": 1}').decode(),
+               "key_b64": None, "headers_b64": [["ce_type", base64.b64encode(b"t").decode()]]}
+    now = datetime.now(UTC)
+    await publish(bootstrap, [dead_letter_record(
+        dl_id=str(uuid.uuid4()), stage=f"worker:{stage}", reason="a bug", provider="test",
+        account="test", time=now, payload=payload) for _ in range(count)])
 
 
 async def add_partitions(bootstrap: str, topic: str, total: int) -> None:

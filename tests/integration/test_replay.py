@@ -5,7 +5,6 @@ an Omnichat report is correlated through the results already on the topic."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import fcntl
 import os
 import signal
@@ -45,7 +44,7 @@ from tests.integration.conftest import IngestServer
 from tests.integration.processes import replay
 from tests.integration.runtimes import run_until
 from tests.integration.webhooks import basic, infobip_report
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.kafka_helpers import TopicWatcher, collect_until, publish, publish_worker_letters
 
 EVENT_TOPICS = (MESSAGE_INBOUND.name, MESSAGE_STATUS.name)
 
@@ -251,13 +250,8 @@ async def test_a_stopped_replay_reports_every_letter_it_published_and_no_other(
     await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
                         specs=(TopicSpec(topic, "test"),))
     stage = f"stop-{uuid.uuid4().hex[:8]}"
-    now = datetime.now(UTC)
-    payload = {"topic": topic, "value_b64": base64.b64encode(b'{"n": 1}').decode(),
-               "key_b64": None, "headers_b64": [["ce_type", base64.b64encode(b"t").decode()]]}
     letters = 3000
-    await publish(kafka_bootstrap, [dead_letter_record(
-        dl_id=str(uuid.uuid4()), stage=f"worker:{stage}", reason="a bug", provider="test",
-        account="test", time=now, payload=payload) for _ in range(letters)])
+    await publish_worker_letters(kafka_bootstrap, topic, stage, letters)
 
     async with TopicWatcher(kafka_bootstrap, (topic,)) as watcher:
         start = await watcher.snapshot()

@@ -4,17 +4,14 @@ says how many letters were replayed, lines lost or not."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import re
 import signal
 import sys
 import uuid
-from datetime import UTC, datetime
 
-from switchboard.records import dead_letter_record
 from switchboard.topics import TopicSpec, ensure_topics
-from tests.kafka_helpers import TopicWatcher, publish
+from tests.kafka_helpers import TopicWatcher, publish_worker_letters
 
 
 async def test_a_reader_that_goes_away_stops_replay_and_it_says_what_it_published(
@@ -25,12 +22,8 @@ async def test_a_reader_that_goes_away_stops_replay_and_it_says_what_it_publishe
     await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
                         specs=(TopicSpec(topic, "test"),))
     stage = f"pipe-{uuid.uuid4().hex[:8]}"
-    payload = {"topic": topic, "value_b64": base64.b64encode(b'{"n": 1}').decode(),
-               "key_b64": None, "headers_b64": [["ce_type", base64.b64encode(b"t").decode()]]}
     letters = 3000
-    await publish(kafka_bootstrap, [dead_letter_record(
-        dl_id=str(uuid.uuid4()), stage=f"worker:{stage}", reason="a bug", provider="test",
-        account="test", time=datetime.now(UTC), payload=payload) for _ in range(letters)])
+    await publish_worker_letters(kafka_bootstrap, topic, stage, letters)
 
     async with TopicWatcher(kafka_bootstrap, (topic,)) as watcher:
         start = await watcher.snapshot()
