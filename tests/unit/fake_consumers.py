@@ -34,6 +34,49 @@ class FakeConsumer:
         self.commits.append({tp: o.offset for tp, o in offsets.items()})
 
 
+class OneRecordConsumer:
+    """A consumer whose partition `tp` holds one record (at `offset`), fetched once; it keeps
+    what is committed, for a test to look at."""
+
+    def __init__(self, tp: TopicPartition, offset: int, key: bytes = b"k") -> None:
+        self.tp, self.offset, self.key = tp, offset, key
+        self.fetched = False
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    def subscribe(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    def assignment(self) -> set[TopicPartition]:
+        return {self.tp}
+
+    def paused(self) -> set[TopicPartition]:
+        return set()
+
+    def last_poll_timestamp(self, tp: TopicPartition) -> None:
+        return None
+
+    def highwater(self, tp: TopicPartition) -> None:
+        return None
+
+    async def position(self, tp: TopicPartition) -> int:
+        return self.offset
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        await asyncio.sleep(timeout_ms / 1000)
+        if self.fetched:
+            return {}
+        self.fetched = True
+        return {self.tp: [SimpleNamespace(topic=self.tp.topic, partition=self.tp.partition,
+                                          offset=self.offset, key=self.key, value=b"{}",
+                                          headers=(), timestamp=0)]}
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self.commits.append({tp: o.offset for tp, o in offsets.items()})
+
+
 def fetched(offsets: range) -> dict[TopicPartition, list[Any]]:
     """What a fetch of TP answers: a record at each of `offsets`."""
     return {TP: [SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=n,

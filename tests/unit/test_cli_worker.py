@@ -7,7 +7,6 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,38 +23,10 @@ from switchboard.logs import configure_logging
 from switchboard.producer import PublishError
 from switchboard.settings import Settings
 from tests.fakes import KeepingProducer
+from tests.unit.fake_consumers import OneRecordConsumer
 
 EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
 TP = TopicPartition("switchboard.message.inbound.v1", 2)
-
-
-class OneRecord:
-    """A consumer whose partition holds one record (offset 41), fetched once."""
-
-    def __init__(self, **given: Any) -> None:
-        self.fetched = False
-
-    def subscribe(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    async def start(self) -> None:
-        return None
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TP}
-
-    async def position(self, tp: TopicPartition) -> int:
-        return 41
-
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
-        if self.fetched:
-            return {}
-        self.fetched = True
-        return {TP: [SimpleNamespace(topic=TP.topic, partition=TP.partition, offset=41,
-                                     key=b"acme|+41790000001", value=b"{}", headers=())]}
-
-    async def commit(self, offsets: Any) -> None:
-        raise AssertionError("nothing may be committed past the record")
 
 
 class Refusing(KeepingProducer):
@@ -104,7 +75,8 @@ def test_a_record_neither_handled_nor_kept_stops_the_worker_with_one_line(
     # The worker stopped with a traceback that said neither which record nor that it was
     # not lost.
     monkeypatch.setitem(workers.WORKERS, "keywords", _worker_failing_with(failure, producer))
-    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", OneRecord)
+    consumer = OneRecordConsumer(TP, 41, key=b"acme|+41790000001")
+    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
     monkeypatch.setattr(runtime_module, "stop_consumer", _stop)
     monkeypatch.setattr("switchboard.cli.worker.reach_kafka", _answers)
     configure_logging("INFO", "json")
@@ -124,6 +96,8 @@ def test_a_record_neither_handled_nor_kept_stops_the_worker_with_one_line(
                 if "record neither handled nor kept" in line]
     assert (logged["topic"], logged["partition"], logged["offset"]) == (TP.topic, 2, 41)
     assert logged["level"] == "error"
+    # Committed at most up to the record (41: read again from it), never past it.
+    assert all(offset <= 41 for commit in consumer.commits for offset in commit.values())
 
 
 def test_run_says_so_in_one_line_too(monkeypatch: pytest.MonkeyPatch,

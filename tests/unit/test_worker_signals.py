@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.structs import OffsetAndMetadata
 
 from consumers import runtime as runtime_module
 from consumers import workers
@@ -27,49 +26,11 @@ from switchboard.accounts import Accounts, load_accounts
 from switchboard.settings import Settings
 from switchboard.topics import OPT_OUTS
 from tests.fakes import KeepingProducer
+from tests.unit.fake_consumers import OneRecordConsumer
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_ACCOUNTS = REPO / "examples" / "accounts.toml"
 TP = TopicPartition("switchboard.outbound.v1", 0)
-
-
-class OneCommand:
-    """A consumer whose partition holds one record (offset 0), and that keeps its commits."""
-
-    def __init__(self, **given: Any) -> None:
-        self.fetched = False
-        self.commits: list[dict[TopicPartition, int]] = []
-
-    def subscribe(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    async def start(self) -> None:
-        return None
-
-    def assignment(self) -> set[TopicPartition]:
-        return {TP}
-
-    def paused(self) -> set[TopicPartition]:
-        return set()
-
-    def last_poll_timestamp(self, tp: TopicPartition) -> None:
-        return None
-
-    def highwater(self, tp: TopicPartition) -> None:
-        return None
-
-    async def position(self, tp: TopicPartition) -> int:
-        return 0
-
-    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
-        await asyncio.sleep(timeout_ms / 1000)
-        if self.fetched:
-            return {}
-        self.fetched = True
-        return {TP: [Record(TP.topic, 0, 0, b"k", b"{}")]}
-
-    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        self.commits.append({tp: o.offset for tp, o in offsets.items()})
 
 
 async def _no_consumer(consumer: Any) -> None:
@@ -89,7 +50,7 @@ def hung_up_sender(nohup: bool) -> None:
 
     if nohup:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    consumer = OneCommand()
+    consumer = OneRecordConsumer(TP, 0)
     patch = pytest.MonkeyPatch()
     patch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
     patch.setattr(runtime_module, "stop_consumer", _no_consumer)
@@ -132,7 +93,7 @@ async def test_sighup_still_reloads_the_keyword_bots_rules(
         caplog: pytest.LogCaptureFixture) -> None:
     rules = tmp_path / "rules.toml"
     rules.write_text('[accounts.acme]\nown_numbers = ["+15550000000"]\n')
-    consumer = OneCommand()
+    consumer = OneRecordConsumer(TP, 0)
     consumer.fetched = True  # nothing to handle
 
     @contextlib.asynccontextmanager
