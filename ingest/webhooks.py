@@ -171,10 +171,13 @@ class WebhookHandler:
         name: str = request.path_params["account"]
         account = self.accounts.get(provider, name) if provider in PROVIDERS else None
         if account is None:
-            metrics.REQUESTS.labels(provider if provider in PROVIDERS else "unknown",
-                                    "unknown", "unknown_account").inc()
+            # Both names are the caller's to invent: neither is a label, nor tells log kinds
+            # apart (a scanner trying names got a line for each), only shown as an example.
+            known = provider if provider in PROVIDERS else "unknown"
+            metrics.count_request(known, "unknown", "unknown_account")
             self.refusals(logging.WARNING, "webhook for unknown account",
-                          {"provider": provider[:40], "account": name[:80]})
+                          {"provider": known, "status": 404}, account=name[:80],
+                          path=request.scope["path"][:200])
             if provider not in PROVIDERS:  # same code: the URL names no configured account
                 return error_response(404, "unknown_account",
                                       f"no provider named {provider[:40]!r}; known: "
