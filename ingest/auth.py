@@ -75,6 +75,29 @@ def _header(request: SignedRequest, name: str) -> str:
     return value
 
 
+# The headers each scheme reads its credentials from (the token scheme's is the account's own).
+_CREDENTIAL_HEADERS: dict[str, tuple[str, ...]] = {
+    "basic": ("authorization",),
+    "bird-signature": ("messagebird-request-timestamp", "messagebird-signature"),
+    "messagebird-v1": ("messagebird-request-timestamp", "messagebird-signature"),
+    "messagebird-jwt": ("messagebird-signature-jwt",),
+    "standard-webhooks": ("webhook-id", "webhook-timestamp", "webhook-signature"),
+    "hub-signature": ("x-hub-signature",),
+}
+
+
+def credential_headers(config: AuthConfig) -> tuple[str, ...]:
+    return _CREDENTIAL_HEADERS.get(config.scheme) or (config.header,)
+
+
+def refuse_repeated(repeated: frozenset[str], config: AuthConfig) -> None:
+    """AuthError if one of the scheme's credential headers came twice (see _header), as its
+    verifier would: said from the headers alone, so before a signed request's body is read."""
+    for name in credential_headers(config):
+        if name in repeated:
+            raise AuthError(f"{name} header sent more than once")
+
+
 # Clocks differ a little; a timestamp further ahead than this was not made by the provider
 # for a request sent now (and would stretch the replay window into the future).
 MAX_CLOCK_SKEW_S = 300

@@ -27,6 +27,7 @@ from ingest import metrics
 from ingest.auth import (
     AuthError,
     SignedRequest,
+    refuse_repeated,
     repeated_headers,
     signed_url,
     verify,
@@ -229,6 +230,11 @@ class WebhookHandler:
         if early and (refusal := self._refusal(request, account, query, headers, repeated,
                                                b"")) is not None:
             return refusal, "unauthorized"
+        if repeated and not early:  # a credential sent twice needs no body to be refused
+            try:
+                refuse_repeated(repeated, account.auth)
+            except AuthError as exc:
+                return self._unauthorized(account, exc), "unauthorized"
         if request.method == "GET" and not without_token(query, account.auth):
             # A provider checking the URL it was given, token and all: it exists, and the
             # token is right (a wrong one got its 401 above, so the URL is not saved).
@@ -319,11 +325,14 @@ class WebhookHandler:
             verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
                                  body=body, now=time.time(), repeated=repeated), account.auth)
         except AuthError as exc:
-            self.refusals(logging.WARNING, "webhook authentication failed",
-                          {"provider": account.provider, "account": account.name,
-                           "reason": exc.reason})
-            return error_response(401, "unauthorized", exc.reason)
+            return self._unauthorized(account, exc)
         return None
+
+    def _unauthorized(self, account: Account, exc: AuthError) -> Response:
+        self.refusals(logging.WARNING, "webhook authentication failed",
+                      {"provider": account.provider, "account": account.name,
+                       "reason": exc.reason})
+        return error_response(401, "unauthorized", exc.reason)
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None once it grows past the cap (we stop reading there); BodyTimeout

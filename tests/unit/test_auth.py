@@ -13,7 +13,16 @@ import pytest
 from pydantic import ValidationError
 
 from ingest import auth
-from ingest.auth import AuthError, SignedRequest, signed_url, verify, without_token
+from ingest.auth import (
+    AuthError,
+    SignedRequest,
+    credential_headers,
+    refuse_repeated,
+    signed_url,
+    verify,
+    without_token,
+)
+from ingest.signing import sign
 from switchboard.accounts import AuthConfig
 from tests.unit.fakes import ModuleWith
 
@@ -277,3 +286,18 @@ def test_a_url_token_is_not_kept_with_the_request() -> None:
     assert without_token("a=1&token=url-token-123&b=%20", token) == "a=1&b=%20"
     assert without_token("to%6Ben=url-token-123", token) == ""  # however it is encoded
     assert without_token("token=x", _config("basic", "password-1", username="u")) == "token=x"
+
+
+@pytest.mark.parametrize("scheme", sorted(auth.VERIFIERS))
+def test_the_credential_headers_are_those_the_scheme_is_sent_with(scheme: str) -> None:
+    # What ingest refuses sent twice before a signed body is read: one missing here would be
+    # refused only after the body, one too many refused although the scheme never reads it.
+    secret = "whsec_" + base64.b64encode(b"a-signing-key-of-32-bytes-length").decode()
+    config = _config(scheme, secret, username="u")
+    sent = sign(scheme, secret, url="https://example.com/hook", body=b"{}", username="u",
+                header=config.header)
+    assert set(credential_headers(config)) == set(sent)
+    repeated = frozenset(sent)
+    with pytest.raises(AuthError, match="header sent more than once"):
+        refuse_repeated(repeated, config)
+    refuse_repeated(frozenset({"x-forwarded-for"}), config)  # any other header may come twice

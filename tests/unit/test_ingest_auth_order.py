@@ -8,14 +8,20 @@ from typing import Any
 import pytest
 from starlette.requests import Request
 
+from ingest.auth import credential_headers
 from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
 from ingest.webhooks import WebhookHandler
-from switchboard.accounts import parse_accounts
+from switchboard.accounts import AuthConfig, parse_accounts
 from tests.fakes import KeepingProducer
 
 BASIC = {"scheme": "basic", "username": "infobip", "secrets": ["webhook-password-123"]}
 TOKEN = {"scheme": "token", "secrets": ["webhook-token-123"]}
+SIGNED = {scheme: {"scheme": scheme, "secrets": [secret]} for scheme, secret in [
+    ("bird-signature", "signing-key-123"), ("messagebird-v1", "signing-key-123"),
+    ("messagebird-jwt", "signing-key-123"), ("hub-signature", "signing-key-123"),
+    ("standard-webhooks", "whsec_" + base64.b64encode(b"standard-secret").decode()),
+]}
 
 
 async def _answer(auth: dict[str, Any], headers: list[tuple[bytes, bytes]],
@@ -70,3 +76,21 @@ async def test_an_authenticated_body_is_read_whole(
         auth: dict[str, Any], headers: list[tuple[bytes, bytes]], query: bytes) -> None:
     status, read = await _answer(auth, headers, query)
     assert read == 16 and status == 400  # read, then refused as a payload (blank JSON)
+
+
+@pytest.mark.parametrize(("auth", "repeated"), [
+    (auth, name) for auth in SIGNED.values()
+    for name in credential_headers(AuthConfig.model_validate(auth))])
+async def test_a_signed_request_with_a_credential_header_sent_twice_is_refused_unread(
+        auth: dict[str, Any], repeated: str) -> None:
+    # Refused all the same, but only once its body (up to max_body_bytes) had been read.
+    headers = [(repeated.encode(), b"a-first-copy"), (repeated.encode(), b"a-second-copy")]
+    assert await _answer(auth, headers) == (401, 0)
+
+
+@pytest.mark.parametrize("auth", SIGNED.values())
+async def test_a_signed_request_is_read_whole_before_its_signature_is_checked(
+        auth: dict[str, Any]) -> None:
+    # Any other header may come twice (proxies each add their x-forwarded-for).
+    headers = [(b"x-forwarded-for", b"10.0.0.1"), (b"x-forwarded-for", b"10.0.0.2")]
+    assert await _answer(auth, headers) == (401, 16)
