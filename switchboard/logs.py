@@ -149,21 +149,29 @@ class _Escaped:
         return repr(self.text)[1:-1]
 
 
+# What the console renderer writes on lines of their own, after the event's.
+_MULTILINE = frozenset({"exception", "stack"})
+_INDENT = "    "
+
+
 def escape_for_console(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor, before the console renderer: structlog's writes a string as it is
     unless it holds a space, a quote or a line break, and the event always as it is (JSON lines
     escape both already). Non-printable characters: control characters, line and paragraph
-    separators, bidirectional overrides."""
+    separators, bidirectional overrides.
+
+    A traceback (and a stack) keeps its lines, each indented: a log line starts at the first
+    column, and a line break in an exception's message (request data quoted in an error)
+    would otherwise start one of the caller's making. The renderer wants a str there."""
     for key, value in event_dict.items():
-        if isinstance(value, str) and not value.isprintable():
-            if key == "exception":  # a traceback keeps its lines; the renderer wants a str
-                event_dict[key] = "\n".join(
-                    line if line.isprintable() else repr(line)[1:-1]
-                    for line in value.split("\n"))
-            else:
-                event_dict[key] = _Escaped(value)
+        if key in _MULTILINE and isinstance(value, str):
+            event_dict[key] = "\n".join(
+                _INDENT + (line if line.isprintable() else repr(line)[1:-1])
+                for line in value.split("\n"))
+        elif isinstance(value, str) and not value.isprintable():
+            event_dict[key] = _Escaped(value)
     return event_dict
 
 

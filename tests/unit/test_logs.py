@@ -178,3 +178,30 @@ def test_a_console_line_cannot_be_forged_by_a_value_from_a_request(
     assert r"unknown x\r\ny" in lines[1]
     assert "crashed" in lines[2] and "Traceback" in err  # a traceback keeps its lines
     assert r"ValueError: bad\x1b[31m value" in err
+
+
+def test_an_exception_message_cannot_forge_a_console_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A traceback keeps its line breaks, so one in the message (request data quoted in an
+    # error) started a line of the caller's making: every line of a traceback is indented now,
+    # and a log line starts at its first column.
+    configure_logging("INFO", "console")
+    forged = "2025-01-01T00:00:00Z [error    ] kafka lost everything"
+    try:
+        try:
+            try:
+                raise RuntimeError(f"no account acme\n{forged}")
+            except RuntimeError as exc:
+                raise ValueError(f"bad\n{forged}") from exc
+        except ValueError:
+            get_logger("ingest.test").exception("crashed")
+    finally:
+        configure_logging("INFO", "json")
+    lines = capsys.readouterr().err.splitlines()
+    assert "crashed" in lines[0] and not lines[0].startswith(" ")
+    assert all(line.startswith("    ") for line in lines[1:] if line), lines
+    traceback = [line[4:] for line in lines[1:]]  # its structure is kept, one level in
+    assert traceback.count(forged) == 2  # shown, each in its exception's message
+    assert "Traceback (most recent call last):" in traceback
+    assert "ValueError: bad" in traceback and "RuntimeError: no account acme" in traceback
+    assert any(line.startswith("  File ") for line in traceback)
