@@ -208,9 +208,10 @@ def test_a_body_nested_too_deep_to_compact_is_refused_not_a_crash() -> None:
                _config("hub-signature", "webex-hub-secret"))
 
 
-def test_an_unknown_hub_algorithm_is_quoted_short() -> None:
+def test_an_unknown_hub_algorithm_is_not_quoted() -> None:
     # The reason is logged and answered for every refused request: quoting the header's whole
-    # prefix made each line as long as the header a caller chose (tens of kilobytes).
+    # prefix made each line as long as the header a caller chose (tens of kilobytes), and
+    # each algorithm a kind of refusal of its own (test_ingest_refusal_log).
     with pytest.raises(AuthError) as caught:
         verify(_request({"x-hub-signature": "x" * 20_000 + "=00"}),
                _config("hub-signature", "webex-hub-secret"))

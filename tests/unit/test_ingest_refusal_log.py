@@ -29,6 +29,7 @@ def _app() -> Any:
     accounts = parse_accounts({"accounts": {
         "acme": {"provider": "infobip",
                  "auth": {"scheme": "basic", "username": "u", "secrets": [PASSWORD]}},
+        "wx": {"provider": "webex", "auth": {"scheme": "hub-signature", "secrets": [PASSWORD]}},
     }})
     app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
     app.state.handler.producer = KeepingProducer()
@@ -79,6 +80,25 @@ async def test_a_provider_retrying_with_a_wrong_secret_is_logged_once_then_summe
     await _post_all(app, ["/webhooks/infobip/acme"], {**_basic(WRONG), **JSON})
     app.state.handler.refusals.flush()
     assert [e["event"] for e in _events(caplog)] == ["webhook authentication failed"]
+
+
+async def test_a_caller_varying_its_signature_header_gets_one_line_a_window(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The hub signature's algorithm was quoted in the reason, which tells kinds apart: anyone
+    # who knows the URL wrote a line per algorithm they made up, 100 a minute.
+    app = _app()
+    caplog.set_level(logging.INFO)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        for n in range(50):
+            response = await client.post("/webhooks/webex/wx", content=b"{}", headers={
+                **JSON, "x-hub-signature": f"made-up-{n}=00"})
+            assert response.status_code == 401
+    assert "sha256" in response.json()["message"]  # what to send instead
+    app.state.handler.refusals.flush()
+    logged = [e for e in _events(caplog) if e["event"].startswith("webhook authentication")]
+    assert [e.get("more") for e in logged] == [None, 49]
+    assert "made-up" not in caplog.text
 
 
 async def test_a_scanner_inventing_account_names_gets_one_line_a_window_per_provider(
