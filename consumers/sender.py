@@ -216,6 +216,10 @@ class Sender:
         account = self.accounts.by_name(command.account)
         if account is not None:
             command = command.addressed(_account_channel(account))
+            if command.account != account.name:
+                # Its name in another Unicode form (NFD): keys, opt-outs and results name the
+                # account as events do, or Omnichat's correlation of results would miss.
+                command = command.model_copy(update={"account": account.name})
             canonical = conversation_key(account.provider, account.name, command.to)
             if record.key != canonical:
                 await self._rekey(record, canonical, command, account, ctx)
@@ -286,7 +290,7 @@ class Sender:
         command_id, account, to = (fields.get(name) for name in ("id", "account", "to"))
         account = account if isinstance(account, str) else ""
         known = self.accounts.by_name(account)
-        provider = known.provider if known else ""
+        provider, account = (known.provider, known.name) if known else ("", account)
         if not isinstance(command_id, str) or not command_id \
                 or self.ledger.get(command_id.encode()) is not None:
             return provider, account

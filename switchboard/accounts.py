@@ -159,7 +159,7 @@ def _nfc(name: str) -> str:
 
 
 class Accounts:
-    """Accounts by name, as the ingest routes look them up.
+    """Accounts by name, as the ingest routes and the sender look them up.
 
     A name with accents may be written composed (`é`, NFC) in one place and decomposed (`e` and
     a combining accent, NFD) in another: macOS file names, some editors, a provider's URL form.
@@ -178,14 +178,19 @@ class Accounts:
                     "rename one")
 
     def get(self, provider: str, name: str) -> Account | None:
+        account = self._lookup(name)
+        return account if account is not None and account.provider == provider else None
+
+    def by_name(self, name: str) -> Account | None:
+        """The account a command names (the sender, `switchboard send`), in either form."""
+        return self._lookup(name)
+
+    def _lookup(self, name: str) -> Account | None:
         account = self._by_name.get(name)
         if account is None and not name.isascii():
             # Only on a miss: the name as configured costs nothing more.
             account = self._by_nfc.get(_nfc(name))
-        return account if account is not None and account.provider == provider else None
-
-    def by_name(self, name: str) -> Account | None:
-        return self._by_name.get(name)
+        return account
 
     def __iter__(self) -> Any:
         return iter(self._by_name.values())
