@@ -23,11 +23,12 @@ One command is one message (seed 003):
 - callbackData (= command id) sits in `webhooks` next to `delivery`/`seen`, so it comes back in
   delivery and seen reports as the correlation id.
 
-Response: `messages[0].messageId` is the provider message id. A `REJECTED` status group in a 2xx
-is a permanent error. Every acceptance carries the id (the spec: `messages` is required, and a
-messageId not given "will be auto-generated and returned in the API response"), so a 2xx
-without one is not Infobip's answer (a base_url pointing at another API): `bad_response`,
-maybe sent, never sent again.
+Response: `messages[0].messageId` is the provider message id. A `REJECTED`, `UNDELIVERABLE` or
+`EXPIRED` status group in a 2xx (final: the message will not be delivered) is a permanent error.
+Every acceptance carries the id (the spec: `messages` is required, and a messageId not given
+"will be auto-generated and returned in the API response"), so a 2xx without one is not
+Infobip's answer (a base_url pointing at another API): `bad_response`, maybe sent, never sent
+again.
 """
 
 from __future__ import annotations
@@ -175,20 +176,30 @@ def success_body(response: httpx.Response) -> Any:
     return body
 
 
+# Status groups that end a message undelivered: Infobip's status codes appear "in message send
+# responses" too, and UNDELIVERABLE_*, EXPIRED_*, REJECTED_* are final (its "Message status
+# codes" page), so one in a send's answer means the message will not reach the recipient.
+_UNDELIVERED_GROUPS = {"REJECTED": "rejected the message",
+                       "UNDELIVERABLE": "cannot deliver the message",
+                       "EXPIRED": "let the message expire undelivered"}
+
+
 def message_receipt(message: dict[str, Any], api: str, *,
                     text: Callable[[Any], str | None] = as_text) -> SendReceipt:
     """The receipt for one message object of a 2xx body (`messageId` and the Infobip `status`
-    object, the same in both Infobip APIs); a permanent SendError when its group is REJECTED.
+    object, the same in both Infobip APIs); a permanent SendError when its group is final and
+    not DELIVERED (REJECTED, UNDELIVERABLE, EXPIRED).
 
     `text` reads the fields: the Messages API's may be numbers, Omnichat's are read as strings.
     """
     status = message.get("status")
     status = status if isinstance(status, dict) else {}
     status_name = text(status.get("name"))
-    if text(status.get("groupName")) == "REJECTED":
-        reason = text(status.get("description")) or status_name or "rejected"
-        raise SendError(f"{api} rejected the message: {reason}", retryable=False,
-                        code=status_name or "REJECTED")
+    group = text(status.get("groupName"))
+    if group in _UNDELIVERED_GROUPS:
+        reason = text(status.get("description")) or status_name or group.lower()
+        raise SendError(f"{api} {_UNDELIVERED_GROUPS[group]}: {reason}", retryable=False,
+                        code=status_name or group)
     return SendReceipt(provider_message_id=text(message.get("messageId")),
                        provider_status=status_name)
 

@@ -15,8 +15,8 @@ caption (IMAGE requires `text`), more than 3 buttons, and buttons together with 
 The send API has no correlation field, no per-message webhook URL (reports go to the
 application's `webhookUrl`, set when the application is created) and no reply reference, so the
 command id, the webhook URL and `in_reply_to` are not sent: reports correlate by `messageId`.
-Response: `messageId`; a `REJECTED` status group is a permanent error; a 2xx without an id is
-accepted with id `None` (resending could send the message twice).
+Response: `messageId`; a `REJECTED`, `UNDELIVERABLE` or `EXPIRED` status group is a permanent
+error; a 2xx without an id is accepted with id `None` (resending could send the message twice).
 """
 
 from __future__ import annotations
