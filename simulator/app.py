@@ -8,7 +8,8 @@ status webhooks are queued for ingest. Control endpoints:
 * `GET /_sim/sends[?account=&provider=]`, `DELETE /_sim/sends`: what was accepted.
 * `POST /_sim/inbound {account, from, text, postback?, to?}`: an end user writes to us.
 * `POST|GET|DELETE /_sim/faults`: fail the next N sends (see simulator.faults), also with a
-  2xx that refuses them (`rejected`).
+  2xx that refuses them (`rejected`) or, from Infobip, whose message has a final UNDELIVERABLE
+  or EXPIRED status (`undeliverable`, `expired`).
 * `GET /_sim/webhooks`: webhooks sent, failed (dropped), retried, skipped, pending.
 * `GET /_sim/health`: the accounts served and any outbound tables that cannot be.
 """
@@ -39,7 +40,7 @@ from simulator.base import (
     json_response,
     new_id,
 )
-from simulator.faults import HTTP_STATUS, Fault, FaultBook, FaultSpec
+from simulator.faults import HTTP_STATUS, UNDELIVERED_MODES, Fault, FaultBook, FaultSpec
 from simulator.recorder import SendRecorder
 from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import Account, Accounts
@@ -163,8 +164,29 @@ class Simulator:
         # A fault for a misspelt account would be listed but never fire: say so now.
         if spec.account is not None and all(a.name != spec.account for a in self.accounts):
             return _control_error(404, f"no account {spec.account!r}")
+        if spec.mode in UNDELIVERED_MODES:
+            # One no provider it may reach can answer would fail that send with nothing.
+            problem = self._unanswerable(spec)
+            if problem is not None:
+                return _control_error(400, problem)
         fault = self.faults.add(spec)
         return json_response({"fault": fault.to_dict()}, 201)
+
+    def _unanswerable(self, spec: FaultSpec) -> str | None:
+        """Why a fault of a status only some providers answer with could reach another."""
+        if spec.provider is not None:
+            reached = {spec.provider}
+        elif spec.account is not None:
+            reached = {a.provider for a in self.accounts if a.name == spec.account}
+        else:
+            reached = set(SIMULATED)
+        able = sorted(name for name, provider in SIMULATED.items()
+                      if provider.undelivered(spec.mode) is not None)
+        unable = sorted(reached.difference(able))
+        if not unable:
+            return None
+        return (f"mode {spec.mode!r} is a status only {', '.join(able)} answer a send with, "
+                f"not {', '.join(unable)}: name one of theirs (provider or account)")
 
     async def list_faults(self, request: Request) -> Response:
         return json_response({"faults": [fault.to_dict() for fault in self.faults.active()]})
@@ -242,6 +264,9 @@ async def _faulted(request: Request, provider: SimulatedProvider, fault: Fault) 
         return provider.failure(504)
     if fault.mode == "rejected":
         return provider.rejected()
+    if fault.mode in UNDELIVERED_MODES:
+        # add_fault refuses these where the provider has no such answer; its refusal otherwise.
+        return provider.undelivered(fault.mode) or provider.rejected()
     status = HTTP_STATUS[fault.mode]
     response = provider.failure(status)
     if status == 429:

@@ -147,6 +147,11 @@ class SimulatedProvider(Protocol):
         """The provider's 2xx answer that says it did not take the message (the `rejected`
         fault): what a client must not read as an acceptance."""
 
+    def undelivered(self, mode: str) -> Response | None:
+        """The provider's 2xx answer whose message already has a final status other than
+        delivered (the `undeliverable` and `expired` faults), or None when its send answers
+        carry no such status."""
+
     def status_webhooks(self, send: ReceivedSend, *, at: datetime, step: timedelta
                         ) -> list[Webhook]:
         """The status lifecycle of a sent message, in the order the provider reports it."""

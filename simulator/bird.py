@@ -135,6 +135,12 @@ def rejected() -> Response:
                                       "source": {"name": "accounting"}}}, 202)
 
 
+def undelivered(mode: str) -> None:
+    """The Infobip status groups of these faults have no Bird counterpart the simulator
+    answers: its `rejected` is Bird's refusal in a 2xx."""
+    return None
+
+
 def failure(status: int) -> Response:
     names = {400: "InvalidPayload", 429: "TooManyRequests", 503: "ServiceUnavailable"}
     reasons = {400: "The request is invalid", 429: "Too many requests, slow down",

@@ -12,9 +12,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 # "rejected": the provider's 2xx answer that says it did not take the message (each provider's
-# `rejected`), the refusal a client could mistake for an acceptance.
-FaultMode = Literal["http_500", "http_503", "http_429", "http_400", "rejected", "slow",
-                    "timeout"]
+# `rejected`), the refusal a client could mistake for an acceptance. "undeliverable", "expired":
+# a 2xx whose message already has that final status group, so it will not be delivered (each
+# provider's `undelivered`; only Infobip's send answers carry a status group).
+FaultMode = Literal["http_500", "http_503", "http_429", "http_400", "rejected", "undeliverable",
+                    "expired", "slow", "timeout"]
+UNDELIVERED_MODES: frozenset[FaultMode] = frozenset({"undeliverable", "expired"})
 
 HTTP_STATUS: dict[str, int] = {"http_500": 500, "http_503": 503, "http_429": 429, "http_400": 400}
 DEFAULT_RETRY_AFTER_S = 1.0

@@ -77,6 +77,13 @@ NO_ERROR = {"groupId": 0, "groupName": "OK", "id": 0, "name": "NO_ERROR",
 REJECTED_NOT_ENOUGH_CREDITS = {"groupId": 5, "groupName": "REJECTED", "id": 12,
                                "name": "REJECTED_NOT_ENOUGH_CREDITS",
                                "description": "Not enough credits"}
+# Statuses of the other final groups a send's answer may carry, by the fault that answers them.
+UNDELIVERED = {
+    "undeliverable": {"groupId": 2, "groupName": "UNDELIVERABLE", "id": 31,
+                      "name": "UNDELIVERABLE_NOT_SENT", "description": "Message not sent"},
+    "expired": {"groupId": 4, "groupName": "EXPIRED", "id": 15, "name": "EXPIRED_EXPIRED",
+                "description": "Message expired"},
+}
 
 
 class Outbound(OutboundKeys):
@@ -129,6 +136,12 @@ def rejected() -> Response:
     """An HTTP 200 whose message has a REJECTED status: Infobip did not take it."""
     return json_response({"bulkId": _infobip_id(), "messages": [
         {"messageId": _infobip_id(), "status": REJECTED_NOT_ENOUGH_CREDITS}]})
+
+
+def undelivered(mode: str) -> Response:
+    """An HTTP 200 whose message has a final UNDELIVERABLE or EXPIRED status."""
+    return json_response({"bulkId": _infobip_id(), "messages": [
+        {"messageId": _infobip_id(), "status": UNDELIVERED[mode]}]})
 
 
 def failure(status: int) -> Response:

@@ -52,6 +52,7 @@ from simulator.infobip import (
     NO_ERROR,
     PENDING_ENROUTE,
     REJECTED_NOT_ENOUGH_CREDITS,
+    UNDELIVERED,
     infobip_time,
     request_error,
 )
@@ -132,6 +133,11 @@ def rejected() -> Response:
     """An HTTP 200 with a REJECTED status, as the Messages API answers one (same status object)."""
     return json_response({"messageCount": 1, "messageId": new_id(),
                           "status": REJECTED_NOT_ENOUGH_CREDITS})
+
+
+def undelivered(mode: str) -> Response:
+    """An HTTP 200 with a final UNDELIVERABLE or EXPIRED status, as the Messages API's."""
+    return json_response({"messageCount": 1, "messageId": new_id(), "status": UNDELIVERED[mode]})
 
 
 def failure(status: int) -> Response:

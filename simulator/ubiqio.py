@@ -155,6 +155,11 @@ def rejected() -> Response:
     return json_response({"success": False, "message": "Insufficient balance"})
 
 
+def undelivered(mode: str) -> None:
+    """Ubiqio documents no status in its send answer (none of its bodies are shown)."""
+    return None
+
+
 def failure(status: int) -> Response:
     reasons = {400: "Invalid parameters", 429: "Too many requests",
                503: "Service unavailable"}

@@ -137,6 +137,11 @@ def rejected() -> Response:
     return _refused("7007", "Service inactive")
 
 
+def undelivered(mode: str) -> None:
+    """Webex's send answer is a code, not a message status."""
+    return None
+
+
 def failure(status: int) -> Response:
     if status == 400:
         return _refused("7004", "Invalid parameters/Values")

@@ -87,6 +87,17 @@ async def test_a_refusal_in_a_2xx_gives_a_failed_result_without_retries(provider
     assert result.get("provider_message_id") is None
 
 
+@pytest.mark.parametrize("mode", ["undeliverable", "expired"])
+async def test_an_infobip_answer_with_a_final_undelivered_status_gives_a_failed_result(
+        mode: str, stack: Stack) -> None:
+    # An UNDELIVERABLE or EXPIRED status group in Infobip's 200 was reported accepted: both are
+    # final, so the message will not be delivered.
+    result, receipts = await _result_of(stack, "infobip", {"mode": mode, "count": 1})
+    assert result["status"] == "failed" and result["attempts"] == 1 and receipts == 0
+    assert result["error"]["permanent"] is True
+    assert result["error"]["code"].startswith(mode.upper())
+
+
 def _keys_on_each_partition(partitions: int) -> list[bytes]:
     """Keys the default partitioner spreads over every partition (as Kafka's Java one does)."""
     by_partition: dict[int, bytes] = {}

@@ -508,6 +508,36 @@ def test_the_sender_reads_each_rejected_answer_as_a_refusal(provider: str) -> No
     assert (caught.value.retryable, caught.value.maybe_sent) == (False, False)
 
 
+@pytest.mark.parametrize("provider", ["infobip", "infobip-omnichat"])
+@pytest.mark.parametrize(("mode", "group"), [("undeliverable", "UNDELIVERABLE"),
+                                             ("expired", "EXPIRED")])
+async def test_an_undelivered_fault_is_infobips_final_status_in_a_2xx(
+        sim: httpx.AsyncClient, provider: str, mode: str, group: str) -> None:
+    # Infobip's send answer may carry any status group; these two are final, like REJECTED:
+    # the sender must not report such a message accepted.
+    await add_fault(sim, provider=provider, mode=mode)
+    response = await send_ok(sim, provider)
+    assert response.is_success
+    message = response.json()["messages"][0] if provider == "infobip" else response.json()
+    assert message["status"]["groupName"] == group
+    assert await recorded(sim) == []
+    with pytest.raises(SendError) as caught:
+        provider_module("consumers.outbound", provider).read_response(response)
+    assert (caught.value.retryable, caught.value.maybe_sent) == (False, False)
+    assert caught.value.code is not None and caught.value.code.startswith(group)
+
+
+@pytest.mark.parametrize("spec", [{"provider": "bird"}, {"account": "bird"}, {}],
+                         ids=["provider", "account", "any-provider"])
+async def test_an_undelivered_fault_that_could_reach_another_provider_is_refused(
+        sim: httpx.AsyncClient, spec: dict[str, str]) -> None:
+    # It would fire on a send whose provider has no such answer.
+    refused = await sim.post("/_sim/faults", json={"mode": "expired", **spec})
+    assert refused.status_code == 400
+    assert "only infobip, infobip-omnichat" in refused.json()["error"]
+    assert (await sim.get("/_sim/faults")).json() == {"faults": []}
+
+
 async def test_fault_targets_one_account(sim: httpx.AsyncClient) -> None:
     await add_fault(sim, account="ib-wa", mode="http_503")
     assert (await send_ok(sim, "infobip")).status_code == 200  # account "ib": not affected
