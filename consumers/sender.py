@@ -210,8 +210,11 @@ class Sender:
         try:
             command = OutboundCommand.from_json(record.value)
         except ValidationError as exc:
-            named_provider, named_account = await self._refuse_invalid(record, exc, ctx)
-            raise PoisonRecord(f"not an outbound command: {exc.errors()[:3]}",
+            # Not pydantic's errors as they are: each quotes its input, the whole command
+            # (text, recipient) for a missing field, and the reason is logged.
+            problems = validation_problems(exc, "command", limit=5)
+            named_provider, named_account = await self._refuse_invalid(record, problems, ctx)
+            raise PoisonRecord(f"not an outbound command: {problems}",
                                provider=named_provider, account=named_account) from None
         account = self.accounts.by_name(command.account)
         if account is not None:
@@ -275,7 +278,7 @@ class Sender:
                         "(key commands with switchboard.records.command_record)",
                         command=command.id, account=account.name, key=given)
 
-    async def _refuse_invalid(self, record: Record, exc: ValidationError,
+    async def _refuse_invalid(self, record: Record, problems: str,
                               ctx: Context) -> tuple[str, str]:
         """A command that names its id gets a failed result, so whoever sent it is not left
         waiting (the record itself goes to the dead-letter topic). No ledger mark: the same id,
@@ -295,7 +298,6 @@ class Sender:
                 or self.ledger.get(command_id.encode()) is not None:
             return provider, account
         metadata = fields.get("metadata")
-        problems = validation_problems(exc, "command", limit=5)
         result = OutboundResult(
             command_id=command_id, account=account, provider=provider,
             to=to if isinstance(to, str) else "", status=ResultStatus.FAILED,

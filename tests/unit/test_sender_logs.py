@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from consumers.handling import Record
+from consumers.handling import PoisonRecord, Record
 from consumers.sender import LedgerEntry, Sender, SendPolicy, decode_ledger
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
@@ -113,6 +113,17 @@ async def test_every_line_about_a_send_names_the_command_and_its_account(
     for line in mine:
         assert (line.get("command"), line.get("account")) == (command.id, "acme"), line
     assert API_KEY not in err and TEXT not in err
+
+
+async def test_an_invalid_command_is_dead_lettered_for_its_problem_not_its_text() -> None:
+    # The reason quoted pydantic's errors, whose `input` is the whole command: the runtime's
+    # "record dead-lettered" line then logged the message text and the recipient.
+    value = orjson.dumps({"id": "cmd-1", "account": "acme", "to": "+41790000111", "text": TEXT})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: accepted())) as http:
+        with pytest.raises(PoisonRecord) as poison:
+            await new_sender(http).handle(Record("switchboard.outbound.v1", 0, 0, None, value),
+                                          FakeContext())
+    assert str(poison.value) == "not an outbound command: created_at: Field required"
 
 
 async def test_an_accepted_send_is_not_logged_at_info(capsys: pytest.CaptureFixture[str]) -> None:
