@@ -209,13 +209,24 @@ def _sender(payload: JsonObject) -> str | None:
             or text_field(extra, "whatsappbsuid", "whatsappusername"))
 
 
+# The body types the Channels API documents (its `BodyTypes`); each names a part that is an
+# object, so another value there is malformed. A type outside them is Bird's to shape: a WhatsApp
+# contact card may come as `{"type": "contacts", "contacts": [...]}`, an array.
+_BODY_TYPES = frozenset({
+    "text", "html", "image", "file", "gif", "location", "carousel", "list", "section",
+    "authentication", "template", "action",
+})
+
+
 def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | None]:
     """Text, media and postback of a Channels message body (`{"type": "image", "image":
     {...}}`). A quick-reply tap is a text whose `actions[]` hold the chosen postback; a shared
     location (`location.coordinates`) is a `geo:` media item, as Infobip's is, captioned with
-    the place's `location.location.label` and `.address`."""
+    the place's `location.location.label` and `.address`. The part of an undocumented type is
+    read only when it is an object: otherwise the message has no text, rather than refusing a
+    message Bird delivered."""
     kind = body.get("type")
-    content = object_field(body, kind) if isinstance(kind, str) and kind != "type" else {}
+    content = _part(body, kind) if isinstance(kind, str) and kind != "type" else {}
     media: list[Media] = []
     # A `gif` body is one file: its `mediaUrl` is on the part itself, not in a list.
     items = [content] if kind == "gif" else []
@@ -241,3 +252,12 @@ def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | Non
             postback = text_field(object_field(action, "postback"), "payload")
             break
     return text_field(content, "text"), media, postback
+
+
+def _part(body: JsonObject, kind: str) -> JsonObject:
+    """The part a body's `type` names: an object for a documented type (else a NormalizeError),
+    the object or nothing for any other."""
+    if kind in _BODY_TYPES:
+        return object_field(body, kind)
+    part = body.get(kind)
+    return part if isinstance(part, dict) else {}
