@@ -372,7 +372,7 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
     if parts.__class__ is dict and (text_field(parts, "type") or "").upper() == "TYPING_INDICATOR":
         return None
     for part in iter_objects(parts, "message"):
-        for identifier, title in _apple_choices(part):
+        for identifier, title in _choices(part):
             if title is not None:
                 texts.append(title)
             postback = postback or identifier
@@ -405,6 +405,7 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
         text=text,
         media=media,
         postback=postback,
+        in_reply_to=text_field(report, "pairedMessageId"),
         correlation_id=text_field(report, "callbackData"),
         segments=int_field(report, "smsCount", "messageCount"),
         price=_price(report),
@@ -412,13 +413,26 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
     )
 
 
-def _apple_choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
-    """What a contact picked in an Apple Messages for Business quick reply
-    (`quickReplySelectedItem`) or list picker (`listPickerSelectedItems[]`), as (identifier,
-    title) pairs: the identifier is the postback, the title the text they saw, as for the
-    Messages API's BUTTON_REPLY and LIST_REPLY. A time picker's pick is the time slot we
-    offered (`selectedTimeslotIdentifier`) and its start as Infobip gives it (`selectedTime`, a
-    UTC time): the reply names no title."""
+# Per-channel WhatsApp replies to our interactive buttons and list rows: `{id, title}`.
+_WHATSAPP_REPLIES = frozenset({"INTERACTIVE_BUTTON_REPLY", "INTERACTIVE_LIST_REPLY"})
+
+
+def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
+    """What a contact picked in a per-channel message, as (identifier, title) pairs: the
+    identifier is the postback, the title the text they saw, as for the Messages API's
+    BUTTON_REPLY and LIST_REPLY.
+
+    WhatsApp: a button or list row of ours (`INTERACTIVE_BUTTON_REPLY`/`_LIST_REPLY`, `{id,
+    title}`), or a template's quick-reply `BUTTON`, whose `payload` is the postback (its `text`
+    is read as any message's). Apple Messages for Business: a quick reply
+    (`quickReplySelectedItem`) or list picker (`listPickerSelectedItems[]`); a time picker's
+    pick is the time slot we offered (`selectedTimeslotIdentifier`) and its start as Infobip
+    gives it (`selectedTime`, a UTC time): the reply names no title."""
+    kind = (text_field(part, "type") or "").upper()
+    if kind in _WHATSAPP_REPLIES:
+        return [(text_field(part, "id"), text_field(part, "title"))]
+    if kind == "BUTTON":
+        return [(text_field(part, "payload"), None)]
     items = [*iter_objects(part.get("quickReplySelectedItem"), "quickReplySelectedItem"),
              *iter_objects(part.get("listPickerSelectedItems"), "listPickerSelectedItems")]
     choices = [(text_field(item, "identifier"), text_field(item, "title")) for item in items]
