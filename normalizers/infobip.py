@@ -427,12 +427,15 @@ def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
     is read as any message's). Apple Messages for Business: a quick reply
     (`quickReplySelectedItem`) or list picker (`listPickerSelectedItems[]`); a time picker's
     pick is the time slot we offered (`selectedTimeslotIdentifier`) and its start as Infobip
-    gives it (`selectedTime`, a UTC time): the reply names no title."""
+    gives it (`selectedTime`, a UTC time): the reply names no title. A form's answers are
+    titles without an identifier (`_form_answers`)."""
     kind = (text_field(part, "type") or "").upper()
     if kind in _WHATSAPP_REPLIES:
         return [(text_field(part, "id"), text_field(part, "title"))]
     if kind == "BUTTON":
         return [(text_field(part, "payload"), None)]
+    if kind == "FORM_RESPONSE":
+        return [(None, answer) for answer in _form_answers(part, "privateForm")]
     items = [*iter_objects(part.get("quickReplySelectedItem"), "quickReplySelectedItem"),
              *iter_objects(part.get("listPickerSelectedItems"), "listPickerSelectedItems")]
     choices = [(text_field(item, "identifier"), text_field(item, "title")) for item in items]
@@ -441,6 +444,31 @@ def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
     if slot is not None or time is not None:
         choices.append((slot, time))
     return choices
+
+
+# Form pages where the contact typed (INPUT) or picked a date (DATE_PICKER): the item's `value`
+# is the answer (a date picker's is a date-time). On the other pages (SELECT, MULTI_SELECT,
+# PICKER) they tapped one of our options, whose `title` is the text they saw.
+_FORM_VALUE_PAGES = frozenset({"INPUT", "DATE_PICKER"})
+
+
+def _form_answers(form: JsonObject, private_key: str) -> list[str]:
+    """The answers of an Apple Messages for Business form (FORM_RESPONSE), one per page item, in
+    page order. The per-channel reply has `selections[]` of `{type, item | items}`, the Messages
+    API's of `{type, items}`. A private form (`private_key`) gives none: forms collect account
+    numbers and passwords, the contact was told the answers are private, and the event's text
+    is read by every consumer; the raw record keeps them."""
+    if _flag(form.get(private_key)):
+        return []
+    answers: list[str] = []
+    for selection in iter_objects(form.get("selections"), "selections"):
+        page = (text_field(selection, "type") or "").upper()
+        key = "value" if page in _FORM_VALUE_PAGES else "title"
+        for item in (*iter_objects(selection.get("item"), "item"),
+                     *iter_objects(selection.get("items"), "items")):
+            if (answer := text_field(item, key)) is not None:
+                answers.append(answer)
+    return answers
 
 
 class _Content:
@@ -477,7 +505,10 @@ class _Content:
                 self._add_location(part)
             elif kind == "REACTION":
                 self._read_reaction(part)
-            # Other documented parts (AUTHENTICATION_RESPONSE, FLOW_RESPONSE, FORM_RESPONSE,
+            elif kind == "FORM_RESPONSE":
+                for answer in _form_answers(part, "isPrivate"):
+                    self._add_text(answer)
+            # Other documented parts (AUTHENTICATION_RESPONSE, FLOW_RESPONSE,
             # PAYMENT_RESPONSE) and future ones have no place in schema v1: the event still
             # says a message arrived, and the raw body keeps the rest.
 
