@@ -36,6 +36,7 @@ from normalizers.fields import (
     int_field,
     iter_objects,
     loose_keys,
+    object_field,
     place_caption,
     text_field,
 )
@@ -372,6 +373,8 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
     if parts.__class__ is dict and (text_field(parts, "type") or "").upper() == "TYPING_INDICATOR":
         return None
     for part in iter_objects(parts, "message"):
+        if roadside := object_field(part, "rsaContent"):
+            part = _roadside(roadside)
         for identifier, title in _choices(part):
             if title is not None:
                 texts.append(title)
@@ -444,6 +447,17 @@ def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
     if slot is not None or time is not None:
         choices.append((slot, time))
     return choices
+
+
+def _roadside(content: JsonObject) -> JsonObject:
+    """An Apple roadside assistance message (over satellite; its content is the message's
+    `rsaContent`) as a part of the shape the other messages have: a TEXT's `text`, what the
+    contact typed, and a LOCATION's `position` (a REQUEST's `location.position`) as
+    coordinates. A REQUEST's questionnaire and a STATUS have no place in schema v1."""
+    position = (object_field(content, "position")
+                or object_field(object_field(content, "location"), "position"))
+    return {"text": content.get("text"), "latitude": position.get("latitude"),
+            "longitude": position.get("longitude")}
 
 
 # Form pages where the contact typed (INPUT) or picked a date (DATE_PICKER): the item's `value`
