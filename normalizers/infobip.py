@@ -488,13 +488,14 @@ def _form_answers(form: JsonObject, private_key: str) -> list[str]:
 class _Content:
     """What the content parts of one MO add up to."""
 
-    __slots__ = ("media", "postback", "retracted", "texts")
+    __slots__ = ("media", "postback", "retracted", "subjects", "texts")
 
     def __init__(self) -> None:
         self.texts: list[str] = []
         self.media: list[Media] = []
         self.postback: str | None = None
         self.retracted = False
+        self.subjects = 0  # how many of `texts` are MMS subjects, which come first
 
     def text(self) -> str | None:
         return "\n".join(self.texts) if self.texts else None
@@ -506,8 +507,10 @@ class _Content:
     def read_parts(self, parts: Iterable[JsonObject]) -> None:
         for part in parts:
             kind = (text_field(part, "type") or "").upper()
-            if kind in ("TEXT", "SUBJECT"):
+            if kind == "TEXT":
                 self._add_text(text_field(part, "text", "cleanText"))
+            elif kind == "SUBJECT":
+                self._add_subject(text_field(part, "text", "cleanText"))
             elif kind in _MEDIA_TYPES:
                 add_file(self.media, self.texts, text_field(part, "url"),
                          content_type=_MEDIA_TYPES[kind], caption=text_field(part, "text"))
@@ -535,6 +538,13 @@ class _Content:
     def _add_text(self, text: str | None) -> None:
         if text is not None:
             self.texts.append(text)
+
+    def _add_subject(self, subject: str | None) -> None:
+        """An MMS subject is the text's first line, before the body, whatever the parts' order
+        (Infobip's own sample sends it last), as Bird's MMS subject is."""
+        if subject is not None:
+            self.texts.insert(self.subjects, subject)
+            self.subjects += 1
 
     def _add_location(self, part: JsonObject) -> None:
         """A place without coordinates or a map URL is no media item; its name is not taken
