@@ -34,6 +34,7 @@ from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
 from switchboard.producer import PublishError
 from switchboard.records import OutRecord, command_record
+from switchboard.settings import validation_problems
 
 log = get_logger(__name__)
 # Label values are bounded: accounts come from the accounts file, purposes from the rules.
@@ -139,7 +140,10 @@ class BotHandler:
         try:
             event = MessageEvent.from_json(record.value)
         except ValidationError as exc:
-            raise PoisonRecord(f"not a message event: {exc.errors()[:2]}") from None
+            # Not pydantic's errors as they are: each quotes its input, the whole event (the
+            # contact's text and number) for a missing field, and the reason is logged.
+            raise PoisonRecord(f"not a message event: {validation_problems(exc, 'event', 3)}"
+                               ) from None
         if event.type is EventType.STATUS:
             await self._provider_signal(event, ctx)
             return

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from consumers.bots import handler as handler_module
 from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
 from consumers.bots.optouts import OptOutList, decode_opt_out
-from consumers.handling import Context, MustNotSkip, Record
+from consumers.handling import Context, MustNotSkip, PoisonRecord, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from consumers.table import CompactedTable
 from switchboard.events import MessageEvent
@@ -53,6 +53,20 @@ def handler(tmp_path: Any, answer: Any, rules: str = RULES) -> BotHandler:
     path.write_text(rules)
     table = CompactedTable("unused:9092", OPT_OUTS.name, decode_opt_out)
     return BotHandler("test", RulesSource(path), OptOutList(table), answer)
+
+
+async def test_an_invalid_event_is_refused_for_its_problems_not_its_text(tmp_path: Any
+                                                                         ) -> None:
+    """The reason of a poison record is logged and kept: pydantic's errors would quote the
+    whole event, the contact's words and number with it."""
+    event = orjson.loads(record("my secret words", sender="+4179000999").value)
+    del event["received_at"]
+    poisoned = Record("t", 0, 0, b"k", orjson.dumps(event))
+    with pytest.raises(PoisonRecord) as raised:
+        await handler(tmp_path, None).handle(poisoned, FakeContext())
+    reason = str(raised.value)
+    assert "received_at: Field required" in reason
+    assert "my secret words" not in reason and "+4179000999" not in reason
 
 
 def commands(ctx: FakeContext) -> list[dict[str, Any]]:
