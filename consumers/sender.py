@@ -74,10 +74,19 @@ REKEYED = Counter("switchboard_sender_rekeyed_total",
                   ["provider", "account"])
 
 
+_PROGRESS = {"released": 0, "pending": 1, "sent": 2, "failed": 2}
+
+
 class LedgerEntry(BaseModel):
     # "released": given back unsent while the sender stopped; whoever handles it next sends it.
     state: Literal["pending", "sent", "failed", "released"]
     result: OutboundResult | None = None
+
+    def supersedes(self, other: LedgerEntry) -> bool:
+        """Against the id's record in another partition of the ledger (its topic gained
+        partitions): the further state, an outcome, else `pending` (the provider may have it:
+        not sent again), else `released`."""
+        return _PROGRESS[self.state] > _PROGRESS[other.state]
 
 
 def decode_ledger(value: bytes) -> LedgerEntry:

@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -46,11 +46,25 @@ class UnreadableTableRecord(UnreadableRecord):
     group, so there is no offset to move: the record has to go (README, *Troubleshooting*)."""
 
 
+@runtime_checkable
+class Superseding(Protocol):
+    """A table value that can say it is a key's value rather than another read from another
+    partition (its topic gained partitions: the key was written to one partition before, to
+    another after, and compaction keeps the last record of each)."""
+
+    def supersedes(self, other: Any) -> bool: ...
+
+
 class CompactedTable(Generic[V]):
     """The follower reads new records as they come, or with `relaxed_follow` lets them gather
     (up to 256 KiB or half a second): for a table read mostly at start and on rebalance (the
     sender's ledger) that would otherwise read back each of its own writes in a fetch.
     Values are decoded when first asked for: most keys never are.
+
+    Each partition holds the last record of a key read there, as compaction keeps it. A key
+    with records in several partitions reads as the value that supersedes the others (see
+    Superseding; without, or between equals, the lowest partition's): the same whatever order
+    the partitions were read in, so every worker and every restart agree.
     """
 
     def __init__(self, kafka: KafkaTarget, topic: str, decode: Callable[[bytes], V], *,
@@ -71,8 +85,13 @@ class CompactedTable(Generic[V]):
         self._swept_at = time.time()
         self.follow_wait_ms = 500 if relaxed_follow else 100
         self._fetch_min_bytes = 256 * 1024 if relaxed_follow else 1
-        self._values: dict[bytes, V] = {}
-        self._undecoded: dict[bytes, bytes] = {}
+        # By partition, in partition order: each key's last record there, decoded or not yet.
+        # Kept apart, so a key's records in two partitions are both there to compare.
+        self._values: dict[int, dict[bytes, V]] = {}
+        self._undecoded: dict[int, dict[bytes, bytes]] = {}
+        # What put_local() wrote, until a record read replaces it: the key's latest, in the
+        # partition it was written to (the producer's choice: not known here).
+        self._local: dict[bytes, V] = {}
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
@@ -259,17 +278,37 @@ class CompactedTable(Generic[V]):
     def _apply(self, record: Any) -> None:
         if record.key is None:
             return
-        if record.value is None:  # a tombstone deletes the key
-            self._values.pop(record.key, None)
-            self._undecoded.pop(record.key, None)
-            self._written.pop(record.key, None)
+        undecoded = self._undecoded.get(record.partition)
+        if undecoded is None:
+            undecoded = self._add_partition(record.partition)
+        if record.value is None:  # a tombstone deletes the key's record in its partition
+            self._drop(record.key, record.partition)
         else:
-            self._undecoded[record.key] = record.value
+            undecoded[record.key] = record.value
             if self.max_age_s is not None:
                 self._touch(record.key, record.timestamp / 1000 if record.timestamp else None)
 
+    def _add_partition(self, partition: int) -> dict[bytes, bytes]:
+        """Kept in partition order: between equal values the lowest partition's is read."""
+        self._undecoded = dict(sorted({**self._undecoded, partition: {}}.items()))
+        self._values = dict(sorted({**self._values, partition: {}}.items()))
+        return self._undecoded[partition]
+
+    def _drop(self, key: bytes, partition: int | None = None) -> None:
+        """The key's record in `partition` (in every one if None), and what we wrote of it."""
+        self._local.pop(key, None)
+        for p, undecoded in self._undecoded.items():
+            if partition is None or p == partition:
+                undecoded.pop(key, None)
+                self._values[p].pop(key, None)
+        if partition is None or not any(key in undecoded or key in self._values[p]
+                                        for p, undecoded in self._undecoded.items()):
+            self._written.pop(key, None)
+
     def _touch(self, key: bytes, at: float | None) -> None:
-        self._written[key] = at if at is not None else time.time()
+        at = at if at is not None else time.time()
+        # A key's records in two partitions: kept until the newer is past the topic's retention.
+        self._written[key] = max(at, self._written.get(key, at))
         self._written.move_to_end(key)
 
     def _drop_expired(self) -> None:
@@ -284,29 +323,45 @@ class CompactedTable(Generic[V]):
             key, at = next(iter(self._written.items()))
             if at >= cutoff:
                 break
-            del self._written[key]
-            self._values.pop(key, None)
-            self._undecoded.pop(key, None)
+            self._drop(key)
 
     def __len__(self) -> int:
-        return len(self._values.keys() | self._undecoded.keys())
+        return len(set(self._local).union(*self._undecoded.values(), *self._values.values()))
 
     def get(self, key: bytes) -> V | None:
-        raw = self._undecoded.pop(key, None)
-        if raw is not None:
-            try:
-                read = self.decode(raw)
-                current = self._values.get(key)
-                if current is None or self.stands is None or not self.stands(current, read):
-                    self._values[key] = read
-            except ValueError as exc:  # keep the last value that could be read
-                log.error("table record ignored", topic=self._on_cluster,
-                          key=key.decode(errors="replace"), error=repr(exc))
-        return self._values.get(key)
+        for partition, undecoded in self._undecoded.items():  # `in`: no call for a miss
+            if key in undecoded:
+                self._decode(key, partition, undecoded.pop(key))
+        if key in self._local:
+            return self._local[key]
+        held: V | None = None
+        for values in self._values.values():
+            if key in values:
+                value = values[key]
+                if held is None or (isinstance(value, Superseding) and value.supersedes(held)):
+                    held = value
+        return held
+
+    def _decode(self, key: bytes, partition: int, raw: bytes) -> None:
+        """The partition's last record of the key replaces its earlier one there, unless
+        `stands` keeps that (or what we wrote since) against it."""
+        try:
+            read = self.decode(raw)
+        except ValueError as exc:  # keep the last value that could be read
+            log.error("table record ignored", topic=self._on_cluster,
+                      key=key.decode(errors="replace"), error=repr(exc))
+            return
+        values = self._values[partition]
+        current = self._local.get(key, values.get(key))
+        if current is not None and self.stands is not None and self.stands(current, read):
+            return
+        self._local.pop(key, None)
+        values[key] = read
 
     def put_local(self, key: bytes, value: V) -> None:
-        """Record what we just wrote to the topic ourselves, without waiting to read it back."""
-        self._undecoded.pop(key, None)
-        self._values[key] = value
+        """Record what we just wrote to the topic ourselves, without waiting to read it back:
+        the key's latest, in whichever partition it went to."""
+        self._drop(key)
+        self._local[key] = value
         if self.max_age_s is not None:
             self._touch(key, None)

@@ -33,6 +33,11 @@ class OptOutState(BaseModel):
     source: str
     at: AwareDatetime  # compared with event times, which carry an offset
 
+    def supersedes(self, other: OptOutState) -> bool:
+        """Against the key's record in another partition of the list (its topic gained
+        partitions, README *Topics*): the newer `at`; at the same time, the opt-out."""
+        return (self.at, self.opted_out) > (other.at, other.opted_out)
+
 
 def opt_out_key(account: str, contact: str) -> bytes:
     return f"{account}|{contact}".encode()

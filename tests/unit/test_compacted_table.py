@@ -21,6 +21,7 @@ class FakeRecord:
     value: bytes | None
     offset: int = 0
     timestamp: int = 0  # ms, as Kafka gives it
+    partition: int = 0
 
 
 def decode(value: bytes) -> int:
@@ -85,6 +86,21 @@ def test_keys_older_than_the_topics_retention_are_dropped_from_memory() -> None:
     table._drop_older_than(now - 100)
     assert [table.get(k) for k in (b"old", b"rewritten", b"recent", b"ours")] == [None, 4, 3, 5]
     assert len(table) == 3
+
+
+def test_a_key_in_two_partitions_is_kept_until_its_newer_record_is_past_retention() -> None:
+    # Its topic gained partitions: the key's older record, in the partition it was written to
+    # before, may be read after the newer one.
+    now = time.time()
+    table = CompactedTable("unused:9092", "topic", decode, max_age_s=100)
+    table._apply(FakeRecord(b"a", b"2", timestamp=int((now - 10) * 1000), partition=6))
+    table._apply(FakeRecord(b"a", b"1", timestamp=int((now - 200) * 1000), partition=0))
+    table._apply(FakeRecord(b"b", b"3", timestamp=int((now - 10) * 1000), partition=6))
+    table._apply(FakeRecord(b"b", None, partition=0))  # its partition 6 record still counts
+    table._drop_older_than(now - 100)
+    assert len(table) == 2 and table.get(b"a") is not None and table.get(b"b") == 3
+    table._drop_older_than(now)
+    assert len(table) == 0
 
 
 class FakeConsumer:
