@@ -103,7 +103,8 @@ READY_RETRY_MAX_S = 30.0
 KAFKA_SILENT_AFTER_S = 30.0
 KAFKA_CHECK_S = 1.0
 # A Kafka or provider outage fails every record in flight at each backoff: their retry lines
-# are said in full once per worker, cause and error type in this window, then counted.
+# are said in full once per worker, cause and error type in this window, then counted; so
+# are failed commits, per worker and error type.
 RETRY_LOG_WINDOW_S = 60.0
 
 
@@ -222,7 +223,7 @@ class WorkerRuntime:
         self._stopped_by: Exception | None = None  # raised by run() once stopped cleanly
         self.commit_interval_s = commit_interval_s
         self._seconds = HANDLER_SECONDS.labels(name)  # per-record metrics without lookups
-        self._retry_log = ThrottledLog(log, RETRY_LOG_WINDOW_S)
+        self._outage_log = ThrottledLog(log, RETRY_LOG_WINDOW_S)
         self._ok = HANDLED.labels(name, "ok")
         # Read at each scrape, from the metrics thread (len() of a set is safe there); the set
         # only, not the runtime, is kept by the registry.
@@ -434,7 +435,7 @@ class WorkerRuntime:
             await stop_consumer(consumer)  # leaves the group: partitions move on at once
             PARTITIONS.labels(self.name).set(0)
             await self.producer.stop()
-            self._retry_log.flush()  # the retries counted since the last line, not lost
+            self._outage_log.flush()  # retries and failed commits held back: not lost
             log.info("worker stopped", worker=self.name, handled=self.handled)
         if self._failure is not None:
             raise self._failure
@@ -714,9 +715,8 @@ class WorkerRuntime:
             # away: the records will come back
             if self._commits_failing_since is None:
                 self._commits_failing_since = time.time()
-            log.warning("commit failed", worker=self.name,
-                        error=repr(exc) if isinstance(exc, KafkaError)
-                        else f"no answer within {COMMIT_TIMEOUT_S}s")
+            self._commit_failed(exc, repr(exc) if isinstance(exc, KafkaError)
+                                else f"no answer within {COMMIT_TIMEOUT_S}s")
             return
         self._commits_failing_since = None
         for tp, offset in offsets.items():
@@ -726,7 +726,13 @@ class WorkerRuntime:
         try:
             await self._commit_done(consumer)
         except Exception as exc:  # noqa: BLE001 - the next interval commits again
-            log.warning("commit failed", worker=self.name, error=repr(exc))
+            self._commit_failed(exc, repr(exc))
+
+    def _commit_failed(self, exc: Exception, error: str) -> None:
+        # Throttled as retries are: with Kafka away, each worker fails a commit every
+        # COMMIT_TIMEOUT_S (more often where Kafka refuses at once), for as long as it lasts.
+        self._outage_log(logging.WARNING, "commit failed",
+                         {"worker": self.name, "error_type": type(exc).__name__}, error=error)
 
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Finish and commit work of partitions we are about to lose (rebalance)."""
@@ -815,11 +821,11 @@ class WorkerRuntime:
                 HANDLED.labels(self.name, "retry").inc()
                 # Throttled: an outage would write a line per record in flight and backoff.
                 # What becomes of each record (a dead letter, a stop short of it) is not.
-                self._retry_log(logging.WARNING, "handler failed, retrying",
-                                {"worker": self.name, "cause": cause,
-                                 "error_type": type(exc).__name__},
-                                attempt=attempt, kafka_away=kafka_away, error=repr(exc),
-                                **self._where(record))
+                self._outage_log(logging.WARNING, "handler failed, retrying",
+                                 {"worker": self.name, "cause": cause,
+                                  "error_type": type(exc).__name__},
+                                 attempt=attempt, kafka_away=kafka_away, error=repr(exc),
+                                 **self._where(record))
                 # A stop or a rebalance meanwhile gives the record back rather than wait out
                 # the delay (a RetryLater hint may be a minute).
                 await self.context.wait_to_retry(self.retry.delay(failures, hint))

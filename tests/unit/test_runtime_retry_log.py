@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
 from consumers import runtime as runtime_module
@@ -116,3 +117,51 @@ async def test_each_cause_of_retries_is_said_and_a_new_window_says_it_again(
     failed.clear()
     await _handle(runtime, 2)
     assert len([line for line in _lines(caplog, RETRYING) if "more" not in line]) == 4
+
+
+async def test_commits_failing_through_an_outage_log_one_line_and_a_count(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every commit of a worker that failed logged a warning: one every 5 s per worker (the
+    commit's time limit) for as long as Kafka was away, more where it refused at once. Said
+    once per worker and error type, as retries are, and counted; the stop sums up the rest."""
+    group = Group()
+
+    async def stop_consumer(consumer: Any) -> None:
+        return None
+
+    async def ignore(record: Record, ctx: Context) -> None:
+        return None
+
+    monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: group)
+    monkeypatch.setattr(runtime_module, "stop_consumer", stop_consumer)
+    runtime = WorkerRuntime(name="commit-log", kafka="unused:9092", topics=["t"],
+                            handler=ignore, commit_interval_s=0.01,
+                            producer=KeepingProducer())  # type: ignore[arg-type]
+    running = asyncio.create_task(runtime.run())
+    try:
+        for _ in range(100):
+            if runtime._consumer is not None:
+                break
+            await asyncio.sleep(0.01)
+        await group.assign({TP})
+        runtime._fetched[TP] = 5  # records done, to be committed
+        group.commit_error = KafkaConnectionError("no broker")
+        await asyncio.sleep(0.3)
+        group.commit_error = TimeoutError()  # aiokafka waiting for a coordinator
+        await asyncio.sleep(0.3)
+    finally:
+        runtime.stop()
+        await asyncio.wait_for(running, 5)
+
+    lines = _lines(caplog, "commit failed")
+    told = [line for line in lines if line["event"] == "commit failed"]
+    assert [(line["worker"], line["error_type"]) for line in told] == [
+        ("commit-log", "KafkaConnectionError"), ("commit-log", "TimeoutError")]
+    assert "no broker" in told[0]["error"]
+    assert told[1]["error"] == f"no answer within {runtime_module.COMMIT_TIMEOUT_S}s"
+    summaries = {line["error_type"]: line for line in lines if "more" in line}
+    assert set(summaries) == {"KafkaConnectionError", "TimeoutError"}
+    for line in summaries.values():
+        assert line["more"] >= 1 and line["worker"] == "commit-log"
+        assert line["event"] == f"commit failed: {line['more']} more in the last 60 s"
+    assert len(lines) == 4
