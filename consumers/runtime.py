@@ -56,7 +56,7 @@ from consumers.handling import (
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
-from switchboard.producer import DurableProducer, PublishError
+from switchboard.producer import NEW_PARTITIONS_WITHIN_S, DurableProducer, PublishError
 from switchboard.records import dead_letter_record, find_unreadable, named_by_source, short
 from switchboard.tasklog import task_fields
 from switchboard.throttle import ThrottledLog
@@ -403,6 +403,9 @@ class WorkerRuntime:
             # The coordinator holds a JoinGroup up to rebalance_timeout_ms; aiokafka times it
             # out like any request (40 s by default): longer, as the Java client does.
             request_timeout_ms=rebalance_ms + 5_000,
+            # Partitions added to its topics are taken on (a rebalance) at the next refresh:
+            # as soon as producers write to them, not 5 minutes later (aiokafka's default).
+            metadata_max_age_ms=int(NEW_PARTITIONS_WITHIN_S * 1000),
         )
         consumer.subscribe(self._subscribed, listener=_CommitOnRevoke(self))
         try:

@@ -49,6 +49,11 @@ MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 RECORD_OVERHEAD_BYTES = 64
 # Hashing a key is pure Python in aiokafka; conversations repeat, so remember recent ones.
 PARTITION_CACHE_SIZE = 65_536
+# Partitions added to a topic (kafka-topics.sh --alter --partitions) move keys to them from
+# the client's next metadata refresh, this often (aiokafka's default is 5 minutes): the tables
+# and the worker groups take new partitions on as soon, and producers noticing minutes apart
+# would write a key to two partitions meanwhile. One small request per producer each time.
+NEW_PARTITIONS_WITHIN_S = 10.0
 
 
 class PublishError(Exception):
@@ -109,6 +114,9 @@ class DurableProducer:
         self._flusher: asyncio.Task[None] | None = None
         self._buffered = 0
         self._hashes: dict[bytes, int] = {}
+        # The topics the client's metadata refresh asks for (_track), and the client.
+        self._tracked: set[str] = set()
+        self._tracking: AIOKafkaProducer | None = None
         self._failing = False
         # Set when a batch the client had taken failed: see _renew.
         self._spoiled: AIOKafkaProducer | None = None
@@ -128,6 +136,7 @@ class DurableProducer:
             max_request_size=MAX_REQUEST_BYTES,
             request_timeout_ms=max(1000, int(self.timeout_s * 1000)),
             retry_backoff_ms=100,
+            metadata_max_age_ms=int(NEW_PARTITIONS_WITHIN_S * 1000),
         )
         try:
             await producer.start()
@@ -201,6 +210,20 @@ class DurableProducer:
         failure = await waiter
         if failure is not None:  # one of its own for each caller: a raise writes a traceback in
             raise PublishError(str(failure), lasting=failure.lasting)
+
+    def _track(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
+        """Have the client's metadata refresh ask for the topics it writes. It learns of every
+        topic of the cluster at its start and, as their partitions are known, never names one:
+        each refresh (every NEW_PARTITIONS_WITHIN_S) would ask for all, on a shared cluster
+        thousands."""
+        if producer is not self._tracking:  # a new client (_renew) tracks nothing yet
+            self._tracking, self._tracked = producer, set()
+        elif topics <= self._tracked:
+            return
+        for topic in topics - self._tracked:
+            # A refresh at once, whose outcome nothing waits for: the partitions are known.
+            producer.client.add_topic(topic)
+        self._tracked |= topics
 
     async def _partition_count(self, producer: AIOKafkaProducer, topic: str) -> int:
         """For a topic not in the client's metadata yet: ask the cluster."""
@@ -276,6 +299,7 @@ class DurableProducer:
         producer = self._producer
         if producer is None:
             return PublishError("Kafka producer stopped")
+        self._track(producer, {topic for topic, _ in group.batches})
         futures: list[asyncio.Future[Any]] = []
         try:
             async with asyncio.timeout(self.timeout_s * 2):

@@ -30,6 +30,15 @@ class _Cluster:
         return {0}
 
 
+class _Client:
+    def __init__(self) -> None:
+        self.cluster = _Cluster()
+        self.topics: set[str] = set()  # what its metadata refresh asks for
+
+    def add_topic(self, topic: str) -> None:
+        self.topics.add(topic)
+
+
 class SequencedClient:
     """Stands in for AIOKafkaProducer: takes batches as its idempotent one does. A batch the
     broker refuses spends its sequence number, and every later batch of its partition is then
@@ -40,7 +49,7 @@ class SequencedClient:
     events: list[tuple[str, int]] = []  # ("stop" or "send", which client), in order
 
     def __init__(self, **options: Any) -> None:
-        self.client = type("Client", (), {"cluster": _Cluster()})()
+        self.client = _Client()
         self.stored: list[bytes] = []
         self.gaps: set[tuple[str, int]] = set()
         self.stopped = False
@@ -98,6 +107,8 @@ async def test_after_kafka_refused_a_batch_the_partition_takes_records_again(
         await producer.stop()
     assert len(clients) == 2  # a new client: a new producer id, its sequences from zero
     assert clients[1].stored == [b"the next webhook"]
+    # It refreshes the metadata of the topic it writes, as the old one did: not of them all.
+    assert clients[0].client.topics == clients[1].client.topics == {TOPIC}
     # What the old one held was let land first: the new one's records come after them.
     assert SequencedClient.events == [("send", 0), ("stop", 0), ("send", 1), ("stop", 1)]
 
