@@ -765,8 +765,8 @@ class WorkerRuntime:
 
     async def _handle_one(self, record: Record) -> None:
         """Handle the record, retried, else dead-lettered. The lines the handler logs (a
-        bot's, the sender's) carry the record's event_id, as the runtime's own do; not those
-        of tasks it starts, which may outlive the record (switchboard.tasklog)."""
+        bot's, the sender's), also from tasks it starts, carry the record's event_id while it
+        is handled, as the runtime's own do (switchboard.tasklog)."""
         event_id = event_id_of(record.headers)
         if event_id is None:
             await self._attempts(record)

@@ -36,6 +36,7 @@ from switchboard.clients import KafkaTarget, as_connection
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.records import OutRecord
+from switchboard.tasklog import detached
 
 log = get_logger(__name__)
 
@@ -205,8 +206,8 @@ class DurableProducer:
         self._buffered += sum(sizes)
         waiter: asyncio.Future[PublishError | None] = loop.create_future()
         group.waiters.append(waiter)
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+        if self._flusher is None:  # it sends for every caller: it names none in its lines
+            self._flusher = loop.create_task(self._flush(), context=detached())
         failure = await waiter
         if failure is not None:  # one of its own for each caller: a raise writes a traceback in
             raise PublishError(str(failure), lasting=failure.lasting)

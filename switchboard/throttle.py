@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from switchboard.tasklog import detached
+
 _Kind = tuple[int, str, tuple[tuple[str, Any], ...]]
 
 
@@ -42,8 +44,9 @@ class ThrottledLog:
             self._untold[level, event] = self._untold.get((level, event), 0) + 1
             return
         self._held[key] = 0
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(self.window_s, self.flush)
+        if self._timer is None:  # its sums are of many lines: they name no one's record
+            self._timer = asyncio.get_running_loop().call_later(self.window_s, self.flush,
+                                                                context=detached())
         self.log.log(level, event, **kind, **fields)
 
     def flush(self) -> None:

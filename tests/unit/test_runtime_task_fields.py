@@ -1,6 +1,7 @@
-"""A handler's own log lines (a bot's, the sender's) carry the event_id of the record it
-handles, as the runtime's do; lines of tasks it starts, which may outlive the record, and
-lines logged after it, do not."""
+"""A handler's own log lines (a bot's, the sender's), also those of tasks it starts, carry the
+event_id of the record it handles while it handles it, as the runtime's do; lines logged after
+it do not, nor those of what serves every record (the producer's flusher, a retry window's
+sum), even when the record started it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from consumers import runtime as runtime_module
 from consumers.bots.handler import BotHandler, RulesSource, custom_answer
@@ -21,8 +24,10 @@ from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.handling import Context, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from consumers.table import CompactedTable
+from switchboard import producer as producer_module
 from switchboard.events import MessageEvent
 from switchboard.logs import configure_logging, get_logger
+from switchboard.producer import MAX_BATCH_BYTES, DurableProducer, PublishError
 from switchboard.records import OutRecord
 from switchboard.topics import OPT_OUTS
 
@@ -169,3 +174,113 @@ async def test_a_summed_up_retry_line_names_no_record(
                if line["event"].startswith("handler failed, retrying")]
     assert [(line.get("event_id"), line.get("more")) for line in retries] == [
         (str(event_id), None), (None, 2)]
+
+
+async def test_lines_of_tasks_a_handler_starts_carry_the_event_id_while_it_is_handled(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The sender runs each provider call in a task of its own, and a handler may start tasks
+    of its own: their lines named no record, though they were about it. They do while the
+    record is handled; a task that outlives it names it no more."""
+    configure_logging("INFO", "json")
+    event_id = uuid.uuid4()
+    go_on = asyncio.Event()
+    outliving: list[asyncio.Task[None]] = []
+
+    async def child(event: str) -> None:
+        bot_log.info(event)
+        await asyncio.to_thread(logging.getLogger("mybot.db").warning, f"{event}, in a thread")
+
+    async def lingering() -> None:
+        await go_on.wait()
+        bot_log.info("after the record")
+
+    async def handler(record: Record, ctx: Context) -> None:
+        await asyncio.create_task(child("a task of the handler"))
+        await asyncio.ensure_future(child("a call in a task"))  # as the sender's provider call
+        outliving.append(asyncio.create_task(lingering()))
+
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
+                            handler=handler,
+                            producer=LazyFlushProducer())  # type: ignore[arg-type]
+    await _handled(runtime, _inbound(event_id, 1))
+    go_on.set()
+    await asyncio.wait_for(outliving[0], 5)
+
+    lines = {line["event"]: line for line in _lines(capsys)}
+    for event in ("a task of the handler", "a task of the handler, in a thread",
+                  "a call in a task", "a call in a task, in a thread"):
+        assert lines[event]["event_id"] == str(event_id), event
+    assert "event_id" not in lines["after the record"]
+
+
+async def test_the_producers_flusher_started_by_a_handler_names_no_record(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The producer's flusher, started by the first publish after a quiet spell, sends what
+    every handler publishes: what it logs, even while the record that started it is handled,
+    is about all of them."""
+    configure_logging("INFO", "json")
+
+    class Refusing:
+        """aiokafka's producer with Kafka refusing every batch."""
+
+        def __init__(self, **options: Any) -> None:
+            self.client = SimpleNamespace(
+                cluster=SimpleNamespace(partitions_for_topic=lambda topic: {0}),
+                add_topic=lambda topic: None)
+
+        async def start(self) -> None:
+            return None
+
+        async def stop(self) -> None:
+            return None
+
+        def create_batch(self) -> Any:
+            return BatchBuilder(MAX_BATCH_BYTES, 0)
+
+        async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+            raise KafkaConnectionError("no broker")
+
+    monkeypatch.setattr(producer_module, "AIOKafkaProducer", Refusing)
+    producer = DurableProducer("unused:9092", timeout_s=1)
+    await producer.start()
+
+    async def handler(record: Record, ctx: Context) -> None:
+        with pytest.raises(PublishError):
+            await ctx.publish([OutRecord("t", b"reply", b"k")])
+        bot_log.info("the publish failed")
+
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
+                            handler=handler, producer=producer)
+    try:
+        await _handled(runtime, _inbound(uuid.uuid4(), 1))
+    finally:
+        await producer.stop()
+    lines = {line["event"]: line for line in _lines(capsys)}
+    assert "event_id" in lines["the publish failed"]
+    assert "event_id" not in lines["kafka is not taking records"]
+
+
+async def test_a_retry_window_ending_while_its_first_record_is_handled_names_no_record(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The window's timer is started by its first retry line, while that line's record is
+    handled, which an outage may keep going past the window's end: the sum is of many
+    records, and names none."""
+    configure_logging("INFO", "json")
+    monkeypatch.setattr(runtime_module, "RETRY_LOG_WINDOW_S", 0.05)
+    event_id, attempts = uuid.uuid4(), 0
+
+    async def flaky(record: Record, ctx: Context) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts < 3:
+            raise RuntimeError("the CRM is down")
+        await asyncio.sleep(0.2)  # the window ends meanwhile
+
+    runtime = WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic],
+                            handler=flaky, retry=FAST,
+                            producer=LazyFlushProducer())  # type: ignore[arg-type]
+    await _handled(runtime, _inbound(event_id, 1))
+    retries = [line for line in _lines(capsys)
+               if line["event"].startswith("handler failed, retrying")]
+    assert [(line.get("event_id"), line.get("more")) for line in retries] == [
+        (str(event_id), None), (None, 1)]
