@@ -102,6 +102,9 @@ READY_RETRY_MAX_S = 30.0
 # nothing, asks Kafka something every third of it instead (_ask_while_idle).
 KAFKA_SILENT_AFTER_S = 30.0
 KAFKA_CHECK_S = 1.0
+# How many partitions such a member asks about: one would make it unready whenever that one's
+# leader is down, on a cluster of several brokers.
+IDLE_ASKED_PARTITIONS = 3
 # A Kafka or provider outage fails every record in flight at each backoff: their retry lines
 # are said in full once per worker, cause and error type in this window, then counted; so
 # are failed commits, per worker and error type.
@@ -341,29 +344,51 @@ class WorkerRuntime:
         return None
 
     async def _ask_while_idle(self, consumer: AIOKafkaConsumer) -> None:
-        """While this member has no partition, ask Kafka for the end of one partition of its
-        topics every third of KAFKA_SILENT_AFTER_S (a small request to that partition's
-        leader): it would otherwise stay ready through an outage, having nothing to fetch or
-        commit that could fail."""
+        """While this member has no partition, ask Kafka for the end of a few partitions of its
+        topics every third of KAFKA_SILENT_AFTER_S (small requests to their leaders): it would
+        otherwise stay ready through an outage, having nothing to fetch or commit that could
+        fail. Any of them answering will do: one broker down (its partitions' leaders not
+        moved yet) is not Kafka away."""
         while True:
             await asyncio.sleep(KAFKA_SILENT_AFTER_S / 3)
             if consumer.assignment() or self._rebalancing_since is not None:
                 continue
-            known = [(topic, min(partitions)) for topic in self._subscribed
-                     if (partitions := consumer.partitions_for_topic(topic))]
+            # Partitions in a row of a topic have their leaders on different brokers, as Kafka
+            # places them.
+            known = [TopicPartition(topic, partition) for topic in self._subscribed
+                     for partition in sorted(consumer.partitions_for_topic(topic) or ())]
             if not known:
                 continue  # no metadata of its topics: Kafka never answered it
-            try:
-                # aiokafka asks until its request timeout (over two minutes here): shorter.
-                async with asyncio.timeout(KAFKA_SILENT_AFTER_S / 3):
-                    await consumer.end_offsets([TopicPartition(*known[0])])
-            except (KafkaError, TimeoutError):
-                continue  # unanswered: /readyz says so once it lasts
-            except Exception as exc:  # noqa: BLE001 - not Kafka's answer (a bug): said, and
-                # asked again; unanswered meanwhile
-                log.warning("asking Kafka while idle failed", worker=self.name, error=repr(exc))
-                continue
-            self._idle_answered = time.time()
+            if await self._any_answers(consumer, known[:IDLE_ASKED_PARTITIONS]):
+                self._idle_answered = time.time()
+
+    async def _any_answers(self, consumer: AIOKafkaConsumer,
+                           partitions: list[TopicPartition]) -> bool:
+        """Whether Kafka says the end of any of `partitions`, each asked on its own (aiokafka
+        waits for every leader of one question) and in parallel."""
+        asking = [asyncio.ensure_future(consumer.end_offsets([tp])) for tp in partitions]
+        try:
+            # aiokafka asks until its request timeout (over two minutes here): shorter.
+            async with asyncio.timeout(KAFKA_SILENT_AFTER_S / 3):
+                for answer in asyncio.as_completed(asking):
+                    try:
+                        await answer
+                    except (KafkaError, TimeoutError):
+                        continue  # unanswered: /readyz says so once it lasts for all
+                    except Exception as exc:  # noqa: BLE001 - not Kafka's answer (a bug):
+                        # said, and asked again
+                        log.warning("asking Kafka while idle failed", worker=self.name,
+                                    error=repr(exc))
+                        continue
+                    return True
+        except TimeoutError:
+            pass
+        finally:
+            for question in asking:
+                if not question.done():
+                    question.cancel()
+                question.add_done_callback(retrieve)
+        return False
 
     def stop(self) -> None:
         """Ask the loop to finish the records started, commit, and return."""

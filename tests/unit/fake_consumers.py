@@ -184,6 +184,7 @@ class Group:
         self.commit_error: Exception | None = None
         self.listener: _CommitOnRevoke | None = None
         self.kafka_away = False  # for what a member with no partition asks
+        self.leaders_away: set[TopicPartition] = set()  # their broker down, the others up
         self.asked = 0
 
     def subscribe(self, topics: list[str], listener: _CommitOnRevoke) -> None:
@@ -217,12 +218,13 @@ class Group:
         return {0, 1}
 
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        """As aiokafka's: asked until its request timeout (minutes) while Kafka is away."""
-        assert partitions == [TP], "one partition, known from the metadata"
+        """As aiokafka's: asked until its request timeout (minutes) while Kafka, or the leader
+        of one of `partitions`, is away."""
+        assert {tp.partition for tp in partitions} <= self.partitions_for_topic(TP.topic)
         self.asked += 1
-        if self.kafka_away:
+        if self.kafka_away or self.leaders_away & set(partitions):
             await asyncio.sleep(3600)
-        return {TP: 0}
+        return dict.fromkeys(partitions, 0)
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
         await asyncio.sleep(timeout_ms / 1000)

@@ -125,6 +125,25 @@ async def test_a_worker_with_no_partition_kafka_does_not_answer_for_long_is_not_
         await asyncio.wait_for(running, 5)
 
 
+async def test_a_worker_with_no_partition_stays_ready_while_one_broker_is_down(
+        group: Group) -> None:
+    """It asked for the end of one partition only: on a cluster of several brokers, that
+    partition's leader down (a broker restarting, its partitions' leaders not moved yet) made
+    it unready, though Kafka answered. Any of a few partitions answering will do."""
+    runtime, running = await _running(group)
+    try:
+        await group.assign(set())
+        group.leaders_away = {TP}
+        assert await _problems_for(runtime, 3 * SILENT_S) == {None}
+        group.kafka_away = True  # all of them
+        await asyncio.sleep(SILENT_S + 0.2)
+        problem = runtime.problem()
+        assert problem is not None and problem.startswith("Kafka unreachable: no answer for ")
+    finally:
+        runtime.stop()
+        await asyncio.wait_for(running, 5)
+
+
 async def test_partitions_newly_assigned_or_resumed_are_given_time_to_be_fetched(
         group: Group) -> None:
     runtime, running = await _running(group)
