@@ -148,12 +148,17 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_banner(*, base: str, sim: str, bootstrap: str, accounts: int, accounts_file: Path,
                rules_file: Path | None, name_prefix: str = "") -> str:
-    """What `run` prints: where things are, and commands to paste (tested as shell input).
-    The examples use the demo accounts' credentials, so they are shown only for those."""
+    """What `run` prints: where things are, and commands to paste (tested as shell input; the
+    README shows it). The examples use the demo accounts' credentials, so they are shown only
+    for those. `tail` comes first: it starts at the newest record, so started after the
+    requests it would show nothing of them. No `#` comments after a command: zsh, macOS's
+    shell, passes them to the command when pasted."""
+    prefix_env = f"SWITCHBOARD_KAFKA_NAME_PREFIX={name_prefix} " if name_prefix else ""
     examples = f"""Send a delivery report as a provider would:
   curl -u infobip:demo-infobip-password -H 'content-type: application/json' \\
        -d @examples/webhooks/infobip-delivery.json {base}/webhooks/infobip/demo-infobip
-Make an end user text the demo Infobip number (the keyword bot answers through the sender):
+Make an end user text HELP to the demo Infobip number; the keyword bot answers through the
+sender, and the last command shows what the simulated provider was asked to send:
   curl -H 'content-type: application/json' \\
        -d '{{"account": "demo-infobip", "from": "+41790000001", "text": "HELP"}}' \\
        {sim}/_sim/inbound
@@ -163,14 +168,15 @@ Make an end user text the demo Infobip number (the keyword bot answers through t
   curl -H 'content-type: application/json' \\
        -d '{{"account": "<account>", "from": "+41790000001", "text": "HELP"}}' \\
        {sim}/_sim/inbound"""
-    prefix_env = f"SWITCHBOARD_KAFKA_NAME_PREFIX={name_prefix} " if name_prefix else ""
-    return f"""Ingest:    {base}/webhooks/<provider>/<account>  ({accounts} accounts from \
-{accounts_file})
+    return f"""Ingest:    {base}/webhooks/<provider>/<account>  ({accounts} \
+account{'' if accounts == 1 else 's'} from {accounts_file})
 Simulator: {sim}  (the accounts' providers; it calls ingest back)
 Workers:   sender, keywords (rules: {rules_file or 'none: STOP/START/HELP only'})
 
+In a second terminal, first, watch the events as they arrive (tail starts at the newest
+record; --all shows the earlier ones too):
+  KAFKA_BOOTSTRAP_SERVERS={bootstrap} {prefix_env}.venv/bin/switchboard tail
 {examples}
-Watch the events: KAFKA_BOOTSTRAP_SERVERS={bootstrap} {prefix_env}.venv/bin/switchboard tail
 Ctrl-C stops everything."""
 
 

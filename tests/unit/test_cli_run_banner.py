@@ -68,12 +68,35 @@ def test_the_tail_command_watches_this_install_s_topics(prefix: str) -> None:
     banner = run_banner(base="http://127.0.0.1:8080", sim="http://127.0.0.1:8090",
                         bootstrap="127.0.0.1:9092", accounts=5, accounts_file=DEMO_ACCOUNTS,
                         rules_file=DEMO_RULES, name_prefix=prefix)
-    [line] = [line for line in banner.splitlines() if line.startswith("Watch the events:")]
-    words = shlex.split(line.removeprefix("Watch the events:"))
+    [line] = [line for line in banner.splitlines() if line.endswith("switchboard tail")]
+    words = shlex.split(line)
     environment = dict(word.split("=", 1) for word in words if "=" in word)
     assert words[-2:] == [".venv/bin/switchboard", "tail"]
     assert environment.get("SWITCHBOARD_KAFKA_NAME_PREFIX", "") == prefix
     assert environment["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:9092"
+
+
+def _demo_banner() -> str:
+    """What `run` prints with its defaults and the demo accounts, as the README shows it."""
+    return run_banner(base="http://127.0.0.1:8080", sim="http://127.0.0.1:8090",
+                      bootstrap="127.0.0.1:9092",
+                      accounts=len(load_accounts(REPO / DEMO_ACCOUNTS)),
+                      accounts_file=DEMO_ACCOUNTS, rules_file=DEMO_RULES)
+
+
+def test_tail_is_started_before_the_requests_it_is_to_show() -> None:
+    # tail starts at the newest record: pasted after the curl commands, as the banner had it
+    # last, it showed none of the events they made.
+    lines = _demo_banner().splitlines()
+    tail = next(n for n, line in enumerate(lines) if line.endswith("switchboard tail"))
+    assert all(n > tail for n, line in enumerate(lines) if line.strip().startswith("curl"))
+
+
+def test_the_readme_shows_what_run_prints() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### What `make run` shows"):]
+    shown = section[section.index("```text\n") + len("```text\n"):]
+    assert shown[:shown.index("```")].rstrip("\n") == _demo_banner()
 
 
 def test_moving_the_simulator_warns_about_accounts_still_sending_to_its_old_port(
