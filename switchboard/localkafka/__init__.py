@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -22,7 +23,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -515,15 +516,31 @@ async def wait_until_usable(bootstrap_servers: str, timeout_s: float = 60.0) -> 
     """Return once a record can be produced with acks=all and consumed back in a group."""
     deadline = time.monotonic() + timeout_s
     last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            await asyncio.wait_for(_round_trip(bootstrap_servers), max(1.0, deadline -
-                                                                      time.monotonic()))
-            return
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
-            last_error = exc
-            await asyncio.sleep(0.5)
+    with _aiokafka_quiet():
+        while time.monotonic() < deadline:
+            try:
+                await asyncio.wait_for(_round_trip(bootstrap_servers), max(1.0, deadline -
+                                                                          time.monotonic()))
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+                last_error = exc
+                await asyncio.sleep(0.5)
     raise BrokerError(f"Kafka at {bootstrap_servers} is not usable: {last_error!r}")
+
+
+@contextlib.contextmanager
+def _aiokafka_quiet() -> Iterator[None]:
+    """A restarted broker names itself a partition's leader a moment before it acts as one:
+    the readiness record is refused (NotLeaderForPartition), which aiokafka retries but logs
+    as a warning, the first line a user saw at every restart of `run` or `kafka`. Whatever
+    keeps the broker from being usable is said all the same: in the BrokerError above."""
+    logger = logging.getLogger("aiokafka")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 async def _round_trip(bootstrap_servers: str) -> None:
