@@ -74,7 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
                "Kafka was ready.")
     run.set_defaults(handler=cmd_run, kafka_only=False)
 
-    kafka = sub.add_parser("kafka", help="run a local single-node Kafka broker in the foreground")
+    kafka = sub.add_parser(
+        "kafka", help="run a local single-node Kafka broker in the foreground",
+        description="The broker `run` starts, alone: on SWITCHBOARD_KAFKA_PORT (9092), its data "
+                    "under SWITCHBOARD_DATA_DIR (.switchboard/kafka), kept across restarts.",
+        epilog="Exit 0 once stopped (Ctrl-C, SIGTERM), or at once when KAFKA_BOOTSTRAP_SERVERS "
+               "is set (nothing is started); 1 when the broker cannot be fetched or started "
+               "(a port or its data directory in use) or exits; 130 for Ctrl-C before it was "
+               "ready.")
     kafka.set_defaults(handler=cmd_kafka)
 
     serve = sub.add_parser("serve", help="run the ingest HTTP service")

@@ -35,6 +35,11 @@ def test_tail_says_it_starts_from_the_newest_and_how_topics_are_named(
     ("worker", "130 for Ctrl-C before it started"),
     ("run", "Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP), 1 when Kafka cannot be used"),
     ("run", "130 for Ctrl-C before Kafka was ready"),
+    # `kafka --help` said nothing but -h: not where the data is kept, nor how it ends.
+    ("kafka", "its data under SWITCHBOARD_DATA_DIR (.switchboard/kafka), kept across restarts"),
+    ("kafka", "Exit 0 once stopped (Ctrl-C, SIGTERM), or at once when KAFKA_BOOTSTRAP_SERVERS "
+              "is set"),
+    ("kafka", "130 for Ctrl-C before it was ready"),
 ])
 def test_each_command_says_its_exit_codes(command: str, says: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
