@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from consumers.runtime import UnreadableRecord
 from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.logs import get_logger
+from switchboard.producer import NEW_PARTITIONS_WITHIN_S
 from switchboard.records import find_unreadable
 from switchboard.topics import topic_partitions
 
@@ -28,10 +29,6 @@ SWEEP_EVERY_S = 60.0
 # doubling up to the cap, before the next: retried, never given up.
 FOLLOW_RETRY_S = 1.0
 FOLLOW_RETRY_MAX_S = 30.0
-# Partitions added to the topic while a table runs (kafka-topics.sh --alter --partitions) are
-# noticed at the reader's next metadata refresh, this often (aiokafka's default is 5 minutes: a
-# STOP written there unseen that long). One small request per table each time.
-NEW_PARTITIONS_WITHIN_S = 10.0
 
 
 class MissingTopic(RuntimeError):

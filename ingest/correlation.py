@@ -19,14 +19,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
+from switchboard.producer import NEW_PARTITIONS_WITHIN_S
 from switchboard.throttle import ThrottledLog
 from switchboard.topics import OUTBOUND_RESULTS, topic_partitions
 
 log = get_logger(__name__)
 Key = tuple[str, str, str]  # provider, account, provider message id
-# Partitions added to the results topic are read within this (one small metadata request each
-# time; aiokafka's default refresh is 5 minutes of reports left uncorrelated).
-NEW_PARTITIONS_WITHIN_S = 10
 # Kafka away (at serve's start, say): tried again after this, doubling up to the cap, and
 # from the first wait again once Kafka has answered. The cap is serve's own for connecting:
 # until the index has read the results, /readyz answers 503, so a Kafka back is soon seen.
@@ -107,7 +105,7 @@ class CorrelationIndex:
             raise LookupError(f"topic {topic_name(self.kafka, self.topic)} does not exist yet")
         consumer = AIOKafkaConsumer(**kafka_options(self.kafka, "ingest-correlation"),
                                     enable_auto_commit=False, fetch_max_wait_ms=100,
-                                    metadata_max_age_ms=NEW_PARTITIONS_WITHIN_S * 1000)
+                                    metadata_max_age_ms=int(NEW_PARTITIONS_WITHIN_S * 1000))
         try:
             await consumer.start()  # in the try: its client is closed if start fails
             consumer.assign(partitions)

@@ -50,10 +50,11 @@ MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 RECORD_OVERHEAD_BYTES = 64
 # Hashing a key is pure Python in aiokafka; conversations repeat, so remember recent ones.
 PARTITION_CACHE_SIZE = 65_536
-# Partitions added to a topic (kafka-topics.sh --alter --partitions) move keys to them from
-# the client's next metadata refresh, this often (aiokafka's default is 5 minutes): the tables
-# and the worker groups take new partitions on as soon, and producers noticing minutes apart
-# would write a key to two partitions meanwhile. One small request per producer each time.
+# Partitions added to a topic (kafka-topics.sh --alter --partitions) are noticed at a client's
+# next metadata refresh, this often (aiokafka's default is 5 minutes), by every client that
+# must: producers (noticing minutes apart they would write a key to two partitions meanwhile),
+# the worker groups, the tables (a STOP written there unseen that long) and ingest's index of
+# results (reports left uncorrelated). One small request per client each time.
 NEW_PARTITIONS_WITHIN_S = 10.0
 
 

@@ -9,8 +9,9 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime
 
-from ingest.correlation import NEW_PARTITIONS_WITHIN_S, CorrelationIndex
+from ingest.correlation import CorrelationIndex
 from switchboard.commands import OutboundResult, ResultStatus
+from switchboard.producer import NEW_PARTITIONS_WITHIN_S
 from switchboard.records import result_record
 from switchboard.topics import TopicSpec, ensure_topics
 from tests.kafka_helpers import add_partitions, produce_to_partition, publish

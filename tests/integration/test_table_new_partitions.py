@@ -11,7 +11,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from consumers.table import NEW_PARTITIONS_WITHIN_S, CompactedTable
+from consumers.table import CompactedTable
+from switchboard.producer import NEW_PARTITIONS_WITHIN_S
 from switchboard.topics import TopicSpec, ensure_topics
 from tests.kafka_helpers import add_partitions, produce_to_partition
 
