@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import orjson
 from prometheus_client import REGISTRY
 
+from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.handling import Record
-from switchboard.accounts import parse_accounts
+from consumers.sender import Sender, decode_ledger
+from consumers.table import CompactedTable
+from switchboard.accounts import Accounts, parse_accounts
 from switchboard.commands import CommandKind, OutboundCommand
 from switchboard.records import OutRecord, command_record
-from switchboard.topics import OUTBOUND_RESULTS
+from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
 from tests.unit.fakes import FakeContext
 
 CONTACT = "+4179000111"  # the contact `command` sends to unless told
@@ -56,3 +62,19 @@ def sends_counted(provider: str, account: str, outcome: str) -> float:
     """switchboard_sender_sends_total for these labels (0 before the first)."""
     return REGISTRY.get_sample_value("switchboard_sender_sends_total", {
         "provider": provider, "account": account, "outcome": outcome}) or 0.0
+
+
+@asynccontextmanager
+async def accepting_sender(accounts: Accounts, provider_calls: list[httpx.Request]
+                           ) -> AsyncIterator[Sender]:
+    """A sender with an opt-out list, whose provider (Infobip's answer) accepts every send
+    and keeps the request in `provider_calls`."""
+    def provider(request: httpx.Request) -> httpx.Response:
+        provider_calls.append(request)
+        return httpx.Response(200, json={"messages": [{"messageId": "ib-1"}]})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        yield Sender(accounts, CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger),
+                     http, public_url=None,
+                     opt_outs=OptOutList(CompactedTable("unused:9092", OPT_OUTS.name,
+                                                        decode_opt_out)))

@@ -15,16 +15,15 @@ import httpx
 import orjson
 import pytest
 
-from consumers.bots.optouts import OptOutList, decode_opt_out, opt_out_records
-from consumers.sender import Sender, decode_ledger
-from consumers.table import CompactedTable
+from consumers.bots.optouts import opt_out_records
+from consumers.sender import Sender
 from switchboard.accounts import parse_accounts
 from switchboard.cli import main
 from switchboard.commands import OutboundCommand
 from switchboard.records import command_record, conversation_key
-from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
+from switchboard.topics import OUTBOUND_RESULTS
 from tests.unit.fakes import FakeContext
-from tests.unit.senders import CONTACT, consumed
+from tests.unit.senders import CONTACT, accepting_sender, consumed
 
 NFC = unicodedata.normalize("NFC", "café")
 NFD = unicodedata.normalize("NFD", "café")
@@ -41,16 +40,9 @@ def provider_calls() -> list[httpx.Request]:
 
 @pytest.fixture
 async def sender(provider_calls: list[httpx.Request]) -> AsyncIterator[Sender]:
-    def provider(request: httpx.Request) -> httpx.Response:
-        provider_calls.append(request)
-        return httpx.Response(200, json={"messages": [{"messageId": "ib-1"}]})
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
-        yield Sender(parse_accounts({"accounts": {NFC: ACCOUNT}}),
-                     CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger),
-                     http, public_url=None,
-                     opt_outs=OptOutList(CompactedTable("unused:9092", OPT_OUTS.name,
-                                                        decode_opt_out)))
+    async with accepting_sender(parse_accounts({"accounts": {NFC: ACCOUNT}}),
+                                provider_calls) as sender:
+        yield sender
 
 
 def _command(account: str) -> OutboundCommand:

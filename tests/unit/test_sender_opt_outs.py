@@ -35,7 +35,15 @@ from switchboard.producer import PublishError
 from switchboard.records import OPT_OUT_CHANGE_TYPE, OutRecord, command_record
 from switchboard.topics import OPT_OUTS, OUTBOUND_RESULTS, OUTBOUND_SENT
 from tests.unit.fakes import FakeContext
-from tests.unit.senders import ACCOUNTS, CONTACT, command, consumed, results, sends_counted
+from tests.unit.senders import (
+    ACCOUNTS,
+    CONTACT,
+    accepting_sender,
+    command,
+    consumed,
+    results,
+    sends_counted,
+)
 
 TELEGRAM_CHAT = "1033247360"  # a Telegram chat id, as events spell it: no phone number
 
@@ -47,15 +55,8 @@ def provider_calls() -> list[httpx.Request]:
 
 @pytest.fixture
 async def sender(provider_calls: list[httpx.Request]) -> AsyncIterator[Sender]:
-    def provider(request: httpx.Request) -> httpx.Response:
-        provider_calls.append(request)
-        return httpx.Response(200, json={"messages": [{"messageId": "ib-1"}]})
-
-    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
-        yield Sender(ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger),
-                     http, public_url=None,
-                     opt_outs=OptOutList(CompactedTable("unused:9092", OPT_OUTS.name,
-                                                        decode_opt_out)))
+    async with accepting_sender(ACCOUNTS, provider_calls) as sender:
+        yield sender
 
 
 async def opted_out(sender: Sender) -> tuple[FakeContext, OutRecord]:
