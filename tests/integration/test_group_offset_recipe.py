@@ -101,11 +101,12 @@ async def test_the_readmes_recipe_moves_a_group_past_a_record_aiokafka_cannot_re
     assert f"error: worker keywords stopped: aiokafka cannot read the record at {topic} " \
            "partition 1 offset 2 (" in output, output
 
-    # "the group may stand before the offset named. See where it stands first (`CURRENT-OFFSET`;
-    # the records from there up to the one named were not handled ...)": `--describe`
+    # "The readable records before it in its partition are handled first ... and committed:
+    # the group stands at the offset named ... See where the group stands first
+    # (`CURRENT-OFFSET`: the offset named ...)": `--describe`
     standing = await asyncio.to_thread(_current_offset, kafka_bootstrap, group, topic, 1)
     assert standing == await _committed(kafka_bootstrap, group, tp)
-    assert standing in (0, 1)  # offset 1, readable, is not handled: aiokafka fails the fetch
+    assert standing == 2  # offset 1, readable, in the fetch aiokafka failed, is handled
 
     # "stop every worker of the group ..., move the group past the record with Kafka's own
     # tool, the offset from the error plus one, and start the workers again"
