@@ -138,6 +138,17 @@ async def publish_worker_letters(bootstrap: str, topic: str, stage: str, count: 
         account="test", time=now, payload=payload) for _ in range(count)])
 
 
+async def committed_offset(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
+    """The offset `group` has committed for `tp`, None if none: asked of Kafka, not a member."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return offsets[tp].offset if tp in offsets else None
+
+
 async def add_partitions(bootstrap: str, topic: str, total: int) -> None:
     """What kafka-topics.sh --alter --partitions does."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

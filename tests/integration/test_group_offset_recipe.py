@@ -14,7 +14,6 @@ import sys
 import uuid
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard.localkafka import ensure_jars, free_port
 from switchboard.settings import Settings
@@ -27,7 +26,7 @@ from tests.integration.processes import (
     wait_ready,
     worker_environment,
 )
-from tests.kafka_helpers import produce_unreadable_to_partition_1
+from tests.kafka_helpers import committed_offset, produce_unreadable_to_partition_1
 
 STOPPED_AT = re.compile(r"^error: worker keywords stopped: aiokafka cannot read the record at "
                         r"(?P<topic>\S+) partition (?P<partition>\d+) offset (?P<offset>\d+) \(",
@@ -64,16 +63,6 @@ def _move_past(bootstrap: str, group: str, stopped: str) -> str:
     return done.stdout
 
 
-async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int | None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return offsets[tp].offset if tp in offsets else None
-
-
 async def _stops_with_error(env: dict[str, str]) -> str:
     done = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "switchboard.cli", "worker", "keywords"],
@@ -105,7 +94,7 @@ async def test_the_readmes_recipe_moves_a_group_past_a_record_aiokafka_cannot_re
     # the group stands at the offset named ... See where the group stands first
     # (`CURRENT-OFFSET`: the offset named ...)": `--describe`
     standing = await asyncio.to_thread(_current_offset, kafka_bootstrap, group, topic, 1)
-    assert standing == await _committed(kafka_bootstrap, group, tp)
+    assert standing == await committed_offset(kafka_bootstrap, group, tp)
     assert standing == 2  # offset 1, readable, in the fetch aiokafka failed, is handled
 
     # "stop every worker of the group ..., move the group past the record with Kafka's own
@@ -121,7 +110,7 @@ async def test_the_readmes_recipe_moves_a_group_past_a_record_aiokafka_cannot_re
     with killed_if_left(switchboard(env, "worker", "keywords")) as worker:
         await asyncio.to_thread(wait_for_line, worker, "worker started")
         for _ in range(300):  # offset 4 handled (a dead letter: its value is no event)
-            if await _committed(kafka_bootstrap, group, tp) == 5:
+            if await committed_offset(kafka_bootstrap, group, tp) == 5:
                 break
             await asyncio.sleep(0.2)
         # "Kafka does not move the offsets of a group with members: the tool says `Error:
@@ -134,4 +123,4 @@ async def test_the_readmes_recipe_moves_a_group_past_a_record_aiokafka_cannot_re
     assert worker.returncode == 0, output
     # exit 0 all the same: the README says to look for the line
     assert "Error: Assignments can only be reset if the group" in refused.stdout, refused
-    assert await _committed(kafka_bootstrap, group, tp) == 5
+    assert await committed_offset(kafka_bootstrap, group, tp) == 5

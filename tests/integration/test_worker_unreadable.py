@@ -10,12 +10,12 @@ import asyncio
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from consumers.handling import Context, Record
 from consumers.runtime import RetryPolicy, UnreadableRecord, WorkerRuntime
 from switchboard.topics import TopicSpec, ensure_topics
-from tests.kafka_helpers import produce_unreadable_to_partition_1
+from tests.kafka_helpers import committed_offset, produce_unreadable_to_partition_1
 
 
 async def test_a_record_aiokafka_cannot_read_is_named_and_the_worker_stops(
@@ -50,13 +50,7 @@ async def test_a_record_aiokafka_cannot_read_is_named_and_the_worker_stops(
     # past it (offset + 1) skips it alone. Nothing past it was handled, or committed.
     assert failed == [1]
     assert sorted(offset for partition, offset in handled if partition == 1) == [0, 1]
-    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
-                              enable_auto_commit=False)
-    await reader.start()
-    try:
-        assert await reader.committed(TopicPartition(topic, 1)) == 2
-    finally:
-        await reader.stop()
+    assert await committed_offset(kafka_bootstrap, group, TopicPartition(topic, 1)) == 2
 
 
 async def test_a_stop_meanwhile_leaves_the_readable_records_before_it_and_says_from_where(
@@ -84,10 +78,4 @@ async def test_a_stop_meanwhile_leaves_the_readable_records_before_it_and_says_f
             "stopped meanwhile): the group stands before them, and the next start handles "
             "them; no worker of the group") in str(stopped.value)
     assert "'unhandled_from': 1" in caplog.text
-    reader = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
-                              enable_auto_commit=False)
-    await reader.start()
-    try:
-        assert await reader.committed(TopicPartition(topic, 1)) == 1
-    finally:
-        await reader.stop()
+    assert await committed_offset(kafka_bootstrap, group, TopicPartition(topic, 1)) == 1
