@@ -8,9 +8,17 @@ account's fallback.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from consumers.bots.rules import CompiledAccount, CompiledRule, compliance_forms, fold
+from consumers.bots.rules import (
+    CompiledAccount,
+    CompiledRule,
+    compliance_forms,
+    fold,
+    split_head,
+    whole_forms,
+)
 from consumers.bots.templates import Template
 from normalizers.registry import opt_out_error_codes
 from switchboard.commands import CommandKind
@@ -42,6 +50,18 @@ def split_first_word(text: str | None) -> tuple[str, str]:
     return words[0], words[1] if len(words) > 1 else ""
 
 
+def read_keyword(word: str, rest: str, words: Collection[str]) -> tuple[str, str]:
+    """The keyword as written and the text after it, for a first word that is one of `words`:
+    "price,shoes" (typed without a space) is "price" and "shoes", not "price,shoes" and ""."""
+    if not whole_forms(fold(word)).isdisjoint(words):
+        return word, rest
+    cut = split_head(word, words)
+    if cut is None:
+        return word, rest
+    keyword, after = cut
+    return keyword, " ".join(part for part in (after, rest) if part)
+
+
 def should_answer(event: MessageEvent, account: CompiledAccount) -> bool:
     """Only messages from end users; never our own numbers (no loops between two bots)."""
     if event.type is not EventType.INBOUND or event.direction is not Direction.INBOUND:
@@ -58,6 +78,10 @@ def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None
         pair = compliance_forms(fold(f"{word} {second}"))
         if pair & account.stop_words:
             word, rest, forms = f"{word} {second}", after, pair
+    for words in (account.stop_words, account.start_words, account.help_words):
+        if forms & words:
+            word, rest = read_keyword(word, rest, words)
+            break
     values = template_values(event, word, rest)
     if forms & account.stop_words:
         return Decision("opt-out", _render(account.stop_confirmation, values), opt_out=True,
@@ -90,7 +114,9 @@ def _match(rule: CompiledRule, event: MessageEvent) -> dict[str, str | None] | N
         # The word's forms as compliance reads them: "Price?" and "PRICE!" are the keyword.
         candidates = compliance_forms(fold(word)) | ({fold(event.postback)} if event.postback
                                                       else set())
-        return template_values(event, word, rest) if rule.keyword in candidates else None
+        if rule.keyword not in candidates:
+            return None
+        return template_values(event, *read_keyword(word, rest, (rule.keyword,)))
     if rule.rule.postback is not None:
         if event.postback is not None and fold(event.postback) == fold(rule.rule.postback):
             return template_values(event, event.postback, event.text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -39,46 +40,80 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
+def _decoration(char: str) -> bool:
+    category = unicodedata.category(char)
+    return category[0] in "PSZ" or category in ("Cf", "Cc")  # Cc: a NUL padding an SMS
+
+
+def _mark(char: str) -> bool:
+    return unicodedata.category(char)[0] == "M"
+
+
 def _bare(folded: str) -> str:
     """A folded word without the punctuation, symbols and invisible characters around it:
     "Stop." and "STOP!" are STOP, as "Stop please" is. A mark (category M) goes only with the
     character it follows: an emoji's variation selector goes with the emoji, but a vowel sign
     (Devanagari's ा, ी: fold() keeps them) is part of its word ("बंदा" is not "बंद")."""
-    def decoration(char: str) -> bool:
-        category = unicodedata.category(char)
-        return category[0] in "PSZ" or category in ("Cf", "Cc")  # Cc: a NUL padding an SMS
-
-    def mark(char: str) -> bool:
-        return unicodedata.category(char)[0] == "M"
-
     start, end = 0, len(folded)
-    while start < end and (decoration(folded[start]) or mark(folded[start])):
+    while start < end and (_decoration(folded[start]) or _mark(folded[start])):
         start += 1  # a mark at the start has no character of the word before it
     while end > start:
         base = end
-        while base > start and mark(folded[base - 1]):
+        while base > start and _mark(folded[base - 1]):
             base -= 1
-        if base == start or not decoration(folded[base - 1]):
+        if base == start or not _decoration(folded[base - 1]):
             break
         end = base - 1
     return folded[start:end]
 
 
+def _cuts(char: str) -> bool:
+    """A comma, full stop or the like, which ends a word typed without a space after it; not
+    a dash or an apostrophe, which join words ("stop-motion")."""
+    return unicodedata.category(char) == "Po" and char not in "'\u2019"
+
+
 def _head(bare: str) -> str:
     """A bare word up to a comma, full stop or the like inside it: "Stop,please" and
-    "STOP.Thanks" (typed without a space) start with STOP. Not at a dash or an apostrophe,
-    which join words ("stop-motion")."""
+    "STOP.Thanks" (typed without a space) start with STOP."""
     for index, char in enumerate(bare):
-        if unicodedata.category(char) == "Po" and char not in "'\u2019":
+        if _cuts(char):
             return bare[:index]
     return bare
 
 
+def whole_forms(folded: str) -> set[str]:
+    """The forms of a folded word read whole: as written (a keyword may hold punctuation),
+    and bare."""
+    return {folded, _bare(folded)}
+
+
 def compliance_forms(folded: str) -> set[str]:
-    """The forms of a folded first word compliance looks up in its words: as written (a
-    keyword may hold punctuation), bare, or up to punctuation inside it."""
-    bare = _bare(folded)
-    return {folded, bare, _head(bare)}
+    """The forms of a folded first word compliance looks up in its words: read whole, or up
+    to punctuation inside it."""
+    return whole_forms(folded) | {_head(_bare(folded))}
+
+
+def split_head(word: str, words: Collection[str]) -> tuple[str, str] | None:
+    """`word` (as written) cut where punctuation inside it ends one of `words` (folded), and
+    what follows the punctuation: "price,shoes" is ("price", "shoes"), so a rule's {rest}
+    is "shoes". None if no such cut makes one of them (then the word is read whole)."""
+    started, tries = False, 0
+    for index, char in enumerate(word):
+        folded = fold(char)
+        if started and any(_cuts(c) for c in folded):
+            if not whole_forms(fold(word[:index])).isdisjoint(words):
+                after = word[index:]
+                start = 0
+                while start < len(after) and all(_decoration(c) or _mark(c)
+                                                 for c in fold(after[start])):
+                    start += 1
+                return word[:index], after[start:]
+            tries += 1
+            if tries == 3:  # bounded: each try folds the word so far
+                return None
+        started = started or any(not (_decoration(c) or _mark(c)) for c in folded)
+    return None
 
 
 class _Strict(BaseModel):

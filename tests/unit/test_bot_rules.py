@@ -297,3 +297,32 @@ def test_punctuation_around_a_non_latin_keyword_still_counts() -> None:
     assert decision is not None and decision.opt_out is True
     emoji = compliance(inbound("STOP\U0001F6D1\ufe0f"), HINDI)  # symbol + variation selector
     assert emoji is not None and emoji.opt_out is True
+
+
+@pytest.mark.parametrize(("text", "keyword", "rest"), [
+    ("price,shoes", "price", "shoes"), ("PRICE:shoes", "PRICE", "shoes"),
+    ("price...shoes and socks", "price", "shoes and socks"),
+    ("\u00bfprice?shoes", "\u00bfprice", "shoes"),
+    ("Price? shoes", "Price?", "shoes"), ("price, shoes", "price,", "shoes"),
+    ("\uff30\uff32\uff29\uff23\uff25\uff0cshoes", "\uff30\uff32\uff29\uff23\uff25", "shoes"),
+])
+def test_a_keyword_rule_reads_the_rest_after_punctuation_typed_without_a_space(
+        text: str, keyword: str, rest: str) -> None:
+    """"price,shoes" matched the rule "price" but left {rest} empty: "Prices for : ..."."""
+    decision = keyword_reply(inbound(text), ACME)
+    assert decision is not None and decision.purpose == "rule-1"
+    assert (decision.values["keyword"], decision.values["rest"]) == (keyword, rest)
+
+
+@pytest.mark.parametrize(("text", "purpose", "keyword", "rest"), [
+    ("Stop,please", "opt-out", "Stop", "please"),
+    ("STOP.Thank you", "opt-out", "STOP", "Thank you"),
+    ("HELP!me", "help", "HELP", "me"), ("start,thanks", "opt-in", "start", "thanks"),
+    ("Opt out,please", "opt-out", "Opt out", "please"), ("HELP!", "help", "HELP!", ""),
+    ("stop,", "opt-out", "stop,", ""),
+])
+def test_a_compliance_keyword_typed_with_punctuation_and_no_space_is_the_keyword_alone(
+        text: str, purpose: str, keyword: str, rest: str) -> None:
+    decision = compliance(inbound(text), ACME)
+    assert decision is not None and decision.purpose == purpose
+    assert (decision.values["keyword"], decision.values["rest"]) == (keyword, rest)
