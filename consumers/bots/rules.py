@@ -68,9 +68,28 @@ def _bare(folded: str) -> str:
 
 
 def _cuts(char: str) -> bool:
-    """A comma, full stop or the like, which ends a word typed without a space after it; not
-    a dash or an apostrophe, which join words ("stop-motion")."""
-    return unicodedata.category(char) == "Po" and char not in "'\u2019"
+    """A comma, full stop or the like, or a zero-width space (a space in scripts written
+    without them), which ends a word typed without a space after it; not a dash, an
+    apostrophe or a joiner, which join words ("stop-motion", a Devanagari conjunct)."""
+    return (unicodedata.category(char) == "Po" and char not in "'\u2019") or char == "\u200b"
+
+
+# Invisible characters that are no format character (Cf): a combining grapheme joiner,
+# Hangul fillers, variation selectors (Unicode's default-ignorable code points).
+_IGNORABLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0"
+                       + "".join(map(chr, [*range(0x180B, 0x1810), *range(0xFE00, 0xFE10),
+                                           *range(0xE0100, 0xE01F0)])))
+
+
+def _joined(folded: str) -> str:
+    """A folded word without the invisible characters inside it, and with any dash or
+    underscore written as a hyphen: a contact who sees "STOP" or "opt-out" wrote it, whatever
+    a keyboard or a copied text put between the letters ("ST\u200bOP", "opt\u2011out")."""
+    def dash(char: str) -> bool:
+        return unicodedata.category(char) in ("Pd", "Pc") or char == "\u2212"  # minus sign
+
+    return "".join("-" if dash(c) else c for c in folded
+                   if c not in _IGNORABLE and unicodedata.category(c) != "Cf")
 
 
 def _head(bare: str) -> str:
@@ -84,14 +103,15 @@ def _head(bare: str) -> str:
 
 def whole_forms(folded: str) -> set[str]:
     """The forms of a folded word read whole: as written (a keyword may hold punctuation),
-    and bare."""
-    return {folded, _bare(folded)}
+    bare, and bare without what is invisible inside it."""
+    return {folded, _bare(folded), _bare(_joined(folded))}
 
 
 def compliance_forms(folded: str) -> set[str]:
     """The forms of a folded first word compliance looks up in its words: read whole, or up
-    to punctuation inside it."""
-    return whole_forms(folded) | {_head(_bare(folded))}
+    to punctuation inside it. More forms only ever add matches: a missed opt-out is a
+    compliance failure, an extra one is cheap."""
+    return whole_forms(folded) | {_head(_bare(folded)), _head(_bare(_joined(folded)))}
 
 
 def split_head(word: str, words: Collection[str]) -> tuple[str, str] | None:

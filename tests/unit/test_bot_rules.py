@@ -326,3 +326,30 @@ def test_a_compliance_keyword_typed_with_punctuation_and_no_space_is_the_keyword
     decision = compliance(inbound(text), ACME)
     assert decision is not None and decision.purpose == purpose
     assert (decision.values["keyword"], decision.values["rest"]) == (keyword, rest)
+
+
+@pytest.mark.parametrize("text", [
+    "ST\u200bOP", "S\u00adTOP", "STO\u2060P", "\u200bS\u200bT\u200bO\u200bP\u200b", "Stop\u034f",
+    "ST\ufe0fOP", "STOP\u3164", "opt\u200bout", "STOP\u200bplease", "stop\u200d,thanks",
+    "opt\u2011out", "opt\u2010out", "opt\u2013out", "opt\u2014out", "OPT_OUT", "opt\u2212out",
+])
+def test_invisible_characters_and_other_dashes_inside_a_stop_word_still_opt_out(
+        text: str) -> None:
+    """A zero-width space, soft hyphen or joiner pasted inside STOP (a copied text, a
+    keyboard's word joiner) is invisible to the contact, who sees STOP: that was no opt-out.
+    Nor was OPT-OUT written with a non-breaking hyphen, a dash or an underscore."""
+    decision = compliance(inbound(text), ACME)
+    assert decision is not None and decision.opt_out is True
+
+
+@pytest.mark.parametrize("text", ["stopwatch", "stop-motion film", "stop\u2011motion",
+                                  "opt\u200bin", "stop1", "\u200bstopwatch"])
+def test_words_that_only_start_with_stop_do_not_opt_out(text: str) -> None:
+    assert compliance(inbound(text), ACME) is None
+
+
+def test_a_joiner_inside_a_word_does_not_end_it() -> None:
+    # ZWJ/ZWNJ shape conjuncts and keep Persian words together: "बंद" + virama + ZWJ + "ध"
+    # is one word, not the stop keyword "बंद" and more (fold() drops the virama).
+    assert compliance(inbound("\u092c\u0902\u0926\u094d\u200d\u0927"), HINDI) is None
+    assert compliance(inbound("stop\u200cwatch"), ACME) is None
