@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +68,12 @@ def _bare(folded: str) -> str:
 
 
 def _cuts(char: str) -> bool:
-    """A comma, full stop or the like, or a zero-width space (a space in scripts written
-    without them), which ends a word typed without a space after it; not a dash, an
-    apostrophe or a joiner, which join words ("stop-motion", a Devanagari conjunct)."""
-    return (unicodedata.category(char) == "Po" and char not in "'\u2019") or char == "\u200b"
+    """A comma, full stop or the like, an emoji or other symbol, or a zero-width space (a
+    space in scripts written without them): each ends a word typed without a space after it.
+    Not a dash, an apostrophe or a joiner, which join words ("stop-motion", a Devanagari
+    conjunct)."""
+    category = unicodedata.category(char)
+    return (category == "Po" and char not in "'\u2019") or category == "So" or char == "\u200b"
 
 
 # Invisible characters that are no format character (Cf): a combining grapheme joiner,
@@ -84,7 +86,8 @@ _IGNORABLE = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u3164\uffa0"
 def _joined(folded: str) -> str:
     """A folded word without the invisible characters inside it, and with any dash or
     underscore written as a hyphen: a contact who sees "STOP" or "opt-out" wrote it, whatever
-    a keyboard or a copied text put between the letters ("ST\u200bOP", "opt\u2011out")."""
+    a keyboard or a copied text put between the letters (a zero-width space, a non-breaking
+    hyphen)."""
     def dash(char: str) -> bool:
         return unicodedata.category(char) in ("Pd", "Pc") or char == "\u2212"  # minus sign
 
@@ -101,17 +104,42 @@ def _head(bare: str) -> str:
     return bare
 
 
+# Letters that read as Latin ones, folded (lower case), beyond what NFKD maps already
+# (full-width, mathematical, circled and squared letters): Cyrillic and Greek letters that
+# look like Latin ones in upper or lower case (typed on another keyboard layout, or pasted to
+# dodge a filter), small capitals and the letter emoji ("fancy text" generators).
+_LOOKALIKES = str.maketrans(
+    "\u0430\u0432\u0435\u04bb\u0456\u0458\u043a\u043c\u043d\u043e\u0440\u0441\u0455"
+    "\u0442\u0443\u0445\u0501\u051b\u051d\u04cf"  # Cyrillic
+    "\u03b1\u03b2\u03b5\u03b7\u03b9\u03ba\u03bc\u03bd\u03bf\u03c1\u03c4\u03c5\u03c7"
+    "\u03b6"  # Greek
+    "\u1d00\u0299\u1d04\u1d05\u1d07\ua730\u0262\u029c\u026a\u1d0a\u1d0b\u029f\u1d0d"
+    "\u0274\u1d0f\u1d18\u0280\ua731\u1d1b\u1d1c\u1d20\u1d21\u028f\u1d22",  # small caps
+    "abehijkmhopcstyxdqwl" "abehikmnoptyxz" "abcdefghijklmnoprstuvwyz",
+) | {first + n: chr(ord("a") + n) for n in range(26)
+     for first in (0x1F1E6, 0x1F150, 0x1F170)}  # regional indicators, negative circled/squared
+
+
+def lookalike(folded: str) -> str:
+    """A folded word with the letters that look like Latin ones read as those: STOP in
+    Cyrillic letters (DZE, TE, O, ER) is STOP."""
+    return folded.translate(_LOOKALIKES)
+
+
 def whole_forms(folded: str) -> set[str]:
     """The forms of a folded word read whole: as written (a keyword may hold punctuation),
-    bare, and bare without what is invisible inside it."""
-    return {folded, _bare(folded), _bare(_joined(folded))}
+    bare, and bare without what is invisible inside it, in Latin letters or lookalikes."""
+    joined = _joined(folded)
+    return {folded, _bare(folded), _bare(joined), _bare(lookalike(joined))}
 
 
 def compliance_forms(folded: str) -> set[str]:
     """The forms of a folded first word compliance looks up in its words: read whole, or up
     to punctuation inside it. More forms only ever add matches: a missed opt-out is a
     compliance failure, an extra one is cheap."""
-    return whole_forms(folded) | {_head(_bare(folded)), _head(_bare(_joined(folded)))}
+    joined = _joined(folded)
+    heads = {_head(_bare(form)) for form in (folded, joined, lookalike(joined))}
+    return whole_forms(folded) | heads
 
 
 def split_head(word: str, words: Collection[str]) -> tuple[str, str] | None:
@@ -219,15 +247,21 @@ class CompiledRule:
         self.template = Template(rule.reply, FIELDS | groups)  # regex groups are fields too
 
 
+def _with_lookalikes(words: Iterable[str]) -> set[str]:
+    return {form for word in words for form in (fold(word), lookalike(fold(word)))}
+
+
 class CompiledAccount:
     """An account's rules, ready to match: keywords folded, regexes and templates compiled."""
 
     def __init__(self, name: str, rules: AccountRules) -> None:
         self.name = name
         self.config = rules
-        self.stop_words = {fold(w) for w in (*DEFAULT_STOP, *rules.extra_stop_keywords)}
-        self.start_words = {fold(w) for w in DEFAULT_START}
-        self.help_words = {fold(w) for w in DEFAULT_HELP}
+        # Each also in lookalike letters: an own keyword in Cyrillic, written with some
+        # Latin letters ("CTOП"), matches too.
+        self.stop_words = _with_lookalikes((*DEFAULT_STOP, *rules.extra_stop_keywords))
+        self.start_words = _with_lookalikes(DEFAULT_START)
+        self.help_words = _with_lookalikes(DEFAULT_HELP)
         self.rules = []
         for number, rule in enumerate(rules.rules, start=1):
             try:

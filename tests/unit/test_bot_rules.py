@@ -353,3 +353,38 @@ def test_a_joiner_inside_a_word_does_not_end_it() -> None:
     # is one word, not the stop keyword "बंद" and more (fold() drops the virama).
     assert compliance(inbound("\u092c\u0902\u0926\u094d\u200d\u0927"), HINDI) is None
     assert compliance(inbound("stop\u200cwatch"), ACME) is None
+
+
+@pytest.mark.parametrize("text", [
+    "S\u0422\u041e\u0420",  # S and Cyrillic TE, O, ER
+    "\u0405\u0422\u041e\u0420",  # all Cyrillic: Macedonian DZE, TE, O, ER
+    "\u0405\u0422\u039f\u03a1",  # Cyrillic DZE, TE; Greek OMICRON, RHO
+    "\u0415ND", "\u0415\u039d\u0044.",  # Cyrillic IE; Greek NU
+    "\ua731\u1d1b\u1d0f\u1d18",  # small capitals, as "fancy text" generators write them
+    "\U0001f1f8\U0001f1f9\U0001f1f4\U0001f1f5",  # regional indicator letters
+    "\U0001f182\U0001f183\U0001f17e\U0001f17f",  # negative squared letters
+    "\U0001f162\U0001f163\U0001f15e\U0001f15f",  # negative circled letters
+    "STOP\U0001f6d1please", "Stop\U0001f44d\U0001f3fdthanks",
+])
+def test_a_stop_word_in_lookalike_letters_or_with_an_emoji_inside_opts_out(text: str) -> None:
+    """Letters that look like Latin ones (Cyrillic, Greek, small capitals, the letter emoji)
+    read as STOP to the contact: they were no opt-out. Nor was an emoji typed between STOP
+    and the next word."""
+    decision = compliance(inbound(text), ACME)
+    assert decision is not None and decision.opt_out is True
+
+
+def test_an_own_stop_keyword_matches_in_lookalike_letters_too() -> None:
+    stop = "\u0441\u0442\u043e\u043f"  # Russian for stop
+    russian = parse_rules({"accounts": {"acme": {"extra_stop_keywords": [stop]}}}).accounts["acme"]
+    for text in ["\u0421\u0422\u041e\u041f", "CTO\u041f", "ct\u043e\u043f!"]:  # Latin C, T
+        decision = compliance(inbound(text), russian)
+        assert decision is not None and decision.opt_out is True, text
+
+
+@pytest.mark.parametrize("text", ["\u0441\u0442\u043e\u043f", "\u0441\u0442\u043e\u0440",
+                                  "\u03c3\u03c4\u03bf\u03c0", "\u0435\u043d\u0434"])
+def test_words_of_other_scripts_are_not_taken_for_stop(text: str) -> None:
+    # Russian for stop is no built-in keyword (extra_stop_keywords adds it); Cyrillic ES, TE,
+    # O, ER reads CTOP.
+    assert compliance(inbound(text), ACME) is None
