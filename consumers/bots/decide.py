@@ -14,10 +14,9 @@ from dataclasses import dataclass, field
 from consumers.bots.rules import (
     CompiledAccount,
     CompiledRule,
-    compliance_forms,
     fold,
     split_head,
-    whole_forms,
+    word_forms,
 )
 from consumers.bots.templates import Template
 from normalizers.registry import opt_out_error_codes
@@ -53,7 +52,7 @@ def split_first_word(text: str | None) -> tuple[str, str]:
 def read_keyword(word: str, rest: str, words: Collection[str]) -> tuple[str, str]:
     """The keyword as written and the text after it, for a first word that is one of `words`:
     "price,shoes" (typed without a space) is "price" and "shoes", not "price,shoes" and ""."""
-    if not whole_forms(fold(word)).isdisjoint(words):
+    if not word_forms(word, whole=True).isdisjoint(words):
         return word, rest
     cut = split_head(word, words)
     if cut is None:
@@ -72,10 +71,10 @@ def should_answer(event: MessageEvent, account: CompiledAccount) -> bool:
 
 def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None:
     word, rest = split_first_word(event.text)
-    forms = compliance_forms(fold(word))
+    forms = word_forms(word)
     if rest and not forms & account.stop_words:  # "Opt out": a stop word of two words
         second, after = split_first_word(rest)
-        pair = compliance_forms(fold(f"{word} {second}"))
+        pair = word_forms(f"{word} {second}")
         if pair & account.stop_words:
             word, rest, forms = f"{word} {second}", after, pair
     for words in (account.stop_words, account.start_words, account.help_words):
@@ -112,7 +111,7 @@ def _match(rule: CompiledRule, event: MessageEvent) -> dict[str, str | None] | N
     word, rest = split_first_word(event.text)
     if rule.keyword is not None:
         # The word's forms as compliance reads them: "Price?" and "PRICE!" are the keyword.
-        candidates = compliance_forms(fold(word)) | ({fold(event.postback)} if event.postback
+        candidates = word_forms(word) | ({fold(event.postback)} if event.postback
                                                       else set())
         if rule.keyword not in candidates:
             return None

@@ -142,15 +142,36 @@ def compliance_forms(folded: str) -> set[str]:
     return whole_forms(folded) | heads
 
 
+# How much of a first word is compared with keywords, on either side of where its letters
+# start (after quotes, emoji; looked for in the first LEAD_CHARS, a whole WhatsApp or Telegram
+# message): a keyword is one word, and a megabyte sent without a space must not hold the event
+# loop for seconds, each form a pass over all of it.
+WORD_CHARS = 256
+LEAD_CHARS = 4096
+
+
+def _compared(word: str) -> str:
+    start, end = 0, min(len(word), LEAD_CHARS)
+    while start < end and (_decoration(word[start]) or _mark(word[start])):
+        start += 1
+    return word[max(0, start - WORD_CHARS):start + WORD_CHARS]
+
+
+def word_forms(word: str, *, whole: bool = False) -> set[str]:
+    """The forms of a first word as written (compliance_forms; whole: only whole_forms)."""
+    folded = fold(_compared(word))
+    return whole_forms(folded) if whole else compliance_forms(folded)
+
+
 def split_head(word: str, words: Collection[str]) -> tuple[str, str] | None:
     """`word` (as written) cut where punctuation inside it ends one of `words` (folded), and
     what follows the punctuation: "price,shoes" is ("price", "shoes"), so a rule's {rest}
     is "shoes". None if no such cut makes one of them (then the word is read whole)."""
     started, tries = False, 0
-    for index, char in enumerate(word):
+    for index, char in enumerate(_compared(word)):
         folded = fold(char)
         if started and any(_cuts(c) for c in folded):
-            if not whole_forms(fold(word[:index])).isdisjoint(words):
+            if not word_forms(word[:index], whole=True).isdisjoint(words):
                 after = word[index:]
                 start = 0
                 while start < len(after) and all(_decoration(c) or _mark(c)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -388,3 +389,24 @@ def test_words_of_other_scripts_are_not_taken_for_stop(text: str) -> None:
     # Russian for stop is no built-in keyword (extra_stop_keywords adds it); Cyrillic ES, TE,
     # O, ER reads CTOP.
     assert compliance(inbound(text), ACME) is None
+
+
+@pytest.mark.parametrize("text", ["a" * 1_000_000, "stop" + "!" * 1_000_000,
+                                  "price," + "x" * 1_000_000, "\u200b" * 1_000_000])
+def test_a_megabyte_without_a_space_is_read_at_once(text: str) -> None:
+    """A webhook body may be a megabyte: a first word that long took seconds of the event loop
+    to compare (each form a pass over all of it, for compliance and again for each rule)."""
+    started = time.perf_counter()
+    compliance(inbound(text), ACME)
+    keyword_reply(inbound(text), ACME)
+    assert time.perf_counter() - started < 0.5
+
+
+@pytest.mark.parametrize(("text", "opt_out"), [
+    ("!" * 4000 + "STOP", True), ("STOP" + "!" * 10_000, True), ("STOP," + "x" * 10_000, True),
+    ("STOP" + "x" * 10_000, False), ("\U0001f6d1" * 2000 + "Stop" + "\u200b" * 5000, True),
+    ("\u00ab" * 300 + "price" + "\u00bb" * 300, False),
+])
+def test_a_long_word_is_still_read_as_a_short_one_is(text: str, opt_out: bool) -> None:
+    decision = compliance(inbound(text), ACME)
+    assert (decision is not None and decision.opt_out is True) is opt_out
