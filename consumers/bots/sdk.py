@@ -6,7 +6,7 @@
     async def bot(event):
         if event.text and "hours" in event.text.lower():
             return "We are open 9-17, Monday to Friday."
-        return None          # or a str, a Reply, or a list of them
+        return None          # or a str, a Reply, or a list of them ("" is no reply)
 
     $ switchboard worker bot --bot mybot:bot
 
@@ -42,11 +42,15 @@ BotFunction = Callable[[MessageEvent], Awaitable[BotOutput]]
 
 
 def as_replies(output: BotOutput) -> list[Reply]:
+    """The bot's output as replies; an empty or blank one is none: it would be a command the
+    sender refuses (no text), or a blank message paid for."""
     if output is None:
         return []
     if isinstance(output, (str, Reply)):
         output = [output]
-    return [Reply(text=item) if isinstance(item, str) else item for item in output]
+    replies = [Reply(text=item) if isinstance(item, str) else item for item in output]
+    return [reply for reply in replies
+            if (reply.text and reply.text.strip()) or reply.media or reply.buttons]
 
 
 def reply_command(event: MessageEvent, reply: Reply, purpose: str,

@@ -14,8 +14,15 @@ from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from consumers.bots import handler as handler_module
-from consumers.bots.handler import AutoReply, BotHandler, RulesSource, keywords_answer
+from consumers.bots.handler import (
+    AutoReply,
+    BotHandler,
+    RulesSource,
+    custom_answer,
+    keywords_answer,
+)
 from consumers.bots.optouts import OptOutList, decode_opt_out
+from consumers.bots.sdk import Reply
 from consumers.handling import Context, MustNotSkip, PoisonRecord, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from consumers.table import CompactedTable
@@ -375,3 +382,18 @@ reply_limit_window_s = 60
             answered.append(at)
     # At 1061 the reply of 1000 has left the window, at 1062.5 the one of 1002 too.
     assert answered == [1000, 1002, 1061, 1062.5]
+
+
+@pytest.mark.parametrize(("output", "texts"), [
+    ("", []), ("  \n", []), (["", "Hi", " "], ["Hi"]), ([Reply(), Reply(text="Hi")], ["Hi"]),
+])
+async def test_an_empty_or_blank_reply_of_a_custom_bot_is_no_reply(
+        tmp_path: Any, output: Any, texts: list[str]) -> None:
+    """"" raised a command without text, so the message was retried, then dead-lettered with
+    the bot's other replies; "  " was sent, a blank SMS paid for."""
+    async def bot(event: MessageEvent) -> Any:
+        return output
+
+    ctx = FakeContext()
+    await handler(tmp_path, custom_answer(bot)).handle(record("hello"), ctx)
+    assert [command["text"] for command in commands(ctx)] == texts
