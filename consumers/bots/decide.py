@@ -99,7 +99,8 @@ def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | N
         values = _match(rule, event)
         if values is not None:
             return Decision(f"rule-{number}", _render(rule.template, values), values=values)
-    if account.fallback is not None and (event.text or event.postback or event.media):
+    if account.fallback is not None and ((event.text or "").strip() or event.postback
+                                         or event.media):
         values = template_values(event, *split_first_word(event.text))
         return Decision("fallback", _render(account.fallback, values), values=values)
     return None

@@ -410,3 +410,9 @@ def test_a_megabyte_without_a_space_is_read_at_once(text: str) -> None:
 def test_a_long_word_is_still_read_as_a_short_one_is(text: str, opt_out: bool) -> None:
     decision = compliance(inbound(text), ACME)
     assert (decision is not None and decision.opt_out is True) is opt_out
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\n\t", "\u00a0"])
+def test_a_blank_message_gets_no_fallback(text: str) -> None:
+    # An empty text had none; a blank one had "Sorry, '   ' is not a keyword", paid for.
+    assert keyword_reply(inbound(text), ACME) is None
