@@ -13,6 +13,7 @@ import asyncio
 import logging
 import re
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -58,8 +59,9 @@ from switchboard.topics import OUTBOUND_SENT
 # without CloudEvents headers has no `event_id` for the runtime to log. Never the message's text.
 log = get_logger(__name__)
 _DEFAULT_CHANNEL: str = OutboundConfig.model_fields["channel"].default
-# One per provider call, by how it ended (accepted, retryable, permanent, outcome_unknown), and
-# one per command failed without a call, by its error code (opted_out, unknown_account,
+# One per provider call, by how it ended (accepted, retryable, permanent, outcome_unknown, and
+# error: one the client does not expect), and one per command failed without a call, by its
+# error code (opted_out, unknown_account,
 # bad_outbound_config, invalid_command, held; outcome_unknown for one found pending), so an
 # account whose commands are all refused still shows. An unknown account is counted under
 # account "": its name could be anything, and each would make a time series.
@@ -106,6 +108,14 @@ def _storable(text: str | None) -> str | None:
     if text is None or text.isascii():
         return text
     return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _traceback_without_text(exc: BaseException) -> str:
+    """Where an error was raised, as a traceback says, without its text (a `str(exc)` may
+    quote a request: a recipient, a message, a header)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    return (f"Traceback (most recent call last):\n{frames}"
+            f"{type(exc).__module__}.{type(exc).__qualname__} (its text left out)")
 
 
 def _account_channel(account: Account) -> str:
@@ -396,6 +406,8 @@ class Sender:
                                retry_in_s=round(delay, 1))
                 await ctx.wait_to_retry(delay)
                 continue
+            except Exception as exc:  # noqa: BLE001 - not a SendError: a bug in the client
+                return self._unexpected(command, account, exc, attempts=attempt)
             SENDS.labels(account.provider, account.name, "accepted").inc()
             if log.isEnabledFor(logging.DEBUG):  # a line per message: not built unless shown
                 log.debug("send accepted", command=command.id, account=account.name,
@@ -425,6 +437,24 @@ class Sender:
             if not call.done():  # cut short, or this handler itself was cancelled
                 call.cancel()
                 call.add_done_callback(retrieve)
+
+    def _unexpected(self, command: OutboundCommand, account: Account, exc: Exception, *,
+                    attempts: int) -> OutboundResult:
+        """A provider call that raised what its client does not turn into a SendError (a bug,
+        an httpx error no client expects, an answer read wrong). Its request may have reached
+        the provider, so it is never sent again: maybe sent, as a stop mid-call leaves it.
+        Named by its type only: its text may quote the request (the recipient, the message)."""
+        error_type = type(exc).__name__
+        SENDS.labels(account.provider, account.name, "error").inc()
+        log.error("provider call failed with an unexpected error: its outcome is unknown, "
+                  "not resent", command=command.id, account=account.name,
+                  error_type=error_type, exception=_traceback_without_text(exc))
+        return self._failure(
+            command, account.provider, "outcome_unknown",
+            f"the provider call failed with {error_type}, which the {account.provider} client "
+            f"does not expect (a bug: the sender's log has its traceback); the provider may "
+            f"have taken it, so it is not sent again (its status events will tell)",
+            attempts=attempts, permanent=False)
 
     def _hold(self, account: str, delay_s: float, refusal: SendError,
               command: OutboundCommand) -> None:

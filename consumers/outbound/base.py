@@ -364,7 +364,7 @@ def json_body(response: httpx.Response) -> Any:
 
     Error answers from gateways and proxies are often HTML or empty: reading must not fail.
     Nor may JSON nested deeper than Python's parser goes (RecursionError, not a ValueError):
-    an error escaping a client reads as a send cut short (`outcome_unknown`), not an answer.
+    an error escaping a client is reported as a bug (`outcome_unknown`), not as the answer.
     """
     try:
         return response.json()
