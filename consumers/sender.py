@@ -118,6 +118,31 @@ def _traceback_without_text(exc: BaseException) -> str:
             f"{type(exc).__module__}.{type(exc).__qualname__} (its text left out)")
 
 
+def _key_problem(key: bytes | None, account: Account) -> str:
+    """What is wrong with a command's key, for the producer to fix, without quoting it: its
+    contact part is the recipient's number."""
+    if not key:
+        return "no key"
+    parts = key.decode("utf-8", "replace").split("|", 2)
+    if len(parts) != 3:
+        return "not provider|account|contact"
+    if parts[0] != account.provider:
+        return "another provider"
+    if parts[1] != account.name:
+        return "another account"
+    return "the contact spelt otherwise than events spell it"
+
+
+def _unquoted(text: str, command: OutboundCommand) -> str:
+    """A provider's text as a log line may carry it: without the recipient (as the command
+    spells it, and without its +) or the message's text, which a refusal or an echoed request
+    may quote. Results keep the text as it is: they carry both anyway."""
+    for quoted in (command.to, command.to.lstrip("+"), command.text):
+        if quoted and len(quoted) >= 4 and quoted in text:
+            text = text.replace(quoted, "<recipient>" if quoted != command.text else "<text>")
+    return text
+
+
 def _account_channel(account: Account) -> str:
     """The channel of an account's commands that name none: its `outbound.channel`, else the
     default of every provider's outbound config."""
@@ -292,10 +317,10 @@ class Sender:
         REKEYED.labels(account.provider, account.name).inc()
         if account.name not in self._rekeyed_accounts:  # once: the producer is the cause
             self._rekeyed_accounts.add(account.name)
-            given = (record.key or b"").decode("utf-8", "replace")[:80]
             log.warning("command not keyed by its conversation: re-keyed before sending "
                         "(key commands with switchboard.records.command_record)",
-                        command=command.id, account=account.name, key=given)
+                        command=command.id, account=account.name,
+                        key_problem=_key_problem(record.key, account))
 
     async def _refuse_invalid(self, record: Record, problems: str,
                               ctx: Context) -> tuple[str, str]:
@@ -384,7 +409,7 @@ class Sender:
                              "retryable" if exc.retryable else "permanent").inc()
                 if not exc.retryable or exc.maybe_sent or attempt >= self.policy.max_attempts:
                     log.warning("send failed", command=command.id, account=account.name,
-                                error=exc.description, attempts=attempt,
+                                error=_unquoted(exc.description, command), attempts=attempt,
                                 maybe_sent=exc.maybe_sent)
                     description = exc.description + (
                         "; the provider may have taken it, so it is not sent again (its "
@@ -402,7 +427,8 @@ class Sender:
                 # does not quote.
                 self.retry_log(logging.INFO, "send failed, retrying",
                                {"account": account.name, "code": exc.code},
-                               command=command.id, error=exc.description, attempt=attempt,
+                               command=command.id, error=_unquoted(exc.description, command),
+                               attempt=attempt,
                                retry_in_s=round(delay, 1))
                 await ctx.wait_to_retry(delay)
                 continue

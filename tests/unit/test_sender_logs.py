@@ -155,3 +155,56 @@ async def test_a_provider_outage_logs_its_retries_once_then_their_count(
     assert (retries[1]["account"], retries[1]["code"]) == ("acme", retries[0]["code"])
     failed = [line["command"] for line in lines if line["event"] == "send failed"]
     assert failed == [command.id for command in commands]
+
+
+@pytest.mark.parametrize(("key", "problem"), [
+    (None, "no key"),
+    (b"+41790000111", "not provider|account|contact"),
+    (b"bird|acme|+41790000111", "another provider"),
+    (b"infobip|ACME|+41790000111", "another account"),
+    (b"infobip|acme|0041790000111", "the contact spelt otherwise than events spell it"),
+], ids=["none", "contact-only", "provider", "account", "contact"])
+async def test_the_re_keying_line_says_what_is_wrong_with_the_key_without_its_contact(
+        key: bytes | None, problem: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # It logged the key as given, which holds the recipient's number: contact data in the log.
+    configure_logging("INFO", "json")
+    command = new_command()
+    record = command_record(command, "infobip")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda _: accepted())) as http:
+        await new_sender(http).handle(Record(record.topic, 0, 0, key, record.value,
+                                             tuple(record.headers)), FakeContext())
+    err = capsys.readouterr().err
+    [line] = [orjson.loads(line) for line in err.splitlines() if "not keyed" in line]
+    assert line["key_problem"] == problem
+    assert "41790000111" not in err
+
+
+async def test_a_refusal_quoting_the_recipient_is_logged_without_the_number(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Providers quote the number they refuse ("Invalid destination address"), and a 2xx that is
+    # not the API's answer is quoted from its start, which may echo the request: the `send
+    # failed` and `send failed, retrying` lines carried the recipient's number and the text.
+    configure_logging("INFO", "json")
+    command = new_command()
+
+    def quoting(status: int) -> Answer:
+        return lambda: httpx.Response(status, json={
+            "errorCode": f"E{status}",
+            "description": f"Invalid destination 41790000111, {command.to} for {TEXT!r}"})
+
+    answers = [quoting(503), quoting(400)]
+    ctx = FakeContext()
+    async with httpx.AsyncClient(transport=httpx.MockTransport(
+            lambda _: answers.pop(0)())) as http:
+        sender = new_sender(http)
+        record = command_record(command, "infobip")
+        await sender.handle(Record(record.topic, 0, 0, record.key, record.value,
+                                   tuple(record.headers)), ctx)
+        sender.retry_log.flush()
+    err = capsys.readouterr().err
+    lines = [orjson.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert {"send failed, retrying", "send failed"} <= {line["event"] for line in lines}
+    assert "41790000111" not in err and TEXT not in err
+    # The result names the recipient anyway: the provider's words reach it as they are.
+    [result] = [orjson.loads(r.value) for r in ctx.published if r.topic.endswith("results.v1")]
+    assert command.to in result["error"]["description"]
