@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import traceback
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -129,8 +130,20 @@ def _key_problem(key: bytes | None, account: Account) -> str:
     if parts[0] != account.provider:
         return "another provider"
     if parts[1] != account.name:
+        if unicodedata.normalize("NFC", parts[1]) == unicodedata.normalize("NFC", account.name):
+            # Re-keyed all the same: the key picks the partition, and only the name as
+            # configured puts the command in its conversation's, with the opt-outs of it.
+            return (f"the account's name in another Unicode form than configured "
+                    f"({_form(parts[1])}, {_form(account.name)})")
         return "another account"
     return "the contact spelt otherwise than events spell it"
+
+
+def _form(name: str) -> str:
+    for form in ("NFC", "NFD"):
+        if unicodedata.is_normalized(form, name):
+            return form
+    return "neither NFC nor NFD"
 
 
 def _unquoted(text: str, command: OutboundCommand) -> str:

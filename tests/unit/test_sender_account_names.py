@@ -20,6 +20,7 @@ from consumers.sender import Sender
 from switchboard.accounts import parse_accounts
 from switchboard.cli import main
 from switchboard.commands import OutboundCommand
+from switchboard.logs import configure_logging
 from switchboard.records import command_record, conversation_key
 from switchboard.topics import OUTBOUND_RESULTS
 from tests.unit.fakes import FakeContext
@@ -113,3 +114,24 @@ secrets = ["webhook-password-123"]
     assert main(["send", NFD, CONTACT, "--text", "hi"]) == 0
     [(command, provider)] = published
     assert (command.account, provider) == (NFC, "infobip")
+
+
+async def test_a_command_keyed_by_its_account_decomposed_is_re_keyed_saying_why(
+        sender: Sender, provider_calls: list[httpx.Request],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Not taken as keyed right, though the names are the same once normalized: the key picks
+    # the partition, and the NFD key's is not the conversation's, where an opt-out change to
+    # the contact (keyed by the name as configured) is. Handled there, the command could be
+    # sent after the contact opted out. The warning said "key commands with command_record",
+    # which the producer did.
+    configure_logging("INFO", "json")
+    ctx = FakeContext()
+    record = consumed(command_record(_command(NFD), "infobip"))
+    await sender.handle(record, ctx)
+    [rekeyed] = ctx.published
+    assert rekeyed.key == conversation_key("infobip", NFC, CONTACT) != record.key
+    assert provider_calls == []
+    [line] = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()
+              if "not keyed" in line]
+    assert line["key_problem"] == ("the account's name in another Unicode form than "
+                                   "configured (NFD, NFC)")
