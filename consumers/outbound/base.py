@@ -413,20 +413,34 @@ def no_acceptance(response: httpx.Response, missing: str) -> SendError:
                      retryable=True, code="bad_response", maybe_sent=True)
 
 
+def body_text(response: httpx.Response) -> str:
+    """The body as text, in the charset it is labelled with, else UTF-8, what cannot be read
+    replaced. Not httpx's `response.text`: it decodes with whatever codec the label names, and
+    some raise for any body (UTF-16 without a byte order mark, a codec of bytes like base64):
+    the provider's answer would escape its client as a bug."""
+    charset = response.charset_encoding
+    if charset:
+        try:
+            return response.content.decode(charset, "replace")
+        except (LookupError, UnicodeError):  # unknown, not a text encoding, or idna's
+            pass
+    return response.content.decode("utf-8", "replace")
+
+
 _TITLE = re.compile(r"<title[^>]*>([^<]{1,200})", re.IGNORECASE)
 
 
 def page_title(response: httpx.Response) -> str | None:
     """An HTML page's title ("Sign in", "Welcome to nginx!"): what tells where a request went,
     where the page's start is scripts and styles."""
-    found = _TITLE.search(response.text[:20_000])
+    found = _TITLE.search(body_text(response)[:20_000])
     title = " ".join(found.group(1).split()) if found else ""
     return title or None
 
 
 def snippet(response: httpx.Response) -> str:
     """A short description of a body we could not read: its start, or the reason phrase."""
-    text = " ".join(response.text.split())[:200]
+    text = " ".join(body_text(response).split())[:200]
     return text or response.reason_phrase or "no body"
 
 

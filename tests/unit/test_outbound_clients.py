@@ -353,6 +353,38 @@ async def test_an_unreadable_body_is_still_an_answer(provider: str, text: str,
     assert (error.retryable, error.code) == (False, "400")
 
 
+# Bodies labelled with a charset httpx's `response.text` raises for, whatever the body: UTF-16
+# and UTF-32 without a byte order mark (a Windows server's page), a codec of bytes (base64),
+# and one Python cannot decode with replacement (idna).
+MISLABELLED = [("text/html; charset=utf-16", b"<html><title>Sign in</title></html>"),
+               ("text/plain; charset=utf-32", b"Service unavailable"),
+               ("application/json; charset=base64", b'{"note": "bad"}'),
+               ("text/plain; charset=idna", b"oops")]
+
+
+def mislabelled(status: int, content: bytes, content_type: str,
+                request: httpx.Request) -> httpx.Response:
+    return httpx.Response(status, content=content, headers={"content-type": content_type})
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(("content_type", "content"), MISLABELLED,
+                         ids=["utf-16", "utf-32", "base64", "idna"])
+async def test_an_answer_in_a_charset_that_cannot_be_read_is_still_an_answer(
+        provider: str, content_type: str, content: bytes, fake: FakeProvider,
+        http: httpx.AsyncClient) -> None:
+    # Reading it raised UnicodeError, LookupError or AssertionError out of the client: the
+    # sender took the provider's answer for a bug in the client.
+    for status, retryable in ((400, False), (500, True), (200, True)):
+        fake.on(send_path(provider), partial(mislabelled, status, content, content_type))
+        try:
+            await make(provider, fake, http).send(command())
+        except SendError as error:
+            assert error.retryable is retryable
+        else:
+            assert status == 200 and provider in ANSWER_UNKNOWN
+
+
 # --- answers that say more about the setup than about the message -------------------------
 
 TOKEN_PROVIDERS = [p for p in PROVIDERS if ACCOUNTS[p].token is not None]

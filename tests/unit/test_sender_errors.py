@@ -9,12 +9,16 @@ in-process httpx transport.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import orjson
 import pytest
 
+from consumers.outbound.transport import ShardedTransport
 from consumers.sender import Sender, SendPolicy, decode_ledger
 from consumers.table import CompactedTable
+from switchboard.accounts import parse_accounts
 from switchboard.logs import configure_logging
 from switchboard.topics import OUTBOUND_SENT
 from tests.unit.fakes import FakeContext
@@ -66,3 +70,33 @@ async def test_an_unexpected_error_in_the_provider_call_is_reported_maybe_sent_o
     assert logged["command"] == result["command_id"] and logged["account"] == "acme"
     assert "Traceback" in logged["exception"] and "raise ClientBug(" in logged["exception"]
     assert SECRET_DETAIL not in str(lines)
+
+
+async def test_an_answer_labelled_with_a_charset_it_is_not_in_is_the_providers_answer() -> None:
+    # A 500 labelled UTF-16, without its byte order mark (a Windows server's error page):
+    # reading its text raised UnicodeError out of the client, so the provider's answer was
+    # taken for the client's bug. A real server on 127.0.0.1, through the sender's transport.
+    answer = (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-16"
+              b"\r\nContent-Length: 5\r\nConnection: close\r\n\r\nError")
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
+        "outbound": {"base_url": f"http://127.0.0.1:{port}", "api_key": "ib-key",
+                     "sender": "Acme"}}}})
+    async with server, httpx.AsyncClient(transport=ShardedTransport(shards=1)) as http:
+        sender = Sender(accounts, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                 decode_ledger), http, public_url=None)
+        ctx = FakeContext()
+        await sender.handle(consumed(command()), ctx)
+    [result] = results(ctx)
+    assert result["error"]["code"] == "500"
+    assert result["error"]["description"].startswith("HTTP 500: ")
