@@ -205,6 +205,11 @@ class Rule(_Strict):
         if len(given) != 1:
             raise ValueError("give exactly one of keyword, prefix, regex, postback "
                              f"(got {', '.join(given) or 'none'})")
+        for matcher in ("keyword", "prefix"):
+            written = getattr(self, matcher)
+            if written and not fold(written):
+                raise ValueError(f"{matcher} {written!r} is only accents or marks: it would "
+                                 "match every message")
         if self.regex is not None:
             try:
                 re.compile(self.regex)
@@ -249,6 +254,8 @@ class AccountRules(_Strict):
         for word in words:
             if not word.strip() or len(word.split()) != 1:
                 raise ValueError(f"stop keyword {word!r} must be one word")
+            if not fold(word):  # "\u0301" would opt out everyone who sends only an emoji
+                raise ValueError(f"stop keyword {word!r} is only accents or marks")
         return words
 
 

@@ -176,6 +176,11 @@ def test_a_report_from_a_provider_this_version_does_not_know_is_no_opt_out() -> 
         ({"colour": "blue"}, "colour: Extra inputs are not permitted"),
         ({"rules": [{"keyword": "a", "channel": "WhatsApp", "reply": "x"}]},
          "rule 1.channel: channel 'WhatsApp' matches no event"),
+        # Only marks folds to nothing: it would opt out (or answer) every emoji-only message.
+        ({"extra_stop_keywords": ["\u0301"]}, "stop keyword '\u0301' is only accents or marks"),
+        ({"rules": [{"keyword": "\u0301\u0308", "reply": "x"}]},
+         "rule 1: keyword '\u0301\u0308' is only accents or marks"),
+        ({"rules": [{"prefix": "\u0301", "reply": "x"}]}, "rule 1: prefix '\u0301' is only"),
     ],
 )
 def test_invalid_rules_name_file_account_rule_and_problem(rules: dict[str, Any],
