@@ -1,7 +1,9 @@
-"""Remembers recently stored webhooks so exact provider retries are not published twice.
+"""Remembers recently kept webhooks so exact provider retries are not published twice.
 
 Bounded in entries and age: memory stays flat whatever the traffic. This is a courtesy to
 consumers, not a guarantee (it is per process and forgets); event ids are the guarantee.
+A request kept as a dead letter is remembered with its answer: providers retry a 4xx for
+hours, and each retry would otherwise be another dead letter of the same bytes.
 """
 
 from __future__ import annotations
@@ -9,6 +11,22 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
+
+# (HTTP status, error code, reason) of a request kept as a dead letter.
+Failure = tuple[int, str, str]
+
+
+class Refused(float):
+    """The time a dead-lettered request was kept, with the answer it got. A float like a
+    stored request's entry, so reading and expiring entries costs the usual path nothing."""
+
+    __slots__ = ("answer",)
+    answer: Failure
+
+    def __new__(cls, at: float, answer: Failure) -> Refused:
+        entry = super().__new__(cls, at)
+        entry.answer = answer
+        return entry
 
 
 class RecentRequests:
@@ -26,15 +44,17 @@ class RecentRequests:
             digest.update(data)
         return digest.digest()
 
-    def seen(self, fingerprint: bytes, now: float | None = None) -> bool:
+    def seen(self, fingerprint: bytes, now: float | None = None) -> float | None:
+        """None, or the entry of a request kept within `ttl_s`: the time it was stored, or a
+        Refused if it was kept as a dead letter."""
         now = time.monotonic() if now is None else now
         stored = self._seen.get(fingerprint)
         if stored is None:
-            return False
+            return None
         if now - stored > self.ttl_s:
             del self._seen[fingerprint]
-            return False
-        return True
+            return None
+        return stored
 
     def remember(self, fingerprint: bytes, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
@@ -48,6 +68,14 @@ class RecentRequests:
             if now - stored <= self.ttl_s:
                 break
             del self._seen[oldest]
+
+    def remember_refused(self, fingerprint: bytes, answer: Failure,
+                         now: float | None = None) -> None:
+        """Remember a request kept as a dead letter, and the answer its repeats get. Its entry
+        is the newest once remembered, so no eviction can have taken it before it is replaced."""
+        now = time.monotonic() if now is None else now
+        self.remember(fingerprint, now)
+        self._seen[fingerprint] = Refused(now, answer)
 
     def __len__(self) -> int:
         return len(self._seen)

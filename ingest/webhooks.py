@@ -35,7 +35,7 @@ from ingest.auth import (
 )
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.deadlines import BodyDeadlines, BodyTimeout
-from ingest.dedup import RecentRequests
+from ingest.dedup import Failure, RecentRequests, Refused
 from ingest.stored import Unstorable, event_records, fitted_raw
 from normalizers import NormalizeError, WebhookRequest, get, normalize
 from normalizers.base import Ack, shown
@@ -78,8 +78,6 @@ _MAX_BODY_DIGITS = 12
 
 P = ParamSpec("P")
 T = TypeVar("T")
-# (HTTP status, error code, reason) of a request kept as a dead letter.
-Failure = tuple[int, str, str]
 
 
 def new_id() -> str:
@@ -268,8 +266,11 @@ class WebhookHandler:
                                  content_type=content_type, query=query,
                                  method=request.method, headers=headers)
         normalizer = get(account.provider)
-        if self.recent.seen(fingerprint):
+        seen = self.recent.seen(fingerprint)
+        if seen is not None:
             metrics.DUPLICATES.labels(account.provider, account.name).inc()
+            if isinstance(seen, Refused):  # its dead letter is kept: the same answer, no other
+                return error_response(*seen.answer), "duplicate_dead_letter"
             return self._ack(normalizer.acknowledge(webhook)), "duplicate"
 
         # A large body is normalized and its records built off the event loop.
@@ -305,6 +306,8 @@ class WebhookHandler:
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
 
         if failure is not None:
+            # Only once Kafka has it: a retry of a 503 must get its chance to be kept.
+            self.recent.remember_refused(fingerprint, failure)
             metrics.DEAD_LETTERS.labels(account.provider, account.name).inc()
             log.warning("webhook kept as dead letter", provider=account.provider,
                         account=account.name, raw_id=raw_id, reason=failure[2])

@@ -40,6 +40,26 @@ async def test_exact_retry_is_answered_but_not_published_again(
     assert 'switchboard_ingest_duplicates_total{account="it-infobip",provider="infobip"}' in metrics
 
 
+async def test_an_exact_retry_of_a_dead_lettered_request_gets_its_answer_but_no_letter(
+    ingest_server: IngestServer, kafka_bootstrap: str
+) -> None:
+    # Providers retry a 4xx (Bird for hours): each retry of an unreadable payload was another
+    # raw record and dead letter of the same bytes.
+    body = f'{{"results": "unreadable {uuid.uuid4()}"}}'.encode()
+    url = ingest_server.url("infobip", "it-infobip")
+    async with TopicWatcher(kafka_bootstrap) as watcher, httpx.AsyncClient() as client:
+        before = await watcher.snapshot()
+        first = await client.post(url, content=body, headers=basic())
+        middle = await watcher.snapshot()
+        second = await client.post(url, content=body, headers=basic())
+        assert await watcher.snapshot() == middle, "the retry was dead-lettered again"
+        found = await watcher.records_since(before)
+    assert first.status_code == second.status_code == 400
+    assert second.json() == first.json()
+    assert len(found[RAW.name]) == 1 and len(found[DEAD_LETTER.name]) == 1
+    assert orjson.loads(found[DEAD_LETTER.name][0].value)["reason"] == first.json()["message"]
+
+
 async def test_a_large_batch_is_normalized_off_the_event_loop(
     ingest_server: IngestServer, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,122 @@
+"""Exact repeats of a kept request: a stored one is answered as before, a dead-lettered one
+with the same 4xx, and neither is published again."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+from prometheus_client import REGISTRY
+
+from ingest.app import create_app
+from ingest.dedup import RecentRequests, Refused
+from switchboard.accounts import parse_accounts
+from switchboard.producer import PublishError
+from switchboard.records import OutRecord
+from switchboard.settings import Settings
+from switchboard.topics import DEAD_LETTER, RAW
+from tests.fakes import KeepingProducer
+
+PASSWORD = "password-123"
+HEADERS = {"authorization": "Basic " + base64.b64encode(f"u:{PASSWORD}".encode()).decode(),
+           "content-type": "application/json"}
+UNREADABLE = b'{"results": "not a list"}'
+
+
+class OnceUnavailableProducer(KeepingProducer):
+    """Kafka does not acknowledge the first publish (ingest answers 503), then takes them all."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def publish(self, records: list[OutRecord]) -> None:
+        if not self.failed:
+            self.failed = True
+            raise PublishError("Kafka did not acknowledge within 5.0s")
+        await super().publish(records)
+
+
+def _app(producer: KeepingProducer) -> Any:
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "u", "secrets": [PASSWORD]}}}})
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    app.state.handler.producer = producer
+    return app
+
+
+async def _post(app: Any, body: bytes) -> httpx.Response:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        return await client.post("/webhooks/infobip/acme", content=body, headers=HEADERS)
+
+
+def _count(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, {"provider": "infobip", "account": "acme",
+                                            **labels}) or 0.0
+
+
+async def test_a_repeat_of_a_dead_lettered_request_gets_its_answer_without_a_second_letter(
+) -> None:
+    # Providers retry a 4xx (Bird for 8 to 24 hours): each exact retry of an unreadable
+    # payload was kept again, one raw record and one dead letter per retry.
+    producer = KeepingProducer()
+    app = _app(producer)
+    duplicates = _count("switchboard_ingest_duplicates_total")
+    letters = _count("switchboard_ingest_dead_letters_total")
+    repeats = _count("switchboard_ingest_requests_total", outcome="duplicate_dead_letter")
+    first = await _post(app, UNREADABLE)
+    second = await _post(app, UNREADABLE)
+    assert first.status_code == second.status_code == 400
+    assert second.headers["content-type"] == "application/json"
+    assert second.json() == first.json()
+    assert first.json()["error"] == "unprocessable_payload"
+    assert [record.topic for record in producer.published] == [RAW.name, DEAD_LETTER.name]
+    assert _count("switchboard_ingest_duplicates_total") == duplicates + 1
+    assert _count("switchboard_ingest_dead_letters_total") == letters + 1
+    assert _count("switchboard_ingest_requests_total",
+                  outcome="duplicate_dead_letter") == repeats + 1
+
+
+async def test_another_unreadable_body_is_its_own_dead_letter() -> None:
+    producer = KeepingProducer()
+    app = _app(producer)
+    assert (await _post(app, UNREADABLE)).status_code == 400
+    assert (await _post(app, UNREADABLE + b" ")).status_code == 400
+    assert [record.topic for record in producer.published] == [RAW.name, DEAD_LETTER.name] * 2
+
+
+async def test_a_dead_letter_kafka_did_not_acknowledge_is_kept_when_retried() -> None:
+    # Nothing was kept for the 503: its retry must be kept, not answered as a repeat.
+    producer = OnceUnavailableProducer()
+    app = _app(producer)
+    first = await _post(app, UNREADABLE)
+    assert first.status_code == 503
+    second = await _post(app, UNREADABLE)
+    assert second.status_code == 400
+    assert [record.topic for record in producer.published] == [RAW.name, DEAD_LETTER.name]
+    third = await _post(app, UNREADABLE)
+    assert third.json() == second.json()
+    assert len(producer.published) == 2
+
+
+def test_a_dead_letters_entry_expires_like_a_stored_ones() -> None:
+    recent = RecentRequests(ttl_s=600.0)
+    recent.remember(b"stored", now=0.0)
+    recent.remember_refused(b"letter", (400, "unprocessable_payload", "why"), now=0.0)
+    stored, letter = recent.seen(b"stored", now=600.0), recent.seen(b"letter", now=600.0)
+    assert stored == 0.0 and not isinstance(stored, Refused)
+    assert isinstance(letter, Refused) and letter.answer == (400, "unprocessable_payload", "why")
+    assert recent.seen(b"letter", now=600.1) is None
+    recent.remember(b"later", now=1300.0)  # expires the old end
+    assert len(recent) == 1
+
+
+def test_a_dead_letters_entry_counts_against_the_bound() -> None:
+    recent = RecentRequests(max_entries=2)
+    recent.remember_refused(b"a", (400, "unprocessable_payload", "why"), now=0.0)
+    recent.remember(b"b", now=1.0)
+    recent.remember(b"c", now=2.0)
+    assert recent.seen(b"a", now=3.0) is None and len(recent) == 2
