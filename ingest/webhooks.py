@@ -186,6 +186,7 @@ class WebhookHandler:
         if request.method == "HEAD" or (request.method == "GET"
                                         and not request.scope["query_string"]):
             # Providers (Webex Connect) validate a URL before saving it: say it exists.
+            metrics.count_request(account.provider, account.name, "url_check")
             return Response(b"", status_code=200)
         return await self._receive(request, account)
 

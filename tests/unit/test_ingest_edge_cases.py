@@ -261,3 +261,33 @@ async def test_a_url_check_carrying_only_the_accounts_url_token_is_answered_200(
     status, _ = await _call(app, "GET", b"/webhooks/webex/wx", {},
                             query=b"token=url-token-123&status=x")
     assert status != 200 or producer.published
+
+
+def _url_checks(provider: str, account: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
+        "provider": provider, "account": account, "outcome": "url_check"}) or 0.0
+
+
+async def test_a_head_or_bare_get_url_check_is_counted() -> None:
+    # Webex Connect checks a URL before saving it (HEAD, or GET without a query): answered 200,
+    # but counted nowhere, so a provider's checks (or a mistyped URL) left no trace in metrics.
+    app, producer = _app({"wx": {"provider": "webex", "auth": {
+        "scheme": "token", "secrets": ["url-token-123"]}}})
+    before = _url_checks("webex", "wx")
+    assert (await _call(app, "HEAD", b"/webhooks/webex/wx", {}))[0] == 200
+    assert (await _call(app, "GET", b"/webhooks/webex/wx/status", {}))[0] == 200
+    assert _url_checks("webex", "wx") == before + 2
+    assert producer.published == []
+
+
+async def test_a_url_check_of_an_unknown_account_is_counted_without_its_name() -> None:
+    app, _ = _app({"wx": {"provider": "webex", "auth": {
+        "scheme": "token", "secrets": ["url-token-123"]}}})
+    before = REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
+        "provider": "webex", "account": "unknown", "outcome": "unknown_account"}) or 0.0
+    assert (await _call(app, "HEAD", b"/webhooks/webex/someone-else", {}))[0] == 404
+    assert REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
+        "provider": "webex", "account": "unknown", "outcome": "unknown_account"}) == before + 1
+    labels = {sample.labels["account"] for metric in REGISTRY.collect()
+              if metric.name == "switchboard_ingest_requests" for sample in metric.samples}
+    assert "someone-else" not in labels
