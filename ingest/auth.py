@@ -106,11 +106,14 @@ MAX_CLOCK_SKEW_S = 300
 def _fresh(timestamp: str, max_age_s: int, now: float) -> None:
     try:
         sent = int(timestamp)
+        age = now - sent  # past a float's range (309 digits) this raised: a 500, unsigned
     except ValueError:
         raise AuthError("signature timestamp is not a number") from None
-    if now - sent > max_age_s:
+    except OverflowError:
+        raise AuthError("signature timestamp is not a time") from None
+    if age > max_age_s:
         raise AuthError(f"signature timestamp older than the {max_age_s}s window")
-    if sent - now > MAX_CLOCK_SKEW_S:
+    if -age > MAX_CLOCK_SKEW_S:
         raise AuthError(f"signature timestamp more than {MAX_CLOCK_SKEW_S}s in the future")
 
 

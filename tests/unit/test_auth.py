@@ -302,3 +302,17 @@ def test_the_credential_headers_are_those_the_scheme_is_sent_with(scheme: str) -
     with pytest.raises(AuthError, match="header sent more than once"):
         refuse_repeated(repeated, config)
     refuse_repeated(frozenset({"x-forwarded-for"}), config)  # any other header may come twice
+
+
+@pytest.mark.parametrize("timestamp", ["9" * 400, "-" + "9" * 400])
+@pytest.mark.parametrize("scheme", ["bird-signature", "messagebird-v1", "standard-webhooks"])
+def test_a_timestamp_past_a_floats_range_is_refused_not_a_crash(scheme: str,
+                                                                 timestamp: str) -> None:
+    # int() reads 400 digits, comparing them with the clock (a float) raised OverflowError:
+    # anyone who knew a signed account's URL got a 500, and a traceback logged per request.
+    secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZg==" if scheme == "standard-webhooks" else "key-12345"
+    headers = {"messagebird-request-timestamp": timestamp, "webhook-timestamp": timestamp,
+               "messagebird-signature": base64.b64encode(b"x" * 32).decode(),
+               "webhook-id": "msg_1", "webhook-signature": "v1,eA=="}
+    with pytest.raises(AuthError, match="not a time"):
+        verify(_request(headers, now=time.time()), _config(scheme, secret))

@@ -62,3 +62,11 @@ async def test_a_query_that_is_not_utf8_is_refused_not_a_crash(scheme: str) -> N
     # unauthenticated request answered 500.
     signed = {"scheme": scheme, "secrets": ["signing-key-123"]}
     assert await _status(signed, "GET", [], query=b"id=\xff") == 401
+
+
+async def test_a_signature_timestamp_of_hundreds_of_digits_is_refused_not_a_crash() -> None:
+    # Compared with the clock as a float, it raised OverflowError: an unsigned request got a 500.
+    signed = {"scheme": "bird-signature", "secrets": ["signing-key-123"]}
+    headers = [(b"messagebird-request-timestamp", b"9" * 400),
+               (b"messagebird-signature", b"eA==")]
+    assert await _status(signed, "POST", headers) == 401
