@@ -300,6 +300,14 @@ def signed_url(request_url: str, query: str, config: AuthConfig) -> str:
     return f"{base}?{query}" if query else base
 
 
+def names_url_token(query: bytes, config: AuthConfig) -> bool:
+    """Whether a query carries the account's URL token (then a URL check must check it too)."""
+    if config.scheme != "token" or not query:
+        return False
+    text = query.decode("latin-1")
+    return without_token(text, config) != text
+
+
 def without_token(query: str, config: AuthConfig) -> str:
     """The query minus a token that authenticated it: what is kept (raw topic, dead letters)
     must not let its readers call the webhook URL as the provider."""

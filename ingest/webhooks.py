@@ -27,6 +27,7 @@ from ingest import metrics
 from ingest.auth import (
     AuthError,
     SignedRequest,
+    names_url_token,
     refuse_repeated,
     repeated_headers,
     signed_url,
@@ -183,9 +184,11 @@ class WebhookHandler:
                                       f"{', '.join(sorted(PROVIDERS))}")
             return error_response(404, "unknown_account",
                                   f"no {provider} account named {name[:80]!r} is configured")
-        if request.method == "HEAD" or (request.method == "GET"
-                                        and not request.scope["query_string"]):
-            # Providers (Webex Connect) validate a URL before saving it: say it exists.
+        query_string = request.scope["query_string"]
+        if ((request.method == "HEAD" and not names_url_token(query_string, account.auth))
+                or (request.method == "GET" and not query_string)):
+            # Providers (Webex Connect) validate a URL before saving it: say it exists. One
+            # carrying the account's URL token has it checked first (in _process).
             metrics.count_request(account.provider, account.name, "url_check")
             return Response(b"", status_code=200)
         return await self._receive(request, account)
@@ -234,7 +237,8 @@ class WebhookHandler:
                 refuse_repeated(repeated, account.auth)
             except AuthError as exc:
                 return self._unauthorized(account, exc), "unauthorized"
-        if request.method == "GET" and not without_token(query, account.auth):
+        if request.method == "HEAD" or (request.method == "GET"
+                                        and not without_token(query, account.auth)):
             # A provider checking the URL it was given, token and all: it exists, and the
             # token is right (a wrong one got its 401 above, so the URL is not saved).
             return Response(b"", status_code=200), "url_check"

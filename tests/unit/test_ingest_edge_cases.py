@@ -263,6 +263,17 @@ async def test_a_url_check_carrying_only_the_accounts_url_token_is_answered_200(
     assert status != 200 or producer.published
 
 
+async def test_a_head_url_check_carrying_the_url_token_has_it_checked() -> None:
+    # A provider checking its URL with HEAD got 200 for a mistyped token, as GET did not:
+    # it saved the URL, and every webhook after was refused with 401.
+    app, producer = _app({"wx": {"provider": "webex", "auth": {
+        "scheme": "token", "secrets": ["url-token-123"]}}})
+    for query, status in [(b"token=url-token-12", 401), (b"token=url-token-123", 200),
+                          (b"token=url-token-123&x=1", 200), (b"x=1", 200), (b"", 200)]:
+        assert (await _call(app, "HEAD", b"/webhooks/webex/wx", {}, query=query))[0] == status
+    assert producer.published == []
+
+
 def _url_checks(provider: str, account: str) -> float:
     return REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
         "provider": provider, "account": account, "outcome": "url_check"}) or 0.0
