@@ -78,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         "kafka", help="run a local single-node Kafka broker in the foreground",
         description="The broker `run` starts, alone: on SWITCHBOARD_KAFKA_PORT (9092), its data "
                     "under SWITCHBOARD_DATA_DIR (.switchboard/kafka), kept across restarts.",
-        epilog="Exit 0 once stopped (Ctrl-C, SIGTERM), or at once when KAFKA_BOOTSTRAP_SERVERS "
+        epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP), or at once when "
+               "KAFKA_BOOTSTRAP_SERVERS "
                "is set (nothing is started); 1 when the broker cannot be fetched or started "
                "(a port or its data directory in use) or exits; 130 for Ctrl-C before it was "
                "ready.")

@@ -24,6 +24,7 @@ from switchboard.cli.startup import (
 )
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.settings import Settings
+from switchboard.stopping import stop_signals
 
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
@@ -96,6 +97,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
     signal.signal(signal.SIGTERM, _interrupt)  # a supervisor's stop is a Ctrl-C: clean shutdown
+    # So is a closed terminal (or ssh session): by default SIGHUP ended `kafka` at once, its
+    # JVM still shutting down after the data dir was let go. Not under `nohup`, which asks
+    # for it to be ignored. (Once `run`'s services run, run_all takes it over alike.)
+    if signal.SIGHUP in stop_signals():
+        signal.signal(signal.SIGHUP, _interrupt)
     # Python leaves SIGINT ignored when it starts so, as a shell's `cmd &` without job control
     # does (CI scripts): Ctrl-C or kill -INT would do nothing to `kafka`, which only waits.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,8 +1,10 @@
-"""`switchboard kafka`: a broker another process can use; Ctrl-C stops it; data survives."""
+"""`switchboard kafka`: a broker another process can use; Ctrl-C stops it, and so does a closed
+terminal (SIGHUP); data survives."""
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import signal
 import subprocess
@@ -31,11 +33,15 @@ async def _started(env: dict[str, str]) -> tuple[subprocess.Popen[str], list[str
     return process, await asyncio.to_thread(wait_for_line, process, "ready in")
 
 
+def _environment(data_dir: Path, port: int) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"} | {
+        "SWITCHBOARD_DATA_DIR": str(data_dir), "SWITCHBOARD_KAFKA_PORT": str(port),
+        "SWITCHBOARD_KAFKA_CONTROLLER_PORT": str(free_port()), "SWITCHBOARD_LOG_FORMAT": "json"}
+
+
 async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
     port = free_port()
-    env.update(SWITCHBOARD_DATA_DIR=str(tmp_path), SWITCHBOARD_KAFKA_PORT=str(port),
-               SWITCHBOARD_KAFKA_CONTROLLER_PORT=str(free_port()), SWITCHBOARD_LOG_FORMAT="json")
+    env = _environment(tmp_path, port)
     bootstrap = f"127.0.0.1:{port}"
 
     process, _ = await _started(env)
@@ -66,3 +72,30 @@ async def test_kafka_command_serves_another_process_and_keeps_data(tmp_path: Pat
     finally:
         await _stop_with_ctrl_c(process)
     assert not await asyncio.to_thread(broker_running, tmp_path)
+
+
+def _data_dir_free(data_dir: Path) -> bool:
+    """Whether another `kafka` or `run` could take the data dir now (LocalKafka's lock)."""
+    with open(data_dir / "kafka" / "switchboard.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return True
+
+
+async def test_a_closed_terminal_stops_the_kafka_command_cleanly(tmp_path: Path) -> None:
+    # SIGHUP ended it at once (exit -1): the data dir let go while its JVM still shut down,
+    # and nothing said it stopped. Now as Ctrl-C or SIGTERM: the broker stopped, then exit 0.
+    process, _ = await _started(_environment(tmp_path, free_port()))
+    process.send_signal(signal.SIGHUP)
+    try:
+        output, _ = await asyncio.to_thread(process.communicate, None, 60)
+    except subprocess.TimeoutExpired:
+        process.kill()  # its JVM follows (PR_SET_PDEATHSIG): a failed test leaves none behind
+        raise
+    assert process.returncode == 0, output
+    assert "stopping…" in output
+    assert not await asyncio.to_thread(broker_running, tmp_path), "the JVM outlived it"
+    assert _data_dir_free(tmp_path)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,9 +53,10 @@ class FakeBroker:
 
 @pytest.fixture
 def kafka_args() -> Iterator[argparse.Namespace]:
-    """`kafka`'s arguments; cmd_run takes SIGINT and SIGTERM over, as the command does: both
-    are given back."""
-    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    """`kafka`'s arguments; cmd_run takes SIGINT, SIGTERM and SIGHUP over, as the command
+    does: they are given back."""
+    handlers = {signum: signal.getsignal(signum)
+                for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     yield argparse.Namespace(kafka_only=True)
     for signum, handler in handlers.items():
         signal.signal(signum, handler)
@@ -105,3 +108,45 @@ def test_ctrl_c_stops_kafka_even_when_started_with_sigint_ignored(
     code, broker = _run(monkeypatch, "nowhere", kafka_args)
     assert code == 0  # not 1, "Kafka exited unexpectedly"
     assert broker.stopped
+
+
+class HungUpWhileWaiting:
+    """The JVM `kafka` waits on: the terminal it was started from closes (SIGHUP) while it
+    runs. Ended by SIGTERM if SIGHUP did not stop it."""
+
+    def wait(self) -> int:
+        signal.raise_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        print("still running after SIGHUP", flush=True)
+        signal.raise_signal(signal.SIGTERM)
+        time.sleep(2)
+        return 0
+
+
+def hung_up_kafka(nohup: bool) -> None:
+    """Run in a child process (SIGHUP's default would end the test session): `kafka`,
+    ready, gets SIGHUP; `nohup`: started with SIGHUP ignored."""
+    if nohup:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    patch = pytest.MonkeyPatch()
+    patch.setattr(FakeBroker, "process", HungUpWhileWaiting())
+    code, broker = _run(patch, "nowhere", argparse.Namespace(kafka_only=True))
+    print(f"exit {code}, broker stopped: {broker.stopped}", flush=True)
+
+
+@pytest.mark.parametrize("nohup", [False, True], ids=["terminal", "nohup"])
+def test_sighup_stops_kafka_cleanly_unless_it_is_ignored(nohup: bool) -> None:
+    # It had no handler for SIGHUP: closing the terminal ended `kafka` as a kill would, the
+    # broker not stopped (its JVM shut down on its own, after the data dir was let go).
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-c", "from tests.unit.test_cli_run_interrupt import hung_up_kafka; "
+                               f"hung_up_kafka({nohup})"],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
+        timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [  # after "Kafka … ready in …"
+        "Ctrl-C stops it.",
+        *(["still running after SIGHUP"] if nohup else []),
+        "stopping…",
+        "exit 0, broker stopped: True"]
