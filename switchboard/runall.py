@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,11 +19,11 @@ from switchboard import heap
 from switchboard.accounts import Accounts
 from switchboard.serving import EmbeddedServer, shutdown_grace_s
 from switchboard.settings import Settings
+from switchboard.stopping import stop_signals
 
-# SIGHUP too: it comes when the terminal `run` was started from is closed. The keyword bot,
-# run alone, takes it as "reload the rules" (here they still reload when the file changes);
-# `run` would stay behind without a terminal, holding its broker and ports.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# SIGHUP stops `run` too (stop_signals): its terminal was closed. The keyword bot, run alone,
+# takes it as "reload the rules" (here they still reload when the file changes); `run` would
+# stay behind without a terminal, holding its broker and ports.
 
 
 def _server(app: Starlette, host: str, port: int, grace_s: int) -> EmbeddedServer:
@@ -73,16 +72,17 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
         servers.append(_server(create_simulator_app(accounts, settings.ingest_url),
                                settings.http_host, settings.simulator_port, grace_s))
     loop = asyncio.get_running_loop()
+    signals = stop_signals()  # before the keyword bot takes SIGHUP over
     async with contextlib.AsyncExitStack() as exits:
         # Last on the way out, once the workers have stopped (a second Ctrl-C before changes
         # nothing): a loop that runs on (a test session's) must not keep Ctrl-C for itself.
-        for signum in STOP_SIGNALS:
+        for signum in signals:
             exits.callback(loop.remove_signal_handler, signum)
         runtimes = [await exits.enter_async_context(WORKERS[name](settings, accounts))
                     for name in workers]
         heap.settle()
         stopping = asyncio.Event()
-        for signum in STOP_SIGNALS:  # after the workers: the keyword bot's SIGHUP is replaced
+        for signum in signals:  # after the workers: the keyword bot's SIGHUP is replaced
             loop.add_signal_handler(signum, stopping.set)
         serving = []
         for name, server in zip(("ingest", "simulator"), servers, strict=False):

@@ -11,12 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 from switchboard.cli.startup import NoAnswer, cannot_reach_kafka, drop_stdout, reach_kafka
 from switchboard.settings import Settings
+from switchboard.stopping import stop_signals
 
 _AGO = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# Ctrl-C, a supervisor's stop, the terminal closing: each stops it after the letters in hand.
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # How often replay looks whether the reader of its output has gone (tail: once a second).
 READER_CHECK_S = 0.5
 
@@ -83,14 +82,17 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     async def until_stopped() -> Summary:
         loop = asyncio.get_running_loop()
+        # Ctrl-C, a supervisor's stop, the terminal closing (unless under `nohup`: a long
+        # replay left to run on after logging out): each stops it after the letters in hand.
+        signals = stop_signals()
 
         def stopping(signum: signal.Signals) -> None:
             stopped_by.append(signum)
             stop.set()
-            for each in STOP_SIGNALS:  # a second one stops at once (Ctrl-C: KeyboardInterrupt)
+            for each in signals:  # a second one stops at once (Ctrl-C: KeyboardInterrupt)
                 loop.remove_signal_handler(each)
 
-        for signum in STOP_SIGNALS:
+        for signum in signals:
             loop.add_signal_handler(signum, stopping, signum)
         watching = asyncio.create_task(output.watch())
         try:
@@ -103,7 +105,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             watching.cancel()
             if not stopped_by:
-                for signum in STOP_SIGNALS:
+                for signum in signals:
                     loop.remove_signal_handler(signum)
 
     try:

@@ -115,3 +115,25 @@ def test_ctrl_c_while_send_waits_for_kafka_to_answer_says_nothing_was_published(
     monkeypatch.setenv("SWITCHBOARD_ACCOUNTS_FILE", str(EXAMPLE_ACCOUNTS))
     assert main(["send", "demo-infobip", "+41790001111", "--text", "hi", "--id", "c-1"]) == 130
     assert "interrupted: command c-1 was not published" in capsys.readouterr().err
+
+
+def test_replay_under_nohup_reads_on_once_its_terminal_is_closed(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`nohup switchboard replay … &`, then logging out: the replay of a long window goes on
+    (it stopped at SIGHUP, exit 129, as if nohup had not been asked)."""
+    async def hung_up_while_reading(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        signal.raise_signal(signal.SIGHUP)
+        await asyncio.sleep(0.2)
+        return
+        yield  # an async generator, as read_window is
+
+    before = signal.getsignal(signal.SIGHUP)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        monkeypatch.setattr("ingest.replay.read_window", hung_up_while_reading)
+        monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+        code = main(["replay", "--dry-run"])
+    finally:
+        signal.signal(signal.SIGHUP, before)
+    assert "stopped by" not in capsys.readouterr().err
+    assert code == 0

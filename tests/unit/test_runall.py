@@ -137,3 +137,36 @@ async def test_a_closed_terminal_stops_everything_although_the_bot_reloads_on_si
     assert sorted(order[:2]) == ["keywords done", "sender done"]
     assert order[2:] == ["servers stop", "servers stop"]
     assert reloads == []
+
+
+class HungUpUnderNohup(Worker):
+    """A worker running when the terminal of a `nohup switchboard run` closes; it stops the
+    run with SIGTERM once it has seen whether SIGHUP did."""
+
+    async def run(self) -> None:
+        signal.raise_signal(signal.SIGHUP)
+        await asyncio.sleep(0.2)
+        self.order.append(f"stopped by SIGHUP: {self._stopping.is_set()}")
+        signal.raise_signal(signal.SIGTERM)
+        await super().run()
+
+
+async def test_a_closed_terminal_does_not_stop_a_run_started_under_nohup(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # SIGHUP stopped `nohup switchboard run` all the same, as if nohup had not been asked.
+    order: list[str] = []
+    reloads: list[int] = []
+
+    @contextlib.asynccontextmanager
+    async def keywords(settings: Settings, accounts: Any) -> AsyncIterator[Worker]:
+        signal.signal(signal.SIGHUP, lambda *_: reloads.append(1))  # as in the test above
+        yield HungUpUnderNohup("keywords", order, finishing_s=0.0)
+
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        await _run_all(monkeypatch, order, {"keywords": 0.0}, factories={"keywords": keywords})
+    finally:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    assert order == ["stopped by SIGHUP: False", "keywords done", "servers stop",
+                     "servers stop"]
+    assert reloads == [1]  # the bot's, as `nohup switchboard worker keywords` has it
