@@ -18,6 +18,7 @@ from switchboard.cli.startup import (
     NoAnswer,
     accounts_or_exit,
     cannot_reach_kafka,
+    invoked_as,
     port_taken,
     reach_kafka,
     run_loop,
@@ -153,12 +154,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_banner(*, base: str, sim: str, bootstrap: str, accounts: int, accounts_file: Path,
-               rules_file: Path | None, name_prefix: str = "") -> str:
+               rules_file: Path | None, program: str, name_prefix: str = "") -> str:
     """What `run` prints: where things are, and commands to paste (tested as shell input; the
-    README shows it). The examples use the demo accounts' credentials, so they are shown only
-    for those. `tail` comes first: it starts at the newest record, so started after the
-    requests it would show nothing of them. No `#` comments after a command: zsh, macOS's
-    shell, passes them to the command when pasted."""
+    README shows it), `program` being how to start `switchboard` here (invoked_as). The
+    examples use the demo accounts' credentials, so they are shown only for those. `tail`
+    comes first: it starts at the newest record, so started after the requests it would show
+    nothing of them. No `#` comments after a command: zsh, macOS's shell, passes them to the
+    command when pasted."""
     prefix_env = f"SWITCHBOARD_KAFKA_NAME_PREFIX={name_prefix} " if name_prefix else ""
     examples = f"""Send a delivery report as a provider would:
   curl -u infobip:demo-infobip-password -H 'content-type: application/json' \\
@@ -181,7 +183,7 @@ Workers:   sender, keywords (rules: {rules_file or 'none: STOP/START/HELP only'}
 
 In a second terminal, first, watch the events as they arrive (tail starts at the newest
 record; --all shows the earlier ones too):
-  KAFKA_BOOTSTRAP_SERVERS={bootstrap} {prefix_env}.venv/bin/switchboard tail
+  KAFKA_BOOTSTRAP_SERVERS={bootstrap} {prefix_env}{program} tail
 {examples}
 Ctrl-C stops everything."""
 
@@ -275,7 +277,8 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
     sim = f"http://{settings.http_host}:{settings.simulator_port}"
     banner = run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(demo.accounts),
                         accounts_file=Path(str(settings.accounts_file)),
-                        rules_file=settings.rules_file, name_prefix=settings.kafka_name_prefix)
+                        rules_file=settings.rules_file, program=invoked_as(),
+                        name_prefix=settings.kafka_name_prefix)
     process = broker.process if broker is not None else None
 
     def broker_gone() -> bool:

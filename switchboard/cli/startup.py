@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import errno
 import os
+import shlex
+import shutil
 import socket
 import sys
 from collections.abc import Coroutine, Sequence
@@ -22,6 +24,21 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 DEMO_ACCOUNTS = Path("examples/accounts.toml")
 DEMO_RULES = Path("examples/rules.toml")
+
+
+def invoked_as(argv0: str | None = None, executable: str | None = None) -> str:
+    """This command as the user can type it again, for the commands `run` prints: not always
+    .venv/bin/switchboard (the checkout's `make run`), but `switchboard` where that is the one
+    on PATH (pip into an activated venv, the Docker image), the script's path as it was given
+    otherwise, and `<python> -m switchboard` when started so."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if Path(argv0).name == "__main__.py":  # python -m switchboard (or switchboard.cli)
+        return f"{shlex.quote(executable or sys.executable)} -m switchboard"
+    on_path = shutil.which("switchboard")
+    with contextlib.suppress(OSError):
+        if on_path is not None and os.path.samefile(on_path, argv0):
+            return "switchboard"
+    return shlex.quote(argv0)
 
 
 def run_loop(main: Coroutine[Any, Any, T]) -> T:

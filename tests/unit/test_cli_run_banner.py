@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import shlex
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -14,10 +18,11 @@ from switchboard.accounts import load_accounts
 from switchboard.cli.run import (
     _on_simulator_port,
     _prepare,
+    _run_services,
     _warn_if_sending_past_the_simulator,
     run_banner,
 )
-from switchboard.cli.startup import DEMO_ACCOUNTS, DEMO_RULES
+from switchboard.cli.startup import DEMO_ACCOUNTS, DEMO_RULES, invoked_as
 from switchboard.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,7 +44,7 @@ def pasted_commands(text: str) -> list[list[str]]:
 def test_every_printed_curl_command_parses_with_a_readable_body() -> None:
     banner = run_banner(base="http://127.0.0.1:8080", sim="http://127.0.0.1:8090",
                         bootstrap="127.0.0.1:9092", accounts=5, accounts_file=DEMO_ACCOUNTS,
-                        rules_file=DEMO_RULES)
+                        rules_file=DEMO_RULES, program="switchboard")
     commands = pasted_commands(banner)
     assert len(commands) == 3
     for words in commands:
@@ -57,7 +62,7 @@ def test_the_demo_credentials_are_shown_only_with_the_demo_accounts(tmp_path: Pa
     own = tmp_path / "accounts.toml"
     banner = run_banner(base="http://127.0.0.1:8080", sim="http://127.0.0.1:8090",
                         bootstrap="127.0.0.1:9092", accounts=1, accounts_file=own,
-                        rules_file=None)
+                        rules_file=None, program="switchboard")
     assert "demo-infobip" not in banner and "<account>" in banner
     [inbound] = pasted_commands(banner)
     assert inbound[-1] == "http://127.0.0.1:8090/_sim/inbound"
@@ -67,8 +72,9 @@ def test_the_demo_credentials_are_shown_only_with_the_demo_accounts(tmp_path: Pa
 def test_the_tail_command_watches_this_install_s_topics(prefix: str) -> None:
     banner = run_banner(base="http://127.0.0.1:8080", sim="http://127.0.0.1:8090",
                         bootstrap="127.0.0.1:9092", accounts=5, accounts_file=DEMO_ACCOUNTS,
-                        rules_file=DEMO_RULES, name_prefix=prefix)
-    [line] = [line for line in banner.splitlines() if line.endswith("switchboard tail")]
+                        rules_file=DEMO_RULES, program=".venv/bin/switchboard",
+                        name_prefix=prefix)
+    [line] = [line for line in banner.splitlines() if line.endswith(" tail")]
     words = shlex.split(line)
     environment = dict(word.split("=", 1) for word in words if "=" in word)
     assert words[-2:] == [".venv/bin/switchboard", "tail"]
@@ -81,14 +87,15 @@ def _demo_banner() -> str:
     return run_banner(base="http://127.0.0.1:8080", sim="http://127.0.0.1:8090",
                       bootstrap="127.0.0.1:9092",
                       accounts=len(load_accounts(REPO / DEMO_ACCOUNTS)),
-                      accounts_file=DEMO_ACCOUNTS, rules_file=DEMO_RULES)
+                      accounts_file=DEMO_ACCOUNTS, rules_file=DEMO_RULES,
+                      program=invoked_as(".venv/bin/switchboard"))  # as `make run` starts it
 
 
 def test_tail_is_started_before_the_requests_it_is_to_show() -> None:
     # tail starts at the newest record: pasted after the curl commands, as the banner had it
     # last, it showed none of the events they made.
     lines = _demo_banner().splitlines()
-    tail = next(n for n, line in enumerate(lines) if line.endswith("switchboard tail"))
+    tail = next(n for n, line in enumerate(lines) if line.endswith(" tail"))
     assert all(n > tail for n, line in enumerate(lines) if line.strip().startswith("curl"))
 
 
@@ -133,3 +140,54 @@ def test_run_says_what_is_wrong_with_its_files_before_starting_anything(
         path.write_text(content)
     assert _prepare(Settings().model_copy(update={setting: path})) is None
     assert re.search(f"^error: .*{error}", capsys.readouterr().err)
+
+
+def _script(directory: Path) -> Path:
+    """A `switchboard` script, as pip installs one into an environment's bin directory."""
+    directory.mkdir(parents=True)
+    script = directory / "switchboard"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    return script
+
+
+# The banner said .venv/bin/switchboard whoever ran it: after a pip install into another
+# environment, or in the Docker image, the tail command it printed did not exist.
+def test_the_printed_command_is_switchboard_where_that_is_the_one_on_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = _script(tmp_path / "env" / "bin")
+    monkeypatch.setenv("PATH", f"{script.parent}{os.pathsep}/usr/bin")
+    assert invoked_as(str(script)) == "switchboard"
+
+
+def test_the_printed_command_is_the_script_as_given_when_another_is_on_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    other = _script(tmp_path / "other" / "bin")
+    monkeypatch.setenv("PATH", str(other.parent))
+    monkeypatch.chdir(tmp_path)
+    _script(tmp_path / "my env" / "bin")
+    assert invoked_as("my env/bin/switchboard") == "'my env/bin/switchboard'"
+    assert invoked_as(".venv/bin/switchboard") == ".venv/bin/switchboard"  # make run's
+
+
+def test_the_printed_command_is_python_m_when_started_so() -> None:
+    for main in ("switchboard/__main__.py", "switchboard/cli/__main__.py"):
+        assert invoked_as(str(REPO / main), "/opt/py 3/bin/python") == \
+            "'/opt/py 3/bin/python' -m switchboard"
+    assert invoked_as(str(REPO / "switchboard/__main__.py")) == f"{sys.executable} -m switchboard"
+
+
+def test_run_prints_the_command_as_it_was_started(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    async def started(*args: Any, on_ready: Callable[[], None], **kwargs: Any) -> None:
+        on_ready()  # everything started: the banner is printed
+
+    monkeypatch.setattr("switchboard.runall.run_all", started)
+    monkeypatch.setattr(sys, "argv", ["/srv/sb env/bin/switchboard", "run"])
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.chdir(REPO)
+    demo = _prepare(Settings())
+    assert demo is not None
+    assert _run_services(demo, "127.0.0.1:9092", None) == 0
+    assert "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 '/srv/sb env/bin/switchboard' tail\n" in \
+        capsys.readouterr().out
