@@ -7,14 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-import switchboard.localkafka as localkafka
+import switchboard.localkafka.ports as localports
 from switchboard.localkafka import free_port
 
 
 def test_a_port_is_never_handed_out_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     offered: Iterator[int] = iter([40001, 40001, 40001, 40003])
-    monkeypatch.setattr(localkafka, "_unbound_port", lambda: next(offered))
-    monkeypatch.setattr(localkafka, "_handed_out", set())
+    monkeypatch.setattr(localports, "_unbound_port", lambda: next(offered))
+    monkeypatch.setattr(localports, "_handed_out", set())
     assert [free_port(), free_port()] == [40001, 40003]
 
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import switchboard.localkafka as localkafka
-from switchboard.localkafka import KAFKA_VERSION, BrokerError, ensure_jars, jar_home
+from switchboard.localkafka import KAFKA_VERSION, BrokerError, ensure_jars, jar_home, jars
 
 # A stand-in for mvn: fails its first $FAILS runs as Central's 503 would, then writes the
 # broker jar where copy-dependencies would. $RUNS counts its runs.
@@ -36,7 +35,7 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("VERSION", KAFKA_VERSION)
     monkeypatch.setenv("FAILS", "0")
     monkeypatch.delenv("HANG", raising=False)
-    monkeypatch.setattr(localkafka, "_FETCH_RETRY_DELAY_S", 0.0)
+    monkeypatch.setattr(jars, "_FETCH_RETRY_DELAY_S", 0.0)
     return tmp_path / "runs"
 
 
@@ -60,7 +59,7 @@ def test_a_fetch_that_keeps_failing_says_why_and_leaves_nothing(
     with pytest.raises(BrokerError, match=r"(?s)3 tries.*status 503"):
         ensure_jars(tmp_path / "cache")
     assert _runs(runs) == 3
-    home = jar_home(tmp_path / "cache", localkafka._pom())
+    home = jar_home(tmp_path / "cache", jars._pom())
     assert not (home / "lib").exists()
     assert not list(home.glob("lib.tmp-*"))
 
@@ -68,8 +67,8 @@ def test_a_fetch_that_keeps_failing_says_why_and_leaves_nothing(
 def test_a_stalled_fetch_ends_as_a_broker_error(tmp_path: Path, runs: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HANG", "1")
-    monkeypatch.setattr(localkafka, "_FETCH_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(localkafka, "_FETCH_ATTEMPTS", 1)
+    monkeypatch.setattr(jars, "_FETCH_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(jars, "_FETCH_ATTEMPTS", 1)
     with pytest.raises(BrokerError, match="did not finish within"):
         ensure_jars(tmp_path / "cache")
 
@@ -79,7 +78,7 @@ def test_another_pom_gets_its_own_jars(tmp_path: Path, runs: Path,
     first = ensure_jars(tmp_path / "cache")
     assert ensure_jars(tmp_path / "cache") == first  # cached: no second run
     assert _runs(runs) == 1
-    monkeypatch.setattr(localkafka, "_pom", lambda: b"<project><!-- another jar --></project>")
+    monkeypatch.setattr(jars, "_pom", lambda: b"<project><!-- another jar --></project>")
     second = ensure_jars(tmp_path / "cache")
     assert second != first
     assert _runs(runs) == 2
@@ -88,5 +87,5 @@ def test_another_pom_gets_its_own_jars(tmp_path: Path, runs: Path,
 
 def test_the_pom_fetches_the_kafka_version_the_code_expects() -> None:
     name = "{http://maven.apache.org/POM/4.0.0}"
-    root = ET.fromstring(localkafka._pom())  # noqa: S314 - our own file
+    root = ET.fromstring(jars._pom())  # noqa: S314 - our own file
     assert root.findtext(f"{name}properties/{name}kafka.version") == KAFKA_VERSION

@@ -7,8 +7,7 @@ import logging
 
 import pytest
 
-import switchboard.localkafka as localkafka
-from switchboard.localkafka import BrokerError, wait_until_usable
+from switchboard.localkafka import BrokerError, readiness, wait_until_usable
 
 SENDER = logging.getLogger("aiokafka.producer.sender")
 
@@ -22,7 +21,7 @@ async def test_what_aiokafka_retries_while_the_broker_takes_up_its_partitions_is
                        "'switchboard.selftest.v1', partition=0), retrying. Error: <class "
                        "'aiokafka.errors.NotLeaderForPartitionError'>")
 
-    monkeypatch.setattr(localkafka, "_round_trip", round_trip)
+    monkeypatch.setattr(readiness, "_round_trip", round_trip)
     with caplog.at_level(logging.INFO):
         await wait_until_usable("127.0.0.1:9092")
         assert caplog.records == []
@@ -36,7 +35,7 @@ async def test_a_broker_that_never_becomes_usable_is_still_said_with_its_last_er
     async def round_trip(bootstrap_servers: str) -> None:
         raise ConnectionRefusedError("connection refused")
 
-    monkeypatch.setattr(localkafka, "_round_trip", round_trip)
+    monkeypatch.setattr(readiness, "_round_trip", round_trip)
     with pytest.raises(BrokerError, match="not usable: ConnectionRefusedError"):
         await wait_until_usable("127.0.0.1:9092", timeout_s=0.2)
     assert logging.getLogger("aiokafka").getEffectiveLevel() < logging.CRITICAL
