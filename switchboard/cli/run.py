@@ -8,6 +8,7 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,10 +19,12 @@ from switchboard.cli.startup import (
     NoAnswer,
     accounts_or_exit,
     cannot_reach_kafka,
+    drop_terminal_outputs,
     invoked_as,
     port_taken,
     reach_kafka,
     run_loop,
+    terminal_outputs,
 )
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.settings import Settings
@@ -83,6 +86,14 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _on_hang_up(terminal: Sequence[int]) -> Callable[[int, object], None]:
+    """SIGHUP as Ctrl-C, once the outputs that were the closed terminal go nowhere."""
+    def hung_up(signum: int, frame: object) -> None:
+        drop_terminal_outputs(terminal)
+        raise KeyboardInterrupt
+    return hung_up
+
+
 def cmd_kafka(args: argparse.Namespace, settings: Settings) -> int:
     """Run a local broker in the foreground until Ctrl-C."""
     if settings.kafka_bootstrap_servers:
@@ -102,7 +113,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # JVM still shutting down after the data dir was let go. Not under `nohup`, which asks
     # for it to be ignored. (Once `run`'s services run, run_all takes it over alike.)
     if signal.SIGHUP in stop_signals():
-        signal.signal(signal.SIGHUP, _interrupt)
+        signal.signal(signal.SIGHUP, _on_hang_up(terminal_outputs()))
     # Python leaves SIGINT ignored when it starts so, as a shell's `cmd &` without job control
     # does (CI scripts): Ctrl-C or kill -INT would do nothing to `kafka`, which only waits.
     signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -92,9 +92,26 @@ def drop_stdout() -> None:
     """Send what is still to be written to stdout nowhere: its reader has gone (`| head`), and
     a write, or Python's flush at exit, would raise BrokenPipeError again ("Exception
     ignored", exit 120)."""
+    _to_devnull([sys.stdout.fileno()])
+
+
+def terminal_outputs() -> list[int]:
+    """stdout and stderr, those of them that are a terminal: asked at start, as once the
+    terminal is closed they no longer say they are one."""
+    return [fd for fd in (sys.stdout.fileno(), sys.stderr.fileno()) if os.isatty(fd)]
+
+
+def drop_terminal_outputs(fds: Sequence[int]) -> None:
+    """After SIGHUP: the terminal is closed, and each write to it would fail (EIO), the last
+    ones too ("stopping…", Python's flush at exit), turning a clean stop into exit 1 or 120."""
+    _to_devnull(fds)
+
+
+def _to_devnull(fds: Sequence[int]) -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, sys.stdout.fileno())
+        for fd in fds:
+            os.dup2(devnull, fd)
     finally:
         os.close(devnull)
 

@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import select
 import signal
 import subprocess
+import sys
+import termios
+import time
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from switchboard.localkafka import free_port
 from switchboard.topics import RAW
-from tests.integration.processes import broker_running, switchboard, wait_for_line
+from tests.integration.processes import REPO, broker_running, switchboard, wait_for_line
 
 
 async def _stop_with_ctrl_c(process: subprocess.Popen[str]) -> None:
@@ -98,4 +102,41 @@ async def test_a_closed_terminal_stops_the_kafka_command_cleanly(tmp_path: Path)
     assert process.returncode == 0, output
     assert "stopping…" in output
     assert not await asyncio.to_thread(broker_running, tmp_path), "the JVM outlived it"
+    assert _data_dir_free(tmp_path)
+
+
+def _in_a_terminal(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """`switchboard kafka` in a terminal of its own (a pseudo-terminal it controls, as a shell
+    in a terminal window gives it), once ready; and the terminal's end, to close it by."""
+    terminal, its_end = os.openpty()
+
+    def controlled_by_it() -> None:  # in the child, a session leader (start_new_session)
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen([sys.executable, "-m", "switchboard.cli", "kafka"], env=env,
+                               cwd=REPO, stdin=its_end, stdout=its_end, stderr=its_end,
+                               start_new_session=True, preexec_fn=controlled_by_it)
+    os.close(its_end)
+    shown, deadline = b"", time.monotonic() + 120
+    while b"ready in" not in shown:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([terminal], [], [], left)[0]:
+            process.kill()
+            raise AssertionError(f"not ready in 120 s:\n{shown.decode(errors='replace')}")
+        shown += os.read(terminal, 4096)
+    return process, terminal
+
+
+def test_closing_the_terminal_of_the_kafka_command_stops_it_cleanly(tmp_path: Path) -> None:
+    # The kernel sends SIGHUP, and every write to the terminal then fails (EIO): "stopping…"
+    # raised, and a stop that had ended the broker cleanly exited 1.
+    process, terminal = _in_a_terminal(_environment(tmp_path, free_port()))
+    os.close(terminal)
+    try:
+        code = process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()  # its JVM follows (PR_SET_PDEATHSIG): a failed test leaves none behind
+        raise
+    assert code == 0
+    assert not broker_running(tmp_path), "the JVM outlived it"
     assert _data_dir_free(tmp_path)
