@@ -53,6 +53,7 @@ from consumers.handling import (
     Slot,
     event_id_of,
 )
+from consumers.positions import StartPositions
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
@@ -214,7 +215,10 @@ class WorkerRuntime:
         self._winding_down = self.context.winding_down
         # Where a brand-new group starts: the sender must not skip commands ("earliest"); a new
         # bot must not answer last week's messages ("latest"). Restarts resume from commits.
+        # With "latest", a partition without a commit in a group that has begun (one added
+        # to the topic, say) starts at the first record since it began (consumers.positions).
         self.start_from = start_from
+        self._starts: StartPositions | None = None  # set by run() for "latest"
         # A handler that never returns would hold its partition's commits (and a rebalance,
         # and shutdown) for ever: past this it counts as failed, so it is retried, then kept.
         self.handler_timeout_s = handler_timeout_s
@@ -417,6 +421,8 @@ class WorkerRuntime:
     async def run(self) -> None:
         if not self.producer.started:
             await self.producer.start()
+        if self.start_from == "latest":
+            self._starts = StartPositions()  # before any position is taken: none skipped
         rebalance_ms = int(1000 * self._rebalance_timeout_s)
         consumer = AIOKafkaConsumer(
             **kafka_options(self.kafka, self.name),
@@ -636,6 +642,8 @@ class WorkerRuntime:
     async def _prepare_once(self, consumer: AIOKafkaConsumer,
                             assigned: set[TopicPartition]) -> None:
         new = assigned - self._prepared
+        if new and self._starts is not None:
+            await self._starts.place(consumer, new, timeout_s=COMMIT_TIMEOUT_S)
         if new:
             for hook in self.on_assigned:
                 await hook(sorted(new))
@@ -765,7 +773,8 @@ class WorkerRuntime:
             pending = self._in_flight[tp]
             safe = min(pending) if pending else fetched
             if safe > self._committed.get(tp, -1):
-                offsets[tp] = OffsetAndMetadata(safe, "")
+                offsets[tp] = OffsetAndMetadata(
+                    safe, "" if self._starts is None else self._starts.metadata(tp.topic))
         return offsets
 
     async def _commit_done(self, consumer: AIOKafkaConsumer,

@@ -3,8 +3,8 @@
 worker group read those only, for up to 5 minutes (aiokafka's metadata refresh), while the
 tables read a new partition within NEW_PARTITIONS_WITHIN_S. A key written by producers noticing
 minutes apart landed in two partitions, commands in a new partition waited minutes for the
-sender, and a bot (which starts a partition it has no commit for from its end) skipped what was
-written to a new partition before its group took it on."""
+sender, and a bot (which started a partition it had no commit for at its end) skipped what was
+written to a new partition before its group took it on (test_worker_start_position.py)."""
 
 from __future__ import annotations
 

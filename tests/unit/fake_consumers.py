@@ -42,6 +42,16 @@ class OneRecordConsumer:
         self.tp, self.offset, self.key = tp, offset, key
         self.fetched = False
         self.commits: list[dict[TopicPartition, int]] = []
+        # What a bot's runtime asks of its group's commits (consumers.positions): one, at the
+        # record, so it starts there.
+        self._coordinator = SimpleNamespace(fetch_committed_offsets=self._committed)
+
+    async def _committed(self, partitions: list[TopicPartition]
+                         ) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {self.tp: OffsetAndMetadata(self.offset, "")} if self.tp in partitions else {}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {self.tp.partition} if topic == self.tp.topic else set()
 
     def subscribe(self, *args: Any, **kwargs: Any) -> None:
         return None

@@ -1,0 +1,97 @@
+"""Where a bot's group starts a partition it has no commit for (consumers.positions): at the
+first record since the group began, as its commits say, else since the member started."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from consumers.positions import StartPositions, since_of
+
+TOPIC = "inbound"
+
+
+def _tp(partition: int) -> TopicPartition:
+    return TopicPartition(TOPIC, partition)
+
+
+class Partitions:
+    """aiokafka's consumer as StartPositions asks it: the group's commits, and per partition
+    the offset of its first record at or after a time (None: none), and its end."""
+
+    def __init__(self, committed: dict[int, OffsetAndMetadata], assigned: set[int],
+                 first_at: dict[int, dict[int, int]], ends: dict[int, int]) -> None:
+        self.committed = {_tp(p): offset for p, offset in committed.items()}
+        self.assigned = {_tp(p) for p in assigned}
+        self.first_at, self.ends = first_at, ends
+        self.seeks: dict[TopicPartition, int] = {}
+        self.commits: list[dict[TopicPartition, OffsetAndMetadata]] = []
+        self._coordinator = SimpleNamespace(fetch_committed_offsets=self._fetch)
+
+    async def _fetch(self, partitions: list[TopicPartition]
+                     ) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {tp: self.committed[tp] for tp in partitions if tp in self.committed}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(self.ends)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    async def offsets_for_times(self, times: dict[TopicPartition, int]) -> dict[Any, Any]:
+        return {tp: (SimpleNamespace(offset=self.first_at[tp.partition][at])
+                     if at in self.first_at.get(tp.partition, {}) else None)
+                for tp, at in times.items()}
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self.ends[tp.partition] for tp in partitions}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks[tp] = offset
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        assert set(offsets) <= self.assigned, "aiokafka refuses unassigned partitions"
+        self.commits.append(offsets)
+        self.committed |= offsets
+
+
+async def test_a_brand_new_group_starts_at_what_was_written_since_its_member_started() -> None:
+    consumer = Partitions({}, {0, 1}, first_at={1: {5000: 7}}, ends={0: 3, 1: 9})
+    starts = StartPositions(started_ms=5000)
+    placed = await starts.place(consumer, {_tp(0), _tp(1)}, timeout_s=1)
+    assert placed == consumer.seeks == {_tp(0): 3, _tp(1): 7}
+    # Committed at once, with the time its next owners start such partitions from.
+    assert consumer.commits == [{_tp(0): OffsetAndMetadata(3, "since=5000"),
+                                 _tp(1): OffsetAndMetadata(7, "since=5000")}]
+
+
+async def test_an_added_partition_starts_at_the_first_record_since_the_group_began() -> None:
+    # The group began at 1000 (partition 0's commit says); this member started later.
+    consumer = Partitions({0: OffsetAndMetadata(40, "since=1000")}, {0, 2},
+                          first_at={2: {1000: 0}}, ends={0: 40, 1: 5, 2: 4})
+    starts = StartPositions(started_ms=9000)
+    placed = await starts.place(consumer, {_tp(0), _tp(2)}, timeout_s=1)
+    assert placed == {_tp(2): 0}  # all four records written to it; partition 0 resumes at 40
+    assert consumer.commits == [{_tp(2): OffsetAndMetadata(0, "since=1000")}]
+    assert starts.metadata(TOPIC) == "since=1000"  # what its later commits carry
+
+
+async def test_a_group_committed_by_an_earlier_version_replays_nothing() -> None:
+    # Commits without a start (an earlier version's): a partition it never committed holds
+    # records from before (the history a new bot does not answer): started where this
+    # member started, as before, not at its beginning.
+    consumer = Partitions({0: OffsetAndMetadata(40, "")}, {1},
+                          first_at={1: {9000: 12}}, ends={0: 40, 1: 12})
+    starts = StartPositions(started_ms=9000)
+    assert await starts.place(consumer, {_tp(1)}, timeout_s=1) == {_tp(1): 12}
+    assert consumer.commits == [{_tp(1): OffsetAndMetadata(12, "since=9000")}]
+
+
+def test_since_is_read_from_what_the_group_wrote_only() -> None:
+    assert since_of("since=1700000000000") == 1700000000000
+    assert since_of("") is None
+    assert since_of("since=soon") is None
+    assert since_of("something else") is None
