@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers import runtime as runtime_module
+from consumers import kafka_watch
 from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
 from switchboard.topics import TopicSpec, ensure_topics
@@ -36,7 +36,7 @@ async def _until(check: object, timeout_s: float, what: str) -> None:
 
 async def test_readiness_follows_kafka_also_for_an_idle_member(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime_module, "KAFKA_SILENT_AFTER_S", SILENT_S)
+    monkeypatch.setattr(kafka_watch, "KAFKA_SILENT_AFTER_S", SILENT_S)
     async with own_broker(tmp_path) as broker:
         bootstrap = broker.bootstrap_servers
         topic = f"test.readiness.{uuid.uuid4().hex[:8]}"

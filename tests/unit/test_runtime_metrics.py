@@ -12,7 +12,7 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
-from consumers import runtime as runtime_module
+from consumers import kafka_watch
 from consumers.handling import Context, PoisonRecord, Record, RetryLater
 from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
 from switchboard.producer import PublishError
@@ -120,7 +120,7 @@ async def test_partitions_assigned_and_taken_away_are_counted() -> None:
 
 async def test_the_lag_of_each_partition_counts_from_its_oldest_record_not_finished(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime_module, "KAFKA_CHECK_S", 0.01)
+    monkeypatch.setattr(kafka_watch, "KAFKA_CHECK_S", 0.01)
     gate = asyncio.Event()
 
     async def handler(record: Record, ctx: Context) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+from consumers import kafka_watch
 from consumers import runtime as runtime_module
 from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
@@ -34,8 +35,8 @@ def group(monkeypatch: pytest.MonkeyPatch) -> Group:
 
     monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
     monkeypatch.setattr(runtime_module, "stop_consumer", stop)
-    monkeypatch.setattr(runtime_module, "KAFKA_SILENT_AFTER_S", SILENT_S, raising=False)
-    monkeypatch.setattr(runtime_module, "KAFKA_CHECK_S", 0.02, raising=False)
+    monkeypatch.setattr(kafka_watch, "KAFKA_SILENT_AFTER_S", SILENT_S)
+    monkeypatch.setattr(kafka_watch, "KAFKA_CHECK_S", 0.02)
     return consumer
 
 

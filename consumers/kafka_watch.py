@@ -1,0 +1,164 @@
+"""What /readyz says of Kafka for a worker, and its lag metric (WorkerRuntime's part): judged
+from what Kafka answered the member, its fetches and commits, or for a member with no
+partition, a question it asks on purpose."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from consumers.worker_metrics import LAG
+from switchboard.futures import retrieve
+from switchboard.logs import get_logger
+
+log = get_logger("consumers.runtime")  # the worker's lines, under the logger they always had
+
+# Kafka answering none of this member's fetches, or none of its commits, for this long makes
+# /readyz say so: longer than a broker restart or a leader moving takes, so they do not flap
+# it. Looked at every KAFKA_CHECK_S. A member with no partition, which fetches and commits
+# nothing, asks Kafka something every third of it instead (_ask_while_idle).
+KAFKA_SILENT_AFTER_S = 30.0
+KAFKA_CHECK_S = 1.0
+# How many partitions such a member asks about: one would make it unready whenever that one's
+# leader is down, on a cluster of several brokers.
+IDLE_ASKED_PARTITIONS = 3
+
+
+class KafkaWatch:
+    """WorkerRuntime's watching of Kafka; the state it reads is the runtime's."""
+
+    name: str
+    _subscribed: list[str]
+    _rebalance_timeout_s: float
+    _kafka_problem: str | None
+    _rebalancing_since: float | None
+    _commits_failing_since: float | None
+    _fetching: set[TopicPartition]
+    _fetching_since: float
+    _idle_answered: float
+    _lagging: set[TopicPartition]
+    _fetched: dict[TopicPartition, int]
+    _in_flight: dict[TopicPartition, set[int]]
+
+    def rebalancing(self, started: bool) -> None:
+        """A rebalance of the group began (partitions revoked) or ended (assigned)."""
+        now = time.time()
+        if not started:
+            self._rebalancing_since = None
+            self._fetching_since = now  # the partitions' fetches get their time afresh
+        elif self._rebalancing_since is None:
+            self._rebalancing_since = now
+
+    async def _watch_kafka(self, consumer: AIOKafkaConsumer) -> None:
+        """Keep what /readyz says of Kafka, and the lag, up to date: from the loop, as
+        aiokafka's state is not for the probes' thread to read."""
+        try:
+            while True:
+                try:
+                    self._kafka_problem = self._kafka_unanswered(consumer)
+                    self._note_lag(consumer.assignment(), consumer.highwater)
+                except Exception as exc:  # noqa: BLE001 - a bug: the probe says it, and the
+                    # worker goes on
+                    self._kafka_problem = f"watching Kafka failed: {exc!r}"
+                await asyncio.sleep(KAFKA_CHECK_S)
+        finally:
+            self._note_lag(set(), consumer.highwater)  # stopped: no partition is ours
+
+    def _note_lag(self, assigned: set[TopicPartition],
+                  highwater: Callable[[TopicPartition], int | None]) -> None:
+        for tp in self._lagging - assigned:  # taken away: its next owner says it
+            LAG.remove(self.name, tp.topic, str(tp.partition))
+        self._lagging &= assigned
+        for tp in assigned:
+            end, fetched = highwater(tp), self._fetched.get(tp)
+            if end is None or fetched is None:
+                continue  # nothing fetched of it since it was assigned
+            pending = self._in_flight.get(tp)
+            LAG.labels(self.name, tp.topic, str(tp.partition)).set(
+                max(0, end - (min(pending) if pending else fetched)))
+            self._lagging.add(tp)
+
+    def _kafka_unanswered(self, consumer: AIOKafkaConsumer) -> str | None:
+        """Why Kafka seems away, judged from what it answered this member: its fetches, its
+        commits, or for a member with no partition (more members than partitions), which
+        fetches and commits nothing, the question _ask_while_idle asks."""
+        now = time.time()
+        if self._rebalancing_since is not None:
+            # aiokafka fetches nothing new until it ends, which may rightly take until every
+            # member has finished what it started; longer, it is stuck for want of Kafka.
+            self._fetching = set()
+            waited = now - self._rebalancing_since
+            if waited > self._rebalance_timeout_s + KAFKA_SILENT_AFTER_S:
+                return f"Kafka unreachable: the group's rebalance has not ended for {waited:.0f}s"
+            return None
+        assigned = consumer.assignment()
+        fetching = assigned - consumer.paused()
+        if fetching != self._fetching:  # assigned or resumed: their fetches get their time
+            self._fetching, self._fetching_since = fetching, now
+        if fetching:
+            # A fetch is answered every half second while Kafka is there, records or not.
+            answered = max(consumer.last_poll_timestamp(tp) or 0 for tp in fetching) / 1000
+            silent = now - max(answered, self._fetching_since)
+            if silent > KAFKA_SILENT_AFTER_S:
+                return f"Kafka unreachable: no fetch answered for {silent:.0f}s"
+        elif not assigned:  # no partition: what _ask_while_idle asks tells
+            silent = now - max(self._idle_answered, self._fetching_since)
+            if silent > KAFKA_SILENT_AFTER_S:
+                return (f"Kafka unreachable: no answer for {silent:.0f}s (this member has no "
+                        "partition)")
+        # Partitions all paused (every slot busy) are not fetched: their commits still tell.
+        failing_since = self._commits_failing_since
+        if failing_since is not None and now - failing_since > KAFKA_SILENT_AFTER_S:
+            return f"Kafka unreachable: commits failing for {now - failing_since:.0f}s"
+        return None
+
+    async def _ask_while_idle(self, consumer: AIOKafkaConsumer) -> None:
+        """While this member has no partition, ask Kafka for the end of a few partitions of its
+        topics every third of KAFKA_SILENT_AFTER_S (small requests to their leaders): it would
+        otherwise stay ready through an outage, having nothing to fetch or commit that could
+        fail. Any of them answering will do: one broker down (its partitions' leaders not
+        moved yet) is not Kafka away."""
+        while True:
+            await asyncio.sleep(KAFKA_SILENT_AFTER_S / 3)
+            if consumer.assignment() or self._rebalancing_since is not None:
+                continue
+            # Partitions in a row of a topic have their leaders on different brokers, as Kafka
+            # places them.
+            known = [TopicPartition(topic, partition) for topic in self._subscribed
+                     for partition in sorted(consumer.partitions_for_topic(topic) or ())]
+            if not known:
+                continue  # no metadata of its topics: Kafka never answered it
+            if await self._any_answers(consumer, known[:IDLE_ASKED_PARTITIONS]):
+                self._idle_answered = time.time()
+
+    async def _any_answers(self, consumer: AIOKafkaConsumer,
+                           partitions: list[TopicPartition]) -> bool:
+        """Whether Kafka says the end of any of `partitions`, each asked on its own (aiokafka
+        waits for every leader of one question) and in parallel."""
+        asking = [asyncio.ensure_future(consumer.end_offsets([tp])) for tp in partitions]
+        try:
+            # aiokafka asks until its request timeout (over two minutes here): shorter.
+            async with asyncio.timeout(KAFKA_SILENT_AFTER_S / 3):
+                for answer in asyncio.as_completed(asking):
+                    try:
+                        await answer
+                    except (KafkaError, TimeoutError):
+                        continue  # unanswered: /readyz says so once it lasts for all
+                    except Exception as exc:  # noqa: BLE001 - not Kafka's answer (a bug):
+                        # said, and asked again
+                        log.warning("asking Kafka while idle failed", worker=self.name,
+                                    error=repr(exc))
+                        continue
+                    return True
+        except TimeoutError:
+            pass
+        finally:
+            for question in asking:
+                if not question.done():
+                    question.cancel()
+                question.add_done_callback(retrieve)
+        return False

@@ -1,0 +1,31 @@
+"""The Prometheus metrics of the worker runtime (consumers.runtime), per worker."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HANDLED = Counter("switchboard_worker_records_total", "Records handled by workers",
+                  ["worker", "outcome"])
+_HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
+HANDLER_SECONDS = Histogram("switchboard_worker_handler_seconds", "Handler time per record",
+                            ["worker"], buckets=_HANDLER_BUCKETS)
+# Apart from HANDLER_SECONDS, whose labels dashboards may rely on: a provider timing out every
+# call would otherwise leave no trace of the time spent on it. `cause`: error, timeout (the
+# handler's time limit), kafka_away (a publish Kafka did not take), poison.
+HANDLER_FAILURE_SECONDS = Histogram(
+    "switchboard_worker_handler_failure_seconds", "Handler time per failed attempt",
+    ["worker", "cause"], buckets=_HANDLER_BUCKETS)
+IN_FLIGHT = Gauge("switchboard_worker_records_in_flight",
+                  "Records fetched and not finished (handled, waiting for a slot, their key's "
+                  "turn or a retry)", ["worker"])
+PARTITIONS = Gauge("switchboard_worker_partitions_assigned",
+                   "Partitions assigned to this member (0: idle, more members than partitions)",
+                   ["worker"])
+# From what the last fetch of the partition said of its end (aiokafka's highwater, no request
+# of its own); a partition nothing was fetched of since it was assigned has none yet.
+LAG = Gauge("switchboard_worker_lag_records",
+            "Records of a partition not finished yet: from the oldest in flight (or the next "
+            "to fetch) to the partition's end", ["worker", "topic", "partition"])
+REBALANCES = Counter("switchboard_worker_rebalances_total",
+                     "Assignments received, and partitions taken away, at group rebalances",
+                     ["worker", "change"])
