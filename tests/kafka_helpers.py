@@ -26,7 +26,7 @@ from switchboard.clients import KafkaTarget
 from switchboard.localkafka import BrokerError
 from switchboard.producer import DurableProducer
 from switchboard.records import OutRecord, dead_letter_record, raw_body
-from switchboard.topics import ALL_TOPICS, RAW, partitions_of
+from switchboard.topics import ALL_TOPICS, RAW, TopicSpec, ensure_topics, partitions_of
 
 Offsets = dict[TopicPartition, int]
 
@@ -147,6 +147,16 @@ async def committed_offset(bootstrap: str, group: str, tp: TopicPartition) -> in
     finally:
         await admin.close()
     return offsets[tp].offset if tp in offsets else None
+
+
+async def new_topic(bootstrap: str, name: str, partitions: int, *,
+                    compacted: bool = False) -> str:
+    """A topic of one test's own (`test.<name>.<8 random hex>`), created with `partitions`."""
+    topic = f"test.{name}.{uuid.uuid4().hex[:8]}"
+    config = {"cleanup.policy": "compact"} if compacted else {}
+    await ensure_topics(bootstrap, partitions=partitions, replication_factor=1,
+                        specs=(TopicSpec(topic, "test", config),))
+    return topic
 
 
 async def add_partitions(bootstrap: str, topic: str, total: int) -> None:

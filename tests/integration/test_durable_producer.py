@@ -12,15 +12,9 @@ from switchboard.clients import Compression, KafkaConnection
 from switchboard.producer import MAX_REQUEST_BYTES, DurableProducer, PublishError
 from switchboard.records import OutRecord
 from switchboard.topics import TopicSpec, ensure_topics
+from tests.kafka_helpers import new_topic
 
 PARTITIONS = 4
-
-
-async def _topic(bootstrap: str) -> str:
-    topic = f"test.producer.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(bootstrap, partitions=PARTITIONS, replication_factor=1,
-                        specs=(TopicSpec(topic, "test"),))
-    return topic
 
 
 async def _read_all(bootstrap: str, topic: str, count: int) -> list[tuple[int, bytes, bytes]]:
@@ -43,7 +37,7 @@ async def _read_all(bootstrap: str, topic: str, count: int) -> list[tuple[int, b
 
 
 async def test_concurrent_publishes_all_land_in_order_per_key(kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
     producer = DurableProducer(kafka_bootstrap, timeout_s=10)
     await producer.start()
     try:
@@ -67,7 +61,8 @@ async def test_concurrent_publishes_all_land_in_order_per_key(kafka_bootstrap: s
 
 async def test_partitions_match_the_default_partitioner(kafka_bootstrap: str) -> None:
     """Other producers (Java, plain aiokafka) must put a conversation on the same partition."""
-    ours, theirs = await _topic(kafka_bootstrap), await _topic(kafka_bootstrap)
+    ours = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
+    theirs = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
     keys = [f"infobip|acct|+4179{n:07d}".encode() for n in range(30)]
     producer = DurableProducer(kafka_bootstrap)
     await producer.start()
@@ -88,7 +83,7 @@ async def test_partitions_match_the_default_partitioner(kafka_bootstrap: str) ->
 
 
 async def test_a_record_too_large_fails_alone(kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
     producer = DurableProducer(kafka_bootstrap)
     await producer.start()
     try:
@@ -107,7 +102,7 @@ async def test_a_record_too_large_fails_alone(kafka_bootstrap: str) -> None:
 
 
 async def test_publish_before_start_or_after_stop_is_refused(kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
     producer = DurableProducer(kafka_bootstrap)
     with pytest.raises(PublishError, match="not connected"):
         await producer.publish([OutRecord(topic, b"v")])
@@ -120,7 +115,7 @@ async def test_publish_before_start_or_after_stop_is_refused(kafka_bootstrap: st
 
 async def test_a_cancelled_caller_does_not_cancel_its_group(kafka_bootstrap: str) -> None:
     """A client that hangs up must not fail the other requests sharing its group."""
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
     producer = DurableProducer(kafka_bootstrap)
     await producer.start()
     try:

@@ -18,18 +18,10 @@ from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
 from switchboard.producer import NEW_PARTITIONS_WITHIN_S, DurableProducer
 from switchboard.records import OutRecord
-from switchboard.topics import TopicSpec, ensure_topics
 from tests.integration.runtimes import run_until
-from tests.kafka_helpers import add_partitions, produce_to_partition
+from tests.kafka_helpers import add_partitions, new_topic, produce_to_partition
 
 PARTITIONS = 4
-
-
-async def _topic(bootstrap: str) -> str:
-    topic = f"test.new-partitions.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(bootstrap, partitions=1, replication_factor=1,
-                        specs=(TopicSpec(topic, "test"),))
-    return topic
 
 
 def _key_for(partition: int) -> bytes:
@@ -53,7 +45,7 @@ async def _ends(bootstrap: str, topic: str) -> dict[int, int]:
 
 async def test_a_producer_writes_to_partitions_added_to_its_topic_within_the_bound(
         kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "new-partitions", 1)
     key = _key_for(PARTITIONS - 1)
     producer = DurableProducer(kafka_bootstrap, timeout_s=10)
     await producer.start()
@@ -74,7 +66,7 @@ async def test_a_producer_writes_to_partitions_added_to_its_topic_within_the_bou
 
 async def test_a_worker_reads_a_partition_added_to_its_topic_within_the_bound(
         kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "new-partitions", 1)
     handled: list[tuple[int, bytes]] = []
     done = asyncio.Event()
 

@@ -6,27 +6,18 @@ worker, and catch_up() said caught up without it."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from aiokafka import TopicPartition
 
 from consumers.table import CompactedTable
 from switchboard.producer import NEW_PARTITIONS_WITHIN_S
-from switchboard.topics import TopicSpec, ensure_topics
-from tests.kafka_helpers import add_partitions, produce_to_partition
-
-
-async def _topic(bootstrap: str) -> str:
-    topic = f"test.table-partitions.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(bootstrap, partitions=1, replication_factor=1,
-                        specs=(TopicSpec(topic, "test", {"cleanup.policy": "compact"}),))
-    return topic
+from tests.kafka_helpers import add_partitions, new_topic, produce_to_partition
 
 
 async def test_a_running_table_reads_a_partition_added_to_its_topic(
         kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "table-partitions", 1, compacted=True)
     await produce_to_partition(kafka_bootstrap, topic, 0, (b"a", b"1"), (b"a", b"2"))
     table = CompactedTable(kafka_bootstrap, topic, int)
     applied: list[tuple[int, int]] = []
@@ -61,7 +52,7 @@ async def test_catch_up_waits_for_a_partition_added_since_the_table_last_looked(
         kafka_bootstrap: str) -> None:
     # The sender catches its ledger up on each rebalance: a command another sender marked
     # sent in a partition this one has not noticed yet would be sent again.
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "table-partitions", 1, compacted=True)
     table = CompactedTable(kafka_bootstrap, topic, int)
     await table.start()
     try:

@@ -20,19 +20,12 @@ from tests.integration.processes import (
     wait_for_line,
     worker_environment,
 )
-from tests.kafka_helpers import produce_to_partition, produce_unreadable_to_partition_1
-
-
-async def _topic(bootstrap: str) -> str:
-    topic = f"test.table-unreadable.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(bootstrap, partitions=2, replication_factor=1,
-                        specs=(TopicSpec(topic, "test", {"cleanup.policy": "compact"}),))
-    return topic
+from tests.kafka_helpers import new_topic, produce_to_partition, produce_unreadable_to_partition_1
 
 
 async def test_a_table_that_cannot_be_read_stops_its_start_naming_the_record(
         kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "table-unreadable", 2, compacted=True)
     await produce_unreadable_to_partition_1(kafka_bootstrap, topic)
     table = CompactedTable(kafka_bootstrap, topic, int)
 
@@ -52,7 +45,7 @@ async def test_a_table_that_cannot_be_read_stops_its_start_naming_the_record(
 
 async def test_a_follower_names_the_record_and_follows_the_other_partitions(
         kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "table-unreadable", 2, compacted=True)
     table = CompactedTable(kafka_bootstrap, topic, int)
     await table.start()
     try:

@@ -19,14 +19,7 @@ from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.records import source_of
 from switchboard.topics import DEAD_LETTER, TopicSpec, ensure_topics
 from tests.integration.runtimes import run_until
-from tests.kafka_helpers import TopicWatcher
-
-
-async def _topic(bootstrap: str) -> str:
-    name = f"test.runtime.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(bootstrap, partitions=3, replication_factor=1,
-                        specs=(TopicSpec(name, "test"),))
-    return name
+from tests.kafka_helpers import TopicWatcher, new_topic
 
 
 async def _produce(bootstrap: str, topic: str, items: list[tuple[str, bytes]],
@@ -43,7 +36,7 @@ async def _produce(bootstrap: str, topic: str, items: list[tuple[str, bytes]],
 
 
 async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "runtime", 3)
     items = [(f"contact-{i % 5}", orjson.dumps({"n": i})) for i in range(100)]
     items.append(("contact-x", b"not json"))  # poison: dead-lettered at once
     items.append(("contact-y", orjson.dumps({"n": -1})))  # always fails: dead-lettered after 3
@@ -104,7 +97,7 @@ async def test_order_per_key_retries_and_dead_letters(kafka_bootstrap: str) -> N
 
 
 async def test_stop_finishes_in_flight_work_and_commits(kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap)
+    topic = await new_topic(kafka_bootstrap, "runtime", 3)
     await _produce(kafka_bootstrap, topic, [(f"k{i}", str(i).encode()) for i in range(40)])
     group = f"g-{uuid.uuid4().hex[:8]}"
     handled: list[int] = []

@@ -13,16 +13,13 @@ from aiokafka import TopicPartition
 from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
 from switchboard.producer import NEW_PARTITIONS_WITHIN_S
-from switchboard.topics import TopicSpec, ensure_topics
 from tests.integration.runtimes import run_until
-from tests.kafka_helpers import add_partitions, committed_offset, produce_to_partition
-
-
-async def _topic(bootstrap: str, partitions: int) -> str:
-    topic = f"test.start-position.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(bootstrap, partitions=partitions, replication_factor=1,
-                        specs=(TopicSpec(topic, "test"),))
-    return topic
+from tests.kafka_helpers import (
+    add_partitions,
+    committed_offset,
+    new_topic,
+    produce_to_partition,
+)
 
 
 class _Bot:
@@ -45,7 +42,7 @@ class _Bot:
 
 async def test_a_bot_answers_what_was_written_to_an_added_partition_before_taking_it_on(
         kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap, 1)
+    topic = await new_topic(kafka_bootstrap, "start-position", 1)
     bot = _Bot()
     bot.wanted = {b"hello", b"STOP"}
     runtime = bot.runtime(kafka_bootstrap, topic, f"start-added-{uuid.uuid4().hex[:8]}")
@@ -67,7 +64,7 @@ async def test_a_bot_answers_what_was_written_to_an_added_partition_before_takin
 
 async def test_a_bot_answers_what_a_partition_never_written_got_while_it_was_down(
         kafka_bootstrap: str) -> None:
-    topic = await _topic(kafka_bootstrap, 2)
+    topic = await new_topic(kafka_bootstrap, "start-position", 2)
     name = f"start-restart-{uuid.uuid4().hex[:8]}"
     # Before the group's first start: a brand-new bot does not answer them.
     await produce_to_partition(kafka_bootstrap, topic, 0, (b"a", b"history"))
