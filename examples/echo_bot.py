@@ -1,6 +1,8 @@
-"""An example custom bot: run it with
+r"""An example custom bot: run it, from the checkout's root and with `switchboard run` going, with
 
-    switchboard worker bot --bot examples.echo_bot:bot
+    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 SWITCHBOARD_ACCOUNTS_FILE=examples/accounts.toml \
+        SWITCHBOARD_RULES_FILE=examples/rules.toml \
+        .venv/bin/switchboard worker bot --bot examples.echo_bot:bot
 
 It receives every inbound message (after STOP/START/HELP, which Switchboard answers itself)
 and returns what to reply: None, a string, a Reply (text, media, buttons) or a list of them.
