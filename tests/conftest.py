@@ -8,6 +8,7 @@ it errors with the reason: none is skipped.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -28,6 +29,16 @@ from tests.kafka_helpers import (
 from tests.oauth_server import AUDIENCE, Issuer
 
 SECURED_USER = "switchboard-test"
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that configures logging points the root handler at pytest's capture of stderr,
+    closed once that test ends: later tests' lines then end in "--- Logging error ---"."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers, root.level = handlers, level
 
 
 @pytest.fixture(autouse=True)
