@@ -4,7 +4,7 @@ Webex posts two kinds of JSON body to a notify URL or an Outbound Webhook:
 
 * receipts (delivery, failure, read): `{"deliveryInfoNotification": {"deliveryInfo": {...},
   "transid", "correlationid", "callbackData", ...}}`. `deliveryInfo` is one object; a list
-  is accepted too, giving one event per item.
+  is accepted too, giving one event per item (an empty one, no receipt at all, is refused).
 * inbound (MO) messages: a flat object, `oa`/`da`/`message` for SMS, `waid` for WhatsApp,
   `msisdn` for RCS, `psid` for the legacy Facebook channel, `event: "MO"` for legacy in-app
   (RTM) messages.
@@ -136,8 +136,16 @@ def _receipts(request: WebhookRequest, notifications: Any) -> list[MessageEvent]
     for notification in iter_objects(notifications, "deliveryInfoNotification"):
         envelope = _lower_keys(notification)
         infos = envelope.get("deliveryinfo")
-        if infos in (None, "", []):
+        if infos in (None, ""):
             raise NormalizeError("'deliveryInfoNotification' has no 'deliveryInfo' object")
+        if infos == []:
+            # No Webex source sends a list, let alone an empty one (GSMA OneAPI's send response
+            # has `deliveryInfo: []` for "no report yet"): no status, so no event, and a 200
+            # would hide that a receipt never came. Refused, the body is kept as a dead letter.
+            raise NormalizeError(
+                "'deliveryInfo' is an empty list: no receipt in it (Webex sends one "
+                "'deliveryInfo' object per receipt)"
+            )
         for info in iter_objects(infos, "deliveryInfo"):
             event = _receipt(request, envelope, _lower_keys(info))
             if event is not None:
