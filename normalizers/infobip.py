@@ -363,8 +363,9 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
 
     Infobip's per-channel inbound (WhatsApp without the MO_MESSAGES_API_JSON renderer, Apple
     Messages for Business, Viber) has the same envelope with one `message` object and an
-    `integrationType`, which names the channel: such a message is not an MMS. A per-channel
-    typing indicator (Apple's) is not a message: no event, as for the Messages API's.
+    `integrationType`, which names the channel: such a message is not an MMS (nor is
+    Messenger's, which has no `integrationType`). A per-channel typing indicator (Apple's) is
+    not a message: no event, as for the Messages API's.
     """
     texts: list[str] = []
     media: list[Media] = []
@@ -401,7 +402,7 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
         text = "\n".join(texts)
     return inbound_event(
         request,
-        channel=_channel(report, label or ("mms" if as_list(parts) else "sms")),
+        channel=_channel(report, label or _inbound_default_channel(parts)),
         message_id=text_field(report, "messageId"),
         sender=text_field(report, "from", "sender"),
         recipient=text_field(report, "to", "destination"),
@@ -414,6 +415,16 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
         price=_price(report),
         occurred_at=parse_time(first(report, "receivedAt")),
     )
+
+
+def _inbound_default_channel(parts: Any) -> str:
+    """The channel of an inbound report that names none: `sms` without parts, `mms` with MMS
+    parts (`message[]` of `{contentType, value | url}`), `unknown` for one per-channel message
+    object (`{type, ...}`: Messenger's has no `integrationType`, and nothing else says which
+    channel sent it)."""
+    if parts.__class__ is dict and "type" in parts and "contentType" not in parts:
+        return "unknown"
+    return "mms" if as_list(parts) else "sms"
 
 
 # Per-channel WhatsApp replies to our interactive buttons and list rows: `{id, title}`.
