@@ -6,8 +6,8 @@ Webex posts two kinds of JSON body to a notify URL or an Outbound Webhook:
   "transid", "correlationid", "callbackData", ...}}`. `deliveryInfo` is one object; a list
   is accepted too, giving one event per item (an empty one, no receipt at all, is refused).
 * inbound (MO) messages: a flat object, `oa`/`da`/`message` for SMS, `waid` for WhatsApp,
-  `msisdn` for RCS, `psid` for the legacy Facebook channel, `event: "MO"` for legacy in-app
-  (RTM) messages.
+  `msisdn` for RCS, `psid` for the legacy Facebook channel, `abcUserId` for Apple Messages
+  for Business, `event: "MO"` for legacy in-app (RTM) messages.
 
 Key casing differs between Webex releases and samples (`Channel`/`channel`, `userld`/`userId`,
 `Description`), so keys are matched case-insensitively. Mappings and sources are documented in
@@ -101,7 +101,8 @@ _CHANNELS = {
 }
 
 _NOT_LETTERS = re.compile(r"[^a-z]+")
-_INBOUND_SENDERS = ("oa", "waid", "msisdn", "psid")
+# `abcUserId`: Apple Messages for Business, the contact's opaque `urn:mbid:` id.
+_INBOUND_SENDERS = ("oa", "waid", "msisdn", "psid", "abcuserid")
 
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
@@ -116,7 +117,8 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
         return [_inbound(request, payload)]
     raise NormalizeError(
         "not a Webex Connect webhook: expected a receipt with 'deliveryInfoNotification' or an "
-        "inbound message with 'oa'/'da'/'message' (SMS), 'waid' (WhatsApp), 'msisdn' (RCS) or "
+        "inbound message with 'oa'/'da'/'message' (SMS), 'waid' (WhatsApp), 'msisdn' (RCS), "
+        "'abcUserId' (Apple Messages for Business) or "
         f"'psid' (Facebook); got keys {key_list(raw)}"
     )
 
@@ -206,7 +208,8 @@ def _inbound(request: WebhookRequest, payload: JsonObject) -> MessageEvent:
     sender = text_field(payload, *_INBOUND_SENDERS, "userid", "userld")
     if sender is None:
         raise NormalizeError(
-            "inbound message has no sender ('oa', 'waid', 'msisdn', 'psid' or 'userId')")
+            "inbound message has no sender ('oa', 'waid', 'msisdn', 'psid', 'abcUserId' or "
+            "'userId')")
     # WhatsApp button taps give `buttonPayload`; RCS suggested replies give `postback`.
     postback = text_field(payload, "buttonpayload", "postback")
     return inbound_event(
@@ -214,7 +217,7 @@ def _inbound(request: WebhookRequest, payload: JsonObject) -> MessageEvent:
         channel=_inbound_channel(payload),
         message_id=text_field(payload, "tid"),
         sender=sender,
-        recipient=text_field(payload, "da"),
+        recipient=text_field(payload, "da", "abcaccountid"),
         text=text_field(payload, "message", "buttontext"),
         media=_attachments(payload.get("attachments")) + _location(payload),
         postback=postback,
@@ -232,6 +235,8 @@ def _inbound_channel(payload: JsonObject) -> str:
         return "whatsapp"
     if "psid" in payload:
         return "messenger"
+    if "abcuserid" in payload:
+        return "apple"
     return "sms" if "oa" in payload else "unknown"
 
 
