@@ -403,7 +403,9 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
     return inbound_event(
         request,
         channel=_channel(report, label or _inbound_default_channel(parts)),
-        message_id=text_field(report, "messageId"),
+        # Messenger's carries no Infobip messageId, only Meta's `message.mid`.
+        message_id=text_field(report, "messageId") or (
+            text_field(parts, "mid") if parts.__class__ is dict else None),
         sender=text_field(report, "from", "sender"),
         recipient=text_field(report, "to", "destination"),
         text=text,
