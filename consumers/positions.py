@@ -13,6 +13,13 @@ Kafka keeps no time of a group's first commit: the group's commits carry it in t
 metadata ("since=<epoch ms>"). A group whose commits carry none (an earlier version's) counts
 from when its member started: records written before to a partition it never committed are
 not answered, as before, rather than a week of them answered at once.
+
+A partition whose commit lies below its first record (Kafka deleted the records in between:
+retention, while the bots were down longer than the topic's retention.ms, or
+kafka-delete-records) resumes at its first record, with a warning naming what was lost, not
+at its end: aiokafka applies auto_offset_reset there too, and "latest" skipped every record
+still kept (STOPs among them). The consumer runs with "earliest" for the same case while
+it is running; partitions without a commit never reach it, as they are placed here first.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from consumers.worker_metrics import LOST
 from switchboard.logs import get_logger
 
 log = get_logger(__name__)
@@ -55,7 +63,8 @@ class StartPositions:
     """Since when (epoch ms) the group reads each topic, as its commits say it, else since
     this member started; every commit of the member carries it (`metadata`)."""
 
-    def __init__(self, started_ms: int | None = None) -> None:
+    def __init__(self, worker: str, started_ms: int | None = None) -> None:
+        self.worker = worker
         self.started_ms = started_ms if started_ms is not None else int(time.time() * 1000)
         self._since: dict[str, int] = {}
 
@@ -65,7 +74,8 @@ class StartPositions:
     async def place(self, consumer: AIOKafkaConsumer, taken: Iterable[TopicPartition], *,
                     timeout_s: float) -> dict[TopicPartition, int]:
         """Seek each of `taken` (newly assigned) the group has no commit for to where it
-        starts, and commit that. What was placed, by partition. Raises if Kafka does not
+        starts, and each whose commit Kafka deleted the records of to its first record, and
+        commit that. What was placed, by partition. Raises if Kafka does not
         answer within `timeout_s` a question, or refuses the commit (a rebalance meanwhile):
         the caller tries again, when those the commit did not take still have none."""
         by_topic: dict[str, set[TopicPartition]] = defaultdict(set)
@@ -91,20 +101,45 @@ class StartPositions:
         since = min([self._since.get(topic, self.started_ms), *said])
         self._since[topic] = since
         fresh = sorted(tp for tp in taken if tp not in committed)
-        if not fresh:
-            return {}
-        found = await consumer.offsets_for_times({tp: since for tp in fresh})
-        starts = {tp: found[tp].offset for tp in fresh if found.get(tp) is not None}
-        if unfound := [tp for tp in fresh if tp not in starts]:  # nothing written since
-            starts |= await consumer.end_offsets(unfound)
-        starts = {tp: offset for tp, offset in starts.items() if tp in consumer.assignment()}
-        for tp, offset in starts.items():
+        starts: dict[TopicPartition, int] = {}
+        if fresh:
+            found = await consumer.offsets_for_times({tp: since for tp in fresh})
+            starts = {tp: found[tp].offset for tp in fresh if found.get(tp) is not None}
+            if unfound := [tp for tp in fresh if tp not in starts]:  # nothing written since
+                starts |= await consumer.end_offsets(unfound)
+        lost = await self._deleted(consumer, {tp: offset.offset for tp, offset
+                                              in committed.items() if tp in taken}, timeout_s)
+        assigned = consumer.assignment()
+        placed = {tp: offset for tp, offset in (starts | lost).items() if tp in assigned}
+        for tp, offset in placed.items():
             consumer.seek(tp, offset)
-        if starts:
+        if placed:
             async with asyncio.timeout(timeout_s):
                 await consumer.commit({tp: OffsetAndMetadata(offset, self.metadata(topic))
-                                       for tp, offset in starts.items()})
+                                       for tp, offset in placed.items()})
+        if starts := {tp: offset for tp, offset in starts.items() if tp in placed}:
             log.info("partitions without a commit start at the first record since the group "
                      "began", topic=topic, since_ms=since,
                      offsets={tp.partition: offset for tp, offset in starts.items()})
-        return starts
+        if lost := {tp: offset for tp, offset in lost.items() if tp in placed}:
+            gone = {tp: offset - committed[tp].offset for tp, offset in lost.items()}
+            LOST.labels(self.worker).inc(sum(gone.values()))
+            log.warning("records deleted by Kafka (retention) before the group handled them: "
+                        "lost; resuming at the oldest record kept", worker=self.worker,
+                        topic=topic, records=sum(gone.values()),
+                        lost={tp.partition: f"{committed[tp].offset}-{offset - 1}"
+                              for tp, offset in lost.items()})
+        return placed
+
+    @staticmethod
+    async def _deleted(consumer: AIOKafkaConsumer, committed: dict[TopicPartition, int],
+                       timeout_s: float) -> dict[TopicPartition, int]:
+        """Of the partitions committed at `committed`, those whose first record Kafka keeps
+        lies past it (the records between were deleted), with that first record."""
+        if not committed:
+            return {}
+        async with asyncio.timeout(timeout_s):
+            firsts: dict[TopicPartition, int] = await consumer.beginning_offsets(
+                sorted(committed))
+        return {tp: first for tp, first in firsts.items()
+                if tp in committed and committed[tp] < first}

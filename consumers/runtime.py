@@ -184,7 +184,8 @@ class WorkerRuntime(KafkaWatch, UnreadableStop):
         # Where a brand-new group starts: the sender must not skip commands ("earliest"); a new
         # bot must not answer last week's messages ("latest"). Restarts resume from commits.
         # With "latest", a partition without a commit in a group that has begun (one added
-        # to the topic, say) starts at the first record since it began (consumers.positions).
+        # to the topic, say) starts at the first record since it began, and one whose commit
+        # Kafka deleted the records of (retention) at its first record (consumers.positions).
         self.start_from = start_from
         self._starts: StartPositions | None = None  # set by run() for "latest"
         # A handler that never returns would hold its partition's commits (and a rebalance,
@@ -271,13 +272,17 @@ class WorkerRuntime(KafkaWatch, UnreadableStop):
         if not self.producer.started:
             await self.producer.start()
         if self.start_from == "latest":
-            self._starts = StartPositions()  # before any position is taken: none skipped
+            self._starts = StartPositions(self.name)  # before any position: none skipped
         rebalance_ms = int(1000 * self._rebalance_timeout_s)
         consumer = AIOKafkaConsumer(
             **kafka_options(self.kafka, self.name),
             group_id=self.group_id,
             enable_auto_commit=False,
-            auto_offset_reset=self.start_from,
+            # Also where a position falls below the partition's first record (Kafka deleted
+            # the records: retention, kafka-delete-records), the oldest kept, not the end:
+            # "latest" would skip every record kept. A bot's partitions without a commit
+            # never get it: StartPositions places them before any of their records starts.
+            auto_offset_reset="earliest",
             max_poll_records=self.max_batch,
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
@@ -332,7 +337,7 @@ class WorkerRuntime(KafkaWatch, UnreadableStop):
             raise self._stopped_by
 
     async def _get_ready(self, consumer: AIOKafkaConsumer) -> None:
-        """Ready once every assigned partition has its position ("latest" resolved now, not
+        """Ready once every assigned partition has its position (resolved now, not
         lazily). A rebalance meanwhile (another member starting) may take a partition away:
         aiokafka then raises IllegalStateError for it, and the next turn asks the new
         assignment. aiokafka asks for a position until Kafka answers, for ever while it is

@@ -53,6 +53,10 @@ class OneRecordConsumer:
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {self.tp.partition} if topic == self.tp.topic else set()
 
+    async def beginning_offsets(self, partitions: list[TopicPartition]
+                                ) -> dict[TopicPartition, int]:
+        return {tp: self.offset for tp in partitions}  # the record is the first kept
+
     def subscribe(self, *args: Any, **kwargs: Any) -> None:
         return None
 

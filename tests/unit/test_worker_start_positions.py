@@ -6,8 +6,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
+from prometheus_client import REGISTRY
 
 from consumers.positions import StartPositions, since_of
 
@@ -20,13 +22,15 @@ def _tp(partition: int) -> TopicPartition:
 
 class Partitions:
     """aiokafka's consumer as StartPositions asks it: the group's commits, and per partition
-    the offset of its first record at or after a time (None: none), and its end."""
+    the offset of its first record at or after a time (None: none), its end, and its first
+    record kept (0 unless `firsts` says: none deleted)."""
 
     def __init__(self, committed: dict[int, OffsetAndMetadata], assigned: set[int],
-                 first_at: dict[int, dict[int, int]], ends: dict[int, int]) -> None:
+                 first_at: dict[int, dict[int, int]], ends: dict[int, int],
+                 firsts: dict[int, int] | None = None) -> None:
         self.committed = {_tp(p): offset for p, offset in committed.items()}
         self.assigned = {_tp(p) for p in assigned}
-        self.first_at, self.ends = first_at, ends
+        self.first_at, self.ends, self.firsts = first_at, ends, firsts or {}
         self.seeks: dict[TopicPartition, int] = {}
         self.commits: list[dict[TopicPartition, OffsetAndMetadata]] = []
         self._coordinator = SimpleNamespace(fetch_committed_offsets=self._fetch)
@@ -49,6 +53,10 @@ class Partitions:
     async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: self.ends[tp.partition] for tp in partitions}
 
+    async def beginning_offsets(self, partitions: list[TopicPartition]
+                                ) -> dict[TopicPartition, int]:
+        return {tp: self.firsts.get(tp.partition, 0) for tp in partitions}
+
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.seeks[tp] = offset
 
@@ -60,7 +68,7 @@ class Partitions:
 
 async def test_a_brand_new_group_starts_at_what_was_written_since_its_member_started() -> None:
     consumer = Partitions({}, {0, 1}, first_at={1: {5000: 7}}, ends={0: 3, 1: 9})
-    starts = StartPositions(started_ms=5000)
+    starts = StartPositions("bot", started_ms=5000)
     placed = await starts.place(consumer, {_tp(0), _tp(1)}, timeout_s=1)
     assert placed == consumer.seeks == {_tp(0): 3, _tp(1): 7}
     # Committed at once, with the time its next owners start such partitions from.
@@ -72,7 +80,7 @@ async def test_an_added_partition_starts_at_the_first_record_since_the_group_beg
     # The group began at 1000 (partition 0's commit says); this member started later.
     consumer = Partitions({0: OffsetAndMetadata(40, "since=1000")}, {0, 2},
                           first_at={2: {1000: 0}}, ends={0: 40, 1: 5, 2: 4})
-    starts = StartPositions(started_ms=9000)
+    starts = StartPositions("bot", started_ms=9000)
     placed = await starts.place(consumer, {_tp(0), _tp(2)}, timeout_s=1)
     assert placed == {_tp(2): 0}  # all four records written to it; partition 0 resumes at 40
     assert consumer.commits == [{_tp(2): OffsetAndMetadata(0, "since=1000")}]
@@ -85,9 +93,29 @@ async def test_a_group_committed_by_an_earlier_version_replays_nothing() -> None
     # member started, as before, not at its beginning.
     consumer = Partitions({0: OffsetAndMetadata(40, "")}, {1},
                           first_at={1: {9000: 12}}, ends={0: 40, 1: 12})
-    starts = StartPositions(started_ms=9000)
+    starts = StartPositions("bot", started_ms=9000)
     assert await starts.place(consumer, {_tp(1)}, timeout_s=1) == {_tp(1): 12}
     assert consumer.commits == [{_tp(1): OffsetAndMetadata(12, "since=9000")}]
+
+
+async def test_a_commit_kafka_deleted_the_records_of_resumes_at_the_first_kept(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The group committed 2 and 7; retention then deleted partition 0 below 5: what it kept
+    # is handled (STOPs among it), not skipped to its end (aiokafka's "latest" reset).
+    consumer = Partitions({0: OffsetAndMetadata(2, "since=1000"),
+                           1: OffsetAndMetadata(7, "since=1000")}, {0, 1},
+                          first_at={}, ends={0: 9, 1: 9}, firsts={0: 5, 1: 3})
+    lost = REGISTRY.get_sample_value("switchboard_worker_records_lost_total",
+                                     {"worker": "bot-lost"}) or 0.0
+    starts = StartPositions("bot-lost", started_ms=9000)
+    placed = await starts.place(consumer, {_tp(0), _tp(1)}, timeout_s=1)
+    assert placed == consumer.seeks == {_tp(0): 5}  # partition 1 resumes at its commit
+    # Committed at once: the next start does not count the same loss again.
+    assert consumer.commits == [{_tp(0): OffsetAndMetadata(5, "since=1000")}]
+    assert [(r.levelname, r.msg["lost"], r.msg["records"]) for r in caplog.records
+            if isinstance(r.msg, dict) and "lost" in r.msg] == [("WARNING", {0: "2-4"}, 3)]
+    assert REGISTRY.get_sample_value("switchboard_worker_records_lost_total",
+                                     {"worker": "bot-lost"}) == lost + 3
 
 
 def test_since_is_read_from_what_the_group_wrote_only() -> None:
