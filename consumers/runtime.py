@@ -36,9 +36,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.errors import IllegalStateError, KafkaError
-from aiokafka.structs import OffsetAndMetadata
+from aiokafka.errors import IllegalStateError
 
+from consumers import commits
+from consumers.commits import Commits
 from consumers.handling import (
     HANDLER_TIMEOUT,
     SLOT,
@@ -78,10 +79,6 @@ from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
 
-# aiokafka retries a commit for as long as it finds no coordinator (the broker away): a stop
-# waiting on that would hang until Kafka is back. Past this the records are left uncommitted,
-# and come back: at-least-once.
-COMMIT_TIMEOUT_S = 5.0
 # Getting new partitions ready (their hooks, the committed offset to read from) failed, Kafka
 # away say: tried again after this, doubling up to the cap, for as long as it takes.
 READY_RETRY_S = 1.0
@@ -148,7 +145,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runtime.rebalancing(False)
 
 
-class WorkerRuntime(KafkaWatch, UnreadableStop):
+class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
     def __init__(
         self,
         *,
@@ -341,12 +338,12 @@ class WorkerRuntime(KafkaWatch, UnreadableStop):
         lazily). A rebalance meanwhile (another member starting) may take a partition away:
         aiokafka then raises IllegalStateError for it, and the next turn asks the new
         assignment. aiokafka asks for a position until Kafka answers, for ever while it is
-        away: given up on a stop, or after COMMIT_TIMEOUT_S, so the loop goes on polling
-        (the group keeps this member) and the next turn asks again."""
+        away: given up on a stop, or after COMMIT_TIMEOUT_S (consumers.commits), so the loop
+        goes on polling (the group keeps this member) and the next turn asks again."""
         positions = asyncio.ensure_future(self._positions(consumer))
         stop = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait({positions, stop}, timeout=COMMIT_TIMEOUT_S,
+            await asyncio.wait({positions, stop}, timeout=commits.COMMIT_TIMEOUT_S,
                                return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop.cancel()
@@ -439,7 +436,7 @@ class WorkerRuntime(KafkaWatch, UnreadableStop):
                             assigned: set[TopicPartition]) -> None:
         new = assigned - self._prepared
         if new and self._starts is not None:
-            await self._starts.place(consumer, new, timeout_s=COMMIT_TIMEOUT_S)
+            await self._starts.place(consumer, new, timeout_s=commits.COMMIT_TIMEOUT_S)
         if new:
             for hook in self.on_assigned:
                 await hook(sorted(new))
@@ -450,7 +447,7 @@ class WorkerRuntime(KafkaWatch, UnreadableStop):
                 continue  # given again, aiokafka reads it from the committed offset itself
             try:
                 # aiokafka asks until a coordinator answers: for ever while Kafka is away.
-                async with asyncio.timeout(COMMIT_TIMEOUT_S):
+                async with asyncio.timeout(commits.COMMIT_TIMEOUT_S):
                     committed = await consumer.committed(tp)
             except BaseException:
                 self._reposition.setdefault(tp, first_fetched)
@@ -480,14 +477,6 @@ class WorkerRuntime(KafkaWatch, UnreadableStop):
         finally:
             if paused:  # one assigned anew comes unpaused; one taken away cannot be resumed
                 consumer.resume(*(paused & consumer.assignment()))
-
-    def _maybe_commit(self, consumer: AIOKafkaConsumer) -> None:
-        if (time.monotonic() - self._last_commit >= self.commit_interval_s
-                and (self._committing is None or self._committing.done())):
-            # In the background: a commit is a round trip to the coordinator, and records
-            # fetched meanwhile should not wait for it.
-            self._committing = asyncio.create_task(self._commit_quietly(consumer))
-            self._last_commit = time.monotonic()
 
     async def _room(self) -> None:
         """A slot for one more record in flight. Waiting for it (every slot held by slow
@@ -561,52 +550,6 @@ class WorkerRuntime(KafkaWatch, UnreadableStop):
             if self._tails.get(chain) is asyncio.current_task():
                 del self._tails[chain]
         self._in_flight[tp].discard(record.offset)
-
-    def _committable(self) -> dict[TopicPartition, OffsetAndMetadata]:
-        """Per partition: everything below the oldest record still in flight is done."""
-        offsets = {}
-        for tp, fetched in self._fetched.items():
-            pending = self._in_flight[tp]
-            safe = min(pending) if pending else fetched
-            if safe > self._committed.get(tp, -1):
-                offsets[tp] = OffsetAndMetadata(
-                    safe, "" if self._starts is None else self._starts.metadata(tp.topic))
-        return offsets
-
-    async def _commit_done(self, consumer: AIOKafkaConsumer,
-                           only: set[TopicPartition] | None = None) -> None:
-        assigned = consumer.assignment()  # aiokafka refuses the whole commit otherwise
-        offsets = {tp: o for tp, o in self._committable().items()
-                   if tp in assigned and (only is None or tp in only)}
-        if not offsets:
-            if only is None:
-                self._commits_failing_since = None  # none is waiting
-            return
-        try:
-            async with asyncio.timeout(COMMIT_TIMEOUT_S):
-                await consumer.commit(offsets)
-        except (KafkaError, TimeoutError) as exc:  # e.g. a rebalance began, or the broker is
-            # away: the records will come back
-            if self._commits_failing_since is None:
-                self._commits_failing_since = time.time()
-            self._commit_failed(exc, repr(exc) if isinstance(exc, KafkaError)
-                                else f"no answer within {COMMIT_TIMEOUT_S}s")
-            return
-        self._commits_failing_since = None
-        for tp, offset in offsets.items():
-            self._committed[tp] = offset.offset
-
-    async def _commit_quietly(self, consumer: AIOKafkaConsumer) -> None:
-        try:
-            await self._commit_done(consumer)
-        except Exception as exc:  # noqa: BLE001 - the next interval commits again
-            self._commit_failed(exc, repr(exc))
-
-    def _commit_failed(self, exc: Exception, error: str) -> None:
-        # Throttled as retries are: with Kafka away, each worker fails a commit every
-        # COMMIT_TIMEOUT_S (more often where Kafka refuses at once), for as long as it lasts.
-        self._outage_log(logging.WARNING, "commit failed",
-                         {"worker": self.name, "error_type": type(exc).__name__}, error=error)
 
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Finish and commit work of partitions we are about to lose (rebalance)."""

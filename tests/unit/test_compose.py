@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
+from consumers.commits import COMMIT_TIMEOUT_S
 from consumers.outbound.base import OutboundConfig
-from consumers.runtime import COMMIT_TIMEOUT_S
 from switchboard.cli import build_parser
 from switchboard.localkafka import KAFKA_VERSION
 from switchboard.serving import shutdown_grace_s

@@ -11,6 +11,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError
 
+from consumers import commits as commits_module
 from consumers import runtime as runtime_module
 from consumers.handling import Context, MustNotSkip, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
@@ -275,7 +276,7 @@ async def test_the_committed_offset_to_read_again_from_is_waited_for_as_long_as_
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     # aiokafka asks for a committed offset until a coordinator answers: the loop waited on it
     # for as long as Kafka was away, and a stop meanwhile did not end.
-    monkeypatch.setattr(runtime_module, "COMMIT_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(commits_module, "COMMIT_TIMEOUT_S", 0.05)
     handled: list[int] = []
     consumer, runtime = _across_a_rebalance(asyncio.Event(), monkeypatch, handled)  # no answer
     running = asyncio.create_task(runtime.run())
@@ -408,7 +409,7 @@ async def test_a_stop_ends_while_kafka_does_not_say_where_new_partitions_start(
 async def test_the_worker_is_ready_once_kafka_says_where_new_partitions_start(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # Meanwhile the loop goes on: it polls (the group keeps its member) and commits.
-    monkeypatch.setattr(runtime_module, "COMMIT_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(commits_module, "COMMIT_TIMEOUT_S", 0.05)
     handled: list[int] = []
 
     async def handler(record: Record, ctx: Context) -> None:

@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
 from consumers import runtime as runtime_module
+from consumers.commits import COMMIT_TIMEOUT_S
 from consumers.handling import Context, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.producer import PublishError
@@ -158,7 +159,7 @@ async def test_commits_failing_through_an_outage_log_one_line_and_a_count(
     assert [(line["worker"], line["error_type"]) for line in told] == [
         ("commit-log", "KafkaConnectionError"), ("commit-log", "TimeoutError")]
     assert "no broker" in told[0]["error"]
-    assert told[1]["error"] == f"no answer within {runtime_module.COMMIT_TIMEOUT_S}s"
+    assert told[1]["error"] == f"no answer within {COMMIT_TIMEOUT_S}s"
     summaries = {line["error_type"]: line for line in lines if "more" in line}
     assert set(summaries) == {"KafkaConnectionError", "TimeoutError"}
     for line in summaries.values():

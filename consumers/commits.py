@@ -1,0 +1,92 @@
+"""What a worker commits, and when (WorkerRuntime's part): per partition, the offset below
+the oldest record still in flight, at most once per commit interval and in the background; a
+commit that fails (a rebalance, Kafka away) is logged, throttled, and the records come back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+
+from consumers.positions import StartPositions
+from switchboard.throttle import ThrottledLog
+
+# aiokafka retries a commit for as long as it finds no coordinator (the broker away): a stop
+# waiting on that would hang until Kafka is back. Past this the records are left uncommitted,
+# and come back: at-least-once. Also how long the runtime waits for Kafka's other answers on
+# where partitions are read from (positions, committed offsets): consumers.runtime reads it
+# here, at each use, so there is one value (a test patches it here).
+COMMIT_TIMEOUT_S = 5.0
+
+
+class Commits:
+    """WorkerRuntime's commits; the state it reads and keeps is the runtime's."""
+
+    name: str
+    commit_interval_s: float
+    _starts: StartPositions | None
+    _fetched: dict[TopicPartition, int]
+    _in_flight: dict[TopicPartition, set[int]]
+    _committed: dict[TopicPartition, int]
+    _commits_failing_since: float | None
+    _outage_log: ThrottledLog
+    _last_commit: float
+    _committing: asyncio.Task[None] | None
+
+    def _maybe_commit(self, consumer: AIOKafkaConsumer) -> None:
+        if (time.monotonic() - self._last_commit >= self.commit_interval_s
+                and (self._committing is None or self._committing.done())):
+            # In the background: a commit is a round trip to the coordinator, and records
+            # fetched meanwhile should not wait for it.
+            self._committing = asyncio.create_task(self._commit_quietly(consumer))
+            self._last_commit = time.monotonic()
+
+    def _committable(self) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Per partition: everything below the oldest record still in flight is done."""
+        offsets = {}
+        for tp, fetched in self._fetched.items():
+            pending = self._in_flight[tp]
+            safe = min(pending) if pending else fetched
+            if safe > self._committed.get(tp, -1):
+                offsets[tp] = OffsetAndMetadata(
+                    safe, "" if self._starts is None else self._starts.metadata(tp.topic))
+        return offsets
+
+    async def _commit_done(self, consumer: AIOKafkaConsumer,
+                           only: set[TopicPartition] | None = None) -> None:
+        assigned = consumer.assignment()  # aiokafka refuses the whole commit otherwise
+        offsets = {tp: o for tp, o in self._committable().items()
+                   if tp in assigned and (only is None or tp in only)}
+        if not offsets:
+            if only is None:
+                self._commits_failing_since = None  # none is waiting
+            return
+        try:
+            async with asyncio.timeout(COMMIT_TIMEOUT_S):
+                await consumer.commit(offsets)
+        except (KafkaError, TimeoutError) as exc:  # e.g. a rebalance began, or the broker is
+            # away: the records will come back
+            if self._commits_failing_since is None:
+                self._commits_failing_since = time.time()
+            self._commit_failed(exc, repr(exc) if isinstance(exc, KafkaError)
+                                else f"no answer within {COMMIT_TIMEOUT_S}s")
+            return
+        self._commits_failing_since = None
+        for tp, offset in offsets.items():
+            self._committed[tp] = offset.offset
+
+    async def _commit_quietly(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            await self._commit_done(consumer)
+        except Exception as exc:  # noqa: BLE001 - the next interval commits again
+            self._commit_failed(exc, repr(exc))
+
+    def _commit_failed(self, exc: Exception, error: str) -> None:
+        # Throttled as retries are: with Kafka away, each worker fails a commit every
+        # COMMIT_TIMEOUT_S (more often where Kafka refuses at once), for as long as it lasts.
+        self._outage_log(logging.WARNING, "commit failed",
+                         {"worker": self.name, "error_type": type(exc).__name__}, error=error)
