@@ -103,10 +103,12 @@ class StartPositions:
         fresh = sorted(tp for tp in taken if tp not in committed)
         starts: dict[TopicPartition, int] = {}
         if fresh:
-            found = await consumer.offsets_for_times({tp: since for tp in fresh})
+            async with asyncio.timeout(timeout_s):
+                found = await consumer.offsets_for_times({tp: since for tp in fresh})
             starts = {tp: found[tp].offset for tp in fresh if found.get(tp) is not None}
             if unfound := [tp for tp in fresh if tp not in starts]:  # nothing written since
-                starts |= await consumer.end_offsets(unfound)
+                async with asyncio.timeout(timeout_s):
+                    starts |= await consumer.end_offsets(unfound)
         lost = await self._deleted(consumer, {tp: offset.offset for tp, offset
                                               in committed.items() if tp in taken}, timeout_s)
         assigned = consumer.assignment()

@@ -3,6 +3,7 @@ first record since the group began, as its commits say, else since the member st
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -123,3 +124,30 @@ def test_since_is_read_from_what_the_group_wrote_only() -> None:
     assert since_of("") is None
     assert since_of("since=soon") is None
     assert since_of("something else") is None
+
+
+class Silent(Partitions):
+    """Kafka that never answers one question: aiokafka would wait its request timeout."""
+
+    def __init__(self, silent: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.silent = silent
+
+    async def offsets_for_times(self, times: dict[TopicPartition, int]) -> dict[Any, Any]:
+        if self.silent == "offsets_for_times":
+            await asyncio.Event().wait()
+        return await super().offsets_for_times(times)
+
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        if self.silent == "end_offsets":
+            await asyncio.Event().wait()
+        return await super().end_offsets(partitions)
+
+
+@pytest.mark.parametrize("silent", ["offsets_for_times", "end_offsets"])
+async def test_every_question_has_the_time_limit_given(silent: str) -> None:
+    # Each of place()'s questions gives up within timeout_s, so the caller tries again.
+    consumer = Silent(silent, committed={}, assigned={0}, first_at={}, ends={0: 3})
+    with pytest.raises(TimeoutError):
+        await StartPositions("bot", started_ms=5000).place(consumer, {_tp(0)}, timeout_s=0.05)
+    assert consumer.seeks == {}
