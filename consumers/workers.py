@@ -36,6 +36,7 @@ from switchboard.clients import KafkaConnection
 from switchboard.logs import get_logger
 from switchboard.producer import PublishError
 from switchboard.settings import Settings
+from switchboard.stopping import stop_signals
 from switchboard.topics import (
     LEDGER_RETENTION_DAYS,
     MESSAGE_INBOUND,
@@ -186,13 +187,11 @@ def stopped_short(exc: BaseException) -> str | None:
 
 
 def _stop_signals() -> list[signal.Signals]:
-    """What stops a worker cleanly: SIGINT, SIGTERM, and SIGHUP (its terminal was closed) as
-    `run` takes it, unless the worker has taken SIGHUP for itself (the bots reload their rules
-    on it: RulesSource.install_sighup, called by their factory before this is asked) or it is
-    ignored (started under `nohup`, which is asked for)."""
-    if signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
-        return [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
-    return [signal.SIGINT, signal.SIGTERM]
+    """What stops a worker cleanly (switchboard.stopping: SIGHUP too, unless under `nohup`),
+    less SIGHUP where the worker has taken it for itself: the bots reload their rules on it
+    (RulesSource.install_sighup, called by their factory before this is asked)."""
+    taken = signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, signal.SIG_IGN)
+    return [signum for signum in stop_signals() if not (taken and signum == signal.SIGHUP)]
 
 
 async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts, *,

@@ -21,10 +21,6 @@ from switchboard.serving import EmbeddedServer, shutdown_grace_s
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
 
-# SIGHUP stops `run` too (stop_signals): its terminal was closed. The keyword bot, run alone,
-# takes it as "reload the rules" (here they still reload when the file changes); `run` would
-# stay behind without a terminal, holding its broker and ports.
-
 
 def _server(app: Starlette, host: str, port: int, grace_s: int) -> EmbeddedServer:
     return EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_config=None,
@@ -72,7 +68,10 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
         servers.append(_server(create_simulator_app(accounts, settings.ingest_url),
                                settings.http_host, settings.simulator_port, grace_s))
     loop = asyncio.get_running_loop()
-    signals = stop_signals()  # before the keyword bot takes SIGHUP over
+    # SIGHUP too (its terminal was closed: `run` would stay behind holding its broker and
+    # ports). Asked before the keyword bot takes SIGHUP over to reload its rules, which here
+    # reload when the file changes.
+    signals = stop_signals()
     async with contextlib.AsyncExitStack() as exits:
         # Last on the way out, once the workers have stopped (a second Ctrl-C before changes
         # nothing): a loop that runs on (a test session's) must not keep Ctrl-C for itself.
