@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import trustme
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, RecordsToDelete
 from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
 
 from switchboard.clients import KafkaTarget
@@ -165,6 +165,16 @@ async def add_partitions(bootstrap: str, topic: str, total: int) -> None:
     await admin.start()
     try:
         await admin.create_partitions({topic: NewPartitions(total_count=total)})
+    finally:
+        await admin.close()
+
+
+async def delete_records_below(bootstrap: str, tp: TopicPartition, offset: int) -> None:
+    """What kafka-delete-records.sh does, and retention does to a topic's oldest records."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_records({tp: RecordsToDelete(before_offset=offset)})
     finally:
         await admin.close()
 

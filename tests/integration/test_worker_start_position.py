@@ -11,7 +11,6 @@ import asyncio
 import uuid
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
@@ -20,6 +19,7 @@ from tests.integration.runtimes import run_until
 from tests.kafka_helpers import (
     add_partitions,
     committed_offset,
+    delete_records_below,
     new_topic,
     produce_to_partition,
 )
@@ -96,16 +96,6 @@ async def test_a_bot_answers_what_a_partition_never_written_got_while_it_was_dow
     assert again.handled == [(1, b"STOP")]
 
 
-async def _delete_records_below(bootstrap: str, tp: TopicPartition, offset: int) -> None:
-    """What kafka-delete-records.sh does, and retention does to a topic's oldest records."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.delete_records({tp: RecordsToDelete(before_offset=offset)})
-    finally:
-        await admin.close()
-
-
 async def test_a_bot_whose_commit_kafka_deleted_the_records_of_resumes_at_the_first_kept(
         kafka_bootstrap: str) -> None:
     topic = await new_topic(kafka_bootstrap, "start-position", 1)
@@ -129,7 +119,7 @@ async def test_a_bot_whose_commit_kafka_deleted_the_records_of_resumes_at_the_fi
     # below the first record kept). aiokafka's "latest" reset skipped 5 to 9 too.
     await produce_to_partition(kafka_bootstrap, topic, 0,
                                *((b"k", str(offset).encode()) for offset in range(2, 10)))
-    await _delete_records_below(kafka_bootstrap, tp, 5)
+    await delete_records_below(kafka_bootstrap, tp, 5)
     again = _Bot()
     again.wanted = {str(offset).encode() for offset in range(5, 10)}
     await run_until(again.runtime(kafka_bootstrap, topic, name), again.done, timeout_s=40)
@@ -172,7 +162,7 @@ async def test_a_running_bot_whose_position_kafka_deleted_goes_on_at_the_first_k
             await asyncio.sleep(0.05)
         else:
             raise AssertionError("the bot never paused fetching")
-        await _delete_records_below(kafka_bootstrap, TopicPartition(topic, 0), 8)
+        await delete_records_below(kafka_bootstrap, TopicPartition(topic, 0), 8)
         release.set()
 
     deleting = asyncio.create_task(deleted_while_held())

@@ -14,15 +14,16 @@ from aiokafka import TopicPartition
 
 from consumers.handling import Context, Record
 from consumers.runtime import RetryPolicy, UnreadableRecord, WorkerRuntime
-from switchboard.topics import TopicSpec, ensure_topics
-from tests.kafka_helpers import committed_offset, produce_unreadable_to_partition_1
+from tests.kafka_helpers import (
+    committed_offset,
+    new_topic,
+    produce_unreadable_to_partition_1,
+)
 
 
 async def test_a_record_aiokafka_cannot_read_is_named_and_the_worker_stops(
         kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
-    topic = f"test.unreadable.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(kafka_bootstrap, partitions=2, replication_factor=1,
-                        specs=(TopicSpec(topic, "test"),))
+    topic = await new_topic(kafka_bootstrap, "unreadable", 2)
     await produce_unreadable_to_partition_1(kafka_bootstrap, topic)
     group = f"g-{uuid.uuid4().hex[:8]}"
     handled: list[tuple[int, int]] = []
@@ -55,9 +56,7 @@ async def test_a_record_aiokafka_cannot_read_is_named_and_the_worker_stops(
 
 async def test_a_stop_meanwhile_leaves_the_readable_records_before_it_and_says_from_where(
         kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
-    topic = f"test.unreadable.{uuid.uuid4().hex[:8]}"
-    await ensure_topics(kafka_bootstrap, partitions=2, replication_factor=1,
-                        specs=(TopicSpec(topic, "test"),))
+    topic = await new_topic(kafka_bootstrap, "unreadable", 2)
     await produce_unreadable_to_partition_1(kafka_bootstrap, topic)
     group = f"g-{uuid.uuid4().hex[:8]}"
     handled: list[int] = []
