@@ -29,6 +29,7 @@ from consumers.bots.decide import (
 from consumers.bots.optouts import OptOutList, opt_out_records
 from consumers.bots.rules import AccountRules, CompiledAccount, RulesError, RuleSet, load_rules
 from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
+from consumers.bots.templates import bounded
 from consumers.handling import Context, MustNotSkip, PoisonRecord, Record
 from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger
@@ -163,7 +164,10 @@ class BotHandler:
                 opted_out = decision.opt_out
                 records.extend(opt_out_records(  # the outbound copy precedes the reply
                     event.provider, event.account, event.from_, opted_out,
-                    f"keyword:{decision.values.get('keyword')}", at=event.received_at))
+                    # The word as written ("STOP!!!..."), bounded as a reply's echo is: kept
+                    # in every sender's and bot's memory with the contact's state.
+                    f"keyword:{bounded(str(decision.values.get('keyword')))}",
+                    at=event.received_at))
             if decision.reply:
                 command = reply_command(event, Reply(decision.reply), decision.purpose,
                                         decision.kind)

@@ -3,11 +3,16 @@
 Deliberately tiny and safe: no attribute access, no indexing, no expressions, no format
 specs that could be abused; unknown names are rejected when the rules file is loaded, not
 when a customer writes in. `{{` and `}}` are literal braces.
+
+Each placeholder puts at most ECHO_CHARS characters into a reply: `{text}` and `{rest}` (and
+`{keyword}`, `{postback}`, a regex group) are what the contact wrote, and a reply echoing a
+megabyte would be sent, and paid for, as hundreds of SMS parts.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 
 FIELDS = frozenset({
@@ -15,6 +20,25 @@ FIELDS = frozenset({
 })
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+# One SMS's worth (GSM-7): a message that fit one SMS is echoed whole, a longer one cut, so the
+# echo alone never makes a reply more than one segment longer (UCS-2 text: three).
+ECHO_CHARS = 160
+# Three full stops, not "\u2026": that is no GSM-7 character, and would have the whole reply
+# sent as UCS-2, 70 characters a segment instead of 160.
+ELLIPSIS = "..."
+_JOINER = "\u200d"  # inside an emoji sequence: not cut after
+
+
+def bounded(value: str, limit: int = ECHO_CHARS) -> str:
+    """`value`, or its start and ELLIPSIS if longer than `limit` characters (code points). Not
+    cut between a letter and its accents or inside an emoji sequence: the letter goes too."""
+    if len(value) <= limit:
+        return value
+    cut = limit - len(ELLIPSIS)
+    while cut > 0 and (unicodedata.category(value[cut])[0] == "M" or value[cut] == _JOINER
+                       or value[cut - 1] == _JOINER):
+        cut -= 1
+    return value[:cut].rstrip() + ELLIPSIS
 
 
 class TemplateError(ValueError):
@@ -51,4 +75,5 @@ class Template:
                                 f"known: {', '.join(sorted(allowed))}")
 
     def render(self, values: Mapping[str, str | None]) -> str:
-        return "".join(values.get(text) or "" if is_name else text for is_name, text in self.parts)
+        return "".join(bounded(values.get(text) or "") if is_name else text
+                       for is_name, text in self.parts)

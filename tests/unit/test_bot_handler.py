@@ -23,6 +23,7 @@ from consumers.bots.handler import (
 )
 from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.bots.sdk import Reply
+from consumers.bots.templates import ECHO_CHARS
 from consumers.handling import Context, MustNotSkip, PoisonRecord, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from consumers.table import CompactedTable
@@ -103,6 +104,22 @@ async def test_an_auto_reply_template_has_every_documented_field(tmp_path: Any, 
     ctx = FakeContext()
     await bot.handle(record("hi there"), ctx)
     assert [c["text"] for c in commands(ctx)] == replies
+
+
+async def test_what_the_contact_wrote_goes_into_replies_and_opt_outs_one_sms_long(
+        tmp_path: Any) -> None:
+    """{text} and the STOP word as written were copied whole: a long message came back as
+    dozens of SMS parts, and a "STOP!!!..." of a megabyte was the opt-out record's source."""
+    rules = '[accounts.acme]\nauto_reply = { text = "Got: {text}", cooldown_s = 3600 }\n'
+    bot = handler(tmp_path, AutoReply(), rules)
+    ctx = FakeContext()
+    await bot.handle(record("x" * 5000), ctx)
+    [reply] = commands(ctx)
+    assert reply["text"] == "Got: " + "x" * (ECHO_CHARS - 3) + "..."
+    stop = FakeContext()
+    await bot.handle(record("STOP" + "!" * 1_000_000), stop)
+    [change] = [decode_opt_out(r.value) for r in stop.published if r.topic == OPT_OUTS.name]
+    assert change.opted_out and change.source == "keyword:STOP" + "!" * (ECHO_CHARS - 7) + "..."
 
 
 class FailingOnceContext(FakeContext):

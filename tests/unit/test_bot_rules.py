@@ -19,7 +19,7 @@ from consumers.bots.rules import (
     load_rules,
     parse_rules,
 )
-from consumers.bots.templates import Template, TemplateError
+from consumers.bots.templates import ECHO_CHARS, Template, TemplateError, bounded
 from normalizers import normalize
 from switchboard.commands import CommandKind
 from switchboard.events import MessageEvent
@@ -436,3 +436,52 @@ def test_a_long_word_is_still_read_as_a_short_one_is(text: str, opt_out: bool) -
 def test_a_blank_message_gets_no_fallback(text: str) -> None:
     # An empty text had none; a blank one had "Sorry, '   ' is not a keyword", paid for.
     assert keyword_reply(inbound(text), ACME) is None
+
+
+ECHOES = parse_rules({"accounts": {"acme": {
+    "fallback": "Sorry, '{text}' is not a keyword.",
+    "rules": [
+        {"keyword": "price", "reply": "Prices for {rest}"},
+        {"prefix": "order", "reply": "Order {rest}"},
+        {"regex": r"^track (?P<code>.+)$", "reply": "Parcel {code}"},
+        {"keyword": "info", "reply": "{keyword}"},
+    ],
+}}}).accounts["acme"]
+
+
+@pytest.mark.parametrize(("text", "template"), [
+    ("a" * 2000, "Sorry, '{}' is not a keyword."),
+    ("hello " * 200_000, "Sorry, '{}' is not a keyword."),  # about a megabyte, with spaces
+    ("price " + "b" * 1_000_000, "Prices for {}"),
+    ("order " + "c" * 5000, "Order {}"),
+    ("track " + "d" * 5000, "Parcel {}"),
+    ("info" + "!" * 5000, "{}"),  # the first word as written, punctuation and all
+])
+def test_what_the_contact_wrote_is_echoed_one_sms_long_at_most(text: str,
+                                                              template: str) -> None:
+    """The fallback's {text} was the whole message: 2,000 characters went back as 14 SMS
+    parts, a megabyte as thousands, each paid for."""
+    decision = keyword_reply(inbound(text), ECHOES)
+    assert decision is not None and decision.reply is not None
+    echoed = decision.reply.removeprefix(template.split("{}")[0]).removesuffix(
+        template.split("{}")[1])
+    assert len(echoed) <= ECHO_CHARS and echoed.endswith("...")
+    assert echoed.removesuffix("...") in text
+
+
+def test_a_message_one_sms_long_is_echoed_whole() -> None:
+    text = "x" * ECHO_CHARS
+    decision = keyword_reply(inbound(text), ECHOES)
+    assert decision is not None and decision.reply == f"Sorry, '{text}' is not a keyword."
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("e" * 158 + "\u0301" * 3, "e" * 157 + "..."),  # the accents stay with their letter
+    ("e" * 157 + "\u0301" * 3 + "f", "e" * 156 + "..."),
+    ("x" * 150 + "\U0001f469\u200d\U0001f467" * 5,  # emoji sequences stay whole
+     "x" * 150 + "\U0001f469\u200d\U0001f467" * 2 + "..."),
+    ("x" * 155 + "  " + "y" * 10, "x" * 155 + "..."),
+    ("\u00e9" * 200, "\u00e9" * 157 + "..."),
+])
+def test_a_long_value_is_cut_between_characters_as_read(value: str, expected: str) -> None:
+    assert bounded(value) == expected and len(bounded(value)) <= ECHO_CHARS
