@@ -12,6 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from consumers.bots.rules import (
+    WORD_CHARS,
     CompiledAccount,
     CompiledRule,
     fold,
@@ -95,8 +96,9 @@ def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None
 
 
 def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | None:
+    read = _Read(event, account)
     for number, rule in enumerate(account.rules, start=1):
-        values = _match(rule, event)
+        values = _match(rule, event, read)
         if values is not None:
             return Decision(f"rule-{number}", _render(rule.template, values), values=values)
     if account.fallback is not None and ((event.text or "").strip() or event.postback
@@ -106,26 +108,44 @@ def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | N
     return None
 
 
-def _match(rule: CompiledRule, event: MessageEvent) -> dict[str, str | None] | None:
+class _Read:
+    """A message as rules read it, read once for all of an account's rules, and folded only
+    as far as the longest prefix (or postback, keyword) needs: a megabyte folded whole held the
+    event loop for each prefix rule. WORD_CHARS more characters than the prefix's, for
+    characters that fold to nothing (accents written as marks), as a keyword's word is read
+    up to WORD_CHARS: a prefix with more marks inside than that in the message does not match."""
+
+    def __init__(self, event: MessageEvent, account: CompiledAccount) -> None:
+        self.text = (event.text or "").strip()
+        self.word, self.rest = split_first_word(self.text)
+        self.head = self.text[:account.prefix_chars + WORD_CHARS] if account.prefix_chars \
+            else ""
+        self.folded = fold(self.head)
+        postback = event.postback
+        self.postback = fold(postback) if postback is not None and \
+            len(postback) <= account.postback_chars + WORD_CHARS else None
+
+
+def _match(rule: CompiledRule, event: MessageEvent,
+           read: _Read) -> dict[str, str | None] | None:
     if rule.rule.channel and rule.rule.channel != event.channel:
         return None
-    word, rest = split_first_word(event.text)
+    word, rest = read.word, read.rest
     if rule.keyword is not None:
         # The word's forms as compliance reads them: "Price?" and "PRICE!" are the keyword.
-        candidates = word_forms(word) | ({fold(event.postback)} if event.postback
-                                                      else set())
+        candidates = word_forms(word) | ({read.postback} if read.postback else set())
         if rule.keyword not in candidates:
             return None
         return template_values(event, *read_keyword(word, rest, (rule.keyword,)))
-    if rule.rule.postback is not None:
-        if event.postback is not None and fold(event.postback) == fold(rule.rule.postback):
+    if rule.postback is not None:
+        if read.postback is not None and read.postback == rule.postback:
             return template_values(event, event.postback, event.text)
         return None
-    text = (event.text or "").strip()
+    text = read.text
     if rule.prefix is not None:
-        if fold(text).startswith(rule.prefix):
-            matched, rest = _split_folded(text, len(rule.prefix))
-            return template_values(event, matched, rest.strip())
+        if read.folded.startswith(rule.prefix):  # fold() reads character by character
+            matched, _ = _split_folded(read.head, len(rule.prefix))
+            return template_values(event, matched, text[len(matched):].strip())
         return None
     assert rule.pattern is not None
     found = rule.pattern.search(text)

@@ -270,6 +270,7 @@ class CompiledRule:
         self.rule = rule
         self.keyword = fold(rule.keyword) if rule.keyword else None
         self.prefix = fold(rule.prefix) if rule.prefix else None
+        self.postback = fold(rule.postback) if rule.postback else None
         self.pattern = re.compile(rule.regex, re.IGNORECASE) if rule.regex else None
         groups = frozenset(self.pattern.groupindex) if self.pattern else frozenset()
         self.template = Template(rule.reply, FIELDS | groups)  # regex groups are fields too
@@ -296,6 +297,12 @@ class CompiledAccount:
                 self.rules.append(CompiledRule(rule))
             except TemplateError as exc:
                 raise _RuleTemplateError(str(exc), number) from None
+        # The longest prefix, folded: how much of a message prefix rules need (decide.py).
+        self.prefix_chars = max((len(rule.prefix) for rule in self.rules if rule.prefix),
+                                default=0)
+        # The longest postback a rule compares a button's with (keyword rules do too).
+        self.postback_chars = max((len(rule.postback or rule.keyword or "")
+                                   for rule in self.rules), default=0)
         self.help = Template(rules.help_text)
         self.stop_confirmation = Template(rules.stop_confirmation)
         self.start_confirmation = Template(rules.start_confirmation)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from consumers.bots import decide as bot_decide
 from consumers.bots import rules as bot_rules
 from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, should_answer
 from consumers.bots.rules import (
@@ -485,3 +486,36 @@ def test_a_message_one_sms_long_is_echoed_whole() -> None:
 ])
 def test_a_long_value_is_cut_between_characters_as_read(value: str, expected: str) -> None:
     assert bounded(value) == expected and len(bounded(value)) <= ECHO_CHARS
+
+
+@pytest.mark.parametrize(("text", "rest"), [
+    ("a" * 1_000_000, None), ("order " + "x" * 1_000_000, "x" * 1_000_000),
+    ("order" + "\u0301" * 1_000_000 + " 12", None), ("O" + "\u0308" * 1_000_000 + "rder", None),
+    ("\u00df" * 1_000_000, None),  # folds to twice its length
+])
+def test_a_prefix_rule_folds_only_what_the_longest_prefix_needs(
+        text: str, rest: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A prefix rule folded the whole text, once per prefix rule: a megabyte held the event
+    loop for each (counted here, not timed)."""
+    folded: list[int] = []
+
+    def counting_fold(value: str) -> str:
+        folded.append(len(value))
+        return fold(value)
+
+    monkeypatch.setattr(bot_rules, "fold", counting_fold)
+    monkeypatch.setattr(bot_decide, "fold", counting_fold)
+    decision = keyword_reply(inbound(text), PREFIXES)
+    assert sum(folded) <= 4 * bot_rules.WORD_CHARS
+    folded.clear()  # and with keyword and postback rules, a button's postback as long
+    keyword_reply(inbound(text, postback=text), ACME)
+    assert sum(folded) <= 8 * bot_rules.WORD_CHARS
+    if rest is not None:
+        assert decision is not None and decision.values["rest"] == rest
+        assert decision.values["keyword"] == "order"
+
+
+def test_a_prefix_matches_past_many_marks_up_to_the_bound() -> None:
+    marked = "O" + "\u0308" * bot_rules.WORD_CHARS + "rder 12"
+    decision = keyword_reply(inbound(marked), PREFIXES)
+    assert decision is not None and decision.values["rest"] == "12"
