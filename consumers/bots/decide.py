@@ -2,8 +2,9 @@
 
 Compliance comes first and cannot be overridden by a rule: STOP-family keywords opt the
 contact out (and get one confirmation), START/UNSTOP opt back in, HELP gets the help text,
-opted out or not (carriers require it). Then keyword rules (first match wins), then the
-account's fallback.
+opted out or not (carriers require it); so does INFO, unless one of the account's rules
+answers the message (rules files had "info" keyword rules before INFO was HELP). Then
+keyword rules (first match wins), then the account's fallback.
 """
 
 from __future__ import annotations
@@ -89,10 +90,17 @@ def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None
     if forms & account.start_words:
         return Decision("opt-in", _render(account.start_confirmation, values), opt_out=False,
                         values=values)
-    if forms & account.help_words:
+    if forms & account.help_words or (
+            not word_forms(word, whole=True).isdisjoint(account.info_words)
+            and not _a_rule_answers(event, account)):
         return Decision("help", _render(account.help, values), kind=CommandKind.HELP,
                         values=values)
     return None
+
+
+def _a_rule_answers(event: MessageEvent, account: CompiledAccount) -> bool:
+    read = _Read(event, account)
+    return any(_match(rule, event, read) is not None for rule in account.rules)
 
 
 def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | None:

@@ -26,6 +26,10 @@ DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVO
                 "OPT-OUT", "OPT OUT")
 DEFAULT_START = ("START", "UNSTOP")
 DEFAULT_HELP = ("HELP",)
+# Also HELP to US carriers (CTIA; Twilio's defaults), but a word rules files may already answer
+# ("info" keyword rules loaded before it was one): HELP unless one of the account's rules
+# answers the message, and read whole only, so "info@example.com" is an address, not INFO.
+DEFAULT_INFO = ("INFO",)
 DEFAULT_REPLY_LIMIT = 10  # automated replies per contact per window
 DEFAULT_REPLY_LIMIT_WINDOW_S = 600.0
 
@@ -291,6 +295,7 @@ class CompiledAccount:
         self.stop_words = _with_lookalikes((*DEFAULT_STOP, *rules.extra_stop_keywords))
         self.start_words = _with_lookalikes(DEFAULT_START)
         self.help_words = _with_lookalikes(DEFAULT_HELP)
+        self.info_words = _with_lookalikes(DEFAULT_INFO)
         self.rules = []
         for number, rule in enumerate(rules.rules, start=1):
             try:

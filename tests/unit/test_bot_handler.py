@@ -182,6 +182,9 @@ async def test_help_is_answered_after_stop_as_carriers_require(tmp_path: Any) ->
     [answer] = commands(ctx)
     # The kind is what lets the sender deliver it despite the opt-out.
     assert (answer["kind"], answer["to"]) == ("help", "+4179000111")
+    info = FakeContext()  # INFO too, as carriers read it: it got nothing
+    await bot.handle(record("INFO"), info)
+    assert [(c["kind"], c["text"]) for c in commands(info)] == [("help", answer["text"])]
 
 
 async def test_metrics_count_replies_opt_out_changes_and_silenced_messages(tmp_path: Any

@@ -519,3 +519,42 @@ def test_a_prefix_matches_past_many_marks_up_to_the_bound() -> None:
     marked = "O" + "\u0308" * bot_rules.WORD_CHARS + "rder 12"
     decision = keyword_reply(inbound(marked), PREFIXES)
     assert decision is not None and decision.values["rest"] == "12"
+
+
+@pytest.mark.parametrize("text", ["INFO", "info", "Info?", "INFO.", "\uff29\uff2e\uff26\uff2f",
+                                  "\u0456nfo", "info please"])
+def test_info_gets_the_help_text_as_us_carriers_read_it(text: str) -> None:
+    """CTIA's handbook and Twilio's defaults read INFO as HELP: it got the fallback (or, from an
+    opted-out contact, nothing)."""
+    decision = compliance(inbound(text), ACME)
+    assert decision is not None and decision.kind is CommandKind.HELP
+    assert decision.reply == "Acme help for +4179000111" and decision.opt_out is None
+
+
+@pytest.mark.parametrize("text", ["info@example.com", "information", "info-desk", "infos"])
+def test_a_word_that_only_starts_with_info_is_not_info(text: str) -> None:
+    assert compliance(inbound(text), ACME) is None
+
+
+@pytest.mark.parametrize("rule", [
+    {"keyword": "info", "reply": "Open 9-17"},
+    {"keyword": "INFO", "channel": "sms", "reply": "Open 9-17"},
+    {"prefix": "info", "reply": "Open 9-17"},
+    {"regex": r"^info\b", "reply": "Open 9-17"},
+    {"postback": "OPENING-HOURS", "reply": "Open 9-17"},  # a button titled "Info"
+])
+def test_an_accounts_own_info_rule_still_loads_and_answers_info(rule: dict[str, Any]) -> None:
+    """Rules files had `info` rules before INFO was read as HELP: such a file is not refused
+    (as a rule on HELP is), and its rule answers as it did."""
+    account = parse_rules({"accounts": {"acme": {"rules": [rule]}}}).accounts["acme"]
+    event = inbound("Info", postback="opening-hours")
+    assert compliance(event, account) is None
+    decision = keyword_reply(event, account)
+    assert decision is not None and decision.reply == "Open 9-17"
+
+
+def test_info_is_help_where_the_accounts_info_rule_is_for_another_channel() -> None:
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        {"keyword": "info", "channel": "whatsapp", "reply": "Open 9-17"}]}}}).accounts["acme"]
+    decision = compliance(inbound("INFO"), account)
+    assert decision is not None and decision.kind is CommandKind.HELP
