@@ -4,17 +4,37 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
+import signal
+import socket
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
-from switchboard.cli.startup import accounts_or_exit, port_taken
+from switchboard.cli.startup import (
+    accounts_or_exit,
+    drop_terminal_outputs,
+    port_taken,
+    terminal_outputs,
+)
 from switchboard.serving import MULTIPROCESS_DIR_ENV, shutdown_grace_s
 from switchboard.settings import Settings
+from switchboard.stopping import stop_signals
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+APP = "ingest.app:app_from_environment"
+# What uvicorn.run exits with when the server did not start (the app failed to load, its
+# startup failed): kept, as `serve` ran through uvicorn.run before.
+STARTUP_FAILURE = 3
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -41,11 +61,87 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     with _shared_metrics(workers):
         if settings.metrics_port:
             _serve_metrics(host, settings.metrics_port)
-        uvicorn.run("ingest.app:app_from_environment", factory=True, host=host,
-                    port=port, workers=workers, proxy_headers=True,
-                    timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s),
-                    log_config=None, access_log=False)
-    return 0
+        config = uvicorn.Config(
+            APP if workers == 1 else WORKER_APP, factory=True, host=host, port=port,
+            workers=workers, proxy_headers=True, log_config=None, access_log=False,
+            timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s))
+        if workers > 1:
+            _Supervisor(config, sockets=[config.bind_socket()]).run()
+            return 0
+        server = _StoppingServer(config)
+        try:
+            server.run()
+        except KeyboardInterrupt:  # Ctrl-C before the server took SIGINT over
+            return 130
+        return 0 if server.started else STARTUP_FAILURE
+
+
+class _StoppingServer(uvicorn.Server):
+    """uvicorn's server, stopped cleanly (no longer accepting, in-flight requests answered,
+    Kafka flushed) by each of switchboard.stopping's signals, and exiting 0 after.
+
+    uvicorn takes SIGINT and SIGTERM only: SIGHUP (a closed terminal or ssh session) killed
+    the process, with requests in flight and records unflushed. Nor is the signal raised
+    again once stopped, as uvicorn does: that made SIGTERM's clean stop exit 143.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        terminal = terminal_outputs()
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            if signum == signal.SIGHUP:  # the stop's log lines would fail on the closed tty
+                drop_terminal_outputs(terminal)
+            self.handle_exit(signum, frame)
+
+        previous = {signum: signal.signal(signum, stop) for signum in stop_signals()}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+class _Supervisor(Multiprocess):
+    """uvicorn's supervisor of `serve --workers N`, with SIGHUP as switchboard.stopping has it.
+
+    uvicorn's own restarts every worker process on SIGHUP, and its workers die of it: a
+    closed terminal sends it to them all, so their in-flight requests were cut (with
+    `nohup` too: the workers did not inherit its SIG_IGN, the supervisor having a handler).
+    Here it stops them as SIGTERM does (each finishing its requests, flushing Kafka), or is
+    left ignored under `nohup`, by the workers too. Set before any worker is started."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        hang_up_stops = signal.SIGHUP in stop_signals()
+        super().__init__(config, sockets)  # takes every signal it knows, SIGHUP too
+        self._terminal = terminal_outputs()
+        if not hang_up_stops:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)  # inherited by the workers
+
+    def handle_hup(self) -> None:
+        logging.getLogger("uvicorn.error").info("Received SIGHUP, exiting.")
+        drop_terminal_outputs(self._terminal)
+        self.should_exit.set()
+
+
+WORKER_APP = f"{__name__}:worker_app"
+
+
+def worker_app() -> Starlette:
+    """The app of one `serve --workers N` process, which leaves SIGHUP to its supervisor: the
+    supervisor stops it with SIGTERM (or, under `nohup`, runs on, SIGHUP being ignored here
+    too). Called in the worker process, before it serves (uvicorn then has SIGINT and SIGTERM;
+    a SIGHUP in the second it takes to get here still ends it, when nothing is in flight)."""
+    from ingest.app import app_from_environment
+
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        terminal = terminal_outputs()
+
+        def hung_up(signum: int, frame: FrameType | None) -> None:
+            drop_terminal_outputs(terminal)  # its stop's log lines would fail on the closed tty
+
+        signal.signal(signal.SIGHUP, hung_up)
+    return app_from_environment()
 
 
 def _serve_metrics(host: str, port: int) -> None:

@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, Any
 
 from switchboard.localkafka.errors import BrokerError
 from switchboard.localkafka.jars import ensure_jars
@@ -264,7 +264,7 @@ class LocalKafka:
         self.stop()
 
 
-def stop_process(process: subprocess.Popen[bytes], timeout_s: float) -> None:
+def stop_process(process: subprocess.Popen[Any], timeout_s: float) -> None:
     """SIGTERM, then SIGKILL (and reaped) if it has not ended within `timeout_s`: a process
     that hangs on shutdown must not outlive whoever started it."""
     process.terminate()

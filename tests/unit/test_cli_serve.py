@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -119,3 +121,83 @@ def test_simulate_does_not_print_the_ingest_url_s_password(
     out = capsys.readouterr().out
     assert "calling ingest at https://hook:***@ingest.example/" in out
     assert "pr0xy-pass" not in out
+
+
+def _serve_until_ready(workers: int, *, hang_up_ignored: bool) -> tuple[subprocess.Popen[str], str]:
+    """`serve` against a Kafka that is not there (it serves all the same), in a process group
+    of its own, as a shell gives a job (a closed terminal signals the whole group); SIGHUP
+    ignored as `nohup` leaves it."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SWITCHBOARD_") and k != MULTIPROCESS_DIR_ENV}
+    port = free_port()
+    env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached: not needed
+                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
+                   "SWITCHBOARD_HTTP_PORT": str(port)}
+
+    def ignore_hang_up() -> None:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    server = subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "serve", "--workers", str(workers)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        process_group=0, preexec_fn=ignore_hang_up if hang_up_ignored else None)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        asyncio.run(wait_http(f"{base}/healthz"))
+        if workers > 1:
+            time.sleep(1)  # both worker processes have started: one answering is not both
+    except BaseException:
+        stop_process(server, 60)
+        raise
+    return server, base
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_closed_terminal_stops_serve_cleanly(workers: int) -> None:
+    """SIGHUP to its process group (the terminal or ssh session it ran in was closed) stops
+    `serve` as SIGTERM does: it killed one process at once (exit 129), nothing in flight
+    answered nor flushed; with --workers N, uvicorn's supervisor restarted its processes
+    after each had died of it, and ran on."""
+    server, _ = _serve_until_ready(workers, hang_up_ignored=False)
+    try:
+        os.killpg(server.pid, signal.SIGHUP)
+        output = server.communicate(timeout=60)[0]
+    finally:
+        stop_process(server, 60)
+    assert server.returncode == 0, output
+    assert output.count('"ingest stopped"') == workers, output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_under_nohup_runs_on_once_its_terminal_is_closed(workers: int) -> None:
+    """`nohup switchboard serve &`, then logging out: it serves on, with the processes it had
+    (with --workers N they died of it, and were started again)."""
+    server, base = _serve_until_ready(workers, hang_up_ignored=True)
+    try:
+        before = _group(server.pid)
+        os.killpg(server.pid, signal.SIGHUP)
+        time.sleep(2)
+        assert server.poll() is None
+        assert httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+        assert _group(server.pid) == before
+        server.send_signal(signal.SIGTERM)
+        output = server.communicate(timeout=60)[0]
+    finally:
+        stop_process(server, 60)
+    assert server.returncode == 0, output
+    assert output.count('"ingest stopped"') == workers, output
+
+
+def _group(pgid: int) -> set[int]:
+    """The processes of a process group (the supervisor, its workers, multiprocessing's
+    resource tracker)."""
+    return {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+            and _pgid(int(entry.name)) == pgid}
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
