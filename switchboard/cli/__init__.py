@@ -85,7 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
                "ready.")
     kafka.set_defaults(handler=cmd_kafka)
 
-    serve = sub.add_parser("serve", help="run the ingest HTTP service")
+    serve = sub.add_parser(
+        "serve", help="run the ingest HTTP service",
+        epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP: in-flight requests answered, "
+               "Kafka flushed), 1 when a port is taken, 2 for bad settings (the accounts, "
+               "KAFKA_BOOTSTRAP_SERVERS), 3 when the app failed to start, 130 for Ctrl-C "
+               "before it served.")
     serve.add_argument("--host", help="default: SWITCHBOARD_HTTP_HOST")
     serve.add_argument("--port", type=_port, help="default: SWITCHBOARD_HTTP_PORT")
     serve.add_argument("--workers", type=_positive, help="default: SWITCHBOARD_HTTP_WORKERS")
@@ -113,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "already there are shown only with --all. Runs until Ctrl-C or --limit.",
         epilog="Exit 0 after --limit records, 130 on Ctrl-C, 1 when Kafka cannot be reached "
                "or reading fails, 2 for a topic that does not exist (one of Switchboard's own is "
-               "waited for), 141 once the reader of its output has gone (`| head`).")
+               "waited for), 141 once the reader of its output has gone (`| head`), 129 "
+               "when its terminal is closed (SIGHUP; not under nohup).")
     tail.add_argument("--topic", action="append",
                       help="as Switchboard names it, e.g. switchboard.dead-letter.v1 "
                            "(without SWITCHBOARD_KAFKA_NAME_PREFIX); repeatable; default: "
@@ -157,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "id, or with --wait the sender's result (JSON).",
         epilog="Exit 0 when published (with --wait: accepted by the provider), 1 when Kafka "
                "or the send failed, 2 for bad arguments, 3 when no result came within --wait, "
-               "130 on Ctrl-C (it says whether the command may have been published).")
+               "130 on Ctrl-C (it says whether the command may have been published), 129 "
+               "when its terminal is closed (SIGHUP; not under nohup).")
     send.add_argument("account", help="an account of the accounts file (default: the demo "
                                       "accounts, as `run` uses)")
     send.add_argument("to", help="E.164 number, or the provider's user id")

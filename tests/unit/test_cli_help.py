@@ -41,6 +41,10 @@ def test_tail_says_it_starts_from_the_newest_and_how_topics_are_named(
     ("kafka", "Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP), or at once when "
               "KAFKA_BOOTSTRAP_SERVERS is set"),
     ("kafka", "130 for Ctrl-C before it was ready"),
+    # serve had no epilog: nothing said a closed terminal (SIGHUP) stops it cleanly too.
+    ("serve", "Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP: in-flight requests answered"),
+    ("tail", "129 when its terminal is closed (SIGHUP; not under nohup)"),
+    ("send", "129 when its terminal is closed (SIGHUP; not under nohup)"),
 ])
 def test_each_command_says_its_exit_codes(command: str, says: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
