@@ -4,6 +4,7 @@ Secrets are kept out of logs twice over: values under secret-looking keys are ma
 any string a registered secret value (account secrets, tokens, and the tokens a process fetches
 as it runs) of at least MIN_MASKED_CHARS characters, a JWT, or a URL's password is masked
 wherever it appears, including in messages from libraries that log through the standard library.
+A shorter secret value is masked where it stands as a word of its own.
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import structlog
 from switchboard.tasklog import add_task_fields
 
 MASK = "***"
-# Shorter values are not masked: they would mask ordinary words (account secrets have at least
-# 8 characters; a short Kafka password or provider key is logged as it is, as README says).
+# Shorter values are masked only as words of their own: anywhere, they would mask parts of
+# ordinary words (account secrets have at least 8 characters; a Kafka password or a provider's
+# key has no minimum, and a short one was logged as it was).
 MIN_MASKED_CHARS = 6
 _SECRET_KEY = re.compile(
     r"(secret|password|passwd|token|authorization|signature|api[_-]?key|access[_-]?key|credential)",
@@ -43,6 +45,8 @@ _held_secrets: dict[str, tuple[str, ...]] = {}
 # What `scrub` checks: rebuilt on each change, never changed in place, as a line may be scrubbed
 # in another thread meanwhile (a set changed while it is iterated raises).
 _masked: tuple[str, ...] = ()
+# The shorter ones, as words: `k3y` is masked in `pw=k3y` and `:k3y@`, not in `monk3y`.
+_masked_words: re.Pattern[str] | None = None
 _registering = threading.Lock()
 _configured = False
 
@@ -53,12 +57,21 @@ def secret_key(name: str) -> bool:
 
 
 def register_secrets(values: Iterable[str | None]) -> None:
-    """Remember secret values so they are masked in every later log line (those of at least
-    MIN_MASKED_CHARS characters), also %-encoded: a token goes into webhook URLs so."""
+    """Remember secret values so they are masked in every later log line, also %-encoded: a
+    token goes into webhook URLs so. A value shorter than MIN_MASKED_CHARS is masked only as
+    a word of its own, and is warned about once."""
     with _registering:
+        short = 0
         for value in values:
+            if value and len(value) < MIN_MASKED_CHARS and value not in _secret_values:
+                short += 1
             _secret_values.update(_forms(value))
         _remask()
+    if short:  # after the lock: the line is scrubbed with the value masked already
+        get_logger(__name__).warning(
+            f"a configured secret has fewer than {MIN_MASKED_CHARS} characters: so short a "
+            "secret is easily guessed, and log lines mask it only where it stands as a word of "
+            "its own; use a longer one", count=short)
 
 
 def replace_secret(name: str, value: str) -> None:
@@ -72,19 +85,22 @@ def replace_secret(name: str, value: str) -> None:
 
 
 def _forms(value: str | None) -> set[str]:
-    """`value` as it is and %-encoded, or nothing if it is too short to mask."""
-    if not value or len(value) < MIN_MASKED_CHARS:
+    """`value` as it is and %-encoded (nothing for an empty one)."""
+    if not value:
         return set()
     return {value, quote_plus(value), quote(value, safe="")}
 
 
 def _remask() -> None:
-    global _masked
+    global _masked, _masked_words
     held = {form for values in _held_secrets.values() for value in values
             for form in _forms(value)}
     # Longest first: a secret inside another (a password inside the token built from it) would
     # otherwise be masked first, leaving the rest of the longer one in the line.
-    _masked = tuple(sorted(_secret_values | held, key=len, reverse=True))
+    forms = sorted(_secret_values | held, key=len, reverse=True)
+    _masked = tuple(form for form in forms if len(form) >= MIN_MASKED_CHARS)
+    words = [re.escape(form) for form in forms if len(form) < MIN_MASKED_CHARS]
+    _masked_words = re.compile(rf"(?<!\w)(?:{'|'.join(words)})(?!\w)") if words else None
 
 
 def scrub(value: str) -> str:
@@ -96,6 +112,8 @@ def scrub(value: str) -> str:
     for secret in _masked:
         if secret in value:
             value = value.replace(secret, MASK)
+    if _masked_words is not None:
+        value = _masked_words.sub(MASK, value)
     return value
 
 

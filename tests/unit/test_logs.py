@@ -61,19 +61,26 @@ def test_a_password_in_a_url_is_masked(capsys: pytest.CaptureFixture[str]) -> No
     assert ours["url"] == "https://acme:***@api.example.com/send?to=1"
 
 
-def test_the_readme_says_which_secrets_are_too_short_to_mask(
+def test_a_short_secret_is_masked_where_it_stands_alone_and_warned_about(
         capsys: pytest.CaptureFixture[str]) -> None:
-    # Shorter values are not masked (they would mask ordinary words), and nothing makes a Kafka
-    # password or a provider's key that long; the README said every configured secret value
-    # was masked in all log lines.
+    # A Kafka password or a provider's key shorter than MIN_MASKED_CHARS was logged as it was,
+    # in any line that quoted it (a URL, an error message), with nothing saying so at start.
     configure_logging("INFO", "json")
-    short, long = "k" * (MIN_MASKED_CHARS - 1), "m" * MIN_MASKED_CHARS
+    short, long = "Kq9" + "z" * (MIN_MASKED_CHARS - 4), "m" * MIN_MASKED_CHARS
     register_secrets([short, long])
-    get_logger("test").info("login", detail=f"with {short} and {long}")
-    err = capsys.readouterr().err
-    assert short in err and long not in err
+    register_secrets([short])  # the sender registers an account's keys for each client
+    get_logger("test").info("login", detail=f"pw={short} https://u:{short}@h {long}",
+                            words=f"x{short} {short}_y {short}Z")
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    warnings = [line for line in lines if line["level"] == "warning"]
+    assert len(warnings) == 1 and short not in warnings[0]["event"]
+    assert f"fewer than {MIN_MASKED_CHARS} characters" in warnings[0]["event"]
+    assert lines[-1]["detail"] == "pw=*** https://u:***@h ***"
+    # Inside a longer word it stays: masked anywhere, it would mask parts of ordinary words.
+    assert lines[-1]["words"] == f"x{short} {short}_y {short}Z"
     readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
-    assert f"A secret shorter than {MIN_MASKED_CHARS} characters is not masked" in readme
+    assert (f"A secret shorter than {MIN_MASKED_CHARS} characters is masked only where it "
+            "stands as a word of its own") in readme
     assert "masked in every log line |" not in readme
 
 
