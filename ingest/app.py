@@ -13,9 +13,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
 
 from ingest import metrics
 from ingest.correlation import CorrelationIndex
@@ -114,16 +115,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     counted like a URL naming no account, so a provider set up with a wrong URL or method
     leaves a trace (serve has no access log)."""
     assert isinstance(exc, HTTPException)
-    outcome = "method_not_allowed" if exc.status_code == 405 else "no_route"
+    _no_route(request, exc.status_code, request.method)
+    return JSONResponse(http_error(exc.status_code, exc.detail), status_code=exc.status_code,
+                        headers=exc.headers)
+
+
+def _no_route(connection: HTTPConnection, status: int, method: str) -> None:
+    outcome = "method_not_allowed" if status == 405 else "no_route"
     metrics.count_request("unknown", "unknown", outcome)
     # Info, not warning: most of these are the internet's scanners, not providers. One kind
     # per status, not per path: a scanner probes a new path with each request.
-    request.app.state.handler.refusals(logging.INFO, "no route takes the request",
-                                       {"status": exc.status_code},
-                                       method=request.method[:20],
-                                       path=request.scope["path"][:200])
-    return JSONResponse(http_error(exc.status_code, exc.detail), status_code=exc.status_code,
-                        headers=exc.headers)
+    connection.app.state.handler.refusals(logging.INFO, "no route takes the request",
+                                          {"status": status}, method=method[:20],
+                                          path=connection.scope["path"][:200])
+
+
+async def _no_websocket(websocket: WebSocket) -> None:
+    """A WebSocket handshake (uvicorn hands those to the app) got Starlette's 403 with an
+    empty text/plain body, logged and counted nowhere: ingest serves none, so it is a 404
+    like any URL no route takes, with the same JSON body."""
+    _no_route(websocket, 404, "GET")
+    try:
+        await websocket.send_denial_response(JSONResponse(http_error(404), status_code=404))
+    except RuntimeError:  # a server without the denial extension: its own refusal
+        await websocket.close()
 
 
 # uvicorn's warning for each request it cannot parse, before any app sees it: a TLS handshake
@@ -221,7 +236,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/webhooks/{provider}/{account}", handler.handle, methods=WEBHOOK_METHODS),
         Route("/webhooks/{provider}/{account}/{kind}", handler.handle, methods=WEBHOOK_METHODS),
         # With a trailing slash too: Starlette would answer those 307 (which Webex never
@@ -233,6 +248,9 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
     ]
     if metrics_endpoint:
         routes.append(Route(METRICS, metrics, methods=["GET"]))
+    # Last: only a WebSocket handshake reaches it (an HTTP request matched a route above, or
+    # is a 404 or 405 already).
+    routes.append(WebSocketRoute("/{path:path}", _no_websocket))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: _http_error,
                                         Exception: _server_error})

@@ -3,6 +3,7 @@ bodies, byte order marks, whitespace around header values, and refusals of the r
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import gzip
 import logging
@@ -11,11 +12,13 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import uvicorn
 from prometheus_client import REGISTRY
 
 from ingest.app import create_app
 from ingest.signing import sign
 from switchboard.accounts import parse_accounts
+from switchboard.localkafka import free_port
 from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, RAW
 from tests.fakes import KeepingProducer
@@ -284,4 +287,39 @@ async def test_a_request_no_route_takes_is_logged_and_counted(
     logged = caplog.text
     assert "no route takes the request" in logged and path in logged and method in logged
     assert PASSWORD not in logged
+    assert not producer.published
+
+
+@pytest.mark.parametrize("path", ["/webhooks/infobip/acme", "/ws"])
+async def test_a_websocket_handshake_is_a_404_with_the_json_body(
+        path: str, caplog: pytest.LogCaptureFixture) -> None:
+    # uvicorn hands a WebSocket handshake to the app, and Starlette refused it 403 with an
+    # empty text/plain body, not logged or counted: ingest serves no WebSocket anywhere.
+    app, producer = _app()
+    before = _refused("no_route")
+    caplog.set_level(logging.INFO)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
+                                           log_config=None, access_log=False))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\n"
+                     "connection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "sec-websocket-version: 13\r\n\r\n".encode())
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, timeout=10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 404 ")
+    assert b"content-type: application/json" in head.lower()
+    assert orjson.loads(body) == {"error": "http_error", "message": "Not Found"}
+    assert _refused("no_route") == before + 1
+    assert "no route takes the request" in caplog.text and path in caplog.text
     assert not producer.published
