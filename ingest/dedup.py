@@ -3,7 +3,9 @@
 Bounded in entries and age: memory stays flat whatever the traffic. This is a courtesy to
 consumers, not a guarantee (it is per process and forgets); event ids are the guarantee.
 A request kept as a dead letter is remembered with its answer: providers retry a 4xx for
-hours, and each retry would otherwise be another dead letter of the same bytes.
+hours, and each retry would otherwise be another dead letter of the same bytes. Each retry
+remembers it for `ttl_s` more, so a provider retrying every few minutes leaves one letter in
+all, not one per `ttl_s`.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class RecentRequests:
 
     def seen(self, fingerprint: bytes, now: float | None = None) -> float | None:
         """None, or the entry of a request kept within `ttl_s`: the time it was stored, or a
-        Refused if it was kept as a dead letter."""
+        Refused if it was kept as a dead letter, or last retried, within `ttl_s`."""
         now = time.monotonic() if now is None else now
         stored = self._seen.get(fingerprint)
         if stored is None:
@@ -54,6 +56,10 @@ class RecentRequests:
         if now - stored > self.ttl_s:
             del self._seen[fingerprint]
             return None
+        if isinstance(stored, Refused):
+            # Renewed, and moved to the new end: expiry reads entries oldest first.
+            stored = self._seen[fingerprint] = Refused(now, stored.answer)
+            self._seen.move_to_end(fingerprint)
         return stored
 
     def remember(self, fingerprint: bytes, now: float | None = None) -> None:

@@ -106,12 +106,36 @@ def test_a_dead_letters_entry_expires_like_a_stored_ones() -> None:
     recent = RecentRequests(ttl_s=600.0)
     recent.remember(b"stored", now=0.0)
     recent.remember_refused(b"letter", (400, "unprocessable_payload", "why"), now=0.0)
-    stored, letter = recent.seen(b"stored", now=600.0), recent.seen(b"letter", now=600.0)
+    stored = recent.seen(b"stored", now=600.0)
     assert stored == 0.0 and not isinstance(stored, Refused)
-    assert isinstance(letter, Refused) and letter.answer == (400, "unprocessable_payload", "why")
+    assert recent.seen(b"stored", now=600.1) is None
     assert recent.seen(b"letter", now=600.1) is None
     recent.remember(b"later", now=1300.0)  # expires the old end
     assert len(recent) == 1
+
+
+def test_a_dead_letter_retried_within_the_window_stays_remembered_while_it_is_retried(
+) -> None:
+    # Bird retries a 4xx for 8 hours: a retry more than 10 minutes after the letter was kept
+    # was kept again, however often the provider had retried meanwhile (one letter per window).
+    recent = RecentRequests(ttl_s=600.0)
+    answer = (400, "unprocessable_payload", "why")
+    recent.remember_refused(b"letter", answer, now=0.0)
+    for now in range(300, 8 * 3600, 300):  # every 5 minutes, for 8 hours
+        letter = recent.seen(b"letter", now=float(now))
+        assert isinstance(letter, Refused) and letter.answer == answer
+    assert recent.seen(b"letter", now=8 * 3600 - 300 + 600.1) is None  # then it stopped
+
+
+def test_a_renewed_dead_letter_leaves_older_entries_to_expire() -> None:
+    # Expiry reads entries oldest first and stops at the first one still fresh: a renewed
+    # letter left in its old place would keep the entries after it from expiring.
+    recent = RecentRequests(ttl_s=600.0)
+    recent.remember_refused(b"letter", (400, "unprocessable_payload", "why"), now=0.0)
+    recent.remember(b"stored", now=100.0)
+    assert recent.seen(b"letter", now=500.0) is not None
+    recent.remember(b"later", now=700.5)
+    assert len(recent) == 2 and recent.seen(b"stored", now=700.5) is None
 
 
 def test_a_dead_letters_entry_counts_against_the_bound() -> None:
