@@ -4,7 +4,8 @@ Infobip posts every kind of report as `{"results": [...]}` (JSON, or XML when th
 for `application/xml`), up to 100 reports per request. The kind is told apart per report:
 
 * Messages API reports carry `event`: `DELIVERY` (delivery report), `SEEN` (seen report), `MO`
-  (inbound message) or `TYPING_STARTED`/`TYPING_STOPPED` (ignored: not messages).
+  (inbound message) or `TYPING_STARTED`/`TYPING_STOPPED` (ignored: not messages). Messenger's
+  consent updates carry `event` too (`SUBSCRIBE`/`UNSUBSCRIBE`, ignored likewise).
 * SMS API delivery reports (legacy v1/v2 `notifyUrl` and v3 `webhooks.delivery`) have no
   `event` but a `status` object; they are SMS. The per-channel APIs' delivery reports (WhatsApp's
   `notifyUrl`, Viber's, Messenger's, LINE's, RCS's without failover, ...) have the same shape
@@ -46,8 +47,11 @@ from switchboard.events import ErrorInfo, Media, MessageEvent, Price, ProviderSt
 
 NAME = "infobip"
 
-# Events that say something happened in a conversation but carry no message.
-_IGNORED_EVENTS = frozenset({"TYPING_STARTED", "TYPING_STOPPED"})
+# Events that say something happened in a conversation but carry no message: typing
+# indicators, and Messenger's consent updates (`SUBSCRIBE`/`UNSUBSCRIBE`: a contact opting in to
+# or out of Meta's Marketing Messages, whose token only the marketing send uses). A consent
+# update is not an opt-out of the conversation, and schema v1 has no event for it.
+_IGNORED_EVENTS = frozenset({"TYPING_STARTED", "TYPING_STOPPED", "SUBSCRIBE", "UNSUBSCRIBE"})
 
 # Status names whose meaning is narrower than their group's (see docs/providers/infobip.md).
 STATUS_BY_NAME: Mapping[str, Status] = {
