@@ -137,9 +137,17 @@ def _query_channel(request: WebhookRequest) -> str | None:
     return text_field(loose_keys(request.query_fields), "channel", "integrationtype")
 
 
+# Notifications Infobip posts bare, without the `results` array: Messenger's Marketing Message
+# click (`{notificationType: "MARKETING_CLICK", from, to, messageId, campaignId, clickedAt}`), a
+# link click as other providers' are, which schema v1 has no status for.
+_IGNORED_NOTIFICATIONS = frozenset({"MARKETING_CLICK"})
+
+
 def _json_reports(body: bytes) -> list[JsonObject]:
     data = parse_json_object(body)
     if "results" not in data:
+        if (text_field(data, "notificationType") or "").upper() in _IGNORED_NOTIFICATIONS:
+            return []
         raise NormalizeError("expected an Infobip webhook: a JSON object with a 'results' array")
     results = data["results"]
     if not isinstance(results, list):
