@@ -210,21 +210,64 @@ def _inbound(request: WebhookRequest, payload: JsonObject) -> MessageEvent:
         raise NormalizeError(
             "inbound message has no sender ('oa', 'waid', 'msisdn', 'psid', 'abcUserId' or "
             "'userId')")
-    # WhatsApp button taps give `buttonPayload`; RCS suggested replies give `postback`.
-    postback = text_field(payload, "buttonpayload", "postback")
+    choices = _apple_choices(payload)
+    # WhatsApp button taps give `buttonPayload`; RCS suggested replies give `postback`; Apple
+    # picks, the identifier of what was picked.
+    postback = text_field(payload, "buttonpayload", "postback") or next(
+        (identifier for identifier, _ in choices if identifier is not None), None)
+    text = text_field(payload, "message", "buttontext")
+    titles = [title for _, title in choices if title is not None]
+    if titles and (text is None or not text.strip()):  # Apple sends " " or "" with a pick
+        text = "\n".join(titles)
     return inbound_event(
         request,
         channel=_inbound_channel(payload),
         message_id=text_field(payload, "tid"),
         sender=sender,
         recipient=text_field(payload, "da", "abcaccountid"),
-        text=text_field(payload, "message", "buttontext"),
+        text=text,
         media=_attachments(payload.get("attachments")) + _location(payload),
         postback=postback,
         segments=int_field(payload, "messagecount"),
         # `ts`/`timeStamp` carry a zone; `datetime` is zoneless in the legacy template.
         occurred_at=parse_time(first(payload, "ts", "timestamp", "datetime")),
     )
+
+
+def _apple_choices(payload: JsonObject) -> list[tuple[str | None, str | None]]:
+    """What the contact picked in an Apple Messages for Business interactive message, as
+    (identifier, title) pairs: the identifier is the postback, the title the text they saw, as
+    for Infobip's Apple replies. A list picker's `listPicker.selectedItems[]` (`{identifier,
+    title}`); a time picker's `datePicker.timeslots[]`, the slot picked (`{identifier,
+    startTime}`: a slot has no title, its start is what was picked); a quick reply's
+    `quickreplies.selectedIdentifier`, titled by its item in `items[]`. Each is a JSON string,
+    `""` when the message is no such reply; one that cannot be read gives no pick rather than
+    cost the message its text (the raw record keeps it). A form's `formResponse` is not read:
+    its answers' shape is not documented."""
+    try:
+        choices = [(text_field(item, "identifier"), text_field(item, "title"))
+                   for item in _json_items(_json_object(payload, "listpicker"), "selecteditems")]
+        choices += [(text_field(slot, "identifier"), text_field(slot, "starttime"))
+                    for slot in _json_items(_json_object(payload, "datepicker"), "timeslots")]
+        quick = _json_object(payload, "quickreplies")
+        if (selected := text_field(quick, "selectedidentifier")) is not None:
+            titles = [text_field(item, "title") for item in _json_items(quick, "items")
+                      if text_field(item, "identifier") == selected]
+            choices.append((selected, titles[0] if titles else None))
+    except NormalizeError:
+        return []
+    return choices
+
+
+def _json_object(payload: JsonObject, key: str) -> JsonObject:
+    """A JSON-encoded object field (`"{...}"`), decoded with lower-cased keys; {} otherwise."""
+    value = _json_text(payload.get(key), key)
+    return _lower_keys(value) if isinstance(value, dict) else {}
+
+
+def _json_items(parent: JsonObject, key: str) -> list[JsonObject]:
+    """The objects of a list field of a decoded object, with lower-cased keys."""
+    return [_lower_keys(item) for item in as_list(parent.get(key)) if isinstance(item, dict)]
 
 
 def _inbound_channel(payload: JsonObject) -> str:
