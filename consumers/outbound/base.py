@@ -464,6 +464,23 @@ def refuse(reason: str) -> NoReturn:
     raise SendError(reason, retryable=False, code="unsupported_content", called=False)
 
 
+# The channel events name when their webhook did not say it (normalizers.channels). A reply
+# copies its inbound event's channel, so a reply to such an event names it too.
+UNKNOWN_CHANNEL = "unknown"
+
+
+def is_unknown_channel(channel: str) -> bool:
+    return channel.strip().lower() == UNKNOWN_CHANNEL
+
+
+def refuse_unknown_channel(provider: str, fix: str) -> NoReturn:
+    """A command on the `unknown` channel, refused as any channel a client cannot send on
+    (permanent, nothing sent), saying why it is unknown: the provider's own refusal would not
+    (Infobip: a 400 on its channel enum), and the fix is where the inbound came in."""
+    refuse(f"the command's channel is unknown: it answers an inbound event whose webhook did "
+           f"not say its channel, so {provider} cannot tell which channel to send on; {fix}")
+
+
 def with_choices(text: str | None, buttons: Sequence[Button]) -> str:
     """Buttons on a channel without buttons: "1) Yes 2) No" after the text.
 

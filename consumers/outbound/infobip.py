@@ -11,7 +11,10 @@ One command is one message (seed 003):
 - channel: the command's channel, else the account's, as Infobip names it: `sms` -> `SMS`, and
   the schema's `viber`, `instagram`, `line`, `apple` -> `VIBER_BM`, `INSTAGRAM_DM`, `LINE_ON`,
   `APPLE_MB` (seed 003's enum). A Viber bot account sets `channel = "viber_bot"`; its replies,
-  whose inbound channel reads `viber`, then go out as `VIBER_BOT`.
+  whose inbound channel reads `viber`, then go out as `VIBER_BOT`. `unknown` (a reply to an
+  inbound whose webhook named no channel: an unlabelled per-channel Messenger message) is a
+  permanent error before anything is sent; Infobip has no such channel, and its 400 for
+  `UNKNOWN` would not say that the webhook URL needs its `?channel=` label.
 - body: `TEXT` {text}; one media item -> `IMAGE` (image/*), `VIDEO` (video/*) or `DOCUMENT`
   {url, text = the command text or the caption}. The Messages API carries one body, so more
   than one media item is a permanent error. On SMS Infobip itself renders a media URL as text
@@ -46,10 +49,12 @@ from consumers.outbound.base import (
     SendReceipt,
     as_text,
     classify_http_error,
+    is_unknown_channel,
     json_body,
     media_kind,
     no_acceptance,
     refuse,
+    refuse_unknown_channel,
     snippet,
     with_choices,
 )
@@ -65,6 +70,11 @@ _NO_BUTTON_CHANNELS = frozenset({"SMS", "MMS"})
 # The schema's channel names (normalizers.channels) where Infobip's enum spells them otherwise.
 _INFOBIP_CHANNELS = {"viber": "VIBER_BM", "instagram": "INSTAGRAM_DM", "line": "LINE_ON",
                      "apple": "APPLE_MB"}
+# Per-channel inbound messages that name no channel (Messenger's) are `unknown` unless the
+# webhook URL labels them (docs/providers/infobip.md).
+UNKNOWN_CHANNEL_FIX = ("add ?channel=<name> to the webhook URL set in Infobip (e.g. "
+                       "?channel=MESSENGER) so that its inbound events name their channel (see "
+                       "docs/providers/infobip.md), or name the channel in the command")
 
 
 class Config(OutboundConfig):
@@ -94,6 +104,8 @@ class Client(ProviderClient[Config]):
 def build_request(command: OutboundCommand, config: Config,
                   webhook_url: str | None) -> dict[str, Any]:
     """The send request body; a permanent SendError if Infobip cannot carry the command."""
+    if is_unknown_channel(command.channel or config.channel):
+        refuse_unknown_channel("Infobip", UNKNOWN_CHANNEL_FIX)
     channel = infobip_channel(command.channel, config.channel)
     message: dict[str, Any] = {
         "channel": channel,

@@ -6,7 +6,8 @@ header `key: <service_key>` (seed 002). SMS only.
      "channels": {"sms": {"senderid": <sender_id>, "text": ..., "type": "4"?}},
      "correlationid": <command id>, "callbackData": <command id>, "notifyurl": <webhook>}
 
-- Only the `sms` channel is documented for this API: another channel is a permanent error.
+- Only the `sms` channel is documented for this API: another channel is a permanent error,
+  `unknown` too (a reply to an inbound that did not say its channel), which says so.
 - text: at most 1024 characters (the API's limit; longer is a permanent error). Text outside the
   GSM 7-bit alphabet is sent as `type: "4"` (Unicode) so that it is not garbled; otherwise
   `type` is left out (Webex's default, plain text).
@@ -47,9 +48,11 @@ from consumers.outbound.base import (
     SendReceipt,
     as_text,
     classify_http_error,
+    is_unknown_channel,
     json_body,
     no_acceptance,
     refuse,
+    refuse_unknown_channel,
     snippet,
     with_choices,
 )
@@ -108,6 +111,10 @@ def build_request(command: OutboundCommand, config: Config,
                   webhook_url: str | None) -> dict[str, Any]:
     """The send request body; a permanent SendError if Webex SMS cannot carry the command."""
     channel = (command.channel or config.channel).lower()
+    if is_unknown_channel(channel):
+        refuse_unknown_channel("the Webex client, which sends SMS only,",
+                               'if it came by SMS, name channel "sms" in the command (see '
+                               "docs/providers/webex.md for how an inbound's channel is read)")
     if channel != "sms":
         refuse(f"the Webex client sends SMS only, not {channel!r}")
     if command.media:

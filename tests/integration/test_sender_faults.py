@@ -20,9 +20,9 @@ async def stack(kafka_bootstrap: str) -> AsyncIterator[Stack]:
         yield running
 
 
-async def _result_of(stack: Stack, provider: str, fault: dict[str, Any] | None
-                     ) -> tuple[dict[str, Any], int]:
-    command = command_for(provider)
+async def _result_of(stack: Stack, provider: str, fault: dict[str, Any] | None, *,
+                     channel: str | None = None) -> tuple[dict[str, Any], int]:
+    command = command_for(provider).model_copy(update={"channel": channel})
     if fault:
         response = await stack.control("POST", "faults", {"account": command.account, **fault})
         assert response.status_code < 300, response.text
@@ -74,6 +74,17 @@ async def test_permanent_error_gives_a_failed_result_without_retries(provider: s
     result, receipts = await _result_of(stack, provider, {"mode": "http_400", "count": 1})
     assert result["status"] == "failed" and result["attempts"] == 1 and receipts == 0
     assert result["error"]["permanent"] is True and result["error"]["description"]
+
+
+async def test_an_infobip_reply_on_the_unknown_channel_is_refused_before_sending(
+        stack: Stack) -> None:
+    # A reply to an unlabelled per-channel inbound (Messenger without ?channel=) copies its
+    # `unknown` channel: Infobip would answer UNKNOWN with a 400 that does not say the fix.
+    result, receipts = await _result_of(stack, "infobip", None, channel="unknown")
+    assert result["status"] == "failed" and result["attempts"] == 0 and receipts == 0
+    assert result["error"]["code"] == "unsupported_content"
+    assert result["error"]["permanent"] is True
+    assert "?channel=<name>" in result["error"]["description"]
 
 
 @pytest.mark.parametrize("provider", ["infobip", "infobip-omnichat", "bird", "webex", "ubiqio"])
