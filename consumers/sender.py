@@ -10,6 +10,7 @@ message, and the sender reports a failure instead of risking a duplicate (at mos
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
 import time
@@ -147,13 +148,47 @@ def _form(name: str) -> str:
 
 
 def _unquoted(text: str, command: OutboundCommand) -> str:
-    """A provider's text as a log line may carry it: without the recipient (as the command
-    spells it, and without its +) or the message's text, which a refusal or an echoed request
-    may quote. Results keep the text as it is: they carry both anyway."""
-    for quoted in (command.to, command.to.lstrip("+"), command.text):
-        if quoted and len(quoted) >= 4 and quoted in text:
-            text = text.replace(quoted, "<recipient>" if quoted != command.text else "<text>")
+    """A provider's text as a log line may carry it: without the message's text or the
+    recipient, which a refusal or an echoed request may quote. The text first: it may hold the
+    number, and would not be found once that is masked. Then the number however written, and
+    as the command spells it (a user id; a number run into other digits). Results keep the
+    text as it is: they carry both anyway."""
+    if command.text and len(command.text) >= 4:
+        text = text.replace(command.text, "<text>")
+    echoed = _echoed_number(command.to)
+    if echoed is not None:
+        text = echoed.sub("<recipient>", text)
+    for quoted in (command.to, command.to.lstrip("+")):
+        if len(quoted) >= 4:
+            text = text.replace(quoted, "<recipient>")
     return text
+
+
+# Between a number's digits as providers write it: spaces, dashes, dots, slashes, brackets,
+# and the trunk 0 some write in brackets after the country code (`+41 (0)79`).
+_SEPARATOR = r"(?:[\s.\-/()]|\(0\))*"
+# A number echoed is known by its last digits: the ones before them may be left out (national
+# format) or changed (`00` for `+`, a trunk 0 for the country code). Seven: fewer match too
+# many other numbers (codes, amounts, dates); no subscriber number is shorter.
+_TAIL_DIGITS = 7
+_number_like = re.compile(r"\+?[0-9][0-9\s.\-/()]*").fullmatch
+
+
+@functools.lru_cache(maxsize=256)
+def _echoed_number(to: str) -> re.Pattern[str] | None:
+    """What finds a recipient's number in a provider's text however it is written there: its
+    last 7 digits, led by any end of the digits before them, or by `+`, `00` or `0`, each digit
+    apart from the next by separators, and no digit right before or after. None for a `to` that
+    is no number of 7 digits or more (a user key, a short code)."""
+    digits = "".join(char for char in to if char.isdigit())
+    if _number_like(to) is None or len(digits) < _TAIL_DIGITS:
+        return None
+    lead, tail = digits[:-_TAIL_DIGITS], digits[-_TAIL_DIGITS:]
+    leads = "|".join(_SEPARATOR.join(lead[start:]) for start in range(len(lead)))
+    pattern = (rf"(?<![0-9])(?:(?:\+|00|0){_SEPARATOR})?"
+               + (rf"(?:(?:{leads}){_SEPARATOR})?" if lead else "")
+               + _SEPARATOR.join(tail) + "(?![0-9])")
+    return re.compile(pattern)
 
 
 def _account_channel(account: Account) -> str:

@@ -208,3 +208,56 @@ async def test_a_refusal_quoting_the_recipient_is_logged_without_the_number(
     # The result names the recipient anyway: the provider's words reach it as they are.
     [result] = [orjson.loads(r.value) for r in ctx.published if r.topic.endswith("results.v1")]
     assert command.to in result["error"]["description"]
+
+
+@pytest.mark.parametrize("echoed", [
+    "0041790000111",  # the international prefix for the +
+    "+41 79 000 01 11",  # spaced
+    "41-79-000-0111",  # dashed
+    "+41 (0)79 000.01.11",  # the trunk 0 in brackets, dotted
+    "079 000 01 11",  # national, with its 0
+    "790000111",  # national, without it
+    "0000111",  # the last 7 digits alone
+], ids=["00-prefix", "spaced", "dashed", "bracketed-0", "national", "national-without-0",
+        "last-7"])
+async def test_a_refusal_echoing_the_recipient_reformatted_is_logged_without_it(
+        echoed: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Only the number as the command spells it (and without its +) was masked: a provider
+    # echoing it spaced, dashed, with 00 or in national format put it into the log line.
+    configure_logging("INFO", "json")
+    command = new_command()  # to +41790000111
+    await handle(command, [lambda: httpx.Response(400, json={
+        "errorCode": "21211", "description": f"Invalid 'To' number {echoed} (see error 21211)"})])
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()
+             if line.startswith("{")]
+    [failed] = [line for line in lines if line["event"] == "send failed"]
+    assert failed["error"] == "HTTP 400: Invalid 'To' number <recipient> (see error 21211)"
+
+
+@pytest.mark.parametrize("description", [
+    "number 41790000112 is not allowed",  # another number, one digit off
+    "number 3120000111 is not allowed",  # another, whose last 7 digits are the recipient's
+    "rate 1790000 reached at 2024-01-01 00:01:11",  # the digits, not in a row
+], ids=["another-number", "same-last-7", "scattered"])
+async def test_numbers_that_are_not_the_recipient_stay_in_the_log_line(
+        description: str, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", "json")
+    await handle(new_command(), [lambda: httpx.Response(400, json={
+        "errorCode": "E400", "description": description})])
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()
+             if line.startswith("{")]
+    [failed] = [line for line in lines if line["event"] == "send failed"]
+    assert failed["error"] == f"HTTP 400: {description}"
+
+
+async def test_a_text_quoting_the_recipient_is_masked_as_the_text(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The number was masked first, so the text around it no longer matched and was logged.
+    configure_logging("INFO", "json")
+    command = new_command().model_copy(update={"text": "Call +41790000111 back today"})
+    await handle(command, [lambda: httpx.Response(400, json={
+        "errorCode": "E400", "description": f"refused: {command.text}"})])
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()
+             if line.startswith("{")]
+    [failed] = [line for line in lines if line["event"] == "send failed"]
+    assert failed["error"] == "HTTP 400: refused: <text>"
