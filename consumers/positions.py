@@ -1,4 +1,5 @@
-"""Where a worker that starts at the end (start_from="latest": the bots) reads a partition its
+"""Where a worker resumes a partition it is given: one whose commit Kafka deleted the records
+of (any worker), and, for one that starts at the end (start_from="latest": the bots), one its
 group has no commit for.
 
 aiokafka applies auto_offset_reset to every partition without a commit, not to a brand-new
@@ -15,11 +16,14 @@ from when its member started: records written before to a partition it never com
 not answered, as before, rather than a week of them answered at once.
 
 A partition whose commit lies below its first record (Kafka deleted the records in between:
-retention, while the bots were down longer than the topic's retention.ms, or
-kafka-delete-records) resumes at its first record, with a warning naming what was lost, not
-at its end: aiokafka applies auto_offset_reset there too, and "latest" skipped every record
-still kept (STOPs among them). The consumer runs with "earliest" for the same case while
-it is running; partitions without a commit never reach it, as they are placed here first.
+retention, while the worker was down longer than the topic's retention.ms, or
+kafka-delete-records) resumes at its first record, with a warning naming what was lost (and
+switchboard_worker_records_lost_total), not at its end: aiokafka applies auto_offset_reset
+there too, and "latest" skipped every record still kept (STOPs among them); with "earliest"
+(the sender) it resumed at the first record kept saying nothing a deployment logs (aiokafka's
+INFO line), and the commands deleted were never sent, unnoticed. The consumer runs with
+"earliest" for the same case while it is running (consumers.skips says what it lost then);
+partitions without a commit never reach it, as they are placed here first.
 """
 
 from __future__ import annotations
@@ -59,23 +63,44 @@ async def committed_with_metadata(consumer: AIOKafkaConsumer, partitions: list[T
     return answer
 
 
-class StartPositions:
-    """Since when (epoch ms) the group reads each topic, as its commits say it, else since
-    this member started; every commit of the member carries it (`metadata`)."""
+def said_lost(worker: str, topic: str, lost: dict[TopicPartition, list[tuple[int, int]]]
+              ) -> None:
+    """Say and count the records of `topic` Kafka deleted before the worker handled them: per
+    partition, the ranges [first, end) of offsets lost (at a start, or while running)."""
+    records = sum(end - first for ranges in lost.values() for first, end in ranges)
+    if not records:
+        return
+    LOST.labels(worker).inc(records)
+    log.warning("records deleted by Kafka (retention) before the group handled them: lost; "
+                "resuming at the oldest record kept", worker=worker, topic=topic,
+                records=records,
+                lost={tp.partition: ",".join(f"{first}-{end - 1}" for first, end in ranges)
+                      for tp, ranges in sorted(lost.items()) if ranges})
 
-    def __init__(self, worker: str, started_ms: int | None = None) -> None:
+
+class StartPositions:
+    """Where the group resumes each partition given to this member. With `latest` (the bots):
+    since when (epoch ms) the group reads each topic, as its commits say it, else since this
+    member started; every commit of the member carries it (`metadata`)."""
+
+    def __init__(self, worker: str, started_ms: int | None = None, *,
+                 latest: bool = True) -> None:
         self.worker = worker
+        self.latest = latest
         self.started_ms = started_ms if started_ms is not None else int(time.time() * 1000)
         self._since: dict[str, int] = {}
 
     def metadata(self, topic: str) -> str:
+        if not self.latest:
+            return ""
         return f"{_SINCE}{self._since.get(topic, self.started_ms)}"
 
     async def place(self, consumer: AIOKafkaConsumer, taken: Iterable[TopicPartition], *,
                     timeout_s: float) -> dict[TopicPartition, int]:
         """Seek each of `taken` (newly assigned) the group has no commit for to where it
-        starts, and each whose commit Kafka deleted the records of to its first record, and
-        commit that. What was placed, by partition. Raises if Kafka does not
+        starts (with `latest`), and each whose commit Kafka deleted the records of to its first
+        record, and commit that. Where each of `taken` resumes, as far as the group says (its
+        commit, or where it was placed), by partition. Raises if Kafka does not
         answer within `timeout_s` a question, or refuses the commit (a rebalance meanwhile):
         the caller tries again, when those the commit did not take still have none."""
         by_topic: dict[str, set[TopicPartition]] = defaultdict(set)
@@ -90,8 +115,9 @@ class StartPositions:
                            taken: set[TopicPartition], timeout_s: float
                            ) -> dict[TopicPartition, int]:
         # Every partition of the topic: the group's start is on those that have commits.
-        every = taken | {TopicPartition(topic, partition)
-                         for partition in consumer.partitions_for_topic(topic) or ()}
+        every = taken | ({TopicPartition(topic, partition)
+                          for partition in consumer.partitions_for_topic(topic) or ()}
+                         if self.latest else set())
         # aiokafka asks until a coordinator answers: for ever while Kafka is away.
         async with asyncio.timeout(timeout_s):
             committed = await committed_with_metadata(consumer, sorted(every))
@@ -100,7 +126,8 @@ class StartPositions:
         # The earliest: members that started apart, on a brand-new group, agree on it.
         since = min([self._since.get(topic, self.started_ms), *said])
         self._since[topic] = since
-        fresh = sorted(tp for tp in taken if tp not in committed)
+        # Without `latest`, aiokafka starts them at the first record kept: all of it is wanted.
+        fresh = sorted(tp for tp in taken if tp not in committed) if self.latest else []
         starts: dict[TopicPartition, int] = {}
         if fresh:
             async with asyncio.timeout(timeout_s):
@@ -123,15 +150,10 @@ class StartPositions:
             log.info("partitions without a commit start at the first record since the group "
                      "began", topic=topic, since_ms=since,
                      offsets={tp.partition: offset for tp, offset in starts.items()})
-        if lost := {tp: offset for tp, offset in lost.items() if tp in placed}:
-            gone = {tp: offset - committed[tp].offset for tp, offset in lost.items()}
-            LOST.labels(self.worker).inc(sum(gone.values()))
-            log.warning("records deleted by Kafka (retention) before the group handled them: "
-                        "lost; resuming at the oldest record kept", worker=self.worker,
-                        topic=topic, records=sum(gone.values()),
-                        lost={tp.partition: f"{committed[tp].offset}-{offset - 1}"
-                              for tp, offset in lost.items()})
-        return placed
+        said_lost(self.worker, topic, {tp: [(committed[tp].offset, offset)]
+                                       for tp, offset in lost.items() if tp in placed})
+        return {tp: offset.offset for tp, offset in committed.items()
+                if tp in taken and tp in assigned} | placed
 
     @staticmethod
     async def _deleted(consumer: AIOKafkaConsumer, committed: dict[TopicPartition, int],

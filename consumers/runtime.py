@@ -55,6 +55,7 @@ from consumers.handling import (
 )
 from consumers.kafka_watch import KafkaWatch
 from consumers.positions import StartPositions
+from consumers.skips import Skips
 from consumers.unreadable import UnreadableRecord as UnreadableRecord  # where it always was
 from consumers.unreadable import UnreadableStop
 from consumers.worker_metrics import (
@@ -181,10 +182,13 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
         # Where a brand-new group starts: the sender must not skip commands ("earliest"); a new
         # bot must not answer last week's messages ("latest"). Restarts resume from commits.
         # With "latest", a partition without a commit in a group that has begun (one added
-        # to the topic, say) starts at the first record since it began, and one whose commit
-        # Kafka deleted the records of (retention) at its first record (consumers.positions).
+        # to the topic, say) starts at the first record since it began; with either, one
+        # whose commit Kafka deleted the records of (retention) at its first record, said
+        # (consumers.positions).
         self.start_from = start_from
-        self._starts: StartPositions | None = None  # set by run() for "latest"
+        self._starts: StartPositions | None = None  # set by run()
+        # Records Kafka deleted below the position while running: said (consumers.skips).
+        self._skips = Skips(name)
         # A handler that never returns would hold its partition's commits (and a rebalance,
         # and shutdown) for ever: past this it counts as failed, so it is retried, then kept.
         self.handler_timeout_s = handler_timeout_s
@@ -268,8 +272,8 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
     async def run(self) -> None:
         if not self.producer.started:
             await self.producer.start()
-        if self.start_from == "latest":
-            self._starts = StartPositions(self.name)  # before any position: none skipped
+        # Before any position: none skipped.
+        self._starts = StartPositions(self.name, latest=self.start_from == "latest")
         rebalance_ms = int(1000 * self._rebalance_timeout_s)
         consumer = AIOKafkaConsumer(
             **kafka_options(self.kafka, self.name),
@@ -277,8 +281,9 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
             enable_auto_commit=False,
             # Also where a position falls below the partition's first record (Kafka deleted
             # the records: retention, kafka-delete-records), the oldest kept, not the end:
-            # "latest" would skip every record kept. A bot's partitions without a commit
-            # never get it: StartPositions places them before any of their records starts.
+            # "latest" would skip every record kept (consumers.skips says what was lost). A
+            # bot's partitions without a commit never get it: StartPositions places them
+            # before any of their records starts.
             auto_offset_reset="earliest",
             max_poll_records=self.max_batch,
             session_timeout_ms=10_000,
@@ -320,9 +325,11 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
                     await self._dispatch(batch)
                 self._maybe_commit(consumer)
             await self.drain(consumer)
+            await self._skips.settle()  # what the last fetches lost is said, not dropped
         finally:
             watching.cancel()
             asking.cancel()
+            self._skips.cancel()
             await stop_consumer(consumer)  # leaves the group: partitions move on at once
             PARTITIONS.labels(self.name).set(0)
             await self.producer.stop()
@@ -390,12 +397,18 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
                 if tp in assigned and records:
                     self._reposition.setdefault(tp, records[0].offset)
             return {}
+        self._skips.fetched(consumer, result)
         for tp in [tp for tp in result if tp not in self._prepared]:
             # Fetched before the partition's hooks were done (aiokafka fetches a new
             # assignment at once): read again once they are.
             if records := result.pop(tp):
-                consumer.seek(tp, records[0].offset)
+                self._seek(consumer, tp, records[0].offset)
         return result
+
+    def _seek(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        """Fetch `tp` from `offset` next: a later fetch beginning past it skipped records."""
+        consumer.seek(tp, offset)
+        self._skips.at(tp, offset)
 
     async def _prepare(self, consumer: AIOKafkaConsumer) -> None:
         """Get the partitions assigned since the last time ready: their hooks run, and those
@@ -436,7 +449,9 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
                             assigned: set[TopicPartition]) -> None:
         new = assigned - self._prepared
         if new and self._starts is not None:
-            await self._starts.place(consumer, new, timeout_s=commits.COMMIT_TIMEOUT_S)
+            resumed = await self._starts.place(consumer, new, timeout_s=commits.COMMIT_TIMEOUT_S)
+            for tp, offset in resumed.items():
+                self._skips.at(tp, offset)
         if new:
             for hook in self.on_assigned:
                 await hook(sorted(new))
@@ -453,7 +468,7 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
                 self._reposition.setdefault(tp, first_fetched)
                 raise
             if tp in consumer.assignment():  # not taken away meanwhile
-                consumer.seek(tp, first_fetched if committed is None else committed)
+                self._seek(consumer, tp, first_fetched if committed is None else committed)
 
     async def _poll_paused_while(self, consumer: AIOKafkaConsumer, waiting: asyncio.Future[Any],
                                  give_way: Callable[[], bool], *,
@@ -473,7 +488,7 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
                     consumer.pause(*assigned)
                     paused |= assigned
                 for tp, records in (await self._next_batch(consumer)).items():
-                    consumer.seek(tp, records[0].offset)  # none expected: all are paused
+                    self._seek(consumer, tp, records[0].offset)  # none expected: all paused
         finally:
             if paused:  # one assigned anew comes unpaused; one taken away cannot be resumed
                 consumer.resume(*(paused & consumer.assignment()))
@@ -572,6 +587,7 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
             await self._committing  # never raises: failures are logged
         if self._failure is None:
             await self._commit_done(consumer, partitions)
+        self._skips.forget(partitions or consumer.assignment())
         for tp in partitions or set(self._fetched):
             self._fetched.pop(tp, None)
             self._committed.pop(tp, None)

@@ -29,8 +29,9 @@ LAG = Gauge("switchboard_worker_lag_records",
 REBALANCES = Counter("switchboard_worker_rebalances_total",
                      "Assignments received, and partitions taken away, at group rebalances",
                      ["worker", "change"])
-# A group's commit below its partition's first record: Kafka deleted those records (retention,
-# the worker stopped longer than the topic's retention.ms) before they were handled.
+# A group's commit, or a running worker's position, below its partition's first record: Kafka
+# deleted those records (retention: the worker stopped, or behind, longer than the topic's
+# retention.ms; kafka-delete-records) before they were handled (consumers.positions, .skips).
 LOST = Counter("switchboard_worker_records_lost_total",
                "Records deleted by Kafka (retention) before the worker's group handled them",
                ["worker"])

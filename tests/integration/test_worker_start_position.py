@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
 from aiokafka import TopicPartition
 
 from consumers.handling import Context, Record
@@ -128,7 +129,7 @@ async def test_a_bot_whose_commit_kafka_deleted_the_records_of_resumes_at_the_fi
 
 
 async def test_a_running_bot_whose_position_kafka_deleted_goes_on_at_the_first_kept(
-        kafka_bootstrap: str) -> None:
+        kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
     # The bot behind (its records in flight held), Kafka deletes records past its position:
     # its next fetch is out of range, and aiokafka's "latest" reset skipped the rest too.
     topic = await new_topic(kafka_bootstrap, "start-position", 1)
@@ -176,3 +177,6 @@ async def test_a_running_bot_whose_position_kafka_deleted_goes_on_at_the_first_k
     before = len(handled) - 2
     assert before in (3, 4)
     assert handled == [*range(before), 8, 9]
+    # Said, as at a start (consumers.skips): aiokafka's reset says so at INFO only.
+    assert [(r.levelname, r.msg["lost"]) for r in caplog.records
+            if isinstance(r.msg, dict) and "lost" in r.msg] == [("WARNING", {0: f"{before}-7"})]

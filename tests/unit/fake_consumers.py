@@ -19,6 +19,27 @@ from tests.fakes import KeepingProducer
 TP = TopicPartition("t", 0)
 
 
+class Uncommitted:
+    """Where the runtime resumes a partition given, as it asks aiokafka's consumer
+    (consumers.positions): the group has no commit of it, and none of its records was
+    deleted."""
+
+    @property
+    def _coordinator(self) -> SimpleNamespace:
+        return SimpleNamespace(fetch_committed_offsets=self._no_commits)
+
+    async def _no_commits(self, partitions: list[TopicPartition]
+                          ) -> dict[TopicPartition, OffsetAndMetadata]:
+        return {}
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1}
+
+    async def beginning_offsets(self, partitions: list[TopicPartition]
+                                ) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, 0)
+
+
 class FakeConsumer:
     """What the runtime asks of aiokafka's consumer around a rebalance."""
 
@@ -98,7 +119,7 @@ def fetched(offsets: range) -> dict[TopicPartition, list[Any]]:
                  for n in offsets]}
 
 
-class PartitionLog:
+class PartitionLog(Uncommitted):
     """aiokafka's consumer as the runtime's loop uses it, over one partition of `records`
     records: fetches from its position unless paused, seek moves it. committed() answers
     `committed`; an exception is raised instead; an Event is waited for, as aiokafka waits
@@ -186,7 +207,7 @@ def runtime_over(consumer: PartitionLog, monkeypatch: pytest.MonkeyPatch,
                          producer=KeepingProducer())  # type: ignore[arg-type]
 
 
-class Group:
+class Group(Uncommitted):
     """aiokafka's consumer as far as readiness looks at it: the assignment, paused partitions
     and when a fetch of each was last answered (aiokafka's last_poll_timestamp, wall clock in
     ms: a fetch answers every half second, records or not, while Kafka is there)."""

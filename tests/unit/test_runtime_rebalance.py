@@ -16,7 +16,13 @@ from consumers import runtime as runtime_module
 from consumers.handling import Context, MustNotSkip, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
 from tests.fakes import KeepingProducer
-from tests.unit.fake_consumers import FakeConsumer, PartitionLog, fetched, runtime_over
+from tests.unit.fake_consumers import (
+    FakeConsumer,
+    PartitionLog,
+    Uncommitted,
+    fetched,
+    runtime_over,
+)
 from tests.unit.fakes import unreachable_consumer
 
 TP = TopicPartition("t", 0)
@@ -331,7 +337,7 @@ async def test_a_partition_taken_away_while_the_worker_gets_ready_does_not_stop_
     # At start the worker asks each assigned partition's position; a rebalance in between (a
     # second worker of the group starting beside it) takes one away, and aiokafka's position()
     # raises IllegalStateError for it. The worker is ready once the new assignment is.
-    class Rebalancing:
+    class Rebalancing(Uncommitted):
         def __init__(self, **given: Any) -> None:
             self.assigned = {TP}
             self.fetches = 0

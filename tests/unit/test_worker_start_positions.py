@@ -83,7 +83,9 @@ async def test_an_added_partition_starts_at_the_first_record_since_the_group_beg
                           first_at={2: {1000: 0}}, ends={0: 40, 1: 5, 2: 4})
     starts = StartPositions("bot", started_ms=9000)
     placed = await starts.place(consumer, {_tp(0), _tp(2)}, timeout_s=1)
-    assert placed == {_tp(2): 0}  # all four records written to it; partition 0 resumes at 40
+    # All four records written to it; partition 0 resumes at its commit, 40.
+    assert placed == {_tp(0): 40, _tp(2): 0}
+    assert consumer.seeks == {_tp(2): 0}
     assert consumer.commits == [{_tp(2): OffsetAndMetadata(0, "since=1000")}]
     assert starts.metadata(TOPIC) == "since=1000"  # what its later commits carry
 
@@ -110,13 +112,34 @@ async def test_a_commit_kafka_deleted_the_records_of_resumes_at_the_first_kept(
                                      {"worker": "bot-lost"}) or 0.0
     starts = StartPositions("bot-lost", started_ms=9000)
     placed = await starts.place(consumer, {_tp(0), _tp(1)}, timeout_s=1)
-    assert placed == consumer.seeks == {_tp(0): 5}  # partition 1 resumes at its commit
+    assert placed == {_tp(0): 5, _tp(1): 7}  # partition 1 resumes at its commit
+    assert consumer.seeks == {_tp(0): 5}
     # Committed at once: the next start does not count the same loss again.
     assert consumer.commits == [{_tp(0): OffsetAndMetadata(5, "since=1000")}]
     assert [(r.levelname, r.msg["lost"], r.msg["records"]) for r in caplog.records
             if isinstance(r.msg, dict) and "lost" in r.msg] == [("WARNING", {0: "2-4"}, 3)]
     assert REGISTRY.get_sample_value("switchboard_worker_records_lost_total",
                                      {"worker": "bot-lost"}) == lost + 3
+
+
+async def test_a_worker_reading_everything_says_what_kafka_deleted_below_its_commit(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The sender (start_from="earliest"): aiokafka resumed at the first record kept, saying
+    # so at INFO only; the commands deleted were never sent, and nobody was told. A
+    # partition without a commit is left to aiokafka's reset (its first record): all wanted.
+    consumer = Partitions({0: OffsetAndMetadata(2, "")}, {0, 1}, first_at={},
+                          ends={0: 9, 1: 9}, firsts={0: 5, 1: 3})
+    lost = REGISTRY.get_sample_value("switchboard_worker_records_lost_total",
+                                     {"worker": "sender-lost"}) or 0.0
+    starts = StartPositions("sender-lost", started_ms=9000, latest=False)
+    assert await starts.place(consumer, {_tp(0), _tp(1)}, timeout_s=1) == {_tp(0): 5}
+    assert consumer.seeks == {_tp(0): 5}
+    assert consumer.commits == [{_tp(0): OffsetAndMetadata(5, "")}]  # no start of its own
+    assert starts.metadata(TOPIC) == ""
+    assert [(r.levelname, r.msg["lost"], r.msg["records"]) for r in caplog.records
+            if isinstance(r.msg, dict) and "lost" in r.msg] == [("WARNING", {0: "2-4"}, 3)]
+    assert REGISTRY.get_sample_value("switchboard_worker_records_lost_total",
+                                     {"worker": "sender-lost"}) == lost + 3
 
 
 def test_since_is_read_from_what_the_group_wrote_only() -> None:

@@ -1,0 +1,107 @@
+"""What a running worker's fetches skipped (consumers.skips): aiokafka's fetcher moves a
+position Kafka deleted the records at to the first record kept, saying so at INFO only; the
+records between were lost unnoticed."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import REGISTRY
+
+from consumers.skips import Skips
+
+TP = TopicPartition("t", 0)
+
+
+def _records(*offsets: int) -> dict[TopicPartition, list[Any]]:
+    return {TP: [SimpleNamespace(offset=offset) for offset in offsets]}
+
+
+class LogStart:
+    """aiokafka's consumer as Skips asks it: where the partition's log begins."""
+
+    def __init__(self, first: int | Exception) -> None:
+        self.first = first
+        self.asked = 0
+
+    async def beginning_offsets(self, partitions: list[TopicPartition]
+                                ) -> dict[TopicPartition, int]:
+        self.asked += 1
+        await asyncio.sleep(0)
+        if isinstance(self.first, Exception):
+            raise self.first
+        return dict.fromkeys(partitions, self.first)
+
+
+def _lost(worker: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_worker_records_lost_total",
+                                     {"worker": worker}) or 0.0
+
+
+def _said(caplog: pytest.LogCaptureFixture, field: str) -> list[tuple[str, Any]]:
+    return [(r.levelname, r.msg[field]) for r in caplog.records
+            if isinstance(r.msg, dict) and field in r.msg]
+
+
+async def test_records_deleted_below_the_position_are_said_and_counted(
+        caplog: pytest.LogCaptureFixture) -> None:
+    skips, consumer = Skips("skips-deleted"), LogStart(8)
+    before = _lost("skips-deleted")
+    skips.at(TP, 2)
+    skips.fetched(consumer, _records(2, 3))
+    skips.fetched(consumer, _records(8, 9))
+    await skips.settle()
+    assert _said(caplog, "lost") == [("WARNING", {0: "4-7"})]
+    assert _lost("skips-deleted") == before + 4
+
+
+async def test_a_gap_above_the_first_record_kept_is_no_loss(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # A transaction marker, or records compaction removed: nothing was deleted unhandled.
+    skips, consumer = Skips("skips-marker"), LogStart(0)
+    before = _lost("skips-marker")
+    skips.fetched(consumer, _records(0, 1, 2))
+    skips.fetched(consumer, _records(4))
+    await skips.settle()
+    assert consumer.asked == 1
+    assert _said(caplog, "lost") == []
+    assert _lost("skips-marker") == before
+
+
+async def test_only_a_gap_asks_kafka(caplog: pytest.LogCaptureFixture) -> None:
+    # No question per fetch: only where a fetch does not follow on from the last.
+    skips, consumer = Skips("skips-none"), LogStart(0)
+    skips.fetched(consumer, _records(5, 6))  # nothing known before
+    skips.fetched(consumer, _records(7))
+    skips.at(TP, 3)  # the runtime sought back
+    skips.fetched(consumer, _records(3, 4, 5))
+    skips.forget([TP])  # given away, and given again: read from the group's commit
+    skips.fetched(consumer, _records(9))
+    await skips.settle()
+    assert consumer.asked == 0
+
+
+async def test_gaps_meanwhile_are_told_by_the_one_question(
+        caplog: pytest.LogCaptureFixture) -> None:
+    skips, consumer = Skips("skips-twice"), LogStart(20)
+    skips.at(TP, 0)
+    skips.fetched(consumer, _records(5))
+    skips.fetched(consumer, _records(20))
+    await skips.settle()
+    assert consumer.asked == 1
+    assert _said(caplog, "lost") == [("WARNING", {0: "0-4,6-19"})]
+
+
+async def test_kafka_not_answering_says_the_records_skipped_may_be_lost(
+        caplog: pytest.LogCaptureFixture) -> None:
+    skips = Skips("skips-away")
+    consumer = LogStart(KafkaConnectionError("broker away"))
+    skips.at(TP, 2)
+    skips.fetched(consumer, _records(8))
+    await skips.settle()
+    assert _said(caplog, "skipped") == [("WARNING", "2-7")]
