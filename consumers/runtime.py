@@ -40,6 +40,7 @@ from aiokafka.errors import IllegalStateError
 
 from consumers import commits
 from consumers.commits import Commits
+from consumers.failure_text import traceback_without_text
 from consumers.handling import (
     HANDLER_TIMEOUT,
     SLOT,
@@ -105,15 +106,16 @@ class RetryPolicy:
         return delay
 
 
-def _kafka_away(exc: BaseException) -> bool:
-    """Whether a handler failed for want of Kafka taking what it published (also through
-    a failure raised from that one, as a bot's MustNotSkip), not for what the record is."""
+def _kafka_away(exc: BaseException) -> PublishError | None:
+    """The publish that failed for want of Kafka taking it, if that is why a handler failed
+    (also through a failure raised from that one, as a bot's MustNotSkip), not for what the
+    record is."""
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, PublishError):
-            return not cause.lasting
+            return None if cause.lasting else cause
         cause = cause.__cause__
-    return False
+    return None
 
 
 def _cancelled_here() -> bool:
@@ -557,7 +559,8 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
         except Exception as exc:  # noqa: BLE001 - a dead-letter publish, or MustNotSkip
             log.error("record neither handled nor kept: stopping without committing it; it is "
                       "handled again once the worker restarts", worker=self.name,
-                      error=repr(exc), **self._where(record))
+                      error_type=type(exc).__name__, exception=traceback_without_text(exc),
+                      **self._where(record))
             self.fail(exc)  # stop without committing past this record: it comes back
             return
         finally:
@@ -632,7 +635,8 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
                     raise  # the worker itself is being cancelled (Ctrl-C at shutdown)
                 hint = exc.delay_s if isinstance(exc, RetryLater) else None
                 failures += 1
-                kafka_away = _kafka_away(exc)
+                publish = _kafka_away(exc)
+                kafka_away = publish is not None
                 cause = ("kafka_away" if kafka_away else "timeout"
                          if isinstance(exc, TimeoutError) and limit.expired() else "error")
                 self._failed(started, cause)
@@ -647,7 +651,8 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
                                           if isinstance(exc, TimeoutError) else
                                           "the handler was cancelled"
                                           if isinstance(exc, asyncio.CancelledError) else "")
-                    await self._dead_letter(record, f"{type(exc).__name__}: {detail}", attempt)
+                    await self._dead_letter(record, f"{type(exc).__name__}: {detail}", attempt,
+                                            failure=exc)
                     return
                 if self._winding_down.is_set():
                     raise GiveBack from exc  # retried by whoever handles it next
@@ -657,7 +662,11 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
                 self._outage_log(logging.WARNING, "handler failed, retrying",
                                  {"worker": self.name, "cause": cause,
                                   "error_type": type(exc).__name__},
-                                 attempt=attempt, kafka_away=kafka_away, error=repr(exc),
+                                 attempt=attempt, kafka_away=kafka_away,
+                                 # The producer's words (no record's) say why Kafka took
+                                 # nothing; another failure is told by type and traceback.
+                                 **({"error": repr(publish)} if publish is not None else
+                                    {"exception": traceback_without_text(exc)}),
                                  **self._where(record))
                 # A stop or a rebalance meanwhile gives the record back rather than wait out
                 # the delay (a RetryLater hint may be a minute).
@@ -676,12 +685,20 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
         return where
 
     async def _dead_letter(self, record: Record, reason: str, attempts: int, *,
-                           provider: str = "", account: str = "") -> None:
+                           provider: str = "", account: str = "",
+                           failure: BaseException | None = None) -> None:
+        """Publish the record's dead letter, with `reason`. The log line says the reason of a
+        poison record (the handler's words for what is wrong with it), and of a `failure`
+        only its type and traceback: its text goes to the dead letter alone
+        (consumers.failure_text)."""
         if not provider and not account:
             provider, account = named_by_source(record.headers)
         reason = short(reason)  # the log line too: a reason may quote the whole record
         HANDLED.labels(self.name, "dead_letter").inc()
-        log.error("record dead-lettered", worker=self.name, reason=reason, attempts=attempts,
+        said: dict[str, Any] = ({"reason": reason} if failure is None else
+                                {"error_type": type(failure).__name__,
+                                 "exception": traceback_without_text(failure)})
+        log.error("record dead-lettered", worker=self.name, attempts=attempts, **said,
                   **self._where(record))
         payload = {
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
