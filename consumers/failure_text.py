@@ -1,7 +1,8 @@
-"""What the worker runtime logs of a handler's failure: its type and where it was raised, not
-its text. A bot's exception may quote the message it handled (a phone number, what was said),
-and the worker's log is kept, shipped and read more widely than the dead-letter topic, which
-holds the whole record anyway: the text goes there (consumers.runtime's dead letters)."""
+"""What workers log of a failure: its type and where it was raised, not its text. A bot's
+exception may quote the message it handled (a phone number, what was said), a send client's the
+request it made; the worker's log is kept, shipped and read more widely than the dead-letter
+topic, which holds the whole record anyway: the text goes there (consumers.runtime's dead
+letters)."""
 
 from __future__ import annotations
 

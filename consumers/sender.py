@@ -14,7 +14,6 @@ import functools
 import logging
 import re
 import time
-import traceback
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ import orjson
 from prometheus_client import Counter
 from pydantic import BaseModel, ValidationError
 
+from consumers.failure_text import traceback_without_text
 from consumers.handling import Context, GiveBack, PoisonRecord, Record
 from consumers.outbound import SendContext, SendError, SendReceipt, build_client
 from consumers.outbound.base import (
@@ -110,14 +110,6 @@ def _storable(text: str | None) -> str | None:
     if text is None or text.isascii():
         return text
     return _LONE_SURROGATE.sub("\ufffd", text)
-
-
-def _traceback_without_text(exc: BaseException) -> str:
-    """Where an error was raised, as a traceback says, without its text (a `str(exc)` may
-    quote a request: a recipient, a message, a header)."""
-    frames = "".join(traceback.format_tb(exc.__traceback__))
-    return (f"Traceback (most recent call last):\n{frames}"
-            f"{type(exc).__module__}.{type(exc).__qualname__} (its text left out)")
 
 
 def _key_problem(key: bytes | None, account: Account) -> str:
@@ -522,7 +514,7 @@ class Sender:
         SENDS.labels(account.provider, account.name, "error").inc()
         log.error("provider call failed with an unexpected error: its outcome is unknown, "
                   "not resent", command=command.id, account=account.name,
-                  error_type=error_type, exception=_traceback_without_text(exc))
+                  error_type=error_type, exception=traceback_without_text(exc))
         return self._failure(
             command, account.provider, "outcome_unknown",
             f"the provider call failed with {error_type}, which the {account.provider} client "
