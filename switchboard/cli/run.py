@@ -256,6 +256,11 @@ def _prepare(settings: Settings) -> _Demo | None:
         except RulesError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return None
+    if settings.metrics_port:  # set for `serve` and the workers, maybe in a shared env file
+        print(f"warning: SWITCHBOARD_METRICS_PORT={settings.metrics_port} is not read by run: "
+              f"its metrics (ingest's, the sender's and the bots') are on "
+              f"http://{settings.http_host}:{settings.http_port}/metrics",
+              file=sys.stderr, flush=True)
     if accounts_file == DEMO_ACCOUNTS:
         accounts = _on_simulator_port(accounts, settings.simulator_port)
     else:

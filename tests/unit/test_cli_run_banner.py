@@ -116,6 +116,17 @@ def test_moving_the_simulator_warns_about_accounts_still_sending_to_its_old_port
     assert warning.startswith("warning: the simulator is on port 18090, but demo-infobip")
 
 
+def test_a_metrics_port_set_for_serve_is_said_to_be_unread_by_run(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(REPO)
+    assert _prepare(Settings()) is not None
+    assert "SWITCHBOARD_METRICS_PORT" not in capsys.readouterr().err
+    assert _prepare(Settings().model_copy(update={"metrics_port": 9104})) is not None
+    warning = capsys.readouterr().err
+    assert warning.startswith("warning: SWITCHBOARD_METRICS_PORT=9104 is not read by run")
+    assert "http://127.0.0.1:8080/metrics" in warning
+
+
 def test_the_demo_accounts_follow_the_simulator_to_its_port() -> None:
     accounts = load_accounts(REPO / DEMO_ACCOUNTS)
     moved = _on_simulator_port(accounts, 18090)
