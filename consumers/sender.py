@@ -142,13 +142,15 @@ def _form(name: str) -> str:
 def _unquoted(text: str, command: OutboundCommand) -> str:
     """A provider's text as a log line may carry it: without the message's text or the
     recipient, which a refusal or an echoed request may quote. The text first: it may hold the
-    number, and would not be found once that is masked. Then the number however written, and
-    as the command spells it (a user id; a number run into other digits). Results keep the
-    text as it is: they carry both anyway."""
+    number, and would not be found once that is masked. Then, in the first _LOGGED_CHARS only
+    (a provider's text has no length limit, and a log line needs no more), the number however
+    written, and as the command spells it (a user id; a number run into other digits).
+    Results keep the text as it is: they carry both anyway."""
     if command.text and len(command.text) >= 4:
         text = text.replace(command.text, "<text>")
-    echoed = _echoed_number(command.to)
-    if echoed is not None:
+    if len(text) > _LOGGED_CHARS:
+        text = f"{text[:_LOGGED_CHARS]}... ({len(text) - _LOGGED_CHARS} more characters)"
+    if (echoed := _echoed_number(command.to)) is not None:  # before the spelling: `00` too
         text = echoed.sub("<recipient>", text)
     for quoted in (command.to, command.to.lstrip("+")):
         if len(quoted) >= 4:
@@ -156,9 +158,12 @@ def _unquoted(text: str, command: OutboundCommand) -> str:
     return text
 
 
+_LOGGED_CHARS = 2000
 # Between a number's digits as providers write it: spaces, dashes, dots, slashes, brackets,
 # and the trunk 0 some write in brackets after the country code (`+41 (0)79`).
-_SEPARATOR = r"(?:[\s.\-/()]|\(0\))*"
+# Possessive, the bracketed 0 tried first: written `(?:[\s.\-/()]|\(0\))*`, a run of `(0)`
+# could be split many ways, and each was tried at each place the number could start.
+_SEPARATOR = r"(?:\(0\)|[\s.\-/()])*+"
 # A number echoed is known by its last digits: the ones before them may be left out (national
 # format) or changed (`00` for `+`, a trunk 0 for the country code). Seven: fewer match too
 # many other numbers (codes, amounts, dates); no subscriber number is shorter.

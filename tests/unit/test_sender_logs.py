@@ -234,6 +234,22 @@ async def test_a_refusal_echoing_the_recipient_reformatted_is_logged_without_it(
     assert failed["error"] == "HTTP 400: Invalid 'To' number <recipient> (see error 21211)"
 
 
+async def test_a_long_refusal_is_logged_cut_and_masked(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A provider's text has no length limit, and finding the number however written looked
+    # at all of it (a run of "(0)" took seconds at 18 KB, holding every send).
+    configure_logging("INFO", "json")
+    padding = "(0)" * 5000
+    await handle(new_command(), [lambda: httpx.Response(400, json={
+        "errorCode": "21211", "description": f"bad 0041 79 000 01 11 {padding}"})])
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()
+             if line.startswith("{")]
+    [failed] = [line for line in lines if line["event"] == "send failed"]
+    assert failed["error"].startswith("HTTP 400: bad <recipient> (0)(0)")
+    assert failed["error"].endswith(" more characters)")
+    assert len(failed["error"]) < 2100
+
+
 @pytest.mark.parametrize("description", [
     "number 41790000112 is not allowed",  # another number, one digit off
     "number 3120000111 is not allowed",  # another, whose last 7 digits are the recipient's
