@@ -138,9 +138,11 @@ def _query_channel(request: WebhookRequest) -> str | None:
 
 
 # Notifications Infobip posts bare, without the `results` array: Messenger's Marketing Message
-# click (`{notificationType: "MARKETING_CLICK", from, to, messageId, campaignId, clickedAt}`), a
-# link click as other providers' are, which schema v1 has no status for.
-_IGNORED_NOTIFICATIONS = frozenset({"MARKETING_CLICK"})
+# click (`{notificationType: "MARKETING_CLICK", from, to, messageId, campaignId, clickedAt}`) and
+# the SMS API's tracked-link click (`CLICKED`, `{recipient, url, sendDateTime, messageId, ...}`),
+# link clicks as other providers' are, which schema v1 has no status for; and Messenger's
+# `AUDIENCE_UPLOAD_STATUS` (a Custom Audience upload processed), about no message or contact.
+_IGNORED_NOTIFICATIONS = frozenset({"MARKETING_CLICK", "CLICKED", "AUDIENCE_UPLOAD_STATUS"})
 
 
 def _json_reports(body: bytes) -> list[JsonObject]:
