@@ -19,40 +19,32 @@ Guarantees, in order of importance:
   for it; a failure (Kafka away) is retried until it passes or the worker stops.
 
 What handlers see of it (Record, Context and the exceptions that steer retries) is in
-consumers.handling.
+consumers.handling; a record's attempts, retries and dead letter in consumers.attempts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import logging
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import IllegalStateError
 
 from consumers import commits
+from consumers.attempts import Attempts
+from consumers.attempts import RetryPolicy as RetryPolicy  # where it always was
 from consumers.commits import Commits
 from consumers.failure_text import traceback_without_text
 from consumers.handling import (
-    HANDLER_TIMEOUT,
     SLOT,
     Context,
     GiveBack,
     Handler,
-    MustNotSkip,
-    PoisonRecord,
     Record,
-    RetryLater,
     Slot,
-    event_id_of,
 )
 from consumers.kafka_watch import KafkaWatch
 from consumers.positions import StartPositions
@@ -61,7 +53,6 @@ from consumers.unreadable import UnreadableRecord as UnreadableRecord  # where i
 from consumers.unreadable import UnreadableStop
 from consumers.worker_metrics import (
     HANDLED,
-    HANDLER_FAILURE_SECONDS,
     HANDLER_SECONDS,
     IN_FLIGHT,
     PARTITIONS,
@@ -70,13 +61,7 @@ from consumers.worker_metrics import (
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
-from switchboard.producer import NEW_PARTITIONS_WITHIN_S, DurableProducer, PublishError
-from switchboard.records import (
-    dead_letter_record,
-    named_by_source,
-    short,
-)
-from switchboard.tasklog import task_fields
+from switchboard.producer import NEW_PARTITIONS_WITHIN_S, DurableProducer
 from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
@@ -89,41 +74,6 @@ READY_RETRY_MAX_S = 30.0
 # are said in full once per worker, cause and error type in this window, then counted; so
 # are failed commits, per worker and error type.
 RETRY_LOG_WINDOW_S = 60.0
-
-
-@dataclass
-class RetryPolicy:
-    max_attempts: int = 5
-    base_delay_s: float = 0.2
-    max_delay_s: float = 10.0
-
-    def delay(self, attempt: int, hint: float | None = None) -> float:
-        if hint is not None:
-            return min(hint, self.max_delay_s * 6)
-        # The exponent capped: a record waiting out a long Kafka outage counts its failures
-        # into the thousands, and 2 ** 1024 is past what a float holds (OverflowError).
-        delay: float = min(self.base_delay_s * 2 ** min(attempt - 1, 64), self.max_delay_s)
-        return delay
-
-
-def _kafka_away(exc: BaseException) -> PublishError | None:
-    """The publish that failed for want of Kafka taking it, if that is why a handler failed
-    (also through a failure raised from that one, as a bot's MustNotSkip), not for what the
-    record is."""
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, PublishError):
-            return None if cause.lasting else cause
-        cause = cause.__cause__
-    return None
-
-
-def _cancelled_here() -> bool:
-    """Whether this task was asked to stop (task.cancel()), as opposed to a handler raising
-    CancelledError of its own: awaiting something another task cancelled (a shared request, a
-    task of its own), which is a failure of that record like any other."""
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -148,7 +98,7 @@ class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
         self.runtime.rebalancing(False)
 
 
-class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
+class WorkerRuntime(Attempts, Commits, KafkaWatch, UnreadableStop):
     def __init__(
         self,
         *,
@@ -595,141 +545,3 @@ class WorkerRuntime(Commits, KafkaWatch, UnreadableStop):
             self._fetched.pop(tp, None)
             self._committed.pop(tp, None)
             self._in_flight.pop(tp, None)  # records given back: their next owner has them
-
-    async def _handle_one(self, record: Record) -> None:
-        """Handle the record, retried, else dead-lettered. The lines the handler logs (a
-        bot's, the sender's), also from tasks it starts, carry the record's event_id while it
-        is handled, as the runtime's own do (switchboard.tasklog)."""
-        event_id = event_id_of(record.headers)
-        if event_id is None:
-            await self._attempts(record)
-            return
-        with task_fields(event_id=event_id):
-            await self._attempts(record)
-
-    async def _attempts(self, record: Record) -> None:
-        attempt = failures = 0
-        slot = SLOT.get()
-        while True:
-            attempt += 1
-            if slot is not None and not slot.held:  # a wait the handler left with an error
-                await slot.take()
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(self.handler_timeout_s) as limit:
-                    HANDLER_TIMEOUT.set(limit)  # paused while the handler publishes
-                    await self.handler(record, self.context)
-                self._seconds.observe(time.perf_counter() - started)
-                self._ok.inc()
-                self.handled += 1
-                return
-            except PoisonRecord as exc:
-                self._failed(started, "poison")
-                await self._dead_letter(record, f"undecodable record: {exc}", attempt,
-                                        provider=exc.provider, account=exc.account)
-                return
-            except GiveBack:
-                raise
-            except (Exception, asyncio.CancelledError) as exc:  # retried, then kept
-                if isinstance(exc, asyncio.CancelledError) and _cancelled_here():
-                    raise  # the worker itself is being cancelled (Ctrl-C at shutdown)
-                hint = exc.delay_s if isinstance(exc, RetryLater) else None
-                failures += 1
-                publish = _kafka_away(exc)
-                kafka_away = publish is not None
-                cause = ("kafka_away" if kafka_away else "timeout"
-                         if isinstance(exc, TimeoutError) and limit.expired() else "error")
-                self._failed(started, cause)
-                if kafka_away:
-                    # No attempt could succeed while Kafka takes nothing: an outage spends
-                    # none, or a broker restart would dead-letter every record it caught.
-                    attempt -= 1
-                elif attempt >= self.retry.max_attempts:
-                    if isinstance(exc, MustNotSkip):
-                        raise  # _run_in_order stops the worker short of this record
-                    detail = str(exc) or (f"no answer within {self.handler_timeout_s}s"
-                                          if isinstance(exc, TimeoutError) else
-                                          "the handler was cancelled"
-                                          if isinstance(exc, asyncio.CancelledError) else "")
-                    await self._dead_letter(record, f"{type(exc).__name__}: {detail}", attempt,
-                                            failure=exc)
-                    return
-                if self._winding_down.is_set():
-                    raise GiveBack from exc  # retried by whoever handles it next
-                HANDLED.labels(self.name, "retry").inc()
-                # Throttled: an outage would write a line per record in flight and backoff.
-                # What becomes of each record (a dead letter, a stop short of it) is not.
-                self._outage_log(logging.WARNING, "handler failed, retrying",
-                                 {"worker": self.name, "cause": cause,
-                                  "error_type": type(exc).__name__},
-                                 attempt=attempt, kafka_away=kafka_away,
-                                 # The producer's words (no record's) say why Kafka took
-                                 # nothing; another failure is told by type and traceback.
-                                 **({"error": repr(publish)} if publish is not None else
-                                    {"exception": traceback_without_text(exc)}),
-                                 **self._where(record))
-                # A stop or a rebalance meanwhile gives the record back rather than wait out
-                # the delay (a RetryLater hint may be a minute).
-                await self.context.wait_to_retry(self.retry.delay(failures, hint))
-
-    def _failed(self, started: float, cause: str) -> None:
-        HANDLER_FAILURE_SECONDS.labels(self.name, cause).observe(time.perf_counter() - started)
-
-    def _where(self, record: Record) -> dict[str, Any]:
-        """What a log line about one record names it by: where it is in Kafka, and the
-        CloudEvents id its producer gave it (an event's id, a command's), if any."""
-        where: dict[str, Any] = {"topic": self._connection.topic(record.topic),
-                                 "partition": record.partition, "offset": record.offset}
-        if (event_id := event_id_of(record.headers)) is not None:
-            where["event_id"] = event_id
-        return where
-
-    async def _dead_letter(self, record: Record, reason: str, attempts: int, *,
-                           provider: str = "", account: str = "",
-                           failure: BaseException | None = None) -> None:
-        """Publish the record's dead letter, with `reason`. The log line says the reason of a
-        poison record (the handler's words for what is wrong with it), and of a `failure`
-        only its type and traceback: its text goes to the dead letter alone
-        (consumers.failure_text)."""
-        if not provider and not account:
-            provider, account = named_by_source(record.headers)
-        reason = short(reason)  # the log line too: a reason may quote the whole record
-        HANDLED.labels(self.name, "dead_letter").inc()
-        said: dict[str, Any] = ({"reason": reason} if failure is None else
-                                {"error_type": type(failure).__name__,
-                                 "exception": traceback_without_text(failure)})
-        log.error("record dead-lettered", worker=self.name, attempts=attempts, **said,
-                  **self._where(record))
-        payload = {
-            "topic": record.topic, "partition": record.partition, "offset": record.offset,
-            "key": record.key.decode("utf-8", "replace") if record.key else None,
-            "value_b64": base64.b64encode(record.value).decode(), "attempts": attempts,
-            "worker": self.name,
-            # For `switchboard replay`, which puts the record back as it was: the key exactly
-            # (`key` is for people), and the headers (a header may have no value: null).
-            "key_b64": base64.b64encode(record.key).decode() if record.key is not None else None,
-            "headers_b64": [[name, None if value is None else base64.b64encode(value).decode()]
-                            for name, value in record.headers or ()],
-        }
-        letter = dead_letter_record(
-            dl_id=str(uuid.uuid4()), stage=f"worker:{self.name}", reason=reason,
-            provider=provider, account=account, time=datetime.now(UTC), payload=payload,
-            key=record.key)
-        refused = failures = 0
-        while True:
-            try:
-                await self.producer.publish([letter])
-                break
-            except PublishError as exc:
-                # Kafka away: waited out, as a handler's own publish is (a broker restart
-                # must not stop every worker holding a record to dead-letter). Refused for
-                # good ten times: stop without committing; the record comes back.
-                if exc.lasting:
-                    refused += 1
-                    if refused == 10:
-                        raise
-                failures += 1
-                # A stop or a rebalance gives the record back (GiveBack) rather than wait
-                # out the retries: its next owner dead-letters it.
-                await self.context.wait_to_retry(self.retry.delay(failures))
-        self.handled += 1

@@ -201,7 +201,7 @@ def runtime_over(consumer: PartitionLog, monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
     monkeypatch.setattr(runtime_module, "stop_consumer", stop)
-    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.01, raising=False)
+    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.01)
     return WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic], handler=handler,
                          commit_interval_s=0.01,
                          producer=KeepingProducer())  # type: ignore[arg-type]

@@ -138,7 +138,7 @@ async def test_a_worker_whose_new_partitions_cannot_get_ready_says_so_when_probe
             raise TimeoutError
 
     runtime = runtime_over(PartitionLog(records=0), monkeypatch, handler)
-    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.5, raising=False)
+    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.5)
     runtime.on_assigned.append(catch_up)
     running = asyncio.create_task(runtime.run())
     await asyncio.wait_for(failed.wait(), 5)
