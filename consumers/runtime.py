@@ -349,7 +349,6 @@ class WorkerRuntime(Attempts, Commits, KafkaWatch, UnreadableStop):
                 if tp in assigned and records:
                     self._reposition.setdefault(tp, records[0].offset)
             return {}
-        self._skips.fetched(consumer, result)
         for tp in [tp for tp in result if tp not in self._prepared]:
             # Fetched before the partition's hooks were done (aiokafka fetches a new
             # assignment at once): read again once they are.
@@ -478,6 +477,8 @@ class WorkerRuntime(Attempts, Commits, KafkaWatch, UnreadableStop):
                 if self._generation != generation:  # a rebalance began while we waited
                     self._capacity.release()
                     return
+                if r is records[0] and self._consumer is not None:
+                    self._skips.fetched(self._consumer, tp, records)
                 record = Record(self._connection.plain_topic(r.topic), r.partition, r.offset, r.key,
                                 r.value or b"", tuple(r.headers or ()))
                 chain = (tp.topic, tp.partition, r.key)

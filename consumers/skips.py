@@ -50,25 +50,27 @@ class Skips:
         for tp in partitions:
             self._next.pop(tp, None)
 
-    def fetched(self, consumer: AIOKafkaConsumer, batch: dict[TopicPartition, list[Any]]
+    def fetched(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]
                 ) -> None:
-        """Note what a fetch gave; one beginning past the partition's next offset is asked
-        about. A fetch begins at one position, so a gap can only be before its first record."""
-        for tp, records in batch.items():
-            if not records:
-                continue
-            expected = self._next.get(tp)
-            self._next[tp] = records[-1].offset + 1
-            first = records[0].offset
-            if expected is None or first <= expected:
-                continue
-            if (gaps := self._gaps.get(tp)) is not None:  # asked already: the answer tells
-                gaps.append((expected, first))
-                continue
-            self._gaps[tp] = [(expected, first)]
-            task = asyncio.create_task(self._ask(consumer, tp))
-            self._asking.add(task)
-            task.add_done_callback(self._asking.discard)
+        """Note the records of `tp` a fetch gave, once the first of them starts: one beginning
+        past the partition's next offset is asked about. A fetch begins at one position, so a
+        gap can only be before its first record. Not before it starts: records a rebalance
+        leaves to the partition's next owner keep the group's commit below the gap, and that
+        owner says them lost where it resumes (consumers.positions)."""
+        if not records:
+            return
+        expected = self._next.get(tp)
+        self._next[tp] = records[-1].offset + 1
+        first = records[0].offset
+        if expected is None or first <= expected:
+            return
+        if (gaps := self._gaps.get(tp)) is not None:  # asked already: the answer tells
+            gaps.append((expected, first))
+            return
+        self._gaps[tp] = [(expected, first)]
+        task = asyncio.create_task(self._ask(consumer, tp))
+        self._asking.add(task)
+        task.add_done_callback(self._asking.discard)
 
     async def _ask(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
         try:

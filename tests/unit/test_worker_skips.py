@@ -13,13 +13,16 @@ from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 
+from consumers.handling import Context, Record
+from consumers.runtime import WorkerRuntime
 from consumers.skips import Skips
+from tests.unit.fake_consumers import FakeConsumer, fetched
 
 TP = TopicPartition("t", 0)
 
 
-def _records(*offsets: int) -> dict[TopicPartition, list[Any]]:
-    return {TP: [SimpleNamespace(offset=offset) for offset in offsets]}
+def _records(*offsets: int) -> list[Any]:
+    return [SimpleNamespace(offset=offset) for offset in offsets]
 
 
 class LogStart:
@@ -53,8 +56,8 @@ async def test_records_deleted_below_the_position_are_said_and_counted(
     skips, consumer = Skips("skips-deleted"), LogStart(8)
     before = _lost("skips-deleted")
     skips.at(TP, 2)
-    skips.fetched(consumer, _records(2, 3))
-    skips.fetched(consumer, _records(8, 9))
+    skips.fetched(consumer, TP, _records(2, 3))
+    skips.fetched(consumer, TP, _records(8, 9))
     await skips.settle()
     assert _said(caplog, "lost") == [("WARNING", {0: "4-7"})]
     assert _lost("skips-deleted") == before + 4
@@ -65,8 +68,8 @@ async def test_a_gap_above_the_first_record_kept_is_no_loss(
     # A transaction marker, or records compaction removed: nothing was deleted unhandled.
     skips, consumer = Skips("skips-marker"), LogStart(0)
     before = _lost("skips-marker")
-    skips.fetched(consumer, _records(0, 1, 2))
-    skips.fetched(consumer, _records(4))
+    skips.fetched(consumer, TP, _records(0, 1, 2))
+    skips.fetched(consumer, TP, _records(4))
     await skips.settle()
     assert consumer.asked == 1
     assert _said(caplog, "lost") == []
@@ -76,12 +79,12 @@ async def test_a_gap_above_the_first_record_kept_is_no_loss(
 async def test_only_a_gap_asks_kafka(caplog: pytest.LogCaptureFixture) -> None:
     # No question per fetch: only where a fetch does not follow on from the last.
     skips, consumer = Skips("skips-none"), LogStart(0)
-    skips.fetched(consumer, _records(5, 6))  # nothing known before
-    skips.fetched(consumer, _records(7))
+    skips.fetched(consumer, TP, _records(5, 6))  # nothing known before
+    skips.fetched(consumer, TP, _records(7))
     skips.at(TP, 3)  # the runtime sought back
-    skips.fetched(consumer, _records(3, 4, 5))
+    skips.fetched(consumer, TP, _records(3, 4, 5))
     skips.forget([TP])  # given away, and given again: read from the group's commit
-    skips.fetched(consumer, _records(9))
+    skips.fetched(consumer, TP, _records(9))
     await skips.settle()
     assert consumer.asked == 0
 
@@ -90,8 +93,8 @@ async def test_gaps_meanwhile_are_told_by_the_one_question(
         caplog: pytest.LogCaptureFixture) -> None:
     skips, consumer = Skips("skips-twice"), LogStart(20)
     skips.at(TP, 0)
-    skips.fetched(consumer, _records(5))
-    skips.fetched(consumer, _records(20))
+    skips.fetched(consumer, TP, _records(5))
+    skips.fetched(consumer, TP, _records(20))
     await skips.settle()
     assert consumer.asked == 1
     assert _said(caplog, "lost") == [("WARNING", {0: "0-4,6-19"})]
@@ -102,6 +105,62 @@ async def test_kafka_not_answering_says_the_records_skipped_may_be_lost(
     skips = Skips("skips-away")
     consumer = LogStart(KafkaConnectionError("broker away"))
     skips.at(TP, 2)
-    skips.fetched(consumer, _records(8))
+    skips.fetched(consumer, TP, _records(8))
     await skips.settle()
     assert _said(caplog, "skipped") == [("WARNING", "2-7")]
+
+
+class DeletedBelow(FakeConsumer):
+    """aiokafka's consumer over TP, whose records Kafka deleted below `first`: fetches answer
+    `batches` in turn, then nothing."""
+
+    def __init__(self, first: int, *batches: range) -> None:
+        super().__init__({TP})
+        self.first = first
+        self.batches = [fetched(offsets) for offsets in batches]
+
+    async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
+        await asyncio.sleep(0)
+        return self.batches.pop(0) if self.batches else {}
+
+    async def beginning_offsets(self, partitions: list[TopicPartition]
+                                ) -> dict[TopicPartition, int]:
+        return dict.fromkeys(partitions, self.first)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        return None
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        return None
+
+
+async def test_records_skipped_by_a_fetch_left_to_the_next_owner_are_said_lost_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The fetch past the deleted records waits for room (record 2 holds the only slot) and a
+    # rebalance takes the partition: none of it starts, the commit stays below the deleted
+    # records, and whoever resumes there says them lost (consumers.positions). This member
+    # said them too: counted twice.
+    gate = asyncio.Event()
+
+    async def handler(record: Record, ctx: Context) -> None:
+        await gate.wait()
+
+    runtime = WorkerRuntime(name="skips-left", kafka="unused:9092", topics=[TP.topic],
+                            handler=handler, max_in_flight=1)
+    consumer = DeletedBelow(8, range(2, 3), range(8, 10))
+    runtime._consumer = consumer
+    runtime._prepared = {TP}
+    runtime._skips.at(TP, 2)  # where the group's commit put it
+    before = _lost("skips-left")
+    await runtime._dispatch(await runtime._next_batch(consumer))
+    dispatching = asyncio.create_task(
+        runtime._dispatch(await runtime._next_batch(consumer)))
+    await asyncio.sleep(0.01)
+    releasing = asyncio.create_task(runtime.release({TP}))  # the rebalance begins
+    await asyncio.sleep(0.01)
+    gate.set()
+    await asyncio.wait_for(asyncio.gather(dispatching, releasing), 5)
+    await runtime._skips.settle()
+    assert consumer.commits == [{TP: 3}]  # the next owner resumes below the deleted records
+    assert _said(caplog, "lost") == []
+    assert _lost("skips-left") == before
