@@ -5,12 +5,18 @@ contact out (and get one confirmation), START/UNSTOP opt back in, HELP gets the 
 opted out or not (carriers require it); so does INFO, unless one of the account's rules
 answers the message (rules files had "info" keyword rules before INFO was HELP). Then
 keyword rules (first match wins), then the account's fallback.
+
+The one clock: a regex rule's search stops after REGEX_TIMEOUT_S, counted and logged here.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
+
+import regex
+from prometheus_client import Counter
 
 from consumers.bots.rules import (
     WORD_CHARS,
@@ -24,6 +30,25 @@ from consumers.bots.templates import Template
 from normalizers.registry import opt_out_error_codes
 from switchboard.commands import CommandKind
 from switchboard.events import Direction, EventType, MessageEvent
+from switchboard.logs import get_logger
+from switchboard.throttle import ThrottledLog
+
+log = get_logger(__name__)
+
+# What a regex rule reads: the text's first REGEX_CHARS characters, a whole WhatsApp or
+# Telegram message (their longest) and more than any provider sends as one SMS. Searching
+# is often quadratic in the text's length (r"\w+$" tries each start): 4096 characters take
+# milliseconds, a megabyte (the webhook's cap) would take hours.
+REGEX_CHARS = 4096
+# And for at most REGEX_TIMEOUT_S per rule and message: what no bound on the text prevents,
+# a pattern that backtracks exponentially, (a|aa)+$, takes seconds over 40 characters. An
+# ordinary pattern over 4096 characters needs well under a tenth of that.
+REGEX_TIMEOUT_S = 0.1
+REGEX_TIMEOUTS = Counter("switchboard_bot_regex_timeouts_total",
+                         "Regex rules' searches stopped at the time limit (taken as no match), "
+                         "by account and rule number", ["account", "rule"])
+# Once a minute per rule: a contact can send the text that times out over and over.
+_timeout_log = ThrottledLog(log)
 
 
 @dataclass(frozen=True)
@@ -100,13 +125,14 @@ def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None
 
 def _a_rule_answers(event: MessageEvent, account: CompiledAccount) -> bool:
     read = _Read(event, account)
-    return any(_match(rule, event, read) is not None for rule in account.rules)
+    return any(_match(rule, number, event, read) is not None
+               for number, rule in enumerate(account.rules, start=1))
 
 
 def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | None:
     read = _Read(event, account)
     for number, rule in enumerate(account.rules, start=1):
-        values = _match(rule, event, read)
+        values = _match(rule, number, event, read)
         if values is not None:
             return Decision(f"rule-{number}", _render(rule.template, values), values=values)
     if account.fallback is not None and ((event.text or "").strip() or event.postback
@@ -125,6 +151,8 @@ class _Read:
 
     def __init__(self, event: MessageEvent, account: CompiledAccount) -> None:
         self.text = (event.text or "").strip()
+        self.searched = self.text[:REGEX_CHARS]  # what regex rules read
+        self.section = account.name  # whose rules: the account's, or "*"'s
         self.word, self.rest = split_first_word(self.text)
         self.head = self.text[:account.prefix_chars + WORD_CHARS] if account.prefix_chars \
             else ""
@@ -134,7 +162,7 @@ class _Read:
             len(postback) <= account.postback_chars + WORD_CHARS else None
 
 
-def _match(rule: CompiledRule, event: MessageEvent,
+def _match(rule: CompiledRule, number: int, event: MessageEvent,
            read: _Read) -> dict[str, str | None] | None:
     if rule.rule.channel and rule.rule.channel != event.channel:
         return None
@@ -156,12 +184,27 @@ def _match(rule: CompiledRule, event: MessageEvent,
             return template_values(event, matched, text[len(matched):].strip())
         return None
     assert rule.pattern is not None
-    found = rule.pattern.search(text)
+    found = _search(rule.pattern, read, event.account, number)
     if found is None:
         return None
     values = template_values(event, found.group(0), text[found.end():].strip())
     values.update(found.groupdict())
     return values
+
+
+def _search(pattern: regex.Pattern[str], read: _Read, account: str,
+            number: int) -> regex.Match[str] | None:
+    """A regex rule's search, stopped at the time limit: then no match, and the next rule."""
+    try:
+        return pattern.search(read.searched, timeout=REGEX_TIMEOUT_S)
+    except TimeoutError:
+        REGEX_TIMEOUTS.labels(account, str(number)).inc()
+        # Never the text: it is the contact's (and perhaps crafted to do this).
+        _timeout_log(logging.WARNING, "regex rule stopped at its time limit: taken as no "
+                     "match (a pattern that backtracks? e.g. (a+)+ or (a|aa)+)",
+                     {"account": account, "rule": number, "section": read.section},
+                     timeout_s=REGEX_TIMEOUT_S)
+        return None
 
 
 def _split_folded(text: str, length: int) -> tuple[str, str]:

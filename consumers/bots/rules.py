@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
+import regex
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from consumers.bots.templates import FIELDS, Template, TemplateError
@@ -189,6 +190,14 @@ def split_head(word: str, words: Collection[str]) -> tuple[str, str] | None:
     return None
 
 
+def compile_rule_regex(pattern: str) -> regex.Pattern[str]:
+    """A rule's regex as the bots match it: in any case, and by the regex module (in its
+    re-compatible VERSION0), not re: a search of re cannot be stopped, and one account's
+    pattern that backtracks without end ((a|aa)+$) on a contact's text would hold the bot's
+    event loop, every account's STOPs and replies, for minutes (decide.py sets the limit)."""
+    return regex.compile(pattern, regex.IGNORECASE | regex.VERSION0)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -215,9 +224,12 @@ class Rule(_Strict):
                 raise ValueError(f"{matcher} {written!r} is only accents or marks: it would "
                                  "match every message")
         if self.regex is not None:
+            # Written in re's syntax, as rules always were (regex's own extensions are
+            # refused as before); matched by the regex module, whose search can be stopped.
             try:
                 re.compile(self.regex)
-            except re.error as exc:
+                compile_rule_regex(self.regex)
+            except (re.error, regex.error) as exc:
                 raise ValueError(f"regex {self.regex!r} is invalid: {exc}") from None
         return self
 
@@ -275,7 +287,7 @@ class CompiledRule:
         self.keyword = fold(rule.keyword) if rule.keyword else None
         self.prefix = fold(rule.prefix) if rule.prefix else None
         self.postback = fold(rule.postback) if rule.postback else None
-        self.pattern = re.compile(rule.regex, re.IGNORECASE) if rule.regex else None
+        self.pattern = compile_rule_regex(rule.regex) if rule.regex else None
         groups = frozenset(self.pattern.groupindex) if self.pattern else frozenset()
         self.template = Template(rule.reply, FIELDS | groups)  # regex groups are fields too
 

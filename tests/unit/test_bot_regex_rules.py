@@ -1,0 +1,176 @@
+"""Regex rules: an account's pattern cannot hold the bot's event loop, and reads as re did."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from consumers.bots import decide as bot_decide
+from consumers.bots.decide import compliance, keyword_reply
+from consumers.bots.rules import RulesError, compile_rule_regex, parse_rules
+from switchboard.events import MessageEvent
+from switchboard.throttle import ThrottledLog
+
+ROOT = Path(__file__).resolve().parents[2]
+# Backtracks exponentially in the text's length: without a time limit, sixty characters are
+# centuries of backtracking, re's or regex's.
+CATASTROPHIC = r"(a|aa)+$"
+CRAFTED = "a" * 60 + "!"
+
+
+def inbound(text: str, account: str = "acme") -> MessageEvent:
+    return MessageEvent.model_validate({
+        "id": uuid.uuid4(), "type": "message.inbound", "provider": "infobip",
+        "account": account, "channel": "sms", "direction": "inbound", "from": "+4179000111",
+        "to": "+15550000000", "text": text, "received_at": datetime.now(UTC), "raw_id": "r"})
+
+
+def timeouts(account: str, rule: int) -> float:
+    return REGISTRY.get_sample_value("switchboard_bot_regex_timeouts_total",
+                                     {"account": account, "rule": str(rule)}) or 0.0
+
+
+@pytest.fixture
+def quick_limit(monkeypatch: pytest.MonkeyPatch) -> ThrottledLog:
+    """A short limit (the test waits for it), and a log window of this test's own."""
+    monkeypatch.setattr(bot_decide, "REGEX_TIMEOUT_S", 0.01)
+    throttled = ThrottledLog(bot_decide.log)
+    monkeypatch.setattr(bot_decide, "_timeout_log", throttled)
+    return throttled
+
+
+async def test_a_backtracking_regex_is_stopped_taken_as_no_match_and_the_next_rule_answers(
+        quick_limit: ThrottledLog, caplog: pytest.LogCaptureFixture) -> None:
+    """One account's pattern, hit by a contact's crafted text, held the event loop of the bot
+    that serves every account: every account's STOPs and replies waited on it."""
+    account = parse_rules({"accounts": {"acme": {"fallback": "Sorry.", "rules": [
+        {"keyword": "price", "reply": "From 10 EUR"},
+        {"regex": CATASTROPHIC, "reply": "Many a's"},
+        {"regex": "a!$", "reply": "Ends in a!"},
+    ]}}}).accounts["acme"]
+    before = timeouts("acme", 2)
+    for _ in range(3):  # a contact can send it again and again
+        decision = keyword_reply(inbound(CRAFTED), account)
+        assert decision is not None and decision.purpose == "rule-3"
+        assert decision.reply == "Ends in a!"
+    assert timeouts("acme", 2) - before == 3
+    warnings = [r for r in caplog.records if "regex rule stopped at its time limit" in
+                r.getMessage()]
+    assert len(warnings) == 1  # once a minute per rule, not per message
+    line = warnings[0].getMessage()
+    assert "acme" in line and "rule" in line and "2" in line
+    assert "aaaa" not in caplog.text  # never the contact's text
+    quick_limit.flush()
+    assert "1 more" not in caplog.text and "2 more in the last 60 s" in caplog.text
+
+
+async def test_a_stopped_regex_leaves_compliance_and_the_fallback_working(
+        quick_limit: ThrottledLog) -> None:
+    account = parse_rules({"accounts": {"*": {"fallback": "Sorry.", "rules": [
+        {"regex": CATASTROPHIC, "reply": "Many a's"}]}}}).accounts["*"]
+    before = timeouts("shop", 1)
+    stop = compliance(inbound("STOP " + CRAFTED, "shop"), account)
+    assert stop is not None and stop.opt_out is True
+    # INFO is HELP unless a rule answers it: the stopped rule does not.
+    info = compliance(inbound("info " + CRAFTED, "shop"), account)
+    assert info is not None and info.purpose == "help"
+    fallback = keyword_reply(inbound(CRAFTED, "shop"), account)
+    assert fallback is not None and fallback.purpose == "fallback"
+    assert timeouts("shop", 1) - before == 2  # counted for the account the message is for
+
+
+class Recording:
+    """A rule's compiled pattern that notes how much text each search is given."""
+
+    def __init__(self, pattern: Any) -> None:
+        self.pattern = pattern
+        self.lengths: list[int] = []
+        self.groupindex = pattern.groupindex
+
+    def search(self, text: str, **options: Any) -> Any:
+        self.lengths.append(len(text))
+        return self.pattern.search(text, **options)
+
+
+@pytest.mark.parametrize("text", ["track " + "x" * 1_000_000, "x" * 1_000_000 + " end"])
+def test_a_regex_reads_the_first_regex_chars_of_a_megabyte(text: str) -> None:
+    """Ordinary patterns are often quadratic in the text (r"\\w+$" tries every start): over a
+    megabyte, the webhook's cap, each would run until its time limit. Counted, not timed."""
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        {"regex": r"(?P<word>\w+) end$", "reply": "{word}"},
+        {"regex": r"^track\s+(?P<code>\w+)", "reply": "Parcel {code}"}]}}}).accounts["acme"]
+    recorders = []
+    for rule in account.rules:
+        rule.pattern = recorder = Recording(rule.pattern)  # type: ignore[assignment]
+        recorders.append(recorder)
+    keyword_reply(inbound(text), account)
+    seen = [length for recorder in recorders for length in recorder.lengths]
+    assert seen and max(seen) == bot_decide.REGEX_CHARS
+
+
+def test_a_message_of_every_channel_is_read_whole() -> None:
+    """4096 characters: the longest WhatsApp or Telegram text. Its end still matches `$`."""
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        {"regex": r"(?P<code>\d+)$", "reply": "Order {code}"}]}}}).accounts["acme"]
+    text = "x" * (bot_decide.REGEX_CHARS - 5) + " 1234"
+    decision = keyword_reply(inbound(text), account)
+    assert decision is not None and decision.reply == "Order 1234"
+
+
+def shipped_patterns() -> list[str]:
+    """The regex rules of examples/rules.toml and of the README's example."""
+    example = tomllib.loads((ROOT / "examples" / "rules.toml").read_text())
+    patterns = [rule["regex"] for section in example["accounts"].values()
+                for rule in section.get("rules", []) if "regex" in rule]
+    readme = (ROOT / "README.md").read_text()
+    patterns += re.findall(r"^regex = '([^']*)'", readme, re.MULTILINE)
+    assert len(patterns) >= 2
+    return patterns
+
+
+TEXTS = ["track AB12", "TRACK  ab12", "Track AB12 please", "track", "track é12", "track Ab-12",
+         "Info", "info: hours?", "order 1234", "hello\ntrack AB12", "trackAB12", "track AB12\n",
+         "track \u0130stanbul", "track caf\u00e9", "track \u5305\u88f9",
+         "track \u043f\u043e\u0441\u044b\u043b\u043a\u0430"]
+
+
+@pytest.mark.parametrize("pattern", [*shipped_patterns(), r"^track (?P<code>\w+)$",
+                                     r"^track (?P<code>.+)$", r"^info\b",
+                                     r"^order\s+(?P<number>\d+)$", r"\bprice\b"])
+def test_the_shipped_and_tested_patterns_match_as_re_matched_them(pattern: str) -> None:
+    """Rules files were matched by re: the regex module (VERSION0) reads these alike."""
+    old = re.compile(pattern, re.IGNORECASE)
+    new = compile_rule_regex(pattern)
+    for text in TEXTS:
+        before, after = old.search(text), new.search(text)
+        assert (before and (before.span(), before.groupdict())) == \
+            (after and (after.span(), after.groupdict())), (pattern, text)
+
+
+@pytest.mark.parametrize(("text", "re_code", "regex_code"), [
+    ("track cafe\u0301", None, "cafe\u0301"),  # an accent written as a mark of its own
+    ("track \u0915\u093f\u0924\u093e\u092c", None, "\u0915\u093f\u0924\u093e\u092c"),  # vowel signs
+    ("track 12\u00bd", "12\u00bd", None),  # a vulgar fraction (superscripts alike)
+])
+def test_where_the_regex_module_reads_a_word_otherwise(
+        text: str, re_code: str | None, regex_code: str | None) -> None:
+    """\\w (and \\b) as Unicode defines word characters: with marks, without ½ or ²."""
+    pattern = r"^track (?P<code>\w+)$"
+    before, after = re.search(pattern, text), compile_rule_regex(pattern).search(text)
+    assert (before and before["code"]) == re_code
+    assert (after and after["code"]) == regex_code
+
+
+@pytest.mark.parametrize("pattern", [r"\p{L}+", r"(?<=ab|c)x", r"(?|a)", r"(?V1)a", r"\X"])
+def test_the_regex_modules_own_syntax_is_refused_as_before(pattern: str) -> None:
+    """A rule is written in re's syntax, as it always was: what re refuses is still refused,
+    not read by the regex module's extensions."""
+    with pytest.raises(RulesError, match=r"rule 1: regex .* is invalid"):
+        parse_rules({"accounts": {"acme": {"rules": [{"regex": pattern, "reply": "x"}]}}})
