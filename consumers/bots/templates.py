@@ -4,9 +4,9 @@ Deliberately tiny and safe: no attribute access, no indexing, no expressions, no
 specs that could be abused; unknown names are rejected when the rules file is loaded, not
 when a customer writes in. `{{` and `}}` are literal braces.
 
-Each placeholder puts at most ECHO_CHARS characters into a reply: `{text}` and `{rest}` (and
-`{keyword}`, `{postback}`, a regex group) are what the contact wrote, and a reply echoing a
-megabyte would be sent, and paid for, as hundreds of SMS parts.
+Each placeholder the contact fills puts at most ECHO_CHARS characters into a reply: `{text}`
+and `{rest}` (and `{keyword}`, `{postback}`, a regex group) are what the contact wrote, and a
+reply echoing a megabyte would be sent, and paid for, as hundreds of SMS parts.
 """
 
 from __future__ import annotations
@@ -27,17 +27,35 @@ ECHO_CHARS = 160
 # sent as UCS-2, 70 characters a segment instead of 160.
 ELLIPSIS = "..."
 _JOINER = "\u200d"  # inside an emoji sequence: not cut after
+# Kept with the character before them: skin tones (category Sk, not a mark) and emoji tags
+# (a subdivision flag's letters, category Cf).
+_MODIFIERS = re.compile("[\U0001F3FB-\U0001F3FF\U000E0020-\U000E007F]")
+_REGIONAL = re.compile("[\U0001F1E6-\U0001F1FF]")  # two make a flag
+# Not what the contact wrote: an address (an Apple `urn:mbid:` is 169 characters) or names.
+_WHOLE = frozenset({"from", "to", "account", "channel", "provider"})
+
+
+def _joined(value: str, cut: int) -> bool:
+    """Whether value[cut] belongs with the character before it."""
+    here = value[cut]
+    return (unicodedata.category(here)[0] == "M" or here == _JOINER
+            or value[cut - 1] == _JOINER or _MODIFIERS.match(here) is not None)
 
 
 def bounded(value: str, limit: int = ECHO_CHARS) -> str:
     """`value`, or its start and ELLIPSIS if longer than `limit` characters (code points). Not
-    cut between a letter and its accents or inside an emoji sequence: the letter goes too."""
+    cut between a letter and its accents, inside an emoji sequence, or between a flag's two
+    letters: what would be left half goes too."""
     if len(value) <= limit:
         return value
     cut = limit - len(ELLIPSIS)
-    while cut > 0 and (unicodedata.category(value[cut])[0] == "M" or value[cut] == _JOINER
-                       or value[cut - 1] == _JOINER):
+    while cut > 0 and _joined(value, cut):
         cut -= 1
+    if _REGIONAL.match(value[cut]):
+        start = cut
+        while start > 0 and _REGIONAL.match(value[start - 1]):
+            start -= 1
+        cut -= (cut - start) % 2  # an odd count before the cut: the last is half a flag
     return value[:cut].rstrip() + ELLIPSIS
 
 
@@ -75,5 +93,6 @@ class Template:
                                 f"known: {', '.join(sorted(allowed))}")
 
     def render(self, values: Mapping[str, str | None]) -> str:
-        return "".join(bounded(values.get(text) or "") if is_name else text
+        return "".join((values.get(text) or "") if is_name and text in _WHOLE
+                       else bounded(values.get(text) or "") if is_name else text
                        for is_name, text in self.parts)

@@ -483,9 +483,20 @@ def test_a_message_one_sms_long_is_echoed_whole() -> None:
      "x" * 150 + "\U0001f469\u200d\U0001f467" * 2 + "..."),
     ("x" * 155 + "  " + "y" * 10, "x" * 155 + "..."),
     ("\u00e9" * 200, "\u00e9" * 157 + "..."),
+    ("a" * 152 + "\U0001f1e8\U0001f1ed" * 5,  # a flag's two letters stay together
+     "a" * 152 + "\U0001f1e8\U0001f1ed" * 2 + "..."),
+    ("a" * 156 + "\U0001f44d\U0001f3fd" + "b" * 9,  # so do an emoji and its skin tone
+     "a" * 156 + "..."),
 ])
 def test_a_long_value_is_cut_between_characters_as_read(value: str, expected: str) -> None:
     assert bounded(value) == expected and len(bounded(value)) <= ECHO_CHARS
+
+
+def test_an_address_or_name_goes_into_a_reply_whole() -> None:
+    # Not what the contact wrote: an Apple Messages for Business address is 169 characters.
+    address = "urn:mbid:" + "A" * 160
+    assert Template("to {from} on {channel}").render({"from": address, "channel": "apple"}) \
+        == f"to {address} on apple"
 
 
 @pytest.mark.parametrize(("text", "rest"), [
