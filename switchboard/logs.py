@@ -27,6 +27,9 @@ MASK = "***"
 # ordinary words (account secrets have at least 8 characters; a Kafka password or a provider's
 # key has no minimum, and a short one was logged as it was).
 MIN_MASKED_CHARS = 6
+# Shorter still, not masked at all (the warning at start says so): a password "1" masked as a
+# word made every "1" in every line and send failure's description "***".
+MIN_MASKED_WORD_CHARS = 3
 _SECRET_KEY = re.compile(
     r"(secret|password|passwd|token|authorization|signature|api[_-]?key|access[_-]?key|credential)",
     re.IGNORECASE,
@@ -59,7 +62,7 @@ def secret_key(name: str) -> bool:
 def register_secrets(values: Iterable[str | None]) -> None:
     """Remember secret values so they are masked in every later log line, also %-encoded: a
     token goes into webhook URLs so. A value shorter than MIN_MASKED_CHARS is masked only as
-    a word of its own, and is warned about once."""
+    a word of its own (not at all below MIN_MASKED_WORD_CHARS), and is warned about once."""
     with _registering:
         short = 0
         for value in values:
@@ -71,7 +74,7 @@ def register_secrets(values: Iterable[str | None]) -> None:
         get_logger(__name__).warning(
             f"a configured secret has fewer than {MIN_MASKED_CHARS} characters: so short a "
             "secret is easily guessed, and log lines mask it only where it stands as a word of "
-            "its own; use a longer one", count=short)
+            f"its own (not at all below {MIN_MASKED_WORD_CHARS}); use a longer one", count=short)
 
 
 def replace_secret(name: str, value: str) -> None:
@@ -99,7 +102,8 @@ def _remask() -> None:
     # otherwise be masked first, leaving the rest of the longer one in the line.
     forms = sorted(_secret_values | held, key=len, reverse=True)
     _masked = tuple(form for form in forms if len(form) >= MIN_MASKED_CHARS)
-    words = [re.escape(form) for form in forms if len(form) < MIN_MASKED_CHARS]
+    words = [re.escape(form) for form in forms
+             if MIN_MASKED_WORD_CHARS <= len(form) < MIN_MASKED_CHARS]
     _masked_words = re.compile(rf"(?<!\w)(?:{'|'.join(words)})(?!\w)") if words else None
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from switchboard.logs import (
     MIN_MASKED_CHARS,
+    MIN_MASKED_WORD_CHARS,
     configure_logging,
     get_logger,
     register_secrets,
@@ -82,6 +83,19 @@ def test_a_short_secret_is_masked_where_it_stands_alone_and_warned_about(
     assert (f"A secret shorter than {MIN_MASKED_CHARS} characters is masked only where it "
             "stands as a word of its own") in readme
     assert "masked in every log line |" not in readme
+
+
+def test_a_secret_of_one_or_two_characters_is_not_masked_but_warned_about(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Masked as a word, a password "1" turned every count in every line into "***".
+    configure_logging("INFO", "json")
+    register_secrets(["1", "k8"])
+    get_logger("test").info("login", detail="attempt 1 of 3 on k8 nodes")
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    [warning] = [line for line in lines if line["level"] == "warning"]
+    assert warning["count"] == 2 and f"not at all below {MIN_MASKED_WORD_CHARS}" in \
+        warning["event"]
+    assert lines[-1]["detail"] == "attempt 1 of 3 on k8 nodes"
 
 
 @pytest.mark.parametrize(("level", "request_lines"), [("INFO", 0), ("DEBUG", 1)])
