@@ -51,7 +51,10 @@ NAME = "infobip"
 # indicators, and Messenger's consent updates (`SUBSCRIBE`/`UNSUBSCRIBE`: a contact opting in to
 # or out of Meta's Marketing Messages, whose token only the marketing send uses). A consent
 # update is not an opt-out of the conversation, and schema v1 has no event for it.
-_IGNORED_EVENTS = frozenset({"TYPING_STARTED", "TYPING_STOPPED", "SUBSCRIBE", "UNSUBSCRIBE"})
+# Consent updates only on Messenger: another channel's UNSUBSCRIBE, if one ever came, might be
+# a real opt-out, and is refused (kept as a dead letter) rather than dropped.
+_IGNORED_EVENTS = frozenset({"TYPING_STARTED", "TYPING_STOPPED"})
+_MESSENGER_CONSENT_EVENTS = frozenset({"SUBSCRIBE", "UNSUBSCRIBE"})
 
 # Status names whose meaning is narrower than their group's (see docs/providers/infobip.md).
 STATUS_BY_NAME: Mapping[str, Status] = {
@@ -226,6 +229,9 @@ def _normalize_report(request: WebhookRequest, report: JsonObject,
     if kind == "MO":
         return _messages_inbound(request, report, label)
     if kind in _IGNORED_EVENTS:
+        return None
+    if kind in _MESSENGER_CONSENT_EVENTS and \
+            (text_field(report, "channel") or "").upper() == "MESSENGER":
         return None
     raise NormalizeError(f"unknown Infobip event {shown(event)}; expected DELIVERY, SEEN or MO")
 
