@@ -13,6 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -36,7 +37,7 @@ from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import dead_letter_record, named_by_source, short
 from switchboard.tasklog import task_fields
-from switchboard.throttle import ThrottledLog
+from switchboard.throttle import Lazy, ThrottledLog
 
 log = get_logger("consumers.runtime")  # the worker's lines, under the logger they always had
 
@@ -164,7 +165,7 @@ class Attempts:
                                  # The producer's words (no record's) say why Kafka took
                                  # nothing; another failure is told by type and traceback.
                                  **({"error": repr(publish)} if publish is not None else
-                                    {"exception": traceback_without_text(exc)}),
+                                    {"exception": Lazy(partial(traceback_without_text, exc))}),
                                  **self._where(record))
                 # A stop or a rebalance meanwhile gives the record back rather than wait out
                 # the delay (a RetryLater hint may be a minute).

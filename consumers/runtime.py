@@ -61,7 +61,7 @@ from consumers.worker_metrics import (
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
-from switchboard.producer import NEW_PARTITIONS_WITHIN_S, DurableProducer
+from switchboard.producer import NEW_PARTITIONS_WITHIN_S, DurableProducer, PublishError
 from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
@@ -508,9 +508,12 @@ class WorkerRuntime(Attempts, Commits, KafkaWatch, UnreadableStop):
         except GiveBack:
             return  # stays in flight: commits stop below it, and it comes back
         except Exception as exc:  # noqa: BLE001 - a dead-letter publish, or MustNotSkip
+            refused = _refusal(exc)
             log.error("record neither handled nor kept: stopping without committing it; it is "
                       "handled again once the worker restarts", worker=self.name,
                       error_type=type(exc).__name__, exception=traceback_without_text(exc),
+                      # Kafka's words (no record's) say why it took nothing: the fix is there.
+                      **({"error": repr(refused)} if refused is not None else {}),
                       **self._where(record))
             self.fail(exc)  # stop without committing past this record: it comes back
             return
@@ -546,3 +549,11 @@ class WorkerRuntime(Attempts, Commits, KafkaWatch, UnreadableStop):
             self._fetched.pop(tp, None)
             self._committed.pop(tp, None)
             self._in_flight.pop(tp, None)  # records given back: their next owner has them
+
+
+def _refusal(exc: BaseException) -> PublishError | None:
+    """The publish Kafka refused that `exc` is, or was raised from (a bot's MustNotSkip)."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, PublishError):
+        cause = cause.__cause__
+    return cause

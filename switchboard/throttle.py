@@ -4,12 +4,21 @@ full once per kind and window, then summed up in one line: the metrics count eve
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from switchboard.tasklog import detached
 
 _Kind = tuple[int, str, tuple[tuple[str, Any], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Lazy:
+    """A field's value made only if its line is logged: most lines of an outage are held back,
+    and some values cost more than the line (a formatted traceback: about 100 µs)."""
+
+    make: Callable[[], Any]
 
 
 class ThrottledLog:
@@ -47,7 +56,8 @@ class ThrottledLog:
         if self._timer is None:  # its sums are of many lines: they name no one's record
             self._timer = asyncio.get_running_loop().call_later(self.window_s, self.flush,
                                                                 context=detached())
-        self.log.log(level, event, **kind, **fields)
+        self.log.log(level, event, **kind, **{name: value.make() if isinstance(value, Lazy)
+                                              else value for name, value in fields.items()})
 
     def flush(self) -> None:
         """Sum up the window's held-back lines and start afresh."""

@@ -97,6 +97,8 @@ def test_a_record_neither_handled_nor_kept_stops_the_worker_with_one_line(
                 if "record neither handled nor kept" in line]
     assert (logged["topic"], logged["partition"], logged["offset"]) == (TP.topic, 2, 41)
     assert logged["level"] == "error"
+    if isinstance(producer, Refusing):  # Kafka's reason, which says what to fix, is logged
+        assert "MessageSizeTooLargeError" in logged["error"]
     # Committed at most up to the record (41: read again from it), never past it.
     assert all(offset <= 41 for commit in consumer.commits for offset in commit.values())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from switchboard.throttle import ThrottledLog
+from switchboard.throttle import Lazy, ThrottledLog
 
 
 class Lines:
@@ -34,4 +34,23 @@ async def test_kinds_are_told_apart_by_their_fields_only_up_to_max_kinds() -> No
         (logging.WARNING, "failed: 5 more in the last 60 s, of other kinds", {"more": 5})]
     throttled(logging.WARNING, "failed", {"worker": "c"}, offset=9)  # a new window
     assert logger.lines[-1] == (logging.WARNING, "failed", {"worker": "c", "offset": 9})
+    throttled.flush()
+
+
+async def test_a_lazy_field_is_made_only_for_a_line_logged() -> None:
+    """A worker's retry line carries a formatted traceback: during an outage it was made for
+    every record's every retry, and all but the window's first line thrown away."""
+    logger, made = Lines(), []
+
+    def traceback() -> str:
+        made.append(1)
+        return "Traceback ..."
+
+    throttled = ThrottledLog(logger, window_s=60)
+    for offset in range(50):
+        throttled(logging.WARNING, "failed", {"worker": "a"}, offset=offset,
+                  exception=Lazy(traceback))
+    assert logger.lines == [(logging.WARNING, "failed",
+                             {"worker": "a", "offset": 0, "exception": "Traceback ..."})]
+    assert len(made) == 1
     throttled.flush()
