@@ -66,8 +66,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             workers=workers, proxy_headers=True, log_config=None, access_log=False,
             timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s))
         if workers > 1:
-            _Supervisor(config, sockets=[config.bind_socket()]).run()
-            return 0
+            supervisor = _Supervisor(config, sockets=[config.bind_socket()])
+            supervisor.run()
+            return STARTUP_FAILURE if supervisor.failed_to_start else 0
         server = _StoppingServer(config)
         try:
             server.run()
@@ -117,6 +118,12 @@ class _Supervisor(Multiprocess):
         self._terminal = terminal_outputs()
         if not hang_up_stops:
             signal.signal(signal.SIGHUP, signal.SIG_IGN)  # inherited by the workers
+
+    @property
+    def failed_to_start(self) -> bool:
+        """Whether a worker process failed to start, which stops them all (uvicorn's supervisor
+        then just returns: `serve` exited 0, and `Restart=on-failure` did nothing)."""
+        return any(process.exitcode == STARTUP_FAILURE for process in self.processes)
 
     def handle_hup(self) -> None:
         logging.getLogger("uvicorn.error").info("Received SIGHUP, exiting.")

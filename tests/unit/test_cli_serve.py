@@ -189,6 +189,24 @@ def test_serve_under_nohup_runs_on_once_its_terminal_is_closed(workers: int) -> 
     assert output.count('"ingest stopped"') == workers, output
 
 
+def test_serve_with_workers_exits_3_when_a_worker_fails_to_start() -> None:
+    """uvicorn's supervisor stops every process once one fails to start (its app cannot be
+    imported, as after a bad deployment), and just returns: `serve --workers N` exited 0,
+    which its help does not say and `Restart=on-failure` took for a deliberate stop."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SWITCHBOARD_") and k != MULTIPROCESS_DIR_ENV}
+    env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
+                   "SWITCHBOARD_HTTP_PORT": str(free_port())}
+    started = ("import sys; import switchboard.cli.serve as serve; "
+               "serve.WORKER_APP = 'switchboard.no_such_module:app'; "
+               "from switchboard.cli import main; sys.exit(main(['serve', '--workers', '2']))")
+    done = subprocess.run([sys.executable, "-c", started], env=env, capture_output=True,
+                          text=True, timeout=120, cwd=Path(__file__).parents[2])
+    assert "switchboard.no_such_module" in done.stderr + done.stdout
+    assert done.returncode == 3, done.stderr
+
+
 def _group(pgid: int) -> set[int]:
     """The processes of a process group (the supervisor, its workers, multiprocessing's
     resource tracker)."""
