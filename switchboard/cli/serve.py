@@ -148,7 +148,14 @@ def worker_app() -> Starlette:
             drop_terminal_outputs(terminal)  # its stop's log lines would fail on the closed tty
 
         signal.signal(signal.SIGHUP, hung_up)
-    return app_from_environment()
+    try:
+        return app_from_environment()
+    except Exception:
+        # As uvicorn has an app it cannot import: the supervisor stops every process, and
+        # `serve` exits 3. Raised, it was a process that died, started again every half
+        # second with the same traceback (an accounts file edited into a bad one, say).
+        logging.getLogger("uvicorn.error").exception("the app failed to load")
+        sys.exit(STARTUP_FAILURE)
 
 
 def _serve_metrics(host: str, port: int) -> None:

@@ -123,7 +123,8 @@ def test_simulate_does_not_print_the_ingest_url_s_password(
     assert "pr0xy-pass" not in out
 
 
-def _serve_until_ready(workers: int, *, hang_up_ignored: bool) -> tuple[subprocess.Popen[str], str]:
+def _serve_until_ready(workers: int, *, hang_up_ignored: bool,
+                       accounts: Path = EXAMPLE_ACCOUNTS) -> tuple[subprocess.Popen[str], str]:
     """`serve` against a Kafka that is not there (it serves all the same), in a process group
     of its own, as a shell gives a job (a closed terminal signals the whole group); SIGHUP
     ignored as `nohup` leaves it."""
@@ -131,7 +132,7 @@ def _serve_until_ready(workers: int, *, hang_up_ignored: bool) -> tuple[subproce
              if not k.startswith("SWITCHBOARD_") and k != MULTIPROCESS_DIR_ENV}
     port = free_port()
     env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached: not needed
-                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
+                   "SWITCHBOARD_ACCOUNTS_FILE": str(accounts),
                    "SWITCHBOARD_HTTP_PORT": str(port)}
 
     def ignore_hang_up() -> None:
@@ -205,6 +206,44 @@ def test_serve_with_workers_exits_3_when_a_worker_fails_to_start() -> None:
                           text=True, timeout=120, cwd=Path(__file__).parents[2])
     assert "switchboard.no_such_module" in done.stderr + done.stdout
     assert done.returncode == 3, done.stderr
+
+
+def test_serve_with_workers_exits_3_when_a_restarted_worker_cannot_load_its_app(
+        tmp_path: Path) -> None:
+    """A worker process that died is started again, and reads the accounts file again: one
+    edited into a bad one since had it die at once, every half second, a traceback each."""
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_bytes(EXAMPLE_ACCOUNTS.read_bytes())
+    server, _ = _serve_until_ready(2, hang_up_ignored=False, accounts=accounts)
+    try:
+        accounts.write_text("[[account]]\nname = \n")
+        os.kill(min(_workers(server.pid)), signal.SIGKILL)
+        output = server.communicate(timeout=60)[0]
+    finally:
+        stop_process(server, 60)
+    assert server.returncode == 3, output
+    assert output.count("the app failed to load") == 1, output
+
+
+def _workers(pid: int) -> set[int]:
+    """The worker processes `pid` (uvicorn's supervisor) started, not its resource tracker."""
+    return {int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()
+            and _parent(int(entry.name)) == pid
+            and b"spawn_main" in _read(entry / "cmdline")}
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def _group(pgid: int) -> set[int]:
