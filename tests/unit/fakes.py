@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -79,3 +82,26 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
              if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
     return subprocess.run([sys.executable, "-m", "switchboard.cli", *args], env=clean | env,
                           capture_output=True, text=True, timeout=60, check=False)
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[int]:
+    """`app` served by a real uvicorn on 127.0.0.1 (what it answers itself: raw HTTP), on the
+    port yielded, until the block ends."""
+    import uvicorn
+
+    from switchboard.localkafka import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
+                                           log_config=None, access_log=False))
+    serving = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.02)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, timeout=10)

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 
 from ingest.app import create_app
 from ingest.deadlines import BodyDeadlines, BodyTimeout
 from switchboard.accounts import parse_accounts
-from switchboard.localkafka import free_port
 from switchboard.settings import Settings
 from tests.fakes import KeepingProducer
+from tests.unit.fakes import served
 
 SIGNING_KEY = "signing-key-123"
 PATH = "/webhooks/bird/bs"
@@ -131,26 +128,9 @@ async def test_only_the_reads_past_their_deadline_are_cancelled() -> None:
     assert deadlines._timer is None
 
 
-@contextlib.asynccontextmanager
-async def _served(app: Any) -> AsyncIterator[int]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_config=None, access_log=False))
-    serving = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, timeout=10)
-
-
 async def test_uvicorn_answers_a_stalled_sender_and_closes_its_connection() -> None:
     app, producer = _app()
-    async with _served(app) as port:
+    async with served(app) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(f"POST {PATH} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: "
                      "application/json\r\ncontent-length: 1000\r\n\r\n{\"id\": ".encode())

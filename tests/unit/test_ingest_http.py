@@ -12,16 +12,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 
 from ingest.app import create_app
 from ingest.signing import sign
 from switchboard.accounts import parse_accounts
-from switchboard.localkafka import free_port
 from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, RAW
 from tests.fakes import KeepingProducer
+from tests.unit.fakes import served
 
 PASSWORD = "password-123"
 BASIC = {"authorization": "Basic " + base64.b64encode(f"u:{PASSWORD}".encode()).decode()}
@@ -298,24 +297,13 @@ async def test_a_websocket_handshake_is_a_404_with_the_json_body(
     app, producer = _app()
     before = _refused("no_route")
     caplog.set_level(logging.INFO)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_config=None, access_log=False))
-    serving = asyncio.create_task(server.serve())
-    for _ in range(200):
-        if server.started:
-            break
-        await asyncio.sleep(0.02)
-    try:
+    async with served(app) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(f"GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nupgrade: websocket\r\n"
                      "connection: Upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "sec-websocket-version: 13\r\n\r\n".encode())
         answer = await asyncio.wait_for(reader.read(), timeout=10)
         writer.close()
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, timeout=10)
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 404 ")
     assert b"content-type: application/json" in head.lower()
