@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import tomllib
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,12 +39,14 @@ def timeouts(account: str, rule: int) -> float:
 
 
 @pytest.fixture
-def quick_limit(monkeypatch: pytest.MonkeyPatch) -> ThrottledLog:
-    """A short limit (the test waits for it), and a log window of this test's own."""
+def quick_limit(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThrottledLog]:
+    """A short limit (the test waits for it), and a log window of this test's own, ended
+    with the test: its summary line, 60 s on, fell into a later test's captured log."""
     monkeypatch.setattr(bot_decide, "REGEX_TIMEOUT_S", 0.01)
     throttled = ThrottledLog(bot_decide.log)
     monkeypatch.setattr(bot_decide, "_timeout_log", throttled)
-    return throttled
+    yield throttled
+    throttled.flush()
 
 
 async def test_a_backtracking_regex_is_stopped_taken_as_no_match_and_the_next_rule_answers(
