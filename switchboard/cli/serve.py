@@ -20,6 +20,7 @@ from uvicorn.supervisors import Multiprocess
 
 from switchboard.cli.startup import (
     accounts_or_exit,
+    closed_terminal_outputs,
     drop_terminal_outputs,
     port_taken,
     terminal_outputs,
@@ -138,14 +139,21 @@ def worker_app() -> Starlette:
     """The app of one `serve --workers N` process, which leaves SIGHUP to its supervisor: the
     supervisor stops it with SIGTERM (or, under `nohup`, runs on, SIGHUP being ignored here
     too). Called in the worker process, before it serves (uvicorn then has SIGINT and SIGTERM;
-    a SIGHUP in the second it takes to get here still ends it, when nothing is in flight)."""
+    a SIGHUP in the second it takes to get here still ends it, when nothing is in flight).
+
+    A SIGHUP to this process alone (`kill -HUP <pid>`, a reload aimed at it) is ignored: it
+    serves on, its output where it was. Dropping that output whatever the terminal, as it did,
+    left it serving with its logs gone for good; stopping it would only have had the
+    supervisor start another (reading the accounts again, a bad file since stopping `serve`),
+    which is what SIGHUP to the supervisor, not to one of its workers, is for."""
     from ingest.app import app_from_environment
 
     if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
         terminal = terminal_outputs()
 
         def hung_up(signum: int, frame: FrameType | None) -> None:
-            drop_terminal_outputs(terminal)  # its stop's log lines would fail on the closed tty
+            # Only what a closed terminal made unwritable: its stop's log lines would fail.
+            drop_terminal_outputs(closed_terminal_outputs(terminal))
 
         signal.signal(signal.SIGHUP, hung_up)
     try:

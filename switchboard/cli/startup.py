@@ -101,6 +101,13 @@ def terminal_outputs() -> list[int]:
     return [fd for fd in (sys.stdout.fileno(), sys.stderr.fileno()) if os.isatty(fd)]
 
 
+def closed_terminal_outputs(fds: Sequence[int]) -> list[int]:
+    """Those of `fds` (terminal_outputs() at start) whose terminal has been closed since: the
+    kernel hangs a closed terminal up before it sends SIGHUP, and they no longer say they are
+    one. Empty when a SIGHUP came from `kill` with the terminal still open."""
+    return [fd for fd in fds if not os.isatty(fd)]
+
+
 def drop_terminal_outputs(fds: Sequence[int]) -> None:
     """After SIGHUP: the terminal is closed, and each write to it would fail (EIO), the last
     ones too ("stopping…", Python's flush at exit), turning a clean stop into exit 1 or 120."""

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -124,10 +126,11 @@ def test_simulate_does_not_print_the_ingest_url_s_password(
 
 
 def _serve_until_ready(workers: int, *, hang_up_ignored: bool,
-                       accounts: Path = EXAMPLE_ACCOUNTS) -> tuple[subprocess.Popen[str], str]:
+                       accounts: Path = EXAMPLE_ACCOUNTS,
+                       terminal: int | None = None) -> tuple[subprocess.Popen[str], str]:
     """`serve` against a Kafka that is not there (it serves all the same), in a process group
     of its own, as a shell gives a job (a closed terminal signals the whole group); SIGHUP
-    ignored as `nohup` leaves it."""
+    ignored as `nohup` leaves it; its output on `terminal` (a pty) if given, else a pipe."""
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith("SWITCHBOARD_") and k != MULTIPROCESS_DIR_ENV}
     port = free_port()
@@ -140,7 +143,8 @@ def _serve_until_ready(workers: int, *, hang_up_ignored: bool,
 
     server = subprocess.Popen(
         [sys.executable, "-m", "switchboard.cli", "serve", "--workers", str(workers)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env, stdout=subprocess.PIPE if terminal is None else terminal,
+        stderr=subprocess.STDOUT, text=True,
         process_group=0, preexec_fn=ignore_hang_up if hang_up_ignored else None)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -188,6 +192,69 @@ def test_serve_under_nohup_runs_on_once_its_terminal_is_closed(workers: int) -> 
         stop_process(server, 60)
     assert server.returncode == 0, output
     assert output.count('"ingest stopped"') == workers, output
+
+
+def test_a_hang_up_sent_to_one_worker_leaves_its_logs_on_the_open_terminal() -> None:
+    """`kill -HUP` to one worker process of `serve --workers N` run from a terminal (the
+    terminal still open) pointed that worker's output at /dev/null for good: it served on,
+    its log lines (its stop's too) gone. The supervisor was not told, nor stopped it."""
+    master, terminal = os.openpty()
+    output = bytearray()
+    reading = threading.Thread(target=_read_terminal, args=(master, output), daemon=True)
+    reading.start()
+    try:
+        server, _ = _serve_until_ready(2, hang_up_ignored=False, terminal=terminal)
+    finally:
+        os.close(terminal)
+    try:
+        worker = min(_workers(server.pid))
+        os.kill(worker, signal.SIGHUP)
+        time.sleep(1)
+        assert worker in _workers(server.pid)
+        assert os.readlink(f"/proc/{worker}/fd/2").startswith("/dev/pts/")
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    finally:
+        stop_process(server, 60)
+        reading.join(timeout=10)  # to the EIO once serve's processes have all gone
+        os.close(master)
+    said = output.decode(errors="replace")  # coloured console lines: it is a terminal
+    assert server.returncode == 0, said
+    assert said.count("ingest stopped") == 2, said
+    assert f"Finished server process [{worker}]" in said, said
+
+
+def test_a_worker_hung_up_by_its_closed_terminal_writes_nowhere_and_serve_stops_cleanly(
+        ) -> None:
+    """Once the terminal is closed, each write to it fails (EIO), the stop's log lines too:
+    a worker that gets the hang-up sends its output nowhere, and serves until the
+    supervisor stops it (here told after the worker, which a closed terminal may do)."""
+    master, terminal = os.openpty()
+    try:
+        server, _ = _serve_until_ready(2, hang_up_ignored=False, terminal=terminal)
+    finally:
+        os.close(terminal)
+    try:
+        worker = min(_workers(server.pid))
+        os.close(master)  # the terminal closed: the pty hung up
+        os.kill(worker, signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while os.readlink(f"/proc/{worker}/fd/2") != "/dev/null":
+            assert time.monotonic() < deadline, "the worker still writes to the closed terminal"
+            time.sleep(0.1)
+        assert worker in _workers(server.pid)
+        os.killpg(server.pid, signal.SIGHUP)
+        server.wait(timeout=60)
+    finally:
+        stop_process(server, 60)
+    assert server.returncode == 0
+
+
+def _read_terminal(master: int, into: bytearray) -> None:
+    """What is written to the pty, until it is closed (EIO once no one has it open)."""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(master, 65536):
+            into += chunk
 
 
 def test_serve_with_workers_exits_3_when_a_worker_fails_to_start() -> None:
