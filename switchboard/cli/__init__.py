@@ -106,7 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--bot", help="with `bot`: your bot function, as module:function")
     worker.set_defaults(handler=cmd_worker)
 
-    simulate = sub.add_parser("simulate", help="run the provider simulator")
+    simulate = sub.add_parser(
+        "simulate", help="run the provider simulator",
+        epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP; not under nohup), 1 when its "
+               "port is taken, 2 for bad settings (the accounts), 3 when it failed to start, "
+               "130 for Ctrl-C before it served.")
     simulate.add_argument("--port", type=_port, help="default: SWITCHBOARD_SIMULATOR_PORT")
     simulate.add_argument("--ingest-url", type=_http_url, help="default: SWITCHBOARD_PUBLIC_URL")
     simulate.set_defaults(handler=cmd_simulate)

@@ -70,7 +70,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             supervisor = _Supervisor(config, sockets=[config.bind_socket()])
             supervisor.run()
             return STARTUP_FAILURE if supervisor.failed_to_start else 0
-        server = _StoppingServer(config)
+        server = StoppingServer(config)
         try:
             server.run()
         except KeyboardInterrupt:  # Ctrl-C before the server took SIGINT over
@@ -78,9 +78,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if server.started else STARTUP_FAILURE
 
 
-class _StoppingServer(uvicorn.Server):
+class StoppingServer(uvicorn.Server):
     """uvicorn's server, stopped cleanly (no longer accepting, in-flight requests answered,
-    Kafka flushed) by each of switchboard.stopping's signals, and exiting 0 after.
+    the app's shutdown run: ingest flushes Kafka) by each of switchboard.stopping's signals,
+    and exiting 0 after; `simulate` runs on it too.
 
     uvicorn takes SIGINT and SIGTERM only: SIGHUP (a closed terminal or ssh session) killed
     the process, with requests in flight and records unflushed. Nor is the signal raised

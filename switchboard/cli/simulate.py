@@ -7,6 +7,7 @@ import sys
 
 import uvicorn
 
+from switchboard.cli.serve import STARTUP_FAILURE, StoppingServer
 from switchboard.cli.startup import DEMO_ACCOUNTS, accounts_or_exit, port_taken
 from switchboard.logs import scrub
 from switchboard.settings import Settings
@@ -31,5 +32,12 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
           f"{scrub(ingest_url)} "
           f"({len(accounts)} accounts from {settings.accounts_file or DEMO_ACCOUNTS})",
           flush=True)
-    uvicorn.run(app, host=settings.http_host, port=port, log_config=None, access_log=False)
-    return 0
+    # Stopped cleanly by a closed terminal (SIGHUP) too, as `serve` is: uvicorn.run left it
+    # to end the process at once, and had SIGTERM's clean stop exit 143.
+    server = StoppingServer(uvicorn.Config(app, host=settings.http_host, port=port,
+                                           log_config=None, access_log=False))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # Ctrl-C before the server took SIGINT over
+        return 130
+    return 0 if server.started else STARTUP_FAILURE

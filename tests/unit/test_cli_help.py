@@ -43,6 +43,8 @@ def test_tail_says_it_starts_from_the_newest_and_how_topics_are_named(
     ("kafka", "130 for Ctrl-C before it was ready"),
     # serve had no epilog: nothing said a closed terminal (SIGHUP) stops it cleanly too.
     ("serve", "Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP: in-flight requests answered"),
+    # simulate had no epilog: a closed terminal (SIGHUP) ended it at once, unsaid.
+    ("simulate", "Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP; not under nohup)"),
     ("tail", "129 when its terminal is closed (SIGHUP; not under nohup)"),
     ("send", "129 when its terminal is closed (SIGHUP; not under nohup)"),
 ])

@@ -18,6 +18,7 @@ import pytest
 
 from bench.common import wait_http
 from switchboard.cli import main
+from switchboard.cli.serve import StoppingServer
 from switchboard.cli.startup import port_taken
 from switchboard.localkafka import free_port, stop_process
 from switchboard.serving import MULTIPROCESS_DIR_ENV
@@ -114,7 +115,8 @@ def test_simulate_does_not_print_the_ingest_url_s_password(
     whether the URL came from --ingest-url or SWITCHBOARD_PUBLIC_URL."""
     monkeypatch.setenv("SWITCHBOARD_PUBLIC_URL", "https://hook:pr0xy-pass@ingest.example/")
     monkeypatch.setenv("SWITCHBOARD_ACCOUNTS_FILE", str(EXAMPLE_ACCOUNTS))
-    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: None)
+    monkeypatch.setattr(StoppingServer, "run",
+                        lambda server, sockets=None: setattr(server, "started", True))
     get_settings.cache_clear()  # read from this environment, and not kept for other tests
     try:
         assert main(["simulate", "--port", str(free_port()), *given]) == 0
