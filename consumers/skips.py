@@ -11,7 +11,8 @@ Each partition's next offset is known (one past the last record fetched, or wher
 runtime or the group put it): a fetch beginning past it is the sign. Gaps are legitimate too
 (transaction markers, records compaction removed), so only then is Kafka asked where the
 partition's log begins, in the background; the records below it that were never handled are
-the lost ones. One question per partition at a time; none while fetches follow on.
+the lost ones. One question per partition at a time, asked again for the gaps seen while it
+was out; none while fetches follow on.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Skips:
         first = records[0].offset
         if expected is None or first <= expected:
             return
-        if (gaps := self._gaps.get(tp)) is not None:  # asked already: the answer tells
+        if (gaps := self._gaps.get(tp)) is not None:  # the next question asks about it
             gaps.append((expected, first))
             return
         self._gaps[tp] = [(expected, first)]
@@ -73,12 +74,23 @@ class Skips:
         task.add_done_callback(self._asking.discard)
 
     async def _ask(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+        """Ask about the gaps of `tp` noted so far, then again about those noted meanwhile: an
+        answer to a question sent before a gap was seen may tell where the log began before
+        the deletion that made it: its records would pass for a marker's gap, not lost."""
+        try:
+            while gaps := self._gaps.get(tp):
+                self._gaps[tp] = []  # noted from now on: the next question's
+                await self._ask_once(consumer, tp, gaps)
+        finally:
+            self._gaps.pop(tp, None)
+
+    async def _ask_once(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
+                        gaps: list[tuple[int, int]]) -> None:
         try:
             # aiokafka asks until its request timeout (minutes) while Kafka is away.
             async with asyncio.timeout(commits.COMMIT_TIMEOUT_S):
                 kept = (await consumer.beginning_offsets([tp]))[tp]
         except (KafkaError, TimeoutError, KeyError) as exc:
-            gaps = self._gaps.pop(tp, [])
             log.warning("records skipped by the consumer, which could not ask Kafka whether it "
                         "deleted them (retention): they may be lost", worker=self.name,
                         topic=tp.topic, partition=tp.partition,
@@ -87,7 +99,6 @@ class Skips:
             return
         # Below the first record kept and never fetched: deleted before they were handled.
         # Between it and the record fetched: no record (a transaction marker, compaction).
-        gaps = self._gaps.pop(tp, [])
         said_lost(self.name, tp.topic, {tp: [(first, min(kept, end)) for first, end in gaps
                                              if min(kept, end) > first]})
 
