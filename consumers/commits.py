@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -14,6 +15,9 @@ from aiokafka.structs import OffsetAndMetadata
 
 from consumers.positions import StartPositions
 from switchboard.throttle import ThrottledLog
+
+if TYPE_CHECKING:  # consumers.skips reads COMMIT_TIMEOUT_S here
+    from consumers.skips import Skips
 
 # aiokafka retries a commit for as long as it finds no coordinator (the broker away): a stop
 # waiting on that would hang until Kafka is back. Past this the records are left uncommitted,
@@ -29,6 +33,7 @@ class Commits:
     name: str
     commit_interval_s: float
     _starts: StartPositions | None
+    _skips: Skips
     _fetched: dict[TopicPartition, int]
     _in_flight: dict[TopicPartition, set[int]]
     _committed: dict[TopicPartition, int]
@@ -70,6 +75,9 @@ class Commits:
                 await consumer.commit(offsets)
         except (KafkaError, TimeoutError) as exc:  # e.g. a rebalance began, or the broker is
             # away: the records will come back
+            if isinstance(exc, TimeoutError):  # aiokafka retries what Kafka may have taken
+                for tp, offset in offsets.items():  # and raises what it refused: this may be
+                    self._skips.committed(tp, offset.offset)  # taken (consumers.skips)
             if self._commits_failing_since is None:
                 self._commits_failing_since = time.time()
             self._commit_failed(exc, repr(exc) if isinstance(exc, KafkaError)
@@ -78,6 +86,7 @@ class Commits:
         self._commits_failing_since = None
         for tp, offset in offsets.items():
             self._committed[tp] = offset.offset
+            self._skips.committed(tp, offset.offset)
 
     async def _commit_quietly(self, consumer: AIOKafkaConsumer) -> None:
         try:

@@ -13,6 +13,12 @@ runtime or the group put it): a fetch beginning past it is the sign. Gaps are le
 partition's log begins, in the background; the records below it that were never handled are
 the lost ones. One question per partition at a time, asked again for the gaps seen while it
 was out; none while fetches follow on.
+
+Lost records are said by the member whose commit passes them, as at a start: one said here
+and left below the group's commit (the commit on revoke refused, the worker stopped by a
+failure) would be said again by whoever resumes there. So they are said once this member's
+commit passes them (or its commit did not answer in time, and may have), and left to the
+partition's next owner otherwise.
 """
 
 from __future__ import annotations
@@ -32,6 +38,17 @@ from switchboard.logs import get_logger
 log = get_logger("consumers.runtime")  # the worker's lines, under the logger they always had
 
 
+class _Asked:
+    """The gaps of a partition this member holds, waiting for Kafka's answer; once it is
+    given away, the offset it last committed it at."""
+
+    __slots__ = ("gaps", "given")
+
+    def __init__(self, gap: tuple[int, int]) -> None:
+        self.gaps = [gap]
+        self.given: int | None = None
+
+
 class Skips:
     """What a worker's fetches skipped, per partition; `name` is the worker's."""
 
@@ -39,17 +56,42 @@ class Skips:
         self.name = name
         self._next: dict[TopicPartition, int] = {}
         # Gaps [expected, fetched) waiting for Kafka's answer, per partition asked about.
-        self._gaps: dict[TopicPartition, list[tuple[int, int]]] = {}
+        self._gaps: dict[TopicPartition, _Asked] = {}
         self._asking: set[asyncio.Task[None]] = set()
+        # This member's last commit of each partition it holds (one that timed out included).
+        self._committed: dict[TopicPartition, int] = {}
+        # Ranges [first, end) lost, said once a commit passes them.
+        self._unsaid: dict[TopicPartition, list[tuple[int, int]]] = {}
 
     def at(self, tp: TopicPartition, offset: int) -> None:
         """The partition's position was put at `offset` (a seek, the group's commit)."""
         self._next[tp] = offset
 
     def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Given away: its next owner reads it from the group's commit."""
+        """Given away: its next owner reads it from the group's commit, and says what was
+        lost below it."""
         for tp in partitions:
             self._next.pop(tp, None)
+            self._unsaid.pop(tp, None)
+            committed = self._committed.pop(tp, -1)
+            if (asked := self._gaps.pop(tp, None)) is not None:
+                # The answer is judged by it: what it did not pass is the next owner's to say.
+                # Gaps seen once the partition is given again are asked about anew.
+                asked.given = committed
+
+    def committed(self, tp: TopicPartition, offset: int) -> None:
+        """This member committed `tp` at `offset` (or a commit of it did not answer in
+        time): the records lost below it are said."""
+        self._committed[tp] = offset
+        if tp in self._unsaid:
+            self._say(tp, self._unsaid.pop(tp), offset, keep=True)
+
+    def _say(self, tp: TopicPartition, lost: list[tuple[int, int]], committed: int, *,
+             keep: bool) -> None:
+        said_lost(self.name, tp.topic, {tp: [(first, end) for first, end in lost
+                                             if end <= committed]})
+        if keep and (rest := [(first, end) for first, end in lost if end > committed]):
+            self._unsaid.setdefault(tp, []).extend(rest)
 
     def fetched(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]
                 ) -> None:
@@ -65,26 +107,28 @@ class Skips:
         first = records[0].offset
         if expected is None or first <= expected:
             return
-        if (gaps := self._gaps.get(tp)) is not None:  # the next question asks about it
-            gaps.append((expected, first))
+        if (asked := self._gaps.get(tp)) is not None:  # the next question asks about it
+            asked.gaps.append((expected, first))
             return
-        self._gaps[tp] = [(expected, first)]
-        task = asyncio.create_task(self._ask(consumer, tp))
+        self._gaps[tp] = asked = _Asked((expected, first))
+        task = asyncio.create_task(self._ask(consumer, tp, asked))
         self._asking.add(task)
         task.add_done_callback(self._asking.discard)
 
-    async def _ask(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
+    async def _ask(self, consumer: AIOKafkaConsumer, tp: TopicPartition, asked: _Asked
+                   ) -> None:
         """Ask about the gaps of `tp` noted so far, then again about those noted meanwhile: an
         answer to a question sent before a gap was seen may tell where the log began before
         the deletion that made it: its records would pass for a marker's gap, not lost."""
         try:
-            while gaps := self._gaps.get(tp):
-                self._gaps[tp] = []  # noted from now on: the next question's
-                await self._ask_once(consumer, tp, gaps)
+            while gaps := asked.gaps:
+                asked.gaps = []  # noted from now on: the next question's
+                await self._ask_once(consumer, tp, asked, gaps)
         finally:
-            self._gaps.pop(tp, None)
+            if self._gaps.get(tp) is asked:
+                del self._gaps[tp]
 
-    async def _ask_once(self, consumer: AIOKafkaConsumer, tp: TopicPartition,
+    async def _ask_once(self, consumer: AIOKafkaConsumer, tp: TopicPartition, asked: _Asked,
                         gaps: list[tuple[int, int]]) -> None:
         try:
             # aiokafka asks until its request timeout (minutes) while Kafka is away.
@@ -99,8 +143,11 @@ class Skips:
             return
         # Below the first record kept and never fetched: deleted before they were handled.
         # Between it and the record fetched: no record (a transaction marker, compaction).
-        said_lost(self.name, tp.topic, {tp: [(first, min(kept, end)) for first, end in gaps
-                                             if min(kept, end) > first]})
+        lost = [(first, min(kept, end)) for first, end in gaps if min(kept, end) > first]
+        if asked.given is not None:
+            self._say(tp, lost, asked.given, keep=False)
+        else:
+            self._say(tp, lost, self._committed.get(tp, -1), keep=True)
 
     async def settle(self) -> None:
         """Wait for the questions asked (each bounded): a worker stopping says what it lost."""

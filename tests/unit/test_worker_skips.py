@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import CommitFailedError, KafkaConnectionError
+from aiokafka.structs import OffsetAndMetadata
 from prometheus_client import REGISTRY
 
+from consumers import commits
 from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
 from consumers.skips import Skips
@@ -41,6 +43,23 @@ class LogStart:
         return dict.fromkeys(partitions, self.first)
 
 
+class Deleting:
+    """aiokafka's consumer as Skips asks it, over a log Kafka deletes the start of meanwhile:
+    each answer tells where the log began when the question was sent (`first` then), and
+    comes once `answer` is set."""
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.asked: list[int] = []
+        self.answer = asyncio.Event()
+
+    async def beginning_offsets(self, partitions: list[TopicPartition]
+                                ) -> dict[TopicPartition, int]:
+        self.asked.append(first := self.first)
+        await self.answer.wait()
+        return dict.fromkeys(partitions, first)
+
+
 def _lost(worker: str) -> float:
     return REGISTRY.get_sample_value("switchboard_worker_records_lost_total",
                                      {"worker": worker}) or 0.0
@@ -59,8 +78,61 @@ async def test_records_deleted_below_the_position_are_said_and_counted(
     skips.fetched(consumer, TP, _records(2, 3))
     skips.fetched(consumer, TP, _records(8, 9))
     await skips.settle()
+    assert _said(caplog, "lost") == []  # said once this member's commit passes them
+    skips.committed(TP, 4)
+    assert _said(caplog, "lost") == []
+    skips.committed(TP, 9)
     assert _said(caplog, "lost") == [("WARNING", {0: "4-7"})]
     assert _lost("skips-deleted") == before + 4
+    skips.committed(TP, 10)
+    assert _lost("skips-deleted") == before + 4
+
+
+async def test_a_loss_answered_after_the_commit_past_it_is_said_at_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    skips, consumer = Skips("skips-committed"), LogStart(8)
+    skips.at(TP, 2)
+    skips.fetched(consumer, TP, _records(8, 9))
+    skips.committed(TP, 8)  # record 8 in flight: the commit is past the gap
+    await skips.settle()
+    assert _said(caplog, "lost") == [("WARNING", {0: "2-7"})]
+
+
+async def test_a_loss_this_member_did_not_commit_past_is_left_to_the_next_owner(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The commit on revoke refused (or the worker stopped by a failure): the group's commit
+    # stays below the deleted records, and the next owner says them where it resumes
+    # (consumers.positions). Said here too, they were counted twice.
+    skips, consumer = Skips("skips-given"), LogStart(30)
+    before = _lost("skips-given")
+    skips.at(TP, 2)
+    skips.fetched(consumer, TP, _records(8, 9))
+    await skips.settle()  # answered before the partition is given away
+    skips.forget([TP])
+    skips.at(TP, 8)  # given again: the group's commit
+    skips.committed(TP, 10)
+    skips.fetched(consumer, TP, _records(30))  # given away again before the answer
+    skips.forget([TP])
+    await skips.settle()
+    assert _said(caplog, "lost") == []
+    assert _lost("skips-given") == before
+
+
+async def test_a_loss_answered_after_the_partition_was_given_away_is_judged_by_its_last_commit(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # What this member committed past is said by it (the next owner resumes past it); the
+    # rest is the next owner's.
+    skips, consumer = Skips("skips-gone"), Deleting(8)
+    skips.at(TP, 2)
+    skips.fetched(consumer, TP, _records(8, 9))
+    await asyncio.sleep(0)  # the question is sent
+    consumer.first = 30
+    skips.fetched(consumer, TP, _records(20))  # asked about next
+    skips.committed(TP, 10)
+    skips.forget([TP])
+    consumer.answer.set()
+    await skips.settle()
+    assert _said(caplog, "lost") == [("WARNING", {0: "2-7"})]
 
 
 async def test_a_gap_above_the_first_record_kept_is_no_loss(
@@ -70,6 +142,7 @@ async def test_a_gap_above_the_first_record_kept_is_no_loss(
     before = _lost("skips-marker")
     skips.fetched(consumer, TP, _records(0, 1, 2))
     skips.fetched(consumer, TP, _records(4))
+    skips.committed(TP, 5)
     await skips.settle()
     assert consumer.asked == 1
     assert _said(caplog, "lost") == []
@@ -95,26 +168,10 @@ async def test_gaps_seen_before_the_question_is_sent_are_told_by_it(
     skips.at(TP, 0)
     skips.fetched(consumer, TP, _records(5))
     skips.fetched(consumer, TP, _records(20))
+    skips.committed(TP, 21)
     await skips.settle()
     assert consumer.asked == 1
     assert _said(caplog, "lost") == [("WARNING", {0: "0-4,6-19"})]
-
-
-class Deleting:
-    """aiokafka's consumer as Skips asks it, over a log Kafka deletes the start of meanwhile:
-    each answer tells where the log began when the question was sent (`first` then), and
-    comes once `answer` is set."""
-
-    def __init__(self, first: int) -> None:
-        self.first = first
-        self.asked: list[int] = []
-        self.answer = asyncio.Event()
-
-    async def beginning_offsets(self, partitions: list[TopicPartition]
-                                ) -> dict[TopicPartition, int]:
-        self.asked.append(first := self.first)
-        await self.answer.wait()
-        return dict.fromkeys(partitions, first)
 
 
 async def test_a_gap_seen_while_a_question_is_out_is_asked_about_again(
@@ -129,11 +186,32 @@ async def test_a_gap_seen_while_a_question_is_out_is_asked_about_again(
     assert consumer.asked == [5]
     consumer.first = 20
     skips.fetched(consumer, TP, _records(20))
+    skips.committed(TP, 21)
     consumer.answer.set()
     await skips.settle()
     assert consumer.asked == [5, 20]
     assert _said(caplog, "lost") == [("WARNING", {0: "0-4"}), ("WARNING", {0: "6-19"})]
     assert _lost("skips-after") == before + 19
+
+
+async def test_a_gap_seen_once_the_partition_is_given_again_is_asked_about_anew(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The question of its last holding is still out: it is judged by that holding's commit,
+    # the new gap by this one's.
+    skips, consumer = Skips("skips-again"), Deleting(8)
+    skips.at(TP, 2)
+    skips.fetched(consumer, TP, _records(8, 9))
+    await asyncio.sleep(0)  # the question is sent
+    skips.forget([TP])  # given away, its commit below the gap: the next owner says 2-7
+    skips.at(TP, 10)  # given again, where the group's commit put it
+    consumer.first = 20
+    skips.fetched(consumer, TP, _records(20))
+    await asyncio.sleep(0)
+    assert consumer.asked == [8, 20]
+    skips.committed(TP, 21)
+    consumer.answer.set()
+    await skips.settle()
+    assert _said(caplog, "lost") == [("WARNING", {0: "10-19"})]
 
 
 async def test_kafka_not_answering_says_the_records_skipped_may_be_lost(
@@ -200,3 +278,75 @@ async def test_records_skipped_by_a_fetch_left_to_the_next_owner_are_said_lost_o
     assert consumer.commits == [{TP: 3}]  # the next owner resumes below the deleted records
     assert _said(caplog, "lost") == []
     assert _lost("skips-left") == before
+
+
+class RefusingCommits(DeletedBelow):
+    """As DeletedBelow, and Kafka refuses its commits (the group began rebalancing)."""
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        raise CommitFailedError("rebalanced")
+
+
+@pytest.mark.parametrize("how", ["commit refused", "stopped by a failure"])
+async def test_records_lost_a_member_did_not_commit_past_are_said_by_the_next_owner_only(
+        how: str, caplog: pytest.LogCaptureFixture) -> None:
+    # The records past the deleted ones started, and the commit on the way out is refused or
+    # never made: the group's commit stays below the deleted records, and whoever resumes
+    # there says them lost (consumers.positions). This member said them too: counted twice.
+    async def handler(record: Record, ctx: Context) -> None:
+        return None
+
+    name = f"skips-uncommitted-{how.split()[0]}"
+    runtime = WorkerRuntime(name=name, kafka="unused:9092", topics=[TP.topic],
+                            handler=handler)
+    consumer = (RefusingCommits if how == "commit refused" else DeletedBelow)(
+        8, range(2, 3), range(8, 10))
+    runtime._consumer = consumer
+    runtime._prepared = {TP}
+    runtime._skips.at(TP, 2)
+    before = _lost(name)
+    await runtime._dispatch(await runtime._next_batch(consumer))
+    await runtime._dispatch(await runtime._next_batch(consumer))  # 8 and 9 start
+    if how == "commit refused":
+        await runtime.release({TP})
+    else:
+        runtime.fail(RuntimeError("a dead letter refused"))
+        await runtime.drain(consumer)
+    await runtime._skips.settle()
+    assert consumer.commits == []
+    assert _said(caplog, "lost") == []
+    assert _lost(name) == before
+
+
+class SlowCommits(DeletedBelow):
+    """As DeletedBelow, and its commits do not answer in time (Kafka may have taken them)."""
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        await asyncio.sleep(1)
+
+
+@pytest.mark.parametrize("how", ["committed", "commit unanswered"])
+async def test_records_lost_a_member_committed_past_are_said_by_it(
+        how: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A commit that did not answer may have been taken: the next owner would then say
+    # nothing, so this member says them.
+    monkeypatch.setattr(commits, "COMMIT_TIMEOUT_S", 0.05)
+
+    async def handler(record: Record, ctx: Context) -> None:
+        return None
+
+    name = f"skips-committed-{how.split()[-1]}"
+    runtime = WorkerRuntime(name=name, kafka="unused:9092", topics=[TP.topic],
+                            handler=handler)
+    consumer = (DeletedBelow if how == "committed" else SlowCommits)(
+        8, range(2, 3), range(8, 10))
+    runtime._consumer = consumer
+    runtime._prepared = {TP}
+    runtime._skips.at(TP, 2)
+    before = _lost(name)
+    await runtime._dispatch(await runtime._next_batch(consumer))
+    await runtime._dispatch(await runtime._next_batch(consumer))
+    await runtime.release({TP})
+    await runtime._skips.settle()
+    assert _said(caplog, "lost") == [("WARNING", {0: "3-7"})]
+    assert _lost(name) == before + 5
