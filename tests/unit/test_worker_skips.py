@@ -280,6 +280,22 @@ async def test_records_skipped_by_a_fetch_left_to_the_next_owner_are_said_lost_o
     assert _lost("skips-left") == before
 
 
+async def _past_the_deleted_records(name: str, consumer: DeletedBelow) -> WorkerRuntime:
+    """A worker at offset 2 of TP whose next fetch jumps past the records Kafka deleted, once
+    the records past them (8 and 9) have started."""
+    async def handler(record: Record, ctx: Context) -> None:
+        return None
+
+    runtime = WorkerRuntime(name=name, kafka="unused:9092", topics=[TP.topic],
+                            handler=handler)
+    runtime._consumer = consumer
+    runtime._prepared = {TP}
+    runtime._skips.at(TP, 2)
+    await runtime._dispatch(await runtime._next_batch(consumer))
+    await runtime._dispatch(await runtime._next_batch(consumer))
+    return runtime
+
+
 class RefusingCommits(DeletedBelow):
     """As DeletedBelow, and Kafka refuses its commits (the group began rebalancing)."""
 
@@ -293,20 +309,11 @@ async def test_records_lost_a_member_did_not_commit_past_are_said_by_the_next_ow
     # The records past the deleted ones started, and the commit on the way out is refused or
     # never made: the group's commit stays below the deleted records, and whoever resumes
     # there says them lost (consumers.positions). This member said them too: counted twice.
-    async def handler(record: Record, ctx: Context) -> None:
-        return None
-
     name = f"skips-uncommitted-{how.split()[0]}"
-    runtime = WorkerRuntime(name=name, kafka="unused:9092", topics=[TP.topic],
-                            handler=handler)
     consumer = (RefusingCommits if how == "commit refused" else DeletedBelow)(
         8, range(2, 3), range(8, 10))
-    runtime._consumer = consumer
-    runtime._prepared = {TP}
-    runtime._skips.at(TP, 2)
     before = _lost(name)
-    await runtime._dispatch(await runtime._next_batch(consumer))
-    await runtime._dispatch(await runtime._next_batch(consumer))  # 8 and 9 start
+    runtime = await _past_the_deleted_records(name, consumer)
     if how == "commit refused":
         await runtime.release({TP})
     else:
@@ -332,20 +339,11 @@ async def test_records_lost_a_member_committed_past_are_said_by_it(
     # nothing, so this member says them.
     monkeypatch.setattr(commits, "COMMIT_TIMEOUT_S", 0.05)
 
-    async def handler(record: Record, ctx: Context) -> None:
-        return None
-
     name = f"skips-committed-{how.split()[-1]}"
-    runtime = WorkerRuntime(name=name, kafka="unused:9092", topics=[TP.topic],
-                            handler=handler)
     consumer = (DeletedBelow if how == "committed" else SlowCommits)(
         8, range(2, 3), range(8, 10))
-    runtime._consumer = consumer
-    runtime._prepared = {TP}
-    runtime._skips.at(TP, 2)
     before = _lost(name)
-    await runtime._dispatch(await runtime._next_batch(consumer))
-    await runtime._dispatch(await runtime._next_batch(consumer))
+    runtime = await _past_the_deleted_records(name, consumer)
     await runtime.release({TP})
     await runtime._skips.settle()
     assert _said(caplog, "lost") == [("WARNING", {0: "3-7"})]
