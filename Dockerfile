@@ -2,6 +2,13 @@
 # provider simulator, `simulate`, for a staging setup). It holds no accounts or rules: mount
 # yours and point SWITCHBOARD_ACCOUNTS_FILE (and SWITCHBOARD_RULES_FILE) at them.
 FROM python:3.11-slim
+# tini is PID 1 and passes signals on to switchboard: as PID 1 itself, switchboard would be deaf
+# to every signal it has no handler for yet (the kernel drops them), so a SIGTERM while a
+# worker starts (reaching Kafka, reading the opt-out list) would be lost and the worker run on
+# until SIGKILL, and `tail` or `send` would ignore `docker stop`. It also reaps orphans.
+RUN apt-get update \
+    && apt-get install --yes --no-install-recommends tini \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
 COPY switchboard ./switchboard
@@ -14,4 +21,4 @@ RUN pip install --no-cache-dir --constraint constraints.txt . \
     && useradd --uid 10001 --gid switchboard --no-create-home --shell /usr/sbin/nologin switchboard
 # By number: Kubernetes' runAsNonRoot can verify only a numeric user (a name it refuses to run).
 USER 10001:10001
-ENTRYPOINT ["switchboard"]
+ENTRYPOINT ["/usr/bin/tini", "--", "switchboard"]
