@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +146,25 @@ def test_the_brokers_plaintext_listener_is_published_on_loopback_only() -> None:
     could read the webhooks and put commands on the outbound topic."""
     for port in SERVICES["kafka"]["ports"]:
         assert str(port).startswith("127.0.0.1:"), port
+
+
+def _health_check_on(port: int) -> int:
+    """The exit status of the broker's health check, run here against `port`."""
+    test = SERVICES["kafka"]["healthcheck"]["test"]
+    listener = SERVICES["kafka"]["environment"]["KAFKA_LISTENERS"]
+    plaintext = re.search(r"PLAINTEXT://:(\d+)", listener)
+    assert plaintext and plaintext[1] == "9092"  # the one KAFKA_BOOTSTRAP_SERVERS names
+    command = [part.replace(f"/{plaintext[1]}", f"/{port}") for part in test[1:]]
+    return subprocess.run(command, timeout=10, check=False).returncode
+
+
+def test_the_brokers_health_check_starts_no_jvm_and_passes_once_it_listens() -> None:
+    """It was kafka-broker-api-versions.sh: a JVM every 5 s for as long as the broker ran,
+    about 1.5 s of CPU (30 % of a core) and 90 MB each time."""
+    test = SERVICES["kafka"]["healthcheck"]["test"]
+    assert test[0] == "CMD", test  # the image's /bin/sh (CMD-SHELL) may not open /dev/tcp
+    assert not any("/opt/kafka" in part or "java" in part for part in test), test
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        port = listening.getsockname()[1]
+        assert _health_check_on(port) == 0
+    assert _health_check_on(port) != 0
