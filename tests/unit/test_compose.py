@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from consumers.commits import COMMIT_TIMEOUT_S
@@ -168,3 +169,13 @@ def test_the_brokers_health_check_starts_no_jvm_and_passes_once_it_listens() -> 
         port = listening.getsockname()[1]
         assert _health_check_on(port) == 0
     assert _health_check_on(port) != 0
+
+
+def test_providers_are_not_given_a_url_only_this_network_can_reach() -> None:
+    """The sender gave providers http://ingest:8080 as where to report, which none can reach,
+    and the sender's warning about an unset public URL never came."""
+    internal = set(SERVICES) | {s.get("hostname") for s in SERVICES.values()} - {None}
+    for name, service in APP_SERVICES.items():
+        url = service["environment"].get("SWITCHBOARD_PUBLIC_URL")
+        if url is not None:
+            assert httpx.URL(url).host not in internal, f"{name}: {url}"
