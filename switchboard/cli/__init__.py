@@ -181,7 +181,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="wait this long for the result; exit 0 only if accepted")
     send.set_defaults(handler=cmd_send)
 
-    norm = sub.add_parser("normalize", help="print the events of one captured webhook")
+    norm = sub.add_parser(
+        "normalize", help="print the events of one captured webhook",
+        epilog="Exit 0 with its events printed (as JSON lines), 2 when the file cannot be read, "
+               "the webhook is refused (the reason on stderr) or for bad arguments, 141 when "
+               "the reader of its output went away (`| head`).")
     norm.add_argument("--provider", required=True, help="infobip, infobip-omnichat, bird, ...")
     norm.add_argument("--content-type", help="default: guessed from the body")
     norm.add_argument("--query", help="the raw query string, e.g. for GET status reports")

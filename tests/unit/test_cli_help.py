@@ -47,6 +47,9 @@ def test_tail_says_it_starts_from_the_newest_and_how_topics_are_named(
     ("simulate", "Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP; not under nohup)"),
     ("tail", "129 when its terminal is closed (SIGHUP; not under nohup)"),
     ("send", "129 when its terminal is closed (SIGHUP; not under nohup)"),
+    # normalize had no epilog: its exit codes were in the README only.
+    ("normalize", "2 when the file cannot be read, the webhook is refused (the reason on "
+                  "stderr)"),
 ])
 def test_each_command_says_its_exit_codes(command: str, says: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
