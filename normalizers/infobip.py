@@ -460,16 +460,22 @@ def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
 
     WhatsApp: a button or list row of ours (`INTERACTIVE_BUTTON_REPLY`/`_LIST_REPLY`, `{id,
     title}`), or a template's quick-reply `BUTTON`, whose `payload` is the postback (its `text`
-    is read as any message's). Apple Messages for Business: a quick reply
-    (`quickReplySelectedItem`) or list picker (`listPickerSelectedItems[]`); a time picker's
-    pick is the time slot we offered (`selectedTimeslotIdentifier`) and its start as Infobip
-    gives it (`selectedTime`, a UTC time): the reply names no title. A form's answers are
-    titles without an identifier (`_form_answers`)."""
+    is read as any message's). Messenger: a template button's `POSTBACK` (`{payload, title}`),
+    or a quick reply, a `TEXT` whose `text` is the reply's title and whose `quickReply.payload`
+    is ours. Apple Messages for Business: a quick reply (`quickReplySelectedItem`) or list
+    picker (`listPickerSelectedItems[]`); a time picker's pick is the time slot we offered
+    (`selectedTimeslotIdentifier`) and its start as Infobip gives it (`selectedTime`, a UTC
+    time): the reply names no title. A form's answers are titles without an identifier
+    (`_form_answers`)."""
     kind = (text_field(part, "type") or "").upper()
     if kind in _WHATSAPP_REPLIES:
         return [(text_field(part, "id"), text_field(part, "title"))]
     if kind == "BUTTON":
         return [(text_field(part, "payload"), None)]
+    if kind == "POSTBACK":
+        return [(text_field(part, "payload"), text_field(part, "title"))]
+    if quick_reply := object_field(part, "quickReply"):
+        return [(text_field(quick_reply, "payload"), None)]
     if kind == "FORM_RESPONSE":
         return [(None, answer) for answer in _form_answers(part, "privateForm")]
     items = [*iter_objects(part.get("quickReplySelectedItem"), "quickReplySelectedItem"),
