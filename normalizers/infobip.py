@@ -384,15 +384,20 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
     Infobip's per-channel inbound (WhatsApp without the MO_MESSAGES_API_JSON renderer, Apple
     Messages for Business, Viber) has the same envelope with one `message` object and an
     `integrationType`, which names the channel: such a message is not an MMS (nor is
-    Messenger's, which has no `integrationType`). A per-channel typing indicator (Apple's) is
-    not a message: no event, as for the Messages API's.
+    Messenger's, which has no `integrationType`); a Viber Bot's `message` is an event whose
+    own `message` is the contact's. A per-channel typing indicator (Apple's) is not a
+    message: no event, as for the Messages API's.
     """
     texts: list[str] = []
     media: list[Media] = []
     postback: str | None = None
     parts = report.get("message")
-    if parts.__class__ is dict and (text_field(parts, "type") or "").upper() == "TYPING_INDICATOR":
-        return None
+    if parts.__class__ is dict:
+        kind = (text_field(parts, "type") or "").upper()
+        if kind == "TYPING_INDICATOR":
+            return None
+        if kind == "MESSAGE":  # a Viber Bot event: the contact's message is nested in it
+            parts = _viber_bot_message(object_field(parts, "message"))
     for part in iter_objects(parts, "message"):
         if roadside := object_field(part, "rsaContent"):
             part = _roadside(roadside)
@@ -437,6 +442,20 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
         price=_price(report),
         occurred_at=parse_time(first(report, "receivedAt")),
     )
+
+
+def _viber_bot_message(message: JsonObject) -> JsonObject:
+    """The contact's message in a Viber Bot event (`{type: MESSAGE, messageToken, sender,
+    message}`) as a part of the shape the other per-channel messages have: a file's, image's
+    or video's `text` (what goes with it, as an image's description) is its caption, and a
+    LOCATION's `location{latitude, longitude, address}` the coordinates and the place."""
+    part = dict(message)
+    if part.get("url") is not None and part.get("caption") is None:
+        part["caption"] = part.pop("text", None)
+    if location := object_field(message, "location"):
+        part.update(latitude=location.get("latitude"), longitude=location.get("longitude"),
+                    address=location.get("address"))
+    return part
 
 
 def _inbound_default_channel(parts: Any) -> str:
