@@ -12,6 +12,13 @@ media item, media that is not an image (there is no file type), an image with ne
 caption (IMAGE requires `text`), more than 3 buttons, and buttons together with an image
 (BUTTONS has no image). `to` is the Omnichat user key.
 
+The integration in the path decides the channel (there is no channel field), so a command that
+names another channel than the integration's (`FACEBOOK` is `messenger`, as inbound events name
+it) is refused too, rather than sent on the integration's channel to a user key of another.
+`unknown` is sent: Omnichat's documented inbound names no channel, so a reply to it reads
+`unknown` unless the webhookUrl labels it, and the account's integration is the one it most
+likely came through (an application has one webhookUrl for all its integrations).
+
 The send API has no correlation field, no per-message webhook URL (reports go to the
 application's `webhookUrl`, set when the application is created) and no reply reference, so the
 command id, the webhook URL and `in_reply_to` are not sent: reports correlate by `messageId`.
@@ -33,10 +40,13 @@ from consumers.outbound.base import (
     SendContext,
     SendReceipt,
     as_str,
+    is_unknown_channel,
     media_kind,
     refuse,
 )
 from consumers.outbound.infobip import message_receipt, success_body
+from normalizers.base import NormalizeError
+from normalizers.channels import channel as channel_name
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
 from switchboard.logs import register_secrets
@@ -69,8 +79,28 @@ class Client(ProviderClient[Config]):
         self._headers = {"Authorization": f"Basic {encoded}", "Accept": "application/json"}
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
+        check_channel(command.channel, self._config.integration_type)
         payload = {"to": command.to, "message": build_message(command)}
         return read_response(await self._post(self._url, payload, self._headers))
+
+
+def check_channel(requested: str | None, integration_type: str) -> None:
+    """A permanent SendError if the command names a channel other than the integration's
+    (read as events name channels: `FACEBOOK` and `Facebook` are `messenger`)."""
+    if requested is None or is_unknown_channel(requested):
+        return
+    integration = _channel_of(integration_type)
+    if _channel_of(requested) != integration:
+        refuse(f"this Omnichat account sends through its {integration_type} integration "
+               f"(channel {integration}), not on {requested[:100]!r}: send it through an "
+               f"account of that channel")
+
+
+def _channel_of(label: str) -> str:
+    try:
+        return channel_name(label)
+    except NormalizeError:  # a label longer than any channel's: none of them
+        return label
 
 
 def build_message(command: OutboundCommand) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from consumers.outbound import (
     SendError,
     build_client,
     infobip,
+    infobip_omnichat,
     ubiqio,
 )
 from consumers.outbound import base as outbound_base
@@ -648,6 +649,15 @@ def test_infobip_channel_names_are_infobips(requested: str | None, configured: s
     # Replies copy the inbound event's channel, which the schema spells `viber`, `line`...
     channel = infobip.infobip_channel(requested, configured)
     assert channel == expected and channel in simulated_infobip.CHANNELS
+
+
+def test_omnichat_refuses_a_channel_label_longer_than_any_channel() -> None:
+    # Read as events read labels, a label that long is refused there (NormalizeError): here it
+    # is no channel of the integration's, not a failure the client does not expect.
+    with pytest.raises(SendError) as caught:
+        infobip_omnichat.check_channel("messenger" * 200, "FACEBOOK")
+    assert caught.value.code == "unsupported_content" and not caught.value.called
+    assert len(caught.value.description) < 300
 
 
 # --- Ubiqio tokens -----------------------------------------------------------------------
