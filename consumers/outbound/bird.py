@@ -17,6 +17,8 @@
   id. The Channels API takes no per-message webhook URL: point the workspace's webhook
   subscription at the account's ingest URL.
 
+Errors: `{code, message}`, a 422 with `details` (field -> problems), quoted after the message.
+
 Response (202): `id` is the provider message id, `status` the provider status. A `rejected` or
 `sending_failed` status is a permanent error. The answer's schema marks `id` required, so a 2xx
 without one is not Bird's answer (a base_url pointing at another API): `bad_response`, maybe
@@ -132,6 +134,8 @@ def read_response(response: httpx.Response) -> SendReceipt:
     body = body if isinstance(body, dict) else {}
     if not response.is_success:
         description = as_str(body.get("message")) or as_str(body.get("description"))
+        if description and (details := _details(body.get("details"))):
+            description = f"{description} ({details})"
         raise classify_http_error(response, description or snippet(response),
                                   as_str(body.get("code")))
     status = as_str(body.get("status"))
@@ -142,6 +146,19 @@ def read_response(response: httpx.Response) -> SendReceipt:
     if message_id is None:
         raise no_acceptance(response, "id, which every Bird acceptance carries")
     return SendReceipt(provider_message_id=message_id, provider_status=status)
+
+
+def _details(value: Any) -> str:
+    """`field: problem, problem; ...` from a 422's `details` (field -> problems): which field
+    Bird refused, where its `message` says only that one is malformed."""
+    if not isinstance(value, dict):
+        return ""
+    fields = []
+    for field, problems in value.items():
+        listed = problems if isinstance(problems, list) else [problems]
+        said = ", ".join(str(problem) for problem in listed if isinstance(problem, str | int))
+        fields.append(f"{field}: {said}" if said else str(field))
+    return "; ".join(fields)[:500]
 
 
 def _failure(body: dict[str, Any]) -> str:
