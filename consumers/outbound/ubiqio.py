@@ -9,9 +9,11 @@ message/send` with `Authorization: Bearer <token>` (seed 000).
 `statusCallback` is our guess at the name of the field seed 000 lists unnamed as "URL for status
 callbacks"; `status_callback_field` renames it, or (empty) leaves it out.
 
-The token is cached per account and fetched again shortly before the `exp` claim of the JWT
-(read without verifying the signature: it is Ubiqio's token, not ours to check); a token without
-a readable `exp` is used until Ubiqio answers 401. A 401 on send fetches a new token once and
+The token is cached per account and fetched again shortly before the JWT expires (its `exp`
+claim, read without verifying the signature: it is Ubiqio's token, not ours to check; with an
+`iat`, its lifetime counted from its arrival, so our clock need not agree with Ubiqio's); a token
+without a readable `exp`, or expired by our clock as it arrives, is used until Ubiqio answers
+401. A 401 on send fetches a new token once and
 sends again; a second 401 is a permanent error.
 
 - channel: `MMS` when the command has an image, else `SMS` (a text reply to an MMS, whose
@@ -193,15 +195,31 @@ class Client(ProviderClient[Config]):
 
 
 def token_refresh_at(token: str, now: float) -> float | None:
-    """When to fetch a new token: shortly before the JWT's `exp`; None if it has none."""
+    """When to fetch a new token: shortly before the JWT expires; None if it has no `exp`.
+
+    Its lifetime (`exp` - `iat`) counts from `now`, when it arrived: `exp` read against our
+    clock would be off by as much as our clock is from Ubiqio's, and a token expired by ours
+    as it arrives would be fetched again by every send, one after another. Without `iat`,
+    `exp` is all there is; a token already past it here is used until Ubiqio answers 401."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         return None
-    expires = claims.get("exp")
-    if isinstance(expires, bool) or not isinstance(expires, int | float):
+    expires, issued = _number(claims.get("exp")), _number(claims.get("iat"))
+    if expires is None:
+        return None
+    if issued is not None and issued < expires:
+        expires = now + (expires - issued)
+    elif expires <= now:
         return None
     return expires - min(REFRESH_MARGIN_S, max(0.0, (expires - now) / 2))
+
+
+def _number(value: Any) -> float | None:
+    """A claim that is a number (NumericDate), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def build_request(command: OutboundCommand, config: Config,

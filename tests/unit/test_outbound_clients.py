@@ -115,10 +115,15 @@ def body_of(request: httpx.Request) -> Any:
     return json.loads(request.content)
 
 
-def token(expires_in: float | None = 600, now: float | None = None) -> str:
+def token(expires_in: float | None = 600, now: float | None = None, *,
+          lifetime: float | None = None) -> str:
+    """A JWT expiring `expires_in` after `now` (by the clock of whoever issued it); with its
+    `iat` `lifetime` before that when given."""
     claims: dict[str, Any] = {"sub": "client"}
     if expires_in is not None:
         claims["exp"] = int((now if now is not None else time.time()) + expires_in)
+        if lifetime is not None:
+            claims["iat"] = int(claims["exp"] - lifetime)
     return jwt.encode(claims, JWT_KEY, algorithm="HS256")
 
 
@@ -867,6 +872,31 @@ def test_ubiqio_refresh_time_from_the_jwt() -> None:
     assert ubiqio.token_refresh_at(token(40, now), now) == pytest.approx(now + 20, abs=1)
     assert ubiqio.token_refresh_at("not-a-jwt", now) is None
     assert ubiqio.token_refresh_at(token(None), now) is None
+
+
+def test_ubiqio_refresh_time_does_not_depend_on_the_clocks_agreeing() -> None:
+    now = 1_700_000_000.0
+    # Issued just now for 10 minutes, by a clock 15 minutes behind ours: its lifetime counts.
+    assert ubiqio.token_refresh_at(token(-300, now, lifetime=600), now) == now + 540
+    # ... and by one 15 minutes ahead.
+    assert ubiqio.token_refresh_at(token(1500, now, lifetime=600), now) == now + 540
+    # Expired by our clock as it arrives, without `iat` to tell its lifetime: the clocks
+    # disagree, and it is used until Ubiqio answers 401.
+    assert ubiqio.token_refresh_at(token(-300, now), now) is None
+
+
+async def test_ubiqio_token_is_fetched_once_when_our_clock_is_ahead_of_ubiqios(
+        fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    # Its exp already past by our clock: each send fetched a token of its own, one after
+    # another (a token request per message, concurrent sends queued behind each other's).
+    clock = Clock()
+    fake.on(TOKEN_PATH, reply(200, {"token": token(-60, clock.now)}))
+    fake.on(UBIQIO, ok("ubiqio"))
+    client = ubiqio_client(http, clock)
+    await asyncio.gather(*(client.send(command(id=f"cmd-{n}")) for n in range(5)))
+    await client.send(command(id="cmd-later"))
+    assert len(fake.to(TOKEN_PATH)) == 1
+    assert len(fake.to(UBIQIO)) == 6
 
 
 def test_configs_reject_unknown_and_missing_keys() -> None:
