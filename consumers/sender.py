@@ -28,8 +28,10 @@ from consumers.failure_text import traceback_without_text
 from consumers.handling import Context, GiveBack, PoisonRecord, Record
 from consumers.outbound import SendContext, SendError, SendReceipt, build_client
 from consumers.outbound.base import (
+    HELD_FOR,
     SEND_PROGRESS,
     WINDING_DOWN,
+    Held,
     OutboundClient,
     OutboundConfig,
     SendProgress,
@@ -421,6 +423,9 @@ class Sender:
         # For this handler's task only: a send still waiting for the rate limit when the
         # worker winds down is then given back unsent.
         WINDING_DOWN.set(ctx.winding_down)
+        # And one that waited for the rate limit while another send of its account was told to
+        # wait is not made (Held): it waits for the hold, at the top of the loop.
+        HELD_FOR.set(functools.partial(self._held_for, account.name))
         while True:
             attempt += 1
             hold = self._holds.get(account.name)
@@ -449,6 +454,9 @@ class Sender:
                     f"(its status events will tell)", attempts=attempt, permanent=False)
             except Stopping:
                 raise GiveBack from None  # waited for the rate limit; the provider has nothing
+            except Held:
+                attempt -= 1  # no call made: the provider is asked once the hold is over
+                continue
             except SendError as exc:
                 SENDS.labels(account.provider, account.name,
                              "retryable" if exc.retryable else "permanent").inc()
@@ -526,6 +534,11 @@ class Sender:
             f"does not expect (a bug: the sender's log has its traceback); the provider may "
             f"have taken it, so it is not sent again (its status events will tell)",
             attempts=attempts, permanent=False)
+
+    def _held_for(self, account: str) -> float:
+        """How long the account's sends are still held (0 when they are not)."""
+        hold = self._holds.get(account)
+        return max(0.0, hold.until - time.monotonic()) if hold is not None else 0.0
 
     def _hold(self, account: str, delay_s: float, refusal: SendError,
               command: OutboundCommand) -> None:

@@ -16,7 +16,7 @@ import math
 import mimetypes
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -161,6 +161,22 @@ class SendProgress:
 
 # Set by the sender, one per provider call (see SendProgress); None outside the sender.
 SEND_PROGRESS: ContextVar[SendProgress | None] = ContextVar("send_progress", default=None)
+
+
+# Set by the sender around a send: how long its account's sends are still held (seconds, 0 when
+# not), because the provider asked another of its sends to wait (Retry-After, a 429). A send
+# that was waiting for the rate limit meanwhile is then not made (Held): it waits for the hold
+# as any send met by it, rather than asking the provider again while it said to wait.
+HELD_FOR: ContextVar[Callable[[], float] | None] = ContextVar("held_for", default=None)
+
+
+class Held(SendError):
+    """The request was not made: the account's sends were held while it waited for the rate
+    limit (see HELD_FOR)."""
+
+    def __init__(self) -> None:
+        super().__init__("not sent: the provider asked this account's sends to wait",
+                         retryable=True, code="held", called=False)
 
 
 class Stopping(SendError):
@@ -344,6 +360,9 @@ class ProviderClient(Generic[ConfigT]):
     async def _post(self, url: str, payload: Any, headers: dict[str, str]) -> httpx.Response:
         """POST a send request once the account's rate limit allows it."""
         await self._bucket.acquire()
+        held_for = HELD_FOR.get()
+        if held_for is not None and held_for() > 0:
+            raise Held()
         progress = SEND_PROGRESS.get()
         if progress is not None:
             progress.awaiting_answer = True

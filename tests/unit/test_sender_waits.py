@@ -122,6 +122,49 @@ async def test_a_wait_longer_than_a_command_is_kept_fails_it_and_spares_the_prov
         assert sent["status"] == "accepted" and calls == [start, start + 3600]
 
 
+class BlockedContext(FakeClockContext):
+    """A context whose waits last until `resume` is set (the clock does not move for them)."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__(clock)
+        self.resume = asyncio.Event()
+
+    async def wait_to_retry(self, delay_s: float) -> None:
+        await self.resume.wait()
+
+
+SLOW_ACCOUNTS = parse_accounts({"accounts": {"acme": {
+    "provider": "infobip",
+    "auth": {"scheme": "basic", "username": "u", "secrets": ["webhook-password-123"]},
+    "outbound": {"base_url": "http://provider.test", "api_key": "ib-key", "sender": "Acme",
+                 "rate_per_s": 5, "burst": 1},
+}}})
+
+
+async def test_a_send_waiting_for_the_rate_limit_when_its_account_is_held_waits_for_the_hold(
+        clock: Clock) -> None:
+    # Past the hold's check before the 429 came, a send waiting for its account's rate limit
+    # went on to the provider while it asked the account to wait: as did every send queued
+    # behind the rate limit (one per token, for as long as the Retry-After), each refused.
+    calls: list[float] = []
+    start = clock.now
+    provider = banned_until(clock, start + 60, calls)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        sender = Sender(SLOW_ACCOUNTS, CompactedTable("unused:9092", OUTBOUND_SENT.name,
+                                                      decode_ledger), http, public_url=None)
+        first_ctx, second_ctx = BlockedContext(clock), FakeClockContext(clock)
+        first = asyncio.create_task(sender.handle(consumed(command()), first_ctx))
+        second = asyncio.create_task(sender.handle(consumed(command()), second_ctx))
+        await asyncio.wait_for(second, 5)  # held, then sent once the wait was over
+        first_ctx.resume.set()
+        await asyncio.wait_for(first, 5)
+    assert calls == [start, start + 60, start + 60]  # one refusal: the first send's
+    [second_result] = results(second_ctx)
+    assert (second_result["status"], second_result["attempts"]) == ("accepted", 1)
+    [first_result] = results(first_ctx)
+    assert (first_result["status"], first_result["attempts"]) == ("accepted", 2)
+
+
 def answering_after(answered: asyncio.Event, called: asyncio.Event
                     ) -> Callable[[httpx.Request], Coroutine[Any, Any, httpx.Response]]:
     """A provider that takes the message at once but answers only once `answered` is set."""
