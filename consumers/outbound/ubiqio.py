@@ -26,7 +26,8 @@ sends again; a second 401 is a permanent error.
 - clientRef (= command id) is the correlation id of the status webhooks.
 
 Response: the public docs show no success body. The id is read from `messageId`, `id`, `msgId`
-or `messageUuid`, at the top level or inside `data`/`result`/`message`; `status` is kept as the
+or `messageUuid`, at the top level or inside `data`/`result`/`message`/`messages` (an object,
+or the first of a list); `status` is kept as the
 provider status. A 2xx that says it failed (`"success": false`, or an `error`) and has no id is
 a permanent error with Ubiqio's text; `"success": false` next to an id says both that it was
 taken and that it failed, so it fails as possibly sent (never sent again). Any other 2xx
@@ -78,7 +79,7 @@ SEND_PATH = "/mvapi/message/send"
 # Fetch a new token this long before it expires (at most half its remaining lifetime).
 REFRESH_MARGIN_S = 60.0
 _ID_KEYS = ("messageId", "id", "msgId", "messageUuid")
-_NESTED_KEYS = ("data", "result", "message")
+_NESTED_KEYS = ("data", "result", "message", "messages")
 _ERROR_KEYS = ("error", "errors", "message", "detail")
 # RFC 6750's b64token, what an `Authorization: Bearer` header carries (a JWT is one).
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -291,10 +292,18 @@ def read_response(response: httpx.Response) -> SendReceipt:
 
 
 def _candidates(body: Any) -> list[dict[str, Any]]:
-    """The body and the objects nested under `data`/`result`, where an id may be."""
+    """The body and the objects nested under `data`/`result`/`message`/`messages`, where an
+    id may be: an object, or the first of a list (a batch answer's shape, for the one message
+    sent)."""
     if not isinstance(body, dict):
         return []
-    nested = [body[key] for key in _NESTED_KEYS if isinstance(body.get(key), dict)]
+    nested = []
+    for key in _NESTED_KEYS:
+        value = body.get(key)
+        if isinstance(value, list) and value:
+            value = value[0]
+        if isinstance(value, dict):
+            nested.append(value)
     return [body, *nested]
 
 
