@@ -14,7 +14,8 @@ claim, read without verifying the signature: it is Ubiqio's token, not ours to c
 `iat`, its lifetime counted from its arrival, so our clock need not agree with Ubiqio's); a token
 without a readable `exp`, or expired by our clock as it arrives, is used until Ubiqio answers
 401. A 401 on send fetches a new token once and
-sends again; a second 401 is a permanent error.
+sends again; a second 401 is a permanent error. Concurrent sends share one token request, and
+its failure: the sends that waited for it fail with it (and retry as the sender decides).
 
 - channel: `MMS` when the command has an image, else `SMS` (a text reply to an MMS, whose
   channel reads `mms`, goes as SMS: an MMS without `imageUrl` has nothing to carry); other
@@ -120,6 +121,10 @@ class Client(ProviderClient[Config]):
         self._token: _Token | None = None
         # One token request at a time: concurrent sends wait for it instead of each fetching.
         self._token_lock = asyncio.Lock()
+        # Token requests that failed, and the last one's error: the sends that waited for it
+        # fail with it rather than each asking again in turn.
+        self._failed_fetches = 0
+        self._fetch_failure: SendError | None = None
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
         payload = build_request(command, self._config, self._context.webhook_url)
@@ -138,7 +143,7 @@ class Client(ProviderClient[Config]):
         """The cached token unless it is due for refresh or was just `rejected` with a 401."""
         if (cached := self._cached(rejected)) is not None:
             return cached  # nothing to fetch: no wait for the lock
-        locked = False
+        failures, locked = self._failed_fetches, False
         try:
             # Waiting for another send's token request, this send's concurrency slot is
             # another record's (slot_given_up): a token request left unanswered would
@@ -148,11 +153,20 @@ class Client(ProviderClient[Config]):
                 locked = True
             if (cached := self._cached(rejected)) is not None:
                 return cached  # fetched by the send that held the lock
+            if self._failed_fetches != failures and self._fetch_failure is not None:
+                # The request it waited for failed: asked again by each waiting send in turn,
+                # an endpoint timing out would hold the last of them a timeout per send.
+                raise _shared(self._fetch_failure)
             self._token = None
             stopping = WINDING_DOWN.get()
             if stopping is not None and stopping.is_set():
                 raise Stopping()  # the send would not be made: a token request only delays the stop
-            token = await self._fetch_token()
+            try:
+                token = await self._fetch_token()
+            except SendError as exc:
+                self._failed_fetches += 1
+                self._fetch_failure = exc
+                raise
             # No setting holds it, and only a JWT is masked by its shape: Ubiqio may quote the
             # Authorization header back in a refusal, which becomes the result's description.
             replace_secret(f"ubiqio token of {self._context.account}", token)
@@ -193,6 +207,13 @@ class Client(ProviderClient[Config]):
             raise SendError("Ubiqio token response has no token a Bearer header can carry",
                             retryable=False, code="token_missing")
         return token
+
+
+def _shared(failure: SendError) -> SendError:
+    """A token request's failure, for a send that waited for it: this send called nothing."""
+    return SendError(failure.description, retryable=failure.retryable, code=failure.code,
+                     retry_after_s=failure.retry_after_s, called=False,
+                     maybe_sent=failure.maybe_sent, throttled=failure.throttled)
 
 
 def token_refresh_at(token: str, now: float) -> float | None:

@@ -844,6 +844,32 @@ async def test_a_ubiqio_token_request_without_an_answer_is_retryable(
     assert fake.to(UBIQIO) == []
 
 
+@pytest.mark.parametrize(("answer", "code", "retryable"), [
+    (reply(401, {"error": "Check your account key and secret"}), "401", False),
+    (timeout, "timeout", True)], ids=["refused", "timed-out"])
+async def test_ubiqio_sends_waiting_for_a_token_request_that_fails_share_its_failure(
+        answer: Reply, code: str, retryable: bool, fake: FakeProvider) -> None:
+    # Each send waiting for it asked again, one after another: a token endpoint that times out
+    # held the last of N sends N timeouts long, and a secret rotated at Ubiqio was tried once
+    # per waiting send (a lockout, where logins are counted).
+    fake.on(TOKEN_PATH, answer)
+    fake.on(UBIQIO, ok("ubiqio"))
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)  # the others queue behind it meanwhile
+        return fake.handle(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as http:
+        client = make("ubiqio", fake, http)
+        outcomes = await asyncio.gather(
+            *(client.send(command(id=f"cmd-{n}")) for n in range(5)), return_exceptions=True)
+        assert len(fake.to(TOKEN_PATH)) == 1 and fake.to(UBIQIO) == []
+        assert all(isinstance(outcome, SendError) and (outcome.code, outcome.retryable)
+                   == (code, retryable) and not outcome.maybe_sent for outcome in outcomes)
+        await send_error(client, command(id="cmd-later"))  # a send after it asks again
+        assert len(fake.to(TOKEN_PATH)) == 2
+
+
 async def test_no_ubiqio_token_is_fetched_once_the_worker_winds_down(
         fake: FakeProvider, http: httpx.AsyncClient) -> None:
     # The send after it would not be made (Stopping at the rate limit): the token request only
