@@ -219,10 +219,11 @@ def _shared(failure: SendError) -> SendError:
 def token_refresh_at(token: str, now: float) -> float | None:
     """When to fetch a new token: shortly before the JWT expires; None if it has no `exp`.
 
-    Its lifetime (`exp` - `iat`) counts from `now`, when it arrived: `exp` read against our
-    clock would be off by as much as our clock is from Ubiqio's, and a token expired by ours
-    as it arrives would be fetched again by every send, one after another. Without `iat`,
-    `exp` is all there is; a token already past it here is used until Ubiqio answers 401."""
+    With an `iat`, no later than its lifetime (`exp` - `iat`) counted from `now`, when it
+    arrived: `exp` read against our clock is off by as much as our clock is from Ubiqio's, and
+    a token expired by ours as it arrives would be fetched again by every send, one after
+    another. Without `iat`, `exp` is all there is; a token already past it here is used until
+    Ubiqio answers 401."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
@@ -231,7 +232,9 @@ def token_refresh_at(token: str, now: float) -> float | None:
     if expires is None:
         return None
     if issued is not None and issued < expires:
-        expires = now + (expires - issued)
+        # Whichever ends first: a token issued a while ago (handed out again) ends at its `exp`.
+        lifetime_ends = now + (expires - issued)
+        expires = lifetime_ends if expires <= now else min(expires, lifetime_ends)
     elif expires <= now:
         return None
     return expires - min(REFRESH_MARGIN_S, max(0.0, (expires - now) / 2))

@@ -906,6 +906,8 @@ def test_ubiqio_refresh_time_does_not_depend_on_the_clocks_agreeing() -> None:
     assert ubiqio.token_refresh_at(token(-300, now, lifetime=600), now) == now + 540
     # ... and by one 15 minutes ahead.
     assert ubiqio.token_refresh_at(token(1500, now, lifetime=600), now) == now + 540
+    # Issued 8 minutes ago (handed out again), by a clock that agrees: its exp comes first.
+    assert ubiqio.token_refresh_at(token(120, now, lifetime=600), now) == now + 60
     # Expired by our clock as it arrives, without `iat` to tell its lifetime: the clocks
     # disagree, and it is used until Ubiqio answers 401.
     assert ubiqio.token_refresh_at(token(-300, now), now) is None
