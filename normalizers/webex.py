@@ -100,13 +100,19 @@ _CHANNELS = {
     "fb": "messenger",
 }
 
+# Apple Messages for Business events that come with the contact's `abcUserId` but carry no
+# message: a typing indicator (`type` typing_start/typing_end) and the contact deleting the
+# conversation. Schema v1 has no event for either; the raw record keeps them.
+_IGNORED_EVENTS = frozenset({"TYPINGINDICATOR", "CONVERSATIONCLOSED"})
+
 _NOT_LETTERS = re.compile(r"[^a-z]+")
 # `abcUserId`: Apple Messages for Business, the contact's opaque `urn:mbid:` id.
 _INBOUND_SENDERS = ("oa", "waid", "msisdn", "psid", "abcuserid")
 
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
-    """One event per receipt or inbound message; interactions and URL checks give none."""
+    """One event per receipt or inbound message; interactions, typing indicators and URL
+    checks give none."""
     if request.method.upper() in ("GET", "HEAD") and not request.body.strip():
         return []  # Webex checks a URL with an empty HEAD/GET before saving it
     raw = parse_json_object(request.body)
@@ -114,6 +120,8 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
     if "deliveryinfonotification" in payload:
         return _receipts(request, payload["deliveryinfonotification"])
     if any(key in payload for key in _INBOUND_SENDERS) or _is_mo_event(payload):
+        if _event_name(payload) in _IGNORED_EVENTS:
+            return []
         return [_inbound(request, payload)]
     raise NormalizeError(
         "not a Webex Connect webhook: expected a receipt with 'deliveryInfoNotification' or an "
@@ -198,9 +206,13 @@ def _error(code: str | None, description: str | None, channel: str) -> ErrorInfo
 # --- inbound ---------------------------------------------------------------------------------
 
 
-def _is_mo_event(payload: JsonObject) -> bool:
+def _event_name(payload: JsonObject) -> str | None:
     event = payload.get("event")
-    return isinstance(event, str) and event.strip().upper() == "MO"
+    return event.strip().upper() if isinstance(event, str) else None
+
+
+def _is_mo_event(payload: JsonObject) -> bool:
+    return _event_name(payload) == "MO"
 
 
 def _inbound(request: WebhookRequest, payload: JsonObject) -> MessageEvent:
