@@ -106,8 +106,10 @@ _CHANNELS = {
 _IGNORED_EVENTS = frozenset({"TYPINGINDICATOR", "CONVERSATIONCLOSED"})
 
 _NOT_LETTERS = re.compile(r"[^a-z]+")
-# `abcUserId`: Apple Messages for Business, the contact's opaque `urn:mbid:` id.
-_INBOUND_SENDERS = ("oa", "waid", "msisdn", "psid", "abcuserid")
+# `abcUserId`: Apple Messages for Business, the contact's opaque `urn:mbid:` id. It comes
+# before `msisdn` (RCS's sender): an Apple invitation response has both, and its `msisdn` is
+# the number the invitation went to, not the address a reply on Apple goes to.
+_INBOUND_SENDERS = ("oa", "waid", "abcuserid", "msisdn", "psid")
 
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
