@@ -208,6 +208,44 @@ def test_a_body_nested_too_deep_to_compact_is_refused_not_a_crash() -> None:
                _config("hub-signature", "webex-hub-secret"))
 
 
+# The FAQ's sample signs rawData with "all white spaces" trimmed, yet keeps those inside values
+# ("This is callbackdata"): what is signed is the body as sent minus the whitespace between
+# tokens. A Java serializer may escape characters (Gson writes "=" and "&" as \u003d, \u0026),
+# which reading and writing the JSON back would turn into the characters themselves.
+HUB_SPACED_ESCAPED = (b'{\n  "deliveryInfoNotification": {\n    "deliveryInfo": {\n'
+                      b'      "Description": "https://example.com/offer?a\\u003d1\\u0026b\\u003d2'
+                      b'|203.0.113.7",\n      "deliveryStatus": "Clicked"\n    },\n'
+                      b'    "callbackData": "This is callbackdata",\n'
+                      b'    "transid": "8388899605-56e9-46b0-861e-44af7ee10391"\n  }\n}\n')
+
+
+def test_a_hub_signature_over_the_body_with_its_whitespace_trimmed_passes() -> None:
+    secret = "abcdefgh1234567890ijklmnoqrstuvwxyz1234567890"
+    trimmed = (b'{"deliveryInfoNotification":{"deliveryInfo":{"Description":'
+               b'"https://example.com/offer?a\\u003d1\\u0026b\\u003d2|203.0.113.7",'
+               b'"deliveryStatus":"Clicked"},"callbackData":"This is callbackdata",'
+               b'"transid":"8388899605-56e9-46b0-861e-44af7ee10391"}}')
+    signature = sign("hub-signature", secret, url="", body=trimmed)["x-hub-signature"]
+    verify(_request({"x-hub-signature": "sha256=" + signature}, body=HUB_SPACED_ESCAPED),
+           _config("hub-signature", secret))
+    with pytest.raises(AuthError, match="does not match"):  # a value's own spaces are signed
+        verify(_request({"x-hub-signature": signature},
+                        body=HUB_SPACED_ESCAPED.replace(b"is callbackdata", b"iscallbackdata")),
+               _config("hub-signature", secret))
+
+
+@pytest.mark.parametrize("body", [b'"\\' * 200_000, b'"' + b"\\\"" * 200_000,
+                                  b'"' * 400_000, b" " * 1_000_000])
+def test_trimming_a_hub_body_takes_linear_time(body: bytes) -> None:
+    # No comma, so under the bound on values: a pattern that backtracked on an unterminated
+    # string would take minutes for an unauthenticated request of a few hundred kilobytes.
+    started = time.monotonic()
+    with pytest.raises(AuthError, match="does not match"):
+        verify(_request({"x-hub-signature": "0" * 64}, body=body),
+               _config("hub-signature", "webex-hub-secret"))
+    assert time.monotonic() - started < 1
+
+
 def test_an_unknown_hub_algorithm_is_not_quoted() -> None:
     # The reason is logged and answered for every refused request: quoting the header's whole
     # prefix made each line as long as the header a caller chose (tens of kilobytes), and
