@@ -233,14 +233,18 @@ def _inbound(request: WebhookRequest, payload: JsonObject) -> MessageEvent:
     titles = [title for _, title in choices if title is not None]
     if titles and (text is None or not text.strip()):  # Apple sends " " or "" with a pick
         text = "\n".join(titles)
+    channel = _inbound_channel(payload)
+    media = _attachments(payload.get("attachments")) + _location(payload)
+    if channel == "mms" and (parts := _mms_parts(text)) is not None:
+        text, media = None, parts + media
     return inbound_event(
         request,
-        channel=_inbound_channel(payload),
+        channel=channel,
         message_id=text_field(payload, "tid"),
         sender=sender,
         recipient=text_field(payload, "da", "abcaccountid"),
         text=text,
-        media=_attachments(payload.get("attachments")) + _location(payload),
+        media=media,
         postback=postback,
         segments=int_field(payload, "messagecount"),
         # `ts`/`timeStamp` carry a zone; `datetime` is zoneless in the legacy template.
@@ -322,6 +326,24 @@ def _attachments(value: Any) -> list[Media]:
                 f"attachments[{index}] is not a URL or an object with a 'url': {item!r:.60}"
             )
     return media
+
+
+def _mms_parts(message: str | None) -> list[Media] | None:
+    """An incoming MMS's parts: Webex puts them in `message`, a JSON-encoded list of `{"file":
+    URL}` (the MMS outbound webhooks sample: a picture and the SMIL layout), each a media item,
+    in order; None when `message` is not such a list (then it is the MMS's text)."""
+    if message is None or message.lstrip()[:1] != "[":
+        return None
+    try:
+        items = orjson.loads(message)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(items, list) or not items:
+        return None
+    urls = [_lower_keys(item).get("file") if isinstance(item, dict) else None for item in items]
+    parts = [Media.build(url=url) for url in urls if isinstance(url, str) and url]
+    # Anything else is not parts as Webex gives them: the text as it came.
+    return parts if len(parts) == len(urls) else None
 
 
 def _location(payload: JsonObject) -> list[Media]:

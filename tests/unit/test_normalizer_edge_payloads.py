@@ -180,6 +180,19 @@ CASES = [
              "deliveryStatus": "Un-Delivered", "code": 7208.0}}},
          events=[{"status": "expired", "error": {
              "code": "7208", "description": None, "permanent": False}}]),
+    # An MMS's parts come JSON-encoded in `message`; a text that only looks like JSON stays text.
+    Case("webex-mms-text-in-brackets", "webex",
+         {"channel": "MMS", "oa": "16502813641", "da": "34343", "message": "[urgent] call me"},
+         events=[{"channel": "mms", "text": "[urgent] call me", "media": []}]),
+    Case("webex-mms-list-that-is-not-parts", "webex",
+         {"channel": "MMS", "oa": "16502813641", "da": "34343",
+          "message": '[{"file": "https://example.com/a.jpg"}, {"name": "b"}]'},
+         events=[{"text": '[{"file": "https://example.com/a.jpg"}, {"name": "b"}]',
+                  "media": []}]),
+    Case("webex-sms-text-of-file-parts", "webex",  # only an MMS's message holds parts
+         {"channel": "SMS", "oa": "16502813641", "da": "34343",
+          "message": '[{"file":"https://example.com/a.jpg"}]'},
+         events=[{"text": '[{"file":"https://example.com/a.jpg"}]', "media": []}]),
     Case("ubiqio-numeric-status-as-float", "ubiqio",
          {"status": 1.0, "messageId": "m", "error": 103.0},
          events=[{"status": "unknown",
