@@ -172,17 +172,25 @@ _WHATSAPP_IDENTITY_KEYS = frozenset({"whatsappbsuid", "whatsappusername"})
 
 
 def _party(party: JsonObject) -> str | None:
-    """The address of a sender/receiver: contact, first of contacts[], or our connector."""
-    return _identity(party)[0]
+    """The address of a sender/receiver: contact, first of contacts[], or our connector. A
+    contact a send named by its id alone may carry no identifier, only its platformAddress
+    (the address Bird sent to, in the Channels API message schema)."""
+    entity = _entity(party)
+    return _identity(entity)[0] or text_field(entity, "platformAddress")
 
 
-def _identity(party: JsonObject) -> tuple[str | None, str | None]:
-    """The address of a sender/receiver and its identifier key: the entity's identifierValue,
-    else its phone number among identifiers[], else its first identifier."""
+def _entity(party: JsonObject) -> JsonObject:
+    """The contact, the first of contacts[], or our connector."""
     entity = object_field(party, "contact")
     if not entity:
         contacts = list(iter_objects(party.get("contacts"), "contacts"))
         entity = contacts[0] if contacts else object_field(party, "connector")
+    return entity
+
+
+def _identity(entity: JsonObject) -> tuple[str | None, str | None]:
+    """The address of a contact or connector and its identifier key: its identifierValue,
+    else its phone number among identifiers[], else its first identifier."""
     value = text_field(entity, "identifierValue")
     if value is not None:
         return value, text_field(entity, "identifierKey")
@@ -201,7 +209,7 @@ def _sender(payload: JsonObject) -> str | None:
     """The end user of an inbound message. A WhatsApp contact may carry only its BSUID or
     username; its phone number, when Bird knows it, is then in meta.extraInformation, and
     that is the address the contact's other events and opt-outs use."""
-    value, key = _identity(object_field(payload, "sender"))
+    value, key = _identity(_entity(object_field(payload, "sender")))
     if value is not None and key not in _WHATSAPP_IDENTITY_KEYS:
         return value
     extra = object_field(object_field(payload, "meta"), "extraInformation")
