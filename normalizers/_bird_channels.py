@@ -19,6 +19,7 @@ from normalizers.fields import (
     iter_objects,
     object_field,
     place_caption,
+    subject_and_text,
     text_field,
 )
 from normalizers.times import parse_time
@@ -226,13 +227,19 @@ _BODY_TYPES = frozenset({
 })
 
 
+# The parts whose metadata carries an MMS's subject ("specific mms file" in the Body schema).
+_MMS_PARTS = ("image", "file")  # a tuple: `kind` may be any JSON value, a list too
+
+
 def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | None]:
     """Text, media and postback of a Channels message body (`{"type": "image", "image":
     {...}}`). A quick-reply tap is a text whose `actions[]` hold the chosen postback; a shared
     location (`location.coordinates`) is a `geo:` media item, as Infobip's is, captioned with
-    the place's `location.location.label` and `.address`. The part of an undocumented type is
-    read only when it is an object: otherwise the message has no text, rather than refusing a
-    message Bird delivered."""
+    the place's `location.location.label` and `.address`. An MMS's subject (an image or file
+    part's `metadata.subject`) is the text's first line, as for the platform API's sms.received;
+    a metadata that is no object, or a subject that is no text, counts as absent. The part of
+    an undocumented type is read only when it is an object: otherwise the message has no text,
+    rather than refusing a message Bird delivered."""
     kind = body.get("type")
     content = _part(body, kind) if isinstance(kind, str) and kind != "type" else {}
     media: list[Media] = []
@@ -259,7 +266,12 @@ def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | Non
         if isinstance(action, dict) and action.get("type") == "postback":
             postback = text_field(object_field(action, "postback"), "payload")
             break
-    return text_field(content, "text"), media, postback
+    text = text_field(content, "text")
+    if kind in _MMS_PARTS:
+        metadata = content.get("metadata")
+        subject = metadata.get("subject") if isinstance(metadata, dict) else None
+        text = subject_and_text(subject if isinstance(subject, str) else None, text)
+    return text, media, postback
 
 
 def _part(body: JsonObject, kind: str) -> JsonObject:

@@ -12,7 +12,14 @@ from typing import Any
 from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
 from normalizers.channels import channel
 from normalizers.event_builders import add_file, inbound_event, status_event
-from normalizers.fields import geo_uri, int_field, object_field, place_caption, text_field
+from normalizers.fields import (
+    geo_uri,
+    int_field,
+    object_field,
+    place_caption,
+    subject_and_text,
+    text_field,
+)
 from normalizers.prices import price
 from normalizers.times import parse_time
 from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
@@ -100,7 +107,7 @@ def _platform_inbound(
     if isinstance(content, dict):  # WhatsApp text is an object, WhatsAppText {body}
         text = text_field(content, "body", "text")
     else:
-        text = _with_subject(text_field(data, "subject"), text_field(data, "text"))
+        text = subject_and_text(text_field(data, "subject"), text_field(data, "text"))
     media: list[Media] = []
     postback = None
     if product == "whatsapp":
@@ -122,14 +129,6 @@ def _platform_inbound(
         segments=int_field(object_field(data, "segments"), "count"),
         occurred_at=occurred_at,
     )
-
-
-def _with_subject(subject: str | None, text: str | None) -> str | None:
-    """An SMS's (MMS's) subject line and text, one per line, subject first, as Infobip's MMS
-    subject and text parts are joined; either alone when the other is absent or empty."""
-    if not subject:
-        return text
-    return f"{subject}\n{text}" if text else subject
 
 
 def _whatsapp_media(data: JsonObject, captions: list[str]) -> list[Media]:

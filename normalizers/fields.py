@@ -235,6 +235,14 @@ def place_caption(place: Any, name_key: str, address_key: str) -> str | None:
     return name if name is not None else address
 
 
+def subject_and_text(subject: str | None, text: str | None) -> str | None:
+    """An MMS's subject line and text, one per line, subject first (as Infobip's MMS subject
+    and text parts are joined); either alone when the other is absent or empty."""
+    if not subject:
+        return text
+    return f"{subject}\n{text}" if text else subject
+
+
 def _place_text(value: Any) -> str | None:
     if isinstance(value, str):
         return value.strip() or None
