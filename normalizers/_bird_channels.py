@@ -78,7 +78,8 @@ def _channels_inbound(request: WebhookRequest, chan: str, payload: JsonObject) -
     text, media, postback = _channels_body(object_field(payload, "body"))
     return inbound_event(
         request,
-        channel=chan,
+        # An SMS with media is an MMS, as the legacy API's inbound SMS with media is.
+        channel="mms" if chan == "sms" and media else chan,
         message_id=text_field(payload, "id"),
         sender=_sender(payload),
         recipient=_party(object_field(payload, "receiver")),
