@@ -224,7 +224,8 @@ def verify_standard_webhooks(request: SignedRequest, config: AuthConfig) -> None
 
 
 def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> None:
-    """Webex Connect `x-hub-signature`: hex HMAC (SHA-256 or SHA-512) of the body.
+    """Webex Connect `x-hub-signature`: hex HMAC (SHA-256 or SHA-512; SHA-1 from a webhook
+    configured before Webex v5.6.0, which it still signs so) of the body.
 
     Webex's FAQ signs the body with the whitespace between its tokens trimmed, so that body is
     tried too, then the body written back as compact JSON.
@@ -232,12 +233,12 @@ def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> None:
     value = _header(request, "x-hub-signature").strip()
     algorithm, _, digest = value.partition("=") if "=" in value else ("", "", value)
     digest = digest.lower()
-    algorithm = algorithm.lower() or ("sha512" if len(digest) == 128 else "sha256")
-    if algorithm not in ("sha256", "sha512"):
+    algorithm = algorithm.lower() or _HUB_ALGORITHM_BY_LENGTH.get(len(digest), "sha256")
+    if algorithm not in _HUB_ALGORITHM_BY_LENGTH.values():
         # Not quoted: the reason is logged, and tells refusals apart in the log (one line per
         # kind and minute), and the header is the caller's to vary at will.
-        raise AuthError("x-hub-signature algorithm is not accepted: sign with sha256= or "
-                        "sha512=")
+        raise AuthError("x-hub-signature algorithm is not accepted: sign with sha256=, "
+                        "sha512= or sha1=")
     keys = [secret.encode() for secret in config.secret_values()]
     if _hub_signed(request.body, keys, algorithm, digest):
         return  # the body as sent: no need to parse it
@@ -249,6 +250,12 @@ def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> None:
     compact = _compacted(request.body)
     if compact in (None, trimmed) or not _hub_signed(compact, keys, algorithm, digest):
         raise AuthError("x-hub-signature does not match")
+
+
+# A bare digest's algorithm, by its hex length. HMAC-SHA1 is no weaker a MAC for SHA-1's
+# collisions (forging one still needs the key), and Webex keeps signing with it for webhooks
+# configured before v5.6.0: refusing it lost those tenants' every notification.
+_HUB_ALGORITHM_BY_LENGTH = {40: "sha1", 64: "sha256", 128: "sha512"}
 
 
 def _hub_signed(body: bytes, keys: list[bytes], algorithm: str, digest: str) -> bool:
