@@ -75,9 +75,9 @@ class Commits:
                 await consumer.commit(offsets)
         except (KafkaError, TimeoutError) as exc:  # e.g. a rebalance began, or the broker is
             # away: the records will come back
-            if isinstance(exc, TimeoutError):  # aiokafka retries what Kafka may have taken
-                for tp, offset in offsets.items():  # and raises what it refused: this may be
-                    self._skips.committed(tp, offset.offset)  # taken (consumers.skips)
+            if isinstance(exc, TimeoutError):  # Kafka may have taken it (consumers.skips)
+                for tp, offset in offsets.items():
+                    self._skips.unanswered(tp, offset.offset)
             if self._commits_failing_since is None:
                 self._commits_failing_since = time.time()
             self._commit_failed(exc, repr(exc) if isinstance(exc, KafkaError)

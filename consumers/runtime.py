@@ -544,7 +544,7 @@ class WorkerRuntime(Attempts, Commits, KafkaWatch, UnreadableStop):
             await self._committing  # never raises: failures are logged
         if self._failure is None:
             await self._commit_done(consumer, partitions)
-        self._skips.forget(partitions or consumer.assignment())
+        await self._skips.forget(consumer, partitions or consumer.assignment())
         for tp in partitions or set(self._fetched):
             self._fetched.pop(tp, None)
             self._committed.pop(tp, None)

@@ -16,9 +16,12 @@ was out; none while fetches follow on.
 
 Lost records are said by the member whose commit passes them, as at a start: one said here
 and left below the group's commit (the commit on revoke refused, the worker stopped by a
-failure) would be said again by whoever resumes there. So they are said once this member's
-commit passes them (or its commit did not answer in time, and may have), and left to the
-partition's next owner otherwise.
+failure) would be said again by whoever resumes there, and one left to the next owner while
+the group's commit passes them would be said by nobody. So they are said once this member's
+commit passes them, and when it gives the partition away, by the group's commit as Kafka then
+tells it: a commit that did not answer in time may have been taken or not, and one refused may
+follow an attempt aiokafka retried that Kafka took. Only when Kafka does not tell is a commit
+that did not answer taken as passing them (said here, and maybe by the next owner too).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from consumers import commits
-from consumers.positions import said_lost
+from consumers.positions import committed_with_metadata, said_lost
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 
@@ -58,8 +61,10 @@ class Skips:
         # Gaps [expected, fetched) waiting for Kafka's answer, per partition asked about.
         self._gaps: dict[TopicPartition, _Asked] = {}
         self._asking: set[asyncio.Task[None]] = set()
-        # This member's last commit of each partition it holds (one that timed out included).
+        # This member's last commit of each partition it holds that Kafka took.
         self._committed: dict[TopicPartition, int] = {}
+        # Its highest commit that did not answer in time: Kafka may have taken it.
+        self._unanswered: dict[TopicPartition, int] = {}
         # Ranges [first, end) lost, said once a commit passes them.
         self._unsaid: dict[TopicPartition, list[tuple[int, int]]] = {}
 
@@ -67,24 +72,54 @@ class Skips:
         """The partition's position was put at `offset` (a seek, the group's commit)."""
         self._next[tp] = offset
 
-    def forget(self, partitions: Iterable[TopicPartition]) -> None:
-        """Given away: its next owner reads it from the group's commit, and says what was
-        lost below it."""
+    async def forget(self, consumer: AIOKafkaConsumer, partitions: Iterable[TopicPartition]
+                     ) -> None:
+        """Given away (or the worker stops): its next owner reads it from the group's commit,
+        and says what was lost below it; what was lost below it is said here. Kafka is asked
+        for that commit only for a partition with losses to judge by it."""
+        partitions = set(partitions)
+        group = await self._group_commits(consumer, sorted(
+            tp for tp in partitions if tp in self._unsaid or tp in self._gaps))
         for tp in partitions:
             self._next.pop(tp, None)
-            self._unsaid.pop(tp, None)
             committed = self._committed.pop(tp, -1)
+            unanswered = self._unanswered.pop(tp, -1)
+            # Kafka's word; without it, a commit that did not answer may have been taken.
+            passed = group.get(tp, max(committed, unanswered))
+            if (unsaid := self._unsaid.pop(tp, None)) is not None:
+                self._say(tp, unsaid, passed, keep=False)
             if (asked := self._gaps.pop(tp, None)) is not None:
                 # The answer is judged by it: what it did not pass is the next owner's to say.
                 # Gaps seen once the partition is given again are asked about anew.
-                asked.given = committed
+                asked.given = passed
+
+    @staticmethod
+    async def _group_commits(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+                             ) -> dict[TopicPartition, int]:
+        """The group's commit of each of `partitions` (-1 for none), as Kafka tells it, or {}
+        when it does not answer in time. Asked on the coordinator's connection, after this
+        member's commits: one still unanswered there is told as Kafka took it, or not."""
+        if not partitions:
+            return {}
+        try:
+            # aiokafka asks until a coordinator answers: for ever while Kafka is away.
+            async with asyncio.timeout(commits.COMMIT_TIMEOUT_S):
+                found = await committed_with_metadata(consumer, partitions)
+        except (KafkaError, TimeoutError):
+            return {}
+        return {tp: found[tp].offset if tp in found else -1 for tp in partitions}
 
     def committed(self, tp: TopicPartition, offset: int) -> None:
-        """This member committed `tp` at `offset` (or a commit of it did not answer in
-        time): the records lost below it are said."""
+        """This member committed `tp` at `offset`: the records lost below it are said."""
         self._committed[tp] = offset
         if tp in self._unsaid:
             self._say(tp, self._unsaid.pop(tp), offset, keep=True)
+
+    def unanswered(self, tp: TopicPartition, offset: int) -> None:
+        """A commit of `tp` at `offset` did not answer in time: Kafka may have taken it or
+        not, which is told when the partition is given away (forget) or a later commit is
+        taken."""
+        self._unanswered[tp] = max(offset, self._unanswered.get(tp, -1))
 
     def _say(self, tp: TopicPartition, lost: list[tuple[int, int]], committed: int, *,
              keep: bool) -> None:

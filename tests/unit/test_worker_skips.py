@@ -27,7 +27,23 @@ def _records(*offsets: int) -> list[Any]:
     return [SimpleNamespace(offset=offset) for offset in offsets]
 
 
-class LogStart:
+class GroupCommit:
+    """aiokafka's consumer as Skips asks it once a partition is given away: the group's commit
+    of TP (`group`, None for none)."""
+
+    group: int | None = None
+
+    @property
+    def _coordinator(self) -> SimpleNamespace:
+        return SimpleNamespace(fetch_committed_offsets=self._group_commit)
+
+    async def _group_commit(self, partitions: list[TopicPartition]
+                            ) -> dict[TopicPartition, OffsetAndMetadata]:
+        await asyncio.sleep(0)
+        return {} if self.group is None else {TP: OffsetAndMetadata(self.group, "")}
+
+
+class LogStart(GroupCommit):
     """aiokafka's consumer as Skips asks it: where the partition's log begins."""
 
     def __init__(self, first: int | Exception) -> None:
@@ -43,7 +59,7 @@ class LogStart:
         return dict.fromkeys(partitions, self.first)
 
 
-class Deleting:
+class Deleting(GroupCommit):
     """aiokafka's consumer as Skips asks it, over a log Kafka deletes the start of meanwhile:
     each answer tells where the log began when the question was sent (`first` then), and
     comes once `answer` is set."""
@@ -108,11 +124,13 @@ async def test_a_loss_this_member_did_not_commit_past_is_left_to_the_next_owner(
     skips.at(TP, 2)
     skips.fetched(consumer, TP, _records(8, 9))
     await skips.settle()  # answered before the partition is given away
-    skips.forget([TP])
+    consumer.group = 2
+    await skips.forget(consumer, [TP])
     skips.at(TP, 8)  # given again: the group's commit
     skips.committed(TP, 10)
+    consumer.group = 10
     skips.fetched(consumer, TP, _records(30))  # given away again before the answer
-    skips.forget([TP])
+    await skips.forget(consumer, [TP])
     await skips.settle()
     assert _said(caplog, "lost") == []
     assert _lost("skips-given") == before
@@ -129,7 +147,8 @@ async def test_a_loss_answered_after_the_partition_was_given_away_is_judged_by_i
     consumer.first = 30
     skips.fetched(consumer, TP, _records(20))  # asked about next
     skips.committed(TP, 10)
-    skips.forget([TP])
+    consumer.group = 10
+    await skips.forget(consumer, [TP])
     consumer.answer.set()
     await skips.settle()
     assert _said(caplog, "lost") == [("WARNING", {0: "2-7"})]
@@ -156,7 +175,7 @@ async def test_only_a_gap_asks_kafka(caplog: pytest.LogCaptureFixture) -> None:
     skips.fetched(consumer, TP, _records(7))
     skips.at(TP, 3)  # the runtime sought back
     skips.fetched(consumer, TP, _records(3, 4, 5))
-    skips.forget([TP])  # given away, and given again: read from the group's commit
+    await skips.forget(consumer, [TP])  # given away, and given again: from the group's commit
     skips.fetched(consumer, TP, _records(9))
     await skips.settle()
     assert consumer.asked == 0
@@ -202,7 +221,8 @@ async def test_a_gap_seen_once_the_partition_is_given_again_is_asked_about_anew(
     skips.at(TP, 2)
     skips.fetched(consumer, TP, _records(8, 9))
     await asyncio.sleep(0)  # the question is sent
-    skips.forget([TP])  # given away, its commit below the gap: the next owner says 2-7
+    consumer.group = 2  # given away, its commit below the gap: the next owner says 2-7
+    await skips.forget(consumer, [TP])
     skips.at(TP, 10)  # given again, where the group's commit put it
     consumer.first = 20
     skips.fetched(consumer, TP, _records(20))
@@ -224,14 +244,19 @@ async def test_kafka_not_answering_says_the_records_skipped_may_be_lost(
     assert _said(caplog, "skipped") == [("WARNING", "2-7")]
 
 
-class DeletedBelow(FakeConsumer):
+class DeletedBelow(GroupCommit, FakeConsumer):
     """aiokafka's consumer over TP, whose records Kafka deleted below `first`: fetches answer
-    `batches` in turn, then nothing."""
+    `batches` in turn, then nothing. The group's commit is its last commit taken."""
 
     def __init__(self, first: int, *batches: range) -> None:
         super().__init__({TP})
         self.first = first
         self.batches = [fetched(offsets) for offsets in batches]
+        self.group = 2  # where the worker resumed
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        await super().commit(offsets)
+        self.group = offsets[TP].offset
 
     async def getmany(self, timeout_ms: int, max_records: int) -> dict[TopicPartition, Any]:
         await asyncio.sleep(0)
@@ -326,25 +351,78 @@ async def test_records_lost_a_member_did_not_commit_past_are_said_by_the_next_ow
 
 
 class SlowCommits(DeletedBelow):
-    """As DeletedBelow, and its commits do not answer in time (Kafka may have taken them)."""
+    """As DeletedBelow, and its commits do not answer in time: Kafka takes them at once
+    (`taken`), or never; with `silent`, it does not tell the group's commit either."""
+
+    def __init__(self, first: int, *batches: range, taken: bool, silent: bool = False
+                 ) -> None:
+        super().__init__(first, *batches)
+        self.taken, self.silent = taken, silent
 
     async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        if self.taken:
+            self.group = offsets[TP].offset
         await asyncio.sleep(1)
 
+    async def _group_commit(self, partitions: list[TopicPartition]
+                            ) -> dict[TopicPartition, OffsetAndMetadata]:
+        if self.silent:
+            await asyncio.sleep(1)
+        return await super()._group_commit(partitions)
 
-@pytest.mark.parametrize("how", ["committed", "commit unanswered"])
+
+class TakenThenRefused(DeletedBelow):
+    """As DeletedBelow, and a commit Kafka took, whose answer was lost, is retried by aiokafka
+    and refused (the group began rebalancing meanwhile)."""
+
+    async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        self.group = offsets[TP].offset
+        raise CommitFailedError("rebalanced")
+
+
+@pytest.mark.parametrize("how", ["committed", "commit unanswered, taken",
+                                 "commit taken, its retry refused",
+                                 "commit unanswered, Kafka silent"])
 async def test_records_lost_a_member_committed_past_are_said_by_it(
         how: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
-    # A commit that did not answer may have been taken: the next owner would then say
-    # nothing, so this member says them.
+    # The group's commit passes them, as Kafka tells it once the partition is given away:
+    # the next owner says nothing, so this member says them. A commit that did not answer,
+    # when Kafka does not tell either, may have been taken: said too.
     monkeypatch.setattr(commits, "COMMIT_TIMEOUT_S", 0.05)
-
-    name = f"skips-committed-{how.split()[-1]}"
-    consumer = (DeletedBelow if how == "committed" else SlowCommits)(
-        8, range(2, 3), range(8, 10))
+    name = f"skips-committed-{how.replace(' ', '-').replace(',', '')}"
+    offsets = (8, range(2, 3), range(8, 10))
+    consumer = (DeletedBelow(*offsets) if how == "committed" else
+                TakenThenRefused(*offsets) if how == "commit taken, its retry refused" else
+                SlowCommits(*offsets, taken=how.endswith("taken"), silent=how.endswith("silent")))
     before = _lost(name)
     runtime = await _past_the_deleted_records(name, consumer)
     await runtime.release({TP})
     await runtime._skips.settle()
     assert _said(caplog, "lost") == [("WARNING", {0: "3-7"})]
     assert _lost(name) == before + 5
+
+
+async def test_records_lost_past_a_commit_that_did_not_answer_and_was_not_taken_are_left(
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Kafka tells the group's commit is still below them: the next owner says them lost where
+    # it resumes (consumers.positions). Said here too, they were counted twice.
+    monkeypatch.setattr(commits, "COMMIT_TIMEOUT_S", 0.05)
+    consumer = SlowCommits(8, range(2, 3), range(8, 10), taken=False)
+    before = _lost("skips-untaken")
+    runtime = await _past_the_deleted_records("skips-untaken", consumer)
+    await runtime.release({TP})
+    await runtime._skips.settle()
+    assert _said(caplog, "lost") == []
+    assert _lost("skips-untaken") == before
+
+
+async def test_a_commit_that_did_not_answer_is_judged_by_the_next_one_taken(
+        caplog: pytest.LogCaptureFixture) -> None:
+    skips, consumer = Skips("skips-later"), LogStart(8)
+    skips.at(TP, 2)
+    skips.fetched(consumer, TP, _records(8, 9))
+    await skips.settle()
+    skips.unanswered(TP, 10)
+    assert _said(caplog, "lost") == []
+    skips.committed(TP, 10)
+    assert _said(caplog, "lost") == [("WARNING", {0: "2-7"})]
