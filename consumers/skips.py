@@ -140,6 +140,8 @@ class Skips:
         expected = self._next.get(tp)
         self._next[tp] = records[-1].offset + 1
         first = records[0].offset
+        if expected is not None and first < expected:
+            _read_again(self.name, tp, expected, first)
         if expected is None or first <= expected:
             return
         if (asked := self._gaps.get(tp)) is not None:  # the next question asks about it
@@ -193,3 +195,17 @@ class Skips:
         for task in self._asking:
             task.cancel()
             task.add_done_callback(retrieve)
+
+
+def _read_again(worker: str, tp: TopicPartition, position: int, first: int) -> None:
+    """A fetch began below the partition's position, which no seek of the runtime put there:
+    the position was past the partition's end, and aiokafka's fetcher moved it to the first
+    record kept (auto_offset_reset="earliest"), saying so at INFO only. Kafka lost records the
+    group had handled (an unclean leader election) or the partition is not the one committed
+    (a topic deleted and created again, a cluster restored from a backup): the records from
+    there are handled again, which only "earliest" does not skip any new one of."""
+    log.warning("position past the partition's end (records the group handled lost by Kafka: "
+                "an unclean leader election, a topic created again, a restored cluster): "
+                "reading it again from its first record kept; its records may be handled "
+                "twice", worker=worker, topic=tp.topic, partition=tp.partition,
+                position=position, resumed_at=first)

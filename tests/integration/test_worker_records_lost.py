@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 
 from consumers.handling import Context, Record
@@ -126,3 +126,37 @@ async def test_a_running_worker_whose_position_kafka_deleted_says_what_it_lost(
     assert handled.offsets == [*range(returned), 8, 9]
     assert _said_lost(caplog) == [("WARNING", {0: f"{returned}-7"}, 8 - returned)]
     assert _lost(name) == before + 8 - returned
+
+
+def _past_the_end(caplog: pytest.LogCaptureFixture) -> list[tuple[str, Any, Any]]:
+    return [(r.levelname, r.msg["position"], r.msg["resumed_at"]) for r in caplog.records
+            if isinstance(r.msg, dict) and "resumed_at" in r.msg]
+
+
+async def test_a_worker_whose_position_is_past_the_partitions_end_says_it_reads_it_again(
+        kafka_bootstrap: str, caplog: pytest.LogCaptureFixture) -> None:
+    # The group's commit above the partition's end: Kafka lost records the group had handled
+    # (an unclean leader election), or the cluster was restored from before them. aiokafka
+    # reads the partition again from its first record (auto_offset_reset) and says so at INFO
+    # only: the records there, handled already, were handled again unexplained.
+    topic = await new_topic(kafka_bootstrap, "records-lost", 1)
+    tp = TopicPartition(topic, 0)
+    name = f"past-end-{uuid.uuid4().hex[:8]}"
+    await produce_to_partition(kafka_bootstrap, topic, 0,
+                               *((b"k", str(offset).encode()) for offset in range(3)))
+    group = WorkerRuntime(name=name, kafka=kafka_bootstrap, topics=[topic],
+                          handler=_Handled(last=-1).handle).group_id
+    committing = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
+                                  enable_auto_commit=False)
+    await committing.start()
+    try:
+        committing.assign([tp])
+        await committing.commit({tp: 100})
+    finally:
+        await committing.stop()
+    handled = _Handled(last=2)
+    await run_until(WorkerRuntime(name=name, kafka=kafka_bootstrap, topics=[topic],
+                                  handler=handled.handle, start_from="earliest"),
+                    handled.done, timeout_s=40)
+    assert handled.offsets == [0, 1, 2]
+    assert _past_the_end(caplog) == [("WARNING", 100, 0)]
