@@ -12,16 +12,18 @@ runtime or the group put it): a fetch beginning past it is the sign. Gaps are le
 (transaction markers, records compaction removed), so only then is Kafka asked where the
 partition's log begins, in the background; the records below it that were never handled are
 the lost ones. One question per partition at a time, asked again for the gaps seen while it
-was out; none while fetches follow on.
+was out; none while fetches follow on. A question Kafka does not answer leaves the whole gap
+possibly lost: said so, and counted apart (switchboard_worker_records_maybe_lost_total).
 
-Lost records are said by the member whose commit passes them, as at a start: one said here
-and left below the group's commit (the commit on revoke refused, the worker stopped by a
-failure) would be said again by whoever resumes there, and one left to the next owner while
-the group's commit passes them would be said by nobody. So they are said once this member's
-commit passes them, and when it gives the partition away, by the group's commit as Kafka then
-tells it: a commit that did not answer in time may have been taken or not, and one refused may
-follow an attempt aiokafka retried that Kafka took. Only when Kafka does not tell is a commit
-that did not answer taken as passing them (said here, and maybe by the next owner too).
+Lost records (and possibly lost ones) are said by the member whose commit passes them, as at
+a start: one said here and left below the group's commit (the commit on revoke refused, the
+worker stopped by a failure) would be said again by whoever resumes there, and one left to
+the next owner while the group's commit passes them would be said by nobody. So they are said
+once this member's commit passes them, and when it gives the partition away, by the group's
+commit as Kafka then tells it: a commit that did not answer in time may have been taken or
+not, and one refused may follow an attempt aiokafka retried that Kafka took. Only when Kafka
+does not tell is a commit that did not answer taken as passing them (said here, and maybe by
+the next owner too).
 """
 
 from __future__ import annotations
@@ -35,10 +37,14 @@ from aiokafka.errors import KafkaError
 
 from consumers import commits
 from consumers.positions import committed_with_metadata, said_lost
+from consumers.worker_metrics import MAYBE_LOST
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 
 log = get_logger("consumers.runtime")  # the worker's lines, under the logger they always had
+
+# [first, end) skipped, and why Kafka could not say whether it deleted them (None: it did).
+_Range = tuple[int, int, str | None]
 
 
 class _Asked:
@@ -65,8 +71,9 @@ class Skips:
         self._committed: dict[TopicPartition, int] = {}
         # Its highest commit that did not answer in time: Kafka may have taken it.
         self._unanswered: dict[TopicPartition, int] = {}
-        # Ranges [first, end) lost, said once a commit passes them.
-        self._unsaid: dict[TopicPartition, list[tuple[int, int]]] = {}
+        # Ranges [first, end) lost, said once a commit passes them; with the error that kept
+        # Kafka from saying whether it deleted them, those that may be.
+        self._unsaid: dict[TopicPartition, list[_Range]] = {}
 
     def at(self, tp: TopicPartition, offset: int) -> None:
         """The partition's position was put at `offset` (a seek, the group's commit)."""
@@ -121,11 +128,22 @@ class Skips:
         taken."""
         self._unanswered[tp] = max(offset, self._unanswered.get(tp, -1))
 
-    def _say(self, tp: TopicPartition, lost: list[tuple[int, int]], committed: int, *,
+    def _say(self, tp: TopicPartition, lost: list[_Range], committed: int, *,
              keep: bool) -> None:
-        said_lost(self.name, tp.topic, {tp: [(first, end) for first, end in lost
-                                             if end <= committed]})
-        if keep and (rest := [(first, end) for first, end in lost if end > committed]):
+        said_lost(self.name, tp.topic, {tp: [(first, end) for first, end, error in lost
+                                             if end <= committed and error is None]})
+        maybe = [(first, end, error) for first, end, error in lost
+                 if end <= committed and error is not None]
+        for error in dict.fromkeys(error for _, _, error in maybe):
+            skipped = [(first, end) for first, end, said in maybe if said == error]
+            MAYBE_LOST.labels(self.name).inc(sum(end - first for first, end in skipped))
+            log.warning("records skipped by the consumer, which could not ask Kafka whether it "
+                        "deleted them (retention): they may be lost", worker=self.name,
+                        topic=tp.topic, partition=tp.partition,
+                        skipped=",".join(f"{first}-{end - 1}" for first, end in skipped),
+                        error=error)
+        if keep and (rest := [(first, end, error) for first, end, error in lost
+                              if end > committed]):
             self._unsaid.setdefault(tp, []).extend(rest)
 
     def fetched(self, consumer: AIOKafkaConsumer, tp: TopicPartition, records: list[Any]
@@ -172,15 +190,14 @@ class Skips:
             async with asyncio.timeout(commits.COMMIT_TIMEOUT_S):
                 kept = (await consumer.beginning_offsets([tp]))[tp]
         except (KafkaError, TimeoutError, KeyError) as exc:
-            log.warning("records skipped by the consumer, which could not ask Kafka whether it "
-                        "deleted them (retention): they may be lost", worker=self.name,
-                        topic=tp.topic, partition=tp.partition,
-                        skipped=",".join(f"{first}-{end - 1}" for first, end in gaps),
-                        error=repr(exc) if str(exc) else type(exc).__name__)
-            return
-        # Below the first record kept and never fetched: deleted before they were handled.
-        # Between it and the record fetched: no record (a transaction marker, compaction).
-        lost = [(first, min(kept, end)) for first, end in gaps if min(kept, end) > first]
+            # All of them may be: said as the lost ones are, by the member passing them.
+            error = repr(exc) if str(exc) else type(exc).__name__
+            lost: list[_Range] = [(first, end, error) for first, end in gaps]
+        else:
+            # Below the first record kept and never fetched: deleted before they were handled.
+            # Between it and the record fetched: no record (a transaction marker, compaction).
+            lost = [(first, min(kept, end), None) for first, end in gaps
+                    if min(kept, end) > first]
         if asked.given is not None:
             self._say(tp, lost, asked.given, keep=False)
         else:

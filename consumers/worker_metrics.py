@@ -35,3 +35,10 @@ REBALANCES = Counter("switchboard_worker_rebalances_total",
 LOST = Counter("switchboard_worker_records_lost_total",
                "Records deleted by Kafka (retention) before the worker's group handled them",
                ["worker"])
+# A running worker's fetch skipped offsets, and Kafka, asked where the partition's log begins,
+# did not answer: records it deleted before they were handled, or offsets that hold none
+# (transaction markers, compaction) (consumers.skips).
+MAYBE_LOST = Counter("switchboard_worker_records_maybe_lost_total",
+                     "Offsets a worker's fetches skipped that Kafka could not be asked about: "
+                     "records it deleted (retention) before they were handled, or none",
+                     ["worker"])

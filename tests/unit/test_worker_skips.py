@@ -234,14 +234,41 @@ async def test_a_gap_seen_once_the_partition_is_given_again_is_asked_about_anew(
     assert _said(caplog, "lost") == [("WARNING", {0: "10-19"})]
 
 
+def _maybe_lost(worker: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_worker_records_maybe_lost_total",
+                                     {"worker": worker}) or 0.0
+
+
 async def test_kafka_not_answering_says_the_records_skipped_may_be_lost(
         caplog: pytest.LogCaptureFixture) -> None:
+    # Said and counted (a deployment alerting on the lost records' count saw nothing of
+    # them), as lost ones are: once this member's commit passes them.
     skips = Skips("skips-away")
     consumer = LogStart(KafkaConnectionError("broker away"))
+    before = _maybe_lost("skips-away")
     skips.at(TP, 2)
     skips.fetched(consumer, TP, _records(8))
     await skips.settle()
+    assert _said(caplog, "skipped") == []
+    skips.committed(TP, 9)
     assert _said(caplog, "skipped") == [("WARNING", "2-7")]
+    assert _maybe_lost("skips-away") == before + 6
+    assert _lost("skips-away") == 0
+
+
+async def test_records_that_may_be_lost_left_to_the_next_owner_are_not_said_here(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The group's commit stays below them: the next owner resumes there, and says what Kafka
+    # deleted of them.
+    skips = Skips("skips-away-given")
+    consumer = LogStart(KafkaConnectionError("broker away"))
+    consumer.group = 2
+    skips.at(TP, 2)
+    skips.fetched(consumer, TP, _records(8))
+    await skips.settle()
+    await skips.forget(consumer, [TP])
+    assert _said(caplog, "skipped") == []
+    assert _maybe_lost("skips-away-given") == 0
 
 
 class DeletedBelow(GroupCommit, FakeConsumer):
