@@ -51,7 +51,8 @@ class RetryPolicy:
     max_delay_s: float = 10.0
 
     def delay(self, attempt: int, hint: float | None = None) -> float:
-        if hint is not None:
+        # A hint that is no wait (NaN, negative: a parsed header) would retry at once.
+        if hint is not None and hint >= 0:
             return min(hint, self.max_delay_s * 6)
         # The exponent capped: a record waiting out a long Kafka outage counts its failures
         # into the thousands, and 2 ** 1024 is past what a float holds (OverflowError).

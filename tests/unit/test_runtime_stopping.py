@@ -4,6 +4,7 @@ stop, and a start that fails closes what it opened."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 
@@ -183,3 +184,13 @@ def test_the_backoff_stays_at_its_cap_however_long_kafka_is_away() -> None:
     with a traceback."""
     policy = RetryPolicy()
     assert policy.delay(5_000) == policy.max_delay_s
+
+
+@pytest.mark.parametrize("hint", [math.nan, -30.0, math.inf])
+def test_a_retry_later_delay_that_is_no_wait_is_not_taken_as_one(hint: float) -> None:
+    """A custom bot's RetryLater(delay_s=...) from a parsed header can be NaN or negative:
+    min(nan, cap) is NaN and a negative sleep none, so each retry came at once and the record
+    ran through its attempts in a moment. Such a hint is the usual backoff; infinity the cap."""
+    policy = RetryPolicy()
+    delay = policy.delay(3, hint)
+    assert delay == (policy.max_delay_s * 6 if hint == math.inf else policy.delay(3))
