@@ -56,6 +56,13 @@ NAME = "infobip"
 _IGNORED_EVENTS = frozenset({"TYPING_STARTED", "TYPING_STOPPED"})
 _MESSENGER_CONSENT_EVENTS = frozenset({"SUBSCRIBE", "UNSUBSCRIBE"})
 
+# Viber Bot events (a per-channel inbound's `message` `{type, messageToken, ...}`) that carry no
+# message: Viber's receipt of one of the bot's messages (`DELIVERED`, named by Viber's
+# `messageToken`, not our message id; Infobip's Viber Bot delivery reports say the status), a
+# contact subscribing, and a contact opening the chat. `UNSUBSCRIBED` is not among them: the
+# contact leaving the bot may be a real opt-out, and is refused (kept as a dead letter).
+_VIBER_BOT_IGNORED_EVENTS = frozenset({"DELIVERED", "SUBSCRIBED", "CONVERSATION_STARTED"})
+
 # Status names whose meaning is narrower than their group's (see docs/providers/infobip.md).
 STATUS_BY_NAME: Mapping[str, Status] = {
     "MESSAGE_ACCEPTED": Status.ACCEPTED,
@@ -385,8 +392,9 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
     Messages for Business, Viber) has the same envelope with one `message` object and an
     `integrationType`, which names the channel: such a message is not an MMS (nor is
     Messenger's, which has no `integrationType`); a Viber Bot's `message` is an event whose
-    own `message` is the contact's. A per-channel typing indicator (Apple's) is not a
-    message: no event, as for the Messages API's.
+    own `message` is the contact's (its other events give none, but `UNSUBSCRIBED`, refused). A
+    per-channel typing indicator (Apple's) is not a message: no event, as for the Messages
+    API's.
     """
     texts: list[str] = []
     media: list[Media] = []
@@ -398,6 +406,13 @@ def _sms_inbound(request: WebhookRequest, report: JsonObject,
             return None
         if kind == "MESSAGE":  # a Viber Bot event: the contact's message is nested in it
             parts = _viber_bot_message(object_field(parts, "message"))
+        elif kind in _VIBER_BOT_IGNORED_EVENTS:
+            return None
+        elif kind == "UNSUBSCRIBED":
+            raise NormalizeError(
+                "Viber Bot event 'UNSUBSCRIBED' (the contact unsubscribed from the bot) is not "
+                "read: it may be an opt-out, which schema v1 has no event for, so it is kept "
+                "as a dead letter rather than dropped")
     for part in iter_objects(parts, "message"):
         if roadside := object_field(part, "rsaContent"):
             part = _roadside(roadside)
