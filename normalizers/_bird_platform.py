@@ -42,9 +42,14 @@ _PLATFORM_STATUS = {
 }
 _PLATFORM_MESSAGE_ID = {"sms": "sms_id", "whatsapp": "whatsapp_id"}
 _PLATFORM_FAILURES = frozenset({"undelivered", "failed", "expired", "rejected"})
+# Codes after which the same send is refused again. WhatsApp's `recipient_suppressed` (on the
+# workspace suppression list) is as final as SMS's `recipient_opted_out` until someone lifts
+# it, but is no opt-out (bird.OPT_OUT_ERROR_CODES): a suppression may be made by hand. SMS's
+# `blocked_by_fraud_protection` (suspected SMS pumping) is not here: nothing says a later send
+# is blocked too, as `blocked_by_carrier` is not.
 _PLATFORM_PERMANENT_CODES = frozenset({
     "invalid_destination", "landline_unreachable", "blocked_by_recipient", "recipient_opted_out",
-    "sender_unregistered", "content_rejected",
+    "sender_unregistered", "content_rejected", "recipient_suppressed",
 })
 # Events without a message status or message of a channel Switchboard carries.
 _PLATFORM_IGNORED = (
