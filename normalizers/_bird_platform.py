@@ -176,9 +176,12 @@ def _platform_error(action: str, data: JsonObject) -> ErrorInfo | None:
         return None
     code = text_field(error, "code")
     description = text_field(error, "description")
+    # The network's own code: SMS's carrier's, WhatsApp's Cloud API's (`meta_error_code`).
     carrier_code = text_field(error, "carrier_error_code")
-    if carrier_code is not None:
-        detail = f"carrier code {carrier_code}"
+    meta_code = text_field(error, "meta_error_code")
+    detail = (f"carrier code {carrier_code}" if carrier_code is not None
+              else f"WhatsApp code {meta_code}" if meta_code is not None else None)
+    if detail is not None:
         description = f"{description} ({detail})" if description else detail
     permanent = action == "failed" or code in _PLATFORM_PERMANENT_CODES
     return ErrorInfo.build(code=code, description=description, permanent=permanent)
