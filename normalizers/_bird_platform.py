@@ -54,7 +54,8 @@ _PLATFORM_PERMANENT_CODES = frozenset({
 # Events without a message status or message of a channel Switchboard carries.
 _PLATFORM_IGNORED = (
     "amb.", "domain.", "email.", "email_mailbox.", "email_suppression.", "preference.",
-    "sms_suppression.", "verify.", "voice_call.", "whatsapp.group.", "whatsapp_suppression.",
+    "sms_suppression.", "sms.tfn_verification.", "verify.", "voice_call.", "whatsapp.group.",
+    "whatsapp_suppression.",
 )
 _PLATFORM_IGNORED_TYPES = frozenset({"whatsapp.reacted"})
 # The media parts of a received WhatsApp message (EventWhatsAppReceivedData); one per message.
