@@ -229,8 +229,11 @@ class Rule(_Strict):
             try:
                 re.compile(self.regex)
                 compile_rule_regex(self.regex)
-            except (re.error, regex.error) as exc:
+            except (re.error, regex.error, OverflowError) as exc:  # Overflow: a{99999999999}
                 raise ValueError(f"regex {self.regex!r} is invalid: {exc}") from None
+            except RecursionError:  # re's parser recurses into each group
+                raise ValueError(f"regex {self.regex!r} is invalid: groups nested too "
+                                 "deeply") from None
         return self
 
     @field_validator("channel")
@@ -411,4 +414,7 @@ def load_rules(path: Path) -> RuleSet:
         raise RulesError(f"rules file {path}: cannot read it: {unreadable(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise RulesError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses into each nested array or inline table
+        raise RulesError(f"rules file {path}: cannot read it: arrays or tables nested too "
+                         "deeply") from None
     return parse_rules(data, str(path))

@@ -122,3 +122,27 @@ def test_a_file_written_a_moment_ago_is_read_once_it_has_settled(tmp_path: Path)
     assert source.rules_for("a").config.help_text == "v1"
     os.utime(path, (time.time() - 2, time.time() - 2))  # now settled
     assert source.rules_for("a").config.help_text == "v2"
+
+
+@pytest.mark.parametrize(("edit", "reason"), [
+    # re and regex refuse these with OverflowError and RecursionError, not their own errors.
+    ('[accounts.a]\nrules = [{ regex = "a{99999999999}", reply = "x" }]\n',
+     "rule 1: regex 'a{99999999999}' is invalid: the repetition number is too large"),
+    ('[accounts.a]\nrules = [{ regex = "' + "(" * 5000 + ")" * 5000 + '", reply = "x" }]\n',
+     "rule 1: regex '((((("),
+    # tomllib reads nested arrays by recursion.
+    ("[accounts.a]\nown_numbers = " + "[" * 5000 + "]" * 5000 + "\n",
+     "cannot read it: arrays or tables nested too deeply"),
+], ids=["huge-repetition", "deep-regex", "deep-toml"])
+def test_an_edit_python_cannot_compile_or_parse_keeps_the_old_rules_and_says_why(
+        tmp_path: Path, edit: str, reason: str) -> None:
+    """Such an edit raised out of the reload: each message then failed (retried, dead-lettered)
+    instead of being answered by the old rules, and the start-up said it with a traceback."""
+    path = tmp_path / "rules.toml"
+    _write(path, GOOD.replace("{n}", "1"), 0)
+    source = RulesSource(path, check_every_s=0)
+    _write(path, edit, 10)
+    assert source.rules_for("a").config.help_text == "v1"
+    with pytest.raises(RulesError) as caught:
+        RulesSource(path)
+    assert reason in str(caught.value)
