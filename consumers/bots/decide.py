@@ -7,6 +7,7 @@ answers the message (rules files had "info" keyword rules before INFO was HELP).
 keyword rules (first match wins), then the account's fallback.
 
 The one clock: a regex rule's search stops after REGEX_TIMEOUT_S, counted and logged here.
+The one memory: the last message's first answering rule (_first_rule), asked twice of INFO.
 """
 
 from __future__ import annotations
@@ -117,24 +118,40 @@ def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None
                         values=values)
     if forms & account.help_words or (
             not word_forms(word, whole=True).isdisjoint(account.info_words)
-            and not _a_rule_answers(event, account)):
+            and _first_rule(event, account) is None):
         return Decision("help", _render(account.help, values), kind=CommandKind.HELP,
                         values=values)
     return None
 
 
-def _a_rule_answers(event: MessageEvent, account: CompiledAccount) -> bool:
-    read = _Read(event, account)
-    return any(_match(rule, number, event, read) is not None
-               for number, rule in enumerate(account.rules, start=1))
+# The first rule that answers a message, its number and the values it fills in.
+_Found = tuple[int, CompiledRule, dict[str, str | None]]
+_last_found: list[tuple[MessageEvent, CompiledAccount, _Found | None]] = []
 
 
-def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | None:
+def _first_rule(event: MessageEvent, account: CompiledAccount) -> _Found | None:
+    """The first of the account's rules that answers `event`, looked for once per message:
+    compliance asks it of an INFO, and keyword_reply then answers the same message with it.
+    Each regex search before it ran twice otherwise, its time limit spent twice. Kept for the
+    last message only, by identity: a message read again, or after a reload, is a new object."""
+    if _last_found and _last_found[0][0] is event and _last_found[0][1] is account:
+        return _last_found[0][2]
     read = _Read(event, account)
+    found: _Found | None = None
     for number, rule in enumerate(account.rules, start=1):
         values = _match(rule, number, event, read)
         if values is not None:
-            return Decision(f"rule-{number}", _render(rule.template, values), values=values)
+            found = number, rule, values
+            break
+    _last_found[:] = [(event, account, found)]
+    return found
+
+
+def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | None:
+    found = _first_rule(event, account)
+    if found is not None:
+        number, rule, values = found
+        return Decision(f"rule-{number}", _render(rule.template, values), values=values)
     if account.fallback is not None and ((event.text or "").strip() or event.postback
                                          or event.media):
         values = template_values(event, *split_first_word(event.text))

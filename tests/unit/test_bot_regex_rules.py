@@ -89,6 +89,25 @@ async def test_a_stopped_regex_leaves_compliance_and_the_fallback_working(
     assert timeouts("shop", 1) - before == 2  # counted for the account the message is for
 
 
+async def test_an_info_a_rule_answers_runs_the_rules_once(quick_limit: ThrottledLog) -> None:
+    """Compliance asks whether a rule answers an INFO, and the keyword bot then answers with
+    that rule: each regex search before it ran twice, its time limit spent (and counted)
+    twice per message."""
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        {"regex": CATASTROPHIC, "reply": "Many a's"},
+        {"keyword": "info", "reply": "Open 9-17"}]}}}).accounts["acme"]
+    before = timeouts("acme", 1)
+    event = inbound("INFO " + CRAFTED)  # the handler asks both of the same event
+    assert compliance(event, account) is None
+    decision = keyword_reply(event, account)
+    assert decision is not None and (decision.purpose, decision.reply) == ("rule-2", "Open 9-17")
+    assert timeouts("acme", 1) - before == 1
+    # Another message (or the same one after a reload) is read afresh.
+    again = keyword_reply(inbound("INFO " + CRAFTED), account)
+    assert again is not None and again.purpose == "rule-2"
+    assert timeouts("acme", 1) - before == 2
+
+
 class Recording:
     """A rule's compiled pattern that notes how much text each search is given."""
 
