@@ -292,7 +292,8 @@ class CompiledRule:
         self.postback = fold(rule.postback) if rule.postback else None
         self.pattern = compile_rule_regex(rule.regex) if rule.regex else None
         groups = frozenset(self.pattern.groupindex) if self.pattern else frozenset()
-        self.template = Template(rule.reply, FIELDS | groups)  # regex groups are fields too
+        # Regex groups are fields too, of what the contact wrote.
+        self.template = Template(rule.reply, FIELDS | groups, written=groups)
 
 
 def _with_lookalikes(words: Iterable[str]) -> set[str]:

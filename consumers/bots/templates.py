@@ -64,8 +64,12 @@ class TemplateError(ValueError):
 
 
 class Template:
-    def __init__(self, source: str, allowed: frozenset[str] = FIELDS) -> None:
+    def __init__(self, source: str, allowed: frozenset[str] = FIELDS,
+                 written: frozenset[str] = frozenset()) -> None:
+        """`written`: names whose values the contact wrote whatever their name (a regex rule's
+        groups: one named `from` is no address), cut as the others the contact fills are."""
         self.source = source
+        self.whole = _WHOLE - written
         self.parts: list[tuple[bool, str]] = []  # (is_placeholder, text or name)
         position = 0
         for match in _TOKEN.finditer(source):
@@ -93,6 +97,6 @@ class Template:
                                 f"known: {', '.join(sorted(allowed))}")
 
     def render(self, values: Mapping[str, str | None]) -> str:
-        return "".join((values.get(text) or "") if is_name and text in _WHOLE
+        return "".join((values.get(text) or "") if is_name and text in self.whole
                        else bounded(values.get(text) or "") if is_name else text
                        for is_name, text in self.parts)

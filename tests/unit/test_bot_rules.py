@@ -470,6 +470,18 @@ def test_what_the_contact_wrote_is_echoed_one_sms_long_at_most(text: str,
     assert echoed.removesuffix("...") in text
 
 
+@pytest.mark.parametrize("name", ["from", "to", "account", "channel", "provider"])
+def test_a_regex_group_named_as_an_address_or_name_field_is_echoed_one_sms_long_at_most(
+        name: str) -> None:
+    """Addresses and names go into a reply whole; a group of that name is what the contact
+    wrote, and went in whole too: up to the 4,096 characters a regex reads."""
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        {"regex": f"^say (?P<{name}>.+)", "reply": f"<{{{name}}}>"}]}}}).accounts["acme"]
+    decision = keyword_reply(inbound("say " + "z" * 5000), account)
+    assert decision is not None and decision.reply is not None
+    assert decision.reply == "<" + "z" * (ECHO_CHARS - 3) + "...>"
+
+
 def test_a_message_one_sms_long_is_echoed_whole() -> None:
     text = "x" * ECHO_CHARS
     decision = keyword_reply(inbound(text), ECHOES)
