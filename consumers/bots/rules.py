@@ -418,4 +418,6 @@ def load_rules(path: Path) -> RuleSet:
     except RecursionError:  # tomllib recurses into each nested array or inline table
         raise RulesError(f"rules file {path}: cannot read it: arrays or tables nested too "
                          "deeply") from None
+    except ValueError as exc:  # tomllib lets int()'s out: an integer of over 4,300 digits
+        raise RulesError(f"{path}: not valid TOML: {exc}") from None
     return parse_rules(data, str(path))

@@ -133,7 +133,9 @@ def test_a_file_written_a_moment_ago_is_read_once_it_has_settled(tmp_path: Path)
     # tomllib reads nested arrays by recursion.
     ("[accounts.a]\nown_numbers = " + "[" * 5000 + "]" * 5000 + "\n",
      "cannot read it: arrays or tables nested too deeply"),
-], ids=["huge-repetition", "deep-regex", "deep-toml"])
+    ("[accounts.a]\nreply_limit = " + "9" * 5000 + "\n",  # Python's int() refuses it
+     "not valid TOML: Exceeds the limit (4300 digits) for integer string conversion"),
+], ids=["huge-repetition", "deep-regex", "deep-toml", "huge-integer"])
 def test_an_edit_python_cannot_compile_or_parse_keeps_the_old_rules_and_says_why(
         tmp_path: Path, edit: str, reason: str) -> None:
     """Such an edit raised out of the reload: each message then failed (retried, dead-lettered)
