@@ -67,8 +67,9 @@ class RulesSource:
     def __init__(self, path: Path | None, check_every_s: float = 2.0) -> None:
         self.path = path
         self.check_every_s = check_every_s
-        self.current = load_rules(path) if path else RuleSet({}, "<none>")
+        # The state before the read: a save during it is a change, read at the first check.
         self._loaded = self._stat()
+        self.current = load_rules(path) if path else RuleSet({}, "<none>")
         self._checked = time.monotonic()
         self._forced = False
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from consumers.bots import handler as handler_module
 from consumers.bots.handler import RulesSource
-from consumers.bots.rules import RulesError
+from consumers.bots.rules import RulesError, RuleSet, load_rules
 
 GOOD = '[accounts.a]\nhelp_text = "v{n}"\n'
 
@@ -148,3 +149,20 @@ def test_an_edit_python_cannot_compile_or_parse_keeps_the_old_rules_and_says_why
     with pytest.raises(RulesError) as caught:
         RulesSource(path)
     assert reason in str(caught.value)
+
+
+def test_a_save_while_the_rules_are_first_read_is_loaded_at_the_next_check(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file's state was taken after the first read: a save landing during it was taken
+    as read, and the old rules served until the file changed again."""
+    path = tmp_path / "rules.toml"
+    _write(path, GOOD.replace("{n}", "1"), -10)
+    def read_then_saved(where: Path) -> RuleSet:
+        rules = load_rules(where)
+        if rules.accounts["a"].config.help_text == "v1":
+            _write(path, GOOD.replace("{n}", "2") + "# saved during the read\n", -5)
+        return rules
+
+    monkeypatch.setattr(handler_module, "load_rules", read_then_saved)
+    source = RulesSource(path, check_every_s=0)
+    assert source.rules_for("a").config.help_text == "v2"
