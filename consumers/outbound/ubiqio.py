@@ -11,10 +11,10 @@ callbacks"; `status_callback_field` renames it, or (empty) leaves it out.
 
 The token is cached per account and fetched again shortly before the JWT expires (its `exp`
 claim, read without verifying the signature: it is Ubiqio's token, not ours to check; with an
-`iat`, its lifetime counted from its arrival, so our clock need not agree with Ubiqio's); a token
-without a readable `exp`, or expired by our clock as it arrives, is used until Ubiqio answers
-401. A 401 on send fetches a new token once and
-sends again; a second 401 is a permanent error. Concurrent sends share one token request, and
+`iat`, no later than its lifetime counted from its arrival, so our clock need not agree with
+Ubiqio's); a token without a readable `exp`, or without an `iat` and expired by our clock as it
+arrives, is used until Ubiqio answers 401. A 401 on send fetches a new token once and sends
+again; a second 401 is a permanent error. Concurrent sends share one token request, and
 its failure: the sends that waited for it fail with it (and retry as the sender decides).
 
 - channel: `MMS` when the command has an image, else `SMS` (a text reply to an MMS, whose
