@@ -287,6 +287,9 @@ class Summary:
     unreadable: int = 0
     ids_not_found: list[str] = field(default_factory=list)
     stopped: bool = False
+    # Letters of the window the filters left out, by stage: a `--stage` that names no stage
+    # there (a custom bot's is `worker:bot-<module>-<function>`) is then said, not a bare 0 of 0.
+    unselected: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.outcome] = self.counts.get(outcome.outcome, 0) + 1
@@ -409,6 +412,7 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                     summary.unreadable += 1
                     continue
                 if not selection.matches(kept):
+                    summary.unselected[kept.stage] = summary.unselected.get(kept.stage, 0) + 1
                     continue
                 seen_ids.add(kept.id)
                 outcome = await replayer.outcome(kept)

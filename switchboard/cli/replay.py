@@ -126,6 +126,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{verb} {done} of {total} ({summary.records} records); "
           f"{counts.get('failing', 0)} still fail, {counts.get('skipped', 0)} skipped",
           file=sys.stderr)
+    if total == 0 and summary.unselected:
+        print(_none_selected(summary.unselected), file=sys.stderr)
     if summary.unreadable:
         print(f"{summary.unreadable} records in the window could not be read as "
               f"{args.source} records and were left alone", file=sys.stderr)
@@ -142,6 +144,16 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if summary.ids_not_found:
         print(f"not found in the window: {', '.join(summary.ids_not_found)}", file=sys.stderr)
     return 0 if done == total and not summary.ids_not_found else 3
+
+
+def _none_selected(unselected: dict[str, int]) -> str:
+    """Said when the filters matched no letter of a window that has some: a stage or account
+    misspelt reads otherwise as a clean "0 of 0". Every stage is named: an install has a few
+    (normalize, one per worker)."""
+    stages = sorted(unselected.items(), key=lambda item: (-item[1], item[0]))
+    shown = ", ".join(f"{stage} ({count})" for stage, count in stages)
+    return (f"no letter matched the filters; the window holds {sum(unselected.values())} "
+            f"other letters, by stage: {shown}")
 
 
 class _Output:

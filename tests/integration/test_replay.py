@@ -242,6 +242,21 @@ async def test_the_window_and_the_filters_bound_what_is_replayed(kafka_bootstrap
     assert [(line["id"], line["outcome"]) for line in lines] == [(letter_id, "replayable")]
 
 
+async def test_a_stage_that_matches_no_letter_names_the_stages_the_window_holds(
+    kafka_bootstrap: str
+) -> None:
+    # A custom bot's stage is `worker:bot-<module>-<function>`: `--stage bot` matched nothing
+    # and replay said only "replayed 0 of 0", exit 0, as if there were no letter to replay.
+    stage = f"bot-mybot-{uuid.uuid4().hex[:8]}-bot"
+    await publish_worker_letters(kafka_bootstrap, "test.unused", stage, 1)
+
+    code, lines, err = await replay(kafka_bootstrap, "--stage", "bot", "--dry-run")
+
+    assert code == 0 and lines == []
+    assert "no letter matched the filters" in err
+    assert f"worker:{stage} (1)" in err
+
+
 async def test_a_stopped_replay_reports_every_letter_it_published_and_no_other(
         kafka_bootstrap: str) -> None:
     """SIGTERM mid-window (a supervisor's stop, as Ctrl-C is a user's): the letters being
