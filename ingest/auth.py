@@ -2,7 +2,9 @@
 
 Each scheme is one function; the account's `auth.scheme` picks it. Every comparison is
 constant-time, every secret of the account (two during a rotation) is tried, and failures say
-what was wrong without echoing any secret or signature.
+what was wrong without echoing any secret or signature. A verifier returns which secret
+matched, as its index in the account's list: 0 for the first, more for an older one still
+accepted during a rotation (what ingest counts, so an operator sees when it is unused).
 """
 
 from __future__ import annotations
@@ -122,7 +124,23 @@ def _hmac(key: bytes, message: bytes, digest: str = "sha256") -> bytes:
     return hmac.new(key, message, digest).digest()
 
 
-def verify_basic(request: SignedRequest, config: AuthConfig) -> None:
+def _matching(offered: str, secrets: list[str]) -> int | None:
+    """The index of the secret equal to what the request offered, or None."""
+    for index, secret in enumerate(secrets):
+        if _equal(offered, secret):
+            return index
+    return None
+
+
+def _signed_with(signature: bytes, message: bytes, secrets: list[str]) -> int | None:
+    """The index of the secret whose HMAC-SHA256 of the message is the signature, or None."""
+    for index, secret in enumerate(secrets):
+        if _equal(_hmac(secret.encode(), message), signature):
+            return index
+    return None
+
+
+def verify_basic(request: SignedRequest, config: AuthConfig) -> int:
     header = _header(request, "authorization")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
@@ -132,11 +150,13 @@ def verify_basic(request: SignedRequest, config: AuthConfig) -> None:
     except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII input
         raise AuthError("malformed Basic credentials") from None
     user_ok = _equal(user, config.username or "")
-    if not any(_equal(password, secret) for secret in config.secret_values()) or not user_ok:
+    matched = _matching(password, config.secret_values())
+    if matched is None or not user_ok:
         raise AuthError("wrong username or password")
+    return matched
 
 
-def verify_token(request: SignedRequest, config: AuthConfig) -> None:
+def verify_token(request: SignedRequest, config: AuthConfig) -> int:
     if config.header in request.repeated:
         raise AuthError(f"{config.header} header sent more than once")
     token = request.headers.get(config.header, "").strip(_OWS)
@@ -148,11 +168,13 @@ def verify_token(request: SignedRequest, config: AuthConfig) -> None:
         token = tokens[0] if tokens else ""
     if not token:
         raise AuthError(f"missing token ({config.header} header or ?{config.query_param}=)")
-    if not any(_equal(token, secret) for secret in config.secret_values()):
+    matched = _matching(token, config.secret_values())
+    if matched is None:
         raise AuthError("wrong token")
+    return matched
 
 
-def verify_bird_signature(request: SignedRequest, config: AuthConfig) -> None:
+def verify_bird_signature(request: SignedRequest, config: AuthConfig) -> int:
     """Bird Channels/Notifications API: HMAC-SHA256 over timestamp, URL and body hash."""
     timestamp = _header(request, "messagebird-request-timestamp")
     signature = _decode_b64(_header(request, "messagebird-signature"))
@@ -160,11 +182,13 @@ def verify_bird_signature(request: SignedRequest, config: AuthConfig) -> None:
     message = b"\n".join(
         [timestamp.encode(), request.url.encode(), hashlib.sha256(request.body).digest()]
     )
-    if not any(_equal(_hmac(s.encode(), message), signature) for s in config.secret_values()):
+    matched = _signed_with(signature, message, config.secret_values())
+    if matched is None:
         raise AuthError("messagebird-signature does not match")
+    return matched
 
 
-def verify_messagebird_v1(request: SignedRequest, config: AuthConfig) -> None:
+def verify_messagebird_v1(request: SignedRequest, config: AuthConfig) -> int:
     """Legacy MessageBird v1: like Bird's, but signs the sorted query string, not the URL."""
     timestamp = _header(request, "messagebird-request-timestamp")
     signature = _decode_b64(_header(request, "messagebird-signature"))
@@ -172,20 +196,24 @@ def verify_messagebird_v1(request: SignedRequest, config: AuthConfig) -> None:
     query = urlencode(sorted(parse_qsl(request.query, keep_blank_values=True)))
     body_hash = hashlib.sha256(request.body).digest()
     message = b"\n".join([timestamp.encode(), query.encode(), body_hash])
-    if not any(_equal(_hmac(s.encode(), message), signature) for s in config.secret_values()):
+    matched = _signed_with(signature, message, config.secret_values())
+    if matched is None:
         raise AuthError("messagebird-signature does not match")
+    return matched
 
 
-def verify_messagebird_jwt(request: SignedRequest, config: AuthConfig) -> None:
+def verify_messagebird_jwt(request: SignedRequest, config: AuthConfig) -> int:
     """Legacy MessageBird JWT: HS256/384/512 token binding the URL hash and the body hash."""
     token = _header(request, "messagebird-signature-jwt")
     claims = None
-    for secret in config.secret_values():
+    matched = 0
+    for index, secret in enumerate(config.secret_values()):
         try:
             claims = jwt.decode(
                 token, secret, algorithms=["HS256", "HS384", "HS512"], issuer="MessageBird",
                 leeway=1, options={"require": ["iss", "nbf", "exp"]},
             )
+            matched = index
             break
         except jwt.InvalidSignatureError:
             continue
@@ -201,9 +229,10 @@ def verify_messagebird_jwt(request: SignedRequest, config: AuthConfig) -> None:
         request.body and not _equal(str(payload_hash), hashlib.sha256(request.body).hexdigest())
     ):
         raise AuthError("MessageBird-Signature-JWT was signed for another body")
+    return matched
 
 
-def verify_standard_webhooks(request: SignedRequest, config: AuthConfig) -> None:
+def verify_standard_webhooks(request: SignedRequest, config: AuthConfig) -> int:
     """Standard Webhooks (newer Bird platform): `v1,<b64 hmac>` over id.timestamp.body."""
     webhook_id = _header(request, "webhook-id")
     timestamp = _header(request, "webhook-timestamp")
@@ -216,14 +245,14 @@ def verify_standard_webhooks(request: SignedRequest, config: AuthConfig) -> None
                 offered.append(base64.b64decode(part[3:], validate=True))
             except ValueError:  # binascii.Error is one
                 continue  # one bad entry must not hide a good one next to it
-    for key in config.signing_keys():
+    for index, key in enumerate(config.signing_keys()):
         expected = _hmac(key, message)
         if any(_equal(expected, signature) for signature in offered):
-            return
+            return index
     raise AuthError("webhook-signature does not match")
 
 
-def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> None:
+def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> int:
     """Webex Connect `x-hub-signature`: hex HMAC (SHA-256 or SHA-512; SHA-1 from a webhook
     configured before Webex v5.6.0, which it still signs so) of the body.
 
@@ -240,17 +269,23 @@ def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> None:
         raise AuthError("x-hub-signature algorithm is not accepted: sign with sha256=, "
                         "sha512= or sha1=")
     keys = [secret.encode() for secret in config.secret_values()]
-    if _hub_signed(request.body, keys, algorithm, digest):
-        return  # the body as sent: no need to parse it
+    matched = _hub_signed(request.body, keys, algorithm, digest)
+    if matched is not None:
+        return matched  # the body as sent: no need to parse it
     if request.body.count(b",") >= MAX_COMPACTED_VALUES:
         raise AuthError("x-hub-signature does not match")
     trimmed, tokens = _SPACE_OUTSIDE_STRINGS.subn(rb"\1", request.body, count=MAX_TRIMMED_TOKENS)
-    if (tokens < MAX_TRIMMED_TOKENS and trimmed != request.body
-            and _hub_signed(trimmed, keys, algorithm, digest)):
-        return
+    if tokens < MAX_TRIMMED_TOKENS and trimmed != request.body:
+        matched = _hub_signed(trimmed, keys, algorithm, digest)
+        if matched is not None:
+            return matched
     compact = _compacted(request.body)
-    if compact in (None, trimmed) or not _hub_signed(compact, keys, algorithm, digest):
+    if compact is None or compact == trimmed:
         raise AuthError("x-hub-signature does not match")
+    matched = _hub_signed(compact, keys, algorithm, digest)
+    if matched is None:
+        raise AuthError("x-hub-signature does not match")
+    return matched
 
 
 # A bare digest's algorithm, by its hex length. HMAC-SHA1 is no weaker a MAC for SHA-1's
@@ -259,8 +294,12 @@ def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> None:
 _HUB_ALGORITHM_BY_LENGTH = {40: "sha1", 64: "sha256", 128: "sha512"}
 
 
-def _hub_signed(body: bytes, keys: list[bytes], algorithm: str, digest: str) -> bool:
-    return any(_equal(hmac.new(key, body, algorithm).hexdigest(), digest) for key in keys)
+def _hub_signed(body: bytes, keys: list[bytes], algorithm: str, digest: str) -> int | None:
+    """The index of the key that signed this body, or None."""
+    for index, key in enumerate(keys):
+        if _equal(hmac.new(key, body, algorithm).hexdigest(), digest):
+            return index
+    return None
 
 
 # Parsing is what a hub signature's check costs, before anything is proven: a dense 1 MiB of
@@ -296,7 +335,7 @@ def _decode_b64(value: str) -> bytes:
         raise AuthError("signature is not valid base64") from None
 
 
-VERIFIERS: dict[str, Callable[[SignedRequest, AuthConfig], None]] = {
+VERIFIERS: dict[str, Callable[[SignedRequest, AuthConfig], int]] = {
     "basic": verify_basic,
     "token": verify_token,
     "bird-signature": verify_bird_signature,
@@ -307,9 +346,11 @@ VERIFIERS: dict[str, Callable[[SignedRequest, AuthConfig], None]] = {
 }
 
 
-def verify(request: SignedRequest, config: AuthConfig) -> None:
-    """Raise AuthError unless the request is authentic for this account."""
-    VERIFIERS[config.scheme](request, config)
+def verify(request: SignedRequest, config: AuthConfig) -> int:
+    """Raise AuthError unless the request is authentic for this account; else the index, in
+    the account's secrets, of the one it matched (0: the first; more: an older one kept during
+    a rotation)."""
+    return VERIFIERS[config.scheme](request, config)
 
 
 def signed_url(request_url: str, query: str, config: AuthConfig) -> str:
