@@ -58,3 +58,14 @@ def count_event(provider: str, type_: str, status: str) -> None:
     if child is None:
         child = _event_children[key] = EVENTS.labels(provider, type_, status)
     child.inc()
+
+
+# Tells an operator rotating a secret whether the provider still signs with the old one. Counted
+# only on that rare path: a request matching the first secret (every request, outside a
+# rotation) pays nothing for it. Labelled by account, never by anything of the secret.
+OLDER_SECRET = Counter(
+    "switchboard_ingest_older_secret_total",
+    "Webhook requests authenticated by a secret other than the account's first (an old one "
+    "during a rotation)",
+    ["provider", "account"],
+)

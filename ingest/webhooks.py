@@ -330,8 +330,9 @@ class WebhookHandler:
         url = (signed_url(_url_as_sent(request), query, account.auth)
                if account.auth.scheme in URL_SIGNING_SCHEMES else "")
         try:
-            verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
-                                 body=body, now=time.time(), repeated=repeated), account.auth)
+            if verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
+                                    body=body, now=time.time(), repeated=repeated), account.auth):
+                metrics.OLDER_SECRET.labels(account.provider, account.name).inc()  # not the first
         except AuthError as exc:
             return self._unauthorized(account, exc)
         return None

@@ -1,18 +1,25 @@
-"""During a rotation an account has two secrets: every scheme says which one a request
-matched."""
+"""During a rotation an account has two secrets: every scheme says which one a request matched,
+and ingest counts those the older one authenticated, so an operator sees when the provider has
+switched and when the old secret is no longer used."""
 
 from __future__ import annotations
 
 import base64
 import time
+from typing import Any
 
+import httpx
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from ingest import auth
+from ingest.app import create_app
 from ingest.auth import AuthError, SignedRequest, verify
 from ingest.signing import sign
-from switchboard.accounts import AuthConfig
+from switchboard.accounts import AuthConfig, parse_accounts
+from switchboard.settings import Settings
+from tests.fakes import KeepingProducer
 
 # Valid for every scheme: a standard-webhooks key, and long enough for an HS256 JWT key.
 NEW = "whsec_" + base64.b64encode(b"the-new-signing-key-of-32-bytes!").decode()
@@ -82,3 +89,35 @@ def test_the_older_password_with_another_username_is_refused() -> None:
                             now=time.time())
     with pytest.raises(AuthError, match="wrong username or password"):
         verify(request, _config("basic"))
+
+
+def _older_secret_count(account: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_ingest_older_secret_total",
+                                     {"provider": "infobip", "account": account}) or 0.0
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+async def test_ingest_counts_only_the_requests_the_older_secret_authenticated(
+        scheme: str) -> None:
+    account = f"rot-{scheme}"
+    url = f"https://hooks.example/webhooks/infobip/{account}?{QUERY}"
+    config: dict[str, Any] = {"scheme": _scheme(scheme), "secrets": [NEW, OLD],
+                              "username": "u"}
+    accounts = parse_accounts({"accounts": {account: {"provider": "infobip", "auth": config}}})
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    app.state.handler.producer = KeepingProducer()
+    before = _older_secret_count(account)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        for number, secret in enumerate((NEW, OLD, NEW)):
+            body = BODY.replace(b"m-1", f"m-{number}".encode())  # not a repeat of the one before
+            if scheme == "token-url":
+                target, headers = f"{url}&token={secret}", {}
+            else:
+                headers = sign(config["scheme"], secret, url=url, body=body, query=QUERY,
+                               username="u")
+                target = url
+            response = await client.post(target, content=body,
+                                         headers={**headers, "content-type": "application/json"})
+            assert response.status_code == 200, response.text
+    assert _older_secret_count(account) == before + 1
