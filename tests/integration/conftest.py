@@ -30,7 +30,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # One account per provider (the scheme that provider uses by default) plus the other Bird ones.
 TEST_ACCOUNTS = {
     "it-infobip": {"provider": "infobip", "auth": {"scheme": "basic", "username": "ib",
-                                                   "secrets": ["ib-old-secret", "ib-new-secret"]}},
+                                                   "secrets": ["ib-new-secret", "ib-old-secret"]}},
     "it-omnichat": {"provider": "infobip-omnichat",
                     "auth": {"scheme": "basic", "username": "oc", "secrets": ["oc-secret-1"]}},
     "it-bird": {"provider": "bird", "auth": {"scheme": "bird-signature",
