@@ -78,23 +78,35 @@ _REFUSED_FOR_GOOD = (
 )
 
 
+# A topic (as the cluster names it) and one of its partitions.
+Partition = tuple[str, int]
+
+
 class _Group:
-    """Records handed over together; each waiter learns the group's outcome (None: stored)."""
+    """Records handed over together; each waiter learns its outcome (None: stored), with the
+    partitions its records went to."""
 
     __slots__ = ("batches", "size", "timer", "waiters")
 
     def __init__(self) -> None:
-        self.batches: dict[tuple[str, int], list[Any]] = {}
-        self.waiters: list[asyncio.Future[PublishError | None]] = []
+        self.batches: dict[Partition, list[Any]] = {}
+        self.waiters: list[tuple[asyncio.Future[PublishError | None], list[Partition]]] = []
         self.size = 0
         self.timer: asyncio.TimerHandle | None = None
 
-    def finish(self, failure: PublishError | None) -> None:
+    def finish(self, failure: PublishError | None,
+               refused: dict[Partition, PublishError] | None = None) -> None:
+        """With `refused`, only a caller with a record in one of those partitions fails (with
+        that partition's error): Kafka stored the others'. Otherwise each gets `failure`."""
         if self.timer is not None:
             self.timer.cancel()
-        for waiter in self.waiters:
-            if not waiter.done():  # a caller that was cancelled has stopped listening
+        for waiter, written in self.waiters:
+            if waiter.done():  # a caller that was cancelled has stopped listening
+                continue
+            if refused is None:
                 waiter.set_result(failure)
+            else:
+                waiter.set_result(next((refused[p] for p in written if p in refused), None))
         self.waiters.clear()
 
 
@@ -201,12 +213,15 @@ class DurableProducer:
             group = self._open = _Group()
             group.timer = loop.call_later(self.timeout_s, self._expire, group)
         # No await from here to the waiter: all records of one call join the same group.
+        written: list[Partition] = []
         for record, topic, count, size in zip(records, topics, partitions, sizes, strict=True):
-            self._append(producer, group, record, topic, self._partition(record.key, count))
+            partition = (topic, self._partition(record.key, count))
+            self._append(producer, group, record, partition)
+            written.append(partition)
             group.size += size
         self._buffered += sum(sizes)
         waiter: asyncio.Future[PublishError | None] = loop.create_future()
-        group.waiters.append(waiter)
+        group.waiters.append((waiter, written))
         if self._flusher is None:  # it sends for every caller: it names none in its lines
             self._flusher = loop.create_task(self._flush(), context=detached())
         failure = await waiter
@@ -252,9 +267,9 @@ class DurableProducer:
         return hashed % count
 
     @staticmethod
-    def _append(producer: AIOKafkaProducer, group: _Group, record: OutRecord, topic: str,
-                partition: int) -> None:
-        builders = group.batches.setdefault((topic, partition), [])
+    def _append(producer: AIOKafkaProducer, group: _Group, record: OutRecord,
+                partition: Partition) -> None:
+        builders = group.batches.setdefault(partition, [])
         if builders and builders[-1].append(timestamp=None, key=record.key,
                                             value=record.value, headers=record.headers):
             return
@@ -286,9 +301,9 @@ class DurableProducer:
             while (group := self._open) is not None:
                 self._open = None
                 try:
-                    outcome = await self._send(group)
+                    outcome, refused = await self._send(group)
                     self._note_outcome(outcome)
-                    group.finish(outcome)
+                    group.finish(outcome, refused)
                 finally:
                     self._buffered -= group.size
                 if (spoiled := self._spoiled) is not None:
@@ -297,39 +312,59 @@ class DurableProducer:
         finally:
             self._flusher = None
 
-    async def _send(self, group: _Group) -> PublishError | None:
+    async def _send(self, group: _Group
+                    ) -> tuple[PublishError | None, dict[Partition, PublishError] | None]:
+        """The group's outcome: None, or a failure, and the partitions whose batches Kafka
+        refused when only they failed (the other callers' records are stored)."""
         producer = self._producer
         if producer is None:
-            return PublishError("Kafka producer stopped")
+            return PublishError("Kafka producer stopped"), None
         self._track(producer, {topic for topic, _ in group.batches})
         futures: list[asyncio.Future[Any]] = []
+        refused: dict[Partition, PublishError] = {}
         try:
             async with asyncio.timeout(self.timeout_s * 2):
-                for (topic, partition), builders in group.batches.items():
+                sent: list[tuple[Partition, asyncio.Future[Any]]] = []
+                for partition, builders in group.batches.items():
                     for builder in builders:
-                        futures.append(await producer.send_batch(builder, topic,
-                                                                 partition=partition))
-                for future in futures:
-                    await future
+                        future = await producer.send_batch(builder, partition[0],
+                                                           partition=partition[1])
+                        futures.append(future)
+                        sent.append((partition, future))
+                for partition, future in sent:
+                    try:
+                        await future
+                    except KafkaError as exc:
+                        # A batch refused (too large for the topic as the cluster has it) or
+                        # dropped (no leader in time) fails the callers with a record in its
+                        # partition, not every caller of the round trip.
+                        refused.setdefault(partition, PublishError(
+                            f"Kafka refused the records: {exc!r}",
+                            lasting=isinstance(exc, _REFUSED_FOR_GOOD)))
         except TimeoutError:
-            return PublishError(f"Kafka did not acknowledge within {self.timeout_s}s")
+            if refused:
+                self._spoiled = producer
+            return PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"), None
         except KafkaError as exc:
             if _spent_a_sequence(producer, futures):
                 self._spoiled = producer
             return PublishError(f"Kafka refused the records: {exc!r}",
-                                lasting=isinstance(exc, _REFUSED_FOR_GOOD))
+                                lasting=isinstance(exc, _REFUSED_FOR_GOOD)), None
         except Exception as exc:  # noqa: BLE001 - e.g. aiokafka's assertion on a partition
             # it does not know (a topic deleted and made again): the group gets its 503 now,
             # and the flusher goes on with the next, rather than ending unseen.
             log.error("kafka client failed to send", bootstrap=str(self.kafka),
                       error=repr(exc))
-            return PublishError(f"the Kafka client failed: {exc!r}")
+            return PublishError(f"the Kafka client failed: {exc!r}"), None
         finally:
             # Every outcome read, also of batches still out when the group was answered: no
             # "Future exception was never retrieved" for each.
             for future in futures:
                 future.add_done_callback(retrieve)
-        return None
+        if refused:
+            self._spoiled = producer  # see _spent_a_sequence
+            return next(iter(refused.values())), refused
+        return None, None
 
     async def _renew(self, spoiled: AIOKafkaProducer) -> None:
         """Put a new client in the place of one that can no longer write some partition: a

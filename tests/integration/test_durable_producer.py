@@ -101,6 +101,37 @@ async def test_a_record_too_large_fails_alone(kafka_bootstrap: str) -> None:
     assert [value for _, _, value in await _read_all(kafka_bootstrap, topic, 1)] == [b"small"]
 
 
+async def test_a_record_the_broker_refuses_fails_only_the_requests_of_its_partition(
+        kafka_bootstrap: str) -> None:
+    """A 1 MB webhook on a raw topic left at Kafka's default 1 MB limit: the broker refuses
+    its batch. Requests that shared its round trip with records on other partitions were all
+    answered 503 (and their providers' retries stored them twice); only the ones whose
+    records were in the refused partition may be."""
+    limited = f"test.limited.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
+                        specs=(TopicSpec(limited, "test", {"max.message.bytes": "100000"}),))
+    other = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
+    producer = DurableProducer(kafka_bootstrap, timeout_s=10)
+    await producer.start()
+    try:
+        # Metadata of both known: the calls below join one group without an await.
+        await producer.publish([OutRecord(limited, b"warm", b"k"), OutRecord(other, b"warm")])
+        results = await asyncio.gather(
+            producer.publish([OutRecord(other, b"before", b"a"),
+                              OutRecord(limited, b"x" * 200_000, b"k")]),
+            producer.publish([OutRecord(other, b"kept", b"b")]),
+            producer.publish([OutRecord(other, b"also kept", b"c")]),
+            return_exceptions=True,
+        )
+        assert isinstance(results[0], PublishError) and results[0].lasting
+        assert results[1] is None and results[2] is None
+        await producer.publish([OutRecord(limited, b"after", b"k")])  # the client still writes
+    finally:
+        await producer.stop()
+    stored = {value for _, _, value in await _read_all(kafka_bootstrap, other, 4)}
+    assert {b"kept", b"also kept"} <= stored
+
+
 async def test_publish_before_start_or_after_stop_is_refused(kafka_bootstrap: str) -> None:
     topic = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
     producer = DurableProducer(kafka_bootstrap)
