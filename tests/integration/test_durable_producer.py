@@ -9,7 +9,12 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from switchboard.clients import Compression, KafkaConnection
-from switchboard.producer import MAX_REQUEST_BYTES, DurableProducer, PublishError
+from switchboard.producer import (
+    MAX_BUFFERED_BYTES,
+    MAX_REQUEST_BYTES,
+    DurableProducer,
+    PublishError,
+)
 from switchboard.records import OutRecord
 from switchboard.topics import TopicSpec, ensure_topics
 from tests.kafka_helpers import new_topic
@@ -130,6 +135,32 @@ async def test_a_record_the_broker_refuses_fails_only_the_requests_of_its_partit
         await producer.stop()
     stored = {value for _, _, value in await _read_all(kafka_bootstrap, other, 4)}
     assert {b"kept", b"also kept"} <= stored
+
+
+async def test_a_full_buffer_refuses_at_once_and_the_rest_land(kafka_bootstrap: str) -> None:
+    """Past MAX_BUFFERED_BYTES waiting for Kafka, a caller gets its PublishError (ingest's 503)
+    at once rather than waiting, and the records already taken are stored all the same."""
+    topic = f"test.buffer.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, partitions=PARTITIONS, replication_factor=1,
+                        specs=(TopicSpec(topic, "test", {"max.message.bytes": "2097152"}),))
+    producer = DurableProducer(kafka_bootstrap, timeout_s=20)
+    await producer.start()
+    value = b"x" * (1024 * 1024)
+    taken = MAX_BUFFERED_BYTES // (len(value) + 100)
+    try:
+        await producer.publish([OutRecord(topic, b"warm")])  # metadata known: no await
+        calls = [asyncio.ensure_future(producer.publish([OutRecord(topic, value, b"%d" % n)]))
+                 for n in range(taken + 3)]
+        await asyncio.sleep(0)  # each call has run up to its wait, or its refusal
+        refused = [call for call in calls if call.done()]
+        assert len(refused) == 3
+        for call in refused:
+            with pytest.raises(PublishError, match="too many records are waiting"):
+                call.result()
+        await asyncio.gather(*calls[:taken])
+    finally:
+        await producer.stop()
+    assert len(await _read_all(kafka_bootstrap, topic, taken + 1)) == taken + 1
 
 
 async def test_publish_before_start_or_after_stop_is_refused(kafka_bootstrap: str) -> None:

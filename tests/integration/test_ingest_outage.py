@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 import uuid
 from pathlib import Path
 
@@ -73,3 +75,51 @@ async def test_broker_outage_gives_503s_then_recovers_without_loss(
         stored = await raw_message_ids(broker.bootstrap_servers)
         acknowledged = {m for m, status in answered.items() if status == 200}
         assert acknowledged <= stored, f"2xx but not in Kafka: {acknowledged - stored}"
+
+
+async def test_a_stalled_broker_gets_503s_within_the_produce_timeout(tmp_path: Path) -> None:
+    """A broker that takes connections and answers nothing (paused, a GC pause, a network
+    partition): each webhook gets its 503 within SWITCHBOARD_PRODUCE_TIMEOUT_S, a round trip
+    in flight or not, well before Webex Connect gives up at 10 s; once the broker answers,
+    ingest stores again without a restart."""
+    async with own_broker(tmp_path) as broker:
+        accounts = parse_accounts({"accounts": {"it-infobip": TEST_ACCOUNTS["it-infobip"]}})
+        server, task = await start_ingest(broker.bootstrap_servers, accounts)
+        url = server.url("infobip", "it-infobip")
+        assert broker.process is not None
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+                assert await _post(client, url, f"before-{uuid.uuid4()}") == 200
+
+                async def timed() -> tuple[int, float, str | None]:
+                    started = time.monotonic()
+                    response = await client.post(url, content=infobip_report(
+                        f"stalled-{uuid.uuid4()}"), headers=basic())
+                    return (response.status_code, time.monotonic() - started,
+                            response.headers.get("retry-after"))
+
+                broker.process.send_signal(signal.SIGSTOP)
+                try:
+                    first = asyncio.gather(*(timed() for _ in range(3)))
+                    await asyncio.sleep(2)  # a second group, while the first is in flight
+                    answers = await asyncio.gather(first, timed())
+                finally:
+                    broker.process.send_signal(signal.SIGCONT)
+                for status, elapsed, retry_after in [*answers[0], answers[1]]:
+                    assert (status, retry_after) == (503, "5")
+                    assert elapsed < 6.5, elapsed
+                # Not at once either: they waited for Kafka. The late one joined a group
+                # opened while the first was out, which ends at its own time.
+                assert min(elapsed for _, elapsed, _ in answers[0]) > 4.5, answers
+                assert answers[1][1] > 2.5, answers
+
+                stored = False
+                for _ in range(30):  # bounded: the client's retries land, or it is replaced
+                    if await _post(client, url, f"after-{uuid.uuid4()}") == 200:
+                        stored = True
+                        break
+                    await asyncio.sleep(1)
+                assert stored, "ingest did not store again once the broker answered"
+        finally:
+            server.server.should_exit = True
+            await task
