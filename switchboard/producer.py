@@ -101,13 +101,19 @@ class _Group:
         if self.timer is not None:
             self.timer.cancel()
         for waiter, written in self.waiters:
-            if waiter.done():  # a caller that was cancelled has stopped listening
+            if waiter.done():  # cancelled (it stopped listening), or answered by `settle`
                 continue
             if refused is None:
                 waiter.set_result(failure)
             else:
                 waiter.set_result(next((refused[p] for p in written if p in refused), None))
         self.waiters.clear()
+
+    def settle(self, ended: set[Partition], refused: dict[Partition, PublishError]) -> None:
+        """Answer now each caller whose partitions' batches have all ended; the others wait."""
+        for waiter, written in self.waiters:
+            if not waiter.done() and all(p in ended for p in written):
+                waiter.set_result(next((refused[p] for p in written if p in refused), None))
 
 
 def record_size(record: OutRecord) -> int:
@@ -322,27 +328,29 @@ class DurableProducer:
         self._track(producer, {topic for topic, _ in group.batches})
         futures: list[asyncio.Future[Any]] = []
         refused: dict[Partition, PublishError] = {}
+        sent: list[tuple[Partition, asyncio.Future[Any]]] = []
         try:
             async with asyncio.timeout(self.timeout_s * 2):
-                sent: list[tuple[Partition, asyncio.Future[Any]]] = []
                 for partition, builders in group.batches.items():
                     for builder in builders:
                         future = await producer.send_batch(builder, partition[0],
                                                            partition=partition[1])
                         futures.append(future)
                         sent.append((partition, future))
-                for partition, future in sent:
-                    try:
-                        await future
-                    except KafkaError as exc:
-                        # A batch refused (too large for the topic as the cluster has it) or
-                        # dropped (no leader in time) fails the callers with a record in its
-                        # partition, not every caller of the round trip.
-                        refused.setdefault(partition, PublishError(
-                            f"Kafka refused the records: {exc!r}",
-                            lasting=isinstance(exc, _REFUSED_FOR_GOOD)))
+                _, slow = await asyncio.wait(futures, timeout=self.timeout_s / 10)
+                if slow:
+                    # A partition waiting for a leader would hold the answer of every caller
+                    # until the round trip's timeout, a 503 though Kafka stored their records:
+                    # those whose partitions are done are answered now.
+                    waiting = {partition for partition, future in sent if future in slow}
+                    group.settle({p for p, _ in sent} - waiting, _refused(sent))
+                    await asyncio.wait(slow)
+                # A batch refused (too large for the topic as the cluster has it) or dropped
+                # (no leader in time) fails the callers with a record in its partition, not
+                # every caller of the round trip.
+                refused = _refused(sent)
         except TimeoutError:
-            if refused:
+            if _refused(sent):
                 self._spoiled = producer
             return PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"), None
         except KafkaError as exc:
@@ -390,6 +398,18 @@ class DurableProducer:
             await fresh.stop()
             return
         self._producer = fresh
+
+
+def _refused(sent: list[tuple[Partition, asyncio.Future[Any]]]
+             ) -> dict[Partition, PublishError]:
+    """The partitions of the batches that have failed so far, with the first error of each."""
+    refused: dict[Partition, PublishError] = {}
+    for partition, future in sent:
+        if partition not in refused and future.done() and not future.cancelled() \
+                and (exc := future.exception()) is not None:
+            refused[partition] = PublishError(f"Kafka refused the records: {exc!r}",
+                                              lasting=isinstance(exc, _REFUSED_FOR_GOOD))
+    return refused
 
 
 def _spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:

@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard.clients import Compression, KafkaConnection
 from switchboard.producer import (
@@ -135,6 +136,37 @@ async def test_a_record_the_broker_refuses_fails_only_the_requests_of_its_partit
         await producer.stop()
     stored = {value for _, _, value in await _read_all(kafka_bootstrap, other, 4)}
     assert {b"kept", b"also kept"} <= stored
+
+
+async def test_a_partition_without_a_leader_holds_only_its_own_callers(
+        kafka_bootstrap: str) -> None:
+    """A partition whose batches wait for a leader (here its topic is deleted; a broker lost
+    with the partition's only in-sync replica does the same) held the answer of every request
+    sharing its round trip until that round trip's timeout: a 503 also to those whose records
+    Kafka had stored, and under steady traffic to nearly every request."""
+    gone = await new_topic(kafka_bootstrap, "gone", 1)
+    other = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
+    producer = DurableProducer(kafka_bootstrap, timeout_s=5)
+    await producer.start()
+    loop = asyncio.get_running_loop()
+    try:
+        # Both topics in the client's metadata, which keeps the deleted one until it refreshes.
+        await producer.publish([OutRecord(gone, b"warm"), OutRecord(other, b"warm")])
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([gone])
+        finally:
+            await admin.close()
+        stuck = asyncio.ensure_future(producer.publish([OutRecord(gone, b"lost")]))
+        started = loop.time()
+        await producer.publish([OutRecord(other, b"kept", b"a")])  # the same round trip
+        assert loop.time() - started < 2.5
+        with pytest.raises(PublishError):
+            await stuck
+    finally:
+        await producer.stop()
+    assert b"kept" in {value for _, _, value in await _read_all(kafka_bootstrap, other, 2)}
 
 
 async def test_a_full_buffer_refuses_at_once_and_the_rest_land(kafka_bootstrap: str) -> None:
