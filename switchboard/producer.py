@@ -203,8 +203,15 @@ class DurableProducer:
             return
         cluster = producer.client.cluster
         topics = [self._name_prefix + r.topic for r in records]
-        partitions = [len(cluster.partitions_for_topic(topic) or ())
-                      or await self._partition_count(producer, topic) for topic in topics]
+        partitions = [len(cluster.partitions_for_topic(topic) or ()) for topic in topics]
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
+        if 0 in partitions:
+            # The time spent learning a topic counts against the caller's own timeout: its
+            # round trip then waiting the whole timeout too had a request answered only after
+            # twice the timeout, when Webex Connect has given up (at 10 s, twice the default).
+            deadline = loop.time() + self.timeout_s
+            partitions = await self._partition_counts(producer, topics, partitions, deadline)
         sizes = [record_size(r) for r in records]
         too_large = max(sizes)
         if too_large > MAX_REQUEST_BYTES:
@@ -213,7 +220,6 @@ class DurableProducer:
         if self._buffered + sum(sizes) > MAX_BUFFERED_BYTES:
             raise PublishError("too many records are waiting for Kafka")
 
-        loop = asyncio.get_running_loop()
         group = self._open
         if group is None:
             group = self._open = _Group()
@@ -230,7 +236,10 @@ class DurableProducer:
         group.waiters.append((waiter, written))
         if self._flusher is None:  # it sends for every caller: it names none in its lines
             self._flusher = loop.create_task(self._flush(), context=detached())
-        failure = await waiter
+        if deadline is None:
+            failure = await waiter
+        else:
+            failure = await self._answer_by(waiter, deadline)
         if failure is not None:  # one of its own for each caller: a raise writes a traceback in
             raise PublishError(str(failure), lasting=failure.lasting)
 
@@ -248,18 +257,33 @@ class DurableProducer:
             producer.client.add_topic(topic)
         self._tracked |= topics
 
-    async def _partition_count(self, producer: AIOKafkaProducer, topic: str) -> int:
-        """For a topic not in the client's metadata yet: ask the cluster."""
+    async def _partition_counts(self, producer: AIOKafkaProducer, topics: list[str],
+                                counts: list[int], deadline: float) -> list[int]:
+        """`counts` with those of the topics not in the client's metadata yet (0) asked of
+        the cluster, all by the deadline."""
+        learnt: dict[str, int] = {}
+        for topic in {topic for topic, count in zip(topics, counts, strict=True) if not count}:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    count = len(await producer.partitions_for(topic))
+            except TimeoutError:
+                raise PublishError(f"no metadata for topic {topic!r}") from None
+            except KafkaError as exc:
+                raise PublishError(f"no metadata for topic {topic!r}: {exc!r}") from exc
+            if not count:
+                raise PublishError(f"topic {topic!r} has no partitions")
+            learnt[topic] = count
+        return [count or learnt[topic] for topic, count in zip(topics, counts, strict=True)]
+
+    async def _answer_by(self, waiter: asyncio.Future[PublishError | None], deadline: float
+                         ) -> PublishError | None:
+        """The waiter's outcome, or a failure at the deadline: the caller's group started its
+        own timeout later, once the caller had learnt its topics."""
         try:
-            async with asyncio.timeout(self.timeout_s):
-                count = len(await producer.partitions_for(topic))
+            async with asyncio.timeout_at(deadline):
+                return await waiter
         except TimeoutError:
-            raise PublishError(f"no metadata for topic {topic!r}") from None
-        except KafkaError as exc:
-            raise PublishError(f"no metadata for topic {topic!r}: {exc!r}") from exc
-        if not count:
-            raise PublishError(f"topic {topic!r} has no partitions")
-        return count
+            return PublishError(f"Kafka did not acknowledge within {self.timeout_s}s")
 
     def _partition(self, key: bytes | None, count: int) -> int:
         """The partition aiokafka's (and Java's) default partitioner would choose."""

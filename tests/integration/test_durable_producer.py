@@ -169,6 +169,42 @@ async def test_a_partition_without_a_leader_holds_only_its_own_callers(
     assert b"kept" in {value for _, _, value in await _read_all(kafka_bootstrap, other, 2)}
 
 
+async def test_learning_a_topic_counts_against_the_produce_timeout(
+        kafka_bootstrap: str) -> None:
+    """A request with a record for a topic the client had no metadata for waited up to the
+    produce timeout for it, then up to the timeout again (for its round trip, or the next
+    such topic): answered after twice SWITCHBOARD_PRODUCE_TIMEOUT_S or more (10 s by
+    default, when Webex Connect has given up). Here the topic appears a second in, and the
+    other record's partition has no leader (a deleted topic the client still knows)."""
+    gone = await new_topic(kafka_bootstrap, "gone", 1)
+    later = f"test.later.{uuid.uuid4().hex[:8]}"
+    producer = DurableProducer(kafka_bootstrap, timeout_s=3)
+    await producer.start()
+    loop = asyncio.get_running_loop()
+
+    async def create_later() -> None:
+        await asyncio.sleep(1)
+        await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
+                            specs=(TopicSpec(later, "test"),))
+
+    try:
+        await producer.publish([OutRecord(gone, b"warm")])
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([gone])
+        finally:
+            await admin.close()
+        creating = asyncio.ensure_future(create_later())
+        started = loop.time()
+        with pytest.raises(PublishError):
+            await producer.publish([OutRecord(later, b"new"), OutRecord(gone, b"lost")])
+        assert loop.time() - started < 3.6
+        await creating
+    finally:
+        await producer.stop()
+
+
 async def test_a_full_buffer_refuses_at_once_and_the_rest_land(kafka_bootstrap: str) -> None:
     """Past MAX_BUFFERED_BYTES waiting for Kafka, a caller gets its PublishError (ingest's 503)
     at once rather than waiting, and the records already taken are stored all the same."""
