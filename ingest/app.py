@@ -33,7 +33,7 @@ from switchboard.probes import HEALTHZ, METRICS, READYZ, error_body, http_error,
 from switchboard.producer import DurableProducer
 from switchboard.serving import MULTIPROCESS_DIR_ENV
 from switchboard.settings import Settings
-from switchboard.topics import ensure_topics, missing_topics
+from switchboard.topics import ensure_topics, missing_topics, warn_of_small_topics
 
 log = get_logger(__name__)
 WEBHOOK_METHODS = ["POST", "GET", "HEAD"]
@@ -177,6 +177,7 @@ async def _connect(producer: DurableProducer, settings: Settings, kafka: KafkaCo
             log.info("connected to kafka", bootstrap=str(kafka))
             if siblings is not None:
                 siblings.connected()
+            await warn_of_small_topics(kafka)
             return
         except Exception as exc:  # noqa: BLE001 - keep trying; readiness reports it
             log.warning("kafka not reachable yet", bootstrap=str(kafka), error=repr(exc))

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.protocol.offset import OffsetRequest
@@ -95,6 +96,10 @@ def creation_config(spec: TopicSpec, replication_factor: int) -> dict[str, str]:
     required wherever there can be two (with 2 replicas, a broker down means 503s and the
     providers' retries, not a loss)."""
     return {"min.insync.replicas": str(min(2, replication_factor))} | spec.config
+
+
+# The topics whose records may be as large as their own max.message.bytes allows (raw bodies).
+LARGE_RECORD_TOPICS = (RAW, DEAD_LETTER)
 
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
@@ -231,3 +236,50 @@ async def partitions_of(kafka: KafkaTarget, topic: str) -> list[int]:
         await admin.close()
     return sorted(p["partition"] for t in described if t["topic"] == topic and not t["error_code"]
                   for p in t["partitions"])
+
+
+async def max_message_bytes(kafka: KafkaTarget, specs: tuple[TopicSpec, ...]
+                            ) -> dict[str, int]:
+    """Each topic's max.message.bytes as the cluster has it (the topic's own, or else the
+    broker's message.max.bytes, as Kafka reports it), keyed by the name the code uses; a topic
+    that does not exist is left out. One request for all of them."""
+    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=10000)
+    names = {topic_name(kafka, spec.name): spec.name for spec in specs}
+    try:
+        await admin.start()  # in the try: a start that fails or is cancelled is closed too
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
+             for name in names])
+    finally:
+        await admin.close()
+    limits: dict[str, int] = {}
+    for response in responses:
+        for error_code, _, _, name, entries, *_ in response.resources:
+            for key, value, *_ in entries:
+                if error_code == 0 and name in names and key == "max.message.bytes":
+                    limits[names[name]] = int(value)
+    return limits
+
+
+async def warn_of_small_topics(kafka: KafkaTarget,
+                               specs: tuple[TopicSpec, ...] = LARGE_RECORD_TOPICS) -> None:
+    """Log each topic that takes smaller records than we write to it: made by hand or by an
+    older version at Kafka's 1 MB default, it refuses a large webhook at every retry of its
+    provider (503s), and nothing is stored. A warning, not a refusal to start: installs that
+    run so take every smaller webhook."""
+    try:
+        limits = await max_message_bytes(kafka, specs)
+    except Exception as exc:  # noqa: BLE001 - a check, not a condition to start
+        log.warning("could not read the topics' max.message.bytes", error=repr(exc))
+        return
+    for spec in specs:
+        limit = limits.get(spec.name)
+        if limit is not None and limit < spec.max_message_bytes:
+            name = topic_name(kafka, spec.name)
+            log.warning(
+                "topic takes smaller records than switchboard writes to it: a webhook over "
+                "its limit is answered 503 at every retry and never stored",
+                topic=name, max_message_bytes=limit, needed=spec.max_message_bytes,
+                fix=f"kafka-configs.sh --bootstrap-server <host:port> --alter --entity-type "
+                    f"topics --entity-name {name} --add-config "
+                    f"max.message.bytes={spec.max_message_bytes}")
