@@ -32,7 +32,7 @@ from switchboard.logs import RepeatFilter, get_logger
 from switchboard.probes import HEALTHZ, METRICS, READYZ, error_body, http_error, probe_answer
 from switchboard.producer import DurableProducer
 from switchboard.serving import MULTIPROCESS_DIR_ENV
-from switchboard.settings import Settings
+from switchboard.settings import PROVIDER_GIVES_UP_S, Settings
 from switchboard.topics import ensure_topics, missing_topics, warn_of_small_topics
 
 log = get_logger(__name__)
@@ -212,6 +212,12 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
         if correlations is not None:
             correlations.start()
         log.info("ingest started", accounts=len(accounts))
+        if settings.produce_timeout_s > PROVIDER_GIVES_UP_S:
+            log.warning("SWITCHBOARD_PRODUCE_TIMEOUT_S is above the time Webex Connect waits for "
+                        "an answer: it gives up and sends the webhook again before a request "
+                        "waiting on Kafka gets its 503, and may store it twice",
+                        produce_timeout_s=settings.produce_timeout_s,
+                        provider_gives_up_s=PROVIDER_GIVES_UP_S)
         try:
             yield
         finally:

@@ -44,6 +44,9 @@ BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 EXTENSION_KEY = re.compile(r"[A-Za-z]+")
 EXTENSION_VALUE = re.compile(r"[\x21-\x7E \t\r\n]+")
+# Webex Connect gives up on a webhook after this and sends it again: ingest's 503 (at
+# produce_timeout_s) must reach it first.
+PROVIDER_GIVES_UP_S = 10.0
 # A TCP port to listen on or connect to (0 would be whatever the system picks).
 Port = Annotated[int, Field(ge=1, le=65535)]
 
@@ -66,6 +69,7 @@ class Settings(BaseSettings):
     kafka_heap: str = Field(default="512m", pattern=r"^[1-9][0-9]*[kKmMgG]$",
                             description="JVM heap of the local broker we start (-Xmx)")
     kafka_client_id: str = "switchboard"
+    # Above PROVIDER_GIVES_UP_S ingest warns at start (not refuses: a slow cluster may want it).
     produce_timeout_s: float = Field(
         default=5.0, gt=0, description="how long a webhook waits for Kafka acks before 503"
     )
