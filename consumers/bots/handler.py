@@ -70,6 +70,7 @@ class RulesSource:
         # The state before the read: a save during it is a change, read at the first check.
         self._loaded = self._stat()
         self.current = load_rules(path) if path else RuleSet({}, "<none>")
+        _warn_of_echoes(self.current)
         self._checked = time.monotonic()
         self._forced = False
 
@@ -127,6 +128,18 @@ class RulesSource:
             return
         self.current = rules
         log.info("rules reloaded", file=str(self.path), accounts=len(rules.accounts))
+        _warn_of_echoes(rules)
+
+
+def _warn_of_echoes(rules: RuleSet) -> None:
+    """A warning, not a refusal: such texts loaded before, and the loop needs a bot like
+    ours at the other end."""
+    for name, account in rules.accounts.items():
+        for setting, word in account.keyword_first_texts():
+            log.warning("a compliance text begins with a word bots answer: a bot like this one "
+                        "at the other end answers it, unlimited, and if its own text begins so "
+                        "too the two answer each other without end; begin it with another word",
+                        account=name, setting=setting, word=word[:40])
 
 
 class BotHandler:

@@ -337,6 +337,19 @@ class CompiledAccount:
         self.reply_limit = rules.reply_limit or DEFAULT_REPLY_LIMIT
         self.reply_limit_window_s = rules.reply_limit_window_s or DEFAULT_REPLY_LIMIT_WINDOW_S
 
+    def keyword_first_texts(self) -> list[tuple[str, str]]:
+        """The compliance texts (setting name, first word) that begin with a word compliance
+        answers. Compliance replies are never limited, so a bot like this one at the other
+        end answers "HELP: Acme alerts..." with its help text; if that begins so too, the two
+        answer each other without end, each SMS paid for."""
+        words = self.stop_words | self.start_words | self.help_words | self.info_words
+        found = []
+        for setting in ("help_text", "stop_confirmation", "start_confirmation"):
+            first = (getattr(self.config, setting).split(maxsplit=1) or [""])[0]
+            if word_forms(first) & words:
+                found.append((setting, first))
+        return found
+
 
 class RuleSet:
     def __init__(self, accounts: dict[str, CompiledAccount], source: str) -> None:

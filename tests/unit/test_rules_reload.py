@@ -166,3 +166,23 @@ def test_a_save_while_the_rules_are_first_read_is_loaded_at_the_next_check(
     monkeypatch.setattr(handler_module, "load_rules", read_then_saved)
     source = RulesSource(path, check_every_s=0)
     assert source.rules_for("a").config.help_text == "v2"
+
+
+def test_a_compliance_text_beginning_with_a_word_bots_answer_is_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Compliance replies are never limited: "HELP: Acme alerts..." is answered by a bot like
+    ours at the other end with its help text, and if that begins so too the two answer each
+    other without end. Loaded as before (such files exist), with a warning at each load."""
+    path = tmp_path / "rules.toml"
+    _write(path, '[accounts.a]\nhelp_text = "Help: Acme alerts. Reply STOP to opt out."\n'
+                 '[accounts.b]\nhelp_text = "Acme alerts. Reply STOP to opt out."\n', 0)
+    source = RulesSource(path, check_every_s=0)
+    assert source.rules_for("a").config.help_text.startswith("Help:")
+    warned = [r for r in caplog.records if "begins with a word bots answer" in r.getMessage()]
+    assert len(warned) == 1 and "'account': 'a'" in warned[0].getMessage()
+    assert "help_text" in warned[0].getMessage()
+
+    caplog.clear()
+    _write(path, '[accounts.a]\nstop_confirmation = "STOP received: no more messages."\n', 10)
+    assert source.rules_for("a").config.stop_confirmation.startswith("STOP")
+    assert "'setting': 'stop_confirmation'" in caplog.text
