@@ -169,6 +169,17 @@ async def add_partitions(bootstrap: str, topic: str, total: int) -> None:
         await admin.close()
 
 
+async def delete_topic(bootstrap: str, topic: str) -> None:
+    """What kafka-topics.sh --delete does; a client that knew the topic keeps it in its
+    metadata until it refreshes (how a partition without a leader is had with one broker)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+    finally:
+        await admin.close()
+
+
 async def delete_records_below(bootstrap: str, tp: TopicPartition, offset: int) -> None:
     """What kafka-delete-records.sh does, and retention does to a topic's oldest records."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)

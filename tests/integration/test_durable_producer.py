@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard.clients import Compression, KafkaConnection
 from switchboard.producer import (
@@ -18,7 +17,7 @@ from switchboard.producer import (
 )
 from switchboard.records import OutRecord
 from switchboard.topics import TopicSpec, ensure_topics
-from tests.kafka_helpers import new_topic
+from tests.kafka_helpers import delete_topic, new_topic
 
 PARTITIONS = 4
 
@@ -152,12 +151,7 @@ async def test_a_partition_without_a_leader_holds_only_its_own_callers(
     try:
         # Both topics in the client's metadata, which keeps the deleted one until it refreshes.
         await producer.publish([OutRecord(gone, b"warm"), OutRecord(other, b"warm")])
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([gone])
-        finally:
-            await admin.close()
+        await delete_topic(kafka_bootstrap, gone)
         stuck = asyncio.ensure_future(producer.publish([OutRecord(gone, b"lost")]))
         started = loop.time()
         await producer.publish([OutRecord(other, b"kept", b"a")])  # the same round trip
@@ -191,12 +185,7 @@ async def test_learning_a_topic_counts_against_the_produce_timeout(
 
     try:
         await producer.publish([OutRecord(gone, b"warm")])
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([gone])
-        finally:
-            await admin.close()
+        await delete_topic(kafka_bootstrap, gone)
         creating = asyncio.ensure_future(create_later())
         started = loop.time()
         with pytest.raises(PublishError):
