@@ -196,6 +196,16 @@ def test_serve_under_nohup_runs_on_once_its_terminal_is_closed(workers: int) -> 
     assert output.count('"ingest stopped"') == workers, output
 
 
+def _two_workers_on(terminal: int) -> subprocess.Popen[str]:
+    """`serve --workers 2` with a pty's end as its terminal, closed here: only serve holds it,
+    so closing the other end hangs serve up."""
+    try:
+        server, _ = _serve_until_ready(2, hang_up_ignored=False, terminal=terminal)
+    finally:
+        os.close(terminal)
+    return server
+
+
 def test_a_hang_up_sent_to_one_worker_leaves_its_logs_on_the_open_terminal() -> None:
     """`kill -HUP` to one worker process of `serve --workers N` run from a terminal (the
     terminal still open) pointed that worker's output at /dev/null for good: it served on,
@@ -204,10 +214,7 @@ def test_a_hang_up_sent_to_one_worker_leaves_its_logs_on_the_open_terminal() -> 
     output = bytearray()
     reading = threading.Thread(target=_read_terminal, args=(master, output), daemon=True)
     reading.start()
-    try:
-        server, _ = _serve_until_ready(2, hang_up_ignored=False, terminal=terminal)
-    finally:
-        os.close(terminal)
+    server = _two_workers_on(terminal)
     try:
         worker = min(_workers(server.pid))
         os.kill(worker, signal.SIGHUP)
@@ -232,10 +239,7 @@ def test_a_worker_hung_up_by_its_closed_terminal_writes_nowhere_and_serve_stops_
     a worker that gets the hang-up sends its output nowhere, and serves until the
     supervisor stops it (here told after the worker, which a closed terminal may do)."""
     master, terminal = os.openpty()
-    try:
-        server, _ = _serve_until_ready(2, hang_up_ignored=False, terminal=terminal)
-    finally:
-        os.close(terminal)
+    server = _two_workers_on(terminal)
     try:
         worker = min(_workers(server.pid))
         os.close(master)  # the terminal closed: the pty hung up
