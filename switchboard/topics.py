@@ -15,7 +15,7 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
 from aiokafka.protocol.offset import OffsetRequest
 
 from switchboard.clients import KafkaTarget, kafka_options, topic_name
@@ -239,10 +239,11 @@ async def partitions_of(kafka: KafkaTarget, topic: str) -> list[int]:
 
 
 async def max_message_bytes(kafka: KafkaTarget, specs: tuple[TopicSpec, ...]
-                            ) -> dict[str, int]:
+                            ) -> tuple[dict[str, int], dict[str, str]]:
     """Each topic's max.message.bytes as the cluster has it (the topic's own, or else the
-    broker's message.max.bytes, as Kafka reports it), keyed by the name the code uses; a topic
-    that does not exist is left out. One request for all of them."""
+    broker's message.max.bytes, as Kafka reports it), keyed by the name the code uses, and the
+    topics Kafka would not describe, with its error; a topic that does not exist is left out of
+    both. One request for all of them."""
     admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=10000)
     names = {topic_name(kafka, spec.name): spec.name for spec in specs}
     try:
@@ -252,13 +253,30 @@ async def max_message_bytes(kafka: KafkaTarget, specs: tuple[TopicSpec, ...]
              for name in names])
     finally:
         await admin.close()
+    return read_limits(responses, names)
+
+
+def read_limits(responses: list[Any], names: dict[str, str]
+                ) -> tuple[dict[str, int], dict[str, str]]:
+    """`max_message_bytes` from DescribeConfigs responses. A topic refused by its own error
+    (no DescribeConfigs permission on a cluster with ACLs) is named: the check would otherwise
+    pass in silence, though it could not look."""
     limits: dict[str, int] = {}
+    unreadable: dict[str, str] = {}
     for response in responses:
-        for error_code, _, _, name, entries, *_ in response.resources:
+        for error_code, error_message, _, name, entries, *_ in response.resources:
+            if name not in names:
+                continue
+            if error_code == UnknownTopicOrPartitionError.errno:
+                continue
+            if error_code:
+                reason = for_code(error_code).__name__
+                unreadable[names[name]] = f"{reason}: {error_message}" if error_message else reason
+                continue
             for key, value, *_ in entries:
-                if error_code == 0 and name in names and key == "max.message.bytes":
+                if key == "max.message.bytes":
                     limits[names[name]] = int(value)
-    return limits
+    return limits, unreadable
 
 
 async def warn_of_small_topics(kafka: KafkaTarget,
@@ -268,10 +286,14 @@ async def warn_of_small_topics(kafka: KafkaTarget,
     provider (503s), and nothing is stored. A warning, not a refusal to start: installs that
     run so take every smaller webhook."""
     try:
-        limits = await max_message_bytes(kafka, specs)
+        limits, unreadable = await max_message_bytes(kafka, specs)
     except Exception as exc:  # noqa: BLE001 - a check, not a condition to start
         log.warning("could not read the topics' max.message.bytes", error=repr(exc))
         return
+    for name, error in unreadable.items():
+        log.warning("could not check the topic's max.message.bytes: Kafka would not describe "
+                    "its settings (on a cluster with ACLs, grant DescribeConfigs on it)",
+                    topic=topic_name(kafka, name), error=error)
     for spec in specs:
         limit = limits.get(spec.name)
         if limit is not None and limit < spec.max_message_bytes:

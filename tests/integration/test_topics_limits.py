@@ -52,8 +52,9 @@ async def test_max_message_bytes_reads_the_clusters_value(kafka_bootstrap: str) 
     await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
                         specs=(TopicSpec(own, "test", {"max.message.bytes": "100000"}),
                                TopicSpec(default, "test")))
-    limits = await max_message_bytes(kafka_bootstrap, (TopicSpec(own, "test"),
+    limits, unreadable = await max_message_bytes(kafka_bootstrap, (TopicSpec(own, "test"),
                                                        TopicSpec(default, "test"),
                                                        TopicSpec("test.absent", "test")))
     assert limits == {own: 100000, default: 1_048_588}
+    assert unreadable == {}
     assert DEAD_LETTER.max_message_bytes == RAW.max_message_bytes

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from switchboard import topics
-from switchboard.topics import ALL_TOPICS, OUTBOUND_SENT, RAW, creation_config
+from switchboard.topics import ALL_TOPICS, OUTBOUND_SENT, RAW, creation_config, read_limits
 
 
 @pytest.mark.parametrize(("replicas", "in_sync"), [(1, "1"), (2, "2"), (3, "2"), (5, "2")])
@@ -46,3 +47,32 @@ async def test_a_topic_check_given_up_while_connecting_closes_its_client(
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(topics.missing_topics("127.0.0.1:1"), 0.05)
     assert _HangingAdmin.closed == [True]
+
+
+def test_a_topic_kafka_will_not_describe_is_named_not_passed_over() -> None:
+    """On a cluster with ACLs, a user without DescribeConfigs got no line at all: the start-up
+    check of max.message.bytes passed in silence, though it had not looked. A topic that does
+    not exist is still left out (readiness says so)."""
+    response = SimpleNamespace(resources=[
+        (0, None, 2, "sb.raw", [("max.message.bytes", "2097152", False, False, False)]),
+        (29, "Authorization failed.", 2, "sb.dead", []),
+        (3, None, 2, "sb.absent", []),
+        (0, None, 2, "other", [("max.message.bytes", "1", False, False, False)]),
+    ])
+    names = {"sb.raw": "raw", "sb.dead": "dead", "sb.absent": "absent"}
+    limits, unreadable = read_limits([response], names)
+    assert limits == {"raw": 2097152}
+    assert unreadable == {"dead": "TopicAuthorizationFailedError: Authorization failed."}
+
+
+async def test_the_start_up_check_says_which_topic_it_could_not_read(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    async def described(kafka: object, specs: object) -> tuple[dict[str, int], dict[str, str]]:
+        return {}, {RAW.name: "TopicAuthorizationFailedError"}
+
+    monkeypatch.setattr(topics, "max_message_bytes", described)
+    await topics.warn_of_small_topics("127.0.0.1:1")
+    [line] = [r.msg for r in caplog.records if isinstance(r.msg, dict)
+              and str(r.msg.get("event", "")).startswith("could not check")]
+    assert line["topic"] == RAW.name
+    assert line["error"] == "TopicAuthorizationFailedError"
