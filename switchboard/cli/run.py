@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 DEFAULT_SIMULATOR_PORT: int = Settings.model_fields["simulator_port"].default
 # Where examples/accounts.toml sends: the simulator on its default port.
 DEMO_SIMULATOR = f"http://127.0.0.1:{DEFAULT_SIMULATOR_PORT}/"
+# Listening on every address: the demo accounts reach the simulator on 127.0.0.1.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
 def local_broker(settings: Settings) -> LocalKafka:
@@ -210,12 +212,19 @@ def _warn_if_sending_past_the_simulator(accounts: Accounts, simulator_port: int)
               "too", file=sys.stderr, flush=True)
 
 
-def _on_simulator_port(accounts: Accounts, simulator_port: int) -> Accounts:
-    """The demo accounts, sending to the simulator wherever SWITCHBOARD_SIMULATOR_PORT put it
-    (examples/accounts.toml names its default port)."""
+def _on_simulator_port(accounts: Accounts, simulator_port: int,
+                       host: str = "127.0.0.1") -> Accounts:
+    """The demo accounts, sending to the simulator wherever SWITCHBOARD_SIMULATOR_PORT and
+    SWITCHBOARD_HTTP_HOST put it (examples/accounts.toml names 127.0.0.1 and its default
+    port). A wildcard host (0.0.0.0) listens on 127.0.0.1 too; any other is the only address
+    the simulator answers on, and 127.0.0.1 was refused."""
     from switchboard.accounts import Accounts
 
-    moved = f"http://127.0.0.1:{simulator_port}/"
+    if host in WILDCARD_HOSTS:
+        host = "127.0.0.1"
+    elif ":" in host:  # IPv6, as a URL writes it
+        host = f"[{host}]"
+    moved = f"http://{host}:{simulator_port}/"
     return Accounts([
         account.model_copy(update={"outbound": account.outbound | {
             "base_url": moved + str(account.outbound["base_url"]).removeprefix(DEMO_SIMULATOR)}})
@@ -262,7 +271,7 @@ def _prepare(settings: Settings) -> _Demo | None:
               f"http://{settings.http_host}:{settings.http_port}/metrics",
               file=sys.stderr, flush=True)
     if accounts_file == DEMO_ACCOUNTS:
-        accounts = _on_simulator_port(accounts, settings.simulator_port)
+        accounts = _on_simulator_port(accounts, settings.simulator_port, settings.http_host)
     else:
         _warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
     return _Demo(settings, accounts)

@@ -137,6 +137,21 @@ def test_the_demo_accounts_follow_the_simulator_to_its_port() -> None:
         name: url.replace(":8090/", ":18090/") for name, url in before.items()}
 
 
+@pytest.mark.parametrize(("host", "url"), [
+    ("127.0.0.1", "http://127.0.0.1:8090/"),
+    ("0.0.0.0", "http://127.0.0.1:8090/"),  # every address: 127.0.0.1 among them
+    ("10.1.2.3", "http://10.1.2.3:8090/"),  # that address alone: 127.0.0.1 was refused
+    ("::1", "http://[::1]:8090/"),
+])
+def test_the_demo_accounts_send_to_the_host_the_simulator_listens_on(host: str,
+                                                                     url: str) -> None:
+    # With SWITCHBOARD_HTTP_HOST set to one address, `run` put the simulator there alone,
+    # and every demo send failed on a refused connection to 127.0.0.1.
+    moved = _on_simulator_port(load_accounts(REPO / DEMO_ACCOUNTS), 8090, host)
+    urls = [str(account.outbound["base_url"]) for account in moved if account.outbound]
+    assert urls and all(u.startswith(url) for u in urls)
+
+
 @pytest.mark.parametrize(("setting", "content", "error"), [
     ("accounts_file", None, "does not exist"),
     ("rules_file", None, "rules file .* does not exist"),
