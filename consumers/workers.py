@@ -26,9 +26,10 @@ from consumers.bots.rules import RuleSet
 from consumers.bots.sdk import load_bot
 from consumers.handling import MustNotSkip
 from consumers.health import WorkerHealth, serve_worker_http
+from consumers.ledger import decode_ledger, ledger_stands
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import UnreadableRecord, WorkerRuntime
-from consumers.sender import Sender, decode_ledger, ledger_stands
+from consumers.sender import Sender
 from consumers.table import CompactedTable, MissingTopic
 from switchboard import heap
 from switchboard.accounts import Accounts

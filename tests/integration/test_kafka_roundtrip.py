@@ -12,7 +12,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from consumers.sender import Sender, decode_ledger
+from consumers.ledger import decode_ledger
+from consumers.sender import Sender
 from consumers.table import CompactedTable
 from consumers.workers import sender_worker
 from switchboard.accounts import parse_accounts

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from consumers.sender import decode_ledger
+from consumers.ledger import decode_ledger
 from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, OUTBOUND_SENT, partitions_of

@@ -14,7 +14,8 @@ from prometheus_client import REGISTRY
 
 from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.handling import Record
-from consumers.sender import Sender, decode_ledger
+from consumers.ledger import decode_ledger
+from consumers.sender import Sender
 from consumers.table import CompactedTable
 from switchboard.accounts import Accounts, parse_accounts
 from switchboard.commands import CommandKind, OutboundCommand

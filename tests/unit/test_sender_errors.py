@@ -15,8 +15,10 @@ import httpx
 import orjson
 import pytest
 
+from consumers.ledger import decode_ledger
 from consumers.outbound.transport import ShardedTransport
-from consumers.sender import Sender, SendPolicy, decode_ledger
+from consumers.send_attempts import SendPolicy
+from consumers.sender import Sender
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
 from switchboard.logs import configure_logging

@@ -19,7 +19,9 @@ import orjson
 import pytest
 
 from consumers.handling import PoisonRecord, Record
-from consumers.sender import LedgerEntry, Sender, SendPolicy, decode_ledger
+from consumers.ledger import LedgerEntry, decode_ledger
+from consumers.send_attempts import SendPolicy
+from consumers.sender import Sender
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
 from switchboard.commands import OutboundCommand

@@ -26,7 +26,8 @@ from consumers.bots.optouts import (
     opt_out_records,
 )
 from consumers.handling import GiveBack, PoisonRecord, Record
-from consumers.sender import LedgerEntry, Sender, decode_ledger, ledger_stands
+from consumers.ledger import LedgerEntry, decode_ledger, ledger_stands
+from consumers.sender import Sender
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
 from switchboard.commands import CommandKind, OutboundCommand

@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from consumers import sender as sender_module
+from consumers import send_attempts
 from consumers.handling import GiveBack
-from consumers.sender import Sender, SendPolicy, decode_ledger
+from consumers.ledger import decode_ledger
+from consumers.send_attempts import SendPolicy
+from consumers.sender import Sender
 from consumers.table import CompactedTable
 from switchboard.accounts import parse_accounts
 from switchboard.commands import OutboundCommand
@@ -57,7 +59,7 @@ def _sender(http: httpx.AsyncClient, policy: SendPolicy | None = None) -> Sender
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
-    monkeypatch.setattr(sender_module, "time", ModuleWith(time, monotonic=clock))
+    monkeypatch.setattr(send_attempts, "time", ModuleWith(time, monotonic=clock))
     return clock
 
 

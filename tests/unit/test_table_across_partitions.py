@@ -18,7 +18,7 @@ import pytest
 
 from consumers.bots.optouts import OptOutList, OptOutState, decode_opt_out, opt_out_key
 from consumers.handling import Record
-from consumers.sender import LedgerEntry, decode_ledger, ledger_stands
+from consumers.ledger import LedgerEntry, decode_ledger, ledger_stands
 from consumers.table import CompactedTable
 from switchboard.commands import OutboundResult, ResultStatus
 from switchboard.topics import OPT_OUTS, OUTBOUND_SENT

@@ -1,0 +1,228 @@
+"""One command's provider calls (Sender's part): retried with backoff, held while the
+provider asked the account's sends to wait, and cut short when the worker stops. What the
+calls ended in comes back as the command's result; the ledger and the results' publishing
+are the sender's (consumers.sender)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from dataclasses import dataclass
+
+from consumers.failure_text import traceback_without_text
+from consumers.handling import Context, GiveBack
+from consumers.outbound import SendError, SendReceipt
+from consumers.outbound.base import (
+    HELD_FOR,
+    SEND_PROGRESS,
+    WINDING_DOWN,
+    Held,
+    OutboundClient,
+    SendProgress,
+    Stopping,
+)
+from consumers.send_results import accepted_result, failed_result
+from consumers.sender_metrics import SENDS
+from consumers.unquoted import unquoted
+from switchboard.accounts import Account
+from switchboard.commands import OutboundCommand, OutboundResult
+from switchboard.futures import retrieve
+from switchboard.logs import get_logger
+from switchboard.throttle import ThrottledLog
+
+log = get_logger("consumers.sender")  # the sender's lines, under the logger they always had
+
+
+@dataclass
+class SendPolicy:
+    max_attempts: int = 5
+    base_delay_s: float = 0.5
+    max_delay_s: float = 30.0  # of the backoff; a provider's Retry-After may be longer
+    # The longest a command waits because its provider said to (Retry-After, in full: retried
+    # sooner, it would only be refused again). One asked to wait longer fails at once, as do
+    # the account's next commands while that wait lasts, without calling the provider.
+    max_wait_s: float = 600.0
+    # How long a provider call in flight when the worker winds down (SIGTERM, partitions taken
+    # away) may still take. Waiting out the account's timeout_s (which may be minutes) would
+    # outlast the orchestrator's patience (Kubernetes: 30 s, then SIGKILL, nothing committed).
+    # A call still unanswered then is cut short and reported outcome_unknown, as the SIGKILL
+    # would have left it, and the stop commits what was done.
+    stop_grace_s: float = 15.0
+
+
+class _CutShort(Exception):
+    """A provider call was given up unanswered while the worker stopped. `sent`: a send
+    request of it had left, unanswered (otherwise the call was still getting ready: a token)."""
+
+    def __init__(self, *, sent: bool) -> None:
+        super().__init__()
+        self.sent = sent
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    until: float  # time.monotonic()
+    refusal: SendError  # the provider's answer that asked for the wait
+
+
+class SendAttempts:
+    """Sender's provider calls for one command; the state it reads and keeps is the sender's."""
+
+    policy: SendPolicy
+    retry_log: ThrottledLog
+    _holds: dict[str, Hold]
+
+    async def _send_with_retries(self, client: OutboundClient, command: OutboundCommand,
+                                 account: Account, ctx: Context) -> OutboundResult:
+        attempt = 0
+        # For this handler's task only: a send still waiting for the rate limit when the
+        # worker winds down is then given back unsent.
+        WINDING_DOWN.set(ctx.winding_down)
+        # And one that waited for the rate limit while another send of its account was told to
+        # wait is not made (Held): it waits for the hold, at the top of the loop.
+        HELD_FOR.set(functools.partial(self._held_for, account.name))
+        while True:
+            attempt += 1
+            hold = self._holds.get(account.name)
+            held_s = hold.until - time.monotonic() if hold is not None else 0.0
+            if hold is not None and held_s > self.policy.max_wait_s:
+                SENDS.labels(account.provider, account.name, "held").inc()
+                return self._waited_too_long(command, account, hold.refusal, held_s,
+                                             attempts=attempt - 1)
+            if held_s > 0:
+                await ctx.wait_to_retry(held_s)
+            try:
+                receipt = await self._call(client, command, ctx)
+            except _CutShort as cut:
+                if not cut.sent:  # no message left: the next sender sends it
+                    log.info("provider call cut short by the stop before its send request "
+                             "left: handed back unsent", command=command.id,
+                             account=account.name)
+                    raise GiveBack from None
+                SENDS.labels(account.provider, account.name, "outcome_unknown").inc()
+                log.warning("provider call cut short by the stop: its outcome is unknown",
+                            command=command.id, account=account.name)
+                return failed_result(
+                    command, account.provider, "outcome_unknown",
+                    f"the sender stopped while the provider call was in flight, unanswered "
+                    f"{self.policy.stop_grace_s:g} s later; not resent to avoid a duplicate "
+                    f"(its status events will tell)", attempts=attempt, permanent=False)
+            except Stopping:
+                raise GiveBack from None  # waited for the rate limit; the provider has nothing
+            except Held:
+                attempt -= 1  # no call made: the provider is asked once the hold is over
+                continue
+            except SendError as exc:
+                SENDS.labels(account.provider, account.name,
+                             "retryable" if exc.retryable else "permanent").inc()
+                if not exc.retryable or exc.maybe_sent or attempt >= self.policy.max_attempts:
+                    log.warning("send failed", command=command.id, account=account.name,
+                                error=unquoted(exc.description, command), attempts=attempt,
+                                maybe_sent=exc.maybe_sent)
+                    description = exc.description + (
+                        "; the provider may have taken it, so it is not sent again (its "
+                        "status events will tell)" if exc.maybe_sent else "")
+                    return failed_result(command, account.provider, exc.code or "send_failed",
+                                         description,
+                                         attempts=attempt if exc.called else attempt - 1,
+                                         permanent=not exc.retryable)
+                delay = self._delay(attempt, exc.retry_after_s)
+                if exc.retry_after_s is not None or exc.throttled:
+                    self._hold(account.name, delay, exc, command)
+                if delay > self.policy.max_wait_s:
+                    return self._waited_too_long(command, account, exc, delay, attempts=attempt)
+                # What a send that took long went through, and the refusals its final result
+                # does not quote.
+                self.retry_log(logging.INFO, "send failed, retrying",
+                               {"account": account.name, "code": exc.code},
+                               command=command.id, error=unquoted(exc.description, command),
+                               attempt=attempt,
+                               retry_in_s=round(delay, 1))
+                await ctx.wait_to_retry(delay)
+                continue
+            except Exception as exc:  # noqa: BLE001 - not a SendError: a bug in the client
+                return self._unexpected(command, account, exc, attempts=attempt)
+            SENDS.labels(account.provider, account.name, "accepted").inc()
+            if log.isEnabledFor(logging.DEBUG):  # a line per message: not built unless shown
+                log.debug("send accepted", command=command.id, account=account.name,
+                          provider_message_id=receipt.provider_message_id, attempts=attempt)
+            return accepted_result(command, account.provider, receipt, attempt)
+
+    async def _call(self, client: OutboundClient, command: OutboundCommand,
+                    ctx: Context) -> SendReceipt:
+        """The provider call; once the worker winds down, it has `stop_grace_s` more to end
+        (_CutShort after that)."""
+        progress = SendProgress()
+        reset = SEND_PROGRESS.set(progress)  # the call's task takes a copy of the context
+        try:
+            call = asyncio.ensure_future(client.send(command))
+        finally:
+            SEND_PROGRESS.reset(reset)
+        stopping = asyncio.ensure_future(ctx.winding_down.wait())
+        try:
+            await asyncio.wait((call, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if not call.done():
+                await asyncio.wait((call,), timeout=self.policy.stop_grace_s)
+            if not call.done():
+                raise _CutShort(sent=progress.awaiting_answer)
+            return call.result()
+        finally:
+            stopping.cancel()
+            if not call.done():  # cut short, or this handler itself was cancelled
+                call.cancel()
+                call.add_done_callback(retrieve)
+
+    def _unexpected(self, command: OutboundCommand, account: Account, exc: Exception, *,
+                    attempts: int) -> OutboundResult:
+        """A provider call that raised what its client does not turn into a SendError (a bug,
+        an httpx error no client expects, an answer read wrong). Its request may have reached
+        the provider, so it is never sent again: maybe sent, as a stop mid-call leaves it.
+        Named by its type only: its text may quote the request (the recipient, the message)."""
+        error_type = type(exc).__name__
+        SENDS.labels(account.provider, account.name, "error").inc()
+        log.error("provider call failed with an unexpected error: its outcome is unknown, "
+                  "not resent", command=command.id, account=account.name,
+                  error_type=error_type, exception=traceback_without_text(exc))
+        return failed_result(
+            command, account.provider, "outcome_unknown",
+            f"the provider call failed with {error_type}, which the {account.provider} client "
+            f"does not expect (a bug: the sender's log has its traceback); the provider may "
+            f"have taken it, so it is not sent again (its status events will tell)",
+            attempts=attempts, permanent=False)
+
+    def _held_for(self, account: str) -> float:
+        """How long the account's sends are still held (0 when they are not)."""
+        hold = self._holds.get(account)
+        return max(0.0, hold.until - time.monotonic()) if hold is not None else 0.0
+
+    def _hold(self, account: str, delay_s: float, refusal: SendError,
+              command: OutboundCommand) -> None:
+        """Hold the account's sends for `delay_s`, as the provider asked of `command`'s send."""
+        now, held = time.monotonic(), self._holds.get(account)
+        if held is None or held.until < now:  # said once per hold, not per held command
+            log.warning("provider asked to wait: holding this account's sends",
+                        command=command.id, account=account, seconds=round(delay_s, 1))
+        if held is None or now + delay_s > held.until:
+            self._holds[account] = Hold(now + delay_s, refusal)
+
+    def _delay(self, attempt: int, hint: float | None) -> float:
+        """The backoff, or the provider's Retry-After when longer: `Retry-After: 0` would
+        otherwise spend every attempt within milliseconds."""
+        backoff = float(min(self.policy.base_delay_s * 2 ** (attempt - 1),
+                            self.policy.max_delay_s))
+        return backoff if hint is None else max(backoff, hint)
+
+    def _waited_too_long(self, command: OutboundCommand, account: Account, refusal: SendError,
+                         wait_s: float, *, attempts: int) -> OutboundResult:
+        """The provider asked the account's sends to wait longer than a command is kept:
+        failed now (a later retry may work), rather than asked again before its time."""
+        log.warning("provider asked to wait longer than a command is kept: not sent",
+                    command=command.id, account=account.name, seconds=round(wait_s))
+        return failed_result(
+            command, account.provider, refusal.code or "send_failed",
+            f"{refusal.description}; the provider asked this account's sends to wait "
+            f"{wait_s:.0f} s, longer than the sender keeps a command waiting "
+            f"({self.policy.max_wait_s:.0f} s): not sent", attempts=attempts, permanent=False)
+
