@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from consumers.failure_text import traceback_without_text
 from consumers.handling import Context, GiveBack
 from consumers.outbound import SendError, SendReceipt
-from consumers.outbound.base import (
+from consumers.outbound.base import OutboundClient
+from consumers.outbound.limits import (
     HELD_FOR,
     SEND_PROGRESS,
     WINDING_DOWN,
     Held,
-    OutboundClient,
     SendProgress,
     Stopping,
 )

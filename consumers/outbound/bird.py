@@ -32,21 +32,11 @@ from urllib.parse import quote
 
 import httpx
 
-from consumers.outbound.base import (
-    OutboundConfig,
-    ProviderClient,
-    SendContext,
-    SendError,
-    SendReceipt,
-    as_str,
-    classify_http_error,
-    guess_content_type,
-    json_body,
-    no_acceptance,
-    refuse,
-    snippet,
-    with_choices,
-)
+from consumers.outbound.base import OutboundConfig, SendContext, SendError, SendReceipt
+from consumers.outbound.content import guess_content_type, refuse, with_choices
+from consumers.outbound.http_errors import classify_http_error
+from consumers.outbound.provider_client import ProviderClient
+from consumers.outbound.responses import as_str, json_body, no_acceptance, snippet
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
 from switchboard.events import Media

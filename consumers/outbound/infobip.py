@@ -41,23 +41,17 @@ from typing import Any
 
 import httpx
 
-from consumers.outbound.base import (
-    OutboundConfig,
-    ProviderClient,
-    SendContext,
-    SendError,
-    SendReceipt,
-    as_text,
-    classify_http_error,
+from consumers.outbound.base import OutboundConfig, SendContext, SendError, SendReceipt
+from consumers.outbound.content import (
     is_unknown_channel,
-    json_body,
     media_kind,
-    no_acceptance,
     refuse,
     refuse_unknown_channel,
-    snippet,
     with_choices,
 )
+from consumers.outbound.http_errors import classify_http_error
+from consumers.outbound.provider_client import ProviderClient
+from consumers.outbound.responses import as_text, json_body, no_acceptance, snippet
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
 from switchboard.events import Media

@@ -34,17 +34,11 @@ from urllib.parse import quote
 
 import httpx
 
-from consumers.outbound.base import (
-    OutboundConfig,
-    ProviderClient,
-    SendContext,
-    SendReceipt,
-    as_str,
-    is_unknown_channel,
-    media_kind,
-    refuse,
-)
+from consumers.outbound.base import OutboundConfig, SendContext, SendReceipt
+from consumers.outbound.content import is_unknown_channel, media_kind, refuse
 from consumers.outbound.infobip import message_receipt, success_body
+from consumers.outbound.provider_client import ProviderClient
+from consumers.outbound.responses import as_str
 from normalizers.base import NormalizeError
 from normalizers.channels import channel as channel_name
 from switchboard.accounts import Secret

@@ -50,24 +50,12 @@ import jwt
 from pydantic import Field
 
 from consumers.handling import slot_given_up
-from consumers.outbound.base import (
-    WINDING_DOWN,
-    OutboundConfig,
-    ProviderClient,
-    SendContext,
-    SendError,
-    SendReceipt,
-    Stopping,
-    as_text,
-    classify_http_error,
-    guess_content_type,
-    json_body,
-    post_json,
-    refuse,
-    snippet,
-    web_page,
-    with_choices,
-)
+from consumers.outbound.base import OutboundConfig, SendContext, SendError, SendReceipt
+from consumers.outbound.content import guess_content_type, refuse, with_choices
+from consumers.outbound.http_errors import classify_http_error, post_json
+from consumers.outbound.limits import WINDING_DOWN, Stopping
+from consumers.outbound.provider_client import ProviderClient
+from consumers.outbound.responses import as_text, json_body, snippet, web_page
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
 from switchboard.events import Media

@@ -33,7 +33,7 @@ from consumers.outbound import (
     infobip_omnichat,
     ubiqio,
 )
-from consumers.outbound import base as outbound_base
+from consumers.outbound import limits as outbound_limits
 from simulator import infobip as simulated_infobip
 from switchboard import logs
 from switchboard.accounts import Account, parse_accounts
@@ -513,8 +513,8 @@ async def test_sends_are_rate_limited_per_account(provider: str, fake: FakeProvi
                                                   http: httpx.AsyncClient,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     clock = StoppedClock()
-    monkeypatch.setattr(outbound_base, "time", ModuleWith(time, monotonic=clock.monotonic))
-    monkeypatch.setattr(outbound_base, "asyncio", ModuleWith(asyncio, sleep=clock.sleep))
+    monkeypatch.setattr(outbound_limits, "time", ModuleWith(time, monotonic=clock.monotonic))
+    monkeypatch.setattr(outbound_limits, "asyncio", ModuleWith(asyncio, sleep=clock.sleep))
 
     def answer(request: httpx.Request) -> httpx.Response:
         clock.timeline.append("send")
@@ -877,7 +877,7 @@ async def test_no_ubiqio_token_is_fetched_once_the_worker_winds_down(
     fake.on(UBIQIO, ok("ubiqio"))
     stopping = asyncio.Event()
     stopping.set()
-    outbound_base.WINDING_DOWN.set(stopping)
+    outbound_limits.WINDING_DOWN.set(stopping)
     error = await send_error(make("ubiqio", fake, http), command())
     assert (error.code, error.called, error.retryable) == ("stopping", False, True)
     assert fake.requests == []

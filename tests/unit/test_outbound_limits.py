@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from consumers.outbound.base import SendError, post_json
+from consumers.outbound.base import SendError
+from consumers.outbound.http_errors import post_json
 from consumers.outbound.transport import MAX_ANSWER_BYTES, ShardedTransport
 
 Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from consumers.outbound.base import SendError, post_json
+from consumers.outbound.base import SendError
+from consumers.outbound.http_errors import post_json
 from consumers.outbound.transport import KEEPALIVE_EXPIRY_S, ProxySettingError, ShardedTransport
 from switchboard.logs import configure_logging
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from consumers.outbound.base import retry_after
+from consumers.outbound.http_errors import retry_after
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 

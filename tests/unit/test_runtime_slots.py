@@ -11,7 +11,7 @@ from aiokafka import TopicPartition
 
 from consumers.handling import Context as HandlerContext
 from consumers.handling import GiveBack, Record, slot_given_up
-from consumers.outbound.base import WINDING_DOWN, Stopping, TokenBucket
+from consumers.outbound.limits import WINDING_DOWN, Stopping, TokenBucket
 from consumers.runtime import WorkerRuntime
 from tests.fakes import KeepingProducer
 

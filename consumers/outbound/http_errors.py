@@ -1,0 +1,133 @@
+"""How a provider call fails, the same way for every provider: an HTTP answer that is not a
+success, or a request that got none (a timeout, the network), as a SendError, retryable or
+permanent, and marked `maybe_sent` where the provider may have taken the message."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from consumers.outbound.base import SendError
+from consumers.outbound.transport import AnswerTooLarge
+
+
+def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header, if present and readable: delta-seconds, or the
+    HTTP-date form RFC 9110 allows as well (a date already past means now). A long one is
+    given as it is: how long to wait at most is the sender's to decide, and a wait of hours
+    (a daily quota spent) read as none would have the provider asked again at once."""
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # "-0000": RFC 5322's "zone unknown"; HTTP-dates are GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return seconds if 0 <= seconds < math.inf else None
+
+
+# Answers that say the request was not acted on: 429 and 503 (come back later), 408 (the
+# server gave up waiting for the request). Any other 5xx may come after the work was done.
+NOT_TAKEN_STATUSES = frozenset({408, 429, 503})
+# Failures before a byte of the request left: nothing can have reached the provider (a
+# ProxyError: the proxy refused to open the tunnel to it).
+NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+
+
+def classify_http_error(response: httpx.Response, description: str,
+                        code: str | None = None, *, idempotent: bool = False) -> SendError:
+    """Map an HTTP failure to retryable or permanent, the same way for every provider.
+    `idempotent` requests (a token request) may be repeated even after an ambiguous answer."""
+    status = response.status_code
+    retryable = status in NOT_TAKEN_STATUSES or status >= 500
+    maybe_sent = status >= 500 and status not in NOT_TAKEN_STATUSES and not idempotent
+    return SendError(f"HTTP {status}: {description}{_redirect_note(response)}",
+                     retryable=retryable, code=code or str(status),
+                     retry_after_s=retry_after(response), maybe_sent=maybe_sent,
+                     throttled=status == 429)
+
+
+def _redirect_note(response: httpx.Response) -> str:
+    """Where a 3xx points, for the operator to correct base_url: redirects are not followed (a
+    POST redirected may lose its body, or be sent twice). Its query is left out: it may carry
+    a session or a token; a password in it is masked with the description."""
+    location = response.headers.get("location", "").strip()
+    if not 300 <= response.status_code < 400 or not location:
+        return ""
+    try:
+        url = response.request.url.join(location)
+        target = str(url.copy_with(query=None, fragment=None)) + ("?…" if url.query else "")
+    except (httpx.InvalidURL, RuntimeError):  # unreadable, or a response without its request
+        target = location.split("?", 1)[0]
+    return (f"; redirected to {target[:300]} (redirects are not followed: should base_url "
+            f"point there?)")
+
+
+class _Progress:
+    """Whether the request itself has started to leave, from httpcore's trace of it (a tunnel's
+    CONNECT to a proxy is not it). Until then it waits for a connection, or makes one."""
+
+    __slots__ = ("request_left",)
+
+    def __init__(self) -> None:
+        self.request_left = False
+
+    async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if (event.endswith(".send_request_headers.started")
+                and getattr(info.get("request"), "method", None) != b"CONNECT"):
+            self.request_left = True
+
+
+async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers: dict[str, str],
+                    timeout_s: float, idempotent: bool = False) -> httpx.Response:
+    """POST JSON; network failures and timeouts become retryable SendErrors, marked
+    `maybe_sent` unless the request never left (or repeating it is harmless).
+
+    `timeout_s` bounds the whole request: httpx applies it to each phase only (connecting,
+    each write, each read), so a provider trickling its answer could hold a call for ever."""
+    progress = _Progress()
+    deadline = asyncio.timeout(timeout_s)
+    try:
+        async with deadline:
+            return await http.post(url, json=payload, headers=headers, timeout=timeout_s,
+                                   extensions={"trace": progress.trace})
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        left = progress.request_left
+        raise SendError(f"timed out after {timeout_s}s ("
+                        + ("the whole answer had not come" if left else "not connected") + ")",
+                        retryable=True, code="timeout",
+                        maybe_sent=left and not idempotent) from None
+    except AnswerTooLarge as exc:
+        raise SendError(f"{exc} (not read: no send API answers so much; is base_url the API's "
+                        f"root?)", retryable=True, code="bad_response",
+                        maybe_sent=not idempotent) from None
+    except httpx.DecodingError as exc:
+        # An answer came, but its body does not decode (a broken Content-Encoding, or one not
+        # asked for): not a TransportError, and it would otherwise escape as a crash of the
+        # send. The provider had the whole request, so it may have acted on it.
+        reason = " ".join(str(exc).split())[:200]
+        raise SendError("the answer's body could not be decoded (Content-Encoding)"
+                        + (f": {reason}" if reason else ""),
+                        retryable=True, code="bad_response",
+                        maybe_sent=not idempotent) from None
+    except httpx.TransportError as exc:
+        maybe_sent = not idempotent and not isinstance(exc, NOT_SENT_ERRORS)
+        if isinstance(exc, httpx.TimeoutException):
+            raise SendError(f"timed out after {timeout_s}s ({type(exc).__name__})",
+                            retryable=True, code="timeout", maybe_sent=maybe_sent) from None
+        # The reason (a name not resolved, a certificate refused) is what tells a misspelt
+        # base_url or a TLS-intercepting proxy from a provider that is down.
+        reason = " ".join(str(exc).split())[:200]
+        raise SendError(f"network error: {type(exc).__name__}" + (f": {reason}" if reason else ""),
+                        retryable=True, code="network", maybe_sent=maybe_sent) from None
