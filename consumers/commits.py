@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # consumers.skips reads COMMIT_TIMEOUT_S here
 # aiokafka retries a commit for as long as it finds no coordinator (the broker away): a stop
 # waiting on that would hang until Kafka is back. Past this the records are left uncommitted,
 # and come back: at-least-once. Also how long the runtime waits for Kafka's other answers on
-# where partitions are read from (positions, committed offsets): consumers.runtime reads it
+# where partitions are read from (positions, committed offsets): consumers.assignment reads it
 # here, at each use, so there is one value (a test patches it here).
 COMMIT_TIMEOUT_S = 5.0
 

@@ -11,9 +11,11 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from consumers import assignment
 from consumers import runtime as runtime_module
+from consumers.assignment import _CommitOnRevoke
 from consumers.handling import Handler
-from consumers.runtime import WorkerRuntime, _CommitOnRevoke
+from consumers.runtime import WorkerRuntime
 from tests.fakes import KeepingProducer
 
 TP = TopicPartition("t", 0)
@@ -201,7 +203,7 @@ def runtime_over(consumer: PartitionLog, monkeypatch: pytest.MonkeyPatch,
 
     monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
     monkeypatch.setattr(runtime_module, "stop_consumer", stop)
-    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.01)
+    monkeypatch.setattr(assignment, "READY_RETRY_S", 0.01)
     return WorkerRuntime(name="test", kafka="unused:9092", topics=[TP.topic], handler=handler,
                          commit_interval_s=0.01,
                          producer=KeepingProducer())  # type: ignore[arg-type]

@@ -13,8 +13,9 @@ from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from consumers import kafka_watch
+from consumers.assignment import _CommitOnRevoke
 from consumers.handling import Context, PoisonRecord, Record, RetryLater
-from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
+from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.producer import PublishError
 from tests.fakes import KeepingProducer
 from tests.unit.fake_consumers import FakeConsumer, PartitionLog, fetched, runtime_over

@@ -11,10 +11,12 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaConnectionError
 
+from consumers import assignment
 from consumers import commits as commits_module
 from consumers import runtime as runtime_module
+from consumers.assignment import _CommitOnRevoke
 from consumers.handling import Context, MustNotSkip, Record
-from consumers.runtime import RetryPolicy, WorkerRuntime, _CommitOnRevoke
+from consumers.runtime import RetryPolicy, WorkerRuntime
 from tests.fakes import KeepingProducer
 from tests.unit.fake_consumers import (
     FakeConsumer,
@@ -138,7 +140,7 @@ async def test_a_worker_whose_new_partitions_cannot_get_ready_says_so_when_probe
             raise TimeoutError
 
     runtime = runtime_over(PartitionLog(records=0), monkeypatch, handler)
-    monkeypatch.setattr(runtime_module, "READY_RETRY_S", 0.5)
+    monkeypatch.setattr(assignment, "READY_RETRY_S", 0.5)
     runtime.on_assigned.append(catch_up)
     running = asyncio.create_task(runtime.run())
     await asyncio.wait_for(failed.wait(), 5)
