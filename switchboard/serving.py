@@ -8,6 +8,9 @@ from collections.abc import Iterator
 import uvicorn
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name for it
+# uvicorn's `http=` for ingest: its head bounded, its refusals JSON (see ingest.protocol). By
+# name, so that `serve --workers N` imports it in the worker processes only.
+INGEST_HTTP = "ingest.protocol:IngestProtocol"
 
 
 def shutdown_grace_s(produce_timeout_s: float) -> int:

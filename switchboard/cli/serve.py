@@ -25,7 +25,7 @@ from switchboard.cli.startup import (
     port_taken,
     terminal_outputs,
 )
-from switchboard.serving import MULTIPROCESS_DIR_ENV, shutdown_grace_s
+from switchboard.serving import INGEST_HTTP, MULTIPROCESS_DIR_ENV, shutdown_grace_s
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
 
@@ -64,7 +64,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             _serve_metrics(host, settings.metrics_port)
         config = uvicorn.Config(
             APP if workers == 1 else WORKER_APP, factory=True, host=host, port=port,
-            workers=workers, proxy_headers=True, log_config=None, access_log=False,
+            workers=workers, http=INGEST_HTTP, proxy_headers=True, log_config=None,
+            access_log=False,
             timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s))
         if workers > 1:
             supervisor = _Supervisor(config, sockets=[config.bind_socket()])

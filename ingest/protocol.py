@@ -1,0 +1,149 @@
+"""uvicorn's HTTP protocol for ingest, with a bound on a request's head and JSON refusals.
+
+uvicorn's fast parser (httptools, on llhttp) sets no limit on a request's URL or headers: it
+kept every byte until the head ended, so one connection sending header lines without end
+grew the process by about twice what it sent (200 MB sent: 450 MB more), before any account
+was known or any authentication ran. And what the parser could not read got a plain-text
+400, where every other refusal ingest gives is JSON.
+
+This is uvicorn's own protocol with a few integer additions per header: a request whose URL
+and headers pass MAX_HEAD_BYTES, or with more than MAX_HEADERS headers, gets a 431; one the
+parser cannot read a 400; both with the JSON error body, and the connection closed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httptools
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from ingest import metrics
+from switchboard.logs import get_logger
+from switchboard.probes import error_body
+from switchboard.throttle import ThrottledLog
+
+log = get_logger(__name__)
+
+# nginx's default (large_client_header_buffers) is 32 KB, h11's 16 KiB: a provider's webhook
+# has a few kilobytes at most, signatures and tokens included.
+MAX_HEAD_BYTES = 64 * 1024
+MAX_HEADERS = 100  # Apache's LimitRequestFields
+# After a refusal, what the client still sends is read and dropped for this long before the
+# connection is closed: closed at once with its bytes unread, the client got a reset, often
+# in place of the answer (the rest of its headers, its body, were still on their way).
+LINGER_S = 2.0
+# Each header is at least its name, a colon, its value and CRLF on the wire.
+_HEADER_FRAMING = 3
+
+
+# Where the parser is: in no head, in one begun in the current read, in one from an earlier read.
+_NO_HEAD, _HEAD_BEGUN, _HEAD_GOES_ON = 0, 1, 2
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: the only way to stop llhttp mid-buffer."""
+
+
+class IngestProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, its head bounded and its refusals JSON.
+
+    Two counts, as the parser hands a header over only once the next one starts: the URL and
+    headers handed over (exact, so a head over the limit is always refused), and the bytes
+    of reads that all went into one unfinished head (a header value without end, which the
+    parser holds until it ends). The read a head began in is not counted (it may hold the
+    end of the request before): at most one read more than the limit is held.
+    """
+
+    # Anyone can send these, as often as they like: logged once a minute per status.
+    refusals = ThrottledLog(log)
+    _head = _NO_HEAD
+    _head_bytes = 0
+    _unfinished_bytes = 0
+    _refused = False
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own, but for the refusals: it logs and answers them in plain text.
+        if self._refused:
+            return
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._refuse_head()
+            else:
+                # llhttp's reason is its own fixed text, never bytes of the request.
+                self._refuse(400, "bad_request", "malformed HTTP request",
+                             "malformed HTTP request refused", reason=str(exc)[:100])
+            return
+        if self._head == _HEAD_GOES_ON:
+            self._unfinished_bytes += len(data)
+            if self._unfinished_bytes > MAX_HEAD_BYTES:
+                self._refuse_head()
+        elif self._head == _HEAD_BEGUN:
+            self._head = _HEAD_GOES_ON
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head = _HEAD_BEGUN
+        self._head_bytes = self._unfinished_bytes = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise _HeadTooLarge
+        self.url += url  # as uvicorn's
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + _HEADER_FRAMING
+        if self._head_bytes > MAX_HEAD_BYTES or len(self.headers) >= MAX_HEADERS:
+            raise _HeadTooLarge
+        # uvicorn's own, inlined: a call more per header cost as much as the count
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._head = _NO_HEAD
+        super().on_headers_complete()
+
+    def _refuse_head(self) -> None:
+        self._refuse(431, "headers_too_large",
+                     f"the request's URL and headers are over {MAX_HEAD_BYTES} bytes or "
+                     f"{MAX_HEADERS} headers", "request headers too large refused",
+                     limit_bytes=MAX_HEAD_BYTES, limit_headers=MAX_HEADERS)
+
+    def _refuse(self, status: int, code: str, message: str, event: str,
+                **fields: object) -> None:
+        metrics.count_request("unknown", "unknown", code)
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        self.refusals(logging.WARNING, event, {"status": status}, client=client, **fields)
+        body = orjson.dumps(error_body(code, message))
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content.extend([name, b": ", value, b"\r\n"])
+        content.extend([b"content-type: application/json\r\n",
+                        b"content-length: %d\r\n" % len(body),
+                        b"connection: close\r\n\r\n", body])
+        self.transport.write(b"".join(content))
+        self._refused = True
+        # As a lost connection does (uvicorn's connection_lost): a request still in flight
+        # here, or queued behind it, answers nowhere (its app's write would have raised).
+        self.pipeline.clear()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()  # the client reads the answer, then its end: it hangs up
+        self.loop.call_later(LINGER_S, self.transport.close)
