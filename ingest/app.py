@@ -22,6 +22,7 @@ from ingest import metrics
 from ingest.correlation import CorrelationIndex
 from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
+from ingest.protocol import IngestProtocol
 from ingest.siblings import SiblingProcesses
 from ingest.webhooks import WebhookHandler
 from normalizers.registry import echoes_correlation
@@ -226,6 +227,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
             if correlations is not None:
                 await correlations.stop()
             handler.refusals.flush()
+            IngestProtocol.refusals.flush()  # serve's, below the app: its held-back count
             connecting.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await connecting

@@ -17,13 +17,14 @@ from starlette.applications import Starlette
 
 from switchboard import heap
 from switchboard.accounts import Accounts
-from switchboard.serving import EmbeddedServer, shutdown_grace_s
+from switchboard.serving import INGEST_HTTP, EmbeddedServer, shutdown_grace_s
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
 
 
-def _server(app: Starlette, host: str, port: int, grace_s: int) -> EmbeddedServer:
-    return EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_config=None,
+def _server(app: Starlette, host: str, port: int, grace_s: int,
+            http: str = "auto") -> EmbeddedServer:
+    return EmbeddedServer(uvicorn.Config(app, host=host, port=port, http=http, log_config=None,
                                          access_log=False, timeout_graceful_shutdown=grace_s))
 
 
@@ -63,7 +64,7 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
 
     grace_s = shutdown_grace_s(settings.produce_timeout_s)
     ingest = create_app(settings, accounts)
-    servers = [_server(ingest, settings.http_host, settings.http_port, grace_s)]
+    servers = [_server(ingest, settings.http_host, settings.http_port, grace_s, INGEST_HTTP)]
     if simulator:
         servers.append(_server(create_simulator_app(accounts, settings.ingest_url),
                                settings.http_host, settings.simulator_port, grace_s))

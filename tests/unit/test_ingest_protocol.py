@@ -28,6 +28,7 @@ from ingest.app import create_app
 from ingest.protocol import MAX_HEAD_BYTES, MAX_HEADERS, IngestProtocol
 from switchboard.accounts import parse_accounts
 from switchboard.localkafka import free_port, stop_process
+from switchboard.runall import run_all
 from switchboard.serving import INGEST_HTTP, MULTIPROCESS_DIR_ENV, EmbeddedServer
 from switchboard.settings import Settings
 from tests.fakes import KeepingProducer
@@ -301,3 +302,32 @@ async def test_a_bad_request_behind_one_in_flight_leaves_that_one_unanswered_qui
     assert raw.count(b"HTTP/1.1 ") == 1
     assert _answer(raw)[0] == 400
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_run_serves_ingest_with_the_same_answers_and_its_stop_sums_them_up(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`run` serves ingest as `serve` does; the stop logs the count held back (the app's
+    shutdown flushes it, as it flushes the app's own refusals)."""
+    caplog.set_level(logging.INFO)
+    IngestProtocol.refusals.flush()
+    caplog.clear()
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": "infobip", "auth": {"scheme": "basic", "username": "u",
+                                        "secrets": ["password-123"]}}}})
+    port, stopped = free_port(), asyncio.Event()
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", http_port=port)
+    running = asyncio.create_task(run_all(settings, accounts, workers=[], simulator=False,
+                                          gone=stopped.is_set))
+    try:
+        await wait_http(f"http://127.0.0.1:{port}/healthz", timeout_s=30)
+        for _ in range(3):
+            raw = await _exchange(port, b"GET /healthz HTTP/1.1\r\nbad name: v\r\n\r\n")
+            assert _answer(raw)[0::2] == (400, {"error": "bad_request",
+                                                "message": "malformed HTTP request"})
+    finally:
+        stopped.set()
+        await asyncio.wait_for(running, 30)
+    assert [record.msg["event"] for record in caplog.records
+            if record.name == "ingest.protocol" and isinstance(record.msg, dict)] == [
+        "malformed HTTP request refused",
+        "malformed HTTP request refused: 2 more in the last 60 s"]
