@@ -236,6 +236,20 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
+def _settled(pid: int, workers: int) -> None:
+    """Wait (bounded) until every worker process has started and stopped growing: one still
+    importing the app on a loaded machine would pass for a head held in memory."""
+    before = -1
+    for _ in range(60):
+        pids = _descendants(pid)
+        now = _rss_kib(pids)
+        # One process alone; with more, uvicorn's supervisor and its workers.
+        if len(pids) >= (workers + 1 if workers > 1 else 1) and abs(now - before) < 1_000:
+            return
+        before = now
+        time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def _serve(workers: int) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     clean = {k: v for k, v in os.environ.items()
@@ -249,8 +263,7 @@ def _serve(workers: int) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         asyncio.run(wait_http(f"http://127.0.0.1:{port}/healthz"))
-        if workers > 1:
-            time.sleep(1)  # both worker processes have started
+        _settled(server.pid, workers)
         yield server, port
     finally:
         if server.poll() is None:
