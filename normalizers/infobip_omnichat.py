@@ -207,14 +207,20 @@ def _map_status(fields: JsonObject) -> Status:
 
 
 def _error(report: JsonObject, status: Status, reported: ProviderStatus) -> ErrorInfo | None:
-    """Infobip's error object, or None when it says there is none (id 0, NO_ERROR, group OK)."""
+    """Infobip's error object, or None when it says there is none (id 0, NO_ERROR, group OK).
+    An object with neither code nor description (`"error": {}`) says nothing, as for plain
+    Infobip: it counts as no error object, so a failure still gets the status description."""
     value = report.get("error")
+    permanent = False
     if isinstance(value, dict):
-        return error_info(_infobip_keys(value))
-    if value not in (None, ""):
+        error = error_info(_infobip_keys(value))
+        if error is None or error.code is not None or error.description is not None:
+            return error
+        permanent = error.permanent
+    elif value not in (None, ""):
         raise NormalizeError(f"'error' should be an object, got {type(value).__name__}")
     if status in _FAILURES:
-        return ErrorInfo.build(description=reported.description)
+        return ErrorInfo.build(description=reported.description, permanent=permanent)
     return None
 
 
