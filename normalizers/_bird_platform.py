@@ -121,7 +121,9 @@ def _platform_inbound(
         media = _whatsapp_media(data, captions)
         choice = _whatsapp_choice(data)
         postback = text_field(choice, "slug")
-        text = text or text_field(choice, "text") or "\n".join(captions) or None
+        text = text or text_field(choice, "text")
+        if captions:  # a file without a URL: its caption joins the text (docs/events.md)
+            text = "\n".join([text, *captions] if text is not None else captions)
     return inbound_event(
         request,
         channel=channel(product),
