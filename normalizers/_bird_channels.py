@@ -11,7 +11,7 @@ import re
 from normalizers._bird_legacy import OPTED_OUT, SMS_PERMANENT_CODES
 from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
 from normalizers.channels import channel
-from normalizers.event_builders import inbound_event, status_event
+from normalizers.event_builders import add_file, inbound_event, status_event
 from normalizers.fields import (
     as_list,
     first,
@@ -240,7 +240,8 @@ def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | Non
     part's `metadata.subject`) is the text's first line, as for the platform API's sms.received;
     a metadata that is no object, or a subject that is no text, counts as absent. The part of
     an undocumented type is read only when it is an object: otherwise the message has no text,
-    rather than refusing a message Bird delivered."""
+    rather than refusing a message Bird delivered. A file without a `mediaUrl` has no item;
+    its `altText` joins the text (add_file)."""
     kind = body.get("type")
     content = _part(body, kind) if isinstance(kind, str) and kind != "type" else {}
     media: list[Media] = []
@@ -248,16 +249,10 @@ def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | Non
     items = [content] if kind == "gif" else []
     for key in ("images", "files", "attachments"):
         items.extend(iter_objects(content.get(key), key))
+    captions: list[str] = []  # alt texts of files without a URL, which have no media item
     for item in items:
-        url = text_field(item, "mediaUrl")
-        if url is not None:
-            media.append(
-                Media.build(
-                    url=url,
-                    content_type=text_field(item, "contentType"),
-                    caption=text_field(item, "altText"),
-                )
-            )
+        add_file(media, captions, text_field(item, "mediaUrl"),
+                 content_type=text_field(item, "contentType"), caption=text_field(item, "altText"))
     location = geo_uri(object_field(content, "coordinates")) if kind == "location" else None
     if location is not None:  # schema v1 has no location field
         media.append(Media.build(
@@ -272,6 +267,8 @@ def _channels_body(body: JsonObject) -> tuple[str | None, list[Media], str | Non
         metadata = content.get("metadata")
         subject = metadata.get("subject") if isinstance(metadata, dict) else None
         text = subject_and_text(subject if isinstance(subject, str) else None, text)
+    if captions:  # joined to the text, as the platform API's are (docs/events.md, `text`)
+        text = "\n".join([text, *captions] if text is not None else captions)
     return text, media, postback
 
 
