@@ -47,6 +47,7 @@ from switchboard.topics import (
     OUTBOUND_SENT,
     ensure_topics,
 )
+from switchboard.urls import origin
 
 log = get_logger(__name__)
 
@@ -211,8 +212,9 @@ async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accou
                     "(SWITCHBOARD_HTTP_HOST) and the port (SWITCHBOARD_METRICS_PORT)")
             raise MetricsPortError(f"cannot serve metrics on {settings.http_host}:"
                                    f"{settings.metrics_port}: {exc.strerror} ({hint})") from None
-        log.info("metrics and probes served", url=f"http://{settings.http_host}:"
-                 f"{settings.metrics_port}/metrics", probes=["/healthz", "/readyz"])
+        log.info("metrics and probes served",
+                 url=f"{origin(settings.http_host, settings.metrics_port)}/metrics",
+                 probes=["/healthz", "/readyz"])
     ticking = asyncio.create_task(health.tick())
     try:
         if reach is not None:

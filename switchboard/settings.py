@@ -36,7 +36,7 @@ from pydantic_settings import SettingsError as SourceError
 from switchboard.clients import Compression, KafkaConnection, SaslMechanism, SecurityProtocol
 from switchboard.logs import register_secrets, scrub, secret_key
 from switchboard.oauth import ClientCredentialsToken
-from switchboard.urls import http_url
+from switchboard.urls import http_url, origin
 
 ENV_PREFIX = "SWITCHBOARD_"
 CONFIG_FILE_ENV = "SWITCHBOARD_CONFIG"
@@ -319,7 +319,7 @@ class Settings(BaseSettings):
     @property
     def ingest_url(self) -> str:
         """Where providers reach ingest: the public URL, else our own host and port."""
-        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+        return self.public_url or origin(self.http_host, self.http_port)
 
     @property
     def uses_local_kafka(self) -> bool:

@@ -15,3 +15,9 @@ def http_url(value: str, example: str) -> httpx.URL:
     if url.scheme not in ("http", "https") or not url.host:
         raise ValueError(f"must be an http(s) URL, e.g. {example}")
     return url
+
+
+def origin(host: str, port: int) -> str:
+    """`http://host:port`, an IPv6 address in brackets as a URL needs it: `http://:::8080`
+    (SWITCHBOARD_HTTP_HOST=::) is no URL, so the simulator could never call ingest back."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

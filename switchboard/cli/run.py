@@ -29,6 +29,7 @@ from switchboard.cli.startup import (
 from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
+from switchboard.urls import origin
 
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
@@ -268,7 +269,7 @@ def _prepare(settings: Settings) -> _Demo | None:
     if settings.metrics_port:  # set for `serve` and the workers, maybe in a shared env file
         print(f"warning: SWITCHBOARD_METRICS_PORT={settings.metrics_port} is not read by run: "
               f"its metrics (ingest's, the sender's and the bots') are on "
-              f"http://{settings.http_host}:{settings.http_port}/metrics",
+              f"{origin(settings.http_host, settings.http_port)}/metrics",
               file=sys.stderr, flush=True)
     if accounts_file == DEMO_ACCOUNTS:
         accounts = _on_simulator_port(accounts, settings.simulator_port, settings.http_host)
@@ -298,8 +299,8 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
     from switchboard.runall import run_all
 
     settings = demo.settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})
-    base = f"http://{settings.http_host}:{settings.http_port}"
-    sim = f"http://{settings.http_host}:{settings.simulator_port}"
+    base = origin(settings.http_host, settings.http_port)
+    sim = origin(settings.http_host, settings.simulator_port)
     banner = run_banner(base=base, sim=sim, bootstrap=bootstrap, accounts=len(demo.accounts),
                         accounts_file=Path(str(settings.accounts_file)),
                         rules_file=settings.rules_file, program=invoked_as(),

@@ -11,6 +11,7 @@ from switchboard.cli.serve import STARTUP_FAILURE, StoppingServer
 from switchboard.cli.startup import DEMO_ACCOUNTS, accounts_or_exit, port_taken
 from switchboard.logs import scrub
 from switchboard.settings import Settings
+from switchboard.urls import origin
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -28,7 +29,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {taken}", file=sys.stderr)
         return 1
     # Masked: the URL may carry Basic credentials (user:password@host) for a proxy in front.
-    print(f"Simulator on http://{settings.http_host}:{port}, calling ingest at "
+    print(f"Simulator on {origin(settings.http_host, port)}, calling ingest at "
           f"{scrub(ingest_url)} "
           f"({len(accounts)} accounts from {settings.accounts_file or DEMO_ACCOUNTS})",
           flush=True)

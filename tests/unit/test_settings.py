@@ -4,6 +4,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 
@@ -248,3 +249,14 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     for name in env_var_names():
         short = "_" + name.removeprefix("SWITCHBOARD_")  # `SWITCHBOARD_A` / `_B` in a row
         assert f"`{name}`" in readme or f"`{short}`" in readme, name
+
+
+@pytest.mark.parametrize(("host", "url"), [("127.0.0.1", "http://127.0.0.1:8080"),
+                                           ("::", "http://[::]:8080"),
+                                           ("::1", "http://[::1]:8080")])
+def test_without_a_public_url_ingest_is_reached_at_its_host_as_a_url_writes_it(
+        host: str, url: str) -> None:
+    """`http://:::8080` is no URL: the simulator (and the per-message status URL of token
+    accounts) could never reach ingest on an IPv6 host."""
+    assert Settings(http_host=host, http_port=8080).ingest_url == url
+    assert httpx.URL(url).port == 8080
