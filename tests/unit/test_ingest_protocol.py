@@ -314,7 +314,9 @@ async def test_a_bad_request_behind_one_in_flight_leaves_that_one_unanswered_qui
     await asyncio.sleep(0.1)  # the good one's app has answered
     assert raw.count(b"HTTP/1.1 ") == 1
     assert _answer(raw)[0] == 400
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    # aiokafka's own lines are of the broker this app never reaches, not of the request.
+    assert not [r for r in caplog.records
+                if r.levelno >= logging.ERROR and not r.name.startswith("aiokafka")]
 
 
 async def test_run_serves_ingest_with_the_same_answers_and_its_stop_sums_them_up(
