@@ -85,16 +85,16 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 @contextlib.asynccontextmanager
-async def served(app: Any) -> AsyncIterator[int]:
+async def served(app: Any, **options: Any) -> AsyncIterator[int]:
     """`app` served by a real uvicorn on 127.0.0.1 (what it answers itself: raw HTTP), on the
-    port yielded, until the block ends."""
+    port yielded, until the block ends; `options` go to uvicorn's Config (e.g. `http=`)."""
     import uvicorn
 
     from switchboard.localkafka import free_port
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off",
-                                           log_config=None, access_log=False))
+                                           log_config=None, access_log=False, **options))
     serving = asyncio.create_task(server.serve())
     for _ in range(200):
         if server.started:

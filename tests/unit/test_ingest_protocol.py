@@ -20,7 +20,6 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from prometheus_client import REGISTRY
 
 from bench.common import wait_http
@@ -29,9 +28,10 @@ from ingest.protocol import MAX_HEAD_BYTES, MAX_HEADERS, IngestProtocol
 from switchboard.accounts import parse_accounts
 from switchboard.localkafka import free_port, stop_process
 from switchboard.runall import run_all
-from switchboard.serving import INGEST_HTTP, MULTIPROCESS_DIR_ENV, EmbeddedServer
+from switchboard.serving import INGEST_HTTP, MULTIPROCESS_DIR_ENV
 from switchboard.settings import Settings
 from tests.fakes import KeepingProducer
+from tests.unit.fakes import served
 
 EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
 SECRET = "c2VjcmV0LXBhc3N3b3Jk"  # what an Authorization header carries: never logged
@@ -45,19 +45,8 @@ async def port() -> AsyncIterator[int]:
                                         "secrets": ["password-123"]}}}})
     app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
     app.state.handler.producer = KeepingProducer()
-    port = free_port()
-    server = EmbeddedServer(uvicorn.Config(app, host="127.0.0.1", port=port, http=INGEST_HTTP,
-                                           log_config=None, access_log=False, lifespan="off"))
-    serving = asyncio.create_task(server.serve())
-    for _ in range(500):
-        if server.started:
-            break
-        await asyncio.sleep(0.01)
-    try:
+    async with served(app, http=INGEST_HTTP) as port:
         yield port
-    finally:
-        server.should_exit = True
-        await serving
         IngestProtocol.refusals.flush()
 
 
