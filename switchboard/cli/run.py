@@ -223,9 +223,7 @@ def _on_simulator_port(accounts: Accounts, simulator_port: int,
 
     if host in WILDCARD_HOSTS:
         host = "127.0.0.1"
-    elif ":" in host:  # IPv6, as a URL writes it
-        host = f"[{host}]"
-    moved = f"http://{host}:{simulator_port}/"
+    moved = origin(host, simulator_port) + "/"
     return Accounts([
         account.model_copy(update={"outbound": account.outbound | {
             "base_url": moved + str(account.outbound["base_url"]).removeprefix(DEMO_SIMULATOR)}})
