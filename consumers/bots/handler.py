@@ -193,6 +193,8 @@ class BotHandler:
             answers = await self.answer(event, account)
             if answers and not self.limit.admit(event, account, len(answers)):
                 answers = []
+            elif answers and isinstance(self.answer, AutoReply):
+                self.answer.made(event)  # not before: a reply held back starts no cooldown
             for n, (reply, purpose) in enumerate(answers):
                 # The id by the reply's place, not its rule: after a rules reload a redelivered
                 # message may match another rule, and must not be answered twice.
@@ -300,9 +302,11 @@ class ReplyLimit:
 class AutoReply:
     """At most one auto-reply per contact per cooldown window (bounded memory).
 
-    The window starts when the reply is made, before it is published: the message that
-    started it gets its reply again when handled again (a failed publish retried, a
-    redelivery), with the same command id, so it is sent once and not lost."""
+    The window starts when the reply is made (made(), once the reply limit admitted it: one
+    held back was never sent, and must not keep the next allowed one back), before it is
+    published: the message that started it gets its reply again when handled again (a failed
+    publish retried, a redelivery), with the same command id, so it is sent once and not
+    lost."""
 
     def __init__(self, max_contacts: int = 100_000) -> None:
         self.max_contacts = max_contacts
@@ -323,12 +327,18 @@ class AutoReply:
         text = account.auto_reply.render(values).strip()
         if not text:  # nothing to say (a "{rest}" with no rest): as a keyword rule, no reply;
             return []  # a command without text would be retried, then dead-lettered
-        if not again:
-            self._last[key] = (now, event.id)
+        return [(Reply(text), "auto-reply")]
+
+    def made(self, event: MessageEvent) -> None:
+        """The reply to `event` is made: its contact's window starts now."""
+        assert event.from_ is not None
+        key = (event.account, event.from_)
+        last = self._last.get(key)
+        if last is None or last[1] != event.id:  # made again (a retry): the window stands
+            self._last[key] = (time.monotonic(), event.id)
         self._last.move_to_end(key)
         while len(self._last) > self.max_contacts:
             self._last.popitem(last=False)
-        return [(Reply(text), "auto-reply")]
 
 
 def custom_answer(bot: BotFunction) -> Answer:

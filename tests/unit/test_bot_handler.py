@@ -404,6 +404,30 @@ reply_limit_window_s = 60
     assert answered == [1000, 1002, 1061, 1062.5]
 
 
+async def test_an_auto_reply_the_reply_limit_held_back_starts_no_cooldown(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cooldown started for a reply the limit held back (never sent): a contact who wrote
+    while held got no auto-reply at the next allowed time either, for a whole cooldown."""
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(handler_module, "time", ModuleWith(time, monotonic=lambda: clock["now"]))
+    bot = handler(tmp_path, AutoReply(), """
+[accounts.acme]
+auto_reply = { text = "Thanks", cooldown_s = 200 }
+reply_limit = 1
+reply_limit_window_s = 300
+""")
+    ctx = FakeContext()
+    answered = []
+    for at in (1000, 1250, 1310):  # replied; held by the limit (cooldown over); limit free
+        clock["now"] = at
+        message = record(f"at {at}")
+        await bot.handle(message, ctx)
+        if commands(ctx)[-1]["metadata"]["in_reply_to_event"] == \
+                str(MessageEvent.from_json(message.value).id):
+            answered.append(at)
+    assert answered == [1000, 1310]
+
+
 @pytest.mark.parametrize(("output", "texts"), [
     ("", []), ("  \n", []), (["", "Hi", " "], ["Hi"]), ([Reply(), Reply(text="Hi")], ["Hi"]),
 ])
