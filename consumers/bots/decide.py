@@ -59,6 +59,7 @@ class Decision:
     opt_out: bool | None = None  # True: opt out; False: opt back in; None: unchanged
     kind: CommandKind = CommandKind.MESSAGE
     values: dict[str, str | None] = field(default_factory=dict)
+    source: str = "keyword"  # what said it, for an opt-out change: the text, or a "postback"
 
 
 def template_values(event: MessageEvent, keyword: str | None = None,
@@ -113,6 +114,10 @@ def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None
     if forms & account.stop_words:
         return Decision("opt-out", _render(account.stop_confirmation, values), opt_out=True,
                         kind=CommandKind.OPT_OUT_CONFIRMATION, values=values)
+    if _stop_payload(event, account):
+        values = template_values(event, event.postback, event.text)  # as a postback rule's
+        return Decision("opt-out", _render(account.stop_confirmation, values), opt_out=True,
+                        kind=CommandKind.OPT_OUT_CONFIRMATION, values=values, source="postback")
     if forms & account.start_words:
         return Decision("opt-in", _render(account.start_confirmation, values), opt_out=False,
                         values=values)
@@ -122,6 +127,21 @@ def compliance(event: MessageEvent, account: CompiledAccount) -> Decision | None
         return Decision("help", _render(account.help, values), kind=CommandKind.HELP,
                         values=values)
     return None
+
+
+def _stop_payload(event: MessageEvent, account: CompiledAccount) -> bool:
+    """A button whose payload is, read whole, a stop word ("STOP", "opt_out"; not
+    "STOP_REMINDERS" or "BUS-STOP"), unless a postback rule of the account answers it: the
+    refusal of a keyword rule on a stop word advises one, for a payload that means another
+    thing."""
+    payload = event.postback
+    if payload is None or len(payload) > WORD_CHARS:  # a stop word is one short word
+        return False
+    if word_forms(payload, whole=True).isdisjoint(account.payload_stop_words):
+        return False
+    folded = fold(payload)
+    return not any(rule.postback == folded and rule.rule.channel in (None, event.channel)
+                   for rule in account.rules)
 
 
 # The first rule that answers a message, its number and the values it fills in.

@@ -180,7 +180,7 @@ class BotHandler:
                     event.provider, event.account, event.from_, opted_out,
                     # The word as written ("STOP!!!..."), bounded as a reply's echo is: kept
                     # in every sender's and bot's memory with the contact's state.
-                    f"keyword:{bounded(str(decision.values.get('keyword')))}",
+                    f"{decision.source}:{bounded(str(decision.values.get('keyword')))}",
                     at=event.received_at))
             if decision.reply:
                 command = reply_command(event, Reply(decision.reply), decision.purpose,

@@ -25,6 +25,11 @@ from switchboard.settings import unreadable
 # opt out, cancel or unsubscribe as revoking consent (47 CFR 64.1200(a)(12)), as CTIA does.
 DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
                 "OPT-OUT", "OPT OUT")
+# A button's payload (postback) that is wholly one of these, or of the account's own stop
+# words, opts out whatever the button's title (the title is the text, read as texts are): the
+# business that made STOP a button's payload meant it so. Not CANCEL, END or QUIT, often a
+# flow's own ids ("cancel the booking", "end the chat"), nor START or HELP ("Get started").
+PAYLOAD_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "REVOKE", "OPTOUT", "OPT-OUT", "OPT OUT")
 DEFAULT_START = ("START", "UNSTOP")
 DEFAULT_HELP = ("HELP",)
 # Also HELP to US carriers (CTIA; Twilio's defaults), but a word rules files may already answer
@@ -309,6 +314,7 @@ class CompiledAccount:
         # Each also in lookalike letters: an own keyword in Cyrillic, written with some
         # Latin letters ("CTOП"), matches too.
         self.stop_words = _with_lookalikes((*DEFAULT_STOP, *rules.extra_stop_keywords))
+        self.payload_stop_words = _with_lookalikes((*PAYLOAD_STOP, *rules.extra_stop_keywords))
         self.start_words = _with_lookalikes(DEFAULT_START)
         self.help_words = _with_lookalikes(DEFAULT_HELP)
         self.info_words = _with_lookalikes(DEFAULT_INFO)

@@ -47,11 +47,12 @@ auto_reply = { text = "Thanks {from}", cooldown_s = 3600 }
 """
 
 
-def record(text: str, sender: str = "+4179000111", message_id: str | None = None) -> Record:
+def record(text: str | None, sender: str = "+4179000111", message_id: str | None = None,
+           postback: str | None = None) -> Record:
     event = MessageEvent.model_validate({
         "id": uuid.uuid4(), "type": "message.inbound", "provider": "infobip", "account": "acme",
         "channel": "sms", "direction": "inbound", "from": sender, "to": "+15550000000",
-        "message_id": message_id or str(uuid.uuid4()), "text": text,
+        "message_id": message_id or str(uuid.uuid4()), "text": text, "postback": postback,
         "received_at": datetime.now(UTC), "raw_id": "r"})
     return Record("t", 0, 0, b"k", event.to_json())
 
@@ -172,6 +173,17 @@ async def test_stop_publishes_opt_out_and_one_confirmation_then_silence(tmp_path
     quiet = FakeContext()
     await bot.handle(record("price"), quiet)
     assert commands(quiet) == []
+
+
+async def test_a_button_with_the_payload_stop_opts_out_and_is_confirmed(tmp_path: Any
+                                                                        ) -> None:
+    bot = handler(tmp_path, keywords_answer)
+    ctx = FakeContext()
+    await bot.handle(record("Abmelden", postback="STOP"), ctx)
+    [change] = [decode_opt_out(r.value) for r in ctx.published if r.topic == OPT_OUTS.name]
+    assert change.opted_out and change.source == "postback:STOP"
+    assert [c["kind"] for c in commands(ctx)] == ["opt-out-confirmation"]
+    assert bot.opt_outs.is_opted_out("acme", "+4179000111")
 
 
 async def test_help_is_answered_after_stop_as_carriers_require(tmp_path: Any) -> None:

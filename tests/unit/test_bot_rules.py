@@ -581,3 +581,48 @@ def test_info_is_help_where_the_accounts_info_rule_is_for_another_channel() -> N
         {"keyword": "info", "channel": "whatsapp", "reply": "Open 9-17"}]}}}).accounts["acme"]
     decision = compliance(inbound("INFO"), account)
     assert decision is not None and decision.kind is CommandKind.HELP
+
+
+@pytest.mark.parametrize(("title", "payload"), [
+    ("Abmelden", "STOP"), ("No more messages", "stop"), (None, "STOP"), ("Yes", "Unsubscribe"),
+    ("Nein danke", "OPT_OUT"), ("\u2718", "opt out"), ("Non merci", "ARRET"),
+    ("Don't text me", " STOP "), ("Leave", "StopAll"),
+])
+def test_a_button_whose_payload_is_a_stop_word_opts_out_whatever_its_title(
+        title: str | None, payload: str) -> None:
+    """The business made STOP the button's payload: pressing it asks to stop. Only the title
+    (the text) was read, so "Abmelden" with payload STOP got the fallback, and texts went on."""
+    decision = compliance(inbound(title, postback=payload), ACME)
+    assert decision is not None and decision.opt_out is True
+    assert decision.kind is CommandKind.OPT_OUT_CONFIRMATION
+    assert decision.source == "postback" and decision.values["keyword"] == payload
+
+
+@pytest.mark.parametrize("payload", [
+    "STOP_REMINDERS_17", "BUS-STOP", "stop-motion", "nonstop", "stop.reminders", "STOP 2",
+    "CANCEL", "END", "QUIT",  # a flow's own ids as often: "cancel the booking", "end the chat"
+    "START", "HELP", "INFO",  # "Get started" buttons; a help menu of the bot's own
+    "STOP" + "_" * 300 + "X",
+])
+def test_a_payload_that_is_no_whole_stop_word_or_an_ambiguous_one_does_nothing(
+        payload: str) -> None:
+    assert compliance(inbound("Choose", postback=payload), ACME) is None
+
+
+def test_a_postback_rule_on_a_stop_payload_answers_it_as_written() -> None:
+    """The rules' own answer to a payload (as the refusal of a keyword rule on STOP advises:
+    write postback = 'stop') stays theirs."""
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        {"postback": "STOP", "channel": "whatsapp", "reply": "Timer stopped"}]}}}
+    ).accounts["acme"]
+    event = inbound("Pause", postback="stop", channel="whatsapp")
+    assert compliance(event, account) is None
+    decision = keyword_reply(event, account)
+    assert decision is not None and decision.reply == "Timer stopped"
+    other_channel = compliance(inbound("Pause", postback="stop", channel="rcs"), account)
+    assert other_channel is not None and other_channel.opt_out is True
+
+
+def test_a_title_that_says_stop_opts_out_whatever_the_payload() -> None:
+    decision = compliance(inbound("Stop reminders", postback="REMINDERS_OFF"), ACME)
+    assert decision is not None and decision.opt_out is True and decision.source == "keyword"
