@@ -23,7 +23,7 @@ from consumers.bots.rules import (
 from consumers.bots.templates import ECHO_CHARS, Template, TemplateError, bounded
 from normalizers import normalize
 from switchboard.commands import CommandKind
-from switchboard.events import MessageEvent
+from switchboard.events import Media, MessageEvent
 from tests.fixtures import Fixture, load_fixtures
 
 RULES = parse_rules({"accounts": {"acme": {
@@ -626,3 +626,22 @@ def test_a_postback_rule_on_a_stop_payload_answers_it_as_written() -> None:
 def test_a_title_that_says_stop_opts_out_whatever_the_payload() -> None:
     decision = compliance(inbound("Stop reminders", postback="REMINDERS_OFF"), ACME)
     assert decision is not None and decision.opt_out is True and decision.source == "keyword"
+
+
+def test_what_a_message_without_text_gets_from_the_keyword_bot() -> None:
+    """As README *Keyword rules* says: no keyword or prefix rule matches it, a regex rule
+    matching an empty text does, the fallback answers a photo (with {text} empty) but not a
+    message with nothing in it (a contact card, a sign-in response)."""
+    photo = inbound(None).model_copy(update={"media": [
+        Media(url="https://example.com/p.jpg", content_type="image/jpeg")]})
+    assert compliance(photo, ACME) is None
+    decision = keyword_reply(photo, ACME)
+    assert decision is not None and decision.purpose == "fallback"
+    assert decision.reply == "Sorry, '' is not a keyword. Reply HELP."
+    assert keyword_reply(inbound(None), ACME) is None
+    empty_text = parse_rules({"accounts": {"acme": {"rules": [
+        {"keyword": "photo", "reply": "keyword"}, {"prefix": "p", "reply": "prefix"},
+        {"regex": "^$", "reply": "Thanks for the photo"}]}}}).accounts["acme"]
+    for event in (photo, inbound(None), inbound("  ")):
+        decision = keyword_reply(event, empty_text)
+        assert decision is not None and decision.reply == "Thanks for the photo"
