@@ -13,6 +13,7 @@ import httpx
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
+from consumers.bots.compiled import RuleSet
 from consumers.bots.handler import (
     Answer,
     AutoReply,
@@ -22,7 +23,6 @@ from consumers.bots.handler import (
     keywords_answer,
 )
 from consumers.bots.optouts import OptOutList, decode_opt_out
-from consumers.bots.rules import RuleSet
 from consumers.bots.sdk import load_bot
 from consumers.handling import MustNotSkip
 from consumers.health import WorkerHealth, serve_worker_http

@@ -19,15 +19,9 @@ from dataclasses import dataclass, field
 import regex
 from prometheus_client import Counter
 
-from consumers.bots.rules import (
-    WORD_CHARS,
-    CompiledAccount,
-    CompiledRule,
-    fold,
-    split_head,
-    word_forms,
-)
+from consumers.bots.compiled import CompiledAccount, CompiledRule
 from consumers.bots.templates import Template
+from consumers.bots.words import WORD_CHARS, fold, split_head, word_forms
 from normalizers.registry import opt_out_error_codes
 from switchboard.commands import CommandKind
 from switchboard.events import Direction, EventType, MessageEvent

@@ -18,6 +18,7 @@ from pathlib import Path
 from prometheus_client import Counter
 from pydantic import ValidationError
 
+from consumers.bots.compiled import CompiledAccount, RuleSet
 from consumers.bots.decide import (
     compliance,
     keyword_reply,
@@ -27,7 +28,8 @@ from consumers.bots.decide import (
     template_values,
 )
 from consumers.bots.optouts import OptOutList, opt_out_records
-from consumers.bots.rules import AccountRules, CompiledAccount, RulesError, RuleSet, load_rules
+from consumers.bots.rule_schema import AccountRules
+from consumers.bots.rules import RulesError, load_rules
 from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
 from consumers.bots.templates import bounded
 from consumers.handling import Context, MustNotSkip, PoisonRecord, Record

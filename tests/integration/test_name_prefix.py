@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from consumers.bots.rules import AccountRules
+from consumers.bots.rule_schema import AccountRules
 from switchboard.clients import KafkaConnection
 from switchboard.records import command_record
 from switchboard.topics import (

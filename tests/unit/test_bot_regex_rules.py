@@ -15,7 +15,8 @@ from prometheus_client import REGISTRY
 
 from consumers.bots import decide as bot_decide
 from consumers.bots.decide import compliance, keyword_reply
-from consumers.bots.rules import RulesError, compile_rule_regex, parse_rules
+from consumers.bots.rule_schema import compile_rule_regex
+from consumers.bots.rules import RulesError, parse_rules
 from switchboard.events import MessageEvent
 from switchboard.throttle import ThrottledLog
 

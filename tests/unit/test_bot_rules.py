@@ -10,17 +10,12 @@ from typing import Any
 import pytest
 
 from consumers.bots import decide as bot_decide
-from consumers.bots import rules as bot_rules
+from consumers.bots import words as bot_words
 from consumers.bots.decide import compliance, keyword_reply, provider_opt_out, should_answer
-from consumers.bots.rules import (
-    AccountRules,
-    Rule,
-    RulesError,
-    fold,
-    load_rules,
-    parse_rules,
-)
+from consumers.bots.rule_schema import AccountRules, Rule
+from consumers.bots.rules import RulesError, load_rules, parse_rules
 from consumers.bots.templates import ECHO_CHARS, Template, TemplateError, bounded
+from consumers.bots.words import fold
 from normalizers import normalize
 from switchboard.commands import CommandKind
 from switchboard.events import Media, MessageEvent
@@ -417,10 +412,10 @@ def test_a_megabyte_without_a_space_is_read_at_once(text: str,
         folded.append(len(value))
         return fold(value)
 
-    monkeypatch.setattr(bot_rules, "fold", counting_fold)
+    monkeypatch.setattr(bot_words, "fold", counting_fold)
     compliance(inbound(text), ACME)
     keyword_reply(inbound(text), ACME)
-    assert folded and max(folded) <= 2 * bot_rules.WORD_CHARS
+    assert folded and max(folded) <= 2 * bot_words.WORD_CHARS
 
 
 @pytest.mark.parametrize(("text", "opt_out"), [
@@ -526,20 +521,20 @@ def test_a_prefix_rule_folds_only_what_the_longest_prefix_needs(
         folded.append(len(value))
         return fold(value)
 
-    monkeypatch.setattr(bot_rules, "fold", counting_fold)
+    monkeypatch.setattr(bot_words, "fold", counting_fold)
     monkeypatch.setattr(bot_decide, "fold", counting_fold)
     decision = keyword_reply(inbound(text), PREFIXES)
-    assert sum(folded) <= 4 * bot_rules.WORD_CHARS
+    assert sum(folded) <= 4 * bot_words.WORD_CHARS
     folded.clear()  # and with keyword and postback rules, a button's postback as long
     keyword_reply(inbound(text, postback=text), ACME)
-    assert sum(folded) <= 8 * bot_rules.WORD_CHARS
+    assert sum(folded) <= 8 * bot_words.WORD_CHARS
     if rest is not None:
         assert decision is not None and decision.values["rest"] == rest
         assert decision.values["keyword"] == "order"
 
 
 def test_a_prefix_matches_past_many_marks_up_to_the_bound() -> None:
-    marked = "O" + "\u0308" * bot_rules.WORD_CHARS + "rder 12"
+    marked = "O" + "\u0308" * bot_words.WORD_CHARS + "rder 12"
     decision = keyword_reply(inbound(marked), PREFIXES)
     assert decision is not None and decision.values["rest"] == "12"
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from consumers.bots import handler as handler_module
+from consumers.bots.compiled import RuleSet
 from consumers.bots.handler import RulesSource
-from consumers.bots.rules import RulesError, RuleSet, load_rules
+from consumers.bots.rules import RulesError, load_rules
 
 GOOD = '[accounts.a]\nhelp_text = "v{n}"\n'
 

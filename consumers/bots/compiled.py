@@ -1,0 +1,115 @@
+"""An account's rules as the bots match them: the words compliance answers, keywords folded,
+regexes and templates compiled; and the rule set of all accounts, with the "*" defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from consumers.bots.rule_schema import AccountRules, Rule, compile_rule_regex
+from consumers.bots.templates import FIELDS, Template, TemplateError
+from consumers.bots.words import fold, lookalike, word_forms
+from switchboard.addresses import address
+
+# REVOKE and OPT OUT too: since April 2025 the FCC counts a reply of stop, quit, end, revoke,
+# opt out, cancel or unsubscribe as revoking consent (47 CFR 64.1200(a)(12)), as CTIA does.
+DEFAULT_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT",
+                "OPT-OUT", "OPT OUT")
+# A button's payload (postback) that is wholly one of these, or of the account's own stop
+# words, opts out whatever the button's title (the title is the text, read as texts are): the
+# business that made STOP a button's payload meant it so. Not CANCEL, END or QUIT, often a
+# flow's own ids ("cancel the booking", "end the chat"), nor START or HELP ("Get started").
+PAYLOAD_STOP = ("STOP", "STOPALL", "UNSUBSCRIBE", "REVOKE", "OPTOUT", "OPT-OUT", "OPT OUT")
+DEFAULT_START = ("START", "UNSTOP")
+DEFAULT_HELP = ("HELP",)
+# Also HELP to US carriers (CTIA; Twilio's defaults), but a word rules files may already answer
+# ("info" keyword rules loaded before it was one): HELP unless one of the account's rules
+# answers the message, and read whole only, so "info@example.com" is an address, not INFO.
+DEFAULT_INFO = ("INFO",)
+DEFAULT_REPLY_LIMIT = 10  # automated replies per contact per window
+DEFAULT_REPLY_LIMIT_WINDOW_S = 600.0
+
+
+class RuleTemplateError(Exception):
+    """A rule's template is invalid: its number, for the error parse_rules raises."""
+
+    def __init__(self, message: str, number: int) -> None:
+        super().__init__(message)
+        self.number = number
+
+
+class CompiledRule:
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.keyword = fold(rule.keyword) if rule.keyword else None
+        self.prefix = fold(rule.prefix) if rule.prefix else None
+        self.postback = fold(rule.postback) if rule.postback else None
+        self.pattern = compile_rule_regex(rule.regex) if rule.regex else None
+        groups = frozenset(self.pattern.groupindex) if self.pattern else frozenset()
+        # Regex groups are fields too, of what the contact wrote.
+        self.template = Template(rule.reply, FIELDS | groups, written=groups)
+
+
+def _with_lookalikes(words: Iterable[str]) -> set[str]:
+    return {form for word in words for form in (fold(word), lookalike(fold(word)))}
+
+
+class CompiledAccount:
+    """An account's rules, ready to match: keywords folded, regexes and templates compiled."""
+
+    def __init__(self, name: str, rules: AccountRules) -> None:
+        self.name = name
+        self.config = rules
+        # Each also in lookalike letters: an own keyword in Cyrillic, written with some
+        # Latin letters ("CTOП"), matches too.
+        self.stop_words = _with_lookalikes((*DEFAULT_STOP, *rules.extra_stop_keywords))
+        self.payload_stop_words = _with_lookalikes((*PAYLOAD_STOP, *rules.extra_stop_keywords))
+        self.start_words = _with_lookalikes(DEFAULT_START)
+        self.help_words = _with_lookalikes(DEFAULT_HELP)
+        self.info_words = _with_lookalikes(DEFAULT_INFO)
+        self.rules = []
+        for number, rule in enumerate(rules.rules, start=1):
+            try:
+                self.rules.append(CompiledRule(rule))
+            except TemplateError as exc:
+                raise RuleTemplateError(str(exc), number) from None
+        # The longest prefix, folded: how much of a message prefix rules need (decide.py).
+        self.prefix_chars = max((len(rule.prefix) for rule in self.rules if rule.prefix),
+                                default=0)
+        # The longest postback a rule compares a button's with (keyword rules do too).
+        self.postback_chars = max((len(rule.postback or rule.keyword or "")
+                                   for rule in self.rules), default=0)
+        self.help = Template(rules.help_text)
+        self.stop_confirmation = Template(rules.stop_confirmation)
+        self.start_confirmation = Template(rules.start_confirmation)
+        self.fallback = Template(rules.fallback) if rules.fallback else None
+        self.auto_reply = Template(rules.auto_reply.text) if rules.auto_reply else None
+        # Spelled as events spell senders: E.164 on a phone channel ("31970102030", as a
+        # provider writes it, would otherwise never match, and the bot would answer its own
+        # number), as given on others (a Telegram bot's numeric id gets no "+").
+        self.own_numbers = {spelling for number in rules.own_numbers
+                            for spelling in (address(number, "sms") or number, number.strip())}
+        self.reply_limit = rules.reply_limit or DEFAULT_REPLY_LIMIT
+        self.reply_limit_window_s = rules.reply_limit_window_s or DEFAULT_REPLY_LIMIT_WINDOW_S
+
+    def keyword_first_texts(self) -> list[tuple[str, str]]:
+        """The compliance texts (setting name, first word) that begin with a word compliance
+        answers. Compliance replies are never limited, so a bot like this one at the other
+        end answers "HELP: Acme alerts..." with its help text; if that begins so too, the two
+        answer each other without end, each SMS paid for."""
+        words = self.stop_words | self.start_words | self.help_words | self.info_words
+        found = []
+        for setting in ("help_text", "stop_confirmation", "start_confirmation"):
+            first = (getattr(self.config, setting).split(maxsplit=1) or [""])[0]
+            if word_forms(first) & words:
+                found.append((setting, first))
+        return found
+
+
+class RuleSet:
+    def __init__(self, accounts: dict[str, CompiledAccount], source: str) -> None:
+        self.accounts = accounts
+        self.source = source
+
+    def for_account(self, account: str) -> CompiledAccount | None:
+        return self.accounts.get(account) or self.accounts.get("*")
