@@ -64,6 +64,12 @@ REACHES_OPTED_OUT = frozenset({CommandKind.OPT_OUT_CONFIRMATION, CommandKind.HEL
 
 
 class OutboundCommand(_Model):
+    # `_has_content` in the published schema: a non-empty text, or at least one file.
+    model_config = ConfigDict(json_schema_extra={"anyOf": [
+        {"properties": {"text": {"type": "string", "minLength": 1}}, "required": ["text"]},
+        {"properties": {"media": {"minItems": 1}}, "required": ["media"]},
+    ]})
+
     id: str = Field(min_length=1, max_length=200, description="idempotency key, unique")
     schema_version: Literal[1] = COMMAND_SCHEMA_VERSION
     account: str = Field(min_length=1)

@@ -39,6 +39,21 @@ _CHANNEL_BODY = r"[a-z0-9][a-z0-9_.-]*"
 CHANNEL_PATTERN = f"^{_CHANNEL_BODY}$"
 _channel_match = re.compile(_CHANNEL_BODY).fullmatch
 
+# A price's amount in the published schema: a decimal as any decimal parser reads it (sign,
+# fraction, exponent), never NaN or Infinity, which the model refuses. Switchboard writes
+# the plain form (`"0.0015"`); the exponent is allowed so that no amount the model reads
+# stops validating.
+DECIMAL_PATTERN = r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+
+# Added to a `pattern` anchored with `$`: Python's `re.search` (what the `jsonschema` package
+# uses) lets `$` match before a final newline, so `"sms\n"` passed there and nowhere else
+# (ECMA-262's `$`, and the model's, match only at the end). Refusing any newline is the same
+# rule for every engine, with only the tokens JSON Schema recommends (a lookahead is not).
+WHOLE_STRING: dict[str, Any] = {
+    "not": {"pattern": r"\n"},
+    "$comment": "no newline: a trailing one would pass `$` in some regex engines",
+}
+
 
 class EventType(StrEnum):
     INBOUND = "message.inbound"
@@ -146,7 +161,8 @@ class Media(_Model):
 
 class Price(_Model):
     # A decimal string on the wire: money must not pass through binary floats.
-    amount: Decimal = Field(json_schema_extra={"type": "string"})
+    amount: Decimal = Field(json_schema_extra={"type": "string", "pattern": DECIMAL_PATTERN,
+                                               **WHOLE_STRING})
     currency: str
 
     @field_serializer("amount")
@@ -157,12 +173,20 @@ class Price(_Model):
 class MessageEvent(_Model):
     """One inbound message or one status report about a message."""
 
+    # `_status_matches_type` in the published schema, so a consumer validating with it
+    # refuses what the model refuses.
+    model_config = ConfigDict(json_schema_extra={
+        "if": {"properties": {"type": {"const": EventType.STATUS.value}}, "required": ["type"]},
+        "then": {"properties": {"status": {"not": {"type": "null"}}}, "required": ["status"]},
+        "else": {"properties": {"status": {"type": "null"}}},
+    })
+
     id: uuid.UUID
     type: EventType
     schema_version: Literal[1] = SCHEMA_VERSION
     provider: str
     account: str
-    channel: str = Field(pattern=CHANNEL_PATTERN)
+    channel: str = Field(pattern=CHANNEL_PATTERN, json_schema_extra=WHOLE_STRING)
     direction: Direction
     message_id: str | None = None
     correlation_id: str | None = None
