@@ -150,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="repeatable")
     replay.add_argument("--account", action="append", default=[], help="repeatable")
     replay.add_argument("--stage", action="append", default=[],
-                        help="normalize, or a worker (sender, bot, …); repeatable")
+                        help="normalize, or a worker: sender, keywords, autoreply, "
+                             "bot-<module>-<function>; repeatable")
     replay.add_argument("--id", action="append", default=[],
                         help="a dead letter's id (with --source raw, a raw_id); repeatable")
     replay.add_argument("--dry-run", action="store_true",

@@ -54,6 +54,28 @@ def _window(args: argparse.Namespace) -> tuple[int | None, int | None]:
             int(until.timestamp() * 1000) if until else None)
 
 
+def parse_stages(given: list[str]) -> frozenset[str]:
+    """--stage values as letters name them (`worker:` before a worker's name), or ValueError
+    naming the stages there are: a misspelt one matched no letter, and replay ended with "0 of
+    0", exit 0, as if nothing were left to replay. A custom bot's name is the user's, so any
+    `bot-…` is taken."""
+    from consumers.workers import WORKERS
+
+    stages = set()
+    for stage in given:
+        name = stage.removeprefix("worker:")
+        if stage == "normalize":
+            stages.add(stage)
+        elif name in WORKERS or (name.startswith("bot-") and len(name) > len("bot-")):
+            stages.add(f"worker:{name}")
+        else:
+            raise ValueError(
+                f"unknown --stage {stage!r}: a stage is normalize or a worker's name "
+                f"(worker: before it may be left out): {', '.join(WORKERS)}, or "
+                "bot-<module>-<function> for `worker bot --bot module:function`")
+    return frozenset(stages)
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every selected letter was replayed, 3 when some still fail, were skipped
     or an asked-for id was not found, 1 when Kafka failed, 2 for bad arguments, 128 + the
@@ -68,13 +90,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         since_ms, until_ms = _window(args)
+        stages = parse_stages(args.stage)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    stages = {s if s == "normalize" or s.startswith("worker:") else f"worker:{s}"
-              for s in args.stage}
     selection = Selection(providers=frozenset(args.provider), accounts=frozenset(args.account),
-                          stages=frozenset(stages), ids=frozenset(args.id))
+                          stages=stages, ids=frozenset(args.id))
 
     stopped_by: list[signal.Signals] = []
     stop = asyncio.Event()

@@ -114,7 +114,8 @@ async def test_a_record_a_worker_gave_up_on_goes_back_on_its_topic(kafka_bootstr
     topic = f"test.runtime.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka, partitions=3, replication_factor=1,
                         specs=(TopicSpec(topic, "test"), DEAD_LETTER))
-    name = f"replay-{uuid.uuid4().hex[:8]}"
+    # A stage replay knows: a custom bot's (any other worker name is refused).
+    name = f"bot-replay-{uuid.uuid4().hex[:8]}"
     # Kept exactly: a key that is not UTF-8, a binary header, and one without a value.
     key = b"k-\xff"
     headers: list[tuple[str, bytes | None]] = [
@@ -245,12 +246,13 @@ async def test_the_window_and_the_filters_bound_what_is_replayed(kafka_bootstrap
 async def test_a_stage_that_matches_no_letter_names_the_stages_the_window_holds(
     kafka_bootstrap: str
 ) -> None:
-    # A custom bot's stage is `worker:bot-<module>-<function>`: `--stage bot` matched nothing
-    # and replay said only "replayed 0 of 0", exit 0, as if there were no letter to replay.
-    stage = f"bot-mybot-{uuid.uuid4().hex[:8]}-bot"
+    # A custom bot's stage is `worker:bot-<module>-<function>`: `--stage bot-mybot-answer`
+    # (its function is `answer_bot`) matched nothing and replay said only "replayed 0 of 0",
+    # exit 0, as if there were no letter to replay.
+    stage = f"bot-mybot-{uuid.uuid4().hex[:8]}-answer_bot"
     await publish_worker_letters(kafka_bootstrap, "test.unused", stage, 1)
 
-    code, lines, err = await replay(kafka_bootstrap, "--stage", "bot", "--dry-run")
+    code, lines, err = await replay(kafka_bootstrap, "--stage", "bot-mybot-answer", "--dry-run")
 
     assert code == 0 and lines == []
     assert "no letter matched the filters" in err
@@ -264,7 +266,7 @@ async def test_a_stopped_replay_reports_every_letter_it_published_and_no_other(
     topic = f"test.replay.stop.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
                         specs=(TopicSpec(topic, "test"),))
-    stage = f"stop-{uuid.uuid4().hex[:8]}"
+    stage = f"bot-stop-{uuid.uuid4().hex[:8]}"
     letters = 3000
     await publish_worker_letters(kafka_bootstrap, topic, stage, letters)
 

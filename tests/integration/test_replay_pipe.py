@@ -21,7 +21,7 @@ async def test_a_reader_that_goes_away_stops_replay_and_it_says_what_it_publishe
     topic = f"test.replay.pipe.{uuid.uuid4().hex[:8]}"
     await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
                         specs=(TopicSpec(topic, "test"),))
-    stage = f"pipe-{uuid.uuid4().hex[:8]}"
+    stage = f"bot-pipe-{uuid.uuid4().hex[:8]}"
     letters = 3000
     await publish_worker_letters(kafka_bootstrap, topic, stage, letters)
 

@@ -25,7 +25,7 @@ from ingest.replay import Kept, Replayer, Selection, Unreplayable, read_kept, re
 from ingest.webhooks import WebhookHandler
 from switchboard.accounts import parse_accounts
 from switchboard.cli import build_parser
-from switchboard.cli.replay import cmd_replay, parse_when
+from switchboard.cli.replay import cmd_replay, parse_stages, parse_when
 from switchboard.records import OutRecord, raw_envelope
 from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, RAW
@@ -267,6 +267,14 @@ def test_every_filter_given_must_match(selection: Selection, matches: bool) -> N
     (["--since", "1h", "--until", "2h"], "is after --until"),
     (["--source", "raw"], "--source raw needs --since"),
     (["--source", "raw", "--since", "1h", "--stage", "sender"], "--stage is for dead letters"),
+    # A misspelt stage matched no letter: "0 of 0" and exit 0, the letters left unreplayed.
+    (["--stage", "normalise"], "unknown --stage 'normalise': a stage is normalize or a "
+                               "worker's name (worker: before it may be left out): sender, "
+                               "keywords, autoreply, or bot-<module>-<function>"),
+    (["--stage", "sender", "--stage", "worker:sendr"], "unknown --stage 'worker:sendr'"),
+    (["--stage", "worker:normalize"], "unknown --stage 'worker:normalize'"),
+    (["--stage", "bot"], "unknown --stage 'bot'"),
+    (["--stage", "raw"], "unknown --stage 'raw'"),
 ])
 def test_a_window_that_cannot_be_read_is_refused_before_kafka_is_asked(
         args: list[str], reason: str) -> None:
@@ -276,6 +284,14 @@ def test_a_window_that_cannot_be_read_is_refused_before_kafka_is_asked(
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and reason in done.stderr
     assert done.stdout == ""
+
+
+def test_stages_are_named_as_letters_name_them() -> None:
+    assert parse_stages(["normalize", "sender", "worker:keywords", "autoreply",
+                         "bot-bots.shop-answer", "worker:bot-echo-reply"]) == {
+        "normalize", "worker:sender", "worker:keywords", "worker:autoreply",
+        "worker:bot-bots.shop-answer", "worker:bot-echo-reply"}
+    assert parse_stages([]) == frozenset()
 
 
 def test_a_misspelt_provider_is_refused_not_an_empty_replay(
