@@ -83,7 +83,9 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     SIGPIPE) when the reader of its output went away before it."""
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
-    from ingest.replay import ReplayError, Selection, Summary, replay
+    from ingest.kept import Selection
+    from ingest.replay import Summary, replay
+    from ingest.replayer import ReplayError
 
     if not settings.kafka_bootstrap_servers:
         print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)

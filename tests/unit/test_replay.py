@@ -21,7 +21,8 @@ from starlette.routing import Route
 from ingest.correlation import CorrelationIndex
 from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
-from ingest.replay import Kept, Replayer, Selection, Unreplayable, read_kept, record_of, webhook_of
+from ingest.kept import Kept, Selection, Unreplayable, read_kept, record_of, webhook_of
+from ingest.replayer import Replayer
 from ingest.webhooks import WebhookHandler
 from switchboard.accounts import parse_accounts
 from switchboard.cli import build_parser

@@ -15,7 +15,8 @@ import orjson
 import pytest
 from aiokafka import ConsumerRecord
 
-from ingest.replay import CHUNK_LETTERS, Selection, Summary, replay
+from ingest.kept import Selection
+from ingest.replay import CHUNK_LETTERS, Summary, replay
 from switchboard.records import OutRecord, raw_envelope
 from tests.fakes import KeepingProducer
 from tests.fixtures import load_fixtures
