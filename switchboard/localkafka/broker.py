@@ -1,4 +1,7 @@
-"""The broker process: one broker+controller JVM on 127.0.0.1, its config, start and stop."""
+"""The broker process: one broker+controller JVM on 127.0.0.1, its config, start and stop.
+
+A node alone by default; a node of a cluster of such nodes (the tests' three) when given the
+others' controller ports as `voters`, the cluster's id and a replication factor."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -25,7 +29,7 @@ from switchboard.localkafka.secured import SecuredListener
 READY_LINE = "Kafka Server started"
 
 
-def _new_cluster_id() -> str:
+def new_cluster_id() -> str:
     # Kafka's own Uuid never starts with "-": the tools would read it as an option.
     while True:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -70,13 +74,25 @@ class LocalKafka:
         controller_port: int = 9093,
         heap: str = "512m",
         secured: SecuredListener | None = None,
+        node_id: int = 1,
+        voters: Mapping[int, int] | None = None,
+        cluster_id: str | None = None,
+        replication_factor: int = 1,
     ) -> None:
+        """`voters`: node id -> controller port of every node of the cluster, this one too
+        (None: this node alone). The nodes of one cluster share `cluster_id` (formatted into
+        each data dir once) and are started with `launch`, then `wait_started`: each waits for
+        a quorum of the others before it says it has started."""
         self.data_dir = data_dir.resolve()
         self.cache_dir = cache_dir
         self.port = port
         self.controller_port = controller_port
         self.heap = heap
         self.secured = secured
+        self.node_id = node_id
+        self.voters = dict(voters) if voters is not None else {node_id: controller_port}
+        self.cluster_id = cluster_id
+        self.replication_factor = replication_factor
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "broker.log"
         self._data_lock: IO[str] | None = None
@@ -95,12 +111,15 @@ class LocalKafka:
         added = [] if secured is None else secured.listeners()
         listener = "".join(f",{name}://127.0.0.1:{port}" for name, _, port in added)
         protocol = "".join(f",{name}:{security}" for name, security, _ in added)
+        voters = ",".join(f"{node}@127.0.0.1:{port}" for node, port in sorted(self.voters.items()))
+        replicas = self.replication_factor
+        in_sync = min(2, replicas)  # as switchboard.topics asks of the topics it creates
         properties.write_text(
             "\n".join(
                 [
                     "process.roles=broker,controller",
-                    "node.id=1",
-                    f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                    f"node.id={self.node_id}",
+                    f"controller.quorum.voters={voters}",
                     "controller.listener.names=CONTROLLER",
                     f"listeners=PLAINTEXT://127.0.0.1:{self.port},"
                     f"CONTROLLER://127.0.0.1:{self.controller_port}{listener}",
@@ -109,14 +128,14 @@ class LocalKafka:
                     "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
                     f"{protocol}",
                     f"log.dirs={logs}",
-                    # one node: internal topics cannot have 3 replicas
+                    # internal topics with as many replicas as there are nodes to hold them
                     "num.partitions=1",
-                    "default.replication.factor=1",
-                    "min.insync.replicas=1",
-                    "offsets.topic.replication.factor=1",
+                    f"default.replication.factor={replicas}",
+                    f"min.insync.replicas={in_sync}",
+                    f"offsets.topic.replication.factor={replicas}",
                     "offsets.topic.num.partitions=1",
-                    "transaction.state.log.replication.factor=1",
-                    "transaction.state.log.min.isr=1",
+                    f"transaction.state.log.replication.factor={replicas}",
+                    f"transaction.state.log.min.isr={in_sync}",
                     "transaction.state.log.num.partitions=1",
                     # topics are created explicitly (switchboard.topics), as in production
                     "auto.create.topics.enable=false",
@@ -150,14 +169,28 @@ class LocalKafka:
 
     def start(self, timeout_s: float = 120.0) -> None:
         """Fetch (once), format (once per data dir) and start; returns when the broker is up."""
+        self.launch()
+        self.wait_started(timeout_s)
+
+    def launch(self) -> None:
+        """Fetch (once), format (once per data dir) and start the process, without waiting
+        for it to be up (`wait_started`)."""
         self._lock_data_dir()
         try:
-            self._start(timeout_s)
+            self._launch()
         except BaseException:
             self.stop()  # and let the data dir go
             raise
 
-    def _start(self, timeout_s: float) -> None:
+    def wait_started(self, timeout_s: float = 120.0) -> None:
+        """Return once the launched broker says it has started; stop it if it does not."""
+        try:
+            self._wait_for_ready_line(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _launch(self) -> None:
         # Each port with the setting that moves it (the tests' secured listeners have none).
         ports = [(self.port, " (set SWITCHBOARD_KAFKA_PORT to choose another)"),
                  (self.controller_port,
@@ -172,7 +205,7 @@ class LocalKafka:
         properties, log4j = self._write_config()
         id_file = self.data_dir / "cluster.id"
         if not id_file.exists():
-            id_file.write_text(_new_cluster_id())
+            id_file.write_text(self.cluster_id or new_cluster_id())
         try:
             formatted = subprocess.run(
                 self._java(lib, log4j, "kafka.tools.StorageTool", "format", "-t",
@@ -196,7 +229,6 @@ class LocalKafka:
                 # it; stop() ends it last.
                 process_group=0,
             )
-        self._wait_for_ready_line(timeout_s)
 
     def _lock_data_dir(self) -> None:
         """Hold the data dir while the broker runs. A second broker on it (another `run` or

@@ -13,13 +13,14 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 
-from switchboard.localkafka import LocalKafka, free_port
+from switchboard.localkafka import LocalKafka, free_port, new_cluster_id, wait_until_usable
 from switchboard.settings import Settings
 from switchboard.topics import ensure_topics
 
@@ -183,3 +184,44 @@ async def own_broker(data_dir: Path, partitions: int = 1) -> AsyncIterator[Local
         yield broker
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+@dataclass
+class LocalCluster:
+    """The nodes of one local cluster by node id, each a broker and a controller."""
+
+    brokers: dict[int, LocalKafka]
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(broker.bootstrap_servers for broker in self.brokers.values())
+
+
+@contextlib.asynccontextmanager
+async def own_cluster(data_dir: Path, nodes: int = 3, partitions: int = 6
+                      ) -> AsyncIterator[LocalCluster]:
+    """A cluster of `nodes` brokers, each also a controller (all voters), with Switchboard's
+    topics (`partitions` each) on every node, as users run it: a test may kill a node. Small
+    heaps: the JVMs share two cores and the memory with the test."""
+    controllers = {node: free_port() for node in range(1, nodes + 1)}
+    cluster_id = new_cluster_id()
+    cluster = LocalCluster({
+        node: LocalKafka(data_dir / f"kafka-{node}", cache_dir=Settings().cache_dir,
+                         port=free_port(), controller_port=port, heap="256m", node_id=node,
+                         voters=controllers, cluster_id=cluster_id, replication_factor=nodes)
+        for node, port in controllers.items()})
+    try:
+        # All launched first: each waits for a quorum of the others before it has started.
+        for broker in cluster.brokers.values():
+            await asyncio.to_thread(broker.launch)
+        for broker in cluster.brokers.values():
+            await asyncio.to_thread(broker.wait_started)
+        await wait_until_usable(cluster.bootstrap_servers)
+        await ensure_topics(cluster.bootstrap_servers, partitions=partitions,
+                            replication_factor=nodes)
+        yield cluster
+    finally:
+        # Together, and not waiting long: the last node's clean stop waits for a quorum that
+        # has left, and the data is the test's, thrown away.
+        await asyncio.gather(*(asyncio.to_thread(broker.stop, 5.0)
+                               for broker in cluster.brokers.values()))
