@@ -22,7 +22,7 @@ from ingest import metrics
 from ingest.correlation import CorrelationIndex
 from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
-from ingest.protocol import IngestProtocol
+from ingest.protocol import Deadlines, IngestProtocol
 from ingest.siblings import SiblingProcesses
 from ingest.webhooks import WebhookHandler
 from normalizers.registry import echoes_correlation
@@ -270,6 +270,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
     app.state.producer = producer
     app.state.handler = handler
     app.state.readiness = readiness
+    app.state.deadlines = Deadlines.of(settings)  # for serve's protocol, below the app
     return app
 
 

@@ -6,22 +6,34 @@ grew the process by about twice what it sent (200 MB sent: 450 MB more), before 
 was known or any authentication ran. And what the parser could not read got a plain-text
 400, where every other refusal ingest gives is JSON.
 
+Nor did anything bound how long a client takes: uvicorn's keep-alive timer closes a kept-alive
+connection left idle, but is not armed on a new one, and the first byte of a request cancels
+it. A connection that sent nothing, or a head a byte every few seconds, or the body of a request
+answered without it (a 404), was held for as long as the client liked.
+
 This is uvicorn's own protocol with a few integer additions per header: a request whose URL
 and headers pass MAX_HEAD_BYTES, or with more than MAX_HEADERS headers, gets a 431; one the
-parser cannot read a 400; both with the JSON error body, and the connection closed.
+parser cannot read a 400; one whose head is not whole within the head's deadline a 408; all
+with the JSON error body, and the connection closed. One timer per connection, armed only
+while the connection waits for a head or for a body no one reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any, NamedTuple
 
 import httptools
 import orjson
+from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from ingest import metrics
 from switchboard.logs import get_logger
 from switchboard.probes import error_body
+from switchboard.settings import Settings
 from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
@@ -38,8 +50,33 @@ LINGER_S = 2.0
 _HEADER_FRAMING = 3
 
 
-# Where the parser is: in no head, in one begun in the current read, in one from an earlier read.
-_NO_HEAD, _HEAD_BEGUN, _HEAD_GOES_ON = 0, 1, 2
+# Where the parser is: between requests, in a head begun in the current read or in an earlier
+# one, in a body (the head handed to the app).
+_IDLE, _HEAD_BEGUN, _HEAD_GOES_ON, _BODY = 0, 1, 2, 3
+
+
+class Deadlines(NamedTuple):
+    """How long a request's URL and headers, and a body no one reads, may take to arrive."""
+
+    head_s: float
+    body_s: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> Deadlines:
+        return cls(settings.header_timeout_s, settings.body_timeout_s)
+
+
+DEFAULT_DEADLINES = Deadlines(Settings.model_fields["header_timeout_s"].default,
+                              Settings.model_fields["body_timeout_s"].default)
+
+
+def deadlines_of(app: Any) -> Deadlines:
+    """The deadlines the ingest app keeps in its state (create_app puts its settings' there),
+    found under uvicorn's middleware; another app's are the settings' defaults."""
+    while (state := getattr(app, "state", None)) is None and hasattr(app, "app"):
+        app = app.app
+    deadlines = getattr(state, "deadlines", None)
+    return deadlines if isinstance(deadlines, Deadlines) else DEFAULT_DEADLINES
 
 
 class _HeadTooLarge(Exception):
@@ -58,10 +95,27 @@ class IngestProtocol(HttpToolsProtocol):
 
     # Anyone can send these, as often as they like: logged once a minute per status.
     refusals = ThrottledLog(log)
-    _head = _NO_HEAD
+    _phase = _IDLE
     _head_bytes = 0
     _unfinished_bytes = 0
     _refused = False
+    _timer: asyncio.TimerHandle | None = None
+
+    def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.deadlines = deadlines_of(self.app)
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        # uvicorn's keep-alive timer is not armed on a new connection: this one is.
+        self._timer = self.loop.call_later(self.deadlines.head_s, self._expired)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()  # and lets go of this protocol now, not at the deadline
+            self._timer = None
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own, but for the refusals: it logs and answers them in plain text.
@@ -84,16 +138,21 @@ class IngestProtocol(HttpToolsProtocol):
                 self._refuse(400, "bad_request", "malformed HTTP request",
                              "malformed HTTP request refused", reason=str(exc)[:100])
             return
-        if self._head == _HEAD_GOES_ON:
+        if self._phase == _HEAD_GOES_ON:
             self._unfinished_bytes += len(data)
             if self._unfinished_bytes > MAX_HEAD_BYTES:
                 self._refuse_head()
-        elif self._head == _HEAD_BEGUN:
-            self._head = _HEAD_GOES_ON
+        elif self._phase == _HEAD_BEGUN:
+            self._phase = _HEAD_GOES_ON
+            # A head in more than one read (a rare one: providers send theirs at once). On a
+            # new connection the timer runs since it opened; on a kept-alive one, the byte
+            # that began this head cancelled uvicorn's keep-alive timer: from here, then.
+            if self._timer is None:
+                self._timer = self.loop.call_later(self.deadlines.head_s, self._expired)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._head = _HEAD_BEGUN
+        self._phase = _HEAD_BEGUN
         self._head_bytes = self._unfinished_bytes = 0
 
     def on_url(self, url: bytes) -> None:
@@ -113,8 +172,43 @@ class IngestProtocol(HttpToolsProtocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._head = _NO_HEAD
+        self._phase = _BODY
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._phase = _IDLE
+        if self._timer is not None:
+            # A body that came after its answer: the connection is idle now, and the bytes
+            # cancelled uvicorn's keep-alive timer (armed with the answer), never armed
+            # again. The next head has the time a new connection's has.
+            self._timer.cancel()
+            self._timer = self.loop.call_later(self.deadlines.head_s, self._expired)
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._phase == _BODY and self._timer is None and not self.transport.is_closing():
+            # Answered without its body (a 404, a 401 on a header, a 413): the rest is read
+            # and dropped so the connection can serve the next request, but not for ever.
+            self._timer = self.loop.call_later(self.deadlines.body_s, self._expired)
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self._refused or self.transport.is_closing():
+            return
+        if self._phase == _IDLE:
+            self.transport.close()  # nothing of a request came: nothing to answer
+        elif self._phase != _BODY:
+            head_s = self.deadlines.head_s
+            self._refuse(408, "request_timeout",
+                         f"the request's URL and headers did not arrive within {head_s:g} s",
+                         "request headers too slow refused", timeout_s=head_s)
+        elif self.cycle.response_complete:
+            self.transport.close()  # the answer went long ago; the body is nobody's
+        # else the app reads this body, under its own deadline (a webhook's: 408 body_timeout)
 
     def _refuse_head(self) -> None:
         self._refuse(431, "headers_too_large",

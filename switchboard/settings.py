@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     # At most what the raw topic (2 MiB records) holds in base64, with room for the envelope:
     # a larger body would be refused by Kafka on every retry (503 for ever).
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_500_000)
+    header_timeout_s: float = Field(
+        default=10.0, gt=0, le=3600,
+        description="longest a request's URL and headers may take to arrive (then 408): a "
+                    "client sending a byte at a time would otherwise hold its connection")
     body_timeout_s: float = Field(
         default=30.0, gt=0, le=3600,
         description="longest a webhook's body may take to arrive (then 408): a sender that "

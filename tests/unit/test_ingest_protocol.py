@@ -240,13 +240,15 @@ def _settled(pid: int, workers: int) -> None:
 
 
 @contextlib.contextmanager
-def _serve(workers: int) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def _serve(workers: int, **settings: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`serve` with the example accounts, and `settings` as environment variables."""
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith("SWITCHBOARD_") and k != MULTIPROCESS_DIR_ENV}
     port = free_port()
     env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached: not needed
                    "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
-                   "SWITCHBOARD_HTTP_PORT": str(port), "SWITCHBOARD_LOG_LEVEL": "ERROR"}
+                   "SWITCHBOARD_HTTP_PORT": str(port), "SWITCHBOARD_LOG_LEVEL": "ERROR",
+                   **settings}
     server = subprocess.Popen(
         [sys.executable, "-m", "switchboard.cli", "serve", "--workers", str(workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -294,6 +296,25 @@ def test_serve_bounds_a_head_without_end_and_answers_in_json(workers: int) -> No
                                             "message": "malformed HTTP request"})
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_answers_a_head_slower_than_its_setting_408(workers: int) -> None:
+    """SWITCHBOARD_HEADER_TIMEOUT_S reaches the protocol of each worker process (through the
+    app its factory makes). A head sent a byte every 0.2 s was taken for as long as it came."""
+    with _serve(workers, SWITCHBOARD_HEADER_TIMEOUT_S="0.5") as (_, port), \
+            socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /webhooks/infobip/demo-infobip HTTP/1.1\r\nhost: ingest\r\n")
+        began = time.monotonic()
+        while not select.select([sock], [], [], 0.2)[0] and time.monotonic() - began < 10:
+            with contextlib.suppress(ConnectionError):
+                sock.sendall(b"x")  # a header name without end
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    status, headers, body = _answer(raw)
+    assert (status, body["error"]) == (408, "request_timeout")
+    assert headers["connection"] == "close"
+
+
 async def test_a_bad_request_behind_one_in_flight_leaves_that_one_unanswered_quietly(
         port: int, caplog: pytest.LogCaptureFixture) -> None:
     """Pipelined after a good request (one read holding both): the answer is the refusal, and
@@ -310,8 +331,9 @@ async def test_a_bad_request_behind_one_in_flight_leaves_that_one_unanswered_qui
 
 async def test_run_serves_ingest_with_the_same_answers_and_its_stop_sums_them_up(
         caplog: pytest.LogCaptureFixture) -> None:
-    """`run` serves ingest as `serve` does; the stop logs the count held back (the app's
-    shutdown flushes it, as it flushes the app's own refusals)."""
+    """`run` serves ingest as `serve` does (its settings' head deadline too); the stop logs
+    the count held back (the app's shutdown flushes it, as it flushes the app's own
+    refusals)."""
     caplog.set_level(logging.INFO)
     IngestProtocol.refusals.flush()
     caplog.clear()
@@ -319,7 +341,8 @@ async def test_run_serves_ingest_with_the_same_answers_and_its_stop_sums_them_up
         "provider": "infobip", "auth": {"scheme": "basic", "username": "u",
                                         "secrets": ["password-123"]}}}})
     port, stopped = free_port(), asyncio.Event()
-    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", http_port=port)
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", http_port=port,
+                        header_timeout_s=0.5)
     running = asyncio.create_task(run_all(settings, accounts, workers=[], simulator=False,
                                           gone=stopped.is_set))
     try:
@@ -328,10 +351,17 @@ async def test_run_serves_ingest_with_the_same_answers_and_its_stop_sums_them_up
             raw = await _exchange(port, b"GET /healthz HTTP/1.1\r\nbad name: v\r\n\r\n")
             assert _answer(raw)[0::2] == (400, {"error": "bad_request",
                                                 "message": "malformed HTTP request"})
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nhost: ingest\r\n")  # and nothing more
+        raw = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+        assert _answer(raw)[0::2] == (408, {
+            "error": "request_timeout",
+            "message": "the request's URL and headers did not arrive within 0.5 s"})
     finally:
         stopped.set()
         await asyncio.wait_for(running, 30)
     assert [record.msg["event"] for record in caplog.records
             if record.name == "ingest.protocol" and isinstance(record.msg, dict)] == [
-        "malformed HTTP request refused",
+        "malformed HTTP request refused", "request headers too slow refused",
         "malformed HTTP request refused: 2 more in the last 60 s"]
