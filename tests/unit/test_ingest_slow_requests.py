@@ -48,7 +48,7 @@ async def server() -> AsyncIterator[tuple[int, KeepingProducer]]:
     app = create_app(settings, accounts)
     producer = KeepingProducer()
     app.state.handler.producer = producer
-    async with served(app, http=INGEST_HTTP) as port:
+    async with served(app, http=INGEST_HTTP, timeout_keep_alive=1) as port:
         yield port, producer
         IngestProtocol.refusals.flush()
 
@@ -124,6 +124,16 @@ async def test_a_connection_that_sends_nothing_is_closed_without_an_answer(port:
     finally:
         writer.close()
     assert raw == b""
+    assert _count("request_timeout") == before
+
+
+async def test_an_idle_kept_alive_connection_is_closed_without_an_answer(port: int) -> None:
+    """uvicorn's keep-alive timer, as before: an idle connection between requests is no
+    request begun, and gets no 408."""
+    before = _count("request_timeout")
+    raw, took = await _dribble(port, HEALTHZ, b"", answered=b'{"status":"ok"}')
+    assert [status for status, _, _ in _answers(raw)] == [200]
+    assert took < WITHIN_S
     assert _count("request_timeout") == before
 
 
