@@ -438,9 +438,10 @@ def _refused(sent: list[tuple[Partition, asyncio.Future[Any]]]
 
 def _spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:
     """Whether the client is left unable to write: aiokafka's idempotent producer gives each
-    batch its partition's next sequence number when it sends it and never takes one back, so
-    after a batch fails (refused by the broker, or dropped for want of a leader) the broker
-    refuses every later batch of that partition as out of order (aio-libs/aiokafka#1017).
+    batch its partition's next sequence number when it takes it from its queue and never takes
+    one back, so after a batch fails (refused by the broker, or dropped for want of a leader,
+    also one never sent: it takes the batch from its queue to drop it) the broker refuses
+    every later batch of that partition as out of order (aio-libs/aiokafka#1017).
     A client whose sender task has ended takes nothing any more either."""
     if any(f.done() and not f.cancelled() and f.exception() is not None for f in futures):
         return True

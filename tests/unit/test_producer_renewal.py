@@ -1,11 +1,12 @@
 """DurableProducer when aiokafka's client can no longer write a partition, without a broker.
 
 aiokafka's idempotent producer gives each batch its partition's next sequence number when it
-sends it, and never takes one back. After a batch fails for good (the broker refused it, say as
-too large for the topic, or it waited too long for a partition without a leader), the broker
-waits for a sequence number that never comes and refuses every later batch of the partition as
-out of order, for as long as that client lives (aio-libs/aiokafka#1017): each webhook of the
-account, whose raw records share a partition, would be answered 503 until a restart."""
+takes it from its queue (to send it, or to drop it for want of a leader), and never takes one
+back. After a batch fails for good (the broker refused it, say as too large for the topic, or
+it waited too long for a partition without a leader), the broker waits for a sequence number
+that never comes and refuses every later batch of the partition as out of order, for as long
+as that client lives (aio-libs/aiokafka#1017): each webhook of the account, whose raw records
+share a partition, would be answered 503 until a restart."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
-from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError, OutOfOrderSequenceNumber
+from aiokafka.producer.message_accumulator import BatchBuilder, MessageAccumulator
+from aiokafka.producer.transaction_manager import TransactionManager
 from aiokafka.record.default_records import DefaultRecordBatch
+from aiokafka.structs import TopicPartition
 
 from switchboard import producer as producer_module
 from switchboard.producer import MAX_BATCH_BYTES, DurableProducer, PublishError
@@ -231,3 +234,28 @@ async def test_a_stop_while_the_client_is_replaced_leaves_no_client_open(
     await asyncio.wait_for(producer.stop(), 5)
     assert producer._flusher is None
     assert [client.stopped for client in clients] == [True, True]
+
+
+async def test_a_batch_dropped_for_want_of_a_leader_spends_its_sequence_number() -> None:
+    """Why a client is replaced also after a batch that never reached a broker: aiokafka
+    (0.14) gives a batch its sequence number when it takes it from its queue, also to fail it
+    there, its partition having had no leader for the whole request timeout. The broker then
+    refuses the partition's next batch as out of order, as after one it refused. Should a
+    later aiokafka take such a number back, such a drop need not replace the client."""
+    class Leaderless:
+        def leader_for_partition(self, tp: TopicPartition) -> int:
+            return -1  # the partition's leader is being elected
+
+    sequences = TransactionManager(None, 60_000)
+    sequences.set_pid_and_epoch(7, 0)
+    queue = MessageAccumulator(Leaderless(), MAX_BATCH_BYTES, 0, 0.01, txn_manager=sequences)
+    tp = TopicPartition(TOPIC, 0)
+    builder = queue.create_builder()
+    builder.append(timestamp=None, key=b"k", value=b"never sent")
+    outcome = await queue.add_batch(builder, tp, 1)
+    await asyncio.sleep(0.02)  # past the batch's time to live
+    nodes, _ = queue.drain_by_nodes(ignore_nodes=set())
+    assert nodes == {}  # not sent: no leader to send it to
+    with pytest.raises(KafkaError, match="LeaderNotAvailable"):
+        await outcome
+    assert sequences.sequence_number(tp) == 1  # spent all the same
