@@ -138,6 +138,8 @@ class DurableProducer:
         self._tracked: set[str] = set()
         self._tracking: AIOKafkaProducer | None = None
         self._failing = False
+        # The partitions that failed since Kafka was last seen taking records: _note_outcome.
+        self._failed: set[Partition] = set()
         # Set when a batch the client had taken failed: see _renew.
         self._spoiled: AIOKafkaProducer | None = None
 
@@ -315,15 +317,22 @@ class DurableProducer:
             self._buffered -= group.size
         group.finish(PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"))
 
-    def _note_outcome(self, failure: PublishError | None) -> None:
+    def _note_outcome(self, group: _Group, failure: PublishError | None,
+                      refused: dict[Partition, PublishError] | None) -> None:
         """Say when Kafka stops and starts taking records again: the client's own logs
-        report every retry but never the recovery."""
-        if failure is not None and not self._failing:
-            log.warning("kafka is not taking records", bootstrap=str(self.kafka),
-                        reason=str(failure))
-        elif failure is None and self._failing:
+        report every retry but never the recovery. Taking again means for a partition that
+        had failed: while one is refused or waits for a leader, the others' round trips
+        succeed, and the two lines alternated at each of its failures."""
+        if failure is not None:
+            if not self._failing:
+                log.warning("kafka is not taking records", bootstrap=str(self.kafka),
+                            reason=str(failure))
+            self._failing = True
+            self._failed |= refused.keys() if refused else group.batches.keys()
+        elif self._failing and not self._failed.isdisjoint(group.batches):
             log.info("kafka is taking records again", bootstrap=str(self.kafka))
-        self._failing = failure is not None
+            self._failing = False
+            self._failed.clear()
 
     async def _flush(self) -> None:
         """Hand over one group at a time: the next one fills while this one is in flight."""
@@ -332,7 +341,7 @@ class DurableProducer:
                 self._open = None
                 try:
                     outcome, refused = await self._send(group)
-                    self._note_outcome(outcome)
+                    self._note_outcome(group, outcome, refused)
                     group.finish(outcome, refused)
                 finally:
                     self._buffered -= group.size

@@ -259,3 +259,23 @@ async def test_a_batch_dropped_for_want_of_a_leader_spends_its_sequence_number()
     with pytest.raises(KafkaError, match="LeaderNotAvailable"):
         await outcome
     assert sequences.sequence_number(tp) == 1  # spent all the same
+
+
+async def test_one_partition_refused_is_not_reported_as_kafka_back_by_the_others(
+        clients: list[SequencedClient], caplog: pytest.LogCaptureFixture) -> None:
+    """A refused partition logged "kafka is not taking records", and the next round trip of
+    any other partition "taking records again": two lines per failure, the second untrue.
+    Back means back for a partition that failed."""
+    producer = DurableProducer("unused:9092", timeout_s=1)
+    await producer.start()
+    try:
+        with pytest.raises(PublishError, match="MessageSizeTooLarge"):
+            await producer.publish([OutRecord(TOPIC, REFUSED, b"bird|shop")])
+        await producer.publish([OutRecord("switchboard.status.v1", b"another", b"k")])
+        assert "kafka is not taking records" in caplog.text
+        assert "kafka is taking records again" not in caplog.text
+        await producer.publish([OutRecord(TOPIC, b"the next webhook", b"bird|shop")])
+    finally:
+        await producer.stop()
+    assert caplog.text.count("kafka is not taking records") == 1
+    assert caplog.text.count("kafka is taking records again") == 1
