@@ -12,7 +12,6 @@ import functools
 import logging
 import random
 import time
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -81,10 +80,17 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
+# What uuid.UUID(int=..., version=4) does to the bits: RFC 4122 variant, version 4.
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
+
+
 def new_id() -> str:
     """A random UUID without a syscall per call (uuid4 reads os.urandom every time); these
-    ids only need to be unique, not secret."""
-    return str(uuid.UUID(int=random.getrandbits(128), version=4))
+    ids only need to be unique, not secret. Written as str(uuid.UUID(int=bits, version=4))
+    writes it, without building the UUID object (a third of the cost; one per request)."""
+    digits = "%032x" % (random.getrandbits(128) & _UUID4_CLEAR | _UUID4_SET)
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 def _url_as_sent(request: Request) -> str:
