@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switchboard.addresses import address
 from switchboard.commands import OutboundCommand, OutboundResult
-from switchboard.events import MessageEvent
+from switchboard.events import EventType, MessageEvent
 from switchboard.logs import scrub
 from switchboard.topics import (
     DEAD_LETTER,
@@ -147,16 +147,25 @@ def named_by_source(headers: Sequence[tuple[str, bytes | None]]) -> tuple[str, s
     return "", ""
 
 
+# Each event type's topic and CloudEvents type: looked up, not worked out again for every
+# record ingest writes (an enum's `.value` is a Python-level property).
+_EVENT_TOPIC_AND_TYPE: dict[str, tuple[str, str]] = {
+    kind: (MESSAGE_INBOUND.name if kind is EventType.INBOUND else MESSAGE_STATUS.name,
+           f"dev.switchboard.{kind.value}.v1")
+    for kind in EventType
+}
+
+
 def event_record(event: MessageEvent) -> OutRecord:
-    topic = MESSAGE_INBOUND if event.type.value == "message.inbound" else MESSAGE_STATUS
+    topic, ce_type = _EVENT_TOPIC_AND_TYPE[event.type]
     return OutRecord(
-        topic=topic.name,
+        topic=topic,
         key=conversation_key(event.provider, event.account, event.contact),
         value=event.to_json(),
         headers=cloudevent_headers(
             ce_id=str(event.id), source=source_of(event.provider, event.account),
-            ce_type=f"dev.switchboard.{event.type.value}.v1",
-            time=event.occurred_at or event.received_at, subject=event.message_id,
+            ce_type=ce_type, time=event.occurred_at or event.received_at,
+            subject=event.message_id,
         ),
     )
 
