@@ -220,6 +220,7 @@ class WebhookHandler:
             metrics.count_request(account.provider, account.name, outcome)
 
     async def _process(self, request: Request, account: Account) -> tuple[Response, str]:
+        method = request.method  # read once: Starlette's is a property looking in the scope
         # ASGI header names are lower-case already; one dict beats repeated list scans.
         raw_headers = request.scope["headers"]
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers}
@@ -243,8 +244,7 @@ class WebhookHandler:
                 refuse_repeated(repeated, account.auth)
             except AuthError as exc:
                 return self._unauthorized(account, exc), "unauthorized"
-        if request.method == "HEAD" or (request.method == "GET"
-                                        and not without_token(query, account.auth)):
+        if method == "HEAD" or (method == "GET" and not without_token(query, account.auth)):
             # A provider checking the URL it was given, token and all: it exists, and the
             # token is right (a wrong one got its 401 above, so the URL is not saved).
             return Response(b"", status_code=200), "url_check"
@@ -261,7 +261,7 @@ class WebhookHandler:
         content_type = headers.get("content-type", "")
         envelope = raw_envelope(
             raw_id=raw_id, provider=account.provider, account=account.name,
-            method=request.method, path=request.scope["path"], query=query,
+            method=method, path=request.scope["path"], query=query,
             content_type=content_type,
             # Not the token's header, when an account takes it in one kept (x-request-id).
             headers={h: headers[h] for h in KEPT_HEADERS
@@ -270,12 +270,12 @@ class WebhookHandler:
         )
         # The content type too: its charset or media type can make other events of the same
         # bytes. Not the path: its kind segment is ignored.
-        fingerprint = self.recent.fingerprint(account.provider, account.name, request.method,
+        fingerprint = self.recent.fingerprint(account.provider, account.name, method,
                                               content_type, query, body)
         webhook = WebhookRequest(provider=account.provider, account=account.name, body=body,
                                  received_at=received_at, raw_id=raw_id,
                                  content_type=content_type, query=query,
-                                 method=request.method, headers=headers)
+                                 method=method, headers=headers)
         normalizer = get(account.provider)
         seen = self.recent.seen(fingerprint)
         if seen is not None:
