@@ -90,6 +90,7 @@ class Answer:
     started: float
     ended: float
     status: int | None  # None: no answer (the client's timeout or a broken connection)
+    error: str | None = None  # what the client said instead of an answer
 
 
 def _report(message_id: str, to: str) -> bytes:
@@ -110,8 +111,13 @@ class Providers:
         self.base_url = base_url
         self.run = uuid.uuid4().hex[:8]  # the message ids of one test, among the session's
         self.answers: list[Answer] = []
-        self._client = httpx.AsyncClient(timeout=2 * ANSWER_BOUND_S,
-                                         limits=httpx.Limits(max_connections=None))
+        # Idle connections dropped after 1 s, before uvicorn's keep-alive (5 s) closes them:
+        # a request sent on a connection the server is closing at that moment gets no answer
+        # (CI saw one after the outage had opened a connection per waiting request), which is
+        # the client's race, not ingest's, and a provider's retry covers it.
+        self._client = httpx.AsyncClient(
+            timeout=2 * ANSWER_BOUND_S,
+            limits=httpx.Limits(max_connections=None, keepalive_expiry=1.0))
         self._sending: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
 
@@ -142,11 +148,15 @@ class Providers:
                     _partition(conversation_key("infobip", account, f"+{to}"))))
         started = time.monotonic()
         status: int | None = None
-        with contextlib.suppress(httpx.TransportError):
+        error: str | None = None
+        try:
             status = (await self._client.post(f"{self.base_url}/webhooks/infobip/{account}",
                                               content=_report(message_id, to),
                                               headers=basic())).status_code
-        self.answers.append(Answer(message_id, written, started, time.monotonic(), status))
+        except httpx.TransportError as exc:
+            error = repr(exc)
+        self.answers.append(Answer(message_id, written, started, time.monotonic(), status,
+                                   error))
 
     def since(self, moment: float, which: Callable[[Answer], bool]) -> list[Answer]:
         """The answers to requests started after `moment`, of the kind `which`, by start."""
@@ -366,7 +376,7 @@ async def test_a_node_killed_gives_503s_then_stores_again_without_loss(
 
     assert {a.status for a in before} == {200}, "the cluster was not taking webhooks"
     assert {a.status for a in answers} <= {200, 503}, \
-        f"only success or retry-later: {sorted({a.status for a in answers}, key=str)}"
+        f"only success or retry-later: {[a for a in answers if a.status not in (200, 503)]}"
     assert slowest.ended - slowest.started < ANSWER_BOUND_S, slowest
     for name, which in kinds.items():
         assert any(which(a) for a in after_kill), f"no request that {name}"
