@@ -203,6 +203,12 @@ class IngestProtocol(HttpToolsProtocol):
             self.transport.close()  # nothing of a request came: nothing to answer
         elif self._phase != _BODY:
             head_s = self.deadlines.head_s
+            if self.flow.read_paused:
+                # uvicorn stopped reading (a pipelined request waits behind one the app still
+                # answers): the rest of this head may wait in the socket, unread by us. Looked
+                # at again a deadline later; what waits is read at once when reading resumes.
+                self._timer = self.loop.call_later(head_s, self._expired)
+                return
             self._refuse(408, "request_timeout",
                          f"the request's URL and headers did not arrive within {head_s:g} s",
                          "request headers too slow refused", timeout_s=head_s)

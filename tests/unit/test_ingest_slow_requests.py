@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -278,3 +279,36 @@ async def test_slow_heads_are_logged_once_a_window_with_the_client_and_no_reques
     assert lines[0]["timeout_s"] == HEAD_S
     assert SECRET not in caplog.text
     assert not [record for record in caplog.records if record.name == "uvicorn.error"]
+
+
+async def test_a_pipelined_head_not_read_while_the_app_is_busy_is_not_timed_out(
+        server: tuple[int, KeepingProducer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind a request the app still answers, uvicorn stops reading (pipelined requests wait
+    their turn): the rest of a head the client sent in time waits unread in the socket, and was
+    refused 408 at the head's deadline, the requests before it left unanswered."""
+    port, producer = server
+    keep = producer.publish
+
+    async def slow(records: list[Any]) -> None:
+        await asyncio.sleep(HEAD_S * 3)  # Kafka slow to acknowledge
+        await keep(records)
+
+    monkeypatch.setattr(producer, "publish", slow)
+    webhook = (b"POST /webhooks/infobip/acme HTTP/1.1\r\nhost: ingest\r\n"
+               b"content-type: application/json\r\nauthorization: %s\r\ncontent-length: %d\r\n"
+               b"\r\n%s" % (AUTHORIZATION.encode(), len(DELIVERY), DELIVERY))
+    last = b"GET /healthz HTTP/1.1\r\nhost: ingest\r\nconnection: close\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(webhook)
+        await writer.drain()
+        await asyncio.sleep(HEAD_S / 5)  # its body read: the app is publishing it
+        writer.write(HEALTHZ + last[:20])  # queued behind it, and the next head begun
+        await writer.drain()
+        await asyncio.sleep(HEAD_S / 5)
+        writer.write(last[20:])  # the rest well within the deadline; not read for a while
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), WITHIN_S)
+    finally:
+        writer.close()
+    assert [status for status, _, _ in _answers(raw)] == [200, 200, 200]
