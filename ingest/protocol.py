@@ -26,8 +26,13 @@ from typing import Any, NamedTuple
 
 import httptools
 import orjson
+from uvicorn._types import ASGI3Application
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from ingest import metrics
@@ -100,6 +105,7 @@ class IngestProtocol(HttpToolsProtocol):
     _unfinished_bytes = 0
     _refused = False
     _timer: asyncio.TimerHandle | None = None
+    _answering: RequestResponseCycle | None = None  # the one the app has, not a queued one
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -195,6 +201,10 @@ class IngestProtocol(HttpToolsProtocol):
             # and dropped so the connection can serve the next request, but not for ever.
             self._timer = self.loop.call_later(self.deadlines.body_s, self._expired)
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._answering = cycle  # self.cycle is the latest head's, queued behind this one
+        super()._start_asgi_task(cycle, app)
+
     def _expired(self) -> None:
         self._timer = None
         if self._refused or self.transport.is_closing():
@@ -239,9 +249,10 @@ class IngestProtocol(HttpToolsProtocol):
         # As a lost connection does (uvicorn's connection_lost): a request still in flight
         # here, or queued behind it, answers nowhere (its app's write would have raised).
         self.pipeline.clear()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.cycle.disconnected = True
-            self.cycle.message_event.set()
+        for cycle in {self.cycle, self._answering}:
+            if cycle is not None and not cycle.response_complete:
+                cycle.disconnected = True  # its answer is not written after our end
+                cycle.message_event.set()
         if not self.transport.can_write_eof():
             self.transport.close()
             return

@@ -281,6 +281,15 @@ async def test_slow_heads_are_logged_once_a_window_with_the_client_and_no_reques
     assert not [record for record in caplog.records if record.name == "uvicorn.error"]
 
 
+def _webhook(message_id: bytes) -> bytes:
+    """A whole infobip webhook request, of a message id of its own (not one answered as a
+    duplicate, without waiting for Kafka)."""
+    body = DELIVERY.replace(b"demo-message-1", message_id)
+    return (b"POST /webhooks/infobip/acme HTTP/1.1\r\nhost: ingest\r\n"
+            b"content-type: application/json\r\nauthorization: %s\r\ncontent-length: %d\r\n"
+            b"\r\n%s" % (AUTHORIZATION.encode(), len(body), body))
+
+
 async def test_a_pipelined_head_not_read_while_the_app_is_busy_is_not_timed_out(
         server: tuple[int, KeepingProducer], monkeypatch: pytest.MonkeyPatch) -> None:
     """Behind a request the app still answers, uvicorn stops reading (pipelined requests wait
@@ -294,9 +303,7 @@ async def test_a_pipelined_head_not_read_while_the_app_is_busy_is_not_timed_out(
         await keep(records)
 
     monkeypatch.setattr(producer, "publish", slow)
-    webhook = (b"POST /webhooks/infobip/acme HTTP/1.1\r\nhost: ingest\r\n"
-               b"content-type: application/json\r\nauthorization: %s\r\ncontent-length: %d\r\n"
-               b"\r\n%s" % (AUTHORIZATION.encode(), len(DELIVERY), DELIVERY))
+    webhook = _webhook(b"%s-%d" % (b"pipelined", time.monotonic_ns()))
     last = b"GET /healthz HTTP/1.1\r\nhost: ingest\r\nconnection: close\r\n\r\n"
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
@@ -312,3 +319,36 @@ async def test_a_pipelined_head_not_read_while_the_app_is_busy_is_not_timed_out(
     finally:
         writer.close()
     assert [status for status, _, _ in _answers(raw)] == [200, 200, 200]
+
+
+async def test_a_refusal_behind_a_queued_request_leaves_the_one_answered_quiet(
+        server: tuple[int, KeepingProducer], monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A refusal ends the connection; the request the app was still answering then was not told
+    so when another was queued behind it (only the latest was), and its answer raised
+    'Cannot call write() after write_eof()', logged as an error of the app's."""
+    port, producer = server
+    keep = producer.publish
+
+    async def slow(records: list[Any]) -> None:
+        await asyncio.sleep(HEAD_S)
+        await keep(records)
+
+    monkeypatch.setattr(producer, "publish", slow)
+    webhook = _webhook(b"%s-%d" % (b"refused-behind", time.monotonic_ns()))
+    published = len(producer.published)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(webhook)
+        await writer.drain()
+        await asyncio.sleep(HEAD_S / 5)  # its body read: the app is publishing it
+        writer.write(HEALTHZ + b"NOT HTTP AT ALL\r\n\r\n")
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), WITHIN_S)
+    finally:
+        writer.close()
+    await asyncio.sleep(HEAD_S * 2)  # the webhook's answer is written after the refusal
+    assert [status for status, _, _ in _answers(raw)] == [400]
+    assert len(producer.published) > published  # stored, though no one hears so
+    assert not [r for r in caplog.records
+                if r.levelno >= logging.ERROR and not r.name.startswith("aiokafka")]
