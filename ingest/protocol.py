@@ -196,9 +196,11 @@ class IngestProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self._phase == _BODY and self._timer is None and not self.transport.is_closing():
+        if self._phase == _BODY and self._timer is None and self.cycle.response_complete \
+                and not self.transport.is_closing():
             # Answered without its body (a 404, a 401 on a header, a 413): the rest is read
             # and dropped so the connection can serve the next request, but not for ever.
+            # (Not a pipelined request's body, the app's to read: self.cycle is that one's.)
             self._timer = self.loop.call_later(self.deadlines.body_s, self._expired)
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:

@@ -352,3 +352,39 @@ async def test_a_refusal_behind_a_queued_request_leaves_the_one_answered_quiet(
     assert len(producer.published) > published  # stored, though no one hears so
     assert not [r for r in caplog.records
                 if r.levelno >= logging.ERROR and not r.name.startswith("aiokafka")]
+
+
+async def test_a_pipelined_webhook_whose_body_ends_late_is_answered(
+        server: tuple[int, KeepingProducer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pipelined request's body still arriving when the request before it was answered was
+    taken for the body of that answered request: its late end armed the idle connection's
+    deadline, and the connection was closed while the app was storing that webhook, its answer
+    never sent."""
+    port, producer = server
+    keep = producer.publish
+
+    async def slow(records: list[Any]) -> None:
+        await asyncio.sleep(HEAD_S * 3)
+        await keep(records)
+
+    monkeypatch.setattr(producer, "publish", slow)
+    second = _webhook(b"%s-%d" % (b"late-end", time.monotonic_ns()))
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(_webhook(b"%s-%d" % (b"before-late-end", time.monotonic_ns())))
+        await writer.drain()
+        await asyncio.sleep(HEAD_S / 5)  # its body read: the app is publishing it
+        writer.write(second[:-10])  # queued behind it, its body not whole
+        await writer.drain()
+        await asyncio.sleep(HEAD_S / 5)
+        writer.write(second[-10:])
+        await writer.drain()
+        raw = b""
+        while len(_answers(raw)) < 2:
+            chunk = await asyncio.wait_for(reader.read(65536), WITHIN_S)
+            if not chunk:
+                break
+            raw += chunk
+    finally:
+        writer.close()
+    assert [status for status, _, _ in _answers(raw)] == [200, 200]
