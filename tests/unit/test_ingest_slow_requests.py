@@ -226,7 +226,10 @@ async def test_a_webhook_body_too_slow_for_its_deadline_gets_408_and_nothing_is_
         head, body = BIRD + b"content-length: 1000\r\n\r\n", b"x" * 1000
     else:
         head, body = BIRD + b"transfer-encoding: chunked\r\n\r\n", b"1\r\nx\r\n" * 1000
-    raw, took = await _dribble(port, head, body, every_s=0.02)
+    # Half the deadline's worth of bytes, then nothing: a client still writing when the
+    # server closes has its unread bytes answered with a reset, which can destroy the 408
+    # before it is read (seen under load); providers stall rather than dribble for ever.
+    raw, took = await _dribble(port, head, body[:int(BODY_S / 2 / 0.02)], every_s=0.02)
     [(status, headers, answer)] = _answers(raw)
     assert (status, orjson.loads(answer)["error"]) == (408, "body_timeout")
     assert headers["connection"] == "close"
