@@ -393,6 +393,21 @@ async def test_a_reply_at_the_limit_whose_publish_failed_is_made_again_when_retr
     assert [c["text"] for c in commands(ctx)] == ["Sorry, we did not understand. Reply HELP."]
 
 
+async def _answered_at(bot: BotHandler, clock: dict[str, float], times: tuple[float, ...]
+                       ) -> list[float]:
+    """The times, of those given, at which a message from the contact got a reply."""
+    ctx = FakeContext()
+    answered = []
+    for at in times:
+        clock["now"] = at
+        message = record(f"at {at}")
+        await bot.handle(message, ctx)
+        if commands(ctx)[-1]["metadata"]["in_reply_to_event"] == \
+                str(MessageEvent.from_json(message.value).id):
+            answered.append(at)
+    return answered
+
+
 async def test_the_reply_limit_is_per_account_and_its_window_slides(
         tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = {"now": 1000.0}
@@ -403,15 +418,7 @@ auto_reply = { text = "Thanks", cooldown_s = 0.1 }
 reply_limit = 2
 reply_limit_window_s = 60
 """)
-    ctx = FakeContext()
-    answered = []
-    for at in (1000, 1002, 1004, 1030, 1061, 1061.5, 1062.5):
-        clock["now"] = at
-        message = record(f"at {at}")
-        await bot.handle(message, ctx)
-        if commands(ctx)[-1]["metadata"]["in_reply_to_event"] == \
-                str(MessageEvent.from_json(message.value).id):
-            answered.append(at)
+    answered = await _answered_at(bot, clock, (1000, 1002, 1004, 1030, 1061, 1061.5, 1062.5))
     # At 1061 the reply of 1000 has left the window, at 1062.5 the one of 1002 too.
     assert answered == [1000, 1002, 1061, 1062.5]
 
@@ -428,15 +435,8 @@ auto_reply = { text = "Thanks", cooldown_s = 200 }
 reply_limit = 1
 reply_limit_window_s = 300
 """)
-    ctx = FakeContext()
-    answered = []
-    for at in (1000, 1250, 1310):  # replied; held by the limit (cooldown over); limit free
-        clock["now"] = at
-        message = record(f"at {at}")
-        await bot.handle(message, ctx)
-        if commands(ctx)[-1]["metadata"]["in_reply_to_event"] == \
-                str(MessageEvent.from_json(message.value).id):
-            answered.append(at)
+    # replied; held by the limit (cooldown over); limit free
+    answered = await _answered_at(bot, clock, (1000, 1250, 1310))
     assert answered == [1000, 1310]
 
 
