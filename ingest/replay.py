@@ -51,6 +51,8 @@ class Summary:
     # Letters of the window the filters left out, by stage: a `--stage` that names no stage
     # there (a custom bot's is `worker:bot-<module>-<function>`) is then said, not a bare 0 of 0.
     unselected: dict[str, int] = field(default_factory=dict)
+    # And by account: replay reads no accounts file, so a misspelt `--account` is said so.
+    unselected_accounts: dict[str, int] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.outcome] = self.counts.get(outcome.outcome, 0) + 1
@@ -132,6 +134,8 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                     continue
                 if not selection.matches(kept):
                     summary.unselected[kept.stage] = summary.unselected.get(kept.stage, 0) + 1
+                    summary.unselected_accounts[kept.account] = \
+                        summary.unselected_accounts.get(kept.account, 0) + 1
                     continue
                 seen_ids.add(kept.id)
                 outcome = await replayer.outcome(kept)

@@ -150,7 +150,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
           f"{counts.get('failing', 0)} still fail, {counts.get('skipped', 0)} skipped",
           file=sys.stderr)
     if total == 0 and summary.unselected:
-        print(_none_selected(summary.unselected), file=sys.stderr)
+        print(none_selected(summary.unselected, summary.unselected_accounts), file=sys.stderr)
     if summary.unreadable:
         print(f"{summary.unreadable} records in the window could not be read as "
               f"{args.source} records and were left alone", file=sys.stderr)
@@ -169,14 +169,27 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if done == total and not summary.ids_not_found else 3
 
 
-def _none_selected(unselected: dict[str, int]) -> str:
+# A window may hold letters of many accounts: the most frequent are named, then how many more.
+SHOWN_ACCOUNTS = 10
+EMPTY_NAME = '""'
+
+
+def none_selected(stages: dict[str, int], accounts: dict[str, int]) -> str:
     """Said when the filters matched no letter of a window that has some: a stage or account
-    misspelt reads otherwise as a clean "0 of 0". Every stage is named: an install has a few
-    (normalize, one per worker)."""
-    stages = sorted(unselected.items(), key=lambda item: (-item[1], item[0]))
-    shown = ", ".join(f"{stage} ({count})" for stage, count in stages)
-    return (f"no letter matched the filters; the window holds {sum(unselected.values())} "
-            f"other letters, by stage: {shown}")
+    misspelt reads otherwise as a clean "0 of 0". Every stage is named (an install has a few:
+    normalize, one per worker); accounts may be many, so the most frequent ones."""
+    return (f"no letter matched the filters; the window holds {sum(stages.values())} "
+            f"other letters, by stage: {_by_count(stages)}; by account: "
+            f"{_by_count(accounts, most=SHOWN_ACCOUNTS)}")
+
+
+def _by_count(counts: dict[str, int], most: int | None = None) -> str:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    # An empty name (a letter written without an account) shown as such, not as nothing.
+    shown = ", ".join(f"{name or EMPTY_NAME} ({count})" for name, count in ranked[:most])
+    if most is not None and len(ranked) > most:
+        shown += f" and {len(ranked) - most} more"
+    return shown
 
 
 class _Output:

@@ -26,7 +26,7 @@ from ingest.replayer import Replayer
 from ingest.webhooks import WebhookHandler
 from switchboard.accounts import parse_accounts
 from switchboard.cli import build_parser
-from switchboard.cli.replay import cmd_replay, parse_stages, parse_when
+from switchboard.cli.replay import cmd_replay, none_selected, parse_stages, parse_when
 from switchboard.records import OutRecord, raw_envelope
 from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, RAW
@@ -330,3 +330,15 @@ def test_ctrl_c_says_what_is_stored_instead_of_a_traceback(
     out, err = capsys.readouterr()
     assert out.count("\n") == 1
     assert says in err
+
+
+def test_a_selection_matching_nothing_names_the_window_s_stages_and_accounts() -> None:
+    """Replay reads no accounts file: a misspelt --account matched nothing and said only the
+    stages, so nothing showed the account names the window does hold."""
+    accounts = {f"shop-{n:02d}": 1 for n in range(12)} | {"acme": 5}
+    said = none_selected({"normalize": 3, "worker:sender": 14}, accounts)
+    assert said == ("no letter matched the filters; the window holds 17 other letters, by "
+                    "stage: worker:sender (14), normalize (3); by account: acme (5), "
+                    "shop-00 (1), shop-01 (1), shop-02 (1), shop-03 (1), shop-04 (1), "
+                    "shop-05 (1), shop-06 (1), shop-07 (1), shop-08 (1) and 3 more")
+    assert none_selected({"normalize": 1}, {"": 1}).endswith('by account: "" (1)')
