@@ -28,6 +28,7 @@ DEFAULT_HELP = ("HELP",)
 DEFAULT_INFO = ("INFO",)
 DEFAULT_REPLY_LIMIT = 10  # automated replies per contact per window
 DEFAULT_REPLY_LIMIT_WINDOW_S = 600.0
+DEFAULT_COMPLIANCE_REPLY_LIMIT = 5  # compliance replies that change no state, in that window
 
 
 class RuleTemplateError(Exception):
@@ -91,12 +92,14 @@ class CompiledAccount:
                             for spelling in (address(number, "sms") or number, number.strip())}
         self.reply_limit = rules.reply_limit or DEFAULT_REPLY_LIMIT
         self.reply_limit_window_s = rules.reply_limit_window_s or DEFAULT_REPLY_LIMIT_WINDOW_S
+        self.compliance_reply_limit = rules.compliance_reply_limit or \
+            DEFAULT_COMPLIANCE_REPLY_LIMIT
 
     def keyword_first_texts(self) -> list[tuple[str, str]]:
         """The compliance texts (setting name, first word) that begin with a word compliance
-        answers. Compliance replies are never limited, so a bot like this one at the other
-        end answers "HELP: Acme alerts..." with its help text; if that begins so too, the two
-        answer each other without end, each SMS paid for."""
+        answers. A bot like this one at the other end answers "HELP: Acme alerts..." with its
+        help text; if that begins so too, the two answer each other until the compliance reply
+        limit holds them back, in every window, each SMS paid for."""
         words = self.stop_words | self.start_words | self.help_words | self.info_words
         found = []
         for setting in ("help_text", "stop_confirmation", "start_confirmation"):

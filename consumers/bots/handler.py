@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -52,6 +53,11 @@ NOT_ANSWERED = Counter("switchboard_bot_opted_out_messages_total",
 LIMITED = Counter("switchboard_bot_replies_limited_total",
                   "Automated replies withheld: the contact had reached the account's "
                   "reply_limit in reply_limit_window_s", ["worker", "account"])
+COMPLIANCE_LIMITED = Counter("switchboard_bot_compliance_replies_limited_total",
+                             "Compliance replies that changed no state (HELP, INFO, a repeated "
+                             "STOP or START) withheld: the contact had reached the account's "
+                             "compliance_reply_limit in reply_limit_window_s",
+                             ["worker", "account"])
 RELOAD_FAILURES = Counter("switchboard_bot_rules_reload_failures_total",
                           "Changed rules files refused (the previous rules stay)")
 DEFAULT_ACCOUNT = CompiledAccount("*", AccountRules())  # compliance is on without any rules
@@ -139,8 +145,9 @@ def _warn_of_echoes(rules: RuleSet) -> None:
     for name, account in rules.accounts.items():
         for setting, word in account.keyword_first_texts():
             log.warning("a compliance text begins with a word bots answer: a bot like this one "
-                        "at the other end answers it, unlimited, and if its own text begins so "
-                        "too the two answer each other without end; begin it with another word",
+                        "at the other end answers it, and if its own text begins so too the two "
+                        "answer each other until compliance_reply_limit holds them back, in "
+                        "every reply_limit_window_s; begin it with another word",
                         account=name, setting=setting, word=word[:40])
 
 
@@ -152,6 +159,7 @@ class BotHandler:
         self.opt_outs = opt_outs
         self.answer = answer
         self.limit = ReplyLimit(name)
+        self.compliance_limit = ComplianceReplyLimit(name)
 
     async def handle(self, record: Record, ctx: Context) -> None:
         try:
@@ -184,7 +192,13 @@ class BotHandler:
                     # in every sender's and bot's memory with the contact's state.
                     f"{decision.source}:{bounded(str(decision.values.get('keyword')))}",
                     at=event.received_at))
-            if decision.reply:
+            # The confirmation of a change of the contact's state is always sent (carriers and
+            # the law want each opt-out and opt-in confirmed); the rest are what two
+            # auto-responders would trade without end. Its change is published either way.
+            changes = opted_out is not None and opted_out != self.opt_outs.is_opted_out(
+                event.account, event.from_)
+            if decision.reply and self.compliance_limit.admit(event, account, 1,
+                                                              always=changes):
                 command = reply_command(event, Reply(decision.reply), decision.purpose,
                                         decision.kind)
                 records.append(command_record(command, event.provider))
@@ -259,6 +273,14 @@ class ReplyLimit:
     with the same command ids, neither counted twice nor refused. An answer of several
     replies (a custom bot's) is made whole or not at all."""
 
+    refused: ClassVar[Counter] = LIMITED
+    warning: ClassVar[str] = ("reply limit reached: no automated replies to this contact for "
+                              "now (an automated sender? add it to own_numbers)")
+
+    @staticmethod
+    def limit_of(account: CompiledAccount) -> int:
+        return account.reply_limit
+
     def __init__(self, worker: str, max_entries: int = 100_000) -> None:
         self.worker = worker
         self.max_entries = max_entries
@@ -267,7 +289,10 @@ class ReplyLimit:
         self._entries = 0
         self._warned: dict[tuple[str, str], float] = {}
 
-    def admit(self, event: MessageEvent, account: CompiledAccount, replies: int) -> bool:
+    def admit(self, event: MessageEvent, account: CompiledAccount, replies: int, *,
+              always: bool = False) -> bool:
+        """Whether to make the replies to `event`; `always`: made, and not counted, whatever
+        the count (remembered so that made again, they are not taken for a new message's)."""
         assert event.from_ is not None
         key, now = (event.account, event.from_), time.monotonic()
         made = self._made.setdefault(key, deque())
@@ -277,10 +302,10 @@ class ReplyLimit:
             self._entries -= 1
         if any(made_for == event.id for _, made_for, _ in made):
             return True  # its replies were made: made again, same ids (sent once)
-        if sum(count for _, _, count in made) >= account.reply_limit:
+        if not always and sum(count for _, _, count in made) >= self.limit_of(account):
             self._refused(key, now, account, replies, event.id)
             return False
-        made.append((now, event.id, replies))
+        made.append((now, event.id, 0 if always else replies))
         self._entries += 1
         while self._entries > self.max_entries:
             evicted, oldest = self._made.popitem(last=False)
@@ -290,15 +315,31 @@ class ReplyLimit:
 
     def _refused(self, key: tuple[str, str], now: float, account: CompiledAccount,
                  replies: int, event_id: uuid.UUID) -> None:
-        LIMITED.labels(self.worker, key[0]).inc(replies)
+        self.refused.labels(self.worker, key[0]).inc(replies)
         warned = self._warned.get(key)
         if warned is None or now - warned >= account.reply_limit_window_s:
             self._warned[key] = now  # once per window and contact, not per message
             # The contact masked (logs are no place for phone numbers); the event id finds it.
-            log.warning("reply limit reached: no automated replies to this contact for now "
-                        "(an automated sender? add it to own_numbers)", worker=self.worker,
-                        account=key[0], contact=masked_contact(key[1]), event_id=str(event_id),
-                        limit=account.reply_limit, window_s=account.reply_limit_window_s)
+            log.warning(self.warning, worker=self.worker, account=key[0],
+                        contact=masked_contact(key[1]), event_id=str(event_id),
+                        limit=self.limit_of(account), window_s=account.reply_limit_window_s)
+
+
+class ComplianceReplyLimit(ReplyLimit):
+    """At most an account's compliance_reply_limit compliance replies that change no state
+    (HELP, INFO, a STOP from a contact already opted out, a START from one who is not) per
+    contact in the same window: an automated sender whose text begins "HELP:" or "STOP" (our
+    own help text echoed, another company's keyword bot) would otherwise get one each time.
+    A reply that confirms a change is admitted `always`."""
+
+    refused = COMPLIANCE_LIMITED
+    warning = ("compliance reply limit reached: no HELP/INFO answers or repeated STOP/START "
+               "confirmations to this contact for now (an automated sender? its opt-out "
+               "changes are still recorded, and a change of state is still confirmed)")
+
+    @staticmethod
+    def limit_of(account: CompiledAccount) -> int:
+        return account.compliance_reply_limit
 
 
 class AutoReply:

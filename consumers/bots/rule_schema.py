@@ -88,6 +88,11 @@ class AccountRules(_Strict):
     # each other without end, each SMS paid for. 0: the default.
     reply_limit: int = Field(default=0, ge=0)
     reply_limit_window_s: float = Field(default=0, ge=0)
+    # Compliance replies that change nothing (HELP, INFO, a STOP from a contact already out, a
+    # START from one not out) per contact in the same window: an automated sender whose text
+    # begins "HELP:" or "STOP" would otherwise get one each time. 0: the default; not none at
+    # all, as carriers require HELP answered.
+    compliance_reply_limit: int = Field(default=0, ge=0)
     rules: list[Rule] = Field(default_factory=list)
 
     @field_validator("extra_stop_keywords")

@@ -362,7 +362,7 @@ async def test_automated_replies_to_one_contact_stop_at_the_limit_compliance_doe
 
     other = FakeContext()
     await bot.handle(record("hello", sender="+4179000222"), other)  # per contact
-    await bot.handle(record("HELP"), other)  # compliance is never limited
+    await bot.handle(record("HELP"), other)  # compliance has a limit of its own
     await bot.handle(record("STOP"), other)
     assert [c["kind"] for c in commands(other)] == ["message", "help", "opt-out-confirmation"]
 
@@ -393,14 +393,14 @@ async def test_a_reply_at_the_limit_whose_publish_failed_is_made_again_when_retr
     assert [c["text"] for c in commands(ctx)] == ["Sorry, we did not understand. Reply HELP."]
 
 
-async def _answered_at(bot: BotHandler, clock: dict[str, float], times: tuple[float, ...]
-                       ) -> list[float]:
+async def _answered_at(bot: BotHandler, clock: dict[str, float], times: tuple[float, ...],
+                       text: str = "at {at}") -> list[float]:
     """The times, of those given, at which a message from the contact got a reply."""
     ctx = FakeContext()
     answered = []
     for at in times:
         clock["now"] = at
-        message = record(f"at {at}")
+        message = record(text.format(at=at))
         await bot.handle(message, ctx)
         if commands(ctx)[-1]["metadata"]["in_reply_to_event"] == \
                 str(MessageEvent.from_json(message.value).id):
@@ -453,3 +453,114 @@ async def test_an_empty_or_blank_reply_of_a_custom_bot_is_no_reply(
     ctx = FakeContext()
     await handler(tmp_path, custom_answer(bot)).handle(record("hello"), ctx)
     assert [command["text"] for command in commands(ctx)] == texts
+
+
+def compliance_limited() -> float:
+    return REGISTRY.get_sample_value("switchboard_bot_compliance_replies_limited_total",
+                                     {"worker": "test", "account": "acme"}) or 0.0
+
+
+def kinds(ctx: FakeContext) -> list[str]:
+    return [command["kind"] for command in commands(ctx)]
+
+
+async def test_an_automated_help_loop_gets_the_compliance_reply_limit_and_no_more(
+        tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """An automated sender whose text begins "HELP:" (our own help text echoed back, another
+    company's keyword bot) got our help text for each message, without end, each SMS paid."""
+    bot = handler(tmp_path, keywords_answer, FALLBACK)
+    before = compliance_limited(), limited()
+    ctx = FakeContext()
+    for n in range(20):
+        await bot.handle(record(f"HELP: Acme alerts, msg {n}. Reply STOP to opt out."), ctx)
+    assert kinds(ctx) == ["help"] * 5  # the default: 5 per contact per 10 minutes
+    assert compliance_limited() - before[0] == 15
+    assert caplog.text.count("compliance reply limit reached") == 1  # once per window
+    assert "Acme alerts" not in caplog.text
+    assert "+4179000111" not in caplog.text and "+417***11" in caplog.text  # no phone numbers
+
+    other = FakeContext()  # per contact, and apart from the automated replies' limit
+    await bot.handle(record("HELP", sender="+4179000222"), other)
+    await bot.handle(record("what?"), other)
+    assert kinds(other) == ["help", "message"]
+    assert limited() == before[1]
+
+
+async def test_a_change_of_state_is_confirmed_past_the_limit_its_repeats_are_not(
+        tmp_path: Any) -> None:
+    """The law and carriers want each opt-out and opt-in confirmed: the limit holds back only
+    the replies that change nothing. Each change is published whatever the limit says."""
+    bot = handler(tmp_path, keywords_answer)
+    for n in range(10):
+        await bot.handle(record(f"HELP {n}"), FakeContext())
+    steps = []
+    for text in ("STOP", "STOP please", "START", "START", "UNSTOP", "STOP", "HELP"):
+        ctx = FakeContext()
+        await bot.handle(record(text), ctx)
+        steps.append((text, kinds(ctx), opt_out_changes(ctx)))
+    assert steps == [
+        ("STOP", ["opt-out-confirmation"], [True]),  # the change: confirmed
+        ("STOP please", [], [True]),  # already out: no reply, the record still published
+        ("START", ["message"], [False]),  # back in: confirmed
+        ("START", [], [False]),
+        ("UNSTOP", [], [False]),
+        ("STOP", ["opt-out-confirmation"], [True]),
+        ("HELP", [], []),
+    ]
+    assert bot.opt_outs.is_opted_out("acme", "+4179000111")
+
+
+async def test_a_button_stop_from_a_contact_already_out_counts_against_the_limit(
+        tmp_path: Any) -> None:
+    bot = handler(tmp_path, keywords_answer,
+                  "[accounts.acme]\ncompliance_reply_limit = 1\n")
+    await bot.handle(record("STOP"), FakeContext())  # a change: not counted
+    first, second = FakeContext(), FakeContext()
+    await bot.handle(record("Abmelden", postback="STOP"), first)
+    await bot.handle(record("Abmelden", postback="STOP"), second)
+    assert (kinds(first), opt_out_changes(first)) == (["opt-out-confirmation"], [True])
+    assert (kinds(second), opt_out_changes(second)) == ([], [True])
+
+
+async def test_a_compliance_reply_made_before_the_limit_is_made_again_when_redelivered(
+        tmp_path: Any) -> None:
+    """As for automated replies: the same reply, with the same command id (the sender sends
+    it once), neither counted again nor refused, the confirmation of a change too."""
+    bot = handler(tmp_path, keywords_answer, "[accounts.acme]\ncompliance_reply_limit = 2\n")
+    before = compliance_limited()
+    help_, stop = record("HELP"), record("STOP")
+    first = FakeContext()
+    for message in (help_, record("HELP"), stop):
+        await bot.handle(message, first)
+    again = FakeContext()
+    for message in (help_, stop, help_, record("HELP")):  # the last one is over the limit
+        await bot.handle(message, again)
+    assert kinds(again) == ["help", "opt-out-confirmation", "help"]
+    assert [c["id"] for c in commands(again)] == [commands(first)[n]["id"] for n in (0, 2, 0)]
+    assert compliance_limited() - before == 1
+
+
+async def test_a_confirmation_whose_publish_failed_past_the_limit_is_made_when_retried(
+        tmp_path: Any) -> None:
+    bot = handler(tmp_path, keywords_answer, "[accounts.acme]\ncompliance_reply_limit = 1\n")
+    await bot.handle(record("HELP"), FakeContext())
+    ctx = FailingOnceContext()
+    stop = record("STOP")
+    with pytest.raises(MustNotSkip):
+        await bot.handle(stop, ctx)
+    await bot.handle(stop, ctx)  # the retry: still the change it was, still confirmed
+    assert (kinds(ctx), opt_out_changes(ctx)) == (["opt-out-confirmation"], [True])
+
+
+async def test_the_compliance_reply_limit_window_slides(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = {"now": 1000.0}
+    monkeypatch.setattr(handler_module, "time", ModuleWith(time, monotonic=lambda: clock["now"]))
+    bot = handler(tmp_path, keywords_answer, """
+[accounts.acme]
+compliance_reply_limit = 2
+reply_limit_window_s = 60
+""")
+    answered = await _answered_at(bot, clock, (1000, 1002, 1004, 1030, 1061, 1061.5, 1062.5),
+                                  "HELP at {at}")
+    assert answered == [1000, 1002, 1061, 1062.5]

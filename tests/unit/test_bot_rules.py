@@ -177,6 +177,9 @@ def test_a_report_from_a_provider_this_version_does_not_know_is_no_opt_out() -> 
         ({"rules": [{"keyword": "\u0301\u0308", "reply": "x"}]},
          "rule 1: keyword '\u0301\u0308' is only accents or marks"),
         ({"rules": [{"prefix": "\u0301", "reply": "x"}]}, "rule 1: prefix '\u0301' is only"),
+        ({"compliance_reply_limit": -1},
+         "compliance_reply_limit: Input should be greater than or equal to 0"),
+        ({"compliance_reply_limit": 1.5}, "compliance_reply_limit: Input should be a valid int"),
     ],
 )
 def test_invalid_rules_name_file_account_rule_and_problem(rules: dict[str, Any],
@@ -208,6 +211,13 @@ def test_a_keyword_rule_compliance_would_always_answer_first_is_refused(
         parse_rules({"accounts": {"acme": rules}}, "bots.toml")
     assert str(caught.value).startswith("bots.toml: account 'acme': ")
     assert message in str(caught.value)
+
+
+def test_a_compliance_reply_limit_of_0_or_none_is_the_default_not_silence() -> None:
+    """Carriers require HELP answered: 0 is the default (5), as 0 is for reply_limit."""
+    rules = parse_rules({"accounts": {"a": {"compliance_reply_limit": 0}, "b": {},
+                                      "c": {"compliance_reply_limit": 1}}})
+    assert [rules.accounts[name].compliance_reply_limit for name in "abc"] == [5, 5, 1]
 
 
 def test_a_reload_with_a_shadowed_keyword_keeps_the_previous_rules(tmp_path: Path) -> None:
