@@ -40,6 +40,18 @@ async def test_help_keyword_and_fallback_are_answered(stack: Stack) -> None:
                            "E2E: unknown 'what?'"], "answered in order, through the same account"
 
 
+async def test_an_automated_help_loop_is_answered_up_to_the_compliance_reply_limit(
+        stack: Stack) -> None:
+    """An automated sender whose every text begins "HELP:" got the help text each time."""
+    contact = new_contact()
+    for n in range(8):
+        await texts(stack, contact, f"HELP: Other Co alerts ({n}). Reply STOP to opt out.")
+    await texts(stack, contact, "price")  # answered after the HELPs: all of them handled
+    help_text = "E2E help: reply PRICE or ORDER <n>. STOP to opt out."
+    assert await wait_replies(stack, contact, 6) == [help_text] * 5 + [
+        f"E2E price list for {contact}"]
+
+
 async def test_a_burst_of_1000_contacts_is_answered_once_each(stack: Stack) -> None:
     contacts = [f"+4178{n:07d}" for n in range(1000)]
     limit = asyncio.Semaphore(20)
