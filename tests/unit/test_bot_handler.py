@@ -393,6 +393,25 @@ async def test_a_reply_at_the_limit_whose_publish_failed_is_made_again_when_retr
     assert [c["text"] for c in commands(ctx)] == ["Sorry, we did not understand. Reply HELP."]
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """The handler module's monotonic clock, at clock["now"]: windows pass without waiting."""
+    now = {"now": 1000.0}
+    monkeypatch.setattr(handler_module, "time", ModuleWith(time, monotonic=lambda: now["now"]))
+    return now
+
+
+def limited_auto_reply(tmp_path: Any, cooldown_s: float, reply_limit: int,
+                       window_s: float) -> BotHandler:
+    """An auto-reply bot whose account has these cooldown and reply limit settings."""
+    return handler(tmp_path, AutoReply(), f"""
+[accounts.acme]
+auto_reply = {{ text = "Thanks", cooldown_s = {cooldown_s} }}
+reply_limit = {reply_limit}
+reply_limit_window_s = {window_s}
+""")
+
+
 async def _answered_at(bot: BotHandler, clock: dict[str, float], times: tuple[float, ...],
                        text: str = "at {at}") -> list[float]:
     """The times, of those given, at which a message from the contact got a reply."""
@@ -409,32 +428,18 @@ async def _answered_at(bot: BotHandler, clock: dict[str, float], times: tuple[fl
 
 
 async def test_the_reply_limit_is_per_account_and_its_window_slides(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = {"now": 1000.0}
-    monkeypatch.setattr(handler_module, "time", ModuleWith(time, monotonic=lambda: clock["now"]))
-    bot = handler(tmp_path, AutoReply(), """
-[accounts.acme]
-auto_reply = { text = "Thanks", cooldown_s = 0.1 }
-reply_limit = 2
-reply_limit_window_s = 60
-""")
+        tmp_path: Any, clock: dict[str, float]) -> None:
+    bot = limited_auto_reply(tmp_path, cooldown_s=0.1, reply_limit=2, window_s=60)
     answered = await _answered_at(bot, clock, (1000, 1002, 1004, 1030, 1061, 1061.5, 1062.5))
     # At 1061 the reply of 1000 has left the window, at 1062.5 the one of 1002 too.
     assert answered == [1000, 1002, 1061, 1062.5]
 
 
 async def test_an_auto_reply_the_reply_limit_held_back_starts_no_cooldown(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Any, clock: dict[str, float]) -> None:
     """The cooldown started for a reply the limit held back (never sent): a contact who wrote
     while held got no auto-reply at the next allowed time either, for a whole cooldown."""
-    clock = {"now": 1000.0}
-    monkeypatch.setattr(handler_module, "time", ModuleWith(time, monotonic=lambda: clock["now"]))
-    bot = handler(tmp_path, AutoReply(), """
-[accounts.acme]
-auto_reply = { text = "Thanks", cooldown_s = 200 }
-reply_limit = 1
-reply_limit_window_s = 300
-""")
+    bot = limited_auto_reply(tmp_path, cooldown_s=200, reply_limit=1, window_s=300)
     # replied; held by the limit (cooldown over); limit free
     answered = await _answered_at(bot, clock, (1000, 1250, 1310))
     assert answered == [1000, 1310]
@@ -553,14 +558,9 @@ async def test_a_confirmation_whose_publish_failed_past_the_limit_is_made_when_r
 
 
 async def test_the_compliance_reply_limit_window_slides(
-        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    clock = {"now": 1000.0}
-    monkeypatch.setattr(handler_module, "time", ModuleWith(time, monotonic=lambda: clock["now"]))
-    bot = handler(tmp_path, keywords_answer, """
-[accounts.acme]
-compliance_reply_limit = 2
-reply_limit_window_s = 60
-""")
+        tmp_path: Any, clock: dict[str, float]) -> None:
+    bot = handler(tmp_path, keywords_answer,
+                  "[accounts.acme]\ncompliance_reply_limit = 2\nreply_limit_window_s = 60\n")
     answered = await _answered_at(bot, clock, (1000, 1002, 1004, 1030, 1061, 1061.5, 1062.5),
                                   "HELP at {at}")
     assert answered == [1000, 1002, 1061, 1062.5]
