@@ -171,9 +171,10 @@ def test_a_save_while_the_rules_are_first_read_is_loaded_at_the_next_check(
 
 def test_a_compliance_text_beginning_with_a_word_bots_answer_is_warned_of(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    """Compliance replies are never limited: "HELP: Acme alerts..." is answered by a bot like
-    ours at the other end with its help text, and if that begins so too the two answer each
-    other without end. Loaded as before (such files exist), with a warning at each load."""
+    """"HELP: Acme alerts..." is answered by a bot like ours at the other end with its help
+    text, and if that begins so too the two answer each other until compliance_reply_limit
+    holds them back, in every window. Loaded as before (such files exist), with a warning at
+    each load."""
     path = tmp_path / "rules.toml"
     _write(path, '[accounts.a]\nhelp_text = "Help: Acme alerts. Reply STOP to opt out."\n'
                  '[accounts.b]\nhelp_text = "Acme alerts. Reply STOP to opt out."\n', 0)
