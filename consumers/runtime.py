@@ -56,6 +56,7 @@ from consumers.worker_metrics import (
     HANDLER_SECONDS,
     IN_FLIGHT,
     PARTITIONS,
+    initialize,
 )
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
 from switchboard.logs import get_logger
@@ -132,6 +133,7 @@ class WorkerRuntime(Assignment, Attempts, Commits, KafkaWatch, UnreadableStop):
         self._seconds = HANDLER_SECONDS.labels(name)  # per-record metrics without lookups
         self._outage_log = ThrottledLog(log, RETRY_LOG_WINDOW_S)
         self._ok = HANDLED.labels(name, "ok")
+        initialize(name)  # its alerted counters scraped at 0 before any record
         # Read at each scrape, from the metrics thread (len() of a set is safe there); the set
         # only, not the runtime, is kept by the registry.
         tasks = self._tasks

@@ -42,3 +42,20 @@ MAYBE_LOST = Counter("switchboard_worker_records_maybe_lost_total",
                      "Offsets a worker's fetches skipped that Kafka could not be asked about: "
                      "records it deleted (retention) before they were handled, or none",
                      ["worker"])
+
+# A labelled counter has no series until its first increment: an alert on
+# increase(...records_lost_total[1h]) > 0 had nothing to look at, and rate() and increase()
+# missed that first increment (the series began at 1). Created at 0 when a worker starts: every
+# outcome (three) and change (two), the losses.
+_OUTCOMES = ("ok", "retry", "dead_letter")  # consumers.attempts
+_CHANGES = ("assigned", "revoked")  # consumers.assignment
+
+
+def initialize(worker: str) -> None:
+    """The counters an operator alerts on, at 0 for `worker` from its start."""
+    for outcome in _OUTCOMES:
+        HANDLED.labels(worker, outcome)
+    for change in _CHANGES:
+        REBALANCES.labels(worker, change)
+    LOST.labels(worker)
+    MAYBE_LOST.labels(worker)
