@@ -3,7 +3,11 @@ provider calls (consumers.send_attempts)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter
+
+from switchboard.accounts import Account
 
 # One per provider call, by how it ended (accepted, retryable, permanent, outcome_unknown, and
 # error: one the client does not expect), and one per command failed without a call, by its
@@ -17,3 +21,22 @@ SENDS = Counter("switchboard_sender_sends_total",
 REKEYED = Counter("switchboard_sender_rekeyed_total",
                   "Commands put back on the outbound topic under their conversation's key",
                   ["provider", "account"])
+
+# Created at 0 when the sender starts (a labelled counter has no series until its first
+# increment: an alert had nothing to look at, and rate() missed that first increment), for each
+# account it sends for (one with an outbound table), by the outcomes of trying to send: the
+# success an error ratio divides by, and the failures an operator is paged for. Not every
+# outcome: opted_out is a contact's choice, not trouble; bad_outbound_config is said at start
+# (check_outbound); invalid_command names a producer's bug rather than an account's. Six series
+# an account, not ten: the accounts file may hold hundreds.
+_ALERTED = ("accepted", "retryable", "permanent", "error", "outcome_unknown", "held")
+
+
+def initialize(accounts: Iterable[Account]) -> None:
+    """SENDS at 0 for each sending account's alerted outcomes, and for an unknown account's
+    commands (one series: provider and account "", see SENDS)."""
+    for account in accounts:
+        if account.outbound:
+            for outcome in _ALERTED:
+                SENDS.labels(account.provider, account.name, outcome)
+    SENDS.labels("", "", "unknown_account")

@@ -30,6 +30,7 @@ from consumers.ledger import decode_ledger, ledger_stands
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import UnreadableRecord, WorkerRuntime
 from consumers.sender import Sender
+from consumers.sender_metrics import initialize as initialize_sender_metrics
 from consumers.table import CompactedTable, MissingTopic
 from switchboard import heap
 from switchboard.accounts import Accounts
@@ -87,6 +88,7 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
             sender = Sender(accounts, ledger, http, public_url=settings.ingest_url,
                             opt_outs=opt_outs)
             sender.check_outbound()
+            initialize_sender_metrics(accounts)  # alerted counts scraped at 0 from the start
             runtime = WorkerRuntime(name="sender", kafka=kafka,
                                     topics=[OUTBOUND.name], handler=sender.handle)
 

@@ -8,15 +8,56 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
+from consumers import workers
 from consumers.runtime import WorkerRuntime
+from switchboard.accounts import Accounts, parse_accounts
+from switchboard.settings import Settings
 from tests.fakes import KeepingProducer
 
 
 def _value(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
+
+
+class _Table:
+    """Takes the place of CompactedTable: a table caught up, holding nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def catch_up(self) -> None:
+        pass
+
+    def on_failure(self, callback: Any) -> None:
+        pass
+
+    def get(self, key: bytes) -> None:
+        return None
+
+
+def _accounts(sending: str, receiving: str) -> Accounts:
+    auth = {"scheme": "basic", "username": "ib", "secrets": ["zero-series-webhook"]}
+    return parse_accounts({"accounts": {
+        sending: {"provider": "infobip", "auth": auth,
+                  "outbound": {"base_url": "http://127.0.0.1:9/infobip",
+                               "api_key": "zero-series-api-key", "sender": "InfoSMS"}},
+        receiving: {"provider": "infobip", "auth": auth}}})
+
+
+def _settings(**given: Any) -> Settings:
+    return Settings(kafka_bootstrap_servers="127.0.0.1:1", create_topics=False,
+                    metrics_port=None, **given)
 
 
 def test_a_new_workers_record_outcomes_rebalances_and_losses_are_at_zero() -> None:
@@ -29,6 +70,26 @@ def test_a_new_workers_record_outcomes_rebalances_and_losses_are_at_zero() -> No
         assert _value("switchboard_worker_rebalances_total", worker=name, change=change) == 0
     assert _value("switchboard_worker_records_lost_total", worker=name) == 0
     assert _value("switchboard_worker_records_maybe_lost_total", worker=name) == 0
+
+
+async def test_the_senders_alerted_outcomes_are_at_zero_for_each_account_it_sends_for(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "CompactedTable", _Table)
+    sending, receiving = f"send-{uuid.uuid4().hex[:8]}", f"recv-{uuid.uuid4().hex[:8]}"
+    async with workers.sender_worker(_settings(), _accounts(sending, receiving)):
+        for outcome in ("accepted", "retryable", "permanent", "error", "outcome_unknown",
+                        "held"):
+            assert _value("switchboard_sender_sends_total", provider="infobip",
+                          account=sending, outcome=outcome) == 0
+        # Not a contact's choice: bounded to what means trouble (or its ratio's denominator).
+        assert _value("switchboard_sender_sends_total", provider="infobip", account=sending,
+                      outcome="opted_out") is None
+        # An account that only receives webhooks is never sent for.
+        assert _value("switchboard_sender_sends_total", provider="infobip", account=receiving,
+                      outcome="accepted") is None
+        assert _value("switchboard_sender_sends_total", provider="", account="",
+                      outcome="unknown_account") is not None
+        assert _value("switchboard_worker_records_lost_total", worker="sender") is not None
 
 
 # Run in a child: prometheus-client chooses its file-backed values at import.
