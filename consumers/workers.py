@@ -132,7 +132,8 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
         elif idle_with is not None and (reason := idle_with(rules.current)):
             log.warning(reason, worker=name, rules_file=str(settings.rules_file))
         async with _opt_out_list(kafka) as opt_outs:
-            handler = BotHandler(name, rules, opt_outs, answer())
+            handler = BotHandler(name, rules, opt_outs, answer(),
+                                 accounts=[account.name for account in accounts])
             runtime = WorkerRuntime(name=name, kafka=kafka,
                                     topics=[MESSAGE_INBOUND.name, MESSAGE_STATUS.name],
                                     handler=handler.handle, start_from="latest",

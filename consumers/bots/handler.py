@@ -12,7 +12,7 @@ import signal
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -81,6 +81,7 @@ class RulesSource:
         _warn_of_echoes(self.current)
         self._checked = time.monotonic()
         self._forced = False
+        self.on_reload: list[Callable[[RuleSet], None]] = []  # called with the new rules
 
     async def watch(self) -> None:
         """Check for changes while no message comes either, so a reload (or a bad edit) is
@@ -135,6 +136,8 @@ class RulesSource:
             log.error("new rules are invalid; keeping the previous ones", error=str(rules))
             return
         self.current = rules
+        for reloaded in self.on_reload:
+            reloaded(rules)
         log.info("rules reloaded", file=str(self.path), accounts=len(rules.accounts))
         _warn_of_echoes(rules)
 
@@ -151,15 +154,28 @@ def _warn_of_echoes(rules: RuleSet) -> None:
                         account=name, setting=setting, word=word[:40])
 
 
+def initialize_metrics(worker: str, accounts: Iterable[str]) -> None:
+    """The counters alerts watch, at 0: a labelled counter has no series until its first count,
+    which rate() then misses. Not for "*": counts are by the message's account, never "*"."""
+    for account in accounts:
+        if account != "*":
+            for counter in (NOT_ANSWERED, LIMITED, COMPLIANCE_LIMITED):
+                counter.labels(worker, account)
+
+
 class BotHandler:
     def __init__(self, name: str, rules: RulesSource, opt_outs: OptOutList,
-                 answer: Answer) -> None:
+                 answer: Answer, accounts: Iterable[str] = ()) -> None:
         self.name = name
         self.rules = rules
         self.opt_outs = opt_outs
         self.answer = answer
         self.limit = ReplyLimit(name)
         self.compliance_limit = ComplianceReplyLimit(name)
+        # The accounts file's `accounts` (answered by "*", or by default: compliance answers
+        # every account) and the rules', then those a reload names (dropped ones stay).
+        initialize_metrics(name, [*accounts, *rules.current.accounts])
+        rules.on_reload.append(lambda current: initialize_metrics(name, current.accounts))
 
     async def handle(self, record: Record, ctx: Context) -> None:
         try:

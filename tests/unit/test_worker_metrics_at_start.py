@@ -3,10 +3,13 @@ their first increment (which rate() and increase() then missed, the series begin
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from consumers import workers
+from consumers.bots.handler import RulesSource
 from consumers.runtime import WorkerRuntime
 from switchboard.accounts import Accounts, parse_accounts
 from switchboard.settings import Settings
@@ -60,6 +64,16 @@ def _settings(**given: Any) -> Settings:
                     metrics_port=None, **given)
 
 
+@contextlib.contextmanager
+def _sighup_kept() -> Iterator[None]:
+    """The bots take SIGHUP for reloading their rules: the test session's is given back."""
+    before = signal.getsignal(signal.SIGHUP)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
 def test_a_new_workers_record_outcomes_rebalances_and_losses_are_at_zero() -> None:
     name = f"zero-{uuid.uuid4().hex[:8]}"
     WorkerRuntime(name=name, kafka="unused:9092", topics=["t"], handler=None,  # type: ignore[arg-type]
@@ -90,6 +104,53 @@ async def test_the_senders_alerted_outcomes_are_at_zero_for_each_account_it_send
         assert _value("switchboard_sender_sends_total", provider="", account="",
                       outcome="unknown_account") is not None
         assert _value("switchboard_worker_records_lost_total", worker="sender") is not None
+
+
+_BOT_COUNTERS = ("switchboard_bot_opted_out_messages_total",
+                 "switchboard_bot_replies_limited_total",
+                 "switchboard_bot_compliance_replies_limited_total")
+
+
+def _bot_counts(worker: str, account: str) -> list[float | None]:
+    return [_value(name, worker=worker, account=account) for name in _BOT_COUNTERS]
+
+
+@pytest.mark.parametrize("worker", ["keywords", "autoreply"])
+async def test_a_bots_limits_and_silenced_messages_are_at_zero_for_every_account(
+        worker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "CompactedTable", _Table)
+    named, filed = f"named-{uuid.uuid4().hex[:8]}", f"filed-{uuid.uuid4().hex[:8]}"
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[accounts."{named}"]\nhelp_text = "Acme"\n\n[accounts."*"]\n')
+    settings = _settings(rules_file=rules)
+    with _sighup_kept():
+        async with workers.WORKERS[worker](settings, _accounts(filed, f"x-{filed}")):
+            assert _bot_counts(worker, named) == [0, 0, 0]  # named by the rules
+            assert _bot_counts(worker, filed) == [0, 0, 0]  # answered by "*" (or by default)
+            # Counted by the message's account: "*" is never one.
+            assert _bot_counts(worker, "*") == [None, None, None]
+            assert _value("switchboard_worker_records_total", worker=worker,
+                          outcome="dead_letter") is not None
+
+
+def test_accounts_a_rules_reload_names_begin_at_zero_and_dropped_ones_stay(
+        tmp_path: Path) -> None:
+    from consumers.bots.handler import BotHandler
+    from consumers.bots.optouts import OptOutList
+
+    worker = f"bot-{uuid.uuid4().hex[:8]}"
+    first, added = f"a-{uuid.uuid4().hex[:8]}", f"b-{uuid.uuid4().hex[:8]}"
+    path = tmp_path / "rules.toml"
+    path.write_text(f'[accounts."{first}"]\nhelp_text = "v1"\n')
+    source = RulesSource(path, check_every_s=0)
+    BotHandler(worker, source, OptOutList(_Table()), None)  # type: ignore[arg-type]
+    assert _bot_counts(worker, added) == [None, None, None]
+    path.write_text(f'[accounts."{added}"]\nhelp_text = "v2"\n')
+    source.request_reload()  # as SIGHUP does
+    source.maybe_reload()
+    assert added in source.current.accounts
+    assert _bot_counts(worker, added) == [0, 0, 0]
+    assert _bot_counts(worker, first) == [0, 0, 0]
 
 
 # Run in a child: prometheus-client chooses its file-backed values at import.
