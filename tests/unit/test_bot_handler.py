@@ -14,6 +14,7 @@ from aiokafka import TopicPartition
 from prometheus_client import REGISTRY
 
 from consumers.bots import handler as handler_module
+from consumers.bots import limits as limits_module
 from consumers.bots.handler import (
     AutoReply,
     BotHandler,
@@ -395,9 +396,11 @@ async def test_a_reply_at_the_limit_whose_publish_failed_is_made_again_when_retr
 
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
-    """The handler module's monotonic clock, at clock["now"]: windows pass without waiting."""
+    """The bots' monotonic clock (cooldowns and reply limits), at clock["now"]: windows pass
+    without waiting."""
     now = {"now": 1000.0}
-    monkeypatch.setattr(handler_module, "time", ModuleWith(time, monotonic=lambda: now["now"]))
+    for module in (handler_module, limits_module):
+        monkeypatch.setattr(module, "time", ModuleWith(time, monotonic=lambda: now["now"]))
     return now
 
 

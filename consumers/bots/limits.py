@@ -1,0 +1,111 @@
+"""How many automated and compliance replies a contact gets: two auto-responders (ours and an
+"I'm driving" one, another company's keyword bot) would otherwise answer each other without
+end, each SMS paid for. Per bot process, in bounded memory."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict, deque
+from typing import ClassVar
+
+from prometheus_client import Counter
+
+from consumers.bots.compiled import CompiledAccount
+from switchboard.events import MessageEvent
+from switchboard.logs import get_logger
+
+log = get_logger(__name__)
+
+LIMITED = Counter("switchboard_bot_replies_limited_total",
+                  "Automated replies withheld: the contact had reached the account's "
+                  "reply_limit in reply_limit_window_s", ["worker", "account"])
+COMPLIANCE_LIMITED = Counter("switchboard_bot_compliance_replies_limited_total",
+                             "Compliance replies that changed no state (HELP, INFO, a repeated "
+                             "STOP or START) withheld: the contact had reached the account's "
+                             "compliance_reply_limit in reply_limit_window_s",
+                             ["worker", "account"])
+
+
+def masked_contact(contact: str) -> str:
+    """Enough of an address to tell contacts apart in a log, not to text them."""
+    return contact[:4] + "***" + contact[-2:] if len(contact) >= 9 else "***"
+
+
+class ReplyLimit:
+    """At most an account's reply_limit automated replies per contact in a sliding window
+    (bounded memory): our fallback and a sender that is not in own_numbers (an "I'm driving"
+    auto-responder, another company's bot) would otherwise answer each other without end.
+
+    A message is counted when its replies are made, before they are published: handled
+    again (a failed publish retried, a redelivery) within the window, it gets them again,
+    with the same command ids, neither counted twice nor refused. An answer of several
+    replies (a custom bot's) is made whole or not at all."""
+
+    refused: ClassVar[Counter] = LIMITED
+    warning: ClassVar[str] = ("reply limit reached: no automated replies to this contact for "
+                              "now (an automated sender? add it to own_numbers)")
+
+    @staticmethod
+    def limit_of(account: CompiledAccount) -> int:
+        return account.reply_limit
+
+    def __init__(self, worker: str, max_entries: int = 100_000) -> None:
+        self.worker = worker
+        self.max_entries = max_entries
+        self._made: OrderedDict[tuple[str, str], deque[tuple[float, uuid.UUID, int]]] = \
+            OrderedDict()
+        self._entries = 0
+        self._warned: dict[tuple[str, str], float] = {}
+
+    def admit(self, event: MessageEvent, account: CompiledAccount, replies: int, *,
+              always: bool = False) -> bool:
+        """Whether to make the replies to `event`; `always`: made, and not counted, whatever
+        the count (remembered so that made again, they are not taken for a new message's)."""
+        assert event.from_ is not None
+        key, now = (event.account, event.from_), time.monotonic()
+        made = self._made.setdefault(key, deque())
+        self._made.move_to_end(key)
+        while made and now - made[0][0] >= account.reply_limit_window_s:
+            made.popleft()
+            self._entries -= 1
+        if any(made_for == event.id for _, made_for, _ in made):
+            return True  # its replies were made: made again, same ids (sent once)
+        if not always and sum(count for _, _, count in made) >= self.limit_of(account):
+            self._refused(key, now, account, replies, event.id)
+            return False
+        made.append((now, event.id, 0 if always else replies))
+        self._entries += 1
+        while self._entries > self.max_entries:
+            evicted, oldest = self._made.popitem(last=False)
+            self._entries -= len(oldest)
+            self._warned.pop(evicted, None)
+        return True
+
+    def _refused(self, key: tuple[str, str], now: float, account: CompiledAccount,
+                 replies: int, event_id: uuid.UUID) -> None:
+        self.refused.labels(self.worker, key[0]).inc(replies)
+        warned = self._warned.get(key)
+        if warned is None or now - warned >= account.reply_limit_window_s:
+            self._warned[key] = now  # once per window and contact, not per message
+            # The contact masked (logs are no place for phone numbers); the event id finds it.
+            log.warning(self.warning, worker=self.worker, account=key[0],
+                        contact=masked_contact(key[1]), event_id=str(event_id),
+                        limit=self.limit_of(account), window_s=account.reply_limit_window_s)
+
+
+class ComplianceReplyLimit(ReplyLimit):
+    """At most an account's compliance_reply_limit compliance replies that change no state
+    (HELP, INFO, a STOP from a contact already opted out, a START from one who is not) per
+    contact in the same window: an automated sender whose text begins "HELP:" or "STOP" (our
+    own help text echoed, another company's keyword bot) would otherwise get one each time.
+    A reply that confirms a change is admitted `always`."""
+
+    refused = COMPLIANCE_LIMITED
+    warning = ("compliance reply limit reached: no HELP/INFO answers or repeated STOP/START "
+               "confirmations to this contact for now (an automated sender? its opt-out "
+               "changes are still recorded, and a change of state is still confirmed)")
+
+    @staticmethod
+    def limit_of(account: CompiledAccount) -> int:
+        return account.compliance_reply_limit
