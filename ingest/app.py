@@ -22,6 +22,7 @@ from ingest import metrics
 from ingest.correlation import CorrelationIndex
 from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
+from ingest.metrics import declare_accounts
 from ingest.protocol import Deadlines, IngestProtocol
 from ingest.siblings import SiblingProcesses
 from ingest.webhooks import WebhookHandler
@@ -194,6 +195,8 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
         if settings.accounts_file is None:
             raise ValueError("no accounts: set SWITCHBOARD_ACCOUNTS_FILE")
         accounts = load_accounts(settings.accounts_file)
+    # Scraped at zero before any webhook: an alert on an account's refusals has a series.
+    declare_accounts((account.provider, account.name) for account in accounts)
     _quiet_unparsed_requests()
     kafka = settings.kafka_connection()
     producer = DurableProducer(kafka, role="ingest",

@@ -8,6 +8,7 @@ one, and logged once per kind and minute (switchboard.throttle).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -50,6 +51,30 @@ def count_request(provider: str, account: str, outcome: str) -> None:
     if child is None:
         child = _request_children[key] = REQUESTS.labels(provider, account, outcome)
     child.inc()
+
+
+# Created at zero for every configured account at start-up (declare_accounts): a labelled
+# counter has no series until its first increment, so an alert on it had nothing to see (and
+# rate() missed that first increment). Only the outcomes an operator alerts on: all eleven an
+# account's requests can have, times every account, would mostly be series that stay at zero.
+ALERTED_OUTCOMES = ("stored", "duplicate", "dead_letter", "unauthorized", "unavailable",
+                    "error")
+
+
+def declare_accounts(accounts: Iterable[tuple[str, str]]) -> None:
+    """Start the series of these (provider, account) pairs at zero, so they are scraped before
+    their first event; and one per provider of a webhook for an account not configured (a
+    new account's URL given to the provider before the restart that loads it)."""
+    for provider, account in accounts:
+        for outcome in ALERTED_OUTCOMES:
+            key = (provider, account, outcome)
+            if key not in _request_children:
+                _request_children[key] = REQUESTS.labels(provider, account, outcome)
+        key = (provider, "unknown", "unknown_account")
+        if key not in _request_children:
+            _request_children[key] = REQUESTS.labels(*key)
+        DUPLICATES.labels(provider, account)
+        DEAD_LETTERS.labels(provider, account)
 
 
 def count_event(provider: str, type_: str, status: str) -> None:
