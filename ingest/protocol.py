@@ -16,17 +16,21 @@ and headers pass MAX_HEAD_BYTES, or with more than MAX_HEADERS headers, gets a 4
 parser cannot read a 400; one whose head is not whole within the head's deadline a 408; all
 with the JSON error body, and the connection closed. One timer per connection, armed only
 while the connection waits for a head or for a body no one reads.
+
+A request sent with `Expect: 100-continue` that the app answers without asking for its body
+(a 401 on a header, a 404, a 413 by its Content-Length) is answered `connection: close`, and
+the connection closed after the answer: the client, never told to send the body, may send it
+or its next request instead, and either would be read as the other (RFC 9110 s10.1.1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httptools
 import orjson
-from uvicorn._types import ASGI3Application
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
@@ -41,6 +45,15 @@ from switchboard.probes import error_body
 from switchboard.settings import Settings
 from switchboard.throttle import ThrottledLog
 
+if TYPE_CHECKING:
+    from uvicorn._types import (
+        ASGI3Application,
+        ASGIReceiveCallable,
+        ASGISendCallable,
+        ASGISendEvent,
+        Scope,
+    )
+
 log = get_logger(__name__)
 
 # nginx's default (large_client_header_buffers) is 32 KB, h11's 16 KiB: a provider's webhook
@@ -53,6 +66,7 @@ MAX_HEADERS = 100  # Apache's LimitRequestFields
 LINGER_S = 2.0
 # Each header is at least its name, a colon, its value and CRLF on the wire.
 _HEADER_FRAMING = 3
+_CLOSE = (b"connection", b"close")
 
 
 # Where the parser is: between requests, in a head begun in the current read or in an earlier
@@ -103,9 +117,10 @@ class IngestProtocol(HttpToolsProtocol):
     _phase = _IDLE
     _head_bytes = 0
     _unfinished_bytes = 0
-    _refused = False
+    _hung_up = False  # no more requests are read: after a refusal, or an unasked-for body
     _timer: asyncio.TimerHandle | None = None
     _answering: RequestResponseCycle | None = None  # the one the app has, not a queued one
+    _hang_up_after: RequestResponseCycle | None = None  # answered before its body was asked
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -125,7 +140,7 @@ class IngestProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         # uvicorn's own, but for the refusals: it logs and answers them in plain text.
-        if self._refused:
+        if self._hung_up:
             return
         self._unset_keepalive_if_required()
         try:
@@ -196,6 +211,12 @@ class IngestProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if self._hang_up_after is not None and self._hang_up_after.response_complete:
+            self._hang_up_after = None
+            if not self.transport.is_closing():
+                self._unset_keepalive_if_required()  # just armed by uvicorn: ours is shorter
+                self._hang_up()
+            return
         if self._phase == _BODY and self._timer is None and self.cycle.response_complete \
                 and not self.transport.is_closing():
             # Answered without its body (a 404, a 401 on a header, a 413): the rest is read
@@ -205,11 +226,36 @@ class IngestProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._answering = cycle  # self.cycle is the latest head's, queued behind this one
+        if cycle.waiting_for_100_continue:  # rare: curl's bodies over 1 MiB, some clients'
+            app = self._closing_unless_continued(cycle, app)
         super()._start_asgi_task(cycle, app)
+
+    def _closing_unless_continued(self, cycle: RequestResponseCycle,
+                                  app: ASGI3Application) -> ASGI3Application:
+        """`app`, its answer announcing `connection: close` when it comes before the app asked
+        for the body (uvicorn sends 100 Continue then) and before the body came whole anyway.
+        A client that sent its body without waiting for 100 Continue keeps its connection."""
+
+        async def answer(scope: Scope, receive: ASGIReceiveCallable,
+                         send: ASGISendCallable) -> None:
+            async def send_closing(message: ASGISendEvent) -> None:
+                if message["type"] != "http.response.start" \
+                        or not (cycle.waiting_for_100_continue and cycle.more_body):
+                    await send(message)
+                    return
+                self._hang_up_after = cycle
+                await send({**message, "headers": [*message.get("headers", ()), _CLOSE]})
+                # uvicorn would close at once after the answer, with the client's body perhaps
+                # unread: a reset that can destroy the answer. on_response_complete ends it.
+                cycle.keep_alive = True
+
+            await app(scope, receive, send_closing)
+
+        return answer
 
     def _expired(self) -> None:
         self._timer = None
-        if self._refused or self.transport.is_closing():
+        if self._hung_up or self.transport.is_closing():
             return
         if self._phase == _IDLE:
             self.transport.close()  # nothing of a request came: nothing to answer
@@ -247,7 +293,6 @@ class IngestProtocol(HttpToolsProtocol):
                         b"content-length: %d\r\n" % len(body),
                         b"connection: close\r\n\r\n", body])
         self.transport.write(b"".join(content))
-        self._refused = True
         # As a lost connection does (uvicorn's connection_lost): a request still in flight
         # here, or queued behind it, answers nowhere (its app's write would have raised).
         self.pipeline.clear()
@@ -255,6 +300,12 @@ class IngestProtocol(HttpToolsProtocol):
             if cycle is not None and not cycle.response_complete:
                 cycle.disconnected = True  # its answer is not written after our end
                 cycle.message_event.set()
+        self._hang_up()
+
+    def _hang_up(self) -> None:
+        """Read no more requests, and close once what the client still sends has been read and
+        dropped for LINGER_S: closed at once, its unread bytes get the client a reset."""
+        self._hung_up = True
         if not self.transport.can_write_eof():
             self.transport.close()
             return
