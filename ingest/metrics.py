@@ -85,6 +85,14 @@ def count_event(provider: str, type_: str, status: str) -> None:
     child.inc()
 
 
+# Not an outcome of switchboard_ingest_requests_total: the request was counted when answered.
+UNREAD_BODIES = Counter(
+    "switchboard_ingest_unread_bodies_total",
+    "Connections closed because the body of a request answered without reading it (a 404, a "
+    "401 on a header, a 413) was still arriving SWITCHBOARD_BODY_TIMEOUT_S after the answer",
+)
+
+
 # Tells an operator rotating a secret whether the provider still signs with the old one. Counted
 # only on that rare path: a request matching the first secret (every request, outside a
 # rotation) pays nothing for it. Labelled by account, never by anything of the secret.

@@ -271,7 +271,12 @@ class IngestProtocol(HttpToolsProtocol):
                          f"the request's URL and headers did not arrive within {head_s:g} s",
                          "request headers too slow refused", timeout_s=head_s)
         elif self.cycle.response_complete:
-            self.transport.close()  # the answer went long ago; the body is nobody's
+            # The answer went long ago; the body is nobody's. A client that keeps sending
+            # such bodies holds a connection each time: counted, and logged once a minute.
+            metrics.UNREAD_BODIES.inc()
+            self.refusals(logging.WARNING, "unread body still arriving, connection closed", {},
+                          client=self._client(), timeout_s=self.deadlines.body_s)
+            self.transport.close()
         # else the app reads this body, under its own deadline (a webhook's: 408 body_timeout)
 
     def _refuse_head(self) -> None:
@@ -283,8 +288,8 @@ class IngestProtocol(HttpToolsProtocol):
     def _refuse(self, status: int, code: str, message: str, event: str,
                 **fields: object) -> None:
         metrics.count_request("unknown", "unknown", code)
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
-        self.refusals(logging.WARNING, event, {"status": status}, client=client, **fields)
+        self.refusals(logging.WARNING, event, {"status": status}, client=self._client(),
+                      **fields)
         body = orjson.dumps(error_body(code, message))
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
@@ -301,6 +306,9 @@ class IngestProtocol(HttpToolsProtocol):
                 cycle.disconnected = True  # its answer is not written after our end
                 cycle.message_event.set()
         self._hang_up()
+
+    def _client(self) -> str | None:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else None
 
     def _hang_up(self) -> None:
         """Read no more requests, and close once what the client still sends has been read and

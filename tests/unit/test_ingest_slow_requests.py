@@ -192,6 +192,36 @@ async def test_a_body_no_one_reads_is_not_taken_for_longer_than_its_deadline(
     assert took < WITHIN_S  # before: open as long as the body came (here 50 s and more)
 
 
+async def test_a_body_no_one_reads_still_arriving_at_its_deadline_is_counted_and_logged(
+        port: int, caplog: pytest.LogCaptureFixture) -> None:
+    """Closed without a trace before: an operator could not see a client that keeps sending
+    bodies nobody reads. Logged as a refusal is (once a minute, the client's address), never
+    with bytes of the request."""
+    caplog.set_level(logging.INFO)
+    IngestProtocol.refusals.flush()  # a window of its own
+    caplog.clear()
+    before = _unread_bodies()
+    head = UNREAD + f"authorization: Basic {SECRET}\r\ncontent-length: 1000\r\n\r\n".encode()
+    for _ in range(2):
+        raw, took = await _dribble(port, head, b"x" * 1000, answered=b"unknown_account")
+        assert [status for status, _, _ in _answers(raw)] == [404]
+        assert took < WITHIN_S
+    IngestProtocol.refusals.flush()
+    assert _unread_bodies() == before + 2
+    lines = [record.msg for record in caplog.records
+             if record.name == "ingest.protocol" and isinstance(record.msg, dict)]
+    assert [line["event"] for line in lines] == [
+        "unread body still arriving, connection closed",
+        "unread body still arriving, connection closed: 1 more in the last 60 s"]
+    assert lines[0]["client"].startswith("127.0.0.1:")
+    assert lines[0]["timeout_s"] == BODY_S
+    assert SECRET not in caplog.text
+
+
+def _unread_bodies() -> float:
+    return REGISTRY.get_sample_value("switchboard_ingest_unread_bodies_total") or 0.0
+
+
 async def test_a_connection_idle_after_a_body_no_one_read_is_closed(port: int) -> None:
     """The body's bytes cancelled uvicorn's keep-alive timer, armed when the answer went:
     once the body had come, nothing closed the idle connection."""
