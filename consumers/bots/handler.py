@@ -147,7 +147,8 @@ def _warn_of_echoes(rules: RuleSet) -> None:
             log.warning("a compliance text begins with a word bots answer: a bot like this one "
                         "at the other end answers it, and if its own text begins so too the two "
                         "answer each other until compliance_reply_limit holds them back, in "
-                        "every reply_limit_window_s; begin it with another word",
+                        "every reply_limit_window_s (without end if their confirmations opt "
+                        "each other out and back in by turns); begin it with another word",
                         account=name, setting=setting, word=word[:40])
 
 
