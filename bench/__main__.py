@@ -1,11 +1,12 @@
-"""python -m bench [normalize] [ingest] [sender] [bots] (the consumer runtime is in sender)"""
+"""python -m bench [normalize] [ingest] [sender] [bots] [profile] (the consumer runtime is in
+sender; profile times ingest's stages in process)"""
 
 from __future__ import annotations
 
 import importlib
 import sys
 
-BENCHES = ("normalize", "ingest", "sender", "bots")
+BENCHES = ("normalize", "ingest", "sender", "bots", "profile")
 
 
 def main() -> int:

@@ -40,21 +40,35 @@ auth = { scheme = "basic", username = "bench", secrets = ["bench-password-123"] 
 """
 
 
+BENCH_USERNAME, BENCH_PASSWORD = "bench", "bench-password-123"
+WEBHOOK_PATH = "/webhooks/infobip/bench-infobip"
+
+
+def webhook_headers() -> dict[str, str]:
+    """What the load generator sends with every delivery report."""
+    token = base64.b64encode(f"{BENCH_USERNAME}:{BENCH_PASSWORD}".encode()).decode()
+    return {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+
+
+def delivery_report(n: int) -> bytes:
+    """The n-th benchmark delivery report: its message id, reference and contact are its own,
+    so duplicate suppression never helps and each one is a new conversation key."""
+    return (
+        '{"results":[{"event":"DELIVERY","channel":"SMS","sender":"InfoSMS",'
+        f'"destination":"4179{n % 10_000_000:07d}","sentAt":"2026-02-06T14:18:29.797+0000",'
+        '"doneAt":"2026-02-06T14:18:31.797+0000","bulkId":"bench",'
+        f'"messageId":"bench-{os.getpid()}-{n}","messageCount":1,"callbackData":"ref-{n}",'
+        '"status":{"groupId":3,"groupName":"DELIVERED","id":5,'
+        '"name":"DELIVERED_TO_HANDSET","description":"Message delivered to handset"},'
+        '"error":{"groupId":0,"groupName":"OK","id":0,"name":"NO_ERROR",'
+        '"description":"No Error","permanent":false}}]}'
+    ).encode()
+
+
 def delivery_reports(port: int) -> Iterator[bytes]:
-    auth = "Basic " + base64.b64encode(b"bench:bench-password-123").decode()
-    headers = {"Authorization": auth, "Content-Type": "application/json"}
+    headers = webhook_headers()
     for n in itertools.count():
-        body = (
-            '{"results":[{"event":"DELIVERY","channel":"SMS","sender":"InfoSMS",'
-            f'"destination":"4179{n % 10_000_000:07d}","sentAt":"2026-02-06T14:18:29.797+0000",'
-            '"doneAt":"2026-02-06T14:18:31.797+0000","bulkId":"bench",'
-            f'"messageId":"bench-{os.getpid()}-{n}","messageCount":1,"callbackData":"ref-{n}",'
-            '"status":{"groupId":3,"groupName":"DELIVERED","id":5,'
-            '"name":"DELIVERED_TO_HANDSET","description":"Message delivered to handset"},'
-            '"error":{"groupId":0,"groupName":"OK","id":0,"name":"NO_ERROR",'
-            '"description":"No Error","permanent":false}}]}'
-        ).encode()
-        yield build_request(HOST, port, "/webhooks/infobip/bench-infobip", body, headers)
+        yield build_request(HOST, port, WEBHOOK_PATH, delivery_report(n), headers)
 
 
 def _start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
