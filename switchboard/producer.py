@@ -30,11 +30,11 @@ from aiokafka.errors import (
     RecordTooLargeError,
     UnsupportedForMessageFormatError,
 )
-from aiokafka.partitioner import murmur2
 
 from switchboard.clients import KafkaTarget, as_connection
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
+from switchboard.murmur2 import murmur2
 from switchboard.records import OutRecord
 from switchboard.tasklog import detached
 
@@ -48,7 +48,8 @@ MAX_BATCH_BYTES = 512 * 1024
 MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 # Record framing (lengths, offsets, timestamps) on top of key, value and headers.
 RECORD_OVERHEAD_BYTES = 64
-# Hashing a key is pure Python in aiokafka; conversations repeat, so remember recent ones.
+# Hashing a key is pure Python (switchboard.murmur2); conversations repeat, so remember recent
+# ones.
 PARTITION_CACHE_SIZE = 65_536
 # Partitions added to a topic (kafka-topics.sh --alter --partitions) are noticed at a client's
 # next metadata refresh, this often (aiokafka's default is 5 minutes), by every client that
