@@ -4,7 +4,8 @@ Each stage of the webhook path is timed on the ingest benchmark's own delivery r
 one distinct, as there), beside the bare Starlette ceiling called the same way (ASGI, in
 process) in the same run. The producer is a stand-in that does publish's own CPU work (sizing,
 partitioning, appending to aiokafka's batch builder) without the round trip, so the figures
-leave out uvicorn, the event loop's I/O and Kafka: served, every request costs more.
+leave out uvicorn, the event loop's I/O and Kafka: served, every request costs more, which
+bench.served measures next (both servers with uvicorn, ingest with the stand-in producer).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 from aiokafka.producer.message_accumulator import BatchBuilder
 from starlette.requests import Request
 
-from bench import ceiling
+from bench import ceiling, served
 from bench.ingest import ACCOUNTS, WEBHOOK_PATH, delivery_report, webhook_headers
 from ingest.app import create_app
 from ingest.auth import SignedRequest, verify
@@ -224,7 +225,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="switchboard-profile-") as tmp:
         accounts = Path(tmp) / "accounts.toml"
         accounts.write_text(ACCOUNTS)
-        return asyncio.run(run(accounts))
+        in_process = asyncio.run(run(accounts))
+        return served.main(accounts) or in_process
 
 
 if __name__ == "__main__":
