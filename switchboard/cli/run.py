@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import signal
 import sys
 import time
@@ -126,6 +127,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         demo = _prepare(settings)  # a bad file is said before a broker is started for nothing
         if demo is None:
             return 2
+        if not settings.kafka_bootstrap_servers and (
+                running := _already_running(settings.data_dir / "kafka")) is not None:
+            print(f"error: {running}", file=sys.stderr)
+            return 1
         if (taken := _port_taken(demo.settings)) is not None:  # so is a port in use
             print(f"error: {taken}", file=sys.stderr)
             return 1
@@ -274,6 +279,27 @@ def _prepare(settings: Settings) -> _Demo | None:
     else:
         _warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
     return _Demo(settings, accounts)
+
+
+def _already_running(data_dir: Path) -> str | None:
+    """Why this `run` is the second on its data dir, or None. Said before the ports: `make
+    run` twice was told that port 8080 is taken and to set SWITCHBOARD_HTTP_PORT, then the
+    simulator's port, and only then that the first run's broker holds the data dir. Peeks at
+    LocalKafka's lock (_lock_data_dir), which the broker takes for itself later."""
+    try:
+        lock = open(data_dir / "switchboard.lock")  # noqa: SIM115 - closed below
+    except FileNotFoundError:  # no broker ever ran here
+        return None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = lock.read().strip()
+            pid = f" (pid {holder})" if holder.isdigit() else ""
+            return (f"another `switchboard run` or `switchboard kafka`{pid} is running on "
+                    f"{data_dir}: stop it first (Ctrl-C in its terminal), or give this one "
+                    "its own SWITCHBOARD_DATA_DIR and ports")
+    return None
 
 
 def _port_taken(settings: Settings) -> str | None:

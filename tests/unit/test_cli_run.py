@@ -3,6 +3,7 @@ started here stopped by this process."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import subprocess
@@ -101,3 +102,45 @@ def test_the_demo_accounts_missing_from_another_directory_says_where_to_run(
     assert result.returncode == 2
     assert result.stderr == ("error: no examples/accounts.toml here: run this in the Switchboard "
                              "directory, or set SWITCHBOARD_ACCOUNTS_FILE\n")
+
+
+def test_run_a_second_time_says_the_first_is_running_not_to_move_a_port(tmp_path: Path) -> None:
+    """`make run` twice was told that port 8080 is taken and to set SWITCHBOARD_HTTP_PORT;
+    moved, then the simulator's port; and only then that the first run's broker holds the
+    data dir. The first run holds all three: the data dir is said first, with its pid."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    broker_dir = tmp_path / "kafka"
+    broker_dir.mkdir()
+    with open(broker_dir / "switchboard.lock", "a+") as lock, \
+            socket.create_server(("127.0.0.1", 0)) as first_runs_ingest:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as LocalKafka holds it
+        lock.write("4242")
+        lock.flush()
+        env = clean | {"SWITCHBOARD_DATA_DIR": str(tmp_path),
+                       "SWITCHBOARD_HTTP_PORT": str(first_runs_ingest.getsockname()[1]),
+                       "SWITCHBOARD_SIMULATOR_PORT": str(free_port())}
+        result = subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
+                                capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: another `switchboard run` or `switchboard kafka` (pid 4242) is running on "
+        f"{broker_dir}: stop it first (Ctrl-C in its terminal), or give this one its own "
+        "SWITCHBOARD_DATA_DIR and ports\n")
+    assert result.stdout == ""  # no broker started
+
+
+def test_run_on_a_data_dir_a_stopped_broker_used_starts_as_usual(tmp_path: Path) -> None:
+    """The lock file stays when its broker has stopped: only a held lock is a run going."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    (tmp_path / "kafka").mkdir()
+    (tmp_path / "kafka" / "switchboard.lock").write_text("4242")
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # another program's server
+        port = listener.getsockname()[1]
+        env = clean | {"SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_HTTP_PORT": str(port),
+                       "SWITCHBOARD_SIMULATOR_PORT": str(free_port())}
+        result = subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
+                                capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"error: ingest cannot listen on 127.0.0.1:{port}: ")
