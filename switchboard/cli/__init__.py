@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="start everything: Kafka, ingest, simulator, workers",
+        description="In one process, on 127.0.0.1: a local Kafka broker (none with "
+                    "KAFKA_BOOTSTRAP_SERVERS set), ingest on SWITCHBOARD_HTTP_PORT (8080), "
+                    "the provider simulator on SWITCHBOARD_SIMULATOR_PORT (8090), the sender "
+                    "and the keyword bot, with examples/accounts.toml and examples/rules.toml "
+                    "unless SWITCHBOARD_ACCOUNTS_FILE and SWITCHBOARD_RULES_FILE name others. "
+                    "Once started, it prints commands to try.",
         epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP), 1 when Kafka cannot be used "
                "or exits, a port is taken or a worker stopped short of a record, 2 for bad "
                "settings (the accounts, the rules, a proxy variable), 130 for Ctrl-C before "

@@ -54,3 +54,12 @@ def test_tail_says_it_starts_from_the_newest_and_how_topics_are_named(
 def test_each_command_says_its_exit_codes(command: str, says: str,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     assert says in _help(command, capsys)
+
+
+def test_run_says_what_it_starts_and_the_settings_that_move_its_ports(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # `run --help` showed only -h: not what it starts, on which ports, nor with which files.
+    said = _help("run", capsys)
+    assert "ingest on SWITCHBOARD_HTTP_PORT (8080)" in said
+    assert "the provider simulator on SWITCHBOARD_SIMULATOR_PORT (8090)" in said
+    assert "with examples/accounts.toml and examples/rules.toml unless" in said
