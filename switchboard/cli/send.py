@@ -40,6 +40,11 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         known = ", ".join(sorted(a.name for a in accounts))
         print(f"error: no account named {args.account!r}; known: {known}", file=sys.stderr)
         return 2
+    if not account.outbound:  # the sender would fail it (bad_outbound_config): said only to --wait
+        print(f"error: account {account.name!r} has no outbound settings "
+              f"([accounts.{account.name}.outbound], docs/outbound.md): the sender cannot send "
+              "for it; nothing published", file=sys.stderr)
+        return 2
     try:
         command = OutboundCommand(
             id=args.id or str(uuid.uuid4()), account=account.name, to=args.to,

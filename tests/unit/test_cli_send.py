@@ -15,6 +15,11 @@ EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
     (["shop", "+41790001111", "--text", "hi"], "no account named 'shop'; known: demo-bird"),
     (["demo-infobip", "+41790001111"], "text or media"),
     (["demo-infobip", "", "--text", "hi"], "to: String should have at least 1 character"),
+    # Published, then failed by the sender (bad_outbound_config): without --wait, `send` said
+    # only that it was published. The demo's webhook-only accounts have no outbound section.
+    (["demo-messagebird", "+41790001111", "--text", "hi"],
+     "account 'demo-messagebird' has no outbound settings ([accounts.demo-messagebird.outbound], "
+     "docs/outbound.md): the sender cannot send for it; nothing published"),
 ])
 def test_a_command_that_cannot_be_sent_is_one_error_line(
         args: list[str], says: str, monkeypatch: pytest.MonkeyPatch,
