@@ -141,7 +141,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     except (KafkaConnectionError, NoAnswer) as exc:
         where = settings.kafka_bootstrap_servers or "the local broker"
-        print(cannot_reach_kafka(where, exc), file=sys.stderr)
+        # Left exported from pasting `tail`'s line, the variable reads as the local broker
+        # failing: say that it is why none was started.
+        hint = ("; with KAFKA_BOOTSTRAP_SERVERS set, run starts no broker of its own (unset it "
+                "for the local one)") if settings.kafka_bootstrap_servers else ""
+        print(cannot_reach_kafka(where, exc) + hint, file=sys.stderr)
         return 1
     except (KafkaError, RuntimeError, TimeoutError) as exc:  # the cluster, or its topics
         where = settings.kafka_bootstrap_servers or "the local broker"

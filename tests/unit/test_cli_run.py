@@ -64,6 +64,11 @@ def test_run_on_a_cluster_it_cannot_reach_says_so_in_one_line(create_topics: str
     assert result.returncode == 1
     assert "error: cannot " in result.stderr and "Kafka at 127.0.0.1:1" in result.stderr
     assert "Traceback" not in result.stderr
+    # Exported for `tail`, the variable was left in the shell that ran `make run` again: the
+    # error read as the local broker failing to start.
+    said = result.stderr.splitlines()[-1]
+    assert said.endswith("; with KAFKA_BOOTSTRAP_SERVERS set, run starts no broker of its own "
+                         "(unset it for the local one)"), said
 
 
 @pytest.mark.parametrize("taken", ["SWITCHBOARD_HTTP_PORT", "SWITCHBOARD_SIMULATOR_PORT", "both"])
