@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser(
         "serve", help="run the ingest HTTP service",
+        description="Webhooks on /webhooks/<provider>/<account>, stored in Kafka. Needs "
+                    "KAFKA_BOOTSTRAP_SERVERS and SWITCHBOARD_ACCOUNTS_FILE (`run` starts a "
+                    "broker and uses the demo accounts).",
         epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP: in-flight requests answered, "
                "Kafka flushed), 1 when a port is taken, 2 for bad settings (the accounts, "
                "KAFKA_BOOTSTRAP_SERVERS), 3 when the app failed to start, 130 for Ctrl-C "
@@ -104,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser(
         "worker", help="run a worker: sender, keywords, autoreply, bot",
+        description="One member of the worker's consumer group. Needs KAFKA_BOOTSTRAP_SERVERS "
+                    "and SWITCHBOARD_ACCOUNTS_FILE; the bots read SWITCHBOARD_RULES_FILE; "
+                    "metrics and probes on SWITCHBOARD_METRICS_PORT when set.",
         epilog="Exit 0 once stopped (SIGTERM, Ctrl-C; the sender also on SIGHUP), 1 when "
                "Kafka cannot be reached, a topic is missing or a record stopped it (the error "
                "line says which), 2 for bad arguments or settings (the accounts, the rules, "
@@ -114,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     simulate = sub.add_parser(
         "simulate", help="run the provider simulator",
+        description="The accounts' providers' send APIs, which send their webhooks to ingest "
+                    "at --ingest-url; the accounts of SWITCHBOARD_ACCOUNTS_FILE "
+                    "(examples/accounts.toml when unset).",
         epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP; not under nohup), 1 when its "
                "port is taken, 2 for bad settings (the accounts), 3 when it failed to start, "
                "130 for Ctrl-C before it served.")

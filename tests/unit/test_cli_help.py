@@ -63,3 +63,16 @@ def test_run_says_what_it_starts_and_the_settings_that_move_its_ports(
     assert "ingest on SWITCHBOARD_HTTP_PORT (8080)" in said
     assert "the provider simulator on SWITCHBOARD_SIMULATOR_PORT (8090)" in said
     assert "with examples/accounts.toml and examples/rules.toml unless" in said
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    # serve, worker and simulate said nothing of the settings they need: a new user learnt
+    # them one error at a time.
+    ("serve", "Needs KAFKA_BOOTSTRAP_SERVERS and SWITCHBOARD_ACCOUNTS_FILE"),
+    ("worker", "Needs KAFKA_BOOTSTRAP_SERVERS and SWITCHBOARD_ACCOUNTS_FILE; the bots read "
+               "SWITCHBOARD_RULES_FILE"),
+    ("simulate", "the accounts of SWITCHBOARD_ACCOUNTS_FILE (examples/accounts.toml when unset)"),
+])
+def test_the_services_say_the_settings_they_need(command: str, says: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert says in _help(command, capsys)
