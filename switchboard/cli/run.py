@@ -152,6 +152,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: cannot use Kafka at {where}: {exc or type(exc).__name__}",
               file=sys.stderr)
         return 1
+    except OSError as exc:
+        if settings.kafka_bootstrap_servers:
+            raise
+        # Its files: a data dir left to root by `sudo make run`, say, was a traceback.
+        print(f"error: cannot start the local broker: {exc.strerror or exc}: {exc.filename} "
+              "(SWITCHBOARD_DATA_DIR and SWITCHBOARD_CACHE_DIR say where it keeps its files)",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     # From here on a Ctrl-C stops the broker: whoever reads "ready" may press it at once.
@@ -292,7 +300,7 @@ def _already_running(data_dir: Path) -> str | None:
     LocalKafka's lock (_lock_data_dir), which the broker takes for itself later."""
     try:
         lock = open(data_dir / "switchboard.lock")  # noqa: SIM115 - closed below
-    except FileNotFoundError:  # no broker ever ran here
+    except OSError:  # none: no broker ever ran here; unreadable: the broker's start says so
         return None
     with lock:
         try:

@@ -149,3 +149,21 @@ def test_run_on_a_data_dir_a_stopped_broker_used_starts_as_usual(tmp_path: Path)
                                 capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: ingest cannot listen on 127.0.0.1:{port}: ")
+
+
+def test_run_whose_data_dir_cannot_be_used_says_so_in_one_line(tmp_path: Path) -> None:
+    """A data dir the broker cannot write (left to root by `sudo make run`; here a file where
+    the directory should be) stopped `run` with a traceback."""
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    data_dir = tmp_path / "data"
+    data_dir.write_text("")
+    env = clean | {"SWITCHBOARD_DATA_DIR": str(data_dir),
+                   "SWITCHBOARD_HTTP_PORT": str(free_port()),
+                   "SWITCHBOARD_SIMULATOR_PORT": str(free_port())}
+    result = subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: cannot start the local broker: Not a directory: {data_dir / 'kafka'} "
+        "(SWITCHBOARD_DATA_DIR and SWITCHBOARD_CACHE_DIR say where it keeps its files)\n")
