@@ -200,6 +200,13 @@ class Accounts:
 
 
 def parse_accounts(data: dict[str, Any], source: str = "<accounts>") -> Accounts:
+    if unknown := sorted(key for key in data if key != "accounts"):
+        # `[account.x]` or `[Accounts.x]` beside the real accounts was read as nothing: its
+        # account was missing, and its webhooks answered 404, without a word at start.
+        raise AccountsError(f"{source}: unknown top-level "
+                            f"{'key' if len(unknown) == 1 else 'keys'} "
+                            f"{', '.join(map(repr, unknown))}: the file holds only "
+                            "[accounts.<name>] tables")
     table = data.get("accounts", {})
     if not isinstance(table, dict):
         raise AccountsError(f"{source}: [accounts] must be a table of accounts")

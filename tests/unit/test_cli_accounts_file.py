@@ -17,17 +17,25 @@ COMMANDS = [["serve"], ["worker", "sender"], ["worker", "keywords"], ["simulate"
             ["send", "x", "+41790001111", "--text", "hi"]]  # and `run`, below
 
 
-@pytest.mark.parametrize("content", [
-    # A typo in the table's name: TOML reads it as another table, and the file as no account
-    # at all. `serve` started with 0 accounts and answered every webhook 404.
-    '[account.x]\nprovider = "infobip"\n',
-    '[Accounts.x]\nprovider = "infobip"\n',
-    "",
+NO_ACCOUNTS = "no accounts: each is a table [accounts.<name>] (see examples/accounts.toml)"
+# A typo in the table's name: TOML reads it as another table, and its account as missing.
+# Alone, `serve` started with 0 accounts; beside real ones, it started without that one. Both
+# answered its webhooks 404.
+TYPO = "unknown top-level key 'account': the file holds only [accounts.<name>] tables"
+REAL = '[accounts.ok]\nprovider = "infobip"\nauth = { scheme = "basic", username = "u", ' \
+       'secrets = ["a-long-enough-secret"] }\n'
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    ('[account.x]\nprovider = "infobip"\n', TYPO),
+    (REAL + '[account.x]\nprovider = "infobip"\n', TYPO),
+    ('[Accounts.x]\nprovider = "infobip"\n', TYPO.replace("'account'", "'Accounts'")),
+    ("", NO_ACCOUNTS),
 ])
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda command: command[0])
 def test_an_accounts_file_without_accounts_is_refused(
-        content: str, command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        content: str, said: str, command: list[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     accounts = tmp_path / "accounts.toml"
     accounts.write_text(content)
     monkeypatch.setenv("SWITCHBOARD_ACCOUNTS_FILE", str(accounts))
@@ -36,8 +44,7 @@ def test_an_accounts_file_without_accounts_is_refused(
     monkeypatch.setenv("SWITCHBOARD_SIMULATOR_PORT", str(free_port()))
     assert main(command) == 2
     captured = capsys.readouterr()
-    assert captured.err == (f"error: {accounts}: no accounts: each is a table "
-                            "[accounts.<name>] (see examples/accounts.toml)\n")
+    assert captured.err == f"error: {accounts}: {said}\n"
     assert captured.out == ""
 
 
@@ -52,7 +59,6 @@ def test_run_with_an_accounts_file_without_accounts_is_refused(tmp_path: Path) -
     result = subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2
-    assert result.stderr == (f"error: {accounts}: no accounts: each is a table "
-                             "[accounts.<name>] (see examples/accounts.toml)\n")
+    assert result.stderr == f"error: {accounts}: {TYPO}\n"
     assert result.stdout == ""
     assert not (tmp_path / "data").exists()
