@@ -80,14 +80,16 @@ def _fetch_jars(mvn: str, pom: Path, staging: Path) -> None:
         failure = _run_maven(mvn, pom, staging)
         if not failure:
             return
-    raise BrokerError(f"mvn could not fetch the Kafka jars ({_FETCH_ATTEMPTS} tries):\n"
-                      + failure[-3000:])
+    raise BrokerError(f"mvn could not fetch the Kafka jars ({_FETCH_ATTEMPTS} tries; check "
+                      "the network or Maven's proxy settings, ~/.m2/settings.xml, or use a "
+                      "running Kafka: KAFKA_BOOTSTRAP_SERVERS):\n" + failure[-3000:])
 
 
 def _run_maven(mvn: str, pom: Path, staging: Path) -> str:
     """One Maven run into `staging`: what went wrong, or "" once the broker jar is there."""
     command = [
-        mvn, "-B", "-q", "-f", str(pom),
+        # -B alone still colours Maven 3.9's errors: escape codes in our error line and logs.
+        mvn, "-B", "-q", "-Dstyle.color=never", "-f", str(pom),
         # The plugin by its full name: a bare `dependency:` prefix is first looked up in
         # Central's plugin-group metadata, and a failure there reads "No plugin found".
         "org.apache.maven.plugins:maven-dependency-plugin:copy-dependencies",
