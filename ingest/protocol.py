@@ -18,9 +18,10 @@ with the JSON error body, and the connection closed. One timer per connection, a
 while the connection waits for a head or for a body no one reads.
 
 A request sent with `Expect: 100-continue` that the app answers without asking for its body
-(a 401 on a header, a 404, a 413 by its Content-Length) is answered `connection: close`, and
-the connection closed after the answer: the client, never told to send the body, may send it
-or its next request instead, and either would be read as the other (RFC 9110 s10.1.1).
+(a 401 on a header, a 404, a 413 by its Content-Length), before any of the body came, is
+answered `connection: close`, and the connection closed after the answer: the client, never
+told to send the body, may send it or its next request instead, and either would be read as
+the other (RFC 9110 s10.1.1).
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ _FROM_UVICORN: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (HttpToolsProtocol, "data_received", ("_unset_keepalive_if_required", "_should_upgrade",
                                           "handle_websocket_upgrade",
                                           "_unsupported_upgrade_warning")),
-    (RequestResponseCycle, "__init__", ("disconnected", "keep_alive", "message_event",
+    (RequestResponseCycle, "__init__", ("body", "disconnected", "keep_alive", "message_event",
                                         "more_body", "response_complete",
                                         "waiting_for_100_continue")),
     (FlowControl, "__init__", ("read_paused",)),
@@ -275,14 +276,17 @@ class IngestProtocol(HttpToolsProtocol):
     def _closing_unless_continued(self, cycle: RequestResponseCycle,
                                   app: ASGI3Application) -> ASGI3Application:
         """`app`, its answer announcing `connection: close` when it comes before the app asked
-        for the body (uvicorn sends 100 Continue then) and before the body came whole anyway.
-        A client that sent its body without waiting for 100 Continue keeps its connection."""
+        for the body (uvicorn sends 100 Continue then) and before any of the body came. A
+        client that sent its body without waiting for 100 Continue keeps its connection: once
+        a byte of it is here the client is sending it, and the rest is read and dropped as any
+        unread body's (a body split over reads, the answer between them, was closed for)."""
 
         async def answer(scope: Scope, receive: ASGIReceiveCallable,
                          send: ASGISendCallable) -> None:
             async def send_closing(message: ASGISendEvent) -> None:
                 if message["type"] != "http.response.start" \
-                        or not (cycle.waiting_for_100_continue and cycle.more_body):
+                        or not (cycle.waiting_for_100_continue and cycle.more_body) \
+                        or cycle.body:
                     await send(message)
                     return
                 self._hang_up_after = cycle

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import select
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -118,6 +119,8 @@ async def test_a_body_sent_anyway_is_read_and_dropped_before_the_close(port: int
         # A plain blocking socket: the answer waits unread in the kernel as the body goes.
         with socket.create_connection(("127.0.0.1", port), timeout=WITHIN_S) as sock:
             sock.sendall(_head("/webhooks/infobip/nobody", 1_000_000))
+            # Only once the answer is here: a body begun before it keeps the connection.
+            assert select.select([sock], [], [], WITHIN_S)[0]
             sock.sendall(b"x" * 1_000_000)
             raw = b""
             while chunk := sock.recv(65536):
@@ -163,6 +166,27 @@ async def test_a_body_sent_without_waiting_keeps_its_connection(port: int) -> No
         await writer.drain()
         raw = await _read_until(reader, b"", 1)
         writer.write(HEALTHZ)
+        await writer.drain()
+        raw = await _read_until(reader, raw, 2)
+    finally:
+        writer.close()
+    answers = _answers(raw)
+    assert [status for status, _ in answers] == [401, 200]
+    assert "connection" not in answers[0][1]
+
+
+async def test_a_body_begun_before_the_answer_keeps_its_connection(port: int) -> None:
+    """Sent without waiting, but not all in the read the head came in (a body over a TCP
+    segment or two, on the internet): answered between its reads, the connection was closed,
+    though the client was sending the body and nothing of it could be taken for a request."""
+    half = len(DELIVERY) // 2
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(_head("/webhooks/infobip/acme", len(DELIVERY), "authorization: Basic bm8=")
+                     + DELIVERY[:half])
+        await writer.drain()
+        raw = await _read_until(reader, b"", 1)  # the 401, on the header alone
+        writer.write(DELIVERY[half:] + HEALTHZ)
         await writer.drain()
         raw = await _read_until(reader, raw, 2)
     finally:
