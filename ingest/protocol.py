@@ -253,9 +253,15 @@ class IngestProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if self._hang_up_after is not None and self._hang_up_after.response_complete:
+        hang_up = self._hang_up_after is not None and self._hang_up_after.response_complete
+        if hang_up:
             self._hang_up_after = None
+            # A request parsed behind the answer (its body, then the next, came while the
+            # answer was written) is not started: its answer could not follow the close
+            # announced. The client sends it again on a new connection.
+            self.pipeline.clear()
+        super().on_response_complete()
+        if hang_up:
             if not self.transport.is_closing():
                 self._unset_keepalive_if_required()  # just armed by uvicorn: ours is shorter
                 self._hang_up()
