@@ -49,6 +49,14 @@ def test_high_bytes_and_long_keys_as_aiokafka() -> None:
         assert murmur2(key) == aiokafka_murmur2(key)
 
 
+def test_every_length_about_the_cached_readers_bound_as_aiokafka() -> None:
+    """Up to 64 words a cached reader reads the key, beyond it a format built each time: the
+    lengths on both sides of that bound, each tail among them, high bytes and low."""
+    for length in range(4 * 64 - 8, 4 * 64 + 9):
+        for key in (b"\xff" * length, bytes((0x80 + 7 * i) % 256 for i in range(length))):
+            assert murmur2(key) == aiokafka_murmur2(key)
+
+
 def test_the_producer_partitions_with_it() -> None:
     producer = DurableProducer("127.0.0.1:9")
     key = b"infobip|bench-infobip|+41790000001"
