@@ -56,16 +56,11 @@ def test_each_command_says_its_exit_codes(command: str, says: str,
     assert says in _help(command, capsys)
 
 
-def test_run_says_what_it_starts_and_the_settings_that_move_its_ports(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    # `run --help` showed only -h: not what it starts, on which ports, nor with which files.
-    said = _help("run", capsys)
-    assert "ingest on SWITCHBOARD_HTTP_PORT (8080)" in said
-    assert "the provider simulator on SWITCHBOARD_SIMULATOR_PORT (8090)" in said
-    assert "with examples/accounts.toml and examples/rules.toml unless" in said
-
-
 @pytest.mark.parametrize(("command", "says"), [
+    # `run --help` showed only -h: not what it starts, on which ports, nor with which files.
+    ("run", "ingest on SWITCHBOARD_HTTP_PORT (8080)"),
+    ("run", "the provider simulator on SWITCHBOARD_SIMULATOR_PORT (8090)"),
+    ("run", "with examples/accounts.toml and examples/rules.toml unless"),
     # serve, worker and simulate said nothing of the settings they need: a new user learnt
     # them one error at a time.
     ("serve", "Needs KAFKA_BOOTSTRAP_SERVERS and SWITCHBOARD_ACCOUNTS_FILE"),
@@ -73,6 +68,6 @@ def test_run_says_what_it_starts_and_the_settings_that_move_its_ports(
                "SWITCHBOARD_RULES_FILE"),
     ("simulate", "the accounts of SWITCHBOARD_ACCOUNTS_FILE (examples/accounts.toml when unset)"),
 ])
-def test_the_services_say_the_settings_they_need(command: str, says: str,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_services_say_what_they_start_and_the_settings_they_need(
+        command: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert says in _help(command, capsys)

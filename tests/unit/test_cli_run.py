@@ -109,12 +109,21 @@ def test_the_demo_accounts_missing_from_another_directory_says_where_to_run(
                              "directory, or set SWITCHBOARD_ACCOUNTS_FILE\n")
 
 
+def _run_with_a_local_broker(data_dir: Path, ingest_port: int) -> subprocess.CompletedProcess[str]:
+    """`switchboard run` in a process of its own, as a new user runs it: no Kafka given (so it
+    would start its own, in `data_dir`), nothing else of ours set."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env |= {"SWITCHBOARD_DATA_DIR": str(data_dir), "SWITCHBOARD_HTTP_PORT": str(ingest_port),
+            "SWITCHBOARD_SIMULATOR_PORT": str(free_port())}
+    return subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
 def test_run_a_second_time_says_the_first_is_running_not_to_move_a_port(tmp_path: Path) -> None:
     """`make run` twice was told that port 8080 is taken and to set SWITCHBOARD_HTTP_PORT;
     moved, then the simulator's port; and only then that the first run's broker holds the
     data dir. The first run holds all three: the data dir is said first, with its pid."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
     broker_dir = tmp_path / "kafka"
     broker_dir.mkdir()
     with open(broker_dir / "switchboard.lock", "a+") as lock, \
@@ -122,11 +131,7 @@ def test_run_a_second_time_says_the_first_is_running_not_to_move_a_port(tmp_path
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as LocalKafka holds it
         lock.write("4242")
         lock.flush()
-        env = clean | {"SWITCHBOARD_DATA_DIR": str(tmp_path),
-                       "SWITCHBOARD_HTTP_PORT": str(first_runs_ingest.getsockname()[1]),
-                       "SWITCHBOARD_SIMULATOR_PORT": str(free_port())}
-        result = subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
-                                capture_output=True, text=True, timeout=60, check=False)
+        result = _run_with_a_local_broker(tmp_path, first_runs_ingest.getsockname()[1])
     assert result.returncode == 1
     assert result.stderr == (
         f"error: another `switchboard run` or `switchboard kafka` (pid 4242) is running on "
@@ -137,16 +142,11 @@ def test_run_a_second_time_says_the_first_is_running_not_to_move_a_port(tmp_path
 
 def test_run_on_a_data_dir_a_stopped_broker_used_starts_as_usual(tmp_path: Path) -> None:
     """The lock file stays when its broker has stopped: only a held lock is a run going."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
     (tmp_path / "kafka").mkdir()
     (tmp_path / "kafka" / "switchboard.lock").write_text("4242")
     with socket.create_server(("127.0.0.1", 0)) as listener:  # another program's server
         port = listener.getsockname()[1]
-        env = clean | {"SWITCHBOARD_DATA_DIR": str(tmp_path), "SWITCHBOARD_HTTP_PORT": str(port),
-                       "SWITCHBOARD_SIMULATOR_PORT": str(free_port())}
-        result = subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
-                                capture_output=True, text=True, timeout=60, check=False)
+        result = _run_with_a_local_broker(tmp_path, port)
     assert result.returncode == 1
     assert result.stderr.startswith(f"error: ingest cannot listen on 127.0.0.1:{port}: ")
 
@@ -154,15 +154,9 @@ def test_run_on_a_data_dir_a_stopped_broker_used_starts_as_usual(tmp_path: Path)
 def test_run_whose_data_dir_cannot_be_used_says_so_in_one_line(tmp_path: Path) -> None:
     """A data dir the broker cannot write (left to root by `sudo make run`; here a file where
     the directory should be) stopped `run` with a traceback."""
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
     data_dir = tmp_path / "data"
     data_dir.write_text("")
-    env = clean | {"SWITCHBOARD_DATA_DIR": str(data_dir),
-                   "SWITCHBOARD_HTTP_PORT": str(free_port()),
-                   "SWITCHBOARD_SIMULATOR_PORT": str(free_port())}
-    result = subprocess.run([sys.executable, "-m", "switchboard.cli", "run"], env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = _run_with_a_local_broker(data_dir, free_port())
     assert result.returncode == 1
     assert result.stderr == (
         f"error: cannot start the local broker: Not a directory: {data_dir / 'kafka'} "
