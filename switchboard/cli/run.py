@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fcntl
 import signal
 import sys
 import time
@@ -27,7 +26,7 @@ from switchboard.cli.startup import (
     run_loop,
     terminal_outputs,
 )
-from switchboard.localkafka import BrokerError, LocalKafka
+from switchboard.localkafka import BrokerError, LocalKafka, data_dir_holder
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
 from switchboard.urls import origin
@@ -296,22 +295,14 @@ def _prepare(settings: Settings) -> _Demo | None:
 def _already_running(data_dir: Path) -> str | None:
     """Why this `run` is the second on its data dir, or None. Said before the ports: `make
     run` twice was told that port 8080 is taken and to set SWITCHBOARD_HTTP_PORT, then the
-    simulator's port, and only then that the first run's broker holds the data dir. Peeks at
-    LocalKafka's lock (_lock_data_dir), which the broker takes for itself later."""
-    try:
-        lock = open(data_dir / "switchboard.lock")  # noqa: SIM115 - closed below
-    except OSError:  # none: no broker ever ran here; unreadable: the broker's start says so
+    simulator's port, and only then that the first run's broker holds the data dir."""
+    holder = data_dir_holder(data_dir)
+    if holder is None:
         return None
-    with lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = lock.read().strip()
-            pid = f" (pid {holder})" if holder.isdigit() else ""
-            return (f"another `switchboard run` or `switchboard kafka`{pid} is running on "
-                    f"{data_dir}: stop it first (Ctrl-C in its terminal), or give this one "
-                    "its own SWITCHBOARD_DATA_DIR and ports")
-    return None
+    pid = f" (pid {holder})" if holder else ""
+    return (f"another `switchboard run` or `switchboard kafka`{pid} is running on "
+            f"{data_dir}: stop it first (Ctrl-C in its terminal), or give this one its own "
+            "SWITCHBOARD_DATA_DIR and ports")
 
 
 def _port_taken(settings: Settings) -> str | None:

@@ -6,7 +6,13 @@ every one of them talks to the same real broker. Jars are fetched once into a ca
 repository; the data directory is the caller's (persistent for local use, temporary in tests).
 """
 
-from switchboard.localkafka.broker import READY_LINE, LocalKafka, new_cluster_id, stop_process
+from switchboard.localkafka.broker import (
+    READY_LINE,
+    LocalKafka,
+    data_dir_holder,
+    new_cluster_id,
+    stop_process,
+)
 from switchboard.localkafka.errors import BrokerError
 from switchboard.localkafka.jars import KAFKA_VERSION, ensure_jars, jar_home
 from switchboard.localkafka.ports import free_port
@@ -14,5 +20,5 @@ from switchboard.localkafka.readiness import wait_until_usable
 from switchboard.localkafka.secured import SecuredListener
 
 __all__ = ["KAFKA_VERSION", "READY_LINE", "BrokerError", "LocalKafka", "SecuredListener",
-           "ensure_jars", "free_port", "jar_home", "new_cluster_id", "stop_process",
-           "wait_until_usable"]
+           "data_dir_holder", "ensure_jars", "free_port", "jar_home", "new_cluster_id",
+           "stop_process", "wait_until_usable"]

@@ -62,6 +62,30 @@ log4j.logger.kafka.server.KafkaRaftServer=INFO
 """
 
 
+# Held by a running broker on its data dir (LocalKafka._lock_data_dir), with its pid in it.
+DATA_LOCK = "switchboard.lock"
+
+
+def data_dir_holder(data_dir: Path) -> str | None:
+    """The pid ("" when unknown) of the local broker running on `data_dir`, or None when
+    none is. Only peeks: the lock is left to the broker that starts next."""
+    try:
+        lock = open(data_dir / DATA_LOCK)  # noqa: SIM115 - closed below
+    except OSError:  # none: no broker ever ran here; unreadable: the broker's start says so
+        return None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _pid_in(lock)
+    return None
+
+
+def _pid_in(lock: IO[str]) -> str:
+    holder = lock.read().strip()
+    return holder if holder.isdigit() else ""
+
+
 class LocalKafka:
     """One broker+controller process on 127.0.0.1 with its data under `data_dir`."""
 
@@ -235,16 +259,16 @@ class LocalKafka:
         `kafka` from the same checkout, on other ports) fails on Kafka's own lock only after
         it has rewritten the config and truncated the first one's broker.log."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = open(self.data_dir / "switchboard.lock", "a+")  # noqa: SIM115 - held until stop
+        lock = open(self.data_dir / DATA_LOCK, "a+")  # noqa: SIM115 - held until stop
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             lock.seek(0)
-            holder = lock.read().strip()
+            holder = _pid_in(lock)
             lock.close()
             raise BrokerError(
                 f"{self.data_dir} is in use by another local broker"
-                f"{f' (started by pid {holder})' if holder.isdigit() else ''}: stop it, or set "
+                f"{f' (started by pid {holder})' if holder else ''}: stop it, or set "
                 "SWITCHBOARD_DATA_DIR (and the ports) for a second one") from None
         lock.seek(0)
         lock.truncate()
