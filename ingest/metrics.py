@@ -65,14 +65,11 @@ def declare_accounts(accounts: Iterable[tuple[str, str]]) -> None:
     """Start the series of these (provider, account) pairs at zero, so they are scraped before
     their first event; and one per provider of a webhook for an account not configured (a
     new account's URL given to the provider before the restart that loads it)."""
+    # labels() makes each child once, and count_request's cache takes the same one later.
     for provider, account in accounts:
         for outcome in ALERTED_OUTCOMES:
-            key = (provider, account, outcome)
-            if key not in _request_children:
-                _request_children[key] = REQUESTS.labels(provider, account, outcome)
-        key = (provider, "unknown", "unknown_account")
-        if key not in _request_children:
-            _request_children[key] = REQUESTS.labels(*key)
+            REQUESTS.labels(provider, account, outcome)
+        REQUESTS.labels(provider, "unknown", "unknown_account")
         DUPLICATES.labels(provider, account)
         DEAD_LETTERS.labels(provider, account)
 
