@@ -236,4 +236,8 @@ def load_accounts(path: Path) -> Accounts:
         raise AccountsError(f"accounts file {path}: cannot read it: {unreadable(exc)}") from None
     except tomllib.TOMLDecodeError as exc:
         raise AccountsError(f"{path}: not valid TOML: {exc}") from None
-    return parse_accounts(data, str(path))
+    accounts = parse_accounts(data, str(path))
+    if len(accounts) == 0:  # every webhook would be answered 404, every command refused
+        raise AccountsError(f"{path}: no accounts: each is a table [accounts.<name>] (see "
+                            "examples/accounts.toml)")
+    return accounts

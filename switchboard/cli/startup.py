@@ -146,15 +146,10 @@ def accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
               "SWITCHBOARD_ACCOUNTS_FILE", file=sys.stderr)
         return None
     try:
-        accounts = load_accounts(path)
+        return load_accounts(path)
     except AccountsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None
-    if len(accounts) == 0:  # `[account.x]`, `[Accounts.x]`: read as no accounts, every webhook 404
-        print(f"error: {path}: no accounts: each is a table [accounts.<name>] (see "
-              "examples/accounts.toml)", file=sys.stderr)
-        return None
-    return accounts
 
 
 def port_taken(host: str, listeners: Sequence[tuple[str, str, int]], *,
