@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -32,6 +33,7 @@ from consumers.bots.limits import (
     LIMITED,
     ComplianceReplyLimit,
     ReplyLimit,
+    masked_contact,
 )
 from consumers.bots.optouts import OptOutList, opt_out_records
 from consumers.bots.rule_schema import AccountRules
@@ -197,8 +199,19 @@ class BotHandler:
         if decision is not None:
             # A change older than the known one (a STOP redelivered after a START) would
             # undo the newer one: not published.
-            if decision.opt_out is not None and not self.opt_outs.superseded(
-                    event.account, event.from_, event.received_at):
+            superseded = decision.opt_out is not None and self.opt_outs.superseded(
+                event.account, event.from_, event.received_at)
+            if superseded and decision.opt_out != self.opt_outs.is_opted_out(
+                    event.account, event.from_):
+                # Not applied, and against the state that stands (a START older than a
+                # provider's opt-out): "Welcome back" would tell an opted-out contact they
+                # are back in. Not confirmed either.
+                decision = replace(decision, reply=None)
+                log.info("opt-out change older than the contact's known state: not applied, "
+                         "not confirmed", worker=self.name, account=event.account,
+                         contact=masked_contact(event.from_), event_id=str(event.id),
+                         change=decision.purpose)
+            if decision.opt_out is not None and not superseded:
                 opted_out = decision.opt_out
                 records.extend(opt_out_records(  # the outbound copy precedes the reply
                     event.provider, event.account, event.from_, opted_out,
