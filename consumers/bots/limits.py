@@ -39,8 +39,9 @@ class ReplyLimit:
 
     A message is counted when its replies are made, before they are published: handled
     again (a failed publish retried, a redelivery) within the window, it gets them again,
-    with the same command ids, neither counted twice nor refused. An answer of several
-    replies (a custom bot's) is made whole or not at all."""
+    with the same command ids, neither counted twice nor refused. One held back and handled
+    again is held back again, counted in `refused` once. An answer of several replies (a
+    custom bot's) is made whole or not at all."""
 
     refused: ClassVar[Counter] = LIMITED
     warning: ClassVar[str] = ("reply limit reached: no automated replies to this contact for "
@@ -50,6 +51,13 @@ class ReplyLimit:
     def limit_of(account: CompiledAccount) -> int:
         return account.reply_limit
 
+    # The ids of a contact's latest messages held back: one handled again (its opt-out
+    # change's publish retried while Kafka is away, a redelivery) is held back again but not
+    # counted again, which counted each retry and could trip an alert during an outage. A
+    # retry is of the contact's latest message (one conversation is handled in order), a
+    # redelivery of those since the last commit.
+    held_kept: ClassVar[int] = 16
+
     def __init__(self, worker: str, max_entries: int = 100_000) -> None:
         self.worker = worker
         self.max_entries = max_entries
@@ -57,7 +65,8 @@ class ReplyLimit:
         # made a limiter at its bound 117 MB (measured); lists are short (about reply_limit).
         self._made: OrderedDict[tuple[str, str], list[tuple[float, uuid.UUID, int]]] = \
             OrderedDict()
-        self._entries = 0
+        self._entries = 0  # made and held back ones, together within max_entries
+        self._held: dict[tuple[str, str], list[uuid.UUID]] = {}
         self._warned: dict[tuple[str, str], float] = {}
 
     def admit(self, event: MessageEvent, account: CompiledAccount, replies: int, *,
@@ -81,14 +90,26 @@ class ReplyLimit:
             return False
         made.append((now, event.id, 0 if always else replies))
         self._entries += 1
+        self._bound()
+        return True
+
+    def _bound(self) -> None:
         while self._entries > self.max_entries:
             evicted, oldest = self._made.popitem(last=False)
-            self._entries -= len(oldest)
+            self._entries -= len(oldest) + len(self._held.pop(evicted, ()))
             self._warned.pop(evicted, None)
-        return True
 
     def _refused(self, key: tuple[str, str], now: float, account: CompiledAccount,
                  replies: int, event_id: uuid.UUID) -> None:
+        held = self._held.setdefault(key, [])
+        if event_id in held:
+            return  # counted, and logged if it was its turn, when first held back
+        held.append(event_id)
+        self._entries += 1
+        if len(held) > self.held_kept:
+            del held[0]
+            self._entries -= 1
+        self._bound()
         self.refused.labels(self.worker, key[0]).inc(replies)
         warned = self._warned.get(key)
         if warned is None or now - warned >= account.reply_limit_window_s:
