@@ -41,7 +41,8 @@ class ReplyLimit:
     again (a failed publish retried, a redelivery) within the window, it gets them again,
     with the same command ids, neither counted twice nor refused. One held back and handled
     again is held back again, counted in `refused` once. An answer of several replies (a
-    custom bot's) is made whole or not at all."""
+    custom bot's) is made whole, if all of it fits in what is left, or not at all: cut, it
+    could be a question without its buttons."""
 
     refused: ClassVar[Counter] = LIMITED
     warning: ClassVar[str] = ("reply limit reached: no automated replies to this contact for "
@@ -85,7 +86,9 @@ class ReplyLimit:
             self._entries -= expired
         if any(made_for == event.id for _, made_for, _ in made):
             return True  # its replies were made: made again, same ids (sent once)
-        if not always and sum(count for _, _, count in made) >= self.limit_of(account):
+        # Made whole only if it fits: a custom bot's answer of several replies, let in below
+        # the limit, went past it (three replies at nine of ten: twelve).
+        if not always and sum(count for _, _, count in made) + replies > self.limit_of(account):
             self._refused(key, now, account, replies, event.id)
             return False
         made.append((now, event.id, 0 if always else replies))
@@ -117,7 +120,8 @@ class ReplyLimit:
             # The contact masked (logs are no place for phone numbers); the event id finds it.
             log.warning(self.warning, worker=self.worker, account=key[0],
                         contact=masked_contact(key[1]), event_id=str(event_id),
-                        limit=self.limit_of(account), window_s=account.reply_limit_window_s)
+                        replies=replies, limit=self.limit_of(account),
+                        window_s=account.reply_limit_window_s)
 
 
 class ComplianceReplyLimit(ReplyLimit):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from consumers.bots.handler import keywords_answer
+from consumers.bots.handler import custom_answer, keywords_answer
 from consumers.bots.limits import ReplyLimit
 from consumers.bots.rules import parse_rules
 from consumers.handling import MustNotSkip
@@ -89,3 +89,19 @@ def test_held_back_ids_are_kept_within_the_limiters_bound() -> None:
     made = sum(map(len, limit._made.values()))
     assert held + made == limit._entries <= 40
     assert all(len(ids) <= limit.held_kept for ids in limit._held.values())
+
+
+async def test_a_custom_bots_answer_of_several_replies_never_takes_a_contact_past_the_limit(
+        tmp_path: Any) -> None:
+    """Three replies were let in whenever the count was below the limit: at three of four,
+    a contact got six. An answer is made whole if it fits what is left, or held back whole."""
+    async def bot(event: Any) -> list[str]:
+        return ["Hours:", "9-17", "Mon-Fri"] if event.text == "hours" else ["Hi"]
+
+    bot_handler = handler(tmp_path, custom_answer(bot), "[accounts.acme]\nreply_limit = 4\n")
+    before = limited()
+    ctx = FakeContext()
+    for text in ("hours", "hours", "hello", "hello"):
+        await bot_handler.handle(record(text), ctx)
+    assert [c["text"] for c in commands(ctx)] == ["Hours:", "9-17", "Mon-Fri", "Hi"]
+    assert limited() - before == 3 + 1  # the replies held back
