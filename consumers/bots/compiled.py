@@ -10,6 +10,7 @@ from consumers.bots.rule_schema import AccountRules, Rule, compile_rule_regex
 from consumers.bots.templates import FIELDS, Template, TemplateError
 from consumers.bots.words import fold, lookalike, word_forms
 from switchboard.addresses import address
+from switchboard.events import MessageEvent
 
 # REVOKE and OPT OUT too: since April 2025 the FCC counts a reply of stop, quit, end, revoke,
 # opt out, cancel or unsubscribe as revoking consent (47 CFR 64.1200(a)(12)), as CTIA does.
@@ -49,6 +50,10 @@ class CompiledRule:
         groups = frozenset(self.pattern.groupindex) if self.pattern else frozenset()
         # Regex groups are fields too, of what the contact wrote.
         self.template = Template(rule.reply, FIELDS | groups, written=groups)
+
+
+# The first rule answering a message: its number, the rule and the values it fills in.
+FoundRule = tuple[int, CompiledRule, dict[str, str | None]]
 
 
 def _with_lookalikes(words: Iterable[str]) -> set[str]:
@@ -94,6 +99,11 @@ class CompiledAccount:
         self.reply_limit_window_s = rules.reply_limit_window_s or DEFAULT_REPLY_LIMIT_WINDOW_S
         self.compliance_reply_limit = rules.compliance_reply_limit or \
             DEFAULT_COMPLIANCE_REPLY_LIMIT
+        # The message being handled and the first of these rules answering it (decide.py):
+        # compliance asks it of an INFO, and keyword_reply then answers with it. Here, not in
+        # a module: each account (a reload's new ones) has its own, and the handler clears it
+        # once the message is handled, not keeping it (a megabyte, perhaps) or old rules.
+        self.found_for: tuple[MessageEvent, FoundRule | None] | None = None
 
     def keyword_first_texts(self) -> list[tuple[str, str]]:
         """The compliance texts (setting name, first word) that begin with a word compliance

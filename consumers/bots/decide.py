@@ -7,7 +7,8 @@ answers the message (rules files had "info" keyword rules before INFO was HELP).
 keyword rules (first match wins), then the account's fallback.
 
 The one clock: a regex rule's search stops after REGEX_TIMEOUT_S, counted and logged here.
-The one memory: the last message's first answering rule (_first_rule), asked twice of INFO.
+The one memory: the message's first answering rule (_first_rule), asked twice of INFO, kept
+on its account until the handler is done with the message (forget_message).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import regex
 from prometheus_client import Counter
 
-from consumers.bots.compiled import CompiledAccount, CompiledRule
+from consumers.bots.compiled import CompiledAccount, CompiledRule, FoundRule
 from consumers.bots.templates import Template
 from consumers.bots.words import WORD_CHARS, fold, split_head, word_forms
 from normalizers.registry import opt_out_error_codes
@@ -138,27 +139,28 @@ def _stop_payload(event: MessageEvent, account: CompiledAccount) -> bool:
                    for rule in account.rules)
 
 
-# The first rule that answers a message, its number and the values it fills in.
-_Found = tuple[int, CompiledRule, dict[str, str | None]]
-_last_found: list[tuple[MessageEvent, CompiledAccount, _Found | None]] = []
-
-
-def _first_rule(event: MessageEvent, account: CompiledAccount) -> _Found | None:
+def _first_rule(event: MessageEvent, account: CompiledAccount) -> FoundRule | None:
     """The first of the account's rules that answers `event`, looked for once per message:
     compliance asks it of an INFO, and keyword_reply then answers the same message with it.
-    Each regex search before it ran twice otherwise, its time limit spent twice. Kept for the
-    last message only, by identity: a message read again, or after a reload, is a new object."""
-    if _last_found and _last_found[0][0] is event and _last_found[0][1] is account:
-        return _last_found[0][2]
+    Each regex search before it ran twice otherwise, its time limit spent twice. Kept on the
+    account for one message, by identity: a message read again is a new object."""
+    memo = account.found_for
+    if memo is not None and memo[0] is event:
+        return memo[1]
     read = _Read(event, account)
-    found: _Found | None = None
+    found: FoundRule | None = None
     for number, rule in enumerate(account.rules, start=1):
         values = _match(rule, number, event, read)
         if values is not None:
             found = number, rule, values
             break
-    _last_found[:] = [(event, account, found)]
+    account.found_for = event, found
     return found
+
+
+def forget_message(account: CompiledAccount) -> None:
+    """The message is handled: its first rule is not asked again."""
+    account.found_for = None
 
 
 def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | None:

@@ -21,7 +21,9 @@ from pydantic import ValidationError
 
 from consumers.bots.compiled import CompiledAccount, RuleSet
 from consumers.bots.decide import (
+    Decision,
     compliance,
+    forget_message,
     keyword_reply,
     provider_opt_out,
     should_answer,
@@ -59,7 +61,6 @@ NOT_ANSWERED = Counter("switchboard_bot_opted_out_messages_total",
                        "Messages from opted-out contacts, left unanswered", ["worker", "account"])
 RELOAD_FAILURES = Counter("switchboard_bot_rules_reload_failures_total",
                           "Changed rules files refused (the previous rules stay)")
-DEFAULT_ACCOUNT = CompiledAccount("*", AccountRules())  # compliance is on without any rules
 Answer = Callable[[MessageEvent, CompiledAccount], Awaitable[list[tuple[Reply, str]]]]
 
 
@@ -77,6 +78,9 @@ class RulesSource:
         # The state before the read: a save during it is a change, read at the first check.
         self._loaded = self._stat()
         self.current = load_rules(path) if path else RuleSet({}, "<none>")
+        # Compliance is on without any rules. Each source its own: an account holds the
+        # message being handled (decide.py).
+        self.default = CompiledAccount("*", AccountRules())
         _warn_of_echoes(self.current)
         self._checked = time.monotonic()
         self._forced = False
@@ -106,7 +110,7 @@ class RulesSource:
 
     def rules_for(self, account: str) -> CompiledAccount:
         self.maybe_reload()
-        return self.current.for_account(account) or DEFAULT_ACCOUNT
+        return self.current.for_account(account) or self.default
 
     def maybe_reload(self) -> None:
         if self.path is None:
@@ -195,62 +199,78 @@ class BotHandler:
         records: list[OutRecord] = []
         purposes: list[str] = []
         opted_out: bool | None = None  # the keyword's opt-out change, if any
-        decision = compliance(event, account)
-        if decision is not None:
-            # A change older than the known one (a STOP redelivered after a START) would
-            # undo the newer one: not published.
-            superseded = decision.opt_out is not None and self.opt_outs.superseded(
-                event.account, event.from_, event.received_at)
-            if superseded and decision.opt_out != self.opt_outs.is_opted_out(
-                    event.account, event.from_):
-                # Not applied, and against the state that stands (a START older than a
-                # provider's opt-out): "Welcome back" would tell an opted-out contact they
-                # are back in. Not confirmed either.
-                decision = replace(decision, reply=None)
-                log.info("opt-out change older than the contact's known state: not applied, "
-                         "not confirmed", worker=self.name, account=event.account,
-                         contact=masked_contact(event.from_), event_id=str(event.id),
-                         change=decision.purpose)
-            if decision.opt_out is not None and not superseded:
-                opted_out = decision.opt_out
-                records.extend(opt_out_records(  # the outbound copy precedes the reply
-                    event.provider, event.account, event.from_, opted_out,
-                    # The word as written ("STOP!!!..."), bounded as a reply's echo is: kept
-                    # in every sender's and bot's memory with the contact's state.
-                    f"{decision.source}:{bounded(str(decision.values.get('keyword')))}",
-                    at=event.received_at))
-            # The confirmation of a change of the contact's state is always sent (carriers and
-            # the law want each opt-out and opt-in confirmed); the rest are what two
-            # auto-responders would trade without end. Its change is published either way.
-            changes = opted_out is not None and opted_out != self.opt_outs.is_opted_out(
-                event.account, event.from_)
-            if decision.reply and self.compliance_limit.admit(event, account, 1,
-                                                              always=changes):
-                command = reply_command(event, Reply(decision.reply), decision.purpose,
-                                        decision.kind)
-                records.append(command_record(command, event.provider))
-                purposes.append(decision.purpose)
-        elif self.opt_outs.is_opted_out(event.account, event.from_):
-            NOT_ANSWERED.labels(self.name, event.account).inc()
-        else:
-            answers = await self.answer(event, account)
-            if answers and not self.limit.admit(event, account, len(answers)):
-                answers = []
-            elif answers and isinstance(self.answer, AutoReply):
-                self.answer.made(event)  # not before: a reply held back starts no cooldown
-            for n, (reply, purpose) in enumerate(answers):
-                # The id by the reply's place, not its rule: after a rules reload a redelivered
-                # message may match another rule, and must not be answered twice.
-                command = reply_command(event, reply, f"{self.name}:{purpose}",
-                                        slot=f"{self.name}:reply-{n}")
-                records.append(command_record(command, event.provider))
-                purposes.append(purpose)
+        try:
+            decision = compliance(event, account)
+            if decision is not None:
+                opted_out = self._comply(event, account, decision, records, purposes)
+            elif self.opt_outs.is_opted_out(event.account, event.from_):
+                NOT_ANSWERED.labels(self.name, event.account).inc()
+            else:
+                await self._reply(event, account, records, purposes)
+        finally:
+            forget_message(account)  # decided: kept, it would hold the message (old rules too)
         await self._publish(ctx, records, compliance=opted_out is not None)
         if opted_out is not None:  # once stored: a failed publish is retried, remembers then
             self.opt_outs.remember(records[0].value)  # the opt-out list record, first
             self._count_change(event.account, opted_out, "keyword")
         for purpose in purposes:
             REPLIES.labels(self.name, event.account, purpose).inc()
+
+    def _comply(self, event: MessageEvent, account: CompiledAccount, decision: Decision,
+                records: list[OutRecord], purposes: list[str]) -> bool | None:
+        """Compliance's answer and opt-out change; the change made, if any."""
+        assert event.from_ is not None
+        opted_out: bool | None = None
+        # A change older than the known one (a STOP redelivered after a START) would
+        # undo the newer one: not published.
+        superseded = decision.opt_out is not None and self.opt_outs.superseded(
+            event.account, event.from_, event.received_at)
+        if superseded and decision.opt_out != self.opt_outs.is_opted_out(
+                event.account, event.from_):
+            # Not applied, and against the state that stands (a START older than a
+            # provider's opt-out): "Welcome back" would tell an opted-out contact they
+            # are back in. Not confirmed either.
+            decision = replace(decision, reply=None)
+            log.info("opt-out change older than the contact's known state: not applied, "
+                     "not confirmed", worker=self.name, account=event.account,
+                     contact=masked_contact(event.from_), event_id=str(event.id),
+                     change=decision.purpose)
+        if decision.opt_out is not None and not superseded:
+            opted_out = decision.opt_out
+            records.extend(opt_out_records(  # the outbound copy precedes the reply
+                event.provider, event.account, event.from_, opted_out,
+                # The word as written ("STOP!!!..."), bounded as a reply's echo is: kept
+                # in every sender's and bot's memory with the contact's state.
+                f"{decision.source}:{bounded(str(decision.values.get('keyword')))}",
+                at=event.received_at))
+        # The confirmation of a change of the contact's state is always sent (carriers and
+        # the law want each opt-out and opt-in confirmed); the rest are what two
+        # auto-responders would trade without end. Its change is published either way.
+        changes = opted_out is not None and opted_out != self.opt_outs.is_opted_out(
+            event.account, event.from_)
+        if decision.reply and self.compliance_limit.admit(event, account, 1,
+                                                          always=changes):
+            command = reply_command(event, Reply(decision.reply), decision.purpose,
+                                    decision.kind)
+            records.append(command_record(command, event.provider))
+            purposes.append(decision.purpose)
+        return opted_out
+
+    async def _reply(self, event: MessageEvent, account: CompiledAccount,
+                     records: list[OutRecord], purposes: list[str]) -> None:
+        """The bot's own answer, within the reply limit."""
+        answers = await self.answer(event, account)
+        if answers and not self.limit.admit(event, account, len(answers)):
+            answers = []
+        elif answers and isinstance(self.answer, AutoReply):
+            self.answer.made(event)  # not before: a reply held back starts no cooldown
+        for n, (reply, purpose) in enumerate(answers):
+            # The id by the reply's place, not its rule: after a rules reload a redelivered
+            # message may match another rule, and must not be answered twice.
+            command = reply_command(event, reply, f"{self.name}:{purpose}",
+                                    slot=f"{self.name}:reply-{n}")
+            records.append(command_record(command, event.provider))
+            purposes.append(purpose)
 
     @staticmethod
     async def _publish(ctx: Context, records: Sequence[OutRecord], *, compliance: bool) -> None:
