@@ -149,7 +149,11 @@ def _first_rule(event: MessageEvent, account: CompiledAccount) -> FoundRule | No
         return memo[1]
     read = _Read(event, account)
     found: FoundRule | None = None
-    for number, rule in enumerate(account.rules, start=1):
+    # A message with nothing in it is answered by no rule, as by no fallback: a catch-all
+    # regex (".*") answered a contact card or a sign-in response. One with media or a
+    # button is read as an empty text: '^$' answers a photo sent without words.
+    rules = account.rules if _has_content(event) else []
+    for number, rule in enumerate(rules, start=1):
         values = _match(rule, number, event, read)
         if values is not None:
             found = number, rule, values
@@ -168,11 +172,15 @@ def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | N
     if found is not None:
         number, rule, values = found
         return Decision(f"rule-{number}", _render(rule.template, values), values=values)
-    if account.fallback is not None and ((event.text or "").strip() or event.postback
-                                         or event.media):
+    if account.fallback is not None and _has_content(event):
         values = template_values(event, *split_first_word(event.text))
         return Decision("fallback", _render(account.fallback, values), values=values)
     return None
+
+
+def _has_content(event: MessageEvent) -> bool:
+    """Words, media or a button: what an answer can be to."""
+    return bool((event.text or "").strip() or event.postback or event.media)
 
 
 class _Read:

@@ -635,8 +635,9 @@ def test_a_title_that_says_stop_opts_out_whatever_the_payload() -> None:
 
 def test_what_a_message_without_text_gets_from_the_keyword_bot() -> None:
     """As README *Keyword rules* says: no keyword or prefix rule matches it, a regex rule
-    matching an empty text does, the fallback answers a photo (with {text} empty) but not a
-    message with nothing in it (a contact card, a sign-in response)."""
+    matching an empty text does if it holds media or a button, the fallback answers a photo
+    (with {text} empty); neither answers a message with nothing in it (a contact card, a
+    sign-in response) or a blank one."""
     photo = inbound(None).model_copy(update={"media": [
         Media(url="https://example.com/p.jpg", content_type="image/jpeg")]})
     assert compliance(photo, ACME) is None
@@ -647,6 +648,23 @@ def test_what_a_message_without_text_gets_from_the_keyword_bot() -> None:
     empty_text = parse_rules({"accounts": {"acme": {"rules": [
         {"keyword": "photo", "reply": "keyword"}, {"prefix": "p", "reply": "prefix"},
         {"regex": "^$", "reply": "Thanks for the photo"}]}}}).accounts["acme"]
-    for event in (photo, inbound(None), inbound("  ")):
+    for event in (photo, inbound(None, postback="MENU")):
         decision = keyword_reply(event, empty_text)
         assert decision is not None and decision.reply == "Thanks for the photo"
+    assert keyword_reply(inbound(None), empty_text) is None
+    assert keyword_reply(inbound("  "), empty_text) is None
+
+
+@pytest.mark.parametrize("pattern", [".*", "^", "\\S*", "x?"])
+def test_a_catch_all_regex_does_not_answer_a_message_with_nothing_in_it(pattern: str) -> None:
+    """It matched the empty text of a contact card or a sign-in response (or a blank text),
+    which the fallback, documented so, does not answer: the contact got a reply to nothing."""
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        {"regex": pattern, "reply": "We read every message"}]}}}).accounts["acme"]
+    for nothing in (inbound(None), inbound(""), inbound(" \u3000\n")):
+        assert keyword_reply(nothing, account) is None
+    photo = inbound(None).model_copy(update={"media": [
+        Media(url="https://example.com/p.jpg", content_type="image/jpeg")]})
+    for something in (inbound("hi"), photo):
+        decision = keyword_reply(something, account)
+        assert decision is not None and decision.reply == "We read every message"
