@@ -6,7 +6,8 @@ opted out or not (carriers require it); so does INFO, unless one of the account'
 answers the message (rules files had "info" keyword rules before INFO was HELP). Then
 keyword rules (first match wins), then the account's fallback.
 
-The one clock: a regex rule's search stops after REGEX_TIMEOUT_S, counted and logged here.
+The one clock: a regex rule's search stops after REGEX_TIMEOUT_S, and a message's after
+REGEX_MESSAGE_S in all, counted and logged here.
 The one memory: the message's first answering rule (_first_rule), asked twice of INFO, kept
 on its account until the handler is done with the message (forget_message).
 """
@@ -14,6 +15,7 @@ on its account until the handler is done with the message (forget_message).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -40,6 +42,10 @@ REGEX_CHARS = 4096
 # a pattern that backtracks exponentially, (a|aa)+$, takes seconds over 40 characters. An
 # ordinary pattern over 4096 characters needs well under a tenth of that.
 REGEX_TIMEOUT_S = 0.1
+# And all of a message's regex rules together for at most REGEX_MESSAGE_S, the rest then taken
+# as no match unsearched: an account's many such patterns held the event loop for each (twenty
+# copies of (a|aa)+$: 5.9 s a message, measured on a loaded machine).
+REGEX_MESSAGE_S = 0.3
 REGEX_TIMEOUTS = Counter("switchboard_bot_regex_timeouts_total",
                          "Regex rules' searches stopped at the time limit (taken as no match), "
                          "by account and rule number", ["account", "rule"])
@@ -193,6 +199,7 @@ class _Read:
     def __init__(self, event: MessageEvent, account: CompiledAccount) -> None:
         self.text = (event.text or "").strip()
         self.searched = self.text[:REGEX_CHARS]  # what regex rules read
+        self.regex_s = 0.0  # the time its regex searches took
         self.section = account.name  # whose rules: the account's, or "*"'s
         self.word, self.rest = split_first_word(self.text)
         self.head = self.text[:account.prefix_chars + WORD_CHARS] if account.prefix_chars \
@@ -235,17 +242,24 @@ def _match(rule: CompiledRule, number: int, event: MessageEvent,
 
 def _search(pattern: regex.Pattern[str], read: _Read, account: str,
             number: int) -> regex.Match[str] | None:
-    """A regex rule's search, stopped at the time limit: then no match, and the next rule."""
+    """A regex rule's search, stopped at the time limit (its own, or what is left of the
+    message's): then no match, and the next rule."""
+    left = REGEX_MESSAGE_S - read.regex_s
+    started = time.monotonic()
     try:
-        return pattern.search(read.searched, timeout=REGEX_TIMEOUT_S)
+        if left <= 0:
+            raise TimeoutError("the message's regex time is spent")  # not searched
+        return pattern.search(read.searched, timeout=min(REGEX_TIMEOUT_S, left))
     except TimeoutError:
         REGEX_TIMEOUTS.labels(account, str(number)).inc()
         # Never the text: it is the contact's (and perhaps crafted to do this).
         _timeout_log(logging.WARNING, "regex rule stopped at its time limit: taken as no "
                      "match (a pattern that backtracks? e.g. (a+)+ or (a|aa)+)",
                      {"account": account, "rule": number, "section": read.section},
-                     timeout_s=REGEX_TIMEOUT_S)
+                     timeout_s=REGEX_TIMEOUT_S, message_s=REGEX_MESSAGE_S)
         return None
+    finally:
+        read.regex_s += time.monotonic() - started
 
 
 def _split_folded(text: str, length: int) -> tuple[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from consumers.bots.rule_schema import compile_rule_regex
 from consumers.bots.rules import RulesError, parse_rules
 from switchboard.events import MessageEvent
 from switchboard.throttle import ThrottledLog
+from tests.unit.fakes import ModuleWith
 
 ROOT = Path(__file__).resolve().parents[2]
 # Backtracks exponentially in the text's length: without a time limit, sixty characters are
@@ -197,3 +199,46 @@ def test_the_regex_modules_own_syntax_is_refused_as_before(pattern: str) -> None
     not read by the regex module's extensions."""
     with pytest.raises(RulesError, match=r"rule 1: regex .* is invalid"):
         parse_rules({"accounts": {"acme": {"rules": [{"regex": pattern, "reply": "x"}]}}})
+
+
+class Stalling:
+    """A pattern that backtracks until its time limit on every text, on a clock of the test's:
+    notes the limits it was given."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.timeouts: list[float] = []
+        self.groupindex: dict[str, int] = {}
+
+    def search(self, text: str, *, timeout: float) -> Any:
+        self.timeouts.append(timeout)
+        self.clock[0] += timeout
+        raise TimeoutError("regex timed out")
+
+
+async def test_a_messages_regex_rules_share_one_time_limit(
+        quick_limit: ThrottledLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each stopped at 0.1 s, twenty such rules held the bot's event loop, every account's
+    STOPs with it, for seconds a message (5.9 s measured). Past the message's limit the rest
+    are taken as no match unsearched, counted as stopped; the other rules still answer."""
+    clock = [1000.0]
+    monkeypatch.setattr(bot_decide, "time", ModuleWith(time, monotonic=lambda: clock[0]),
+                        raising=False)
+    monkeypatch.setattr(bot_decide, "REGEX_TIMEOUT_S", 0.1)
+    monkeypatch.setattr(bot_decide, "REGEX_MESSAGE_S", 0.25, raising=False)
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        *({"regex": f"(a|aa)+{n}$", "reply": "Many a's"} for n in range(20)),
+        {"keyword": "aaaa", "reply": "Four a's"}]}}}).accounts["acme"]
+    stalling = []
+    for rule in account.rules[:20]:
+        rule.pattern = stall = Stalling(clock)  # type: ignore[assignment]
+        stalling.append(stall)
+    before = sum(timeouts("acme", n) for n in range(1, 21))
+    decision = keyword_reply(inbound("aaaa aaaa"), account)
+    assert decision is not None and decision.reply == "Four a's"
+    given = [t for stall in stalling for t in stall.timeouts]
+    assert given == pytest.approx([0.1, 0.1, 0.05])
+    assert sum(timeouts("acme", n) for n in range(1, 21)) - before == 20
+
+    again = keyword_reply(inbound("aaaa"), account)  # each message has its own
+    assert again is not None and len(given) + 3 == sum(len(s.timeouts) for s in stalling)
