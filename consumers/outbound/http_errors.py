@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import httpcore
 import httpx
 
 from consumers.outbound.base import SendError
@@ -74,17 +75,30 @@ def _redirect_note(response: httpx.Response) -> str:
 
 class _Progress:
     """Whether the request itself has started to leave, from httpcore's trace of it (a tunnel's
-    CONNECT to a proxy is not it). Until then it waits for a connection, or makes one."""
+    CONNECT to a proxy is not it). Until then it waits for a connection, or makes one.
 
-    __slots__ = ("request_left",)
+    And whether writing it failed (`write_failed`): httpcore then goes on to read an answer
+    (a server may refuse a request before reading its body), so the error raised is the read's
+    (ReadError, "server disconnected"), not the WriteError. A write that failed did not all
+    reach the server: its bytes were never handed to the socket, or were dropped with the
+    connection while still queued (anyio raises it only so). The body's length is told
+    (Content-Length, from `json=`), so the server has a request cut short, which it cannot
+    act on: the provider does not have the message."""
+
+    __slots__ = ("request_left", "write_failed")
 
     def __init__(self) -> None:
         self.request_left = False
+        self.write_failed = False
 
     async def trace(self, event: str, info: dict[str, Any]) -> None:
-        if (event.endswith(".send_request_headers.started")
-                and getattr(info.get("request"), "method", None) != b"CONNECT"):
+        if getattr(info.get("request"), "method", None) == b"CONNECT":
+            return
+        if event.endswith(".send_request_headers.started"):
             self.request_left = True
+        elif (event.endswith((".send_request_headers.failed", ".send_request_body.failed"))
+              and isinstance(info.get("exception"), httpcore.WriteError)):
+            self.write_failed = True
 
 
 async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers: dict[str, str],
@@ -129,5 +143,9 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
         # The reason (a name not resolved, a certificate refused) is what tells a misspelt
         # base_url or a TLS-intercepting proxy from a provider that is down.
         reason = " ".join(str(exc).split())[:200]
-        raise SendError(f"network error: {type(exc).__name__}" + (f": {reason}" if reason else ""),
-                        retryable=True, code="network", maybe_sent=maybe_sent) from None
+        cut_short = progress.write_failed  # the connection broke while the request was written
+        raise SendError(f"network error: {type(exc).__name__}" + (f": {reason}" if reason else "")
+                        + (" (the connection broke before the whole request was written: not "
+                           "sent)" if cut_short else ""),
+                        retryable=True, code="network",
+                        maybe_sent=maybe_sent and not cut_short) from None
