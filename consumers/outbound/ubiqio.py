@@ -143,8 +143,9 @@ class Client(ProviderClient[Config]):
                 return cached  # fetched by the send that held the lock
             if self._failed_fetches != failures and self._fetch_failure is not None:
                 # The request it waited for failed: asked again by each waiting send in turn,
-                # an endpoint timing out would hold the last of them a timeout per send.
-                raise _shared(self._fetch_failure)
+                # an endpoint timing out would hold the last of them a timeout per send. A
+                # send whose token was `rejected` has called Ubiqio all the same (answered 401).
+                raise _shared(self._fetch_failure, called=rejected is not None)
             self._token = None
             stopping = WINDING_DOWN.get()
             if stopping is not None and stopping.is_set():
@@ -197,10 +198,12 @@ class Client(ProviderClient[Config]):
         return token
 
 
-def _shared(failure: SendError) -> SendError:
-    """A token request's failure, for a send that waited for it: this send called nothing."""
+def _shared(failure: SendError, *, called: bool) -> SendError:
+    """A token request's failure, for a send that waited for it: it made no token request,
+    and `called` Ubiqio only if its send request was answered 401 before (results count
+    provider calls as attempts)."""
     return SendError(failure.description, retryable=failure.retryable, code=failure.code,
-                     retry_after_s=failure.retry_after_s, called=False,
+                     retry_after_s=failure.retry_after_s, called=called,
                      maybe_sent=failure.maybe_sent, throttled=failure.throttled)
 
 

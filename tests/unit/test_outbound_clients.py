@@ -870,6 +870,28 @@ async def test_ubiqio_sends_waiting_for_a_token_request_that_fails_share_its_fai
         assert len(fake.to(TOKEN_PATH)) == 2
 
 
+async def test_ubiqio_sends_refused_401_that_share_a_failed_token_request_made_a_call(
+        fake: FakeProvider) -> None:
+    # Each send's request was answered 401 before it waited for the new token: it called
+    # Ubiqio. Sharing the token request's failure said it had not, and its result counted no
+    # attempt (`attempts` 0) for a request the provider had answered.
+    fake.on(TOKEN_PATH, reply(200, {"token": token(600)}),
+            reply(401, {"error": "Check your account key and secret"}))
+    fake.on(UBIQIO, reply(401, {"error": "token revoked"}))
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.05)  # the others queue behind the token request meanwhile
+        return fake.handle(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as http:
+        client = make("ubiqio", fake, http)
+        outcomes = await asyncio.gather(
+            *(client.send(command(id=f"cmd-{n}")) for n in range(3)), return_exceptions=True)
+    assert len(fake.to(TOKEN_PATH)) == 2 and len(fake.to(UBIQIO)) == 3
+    assert all(isinstance(outcome, SendError) and (outcome.code, outcome.called)
+               == ("401", True) and not outcome.maybe_sent for outcome in outcomes)
+
+
 async def test_no_ubiqio_token_is_fetched_once_the_worker_winds_down(
         fake: FakeProvider, http: httpx.AsyncClient) -> None:
     # The send after it would not be made (Stopping at the rate limit): the token request only
