@@ -77,6 +77,9 @@ class SendAttempts:
     async def _send_with_retries(self, client: OutboundClient, command: OutboundCommand,
                                  account: Account, ctx: Context) -> OutboundResult:
         attempt = 0
+        # Provider calls made, what the result's `attempts` says: an attempt refused before it
+        # called (a token request that another send made and that failed) is not one.
+        calls = 0
         # For this handler's task only: a send still waiting for the rate limit when the
         # worker winds down is then given back unsent.
         WINDING_DOWN.set(ctx.winding_down)
@@ -90,7 +93,7 @@ class SendAttempts:
             if hold is not None and held_s > self.policy.max_wait_s:
                 SENDS.labels(account.provider, account.name, "held").inc()
                 return self._waited_too_long(command, account, hold.refusal, held_s,
-                                             attempts=attempt - 1)
+                                             attempts=calls)
             if held_s > 0:
                 await ctx.wait_to_retry(held_s)
             try:
@@ -108,31 +111,31 @@ class SendAttempts:
                     command, account.provider, "outcome_unknown",
                     f"the sender stopped while the provider call was in flight, unanswered "
                     f"{self.policy.stop_grace_s:g} s later; not resent to avoid a duplicate "
-                    f"(its status events will tell)", attempts=attempt, permanent=False)
+                    f"(its status events will tell)", attempts=calls + 1, permanent=False)
             except Stopping:
                 raise GiveBack from None  # waited for the rate limit; the provider has nothing
             except Held:
                 attempt -= 1  # no call made: the provider is asked once the hold is over
                 continue
             except SendError as exc:
+                calls += exc.called
                 SENDS.labels(account.provider, account.name,
                              "retryable" if exc.retryable else "permanent").inc()
                 if not exc.retryable or exc.maybe_sent or attempt >= self.policy.max_attempts:
                     log.warning("send failed", command=command.id, account=account.name,
-                                error=unquoted(exc.description, command), attempts=attempt,
+                                error=unquoted(exc.description, command), attempts=calls,
                                 maybe_sent=exc.maybe_sent)
                     description = exc.description + (
                         "; the provider may have taken it, so it is not sent again (its "
                         "status events will tell)" if exc.maybe_sent else "")
                     return failed_result(command, account.provider, exc.code or "send_failed",
-                                         description,
-                                         attempts=attempt if exc.called else attempt - 1,
+                                         description, attempts=calls,
                                          permanent=not exc.retryable)
                 delay = self._delay(attempt, exc.retry_after_s)
                 if exc.retry_after_s is not None or exc.throttled:
                     self._hold(account.name, delay, exc, command)
                 if delay > self.policy.max_wait_s:
-                    return self._waited_too_long(command, account, exc, delay, attempts=attempt)
+                    return self._waited_too_long(command, account, exc, delay, attempts=calls)
                 # What a send that took long went through, and the refusals its final result
                 # does not quote.
                 self.retry_log(logging.INFO, "send failed, retrying",
@@ -143,12 +146,12 @@ class SendAttempts:
                 await ctx.wait_to_retry(delay)
                 continue
             except Exception as exc:  # noqa: BLE001 - not a SendError: a bug in the client
-                return self._unexpected(command, account, exc, attempts=attempt)
+                return self._unexpected(command, account, exc, attempts=calls + 1)
             SENDS.labels(account.provider, account.name, "accepted").inc()
             if log.isEnabledFor(logging.DEBUG):  # a line per message: not built unless shown
                 log.debug("send accepted", command=command.id, account=account.name,
-                          provider_message_id=receipt.provider_message_id, attempts=attempt)
-            return accepted_result(command, account.provider, receipt, attempt)
+                          provider_message_id=receipt.provider_message_id, attempts=calls + 1)
+            return accepted_result(command, account.provider, receipt, calls + 1)
 
     async def _call(self, client: OutboundClient, command: OutboundCommand,
                     ctx: Context) -> SendReceipt:
