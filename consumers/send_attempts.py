@@ -44,6 +44,12 @@ class SendPolicy:
     # sooner, it would only be refused again). One asked to wait longer fails at once, as do
     # the account's next commands while that wait lasts, without calling the provider.
     max_wait_s: float = 600.0
+    # The longest an account's sends are held because its provider said to wait: a wait asked
+    # for longer (a day's quota spent; a year from a proxy gone wrong) has the provider asked
+    # again after this, once, by the account's next command (refused, it holds them again). Held
+    # for as long as asked, an absurd Retry-After stopped the account's sends until a restart,
+    # and a quota raised meanwhile (a plan upgraded) was not noticed for the rest of the day.
+    max_hold_s: float = 3600.0
     # How long a provider call in flight when the worker winds down (SIGTERM, partitions taken
     # away) may still take. Waiting out the account's timeout_s (which may be minutes) would
     # outlast the orchestrator's patience (Kubernetes: 30 s, then SIGKILL, nothing committed).
@@ -202,7 +208,9 @@ class SendAttempts:
 
     def _hold(self, account: str, delay_s: float, refusal: SendError,
               command: OutboundCommand) -> None:
-        """Hold the account's sends for `delay_s`, as the provider asked of `command`'s send."""
+        """Hold the account's sends for `delay_s`, as the provider asked of `command`'s send,
+        up to the policy's max_hold_s."""
+        delay_s = min(delay_s, self.policy.max_hold_s)
         now, held = time.monotonic(), self._holds.get(account)
         if held is None or held.until < now:  # said once per hold, not per held command
             log.warning("provider asked to wait: holding this account's sends",

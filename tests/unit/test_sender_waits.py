@@ -124,6 +124,33 @@ async def test_a_wait_longer_than_a_command_is_kept_fails_it_and_spares_the_prov
         assert sent["status"] == "accepted" and calls == [start, start + 3600]
 
 
+async def test_an_account_is_held_no_longer_than_an_hour_whatever_the_provider_asked(
+        clock: Clock) -> None:
+    # A Retry-After of a year (a proxy gone wrong) held the account's sends until the sender
+    # restarted: every command failed `held`, the provider never asked again.
+    calls: list[float] = []
+    start = clock.now
+    provider = banned_until(clock, start + 365 * 86_400, calls)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as http:
+        sender = _sender(http)
+        ctx = FakeClockContext(clock)
+        await sender.handle(consumed(command()), ctx)
+        [refused] = results(ctx)
+        assert calls == [start] and refused["attempts"] == 1
+        assert "wait 31536000 s" in refused["error"]["description"]  # as the provider said
+
+        clock.now = start + 60  # within the hour: held, not sent
+        await sender.handle(consumed(command()), ctx)
+        [held] = results(ctx)
+        assert calls == [start] and (held["attempts"], held["error"]["code"]) == (0, "E429")
+
+        clock.now = start + 3600  # asked again, once, and held again by its answer
+        await sender.handle(consumed(command()), ctx)
+        await sender.handle(consumed(command()), ctx)
+        assert [r["attempts"] for r in results(ctx)] == [1, 0]
+        assert calls == [start, start + 3600]
+
+
 class BlockedContext(FakeClockContext):
     """A context whose waits last until `resume` is set (the clock does not move for them)."""
 
