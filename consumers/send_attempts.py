@@ -136,7 +136,7 @@ class SendAttempts:
                         "status events will tell)" if exc.maybe_sent else "")
                     return failed_result(command, account.provider, exc.code or "send_failed",
                                          description, attempts=calls,
-                                         permanent=not exc.retryable)
+                                         permanent=exc.permanent)
                 delay = self._delay(attempt, exc.retry_after_s)
                 if exc.retry_after_s is not None or exc.throttled:
                     self._hold(account.name, delay, exc, command)

@@ -33,11 +33,15 @@ class SendError(Exception):
     `maybe_sent` that the provider may have taken the message all the same (a timeout after
     the request went out, a 500 or a gateway's 502/504): sending it again could send it twice,
     so the sender does not, whatever `retryable` says. `throttled`: the provider refused it for
-    the account's rate (a 429, Webex's 7020), so the account's other sends wait too."""
+    the account's rate (a 429, Webex's 7020), so the account's other sends wait too.
+    `permanent`, for the result: that sending the message again cannot succeed; by default
+    when the sender does not retry it, but a refusal the user can lift (credit spent) is
+    neither retried within seconds nor permanent."""
 
     def __init__(self, description: str, *, retryable: bool, code: str | None = None,
                  retry_after_s: float | None = None, called: bool = True,
-                 maybe_sent: bool = False, throttled: bool = False) -> None:
+                 maybe_sent: bool = False, throttled: bool = False,
+                 permanent: bool | None = None) -> None:
         # Masked here, where every send failure is described: provider texts go into results
         # on Kafka (not a log line, so not masked there), and a provider may quote the key or
         # the Authorization header it was given back in its refusal.
@@ -50,6 +54,7 @@ class SendError(Exception):
         self.throttled = throttled
         self.called = called
         self.maybe_sent = maybe_sent
+        self.permanent = not retryable if permanent is None else permanent
 
 
 @dataclass(frozen=True, slots=True)

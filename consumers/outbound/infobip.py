@@ -27,7 +27,9 @@ One command is one message (seed 003):
   delivery and seen reports as the correlation id.
 
 Response: `messages[0].messageId` is the provider message id. A `REJECTED`, `UNDELIVERABLE` or
-`EXPIRED` status group in a 2xx (final: the message will not be delivered) is a permanent error.
+`EXPIRED` status group in a 2xx (final: the message will not be delivered) is a permanent error,
+but for the account's credit spent (`REJECTED_NOT_ENOUGH_CREDITS`,
+`REJECTED_PREPAID_PACKAGE_EXPIRED`): not retried, and not permanent (it can go once topped up).
 Every acceptance carries the id (the spec: `messages` is required, and a messageId not given
 "will be auto-generated and returned in the API response"), so a 2xx without one is not
 Infobip's answer (a base_url pointing at another API): `bad_response`, maybe sent, never sent
@@ -190,6 +192,12 @@ _UNDELIVERED_GROUPS = {"REJECTED": "rejected the message",
                        "EXPIRED": "let the message expire undelivered"}
 
 
+# Refusals of the account's, not of the message: its credit spent (prepaid, or a package of
+# messages expired). Sent again once the user tops up, the message can go out, so the result is
+# not permanent; the sender does not retry it, as seconds later the credit is as spent.
+_NO_CREDIT = frozenset({"REJECTED_NOT_ENOUGH_CREDITS", "REJECTED_PREPAID_PACKAGE_EXPIRED"})
+
+
 def message_receipt(message: dict[str, Any], api: str, *,
                     text: Callable[[Any], str | None] = as_text) -> SendReceipt:
     """The receipt for one message object of a 2xx body (`messageId` and the Infobip `status`
@@ -204,8 +212,12 @@ def message_receipt(message: dict[str, Any], api: str, *,
     group = text(status.get("groupName"))
     if group in _UNDELIVERED_GROUPS:
         reason = text(status.get("description")) or status_name or group.lower()
-        raise SendError(f"{api} {_UNDELIVERED_GROUPS[group]}: {reason}", retryable=False,
-                        code=status_name or group)
+        no_credit = status_name in _NO_CREDIT
+        raise SendError(f"{api} {_UNDELIVERED_GROUPS[group]}: {reason}" + (
+                            "; the account's credit at Infobip is spent: once it is topped "
+                            "up, send the message again under a new command id"
+                            if no_credit else ""),
+                        retryable=False, code=status_name or group, permanent=not no_credit)
     return SendReceipt(provider_message_id=text(message.get("messageId")),
                        provider_status=status_name)
 

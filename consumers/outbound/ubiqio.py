@@ -204,7 +204,8 @@ def _shared(failure: SendError, *, called: bool) -> SendError:
     provider calls as attempts)."""
     return SendError(failure.description, retryable=failure.retryable, code=failure.code,
                      retry_after_s=failure.retry_after_s, called=called,
-                     maybe_sent=failure.maybe_sent, throttled=failure.throttled)
+                     maybe_sent=failure.maybe_sent, throttled=failure.throttled,
+                     permanent=failure.permanent)
 
 
 def token_refresh_at(token: str, now: float) -> float | None:

@@ -94,8 +94,15 @@ async def test_a_refusal_in_a_2xx_gives_a_failed_result_without_retries(provider
     # with the provider's reason, and not a message that went out.
     result, receipts = await _result_of(stack, provider, {"mode": "rejected", "count": 1})
     assert result["status"] == "failed" and result["attempts"] == 1 and receipts == 0
-    assert result["error"]["permanent"] is True
     assert result.get("provider_message_id") is None
+    if provider.startswith("infobip"):
+        # The simulator's Infobip refusal is REJECTED_NOT_ENOUGH_CREDITS: the account's credit
+        # spent, which a top-up lifts (not permanent), and which a retry seconds later would not.
+        assert result["error"]["code"] == "REJECTED_NOT_ENOUGH_CREDITS"
+        assert result["error"]["permanent"] is False
+        assert "topped up" in result["error"]["description"]
+    else:
+        assert result["error"]["permanent"] is True
 
 
 @pytest.mark.parametrize("mode", ["undeliverable", "expired"])

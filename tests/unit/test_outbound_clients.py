@@ -656,6 +656,27 @@ def test_infobip_channel_names_are_infobips(requested: str | None, configured: s
     assert channel == expected and channel in simulated_infobip.CHANNELS
 
 
+@pytest.mark.parametrize(("provider", "body"), [
+    ("infobip", {"messages": [{"messageId": "ib-9", "status": {
+        "groupName": "REJECTED", "name": "{name}", "description": "Not enough credits"}}]}),
+    ("infobip-omnichat", {"messageId": "ib-9", "status": {
+        "groupName": "REJECTED", "name": "{name}", "description": "Not enough credits"}}),
+])
+@pytest.mark.parametrize(("name", "permanent"), [
+    ("REJECTED_NOT_ENOUGH_CREDITS", False), ("REJECTED_PREPAID_PACKAGE_EXPIRED", False),
+    ("REJECTED_DESTINATION", True)])
+async def test_infobip_credit_spent_is_not_retried_nor_permanent(
+        provider: str, body: dict[str, Any], name: str, permanent: bool, fake: FakeProvider,
+        http: httpx.AsyncClient) -> None:
+    # The account's credit, not the message: sent again once it is topped up, it goes out. A
+    # permanent result told the producer no resend could succeed.
+    fake.on(send_path(provider), reply(200, json.loads(json.dumps(body).replace("{name}", name))))
+    error = await send_error(make(provider, fake, http), command())
+    assert (error.code, error.retryable, error.maybe_sent, error.permanent) == (
+        name, False, False, permanent)
+    assert ("topped up" in error.description) is not permanent
+
+
 def test_omnichat_refuses_a_channel_label_longer_than_any_channel() -> None:
     # Read as events read labels, a label that long is refused there (NormalizeError): here it
     # is no channel of the integration's, not a failure the client does not expect.
