@@ -83,7 +83,8 @@ class _Progress:
     reach the server: its bytes were never handed to the socket, or were dropped with the
     connection while still queued (anyio raises it only so). The body's length is told
     (Content-Length, from `json=`), so the server has a request cut short, which it cannot
-    act on: the provider does not have the message."""
+    act on: the provider does not have the message. (A failed event names no request: one of a
+    tunnel's CONNECT counts too, and rightly, as nothing reached the provider then.)"""
 
     __slots__ = ("request_left", "write_failed")
 
