@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -14,6 +15,7 @@ import httpcore
 import httpx
 
 from consumers.outbound.base import SendError
+from consumers.outbound.responses import body_text
 from consumers.outbound.transport import AnswerTooLarge
 
 
@@ -39,6 +41,15 @@ def retry_after(response: httpx.Response, now: datetime | None = None) -> float 
 # Answers that say the request was not acted on: 429 and 503 (come back later), 408 (the
 # server gave up waiting for the request). Any other 5xx may come after the work was done.
 NOT_TAKEN_STATUSES = frozenset({408, 429, 503})
+# But Envoy (Istio, Contour, many API gateways) answers each failure of its own with 503, also
+# one of the provider's connection after it had passed the request on
+# (upstream_reset_before_response_started{connection_termination}): the provider may have
+# acted on it. Its text names the reset's reason; only these say no request was passed on (no
+# connection made, or refused by its circuit breaker, or a stream HTTP/2 says was not
+# processed). No reason named (older Envoys) could be either.
+_GATEWAY_RESET = re.compile(r"disconnect/reset before headers(?P<reason>.*)", re.DOTALL)
+_NOT_PASSED_ON = re.compile(r"reset reason: (?:(?:local|remote) )?(?:connection failure|"
+                            r"connection timeout|overflow|refused stream reset)")
 # Failures before a byte of the request left: nothing can have reached the provider (a
 # ProxyError: the proxy refused to open the tunnel to it).
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
@@ -50,11 +61,18 @@ def classify_http_error(response: httpx.Response, description: str,
     `idempotent` requests (a token request) may be repeated even after an ambiguous answer."""
     status = response.status_code
     retryable = status in NOT_TAKEN_STATUSES or status >= 500
-    maybe_sent = status >= 500 and status not in NOT_TAKEN_STATUSES and not idempotent
+    maybe_sent = not idempotent and status >= 500 and (
+        status not in NOT_TAKEN_STATUSES or (status == 503 and _passed_on(response)))
     return SendError(f"HTTP {status}: {description}{_redirect_note(response)}",
                      retryable=retryable, code=code or str(status),
                      retry_after_s=retry_after(response), maybe_sent=maybe_sent,
                      throttled=status == 429)
+
+
+def _passed_on(response: httpx.Response) -> bool:
+    """Whether a 503 is a gateway's that had passed the request on (see _GATEWAY_RESET)."""
+    found = _GATEWAY_RESET.search(body_text(response)[:2000])
+    return found is not None and _NOT_PASSED_ON.search(found.group("reason")) is None
 
 
 def _redirect_note(response: httpx.Response) -> str:
