@@ -21,21 +21,31 @@ from consumers.outbound.transport import AnswerTooLarge
 
 def retry_after(response: httpx.Response, now: datetime | None = None) -> float | None:
     """Seconds from a Retry-After header, if present and readable: delta-seconds, or the
-    HTTP-date form RFC 9110 allows as well (a date already past means now). A long one is
+    HTTP-date form RFC 9110 allows as well (a date already past means now), counted from the
+    answer's own Date when it has one: the provider's clock, not ours, set both, and ours may
+    be minutes off theirs (a wait of seconds read as one of an hour, or as none). A long one is
     given as it is: how long to wait at most is the sender's to decide, and a wait of hours
     (a daily quota spent) read as none would have the provider asked again at once."""
     value = response.headers.get("retry-after", "").strip()
     try:
         seconds = float(value)
     except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        when = _http_date(value)
+        if when is None:
             return None
-        if when.tzinfo is None:  # "-0000": RFC 5322's "zone unknown"; HTTP-dates are GMT
-            when = when.replace(tzinfo=UTC)
-        seconds = max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+        sent = _http_date(response.headers.get("date", ""))
+        seconds = max(0.0, (when - (sent or now or datetime.now(UTC))).total_seconds())
     return seconds if 0 <= seconds < math.inf else None
+
+
+def _http_date(value: str) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(value.strip())
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:  # "-0000": RFC 5322's "zone unknown"; HTTP-dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return when
 
 
 # Answers that say the request was not acted on: 429 and 503 (come back later), 408 (the

@@ -34,3 +34,20 @@ def test_seconds_and_dates_are_read(header: str, seconds: float) -> None:
                                     "Tue, 99 Nov 2026"])
 def test_absent_unreadable_or_absurd_values_are_none(header: str) -> None:
     assert retry_after(httpx.Response(429, headers={"retry-after": header}), NOW) is None
+
+
+@pytest.mark.parametrize("our_clock", [NOW, datetime(2026, 11, 24, 13, 0, 0, tzinfo=UTC),
+                                       datetime(2026, 11, 24, 11, 0, 0, tzinfo=UTC)])
+def test_a_date_counts_from_the_answers_own_date(our_clock: datetime) -> None:
+    # Ours an hour ahead of the provider's, "30 s" read as none; an hour behind, as an hour
+    # and 30 s (the account's sends held that long, each command failing meanwhile).
+    answer = httpx.Response(429, headers={"retry-after": "Tue, 24 Nov 2026 12:00:30 GMT",
+                                          "date": "Tue, 24 Nov 2026 12:00:00 GMT"})
+    assert retry_after(answer, our_clock) == 30.0
+
+
+@pytest.mark.parametrize("date", ["", "yesterday"])
+def test_a_date_counts_from_our_clock_when_the_answer_has_no_date_to_read(date: str) -> None:
+    answer = httpx.Response(429, headers={"retry-after": "Tue, 24 Nov 2026 12:00:30 GMT",
+                                          "date": date})
+    assert retry_after(answer, datetime(2026, 11, 24, 12, 0, 10, tzinfo=UTC)) == 20.0
