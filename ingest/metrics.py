@@ -95,7 +95,16 @@ UNREAD_BODIES = Counter(
 # rotation) pays nothing for it. Labelled by account, never by anything of the secret.
 OLDER_SECRET = Counter(
     "switchboard_ingest_older_secret_total",
-    "Webhook requests authenticated by a secret other than the account's first (an old one "
+    "Webhook requests accepted with a secret other than the account's first (an old one "
     "during a rotation)",
     ["provider", "account"],
 )
+
+
+def declare_rotations(accounts: Iterable[tuple[str, str]]) -> None:
+    """Start at zero the older-secret series of these (provider, account) pairs, the accounts
+    listing two secrets: both alerts of a rotation ("the old secret is still used", "it is no
+    longer used") need the series from the start, and rate() misses a counter's first
+    increment. Not for the other accounts, where it could only stay at zero."""
+    for provider, account in accounts:
+        OLDER_SECRET.labels(provider, account)

@@ -172,6 +172,11 @@ class WebhookHandler:
     # Anyone can make ingest refuse a request, as often as they like: logged once a minute.
     refusals: ThrottledLog = field(default_factory=lambda: ThrottledLog(log))
 
+    def __post_init__(self) -> None:
+        # Here, not in metrics.declare_accounts: only the accounts tell which have two secrets.
+        metrics.declare_rotations((account.provider, account.name) for account in self.accounts
+                                  if len(account.auth.secrets) > 1)
+
     async def handle(self, request: Request) -> Response:
         provider: str = request.path_params["provider"]
         name: str = request.path_params["account"]
@@ -236,9 +241,12 @@ class WebhookHandler:
                 return self._too_large(account), "too_large"
         query = request.scope["query_string"].decode("latin-1")
         early = account.auth.scheme in HEADER_AUTH_SCHEMES
-        if early and (refusal := self._refusal(request, account, query, headers, repeated,
-                                               b"")) is not None:
-            return refusal, "unauthorized"
+        matched = 0  # which of the account's secrets authenticates it: see _count_secret
+        if early:
+            try:
+                matched = self._verify(request, account, query, headers, repeated, b"")
+            except AuthError as exc:
+                return self._unauthorized(account, exc), "unauthorized"
         if repeated and not early:  # a credential sent twice needs no body to be refused
             try:
                 refuse_repeated(repeated, account.auth)
@@ -247,13 +255,20 @@ class WebhookHandler:
         if method == "HEAD" or (method == "GET" and not without_token(query, account.auth)):
             # A provider checking the URL it was given, token and all: it exists, and the
             # token is right (a wrong one got its 401 above, so the URL is not saved).
+            self._count_secret(account, matched)
             return Response(b"", status_code=200), "url_check"
         body = await self._read_body(request)
         if body is None:
             return self._too_large(account), "too_large"
-        if not early and (refusal := self._refusal(request, account, query, headers,
-                                                   repeated, body)) is not None:
-            return refusal, "unauthorized"
+        if not early:
+            try:
+                matched = self._verify(request, account, query, headers, repeated, body)
+            except AuthError as exc:
+                return self._unauthorized(account, exc), "unauthorized"
+        # Counted once the request is accepted, its body whole: a basic or token request is
+        # authenticated before its body is read, and one refused for its body (413, timeout,
+        # gone) then was counted, where a signed scheme's was not.
+        self._count_secret(account, matched)
 
         query = without_token(query, account.auth)
         received_at = datetime.now(UTC)
@@ -330,18 +345,19 @@ class WebhookHandler:
                                 event.status.value if event.status else "")
         return self._ack(normalizer.acknowledge(webhook)), "stored"
 
-    def _refusal(self, request: Request, account: Account, query: str, headers: dict[str, str],
-                 repeated: frozenset[str], body: bytes) -> Response | None:
-        """The 401 for a request the account's scheme does not authenticate, else None."""
+    @staticmethod
+    def _verify(request: Request, account: Account, query: str, headers: dict[str, str],
+                repeated: frozenset[str], body: bytes) -> int:
+        """The index of the account's secret that authenticates the request; else AuthError."""
         url = (signed_url(_url_as_sent(request), query, account.auth)
                if account.auth.scheme in URL_SIGNING_SCHEMES else "")
-        try:
-            if verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
-                                    body=body, now=time.time(), repeated=repeated), account.auth):
-                metrics.OLDER_SECRET.labels(account.provider, account.name).inc()  # not the first
-        except AuthError as exc:
-            return self._unauthorized(account, exc)
-        return None
+        return verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
+                                    body=body, now=time.time(), repeated=repeated), account.auth)
+
+    @staticmethod
+    def _count_secret(account: Account, matched: int) -> None:
+        if matched:  # not the first secret: an older one, during a rotation
+            metrics.OLDER_SECRET.labels(account.provider, account.name).inc()
 
     def _unauthorized(self, account: Account, exc: AuthError) -> Response:
         self.refusals(logging.WARNING, "webhook authentication failed",
