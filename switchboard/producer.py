@@ -87,13 +87,14 @@ class _Group:
     """Records handed over together; each waiter learns its outcome (None: stored), with the
     partitions its records went to."""
 
-    __slots__ = ("batches", "size", "timer", "waiters")
+    __slots__ = ("batches", "size", "stored_any", "timer", "waiters")
 
     def __init__(self) -> None:
         self.batches: dict[Partition, list[Any]] = {}
         self.waiters: list[tuple[asyncio.Future[PublishError | None], list[Partition]]] = []
         self.size = 0
         self.timer: asyncio.TimerHandle | None = None
+        self.stored_any = False  # whether Kafka acknowledged any of its batches
 
     def finish(self, failure: PublishError | None,
                refused: dict[Partition, PublishError] | None = None) -> None:
@@ -139,6 +140,10 @@ class DurableProducer:
         self._tracked: set[str] = set()
         self._tracking: AIOKafkaProducer | None = None
         self._failing = False
+        # Whether the last round trip stored nothing, for a reason that passes, and whether
+        # one is out now: see publish.
+        self._storing_nothing = False
+        self._sending = False
         # The partitions that failed since Kafka was last seen taking records: _note_outcome.
         self._failed: set[Partition] = set()
         # Set when a batch the client had taken failed: see _renew.
@@ -204,6 +209,14 @@ class DurableProducer:
             raise PublishError("Kafka producer is not connected")
         if not records:
             return
+        if self._storing_nothing and self._sending:
+            # Kafka stored nothing of the last round trip (away, stalled, short of in-sync
+            # replicas), and the one now out will tell whether it is back: this caller would
+            # wait out the timeout behind it (its group is sent only after), for the same
+            # 503 at the end. A 503 now is as safe, and holds no request or record meanwhile.
+            # Not while a client is being replaced (_renew): the next group is its first.
+            raise PublishError("Kafka is not taking records; not waiting while a round trip "
+                               "finds out whether it is back")
         cluster = producer.client.cluster
         topics = [self._name_prefix + r.topic for r in records]
         partitions = [len(cluster.partitions_for_topic(topic) or ()) for topic in topics]
@@ -324,6 +337,10 @@ class DurableProducer:
         report every retry but never the recovery. Taking again means for a partition that
         had failed: while one is refused or waits for a leader, the others' round trips
         succeed, and the two lines alternated at each of its failures."""
+        # Kafka refusing a record for what it is (too large) is Kafka there, taking the rest.
+        lasting = failure is not None and (failure.lasting or any(
+            error.lasting for error in (refused or {}).values()))
+        self._storing_nothing = failure is not None and not group.stored_any and not lasting
         if failure is not None:
             if not self._failing:
                 log.warning("kafka is not taking records", bootstrap=str(self.kafka),
@@ -340,11 +357,13 @@ class DurableProducer:
         try:
             while (group := self._open) is not None:
                 self._open = None
+                self._sending = True
                 try:
                     outcome, refused = await self._send(group)
                     self._note_outcome(group, outcome, refused)
                     group.finish(outcome, refused)
                 finally:
+                    self._sending = False
                     self._buffered -= group.size
                 if (spoiled := self._spoiled) is not None:
                     self._spoiled = None
@@ -403,6 +422,8 @@ class DurableProducer:
             # "Future exception was never retrieved" for each.
             for future in futures:
                 future.add_done_callback(retrieve)
+            group.stored_any = any(future.done() and not future.cancelled()
+                                   and future.exception() is None for future in futures)
         if refused:
             self._spoiled = producer  # see _spent_a_sequence
             return next(iter(refused.values())), refused
@@ -432,6 +453,7 @@ class DurableProducer:
             await fresh.stop()
             return
         self._producer = fresh
+        self._storing_nothing = False  # it connected: Kafka is there, the next group will say
 
 
 def _refused(sent: list[tuple[Partition, asyncio.Future[Any]]]

@@ -123,3 +123,60 @@ async def test_a_stalled_broker_gets_503s_within_the_produce_timeout(tmp_path: P
         finally:
             server.server.should_exit = True
             await task
+
+
+async def test_while_kafka_stores_nothing_a_request_gets_its_503_at_once_beside_a_round_trip(
+        tmp_path: Path) -> None:
+    """Once a round trip has stored nothing (the broker stopped), a request arriving while the
+    next round trip is out gets its 503 at once: it waited out the whole produce timeout
+    behind that round trip for the same 503. The round trips go on, so ingest stores again,
+    with 200s, once the broker is back."""
+    timeout_s = 4.0
+    async with own_broker(tmp_path) as broker:
+        accounts = parse_accounts({"accounts": {"it-infobip": TEST_ACCOUNTS["it-infobip"]}})
+        server, task = await start_ingest(broker.bootstrap_servers, accounts,
+                                          produce_timeout_s=timeout_s)
+        url = server.url("infobip", "it-infobip")
+        answered: dict[str, int] = {}
+        try:
+            async with httpx.AsyncClient(timeout=30) as client:
+
+                async def timed() -> tuple[httpx.Response, float]:
+                    message_id = f"fast-{uuid.uuid4()}"
+                    started = time.monotonic()
+                    response = await client.post(url, content=infobip_report(message_id),
+                                                 headers=basic())
+                    answered[message_id] = response.status_code
+                    return response, time.monotonic() - started
+
+                assert (await timed())[0].status_code == 200
+                await asyncio.to_thread(broker.stop)
+                fast: httpx.Response | None = None
+                for _ in range(10):  # bounded: each turn is one round trip, ~timeout_s
+                    probe = asyncio.ensure_future(timed())
+                    await asyncio.sleep(1)  # its round trip is out
+                    beside, elapsed = await timed()
+                    assert beside.status_code == 503
+                    await probe
+                    if elapsed < timeout_s / 2:  # at once; joining, it waits ~timeout_s
+                        fast = beside
+                        break
+                assert fast is not None, "a request beside a failing round trip waited it out"
+                assert fast.headers.get("retry-after") == "5"
+                assert fast.json()["error"] == "storage_unavailable"
+                assert set(answered.values()) - {200} == {503}
+
+                await asyncio.to_thread(broker.start)
+                for _ in range(60):  # bounded: ~60 s for the producer to reconnect
+                    if (await timed())[0].status_code == 200:
+                        break
+                    await asyncio.sleep(1)
+                else:
+                    raise AssertionError("ingest did not store again after Kafka came back")
+        finally:
+            server.server.should_exit = True
+            await task
+
+        stored = await raw_message_ids(broker.bootstrap_servers)
+        acknowledged = {m for m, status in answered.items() if status == 200}
+        assert acknowledged <= stored, f"2xx but not in Kafka: {acknowledged - stored}"
