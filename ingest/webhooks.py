@@ -324,8 +324,11 @@ class WebhookHandler:
         try:
             await self.producer.publish(records)
         except PublishError as exc:
-            log.error("webhook not stored, answering 503", provider=account.provider,
-                      account=account.name, reason=str(exc))
+            # Once a minute per account: an outage answers every webhook so (and their
+            # retries), and wrote an error line for each; the metrics count them all.
+            self.refusals(logging.ERROR, "webhook not stored, answering 503",
+                          {"provider": account.provider, "account": account.name},
+                          reason=str(exc))
             return error_response(503, "storage_unavailable",
                                   "the webhook could not be stored; retry later",
                                   headers={"Retry-After": "5"}), "unavailable"
