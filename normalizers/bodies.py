@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import codecs
 import functools
+import json
+import math
 import re
 from typing import Any
 from urllib.parse import unquote
@@ -29,13 +31,65 @@ def parse_json_object(body: bytes) -> JsonObject:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         if not body.startswith(UTF8_BOM):  # looked for only here: no copy of every good body
-            raise _not_json(body, exc) from None
-        try:
-            value = orjson.loads(body[len(UTF8_BOM):])
-        except orjson.JSONDecodeError as after_bom:
-            raise _not_json(body[len(UTF8_BOM):], after_bom) from None
+            value = _with_lone_surrogates(body, exc)
+        else:
+            body = body[len(UTF8_BOM):]
+            try:
+                value = orjson.loads(body)
+            except orjson.JSONDecodeError as after_bom:
+                value = _with_lone_surrogates(body, after_bom)
     if not isinstance(value, dict):
         raise NormalizeError(f"expected a JSON object, got a JSON {type(value).__name__}")
+    return value
+
+
+# A UTF-16 surrogate that is not half of a pair: no character, so no text can hold it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def _with_lone_surrogates(body: bytes, exc: orjson.JSONDecodeError) -> Any:
+    """A body orjson refused for a lone surrogate escape (`"\\ud83d"` with no low half),
+    decoded with each lone surrogate read as U+FFFD; any other refusal is explained.
+
+    RFC 8259 (8.2) lets such strings through its grammar. Java (Jackson) and .NET write them
+    for a text cut inside a surrogate pair, such as an emoji split where a long SMS was cut
+    into parts, so a real inbound message can carry one, and refusing the body would dead-letter
+    a whole batch for one broken character."""
+    if "surrogate" not in exc.msg or exc.msg.startswith("str is not valid UTF-8"):
+        raise _not_json(body, exc) from None
+    try:
+        value = json.loads(body.decode("utf-8"), parse_int=_orjson_int,
+                           parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
+        raise _not_json(body, exc) from None
+    return _without_lone_surrogates(value)
+
+
+def _orjson_int(text: str) -> int | float:
+    """An integer as orjson reads it (what the normalizers were written against): beyond
+    64 bits, a float; beyond a float's range, no number."""
+    number = float(text) if len(text) > 20 else int(text)
+    if isinstance(number, int) and -(2**63) <= number < 2**64:
+        return number
+    as_float = float(text)
+    if math.isinf(as_float):
+        raise ValueError("number is infinity when parsed as double")
+    return as_float
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not JSON")  # the stdlib reads NaN and Infinity; orjson not
+
+
+def _without_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub(_REPLACEMENT_CHARACTER, value)
+    if isinstance(value, list):
+        return [_without_lone_surrogates(item) for item in value]
+    if isinstance(value, dict):
+        return {_without_lone_surrogates(key): _without_lone_surrogates(item)
+                for key, item in value.items()}
     return value
 
 

@@ -381,6 +381,32 @@ CASES = [
     Case("infobip-query-channel-too-long", "infobip",
          {"results": [{"messageId": "m", "status": {"groupName": "DELIVERED"}}]},
          query="channel=" + "x" * 100_000, error="channel label is longer than"),
+    # --- a lone surrogate escape (a text cut inside an emoji) is U+FFFD, not a refused body ---
+    Case("infobip-lone-high-surrogate-in-a-batch", "infobip",
+         b'{"results":[{"messageId":"m1","from":"385916242493","to":"385921004026",'
+         b'"text":"ok \\ud83d"},{"messageId":"m2","from":"385916242493",'
+         b'"to":"385921004026","text":"next"}]}',
+         events=[{"message_id": "m1", "text": "ok \ufffd"}, {"message_id": "m2", "text": "next"}]),
+    Case("webex-lone-low-surrogate", "webex",
+         b'{"oa":"447700900123","da":"56263","message":"\\ude00 hi","tid":"t"}',
+         events=[{"text": "\ufffd hi"}]),
+    Case("bird-channels-lone-surrogate-in-a-key", "bird",
+         b'{"service":"channels","event":"sms.inbound","payload":{"id":"x",'
+         b'"sender":{"contact":{"identifierValue":"+31612345678"}},"\\ud800":1,'
+         b'"body":{"type":"text","text":{"text":"a\\ud83d\\ude00b"}}}}',
+         events=[{"text": "a\U0001F600b"}]),  # a pair is one character, as orjson reads it
+    Case("ubiqio-lone-surrogate-behind-a-bom", "ubiqio",
+         b'\xef\xbb\xbf{"fromNumber":"31612345678","message":"\\udbff","messageId":"m"}',
+         events=[{"text": "\ufffd"}]),
+    Case("infobip-omnichat-lone-surrogate-and-nan", "infobip-omnichat",
+         b'{"results":[{"messageId":"m","message":{"text":"\\ud800"},"n":NaN}]}',
+         error="body is not valid JSON"),
+    Case("webex-lone-surrogate-and-number-beyond-a-double", "webex",
+         b'{"oa":"447700900123","message":"\\ud800","tid":"t","n":1' + b"0" * 400 + b"}",
+         error="body is not valid JSON"),
+    Case("webex-lone-surrogate-and-number-beyond-64-bits", "webex",
+         b'{"oa":"447700900123","message":"\\ud800","tid":18446744073709551616}',
+         error="too large to be read exactly"),
     # --- XML in an encoding the parser cannot read ---
     *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
            f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'
