@@ -31,6 +31,10 @@ from switchboard.events import (
 MAX_ID_LENGTH = 1000
 # Correlation ids are senders' own data: Infobip's callbackData takes up to 4000 characters.
 MAX_CORRELATION_ID_LENGTH = 4000
+# Apple Messages for Business marks where each attachment sits in a message's text with U+FFFC
+# OBJECT REPLACEMENT CHARACTER ("Adding Attachment Metadata to a Message", Apple's Business
+# Chat API): a layout mark, not something the contact wrote, and the files are the media.
+_ATTACHMENT_PLACEHOLDER = "\ufffc"
 
 
 def check_length(what: str, value: str | None, limit: int = MAX_ID_LENGTH) -> None:
@@ -134,13 +138,16 @@ def inbound_event(
     price: Price | None = None,
     occurred_at: datetime | None = None,
 ) -> MessageEvent:
-    """A `message.inbound` event: a message from an end user.
+    """A `message.inbound` event: a message from an end user. On channel `apple` the text
+    loses Apple's attachment marks (_ATTACHMENT_PLACEHOLDER); a text of marks alone is None.
 
     Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
     a NormalizeError; the text, postback and media are not limited.
     """
     _check_ids(channel, message_id, correlation_id, sender, recipient)
     check_length("in-reply-to message id", in_reply_to)
+    if channel == "apple" and text is not None and _ATTACHMENT_PLACEHOLDER in text:
+        text = text.replace(_ATTACHMENT_PLACEHOLDER, "") or None
     return MessageEvent.build(
         id=event_id(
             provider=request.provider,
