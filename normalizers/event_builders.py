@@ -35,6 +35,18 @@ MAX_CORRELATION_ID_LENGTH = 4000
 # OBJECT REPLACEMENT CHARACTER ("Adding Attachment Metadata to a Message", Apple's Business
 # Chat API): a layout mark, not something the contact wrote, and the files are the media.
 _ATTACHMENT_PLACEHOLDER = "\ufffc"
+# An MMS carries a SMIL part, the layout that places its other parts on the handset's screen
+# (OMA MMS conformance: the presentation part). It is not something the contact sent, and as
+# a media item consumers took it for a file (Webex's sample MMS: a picture and its .smil).
+_SMIL_TYPES = frozenset({"application/smil", "application/smil+xml"})
+
+
+def _is_mms_layout(item: Media) -> bool:
+    """An MMS's SMIL part: by its content type, or, when none is given, by its URL's path."""
+    if item.content_type is not None:
+        return item.content_type.split(";", 1)[0].strip().lower() in _SMIL_TYPES
+    path = item.url.split("?", 1)[0].split("#", 1)[0]
+    return path.lower().endswith(".smil")
 
 
 def check_length(what: str, value: str | None, limit: int = MAX_ID_LENGTH) -> None:
@@ -140,6 +152,7 @@ def inbound_event(
 ) -> MessageEvent:
     """A `message.inbound` event: a message from an end user. On channel `apple` the text
     loses Apple's attachment marks (_ATTACHMENT_PLACEHOLDER); a text of marks alone is None.
+    On channel `mms` the media lose the SMIL layout part (_is_mms_layout).
 
     Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
     a NormalizeError; the text, postback and media are not limited.
@@ -148,6 +161,8 @@ def inbound_event(
     check_length("in-reply-to message id", in_reply_to)
     if channel == "apple" and text is not None and _ATTACHMENT_PLACEHOLDER in text:
         text = text.replace(_ATTACHMENT_PLACEHOLDER, "") or None
+    if channel == "mms" and media:
+        media = [item for item in media if not _is_mms_layout(item)]
     return MessageEvent.build(
         id=event_id(
             provider=request.provider,

@@ -407,6 +407,24 @@ CASES = [
     Case("webex-lone-surrogate-and-number-beyond-64-bits", "webex",
          b'{"oa":"447700900123","message":"\\ud800","tid":18446744073709551616}',
          error="too large to be read exactly"),
+    # --- an MMS's SMIL layout is no media item, whatever names it; other channels' files are ---
+    Case("bird-legacy-mms-smil-media-url", "bird",
+         "originator=31612345678&recipient=3197010260000&mediaURLs=https%3A%2F%2Fm.example%2Fa.jpg"
+         "&mediaURLs=https%3A%2F%2Fm.example%2Flayout.SMIL%3Fsig%3D1",
+         content_type="application/x-www-form-urlencoded",
+         events=[{"channel": "mms", "media": [
+             {"url": "https://m.example/a.jpg", "content_type": None, "caption": None}]}]),
+    Case("infobip-mms-smil-with-parameters", "infobip",
+         {"results": [{"from": "41793026727", "to": "25256", "messageId": "m", "message": [
+             {"contentType": "Application/SMIL+xml; charset=utf-8", "url": "https://m.example/1"},
+             {"contentType": "text/plain", "value": "hi"}]}]},
+         events=[{"text": "hi", "media": []}]),
+    Case("infobip-whatsapp-smil-document-is-a-file", "infobip",
+         {"results": [{"event": "MO", "channel": "WHATSAPP", "sender": "41793026727",
+                       "destination": "25256", "messageId": "m",
+                       "content": [{"type": "DOCUMENT", "url": "https://m.example/talk.smil"}]}]},
+         events=[{"media": [{"url": "https://m.example/talk.smil", "content_type": None,
+                             "caption": None}]}]),
     # --- XML in an encoding the parser cannot read ---
     *(Case(f"infobip-xml-encoding-{encoding}", "infobip",
            f'<?xml version="1.0" encoding="{encoding}"?><results><result><messageId>m'
