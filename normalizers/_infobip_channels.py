@@ -91,9 +91,11 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
             value = text_field(part, "value", "text")
             if value is not None:
                 texts.append(value)
+    # A text beside the message's own texts (a caption whose file has no URL, a pick's title)
+    # does not replace them: they are joined, the same words once (docs/events.md, `text`).
     text = text_field(report, "text", "cleanText")
-    if text is None and texts:
-        text = "\n".join(texts)
+    if texts:
+        text = "\n".join(dict.fromkeys([text, *texts] if text is not None else texts))
     return inbound_event(
         request,
         channel=report_channel(report, label or _inbound_default_channel(parts)),

@@ -246,10 +246,13 @@ def _inbound(request: WebhookRequest, report: JsonObject, message: JsonObject) -
         media.append(Media.build(url=url,
                                  content_type=text_field(message, "contenttype", "mimetype"),
                                  caption=caption))
-    elif url is None and text is None and message_type not in _POSTBACK_TYPES:
+    elif url is None and message_type not in _POSTBACK_TYPES:
         # A file it could not fetch: no media item (v1 needs a URL), but the words the
-        # contact typed with it are kept, as add_file keeps them for every other provider.
-        text = text_field(message, "caption")
+        # contact typed with it are kept, as add_file keeps them for every other provider,
+        # after a text the message has beside them (the same words once).
+        caption = text_field(message, "caption")
+        if caption is not None and caption != text:
+            text = caption if text is None else f"{text}\n{caption}"
     location = geo_uri(message)
     if location is not None and (message_type == "location" or not media):
         # coordinates say more than a map link; the place's name and address caption them

@@ -342,13 +342,19 @@ def _inbound(request: WebhookRequest, report: JsonObject) -> MessageEvent:
             f"inbound message has no content (looked for {_TEXT}, {_IMAGE_URL}, {_MEDIA_LISTS})"
         )
     media = _media(content)
+    text = _text(content, _TEXT)
+    caption = text_field(content, "caption")
+    if caption is not None and caption != text and _first(content, _IMAGE_URL) is None:
+        # An MMS whose image came without a URL: no media item (v1 needs one), but the words
+        # sent with it are kept after the text, as add_file keeps them for other providers.
+        text = caption if text is None else f"{text}\n{caption}"
     return inbound_event(
         request,
         channel=_channel(report, has_media=bool(media)),
         message_id=_text(report, _MESSAGE_ID),
         sender=sender,
         recipient=_address(report, _INBOUND_TO),
-        text=_text(content, _TEXT),
+        text=text,
         media=media,
         in_reply_to=_text(report, _IN_REPLY_TO),
         correlation_id=_text(report, _CLIENT_REF),
