@@ -59,10 +59,28 @@ def _with_lone_surrogates(body: bytes, exc: orjson.JSONDecodeError) -> Any:
     if "surrogate" not in exc.msg or exc.msg.startswith("str is not valid UTF-8"):
         raise _not_json(body, exc) from None
     try:
-        value = json.loads(body.decode("utf-8"), parse_int=_orjson_int,
-                           parse_constant=_no_constant)
+        return _stdlib_json(body.decode("utf-8"))
     except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError included
         raise _not_json(body, exc) from None
+
+
+def parse_json_text(text: str) -> Any:
+    """JSON nested in a field as text (Webex's `attachments`: `"[{...}]"`), read as a body is:
+    a lone surrogate escape is U+FFFD. Raises orjson.JSONDecodeError when it is not JSON."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        if "surrogate" not in exc.msg:
+            raise
+        try:
+            return _stdlib_json(text)
+        except (ValueError, RecursionError):
+            raise exc from None
+
+
+def _stdlib_json(text: str) -> Any:
+    """JSON the stdlib reads (lone surrogates included), with values as orjson gives them."""
+    value = json.loads(text, parse_int=_orjson_int, parse_constant=_no_constant)
     return _without_lone_surrogates(value)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, key_list
-from normalizers.bodies import parse_json_object
+from normalizers.bodies import parse_json_object, parse_json_text
 from normalizers.channels import channel
 from normalizers.event_builders import inbound_event, status_event
 from normalizers.fields import (
@@ -335,7 +335,7 @@ def _mms_parts(message: str | None) -> list[Media] | None:
     if message is None or message.lstrip()[:1] != "[":
         return None
     try:
-        items = orjson.loads(message)
+        items = parse_json_text(message)
     except orjson.JSONDecodeError:
         return None
     if not isinstance(items, list) or not items:
@@ -372,7 +372,7 @@ def _json_text(value: Any, name: str) -> Any:
     value as it is."""
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
         try:
-            return orjson.loads(value)
+            return parse_json_text(value)
         except orjson.JSONDecodeError:
             raise NormalizeError(f"{name!r} is neither a URL nor JSON: {value!r:.60}") from None
     return value

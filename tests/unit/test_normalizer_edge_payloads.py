@@ -398,6 +398,17 @@ CASES = [
     Case("ubiqio-lone-surrogate-behind-a-bom", "ubiqio",
          b'\xef\xbb\xbf{"fromNumber":"31612345678","message":"\\udbff","messageId":"m"}',
          events=[{"text": "\ufffd"}]),
+    Case("webex-lone-surrogate-in-json-encoded-attachments", "webex",
+         b'{"abcUserId":"urn:mbid:AQ","channel":"AppleBusinessChat","event":"MO","tid":"t",'
+         b'"message":"x","attachments":"[{\\"url\\":\\"https://s3.example/a.jpeg\\",'
+         b'\\"caption\\":\\"\\\\ud83d\\"}]"}',
+         events=[{"media": [{"url": "https://s3.example/a.jpeg", "content_type": None,
+                             "caption": "\ufffd"}]}]),
+    Case("webex-lone-surrogate-in-mms-parts", "webex",
+         b'{"channel":"MMS","oa":"16502813641","da":"34343","tid":"t",'
+         b'"message":"[{\\"file\\":\\"https://m.example/\\\\udc00.jpg\\"}]"}',
+         events=[{"text": None, "media": [{"url": "https://m.example/\ufffd.jpg",
+                                           "content_type": None, "caption": None}]}]),
     Case("infobip-omnichat-lone-surrogate-and-nan", "infobip-omnichat",
          b'{"results":[{"messageId":"m","message":{"text":"\\ud800"},"n":NaN}]}',
          error="body is not valid JSON"),
