@@ -80,7 +80,8 @@ def parse_json_text(text: str) -> Any:
 
 def _stdlib_json(text: str) -> Any:
     """JSON the stdlib reads (lone surrogates included), with values as orjson gives them."""
-    value = json.loads(text, parse_int=_orjson_int, parse_constant=_no_constant)
+    value = json.loads(text, parse_int=_orjson_int, parse_float=_orjson_float,
+                       parse_constant=_no_constant)
     return _without_lone_surrogates(value)
 
 
@@ -94,6 +95,13 @@ def _orjson_int(text: str) -> int | float:
     if math.isinf(as_float):
         raise ValueError("number is infinity when parsed as double")
     return as_float
+
+
+def _orjson_float(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # 1e400: orjson refuses it, the stdlib would read infinity
+        raise ValueError("number is infinity when parsed as double")
+    return number
 
 
 def _no_constant(text: str) -> Any:
