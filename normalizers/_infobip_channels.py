@@ -95,7 +95,8 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
     # does not replace them: they are joined, the same words once (docs/events.md, `text`).
     text = text_field(report, "text", "cleanText")
     if texts:
-        text = "\n".join(dict.fromkeys([text, *texts] if text is not None else texts))
+        text = "\n".join([text, *(t for t in texts if t != text)] if text is not None
+                          else texts)
     return inbound_event(
         request,
         channel=report_channel(report, label or _inbound_default_channel(parts)),

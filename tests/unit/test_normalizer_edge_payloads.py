@@ -450,6 +450,11 @@ CASES = [
                        "integrationType": "WHATSAPP", "text": "hi",
                        "message": {"type": "TEXT", "text": "hi"}}]},
          events=[{"text": "hi"}]),
+    Case("infobip-mms-repeated-text-parts-stay-repeated", "infobip",
+         {"results": [{"from": "41793026727", "to": "25256", "messageId": "m", "message": [
+             {"contentType": "text/plain", "value": "ok"},
+             {"contentType": "text/plain", "value": "ok"}]}]},
+         events=[{"text": "ok\nok"}]),
     Case("infobip-omnichat-text-and-caption-without-url", "infobip-omnichat",
          {"results": [{"messageId": "m", "from": "u1", "event": "MO",
                        "message": {"type": "IMAGE", "text": "Order 42",
