@@ -160,6 +160,8 @@ WORKERS: dict[str, WorkerFactory] = {
     "keywords": _bot_factory("keywords", lambda: keywords_answer),
     "autoreply": _bot_factory("autoreply", AutoReply, idle_with=_no_auto_reply),
 }
+# Those of `switchboard worker NAME` that read SWITCHBOARD_RULES_FILE: the bots (`bot` too).
+RULES_WORKERS = frozenset({"keywords", "autoreply", "bot"})
 
 
 async def _ensure_topics(settings: Settings) -> None:

@@ -19,9 +19,10 @@ from switchboard.settings import Settings
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Run one worker (consumer group member) until SIGTERM/Ctrl-C, or SIGHUP unless it is a
     bot (bots reload their rules on it)."""
-    from consumers.bots.rules import RulesError
+    from consumers.bots.rules import RulesError, load_rules
     from consumers.table import MissingTopic
     from consumers.workers import (
+        RULES_WORKERS,
         WORKERS,
         MetricsPortError,
         custom_bot_worker,
@@ -60,7 +61,19 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from aiokafka.errors import KafkaConnectionError
 
-    from consumers.outbound.transport import ProxySettingError
+    from consumers.outbound.transport import ProxySettingError, check_proxy_environment
+
+    # The files and settings a worker reads at its start are checked before it connects to
+    # anything: the bots read their rules only once Kafka had answered (never, while it did
+    # not), and the sender its proxy variables likewise.
+    try:
+        if args.name in RULES_WORKERS and settings.rules_file is not None:
+            load_rules(settings.rules_file)  # read again by the worker, as `run` does
+        if args.name == "sender":
+            check_proxy_environment()
+    except (RulesError, ProxySettingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     async def reached() -> None:
         # As tail, replay and send: a cluster that does not answer is said within their 10 s,
