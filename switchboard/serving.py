@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Iterator
 
 import uvicorn
 
 MULTIPROCESS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own name for it
 # uvicorn's `http=` for ingest: its head bounded, its refusals JSON (see ingest.protocol). By
-# name, so that `serve --workers N` imports it in the worker processes only.
+# name, as uvicorn takes it for `serve --workers N`, whose worker processes import it.
 INGEST_HTTP = "ingest.protocol:IngestProtocol"
+
+
+def ingest_protocol_problem() -> str | None:
+    """Why ingest's HTTP protocol cannot run on the installed uvicorn, or None. Asked before
+    anything starts: `serve --workers N` met it first in each worker process, which uvicorn's
+    supervisor then started again, every half second for ever, each with its traceback; `run`
+    after it had started a broker."""
+    import uvicorn
+
+    try:
+        importlib.import_module(INGEST_HTTP.partition(":")[0])
+    except RuntimeError as exc:  # ingest.protocol's own check of uvicorn's private names
+        return str(exc)
+    except ImportError as exc:  # a name it imports from uvicorn, gone
+        return (f"cannot load ingest's HTTP protocol (ingest.protocol) on uvicorn "
+                f"{uvicorn.__version__}: {exc}. Install the one constraints.txt pins.")
+    return None
 
 
 def shutdown_grace_s(produce_timeout_s: float) -> int:

@@ -27,6 +27,7 @@ from switchboard.cli.startup import (
     terminal_outputs,
 )
 from switchboard.localkafka import BrokerError, LocalKafka, data_dir_holder
+from switchboard.serving import ingest_protocol_problem
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
 from switchboard.urls import origin
@@ -265,6 +266,9 @@ def _prepare(settings: Settings) -> _Demo | None:
         check_proxy_environment()
     except ProxySettingError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+    if problem := ingest_protocol_problem():  # as `serve` says it, before the broker
+        print(f"error: {problem}", file=sys.stderr)
         return None
     accounts_file = settings.accounts_file or DEMO_ACCOUNTS
     rules_file = settings.rules_file or (DEMO_RULES if DEMO_RULES.exists() else None)

@@ -25,7 +25,12 @@ from switchboard.cli.startup import (
     port_taken,
     terminal_outputs,
 )
-from switchboard.serving import INGEST_HTTP, MULTIPROCESS_DIR_ENV, shutdown_grace_s
+from switchboard.serving import (
+    INGEST_HTTP,
+    MULTIPROCESS_DIR_ENV,
+    ingest_protocol_problem,
+    shutdown_grace_s,
+)
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
 
@@ -46,6 +51,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     if accounts_or_exit(settings, demo=False) is None:  # the factory loads them again
         return 2
+    if problem := ingest_protocol_problem():
+        print(f"error: {problem}", file=sys.stderr)
+        return STARTUP_FAILURE
     workers = args.workers or settings.http_workers
     given = os.environ.get(MULTIPROCESS_DIR_ENV)
     if workers > 1 and given and not Path(given).is_dir():
