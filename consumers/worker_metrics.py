@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-HANDLED = Counter("switchboard_worker_records_total", "Records handled by workers",
-                  ["worker", "outcome"])
+# Handlings, not distinct records: one handled again by the partition's next owner (its commit
+# on the way out refused or unanswered, its worker crashed: at-least-once) counts again, as it
+# is work done again. Counting records once would take the group's commits, not this process's.
+HANDLED = Counter("switchboard_worker_records_total",
+                  "Records handled by workers (again when delivered again), by outcome; retry "
+                  "counts failed attempts", ["worker", "outcome"])
 _HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 HANDLER_SECONDS = Histogram("switchboard_worker_handler_seconds", "Handler time per record",
                             ["worker"], buckets=_HANDLER_BUCKETS)
