@@ -28,7 +28,8 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 @pytest.mark.parametrize(("content", "said"), [
     # A typo in the TOML: the line is named.
-    ('[accounts.shop]\nfallback = "hi\n', "{path}: not valid TOML: "),
+    ('[accounts.shop]\nfallback = "hi\n', "{path}: not valid TOML: Illegal character '\\n' "
+                                         "(at line 2, column 15)"),
     # Valid TOML the rules refuse: the account and the rule are named.
     ('[accounts.shop]\n[[accounts.shop.rules]]\nkeyword = "hours"\n',
      "{path}: account 'shop': rule 1"),
@@ -45,6 +46,17 @@ def test_a_rules_file_the_bots_refuse_is_said_before_kafka_is_asked(
     [line] = captured.err.splitlines()
     assert line.startswith("error: " + said.format(path=rules)), line
     assert "Kafka" not in captured.err
+
+
+def test_your_bot_s_rules_file_is_checked_too(
+        tmp_path: Path, env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "mybot_start_checks.py").write_text("async def answer(event):\n    return None\n")
+    env.chdir(tmp_path)  # bots are imported from the current directory
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[accounts.shop\n")
+    env.setenv("SWITCHBOARD_RULES_FILE", str(rules))
+    assert main(["worker", "bot", "--bot", "mybot_start_checks:answer"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {rules}: not valid TOML: ")
 
 
 def test_a_missing_rules_file_is_said_before_kafka_is_asked(
