@@ -206,6 +206,30 @@ async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accou
     """Run one worker until SIGINT/SIGTERM (or SIGHUP: _stop_signals), then finish in-flight
     work and commit. `reach` (the command's check that Kafka answers at all) is awaited before
     Kafka is asked anything, once the metrics port is known to be free."""
+    loop = asyncio.get_running_loop()
+    starting = asyncio.current_task()
+    terminated: list[bool] = []
+
+    def cancel_start() -> None:
+        terminated.append(True)
+        if starting is not None:
+            starting.cancel()
+
+    # SIGTERM before it consumes (Kafka not answering yet, the sender reading its ledger)
+    # cancels the start, which closes what it opened, as Ctrl-C does: by default it killed
+    # the process, its connections cut and nothing said. Replaced by runtime.stop once
+    # consuming; taken before the metrics line, which tells a test it is.
+    loop.add_signal_handler(signal.SIGTERM, cancel_start)
+    try:
+        await _run(factory, settings, accounts, reach)
+    except asyncio.CancelledError:
+        if not terminated or starting is None or starting.uncancel() > 0:
+            raise  # not (only) our SIGTERM: Ctrl-C, or a cancellation from outside
+        log.info("worker stopped before it started (SIGTERM)")
+
+
+async def _run(factory: WorkerFactory, settings: Settings, accounts: Accounts,
+               reach: Callable[[], Awaitable[None]] | None) -> None:
     health = WorkerHealth()
     if settings.metrics_port:
         try:
