@@ -29,6 +29,9 @@ log = get_logger("consumers.runtime")  # the worker's lines, under the logger th
 # away say: tried again after this, doubling up to the cap, for as long as it takes.
 READY_RETRY_S = 1.0
 READY_RETRY_MAX_S = 30.0
+# Joining the group taking longer than this is said (once): it takes for ever while the
+# group's coordinator does not answer.
+JOIN_SAID_AFTER_S = 30.0
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -58,6 +61,7 @@ class Assignment:
     runtime's."""
 
     name: str
+    group_id: str
     ready: asyncio.Event
     on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]]
     _consumer: AIOKafkaConsumer | None
@@ -86,6 +90,35 @@ class Assignment:
 
         async def _commit_done(self, consumer: AIOKafkaConsumer,
                                only: set[TopicPartition] | None = None) -> None: ...
+
+    async def _join(self, consumer: AIOKafkaConsumer) -> bool:
+        """Start the consumer, which joins the group: True once it has, False when the worker
+        was stopped first. aiokafka's start waits for the group's first assignment: rightly
+        until the other members have finished what they started (up to the rebalance
+        timeout), and for ever while the group's coordinator does not answer (its broker
+        down). A SIGTERM meanwhile went unheard until a SIGKILL, and nothing said why."""
+        starting = asyncio.ensure_future(consumer.start())
+        stop = asyncio.ensure_future(self._stopping.wait())
+        given_up = False
+        try:
+            done, _ = await asyncio.wait({starting, stop}, timeout=JOIN_SAID_AFTER_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if not done:
+                log.warning("joining the consumer group is taking long; still trying (is the "
+                            "group's coordinator reachable?)", worker=self.name,
+                            group=self.group_id, waited_s=JOIN_SAID_AFTER_S)
+                await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            if not starting.done():  # a stop, or our own cancellation (Ctrl-C)
+                given_up = True
+                starting.cancel()
+                await asyncio.wait({starting})  # its own clean-up, before the consumer's stop
+        if given_up:
+            starting.add_done_callback(retrieve)  # what it raised as it was given up: moot
+            return False
+        starting.result()  # what it failed with (Kafka unreachable) stops the worker
+        return True
 
     async def _get_ready(self, consumer: AIOKafkaConsumer) -> None:
         """Ready once every assigned partition has its position (resolved now, not

@@ -222,11 +222,18 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
         )
         consumer.subscribe(self._subscribed, listener=_CommitOnRevoke(self))
         try:
-            await consumer.start()
+            joined = await self._join(consumer)
         except BaseException:  # Ctrl-C during start-up too: close what was opened
             await stop_consumer(consumer)
             await self.producer.stop()
             raise
+        if not joined:  # stopped before the group gave it anything
+            await stop_consumer(consumer)
+            await self.producer.stop()
+            log.info("worker stopped before it joined its group", worker=self.name,
+                     group=self.group_id)
+            self._raise_why_stopped()
+            return
         self._consumer = consumer
         log.info("worker started", worker=self.name, topics=self._subscribed,
                  group=self.group_id)
@@ -255,6 +262,9 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
             await self.producer.stop()
             self._outage_log.flush()  # retries and failed commits held back: not lost
             log.info("worker stopped", worker=self.name, handled=self.handled)
+        self._raise_why_stopped()
+
+    def _raise_why_stopped(self) -> None:
         if self._failure is not None:
             raise self._failure
         if self._stopped_by is not None:
