@@ -111,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and SWITCHBOARD_ACCOUNTS_FILE; the bots read SWITCHBOARD_RULES_FILE; "
                     "metrics and probes on SWITCHBOARD_METRICS_PORT when set.",
         epilog="Exit 0 once stopped (SIGTERM, also while it starts; Ctrl-C; the sender also "
-               "on SIGHUP), 1 when "
-               "Kafka cannot be reached, a topic is missing or a record stopped it (the error "
+               "on SIGHUP), 1 when Kafka cannot be reached or refuses it (ACLs), a topic is "
+               "missing or a record stopped it (the error "
                "line says which), 2 for bad arguments or settings (the accounts, the rules, "
                "the metrics port, a proxy variable), 130 for Ctrl-C before it started.")
     worker.add_argument("name", help="sender | keywords | autoreply | bot")

@@ -59,7 +59,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     accounts = accounts_or_exit(settings, demo=False)
     if accounts is None:
         return 2
-    from aiokafka.errors import KafkaConnectionError
+    from aiokafka.errors import KafkaConnectionError, KafkaError
 
     from consumers.outbound.transport import ProxySettingError, check_proxy_environment
 
@@ -92,6 +92,14 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     except (KafkaConnectionError, NoAnswer) as exc:
         print(cannot_reach_kafka(str(settings.kafka_bootstrap_servers), exc), file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        if not type(exc).__name__.endswith("AuthorizationFailedError"):
+            raise
+        # Its group, a topic, or the cluster not allowed to its Kafka user: a traceback at
+        # level critical said so, with nothing of what to do.
+        print(f"error: Kafka refused worker {args.name}: {exc} (the ACLs of its Kafka user "
+              "do not allow it)", file=sys.stderr)
         return 1
     except MissingTopic as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,8 +6,10 @@ broker that does not answer at all only after 10 s."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiokafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError
 
 from switchboard.cli import main
 
@@ -75,3 +77,23 @@ def test_a_proxy_the_sender_cannot_use_is_said_before_kafka_is_asked(
     assert err.startswith("error: HTTPS_PROXY (or https_proxy) of the environment names a "
                           "proxy httpx cannot use"), err
     assert PASSWORD not in err
+
+
+@pytest.mark.parametrize("refusal", [
+    GroupAuthorizationFailedError("switchboard-sender"),
+    TopicAuthorizationFailedError({"switchboard.outbound.v1"}),
+], ids=["group", "topic"])
+def test_kafka_refusing_the_worker_its_group_or_topics_is_one_error_line(
+        refusal: Exception, env: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # What aiokafka's start raises when an ACL is missing: it was logged as an unexpected
+    # error, level critical, with its traceback.
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        raise refusal
+
+    env.setattr("consumers.workers.run_worker", refused)
+    assert main(["worker", "sender"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == (f"error: Kafka refused worker sender: {refusal} (the ACLs of its "
+                            "Kafka user do not allow it)\n")
+    assert "critical" not in captured.out + captured.err
