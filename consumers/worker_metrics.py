@@ -36,9 +36,11 @@ REBALANCES = Counter("switchboard_worker_rebalances_total",
 # A group's commit, or a running worker's position, below its partition's first record: Kafka
 # deleted those records (retention: the worker stopped, or behind, longer than the topic's
 # retention.ms; kafka-delete-records) before they were handled (consumers.positions, .skips).
+# Counted by offset: what was deleted cannot be looked at, so a transaction marker among them
+# (a transactional producer of the user's writing the topic; Switchboard's are not) counts too.
 LOST = Counter("switchboard_worker_records_lost_total",
-               "Records deleted by Kafka (retention) before the worker's group handled them",
-               ["worker"])
+               "Records deleted by Kafka (retention) before the worker's group handled them "
+               "(by offset: transaction markers among them count too)", ["worker"])
 # A running worker's fetch skipped offsets, and Kafka, asked where the partition's log begins,
 # did not answer: records it deleted before they were handled, or offsets that hold none
 # (transaction markers, compaction) (consumers.skips).
