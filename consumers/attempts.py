@@ -18,7 +18,6 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
-from consumers.failure_text import traceback_without_text
 from consumers.handling import (
     HANDLER_TIMEOUT,
     SLOT,
@@ -33,6 +32,7 @@ from consumers.handling import (
 )
 from consumers.worker_metrics import HANDLED, HANDLER_FAILURE_SECONDS
 from switchboard.clients import KafkaConnection
+from switchboard.failure_text import traceback_without_text
 from switchboard.logs import get_logger
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.records import dead_letter_record, named_by_source, short
@@ -190,7 +190,7 @@ class Attempts:
         """Publish the record's dead letter, with `reason`. The log line says the reason of a
         poison record (the handler's words for what is wrong with it), and of a `failure`
         only its type and traceback: its text goes to the dead letter alone
-        (consumers.failure_text)."""
+        (switchboard.failure_text)."""
         if not provider and not account:
             provider, account = named_by_source(record.headers)
         reason = short(reason)  # the log line too: a reason may quote the whole record

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumers.failure_text import traceback_without_text
 from consumers.handling import SLOT, GiveBack, Record, Slot
 from consumers.skips import Skips
 from switchboard.clients import KafkaConnection
+from switchboard.failure_text import traceback_without_text
 from switchboard.logs import get_logger
 from switchboard.producer import PublishError
 

@@ -11,7 +11,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-from consumers.failure_text import traceback_without_text
 from consumers.handling import Context, GiveBack
 from consumers.outbound import SendError, SendReceipt
 from consumers.outbound.base import OutboundClient
@@ -28,6 +27,7 @@ from consumers.sender_metrics import SENDS
 from consumers.unquoted import unquoted
 from switchboard.accounts import Account
 from switchboard.commands import OutboundCommand, OutboundResult
+from switchboard.failure_text import traceback_without_text
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.throttle import ThrottledLog

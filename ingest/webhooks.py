@@ -41,6 +41,7 @@ from normalizers import NormalizeError, WebhookRequest, get, normalize
 from normalizers.base import Ack, shown
 from switchboard.accounts import Account, Accounts
 from switchboard.events import MessageEvent
+from switchboard.failure_text import traceback_without_text
 from switchboard.logs import get_logger
 from switchboard.probes import error_body
 from switchboard.producer import DurableProducer, PublishError
@@ -137,7 +138,8 @@ def normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | N
         return normalize(webhook), None
     except NormalizeError as exc:
         if exc.__cause__ is not None:  # a normalizer bug, not just a bad payload
-            log.error("normalizer crashed", provider=webhook.provider, exc_info=exc.__cause__)
+            log.error("normalizer crashed", provider=webhook.provider,
+                      exception=traceback_without_text(exc.__cause__))
         return [], (400, "unprocessable_payload", short(exc.reason))
 
 
@@ -149,7 +151,7 @@ def storable(events: list[MessageEvent], body_bytes: int
     except Unstorable as exc:
         if exc.__cause__ is not None:
             log.error("event not serializable", provider=events[0].provider,
-                      exc_info=exc.__cause__)
+                      exception=traceback_without_text(exc.__cause__))
         return [], (400, "unprocessable_payload", exc.reason)
 
 

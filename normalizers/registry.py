@@ -40,8 +40,10 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
         raise
     except Exception as exc:
         # A normalizer bug or a shape we did not foresee: still a typed, explained error; the
-        # original stays as __cause__ for whoever logs it.
-        raise NormalizeError(f"unexpected {request.provider} payload: {exc}") from exc
+        # original stays as __cause__. Named by type only: the reason is logged, and an
+        # exception's text may quote the payload (pydantic's input_value=, a phone number).
+        raise NormalizeError(f"unexpected {request.provider} payload: the normalizer raised "
+                             f"{type(exc).__name__}") from exc
 
 
 @functools.cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -45,6 +46,8 @@ def cmd_normalize(args: argparse.Namespace, settings: Settings) -> int:
     try:
         events = normalize(request)
     except NormalizeError as exc:
+        if exc.__cause__ is not None:  # a normalizer bug: here, on your terminal, in full
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
         print(f"error: {exc.reason}", file=sys.stderr)
         return 2
     for event in events:

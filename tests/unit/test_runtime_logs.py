@@ -12,9 +12,9 @@ import orjson
 import pytest
 from aiokafka import TopicPartition
 
-from consumers.failure_text import traceback_without_text
 from consumers.handling import Context, MustNotSkip, PoisonRecord, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
+from switchboard.failure_text import traceback_without_text
 from switchboard.logs import configure_logging
 from switchboard.producer import PublishError
 from tests.fakes import KeepingProducer

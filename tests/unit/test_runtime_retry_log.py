@@ -68,7 +68,7 @@ async def test_an_outage_logs_one_retry_line_and_a_count_not_one_per_record(
     assert (first["worker"], first["cause"], first["error_type"]) == (
         "retry-log", "error", "RuntimeError")
     assert first["event_id"].startswith("event-") and first["attempt"] == 1
-    # Its type and where it was raised: its text may quote the message (consumers.failure_text).
+    # Its type and where it was raised: its text may quote the message (switchboard.failure_text).
     assert first["exception"].endswith("builtins.RuntimeError (its text left out)")
     assert "in crm_down" in first["exception"] and "error" not in first
     assert len(_lines(caplog, "record dead-lettered")) == RECORDS  # never throttled

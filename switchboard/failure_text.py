@@ -1,8 +1,8 @@
-"""What workers log of a failure: its type and where it was raised, not its text. A bot's
-exception may quote the message it handled (a phone number, what was said), a send client's the
-request it made; the worker's log is kept, shipped and read more widely than the dead-letter
-topic, which holds the whole record anyway: the text goes there (consumers.runtime's dead
-letters)."""
+"""What a process logs of an unexpected failure: its type and where it was raised, not its text.
+A bot's exception may quote the message it handled (a phone number, what was said), a send
+client's the request it made, a normalizer's (pydantic's `input_value=`) the webhook it read; the
+log is kept, shipped and read more widely than the dead-letter topic, which holds the whole
+record anyway."""
 
 from __future__ import annotations
 
