@@ -366,8 +366,13 @@ class IngestProtocol(HttpToolsProtocol):
         """Read no more requests, and close once what the client still sends has been read and
         dropped for LINGER_S: closed at once, its unread bytes get the client a reset."""
         self._hung_up = True
+        if self._timer is not None:  # a head's or an unread body's: nothing is read now
+            self._timer.cancel()
+            self._timer = None
         if not self.transport.can_write_eof():
             self.transport.close()
             return
         self.transport.write_eof()  # the client reads the answer, then its end: it hangs up
-        self.loop.call_later(LINGER_S, self.transport.close)
+        # As the connection's timer, which connection_lost cancels: left pending, it held the
+        # ended connection's transport LINGER_S after a client that hung up at once (most do).
+        self._timer = self.loop.call_later(LINGER_S, self.transport.close)

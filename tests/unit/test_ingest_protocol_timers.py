@@ -1,0 +1,79 @@
+"""The timers ingest's HTTP protocol keeps besides uvicorn's: none outlives its connection.
+Real servers on 127.0.0.1, spoken to through raw sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+
+from ingest.app import create_app
+from ingest.protocol import LINGER_S, IngestProtocol
+from switchboard.accounts import parse_accounts
+from switchboard.settings import Settings
+from tests.fakes import KeepingProducer
+from tests.unit.fakes import served
+
+WITHIN_S = 10.0  # a loaded machine is slow
+
+
+class _Tracked(IngestProtocol):
+    """Ours, telling the test which connections' transports exist still, and how many ended."""
+
+    made: ClassVar[list[weakref.ref[Any]]] = []
+    lost: ClassVar[int] = 0
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        _Tracked.made.append(weakref.ref(transport))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        _Tracked.lost += 1
+
+
+@pytest.fixture(scope="module")
+async def port() -> AsyncIterator[int]:
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": "infobip", "auth": {"scheme": "basic", "username": "u",
+                                        "secrets": ["password-123"]}}}})
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    app.state.handler.producer = KeepingProducer()
+    async with served(app, http=f"{__name__}:_Tracked") as port:
+        yield port
+
+
+async def _until(condition: Any) -> None:
+    deadline = time.monotonic() + WITHIN_S
+    while not condition():
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.01)
+
+
+async def test_a_connection_hung_up_on_leaves_no_timer_when_the_client_closes_first(
+        port: int) -> None:
+    """An Expect: 100-continue request answered without its body is answered `connection:
+    close` and the connection ends after LINGER_S of reading what the client still sends; a
+    client that closed at once (most do) left that timer pending, holding the transport."""
+    made, lost = len(_Tracked.made), _Tracked.lost
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"POST /webhooks/infobip/nobody HTTP/1.1\r\nhost: ingest\r\n"
+                     b"content-length: 10\r\nexpect: 100-continue\r\n\r\n")
+        await writer.drain()
+        raw = await asyncio.wait_for(reader.read(), WITHIN_S)  # to the server's end
+    finally:
+        writer.close()
+    assert raw.startswith(b"HTTP/1.1 404 ")
+    assert b"\r\nconnection: close\r\n" in raw
+    began = time.monotonic()
+    await _until(lambda: _Tracked.lost > lost)
+    gc.collect()
+    [transport] = _Tracked.made[made:]
+    if time.monotonic() - began < LINGER_S:  # else the linger ended anyway: nothing shown
+        assert transport() is None
