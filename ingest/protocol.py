@@ -296,7 +296,10 @@ class IngestProtocol(HttpToolsProtocol):
                     await send(message)
                     return
                 self._hang_up_after = cycle
-                await send({**message, "headers": [*message.get("headers", ()), _CLOSE]})
+                # In place of any the app gave: a second one (its own close) or a keep-alive.
+                headers = [(name, value) for name, value in message.get("headers", ())
+                           if name.lower() != b"connection"]
+                await send({**message, "headers": [*headers, _CLOSE]})
                 # uvicorn would close at once after the answer, with the client's body perhaps
                 # unread: a reset that can destroy the answer. on_response_complete ends it.
                 cycle.keep_alive = True

@@ -1,5 +1,6 @@
-"""The timers ingest's HTTP protocol keeps besides uvicorn's: none outlives its connection.
-Real servers on 127.0.0.1, spoken to through raw sockets."""
+"""How ingest's HTTP protocol ends a connection it hangs up on: the close announced once, no
+timer of its own outliving the connection. Real servers on 127.0.0.1, spoken to through raw
+sockets."""
 
 from __future__ import annotations
 
@@ -77,3 +78,31 @@ async def test_a_connection_hung_up_on_leaves_no_timer_when_the_client_closes_fi
     [transport] = _Tracked.made[made:]
     if time.monotonic() - began < LINGER_S:  # else the linger ended anyway: nothing shown
         assert transport() is None
+
+
+async def _refusing_app(scope: Any, receive: Any, send: Any) -> None:
+    """Answers 401 without asking for the body, with the connection header the path names."""
+    assert scope["type"] == "http"
+    given = scope["path"].strip("/").encode()
+    await send({"type": "http.response.start", "status": 401,
+                "headers": [(b"content-length", b"0"), (b"Connection", given)]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.parametrize("given", ["close", "keep-alive"])
+async def test_an_answer_before_the_body_was_asked_for_says_connection_close_once(
+        given: str) -> None:
+    """The close is announced in place of the app's own connection header: it was added
+    after it, a second `connection: close` or one beside `keep-alive`."""
+    async with served(_refusing_app, http=f"{__name__}:_Tracked") as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(f"POST /{given} HTTP/1.1\r\nhost: ingest\r\ncontent-length: 10\r\n"
+                         "expect: 100-continue\r\n\r\n".encode())
+            await writer.drain()
+            raw = await asyncio.wait_for(reader.read(), WITHIN_S)  # to the server's end
+        finally:
+            writer.close()
+    head = raw.partition(b"\r\n\r\n")[0].decode("latin-1").lower().split("\r\n")
+    assert head[0].startswith("http/1.1 401 ")
+    assert [line for line in head if line.startswith("connection:")] == ["connection: close"]
