@@ -78,7 +78,9 @@ _CLOSE = (b"connection", b"close")
 # this module is imported instead (by `serve`, as it starts).
 _FROM_UVICORN: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (HttpToolsProtocol, "on_headers_complete", ("_start_asgi_task",)),
-    (HttpToolsProtocol, "on_response_complete", ("_start_asgi_task",)),
+    (HttpToolsProtocol, "on_response_complete", ("_start_asgi_task", "timeout_keep_alive",
+                                                  "timeout_keep_alive_handler",
+                                                  "timeout_keep_alive_task")),
     (HttpToolsProtocol, "__init__", ("app", "client", "cycle", "expect_100_continue", "flow",
                                      "headers", "loop", "parser", "pipeline", "server_state",
                                      "transport")),
@@ -164,6 +166,7 @@ class IngestProtocol(HttpToolsProtocol):
     _timer: asyncio.TimerHandle | None = None
     _answering: RequestResponseCycle | None = None  # the one the app has, not a queued one
     _hang_up_after: RequestResponseCycle | None = None  # answered before its body was asked
+    _late_body_ended = False  # in this read: the connection is idle, as after an answer
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -206,6 +209,14 @@ class IngestProtocol(HttpToolsProtocol):
             self._unfinished_bytes += len(data)
             if self._unfinished_bytes > MAX_HEAD_BYTES:
                 self._refuse_head()
+        elif self._late_body_ended:
+            # Idle, as after an answer: uvicorn's keep-alive timer, which the body's bytes
+            # cancelled, is armed again as uvicorn arms it then. (Not from the parser's
+            # callback: a request after the body in this read would have it running.)
+            self._late_body_ended = False
+            if not self.transport.is_closing():
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler)
         elif self._phase == _HEAD_BEGUN:
             self._phase = _HEAD_GOES_ON
             # A head in more than one read (a rare one: providers send theirs at once). On a
@@ -217,6 +228,7 @@ class IngestProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._phase = _HEAD_BEGUN
+        self._late_body_ended = False
         self._head_bytes = self._unfinished_bytes = 0
 
     def on_url(self, url: bytes) -> None:
@@ -245,11 +257,11 @@ class IngestProtocol(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self._phase = _IDLE
         if self._timer is not None:
-            # A body that came after its answer: the connection is idle now, and the bytes
-            # cancelled uvicorn's keep-alive timer (armed with the answer), never armed
-            # again. The next head has the time a new connection's has.
+            # A body that came after its answer: its deadline is met (data_received arms
+            # uvicorn's keep-alive timer once this read is parsed).
             self._timer.cancel()
-            self._timer = self.loop.call_later(self.deadlines.head_s, self._expired)
+            self._timer = None
+            self._late_body_ended = True
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
