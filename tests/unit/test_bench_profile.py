@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,3 +38,30 @@ def test_ingest_is_served_as_serve_serves_it() -> None:
     assert command[command.index("--http") + 1] == INGEST_HTTP
     assert "--proxy-headers" in command and "--no-access-log" in command
     assert command[command.index("--host") + 1] == "127.0.0.1"
+
+
+async def test_the_timed_server_counts_each_served_call_and_times_the_app_in_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench import ceiling
+
+    monkeypatch.setattr(served, "IN_PROCESS_REQUESTS", 5)
+    timed = served.TimedApp(ceiling.app)
+    answers: list[Any] = []
+
+    async def send(message: Any) -> None:
+        answers.append(message)
+
+    async def get(path: str) -> str:
+        answers.clear()
+        scope = {**profile._scope(b""), "method": "GET", "path": path}
+        await timed(scope, profile._receiver(b""), send)
+        assert answers[0]["status"] == 200
+        return str(answers[1]["body"].decode())
+
+    body = delivery_report(1)
+    await timed(profile._scope(body), profile._receiver(body), send)
+    assert answers[0]["status"] == 200
+    calls, app_ns, send_ns = map(int, (await get(served.TIMES_PATH)).split())
+    assert calls == 1 and app_ns >= send_ns >= 0
+    assert float(await get(served.IN_PROCESS_PATH)) > 0
+    assert (await get(served.TIMES_PATH)).split()[0] == "1"  # its own calls are not counted
