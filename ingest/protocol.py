@@ -211,12 +211,14 @@ class IngestProtocol(HttpToolsProtocol):
                 self._refuse_head()
         elif self._late_body_ended:
             # Idle, as after an answer: uvicorn's keep-alive timer, which the body's bytes
-            # cancelled, is armed again as uvicorn arms it then. (Not from the parser's
+            # cancelled, is armed again as uvicorn arms it then, but never for longer than
+            # the head's deadline that held the connection before. (Not from the parser's
             # callback: a request after the body in this read would have it running.)
             self._late_body_ended = False
             if not self.transport.is_closing():
                 self.timeout_keep_alive_task = self.loop.call_later(
-                    self.timeout_keep_alive, self.timeout_keep_alive_handler)
+                    min(self.timeout_keep_alive, self.deadlines.head_s),
+                    self.timeout_keep_alive_handler)
         elif self._phase == _HEAD_BEGUN:
             self._phase = _HEAD_GOES_ON
             # A head in more than one read (a rare one: providers send theirs at once). On a
