@@ -38,7 +38,7 @@ from switchboard.clients import KafkaConnection
 from switchboard.logs import get_logger
 from switchboard.producer import PublishError
 from switchboard.settings import Settings
-from switchboard.stopping import stop_signals
+from switchboard.stopping import StopThenForce, stop_signals
 from switchboard.topics import (
     LEDGER_RETENTION_DAYS,
     MESSAGE_INBOUND,
@@ -256,8 +256,9 @@ async def _run(factory: WorkerFactory, settings: Settings, accounts: Accounts,
             health.readiness = runtime.problem
             heap.settle()
             loop = asyncio.get_running_loop()
+            stop = StopThenForce(runtime.stop, worker=runtime.name)
             for signum in _stop_signals():
-                loop.add_signal_handler(signum, runtime.stop)
+                loop.add_signal_handler(signum, stop, signum)
             await runtime.run()
     finally:
         ticking.cancel()

@@ -114,7 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
                "on SIGHUP), 1 when Kafka cannot be reached or refuses it (ACLs), a topic is "
                "missing or a record stopped it (the error "
                "line says which), 2 for bad arguments or settings (the accounts, the rules, "
-               "the metrics port, a proxy variable), 130 for Ctrl-C before it started.")
+               "the metrics port, a proxy variable), 130 for Ctrl-C before it started; a "
+               "second stop signal ends it at once: 130 (Ctrl-C), 143 (SIGTERM).")
     worker.add_argument("name", help="sender | keywords | autoreply | bot")
     worker.add_argument("--bot", help="with `bot`: your bot function, as module:function")
     worker.set_defaults(handler=cmd_worker)
