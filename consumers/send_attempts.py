@@ -125,8 +125,12 @@ class SendAttempts:
                 continue
             except SendError as exc:
                 calls += exc.called
+                # retryable and permanent are provider calls, what an error rate divides: an
+                # attempt failed before any call (content the provider cannot carry; a Ubiqio
+                # token request of another send, which that send counts) is not_called.
                 SENDS.labels(account.provider, account.name,
-                             "retryable" if exc.retryable else "permanent").inc()
+                             ("retryable" if exc.retryable else "permanent") if exc.called
+                             else "not_called").inc()
                 if not exc.retryable or exc.maybe_sent or attempt >= self.policy.max_attempts:
                     log.warning("send failed", command=command.id, account=account.name,
                                 error=unquoted(exc.description, command), attempts=calls,

@@ -10,13 +10,15 @@ from prometheus_client import Counter
 from switchboard.accounts import Account
 
 # One per provider call, by how it ended (accepted, retryable, permanent, outcome_unknown, and
-# error: one the client does not expect), and one per command failed without a call, by its
-# error code (opted_out, unknown_account,
-# bad_outbound_config, invalid_command, held; outcome_unknown for one found pending), so an
-# account whose commands are all refused still shows. An unknown account is counted under
-# account "": its name could be anything, and each would make a time series.
+# error: one the client does not expect); one per send attempt its client failed before calling
+# (not_called: retryable or permanent, it is no call to the provider, whose error rate the
+# others give); and one per command failed without a call, by its error code (opted_out,
+# unknown_account, bad_outbound_config, invalid_command, held; outcome_unknown for one found
+# pending), so an account whose commands are all refused still shows. An unknown account is
+# counted under account "": its name could be anything, and each would make a time series.
 SENDS = Counter("switchboard_sender_sends_total",
-                "Provider send attempts, and commands failed without one, by outcome",
+                "Provider send calls by outcome, and send attempts and commands failed "
+                "without one",
                 ["provider", "account", "outcome"])
 REKEYED = Counter("switchboard_sender_rekeyed_total",
                   "Commands put back on the outbound topic under their conversation's key",
@@ -27,9 +29,11 @@ REKEYED = Counter("switchboard_sender_rekeyed_total",
 # account it sends for (one with an outbound table), by the outcomes of trying to send: the
 # success an error ratio divides by, and the failures an operator is paged for. Not every
 # outcome: opted_out is a contact's choice, not trouble; bad_outbound_config is said at start
-# (check_outbound); invalid_command names a producer's bug rather than an account's. Six series
-# an account, not ten: the accounts file may hold hundreds.
-_ALERTED = ("accepted", "retryable", "permanent", "error", "outcome_unknown", "held")
+# (check_outbound); invalid_command names a producer's bug rather than an account's. not_called
+# is alerted: it was counted under permanent and retryable, which alerts on them watched. Seven
+# series an account, not eleven: the accounts file may hold hundreds.
+_ALERTED = ("accepted", "retryable", "permanent", "error", "outcome_unknown", "held",
+            "not_called")
 
 
 def initialize(accounts: Iterable[Account]) -> None:
