@@ -29,11 +29,12 @@ its failure: the sends that waited for it fail with it (and retry as the sender 
 Response: the public docs show no success body. The id is read from `messageId`, `id`, `msgId`
 or `messageUuid`, at the top level or inside `data`/`result`/`message`/`messages` (an object,
 or the first of a list); `status` is kept as the
-provider status. A 2xx that says it failed (`"success": false`, or an `error`) and has no id is
-a permanent error with Ubiqio's text; `"success": false` next to an id says both that it was
-taken and that it failed, so it fails as possibly sent (never sent again). Any other 2xx
-without an id is accepted with id `None` (resending could send the message twice; clientRef
-correlates reports).
+provider status. A 2xx that says it failed (`"success": false`, also written `"false"`, `0` or
+`"0"`; a `status` of `error`, `failed`, `failure`, `fail` or `rejected`; an `error`) and has no
+id is a permanent error with Ubiqio's text; such a `success` or `status` next to an id says both
+that it was taken and that it failed, so it fails as possibly sent (never sent again). Any
+other 2xx without an id is accepted with id `None` (resending could send the message twice;
+clientRef correlates reports).
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ _ERROR_KEYS = ("error", "errors", "message", "detail")
 _BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 # In a 2xx only these mean failure: `message` may well be a success note.
 _SUCCESS_ERROR_KEYS = ("error", "errors")
+# How a 2xx may say it failed, none of them documented by Ubiqio: `success` false, or as PHP
+# APIs write it ("false", 0, "0"); a `status` of these. Read as an acceptance, a refusal was
+# reported accepted, and the message never sent.
+_FALSE = ("false", "0")
+_FAILED_STATUSES = ("error", "failed", "failure", "fail", "rejected")
 
 
 class Config(OutboundConfig):
@@ -290,14 +296,14 @@ def read_response(response: httpx.Response) -> SendReceipt:
     objects = _candidates(body)
     message_id = next((value for obj in objects for key in _ID_KEYS
                        if (value := as_text(obj.get(key))) is not None), None)
-    if isinstance(body, dict) and body.get("success") is False:
+    if (failed := _failure_said(body)) is not None:
         # No doc shows it, but a JSON API's `success: false` says the request failed; its
         # `message` is then the reason, not a success note.
-        reason = _error_text(body) or "no reason given"
+        reason = _error_text(body) or f"no reason given ({failed})"
         if message_id is None:
             raise SendError(f"Ubiqio refused the message: {reason}", retryable=False,
                             code="provider_error")
-        raise SendError(f"Ubiqio answered success: false with message id {message_id}: "
+        raise SendError(f"Ubiqio answered {failed} with message id {message_id}: "
                         f"{reason}", retryable=True, code="provider_error", maybe_sent=True)
     error = _error_text(body, _SUCCESS_ERROR_KEYS)
     if message_id is None and error is not None:
@@ -305,6 +311,21 @@ def read_response(response: httpx.Response) -> SendReceipt:
                         code="provider_error")
     status = next((value for obj in objects if (value := as_text(obj.get("status")))), None)
     return SendReceipt(provider_message_id=message_id, provider_status=status)
+
+
+def _failure_said(body: Any) -> str | None:
+    """How a 2xx body says the send failed (`success: false`, `status: failed`), else None.
+    Only at the top level: a nested `status` may be a message's, in an answer of several."""
+    if not isinstance(body, dict):
+        return None
+    success, status = body.get("success"), body.get("status")
+    if success is False or (type(success) is int and success == 0):
+        return f"success: {str(success).lower()}"
+    if isinstance(success, str) and success.strip().lower() in _FALSE:
+        return f"success: {success.strip()!r}"
+    if isinstance(status, str) and status.strip().lower() in _FAILED_STATUSES:
+        return f"status: {status.strip()!r}"
+    return None
 
 
 def _candidates(body: Any) -> list[dict[str, Any]]:
