@@ -122,15 +122,14 @@ def _channels_interaction(
         raise NormalizeError("Bird Channels interaction has no 'type'")
     if kind.lower() != "read":
         return []  # clicked, opened, reactions ...: engagement, not message status
-    message_id = text_field(payload, "messageId")
-    if message_id is None:
-        raise NormalizeError("Bird Channels read interaction has no 'messageId'")
+    # Named by its messageId or its messageReference, as an outbound event is by its id or
+    # reference; status_event refuses one with neither.
     return [
         status_event(
             request,
             channel=chan,
             status=Status.SEEN,
-            message_id=message_id,
+            message_id=text_field(payload, "messageId"),
             correlation_id=text_field(payload, "messageReference"),
             sender=_party(object_field(payload, "sender")),
             recipient=_party(object_field(payload, "receiver")),

@@ -75,9 +75,9 @@ def events(request: WebhookRequest, envelope: JsonObject) -> list[MessageEvent]:
     id_key = _PLATFORM_MESSAGE_ID.get(product)
     if id_key is None or not action:
         raise NormalizeError(f"unrecognised Bird platform event type {shown(kind)}")
+    # Without its id an event is still kept as every provider's is (docs/events.md, "Missing
+    # senders and ids"): a message by its content, a status by its metadata's reference.
     message_id = text_field(data, id_key)
-    if message_id is None:
-        raise NormalizeError(f"Bird platform {shown(kind)} event has no {id_key!r}")
     occurred_at = parse_time(envelope.get("timestamp"))
     if action == "received":
         return [_platform_inbound(request, product, message_id, data, occurred_at)]
@@ -105,7 +105,7 @@ def events(request: WebhookRequest, envelope: JsonObject) -> list[MessageEvent]:
 def _platform_inbound(
     request: WebhookRequest,
     product: str,
-    message_id: str,
+    message_id: str | None,
     data: JsonObject,
     occurred_at: datetime | None,
 ) -> MessageEvent:

@@ -64,6 +64,28 @@ def _check_ids(channel: str, message_id: str | None, correlation_id: str | None,
     check_length("recipient", recipient)
 
 
+def _check_names_message(message_id: str | None, correlation_id: str | None) -> None:
+    """A status names its message by the provider's id or by the sender's own reference; with
+    neither, no consumer can tell which message it is about (docs/events.md, "Missing senders
+    and ids"), so it is refused, whichever provider sent it."""
+    if not message_id and not correlation_id:
+        raise NormalizeError(
+            "status report names no message: it has neither a message id nor a correlation id "
+            "(the sender's reference), so it cannot be matched to a message sent")
+
+
+def _sender_of(sender: str | None, channel: str) -> str:
+    """An inbound message's sender, as the event's `from`. Without one it could be neither
+    answered nor opted out, and its Kafka key (provider, account, contact) would put it in one
+    conversation with every other sender-less message of the account: refused, whichever
+    provider sent it (docs/events.md, "Missing senders and ids")."""
+    from_ = address(sender, channel)
+    if from_ is None:
+        raise NormalizeError("inbound message has no sender: it could be neither answered nor "
+                             "kept in its conversation")
+    return from_
+
+
 def _status_fallback(message_id: str | None, correlation_id: str | None,
                      recipient: str | None, per_recipient: bool) -> str:
     """What a status event's id adds to the message id (see docs/events.md)."""
@@ -94,9 +116,10 @@ def status_event(
     each reported on its own (legacy MessageBird), so the recipient is part of the event id.
 
     Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
-    a NormalizeError.
+    a NormalizeError, as is a status with neither a message id nor a correlation id.
     """
     _check_ids(channel, message_id, correlation_id, sender, recipient)
+    _check_names_message(message_id, correlation_id)
     if provider_status is not None:
         check_length("provider status code", provider_status.code)
         check_length("provider status name", provider_status.name)
@@ -155,9 +178,11 @@ def inbound_event(
     On channel `mms` the media lose the SMIL layout part (_is_mms_layout).
 
     Ids and labels longer than MAX_ID_LENGTH (correlation ids: MAX_CORRELATION_ID_LENGTH) are
-    a NormalizeError; the text, postback and media are not limited.
+    a NormalizeError, as is a message without a sender; the text, postback and media are not
+    limited.
     """
     _check_ids(channel, message_id, correlation_id, sender, recipient)
+    from_ = _sender_of(sender, channel)
     check_length("in-reply-to message id", in_reply_to)
     if channel == "apple" and text is not None and _ATTACHMENT_PLACEHOLDER in text:
         text = text.replace(_ATTACHMENT_PLACEHOLDER, "") or None
@@ -181,7 +206,7 @@ def inbound_event(
         direction=Direction.INBOUND,
         message_id=message_id,
         correlation_id=correlation_id,
-        from_=address(sender, channel),
+        from_=from_,
         to=address(recipient, channel),
         text=text,
         media=media or (),

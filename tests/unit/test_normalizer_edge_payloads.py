@@ -106,18 +106,29 @@ CASES = [
          {"results": [{"messageId": "m", "status": {"id": "²", "groupId": "²"}}]},
          events=[{"status": "unknown"}]),
     # --- Infobip XML: every <result> is a report, as every JSON results[] item is ---
+    # (a report without a message id is kept by its callbackData; with neither it names no
+    # message and is refused: tests/unit/test_normalizer_missing_ids.py)
     Case("infobip-xml-result-without-message-id", "infobip",
+         "<results><result><to>41793026727</to><callbackData>c1</callbackData><status>"
+         "<groupName>DELIVERED</groupName></status></result></results>",
+         content_type="application/xml",
+         events=[{"message_id": None, "correlation_id": "c1", "to": "+41793026727",
+                  "status": "delivered"}]),
+    Case("infobip-xml-result-without-any-id", "infobip",
          "<results><result><to>41793026727</to><status><groupName>DELIVERED</groupName>"
          "</status></result></results>", content_type="application/xml",
-         events=[{"message_id": None, "to": "+41793026727", "status": "delivered"}]),
+         error="results[0]: status report names no message"),
     Case("infobip-json-result-without-message-id", "infobip",
-         {"results": [{"to": "41793026727", "status": {"groupName": "DELIVERED"}}]},
-         events=[{"message_id": None, "to": "+41793026727", "status": "delivered"}]),
+         {"results": [{"to": "41793026727", "callbackData": "c1",
+                       "status": {"groupName": "DELIVERED"}}]},
+         events=[{"message_id": None, "correlation_id": "c1", "to": "+41793026727",
+                  "status": "delivered"}]),
     Case("infobip-xml-nested-results-without-message-id", "infobip",
-         "<R><results><results><to>41793026727</to><status><groupName>DELIVERED</groupName>"
-         "</status></results><results><messageId>m2</messageId><status><groupName>REJECTED"
-         "</groupName></status></results></results></R>", content_type="application/xml",
-         events=[{"message_id": None, "status": "delivered"},
+         "<R><results><results><to>41793026727</to><callbackData>c1</callbackData><status>"
+         "<groupName>DELIVERED</groupName></status></results><results><messageId>m2"
+         "</messageId><status><groupName>REJECTED</groupName></status></results></results></R>",
+         content_type="application/xml",
+         events=[{"message_id": None, "correlation_id": "c1", "status": "delivered"},
                  {"message_id": "m2", "status": "rejected"}]),
     Case("infobip-xml-root-results-is-one-report", "infobip",
          "<results><messageId>m1</messageId><status><groupName>DELIVERED</groupName></status>"
@@ -353,7 +364,7 @@ CASES = [
     Case("bird-platform-long-unknown-type", "bird",
          {"type": "x" * 100_000, "data": {}}, error="unrecognised Bird platform event type"),
     Case("bird-platform-long-type-without-id", "bird",
-         {"type": "sms." + "x" * 100_000, "data": {}}, error="event has no 'sms_id'"),
+         {"type": "sms." + "x" * 100_000, "data": {}}, error="names no message"),
     Case("bird-legacy-json-long-media-url-not-string", "bird",
          {"originator": "31612345678", "mediaurls": [["x" * 100_000]]},
          error="media URL should be a non-empty string"),
