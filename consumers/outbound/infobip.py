@@ -30,8 +30,8 @@ Response: `messages[0].messageId` is the provider message id. A `REJECTED`, `UND
 `EXPIRED` status group in a 2xx (final: the message will not be delivered) is a permanent error,
 but for the account's credit spent (`REJECTED_NOT_ENOUGH_CREDITS`,
 `REJECTED_PREPAID_PACKAGE_EXPIRED`): not retried, and not permanent (it can go once topped up).
-Every acceptance carries the id (the spec: `messages` is required, and a messageId not given
-"will be auto-generated and returned in the API response"), so a 2xx without one is not
+Every acceptance carries the id (the spec marks `messages` required, and its response gives
+each message its `messageId`; we set none, so Infobip makes it), so a 2xx without one is not
 Infobip's answer (a base_url pointing at another API): `bad_response`, maybe sent, never sent
 again.
 """

@@ -92,7 +92,7 @@ async def test_the_senders_alerted_outcomes_are_at_zero_for_each_account_it_send
     sending, receiving = f"send-{uuid.uuid4().hex[:8]}", f"recv-{uuid.uuid4().hex[:8]}"
     async with workers.sender_worker(_settings(), _accounts(sending, receiving)):
         for outcome in ("accepted", "retryable", "permanent", "error", "outcome_unknown",
-                        "held"):
+                        "held", "not_called"):
             assert _value("switchboard_sender_sends_total", provider="infobip",
                           account=sending, outcome=outcome) == 0
         # Not a contact's choice: bounded to what means trouble (or its ratio's denominator).
