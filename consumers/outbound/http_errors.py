@@ -56,10 +56,13 @@ NOT_TAKEN_STATUSES = frozenset({408, 429, 503})
 # (upstream_reset_before_response_started{connection_termination}): the provider may have
 # acted on it. Its text names the reset's reason; only these say no request was passed on (no
 # connection made, or refused by its circuit breaker, or a stream HTTP/2 says was not
-# processed). No reason named (older Envoys) could be either.
+# processed). No reason named (older Envoys) could be either, and so could an answer after its
+# own retries ("retried and the latest reset reason"): it names the last attempt's reason
+# only, and an earlier one may have passed the request on (retry_on 5xx or reset).
 _GATEWAY_RESET = re.compile(r"disconnect/reset before headers(?P<reason>.*)", re.DOTALL)
-_NOT_PASSED_ON = re.compile(r"reset reason: (?:(?:local|remote) )?(?:connection failure|"
-                            r"connection timeout|overflow|refused stream reset)")
+_NOT_PASSED_ON = re.compile(r"(?<!latest )reset reason: (?:(?:local|remote) )?"
+                            r"(?:connection failure|connection timeout|overflow|"
+                            r"refused stream reset)")
 # Failures before a byte of the request left: nothing can have reached the provider (a
 # ProxyError: the proxy refused to open the tunnel to it).
 NOT_SENT_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)

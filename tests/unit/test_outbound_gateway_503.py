@@ -50,3 +50,14 @@ def test_a_repeatable_request_may_be_repeated_after_any_503() -> None:
     body = ENVOY + "reset reason: connection termination"
     error = classify_http_error(answer(body), body, idempotent=True)
     assert (error.retryable, error.maybe_sent) == (True, False)
+
+
+@pytest.mark.parametrize("reason", ["connection failure", "remote connection failure",
+                                    "connection timeout", "overflow"])
+def test_a_gateway_503_after_its_own_retries_names_only_the_last_attempt(reason: str) -> None:
+    # Envoy retrying (retry_on 5xx or reset; or a 503 an inner proxy gave) names the last attempt's
+    # reason only: an earlier one may have ended after passing the request on, and the
+    # provider acted on it. Sent again, the message could go twice.
+    body = ENVOY + f"retried and the latest reset reason: {reason}"
+    error = classify_http_error(answer(body), body)
+    assert (error.code, error.maybe_sent) == ("503", True)
