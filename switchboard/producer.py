@@ -397,6 +397,11 @@ class DurableProducer:
                     # those whose partitions are done are answered now.
                     waiting = {partition for partition, future in sent if future in slow}
                     group.settle({p for p, _ in sent} - waiting, _refused(sent))
+                    if _stored_any(futures):
+                        # Kafka is taking records: its callers are answered, and one arriving
+                        # now need not fail at once (see publish) while a leaderless partition
+                        # holds this round trip up to the timeout.
+                        self._storing_nothing = False
                     await asyncio.wait(slow)
                 # A batch refused (too large for the topic as the cluster has it) or dropped
                 # (no leader in time) fails the callers with a record in its partition, not
@@ -422,8 +427,7 @@ class DurableProducer:
             # "Future exception was never retrieved" for each.
             for future in futures:
                 future.add_done_callback(retrieve)
-            group.stored_any = any(future.done() and not future.cancelled()
-                                   and future.exception() is None for future in futures)
+            group.stored_any = _stored_any(futures)
         if refused:
             self._spoiled = producer  # see _spent_a_sequence
             return next(iter(refused.values())), refused
@@ -466,6 +470,11 @@ def _refused(sent: list[tuple[Partition, asyncio.Future[Any]]]
             refused[partition] = PublishError(f"Kafka refused the records: {exc!r}",
                                               lasting=isinstance(exc, _REFUSED_FOR_GOOD))
     return refused
+
+
+def _stored_any(futures: list[asyncio.Future[Any]]) -> bool:
+    """Whether Kafka has acknowledged any of these batches yet."""
+    return any(f.done() and not f.cancelled() and f.exception() is None for f in futures)
 
 
 def _spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:

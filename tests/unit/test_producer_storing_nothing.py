@@ -133,3 +133,40 @@ async def test_a_caller_beside_a_round_trip_after_a_refused_record_waits_for_it(
     await _out(client, 2)  # the group after the probe's, sent once it ended
     client.held[1].set_result(None)
     await beside
+
+
+class _TwoPartitions:
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1}
+
+
+def _key_of(producer: DurableProducer, partition: int) -> bytes:
+    return next(key for n in range(100) if producer._partition(key := b"c%d" % n, 2) == partition)
+
+
+async def test_a_round_trip_that_stored_some_records_ends_the_failing_at_once(
+        producer: DurableProducer) -> None:
+    # One partition without a leader (its broker crashed: a few seconds until another takes
+    # it), the other storing: the round trip out had answered its callers of the storing one,
+    # and a caller beside it still failed at once, until the leaderless batch ended it (the
+    # whole timeout at worst), though Kafka was taking records all along.
+    client = FakeClient.made[0]
+    client.client.cluster = _TwoPartitions()  # type: ignore[assignment]
+    client.outcome = KafkaTimeoutError()
+    with pytest.raises(PublishError):  # a round trip that stored nothing
+        await producer.publish(_record(b"failed"))
+    client.outcome = None
+    stored, leaderless = _key_of(producer, 1), _key_of(producer, 0)
+    settled = asyncio.ensure_future(producer.publish([OutRecord(TOPIC, b"a", stored)]))
+    waiting = asyncio.ensure_future(producer.publish([OutRecord(TOPIC, b"b", leaderless)]))
+    await _out(client, 2)
+    client.held[0].set_result(None)  # partition 1's batch stored; partition 0's waits
+    await settled  # answered before the round trip ends: Kafka is taking records
+    beside = asyncio.ensure_future(producer.publish([OutRecord(TOPIC, b"c", stored)]))
+    await asyncio.sleep(0)
+    assert not beside.done(), beside.exception()  # it waits for the round trip out
+    client.held[1].set_result(None)  # the leader is back: the round trip ends, stored
+    await waiting
+    await _out(client, 3)  # the group after it, sent once it ended
+    client.held[2].set_result(None)
+    await beside
