@@ -105,3 +105,25 @@ async def served(app: Any, **options: Any) -> AsyncIterator[int]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, timeout=10)
+
+
+class FakeCluster:
+    """What DurableProducer asks of aiokafka's cluster metadata: each topic's partitions."""
+
+    def __init__(self, partitions: int = 1) -> None:
+        self.partitions = partitions
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(self.partitions))
+
+
+class FakeKafkaClient:
+    """What DurableProducer asks of an AIOKafkaProducer's `client`: its cluster, and the
+    topics its metadata refresh is asked for."""
+
+    def __init__(self, partitions: int = 1) -> None:
+        self.cluster = FakeCluster(partitions)
+        self.topics: set[str] = set()
+
+    def add_topic(self, topic: str) -> None:
+        self.topics.add(topic)

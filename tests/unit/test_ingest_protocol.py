@@ -37,15 +37,20 @@ EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
 SECRET = "c2VjcmV0LXBhc3N3b3Jk"  # what an Authorization header carries: never logged
 
 
-@pytest.fixture(scope="module")
-async def port() -> AsyncIterator[int]:
-    """Ingest served as `serve` serves it, in this process (its logs and metrics here)."""
+def acme_app() -> Any:
+    """Ingest with one Basic-auth Infobip account, `acme`, and a producer that keeps records."""
     accounts = parse_accounts({"accounts": {"acme": {
         "provider": "infobip", "auth": {"scheme": "basic", "username": "u",
                                         "secrets": ["password-123"]}}}})
     app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
     app.state.handler.producer = KeepingProducer()
-    async with served(app, http=INGEST_HTTP) as port:
+    return app
+
+
+@pytest.fixture(scope="module")
+async def port() -> AsyncIterator[int]:
+    """Ingest served as `serve` serves it, in this process (its logs and metrics here)."""
+    async with served(acme_app(), http=INGEST_HTTP) as port:
         yield port
         IngestProtocol.refusals.flush()
 

@@ -17,8 +17,8 @@ from ingest.app import create_app
 from ingest.protocol import LINGER_S, IngestProtocol
 from switchboard.accounts import parse_accounts
 from switchboard.settings import Settings
-from tests.fakes import KeepingProducer
 from tests.unit.fakes import served
+from tests.unit.test_ingest_protocol import acme_app
 
 WITHIN_S = 10.0  # a loaded machine is slow
 
@@ -40,12 +40,7 @@ class _Tracked(IngestProtocol):
 
 @pytest.fixture(scope="module")
 async def port() -> AsyncIterator[int]:
-    accounts = parse_accounts({"accounts": {"acme": {
-        "provider": "infobip", "auth": {"scheme": "basic", "username": "u",
-                                        "secrets": ["password-123"]}}}})
-    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
-    app.state.handler.producer = KeepingProducer()
-    async with served(app, http=f"{__name__}:_Tracked") as port:
+    async with served(acme_app(), http=f"{__name__}:_Tracked") as port:
         yield port
 
 

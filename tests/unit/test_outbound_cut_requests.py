@@ -6,10 +6,8 @@ on to read an answer) and raises the read's error, which alone reads as "may hav
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 import pytest
@@ -17,27 +15,12 @@ import pytest
 from consumers.outbound.base import SendError
 from consumers.outbound.http_errors import post_json
 from consumers.outbound.transport import ShardedTransport
+from tests.unit.test_outbound_limits import serving
 
 # More than the kernel buffers of both ends hold on loopback (a few MiB each): the client is
 # still writing the body when the server breaks the connection.
 LARGE_TEXT = "x" * (48 * 1024 * 1024)
 
-Serve = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-@contextlib.asynccontextmanager
-async def serving(serve: Serve) -> AsyncIterator[int]:
-    async def quietly(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await serve(reader, writer)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(quietly, "127.0.0.1", 0)
-    async with server:
-        yield server.sockets[0].getsockname()[1]
 
 
 def reset(writer: asyncio.StreamWriter) -> None:

@@ -23,23 +23,10 @@ from aiokafka.structs import TopicPartition
 from switchboard import producer as producer_module
 from switchboard.producer import MAX_BATCH_BYTES, DurableProducer, PublishError
 from switchboard.records import OutRecord
+from tests.unit.fakes import FakeKafkaClient
 
 TOPIC = "switchboard.raw.v1"
 REFUSED = b"too large for the topic as the cluster has it"
-
-
-class _Cluster:
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return {0}
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.cluster = _Cluster()
-        self.topics: set[str] = set()  # what its metadata refresh asks for
-
-    def add_topic(self, topic: str) -> None:
-        self.topics.add(topic)
 
 
 class SequencedClient:
@@ -52,7 +39,7 @@ class SequencedClient:
     events: list[tuple[str, int]] = []  # ("stop" or "send", which client), in order
 
     def __init__(self, **options: Any) -> None:
-        self.client = _Client()
+        self.client = FakeKafkaClient()
         self.stored: list[bytes] = []
         self.gaps: set[tuple[str, int]] = set()
         self.stopped = False

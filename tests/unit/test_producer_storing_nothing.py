@@ -14,21 +14,9 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from switchboard import producer as producer_module
 from switchboard.producer import MAX_BATCH_BYTES, DurableProducer, PublishError
 from switchboard.records import OutRecord
+from tests.unit.fakes import FakeKafkaClient
 
 TOPIC = "switchboard.raw.v1"
-
-
-class _Cluster:
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return {0}
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.cluster = _Cluster()
-
-    def add_topic(self, topic: str) -> None:
-        pass
 
 
 class FakeClient:
@@ -40,7 +28,7 @@ class FakeClient:
     away = False
 
     def __init__(self, **options: Any) -> None:
-        self.client = _Client()
+        self.client = FakeKafkaClient()
         self.outcome: BaseException | None = None
         self.held: list[asyncio.Future[None]] = []
         self.sent = asyncio.Condition()

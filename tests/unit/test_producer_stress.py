@@ -27,23 +27,11 @@ from aiokafka.record.default_records import DefaultRecordBatch
 from switchboard import producer as producer_module
 from switchboard.producer import MAX_BATCH_BYTES, DurableProducer, PublishError
 from switchboard.records import OutRecord
+from tests.unit.fakes import FakeKafkaClient
 
 TIMEOUT_S = 0.2
 TOPICS = ("switchboard.raw.v1", "switchboard.message.status.v1")
 PARTITIONS = 3
-
-
-class _Cluster:
-    def partitions_for_topic(self, topic: str) -> set[int]:
-        return set(range(PARTITIONS))
-
-
-class _Client:
-    def __init__(self) -> None:
-        self.cluster = _Cluster()
-
-    def add_topic(self, topic: str) -> None:
-        pass
 
 
 class Kafka:
@@ -59,7 +47,7 @@ class RandomClient:
     kafka: Kafka
 
     def __init__(self, **options: Any) -> None:
-        self.client = _Client()
+        self.client = FakeKafkaClient(PARTITIONS)
         self.gaps: set[tuple[str, int]] = set()
         self.tails: dict[tuple[str, int], asyncio.Future[None]] = {}
         self.pending: set[asyncio.Future[None]] = set()
