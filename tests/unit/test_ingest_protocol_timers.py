@@ -19,6 +19,7 @@ from switchboard.accounts import parse_accounts
 from switchboard.settings import Settings
 from tests.unit.fakes import served
 from tests.unit.test_ingest_protocol import acme_app
+from tests.unit.test_ingest_slow_requests import UNREAD, body_after_its_answer_then_closed
 
 WITHIN_S = 10.0  # a loaded machine is slow
 
@@ -120,18 +121,6 @@ async def test_a_connection_idle_after_a_body_no_one_read_has_the_keep_alive_tim
     app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", header_timeout_s=head_s),
                      accounts)
     async with served(app, http=f"{__name__}:_Tracked", timeout_keep_alive=keep_alive_s) as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(b"POST /webhooks/infobip/nobody HTTP/1.1\r\nhost: ingest\r\n"
-                         b"content-length: 2\r\n\r\n")
-            await writer.drain()
-            raw = b""
-            while b"unknown_account" not in raw:
-                raw += await asyncio.wait_for(reader.read(65536), WITHIN_S)
-            writer.write(b"{}")
-            await writer.drain()
-            raw += await asyncio.wait_for(reader.read(), WITHIN_S)  # not the longer's 30 s
-        finally:
-            writer.close()
+        raw = await body_after_its_answer_then_closed(port, UNREAD)  # not the longer's 30 s
     assert raw.startswith(b"HTTP/1.1 404 ")
     assert raw.count(b"HTTP/1.1 ") == 1
