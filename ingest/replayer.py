@@ -14,7 +14,7 @@ import orjson
 
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.kept import Kept, Unreplayable, record_of, webhook_of
-from ingest.webhooks import normalized, storable
+from ingest.normalizing import normalized, storable
 from normalizers import WebhookRequest
 from normalizers.registry import echoes_correlation
 from switchboard.clients import KafkaTarget, topic_name

@@ -7,16 +7,11 @@ is answered 2xx before Kafka acknowledged every record the request produced.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import logging
 import random
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -35,26 +30,21 @@ from ingest.auth import (
 )
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.deadlines import BodyDeadlines, BodyTimeout
-from ingest.dedup import Failure, RecentRequests, Refused
-from ingest.stored import Unstorable, event_records, fitted_raw
-from normalizers import NormalizeError, WebhookRequest, get, normalize
-from normalizers.base import Ack, shown
+from ingest.dedup import RecentRequests, Refused
+from ingest.normalizing import normalized, off_loop_if_large, storable
+from ingest.stored import Unstorable, fitted_raw
+from normalizers import WebhookRequest, get
+from normalizers.base import Ack
 from switchboard.accounts import Account, Accounts
-from switchboard.events import MessageEvent
-from switchboard.failure_text import traceback_without_text
 from switchboard.logs import get_logger
 from switchboard.probes import error_body
 from switchboard.producer import DurableProducer, PublishError
 from switchboard.providers import PROVIDERS
-from switchboard.records import OutRecord, dead_letter_record, raw_envelope, short
+from switchboard.records import dead_letter_record, raw_envelope
 from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
 
-ACCEPTED_MEDIA_TYPES = frozenset({
-    "", "application/json", "text/json", "application/xml", "text/xml",
-    "application/x-www-form-urlencoded", "text/plain",
-})
 # Kept with the raw record: useful for debugging and replay, never credentials.
 KEPT_HEADERS = (
     "content-type", "content-encoding", "user-agent", "x-forwarded-for", "x-request-id",
@@ -65,21 +55,8 @@ URL_SIGNING_SCHEMES = frozenset({"bird-signature", "messagebird-jwt"})
 # Schemes whose credentials are all in the headers and the URL: checked before the body is read,
 # so a caller without them cannot have ingest take in and hold up to max_body_bytes.
 HEADER_AUTH_SCHEMES = frozenset({"basic", "token"})
-# Past this, a body's normalization and records are built off the event loop: a thread hop
-# costs tens of microseconds, such a body milliseconds to seconds of work.
-OFF_LOOP_BODY_BYTES = 64 * 1024
-# One thread for them all. The work is pure Python: under the GIL a second thread would not run
-# beside the first, only take turns from the event loop (every CPU-bound thread takes as many
-# as the loop gets). Its own pool also leaves the loop's default one (which resolves host names
-# on asyncio's own loop) free of second-long jobs.
-_OFF_LOOP = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-normalize")
-
 # More digits than any body size the settings allow (at most 1,500,000): too large, unread.
 _MAX_BODY_DIGITS = 12
-
-P = ParamSpec("P")
-T = TypeVar("T")
-
 
 # What uuid.UUID(int=..., version=4) does to the bits: RFC 4122 variant, version 4.
 _UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))
@@ -105,54 +82,6 @@ def _url_as_sent(request: Request) -> str:
     if not raw_path:
         return str(url)
     return str(url.replace(path=raw_path.decode("latin-1")))
-
-
-async def off_loop_if_large(body_bytes: int, function: Callable[P, T], *args: P.args,
-                            **kwargs: P.kwargs) -> T:
-    """Call `function` here for a usual body, on the worker thread for a large one: a 1 MiB
-    batch is about a second of pure Python, and on the event loop it would hold up every
-    other request for that long (the thread gives the loop its turn every few milliseconds).
-    Large bodies queue for the thread, and the call sees this task's context variables."""
-    if body_bytes < OFF_LOOP_BODY_BYTES:
-        return function(*args, **kwargs)
-    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
-    return await asyncio.get_running_loop().run_in_executor(_OFF_LOOP, call)
-
-
-def normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | None]:
-    """The request's events, or why it has none that can be kept: what ingest does with a
-    request as it arrives, and `switchboard replay` with one kept as a dead letter."""
-    if webhook.media_type not in ACCEPTED_MEDIA_TYPES:
-        return [], (415, "unsupported_media_type",
-                    f"content type {webhook.media_type!r} is not accepted; send JSON, XML or a "
-                    "urlencoded form")
-    # A compressed body would otherwise be parsed as it is, and refused as broken JSON or XML.
-    # No provider we read compresses its webhooks, and none says whether it signs the bytes
-    # before or after: refused by name, so the setting to change is plain.
-    encoding = webhook.headers.get("content-encoding", "")
-    if encoding and encoding.strip().lower() != "identity":
-        return [], (415, "unsupported_content_encoding",
-                    f"content encoding {shown(encoding, 40)} is not accepted; send the body "
-                    "uncompressed")
-    try:
-        return normalize(webhook), None
-    except NormalizeError as exc:
-        if exc.__cause__ is not None:  # a normalizer bug, not just a bad payload
-            log.error("normalizer crashed", provider=webhook.provider,
-                      exception=traceback_without_text(exc.__cause__))
-        return [], (400, "unprocessable_payload", short(exc.reason))
-
-
-def storable(events: list[MessageEvent], body_bytes: int
-             ) -> tuple[list[OutRecord], Failure | None]:
-    """The events' records, or why Kafka cannot take them (see ingest.stored)."""
-    try:
-        return event_records(events, body_bytes), None
-    except Unstorable as exc:
-        if exc.__cause__ is not None:
-            log.error("event not serializable", provider=events[0].provider,
-                      exception=traceback_without_text(exc.__cause__))
-        return [], (400, "unprocessable_payload", exc.reason)
 
 
 def error_response(status: int, code: str, message: str,

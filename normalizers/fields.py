@@ -138,7 +138,7 @@ def loose_key(name: str) -> str:
 
 # Payloads use few distinct key spellings: their loose forms are remembered (at most
 # _LOOSE_KEYS_MAX of them, as keys come from webhooks). The one table normalizers share: ingest
-# normalizes large bodies on worker threads (ingest.webhooks.off_loop_if_large) while the event
+# normalizes large bodies on worker threads (ingest.normalizing.off_loop_if_large) while the event
 # loop normalizes small ones. Unlocked on purpose: each get and set is atomic, a key's loose form
 # is the same whoever computes it, and racing threads can only pass the bound by one key each.
 _LOOSE_KEYS: dict[str, str] = {}

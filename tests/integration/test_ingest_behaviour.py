@@ -10,7 +10,7 @@ import httpx
 import orjson
 import pytest
 
-from ingest import webhooks
+from ingest import normalizing
 from ingest.signing import sign
 from normalizers import WebhookRequest
 from normalizers import normalize as real_normalize
@@ -69,14 +69,14 @@ async def test_a_large_batch_is_normalized_off_the_event_loop(
     released: list[bool] = []
 
     def held_normalize(request: WebhookRequest) -> list[MessageEvent]:
-        if len(request.body) >= webhooks.OFF_LOOP_BODY_BYTES:
+        if len(request.body) >= normalizing.OFF_LOOP_BODY_BYTES:
             held.set()
             released.append(release.wait(timeout=10))
         return real_normalize(request)
 
-    monkeypatch.setattr(webhooks, "normalize", held_normalize)
+    monkeypatch.setattr(normalizing, "normalize", held_normalize)
     large = infobip_report(f"large-{uuid.uuid4()}", count=200)
-    assert len(large) >= webhooks.OFF_LOOP_BODY_BYTES
+    assert len(large) >= normalizing.OFF_LOOP_BODY_BYTES
     url = ingest_server.url("infobip", "it-infobip")
     async with TopicWatcher(kafka_bootstrap) as watcher, httpx.AsyncClient() as client:
         before = await watcher.snapshot()

@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.handling import Context, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
-from ingest import webhooks
+from ingest import normalizing
 from normalizers import NormalizeError, WebhookRequest, normalize
 from switchboard.clients import KafkaConnection
 from switchboard.commands import OutboundResult, ResultStatus
@@ -59,7 +59,7 @@ async def test_a_webhook_a_bug_dead_lettered_gives_its_events_once_fixed(
     message_id = f"replay-{uuid.uuid4()}"
     async with TopicWatcher(kafka_bootstrap) as watcher, httpx.AsyncClient() as client:
         before = await watcher.snapshot()
-        monkeypatch.setattr(webhooks, "normalize", buggy)
+        monkeypatch.setattr(normalizing, "normalize", buggy)
         kept = await client.post(url, content=infobip_report(message_id, 3), headers=basic())
         monkeypatch.undo()
         # Unreadable with or without the bug: stays a dead letter.

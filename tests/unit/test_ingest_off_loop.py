@@ -8,7 +8,7 @@ import asyncio
 import threading
 import time
 
-from ingest.webhooks import OFF_LOOP_BODY_BYTES, off_loop_if_large
+from ingest.normalizing import OFF_LOOP_BODY_BYTES, off_loop_if_large
 
 
 async def test_a_small_body_is_handled_on_the_event_loop() -> None:
