@@ -275,3 +275,34 @@ async def test_records_are_compressed_when_asked(kafka_bootstrap: str, codec: Co
             await producer.stop()
     [(_, key, stored)] = await _read_all(kafka_bootstrap, topic, 1)
     assert (key, stored) == (b"k", value)
+
+
+async def test_a_client_whose_sender_task_ended_is_replaced(kafka_bootstrap: str) -> None:
+    # aiokafka's sender task ending (a bug of its own, a crash inside it) leaves a client that
+    # takes batches and never sends them. Its round trip fails, and the client is replaced
+    # (_spent_a_sequence): not every webhook 503 until a restart.
+    topic = await new_topic(kafka_bootstrap, "producer-sender-ended", PARTITIONS)
+    producer = DurableProducer(kafka_bootstrap, timeout_s=1)
+    await producer.start()
+    try:
+        await producer.publish([OutRecord(topic, b"before", b"k")])
+        client = producer._producer
+        assert client is not None
+        client._sender.sender_task.cancel()
+        with pytest.raises(PublishError, match="did not acknowledge"):
+            await producer.publish([OutRecord(topic, b"lost", b"k")])
+        stored = False
+        for _ in range(10):  # bounded: the replacement connects within a round trip or two
+            try:
+                await producer.publish([OutRecord(topic, b"after", b"k")])
+            except PublishError:
+                await asyncio.sleep(0.5)
+                continue
+            stored = True
+            break
+        assert stored, "the client was never replaced"
+        assert producer._producer is not client
+    finally:
+        await producer.stop()
+    values = [value for _, _, value in await _read_all(kafka_bootstrap, topic, 2)]
+    assert values[:1] == [b"before"] and b"after" in values
