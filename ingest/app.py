@@ -224,7 +224,7 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
             raise ValueError("no accounts: set SWITCHBOARD_ACCOUNTS_FILE")
         accounts = load_accounts(settings.accounts_file)
     # Scraped at zero before any webhook: an alert on an account's refusals has a series.
-    declare_accounts((account.provider, account.name) for account in accounts)
+    declare_accounts(accounts)
     _quiet_unparsed_requests()
     kafka = settings.kafka_connection()
     producer = DurableProducer(kafka, role="ingest",

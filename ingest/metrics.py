@@ -13,6 +13,8 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from switchboard.accounts import Account
+
 REQUESTS = Counter(
     "switchboard_ingest_requests_total",
     "Webhook requests by provider, account and outcome",
@@ -61,17 +63,22 @@ ALERTED_OUTCOMES = ("stored", "duplicate", "dead_letter", "unauthorized", "unava
                     "error")
 
 
-def declare_accounts(accounts: Iterable[tuple[str, str]]) -> None:
-    """Start the series of these (provider, account) pairs at zero, so they are scraped before
-    their first event; and one per provider of a webhook for an account not configured (a
-    new account's URL given to the provider before the restart that loads it)."""
+def declare_accounts(accounts: Iterable[Account]) -> None:
+    """Start these accounts' series at zero, so they are scraped before their first event; and
+    one per provider of a webhook for an account not configured (a new account's URL given to
+    the provider before the restart that loads it). The older-secret series only for accounts
+    listing two secrets: both alerts of a rotation ("the old secret is still used", "it is no
+    longer used") need it, elsewhere it could only stay at zero."""
     # labels() makes each child once, and count_request's cache takes the same one later.
-    for provider, account in accounts:
+    for account in accounts:
+        provider, name = account.provider, account.name
         for outcome in ALERTED_OUTCOMES:
-            REQUESTS.labels(provider, account, outcome)
+            REQUESTS.labels(provider, name, outcome)
         REQUESTS.labels(provider, "unknown", "unknown_account")
-        DUPLICATES.labels(provider, account)
-        DEAD_LETTERS.labels(provider, account)
+        DUPLICATES.labels(provider, name)
+        DEAD_LETTERS.labels(provider, name)
+        if len(account.auth.secrets) > 1:
+            OLDER_SECRET.labels(provider, name)
 
 
 def count_event(provider: str, type_: str, status: str) -> None:
@@ -99,12 +106,3 @@ OLDER_SECRET = Counter(
     "during a rotation)",
     ["provider", "account"],
 )
-
-
-def declare_rotations(accounts: Iterable[tuple[str, str]]) -> None:
-    """Start at zero the older-secret series of these (provider, account) pairs, the accounts
-    listing two secrets: both alerts of a rotation ("the old secret is still used", "it is no
-    longer used") need the series from the start, and rate() misses a counter's first
-    increment. Not for the other accounts, where it could only stay at zero."""
-    for provider, account in accounts:
-        OLDER_SECRET.labels(provider, account)

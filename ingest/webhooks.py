@@ -103,11 +103,6 @@ class WebhookHandler:
     # Anyone can make ingest refuse a request, as often as they like: logged once a minute.
     refusals: ThrottledLog = field(default_factory=lambda: ThrottledLog(log))
 
-    def __post_init__(self) -> None:
-        # Here, not in metrics.declare_accounts: only the accounts tell which have two secrets.
-        metrics.declare_rotations((account.provider, account.name) for account in self.accounts
-                                  if len(account.auth.secrets) > 1)
-
     async def handle(self, request: Request) -> Response:
         provider: str = request.path_params["provider"]
         name: str = request.path_params["account"]
