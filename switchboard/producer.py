@@ -16,27 +16,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
-from collections.abc import Sequence
+import weakref
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidTimestampError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    RecordListTooLargeError,
-    RecordTooLargeError,
-    UnsupportedForMessageFormatError,
-)
+from aiokafka.errors import KafkaError
 
 from switchboard.clients import KafkaTarget, as_connection
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.murmur2 import murmur2
 from switchboard.records import OutRecord
+from switchboard.round_trip import (
+    REFUSED_FOR_GOOD,
+    Group,
+    Partition,
+    PublishError,
+    Sent,
+    failed_any,
+    refused_partitions,
+    stored_any,
+    unstored_partitions,
+)
 from switchboard.tasklog import detached
+
+__all__ = ["DurableProducer", "PublishError", "record_size"]
 
 log = get_logger(__name__)
 
@@ -59,65 +66,6 @@ PARTITION_CACHE_SIZE = 65_536
 NEW_PARTITIONS_WITHIN_S = 10.0
 
 
-class PublishError(Exception):
-    """Kafka did not acknowledge in time; nothing may be reported as stored.
-
-    `lasting`: Kafka refused the records for what they are (too large, malformed) and would
-    again. Every other failure (Kafka away or slow, a leader moving, the client being
-    replaced, access not granted yet) passes once Kafka or its settings are back: a worker
-    waits those out instead of spending a record's attempts on them."""
-
-    def __init__(self, reason: str, *, lasting: bool = False) -> None:
-        super().__init__(reason)
-        self.lasting = lasting
-
-
-# What the broker says of a batch itself: sending it again would be refused again.
-_REFUSED_FOR_GOOD = (
-    RecordTooLargeError, MessageSizeTooLargeError, RecordListTooLargeError,
-    CorruptRecordException, InvalidTimestampError, UnsupportedForMessageFormatError,
-)
-
-
-# A topic (as the cluster names it) and one of its partitions.
-Partition = tuple[str, int]
-
-
-class _Group:
-    """Records handed over together; each waiter learns its outcome (None: stored), with the
-    partitions its records went to."""
-
-    __slots__ = ("batches", "size", "stored_any", "timer", "waiters")
-
-    def __init__(self) -> None:
-        self.batches: dict[Partition, list[Any]] = {}
-        self.waiters: list[tuple[asyncio.Future[PublishError | None], list[Partition]]] = []
-        self.size = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.stored_any = False  # whether Kafka acknowledged any of its batches
-
-    def finish(self, failure: PublishError | None,
-               refused: dict[Partition, PublishError] | None = None) -> None:
-        """With `refused`, only a caller with a record in one of those partitions fails (with
-        that partition's error): Kafka stored the others'. Otherwise each gets `failure`."""
-        if self.timer is not None:
-            self.timer.cancel()
-        for waiter, written in self.waiters:
-            if waiter.done():  # cancelled (it stopped listening), or answered by `settle`
-                continue
-            if refused is None:
-                waiter.set_result(failure)
-            else:
-                waiter.set_result(next((refused[p] for p in written if p in refused), None))
-        self.waiters.clear()
-
-    def settle(self, ended: set[Partition], refused: dict[Partition, PublishError]) -> None:
-        """Answer now each caller whose partitions' batches have all ended; the others wait."""
-        for waiter, written in self.waiters:
-            if not waiter.done() and all(p in ended for p in written):
-                waiter.set_result(next((refused[p] for p in written if p in refused), None))
-
-
 def record_size(record: OutRecord) -> int:
     headers = sum(len(name) + len(value or b"") for name, value in record.headers)
     return len(record.value) + len(record.key or b"") + headers + RECORD_OVERHEAD_BYTES
@@ -132,7 +80,7 @@ class DurableProducer:
         self.timeout_s = timeout_s
         self._producer: AIOKafkaProducer | None = None
         self.started = False
-        self._open: _Group | None = None
+        self._open: Group | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._buffered = 0
         self._hashes: dict[bytes, int] = {}
@@ -141,13 +89,25 @@ class DurableProducer:
         self._tracking: AIOKafkaProducer | None = None
         self._failing = False
         # Whether the last round trip stored nothing, for a reason that passes, and whether
-        # one is out now: see publish.
+        # one is out now: see publish. When a round trip last stored a record: see _send.
         self._storing_nothing = False
         self._sending = False
+        self._stored_at = -math.inf
         # The partitions that failed since Kafka was last seen taking records: _note_outcome.
         self._failed: set[Partition] = set()
-        # Set when a batch the client had taken failed: see _renew.
-        self._spoiled: AIOKafkaProducer | None = None
+        # Partitions with batches still out after their round trip ended (_hold), how many
+        # each, and those batches by client (a client's stop gives up on its own).
+        self._stuck: dict[Partition, int] = {}
+        self._held: dict[AIOKafkaProducer, set[asyncio.Future[Any]]] = {}
+        self._holding: set[asyncio.Task[None]] = set()
+        # A client taking the place of one that can no longer write some partition: being
+        # connected, then connected and waiting for the next round trip; old ones stopping.
+        self._replacing: asyncio.Task[None] | None = None
+        self._fresh: AIOKafkaProducer | None = None
+        self._retiring: set[asyncio.Task[None]] = set()
+        # The partitions the old one can no longer write: refused until the new one is in.
+        self._spoiled: set[Partition] = set()
+        self._stopped: weakref.WeakSet[AIOKafkaProducer] = weakref.WeakSet()
 
     async def start(self) -> None:
         self._producer = await self._connect()
@@ -178,12 +138,20 @@ class DurableProducer:
         if self._flusher is not None:  # hand over what callers are still waiting for
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(self._flusher), self.timeout_s * 2)
+        if self._replacing is not None:  # it stops its new client itself, seeing the stop
+            await asyncio.shield(self._replacing)
+        fresh, self._fresh = self._fresh, None
+        self._replacement_over()
+        if fresh is not None:  # connected, never written with
+            await fresh.stop()
         producer, self._producer = self._producer, None
         if producer is not None:
             await self._stop_client(producer)
+        for tasks in (self._retiring, self._holding):
+            # Each ends by the time its client has stopped, which gives up what it held.
+            while pending := {task for task in tasks if not task.done()}:
+                await asyncio.wait(pending)
         if self._flusher is not None:
-            # Still replacing a client (_renew), its old one's stop bounded by _stop_client:
-            # the new one is stopped there once that ends, and must not outlive this.
             await asyncio.shield(self._flusher)
 
     async def _stop_client(self, producer: AIOKafkaProducer) -> None:
@@ -198,7 +166,14 @@ class DurableProducer:
             sender = getattr(producer, "_sender", None)  # private: aiokafka has no abort
             if sender is not None and sender.sender_task is not None:
                 sender.sender_task.cancel()  # its stop() waits on this task, then closes
-        await stopping
+        try:
+            await stopping
+        finally:
+            self._stopped.add(producer)
+            # A batch the stopped client never answered will not land now: its partition is
+            # free for the records of a new client (_hold).
+            for future in self._held.pop(producer, set()):
+                future.cancel()
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
         """Send all records and wait for every acknowledgement (acks=all), or raise.
@@ -214,7 +189,6 @@ class DurableProducer:
             # replicas), and the one now out will tell whether it is back: this caller would
             # wait out the timeout behind it (its group is sent only after), for the same
             # 503 at the end. A 503 now is as safe, and holds no request or record meanwhile.
-            # Not while a client is being replaced (_renew): the next group is its first.
             raise PublishError("Kafka is not taking records; not waiting while a round trip "
                                "finds out whether it is back")
         cluster = producer.client.cluster
@@ -235,17 +209,28 @@ class DurableProducer:
                                f"{MAX_REQUEST_BYTES}-byte limit", lasting=True)
         if self._buffered + sum(sizes) > MAX_BUFFERED_BYTES:
             raise PublishError("too many records are waiting for Kafka")
+        written = [(topic, self._partition(record.key, count))
+                   for record, topic, count in zip(records, topics, partitions, strict=True)]
+        if self._stuck and not self._stuck.keys().isdisjoint(written):
+            # Queued behind the batch Kafka has not answered, its records would wait for
+            # that batch; and aiokafka holds the whole round trip while its queue for the
+            # partition is full. The provider retries a 503 later, as it would after waiting.
+            raise PublishError("Kafka has not answered for earlier records of the same "
+                               "partition; not queueing behind them")
+        if self._spoiled and not self._spoiled.isdisjoint(written):
+            # The client would have them refused as out of order (_spoil), and waiting for
+            # the new one here would let later calls overtake them: the provider's retry
+            # finds the new one, connected in a moment.
+            raise PublishError("the Kafka client is being replaced after a failed batch "
+                               "of the same partition")
 
         group = self._open
         if group is None:
-            group = self._open = _Group()
+            group = self._open = Group()
             group.timer = loop.call_later(self.timeout_s, self._expire, group)
         # No await from here to the waiter: all records of one call join the same group.
-        written: list[Partition] = []
-        for record, topic, count, size in zip(records, topics, partitions, sizes, strict=True):
-            partition = (topic, self._partition(record.key, count))
+        for record, partition, size in zip(records, written, sizes, strict=True):
             self._append(producer, group, record, partition)
-            written.append(partition)
             group.size += size
         self._buffered += sum(sizes)
         waiter: asyncio.Future[PublishError | None] = loop.create_future()
@@ -313,7 +298,7 @@ class DurableProducer:
         return hashed % count
 
     @staticmethod
-    def _append(producer: AIOKafkaProducer, group: _Group, record: OutRecord,
+    def _append(producer: AIOKafkaProducer, group: Group, record: OutRecord,
                 partition: Partition) -> None:
         builders = group.batches.setdefault(partition, [])
         if builders and builders[-1].append(timestamp=None, key=record.key,
@@ -324,14 +309,14 @@ class DurableProducer:
                        headers=record.headers)
         builders.append(builder)
 
-    def _expire(self, group: _Group) -> None:
+    def _expire(self, group: Group) -> None:
         """Callers stop waiting; a group not yet handed to Kafka is dropped, not sent late."""
         if self._open is group:
             self._open = None
             self._buffered -= group.size
         group.finish(PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"))
 
-    def _note_outcome(self, group: _Group, failure: PublishError | None,
+    def _note_outcome(self, group: Group, failure: PublishError | None,
                       refused: dict[Partition, PublishError] | None) -> None:
         """Say when Kafka stops and starts taking records again: the client's own logs
         report every retry but never the recovery. Taking again means for a partition that
@@ -357,89 +342,179 @@ class DurableProducer:
         try:
             while (group := self._open) is not None:
                 self._open = None
+                producer = self._producer
                 self._sending = True
+                outcome: _Outcome | None = (PublishError("Kafka producer stopped"), None, False)
                 try:
-                    outcome, refused = await self._send(group)
-                    self._note_outcome(group, outcome, refused)
-                    group.finish(outcome, refused)
+                    outcome = await self._send(group, producer)
                 finally:
                     self._sending = False
-                    self._buffered -= group.size
-                if (spoiled := self._spoiled) is not None:
-                    self._spoiled = None
-                    await self._renew(spoiled)
+                    if outcome is not None:  # else a task of its own ends it: _hold
+                        self._conclude(group, producer, outcome)
+                    if self._fresh is not None:
+                        self._take_fresh()
         finally:
             self._flusher = None
 
-    async def _send(self, group: _Group
-                    ) -> tuple[PublishError | None, dict[Partition, PublishError] | None]:
-        """The group's outcome: None, or a failure, and the partitions whose batches Kafka
-        refused when only they failed (the other callers' records are stored)."""
-        producer = self._producer
+    async def _send(self, group: Group, producer: AIOKafkaProducer | None) -> _Outcome | None:
+        """Hand the group's batches to the client and wait for Kafka's answers: the outcome,
+        with the partitions that failed when only they did (the others' records are stored),
+        and whether the client can no longer write one (spent_a_sequence).
+
+        None when batches of some partitions are still out while Kafka has taken others: a
+        partition waiting for a leader, or short of in-sync replicas, for which aiokafka
+        retries without end. The callers of the others are answered, the group is ended by a
+        task of its own (_hold), and the next round trip goes now: waiting for that partition
+        had every request beside it answered 503 at its timeout, under steady traffic nearly
+        all of them."""
         if producer is None:
-            return PublishError("Kafka producer stopped"), None
+            return PublishError("Kafka producer stopped"), None, False
         self._track(producer, {topic for topic, _ in group.batches})
-        futures: list[asyncio.Future[Any]] = []
-        refused: dict[Partition, PublishError] = {}
-        sent: list[tuple[Partition, asyncio.Future[Any]]] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout_s * 2
+        sent: Sent = []
+        withheld: dict[Partition, PublishError] = {}
+        detach = False
         try:
-            async with asyncio.timeout(self.timeout_s * 2):
+            async with asyncio.timeout_at(deadline):
                 for partition, builders in group.batches.items():
+                    if partition in self._stuck:  # since its records joined the group
+                        withheld[partition] = PublishError(
+                            "Kafka has not answered for earlier records of the same "
+                            "partition; not queueing behind them")
+                        continue
                     for builder in builders:
                         future = await producer.send_batch(builder, partition[0],
                                                            partition=partition[1])
-                        futures.append(future)
                         sent.append((partition, future))
-                _, slow = await asyncio.wait(futures, timeout=self.timeout_s / 10)
+                futures = [future for _, future in sent]
+                slow: set[asyncio.Future[Any]] = set()
+                if futures:
+                    _, slow = await asyncio.wait(futures, timeout=self.timeout_s / 10)
                 if slow:
-                    # A partition waiting for a leader would hold the answer of every caller
-                    # until the round trip's timeout, a 503 though Kafka stored their records:
-                    # those whose partitions are done are answered now.
                     waiting = {partition for partition, future in sent if future in slow}
-                    group.settle({p for p, _ in sent} - waiting, _refused(sent))
-                    if _stored_any(futures):
-                        # Kafka is taking records: its callers are answered, and one arriving
-                        # now need not fail at once (see publish) while a leaderless partition
-                        # holds this round trip up to the timeout.
+                    group.settle({p for p, _ in sent} - waiting | withheld.keys(),
+                                 refused_partitions(sent) | withheld)
+                    if stored_any(futures):
+                        # Kafka is taking records: one arriving now need not fail at once
+                        # (see publish) while a partition holds this round trip.
                         self._storing_nothing = False
+                    if self._kafka_taking(futures, loop.time()):
+                        detach = True
+                        return None
                     await asyncio.wait(slow)
-                # A batch refused (too large for the topic as the cluster has it) or dropped
-                # (no leader in time) fails the callers with a record in its partition, not
-                # every caller of the round trip.
-                refused = _refused(sent)
+                refused = refused_partitions(sent) | withheld
         except TimeoutError:
-            if _refused(sent):
-                self._spoiled = producer
-            return PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"), None
+            return (PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"), None,
+                    failed_any([future for _, future in sent]))
         except KafkaError as exc:
-            if _spent_a_sequence(producer, futures):
-                self._spoiled = producer
-            return PublishError(f"Kafka refused the records: {exc!r}",
-                                lasting=isinstance(exc, _REFUSED_FOR_GOOD)), None
+            return (PublishError(f"Kafka refused the records: {exc!r}",
+                                 lasting=isinstance(exc, REFUSED_FOR_GOOD)),
+                    None, spent_a_sequence(producer, [future for _, future in sent]))
         except Exception as exc:  # noqa: BLE001 - e.g. aiokafka's assertion on a partition
             # it does not know (a topic deleted and made again): the group gets its 503 now,
             # and the flusher goes on with the next, rather than ending unseen.
             log.error("kafka client failed to send", bootstrap=str(self.kafka),
                       error=repr(exc))
-            return PublishError(f"the Kafka client failed: {exc!r}"), None
+            return PublishError(f"the Kafka client failed: {exc!r}"), None, False
         finally:
             # Every outcome read, also of batches still out when the group was answered: no
             # "Future exception was never retrieved" for each.
-            for future in futures:
+            for _, future in sent:
                 future.add_done_callback(retrieve)
-            group.stored_any = _stored_any(futures)
+            group.stored_any = stored_any([future for _, future in sent])
+            if group.stored_any:
+                self._stored_at = loop.time()
+            self._hold(producer, sent, withheld, group if detach else None, deadline)
         if refused:
-            self._spoiled = producer  # see _spent_a_sequence
-            return next(iter(refused.values())), refused
-        return None, None
+            return (next(iter(refused.values())), refused,
+                    spent_a_sequence(producer, futures))
+        return None, None, False
 
-    async def _renew(self, spoiled: AIOKafkaProducer) -> None:
-        """Put a new client in the place of one that can no longer write some partition: a
-        new producer id, whose sequence numbers start afresh. The next group waits meanwhile
-        (its callers get their 503 at the usual timeout at worst); what the old client still
-        holds was answered 503 and may land as it stops, before the new one sends."""
-        if not self.started or self._producer is not spoiled:
+    def _kafka_taking(self, futures: list[asyncio.Future[Any]], now: float) -> bool:
+        """Whether batches still out are their partitions' trouble, not Kafka being away:
+        Kafka stored some of this round trip, or of one lately (a webhook whose records all
+        went to such partitions)."""
+        return stored_any(futures) or (
+            not self._storing_nothing and now - self._stored_at < self.timeout_s)
+
+    def _conclude(self, group: Group, producer: AIOKafkaProducer | None,
+                  outcome: _Outcome) -> None:
+        failure, refused, spent = outcome
+        self._note_outcome(group, failure, refused)
+        group.finish(failure, refused)
+        self._buffered -= group.size
+        if spent and producer is not None:
+            self._spoil(producer, refused or {})
+
+    def _hold(self, producer: AIOKafkaProducer, sent: Sent,
+              withheld: dict[Partition, PublishError], group: Group | None,
+              deadline: float) -> None:
+        """Keep the partitions of batches still out `stuck` until Kafka answers for them, or
+        their client stops: publish refuses their records meanwhile, and no client (this one,
+        or one taking its place) sends a batch of theirs that could overtake them.
+
+        With a group (left by _send while they are out), its callers still waiting are
+        answered as their batches end, by the deadline at the latest."""
+        out = [(partition, future) for partition, future in sent if not future.done()]
+        if not out and group is None:
             return
+        for partition, _ in out:
+            self._stuck[partition] = self._stuck.get(partition, 0) + 1
+        held = self._held.setdefault(producer, set())
+        held.update(future for _, future in out)
+        if producer in self._stopped:  # stopped meanwhile: what it holds will not land now
+            for _, future in out:
+                future.cancel()
+        task = asyncio.get_running_loop().create_task(
+            self._release(producer, sent, out, withheld, group, deadline), context=detached())
+        self._holding.add(task)
+        task.add_done_callback(self._holding.discard)
+
+    async def _release(self, producer: AIOKafkaProducer, sent: Sent, out: Sent,
+                       withheld: dict[Partition, PublishError], group: Group | None,
+                       deadline: float) -> None:
+        futures = [future for _, future in out]
+        try:
+            if group is not None:
+                if futures:
+                    loop = asyncio.get_running_loop()
+                    await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
+                unstored = unstored_partitions(sent, self.timeout_s) | withheld
+                group.stored_any = stored_any([future for _, future in sent])
+                self._conclude(group, producer, (
+                    next(iter(unstored.values()), None), unstored or None,
+                    spent_a_sequence(producer, [future for _, future in sent])))
+            if futures:
+                await asyncio.wait(futures)
+        finally:
+            for partition, _ in out:
+                if (left := self._stuck[partition] - 1) > 0:
+                    self._stuck[partition] = left
+                else:
+                    del self._stuck[partition]
+            if (held := self._held.get(producer)) is not None:
+                held.difference_update(futures)
+                if not held:
+                    del self._held[producer]
+        if failed_any(futures):  # one that failed late spent its sequence number too
+            self._spoil(producer, refused_partitions(out))
+
+    def _spoil(self, producer: AIOKafkaProducer, partitions: Iterable[Partition]) -> None:
+        """Have a new client take the place of one that can no longer write some partition
+        (see spent_a_sequence). It is connected in the background: the old one goes on
+        writing the other partitions meanwhile; only `partitions` are refused."""
+        if not self.started or producer is not self._producer:
+            return
+        self._spoiled.update(partitions)
+        if self._replacing is None and self._fresh is None:
+            self._replacing = asyncio.get_running_loop().create_task(
+                self._replace(producer), context=detached())
+
+    def _replacement_over(self) -> None:
+        self._spoiled.clear()
+
+    async def _replace(self, spoiled: AIOKafkaProducer) -> None:
         log.warning("replacing the kafka client: a batch it had sent failed, after which it "
                     "would have every later batch of that partition refused as out of order",
                     bootstrap=str(self.kafka))
@@ -449,42 +524,46 @@ class DurableProducer:
         except Exception as exc:  # noqa: BLE001 - keep the old one; tried again on a failure
             log.warning("could not replace the kafka client", bootstrap=str(self.kafka),
                         error=repr(exc))
+            self._replacement_over()  # its callers go with the old one: refused, or not
             return
-        # The old client's records first, as far as they land: the new one's must not overtake
-        # them in a partition (a compacted topic would keep the older value of a key).
-        await self._stop_client(spoiled)
+        finally:
+            self._replacing = None
         if not self.started or self._producer is not spoiled:  # stopped meanwhile
+            self._replacement_over()
             await fresh.stop()
             return
-        self._producer = fresh
+        self._fresh = fresh
+        if not self._sending:  # else the flusher takes it once its round trip is sent
+            self._take_fresh()
+
+    def _take_fresh(self) -> None:
+        """Write with the new client from the next round trip on. What the old one still holds
+        keeps its partitions stuck (_hold) until it lands or the old one has stopped, so the
+        new one's records cannot overtake it (a compacted topic would keep the older value of
+        a key); what it holds was answered 503 and may still land."""
+        old, self._producer, self._fresh = self._producer, self._fresh, None
         self._storing_nothing = False  # it connected: Kafka is there, the next group will say
+        self._replacement_over()
+        if old is not None:
+            task = asyncio.get_running_loop().create_task(self._stop_client(old),
+                                                          context=detached())
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
 
 
-def _refused(sent: list[tuple[Partition, asyncio.Future[Any]]]
-             ) -> dict[Partition, PublishError]:
-    """The partitions of the batches that have failed so far, with the first error of each."""
-    refused: dict[Partition, PublishError] = {}
-    for partition, future in sent:
-        if partition not in refused and future.done() and not future.cancelled() \
-                and (exc := future.exception()) is not None:
-            refused[partition] = PublishError(f"Kafka refused the records: {exc!r}",
-                                              lasting=isinstance(exc, _REFUSED_FOR_GOOD))
-    return refused
+# A round trip's outcome: its failure, the partitions that failed when only they did, and
+# whether its client can no longer write one of them.
+_Outcome = tuple[PublishError | None, dict[Partition, PublishError] | None, bool]
 
 
-def _stored_any(futures: list[asyncio.Future[Any]]) -> bool:
-    """Whether Kafka has acknowledged any of these batches yet."""
-    return any(f.done() and not f.cancelled() and f.exception() is None for f in futures)
-
-
-def _spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:
+def spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:
     """Whether the client is left unable to write: aiokafka's idempotent producer gives each
     batch its partition's next sequence number when it takes it from its queue and never takes
     one back, so after a batch fails (refused by the broker, or dropped for want of a leader,
     also one never sent: it takes the batch from its queue to drop it) the broker refuses
     every later batch of that partition as out of order (aio-libs/aiokafka#1017).
     A client whose sender task has ended takes nothing any more either."""
-    if any(f.done() and not f.cancelled() and f.exception() is not None for f in futures):
+    if failed_any(futures):
         return True
     sender = getattr(producer, "_sender", None)  # private: aiokafka does not say
     task = getattr(sender, "sender_task", None)

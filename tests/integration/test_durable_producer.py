@@ -130,7 +130,17 @@ async def test_a_record_the_broker_refuses_fails_only_the_requests_of_its_partit
         )
         assert isinstance(results[0], PublishError) and results[0].lasting
         assert results[1] is None and results[2] is None
-        await producer.publish([OutRecord(limited, b"after", b"k")])  # the client still writes
+        # The partition takes records again (a new client, connected in the background,
+        # takes the place of the one the refused batch left unable to write it), as the
+        # provider's retry of a 503 finds.
+        for _ in range(50):
+            try:
+                await producer.publish([OutRecord(limited, b"after", b"k")])
+                break
+            except PublishError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the partition took no record within 5 s")
     finally:
         await producer.stop()
     stored = {value for _, _, value in await _read_all(kafka_bootstrap, other, 4)}
@@ -306,3 +316,46 @@ async def test_a_client_whose_sender_task_ended_is_replaced(kafka_bootstrap: str
         await producer.stop()
     values = [value for _, _, value in await _read_all(kafka_bootstrap, topic, 2)]
     assert values[:1] == [b"before"] and b"after" in values
+
+
+
+async def test_a_partition_without_a_leader_leaves_the_others_answered_under_traffic(
+        kafka_bootstrap: str) -> None:
+    """A partition whose batches wait for a leader (its topic deleted here; a broker lost with
+    the partition's only in-sync replica does the same) under steady traffic: each round trip
+    waited for its batch, the next waited its turn meanwhile and met its timeout, and most
+    requests of every other partition were answered 503."""
+    gone = await new_topic(kafka_bootstrap, "gone", 1)
+    healthy = await new_topic(kafka_bootstrap, "producer", PARTITIONS)
+    producer = DurableProducer(kafka_bootstrap, timeout_s=1)
+    await producer.start()
+    loop = asyncio.get_running_loop()
+    outcomes: dict[bytes, PublishError | None] = {}
+
+    async def call(topic: str, value: bytes) -> None:
+        try:
+            await producer.publish([OutRecord(topic, value, value)])
+            outcomes[value] = None
+        except PublishError as exc:
+            outcomes[value] = exc
+
+    try:
+        # Both topics in the client's metadata, which keeps the deleted one until it refreshes.
+        await producer.publish([OutRecord(gone, b"warm"), OutRecord(healthy, b"warm")])
+        await delete_topic(kafka_bootstrap, gone)
+        calls = []
+        started = loop.time()
+        for n in range(40):  # 4 s of traffic, bounded
+            if n % 4 == 0:
+                calls.append(asyncio.ensure_future(call(gone, b"gone-%d" % n)))
+            calls.append(asyncio.ensure_future(call(healthy, b"healthy-%d" % n)))
+            await asyncio.sleep(0.1)
+        await asyncio.wait(calls, timeout=30)
+        assert loop.time() - started < 30
+    finally:
+        await producer.stop()
+    failed = sorted(v.decode() for v, o in outcomes.items() if v.startswith(b"healthy") and o)
+    assert failed == []
+    assert all(outcomes[b"gone-%d" % n] is not None for n in range(0, 40, 4))
+    stored = {value for _, _, value in await _read_all(kafka_bootstrap, healthy, 41)}
+    assert {b"healthy-%d" % n for n in range(40)} <= stored

@@ -1,0 +1,102 @@
+"""DurableProducer when Kafka keeps one partition's batch without an answer, without a broker.
+
+aiokafka's idempotent producer retries a batch without end while its partition is short of
+in-sync replicas, or its leader is known but does not answer: the batch's future stays
+pending. A round trip with such a batch waited up to twice the produce timeout; the next
+group, filling meanwhile, met its own timeout, and under steady traffic nearly every request
+of every other partition was answered 503."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from switchboard import producer as producer_module
+from switchboard.producer import MAX_BATCH_BYTES, DurableProducer, PublishError
+from switchboard.records import OutRecord
+from tests.unit.fakes import FakeKafkaClient
+
+HEALTHY = "switchboard.message.status.v1"
+STUCK = "switchboard.raw.v1"
+
+
+class StuckPartitionClient:
+    """Stands in for AIOKafkaProducer: acknowledges every batch at once, but those of STUCK,
+    which it keeps unanswered until `release`d."""
+
+    made: list[StuckPartitionClient] = []
+
+    def __init__(self, **options: Any) -> None:
+        self.client = FakeKafkaClient()
+        self.unanswered: list[asyncio.Future[None]] = []
+        self.stored = 0
+        self.released = False
+        StuckPartitionClient.made.append(self)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def create_batch(self) -> BatchBuilder:
+        return BatchBuilder(MAX_BATCH_BYTES, 0)
+
+    async def send_batch(self, batch: BatchBuilder, topic: str, *,
+                         partition: int) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if topic == STUCK and not self.released:
+            self.unanswered.append(done)
+        else:
+            self.stored += 1
+            done.set_result(None)
+        return done
+
+    def release(self) -> None:
+        self.released = True
+        for future in self.unanswered:
+            future.set_result(None)
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch) -> list[StuckPartitionClient]:
+    StuckPartitionClient.made = []
+    monkeypatch.setattr(producer_module, "AIOKafkaProducer", StuckPartitionClient)
+    return StuckPartitionClient.made
+
+
+async def test_a_partition_kept_unanswered_leaves_the_others_answered(
+        client: list[StuckPartitionClient]) -> None:
+    producer = DurableProducer("unused:9092", timeout_s=0.5)
+    await producer.start()
+    outcomes: dict[str, PublishError | None] = {}
+
+    async def call(topic: str, name: str) -> None:
+        try:
+            await producer.publish([OutRecord(topic, name.encode(), b"k")])
+            outcomes[name] = None
+        except PublishError as exc:
+            outcomes[name] = exc
+
+    try:
+        await producer.publish([OutRecord(HEALTHY, b"warm", b"k")])  # Kafka seen taking
+        calls = []
+        for n in range(40):  # 2 s of traffic, four times the produce timeout
+            if n % 4 == 0:
+                calls.append(asyncio.ensure_future(call(STUCK, f"stuck-{n}")))
+            calls.append(asyncio.ensure_future(call(HEALTHY, f"healthy-{n}")))
+            await asyncio.sleep(0.05)
+        await asyncio.wait(calls, timeout=10)
+        assert [n for n, o in outcomes.items() if n.startswith("healthy") and o] == []
+        assert all(outcomes[f"stuck-{n}"] is not None for n in range(0, 40, 4))
+        # The later ones were refused at once, not queued behind the batch still out.
+        assert len(client[0].unanswered) == 1
+        client[0].release()  # the partition takes records again: Kafka answered
+        await asyncio.sleep(0.01)
+        await producer.publish([OutRecord(STUCK, b"once answered", b"k")])
+    finally:
+        await producer.stop()
+    assert len(client) == 1  # nothing failed: the client can still write every partition
