@@ -67,6 +67,32 @@ class _CutShort(Exception):
         self.sent = sent
 
 
+@dataclass(slots=True)
+class _Count:
+    """One command's attempts, each counted once, as it ends (_Count.ended), in two ways:
+    `attempts` for the retry policy (its limit, its backoff) and `calls`, the provider calls
+    made, what the result's `attempts` says: an attempt refused before it called (content the
+    provider cannot carry; a token request another send made, which failed) is not one. A send
+    held back while the provider asked its account to wait (Held) is neither."""
+
+    attempts: int = 0
+    calls: int = 0
+
+    def ended(self, *, called: bool) -> None:
+        self.attempts += 1
+        self.calls += 1 if called else 0
+
+
+def _called(outcome: SendReceipt | Exception) -> bool:
+    """Whether an attempt that ended in `outcome` called the provider. An error no client
+    expects may have come after its request left, so it counts as a call."""
+    if isinstance(outcome, SendError):
+        return outcome.called
+    if isinstance(outcome, _CutShort):
+        return outcome.sent
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class Hold:
     until: float  # time.monotonic()
@@ -82,10 +108,7 @@ class SendAttempts:
 
     async def _send_with_retries(self, client: OutboundClient, command: OutboundCommand,
                                  account: Account, ctx: Context) -> OutboundResult:
-        attempt = 0
-        # Provider calls made, what the result's `attempts` says: an attempt refused before it
-        # called (a token request that another send made and that failed) is not one.
-        calls = 0
+        count = _Count()
         # For this handler's task only: a send still waiting for the rate limit when the
         # worker winds down is then given back unsent.
         WINDING_DOWN.set(ctx.winding_down)
@@ -93,19 +116,33 @@ class SendAttempts:
         # wait is not made (Held): it waits for the hold, at the top of the loop.
         HELD_FOR.set(functools.partial(self._held_for, account.name))
         while True:
-            attempt += 1
             hold = self._holds.get(account.name)
             held_s = hold.until - time.monotonic() if hold is not None else 0.0
             if hold is not None and held_s > self.policy.max_wait_s:
                 SENDS.labels(account.provider, account.name, "held").inc()
                 return self._waited_too_long(command, account, hold.refusal, held_s,
-                                             attempts=calls)
+                                             attempts=count.calls)
             if held_s > 0:
                 await ctx.wait_to_retry(held_s)
+            outcome: SendReceipt | Exception
             try:
-                receipt = await self._call(client, command, ctx)
-            except _CutShort as cut:
-                if not cut.sent:  # no message left: the next sender sends it
+                outcome = await self._call(client, command, ctx)
+            except Stopping:
+                raise GiveBack from None  # waited for the rate limit; the provider has nothing
+            except Held:
+                continue  # no attempt: the provider is asked once the hold is over
+            except Exception as error:  # noqa: BLE001 - every other end is read below
+                outcome = error
+            count.ended(called=_called(outcome))
+            if isinstance(outcome, SendReceipt):
+                SENDS.labels(account.provider, account.name, "accepted").inc()
+                if log.isEnabledFor(logging.DEBUG):  # a line per message: built when shown
+                    log.debug("send accepted", command=command.id, account=account.name,
+                              provider_message_id=outcome.provider_message_id,
+                              attempts=count.calls)
+                return accepted_result(command, account.provider, outcome, count.calls)
+            if isinstance(outcome, _CutShort):
+                if not outcome.sent:  # no message left: the next sender sends it
                     log.info("provider call cut short by the stop before its send request "
                              "left: handed back unsent", command=command.id,
                              account=account.name)
@@ -117,51 +154,40 @@ class SendAttempts:
                     command, account.provider, "outcome_unknown",
                     f"the sender stopped while the provider call was in flight, unanswered "
                     f"{self.policy.stop_grace_s:g} s later; not resent to avoid a duplicate "
-                    f"(its status events will tell)", attempts=calls + 1, permanent=False)
-            except Stopping:
-                raise GiveBack from None  # waited for the rate limit; the provider has nothing
-            except Held:
-                attempt -= 1  # no call made: the provider is asked once the hold is over
-                continue
-            except SendError as exc:
-                calls += exc.called
-                # retryable and permanent are provider calls, what an error rate divides: an
-                # attempt failed before any call (content the provider cannot carry; a Ubiqio
-                # token request of another send, which that send counts) is not_called.
-                SENDS.labels(account.provider, account.name,
-                             ("retryable" if exc.retryable else "permanent") if exc.called
-                             else "not_called").inc()
-                if not exc.retryable or exc.maybe_sent or attempt >= self.policy.max_attempts:
-                    log.warning("send failed", command=command.id, account=account.name,
-                                error=unquoted(exc.description, command), attempts=calls,
-                                maybe_sent=exc.maybe_sent)
-                    description = exc.description + (
-                        "; the provider may have taken it, so it is not sent again (its "
-                        "status events will tell)" if exc.maybe_sent else "")
-                    return failed_result(command, account.provider, exc.code or "send_failed",
-                                         description, attempts=calls,
-                                         permanent=exc.permanent)
-                delay = self._delay(attempt, exc.retry_after_s)
-                if exc.retry_after_s is not None or exc.throttled:
-                    self._hold(account.name, delay, exc, command)
-                if delay > self.policy.max_wait_s:
-                    return self._waited_too_long(command, account, exc, delay, attempts=calls)
-                # What a send that took long went through, and the refusals its final result
-                # does not quote.
-                self.retry_log(logging.INFO, "send failed, retrying",
-                               {"account": account.name, "code": exc.code},
-                               command=command.id, error=unquoted(exc.description, command),
-                               attempt=attempt,
-                               retry_in_s=round(delay, 1))
-                await ctx.wait_to_retry(delay)
-                continue
-            except Exception as exc:  # noqa: BLE001 - not a SendError: a bug in the client
-                return self._unexpected(command, account, exc, attempts=calls + 1)
-            SENDS.labels(account.provider, account.name, "accepted").inc()
-            if log.isEnabledFor(logging.DEBUG):  # a line per message: not built unless shown
-                log.debug("send accepted", command=command.id, account=account.name,
-                          provider_message_id=receipt.provider_message_id, attempts=calls + 1)
-            return accepted_result(command, account.provider, receipt, calls + 1)
+                    f"(its status events will tell)", attempts=count.calls, permanent=False)
+            if not isinstance(outcome, SendError):  # a bug in the client
+                return self._unexpected(command, account, outcome, attempts=count.calls)
+            refusal = outcome
+            # retryable and permanent are provider calls, what an error rate divides: an
+            # attempt failed before any call (content the provider cannot carry; a Ubiqio
+            # token request of another send, which that send counts) is not_called.
+            SENDS.labels(account.provider, account.name,
+                         ("retryable" if refusal.retryable else "permanent") if refusal.called
+                         else "not_called").inc()
+            if (not refusal.retryable or refusal.maybe_sent
+                    or count.attempts >= self.policy.max_attempts):
+                log.warning("send failed", command=command.id, account=account.name,
+                            error=unquoted(refusal.description, command), attempts=count.calls,
+                            maybe_sent=refusal.maybe_sent)
+                description = refusal.description + (
+                    "; the provider may have taken it, so it is not sent again (its "
+                    "status events will tell)" if refusal.maybe_sent else "")
+                return failed_result(command, account.provider, refusal.code or "send_failed",
+                                     description, attempts=count.calls,
+                                     permanent=refusal.permanent)
+            delay = self._delay(count.attempts, refusal.retry_after_s)
+            if refusal.retry_after_s is not None or refusal.throttled:
+                self._hold(account.name, delay, refusal, command)
+            if delay > self.policy.max_wait_s:
+                return self._waited_too_long(command, account, refusal, delay,
+                                             attempts=count.calls)
+            # What a send that took long went through, and the refusals its final result
+            # does not quote.
+            self.retry_log(logging.INFO, "send failed, retrying",
+                           {"account": account.name, "code": refusal.code},
+                           command=command.id, error=unquoted(refusal.description, command),
+                           attempt=count.attempts, retry_in_s=round(delay, 1))
+            await ctx.wait_to_retry(delay)
 
     async def _call(self, client: OutboundClient, command: OutboundCommand,
                     ctx: Context) -> SendReceipt:

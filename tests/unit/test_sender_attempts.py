@@ -1,5 +1,6 @@
 """A result's `attempts`: the provider calls the sender made for its command, whatever the
-attempts that called nothing (a token request made by another send, which failed) in between."""
+attempts that called nothing (a token request made by another send, which failed) in between;
+and the retry policy's attempts, of which a send held back (Held) is none."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from consumers.ledger import decode_ledger
 from consumers.outbound import SendError, SendReceipt
+from consumers.outbound.limits import Held
 from consumers.sender import Sender
 from consumers.table import CompactedTable
 from switchboard.commands import OutboundCommand
@@ -17,7 +19,7 @@ from switchboard.topics import OUTBOUND_SENT
 from tests.unit.fakes import FakeContext
 from tests.unit.senders import ACCOUNTS, command, consumed, results
 
-Outcome = SendError | SendReceipt
+Outcome = Exception | SendReceipt
 
 
 def not_called(*, retryable: bool = True) -> SendError:
@@ -37,7 +39,7 @@ class ScriptedClient:
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
         outcome = next(self._outcomes)
-        if isinstance(outcome, SendError):
+        if isinstance(outcome, Exception):
             raise outcome
         return outcome
 
@@ -54,7 +56,12 @@ class InstantContext(FakeContext):
     ([not_called()] * 5, "failed", 0),
     ([refused(retryable=True), not_called(), refused(retryable=True), SendReceipt("ib-1")],
      "accepted", 3),
-], ids=["accepted-after-one", "refused-after-two", "called-then-not", "never-called", "mixed"])
+    # Held back while the account waited: asked again after, with every attempt still to come.
+    ([Held()] * 4 + [refused(retryable=True)] * 5, "failed", 5),
+    # A client's bug may come after its request left: counted as a call.
+    ([not_called(), ValueError("a client's bug")], "failed", 1),
+], ids=["accepted-after-one", "refused-after-two", "called-then-not", "never-called", "mixed",
+        "held-is-no-attempt", "bug-after-not-called"])
 async def test_attempts_count_the_provider_calls_made(outcomes: list[Outcome], status: str,
                                                       attempts: int) -> None:
     async with httpx.AsyncClient() as http:
