@@ -15,7 +15,8 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -134,25 +135,35 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _cpu_us_per_request(command: list[str], port: int, env: dict[str, str]
-                              ) -> tuple[float, dict[int, int]]:
-    """The server's CPU per 2xx answer at saturation: the fastest of ROUNDS rounds."""
+@asynccontextmanager
+async def _warm_server(command: list[str], port: int, env: dict[str, str]
+                       ) -> AsyncIterator[tuple[int, Iterator[bytes]]]:
+    """The server `command` starts, listening on `port` and warmed up by a second of requests
+    (its imports, first calls and caches are no round's): its pid and the requests to send it.
+    Stopped on leaving."""
     process = _start(command, env)
     try:
         await _wait_port(port)
         requests = delivery_reports(port)
         await closed_loop(HOST, port, requests, connections=8, duration_s=1.0, max_requests=5000)
+        yield process.pid, requests
+    finally:
+        stop_process(process, 30)
+
+
+async def _cpu_us_per_request(command: list[str], port: int, env: dict[str, str]
+                              ) -> tuple[float, dict[int, int]]:
+    """The server's CPU per 2xx answer at saturation: the fastest of ROUNDS rounds."""
+    async with _warm_server(command, port, env) as (pid, requests):
         costs: list[float] = []
         statuses: dict[int, int] = {}
         for _ in range(ROUNDS):
-            before = _cpu_s(process.pid)
+            before = _cpu_s(pid)
             result = await closed_loop(HOST, port, requests, connections=CONNECTIONS,
                                        duration_s=ROUND_S, max_requests=60_000)
-            costs.append((_cpu_s(process.pid) - before) / max(result.ok, 1) * 1e6)
+            costs.append((_cpu_s(pid) - before) / max(result.ok, 1) * 1e6)
             statuses = result.statuses
         return min(costs), statuses
-    finally:
-        stop_process(process, 30)
 
 
 class Split(NamedTuple):
@@ -172,28 +183,22 @@ async def _times(client: httpx.AsyncClient, port: int) -> tuple[int, int, int]:
 
 async def _split(command: list[str], port: int, env: dict[str, str]) -> Split:
     """The fastest of ROUNDS rounds, split."""
-    process = _start(command, env)
-    try:
-        await _wait_port(port)
-        requests = delivery_reports(port)
-        await closed_loop(HOST, port, requests, connections=8, duration_s=1.0, max_requests=5000)
+    async with (_warm_server(command, port, env) as (pid, requests),
+                httpx.AsyncClient(timeout=60) as client):
         splits: list[Split] = []
-        async with httpx.AsyncClient(timeout=60) as client:
-            for _ in range(ROUNDS):
-                calls, app_ns, send_ns = await _times(client, port)
-                cpu_s = _cpu_s(process.pid)
-                await closed_loop(HOST, port, requests, connections=CONNECTIONS,
-                                  duration_s=ROUND_S, max_requests=60_000)
-                cpu_s = _cpu_s(process.pid) - cpu_s
-                now_calls, now_app_ns, now_send_ns = await _times(client, port)
-                count = max(now_calls - calls, 1)
-                splits.append(Split(cpu_s / count * 1e6, (now_app_ns - app_ns) / count / 1000,
-                                    (now_send_ns - send_ns) / count / 1000, 0.0))
-            in_process = min([float((await client.get(f"http://{HOST}:{port}{IN_PROCESS_PATH}"
-                                                      )).text) for _ in range(ROUNDS)])
+        for _ in range(ROUNDS):
+            calls, app_ns, send_ns = await _times(client, port)
+            cpu_s = _cpu_s(pid)
+            await closed_loop(HOST, port, requests, connections=CONNECTIONS,
+                              duration_s=ROUND_S, max_requests=60_000)
+            cpu_s = _cpu_s(pid) - cpu_s
+            now_calls, now_app_ns, now_send_ns = await _times(client, port)
+            count = max(now_calls - calls, 1)
+            splits.append(Split(cpu_s / count * 1e6, (now_app_ns - app_ns) / count / 1000,
+                                (now_send_ns - send_ns) / count / 1000, 0.0))
+        in_process = min([float((await client.get(f"http://{HOST}:{port}{IN_PROCESS_PATH}"
+                                                  )).text) for _ in range(ROUNDS)])
         return min(splits)._replace(in_process=in_process)
-    finally:
-        stop_process(process, 30)
 
 
 def _split_table(ceiling: Split, ingest: Split) -> str:
