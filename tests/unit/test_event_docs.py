@@ -168,3 +168,16 @@ def _documented_id(event: dict[str, Any]) -> uuid.UUID:
 def test_the_documented_id_recipe_gives_the_examples_ids(fixture_id: str,
                                                          example: dict[str, Any]) -> None:
     assert str(_documented_id(example)) == example["id"]
+
+
+def test_a_status_report_without_a_contact_is_keyed_as_the_docs_say() -> None:
+    """Infobip's per-channel seen reports name no contact: one key per account, which the docs
+    tell consumers not to order a conversation by."""
+    assert "the key `provider|account|`, for example\n`infobip|acme|`" in EVENTS_DOC
+    seen = [f for f in load_fixtures()
+            if f.id.startswith("infobip/") and f.id.endswith(("seen-per-channel",
+                                                             "seen-per-channel-unlabelled"))]
+    assert len(seen) == 4
+    for fixture in seen:
+        for event in normalize(fixture.request()):
+            assert event_record(event).key == b"infobip|acme|", fixture.id
