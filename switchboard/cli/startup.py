@@ -131,6 +131,19 @@ def cannot_reach_kafka(servers: str, exc: Exception) -> str:
     return f"error: cannot reach Kafka at {servers} ({exc}); the log lines above say why"
 
 
+def kafka_refused(exc: BaseException, who: str) -> str | None:
+    """The one line for Kafka refusing `who` its group, a topic or the cluster (a missing ACL:
+    aiokafka raises GroupAuthorizationFailedError, TopicAuthorizationFailedError, ...), or
+    None for any other error. Left alone it was a traceback at level critical, saying nothing
+    of what to do."""
+    from aiokafka.errors import KafkaError
+
+    if not (isinstance(exc, KafkaError)
+            and type(exc).__name__.endswith("AuthorizationFailedError")):
+        return None
+    return f"error: Kafka refused {who}: {exc} (the ACLs of its Kafka user do not allow it)"
+
+
 def accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
     """The accounts, or None once the problem is printed. Only demo tools (`run`, `simulate`)
     fall back to the example accounts: a service must not quietly run on demo credentials."""

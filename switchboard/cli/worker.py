@@ -10,6 +10,7 @@ from switchboard.cli.startup import (
     NoAnswer,
     accounts_or_exit,
     cannot_reach_kafka,
+    kafka_refused,
     reach_kafka,
     run_loop,
 )
@@ -94,12 +95,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(cannot_reach_kafka(str(settings.kafka_bootstrap_servers), exc), file=sys.stderr)
         return 1
     except KafkaError as exc:
-        if not type(exc).__name__.endswith("AuthorizationFailedError"):
+        if (refused := kafka_refused(exc, f"worker {args.name}")) is None:
             raise
-        # Its group, a topic, or the cluster not allowed to its Kafka user: a traceback at
-        # level critical said so, with nothing of what to do.
-        print(f"error: Kafka refused worker {args.name}: {exc} (the ACLs of its Kafka user "
-              "do not allow it)", file=sys.stderr)
+        print(refused, file=sys.stderr)
         return 1
     except MissingTopic as exc:
         print(f"error: {exc}", file=sys.stderr)
