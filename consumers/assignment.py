@@ -34,6 +34,21 @@ READY_RETRY_MAX_S = 30.0
 JOIN_SAID_AFTER_S = 30.0
 
 
+async def first_of(work: asyncio.Future[Any], stop: asyncio.Event, *,
+                   timeout_s: float | None = None) -> bool:
+    """Wait until `work` is done, `stop` is set or `timeout_s` has passed: True when `work` is
+    done. aiokafka waits for Kafka for ever in places (joining, a position), and a stop must
+    not wait with it. `work` is left as it is: what it needs (cancelled, waited for, its
+    outcome retrieved) differs from one caller to the next."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({work, stopping}, timeout=timeout_s,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    return work.done()
+
+
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, runtime: WorkerRuntime) -> None:
         self.runtime = runtime
@@ -98,18 +113,15 @@ class Assignment:
         timeout), and for ever while the group's coordinator does not answer (its broker
         down). A SIGTERM meanwhile went unheard until a SIGKILL, and nothing said why."""
         starting = asyncio.ensure_future(consumer.start())
-        stop = asyncio.ensure_future(self._stopping.wait())
         given_up = False
         try:
-            done, _ = await asyncio.wait({starting, stop}, timeout=JOIN_SAID_AFTER_S,
-                                         return_when=asyncio.FIRST_COMPLETED)
-            if not done:
+            if not (await first_of(starting, self._stopping, timeout_s=JOIN_SAID_AFTER_S)
+                    or self._stopping.is_set()):
                 log.warning("joining the consumer group is taking long; still trying (is the "
                             "group's coordinator reachable?)", worker=self.name,
                             group=self.group_id, waited_s=JOIN_SAID_AFTER_S)
-                await asyncio.wait({starting, stop}, return_when=asyncio.FIRST_COMPLETED)
+                await first_of(starting, self._stopping)
         finally:
-            stop.cancel()
             if not starting.done():  # a stop, or our own cancellation (Ctrl-C)
                 given_up = True
                 starting.cancel()
@@ -128,12 +140,9 @@ class Assignment:
         away: given up on a stop, or after COMMIT_TIMEOUT_S (consumers.commits), so the loop
         goes on polling (the group keeps this member) and the next turn asks again."""
         positions = asyncio.ensure_future(self._positions(consumer))
-        stop = asyncio.ensure_future(self._stopping.wait())
         try:
-            await asyncio.wait({positions, stop}, timeout=commits.COMMIT_TIMEOUT_S,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await first_of(positions, self._stopping, timeout_s=commits.COMMIT_TIMEOUT_S)
         finally:
-            stop.cancel()
             if not positions.done():  # a stop, no answer in time, or our own cancellation
                 positions.cancel()
                 positions.add_done_callback(retrieve)

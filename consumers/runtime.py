@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumers.assignment import Assignment, _CommitOnRevoke
+from consumers.assignment import Assignment, _CommitOnRevoke, first_of
 from consumers.attempts import Attempts
 from consumers.attempts import RetryPolicy as RetryPolicy  # where it always was
 from consumers.commits import Commits
@@ -275,12 +275,9 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
         generation = self._generation
         fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=100,
                                                        max_records=self.max_batch))
-        stop = asyncio.ensure_future(self._stopping.wait())
-        done, _ = await asyncio.wait({fetch, stop}, return_when=asyncio.FIRST_COMPLETED)
-        if fetch not in done:
+        if not await first_of(fetch, self._stopping):
             fetch.cancel()
             return {}
-        stop.cancel()
         try:
             result: dict[TopicPartition, list[Any]] = fetch.result()
         except UnicodeDecodeError as exc:  # aiokafka parsing a header key
