@@ -53,6 +53,7 @@ from consumers.worker_metrics import (
     initialize,
 )
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
+from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.producer import NEW_PARTITIONS_WITHIN_S, DurableProducer
 from switchboard.throttle import ThrottledLog
@@ -63,6 +64,11 @@ log = get_logger(__name__)
 # are said in full once per worker, cause and error type in this window, then counted; so
 # are failed commits, per worker and error type.
 RETRY_LOG_WINDOW_S = 60.0
+# Leaving the group at a stop gets this long for the coordinator's answer. aiokafka waits up to
+# the consumer's request timeout (the rebalance timeout and 5 s: 125 s) where the broker has
+# gone without a word (packets dropped); the group hands the partitions on after its session
+# timeout anyway, and what was not committed is handled by their next owner, as after a crash.
+LEAVE_TIMEOUT_S = 10.0
 
 
 class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, UnreadableStop):
@@ -224,11 +230,11 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
         try:
             joined = await self._join(consumer)
         except BaseException:  # Ctrl-C during start-up too: close what was opened
-            await stop_consumer(consumer)
+            await self._leave(consumer)
             await self.producer.stop()
             raise
         if not joined:  # stopped before the group gave it anything
-            await stop_consumer(consumer)
+            await self._leave(consumer)
             await self.producer.stop()
             log.info("worker stopped before it joined its group", worker=self.name,
                      group=self.group_id)
@@ -257,12 +263,34 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
             watching.cancel()
             asking.cancel()
             self._skips.cancel()
-            await stop_consumer(consumer)  # leaves the group: partitions move on at once
+            await self._leave(consumer)  # leaves the group: partitions move on at once
             PARTITIONS.labels(self.name).set(0)
             await self.producer.stop()
             self._outage_log.flush()  # retries and failed commits held back: not lost
             log.info("worker stopped", worker=self.name, handled=self.handled)
         self._raise_why_stopped()
+
+    async def _leave(self, consumer: AIOKafkaConsumer) -> None:
+        """Stop the consumer, which leaves the group, within LEAVE_TIMEOUT_S: past it, its
+        connections are closed under it, failing the request still waiting for an answer, and
+        aiokafka's stop finishes its own clean-up (cancelled, it would leave its fetcher and
+        connections open). Given up, not waited for, after as long again."""
+        stopping = asyncio.ensure_future(stop_consumer(consumer))
+        try:
+            done, _ = await asyncio.wait({stopping}, timeout=LEAVE_TIMEOUT_S)
+            if not done:
+                log.warning("leaving the consumer group got no answer; closing its connections "
+                            "(its partitions move on once the group's session times out)",
+                            worker=self.name, group=self.group_id, waited_s=LEAVE_TIMEOUT_S)
+                for connection in list(consumer._client._conns.values()):
+                    connection.close()  # fails the requests waiting: they get no answer
+                await asyncio.wait({stopping}, timeout=LEAVE_TIMEOUT_S)
+        finally:
+            if not stopping.done():  # our own cancellation, or a stop stuck elsewhere
+                stopping.cancel()
+                stopping.add_done_callback(retrieve)
+        if not stopping.cancelled():
+            stopping.result()
 
     def _raise_why_stopped(self) -> None:
         if self._failure is not None:
