@@ -145,6 +145,9 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
         # previous owner did). Retried until they succeed (Kafka away) or the worker stops.
         self.on_assigned: list[Callable[[list[TopicPartition]], Awaitable[None]]] = []
         self._prepared: set[TopicPartition] = set()  # hooks done since they were assigned
+        # What SIGHUP asks of this worker, where it is not a closed terminal's (a stop): the
+        # bots read their rules again; None, the sender's, has nothing to reload.
+        self.on_hang_up: Callable[[], None] | None = None
         # Partitions a fetch answered across a rebalance moved: read again from their
         # committed offset (or, with none, from the first record that fetch gave).
         self._reposition: dict[TopicPartition, int] = {}

@@ -38,7 +38,7 @@ from switchboard.clients import KafkaConnection
 from switchboard.logs import get_logger
 from switchboard.producer import PublishError
 from switchboard.settings import Settings
-from switchboard.stopping import StopThenForce, stop_signals
+from switchboard.stopping import StopThenForce
 from switchboard.topics import (
     LEDGER_RETENTION_DAYS,
     MESSAGE_INBOUND,
@@ -139,7 +139,7 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
                                     handler=handler.handle, start_from="latest",
                                     handler_timeout_s=settings.bot_timeout_s)
             opt_outs.table.on_failure(runtime.stop_because)
-            rules.install_sighup()
+            runtime.on_hang_up = rules.request_reload  # at once: read at the next check
             watching = asyncio.create_task(rules.watch())
             try:
                 yield runtime
@@ -193,43 +193,67 @@ def stopped_short(exc: BaseException) -> str | None:
             "is handled again once the worker restarts (the log names it)")
 
 
-def _stop_signals() -> list[signal.Signals]:
-    """What stops a worker cleanly (switchboard.stopping: SIGHUP too, unless under `nohup`),
-    less SIGHUP where the worker has taken it for itself: the bots reload their rules on it
-    (RulesSource.install_sighup, called by their factory before this is asked)."""
-    taken = signal.getsignal(signal.SIGHUP) not in (signal.SIG_DFL, signal.SIG_IGN)
-    return [signum for signum in stop_signals() if not (taken and signum == signal.SIGHUP)]
-
-
 async def run_worker(factory: WorkerFactory, settings: Settings, accounts: Accounts, *,
-                     reach: Callable[[], Awaitable[None]] | None = None) -> None:
-    """Run one worker until SIGINT/SIGTERM (or SIGHUP: _stop_signals), then finish in-flight
-    work and commit. `reach` (the command's check that Kafka answers at all) is awaited before
-    Kafka is asked anything, once the metrics port is known to be free."""
+                     reach: Callable[[], Awaitable[None]] | None = None,
+                     terminal_closed: Callable[[], bool] | None = None) -> None:
+    """Run one worker until SIGINT/SIGTERM, then finish in-flight work and commit. `reach`
+    (the command's check that Kafka answers at all) is awaited before Kafka is asked anything,
+    once the metrics port is known to be free. SIGHUP stops it so too where
+    `terminal_closed()` says it came from the terminal it wrote to being closed; any other
+    (`kill -HUP`, a process manager's reload) does not stop a worker: the bots reload their
+    rules on it (WorkerRuntime.on_hang_up), the sender has nothing to reload."""
     loop = asyncio.get_running_loop()
     starting = asyncio.current_task()
-    terminated: list[bool] = []
+    stopped_by: list[str] = []
+    running: list[WorkerRuntime] = []
+    forcing: list[StopThenForce] = []  # once consuming: a stop, then a second signal's exit
 
-    def cancel_start() -> None:
-        terminated.append(True)
+    def stop(signum: int) -> None:
+        if forcing:
+            forcing[0](signum)
+            return
+        # Before it consumes (Kafka not answering yet, the sender reading its ledger) the
+        # start is cancelled, which closes what it opened: by default SIGTERM and SIGHUP
+        # killed the process, its connections cut and nothing said.
+        stopped_by.append(signal.Signals(signum).name)
         if starting is not None:
             starting.cancel()
 
-    # SIGTERM before it consumes (Kafka not answering yet, the sender reading its ledger)
-    # cancels the start, which closes what it opened, as Ctrl-C does: by default it killed
-    # the process, its connections cut and nothing said. Replaced by runtime.stop once
-    # consuming; taken before the metrics line, which tells a test it is.
-    loop.add_signal_handler(signal.SIGTERM, cancel_start)
+    def hung_up() -> None:
+        if terminal_closed is not None and terminal_closed():
+            stop(signal.SIGHUP)  # nobody is left to stop it otherwise
+            return
+        runtime = running[0] if running else None
+        if runtime is not None and runtime.on_hang_up is not None:
+            runtime.on_hang_up()
+        elif runtime is not None:
+            log.info("SIGHUP ignored: this worker has nothing to reload (SIGTERM or Ctrl-C "
+                     "stops it)", worker=runtime.name)
+        else:
+            log.info("SIGHUP ignored while the worker starts: its files are read as it "
+                     "starts (SIGTERM or Ctrl-C stops it)")
+
+    # Taken before the metrics line, which tells a test they are. Under `nohup` too: started
+    # so, its outputs are no terminal, and SIGHUP is a reload or nothing.
+    hup_before = signal.getsignal(signal.SIGHUP)
+    loop.add_signal_handler(signal.SIGTERM, stop, signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGHUP, hung_up)
     try:
-        await _run(factory, settings, accounts, reach)
+        await _run(factory, settings, accounts, reach, running, forcing)
     except asyncio.CancelledError:
-        if not terminated or starting is None or starting.uncancel() > 0:
-            raise  # not (only) our SIGTERM: Ctrl-C, or a cancellation from outside
-        log.info("worker stopped before it started (SIGTERM)")
+        if not stopped_by or starting is None or starting.uncancel() > 0:
+            raise  # not (only) our signal: Ctrl-C, or a cancellation from outside
+        log.info(f"worker stopped before it started ({stopped_by[0]})")
+    finally:  # a loop that runs on (a test session's) must not keep them for a run gone
+        loop.remove_signal_handler(signal.SIGTERM)
+        loop.remove_signal_handler(signal.SIGHUP)
+        if hup_before is not None:
+            signal.signal(signal.SIGHUP, hup_before)
 
 
 async def _run(factory: WorkerFactory, settings: Settings, accounts: Accounts,
-               reach: Callable[[], Awaitable[None]] | None) -> None:
+               reach: Callable[[], Awaitable[None]] | None, running: list[WorkerRuntime],
+               forcing: list[StopThenForce]) -> None:
     health = WorkerHealth()
     if settings.metrics_port:
         try:
@@ -256,9 +280,9 @@ async def _run(factory: WorkerFactory, settings: Settings, accounts: Accounts,
             health.readiness = runtime.problem
             heap.settle()
             loop = asyncio.get_running_loop()
-            stop = StopThenForce(runtime.stop, worker=runtime.name)
-            for signum in _stop_signals():
-                loop.add_signal_handler(signum, stop, signum)
+            running.append(runtime)
+            forcing.append(StopThenForce(runtime.stop, worker=runtime.name))
+            loop.add_signal_handler(signal.SIGINT, forcing[0], signal.SIGINT)
             await runtime.run()
     finally:
         ticking.cancel()

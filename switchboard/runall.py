@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import uvicorn
 from starlette.applications import Starlette
+
+if TYPE_CHECKING:
+    from consumers.runtime import WorkerRuntime
 
 from switchboard import heap
 from switchboard.accounts import Accounts
@@ -43,6 +47,12 @@ async def _all_started(parts: Sequence[Callable[[], bool]],
     return True
 
 
+def _reload(runtimes: Sequence[WorkerRuntime]) -> None:
+    for runtime in runtimes:
+        if runtime.on_hang_up is not None:
+            runtime.on_hang_up()
+
+
 async def _until(gone: Callable[[], bool], stopping: asyncio.Event) -> None:
     # Polled: a child's exit has no event to await here that would not hold a thread.
     while True:
@@ -70,8 +80,7 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
                                settings.http_host, settings.simulator_port, grace_s))
     loop = asyncio.get_running_loop()
     # SIGHUP too (its terminal was closed: `run` would stay behind holding its broker and
-    # ports). Asked before the keyword bot takes SIGHUP over to reload its rules, which here
-    # reload when the file changes.
+    # ports): the bots' rules reload here when the file changes.
     signals = stop_signals()
     async with contextlib.AsyncExitStack() as exits:
         # Last on the way out, once the workers have stopped (a second Ctrl-C before changes
@@ -82,8 +91,12 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
                     for name in workers]
         heap.settle()
         stopping = asyncio.Event()
-        for signum in signals:  # after the workers: the keyword bot's SIGHUP is replaced
+        for signum in signals:
             loop.add_signal_handler(signum, stopping.set)
+        if signal.SIGHUP not in signals:  # under `nohup`: the bots reload their rules on it
+            loop.add_signal_handler(signal.SIGHUP, _reload, runtimes)
+            exits.callback(signal.signal, signal.SIGHUP, signal.SIG_IGN)
+            exits.callback(loop.remove_signal_handler, signal.SIGHUP)
         serving = []
         for name, server in zip(("ingest", "simulator"), servers, strict=False):
             # Both servers are uvicorn: tag their log lines, or "Application startup complete"

@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="One member of the worker's consumer group. Needs KAFKA_BOOTSTRAP_SERVERS "
                     "and SWITCHBOARD_ACCOUNTS_FILE; the bots read SWITCHBOARD_RULES_FILE; "
                     "metrics and probes on SWITCHBOARD_METRICS_PORT when set.",
-        epilog="Exit 0 once stopped (SIGTERM, also while it starts; Ctrl-C; the sender also "
-               "on SIGHUP), 1 when Kafka cannot be reached or refuses it (ACLs), a topic is "
+        epilog="Exit 0 once stopped (SIGTERM, also while it starts; Ctrl-C; SIGHUP from its "
+               "terminal closing: any other SIGHUP stops no worker, the bots reload their "
+               "rules on it), 1 when Kafka cannot be reached or refuses it (ACLs), a topic is "
                "missing or a record stopped it (the error "
                "line says which), 2 for bad arguments or settings (the accounts, the rules, "
                "the metrics port, a proxy variable), 130 for Ctrl-C before it started; a "

@@ -97,8 +97,14 @@ def drop_stdout() -> None:
 
 def terminal_outputs() -> list[int]:
     """stdout and stderr, those of them that are a terminal: asked at start, as once the
-    terminal is closed they no longer say they are one."""
-    return [fd for fd in (sys.stdout.fileno(), sys.stderr.fileno()) if os.isatty(fd)]
+    terminal is closed they no longer say they are one. Streams that are no file (replaced:
+    captured by a test) are none."""
+    fds = []
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # io.UnsupportedOperation is both
+            if os.isatty(fd := stream.fileno()):
+                fds.append(fd)
+    return fds
 
 
 def closed_terminal_outputs(fds: Sequence[int]) -> list[int]:

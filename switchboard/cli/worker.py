@@ -10,16 +10,19 @@ from switchboard.cli.startup import (
     NoAnswer,
     accounts_or_exit,
     cannot_reach_kafka,
+    closed_terminal_outputs,
+    drop_terminal_outputs,
     kafka_refused,
     reach_kafka,
     run_loop,
+    terminal_outputs,
 )
 from switchboard.settings import Settings
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Run one worker (consumer group member) until SIGTERM/Ctrl-C, or SIGHUP unless it is a
-    bot (bots reload their rules on it)."""
+    """Run one worker (consumer group member) until SIGTERM/Ctrl-C, or SIGHUP from its
+    terminal closing (any other SIGHUP: the bots reload their rules, the sender ignores it)."""
     from consumers.bots.rules import RulesError, load_rules
     from consumers.table import MissingTopic
     from consumers.workers import (
@@ -82,8 +85,18 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         # client). The worker ends then, for its process manager to start again (compose).
         await reach_kafka(settings.kafka_connection(), "worker")
 
+    terminal = terminal_outputs()  # asked now: once closed, it no longer says it is one
+
+    def terminal_closed() -> bool:
+        # SIGHUP as the terminal it wrote to closed: what is left to write goes nowhere (each
+        # write would fail, EIO), and the worker stops, as `run` does.
+        closed = closed_terminal_outputs(terminal)
+        drop_terminal_outputs(closed)
+        return bool(closed)
+
     try:
-        run_loop(run_worker(factory, settings, accounts, reach=reached))
+        run_loop(run_worker(factory, settings, accounts, reach=reached,
+                            terminal_closed=terminal_closed))
     except KeyboardInterrupt:
         # Before it consumes (connecting, reading the opt-out list) Ctrl-C cancels the start,
         # which closes what it opened: nothing was taken, nothing is left to say.

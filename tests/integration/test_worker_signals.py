@@ -1,6 +1,7 @@
-"""`switchboard worker` processes and SIGHUP, which a worker started from a terminal gets
-when that terminal is closed: the sender stops cleanly, as on SIGTERM (and as `run` does);
-the keyword bot reloads its rules and runs on."""
+"""`switchboard worker` processes and SIGHUP: a `kill -HUP` (a process manager's reload) stops
+no worker, at its start or while it runs: the sender, with nothing to reload, says it ignores
+it; the keyword bot reloads its rules and runs on. (SIGHUP from its terminal closing stops a
+worker: tests/unit/test_worker_signals.py.)"""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from switchboard.events import MessageEvent
+from switchboard.localkafka import free_port
 from switchboard.records import event_record
 from tests.integration.processes import (
     killed_if_left,
@@ -27,12 +29,21 @@ def _environment(kafka_bootstrap: str) -> dict[str, str]:
         "SWITCHBOARD_LOG_FORMAT": "json"}
 
 
-def test_sighup_stops_the_sender_cleanly(kafka_bootstrap: str) -> None:
-    # It ended at once, as if killed (exit -1): nothing committed since its last commit, a
-    # send cut short reported outcome_unknown.
-    with killed_if_left(switchboard(_environment(kafka_bootstrap), "worker", "sender")) as process:
+def test_sighup_stops_the_sender_neither_at_its_start_nor_while_it_runs(
+        kafka_bootstrap: str) -> None:
+    # During its start SIGHUP killed it (exit -1): its default, until the sender consumed;
+    # then it stopped it, so that a process manager's reload (systemd's ExecReload, say)
+    # ended the sender, exit 0, which Restart=on-failure does not start again.
+    env = _environment(kafka_bootstrap) | {"SWITCHBOARD_METRICS_PORT": str(free_port())}
+    with killed_if_left(switchboard(env, "worker", "sender")) as process:
+        wait_for_line(process, "metrics and probes served")  # its handlers are taken
+        process.send_signal(signal.SIGHUP)  # while it reaches Kafka, reads its ledger
+        wait_for_line(process, "SIGHUP ignored while the worker starts", timeout_s=30)
         wait_for_line(process, "worker started")
         process.send_signal(signal.SIGHUP)
+        wait_for_line(process, "SIGHUP ignored: this worker has nothing to reload", timeout_s=30)
+        assert process.poll() is None  # still running
+        process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
     assert '"event": "worker stopped"' in output

@@ -63,6 +63,7 @@ class Worker:
         self.name, self.order, self.finishing_s = name, order, finishing_s
         self.ready = asyncio.Event()
         self._stopping = asyncio.Event()
+        self.on_hang_up: Any = None  # as WorkerRuntime's: the bots set it
 
     def stop(self) -> None:
         self._stopping.set()
@@ -125,9 +126,9 @@ async def test_a_closed_terminal_stops_everything_although_the_bot_reloads_on_si
 
     @contextlib.asynccontextmanager
     async def keywords(settings: Settings, accounts: Any) -> AsyncIterator[Worker]:
-        # As the keyword bot does (RulesSource.install_sighup) for `worker keywords`.
-        signal.signal(signal.SIGHUP, lambda *_: reloads.append(1))
-        yield HungUp("keywords", order, finishing_s=0.0)
+        worker = HungUp("keywords", order, finishing_s=0.0)
+        worker.on_hang_up = lambda: reloads.append(1)  # as the keyword bot's factory does
+        yield worker
 
     try:
         await _run_all(monkeypatch, order, {"keywords": 0.0, "sender": 0.0},
@@ -159,8 +160,9 @@ async def test_a_closed_terminal_does_not_stop_a_run_started_under_nohup(
 
     @contextlib.asynccontextmanager
     async def keywords(settings: Settings, accounts: Any) -> AsyncIterator[Worker]:
-        signal.signal(signal.SIGHUP, lambda *_: reloads.append(1))  # as in the test above
-        yield HungUpUnderNohup("keywords", order, finishing_s=0.0)
+        worker = HungUpUnderNohup("keywords", order, finishing_s=0.0)
+        worker.on_hang_up = lambda: reloads.append(1)  # as in the test above
+        yield worker
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
