@@ -289,10 +289,10 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
                     connection.close()  # fails the requests waiting: they get no answer
                 await asyncio.wait({stopping}, timeout=LEAVE_TIMEOUT_S)
         finally:
-            if not stopping.done():  # our own cancellation, or a stop stuck elsewhere
+            if given_up := not stopping.done():  # a stop stuck elsewhere, or our cancellation
                 stopping.cancel()
                 stopping.add_done_callback(retrieve)
-        if not stopping.cancelled():
+        if not given_up:
             stopping.result()
 
     def _raise_why_stopped(self) -> None:
