@@ -139,7 +139,7 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
                                     handler=handler.handle, start_from="latest",
                                     handler_timeout_s=settings.bot_timeout_s)
             opt_outs.table.on_failure(runtime.stop_because)
-            runtime.on_hang_up = rules.request_reload  # at once: read at the next check
+            runtime.on_hang_up = rules.request_reload  # read at once at the next check (2 s)
             watching = asyncio.create_task(rules.watch())
             try:
                 yield runtime

@@ -16,14 +16,14 @@ import structlog
 import uvicorn
 from starlette.applications import Starlette
 
-if TYPE_CHECKING:
-    from consumers.runtime import WorkerRuntime
-
 from switchboard import heap
 from switchboard.accounts import Accounts
 from switchboard.serving import INGEST_HTTP, EmbeddedServer, shutdown_grace_s
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
+
+if TYPE_CHECKING:
+    from consumers.runtime import WorkerRuntime
 
 
 def _server(app: Starlette, host: str, port: int, grace_s: int,

@@ -18,8 +18,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 def stop_signals() -> list[signal.Signals]:
     """STOP_SIGNALS, without SIGHUP when it is ignored: started under `nohup`, which asks for
-    the command to run on once its terminal is gone. Ask before anything takes SIGHUP over
-    (the keyword bot does as it starts, to reload its rules)."""
+    the command to run on once its terminal is gone. Ask before taking SIGHUP over."""
     hup_ignored = signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     return [signum for signum in STOP_SIGNALS if not (hup_ignored and signum == signal.SIGHUP)]
 
