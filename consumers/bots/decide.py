@@ -1,4 +1,4 @@
-"""What to answer an inbound message: pure functions, no Kafka, no clock.
+"""What to answer an inbound message: pure functions, no Kafka, no event loop, no clock.
 
 Compliance comes first and cannot be overridden by a rule: STOP-family keywords opt the
 contact out (and get one confirmation), START/UNSTOP opt back in, HELP gets the help text,
@@ -7,15 +7,15 @@ answers the message (rules files had "info" keyword rules before INFO was HELP).
 keyword rules (first match wins), then the account's fallback.
 
 The one clock: a regex rule's search stops after REGEX_TIMEOUT_S, and a message's after
-REGEX_MESSAGE_S in all, counted and logged here.
+REGEX_MESSAGE_S in all, counted and logged here (once a minute per rule, by that clock).
 The one memory: the message's first answering rule (_first_rule), asked twice of INFO, kept
 on its account until the handler is done with the message (forget_message).
 """
 
 from __future__ import annotations
 
-import logging
 import time
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -29,7 +29,6 @@ from normalizers.registry import opt_out_error_codes
 from switchboard.commands import CommandKind
 from switchboard.events import Direction, EventType, MessageEvent
 from switchboard.logs import get_logger
-from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
 
@@ -49,8 +48,39 @@ REGEX_MESSAGE_S = 0.3
 REGEX_TIMEOUTS = Counter("switchboard_bot_regex_timeouts_total",
                          "Regex rules' searches stopped at the time limit (taken as no match), "
                          "by account and rule number", ["account", "rule"])
-# Once a minute per rule: a contact can send the text that times out over and over.
-_timeout_log = ThrottledLog(log)
+
+
+class _OncePerWindow:
+    """The regex timeout's warning at most once a window per rule (a contact can send the text
+    that times out over and over), the next one saying how many were not logged since
+    (`more`). A plain clock, not switchboard.throttle's timer: that needs a running event
+    loop, and keyword_reply, called from a script or a test without one, raised RuntimeError
+    at its first timeout. The counter counts every one."""
+
+    def __init__(self, window_s: float = 60.0, max_kinds: int = 10_000) -> None:
+        self.window_s = window_s
+        self.max_kinds = max_kinds  # old rules' kinds after reloads go, oldest first
+        self._kinds: OrderedDict[tuple[str, int, str], tuple[float, int]] = OrderedDict()
+
+    def __call__(self, account: str, rule: int, section: str) -> None:
+        kind, now = (account, rule, section), time.monotonic()
+        told = self._kinds.get(kind)
+        if told is not None and now - told[0] < self.window_s:
+            self._kinds[kind] = told[0], told[1] + 1
+            return
+        self._kinds[kind] = now, 0
+        self._kinds.move_to_end(kind)
+        while len(self._kinds) > self.max_kinds:
+            self._kinds.popitem(last=False)
+        more = {"more": told[1]} if told is not None and told[1] else {}
+        # Never the text: it is the contact's (and perhaps crafted to do this).
+        log.warning("regex rule stopped at its time limit: taken as no match (a pattern that "
+                    "backtracks? e.g. (a+)+ or (a|aa)+)", account=account, rule=rule,
+                    section=section, timeout_s=REGEX_TIMEOUT_S, message_s=REGEX_MESSAGE_S,
+                    **more)
+
+
+_timeout_log = _OncePerWindow()
 
 
 @dataclass(frozen=True)
@@ -252,11 +282,7 @@ def _search(pattern: regex.Pattern[str], read: _Read, account: str,
         return pattern.search(read.searched, timeout=min(REGEX_TIMEOUT_S, left))
     except TimeoutError:
         REGEX_TIMEOUTS.labels(account, str(number)).inc()
-        # Never the text: it is the contact's (and perhaps crafted to do this).
-        _timeout_log(logging.WARNING, "regex rule stopped at its time limit: taken as no "
-                     "match (a pattern that backtracks? e.g. (a+)+ or (a|aa)+)",
-                     {"account": account, "rule": number, "section": read.section},
-                     timeout_s=REGEX_TIMEOUT_S, message_s=REGEX_MESSAGE_S)
+        _timeout_log(account, number, read.section)
         return None
     finally:
         read.regex_s += time.monotonic() - started

@@ -19,7 +19,6 @@ from consumers.bots.decide import compliance, keyword_reply
 from consumers.bots.rule_schema import compile_rule_regex
 from consumers.bots.rules import RulesError, parse_rules
 from switchboard.events import MessageEvent
-from switchboard.throttle import ThrottledLog
 from tests.unit.fakes import ModuleWith
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,18 +41,16 @@ def timeouts(account: str, rule: int) -> float:
 
 
 @pytest.fixture
-def quick_limit(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThrottledLog]:
-    """A short limit (the test waits for it), and a log window of this test's own, ended
-    with the test: its summary line, 60 s on, fell into a later test's captured log."""
+def quick_limit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A short limit (the test waits for it), and a log window of this test's own: another
+    test's warning of the same rule would hold this one's back."""
     monkeypatch.setattr(bot_decide, "REGEX_TIMEOUT_S", 0.01)
-    throttled = ThrottledLog(bot_decide.log)
-    monkeypatch.setattr(bot_decide, "_timeout_log", throttled)
-    yield throttled
-    throttled.flush()
+    monkeypatch.setattr(bot_decide, "_timeout_log", bot_decide._OncePerWindow())
+    yield
 
 
 async def test_a_backtracking_regex_is_stopped_taken_as_no_match_and_the_next_rule_answers(
-        quick_limit: ThrottledLog, caplog: pytest.LogCaptureFixture) -> None:
+        quick_limit: None, caplog: pytest.LogCaptureFixture) -> None:
     """One account's pattern, hit by a contact's crafted text, held the event loop of the bot
     that serves every account: every account's STOPs and replies waited on it."""
     account = parse_rules({"accounts": {"acme": {"fallback": "Sorry.", "rules": [
@@ -73,12 +70,35 @@ async def test_a_backtracking_regex_is_stopped_taken_as_no_match_and_the_next_ru
     line = warnings[0].getMessage()
     assert "acme" in line and "rule" in line and "2" in line
     assert "aaaa" not in caplog.text  # never the contact's text
-    quick_limit.flush()
-    assert "1 more" not in caplog.text and "2 more in the last 60 s" in caplog.text
+    assert "'more'" not in line
+
+
+def test_a_regex_stopped_without_an_event_loop_is_taken_as_no_match_and_logged(
+        quick_limit: None, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """keyword_reply is a pure function, called from a script as well (no event loop): its
+    timeout warning, once a minute per rule, raised RuntimeError ('no running event loop')
+    where the search was stopped. The next warning a minute on says how many it left out."""
+    clock = [1000.0]
+    monkeypatch.setattr(bot_decide, "time", ModuleWith(time, monotonic=lambda: clock[0]),
+                        raising=False)
+    account = parse_rules({"accounts": {"acme": {"fallback": "Sorry.", "rules": [
+        {"regex": CATASTROPHIC, "reply": "Many a's"}]}}}).accounts["acme"]
+    before = timeouts("acme", 1)
+    for _ in range(3):
+        decision = keyword_reply(inbound(CRAFTED), account)
+        assert decision is not None and decision.purpose == "fallback"
+    clock[0] += 60
+    assert keyword_reply(inbound(CRAFTED), account) is not None
+    assert timeouts("acme", 1) - before == 4
+    warnings = [r.getMessage() for r in caplog.records
+                if "regex rule stopped at its time limit" in r.getMessage()]
+    assert len(warnings) == 2
+    assert "'more'" not in warnings[0] and "'more': 2" in warnings[1]
 
 
 async def test_a_stopped_regex_leaves_compliance_and_the_fallback_working(
-        quick_limit: ThrottledLog) -> None:
+        quick_limit: None) -> None:
     account = parse_rules({"accounts": {"*": {"fallback": "Sorry.", "rules": [
         {"regex": CATASTROPHIC, "reply": "Many a's"}]}}}).accounts["*"]
     before = timeouts("shop", 1)
@@ -92,7 +112,7 @@ async def test_a_stopped_regex_leaves_compliance_and_the_fallback_working(
     assert timeouts("shop", 1) - before == 2  # counted for the account the message is for
 
 
-async def test_an_info_a_rule_answers_runs_the_rules_once(quick_limit: ThrottledLog) -> None:
+async def test_an_info_a_rule_answers_runs_the_rules_once(quick_limit: None) -> None:
     """Compliance asks whether a rule answers an INFO, and the keyword bot then answers with
     that rule: each regex search before it ran twice, its time limit spent (and counted)
     twice per message."""
@@ -217,7 +237,7 @@ class Stalling:
 
 
 async def test_a_messages_regex_rules_share_one_time_limit(
-        quick_limit: ThrottledLog, monkeypatch: pytest.MonkeyPatch) -> None:
+        quick_limit: None, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each stopped at 0.1 s, twenty such rules held the bot's event loop, every account's
     STOPs with it, for seconds a message (5.9 s measured). Past the message's limit the rest
     are taken as no match unsearched, counted as stopped; the other rules still answer."""
