@@ -14,6 +14,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -225,6 +226,19 @@ class BotHandler:
         # undo the newer one: not published.
         superseded = decision.opt_out is not None and self.opt_outs.superseded(
             event.account, event.from_, event.received_at)
+        at = event.received_at
+        known = self.opt_outs.state(event.account, event.from_)
+        if superseded and decision.opt_out and known is not None and not (
+                known.opted_out or known.made_by_contact()):
+            # A STOP is honoured whenever it comes (CTIA, TCPA): an opt-in the contact did not
+            # make (an import stamped with its own time, while the bot was behind) does not
+            # say they took it back. Applied and confirmed, stamped just after that opt-in,
+            # so that it wins wherever the newest `at` wins (the sender's list, the table).
+            superseded, at = False, known.at + timedelta(microseconds=1)
+            log.info("STOP older than an opt-in the contact did not make: applied, confirmed",
+                     worker=self.name, account=event.account,
+                     contact=masked_contact(event.from_), event_id=str(event.id),
+                     opt_in_source=known.source[:40])
         if superseded and decision.opt_out != self.opt_outs.is_opted_out(
                 event.account, event.from_):
             # Not applied, and against the state that stands (a START older than a
@@ -242,7 +256,7 @@ class BotHandler:
                 # The word as written ("STOP!!!..."), bounded as a reply's echo is: kept
                 # in every sender's and bot's memory with the contact's state.
                 f"{decision.source}:{bounded(str(decision.values.get('keyword')))}",
-                at=event.received_at))
+                at=at))
         # The confirmation of a change of the contact's state is always sent (carriers and
         # the law want each opt-out and opt-in confirmed); the rest are what two
         # auto-responders would trade without end. Its change is published either way.

@@ -23,6 +23,9 @@ from switchboard.records import (
 )
 from switchboard.topics import OPT_OUTS, OUTBOUND
 
+# How the bots' changes from a contact's own keyword or button begin their `source`.
+CONTACT_SOURCES = ("keyword:", "postback:")
+
 
 class OptOutState(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -32,6 +35,11 @@ class OptOutState(BaseModel):
     opted_out: bool
     source: str
     at: AwareDatetime  # compared with event times, which carry an offset
+
+    def made_by_contact(self) -> bool:
+        """The contact's own STOP/START (a keyword or a button's payload), as the bots record
+        it; not a provider's report, nor an import or another tool's change."""
+        return self.source.startswith(CONTACT_SOURCES)
 
     def supersedes(self, other: OptOutState) -> bool:
         """Against the key's record in another partition of the list (its topic gained
