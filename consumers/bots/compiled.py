@@ -109,8 +109,8 @@ class CompiledAccount:
         """The compliance texts (setting name, first word) that begin with a word compliance
         answers. A bot like this one at the other end answers "HELP: Acme alerts..." with its
         help text; if that begins so too, the two answer each other until the compliance reply
-        limit holds them back, in every window, each SMS paid for; without end if their
-        confirmations opt each other out and back in by turns (a change is always confirmed)."""
+        limit holds them back, in every window, each SMS paid for (if their confirmations opt
+        each other out and back in by turns, the limit of opt-ins' confirmations: limits.py)."""
         words = self.stop_words | self.start_words | self.help_words | self.info_words
         found = []
         for setting in ("help_text", "stop_confirmation", "start_confirmation"):

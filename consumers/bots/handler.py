@@ -35,6 +35,7 @@ from consumers.bots.limits import (
     COMPLIANCE_LIMITED,
     LIMITED,
     ComplianceReplyLimit,
+    OptInConfirmationLimit,
     ReplyLimit,
     masked_contact,
 )
@@ -154,8 +155,8 @@ def _warn_of_echoes(rules: RuleSet) -> None:
             log.warning("a compliance text begins with a word bots answer: a bot like this one "
                         "at the other end answers it, and if its own text begins so too the two "
                         "answer each other until compliance_reply_limit holds them back, in "
-                        "every reply_limit_window_s (without end if their confirmations opt "
-                        "each other out and back in by turns); begin it with another word",
+                        "every reply_limit_window_s (opting each other out and back in by "
+                        "turns too); begin it with another word",
                         account=name, setting=setting, word=word[:40])
 
 
@@ -177,6 +178,7 @@ class BotHandler:
         self.answer = answer
         self.limit = ReplyLimit(name)
         self.compliance_limit = ComplianceReplyLimit(name)
+        self.opt_in_limit = OptInConfirmationLimit(name)
         # The accounts file's `accounts` (answered by "*", or by default: compliance answers
         # every account) and the rules', then those a reload names (dropped ones stay).
         initialize_metrics(name, [*accounts, *rules.current.accounts])
@@ -257,18 +259,28 @@ class BotHandler:
                 # in every sender's and bot's memory with the contact's state.
                 f"{decision.source}:{bounded(str(decision.values.get('keyword')))}",
                 at=at))
-        # The confirmation of a change of the contact's state is always sent (carriers and
-        # the law want each opt-out and opt-in confirmed); the rest are what two
-        # auto-responders would trade without end. Its change is published either way.
+        # An opt-out is always confirmed (carriers and the law want each confirmed), an opt-in
+        # up to a limit of its own (limits.py: two bots' confirmations opting each other out
+        # and in looped); the rest are what two auto-responders would trade without end. Its
+        # change is published either way.
         changes = opted_out is not None and opted_out != self.opt_outs.is_opted_out(
             event.account, event.from_)
-        if decision.reply and self.compliance_limit.admit(event, account, 1,
-                                                          always=changes):
+        if decision.reply and self._admitted(event, account, opted_out if changes else None):
             command = reply_command(event, Reply(decision.reply), decision.purpose,
                                     decision.kind)
             records.append(command_record(command, event.provider))
             purposes.append(decision.purpose)
         return opted_out
+
+    def _admitted(self, event: MessageEvent, account: CompiledAccount,
+                  change: bool | None) -> bool:
+        """Whether to make a compliance reply; `change`: the opt-out change it confirms."""
+        if change is False:
+            # Also noted (not counted) in the other limit, as an opt-out is: handled again
+            # once applied, a repeat, it is made again (same id), not counted as new.
+            return self.opt_in_limit.admit(event, account, 1) and \
+                self.compliance_limit.admit(event, account, 1, always=True)
+        return self.compliance_limit.admit(event, account, 1, always=change is True)
 
     async def _reply(self, event: MessageEvent, account: CompiledAccount,
                      records: list[OutRecord], purposes: list[str]) -> None:

@@ -21,9 +21,10 @@ LIMITED = Counter("switchboard_bot_replies_limited_total",
                   "Automated replies withheld: the contact had reached the account's "
                   "reply_limit in reply_limit_window_s", ["worker", "account"])
 COMPLIANCE_LIMITED = Counter("switchboard_bot_compliance_replies_limited_total",
-                             "Compliance replies that changed no state (HELP, INFO, a repeated "
-                             "STOP or START) withheld: the contact had reached the account's "
-                             "compliance_reply_limit in reply_limit_window_s",
+                             "Compliance replies withheld: ones that changed no state (HELP, "
+                             "INFO, a repeated STOP or START), or confirmations of opt-ins, "
+                             "past the account's compliance_reply_limit in "
+                             "reply_limit_window_s (each counted apart)",
                              ["worker", "account"])
 
 
@@ -129,7 +130,8 @@ class ComplianceReplyLimit(ReplyLimit):
     (HELP, INFO, a STOP from a contact already opted out, a START from one who is not) per
     contact in the same window: an automated sender whose text begins "HELP:" or "STOP" (our
     own help text echoed, another company's keyword bot) would otherwise get one each time.
-    A reply that confirms a change is admitted `always`."""
+    A reply that confirms a change is admitted `always` (an opt-in's once the limit below
+    let it in)."""
 
     refused = COMPLIANCE_LIMITED
     warning = ("compliance reply limit reached: no HELP/INFO answers or repeated STOP/START "
@@ -139,3 +141,18 @@ class ComplianceReplyLimit(ReplyLimit):
     @staticmethod
     def limit_of(account: CompiledAccount) -> int:
         return account.compliance_reply_limit
+
+
+class OptInConfirmationLimit(ComplianceReplyLimit):
+    """At most an account's compliance_reply_limit confirmations of opt-ins (a START from an
+    opted-out contact) per contact in the window, counted apart from the other compliance
+    replies (a contact's HELPs do not hold back their "Welcome back"). Two bots whose
+    confirmations opt each other out and back in by turns (one's stop_confirmation beginning
+    START, its start_confirmation STOP; the other's beginning STOP and START) made every
+    message a change, always confirmed, and traded them without end. An opt-out is always
+    confirmed, once: a loop of changes needs opt-ins too, so holding these back ends it."""
+
+    warning = ("opt-in confirmation limit reached: this contact opted out and back in "
+               "compliance_reply_limit times in the window (an automated sender, a bot whose "
+               "confirmations begin STOP and START?): their opt-ins are still recorded, not "
+               "confirmed for now; an opt-out is still confirmed")
