@@ -1,19 +1,22 @@
 """The bots' rules file: keyword rules, fallback, auto-reply and compliance texts per account.
 
-Validated completely at load: a mistake fails with the file, the account, the rule number and
-what is wrong, instead of surfacing as a silent non-reply in production. The schema is in
-rule_schema.py, the rules as matched in compiled.py, how a keyword is read in words.py.
+Validated completely at load: a mistake fails with the file, the account, the rule number (and
+its line: rule_lines.py) and what is wrong, instead of surfacing as a silent non-reply in
+production. The schema is in rule_schema.py, the rules as matched in compiled.py, how a keyword
+is read in words.py.
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from consumers.bots.compiled import DEFAULT_STOP, CompiledAccount, RuleSet, RuleTemplateError
+from consumers.bots.rule_lines import RuleLines
 from consumers.bots.rule_schema import AccountRules
 from consumers.bots.templates import TemplateError
 from consumers.bots.words import compliance_forms, fold
@@ -24,7 +27,10 @@ class RulesError(ValueError):
     """The rules file is invalid; the message says where and why."""
 
 
-def parse_rules(data: dict[str, Any], source: str = "<rules>") -> RuleSet:
+def parse_rules(data: dict[str, Any], source: str = "<rules>", text: str | None = None
+                ) -> RuleSet:
+    """`text`, the file's, if there is one: errors then say the line of the rule they name."""
+    lines = RuleLines(text, data) if text is not None else None
     unknown = sorted(set(data) - {"accounts"})
     if unknown:  # "[account.shop]": otherwise no rules at all, and no word of why
         raise RulesError(f"{source}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
@@ -34,23 +40,28 @@ def parse_rules(data: dict[str, Any], source: str = "<rules>") -> RuleSet:
         raise RulesError(f"{source}: [accounts] must be a table")
     compiled: dict[str, CompiledAccount] = {}
     for name, fields in table.items():
+        def rule(number: int, name: str = name) -> str:
+            line = lines.line_of(name, number) if lines is not None else None
+            return f"rule {number}" if line is None else f"rule {number} (line {line})"
+
         try:
             rules = AccountRules.model_validate(fields)
         except ValidationError as exc:
-            raise RulesError(f"{source}: account {name!r}: {_describe(exc)}") from None
+            raise RulesError(f"{source}: account {name!r}: {_describe(exc, rule)}") from None
         try:
             compiled[name] = CompiledAccount(name, rules)
         except TemplateError as exc:
             raise RulesError(f"{source}: account {name!r}: {exc}") from None
         except RuleTemplateError as exc:
-            raise RulesError(f"{source}: account {name!r}: rule {exc.number}: {exc}") from None
+            raise RulesError(f"{source}: account {name!r}: {rule(exc.number)}: {exc}") from None
         shadowed = _shadowed_keyword(compiled[name])
         if shadowed:
-            raise RulesError(f"{source}: account {name!r}: {shadowed}")
+            number, problem = shadowed
+            raise RulesError(f"{source}: account {name!r}: {rule(number)}: {problem}")
     return RuleSet(compiled, source)
 
 
-def _shadowed_keyword(account: CompiledAccount) -> str | None:
+def _shadowed_keyword(account: CompiledAccount) -> tuple[int, str] | None:
     """A keyword rule on a compliance word could never answer a message: compliance comes
     first ("cancel 12" opts the contact out, it does not cancel order 12)."""
     lists = (("stop", account.stop_words), ("start", account.start_words),
@@ -63,19 +74,20 @@ def _shadowed_keyword(account: CompiledAccount) -> str | None:
                 own = kind == "stop" and word not in {fold(w) for w in DEFAULT_STOP}
                 fix = ("pick another keyword or take it out of extra_stop_keywords" if own
                        else "pick another keyword (the built-in STOP/START/HELP words stay)")
-                return (f"rule {number}: keyword {rule.rule.keyword!r} is the {kind} word "
-                        f"{word!r}, which compliance answers before any rule: the rule would "
-                        f"never answer a message that says it; {fix} (or, for a button's "
-                        f"payload, write postback = {rule.rule.keyword!r})")
+                return number, (
+                    f"keyword {rule.rule.keyword!r} is the {kind} word {word!r}, which "
+                    f"compliance answers before any rule: the rule would never answer a "
+                    f"message that says it; {fix} (or, for a button's payload, write "
+                    f"postback = {rule.rule.keyword!r})")
     return None
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, rule: Callable[[int], str]) -> str:
     parts = []
     for error in exc.errors():
         location = list(error["loc"])
         if len(location) >= 2 and location[0] == "rules" and isinstance(location[1], int):
-            location[:2] = [f"rule {location[1] + 1}"]  # people count rules from 1
+            location[:2] = [rule(location[1] + 1)]  # people count rules from 1
         where = ".".join(str(p) for p in location)
         parts.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
@@ -83,7 +95,8 @@ def _describe(exc: ValidationError) -> str:
 
 def load_rules(path: Path) -> RuleSet:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
         raise RulesError(f"rules file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -97,4 +110,4 @@ def load_rules(path: Path) -> RuleSet:
                          "deeply") from None
     except ValueError as exc:  # tomllib lets int()'s out: an integer of over 4,300 digits
         raise RulesError(f"{path}: not valid TOML: {exc}") from None
-    return parse_rules(data, str(path))
+    return parse_rules(data, str(path), text)
