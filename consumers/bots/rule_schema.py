@@ -90,8 +90,9 @@ class AccountRules(_Strict):
     reply_limit_window_s: float = Field(default=0, ge=0)
     # Compliance replies that change nothing (HELP, INFO, a STOP from a contact already out, a
     # START from one not out) per contact in the same window: an automated sender whose text
-    # begins "HELP:" or "STOP" would otherwise get one each time. 0: the default; not none at
-    # all, as carriers require HELP answered.
+    # begins "HELP:" or "STOP" would otherwise get one each time. Opt-ins' confirmations too,
+    # counted apart (limits.py). 0: the default; not none at all, as carriers require HELP
+    # answered.
     compliance_reply_limit: int = Field(default=0, ge=0)
     rules: list[Rule] = Field(default_factory=list)
 
