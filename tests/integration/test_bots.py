@@ -4,13 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.integration.bots import ACCOUNT, RULES, new_contact, texts, to, wait_replies
+from consumers.bots.optouts import OptOutState, opt_out_key
+from switchboard.records import OutRecord
+from switchboard.topics import OPT_OUTS
+from tests.integration.bots import (
+    ACCOUNT,
+    RULES,
+    command_result,
+    new_contact,
+    replies_to,
+    texts,
+    to,
+    wait_replies,
+)
 from tests.integration.stack import Stack, running_stack
+from tests.kafka_helpers import publish
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +89,35 @@ async def test_a_burst_of_1000_contacts_is_answered_once_each(stack: Stack) -> N
     answered = [to(s) for s in await stack.sends(ACCOUNT) if to(s) in wanted]
     assert len(set(answered)) == 1000, f"{1000 - len(set(answered))} contacts got no answer"
     assert len(answered) == 1000, "some contact was answered twice"
+
+
+async def test_a_stop_older_than_an_imported_opt_in_is_applied_and_confirmed(
+        stack: Stack) -> None:
+    """An opt-in written straight to the opt-out topic (an import) with a later `at` than a
+    STOP the contact then sends: the STOP was neither applied nor confirmed, and the contact
+    went on getting messages. Applied, confirmed, and the sender refuses them again."""
+    contact = new_contact()
+    await texts(stack, contact, "STOP")
+    assert await wait_replies(stack, contact, 1) == ["E2E: you are unsubscribed."]
+    opt_in = OptOutState(account=ACCOUNT, contact=contact, opted_out=False, source="import:crm",
+                         at=datetime.now(UTC) + timedelta(hours=1))
+    await publish(stack.bootstrap, [OutRecord(OPT_OUTS.name, opt_in.model_dump_json().encode(),
+                                              opt_out_key(ACCOUNT, contact))])
+    # Answered once the bot has read the import (unanswered while it holds them out).
+    for _ in range(30):  # bounded: about 30 s
+        await texts(stack, contact, "price")
+        await asyncio.sleep(1)
+        if len(replies_to(await stack.sends(ACCOUNT), contact)) > 1:
+            break
+    assert replies_to(await stack.sends(ACCOUNT), contact)[1] == f"E2E price list for {contact}"
+    await texts(stack, contact, "STOP")  # received before the import's `at`
+    unsubscribed: list[str] = []
+    for _ in range(150):  # bounded: 30 s
+        replies = replies_to(await stack.sends(ACCOUNT), contact)
+        unsubscribed = [text for text in replies if text == "E2E: you are unsubscribed."]
+        if len(unsubscribed) == 2:
+            break
+        await asyncio.sleep(0.2)
+    assert len(unsubscribed) == 2, replies
+    refused = await command_result(stack, contact)
+    assert refused["status"] == "failed" and refused["error"]["code"] == "opted_out"
