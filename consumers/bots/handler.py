@@ -314,7 +314,10 @@ class BotHandler:
                                source).inc()
 
     async def _provider_signal(self, event: MessageEvent, ctx: Context) -> None:
-        at = event.occurred_at or event.received_at  # when the provider saw it, not now
+        # When the provider saw it, not now; and not after it reached us: a provider's clock
+        # ahead, or its local time written without an offset (read as UTC), stamped it hours
+        # ahead, and until then the contact's START was taken as older, and not applied.
+        at = min(event.occurred_at or event.received_at, event.received_at)
         if provider_opt_out(event) and event.to and not self.opt_outs.superseded(
                 event.account, event.to, at):
             change = opt_out_records(

@@ -148,3 +148,17 @@ async def test_a_start_older_than_an_imported_opt_out_stays_unapplied(tmp_path: 
     await bot.handle(start, ctx)
     assert (commands(ctx), opt_out_changes(ctx)) == ([], [])
     assert bot.opt_outs.is_opted_out("acme", CONTACT)
+
+
+async def test_a_provider_opt_out_stamped_ahead_does_not_hold_back_a_later_start(
+        tmp_path: Any) -> None:
+    """A report's time is the provider's: one written in its local time without an offset is
+    read as UTC, hours ahead of ours. It counts as no later than it reached us: a START
+    the contact sends after it opts them back in."""
+    bot = handler(tmp_path, keywords_answer)
+    await bot.handle(bird_opt_out_report(datetime.now(UTC) + timedelta(hours=3)), FakeContext())
+    assert bot.opt_outs.is_opted_out("acme", CONTACT)
+    ctx = FakeContext()
+    await bot.handle(record("START"), ctx)
+    assert (kinds(ctx), opt_out_changes(ctx)) == (["message"], [False])
+    assert not bot.opt_outs.is_opted_out("acme", CONTACT)
