@@ -119,6 +119,11 @@ class CompiledAccount:
                 found.append((setting, first))
         return found
 
+    def blank_compliance_texts(self) -> list[str]:
+        """The compliance texts (setting names) that are blank: no reply is made of them."""
+        return [setting for setting in ("help_text", "stop_confirmation", "start_confirmation")
+                if not getattr(self.config, setting).strip()]
+
 
 class RuleSet:
     def __init__(self, accounts: dict[str, CompiledAccount], source: str) -> None:

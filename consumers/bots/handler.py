@@ -149,7 +149,7 @@ class RulesSource:
 
 def _warn_of_echoes(rules: RuleSet) -> None:
     """A warning, not a refusal: such texts loaded before, and the loop needs a bot like
-    ours at the other end."""
+    ours at the other end. Blank ones too: a provider may confirm STOP itself."""
     for name, account in rules.accounts.items():
         for setting, word in account.keyword_first_texts():
             log.warning("a compliance text begins with a word bots answer: a bot like this one "
@@ -158,6 +158,11 @@ def _warn_of_echoes(rules: RuleSet) -> None:
                         "every reply_limit_window_s (opting each other out and back in by "
                         "turns too); begin it with another word",
                         account=name, setting=setting, word=word[:40])
+        for setting in account.blank_compliance_texts():  # perhaps meant: the provider sends it
+            log.warning("a compliance text is blank: its STOP, START or HELP is handled but not "
+                        "answered, and carriers require each opt-out confirmed and HELP "
+                        "answered; leave it blank only if your provider sends it",
+                        account=name, setting=setting)
 
 
 def initialize_metrics(worker: str, accounts: Iterable[str]) -> None:

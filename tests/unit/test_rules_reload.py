@@ -188,3 +188,18 @@ def test_a_compliance_text_beginning_with_a_word_bots_answer_is_warned_of(
     _write(path, '[accounts.a]\nstop_confirmation = "STOP received: no more messages."\n', 10)
     assert source.rules_for("a").config.stop_confirmation.startswith("STOP")
     assert "'setting': 'stop_confirmation'" in caplog.text
+
+
+def test_a_blank_compliance_text_is_warned_of(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """stop_confirmation = "" loaded silently, and every STOP then went unconfirmed (HELP
+    unanswered for a blank help_text). Loaded (a provider may send the confirmation itself),
+    with a warning at each load."""
+    path = tmp_path / "rules.toml"
+    _write(path, '[accounts.a]\nstop_confirmation = ""\nhelp_text = "  "\n'
+                 '[accounts.b]\nhelp_text = "Acme alerts. Reply STOP to opt out."\n', 0)
+    RulesSource(path, check_every_s=0)
+    warned = [r.getMessage() for r in caplog.records
+              if "a compliance text is blank" in r.getMessage()]
+    assert len(warned) == 2 and all("'account': 'a'" in line for line in warned)
+    assert "'setting': 'help_text'" in warned[0] and "stop_confirmation" in warned[1]
