@@ -1,6 +1,10 @@
 """How many automated and compliance replies a contact gets: two auto-responders (ours and an
 "I'm driving" one, another company's keyword bot) would otherwise answer each other without
-end, each SMS paid for. Per bot process, in bounded memory."""
+end, each SMS paid for. Per bot process, in bounded memory: bot workers side by side (each
+group reads every message) each count a contact's replies, and the README says to divide the
+limit among them. A count shared through a compacted table would not hold either: two workers
+answer the same message at about the same time, each reading the count before the other's
+write reaches it."""
 
 from __future__ import annotations
 
