@@ -29,7 +29,8 @@ class RulesError(ValueError):
 
 def parse_rules(data: dict[str, Any], source: str = "<rules>", text: str | None = None
                 ) -> RuleSet:
-    """`text`, the file's, if there is one: errors then say the line of the rule they name."""
+    """`text`, the file's, if there is one: errors then say the line of the rule they name
+    (or of the account's table, for its own settings)."""
     lines = RuleLines(text, data) if text is not None else None
     unknown = sorted(set(data) - {"accounts"})
     if unknown:  # "[account.shop]": otherwise no rules at all, and no word of why
@@ -44,14 +45,20 @@ def parse_rules(data: dict[str, Any], source: str = "<rules>", text: str | None 
             line = lines.line_of(name, number) if lines is not None else None
             return f"rule {number}" if line is None else f"rule {number} (line {line})"
 
+        def account(name: str = name) -> str:  # for its own settings: no rule's line to say
+            line = lines.account_line(name) if lines is not None else None
+            return f"account {name!r}" if line is None else f"account {name!r} (line {line})"
+
         try:
             rules = AccountRules.model_validate(fields)
         except ValidationError as exc:
-            raise RulesError(f"{source}: account {name!r}: {_describe(exc, rule)}") from None
+            about_rules = any(error["loc"][:1] == ("rules",) for error in exc.errors())
+            where = f"account {name!r}" if about_rules else account()
+            raise RulesError(f"{source}: {where}: {_describe(exc, rule)}") from None
         try:
             compiled[name] = CompiledAccount(name, rules)
         except TemplateError as exc:
-            raise RulesError(f"{source}: account {name!r}: {exc}") from None
+            raise RulesError(f"{source}: {account()}: {exc}") from None
         except RuleTemplateError as exc:
             raise RulesError(f"{source}: account {name!r}: {rule(exc.number)}: {exc}") from None
         shadowed = _shadowed_keyword(compiled[name])

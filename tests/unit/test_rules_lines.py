@@ -59,3 +59,21 @@ def test_lines_are_counted_as_editors_count_them(tmp_path: Path) -> None:
     text = ('[accounts.acme]\nhelp_text = "One\u2028two. Reply STOP."\n\n'
             + GOOD_RULE + '[[accounts.acme.rules]]\nkeyword = "x"\n')
     assert "rule 2 (line 7).reply: Field required" in error_of(tmp_path, text)
+
+
+@pytest.mark.parametrize(("setting", "problem"), [
+    ("reply_limit = -1", "account 'acme' (line 4): reply_limit: Input should be greater"),
+    ('help_text = "Hi {nope}"', "account 'acme' (line 4): template 'Hi {nope}'"),
+    ('colour = "blue"', "account 'acme' (line 4): colour: Extra inputs are not permitted"),
+])
+def test_an_invalid_account_setting_is_named_with_its_tables_line(
+        tmp_path: Path, setting: str, problem: str) -> None:
+    text = ('[accounts.other]\nfallback = "x"\n\n[ accounts . acme ]  # the shop\n'
+            'fallback = "Sorry."\n' + setting + "\n\n" + GOOD_RULE)
+    assert problem in error_of(tmp_path, text)
+
+
+def test_an_account_without_a_table_of_its_own_gives_no_line(tmp_path: Path) -> None:
+    text = '[accounts]\nacme.reply_limit = -1\n'
+    message = error_of(tmp_path, text)
+    assert "account 'acme': reply_limit: Input should be" in message and "(line" not in message
