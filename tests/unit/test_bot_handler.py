@@ -496,8 +496,10 @@ async def test_an_automated_help_loop_gets_the_compliance_reply_limit_and_no_mor
 
 async def test_a_change_of_state_is_confirmed_past_the_limit_its_repeats_are_not(
         tmp_path: Any) -> None:
-    """The law and carriers want each opt-out and opt-in confirmed: the limit holds back only
-    the replies that change nothing. Each change is published whatever the limit says."""
+    """The law and carriers want each opt-out and opt-in confirmed: this limit holds back only
+    the replies that change nothing (opt-ins have one of their own, in which a contact's HELPs
+    do not count: test_bot_confirmation_loop.py). Each change is published whatever the limit
+    says."""
     bot = handler(tmp_path, keywords_answer)
     for n in range(10):
         await bot.handle(record(f"HELP {n}"), FakeContext())
