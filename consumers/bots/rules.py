@@ -102,7 +102,9 @@ def _describe(exc: ValidationError, rule: Callable[[int], str]) -> str:
 
 def load_rules(path: Path) -> RuleSet:
     try:
-        text = path.read_text(encoding="utf-8")
+        # Without the byte order mark some Windows editors put first: tomllib refuses it as
+        # "Invalid statement (at line 1, column 1)", which names nothing to fix.
+        text = path.read_text(encoding="utf-8-sig")
         data = tomllib.loads(text)
     except FileNotFoundError:
         raise RulesError(f"rules file {path} does not exist") from None

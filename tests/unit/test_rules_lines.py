@@ -77,3 +77,16 @@ def test_an_account_without_a_table_of_its_own_gives_no_line(tmp_path: Path) -> 
     text = '[accounts]\nacme.reply_limit = -1\n'
     message = error_of(tmp_path, text)
     assert "account 'acme': reply_limit: Input should be" in message and "(line" not in message
+
+
+def test_a_file_beginning_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    """Saved as "UTF-8 with BOM" (Notepad, some Windows editors): refused as 'Invalid statement
+    (at line 1, column 1)', which names nothing to fix. Its lines are counted as without it."""
+    path = tmp_path / "rules.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD_RULE.encode())
+    assert [rule.keyword for rule in load_rules(path).accounts["acme"].rules] == ["price"]
+    path.write_bytes(b"\xef\xbb\xbf" + (GOOD_RULE + '[[accounts.acme.rules]]\nkeyword = "x"\n'
+                                          ).encode())
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert "rule 2 (line 4).reply: Field required" in str(caught.value)
