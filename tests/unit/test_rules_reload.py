@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from consumers.bots import handler as handler_module
+from consumers.bots import rules_source as rules_source_module
 from consumers.bots.compiled import RuleSet
-from consumers.bots.handler import RulesSource
 from consumers.bots.rules import RulesError, load_rules
+from consumers.bots.rules_source import RulesSource
 
 GOOD = '[accounts.a]\nhelp_text = "v{n}"\n'
 
@@ -164,7 +164,7 @@ def test_a_save_while_the_rules_are_first_read_is_loaded_at_the_next_check(
             _write(path, GOOD.replace("{n}", "2") + "# saved during the read\n", -5)
         return rules
 
-    monkeypatch.setattr(handler_module, "load_rules", read_then_saved)
+    monkeypatch.setattr(rules_source_module, "load_rules", read_then_saved)
     source = RulesSource(path, check_every_s=0)
     assert source.rules_for("a").config.help_text == "v2"
 
