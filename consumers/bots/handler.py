@@ -150,7 +150,12 @@ class BotHandler:
                      "not confirmed", worker=self.name, account=event.account,
                      contact=masked_contact(event.from_), event_id=str(event.id),
                      change=decision.purpose)
-        if decision.opt_out is not None and not superseded:
+        # This very change known (stored by another bot worker, or by this one before a
+        # redelivery): not written again. Its copy, written after that worker's next change
+        # of the contact (a START), would stand in the table as the latest, until this worker
+        # handled the START too: the contact out meanwhile, the sender refusing them.
+        stored = known is not None and (known.at, known.opted_out) == (at, decision.opt_out)
+        if decision.opt_out is not None and not superseded and not stored:
             opted_out = decision.opt_out
             records.extend(opt_out_records(  # the outbound copy precedes the reply
                 event.provider, event.account, event.from_, opted_out,

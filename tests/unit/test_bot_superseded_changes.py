@@ -162,3 +162,28 @@ async def test_a_provider_opt_out_stamped_ahead_does_not_hold_back_a_later_start
     await bot.handle(record("START"), ctx)
     assert (kinds(ctx), opt_out_changes(ctx)) == (["message"], [False])
     assert not bot.opt_outs.is_opted_out("acme", CONTACT)
+
+
+async def test_a_change_another_bot_worker_stored_is_not_written_again(tmp_path: Any) -> None:
+    """`worker keywords` and `worker bot` both handle the contact's STOP, then START. The one
+    behind, its table holding the other's STOP but not yet its START, wrote the STOP again:
+    after that START in the partition, so the table's latest, and the contact read as out
+    (the sender refusing them) until it handled the START too."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    ahead, behind = handler(tmp_path / "a", keywords_answer), handler(tmp_path / "b",
+                                                                      keywords_answer)
+    stop, start = record("STOP"), record("START")
+    first = FakeContext()
+    await ahead.handle(stop, first)
+    await ahead.handle(start, FakeContext())
+    [stored] = published_changes(first)
+    behind.opt_outs.table.put_local(opt_out_key("acme", CONTACT), stored)
+    ctx = FakeContext()
+    await behind.handle(stop, ctx)
+    assert opt_out_changes(ctx) == []
+    assert [c["id"] for c in commands(ctx)] == [c["id"] for c in commands(first)]  # sent once
+
+    again = FakeContext()  # a redelivery to the worker that stored it: not written again
+    await ahead.handle(start, again)
+    assert (opt_out_changes(again), kinds(again)) == ([], ["message"])
