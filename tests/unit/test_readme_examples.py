@@ -27,6 +27,7 @@ from ingest.app import create_app
 from simulator.app import create_simulator_app
 from switchboard.accounts import load_accounts
 from switchboard.cli import build_parser
+from switchboard.providers import PROVIDERS
 from switchboard.settings import Settings
 from switchboard.topics import ALL_TOPICS, MESSAGE_INBOUND, MESSAGE_STATUS
 from tests.fakes import KeepingProducer
@@ -201,3 +202,9 @@ def test_a_switchboard_command_line_parses_and_names_what_there_is(line: str) ->
     if getattr(parsed, "bot", None):
         module, _, function = parsed.bot.partition(":")
         assert callable(getattr(importlib.import_module(module), function))
+
+
+def test_the_webhook_url_s_provider_names_are_the_providers() -> None:
+    listed = re.search(r"the account's `provider`: (.*?) \(", README, re.S)
+    assert listed is not None
+    assert re.findall(r"`([a-z-]+)`", listed.group(1)) == list(PROVIDERS)
