@@ -1,14 +1,23 @@
-"""README's *Topics* section against switchboard/topics.py: how long each topic keeps its
-records is what an operator plans a replay or an outage around."""
+"""README's *Topics* section against switchboard/topics.py and ingest: how long each topic keeps
+its records (what an operator plans a replay or an outage around), and what a raw record holds
+(where an event's `raw_id` leads)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from switchboard.topics import ALL_TOPICS, DAY_MS
+import httpx
+import orjson
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+from ingest.app import create_app
+from switchboard.accounts import load_accounts
+from switchboard.settings import Settings
+from switchboard.topics import ALL_TOPICS, DAY_MS, RAW
+from tests.fakes import KeepingProducer
+
+REPO = Path(__file__).resolve().parents[2]
+README = REPO / "README.md"
 
 
 def _retention_days_said() -> dict[str, int]:
@@ -40,3 +49,27 @@ def test_the_topic_the_readme_says_keeps_its_records_for_good_has_no_time_limit(
     opt_outs = next(spec for spec in ALL_TOPICS if spec.name == "switchboard.opt-outs.v1")
     assert opt_outs.config["cleanup.policy"] == "compact"
     assert "retention.ms" not in opt_outs.config
+
+
+async def test_the_raw_record_has_the_fields_the_readme_lists() -> None:
+    row = next(line for line in README.read_text().splitlines()
+               if line.startswith("| `switchboard.raw.v1` |"))
+    fields = re.sub(r"\([^)]*\)", "", row.split("replayable):", 1)[1])  # the asides out
+    listed = re.findall(r"`([a-z_]+)`", fields)
+    producer = KeepingProducer()
+    accounts = load_accounts(REPO / "examples" / "accounts.toml")
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    app.state.handler.producer = producer
+    body = (REPO / "examples" / "webhooks" / "infobip-delivery.json").read_bytes()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://127.0.0.1:8080") as client:
+        answer = await client.post("/webhooks/infobip/demo-infobip", content=body,
+                                   auth=("infobip", "demo-infobip-password"),
+                                   headers={"content-type": "application/json",
+                                            "x-request-id": "r-1"})
+    assert answer.status_code == 200
+    raw = next(record for record in producer.published if record.topic == RAW.name)
+    value = orjson.loads(raw.value)
+    assert listed == list(value)
+    assert "authorization" not in value["headers"]
+    assert value["headers"]["x-request-id"] == "r-1"
