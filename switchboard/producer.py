@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import random
 import weakref
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
 
 from switchboard.clients import KafkaTarget, as_connection
 from switchboard.futures import retrieve
@@ -89,10 +89,9 @@ class DurableProducer:
         self._tracking: AIOKafkaProducer | None = None
         self._failing = False
         # Whether the last round trip stored nothing, for a reason that passes, and whether
-        # one is out now: see publish. When a round trip last stored a record: see _send.
+        # one is out now: see publish.
         self._storing_nothing = False
         self._sending = False
-        self._stored_at = -math.inf
         # The partitions that failed since Kafka was last seen taking records: _note_outcome.
         self._failed: set[Partition] = set()
         # Partitions with batches still out after their round trip ended (_hold), how many
@@ -361,12 +360,14 @@ class DurableProducer:
         with the partitions that failed when only they did (the others' records are stored),
         and whether the client can no longer write one (spent_a_sequence).
 
-        None when batches of some partitions are still out while Kafka has taken others: a
-        partition waiting for a leader, or short of in-sync replicas, for which aiokafka
-        retries without end. The callers of the others are answered, the group is ended by a
-        task of its own (_hold), and the next round trip goes now: waiting for that partition
-        had every request beside it answered 503 at its timeout, under steady traffic nearly
-        all of them."""
+        None when batches of some partitions are still out while Kafka has taken others, or
+        while the metadata says their partition has no leader: a partition waiting for a
+        leader, or short of in-sync replicas, for which aiokafka retries without end. The
+        callers of the others are answered, the group is ended by a task of its own (_hold),
+        and the next round trip goes now: waiting for that partition had every request beside
+        it answered 503 at its timeout, under steady traffic nearly all of them. A round trip
+        that stored nothing otherwise goes on waiting: Kafka may be away or stalled for a
+        moment, and the callers meanwhile should wait for it too, not get a 503 at once."""
         if producer is None:
             return PublishError("Kafka producer stopped"), None, False
         self._track(producer, {topic for topic, _ in group.batches})
@@ -399,7 +400,7 @@ class DurableProducer:
                         # Kafka is taking records: one arriving now need not fail at once
                         # (see publish) while a partition holds this round trip.
                         self._storing_nothing = False
-                    if self._kafka_taking(futures, loop.time()):
+                    if stored_any(futures) or _leaderless(producer, waiting):
                         detach = True
                         return None
                     await asyncio.wait(slow)
@@ -423,20 +424,11 @@ class DurableProducer:
             for _, future in sent:
                 future.add_done_callback(retrieve)
             group.stored_any = stored_any([future for _, future in sent])
-            if group.stored_any:
-                self._stored_at = loop.time()
             self._hold(producer, sent, withheld, group if detach else None, deadline)
         if refused:
             return (next(iter(refused.values())), refused,
                     spent_a_sequence(producer, futures))
         return None, None, False
-
-    def _kafka_taking(self, futures: list[asyncio.Future[Any]], now: float) -> bool:
-        """Whether batches still out are their partitions' trouble, not Kafka being away:
-        Kafka stored some of this round trip, or of one lately (a webhook whose records all
-        went to such partitions)."""
-        return stored_any(futures) or (
-            not self._storing_nothing and now - self._stored_at < self.timeout_s)
 
     def _conclude(self, group: Group, producer: AIOKafkaProducer | None,
                   outcome: _Outcome) -> None:
@@ -554,6 +546,16 @@ class DurableProducer:
 # A round trip's outcome: its failure, the partitions that failed when only they did, and
 # whether its client can no longer write one of them.
 _Outcome = tuple[PublishError | None, dict[Partition, PublishError] | None, bool]
+
+
+def _leaderless(producer: AIOKafkaProducer, partitions: set[Partition]) -> bool:
+    """Whether the client's metadata says one of these partitions has no leader: its batch
+    waits for that partition, not for Kafka (a round trip of only its records stored nothing
+    to tell). A broker that stopped answering is still the leader there, and Kafka away is
+    told apart from it by the round trip that stores nothing (see publish)."""
+    cluster = producer.client.cluster
+    return any(cluster.leader_for_partition(TopicPartition(*partition)) in (None, -1)
+               for partition in partitions)
 
 
 def spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:

@@ -176,6 +176,12 @@ async def delete_topic(bootstrap: str, topic: str) -> None:
     await admin.start()
     try:
         await admin.delete_topics([topic])
+        # The controller deletes it in a moment: a record sent before that would be stored.
+        for _ in range(100):
+            if topic not in await admin.list_topics():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"topic {topic} still listed 10 s after its deletion")
     finally:
         await admin.close()
 

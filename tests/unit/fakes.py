@@ -116,6 +116,9 @@ class FakeCluster:
     def partitions_for_topic(self, topic: str) -> set[int]:
         return set(range(self.partitions))
 
+    def leader_for_partition(self, tp: Any) -> int:
+        return 0  # every partition has its leader, node 0
+
 
 class FakeKafkaClient:
     """What DurableProducer asks of an AIOKafkaProducer's `client`: its cluster, and the

@@ -100,3 +100,21 @@ async def test_a_partition_kept_unanswered_leaves_the_others_answered(
     finally:
         await producer.stop()
     assert len(client) == 1  # nothing failed: the client can still write every partition
+
+
+async def test_a_round_trip_of_only_a_leaderless_partition_does_not_hold_the_next(
+        client: list[StuckPartitionClient]) -> None:
+    """A round trip whose records all went to a partition the metadata shows without a leader
+    stored nothing, which alone would read as Kafka away: the next waited behind it."""
+    producer = DurableProducer("unused:9092", timeout_s=0.5)
+    await producer.start()
+    cluster = client[0].client.cluster
+    cluster.leader_for_partition = lambda tp: -1 if tp.topic == STUCK else 0  # type: ignore
+    try:
+        alone = asyncio.ensure_future(producer.publish([OutRecord(STUCK, b"alone", b"k")]))
+        await asyncio.sleep(0.01)  # its round trip is out
+        await asyncio.wait_for(producer.publish([OutRecord(HEALTHY, b"next", b"k")]), 0.4)
+        with pytest.raises(PublishError):
+            await alone
+    finally:
+        await producer.stop()
