@@ -164,6 +164,16 @@ class Settings(BaseSettings):
             http_url(value, "https://hooks.example.com")
         return value
 
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _host_port_list(cls, value: str | None) -> str | None:
+        """aiokafka would fail on a bad entry only when a client starts (a traceback from
+        `worker`, `tail`, `send`...; `serve` retrying for ever): refused here instead."""
+        if value:
+            for entry in value.split(","):
+                bootstrap_server(entry.strip())
+        return value
+
     @field_validator("kafka_name_prefix")
     @classmethod
     def _not_internal(cls, value: str) -> str:
@@ -364,6 +374,27 @@ def env_var_of(field: str) -> str:
     if isinstance(alias, AliasChoices):
         return next(str(a) for a in alias.choices if str(a).isupper())
     return ENV_PREFIX + field.upper()
+
+
+def bootstrap_server(entry: str) -> tuple[str, int]:
+    """`host:port` or `[ipv6]:port` as host and port (ValueError saying what is wrong)."""
+    if not entry:
+        raise ValueError("an empty entry (a comma too many?)")
+    if entry.startswith("["):
+        host, bracket, rest = entry[1:].partition("]")
+        colon, port = rest[:1], rest[1:]
+        if not bracket or (rest and colon != ":"):
+            raise ValueError(f"{entry!r} is not [ipv6]:port")
+    else:
+        host, colon, port = entry.rpartition(":")
+        if ":" in host:
+            raise ValueError(f"{entry!r}: write an IPv6 address in brackets, e.g. [::1]:9092")
+    if not host or not colon:
+        raise ValueError(f"{entry!r} is not host:port (comma-separated, e.g. "
+                         "broker-1:9092,broker-2:9092)")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{entry!r}: the port must be 1-65535")
+    return host, int(port)
 
 
 class SettingsError(ValueError):

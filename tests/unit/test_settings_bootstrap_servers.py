@@ -1,0 +1,60 @@
+"""A malformed KAFKA_BOOTSTRAP_SERVERS is one error line and exit 2, from every command that
+uses Kafka: aiokafka found it only when a client started (a traceback; `serve` retried)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from switchboard.settings import bootstrap_server
+from tests.unit.fakes import run_cli
+
+ACCOUNTS = str(Path(__file__).parents[2] / "examples" / "accounts.toml")
+COMMANDS = [
+    ("worker", "sender"),
+    ("tail", "--limit", "1"),
+    ("send", "demo-infobip", "+41790001111", "--text", "hi"),
+    ("replay", "--dry-run"),
+    ("run",),
+    ("serve",),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_every_command_refuses_a_port_that_is_not_a_number(command: tuple[str, ...]) -> None:
+    done = run_cli({"KAFKA_BOOTSTRAP_SERVERS": "localhost:notaport",
+                    "SWITCHBOARD_ACCOUNTS_FILE": ACCOUNTS}, *command)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ") and "KAFKA_BOOTSTRAP_SERVERS" in lines[0]
+    assert "'localhost:notaport'" in lines[0]
+
+
+@pytest.mark.parametrize("value", [":9092", "host:0", "host:70000", "a:9092,,b:9092",
+                                   "a:9092,", "host", "::1:9092", "[::1]", "[::1]9092"])
+def test_malformed_lists_are_refused(value: str) -> None:
+    done = run_cli({"KAFKA_BOOTSTRAP_SERVERS": value}, "tail", "--limit", "1")
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: invalid settings: KAFKA_BOOTSTRAP_SERVERS: ")
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+@pytest.mark.parametrize(("entry", "parsed"), [
+    ("127.0.0.1:9092", ("127.0.0.1", 9092)),
+    ("b-1.example.kafka.us-east-1.amazonaws.com:9096",
+     ("b-1.example.kafka.us-east-1.amazonaws.com", 9096)),
+    ("[::1]:9092", ("::1", 9092)),
+    ("kafka:1", ("kafka", 1)),
+    ("kafka:65535", ("kafka", 65535)),
+])
+def test_host_port_entries_are_taken(entry: str, parsed: tuple[str, int]) -> None:
+    assert bootstrap_server(entry) == parsed
+
+
+@pytest.mark.parametrize("entry", ["", "host", ":9092", "host:", "host:0", "host:65536",
+                                   "host:+9", "host:٣", "::1:9092", "[::1]", "[]:9092"])
+def test_other_entries_are_not(entry: str) -> None:
+    with pytest.raises(ValueError):
+        bootstrap_server(entry)
