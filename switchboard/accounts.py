@@ -229,7 +229,9 @@ def parse_accounts(data: dict[str, Any], source: str = "<accounts>") -> Accounts
 
 def load_accounts(path: Path) -> Accounts:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: Notepad starts the file with a byte order mark, which tomllib refuses
+        # as "Invalid statement (at line 1, column 1)", naming nothing to fix.
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise AccountsError(f"accounts file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not UTF-8
