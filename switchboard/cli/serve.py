@@ -49,17 +49,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("error: serve needs KAFKA_BOOTSTRAP_SERVERS (`switchboard run` also starts a "
               "local Kafka)", file=sys.stderr)
         return 2
+    # Before anything imports ingest.metrics (ingest_protocol_problem does): prometheus-client
+    # opens its files there at import, in this process too, and a missing one was a traceback.
+    given = os.environ.get(MULTIPROCESS_DIR_ENV)
+    if given and not Path(given).is_dir():
+        print(f"error: {MULTIPROCESS_DIR_ENV}={given}: no such directory (create it, empty, "
+              "or leave it unset for a temporary one)", file=sys.stderr)
+        return 2
     if accounts_or_exit(settings, demo=False) is None:  # the factory loads them again
         return 2
     if problem := ingest_protocol_problem():
         print(f"error: {problem}", file=sys.stderr)
         return STARTUP_FAILURE
     workers = args.workers or settings.http_workers
-    given = os.environ.get(MULTIPROCESS_DIR_ENV)
-    if workers > 1 and given and not Path(given).is_dir():
-        print(f"error: {MULTIPROCESS_DIR_ENV}={given}: no such directory (create it, empty, "
-              "or leave it unset for a temporary one)", file=sys.stderr)
-        return 2
     host, port = args.host or settings.http_host, args.port or settings.http_port
     ports = [("ingest", "SWITCHBOARD_HTTP_PORT or --port", port)]
     if settings.metrics_port:
