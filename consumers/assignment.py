@@ -17,7 +17,7 @@ from consumers import commits
 from consumers.positions import StartPositions
 from consumers.skips import Skips
 from consumers.worker_metrics import PARTITIONS, REBALANCES
-from switchboard.futures import retrieve
+from switchboard.futures import first_of, retrieve
 from switchboard.logs import get_logger
 
 if TYPE_CHECKING:  # the listener is the runtime's
@@ -32,21 +32,6 @@ READY_RETRY_MAX_S = 30.0
 # Joining the group taking longer than this is said (once): it takes for ever while the
 # group's coordinator does not answer.
 JOIN_SAID_AFTER_S = 30.0
-
-
-async def first_of(work: asyncio.Future[Any], stop: asyncio.Event, *,
-                   timeout_s: float | None = None) -> bool:
-    """Wait until `work` is done, `stop` is set or `timeout_s` has passed: True when `work` is
-    done. aiokafka waits for Kafka for ever in places (joining, a position), and a stop must
-    not wait with it. `work` is left as it is: what it needs (cancelled, waited for, its
-    outcome retrieved) differs from one caller to the next."""
-    stopping = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({work, stopping}, timeout=timeout_s,
-                           return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-    return work.done()
 
 
 class _CommitOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from consumers.assignment import Assignment, _CommitOnRevoke, first_of
+from consumers.assignment import Assignment, _CommitOnRevoke
 from consumers.attempts import Attempts
 from consumers.attempts import RetryPolicy as RetryPolicy  # where it always was
 from consumers.commits import Commits
@@ -53,7 +53,7 @@ from consumers.worker_metrics import (
     initialize,
 )
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
-from switchboard.futures import retrieve
+from switchboard.futures import first_of, retrieve
 from switchboard.logs import get_logger
 from switchboard.producer import NEW_PARTITIONS_WITHIN_S, DurableProducer
 from switchboard.throttle import ThrottledLog
