@@ -1,13 +1,12 @@
-"""The bots' current rules: read at start, read again when the file changes or on SIGHUP, and
-kept when the new file is invalid (logged and counted, so an alert can say the next start
-fails). The rules file itself: rules.py.
+"""The bots' current rules: read at start, read again when the file changes or on SIGHUP (the
+worker's runtime calls request_reload), and kept when the new file is invalid (logged and
+counted, so an alert can say the next start fails). The rules file itself: rules.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -52,9 +51,6 @@ class RulesSource:
         while True:
             await asyncio.sleep(self.check_every_s)
             self.maybe_reload()
-
-    def install_sighup(self) -> None:
-        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
 
     def request_reload(self) -> None:
         self._forced = True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import time
 from pathlib import Path
 
@@ -37,17 +36,15 @@ def test_reloads_on_change_and_keeps_old_rules_when_new_are_invalid(tmp_path: Pa
     assert source.rules_for("a").config.help_text == "v2", "invalid rules must not replace"
 
 
-def test_sighup_forces_a_reload(tmp_path: Path) -> None:
+def test_a_requested_reload_reads_the_file_even_when_its_time_is_the_same(
+        tmp_path: Path) -> None:
+    """What SIGHUP does to a bot worker (WorkerRuntime.on_hang_up is request_reload)."""
     path = tmp_path / "rules.toml"
     _write(path, GOOD.replace("{n}", "1"), 0)
     source = RulesSource(path, check_every_s=3600)
-    source.install_sighup()
-    try:
-        path.write_text(GOOD.replace("{n}", "9"))  # same second: mtime may not change
-        os.kill(os.getpid(), signal.SIGHUP)
-        assert source.rules_for("a").config.help_text == "v9"
-    finally:
-        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    path.write_text(GOOD.replace("{n}", "9"))  # same second: mtime may not change
+    source.request_reload()
+    assert source.rules_for("a").config.help_text == "v9"
 
 
 def test_invalid_file_fails_at_start_naming_file_account_and_rule(tmp_path: Path) -> None:
