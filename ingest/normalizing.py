@@ -27,6 +27,8 @@ ACCEPTED_MEDIA_TYPES = frozenset({
     "", "application/json", "text/json", "application/xml", "text/xml",
     "application/x-www-form-urlencoded", "text/plain",
 })
+# Said in the 415: each one, as the sender has to write it.
+ACCEPTED_SAID = ", ".join(sorted(ACCEPTED_MEDIA_TYPES - {""})) + " or no content type"
 # Past this, a body's normalization and records are built off the event loop: a thread hop
 # costs tens of microseconds, such a body milliseconds to seconds of work.
 OFF_LOOP_BODY_BYTES = 64 * 1024
@@ -57,8 +59,7 @@ def normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | N
     request as it arrives, and `switchboard replay` with one kept as a dead letter."""
     if webhook.media_type not in ACCEPTED_MEDIA_TYPES:
         return [], (415, "unsupported_media_type",
-                    f"content type {webhook.media_type!r} is not accepted; send JSON, XML or a "
-                    "urlencoded form")
+                    f"content type {webhook.media_type!r} is not accepted; send {ACCEPTED_SAID}")
     # A compressed body would otherwise be parsed as it is, and refused as broken JSON or XML.
     # No provider we read compresses its webhooks, and none says whether it signs the bytes
     # before or after: refused by name, so the setting to change is plain.
