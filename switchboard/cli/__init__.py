@@ -202,6 +202,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     norm = sub.add_parser(
         "normalize", help="print the events of one captured webhook",
+        description="Read one captured webhook body (a file, or stdin) and print the events "
+                    "ingest would store for it, as JSON lines, with no Kafka nor server: to "
+                    "check a provider's payload or write a fixture. Authentication is not "
+                    "checked.",
         epilog="Exit 0 with its events printed (as JSON lines), 2 when the file cannot be read, "
                "the webhook is refused (the reason on stderr) or for bad arguments, 141 when "
                "the reader of its output went away (`| head`).")
@@ -215,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "terminal: no body)")
     norm.set_defaults(handler=cmd_normalize)
 
-    schema = sub.add_parser("schema", help="print the JSON Schema of the message event")
+    schema = sub.add_parser(
+        "schema", help="print a JSON Schema: the message event, or outbound commands and results",
+        description="Print the JSON Schema of the message event (what the inbound and status "
+                    "topics carry), or with --outbound those of the outbound command and of "
+                    "the sender's result, built from the models that write them.",
+        epilog="Exit 0.")
     schema.add_argument("--outbound", action="store_true",
                         help="the outbound command and result schema instead")
     schema.set_defaults(handler=cmd_schema)

@@ -73,3 +73,25 @@ def test_each_command_says_its_exit_codes(command: str, says: str,
 def test_the_services_say_what_they_start_and_the_settings_they_need(
         command: str, says: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert says in _help(command, capsys)
+
+
+@pytest.mark.parametrize(("command", "says"), [
+    # normalize and schema had no description: --help showed their options only.
+    ("normalize", "print the events ingest would store for it, as JSON lines, with no Kafka "
+                  "nor server"),
+    ("schema", "Print the JSON Schema of the message event"),
+    ("schema", "with --outbound those of the outbound command and of the sender's result"),
+])
+def test_the_tools_say_what_they_do(command: str, says: str,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    assert says in _help(command, capsys)
+
+
+def test_the_command_list_says_schema_prints_outbound_schemas_too(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # It said "the JSON Schema of the message event" only, though --outbound exists.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    said = " ".join(capsys.readouterr().out.split())
+    assert "schema print a JSON Schema: the message event, or outbound commands and results" \
+        in said
