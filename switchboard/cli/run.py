@@ -169,7 +169,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"Kafka {bootstrap} ready in {time.monotonic() - started:.1f}s ({where}).",
               flush=True)
         if args.kafka_only:
-            print("Ctrl-C stops it.", flush=True)
+            # As `run` prints its `tail` line: the other commands find the broker by it.
+            print(f"In another terminal, for serve, worker, tail, send and replay:\n"
+                  f"  export KAFKA_BOOTSTRAP_SERVERS={bootstrap}\nCtrl-C stops it.", flush=True)
             if broker is None or broker.process is None:
                 signal.pause()
                 return 0

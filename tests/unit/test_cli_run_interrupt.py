@@ -145,7 +145,8 @@ def test_sighup_stops_kafka_cleanly_unless_it_is_ignored(nohup: bool) -> None:
         cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
         timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[1:] == [  # after "Kafka … ready in …"
+    lines = result.stdout.splitlines()  # after "Kafka … ready in …" and the line to paste
+    assert lines[lines.index("Ctrl-C stops it."):] == [
         "Ctrl-C stops it.",
         *(["still running after SIGHUP"] if nohup else []),
         "stopping…",
