@@ -377,9 +377,12 @@ def env_var_of(field: str) -> str:
 
 
 def bootstrap_server(entry: str) -> tuple[str, int]:
-    """`host:port` or `[ipv6]:port` as host and port (ValueError saying what is wrong)."""
+    """`host:port` or `[ipv6]:port` as host and port (ValueError saying what is wrong). A host
+    alone is Kafka's port 9092, as aiokafka takes it: setups written that way keep working."""
     if not entry:
         raise ValueError("an empty entry (a comma too many?)")
+    if ":" not in entry and not entry.startswith("["):
+        return entry, 9092
     if entry.startswith("["):
         host, bracket, rest = entry[1:].partition("]")
         colon, port = rest[:1], rest[1:]
