@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import weakref
 from collections.abc import Iterable, Sequence
@@ -89,9 +90,10 @@ class DurableProducer:
         self._tracking: AIOKafkaProducer | None = None
         self._failing = False
         # Whether the last round trip stored nothing, for a reason that passes, and whether
-        # one is out now: see publish.
+        # one is out now: see publish. When Kafka last acknowledged a batch: _note_outcome.
         self._storing_nothing = False
         self._sending = False
+        self._stored_at = -math.inf
         # The partitions that failed since Kafka was last seen taking records: _note_outcome.
         self._failed: set[Partition] = set()
         # Partitions with batches still out after their round trip ended (_hold), how many
@@ -324,7 +326,11 @@ class DurableProducer:
         # Kafka refusing a record for what it is (too large) is Kafka there, taking the rest.
         lasting = failure is not None and (failure.lasting or any(
             error.lasting for error in (refused or {}).values()))
-        self._storing_nothing = failure is not None and not group.stored_any and not lasting
+        if group.sent_at is not None:  # one that handed Kafka nothing says nothing of it
+            # Nor does one ending after later ones were stored (left to end by itself, _hold):
+            # its partitions were the trouble, and requests beside them would fail at once.
+            self._storing_nothing = (failure is not None and not group.stored_any
+                                     and not lasting and self._stored_at <= group.sent_at)
         if failure is not None:
             if not self._failing:
                 log.warning("kafka is not taking records", bootstrap=str(self.kafka),
@@ -385,6 +391,8 @@ class DurableProducer:
                             "partition; not queueing behind them")
                         continue
                     for builder in builders:
+                        if group.sent_at is None:
+                            group.sent_at = loop.time()
                         future = await producer.send_batch(builder, partition[0],
                                                            partition=partition[1])
                         sent.append((partition, future))
@@ -424,6 +432,8 @@ class DurableProducer:
             for _, future in sent:
                 future.add_done_callback(retrieve)
             group.stored_any = stored_any([future for _, future in sent])
+            if group.stored_any:
+                self._stored_at = loop.time()
             self._hold(producer, sent, withheld, group if detach else None, deadline)
         if refused:
             return (next(iter(refused.values())), refused,

@@ -48,7 +48,7 @@ class Group:
     """Records handed over together; each waiter learns its outcome (None: stored), with the
     partitions its records went to."""
 
-    __slots__ = ("batches", "size", "stored_any", "timer", "waiters")
+    __slots__ = ("batches", "sent_at", "size", "stored_any", "timer", "waiters")
 
     def __init__(self) -> None:
         self.batches: dict[Partition, list[Any]] = {}
@@ -56,6 +56,7 @@ class Group:
         self.size = 0
         self.timer: asyncio.TimerHandle | None = None
         self.stored_any = False  # whether Kafka acknowledged any of its batches
+        self.sent_at: float | None = None  # when its first batch was handed to the client
 
     def finish(self, failure: PublishError | None,
                refused: dict[Partition, PublishError] | None = None) -> None:

@@ -9,6 +9,7 @@ of every other partition was answered 503."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ class StuckPartitionClient:
     which it keeps unanswered until `release`d."""
 
     made: list[StuckPartitionClient] = []
+    delay = 0.0  # how long Kafka takes to answer for the other partitions
 
     def __init__(self, **options: Any) -> None:
         self.client = FakeKafkaClient()
@@ -50,6 +52,9 @@ class StuckPartitionClient:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if topic == STUCK and not self.released:
             self.unanswered.append(done)
+        elif self.delay:
+            self.stored += 1
+            asyncio.get_running_loop().call_later(self.delay, done.set_result, None)
         else:
             self.stored += 1
             done.set_result(None)
@@ -64,6 +69,7 @@ class StuckPartitionClient:
 @pytest.fixture
 def client(monkeypatch: pytest.MonkeyPatch) -> list[StuckPartitionClient]:
     StuckPartitionClient.made = []
+    StuckPartitionClient.delay = 0.0
     monkeypatch.setattr(producer_module, "AIOKafkaProducer", StuckPartitionClient)
     return StuckPartitionClient.made
 
@@ -117,4 +123,54 @@ async def test_a_round_trip_of_only_a_leaderless_partition_does_not_hold_the_nex
         with pytest.raises(PublishError):
             await alone
     finally:
+        await producer.stop()
+
+
+async def test_a_stuck_round_trip_ending_late_does_not_fail_the_requests_beside_it(
+        client: list[StuckPartitionClient]) -> None:
+    """A round trip whose records all went to the partition Kafka keeps without an answer is
+    left to end by itself (Kafka stored others lately), at twice the timeout. Ending then with
+    nothing stored says nothing of Kafka, which stored other round trips meanwhile: requests
+    arriving while the next round trip is out are not refused as if Kafka were away."""
+    StuckPartitionClient.delay = 0.05  # a round trip is out that long
+    producer = DurableProducer("unused:9092", timeout_s=0.5)
+    await producer.start()
+    try:
+        await producer.publish([OutRecord(HEALTHY, b"warm", b"k")])  # Kafka seen taking
+        with pytest.raises(PublishError):
+            await producer.publish([OutRecord(STUCK, b"alone", b"k")])
+        await producer.publish([OutRecord(HEALTHY, b"meanwhile", b"k")])  # stored since
+        for _ in range(200):  # until the stuck round trip has ended, a few seconds at most
+            if producer._buffered == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert producer._buffered == 0
+        first = asyncio.ensure_future(producer.publish([OutRecord(HEALTHY, b"a", b"k")]))
+        await asyncio.sleep(0.01)  # its round trip is out, Kafka answers in 0.05 s
+        await producer.publish([OutRecord(HEALTHY, b"b", b"k")])
+        await first
+    finally:
+        await producer.stop()
+
+
+async def test_a_round_trip_of_withheld_records_only_does_not_fail_the_requests_beside_it(
+        client: list[StuckPartitionClient]) -> None:
+    """Records that joined a group before their partition became stuck are withheld from it;
+    a round trip of nothing else handed Kafka nothing, and says nothing of it either."""
+    StuckPartitionClient.delay = 0.05
+    producer = DurableProducer("unused:9092", timeout_s=0.5)
+    await producer.start()
+    try:
+        await producer.publish([OutRecord(HEALTHY, b"warm", b"k")])
+        alone = asyncio.ensure_future(producer.publish([OutRecord(STUCK, b"alone", b"k")]))
+        await asyncio.sleep(0.01)  # out, not yet stuck: this one joins the next group
+        with pytest.raises(PublishError, match="earlier records of the same partition"):
+            await producer.publish([OutRecord(STUCK, b"withheld", b"k")])
+        first = asyncio.ensure_future(producer.publish([OutRecord(HEALTHY, b"a", b"k")]))
+        await asyncio.sleep(0.01)
+        await producer.publish([OutRecord(HEALTHY, b"b", b"k")])
+        await first
+    finally:
+        with contextlib.suppress(PublishError):
+            await alone
         await producer.stop()
