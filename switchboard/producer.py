@@ -65,6 +65,10 @@ PARTITION_CACHE_SIZE = 65_536
 # the worker groups, the tables (a STOP written there unseen that long) and ingest's index of
 # results (reports left uncorrelated). One small request per client each time.
 NEW_PARTITIONS_WITHIN_S = 10.0
+# Fractions of the produce timeout after a round trip went out: when the callers whose batches
+# have ended are answered, and when batches still out are left to end by themselves (_send).
+SETTLE_AFTER = 0.1
+DETACH_AFTER = 0.5
 
 
 def record_size(record: OutRecord) -> int:
@@ -366,14 +370,14 @@ class DurableProducer:
         with the partitions that failed when only they did (the others' records are stored),
         and whether the client can no longer write one (spent_a_sequence).
 
-        None when batches of some partitions are still out while Kafka has taken others, or
-        while the metadata says their partition has no leader: a partition waiting for a
-        leader, or short of in-sync replicas, for which aiokafka retries without end. The
-        callers of the others are answered, the group is ended by a task of its own (_hold),
-        and the next round trip goes now: waiting for that partition had every request beside
-        it answered 503 at its timeout, under steady traffic nearly all of them. A round trip
-        that stored nothing otherwise goes on waiting: Kafka may be away or stalled for a
-        moment, and the callers meanwhile should wait for it too, not get a 503 at once."""
+        None when batches of some partitions are still out at half the timeout while Kafka
+        is taking records (_kafka_taking): a partition waiting for a leader, or short of
+        in-sync replicas, for which aiokafka retries without end. The callers of the others
+        are answered, the group is ended by a task of its own (_hold), and the next round trip
+        goes now: waiting for that partition had every request beside it answered 503 at its
+        timeout, under steady traffic nearly all of them. A round trip that stored nothing
+        while Kafka has stored nothing lately goes on waiting: Kafka may be away or stalled,
+        and the callers meanwhile wait for it too rather than get a 503 at once."""
         if producer is None:
             return PublishError("Kafka producer stopped"), None, False
         self._track(producer, {topic for topic, _ in group.batches})
@@ -399,16 +403,21 @@ class DurableProducer:
                 futures = [future for _, future in sent]
                 slow: set[asyncio.Future[Any]] = set()
                 if futures:
-                    _, slow = await asyncio.wait(futures, timeout=self.timeout_s / 10)
+                    _, slow = await asyncio.wait(futures, timeout=self.timeout_s * SETTLE_AFTER)
                 if slow:
-                    waiting = {partition for partition, future in sent if future in slow}
-                    group.settle({p for p, _ in sent} - waiting | withheld.keys(),
-                                 refused_partitions(sent) | withheld)
+                    self._settle(group, sent, slow, withheld)
                     if stored_any(futures):
                         # Kafka is taking records: one arriving now need not fail at once
                         # (see publish) while a partition holds this round trip.
                         self._storing_nothing = False
-                    if stored_any(futures) or _leaderless(producer, waiting):
+                    # Left to end by itself, a batch merely slow (a busy cluster) would have
+                    # its partition refused until it lands: given time to land first.
+                    _, slow = await asyncio.wait(
+                        slow, timeout=self.timeout_s * (DETACH_AFTER - SETTLE_AFTER))
+                if slow:
+                    self._settle(group, sent, slow, withheld)
+                    waiting = {partition for partition, future in sent if future in slow}
+                    if self._kafka_taking(producer, futures, waiting, loop.time()):
                         detach = True
                         return None
                     await asyncio.wait(slow)
@@ -439,6 +448,22 @@ class DurableProducer:
             return (next(iter(refused.values())), refused,
                     spent_a_sequence(producer, futures))
         return None, None, False
+
+    @staticmethod
+    def _settle(group: Group, sent: Sent, slow: set[asyncio.Future[Any]],
+                withheld: dict[Partition, PublishError]) -> None:
+        """Answer the callers whose partitions' batches have all ended."""
+        waiting = {partition for partition, future in sent if future in slow}
+        group.settle({p for p, _ in sent} - waiting | withheld.keys(),
+                     refused_partitions(sent) | withheld)
+
+    def _kafka_taking(self, producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]],
+                      waiting: set[Partition], now: float) -> bool:
+        """Whether batches still out are their partitions' trouble, not Kafka being away:
+        Kafka stored some of this round trip, or of one lately (a webhook whose records all
+        went to such partitions), or the metadata shows one of theirs without a leader."""
+        return stored_any(futures) or _leaderless(producer, waiting) or (
+            not self._storing_nothing and now - self._stored_at < self.timeout_s)
 
     def _conclude(self, group: Group, producer: AIOKafkaProducer | None,
                   outcome: _Outcome) -> None:

@@ -174,3 +174,24 @@ async def test_a_round_trip_of_withheld_records_only_does_not_fail_the_requests_
         with contextlib.suppress(PublishError):
             await alone
         await producer.stop()
+
+
+async def test_kafka_answering_slowly_is_waited_for_not_taken_for_a_stuck_partition(
+        client: list[StuckPartitionClient]) -> None:
+    """Kafka answering every batch in a fifth of the timeout (a busy cluster, acks=all) stores
+    every request, as it did before round trips were left to end by themselves: left at a
+    tenth of the timeout, the partitions of a round trip merely slow were 'stuck' and the
+    records of the requests behind it refused at once."""
+    StuckPartitionClient.delay = 0.1
+    producer = DurableProducer("unused:9092", timeout_s=0.5)
+    await producer.start()
+    try:
+        await producer.publish([OutRecord(HEALTHY, b"warm", b"k")])
+        calls = []
+        for n in range(20):  # 0.4 s of traffic: several round trips, each out 0.1 s
+            calls.append(asyncio.ensure_future(
+                producer.publish([OutRecord(HEALTHY, b"%d" % n, b"k")])))
+            await asyncio.sleep(0.02)
+        await asyncio.gather(*calls)
+    finally:
+        await producer.stop()
