@@ -108,10 +108,13 @@ async def test_a_stalled_broker_gets_503s_within_the_produce_timeout(tmp_path: P
                 for status, elapsed, retry_after in [*answers[0], answers[1]]:
                     assert (status, retry_after) == (503, "5")
                     assert elapsed < 6.5, elapsed
-                # Not at once either: they waited for Kafka. The late one joined a group
-                # opened while the first was out, which ends at its own time.
-                assert min(elapsed for _, elapsed, _ in answers[0]) > 4.5, answers
-                assert answers[1][1] > 2.5, answers
+                # Not at once either: the first round trip waited for Kafka, its request for
+                # the whole timeout. Kafka had stored a record lately, so at half the timeout
+                # its batch is taken for its partition's trouble, left to end by itself, and
+                # the requests behind it, of that partition, get their 503 then (the producer's
+                # round trips of other partitions would go on).
+                assert max(elapsed for _, elapsed, _ in answers[0]) > 4.5, answers
+                assert min(elapsed for _, elapsed, _ in answers[0]) > 2.0, answers
 
                 stored = False
                 for _ in range(30):  # bounded: the client's retries land, or it is replaced
