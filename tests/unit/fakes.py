@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,6 +82,20 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
     return subprocess.run([sys.executable, "-m", "switchboard.cli", *args], env=clean | env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def worker_start_in_child(code: str) -> subprocess.CompletedProcess[str]:
+    """`code` (which starts a worker, its Kafka never asked) in a child process with the
+    example accounts and none of this shell's settings: for signals at a worker's start."""
+    repo = Path(__file__).resolve().parents[2]
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
+    env = clean | {"PYTHONPATH": os.pathsep.join(sys.path),
+                   "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never asked
+                   "SWITCHBOARD_ACCOUNTS_FILE": str(repo / "examples" / "accounts.toml"),
+                   "SWITCHBOARD_CREATE_TOPICS": "false", "SWITCHBOARD_LOG_FORMAT": "json"}
+    return subprocess.run([sys.executable, "-c", code], cwd=repo, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -34,6 +34,7 @@ from switchboard.settings import Settings
 from switchboard.topics import OPT_OUTS
 from tests.fakes import KeepingProducer
 from tests.unit.fake_consumers import OneRecordConsumer
+from tests.unit.fakes import worker_start_in_child
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE_ACCOUNTS = REPO / "examples" / "accounts.toml"
@@ -118,16 +119,8 @@ def hung_up_while_starting() -> None:
 
 def test_sighup_while_the_sender_starts_is_ignored() -> None:
     # SIGHUP's default killed it until it consumed (exit -1, nothing said).
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env = clean | {"PYTHONPATH": os.pathsep.join(sys.path),
-                   "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never asked
-                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
-                   "SWITCHBOARD_CREATE_TOPICS": "false", "SWITCHBOARD_LOG_FORMAT": "json"}
-    result = subprocess.run(
-        [sys.executable, "-c", "from tests.unit.test_worker_signals import "
-                               "hung_up_while_starting; hung_up_while_starting()"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    result = worker_start_in_child("from tests.unit.test_worker_signals import "
+                                   "hung_up_while_starting; hung_up_while_starting()")
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert result.stdout.splitlines() == ["running on after SIGHUP", "exit 0"]
     assert "SIGHUP ignored while the worker starts" in result.stderr

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +17,7 @@ import pytest
 from consumers.runtime import WorkerRuntime
 from switchboard.accounts import Accounts
 from switchboard.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE_ACCOUNTS = REPO / "examples" / "accounts.toml"
+from tests.unit.fakes import worker_start_in_child
 
 
 async def _terminated_while_waiting(*args: Any) -> None:
@@ -67,16 +61,8 @@ def terminated_while_the_worker_gets_ready() -> None:
     ("terminated_while_the_worker_gets_ready", ["what it opened is closed", "exit 0"]),
 ])
 def test_sigterm_while_a_worker_starts_stops_it_cleanly(where: str, said: list[str]) -> None:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith("SWITCHBOARD_") and k != "KAFKA_BOOTSTRAP_SERVERS"}
-    env = clean | {"PYTHONPATH": os.pathsep.join(sys.path),
-                   "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never asked
-                   "SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
-                   "SWITCHBOARD_CREATE_TOPICS": "false", "SWITCHBOARD_LOG_FORMAT": "json"}
-    result = subprocess.run(
-        [sys.executable, "-c", f"from tests.unit.test_worker_sigterm_at_start import {where}; "
-                               f"{where}()"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False)
+    result = worker_start_in_child(
+        f"from tests.unit.test_worker_sigterm_at_start import {where}; {where}()")
     assert result.returncode == 0, (result.returncode, result.stderr[-2000:])
     assert result.stdout.splitlines() == said
     assert "worker stopped before it started (SIGTERM)" in result.stderr
