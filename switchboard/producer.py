@@ -19,17 +19,18 @@ import contextlib
 import math
 import random
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
-from aiokafka.structs import TopicPartition
 
 from switchboard.clients import KafkaTarget, as_connection
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.murmur2 import murmur2
+from switchboard.producer_ends import Outcome, RoundTripEnds
+from switchboard.producer_turnover import spent_a_sequence
 from switchboard.records import OutRecord
 from switchboard.round_trip import (
     REFUSED_FOR_GOOD,
@@ -40,7 +41,6 @@ from switchboard.round_trip import (
     failed_any,
     refused_partitions,
     stored_any,
-    unstored_partitions,
 )
 from switchboard.tasklog import detached
 
@@ -76,7 +76,7 @@ def record_size(record: OutRecord) -> int:
     return len(record.value) + len(record.key or b"") + headers + RECORD_OVERHEAD_BYTES
 
 
-class DurableProducer:
+class DurableProducer(RoundTripEnds):
     def __init__(self, kafka: KafkaTarget, *, role: str = "producer",
                  timeout_s: float = 5.0) -> None:
         self.kafka = kafka
@@ -158,27 +158,6 @@ class DurableProducer:
                 await asyncio.wait(pending)
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
-
-    async def _stop_client(self, producer: AIOKafkaProducer) -> None:
-        """aiokafka's stop sends what is pending first, retrying for as long as Kafka is away.
-        Every caller has had its answer by now (a 503 at the latest after the timeout), so
-        records still pending are ones nobody was told were stored: stop without them."""
-        stopping = asyncio.ensure_future(producer.stop())
-        done, _ = await asyncio.wait([stopping], timeout=self.timeout_s * 2)
-        if not done:
-            log.warning("stopping without the records Kafka has not taken; their requests "
-                        "were not answered 2xx", bootstrap=str(self.kafka))
-            sender = getattr(producer, "_sender", None)  # private: aiokafka has no abort
-            if sender is not None and sender.sender_task is not None:
-                sender.sender_task.cancel()  # its stop() waits on this task, then closes
-        try:
-            await stopping
-        finally:
-            self._stopped.add(producer)
-            # A batch the stopped client never answered will not land now: its partition is
-            # free for the records of a new client (_hold).
-            for future in self._held.pop(producer, set()):
-                future.cancel()
 
     async def publish(self, records: Sequence[OutRecord]) -> None:
         """Send all records and wait for every acknowledgement (acks=all), or raise.
@@ -321,31 +300,6 @@ class DurableProducer:
             self._buffered -= group.size
         group.finish(PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"))
 
-    def _note_outcome(self, group: Group, failure: PublishError | None,
-                      refused: dict[Partition, PublishError] | None) -> None:
-        """Say when Kafka stops and starts taking records again: the client's own logs
-        report every retry but never the recovery. Taking again means for a partition that
-        had failed: while one is refused or waits for a leader, the others' round trips
-        succeed, and the two lines alternated at each of its failures."""
-        # Kafka refusing a record for what it is (too large) is Kafka there, taking the rest.
-        lasting = failure is not None and (failure.lasting or any(
-            error.lasting for error in (refused or {}).values()))
-        if group.sent_at is not None:  # one that handed Kafka nothing says nothing of it
-            # Nor does one ending after later ones were stored (left to end by itself, _hold):
-            # its partitions were the trouble, and requests beside them would fail at once.
-            self._storing_nothing = (failure is not None and not group.stored_any
-                                     and not lasting and self._stored_at <= group.sent_at)
-        if failure is not None:
-            if not self._failing:
-                log.warning("kafka is not taking records", bootstrap=str(self.kafka),
-                            reason=str(failure))
-            self._failing = True
-            self._failed |= refused.keys() if refused else group.batches.keys()
-        elif self._failing and not self._failed.isdisjoint(group.batches):
-            log.info("kafka is taking records again", bootstrap=str(self.kafka))
-            self._failing = False
-            self._failed.clear()
-
     async def _flush(self) -> None:
         """Hand over one group at a time: the next one fills while this one is in flight."""
         try:
@@ -353,7 +307,7 @@ class DurableProducer:
                 self._open = None
                 producer = self._producer
                 self._sending = True
-                outcome: _Outcome | None = (PublishError("Kafka producer stopped"), None, False)
+                outcome: Outcome | None = (PublishError("Kafka producer stopped"), None, False)
                 try:
                     outcome = await self._send(group, producer)
                 finally:
@@ -365,7 +319,7 @@ class DurableProducer:
         finally:
             self._flusher = None
 
-    async def _send(self, group: Group, producer: AIOKafkaProducer | None) -> _Outcome | None:
+    async def _send(self, group: Group, producer: AIOKafkaProducer | None) -> Outcome | None:
         """Hand the group's batches to the client and wait for Kafka's answers: the outcome,
         with the partitions that failed when only they did (the others' records are stored),
         and whether the client can no longer write one (spent_a_sequence).
@@ -448,160 +402,3 @@ class DurableProducer:
             return (next(iter(refused.values())), refused,
                     spent_a_sequence(producer, futures))
         return None, None, False
-
-    @staticmethod
-    def _settle(group: Group, sent: Sent, slow: set[asyncio.Future[Any]],
-                withheld: dict[Partition, PublishError]) -> None:
-        """Answer the callers whose partitions' batches have all ended."""
-        waiting = {partition for partition, future in sent if future in slow}
-        group.settle({p for p, _ in sent} - waiting | withheld.keys(),
-                     refused_partitions(sent) | withheld)
-
-    def _kafka_taking(self, producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]],
-                      waiting: set[Partition], now: float) -> bool:
-        """Whether batches still out are their partitions' trouble, not Kafka being away:
-        Kafka stored some of this round trip, or of one lately (a webhook whose records all
-        went to such partitions), or the metadata shows one of theirs without a leader."""
-        return stored_any(futures) or _leaderless(producer, waiting) or (
-            not self._storing_nothing and now - self._stored_at < self.timeout_s)
-
-    def _conclude(self, group: Group, producer: AIOKafkaProducer | None,
-                  outcome: _Outcome) -> None:
-        failure, refused, spent = outcome
-        self._note_outcome(group, failure, refused)
-        group.finish(failure, refused)
-        self._buffered -= group.size
-        if spent and producer is not None:
-            self._spoil(producer, refused or {})
-
-    def _hold(self, producer: AIOKafkaProducer, sent: Sent,
-              withheld: dict[Partition, PublishError], group: Group | None,
-              deadline: float) -> None:
-        """Keep the partitions of batches still out `stuck` until Kafka answers for them, or
-        their client stops: publish refuses their records meanwhile, and no client (this one,
-        or one taking its place) sends a batch of theirs that could overtake them.
-
-        With a group (left by _send while they are out), its callers still waiting are
-        answered as their batches end, by the deadline at the latest."""
-        out = [(partition, future) for partition, future in sent if not future.done()]
-        if not out and group is None:
-            return
-        for partition, _ in out:
-            self._stuck[partition] = self._stuck.get(partition, 0) + 1
-        held = self._held.setdefault(producer, set())
-        held.update(future for _, future in out)
-        if producer in self._stopped:  # stopped meanwhile: what it holds will not land now
-            for _, future in out:
-                future.cancel()
-        task = asyncio.get_running_loop().create_task(
-            self._release(producer, sent, out, withheld, group, deadline), context=detached())
-        self._holding.add(task)
-        task.add_done_callback(self._holding.discard)
-
-    async def _release(self, producer: AIOKafkaProducer, sent: Sent, out: Sent,
-                       withheld: dict[Partition, PublishError], group: Group | None,
-                       deadline: float) -> None:
-        futures = [future for _, future in out]
-        try:
-            if group is not None:
-                if futures:
-                    loop = asyncio.get_running_loop()
-                    await asyncio.wait(futures, timeout=max(0.0, deadline - loop.time()))
-                unstored = unstored_partitions(sent, self.timeout_s) | withheld
-                group.stored_any = stored_any([future for _, future in sent])
-                self._conclude(group, producer, (
-                    next(iter(unstored.values()), None), unstored or None,
-                    spent_a_sequence(producer, [future for _, future in sent])))
-            if futures:
-                await asyncio.wait(futures)
-        finally:
-            for partition, _ in out:
-                if (left := self._stuck[partition] - 1) > 0:
-                    self._stuck[partition] = left
-                else:
-                    del self._stuck[partition]
-            if (held := self._held.get(producer)) is not None:
-                held.difference_update(futures)
-                if not held:
-                    del self._held[producer]
-        if failed_any(futures):  # one that failed late spent its sequence number too
-            self._spoil(producer, refused_partitions(out))
-
-    def _spoil(self, producer: AIOKafkaProducer, partitions: Iterable[Partition]) -> None:
-        """Have a new client take the place of one that can no longer write some partition
-        (see spent_a_sequence). It is connected in the background: the old one goes on
-        writing the other partitions meanwhile; only `partitions` are refused."""
-        if not self.started or producer is not self._producer:
-            return
-        self._spoiled.update(partitions)
-        if self._replacing is None and self._fresh is None:
-            self._replacing = asyncio.get_running_loop().create_task(
-                self._replace(producer), context=detached())
-
-    def _replacement_over(self) -> None:
-        self._spoiled.clear()
-
-    async def _replace(self, spoiled: AIOKafkaProducer) -> None:
-        log.warning("replacing the kafka client: a batch it had sent failed, after which it "
-                    "would have every later batch of that partition refused as out of order",
-                    bootstrap=str(self.kafka))
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                fresh = await self._connect()
-        except Exception as exc:  # noqa: BLE001 - keep the old one; tried again on a failure
-            log.warning("could not replace the kafka client", bootstrap=str(self.kafka),
-                        error=repr(exc))
-            self._replacement_over()  # its callers go with the old one: refused, or not
-            return
-        finally:
-            self._replacing = None
-        if not self.started or self._producer is not spoiled:  # stopped meanwhile
-            self._replacement_over()
-            await fresh.stop()
-            return
-        self._fresh = fresh
-        if not self._sending:  # else the flusher takes it once its round trip is sent
-            self._take_fresh()
-
-    def _take_fresh(self) -> None:
-        """Write with the new client from the next round trip on. What the old one still holds
-        keeps its partitions stuck (_hold) until it lands or the old one has stopped, so the
-        new one's records cannot overtake it (a compacted topic would keep the older value of
-        a key); what it holds was answered 503 and may still land."""
-        old, self._producer, self._fresh = self._producer, self._fresh, None
-        self._storing_nothing = False  # it connected: Kafka is there, the next group will say
-        self._replacement_over()
-        if old is not None:
-            task = asyncio.get_running_loop().create_task(self._stop_client(old),
-                                                          context=detached())
-            self._retiring.add(task)
-            task.add_done_callback(self._retiring.discard)
-
-
-# A round trip's outcome: its failure, the partitions that failed when only they did, and
-# whether its client can no longer write one of them.
-_Outcome = tuple[PublishError | None, dict[Partition, PublishError] | None, bool]
-
-
-def _leaderless(producer: AIOKafkaProducer, partitions: set[Partition]) -> bool:
-    """Whether the client's metadata says one of these partitions has no leader: its batch
-    waits for that partition, not for Kafka (a round trip of only its records stored nothing
-    to tell). A broker that stopped answering is still the leader there, and Kafka away is
-    told apart from it by the round trip that stores nothing (see publish)."""
-    cluster = producer.client.cluster
-    return any(cluster.leader_for_partition(TopicPartition(*partition)) in (None, -1)
-               for partition in partitions)
-
-
-def spent_a_sequence(producer: AIOKafkaProducer, futures: list[asyncio.Future[Any]]) -> bool:
-    """Whether the client is left unable to write: aiokafka's idempotent producer gives each
-    batch its partition's next sequence number when it takes it from its queue and never takes
-    one back, so after a batch fails (refused by the broker, or dropped for want of a leader,
-    also one never sent: it takes the batch from its queue to drop it) the broker refuses
-    every later batch of that partition as out of order (aio-libs/aiokafka#1017).
-    A client whose sender task has ended takes nothing any more either."""
-    if failed_any(futures):
-        return True
-    sender = getattr(producer, "_sender", None)  # private: aiokafka does not say
-    task = getattr(sender, "sender_task", None)
-    return task is not None and task.done()
