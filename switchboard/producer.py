@@ -33,12 +33,14 @@ from switchboard.producer_ends import Outcome, RoundTripEnds
 from switchboard.producer_turnover import spent_a_sequence
 from switchboard.records import OutRecord
 from switchboard.round_trip import (
+    BEHIND_UNANSWERED,
     REFUSED_FOR_GOOD,
     Group,
     Partition,
     PublishError,
     Sent,
     failed_any,
+    not_acknowledged,
     refused_partitions,
     stored_any,
 )
@@ -199,8 +201,7 @@ class DurableProducer(RoundTripEnds):
             # Queued behind the batch Kafka has not answered, its records would wait for
             # that batch; and aiokafka holds the whole round trip while its queue for the
             # partition is full. The provider retries a 503 later, as it would after waiting.
-            raise PublishError("Kafka has not answered for earlier records of the same "
-                               "partition; not queueing behind them")
+            raise PublishError(BEHIND_UNANSWERED)
         if self._spoiled and not self._spoiled.isdisjoint(written):
             # The client would have them refused as out of order (_spoil), and waiting for
             # the new one here would let later calls overtake them: the provider's retry
@@ -233,7 +234,7 @@ class DurableProducer(RoundTripEnds):
         topic of the cluster at its start and, as their partitions are known, never names one:
         each refresh (every NEW_PARTITIONS_WITHIN_S) would ask for all, on a shared cluster
         thousands."""
-        if producer is not self._tracking:  # a new client (_renew) tracks nothing yet
+        if producer is not self._tracking:  # a new client (_take_fresh) tracks nothing yet
             self._tracking, self._tracked = producer, set()
         elif topics <= self._tracked:
             return
@@ -268,7 +269,7 @@ class DurableProducer(RoundTripEnds):
             async with asyncio.timeout_at(deadline):
                 return await waiter
         except TimeoutError:
-            return PublishError(f"Kafka did not acknowledge within {self.timeout_s}s")
+            return not_acknowledged(self.timeout_s)
 
     def _partition(self, key: bytes | None, count: int) -> int:
         """The partition aiokafka's (and Java's) default partitioner would choose."""
@@ -298,7 +299,7 @@ class DurableProducer(RoundTripEnds):
         if self._open is group:
             self._open = None
             self._buffered -= group.size
-        group.finish(PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"))
+        group.finish(not_acknowledged(self.timeout_s))
 
     async def _flush(self) -> None:
         """Hand over one group at a time: the next one fills while this one is in flight."""
@@ -344,9 +345,7 @@ class DurableProducer(RoundTripEnds):
             async with asyncio.timeout_at(deadline):
                 for partition, builders in group.batches.items():
                     if partition in self._stuck:  # since its records joined the group
-                        withheld[partition] = PublishError(
-                            "Kafka has not answered for earlier records of the same "
-                            "partition; not queueing behind them")
+                        withheld[partition] = PublishError(BEHIND_UNANSWERED)
                         continue
                     for builder in builders:
                         if group.sent_at is None:
@@ -359,7 +358,7 @@ class DurableProducer(RoundTripEnds):
                 if futures:
                     _, slow = await asyncio.wait(futures, timeout=self.timeout_s * SETTLE_AFTER)
                 if slow:
-                    self._settle(group, sent, slow, withheld)
+                    self._settle(group, sent, _partitions_of(sent, slow), withheld)
                     if stored_any(futures):
                         # Kafka is taking records: one arriving now need not fail at once
                         # (see publish) while a partition holds this round trip.
@@ -369,15 +368,15 @@ class DurableProducer(RoundTripEnds):
                     _, slow = await asyncio.wait(
                         slow, timeout=self.timeout_s * (DETACH_AFTER - SETTLE_AFTER))
                 if slow:
-                    self._settle(group, sent, slow, withheld)
-                    waiting = {partition for partition, future in sent if future in slow}
+                    waiting = _partitions_of(sent, slow)
+                    self._settle(group, sent, waiting, withheld)
                     if self._kafka_taking(producer, futures, waiting, loop.time()):
                         detach = True
                         return None
                     await asyncio.wait(slow)
                 refused = refused_partitions(sent) | withheld
         except TimeoutError:
-            return (PublishError(f"Kafka did not acknowledge within {self.timeout_s}s"), None,
+            return (not_acknowledged(self.timeout_s), None,
                     failed_any([future for _, future in sent]))
         except KafkaError as exc:
             return (PublishError(f"Kafka refused the records: {exc!r}",
@@ -402,3 +401,8 @@ class DurableProducer(RoundTripEnds):
             return (next(iter(refused.values())), refused,
                     spent_a_sequence(producer, futures))
         return None, None, False
+
+
+def _partitions_of(sent: Sent, futures: set[asyncio.Future[Any]]) -> set[Partition]:
+    """The partitions of these batches."""
+    return {partition for partition, future in sent if future in futures}

@@ -64,10 +64,9 @@ class RoundTripEnds(ClientTurnover):
             self._failed.clear()
 
     @staticmethod
-    def _settle(group: Group, sent: Sent, slow: set[asyncio.Future[Any]],
+    def _settle(group: Group, sent: Sent, waiting: set[Partition],
                 withheld: dict[Partition, PublishError]) -> None:
-        """Answer the callers whose partitions' batches have all ended."""
-        waiting = {partition for partition, future in sent if future in slow}
+        """Answer the callers whose partitions' batches have all ended (not `waiting`)."""
         group.settle({p for p, _ in sent} - waiting | withheld.keys(),
                      refused_partitions(sent) | withheld)
 

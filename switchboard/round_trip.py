@@ -80,6 +80,16 @@ class Group:
                 waiter.set_result(next((refused[p] for p in written if p in refused), None))
 
 
+def not_acknowledged(timeout_s: float) -> PublishError:
+    """What a caller is told when Kafka did not answer for its records in time."""
+    return PublishError(f"Kafka did not acknowledge within {timeout_s}s")
+
+
+# Why records of a partition whose earlier batch Kafka has not answered are refused (stuck).
+BEHIND_UNANSWERED = ("Kafka has not answered for earlier records of the same partition; "
+                     "not queueing behind them")
+
+
 def refused_partitions(sent: Sent) -> dict[Partition, PublishError]:
     """The partitions of the batches that have failed so far, with the first error of each."""
     refused: dict[Partition, PublishError] = {}
@@ -97,7 +107,7 @@ def unstored_partitions(sent: Sent, timeout_s: float) -> dict[Partition, Publish
     unstored = refused_partitions(sent)
     for partition, future in sent:
         if partition not in unstored and (not future.done() or future.cancelled()):
-            unstored[partition] = PublishError(f"Kafka did not acknowledge within {timeout_s}s")
+            unstored[partition] = not_acknowledged(timeout_s)
     return unstored
 
 

@@ -290,7 +290,7 @@ async def test_records_are_compressed_when_asked(kafka_bootstrap: str, codec: Co
 async def test_a_client_whose_sender_task_ended_is_replaced(kafka_bootstrap: str) -> None:
     # aiokafka's sender task ending (a bug of its own, a crash inside it) leaves a client that
     # takes batches and never sends them. Its round trip fails, and the client is replaced
-    # (_spent_a_sequence): not every webhook 503 until a restart.
+    # (spent_a_sequence): not every webhook 503 until a restart.
     topic = await new_topic(kafka_bootstrap, "producer-sender-ended", PARTITIONS)
     producer = DurableProducer(kafka_bootstrap, timeout_s=1)
     await producer.start()
