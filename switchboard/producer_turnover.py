@@ -99,8 +99,10 @@ class ClientTurnover:
     def _take_fresh(self) -> None:
         """Write with the new client from the next round trip on. What the old one still holds
         keeps its partitions stuck (_hold) until it lands or the old one has stopped, so the
-        new one's records cannot overtake it (a compacted topic would keep the older value of
-        a key); what it holds was answered 503 and may still land."""
+        new one's records do not overtake it (a compacted topic would keep the older value of
+        a key); what it holds was answered 503 and may still land. A request already with a
+        leader that stalls past the old one's stop and resumes (one broker) can still land
+        after the new one's: no client can take back what a broker has received."""
         old, self._producer, self._fresh = self._producer, self._fresh, None
         self._storing_nothing = False  # it connected: Kafka is there, the next group will say
         self._replacement_over()
