@@ -10,8 +10,6 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import replace
-from datetime import timedelta
 
 from prometheus_client import Counter
 from pydantic import ValidationError
@@ -35,7 +33,8 @@ from consumers.bots.limits import (
     ReplyLimit,
     masked_contact,
 )
-from consumers.bots.optouts import OptOutList, opt_out_records
+from consumers.bots.opt_out_change import ChangePlan, plan_change
+from consumers.bots.optouts import OptOutList, OptOutState, opt_out_records
 from consumers.bots.rules_source import RulesSource as RulesSource  # imported from here too
 from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
 from consumers.bots.templates import bounded
@@ -122,59 +121,41 @@ class BotHandler:
                 records: list[OutRecord], purposes: list[str]) -> bool | None:
         """Compliance's answer and opt-out change; the change made, if any."""
         assert event.from_ is not None
-        opted_out: bool | None = None
-        # A change older than the known one (a STOP redelivered after a START) would
-        # undo the newer one: not published.
-        superseded = decision.opt_out is not None and self.opt_outs.superseded(
-            event.account, event.from_, event.received_at)
-        at = event.received_at
         known = self.opt_outs.state(event.account, event.from_)
-        if superseded and decision.opt_out and known is not None and not (
-                known.opted_out or known.made_by_contact()):
-            # A STOP is honoured whenever it comes (CTIA, TCPA): an opt-in the contact did not
-            # make (an import stamped with its own time, while the bot was behind) does not
-            # say they took it back. Applied and confirmed, stamped just after that opt-in,
-            # so that it wins wherever the newest `at` wins (the sender's list, the table).
-            superseded, at = False, known.at + timedelta(microseconds=1)
-            log.info("STOP older than an opt-in the contact did not make: applied, confirmed",
-                     worker=self.name, account=event.account,
-                     contact=masked_contact(event.from_), event_id=str(event.id),
-                     opt_in_source=known.source[:40])
-        if superseded and decision.opt_out != self.opt_outs.is_opted_out(
-                event.account, event.from_):
-            # Not applied, and against the state that stands (a START older than a
-            # provider's opt-out): "Welcome back" would tell an opted-out contact they
-            # are back in. Not confirmed either.
-            decision = replace(decision, reply=None)
-            log.info("opt-out change older than the contact's known state: not applied, "
-                     "not confirmed", worker=self.name, account=event.account,
-                     contact=masked_contact(event.from_), event_id=str(event.id),
-                     change=decision.purpose)
-        # This very change known (stored by another bot worker, or by this one before a
-        # redelivery): not written again. Its copy, written after that worker's next change
-        # of the contact (a START), would stand in the table as the latest, until this worker
-        # handled the START too: the contact out meanwhile, the sender refusing them.
-        stored = known is not None and (known.at, known.opted_out) == (at, decision.opt_out)
-        if decision.opt_out is not None and not superseded and not stored:
-            opted_out = decision.opt_out
+        plan = plan_change(known, decision.opt_out, event.received_at)
+        if known is not None and plan.reason is not None:
+            self._log_late(event, decision, known, plan)
+        opted_out = decision.opt_out if plan.apply else None
+        if opted_out is not None:
             records.extend(opt_out_records(  # the outbound copy precedes the reply
                 event.provider, event.account, event.from_, opted_out,
                 # The word as written ("STOP!!!..."), bounded as a reply's echo is: kept
                 # in every sender's and bot's memory with the contact's state.
                 f"{decision.source}:{bounded(str(decision.values.get('keyword')))}",
-                at=at))
+                at=plan.at))
         # An opt-out is always confirmed (carriers and the law want each confirmed), an opt-in
         # up to a limit of its own (limits.py: two bots' confirmations opting each other out
         # and in looped); the rest are what two auto-responders would trade without end. Its
         # change is published either way.
-        changes = opted_out is not None and opted_out != self.opt_outs.is_opted_out(
-            event.account, event.from_)
-        if decision.reply and self._admitted(event, account, opted_out if changes else None):
+        change = opted_out if plan.flips else None
+        if plan.confirm and decision.reply and self._admitted(event, account, change):
             command = reply_command(event, Reply(decision.reply), decision.purpose,
                                     decision.kind)
             records.append(command_record(command, event.provider))
             purposes.append(decision.purpose)
         return opted_out
+
+    def _log_late(self, event: MessageEvent, decision: Decision, known: OptOutState,
+                  plan: ChangePlan) -> None:
+        """A change older than the contact's known state, applied (a STOP over an opt-in they
+        did not make: which one, by its source) or dropped (which change)."""
+        assert event.from_ is not None
+        names = {"worker": self.name, "account": event.account,
+                 "contact": masked_contact(event.from_), "event_id": str(event.id)}
+        if plan.apply:
+            log.info(plan.reason, **names, opt_in_source=known.source[:40])
+        else:
+            log.info(plan.reason, **names, change=decision.purpose)
 
     def _admitted(self, event: MessageEvent, account: CompiledAccount,
                   change: bool | None) -> bool:

@@ -6,7 +6,10 @@ The rules (README, *Bots*): a change older than the known state is not applied (
 wins), except a STOP over an opt-in the contact did not make, applied just after it; a late
 change that goes against the standing state is not confirmed either; the very change already
 stored is not written again; a confirmation "flips" when its change reverses the standing state
-(an opt-out's is then always made, an opt-in's within its own limit)."""
+(an opt-out's is then always made, an opt-in's within its own limit).
+
+Each row is checked twice: against plan_change (the rules alone) and through BotHandler (what
+it publishes, logs and asks of the confirmation limits), which acts on that plan."""
 
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import pytest
 
 from consumers.bots.compiled import CompiledAccount
 from consumers.bots.handler import keywords_answer
+from consumers.bots.opt_out_change import ChangePlan, plan_change
 from consumers.bots.optouts import OptOutState, decode_opt_out, opt_out_key
 from consumers.handling import Record
 from switchboard.events import MessageEvent
@@ -109,6 +113,13 @@ def known_state(known: str) -> OptOutState | None:
     source, opted_out = made
     return OptOutState(account="acme", contact=CONTACT, opted_out=opted_out, source=source,
                        at=KNOWN_AT)
+
+
+@pytest.mark.parametrize(("known", "when", "word", "expected"), CASES)
+def test_the_plan_of_each_case_is_as_the_row_says(known: str, when: str, word: str,
+                                                  expected: Plan) -> None:
+    plan = plan_change(known_state(known), DECISIONS[word], RECEIVED[when])
+    assert plan == ChangePlan(*expected)
 
 
 def received(text: str, at: datetime) -> Record:

@@ -1,0 +1,63 @@
+"""What a contact's STOP, START or HELP does to their opt-out state: the rules alone, from the
+state known when it is handled. No I/O: BotHandler._comply reads the state once and acts on
+the plan (records, log line, the confirmation's limit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from consumers.bots.optouts import OptOutState
+
+# The log lines of a late change (the plan's `reason`).
+LATE_STOP = "STOP older than an opt-in the contact did not make: applied, confirmed"
+AGAINST = "opt-out change older than the contact's known state: not applied, not confirmed"
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    apply: bool  # the change is published (the opt-out list record and its outbound copy)
+    at: datetime  # its stamp (the message's time, but for a late STOP)
+    confirm: bool  # the compliance reply may be made (its limit still decides)
+    flips: bool  # applied, it reverses the standing state: a change's confirmation
+    reason: str | None = None  # a late change applied or dropped: logged
+
+
+def plan_change(known: OptOutState | None, opt_out: bool | None,
+                received_at: datetime) -> ChangePlan:
+    """`known`: the contact's state as the bot knows it; `opt_out`: the decision's change
+    (None for HELP/INFO, no change); `received_at`: when the gateway got the message."""
+    if opt_out is None:
+        return ChangePlan(apply=False, at=received_at, confirm=True, flips=False)
+    if known is not None and known.at > received_at:
+        return _late(known, opt_out, received_at)
+    # This very change known (stored by another bot worker, or by this one before a
+    # redelivery): not written again. Its copy, written after that worker's next change
+    # of the contact (a START), would stand in the table as the latest, until this worker
+    # handled the START too: the contact out meanwhile, the sender refusing them.
+    if known is not None and (known.at, known.opted_out) == (received_at, opt_out):
+        return ChangePlan(apply=False, at=received_at, confirm=True, flips=False)
+    # Confirmed as a change only if it reverses the state that stands: a STOP from a contact
+    # already out (a provider's report, say), a START from one who is in, is a repeat's.
+    standing = known is not None and known.opted_out
+    return ChangePlan(apply=True, at=received_at, confirm=True, flips=opt_out != standing)
+
+
+def _late(known: OptOutState, opt_out: bool, received_at: datetime) -> ChangePlan:
+    """A change older than the known one (a STOP redelivered after a START) would undo the
+    newer one: not published."""
+    if opt_out and not (known.opted_out or known.made_by_contact()):
+        # A STOP is honoured whenever it comes (CTIA, TCPA): an opt-in the contact did not
+        # make (an import stamped with its own time, while the bot was behind) does not
+        # say they took it back. Applied and confirmed, stamped just after that opt-in,
+        # so that it wins wherever the newest `at` wins (the sender's list, the table).
+        return ChangePlan(apply=True, at=known.at + timedelta(microseconds=1), confirm=True,
+                          flips=True, reason=LATE_STOP)
+    if opt_out != known.opted_out:
+        # Not applied, and against the state that stands (a START older than a
+        # provider's opt-out): "Welcome back" would tell an opted-out contact they
+        # are back in. Not confirmed either.
+        return ChangePlan(apply=False, at=received_at, confirm=False, flips=False,
+                          reason=AGAINST)
+    # The state that stands says what it says: answered as a repeat.
+    return ChangePlan(apply=False, at=received_at, confirm=True, flips=False)
