@@ -203,14 +203,20 @@ class BotHandler:
         # ahead, or its local time written without an offset (read as UTC), stamped it hours
         # ahead, and until then the contact's START was taken as older, and not applied.
         at = min(event.occurred_at or event.received_at, event.received_at)
-        if provider_opt_out(event) and event.to and not self.opt_outs.superseded(
-                event.account, event.to, at):
-            change = opt_out_records(
-                event.provider, event.account, event.to, True,
-                f"provider:{event.provider}:{event.error and event.error.code}", at=at)
-            await self._publish(ctx, change, compliance=True)
-            self.opt_outs.remember(change[0].value)
-            self._count_change(event.account, True, "provider")
+        if not (provider_opt_out(event) and event.to):
+            return
+        known = self.opt_outs.state(event.account, event.to)
+        # Older than the known state, it would undo it. The same opt-out known (stored by
+        # another bot worker, as each handles every report, or by this one before a
+        # redelivery): written again, it could land after the contact's next START.
+        if known is not None and (known.at > at or (known.at == at and known.opted_out)):
+            return
+        change = opt_out_records(
+            event.provider, event.account, event.to, True,
+            f"provider:{event.provider}:{event.error and event.error.code}", at=at)
+        await self._publish(ctx, change, compliance=True)
+        self.opt_outs.remember(change[0].value)
+        self._count_change(event.account, True, "provider")
 
 
 async def keywords_answer(event: MessageEvent, account: CompiledAccount

@@ -1,13 +1,11 @@
 """A provider's opt-out report that another bot worker already stored, handled by the one
-behind: the keyword path does not write its change again (the 'already stored' rule,
-opt_out_change.py), the provider report path does."""
+behind: not written again, as a keyword's change is not (the 'already stored' rule,
+opt_out_change.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import pytest
 
 from consumers.bots.handler import keywords_answer
 from consumers.bots.optouts import decode_opt_out, opt_out_key
@@ -18,8 +16,6 @@ from tests.unit.test_bot_handler import bird_opt_out_report, handler, opt_out_ch
 CONTACT = "+4179000111"
 
 
-@pytest.mark.xfail(strict=True, reason="_provider_signal has no 'already stored' check: the "
-                   "worker behind writes the report's opt-out again, after the contact's START")
 async def test_a_provider_opt_out_another_bot_worker_stored_is_not_written_again(
         tmp_path: Any) -> None:
     """Every bot worker handles every provider report. The one ahead stores the report's
