@@ -40,7 +40,14 @@ def plan_change(known: OptOutState | None, opt_out: bool | None,
     # Confirmed as a change only if it reverses the state that stands: a STOP from a contact
     # already out (a provider's report, say), a START from one who is in, is a repeat's.
     standing = known is not None and known.opted_out
-    return ChangePlan(apply=True, at=received_at, confirm=True, flips=opt_out != standing)
+    at = received_at
+    if standing and not opt_out and known is not None and known.at == received_at:
+        # A START handled after an opt-out of the same time (a STOP then START in one
+        # request: its events share the time it was received): at a tie the opt-out wins
+        # (OptOutState.supersedes, OptOutList's catching up), so the contact told "Welcome
+        # back" would stay out. Stamped just after it, as it was handled after it.
+        at = known.at + timedelta(microseconds=1)
+    return ChangePlan(apply=True, at=at, confirm=True, flips=opt_out != standing)
 
 
 def _late(known: OptOutState, opt_out: bool, received_at: datetime) -> ChangePlan:

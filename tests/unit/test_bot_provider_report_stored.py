@@ -1,11 +1,13 @@
-"""A provider's opt-out report that another bot worker already stored, handled by the one
-behind: not written again, as a keyword's change is not (the 'already stored' rule,
-opt_out_change.py)."""
+"""Opt-out changes that meet one of the same time: a provider's report another bot worker
+already stored is not written again by the one behind, as a keyword's change is not (the
+'already stored' rule, opt_out_change.py); a START after a STOP of the same time stands."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
 
 from consumers.bots.handler import keywords_answer
 from consumers.bots.optouts import decode_opt_out, opt_out_key
@@ -35,3 +37,30 @@ async def test_a_provider_opt_out_another_bot_worker_stored_is_not_written_again
     ctx = FakeContext()
     await behind.handle(report, ctx)
     assert opt_out_changes(ctx) == []
+
+
+def at_time(record_: Any, received_at: datetime) -> Any:
+    event = orjson.loads(record_.value)
+    event["received_at"] = received_at.isoformat()
+    return type(record_)(record_.topic, record_.partition, record_.offset, record_.key,
+                         orjson.dumps(event))
+
+
+async def test_a_start_after_a_stop_of_the_same_time_leaves_the_contact_in(tmp_path: Any
+                                                                          ) -> None:
+    """A STOP then START in one request (its events share the time it was received): the
+    START, confirmed "Welcome back", must stand wherever the newest `at` wins, also against
+    the STOP in another partition of the list, where the opt-out wins a tie."""
+    bot = handler(tmp_path, keywords_answer)
+    received = datetime.now(UTC)
+    stop, start = FakeContext(), FakeContext()
+    await bot.handle(at_time(record("STOP"), received), stop)
+    await bot.handle(at_time(record("START"), received), start)
+    [stopped] = [decode_opt_out(r.value) for r in stop.published if r.topic == OPT_OUTS.name]
+    [started] = [decode_opt_out(r.value) for r in start.published if r.topic == OPT_OUTS.name]
+    assert started.supersedes(stopped)
+    assert not bot.opt_outs.is_opted_out("acme", CONTACT)
+    reader = handler(tmp_path, keywords_answer).opt_outs  # a sender whose table read the STOP
+    reader.table.put_local(opt_out_key("acme", CONTACT), stopped)
+    reader.remember(next(r.value for r in start.published if r.topic == OPT_OUTS.name))
+    assert not reader.is_opted_out("acme", CONTACT)
