@@ -69,6 +69,9 @@ RETRY_LOG_WINDOW_S = 60.0
 # gone without a word (packets dropped); the group hands the partitions on after its session
 # timeout anyway, and what was not committed is handled by their next owner, as after a crash.
 LEAVE_TIMEOUT_S = 10.0
+# Asked of the group coordinator at each join: a broker whose group.min/max.session.timeout.ms
+# leave it out refuses the worker its group (InvalidSessionTimeoutError).
+SESSION_TIMEOUT_MS = 10_000
 
 
 class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, UnreadableStop):
@@ -215,7 +218,7 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
             # before any of their records starts.
             auto_offset_reset="earliest",
             max_poll_records=self.max_batch,
-            session_timeout_ms=10_000,
+            session_timeout_ms=SESSION_TIMEOUT_MS,
             heartbeat_interval_ms=2_000,
             # How long the group waits for this member to rejoin. It rejoins once release()
             # has finished what started (a provider call, up to its timeout_s; a bot, up to

@@ -21,7 +21,7 @@ from switchboard.cli.startup import (
     cannot_reach_kafka,
     drop_terminal_outputs,
     invoked_as,
-    kafka_refused,
+    kafka_stopped,
     port_taken,
     reach_kafka,
     run_loop,
@@ -360,12 +360,12 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
         # With the broker gone, a worker may fail too (starting, or committing as it stops):
         # the broker's exit is the error to report, not the failures it caused.
         if not broker_gone():
-            if (refused := kafka_refused(exc, "run's workers")) is not None:  # as `worker`
-                print(refused, file=sys.stderr)
+            if isinstance(exc, KafkaConnectionError):
+                print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
                 return 1
-            if not isinstance(exc, KafkaConnectionError):
+            if (said := kafka_stopped(exc, "run's workers")) is None:  # as `worker` says it
                 raise
-            print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
+            print(said, file=sys.stderr)
             return 1
     except Exception as exc:
         if (said := stopped_short(exc)) is None:

@@ -150,6 +150,43 @@ def kafka_refused(exc: BaseException, who: str) -> str | None:
     return f"error: Kafka refused {who}: {exc} (the ACLs of its Kafka user do not allow it)"
 
 
+# aiokafka's own "used wrongly" errors: raised by our code's misuse of a client, they are bugs,
+# and keep their traceback.
+_CLIENT_MISUSE = ("IllegalStateError", "IllegalArgumentError")
+
+
+def kafka_stopped(exc: BaseException, who: str) -> str | None:
+    """The one line for a Kafka error that ended `who` (a worker's start, mostly: the broker
+    refusing its group's session timeout, say), or None for any other error, which stays a
+    traceback. Left alone, each was a traceback at level critical, the cause on its last
+    line."""
+    from aiokafka.errors import BrokerResponseError, KafkaError
+
+    if not isinstance(exc, KafkaError) or type(exc).__name__ in _CLIENT_MISUSE:
+        return None
+    if (refused := kafka_refused(exc, who)) is not None:
+        return refused
+    cause = str(exc)
+    if type(exc).__name__ not in cause:  # KafkaTimeoutError(): no text at all
+        cause = f"{type(exc).__name__}: {cause}" if cause else type(exc).__name__
+    if not isinstance(exc, BrokerResponseError):  # the client gave up, not the broker
+        return f"error: {who} stopped: Kafka: {cause}"
+    return f"error: Kafka refused {who}: {cause}{_refusal_hint(exc)}"
+
+
+def _refusal_hint(exc: BaseException) -> str:
+    """What to change, where the refusal says it."""
+    from aiokafka.errors import InvalidSessionTimeoutError
+
+    from consumers.runtime import SESSION_TIMEOUT_MS
+
+    if isinstance(exc, InvalidSessionTimeoutError):
+        return (f" (its consumer's session timeout, {SESSION_TIMEOUT_MS / 1000:g} s, is "
+                "outside the broker's group.min.session.timeout.ms to "
+                "group.max.session.timeout.ms)")
+    return ""
+
+
 def accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
     """The accounts, or None once the problem is printed. Only demo tools (`run`, `simulate`)
     fall back to the example accounts: a service must not quietly run on demo credentials."""

@@ -12,7 +12,7 @@ from switchboard.cli.startup import (
     cannot_reach_kafka,
     closed_terminal_outputs,
     drop_terminal_outputs,
-    kafka_refused,
+    kafka_stopped,
     reach_kafka,
     run_loop,
     terminal_outputs,
@@ -108,9 +108,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(cannot_reach_kafka(str(settings.kafka_bootstrap_servers), exc), file=sys.stderr)
         return 1
     except KafkaError as exc:
-        if (refused := kafka_refused(exc, f"worker {args.name}")) is None:
+        if (said := kafka_stopped(exc, f"worker {args.name}")) is None:
             raise
-        print(refused, file=sys.stderr)
+        print(said, file=sys.stderr)
         return 1
     except MissingTopic as exc:
         print(f"error: {exc}", file=sys.stderr)
