@@ -11,9 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Histogram, disable_created_metrics
 
 from switchboard.accounts import Account
+
+# No `<name>_created` gauge beside each counter and histogram series: Prometheus stores it as one
+# more series (twice the series of every label set declared at zero), and needs none of them to
+# see a counter reset. `serve --workers N` (multiprocess mode) never had them; now no process
+# has. Read at each scrape, so once per process, before any, is enough (the workers' too:
+# consumers.worker_metrics).
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 REQUESTS = Counter(
     "switchboard_ingest_requests_total",
