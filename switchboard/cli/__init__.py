@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "metrics and probes on SWITCHBOARD_METRICS_PORT when set.",
         epilog="Exit 0 once stopped (SIGTERM, also while it starts; Ctrl-C; SIGHUP from its "
                "terminal closing: any other SIGHUP stops no worker, the bots reload their "
-               "rules on it), 1 when Kafka cannot be reached or refuses it (ACLs), a topic is "
+               "rules on it), 1 when Kafka cannot be reached, refuses it (ACLs, its group's "
+               "session timeout) or ends its start otherwise, a topic is "
                "missing or a record stopped it (the error "
                "line says which), 2 for bad arguments or settings (the accounts, the rules, "
                "the metrics port, a proxy variable), 130 for Ctrl-C before it started; a "

@@ -32,7 +32,8 @@ def test_tail_says_it_starts_from_the_newest_and_how_topics_are_named(
     # A script or process manager could not tell a clean stop from one before the start.
     ("worker", "Exit 0 once stopped (SIGTERM, also while it starts; Ctrl-C; SIGHUP from its "
                "terminal closing: any other SIGHUP stops no worker, the bots reload their "
-               "rules on it), 1 when Kafka cannot be reached or refuses it (ACLs), a topic is "
+               "rules on it), 1 when Kafka cannot be reached, refuses it (ACLs, its group's "
+               "session timeout) or ends its start otherwise, a topic is "
                "missing or a record stopped it"),
     ("worker", "130 for Ctrl-C before it started"),
     ("run", "Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP), 1 when Kafka cannot be used"),
