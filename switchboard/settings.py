@@ -14,8 +14,9 @@ import ssl
 import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -324,7 +325,7 @@ class Settings(BaseSettings):
             if not path.is_file():
                 raise FileNotFoundError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
             try:
-                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+                sources.append(ConfigFileSource(settings_cls, toml_file=path))
             except (OSError, UnicodeDecodeError) as exc:  # no permission; saved as Latin-1
                 raise SettingsError(f"{CONFIG_FILE_ENV}={config_file}: cannot read it: "
                                     f"{unreadable(exc)}") from None
@@ -418,6 +419,18 @@ def unreadable(exc: OSError | UnicodeDecodeError) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
     return exc.strerror or str(exc)
+
+
+class ConfigFileSource(TomlConfigSettingsSource):
+    """The settings file, which may start with a byte order mark (Notepad saves one), as the
+    accounts and rules files may: tomllib refuses it, as "not valid TOML"."""
+
+    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
+        with file_path.open(mode="rb") as file:
+            data = file.read()
+        # Decoded whole, then the mark dropped: a byte that is not UTF-8 is named at its
+        # offset in the file, as before.
+        return tomllib.loads(data.decode("utf-8").removeprefix("\ufeff"))
 
 
 @lru_cache(maxsize=8)
