@@ -34,17 +34,14 @@ from pydantic_settings import (
 )
 from pydantic_settings import SettingsError as SourceError
 
+from switchboard import kafka_settings
 from switchboard.clients import Compression, KafkaConnection, SaslMechanism, SecurityProtocol
+from switchboard.kafka_settings import BOOTSTRAP_ENV, bootstrap_server
 from switchboard.logs import register_secrets, scrub, secret_key
-from switchboard.oauth import ClientCredentialsToken
 from switchboard.urls import http_url, origin
 
 ENV_PREFIX = "SWITCHBOARD_"
 CONFIG_FILE_ENV = "SWITCHBOARD_CONFIG"
-BOOTSTRAP_ENV = "KAFKA_BOOTSTRAP_SERVERS"
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
-EXTENSION_KEY = re.compile(r"[A-Za-z]+")
-EXTENSION_VALUE = re.compile(r"[\x21-\x7E \t\r\n]+")
 # Webex Connect gives up on a webhook after this and sends it again: ingest's 503 (at
 # produce_timeout_s) must reach it first.
 PROVIDER_GIVES_UP_S = 10.0
@@ -189,119 +186,17 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _kafka_security_consistent(self) -> Self:
-        """Settings that would be ignored are refused: a login given with PLAINTEXT, or a CA
-        file without TLS, is a mistake that would otherwise show only as a refused connection."""
-        protocol = self.kafka_security_protocol
-        sasl, tls = protocol.startswith("SASL_"), protocol.endswith("SSL")
-        if protocol != "PLAINTEXT" and self.uses_local_kafka:
-            raise ValueError("kafka_security_protocol applies to the cluster named by "
-                             f"{BOOTSTRAP_ENV}; the local broker takes plaintext only")
-        login = self.kafka_sasl_username or self.kafka_sasl_password
-        oauth = sasl and self.kafka_sasl_mechanism == "OAUTHBEARER"
-        if oauth:
-            self._oauth_consistent()
-        elif sasl and not (self.kafka_sasl_username and self.kafka_sasl_password):
-            raise ValueError(f"{protocol} needs kafka_sasl_username and kafka_sasl_password")
-        if not sasl and login:
-            raise ValueError(f"a SASL login is set but kafka_security_protocol is {protocol}: "
-                             "use SASL_SSL (or SASL_PLAINTEXT)")
-        if oauth and login:
-            raise ValueError("OAUTHBEARER logs in with kafka_oauth_client_id and "
-                             "kafka_oauth_client_secret, not kafka_sasl_username/password")
-        if not oauth and self._oauth_settings():
-            raise ValueError(f"{', '.join(self._oauth_settings())} set, but they are used only "
-                             "with kafka_sasl_mechanism OAUTHBEARER and a SASL_ protocol")
-        files = {"kafka_ssl_cafile": self.kafka_ssl_cafile,
-                 "kafka_ssl_certfile": self.kafka_ssl_certfile,
-                 "kafka_ssl_keyfile": self.kafka_ssl_keyfile}
-        if not tls and (any(files.values()) or self.kafka_ssl_key_password):
-            raise ValueError(f"TLS files are set but kafka_security_protocol is {protocol}: "
-                             "use SSL or SASL_SSL")
-        if self.kafka_ssl_keyfile and not self.kafka_ssl_certfile:
-            raise ValueError("kafka_ssl_keyfile needs kafka_ssl_certfile (the client certificate)")
-        for name, path in files.items():
-            if path is not None and not path.is_file():
-                raise ValueError(f"{name}: no such file: {path}")
-        if tls:
-            self.kafka_ssl_context()  # unreadable certificates fail now, with the others
+        """A combination that would not work is refused now (kafka_settings.check_security)."""
+        kafka_settings.check_security(self)
         return self
 
-    def _oauth_settings(self) -> list[str]:
-        return [name for name in ("kafka_oauth_token_url", "kafka_oauth_client_id",
-                                  "kafka_oauth_client_secret", "kafka_oauth_scope",
-                                  "kafka_oauth_extensions", "kafka_oauth_cafile")
-                if getattr(self, name)]
-
-    def _oauth_consistent(self) -> None:
-        missing = [name for name in ("kafka_oauth_token_url", "kafka_oauth_client_id",
-                                     "kafka_oauth_client_secret") if not getattr(self, name)]
-        if missing:
-            raise ValueError(f"OAUTHBEARER needs {', '.join(missing)}")
-        try:
-            url = http_url(str(self.kafka_oauth_token_url), "https://login.example.com/token")
-        except ValueError as exc:
-            raise ValueError(f"kafka_oauth_token_url {exc}") from None
-        # The client secret goes with each request: in clear text only to this machine.
-        if url.scheme != "https" and url.host not in LOOPBACK_HOSTS:
-            raise ValueError("kafka_oauth_token_url must be an https URL (http only for "
-                             f"localhost), not {url.scheme or 'no scheme'}://{url.host}")
-        if url.userinfo:  # it would be logged with the URL; the credentials have settings
-            raise ValueError("kafka_oauth_token_url must not hold a user or password: use "
-                             "kafka_oauth_client_id and kafka_oauth_client_secret")
-        for key, value in self.kafka_oauth_extensions.items():
-            # Kafka's rules for SASL extensions (KIP-342); "auth" carries the token itself.
-            if not EXTENSION_KEY.fullmatch(key) or key == "auth":
-                raise ValueError(f"kafka_oauth_extensions: {key!r} is not a valid extension "
-                                 "name (letters only, not 'auth')")
-            if not EXTENSION_VALUE.fullmatch(value):
-                raise ValueError(f"kafka_oauth_extensions: the value of {key} must be "
-                                 "printable ASCII, not empty")
-        if self.kafka_oauth_cafile is not None:
-            try:
-                ssl.create_default_context(cafile=str(self.kafka_oauth_cafile))
-            except (ssl.SSLError, OSError) as exc:
-                raise ValueError(f"kafka_oauth_cafile: cannot use {self.kafka_oauth_cafile}: "
-                                 f"{exc}") from None
-
     def kafka_ssl_context(self) -> ssl.SSLContext:
-        """TLS as the settings say: verify the cluster (its hostname too) against the CA file,
-        or the system's CAs; present a client certificate if one is set."""
-        try:
-            context = ssl.create_default_context(
-                cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
-            if self.kafka_ssl_certfile:
-                password = self.kafka_ssl_key_password
-                context.load_cert_chain(
-                    self.kafka_ssl_certfile, self.kafka_ssl_keyfile,
-                    password.get_secret_value() if password else None)
-        except (ssl.SSLError, OSError) as exc:
-            raise ValueError(f"cannot use the Kafka TLS files: {exc}") from None
-        return context
+        """TLS to the cluster as the settings say (ValueError if its files cannot be used)."""
+        return kafka_settings.ssl_context(self)
 
     def kafka_connection(self) -> KafkaConnection:
         """How every client reaches the cluster (ValueError without KAFKA_BOOTSTRAP_SERVERS)."""
-        if not self.kafka_bootstrap_servers:
-            raise ValueError(f"no Kafka cluster: set {BOOTSTRAP_ENV}")
-        password = self.kafka_sasl_password
-        protocol = self.kafka_security_protocol
-        oauth_secret = self.kafka_oauth_client_secret
-        oauth_token = token_source(
-            str(self.kafka_oauth_token_url), str(self.kafka_oauth_client_id),
-            oauth_secret.get_secret_value(), self.kafka_oauth_scope,
-            tuple(sorted(self.kafka_oauth_extensions.items())),
-            str(self.kafka_oauth_cafile) if self.kafka_oauth_cafile else None,
-        ) if oauth_secret is not None and self.kafka_sasl_mechanism == "OAUTHBEARER" else None
-        return KafkaConnection(
-            bootstrap_servers=self.kafka_bootstrap_servers,
-            client_id_prefix=self.kafka_client_id,
-            security_protocol=protocol,
-            sasl_mechanism=self.kafka_sasl_mechanism,
-            sasl_username=self.kafka_sasl_username,
-            sasl_password=password.get_secret_value() if password else None,
-            oauth_token=oauth_token,
-            ssl_context=self.kafka_ssl_context() if protocol.endswith("SSL") else None,
-            compression=self.kafka_compression,
-            name_prefix=self.kafka_name_prefix)
+        return kafka_settings.connection(self)
 
     def secret_values(self) -> list[str]:
         """What must never appear in a log line."""
@@ -377,30 +272,6 @@ def env_var_of(field: str) -> str:
     return ENV_PREFIX + field.upper()
 
 
-def bootstrap_server(entry: str) -> tuple[str, int]:
-    """`host:port` or `[ipv6]:port` as host and port (ValueError saying what is wrong). A host
-    alone is Kafka's port 9092, as aiokafka takes it: setups written that way keep working."""
-    if not entry:
-        raise ValueError("an empty entry (a comma too many?)")
-    if ":" not in entry and not entry.startswith("["):
-        return entry, 9092
-    if entry.startswith("["):
-        host, bracket, rest = entry[1:].partition("]")
-        colon, port = rest[:1], rest[1:]
-        if not bracket or (rest and colon != ":"):
-            raise ValueError(f"{entry!r} is not [ipv6]:port")
-    else:
-        host, colon, port = entry.rpartition(":")
-        if ":" in host:
-            raise ValueError(f"{entry!r}: write an IPv6 address in brackets, e.g. [::1]:9092")
-    if not host or not colon:
-        raise ValueError(f"{entry!r} is not host:port (comma-separated, e.g. "
-                         "broker-1:9092,broker-2:9092)")
-    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{entry!r}: the port must be 1-65535")
-    return host, int(port)
-
-
 class SettingsError(ValueError):
     """The settings cannot be read; the message says which and why, in one line."""
 
@@ -431,16 +302,6 @@ class ConfigFileSource(TomlConfigSettingsSource):
         # Decoded whole, then the mark dropped: a byte that is not UTF-8 is named at its
         # offset in the file, as before.
         return tomllib.loads(data.decode("utf-8").removeprefix("\ufeff"))
-
-
-@lru_cache(maxsize=8)
-def token_source(token_url: str, client_id: str, client_secret: str, scope: str | None,
-                 extensions: tuple[tuple[str, str], ...],
-                 cafile: str | None) -> ClientCredentialsToken:
-    """One per process and login: ingest and each worker of `run` build their own connection,
-    and should not each fetch (and renew) a token."""
-    return ClientCredentialsToken(token_url, client_id, client_secret, scope=scope,
-                                  extensions=dict(extensions), cafile=cafile)
 
 
 def _describe(exc: ValidationError) -> str:

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from switchboard.kafka_settings import BOOTSTRAP_ENV
 from switchboard.localkafka import BrokerError, LocalKafka, SecuredListener, free_port
-from switchboard.settings import BOOTSTRAP_ENV, Settings, get_settings
+from switchboard.settings import Settings, get_settings
 from switchboard.topics import ensure_topics
 from tests.kafka_helpers import (
     BrokerCertificate,
