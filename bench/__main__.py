@@ -1,16 +1,19 @@
-"""python -m bench [normalize] [ingest] [sender] [bots] [profile] (the consumer runtime is in
-sender; profile times ingest's stages in process)"""
+"""python -m bench [normalize] [ingest] [sender] [bots] [profile] [soak] [--minutes M] [--rate R]
+(the consumer runtime is in sender; profile times ingest's stages in process; soak runs the whole
+system for minutes, and the options after the names are its own)"""
 
 from __future__ import annotations
 
 import importlib
+import itertools
 import sys
 
-BENCHES = ("normalize", "ingest", "sender", "bots", "profile")
+BENCHES = ("normalize", "ingest", "sender", "bots", "profile", "soak")
 
 
 def main() -> int:
-    names = sys.argv[1:] or ["normalize"]
+    names = list(itertools.takewhile(lambda arg: not arg.startswith("-"), sys.argv[1:]))
+    names = names or ["normalize"]
     for name in names:
         if name not in BENCHES:
             print(f"unknown benchmark {name!r}; choose from {', '.join(BENCHES)}")
