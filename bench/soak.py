@@ -41,6 +41,7 @@ from bench.ingest import delivery_report
 from bench.loadgen import LoadResult, build_request, open_loop, percentile
 from simulator.app import SIMULATED
 from simulator.base import Inbound
+from simulator.recorder import MAX_RECORDS
 from simulator.webhooks import signed_headers
 from switchboard.accounts import Account, load_accounts
 from switchboard.localkafka import free_port
@@ -241,18 +242,19 @@ async def scrape(client: httpx.AsyncClient, url: str, names: dict[str, str]
         return {}
 
 
-async def drain(client: httpx.AsyncClient, sender_metrics: str) -> float:
-    """Wait (at most DRAIN_S) until the sender's sends stop moving for 10 s; the seconds it
-    took."""
+async def drain(client: httpx.AsyncClient, sender_metrics: str, expected: int, limit_s: float
+                ) -> tuple[float, bool]:
+    """Wait until the sender has sent `expected` commands and sends no more for 10 s, at most
+    `limit_s`: the seconds it took, and whether it settled (not: a backlog, or a loss)."""
     began, last, still_since = time.monotonic(), -1.0, time.monotonic()
-    while time.monotonic() - began < DRAIN_S:
+    while time.monotonic() - began < limit_s:
         sent = sum((await scrape(client, sender_metrics, SENDS)).values())
         if sent != last:
             last, still_since = sent, time.monotonic()
-        elif time.monotonic() - still_since >= 10:
-            break
+        elif sent >= expected and time.monotonic() - still_since >= 10:
+            return time.monotonic() - began, True
         await asyncio.sleep(2)
-    return time.monotonic() - began
+    return time.monotonic() - began, False
 
 
 async def received(client: httpx.AsyncClient, sim: str, accounts: list[Account],
@@ -386,7 +388,10 @@ async def run(bootstrap: str, workdir: Path, minutes: float, rate: float) -> int
         samples.take(offered)
         if tracer.names:
             await tracer.snapshot(pids, 2)
-        drained_s = await drain(client, f"http://{HOST}:{sender_port}/metrics")
+        # Traced processes are slower: give their backlog longer.
+        drained_s, settled = await drain(client, f"http://{HOST}:{sender_port}/metrics",
+                                         sum(offered.expected.values()),
+                                         DRAIN_S * (3 if tracer.names else 1))
         got = await received(client, sim, accounts, offered.expected)
         webhooks = (await client.get(f"{sim}/_sim/webhooks")).json()
         counters = {**await scrape(client, f"{ingest}/metrics",
@@ -402,9 +407,9 @@ async def run(bootstrap: str, workdir: Path, minutes: float, rate: float) -> int
           f"Infobip delivery reports), across {', '.join(a.name for a in accounts)}")
     print(f"statuses {dict(sorted(statuses.items()))}; p99 per {CHUNK_S:.0f} s (ms): "
           + " ".join(f"{p:.0f}" for p in p99s))
-    print(samples.table(quarter_row) + "\nafter the drain ("
-          f"{drained_s:.0f} s): " + ", ".join(f"{n} {v:.0f} MB" for n, v in after_drain.items()
-                                              if v is not None))
+    state = "settled" if settled else "NOT settled: the sender still had a backlog"
+    print(samples.table(quarter_row) + f"\nafter the drain ({drained_s:.0f} s, {state}): "
+          + ", ".join(f"{n} {v:.0f} MB" for n, v in after_drain.items() if v is not None))
     print("counters (by outcome or purpose, non-zero): " + ", ".join(
         f"{series} {value:g}" for series, value in sorted(counters.items()) if value))
     ok = sum(n for status, n in statuses.items() if 200 <= status < 300)
@@ -418,7 +423,8 @@ async def run(bootstrap: str, workdir: Path, minutes: float, rate: float) -> int
         f"(missing {missing}, extra {extra})": missing == 0 and extra == 0,
         f"5xx or unanswered: {server_errors} (Kafka was never away)": server_errors == 0,
         f"simulator webhooks to ingest dropped: {webhooks.get('failed')} "
-        f"(sent {webhooks.get('sent')}, retried {webhooks.get('retried')})":
+        f"(sent {webhooks.get('sent')}, retried {webhooks.get('retried')}, still queued "
+        f"{webhooks.get('pending')})":
             webhooks.get("failed") == 0,
     }
     print("conservation:")
@@ -436,6 +442,10 @@ def options(argv: list[str]) -> argparse.Namespace:
     args, _ = parser.parse_known_args(argv)  # the benchmarks' names are not ours
     if not (0 < args.minutes <= MAX_MINUTES and 0 < args.rate <= MAX_RATE):
         parser.error(f"--minutes in (0, {MAX_MINUTES:g}], --rate in (0, {MAX_RATE:g}]")
+    if args.minutes * 60 * args.rate / 2 > MAX_RECORDS:
+        # Half are messages, at most one reply each: more and the replies could not be counted.
+        parser.error(f"at most {2 * MAX_RECORDS:,} requests (--minutes times --rate times 60): "
+                     f"the simulator keeps its last {MAX_RECORDS:,} sends")
     return args
 
 
