@@ -7,9 +7,9 @@ The load: signed webhooks of the example accounts with an outbound table (one pe
 half inbound messages (each from a new contact: PRICE, HELP, other words; some contacts send
 STOP, PRICE, START, PRICE a few seconds apart), half Infobip delivery reports. Every 15 s each
 process's RSS is read from /proc. At the end: RSS at a quarter of the run (after warm-up) and
-at its end, per process; and conservation, which sets the exit status (memory is only
-reported: the machine is noisy): every 2xx is a raw record in Kafka, every message that should
-get a reply got exactly one at the simulator, no 5xx (Kafka is never away here).
+at its end, per process, with its CPU between; and conservation, which sets the exit status
+(memory is only reported: the machine is noisy): every 2xx is a raw record in Kafka, every
+message that should get a reply got exactly one at the simulator, no 5xx (Kafka is never away).
 
 SOAK_TRACEMALLOC=sender,keywords (process names) runs those with tracemalloc and prints, at the
 end, the allocation sites that grew between the quarter mark and the end (slow: diagnosis only).
@@ -39,6 +39,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bench.common import HOST, child, kafka
 from bench.ingest import delivery_report
 from bench.loadgen import LoadResult, build_request, open_loop, percentile
+from bench.served import _cpu_s
 from simulator.app import SIMULATED
 from simulator.base import Inbound
 from simulator.recorder import MAX_RECORDS
@@ -170,16 +171,27 @@ def broker_pid(workdir: Path) -> int | None:
     return None
 
 
+def cpu_s(pid: int) -> float | None:
+    try:
+        return _cpu_s(pid)
+    except OSError:
+        return None
+
+
 @dataclass
 class Samples:
-    """RSS (MB) of each process every SAMPLE_S, with the requests offered by then."""
+    """RSS (MB) of each process every SAMPLE_S, with the requests offered by then; and the
+    CPU seconds each had used, and when (which process is short of CPU, at this rate?)."""
 
     pids: dict[str, int]
     rows: list[tuple[int, dict[str, float | None]]] = field(default_factory=list)
+    cpu: list[tuple[float, dict[str, float | None]]] = field(default_factory=list)
 
     def take(self, offered: Offered) -> None:
         self.rows.append((offered.requests, {name: rss_mb(pid) for name, pid in
                                              self.pids.items()}))
+        self.cpu.append((time.monotonic(), {name: cpu_s(pid) for name, pid in
+                                            self.pids.items()}))
 
     async def every(self, offered: Offered, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -190,17 +202,21 @@ class Samples:
     def table(self, quarter: int) -> str:
         """Per process: RSS at the quarter mark (row index) and at the end, the growth."""
         (start_n, first), (end_n, last) = self.rows[quarter], self.rows[-1]
+        (began, cpu_first), (ended, cpu_last) = self.cpu[quarter], self.cpu[-1]
         lines = [f"{'process':10} {'RSS 1/4':>8} {'RSS end':>8} {'growth':>7} "
-                 f"{'MB/10k req':>10}   RSS every {SAMPLE_S:.0f} s (MB)"]
+                 f"{'MB/10k req':>10} {'CPU %':>5}   RSS every {SAMPLE_S:.0f} s (MB)"]
         for name in self.pids:
             a, b = first[name], last[name]
+            used, was = cpu_last[name], cpu_first[name]
+            busy = (used - was) / max(ended - began, 1e-9) * 100 if used and was else 0.0
             series = " ".join("-" if row[name] is None else f"{row[name]:.0f}"
                               for _, row in self.rows)
             if a is None or b is None:
                 lines.append(f"{name:10} {'gone':>8}   {series}")
                 continue
             per_10k = (b - a) / max(end_n - start_n, 1) * 10_000
-            lines.append(f"{name:10} {a:8.1f} {b:8.1f} {b - a:+7.1f} {per_10k:+10.2f}   {series}")
+            lines.append(f"{name:10} {a:8.1f} {b:8.1f} {b - a:+7.1f} {per_10k:+10.2f} "
+                         f"{busy:5.0f}   {series}")
         return "\n".join(lines)
 
 
