@@ -74,7 +74,7 @@ OUTBOUND_RESULTS = TopicSpec(
 )
 # Ids are kept a day past the outbound topic's 7, after which Kafka can no longer redeliver a
 # command. Compaction alone would keep every id ever sent: each sender reads them all at start
-# and holds them in memory (about half a kilobyte each, with the result).
+# and holds them in memory (about 0.7 KB each, with the result: the record's bytes as read).
 LEDGER_RETENTION_DAYS = 8
 OUTBOUND_SENT = TopicSpec(
     "switchboard.outbound-sent.v1",
