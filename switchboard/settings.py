@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: Port = 8080
     http_workers: int = Field(default=1, ge=1)
+    # Beyond it a provider gets a 503 and retries later, rather than every webhook slowing
+    # down together until they all time out; the connections of a kept-alive client count.
+    http_max_connections: int | None = Field(
+        default=None, ge=1,
+        description="connections each `serve` process serves at once; a request on one more "
+                    "gets uvicorn's 503 (unset: no limit)")
     # At most what the raw topic (2 MiB records) holds in base64, with room for the envelope:
     # a larger body would be refused by Kafka on every retry (503 for ever).
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_500_000)
