@@ -22,13 +22,17 @@ A request sent with `Expect: 100-continue` that the app answers without asking f
 answered `connection: close`, and the connection closed after the answer: the client, never
 told to send the body, may send it or its next request instead, and either would be read as
 the other (RFC 9110 s10.1.1).
+
+A request whose head is whole while the process is at SWITCHBOARD_HTTP_MAX_CONNECTIONS
+(ingest.limits) gets a JSON 503, hung up on as after any refusal: uvicorn's limit_concurrency
+answered plain text, counted nothing, logged each, and reset a client still sending its body.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import httptools
 import orjson
@@ -43,9 +47,10 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.server import ServerState
 
 from ingest import metrics
+from ingest.limits import OVER_LIMIT_RETRY_AFTER_S, deadlines_of, left, over_limit
+from ingest.limits import Deadlines as Deadlines  # where ingest.app takes it from
 from switchboard.logs import get_logger
 from switchboard.probes import error_body
-from switchboard.settings import Settings
 from switchboard.throttle import ThrottledLog
 
 if TYPE_CHECKING:
@@ -81,9 +86,9 @@ _FROM_UVICORN: tuple[tuple[type, str, tuple[str, ...]], ...] = (
     (HttpToolsProtocol, "on_response_complete", ("_start_asgi_task", "timeout_keep_alive",
                                                   "timeout_keep_alive_handler",
                                                   "timeout_keep_alive_task")),
-    (HttpToolsProtocol, "__init__", ("app", "client", "cycle", "expect_100_continue", "flow",
-                                     "headers", "loop", "parser", "pipeline", "server_state",
-                                     "transport")),
+    (HttpToolsProtocol, "__init__", ("app", "client", "connections", "cycle",
+                                     "expect_100_continue", "flow", "headers", "loop", "parser",
+                                     "pipeline", "server_state", "tasks", "transport")),
     (HttpToolsProtocol, "on_message_begin", ("url",)),
     # Ours is uvicorn's with refusals of its own, calling what uvicorn's calls.
     (HttpToolsProtocol, "data_received", ("_unset_keepalive_if_required", "_should_upgrade",
@@ -119,32 +124,12 @@ if mismatched := uvicorn_mismatches():
 _IDLE, _HEAD_BEGUN, _HEAD_GOES_ON, _BODY = 0, 1, 2, 3
 
 
-class Deadlines(NamedTuple):
-    """How long a request's URL and headers, and a body no one reads, may take to arrive."""
-
-    head_s: float
-    body_s: float
-
-    @classmethod
-    def of(cls, settings: Settings) -> Deadlines:
-        return cls(settings.header_timeout_s, settings.body_timeout_s)
-
-
-DEFAULT_DEADLINES = Deadlines(Settings.model_fields["header_timeout_s"].default,
-                              Settings.model_fields["body_timeout_s"].default)
-
-
-def deadlines_of(app: Any) -> Deadlines:
-    """The deadlines the ingest app keeps in its state (create_app puts its settings' there),
-    found under uvicorn's middleware; another app's are the settings' defaults."""
-    while (state := getattr(app, "state", None)) is None and hasattr(app, "app"):
-        app = app.app
-    deadlines = getattr(state, "deadlines", None)
-    return deadlines if isinstance(deadlines, Deadlines) else DEFAULT_DEADLINES
-
-
 class _HeadTooLarge(Exception):
     """Raised from a parser callback: the only way to stop llhttp mid-buffer."""
+
+
+class _OverLimit(Exception):
+    """Raised from the parser's callback as a head ends: the request is not started."""
 
 
 class IngestProtocol(HttpToolsProtocol):
@@ -167,11 +152,12 @@ class IngestProtocol(HttpToolsProtocol):
     _answering: RequestResponseCycle | None = None  # the one the app has, not a queued one
     _hang_up_after: RequestResponseCycle | None = None  # answered before its body was asked
     _late_body_ended = False  # in this read: the connection is idle, as after an answer
+    _leaving = False  # hung up and still open: not counted against the connection limit
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.deadlines = deadlines_of(self.app)
+        self.deadlines: Deadlines = deadlines_of(self.app)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -182,6 +168,9 @@ class IngestProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()  # and lets go of this protocol now, not at the deadline
             self._timer = None
+        if self._leaving:
+            self._leaving = False
+            left(self.server_state, -1)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -200,6 +189,8 @@ class IngestProtocol(HttpToolsProtocol):
         except httptools.HttpParserError as exc:
             if isinstance(exc.__context__, _HeadTooLarge):
                 self._refuse_head()
+            elif isinstance(exc.__context__, _OverLimit):
+                self._refuse_over_limit()
             else:
                 # llhttp's reason is its own fixed text, never bytes of the request.
                 self._refuse(400, "bad_request", "malformed HTTP request",
@@ -254,6 +245,11 @@ class IngestProtocol(HttpToolsProtocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        # Not a request pipelined behind one still answered on this connection: it waits its
+        # turn, adding nothing to what the process does at once.
+        if (self.cycle is None or self.cycle.response_complete) and over_limit(
+                self.deadlines.max_connections, self.server_state, self.url):
+            raise _OverLimit
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
@@ -354,8 +350,16 @@ class IngestProtocol(HttpToolsProtocol):
                      f"{MAX_HEADERS} headers", "request headers too large refused",
                      limit_bytes=MAX_HEAD_BYTES, limit_headers=MAX_HEADERS)
 
+    def _refuse_over_limit(self) -> None:
+        limit = self.deadlines.max_connections
+        self._refuse(503, "over_capacity",
+                     f"this server is serving its limit of {limit} connections; retry later",
+                     "request over the connection limit refused",
+                     retry_after_s=OVER_LIMIT_RETRY_AFTER_S, limit=limit,
+                     connections=len(self.connections), requests=len(self.tasks))
+
     def _refuse(self, status: int, code: str, message: str, event: str,
-                **fields: object) -> None:
+                retry_after_s: int | None = None, **fields: object) -> None:
         metrics.count_request("unknown", "unknown", code)
         self.refusals(logging.WARNING, event, {"status": status}, client=self._client(),
                       **fields)
@@ -363,6 +367,8 @@ class IngestProtocol(HttpToolsProtocol):
         content = [STATUS_LINE[status]]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
+        if retry_after_s is not None:
+            content.append(b"retry-after: %d\r\n" % retry_after_s)
         content.extend([b"content-type: application/json\r\n",
                         b"content-length: %d\r\n" % len(body),
                         b"connection: close\r\n\r\n", body])
@@ -383,6 +389,9 @@ class IngestProtocol(HttpToolsProtocol):
         """Read no more requests, and close once what the client still sends has been read and
         dropped for LINGER_S: closed at once, its unread bytes get the client a reset."""
         self._hung_up = True
+        if not self._leaving and not self.transport.is_closing():
+            self._leaving = True
+            left(self.server_state, 1)
         if self._timer is not None:  # a head's or an unread body's: nothing is read now
             self._timer.cancel()
             self._timer = None

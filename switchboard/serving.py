@@ -38,13 +38,6 @@ def shutdown_grace_s(produce_timeout_s: float) -> int:
     return max(30, int(produce_timeout_s) + 10)
 
 
-def limit_concurrency(max_connections: int | None) -> int | None:
-    """uvicorn's `limit_concurrency` that serves `max_connections` connections at once and
-    refuses a request on one more. uvicorn counts the request's own connection among the open
-    ones it holds against its limit: a limit of 1 refused every request."""
-    return None if max_connections is None else max_connections + 1
-
-
 class EmbeddedServer(uvicorn.Server):
     """A uvicorn server that leaves signals to its host process.
 

@@ -29,7 +29,6 @@ from switchboard.serving import (
     INGEST_HTTP,
     MULTIPROCESS_DIR_ENV,
     ingest_protocol_problem,
-    limit_concurrency,
     shutdown_grace_s,
 )
 from switchboard.settings import Settings
@@ -76,7 +75,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         config = uvicorn.Config(
             APP if workers == 1 else WORKER_APP, factory=True, host=host, port=port,
             workers=workers, http=INGEST_HTTP, proxy_headers=True, log_config=None,
-            access_log=False, limit_concurrency=limit_concurrency(settings.http_max_connections),
+            access_log=False,
             timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s))
         if workers > 1:
             supervisor = _Supervisor(config, sockets=[config.bind_socket()])
