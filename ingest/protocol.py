@@ -353,7 +353,7 @@ class IngestProtocol(HttpToolsProtocol):
     def _refuse_over_limit(self) -> None:
         limit = self.deadlines.max_connections
         self._refuse(503, "over_capacity",
-                     f"this server is serving its limit of {limit} connections; retry later",
+                     f"this server is at its limit of connections ({limit}); retry later",
                      "request over the connection limit refused",
                      retry_after_s=OVER_LIMIT_RETRY_AFTER_S, limit=limit,
                      connections=len(self.connections), requests=len(self.tasks))

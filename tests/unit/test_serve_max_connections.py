@@ -145,7 +145,7 @@ def _assert_over_capacity(answer: bytes) -> None:
     assert headers["retry-after"] == "5"
     body = orjson.loads(answer.partition(b"\r\n\r\n")[2])
     assert body["error"] == "over_capacity"
-    assert "limit of 1 connections" in body["message"]
+    assert body["message"] == "this server is at its limit of connections (1); retry later"
 
 
 def test_a_request_beyond_the_limit_gets_a_json_503_while_the_first_is_held(
