@@ -148,19 +148,19 @@ async def test_a_request_pipelined_behind_one_being_answered_waits_its_turn() ->
         try:
             writer.write(_webhook())
             await asyncio.wait_for(producer.waiting.wait(), WITHIN_S)
-            # A second connection open (idle): the process is over its limit, as a third
-            # is told.
+            # A second connection open (idle) throughout: the process is over its limit, as a
+            # third is told.
             _, idle = await asyncio.open_connection("127.0.0.1", port)
             try:
                 assert _over_capacity(await _ask(port, _get("/no-such-path")))
                 writer.write(_get("/no-such-path"))
                 await asyncio.sleep(0.2)  # its head parsed while the webhook is answered
+                producer.gate.set()
+                status, _, body = await _answer(reader)
+                assert status == 200 and "error" not in body, body
+                assert (await _answer(reader))[0] == 404
             finally:
                 idle.close()
-            producer.gate.set()
-            status, _, body = await _answer(reader)
-            assert status == 200 and "error" not in body, body
-            assert (await _answer(reader))[0] == 404
         finally:
             writer.close()
 
