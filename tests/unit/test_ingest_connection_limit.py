@@ -136,8 +136,10 @@ async def _limited_to_one() -> AsyncIterator[tuple[int, _GatedProducer]]:
     producer = app.state.handler.producer = _GatedProducer()
     async with served(app, http=INGEST_HTTP) as port:
         await _until_served(port)
-        yield port, producer
-        producer.gate.set()
+        try:
+            yield port, producer
+        finally:  # a webhook still waiting would hold the server's stop
+            producer.gate.set()
 
 
 async def test_a_request_pipelined_behind_one_being_answered_waits_its_turn() -> None:
@@ -184,3 +186,22 @@ async def test_connections_being_hung_up_on_do_not_count() -> None:
                 refused.close()
         finally:
             writer.close()
+
+
+async def test_requests_still_answered_after_their_client_left_count() -> None:
+    """A webhook whose client hung up is answered to its end (published, or not): more of them
+    than the limit, and a request on the one connection open is refused until they end."""
+    async with _limited_to_one() as (port, producer):
+        for left in (1, 2):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            producer.waiting.clear()
+            writer.write(_webhook())
+            await asyncio.wait_for(producer.waiting.wait(), WITHIN_S)
+            writer.close()
+            if left == 1:  # one still answered is within the limit, once its connection is gone
+                await _until_served(port)
+        assert _over_capacity(await _ask(port, _get("/no-such-path")))
+        assert (await _ask(port, _get("/healthz")))[0] == 200
+        producer.gate.set()
+        await _until_served(port)
+        assert len(producer.published) >= 2
