@@ -72,8 +72,9 @@ def over_limit(limit: int | None, server: ServerState, url: bytes) -> bool:
     """Whether the request for `url`, its head just whole, is one too many: more connections
     open than `limit`, its own included, those hung up on not; or more requests still being
     answered than `limit` (one whose client hung up is answered to its end), its own not yet
-    among them. Counted as uvicorn counts its `limit_concurrency`, less one: a limit of 1
-    serves one connection, and the requests it sends one after the other. A probe never is.
+    among them. Counted as uvicorn counts its `limit_concurrency` set one higher (its own
+    refused every request at 1): a limit of 1 serves one connection, and the requests it
+    sends one after the other. A probe never is.
     (Its URL is parsed only then: an unreadable one raises, as it would in uvicorn's parsing
     after, and is answered 400.)"""
     if limit is None:
