@@ -24,8 +24,9 @@ from ingest import metrics
 from ingest.correlation import CorrelationIndex
 from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
+from ingest.limits import Deadlines
 from ingest.metrics import declare_accounts
-from ingest.protocol import Deadlines, IngestProtocol
+from ingest.protocol import IngestProtocol
 from ingest.siblings import SiblingProcesses
 from ingest.webhooks import WebhookHandler
 from normalizers.registry import echoes_correlation

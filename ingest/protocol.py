@@ -47,8 +47,13 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.server import ServerState
 
 from ingest import metrics
-from ingest.limits import OVER_LIMIT_RETRY_AFTER_S, deadlines_of, left, over_limit
-from ingest.limits import Deadlines as Deadlines  # where ingest.app takes it from
+from ingest.limits import (
+    OVER_LIMIT_RETRY_AFTER_S,
+    Deadlines,
+    deadlines_of,
+    left,
+    over_limit,
+)
 from switchboard.logs import get_logger
 from switchboard.probes import error_body
 from switchboard.throttle import ThrottledLog

@@ -120,8 +120,8 @@ class Settings(BaseSettings):
     # down together until they all time out; the connections of a kept-alive client count.
     http_max_connections: int | None = Field(
         default=None, ge=1,
-        description="connections each `serve` process serves at once; a request on one more "
-                    "gets uvicorn's 503 (unset: no limit)")
+        description="connections each ingest process (`serve`, each of its workers, `run`) "
+                    "serves at once; a request on one more gets a JSON 503 (unset: no limit)")
     # At most what the raw topic (2 MiB records) holds in base64, with room for the envelope:
     # a larger body would be refused by Kafka on every retry (503 for ever).
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=1_500_000)
