@@ -299,7 +299,9 @@ class DurableProducer(RoundTripEnds):
         if self._open is group:
             self._open = None
             self._buffered -= group.size
-        group.finish(not_acknowledged(self.timeout_s))
+        failure = not_acknowledged(self.timeout_s)
+        self._note_unanswered(group, failure)
+        group.finish(failure)
 
     async def _flush(self) -> None:
         """Hand over one group at a time: the next one fills while this one is in flight."""

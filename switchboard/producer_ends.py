@@ -63,6 +63,21 @@ class RoundTripEnds(ClientTurnover):
             self._failing = False
             self._failed.clear()
 
+    def _note_unanswered(self, group: Group, failure: PublishError) -> None:
+        """Callers answered 503 at their timeout are Kafka not taking records, however their
+        round trip ends: one that lands later (a broker back within twice the timeout, which
+        aiokafka retries for) ends as stored, and the outage went unsaid. Said now, as they
+        get their 503; the round trip's end says when Kafka takes them again."""
+        unanswered = {partition for waiter, written in group.waiters if not waiter.done()
+                      for partition in written}
+        if not unanswered:
+            return
+        if not self._failing:
+            log.warning("kafka is not taking records", bootstrap=str(self.kafka),
+                        reason=str(failure))
+        self._failing = True
+        self._failed |= unanswered
+
     @staticmethod
     def _settle(group: Group, sent: Sent, waiting: set[Partition],
                 withheld: dict[Partition, PublishError]) -> None:
