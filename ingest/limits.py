@@ -68,7 +68,7 @@ def left(server: ServerState, count: int) -> None:
     _leaving[server] = _leaving.get(server, 0) + count
 
 
-def over_limit(limit: int | None, server: ServerState, url: bytes) -> bool:
+def over_limit(limit: int, server: ServerState, url: bytes) -> bool:
     """Whether the request for `url`, its head just whole, is one too many: more connections
     open than `limit`, its own included, those hung up on not; or more requests still being
     answered than `limit` (one whose client hung up is answered to its end), its own not yet
@@ -77,8 +77,6 @@ def over_limit(limit: int | None, server: ServerState, url: bytes) -> bool:
     sends one after the other. A probe never is.
     (Its URL is parsed only then: an unreadable one raises, as it would in uvicorn's parsing
     after, and is answered 400.)"""
-    if limit is None:
-        return False
     connections = len(server.connections)
     if len(server.tasks) <= limit and (connections <= limit
                                        or connections - leaving(server) <= limit):

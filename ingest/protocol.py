@@ -252,8 +252,9 @@ class IngestProtocol(HttpToolsProtocol):
             self._timer = None
         # Not a request pipelined behind one still answered on this connection: it waits its
         # turn, adding nothing to what the process does at once.
-        if (self.cycle is None or self.cycle.response_complete) and over_limit(
-                self.deadlines.max_connections, self.server_state, self.url):
+        limit = self.deadlines.max_connections
+        if limit is not None and (self.cycle is None or self.cycle.response_complete) \
+                and over_limit(limit, self.server_state, self.url):
             raise _OverLimit
         super().on_headers_complete()
 

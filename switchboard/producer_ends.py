@@ -5,6 +5,7 @@ Kafka keeps without an answer), whose partitions stay `stuck` until Kafka answer
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -53,11 +54,7 @@ class RoundTripEnds(ClientTurnover):
             self._storing_nothing = (failure is not None and not group.stored_any
                                      and not lasting and self._stored_at <= group.sent_at)
         if failure is not None:
-            if not self._failing:
-                log.warning("kafka is not taking records", bootstrap=str(self.kafka),
-                            reason=str(failure))
-            self._failing = True
-            self._failed |= refused.keys() if refused else group.batches.keys()
+            self._not_taking(refused.keys() if refused else group.batches.keys(), failure)
         elif self._failing and not self._failed.isdisjoint(group.batches):
             log.info("kafka is taking records again", bootstrap=str(self.kafka))
             self._failing = False
@@ -70,13 +67,16 @@ class RoundTripEnds(ClientTurnover):
         get their 503; the round trip's end says when Kafka takes them again."""
         unanswered = {partition for waiter, written in group.waiters if not waiter.done()
                       for partition in written}
-        if not unanswered:
-            return
+        if unanswered:
+            self._not_taking(unanswered, failure)
+
+    def _not_taking(self, partitions: Iterable[Partition], failure: PublishError) -> None:
+        """Said once per outage; these partitions taking records again ends it."""
         if not self._failing:
             log.warning("kafka is not taking records", bootstrap=str(self.kafka),
                         reason=str(failure))
         self._failing = True
-        self._failed |= unanswered
+        self._failed.update(partitions)
 
     @staticmethod
     def _settle(group: Group, sent: Sent, waiting: set[Partition],

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import ssl
 import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
@@ -195,10 +194,6 @@ class Settings(BaseSettings):
         """A combination that would not work is refused now (kafka_settings.check_security)."""
         kafka_settings.check_security(self)
         return self
-
-    def kafka_ssl_context(self) -> ssl.SSLContext:
-        """TLS to the cluster as the settings say (ValueError if its files cannot be used)."""
-        return kafka_settings.ssl_context(self)
 
     def kafka_connection(self) -> KafkaConnection:
         """How every client reaches the cluster (ValueError without KAFKA_BOOTSTRAP_SERVERS)."""

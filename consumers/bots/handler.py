@@ -33,7 +33,7 @@ from consumers.bots.limits import (
     ReplyLimit,
     masked_contact,
 )
-from consumers.bots.opt_out_change import ChangePlan, plan_change
+from consumers.bots.opt_out_change import ChangePlan, already_stored, plan_change
 from consumers.bots.optouts import OptOutList, OptOutState, opt_out_records
 from consumers.bots.rules_source import RulesSource as RulesSource  # imported from here too
 from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
@@ -209,7 +209,7 @@ class BotHandler:
         # Older than the known state, it would undo it. The same opt-out known (stored by
         # another bot worker, as each handles every report, or by this one before a
         # redelivery): written again, it could land after the contact's next START.
-        if known is not None and (known.at > at or (known.at == at and known.opted_out)):
+        if (known is not None and known.at > at) or already_stored(known, True, at):
             return
         change = opt_out_records(
             event.provider, event.account, event.to, True,

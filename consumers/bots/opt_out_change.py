@@ -35,7 +35,7 @@ def plan_change(known: OptOutState | None, opt_out: bool | None,
     # redelivery): not written again. Its copy, written after that worker's next change
     # of the contact (a START), would stand in the table as the latest, until this worker
     # handled the START too: the contact out meanwhile, the sender refusing them.
-    if known is not None and (known.at, known.opted_out) == (received_at, opt_out):
+    if already_stored(known, opt_out, received_at):
         return ChangePlan(apply=False, at=received_at, confirm=True, flips=False)
     # Confirmed as a change only if it reverses the state that stands: a STOP from a contact
     # already out (a provider's report, say), a START from one who is in, is a repeat's.
@@ -48,6 +48,12 @@ def plan_change(known: OptOutState | None, opt_out: bool | None,
         # back" would stay out. Stamped just after it, as it was handled after it.
         at = known.at + timedelta(microseconds=1)
     return ChangePlan(apply=True, at=at, confirm=True, flips=opt_out != standing)
+
+
+def already_stored(known: OptOutState | None, opt_out: bool, at: datetime) -> bool:
+    """The known state is this very change (a provider's report too, which every bot worker
+    handles): written again, it could land after the contact's next change."""
+    return known is not None and (known.at, known.opted_out) == (at, opt_out)
 
 
 def _late(known: OptOutState, opt_out: bool, received_at: datetime) -> ChangePlan:

@@ -145,3 +145,21 @@ class FakeKafkaClient:
 
     def add_topic(self, topic: str) -> None:
         self.topics.add(topic)
+
+
+class StartedBroker:
+    """A LocalKafka that is ready at once; says whether it was stopped."""
+
+    bootstrap_servers = "127.0.0.1:1"
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def start(self) -> None:
+        pass
+
+    async def wait_ready(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stopped = True

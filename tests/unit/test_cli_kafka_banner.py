@@ -14,6 +14,7 @@ import switchboard.cli.run as run_module
 import switchboard.topics
 from switchboard.cli.run import cmd_run
 from switchboard.settings import Settings
+from tests.unit.fakes import StartedBroker
 
 
 class CtrlCAtOnce:
@@ -23,21 +24,11 @@ class CtrlCAtOnce:
         raise KeyboardInterrupt
 
 
-class ReadyBroker:
+class ReadyBroker(StartedBroker):
     bootstrap_servers = "127.0.0.1:19092"
     data_dir = Path(".switchboard/kafka")
     log_path = Path("broker.log")
     process = CtrlCAtOnce()
-    stopped = False
-
-    def start(self) -> None:
-        pass
-
-    async def wait_ready(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        self.stopped = True
 
 
 @pytest.fixture

@@ -16,24 +16,7 @@ import pytest
 from switchboard.cli.run import start_kafka
 from switchboard.localkafka import free_port
 from switchboard.settings import Settings
-
-
-class StartedBroker:
-    """A LocalKafka that started at once; says whether it was stopped."""
-
-    bootstrap_servers = "127.0.0.1:1"
-
-    def __init__(self) -> None:
-        self.stopped = False
-
-    def start(self) -> None:
-        pass
-
-    async def wait_ready(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        self.stopped = True
+from tests.unit.fakes import StartedBroker
 
 
 @pytest.mark.parametrize("refusal", [RuntimeError("cannot create topic x: error 38"),

@@ -9,6 +9,7 @@ import pytest
 import trustme
 
 from switchboard.clients import KafkaConnection, as_connection, kafka_options, topic_name
+from switchboard.kafka_settings import ssl_context
 from switchboard.logs import MASK, scrub
 from switchboard.oauth import ClientCredentialsToken
 from switchboard.settings import Settings, get_settings
@@ -83,10 +84,10 @@ def test_a_client_certificate_is_presented_for_mutual_tls(
     certfile, keyfile = tmp_path / "client.pem", tmp_path / "client.key"
     client.cert_chain_pems[0].write_to_path(str(certfile))
     client.private_key_pem.write_to_path(str(keyfile))
-    context = _settings(monkeypatch, CLUSTER | {
+    context = ssl_context(_settings(monkeypatch, CLUSTER | {
         "SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "SSL",
         "SWITCHBOARD_KAFKA_SSL_CERTFILE": str(certfile),
-        "SWITCHBOARD_KAFKA_SSL_KEYFILE": str(keyfile)}).kafka_ssl_context()
+        "SWITCHBOARD_KAFKA_SSL_KEYFILE": str(keyfile)}))
     assert context.verify_mode is ssl.CERT_REQUIRED
 
 
