@@ -30,7 +30,8 @@ from ingest.stored import event_records, fitted_raw
 from ingest.webhooks import KEPT_HEADERS, WebhookHandler, new_id
 from normalizers import WebhookRequest, normalize
 from switchboard import heap
-from switchboard.producer import MAX_BATCH_BYTES, DurableProducer, record_size
+from switchboard.producer import MAX_BATCH_BYTES, DurableProducer
+from switchboard.producer_placement import record_size
 from switchboard.records import OutRecord, raw_envelope
 from switchboard.settings import Settings
 

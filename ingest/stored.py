@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from switchboard.events import MessageEvent
-from switchboard.producer import record_size
+from switchboard.producer_placement import record_size
 from switchboard.records import OutRecord, event_record, raw_body, raw_record
 from switchboard.topics import ALL_TOPICS, DEFAULT_MAX_MESSAGE_BYTES, RAW
 

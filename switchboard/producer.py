@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -28,8 +27,8 @@ from aiokafka.errors import KafkaError
 from switchboard.clients import KafkaTarget, as_connection
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
-from switchboard.murmur2 import murmur2
 from switchboard.producer_ends import Outcome, RoundTripEnds
+from switchboard.producer_placement import MAX_REQUEST_BYTES, RecordPlacement
 from switchboard.producer_turnover import spent_a_sequence
 from switchboard.records import OutRecord
 from switchboard.round_trip import (
@@ -46,21 +45,13 @@ from switchboard.round_trip import (
 )
 from switchboard.tasklog import detached
 
-__all__ = ["DurableProducer", "PublishError", "record_size"]
+__all__ = ["DurableProducer", "PublishError"]
 
 log = get_logger(__name__)
 
-MAX_REQUEST_BYTES = 3 * 1024 * 1024
 # A batch is closed once past this; a larger single record still gets a batch of its own.
 # Well under the 2 MiB max.message.bytes of our topics that carry raw bodies.
 MAX_BATCH_BYTES = 512 * 1024
-# While Kafka is slow or away, groups wait in memory; past this, publish fails at once.
-MAX_BUFFERED_BYTES = 64 * 1024 * 1024
-# Record framing (lengths, offsets, timestamps) on top of key, value and headers.
-RECORD_OVERHEAD_BYTES = 64
-# Hashing a key is pure Python (switchboard.murmur2); conversations repeat, so remember recent
-# ones.
-PARTITION_CACHE_SIZE = 65_536
 # Partitions added to a topic (kafka-topics.sh --alter --partitions) are noticed at a client's
 # next metadata refresh, this often (aiokafka's default is 5 minutes), by every client that
 # must: producers (noticing minutes apart they would write a key to two partitions meanwhile),
@@ -73,12 +64,7 @@ SETTLE_AFTER = 0.1
 DETACH_AFTER = 0.5
 
 
-def record_size(record: OutRecord) -> int:
-    headers = sum(len(name) + len(value or b"") for name, value in record.headers)
-    return len(record.value) + len(record.key or b"") + headers + RECORD_OVERHEAD_BYTES
-
-
-class DurableProducer(RoundTripEnds):
+class DurableProducer(RecordPlacement, RoundTripEnds):
     def __init__(self, kafka: KafkaTarget, *, role: str = "producer",
                  timeout_s: float = 5.0) -> None:
         self.kafka = kafka
@@ -188,26 +174,7 @@ class DurableProducer(RoundTripEnds):
             # twice the timeout, when Webex Connect has given up (at 10 s, twice the default).
             deadline = loop.time() + self.timeout_s
             partitions = await self._partition_counts(producer, topics, partitions, deadline)
-        sizes = [record_size(r) for r in records]
-        too_large = max(sizes)
-        if too_large > MAX_REQUEST_BYTES:
-            raise PublishError(f"a record of {too_large} bytes exceeds the "
-                               f"{MAX_REQUEST_BYTES}-byte limit", lasting=True)
-        if self._buffered + sum(sizes) > MAX_BUFFERED_BYTES:
-            raise PublishError("too many records are waiting for Kafka")
-        written = [(topic, self._partition(record.key, count))
-                   for record, topic, count in zip(records, topics, partitions, strict=True)]
-        if self._stuck and not self._stuck.keys().isdisjoint(written):
-            # Queued behind the batch Kafka has not answered, its records would wait for
-            # that batch; and aiokafka holds the whole round trip while its queue for the
-            # partition is full. The provider retries a 503 later, as it would after waiting.
-            raise PublishError(BEHIND_UNANSWERED)
-        if self._spoiled and not self._spoiled.isdisjoint(written):
-            # The client would have them refused as out of order (_spoil), and waiting for
-            # the new one here would let later calls overtake them: the provider's retry
-            # finds the new one, connected in a moment.
-            raise PublishError("the Kafka client is being replaced after a failed batch "
-                               "of the same partition")
+        written, sizes = self._placed(records, topics, partitions)
 
         group = self._open
         if group is None:
@@ -229,38 +196,6 @@ class DurableProducer(RoundTripEnds):
         if failure is not None:  # one of its own for each caller: a raise writes a traceback in
             raise PublishError(str(failure), lasting=failure.lasting)
 
-    def _track(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
-        """Have the client's metadata refresh ask for the topics it writes. It learns of every
-        topic of the cluster at its start and, as their partitions are known, never names one:
-        each refresh (every NEW_PARTITIONS_WITHIN_S) would ask for all, on a shared cluster
-        thousands."""
-        if producer is not self._tracking:  # a new client (_take_fresh) tracks nothing yet
-            self._tracking, self._tracked = producer, set()
-        elif topics <= self._tracked:
-            return
-        for topic in topics - self._tracked:
-            # A refresh at once, whose outcome nothing waits for: the partitions are known.
-            producer.client.add_topic(topic)
-        self._tracked |= topics
-
-    async def _partition_counts(self, producer: AIOKafkaProducer, topics: list[str],
-                                counts: list[int], deadline: float) -> list[int]:
-        """`counts` with those of the topics not in the client's metadata yet (0) asked of
-        the cluster, all by the deadline."""
-        learnt: dict[str, int] = {}
-        for topic in {topic for topic, count in zip(topics, counts, strict=True) if not count}:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    count = len(await producer.partitions_for(topic))
-            except TimeoutError:
-                raise PublishError(f"no metadata for topic {topic!r}") from None
-            except KafkaError as exc:
-                raise PublishError(f"no metadata for topic {topic!r}: {exc!r}") from exc
-            if not count:
-                raise PublishError(f"topic {topic!r} has no partitions")
-            learnt[topic] = count
-        return [count or learnt[topic] for topic, count in zip(topics, counts, strict=True)]
-
     async def _answer_by(self, waiter: asyncio.Future[PublishError | None], deadline: float
                          ) -> PublishError | None:
         """The waiter's outcome, or a failure at the deadline: the caller's group started its
@@ -270,17 +205,6 @@ class DurableProducer(RoundTripEnds):
                 return await waiter
         except TimeoutError:
             return not_acknowledged(self.timeout_s)
-
-    def _partition(self, key: bytes | None, count: int) -> int:
-        """The partition aiokafka's (and Java's) default partitioner would choose."""
-        if key is None:
-            return random.randrange(count)
-        hashed = self._hashes.get(key)
-        if hashed is None:
-            if len(self._hashes) >= PARTITION_CACHE_SIZE:
-                self._hashes.clear()
-            hashed = self._hashes[key] = murmur2(key) & 0x7FFFFFFF
-        return hashed % count
 
     @staticmethod
     def _append(producer: AIOKafkaProducer, group: Group, record: OutRecord,

@@ -9,12 +9,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from switchboard.clients import Compression, KafkaConnection
-from switchboard.producer import (
-    MAX_BUFFERED_BYTES,
-    MAX_REQUEST_BYTES,
-    DurableProducer,
-    PublishError,
-)
+from switchboard.producer import DurableProducer, PublishError
+from switchboard.producer_placement import MAX_BUFFERED_BYTES, MAX_REQUEST_BYTES
 from switchboard.records import OutRecord
 from switchboard.topics import TopicSpec, ensure_topics
 from tests.kafka_helpers import delete_topic, new_topic

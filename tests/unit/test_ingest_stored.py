@@ -17,7 +17,7 @@ from ingest.stored import (
     fitted_raw,
 )
 from switchboard.events import MessageEvent
-from switchboard.producer import record_size
+from switchboard.producer_placement import record_size
 from switchboard.records import event_record, raw_body, raw_envelope, short
 from switchboard.topics import MESSAGE_INBOUND, RAW
 

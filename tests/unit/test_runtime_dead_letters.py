@@ -16,7 +16,7 @@ from consumers.handling import Context, PoisonRecord, Record
 from consumers.runtime import RetryPolicy, WorkerRuntime
 from switchboard.events import MessageEvent
 from switchboard.logs import configure_logging, register_secrets
-from switchboard.producer import record_size
+from switchboard.producer_placement import record_size
 from switchboard.topics import DEAD_LETTER
 from tests.fakes import KeepingProducer
 
