@@ -38,7 +38,6 @@ import httptools
 import orjson
 import uvicorn
 from uvicorn.config import Config
-from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -54,6 +53,7 @@ from ingest.limits import (
     left,
     over_limit,
 )
+from ingest.uvicorn_api import uvicorn_mismatches
 from switchboard.logs import get_logger
 from switchboard.probes import error_body
 from switchboard.throttle import ThrottledLog
@@ -81,42 +81,7 @@ LINGER_S = 2.0
 _HEADER_FRAMING = 3
 _CLOSE = (b"connection", b"close")
 
-
-# What this protocol takes of uvicorn's, none of it public (any release may rename it): each
-# function, and the names its code must use. An override uvicorn no longer calls would go
-# unused without a word; an attribute renamed would fail at the first request. Checked as
-# this module is imported instead (by `serve`, as it starts).
-_FROM_UVICORN: tuple[tuple[type, str, tuple[str, ...]], ...] = (
-    (HttpToolsProtocol, "on_headers_complete", ("_start_asgi_task",)),
-    (HttpToolsProtocol, "on_response_complete", ("_start_asgi_task", "timeout_keep_alive",
-                                                  "timeout_keep_alive_handler",
-                                                  "timeout_keep_alive_task")),
-    (HttpToolsProtocol, "__init__", ("app", "client", "connections", "cycle",
-                                     "expect_100_continue", "flow", "headers", "loop", "parser",
-                                     "pipeline", "server_state", "tasks", "transport")),
-    (HttpToolsProtocol, "on_message_begin", ("url",)),
-    # Ours is uvicorn's with refusals of its own, calling what uvicorn's calls.
-    (HttpToolsProtocol, "data_received", ("_unset_keepalive_if_required", "_should_upgrade",
-                                          "handle_websocket_upgrade",
-                                          "_unsupported_upgrade_warning")),
-    (RequestResponseCycle, "__init__", ("body", "disconnected", "keep_alive", "message_event",
-                                        "more_body", "response_complete",
-                                        "waiting_for_100_continue")),
-    (FlowControl, "__init__", ("read_paused",)),
-)
-
-
-def uvicorn_mismatches() -> list[str]:
-    """What of _FROM_UVICORN the installed uvicorn lacks."""
-    found: list[str] = []
-    for owner, function, names in _FROM_UVICORN:
-        code = getattr(getattr(owner, function, None), "__code__", None)
-        used = code.co_names if code is not None else ()
-        found.extend(f"{owner.__name__}.{function} uses no {name}" for name in names
-                     if name not in used)
-    return found
-
-
+# What it takes of uvicorn's private code, checked as it is imported (by `serve`, as it starts).
 if mismatched := uvicorn_mismatches():
     raise RuntimeError(
         f"uvicorn {uvicorn.__version__} is not a version ingest's HTTP protocol "

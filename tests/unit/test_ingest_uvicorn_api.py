@@ -13,7 +13,7 @@ import uvicorn
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from ingest.protocol import uvicorn_mismatches
+from ingest.uvicorn_api import uvicorn_mismatches
 
 ROOT = Path(__file__).resolve().parents[2]
 
