@@ -5,13 +5,20 @@ from __future__ import annotations
 
 from typing import Literal
 
+import orjson
 from pydantic import BaseModel
 
+from consumers.table_archive import Archiving
 from switchboard.commands import OutboundResult
 from switchboard.records import OutRecord
 from switchboard.topics import OUTBOUND_SENT
 
 _PROGRESS = {"released": 0, "pending": 1, "sent": 2, "failed": 2}
+# An id's entry is kept whole this long after its last write: what a redelivery, a handler's
+# retry after a failed store or a rebalance needs (its result, published again). Older ones in
+# a final state keep only that (consumers.table_archive): a few bytes, not some 620.
+LEDGER_WHOLE_FOR_S = 3600
+_FINAL: tuple[Literal["sent", "failed"], ...] = ("sent", "failed")  # archived, by index
 
 
 class LedgerEntry(BaseModel):
@@ -38,3 +45,24 @@ def ledger_stands(current: LedgerEntry, read: LedgerEntry) -> bool:
 
 def ledger_record(key: bytes, entry: LedgerEntry) -> OutRecord:
     return OutRecord(OUTBOUND_SENT.name, entry.model_dump_json().encode(), key)
+
+
+def _final_state_of_record(value: bytes) -> int | None:
+    try:
+        state = orjson.loads(value).get("state")
+    except (orjson.JSONDecodeError, AttributeError):  # kept whole: decoding says what is wrong
+        return None
+    return _FINAL.index(state) if state in _FINAL else None
+
+
+def _final_state_of(entry: LedgerEntry) -> int | None:
+    return _FINAL.index(entry.state) if entry.state in _FINAL else None
+
+
+def _archived_entry(state: int) -> LedgerEntry:
+    """An id handled longer ago than LEDGER_WHOLE_FOR_S: its result is not held."""
+    return LedgerEntry(state=_FINAL[state])
+
+
+LEDGER_ARCHIVING = Archiving(LEDGER_WHOLE_FOR_S, _final_state_of_record, _final_state_of,
+                             _archived_entry)

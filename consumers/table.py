@@ -16,6 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from consumers.runtime import UnreadableRecord
+from consumers.table_archive import Archived, Archiving
 from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
 from switchboard.logs import get_logger
 from switchboard.producer import NEW_PARTITIONS_WITHIN_S
@@ -62,12 +63,16 @@ class CompactedTable(Generic[V]):
     with records in several partitions reads as the value that supersedes the others (see
     Superseding; without, or between equals, the lowest partition's): the same whatever order
     the partitions were read in, so every worker and every restart agree.
+
+    With `archiving`, old entries in a final state are kept as a fingerprint and that state
+    only (consumers.table_archive), read back as the partition's record like the others.
     """
 
     def __init__(self, kafka: KafkaTarget, topic: str, decode: Callable[[bytes], V], *,
                  relaxed_follow: bool = False,
                  stands: Callable[[V, V], bool] | None = None,
-                 max_age_s: float | None = None) -> None:
+                 max_age_s: float | None = None,
+                 archiving: Archiving[V] | None = None) -> None:
         self.kafka = kafka
         self.topic = topic
         self._on_cluster = topic_name(kafka, topic)  # what logs and errors name
@@ -78,6 +83,9 @@ class CompactedTable(Generic[V]):
         # Keys last written longer ago than this are dropped, as the topic's retention drops
         # them: a long-running process would otherwise keep every key it ever read.
         self.max_age_s = max_age_s
+        if archiving is not None and max_age_s is None:
+            raise ValueError("an archiving table needs max_age_s: its entries' write times")
+        self._archived = None if archiving is None else Archived(archiving)
         self._written: OrderedDict[bytes, float] = OrderedDict()  # oldest first
         self._swept_at = time.time()
         self.follow_wait_ms = 500 if relaxed_follow else 100
@@ -280,8 +288,12 @@ class CompactedTable(Generic[V]):
             undecoded = self._add_partition(record.partition)
         if record.value is None:  # a tombstone deletes the key's record in its partition
             self._drop(record.key, record.partition)
+            if self._archived is not None:
+                self._archived.remove(record.key, record.partition)
         elif record.key in self._local:
             self._read_back(record.key, record.partition, record.value)
+        elif self._archived is not None and self._archived.took(record):
+            self._drop(record.key, record.partition)  # the partition's earlier record
         else:
             undecoded[record.key] = record.value
             if self.max_age_s is not None:
@@ -311,9 +323,15 @@ class CompactedTable(Generic[V]):
         self._written.move_to_end(key)
 
     def _drop_expired(self) -> None:
-        """Once a minute (from the follower): keys past `max_age_s`."""
+        """Once a minute (from the follower): keys past `max_age_s`; with `archiving`, entries
+        past its `whole_for_s` archived, and the archive's hours past `max_age_s` dropped."""
         if self.max_age_s is not None and time.time() - self._swept_at >= SWEEP_EVERY_S:
             self._drop_older_than(time.time() - self.max_age_s)
+            if self._archived is not None:
+                for key in self._archived.sweep(self._written, self._local, self._undecoded,
+                                                self._values):
+                    self._drop(key)
+                self._archived.drop_older_than(time.time() - self.max_age_s)
 
     def _drop_older_than(self, cutoff: float) -> None:
         """Records arrive about in time order, so the oldest writes are at the front."""
@@ -325,20 +343,23 @@ class CompactedTable(Generic[V]):
             self._drop(key)
 
     def __len__(self) -> int:
-        return len(set(self._local).union(*self._undecoded.values(), *self._values.values()))
+        """Keys held whole, and archived entries (a key both, rare, counts twice)."""
+        return len(self._archived or ()) + len(
+            set(self._local).union(*self._undecoded.values(), *self._values.values()))
 
     def get(self, key: bytes) -> V | None:
         for partition, undecoded in self._undecoded.items():  # `in`: no call for a miss
             if key in undecoded:
                 self._decode(key, partition, undecoded.pop(key))
         if key in self._local:
-            return self._local[key]
-        held: V | None = None
-        for values in self._values.values():
-            if key in values:
-                value = values[key]
-                if held is None or (isinstance(value, Superseding) and value.supersedes(held)):
-                    held = value
+            held: V | None = self._local[key]
+        else:
+            held = None
+            for values in self._values.values():
+                if key in values:
+                    held = _read_over(held, values[key])
+        for archived in self._archived.values_of(key) if self._archived is not None else ():
+            held = _read_over(held, archived)  # if it supersedes, or is the only one
         return held
 
     def _decode(self, key: bytes, partition: int, raw: bytes) -> None:
@@ -383,3 +404,10 @@ class CompactedTable(Generic[V]):
         self._local[key] = value
         if self.max_age_s is not None:
             self._touch(key, None)
+
+
+def _read_over(held: V | None, value: V) -> V:
+    """The value a key reads as: `value` if it supersedes what was `held` (or nothing was)."""
+    if held is None or (isinstance(value, Superseding) and value.supersedes(held)):
+        return value
+    return held

@@ -1,0 +1,199 @@
+"""A compacted table's old entries, kept as fingerprints (consumers.table): 11 bytes an id
+instead of its record (the sender's ledger: about 620 bytes of objects per command id).
+
+A key is kept as the first 8 bytes of its blake2b digest, with a small state code and the
+partition its record was read from, in buckets by the hour of the record's write time. Lookup
+bisects each bucket (192 for 8 days); a bucket is dropped whole once all of it is past the
+table's age limit (late, never early: an id kept a little longer than its topic keeps it is
+the safe side).
+
+Two keys with the same fingerprint read as one: a new key taken for an archived one. For the
+ledger, a command taken so is not sent (at most once holds; it is failed instead): about n/2^64
+per command with n ids archived, some 4e-13 for the 7 million of 8 days at 10 sends/s.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import takewhile
+from typing import Any, Generic, TypeVar
+
+V = TypeVar("V")
+BUCKET_S = 3600
+
+
+@dataclass(frozen=True)
+class Archiving(Generic[V]):
+    """What a table archives and how it reads it back. Entries written `whole_for_s` ago or
+    more whose state `state_of_record` (from the record's bytes) or `state_of_value` (once
+    decoded) names (a code 0-255; None: keep it whole) are archived, and read back as
+    `value_of_state` of that code."""
+
+    whole_for_s: float
+    state_of_record: Callable[[bytes], int | None]
+    state_of_value: Callable[[V], int | None]
+    value_of_state: Callable[[int], V]
+
+
+def fingerprint(key: bytes) -> int:
+    """The same in every process and at every start (unlike hash())."""
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
+
+
+class _Bucket:
+    """An hour's entries: sorted fingerprints, their states and partitions alongside, and
+    those added since the last lookup (sorted in at the next: at load they come by the
+    million, and held as tuples until then they would take ten times the memory)."""
+
+    __slots__ = ("added", "fingerprints", "partitions", "states")
+
+    def __init__(self) -> None:
+        self.fingerprints, self.partitions, self.states = array("Q"), array("H"), array("B")
+        self.added = (array("Q"), array("H"), array("B"))
+
+    def sort(self) -> None:
+        """Merge the added entries in. A key read twice from one partition keeps its later
+        entry (its partition's last record)."""
+        fps = self.fingerprints + self.added[0]
+        partitions, states = self.partitions + self.added[1], self.states + self.added[2]
+        sorted_fps, sorted_partitions, sorted_states = array("Q"), array("H"), array("B")
+        for i in sorted(range(len(fps)), key=fps.__getitem__):  # stable: later stays later
+            fp, partition = fps[i], partitions[i]
+            j = len(sorted_fps) - 1
+            while j >= 0 and sorted_fps[j] == fp:  # the same key (or fingerprint) so far
+                if sorted_partitions[j] == partition:
+                    sorted_states[j] = states[i]
+                    break
+                j -= 1
+            else:
+                sorted_fps.append(fp)
+                sorted_partitions.append(partition)
+                sorted_states.append(states[i])
+        self.fingerprints, self.partitions, self.states = (
+            sorted_fps, sorted_partitions, sorted_states)
+        self.added = (array("Q"), array("H"), array("B"))
+
+    def find(self, fp: int) -> list[tuple[int, int]]:
+        if self.added[0]:
+            self.sort()
+        found = []
+        i = bisect_left(self.fingerprints, fp)
+        while i < len(self.fingerprints) and self.fingerprints[i] == fp:
+            found.append((self.partitions[i], self.states[i]))
+            i += 1
+        return found
+
+    def remove(self, fp: int, partition: int) -> None:
+        if self.added[0]:
+            self.sort()
+        i = bisect_left(self.fingerprints, fp)
+        while i < len(self.fingerprints) and self.fingerprints[i] == fp:
+            if self.partitions[i] == partition:
+                del self.fingerprints[i], self.partitions[i], self.states[i]
+            else:
+                i += 1
+
+    def __len__(self) -> int:
+        return len(self.fingerprints) + len(self.added[0])
+
+
+class Archive:
+    """Fingerprints of keys, each with the state code and partition of its record."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, _Bucket] = {}  # by hour since the epoch
+
+    def add(self, key: bytes, state: int, partition: int, written_at: float) -> None:
+        hour = int(written_at // BUCKET_S)
+        bucket = self._buckets.get(hour)
+        if bucket is None:
+            bucket = self._buckets[hour] = _Bucket()
+        fps, partitions, states = bucket.added
+        fps.append(fingerprint(key))
+        partitions.append(partition)
+        states.append(state)
+
+    def find(self, key: bytes) -> dict[int, int]:
+        """The key's state code by partition: in each, the entry written last."""
+        fp, found = fingerprint(key), dict[int, int]()
+        for hour in sorted(self._buckets):  # the newer bucket's entry replaces the older's
+            found.update(self._buckets[hour].find(fp))
+        return found
+
+    def remove(self, key: bytes, partition: int) -> None:
+        fp = fingerprint(key)
+        for bucket in self._buckets.values():
+            bucket.remove(fp, partition)
+
+    def drop_older_than(self, cutoff: float) -> None:
+        """Buckets whose every entry was written before `cutoff`."""
+        for hour in [hour for hour in self._buckets if (hour + 1) * BUCKET_S <= cutoff]:
+            del self._buckets[hour]
+
+    def __len__(self) -> int:
+        """Entries: a key archived in two hours (written again) or partitions counts twice."""
+        return sum(len(bucket) for bucket in self._buckets.values())
+
+
+class Archived(Archive, Generic[V]):
+    """A table's archived entries, and what it archives (its `Archiving`)."""
+
+    def __init__(self, archiving: Archiving[V]) -> None:
+        super().__init__()
+        self.archiving = archiving
+
+    def took(self, record: Any) -> bool:
+        """Archive a record as it is read if it is old and archivable (at start: days of
+        records, never all held whole at once). Its table then drops the key's earlier record
+        in that partition."""
+        written_at = record.timestamp / 1000
+        if not 0 < written_at <= time.time() - self.archiving.whole_for_s:
+            return False
+        state = self.archiving.state_of_record(record.value)
+        if state is None:
+            return False
+        self.add(record.key, state, record.partition, written_at)
+        return True
+
+    def sweep(self, written: OrderedDict[bytes, float], local: dict[bytes, V],
+              undecoded: dict[int, dict[bytes, bytes]],
+              values: dict[int, dict[bytes, V]]) -> list[bytes]:
+        """Archive the table's keys written `whole_for_s` ago or more (`written`, oldest first)
+        whose every record held is archivable, and return them for the table to drop. The
+        others (pending; written here, not read back yet) stay whole until they expire."""
+        cutoff = time.time() - self.archiving.whole_for_s
+        archived = []
+        for key, at in list(takewhile(lambda item: item[1] < cutoff, written.items())):
+            states = None if key in local else self._states(key, undecoded, values)
+            if states:
+                for partition, state in states.items():
+                    self.add(key, state, partition, at)
+                archived.append(key)
+        return archived
+
+    def _states(self, key: bytes, undecoded: dict[int, dict[bytes, bytes]],
+                values: dict[int, dict[bytes, V]]) -> dict[int, int] | None:
+        """The state to archive the key's record in each partition as, None if one has none."""
+        states: dict[int, int] = {}
+        for partition, raw in undecoded.items():
+            if key in raw:
+                state = self.archiving.state_of_record(raw[key])
+            elif key in values[partition]:
+                state = self.archiving.state_of_value(values[partition][key])
+            else:
+                continue
+            if state is None:
+                return None
+            states[partition] = state
+        return states
+
+    def values_of(self, key: bytes) -> Iterator[V]:
+        """The key's archived value in each partition it has one, in partition order."""
+        for _, state in sorted(self.find(key).items()):
+            yield self.archiving.value_of_state(state)
