@@ -122,6 +122,8 @@ class CompactedTable(Generic[V]):
         except BaseException:  # Ctrl-C during start-up too: close what was opened
             await self.stop()
             raise
+        if self._archived is not None:
+            self._archived.sort()
         self._follow = asyncio.create_task(self._follow_forever())
         log.info("table loaded", topic=self._on_cluster, entries=len(self))
 
@@ -293,7 +295,8 @@ class CompactedTable(Generic[V]):
         elif record.key in self._local:
             self._read_back(record.key, record.partition, record.value)
         elif self._archived is not None and self._archived.took(record):
-            self._drop(record.key, record.partition)  # the partition's earlier record
+            if record.key in undecoded or record.key in self._values[record.partition]:
+                self._drop(record.key, record.partition)  # the partition's earlier record
         else:
             undecoded[record.key] = record.value
             if self.max_age_s is not None:

@@ -62,8 +62,10 @@ class _Bucket:
         entry (its partition's last record)."""
         fps = self.fingerprints + self.added[0]
         partitions, states = self.partitions + self.added[1], self.states + self.added[2]
+        order = sorted(range(len(fps)), key=fps.__getitem__)  # stable: later stays later
+        self.added = (array("Q"), array("H"), array("B"))
         sorted_fps, sorted_partitions, sorted_states = array("Q"), array("H"), array("B")
-        for i in sorted(range(len(fps)), key=fps.__getitem__):  # stable: later stays later
+        for i in order:
             fp, partition = fps[i], partitions[i]
             j = len(sorted_fps) - 1
             while j >= 0 and sorted_fps[j] == fp:  # the same key (or fingerprint) so far
@@ -77,17 +79,6 @@ class _Bucket:
                 sorted_states.append(states[i])
         self.fingerprints, self.partitions, self.states = (
             sorted_fps, sorted_partitions, sorted_states)
-        self.added = (array("Q"), array("H"), array("B"))
-
-    def find(self, fp: int) -> list[tuple[int, int]]:
-        if self.added[0]:
-            self.sort()
-        found = []
-        i = bisect_left(self.fingerprints, fp)
-        while i < len(self.fingerprints) and self.fingerprints[i] == fp:
-            found.append((self.partitions[i], self.states[i]))
-            i += 1
-        return found
 
     def remove(self, fp: int, partition: int) -> None:
         if self.added[0]:
@@ -123,8 +114,21 @@ class Archive:
         """The key's state code by partition: in each, the entry written last."""
         fp, found = fingerprint(key), dict[int, int]()
         for hour in sorted(self._buckets):  # the newer bucket's entry replaces the older's
-            found.update(self._buckets[hour].find(fp))
+            bucket = self._buckets[hour]
+            if bucket.added[0]:
+                bucket.sort()
+            fps = bucket.fingerprints
+            i = bisect_left(fps, fp)
+            while i < len(fps) and fps[i] == fp:  # mostly not even once
+                found[bucket.partitions[i]] = bucket.states[i]
+                i += 1
         return found
+
+    def sort(self) -> None:
+        """Sort in what was added (once loaded: not at the first lookup, a command waiting)."""
+        for bucket in self._buckets.values():
+            if bucket.added[0]:
+                bucket.sort()
 
     def remove(self, key: bytes, partition: int) -> None:
         fp = fingerprint(key)
