@@ -5,6 +5,9 @@ the command `pending` in the compacted ledger topic, and after the call `sent` o
 A redelivered command (crash, rebalance) finds its mark: `sent`/`failed` republish the same
 result; `pending` means the process died mid-call, the provider may or may not have the
 message, and the sender reports a failure instead of risking a duplicate (at most once).
+Past LEDGER_WHOLE_FOR_S the ledger keeps only an id's `sent`/`failed`, not its result: such an
+id redelivered (a replay, a group position reset) is counted `already_handled` and nothing is
+published.
 
 The ledger's entries are in consumers.ledger; a command's provider calls (retries, holds, the
 stop's grace) in consumers.send_attempts; the results it publishes in consumers.send_results.
@@ -261,10 +264,17 @@ class Sender(SendAttempts):
             await ctx.publish([ledger_record(command.id.encode(), entry),
                                result_record(entry.result, conversation)])
             return
-        log.warning("command found pending after a restart; not resending", command=command.id,
-                    account=command.account)
         account = self.accounts.by_name(command.account)
         provider = account.provider if account else ""
+        if entry.state in ("sent", "failed"):  # archived: its result is no longer held
+            # No ledger record either: it would replace the stored one, result and all.
+            log.warning("command already handled long ago; not sent again, its result is not "
+                        "republished", command=command.id, state=entry.state,
+                        account=command.account)
+            SENDS.labels(provider, account.name if account else "", "already_handled").inc()
+            return
+        log.warning("command found pending after a restart; not resending", command=command.id,
+                    account=command.account)
         SENDS.labels(provider, account.name if account else "", "outcome_unknown").inc()
         await self._finish(ctx, conversation, failed_result(
             command, provider, "outcome_unknown",

@@ -14,7 +14,8 @@ from switchboard.accounts import Account
 # (not_called: retryable or permanent, it is no call to the provider, whose error rate the
 # others give); and one per command failed without a call, by its error code (opted_out,
 # unknown_account, bad_outbound_config, invalid_command, held; outcome_unknown for one found
-# pending), so an account whose commands are all refused still shows. An unknown account is
+# pending), so an account whose commands are all refused still shows; already_handled for one
+# whose id the ledger keeps only as handled, long ago (no result). An unknown account is
 # counted under account "": its name could be anything, and each would make a time series.
 SENDS = Counter("switchboard_sender_sends_total",
                 "Provider send calls by outcome, and send attempts and commands failed "
@@ -29,9 +30,10 @@ REKEYED = Counter("switchboard_sender_rekeyed_total",
 # account it sends for (one with an outbound table), by the outcomes of trying to send: the
 # success an error ratio divides by, and the failures an operator is paged for. Not every
 # outcome: opted_out is a contact's choice, not trouble; bad_outbound_config is said at start
-# (check_outbound); invalid_command names a producer's bug rather than an account's. not_called
+# (check_outbound); invalid_command names a producer's bug rather than an account's;
+# already_handled, commands replayed long after they were handled, sends nothing. not_called
 # is alerted: it was counted under permanent and retryable, which alerts on them watched. Seven
-# series an account, not eleven: the accounts file may hold hundreds.
+# series an account, not twelve: the accounts file may hold hundreds.
 _ALERTED = ("accepted", "retryable", "permanent", "error", "outcome_unknown", "held",
             "not_called")
 

@@ -26,7 +26,7 @@ from consumers.bots.optouts import OptOutList, decode_opt_out
 from consumers.bots.sdk import load_bot
 from consumers.handling import MustNotSkip
 from consumers.health import WorkerHealth, serve_worker_http
-from consumers.ledger import decode_ledger, ledger_stands
+from consumers.ledger import LEDGER_ARCHIVING, decode_ledger, ledger_stands
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import UnreadableRecord, WorkerRuntime
 from consumers.sender import Sender
@@ -80,7 +80,8 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
     transport = ShardedTransport()
     # Read at start and on rebalance (catch_up); between them the follower need not hurry.
     ledger = CompactedTable(kafka, OUTBOUND_SENT.name, decode_ledger, relaxed_follow=True,
-                            stands=ledger_stands, max_age_s=LEDGER_RETENTION_DAYS * 86_400)
+                            stands=ledger_stands, max_age_s=LEDGER_RETENTION_DAYS * 86_400,
+                            archiving=LEDGER_ARCHIVING)
     await ledger.start()
     try:
         async with _opt_out_list(kafka) as opt_outs, httpx.AsyncClient(

@@ -51,4 +51,5 @@ def test_the_senders_outcomes_at_zero_are_outcomes_it_counts_and_the_rest_are_ch
     # A new outcome is alerted on (then at 0 from the start) or not: a choice, said here and in
     # docs/outbound.md (Metrics), not left to whoever adds it.
     assert outcomes - set(sender_metrics._ALERTED) == {
-        "unknown_account", "opted_out", "bad_outbound_config", "invalid_command"}
+        "unknown_account", "opted_out", "bad_outbound_config", "invalid_command",
+        "already_handled"}
