@@ -3,6 +3,7 @@ with their state and partition, dropped by whole hours once past the cutoff, nev
 
 from __future__ import annotations
 
+import random
 import tracemalloc
 
 import pytest
@@ -98,3 +99,19 @@ def test_an_archived_id_takes_a_few_bytes() -> None:
         tracemalloc.stop()
     print(f"archived: {per_id:.1f} bytes per id")
     assert per_id < 40
+
+
+def test_entries_merged_in_many_rounds_read_as_a_model_of_last_writes() -> None:
+    """The sweep adds a minute's ids at a time into hours already sorted (merged, not sorted
+    again whole): whatever the rounds, a key reads as its last state in each partition."""
+    rng = random.Random(7)
+    archive, model = Archive(), dict[bytes, dict[int, int]]()
+    keys = [f"cmd-{n}".encode() for n in range(300)]
+    for _ in range(40):  # rounds of adds, each followed by a lookup (which merges them in)
+        for _ in range(rng.randrange(1, 60)):
+            key, state, partition = rng.choice(keys), rng.randrange(2), rng.randrange(3)
+            archive.add(key, state, partition, HOUR + 1)
+            model.setdefault(key, {})[partition] = state
+        assert archive.find(rng.choice(keys)) is not None
+    assert {key: archive.find(key) for key in keys} == {key: model.get(key, {}) for key in keys}
+    assert len(archive) == sum(len(states) for states in model.values())  # no duplicates kept
