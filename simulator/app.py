@@ -10,7 +10,8 @@ status webhooks are queued for ingest. Control endpoints:
 * `POST|GET|DELETE /_sim/faults`: fail the next N sends (see simulator.faults), also with a
   2xx that refuses them (`rejected`) or, from Infobip, whose message has a final UNDELIVERABLE
   or EXPIRED status (`undeliverable`, `expired`).
-* `GET /_sim/webhooks`: webhooks sent, failed (dropped), retried, skipped, pending.
+* `GET /_sim/webhooks`: webhooks sent, failed (dropped), retried, skipped, queue_full (of the
+  failed, dropped as the queue of jobs was full), pending (jobs), queue_limit.
 * `GET /_sim/health`: the accounts served and any outbound tables that cannot be.
 """
 
@@ -42,7 +43,7 @@ from simulator.base import (
 )
 from simulator.faults import HTTP_STATUS, UNDELIVERED_MODES, Fault, FaultBook, FaultSpec
 from simulator.recorder import SendRecorder
-from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
+from simulator.webhooks import WEBHOOK_QUEUE_LIMIT, Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import Account, Accounts
 from switchboard.logs import get_logger, scrub
 from switchboard.providers import PROVIDERS, provider_module
@@ -230,13 +231,16 @@ class Simulator:
 def create_simulator_app(accounts: Accounts, ingest_url: str | None, *,
                          status_delay_s: float = 0.05,
                          retry: RetryPolicy | None = None,
+                         webhook_queue: int = WEBHOOK_QUEUE_LIMIT,
                          transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
     """The simulator for `accounts`, calling ingest at `ingest_url` (None: no webhooks).
 
     `status_delay_s` is the pause before each status webhook of a message; `retry` bounds
-    webhook redelivery; `transport` lets tests route webhooks to an in-process app.
+    webhook redelivery; `webhook_queue` bounds the messages whose webhooks wait for a worker
+    (more are dropped and counted); `transport` lets tests route webhooks to an in-process app.
     """
-    dispatcher = WebhookDispatcher(ingest_url, retry=retry, transport=transport)
+    dispatcher = WebhookDispatcher(ingest_url, retry=retry, queue_limit=webhook_queue,
+                                   transport=transport)
     simulator = Simulator(accounts, dispatcher, status_delay_s)
 
     @contextlib.asynccontextmanager

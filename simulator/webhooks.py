@@ -5,6 +5,11 @@ jobs of different messages run concurrently on workers. A webhook ingest does no
 with 2xx is retried with exponential backoff a bounded number of times, then dropped and
 counted, like a provider giving up.
 
+Jobs wait in a queue of at most `queue_limit` (WEBHOOK_QUEUE_LIMIT by default). With ingest
+slower than the sends, an unbounded queue grew without end and its webhooks arrived ever later;
+full, a new job's webhooks are dropped and counted (`failed`, and `queue_full` of those), and
+the send that made them is still accepted, as a provider's would be.
+
 Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account, URL and
 bucket, which gathers them for the bucket's wait (or until it is full) and sends them in one
 request, one request in flight at a time, as the provider batches them. The job waits for its
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,10 +33,14 @@ from ingest.signing import sign
 from simulator.base import Bucket, Webhook
 from switchboard.accounts import Account
 from switchboard.logs import get_logger
+from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
 
 RECENT_LIMIT = 200
+# Jobs (one per message) waiting for a worker, not counting the workers' own: 4-13 KB each by
+# provider (its three or four webhook bodies; tracemalloc), so 45-130 MB when full.
+WEBHOOK_QUEUE_LIMIT = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,13 +58,14 @@ class Job:
 @dataclass(slots=True)
 class WebhookStats:
     sent: int = 0  # webhooks (reports), however many requests carried them
-    failed: int = 0  # dropped after the last attempt
+    failed: int = 0  # dropped: after the last attempt, or never queued (queue_full)
     retried: int = 0
     skipped: int = 0  # no ingest URL configured
+    queue_full: int = 0  # of failed: dropped as their job found the queue full
 
     def to_dict(self) -> dict[str, int]:
         return {"sent": self.sent, "failed": self.failed, "retried": self.retried,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "queue_full": self.queue_full}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,14 +93,20 @@ class WebhookDispatcher:
     """A queue of webhook jobs and the workers that deliver them to ingest."""
 
     def __init__(self, ingest_url: str | None, *, retry: RetryPolicy | None = None,
-                 workers: int = 256, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 workers: int = 256, queue_limit: int = WEBHOOK_QUEUE_LIMIT,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        if queue_limit < 1:  # asyncio.Queue takes 0 for no bound at all
+            raise ValueError(f"queue_limit must be at least 1, not {queue_limit}")
         self.ingest_url = ingest_url.rstrip("/") if ingest_url else None
         self.retry = retry or RetryPolicy()
         self.stats = WebhookStats()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_LIMIT)
+        self.queue_limit = queue_limit
         self._workers = workers
         self._transport = transport
-        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_limit)
+        # A full queue drops a job per send for as long as ingest lags: said once a minute.
+        self._overflow_log = ThrottledLog(log)
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._in_flight = 0
@@ -115,6 +132,7 @@ class WebhookDispatcher:
                 await task
         self._tasks = []
         self._lanes = {}
+        self._overflow_log.flush()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -123,7 +141,14 @@ class WebhookDispatcher:
         if (self.ingest_url is None and job.url is None) or not job.webhooks:
             self.stats.skipped += len(job.webhooks)
             return
-        self._queue.put_nowait(job)
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self.stats.failed += len(job.webhooks)
+            self.stats.queue_full += len(job.webhooks)
+            self._overflow_log(logging.WARNING, "simulator webhook queue full, webhooks dropped",
+                               {"queue_limit": self.queue_limit}, provider=job.provider,
+                               account=job.account.name, webhooks=len(job.webhooks))
 
     @property
     def pending(self) -> int:
@@ -134,7 +159,8 @@ class WebhookDispatcher:
         await self._queue.join()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.stats.to_dict(), "pending": self.pending, "recent": list(self.recent)}
+        return {**self.stats.to_dict(), "pending": self.pending, "queue_limit": self.queue_limit,
+                "recent": list(self.recent)}
 
     async def _work(self) -> None:
         while True:
