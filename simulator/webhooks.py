@@ -105,8 +105,9 @@ class WebhookDispatcher:
         self._workers = workers
         self._transport = transport
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_limit)
-        # A full queue drops a job per send for as long as ingest lags: said once a minute.
-        self._overflow_log = ThrottledLog(log)
+        # Ingest away or behind fails or drops webhooks at the rate of the sends: each kind of
+        # line (a full queue; an account's webhooks dropped; a URL unreachable) once a minute.
+        self._drop_log = ThrottledLog(log)
         self._tasks: list[asyncio.Task[None]] = []
         self._client: httpx.AsyncClient | None = None
         self._in_flight = 0
@@ -132,7 +133,7 @@ class WebhookDispatcher:
                 await task
         self._tasks = []
         self._lanes = {}
-        self._overflow_log.flush()
+        self._drop_log.flush()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -146,9 +147,9 @@ class WebhookDispatcher:
         except asyncio.QueueFull:
             self.stats.failed += len(job.webhooks)
             self.stats.queue_full += len(job.webhooks)
-            self._overflow_log(logging.WARNING, "simulator webhook queue full, webhooks dropped",
-                               {"queue_limit": self.queue_limit}, provider=job.provider,
-                               account=job.account.name, webhooks=len(job.webhooks))
+            self._drop_log(logging.WARNING, "simulator webhook queue full, webhooks dropped",
+                           {"queue_limit": self.queue_limit}, provider=job.provider,
+                           account=job.account.name, webhooks=len(job.webhooks))
 
     @property
     def pending(self) -> int:
@@ -226,9 +227,9 @@ class WebhookDispatcher:
             self.stats.sent += reports
         else:
             self.stats.failed += reports
-            log.warning("simulator webhook dropped", provider=job.provider,
-                        account=job.account.name, kind=hook.kind, status=status,
-                        attempts=attempt, reports=reports)
+            self._drop_log(logging.WARNING, "simulator webhook dropped",
+                           {"provider": job.provider, "account": job.account.name},
+                           webhook=hook.kind, status=status, attempts=attempt, reports=reports)
         self.recent.append({"provider": job.provider, "account": job.account.name,
                             "kind": hook.kind, "reports": reports, "outcome": outcome,
                             "http_status": status, "attempts": attempt,
@@ -240,7 +241,8 @@ class WebhookDispatcher:
         try:
             response = await self._client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
-            log.info("simulator webhook not delivered", url=url, error=type(exc).__name__)
+            self._drop_log(logging.INFO, "simulator webhook not delivered",
+                           {"url": url, "error": type(exc).__name__})
             return None
         return response.status_code
 

@@ -1,8 +1,9 @@
 """The simulator's webhook queue is bounded. With ingest not answering, every worker holds a job
 and the queue fills: later sends are still accepted, their webhooks dropped and counted where
 `bench soak` reads drops (`failed` of `/_sim/webhooks`, `queue_full` of those), said in one log
-line, and no more jobs are held than the workers and the queue's limit. Real HTTP on 127.0.0.1:
-the simulator under uvicorn, and an ingest that takes connections and never answers."""
+line, and no more jobs are held than the workers and the queue's limit. With ingest away, the
+webhooks dropped after their tries are said once a minute too, not a line each. Real HTTP on
+127.0.0.1: the simulator under uvicorn, and an ingest that never answers or is not there."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ import pytest
 from simulator.app import create_simulator_app
 from simulator.webhooks import RetryPolicy, WebhookDispatcher
 from switchboard.accounts import parse_accounts
+from switchboard.localkafka import free_port
 from tests.unit.fakes import served
 
 LIMIT = 5
 WORKERS = 256  # WebhookDispatcher's default: create_simulator_app takes no other
 SENDS = WORKERS + LIMIT + 40
 HOOKS_PER_SEND = 3  # Bird: accepted, sent, delivered
+BIRD_AUTH = {"authorization": "AccessKey bird-access-key"}
 ACCOUNTS = parse_accounts({"accounts": {"bird": {
     "provider": "bird", "auth": {"scheme": "bird-signature", "secrets": ["bird-signing-key"]},
     "outbound": {"base_url": "http://sim/bird", "access_key": "bird-access-key",
@@ -63,9 +66,8 @@ async def test_a_full_queue_drops_and_counts_webhooks_and_the_send_is_accepted(
                                    webhook_queue=LIMIT)
         async with app.router.lifespan_context(app), served(app) as port, \
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            statuses = [(await client.post(SEND_PATH, json=SEND, headers={
-                "authorization": "AccessKey bird-access-key"})).status_code
-                for _ in range(SENDS)]
+            statuses = [(await client.post(SEND_PATH, json=SEND, headers=BIRD_AUTH)).status_code
+                        for _ in range(SENDS)]
             stats: dict[str, Any] = (await client.get("/_sim/webhooks")).json()
             sends = (await client.get("/_sim/sends")).json()["sends"]
 
@@ -78,10 +80,38 @@ async def test_a_full_queue_drops_and_counts_webhooks_and_the_send_is_accepted(
     assert stats["failed"] == stats["queue_full"] == dropped_jobs * HOOKS_PER_SEND
     assert (stats["sent"], stats["retried"]) == (0, 0)
     # Said once a minute, with how many more were dropped (here at the stop): not per drop.
-    lines = [record.msg for record in caplog.records if isinstance(record.msg, dict)
-             and record.msg["event"].startswith("simulator webhook queue full")]
+    lines = _lines(caplog, "simulator webhook queue full")
     assert len(lines) <= 4
     assert sum(line.get("more", 1) for line in lines) == dropped_jobs
+
+
+async def test_webhooks_dropped_with_ingest_away_are_logged_once_a_minute(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    sends = 40
+    # Nothing listens there: every try is refused at once.
+    app = create_simulator_app(ACCOUNTS, f"http://127.0.0.1:{free_port()}", status_delay_s=0,
+                               retry=RetryPolicy(attempts=2, backoff_s=0))
+    async with app.router.lifespan_context(app), served(app) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        for _ in range(sends):
+            assert (await client.post(SEND_PATH, json=SEND, headers=BIRD_AUTH)).is_success
+        await asyncio.wait_for(app.state.simulator.dispatcher.drain(), 120)
+        stats: dict[str, Any] = (await client.get("/_sim/webhooks")).json()
+
+    dropped = sends * HOOKS_PER_SEND
+    assert (stats["failed"], stats["retried"], stats["queue_full"]) == (dropped, dropped, 0)
+    for event, lines_for in [("simulator webhook dropped", dropped),
+                             ("simulator webhook not delivered", 2 * dropped)]:
+        lines = _lines(caplog, event)
+        assert len(lines) <= 4, event  # not one per webhook (or per try)
+        assert sum(line.get("more", 1) for line in lines) == lines_for, event
+
+
+def _lines(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, Any]]:
+    """structlog's lines starting with `event` (a window's sum-up included)."""
+    return [record.msg for record in caplog.records
+            if isinstance(record.msg, dict) and record.msg["event"].startswith(event)]
 
 
 def test_a_queue_limit_below_one_is_refused() -> None:
