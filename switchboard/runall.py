@@ -76,7 +76,9 @@ async def run_all(settings: Settings, accounts: Accounts, *, workers: Sequence[s
     ingest = create_app(settings, accounts)
     servers = [_server(ingest, settings.http_host, settings.http_port, grace_s, INGEST_HTTP)]
     if simulator:
-        servers.append(_server(create_simulator_app(accounts, settings.ingest_url),
+        simulator_app = create_simulator_app(
+            accounts, settings.ingest_url, webhook_queue=settings.simulator_webhook_queue)
+        servers.append(_server(simulator_app,
                                settings.http_host, settings.simulator_port, grace_s))
     loop = asyncio.get_running_loop()
     # SIGHUP too (its terminal was closed: `run` would stay behind holding its broker and

@@ -143,6 +143,10 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="longest a bot may take over one message (then retried); "
                                          "waiting for Kafka acks does not count")
     simulator_port: Port = Field(default=8090, description="port of `switchboard simulate`")
+    simulator_webhook_queue: int = Field(
+        default=10_000, ge=1, le=10_000_000,
+        description="messages whose webhooks the simulator holds for ingest (`simulate` and "
+                    "`run`); past it a send's webhooks are dropped and counted")
     metrics_port: Port | None = Field(
         default=None, description="workers serve Prometheus /metrics here (unset: no endpoint); "
                                   "`serve` too, instead of on its webhook port")

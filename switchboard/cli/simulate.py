@@ -22,7 +22,8 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     if accounts is None:
         return 2
     ingest_url = args.ingest_url or settings.ingest_url
-    app = create_simulator_app(accounts, ingest_url)
+    app = create_simulator_app(accounts, ingest_url,
+                               webhook_queue=settings.simulator_webhook_queue)
     port = args.port or settings.simulator_port
     if taken := port_taken(settings.http_host, [
             ("the simulator", "SWITCHBOARD_SIMULATOR_PORT or --port", port)]):
