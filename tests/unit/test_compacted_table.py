@@ -11,7 +11,9 @@ from aiokafka import TopicPartition
 from aiokafka.errors import TopicAuthorizationFailedError
 
 from consumers import table as table_module
-from consumers.table import SWEEP_EVERY_S, CompactedTable
+from consumers import table_values
+from consumers.table import CompactedTable
+from consumers.table_values import SWEEP_EVERY_S
 from tests.unit.fakes import ModuleWith
 
 
@@ -121,7 +123,7 @@ async def test_the_follower_forgets_keys_past_max_age_by_their_record_time(
     # What the sender's ledger relies on to stay as small as its topic (max_age_s = the
     # topic's retention): records are dated by Kafka's timestamp, not when they were read.
     clock = {"now": 1_000_000.0}
-    monkeypatch.setattr(table_module, "time", ModuleWith(time, time=lambda: clock["now"]))
+    monkeypatch.setattr(table_values, "time", ModuleWith(time, time=lambda: clock["now"]))
     start = clock["now"]
     table = CompactedTable("unused:9092", "topic", decode, max_age_s=100)
     table._consumer = FakeConsumer(

@@ -16,7 +16,8 @@ from consumers.ledger import (
     decode_ledger,
     ledger_stands,
 )
-from consumers.table import SWEEP_EVERY_S, CompactedTable
+from consumers.table import CompactedTable
+from consumers.table_values import SWEEP_EVERY_S
 from switchboard.commands import OutboundResult, ResultStatus
 from tests.unit.test_compacted_table import FakeRecord
 
