@@ -1,6 +1,7 @@
-"""python -m bench [normalize] [ingest] [sender] [bots] [profile] [soak] [--minutes M] [--rate R]
-(the consumer runtime is in sender; profile times ingest's stages in process; soak runs the whole
-system for minutes, and the options after the names are its own)"""
+"""python -m bench [normalize] [ingest] [sender] [bots] [profile] [soak] [ledger] [--minutes M]
+[--rate R] [--ids N] (the consumer runtime is in sender; profile times ingest's stages in process;
+soak runs the whole system for minutes; ledger loads the sender's ledger of N ids, whole and
+archived; the options after the names are theirs)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import importlib
 import itertools
 import sys
 
-BENCHES = ("normalize", "ingest", "sender", "bots", "profile", "soak")
+BENCHES = ("normalize", "ingest", "sender", "bots", "profile", "soak", "ledger")
 
 
 def main() -> int:
