@@ -35,6 +35,7 @@ from consumers.ledger import (
     ledger_stands,
 )
 from consumers.table import CompactedTable
+from consumers.table_values import HeldValues
 from switchboard.commands import OutboundResult, ResultStatus
 from switchboard.events import ErrorInfo
 from switchboard.topics import LEDGER_RETENTION_DAYS, OUTBOUND_SENT, TopicSpec, ensure_topics
@@ -177,7 +178,7 @@ async def load(bootstrap: str, topic: str, archiving: bool, samples: list[list[A
         await table.stop()
 
 
-def check(table: CompactedTable[LedgerEntry], samples: list[list[Any]], archiving: bool,
+def check(table: HeldValues[LedgerEntry], samples: list[list[Any]], archiving: bool,
           began_at: float, loaded_at: float) -> list[str]:
     """Each sampled id read with its state, with its result unless archived (written over
     LEDGER_WHOLE_FOR_S before the load: around that edge either is right); ids never written
@@ -200,7 +201,7 @@ def check(table: CompactedTable[LedgerEntry], samples: list[list[Any]], archivin
     return failures
 
 
-def lookup_us(table: CompactedTable[LedgerEntry], keys: list[bytes]) -> float:
+def lookup_us(table: HeldValues[LedgerEntry], keys: list[bytes]) -> float:
     """Mean over LOOKUPS lookups, cycling through `keys` (hits already decoded by check)."""
     began = time.perf_counter()
     for n in range(LOOKUPS):

@@ -4,6 +4,9 @@ over 8 days), what it samples, its options and its projection. No broker, no tim
 from __future__ import annotations
 
 import math
+import time
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -15,7 +18,9 @@ from bench.ledger import (
     PROJECTED_WHOLE,
     RECENT_SAMPLES,
     SAMPLES,
+    LedgerRecord,
     Load,
+    check,
     ledger_records,
     options,
     projection,
@@ -23,7 +28,14 @@ from bench.ledger import (
     sampled,
     written_at,
 )
-from consumers.ledger import LEDGER_WHOLE_FOR_S, decode_ledger
+from consumers.ledger import (
+    LEDGER_ARCHIVING,
+    LEDGER_WHOLE_FOR_S,
+    LedgerEntry,
+    decode_ledger,
+    ledger_stands,
+)
+from consumers.table_values import HeldValues
 
 NOW = 1_800_000_000.0
 
@@ -86,3 +98,28 @@ def test_the_projection_holds_the_last_hour_whole_and_the_rest_at_the_archived_f
 
 def test_it_is_one_of_the_benchmarks() -> None:
     assert "ledger" in BENCHES
+
+
+def _loaded(archiving: bool, records: list[LedgerRecord]) -> HeldValues[LedgerEntry]:
+    """A ledger's values as its table holds them once these records are read."""
+    table = HeldValues("ledger", decode_ledger, stands=ledger_stands, max_age_s=MAX_AGE_S,
+                       archiving=LEDGER_ARCHIVING if archiving else None)
+    for record in records:
+        table._apply(SimpleNamespace(key=record.key, value=record.value, partition=0,
+                                     timestamp=record.timestamp_ms))
+    return table
+
+
+@pytest.mark.parametrize("archiving", [False, True])
+def test_the_check_passes_ids_read_as_written_and_fails_any_other(archiving: bool) -> None:
+    now = time.time()
+    records = list(ledger_records(2000, now))
+    samples: list[list[Any]] = [[r.key.decode(), r.state, r.timestamp_ms / 1000]
+                                for n, r in enumerate(records) if sampled(n, len(records))]
+    table = _loaded(archiving, records)
+    assert check(table, samples, archiving, now, now) == []
+    wrong = [[key, "failed" if state == "sent" else "sent", at] for key, state, at in samples]
+    assert len(check(table, wrong, archiving, now, now)) == len(samples)
+    # An old id read with its result where it should be archived (and a missing one) fail too.
+    assert check(_loaded(False, records), samples, True, now, now) != []
+    assert check(_loaded(True, records[:-1]), samples[-1:], archiving, now, now) != []
