@@ -2,8 +2,9 @@
 instead of its record (the sender's ledger: about 620 bytes of objects per command id).
 
 A key is kept as the first 8 bytes of its blake2b digest, with a small state code and the
-partition its record was read from, in buckets by the hour of the record's write time. Lookup
-bisects each bucket (192 for 8 days); a bucket is dropped whole once all of it is past the
+partition its record was read from, in buckets of 6 hours of the record's write time. Lookup
+bisects each bucket (33 for 8 days: 35 µs at 2 M ids, where hours' 193 took 160 µs, and every
+new command is looked up); a bucket is dropped whole once all of it is past the
 table's age limit (late, never early: an id kept a little longer than its topic keeps it is
 the safe side).
 
@@ -26,7 +27,7 @@ from itertools import takewhile
 from typing import Any, Generic, TypeVar
 
 V = TypeVar("V")
-BUCKET_S = 3600
+BUCKET_S = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def fingerprint(key: bytes) -> int:
 
 
 class _Bucket:
-    """An hour's entries: sorted fingerprints, their states and partitions alongside, and
+    """A bucket's entries: sorted fingerprints, their states and partitions alongside, and
     those added since the last lookup (sorted in at the next: at load they come by the
     million, and held as tuples until then they would take ten times the memory)."""
 
@@ -61,7 +62,7 @@ class _Bucket:
     def sort(self) -> None:
         """Merge the added entries in, each after the equal fingerprints held (a key read
         twice from one partition keeps its later entry: its partition's last record). Only
-        the added are walked: the sweep adds a minute's ids to an hour of hundreds of
+        the added are walked: the sweep adds a minute's ids to a bucket of hundreds of
         thousands, and walking those each minute would hold the event loop for a long while."""
         added_fps, added_partitions, added_states = self.added
         self.added = (array("Q"), array("H"), array("B"))
@@ -109,13 +110,15 @@ class Archive:
     """Fingerprints of keys, each with the state code and partition of its record."""
 
     def __init__(self) -> None:
-        self._buckets: dict[int, _Bucket] = {}  # by hour since the epoch
+        self._buckets: dict[int, _Bucket] = {}  # by BUCKET_S since the epoch
+        self._oldest_first: list[_Bucket] = []  # the same, in the order find() reads them
 
     def add(self, key: bytes, state: int, partition: int, written_at: float) -> None:
-        hour = int(written_at // BUCKET_S)
-        bucket = self._buckets.get(hour)
+        index = int(written_at // BUCKET_S)
+        bucket = self._buckets.get(index)
         if bucket is None:
-            bucket = self._buckets[hour] = _Bucket()
+            bucket = self._buckets[index] = _Bucket()
+            self._order()
         fps, partitions, states = bucket.added
         fps.append(fingerprint(key))
         partitions.append(partition)
@@ -124,8 +127,7 @@ class Archive:
     def find(self, key: bytes) -> dict[int, int]:
         """The key's state code by partition: in each, the entry written last."""
         fp, found = fingerprint(key), dict[int, int]()
-        for hour in sorted(self._buckets):  # the newer bucket's entry replaces the older's
-            bucket = self._buckets[hour]
+        for bucket in self._oldest_first:  # the newer bucket's entry replaces the older's
             if bucket.added[0]:
                 bucket.sort()
             fps = bucket.fingerprints
@@ -148,11 +150,15 @@ class Archive:
 
     def drop_older_than(self, cutoff: float) -> None:
         """Buckets whose every entry was written before `cutoff`."""
-        for hour in [hour for hour in self._buckets if (hour + 1) * BUCKET_S <= cutoff]:
-            del self._buckets[hour]
+        for index in [index for index in self._buckets if (index + 1) * BUCKET_S <= cutoff]:
+            del self._buckets[index]
+        self._order()
+
+    def _order(self) -> None:
+        self._oldest_first = [self._buckets[index] for index in sorted(self._buckets)]
 
     def __len__(self) -> int:
-        """Entries: a key archived in two hours (written again) or partitions counts twice."""
+        """Entries: a key archived in two buckets (written again) or partitions counts twice."""
         return sum(len(bucket) for bucket in self._buckets.values())
 
 

@@ -101,7 +101,7 @@ class HeldValues(Generic[V]):
 
     def _drop_expired(self) -> None:
         """Once a minute (from the follower): keys past `max_age_s`; with `archiving`, entries
-        past its `whole_for_s` archived, and the archive's hours past `max_age_s` dropped."""
+        past its `whole_for_s` archived, and the archive's buckets past `max_age_s` dropped."""
         if self.max_age_s is not None and time.time() - self._swept_at >= SWEEP_EVERY_S:
             self._drop_older_than(time.time() - self.max_age_s)
             if self._archived is not None:

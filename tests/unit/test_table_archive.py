@@ -1,5 +1,6 @@
 """The fingerprints a table keeps of its old entries (consumers.table_archive): found by key,
-with their state and partition, dropped by whole hours once past the cutoff, never earlier."""
+with their state and partition, dropped by whole buckets (BUCKET_S) once past the cutoff,
+never earlier."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from consumers.table_archive import BUCKET_S, Archive, fingerprint
 
-HOUR = 1_800_000 * BUCKET_S  # an hour's start, in seconds since the epoch
+START = 1_800_000 * BUCKET_S  # a bucket's start, in seconds since the epoch
 
 
 def test_fingerprints_are_the_same_in_every_process() -> None:
@@ -20,14 +21,14 @@ def test_fingerprints_are_the_same_in_every_process() -> None:
 
 
 @pytest.mark.parametrize(("adds", "key", "found"), [
-    ([(b"a", 1, 0, HOUR)], b"a", {0: 1}),
-    ([(b"a", 1, 0, HOUR)], b"b", {}),
+    ([(b"a", 1, 0, START)], b"a", {0: 1}),
+    ([(b"a", 1, 0, START)], b"b", {}),
     # Its state in each partition it was archived from.
-    ([(b"a", 1, 0, HOUR), (b"a", 0, 6, HOUR + 5)], b"a", {0: 1, 6: 0}),
-    # Archived again in one partition: the later write's state, in the same hour or a later one.
-    ([(b"a", 1, 0, HOUR), (b"a", 0, 0, HOUR + 5)], b"a", {0: 0}),
-    ([(b"a", 1, 0, HOUR + BUCKET_S), (b"a", 0, 0, HOUR)], b"a", {0: 1}),
-    ([(b"a", 0, 0, HOUR), (b"a", 1, 0, HOUR + BUCKET_S)], b"a", {0: 1}),
+    ([(b"a", 1, 0, START), (b"a", 0, 6, START + 5)], b"a", {0: 1, 6: 0}),
+    # Archived again in one partition: the later write's state, in the same bucket or a later one.
+    ([(b"a", 1, 0, START), (b"a", 0, 0, START + 5)], b"a", {0: 0}),
+    ([(b"a", 1, 0, START + BUCKET_S), (b"a", 0, 0, START)], b"a", {0: 1}),
+    ([(b"a", 0, 0, START), (b"a", 1, 0, START + BUCKET_S)], b"a", {0: 1}),
 ])
 def test_a_key_is_found_with_its_state_by_partition(
         adds: list[tuple[bytes, int, int, float]], key: bytes, found: dict[int, int]) -> None:
@@ -39,36 +40,36 @@ def test_a_key_is_found_with_its_state_by_partition(
 
 def test_entries_added_after_a_lookup_are_found_too() -> None:
     archive = Archive()
-    archive.add(b"a", 1, 0, HOUR)
+    archive.add(b"a", 1, 0, START)
     assert archive.find(b"b") == {}
-    archive.add(b"b", 0, 2, HOUR + 10)
-    archive.add(b"a", 0, 0, HOUR + 20)
+    archive.add(b"b", 0, 2, START + 10)
+    archive.add(b"a", 0, 0, START + 20)
     assert (archive.find(b"a"), archive.find(b"b")) == ({0: 0}, {2: 0})
     assert len(archive) == 2  # a's earlier entry in partition 0 replaced
 
 
 def test_remove_drops_the_keys_entries_of_one_partition_only() -> None:
     archive = Archive()
-    for partition, at in ((0, HOUR), (0, HOUR + BUCKET_S), (6, HOUR)):
+    for partition, at in ((0, START), (0, START + BUCKET_S), (6, START)):
         archive.add(b"a", 1, partition, at)
-    archive.add(b"b", 1, 0, HOUR)
+    archive.add(b"b", 1, 0, START)
     archive.remove(b"a", 0)
     assert (archive.find(b"a"), archive.find(b"b")) == ({6: 1}, {0: 1})
 
 
 @pytest.mark.parametrize(("cutoff", "left"), [
-    (HOUR, {b"h0", b"h1", b"h2"}),
-    (HOUR + BUCKET_S - 1, {b"h0", b"h1", b"h2"}),  # h0's last second is not past it yet
-    (HOUR + BUCKET_S, {b"h1", b"h2"}),
-    (HOUR + 2 * BUCKET_S + 1, {b"h2"}),
-    (HOUR + 3 * BUCKET_S, set()),
+    (START, {b"h0", b"h1", b"h2"}),
+    (START + BUCKET_S - 1, {b"h0", b"h1", b"h2"}),  # h0's last second is not past it yet
+    (START + BUCKET_S, {b"h1", b"h2"}),
+    (START + 2 * BUCKET_S + 1, {b"h2"}),
+    (START + 3 * BUCKET_S, set()),
 ])
-def test_expiry_drops_only_hours_wholly_before_the_cutoff(cutoff: float, left: set[bytes]
+def test_expiry_drops_only_buckets_wholly_before_the_cutoff(cutoff: float, left: set[bytes]
                                                            ) -> None:
     archive = Archive()
-    for hour, key in enumerate((b"h0", b"h1", b"h2")):
-        archive.add(key, 1, 0, HOUR + hour * BUCKET_S + BUCKET_S - 1)
-        archive.add(key + b"-early", 1, 0, HOUR + hour * BUCKET_S)
+    for bucket, key in enumerate((b"h0", b"h1", b"h2")):
+        archive.add(key, 1, 0, START + bucket * BUCKET_S + BUCKET_S - 1)
+        archive.add(key + b"-early", 1, 0, START + bucket * BUCKET_S)
     archive.drop_older_than(cutoff)
     assert {key for key in (b"h0", b"h1", b"h2") if archive.find(key)} == left
     assert len(archive) == 2 * len(left)
@@ -77,7 +78,7 @@ def test_expiry_drops_only_hours_wholly_before_the_cutoff(cutoff: float, left: s
 def test_many_ids_are_all_found_and_none_of_others() -> None:
     archive = Archive()
     for n in range(100_000):  # over 28 hours, in time order as a topic's are
-        archive.add(b"cmd-%d" % n, n % 2, n % 6, HOUR + n)
+        archive.add(b"cmd-%d" % n, n % 2, n % 6, START + n)
     assert all(archive.find(b"cmd-%d" % n) == {n % 6: n % 2} for n in range(100_000))
     assert not any(archive.find(b"other-%d" % n) for n in range(100_000))
     assert len(archive) == 100_000
@@ -91,7 +92,7 @@ def test_an_archived_id_takes_a_few_bytes() -> None:
         before = tracemalloc.take_snapshot()
         archive = Archive()
         for n in range(100_000):
-            archive.add(b"cmd-%d" % n, 0, n % 6, HOUR + n * 0.5)
+            archive.add(b"cmd-%d" % n, 0, n % 6, START + n * 0.5)
         archive.find(b"cmd-1")  # sorted, as it is held once looked up
         per_id = sum(stat.size_diff for stat in tracemalloc.take_snapshot().compare_to(
             before, "filename")) / 100_000
@@ -102,7 +103,7 @@ def test_an_archived_id_takes_a_few_bytes() -> None:
 
 
 def test_entries_merged_in_many_rounds_read_as_a_model_of_last_writes() -> None:
-    """The sweep adds a minute's ids at a time into hours already sorted (merged, not sorted
+    """The sweep adds a minute's ids at a time into buckets already sorted (merged, not sorted
     again whole): whatever the rounds, a key reads as its last state in each partition."""
     rng = random.Random(7)
     archive, model = Archive(), dict[bytes, dict[int, int]]()
@@ -110,7 +111,7 @@ def test_entries_merged_in_many_rounds_read_as_a_model_of_last_writes() -> None:
     for _ in range(40):  # rounds of adds, each followed by a lookup (which merges them in)
         for _ in range(rng.randrange(1, 60)):
             key, state, partition = rng.choice(keys), rng.randrange(2), rng.randrange(3)
-            archive.add(key, state, partition, HOUR + 1)
+            archive.add(key, state, partition, START + 1)
             model.setdefault(key, {})[partition] = state
         assert archive.find(rng.choice(keys)) is not None
     assert {key: archive.find(key) for key in keys} == {key: model.get(key, {}) for key in keys}

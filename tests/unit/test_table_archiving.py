@@ -17,6 +17,7 @@ from consumers.ledger import (
     ledger_stands,
 )
 from consumers.table import CompactedTable
+from consumers.table_archive import BUCKET_S
 from consumers.table_values import SWEEP_EVERY_S
 from switchboard.commands import OutboundResult, ResultStatus
 from tests.unit.test_compacted_table import FakeRecord
@@ -121,11 +122,12 @@ def test_the_sweep_archives_final_entries_past_the_whole_window(
     assert set(table._written) == {b"pending", b"released", b"unread"}
 
 
-def test_the_sweep_drops_archived_hours_past_the_tables_max_age(
+def test_the_sweep_drops_archived_buckets_past_the_tables_max_age(
         monkeypatch: pytest.MonkeyPatch) -> None:
     table = ledger(record(b"8-days", "sent", 8 * DAY_S - 2 * 3600),
                    record(b"2-days", "sent", 2 * DAY_S))
-    later = time.time() + 3 * 3600 + SWEEP_EVERY_S  # 8 days and an hour
+    # 8 days and a bucket (BUCKET_S) on: its whole bucket is past, wherever it began in it.
+    later = time.time() + 2 * 3600 + BUCKET_S + SWEEP_EVERY_S
     monkeypatch.setattr(time, "time", lambda: later)
     table._drop_expired()
     assert read(table, b"8-days") is None and read(table, b"2-days") == ("sent", False)
