@@ -127,6 +127,22 @@ def _in_a_terminal(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
     return process, terminal
 
 
+def _still_running(process: subprocess.Popen[bytes], data_dir: Path) -> str:
+    """What a `kafka` that outlived its terminal was doing (it failed so once, in a CI run
+    beside another broker's benchmark): its state and kernel wait, its JVM, the broker's log."""
+    def read(path: str) -> str:
+        try:
+            return Path(path).read_text(errors="replace").strip()
+        except OSError as exc:
+            return repr(exc)
+    state = read(f"/proc/{process.pid}/stat").rpartition(")")[2].split()[:1]
+    logs = sorted(data_dir.rglob("broker.log"))
+    log_tail = logs[0].read_text(errors="replace")[-3000:] if logs else "(no broker.log)"
+    return (f"state {state}, waiting in {read(f'/proc/{process.pid}/wchan')!r}, "
+            f"its JVM {'running' if broker_running(data_dir) else 'gone'}; "
+            f"broker.log ends:\n{log_tail}")
+
+
 def test_closing_the_terminal_of_the_kafka_command_stops_it_cleanly(tmp_path: Path) -> None:
     # The kernel sends SIGHUP, and every write to the terminal then fails (EIO): "stopping…"
     # raised, and a stop that had ended the broker cleanly exited 1.
@@ -135,8 +151,11 @@ def test_closing_the_terminal_of_the_kafka_command_stops_it_cleanly(tmp_path: Pa
     try:
         code = process.wait(60)
     except subprocess.TimeoutExpired:
+        # Its output went to the closed terminal: say here where it was when the time was up.
+        why = _still_running(process, tmp_path)
         process.kill()  # its JVM follows (PR_SET_PDEATHSIG): a failed test leaves none behind
-        raise
+        raise AssertionError(f"`kafka` still running 60 s after its terminal closed: {why}"
+                             ) from None
     assert code == 0
     assert not broker_running(tmp_path), "the JVM outlived it"
     assert _data_dir_free(tmp_path)
