@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.common import child_env, kafka
+from bench.soak_memory import status_kb
 from consumers.ledger import (
     LEDGER_ARCHIVING,
     LEDGER_WHOLE_FOR_S,
@@ -129,12 +130,12 @@ async def produce(bootstrap: str, topic: str, ids: int, now: float
     return samples
 
 
-def status_kb(field: str) -> int:
+def own_kb(field: str) -> int:
     """VmRSS (resident now) or VmHWM (its peak) of this process, in KiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    kb = status_kb("self", field)
+    if kb is None:
+        raise RuntimeError(f"no {field} in /proc/self/status")
+    return kb
 
 
 @dataclass
@@ -158,7 +159,7 @@ async def load(bootstrap: str, topic: str, archiving: bool, samples: list[list[A
                            stands=ledger_stands, max_age_s=MAX_AGE_S,
                            archiving=LEDGER_ARCHIVING if archiving else None)
     gc.collect()
-    before = status_kb("VmRSS")
+    before = own_kb("VmRSS")
     if trace:
         tracemalloc.start()
     began, began_at = time.perf_counter(), time.time()
@@ -168,7 +169,7 @@ async def load(bootstrap: str, topic: str, archiving: bool, samples: list[list[A
     tracemalloc.stop()
     try:
         gc.collect()
-        rss, peak = status_kb("VmRSS") - before, status_kb("VmHWM") - before
+        rss, peak = own_kb("VmRSS") - before, own_kb("VmHWM") - before
         failures = check(table, samples, archiving, began_at, loaded_at)
         hits = [key.encode() for key, _, _ in samples]
         misses = [f"bench-{uuid.uuid4()}".encode() for _ in range(len(samples))]

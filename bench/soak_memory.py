@@ -41,15 +41,22 @@ class Offering(Protocol):
     requests: int
 
 
-def rss_mb(pid: int) -> float | None:
+def status_kb(pid: int | str, field: str) -> int | None:
+    """A size field of /proc/PID/status (VmRSS: resident now; VmHWM: its peak) in KiB; None
+    once the process is gone. `pid` may be "self"."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1])
     except OSError:
         pass
     return None
+
+
+def rss_mb(pid: int) -> float | None:
+    kb = status_kb(pid, "VmRSS")
+    return None if kb is None else kb / 1024
 
 
 def broker_pid(workdir: Path) -> int | None:
