@@ -1,27 +1,28 @@
 """Bird (formerly MessageBird) webhooks -> message events.
 
-Bird sends three webhook generations that Switchboard accepts, told apart by shape alone
-(headers only carry authentication, which the ingest checks):
+Bird sends four webhook generations, told apart by shape alone (headers only carry
+authentication, which the ingest checks):
 
 * A, the legacy MessageBird SMS API: flat fields. Status reports arrive as GET with everything
   in the query string; inbound SMS as a urlencoded form POST; Flow Builder can forward the
   same fields as JSON.
+* B, the legacy MessageBird Conversations API: `{"type": "message.created", "contact",
+  "conversation", "message"}`.
 * C, the Bird Channels API: `{"service", "event": "<platform>.<kind>", "payload"}`.
 * D, the Bird platform API (Standard Webhooks): `{"type": "sms.delivered", "timestamp", "data"}`.
 
-The legacy Conversations API envelope (`{"type", "message", "conversation"}`) is recognised only
-to reject it with a clear reason. See docs/providers/bird.md for the mappings and sources.
+See docs/providers/bird.md for the mappings and sources.
 
 This module tells the formats apart; each is read by a private module of its own
-(_bird_legacy, _bird_channels, _bird_platform): they share nothing but the SMS error
-codes, which the Channels API relays from the legacy one.
+(_bird_legacy, _bird_conversations, _bird_channels, _bird_platform): they share nothing but
+the SMS error codes, which the Channels API relays from the legacy one.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from normalizers import _bird_channels, _bird_legacy, _bird_platform
+from normalizers import _bird_channels, _bird_conversations, _bird_legacy, _bird_platform
 from normalizers.base import DEFAULT_ACK, Ack, JsonObject, NormalizeError, WebhookRequest
 from normalizers.bodies import is_form, parse_json_object, request_form_pairs
 from switchboard.events import MessageEvent
@@ -57,7 +58,7 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
 
 
 def acknowledge(request: WebhookRequest) -> Ack:
-    """`OK` as text for the legacy SMS API; the newer APIs accept any 2xx."""
+    """`OK` as text for the legacy SMS API; the JSON APIs (B, C, D) take any 2xx."""
     return DEFAULT_ACK if _is_json_envelope(request) else _LEGACY_ACK
 
 
@@ -78,7 +79,8 @@ def _is_json_envelope(request: WebhookRequest) -> bool:
         data = parse_json_object(request.body)
     except NormalizeError:
         return False
-    return _bird_channels.is_envelope(data) or _bird_platform.is_envelope(data)
+    return (_bird_channels.is_envelope(data) or _bird_platform.is_envelope(data)
+            or _bird_conversations.is_envelope(data))
 
 
 def _json(request: WebhookRequest, data: JsonObject) -> list[MessageEvent]:
@@ -86,10 +88,7 @@ def _json(request: WebhookRequest, data: JsonObject) -> list[MessageEvent]:
         return _bird_channels.events(request, data)
     if _bird_platform.is_envelope(data):
         return _bird_platform.events(request, data)
-    if "type" in data and "message" in data:
-        raise NormalizeError(
-            "legacy MessageBird Conversations API webhooks (message.created/message.updated) "
-            "are not supported; subscribe to the Bird Channels API events instead"
-        )
+    if _bird_conversations.is_envelope(data):
+        return _bird_conversations.events(request, data)
     return _bird_legacy.events(request, {str(key).lower(): value for key, value in data.items()})
 
