@@ -43,10 +43,11 @@ def basic(secret: str = "ib-new-secret") -> dict[str, str]:
 FIXTURES = load_fixtures()  # every provider fixture, loaded once
 
 # Bird's webhook APIs sign differently (README, "auth schemes"): the Channels API with
-# bird-signature, the legacy MessageBird SMS API with messagebird-jwt or the older
-# messagebird-v1, the platform API with standard-webhooks. A Bird fixture's name starts with
+# bird-signature, the legacy MessageBird SMS and Conversations APIs with messagebird-jwt or the
+# older messagebird-v1, the platform API with standard-webhooks. A Bird fixture's name starts with
 # the API it comes from; the signature headers some keep name the scheme that made them.
-BIRD_API_SCHEMES = {"channels": ("bird-signature",), "conversations": ("bird-signature",),
+BIRD_API_SCHEMES = {"channels": ("bird-signature",),
+                    "conversations": ("messagebird-jwt", "messagebird-v1"),
                     "legacy": ("messagebird-jwt", "messagebird-v1"),
                     "platform": ("standard-webhooks",)}
 SCHEME_OF_HEADER = {"messagebird-signature-jwt": "messagebird-jwt",
