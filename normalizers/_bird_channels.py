@@ -60,11 +60,13 @@ def events(request: WebhookRequest, envelope: JsonObject) -> list[MessageEvent]:
         raise NormalizeError(f"Bird Channels {shown(event)} webhook 'payload' should be an object")
     match = _CHANNELS_EVENT.match(event)
     if match is None:
-        if event.startswith("channel."):
-            return []  # channel.created / channel.updated: configuration, not messages
+        if event.startswith(("channel.", "conversation.")):
+            # channel.*: configuration. conversation.* (the Conversations service, in this
+            # envelope): a conversation's life; its messages come as <platform>.* events.
+            return []
         raise NormalizeError(
             f"unrecognised Bird Channels event {shown(event)}; expected <platform>.inbound, "
-            "<platform>.outbound, <platform>.interaction or channel.*"
+            "<platform>.outbound, <platform>.interaction, channel.* or conversation.*"
         )
     platform, kind = match.groups()
     if kind == "inbound":
