@@ -1,20 +1,20 @@
 """Delivering webhooks to ingest, signed the way each account's provider signs them.
 
 The webhooks of one message go out as one job, in lifecycle order, each after a short delay;
-jobs of different messages run concurrently on workers. A webhook ingest does not answer
-with 2xx is retried with exponential backoff a bounded number of times, then dropped and
-counted, like a provider giving up.
+each job is a task of its own, so one waiting for its delay (or its bucket) holds up no other.
+At most POST_CONNECTIONS requests are in flight; the others wait for a free connection. A
+webhook ingest does not answer with 2xx is retried with exponential backoff a bounded number
+of times, then dropped and counted, like a provider giving up.
 
-Jobs wait in a queue of at most `queue_limit` (WEBHOOK_QUEUE_LIMIT by default). With ingest
-slower than the sends, an unbounded queue grew without end and its webhooks arrived ever later;
-full, a new job's webhooks are dropped and counted (`failed`, and `queue_full` of those), and
-the send that made them is still accepted, as a provider's would be.
+At most `queue_limit` jobs are held (WEBHOOK_QUEUE_LIMIT by default), waiting or being sent.
+With ingest slower than the sends, an unbounded queue grew without end and its webhooks arrived
+ever later; full, a new job's webhooks are dropped and counted (`failed`, and `queue_full` of
+those), and the send that made them is still accepted, as a provider's would be.
 
 Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account, URL and
 bucket, which gathers them for the bucket's wait (or until it is full) and sends them in one
 request, one request in flight at a time, as the provider batches them. The job waits for its
-report's request, so a message's webhooks keep their order; hence many workers, most of them
-waiting.
+report's request, so a message's webhooks keep their order.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from switchboard.throttle import ThrottledLog
 log = get_logger(__name__)
 
 RECENT_LIMIT = 200
-# Jobs (one per message) waiting for a worker, not counting the workers' own: 4-13 KB each by
-# provider (its three or four webhook bodies; tracemalloc), so 45-130 MB when full.
+# Jobs (one per message) held, waiting or being sent: 4-13 KB each by provider (its three or
+# four webhook bodies; tracemalloc), so 45-130 MB when full.
 WEBHOOK_QUEUE_LIMIT = 10_000
 # Webhook requests in flight at once: each through a client of its own with one connection,
 # kept open. httpcore walks its whole pool, polling each idle connection's socket, and every
@@ -98,28 +98,25 @@ class _Lane:
 
 
 class WebhookDispatcher:
-    """A queue of webhook jobs and the workers that deliver them to ingest."""
+    """The webhook jobs held, each a task delivering its webhooks to ingest."""
 
     def __init__(self, ingest_url: str | None, *, retry: RetryPolicy | None = None,
-                 workers: int = 256, queue_limit: int = WEBHOOK_QUEUE_LIMIT,
+                 queue_limit: int = WEBHOOK_QUEUE_LIMIT,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
-        if queue_limit < 1:  # asyncio.Queue takes 0 for no bound at all
+        if queue_limit < 1:  # a limit of 0 would drop every job
             raise ValueError(f"queue_limit must be at least 1, not {queue_limit}")
         self.ingest_url = ingest_url.rstrip("/") if ingest_url else None
         self.retry = retry or RetryPolicy()
         self.stats = WebhookStats()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_LIMIT)
         self.queue_limit = queue_limit
-        self._workers = workers
         self._transport = transport
-        self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=queue_limit)
         # Ingest away or behind fails or drops webhooks at the rate of the sends: each kind of
         # line (a full queue; an account's webhooks dropped; a URL unreachable) once a minute.
         self._drop_log = ThrottledLog(log)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: set[asyncio.Task[None]] = set()
         self._clients: list[httpx.AsyncClient] = []
         self._idle_clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        self._in_flight = 0
         self._lanes: dict[tuple[str, str | None, Bucket], _Lane] = {}
 
     def url_for(self, provider: str, account: str) -> str | None:
@@ -135,17 +132,15 @@ class WebhookDispatcher:
                          for _ in range(POST_CONNECTIONS)]
         for client in self._clients:
             self._idle_clients.put_nowait(client)
-        self._tasks = [asyncio.create_task(self._work(), name=f"sim-webhooks-{index}")
-                       for index in range(self._workers)]
 
     async def stop(self) -> None:
-        tasks = [*self._tasks, *(lane.task for lane in self._lanes.values() if lane.task)]
+        tasks = [*self._jobs, *(lane.task for lane in self._lanes.values() if lane.task)]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._tasks = []
+        self._jobs = set()
         self._lanes = {}
         self._drop_log.flush()
         for client in self._clients:
@@ -157,45 +152,42 @@ class WebhookDispatcher:
         if (self.ingest_url is None and job.url is None) or not job.webhooks:
             self.stats.skipped += len(job.webhooks)
             return
-        try:
-            self._queue.put_nowait(job)
-        except asyncio.QueueFull:
+        if len(self._jobs) >= self.queue_limit:
             self.stats.failed += len(job.webhooks)
             self.stats.queue_full += len(job.webhooks)
             self._drop_log(logging.WARNING, "simulator webhook queue full, webhooks dropped",
                            {"queue_limit": self.queue_limit}, provider=job.provider,
                            account=job.account.name, webhooks=len(job.webhooks))
+            return
+        task = asyncio.create_task(self._run(job))
+        self._jobs.add(task)
+        task.add_done_callback(self._jobs.discard)
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize() + self._in_flight
+        return len(self._jobs)
 
     async def drain(self) -> None:
-        """Wait until every queued job is delivered or dropped (tests, orderly shutdown)."""
-        await self._queue.join()
+        """Wait until every held job is delivered or dropped (tests, orderly shutdown)."""
+        while self._jobs:
+            await asyncio.wait(set(self._jobs))
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.stats.to_dict(), "pending": self.pending, "queue_limit": self.queue_limit,
                 "recent": list(self.recent)}
 
-    async def _work(self) -> None:
-        while True:
-            job = await self._queue.get()
-            self._in_flight += 1
-            try:
-                for hook in job.webhooks:
-                    if job.delay_s > 0:
-                        await asyncio.sleep(job.delay_s)
-                    if hook.bucket is None:
-                        await self._deliver(job, hook)
-                    else:
-                        await self._deliver_in_bucket(job, hook, hook.bucket)
-            except Exception:  # one broken job must not stop the worker
-                log.exception("simulator webhook job failed", provider=job.provider,
-                              account=job.account.name)
-            finally:
-                self._in_flight -= 1
-                self._queue.task_done()
+    async def _run(self, job: Job) -> None:
+        try:
+            for hook in job.webhooks:
+                if job.delay_s > 0:
+                    await asyncio.sleep(job.delay_s)
+                if hook.bucket is None:
+                    await self._deliver(job, hook)
+                else:
+                    await self._deliver_in_bucket(job, hook, hook.bucket)
+        except Exception:  # said, not left for the loop's handler to find at exit
+            log.exception("simulator webhook job failed", provider=job.provider,
+                          account=job.account.name)
 
     async def _deliver_in_bucket(self, job: Job, hook: Webhook, bucket: Bucket) -> None:
         lane = self._lanes.setdefault((job.account.name, job.url, bucket), _Lane([]))

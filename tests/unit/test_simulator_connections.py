@@ -1,4 +1,5 @@
-"""The simulator's webhooks reuse a few kept-open connections, however many jobs run at once.
+"""The simulator's webhooks reuse a few kept-open connections, however many jobs run at once,
+and a job waiting for its delay holds up no other.
 
 Real HTTP on 127.0.0.1: a bare HTTP/1.1 keep-alive server that answers every request 200 and
 counts the connections it was opened and the requests it answered.
@@ -18,7 +19,7 @@ from switchboard.accounts import parse_accounts
 ACCOUNTS = parse_accounts({"accounts": {"plain": {
     "provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["plain-webhook-token"]}}}})
 ACCOUNT = ACCOUNTS.get("ubiqio", "plain")
-JOBS = 300  # more than the dispatcher's workers: every one of them busy at once
+JOBS = 300  # more than the 256 workers the dispatcher had: every one of them busy at once
 HOOKS = 2
 
 
@@ -65,8 +66,7 @@ async def test_many_jobs_at_once_share_a_few_kept_connections() -> None:
         await dispatcher.start()
         try:
             for index in range(JOBS):
-                hooks = tuple(Webhook(kind=f"status:{step}", body=b'{"n": %d}' % index)
-                              for step in range(HOOKS))
+                hooks = tuple(_hook(index) for _ in range(HOOKS))
                 dispatcher.enqueue(Job("ubiqio", ACCOUNT, hooks, 0.0))
             await asyncio.wait_for(dispatcher.drain(), 60)
         finally:
@@ -75,3 +75,28 @@ async def test_many_jobs_at_once_share_a_few_kept_connections() -> None:
     assert dispatcher.stats.sent == counts.requests == JOBS * HOOKS
     assert dispatcher.stats.failed == 0
     assert 1 <= counts.connections <= POST_CONNECTIONS
+
+
+async def test_jobs_waiting_for_their_delay_hold_up_no_other() -> None:
+    """With 256 workers, as many messages waiting out a long status delay held every worker:
+    a message sent after them got its webhooks only once those had theirs."""
+    assert ACCOUNT is not None
+    async with _receiver() as (url, counts):
+        dispatcher = WebhookDispatcher(url, retry=RetryPolicy(attempts=1, timeout_s=30))
+        await dispatcher.start()
+        try:
+            for index in range(JOBS):
+                dispatcher.enqueue(Job("ubiqio", ACCOUNT, (_hook(index),), delay_s=600))
+            dispatcher.enqueue(Job("ubiqio", ACCOUNT, (_hook(JOBS),), delay_s=0))
+            for _ in range(200):  # 10 s at most, against the 600 s it took
+                if counts.requests:
+                    break
+                await asyncio.sleep(0.05)
+            assert (counts.requests, dispatcher.stats.sent) == (1, 1)
+            assert dispatcher.pending == JOBS
+        finally:
+            await dispatcher.stop()
+
+
+def _hook(index: int) -> Webhook:
+    return Webhook(kind="status:sent", body=b'{"n": %d}' % index)
