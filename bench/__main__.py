@@ -1,7 +1,8 @@
-"""python -m bench [normalize] [ingest] [sender] [bots] [profile] [soak] [ledger] [--minutes M]
-[--rate R] [--ids N] (the consumer runtime is in sender; profile times ingest's stages in process;
-soak runs the whole system for minutes; ledger loads the sender's ledger of N ids, whole and
-archived; the options after the names are theirs)"""
+"""python -m bench [normalize] [ingest] [sender] [bots] [profile] [soak] [ledger] [simulator]
+[--minutes M] [--rate R] [--ids N] (the consumer runtime is in sender; profile times ingest's
+stages in process; soak runs the whole system for minutes; ledger loads the sender's ledger of N
+ids, whole and archived; simulator the provider simulator's sends and webhooks per provider; the
+options after the names are theirs)"""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import importlib
 import itertools
 import sys
 
-BENCHES = ("normalize", "ingest", "sender", "bots", "profile", "soak", "ledger")
+BENCHES = ("normalize", "ingest", "sender", "bots", "profile", "soak", "ledger", "simulator")
 
 
 def main() -> int:
