@@ -39,7 +39,7 @@ log = get_logger(__name__)
 
 RECENT_LIMIT = 200
 # Jobs (one per message) held, waiting or being sent: 4-13 KB each by provider (its three or
-# four webhook bodies; tracemalloc), so 45-130 MB when full.
+# four webhook bodies) and 1.7 KB for its task (tracemalloc), so 57-147 MB when full.
 WEBHOOK_QUEUE_LIMIT = 10_000
 # Webhook requests in flight at once: each through a client of its own with one connection,
 # kept open. httpcore walks its whole pool, polling each idle connection's socket, and every
