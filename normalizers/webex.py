@@ -47,6 +47,7 @@ _ACK = Ack(status_code=200)
 _STATUSES: dict[str, Status | None] = {
     "queued": Status.ACCEPTED,
     "submitted": Status.SENT,
+    "submited": Status.SENT,  # sic: Webex's own Messenger receipt sample spells it so
     "sent": Status.SENT,  # v2 `requestedReceipts` alias of SUBMITTED
     "delivered": Status.DELIVERED,
     "undelivered": Status.UNDELIVERED,
