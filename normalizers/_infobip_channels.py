@@ -1,6 +1,6 @@
 """Infobip inbound SMS (`MO_JSON_2`) and MMS, and the per-channel APIs' inbound messages
-(WhatsApp without the Messages API renderer, Messenger, Viber, Viber Bot, Apple Messages for
-Business), which share their envelope: no `event`, a `message` of parts or one object.
+(WhatsApp without the Messages API renderer, Messenger, Viber, Viber Bot, RCS, Apple Messages
+for Business), which share their envelope: no `event`, a `message` of parts or one object.
 
 A private part of the infobip provider module, which tells the report kinds apart and calls
 `sms_inbound`.
@@ -153,11 +153,12 @@ def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
     title}`), or a template's quick-reply `BUTTON`, whose `payload` is the postback (its `text`
     is read as any message's). Messenger: a template button's `POSTBACK` (`{payload, title}`),
     or a quick reply, a `TEXT` whose `text` is the reply's title and whose `quickReply.payload`
-    is ours. Apple Messages for Business: a quick reply (`quickReplySelectedItem`) or list
-    picker (`listPickerSelectedItems[]`); a time picker's pick is the time slot we offered
-    (`selectedTimeslotIdentifier`) and its start as Infobip gives it (`selectedTime`, a UTC
-    time): the reply names no title. A form's answers are titles without an identifier
-    (`form_answers`)."""
+    is ours. RCS: a suggested reply of ours (`SUGGESTION`, `{text, postbackData}`; its `text`
+    is read as any message's). Apple Messages for Business: a quick reply
+    (`quickReplySelectedItem`) or list picker (`listPickerSelectedItems[]`); a time picker's
+    pick is the time slot we offered (`selectedTimeslotIdentifier`) and its start as Infobip
+    gives it (`selectedTime`, a UTC time): the reply names no title. A form's answers are
+    titles without an identifier (`form_answers`)."""
     kind = (text_field(part, "type") or "").upper()
     if kind in _WHATSAPP_REPLIES:
         return [(text_field(part, "id"), text_field(part, "title"))]
@@ -165,6 +166,8 @@ def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
         return [(text_field(part, "payload"), None)]
     if kind == "POSTBACK":
         return [(text_field(part, "payload"), text_field(part, "title"))]
+    if kind == "SUGGESTION":
+        return [(text_field(part, "postbackData"), None)]
     if quick_reply := object_field(part, "quickReply"):
         return [(text_field(quick_reply, "payload"), None)]
     if kind == "FORM_RESPONSE":
