@@ -48,6 +48,7 @@ _STATUSES: dict[str, Status | None] = {
     "queued": Status.ACCEPTED,
     "submitted": Status.SENT,
     "submited": Status.SENT,  # sic: Webex's own Messenger receipt sample spells it so
+    "submit": Status.SENT,  # legacy IMIconnect in-app (RTM) and push receipts
     "sent": Status.SENT,  # v2 `requestedReceipts` alias of SUBMITTED
     "delivered": Status.DELIVERED,
     "undelivered": Status.UNDELIVERED,
