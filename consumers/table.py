@@ -224,8 +224,7 @@ class CompactedTable(HeldValues[V]):
         except UnicodeDecodeError as exc:  # aiokafka parsing a header key
             raise await self._unreadable(exc) from None
         for records in batch.values():
-            for record in records:
-                self._apply(record)
+            self._apply_all(records)
         for tp in self._partitions:
             self._positions[tp] = await self._consumer.position(tp)
         self._drop_expired()
@@ -246,8 +245,7 @@ class CompactedTable(HeldValues[V]):
         where = f"a partition of {self._on_cluster}"
         if found is not None:
             where = str(found)
-            for record in found.before:
-                self._apply(record)
+            self._apply_all(found.before)
             self._consumer.pause(found.partition)
         return UnreadableTableRecord(
             f"aiokafka cannot read the record at {where} (a header key that is not UTF-8, "

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-from consumers.table_archive import Archived, Archiving
+from consumers.table_archive import Archived, Archiving, Run
 from switchboard.logs import get_logger
 
 log = get_logger(__name__)
@@ -72,9 +72,45 @@ class HeldValues(Generic[V]):
             if record.key in undecoded or record.key in self._values[record.partition]:
                 self._drop(record.key, record.partition)  # the partition's earlier record
         else:
-            undecoded[record.key] = record.value
-            if self.max_age_s is not None:
-                self._touch(record.key, record.timestamp / 1000 if record.timestamp else None)
+            self._hold(record, undecoded)
+
+    def _apply_all(self, records: Iterable[Any]) -> None:
+        """Records read, in order, as `_apply` applies each. With archiving, the bulk of a load
+        (old records in a final state: most of a ledger) is archived in this loop, a bucket's
+        run of them at a time: the calls per record took a fifth of a load's time."""
+        if self._archived is None:
+            for record in records:
+                self._apply(record)
+            return
+        archived, local, undecoded_of = self._archived, self._local, self._undecoded
+        cutoff = time.time() - archived.archiving.whole_for_s
+        state_of_record = archived.archiving.state_of_record
+        run = Run()  # archivable records of one partition and bucket, in a row
+        for record in records:
+            key, value, partition = record.key, record.value, record.partition
+            written_at = (record.timestamp or 0) / 1000
+            undecoded = undecoded_of.get(partition)
+            if (key is None or value is None or undecoded is None or key in local
+                    or not 0 < written_at <= cutoff):
+                archived.add_run(run)  # archived before what _apply does next
+                self._apply(record)  # a tombstone, or recent: held whole
+            elif (state := state_of_record(value)) is None:
+                self._hold(record, undecoded)
+            else:
+                if not (partition == run.partition and run.begins <= written_at < run.ends):
+                    archived.add_run(run)
+                    run.start(partition, written_at)
+                run.keys.append(key)
+                run.states.append(state)
+                if key in undecoded or key in self._values[partition]:
+                    self._drop(key, partition)  # the partition's earlier record
+        archived.add_run(run)
+
+    def _hold(self, record: Any, undecoded: dict[bytes, bytes]) -> None:
+        """Whole, as read: decoded when first asked for."""
+        undecoded[record.key] = record.value
+        if self.max_age_s is not None:
+            self._touch(record.key, record.timestamp / 1000 if record.timestamp else None)
 
     def _add_partition(self, partition: int) -> dict[bytes, bytes]:
         """Kept in partition order: between equal values the lowest partition's is read."""
