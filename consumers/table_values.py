@@ -156,9 +156,11 @@ class HeldValues(Generic[V]):
             self._drop(key)
 
     def __len__(self) -> int:
-        """Keys held whole, and archived entries (a key both, rare, counts twice)."""
-        return len(self._archived or ()) + len(
-            set(self._local).union(*self._undecoded.values(), *self._values.values()))
+        """Keys held, each once, whole or archived or both (archived, then read again in a
+        state kept whole; see Archive.count_apart_from for one archived twice)."""
+        whole = set(self._local).union(*self._undecoded.values(), *self._values.values())
+        return len(whole) + (self._archived.count_apart_from(whole)
+                             if self._archived is not None else 0)
 
     def get(self, key: bytes) -> V | None:
         for partition, undecoded in self._undecoded.items():  # `in`: no call for a miss

@@ -179,3 +179,25 @@ def test_a_tombstone_removes_the_archived_entry_of_its_partition() -> None:
     table._apply(record(b"a", None, 0, partition=6))
     assert read(table, b"a") is None and read(table, b"b") == ("sent", False)
     assert len(table) == 1
+
+
+@pytest.mark.parametrize(("records", "ids"), [
+    # Archived in partition 0, and whole in partition 6 (the topic gained partitions).
+    ([(b"id", "sent", 0, DAY_S), (b"id", "pending", 6, 60)], 1),
+    # Archived, then read again in a state kept whole, in its partition.
+    ([(b"id", "sent", 0, DAY_S), (b"id", "released", 0, DAY_S - 60)], 1),
+    # Archived from two partitions' records in one bucket.
+    ([(b"id", "sent", 0, DAY_S), (b"id", "failed", 6, DAY_S - 60)], 1),
+    ([(b"id", "sent", 0, DAY_S), (b"other", "sent", 0, DAY_S), (b"new", "sent", 0, 60)], 3),
+])
+def test_len_counts_each_id_once_whole_archived_or_both(
+        records: list[tuple[bytes, str, int, float]], ids: int) -> None:
+    table = ledger(*(record(key, state, age_s, partition)
+                     for key, state, partition, age_s in records))
+    assert len(table) == ids
+
+
+def test_len_with_the_same_id_written_as_another_held_here() -> None:
+    table = ledger(record(b"id", "sent", DAY_S))
+    table.put_local(b"id", entry("sent"))  # written again, not read back yet
+    assert len(table) == 1
