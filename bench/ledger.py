@@ -1,8 +1,9 @@
 """The sender's ledger at scale: `--ids` command ids (default 1,000,000) written over 8 days to a
 topic configured as outbound-sent, then loaded into a CompactedTable as `worker sender` builds
 it, in a fresh process each (so RSS is the table's own): whole (the baseline) and with
-LEDGER_ARCHIVING. Per load: its time, RSS grown, entries, and lookups checked and timed; then
-the ratios, and 8 days at 10 sends/s projected from the measured bytes per id.
+LEDGER_ARCHIVING. Per load: its time and rate (records/s), RSS grown, entries, and lookups
+checked and timed; then the ratios, and 8 days at 10 sends/s projected from the measured bytes
+per id and load rates.
 """
 
 from __future__ import annotations
@@ -239,11 +240,12 @@ def projection(ids: int, recent: int, whole: Load, archived: Load) -> tuple[floa
 
 
 def report(ids: int, recent: int, whole: Load, archived: Load) -> None:
-    print(f"{'':<18} {'load s':>8} {'RSS +MB':>8} {'peak +MB':>9} {'B/id':>6} {'entries':>10} "
-          f"{'hit us':>7} {'miss us':>8}  check")
+    print(f"{'':<18} {'load s':>8} {'records/s':>10} {'RSS +MB':>8} {'peak +MB':>9} {'B/id':>6} "
+          f"{'entries':>10} {'hit us':>7} {'miss us':>8}  check")
     for name, run in (("whole (baseline)", whole), ("archiving", archived)):
         traced = f", tracemalloc {run.traced_kb / 1024:.1f} MB" if run.traced_kb else ""
-        print(f"{name:<18} {run.load_s:>8.1f} {run.rss_kb / 1024:>8.1f} {run.peak_kb / 1024:>9.1f} "
+        print(f"{name:<18} {run.load_s:>8.1f} {ids / run.load_s:>10,.0f} "
+              f"{run.rss_kb / 1024:>8.1f} {run.peak_kb / 1024:>9.1f} "
               f"{run.rss_kb * 1024 / ids:>6.0f} {run.entries:>10,} {run.hit_us:>7.1f} "
               f"{run.miss_us:>8.1f}  {'ok' if not run.failures else 'FAIL'}{traced}")
         for failure in run.failures[:5]:
@@ -254,7 +256,9 @@ def report(ids: int, recent: int, whole: Load, archived: Load) -> None:
           f"load time {archived.load_s / whole.load_s:.2f}")
     print(f"projected, 8 days at {PROJECTED_PER_S} sends/s ({PROJECTED_IDS:,} ids, "
           f"{PROJECTED_WHOLE:,} in the last hour): whole {all_whole / 1e9:.2f} GB, "
-          f"archiving {with_archive / 1e9:.3f} GB")
+          f"archiving {with_archive / 1e9:.3f} GB; read at start in "
+          f"{PROJECTED_IDS / ids * whole.load_s:.0f} s whole, "
+          f"{PROJECTED_IDS / ids * archived.load_s:.0f} s archiving (at these rates)")
     if ids < 5 * DEFAULT_IDS:
         # Measured here: +41.7 MB at 1,000,000 ids, +83.8 MB at 5,000,000: 11 bytes an id.
         print("  (the reading's own RSS, some 30 MB, is counted in the archived bytes per id: "
