@@ -9,6 +9,7 @@ in consumers.table_values.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -29,6 +30,8 @@ V = TypeVar("V")
 # doubling up to the cap, before the next: retried, never given up.
 FOLLOW_RETRY_S = 1.0
 FOLLOW_RETRY_MAX_S = 30.0
+# How often a load says how far it is ("table loading"): a load of seconds says nothing.
+LOAD_PROGRESS_S = 10.0
 
 
 class MissingTopic(RuntimeError):
@@ -90,6 +93,7 @@ class CompactedTable(HeldValues[V]):
             raise MissingTopic(f"topic {self._on_cluster} does not exist: Switchboard creates "
                                "missing topics at start-up unless SWITCHBOARD_CREATE_TOPICS is "
                                "false; create them, or start once with it true")
+        began = time.monotonic()
         try:
             await self._load(partitions)
         except BaseException:  # Ctrl-C during start-up too: close what was opened
@@ -98,7 +102,8 @@ class CompactedTable(HeldValues[V]):
         if self._archived is not None:
             self._archived.sort()
         self._follow = asyncio.create_task(self._follow_forever())
-        log.info("table loaded", topic=self._on_cluster, entries=len(self))
+        log.info("table loaded", topic=self._on_cluster, entries=len(self),
+                 load_s=round(time.monotonic() - began, 1))
 
     async def _load(self, partitions: list[TopicPartition]) -> None:
         self._consumer = AIOKafkaConsumer(**kafka_options(self.kafka, f"table-{self.topic}"),
@@ -156,10 +161,22 @@ class CompactedTable(HeldValues[V]):
             raise self.failure
 
     async def _read_until_caught_up(self) -> None:
+        """Read to the ends the topic had at the start, saying how far every LOAD_PROGRESS_S:
+        a sender reads days of its ledger before it sends (minutes, at 100 sends/s)."""
         assert self._consumer is not None
         ends = await self._consumer.end_offsets(self._partitions)
+        starts = await self._consumer.beginning_offsets(self._partitions)
+        began = time.monotonic()
+        report_at = began + LOAD_PROGRESS_S
         while any(self._positions.get(tp, 0) < end for tp, end in ends.items()):
             await self._poll(500)
+            if (now := time.monotonic()) >= report_at:
+                report_at = now + LOAD_PROGRESS_S
+                read = sum(max(0, min(self._positions.get(tp, 0), end) - starts[tp])
+                           for tp, end in ends.items())
+                log.info("table loading", topic=self._on_cluster, offsets_read=read,
+                         offsets_to_read=sum(end - starts[tp] for tp, end in ends.items()),
+                         elapsed_s=round(now - began))
 
     async def _follow_forever(self) -> None:
         """The only reader once started: catch_up() waits on its progress, never on a lock.

@@ -6,8 +6,10 @@ worker, and catch_up() said caught up without it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 
 from consumers.table import CompactedTable
@@ -60,5 +62,30 @@ async def test_catch_up_waits_for_a_partition_added_since_the_table_last_looked(
         await produce_to_partition(kafka_bootstrap, topic, 1, (b"sent", b"5"))
         await table.catch_up(timeout_s=30)  # at once: no waiting for a metadata refresh
         assert table.get(b"sent") == 5
+    finally:
+        await table.stop()
+
+
+async def test_a_long_load_says_how_far_it_is(
+        kafka_bootstrap: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A sender reads days of its ledger before it sends: minutes at 100 sends/s, silent before.
+    monkeypatch.setattr("consumers.table.LOAD_PROGRESS_S", 0.0)  # every fetch
+    topic = await new_topic(kafka_bootstrap, "table-progress", 2, compacted=True)
+    for partition in (0, 1):
+        await produce_to_partition(kafka_bootstrap, topic, partition,
+                                   *((f"{partition}-{n}".encode(), b"1") for n in range(50)))
+    table = CompactedTable(kafka_bootstrap, topic, int)
+    with caplog.at_level(logging.INFO, logger="consumers.table"):
+        await table.start()
+    try:
+        said = [r.msg for r in caplog.records if isinstance(r.msg, dict)]
+        loading = [m for m in said if m["event"] == "table loading" and m["topic"] == topic]
+        assert loading, caplog.text
+        assert all(m["offsets_to_read"] == 100 for m in loading)
+        assert [m["offsets_read"] for m in loading][-1] == 100
+        loaded = [m for m in said if m["event"] == "table loaded" and m["topic"] == topic]
+        assert loaded[0]["entries"] == 100 and loaded[0]["load_s"] >= 0
+        assert len(table) == 100
     finally:
         await table.stop()
