@@ -247,7 +247,8 @@ class WebhookDispatcher:
         client = await self._idle_clients.get()
         try:
             response = await client.post(url, content=body, headers=headers)
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # noqa: BLE001 - not only HTTPError: a URL a send named may be
+            # one httpx refuses (InvalidURL; a port past 65535, OverflowError), failed as any
             self._drop_log(logging.INFO, "simulator webhook not delivered",
                            {"url": url, "error": type(exc).__name__})
             return None
