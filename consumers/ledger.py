@@ -6,12 +6,15 @@ from __future__ import annotations
 from typing import Literal
 
 import orjson
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from consumers.table_archive import Archiving
 from switchboard.commands import OutboundResult
+from switchboard.logs import get_logger
 from switchboard.records import OutRecord
 from switchboard.topics import OUTBOUND_SENT
+
+log = get_logger(__name__)
 
 _PROGRESS = {"released": 0, "pending": 1, "sent": 2, "failed": 2}
 # An id's entry is kept whole this long after its last write: what a redelivery, a handler's
@@ -34,7 +37,16 @@ class LedgerEntry(BaseModel):
 
 
 def decode_ledger(value: bytes) -> LedgerEntry:
-    return LedgerEntry.model_validate_json(value)
+    """An id's entry; `pending` for a record that cannot be read. It may stand for a send the
+    provider has, so it must not read as no record (sent again): as `pending`, the command is
+    reported `outcome_unknown` and not sent, as after a sender died mid-call."""
+    try:
+        return LedgerEntry.model_validate_json(value)
+    except ValidationError as exc:
+        # The value is not logged: a result in it names the contact.
+        log.error("ledger record cannot be read; its command is read as pending, not sent "
+                  "again", error=f"{exc.error_count()} errors: {exc.errors()[0]['msg']}")
+        return LedgerEntry(state="pending")
 
 
 def ledger_stands(current: LedgerEntry, read: LedgerEntry) -> bool:

@@ -115,3 +115,22 @@ async def test_an_invalid_command_under_an_archived_id_gets_no_second_result(
     with pytest.raises(PoisonRecord):
         await sender.handle(invalid, ctx)
     assert ctx.published == []  # the id keeps its one result
+
+
+@pytest.mark.parametrize("age_s", [600, 2 * DAY_S])
+async def test_an_id_whose_ledger_record_cannot_be_read_is_not_sent(
+        sender: Sender, provider_calls: list[httpx.Request], age_s: int,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Read as absent, it was sent again: the record may stand for a send the provider has.
+    configure_logging("INFO", "json")
+    record = command()
+    command_id = OutboundCommand.from_json(record.value).id
+    sender.ledger._apply(FakeRecord(command_id.encode(), b'{"state":"sen',
+                                    timestamp=int((time.time() - age_s) * 1000)))
+    ctx = FakeContext()
+    await sender.handle(consumed(record), ctx)
+    assert provider_calls == []
+    [result] = [orjson.loads(r.value) for r in ctx.published if r.topic == OUTBOUND_RESULTS.name]
+    assert (result["command_id"], result["status"]) == (command_id, "failed")
+    assert result["error"]["code"] == "outcome_unknown"
+    assert "ledger record cannot be read" in capsys.readouterr().err
