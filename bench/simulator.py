@@ -34,6 +34,7 @@ from bench.common import HOST, child_env, wait_http
 from bench.loadgen import LoadResult, build_request, closed_loop
 from switchboard.localkafka import free_port, stop_process
 from switchboard.providers import PROVIDERS
+from tests.accounts_toml import accounts_toml as write_accounts
 from tests.outbound_fixtures import load_simulator_accounts, load_simulator_sends
 
 SENDS = int(os.environ.get("BENCH_SENDS", "3000"))  # per provider
@@ -69,19 +70,9 @@ receiver = Starlette(routes=[Route("/_count", _count, methods=["GET"]),
 
 def accounts_toml() -> str:
     """The simulator fixtures' accounts of every provider, as an accounts file."""
-    lines: list[str] = []
-    for provider in PROVIDERS:
-        for name, account in load_simulator_accounts(provider)["accounts"].items():
-            lines += _table(f"accounts.{name}", account)
-    return "\n".join(lines) + "\n"
-
-
-def _table(name: str, values: dict[str, Any]) -> list[str]:
-    scalars = [f"{key} = {orjson.dumps(value).decode()}" for key, value in values.items()
-               if not isinstance(value, dict)]
-    nested = [line for key, value in values.items() if isinstance(value, dict)
-              for line in _table(f"{name}.{key}", value)]
-    return [f"[{name}]", *scalars, "", *nested]
+    return write_accounts({name: account for provider in PROVIDERS
+                           for name, account in load_simulator_accounts(provider)["accounts"]
+                           .items()})
 
 
 async def send_request(client: httpx.AsyncClient, port: int, provider: str,

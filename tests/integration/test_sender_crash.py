@@ -14,13 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from consumers.ledger import decode_ledger
 from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, OUTBOUND_SENT, partitions_of
+from tests.accounts_toml import accounts_toml
 from tests.integration.stack import Stack, command_for, results_for, running_stack
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
@@ -44,25 +44,13 @@ def ledger_states(found: dict[str, list[Any]], command_id: str) -> list[str]:
             if record.key == command_id.encode()]
 
 
-def _toml(data: dict[str, Any]) -> str:
-    def value(v: Any) -> str:
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f'"{k}" = {value(x)}' for k, x in v.items()) + " }"
-        if isinstance(v, list):
-            return "[" + ", ".join(value(x) for x in v) + "]"
-        return orjson.dumps(v).decode()
-    return "\n".join(f'[accounts."{name}"]\n' + "\n".join(f"{k} = {value(v)}"
-                                                          for k, v in fields.items()) + "\n"
-                     for name, fields in data.items())
-
-
 def _sender_starter(stack: Stack, kafka_bootstrap: str, tmp_path: Path,
                     accounts: dict[str, Any] | None = None
                     ) -> Callable[[], subprocess.Popen[bytes]]:
     """Starts `switchboard worker sender` as its own process, on the stack's accounts (or
     `accounts`)."""
     accounts_file = tmp_path / "accounts.toml"
-    accounts_file.write_text(_toml(accounts or stack.accounts_data))
+    accounts_file.write_text(accounts_toml(accounts or stack.accounts_data))
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
            "SWITCHBOARD_ACCOUNTS_FILE": str(accounts_file),
            "SWITCHBOARD_PUBLIC_URL": stack.ingest.base_url, "SWITCHBOARD_LOG_FORMAT": "json"}
