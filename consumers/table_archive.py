@@ -124,6 +124,10 @@ class Run:
         self.keys: list[bytes] = []
         self.states = array("B")
 
+    def holds(self, partition: int, written_at: float) -> bool:
+        """Whether an entry of `partition` written at `written_at` belongs to this run."""
+        return partition == self.partition and self.begins <= written_at < self.ends
+
     def start(self, partition: int, written_at: float) -> None:
         """An empty run, of the bucket `written_at` falls in."""
         self.partition = partition
@@ -225,14 +229,18 @@ class Archived(Archive, Generic[V]):
         """Archive a record as it is read if it is old and archivable (at start: days of
         records, never all held whole at once). Its table then drops the key's earlier record
         in that partition."""
-        written_at = (record.timestamp or 0) / 1000  # none: kept whole
-        if not 0 < written_at <= time.time() - self.archiving.whole_for_s:
-            return False
-        state = self.archiving.state_of_record(record.value)
+        state = self.state_to_archive(record, time.time() - self.archiving.whole_for_s)
         if state is None:
             return False
-        self.add(record.key, state, record.partition, written_at)
+        self.add(record.key, state, record.partition, record.timestamp / 1000)
         return True
+
+    def state_to_archive(self, record: Any, cutoff: float) -> int | None:
+        """The state to archive a record read as: one written before `cutoff` (a record
+        without a time is kept whole) in a state its Archiving archives."""
+        if not 0 < (record.timestamp or 0) / 1000 <= cutoff:
+            return None
+        return self.archiving.state_of_record(record.value)
 
     def sweep(self, written: OrderedDict[bytes, float], local: dict[bytes, V],
               undecoded: dict[int, dict[bytes, bytes]],

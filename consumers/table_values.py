@@ -69,8 +69,7 @@ class HeldValues(Generic[V]):
         elif record.key in self._local:
             self._read_back(record.key, record.partition, record.value)
         elif self._archived is not None and self._archived.took(record):
-            if record.key in undecoded or record.key in self._values[record.partition]:
-                self._drop(record.key, record.partition)  # the partition's earlier record
+            self._drop_earlier(record.key, record.partition, undecoded)
         else:
             self._hold(record, undecoded)
 
@@ -84,27 +83,28 @@ class HeldValues(Generic[V]):
             return
         archived, local, undecoded_of = self._archived, self._local, self._undecoded
         cutoff = time.time() - archived.archiving.whole_for_s
-        state_of_record = archived.archiving.state_of_record
         run = Run()  # archivable records of one partition and bucket, in a row
         for record in records:
-            key, value, partition = record.key, record.value, record.partition
-            written_at = (record.timestamp or 0) / 1000
+            key, partition = record.key, record.partition
             undecoded = undecoded_of.get(partition)
-            if (key is None or value is None or undecoded is None or key in local
-                    or not 0 < written_at <= cutoff):
+            if (key is None or record.value is None or undecoded is None or key in local
+                    or (state := archived.state_to_archive(record, cutoff)) is None):
                 archived.add_run(run)  # archived before what _apply does next
-                self._apply(record)  # a tombstone, or recent: held whole
-            elif (state := state_of_record(value)) is None:
-                self._hold(record, undecoded)
-            else:
-                if not (partition == run.partition and run.begins <= written_at < run.ends):
-                    archived.add_run(run)
-                    run.start(partition, written_at)
-                run.keys.append(key)
-                run.states.append(state)
-                if key in undecoded or key in self._values[partition]:
-                    self._drop(key, partition)  # the partition's earlier record
+                self._apply(record)
+                continue
+            written_at = record.timestamp / 1000
+            if not run.holds(partition, written_at):
+                archived.add_run(run)
+                run.start(partition, written_at)
+            run.keys.append(key)
+            run.states.append(state)
+            self._drop_earlier(key, partition, undecoded)
         archived.add_run(run)
+
+    def _drop_earlier(self, key: bytes, partition: int, undecoded: dict[bytes, bytes]) -> None:
+        """The partition's earlier record of a key just archived."""
+        if key in undecoded or key in self._values[partition]:
+            self._drop(key, partition)
 
     def _hold(self, record: Any, undecoded: dict[bytes, bytes]) -> None:
         """Whole, as read: decoded when first asked for."""
