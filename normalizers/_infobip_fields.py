@@ -21,11 +21,30 @@ def report_channel(report: JsonObject, default: str | None) -> str:
     """`channel`, else `integrationType` (Infobip's per-channel APIs: an inbound WhatsApp
     message forwarded without the MO_MESSAGES_API_JSON renderer), else `apple` for a report
     with an Apple Messages for Business address, else `default` (the URL's label, else what
-    the report's shape says)."""
+    the report's shape says). A product's label (`KAKAO_SANGDAM`, `LINE_OA`) is its
+    channel's."""
     label = text_field(report, "channel", "integrationType")
     if label is None and _has_apple_address(report):
         label = "apple"
-    return channel(label or default)
+    label = label or default
+    if label is not None:
+        label = _INFOBIP_LABELS.get(label.upper(), label)
+    return channel(label)
+
+
+# Infobip's names for products of a channel (its per-channel APIs' `integrationType`, its
+# Java SDK's `ResourcesConfigurationType` and `ResourcesResourceCapabilityChannel` enums):
+# the schema's channel is the product's, not one channel per product. `TIKTOK_BM` is the
+# SDK's name for what the TikTok inbound sample calls `TIKTOK`.
+_INFOBIP_LABELS = {
+    "KAKAO_ALIM": "kakao",
+    "KAKAO_CHINGU": "kakao",
+    "KAKAO_SANGDAM": "kakao",
+    "LINE_OA": "line",
+    "ZALO_ZNS": "zalo",
+    "ZALO_FOLLOWER": "zalo",
+    "TIKTOK_BM": "tiktok",
+}
 
 
 # Apple Messages for Business opaque ids, Apple's address of a customer (`urn:mbid:AQAA...`):
