@@ -30,12 +30,30 @@ from normalizers.fields import (
 from normalizers.times import parse_time
 from switchboard.events import Media, MessageEvent
 
-# Viber Bot events (a per-channel inbound's `message` `{type, messageToken, ...}`) that carry no
-# message: Viber's receipt of one of the bot's messages (`DELIVERED`, named by Viber's
-# `messageToken`, not our message id; Infobip's Viber Bot delivery reports say the status), a
-# contact subscribing, and a contact opening the chat. `UNSUBSCRIBED` is not among them: the
-# contact leaving the bot may be a real opt-out, and is refused (kept as a dead letter).
-_VIBER_BOT_IGNORED_EVENTS = frozenset({"DELIVERED", "SUBSCRIBED", "CONVERSATION_STARTED"})
+# Per-channel inbound `message` types that carry no message, acknowledged with no event (an
+# auto-reply would answer a contact who wrote nothing). Viber Bot: Viber's receipt of one of
+# the bot's messages (`DELIVERED`, named by Viber's `messageToken`, not our message id;
+# Infobip's Viber Bot delivery reports say the status), a contact subscribing, a contact
+# opening the chat. Kakao Sangdam: the consultation session expiring (`EXPIRED_SESSION`).
+# LINE Official Account: a contact following the account, the account or members joining or
+# leaving a group, beacon, account-link and LINE Things events, and a contact unsending one of
+# their messages (`UNSEND`, a retraction, as a removed reaction is). TikTok: the contact
+# arriving from an ad or a TikTok.me link (`REFERRAL_AD`, `REFERRAL_SHORT_LINK`; its
+# `prefilledMessage` is our link's text, not theirs).
+_IGNORED_MESSAGE_EVENTS = frozenset({
+    "DELIVERED", "SUBSCRIBED", "CONVERSATION_STARTED",
+    "EXPIRED_SESSION",
+    "FOLLOW", "JOIN", "LEAVE", "MEMBER_JOIN", "MEMBER_LEAVE", "BEACON", "ACCOUNT_LINK",
+    "THINGS", "UNSEND",
+    "REFERRAL_AD", "REFERRAL_SHORT_LINK",
+})
+
+# Events by which a contact leaves: they may be opt-outs, which schema v1 has no event for, so
+# they are refused (kept as dead letters) rather than dropped.
+_LEAVING_EVENTS = {
+    "UNSUBSCRIBED": "Viber Bot event 'UNSUBSCRIBED' (the contact unsubscribed from the bot)",
+    "UNFOLLOW": "LINE event 'UNFOLLOW' (the contact blocked the LINE Official Account)",
+}
 
 
 def sms_inbound(request: WebhookRequest, report: JsonObject,
@@ -46,7 +64,8 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
     Messages for Business, Viber) has the same envelope with one `message` object and an
     `integrationType`, which names the channel: such a message is not an MMS (nor is
     Messenger's, which has no `integrationType`); a Viber Bot's `message` is an event whose
-    own `message` is the contact's (its other events give none, but `UNSUBSCRIBED`, refused). A
+    own `message` is the contact's. Events that carry no message give none
+    (`_IGNORED_MESSAGE_EVENTS`) but for a contact leaving (`_LEAVING_EVENTS`), refused. A
     per-channel typing indicator (Apple's) is not a message: no event, as for the Messages
     API's.
     """
@@ -60,13 +79,12 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
             return None
         if kind == "MESSAGE":  # a Viber Bot event: the contact's message is nested in it
             parts = _viber_bot_message(object_field(parts, "message"))
-        elif kind in _VIBER_BOT_IGNORED_EVENTS:
+        elif kind in _IGNORED_MESSAGE_EVENTS:
             return None
-        elif kind == "UNSUBSCRIBED":
+        elif kind in _LEAVING_EVENTS:
             raise NormalizeError(
-                "Viber Bot event 'UNSUBSCRIBED' (the contact unsubscribed from the bot) is not "
-                "read: it may be an opt-out, which schema v1 has no event for, so it is kept "
-                "as a dead letter rather than dropped")
+                f"{_LEAVING_EVENTS[kind]} is not read: it may be an opt-out, which schema v1 "
+                "has no event for, so it is kept as a dead letter rather than dropped")
     for part in iter_objects(parts, "message"):
         if roadside := object_field(part, "rsaContent"):
             part = _roadside(roadside)
