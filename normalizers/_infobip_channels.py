@@ -75,7 +75,7 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
     parts = report.get("message")
     if parts.__class__ is dict:
         kind = (text_field(parts, "type") or "").upper()
-        if kind == "TYPING_INDICATOR":
+        if kind == "TYPING_INDICATOR" or (kind == "REACTION" and _removed(parts)):
             return None
         if kind == "MESSAGE":  # a Viber Bot event: the contact's message is nested in it
             parts = _viber_bot_message(object_field(parts, "message"))
@@ -96,9 +96,11 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
         for attachment in iter_objects(part.get("attachments"), "attachments"):
             if (attachment_url := text_field(attachment, "url")) is not None:
                 media.append(Media.build(url=attachment_url))
-        url = text_field(part, "url")
+        # TikTok's image is `mediaUrl`, a shared post `embedUrl`, an AI emoji reaction's image
+        # `aiEmojiUrl`; a reaction's emoji is read as a caption, the text without an image.
+        url = text_field(part, "url", "mediaUrl", "embedUrl", "aiEmojiUrl")
         content_type = text_field(part, "contentType")
-        caption = text_field(part, "caption")
+        caption = text_field(part, "caption", "emoji")
         # Coordinates first: a per-channel WhatsApp LOCATION may carry a `url`, the place's
         # website, which would otherwise stand in for the place.
         if (location := geo_uri(part)) is not None:
@@ -132,6 +134,12 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
         price=report_price(report),
         occurred_at=parse_time(first(report, "receivedAt")),
     )
+
+
+def _removed(reaction: JsonObject) -> bool:
+    """A reaction withdrawn (TikTok's `action: REMOVED`) is not a message, as the Messages
+    API's is not."""
+    return (text_field(reaction, "action") or "ADDED").upper() == "REMOVED"
 
 
 def _viber_bot_message(message: JsonObject) -> JsonObject:
