@@ -179,19 +179,22 @@ def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
     title}`), or a template's quick-reply `BUTTON`, whose `payload` is the postback (its `text`
     is read as any message's). Messenger: a template button's `POSTBACK` (`{payload, title}`),
     or a quick reply, a `TEXT` whose `text` is the reply's title and whose `quickReply.payload`
-    is ours. RCS: a suggested reply of ours (`SUGGESTION`, `{text, postbackData}`; its `text`
-    is read as any message's). Apple Messages for Business: a quick reply
-    (`quickReplySelectedItem`) or list picker (`listPickerSelectedItems[]`); a time picker's
-    pick is the time slot we offered (`selectedTimeslotIdentifier`) and its start as Infobip
-    gives it (`selectedTime`, a UTC time): the reply names no title. A form's answers are
-    titles without an identifier (`form_answers`)."""
+    is ours. LINE: a `POSTBACK` action's `data`, and for a date-time picker its pick
+    (`paramDatetime`, `paramDate` or `paramTime`) as the title. RCS: a suggested reply of ours
+    (`SUGGESTION`, `{text, postbackData}`; its `text` is read as any message's). Apple
+    Messages for Business: a quick reply (`quickReplySelectedItem`) or list picker
+    (`listPickerSelectedItems[]`); a time picker's pick is the time slot we offered
+    (`selectedTimeslotIdentifier`) and its start as Infobip gives it (`selectedTime`, a UTC
+    time): the reply names no title. A form's answers are titles without an identifier
+    (`form_answers`)."""
     kind = (text_field(part, "type") or "").upper()
     if kind in _WHATSAPP_REPLIES:
         return [(text_field(part, "id"), text_field(part, "title"))]
     if kind == "BUTTON":
         return [(text_field(part, "payload"), None)]
-    if kind == "POSTBACK":
-        return [(text_field(part, "payload"), text_field(part, "title"))]
+    if kind == "POSTBACK":  # LINE's: `data`, and the date or time a picker action chose
+        return [(text_field(part, "payload", "data"),
+                 text_field(part, "title", "paramDatetime", "paramDate", "paramTime"))]
     if kind == "SUGGESTION":
         return [(text_field(part, "postbackData"), None)]
     if quick_reply := object_field(part, "quickReply"):

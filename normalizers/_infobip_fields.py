@@ -117,8 +117,9 @@ def report_price(report: JsonObject) -> Price | None:
 
 def location_caption(part: JsonObject) -> str | None:
     """A LOCATION's caption: the place's `name` and `address` (per-channel WhatsApp; read
-    in the Messages API too, whose published part has neither)."""
-    return place_caption(part, "name", "address")
+    in the Messages API too, whose published part has neither), or LINE's `title` for the
+    name."""
+    return place_caption(part, "name" if part.get("name") is not None else "title", "address")
 
 
 # Form pages where the contact typed (INPUT) or picked a date (DATE_PICKER): the item's `value`
