@@ -111,6 +111,7 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
             value = text_field(part, "value", "text")
             if value is not None:
                 texts.append(value)
+        media.extend(_kakao_files(part, url))
     # A text beside the message's own texts (a caption whose file has no URL, a pick's title)
     # does not replace them: they are joined, the same words once (docs/events.md, `text`).
     text = text_field(report, "text", "cleanText")
@@ -134,6 +135,19 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
         price=report_price(report),
         occurred_at=parse_time(first(report, "receivedAt")),
     )
+
+
+def _kakao_files(part: JsonObject, url: str | None) -> list[Media]:
+    """Kakao Sangdam's further files: a `TEXT`'s `attachmentUrl`, and a file message's
+    `urlsDetails[]` (`{url, comment}`, one or more) beside its `url`, which is not repeated."""
+    urls = [text_field(part, "attachmentUrl"),
+            *(text_field(detail, "url")
+              for detail in iter_objects(part.get("urlsDetails"), "urlsDetails"))]
+    found: list[Media] = []
+    for extra in urls:
+        if extra is not None and extra != url and all(m.url != extra for m in found):
+            found.append(Media.build(url=extra))
+    return found
 
 
 def _removed(reaction: JsonObject) -> bool:
@@ -186,7 +200,9 @@ def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
     (`listPickerSelectedItems[]`); a time picker's pick is the time slot we offered
     (`selectedTimeslotIdentifier`) and its start as Infobip gives it (`selectedTime`, a UTC
     time): the reply names no title. A form's answers are titles without an identifier
-    (`form_answers`)."""
+    (`form_answers`). Kakao Sangdam: a `TEXT`'s `extra`, which our `REPLY` and
+    `REPLY_WITH_TEXT` buttons pass with the reply ("Additional metadata passed with the reply
+    event"; that it comes back as the TEXT's `extra` is inferred)."""
     kind = (text_field(part, "type") or "").upper()
     if kind in _WHATSAPP_REPLIES:
         return [(text_field(part, "id"), text_field(part, "title"))]
@@ -199,6 +215,8 @@ def _choices(part: JsonObject) -> list[tuple[str | None, str | None]]:
         return [(text_field(part, "postbackData"), None)]
     if quick_reply := object_field(part, "quickReply"):
         return [(text_field(quick_reply, "payload"), None)]
+    if kind == "TEXT" and (extra := text_field(part, "extra")) is not None:
+        return [(extra, None)]  # Kakao Sangdam: the `extra` of our reply button (inferred)
     if kind == "FORM_RESPONSE":
         return [(None, answer) for answer in form_answers(part, "privateForm")]
     items = [*iter_objects(part.get("quickReplySelectedItem"), "quickReplySelectedItem"),
