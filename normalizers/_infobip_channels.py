@@ -99,7 +99,7 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
         # TikTok's image is `mediaUrl`, a shared post `embedUrl`, an AI emoji reaction's image
         # `aiEmojiUrl`; a reaction's emoji is read as a caption, the text without an image.
         url = text_field(part, "url", "mediaUrl", "embedUrl", "aiEmojiUrl")
-        content_type = text_field(part, "contentType")
+        content_type = text_field(part, "contentType", "fileType")  # Zalo's: `fileType`
         caption = text_field(part, "caption", "emoji")
         # Coordinates first: a per-channel WhatsApp LOCATION may carry a `url`, the place's
         # website, which would otherwise stand in for the place.
