@@ -75,7 +75,7 @@ def sms_inbound(request: WebhookRequest, report: JsonObject,
     parts = report.get("message")
     if parts.__class__ is dict:
         kind = (text_field(parts, "type") or "").upper()
-        if kind == "TYPING_INDICATOR" or (kind == "REACTION" and _removed(parts)):
+        if kind == "TYPING_INDICATOR" or _removed_reaction(kind, parts):
             return None
         if kind == "MESSAGE":  # a Viber Bot event: the contact's message is nested in it
             parts = _viber_bot_message(object_field(parts, "message"))
@@ -150,10 +150,11 @@ def _kakao_files(part: JsonObject, url: str | None) -> list[Media]:
     return found
 
 
-def _removed(reaction: JsonObject) -> bool:
+def _removed_reaction(kind: str, message: JsonObject) -> bool:
     """A reaction withdrawn (TikTok's `action: REMOVED`) is not a message, as the Messages
-    API's is not."""
-    return (text_field(reaction, "action") or "ADDED").upper() == "REMOVED"
+    API's is not. Infobip's XML leaves `type` out: there a `reactionType` says it."""
+    return ((kind == "REACTION" or "reactionType" in message)
+            and (text_field(message, "action") or "ADDED").upper() == "REMOVED")
 
 
 def _viber_bot_message(message: JsonObject) -> JsonObject:
