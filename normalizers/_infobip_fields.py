@@ -28,7 +28,7 @@ def report_channel(report: JsonObject, default: str | None) -> str:
         label = "apple"
     label = label or default
     if label is not None:
-        label = _INFOBIP_LABELS.get(label.upper(), label)
+        label = _INFOBIP_LABELS.get(label.strip().upper(), label)
     return channel(label)
 
 
