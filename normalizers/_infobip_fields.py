@@ -27,8 +27,11 @@ def report_channel(report: JsonObject, default: str | None) -> str:
     if label is None and _has_apple_address(report):
         label = "apple"
     label = label or default
-    if label is not None:
-        label = _INFOBIP_LABELS.get(label.strip().upper(), label)
+    # Every product label has a `_`; most reports' labels (`sms`, `WHATSAPP`) are looked up
+    # no further than that.
+    if label.__class__ is str and "_" in label:
+        label = (_INFOBIP_LABELS_AS_SENT.get(label)
+                 or _INFOBIP_LABELS.get(label.strip().upper(), label))
     return channel(label)
 
 
@@ -44,6 +47,10 @@ _INFOBIP_LABELS = {
     "ZALO_ZNS": "zalo",
     "ZALO_FOLLOWER": "zalo",
     "TIKTOK_BM": "tiktok",
+}
+_INFOBIP_LABELS_AS_SENT = {
+    spelling: name for label, name in _INFOBIP_LABELS.items()
+    for spelling in (label, label.lower())
 }
 
 
