@@ -119,19 +119,24 @@ def build_parser() -> argparse.ArgumentParser:
                "the metrics port, a proxy variable), 130 for Ctrl-C before it started; a "
                "second stop signal ends it at once: 130 (Ctrl-C), 143 (SIGTERM).")
     worker.add_argument("name", help="sender | keywords | autoreply | bot")
-    worker.add_argument("--bot", help="with `bot`: your bot function, as module:function")
+    worker.add_argument("--bot", help="with `bot`: your bot function, as module:function, "
+                                      "imported from the current directory or PYTHONPATH")
     worker.set_defaults(handler=cmd_worker)
 
     simulate = sub.add_parser(
         "simulate", help="run the provider simulator",
         description="The accounts' providers' send APIs, which send their webhooks to ingest "
                     "at --ingest-url; the accounts of SWITCHBOARD_ACCOUNTS_FILE "
-                    "(examples/accounts.toml when unset).",
+                    "(examples/accounts.toml when unset). A sender reaches it at its accounts' "
+                    "outbound base_url (the demo accounts': 127.0.0.1:8090): on another port, "
+                    "give the sender accounts that name it.",
         epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP; not under nohup), 1 when its "
                "port is taken, 2 for bad settings (the accounts), 3 when it failed to start, "
                "130 for Ctrl-C before it served.")
     simulate.add_argument("--port", type=_port, help="default: SWITCHBOARD_SIMULATOR_PORT")
-    simulate.add_argument("--ingest-url", type=_http_url, help="default: SWITCHBOARD_PUBLIC_URL")
+    simulate.add_argument("--ingest-url", type=_http_url,
+                          help="default: SWITCHBOARD_PUBLIC_URL, else http://"
+                               "SWITCHBOARD_HTTP_HOST:SWITCHBOARD_HTTP_PORT (127.0.0.1:8080)")
     simulate.set_defaults(handler=cmd_simulate)
 
     tail = sub.add_parser(
