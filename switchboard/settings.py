@@ -178,6 +178,7 @@ class Settings(BaseSettings):
         `worker`, `tail`, `send`...; `serve` retrying for ever): refused here instead."""
         if value:
             for entry in value.split(","):
+                _not_another_form(entry.strip())
                 bootstrap_server(entry.strip())
         return value
 
@@ -239,6 +240,18 @@ class Settings(BaseSettings):
     @property
     def uses_local_kafka(self) -> bool:
         return not self.kafka_bootstrap_servers
+
+
+def _not_another_form(entry: str) -> None:
+    """Addresses as other tools write them, said as what they are: a broker's `listeners` line
+    (`PLAINTEXT://kafka:9092`) read as a misplaced IPv6 address, and a space or `;` between
+    entries as part of a host name, which failed only at each connection."""
+    scheme, separator, rest = entry.partition("://")
+    if separator:
+        raise ValueError(f"{entry!r}: write host:port, without {scheme}:// ({rest.rstrip('/')})")
+    if re.search(r"[\s;]", entry):
+        raise ValueError(f"{entry!r}: host:port entries are separated by commas, e.g. "
+                         "broker-1:9092,broker-2:9092")
 
 
 def env_var_names() -> set[str]:
