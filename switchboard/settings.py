@@ -328,7 +328,7 @@ def _describe(exc: ValidationError) -> str:
     problems = []
     for error in exc.errors():
         if not error["loc"]:  # a rule over several settings: its input is all of them
-            problems.append(error["msg"].removeprefix("Value error, "))
+            problems.append(_with_variables(error["msg"].removeprefix("Value error, ")))
             continue
         field = str(error["loc"][0])
         if error["type"] == "extra_forbidden":  # only the config file can name one
@@ -342,6 +342,16 @@ def _describe(exc: ValidationError) -> str:
         given = "***" if secret_key(field) else scrub(repr(error.get("input")))[:60]
         problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')} (got {given})")
     return "invalid settings: " + "; ".join(problems)
+
+
+def _with_variables(message: str) -> str:
+    """A rule's message, which names settings as the config file does, with their environment
+    variables after it, as a single bad setting is named with its own."""
+    named = [word for word in dict.fromkeys(re.findall(r"\b[a-z][a-z0-9_]*\b", message))
+             if word in Settings.model_fields]
+    if not named:
+        return message
+    return f"{message} (in the environment: {', '.join(env_var_of(f) for f in named)})"
 
 
 def _not_json(exc: SourceError) -> str:
