@@ -62,6 +62,17 @@ def _http_url(value: str) -> str:
     return value
 
 
+def _media_url(value: str) -> str:
+    """What a provider fetches: a local path (`--media photo.jpg`) was published as it was, and
+    failed at the provider, or went out as a link that leads nowhere."""
+    try:
+        http_url(value, "https://example.com/photo.jpg")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (the provider fetches it; not a local file)") \
+            from None
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -198,8 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                                       "accounts, as `run` uses)")
     send.add_argument("to", help="E.164 number, or the provider's user id")
     send.add_argument("--text", help="the message text")
-    send.add_argument("--media", action="append", default=[], metavar="URL",
-                      help="a file to send (repeatable)")
+    send.add_argument("--media", action="append", default=[], metavar="URL", type=_media_url,
+                      help="the http(s) URL of a file to send, which the provider fetches "
+                           "(repeatable)")
     send.add_argument("--channel", help="default: the account's outbound channel")
     send.add_argument("--id", help="the command id (idempotency key); default: a new UUID")
     send.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
