@@ -7,7 +7,9 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from importlib import metadata
 
+from switchboard import __version__
 from switchboard.cli.normalize import cmd_normalize
 from switchboard.cli.replay import cmd_replay
 from switchboard.cli.run import cmd_kafka, cmd_run
@@ -73,8 +75,17 @@ def _media_url(value: str) -> str:
     return value
 
 
+def _version() -> str:
+    try:
+        return metadata.version("switchboard")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    # For a bug report or an upgrade: what is installed, which the image's tag may not say.
+    parser.add_argument("--version", action="version", version=f"switchboard {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
