@@ -292,6 +292,10 @@ def _prepare(settings: Settings) -> _Demo | None:
               f"its metrics (ingest's, the sender's and the bots') are on "
               f"{origin(settings.http_host, settings.http_port)}/metrics",
               file=sys.stderr, flush=True)
+    if settings.http_workers > 1:  # likewise: `serve`'s, which `run` does not have
+        print(f"warning: SWITCHBOARD_HTTP_WORKERS={settings.http_workers} is not read by run: "
+              "its ingest is one process (`serve --workers N` runs more)",
+              file=sys.stderr, flush=True)
     if accounts_file == DEMO_ACCOUNTS:
         accounts = _on_simulator_port(accounts, settings.simulator_port, settings.http_host)
     else:
