@@ -11,9 +11,11 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
+from consumers.bots.limits import masked_contact
 from consumers.table import CompactedTable
+from switchboard.logs import get_logger
 from switchboard.records import (
     OPT_OUT_CHANGE_TYPE,
     OutRecord,
@@ -23,8 +25,11 @@ from switchboard.records import (
 )
 from switchboard.topics import OPT_OUTS, OUTBOUND
 
+log = get_logger(__name__)
 # How the bots' changes from a contact's own keyword or button begin their `source`.
 CONTACT_SOURCES = ("keyword:", "postback:")
+# The source of the state a record that cannot be read stands for (OptOutDecode.unreadable).
+UNREADABLE_SOURCE = "unreadable-record"
 
 
 class OptOutState(BaseModel):
@@ -51,8 +56,35 @@ def opt_out_key(account: str, contact: str) -> bytes:
     return f"{account}|{contact}".encode()
 
 
-def decode_opt_out(value: bytes) -> OptOutState:
-    return OptOutState.model_validate_json(value)
+class OptOutDecode:
+    """The opt-out list's decode (a table_values.FailSafeDecode): ValueError for a record that
+    cannot be read, which the table then reads as `unreadable` says."""
+
+    def __call__(self, value: bytes) -> OptOutState:
+        return OptOutState.model_validate_json(value)
+
+    @staticmethod
+    def unreadable(key: bytes, written_ms: int | None, error: ValueError) -> OptOutState:
+        """A contact whose latest record in the list cannot be read (cut short, not JSON)
+        reads as opted out: it may be a STOP, and messaging a contact who sent STOP breaks
+        the law (TCPA) and carriers' rules, where the opposite only withholds a message.
+        Stamped when the record was written: a readable change in another partition of the
+        list wins if newer (a START), not if older; in its own partition the next record
+        replaces it, as any."""
+        # At the first '|': an account name with one goes masked with the contact, in part.
+        account, _, contact = key.decode(errors="replace").partition("|")
+        # Not the value, nor pydantic's error (it quotes the value): they name the contact.
+        reason = (f"{error.error_count()} errors: {error.errors()[0]['msg']}"
+                  if isinstance(error, ValidationError) else type(error).__name__)
+        log.error("opt-out record cannot be read; the contact reads as opted out until a "
+                  "newer change", account=account, contact=masked_contact(contact),
+                  error=reason)
+        at = datetime.fromtimestamp(max(written_ms or 0, 0) / 1000, UTC)
+        return OptOutState(account=account, contact=contact, opted_out=True,
+                           source=UNREADABLE_SOURCE, at=at)
+
+
+decode_opt_out = OptOutDecode()
 
 
 def opt_out_records(provider: str, account: str, contact: str, opted_out: bool,

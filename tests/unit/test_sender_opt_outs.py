@@ -45,8 +45,14 @@ from tests.unit.senders import (
     results,
     sends_counted,
 )
+from tests.unit.test_compacted_table import FakeRecord
 
 TELEGRAM_CHAT = "1033247360"  # a Telegram chat id, as events spell it: no phone number
+
+
+def read(record: OutRecord) -> FakeRecord:
+    """`record` as the opt-out table's follower reads it, from partition 0."""
+    return FakeRecord(record.key, record.value)
 
 
 @pytest.fixture
@@ -167,9 +173,9 @@ def test_a_change_met_early_is_not_undone_by_an_older_record_the_table_reads_lat
     start = change(False, datetime(2026, 11, 1, 12, 0, tzinfo=UTC))
     stop = change(True, datetime(2026, 11, 1, 12, 1, tzinfo=UTC))
     opt_outs.remember(stop.value)  # met on the outbound topic first
-    table._apply(consumed(start))  # the follower, behind, reads the older START only now
+    table._apply(read(start))  # the follower, behind, reads the older START only now
     assert opt_outs.is_opted_out("acme", CONTACT)
-    table._apply(consumed(stop))  # and catches up
+    table._apply(read(stop))  # and catches up
     assert opt_outs.is_opted_out("acme", CONTACT)
     assert opt_outs._ahead == {}  # nothing kept beside the table once it has read the change
 
@@ -180,7 +186,7 @@ def test_a_change_met_early_is_not_undone_by_an_older_record_the_table_reads_lat
 def test_a_time_without_an_offset_is_unreadable_not_a_later_crash() -> None:
     # A naive `at` compared with the next STOP's aware time raised TypeError in the bot, so
     # every later STOP of that contact was dead-lettered; now the record itself is refused
-    # (the table logs and skips it).
+    # (the table reads it as unreadable: opted out, test_opt_out_unreadable).
     naive = {"account": "acme", "contact": CONTACT, "opted_out": False, "source": "import",
              "at": "2024-05-01T10:00:00"}
     with pytest.raises(ValueError, match="timezone"):
@@ -198,7 +204,7 @@ def test_changes_the_table_has_read_do_not_pile_up_beside_it() -> None:
                             source="test", at=at)
         value = state.model_dump_json().encode()
         opt_outs.remember(value)  # met on the outbound topic first
-        table._apply(Record(OPT_OUTS.name, 0, n, opt_out_key("acme", state.contact), value, ()))
+        table._apply(FakeRecord(opt_out_key("acme", state.contact), value, n))
     assert len(opt_outs._ahead) < OptOutList.SWEEP_FROM
     assert opt_outs.is_opted_out("acme", "+41790000000")  # the table still knows every one
 

@@ -127,8 +127,8 @@ def test_a_tombstone_drops_its_partitions_record_only() -> None:
 def test_the_opt_out_list_sees_the_newest_change_of_a_key_in_two_partitions() -> None:
     table = CompactedTable("unused:9092", OPT_OUTS.name, decode_opt_out)
     opt_outs = OptOutList(table)
-    table._apply(Record(OPT_OUTS.name, 6, 0, KEY, change(False, 5), ()))
-    table._apply(Record(OPT_OUTS.name, 0, 0, KEY, change(True, 0), ()))
+    table._apply(Read(KEY, change(False, 5), 6, 0))
+    table._apply(Read(KEY, change(True, 0), 0, 0))
     assert not opt_outs.is_opted_out("acme", CONTACT)
     assert opt_outs.superseded("acme", CONTACT, AT + timedelta(minutes=1))
 
