@@ -20,6 +20,7 @@ the SMS error codes, which the Channels API relays from the legacy one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from normalizers import _bird_channels, _bird_conversations, _bird_legacy, _bird_platform
@@ -33,33 +34,61 @@ NAME = "bird"
 # handler: "MB expects an 'OK' body"); status reports accept it too.
 _LEGACY_ACK = Ack(status_code=200, body=b"OK", content_type="text/plain")
 
+ReadJson = Callable[[WebhookRequest, JsonObject], list[MessageEvent]]
+
 # The error codes our events carry when the contact opted out (the newer platform names it).
 OPT_OUT_ERROR_CODES = frozenset({_bird_legacy.OPTED_OUT, "recipient_opted_out"})
 
 
 def normalize(request: WebhookRequest) -> list[MessageEvent]:
     """One event per Bird webhook (Bird never batches); the family is told by method and shape."""
-    method = request.method.upper()
-    if method in ("GET", "HEAD") or not request.body.strip():
-        query = request.query.lstrip("?")
-        if not query.strip():
-            if method in ("GET", "HEAD"):
-                return []  # MessageBird checks a status URL with a bare GET before using it
-            raise NormalizeError("empty body and no query string; expected a Bird webhook")
-        if len(query) != len(request.query):
-            # Bird alone reads a query given with its `?` (a URL with `??`, or a query typed so
-            # on the CLI) as if without it; query_pairs reads the query as it is.
-            request = replace(request, query=query)
-        return _bird_legacy.events(request, _bird_legacy.form_fields(request.query_pairs))
-    if _is_form_body(request):
-        fields = _bird_legacy.form_fields(request_form_pairs(request))
-        return _bird_legacy.events(request, fields)
-    return _json(request, parse_json_object(request.body))
+    data = _json_body(request)
+    if data is None:
+        return _legacy_fields_events(request)
+    read = _json_family(data)
+    if read is None:
+        return _bird_legacy.events(request, {str(key).lower(): value
+                                             for key, value in data.items()})
+    return read(request, data)
 
 
 def acknowledge(request: WebhookRequest) -> Ack:
-    """`OK` as text for the legacy SMS API; the JSON APIs (B, C, D) take any 2xx."""
-    return DEFAULT_ACK if _is_json_envelope(request) else _LEGACY_ACK
+    """`OK` as text for the legacy SMS API; the JSON APIs (B, C, D) take any 2xx. The family
+    as `normalize` reads it: a JSON envelope posted as a form is read as a legacy form, and
+    answered as one. Ingest hands over the request alone, so a JSON body is parsed again."""
+    try:
+        data = _json_body(request)
+    except NormalizeError:  # not normalized either: answered with the refusal, not this
+        return _LEGACY_ACK
+    return DEFAULT_ACK if data is not None and _json_family(data) is not None else _LEGACY_ACK
+
+
+def _json_body(request: WebhookRequest) -> JsonObject | None:
+    """The JSON object Bird sent; None for the legacy SMS API's fields in the query (its
+    status reports, by GET) or a form (NormalizeError: a body that is neither)."""
+    if _in_query(request) or _is_form_body(request):
+        return None
+    return parse_json_object(request.body)
+
+
+def _in_query(request: WebhookRequest) -> bool:
+    return request.method.upper() in ("GET", "HEAD") or not request.body.strip()
+
+
+def _legacy_fields_events(request: WebhookRequest) -> list[MessageEvent]:
+    """The legacy SMS API's webhook from its query string or its form body."""
+    if not _in_query(request):
+        return _bird_legacy.events(request, _bird_legacy.form_fields(request_form_pairs(request)))
+    query = request.query.lstrip("?")
+    if not query.strip():
+        if request.method.upper() in ("GET", "HEAD"):
+            return []  # MessageBird checks a status URL with a bare GET before using it
+        raise NormalizeError("empty body and no query string; expected a Bird webhook")
+    if len(query) != len(request.query):
+        # Bird alone reads a query given with its `?` (a URL with `??`, or a query typed so
+        # on the CLI) as if without it; query_pairs reads the query as it is.
+        request = replace(request, query=query)
+    return _bird_legacy.events(request, _bird_legacy.form_fields(request.query_pairs))
 
 
 def _is_form_body(request: WebhookRequest) -> bool:
@@ -72,23 +101,13 @@ def _is_form_body(request: WebhookRequest) -> bool:
     return b"=" in body
 
 
-def _is_json_envelope(request: WebhookRequest) -> bool:
-    if request.method.upper() in ("GET", "HEAD") or request.body.lstrip()[:1] != b"{":
-        return False
-    try:
-        data = parse_json_object(request.body)
-    except NormalizeError:
-        return False
-    return (_bird_channels.is_envelope(data) or _bird_platform.is_envelope(data)
-            or _bird_conversations.is_envelope(data))
-
-
-def _json(request: WebhookRequest, data: JsonObject) -> list[MessageEvent]:
+def _json_family(data: JsonObject) -> ReadJson | None:
+    """The reader of the JSON API (B, C or D) whose envelope `data` is; None for the legacy SMS
+    API's flat fields (Flow Builder forwarding an SMS as JSON)."""
     if _bird_channels.is_envelope(data):
-        return _bird_channels.events(request, data)
+        return _bird_channels.events
     if _bird_platform.is_envelope(data):
-        return _bird_platform.events(request, data)
+        return _bird_platform.events
     if _bird_conversations.is_envelope(data):
-        return _bird_conversations.events(request, data)
-    return _bird_legacy.events(request, {str(key).lower(): value for key, value in data.items()})
-
+        return _bird_conversations.events
+    return None
