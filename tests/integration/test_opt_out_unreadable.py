@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from consumers.bots.optouts import OptOutList, decode_opt_out, opt_out_records
 from consumers.table import CompactedTable
 from switchboard.clients import KafkaConnection
 from switchboard.records import OutRecord
 from switchboard.topics import OPT_OUTS
+from tests.integration.bots import ACCOUNT, RULES, new_contact, texts, wait_replies
+from tests.integration.stack import running_stack
 from tests.kafka_helpers import publish
 
 CUT_SHORT = "+41790000001"  # opted in, then a STOP cut short
@@ -62,3 +65,27 @@ async def test_a_cut_short_opt_out_reads_as_opted_out_until_a_start(kafka_bootst
         await table.stop()
     assert await read_list(kafka, account) == {CUT_SHORT: False, STOPPED: True}  # restarted
 
+
+
+async def test_a_bot_started_after_a_cut_short_stop_answers_help_only_until_start(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Through the running stack, whose sender and keyword bot read the list at start: the
+    contact's text is not answered (nor would a reply be sent), HELP still is, and their START
+    opts them back in, confirmed ("welcome back")."""
+    contact = new_contact()
+    stop = change(ACCOUNT, contact, True, datetime.now(UTC) - timedelta(minutes=1))
+    await publish(kafka_bootstrap, [change(ACCOUNT, contact, False,
+                                           datetime.now(UTC) - timedelta(minutes=2)),
+                                    OutRecord(OPT_OUTS.name, stop.value[:50], stop.key)])
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    async with running_stack(kafka_bootstrap, workers=("sender", "keywords"),
+                             rules_file=rules) as stack:
+        await texts(stack, contact, "price")
+        await texts(stack, contact, "help")  # after "price" in the contact's partition
+        assert await wait_replies(stack, contact, 1) == [
+            "E2E help: reply PRICE or ORDER <n>. STOP to opt out."]
+        await texts(stack, contact, "START")
+        await texts(stack, contact, "price")
+        assert (await wait_replies(stack, contact, 3))[1:] == [
+            "E2E: welcome back.", f"E2E price list for {contact}"]
