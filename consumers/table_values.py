@@ -33,12 +33,11 @@ class Superseding(Protocol):
 class FailSafeDecode(Protocol):
     """A table's decode that says what a key whose record cannot be decoded reads as, where
     keeping the last value read (or none) is not the safe side: in the opt-out list, an
-    opt-out cut short would read as the START before it. `unreadable` logs it; it is given the
-    record's write time (the producer's, ms), kept beside the record until it is decoded."""
+    opt-out cut short would read as the START before it. `unreadable` logs it."""
 
     def __call__(self, value: bytes) -> Any: ...
 
-    def unreadable(self, key: bytes, written_ms: int | None, error: ValueError) -> Any: ...
+    def unreadable(self, key: bytes, error: ValueError) -> Any: ...
 
 
 class HeldValues(Generic[V]):
@@ -49,7 +48,7 @@ class HeldValues(Generic[V]):
                  max_age_s: float | None, archiving: Archiving[V] | None) -> None:
         self._name = name  # the topic, as logs name it
         self.decode = decode
-        self.unreadable: Callable[[bytes, int | None, ValueError], V] | None = (
+        self.unreadable: Callable[[bytes, ValueError], V] | None = (
             decode.unreadable if isinstance(decode, FailSafeDecode) else None)
         # `stands(current, read)`: the value held stands against one read from the topic. The
         # follower may read back our own earlier write after a later one was put locally.
@@ -66,7 +65,6 @@ class HeldValues(Generic[V]):
         # Kept apart, so a key's records in two partitions are both there to compare.
         self._values: dict[int, dict[bytes, V]] = {}
         self._undecoded: dict[int, dict[bytes, bytes]] = {}
-        self._written_ms: dict[int, dict[bytes, int]] = {}  # with FailSafeDecode only
         # What put_local() wrote, until a record read replaces it: the key's latest, in the
         # partition it was written to (the producer's choice: not known here).
         self._local: dict[bytes, V] = {}
@@ -82,7 +80,7 @@ class HeldValues(Generic[V]):
             if self._archived is not None:
                 self._archived.remove(record.key, record.partition)
         elif record.key in self._local:
-            self._read_back(record)
+            self._read_back(record.key, record.partition, record.value)
         elif self._archived is not None and self._archived.took(record):
             self._drop_earlier(record.key, record.partition, undecoded)
         else:
@@ -124,8 +122,6 @@ class HeldValues(Generic[V]):
     def _hold(self, record: Any, undecoded: dict[bytes, bytes]) -> None:
         """Whole, as read: decoded when first asked for."""
         undecoded[record.key] = record.value
-        if self.unreadable is not None:
-            self._written_ms[record.partition][record.key] = record.timestamp
         if self.max_age_s is not None:
             self._touch(record.key, record.timestamp / 1000 if record.timestamp else None)
 
@@ -133,7 +129,6 @@ class HeldValues(Generic[V]):
         """Kept in partition order: between equal values the lowest partition's is read."""
         self._undecoded = dict(sorted({**self._undecoded, partition: {}}.items()))
         self._values = dict(sorted({**self._values, partition: {}}.items()))
-        self._written_ms[partition] = {}
         return self._undecoded[partition]
 
     def _drop(self, key: bytes, partition: int | None = None) -> None:
@@ -143,7 +138,6 @@ class HeldValues(Generic[V]):
             if partition is None or p == partition:
                 undecoded.pop(key, None)
                 self._values[p].pop(key, None)
-                self._written_ms[p].pop(key, None)
         if partition is None or not any(key in undecoded or key in self._values[p]
                                         for p, undecoded in self._undecoded.items()):
             self._written.pop(key, None)
@@ -199,7 +193,7 @@ class HeldValues(Generic[V]):
     def _decode(self, key: bytes, partition: int, raw: bytes) -> None:
         """The partition's last record of the key replaces its earlier one there, unless
         `stands` keeps that (or what we wrote since) against it."""
-        read = self._decoded(key, raw, self._written_ms[partition].pop(key, None))
+        read = self._decoded(key, raw)
         if read is None:
             return
         values = self._values[partition]
@@ -209,18 +203,18 @@ class HeldValues(Generic[V]):
         self._local.pop(key, None)
         values[key] = read
 
-    def _decoded(self, key: bytes, raw: bytes, written_ms: int | None) -> V | None:
+    def _decoded(self, key: bytes, raw: bytes) -> V | None:
         try:
             return self.decode(raw)
         except ValueError as exc:
             if self.unreadable is not None:
-                return self.unreadable(key, written_ms, exc)
+                return self.unreadable(key, exc)
             # The last value that could be read is kept.
             log.error("table record ignored", topic=self._name,
                       key=key.decode(errors="replace"), error=repr(exc))
             return None
 
-    def _read_back(self, record: Any) -> None:
+    def _read_back(self, key: bytes, partition: int, raw: bytes) -> None:
         """A record of a key we wrote ourselves, most likely that very write read back: settled
         now, not when the key is next asked for (most never are: the sender's ledger, a key per
         command sent), or both would be held until the key expires, the written value decoded
@@ -228,16 +222,12 @@ class HeldValues(Generic[V]):
         soak`). The read one is kept as read, undecoded, unless what we wrote stands against
         it (`stands`, as in _decode), or it cannot be read (unless FailSafeDecode): then the
         written one stays."""
-        key, partition, raw = record.key, record.partition, record.value
-        written_ms = record.timestamp if self.unreadable is not None else None
-        read = self._decoded(key, raw, written_ms)
+        read = self._decoded(key, raw)
         if read is None or (self.stands is not None and self.stands(self._local[key], read)):
             return
         del self._local[key]
         self._values[partition].pop(key, None)
         self._undecoded[partition][key] = raw
-        if written_ms is not None:
-            self._written_ms[partition][key] = written_ms
 
     def put_local(self, key: bytes, value: V) -> None:
         """Record what we just wrote to the topic ourselves, without waiting to read it back:

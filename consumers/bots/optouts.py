@@ -30,6 +30,7 @@ log = get_logger(__name__)
 CONTACT_SOURCES = ("keyword:", "postback:")
 # The source of the state a record that cannot be read stands for (OptOutDecode.unreadable).
 UNREADABLE_SOURCE = "unreadable-record"
+EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class OptOutState(BaseModel):
@@ -64,13 +65,14 @@ class OptOutDecode:
         return OptOutState.model_validate_json(value)
 
     @staticmethod
-    def unreadable(key: bytes, written_ms: int | None, error: ValueError) -> OptOutState:
+    def unreadable(key: bytes, error: ValueError) -> OptOutState:
         """A contact whose latest record in the list cannot be read (cut short, not JSON)
         reads as opted out: it may be a STOP, and messaging a contact who sent STOP breaks
         the law (TCPA) and carriers' rules, where the opposite only withholds a message.
-        Stamped when the record was written: a readable change in another partition of the
-        list wins if newer (a START), not if older; in its own partition the next record
-        replaces it, as any."""
+        In its own partition the next record replaces it, as any. Stamped at the epoch, so
+        that any readable record in another partition of the list wins: its write time
+        would tell which is newer, but keeping it for every record until decoded cost some
+        76 bytes a key, for a record cut short in a list whose topic gained partitions."""
         # At the first '|': an account name with one goes masked with the contact, in part.
         account, _, contact = key.decode(errors="replace").partition("|")
         # Not the value, nor pydantic's error (it quotes the value): they name the contact.
@@ -79,9 +81,8 @@ class OptOutDecode:
         log.error("opt-out record cannot be read; the contact reads as opted out until a "
                   "newer change", account=account, contact=masked_contact(contact),
                   error=reason)
-        at = datetime.fromtimestamp(max(written_ms or 0, 0) / 1000, UTC)
         return OptOutState(account=account, contact=contact, opted_out=True,
-                           source=UNREADABLE_SOURCE, at=at)
+                           source=UNREADABLE_SOURCE, at=EPOCH)
 
 
 decode_opt_out = OptOutDecode()
