@@ -2,8 +2,9 @@
 
 The webhooks of one message go out as one job, in lifecycle order, each after a short delay;
 each job is a task of its own, so one waiting for its delay (or its bucket) holds up no other.
-At most POST_CONNECTIONS requests are in flight; the others wait for a free connection. A
-webhook ingest does not answer with 2xx is retried with exponential backoff a bounded number
+Requests go through simulator.posting: a few kept-open connections, and a URL a send named held
+to its share of them, so one that never answers holds up neither ingest's webhooks nor others'.
+A webhook ingest does not answer with 2xx is retried with exponential backoff a bounded number
 of times, then dropped and counted, like a provider giving up.
 
 At most `queue_limit` jobs are held (WEBHOOK_QUEUE_LIMIT by default), waiting or being sent.
@@ -31,6 +32,7 @@ import httpx
 
 from ingest.signing import sign
 from simulator.base import Bucket, Webhook
+from simulator.posting import Poster
 from switchboard.accounts import Account
 from switchboard.logs import get_logger
 from switchboard.throttle import ThrottledLog
@@ -41,14 +43,6 @@ RECENT_LIMIT = 200
 # Jobs (one per message) held, waiting or being sent: 4-13 KB each by provider (its three or
 # four webhook bodies) and 1.7 KB for its task (tracemalloc), so 57-147 MB when full.
 WEBHOOK_QUEUE_LIMIT = 10_000
-# Webhook requests in flight at once: each through a client of its own with one connection,
-# kept open. httpcore walks its whole pool, polling each idle connection's socket, and every
-# request queued in it, on each request, and closes every idle connection once it holds more
-# than its keep-alive limit: 256 workers on one client's 100 connections (20 kept) spent most
-# of the simulator's CPU in that walk and in new connections (cProfile: 140 s of 154 under a
-# Bird load, 15,000 connects for 5,000 webhooks), and one client of 32 kept connections still
-# a third of it.
-POST_CONNECTIONS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +109,8 @@ class WebhookDispatcher:
         # line (a full queue; an account's webhooks dropped; a URL unreachable) once a minute.
         self._drop_log = ThrottledLog(log)
         self._jobs: set[asyncio.Task[None]] = set()
-        self._clients: list[httpx.AsyncClient] = []
-        self._idle_clients: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
         self._lanes: dict[tuple[str, str | None, Bucket], _Lane] = {}
+        self._poster: Poster | None = None  # while started
 
     def url_for(self, provider: str, account: str) -> str | None:
         if self.ingest_url is None:
@@ -125,13 +118,7 @@ class WebhookDispatcher:
         return f"{self.ingest_url}/webhooks/{provider}/{account}"
 
     async def start(self) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        tls = httpx.create_ssl_context()  # one for all: each loads the CA bundle (25 ms)
-        self._clients = [httpx.AsyncClient(transport=self._transport, limits=limits, verify=tls,
-                                           timeout=self.retry.timeout_s)
-                         for _ in range(POST_CONNECTIONS)]
-        for client in self._clients:
-            self._idle_clients.put_nowait(client)
+        self._poster = Poster(self.ingest_url, self.retry.timeout_s, self._transport)
 
     async def stop(self) -> None:
         tasks = [*self._jobs, *(lane.task for lane in self._lanes.values() if lane.task)]
@@ -143,10 +130,9 @@ class WebhookDispatcher:
         self._jobs = set()
         self._lanes = {}
         self._drop_log.flush()
-        for client in self._clients:
-            await client.aclose()
-        self._clients = []
-        self._idle_clients = asyncio.Queue()
+        if self._poster is not None:
+            await self._poster.aclose()
+            self._poster = None
 
     def enqueue(self, job: Job) -> None:
         if (self.ingest_url is None and job.url is None) or not job.webhooks:
@@ -217,7 +203,7 @@ class WebhookDispatcher:
 
     async def _deliver(self, job: Job, hook: Webhook, reports: int = 1) -> None:
         url = job.url or self.url_for(job.provider, job.account.name)
-        assert url is not None and self._clients
+        assert url is not None and self._poster is not None
         headers = {"content-type": hook.content_type, "user-agent": "switchboard-simulator"}
         if job.signed:
             headers.update(signed_headers(job.account, url, hook.body))
@@ -244,17 +230,14 @@ class WebhookDispatcher:
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int | None:
         """The HTTP status ingest answered, or None when it could not be reached."""
-        client = await self._idle_clients.get()
+        assert self._poster is not None
         try:
-            response = await client.post(url, content=body, headers=headers)
+            return await self._poster.post(url, body, headers)
         except Exception as exc:  # noqa: BLE001 - not only HTTPError: a URL a send named may be
             # one httpx refuses (InvalidURL; a port past 65535, OverflowError), failed as any
             self._drop_log(logging.INFO, "simulator webhook not delivered",
                            {"url": url, "error": type(exc).__name__})
             return None
-        finally:
-            self._idle_clients.put_nowait(client)
-        return response.status_code
 
 
 def signed_headers(account: Account, url: str, body: bytes) -> dict[str, str]:

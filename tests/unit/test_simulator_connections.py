@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from simulator.base import Webhook
-from simulator.webhooks import POST_CONNECTIONS, Job, RetryPolicy, WebhookDispatcher
+from simulator.posting import POST_CONNECTIONS
+from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import parse_accounts
 
 ACCOUNTS = parse_accounts({"accounts": {"plain": {
