@@ -15,7 +15,8 @@ those), and the send that made them is still accepted, as a provider's would be.
 Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account, URL and
 bucket, which gathers them for the bucket's wait (or until it is full) and sends them in one
 request, one request in flight at a time, as the provider batches them. The job waits for its
-report's request, so a message's webhooks keep their order.
+report's request, so a message's webhooks keep their order. A lane is gone once it has nothing
+to send: one per URL a send ever named would grow without end.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,11 +84,16 @@ class RetryPolicy:
             raise ValueError("retry needs attempts >= 1, backoff_s >= 0 and timeout_s > 0")
 
 
+_LaneKey = tuple[str, str | None, Bucket]  # account, URL named by the send, bucket
+
+
 @dataclass(slots=True)
 class _Lane:
-    """Bucketed reports of one account waiting for the lane's next request."""
+    """Bucketed reports of one account and URL waiting for the lane's next request."""
 
-    waiting: list[tuple[Webhook, asyncio.Future[None]]]
+    key: _LaneKey
+    job: Job  # its first report's: whose requests, to which URL, signed or not
+    waiting: list[tuple[Webhook, asyncio.Future[None]]] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
 
 
@@ -109,7 +115,7 @@ class WebhookDispatcher:
         # line (a full queue; an account's webhooks dropped; a URL unreachable) once a minute.
         self._drop_log = ThrottledLog(log)
         self._jobs: set[asyncio.Task[None]] = set()
-        self._lanes: dict[tuple[str, str | None, Bucket], _Lane] = {}
+        self._lanes: dict[_LaneKey, _Lane] = {}
         self._poster: Poster | None = None  # while started
 
     def url_for(self, provider: str, account: str) -> str | None:
@@ -153,6 +159,11 @@ class WebhookDispatcher:
     def pending(self) -> int:
         return len(self._jobs)
 
+    @property
+    def lanes(self) -> int:
+        """Bucket lanes open: each has reports waiting or a request in flight."""
+        return len(self._lanes)
+
     async def drain(self) -> None:
         """Wait until every held job is delivered or dropped (tests, orderly shutdown)."""
         while self._jobs:
@@ -176,30 +187,38 @@ class WebhookDispatcher:
                           account=job.account.name)
 
     async def _deliver_in_bucket(self, job: Job, hook: Webhook, bucket: Bucket) -> None:
-        lane = self._lanes.setdefault((job.account.name, job.url, bucket), _Lane([]))
+        key = (job.account.name, job.url, bucket)
+        lane = self._lanes.get(key)
+        if lane is None:  # a lane in _lanes has a task that has not yet found it empty
+            lane = self._lanes[key] = _Lane(key, job)
+            lane.task = asyncio.create_task(self._run_lane(lane, bucket))
         delivered = asyncio.get_running_loop().create_future()
         lane.waiting.append((hook, delivered))
-        if lane.task is None or lane.task.done():
-            lane.task = asyncio.create_task(self._run_lane(job, lane, bucket))
         await delivered
 
-    async def _run_lane(self, job: Job, lane: _Lane, bucket: Bucket) -> None:
+    async def _run_lane(self, lane: _Lane, bucket: Bucket) -> None:
         """Deliver the lane's waiting reports, up to a bucket per request, until none wait."""
-        while lane.waiting:
-            if len(lane.waiting) < bucket.max_reports:
-                await asyncio.sleep(bucket.max_wait_s)  # let the bucket fill
-            batch = lane.waiting[:bucket.max_reports]
-            del lane.waiting[:bucket.max_reports]
-            hooks = [hook for hook, _ in batch]
-            merged = hooks[0] if len(hooks) == 1 else Webhook(
-                kind=hooks[0].kind, body=bucket.merge([hook.body for hook in hooks]),
-                content_type=hooks[0].content_type)
-            try:
-                await self._deliver(job, merged, reports=len(hooks))
-            finally:
-                for _, delivered in batch:
-                    if not delivered.done():
-                        delivered.set_result(None)
+        try:
+            while lane.waiting:
+                if len(lane.waiting) < bucket.max_reports:
+                    await asyncio.sleep(bucket.max_wait_s)  # let the bucket fill
+                batch = lane.waiting[:bucket.max_reports]
+                del lane.waiting[:bucket.max_reports]
+                hooks = [hook for hook, _ in batch]
+                merged = hooks[0] if len(hooks) == 1 else Webhook(
+                    kind=hooks[0].kind, body=bucket.merge([hook.body for hook in hooks]),
+                    content_type=hooks[0].content_type)
+                try:
+                    await self._deliver(lane.job, merged, reports=len(hooks))
+                finally:
+                    for _, delivered in batch:
+                        if not delivered.done():
+                            delivered.set_result(None)
+        finally:
+            # In the step that found it empty, with no await since: a report handed in later
+            # opens a lane of its own rather than joining one whose task has ended.
+            if self._lanes.get(lane.key) is lane:
+                del self._lanes[lane.key]
 
     async def _deliver(self, job: Job, hook: Webhook, reports: int = 1) -> None:
         url = job.url or self.url_for(job.provider, job.account.name)
