@@ -10,7 +10,8 @@ of times, then dropped and counted, like a provider giving up.
 At most `queue_limit` jobs are held (WEBHOOK_QUEUE_LIMIT by default), waiting or being sent.
 With ingest slower than the sends, an unbounded queue grew without end and its webhooks arrived
 ever later; full, a new job's webhooks are dropped and counted (`failed`, and `queue_full` of
-those), and the send that made them is still accepted, as a provider's would be.
+those), and the send that made them is still accepted, as a provider's would be. A job handed
+in before `start` or after `stop` is dropped and counted too: no task outlives the dispatcher.
 
 Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account, URL and
 bucket, which gathers them for the bucket's wait (or until it is full) and sends them in one
@@ -22,7 +23,6 @@ to send: one per URL a send ever named would grow without end.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -116,7 +116,7 @@ class WebhookDispatcher:
         self._drop_log = ThrottledLog(log)
         self._jobs: set[asyncio.Task[None]] = set()
         self._lanes: dict[_LaneKey, _Lane] = {}
-        self._poster: Poster | None = None  # while started
+        self._poster: Poster | None = None  # while started: jobs are taken only then
 
     def url_for(self, provider: str, account: str) -> str | None:
         if self.ingest_url is None:
@@ -127,22 +127,32 @@ class WebhookDispatcher:
         self._poster = Poster(self.ingest_url, self.retry.timeout_s, self._transport)
 
     async def stop(self) -> None:
+        """Cancel every job and lane and close every connection, whatever any of them raised:
+        stopping always finishes."""
+        poster, self._poster = self._poster, None  # jobs handed in from now on are dropped
         tasks = [*self._jobs, *(lane.task for lane in self._lanes.values() if lane.task)]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for result in await asyncio.gather(*tasks, return_exceptions=True):
+            if not isinstance(result, asyncio.CancelledError | None):
+                log.error("simulator webhook task failed", error=type(result).__name__,
+                          exc_info=result)
         self._jobs = set()
         self._lanes = {}
         self._drop_log.flush()
-        if self._poster is not None:
-            await self._poster.aclose()
-            self._poster = None
+        for error in await poster.aclose() if poster else []:
+            log.warning("simulator webhook connection not closed cleanly",
+                        error=type(error).__name__)
 
     def enqueue(self, job: Job) -> None:
         if (self.ingest_url is None and job.url is None) or not job.webhooks:
             self.stats.skipped += len(job.webhooks)
+            return
+        if self._poster is None:  # not started, or stopped: a task would outlive the stop
+            self.stats.failed += len(job.webhooks)
+            self._drop_log(logging.WARNING, "simulator webhooks not running, webhooks dropped",
+                           {}, provider=job.provider, account=job.account.name,
+                           webhooks=len(job.webhooks))
             return
         if len(self._jobs) >= self.queue_limit:
             self.stats.failed += len(job.webhooks)
@@ -204,12 +214,8 @@ class WebhookDispatcher:
                     await asyncio.sleep(bucket.max_wait_s)  # let the bucket fill
                 batch = lane.waiting[:bucket.max_reports]
                 del lane.waiting[:bucket.max_reports]
-                hooks = [hook for hook, _ in batch]
-                merged = hooks[0] if len(hooks) == 1 else Webhook(
-                    kind=hooks[0].kind, body=bucket.merge([hook.body for hook in hooks]),
-                    content_type=hooks[0].content_type)
                 try:
-                    await self._deliver(lane.job, merged, reports=len(hooks))
+                    await self._deliver_batch(lane.job, bucket, [hook for hook, _ in batch])
                 finally:
                     for _, delivered in batch:
                         if not delivered.done():
@@ -220,9 +226,22 @@ class WebhookDispatcher:
             if self._lanes.get(lane.key) is lane:
                 del self._lanes[lane.key]
 
+    async def _deliver_batch(self, job: Job, bucket: Bucket, hooks: list[Webhook]) -> None:
+        """One request of a bucket's reports; one that cannot be made is failed and counted
+        (a lane that raised would leave the reports after it unsent and stop() raising)."""
+        try:
+            merged = hooks[0] if len(hooks) == 1 else Webhook(
+                kind=hooks[0].kind, body=bucket.merge([hook.body for hook in hooks]),
+                content_type=hooks[0].content_type)
+            await self._deliver(job, merged, reports=len(hooks))
+        except Exception:
+            self.stats.failed += len(hooks)
+            log.exception("simulator webhook bucket failed", provider=job.provider,
+                          account=job.account.name, bucket=bucket.name, reports=len(hooks))
+
     async def _deliver(self, job: Job, hook: Webhook, reports: int = 1) -> None:
         url = job.url or self.url_for(job.provider, job.account.name)
-        assert url is not None and self._poster is not None
+        assert url is not None
         headers = {"content-type": hook.content_type, "user-agent": "switchboard-simulator"}
         if job.signed:
             headers.update(signed_headers(job.account, url, hook.body))
@@ -249,7 +268,7 @@ class WebhookDispatcher:
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int | None:
         """The HTTP status ingest answered, or None when it could not be reached."""
-        assert self._poster is not None
+        assert self._poster is not None  # jobs run only while started; stop cancels them
         try:
             return await self._poster.post(url, body, headers)
         except Exception as exc:  # noqa: BLE001 - not only HTTPError: a URL a send named may be
