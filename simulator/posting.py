@@ -56,23 +56,19 @@ class ClientPool:
         self._clients: list[httpx.AsyncClient] = []
         self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
 
-    @contextlib.asynccontextmanager
-    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """The HTTP status `url` answered, through the first free client."""
         if self._idle.empty() and len(self._clients) < self.size:
-            chosen = httpx.AsyncClient(
+            client = httpx.AsyncClient(
                 transport=self._transport, verify=self._tls, timeout=self._timeout_s,
                 limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
-            self._clients.append(chosen)
+            self._clients.append(client)
         else:
-            chosen = await self._idle.get()
+            client = await self._idle.get()
         try:
-            yield chosen
+            return (await client.post(url, content=body, headers=headers)).status_code
         finally:
-            self._idle.put_nowait(chosen)
-
-    @property
-    def opened(self) -> int:
-        return len(self._clients)
+            self._idle.put_nowait(client)
 
     async def aclose(self) -> list[BaseException]:
         """Close every client, whatever one's close raises; what they raised."""
@@ -114,10 +110,9 @@ class Poster:
         """The HTTP status the URL answered; raises as httpx does when it was not reached."""
         key = origin(url)
         if key == self._ingest:
-            async with self._ingest_pool.client() as client:
-                return (await client.post(url, content=body, headers=headers)).status_code
-        async with self._share(key), self._foreign_pool.client() as client:
-            return (await client.post(url, content=body, headers=headers)).status_code
+            return await self._ingest_pool.post(url, body, headers)
+        async with self._share(key):
+            return await self._foreign_pool.post(url, body, headers)
 
     @contextlib.asynccontextmanager
     async def _share(self, key: str) -> AsyncIterator[None]:
