@@ -34,8 +34,8 @@ ORIGIN_SHARE = 8
 
 
 def origin(url: str) -> str:
-    """The endpoint a URL's requests share: scheme and host (the URL itself when it does not
-    parse; httpx refuses it later, and it is failed like any unreachable one)."""
+    """The endpoint a URL's requests share: scheme, host and port (the URL itself when it does
+    not parse; httpx refuses it later, and it is failed like any unreachable one)."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -125,7 +125,7 @@ class Poster:
                 yield
         finally:
             share.users -= 1
-            if share.users == 0:  # no await since the count: none can be joining it
+            if share.users == 0:  # none waits for it: the next request makes a fresh one
                 del self._shares[key]
 
     async def aclose(self) -> list[BaseException]:
