@@ -101,6 +101,13 @@ class Poster:
         # entry per URL a send ever named would grow without end.
         self._shares: dict[str, _Share] = {}
 
+    def foreign(self, url: str | None) -> str | None:
+        """The origin of `url` when it is another than ingest's, else None."""
+        if url is None:
+            return None
+        key = origin(url)
+        return None if key == self._ingest else key
+
     @property
     def origins(self) -> int:
         """Origins other than ingest's with a request in flight or waiting."""

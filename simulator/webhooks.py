@@ -10,8 +10,11 @@ of times, then dropped and counted, like a provider giving up.
 At most `queue_limit` jobs are held (WEBHOOK_QUEUE_LIMIT by default), waiting or being sent.
 With ingest slower than the sends, an unbounded queue grew without end and its webhooks arrived
 ever later; full, a new job's webhooks are dropped and counted (`failed`, and `queue_full` of
-those), and the send that made them is still accepted, as a provider's would be. A job handed
-in before `start` or after `stop` is dropped and counted too: no task outlives the dispatcher.
+those), and the send that made them is still accepted, as a provider's would be. The jobs for
+a host other than ingest's that sends named hold at most a quarter of the queue, counted the
+same when it is full: those of one that never answers filled it, and ingest's were dropped. A
+job handed in before `start` or after `stop` is dropped and counted too: no task outlives the
+dispatcher.
 
 Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account, URL and
 bucket, which gathers them for the bucket's wait (or until it is full) and sends them in one
@@ -23,6 +26,7 @@ to send: one per URL a send ever named would grow without end.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections import deque
 from dataclasses import dataclass, field
@@ -44,6 +48,8 @@ RECENT_LIMIT = 200
 # Jobs (one per message) held, waiting or being sent: 4-13 KB each by provider (its three or
 # four webhook bodies) and 1.7 KB for its task (tracemalloc), so 57-147 MB when full.
 WEBHOOK_QUEUE_LIMIT = 10_000
+# Of those, the most a host other than ingest's may hold: 1 / HOST_QUEUE_SHARE of the limit.
+HOST_QUEUE_SHARE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +121,7 @@ class WebhookDispatcher:
         # line (a full queue; an account's webhooks dropped; a URL unreachable) once a minute.
         self._drop_log = ThrottledLog(log)
         self._jobs: set[asyncio.Task[None]] = set()
+        self._held_by_host: dict[str, int] = {}  # jobs held per host other than ingest's
         self._lanes: dict[_LaneKey, _Lane] = {}
         self._poster: Poster | None = None  # while started: jobs are taken only then
 
@@ -161,9 +168,30 @@ class WebhookDispatcher:
                            {"queue_limit": self.queue_limit}, provider=job.provider,
                            account=job.account.name, webhooks=len(job.webhooks))
             return
+        host = self._poster.foreign(job.url)
+        if host is not None and (self._held_by_host.get(host, 0)
+                                 >= max(1, self.queue_limit // HOST_QUEUE_SHARE)):
+            self.stats.failed += len(job.webhooks)
+            self.stats.queue_full += len(job.webhooks)
+            # Not the host: a URL a send named may carry credentials (user:password@host).
+            self._drop_log(logging.WARNING,
+                           "simulator webhook queue's share for a URL's host full, webhooks "
+                           "dropped", {"queue_limit": self.queue_limit}, provider=job.provider,
+                           account=job.account.name, webhooks=len(job.webhooks))
+            return
         task = asyncio.create_task(self._run(job))
         self._jobs.add(task)
         task.add_done_callback(self._jobs.discard)
+        if host is not None:
+            self._held_by_host[host] = self._held_by_host.get(host, 0) + 1
+            task.add_done_callback(functools.partial(self._host_job_done, host))
+
+    def _host_job_done(self, host: str, task: asyncio.Task[None]) -> None:
+        held = self._held_by_host.get(host, 0) - 1
+        if held > 0:
+            self._held_by_host[host] = held
+        else:  # an entry per host sends ever named would grow without end
+            self._held_by_host.pop(host, None)
 
     @property
     def pending(self) -> int:

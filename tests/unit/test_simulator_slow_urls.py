@@ -10,7 +10,7 @@ import asyncio
 
 from simulator.base import Webhook
 from simulator.posting import ORIGIN_SHARE, POST_CONNECTIONS, Poster
-from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
+from simulator.webhooks import HOST_QUEUE_SHARE, Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import parse_accounts
 from tests.unit.webhook_servers import answering, silent, until
 
@@ -79,3 +79,23 @@ async def test_an_origin_is_forgotten_once_nothing_is_sent_to_it() -> None:
     # Each origin its share of requests at once, and no more.
     assert 1 < seen_first.most_in_flight <= ORIGIN_SHARE
     assert 1 < seen_second.most_in_flight <= ORIGIN_SHARE
+
+
+async def test_a_url_that_never_answers_fills_no_more_than_its_share_of_the_queue() -> None:
+    """Sends naming a silent URL faster than its tries time out filled the whole queue of held
+    messages: every later message's webhooks, ingest's too, were dropped as queue_full."""
+    limit, share = 20, 20 // HOST_QUEUE_SHARE
+    async with answering() as (ingest_url, ingest), silent() as (dead_url, _):
+        dispatcher = WebhookDispatcher(ingest_url, retry=RETRY, queue_limit=limit)
+        await dispatcher.start()
+        try:
+            for index in range(limit):
+                dispatcher.enqueue(_job(index, url=f"{dead_url}/notify/{index}"))
+            assert dispatcher.pending == share
+            assert dispatcher.stats.queue_full == limit - share
+            dispatcher.enqueue(_job(limit))  # to the account's ingest URL
+            assert dispatcher.pending == share + 1
+            assert await until(lambda: len(ingest.requests) == 1), "ingest's webhook dropped"
+            assert dispatcher.stats.sent == 1
+        finally:
+            await dispatcher.stop()
