@@ -32,6 +32,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -128,7 +129,9 @@ class WebhookDispatcher:
     def url_for(self, provider: str, account: str) -> str | None:
         if self.ingest_url is None:
             return None
-        return f"{self.ingest_url}/webhooks/{provider}/{account}"
+        # Percent-encoded, as the sender writes the URLs it gives providers (`acme#1` as is
+        # ends the path at the `#`, and ingest answers 404).
+        return f"{self.ingest_url}/webhooks/{provider}/{quote(account, safe='')}"
 
     async def start(self) -> None:
         self._poster = Poster(self.ingest_url, self.retry.timeout_s, self._transport)
