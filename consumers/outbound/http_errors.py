@@ -133,6 +133,22 @@ class _Progress:
             self.write_failed = True
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host:port` of `url`, where a failure to connect happened, for the operator to
+    check base_url against: never its user or password, path or query (a provider's URL may
+    carry a secret in any of them: Omnichat's has the application key in its path)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "an unreadable URL"
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+    return f"{parsed.scheme}://{host}" + (f":{port}" if port else "")
+
+
 async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers: dict[str, str],
                     timeout_s: float, idempotent: bool = False) -> httpx.Response:
     """POST JSON; network failures and timeouts become retryable SendErrors, marked
@@ -151,7 +167,8 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
             raise
         left = progress.request_left
         raise SendError(f"timed out after {timeout_s}s ("
-                        + ("the whole answer had not come" if left else "not connected") + ")",
+                        + ("the whole answer had not come" if left
+                           else f"not connected to {origin_of(url)}") + ")",
                         retryable=True, code="timeout",
                         maybe_sent=left and not idempotent) from None
     except AnswerTooLarge as exc:
@@ -170,13 +187,16 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
     except httpx.TransportError as exc:
         maybe_sent = not idempotent and not isinstance(exc, NOT_SENT_ERRORS)
         if isinstance(exc, httpx.TimeoutException):
-            raise SendError(f"timed out after {timeout_s}s ({type(exc).__name__})",
+            where = f", connecting to {origin_of(url)}" if isinstance(
+                exc, httpx.ConnectTimeout) else ""
+            raise SendError(f"timed out after {timeout_s}s ({type(exc).__name__}{where})",
                             retryable=True, code="timeout", maybe_sent=maybe_sent) from None
         # The reason (a name not resolved, a certificate refused) is what tells a misspelt
         # base_url or a TLS-intercepting proxy from a provider that is down.
         reason = " ".join(str(exc).split())[:200]
         cut_short = progress.write_failed  # the connection broke while the request was written
         raise SendError(f"network error: {type(exc).__name__}" + (f": {reason}" if reason else "")
+                        + f" (sending to {origin_of(url)})"
                         + (" (the connection broke before the whole request was written: not "
                            "sent)" if cut_short else ""),
                         retryable=True, code="network",

@@ -258,7 +258,20 @@ async def test_a_network_error_says_why(provider: str, reason: str, fake: FakePr
         raise httpx.ConnectError(reason)
     fake.on(send_path(provider), fail)
     error = await send_error(make(provider, fake, http), command())
-    assert error.description == f"network error: ConnectError: {reason}"
+    assert error.description == (f"network error: ConnectError: {reason} "
+                                 f"(sending to https://provider.test:443)")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_a_connect_timeout_says_where(provider: str, fake: FakeProvider,
+                                            http: httpx.AsyncClient) -> None:
+    # A base_url's host that drops the SYN (a firewall, a wrong address) named no host either.
+    def fail(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectTimeout("no answer to SYN")
+    fake.on(send_path(provider), fail)
+    error = await send_error(make(provider, fake, http), command())
+    assert error.description.endswith(
+        "(ConnectTimeout, connecting to https://provider.test:443)")
 
 
 def broken_gzip(request: httpx.Request) -> httpx.Response:

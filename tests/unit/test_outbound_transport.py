@@ -6,13 +6,14 @@ import asyncio
 import base64
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from consumers.outbound.base import SendError
-from consumers.outbound.http_errors import post_json
+from consumers.outbound.http_errors import origin_of, post_json
 from consumers.outbound.transport import KEEPALIVE_EXPIRY_S, ProxySettingError, ShardedTransport
 from switchboard.logs import configure_logging
 
@@ -154,7 +155,8 @@ async def test_https_goes_through_a_tunnel_whose_refusal_sent_nothing(
     assert proxy.heads[0].startswith("CONNECT provider.invalid:443 HTTP/1.1\r\n")
     error = caught.value
     assert (error.code, error.retryable, error.maybe_sent) == ("network", True, False)
-    assert error.description == "network error: ProxyError: 403 Forbidden"
+    assert error.description == ("network error: ProxyError: 403 Forbidden "
+                                 "(sending to https://provider.invalid:443)")
 
 
 async def test_the_proxy_in_use_is_logged_without_its_password(
@@ -178,3 +180,49 @@ async def test_a_proxy_httpx_cannot_use_stops_the_start(
     with pytest.raises(ProxySettingError, match="ALL_PROXY") as refused:
         ShardedTransport(shards=1)
     assert PROXY_PASSWORD not in str(refused.value)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then let go)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_connection_refused_says_where_without_the_urls_secrets() -> None:
+    # A wrong base_url gave "network error: ConnectError: All connection attempts failed",
+    # naming no host: the operator could not tell which account's base_url was wrong, nor how.
+    # Only scheme://host:port is named: a URL's password, path and query may hold a secret.
+    port = closed_port()
+    url = f"http://user:a-password@127.0.0.1:{port}/applications/a-path-key/send?key=a-query-key"
+    async with httpx.AsyncClient(transport=ShardedTransport(shards=1)) as client:
+        with pytest.raises(SendError) as caught:
+            await post_json(client, url, {"to": "+1"}, headers={}, timeout_s=10)
+    error = caught.value
+    assert (error.code, error.retryable, error.maybe_sent) == ("network", True, False)
+    assert error.description.startswith("network error: ConnectError: ")
+    assert error.description.endswith(f" (sending to http://127.0.0.1:{port})")
+    for secret in ("user", "a-password", "a-path-key", "a-query-key", "/applications"):
+        assert secret not in error.description
+
+
+@pytest.mark.parametrize(("url", "origin"), [
+    ("https://api.example.com/v1/send?token=t", "https://api.example.com:443"),
+    ("http://api.example.com/send", "http://api.example.com:80"),
+    ("https://u:p@api.example.com:8443/x", "https://api.example.com:8443"),
+    ("http://[::1]:9000/send", "http://[::1]:9000"),
+])
+def test_the_origin_named_is_scheme_host_and_port(url: str, origin: str) -> None:
+    assert origin_of(url) == origin
+
+
+async def test_a_send_never_connected_in_its_time_says_where() -> None:
+    async def never_connects(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(60)  # no trace of the request leaving: still connecting
+        raise AssertionError("not reached")
+    async with httpx.AsyncClient(transport=httpx.MockTransport(never_connects)) as client:
+        with pytest.raises(SendError) as caught:
+            await post_json(client, "https://api.example.com/x?key=k", {}, headers={},
+                            timeout_s=0.2)
+    assert caught.value.description == (
+        "timed out after 0.2s (not connected to https://api.example.com:443)")
