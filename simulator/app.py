@@ -12,7 +12,8 @@ status webhooks are queued for ingest. Control endpoints:
   or EXPIRED status (`undeliverable`, `expired`).
 * `GET /_sim/webhooks`: webhooks sent, failed (dropped), retried, skipped, queue_full (of the
   failed, dropped as the queue of jobs was full), pending (jobs), queue_limit.
-* `GET /_sim/health`: the accounts served and any outbound tables that cannot be.
+* `GET /_sim/health`: the accounts served, any outbound tables that cannot be, and apart the
+  webhook-only accounts (no outbound table: nothing to send for them).
 """
 
 from __future__ import annotations
@@ -145,6 +146,11 @@ class Simulator:
         if account is None:
             return _control_error(404, f"no account {name!r}")
         provider = SIMULATED[account.provider]
+        if not account.outbound:
+            # Pydantic's "outbound.access_key: Field required" said nothing of why.
+            return _control_error(409, f"account {name!r} cannot be simulated: it has no "
+                                       f"outbound table ([accounts.{name}.outbound]), so the "
+                                       f"sender cannot send for it: a webhook-only account")
         problem = provider.outbound_problem(account)
         if problem is not None:
             return _control_error(409, f"account {name!r} cannot be simulated: {problem}")
@@ -205,7 +211,10 @@ class Simulator:
             # Basic credentials (user:password@host).
             "ingest_url": self.dispatcher.ingest_url and scrub(self.dispatcher.ingest_url),
             "accounts": [{"name": a.name, "provider": a.provider,
-                          "base_path": f"/{a.provider}"} for a in self.accounts],
+                          "base_path": f"/{a.provider}"} for a in self.accounts if a.outbound],
+            # Apart: no outbound table, so nothing to send through the simulator for them.
+            "webhook_only": [{"name": a.name, "provider": a.provider}
+                             for a in self.accounts if not a.outbound],
             "problems": self.problems(),
         })
 

@@ -16,6 +16,7 @@ import copy
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,7 +35,7 @@ from simulator import ubiqio
 from simulator.app import SIMULATED, create_simulator_app
 from simulator.base import Inbound, InboundNotSupported, ReceivedSend
 from simulator.webhooks import RetryPolicy
-from switchboard.accounts import Account, Accounts, parse_accounts
+from switchboard.accounts import Account, Accounts, load_accounts, parse_accounts
 from switchboard.events import EventType, MessageEvent, Status
 from switchboard.providers import PROVIDERS, provider_module
 from tests.fixtures import Fixture
@@ -46,6 +47,7 @@ USER = "+38761222333"
 USER_KEY = "37512FEC78DBC1895567B09AE6D9439328C12E83BC83D449BC4A9F32F1AE3C3A"
 WS, CH = "ws-1111", "ch-2222"
 INGEST = "http://ingest.test"
+EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
 
 SETUP = {provider: load_simulator_accounts(provider) for provider in PROVIDERS}
 ACCOUNTS: dict[str, Any] = {name: account for setup in SETUP.values()
@@ -896,6 +898,28 @@ async def test_health_lists_accounts_and_unservable_ones() -> None:
     assert set(health["problems"]) == {"half"}
     assert "access_key" in health["problems"]["half"]
     assert inbound.status_code == 409
+
+
+async def test_a_webhook_only_account_is_said_to_have_no_outbound_table() -> None:
+    # The demo file's webhook-only accounts: /_sim/inbound's 409 listed pydantic's
+    # "outbound.access_key: Field required", and health listed them among those served.
+    app = create_simulator_app(load_accounts(EXAMPLE_ACCOUNTS), None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://sim") as client:
+        health = (await client.get("/_sim/health")).json()
+        inbound = await client.post("/_sim/inbound", json={
+            "account": "demo-messagebird", "from": USER, "text": "x"})
+    assert inbound.status_code == 409
+    error = inbound.json()["error"]
+    assert error.startswith("account 'demo-messagebird' cannot be simulated: it has no "
+                            "outbound table ([accounts.demo-messagebird.outbound])")
+    assert "Field required" not in error
+    served = {account["name"] for account in health["accounts"]}
+    webhook_only = {account["name"] for account in health["webhook_only"]}
+    assert {"demo-messagebird", "demo-bird-platform"} <= webhook_only
+    assert "demo-infobip" in served and not served & webhook_only
+    assert {"name": "demo-messagebird", "provider": "bird"} in health["webhook_only"]
+    assert health["problems"] == {}
 
 
 async def test_health_masks_the_password_of_the_ingest_url() -> None:
