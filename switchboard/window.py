@@ -12,17 +12,38 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from switchboard.clients import KafkaTarget, kafka_options, stop_consumer, topic_name
+from switchboard.clients import (
+    KafkaTarget,
+    as_connection,
+    kafka_options,
+    stop_consumer,
+    topic_name,
+)
+from switchboard.kafka_settings import BOOTSTRAP_ENV
 from switchboard.topics import topic_partitions
 
 Consumed: TypeAlias = "ConsumerRecord[bytes, bytes]"
 # Waiting this long for a record below a partition's end means it is not coming (a broker
 # that stopped answering); it is not how long the caller may take between records.
 STALL_TIMEOUT_S = 30.0
+# The setting that puts a prefix before every topic name (switchboard.settings).
+PREFIX_ENV = "SWITCHBOARD_KAFKA_NAME_PREFIX"
 
 
 class WindowError(Exception):
     """The window cannot be read (a topic missing, a partition that stopped answering)."""
+
+
+def missing_topic(kafka: KafkaTarget, topic: str) -> str:
+    """Why `topic` may be missing, for the user to check: not on this cluster, not under this
+    prefix, or not created yet ("does not exist" alone left them guessing which)."""
+    connection = as_connection(kafka)
+    prefix = repr(connection.name_prefix) if connection.name_prefix else "unset"
+    return (f"topic {connection.topic(topic)} does not exist on the cluster at "
+            f"{connection.bootstrap_servers}: is {BOOTSTRAP_ENV} the cluster Switchboard runs "
+            f"on, and {PREFIX_ENV} ({prefix}) the one its services use? Else its topics are "
+            f"not created yet: serve, run, kafka and worker create them at start-up, unless "
+            f"SWITCHBOARD_CREATE_TOPICS=false")
 
 
 async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: int | None,
@@ -32,7 +53,7 @@ async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: in
     `contextlib.aclosing`, so its consumer stops as soon as the caller does."""
     partitions = await topic_partitions(kafka, topic)
     if not partitions:
-        raise WindowError(f"topic {topic_name(kafka, topic)} does not exist on this cluster")
+        raise WindowError(missing_topic(kafka, topic))
     # earliest: if retention removes the start before it is fetched, go on from the oldest
     # left instead of jumping to the end and reading nothing.
     consumer = AIOKafkaConsumer(**kafka_options(kafka, role), enable_auto_commit=False,

@@ -9,6 +9,8 @@ import pytest
 from aiokafka import TopicPartition
 
 from switchboard import window
+from switchboard.clients import KafkaConnection
+from switchboard.settings import ENV_PREFIX, Settings
 from switchboard.window import WindowError, read_window
 
 PARTITION = TopicPartition("switchboard.dead-letter.v1", 0)
@@ -61,3 +63,28 @@ async def test_a_broker_that_stops_answering_is_said_not_a_cancellation(
         async for _ in read_window("127.0.0.1:1", PARTITION.topic, role="replay",
                                    since_ms=None, until_ms=None):
             pass
+
+
+async def test_a_missing_topic_names_the_settings_to_check(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def no_partitions(kafka: Any, topic: str) -> list[TopicPartition]:
+        return []
+
+    monkeypatch.setattr(window, "topic_partitions", no_partitions)
+    kafka = KafkaConnection("broker-1:9092,broker-2:9092", name_prefix="staging.")
+    with pytest.raises(WindowError) as caught:
+        async for _ in read_window(kafka, PARTITION.topic, role="replay", since_ms=None,
+                                   until_ms=None):
+            pass
+    message = str(caught.value)
+    assert message.startswith("topic staging.switchboard.dead-letter.v1 does not exist on the "
+                              "cluster at broker-1:9092,broker-2:9092: is KAFKA_BOOTSTRAP_SERVERS")
+    assert "SWITCHBOARD_KAFKA_NAME_PREFIX ('staging.')" in message
+    assert "SWITCHBOARD_CREATE_TOPICS=false" in message
+    assert "(unset)" in window.missing_topic("127.0.0.1:9092", PARTITION.topic)
+
+
+def test_the_settings_named_are_the_real_ones() -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    assert window.PREFIX_ENV.removeprefix(ENV_PREFIX) in fields
+    assert "CREATE_TOPICS" in fields
