@@ -31,7 +31,6 @@ from consumers.bots.limits import (
     ComplianceReplyLimit,
     OptInConfirmationLimit,
     ReplyLimit,
-    masked_contact,
 )
 from consumers.bots.opt_out_change import ChangePlan, already_stored, plan_change
 from consumers.bots.optouts import OptOutList, OptOutState, opt_out_records
@@ -40,7 +39,7 @@ from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
 from consumers.bots.templates import bounded
 from consumers.handling import Context, MustNotSkip, PoisonRecord, Record
 from switchboard.events import EventType, MessageEvent
-from switchboard.logs import get_logger
+from switchboard.logs import get_logger, masked_contact
 from switchboard.producer import PublishError
 from switchboard.records import OutRecord, command_record
 from switchboard.settings import validation_problems

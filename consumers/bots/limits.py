@@ -17,7 +17,7 @@ from prometheus_client import Counter
 
 from consumers.bots.compiled import CompiledAccount
 from switchboard.events import MessageEvent
-from switchboard.logs import get_logger
+from switchboard.logs import get_logger, masked_contact
 
 log = get_logger(__name__)
 
@@ -30,11 +30,6 @@ COMPLIANCE_LIMITED = Counter("switchboard_bot_compliance_replies_limited_total",
                              "past the account's compliance_reply_limit in "
                              "reply_limit_window_s (each counted apart)",
                              ["worker", "account"])
-
-
-def masked_contact(contact: str) -> str:
-    """Enough of an address to tell contacts apart in a log, not to text them."""
-    return contact[:4] + "***" + contact[-2:] if len(contact) >= 9 else "***"
 
 
 class ReplyLimit:

@@ -13,9 +13,8 @@ from datetime import UTC, datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from consumers.bots.limits import masked_contact
 from consumers.table import CompactedTable
-from switchboard.logs import get_logger
+from switchboard.logs import get_logger, masked_contact
 from switchboard.records import (
     OPT_OUT_CHANGE_TYPE,
     OutRecord,
