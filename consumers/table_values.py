@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from consumers.table_archive import Archived, Archiving, Run
-from switchboard.logs import get_logger
+from switchboard.logs import get_logger, masked_contact
 
 log = get_logger(__name__)
 V = TypeVar("V")
@@ -209,9 +209,10 @@ class HeldValues(Generic[V]):
         except ValueError as exc:
             if self.unreadable is not None:
                 return self.unreadable(key, exc)
-            # The last value that could be read is kept.
+            # The last value that could be read is kept. The key masked: one may name a
+            # contact (the opt-out list's are `account|contact`).
             log.error("table record ignored", topic=self._name,
-                      key=key.decode(errors="replace"), error=repr(exc))
+                      key=masked_contact(key.decode(errors="replace")), error=repr(exc))
             return None
 
     def _read_back(self, key: bytes, partition: int, raw: bytes) -> None:

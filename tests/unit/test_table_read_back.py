@@ -53,3 +53,14 @@ def test_an_unreadable_record_read_back_keeps_the_written_value_and_is_logged(
     table._apply(FakeRecord(b"a", b"not a number"))
     assert table.get(b"a") == 5
     assert "table record ignored" in caplog.text
+
+
+def test_an_unreadable_record_logs_its_key_masked(caplog: pytest.LogCaptureFixture) -> None:
+    # The whole key was logged: a table keyed by contact (as the opt-out list's
+    # `account|contact`) would have put the contact's number in the log.
+    table, _ = table_of()
+    table._apply(FakeRecord(b"acme|+41790000001", b"not a number"))
+    assert table.get(b"acme|+41790000001") is None
+    assert "table record ignored" in caplog.text
+    assert "+41790000001" not in caplog.text
+    assert "acme***01" in caplog.text
