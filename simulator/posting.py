@@ -35,12 +35,21 @@ ORIGIN_SHARE = 8
 
 def origin(url: str) -> str:
     """The endpoint a URL's requests share: scheme, host and port (the URL itself when it does
-    not parse; httpx refuses it later, and it is failed like any unreachable one)."""
+    not parse; httpx refuses it later, and it is failed like any unreachable one). Not its
+    user info, nor a default port written out: a user per message in URLs naming one host
+    gave each its own share, and together they took every connection and the whole queue."""
     try:
         parts = urlsplit(url)
+        port = parts.port  # ValueError past 65535
     except ValueError:
         return url
-    return f"{parts.scheme}://{parts.netloc}".lower()
+    scheme, host = parts.scheme.lower(), parts.hostname or ""  # hostname: lower case
+    host = f"[{host}]" if ":" in host else host
+    port = _DEFAULT_PORTS.get(scheme) if port is None else port
+    return f"{scheme}://{host}" if port is None else f"{scheme}://{host}:{port}"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ClientPool:
