@@ -247,8 +247,10 @@ def _not_another_form(entry: str) -> None:
     (`PLAINTEXT://kafka:9092`) read as a misplaced IPv6 address, and a space or `;` between
     entries as part of a host name, which failed only at each connection."""
     scheme, separator, rest = entry.partition("://")
-    if separator:
-        raise ValueError(f"{entry!r}: write host:port, without {scheme}:// ({rest.rstrip('/')})")
+    if separator:  # a URL may carry a login (user:password@): masked, and left out of the hint
+        address = rest.rpartition("@")[2].rstrip("/")
+        raise ValueError(f"{scrub(repr(entry))}: write host:port, without {scheme}:// "
+                         f"({address})")
     if re.search(r"[\s;]", entry):
         raise ValueError(f"{entry!r}: host:port entries are separated by commas, e.g. "
                          "broker-1:9092,broker-2:9092")

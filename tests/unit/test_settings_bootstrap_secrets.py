@@ -1,0 +1,21 @@
+"""KAFKA_BOOTSTRAP_SERVERS written as a URL with a login (`SASL_SSL://alice:s3cret@broker:9093`,
+as some hosted clusters give their address) is refused without its password in the message:
+the value itself was masked in `(got ...)`, but the refusal quoted it whole, twice, on stderr
+and in any log that keeps a service's output."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.fakes import run_cli
+
+
+@pytest.mark.parametrize("value", [
+    "SASL_SSL://alice:s3cret@broker:9093",
+    "kafka:9092,SASL_SSL://alice:s3cret@broker:9093/",
+])
+def test_a_refused_url_with_a_password_is_not_shown_with_it(value: str) -> None:
+    done = run_cli({"KAFKA_BOOTSTRAP_SERVERS": value}, "tail", "--limit", "1")
+    assert done.returncode == 2, done.stderr
+    assert "s3cret" not in done.stderr
+    assert "without SASL_SSL:// (broker:9093)" in done.stderr  # still says what to write
