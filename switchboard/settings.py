@@ -242,6 +242,10 @@ class Settings(BaseSettings):
         return not self.kafka_bootstrap_servers
 
 
+# A login in a host:port entry (user:password@), as written in a URL.
+_LOGIN = re.compile(r"[^\s,;'/@]+@")
+
+
 def _not_another_form(entry: str) -> None:
     """Addresses as other tools write them, said as what they are: a broker's `listeners` line
     (`PLAINTEXT://kafka:9092`) read as a misplaced IPv6 address, and a space or `;` between
@@ -251,6 +255,9 @@ def _not_another_form(entry: str) -> None:
         address = rest.rpartition("@")[2].rstrip("/")
         raise ValueError(f"{scrub(repr(entry))}: write host:port, without {scheme}:// "
                          f"({address})")
+    if "@" in entry:  # taken for an IPv6 address without brackets, the password quoted
+        raise ValueError(f"{_LOGIN.sub('***@', repr(entry))}: a login does not go in the "
+                         "address: set kafka_sasl_username and kafka_sasl_password")
     if re.search(r"[\s;]", entry):
         raise ValueError(f"{entry!r}: host:port entries are separated by commas, e.g. "
                          "broker-1:9092,broker-2:9092")
@@ -341,7 +348,10 @@ def _describe(exc: ValidationError) -> str:
             continue
         name = f"{field} ({env_var_of(field)})" if field in Settings.model_fields else field
         # Masked as a log line would be: a URL may carry a password (user:password@host).
-        given = "***" if secret_key(field) else scrub(repr(error.get("input")))[:60]
+        given = "***" if secret_key(field) else scrub(repr(error.get("input")))
+        if field in (BOOTSTRAP_ENV, "kafka_bootstrap_servers"):  # a login scrub misses: no scheme
+            given = _LOGIN.sub("***@", given)
+        given = given[:60]  # after masking: cut, a password would no longer end at its '@'
         problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')} (got {given})")
     return "invalid settings: " + "; ".join(problems)
 
