@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -33,6 +34,8 @@ FOREIGN_CONNECTIONS = 32
 ORIGIN_SHARE = 8
 
 
+# Cached: each webhook's URL is looked up, most of them an account's ingest URL (1 us a parse).
+@functools.lru_cache(maxsize=1024)
 def origin(url: str) -> str:
     """The endpoint a URL's requests share: scheme, host and port (the URL itself when it does
     not parse; httpx refuses it later, and it is failed like any unreachable one). Not its
