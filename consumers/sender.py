@@ -153,7 +153,10 @@ class Sender(SendAttempts):
             try:
                 self.opt_outs.remember(record.value)
             except ValueError as exc:
-                raise PoisonRecord(f"not an opt-out change: {exc}") from None
+                # Not pydantic's errors as they are: they quote their input, the contact.
+                problems = (validation_problems(exc, "change", limit=5)
+                            if isinstance(exc, ValidationError) else type(exc).__name__)
+                raise PoisonRecord(f"not an opt-out change: {problems}") from None
             return
         try:
             command = OutboundCommand.from_json(record.value)

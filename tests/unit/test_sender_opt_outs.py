@@ -161,6 +161,18 @@ async def test_an_unreadable_opt_out_change_is_a_poison_record(sender: Sender) -
         await sender.handle(consumed(broken), FakeContext())
 
 
+async def test_an_unreadable_opt_out_change_s_reason_does_not_quote_the_contact(
+        sender: Sender) -> None:
+    # Cut short after the contact: pydantic's own message quotes the input, the number too.
+    _, change = opt_out_records("infobip", "acme", CONTACT, True, "keyword:STOP")
+    cut = change.value[:change.value.index(CONTACT.encode()) + len(CONTACT) + 2]
+    broken = OutRecord(change.topic, cut, change.key, change.headers)
+    with pytest.raises(PoisonRecord) as raised:
+        await sender.handle(consumed(broken), FakeContext())
+    assert str(raised.value).startswith("not an opt-out change: ")
+    assert CONTACT not in str(raised.value) and CONTACT[1:] not in str(raised.value)
+
+
 def change(opted_out: bool, at: datetime) -> OutRecord:
     state = OptOutState(account="acme", contact=CONTACT, opted_out=opted_out, source="test",
                         at=at)
