@@ -16,15 +16,17 @@ import orjson
 import uvicorn
 
 from consumers.runtime import WorkerRuntime
-from consumers.workers import WORKERS
+from consumers.workers import WORKERS, sender_worker
 from simulator.app import create_simulator_app
 from switchboard.accounts import Accounts, parse_accounts
 from switchboard.commands import OutboundCommand
 from switchboard.localkafka import free_port
+from switchboard.records import command_record
 from switchboard.serving import EmbeddedServer
 from switchboard.settings import Settings
 from switchboard.topics import OUTBOUND_RESULTS
 from tests.integration.conftest import IngestServer, start_ingest
+from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 # One account per provider: webhook auth (to us) and outbound credentials (to the simulator).
 E2E_ACCOUNT_NAMES = {
@@ -80,6 +82,24 @@ def results_for(found: dict[str, list[Any]], command_id: str) -> list[dict[str, 
     """The outbound results in `found` (by topic, as TopicWatcher reads) for one command."""
     values = [orjson.loads(r.value) for r in found.get(OUTBOUND_RESULTS.name, [])]
     return [v for v in values if v["command_id"] == command_id]
+
+
+async def sent_alone(bootstrap: str, settings: Settings, accounts: Accounts,
+                     command: OutboundCommand, provider: str) -> list[dict[str, Any]]:
+    """The results of `command`, sent by a sender worker started for `accounts` alone."""
+    async with sender_worker(settings, accounts) as runtime:
+        running = asyncio.create_task(runtime.run())
+        try:
+            await asyncio.wait_for(runtime.ready.wait(), 30)
+            async with TopicWatcher(bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+                before = await watcher.snapshot()
+                await publish(bootstrap, [command_record(command, provider)])
+                found = await collect_until(watcher, before,
+                                            lambda f: bool(results_for(f, command.id)))
+        finally:
+            runtime.stop()
+            await running
+    return results_for(found, command.id)
 
 
 @dataclass

@@ -14,15 +14,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from consumers.workers import sender_worker
 from switchboard.accounts import parse_accounts
 from switchboard.commands import OutboundCommand
-from switchboard.records import command_record
 from switchboard.settings import Settings
-from switchboard.topics import OUTBOUND_RESULTS
 from tests.integration.processes import killed_if_left, switchboard
-from tests.integration.stack import results_for
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.integration.stack import sent_alone
 
 PASSWORD = "egress-proxy-pass"
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -62,19 +58,8 @@ async def test_the_sender_reaches_its_provider_through_the_environments_proxy(
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
     command = OutboundCommand(id=f"cmd-{uuid.uuid4()}", account="proxied-infobip",
                               to="+41790000001", text="Hello", created_at=datetime.now(UTC))
-    async with server, sender_worker(settings, accounts) as runtime:
-        running = asyncio.create_task(runtime.run())
-        try:
-            await asyncio.wait_for(runtime.ready.wait(), 30)
-            async with TopicWatcher(kafka_bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
-                before = await watcher.snapshot()
-                await publish(kafka_bootstrap, [command_record(command, "infobip")])
-                found = await collect_until(watcher, before,
-                                            lambda f: bool(results_for(f, command.id)))
-        finally:
-            runtime.stop()
-            await running
-    [result] = results_for(found, command.id)
+    async with server:
+        [result] = await sent_alone(kafka_bootstrap, settings, accounts, command, "infobip")
     assert (result["status"], result["provider_message_id"]) == ("accepted", "via-proxy-1")
     [head] = heads
     assert head.startswith("POST http://infobip.invalid/messages-api/1/messages HTTP/1.1\r\n")

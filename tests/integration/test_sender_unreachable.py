@@ -3,7 +3,6 @@ result and the log line say where it tried, and nothing secret of the URL."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import uuid
 from datetime import UTC, datetime
@@ -11,15 +10,11 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from consumers.workers import sender_worker
 from switchboard.accounts import parse_accounts
 from switchboard.commands import OutboundCommand
 from switchboard.logs import configure_logging
-from switchboard.records import command_record
 from switchboard.settings import Settings
-from switchboard.topics import OUTBOUND_RESULTS
-from tests.integration.stack import results_for
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.integration.stack import sent_alone
 
 SECRETS = ("unreachable-user", "unreachable-url-pass", "unreachable-api-key", "/wrong-path")
 
@@ -47,20 +42,8 @@ async def test_a_send_to_a_wrong_base_url_says_where_it_tried(
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
     command = OutboundCommand(id=f"cmd-{uuid.uuid4()}", account=account, to="+41790000001",
                               text="Hello", created_at=datetime.now(UTC))
-    async with sender_worker(settings, accounts) as runtime:
-        running = asyncio.create_task(runtime.run())
-        try:
-            await asyncio.wait_for(runtime.ready.wait(), 30)
-            async with TopicWatcher(kafka_bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
-                before = await watcher.snapshot()
-                await publish(kafka_bootstrap, [command_record(command, "infobip")])
-                found = await collect_until(watcher, before,
-                                            lambda f: bool(results_for(f, command.id)))
-        finally:
-            runtime.stop()
-            await running
+    [result] = await sent_alone(kafka_bootstrap, settings, accounts, command, "infobip")
     where = f"(sending to http://127.0.0.1:{port})"
-    [result] = results_for(found, command.id)
     assert result["status"] == "failed" and result["error"]["code"] == "network"
     assert result["error"]["description"].startswith("network error: ConnectError")
     assert where in result["error"]["description"]
