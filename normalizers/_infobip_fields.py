@@ -22,36 +22,11 @@ def report_channel(report: JsonObject, default: str | None) -> str:
     message forwarded without the MO_MESSAGES_API_JSON renderer), else `apple` for a report
     with an Apple Messages for Business address, else `default` (the URL's label, else what
     the report's shape says). A product's label (`KAKAO_SANGDAM`, `LINE_OA`) is its
-    channel's."""
+    channel's (normalizers/channels.py)."""
     label = text_field(report, "channel", "integrationType")
     if label is None and _has_apple_address(report):
         label = "apple"
-    label = label or default
-    # Every product label has a `_`; most reports' labels (`sms`, `WHATSAPP`) are looked up
-    # no further than that.
-    if label.__class__ is str and "_" in label:
-        label = (_INFOBIP_LABELS_AS_SENT.get(label)
-                 or _INFOBIP_LABELS.get(label.strip().upper(), label))
-    return channel(label)
-
-
-# Infobip's names for products of a channel (its per-channel APIs' `integrationType`, its
-# Java SDK's `ResourcesConfigurationType` and `ResourcesResourceCapabilityChannel` enums):
-# the schema's channel is the product's, not one channel per product. `TIKTOK_BM` is the
-# SDK's name for what the TikTok inbound sample calls `TIKTOK`.
-_INFOBIP_LABELS = {
-    "KAKAO_ALIM": "kakao",
-    "KAKAO_CHINGU": "kakao",
-    "KAKAO_SANGDAM": "kakao",
-    "LINE_OA": "line",
-    "ZALO_ZNS": "zalo",
-    "ZALO_FOLLOWER": "zalo",
-    "TIKTOK_BM": "tiktok",
-}
-_INFOBIP_LABELS_AS_SENT = {
-    spelling: name for label, name in _INFOBIP_LABELS.items()
-    for spelling in (label, label.lower())
-}
+    return channel(label or default)
 
 
 # Apple Messages for Business opaque ids, Apple's address of a customer (`urn:mbid:AQAA...`):

@@ -24,14 +24,23 @@ _CHANNELS = {
     "instagram_dm": "instagram",
     "line": "line",
     "line_on": "line",
+    "line_oa": "line",  # Infobip's LINE Official Account
     "telegram": "telegram",
     "email": "email",
     "apple_mb": "apple",
     "apple_bc": "apple",  # Infobip's Apple Messages for Business inbound `integrationType`
     "apple": "apple",
     "kakao": "kakao",
+    # Infobip's product names (its Java SDK's channel enums): a product's channel is its own.
+    "kakao_alim": "kakao",
+    "kakao_chingu": "kakao",
+    "kakao_sangdam": "kakao",
     "zalo": "zalo",
     "zalo_notification_service": "zalo",  # Infobip's Zalo delivery reports
+    "zalo_zns": "zalo",
+    "zalo_follower": "zalo",
+    "tiktok": "tiktok",
+    "tiktok_bm": "tiktok",  # what Infobip's TikTok inbound sample calls TIKTOK
     "voice": "voice",
     "branded text": "rcs",
 }
