@@ -22,6 +22,7 @@ from switchboard.records import (
     conversation_key,
     source_of,
 )
+from switchboard.settings import validation_problems
 from switchboard.topics import OPT_OUTS, OUTBOUND
 
 log = get_logger(__name__)
@@ -75,7 +76,7 @@ class OptOutDecode:
         # At the first '|': an account name with one goes masked with the contact, in part.
         account, _, contact = key.decode(errors="replace").partition("|")
         # Not the value, nor pydantic's error (it quotes the value): they name the contact.
-        reason = (f"{error.error_count()} errors: {error.errors()[0]['msg']}"
+        reason = (validation_problems(error, "change", limit=5)
                   if isinstance(error, ValidationError) else type(error).__name__)
         log.error("opt-out record cannot be read; the contact reads as opted out until a "
                   "newer change", account=account, contact=masked_contact(contact),
