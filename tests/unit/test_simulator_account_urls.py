@@ -8,7 +8,7 @@ from __future__ import annotations
 from simulator.base import Webhook
 from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import parse_accounts
-from tests.unit.webhook_servers import answering, until
+from tests.unit.webhook_servers import answering, dispatching, until
 
 NAMES = ["acme#1", "acme?x", "café 2", "100%"]
 ACCOUNTS = parse_accounts({"accounts": {name: {
@@ -25,18 +25,16 @@ def test_the_url_names_the_account_percent_encoded() -> None:
 
 
 async def test_each_account_s_webhook_reaches_its_own_path() -> None:
-    async with answering() as (ingest_url, ingest):
-        dispatcher = WebhookDispatcher(ingest_url, retry=RetryPolicy(attempts=1, timeout_s=10))
-        await dispatcher.start()
-        try:
-            for name in NAMES:
-                account = ACCOUNTS.get("ubiqio", name)
-                assert account is not None
-                hook = Webhook(kind="status:sent", body=b"{}")
-                dispatcher.enqueue(Job("ubiqio", account, (hook,), 0.0))
-            assert await until(lambda: len(ingest.requests) == len(NAMES))
-        finally:
-            await dispatcher.stop()
+    async with (
+        answering() as (ingest_url, ingest),
+        dispatching(ingest_url, retry=RetryPolicy(attempts=1, timeout_s=10)) as dispatcher,
+    ):
+        for name in NAMES:
+            account = ACCOUNTS.get("ubiqio", name)
+            assert account is not None
+            hook = Webhook(kind="status:sent", body=b"{}")
+            dispatcher.enqueue(Job("ubiqio", account, (hook,), 0.0))
+        assert await until(lambda: len(ingest.requests) == len(NAMES))
     paths = sorted(path.partition("?")[0] for path, _ in ingest.requests)
     assert paths == sorted(["/webhooks/ubiqio/acme%231", "/webhooks/ubiqio/acme%3Fx",
                             "/webhooks/ubiqio/caf%C3%A9%202", "/webhooks/ubiqio/100%25"])

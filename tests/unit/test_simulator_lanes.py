@@ -11,9 +11,9 @@ import asyncio
 import orjson
 
 from simulator.base import Bucket, Webhook
-from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
+from simulator.webhooks import Job, RetryPolicy
 from switchboard.accounts import parse_accounts
-from tests.unit.webhook_servers import answering
+from tests.unit.webhook_servers import answering, dispatching
 
 ACCOUNTS = parse_accounts({"accounts": {"plain": {
     "provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["plain-webhook-token"]}}}})
@@ -39,17 +39,12 @@ def _reports(requests: list[tuple[str, bytes]]) -> list[int]:
 
 
 async def test_a_lane_is_gone_once_it_has_nothing_to_send() -> None:
-    async with answering() as (url, seen):
-        dispatcher = WebhookDispatcher(url, retry=RETRY)
-        await dispatcher.start()
-        try:
-            for index in range(50):  # a URL per message, as a send may name
-                dispatcher.enqueue(_job(range(index * 2, index * 2 + 2),
-                                        url=f"{url}/notify/{index}"))
-            await asyncio.wait_for(dispatcher.drain(), 30)
-            assert dispatcher.lanes == 0
-        finally:
-            await dispatcher.stop()
+    async with answering() as (url, seen), dispatching(url, retry=RETRY) as dispatcher:
+        for index in range(50):  # a URL per message, as a send may name
+            dispatcher.enqueue(_job(range(index * 2, index * 2 + 2),
+                                    url=f"{url}/notify/{index}"))
+        await asyncio.wait_for(dispatcher.drain(), 30)
+        assert dispatcher.lanes == 0
     assert (dispatcher.stats.sent, dispatcher.stats.failed) == (100, 0)
     assert sorted(_reports(seen.requests)) == list(range(100))
 
@@ -57,22 +52,17 @@ async def test_a_lane_is_gone_once_it_has_nothing_to_send() -> None:
 async def test_a_report_racing_the_lanes_end_is_sent_in_order() -> None:
     """Reports come while the lane's request is in flight (they wait for its next), and as it
     ends (a new lane takes them): none is lost, each job's in order, every lane gone after."""
-    async with answering(delay_s=0.03) as (url, seen):
-        dispatcher = WebhookDispatcher(url, retry=RETRY)
-        await dispatcher.start()
-        try:
-            for index in range(40):  # the same lane, at delays across its requests' ends
-                dispatcher.enqueue(_job(range(index * 3, index * 3 + 3),
-                                        delay_s=0.005 * (index % 13)))
-                if index % 4 == 0:
-                    await asyncio.sleep(0.011)
-            await asyncio.wait_for(dispatcher.drain(), 60)
-            assert dispatcher.lanes == 0
-            dispatcher.enqueue(_job(range(120, 121)))  # after: a lane of its own again
-            await asyncio.wait_for(dispatcher.drain(), 30)
-            assert dispatcher.lanes == 0
-        finally:
-            await dispatcher.stop()
+    async with answering(delay_s=0.03) as (url, seen), dispatching(url, retry=RETRY) as dispatcher:
+        for index in range(40):  # the same lane, at delays across its requests' ends
+            dispatcher.enqueue(_job(range(index * 3, index * 3 + 3),
+                                    delay_s=0.005 * (index % 13)))
+            if index % 4 == 0:
+                await asyncio.sleep(0.011)
+        await asyncio.wait_for(dispatcher.drain(), 60)
+        assert dispatcher.lanes == 0
+        dispatcher.enqueue(_job(range(120, 121)))  # after: a lane of its own again
+        await asyncio.wait_for(dispatcher.drain(), 30)
+        assert dispatcher.lanes == 0
     reports = _reports(seen.requests)
     assert sorted(reports) == list(range(121))
     assert dispatcher.stats.sent == 121

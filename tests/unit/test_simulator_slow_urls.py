@@ -10,9 +10,9 @@ import asyncio
 
 from simulator.base import Webhook
 from simulator.posting import ORIGIN_SHARE, POST_CONNECTIONS, Poster
-from simulator.webhooks import HOST_QUEUE_SHARE, Job, RetryPolicy, WebhookDispatcher
+from simulator.webhooks import HOST_QUEUE_SHARE, Job, RetryPolicy
 from switchboard.accounts import parse_accounts
-from tests.unit.webhook_servers import answering, silent, until
+from tests.unit.webhook_servers import answering, dispatching, silent, until
 
 ACCOUNTS = parse_accounts({"accounts": {"plain": {
     "provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["plain-webhook-token"]}}}})
@@ -29,38 +29,36 @@ def _job(index: int, url: str | None = None) -> Job:
 
 
 async def test_a_url_that_never_answers_holds_up_no_webhook_to_ingest() -> None:
-    async with answering() as (ingest_url, ingest), silent() as (dead_url, dead):
-        dispatcher = WebhookDispatcher(ingest_url, retry=RETRY)
-        await dispatcher.start()
-        try:
-            for index in range(STUCK):
-                dispatcher.enqueue(_job(index, url=f"{dead_url}/notify/{index}"))
-            assert await until(lambda: dead.connections >= ORIGIN_SHARE)
-            dispatcher.enqueue(_job(STUCK))  # to the account's ingest URL
-            assert await until(lambda: len(ingest.requests) == 1), "ingest's webhook stalled"
-            assert dispatcher.stats.sent == 1
-            assert dispatcher.pending == STUCK  # the silent URL's, still waiting
-            assert dead.connections <= ORIGIN_SHARE  # its share, and no more
-        finally:
-            await dispatcher.stop()
+    async with (
+        answering() as (ingest_url, ingest),
+        silent() as (dead_url, dead),
+        dispatching(ingest_url, retry=RETRY) as dispatcher,
+    ):
+        for index in range(STUCK):
+            dispatcher.enqueue(_job(index, url=f"{dead_url}/notify/{index}"))
+        assert await until(lambda: dead.connections >= ORIGIN_SHARE)
+        dispatcher.enqueue(_job(STUCK))  # to the account's ingest URL
+        assert await until(lambda: len(ingest.requests) == 1), "ingest's webhook stalled"
+        assert dispatcher.stats.sent == 1
+        assert dispatcher.pending == STUCK  # the silent URL's, still waiting
+        assert dead.connections <= ORIGIN_SHARE  # its share, and no more
 
 
 async def test_a_url_that_never_answers_holds_up_no_other_url() -> None:
     """Without an ingest URL every webhook goes to a URL its send named: one silent origin
     still leaves the others theirs."""
-    async with answering() as (other_url, other), silent() as (dead_url, dead):
-        dispatcher = WebhookDispatcher(None, retry=RETRY)
-        await dispatcher.start()
-        try:
-            for index in range(STUCK):
-                dispatcher.enqueue(_job(index, url=f"{dead_url}/notify/{index}"))
-            assert await until(lambda: dead.connections >= ORIGIN_SHARE)
-            for index in range(3):
-                dispatcher.enqueue(_job(index, url=f"{other_url}/notify/{index}"))
-            assert await until(lambda: len(other.requests) == 3), "the other URL stalled"
-            assert dead.connections <= ORIGIN_SHARE
-        finally:
-            await dispatcher.stop()
+    async with (
+        answering() as (other_url, other),
+        silent() as (dead_url, dead),
+        dispatching(None, retry=RETRY) as dispatcher,
+    ):
+        for index in range(STUCK):
+            dispatcher.enqueue(_job(index, url=f"{dead_url}/notify/{index}"))
+        assert await until(lambda: dead.connections >= ORIGIN_SHARE)
+        for index in range(3):
+            dispatcher.enqueue(_job(index, url=f"{other_url}/notify/{index}"))
+        assert await until(lambda: len(other.requests) == 3), "the other URL stalled"
+        assert dead.connections <= ORIGIN_SHARE
 
 
 async def test_an_origin_is_forgotten_once_nothing_is_sent_to_it() -> None:
@@ -85,17 +83,16 @@ async def test_a_url_that_never_answers_fills_no_more_than_its_share_of_the_queu
     """Sends naming a silent URL faster than its tries time out filled the whole queue of held
     messages: every later message's webhooks, ingest's too, were dropped as queue_full."""
     limit, share = 20, 20 // HOST_QUEUE_SHARE
-    async with answering() as (ingest_url, ingest), silent() as (dead_url, _):
-        dispatcher = WebhookDispatcher(ingest_url, retry=RETRY, queue_limit=limit)
-        await dispatcher.start()
-        try:
-            for index in range(limit):
-                dispatcher.enqueue(_job(index, url=f"{dead_url}/notify/{index}"))
-            assert dispatcher.pending == share
-            assert dispatcher.stats.queue_full == limit - share
-            dispatcher.enqueue(_job(limit))  # to the account's ingest URL
-            assert dispatcher.pending == share + 1
-            assert await until(lambda: len(ingest.requests) == 1), "ingest's webhook dropped"
-            assert dispatcher.stats.sent == 1
-        finally:
-            await dispatcher.stop()
+    async with (
+        answering() as (ingest_url, ingest),
+        silent() as (dead_url, _),
+        dispatching(ingest_url, retry=RETRY, queue_limit=limit) as dispatcher,
+    ):
+        for index in range(limit):
+            dispatcher.enqueue(_job(index, url=f"{dead_url}/notify/{index}"))
+        assert dispatcher.pending == share
+        assert dispatcher.stats.queue_full == limit - share
+        dispatcher.enqueue(_job(limit))  # to the account's ingest URL
+        assert dispatcher.pending == share + 1
+        assert await until(lambda: len(ingest.requests) == 1), "ingest's webhook dropped"
+        assert dispatcher.stats.sent == 1

@@ -9,6 +9,9 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.webhooks import WebhookDispatcher
 
 
 @dataclass
@@ -84,3 +87,14 @@ async def until(condition: Callable[[], bool], limit_s: float = 10.0) -> bool:
             return False
         await asyncio.sleep(0.02)
     return True
+
+
+@contextlib.asynccontextmanager
+async def dispatching(ingest_url: str | None, **options: Any) -> AsyncIterator[WebhookDispatcher]:
+    """A started WebhookDispatcher, stopped when the block ends however it ends."""
+    dispatcher = WebhookDispatcher(ingest_url, **options)
+    await dispatcher.start()
+    try:
+        yield dispatcher
+    finally:
+        await dispatcher.stop()
