@@ -170,7 +170,7 @@ class HeldValues(Generic[V]):
 
     def __len__(self) -> int:
         """Keys held, each once, whole or archived or both (archived, then read again in a
-        state kept whole; see Archive.count_apart_from for one archived twice)."""
+        state kept whole), or archived twice (Archive.count_apart_from)."""
         whole = set(self._local).union(*self._undecoded.values(), *self._values.values())
         return len(whole) + (self._archived.count_apart_from(whole)
                              if self._archived is not None else 0)

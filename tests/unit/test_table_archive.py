@@ -116,3 +116,15 @@ def test_entries_merged_in_many_rounds_read_as_a_model_of_last_writes() -> None:
         assert archive.find(rng.choice(keys)) is not None
     assert {key: archive.find(key) for key in keys} == {key: model.get(key, {}) for key in keys}
     assert len(archive) == sum(len(states) for states in model.values())  # no duplicates kept
+
+
+def test_count_apart_from_counts_each_archived_id_once_across_buckets_and_partitions() -> None:
+    archive = Archive()
+    for n in range(30_000):  # ids over several buckets, a third archived again later
+        archive.add(b"cmd-%d" % n, 1, n % 3, START + n)
+        if n % 3 == 0:
+            archive.add(b"cmd-%d" % n, 0, n % 2, START + n + 2 * BUCKET_S)
+    whole = {b"cmd-%d" % n for n in range(0, 30_000, 10)} | {b"never-archived"}
+    assert len(archive) == 40_000  # entries
+    assert archive.count_apart_from(set()) == 30_000
+    assert archive.count_apart_from(whole) == 30_000 - 3_000

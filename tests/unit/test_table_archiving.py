@@ -190,6 +190,10 @@ def test_a_tombstone_removes_the_archived_entry_of_its_partition() -> None:
     ([(b"id", "sent", 0, DAY_S), (b"id", "released", 0, DAY_S - 60)], 1),
     # Archived from two partitions' records in one bucket.
     ([(b"id", "sent", 0, DAY_S), (b"id", "failed", 6, DAY_S - 60)], 1),
+    # Archived in two buckets (written again hours apart), from one partition or two.
+    ([(b"id", "sent", 0, 2 * DAY_S), (b"id", "sent", 0, DAY_S)], 1),
+    ([(b"id", "sent", 0, 2 * DAY_S), (b"id", "failed", 6, DAY_S), (b"b", "sent", 6, DAY_S)],
+     2),
     ([(b"id", "sent", 0, DAY_S), (b"other", "sent", 0, DAY_S), (b"new", "sent", 0, 60)], 3),
 ])
 def test_len_counts_each_id_once_whole_archived_or_both(
