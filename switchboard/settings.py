@@ -34,8 +34,9 @@ from pydantic_settings import (
 from pydantic_settings import SettingsError as SourceError
 
 from switchboard import kafka_settings
+from switchboard.bootstrap_servers import check_bootstrap_servers, masked_logins
 from switchboard.clients import Compression, KafkaConnection, SaslMechanism, SecurityProtocol
-from switchboard.kafka_settings import BOOTSTRAP_ENV, bootstrap_server
+from switchboard.kafka_settings import BOOTSTRAP_ENV
 from switchboard.logs import register_secrets, scrub, secret_key
 from switchboard.urls import http_url, origin
 
@@ -174,12 +175,9 @@ class Settings(BaseSettings):
     @field_validator("kafka_bootstrap_servers")
     @classmethod
     def _host_port_list(cls, value: str | None) -> str | None:
-        """aiokafka would fail on a bad entry only when a client starts (a traceback from
-        `worker`, `tail`, `send`...; `serve` retrying for ever): refused here instead."""
+        """Refused now, not when a client starts (switchboard.bootstrap_servers)."""
         if value:
-            for entry in value.split(","):
-                _not_another_form(entry.strip())
-                bootstrap_server(entry.strip())
+            check_bootstrap_servers(value)
         return value
 
     @field_validator("kafka_name_prefix")
@@ -240,27 +238,6 @@ class Settings(BaseSettings):
     @property
     def uses_local_kafka(self) -> bool:
         return not self.kafka_bootstrap_servers
-
-
-# A login in a host:port entry (user:password@), as written in a URL.
-_LOGIN = re.compile(r"[^\s,;'/@]+@")
-
-
-def _not_another_form(entry: str) -> None:
-    """Addresses as other tools write them, said as what they are: a broker's `listeners` line
-    (`PLAINTEXT://kafka:9092`) read as a misplaced IPv6 address, and a space or `;` between
-    entries as part of a host name, which failed only at each connection."""
-    scheme, separator, rest = entry.partition("://")
-    if separator:  # a URL may carry a login (user:password@): masked, and left out of the hint
-        address = rest.rpartition("@")[2].rstrip("/")
-        raise ValueError(f"{scrub(repr(entry))}: write host:port, without {scheme}:// "
-                         f"({address})")
-    if "@" in entry:  # taken for an IPv6 address without brackets, the password quoted
-        raise ValueError(f"{_LOGIN.sub('***@', repr(entry))}: a login does not go in the "
-                         "address: set kafka_sasl_username and kafka_sasl_password")
-    if re.search(r"[\s;]", entry):
-        raise ValueError(f"{entry!r}: host:port entries are separated by commas, e.g. "
-                         "broker-1:9092,broker-2:9092")
 
 
 def env_var_names() -> set[str]:
@@ -350,7 +327,7 @@ def _describe(exc: ValidationError) -> str:
         # Masked as a log line would be: a URL may carry a password (user:password@host).
         given = "***" if secret_key(field) else scrub(repr(error.get("input")))
         if field in (BOOTSTRAP_ENV, "kafka_bootstrap_servers"):  # a login scrub misses: no scheme
-            given = _LOGIN.sub("***@", given)
+            given = masked_logins(given)
         given = given[:60]  # after masking: cut, a password would no longer end at its '@'
         problems.append(f"{name}: {error['msg'].removeprefix('Value error, ')} (got {given})")
     return "invalid settings: " + "; ".join(problems)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from switchboard.kafka_settings import bootstrap_server
+from switchboard.bootstrap_servers import bootstrap_server
 from tests.unit.fakes import run_cli
 
 ACCOUNTS = str(Path(__file__).parents[2] / "examples" / "accounts.toml")

@@ -1,0 +1,66 @@
+"""KAFKA_BOOTSTRAP_SERVERS read as the clients will (aiokafka), checked at start: a bad entry
+would otherwise fail only when a client starts (a traceback from `worker`, `tail`, `send`...;
+`serve` retrying for ever). Messages never quote a login's password."""
+
+from __future__ import annotations
+
+import re
+
+from switchboard.logs import scrub
+
+# A login in a host:port entry (user:password@), as written in a URL.
+_LOGIN = re.compile(r"[^\s,;'/@]+@")
+
+
+def check_bootstrap_servers(value: str) -> None:
+    """ValueError naming the first entry of the comma-separated list that is not host:port."""
+    for entry in value.split(","):
+        _not_another_form(entry.strip())
+        bootstrap_server(entry.strip())
+
+
+def masked_logins(text: str) -> str:
+    """`text` with a login in an entry without a scheme (user:password@host) masked, which
+    logs.scrub (URLs' logins) misses."""
+    return _LOGIN.sub("***@", text)
+
+
+def bootstrap_server(entry: str) -> tuple[str, int]:
+    """`host:port` or `[ipv6]:port` as host and port (ValueError saying what is wrong). A host
+    alone is Kafka's port 9092, as aiokafka takes it: setups written that way keep working."""
+    if not entry:
+        raise ValueError("an empty entry (a comma too many?)")
+    if ":" not in entry and not entry.startswith("["):
+        return entry, 9092
+    if entry.startswith("["):
+        host, bracket, rest = entry[1:].partition("]")
+        colon, port = rest[:1], rest[1:]
+        if not bracket or (rest and colon != ":"):
+            raise ValueError(f"{entry!r} is not [ipv6]:port")
+    else:
+        host, colon, port = entry.rpartition(":")
+        if ":" in host:
+            raise ValueError(f"{entry!r}: write an IPv6 address in brackets, e.g. [::1]:9092")
+    if not host or not colon:
+        raise ValueError(f"{entry!r} is not host:port (comma-separated, e.g. "
+                         "broker-1:9092,broker-2:9092)")
+    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{entry!r}: the port must be 1-65535")
+    return host, int(port)
+
+
+def _not_another_form(entry: str) -> None:
+    """Addresses as other tools write them, said as what they are: a broker's `listeners` line
+    (`PLAINTEXT://kafka:9092`) read as a misplaced IPv6 address, and a space or `;` between
+    entries as part of a host name, which failed only at each connection."""
+    scheme, separator, rest = entry.partition("://")
+    if separator:  # a URL may carry a login (user:password@): masked, and left out of the hint
+        address = rest.rpartition("@")[2].rstrip("/")
+        raise ValueError(f"{scrub(repr(entry))}: write host:port, without {scheme}:// "
+                         f"({address})")
+    if "@" in entry:  # taken for an IPv6 address without brackets, the password quoted
+        raise ValueError(f"{masked_logins(repr(entry))}: a login does not go in the "
+                         "address: set kafka_sasl_username and kafka_sasl_password")
+    if re.search(r"[\s;]", entry):
+        raise ValueError(f"{entry!r}: host:port entries are separated by commas, e.g. "
+                         "broker-1:9092,broker-2:9092")
