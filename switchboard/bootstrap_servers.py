@@ -5,6 +5,7 @@ would otherwise fail only when a client starts (a traceback from `worker`, `tail
 from __future__ import annotations
 
 import re
+import socket
 
 from switchboard.logs import scrub
 
@@ -27,7 +28,9 @@ def masked_logins(text: str) -> str:
 
 def bootstrap_server(entry: str) -> tuple[str, int]:
     """`host:port` or `[ipv6]:port` as host and port (ValueError saying what is wrong). A host
-    alone is Kafka's port 9092, as aiokafka takes it: setups written that way keep working."""
+    or an IPv6 address alone is Kafka's port 9092, as aiokafka takes it (`kafka`, `[::1]`,
+    `::1`), except an address whose last group could be a port after another address
+    (`::1:9092`: aiokafka connects to the address ::1:9092), which needs its brackets."""
     if not entry:
         raise ValueError("an empty entry (a comma too many?)")
     if ":" not in entry and not entry.startswith("["):
@@ -37,16 +40,43 @@ def bootstrap_server(entry: str) -> tuple[str, int]:
         colon, port = rest[:1], rest[1:]
         if not bracket or (rest and colon != ":"):
             raise ValueError(f"{entry!r} is not [ipv6]:port")
+        if host and not rest:
+            return host, 9092
     else:
         host, colon, port = entry.rpartition(":")
         if ":" in host:
-            raise ValueError(f"{entry!r}: write an IPv6 address in brackets, e.g. [::1]:9092")
+            return _ipv6_alone(entry, host, port), 9092
     if not host or not colon:
         raise ValueError(f"{entry!r} is not host:port (comma-separated, e.g. "
                          "broker-1:9092,broker-2:9092)")
-    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
+    if not _is_port(port):
         raise ValueError(f"{entry!r}: the port must be 1-65535")
     return host, int(port)
+
+
+def _ipv6_alone(entry: str, before: str, last: str) -> str:
+    """An entry of several colons without brackets, as the IPv6 address it is. One that reads
+    as an address and a port as well is refused, not guessed: taken as aiokafka takes it (the
+    whole address, port 9092), `::1:9092` written for ::1 would connect elsewhere."""
+    if _is_port(last) and _is_ipv6(before):
+        raise ValueError(f"{entry!r}: write an IPv6 address in brackets: [{before}]:{last} "
+                         f"for port {last}, [{entry}] for the address alone")
+    if not _is_ipv6(entry):
+        raise ValueError(f"{entry!r}: write an IPv6 address in brackets, e.g. [::1]:9092")
+    return entry
+
+
+def _is_ipv6(text: str) -> bool:
+    """As aiokafka tells an address (inet_pton): no zone (`%eth0`), which it cannot read."""
+    try:
+        socket.inet_pton(socket.AF_INET6, text)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _is_port(text: str) -> bool:
+    return text.isascii() and text.isdigit() and 1 <= int(text) <= 65535
 
 
 def _not_another_form(entry: str) -> None:
