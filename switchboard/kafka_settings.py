@@ -149,27 +149,3 @@ def token_source(token_url: str, client_id: str, client_secret: str, scope: str 
     and should not each fetch (and renew) a token."""
     return ClientCredentialsToken(token_url, client_id, client_secret, scope=scope,
                                   extensions=dict(extensions), cafile=cafile)
-
-
-def bootstrap_server(entry: str) -> tuple[str, int]:
-    """`host:port` or `[ipv6]:port` as host and port (ValueError saying what is wrong). A host
-    alone is Kafka's port 9092, as aiokafka takes it: setups written that way keep working."""
-    if not entry:
-        raise ValueError("an empty entry (a comma too many?)")
-    if ":" not in entry and not entry.startswith("["):
-        return entry, 9092
-    if entry.startswith("["):
-        host, bracket, rest = entry[1:].partition("]")
-        colon, port = rest[:1], rest[1:]
-        if not bracket or (rest and colon != ":"):
-            raise ValueError(f"{entry!r} is not [ipv6]:port")
-    else:
-        host, colon, port = entry.rpartition(":")
-        if ":" in host:
-            raise ValueError(f"{entry!r}: write an IPv6 address in brackets, e.g. [::1]:9092")
-    if not host or not colon:
-        raise ValueError(f"{entry!r} is not host:port (comma-separated, e.g. "
-                         "broker-1:9092,broker-2:9092)")
-    if not (port.isascii() and port.isdigit()) or not 1 <= int(port) <= 65535:
-        raise ValueError(f"{entry!r}: the port must be 1-65535")
-    return host, int(port)
