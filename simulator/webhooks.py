@@ -14,7 +14,10 @@ those), and the send that made them is still accepted, as a provider's would be.
 a host other than ingest's that sends named hold at most a quarter of the queue, counted the
 same when it is full: those of one that never answers filled it, and ingest's were dropped. A
 job handed in before `start` or after `stop` is dropped and counted too: no task outlives the
-dispatcher.
+dispatcher. A job whose request to such a URL gets no connection within `connection_wait_s`
+(CONNECTION_WAIT_S) is dropped with the webhooks it has left, counted (`failed`, and
+`connections_busy` of those): its next would wait behind the same origin again, and it waited
+without end behind one that never answers.
 
 Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account, URL and
 bucket, which gathers them for the bucket's wait (or until it is full) and sends them in one
@@ -38,7 +41,7 @@ import httpx
 
 from ingest.signing import sign
 from simulator.base import Bucket, Webhook
-from simulator.posting import Poster
+from simulator.posting import CONNECTION_WAIT_S, ConnectionsBusy, Poster
 from switchboard.accounts import Account
 from switchboard.logs import get_logger
 from switchboard.throttle import ThrottledLog
@@ -72,10 +75,12 @@ class WebhookStats:
     retried: int = 0
     skipped: int = 0  # no ingest URL configured
     queue_full: int = 0  # of failed: dropped as their job found the queue full
+    connections_busy: int = 0  # of failed: dropped as their job got no connection in time
 
     def to_dict(self) -> dict[str, int]:
         return {"sent": self.sent, "failed": self.failed, "retried": self.retried,
-                "skipped": self.skipped, "queue_full": self.queue_full}
+                "skipped": self.skipped, "queue_full": self.queue_full,
+                "connections_busy": self.connections_busy}
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +114,18 @@ class WebhookDispatcher:
 
     def __init__(self, ingest_url: str | None, *, retry: RetryPolicy | None = None,
                  queue_limit: int = WEBHOOK_QUEUE_LIMIT,
+                 connection_wait_s: float = CONNECTION_WAIT_S,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         if queue_limit < 1:  # a limit of 0 would drop every job
             raise ValueError(f"queue_limit must be at least 1, not {queue_limit}")
+        if not connection_wait_s > 0:  # 0 would drop every job that waits at all
+            raise ValueError(f"connection_wait_s must be above 0, not {connection_wait_s}")
         self.ingest_url = ingest_url.rstrip("/") if ingest_url else None
         self.retry = retry or RetryPolicy()
         self.stats = WebhookStats()
         self.recent: deque[dict[str, Any]] = deque(maxlen=RECENT_LIMIT)
         self.queue_limit = queue_limit
+        self.connection_wait_s = connection_wait_s
         self._transport = transport
         # Ingest away or behind fails or drops webhooks at the rate of the sends: each kind of
         # line (a full queue; an account's webhooks dropped; a URL unreachable) once a minute.
@@ -134,7 +143,8 @@ class WebhookDispatcher:
         return f"{self.ingest_url}/webhooks/{provider}/{quote(account, safe='')}"
 
     async def start(self) -> None:
-        self._poster = Poster(self.ingest_url, self.retry.timeout_s, self._transport)
+        self._poster = Poster(self.ingest_url, self.retry.timeout_s, self._transport,
+                              wait_s=self.connection_wait_s)
 
     async def stop(self) -> None:
         """Cancel every job and lane and close every connection, whatever any of them raised:
@@ -215,6 +225,7 @@ class WebhookDispatcher:
                 "recent": list(self.recent)}
 
     async def _run(self, job: Job) -> None:
+        left = len(job.webhooks)  # not yet sent or failed
         try:
             for hook in job.webhooks:
                 if job.delay_s > 0:
@@ -223,6 +234,15 @@ class WebhookDispatcher:
                     await self._deliver(job, hook)
                 else:
                     await self._deliver_in_bucket(job, hook, hook.bucket)
+                left -= 1
+        except ConnectionsBusy:  # this webhook and those after it
+            self.stats.failed += left
+            self.stats.connections_busy += left
+            # Not the URL: one a send named may carry credentials (user:password@host).
+            self._drop_log(logging.WARNING,
+                           "simulator webhook got no connection to its URL's origin in time, "
+                           "webhooks dropped", {"connection_wait_s": self.connection_wait_s},
+                           provider=job.provider, account=job.account.name, webhooks=left)
         except Exception:  # said, not left for the loop's handler to find at exit
             log.exception("simulator webhook job failed", provider=job.provider,
                           account=job.account.name)
@@ -245,11 +265,18 @@ class WebhookDispatcher:
                     await asyncio.sleep(bucket.max_wait_s)  # let the bucket fill
                 batch = lane.waiting[:bucket.max_reports]
                 del lane.waiting[:bucket.max_reports]
+                busy = False
                 try:
                     await self._deliver_batch(lane.job, bucket, [hook for hook, _ in batch])
+                except ConnectionsBusy:  # each report's job drops it and the rest it has
+                    busy = True
                 finally:
                     for _, delivered in batch:
-                        if not delivered.done():
+                        if delivered.done():  # its job was cancelled
+                            continue
+                        if busy:
+                            delivered.set_exception(ConnectionsBusy())
+                        else:
                             delivered.set_result(None)
         finally:
             # In the step that found it empty, with no await since: a report handed in later
@@ -265,6 +292,8 @@ class WebhookDispatcher:
                 kind=hooks[0].kind, body=bucket.merge([hook.body for hook in hooks]),
                 content_type=hooks[0].content_type)
             await self._deliver(job, merged, reports=len(hooks))
+        except ConnectionsBusy:  # counted by the reports' jobs
+            raise
         except Exception:
             self.stats.failed += len(hooks)
             log.exception("simulator webhook bucket failed", provider=job.provider,
@@ -298,10 +327,13 @@ class WebhookDispatcher:
                             "at": datetime.now(UTC).isoformat()})
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int | None:
-        """The HTTP status ingest answered, or None when it could not be reached."""
+        """The HTTP status ingest answered, or None when it could not be reached; raises
+        ConnectionsBusy when no connection came free in time (not a try: none was made)."""
         assert self._poster is not None  # jobs run only while started; stop cancels them
         try:
             return await self._poster.post(url, body, headers)
+        except ConnectionsBusy:
+            raise
         except Exception as exc:  # noqa: BLE001 - not only HTTPError: a URL a send named may be
             # one httpx refuses (InvalidURL; a port past 65535, OverflowError), failed as any
             self._drop_log(logging.INFO, "simulator webhook not delivered",
