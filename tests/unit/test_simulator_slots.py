@@ -161,3 +161,27 @@ async def test_an_origin_past_its_share_waits_while_another_takes_the_freed_conn
     release.set()
     await asyncio.wait_for(asyncio.gather(*tasks), 10)
     assert (slots.free, slots.origins) == (4, 0)
+
+
+
+async def test_connections_freed_go_round_the_origins_waiting() -> None:
+    """Twelve silent origins: the first come hold all 32 connections, the others' requests
+    wait. A healthy origin's webhooks then go out with the first connections freed (their
+    tries end, 2 s), each origin up to its share, not after every silent request that waited
+    before them (64 more, 2 s each)."""
+    async with (
+        _silent_origins(SILENT_ORIGINS * 3) as dead,
+        answering() as (healthy_url, healthy),
+        dispatching(None, retry=RetryPolicy(attempts=1, timeout_s=2)) as dispatcher,
+    ):
+        for url, _ in dead:
+            for index in range(ORIGIN_SHARE + 4):
+                dispatcher.enqueue(_job(url, index))
+        assert await until(lambda: sum(seen.connections for _, seen in dead)
+                           == FOREIGN_CONNECTIONS)
+        for index in range(5):
+            dispatcher.enqueue(_job(healthy_url, index))
+        assert await until(lambda: len(healthy.requests) == 5), "the healthy origin waited"
+        # The 32 first taken and at most the 32 they freed: first come first served gave the
+        # healthy origin its first after every silent request that came before it (144).
+        assert sum(seen.connections for _, seen in dead) <= 2 * FOREIGN_CONNECTIONS
