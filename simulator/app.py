@@ -11,8 +11,9 @@ status webhooks are queued for ingest. Control endpoints:
   2xx that refuses them (`rejected`) or, from Infobip, whose message has a final UNDELIVERABLE
   or EXPIRED status (`undeliverable`, `expired`).
 * `GET /_sim/webhooks`: webhooks sent, failed (dropped), retried, skipped, queue_full (of the
-  failed, dropped as the queue of jobs, or a host's share of it, was full), pending (jobs),
-  queue_limit.
+  failed, dropped as the queue of jobs, or a host's share of it, was full), connections_busy
+  (of the failed, dropped after waiting too long for a connection to a URL a send named),
+  pending (jobs), queue_limit.
 * `GET /_sim/health`: the accounts served, any outbound tables that cannot be, and apart the
   webhook-only accounts (no outbound table: nothing to send for them).
 """
