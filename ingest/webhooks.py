@@ -209,10 +209,12 @@ class WebhookHandler:
                      if h in headers and h != account.auth.header},
             body=body, received_at=received_at,
         )
-        # The content type too: its charset or media type can make other events of the same
-        # bytes. Not the path: its kind segment is ignored.
+        # The content type and encoding too: each can make other events of the same bytes, or
+        # a refusal (a gzip body's 415 was answered 200 when a plain one of its bytes was kept).
+        # Not the path: its kind segment is ignored.
         fingerprint = self.recent.fingerprint(account.provider, account.name, method,
-                                              content_type, query, body)
+                                              content_type, headers.get("content-encoding", ""),
+                                              query, body)
         webhook = WebhookRequest(provider=account.provider, account=account.name, body=body,
                                  received_at=received_at, raw_id=raw_id,
                                  content_type=content_type, query=query,

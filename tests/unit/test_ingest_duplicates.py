@@ -47,10 +47,11 @@ def _app(producer: KeepingProducer) -> Any:
     return app
 
 
-async def _post(app: Any, body: bytes) -> httpx.Response:
+async def _post(app: Any, body: bytes, **headers: str) -> httpx.Response:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="https://hooks.example") as client:
-        return await client.post("/webhooks/infobip/acme", content=body, headers=HEADERS)
+        return await client.post("/webhooks/infobip/acme", content=body,
+                                 headers={**HEADERS, **headers})
 
 
 def _count(name: str, **labels: str) -> float:
@@ -100,6 +101,38 @@ async def test_a_dead_letter_kafka_did_not_acknowledge_is_kept_when_retried() ->
     third = await _post(app, UNREADABLE)
     assert third.json() == second.json()
     assert len(producer.published) == 2
+
+
+DELIVERY = (b'{"results": [{"messageId": "m-encoded", "to": "41793026727", "status": '
+            b'{"groupName": "DELIVERED", "name": "DELIVERED_TO_HANDSET"}}]}')
+
+
+async def test_a_compressed_request_of_a_stored_ones_bytes_is_refused_as_any_other() -> None:
+    # Its Content-Encoding was not part of what a repeat is: the same bytes "gzip" were
+    # answered 200 as a duplicate of the plain request kept before, and 415 otherwise. The
+    # answer must not depend on what this process happens to remember.
+    producer = KeepingProducer()
+    app = _app(producer)
+    assert (await _post(app, DELIVERY)).status_code == 200
+    published = len(producer.published)
+    refused = await _post(app, DELIVERY, **{"content-encoding": "gzip"})
+    assert refused.status_code == 415
+    assert refused.json()["error"] == "unsupported_content_encoding"
+    assert [record.topic for record in producer.published[published:]] == [
+        RAW.name, DEAD_LETTER.name]
+    # Its own repeat is answered the same, without a second letter.
+    again = await _post(app, DELIVERY, **{"content-encoding": "gzip"})
+    assert (again.status_code, again.json()) == (415, refused.json())
+    assert len(producer.published) == published + 2
+
+
+async def test_a_plain_request_of_a_refused_compressed_ones_bytes_is_stored() -> None:
+    producer = KeepingProducer()
+    app = _app(producer)
+    assert (await _post(app, DELIVERY, **{"content-encoding": "br"})).status_code == 415
+    assert (await _post(app, DELIVERY)).status_code == 200
+    assert [record.topic for record in producer.published][2:] == [
+        RAW.name, "switchboard.message.status.v1"]
 
 
 def test_a_dead_letters_entry_expires_like_a_stored_ones() -> None:
