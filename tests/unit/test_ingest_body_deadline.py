@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import logging
+import socket
+import struct
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -12,7 +18,9 @@ from prometheus_client import REGISTRY
 from ingest.app import create_app
 from ingest.deadlines import BodyDeadlines, BodyTimeout
 from switchboard.accounts import parse_accounts
+from switchboard.serving import INGEST_HTTP
 from switchboard.settings import Settings
+from switchboard.topics import RAW
 from tests.fakes import KeepingProducer
 from tests.unit.fakes import served
 
@@ -141,3 +149,114 @@ async def test_uvicorn_answers_a_stalled_sender_and_closes_its_connection() -> N
     assert head.startswith(b"HTTP/1.1 408 ")
     assert orjson.loads(body)["error"] == "body_timeout"
     assert not producer.published
+
+
+# --- a sender that stops mid-body, on a real server with ingest's own protocol --------------
+
+WITHIN_S = 30.0  # a loaded machine is slow: what "soon" is given here
+PASSWORD = "password-123"
+BASIC = "Basic " + base64.b64encode(f"u:{PASSWORD}".encode()).decode()
+DELIVERY = (Path(__file__).parents[2] / "examples" / "webhooks" / "infobip-delivery.json"
+            ).read_bytes()
+
+
+def _served_app(**settings: Any) -> tuple[Any, KeepingProducer]:
+    accounts = parse_accounts({"accounts": {
+        "bs": {"provider": "bird", "auth": {"scheme": "bird-signature",
+                                            "secrets": [SIGNING_KEY]}},
+        # Basic is checked before the body is read: it stalls after authenticating.
+        "acme": {"provider": "infobip", "auth": {"scheme": "basic", "username": "u",
+                                                 "secrets": [PASSWORD]}},
+    }})
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1", **settings), accounts)
+    producer = KeepingProducer()
+    app.state.handler.producer = producer
+    return app, producer
+
+
+def _half_a_webhook(path: str) -> bytes:
+    """A head declaring DELIVERY's length, and the first half of it."""
+    return (f"POST {path} HTTP/1.1\r\nhost: ingest\r\nauthorization: {BASIC}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(DELIVERY)}\r\n\r\n"
+            ).encode() + DELIVERY[:len(DELIVERY) // 2]
+
+
+def _outcome(outcome: str, provider: str, account: str) -> float:
+    return REGISTRY.get_sample_value("switchboard_ingest_requests_total", {
+        "provider": provider, "account": account, "outcome": outcome}) or 0.0
+
+
+@pytest.mark.parametrize("hang_up", ["end-of-file", "reset"])
+@pytest.mark.parametrize(("provider", "account"), [("bird", "bs"), ("infobip", "acme")])
+async def test_a_sender_hanging_up_mid_body_is_counted_and_logged_and_nothing_is_stored(
+        hang_up: str, provider: str, account: str, caplog: pytest.LogCaptureFixture) -> None:
+    """No answer can reach it; the request ends at once (not at the body's deadline), as a
+    disconnect: counted, logged without an error, nothing half-read published."""
+    caplog.set_level(logging.INFO)
+    app, producer = _served_app(body_timeout_s=60.0)
+    before = _outcome("client_disconnect", provider, account)
+    async with served(app, http=INGEST_HTTP) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(_half_a_webhook(f"/webhooks/{provider}/{account}"))
+            await writer.drain()
+            await asyncio.sleep(0.2)  # the app is reading the body
+            if hang_up == "end-of-file":
+                writer.write_eof()
+                with contextlib.suppress(ConnectionError):
+                    assert await asyncio.wait_for(reader.read(), WITHIN_S) == b""
+            else:
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+            for _ in range(int(WITHIN_S / 0.05)):  # counted once the app's request ends
+                if _outcome("client_disconnect", provider, account) > before:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            writer.close()
+    assert _outcome("client_disconnect", provider, account) == before + 1
+    assert not producer.published
+    assert "webhook sender disconnected before its body arrived" in caplog.text
+    assert BASIC.split()[1] not in caplog.text
+    assert not [r for r in caplog.records
+                if r.levelno >= logging.ERROR and not r.name.startswith("aiokafka")]
+
+
+async def test_a_stalled_body_holds_its_connection_only_until_its_408() -> None:
+    """With SWITCHBOARD_HTTP_MAX_CONNECTIONS, stalled senders take their connections until
+    their deadline; then they are closed, and no longer count against the limit."""
+    app, producer = _served_app(body_timeout_s=3.0, http_max_connections=2)
+    async with served(app, http=INGEST_HTTP) as port:
+        stalled = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+        try:
+            for _, writer in stalled:
+                writer.write(_half_a_webhook("/webhooks/infobip/acme"))
+                await writer.drain()
+            # While they are held (the deadline is seconds away): one too many.
+            assert (await _exchange(port, _whole_webhook())).startswith(b"HTTP/1.1 503 ")
+            for reader, _ in stalled:  # answered, then closed by ingest (read to its end)
+                answer = await asyncio.wait_for(reader.read(), WITHIN_S)
+                assert answer.startswith(b"HTTP/1.1 408 ")
+        finally:
+            for _, writer in stalled:
+                writer.close()
+        assert (await _exchange(port, _whole_webhook())).startswith(b"HTTP/1.1 200 ")
+    assert [record.topic for record in producer.published].count(RAW.name) == 1
+
+
+def _whole_webhook() -> bytes:
+    return (f"POST /webhooks/infobip/acme HTTP/1.1\r\nhost: ingest\r\nauthorization: {BASIC}"
+            f"\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            f"content-length: {len(DELIVERY)}\r\n\r\n").encode() + DELIVERY
+
+
+async def _exchange(port: int, request: bytes) -> bytes:
+    """What the server answers `request` on a connection of its own, read until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), WITHIN_S)
+    finally:
+        writer.close()
