@@ -193,13 +193,28 @@ def verify_messagebird_v1(request: SignedRequest, config: AuthConfig) -> int:
     timestamp = _header(request, "messagebird-request-timestamp")
     signature = _decode_b64(_header(request, "messagebird-signature"))
     _fresh(timestamp, config.max_age_s, request.now)
-    query = urlencode(sorted(parse_qsl(request.query, keep_blank_values=True)))
+    pairs = parse_qsl(request.query, keep_blank_values=True)
+    query = urlencode(sorted(pairs))
     body_hash = hashlib.sha256(request.body).digest()
     message = b"\n".join([timestamp.encode(), query.encode(), body_hash])
     matched = _signed_with(signature, message, config.secret_values())
     if matched is None:
         raise AuthError("messagebird-signature does not match")
+    _refuse_unsigned_order(pairs)
     return matched
+
+
+def _refuse_unsigned_order(pairs: list[tuple[str, str]]) -> None:
+    """AuthError for a query field (named as the legacy reader names it: lower-cased) sent
+    more than once with different values. v1 signs the query sorted, not the order of a
+    field's repeats, and the reader takes the last: whoever swapped them would choose the
+    value read. Media URLs are the one list (each one is a media item, in any order)."""
+    values: dict[str, str] = {}
+    for name, value in pairs:
+        lowered = name.lower()
+        if not lowered.startswith("mediaurls") and values.setdefault(lowered, value) != value:
+            raise AuthError("a query field was sent more than once with different values; "
+                            "messagebird-signature does not sign their order")
 
 
 def verify_messagebird_jwt(request: SignedRequest, config: AuthConfig) -> int:

@@ -94,3 +94,52 @@ def test_the_compacted_body_is_the_signed_one_only_with_the_last_value() -> None
     # What the two tests above rest on, said directly.
     assert orjson.dumps(orjson.loads(_webex(b'"Delivered","deliveryStatus":"Failed"'))) \
         == _webex(b'"Failed"')
+
+
+MB_SECRET = "signing-key-123"
+STATUS_TWICE = "id=m-v1&recipient=31612345678&status=delivered&status=delivery_failed"
+
+
+async def _get_messagebird_v1(query: str, signed: str) -> tuple[httpx.Response,
+                                                                 KeepingProducer]:
+    accounts = parse_accounts({"accounts": {"mb": {
+        "provider": "bird", "auth": {"scheme": "messagebird-v1", "secrets": [MB_SECRET]}}}})
+    app: Any = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    producer = KeepingProducer()
+    app.state.handler.producer = producer
+    headers = sign("messagebird-v1", MB_SECRET, url="", body=b"", query=signed)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://hooks.example") as client:
+        return await client.get(f"/webhooks/bird/mb?{query}", headers=headers), producer
+
+
+@pytest.mark.parametrize(("query", "signed"), [
+    (STATUS_TWICE, STATUS_TWICE),
+    # Its repeats swapped: the same sorted query, so the same signature, and it was read as
+    # `delivered` where the request as signed was read as `delivery_failed` (two events).
+    ("id=m-v1&recipient=31612345678&status=delivery_failed&status=delivered", STATUS_TWICE),
+    # The legacy reader lower-cases names: these are one field too.
+    ("id=m-v1&recipient=31612345678&Status=delivery_failed&status=delivered",
+     "id=m-v1&recipient=31612345678&status=delivered&Status=delivery_failed"),
+], ids=["as-signed", "swapped", "swapped-case"])
+async def test_a_messagebird_v1_query_field_repeated_with_other_values_is_refused(
+        query: str, signed: str) -> None:
+    # MessageBird's v1 signature is over the query sorted: not the order of a field's
+    # repeats, which decides the value read (the last).
+    response, producer = await _get_messagebird_v1(query, signed)
+    assert response.status_code == 401
+    assert "more than once" in response.json()["message"]
+    assert not producer.published
+
+
+@pytest.mark.parametrize("query", [
+    "id=m-v1&recipient=31612345678&status=delivered&status=delivered",
+    # Bird's one list in a query: each is a media item, whichever order they come in.
+    "id=m-mms&originator=31612345678&recipient=25256&mediaUrls=https%3A%2F%2Fm.example%2Fa.jpg"
+    "&mediaUrls=https%3A%2F%2Fm.example%2Fb.png",
+], ids=["same-value", "media-urls"])
+async def test_a_messagebird_v1_query_field_repeated_harmlessly_is_taken(query: str) -> None:
+    response, producer = await _get_messagebird_v1(query, query)
+    assert response.status_code == 200
+    raw, event = producer.published  # stored: the request and its one event
+    assert raw.topic == RAW.name and event.topic != RAW.name
