@@ -173,7 +173,7 @@ def _stages(handler: WebhookHandler, app: Any, statuses: _Statuses
 
     async def fingerprint(n: int) -> None:
         RecentRequests.fingerprint(account.provider, account.name, "POST", "application/json",
-                                   "", bodies[n])
+                                   "", "", bodies[n])
 
     async def normalized(n: int) -> None:
         normalize(webhooks[n])
