@@ -9,7 +9,9 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from consumers.handling import Context, GiveBack
 from consumers.outbound import SendError, SendReceipt
@@ -33,6 +35,10 @@ from switchboard.logs import get_logger
 from switchboard.throttle import ThrottledLog
 
 log = get_logger("consumers.sender")  # the sender's lines, under the logger they always had
+
+# Marks the command in the ledger: `pending` while a call may be out, `released` while it
+# waits with nothing at the provider. Writes only a change (the sender's closure, in handle).
+Mark = Callable[[Literal["pending", "released"]], Awaitable[None]]
 
 
 @dataclass
@@ -107,8 +113,17 @@ class SendAttempts:
     _holds: dict[str, Hold]
 
     async def _send_with_retries(self, client: OutboundClient, command: OutboundCommand,
-                                 account: Account, ctx: Context) -> OutboundResult:
+                                 account: Account, ctx: Context, mark: Mark) -> OutboundResult:
+        """The command's result. Its ledger says `pending` only while a call may be out: a
+        sender killed while the command waits (a hold, a backoff after a refusal the provider
+        did not act on) leaves it `released`, and the next sender sends it, instead of
+        reporting outcome_unknown for a message no provider has."""
         count = _Count()
+
+        async def wait(seconds: float) -> None:
+            await mark("released")
+            await ctx.wait_to_retry(seconds)
+
         # For this handler's task only: a send still waiting for the rate limit when the
         # worker winds down is then given back unsent.
         WINDING_DOWN.set(ctx.winding_down)
@@ -123,7 +138,8 @@ class SendAttempts:
                 return self._waited_too_long(command, account, hold.refusal, held_s,
                                              attempts=count.calls)
             if held_s > 0:
-                await ctx.wait_to_retry(held_s)
+                await wait(held_s)
+            await mark("pending")
             outcome: SendReceipt | Exception
             try:
                 outcome = await self._call(client, command, ctx)
@@ -187,7 +203,7 @@ class SendAttempts:
                            {"account": account.name, "code": refusal.code},
                            command=command.id, error=unquoted(refusal.description, command),
                            attempt=count.attempts, retry_in_s=round(delay, 1))
-            await ctx.wait_to_retry(delay)
+            await wait(delay)
 
     async def _call(self, client: OutboundClient, command: OutboundCommand,
                     ctx: Context) -> SendReceipt:

@@ -204,13 +204,25 @@ class Sender(SendAttempts):
                 command, account.provider, "bad_outbound_config",
                 f"account {account.name} outbound config is invalid: {exc}", attempts=0))
             return
-        await self._mark(ctx, key, LedgerEntry(state="pending"))
+        marked: list[str] = []
+
+        async def mark(state: Literal["pending", "released"]) -> None:
+            # A change only: `released` before any `pending` has nothing to release.
+            if (marked[-1] if marked else "released") != state:
+                entry = LedgerEntry(state=state)
+                if state == "released":
+                    # Known before it is stored: if storing fails (Kafka away), the handler's
+                    # retry sends it (the provider has nothing), not outcome_unknown.
+                    self.ledger.put_local(key, entry)
+                await self._mark(ctx, key, entry)
+                marked.append(state)
+
         try:
-            result = await self._send_with_retries(client, command, account, ctx)
+            result = await self._send_with_retries(client, command, account, ctx, mark)
         except GiveBack:
             # Every attempt so far was refused before the provider took it: safe to leave
             # to the next sender, which would otherwise find it pending (outcome_unknown).
-            await self._mark(ctx, key, LedgerEntry(state="released"))
+            await mark("released")
             raise
         await self._finish(ctx, conversation, result)
 

@@ -155,6 +155,55 @@ async def test_sender_stopped_while_waiting_to_retry_leaves_the_command_to_the_n
         assert len(receipts) == 1
 
 
+async def test_sender_killed_while_waiting_to_retry_leaves_the_command_to_the_next_one(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # A crash (OOM kill, SIGKILL past a pod's grace) during a provider's 429: the command was
+    # refused and is waiting for the Retry-After, so the provider has nothing. It was left
+    # "pending" and the next sender reported it outcome_unknown, a message never sent.
+    # Retry-After 120 s: the killed sender cannot have retried it before the kill.
+    async with running_stack(kafka_bootstrap, workers=()) as stack:
+        start_sender = _sender_starter(stack, kafka_bootstrap, tmp_path)
+        command = command_for("infobip")
+        await stack.control("POST", "faults", {"account": command.account, "mode": "http_429",
+                                               "count": 1, "retry_after_s": 120})
+        async with TopicWatcher(kafka_bootstrap,
+                                (OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
+            before = await watcher.snapshot()
+            sender = start_sender()
+            try:
+                await publish(kafka_bootstrap, [command_record(command, "infobip")])
+                for _ in range(300):  # until the provider refused the first attempt
+                    if not (await stack.control("GET", "faults")).json()["faults"]:
+                        break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError("the sender never called the provider")
+                deadline = time.monotonic() + 10  # the refusal read, the wait begun
+                while time.monotonic() < deadline:
+                    marks = ledger_states(await watcher.records_since(before), command.id)
+                    if marks[-1:] == ["released"]:
+                        break
+                    await asyncio.sleep(0.1)
+                sender.send_signal(signal.SIGKILL)
+                sender.wait(30)
+                killed = await watcher.records_since(before)
+                assert not results_for(killed, command.id)
+
+                sender = start_sender()
+                found = await collect_until(watcher, before,
+                                            lambda f: bool(results_for(f, command.id)))
+            finally:
+                sender.terminate()
+                sender.wait(30)
+        [result] = results_for(found, command.id)
+        assert result["status"] == "accepted", result
+        assert ledger_states(killed, command.id) == ["pending", "released"]
+        receipts = [s for s in await stack.sends(command.account)
+                    if s["correlation_id"] == command.id]
+        assert len(receipts) == 1
+
+
 async def test_sender_stopped_during_a_long_provider_call_stops_within_its_grace(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
