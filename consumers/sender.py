@@ -1,7 +1,8 @@
 """The sender worker: outbound commands in, provider send API calls out, one result per command.
 
 No command id reaches a provider twice. Before calling the provider the sender durably marks
-the command `pending` in the compacted ledger topic, and after the call `sent` or `failed`.
+the command `pending` in the compacted ledger topic, and after the call `sent` or `failed`
+(`released` while it waits to retry after a refusal the provider did not act on: unsent).
 A redelivered command (crash, rebalance) finds its mark: `sent`/`failed` republish the same
 result; `pending` means the process died mid-call, the provider may or may not have the
 message, and the sender reports a failure instead of risking a duplicate (at most once).
@@ -288,8 +289,9 @@ class Sender(SendAttempts):
                         account=command.account)
             SENDS.labels(provider, account.name if account else "", "already_handled").inc()
             return
-        log.warning("command found pending after a restart; not resending", command=command.id,
-                    account=command.account)
+        # Said so on a rebalance too: the member that takes the partition was not restarted.
+        log.warning("command found pending: its sender was killed mid-call; not resending",
+                    command=command.id, account=command.account)
         SENDS.labels(provider, account.name if account else "", "outcome_unknown").inc()
         await self._finish(ctx, conversation, failed_result(
             command, provider, "outcome_unknown",

@@ -94,7 +94,7 @@ async def handle(command: OutboundCommand, answers: list[Answer], *, keyed: bool
                                  "send failed, retrying", "send accepted"}),
     ([invalid], {}, {"send failed"}),
     ([accepted], {"pending": True},
-     {"command found pending after a restart; not resending"}),
+     {"command found pending: its sender was killed mid-call; not resending"}),
     ([accepted], {"keyed": False},
      {"command not keyed by its conversation: re-keyed before sending (key commands with "
       "switchboard.records.command_record)"}),
