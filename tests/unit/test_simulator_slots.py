@@ -185,3 +185,20 @@ async def test_connections_freed_go_round_the_origins_waiting() -> None:
         # The 32 first taken and at most the 32 they freed: first come first served gave the
         # healthy origin its first after every silent request that came before it (144).
         assert sum(seen.connections for _, seen in dead) <= 2 * FOREIGN_CONNECTIONS
+
+
+async def test_a_backlog_behind_an_origin_that_answers_is_sent_not_dropped() -> None:
+    """The wait bounds a request behind an origin that makes no progress, not a queue behind
+    one that answers: 120 jobs to an origin answering in 0.3 s, 8 at a time, take some 4.5 s,
+    and those queued last waited past connection_wait_s (1.5 s), their origin answering all
+    along. They were dropped as connections_busy."""
+    jobs = 120
+    async with (
+        answering(delay_s=0.3) as (slow_url, slow),
+        dispatching(None, retry=RETRY, connection_wait_s=1.5) as dispatcher,
+    ):
+        for index in range(jobs):
+            dispatcher.enqueue(_job(slow_url, index))
+        assert await until(lambda: dispatcher.stats.sent + dispatcher.stats.failed == jobs, 30)
+        assert dispatcher.stats.connections_busy == 0
+        assert dispatcher.stats.sent == jobs == len(slow.requests)
