@@ -15,9 +15,9 @@ a host other than ingest's that sends named hold at most a quarter of the queue,
 same when it is full: those of one that never answers filled it, and ingest's were dropped. A
 job handed in before `start` or after `stop` is dropped and counted too: no task outlives the
 dispatcher. A job whose request to such a URL gets no connection within `connection_wait_s`
-(CONNECTION_WAIT_S) is dropped with the webhooks it has left, counted (`failed`, and
-`connections_busy` of those): its next would wait behind the same origin again, and it waited
-without end behind one that never answers.
+(CONNECTION_WAIT_S), its origin answering none meanwhile, is dropped with the webhooks it has
+left, counted (`failed`, and `connections_busy` of those): its next would wait behind the same
+origin again, and it waited without end behind one that never answers.
 
 Reports in a provider's `Bucket` (Infobip's delivery reports) take a lane per account, URL and
 bucket, which gathers them for the bucket's wait (or until it is full) and sends them in one
