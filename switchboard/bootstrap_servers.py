@@ -9,8 +9,10 @@ import socket
 
 from switchboard.logs import scrub
 
-# A login in a host:port entry (user:password@), as written in a URL.
-_LOGIN = re.compile(r"[^\s,;'/@]+@")
+# A login in a host:port entry (user:password@): all of the entry up to its last `@`, from
+# just after a comma or the opening quote of a repr(). A password may hold `/`, `;`, a space or
+# a quote (base64 has `/`), and a mask that stopped at one showed what came before it.
+_LOGIN = re.compile(r"""(?<![^,'"])[^,'"][^,]*@""")
 
 
 def check_bootstrap_servers(value: str) -> None:
