@@ -9,23 +9,27 @@ import socket
 
 from switchboard.logs import scrub
 
-# A login in a host:port entry (user:password@): all of the entry up to its last `@`, from
-# just after a comma or the opening quote of a repr(). A password may hold `/`, `;`, a space or
-# a quote (base64 has `/`), and a mask that stopped at one showed what came before it.
-_LOGIN = re.compile(r"""(?<![^,'"])[^,'"][^,]*@""")
-
 
 def check_bootstrap_servers(value: str) -> None:
     """ValueError naming the first entry of the comma-separated list that is not host:port."""
+    if "@" in value and "://" not in value:  # before any entry: a password may hold a comma
+        raise ValueError(f"{masked_logins(repr(value.strip()))}: a login does not go in the "
+                         "address: set kafka_sasl_username and kafka_sasl_password")
     for entry in value.split(","):
         _not_another_form(entry.strip())
         bootstrap_server(entry.strip())
 
 
 def masked_logins(text: str) -> str:
-    """`text` with a login in an entry without a scheme (user:password@host) masked, which
-    logs.scrub (URLs' logins) misses."""
-    return _LOGIN.sub("***@", text)
+    """`text` (a repr()) with a login in an entry without a scheme (user:password@host)
+    masked, which logs.scrub (URLs' logins) misses: all of it up to its last `@`, other entries
+    too. A password may hold any character: a mask that stopped at a `/`, `;`, space or quote
+    showed what came before it, and a comma splits the list."""
+    _, at, after = text.rpartition("@")
+    if not at:
+        return text
+    quote = text[:1] if text[:1] in ("'", '"') else ""
+    return f"{quote}***@{after}"
 
 
 def bootstrap_server(entry: str) -> tuple[str, int]:
