@@ -12,12 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator
 
 import pytest
 
 from simulator.base import Bucket, Webhook
-from simulator.posting import FOREIGN_CONNECTIONS, ORIGIN_SHARE, SharedConnections
+from simulator.posting import (
+    FOREIGN_CONNECTIONS,
+    ORIGIN_SHARE,
+    ConnectionsBusy,
+    SharedConnections,
+)
 from simulator.webhooks import Job, RetryPolicy
 from switchboard.accounts import parse_accounts
 from tests.unit.webhook_servers import Seen, answering, dispatching, silent, until
@@ -202,3 +208,53 @@ async def test_a_backlog_behind_an_origin_that_answers_is_sent_not_dropped() -> 
         assert await until(lambda: dispatcher.stats.sent + dispatcher.stats.failed == jobs, 30)
         assert dispatcher.stats.connections_busy == 0
         assert dispatcher.stats.sent == jobs == len(slow.requests)
+
+
+@pytest.mark.parametrize("seed", range(60))
+async def test_origins_coming_and_going_with_cancels_and_waits_ending(seed: int) -> None:
+    """Seeded load on the slots alone: requests to up to a dozen origins, some failing, some waits
+    ending, some tasks cancelled at any point. No connection is ever left idle while an origin
+    below its share waits, at most `size` are held, and every one is back at the end."""
+    rng = random.Random(seed)
+    size, most = rng.choice([(1, 1), (4, 4), (5, 2), (9, 4), (16, 8), (32, 8)])
+    origins = rng.choice([2, 5, 12])
+    slots = SharedConnections(size, most)
+    holding = [0]
+    idle_while_waiting: list[tuple[str, int, int]] = []
+
+    async def request(key: str) -> None:
+        with contextlib.suppress(ConnectionsBusy, OSError):
+            async with slots.held(key, rng.choice([0.01, 0.05, 5.0])):
+                holding[0] += 1
+                try:
+                    assert holding[0] <= size
+                    await asyncio.sleep(rng.choice([0, 0.001, 0.01]))
+                    if rng.random() < 0.3:
+                        raise OSError("no answer")
+                finally:
+                    holding[0] -= 1
+
+    async def watch() -> None:
+        while True:
+            share = slots.share()
+            idle_while_waiting.extend(
+                (key, entry.held, share) for key, entry in slots._origins.items()
+                if slots.free and entry.held < share
+                and any(not waiter.done() for waiter in entry.waiting))
+            await asyncio.sleep(0)
+
+    watcher = asyncio.create_task(watch())
+    tasks: list[asyncio.Task[None]] = []
+    for _ in range(rng.randint(20, 120)):
+        tasks.append(asyncio.create_task(request(f"http://o{rng.randrange(origins)}")))
+        if rng.random() < 0.3:
+            await asyncio.sleep(rng.choice([0, 0.002]))
+        if rng.random() < 0.15:
+            rng.choice(tasks).cancel()
+    for _ in range(rng.randint(0, 20)):  # and while connections are being freed and given
+        await asyncio.sleep(rng.choice([0, 0.001]))
+        rng.choice(tasks).cancel()
+    await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+    watcher.cancel()
+    assert not idle_while_waiting
+    assert (slots.free, slots.origins, holding[0]) == (size, 0, 0)
