@@ -19,7 +19,8 @@ from normalizers.base import shown
 from switchboard.events import MessageEvent
 from switchboard.failure_text import traceback_without_text
 from switchboard.logs import get_logger
-from switchboard.records import OutRecord, short
+from switchboard.producer_placement import SizedRecords
+from switchboard.records import short
 
 log = get_logger(__name__)
 
@@ -78,12 +79,13 @@ def normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | N
 
 
 def storable(events: list[MessageEvent], body_bytes: int
-             ) -> tuple[list[OutRecord], Failure | None]:
-    """The events' records, or why Kafka cannot take them (see ingest.stored)."""
+             ) -> tuple[SizedRecords, Failure | None]:
+    """The events' records and their sizes, or why Kafka cannot take them (see
+    ingest.stored)."""
     try:
         return event_records(events, body_bytes), None
     except Unstorable as exc:
         if exc.__cause__ is not None:
             log.error("event not serializable", provider=events[0].provider,
                       exception=traceback_without_text(exc.__cause__))
-        return [], (400, "unprocessable_payload", exc.reason)
+        return SizedRecords(), (400, "unprocessable_payload", exc.reason)

@@ -109,7 +109,7 @@ class Replayer:
         records, failure = storable(events, len(webhook.body))
         if failure is not None:
             return Outcome(kept, "failing", reason=failure[2])
-        return Outcome(kept, "replayed", records, uncorrelated=uncorrelated)
+        return Outcome(kept, "replayed", list(records), uncorrelated=uncorrelated)
 
     async def _exists(self, topic: str) -> bool:
         if topic not in self._topics:

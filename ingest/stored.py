@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from switchboard.events import MessageEvent
-from switchboard.producer_placement import record_size
+from switchboard.producer_placement import SizedRecords, record_size
 from switchboard.records import OutRecord, event_record, raw_body, raw_record
 from switchboard.topics import ALL_TOPICS, DEFAULT_MAX_MESSAGE_BYTES, RAW
 
@@ -54,11 +54,13 @@ def fitted_raw(envelope: dict[str, Any], received_at: datetime
     return envelope, record
 
 
-def event_records(events: Sequence[MessageEvent], body_bytes: int) -> list[OutRecord]:
-    """The events' records, or Unstorable once one is over its topic's limit or all of them
-    over the request's budget (checked as they are built, so memory stays bounded)."""
+def event_records(events: Sequence[MessageEvent], body_bytes: int) -> SizedRecords:
+    """The events' records with their sizes (publish measures them no more), or Unstorable
+    once one is over its topic's limit or all of them over the request's budget (checked as
+    they are built, so memory stays bounded)."""
     budget = EVENT_BYTES_FLOOR + EVENT_BYTES_PER_BODY_BYTE * body_bytes
     records: list[OutRecord] = []
+    sizes: list[int] = []
     total = 0
     for event in events:
         try:
@@ -78,4 +80,5 @@ def event_records(events: Sequence[MessageEvent], body_bytes: int) -> list[OutRe
                              f"({EVENT_BYTES_PER_BODY_BYTE} times the body and more): a field "
                              "is repeated into every event")
         records.append(record)
-    return records
+        sizes.append(size)
+    return SizedRecords(records, sizes)

@@ -39,6 +39,7 @@ from switchboard.accounts import Account, Accounts
 from switchboard.logs import get_logger
 from switchboard.probes import error_body
 from switchboard.producer import DurableProducer, PublishError
+from switchboard.producer_placement import SizedRecords
 from switchboard.providers import PROVIDERS
 from switchboard.records import dead_letter_record, raw_envelope
 from switchboard.throttle import ThrottledLog
@@ -238,12 +239,15 @@ class WebhookHandler:
             log.warning("webhook too large to store", provider=account.provider,
                         account=account.name, reason=exc.reason)
             return error_response(413, "payload_too_large", exc.reason), "too_large"
-        records = [raw]
+        # Each record measured once: publish takes these sizes (the events' were measured
+        # against their topics' limits).
+        records = SizedRecords()
+        records.add(raw)
         if failure is None:
             stored, failure = await off_loop_if_large(len(body), storable, events, len(body))
             records.extend(stored)
         if failure is not None:
-            records.append(dead_letter_record(
+            records.add(dead_letter_record(
                 dl_id=new_id(), stage="normalize", reason=failure[2],
                 provider=account.provider, account=account.name, time=received_at,
                 payload=envelope))
