@@ -7,7 +7,7 @@ compact digits, unix seconds or milliseconds); events always carry UTC.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from normalizers.base import NormalizeError, shown
@@ -24,6 +24,9 @@ _TIME_FORMATS = (
 assert all("-" in fmt for fmt in _TIME_FORMATS)
 # Unix times as text: seconds (10 digits) or milliseconds (13), what providers send.
 _UNIX_TIME_DIGITS = (10, 13)
+# A Unix number past this is milliseconds (in seconds it would be past year 5138).
+_UNIX_MILLISECONDS_PAST = 10**11
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _COMPACT_TIME_DIGITS = 14  # YYYYMMDDhhmmss
 
 # RFC 3339 (5.6, 5.7) allows second 60, a leap second (23:59:60Z; 00:59:60+01:00 in another
@@ -54,14 +57,32 @@ def parse_time(value: Any) -> datetime | None:
     raise NormalizeError(f"timestamp should be a string, got {type(value).__name__}")
 
 
-def _unix_time(number: float, value: Any) -> datetime:
+def _unix_time(number: int | float, value: Any) -> datetime:
+    """Unix seconds or milliseconds, in whole numbers: float division was microseconds off
+    near year 9999. A fraction finer than a microsecond is cut off, toward the past, as a
+    text time's is (fromtimestamp rounded it: 1.9999999 was second 2)."""
     try:
-        seconds = float(number)
-        if seconds > 1e11:  # milliseconds
-            seconds /= 1000
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
+        if isinstance(number, int):
+            if number > _UNIX_MILLISECONDS_PAST:
+                return _UNIX_EPOCH + timedelta(milliseconds=number)
+            return _UNIX_EPOCH + timedelta(seconds=number)
+        numerator, denominator = _as_written(number)
+        per_unit = 1000 if numerator > _UNIX_MILLISECONDS_PAST * denominator else 1_000_000
+        return _UNIX_EPOCH + timedelta(microseconds=numerator * per_unit // denominator)
+    except (OverflowError, ValueError):  # past year 9999 or before year 1; inf, nan
         raise NormalizeError(f"timestamp {shown(value)} is out of range") from None
+
+
+def _as_written(number: float) -> tuple[int, int]:
+    """The number as its shortest decimal (repr), a numerator over a power of ten: the digits
+    the provider's JSON gave, which the float is only the nearest binary fraction to
+    (1700000000.3 is 1700000000.2999999523...: cut off, its .3 would lose a microsecond).
+    ValueError for inf and nan."""
+    mantissa, _, exponent = repr(number).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    scale = int(exponent or "0") - len(fraction)
+    digits = int(whole + fraction)
+    return (digits * 10**scale, 1) if scale >= 0 else (digits, 10**-scale)
 
 
 def _parse_time_text(value: str) -> datetime:

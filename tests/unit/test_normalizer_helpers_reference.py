@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation, localcontext
 from typing import Any
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
@@ -101,12 +102,14 @@ def ref_shown(value: Any) -> str:
 
 
 def ref_unix_time(number: float, value: Any) -> datetime:
+    # In decimal, as written (a float's shortest repr), its microseconds rounded down.
     try:
-        seconds = float(number)
-        if seconds > 1e11:
-            seconds /= 1000
-        return datetime.fromtimestamp(seconds, tz=UTC)
-    except (OverflowError, OSError, ValueError):
+        with localcontext(prec=1000):
+            exact = Decimal(number if isinstance(number, int) else repr(number))
+            microseconds = exact * (1000 if exact > 10**11 else 1_000_000)
+            whole = int(microseconds.to_integral_value(rounding=ROUND_FLOOR))
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=whole)
+    except (OverflowError, ValueError, InvalidOperation):
         raise NormalizeError(f"timestamp {ref_shown(value)} is out of range") from None
 
 
