@@ -179,7 +179,10 @@ class DurableProducer(RecordPlacement, RoundTripEnds):
         group = self._open
         if group is None:
             group = self._open = Group()
-            group.timer = loop.call_later(self.timeout_s, self._expire, group)
+            # Detached: it gives up for every caller of the group, the first one's record
+            # (whose log fields it would copy) as much as the others'.
+            group.timer = loop.call_later(self.timeout_s, self._expire, group,
+                                          context=detached())
         # No await from here to the waiter: all records of one call join the same group.
         for record, partition, size in zip(records, written, sizes, strict=True):
             self._append(producer, group, record, partition)

@@ -213,34 +213,49 @@ async def test_lines_of_tasks_a_handler_starts_carry_the_event_id_while_it_is_ha
     assert "event_id" not in lines["after the record"]
 
 
+class RefusingKafka:
+    """aiokafka's producer with Kafka refusing every batch: the flusher logs the failure."""
+
+    def __init__(self, **options: Any) -> None:
+        self.client = SimpleNamespace(
+            cluster=SimpleNamespace(partitions_for_topic=lambda topic: {0}),
+            add_topic=lambda topic: None)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    def create_batch(self) -> Any:
+        return BatchBuilder(MAX_BATCH_BYTES, 0)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        raise KafkaConnectionError("no broker")
+
+
+class SilentKafka(RefusingKafka):
+    """Kafka never answering: the timer the first caller's publish started gives up."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.client.cluster.leader_for_partition = lambda partition: 0  # a leader, silent
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
+        return asyncio.get_running_loop().create_future()  # never done
+
+
+@pytest.mark.parametrize("kafka", [RefusingKafka, SilentKafka])
 async def test_the_producers_flusher_started_by_a_handler_names_no_record(
-        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        kafka: type[RefusingKafka], capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The producer's flusher, started by the first publish after a quiet spell, sends what
-    every handler publishes: what it logs, even while the record that started it is handled,
+    every handler publishes, and the timer of a group, started by its first caller, gives up
+    for all its callers: what they log, even while the record that started them is handled,
     is about all of them."""
     configure_logging("INFO", "json")
 
-    class Refusing:
-        """aiokafka's producer with Kafka refusing every batch."""
-
-        def __init__(self, **options: Any) -> None:
-            self.client = SimpleNamespace(
-                cluster=SimpleNamespace(partitions_for_topic=lambda topic: {0}),
-                add_topic=lambda topic: None)
-
-        async def start(self) -> None:
-            return None
-
-        async def stop(self) -> None:
-            return None
-
-        def create_batch(self) -> Any:
-            return BatchBuilder(MAX_BATCH_BYTES, 0)
-
-        async def send_batch(self, batch: Any, topic: str, *, partition: int) -> Any:
-            raise KafkaConnectionError("no broker")
-
-    monkeypatch.setattr(producer_module, "AIOKafkaProducer", Refusing)
+    monkeypatch.setattr(producer_module, "AIOKafkaProducer", kafka)
     producer = DurableProducer("unused:9092", timeout_s=1)
     await producer.start()
 
