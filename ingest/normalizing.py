@@ -55,6 +55,13 @@ async def off_loop_if_large(body_bytes: int, function: Callable[P, T], *args: P.
     return await asyncio.get_running_loop().run_in_executor(_OFF_LOOP, call)
 
 
+def content_coding(header: str) -> str:
+    """A Content-Encoding header as the coding it names, "" for none: `identity` is none, and
+    codings are case-insensitive (RFC 9110), so `GZIP` and `gzip` are one."""
+    coding = header.strip().lower()
+    return "" if coding == "identity" else coding
+
+
 def normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | None]:
     """The request's events, or why it has none that can be kept: what ingest does with a
     request as it arrives, and `switchboard replay` with one kept as a dead letter."""
@@ -65,7 +72,7 @@ def normalized(webhook: WebhookRequest) -> tuple[list[MessageEvent], Failure | N
     # No provider we read compresses its webhooks, and none says whether it signs the bytes
     # before or after: refused by name, so the setting to change is plain.
     encoding = webhook.headers.get("content-encoding", "")
-    if encoding and encoding.strip().lower() != "identity":
+    if content_coding(encoding):
         return [], (415, "unsupported_content_encoding",
                     f"content encoding {shown(encoding, 40)} is not accepted; send the body "
                     "uncompressed")

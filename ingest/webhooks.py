@@ -31,7 +31,7 @@ from ingest.auth import (
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.deadlines import BodyDeadlines, BodyTimeout
 from ingest.dedup import RecentRequests, Refused
-from ingest.normalizing import normalized, off_loop_if_large, storable
+from ingest.normalizing import content_coding, normalized, off_loop_if_large, storable
 from ingest.stored import Unstorable, fitted_raw
 from normalizers import WebhookRequest, get
 from normalizers.base import Ack
@@ -213,9 +213,9 @@ class WebhookHandler:
         # The content type and encoding too: each can make other events of the same bytes, or
         # a refusal (a gzip body's 415 was answered 200 when a plain one of its bytes was kept).
         # Not the path: its kind segment is ignored.
+        coding = content_coding(headers.get("content-encoding", ""))
         fingerprint = self.recent.fingerprint(account.provider, account.name, method,
-                                              content_type, headers.get("content-encoding", ""),
-                                              query, body)
+                                              content_type, coding, query, body)
         webhook = WebhookRequest(provider=account.provider, account=account.name, body=body,
                                  received_at=received_at, raw_id=raw_id,
                                  content_type=content_type, query=query,

@@ -7,6 +7,7 @@ import base64
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client import REGISTRY
 
 from ingest.app import create_app
@@ -177,3 +178,25 @@ def test_a_dead_letters_entry_counts_against_the_bound() -> None:
     recent.remember(b"b", now=1.0)
     recent.remember(b"c", now=2.0)
     assert recent.seen(b"a", now=3.0) is None and len(recent) == 2
+
+
+@pytest.mark.parametrize("header", ["identity", " Identity ", ""])
+async def test_a_request_saying_its_body_is_plain_is_a_repeat_of_one_saying_nothing(
+        header: str) -> None:
+    # `identity` (or no coding) is the plain body every other request sends: the same bytes
+    # are one webhook, not stored again.
+    producer = KeepingProducer()
+    app = _app(producer)
+    assert (await _post(app, DELIVERY)).status_code == 200
+    published = len(producer.published)
+    assert (await _post(app, DELIVERY, **{"content-encoding": header})).status_code == 200
+    assert len(producer.published) == published
+
+
+async def test_a_coding_named_in_capitals_is_a_repeat_of_it_in_small_letters() -> None:
+    producer = KeepingProducer()
+    app = _app(producer)
+    assert (await _post(app, DELIVERY, **{"content-encoding": "gzip"})).status_code == 415
+    published = len(producer.published)
+    assert (await _post(app, DELIVERY, **{"content-encoding": "GZIP"})).status_code == 415
+    assert len(producer.published) == published  # one dead letter, not two
