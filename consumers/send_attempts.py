@@ -32,6 +32,7 @@ from switchboard.commands import OutboundCommand, OutboundResult
 from switchboard.failure_text import traceback_without_text
 from switchboard.futures import retrieve
 from switchboard.logs import get_logger
+from switchboard.producer import PublishError
 from switchboard.throttle import ThrottledLog
 
 log = get_logger("consumers.sender")  # the sender's lines, under the logger they always had
@@ -116,8 +117,9 @@ class SendAttempts:
                                  account: Account, ctx: Context, mark: Mark) -> OutboundResult:
         """The command's result. Its ledger says `pending` only while a call may be out: a
         sender killed while the command waits (a hold, a backoff after a refusal the provider
-        did not act on) leaves it `released`, and the next sender sends it, instead of
-        reporting outcome_unknown for a message no provider has."""
+        did not act on) leaves it `released`, and one killed while it waits for the rate limit
+        leaves it unmarked (marked as its request leaves, see SendProgress), and the next
+        sender sends it, instead of reporting outcome_unknown for a message no provider has."""
         count = _Count()
 
         async def wait(seconds: float) -> None:
@@ -139,10 +141,13 @@ class SendAttempts:
                                              attempts=count.calls)
             if held_s > 0:
                 await wait(held_s)
-            await mark("pending")
             outcome: SendReceipt | Exception
             try:
-                outcome = await self._call(client, command, ctx)
+                # Marked pending once the rate limit lets its request go (SendProgress).
+                outcome = await self._call(client, command, ctx, functools.partial(
+                    mark, "pending"))
+            except PublishError:
+                raise  # the mark not stored (Kafka away), nothing sent: the handler retries
             except Stopping:
                 raise GiveBack from None  # waited for the rate limit; the provider has nothing
             except Held:
@@ -205,11 +210,11 @@ class SendAttempts:
                            attempt=count.attempts, retry_in_s=round(delay, 1))
             await wait(delay)
 
-    async def _call(self, client: OutboundClient, command: OutboundCommand,
-                    ctx: Context) -> SendReceipt:
+    async def _call(self, client: OutboundClient, command: OutboundCommand, ctx: Context,
+                    before_request: Callable[[], Awaitable[None]]) -> SendReceipt:
         """The provider call; once the worker winds down, it has `stop_grace_s` more to end
         (_CutShort after that)."""
-        progress = SendProgress()
+        progress = SendProgress(before_request)
         reset = SEND_PROGRESS.set(progress)  # the call's task takes a copy of the context
         try:
             call = asyncio.ensure_future(client.send(command))

@@ -1,7 +1,8 @@
 """The sender worker: outbound commands in, provider send API calls out, one result per command.
 
-No command id reaches a provider twice. Before calling the provider the sender durably marks
-the command `pending` in the compacted ledger topic, and after the call `sent` or `failed`
+No command id reaches a provider twice. Before its send request leaves (once the account's rate
+limit lets it go) the sender durably marks the command `pending` in the compacted ledger topic,
+and after the call `sent` or `failed`
 (`released` while it waits to retry after a refusal the provider did not act on: unsent).
 A redelivered command (crash, rebalance) finds its mark: `sent`/`failed` republish the same
 result; `pending` means the process died mid-call, the provider may or may not have the

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
 from consumers.handling import slot_given_up
@@ -25,10 +25,14 @@ class SendProgress:
     request is in flight, has given the provider no message: the sender hands it back unsent
     rather than reporting its outcome unknown."""
 
-    __slots__ = ("awaiting_answer",)
+    __slots__ = ("awaiting_answer", "before_request")
 
-    def __init__(self) -> None:
+    def __init__(self, before_request: Callable[[], Awaitable[None]] | None = None) -> None:
         self.awaiting_answer = False
+        # Awaited once the rate limit lets a send request go, before it leaves: the sender
+        # marks the command pending there, so a crash while it waited for the rate limit
+        # leaves it unsent for the next sender rather than outcome_unknown.
+        self.before_request = before_request
 
 
 # Set by the sender, one per provider call (see SendProgress); None outside the sender.

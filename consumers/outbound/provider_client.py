@@ -34,6 +34,8 @@ class ProviderClient(Generic[ConfigT]):
             raise Held()
         progress = SEND_PROGRESS.get()
         if progress is not None:
+            if progress.before_request is not None:
+                await progress.before_request()
             progress.awaiting_answer = True
         response = await post_json(self._http, url, payload, headers=headers,
                                    timeout_s=self._config.timeout_s)

@@ -21,7 +21,13 @@ from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, OUTBOUND_SENT, partitions_of
 from tests.accounts_toml import accounts_toml
-from tests.integration.stack import Stack, command_for, results_for, running_stack
+from tests.integration.stack import (
+    E2E_ACCOUNT_NAMES,
+    Stack,
+    command_for,
+    results_for,
+    running_stack,
+)
 from tests.kafka_helpers import TopicWatcher, collect_until, publish
 
 
@@ -202,6 +208,54 @@ async def test_sender_killed_while_waiting_to_retry_leaves_the_command_to_the_ne
         receipts = [s for s in await stack.sends(command.account)
                     if s["correlation_id"] == command.id]
         assert len(receipts) == 1
+
+
+async def test_sender_killed_while_a_command_waits_for_the_rate_limit_leaves_it_unsent(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # A backlog behind an account's rate limit at a crash (SIGKILL, OOM): the commands waiting
+    # for it had been marked pending before the wait, and the next sender reported each
+    # outcome_unknown, none of them sent.
+    async with running_stack(kafka_bootstrap, workers=()) as stack:
+        # One send, then the next a minute later. An account of this test alone: commands for
+        # the e2e account left unsent in the session's topic by other tests would otherwise
+        # take its one token, before this test's or after the restart.
+        paced = f"e2e-infobip-paced-{uuid.uuid4().hex[:8]}"
+        accounts = copy.deepcopy(stack.accounts_data)
+        accounts[paced] = copy.deepcopy(accounts[E2E_ACCOUNT_NAMES["infobip"]])
+        accounts[paced]["outbound"].update(rate_per_s=1 / 60, burst=1)
+        first = command_for("infobip").model_copy(update={"account": paced})
+        # The same conversation: handled one after the other, so the first takes the token.
+        # In two, either could (their partitions are read in any order).
+        waiting = first.model_copy(update={"id": f"{first.id}-2"})
+        start_sender = _sender_starter(stack, kafka_bootstrap, tmp_path, accounts)
+        async with TopicWatcher(kafka_bootstrap,
+                                (OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
+            before = await watcher.snapshot()
+            sender = start_sender()
+            try:
+                await publish(kafka_bootstrap, [command_record(first, "infobip"),
+                                                command_record(waiting, "infobip")])
+                await collect_until(watcher, before, lambda f: bool(results_for(f, first.id)))
+                await asyncio.sleep(1)  # the second one is handled, waiting for its token
+                sender.send_signal(signal.SIGKILL)
+                sender.wait(30)
+                killed = await watcher.records_since(before)
+
+                sender = start_sender()  # its bucket full: the second is sent at once
+                found = await collect_until(watcher, before,
+                                            lambda f: bool(results_for(f, waiting.id)))
+            finally:
+                sender.terminate()
+                sender.wait(30)
+        assert not results_for(killed, waiting.id)
+        assert ledger_states(killed, first.id) == ["pending", "sent"]
+        assert ledger_states(killed, waiting.id) == []
+        [result] = results_for(found, waiting.id)
+        assert result["status"] == "accepted", result
+        # The simulator knows the account by its credentials: the e2e account's.
+        receipts = [s["correlation_id"] for s in await stack.sends(E2E_ACCOUNT_NAMES["infobip"])]
+        assert receipts.count(first.id) == 1 and receipts.count(waiting.id) == 1
 
 
 async def test_sender_stopped_during_a_long_provider_call_stops_within_its_grace(

@@ -473,15 +473,23 @@ async def test_a_send_waiting_for_the_rate_limit_is_given_back_when_the_sender_s
         sender = Sender(slow, CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger),
                         http, public_url=None)
         ctx = FakeContext()
-        await sender.handle(consumed(command()), ctx)  # the burst's one token
-        waiting = asyncio.create_task(sender.handle(consumed(command()), ctx))
+        first, second = command(), command()
+        await sender.handle(consumed(first), ctx)  # the burst's one token
+        waiting = asyncio.create_task(sender.handle(consumed(second), ctx))
         await asyncio.sleep(0.1)  # its token comes in 5 s
         ctx.winding_down.set()  # SIGTERM
         with pytest.raises(GiveBack):
             await asyncio.wait_for(waiting, 1)
     assert len(calls) == 1
-    marks = [decode_ledger(r.value).state for r in ctx.published if r.topic == OUTBOUND_SENT.name]
-    assert marks[-2:] == ["pending", "released"]
+
+    def marks(record: OutRecord) -> list[str]:
+        key = orjson.loads(record.value)["id"].encode()
+        return [decode_ledger(r.value).state for r in ctx.published
+                if r.topic == OUTBOUND_SENT.name and r.key == key]
+    assert marks(first) == ["pending", "sent"]
+    # Never marked pending while it waited: a SIGKILL then leaves it unmarked, and the next
+    # sender sends it rather than report outcome_unknown.
+    assert marks(second) == []
 
 
 @pytest.mark.parametrize(("attempt", "retry_after", "waited"), [
