@@ -216,8 +216,11 @@ class Sender(SendAttempts):
                     # Known before it is stored: if storing fails (Kafka away), the handler's
                     # retry sends it (the provider has nothing), not outcome_unknown.
                     self.ledger.put_local(key, entry)
-                await self._mark(ctx, key, entry)
+                # Noted before it is stored: `pending` is stored within the provider call, and
+                # a stop that cuts the call short while Kafka is slow to answer may leave it
+                # stored all the same; the GiveBack that follows then releases it.
                 marked.append(state)
+                await self._mark(ctx, key, entry)
 
         try:
             result = await self._send_with_retries(client, command, account, ctx, mark)
