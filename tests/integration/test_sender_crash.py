@@ -117,6 +117,15 @@ async def test_sender_killed_mid_batch_never_sends_a_command_twice(
         assert unknown["error"]["code"] == "outcome_unknown"
 
 
+async def _until_the_provider_refused(stack: Stack) -> None:
+    """Until the simulator's one fault (a 429) is used up: the sender's first call refused."""
+    for _ in range(300):
+        if not (await stack.control("GET", "faults")).json()["faults"]:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the sender never called the provider")
+
+
 async def test_sender_stopped_while_waiting_to_retry_leaves_the_command_to_the_next_one(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
@@ -133,12 +142,7 @@ async def test_sender_stopped_while_waiting_to_retry_leaves_the_command_to_the_n
             sender = start_sender()
             try:
                 await publish(kafka_bootstrap, [command_record(command, "infobip")])
-                for _ in range(300):  # until the provider refused the first attempt
-                    if not (await stack.control("GET", "faults")).json()["faults"]:
-                        break
-                    await asyncio.sleep(0.1)
-                else:
-                    raise AssertionError("the sender never called the provider")
+                await _until_the_provider_refused(stack)
                 sender.send_signal(signal.SIGTERM)
                 # The bound only keeps a stuck sender from hanging the test: whether it waited
                 # out the Retry-After shows in what it wrote (a retry after the wait succeeds,
@@ -179,12 +183,7 @@ async def test_sender_killed_while_waiting_to_retry_leaves_the_command_to_the_ne
             sender = start_sender()
             try:
                 await publish(kafka_bootstrap, [command_record(command, "infobip")])
-                for _ in range(300):  # until the provider refused the first attempt
-                    if not (await stack.control("GET", "faults")).json()["faults"]:
-                        break
-                    await asyncio.sleep(0.1)
-                else:
-                    raise AssertionError("the sender never called the provider")
+                await _until_the_provider_refused(stack)
                 deadline = time.monotonic() + 10  # the refusal read, the wait begun
                 while time.monotonic() < deadline:
                     marks = ledger_states(await watcher.records_since(before), command.id)
