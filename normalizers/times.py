@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from normalizers.base import NormalizeError, shown
@@ -74,15 +75,11 @@ def _unix_time(number: int | float, value: Any) -> datetime:
 
 
 def _as_written(number: float) -> tuple[int, int]:
-    """The number as its shortest decimal (repr), a numerator over a power of ten: the digits
-    the provider's JSON gave, which the float is only the nearest binary fraction to
-    (1700000000.3 is 1700000000.2999999523...: cut off, its .3 would lose a microsecond).
-    ValueError for inf and nan."""
-    mantissa, _, exponent = repr(number).partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    scale = int(exponent or "0") - len(fraction)
-    digits = int(whole + fraction)
-    return (digits * 10**scale, 1) if scale >= 0 else (digits, 10**-scale)
+    """The number as its shortest decimal (repr, as normalizers.fields reads a float's
+    digits), a numerator over a denominator: the digits the provider's JSON gave, which the
+    float is only the nearest binary fraction to (1700000000.3 is 1700000000.2999999523...:
+    cut off, its .3 would lose a microsecond). OverflowError for inf, ValueError for nan."""
+    return Decimal(repr(number)).as_integer_ratio()
 
 
 def _parse_time_text(value: str) -> datetime:
