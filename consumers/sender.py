@@ -206,11 +206,11 @@ class Sender(SendAttempts):
                 command, account.provider, "bad_outbound_config",
                 f"account {account.name} outbound config is invalid: {exc}", attempts=0))
             return
-        marked: list[str] = []
+        last_mark = "released"  # none yet: a `released` before any `pending` has nothing to release
 
         async def mark(state: Literal["pending", "released"]) -> None:
-            # A change only: `released` before any `pending` has nothing to release.
-            if (marked[-1] if marked else "released") != state:
+            nonlocal last_mark
+            if state != last_mark:  # a change only
                 entry = LedgerEntry(state=state)
                 if state == "released":
                     # Known before it is stored: if storing fails (Kafka away), the handler's
@@ -219,7 +219,7 @@ class Sender(SendAttempts):
                 # Noted before it is stored: `pending` is stored within the provider call, and
                 # a stop that cuts the call short while Kafka is slow to answer may leave it
                 # stored all the same; the GiveBack that follows then releases it.
-                marked.append(state)
+                last_mark = state
                 await self._mark(ctx, key, entry)
 
         try:
