@@ -176,11 +176,23 @@ def read_response(response: httpx.Response) -> SendReceipt:
 
 
 def success_body(response: httpx.Response) -> Any:
-    """The parsed body of a 2xx; for any other status the SendError its error body describes."""
+    """The parsed body of a 2xx; for any other status the SendError its error body describes.
+
+    A 2xx carrying the `requestError` body is a refusal too: it is how Infobip answers a
+    request it did not act on (seeds 003, 004 show it with 400 and 401), and it holds no
+    message. Omnichat, whose acceptances need no id, would otherwise report it accepted (the
+    message never sent); the Messages API reported it possibly sent. One that also holds a
+    message (`messages`, `messageId`) says both, and is read as the acceptance it holds."""
     body = json_body(response)
     if not response.is_success:
         code, description = infobip_error(body)
         raise classify_http_error(response, description or snippet(response), code)
+    if (isinstance(body, dict) and isinstance(body.get("requestError"), dict)
+            and "messages" not in body and "messageId" not in body):
+        code, description = infobip_error(body)
+        raise SendError(f"HTTP {response.status_code} with Infobip's error body, a refusal: "
+                        f"{description or snippet(response)}", retryable=False,
+                        code=code or "provider_error")
     return body
 
 
