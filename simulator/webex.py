@@ -7,9 +7,10 @@ Like the real API it answers HTTP 200 even when it refuses: success is an array
 `{"response": [{"code": "1001", "transid", "description": "Queued"}]}` (one item per msisdn),
 errors an object `{"response": {"code": "7001", "description", "transid"}}` (7000 invalid JSON,
 7001 authentication failed, 7002 service key missing, 7003 mandatory parameters missing,
-7004 invalid parameters). Injected faults are answered the Webex way too: a 500 or 503 as
-HTTP 200 with code 7006 (internal error), a 400 as HTTP 200 with code 7004. Only an injected
-429 keeps its HTTP status (with code 7020), so its Retry-After can be tried.
+7004 invalid parameters, also an SMS text over the documented 1024 characters). Injected
+faults are answered the Webex way too: a 500 or 503 as HTTP 200 with code 7006 (internal
+error), a 400 as HTTP 200 with code 7004. Only an injected 429 keeps its HTTP status (with
+code 7020), so its Retry-After can be tried.
 
 Receipts are `deliveryInfoNotification` objects, Submitted (7501) then Delivered (7500), then
 Read (7502) on channels with read receipts; `correlationid` and `callbackData` are echoed and
@@ -64,6 +65,9 @@ _BUTTON_CHANNELS = frozenset({"whatsapp", "messenger", "rcs"})
 # `channels.sms.type` (seed 002): text (the default), flash, binary (hex in `body`), Unicode.
 SMS_TYPES = frozenset({"1", "2", "3", "4"})
 BINARY_TYPE = "3"
+# Seed 002: "A maximum of 1024 characters can be supported" in `channels.sms.text`. Which code
+# Webex answers a longer one with is not documented; 7004 (invalid parameters) is ours.
+MAX_SMS_TEXT = 1024
 
 
 class Outbound(OutboundKeys):
@@ -199,7 +203,8 @@ def _sms_problem(content: dict[str, Any], config: Outbound) -> tuple[str, str] |
     if text(content.get("senderid")) is None or text(content.get("text")) is None:
         return "7003", "Mandatory parameters missing"
     kind = content.get("type", "1")
-    if content["senderid"] != config.sender_id or kind not in SMS_TYPES:
+    if (content["senderid"] != config.sender_id or kind not in SMS_TYPES
+            or len(content["text"]) > MAX_SMS_TEXT):
         return "7004", "Invalid parameters/Values"
     if kind == BINARY_TYPE and text(content.get("body")) is None:
         return "7003", "Mandatory parameters missing"

@@ -406,12 +406,20 @@ async def test_bird_takes_at_most_ten_images(sim: httpx.AsyncClient, count: int)
     # Seed 002: `type` is "1" (text), "2" (flash), "3" (binary, hex in `body`) or "4"
     (webex_sms(type="unicode"), "7004"),
     (webex_sms(type="3"), "7003"),
+    # Seed 002: `text` holds at most 1024 characters
+    (webex_sms(text="x" * 1025), "7004"),
 ])
 async def test_webex_validation_errors(sim: httpx.AsyncClient, body: dict[str, Any],
                                        code: str) -> None:
     response = await sim.post("/webex/resources/v1/messaging", json=body,
                               headers={"key": "webex-service-key"})
     assert response.status_code == 200 and response.json()["response"]["code"] == code
+
+
+async def test_webex_takes_a_text_of_1024_characters(sim: httpx.AsyncClient) -> None:
+    response = await sim.post("/webex/resources/v1/messaging", json=webex_sms(text="é" * 1024),
+                              headers={"key": "webex-service-key"})
+    assert response.json()["response"][0]["code"] == "1001"
 
 
 async def test_webex_invalid_json_is_7000(sim: httpx.AsyncClient) -> None:
