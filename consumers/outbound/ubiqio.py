@@ -193,8 +193,10 @@ class Client(ProviderClient[Config]):
                                       idempotent=True)
         token = as_text(body.get("token")) if isinstance(body, dict) else None
         if token is None:
-            page = web_page(response, self._config.base_url)
-            raise SendError("Ubiqio token response has no token" + (f": {page}" if page else ""),
+            # Its reason, where the 2xx gives one: a refusal of the credentials in a 2xx
+            # ("success": false) otherwise read as no more than "no token".
+            said = web_page(response, self._config.base_url) or _error_text(body)
+            raise SendError("Ubiqio token response has no token" + (f": {said}" if said else ""),
                             retryable=False, code="token_missing")
         if not _BEARER_TOKEN.fullmatch(token):
             # In the Authorization header it would fail each send, before a byte left (not

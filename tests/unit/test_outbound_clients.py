@@ -948,6 +948,17 @@ async def test_a_ubiqio_token_request_answered_by_a_web_page_says_so(
     assert fake.to(UBIQIO) == []
 
 
+async def test_a_ubiqio_token_refusal_in_a_2xx_quotes_its_reason(
+        fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    # Seed 000 shows no token answer: a refusal of the credentials with HTTP 200 was reported
+    # as "no token" alone, without the reason that tells the operator what to fix.
+    fake.on(TOKEN_PATH, reply(200, {"success": False, "message": "Invalid clientId"}))
+    error = await send_error(make("ubiqio", fake, http), command())
+    assert (error.code, error.retryable) == ("token_missing", False)
+    assert error.description == "Ubiqio token response has no token: Invalid clientId"
+    assert fake.to(UBIQIO) == []
+
+
 def test_ubiqio_refresh_time_from_the_jwt() -> None:
     now = 1_700_000_000.0
     assert ubiqio.token_refresh_at(token(600, now), now) == int(now + 600) - 60
