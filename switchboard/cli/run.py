@@ -224,7 +224,8 @@ Ctrl-C stops everything."""
 
 def _warn_if_sending_past_the_simulator(accounts: Accounts, simulator_port: int) -> None:
     """Accounts of your own that send to the simulator's default port reach nothing once it
-    has moved (the shipped demo accounts follow it: see _on_simulator_port)."""
+    has moved (`run` moves the shipped demo accounts with it: see _on_simulator_port;
+    `simulate` cannot, as the sender reads them in a process of its own)."""
     stale = [account.name for account in accounts
              if str(account.outbound.get("base_url", "")).startswith(DEMO_SIMULATOR)]
     if simulator_port != DEFAULT_SIMULATOR_PORT and stale:
