@@ -9,7 +9,13 @@ import signal
 import sys
 from datetime import UTC, datetime, timedelta
 
-from switchboard.cli.startup import NoAnswer, cannot_reach_kafka, drop_stdout, reach_kafka
+from switchboard.cli.startup import (
+    KAFKA_PRINTS_IT,
+    NoAnswer,
+    cannot_reach_kafka,
+    drop_stdout,
+    reach_kafka,
+)
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
 
@@ -88,7 +94,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.replayer import ReplayError
 
     if not settings.kafka_bootstrap_servers:
-        print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
+        print(f"error: set KAFKA_BOOTSTRAP_SERVERS ({KAFKA_PRINTS_IT})", file=sys.stderr)
         return 2
     try:
         since_ms, until_ms = _window(args)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import orjson
 
 from switchboard.cli.startup import (
+    KAFKA_PRINTS_IT,
     NoAnswer,
     accounts_or_exit,
     cannot_reach_kafka,
@@ -30,7 +31,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from switchboard.producer import PublishError
 
     if not settings.kafka_bootstrap_servers:
-        print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
+        print(f"error: set KAFKA_BOOTSTRAP_SERVERS ({KAFKA_PRINTS_IT})", file=sys.stderr)
         return 2
     accounts = accounts_or_exit(settings, demo=True)  # `run` serves the demo accounts too
     if accounts is None:

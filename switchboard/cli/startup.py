@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 DEMO_ACCOUNTS = Path("examples/accounts.toml")
 DEMO_RULES = Path("examples/rules.toml")
+# Where a missing KAFKA_BOOTSTRAP_SERVERS comes from: both print the line to paste.
+KAFKA_PRINTS_IT = "`switchboard run` or `switchboard kafka` prints it"
 
 
 def invoked_as(argv0: str | None = None, executable: str | None = None) -> str:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from switchboard.cli.startup import NoAnswer, cannot_reach_kafka, reach_kafka
+from switchboard.cli.startup import KAFKA_PRINTS_IT, NoAnswer, cannot_reach_kafka, reach_kafka
 from switchboard.settings import Settings
 
 
@@ -16,7 +16,7 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     from switchboard.tail import CannotRead, UnknownTopic, tail
 
     if not settings.kafka_bootstrap_servers:
-        print("error: set KAFKA_BOOTSTRAP_SERVERS (the run command prints it)", file=sys.stderr)
+        print(f"error: set KAFKA_BOOTSTRAP_SERVERS ({KAFKA_PRINTS_IT})", file=sys.stderr)
         return 2
     from aiokafka.errors import KafkaConnectionError, KafkaError
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from switchboard.cli.startup import (
+    KAFKA_PRINTS_IT,
     NoAnswer,
     accounts_or_exit,
     cannot_reach_kafka,
@@ -58,7 +59,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
         return 2
     if not settings.kafka_bootstrap_servers:
-        print("error: set KAFKA_BOOTSTRAP_SERVERS", file=sys.stderr)
+        print(f"error: set KAFKA_BOOTSTRAP_SERVERS ({KAFKA_PRINTS_IT})", file=sys.stderr)
         return 2
     accounts = accounts_or_exit(settings, demo=False)
     if accounts is None:
