@@ -24,6 +24,7 @@ from switchboard.cli.startup import (
     kafka_stopped,
     port_taken,
     reach_kafka,
+    relative_hint,
     run_loop,
     terminal_outputs,
 )
@@ -286,7 +287,7 @@ def _prepare(settings: Settings) -> _Demo | None:
         try:
             load_rules(rules_file)
         except RulesError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {exc}{relative_hint(rules_file)}", file=sys.stderr)
             return None
     if settings.metrics_port:  # set for `serve` and the workers, maybe in a shared env file
         print(f"warning: SWITCHBOARD_METRICS_PORT={settings.metrics_port} is not read by run: "

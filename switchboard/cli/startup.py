@@ -206,8 +206,17 @@ def accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
     try:
         return load_accounts(path)
     except AccountsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {exc}{relative_hint(path)}", file=sys.stderr)
         return None
+
+
+def relative_hint(path: Path) -> str:
+    """What to add to a file's error when the file is a relative path that is not there: it is
+    read from the working directory, not from SWITCHBOARD_CONFIG's (whose file may name it),
+    nor from a unit's (`/` under systemd unless set)."""
+    if path.is_absolute() or path.exists():
+        return ""
+    return f" (a relative path is read from the working directory, {Path.cwd()})"
 
 
 def port_taken(host: str, listeners: Sequence[tuple[str, str, int]], *,

@@ -15,6 +15,7 @@ from switchboard.cli.startup import (
     drop_terminal_outputs,
     kafka_stopped,
     reach_kafka,
+    relative_hint,
     run_loop,
     terminal_outputs,
 )
@@ -77,7 +78,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if args.name == "sender":
             check_proxy_environment()
     except (RulesError, ProxySettingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        rules = settings.rules_file if isinstance(exc, RulesError) else None
+        hint = relative_hint(rules) if rules is not None else ""
+        print(f"error: {exc}{hint}", file=sys.stderr)
         return 2
 
     async def reached() -> None:
