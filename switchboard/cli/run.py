@@ -179,6 +179,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             broker.process.wait()
             return _broker_exited(broker)
         assert demo is not None
+        _warn_of_shared_groups(settings)
         return _run_services(demo, bootstrap, broker)
     except KeyboardInterrupt:
         print("stopping…", flush=True)
@@ -233,6 +234,17 @@ def _warn_if_sending_past_the_simulator(accounts: Accounts, simulator_port: int)
         print(f"warning: the simulator is on port {simulator_port}, but {', '.join(stale)} "
               f"send to port {DEFAULT_SIMULATOR_PORT} (their outbound.base_url): change them "
               "too", file=sys.stderr, flush=True)
+
+
+def _warn_of_shared_groups(settings: Settings) -> None:
+    """On a cluster named by KAFKA_BOOTSTRAP_SERVERS (one left exported, say), the workers
+    join the groups of any install there without a prefix, and take partitions from them."""
+    if settings.kafka_bootstrap_servers and not settings.kafka_name_prefix:
+        print(f"warning: run's sender and keyword bot join the groups switchboard-sender and "
+              f"switchboard-keywords on {settings.kafka_bootstrap_servers}: beside another "
+              "install's workers they take their share of its commands (failed as unknown "
+              "accounts) and messages (answered by these rules); set "
+              "SWITCHBOARD_KAFKA_NAME_PREFIX to keep apart", file=sys.stderr, flush=True)
 
 
 def _on_simulator_port(accounts: Accounts, simulator_port: int,

@@ -20,6 +20,7 @@ from switchboard.cli.run import (
     _prepare,
     _run_services,
     _warn_if_sending_past_the_simulator,
+    _warn_of_shared_groups,
     run_banner,
 )
 from switchboard.cli.startup import DEMO_ACCOUNTS, DEMO_RULES, invoked_as
@@ -217,3 +218,23 @@ def test_run_prints_the_command_as_it_was_started(monkeypatch: pytest.MonkeyPatc
     assert _run_services(demo, "127.0.0.1:9092", None) == 0
     assert "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 '/srv/sb env/bin/switchboard' tail\n" in \
         capsys.readouterr().out
+
+
+
+def test_run_on_a_cluster_of_its_own_choosing_warns_that_its_workers_join_the_groups(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """KAFKA_BOOTSTRAP_SERVERS left exported from a staging shell: run's demo sender joined
+    switchboard-sender there, took a share of the real commands and failed them as
+    unknown_account, and its keyword bot answered real contacts with the demo rules."""
+    local = Settings().model_copy(update={"kafka_bootstrap_servers": None,
+                                          "kafka_name_prefix": ""})
+    _warn_of_shared_groups(local)
+    assert capsys.readouterr().err == ""
+    cluster = local.model_copy(update={"kafka_bootstrap_servers": "kafka.staging:9092"})
+    _warn_of_shared_groups(cluster)
+    warning = capsys.readouterr().err
+    assert warning.startswith("warning: run's sender and keyword bot join the groups "
+                              "switchboard-sender and switchboard-keywords on kafka.staging:9092")
+    assert "SWITCHBOARD_KAFKA_NAME_PREFIX" in warning
+    _warn_of_shared_groups(cluster.model_copy(update={"kafka_name_prefix": "demo."}))
+    assert capsys.readouterr().err == ""
