@@ -140,7 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
                "line says which), 2 for bad arguments or settings (the accounts, the rules, "
                "the metrics port, a proxy variable), 130 for Ctrl-C before it started; a "
                "second stop signal ends it at once: 130 (Ctrl-C), 143 (SIGTERM).")
-    worker.add_argument("name", help="sender | keywords | autoreply | bot")
+    # Named in the usage line: `worker` alone said only "the following arguments are
+    # required: name".
+    worker.add_argument("name", metavar="{sender,keywords,autoreply,bot}",
+                        help="which worker: `bot` also needs --bot")
     worker.add_argument("--bot", help="with `bot`: your bot function, as module:function, "
                                       "imported from the current directory or PYTHONPATH")
     worker.set_defaults(handler=cmd_worker)
