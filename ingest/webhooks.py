@@ -35,6 +35,7 @@ from ingest.normalizing import content_coding, normalized, off_loop_if_large, st
 from ingest.stored import Unstorable, fitted_raw
 from normalizers import WebhookRequest, get
 from normalizers.base import Ack
+from normalizers.registry import acknowledgement
 from switchboard.accounts import Account, Accounts
 from switchboard.logs import get_logger
 from switchboard.probes import error_body
@@ -220,16 +221,17 @@ class WebhookHandler:
                                  received_at=received_at, raw_id=raw_id,
                                  content_type=content_type, query=query,
                                  method=method, headers=headers)
-        normalizer = get(account.provider)
         seen = self.recent.seen(fingerprint)
         if seen is not None:
             metrics.DUPLICATES.labels(account.provider, account.name).inc()
             if isinstance(seen, Refused):  # its dead letter is kept: the same answer, no other
                 return error_response(*seen.answer), "duplicate_dead_letter"
-            return self._ack(normalizer.acknowledge(webhook)), "duplicate"
+            # Answered as it was, without reading its events again (see acknowledge).
+            return self._ack(get(account.provider).acknowledge(webhook)), "duplicate"
 
         # A large body is normalized and its records built off the event loop.
         events, failure = await off_loop_if_large(len(body), normalized, webhook)
+        read = events  # what the answer comes with (correlation returns new events)
         if events and self.correlations is not None \
                 and account.provider in self.correlations.providers:
             events = await correlate(self.correlations, events)
@@ -278,7 +280,9 @@ class WebhookHandler:
         for event in events:
             metrics.count_event(account.provider, event.type.value,
                                 event.status.value if event.status else "")
-        return self._ack(normalizer.acknowledge(webhook)), "stored"
+        # Given with the events, so a provider whose answer depends on the body (Bird) reads it
+        # once, not again here.
+        return self._ack(acknowledgement(webhook, read)), "stored"
 
     @staticmethod
     def _verify(request: Request, account: Account, query: str, headers: dict[str, str],

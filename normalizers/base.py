@@ -9,10 +9,12 @@ channels and event_builders.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from switchboard.events import MessageEvent
 
 JsonObject = dict[str, Any]
 
@@ -87,6 +89,18 @@ class Ack:
 
 
 DEFAULT_ACK = Ack()
+
+
+class Normalized(list[MessageEvent]):
+    """A webhook's events with the answer they were read with: what `normalize` hands back when
+    the answer depends on the body (Bird's legacy SMS API wants `OK`), so the body is read
+    once. A list, so every reader of the events (replay, the CLI, the tests) reads it as one."""
+
+    __slots__ = ("ack",)
+
+    def __init__(self, events: Iterable[MessageEvent] = (), ack: Ack = DEFAULT_ACK) -> None:
+        super().__init__(events)
+        self.ack = ack
 
 
 def key_list(data: Mapping[str, Any]) -> str:

@@ -24,7 +24,14 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from normalizers import _bird_channels, _bird_conversations, _bird_legacy, _bird_platform
-from normalizers.base import DEFAULT_ACK, Ack, JsonObject, NormalizeError, WebhookRequest
+from normalizers.base import (
+    DEFAULT_ACK,
+    Ack,
+    JsonObject,
+    Normalized,
+    NormalizeError,
+    WebhookRequest,
+)
 from normalizers.bodies import is_form, parse_json_object, request_form_pairs
 from switchboard.events import MessageEvent
 
@@ -40,22 +47,25 @@ ReadJson = Callable[[WebhookRequest, JsonObject], list[MessageEvent]]
 OPT_OUT_ERROR_CODES = frozenset({_bird_legacy.OPTED_OUT, "recipient_opted_out"})
 
 
-def normalize(request: WebhookRequest) -> list[MessageEvent]:
-    """One event per Bird webhook (Bird never batches); the family is told by method and shape."""
+def normalize(request: WebhookRequest) -> Normalized:
+    """One event per Bird webhook (Bird never batches); the family is told by method and shape,
+    and answered as it expects: `OK` as text for the legacy SMS API, the default for the JSON
+    APIs (B, C, D). A JSON envelope posted as a form is read, and answered, as a legacy form."""
     data = _json_body(request)
     if data is None:
-        return _legacy_fields_events(request)
+        return Normalized(_legacy_fields_events(request), _LEGACY_ACK)
     read = _json_family(data)
     if read is None:
-        return _bird_legacy.events(request, {str(key).lower(): value
-                                             for key, value in data.items()})
-    return read(request, data)
+        return Normalized(_bird_legacy.events(request, {str(key).lower(): value
+                                                        for key, value in data.items()}),
+                          _LEGACY_ACK)
+    return Normalized(read(request, data))
 
 
 def acknowledge(request: WebhookRequest) -> Ack:
-    """`OK` as text for the legacy SMS API; the JSON APIs (B, C, D) take any 2xx. The family
-    as `normalize` reads it: a JSON envelope posted as a form is read as a legacy form, and
-    answered as one. Ingest hands over the request alone, so a JSON body is parsed again."""
+    """The answer `normalize` gives, for a repeat of a webhook already stored, which ingest
+    answers without reading its events again: told by the same two steps, so the JSON body is
+    parsed once more, on repeats only."""
     try:
         data = _json_body(request)
     except NormalizeError:  # not normalized either: answered with the refusal, not this

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Protocol, cast
 
-from normalizers.base import Ack, NormalizeError, WebhookRequest
+from normalizers.base import Ack, Normalized, NormalizeError, WebhookRequest
 from switchboard.events import MessageEvent
 from switchboard.providers import PROVIDERS, UnknownProvider, provider_module
 
@@ -17,10 +17,12 @@ class ProviderNormalizer(Protocol):
     NAME: str
 
     def normalize(self, request: WebhookRequest) -> list[MessageEvent]:
-        """Turn one webhook into zero or more events, or raise NormalizeError."""
+        """Turn one webhook into zero or more events, or raise NormalizeError. A provider whose
+        answer depends on the body returns a Normalized carrying it, so the body is read once."""
 
     def acknowledge(self, request: WebhookRequest) -> Ack:
-        """The success answer this provider expects for this kind of webhook."""
+        """The success answer this provider expects for this webhook: what ingest answers a
+        plain list of events with, and a repeat of a stored webhook (not normalized again)."""
 
 
 @functools.cache
@@ -44,6 +46,14 @@ def normalize(request: WebhookRequest) -> list[MessageEvent]:
         # exception's text may quote the payload (pydantic's input_value=, a phone number).
         raise NormalizeError(f"unexpected {request.provider} payload: the normalizer raised "
                              f"{type(exc).__name__}") from exc
+
+
+def acknowledgement(request: WebhookRequest, events: list[MessageEvent]) -> Ack:
+    """The success answer for a webhook `normalize` read as `events`: the one it gave with them
+    (a Normalized), else the provider's for the request (a constant, for most)."""
+    if isinstance(events, Normalized):
+        return events.ack
+    return get(request.provider).acknowledge(request)
 
 
 @functools.cache

@@ -1,7 +1,9 @@
-"""What ingest answers a Bird webhook (bird.acknowledge): `OK` as text for the legacy SMS API,
-`{"ok":true}` for the JSON APIs (B, C, D), by the family `normalize` read the webhook as. It
-decided by a shape check of its own: a JSON envelope posted as a form, read as a legacy form,
-was answered `{"ok":true}`, and one after a UTF-8 byte order mark, read as its JSON API, `OK`."""
+"""What ingest answers a Bird webhook: `OK` as text for the legacy SMS API, `{"ok":true}` for
+the JSON APIs (B, C, D), by the family `normalize` read the webhook as. normalize hands it back
+with the events; bird.acknowledge gives it for a repeat, from the request alone, and must agree.
+It once decided by a shape check of its own: a JSON envelope posted as a form, read as a legacy
+form, was answered `{"ok":true}`, and one after a UTF-8 byte order mark, read as its JSON API,
+`OK`."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
-from normalizers import bird
-from normalizers.base import DEFAULT_ACK, WebhookRequest
+from normalizers import bird, get, normalize
+from normalizers.base import DEFAULT_ACK, Normalized, WebhookRequest
+from normalizers.registry import acknowledgement
 from switchboard.events import EventType
+from switchboard.providers import PROVIDERS
 from tests.fixtures import ACCOUNT, RAW_ID, RECEIVED_AT, Fixture, load_fixtures
 
 LEGACY_ACK = b"OK"
@@ -30,7 +34,9 @@ def normalized(fixtures: list[Fixture]) -> list[Fixture]:
 
 @pytest.mark.parametrize("fixture", normalized(load_fixtures("bird")), ids=lambda f: f.name)
 def test_every_fixture_is_answered_as_its_family_expects(fixture: Fixture) -> None:
-    assert bird.acknowledge(fixture.request()).body == FAMILY_ACKS[fixture.name.split("_")[0]]
+    ack = bird.normalize(fixture.request()).ack
+    assert ack.body == FAMILY_ACKS[fixture.name.split("_")[0]]
+    assert bird.acknowledge(fixture.request()) == ack
 
 
 def channels_body(name: str) -> bytes:
@@ -81,4 +87,20 @@ def test_the_answer_follows_the_family_the_webhook_was_read_as(case: Case) -> No
     events = bird.normalize(request)  # read, not refused: answered with this ack
     if case.method == "POST":
         assert [e.type for e in events] == [EventType.INBOUND]
-    assert bird.acknowledge(request).body == case.ack
+    assert events.ack.body == case.ack
+    assert bird.acknowledge(request) == events.ack
+
+
+@pytest.mark.parametrize("provider", [p for p in PROVIDERS if p != "bird"])
+def test_a_plain_list_of_events_is_answered_with_the_providers_acknowledge(
+        provider: str) -> None:
+    """A provider whose answer does not depend on the body returns its events as a plain list,
+    with a one-line acknowledge; Bird's answer comes with its events."""
+    [fixture, *_] = [f for f in load_fixtures(provider) if f.spec.get("events")]
+    request = fixture.request()
+    events = normalize(request)
+    assert not isinstance(events, Normalized)
+    assert acknowledgement(request, events) == get(provider).acknowledge(request) == DEFAULT_ACK
+    legacy = WebhookRequest(provider="bird", account=ACCOUNT, body=b"", received_at=RECEIVED_AT,
+                            raw_id=RAW_ID, method="GET")
+    assert acknowledgement(legacy, normalize(legacy)).body == LEGACY_ACK
