@@ -4,7 +4,8 @@ Each scheme is one function; the account's `auth.scheme` picks it. Every compari
 constant-time, every secret of the account (two during a rotation) is tried, and failures say
 what was wrong without echoing any secret or signature. A verifier returns which secret
 matched, as its index in the account's list: 0 for the first, more for an older one still
-accepted during a rotation (what ingest counts, so an operator sees when it is unused).
+accepted during a rotation (what ingest counts, so an operator sees when it is unused). The
+request they read, their error and the checks they share are in ingest.credentials.
 """
 
 from __future__ import annotations
@@ -13,46 +14,25 @@ import base64
 import hashlib
 import hmac
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 import jwt
 import orjson
 
+from ingest.credentials import (
+    OWS,
+    check_fresh,
+    credential_header,
+    decode_signature,
+    equal,
+    hmac_digest,
+    matching_secret,
+    signed_with,
+)
+from ingest.credentials import AuthError as AuthError  # ingest and the tests import them here
+from ingest.credentials import SignedRequest as SignedRequest
 from switchboard.accounts import AuthConfig
-
-
-class AuthError(Exception):
-    """Authentication failed; `reason` is safe to log and to return (contains no secret)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class SignedRequest:
-    method: str
-    url: str  # the full URL as the provider called it (scheme, host, path, query)
-    query: str
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-    now: float
-    # Names of the headers that came more than once (`headers` holds the last copy): a
-    # credential among them is refused, see _header.
-    repeated: frozenset[str] = frozenset()
-
-
-def _equal(a: bytes | str, b: bytes | str) -> bool:
-    a_bytes = a.encode() if isinstance(a, str) else a
-    b_bytes = b.encode() if isinstance(b, str) else b
-    return hmac.compare_digest(a_bytes, b_bytes)
-
-
-# Whitespace around a header value is not part of it (RFC 9110 5.5). uvicorn's h11 parser
-# strips it, its httptools parser keeps what trails: stripped here, so both authenticate alike.
-_OWS = " \t"
 
 
 def repeated_headers(raw: list[tuple[bytes, bytes]]) -> frozenset[str]:
@@ -64,18 +44,6 @@ def repeated_headers(raw: list[tuple[bytes, bytes]]) -> frozenset[str]:
             repeated.add(name.decode("latin-1"))
         seen.add(name)
     return frozenset(repeated)
-
-
-def _header(request: SignedRequest, name: str) -> str:
-    """A credential header's one value. Sent twice, it is refused rather than one copy picked:
-    a proxy in front may have checked (or logged, or rate-limited by) the other one, and no
-    provider sends a credential twice (RFC 9110 allows a repeated field only as a list)."""
-    if name in request.repeated:
-        raise AuthError(f"{name} header sent more than once")
-    value = request.headers.get(name, "").strip(_OWS)
-    if not value:
-        raise AuthError(f"missing {name} header")
-    return value
 
 
 # The headers each scheme reads its credentials from (the token scheme's is the account's own).
@@ -94,54 +62,16 @@ def credential_headers(config: AuthConfig) -> tuple[str, ...]:
 
 
 def refuse_repeated(repeated: frozenset[str], config: AuthConfig) -> None:
-    """AuthError if one of the scheme's credential headers came twice (see _header), as its
-    verifier would: said from the headers alone, so before a signed request's body is read."""
+    """AuthError if one of the scheme's credential headers came twice (see credential_header),
+    as its verifier would: said from the headers alone, so before a signed request's body is
+    read."""
     for name in credential_headers(config):
         if name in repeated:
             raise AuthError(f"{name} header sent more than once")
 
 
-# Clocks differ a little; a timestamp further ahead than this was not made by the provider
-# for a request sent now (and would stretch the replay window into the future).
-MAX_CLOCK_SKEW_S = 300
-
-
-def _fresh(timestamp: str, max_age_s: int, now: float) -> None:
-    try:
-        sent = int(timestamp)
-        age = now - sent  # past a float's range (309 digits) this raised: a 500, unsigned
-    except ValueError:
-        raise AuthError("signature timestamp is not a number") from None
-    except OverflowError:
-        raise AuthError("signature timestamp is not a time") from None
-    if age > max_age_s:
-        raise AuthError(f"signature timestamp older than the {max_age_s}s window")
-    if -age > MAX_CLOCK_SKEW_S:
-        raise AuthError(f"signature timestamp more than {MAX_CLOCK_SKEW_S}s in the future")
-
-
-def _hmac(key: bytes, message: bytes, digest: str = "sha256") -> bytes:
-    return hmac.new(key, message, digest).digest()
-
-
-def _matching(offered: str, secrets: list[str]) -> int | None:
-    """The index of the secret equal to what the request offered, or None."""
-    for index, secret in enumerate(secrets):
-        if _equal(offered, secret):
-            return index
-    return None
-
-
-def _signed_with(signature: bytes, message: bytes, secrets: list[str]) -> int | None:
-    """The index of the secret whose HMAC-SHA256 of the message is the signature, or None."""
-    for index, secret in enumerate(secrets):
-        if _equal(_hmac(secret.encode(), message), signature):
-            return index
-    return None
-
-
 def verify_basic(request: SignedRequest, config: AuthConfig) -> int:
-    header = _header(request, "authorization")
+    header = credential_header(request, "authorization")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
         raise AuthError("authorization is not Basic")
@@ -149,8 +79,8 @@ def verify_basic(request: SignedRequest, config: AuthConfig) -> int:
         user, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
     except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII input
         raise AuthError("malformed Basic credentials") from None
-    user_ok = _equal(user, config.username or "")
-    matched = _matching(password, config.secret_values())
+    user_ok = equal(user, config.username or "")
+    matched = matching_secret(password, config.secret_values())
     if matched is None or not user_ok:
         raise AuthError("wrong username or password")
     return matched
@@ -159,7 +89,7 @@ def verify_basic(request: SignedRequest, config: AuthConfig) -> int:
 def verify_token(request: SignedRequest, config: AuthConfig) -> int:
     if config.header in request.repeated:
         raise AuthError(f"{config.header} header sent more than once")
-    token = request.headers.get(config.header, "").strip(_OWS)
+    token = request.headers.get(config.header, "").strip(OWS)
     if not token:
         tokens = [value for name, value in parse_qsl(request.query)
                   if name == config.query_param]
@@ -168,7 +98,7 @@ def verify_token(request: SignedRequest, config: AuthConfig) -> int:
         token = tokens[0] if tokens else ""
     if not token:
         raise AuthError(f"missing token ({config.header} header or ?{config.query_param}=)")
-    matched = _matching(token, config.secret_values())
+    matched = matching_secret(token, config.secret_values())
     if matched is None:
         raise AuthError("wrong token")
     return matched
@@ -176,13 +106,13 @@ def verify_token(request: SignedRequest, config: AuthConfig) -> int:
 
 def verify_bird_signature(request: SignedRequest, config: AuthConfig) -> int:
     """Bird Channels/Notifications API: HMAC-SHA256 over timestamp, URL and body hash."""
-    timestamp = _header(request, "messagebird-request-timestamp")
-    signature = _decode_b64(_header(request, "messagebird-signature"))
-    _fresh(timestamp, config.max_age_s, request.now)
+    timestamp = credential_header(request, "messagebird-request-timestamp")
+    signature = decode_signature(credential_header(request, "messagebird-signature"))
+    check_fresh(timestamp, config.max_age_s, request.now)
     message = b"\n".join(
         [timestamp.encode(), request.url.encode(), hashlib.sha256(request.body).digest()]
     )
-    matched = _signed_with(signature, message, config.secret_values())
+    matched = signed_with(signature, message, config.secret_values())
     if matched is None:
         raise AuthError("messagebird-signature does not match")
     return matched
@@ -190,14 +120,14 @@ def verify_bird_signature(request: SignedRequest, config: AuthConfig) -> int:
 
 def verify_messagebird_v1(request: SignedRequest, config: AuthConfig) -> int:
     """Legacy MessageBird v1: like Bird's, but signs the sorted query string, not the URL."""
-    timestamp = _header(request, "messagebird-request-timestamp")
-    signature = _decode_b64(_header(request, "messagebird-signature"))
-    _fresh(timestamp, config.max_age_s, request.now)
+    timestamp = credential_header(request, "messagebird-request-timestamp")
+    signature = decode_signature(credential_header(request, "messagebird-signature"))
+    check_fresh(timestamp, config.max_age_s, request.now)
     pairs = parse_qsl(request.query, keep_blank_values=True)
     query = urlencode(sorted(pairs))
     body_hash = hashlib.sha256(request.body).digest()
     message = b"\n".join([timestamp.encode(), query.encode(), body_hash])
-    matched = _signed_with(signature, message, config.secret_values())
+    matched = signed_with(signature, message, config.secret_values())
     if matched is None:
         raise AuthError("messagebird-signature does not match")
     _refuse_unsigned_order(pairs)
@@ -219,7 +149,7 @@ def _refuse_unsigned_order(pairs: list[tuple[str, str]]) -> None:
 
 def verify_messagebird_jwt(request: SignedRequest, config: AuthConfig) -> int:
     """Legacy MessageBird JWT: HS256/384/512 token binding the URL hash and the body hash."""
-    token = _header(request, "messagebird-signature-jwt")
+    token = credential_header(request, "messagebird-signature-jwt")
     claims = None
     matched = 0
     for index, secret in enumerate(config.secret_values()):
@@ -237,11 +167,11 @@ def verify_messagebird_jwt(request: SignedRequest, config: AuthConfig) -> int:
     if claims is None:
         raise AuthError("MessageBird-Signature-JWT signature does not match")
     url_hash = hashlib.sha256(request.url.encode()).hexdigest()
-    if not _equal(str(claims.get("url_hash", "")), url_hash):
+    if not equal(str(claims.get("url_hash", "")), url_hash):
         raise AuthError("MessageBird-Signature-JWT was signed for another URL")
     payload_hash = claims.get("payload_hash")
     if bool(request.body) != bool(payload_hash) or (
-        request.body and not _equal(str(payload_hash), hashlib.sha256(request.body).hexdigest())
+        request.body and not equal(str(payload_hash), hashlib.sha256(request.body).hexdigest())
     ):
         raise AuthError("MessageBird-Signature-JWT was signed for another body")
     return matched
@@ -249,20 +179,20 @@ def verify_messagebird_jwt(request: SignedRequest, config: AuthConfig) -> int:
 
 def verify_standard_webhooks(request: SignedRequest, config: AuthConfig) -> int:
     """Standard Webhooks (newer Bird platform): `v1,<b64 hmac>` over id.timestamp.body."""
-    webhook_id = _header(request, "webhook-id")
-    timestamp = _header(request, "webhook-timestamp")
-    _fresh(timestamp, config.max_age_s, request.now)
+    webhook_id = credential_header(request, "webhook-id")
+    timestamp = credential_header(request, "webhook-timestamp")
+    check_fresh(timestamp, config.max_age_s, request.now)
     message = f"{webhook_id}.{timestamp}.".encode() + request.body
     offered = []
-    for part in _header(request, "webhook-signature").split():
+    for part in credential_header(request, "webhook-signature").split():
         if part.startswith("v1,"):
             try:
                 offered.append(base64.b64decode(part[3:], validate=True))
             except ValueError:  # binascii.Error is one
                 continue  # one bad entry must not hide a good one next to it
     for index, key in enumerate(config.signing_keys()):
-        expected = _hmac(key, message)
-        if any(_equal(expected, signature) for signature in offered):
+        expected = hmac_digest(key, message)
+        if any(equal(expected, signature) for signature in offered):
             return index
     raise AuthError("webhook-signature does not match")
 
@@ -274,7 +204,7 @@ def verify_hub_signature(request: SignedRequest, config: AuthConfig) -> int:
     Webex's FAQ signs the body with the whitespace between its tokens trimmed, so that body is
     tried too, then the body written back as compact JSON.
     """
-    value = _header(request, "x-hub-signature").strip()
+    value = credential_header(request, "x-hub-signature").strip()
     algorithm, _, digest = value.partition("=") if "=" in value else ("", "", value)
     digest = digest.lower()
     algorithm = algorithm.lower() or _HUB_ALGORITHM_BY_LENGTH.get(len(digest), "sha256")
@@ -312,7 +242,7 @@ _HUB_ALGORITHM_BY_LENGTH = {40: "sha1", 64: "sha256", 128: "sha512"}
 def _hub_signed(body: bytes, keys: list[bytes], algorithm: str, digest: str) -> int | None:
     """The index of the key that signed this body, or None."""
     for index, key in enumerate(keys):
-        if _equal(hmac.new(key, body, algorithm).hexdigest(), digest):
+        if equal(hmac.new(key, body, algorithm).hexdigest(), digest):
             return index
     return None
 
@@ -341,13 +271,6 @@ def _compacted(body: bytes) -> bytes | None:
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
         return None  # not JSON, or nested deeper than orjson writes (reads 1,024, writes 254)
     return compact if compact != body else None
-
-
-def _decode_b64(value: str) -> bytes:
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError:  # binascii.Error is one
-        raise AuthError("signature is not valid base64") from None
 
 
 VERIFIERS: dict[str, Callable[[SignedRequest, AuthConfig], int]] = {
