@@ -32,6 +32,8 @@ from ingest.credentials import (
 )
 from ingest.credentials import AuthError as AuthError  # ingest and the tests import them here
 from ingest.credentials import SignedRequest as SignedRequest
+from normalizers.base import NormalizeError
+from normalizers.bodies import form_pairs, query_text
 from switchboard.accounts import AuthConfig
 
 
@@ -130,15 +132,22 @@ def verify_messagebird_v1(request: SignedRequest, config: AuthConfig) -> int:
     matched = signed_with(signature, message, config.secret_values())
     if matched is None:
         raise AuthError("messagebird-signature does not match")
-    _refuse_unsigned_order(pairs)
+    _refuse_unsigned_order(request.query)
     return matched
 
 
-def _refuse_unsigned_order(pairs: list[tuple[str, str]]) -> None:
-    """AuthError for a query field (named as the legacy reader names it: lower-cased) sent
-    more than once with different values. v1 signs the query sorted, not the order of a
-    field's repeats, and the reader takes the last: whoever swapped them would choose the
-    value read. Media URLs are the one list (each one is a media item, in any order)."""
+def _refuse_unsigned_order(query: str) -> None:
+    """AuthError for a query field (named as the legacy reader names it: read as UTF-8, as
+    WebhookRequest.query_pairs reads it, without a leading `?`, as bird.py reads a query, and
+    lower-cased) sent more than once with different values. v1 signs the query sorted, not the
+    order of a field's repeats, and the reader takes the last: whoever swapped them would
+    choose the value read. Media URLs are the one list (each one is a media item, in any
+    order)."""
+    try:
+        # The signature's Latin-1 reading (parse_qsl) named `café` raw and %-escaped apart.
+        pairs = form_pairs(query_text(query.lstrip("?")))
+    except NormalizeError:  # not UTF-8: the reader refuses the whole query, reads no value
+        return
     values: dict[str, str] = {}
     for name, value in pairs:
         lowered = name.lower()
