@@ -12,7 +12,7 @@ from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND_RESULTS
 from tests.integration.stack import Stack, results_for
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.kafka_helpers import collect_until, publish
 
 ACCOUNT = "e2e-infobip"  # the account the bot rules below are for
 RULES = """
@@ -71,9 +71,9 @@ async def command_result(stack: Stack, contact: str) -> dict[str, Any]:
     """The sender's result for a newsletter command from ACCOUNT to `contact`."""
     command = OutboundCommand(id=f"cmd-{uuid.uuid4()}", account=ACCOUNT, to=contact,
                               text="Our newsletter", created_at=datetime.now(UTC))
-    async with TopicWatcher(stack.bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+    async with stack.watching((OUTBOUND_RESULTS.name,)) as watcher:
         before = await watcher.snapshot()
-        await publish(stack.bootstrap, [command_record(command, "infobip")])
+        await publish(stack.kafka(), [command_record(command, "infobip")])
         found = await collect_until(watcher, before, lambda f: bool(results_for(f, command.id)))
     [result] = results_for(found, command.id)
     return result

@@ -1,4 +1,10 @@
-"""The whole loop on 127.0.0.1: simulator (providers) <-> ingest, sender, bots, real Kafka."""
+"""The whole loop on 127.0.0.1: simulator (providers) <-> ingest, sender, bots, real Kafka.
+
+Each stack is an install of its own on the session's broker: its topics and consumer groups
+carry a name prefix of its own (SWITCHBOARD_KAFKA_NAME_PREFIX, as installs sharing a cluster
+set it). A command one test leaves unsent (it failed, or stopped its sender first) then stays
+on that test's commands topic: a later test's sender, in a group of its own on topics of its
+own, can neither send it with its accounts nor write a result for it."""
 
 from __future__ import annotations
 
@@ -19,14 +25,18 @@ from consumers.runtime import WorkerRuntime
 from consumers.workers import WORKERS, sender_worker
 from simulator.app import create_simulator_app
 from switchboard.accounts import Accounts, parse_accounts
+from switchboard.clients import KafkaConnection
 from switchboard.commands import OutboundCommand
 from switchboard.localkafka import free_port
 from switchboard.records import command_record
 from switchboard.serving import EmbeddedServer
 from switchboard.settings import Settings
-from switchboard.topics import OUTBOUND_RESULTS
+from switchboard.topics import OUTBOUND_RESULTS, ensure_topics
 from tests.integration.conftest import IngestServer, start_ingest
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.kafka_helpers import Offsets, TopicWatcher, collect_until, publish
+
+# As many as the session's plain topics have: what a test reads of partitions stays true.
+STACK_PARTITIONS = 3
 
 # One account per provider: webhook auth (to us) and outbound credentials (to the simulator).
 E2E_ACCOUNT_NAMES = {
@@ -72,6 +82,33 @@ def e2e_accounts(sim_url: str) -> dict[str, Any]:
     }
 
 
+def isolated_prefix() -> str:
+    """A name prefix no other stack (or run) uses."""
+    return f"it-{uuid.uuid4().hex[:8]}."
+
+
+async def stack_topics(bootstrap: str, prefix: str) -> KafkaConnection:
+    """The connection to an install's topics under `prefix`, created if missing: for a test
+    that writes to them before its stack starts."""
+    kafka = KafkaConnection(bootstrap, name_prefix=prefix)
+    await ensure_topics(kafka, partitions=STACK_PARTITIONS, replication_factor=1)
+    return kafka
+
+
+class StackWatcher(TopicWatcher):
+    """A TopicWatcher of a stack's topics, which names them in what it finds as the code
+    does (OUTBOUND_RESULTS.name, not the prefixed name on the cluster)."""
+
+    def __init__(self, bootstrap: str, prefix: str, topics: tuple[str, ...]) -> None:
+        super().__init__(bootstrap, tuple(prefix + topic for topic in topics))
+        self.prefix = prefix
+
+    async def records_since(self, before: Offsets, timeout_s: float = 20.0
+                            ) -> dict[str, list[Any]]:
+        found = await super().records_since(before, timeout_s)
+        return {topic.removeprefix(self.prefix): records for topic, records in found.items()}
+
+
 def command_for(provider: str, text: str = "Hello from Switchboard") -> OutboundCommand:
     """A fresh command to `provider`'s e2e account and contact."""
     return OutboundCommand(id=f"cmd-{uuid.uuid4()}", account=E2E_ACCOUNT_NAMES[provider],
@@ -86,14 +123,18 @@ def results_for(found: dict[str, list[Any]], command_id: str) -> list[dict[str, 
 
 async def sent_alone(bootstrap: str, settings: Settings, accounts: Accounts,
                      command: OutboundCommand, provider: str) -> list[dict[str, Any]]:
-    """The results of `command`, sent by a sender worker started for `accounts` alone."""
+    """The results of `command`, sent by a sender worker started for `accounts` alone. The
+    `settings` name a prefix of their own (isolated_prefix; see the module's docstring)."""
+    prefix = settings.kafka_name_prefix
+    assert prefix, "a sender of the plain topics could take other tests' commands"
+    kafka = await stack_topics(bootstrap, prefix)
     async with sender_worker(settings, accounts) as runtime:
         running = asyncio.create_task(runtime.run())
         try:
             await asyncio.wait_for(runtime.ready.wait(), 30)
-            async with TopicWatcher(bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+            async with StackWatcher(bootstrap, prefix, (OUTBOUND_RESULTS.name,)) as watcher:
                 before = await watcher.snapshot()
-                await publish(bootstrap, [command_record(command, provider)])
+                await publish(kafka, [command_record(command, provider)])
                 found = await collect_until(watcher, before,
                                             lambda f: bool(results_for(f, command.id)))
         finally:
@@ -112,6 +153,20 @@ class Stack:
     settings: Settings
     workers: dict[str, WorkerRuntime] = field(default_factory=dict)
 
+    @property
+    def prefix(self) -> str:
+        """Before the name of each of this stack's topics and consumer groups."""
+        return self.settings.kafka_name_prefix
+
+    def kafka(self, bootstrap: str | None = None) -> KafkaConnection:
+        """This stack's topics, through `bootstrap` (another listener of its broker) or its
+        own (plain) one."""
+        return KafkaConnection(bootstrap or self.bootstrap, name_prefix=self.prefix)
+
+    def watching(self, topics: tuple[str, ...], bootstrap: str | None = None) -> StackWatcher:
+        """A watcher of this stack's `topics` (named as the code names them)."""
+        return StackWatcher(bootstrap or self.bootstrap, self.prefix, topics)
+
     async def sends(self, account: str) -> list[dict[str, Any]]:
         async with httpx.AsyncClient() as client:
             response = await client.get(f"{self.sim_url}/_sim/sends", params={"account": account})
@@ -127,7 +182,11 @@ class Stack:
 @contextlib.asynccontextmanager
 async def running_stack(bootstrap: str, *, workers: tuple[str, ...] = ("sender",),
                         rules_file: Path | None = None, **kafka: Any) -> AsyncIterator[Stack]:
-    """`kafka`: more settings for how the services reach the cluster (TLS, SASL)."""
+    """`kafka`: more settings for how the services reach the cluster (TLS, SASL). Unless it
+    names one, the stack takes a name prefix of its own (see the module's docstring): a test
+    whose stacks must find each other's groups and topics (a restart) passes the same one."""
+    kafka = {"kafka_name_prefix": isolated_prefix(), "topic_partitions": STACK_PARTITIONS,
+             **kafka}
     sim_port, ingest_port = free_port(), free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     ingest_url = f"http://127.0.0.1:{ingest_port}"

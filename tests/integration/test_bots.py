@@ -101,7 +101,7 @@ async def test_a_stop_older_than_an_imported_opt_in_is_applied_and_confirmed(
     assert await wait_replies(stack, contact, 1) == ["E2E: you are unsubscribed."]
     opt_in = OptOutState(account=ACCOUNT, contact=contact, opted_out=False, source="import:crm",
                          at=datetime.now(UTC) + timedelta(hours=1))
-    await publish(stack.bootstrap, [OutRecord(OPT_OUTS.name, opt_in.model_dump_json().encode(),
+    await publish(stack.kafka(), [OutRecord(OPT_OUTS.name, opt_in.model_dump_json().encode(),
                                               opt_out_key(ACCOUNT, contact))])
     # Answered once the bot has read the import (unanswered while it holds them out).
     for _ in range(30):  # bounded: about 30 s

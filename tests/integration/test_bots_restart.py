@@ -15,8 +15,8 @@ from tests.integration.bots import (
     texts,
     wait_replies,
 )
-from tests.integration.stack import running_stack
-from tests.kafka_helpers import TopicWatcher, collect_until
+from tests.integration.stack import isolated_prefix, running_stack
+from tests.kafka_helpers import collect_until
 
 
 def _inbound_texts(found: dict[str, list[Any]], contact: str) -> list[str]:
@@ -31,8 +31,11 @@ async def test_stop_opts_out_until_start_and_survives_a_restart(
     rules_file = tmp_path / "rules.toml"
     rules_file.write_text(RULES)
     contact = new_contact()
+    # Shared on purpose by the two stacks: the restarted one is the same install (its topics,
+    # groups and opt-out list); both are this test's alone.
+    prefix = isolated_prefix()
     async with running_stack(kafka_bootstrap, workers=("sender", "keywords"),
-                             rules_file=rules_file) as stack:
+                             rules_file=rules_file, kafka_name_prefix=prefix) as stack:
         await texts(stack, contact, "STOP")
         assert await wait_replies(stack, contact, 1) == ["E2E: you are unsubscribed."]
         refused = await command_result(stack, contact)
@@ -40,7 +43,7 @@ async def test_stop_opts_out_until_start_and_survives_a_restart(
         # An opted-out contact gets no bot reply either, but still an answer to HELP. Both
         # are in the contact's partition, "price" first: once HELP is answered, "price" has
         # been handled, so a reply to it would already have been sent.
-        async with TopicWatcher(stack.bootstrap, (MESSAGE_INBOUND.name,)) as watcher:
+        async with stack.watching((MESSAGE_INBOUND.name,)) as watcher:
             before = await watcher.snapshot()
             await texts(stack, contact, "price")
             await collect_until(watcher, before, lambda found: _inbound_texts(
@@ -54,7 +57,7 @@ async def test_stop_opts_out_until_start_and_survives_a_restart(
 
     # New workers (a restart) load the opt-out list from Kafka.
     async with running_stack(kafka_bootstrap, workers=("sender", "keywords"),
-                             rules_file=rules_file) as restarted:
+                             rules_file=rules_file, kafka_name_prefix=prefix) as restarted:
         still = await command_result(restarted, contact)
         assert still["status"] == "failed" and still["error"]["code"] == "opted_out"
         await texts(restarted, contact, "START")

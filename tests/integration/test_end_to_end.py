@@ -17,7 +17,7 @@ from tests.integration.stack import (
     results_for,
     running_stack,
 )
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.kafka_helpers import collect_until, publish
 
 PROVIDERS = sorted(E2E_ACCOUNT_NAMES)
 
@@ -40,9 +40,9 @@ async def test_command_is_sent_and_its_delivery_comes_back_correlated(
     command = command_for(provider)
     account = command.account
     topics = (OUTBOUND_RESULTS.name, MESSAGE_STATUS.name)
-    async with TopicWatcher(stack.bootstrap, topics) as watcher:
+    async with stack.watching(topics) as watcher:
         before = await watcher.snapshot()
-        await publish(stack.bootstrap, [command_record(command, provider)])
+        await publish(stack.kafka(), [command_record(command, provider)])
 
         def delivered(found: dict[str, list[Any]]) -> bool:
             results = results_for(found, command.id)

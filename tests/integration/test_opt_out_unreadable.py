@@ -15,7 +15,7 @@ from switchboard.clients import KafkaConnection
 from switchboard.records import OutRecord
 from switchboard.topics import OPT_OUTS
 from tests.integration.bots import ACCOUNT, RULES, new_contact, texts, wait_replies
-from tests.integration.stack import running_stack
+from tests.integration.stack import isolated_prefix, running_stack, stack_topics
 from tests.kafka_helpers import publish
 
 CUT_SHORT = "+41790000001"  # opted in, then a STOP cut short
@@ -74,13 +74,14 @@ async def test_a_bot_started_after_a_cut_short_stop_answers_help_only_until_star
     opts them back in, confirmed ("welcome back")."""
     contact = new_contact()
     stop = change(ACCOUNT, contact, True, datetime.now(UTC) - timedelta(minutes=1))
-    await publish(kafka_bootstrap, [change(ACCOUNT, contact, False,
-                                           datetime.now(UTC) - timedelta(minutes=2)),
-                                    OutRecord(OPT_OUTS.name, stop.value[:50], stop.key)])
+    prefix = isolated_prefix()  # the stack's, whose opt-out list it is written to first
+    await publish(await stack_topics(kafka_bootstrap, prefix), [
+        change(ACCOUNT, contact, False, datetime.now(UTC) - timedelta(minutes=2)),
+        OutRecord(OPT_OUTS.name, stop.value[:50], stop.key)])
     rules = tmp_path / "rules.toml"
     rules.write_text(RULES)
     async with running_stack(kafka_bootstrap, workers=("sender", "keywords"),
-                             rules_file=rules) as stack:
+                             rules_file=rules, kafka_name_prefix=prefix) as stack:
         await texts(stack, contact, "price")
         await texts(stack, contact, "help")  # after "price" in the contact's partition
         assert await wait_replies(stack, contact, 1) == [

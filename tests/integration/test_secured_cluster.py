@@ -32,7 +32,7 @@ from switchboard.topics import MESSAGE_STATUS, OUTBOUND_RESULTS
 from tests.integration.conftest import TEST_ACCOUNTS
 from tests.integration.stack import CONTACTS, E2E_ACCOUNT_NAMES, Stack, running_stack
 from tests.integration.webhooks import ingest_answers
-from tests.kafka_helpers import SecuredKafka, TopicWatcher, collect_until, publish
+from tests.kafka_helpers import SecuredKafka, collect_until, publish
 
 
 def sasl_ssl(kafka: SecuredKafka, mechanism: str, password: str | None = None) -> dict[str, Any]:
@@ -57,9 +57,9 @@ async def test_a_command_is_sent_and_its_delivery_comes_back_over_sasl_ssl(
                               to=CONTACTS["infobip"], text="over TLS",
                               created_at=datetime.now(UTC))
     topics = (OUTBOUND_RESULTS.name, MESSAGE_STATUS.name)
-    async with TopicWatcher(kafka_bootstrap, topics) as watcher:
+    async with stack.watching(topics, kafka_bootstrap) as watcher:
         before = await watcher.snapshot()
-        await publish(kafka_bootstrap, [command_record(command, "infobip")])
+        await publish(stack.kafka(kafka_bootstrap), [command_record(command, "infobip")])
 
         def delivered(found: dict[str, list[Any]]) -> bool:
             statuses = [orjson.loads(r.value) for r in found.get(MESSAGE_STATUS.name, [])]
@@ -81,7 +81,7 @@ async def test_the_broker_sees_the_configured_client_id(stack: Stack, kafka_boot
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        [response] = await admin.describe_consumer_groups(["switchboard-sender"])
+        [response] = await admin.describe_consumer_groups([stack.prefix + "switchboard-sender"])
     finally:
         await admin.close()
     [group] = response.to_object()["groups"]

@@ -13,11 +13,18 @@ from aiokafka import AIOKafkaProducer
 
 from consumers.ledger import LEDGER_ARCHIVING, LedgerEntry, decode_ledger, ledger_stands
 from consumers.table import CompactedTable
+from switchboard.clients import KafkaConnection
 from switchboard.commands import OutboundCommand, OutboundResult, ResultStatus
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND_RESULTS, OUTBOUND_SENT
-from tests.integration.stack import command_for, results_for, running_stack
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.integration.stack import (
+    command_for,
+    isolated_prefix,
+    results_for,
+    running_stack,
+    stack_topics,
+)
+from tests.kafka_helpers import collect_until, publish
 
 DAY_S = 86_400
 
@@ -31,22 +38,22 @@ def handled(command: OutboundCommand, state: str) -> bytes:
         ).encode()
 
 
-async def _write_ledger(bootstrap: str, records: list[tuple[OutboundCommand, str, float]]
-                        ) -> None:
+async def _write_ledger(kafka: KafkaConnection,
+                        records: list[tuple[OutboundCommand, str, float]]) -> None:
     """Each command's ledger record, its state, written `age_s` ago (its record's time)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
     await producer.start()
     try:
         for command, state, age_s in records:
-            await producer.send_and_wait(OUTBOUND_SENT.name, handled(command, state),
+            await producer.send_and_wait(kafka.topic(OUTBOUND_SENT.name), handled(command, state),
                                          key=command.id.encode(),
                                          timestamp_ms=int((time.time() - age_s) * 1000))
     finally:
         await producer.stop()
 
 
-async def _loaded(bootstrap: str) -> CompactedTable[LedgerEntry]:
-    table = CompactedTable(bootstrap, OUTBOUND_SENT.name, decode_ledger, stands=ledger_stands,
+async def _loaded(kafka: KafkaConnection) -> CompactedTable[LedgerEntry]:
+    table = CompactedTable(kafka, OUTBOUND_SENT.name, decode_ledger, stands=ledger_stands,
                            max_age_s=8 * DAY_S, archiving=LEDGER_ARCHIVING)
     await table.start()
     await table.stop()
@@ -58,21 +65,22 @@ async def test_ids_handled_days_ago_load_archived_and_are_not_sent_again(
     # One conversation: its commands are handled in their order, so the fresh one's result
     # says the sender has handled those before it.
     old_sent, old_failed, recent, fresh = (command_for("infobip") for _ in range(4))
-    await _write_ledger(kafka_bootstrap, [(old_sent, "sent", 2 * DAY_S),
-                                          (old_failed, "failed", 2 * DAY_S),
-                                          (recent, "sent", 600)])
+    prefix = isolated_prefix()  # the stack's, whose ledger is written first
+    kafka = await stack_topics(kafka_bootstrap, prefix)
+    await _write_ledger(kafka, [(old_sent, "sent", 2 * DAY_S), (old_failed, "failed", 2 * DAY_S),
+                                (recent, "sent", 600)])
 
-    table = await _loaded(kafka_bootstrap)
+    table = await _loaded(kafka)
     found = {command.id: table.get(command.id.encode())
              for command in (old_sent, old_failed, recent, fresh)}
     assert [(e.state, e.result is not None) if e else None for e in found.values()] == [
         ("sent", False), ("failed", False), ("sent", True), None]
     assert old_sent.id.encode() not in table._written  # held as a fingerprint, not whole
 
-    async with running_stack(kafka_bootstrap) as stack, TopicWatcher(
-            kafka_bootstrap, (OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
+    async with running_stack(kafka_bootstrap, kafka_name_prefix=prefix) as stack, stack.watching(
+            (OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
         before = await watcher.snapshot()
-        await publish(kafka_bootstrap, [command_record(command, "infobip")
+        await publish(kafka, [command_record(command, "infobip")
                                         for command in (old_sent, old_failed, recent, fresh)])
         await collect_until(watcher, before, lambda f: bool(results_for(f, fresh.id)),
                             timeout_s=60)

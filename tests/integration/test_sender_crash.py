@@ -28,7 +28,7 @@ from tests.integration.stack import (
     results_for,
     running_stack,
 )
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.kafka_helpers import collect_until, publish
 
 
 def same_partition_as(key: bytes | None, provider: str, count: int) -> OutboundCommand:
@@ -58,6 +58,7 @@ def _sender_starter(stack: Stack, kafka_bootstrap: str, tmp_path: Path,
     accounts_file = tmp_path / "accounts.toml"
     accounts_file.write_text(accounts_toml(accounts or stack.accounts_data))
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+           "SWITCHBOARD_KAFKA_NAME_PREFIX": stack.prefix,
            "SWITCHBOARD_ACCOUNTS_FILE": str(accounts_file),
            "SWITCHBOARD_PUBLIC_URL": stack.ingest.base_url, "SWITCHBOARD_LOG_FORMAT": "json"}
 
@@ -76,15 +77,15 @@ async def test_sender_killed_mid_batch_never_sends_a_command_twice(
         # Same partition, different conversations: `fast` (after `slow`) completes, but the
         # partition's commit cannot pass `slow`, which is still in flight at the provider.
         slow = command_for("bird")
-        count = len(await partitions_of(kafka_bootstrap, OUTBOUND.name))
+        count = len(await partitions_of(stack.kafka(), OUTBOUND.name))
         fast = same_partition_as(command_record(slow, "bird").key, "infobip", count)
         await stack.control("POST", "faults", {"account": slow.account, "mode": "slow",
                                                "delay_s": 30, "count": 1})
-        async with TopicWatcher(kafka_bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+        async with stack.watching((OUTBOUND_RESULTS.name,)) as watcher:
             before = await watcher.snapshot()
             sender = start_sender()
             try:
-                await publish(kafka_bootstrap, [command_record(slow, "bird"),
+                await publish(stack.kafka(), [command_record(slow, "bird"),
                                                 command_record(fast, "infobip")])
                 # Both reached the provider: one answered, one still waiting for its answer.
                 for _ in range(300):
@@ -136,12 +137,11 @@ async def test_sender_stopped_while_waiting_to_retry_leaves_the_command_to_the_n
         command = command_for("infobip")
         await stack.control("POST", "faults", {"account": command.account, "mode": "http_429",
                                                "count": 1, "retry_after_s": 30})
-        async with TopicWatcher(kafka_bootstrap,
-                                (OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
+        async with stack.watching((OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
             before = await watcher.snapshot()
             sender = start_sender()
             try:
-                await publish(kafka_bootstrap, [command_record(command, "infobip")])
+                await publish(stack.kafka(), [command_record(command, "infobip")])
                 await _until_the_provider_refused(stack)
                 sender.send_signal(signal.SIGTERM)
                 # The bound only keeps a stuck sender from hanging the test: whether it waited
@@ -177,12 +177,11 @@ async def test_sender_killed_while_waiting_to_retry_leaves_the_command_to_the_ne
         command = command_for("infobip")
         await stack.control("POST", "faults", {"account": command.account, "mode": "http_429",
                                                "count": 1, "retry_after_s": 120})
-        async with TopicWatcher(kafka_bootstrap,
-                                (OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
+        async with stack.watching((OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
             before = await watcher.snapshot()
             sender = start_sender()
             try:
-                await publish(kafka_bootstrap, [command_record(command, "infobip")])
+                await publish(stack.kafka(), [command_record(command, "infobip")])
                 await _until_the_provider_refused(stack)
                 deadline = time.monotonic() + 10  # the refusal read, the wait begun
                 while time.monotonic() < deadline:
@@ -228,12 +227,11 @@ async def test_sender_killed_while_a_command_waits_for_the_rate_limit_leaves_it_
         # In two, either could (their partitions are read in any order).
         waiting = first.model_copy(update={"id": f"{first.id}-2"})
         start_sender = _sender_starter(stack, kafka_bootstrap, tmp_path, accounts)
-        async with TopicWatcher(kafka_bootstrap,
-                                (OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
+        async with stack.watching((OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
             before = await watcher.snapshot()
             sender = start_sender()
             try:
-                await publish(kafka_bootstrap, [command_record(first, "infobip"),
+                await publish(stack.kafka(), [command_record(first, "infobip"),
                                                 command_record(waiting, "infobip")])
                 await collect_until(watcher, before, lambda f: bool(results_for(f, first.id)))
                 await asyncio.sleep(1)  # the second one is handled, waiting for its token
@@ -270,12 +268,11 @@ async def test_sender_stopped_during_a_long_provider_call_stops_within_its_grace
         start_sender = _sender_starter(stack, kafka_bootstrap, tmp_path, accounts)
         await stack.control("POST", "faults", {"account": command.account, "mode": "slow",
                                                "delay_s": 45, "count": 1})
-        async with TopicWatcher(kafka_bootstrap,
-                                (OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
+        async with stack.watching((OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
             before = await watcher.snapshot()
             sender = start_sender()
             try:
-                await publish(kafka_bootstrap, [command_record(command, "infobip")])
+                await publish(stack.kafka(), [command_record(command, "infobip")])
                 for _ in range(300):  # until the provider has it, and takes its time to answer
                     if any(s["correlation_id"] == command.id
                            for s in await stack.sends(command.account)):

@@ -11,7 +11,7 @@ from aiokafka.partitioner import murmur2
 from switchboard.records import OutRecord, command_record
 from switchboard.topics import OUTBOUND_RESULTS, partitions_of
 from tests.integration.stack import Stack, command_for, results_for, running_stack
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.kafka_helpers import collect_until, publish
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,9 @@ async def _result_of(stack: Stack, provider: str, fault: dict[str, Any] | None, 
     if fault:
         response = await stack.control("POST", "faults", {"account": command.account, **fault})
         assert response.status_code < 300, response.text
-    async with TopicWatcher(stack.bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+    async with stack.watching((OUTBOUND_RESULTS.name,)) as watcher:
         before = await watcher.snapshot()
-        await publish(stack.bootstrap, [command_record(command, provider)])
+        await publish(stack.kafka(), [command_record(command, provider)])
         found = await collect_until(watcher, before, lambda f: bool(results_for(f, command.id)))
     [result] = results_for(found, command.id)
     receipts = [s for s in await stack.sends(command.account) if s["correlation_id"] == command.id
@@ -137,9 +137,9 @@ async def test_copies_of_a_command_under_other_keys_are_sent_once(stack: Stack) 
     response = await stack.control("POST", "faults", {"account": command.account,
                                                       "mode": "slow", "delay_s": 2, "count": 1})
     assert response.status_code < 300, response.text
-    async with TopicWatcher(stack.bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+    async with stack.watching((OUTBOUND_RESULTS.name,)) as watcher:
         before = await watcher.snapshot()
-        await publish(stack.bootstrap, copies)
+        await publish(stack.kafka(), copies)
         found = await collect_until(
             watcher, before, lambda f: len(results_for(f, command.id)) == len(copies))
     results = results_for(found, command.id)
@@ -150,4 +150,4 @@ async def test_copies_of_a_command_under_other_keys_are_sent_once(stack: Stack) 
 
 
 async def _partitions(stack: Stack, topic: str) -> int:
-    return len(await partitions_of(stack.bootstrap, topic))
+    return len(await partitions_of(stack.kafka(), topic))

@@ -18,7 +18,7 @@ from switchboard.accounts import parse_accounts
 from switchboard.commands import OutboundCommand
 from switchboard.settings import Settings
 from tests.integration.processes import killed_if_left, switchboard
-from tests.integration.stack import sent_alone
+from tests.integration.stack import isolated_prefix, sent_alone
 
 PASSWORD = "egress-proxy-pass"
 EXAMPLES = Path(__file__).parents[2] / "examples"
@@ -55,7 +55,8 @@ async def test_the_sender_reaches_its_provider_through_the_environments_proxy(
         "auth": {"scheme": "basic", "username": "ib", "secrets": ["proxied-ib-webhook"]},
         "outbound": {"base_url": "http://infobip.invalid", "api_key": "proxied-ib-api-key",
                      "sender": "InfoSMS"}}}})
-    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap,
+                        kafka_name_prefix=isolated_prefix())
     command = OutboundCommand(id=f"cmd-{uuid.uuid4()}", account="proxied-infobip",
                               to="+41790000001", text="Hello", created_at=datetime.now(UTC))
     async with server:

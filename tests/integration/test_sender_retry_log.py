@@ -10,7 +10,7 @@ from switchboard.logs import configure_logging
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND_RESULTS
 from tests.integration.stack import command_for, results_for, running_stack
-from tests.kafka_helpers import TopicWatcher, collect_until, publish
+from tests.kafka_helpers import collect_until, publish
 
 
 async def test_retries_held_back_are_summed_up_when_the_sender_stops(
@@ -21,9 +21,9 @@ async def test_retries_held_back_are_summed_up_when_the_sender_stops(
         response = await stack.control("POST", "faults", {"account": command.account,
                                                           "mode": "http_503", "count": 3})
         assert response.status_code < 300, response.text
-        async with TopicWatcher(stack.bootstrap, (OUTBOUND_RESULTS.name,)) as watcher:
+        async with stack.watching((OUTBOUND_RESULTS.name,)) as watcher:
             before = await watcher.snapshot()
-            await publish(stack.bootstrap, [command_record(command, "infobip")])
+            await publish(stack.kafka(), [command_record(command, "infobip")])
             found = await collect_until(watcher, before,
                                         lambda f: bool(results_for(f, command.id)))
         [result] = results_for(found, command.id)

@@ -14,7 +14,7 @@ from switchboard.accounts import parse_accounts
 from switchboard.commands import OutboundCommand
 from switchboard.logs import configure_logging
 from switchboard.settings import Settings
-from tests.integration.stack import sent_alone
+from tests.integration.stack import isolated_prefix, sent_alone
 
 SECRETS = ("unreachable-user", "unreachable-url-pass", "unreachable-api-key", "/wrong-path")
 
@@ -39,7 +39,8 @@ async def test_a_send_to_a_wrong_base_url_says_where_it_tried(
             "base_url": f"http://unreachable-user:unreachable-url-pass@127.0.0.1:{port}"
                         f"/wrong-path",
             "api_key": "unreachable-api-key", "sender": "InfoSMS"}}}})
-    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap)
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap,
+                        kafka_name_prefix=isolated_prefix())
     command = OutboundCommand(id=f"cmd-{uuid.uuid4()}", account=account, to="+41790000001",
                               text="Hello", created_at=datetime.now(UTC))
     [result] = await sent_alone(kafka_bootstrap, settings, accounts, command, "infobip")
