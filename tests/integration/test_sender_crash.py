@@ -215,14 +215,11 @@ async def test_sender_killed_while_a_command_waits_for_the_rate_limit_leaves_it_
     # for it had been marked pending before the wait, and the next sender reported each
     # outcome_unknown, none of them sent.
     async with running_stack(kafka_bootstrap, workers=()) as stack:
-        # One send, then the next a minute later. An account of this test alone: commands for
-        # the e2e account left unsent in the session's topic by other tests would otherwise
-        # take its one token, before this test's or after the restart.
-        paced = f"e2e-infobip-paced-{uuid.uuid4().hex[:8]}"
+        # One send, then the next a minute later. The stack's commands topic is this test's
+        # alone (running_stack): no other test's command left unsent can take the one token.
+        first = command_for("infobip")
         accounts = copy.deepcopy(stack.accounts_data)
-        accounts[paced] = copy.deepcopy(accounts[E2E_ACCOUNT_NAMES["infobip"]])
-        accounts[paced]["outbound"].update(rate_per_s=1 / 60, burst=1)
-        first = command_for("infobip").model_copy(update={"account": paced})
+        accounts[first.account]["outbound"].update(rate_per_s=1 / 60, burst=1)
         # The same conversation: handled one after the other, so the first takes the token.
         # In two, either could (their partitions are read in any order).
         waiting = first.model_copy(update={"id": f"{first.id}-2"})
