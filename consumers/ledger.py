@@ -60,16 +60,18 @@ def ledger_record(key: bytes, entry: LedgerEntry) -> OutRecord:
 
 
 # How ledger_record's JSON of a final entry begins (pydantic writes the fields in order, without
-# spaces): an old record's state then costs a comparison rather than a parse, 0.7 s of a
-# million ids' load at start. A record that begins so but does not decode is archived as what
-# it says, as one that decodes as JSON but not as an entry is: never sent again.
-_FINAL_PREFIXES = tuple((f'{{"state":"{state}"'.encode(), index)
-                        for index, state in enumerate(_FINAL))
+# spaces), up to the byte after the state: an old record's state then costs a slice and a dict
+# lookup rather than a parse (0.7 s of a million ids' load at start; 0.1 s with prefixes tried
+# in turn, as here before). A record that begins so but does not decode is archived as what it
+# says, as one that decodes as JSON but not as an entry is: never sent again.
+_FINAL_BEGINNINGS = {f'{{"state":"{state}"{after}'.encode(): index
+                     for index, state in enumerate(_FINAL) for after in ",}"}
+_BEGINNING_LENGTHS = sorted({len(beginning) for beginning in _FINAL_BEGINNINGS})
 
 
 def _final_state_of_record(value: bytes) -> int | None:
-    for prefix, index in _FINAL_PREFIXES:
-        if value.startswith(prefix) and value[len(prefix):len(prefix) + 1] in (b",", b"}"):
+    for length in _BEGINNING_LENGTHS:  # no beginning is another's prefix: at most one matches
+        if (index := _FINAL_BEGINNINGS.get(value[:length])) is not None:
             return index
     try:
         state = orjson.loads(value).get("state")
