@@ -90,8 +90,8 @@ class HeldValues(Generic[V]):
         """Records read, in order, as `_apply` applies each. With archiving, the bulk of a load
         (old records in a final state: most of a ledger) is archived in this loop, a bucket's
         run of them at a time, with what `Archived.state_to_archive`, `Run.holds` and
-        `_drop_earlier` do written out: calls per record took about half of this loop's time,
-        and the loop a third of a load's CPU (aiokafka's fetch and records most of the rest)."""
+        `_drop_earlier` do written out (a tenth of this loop's time). The loop is some 30 % of
+        a load's CPU, the archive's sort some 20 %, aiokafka's fetch and records the rest."""
         if self._archived is None:
             for record in records:
                 self._apply(record)
