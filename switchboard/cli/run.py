@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from switchboard.cli.demo_simulator import on_simulator_port, warn_if_sending_past_the_simulator
 from switchboard.cli.startup import (
     DEMO_ACCOUNTS,
     DEMO_RULES,
@@ -37,11 +38,6 @@ from switchboard.urls import origin
 if TYPE_CHECKING:
     from switchboard.accounts import Accounts
 
-DEFAULT_SIMULATOR_PORT: int = Settings.model_fields["simulator_port"].default
-# Where examples/accounts.toml sends: the simulator on its default port.
-DEMO_SIMULATOR = f"http://127.0.0.1:{DEFAULT_SIMULATOR_PORT}/"
-# Listening on every address: the demo accounts reach the simulator on 127.0.0.1.
-WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})
 
 
 def local_broker(settings: Settings) -> LocalKafka:
@@ -224,18 +220,6 @@ record; --all shows the earlier ones too):
 Ctrl-C stops everything."""
 
 
-def _warn_if_sending_past_the_simulator(accounts: Accounts, simulator_port: int) -> None:
-    """Accounts of your own that send to the simulator's default port reach nothing once it
-    has moved (`run` moves the shipped demo accounts with it: see _on_simulator_port;
-    `simulate` cannot, as the sender reads them in a process of its own)."""
-    stale = [account.name for account in accounts
-             if str(account.outbound.get("base_url", "")).startswith(DEMO_SIMULATOR)]
-    if simulator_port != DEFAULT_SIMULATOR_PORT and stale:
-        print(f"warning: the simulator is on port {simulator_port}, but {', '.join(stale)} "
-              f"send to port {DEFAULT_SIMULATOR_PORT} (their outbound.base_url): change them "
-              "too", file=sys.stderr, flush=True)
-
-
 def _warn_of_shared_groups(settings: Settings) -> None:
     """On a cluster named by KAFKA_BOOTSTRAP_SERVERS (one left exported, say), the workers
     join the groups of any install there without a prefix, and take partitions from them."""
@@ -245,24 +229,6 @@ def _warn_of_shared_groups(settings: Settings) -> None:
               "install's workers they take their share of its commands (failed as unknown "
               "accounts) and messages (answered by these rules); set "
               "SWITCHBOARD_KAFKA_NAME_PREFIX to keep apart", file=sys.stderr, flush=True)
-
-
-def _on_simulator_port(accounts: Accounts, simulator_port: int,
-                       host: str = "127.0.0.1") -> Accounts:
-    """The demo accounts, sending to the simulator wherever SWITCHBOARD_SIMULATOR_PORT and
-    SWITCHBOARD_HTTP_HOST put it (examples/accounts.toml names 127.0.0.1 and its default
-    port). A wildcard host (0.0.0.0) listens on 127.0.0.1 too; any other is the only address
-    the simulator answers on, and 127.0.0.1 was refused."""
-    from switchboard.accounts import Accounts
-
-    if host in WILDCARD_HOSTS:
-        host = "127.0.0.1"
-    moved = origin(host, simulator_port) + "/"
-    return Accounts([
-        account.model_copy(update={"outbound": account.outbound | {
-            "base_url": moved + str(account.outbound["base_url"]).removeprefix(DEMO_SIMULATOR)}})
-        if str(account.outbound.get("base_url", "")).startswith(DEMO_SIMULATOR) else account
-        for account in accounts])
 
 
 @dataclass(frozen=True)
@@ -311,9 +277,9 @@ def _prepare(settings: Settings) -> _Demo | None:
               "its ingest is one process (`serve --workers N` runs more)",
               file=sys.stderr, flush=True)
     if accounts_file == DEMO_ACCOUNTS:
-        accounts = _on_simulator_port(accounts, settings.simulator_port, settings.http_host)
+        accounts = on_simulator_port(accounts, settings.simulator_port, settings.http_host)
     else:
-        _warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
+        warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
     return _Demo(settings, accounts)
 
 

@@ -7,7 +7,7 @@ import sys
 
 import uvicorn
 
-from switchboard.cli.run import _warn_if_sending_past_the_simulator
+from switchboard.cli.demo_simulator import warn_if_sending_past_the_simulator
 from switchboard.cli.serve import STARTUP_FAILURE, StoppingServer
 from switchboard.cli.startup import DEMO_ACCOUNTS, accounts_or_exit, port_taken
 from switchboard.logs import scrub
@@ -37,7 +37,7 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
           flush=True)
     # A sender reads these accounts on its own: moved, the simulator is where none of the
     # demo accounts sends (only `run` moves them with it).
-    _warn_if_sending_past_the_simulator(accounts, port)
+    warn_if_sending_past_the_simulator(accounts, port)
     # Stopped cleanly by a closed terminal (SIGHUP) too, as `serve` is: uvicorn.run left it
     # to end the process at once, and had SIGTERM's clean stop exit 143.
     server = StoppingServer(uvicorn.Config(app, host=settings.http_host, port=port,

@@ -15,14 +15,8 @@ import orjson
 import pytest
 
 from switchboard.accounts import load_accounts
-from switchboard.cli.run import (
-    _on_simulator_port,
-    _prepare,
-    _run_services,
-    _warn_if_sending_past_the_simulator,
-    _warn_of_shared_groups,
-    run_banner,
-)
+from switchboard.cli.demo_simulator import on_simulator_port, warn_if_sending_past_the_simulator
+from switchboard.cli.run import _prepare, _run_services, _warn_of_shared_groups, run_banner
 from switchboard.cli.startup import DEMO_ACCOUNTS, DEMO_RULES, invoked_as
 from switchboard.settings import Settings
 
@@ -110,9 +104,9 @@ def test_the_readme_shows_what_run_prints() -> None:
 def test_moving_the_simulator_warns_about_accounts_still_sending_to_its_old_port(
         capsys: pytest.CaptureFixture[str]) -> None:
     accounts = load_accounts(REPO / DEMO_ACCOUNTS)
-    _warn_if_sending_past_the_simulator(accounts, 8090)
+    warn_if_sending_past_the_simulator(accounts, 8090)
     assert capsys.readouterr().err == ""
-    _warn_if_sending_past_the_simulator(accounts, 18090)
+    warn_if_sending_past_the_simulator(accounts, 18090)
     warning = capsys.readouterr().err
     assert warning.startswith("warning: the simulator is on port 18090, but demo-infobip")
 
@@ -130,7 +124,7 @@ def test_a_metrics_port_set_for_serve_is_said_to_be_unread_by_run(
 
 def test_the_demo_accounts_follow_the_simulator_to_its_port() -> None:
     accounts = load_accounts(REPO / DEMO_ACCOUNTS)
-    moved = _on_simulator_port(accounts, 18090)
+    moved = on_simulator_port(accounts, 18090)
     urls = [str(account.outbound["base_url"]) for account in moved if account.outbound]
     assert urls and all(url.startswith("http://127.0.0.1:18090/") for url in urls)
     before = {a.name: str(a.outbound["base_url"]) for a in accounts if a.outbound}
@@ -148,7 +142,7 @@ def test_the_demo_accounts_send_to_the_host_the_simulator_listens_on(host: str,
                                                                      url: str) -> None:
     # With SWITCHBOARD_HTTP_HOST set to one address, `run` put the simulator there alone,
     # and every demo send failed on a refused connection to 127.0.0.1.
-    moved = _on_simulator_port(load_accounts(REPO / DEMO_ACCOUNTS), 8090, host)
+    moved = on_simulator_port(load_accounts(REPO / DEMO_ACCOUNTS), 8090, host)
     urls = [str(account.outbound["base_url"]) for account in moved if account.outbound]
     assert urls and all(u.startswith(url) for u in urls)
 
