@@ -3,7 +3,10 @@
 httpcore walks its whole pool, and every queued request, on each request; with tens of
 concurrent sends through one pool that walk dominates the sender's CPU (measured: about
 3 ms of client CPU per request with 32 connections in one pool, under 1 ms with 16 pools
-of 2). Each request goes to the shard with the fewest requests in flight.
+of 2). Each request goes to the shard with the fewest requests in flight among its origin's
+(scheme, host, port and proxy): shards shared by all hosts closed one host's idle connection to
+open another's whenever sends alternated between providers, and a hanging provider could hold
+every connection.
 
 httpx reads the proxy variables of the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
 NO_PROXY) only for a client without a transport of its own: this one reads them instead, once,
@@ -41,6 +44,9 @@ _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
 # The proxy variables httpx reads, by the scheme of the URLs they carry ("all": any scheme).
 _PROXY_SCHEMES = ("http", "https", "all")
+# Origins whose connections are kept: a base_url per account (and Ubiqio's token URL) makes
+# few; past this, the least recently used with nothing in flight is closed.
+MAX_ORIGINS = 64
 
 
 class ProxySettingError(ValueError):
@@ -58,19 +64,23 @@ class AnswerTooLarge(Exception):
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
+    """Each origin (scheme, host, port and the proxy taken to it) has shards of its own, made
+    as its requests need them: a connection is only reused for its own host, so sends
+    alternating between providers do not close one's connections to open another's, and a
+    provider that hangs holds only its own connections."""
+
     def __init__(self, shards: int = 16, connections_per_shard: int = 2) -> None:
         settings = getproxies()  # as httpx reads them: the environment's
         self._proxies = _proxy_urls(settings)
-        limits = httpx.Limits(max_connections=connections_per_shard,
-                              max_keepalive_connections=connections_per_shard,
-                              keepalive_expiry=KEEPALIVE_EXPIRY_S)
+        self._shards_per_origin = shards
+        self._limits = httpx.Limits(max_connections=connections_per_shard,
+                                    max_keepalive_connections=connections_per_shard,
+                                    keepalive_expiry=KEEPALIVE_EXPIRY_S)
         # One TLS context for all: each transport would otherwise load the CA bundle again
-        # (25 ms each, a transport per shard and per proxy). The same settings httpx gives each.
-        tls = httpx.create_ssl_context()
-        self._shards = [
-            {proxy: _transport(limits, tls, proxy) for proxy in (None, *self._proxies.values())}
-            for _ in range(shards)]
-        self._in_flight = [0] * shards
+        # (25 ms each, a transport per shard). The same settings httpx gives each.
+        self._tls = httpx.create_ssl_context()
+        # Least recently used first: past MAX_ORIGINS, the oldest idle one is closed.
+        self._origins: dict[_OriginKey, _Origin] = {}
         # The proxy of each scheme and host met, or None (NO_PROXY names it): a few base_urls.
         self._routes: dict[tuple[str, str], str | None] = {}
         if self._proxies:
@@ -80,18 +90,42 @@ class ShardedTransport(httpx.AsyncBaseTransport):
                      no_proxy=settings.get("no", ""))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        index = min(range(len(self._shards)), key=self._in_flight.__getitem__)
-        self._in_flight[index] += 1
+        origin, made = self._origin_of(request.url)
+        transport, index = origin.take()  # counted busy before anything awaits: not closed
         try:
+            if made and len(self._origins) > MAX_ORIGINS:
+                await self._close_idle_origins()
             request.headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
-            transport = self._shards[index][self._proxy_for(request.url)]
             response = await transport.handle_async_request(request)
             try:  # read here: the connection is released before we count it free
                 return await _read_capped(response, request)
             finally:
                 await response.aclose()  # done already, unless the answer was cut off
         finally:
-            self._in_flight[index] -= 1
+            origin.in_flight[index] -= 1
+
+    def _origin_of(self, url: httpx.URL) -> tuple[_Origin, bool]:
+        """The origin of `url`, made now or not, moved to the most recently used end."""
+        proxy = self._proxy_for(url)
+        key = (url.scheme, url.host, url.port, proxy)
+        origin = self._origins.pop(key, None)
+        made = origin is None
+        if origin is None:
+            origin = _Origin(self._shards_per_origin, self._limits, self._tls, proxy)
+        self._origins[key] = origin
+        return origin, made
+
+    async def _close_idle_origins(self) -> None:
+        """Close the least recently used origins with nothing in flight until MAX_ORIGINS are
+        left (or only busy ones): base_urls are few, but hosts met are never forgotten
+        otherwise, each keeping its idle connections open."""
+        for key in list(self._origins):
+            if len(self._origins) <= MAX_ORIGINS:
+                return
+            origin = self._origins.get(key)
+            if origin is not None and not any(origin.in_flight):
+                del self._origins[key]
+                await origin.aclose()
 
     def _proxy_for(self, url: httpx.URL) -> str | None:
         """The proxy httpx would use for `url`: its scheme's (else ALL_PROXY's), unless
@@ -105,9 +139,42 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         return self._routes[route]
 
     async def aclose(self) -> None:
-        for shard in self._shards:
-            for transport in shard.values():
-                await transport.aclose()
+        origins, self._origins = list(self._origins.values()), {}
+        for origin in origins:
+            await origin.aclose()
+
+
+_OriginKey = tuple[str, str, int | None, str | None]  # scheme, host, port, proxy
+
+
+class _Origin:
+    """One origin's shards: small pools (httpcore walks its whole pool on each request), made
+    only once every shard made has all its connections in use."""
+
+    def __init__(self, shards: int, limits: httpx.Limits, tls: ssl.SSLContext,
+                 proxy: str | None) -> None:
+        self._most = shards
+        self._limits = limits
+        self._tls = tls
+        self._proxy = proxy
+        self._per_shard = limits.max_connections or 1
+        self.shards: list[httpx.AsyncHTTPTransport] = []
+        self.in_flight: list[int] = []
+
+    def take(self) -> tuple[httpx.AsyncHTTPTransport, int]:
+        """The shard with the fewest requests in flight, counted as one more."""
+        index = min(range(len(self.shards)), key=self.in_flight.__getitem__, default=-1)
+        if (index < 0 or self.in_flight[index] >= self._per_shard) and (
+                len(self.shards) < self._most):
+            self.shards.append(_transport(self._limits, self._tls, self._proxy))
+            self.in_flight.append(0)
+            index = len(self.shards) - 1
+        self.in_flight[index] += 1
+        return self.shards[index], index
+
+    async def aclose(self) -> None:
+        for transport in self.shards:
+            await transport.aclose()
 
 
 async def _read_capped(response: httpx.Response, request: httpx.Request) -> httpx.Response:
