@@ -20,7 +20,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from switchboard.localkafka.errors import BrokerError
+from switchboard.localkafka.errors import OWN_CLUSTER, BrokerError
 from switchboard.localkafka.jars import ensure_jars
 from switchboard.localkafka.ports import port_in_use
 from switchboard.localkafka.readiness import wait_until_usable
@@ -183,7 +183,8 @@ class LocalKafka:
     def _java(self, lib: Path, log4j: Path, *args: str) -> list[str]:
         java = shutil.which("java")
         if java is None:
-            raise BrokerError("java (17+) is needed to run the local Kafka broker")
+            raise BrokerError("java (17+) is needed to run the local Kafka broker; install it, "
+                              f"{OWN_CLUSTER}")
         return [
             java, f"-Xms{self.heap}", f"-Xmx{self.heap}", *_GC_FLAGS, "-XX:TieredStopAtLevel=1",
             f"-Xlog:gc:file={self.data_dir / 'gc.log'}",

@@ -12,7 +12,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from switchboard.localkafka.errors import BrokerError
+from switchboard.localkafka.errors import OWN_CLUSTER, BrokerError
 from switchboard.logs import get_logger
 
 KAFKA_VERSION = "3.9.1"
@@ -45,7 +45,8 @@ def ensure_jars(cache_dir: Path) -> Path:
             return lib
         mvn = shutil.which("mvn")
         if mvn is None:
-            raise BrokerError("Maven (mvn) is needed once to fetch the Kafka jars; install it")
+            raise BrokerError("Maven (mvn) is needed once to fetch the Kafka jars; install it, "
+                              f"{OWN_CLUSTER}")
         pom = home / "pom.xml"
         pom.write_bytes(pom_bytes)
         staging = home / f"lib.tmp-{os.getpid()}"
