@@ -25,8 +25,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -217,7 +219,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        sources: list[PydanticBaseSettingsSource] = [init_settings, EnvSource(settings_cls)]
         config_file = os.environ.get(CONFIG_FILE_ENV)
         if config_file:
             path = Path(config_file)
@@ -294,6 +296,29 @@ def unreadable(exc: OSError | UnicodeDecodeError) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
     return exc.strerror or str(exc)
+
+
+# Text settings whose empty value is a value: no prefix, no cluster named (the local broker),
+# an empty login or secret (refused where one is needed, as before). Given empty in the
+# environment they stay empty, and still override the config file.
+EMPTY_IS_A_VALUE = frozenset({
+    "kafka_bootstrap_servers", "kafka_name_prefix",
+    "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_key_password",
+    "kafka_oauth_client_id", "kafka_oauth_client_secret", "kafka_oauth_scope",
+})
+
+
+class EnvSource(EnvSettingsSource):
+    """The environment, where a variable set to nothing (`SWITCHBOARD_METRICS_PORT=`, as env
+    files and compose `environment:` entries leave them) is unset, except for the settings
+    of EMPTY_IS_A_VALUE. An empty number, choice, path or URL was an error that stopped every
+    command (or, for a path, the working directory): never what the empty line meant."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value, key, is_complex = super().get_field_value(field, field_name)
+        if value == "" and field_name not in EMPTY_IS_A_VALUE:
+            return None, key, is_complex
+        return value, key, is_complex
 
 
 class ConfigFileSource(TomlConfigSettingsSource):
