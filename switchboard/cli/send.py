@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import uuid
 from datetime import UTC, datetime
 
 import orjson
 
+from switchboard.addresses import is_phone_channel
 from switchboard.cli.startup import (
     KAFKA_PRINTS_IT,
     NoAnswer,
@@ -18,6 +20,13 @@ from switchboard.cli.startup import (
     run_loop,
 )
 from switchboard.settings import Settings, validation_problems
+
+# A phone number that switchboard.addresses could not make E.164: a national one, its trunk 0
+# where the country code belongs. The sender would pass it on as given, and the provider
+# would read it as a number of some country, or refuse it.
+_NOT_INTERNATIONAL = re.compile(r"0[0-9 ()./-]{6,20}")
+# What every command of an account that names no channel is sent on (as the sender reads it).
+_DEFAULT_CHANNEL = "sms"
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
@@ -53,6 +62,11 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
             media=[{"url": url} for url in args.media])
     except ValidationError as exc:
         print(f"error: {validation_problems(exc, 'command')}", file=sys.stderr)
+        return 2
+    configured = account.outbound.get("channel")
+    channel = args.channel or (configured if isinstance(configured, str) else _DEFAULT_CHANNEL)
+    if national := _national_number(command.addressed(channel).to, channel):
+        print(f"error: {national}; nothing published", file=sys.stderr)
         return 2
     kafka = settings.kafka_connection()
     sending = False
@@ -90,3 +104,15 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         return 3
     sys.stdout.buffer.write(result.to_json() + b"\n")
     return 0 if result.status == "accepted" else 1
+
+
+def _national_number(to: str, channel: str) -> str | None:
+    """Why `to` (as the sender spells it) cannot go out on `channel`, or None. Refused, not
+    guessed at: 0791234567 is another contact in each country. The number is not repeated
+    (a contact's number stays out of what may end in a log)."""
+    if not is_phone_channel(channel):  # user ids (Telegram, Messenger): any form
+        return None
+    if _NOT_INTERNATIONAL.fullmatch(to) is None:
+        return None
+    return (f"`to` is a national number (a leading 0), but {channel} wants it international "
+            "(E.164): + and the country code, e.g. +447911123456 for 07911 123456 in the UK")
