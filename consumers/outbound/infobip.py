@@ -216,7 +216,10 @@ def message_receipt(message: dict[str, Any], api: str, *,
     object, the same in both Infobip APIs); a permanent SendError when its group is final and
     not DELIVERED (REJECTED, UNDELIVERABLE, EXPIRED).
 
-    `text` reads the fields: the Messages API's may be numbers, Omnichat's are read as strings.
+    `text` reads the status's fields: the Messages API's may be numbers, Omnichat's are read as
+    strings. `messageId` is read as a string or an integer's digits in both: Omnichat's reports
+    correlate by it alone, and ingest reads a numeric one as its digits too (never a float or
+    a boolean, which no id is).
     """
     status = message.get("status")
     status = status if isinstance(status, dict) else {}
@@ -230,7 +233,7 @@ def message_receipt(message: dict[str, Any], api: str, *,
                             "up, send the message again under a new command id"
                             if no_credit else ""),
                         retryable=False, code=status_name or group, permanent=not no_credit)
-    return SendReceipt(provider_message_id=text(message.get("messageId")),
+    return SendReceipt(provider_message_id=as_text(message.get("messageId")),
                        provider_status=status_name)
 
 

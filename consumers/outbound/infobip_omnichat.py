@@ -22,9 +22,10 @@ likely came through (an application has one webhookUrl for all its integrations)
 The send API has no correlation field, no per-message webhook URL (reports go to the
 application's `webhookUrl`, set when the application is created) and no reply reference, so the
 command id, the webhook URL and `in_reply_to` are not sent: reports correlate by `messageId`.
-Response: `messageId`; a `REJECTED`, `UNDELIVERABLE` or `EXPIRED` status group is a permanent
-error, and so is seed 004's error body (`requestError`) in a 2xx; any other 2xx without an id is
-accepted with id `None` (resending could send the message twice).
+Response: `messageId` (a string, or an integer read as its digits, as ingest reads the reports'
+own: it is all that correlates them); a `REJECTED`, `UNDELIVERABLE` or `EXPIRED` status group
+is a permanent error, and so is seed 004's error body (`requestError`) in a 2xx; any other 2xx
+without an id is accepted with id `None` (resending could send the message twice).
 """
 
 from __future__ import annotations
