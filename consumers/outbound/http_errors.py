@@ -115,15 +115,24 @@ class _Progress:
     connection while still queued (anyio raises it only so). The body's length is told
     (Content-Length, from `json=`), so the server has a request cut short, which it cannot
     act on: the provider does not have the message. (A failed event names no request: one of a
-    tunnel's CONNECT counts too, and rightly, as nothing reached the provider then.)"""
+    tunnel's CONNECT counts too, and rightly, as nothing reached the provider then.)
 
-    __slots__ = ("request_left", "write_failed")
+    And where its connection was made (`connected_to`, host and port), when this request made
+    one: a proxy's, where the request goes through one (its CONNECT's connection is it), so
+    that a failure to connect names the proxy it failed on, not only the provider."""
+
+    __slots__ = ("connected_to", "request_left", "write_failed")
 
     def __init__(self) -> None:
+        self.connected_to: tuple[str, int] | None = None
         self.request_left = False
         self.write_failed = False
 
     async def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event.endswith(".connect_tcp.started"):  # host and port only: never a proxy's login
+            host, port = info.get("host"), info.get("port")
+            if isinstance(host, str) and isinstance(port, int):
+                self.connected_to = (host, port)
         if getattr(info.get("request"), "method", None) == b"CONNECT":
             return
         if event.endswith(".send_request_headers.started"):
@@ -149,6 +158,23 @@ def origin_of(url: str) -> str:
     return f"{parsed.scheme}://{host}" + (f":{port}" if port else "")
 
 
+def destination(url: str, progress: _Progress) -> str:
+    """`origin_of(url)`, and the proxy the request's connection went to, if it went through
+    one: the operator checks the proxy (and its NO_PROXY) when connecting to it failed, not
+    base_url. Only where this request made the connection (a reused one traces none)."""
+    where = origin_of(url)
+    if progress.connected_to is None:
+        return where
+    host, port = progress.connected_to
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return where
+    if (host, port) == (parsed.host, parsed.port or _DEFAULT_PORTS.get(parsed.scheme)):
+        return where
+    return f"{where} through the proxy {f'[{host}]' if ':' in host else host}:{port}"
+
+
 async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers: dict[str, str],
                     timeout_s: float, idempotent: bool = False) -> httpx.Response:
     """POST JSON; network failures and timeouts become retryable SendErrors, marked
@@ -168,7 +194,7 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
         left = progress.request_left
         raise SendError(f"timed out after {timeout_s}s ("
                         + ("the whole answer had not come" if left
-                           else f"not connected to {origin_of(url)}") + ")",
+                           else f"not connected to {destination(url, progress)}") + ")",
                         retryable=True, code="timeout",
                         maybe_sent=left and not idempotent) from None
     except AnswerTooLarge as exc:
@@ -187,7 +213,7 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
     except httpx.TransportError as exc:
         maybe_sent = not idempotent and not isinstance(exc, NOT_SENT_ERRORS)
         if isinstance(exc, httpx.TimeoutException):
-            where = f", connecting to {origin_of(url)}" if isinstance(
+            where = f", connecting to {destination(url, progress)}" if isinstance(
                 exc, httpx.ConnectTimeout) else ""
             raise SendError(f"timed out after {timeout_s}s ({type(exc).__name__}{where})",
                             retryable=True, code="timeout", maybe_sent=maybe_sent) from None
@@ -196,7 +222,7 @@ async def post_json(http: httpx.AsyncClient, url: str, payload: Any, *, headers:
         reason = " ".join(str(exc).split())[:200]
         cut_short = progress.write_failed  # the connection broke while the request was written
         raise SendError(f"network error: {type(exc).__name__}" + (f": {reason}" if reason else "")
-                        + f" (sending to {origin_of(url)})"
+                        + f" (sending to {destination(url, progress)})"
                         + (" (the connection broke before the whole request was written: not "
                            "sent)" if cut_short else ""),
                         retryable=True, code="network",

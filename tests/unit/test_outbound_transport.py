@@ -156,7 +156,8 @@ async def test_https_goes_through_a_tunnel_whose_refusal_sent_nothing(
     error = caught.value
     assert (error.code, error.retryable, error.maybe_sent) == ("network", True, False)
     assert error.description == ("network error: ProxyError: 403 Forbidden "
-                                 "(sending to https://provider.invalid:443)")
+                                 "(sending to https://provider.invalid:443 through the proxy "
+                                 f"127.0.0.1:{proxy.port})")
 
 
 async def test_the_proxy_in_use_is_logged_without_its_password(
