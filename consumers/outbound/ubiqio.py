@@ -32,7 +32,8 @@ or the first of a list); `status` is kept as the
 provider status. A 2xx that says it failed (`"success": false`, also written `"false"`, `0` or
 `"0"`; a `status` of `error`, `failed`, `failure`, `fail` or `rejected`; an `error`) and has no
 id is a permanent error with Ubiqio's text; such a `success` or `status` next to an id says both
-that it was taken and that it failed, so it fails as possibly sent (never sent again). Any
+that it was taken and that it failed, so it fails as possibly sent (never sent again). A top-level
+`status` or `statusCode` of 400-599 fails as that HTTP status would (with an id: possibly sent). Any
 other 2xx without an id is accepted with id `None` (resending could send the message twice;
 clientRef correlates reports).
 """
@@ -53,7 +54,7 @@ from pydantic import Field
 from consumers.handling import slot_given_up
 from consumers.outbound.base import OutboundConfig, SendContext, SendError, SendReceipt
 from consumers.outbound.content import guess_content_type, refuse, with_choices
-from consumers.outbound.http_errors import classify_http_error, post_json
+from consumers.outbound.http_errors import NOT_TAKEN_STATUSES, classify_http_error, post_json
 from consumers.outbound.limits import WINDING_DOWN, Stopping
 from consumers.outbound.provider_client import ProviderClient
 from consumers.outbound.responses import as_text, json_body, snippet, web_page
@@ -307,6 +308,8 @@ def read_response(response: httpx.Response) -> SendReceipt:
                             code="provider_error")
         raise SendError(f"Ubiqio answered {failed} with message id {message_id}: "
                         f"{reason}", retryable=True, code="provider_error", maybe_sent=True)
+    if (said := _http_status_said(body)) is not None:
+        raise _status_failure(response, said, _error_text(body), message_id)
     error = _error_text(body, _SUCCESS_ERROR_KEYS)
     if message_id is None and error is not None:
         raise SendError(f"Ubiqio refused the message: {error}", retryable=False,
@@ -328,6 +331,36 @@ def _failure_said(body: Any) -> str | None:
     if isinstance(status, str) and status.strip().lower() in _FAILED_STATUSES:
         return f"status: {status.strip()!r}"
     return None
+
+
+def _http_status_said(body: Any) -> int | None:
+    """An HTTP error status a 2xx body carries at its top level (`status` or `statusCode`, 400
+    to 599, a number or its digits), else None: APIs that answer every request 200 put the
+    real status there (Spring's and NestJS's error bodies have it too). Seed 000 lists 400, 401
+    and 500 as its errors and shows no body, so one in a 2xx is read as that error, not as an
+    acceptance of a message that was not sent."""
+    if not isinstance(body, dict):
+        return None
+    for key in ("status", "statusCode"):
+        value = body.get(key)
+        if isinstance(value, str) and len(value.strip()) == 3 and value.strip().isdigit():
+            value = int(value)
+        if type(value) is int and 400 <= value <= 599:
+            return value
+    return None
+
+
+def _status_failure(response: httpx.Response, status: int, reason: str | None,
+                    message_id: str | None) -> SendError:
+    """As the HTTP status would fail (see classify_http_error): a 4xx a refusal, 408/429/503 to
+    be retried, another 5xx maybe sent; and with a message id, maybe sent whatever it says."""
+    not_taken = status in NOT_TAKEN_STATUSES
+    maybe_sent = message_id is not None or (status >= 500 and not not_taken)
+    with_id = f" with message id {message_id}" if message_id is not None else ""
+    return SendError(f"Ubiqio answered HTTP {response.status_code}{with_id}, its body saying "
+                     f"status {status}: {reason or 'no reason given'}",
+                     retryable=maybe_sent or not_taken, code="provider_error",
+                     maybe_sent=maybe_sent, throttled=status == 429)
 
 
 def _candidates(body: Any) -> list[dict[str, Any]]:
