@@ -22,7 +22,8 @@ Errors: `{code, message}`, a 422 with `details` (field -> problems), quoted afte
 Response (202): `id` is the provider message id, `status` the provider status. A `rejected` or
 `sending_failed` status is a permanent error. The answer's schema marks `id` required, so a 2xx
 without one is not Bird's answer (a base_url pointing at another API): `bad_response`, maybe
-sent, never sent again.
+sent, never sent again. One with Bird's error fields (`code`, `message`) is failed so too (the
+seed documents no error in a 2xx, so it is not read as a refusal), quoting them.
 """
 
 from __future__ import annotations
@@ -133,9 +134,26 @@ def read_response(response: httpx.Response) -> SendReceipt:
         raise SendError(f"Bird did not take the message ({status}): {_failure(body)}",
                         retryable=False, code=status)
     message_id = as_str(body.get("id"))
+    if message_id is None and (refusal := _error_said(body)):
+        # The shape of Bird's refusals, but seed 001 documents none in a 2xx (only the 202's
+        # message): not read as one, since the message may have been taken. Quoted, so the
+        # operator reads Bird's reason rather than a question about base_url.
+        raise SendError(f"HTTP {response.status_code} without an id, with Bird's error fields "
+                        f"instead ({refusal}); Bird documents no error in a 2xx, so the message "
+                        f"may have been sent", retryable=True, code="bad_response",
+                        maybe_sent=True)
     if message_id is None:
         raise no_acceptance(response, "id, which every Bird acceptance carries")
     return SendReceipt(provider_message_id=message_id, provider_status=status)
+
+
+def _error_said(body: dict[str, Any]) -> str | None:
+    """`code: message (details)` where the body has the fields of Bird's error answers."""
+    code, message = as_str(body.get("code")), as_str(body.get("message"))
+    if code is None or message is None:
+        return None
+    details = _details(body.get("details"))
+    return f"{code}: {message}" + (f" ({details})" if details else "")
 
 
 def _details(value: Any) -> str:
