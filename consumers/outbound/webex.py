@@ -23,15 +23,15 @@ header `key: <service_key>` (seed 002). SMS only.
 Response: HTTP 200 `{"response": [{"code": "1001", "transid": ..., "description": "Queued"}]}`;
 `transid` is the provider message id (receipts carry it). Webex also answers HTTP 200 with an
 error object, `{"response": {"code": "7001", "description": "Authentication failed."}}`: any
-code other than 1000/1001/1002 is an error, retryable only for 7005 (request expired) and 7020
-(the tenant's rate limit, "You have reached maximum transaction limit": it holds the account's
-other sends too, like a 429). 7006 (internal error) is Webex's 500 in an HTTP 200: Webex may
-have queued the SMS before failing, so it is `maybe_sent`, never sent again by the sender, as
-after an HTTP 500. Every answer, acceptance or refusal, is that `response` with a `code`, so a
-2xx without one is not Webex's answer (a base_url pointing at another API): `bad_response`,
-maybe sent, never sent again. An accepting code without a `transid` (every sample has one, but
-no field is documented as required) is accepted with id `None` (correlationid still correlates
-receipts).
+code other than 1000/1001/1002 is an error, retryable only for 7005 (request expired,
+unverified: see RETRYABLE_CODES) and 7020 (the tenant's rate limit, "You have reached maximum
+transaction limit": it holds the account's other sends too, like a 429). 7006 (internal error)
+is Webex's 500 in an HTTP 200: Webex may have queued the SMS before failing, so it is
+`maybe_sent`, never sent again by the sender, as after an HTTP 500. Every answer, acceptance or
+refusal, is that `response` with a `code`, so a 2xx without one is not Webex's answer (a
+base_url pointing at another API): `bad_response`, maybe sent, never sent again. An accepting
+code without a `transid` (every sample has one, but no field is documented as required) is
+accepted with id `None` (correlationid still correlates receipts).
 """
 
 from __future__ import annotations
@@ -58,7 +58,12 @@ NAME = "webex"
 PATH = "/resources/v1/messaging"
 MAX_TEXT = 1024
 SUCCESS_CODES = frozenset({"1000", "1001", "1002"})
-# Refused before Webex acted on the request: sending it again is safe.
+# Refused before Webex acted on the request: sending it again is safe. 7005 ("request
+# expired") is an unverified reading: seed 002 shows only 1001, 7000 and 7001, and Webex's API
+# status code page (help.webexconnect.io/docs/api-codes) could be read only as far as 7003.
+# Kept: a code other than 1000-1002 says the SMS was not queued (7006 is the one read as maybe
+# taken), so a retry cannot send it twice, and if 7005 is a refusal the 5 attempts only end
+# the same way, later.
 RETRYABLE_CODES = frozenset({"7005", "7020"})
 # "Internal error occurred": Webex's 500, answered with HTTP 200. It may come after the SMS
 # was queued, so like a 500 it is an outcome we cannot know (maybe_sent), not a refusal.
