@@ -170,7 +170,10 @@ def destination(url: str, progress: _Progress) -> str:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
         return where
-    if (host, port) == (parsed.host, parsed.port or _DEFAULT_PORTS.get(parsed.scheme)):
+    # The host as httpcore connects to it: an internationalized name in its ASCII form.
+    provider = (parsed.raw_host.decode("ascii", "replace"),
+                parsed.port or _DEFAULT_PORTS.get(parsed.scheme))
+    if (host, port) == provider:
         return where
     return f"{where} through the proxy {f'[{host}]' if ':' in host else host}:{port}"
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from consumers.outbound.base import SendError
-from consumers.outbound.http_errors import post_json
+from consumers.outbound.http_errors import _Progress, destination, origin_of, post_json
 from consumers.outbound.transport import ShardedTransport
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
@@ -64,3 +64,16 @@ async def test_a_direct_connection_names_the_provider_alone(
     error = await send_failure(f"http://127.0.0.1:{port}/send")
     assert error.description.endswith(f"(sending to http://127.0.0.1:{port})")
     assert "proxy" not in error.description
+
+
+@pytest.mark.parametrize("url", ["https://bücher.example/send", "https://API.example.com/send",
+                                 "http://[::1]:8080/send"])
+def test_a_connection_to_the_provider_itself_names_no_proxy(url: str) -> None:
+    # httpcore connects to an internationalized name in its ASCII form (xn--…), which is not
+    # a proxy; nor is a host written in capitals, or an IPv6 address.
+    host = httpx.URL(url).raw_host.decode("ascii")
+    progress = _Progress()
+    progress.connected_to = (host, httpx.URL(url).port or 443)
+    assert destination(url, progress) == origin_of(url)
+    progress.connected_to = ("::1", 3128)
+    assert destination(url, progress) == f"{origin_of(url)} through the proxy [::1]:3128"
