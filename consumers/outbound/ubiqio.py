@@ -125,7 +125,7 @@ class Client(ProviderClient[Config]):
         payload = build_request(command, self._config, self._context.webhook_url)
         token = await self._valid_token()
         response = await self._send_with(payload, token)
-        if response.status_code == httpx.codes.UNAUTHORIZED:
+        if _unauthorized(response):
             token = await self._valid_token(rejected=token)
             response = await self._send_with(payload, token)
         return read_response(response)
@@ -297,8 +297,7 @@ def read_response(response: httpx.Response) -> SendReceipt:
     if not response.is_success:
         raise classify_http_error(response, _error_text(body) or snippet(response))
     objects = _candidates(body)
-    message_id = next((value for obj in objects for key in _ID_KEYS
-                       if (value := as_text(obj.get(key))) is not None), None)
+    message_id = _message_id(objects)
     if (failed := _failure_said(body)) is not None:
         # No doc shows it, but a JSON API's `success: false` says the request failed; its
         # `message` is then the reason, not a success note.
@@ -318,6 +317,11 @@ def read_response(response: httpx.Response) -> SendReceipt:
     return SendReceipt(provider_message_id=message_id, provider_status=status)
 
 
+def _message_id(objects: list[dict[str, Any]]) -> str | None:
+    return next((value for obj in objects for key in _ID_KEYS
+                 if (value := as_text(obj.get(key))) is not None), None)
+
+
 def _failure_said(body: Any) -> str | None:
     """How a 2xx body says the send failed (`success: false`, `status: failed`), else None.
     Only at the top level: a nested `status` may be a message's, in an answer of several."""
@@ -334,11 +338,9 @@ def _failure_said(body: Any) -> str | None:
 
 
 def _http_status_said(body: Any) -> int | None:
-    """An HTTP error status a 2xx body carries at its top level (`status` or `statusCode`, 400
-    to 599, a number or its digits), else None: APIs that answer every request 200 put the
-    real status there (Spring's and NestJS's error bodies have it too). Seed 000 lists 400, 401
-    and 500 as its errors and shows no body, so one in a 2xx is read as that error, not as an
-    acceptance of a message that was not sent."""
+    """An HTTP error status at a 2xx body's top level (`status` or `statusCode`, 400-599, a
+    number or its digits), as APIs answering every request 200 (and Spring's and NestJS's error
+    bodies) write it. Seed 000 shows no body: read as that error, not as an acceptance."""
     if not isinstance(body, dict):
         return None
     for key in ("status", "statusCode"):
@@ -348,6 +350,15 @@ def _http_status_said(body: Any) -> int | None:
         if type(value) is int and 400 <= value <= 599:
             return value
     return None
+
+
+def _unauthorized(response: httpx.Response) -> bool:
+    """A 401, or a 2xx saying 401 in its body and holding no message id (one that does may
+    have been taken): an opaque token (no `exp`) is renewed only so."""
+    if response.status_code == httpx.codes.UNAUTHORIZED:
+        return True
+    body = json_body(response) if response.is_success else None
+    return _http_status_said(body) == 401 and _message_id(_candidates(body)) is None
 
 
 def _status_failure(response: httpx.Response, status: int, reason: str | None,

@@ -767,6 +767,25 @@ async def test_ubiqio_401_fetches_a_new_token_once(fake: FakeProvider,
     assert sends == [f"Bearer {old}", f"Bearer {new}"]
 
 
+async def test_ubiqio_401_in_a_2xx_body_fetches_a_new_token_once(
+        fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    # Read as the HTTP 401 it says: a token without `exp` is renewed on a 401 only, so every
+    # send after it expired failed (a refusal each) for the life of the sender.
+    fake.on(TOKEN_PATH, reply(200, {"token": "opaque-1"}), reply(200, {"token": "opaque-2"}))
+    fake.on(UBIQIO, reply(200, {"statusCode": 401, "message": "Unauthorized"}), ok("ubiqio"))
+    receipt = await make("ubiqio", fake, http).send(command())
+    assert receipt.provider_message_id == "ub-1"
+    sends = [request.headers["authorization"] for request in fake.to(UBIQIO)]
+    assert sends == ["Bearer opaque-1", "Bearer opaque-2"]
+
+
+async def test_ubiqio_401_in_a_2xx_body_with_an_id_is_not_sent_again(
+        fake: FakeProvider, http: httpx.AsyncClient) -> None:
+    fake.on(UBIQIO, reply(200, {"status": 401, "messageId": "m-9", "message": "Unauthorized"}))
+    error = await send_error(make("ubiqio", fake, http), command())
+    assert (error.maybe_sent, len(fake.to(UBIQIO)), len(fake.to(TOKEN_PATH))) == (True, 1, 1)
+
+
 async def test_a_fetched_ubiqio_token_is_masked_and_a_renewed_one_replaces_it(
         fake: FakeProvider, http: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]) -> None:
     # Only configured secrets and JWTs were masked: a token that is no JWT, quoted back with the
