@@ -4,7 +4,8 @@ Each provider module (Courier style, like `normalizers/` and `consumers/outbound
 same few names, described by `SimulatedProvider`: its routes, the account lookup from the send
 request's credentials, parsing a send into `Outgoing` messages, its success and failure answers,
 and the builders of its webhook bodies. The builders are pure (time comes in as an argument) so
-tests can feed their output straight to the normalizers.
+tests can feed their output straight to the normalizers. What providers define alike is made
+here once: `send_route` (routes of a lone send endpoint) and `outbound_check`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 
 from consumers.outbound import outbound_problems
 from switchboard.accounts import Account
@@ -186,6 +187,15 @@ def outbound_problem(account: Account, model: type[BaseModel]) -> str | None:
     return None
 
 
+def outbound_check(model: type[BaseModel]) -> Callable[[Account], str | None]:
+    """A provider's `outbound_problem`: every provider checks an account's outbound table
+    against its `Outbound` model alone."""
+    def check(account: Account) -> str | None:
+        return outbound_problem(account, model)
+
+    return check
+
+
 def checked_config(account: Account, model: type[ConfigT]) -> ConfigT:
     """The outbound config of an account already known to fit `model`: the simulator serves
     only such accounts (checked at start), and `authenticate` returns no other."""
@@ -215,6 +225,18 @@ def authorization(request: Request, scheme: str) -> str | None:
 def same_secret(expected: str, given: str) -> bool:
     """Constant-time comparison: even a simulator should not teach timing leaks."""
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+def send_route(path: str) -> Callable[[SendEndpoint, Sequence[Account]], list[BaseRoute]]:
+    """A provider's `routes` when its API is the send endpoint alone, `POST path` (all but
+    Ubiqio, which adds its token endpoint)."""
+    def routes(send: SendEndpoint, accounts: Sequence[Account]) -> list[BaseRoute]:
+        return [Route(path, send, methods=["POST"])]
+
+    return routes
 
 
 # --- helpers ---------------------------------------------------------------------------------

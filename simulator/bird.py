@@ -21,7 +21,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from normalizers.channels import channel as channel_name
 from simulator.base import (
@@ -30,7 +29,6 @@ from simulator.base import (
     OutboundKeys,
     Outgoing,
     ReceivedSend,
-    SendEndpoint,
     Webhook,
     authorization,
     checked_config,
@@ -40,12 +38,13 @@ from simulator.base import (
     matching_accounts,
     new_id,
     obj,
+    outbound_check,
     same_secret,
+    send_route,
     text,
     timeline,
     webhook,
 )
-from simulator.base import outbound_problem as _problem
 from switchboard.accounts import Account, Secret
 
 NAME = "bird"
@@ -73,12 +72,8 @@ class Outbound(OutboundKeys):
         return _PLATFORMS.get(self.channel.lower(), self.channel.lower())
 
 
-def routes(send: SendEndpoint, accounts: Sequence[Account]) -> list[BaseRoute]:
-    return [Route(SEND_PATH, send, methods=["POST"])]
-
-
-def outbound_problem(account: Account) -> str | None:
-    return _problem(account, Outbound)
+routes = send_route(SEND_PATH)
+outbound_problem = outbound_check(Outbound)
 
 
 def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Response:

@@ -28,7 +28,6 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from consumers.outbound.infobip import infobip_channel
 from normalizers.channels import channel as channel_name
@@ -39,7 +38,6 @@ from simulator.base import (
     OutboundKeys,
     Outgoing,
     ReceivedSend,
-    SendEndpoint,
     Webhook,
     authorization,
     checked_config,
@@ -47,12 +45,13 @@ from simulator.base import (
     json_response,
     matching_accounts,
     obj,
+    outbound_check,
     same_secret,
+    send_route,
     text,
     timeline,
     webhook,
 )
-from simulator.base import outbound_problem as _problem
 from switchboard.accounts import Account, Secret
 
 NAME = "infobip"
@@ -94,12 +93,8 @@ class Outbound(OutboundKeys):
     channel: str = "sms"
 
 
-def routes(send: SendEndpoint, accounts: Sequence[Account]) -> list[BaseRoute]:
-    return [Route(SEND_PATH, send, methods=["POST"])]
-
-
-def outbound_problem(account: Account) -> str | None:
-    return _problem(account, Outbound)
+routes = send_route(SEND_PATH)
+outbound_problem = outbound_check(Outbound)
 
 
 def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Response:

@@ -24,7 +24,6 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
 
 from normalizers.channels import channel as channel_name
 from simulator.base import (
@@ -32,7 +31,6 @@ from simulator.base import (
     OutboundKeys,
     Outgoing,
     ReceivedSend,
-    SendEndpoint,
     Webhook,
     authorization,
     checked_config,
@@ -41,12 +39,13 @@ from simulator.base import (
     matching_accounts,
     new_id,
     obj,
+    outbound_check,
     same_secret,
+    send_route,
     text,
     timeline,
     webhook,
 )
-from simulator.base import outbound_problem as _problem
 from simulator.infobip import (
     DELIVERED_TO_HANDSET,
     NO_ERROR,
@@ -74,12 +73,8 @@ class Outbound(OutboundKeys):
     integration_type: str = "FACEBOOK"
 
 
-def routes(send: SendEndpoint, accounts: Sequence[Account]) -> list[BaseRoute]:
-    return [Route(SEND_PATH, send, methods=["POST"])]
-
-
-def outbound_problem(account: Account) -> str | None:
-    return _problem(account, Outbound)
+routes = send_route(SEND_PATH)
+outbound_problem = outbound_check(Outbound)
 
 
 def authenticate(request: Request, accounts: Sequence[Account]) -> Account | Response:

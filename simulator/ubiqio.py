@@ -45,12 +45,12 @@ from simulator.base import (
     json_response,
     matching_accounts,
     new_id,
+    outbound_check,
     same_secret,
     text,
     timeline,
     webhook,
 )
-from simulator.base import outbound_problem as _problem
 from switchboard.accounts import Account, Secret
 
 NAME = "ubiqio"
@@ -75,16 +75,15 @@ class Outbound(OutboundKeys):
     channel: str = "sms"
 
 
+outbound_problem = outbound_check(Outbound)
+
+
 def routes(send: SendEndpoint, accounts: Sequence[Account]) -> list[BaseRoute]:
     async def token(request: Request) -> Response:
         return issue_token(await request.body(), accounts)
 
     return [Route(TOKEN_PATH, token, methods=["POST"]),
             Route(SEND_PATH, send, methods=["POST"])]
-
-
-def outbound_problem(account: Account) -> str | None:
-    return _problem(account, Outbound)
 
 
 def issue_token(body: bytes, accounts: Sequence[Account], now: float | None = None) -> Response:
