@@ -9,7 +9,8 @@ status webhooks are queued for ingest. Control endpoints:
 * `POST /_sim/inbound {account, from, text, postback?, to?}`: an end user writes to us.
 * `POST|GET|DELETE /_sim/faults`: fail the next N sends (see simulator.faults), also with a
   2xx that refuses them (`rejected`) or, from Infobip, whose message has a final UNDELIVERABLE
-  or EXPIRED status (`undeliverable`, `expired`).
+  or EXPIRED status (`undeliverable`, `expired`), or Webex's internal error in an HTTP 200
+  (`internal_error_2xx`). The `http_*` modes are those statuses on the wire from every provider.
 * `GET /_sim/webhooks`: webhooks sent, failed (dropped), retried, skipped, queue_full (of the
   failed, dropped as the queue of jobs, or a host's share of it, was full), connections_busy
   (of the failed, dropped after waiting too long for a connection to a URL a send named),
@@ -44,7 +45,7 @@ from simulator.base import (
     json_response,
     new_id,
 )
-from simulator.faults import HTTP_STATUS, UNDELIVERED_MODES, Fault, FaultBook, FaultSpec
+from simulator.faults import HTTP_STATUS, PROVIDER_2XX_MODES, Fault, FaultBook, FaultSpec
 from simulator.recorder import SendRecorder
 from simulator.webhooks import WEBHOOK_QUEUE_LIMIT, Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import Account, Accounts
@@ -173,7 +174,7 @@ class Simulator:
         # A fault for a misspelt account would be listed but never fire: say so now.
         if spec.account is not None and all(a.name != spec.account for a in self.accounts):
             return _control_error(404, f"no account {spec.account!r}")
-        if spec.mode in UNDELIVERED_MODES:
+        if spec.mode in PROVIDER_2XX_MODES:
             # One no provider it may reach can answer would fail that send with nothing.
             problem = self._unanswerable(spec)
             if problem is not None:
@@ -182,7 +183,7 @@ class Simulator:
         return json_response({"fault": fault.to_dict()}, 201)
 
     def _unanswerable(self, spec: FaultSpec) -> str | None:
-        """Why a fault of a status only some providers answer with could reach another."""
+        """Why a fault of an answer only some providers give could reach another."""
         if spec.provider is not None:
             reached = {spec.provider}
         elif spec.account is not None:
@@ -190,11 +191,11 @@ class Simulator:
         else:
             reached = set(SIMULATED)
         able = sorted(name for name, provider in SIMULATED.items()
-                      if provider.undelivered(spec.mode) is not None)
+                      if provider.answer_2xx(spec.mode) is not None)
         unable = sorted(reached.difference(able))
         if not unable:
             return None
-        return (f"mode {spec.mode!r} is a status only {', '.join(able)} answer a send with, "
+        return (f"mode {spec.mode!r} is an answer only {', '.join(able)} give a send, "
                 f"not {', '.join(unable)}: name one of theirs (provider or account)")
 
     async def list_faults(self, request: Request) -> Response:
@@ -279,9 +280,9 @@ async def _faulted(request: Request, provider: SimulatedProvider, fault: Fault) 
         return provider.failure(504)
     if fault.mode == "rejected":
         return provider.rejected()
-    if fault.mode in UNDELIVERED_MODES:
+    if fault.mode in PROVIDER_2XX_MODES:
         # add_fault refuses these where the provider has no such answer; its refusal otherwise.
-        return provider.undelivered(fault.mode) or provider.rejected()
+        return provider.answer_2xx(fault.mode) or provider.rejected()
     status = HTTP_STATUS[fault.mode]
     response = provider.failure(status)
     if status == 429:

@@ -142,16 +142,17 @@ class SimulatedProvider(Protocol):
         """The provider's success answer for the accepted messages."""
 
     def failure(self, status: int) -> Response:
-        """The provider's answer when it fails with HTTP `status` (injected faults)."""
+        """The provider's answer when it fails with HTTP `status` (injected faults): that
+        status on the wire, also from a provider that answers its own errors in a 2xx."""
 
     def rejected(self) -> Response:
         """The provider's 2xx answer that says it did not take the message (the `rejected`
         fault): what a client must not read as an acceptance."""
 
-    def undelivered(self, mode: str) -> Response | None:
-        """The provider's 2xx answer whose message already has a final status other than
-        delivered (the `undeliverable` and `expired` faults), or None when its send answers
-        carry no such status."""
+    def answer_2xx(self, mode: str) -> Response | None:
+        """The provider's 2xx answer to a fault only some providers answer (faults'
+        PROVIDER_2XX_MODES: a message already in a final status other than delivered, an
+        internal error in a 2xx), or None when it gives no such answer."""
 
     def status_webhooks(self, send: ReceivedSend, *, at: datetime, step: timedelta
                         ) -> list[Webhook]:

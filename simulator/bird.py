@@ -130,9 +130,9 @@ def rejected() -> Response:
                                       "source": {"name": "accounting"}}}, 202)
 
 
-def undelivered(mode: str) -> None:
-    """The Infobip status groups of these faults have no Bird counterpart the simulator
-    answers: its `rejected` is Bird's refusal in a 2xx."""
+def answer_2xx(mode: str) -> None:
+    """The Infobip status groups and Webex's internal error in a 2xx have no Bird counterpart
+    the simulator answers: its `rejected` is Bird's refusal in a 2xx."""
     return None
 
 

@@ -11,13 +11,19 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The http_* modes are that HTTP status on the wire from every provider (each provider's
+# `failure`), as is timeout's 504: a client must read them as it reads the real ones.
 # "rejected": the provider's 2xx answer that says it did not take the message (each provider's
 # `rejected`), the refusal a client could mistake for an acceptance. "undeliverable", "expired":
-# a 2xx whose message already has that final status group, so it will not be delivered (each
-# provider's `undelivered`; only Infobip's send answers carry a status group).
+# a 2xx whose message already has that final status group, so it will not be delivered (only
+# Infobip's send answers carry a status group). "internal_error_2xx": the provider's internal
+# error in a 2xx, which may come after it took the message (Webex: code 7006 in an HTTP 200).
 FaultMode = Literal["http_500", "http_503", "http_429", "http_400", "rejected", "undeliverable",
-                    "expired", "slow", "timeout"]
-UNDELIVERED_MODES: frozenset[FaultMode] = frozenset({"undeliverable", "expired"})
+                    "expired", "internal_error_2xx", "slow", "timeout"]
+# Answers only some providers give (each provider's `answer_2xx`): a fault of these that could
+# reach another provider is refused.
+PROVIDER_2XX_MODES: frozenset[FaultMode] = frozenset({"undeliverable", "expired",
+                                                      "internal_error_2xx"})
 
 HTTP_STATUS: dict[str, int] = {"http_500": 500, "http_503": 503, "http_429": 429, "http_400": 400}
 DEFAULT_RETRY_AFTER_S = 1.0

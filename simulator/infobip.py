@@ -133,10 +133,13 @@ def rejected() -> Response:
         {"messageId": _infobip_id(), "status": REJECTED_NOT_ENOUGH_CREDITS}]})
 
 
-def undelivered(mode: str) -> Response:
-    """An HTTP 200 whose message has a final UNDELIVERABLE or EXPIRED status."""
+def answer_2xx(mode: str) -> Response | None:
+    """An HTTP 200 whose message has a final UNDELIVERABLE or EXPIRED status (those faults)."""
+    status = UNDELIVERED.get(mode)
+    if status is None:
+        return None
     return json_response({"bulkId": _infobip_id(), "messages": [
-        {"messageId": _infobip_id(), "status": UNDELIVERED[mode]}]})
+        {"messageId": _infobip_id(), "status": status}]})
 
 
 def failure(status: int) -> Response:

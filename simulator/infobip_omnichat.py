@@ -130,9 +130,12 @@ def rejected() -> Response:
                           "status": REJECTED_NOT_ENOUGH_CREDITS})
 
 
-def undelivered(mode: str) -> Response:
+def answer_2xx(mode: str) -> Response | None:
     """An HTTP 200 with a final UNDELIVERABLE or EXPIRED status, as the Messages API's."""
-    return json_response({"messageCount": 1, "messageId": new_id(), "status": UNDELIVERED[mode]})
+    status = UNDELIVERED.get(mode)
+    if status is None:
+        return None
+    return json_response({"messageCount": 1, "messageId": new_id(), "status": status})
 
 
 def failure(status: int) -> Response:

@@ -154,8 +154,9 @@ def rejected() -> Response:
     return json_response({"success": False, "message": "Insufficient balance"})
 
 
-def undelivered(mode: str) -> None:
-    """Ubiqio documents no status in its send answer (none of its bodies are shown)."""
+def answer_2xx(mode: str) -> None:
+    """Ubiqio documents no status or error code in its send answer (none of its bodies are
+    shown)."""
     return None
 
 

@@ -7,10 +7,10 @@ Like the real API it answers HTTP 200 even when it refuses: success is an array
 `{"response": [{"code": "1001", "transid", "description": "Queued"}]}` (one item per msisdn),
 errors an object `{"response": {"code": "7001", "description", "transid"}}` (7000 invalid JSON,
 7001 authentication failed, 7002 service key missing, 7003 mandatory parameters missing,
-7004 invalid parameters, also an SMS text over the documented 1024 characters). Injected
-faults are answered the Webex way too: a 500 or 503 as HTTP 200 with code 7006 (internal
-error), a 400 as HTTP 200 with code 7004. Only an injected 429 keeps its HTTP status (with
-code 7020), so its Retry-After can be tried.
+7004 invalid parameters, also an SMS text over the documented 1024 characters). An injected
+HTTP fault is that status on the wire, as a client meets it: a 400 with code 7004, a 429 with
+code 7020, a 5xx as the gateway in front of Webex answers one (plain text). Webex's own
+internal error, code 7006 in an HTTP 200, is the `internal_error_2xx` fault.
 
 Receipts are `deliveryInfoNotification` objects, Submitted (7501) then Delivered (7500), then
 Read (7502) on channels with read receipts; `correlationid` and `callbackData` are echoed and
@@ -22,10 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from normalizers.channels import channel as channel_name
 from simulator.base import (
@@ -136,17 +137,22 @@ def rejected() -> Response:
     return _refused("7007", "Service inactive")
 
 
-def undelivered(mode: str) -> None:
-    """Webex's send answer is a code, not a message status."""
-    return None
+def answer_2xx(mode: str) -> Response | None:
+    """Code 7006, Webex's internal error in an HTTP 200 (the `internal_error_2xx` fault): it
+    may come after Webex queued the message. Its send answer carries no message status."""
+    if mode != "internal_error_2xx":
+        return None
+    return _refused("7006", "Internal error occurred")
 
 
 def failure(status: int) -> Response:
+    """That HTTP status: the client retries a 503 but not a 500 (which may come after the
+    message was taken); code 7006 in a 200 would read as the latter whatever the status."""
     if status == 400:
-        return _refused("7004", "Invalid parameters/Values")
+        return _refused("7004", "Invalid parameters/Values", status)
     if status == 429:
         return _refused("7020", "You have reached the maximum transaction limit", status)
-    return _refused("7006", "Internal error occurred")  # Webex's 500, in an HTTP 200
+    return PlainTextResponse(HTTPStatus(status).phrase, status)
 
 
 def status_webhooks(send: ReceivedSend, *, at: datetime, step: timedelta) -> list[Webhook]:
@@ -222,6 +228,7 @@ def _receipt(message: Outgoing, status: str, code: str, when: datetime) -> dict[
 
 
 def _refused(code: str, description: str, status: int = 200) -> Response:
-    """Webex v1 refuses with HTTP 200 and a `response` object (not the success array)."""
+    """Webex v1 refuses with a `response` object (not the success array), in an HTTP 200
+    unless an injected fault names the status."""
     return json_response({"response": {"code": code, "description": description,
                                        "transid": new_id()}}, status)
