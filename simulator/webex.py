@@ -146,8 +146,8 @@ def answer_2xx(mode: str) -> Response | None:
 
 
 def failure(status: int) -> Response:
-    """That HTTP status: the client retries a 503 but not a 500 (which may come after the
-    message was taken); code 7006 in a 200 would read as the latter whatever the status."""
+    """That HTTP status on the wire, as a client meets it: a 503 is retried, a 500 (which
+    may come after the message was taken) is not; code 7006 in a 200 reads as the 500."""
     if status == 400:
         return _refused("7004", "Invalid parameters/Values", status)
     if status == 429:
