@@ -535,17 +535,6 @@ async def test_an_undelivered_fault_is_infobips_final_status_in_a_2xx(
     assert caught.value.code is not None and caught.value.code.startswith(group)
 
 
-@pytest.mark.parametrize("spec", [{"provider": "bird"}, {"account": "bird"}, {}],
-                         ids=["provider", "account", "any-provider"])
-async def test_an_undelivered_fault_that_could_reach_another_provider_is_refused(
-        sim: httpx.AsyncClient, spec: dict[str, str]) -> None:
-    # It would fire on a send whose provider has no such answer.
-    refused = await sim.post("/_sim/faults", json={"mode": "expired", **spec})
-    assert refused.status_code == 400
-    assert "only infobip, infobip-omnichat" in refused.json()["error"]
-    assert (await sim.get("/_sim/faults")).json() == {"faults": []}
-
-
 async def test_fault_targets_one_account(sim: httpx.AsyncClient) -> None:
     await add_fault(sim, account="ib-wa", mode="http_503")
     assert (await send_ok(sim, "infobip")).status_code == 200  # account "ib": not affected

@@ -70,11 +70,14 @@ async def test_webex_internal_error_fault_is_code_7006_in_an_http_200(
     assert (await send_ok(sim, "webex")).json()["response"][0]["code"] == "1001"
 
 
-@pytest.mark.parametrize("spec", [{"provider": "bird"}, {"account": "ib"}, {}],
+@pytest.mark.parametrize(("mode", "able"), [("expired", "infobip, infobip-omnichat"),
+                                            ("internal_error_2xx", "webex")])
+@pytest.mark.parametrize("spec", [{"provider": "bird"}, {"account": "bird"}, {}],
                          ids=["provider", "account", "any-provider"])
-async def test_an_internal_error_2xx_fault_that_could_reach_another_provider_is_refused(
-        sim: httpx.AsyncClient, spec: dict[str, str]) -> None:
-    refused = await sim.post("/_sim/faults", json={"mode": "internal_error_2xx", **spec})
+async def test_a_fault_only_some_providers_answer_is_refused_where_it_could_reach_another(
+        sim: httpx.AsyncClient, mode: str, able: str, spec: dict[str, str]) -> None:
+    # It would fire on a send whose provider has no such answer.
+    refused = await sim.post("/_sim/faults", json={"mode": mode, **spec})
     assert refused.status_code == 400
-    assert "only webex" in refused.json()["error"]
+    assert f"only {able} give" in refused.json()["error"]
     assert (await sim.get("/_sim/faults")).json() == {"faults": []}
