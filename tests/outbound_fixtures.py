@@ -114,8 +114,7 @@ def load_outbound_cases(provider: str = "*") -> list[Fixture]:
 # Every other file is one send to the simulator (`send.json`: the valid send every shared test
 # makes; its "bad_request" is how the provider answers when the http_400 fault fires, its
 # "rejected" the 2xx answer that says the message was not taken, as the rejected fault gives
-# it, and an optional "server_error" how it answers the http_500 and http_503 faults, where
-# that is not with those statuses, as Webex's HTTP 200 with code 7006):
+# it; the http_500 and http_503 faults are those statuses for every provider):
 #
 #     {"description": "...", "account": "the account the send is recorded for",
 #      "token": {"path": "...", "json": <JSON>},   # optional: fetch one first; "{token}" in the
@@ -136,9 +135,8 @@ SIMULATOR_CASE = Shape(
      "answer": SIMULATOR_ANSWER})
 SIMULATOR_SEND = replace(
     SIMULATOR_CASE, required=SIMULATOR_CASE.required | {"bad_request", "rejected"},
-    optional=SIMULATOR_CASE.optional | {"server_error"},
     nested={**SIMULATOR_CASE.nested, "bad_request": SIMULATOR_ANSWER,
-            "rejected": SIMULATOR_ANSWER, "server_error": SIMULATOR_ANSWER})
+            "rejected": SIMULATOR_ANSWER})
 
 
 def load_simulator_accounts(provider: str) -> dict[str, Any]:
