@@ -109,10 +109,23 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
             password = settings.kafka_ssl_key_password
             context.load_cert_chain(
                 settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile,
-                password.get_secret_value() if password else None)
+                password.get_secret_value() if password else _no_key_password)
+    except _KeyPasswordMissing:
+        raise ValueError("the Kafka TLS key file is encrypted: set "
+                         "SWITCHBOARD_KAFKA_SSL_KEY_PASSWORD to its password") from None
     except (ssl.SSLError, OSError) as exc:
         raise ValueError(f"cannot use the Kafka TLS files: {exc}") from None
     return context
+
+
+class _KeyPasswordMissing(Exception):
+    """The key file asks for a password and none is set."""
+
+
+def _no_key_password() -> str:
+    """Asked for only when the key is encrypted. Without a password argument at all, OpenSSL
+    prompts on the terminal: a process started by hand would wait there unseen."""
+    raise _KeyPasswordMissing
 
 
 def connection(settings: Settings) -> KafkaConnection:

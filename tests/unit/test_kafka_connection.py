@@ -91,6 +91,34 @@ def test_a_client_certificate_is_presented_for_mutual_tls(
     assert context.verify_mode is ssl.CERT_REQUIRED
 
 
+def _encrypted_client_key(ca: trustme.CA, tmp_path: Path, password: bytes) -> dict[str, str]:
+    """The settings of a client certificate whose key file is encrypted with `password`."""
+    from cryptography.hazmat.primitives import serialization
+
+    client = ca.issue_cert("switchboard@example")
+    key = serialization.load_pem_private_key(client.private_key_pem.bytes(), password=None)
+    certfile, keyfile = tmp_path / "client.pem", tmp_path / "client.key"
+    client.cert_chain_pems[0].write_to_path(str(certfile))
+    keyfile.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password)))
+    return CLUSTER | {"SWITCHBOARD_KAFKA_SECURITY_PROTOCOL": "SSL",
+                      "SWITCHBOARD_KAFKA_SSL_CERTFILE": str(certfile),
+                      "SWITCHBOARD_KAFKA_SSL_KEYFILE": str(keyfile)}
+
+
+def test_an_encrypted_key_without_its_password_is_a_clear_error_not_a_prompt(
+        monkeypatch: pytest.MonkeyPatch, ca: trustme.CA, tmp_path: Path) -> None:
+    """Given no password, OpenSSL asks for one on the terminal: `run` or a worker started by
+    hand would wait there, and a service without a terminal fail with 'bad decrypt'."""
+    env = _encrypted_client_key(ca, tmp_path, b"key-password-7")
+    with pytest.raises(ValueError, match="SWITCHBOARD_KAFKA_SSL_KEY_PASSWORD"):
+        ssl_context(_settings(monkeypatch, env))
+    context = ssl_context(_settings(monkeypatch, env | {
+        "SWITCHBOARD_KAFKA_SSL_KEY_PASSWORD": "key-password-7"}))
+    assert context.verify_mode is ssl.CERT_REQUIRED
+
+
 def test_the_password_is_kept_out_of_reprs_and_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SASL_SSL.items():
         monkeypatch.setenv(name, value)
