@@ -221,7 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
                "when its terminal is closed (SIGHUP; not under nohup).")
     send.add_argument("account", help="an account of the accounts file (default: the demo "
                                       "accounts, as `run` uses)")
-    send.add_argument("to", help="E.164 number, or the provider's user id")
+    send.add_argument("to", help="E.164 number (a national one is refused on a phone channel), "
+                                  "or the provider's user id")
     send.add_argument("--text", help="the message text")
     send.add_argument("--media", action="append", default=[], metavar="URL", type=_media_url,
                       help="the http(s) URL of a file to send, which the provider fetches "
