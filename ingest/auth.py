@@ -143,9 +143,15 @@ def _refuse_unsigned_order(query: str) -> None:
     order of a field's repeats, and the reader takes the last: whoever swapped them would
     choose the value read. Media URLs are the one list (each one is a media item, in any
     order)."""
+    query = query.lstrip("?")
+    # The reader drops the `?`s before the query's first field only: `?id` sent later is another
+    # field to it, so moving that pair to the front or away from it changes what is read.
+    if any(part.startswith("?") for part in query.split("&")):
+        raise AuthError("a query field's name starts with '?': read as another field in "
+                        "another order, which messagebird-signature does not sign")
     try:
         # The signature's Latin-1 reading (parse_qsl) named `café` raw and %-escaped apart.
-        pairs = form_pairs(query_text(query.lstrip("?")))
+        pairs = form_pairs(query_text(query))
     except NormalizeError:  # not UTF-8: the reader refuses the whole query, reads no value
         return
     values: dict[str, str] = {}
