@@ -22,9 +22,10 @@ from switchboard.cli.startup import (
 from switchboard.settings import Settings, validation_problems
 
 # A phone number that switchboard.addresses could not make E.164: a national one, its trunk 0
-# where the country code belongs. The sender would pass it on as given, and the provider
-# would read it as a number of some country, or refuse it.
-_NOT_INTERNATIONAL = re.compile(r"0[0-9 ()./-]{6,20}")
+# where the country code belongs, also with a + typed before it (no country code begins with
+# 0). The sender would pass it on as given, and the provider would read it as a number of
+# some country, or refuse it.
+_NOT_INTERNATIONAL = re.compile(r"\+?0[0-9 ()./-]{6,20}")
 # What every command of an account that names no channel is sent on (as the sender reads it).
 _DEFAULT_CHANNEL = "sms"
 

@@ -27,6 +27,9 @@ EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
     (["demo-webex", "079 123 45 67", "--text", "hi"], "national number"),
     (["demo-infobip", "0791234567", "--channel", "whatsapp", "--text", "hi"],
      "but whatsapp wants it international"),
+    # A + typed before the national number: no country code begins with 0.
+    (["demo-infobip", "+0791234567", "--text", "hi"], "national number"),
+    (["demo-infobip", "+07911 123456", "--channel", "sms", "--text", "hi"], "national number"),
 ])
 def test_a_command_that_cannot_be_sent_is_one_error_line(
         args: list[str], says: str, monkeypatch: pytest.MonkeyPatch,
