@@ -29,6 +29,7 @@ from consumers.handling import Context, GiveBack, PoisonRecord, Record
 from consumers.ledger import LedgerEntry, ledger_record
 from consumers.outbound import SendContext, build_client
 from consumers.outbound.base import OutboundClient, OutboundConfig
+from consumers.outbound.limits import ORIGIN_ROOMS, OriginRooms
 from consumers.send_attempts import Hold, SendAttempts, SendPolicy
 from consumers.send_results import failed_result
 from consumers.sender_metrics import REKEYED, SENDS
@@ -56,6 +57,14 @@ from switchboard.throttle import ThrottledLog
 # without CloudEvents headers has no `event_id` for the runtime to log. Never the message's text.
 log = get_logger(__name__)
 _DEFAULT_CHANNEL: str = OutboundConfig.model_fields["channel"].default
+# Send requests in flight to one provider origin (scheme, host, port), whichever its accounts:
+# 3/4 of the runtime's 32 concurrent records (WorkerRuntime's max_concurrency). A provider that
+# stops answering holds its requests until they time out (timeout_s, 10 s by default); without
+# this it took all 32 slots within 2 s (20 sends/s) and every other provider's sends waited.
+# Per origin, not per account: an outage hits every account at that host. One host's sends
+# are then bounded by 24 in flight, not 32: only a host slow enough for that to be the limit
+# (24 / its latency: 120 sends/s at 200 ms) is sent less.
+SENDS_IN_FLIGHT_PER_ORIGIN = 24
 
 
 def _key_problem(key: bytes | None, account: Account) -> str:
@@ -125,6 +134,8 @@ class Sender(SendAttempts):
         # otherwise meet the ban by itself.
         self._holds: dict[str, Hold] = {}
         self._rekeyed_accounts: set[str] = set()
+        # Shared by every account's client: a provider that hangs holds its own origin's room.
+        self.origin_rooms = OriginRooms(SENDS_IN_FLIGHT_PER_ORIGIN)
         # A provider outage meets every command in flight at each backoff: a line per attempt
         # would be hundreds a second. Once a minute per account and error code, then a count.
         self.retry_log = ThrottledLog(log)
@@ -222,6 +233,7 @@ class Sender(SendAttempts):
                 last_mark = state
                 await self._mark(ctx, key, entry)
 
+        ORIGIN_ROOMS.set(self.origin_rooms)  # for this handler's task, as its calls copy it
         try:
             result = await self._send_with_retries(client, command, account, ctx, mark)
         except GiveBack:

@@ -1,7 +1,8 @@
 """What holds a provider call back, set by the sender around each send: the account's rate
-limit (TokenBucket), a wait the provider asked of another of its sends (HELD_FOR, Held), the
-worker winding down (WINDING_DOWN, Stopping); and how far the call has gone (SEND_PROGRESS),
-for the sender to tell a call cut short before its send request left."""
+limit (TokenBucket), the room its provider's origin has for requests in flight (ORIGIN_ROOMS),
+a wait the provider asked of another of its sends (HELD_FOR, Held), the worker winding down
+(WINDING_DOWN, Stopping); and how far the call has gone (SEND_PROGRESS), for the sender to tell
+a call cut short before its send request left."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from typing import Literal
 
 from consumers.handling import slot_given_up
 from consumers.outbound.base import SendError
+from consumers.outbound.http_errors import origin_of
 
 # Set by the sender to its worker's winding-down event around a send: a request still waiting
 # for the rate limit is then not made (a SendError before the provider is called), so the
@@ -63,6 +66,66 @@ class Stopping(SendError):
                          called=False)
 
 
+class OriginRoom:
+    """Room for send requests in flight to one origin (scheme, host, port), shared by every
+    account sending there: a provider that stops answering holds this many of the sender's
+    concurrency slots until its requests time out, not all of them."""
+
+    def __init__(self, size: int) -> None:
+        self._free = asyncio.Semaphore(size)
+
+    async def take(self) -> None:
+        """Stopping (a SendError: not called, retryable) if the worker winds down first."""
+        stopping = WINDING_DOWN.get()
+        if stopping is not None and stopping.is_set():
+            raise Stopping()
+        if stopping is None or not self._free.locked():
+            await self._free.acquire()  # at once when there is room
+            return
+        taking = asyncio.ensure_future(self._free.acquire())
+        watching = asyncio.ensure_future(stopping.wait())
+        try:
+            await asyncio.wait((taking, watching), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled: the room is nobody's
+            self._undo(taking)
+            raise
+        finally:
+            watching.cancel()
+        if stopping.is_set():  # also with room taken just then: this send is not made
+            self._undo(taking)
+            raise Stopping()
+
+    def give(self) -> None:
+        self._free.release()
+
+    def _undo(self, taking: asyncio.Task[Literal[True]]) -> None:
+        if not taking.done():
+            taking.cancel()
+        elif not taking.cancelled() and taking.exception() is None:
+            self._free.release()
+
+
+class OriginRooms:
+    """Each origin's OriginRoom, made as its first send needs it: origins are the accounts'
+    few base_urls."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._rooms: dict[str, OriginRoom] = {}
+
+    def of(self, url: str) -> OriginRoom:
+        origin = origin_of(url)
+        room = self._rooms.get(origin)
+        if room is None:
+            room = self._rooms[origin] = OriginRoom(self.size)
+        return room
+
+
+# Set by the sender around a send: the rooms of the origins it sends to. None outside the
+# sender (a send made by a test or a tool): no cap.
+ORIGIN_ROOMS: ContextVar[OriginRooms | None] = ContextVar("origin_rooms", default=None)
+
+
 class TokenBucket:
     """Per-account rate limit: waits until a token is available instead of failing."""
 
@@ -73,31 +136,47 @@ class TokenBucket:
         self.updated = time.monotonic()
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self, room: OriginRoom | None = None) -> None:
         """Stopping (a SendError: not called, retryable) if the worker winds down first.
         The record's concurrency slot is another's while this waits (slot_given_up): an
-        account's backlog behind its rate limit must not hold up the other accounts."""
-        async with slot_given_up():
-            await self._take_token()
+        account's backlog behind its rate limit must not hold up the other accounts.
+
+        With `room`, a place in it is taken too (the caller gives it back): after the token,
+        in the account's turn. So an account's waiting sends wait for their origin's room one
+        at a time, not holding room another account's sends there could use, and a token is
+        taken at most one send ahead of the requests that leave: a provider that hung and
+        recovers is not sent, at once, every token its waiting sends took meanwhile."""
+        taken = False
+        try:
+            # The lock given back before the slot is taken again: the account's next send
+            # goes on waiting meanwhile.
+            async with slot_given_up(), self._lock:
+                await self._take_token()
+                if room is not None:
+                    await room.take()
+                    taken = True
+        except BaseException:  # also while the slot is taken again: the room is nobody's
+            if taken and room is not None:
+                room.give()
+            raise
 
     async def _take_token(self) -> None:
         stopping = WINDING_DOWN.get()
-        async with self._lock:
-            while True:
-                if stopping is not None and stopping.is_set():
-                    raise Stopping()
-                now = time.monotonic()
-                self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-                self.updated = now
-                if self.tokens >= 1:
-                    self.tokens -= 1
-                    return
-                wait_s = (1 - self.tokens) / self.rate
-                if stopping is None:
-                    await asyncio.sleep(wait_s)
-                    continue
-                try:
-                    await asyncio.wait_for(stopping.wait(), wait_s)
-                except TimeoutError:
-                    continue
+        while True:
+            if stopping is not None and stopping.is_set():
                 raise Stopping()
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            wait_s = (1 - self.tokens) / self.rate
+            if stopping is None:
+                await asyncio.sleep(wait_s)
+                continue
+            try:
+                await asyncio.wait_for(stopping.wait(), wait_s)
+            except TimeoutError:
+                continue
+            raise Stopping()

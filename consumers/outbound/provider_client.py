@@ -9,7 +9,13 @@ import httpx
 
 from consumers.outbound.base import ConfigT, SendContext, SendError
 from consumers.outbound.http_errors import post_json
-from consumers.outbound.limits import HELD_FOR, SEND_PROGRESS, Held, TokenBucket
+from consumers.outbound.limits import (
+    HELD_FOR,
+    ORIGIN_ROOMS,
+    SEND_PROGRESS,
+    Held,
+    TokenBucket,
+)
 from consumers.outbound.responses import web_page
 
 
@@ -27,8 +33,18 @@ class ProviderClient(Generic[ConfigT]):
         self._bucket = TokenBucket(config.rate_per_s, config.burst)
 
     async def _post(self, url: str, payload: Any, headers: dict[str, str]) -> httpx.Response:
-        """POST a send request once the account's rate limit allows it."""
-        await self._bucket.acquire()
+        """POST a send request once the account's rate limit allows it and its origin has room
+        for one more request in flight (ORIGIN_ROOMS, in the sender)."""
+        rooms = ORIGIN_ROOMS.get()
+        room = rooms.of(url) if rooms is not None else None
+        await self._bucket.acquire(room)
+        try:
+            return await self._post_now(url, payload, headers)
+        finally:
+            if room is not None:
+                room.give()  # also when the call is cut short (cancelled) by the stop
+
+    async def _post_now(self, url: str, payload: Any, headers: dict[str, str]) -> httpx.Response:
         held_for = HELD_FOR.get()
         if held_for is not None and held_for() > 0:
             raise Held()
