@@ -141,18 +141,26 @@ class TokenBucket:
         The record's concurrency slot is another's while this waits (slot_given_up): an
         account's backlog behind its rate limit must not hold up the other accounts.
 
-        With `room`, a place in it is taken too (the caller gives it back): after the token,
-        in the account's turn. So an account's waiting sends wait for their origin's room one
-        at a time, not holding room another account's sends there could use, and a token is
-        taken at most one send ahead of the requests that leave: a provider that hung and
-        recovers is not sent, at once, every token its waiting sends took meanwhile."""
+        With `room`, a place in it is taken too (the caller gives it back), after the token.
+        An account at its rate limit waits for room in its turn (the bucket's lock), so its
+        backlog waits one send at a time, holding no room another account's sends there could
+        use, and its tokens are taken at most one send ahead of the requests that leave: a
+        provider that hung and recovers is not sent, at once, every token taken meanwhile. One
+        with tokens to spare waits out of turn, its next sends with it (at most its burst ahead,
+        as the bucket allows after a quiet spell): waiting in turn, one send woken per answer,
+        cost a host saturated by its sends a fifth more CPU per send (some 7 % out of turn).
+        """
         taken = False
         try:
             # The lock given back before the slot is taken again: the account's next send
             # goes on waiting meanwhile.
-            async with slot_given_up(), self._lock:
-                await self._take_token()
-                if room is not None:
+            async with slot_given_up():
+                async with self._lock:
+                    await self._take_token()
+                    if room is not None and self.tokens < 1:  # at its rate limit
+                        await room.take()
+                        taken = True
+                if room is not None and not taken:
                     await room.take()
                     taken = True
         except BaseException:  # also while the slot is taken again: the room is nobody's
