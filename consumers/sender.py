@@ -57,14 +57,15 @@ from switchboard.throttle import ThrottledLog
 # without CloudEvents headers has no `event_id` for the runtime to log. Never the message's text.
 log = get_logger(__name__)
 _DEFAULT_CHANNEL: str = OutboundConfig.model_fields["channel"].default
-# Send requests in flight to one provider origin (scheme, host, port), whichever its accounts:
-# 3/4 of the runtime's 32 concurrent records (WorkerRuntime's max_concurrency). A provider that
-# stops answering holds its requests until they time out (timeout_s, 10 s by default); without
-# this it took all 32 slots within 2 s (20 sends/s) and every other provider's sends waited.
-# Per origin, not per account: an outage hits every account at that host. One host's sends
-# are then bounded by 24 in flight, not 32: only a host slow enough for that to be the limit
-# (24 / its latency: 120 sends/s at 200 ms) is sent less.
-SENDS_IN_FLIGHT_PER_ORIGIN = 24
+# Send requests in flight to one provider origin (scheme, host, port), whichever its accounts,
+# and the sender's concurrent records (its runtime's max_concurrency) above them. A provider
+# that stops answering holds its requests until they time out (timeout_s, 10 s by default):
+# with one bound for both, it took every slot within 2 s (20 sends/s) and every other
+# provider's sends waited. Per origin, not per account: an outage hits every account at that
+# host. One host keeps the 32 in flight it had (the transport's connections to it), and 8
+# slots are left to the others.
+SENDS_IN_FLIGHT_PER_ORIGIN = 32
+SENDER_CONCURRENCY = SENDS_IN_FLIGHT_PER_ORIGIN + 8
 
 
 def _key_problem(key: bytes | None, account: Account) -> str:

@@ -29,7 +29,7 @@ from consumers.health import WorkerHealth, serve_worker_http
 from consumers.ledger import LEDGER_ARCHIVING, decode_ledger, ledger_stands
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import UnreadableRecord, WorkerRuntime
-from consumers.sender import Sender
+from consumers.sender import SENDER_CONCURRENCY, Sender
 from consumers.sender_metrics import initialize as initialize_sender_metrics
 from consumers.table import CompactedTable, MissingTopic
 from switchboard import heap
@@ -91,7 +91,8 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
             sender.check_outbound()
             initialize_sender_metrics(accounts)  # alerted counts scraped at 0 from the start
             runtime = WorkerRuntime(name="sender", kafka=kafka,
-                                    topics=[OUTBOUND.name], handler=sender.handle)
+                                    topics=[OUTBOUND.name], handler=sender.handle,
+                                    max_concurrency=SENDER_CONCURRENCY)
 
             async def caught_up(assigned: list[TopicPartition]) -> None:
                 # A partition may come from another sender: see what it marked as sent, and

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from consumers.sender import SENDS_IN_FLIGHT_PER_ORIGIN
+from consumers.sender import SENDER_CONCURRENCY, SENDS_IN_FLIGHT_PER_ORIGIN
 from consumers.workers import sender_worker
 from switchboard.accounts import Accounts, parse_accounts
 from switchboard.commands import OutboundCommand
@@ -47,8 +47,8 @@ async def _until(condition: Callable[[], bool], seconds: float) -> bool:
 
 async def test_a_hanging_provider_does_not_stall_another_providers_sends(
         kafka_bootstrap: str) -> None:
-    # 40 sends to a provider that never answered held all 32 of the sender's slots: a send to
-    # another provider waited for their timeout.
+    # As many sends as the sender has slots, to a provider that never answered, held every
+    # slot: a send to another provider waited for their timeout.
     tag = uuid.uuid4().hex[:8]
     stuck_account, healthy_account = f"stuck-{tag}", f"healthy-{tag}"
     async with Provider(hang=True).running() as stuck, Provider().running() as healthy:
@@ -57,7 +57,8 @@ async def test_a_hanging_provider_does_not_stall_another_providers_sends(
         prefix = isolated_prefix()
         settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, kafka_name_prefix=prefix)
         kafka = await stack_topics(kafka_bootstrap, prefix)
-        stuck_commands = [_command(stuck_account, f"+4179100{n:04d}") for n in range(40)]
+        stuck_commands = [_command(stuck_account, f"+4179100{n:04d}")
+                          for n in range(SENDER_CONCURRENCY)]
         healthy_command = _command(healthy_account, "+41792000000")
         async with sender_worker(settings, accounts) as runtime:
             running = asyncio.create_task(runtime.run())
@@ -91,4 +92,4 @@ async def test_a_hanging_provider_does_not_stall_another_providers_sends(
     # cut off after the request left: maybe sent, not resent; the others sent once it answers
     assert sorted(set(outcomes)) == [("accepted", None), ("failed", "network")]
     assert outcomes.count(("failed", "network")) == SENDS_IN_FLIGHT_PER_ORIGIN
-    assert len(outcomes) == 40 and stuck.requests == 40
+    assert len(outcomes) == SENDER_CONCURRENCY and stuck.requests == SENDER_CONCURRENCY

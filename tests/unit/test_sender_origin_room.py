@@ -20,7 +20,7 @@ from consumers.ledger import decode_ledger
 from consumers.outbound.limits import OriginRooms
 from consumers.outbound.transport import ShardedTransport
 from consumers.runtime import WorkerRuntime
-from consumers.sender import SENDS_IN_FLIGHT_PER_ORIGIN, Sender
+from consumers.sender import SENDER_CONCURRENCY, SENDS_IN_FLIGHT_PER_ORIGIN, Sender
 from consumers.table import CompactedTable
 from switchboard.accounts import Accounts, parse_accounts
 from switchboard.commands import OutboundCommand
@@ -71,7 +71,7 @@ async def _sending(stuck: Provider, healthy: Provider
                         CompactedTable("unused:9092", OUTBOUND_SENT.name, decode_ledger), http,
                         public_url=None)
         runtime = WorkerRuntime(name="sender", kafka="unused:9092", topics=[TP.topic],
-                                handler=sender.handle,
+                                handler=sender.handle, max_concurrency=SENDER_CONCURRENCY,
                                 producer=producer)  # type: ignore[arg-type]
         try:
             yield sender, runtime, producer
@@ -91,14 +91,15 @@ async def _until(condition: object, seconds: float) -> bool:
 
 
 async def test_a_hanging_provider_leaves_slots_to_another_providers_sends() -> None:
-    """40 sends to a provider that never answers, queued ahead of one to a healthy provider:
-    every one of the runtime's 32 slots was held by a hanging request, and the healthy send
+    """As many sends as the runtime has slots to a provider that never answers, queued ahead of
+    one to a healthy provider: every slot was held by a hanging request, and the healthy send
     waited for them to time out (5.0 s measured with a 5 s timeout)."""
     async with Provider(hang=True).running() as stuck, Provider().running() as healthy, \
             _sending(stuck, healthy) as (_, runtime, producer):
-        assert runtime.max_concurrency == 32
-        records = [_record(n, "stuck", f"+41790000{n:03d}") for n in range(40)]
-        await runtime._dispatch({TP: [*records, _record(40, "healthy", "+41790001000")]})
+        assert runtime.max_concurrency == SENDER_CONCURRENCY
+        records = [_record(n, "stuck", f"+41790000{n:03d}") for n in range(SENDER_CONCURRENCY)]
+        healthy_record = _record(SENDER_CONCURRENCY, "healthy", "+41790001000")
+        await runtime._dispatch({TP: [*records, healthy_record]})
         tasks = list(runtime._tasks)
         # answered while the hanging provider still holds its requests (30 s timeout)
         assert await _until(lambda: _answered(producer, "healthy"), 10), \
@@ -106,7 +107,7 @@ async def test_a_hanging_provider_leaves_slots_to_another_providers_sends() -> N
         assert _answered(producer, "healthy") == ["accepted"]
         assert _answered(producer, "stuck") == []
         assert sum(task.done() for task in tasks) == 1  # the hanging ones still wait
-        # the hanging provider has at most its origin's room of requests, not all 32
+        # the hanging provider has at most its origin's room of requests, not every slot
         assert stuck.requests == SENDS_IN_FLIGHT_PER_ORIGIN < runtime.max_concurrency
 
 
@@ -118,18 +119,19 @@ async def test_sends_waiting_for_their_origins_room_are_given_back_at_the_stop()
             _sending(stuck, healthy) as (sender, runtime, producer):
         sender.policy.stop_grace_s = 0.5
         await runtime._dispatch({TP: [_record(n, "stuck", f"+41790000{n:03d}")
-                                      for n in range(30)]})
+                                      for n in range(SENDS_IN_FLIGHT_PER_ORIGIN + 6)]})
         tasks = list(runtime._tasks)
         assert await _until(lambda: stuck.requests == SENDS_IN_FLIGHT_PER_ORIGIN, 10)
         runtime.context.winding_down.set()  # the stop
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
         cut_short = _results(producer, "stuck")
-        assert [r["error"]["code"] for r in cut_short] == ["outcome_unknown"] * 24
+        in_flight = SENDS_IN_FLIGHT_PER_ORIGIN
+        assert [r["error"]["code"] for r in cut_short] == ["outcome_unknown"] * in_flight
         assert {r["attempts"] for r in cut_short} == {1}
-        assert stuck.requests == 24  # the 6 that waited for room were not sent
+        assert stuck.requests == in_flight  # the 6 that waited for room were not sent
         marks = [record for record in producer.published if record.topic == OUTBOUND_SENT.name]
-        assert len(marks) == 24 * 2  # pending, then failed: none for the 6 handed back
-        assert runtime._concurrency._value == 32  # every slot given back
+        assert len(marks) == in_flight * 2  # pending, then failed: none for the 6 handed back
+        assert runtime._concurrency._value == SENDER_CONCURRENCY  # every slot given back
         room = sender.origin_rooms.of(stuck.base_url)
         assert room._free._value == SENDS_IN_FLIGHT_PER_ORIGIN  # and all the room
 
