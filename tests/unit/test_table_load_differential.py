@@ -15,8 +15,8 @@ import pytest
 import consumers.table_archive
 import consumers.table_values
 from consumers.ledger import LEDGER_WHOLE_FOR_S, LedgerEntry
-from consumers.table import CompactedTable
 from consumers.table_archive import BUCKET_S, Archive, Run, fingerprint
+from tests.unit.test_table_load_fetches import held
 from tests.unit.test_table_load_runs import VALUES, ledger
 
 NOW = 1_790_000_000.0
@@ -81,16 +81,6 @@ def fetches(rng: random.Random, count: int) -> list[list[Record]]:
         cut.append(made[at:at + size])
         at += size
     return cut
-
-
-def held(table: CompactedTable[LedgerEntry]) -> tuple[object, ...]:
-    archive = table._archived
-    assert archive is not None
-    archive.sort()
-    buckets = {index: (list(bucket.fingerprints), list(bucket.partitions), list(bucket.states))
-               for index, bucket in archive._buckets.items() if len(bucket)}
-    return (table._undecoded, table._values, table._local, list(table._written.items()),
-            buckets)
 
 
 @pytest.mark.parametrize("seed", range(200))

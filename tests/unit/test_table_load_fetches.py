@@ -58,7 +58,9 @@ def held(table: CompactedTable[LedgerEntry]) -> tuple[object, ...]:
     archive.sort()
     buckets = {index: (list(bucket.fingerprints), list(bucket.partitions), list(bucket.states))
                for index, bucket in archive._buckets.items() if len(bucket)}
-    return table._undecoded, table._values, table._local, dict(table._written), buckets
+    # The write times in their order too: the load keeps them oldest first.
+    return (table._undecoded, table._values, table._local, list(table._written.items()),
+            buckets)
 
 
 @pytest.mark.parametrize("seed", range(40))
