@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from consumers.handling import Context, GiveBack, PoisonRecord, Record
 from consumers.ledger import LedgerEntry, ledger_record
 from consumers.outbound import SendContext, build_client
-from consumers.outbound.base import OutboundClient, OutboundConfig
+from consumers.outbound.base import OutboundClient, account_channel
 from consumers.outbound.limits import ORIGIN_ROOMS, OriginRooms
 from consumers.send_attempts import Hold, SendAttempts, SendPolicy
 from consumers.send_results import failed_result
@@ -56,7 +56,6 @@ from switchboard.throttle import ThrottledLog
 # Every line about a command names it (`command`, its id) and its `account`: a command produced
 # without CloudEvents headers has no `event_id` for the runtime to log. Never the message's text.
 log = get_logger(__name__)
-_DEFAULT_CHANNEL: str = OutboundConfig.model_fields["channel"].default
 # Send requests in flight to one provider origin (scheme, host, port), whichever its accounts,
 # and the sender's concurrent records (its runtime's max_concurrency) above them. A provider
 # that stops answering holds its requests until they time out (timeout_s, 10 s by default):
@@ -93,13 +92,6 @@ def _form(name: str) -> str:
         if unicodedata.is_normalized(form, name):
             return form
     return "neither NFC nor NFD"
-
-
-def _account_channel(account: Account) -> str:
-    """The channel of an account's commands that name none: its `outbound.channel`, else the
-    default of every provider's outbound config."""
-    channel = account.outbound.get("channel")
-    return channel if isinstance(channel, str) else _DEFAULT_CHANNEL
 
 
 class OptOutCheck(Protocol):
@@ -183,7 +175,7 @@ class Sender(SendAttempts):
                                provider=named_provider, account=named_account) from None
         account = self.accounts.by_name(command.account)
         if account is not None:
-            command = command.addressed(_account_channel(account))
+            command = command.addressed(account_channel(account))
             if command.account != account.name:
                 # Its name in another Unicode form (NFD): keys, opt-outs and results name the
                 # account as events do, or Omnichat's correlation of results would miss.

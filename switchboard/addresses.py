@@ -32,6 +32,16 @@ def is_phone_channel(channel: str | None) -> bool:
             or channel.strip().lower() in _PHONE_CHANNELS)
 
 
+def is_national_number(value: str, channel: str | None) -> bool:
+    """Whether `value` is a phone number on a phone channel that `address` cannot make E.164:
+    its trunk 0 where the country code belongs (also with a `+` typed before it: no country
+    code begins with 0). Only its country could tell whose it is."""
+    if _phone_match(value) is None or not is_phone_channel(channel):
+        return False
+    digits = _non_digits("", value)
+    return digits.startswith("0") and (value[0] == "+" or not digits.startswith("00"))
+
+
 def address(value: str | None, channel: str | None) -> str | None:
     """E.164 (`+` and digits) for phone numbers on a phone channel; other identifiers, and
     any address on another channel (platform user ids), unchanged.

@@ -132,6 +132,13 @@ class OutboundConfig(BaseModel):
 ConfigT = TypeVar("ConfigT", bound=OutboundConfig)
 
 
+def account_channel(account: Account) -> str:
+    """The channel of an account's commands that name none: its `outbound.channel`, else the
+    default of every provider's outbound config."""
+    channel = account.outbound.get("channel")
+    return channel if isinstance(channel, str) else OutboundConfig.model_fields["channel"].default
+
+
 class OutboundClient(Protocol):
     async def send(self, command: OutboundCommand) -> SendReceipt:
         """Send one command; raise SendError on failure."""

@@ -10,10 +10,10 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from switchboard.cli.startup import (
-    KAFKA_PRINTS_IT,
     NoAnswer,
     cannot_reach_kafka,
     drop_stdout,
+    named_cluster,
     reach_kafka,
 )
 from switchboard.settings import Settings
@@ -93,8 +93,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.replay import Summary, replay
     from ingest.replayer import ReplayError
 
-    if not settings.kafka_bootstrap_servers:
-        print(f"error: set KAFKA_BOOTSTRAP_SERVERS ({KAFKA_PRINTS_IT})", file=sys.stderr)
+    bootstrap = named_cluster(settings)
+    if bootstrap is None:
         return 2
     try:
         since_ms, until_ms = _window(args)
@@ -140,7 +140,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     try:
         summary = asyncio.run(until_stopped())
     except (KafkaConnectionError, NoAnswer) as exc:
-        print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
+        print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
         return 1
     except (KafkaError, ReplayError) as exc:
         print(f"error: {exc or type(exc).__name__}", file=sys.stderr)

@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import uuid
 from datetime import UTC, datetime
 
 import orjson
 
-from switchboard.addresses import is_phone_channel
+from switchboard.addresses import is_national_number
 from switchboard.cli.startup import (
-    KAFKA_PRINTS_IT,
     NoAnswer,
     accounts_or_exit,
     cannot_reach_kafka,
+    named_cluster,
     reach_kafka,
     run_loop,
 )
 from switchboard.settings import Settings, validation_problems
-
-# A phone number that switchboard.addresses could not make E.164: a national one, its trunk 0
-# where the country code belongs, also with a + typed before it (no country code begins with
-# 0). The sender would pass it on as given, and the provider would read it as a number of
-# some country, or refuse it.
-_NOT_INTERNATIONAL = re.compile(r"\+?0[0-9 ()./-]{6,20}")
-# What every command of an account that names no channel is sent on (as the sender reads it).
-_DEFAULT_CHANNEL = "sms"
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
@@ -40,8 +31,8 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from switchboard.outbox import NoTopic, send_command
     from switchboard.producer import PublishError
 
-    if not settings.kafka_bootstrap_servers:
-        print(f"error: set KAFKA_BOOTSTRAP_SERVERS ({KAFKA_PRINTS_IT})", file=sys.stderr)
+    bootstrap = named_cluster(settings)
+    if bootstrap is None:
         return 2
     accounts = accounts_or_exit(settings, demo=True)  # `run` serves the demo accounts too
     if accounts is None:
@@ -64,8 +55,9 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     except ValidationError as exc:
         print(f"error: {validation_problems(exc, 'command')}", file=sys.stderr)
         return 2
-    configured = account.outbound.get("channel")
-    channel = args.channel or (configured if isinstance(configured, str) else _DEFAULT_CHANNEL)
+    from consumers.outbound.base import account_channel
+
+    channel = args.channel or account_channel(account)
     if national := _national_number(command.addressed(channel).to, channel):
         print(f"error: {national}; nothing published", file=sys.stderr)
         return 2
@@ -85,7 +77,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         print(f"interrupted: command {command.id} {said} published", file=sys.stderr)
         return 130
     except (KafkaConnectionError, NoAnswer) as exc:  # before the command was handed over
-        print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
+        print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
         return 1
     except NoTopic as exc:  # found before publishing: nothing was sent
         print(f"error: {exc}; nothing published", file=sys.stderr)
@@ -109,11 +101,10 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
 
 def _national_number(to: str, channel: str) -> str | None:
     """Why `to` (as the sender spells it) cannot go out on `channel`, or None. Refused, not
-    guessed at: 0791234567 is another contact in each country. The number is not repeated
-    (a contact's number stays out of what may end in a log)."""
-    if not is_phone_channel(channel):  # user ids (Telegram, Messenger): any form
-        return None
-    if _NOT_INTERNATIONAL.fullmatch(to) is None:
+    guessed at: 0791234567 is another contact in each country; the sender would pass it on
+    as given. The number is not repeated (a contact's number stays out of what may end in a
+    log)."""
+    if not is_national_number(to, channel):  # user ids (Telegram, Messenger): any form
         return None
     return (f"`to` is a national number (a leading 0), but {channel} wants it international "
             "(E.164): + and the country code, e.g. +447911123456 for 07911 123456 in the UK")

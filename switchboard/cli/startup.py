@@ -24,8 +24,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 DEMO_ACCOUNTS = Path("examples/accounts.toml")
 DEMO_RULES = Path("examples/rules.toml")
-# Where a missing KAFKA_BOOTSTRAP_SERVERS comes from: both print the line to paste.
-KAFKA_PRINTS_IT = "`switchboard run` or `switchboard kafka` prints it"
 
 
 def invoked_as(argv0: str | None = None, executable: str | None = None) -> str:
@@ -208,6 +206,15 @@ def accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
     except AccountsError as exc:
         print(f"error: {exc}{relative_hint(path)}", file=sys.stderr)
         return None
+
+
+def named_cluster(settings: Settings) -> str | None:
+    """KAFKA_BOOTSTRAP_SERVERS, or None when no cluster is named, said on stderr with where its
+    value comes from: `run` and `kafka` print the line to paste."""
+    if not settings.kafka_bootstrap_servers:
+        print("error: set KAFKA_BOOTSTRAP_SERVERS (`switchboard run` or `switchboard kafka` "
+              "prints it)", file=sys.stderr)
+    return settings.kafka_bootstrap_servers or None
 
 
 def relative_hint(path: Path) -> str:

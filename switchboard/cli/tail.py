@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from switchboard.cli.startup import KAFKA_PRINTS_IT, NoAnswer, cannot_reach_kafka, reach_kafka
+from switchboard.cli.startup import NoAnswer, cannot_reach_kafka, named_cluster, reach_kafka
 from switchboard.settings import Settings
 
 
@@ -15,8 +15,8 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
     or --limit (exit 0)."""
     from switchboard.tail import CannotRead, UnknownTopic, tail
 
-    if not settings.kafka_bootstrap_servers:
-        print(f"error: set KAFKA_BOOTSTRAP_SERVERS ({KAFKA_PRINTS_IT})", file=sys.stderr)
+    bootstrap = named_cluster(settings)
+    if bootstrap is None:
         return 2
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -33,7 +33,7 @@ def cmd_tail(args: argparse.Namespace, settings: Settings) -> int:
         # can tell an interrupted tail from one that printed its --limit.
         return 130
     except (KafkaConnectionError, NoAnswer) as exc:
-        print(cannot_reach_kafka(settings.kafka_bootstrap_servers, exc), file=sys.stderr)
+        print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
         return 1
     except UnknownTopic as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from switchboard.cli.startup import (
-    KAFKA_PRINTS_IT,
     NoAnswer,
     accounts_or_exit,
     cannot_reach_kafka,
     closed_terminal_outputs,
     drop_terminal_outputs,
     kafka_stopped,
+    named_cluster,
     reach_kafka,
     relative_hint,
     run_loop,
@@ -59,8 +59,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: unknown worker {args.name!r}; known: {', '.join(WORKERS)}, bot",
               file=sys.stderr)
         return 2
-    if not settings.kafka_bootstrap_servers:
-        print(f"error: set KAFKA_BOOTSTRAP_SERVERS ({KAFKA_PRINTS_IT})", file=sys.stderr)
+    bootstrap = named_cluster(settings)
+    if bootstrap is None:
         return 2
     accounts = accounts_or_exit(settings, demo=False)
     if accounts is None:
@@ -109,7 +109,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (KafkaConnectionError, NoAnswer) as exc:
-        print(cannot_reach_kafka(str(settings.kafka_bootstrap_servers), exc), file=sys.stderr)
+        print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
         return 1
     except KafkaError as exc:
         if (said := kafka_stopped(exc, f"worker {args.name}")) is None:
