@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from tests.integration.stack import (
     results_for,
     running_stack,
 )
-from tests.kafka_helpers import collect_until, publish
+from tests.kafka_helpers import Offsets, TopicWatcher, collect_until, publish
 
 
 def same_partition_as(key: bytes | None, provider: str, count: int) -> OutboundCommand:
@@ -127,30 +127,31 @@ async def _until_the_provider_refused(stack: Stack) -> None:
     raise AssertionError("the sender never called the provider")
 
 
-async def test_sender_stopped_while_waiting_to_retry_leaves_the_command_to_the_next_one(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
-    # A deploy during a provider's 429: the command was refused, so it is handed back unsent
-    # (the ledger says "released") rather than waited for or reported outcome_unknown.
+# How a test interrupts the sender once the provider refused its command: its process, and
+# what it watches the command's records with.
+Interrupt = Callable[[subprocess.Popen[bytes], TopicWatcher, Offsets, OutboundCommand],
+                     Awaitable[None]]
+
+
+async def _interrupted_during_a_429(
+    kafka_bootstrap: str, tmp_path: Path, retry_after_s: float, interrupt: Interrupt
+) -> tuple[dict[str, list[Any]], dict[str, list[Any]], OutboundCommand, list[dict[str, Any]]]:
+    """A command the provider refuses once with a 429 (Retry-After `retry_after_s`), its sender
+    interrupted while it waits to retry, then another sender started: what was written by the
+    interrupt, what by the end, the command, and the provider's receipts of it."""
     async with running_stack(kafka_bootstrap, workers=()) as stack:
         start_sender = _sender_starter(stack, kafka_bootstrap, tmp_path)
         command = command_for("infobip")
         await stack.control("POST", "faults", {"account": command.account, "mode": "http_429",
-                                               "count": 1, "retry_after_s": 30})
+                                               "count": 1, "retry_after_s": retry_after_s})
         async with stack.watching((OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
             before = await watcher.snapshot()
             sender = start_sender()
             try:
                 await publish(stack.kafka(), [command_record(command, "infobip")])
                 await _until_the_provider_refused(stack)
-                sender.send_signal(signal.SIGTERM)
-                # The bound only keeps a stuck sender from hanging the test: whether it waited
-                # out the Retry-After shows in what it wrote (a retry after the wait succeeds,
-                # the fault being used up, and would leave "sent" and a result).
-                assert await asyncio.to_thread(sender.wait, 60) == 0
-                stopped = await watcher.records_since(before)
-                assert not results_for(stopped, command.id)
-                assert ledger_states(stopped, command.id) == ["pending", "released"]
+                await interrupt(sender, watcher, before, command)
+                interrupted = await watcher.records_since(before)
 
                 sender = start_sender()
                 found = await collect_until(watcher, before,
@@ -158,11 +159,30 @@ async def test_sender_stopped_while_waiting_to_retry_leaves_the_command_to_the_n
             finally:
                 sender.terminate()
                 sender.wait(30)
-        [result] = results_for(found, command.id)
-        assert result["status"] == "accepted"
         receipts = [s for s in await stack.sends(command.account)
                     if s["correlation_id"] == command.id]
-        assert len(receipts) == 1
+    return interrupted, found, command, receipts
+
+
+async def test_sender_stopped_while_waiting_to_retry_leaves_the_command_to_the_next_one(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    # A deploy during a provider's 429: the command was refused, so it is handed back unsent
+    # (the ledger says "released") rather than waited for or reported outcome_unknown.
+    async def stop(sender: subprocess.Popen[bytes], *_: object) -> None:
+        sender.send_signal(signal.SIGTERM)
+        # The bound only keeps a stuck sender from hanging the test: whether it waited out the
+        # Retry-After shows in what it wrote (a retry after the wait succeeds, the fault being
+        # used up, and would leave "sent" and a result).
+        assert await asyncio.to_thread(sender.wait, 60) == 0
+
+    stopped, found, command, receipts = await _interrupted_during_a_429(
+        kafka_bootstrap, tmp_path, 30, stop)
+    assert not results_for(stopped, command.id)
+    assert ledger_states(stopped, command.id) == ["pending", "released"]
+    [result] = results_for(found, command.id)
+    assert result["status"] == "accepted"
+    assert len(receipts) == 1
 
 
 async def test_sender_killed_while_waiting_to_retry_leaves_the_command_to_the_next_one(
@@ -172,40 +192,24 @@ async def test_sender_killed_while_waiting_to_retry_leaves_the_command_to_the_ne
     # refused and is waiting for the Retry-After, so the provider has nothing. It was left
     # "pending" and the next sender reported it outcome_unknown, a message never sent.
     # Retry-After 120 s: the killed sender cannot have retried it before the kill.
-    async with running_stack(kafka_bootstrap, workers=()) as stack:
-        start_sender = _sender_starter(stack, kafka_bootstrap, tmp_path)
-        command = command_for("infobip")
-        await stack.control("POST", "faults", {"account": command.account, "mode": "http_429",
-                                               "count": 1, "retry_after_s": 120})
-        async with stack.watching((OUTBOUND_RESULTS.name, OUTBOUND_SENT.name)) as watcher:
-            before = await watcher.snapshot()
-            sender = start_sender()
-            try:
-                await publish(stack.kafka(), [command_record(command, "infobip")])
-                await _until_the_provider_refused(stack)
-                deadline = time.monotonic() + 10  # the refusal read, the wait begun
-                while time.monotonic() < deadline:
-                    marks = ledger_states(await watcher.records_since(before), command.id)
-                    if marks[-1:] == ["released"]:
-                        break
-                    await asyncio.sleep(0.1)
-                sender.send_signal(signal.SIGKILL)
-                sender.wait(30)
-                killed = await watcher.records_since(before)
-                assert not results_for(killed, command.id)
+    async def kill(sender: subprocess.Popen[bytes], watcher: TopicWatcher, before: Offsets,
+                   command: OutboundCommand) -> None:
+        deadline = time.monotonic() + 10  # the refusal read, the wait begun
+        while time.monotonic() < deadline:
+            marks = ledger_states(await watcher.records_since(before), command.id)
+            if marks[-1:] == ["released"]:
+                break
+            await asyncio.sleep(0.1)
+        sender.send_signal(signal.SIGKILL)
+        sender.wait(30)
 
-                sender = start_sender()
-                found = await collect_until(watcher, before,
-                                            lambda f: bool(results_for(f, command.id)))
-            finally:
-                sender.terminate()
-                sender.wait(30)
-        [result] = results_for(found, command.id)
-        assert result["status"] == "accepted", result
-        assert ledger_states(killed, command.id) == ["pending", "released"]
-        receipts = [s for s in await stack.sends(command.account)
-                    if s["correlation_id"] == command.id]
-        assert len(receipts) == 1
+    killed, found, command, receipts = await _interrupted_during_a_429(
+        kafka_bootstrap, tmp_path, 120, kill)
+    assert not results_for(killed, command.id)
+    [result] = results_for(found, command.id)
+    assert result["status"] == "accepted", result
+    assert ledger_states(killed, command.id) == ["pending", "released"]
+    assert len(receipts) == 1
 
 
 async def test_sender_killed_while_a_command_waits_for_the_rate_limit_leaves_it_unsent(
