@@ -51,6 +51,20 @@ def _settings_read_afresh() -> Iterator[None]:
     get_settings.cache_clear()
 
 
+# The variables httpx and urllib read a proxy from (REQUEST_METHOD: urllib ignores
+# HTTP_PROXY under CGI).
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
+
+
+@pytest.fixture
+def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment without proxy variables (either case: urllib reads both)."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
 def _start_broker(data_dir: Path, secured: SecuredListener | None) -> LocalKafka:
     broker = LocalKafka(
         data_dir,

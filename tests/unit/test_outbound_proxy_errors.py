@@ -12,17 +12,7 @@ import pytest
 from consumers.outbound.base import SendError
 from consumers.outbound.http_errors import _Progress, destination, origin_of, post_json
 from consumers.outbound.transport import ShardedTransport
-
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
-PROXY_PASSWORD = "proxy-pass-w0rd"
-
-
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    return monkeypatch
+from tests.unit.test_outbound_transport import PROXY_PASSWORD
 
 
 def closed_port() -> int:

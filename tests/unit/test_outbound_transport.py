@@ -53,17 +53,7 @@ async def test_a_connection_idle_as_long_as_servers_keep_it_is_not_reused() -> N
 
 # --- proxies from the environment ------------------------------------------------------------
 
-PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUEST_METHOD")
-PROXY_PASSWORD = "proxy-pass-w0rd"
-
-
-@pytest.fixture
-def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    """An environment without proxy variables (either case: urllib reads both)."""
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-        monkeypatch.delenv(name.lower(), raising=False)
-    return monkeypatch
+PROXY_PASSWORD = "proxy-pass-w0rd"  # the no_proxies fixture is in tests/conftest.py
 
 
 class Proxy:
