@@ -15,6 +15,7 @@ and sends each request through the proxy httpx would have chosen for its URL.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import zlib
 from collections.abc import Mapping
@@ -47,6 +48,9 @@ _PROXY_SCHEMES = ("http", "https", "all")
 # Origins whose connections are kept: a base_url per account (and Ubiqio's token URL) makes
 # few; past this, the least recently used with nothing in flight is closed.
 MAX_ORIGINS = 64
+# How long a stop waits for connections to close: each is a socket closed at once (no TLS
+# close_notify is waited for), so this only bounds a close gone wrong.
+CLOSE_TIMEOUT_S = 2.0
 
 
 class ProxySettingError(ValueError):
@@ -81,6 +85,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self._tls = httpx.create_ssl_context()
         # Least recently used first: past MAX_ORIGINS, the oldest idle one is closed.
         self._origins: dict[_OriginKey, _Origin] = {}
+        # Origins let go of, being closed in tasks of their own (a stop waits for them).
+        self._closing: set[asyncio.Task[None]] = set()
         # The proxy of each scheme and host met, or None (NO_PROXY names it): a few base_urls.
         self._routes: dict[tuple[str, str], str | None] = {}
         if self._proxies:
@@ -92,9 +98,9 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         origin, made = self._origin_of(request.url)
         transport, index = origin.take()  # counted busy before anything awaits: not closed
+        if made and len(self._origins) > MAX_ORIGINS:
+            self._let_go_of_idle_origins()
         try:
-            if made and len(self._origins) > MAX_ORIGINS:
-                await self._close_idle_origins()
             request.headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
             response = await transport.handle_async_request(request)
             try:  # read here: the connection is released before we count it free
@@ -115,17 +121,21 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self._origins[key] = origin
         return origin, made
 
-    async def _close_idle_origins(self) -> None:
-        """Close the least recently used origins with nothing in flight until MAX_ORIGINS are
+    def _let_go_of_idle_origins(self) -> None:
+        """Drop the least recently used origins with nothing in flight until MAX_ORIGINS are
         left (or only busy ones): base_urls are few, but hosts met are never forgotten
-        otherwise, each keeping its idle connections open."""
-        for key in list(self._origins):
-            if len(self._origins) <= MAX_ORIGINS:
-                return
-            origin = self._origins.get(key)
-            if origin is not None and not any(origin.in_flight):
-                del self._origins[key]
-                await origin.aclose()
+        otherwise, each keeping its idle connections open. They are closed in a task of their
+        own: a cancel of the request that let go of them (its timeout, a stop) cannot cut the
+        close short and leave their sockets to the garbage collector."""
+        idle = [key for key, origin in self._origins.items() if not any(origin.in_flight)]
+        if idle:
+            excess = len(self._origins) - MAX_ORIGINS
+            self._close_soon([self._origins.pop(key) for key in idle[:excess]])
+
+    def _close_soon(self, origins: list[_Origin]) -> None:
+        task = asyncio.get_running_loop().create_task(_close_all(origins))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def _proxy_for(self, url: httpx.URL) -> str | None:
         """The proxy httpx would use for `url`: its scheme's (else ALL_PROXY's), unless
@@ -139,9 +149,20 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         return self._routes[route]
 
     async def aclose(self) -> None:
+        """Close every connection, those let go of before too. A cancel of the stop leaves
+        the closes running (asyncio.wait does not cancel them); a close still running after
+        CLOSE_TIMEOUT_S is cancelled, so that a stop never hangs on one."""
         origins, self._origins = list(self._origins.values()), {}
-        for origin in origins:
-            await origin.aclose()
+        if origins:
+            self._close_soon(origins)
+        if not self._closing:
+            return
+        _, late = await asyncio.wait(set(self._closing), timeout=CLOSE_TIMEOUT_S)
+        for task in late:
+            task.cancel()
+        if late:
+            log.warning("provider connections still closing at the stop: cut short",
+                        waited_s=CLOSE_TIMEOUT_S)
 
 
 _OriginKey = tuple[str, str, int | None, str | None]  # scheme, host, port, proxy
@@ -172,9 +193,20 @@ class _Origin:
         self.in_flight[index] += 1
         return self.shards[index], index
 
-    async def aclose(self) -> None:
-        for transport in self.shards:
+
+async def _close_all(origins: list[_Origin]) -> None:
+    """Close every shard of `origins`, the others still when one's close is cancelled (a
+    stop's bound, the loop ending): a shard is a few sockets, each closed at once. httpcore
+    shields its closes from anyio's cancel scopes, not from a task's cancel: one cut short
+    leaves the rest of that shard's connections to the garbage collector."""
+    cancelled: asyncio.CancelledError | None = None
+    for transport in [shard for origin in origins for shard in origin.shards]:
+        try:
             await transport.aclose()
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        raise cancelled
 
 
 async def _read_capped(response: httpx.Response, request: httpx.Request) -> httpx.Response:

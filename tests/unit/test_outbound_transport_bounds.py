@@ -1,0 +1,136 @@
+"""How the sender's transport lets go of connections: closed even when a cancel comes
+mid-close, and a stop bounded. Real servers on 127.0.0.1, one per origin, counting the
+connections the client still holds open."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+
+from consumers.outbound import transport as transport_module
+from consumers.outbound.transport import ShardedTransport
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+
+
+class Host:
+    """Answers "ok" on kept-alive connections once `gate` is open; counts the requests it
+    read and the connections open (accepted, not yet closed by the client)."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.requests = 0
+        self.open = 0
+        self.url = ""
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open += 1
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                self.requests += 1
+                await self.gate.wait()
+                writer.write(ANSWER)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass  # the client closed it; or the loop ends with it open (a failed test)
+        finally:
+            self.open -= 1
+            writer.close()
+
+
+@contextlib.asynccontextmanager
+async def hosts(count: int) -> AsyncIterator[list[Host]]:
+    async with contextlib.AsyncExitStack() as stack:
+        started = []
+        for _ in range(count):
+            host = Host()
+            server = await asyncio.start_server(host.serve, "127.0.0.1", 0)
+            await stack.enter_async_context(server)
+            host.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/send"
+            started.append(host)
+        try:
+            yield started
+        finally:
+            for host in started:
+                host.gate.set()
+
+
+async def until(condition: Callable[[], bool], within_s: float = 5.0) -> bool:
+    """Whether `condition` holds within `within_s` (polled)."""
+    for _ in range(int(within_s / 0.02)):
+        if condition():
+            return True
+        await asyncio.sleep(0.02)
+    return condition()
+
+
+async def held_open(client: httpx.AsyncClient, host: Host, requests: int) -> None:
+    """`requests` answered by `host` on as many connections (all in flight at once), left
+    open and idle."""
+    host.gate.clear()
+    sends = [asyncio.create_task(client.get(host.url)) for _ in range(requests)]
+    assert await until(lambda: host.requests >= requests)
+    host.gate.set()
+    assert [answer.text for answer in await asyncio.gather(*sends)] == ["ok"] * requests
+    assert host.open == requests
+
+
+async def test_a_request_cancelled_while_an_idle_origin_closes_leaves_none_of_its_sockets(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A new origin closed the least recently used idle one before its own request went out: a
+    # cancel then (a send's timeout, the sender's stop) stopped the close after the first
+    # connection, the others left to the garbage collector (ResourceWarning), if to anything.
+    monkeypatch.setattr(transport_module, "MAX_ORIGINS", 1)
+    transport = ShardedTransport()
+    async with hosts(2) as (idle, new), httpx.AsyncClient(transport=transport) as client:
+        await held_open(client, idle, 6)  # 3 shards of 2
+        kept = list(transport._origins.values())  # noqa: F841 - no garbage collector to help
+        cut = asyncio.create_task(client.get(new.url))
+        await asyncio.sleep(0)  # the request starts: its origin is new, the idle one closes
+        cut.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await cut
+        assert await until(lambda: idle.open == 0), idle.open
+
+
+async def test_a_stop_cancelled_while_closing_still_closes_every_connection() -> None:
+    transport = ShardedTransport()
+    async with hosts(2) as servers:
+        client = httpx.AsyncClient(transport=transport)
+        for host in servers:
+            await held_open(client, host, 4)
+        kept = list(transport._origins.values())  # noqa: F841 - no garbage collector to help
+        stop = asyncio.create_task(client.aclose())
+        await asyncio.sleep(0)  # the first connection is being closed
+        stop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await stop
+        assert await until(lambda: sum(host.open for host in servers) == 0), [
+            host.open for host in servers]
+
+
+class StuckShard(httpx.AsyncHTTPTransport):
+    """A shard whose close never ends (until cancelled): a close gone wrong."""
+
+    async def aclose(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_close_that_never_ends_does_not_hang_the_stop(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport_module, "CLOSE_TIMEOUT_S", 0.2)
+    transport = ShardedTransport()
+    async with hosts(1) as (host,):
+        client = httpx.AsyncClient(transport=transport)
+        await held_open(client, host, 2)
+        (origin,) = transport._origins.values()
+        origin.shards.insert(0, StuckShard())
+        await asyncio.wait_for(client.aclose(), 10)
+        # the shard closed after the stuck one still is
+        assert await until(lambda: host.open == 0), host.open
+
