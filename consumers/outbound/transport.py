@@ -96,10 +96,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
                      no_proxy=settings.get("no", ""))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        origin, made = self._origin_of(request.url)
-        transport, index = origin.take()  # counted busy before anything awaits: not closed
-        if made and len(self._origins) > MAX_ORIGINS:
-            self._let_go_of_idle_origins()
+        origin, transport, index = self._take(request.url)
         try:
             request.headers["Accept-Encoding"] = ACCEPTED_ENCODINGS
             response = await transport.handle_async_request(request)
@@ -109,9 +106,13 @@ class ShardedTransport(httpx.AsyncBaseTransport):
                 await response.aclose()  # done already, unless the answer was cut off
         finally:
             origin.in_flight[index] -= 1
+            # Origins met while every kept one was busy are past the bound until one is idle.
+            if len(self._origins) > MAX_ORIGINS:
+                self._let_go_of_idle_origins()
 
-    def _origin_of(self, url: httpx.URL) -> tuple[_Origin, bool]:
-        """The origin of `url`, made now or not, moved to the most recently used end."""
+    def _take(self, url: httpx.URL) -> tuple[_Origin, httpx.AsyncHTTPTransport, int]:
+        """The origin of `url` (moved to the most recently used end) and the shard to use,
+        counted busy before anything awaits: no idle origin let go of is one about to be used."""
         proxy = self._proxy_for(url)
         key = (url.scheme, url.host, url.port, proxy)
         origin = self._origins.pop(key, None)
@@ -119,7 +120,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         if origin is None:
             origin = _Origin(self._shards_per_origin, self._limits, self._tls, proxy)
         self._origins[key] = origin
-        return origin, made
+        transport, index = origin.take()
+        if made and len(self._origins) > MAX_ORIGINS:
+            self._let_go_of_idle_origins()
+        return origin, transport, index
 
     def _let_go_of_idle_origins(self) -> None:
         """Drop the least recently used origins with nothing in flight until MAX_ORIGINS are

@@ -1,6 +1,6 @@
-"""How the sender's transport lets go of connections: closed even when a cancel comes
-mid-close, and a stop bounded. Real servers on 127.0.0.1, one per origin, counting the
-connections the client still holds open."""
+"""What the sender's transport keeps, and how it lets go of it: origins past MAX_ORIGINS once
+their requests finish, connections closed even when a cancel comes mid-close. Real servers on
+127.0.0.1, one per origin, counting the connections the client still holds open."""
 
 from __future__ import annotations
 
@@ -78,6 +78,27 @@ async def held_open(client: httpx.AsyncClient, host: Host, requests: int) -> Non
     host.gate.set()
     assert [answer.text for answer in await asyncio.gather(*sends)] == ["ok"] * requests
     assert host.open == requests
+
+
+async def test_origins_past_the_bound_are_closed_once_their_requests_finish(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Origins met while every kept one was busy were added past MAX_ORIGINS (78-80 seen for
+    # 64), and stayed, with their connections, until yet another origin came.
+    monkeypatch.setattr(transport_module, "MAX_ORIGINS", 2)
+    async with hosts(4) as servers, httpx.AsyncClient(transport=ShardedTransport()) as client:
+        for host in servers:
+            host.gate.clear()
+        sends = [asyncio.create_task(client.get(host.url)) for host in servers]
+        assert await until(lambda: sum(host.requests for host in servers) == 4)
+        for host in servers:  # all 4 in flight at once: none could be closed
+            host.gate.set()
+        assert [answer.text for answer in await asyncio.gather(*sends)] == ["ok"] * 4
+        assert await until(lambda: sum(host.open for host in servers) == 2), [
+            host.open for host in servers]
+        assert sorted(host.open for host in servers) == [0, 0, 1, 1]
+        # each still reached: those let go of are connected to again
+        for host in servers:
+            assert (await client.get(host.url)).text == "ok"
 
 
 async def test_a_request_cancelled_while_an_idle_origin_closes_leaves_none_of_its_sockets(
