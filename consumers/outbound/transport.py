@@ -48,6 +48,9 @@ _PROXY_SCHEMES = ("http", "https", "all")
 # Origins whose connections are kept: a base_url per account (and Ubiqio's token URL) makes
 # few; past this, the least recently used with nothing in flight is closed.
 MAX_ORIGINS = 64
+# The proxy route of each scheme and host met: past this, the first met is read again when
+# next needed (a few base_urls in practice; the bound is for hosts that come and go).
+MAX_ROUTES = 256
 # How long a stop waits for connections to close: each is a socket closed at once (no TLS
 # close_notify is waited for), so this only bounds a close gone wrong.
 CLOSE_TIMEOUT_S = 2.0
@@ -87,7 +90,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self._origins: dict[_OriginKey, _Origin] = {}
         # Origins let go of, being closed in tasks of their own (a stop waits for them).
         self._closing: set[asyncio.Task[None]] = set()
-        # The proxy of each scheme and host met, or None (NO_PROXY names it): a few base_urls.
+        # The proxy of each scheme and host met, or None (NO_PROXY names it), first met first.
         self._routes: dict[tuple[str, str], str | None] = {}
         if self._proxies:
             log.info("provider requests go through the proxies of the environment",
@@ -148,6 +151,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             return None
         route = (url.scheme, url.host)
         if route not in self._routes:
+            if len(self._routes) >= MAX_ROUTES:  # the first met goes: no cost per send
+                del self._routes[next(iter(self._routes))]
             proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
             self._routes[route] = None if proxy is None or proxy_bypass(url.host) else proxy
         return self._routes[route]

@@ -155,3 +155,17 @@ async def test_a_close_that_never_ends_does_not_hang_the_stop(
         # the shard closed after the stuck one still is
         assert await until(lambda: host.open == 0), host.open
 
+
+def test_the_proxy_routes_kept_are_bounded(
+        no_proxies: pytest.MonkeyPatch, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One route per scheme and host met, never forgotten: hosts that come and go (a base_url
+    # per tenant, say) grew it without end.
+    monkeypatch.setattr(transport_module, "MAX_ROUTES", 4)
+    no_proxies.setenv("HTTP_PROXY", "http://127.0.0.1:3128")
+    no_proxies.setenv("NO_PROXY", "direct.invalid")
+    transport = ShardedTransport(shards=1)
+    for n in (*range(20), 0):
+        url = httpx.URL(f"http://provider-{n}.invalid/send")
+        assert transport._proxy_for(url) == "http://127.0.0.1:3128"
+    assert transport._proxy_for(httpx.URL("http://direct.invalid/send")) is None
+    assert len(transport._routes) == 4
