@@ -17,13 +17,19 @@
   id. The Channels API takes no per-message webhook URL: point the workspace's webhook
   subscription at the account's ingest URL.
 
-Errors: `{code, message}`, a 422 with `details` (field -> problems), quoted after the message.
+Errors: the Channels API's `{code, message}`, a 422 with `details` (field -> problems), quoted
+after the message. Bird's newer error envelope (bird.com/docs/api/errors), under `error` or at the
+top level: `{type, code, name, message, param, details: [{param, message}], request_id}`, read
+the same way: its `code` (else its `type`) is the failure's code, the description quotes its
+`message`, the fields it names (`details`, else `param`), its `type` and its `request_id` (what
+Bird's support asks for).
 
 Response (202): `id` is the provider message id, `status` the provider status. A `rejected` or
 `sending_failed` status is a permanent error. The answer's schema marks `id` required, so a 2xx
 without one is not Bird's answer (a base_url pointing at another API): `bad_response`, maybe
-sent, never sent again. One with Bird's error fields (`code`, `message`) is failed so too (the
-seed documents no error in a 2xx, so it is not read as a refusal), quoting them.
+sent, never sent again. One with Bird's error fields (`code` or `type`, and `message`, either
+format) is failed so too (the seed documents no error in a 2xx, so it is not read as a
+refusal), quoting them.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from consumers.outbound.base import OutboundConfig, SendContext, SendError, Send
 from consumers.outbound.content import guess_content_type, refuse, with_choices
 from consumers.outbound.http_errors import classify_http_error
 from consumers.outbound.provider_client import ProviderClient
-from consumers.outbound.responses import as_str, json_body, no_acceptance, snippet
+from consumers.outbound.responses import as_str, as_text, json_body, no_acceptance, snippet
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
 from switchboard.events import Media
@@ -124,11 +130,8 @@ def read_response(response: httpx.Response) -> SendReceipt:
     body = json_body(response)
     body = body if isinstance(body, dict) else {}
     if not response.is_success:
-        description = as_str(body.get("message")) or as_str(body.get("description"))
-        if description and (details := _details(body.get("details"))):
-            description = f"{description} ({details})"
-        raise classify_http_error(response, description or snippet(response),
-                                  as_str(body.get("code")))
+        code, description = error_fields(body)
+        raise classify_http_error(response, description or snippet(response), code)
     status = as_str(body.get("status"))
     if status in _FAILED_STATUSES:
         raise SendError(f"Bird did not take the message ({status}): {_failure(body)}",
@@ -149,22 +152,66 @@ def read_response(response: httpx.Response) -> SendReceipt:
 
 def _error_said(body: dict[str, Any]) -> str | None:
     """`code: message (details)` where the body has the fields of Bird's error answers."""
-    code, message = as_str(body.get("code")), as_str(body.get("message"))
-    if code is None or message is None:
+    code, description = error_fields(body)
+    if code is None or description is None or not _message_of(_envelope(body)):
         return None
-    details = _details(body.get("details"))
-    return f"{code}: {message}" + (f" ({details})" if details else "")
+    return f"{code}: {description}"
+
+
+def error_fields(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(code, description) from Bird's error bodies: the Channels API's `{code, message,
+    details}` and the newer envelope, top-level or under `error` (`type`, `code`, `name`,
+    `message`, `param`, `details`, `request_id`). The description is the message, then the
+    fields refused and, in brackets, the type and the request id."""
+    envelope = _envelope(body)
+    code = as_text(envelope.get("code")) or as_str(envelope.get("type"))
+    description = _message_of(envelope)
+    fields = _details(envelope.get("details")) or _param(envelope.get("param"))
+    if fields:
+        description = f"{description or 'refused'} ({fields})"
+    kind, request_id = as_str(envelope.get("type")), as_str(envelope.get("request_id"))
+    noted = [f"type {kind}"] if kind and kind != code else []
+    if request_id:
+        noted.append(f"request_id {request_id[:100]}")
+    if description and noted:
+        description = f"{description} [{', '.join(noted)}]"
+    return code, description
+
+
+def _envelope(body: dict[str, Any]) -> dict[str, Any]:
+    """The newer API nests its error fields under `error`; the Channels API does not."""
+    nested = body.get("error")
+    return nested if isinstance(nested, dict) else body
+
+
+def _message_of(envelope: dict[str, Any]) -> str | None:
+    return as_str(envelope.get("message")) or as_str(envelope.get("description"))
+
+
+def _param(value: Any) -> str:
+    """The newer envelope's `param`: the one field at fault (a missing one, say)."""
+    return f"field {value[:200]}" if isinstance(value, str) and value else ""
 
 
 def _details(value: Any) -> str:
-    """`field: problem, problem; ...` from a 422's `details` (field -> problems): which field
-    Bird refused, where its `message` says only that one is malformed."""
+    """Which fields Bird refused, where its `message` says only that one is malformed:
+    `field: problem, problem; ...` from a Channels 422's `details` (field -> problems), or
+    `param: message; ...` from the newer envelope's (a list of `{param, message}`)."""
+    if isinstance(value, list):  # read as the Channels map: a field's problems together
+        by_field: dict[str, list[str]] = {}
+        for item in value:
+            if isinstance(item, dict):
+                said = as_str(item.get("message"))
+                by_field.setdefault(as_str(item.get("param")) or "?", []).extend(
+                    [said] if said else [])
+        value = by_field
     if not isinstance(value, dict):
         return ""
     fields = []
     for field, problems in value.items():
         listed = problems if isinstance(problems, list) else [problems]
-        said = ", ".join(str(problem) for problem in listed if isinstance(problem, str | int))
+        said = ", ".join(str(problem) for problem in listed
+                         if isinstance(problem, str | int) and problem != "")
         fields.append(f"{field}: {said}" if said else str(field))
     return "; ".join(fields)[:500]
 
