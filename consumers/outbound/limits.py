@@ -1,14 +1,15 @@
 """What holds a provider call back, set by the sender around each send: the account's rate
-limit (TokenBucket), the room its provider's origin has for requests in flight (ORIGIN_ROOMS),
-a wait the provider asked of another of its sends (HELD_FOR, Held), the worker winding down
-(WINDING_DOWN, Stopping); and how far the call has gone (SEND_PROGRESS), for the sender to tell
-a call cut short before its send request left."""
+limit (TokenBucket), the room its provider's origin has for requests in flight (ORIGIN_ROOMS;
+room_for, a token request's), a wait the provider asked of another of its sends (HELD_FOR,
+Held), the worker winding down (WINDING_DOWN, Stopping); and how far the call has gone
+(SEND_PROGRESS), for the sender to tell a call cut short before its send request left."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
 from typing import Literal
 
@@ -67,9 +68,9 @@ class Stopping(SendError):
 
 
 class OriginRoom:
-    """Room for send requests in flight to one origin (scheme, host, port), shared by every
-    account sending there: a provider that stops answering holds this many of the sender's
-    concurrency slots until its requests time out, not all of them."""
+    """Room for requests in flight to one origin (scheme, host, port), send and token requests
+    alike, shared by every account sending there: a provider that stops answering holds this
+    many of the sender's concurrency slots until its requests time out, not all of them."""
 
     def __init__(self, size: int) -> None:
         self._free = asyncio.Semaphore(size)
@@ -124,6 +125,30 @@ class OriginRooms:
 # Set by the sender around a send: the rooms of the origins it sends to. None outside the
 # sender (a send made by a test or a tool): no cap.
 ORIGIN_ROOMS: ContextVar[OriginRooms | None] = ContextVar("origin_rooms", default=None)
+
+
+@contextlib.asynccontextmanager
+async def room_for(url: str) -> AsyncIterator[None]:
+    """A place in the room of `url`'s origin for one request that is not a send (a Ubiqio
+    token request), given back on every way out; waited for with the record's concurrency slot
+    given up, as a send waits for room. Send requests take theirs with their rate-limit token
+    (TokenBucket.acquire). Stopping if the worker winds down first.
+
+    Its caller must hold no room: a request waiting for room while holding some could wait
+    for itself (a room of 1)."""
+    rooms = ORIGIN_ROOMS.get()
+    if rooms is None:
+        yield
+        return
+    room, taken = rooms.of(url), False
+    try:
+        async with slot_given_up():
+            await room.take()
+            taken = True
+        yield
+    finally:  # also when cancelled taking the slot again, the room taken
+        if taken:
+            room.give()
 
 
 class TokenBucket:

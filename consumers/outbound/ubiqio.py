@@ -15,7 +15,9 @@ claim, read without verifying the signature: it is Ubiqio's token, not ours to c
 Ubiqio's); a token without a readable `exp`, or without an `iat` and expired by our clock as it
 arrives, is used until Ubiqio answers 401. A 401 on send fetches a new token once and sends
 again; a second 401 is a permanent error. Concurrent sends share one token request, and
-its failure: the sends that waited for it fail with it (and retry as the sender decides).
+its failure: the sends that waited for it fail with it (and retry as the sender decides). A
+token request takes a place in its origin's room for requests in flight (limits.room_for), as a
+send request does: the same base_url, so the same origin.
 
 - channel: `MMS` when the command has an image, else `SMS` (a text reply to an MMS, whose
   channel reads `mms`, goes as SMS: an MMS without `imageUrl` has nothing to carry); other
@@ -47,7 +49,7 @@ from consumers.outbound._ubiqio_answers import error_text, read_response, unauth
 from consumers.outbound.base import OutboundConfig, SendContext, SendError, SendReceipt
 from consumers.outbound.content import guess_content_type, refuse, with_choices
 from consumers.outbound.http_errors import classify_http_error, post_json
-from consumers.outbound.limits import WINDING_DOWN, Stopping
+from consumers.outbound.limits import WINDING_DOWN, Stopping, room_for
 from consumers.outbound.provider_client import ProviderClient
 from consumers.outbound.responses import as_text, json_body, snippet, web_page
 from switchboard.accounts import Secret
@@ -139,12 +141,16 @@ class Client(ProviderClient[Config]):
             stopping = WINDING_DOWN.get()
             if stopping is not None and stopping.is_set():
                 raise Stopping()  # the send would not be made: a token request only delays the stop
-            try:
-                token = await self._fetch_token()
-            except SendError as exc:
-                self._failed_fetches += 1
-                self._fetch_failure = exc
-                raise
+            # In its origin's room, as a send request is: a token endpoint that hangs would
+            # otherwise hold a concurrency slot per account past the room. Not in the `try`: a
+            # stop while waiting for room is no failure to share with the sends waiting here.
+            async with room_for(self._token_url):
+                try:
+                    token = await self._fetch_token()
+                except SendError as exc:
+                    self._failed_fetches += 1
+                    self._fetch_failure = exc
+                    raise
             # No setting holds it, and only a JWT is masked by its shape: Ubiqio may quote the
             # Authorization header back in a refusal, which becomes the result's description.
             replace_secret(f"ubiqio token of {self._context.account}", token)
