@@ -18,11 +18,11 @@
   subscription at the account's ingest URL.
 
 Errors: the Channels API's `{code, message}`, a 422 with `details` (field -> problems), quoted
-after the message. Bird's newer error envelope (bird.com/docs/api/errors), under `error` or at the
-top level: `{type, code, name, message, param, details: [{param, message}], request_id}`, read
-the same way: its `code` (else its `type`) is the failure's code, the description quotes its
-`message`, the fields it names (`details`, else `param`), its `type` and its `request_id` (what
-Bird's support asks for).
+after the message. Bird's newer error envelope, `{type, code, name, message, param, details:
+[{param, message}], request_id}` under `error` (bird.com/en-us/docs/guides/errors) or some of
+it at the top level (bird.com/docs/errors), is read the same way: its `code` (else its `type`)
+is the failure's code, the description quotes its `message`, the fields it names (`details`,
+else `param`), its `type` and its `request_id` (what Bird's support asks for).
 
 Response (202): `id` is the provider message id, `status` the provider status. A `rejected` or
 `sending_failed` status is a permanent error. The answer's schema marks `id` required, so a 2xx
