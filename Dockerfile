@@ -21,4 +21,8 @@ RUN pip install --no-cache-dir --constraint constraints.txt . \
     && useradd --uid 10001 --gid switchboard --no-create-home --shell /usr/sbin/nologin switchboard
 # By number: Kubernetes' runAsNonRoot can verify only a numeric user (a name it refuses to run).
 USER 10001:10001
+# Every interface of the container: the default, 127.0.0.1, is reached by nothing outside it
+# (a published port, another container, the kubelet's probes): `docker run -p 8080:8080 IMAGE
+# serve` was out of the host's reach. A value given to the container still wins.
+ENV SWITCHBOARD_HTTP_HOST=0.0.0.0
 ENTRYPOINT ["/usr/bin/tini", "--", "switchboard"]
