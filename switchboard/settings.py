@@ -115,6 +115,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".switchboard")
 
     # HTTP ingest
+    # Also where the simulator and a worker's metrics and probes listen; the Docker image sets
+    # 0.0.0.0, as nothing outside a container reaches its 127.0.0.1.
     http_host: str = "127.0.0.1"
     http_port: Port = 8080
     http_workers: int = Field(default=1, ge=1)
@@ -151,8 +153,10 @@ class Settings(BaseSettings):
         description="messages whose webhooks the simulator holds for ingest (`simulate` and "
                     "`run`); past it a send's webhooks are dropped and counted")
     metrics_port: Port | None = Field(
-        default=None, description="workers serve Prometheus /metrics here (unset: no endpoint); "
-                                  "`serve` too, instead of on its webhook port")
+        default=None, description="workers serve Prometheus /metrics and their /healthz and "
+                                  "/readyz probes here (unset: none of them); `serve` its "
+                                  "/metrics, instead of on its webhook port (its probes stay "
+                                  "there)")
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
