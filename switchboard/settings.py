@@ -169,6 +169,13 @@ class Settings(BaseSettings):
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
+    # WARN is the level's name in Java's and Go's loggers, and logging's own alias for it: a
+    # deployment's shared LOG_LEVEL=warn stopped every command at start.
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _warn_is_warning(cls, value: object) -> object:
+        return "WARNING" if isinstance(value, str) and value.upper() == "WARN" else value
+
     @field_validator("public_url")
     @classmethod
     def _public_http_url(cls, value: str | None) -> str | None:
