@@ -35,6 +35,7 @@ class KafkaWatch:
     _subscribed: list[str]
     _rebalance_timeout_s: float
     _kafka_problem: str | None
+    _kafka_silent_since: float  # monotonic: since when /readyz has said Kafka is away
     _rebalancing_since: float | None
     _commits_failing_since: float | None
     _fetching: set[TopicPartition]
@@ -59,14 +60,28 @@ class KafkaWatch:
         try:
             while True:
                 try:
-                    self._kafka_problem = self._kafka_unanswered(consumer)
+                    self._say_kafka(self._kafka_unanswered(consumer))
                     self._note_lag(consumer.assignment(), consumer.highwater)
                 except Exception as exc:  # noqa: BLE001 - a bug: the probe says it, and the
                     # worker goes on
-                    self._kafka_problem = f"watching Kafka failed: {exc!r}"
+                    self._say_kafka(f"watching Kafka failed: {exc!r}")
                 await asyncio.sleep(KAFKA_CHECK_S)
         finally:
             self._note_lag(set(), consumer.highwater)  # stopped: no partition is ours
+
+    def _say_kafka(self, problem: str | None) -> None:
+        """Keep what /readyz says of Kafka, and log when that changes: once as Kafka stops
+        answering, once as it answers again. A member with nothing in flight had no line of
+        its own for a broker gone silent (paused, a network partition), only aiokafka's."""
+        before, self._kafka_problem = self._kafka_problem, problem
+        if problem is not None and before is None:
+            self._kafka_silent_since = time.monotonic()
+            said = ("kafka is not answering the worker" if problem.startswith("Kafka unreachable")
+                    else "watching kafka failed")
+            log.warning(said, worker=self.name, reason=problem)
+        elif problem is None and before is not None:
+            log.info("kafka answers the worker again", worker=self.name,
+                     unready_s=round(time.monotonic() - self._kafka_silent_since, 1))
 
     def _note_lag(self, assigned: set[TopicPartition],
                   highwater: Callable[[TopicPartition], int | None]) -> None:

@@ -160,6 +160,7 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
         # What /readyz says of Kafka (_watch_kafka), and what it is judged from. Wall clock
         # times, as aiokafka's of the last fetch answered.
         self._kafka_problem: str | None = None
+        self._kafka_silent_since = 0.0
         self._rebalancing_since: float | None = None
         self._commits_failing_since: float | None = None
         self._fetching: set[TopicPartition] = set()  # assigned and not paused
