@@ -7,6 +7,7 @@ import contextlib
 import difflib
 import select
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -79,6 +80,36 @@ PARTITIONS_CHECK_MS = 5000
 # `serve`, `run` or a worker made them); any other missing name is taken for a typo.
 OURS = frozenset(spec.name for spec in ALL_TOPICS)
 TOPIC_CHECK_S = 1.0
+# Kafka answering none of tail's fetches for this long is said on stderr, once, and so is its
+# answering again. A broker that stops answering without closing its connections (a paused
+# JVM, a network partition) gets no error from aiokafka for minutes: tail looked as if no
+# record came. A fetch is answered every half second while Kafka is there, records or not.
+SILENT_AFTER_S = 30.0
+
+
+class _Silence:
+    """Whether Kafka has answered tail's fetches lately, judged from aiokafka's time of the
+    last fetch answered for each partition (wall clock, in ms)."""
+
+    def __init__(self) -> None:
+        self.since = time.time()  # the fetches get their time from the start
+        self.silent_since: float | None = None  # once said, until Kafka answers
+
+    def check(self, consumer: AIOKafkaConsumer) -> None:
+        now = time.time()
+        answered = max((consumer.last_poll_timestamp(tp) or 0
+                        for tp in consumer.assignment()), default=0) / 1000
+        if self.silent_since is None:
+            since = max(answered, self.since)
+            if now - since > SILENT_AFTER_S:
+                self.silent_since = since
+                print(f"warning: Kafka has answered none of tail's fetches for "
+                      f"{now - since:.0f}s (a broker paused or out of reach); waiting for it "
+                      "(Ctrl-C stops)", file=sys.stderr, flush=True)
+        elif answered > self.silent_since:
+            print(f"Kafka answers again (silent for {answered - self.silent_since:.0f}s)",
+                  file=sys.stderr, flush=True)
+            self.silent_since = None
 
 
 async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: bool = False,
@@ -107,6 +138,7 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
         if new := [tp for tp in consumer.assignment() if tp.topic in created]:
             await consumer.seek_to_beginning(*new)
         printed = 0
+        silence = _Silence()
         while True:
             # Where each partition is, to go back to if the fetch fails on a record.
             positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
@@ -122,6 +154,7 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
                         sys.stdout.flush()
                         return
             sys.stdout.flush()
+            silence.check(consumer)
             if reader_gone():
                 raise BrokenPipeError  # said by the command as a write to it would be
             await _follow_new_partitions(consumer, wanted)

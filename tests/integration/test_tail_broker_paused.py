@@ -1,0 +1,90 @@
+"""`switchboard tail` while its broker answers nothing (paused: connections open, nothing
+answered, as in a network partition or a JVM's long pause): it says so on stderr once, says
+so once Kafka answers again, and prints what comes after."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+
+from switchboard import tail as tail_module
+from switchboard.records import OutRecord
+from switchboard.topics import TopicSpec, ensure_topics
+from tests.integration.processes import own_broker
+from tests.kafka_helpers import publish
+
+SILENT_S = 3.0
+PAUSED_S = 12.0
+WARNING = "warning: Kafka has answered none of tail's fetches for "
+BACK = "Kafka answers again (silent for "
+
+
+async def _until(check: object, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not {what} within {timeout_s}s")
+
+
+async def test_tail_says_a_silent_broker_once_and_its_return(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # Tail printed nothing and said nothing for as long as the broker was paused: as if no
+    # record came.
+    monkeypatch.setattr(tail_module, "SILENT_AFTER_S", SILENT_S)
+    async with own_broker(tmp_path) as broker:
+        assert broker.process is not None
+        bootstrap = broker.bootstrap_servers
+        topic = f"test.tail.paused.{uuid.uuid4().hex[:8]}"
+        await ensure_topics(bootstrap, partitions=1, replication_factor=1,
+                            specs=(TopicSpec(topic, "test"),))
+        out: list[str] = []
+        err: list[str] = []
+
+        def read() -> None:
+            captured = capsys.readouterr()
+            out.extend(captured.out.splitlines())
+            err.extend(captured.err.splitlines())
+
+        tailing = asyncio.create_task(tail_module.tail(bootstrap, [topic], limit=2))
+        try:
+            # Tail starts at the end: the record is published until it is printed.
+            for n in range(60):  # bounded: 30 s
+                await publish(bootstrap, [OutRecord(topic, orjson.dumps({"n": n}))])
+                await asyncio.sleep(0.5)
+                read()
+                if out:
+                    break
+            assert out, "tail printed nothing before the pause"
+            broker.process.send_signal(signal.SIGSTOP)
+            try:
+                await asyncio.sleep(PAUSED_S)
+                read()
+            finally:
+                broker.process.send_signal(signal.SIGCONT)
+            said = [line for line in err if line.startswith(WARNING)]
+            assert len(said) == 1, err
+            assert not [line for line in err if line.startswith(BACK)], err
+
+            def back() -> bool:
+                read()
+                return any(line.startswith(BACK) for line in err)
+
+            await _until(back, 60, "said Kafka answers again")
+            await publish(bootstrap, [OutRecord(topic, orjson.dumps({"after": True}))])
+            await asyncio.wait_for(asyncio.shield(tailing), 60)
+            read()
+        finally:
+            if not tailing.done():
+                tailing.cancel()
+        assert orjson.loads(out[-1])["value"] == {"after": True}
+        assert len([line for line in err if line.startswith(WARNING)]) == 1, err
+        assert len([line for line in err if line.startswith(BACK)]) == 1, err
