@@ -21,7 +21,9 @@ A request sent with `Expect: 100-continue` that the app answers without asking f
 (a 401 on a header, a 404, a 413 by its Content-Length), before any of the body came, is
 answered `connection: close`, and the connection closed after the answer: the client, never
 told to send the body, may send it or its next request instead, and either would be read as
-the other (RFC 9110 s10.1.1).
+the other (RFC 9110 s10.1.1). One whose client asked to close the connection after it
+(`connection: close`, HTTP/1.0), answered before its body is whole, is hung up on, not closed
+at once: its unread body would make the close a reset, and the answer lost.
 
 A request whose head is whole while the process is at SWITCHBOARD_HTTP_MAX_CONNECTIONS
 (ingest.limits) gets a JSON 503, hung up on as after any refusal: uvicorn's limit_concurrency
@@ -256,9 +258,32 @@ class IngestProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._answering = cycle  # self.cycle is the latest head's, queued behind this one
+        if not cycle.keep_alive:  # the client's `connection: close`, or HTTP/1.0
+            app = self._lingering_if_unread(cycle, app)
         if cycle.waiting_for_100_continue:  # rare: curl's bodies over 1 MiB, some clients'
             app = self._closing_unless_continued(cycle, app)
         super()._start_asgi_task(cycle, app)
+
+    def _lingering_if_unread(self, cycle: RequestResponseCycle,
+                             app: ASGI3Application) -> ASGI3Application:
+        """`app`, its connection ended by a hang-up (the client's bytes read and dropped for
+        LINGER_S) rather than closed at once when its answer comes before the body is whole.
+        uvicorn closed the socket with the body unread: a reset, which destroyed the answer
+        in the client's socket before the client read it (a 404, a 401, a 413 to a client
+        that asked to close after it got nothing)."""
+
+        async def answer(scope: Scope, receive: ASGIReceiveCallable,
+                         send: ASGISendCallable) -> None:
+            async def send_lingering(message: ASGISendEvent) -> None:
+                await send(message)  # uvicorn writes `connection: close` on the start
+                if message["type"] == "http.response.start" and cycle.more_body \
+                        and not cycle.keep_alive:
+                    self._hang_up_after = cycle
+                    cycle.keep_alive = True  # not closed at the answer: on_response_complete
+
+            await app(scope, receive, send_lingering)
+
+        return answer
 
     def _closing_unless_continued(self, cycle: RequestResponseCycle,
                                   app: ASGI3Application) -> ASGI3Application:
