@@ -5,7 +5,7 @@ not, their bodies, headers, queries, paths and methods mutated
 README promises: never a 5xx; a 2xx's raw request and events in Kafka, on their topics; an
 authenticated 400/415 kept raw with a dead letter giving its reason; a refusal (401, 404,
 405, 413, 431, a request the parser cannot read) keeps nothing; no secret of the accounts in
-an answer or a log line.
+an answer, a record or a log line, nor an event's phone number in a log line.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from switchboard.records import raw_body
 from switchboard.serving import INGEST_HTTP, EmbeddedServer
 from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, MESSAGE_INBOUND, MESSAGE_STATUS, RAW
-from tests.integration.conftest import TEST_ACCOUNTS
+from tests.integration.conftest import TEST_ACCOUNTS, auth_of
 from tests.integration.test_ingest_adversarial_requests import (
     INVALID,
     VALID,
@@ -48,8 +48,7 @@ from tests.kafka_helpers import TopicWatcher
 SEED = int(os.environ.get("ADVERSARIAL_SEED", "20261126"))
 ATTACKS = int(os.environ.get("ADVERSARIAL_ATTACKS", "300"))  # plus the routing ones
 IN_FLIGHT = 8
-SECRETS = [secret for spec in TEST_ACCOUNTS.values()
-           for secret in spec["auth"]["secrets"]]  # type: ignore[index]
+SECRETS = [secret for name in TEST_ACCOUNTS for secret in auth_of(name)["secrets"]]
 # Answers that keep nothing (README, "What a request gets back"), and the 2xx and 4xx that do.
 REFUSALS = frozenset({401, 404, 405, 408, 413, 431})
 KEPT_REFUSALS = frozenset({"unprocessable_payload", "unsupported_media_type",
@@ -222,6 +221,11 @@ def _problems(attack: Attack, answer: Answer, kept: Kept,
                             f"{len(kept.events)} events")
         elif not kept.dead[0]["reason"] or kept.dead[0]["payload"]["id"] != kept.raw[0]["id"]:
             problems.append("a dead letter without its reason or its raw request")
+    if attack.events is None and kept.raw and answer.error not in KEPT_REFUSALS:
+        problems.append("a request its fixture says is refused was not")
+    if attack.events not in (None, -1) and kept.raw \
+            and (not 200 <= status < 300 or len(kept.events) != attack.events):
+        problems.append(f"{len(kept.events)} events kept, its fixture has {attack.events}")
     if any(raw_body(raw) != _sent_body(attack) for raw in kept.raw):
         problems.append("the raw record's body is not the one sent")
     if not stored and (200 <= status < 300 or answer.error in KEPT_REFUSALS) \
