@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import regex
 from prometheus_client import Counter
@@ -300,6 +301,16 @@ def _split_folded(text: str, length: int) -> tuple[str, str]:
     while end < len(text) and not fold(text[end]):
         end += 1
     return text[:end], text[end:]
+
+
+def change_time(event: MessageEvent) -> datetime:
+    """When the contact (their STOP, START) or provider (its opt-out report) made the change an
+    event brings: the provider's time, which a retry of its webhook keeps, where the time
+    ingest received it is that of the retry (a START retried after the contact's STOP undid
+    it). No later than that receipt: a provider's clock ahead, or its local time written
+    without an offset (read as UTC), would stamp it hours ahead, and until then the contact's
+    next change would be taken as older, and not applied."""
+    return min(event.occurred_at or event.received_at, event.received_at)
 
 
 def provider_opt_out(event: MessageEvent) -> bool:

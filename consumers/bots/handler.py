@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from consumers.bots.compiled import CompiledAccount
 from consumers.bots.decide import (
     Decision,
+    change_time,
     compliance,
     forget_message,
     keyword_reply,
@@ -121,7 +122,7 @@ class BotHandler:
         """Compliance's answer and opt-out change; the change made, if any."""
         assert event.from_ is not None
         known = self.opt_outs.state(event.account, event.from_)
-        plan = plan_change(known, decision.opt_out, event.received_at)
+        plan = plan_change(known, decision.opt_out, change_time(event))
         if known is not None and plan.reason is not None:
             self._log_late(event, decision, known, plan)
         opted_out = decision.opt_out if plan.apply else None
@@ -198,10 +199,7 @@ class BotHandler:
                                source).inc()
 
     async def _provider_signal(self, event: MessageEvent, ctx: Context) -> None:
-        # When the provider saw it, not now; and not after it reached us: a provider's clock
-        # ahead, or its local time written without an offset (read as UTC), stamped it hours
-        # ahead, and until then the contact's START was taken as older, and not applied.
-        at = min(event.occurred_at or event.received_at, event.received_at)
+        at = change_time(event)  # when the provider saw it, not now
         if not (provider_opt_out(event) and event.to):
             return
         known = self.opt_outs.state(event.account, event.to)

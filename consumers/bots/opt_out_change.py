@@ -24,26 +24,28 @@ class ChangePlan:
 
 
 def plan_change(known: OptOutState | None, opt_out: bool | None,
-                received_at: datetime) -> ChangePlan:
+                made_at: datetime) -> ChangePlan:
     """`known`: the contact's state as the bot knows it; `opt_out`: the decision's change
-    (None for HELP/INFO, no change); `received_at`: when the gateway got the message."""
+    (None for HELP/INFO, no change); `made_at`: when the contact made it (decide.change_time:
+    the message's time at its provider, no later than the gateway got it)."""
     if opt_out is None:
-        return ChangePlan(apply=False, at=received_at, confirm=True, flips=False)
-    if known is not None and known.at > received_at:
-        return _late(known, opt_out, received_at)
+        return ChangePlan(apply=False, at=made_at, confirm=True, flips=False)
+    if known is not None and known.at > made_at:
+        return _late(known, opt_out, made_at)
     # This very change known (stored by another bot worker, or by this one before a
     # redelivery): not written again. Its copy, written after that worker's next change
     # of the contact (a START), would stand in the table as the latest, until this worker
     # handled the START too: the contact out meanwhile, the sender refusing them.
-    if already_stored(known, opt_out, received_at):
-        return ChangePlan(apply=False, at=received_at, confirm=True, flips=False)
+    if already_stored(known, opt_out, made_at):
+        return ChangePlan(apply=False, at=made_at, confirm=True, flips=False)
     # Confirmed as a change only if it reverses the state that stands: a STOP from a contact
     # already out (a provider's report, say), a START from one who is in, is a repeat's.
     standing = known is not None and known.opted_out
-    at = received_at
-    if standing and not opt_out and known is not None and known.at == received_at:
+    at = made_at
+    if standing and not opt_out and known is not None and known.at == made_at:
         # A START handled after an opt-out of the same time (a STOP then START in one
-        # request: its events share the time it was received): at a tie the opt-out wins
+        # request, which share the time it was received, or in one second of a provider that
+        # gives whole seconds): at a tie the opt-out wins
         # (OptOutState.supersedes, OptOutList's catching up), so the contact told "Welcome
         # back" would stay out. Stamped just after it, as it was handled after it.
         at = known.at + timedelta(microseconds=1)
@@ -56,7 +58,7 @@ def already_stored(known: OptOutState | None, opt_out: bool, at: datetime) -> bo
     return known is not None and (known.at, known.opted_out) == (at, opt_out)
 
 
-def _late(known: OptOutState, opt_out: bool, received_at: datetime) -> ChangePlan:
+def _late(known: OptOutState, opt_out: bool, made_at: datetime) -> ChangePlan:
     """A change older than the known one (a STOP redelivered after a START) would undo the
     newer one: not published."""
     if opt_out and not (known.opted_out or known.made_by_contact()):
@@ -70,7 +72,7 @@ def _late(known: OptOutState, opt_out: bool, received_at: datetime) -> ChangePla
         # Not applied, and against the state that stands (a START older than a
         # provider's opt-out): "Welcome back" would tell an opted-out contact they
         # are back in. Not confirmed either.
-        return ChangePlan(apply=False, at=received_at, confirm=False, flips=False,
+        return ChangePlan(apply=False, at=made_at, confirm=False, flips=False,
                           reason=AGAINST)
     # The state that stands says what it says: answered as a repeat.
-    return ChangePlan(apply=False, at=received_at, confirm=True, flips=False)
+    return ChangePlan(apply=False, at=made_at, confirm=True, flips=False)
