@@ -19,7 +19,6 @@ FIELDS = frozenset({
     "from", "to", "text", "keyword", "rest", "account", "channel", "provider", "postback",
 })
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 # One SMS's worth (GSM-7): a message that fit one SMS is echoed whole, a longer one cut, so the
 # echo alone never makes a reply more than one segment longer (UCS-2 text: three).
 ECHO_CHARS = 160
@@ -83,7 +82,9 @@ class Template:
                                     "(write {{ or }} for a literal brace)")
             else:
                 name = match.group(1).strip()
-                if not _NAME.match(name):
+                # An identifier, as a regex group's name is ("orderNo", "número"): no
+                # attribute, index or conversion; which names are known is checked below.
+                if not name.isidentifier():
                     raise TemplateError(f"template {source!r}: {{{name}}} is not a plain name")
                 self.parts.append((True, name))
             position = match.end()

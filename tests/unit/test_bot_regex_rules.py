@@ -262,3 +262,26 @@ async def test_a_messages_regex_rules_share_one_time_limit(
 
     again = keyword_reply(inbound("aaaa"), account)  # each message has its own
     assert again is not None and len(given) + 3 == sum(len(s.timeouts) for s in stalling)
+
+
+@pytest.mark.parametrize(("pattern", "reply", "text", "expected"), [
+    (r"^track\s+(?P<orderNo>\w+)$", "Parcel {orderNo} is on its way.", "track AB12",
+     "Parcel AB12 is on its way."),
+    (r"^pedido\s+(?P<número>\d+)$", "Pedido {número} recibido.", "PEDIDO 42",
+     "Pedido 42 recibido."),
+])
+def test_a_group_named_as_re_allows_is_a_template_field(pattern: str, reply: str, text: str,
+                                                       expected: str) -> None:
+    """README: named groups become template fields. One with a capital or a letter other than
+    a-z was refused as "not a plain name" (the file did not load)."""
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        {"regex": pattern, "reply": reply}]}}}).accounts["acme"]
+    decision = keyword_reply(inbound(text), account)
+    assert decision is not None and decision.reply == expected
+
+
+@pytest.mark.parametrize("reply", ["{orderno}", "{OrderNo}", "{From}"])
+def test_a_field_no_group_or_field_is_named_is_still_refused(reply: str) -> None:
+    with pytest.raises(RulesError, match="unknown field"):
+        parse_rules({"accounts": {"acme": {"rules": [
+            {"regex": r"^track\s+(?P<orderNo>\w+)$", "reply": reply}]}}})
