@@ -11,6 +11,7 @@ and returns what to reply: None, a string, a Reply (text, media, buttons) or a l
 from __future__ import annotations
 
 from consumers.bots.sdk import Reply
+from consumers.bots.templates import bounded
 from switchboard.commands import Button
 from switchboard.events import MessageEvent
 
@@ -22,5 +23,7 @@ async def bot(event: MessageEvent) -> Reply | str | None:
         return Reply(text="We are open 9-17. Want more?",
                      buttons=[Button(title="More", payload="MORE")])
     if event.text:
-        return f"You said: {event.text}"
+        # Cut to one SMS's worth, as a template's {text}: a long message echoed whole is sent,
+        # and paid for, as many parts.
+        return f"You said: {bounded(event.text)}"
     return None  # e.g. a picture without text: stay quiet
