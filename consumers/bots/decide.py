@@ -239,6 +239,17 @@ class _Read:
         postback = event.postback
         self.postback = fold(postback) if postback is not None and \
             len(postback) <= account.postback_chars + WORD_CHARS else None
+        self._keyword_forms: set[str] | None = None
+
+    def keyword_forms(self) -> set[str]:
+        """What a keyword rule compares its keyword with: the first word's forms, as compliance
+        reads them ("Price?" and "PRICE!" are the keyword), and the button's payload. Read once
+        for all of the rules: an account of a thousand keyword rules (product codes) read a
+        first word of 300 characters a thousand times, 0.5 s of the event loop a message."""
+        if self._keyword_forms is None:
+            self._keyword_forms = word_forms(self.word) | (
+                {self.postback} if self.postback else set())
+        return self._keyword_forms
 
 
 def _match(rule: CompiledRule, number: int, event: MessageEvent,
@@ -247,9 +258,7 @@ def _match(rule: CompiledRule, number: int, event: MessageEvent,
         return None
     word, rest = read.word, read.rest
     if rule.keyword is not None:
-        # The word's forms as compliance reads them: "Price?" and "PRICE!" are the keyword.
-        candidates = word_forms(word) | ({read.postback} if read.postback else set())
-        if rule.keyword not in candidates:
+        if rule.keyword not in read.keyword_forms():
             return None
         return template_values(event, *read_keyword(word, rest, (rule.keyword,)))
     if rule.postback is not None:
