@@ -7,10 +7,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from switchboard.addresses import address
 from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
-from switchboard.topics import OUTBOUND_RESULTS
+from switchboard.topics import MESSAGE_INBOUND, OUTBOUND_RESULTS
 from tests.integration.stack import Stack, results_for
 from tests.kafka_helpers import collect_until, publish
 
@@ -42,6 +44,27 @@ async def texts(stack: Stack, contact: str, text: str) -> None:
     response = await stack.control("POST", "inbound",
                                    {"account": ACCOUNT, "from": contact, "text": text})
     assert response.status_code == 202, response.text
+
+
+def inbound_texts(found: dict[str, list[Any]], contact: str) -> list[str]:
+    """The texts of `contact`'s inbound events in `found`, in their partition's order."""
+    events = [orjson.loads(record.value) for record in found.get(MESSAGE_INBOUND.name, [])]
+    return [event["text"] for event in events if event.get("from") == contact]
+
+
+async def texts_in_order(stack: Stack, contact: str, *messages: str) -> None:
+    """`contact` texts each of `messages`, each stored before the next is sent: the simulator
+    delivers each webhook on its own, and two sent at once reach ingest in either order. The
+    bots are not waited for: they may find them all queued."""
+    async with stack.watching((MESSAGE_INBOUND.name,)) as watcher:
+        before = await watcher.snapshot()
+        for count, text in enumerate(messages, start=1):
+            await texts(stack, contact, text)
+
+            def stored(found: dict[str, list[Any]], count: int = count) -> bool:
+                return len(inbound_texts(found, contact)) >= count
+
+            await collect_until(watcher, before, stored)
 
 
 def to(send: dict[str, Any]) -> str | None:

@@ -11,7 +11,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard.clients import kafka_options
 from switchboard.topics import MESSAGE_INBOUND
-from tests.integration.bots import RULES, command_result, new_contact, texts, wait_replies
+from tests.integration.bots import (
+    RULES,
+    command_result,
+    new_contact,
+    texts,
+    texts_in_order,
+    wait_replies,
+)
 from tests.integration.stack import STACK_PARTITIONS, isolated_prefix, running_stack
 
 HELP = "E2E help: reply PRICE or ORDER <n>. STOP to opt out."
@@ -42,8 +49,7 @@ async def test_messages_handled_again_after_a_restart_are_answered_once(
                 "E2E: welcome back.", "E2E order 5 confirmed"]
     async with running_stack(kafka_bootstrap, workers=("sender", "keywords"),
                              rules_file=rules_file, kafka_name_prefix=prefix) as stack:
-        for text in ("price", "STOP", "START", "order 5"):
-            await texts(stack, contact, text)
+        await texts_in_order(stack, contact, "price", "STOP", "START", "order 5")
         assert await wait_replies(stack, contact, 4) == answered
         group = stack.workers["keywords"].group_id
     await _rewind(kafka_bootstrap, prefix, group)

@@ -9,7 +9,7 @@ import orjson
 
 from switchboard.records import COMMAND_TYPE, ce_type_of
 from switchboard.topics import OUTBOUND
-from tests.integration.bots import RULES, new_contact, texts, wait_replies
+from tests.integration.bots import RULES, new_contact, texts, texts_in_order, wait_replies
 from tests.integration.stack import StackWatcher, isolated_prefix, running_stack
 
 HELP = "E2E help: reply PRICE or ORDER <n>. STOP to opt out."
@@ -28,8 +28,7 @@ async def test_a_restarted_bot_makes_no_reply_to_an_opted_out_contact_s_waiting_
     # The bot is down; the contact's messages wait in its group's partitions.
     async with running_stack(kafka_bootstrap, workers=("sender",), rules_file=rules_file,
                              kafka_name_prefix=prefix) as down:
-        for text in ("price", "order 7", "what?", "HELP"):
-            await texts(down, contact, text)
+        await texts_in_order(down, contact, "price", "order 7", "what?", "HELP")
     async with StackWatcher(kafka_bootstrap, prefix, (OUTBOUND.name,)) as watcher:
         before = await watcher.snapshot()
         async with running_stack(kafka_bootstrap, workers=("sender", "keywords"),

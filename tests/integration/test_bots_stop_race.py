@@ -11,7 +11,7 @@ import orjson
 
 from switchboard.records import COMMAND_TYPE, ce_type_of
 from switchboard.topics import OUTBOUND
-from tests.integration.bots import RULES, new_contact, texts, wait_replies
+from tests.integration.bots import RULES, new_contact, texts_in_order, wait_replies
 from tests.integration.stack import running_stack
 from tests.kafka_helpers import collect_until
 
@@ -28,8 +28,8 @@ async def test_messages_right_after_a_stop_get_no_reply_from_either_bot(
                              rules_file=rules_file) as stack, \
             stack.watching((OUTBOUND.name,)) as watcher:
         before = await watcher.snapshot()
-        for text in ("STOP", "price", "hello", "order 9", "HELP"):  # not waiting between
-            await texts(stack, contact, text)
+        # Not waiting for the bots between them.
+        await texts_in_order(stack, contact, "STOP", "price", "hello", "order 9", "HELP")
         # Each bot handles the contact's messages in order: once both answered HELP, the last,
         # whatever else they made is on the topic.
         found = await collect_until(watcher, before, lambda found: [
