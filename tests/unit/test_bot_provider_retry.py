@@ -68,3 +68,19 @@ async def test_a_provider_clock_ahead_stamps_a_change_no_later_than_its_receipt(
     assert not bot.opt_outs.is_opted_out("acme", CONTACT)
     assert [c["text"] for c in commands(start)] == [
         "You are subscribed again. Reply STOP to opt out."]
+
+
+async def test_a_start_in_the_second_of_the_stop_at_a_provider_of_whole_seconds_stands(
+        tmp_path: Any) -> None:
+    """Both stamped with the provider's second: the START, handled after, is stamped just
+    after the STOP (at a tie the opt-out wins wherever the list is read)."""
+    bot = handler(tmp_path, keywords_answer)
+    await bot.handle(message("STOP", uuid.uuid4(), SENT, SENT + timedelta(seconds=0.3)),
+                     FakeContext())
+    start = FakeContext()
+    await bot.handle(message("START", uuid.uuid4(), SENT, SENT + timedelta(seconds=0.8)),
+                     start)
+    assert opt_out_changes(start) == [False]
+    assert not bot.opt_outs.is_opted_out("acme", CONTACT)
+    state = bot.opt_outs.state("acme", CONTACT)
+    assert state is not None and state.at == SENT + timedelta(microseconds=1)
