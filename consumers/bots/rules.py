@@ -19,7 +19,7 @@ from consumers.bots.compiled import DEFAULT_STOP, CompiledAccount, RuleSet, Rule
 from consumers.bots.rule_lines import RuleLines
 from consumers.bots.rule_schema import AccountRules
 from consumers.bots.templates import TemplateError
-from consumers.bots.words import compliance_forms, fold
+from consumers.bots.words import compliance_forms, fold, whole_forms
 from switchboard.settings import unreadable
 
 
@@ -61,11 +61,30 @@ def parse_rules(data: dict[str, Any], source: str = "<rules>", text: str | None 
             raise RulesError(f"{source}: {account()}: {exc}") from None
         except RuleTemplateError as exc:
             raise RulesError(f"{source}: account {name!r}: {rule(exc.number)}: {exc}") from None
+        taken = _stop_keyword_taking_a_word(compiled[name])
+        if taken:
+            raise RulesError(f"{source}: {account()}: {taken}")
         shadowed = _shadowed_keyword(compiled[name])
         if shadowed:
             number, problem = shadowed
             raise RulesError(f"{source}: account {name!r}: {rule(number)}: {problem}")
     return RuleSet(compiled, source)
+
+
+def _stop_keyword_taking_a_word(account: CompiledAccount) -> str | None:
+    """A stop keyword of the account's own that is, read as a message's word is, a START or
+    HELP word: compliance reads stop words first, so that word would opt the contact out. A
+    contact could no longer opt back in by START (told to by the stop confirmation), and HELP,
+    which carriers require answered, would go unanswered. Not INFO: it is HELP only unless
+    something else answers it."""
+    for word in account.config.extra_stop_keywords:
+        for kind, words in (("start", account.start_words), ("help", account.help_words)):
+            taken = sorted(whole_forms(fold(word)) & words)
+            if taken:
+                return (f"stop keyword {word!r} is the {kind} word {taken[0]!r}: compliance "
+                        f"reads stop words first, so a contact's {taken[0].upper()} would opt "
+                        "them out; take it out of extra_stop_keywords")
+    return None
 
 
 def _shadowed_keyword(account: CompiledAccount) -> tuple[int, str] | None:
