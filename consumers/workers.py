@@ -141,6 +141,15 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
                                     handler=handler.handle, start_from="latest",
                                     handler_timeout_s=settings.bot_timeout_s)
             opt_outs.table.on_failure(runtime.stop_because)
+
+            async def caught_up(assigned: list[TopicPartition]) -> None:
+                # A partition may come from another bot worker: every opt-out it wrote (a
+                # contact's STOP just handled) is in the list before the contact's next message
+                # is, which its follower might not have read yet. The sender still refuses an
+                # opted-out contact; this keeps the bot from making the command at all.
+                await opt_outs.table.catch_up()
+
+            runtime.on_assigned.append(caught_up)
             runtime.on_hang_up = rules.request_reload  # read at once at the next check (2 s)
             watching = asyncio.create_task(rules.watch())
             try:

@@ -24,7 +24,7 @@ from aiokafka import TopicPartition
 
 from consumers import runtime as runtime_module
 from consumers import workers
-from consumers.bots.optouts import OptOutList, decode_opt_out
+from consumers.bots.optouts import OptOutList, OptOutState, decode_opt_out
 from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
 from consumers.table import CompactedTable
@@ -127,6 +127,11 @@ def test_sighup_while_the_sender_starts_is_ignored() -> None:
     assert "worker stopped before it started (SIGTERM)" in result.stderr
 
 
+class _NeverStarted(CompactedTable[OptOutState]):
+    async def catch_up(self, timeout_s: float = 30.0) -> None:
+        """Caught up at an assignment: nothing is written to a table of no broker."""
+
+
 async def test_sighup_still_reloads_the_keyword_bots_rules(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
@@ -137,7 +142,7 @@ async def test_sighup_still_reloads_the_keyword_bots_rules(
 
     @contextlib.asynccontextmanager
     async def opt_out_list(kafka: Any) -> AsyncIterator[OptOutList]:
-        yield OptOutList(CompactedTable("unused:9092", OPT_OUTS.name, decode_opt_out))
+        yield OptOutList(_NeverStarted("unused:9092", OPT_OUTS.name, decode_opt_out))
 
     monkeypatch.setattr(workers, "_opt_out_list", opt_out_list)
     monkeypatch.setattr(runtime_module, "AIOKafkaConsumer", lambda **given: consumer)
