@@ -26,9 +26,10 @@ One command is one message (seed 003):
 - callbackData (= command id) sits in `webhooks` next to `delivery`/`seen`, so it comes back in
   delivery and seen reports as the correlation id.
 
-Response: `messages[0].messageId` is the provider message id. A `REJECTED`, `UNDELIVERABLE` or
-`EXPIRED` status group in a 2xx (final: the message will not be delivered) is a permanent error,
-but for the account's credit spent (`REJECTED_NOT_ENOUGH_CREDITS`,
+Response: `messages[0].messageId` is the provider message id (`message_id`: read as ingest
+reads a report's, so `7.0` is `"7"`, as Omnichat's client reads it). A `REJECTED`,
+`UNDELIVERABLE` or `EXPIRED` status group in a 2xx (final: the message will not be delivered)
+is a permanent error, but for the account's credit spent (`REJECTED_NOT_ENOUGH_CREDITS`,
 `REJECTED_PREPAID_PACKAGE_EXPIRED`): not retried, and not permanent (it can go once topped up).
 Every acceptance carries the id (the spec marks `messages` required, and its response gives
 each message its `messageId`; we set none, so Infobip makes it), so a 2xx without one is not
@@ -54,6 +55,7 @@ from consumers.outbound.content import (
 from consumers.outbound.http_errors import classify_http_error
 from consumers.outbound.provider_client import ProviderClient
 from consumers.outbound.responses import as_text, json_body, no_acceptance, snippet
+from normalizers.fields import EXACT_FLOAT_LIMIT
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
 from switchboard.events import Media
@@ -217,9 +219,7 @@ def message_receipt(message: dict[str, Any], api: str, *,
     not DELIVERED (REJECTED, UNDELIVERABLE, EXPIRED).
 
     `text` reads the status's fields: the Messages API's may be numbers, Omnichat's are read as
-    strings. `messageId` is read as a string or an integer's digits in both: Omnichat's reports
-    correlate by it alone, and ingest reads a numeric one as its digits too (never a float or
-    a boolean, which no id is).
+    strings. `messageId` is read by `message_id`, the same in both.
     """
     status = message.get("status")
     status = status if isinstance(status, dict) else {}
@@ -233,8 +233,20 @@ def message_receipt(message: dict[str, Any], api: str, *,
                             "up, send the message again under a new command id"
                             if no_credit else ""),
                         retryable=False, code=status_name or group, permanent=not no_credit)
-    return SendReceipt(provider_message_id=as_text(message.get("messageId")),
+    return SendReceipt(provider_message_id=message_id(message.get("messageId")),
                        provider_status=status_name)
+
+
+def message_id(value: Any) -> str | None:
+    """A `messageId` as ingest reads a report's (normalizers.fields.text_field): a string, an
+    integer's digits, or a float that holds an integer below 2**53 as that integer's (`7.0` is
+    "7"). Omnichat's reports match the send by it alone, and a Messages API acceptance without
+    one is failed as possibly sent. From 2**53 on a float skips integers and ingest refuses the
+    report's: no id is better than one that may match another message's reports. A fraction or
+    a boolean is no id."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_FLOAT_LIMIT:
+        return str(int(value))
+    return as_text(value)
 
 
 def _first_message(body: Any) -> dict[str, Any]:

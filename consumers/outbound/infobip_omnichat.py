@@ -22,12 +22,11 @@ likely came through (an application has one webhookUrl for all its integrations)
 The send API has no correlation field, no per-message webhook URL (reports go to the
 application's `webhookUrl`, set when the application is created) and no reply reference, so the
 command id, the webhook URL and `in_reply_to` are not sent: reports correlate by `messageId`.
-Response: `messageId` (a string, or an integer read as its digits, as ingest reads the reports'
-own: it is all that correlates them; a float holding an integer below 2**53, `7.0`, as that
-integer, `"7"`, as ingest reads it too; a fraction, a boolean or a larger float is no id); a
-`REJECTED`, `UNDELIVERABLE` or `EXPIRED` status group is a permanent error, and so is seed 004's
-error body (`requestError`) in a 2xx; any other 2xx without an id is accepted with id `None`
-(resending could send the message twice).
+Response: `messageId`, read as ingest reads the reports' own (infobip.message_id: a string, an
+integer's digits, `7.0` as `"7"`): it is all that correlates them. A `REJECTED`,
+`UNDELIVERABLE` or `EXPIRED` status group is a permanent error, and so is seed 004's error body
+(`requestError`) in a 2xx; any other 2xx without an id is accepted with id `None` (resending
+could send the message twice).
 """
 
 from __future__ import annotations
@@ -45,7 +44,6 @@ from consumers.outbound.provider_client import ProviderClient
 from consumers.outbound.responses import as_str
 from normalizers.base import NormalizeError
 from normalizers.channels import channel as channel_name
-from normalizers.fields import EXACT_FLOAT_LIMIT
 from switchboard.accounts import Secret
 from switchboard.commands import OutboundCommand
 from switchboard.logs import register_secrets
@@ -137,16 +135,4 @@ def _image_message(command: OutboundCommand) -> dict[str, Any]:
 def read_response(response: httpx.Response) -> SendReceipt:
     """The receipt from a send response, or the SendError it stands for."""
     body = success_body(response)
-    message = _integral_id(body) if isinstance(body, dict) else {}
-    return message_receipt(message, "Omnichat", text=as_str)
-
-
-def _integral_id(body: dict[str, Any]) -> dict[str, Any]:
-    """The body with a `messageId` float that holds an integer (`7.0`) as that integer: ingest
-    reads a report's so (normalizers.fields.text_field), and the id is all that matches the
-    reports to the send. Not from 2**53 on, where a float skips integers and ingest refuses
-    the report's: no id read is better than one that may match another message's reports."""
-    value = body.get("messageId")
-    if isinstance(value, float) and value.is_integer() and abs(value) < EXACT_FLOAT_LIMIT:
-        return {**body, "messageId": int(value)}
-    return body
+    return message_receipt(body if isinstance(body, dict) else {}, "Omnichat", text=as_str)
