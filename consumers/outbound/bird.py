@@ -22,7 +22,10 @@ after the message. Bird's newer error envelope, `{type, code, name, message, par
 [{param, message}], request_id}` under `error` (bird.com/en-us/docs/guides/errors) or some of
 it at the top level (bird.com/docs/errors), is read the same way: its `code` (else its `type`)
 is the failure's code, the description quotes its `message`, the fields it names (`details`,
-else `param`), its `type` and its `request_id` (what Bird's support asks for).
+else `param`), its `type` and its `request_id` (what Bird's support asks for). The legacy
+MessageBird REST API's `{"errors": [{code, description, parameter}]}` is not the Channels
+API's, but rest.messagebird.com answers it where base_url was left there: read alike (the first
+error's code; each description and parameter), noting the format.
 
 Response (202): `id` is the provider message id, `status` the provider status. A `rejected` or
 `sending_failed` status is a permanent error. The answer's schema marks `id` required, so a 2xx
@@ -153,7 +156,8 @@ def read_response(response: httpx.Response) -> SendReceipt:
 def _error_said(body: dict[str, Any]) -> str | None:
     """`code: message (details)` where the body has the fields of Bird's error answers."""
     code, description = error_fields(body)
-    if code is None or description is None or not _message_of(_envelope(body)):
+    said = _message_of(_envelope(body)) or _legacy_errors(body)
+    if code is None or description is None or not said:
         return None
     return f"{code}: {description}"
 
@@ -162,10 +166,13 @@ def error_fields(body: dict[str, Any]) -> tuple[str | None, str | None]:
     """(code, description) from Bird's error bodies: the Channels API's `{code, message,
     details}` and the newer envelope, top-level or under `error` (`type`, `code`, `name`,
     `message`, `param`, `details`, `request_id`). The description is the message, then the
-    fields refused and, in brackets, the type and the request id."""
+    fields refused and, in brackets, the type and the request id. Failing those, the legacy
+    MessageBird REST API's `errors` list."""
     envelope = _envelope(body)
     code = as_text(envelope.get("code")) or as_str(envelope.get("type"))
     description = _message_of(envelope)
+    if code is None and description is None and (legacy := _legacy_errors(body)):
+        return legacy
     fields = _details(envelope.get("details")) or _param(envelope.get("param"))
     if fields:
         description = f"{description or 'refused'} ({fields})"
@@ -176,6 +183,34 @@ def error_fields(body: dict[str, Any]) -> tuple[str | None, str | None]:
     if description and noted:
         description = f"{description} [{', '.join(noted)}]"
     return code, description
+
+
+# At most this many of the legacy `errors` are quoted: one answer names a few at most.
+_LEGACY_ERRORS_QUOTED = 5
+_LEGACY_NOTE = ("[MessageBird's legacy REST error format; the Channels API is at "
+                "https://api.bird.com]")
+
+
+def _legacy_errors(body: dict[str, Any]) -> tuple[str | None, str] | None:
+    """(code, description) from the legacy MessageBird REST API's `{"errors": [{code,
+    description, parameter}]}`: what rest.messagebird.com answers (its SDKs read it so), e.g.
+    401 `{code: 2, "Request not allowed (incorrect access_key)", parameter: access_key}` to a
+    key it does not know. Bird documents no such answer of the Channels API, but a base_url
+    left at rest.messagebird.com (the same AccessKey header) reaches that API: the first code
+    given, and each error's description and parameter, with a note naming the format. None
+    when the body is not that shape."""
+    errors = body.get("errors")
+    items = [item for item in errors if isinstance(item, dict)] if isinstance(errors, list) else []
+    said = []
+    for item in items[:_LEGACY_ERRORS_QUOTED]:
+        description, field = as_str(item.get("description")), _param(item.get("parameter"))
+        if description or field:
+            text = description or "refused"
+            said.append(f"{text} ({field})" if field else text)
+    if not said:
+        return None
+    code = next((code for item in items if (code := as_text(item.get("code")))), None)
+    return code, f"{'; '.join(said)[:500]} {_LEGACY_NOTE}"
 
 
 def _envelope(body: dict[str, Any]) -> dict[str, Any]:
