@@ -227,12 +227,19 @@ def _ascii_compatible_codec(name: str, what: str) -> str:
 def form_text(form: bytes | str, charset: str = "utf-8") -> str:
     """A urlencoded form body as text, in `charset` (a name declared_charset gave): the one
     place its bytes are decoded, so every reader refuses a body that is not in its charset
-    with the same reason."""
+    with the same reason.
+
+    Raw CR/LF after its last field is dropped: it cannot be part of a field (a form escapes
+    CR and LF as %0D and %0A), it is what the sender's tooling put after it (a line written
+    by .NET or PowerShell, a file sent with curl --data-binary). urllib.parse would keep it in
+    the last value. Signatures are checked over the raw bytes, which stay as sent."""
     if isinstance(form, bytes):
         try:
-            return form.decode(charset)
+            form = form.decode(charset)
         except ValueError:  # UnicodeDecodeError, or a codec's plain UnicodeError
             raise NormalizeError(f"form body is not {_charset_label(charset)}") from None
+    if form.endswith(("\r", "\n")):
+        form = form.rstrip("\r\n")
     return form
 
 
