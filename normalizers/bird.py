@@ -32,7 +32,7 @@ from normalizers.base import (
     NormalizeError,
     WebhookRequest,
 )
-from normalizers.bodies import is_form, parse_json_object, request_form_pairs
+from normalizers.bodies import UTF8_BOM, is_form, parse_json_object, request_form_pairs
 from switchboard.events import MessageEvent
 
 NAME = "bird"
@@ -104,8 +104,11 @@ def _legacy_fields_events(request: WebhookRequest) -> list[MessageEvent]:
 def _is_form_body(request: WebhookRequest) -> bool:
     if is_form(request):
         return True
-    # Some legacy forwarders omit the content type; a JSON body never starts like a form.
+    # Some legacy forwarders omit the content type; a JSON body never starts like a form,
+    # even after a byte order mark (parse_json_object reads JSON past one).
     body = request.body.lstrip()
+    if body.startswith(UTF8_BOM):
+        body = body[len(UTF8_BOM):].lstrip()
     if request.media_type == "application/json" or body[:1] in (b"{", b"["):
         return False
     return b"=" in body

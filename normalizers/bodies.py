@@ -229,18 +229,24 @@ def form_text(form: bytes | str, charset: str = "utf-8") -> str:
     place its bytes are decoded, so every reader refuses a body that is not in its charset
     with the same reason.
 
-    Raw CR/LF after its last field is dropped: it cannot be part of a field (a form escapes
-    CR and LF as %0D and %0A), it is what the sender's tooling put after it (a line written
-    by .NET or PowerShell, a file sent with curl --data-binary). urllib.parse would keep it in
+    A UTF-8 byte order mark before it is dropped, as parse_json_object drops one, and so is
+    raw CR/LF after its last field: neither can be part of a field (a form escapes CR and LF
+    as %0D and %0A), they are what the sender's tooling put around it (.NET, PowerShell, a
+    file sent with curl --data-binary). urllib.parse would keep them in the first name and
     the last value. Signatures are checked over the raw bytes, which stay as sent."""
     if isinstance(form, bytes):
         try:
             form = form.decode(charset)
         except ValueError:  # UnicodeDecodeError, or a codec's plain UnicodeError
             raise NormalizeError(f"form body is not {_charset_label(charset)}") from None
+        if form.startswith(_TEXT_BOM) and charset == "utf-8":
+            form = form[len(_TEXT_BOM):]
     if form.endswith(("\r", "\n")):
         form = form.rstrip("\r\n")
     return form
+
+
+_TEXT_BOM = UTF8_BOM.decode("utf-8")
 
 
 def _charset_label(charset: str) -> str:
