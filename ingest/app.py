@@ -195,6 +195,13 @@ async def _server_error(request: Request, exc: Exception) -> Response:
                                    "retry later"), status_code=500)
 
 
+def _repeat_wait_s(settings: Settings, correlations: CorrelationIndex | None) -> float:
+    """How long a repeat waits for the same request being stored: what that one can take
+    (its reports' correlation, its publish), and a margin for normalizing a large body."""
+    correlating_s = correlations.wait_s if correlations is not None else 0.0
+    return settings.produce_timeout_s + correlating_s + 5.0
+
+
 async def _connect(producer: DurableProducer, settings: Settings, kafka: KafkaConnection,
                    siblings: SiblingProcesses | None) -> None:
     """Connect in the background, retrying: the app serves 503s (not crashes) meanwhile."""
@@ -237,7 +244,8 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
     handler = WebhookHandler(accounts=accounts, producer=producer,
                              max_body_bytes=settings.max_body_bytes, recent=RecentRequests(),
                              deadlines=BodyDeadlines(settings.body_timeout_s),
-                             correlations=correlations)
+                             correlations=correlations,
+                             repeat_wait_s=_repeat_wait_s(settings, correlations))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

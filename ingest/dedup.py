@@ -2,6 +2,9 @@
 
 Bounded in entries and age: memory stays flat whatever the traffic. This is a courtesy to
 consumers, not a guarantee (it is per process and forgets); event ids are the guarantee.
+A repeat that comes while the first is still being stored waits for it (claim, release,
+seen_once_stored), and is then answered as a repeat of what it kept: a provider retrying a
+request it timed out on while ingest waited for Kafka had both stored.
 A request kept as a dead letter is remembered with its answer: providers retry a 4xx for
 hours, and each retry would otherwise be another dead letter of the same bytes. Each retry
 remembers it for `ttl_s` more, so a provider retrying every few minutes leaves one letter in
@@ -10,6 +13,7 @@ all, not one per `ttl_s`.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -36,6 +40,9 @@ class RecentRequests:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
         self._seen: OrderedDict[bytes, float] = OrderedDict()
+        # The requests being stored now, each with what a repeat that came meanwhile waits on:
+        # made only then (most requests have none), so a claim costs two dict operations.
+        self._storing: dict[bytes, asyncio.Future[None] | None] = {}
 
     @staticmethod
     def fingerprint(*parts: bytes | str) -> bytes:
@@ -82,6 +89,38 @@ class RecentRequests:
         now = time.monotonic() if now is None else now
         self.remember(fingerprint, now)
         self._seen[fingerprint] = Refused(now, answer)
+
+    def claim(self, fingerprint: bytes) -> bool:
+        """True when no request of this fingerprint is being stored: this one is now, until
+        release(). False when one is: seen_once_stored waits for it."""
+        if fingerprint in self._storing:
+            return False
+        self._storing[fingerprint] = None
+        return True
+
+    def release(self, fingerprint: bytes) -> None:
+        """The claimed request is answered (stored, dead-lettered, refused or gone): a repeat
+        waiting for it looks at what it kept."""
+        waiter = self._storing.pop(fingerprint, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def seen_once_stored(self, fingerprint: bytes, wait_s: float) -> float | None:
+        """For a request whose claim() was refused: the entry (as seen() gives it) the request
+        being stored left once it is answered, or None, the fingerprint then claimed for this
+        one, when it kept nothing (a 503, a client gone: this one may be stored in its place).
+        TimeoutError when none answers within wait_s: never a hang."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while not self.claim(fingerprint):
+            waiter = self._storing[fingerprint]
+            if waiter is None:
+                waiter = self._storing[fingerprint] = loop.create_future()
+            async with asyncio.timeout_at(deadline):
+                await asyncio.shield(waiter)  # one waiter's timeout is not the others'
+            if (stored := self.seen(fingerprint)) is not None:
+                return stored
+        return None
 
     def __len__(self) -> int:
         return len(self._seen)

@@ -12,6 +12,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -92,6 +93,12 @@ def error_response(status: int, code: str, message: str,
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+def _unavailable() -> Response:
+    return error_response(503, "storage_unavailable",
+                          "the webhook could not be stored; retry later",
+                          headers={"Retry-After": "5"})
+
+
 @dataclass
 class WebhookHandler:
     """Holds what each request needs; `handle` is the Starlette endpoint."""
@@ -102,6 +109,9 @@ class WebhookHandler:
     recent: RecentRequests
     deadlines: BodyDeadlines
     correlations: CorrelationIndex | None = None
+    # How long a repeat waits for the same request being stored (its publish's timeout and
+    # more): past it, a 503. Ingest's app sets it from SWITCHBOARD_PRODUCE_TIMEOUT_S.
+    repeat_wait_s: float = 15.0
     # Anyone can make ingest refuse a request, as often as they like: logged once a minute.
     refusals: ThrottledLog = field(default_factory=lambda: ThrottledLog(log))
 
@@ -222,6 +232,17 @@ class WebhookHandler:
                                  content_type=content_type, query=query,
                                  method=method, headers=headers)
         seen = self.recent.seen(fingerprint)
+        if seen is None and not self.recent.claim(fingerprint):
+            # The same request is being stored now (a provider retrying one it gave up waiting
+            # for): answered as a repeat of what that one keeps, or stored if it kept nothing.
+            try:
+                seen = await self.recent.seen_once_stored(fingerprint, self.repeat_wait_s)
+            except TimeoutError:
+                self.refusals(logging.WARNING, "webhook repeated while still being stored, "
+                              "answering 503",
+                              {"provider": account.provider, "account": account.name},
+                              wait_s=self.repeat_wait_s)
+                return _unavailable(), "unavailable"
         if seen is not None:
             metrics.DUPLICATES.labels(account.provider, account.name).inc()
             if isinstance(seen, Refused):  # its dead letter is kept: the same answer, no other
@@ -229,6 +250,15 @@ class WebhookHandler:
             # Answered as it was, without reading its events again (see acknowledge).
             return self._ack(get(account.provider).acknowledge(webhook)), "duplicate"
 
+        try:
+            return await self._store(account, webhook, envelope, fingerprint)
+        finally:
+            self.recent.release(fingerprint)
+
+    async def _store(self, account: Account, webhook: WebhookRequest, envelope: dict[str, Any],
+                     fingerprint: bytes) -> tuple[Response, str]:
+        """Normalize, publish, answer: the request holds its fingerprint's claim meanwhile."""
+        body, received_at, raw_id = webhook.body, webhook.received_at, webhook.raw_id
         # A large body is normalized and its records built off the event loop.
         events, failure = await off_loop_if_large(len(body), normalized, webhook)
         read = events  # what the answer comes with (correlation returns new events)
@@ -263,9 +293,7 @@ class WebhookHandler:
             self.refusals(logging.ERROR, "webhook not stored, answering 503",
                           {"provider": account.provider, "account": account.name},
                           reason=str(exc))
-            return error_response(503, "storage_unavailable",
-                                  "the webhook could not be stored; retry later",
-                                  headers={"Retry-After": "5"}), "unavailable"
+            return _unavailable(), "unavailable"
         metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
 
         if failure is not None:
