@@ -17,13 +17,8 @@ parser cannot read a 400; one whose head is not whole within the head's deadline
 with the JSON error body, and the connection closed. One timer per connection, armed only
 while the connection waits for a head or for a body no one reads.
 
-A request sent with `Expect: 100-continue` that the app answers without asking for its body
-(a 401 on a header, a 404, a 413 by its Content-Length), before any of the body came, is
-answered `connection: close`, and the connection closed after the answer: the client, never
-told to send the body, may send it or its next request instead, and either would be read as
-the other (RFC 9110 s10.1.1). One whose client asked to close the connection after it
-(`connection: close`, HTTP/1.0), answered before its body is whole, is hung up on, not closed
-at once: its unread body would make the close a reset, and the answer lost.
+An answer that comes before its request's body is whole (after `Expect: 100-continue`, or
+to a client that asked to close) ends its connection as ingest.early_answers says.
 
 A request whose head is whole while the process is at SWITCHBOARD_HTTP_MAX_CONNECTIONS
 (ingest.limits) gets a JSON 503, hung up on as after any refusal: uvicorn's limit_concurrency
@@ -48,6 +43,7 @@ from uvicorn.protocols.http.httptools_impl import (
 from uvicorn.server import ServerState
 
 from ingest import metrics
+from ingest.early_answers import closing_unless_continued, lingering_if_unread
 from ingest.limits import (
     OVER_LIMIT_RETRY_AFTER_S,
     Deadlines,
@@ -61,13 +57,7 @@ from switchboard.probes import error_body
 from switchboard.throttle import ThrottledLog
 
 if TYPE_CHECKING:
-    from uvicorn._types import (
-        ASGI3Application,
-        ASGIReceiveCallable,
-        ASGISendCallable,
-        ASGISendEvent,
-        Scope,
-    )
+    from uvicorn._types import ASGI3Application
 
 log = get_logger(__name__)
 
@@ -81,7 +71,6 @@ MAX_HEADERS = 100  # Apache's LimitRequestFields
 LINGER_S = 2.0
 # Each header is at least its name, a colon, its value and CRLF on the wire.
 _HEADER_FRAMING = 3
-_CLOSE = (b"connection", b"close")
 
 # What it takes of uvicorn's private code, checked as it is imported (by `serve`, as it starts).
 if mismatched := uvicorn_mismatches():
@@ -259,60 +248,13 @@ class IngestProtocol(HttpToolsProtocol):
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._answering = cycle  # self.cycle is the latest head's, queued behind this one
         if not cycle.keep_alive:  # the client's `connection: close`, or HTTP/1.0
-            app = self._lingering_if_unread(cycle, app)
+            app = lingering_if_unread(cycle, app, self._hang_up_after_answer)
         if cycle.waiting_for_100_continue:  # rare: curl's bodies over 1 MiB, some clients'
-            app = self._closing_unless_continued(cycle, app)
+            app = closing_unless_continued(cycle, app, self._hang_up_after_answer)
         super()._start_asgi_task(cycle, app)
 
-    def _lingering_if_unread(self, cycle: RequestResponseCycle,
-                             app: ASGI3Application) -> ASGI3Application:
-        """`app`, its connection ended by a hang-up (the client's bytes read and dropped for
-        LINGER_S) rather than closed at once when its answer comes before the body is whole.
-        uvicorn closed the socket with the body unread: a reset, which destroyed the answer
-        in the client's socket before the client read it (a 404, a 401, a 413 to a client
-        that asked to close after it got nothing)."""
-
-        async def answer(scope: Scope, receive: ASGIReceiveCallable,
-                         send: ASGISendCallable) -> None:
-            async def send_lingering(message: ASGISendEvent) -> None:
-                await send(message)  # uvicorn writes `connection: close` on the start
-                if message["type"] == "http.response.start" and cycle.more_body \
-                        and not cycle.keep_alive:
-                    self._hang_up_after = cycle
-                    cycle.keep_alive = True  # not closed at the answer: on_response_complete
-
-            await app(scope, receive, send_lingering)
-
-        return answer
-
-    def _closing_unless_continued(self, cycle: RequestResponseCycle,
-                                  app: ASGI3Application) -> ASGI3Application:
-        """`app`, its answer announcing `connection: close` when it comes before the app asked
-        for the body (uvicorn sends 100 Continue then) and before any of the body came. A
-        client that sent its body without waiting for 100 Continue keeps its connection: once
-        a byte of it is here the client is sending it, and the rest is read and dropped as any
-        unread body's (a body split over reads, the answer between them, was closed for)."""
-
-        async def answer(scope: Scope, receive: ASGIReceiveCallable,
-                         send: ASGISendCallable) -> None:
-            async def send_closing(message: ASGISendEvent) -> None:
-                if message["type"] != "http.response.start" \
-                        or not (cycle.waiting_for_100_continue and cycle.more_body) \
-                        or cycle.body:
-                    await send(message)
-                    return
-                self._hang_up_after = cycle
-                # In place of any the app gave: a second one (its own close) or a keep-alive.
-                headers = [(name, value) for name, value in message.get("headers", ())
-                           if name.lower() != b"connection"]
-                await send({**message, "headers": [*headers, _CLOSE]})
-                # uvicorn would close at once after the answer, with the client's body perhaps
-                # unread: a reset that can destroy the answer. on_response_complete ends it.
-                cycle.keep_alive = True
-
-            await app(scope, receive, send_closing)
-
-        return answer
+    def _hang_up_after_answer(self, cycle: RequestResponseCycle) -> None:
+        self._hang_up_after = cycle
 
     def _expired(self) -> None:
         self._timer = None
