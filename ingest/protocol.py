@@ -13,8 +13,9 @@ answered without it (a 404), was held for as long as the client liked.
 
 This is uvicorn's own protocol with a few integer additions per header: a request whose URL
 and headers pass MAX_HEAD_BYTES, or with more than MAX_HEADERS headers, gets a 431; one the
-parser cannot read a 400; one whose head is not whole within the head's deadline a 408; all
-with the JSON error body, and the connection closed. One timer per connection, armed only
+parser cannot read a 400; one whose head is not whole within the head's deadline a 408; one
+with a transfer coding other than chunked a 501 (_only_chunked); all with the JSON error
+body, and the connection closed. One timer per connection, armed only
 while the connection waits for a head or for a body no one reads.
 
 An answer that comes before its request's body is whole (after `Expect: 100-continue`, or
@@ -89,8 +90,22 @@ class _HeadTooLarge(Exception):
     """Raised from a parser callback: the only way to stop llhttp mid-buffer."""
 
 
+class _UnknownTransferCoding(Exception):
+    """Raised from the parser's header callback: a transfer coding other than chunked."""
+
+
 class _OverLimit(Exception):
     """Raised from the parser's callback as a head ends: the request is not started."""
+
+
+def _only_chunked(value: bytes) -> bool:
+    """Whether a Transfer-Encoding names chunked alone. llhttp takes any coding before a final
+    chunked (`gzip, chunked`) and hands the body on still in the others: read as it was sent,
+    it was a dead letter. RFC 9112 s6.1: a coding the server does not understand is a 501
+    (as uvicorn's h11 answers); one without chunked last the parser refuses itself (400)."""
+    if value.lower() == b"chunked":  # as every client sends it
+        return True
+    return all(coding.strip(b" \t").lower() in (b"chunked", b"") for coding in value.split(b","))
 
 
 class IngestProtocol(HttpToolsProtocol):
@@ -152,6 +167,11 @@ class IngestProtocol(HttpToolsProtocol):
                 self._refuse_head()
             elif isinstance(exc.__context__, _OverLimit):
                 self._refuse_over_limit()
+            elif isinstance(exc.__context__, _UnknownTransferCoding):
+                self._refuse(501, "unsupported_transfer_encoding",
+                             "a Transfer-Encoding other than chunked is not supported; send "
+                             "the body chunked or with a Content-Length",
+                             "request transfer coding not supported refused")
             else:
                 # llhttp's reason is its own fixed text, never bytes of the request.
                 self._refuse(400, "bad_request", "malformed HTTP request",
@@ -199,6 +219,8 @@ class IngestProtocol(HttpToolsProtocol):
         name = name.lower()
         if name == b"expect" and value.lower() == b"100-continue":
             self.expect_100_continue = True
+        elif name == b"transfer-encoding" and not _only_chunked(value):
+            raise _UnknownTransferCoding
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
