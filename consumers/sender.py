@@ -6,7 +6,9 @@ and after the call `sent` or `failed`
 (`released` while it waits to retry after a refusal the provider did not act on: unsent).
 A redelivered command (crash, rebalance) finds its mark: `sent`/`failed` republish the same
 result; `pending` means the process died mid-call, the provider may or may not have the
-message, and the sender reports a failure instead of risking a duplicate (at most once).
+message, and the sender reports a failure instead of risking a duplicate (at most once),
+unless the mark is one of its own that no call followed (its store timed out, and Kafka stored
+it once it answered: Sender._unsent_marks); another sender cannot tell that from a crash.
 Past LEDGER_WHOLE_FOR_S the ledger keeps only an id's `sent`/`failed`, not its result: such an
 id redelivered (a replay, a group position reset) is counted `already_handled` and nothing is
 published.
@@ -18,6 +20,8 @@ stop's grace) in consumers.send_attempts; the results it publishes in consumers.
 from __future__ import annotations
 
 import unicodedata
+import uuid
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Literal, Protocol
 
@@ -30,7 +34,7 @@ from consumers.ledger import LedgerEntry, ledger_record
 from consumers.outbound import SendContext, build_client
 from consumers.outbound.base import OutboundClient, account_channel
 from consumers.outbound.limits import ORIGIN_ROOMS, OriginRooms
-from consumers.send_attempts import Hold, SendAttempts, SendPolicy
+from consumers.send_attempts import Hold, Mark, SendAttempts, SendPolicy
 from consumers.send_results import failed_result
 from consumers.sender_metrics import REKEYED, SENDS
 from consumers.table import CompactedTable
@@ -65,6 +69,10 @@ log = get_logger(__name__)
 # slots are left to the others.
 SENDS_IN_FLIGHT_PER_ORIGIN = 32
 SENDER_CONCURRENCY = SENDS_IN_FLIGHT_PER_ORIGIN + 8
+# Command ids whose unsent pending mark the sender remembers (Sender._unsent_marks): added only
+# while Kafka fails to store marks, dropped at the id's outcome. Ones whose partition went to
+# another sender stay until this many are held; the oldest forgotten reads as outcome_unknown.
+UNSENT_MARKS_KEPT = 10_000
 
 
 def _key_problem(key: bytes | None, account: Account) -> str:
@@ -127,6 +135,11 @@ class Sender(SendAttempts):
         # otherwise meet the ban by itself.
         self._holds: dict[str, Hold] = {}
         self._rekeyed_accounts: set[str] = set()
+        # Per command id: the pending_id of its pending mark that this sender knows stands for
+        # no provider call (its store failed, so no call followed; or it was released), until
+        # a pending mark of it is stored (a call follows) or it has its outcome. Found again,
+        # such a mark is released and the command sent (_unsent_pending).
+        self._unsent_marks: OrderedDict[bytes, str] = OrderedDict()
         # Shared by every account's client: a provider that hangs holds its own origin's room.
         self.origin_rooms = OriginRooms(SENDS_IN_FLIGHT_PER_ORIGIN)
         # A provider outage meets every command in flight at each backoff: a line per attempt
@@ -186,7 +199,11 @@ class Sender(SendAttempts):
                 return
         key, conversation = command.id.encode(), record.key
         entry = self.ledger.get(key)
-        if entry is not None and entry.state != "released":
+        unsent = self._unsent_pending(key, entry)
+        if unsent is not None:
+            log.info("command found pending, marked by this sender as Kafka stopped answering "
+                     "and never sent: sending it", command=command.id, account=command.account)
+        elif entry is not None and entry.state != "released":
             await self._redelivered(command, conversation, entry, ctx)
             return
         if account is None:
@@ -210,22 +227,11 @@ class Sender(SendAttempts):
                 command, account.provider, "bad_outbound_config",
                 f"account {account.name} outbound config is invalid: {exc}", attempts=0))
             return
-        last_mark = "released"  # none yet: a `released` before any `pending` has nothing to release
-
-        async def mark(state: Literal["pending", "released"]) -> None:
-            nonlocal last_mark
-            if state != last_mark:  # a change only
-                entry = LedgerEntry(state=state)
-                if state == "released":
-                    # Known before it is stored: if storing fails (Kafka away), the handler's
-                    # retry sends it (the provider has nothing), not outcome_unknown.
-                    self.ledger.put_local(key, entry)
-                # Noted before it is stored: `pending` is stored within the provider call, and
-                # a stop that cuts the call short while Kafka is slow to answer may leave it
-                # stored all the same; the GiveBack that follows then releases it.
-                last_mark = state
-                await self._mark(ctx, key, entry)
-
+        mark = self._marks(ctx, key, unsent)
+        if unsent is not None:
+            # Released before it waits for the rate limit: a sender killed meanwhile leaves it
+            # to the next one unsent, rather than pending (outcome_unknown there).
+            await mark("released")
         ORIGIN_ROOMS.set(self.origin_rooms)  # for this handler's task, as its calls copy it
         try:
             result = await self._send_with_retries(client, command, account, ctx, mark)
@@ -235,6 +241,59 @@ class Sender(SendAttempts):
             await mark("released")
             raise
         await self._finish(ctx, conversation, result)
+
+    def _marks(self, ctx: Context, key: bytes, unsent: str | None) -> Mark:
+        """Marks one command `pending` as each request leaves and `released` while it waits,
+        each written only as it changes. `unsent`: the pending_id of the pending mark it is
+        found with, one of this sender's that no call followed (to release first)."""
+        last_mark = "pending" if unsent is not None else "released"  # a release needs a pending
+        pending_id = unsent
+
+        async def mark(state: Literal["pending", "released"]) -> None:
+            nonlocal last_mark, pending_id
+            if state == last_mark:  # a change only
+                return
+            # Noted before it is stored: `pending` is stored within the provider call, and
+            # a stop that cuts the call short while Kafka is slow to answer may leave it
+            # stored all the same; the GiveBack that follows then releases it.
+            last_mark = state
+            if state == "released":
+                entry = LedgerEntry(state=state)
+                # Known before it is stored: if storing fails (Kafka away), the handler's
+                # retry sends it (the provider has nothing), not outcome_unknown; and so does
+                # a redelivery here that finds the pending mark this one replaces.
+                self.ledger.put_local(key, entry)
+                if pending_id is not None:
+                    self._note_unsent(key, pending_id)
+                await self._mark(ctx, key, entry)
+                return
+            # The id of an earlier mark not stored in time, if any: that mark may yet be
+            # stored after this one is refused (the producer's 'behind a batch Kafka has not
+            # answered'), and found then must still read as this sender's, no call made.
+            pending_id = self._unsent_marks.get(key) or uuid.uuid4().hex
+            try:
+                await self._mark(ctx, key, LedgerEntry(state=state, pending_id=pending_id))
+            except BaseException:
+                self._note_unsent(key, pending_id)  # no call follows; Kafka may store it yet
+                raise
+            self._unsent_marks.pop(key, None)  # stored: the call follows, and the mark means it
+
+        return mark
+
+    def _note_unsent(self, key: bytes, pending_id: str) -> None:
+        self._unsent_marks[key] = pending_id
+        self._unsent_marks.move_to_end(key)
+        if len(self._unsent_marks) > UNSENT_MARKS_KEPT:  # the oldest: outcome_unknown then
+            self._unsent_marks.popitem(last=False)
+
+    def _unsent_pending(self, key: bytes, entry: LedgerEntry | None) -> str | None:
+        """The pending_id of `entry` if it is a pending mark of this sender that no provider
+        call followed: its store timed out (Kafka paused, slow), and Kafka stored it once it
+        answered. Any other pending mark (a call followed it; another sender's; unreadable)
+        may stand for a message the provider has."""
+        if entry is None or entry.state != "pending" or entry.pending_id is None:
+            return None
+        return entry.pending_id if self._unsent_marks.get(key) == entry.pending_id else None
 
     async def _rekey(self, record: Record, conversation: bytes, command: OutboundCommand,
                      account: Account, ctx: Context) -> None:
@@ -321,5 +380,6 @@ class Sender(SendAttempts):
         # and publishes it again, instead of a "pending" that would read as outcome_unknown.
         key = result.command_id.encode()
         self.ledger.put_local(key, entry)
+        self._unsent_marks.pop(key, None)
         await ctx.publish([ledger_record(key, entry), result_record(result, conversation)])
 

@@ -65,14 +65,8 @@ async def test_every_contact_is_answered_once_across_a_paused_broker(
         assert said["kafka is not answering the worker", worker] == 1, said
         assert said["kafka answers the worker again", worker] == 1, said
     assert all(len(r) <= 1 for r in replies.values()), replies  # none twice
-    if unanswered := [contact for contact, r in replies.items() if not r]:
-        # The reply's command was being marked pending as the broker paused: the mark timed
-        # out (nothing sent), was stored once the broker answered, and the sender then found
-        # it pending and reported outcome_unknown ('its sender was killed mid-call') for a
-        # reply no provider has (see test_sender_broker_paused). The sender's to fix.
-        found_pending = said["command found pending: its sender was killed mid-call; "
-                             "not resending", None]
-        assert len(unanswered) <= found_pending, (unanswered, said)
-        pytest.xfail(f"{len(unanswered)} of {CONTACTS} contacts got no reply: its command "
-                     "was reported outcome_unknown, never sent")
+    # Each contact answered: a reply whose pending mark timed out as the broker paused, and
+    # was stored once it answered, is sent (it was reported outcome_unknown, 'its sender was
+    # killed mid-call', 1-2 of 20 in each run, before the sender knew its own marks).
+    assert all(replies.values()), replies
     assert took_s < 60, f"the replies came {took_s:.0f} s after the broker answered"
