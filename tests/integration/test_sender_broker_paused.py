@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import time
 import uuid
@@ -32,6 +33,7 @@ from tests.provider_servers import ANSWER
 
 COMMANDS = 60
 PAUSED_S = 30.0
+SETTLED_S = 2.0
 ANSWER_AFTER_S = 0.5
 
 
@@ -100,10 +102,13 @@ async def test_a_paused_broker_sends_nothing_twice_and_loses_no_result(
                             break
                         await asyncio.sleep(0.1)
                     assert provider.sends, "nothing sent before the pause"
-                    paused_at = sum(provider.sends.values())
                     broker.process.send_signal(signal.SIGSTOP)
                     try:
-                        await asyncio.sleep(PAUSED_S)
+                        # Sends whose mark Kafka acknowledged before it paused, and requests
+                        # already written, reach the provider within this: counted before.
+                        await asyncio.sleep(SETTLED_S)
+                        paused_at = sum(provider.sends.values())
+                        await asyncio.sleep(PAUSED_S - SETTLED_S)
                         during = sum(provider.sends.values())
                         unready = runtime.problem()
                     finally:
@@ -118,6 +123,11 @@ async def test_a_paused_broker_sends_nothing_twice_and_loses_no_result(
             finally:
                 runtime.stop()
                 await asyncio.wait_for(running, 60)
+    gc.collect()  # asyncio says an exception never retrieved as its task is collected
+    # aiokafka's commit requests left out by commits given up on during the pause, failed
+    # once the broker answered (the member gone from the group): retrieved, said as commits.
+    assert not [r.getMessage() for r in caplog.records if r.name == "asyncio"], \
+        [r.getMessage() for r in caplog.records if r.name == "asyncio"]
     results = {c.id: [(r["status"], r["error"]["code"] if r["error"] else None)
                       for r in results_for(found, c.id)] for c in commands}
     # At most once: no send left while its pending mark could not be stored, and none twice.
