@@ -28,7 +28,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     from pydantic import ValidationError
 
     from switchboard.commands import OutboundCommand, OutboundResult
-    from switchboard.outbox import NoTopic, send_command
+    from switchboard.outbox import KafkaSilent, NoTopic, send_command
     from switchboard.producer import PublishError
 
     bootstrap = named_cluster(settings)
@@ -79,6 +79,13 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     except (KafkaConnectionError, NoAnswer) as exc:  # before the command was handed over
         print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
         return 1
+    except KafkaSilent as exc:  # published; the wait for its result heard nothing
+        print(f"error: command {command.id} published, but no result within {args.wait:g} s: "
+              f"Kafka is not answering (none of the fetches of results answered for the last "
+              f"{exc.silent_s:.0f} s: a broker paused or out of reach); look for its result "
+              "once it answers (`switchboard tail --topic switchboard.outbound-results.v1 --all`)",
+              file=sys.stderr)
+        return 3
     except NoTopic as exc:  # found before publishing: nothing was sent
         print(f"error: {exc}; nothing published", file=sys.stderr)
         return 1
