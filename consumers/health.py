@@ -11,18 +11,16 @@ a scrape or a probe.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import orjson
 from prometheus_client import make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer
 
 from switchboard.probes import HEALTHZ, METRICS, PROBE_METHODS, READYZ, http_error, probe_answer
+from switchboard.serving import ThreadedWSGI, serve_wsgi_threads
 
 STALE_AFTER_S = 30.0
 
@@ -47,13 +45,10 @@ class WorkerHealth:
         return None
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        """Probes every few seconds would flood the log."""
-
-
-def serve_worker_http(health: WorkerHealth, host: str, port: int) -> ThreadingWSGIServer:
-    """Start the endpoint in a daemon thread (OSError if the port cannot be had)."""
+def serve_worker_http(health: WorkerHealth, host: str, port: int) -> ThreadedWSGI:
+    """Start the endpoint in daemon threads, on the addresses `serve` would listen on for
+    the same SWITCHBOARD_HTTP_HOST (IPv6 `::` too; each address of a name): OSError if one
+    cannot be had."""
     metrics = make_wsgi_app()
     # readiness is looked up per request: the running worker replaces it once started.
     probes: dict[str, Callable[[], str | None]] = {
@@ -73,9 +68,7 @@ def serve_worker_http(health: WorkerHealth, host: str, port: int) -> ThreadingWS
         status, answer = probe_answer(path, probes[path]())
         return _json(start_response, status, answer, method)
 
-    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
-    threading.Thread(target=server.serve_forever, name="worker-http", daemon=True).start()
-    return server
+    return serve_wsgi_threads(app, host, port, "worker-http")
 
 
 def _json(start_response: Callable[..., Any], status: int, body: dict[str, str], method: str,
