@@ -181,12 +181,14 @@ def worker_app() -> Starlette:
 def _serve_metrics(host: str, port: int) -> None:
     """/metrics on a port of its own, kept off the webhook port that providers (and so the
     internet) reach; served from this process, the supervisor with `--workers N`, which sums
-    its workers' counts like any of them would."""
-    from prometheus_client import start_http_server
+    its workers' counts like any of them would. On the addresses the webhook port has (each
+    of a name's, `::` IPv6 only), not only the name's first (prometheus-client's own)."""
+    from prometheus_client import make_wsgi_app
 
     from ingest.app import metrics_registry
+    from switchboard.serving import serve_wsgi_threads
 
-    start_http_server(port, addr=host, registry=metrics_registry())
+    serve_wsgi_threads(make_wsgi_app(metrics_registry()), host, port, "serve-metrics")
 
 
 @contextlib.contextmanager

@@ -232,21 +232,24 @@ def port_taken(host: str, listeners: Sequence[tuple[str, str, int]], *,
     None. uvicorn finds out only once it binds: its own message, exit 3, nothing naming the
     setting that moves the port. The probes are closed before this returns: uvicorn (the
     supervisor of `serve --workers`) binds the port itself next."""
+    from switchboard.serving import listen_addresses
+
     with contextlib.ExitStack() as held:  # all held at once: one port given to two is taken
         for name, setting, port in listeners:
             try:
-                family, _, _, _, address = socket.getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-            except socket.gaierror as exc:
+                addresses = listen_addresses(host, port)  # all of a name's, as uvicorn binds
+            except socket.gaierror as exc:  # unresolved_host says it first, exit 2
                 return (f"{name} cannot listen on {host}: {exc.strerror} "
                         f"(set {host_setting} to an address of this machine)")
-            try:
-                # SO_REUSEADDR, as uvicorn binds: a just-stopped server's closed connections
-                # do not hold the port.
-                held.enter_context(socket.create_server(address, family=family))
-            except OSError as exc:
-                why = os.strerror(exc.errno) if exc.errno else str(exc)
-                hint = (f"set {setting} to choose another port" if exc.errno == errno.EADDRINUSE
-                        else f"check the host ({host_setting}) and the port ({setting})")
-                return f"{name} cannot listen on {host}:{port}: {why} ({hint})"
+            for family, address in addresses:
+                try:
+                    # SO_REUSEADDR, as uvicorn binds: a just-stopped server's closed
+                    # connections do not hold the port; an IPv6 address IPv6 only, as uvicorn.
+                    held.enter_context(socket.create_server(address, family=family))
+                except OSError as exc:
+                    why = os.strerror(exc.errno) if exc.errno else str(exc)
+                    hint = (f"set {setting} to choose another port"
+                            if exc.errno == errno.EADDRINUSE
+                            else f"check the host ({host_setting}) and the port ({setting})")
+                    return f"{name} cannot listen on {host}:{port}: {why} ({hint})"
     return None
