@@ -28,6 +28,7 @@ from switchboard.cli.startup import (
     relative_hint,
     run_loop,
     terminal_outputs,
+    unresolved_host,
 )
 from switchboard.localkafka import BrokerError, LocalKafka, data_dir_holder
 from switchboard.serving import ingest_protocol_problem
@@ -125,6 +126,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         demo = _prepare(settings)  # a bad file is said before a broker is started for nothing
         if demo is None:
             return 2
+        if unresolved := unresolved_host(demo.settings.http_host):
+            print(unresolved[1], file=sys.stderr)
+            return unresolved[0]
         if not settings.kafka_bootstrap_servers and (
                 running := _already_running(settings.data_dir / "kafka")) is not None:
             print(f"error: {running}", file=sys.stderr)

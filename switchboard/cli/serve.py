@@ -24,6 +24,7 @@ from switchboard.cli.startup import (
     drop_terminal_outputs,
     port_taken,
     terminal_outputs,
+    unresolved_host,
 )
 from switchboard.serving import (
     INGEST_HTTP,
@@ -63,6 +64,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         return STARTUP_FAILURE
     workers = args.workers or settings.http_workers
     host, port = args.host or settings.http_host, args.port or settings.http_port
+    if unresolved := unresolved_host(host, "--host" if args.host else "SWITCHBOARD_HTTP_HOST"):
+        print(unresolved[1], file=sys.stderr)
+        return unresolved[0]
     ports = [("ingest", "SWITCHBOARD_HTTP_PORT or --port", port)]
     if settings.metrics_port:
         ports.append(("metrics", "SWITCHBOARD_METRICS_PORT", settings.metrics_port))

@@ -9,7 +9,12 @@ import uvicorn
 
 from switchboard.cli.demo_simulator import warn_if_sending_past_the_simulator
 from switchboard.cli.serve import STARTUP_FAILURE, StoppingServer
-from switchboard.cli.startup import DEMO_ACCOUNTS, accounts_or_exit, port_taken
+from switchboard.cli.startup import (
+    DEMO_ACCOUNTS,
+    accounts_or_exit,
+    port_taken,
+    unresolved_host,
+)
 from switchboard.logs import scrub
 from switchboard.settings import Settings
 from switchboard.urls import origin
@@ -26,6 +31,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     app = create_simulator_app(accounts, ingest_url,
                                webhook_queue=settings.simulator_webhook_queue)
     port = args.port or settings.simulator_port
+    if unresolved := unresolved_host(settings.http_host):
+        print(unresolved[1], file=sys.stderr)
+        return unresolved[0]
     if taken := port_taken(settings.http_host, [
             ("the simulator", "SWITCHBOARD_SIMULATOR_PORT or --port", port)]):
         print(f"error: {taken}", file=sys.stderr)

@@ -226,6 +226,21 @@ def relative_hint(path: Path) -> str:
     return f" (a relative path is read from the working directory, {Path.cwd()})"
 
 
+def unresolved_host(host: str, setting: str = "SWITCHBOARD_HTTP_HOST") -> tuple[int, str] | None:
+    """The exit code and `error:` line when `host` names no address to listen on, or None.
+    Exit 2, a setting to change (README's exit codes), as `serve`, a worker, `run` and
+    `simulate` alike now say it; `serve` said 1 and a worker 2. Exit 1 when the resolver did
+    not answer (EAI_AGAIN): starting again may cure that, and systemd's
+    RestartPreventExitStatus=2 must not keep it down."""
+    try:
+        socket.getaddrinfo(host or None, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        code = 1 if exc.errno == socket.EAI_AGAIN else 2
+        return code, (f"error: {setting}={host} does not resolve: {exc.strerror} (set it to "
+                      "an address, or a name, of this machine)")
+    return None
+
+
 def port_taken(host: str, listeners: Sequence[tuple[str, str, int]], *,
                host_setting: str = "SWITCHBOARD_HTTP_HOST") -> str | None:
     """Why one of the (name, port setting, port) `listeners` could not listen on `host`, or

@@ -18,6 +18,7 @@ from switchboard.cli.startup import (
     relative_hint,
     run_loop,
     terminal_outputs,
+    unresolved_host,
 )
 from switchboard.settings import Settings
 
@@ -65,6 +66,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     accounts = accounts_or_exit(settings, demo=False)
     if accounts is None:
         return 2
+    if settings.metrics_port and (unresolved := unresolved_host(settings.http_host)):
+        print(unresolved[1], file=sys.stderr)  # as `serve` says it, with its exit code
+        return unresolved[0]
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
     from consumers.outbound.transport import ProxySettingError, check_proxy_environment
