@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from prometheus_client import make_wsgi_app
 
+from consumers.worker_metrics import exported_registry
 from switchboard.probes import HEALTHZ, METRICS, PROBE_METHODS, READYZ, http_error, probe_answer
 from switchboard.serving import ThreadedWSGI, serve_wsgi_threads
 
@@ -49,7 +50,7 @@ def serve_worker_http(health: WorkerHealth, host: str, port: int) -> ThreadedWSG
     """Start the endpoint in daemon threads, on the addresses `serve` would listen on for
     the same SWITCHBOARD_HTTP_HOST (IPv6 `::` too; each address of a name): OSError if one
     cannot be had."""
-    metrics = make_wsgi_app()
+    metrics = make_wsgi_app(exported_registry())
     # readiness is looked up per request: the running worker replaces it once started.
     probes: dict[str, Callable[[], str | None]] = {
         HEALTHZ: health.liveness_problem, READYZ: lambda: health.readiness()}

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from collections.abc import Iterable
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 # As ingest.metrics, for the same reason: no `<name>_created` series in a worker's scrape.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -68,3 +79,41 @@ def initialize(worker: str) -> None:
         REBALANCES.labels(worker, change)
     LOST.labels(worker)
     MAYBE_LOST.labels(worker)
+
+
+# Every metric is a module's, in the one registry, and a worker process imports every worker's
+# modules: the sender exported the bots' families (switchboard_bot_rules_reload_failures_total 0)
+# and the bots the sender's. A `switchboard worker` process exports the runtime's and its own;
+# `run`, every worker and ingest in one process, all of them. By name, so a family added to a
+# worker's modules under its prefix is exported by that worker with no change here.
+RUNTIME_FAMILIES = "switchboard_worker_"
+OWN_FAMILIES = {"sender": "switchboard_sender_"}
+BOT_FAMILIES = "switchboard_bot_"  # keywords, autoreply and `worker bot`
+_exported: list[tuple[str, ...]] = []  # set once, by `switchboard worker` before it serves
+
+
+def export_only_for(worker: str) -> None:
+    """This process runs `worker` alone (`switchboard worker NAME`): its metrics endpoint
+    leaves out the other workers' families. Python's and the process's stay."""
+    _exported[:] = [(RUNTIME_FAMILIES, OWN_FAMILIES.get(worker, BOT_FAMILIES))]
+
+
+class _Exported(Collector):
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
+
+    def collect(self) -> Iterable[Metric]:
+        for family in REGISTRY.collect():
+            if not family.name.startswith("switchboard_") or family.name.startswith(
+                    self.prefixes):
+                yield family
+
+
+def exported_registry() -> CollectorRegistry:
+    """What a worker's /metrics exports: the whole registry, or the families export_only_for
+    kept (read at each scrape; prometheus-client's `name[]` filter still applies)."""
+    if not _exported:
+        return REGISTRY
+    registry = CollectorRegistry(support_collectors_without_names=True)
+    registry.register(_Exported(_exported[0]))
+    return registry

@@ -28,6 +28,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     terminal closing (any other SIGHUP: the bots reload their rules, the sender ignores it)."""
     from consumers.bots.rules import RulesError, load_rules
     from consumers.table import MissingTopic
+    from consumers.worker_metrics import export_only_for
     from consumers.workers import (
         RULES_WORKERS,
         WORKERS,
@@ -60,6 +61,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: unknown worker {args.name!r}; known: {', '.join(WORKERS)}, bot",
               file=sys.stderr)
         return 2
+    export_only_for(args.name)  # its own metrics, not the other workers'
     bootstrap = named_cluster(settings)
     if bootstrap is None:
         return 2
