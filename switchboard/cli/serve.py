@@ -30,6 +30,7 @@ from switchboard.serving import (
     INGEST_HTTP,
     MULTIPROCESS_DIR_ENV,
     ingest_protocol_problem,
+    listen_addresses,
     shutdown_grace_s,
 )
 from switchboard.settings import Settings
@@ -82,7 +83,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             access_log=False,
             timeout_graceful_shutdown=shutdown_grace_s(settings.produce_timeout_s))
         if workers > 1:
-            supervisor = _Supervisor(config, sockets=[config.bind_socket()])
+            try:
+                sockets = _bind_sockets(host, port)
+            except OSError as exc:  # taken since the check
+                print(f"error: ingest cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+                return 1
+            supervisor = _Supervisor(config, sockets=sockets)
             supervisor.run()
             return STARTUP_FAILURE if supervisor.failed_to_start else 0
         server = StoppingServer(config)
@@ -146,6 +152,28 @@ class _Supervisor(Multiprocess):
         logging.getLogger("uvicorn.error").info("Received SIGHUP, exiting.")
         drop_terminal_outputs(self._terminal)
         self.should_exit.set()
+
+
+def _bind_sockets(host: str, port: int) -> list[socket.socket]:
+    """The sockets the processes of `serve --workers N` share: bound where one process would
+    listen (switchboard.serving.listen_addresses), not by uvicorn's Config.bind_socket, which
+    binds one, the first IPv4 address of a name, and `::` on IPv4 too. OSError, none left
+    open, when one cannot be had."""
+    sockets: list[socket.socket] = []
+    try:
+        for family, address in listen_addresses(host, port):
+            sockets.append(socket.create_server(address, family=family))  # IPv6 only; reuse
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    for sock in sockets:
+        sock.set_inheritable(True)  # as bind_socket leaves it, for the worker processes
+        where = sock.getsockname()
+        url_host = f"[{where[0]}]" if sock.family == socket.AF_INET6 else where[0]
+        logging.getLogger("uvicorn.error").info(
+            "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", url_host, where[1])
+    return sockets
 
 
 WORKER_APP = f"{__name__}:worker_app"

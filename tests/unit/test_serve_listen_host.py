@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from bench.common import wait_http
 from switchboard.cli.startup import port_taken
@@ -38,19 +39,22 @@ def _refused(url: str) -> bool:
 
 
 @needs_ipv6
-def test_serve_on_ipv6_any_serves_its_metrics_on_ipv6_only_as_its_webhooks(
-        tmp_path: Path) -> None:
-    """prometheus-client's own server took `::` as dual-stack: the metrics port answered on
-    127.0.0.1, which the webhook port (uvicorn's, IPv6 only) does not."""
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_ipv6_any_listens_on_ipv6_only_on_every_port(workers: str,
+                                                               tmp_path: Path) -> None:
+    """As one process's uvicorn listens on its webhook port. prometheus-client's own server
+    took `::` as dual-stack: the metrics port answered on 127.0.0.1; so did the webhook port
+    of `serve --workers N`, bound by uvicorn's Config.bind_socket."""
     port, metrics_port = free_port(), free_port()
     with (tmp_path / "stderr").open("w") as stderr:
         serve = subprocess.Popen(
             [sys.executable, "-m", "switchboard.cli", "serve"], stdout=subprocess.DEVNULL,
-            stderr=stderr, env=_env("::", port, SWITCHBOARD_METRICS_PORT=str(metrics_port)))
+            stderr=stderr, env=_env("::", port, SWITCHBOARD_METRICS_PORT=str(metrics_port),
+                                    SWITCHBOARD_HTTP_WORKERS=workers))
         try:
             asyncio.run(wait_http(f"http://[::1]:{port}/healthz", timeout_s=60))
             assert httpx.get(f"http://[::1]:{metrics_port}/metrics", timeout=10).status_code == 200
-            assert _refused(f"http://127.0.0.1:{port}/healthz")  # uvicorn's own, unchanged
+            assert _refused(f"http://127.0.0.1:{port}/healthz")
             assert _refused(f"http://127.0.0.1:{metrics_port}/metrics")
         finally:
             stop_process(serve, 30)
