@@ -186,6 +186,18 @@ async def own_broker(data_dir: Path, partitions: int = 1) -> AsyncIterator[Local
         await asyncio.to_thread(broker.stop)
 
 
+@contextlib.contextmanager
+def paused(broker: LocalKafka) -> Iterator[None]:
+    """`broker`'s JVM stopped (SIGSTOP) within the block: its connections stay open and
+    unanswered, as in a network partition. Resumed whatever the block raised."""
+    assert broker.process is not None
+    broker.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        broker.process.send_signal(signal.SIGCONT)
+
+
 @dataclass
 class LocalCluster:
     """The nodes of one local cluster by node id, each a broker and a controller."""

@@ -6,7 +6,6 @@ contact gets its reply, once; each worker says the silence once and its end once
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from consumers import kafka_watch
 from tests.integration.bots import ACCOUNT, RULES, new_contact, replies_to, texts
-from tests.integration.processes import own_broker
+from tests.integration.processes import own_broker, paused
 from tests.integration.stack import running_stack
 
 CONTACTS = 20
@@ -40,12 +39,9 @@ async def test_every_contact_is_answered_once_across_a_paused_broker(
             if replies_to(await stack.sends(ACCOUNT), contacts[0]):
                 break
             await asyncio.sleep(0.1)
-        broker.process.send_signal(signal.SIGSTOP)
-        try:
+        with paused(broker):
             await asyncio.sleep(PAUSED_S)
             unready = {name: runtime.problem() for name, runtime in stack.workers.items()}
-        finally:
-            broker.process.send_signal(signal.SIGCONT)
         resumed = time.monotonic()
         replies: dict[str, list[str]] = {}
         for _ in range(90):  # bounded: 45 s

@@ -5,7 +5,6 @@ answered within its check's bound, and ready again once the broker answers."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import httpx
 
 from switchboard.accounts import parse_accounts
 from tests.integration.conftest import TEST_ACCOUNTS, start_ingest
-from tests.integration.processes import own_broker
+from tests.integration.processes import own_broker, paused
 
 PAUSED_S = 30.0
 
@@ -23,7 +22,7 @@ async def test_readyz_follows_a_paused_broker(tmp_path: Path) -> None:
         assert broker.process is not None
         accounts = parse_accounts({"accounts": {"it-infobip": TEST_ACCOUNTS["it-infobip"]}})
         server, task = await start_ingest(broker.bootstrap_servers, accounts)
-        paused: list[tuple[float, int, str, float]] = []
+        while_paused: list[tuple[float, int, str, float]] = []
         try:
             async with httpx.AsyncClient(timeout=30) as client:
                 async def probe() -> tuple[int, str, float]:
@@ -34,13 +33,10 @@ async def test_readyz_follows_a_paused_broker(tmp_path: Path) -> None:
 
                 assert (await probe())[0] == 200
                 began = time.monotonic()
-                broker.process.send_signal(signal.SIGSTOP)
-                try:
+                with paused(broker):
                     while time.monotonic() - began < PAUSED_S:
-                        paused.append((time.monotonic() - began, *await probe()))
+                        while_paused.append((time.monotonic() - began, *await probe()))
                         await asyncio.sleep(1)
-                finally:
-                    broker.process.send_signal(signal.SIGCONT)
                 resumed = time.monotonic()
                 for _ in range(60):  # bounded: a minute
                     if (await probe())[0] == 200:
@@ -51,7 +47,7 @@ async def test_readyz_follows_a_paused_broker(tmp_path: Path) -> None:
             server.server.should_exit = True
             await task
     # A check asks Kafka for at most 5 s; the answer is kept 5 s.
-    assert all(took_s < 10 for *_, took_s in paused), paused
+    assert all(took_s < 10 for *_, took_s in while_paused), while_paused
     assert all(status == 503 and reason == "Kafka unreachable"
-               for at, status, reason, _ in paused if at > 15), paused
+               for at, status, reason, _ in while_paused if at > 15), while_paused
     assert ready_after_s < 30, f"not ready {ready_after_s:.0f} s after the broker answered"

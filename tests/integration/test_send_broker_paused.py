@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import sys
 from pathlib import Path
 
 import orjson
 
 from switchboard.topics import OUTBOUND
-from tests.integration.processes import own_broker
+from tests.integration.processes import own_broker, paused
 from tests.kafka_helpers import TopicWatcher, collect_until
 
 EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
@@ -40,11 +39,8 @@ async def test_send_wait_says_kafka_is_not_answering_when_its_broker_pauses(
                                             timeout_s=60)
                 [record] = found[OUTBOUND.name]
                 assert orjson.loads(record.value)["id"] == "paused-1"
-                broker.process.send_signal(signal.SIGSTOP)  # published: now no answers
-                try:
+                with paused(broker):  # published: now no answers
                     out, err = await asyncio.wait_for(send.communicate(), WAIT_S + 60)
-                finally:
-                    broker.process.send_signal(signal.SIGCONT)
             finally:
                 if send.returncode is None:
                     send.kill()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import signal
 import time
 import uuid
 from collections import Counter
@@ -26,7 +25,7 @@ from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.settings import Settings
 from switchboard.topics import OUTBOUND_RESULTS
-from tests.integration.processes import own_broker
+from tests.integration.processes import own_broker, paused
 from tests.integration.stack import StackWatcher, isolated_prefix, results_for, stack_topics
 from tests.kafka_helpers import collect_until, publish
 from tests.provider_servers import ANSWER
@@ -102,8 +101,7 @@ async def test_a_paused_broker_sends_nothing_twice_and_loses_no_result(
                             break
                         await asyncio.sleep(0.1)
                     assert provider.sends, "nothing sent before the pause"
-                    broker.process.send_signal(signal.SIGSTOP)
-                    try:
+                    with paused(broker):
                         # Sends whose mark Kafka acknowledged before it paused, and requests
                         # already written, reach the provider within this: counted before.
                         await asyncio.sleep(SETTLED_S)
@@ -111,8 +109,6 @@ async def test_a_paused_broker_sends_nothing_twice_and_loses_no_result(
                         await asyncio.sleep(PAUSED_S - SETTLED_S)
                         during = sum(provider.sends.values())
                         unready = runtime.problem()
-                    finally:
-                        broker.process.send_signal(signal.SIGCONT)
                     resumed = time.monotonic()
                     found = await collect_until(
                         watcher, before,

@@ -5,7 +5,6 @@ so once Kafka answers again, and prints what comes after."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 from switchboard import tail as tail_module
 from switchboard.records import OutRecord
 from switchboard.topics import TopicSpec, ensure_topics
-from tests.integration.processes import own_broker
+from tests.integration.processes import own_broker, paused
 from tests.kafka_helpers import publish
 
 SILENT_S = 3.0
@@ -64,12 +63,9 @@ async def test_tail_says_a_silent_broker_once_and_its_return(
                 if out:
                     break
             assert out, "tail printed nothing before the pause"
-            broker.process.send_signal(signal.SIGSTOP)
-            try:
+            with paused(broker):
                 await asyncio.sleep(PAUSED_S)
                 read()
-            finally:
-                broker.process.send_signal(signal.SIGCONT)
             said = [line for line in err if line.startswith(WARNING)]
             assert len(said) == 1, err
             assert not [line for line in err if line.startswith(BACK)], err

@@ -6,7 +6,6 @@ handled and its result written, none lost."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 from collections import Counter
@@ -20,7 +19,7 @@ from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
 from switchboard.records import OutRecord
 from switchboard.topics import TopicSpec, ensure_topics
-from tests.integration.processes import own_broker
+from tests.integration.processes import own_broker, paused
 
 SILENT_S = 5.0
 PAUSED_S = 30.0
@@ -84,13 +83,10 @@ async def test_a_paused_broker_is_said_once_and_the_worker_goes_on_after(
             await producer.flush()
             await asyncio.wait_for(started.wait(), 30)
             began = time.monotonic()
-            broker.process.send_signal(signal.SIGSTOP)
-            try:
+            with paused(broker):
                 while time.monotonic() - began < PAUSED_S:
                     timeline.append((time.monotonic() - began, runtime.problem()))
                     await asyncio.sleep(0.5)
-            finally:
-                broker.process.send_signal(signal.SIGCONT)
             resumed = time.monotonic()
             for _ in range(180):  # bounded: 90 s
                 if runtime.problem() is None:

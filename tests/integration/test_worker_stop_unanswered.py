@@ -5,7 +5,6 @@ what it had not committed left to the next owner, as after a crash."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
 from switchboard.topics import TopicSpec, ensure_topics
-from tests.integration.processes import own_broker
+from tests.integration.processes import own_broker, paused
 
 # The runtime's own bounds: the commit of what is done (5 s), leaving the group (10 s), its
 # producer's stop; with room for a loaded machine. It took 125 s: aiokafka's LeaveGroup waited
@@ -38,15 +37,12 @@ async def test_a_stop_ends_within_seconds_while_the_broker_answers_nothing(
         running = asyncio.create_task(runtime.run())
         try:
             await asyncio.wait_for(runtime.ready.wait(), 60)  # in its group, positioned
-            broker.process.send_signal(signal.SIGSTOP)
-            try:
+            with paused(broker):
                 await asyncio.sleep(1)  # a fetch or a heartbeat now waits for an answer
                 began = time.monotonic()
                 runtime.stop()  # SIGTERM
                 await asyncio.wait_for(asyncio.shield(running), STOP_WITHIN_S + 90)
                 took_s = time.monotonic() - began
-            finally:
-                broker.process.send_signal(signal.SIGCONT)
         finally:
             if not running.done():
                 running.cancel()
