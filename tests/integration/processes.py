@@ -12,7 +12,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,6 +184,17 @@ async def own_broker(data_dir: Path, partitions: int = 1) -> AsyncIterator[Local
         yield broker
     finally:
         await asyncio.to_thread(broker.stop)
+
+
+async def until(check: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Return once `check()` is true, polled every 0.2 s; AssertionError naming `what` past
+    `timeout_s` (bounded: a broker that never comes back fails the test, not hangs it)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not {what} within {timeout_s}s")
 
 
 @contextlib.contextmanager

@@ -5,7 +5,6 @@ so once Kafka answers again, and prints what comes after."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from pathlib import Path
 
@@ -15,22 +14,13 @@ import pytest
 from switchboard import tail as tail_module
 from switchboard.records import OutRecord
 from switchboard.topics import TopicSpec, ensure_topics
-from tests.integration.processes import own_broker, paused
+from tests.integration.processes import own_broker, paused, until
 from tests.kafka_helpers import publish
 
 SILENT_S = 3.0
 PAUSED_S = 12.0
 WARNING = "warning: Kafka has answered none of tail's fetches for "
 BACK = "Kafka answers again (silent for "
-
-
-async def _until(check: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not {what} within {timeout_s}s")
 
 
 async def test_tail_says_a_silent_broker_once_and_its_return(
@@ -74,7 +64,7 @@ async def test_tail_says_a_silent_broker_once_and_its_return(
                 read()
                 return any(line.startswith(BACK) for line in err)
 
-            await _until(back, 60, "said Kafka answers again")
+            await until(back, 60, "said Kafka answers again")
             await publish(bootstrap, [OutRecord(topic, orjson.dumps({"after": True}))])
             await asyncio.wait_for(asyncio.shield(tailing), 60)
             read()

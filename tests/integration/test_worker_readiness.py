@@ -16,22 +16,13 @@ from consumers import kafka_watch
 from consumers.handling import Context, Record
 from consumers.runtime import WorkerRuntime
 from switchboard.topics import TopicSpec, ensure_topics
-from tests.integration.processes import own_broker
+from tests.integration.processes import own_broker, until
 
 SILENT_S = 5.0
 
 
 async def _ignore(record: Record, ctx: Context) -> None:
     return None
-
-
-async def _until(check: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"not {what} within {timeout_s}s")
 
 
 async def test_readiness_follows_kafka_also_for_an_idle_member(
@@ -50,7 +41,7 @@ async def test_readiness_follows_kafka_also_for_an_idle_member(
             await asyncio.wait_for(busy.ready.wait(), 60)
             running.append(asyncio.create_task(idle.run()))
             # The group rebalances: one member gets the partition, the other none.
-            await _until(lambda: busy.problem() is None and idle.problem() is None
+            await until(lambda: busy.problem() is None and idle.problem() is None
                          and bool(busy._consumer and busy._consumer.assignment())
                          and idle._consumer is not None and idle._rebalancing_since is None,
                          60, "rebalanced")
@@ -63,15 +54,15 @@ async def test_readiness_follows_kafka_also_for_an_idle_member(
                 await asyncio.sleep(0.2)
 
             await asyncio.to_thread(broker.stop)
-            await _until(lambda: (busy.problem() or "").startswith(
+            await until(lambda: (busy.problem() or "").startswith(
                 "Kafka unreachable: no fetch answered for "), 4 * SILENT_S, "unready")
             # Nothing to fetch nor commit: the idle member tells by what it asks meanwhile.
-            await _until(lambda: (idle.problem() or "").startswith(
+            await until(lambda: (idle.problem() or "").startswith(
                 "Kafka unreachable: no answer for "), 4 * SILENT_S, "unready (idle)")
 
             await asyncio.to_thread(broker.start)
             await broker.wait_ready()
-            await _until(lambda: busy.problem() is None and idle.problem() is None, 120,
+            await until(lambda: busy.problem() is None and idle.problem() is None, 120,
                          "ready again")
         finally:
             busy.stop()
