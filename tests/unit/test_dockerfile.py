@@ -24,3 +24,17 @@ def test_switchboard_is_not_pid_1_but_under_an_init_that_passes_signals_on() -> 
     assert entrypoint == ["/usr/bin/tini", "--", "switchboard"]
     installs = " ".join(line for line in LINES if "apt-get install" in line)
     assert " tini" in installs, "the image runs tini without installing it"
+
+
+def test_the_dependencies_are_installed_before_the_sources_are_copied() -> None:
+    """Docker rebuilds every layer after the first one whose inputs changed: with the sources
+    copied before the one `pip install`, any change to the code downloaded and installed every
+    dependency again. Installed from pyproject.toml alone first, the code then goes in on its
+    own (`--no-deps`, the dependencies being there already)."""
+    first_source_copy = next(number for number, line in enumerate(LINES)
+                             if line.startswith("COPY switchboard "))
+    before = [line for line in LINES[:first_source_copy] if line.startswith("RUN pip install")]
+    assert before, "no dependency install before the sources are copied"
+    assert "--constraint constraints.txt" in before[0], "the dependencies go in unpinned"
+    after = [line for line in LINES[first_source_copy:] if line.startswith("RUN pip install")]
+    assert after and "--no-deps" in after[0], "the code's install resolves the dependencies again"
