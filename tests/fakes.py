@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from starlette.applications import Starlette
+
+from ingest.app import create_app
+from switchboard.accounts import parse_accounts
 from switchboard.records import OutRecord
+from switchboard.settings import Settings
 
 
 class KeepingProducer:
@@ -19,3 +24,14 @@ class KeepingProducer:
 
     async def stop(self) -> None:
         self.started = False
+
+
+def infobip_ingest(producer: KeepingProducer, password: str) -> Starlette:
+    """Ingest with one Infobip account `acme` (HTTP Basic, user `u`) publishing through
+    `producer`: Kafka is never reached."""
+    accounts = parse_accounts({"accounts": {"acme": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "u", "secrets": [password]}}}})
+    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
+    app.state.handler.producer = producer
+    return app

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from consumers.sender import SENDER_CONCURRENCY, SENDS_IN_FLIGHT_PER_ORIGIN
@@ -18,6 +17,7 @@ from switchboard.settings import Settings
 from switchboard.topics import OUTBOUND_RESULTS
 from tests.integration.stack import StackWatcher, isolated_prefix, results_for, stack_topics
 from tests.kafka_helpers import collect_until, publish
+from tests.polling import until
 from tests.provider_servers import Provider
 
 
@@ -35,14 +35,6 @@ def _accounts(names: dict[str, str]) -> Accounts:
 def _command(account: str, to: str) -> OutboundCommand:
     return OutboundCommand(id=f"cmd-{uuid.uuid4()}", account=account, to=to, text="Hello",
                            created_at=datetime.now(UTC))
-
-
-async def _until(condition: Callable[[], bool], seconds: float) -> bool:
-    for _ in range(int(seconds / 0.1)):  # bounded
-        if condition():
-            return True
-        await asyncio.sleep(0.1)
-    return condition()
 
 
 async def test_a_hanging_provider_does_not_stall_another_providers_sends(
@@ -69,7 +61,7 @@ async def test_a_hanging_provider_does_not_stall_another_providers_sends(
                     before = await watcher.snapshot()
                     await publish(kafka, [command_record(command, "infobip")
                                           for command in stuck_commands])
-                    assert await _until(
+                    assert await until(
                         lambda: stuck.requests >= SENDS_IN_FLIGHT_PER_ORIGIN, 30)
                     await publish(kafka, [command_record(healthy_command, "infobip")])
                     # answered while the hanging provider holds its requests (30 s timeout)

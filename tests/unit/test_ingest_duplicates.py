@@ -10,14 +10,11 @@ import httpx
 import pytest
 from prometheus_client import REGISTRY
 
-from ingest.app import create_app
 from ingest.dedup import RecentRequests, Refused
-from switchboard.accounts import parse_accounts
 from switchboard.producer import PublishError
 from switchboard.records import OutRecord
-from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, RAW
-from tests.fakes import KeepingProducer
+from tests.fakes import KeepingProducer, infobip_ingest
 
 PASSWORD = "password-123"
 HEADERS = {"authorization": "Basic " + base64.b64encode(f"u:{PASSWORD}".encode()).decode(),
@@ -39,15 +36,6 @@ class OnceUnavailableProducer(KeepingProducer):
         await super().publish(records)
 
 
-def _app(producer: KeepingProducer) -> Any:
-    accounts = parse_accounts({"accounts": {"acme": {
-        "provider": "infobip",
-        "auth": {"scheme": "basic", "username": "u", "secrets": [PASSWORD]}}}})
-    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
-    app.state.handler.producer = producer
-    return app
-
-
 async def _post(app: Any, body: bytes, **headers: str) -> httpx.Response:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                  base_url="https://hooks.example") as client:
@@ -65,7 +53,7 @@ async def test_a_repeat_of_a_dead_lettered_request_gets_its_answer_without_a_sec
     # Providers retry a 4xx (Bird for 8 to 24 hours): each exact retry of an unreadable
     # payload was kept again, one raw record and one dead letter per retry.
     producer = KeepingProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     duplicates = _count("switchboard_ingest_duplicates_total")
     letters = _count("switchboard_ingest_dead_letters_total")
     repeats = _count("switchboard_ingest_requests_total", outcome="duplicate_dead_letter")
@@ -84,7 +72,7 @@ async def test_a_repeat_of_a_dead_lettered_request_gets_its_answer_without_a_sec
 
 async def test_another_unreadable_body_is_its_own_dead_letter() -> None:
     producer = KeepingProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     assert (await _post(app, UNREADABLE)).status_code == 400
     assert (await _post(app, UNREADABLE + b" ")).status_code == 400
     assert [record.topic for record in producer.published] == [RAW.name, DEAD_LETTER.name] * 2
@@ -93,7 +81,7 @@ async def test_another_unreadable_body_is_its_own_dead_letter() -> None:
 async def test_a_dead_letter_kafka_did_not_acknowledge_is_kept_when_retried() -> None:
     # Nothing was kept for the 503: its retry must be kept, not answered as a repeat.
     producer = OnceUnavailableProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     first = await _post(app, UNREADABLE)
     assert first.status_code == 503
     second = await _post(app, UNREADABLE)
@@ -113,7 +101,7 @@ async def test_a_compressed_request_of_a_stored_ones_bytes_is_refused_as_any_oth
     # answered 200 as a duplicate of the plain request kept before, and 415 otherwise. The
     # answer must not depend on what this process happens to remember.
     producer = KeepingProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     assert (await _post(app, DELIVERY)).status_code == 200
     published = len(producer.published)
     refused = await _post(app, DELIVERY, **{"content-encoding": "gzip"})
@@ -129,7 +117,7 @@ async def test_a_compressed_request_of_a_stored_ones_bytes_is_refused_as_any_oth
 
 async def test_a_plain_request_of_a_refused_compressed_ones_bytes_is_stored() -> None:
     producer = KeepingProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     assert (await _post(app, DELIVERY, **{"content-encoding": "br"})).status_code == 415
     assert (await _post(app, DELIVERY)).status_code == 200
     assert [record.topic for record in producer.published][2:] == [
@@ -186,7 +174,7 @@ async def test_a_request_saying_its_body_is_plain_is_a_repeat_of_one_saying_noth
     # `identity` (or no coding) is the plain body every other request sends: the same bytes
     # are one webhook, not stored again.
     producer = KeepingProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     assert (await _post(app, DELIVERY)).status_code == 200
     published = len(producer.published)
     assert (await _post(app, DELIVERY, **{"content-encoding": header})).status_code == 200
@@ -195,7 +183,7 @@ async def test_a_request_saying_its_body_is_plain_is_a_repeat_of_one_saying_noth
 
 async def test_a_coding_named_in_capitals_is_a_repeat_of_it_in_small_letters() -> None:
     producer = KeepingProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     assert (await _post(app, DELIVERY, **{"content-encoding": "gzip"})).status_code == 415
     published = len(producer.published)
     assert (await _post(app, DELIVERY, **{"content-encoding": "GZIP"})).status_code == 415

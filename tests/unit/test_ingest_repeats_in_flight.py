@@ -13,13 +13,10 @@ from typing import Any
 import httpx
 from prometheus_client import REGISTRY
 
-from ingest.app import create_app
-from switchboard.accounts import parse_accounts
 from switchboard.producer import PublishError
 from switchboard.records import OutRecord
-from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, RAW
-from tests.fakes import KeepingProducer
+from tests.fakes import KeepingProducer, infobip_ingest
 
 PASSWORD = "password-123"
 HEADERS = {"authorization": "Basic " + base64.b64encode(f"u:{PASSWORD}".encode()).decode(),
@@ -48,15 +45,6 @@ class GatedProducer(KeepingProducer):
             if self.fail_first:
                 raise PublishError("Kafka did not acknowledge within 5.0s")
         await super().publish(records)
-
-
-def _app(producer: KeepingProducer) -> Any:
-    accounts = parse_accounts({"accounts": {"acme": {
-        "provider": "infobip",
-        "auth": {"scheme": "basic", "username": "u", "secrets": [PASSWORD]}}}})
-    app = create_app(Settings(kafka_bootstrap_servers="127.0.0.1:1"), accounts)
-    app.state.handler.producer = producer
-    return app
 
 
 async def _post(app: Any, body: bytes) -> httpx.Response:
@@ -89,7 +77,7 @@ def _count(name: str, **labels: str) -> float:
 
 async def test_a_repeat_during_the_first_s_publish_is_answered_as_its_repeat() -> None:
     producer = GatedProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     duplicates = _count("switchboard_ingest_duplicates_total")
     first, repeat = await _first_then_repeat(app, producer, DELIVERY)
     producer.gate.set()
@@ -104,7 +92,7 @@ async def test_a_repeat_during_the_first_s_publish_is_answered_as_its_repeat() -
 
 async def test_a_repeat_during_a_dead_letter_s_publish_gets_its_answer() -> None:
     producer = GatedProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     first, repeat = await _first_then_repeat(app, producer, UNREADABLE)
     producer.gate.set()
     answers = await asyncio.wait_for(asyncio.gather(first, repeat), 10)
@@ -116,7 +104,7 @@ async def test_a_repeat_during_a_dead_letter_s_publish_gets_its_answer() -> None
 async def test_a_repeat_of_a_request_kafka_did_not_store_is_stored_itself() -> None:
     # The first's 503 is not the repeat's 2xx: the repeat is kept in its place.
     producer = GatedProducer(fail_first=True)
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     first, repeat = await _first_then_repeat(app, producer, DELIVERY)
     producer.gate.set()
     answers = await asyncio.wait_for(asyncio.gather(first, repeat), 10)
@@ -130,7 +118,7 @@ async def test_a_repeat_of_a_request_kafka_did_not_store_is_stored_itself() -> N
 
 async def test_a_repeat_waits_no_longer_than_its_bound() -> None:
     producer = GatedProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     app.state.handler.repeat_wait_s = 0.5
     first, repeat = await _first_then_repeat(app, producer, DELIVERY)
     answer = await asyncio.wait_for(repeat, 10)  # never a hang, whatever the first does
@@ -146,7 +134,7 @@ async def test_a_repeat_waits_no_longer_than_its_bound() -> None:
 
 async def test_another_body_does_not_wait_for_one_being_stored() -> None:
     producer = GatedProducer()
-    app = _app(producer)
+    app = infobip_ingest(producer, PASSWORD)
     first = asyncio.create_task(_post(app, DELIVERY))
     await asyncio.wait_for(producer.entered.wait(), 10)
     other = await asyncio.wait_for(_post(app, DELIVERY + b" "), 10)

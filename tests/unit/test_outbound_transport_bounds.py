@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from consumers.outbound import transport as transport_module
 from consumers.outbound.transport import ShardedTransport
+from tests.polling import until
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
 
@@ -58,15 +59,6 @@ async def hosts(count: int) -> AsyncIterator[list[Host]]:
         finally:
             for host in started:
                 host.gate.set()
-
-
-async def until(condition: Callable[[], bool], within_s: float = 5.0) -> bool:
-    """Whether `condition` holds within `within_s` (polled)."""
-    for _ in range(int(within_s / 0.02)):
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return condition()
 
 
 async def held_open(client: httpx.AsyncClient, host: Host, requests: int) -> None:

@@ -27,6 +27,7 @@ from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, OUTBOUND_SENT
 from tests.fakes import KeepingProducer
+from tests.polling import until
 from tests.provider_servers import Provider
 
 TP = TopicPartition(OUTBOUND.name, 0)
@@ -82,14 +83,6 @@ async def _sending(stuck: Provider, healthy: Provider
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _until(condition: object, seconds: float) -> bool:
-    for _ in range(int(seconds / 0.05)):  # bounded
-        if condition():  # type: ignore[operator]
-            return True
-        await asyncio.sleep(0.05)
-    return bool(condition())  # type: ignore[operator]
-
-
 async def test_a_hanging_provider_leaves_slots_to_another_providers_sends() -> None:
     """As many sends as the runtime has slots to a provider that never answers, queued ahead of
     one to a healthy provider: every slot was held by a hanging request, and the healthy send
@@ -102,7 +95,7 @@ async def test_a_hanging_provider_leaves_slots_to_another_providers_sends() -> N
         await runtime._dispatch({TP: [*records, healthy_record]})
         tasks = list(runtime._tasks)
         # answered while the hanging provider still holds its requests (30 s timeout)
-        assert await _until(lambda: _answered(producer, "healthy"), 10), \
+        assert await until(lambda: _answered(producer, "healthy"), 10), \
             f"no answer to the healthy send; {stuck.requests} requests hanging"
         assert _answered(producer, "healthy") == ["accepted"]
         assert _answered(producer, "stuck") == []
@@ -121,7 +114,7 @@ async def test_sends_waiting_for_their_origins_room_are_given_back_at_the_stop()
         await runtime._dispatch({TP: [_record(n, "stuck", f"+41790000{n:03d}")
                                       for n in range(SENDS_IN_FLIGHT_PER_ORIGIN + 6)]})
         tasks = list(runtime._tasks)
-        assert await _until(lambda: stuck.requests == SENDS_IN_FLIGHT_PER_ORIGIN, 10)
+        assert await until(lambda: stuck.requests == SENDS_IN_FLIGHT_PER_ORIGIN, 10)
         runtime.context.winding_down.set()  # the stop
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
         cut_short = _results(producer, "stuck")

@@ -8,7 +8,6 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import orjson
@@ -25,6 +24,7 @@ from switchboard.commands import OutboundCommand
 from switchboard.records import command_record
 from switchboard.topics import OUTBOUND, OUTBOUND_RESULTS, OUTBOUND_SENT
 from tests.fakes import KeepingProducer
+from tests.polling import until
 from tests.provider_servers import Provider
 
 TP = TopicPartition(OUTBOUND.name, 0)
@@ -58,14 +58,6 @@ def _answered(producer: KeepingProducer, account: str) -> list[str]:
             and (result := orjson.loads(record.value))["account"] == account]
 
 
-async def _until(condition: Any, seconds: float) -> bool:
-    for _ in range(int(seconds / 0.05)):  # bounded
-        if condition():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(condition())
-
-
 @pytest.mark.usefixtures("no_proxies")
 async def test_hanging_token_requests_leave_slots_to_another_providers_sends() -> None:
     """One send for each of as many Ubiqio accounts as the runtime has slots, at a host whose
@@ -86,7 +78,7 @@ async def test_hanging_token_requests_leave_slots_to_another_providers_sends() -
         tasks = list(runtime._tasks)
         try:
             # answered while the token requests still hang (30 s timeout)
-            assert await _until(lambda: _answered(producer, "healthy"), 10), \
+            assert await until(lambda: _answered(producer, "healthy"), 10), \
                 f"no answer to the healthy send; {stuck.requests} token requests hanging"
             assert _answered(producer, "healthy") == ["accepted"]
             assert stuck.requests == SENDS_IN_FLIGHT_PER_ORIGIN < len(UBIQIO_ACCOUNTS)
@@ -97,4 +89,4 @@ async def test_hanging_token_requests_leave_slots_to_another_providers_sends() -
             await asyncio.gather(*tasks, return_exceptions=True)
         room = sender.origin_rooms.of(stuck.base_url)
         # the calls cancelled with their handlers (a loop turn or a few later) give it all back
-        assert await _until(lambda: room._free._value == SENDS_IN_FLIGHT_PER_ORIGIN, 5)
+        assert await until(lambda: room._free._value == SENDS_IN_FLIGHT_PER_ORIGIN, 5)

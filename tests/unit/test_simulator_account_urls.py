@@ -8,7 +8,8 @@ from __future__ import annotations
 from simulator.base import Webhook
 from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import parse_accounts
-from tests.unit.webhook_servers import answering, dispatching, until
+from tests.polling import until
+from tests.unit.webhook_servers import answering, dispatching
 
 NAMES = ["acme#1", "acme?x", "café 2", "100%"]
 ACCOUNTS = parse_accounts({"accounts": {name: {

@@ -13,7 +13,8 @@ from simulator.base import Webhook
 from simulator.posting import ORIGIN_SHARE, Poster, origin
 from simulator.webhooks import HOST_QUEUE_SHARE, Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import parse_accounts
-from tests.unit.webhook_servers import answering, silent, until
+from tests.polling import until
+from tests.unit.webhook_servers import answering, silent
 
 ACCOUNTS = parse_accounts({"accounts": {"plain": {
     "provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["plain-webhook-token"]}}}})

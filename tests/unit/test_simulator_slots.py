@@ -26,7 +26,8 @@ from simulator.posting import (
 )
 from simulator.webhooks import Job, RetryPolicy
 from switchboard.accounts import parse_accounts
-from tests.unit.webhook_servers import Seen, answering, dispatching, silent, until
+from tests.polling import until
+from tests.unit.webhook_servers import Seen, answering, dispatching, silent
 
 ACCOUNTS = parse_accounts({"accounts": {"plain": {
     "provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["plain-webhook-token"]}}}})

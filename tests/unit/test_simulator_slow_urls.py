@@ -12,7 +12,8 @@ from simulator.base import Webhook
 from simulator.posting import ORIGIN_SHARE, POST_CONNECTIONS, Poster
 from simulator.webhooks import HOST_QUEUE_SHARE, Job, RetryPolicy
 from switchboard.accounts import parse_accounts
-from tests.unit.webhook_servers import answering, dispatching, silent, until
+from tests.polling import until
+from tests.unit.webhook_servers import answering, dispatching, silent
 
 ACCOUNTS = parse_accounts({"accounts": {"plain": {
     "provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["plain-webhook-token"]}}}})

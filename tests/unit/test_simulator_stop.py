@@ -15,7 +15,8 @@ import pytest
 from simulator.base import Bucket, Webhook
 from simulator.webhooks import Job, RetryPolicy, WebhookDispatcher
 from switchboard.accounts import parse_accounts
-from tests.unit.webhook_servers import answering, until
+from tests.polling import until
+from tests.unit.webhook_servers import answering
 
 ACCOUNTS = parse_accounts({"accounts": {"plain": {
     "provider": "ubiqio", "auth": {"scheme": "token", "secrets": ["plain-webhook-token"]}}}})

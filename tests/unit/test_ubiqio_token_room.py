@@ -14,6 +14,7 @@ import pytest
 from consumers.outbound import SendContext, ubiqio
 from consumers.outbound.limits import ORIGIN_ROOMS, WINDING_DOWN, OriginRooms, Stopping
 from switchboard.commands import OutboundCommand
+from tests.polling import until
 from tests.provider_servers import Provider
 
 COMMAND = OutboundCommand(id="cmd-1", account="acme", to="+41790001111", text="Hi",
@@ -30,14 +31,6 @@ def _free(rooms: OriginRooms, url: str) -> int:
     return rooms.of(url)._free._value
 
 
-async def _until(condition: Callable[[], bool], seconds: float) -> bool:
-    for _ in range(int(seconds / 0.05)):  # bounded
-        if condition():
-            return True
-        await asyncio.sleep(0.05)
-    return condition()
-
-
 @pytest.mark.usefixtures("no_proxies")
 async def test_hanging_token_requests_take_no_more_than_their_origins_room() -> None:
     # One send per account (each its own token): 5 token requests hung before, one per account.
@@ -46,7 +39,7 @@ async def test_hanging_token_requests_take_no_more_than_their_origins_room() -> 
     async with Provider(hang=True).running() as stuck, httpx.AsyncClient() as http:
         sends = [asyncio.create_task(_client(http, stuck.base_url, f"a{n}").send(COMMAND))
                  for n in range(5)]
-        assert await _until(lambda: stuck.requests >= 2, 10)
+        assert await until(lambda: stuck.requests >= 2, 10)
         await asyncio.sleep(0.5)  # time for any more to arrive
         assert stuck.requests == 2 and _free(rooms, stuck.base_url) == 0
         assert not any(send.done() for send in sends)  # the other 3 wait for room

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,16 +76,6 @@ async def silent() -> AsyncIterator[tuple[str, Seen]]:
         server.close()
         for writer in held:
             writer.close()
-
-
-async def until(condition: Callable[[], bool], limit_s: float = 10.0) -> bool:
-    """Whether `condition` came true within `limit_s` (polled; bounded in time)."""
-    deadline = time.monotonic() + limit_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 @contextlib.asynccontextmanager
