@@ -38,7 +38,12 @@ from switchboard.probes import HEALTHZ, METRICS, READYZ, error_body, http_error,
 from switchboard.producer import DurableProducer
 from switchboard.serving import MULTIPROCESS_DIR_ENV
 from switchboard.settings import PROVIDER_GIVES_UP_S, Settings
-from switchboard.topics import ensure_topics, missing_topics, warn_of_small_topics
+from switchboard.topics import (
+    TopicsRefused,
+    ensure_topics,
+    missing_topics,
+    warn_of_small_topics,
+)
 
 log = get_logger(__name__)
 WEBHOOK_METHODS = ["POST", "GET", "HEAD"]
@@ -64,12 +69,15 @@ class Readiness:
         self._problem: str | None = "not checked yet"
         self._detail: str | None = None  # what was logged about the last check
         self._checking: asyncio.Future[None] | None = None
+        # Set while Kafka answers the start with a refusal (topics it will not create): said
+        # as such, or the operator looks at the network for what a setting or an ACL causes.
+        self.refused: str | None = None
 
     async def problem(self) -> str | None:
         if not self.producer.started:
             # Not answered since the start: each try's error is logged (`kafka not reachable
             # yet`), the prober gets the words it gets from a failed check.
-            return "Kafka unreachable"
+            return self.refused or "Kafka unreachable"
         if self.siblings is not None and (problem := self.siblings.problem()):
             return problem
         if self.correlations is not None and not self.correlations.caught_up.is_set():
@@ -203,8 +211,10 @@ def _repeat_wait_s(settings: Settings, correlations: CorrelationIndex | None) ->
 
 
 async def _connect(producer: DurableProducer, settings: Settings, kafka: KafkaConnection,
-                   siblings: SiblingProcesses | None) -> None:
-    """Connect in the background, retrying: the app serves 503s (not crashes) meanwhile."""
+                   siblings: SiblingProcesses | None, readiness: Readiness) -> None:
+    """Connect in the background, retrying: the app serves 503s (not crashes) meanwhile. A
+    refusal is tried again too: a cluster whose other brokers are still starting refuses
+    3 replicas for a while."""
     delay = 0.5
     while True:
         try:
@@ -217,10 +227,15 @@ async def _connect(producer: DurableProducer, settings: Settings, kafka: KafkaCo
                 siblings.connected()
             await warn_of_small_topics(kafka)
             return
+        except TopicsRefused as exc:
+            readiness.refused = f"Kafka refused to create the topics: {exc.error}"
+            log.warning("kafka refused to create the topics", bootstrap=str(kafka),
+                        error=str(exc))
         except Exception as exc:  # noqa: BLE001 - keep trying; readiness reports it
+            readiness.refused = None
             log.warning("kafka not reachable yet", bootstrap=str(kafka), error=repr(exc))
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
 
 
 def create_app(settings: Settings, accounts: Accounts | None = None, *,
@@ -249,7 +264,8 @@ def create_app(settings: Settings, accounts: Accounts | None = None, *,
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        connecting = asyncio.create_task(_connect(producer, settings, kafka, siblings))
+        connecting = asyncio.create_task(_connect(producer, settings, kafka, siblings,
+                                                  readiness))
         if correlations is not None:
             correlations.start()
         log.info("ingest started", accounts=len(accounts))

@@ -15,7 +15,13 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
-from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError, for_code
+from aiokafka.errors import (
+    InvalidReplicationFactorError,
+    TopicAlreadyExistsError,
+    UnknownError,
+    UnknownTopicOrPartitionError,
+    for_code,
+)
 from aiokafka.protocol.offset import OffsetRequest
 
 from switchboard.clients import KafkaTarget, kafka_options, topic_name
@@ -114,6 +120,37 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
 )
 
 
+class TopicsRefused(RuntimeError):
+    """Kafka answered the request to create topics, and refused some: a setting or a
+    permission to change, not a network to look at. It was said as any failure to connect
+    (`Kafka unreachable` on ingest's /readyz), which sent the operator to the network.
+
+    `error` is Kafka's name for the refusal (INVALID_REPLICATION_FACTOR,
+    TOPIC_AUTHORIZATION_FAILED, POLICY_VIOLATION, ...), safe to show anyone; the text, with the
+    topics' names and Kafka's own message, is for the log and the command line."""
+
+    def __init__(self, refused: list[tuple[str, int, str]], replication_factor: int) -> None:
+        name, code, message = refused[0]  # one cause, as a rule: the same for every topic
+        kind = for_code(code)
+        self.error: str = kind.message if kind is not UnknownError else f"error {code}"
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        said = f"Kafka refused to create topic {name}{more}: {self.error}"
+        said += f" ({message})" if message else ""
+        hint = _refusal_hint(kind, replication_factor)
+        super().__init__(f"{said}; {hint}" if hint else said)
+
+
+def _refusal_hint(kind: type[Exception], replication_factor: int) -> str | None:
+    """What to change, for the refusals whose cure is one of our settings or an ACL."""
+    if kind is InvalidReplicationFactorError:
+        return (f"SWITCHBOARD_TOPIC_REPLICATION_FACTOR is {replication_factor}: at most the "
+                "number of brokers the cluster has")
+    if kind.__name__.endswith("AuthorizationFailedError"):
+        return ("the ACLs of its Kafka user do not allow creating topics: grant it Create, or "
+                "create them yourself and set SWITCHBOARD_CREATE_TOPICS=false")
+    return None
+
+
 async def ensure_topics(
     kafka: KafkaTarget,
     *,
@@ -142,13 +179,15 @@ async def ensure_topics(
         ]
         response = await asyncio.wait_for(admin.create_topics(new_topics), timeout_s)
         created = []
+        refused: list[tuple[str, int, str]] = []
         for topic_error in response.topic_errors:
             name, code = topic_error[0], topic_error[1]
             if code == 0:
                 created.append(name)
             elif code != TopicAlreadyExistsError.errno:  # lost a race with another process: fine
-                message = topic_error[2] if len(topic_error) > 2 else ""
-                raise RuntimeError(f"cannot create topic {name}: error {code} {message}")
+                refused.append((name, code, topic_error[2] if len(topic_error) > 2 else ""))
+        if refused:
+            raise TopicsRefused(refused, replication_factor)
         deadline = asyncio.get_running_loop().time() + timeout_s
         described = await _wait_for_leaders(admin, created, deadline)
         await _wait_for_leaders_serving(kafka, described, deadline)

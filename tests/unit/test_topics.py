@@ -76,3 +76,19 @@ async def test_the_start_up_check_says_which_topic_it_could_not_read(
               and str(r.msg.get("event", "")).startswith("could not check")]
     assert line["topic"] == RAW.name
     assert line["error"] == "TopicAuthorizationFailedError"
+
+
+def test_a_refusal_names_kafkas_error_and_an_acl_refusal_says_what_to_grant() -> None:
+    refused = topics.TopicsRefused([("a.raw", 29, "Authorization failed."),
+                                    ("a.status", 29, "Authorization failed.")], 3)
+    assert refused.error == "TOPIC_AUTHORIZATION_FAILED"
+    assert str(refused) == (
+        "Kafka refused to create topic a.raw (and 1 more): TOPIC_AUTHORIZATION_FAILED "
+        "(Authorization failed.); the ACLs of its Kafka user do not allow creating topics: "
+        "grant it Create, or create them yourself and set SWITCHBOARD_CREATE_TOPICS=false")
+
+
+def test_a_refusal_kafka_gives_no_name_for_keeps_its_code() -> None:
+    refused = topics.TopicsRefused([("a.raw", 9999, "")], 1)
+    assert (refused.error, str(refused)) == (
+        "error 9999", "Kafka refused to create topic a.raw: error 9999")
