@@ -8,7 +8,8 @@ import difflib
 import select
 import sys
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -85,11 +86,19 @@ TOPIC_CHECK_S = 1.0
 # JVM, a network partition) gets no error from aiokafka for minutes: tail looked as if no
 # record came. A fetch is answered every half second while Kafka is there, records or not.
 SILENT_AFTER_S = 30.0
+# Tail's other requests (its start: the cluster, its topics, where to start reading each
+# partition) unanswered for this long are said so too: aiokafka asks where to start again
+# every 40 s for as long as the partition's leader is silent, and tail waited without a word.
+# As long as tail waits for Kafka to answer at all before it starts (cli.startup's 10 s).
+START_SILENT_AFTER_S = 10.0
+STARTS = "requests for where to start reading"
+T = TypeVar("T")
 
 
 class _Silence:
-    """Whether Kafka has answered tail's fetches lately, judged from aiokafka's time of the
-    last fetch answered for each partition (wall clock, in ms)."""
+    """Whether Kafka has answered tail lately: its fetches, judged from aiokafka's time of the
+    last fetch answered for each partition (wall clock, in ms), and its other requests, timed
+    as tail waits for them."""
 
     def __init__(self) -> None:
         self.since = time.time()  # the fetches get their time from the start
@@ -102,14 +111,42 @@ class _Silence:
         if self.silent_since is None:
             since = max(answered, self.since)
             if now - since > SILENT_AFTER_S:
-                self.silent_since = since
-                print(f"warning: Kafka has answered none of tail's fetches for "
-                      f"{now - since:.0f}s (a broker paused or out of reach); waiting for it "
-                      "(Ctrl-C stops)", file=sys.stderr, flush=True)
+                self._say_silent("fetches", since, now)
         elif answered > self.silent_since:
-            print(f"Kafka answers again (silent for {answered - self.silent_since:.0f}s)",
-                  file=sys.stderr, flush=True)
-            self.silent_since = None
+            self._say_answered(answered)
+
+    async def answer(self, request: Awaitable[T], what: str) -> T:
+        """What `request` (`what` tail asks of Kafka, but its fetches) returns, waited for
+        as long as it takes: said on stderr once it has waited START_SILENT_AFTER_S, and again
+        once answered. Whatever it raises is raised (aiokafka's own timeouts end some)."""
+        asked = asyncio.ensure_future(request)
+        began = time.time()
+        try:
+            await asyncio.wait([asked], timeout=START_SILENT_AFTER_S)
+            if asked.done():
+                return asked.result()
+            said = self.silent_since is None  # else the fetches' silence was said already
+            if said:
+                self._say_silent(what, began, time.time())
+            answer = await asked
+        finally:
+            asked.cancel()  # Ctrl-C meanwhile: no request left behind (none once done)
+        if said:
+            self._say_answered(time.time())
+        self.since = time.time()  # no fetch was made meanwhile: theirs starts now
+        return answer
+
+    def _say_silent(self, what: str, since: float, now: float) -> None:
+        self.silent_since = since
+        print(f"warning: Kafka has answered none of tail's {what} for {now - since:.0f}s (a "
+              "broker paused or out of reach); waiting for it (Ctrl-C stops)",
+              file=sys.stderr, flush=True)
+
+    def _say_answered(self, answered: float) -> None:
+        assert self.silent_since is not None
+        print(f"Kafka answers again (silent for {answered - self.silent_since:.0f}s)",
+              file=sys.stderr, flush=True)
+        self.silent_since = None
 
 
 async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: bool = False,
@@ -125,23 +162,25 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
         enable_auto_commit=False,
         metadata_max_age_ms=PARTITIONS_CHECK_MS,
     )
+    silence = _Silence()
     try:
-        await consumer.start()
-        created = await _until_created(consumer, connection, wanted)
+        await silence.answer(consumer.start(), "requests to connect")
+        created = await _until_created(consumer, connection, wanted, silence)
         # Assigned, not subscribed: without a group, aiokafka's subscription notices a new
         # partition only at its 5-minute metadata refresh, then starts every partition over
         # (from the end: the new one's records so far missed; --all: the topic printed again).
         # Asked of the cluster: the consumer's own metadata has no topics until it is told some.
-        consumer.assign([tp for topic in plain for tp in await topic_partitions(kafka, topic)])
+        consumer.assign([tp for topic in plain for tp in await silence.answer(
+            topic_partitions(kafka, topic), "requests for the topics' partitions")])
         # A topic created while tail waited holds only records written since: all of them.
         # (Not called without any: seek_to_beginning() of none means of every partition.)
         if new := [tp for tp in consumer.assignment() if tp.topic in created]:
-            await consumer.seek_to_beginning(*new)
+            await silence.answer(consumer.seek_to_beginning(*new), STARTS)
         printed = 0
-        silence = _Silence()
         while True:
-            # Where each partition is, to go back to if the fetch fails on a record.
-            positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+            # Where each partition is, to go back to if the fetch fails on a record. Known
+            # but at the start, for a partition added, and after a reset: then asked of Kafka.
+            positions = await silence.answer(_positions(consumer), STARTS)
             try:
                 batch = await consumer.getmany(timeout_ms=1000)
             except UnicodeDecodeError as exc:  # aiokafka parsing a header key
@@ -157,9 +196,13 @@ async def tail(kafka: KafkaTarget, topics: list[str] | None, *, from_beginning: 
             silence.check(consumer)
             if reader_gone():
                 raise BrokenPipeError  # said by the command as a write to it would be
-            await _follow_new_partitions(consumer, wanted)
+            await _follow_new_partitions(consumer, wanted, silence)
     finally:
         await stop_consumer(consumer)  # also one whose start failed, or whose broker is away
+
+
+async def _positions(consumer: AIOKafkaConsumer) -> dict[TopicPartition, int]:
+    return {tp: await consumer.position(tp) for tp in consumer.assignment()}
 
 
 def reader_gone() -> bool:
@@ -178,10 +221,10 @@ def reader_gone() -> bool:
 
 
 async def _until_created(consumer: AIOKafkaConsumer, connection: KafkaConnection,
-                         wanted: list[str]) -> set[str]:
+                         wanted: list[str], silence: _Silence) -> set[str]:
     """The wanted topics that were missing and have been created since (waited for, if they
     are Switchboard's own); UnknownTopic for any other missing name."""
-    existing = await consumer.topics()
+    existing = await silence.answer(consumer.topics(), "requests for the topics")
     missing = [topic for topic in wanted if topic not in existing]
     if unknown := [t for t in missing if connection.plain_topic(t) not in OURS]:
         raise UnknownTopic(_unknown(connection, unknown, existing))
@@ -244,7 +287,8 @@ def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> set[TopicParti
             for p in consumer.partitions_for_topic(topic) or ()}
 
 
-async def _follow_new_partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> None:
+async def _follow_new_partitions(consumer: AIOKafkaConsumer, topics: list[str],
+                                 silence: _Silence) -> None:
     """Add the partitions the topics gained since the last look, read from their first record
     (all of it was written while tail ran); the others go on where they were."""
     assigned = consumer.assignment()
@@ -256,4 +300,4 @@ async def _follow_new_partitions(consumer: AIOKafkaConsumer, topics: list[str]) 
     consumer.assign(list(assigned | added))
     for tp, offset in positions.items():
         consumer.seek(tp, offset)
-    await consumer.seek_to_beginning(*added)
+    await silence.answer(consumer.seek_to_beginning(*added), STARTS)

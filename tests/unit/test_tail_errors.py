@@ -34,7 +34,7 @@ async def test_kafka_away_while_tail_waits_for_a_topic_is_waited_for_too(
     monkeypatch.setattr(tail_module, "TOPIC_CHECK_S", 0)
     cluster = Cluster()
     created = await tail_module._until_created(
-        cluster, KafkaConnection("unused:9092"), ["switchboard.raw.v1"])
+        cluster, KafkaConnection("unused:9092"), ["switchboard.raw.v1"], tail_module._Silence())
     assert created == {"switchboard.raw.v1"} and cluster.looks == 3
 
 
@@ -100,7 +100,8 @@ async def test_tail_with_no_topic_given_waits_for_both_event_topics_in_one_line(
     with pytest.raises(asyncio.CancelledError):
         await tail_module._until_created(NotYet(), KafkaConnection("unused:9092"),
                                          ["switchboard.message.inbound.v1",
-                                          "switchboard.message.status.v1"])
+                                          "switchboard.message.status.v1"],
+                                         tail_module._Silence())
     assert capsys.readouterr().err.startswith(
         "waiting for topics switchboard.message.inbound.v1, switchboard.message.status.v1 "
         "to be created (")
