@@ -1,13 +1,15 @@
 """What a worker commits, and when (WorkerRuntime's part): per partition, the offset below
 the oldest record still in flight, at most once per commit interval and in the background; a
-commit that fails (a rebalance, Kafka away) is logged, throttled, and the records come back."""
+commit that fails (a rebalance, Kafka away) is logged, throttled, and the records come back;
+one Kafka does not answer in time is left out, not cancelled, and no other starts until it
+ends."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -41,15 +43,16 @@ class Commits:
     _outage_log: ThrottledLog
     _last_commit: float
     _committing: asyncio.Task[None] | None
-    # aiokafka's request of a commit given up on (timed out) that Kafka has not answered yet.
-    _commit_request: asyncio.Task[Any] | None = None
+    # The last commit sent (consumer.commit, a task of ours): one given up on (no answer
+    # within COMMIT_TIMEOUT_S) is left to run, not cancelled, until Kafka answers it.
+    _commit_request: asyncio.Task[None] | None = None
 
     def _maybe_commit(self, consumer: AIOKafkaConsumer) -> None:
         if (time.monotonic() - self._last_commit >= self.commit_interval_s
                 and (self._committing is None or self._committing.done())
                 # Not while one is still out: each would wait for the same silent broker, and
                 # each fail once it answers (a paused broker: four in 30 s, then four errors).
-                and (self._commit_request is None or self._commit_request.done())):
+                and not self._commit_out()):
             # In the background: a commit is a round trip to the coordinator, and records
             # fetched meanwhile should not wait for it.
             self._committing = asyncio.create_task(self._commit_quietly(consumer))
@@ -75,17 +78,20 @@ class Commits:
             if only is None:
                 self._commits_failing_since = None  # none is waiting
             return
+        sent = False
         try:
-            try:
-                async with asyncio.timeout(COMMIT_TIMEOUT_S):
-                    await consumer.commit(offsets)
-            except (TimeoutError, asyncio.CancelledError):
-                self._follow_commit_request(consumer)
-                raise
+            async with asyncio.timeout(COMMIT_TIMEOUT_S):
+                if (out := self._commit_out()) is not None:
+                    # The stop's or a rebalance's commit: after the one out, not beside it.
+                    # aiokafka retries a commit until Kafka answers, and would send the older
+                    # after the newer was taken, putting the group's commit back.
+                    await asyncio.wait({out})  # not cancelled with this wait
+                sent = True
+                await self._commit_waited(consumer, offsets)
         except (KafkaError, TimeoutError) as exc:  # e.g. a rebalance began, or the broker is
             # away: the records will come back
-            if isinstance(exc, TimeoutError):  # Kafka may have taken it (consumers.skips)
-                for tp, offset in offsets.items():
+            if isinstance(exc, TimeoutError) and sent:  # Kafka may have taken it
+                for tp, offset in offsets.items():  # (consumers.skips)
                     self._skips.unanswered(tp, offset.offset)
             if self._commits_failing_since is None:
                 self._commits_failing_since = time.time()
@@ -97,19 +103,36 @@ class Commits:
             self._committed[tp] = offset.offset
             self._skips.committed(tp, offset.offset)
 
-    def _follow_commit_request(self, consumer: AIOKafkaConsumer) -> None:
-        """A commit given up on (timed out, or cancelled by the stop) leaves its request out:
-        aiokafka shields it, and drops its own interest in it as the commit is cancelled
-        (asyncio.shield in Python 3.11), so its failure once Kafka answers (the member gone
-        from the group meanwhile: UnknownMemberIdError) was logged by asyncio as 'Task
-        exception was never retrieved', with a traceback. Retrieved here, and said as the
-        commit failure it is."""
-        for request in _commit_requests(consumer):
-            if request is not self._commit_request:  # not followed yet
-                request.add_done_callback(self._commit_request_ended)
-                self._commit_request = request
+    async def _commit_waited(self, consumer: AIOKafkaConsumer,
+                             offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """consumer.commit(offsets) in a task of ours, waited for but not cancelled when the
+        wait is (timed out, or the stop). Cancelled, aiokafka's commit would leave the request
+        it shields out, with no handle on it (asyncio.shield in Python 3.11 drops its interest
+        in it), and its failure once Kafka answered (the member gone from the group meanwhile)
+        was logged by asyncio as 'Task exception was never retrieved', with a traceback. Left
+        to run, it is retrieved once it ends, and said as the commit failure it is."""
+        request = asyncio.ensure_future(consumer.commit(offsets))
+        self._commit_request = request
+        try:
+            await asyncio.wait({request})
+        except asyncio.CancelledError:
+            request.add_done_callback(self._commit_request_ended)
+            raise
+        request.result()
 
-    def _commit_request_ended(self, request: asyncio.Task[Any]) -> None:
+    def _commit_out(self) -> asyncio.Task[None] | None:
+        """The commit sent that Kafka has not answered yet, if any."""
+        request = self._commit_request
+        return request if request is not None and not request.done() else None
+
+    def _end_commits(self) -> None:
+        """Once the consumer has stopped: the commit still out ends. The consumer's stop
+        closed its connections, failing the request (no answer to lose), and aiokafka retries
+        a commit without a coordinator for ever (every retry_backoff_ms)."""
+        if (out := self._commit_out()) is not None:
+            out.cancel()  # said failed already, when it was given up on
+
+    def _commit_request_ended(self, request: asyncio.Task[None]) -> None:
         if request.cancelled() or (exc := request.exception()) is None:
             return  # taken late: the next commit commits as far again, or further
         # INFO: the commit was said failed (no answer) when it was given up on.
@@ -124,26 +147,8 @@ class Commits:
             self._commit_failed(exc, repr(exc))
 
     def _commit_failed(self, exc: Exception, error: str) -> None:
-        # Throttled as retries are: with Kafka away, each worker fails a commit every
-        # COMMIT_TIMEOUT_S (more often where Kafka refuses at once), for as long as it lasts.
+        # Throttled as retries are: where Kafka refuses at once, each worker fails a commit
+        # every interval for as long as it lasts (with no answer, one is out until it comes).
         self._outage_log(logging.WARNING, "commit failed",
                          {"worker": self.name, "error_type": type(exc).__name__}, error=error)
 
-
-def _commit_requests(consumer: AIOKafkaConsumer) -> list[asyncio.Task[Any]]:
-    """The requests of `consumer`'s commits still out: the tasks aiokafka's commit_offsets
-    shields (asyncio.shield(self._do_commit_offsets(...)), aiokafka 0.14), found by their
-    coroutine, aiokafka giving no handle on them (test_commit_requests pins the names)."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    found = []
-    for task in asyncio.all_tasks():
-        coroutine = task.get_coro()
-        if (not task.done() and coordinator is not None
-                and getattr(coroutine, "__qualname__", "") == _COMMIT_REQUEST
-                and getattr(getattr(coroutine, "cr_frame", None), "f_locals", {}).get("self")
-                is coordinator):
-            found.append(task)
-    return found
-
-
-_COMMIT_REQUEST = "GroupCoordinator._do_commit_offsets"

@@ -270,7 +270,10 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
             watching.cancel()
             asking.cancel()
             self._skips.cancel()
-            await self._leave(consumer)  # leaves the group: partitions move on at once
+            try:
+                await self._leave(consumer)  # leaves the group: partitions move on at once
+            finally:
+                self._end_commits()  # after the stop: it failed the request still out
             PARTITIONS.labels(self.name).set(0)
             await self.producer.stop()
             self._outage_log.flush()  # retries and failed commits held back: not lost
