@@ -122,7 +122,8 @@ class BotHandler:
         """Compliance's answer and opt-out change; the change made, if any."""
         assert event.from_ is not None
         known = self.opt_outs.state(event.account, event.from_)
-        plan = plan_change(known, decision.opt_out, change_time(event))
+        made_at = change_time(event)
+        plan = plan_change(known, decision.opt_out, made_at)
         if known is not None and plan.reason is not None:
             self._log_late(event, decision, known, plan)
         opted_out = decision.opt_out if plan.apply else None
@@ -132,7 +133,7 @@ class BotHandler:
                 # The word as written ("STOP!!!..."), bounded as a reply's echo is: kept
                 # in every sender's and bot's memory with the contact's state.
                 f"{decision.source}:{bounded(str(decision.values.get('keyword')))}",
-                at=plan.at))
+                at=plan.at, made_at=made_at))
         # An opt-out is always confirmed (carriers and the law want each confirmed), an opt-in
         # up to a limit of its own (limits.py: two bots' confirmations opting each other out
         # and in looped); the rest are what two auto-responders would trade without end. Its
@@ -148,7 +149,8 @@ class BotHandler:
     def _log_late(self, event: MessageEvent, decision: Decision, known: OptOutState,
                   plan: ChangePlan) -> None:
         """A change older than the contact's known state, applied (a STOP over an opt-in they
-        did not make: which one, by its source) or dropped (which change)."""
+        did not make, or of the time of theirs: which one, by its source) or dropped (which
+        change)."""
         assert event.from_ is not None
         names = {"worker": self.name, "account": event.account,
                  "contact": masked_contact(event.from_), "event_id": str(event.id)}

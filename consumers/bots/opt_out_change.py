@@ -12,6 +12,8 @@ from consumers.bots.optouts import OptOutState
 # The log lines of a late change (the plan's `reason`).
 LATE_STOP = "STOP older than an opt-in the contact did not make: applied, confirmed"
 AGAINST = "opt-out change older than the contact's known state: not applied, not confirmed"
+TIED_STOP = ("STOP of the time of the contact's START stamped after it: applied, confirmed "
+             "(the opt-out wins a tie)")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,8 @@ def plan_change(known: OptOutState | None, opt_out: bool | None,
         # request, which share the time it was received, or in one second of a provider that
         # gives whole seconds): at a tie the opt-out wins
         # (OptOutState.supersedes, OptOutList's catching up), so the contact told "Welcome
-        # back" would stay out. Stamped just after it, as it was handled after it.
+        # back" would stay out. Stamped just after it, as it was handled after it; the
+        # record keeps the contact's time too (OptOutState.made_at, for a STOP after it).
         at = known.at + timedelta(microseconds=1)
     return ChangePlan(apply=True, at=at, confirm=True, flips=opt_out != standing)
 
@@ -61,6 +64,17 @@ def already_stored(known: OptOutState | None, opt_out: bool, at: datetime) -> bo
 def _late(known: OptOutState, opt_out: bool, made_at: datetime) -> ChangePlan:
     """A change older than the known one (a STOP redelivered after a START) would undo the
     newer one: not published."""
+    if opt_out and not known.opted_out and known.made_at is not None \
+            and known.made_at <= made_at:
+        # Older than that opt-in's stamp only: the START was stamped after a STOP of its
+        # time, and this STOP is of that time too (STOP, START, STOP in one request). Handled
+        # after the START, it is the contact's last word, or the first STOP handled again (a
+        # redelivery, a second bot worker behind the first): nothing here tells them apart.
+        # A STOP dropped breaks the law (TCPA, CTIA), a spare "you are unsubscribed" does
+        # not: applied, stamped just after that opt-in, and confirmed. A START after it is
+        # the same puzzle, and stays unapplied (against the state, below): the opt-out wins.
+        return ChangePlan(apply=True, at=known.at + timedelta(microseconds=1), confirm=True,
+                          flips=True, reason=TIED_STOP)
     if opt_out and not (known.opted_out or known.made_by_contact()):
         # A STOP is honoured whenever it comes (CTIA, TCPA): an opt-in the contact did not
         # make (an import stamped with its own time, while the bot was behind) does not

@@ -10,8 +10,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from consumers.table import CompactedTable
 from switchboard.logs import get_logger, masked_contact
@@ -41,6 +49,19 @@ class OptOutState(BaseModel):
     opted_out: bool
     source: str
     at: AwareDatetime  # compared with event times, which carry an offset
+    # When the contact made it, where the bot stamped it later (opt_out_change.plan_change:
+    # a START past an opt-out of its time, a STOP past a START of its time or past an import).
+    # Written only then; readers that predate it ignore it (extra="ignore") and read `at`.
+    made_at: AwareDatetime | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_made_at_unless_set(self, handler: SerializerFunctionWrapHandler
+                                    ) -> dict[str, Any]:
+        """The record as it was before `made_at`, but where it says something."""
+        data: dict[str, Any] = handler(self)
+        if data.get("made_at") is None:
+            data.pop("made_at", None)
+        return data
 
     def made_by_contact(self) -> bool:
         """The contact's own STOP/START (a keyword or a button's payload), as the bots record
@@ -89,12 +110,15 @@ decode_opt_out = OptOutDecode()
 
 
 def opt_out_records(provider: str, account: str, contact: str, opted_out: bool,
-                    source: str, at: datetime | None = None) -> tuple[OutRecord, OutRecord]:
+                    source: str, at: datetime | None = None,
+                    made_at: datetime | None = None) -> tuple[OutRecord, OutRecord]:
     """The change for the opt-out list, and its copy for the outbound topic (publish both).
     `at` is when the contact or provider made it (the event's time), so that however late
-    or often it is handled, the newer change wins; now if not given (an import)."""
+    or often it is handled, the newer change wins; now if not given (an import). `made_at`:
+    the event's time where `at` was moved past it (kept only then)."""
+    at = at or datetime.now(UTC)
     state = OptOutState(account=account, contact=contact, opted_out=opted_out, source=source,
-                        at=at or datetime.now(UTC))
+                        at=at, made_at=made_at if made_at != at else None)
     value = state.model_dump_json().encode()
     in_order = OutRecord(OUTBOUND.name, value, conversation_key(provider, account, contact),
                          cloudevent_headers(ce_id=str(uuid.uuid4()),

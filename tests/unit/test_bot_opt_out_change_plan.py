@@ -3,7 +3,8 @@ the contact's known state (none; opted out or in, by their own keyword or not) a
 their STOP, START or HELP (older than that state, the same, newer) make of the change.
 
 The rules (README, *Bots*): a change older than the known state is not applied (the newer `at`
-wins), except a STOP over an opt-in the contact did not make, applied just after it; a late
+wins), except a STOP over an opt-in the contact did not make, applied just after it, and a STOP
+of the time the contact made an opt-in stamped later (a START after a STOP of one time); a late
 change that goes against the standing state is not confirmed either; the very change already
 stored is not written again; a confirmation "flips" when its change reverses the standing state
 (an opt-out's is then always made, an opt-in's within its own limit).
@@ -33,20 +34,26 @@ CONTACT = "+4179000111"
 KNOWN_AT = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OLDER, SAME, NEWER = KNOWN_AT - timedelta(minutes=1), KNOWN_AT, KNOWN_AT + timedelta(minutes=1)
 JUST_AFTER = datetime(2026, 11, 25, 12, 0, 0, 1, tzinfo=UTC)  # KNOWN_AT + 1 µs
+TWO_AFTER = datetime(2026, 11, 25, 12, 0, 0, 2, tzinfo=UTC)  # KNOWN_AT + 2 µs
 RECEIVED = {"older": OLDER, "same": SAME, "newer": NEWER}
-# The known state's (source, opted_out): the bots write "keyword:" (or "postback:") for a
-# contact's own change; a provider's report or an import is not the contact's.
+# The known state's (source, opted_out, restamped): the bots write "keyword:" (or "postback:")
+# for a contact's own change; a provider's report or an import is not the contact's.
+# Restamped: made at KNOWN_AT, stamped JUST_AFTER, past an opposite change of that time.
 KNOWN = {
     "none": None,
-    "out by contact": ("keyword:STOP", True),
-    "out by provider": ("provider:bird:103", True),
-    "in by contact": ("keyword:START", False),
-    "in by import": ("import:crm", False),
+    "out by contact": ("keyword:STOP", True, False),
+    "out by provider": ("provider:bird:103", True, False),
+    "in by contact": ("keyword:START", False, False),
+    "in by import": ("import:crm", False, False),
+    "in restamped": ("keyword:START", False, True),
+    "out restamped": ("keyword:STOP", True, True),
 }
 DECISIONS = {"STOP": True, "START": False, "HELP": None}
 LATE_STOP = "STOP older than an opt-in the contact did not make: applied, confirmed"
 AGAINST = ("opt-out change older than the contact's known state: not applied, "
            "not confirmed")
+TIED_STOP = ("STOP of the time of the contact's START stamped after it: applied, confirmed "
+             "(the opt-out wins a tie)")
 
 
 class Plan(NamedTuple):
@@ -102,6 +109,28 @@ ROWS: list[tuple[str, str, str, Plan]] = [
     ("in by import",    "newer", "STOP",  Plan(True,  NEWER,      True,  True,  None)),
     ("in by import",    "newer", "START", Plan(True,  NEWER,      True,  False, None)),
     ("in by import",    "newer", "HELP",  Plan(False, NEWER,      True,  False, None)),
+
+    # A START after a STOP of its time; "same" is the time the contact made it.
+    ("in restamped",    "older", "STOP",  Plan(False, OLDER,      False, False, AGAINST)),
+    ("in restamped",    "older", "START", Plan(False, OLDER,      True,  False, None)),
+    ("in restamped",    "older", "HELP",  Plan(False, OLDER,      True,  False, None)),
+    ("in restamped",    "same",  "STOP",  Plan(True,  TWO_AFTER,  True,  True,  TIED_STOP)),
+    ("in restamped",    "same",  "START", Plan(False, SAME,       True,  False, None)),
+    ("in restamped",    "same",  "HELP",  Plan(False, SAME,       True,  False, None)),
+    ("in restamped",    "newer", "STOP",  Plan(True,  NEWER,      True,  True,  None)),
+    ("in restamped",    "newer", "START", Plan(True,  NEWER,      True,  False, None)),
+    ("in restamped",    "newer", "HELP",  Plan(False, NEWER,      True,  False, None)),
+
+    # A STOP after that START: a START of their time is not applied (the opt-out wins).
+    ("out restamped",   "older", "STOP",  Plan(False, OLDER,      True,  False, None)),
+    ("out restamped",   "older", "START", Plan(False, OLDER,      False, False, AGAINST)),
+    ("out restamped",   "older", "HELP",  Plan(False, OLDER,      True,  False, None)),
+    ("out restamped",   "same",  "STOP",  Plan(False, SAME,       True,  False, None)),
+    ("out restamped",   "same",  "START", Plan(False, SAME,       False, False, AGAINST)),
+    ("out restamped",   "same",  "HELP",  Plan(False, SAME,       True,  False, None)),
+    ("out restamped",   "newer", "STOP",  Plan(True,  NEWER,      True,  False, None)),
+    ("out restamped",   "newer", "START", Plan(True,  NEWER,      True,  True,  None)),
+    ("out restamped",   "newer", "HELP",  Plan(False, NEWER,      True,  False, None)),
 ]
 CASES = [pytest.param(*row, id=f"{row[0]}-{row[1]}-{row[2]}") for row in ROWS]
 
@@ -110,7 +139,10 @@ def known_state(known: str) -> OptOutState | None:
     made = KNOWN[known]
     if made is None:
         return None
-    source, opted_out = made
+    source, opted_out, restamped = made
+    if restamped:
+        return OptOutState(account="acme", contact=CONTACT, opted_out=opted_out,
+                           source=source, at=JUST_AFTER, made_at=KNOWN_AT)
     return OptOutState(account="acme", contact=CONTACT, opted_out=opted_out, source=source,
                        at=KNOWN_AT)
 
@@ -152,7 +184,7 @@ async def test_the_handler_acts_on_each_case_as_the_row_says(
     assert [c.opted_out for c in changes] in ([], [DECISIONS[word]])
     assert asked in ([], [None], [DECISIONS[word]])
     assert len(commands(ctx)) == len(asked)  # each admitted confirmation made
-    logged = [reason for reason in (LATE_STOP, AGAINST) if reason in caplog.text]
+    logged = [reason for reason in (LATE_STOP, AGAINST, TIED_STOP) if reason in caplog.text]
     assert len(logged) <= 1 and CONTACT not in caplog.text
     seen = Plan(apply=bool(changes), at=changes[0].at if changes else RECEIVED[when],
                 confirm=bool(asked), flips=asked not in ([], [None]),
