@@ -189,7 +189,7 @@ def _first_rule(event: MessageEvent, account: CompiledAccount) -> FoundRule | No
     # A message with nothing in it is answered by no rule, as by no fallback: a catch-all
     # regex (".*") answered a contact card or a sign-in response. One with media or a
     # button is read as an empty text: '^$' answers a photo sent without words.
-    rules = account.rules if _has_content(event) else []
+    rules = account.rules if has_content(event) else []
     for number, rule in enumerate(rules, start=1):
         values = _match(rule, number, event, read)
         if values is not None:
@@ -209,14 +209,16 @@ def keyword_reply(event: MessageEvent, account: CompiledAccount) -> Decision | N
     if found is not None:
         number, rule, values = found
         return Decision(f"rule-{number}", _render(rule.template, values), values=values)
-    if account.fallback is not None and _has_content(event):
+    if account.fallback is not None and has_content(event):
         values = template_values(event, *split_first_word(event.text))
         return Decision("fallback", _render(account.fallback, values), values=values)
     return None
 
 
-def _has_content(event: MessageEvent) -> bool:
-    """Words, media or a button: what an answer can be to."""
+def has_content(event: MessageEvent) -> bool:
+    """Words, media or a button: what an answer can be to (a rule's, the fallback's, the
+    auto-reply's). An empty SMS, a blank text, a contact card or sign-in response the
+    normalizer gave nothing of: answered, each is a paid message answering nothing."""
     return bool((event.text or "").strip() or event.postback or event.media)
 
 

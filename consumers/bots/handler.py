@@ -20,6 +20,7 @@ from consumers.bots.decide import (
     change_time,
     compliance,
     forget_message,
+    has_content,
     keyword_reply,
     provider_opt_out,
     should_answer,
@@ -241,6 +242,8 @@ class AutoReply:
                        ) -> list[tuple[Reply, str]]:
         config = account.config.auto_reply
         if config is None or account.auto_reply is None or event.from_ is None:
+            return []
+        if not has_content(event):  # as the fallback: a paid SMS answering nothing
             return []
         key = (event.account, event.from_)
         now = time.monotonic()
