@@ -7,7 +7,14 @@ from __future__ import annotations
 import re
 
 import regex
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from consumers.bots.words import fold
 from switchboard.events import CHANNEL_PATTERN
@@ -59,6 +66,19 @@ class Rule(_Strict):
                                  "deeply") from None
         return self
 
+    @field_validator("keyword", "prefix")
+    @classmethod
+    def _without_spaces_before(cls, written: str | None, info: ValidationInfo) -> str | None:
+        """A message is read without the spaces before it, and a keyword is a first word,
+        without spaces after it too: " price " (copied with its spaces) matched no message.
+        A prefix keeps a space after it: "order " does not answer "orders"."""
+        if not written:
+            return written
+        if not written.strip():
+            raise ValueError(f"{info.field_name} {written!r} is blank: it would match no "
+                             "message")
+        return written.strip() if info.field_name == "keyword" else written.lstrip()
+
     @field_validator("channel")
     @classmethod
     def _a_channel_events_have(cls, channel: str | None) -> str | None:
@@ -99,9 +119,13 @@ class AccountRules(_Strict):
     @field_validator("extra_stop_keywords")
     @classmethod
     def _single_words(cls, words: list[str]) -> list[str]:
+        """Each without the spaces around it: a contact's word is read without them, and
+        " ARRET" (copied with its space) loaded and opted no one out."""
         for word in words:
             if not word.strip() or len(word.split()) != 1:
                 raise ValueError(f"stop keyword {word!r} must be one word")
-            if not fold(word):  # "\u0301" would opt out everyone who sends only an emoji
+            # Of the word without its spaces (" \u0301" folds to a space): "\u0301" would opt
+            # out everyone who sends only an emoji.
+            if not fold(word.strip()):
                 raise ValueError(f"stop keyword {word!r} is only accents or marks")
-        return words
+        return [word.strip() for word in words]
