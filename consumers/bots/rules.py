@@ -9,13 +9,19 @@ is read in words.py.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from consumers.bots.compiled import DEFAULT_STOP, CompiledAccount, RuleSet, RuleTemplateError
+from consumers.bots.compiled import (
+    DEFAULT_STOP,
+    CompiledAccount,
+    CompiledRule,
+    RuleSet,
+    RuleTemplateError,
+)
 from consumers.bots.rule_lines import RuleLines
 from consumers.bots.rule_schema import AccountRules
 from consumers.bots.templates import TemplateError
@@ -68,6 +74,10 @@ def parse_rules(data: dict[str, Any], source: str = "<rules>", text: str | None 
         if shadowed:
             number, problem = shadowed
             raise RulesError(f"{source}: account {name!r}: {rule(number)}: {problem}")
+        answered = _answered_first(compiled[name], rule)
+        if answered:
+            number, problem = answered
+            raise RulesError(f"{source}: account {name!r}: {rule(number)}: {problem}")
     return RuleSet(compiled, source)
 
 
@@ -105,6 +115,49 @@ def _shadowed_keyword(account: CompiledAccount) -> tuple[int, str] | None:
                     f"compliance answers before any rule: the rule would never answer a "
                     f"message that says it; {fix} (or, for a button's payload, write "
                     f"postback = {rule.rule.keyword!r})")
+    return None
+
+
+def _answered_first(account: CompiledAccount, rule: Callable[[int], str]
+                    ) -> tuple[int, str] | None:
+    """A rule an earlier one always answers first, on its channels: first match wins, so it
+    would never answer (its reply, written for something, never sent). Only what is certain:
+    the same keyword or payload, a prefix that begins with an earlier one; a keyword rule
+    answers a button's payload too. Not regexes, nor a keyword an earlier prefix begins
+    ("«Price»" is the keyword "price", and begins with no prefix "price"). Looked up, not
+    compared pair by pair: an account may have thousands of keyword rules (product codes)."""
+    rules = account.rules
+    keywords: dict[str, list[int]] = {}  # folded keyword: the rules with it, by number
+    postbacks: dict[str, list[int]] = {}
+    prefixes: list[int] = []
+    for later, this in enumerate(rules, start=1):
+        def first(numbers: Iterable[int], this: CompiledRule = this) -> int | None:
+            """The first of these earlier rules answering on each of this one's channels."""
+            return next((n for n in numbers
+                         if rules[n - 1].rule.channel in (None, this.rule.channel)), None)
+
+        problem = None
+        if this.keyword is not None:
+            if (earlier := first(keywords.get(this.keyword, []))) is not None:
+                problem = f"keyword {this.rule.keyword!r} is that of {rule(earlier)}"
+            keywords.setdefault(this.keyword, []).append(later)
+        elif this.postback is not None:
+            if (earlier := first(postbacks.get(this.postback, []))) is not None:
+                problem = f"postback {this.rule.postback!r} is that of {rule(earlier)}"
+            elif (earlier := first(keywords.get(this.postback, []))) is not None:
+                problem = (f"postback {this.rule.postback!r} is the keyword of "
+                           f"{rule(earlier)}, which answers that payload")
+            postbacks.setdefault(this.postback, []).append(later)
+        elif this.prefix is not None:
+            prefix = this.prefix
+            if (earlier := first(n for n in prefixes
+                                 if prefix.startswith(rules[n - 1].prefix or ""))) is not None:
+                problem = (f"prefix {this.rule.prefix!r} begins with {rule(earlier)}'s prefix "
+                           f"{rules[earlier - 1].rule.prefix!r}")
+            prefixes.append(later)
+        if problem is not None:
+            return later, (f"{problem}: rule {earlier} answers every message this rule would, "
+                           "first; take one of them out, or give each its channel")
     return None
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from consumers.bots.decide import compliance, keyword_reply
-from consumers.bots.rules import RulesError, parse_rules
+from consumers.bots.rules import RulesError, load_rules, parse_rules
 from switchboard.events import MessageEvent
 
 
@@ -67,3 +68,64 @@ def test_a_stop_keyword_of_a_mark_and_spaces_is_refused() -> None:
     with pytest.raises(RulesError) as caught:
         parse_rules({"accounts": {"acme": {"extra_stop_keywords": [" \u0301"]}}}, "bots.toml")
     assert "stop keyword ' \u0301' is only accents or marks" in str(caught.value)
+
+
+SHADOWED = [
+    # The same keyword twice, in another case or with accents: the first always answers.
+    ('keyword = "price"', 'keyword = "PRÎCE"', None, None,
+     "keyword 'PRÎCE' is that of rule 1 (line 1)"),
+    # A keyword rule answers a button's payload too.
+    ('keyword = "menu"', 'postback = "MENU"', None, "whatsapp",
+     "postback 'MENU' is the keyword of rule 1 (line 1), which answers that payload"),
+    ('postback = "YES-42"', 'postback = "yes-42"', "whatsapp", "whatsapp",
+     "postback 'yes-42' is that of rule 1 (line 1)"),
+    # Every text beginning "order status" begins "order".
+    ('prefix = "order"', 'prefix = "Order status"', None, None,
+     "prefix 'Order status' begins with rule 1 (line 1)'s prefix 'order'"),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "first_channel", "second_channel", "problem"),
+                         SHADOWED)
+def test_a_rule_an_earlier_rule_always_answers_first_is_refused_naming_both(
+        tmp_path: Path, first: str, second: str, first_channel: str | None,
+        second_channel: str | None, problem: str) -> None:
+    """It loaded, and never answered: first match wins, so its reply was never sent."""
+    def channel(name: str | None) -> str:
+        return f'channel = "{name}"\n' if name else ""
+
+    path = tmp_path / "rules.toml"
+    path.write_text(f'[[accounts.acme.rules]]\n{first}\n{channel(first_channel)}reply = "1"\n\n'
+                    f'[[accounts.acme.rules]]\n{second}\n{channel(second_channel)}reply = "2"\n',
+                    encoding="utf-8")
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    line = 6 if first_channel else 5
+    assert str(caught.value) == (
+        f"{path}: account 'acme': rule 2 (line {line}): {problem}: rule 1 answers every "
+        "message this rule would, first; take one of them out, or give each its channel")
+
+
+@pytest.mark.parametrize(("first", "second", "first_channel", "second_channel"), [
+    # Another channel, or only some of the second's: the second answers the rest.
+    ('keyword = "menu"', 'keyword = "menu"', "whatsapp", None),
+    ('keyword = "menu"', 'keyword = "menu"', "whatsapp", "sms"),
+    ('prefix = "order"', 'prefix = "order"', "telegram", "sms"),
+    # Not the same words.
+    ('keyword = "price"', 'keyword = "prices"', None, None),
+    ('prefix = "order status"', 'prefix = "order"', None, None),
+    ('postback = "menu"', 'keyword = "menu"', None, None),  # the keyword's text, answered
+    ('prefix = "price"', 'keyword = "price"', None, None),  # "«Price»" is not "price..."
+])
+def test_rules_that_each_answer_some_message_still_load(
+        first: str, second: str, first_channel: str | None, second_channel: str | None
+        ) -> None:
+    def rule(matcher: str, channel: str | None, reply: str) -> dict[str, str]:
+        key, value = matcher.split(" = ")
+        return {key: value.strip('"'), "reply": reply} | ({"channel": channel} if channel
+                                                          else {})
+
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        rule(first, first_channel, "1"), rule(second, second_channel, "2")]}}}
+    ).accounts["acme"]
+    assert len(account.rules) == 2
