@@ -119,6 +119,13 @@ class CompiledAccount:
                 found.append((setting, first))
         return found
 
+    def keywords_of_words(self) -> list[tuple[int, str]]:
+        """The keyword rules (number, keyword) whose keyword is more than one word: a
+        message's first word is compared with it, so it answers no text, only a button whose
+        payload it is (a use such rules may have: not refused)."""
+        return [(number, rule.rule.keyword) for number, rule in enumerate(self.rules, start=1)
+                if rule.rule.keyword is not None and len(rule.rule.keyword.split()) > 1]
+
     def blank_compliance_texts(self) -> list[str]:
         """The compliance texts (setting names) that are blank: no reply is made of them."""
         return [setting for setting in ("help_text", "stop_confirmation", "start_confirmation")

@@ -103,7 +103,8 @@ class RulesSource:
 
 def _warn_of_echoes(rules: RuleSet) -> None:
     """A warning, not a refusal: such texts loaded before, and the loop needs a bot like
-    ours at the other end. Blank ones too: a provider may confirm STOP itself."""
+    ours at the other end. Blank ones too: a provider may confirm STOP itself. And a keyword
+    of several words: it still answers a button whose payload it is."""
     for name, account in rules.accounts.items():
         for setting, word in account.keyword_first_texts():
             log.warning("a compliance text begins with a word bots answer: a bot like this one "
@@ -117,3 +118,8 @@ def _warn_of_echoes(rules: RuleSet) -> None:
                         "answered, and carriers require each opt-out confirmed and HELP "
                         "answered; leave it blank only if your provider sends it",
                         account=name, setting=setting)
+        for number, keyword in account.keywords_of_words():
+            log.warning("a keyword rule's keyword is more than one word: a message's first "
+                        "word is compared with it, so it answers no text, only a button whose "
+                        "payload it is; for a text write prefix = the words, for a button "
+                        "postback =", account=name, rule=number, keyword=keyword[:40])

@@ -11,6 +11,7 @@ import pytest
 
 from consumers.bots.decide import compliance, keyword_reply
 from consumers.bots.rules import RulesError, load_rules, parse_rules
+from consumers.bots.rules_source import RulesSource
 from switchboard.events import MessageEvent
 
 
@@ -129,3 +130,23 @@ def test_rules_that_each_answer_some_message_still_load(
         rule(first, first_channel, "1"), rule(second, second_channel, "2")]}}}
     ).accounts["acme"]
     assert len(account.rules) == 2
+
+
+def test_a_keyword_of_several_words_is_warned_of_and_still_answers_its_payload(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """"opening hours" loaded silently and answered no text (a message's first word is
+    compared with it), only a button with that payload. Loaded as before (such buttons
+    exist), with a warning naming the account, the rule and the keyword."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[[accounts.acme.rules]]\nkeyword = "price"\nreply = "From 10 EUR"\n\n'
+                    '[[accounts.acme.rules]]\nkeyword = "opening hours"\nreply = "9-17"\n',
+                    encoding="utf-8")
+    account = RulesSource(path, check_every_s=0).rules_for("acme")
+    warned = [r.getMessage() for r in caplog.records if "more than one word" in r.getMessage()]
+    assert len(warned) == 1
+    assert all(f"'{field}': {value!r}" in warned[0] for field, value in (
+        ("account", "acme"), ("rule", 2), ("keyword", "opening hours")))
+    assert keyword_reply(inbound("opening hours"), account) is None
+    button = inbound("Opening hours").model_copy(update={"postback": "OPENING HOURS"})
+    decision = keyword_reply(button, account)
+    assert decision is not None and decision.reply == "9-17"
