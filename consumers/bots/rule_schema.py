@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from consumers.bots.words import fold
+from normalizers.channels import channel as event_channel
 from switchboard.events import CHANNEL_PATTERN
 
 
@@ -86,6 +87,10 @@ class Rule(_Strict):
         if channel is not None and re.fullmatch(CHANNEL_PATTERN, channel) is None:
             raise ValueError(f"channel {channel!r} matches no event: channels are written "
                              f"as events write them, in lower case ({channel.lower()!r})")
+        # A provider's label of it ("facebook", "viber_bm"): events name it as the
+        # normalizers do ("messenger", "viber"), and the rule loaded to answer nothing.
+        if channel is not None and (named := event_channel(channel)) != channel:
+            raise ValueError(f"channel {channel!r} matches no event: events call it {named!r}")
         return channel
 
 

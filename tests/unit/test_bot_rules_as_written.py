@@ -150,3 +150,25 @@ def test_a_keyword_of_several_words_is_warned_of_and_still_answers_its_payload(
     button = inbound("Opening hours").model_copy(update={"postback": "OPENING HOURS"})
     decision = keyword_reply(button, account)
     assert decision is not None and decision.reply == "9-17"
+
+
+@pytest.mark.parametrize(("written", "named"), [
+    ("facebook", "messenger"), ("viber_bm", "viber"), ("instagram_dm", "instagram"),
+    ("apple_mb", "apple"), ("sms-", "sms")])
+def test_a_channel_events_call_by_another_name_is_refused_naming_it(written: str,
+                                                                    named: str) -> None:
+    """A provider's label of a channel loaded, and the rule answered nothing: events name
+    the channel as the normalizers do (a Facebook message is on "messenger")."""
+    with pytest.raises(RulesError) as caught:
+        parse_rules({"accounts": {"acme": {"rules": [
+            {"keyword": "menu", "channel": written, "reply": "Menu"}]}}}, "bots.toml")
+    assert str(caught.value) == (f"bots.toml: account 'acme': rule 1.channel: channel "
+                                 f"{written!r} matches no event: events call it {named!r}")
+
+
+@pytest.mark.parametrize("written", ["messenger", "whatsapp", "sms", "googlebm"])
+def test_a_channel_as_events_name_it_loads(written: str) -> None:
+    """Also one no normalizer names yet: a provider's new label is its channel."""
+    account = parse_rules({"accounts": {"acme": {"rules": [
+        {"keyword": "menu", "channel": written, "reply": "Menu"}]}}}).accounts["acme"]
+    assert account.rules[0].rule.channel == written
