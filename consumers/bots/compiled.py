@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 from consumers.bots.rule_schema import AccountRules, Rule, compile_rule_regex
 from consumers.bots.templates import FIELDS, Template, TemplateError
-from consumers.bots.words import fold, lookalike, word_forms
+from consumers.bots.words import fold, lookalike, whole_forms, word_forms
 from switchboard.addresses import address
 from switchboard.events import MessageEvent
 
@@ -60,6 +60,16 @@ def _with_lookalikes(words: Iterable[str]) -> set[str]:
     return {form for word in words for form in (fold(word), lookalike(fold(word)))}
 
 
+def _stop_forms(words: Iterable[str]) -> set[str]:
+    """Stop words in lookalike letters too, and each also read whole as a contact's word is:
+    without the punctuation, symbols and invisible characters around or in it ("ARRET!"
+    opted out only "ARRET!" to the letter, not ARRET). Not a form with nothing left: "🛑"
+    alone stays itself, or every message without words (a photo) would opt out."""
+    words = list(words)
+    return _with_lookalikes(words) | {form for word in words
+                                      for form in whole_forms(fold(word)) if form}
+
+
 class CompiledAccount:
     """An account's rules, ready to match: keywords folded, regexes and templates compiled."""
 
@@ -68,8 +78,8 @@ class CompiledAccount:
         self.config = rules
         # Each also in lookalike letters: an own keyword in Cyrillic, written with some
         # Latin letters ("CTOП"), matches too.
-        self.stop_words = _with_lookalikes((*DEFAULT_STOP, *rules.extra_stop_keywords))
-        self.payload_stop_words = _with_lookalikes((*PAYLOAD_STOP, *rules.extra_stop_keywords))
+        self.stop_words = _stop_forms((*DEFAULT_STOP, *rules.extra_stop_keywords))
+        self.payload_stop_words = _stop_forms((*PAYLOAD_STOP, *rules.extra_stop_keywords))
         self.start_words = _with_lookalikes(DEFAULT_START)
         self.help_words = _with_lookalikes(DEFAULT_HELP)
         self.info_words = _with_lookalikes(DEFAULT_INFO)

@@ -172,3 +172,38 @@ def test_a_channel_as_events_name_it_loads(written: str) -> None:
     account = parse_rules({"accounts": {"acme": {"rules": [
         {"keyword": "menu", "channel": written, "reply": "Menu"}]}}}).accounts["acme"]
     assert account.rules[0].rule.channel == written
+
+
+@pytest.mark.parametrize(("word", "texts"), [
+    ("ARRET!", ("arret", "Arret.", "ARRET!", "arret!! merci")),
+    ("Stopp.", ("stopp", "STOPP")),
+    ("\u200bARRET", ("arret", "ARRET")),  # a zero-width space copied in with it
+])
+def test_a_stop_keyword_written_with_punctuation_opts_out_the_word_without_it(
+        word: str, texts: tuple[str, ...]) -> None:
+    """"ARRET!" opted out only a contact who wrote "ARRET!" to the letter: their ARRET, read
+    without punctuation around it (as STOP is), was kept apart from it."""
+    account = parse_rules({"accounts": {"acme": {"extra_stop_keywords": [word]}}}
+                          ).accounts["acme"]
+    for text in texts:
+        decision = compliance(inbound(text), account)
+        assert decision is not None and decision.opt_out is True, text
+
+
+def test_a_stop_keyword_of_a_symbol_alone_opts_out_that_symbol_only() -> None:
+    """Read without punctuation and symbols, "🛑" is nothing: that is not taken as a stop
+    word, or every message without words (a photo, an emoji) would opt out."""
+    account = parse_rules({"accounts": {"acme": {"extra_stop_keywords": ["🛑"]}}}
+                          ).accounts["acme"]
+    stopped = compliance(inbound("🛑"), account)
+    assert stopped is not None and stopped.opt_out is True
+    for text in ("", "   ", "hello", "👍", "!"):
+        assert compliance(inbound(text), account) is None, text
+
+
+def test_a_keyword_rule_on_a_stop_keyword_written_with_punctuation_is_refused() -> None:
+    """Compliance now answers "arret" for the stop keyword "ARRET!": the rule would be dead."""
+    with pytest.raises(RulesError) as caught:
+        parse_rules({"accounts": {"acme": {"extra_stop_keywords": ["ARRET!"], "rules": [
+            {"keyword": "arret", "reply": "x"}]}}}, "bots.toml")
+    assert "rule 1: keyword 'arret' is the stop word 'arret'" in str(caught.value)
