@@ -207,3 +207,15 @@ def test_a_keyword_rule_on_a_stop_keyword_written_with_punctuation_is_refused() 
         parse_rules({"accounts": {"acme": {"extra_stop_keywords": ["ARRET!"], "rules": [
             {"keyword": "arret", "reply": "x"}]}}}, "bots.toml")
     assert "rule 1: keyword 'arret' is the stop word 'arret'" in str(caught.value)
+
+
+def test_a_rule_whose_reply_is_empty_answers_its_messages_with_nothing() -> None:
+    """As README *Keyword rules* says: its messages get no reply, and not the fallback (a
+    contact's "thanks" left unanswered, not told it is no keyword)."""
+    account = parse_rules({"accounts": {"acme": {"fallback": "Not a keyword. Reply HELP.",
+                                                 "rules": [{"keyword": "thanks", "reply": ""}]}}}
+                          ).accounts["acme"]
+    decision = keyword_reply(inbound("Thanks!"), account)
+    assert decision is not None and decision.purpose == "rule-1" and decision.reply == ""
+    other = keyword_reply(inbound("hello"), account)
+    assert other is not None and other.reply == "Not a keyword. Reply HELP."
