@@ -136,7 +136,9 @@ def _answered_first(account: CompiledAccount, rule: Callable[[int], str]
             return next((n for n in numbers
                          if rules[n - 1].rule.channel in (None, this.rule.channel)), None)
 
-        problem = None
+        # The same words: one of the two is spare. Longer ones after shorter: the longer
+        # was meant to answer first ("order status" before "order 12").
+        problem, fix = None, "take one of them out, or give each its channel"
         if this.keyword is not None:
             if (earlier := first(keywords.get(this.keyword, []))) is not None:
                 problem = f"keyword {this.rule.keyword!r} is that of {rule(earlier)}"
@@ -147,6 +149,7 @@ def _answered_first(account: CompiledAccount, rule: Callable[[int], str]
             elif (earlier := first(keywords.get(this.postback, []))) is not None:
                 problem = (f"postback {this.rule.postback!r} is the keyword of "
                            f"{rule(earlier)}, which answers that payload")
+                fix = "put this rule before it (the button then gets this reply, a text that)"
             postbacks.setdefault(this.postback, []).append(later)
         elif this.prefix is not None:
             prefix = this.prefix
@@ -154,10 +157,12 @@ def _answered_first(account: CompiledAccount, rule: Callable[[int], str]
                                  if prefix.startswith(rules[n - 1].prefix or ""))) is not None:
                 problem = (f"prefix {this.rule.prefix!r} begins with {rule(earlier)}'s prefix "
                            f"{rules[earlier - 1].rule.prefix!r}")
+                if prefix != rules[earlier - 1].prefix:
+                    fix = "put this rule before it, or give each its channel"
             prefixes.append(later)
         if problem is not None:
             return later, (f"{problem}: rule {earlier} answers every message this rule would, "
-                           "first; take one of them out, or give each its channel")
+                           f"first; {fix}")
     return None
 
 

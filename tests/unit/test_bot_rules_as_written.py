@@ -71,18 +71,23 @@ def test_a_stop_keyword_of_a_mark_and_spaces_is_refused() -> None:
     assert "stop keyword ' \u0301' is only accents or marks" in str(caught.value)
 
 
+SPARE = "take one of them out, or give each its channel"
 SHADOWED = [
     # The same keyword twice, in another case or with accents: the first always answers.
     ('keyword = "price"', 'keyword = "PRÎCE"', None, None,
-     "keyword 'PRÎCE' is that of rule 1 (line 1)"),
+     f"keyword 'PRÎCE' is that of rule 1 (line 1): {{first}}; {SPARE}"),
     # A keyword rule answers a button's payload too.
     ('keyword = "menu"', 'postback = "MENU"', None, "whatsapp",
-     "postback 'MENU' is the keyword of rule 1 (line 1), which answers that payload"),
+     "postback 'MENU' is the keyword of rule 1 (line 1), which answers that payload: "
+     "{first}; put this rule before it (the button then gets this reply, a text that)"),
     ('postback = "YES-42"', 'postback = "yes-42"', "whatsapp", "whatsapp",
-     "postback 'yes-42' is that of rule 1 (line 1)"),
+     f"postback 'yes-42' is that of rule 1 (line 1): {{first}}; {SPARE}"),
     # Every text beginning "order status" begins "order".
     ('prefix = "order"', 'prefix = "Order status"', None, None,
-     "prefix 'Order status' begins with rule 1 (line 1)'s prefix 'order'"),
+     "prefix 'Order status' begins with rule 1 (line 1)'s prefix 'order': {first}; put this "
+     "rule before it, or give each its channel"),
+    ('prefix = "order"', 'prefix = "ORDER"', None, None,
+     f"prefix 'ORDER' begins with rule 1 (line 1)'s prefix 'order': {{first}}; {SPARE}"),
 ]
 
 
@@ -102,9 +107,9 @@ def test_a_rule_an_earlier_rule_always_answers_first_is_refused_naming_both(
     with pytest.raises(RulesError) as caught:
         load_rules(path)
     line = 6 if first_channel else 5
+    first = "rule 1 answers every message this rule would, first"
     assert str(caught.value) == (
-        f"{path}: account 'acme': rule 2 (line {line}): {problem}: rule 1 answers every "
-        "message this rule would, first; take one of them out, or give each its channel")
+        f"{path}: account 'acme': rule 2 (line {line}): {problem.format(first=first)}")
 
 
 @pytest.mark.parametrize(("first", "second", "first_channel", "second_channel"), [
