@@ -19,8 +19,9 @@ from normalizers import WebhookRequest
 from normalizers.registry import echoes_correlation
 from switchboard.clients import KafkaTarget, topic_name
 from switchboard.events import EventType
+from switchboard.logs import scrub
 from switchboard.providers import PROVIDERS
-from switchboard.records import OutRecord
+from switchboard.records import OutRecord, short
 from switchboard.topics import LEDGER_RETENTION_DAYS, partitions_of
 
 # Reading the results may take long on a busy topic; only this long without progress fails.
@@ -28,6 +29,12 @@ CATCH_UP_STALL_S = 60.0
 # Past this age, the sender no longer remembers the ids it sent (its ledger keeps them 8 days),
 # so events published again could make bots answer a second time. A day of margin.
 REMEMBERED_S = (LEDGER_RETENTION_DAYS - 1) * 86_400
+
+
+def _as_kept(reason: str) -> str:
+    """A failure's reason as its dead letter says it (switchboard.records): masked, as a
+    reason may quote the payload, and a payload a credential (a URL's password, a JWT)."""
+    return short(scrub(reason))
 
 
 class ReplayError(Exception):
@@ -100,7 +107,7 @@ class Replayer:
         """What ingest would publish for the request now: its own steps, in the same order."""
         events, failure = normalized(webhook)
         if failure is not None:
-            return Outcome(kept, "failing", reason=failure[2])
+            return Outcome(kept, "failing", reason=_as_kept(failure[2]))
         uncorrelated = 0
         if events and not echoes_correlation(webhook.provider):
             events = await correlate(await self._index(), events)
@@ -108,7 +115,7 @@ class Replayer:
                                and e.correlation_id is None and e.message_id)
         records, failure = storable(events, len(webhook.body))
         if failure is not None:
-            return Outcome(kept, "failing", reason=failure[2])
+            return Outcome(kept, "failing", reason=_as_kept(failure[2]))
         return Outcome(kept, "replayed", list(records), uncorrelated=uncorrelated)
 
     async def _exists(self, topic: str) -> bool:
