@@ -33,6 +33,11 @@ SOURCE_TOPICS: dict[Source, str] = {"dead-letter": DEAD_LETTER.name, "raw": RAW.
 # Letters are published together, so a window of thousands is not one round trip each.
 CHUNK_LETTERS = 200
 CHUNK_BYTES = 8 * 1024 * 1024
+# A chunk Kafka refused for good is published letter by letter; meanwhile its client is being
+# replaced (its other answers), which this long covers.
+ALONE_WAIT_S = 30.0
+ALONE_RETRY_S = 0.5
+ALONE_ATTEMPTS = int(ALONE_WAIT_S / ALONE_RETRY_S) + 1
 # Results are read from this long before the window: a report follows its send by up to days.
 CORRELATION_LOOKBACK_S = 86_400.0
 
@@ -82,18 +87,51 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
     not_found = set(selection.ids)
     publishing: asyncio.Future[None] | None = None
 
+    def unacknowledged(letters: int, exc: PublishError) -> ReplayError:
+        return ReplayError(f"Kafka did not acknowledge the records of the {letters} letters "
+                           f"after those reported above (some may be stored): {exc}; the "
+                           f"{sum(summary.counts.values())} reported above are stored")
+
+    def report(outcome: Outcome) -> None:
+        summary.add(outcome)
+        emit(outcome.line())
+
+    async def alone(producer: DurableProducer, outcome: Outcome, letters: int) -> Outcome:
+        """The letter published on its own: replayed, or failing if Kafka refuses its records
+        for good. Kafka's other answers are waited out a while (its client is being replaced
+        after the refused batch), then end the replay as a chunk's do; `letters`: the ones
+        of the chunk not reported yet, this one included."""
+        deadline = time.monotonic() + ALONE_WAIT_S
+        for attempt in range(ALONE_ATTEMPTS):
+            try:
+                await producer.publish(outcome.records)
+                return outcome
+            except PublishError as exc:
+                if exc.lasting:
+                    return dataclasses.replace(
+                        outcome, outcome="failing", records=[],
+                        reason=f"{exc} (for good: not published)")
+                if attempt + 1 == ALONE_ATTEMPTS or time.monotonic() >= deadline:
+                    raise unacknowledged(letters, exc) from exc
+            await asyncio.sleep(ALONE_RETRY_S)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     async def publish(outcomes: list[Outcome]) -> None:
         if producer is not None:
             try:
                 await producer.publish([record for o in outcomes for record in o.records])
             except PublishError as exc:
-                raise ReplayError(f"Kafka did not acknowledge the records of the "
-                                  f"{len(outcomes)} letters after those reported above (some "
-                                  f"may be stored): {exc}; the {sum(summary.counts.values())} "
-                                  "reported above are stored") from exc
+                if not exc.lasting:
+                    raise unacknowledged(len(outcomes), exc) from exc
+                # A record Kafka refuses for what it is (larger than its topic takes, as the
+                # cluster has it now; a letter a foreign producer wrote) stopped every run of
+                # the window there. Each letter alone: that one fails, the others go on. Those
+                # of the chunk Kafka had taken are published again (the same ids).
+                for done, outcome in enumerate(outcomes):
+                    report(await alone(producer, outcome, len(outcomes) - done))
+                return
         for outcome in outcomes:
-            summary.add(outcome)
-            emit(outcome.line())
+            report(outcome)
 
     async def flush() -> None:
         nonlocal chunk_bytes, publishing
