@@ -192,10 +192,18 @@ def none_selected(stages: dict[str, int], accounts: dict[str, int]) -> str:
 def _by_count(counts: dict[str, int], most: int | None = None) -> str:
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     # An empty name (a letter written without an account) shown as such, not as nothing.
-    shown = ", ".join(f"{name or EMPTY_NAME} ({count})" for name, count in ranked[:most])
+    shown = ", ".join(f"{_printable(name) or EMPTY_NAME} ({count})"
+                      for name, count in ranked[:most])
     if most is not None and len(ranked) > most:
         shown += f" and {len(ranked) - most} more"
     return shown
+
+
+def _printable(name: str) -> str:
+    """A name a letter gives, escaped where it is not printable: a sender's letter takes its
+    account from the command's headers, which the command's producer wrote, and an escape
+    sequence written as it is would clear or retitle the operator's terminal."""
+    return name if name.isprintable() else repr(name)[1:-1]
 
 
 class _Output:

@@ -1,6 +1,7 @@
-"""The reason replay prints for a letter that still fails is the one its dead letter holds:
-masked as ingest masks it, so a credential a payload quotes (a URL's password, a JWT) is on
-no operator's terminal or in no file a replay's output was saved to."""
+"""What replay says of letters, from what they hold: the reason it prints for a letter that
+still fails is the one its dead letter holds, masked as ingest masks it, so a credential a
+payload quotes (a URL's password, a JWT) is on no operator's terminal nor in a file a replay's
+output was saved to; and names a letter gives are written escaped, not as terminal controls."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from ingest.kept import read_kept
 from ingest.normalizing import normalized
 from ingest.replayer import Replayer
 from normalizers import WebhookRequest
+from switchboard.cli.replay import none_selected
 from switchboard.records import dead_letter_record, raw_envelope
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -55,3 +57,12 @@ async def test_a_failing_letter_is_reported_with_its_letters_masked_reason(
     assert line["outcome"] == "failing"
     assert line["reason"] == kept_reason
     assert secret not in outcome.line().decode()
+
+
+def test_names_from_letters_are_said_escaped_not_as_terminal_controls() -> None:
+    # A sender's letter takes its account from the command's ce_source, which the producer of
+    # the command wrote: an escape sequence there cleared the operator's screen or retitled it.
+    said = none_selected({"worker:sender\x07": 1}, {"\x1b[2J\x1b]0;owned\x07": 1})
+    assert said.isprintable()
+    assert "by stage: worker:sender\\x07 (1)" in said
+    assert "by account: \\x1b[2J\\x1b]0;owned\\x07 (1)" in said
