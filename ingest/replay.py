@@ -38,6 +38,9 @@ CHUNK_BYTES = 8 * 1024 * 1024
 ALONE_WAIT_S = 30.0
 ALONE_RETRY_S = 0.5
 ALONE_ATTEMPTS = int(ALONE_WAIT_S / ALONE_RETRY_S) + 1
+# How often a long read is said to go on: a narrow filter over a day of the raw topic (`--id`)
+# read millions of records for minutes with nothing on the screen.
+PROGRESS_S = 10.0
 # Results are read from this long before the window: a report follows its send by up to days.
 CORRELATION_LOOKBACK_S = 86_400.0
 
@@ -50,6 +53,7 @@ class Summary:
 
     counts: dict[str, int] = field(default_factory=dict)
     records: int = 0
+    read: int = 0  # records of the window read, letters or not
     unreadable: int = 0
     ids_not_found: list[str] = field(default_factory=list)
     stopped: bool = False
@@ -67,9 +71,12 @@ class Summary:
 async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                  until_ms: int | None, selection: Selection, dry_run: bool,
                  include_old: bool = False, emit: Callable[[bytes], None],
-                 stop: asyncio.Event | None = None) -> Summary:
+                 stop: asyncio.Event | None = None,
+                 progress: Callable[[int], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> Summary:
     """Replay the selected records of the window, each reported to `emit` as a JSON line
-    once its records are acknowledged (acks=all), or at once with `dry_run`.
+    once its records are acknowledged (acks=all), or at once with `dry_run`; `progress` is
+    told every PROGRESS_S (by `clock`) how many records of the window were read.
 
     Once `stop` is set, nothing more is read or published: the letters already handed to
     Kafka are waited for and reported, so every letter published has its line."""
@@ -155,6 +162,7 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
         window = read_window(kafka, SOURCE_TOPICS[source], role="replay", since_ms=since_ms,
                              until_ms=until_ms)
         read_to: dict[int, int] = {}  # partition: the offset after the last record read
+        next_said = clock() + PROGRESS_S
         async with contextlib.aclosing(window) as records:
             while True:
                 try:
@@ -167,6 +175,10 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                 if stopped():
                     return
                 read_to[record.partition] = record.offset + 1
+                summary.read += 1
+                if progress is not None and clock() >= next_said:
+                    progress(summary.read)
+                    next_said = clock() + PROGRESS_S
                 try:
                     kept = read_kept(source, record.value, record.timestamp)
                 except Unreplayable:

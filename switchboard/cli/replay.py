@@ -130,7 +130,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
             return await replay(
                 settings.kafka_connection(), source=args.source, since_ms=since_ms,
                 until_ms=until_ms, selection=selection, dry_run=args.dry_run,
-                include_old=args.include_old, emit=output.emit, stop=stop)
+                include_old=args.include_old, emit=output.emit, stop=stop,
+                progress=_reading)
         finally:
             watching.cancel()
             if not stopped_by:
@@ -282,6 +283,11 @@ async def _reached(settings: Settings, stop: asyncio.Event) -> bool:
         return False
     reaching.result()  # raises what it met
     return True
+
+
+def _reading(records: int) -> None:
+    """Said on stderr while a long window is read: the lines on stdout are only its letters."""
+    print(f"reading the window: {records} records read so far", file=sys.stderr)
 
 
 def _stopped(signum: signal.Signals, *, dry_run: bool) -> str:
