@@ -117,7 +117,8 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                 if exc.lasting:
                     return dataclasses.replace(
                         outcome, outcome="failing", records=[],
-                        reason=f"{exc} (for good: not published)")
+                        reason=f"{exc}, for good: not replayed (of a letter of several "
+                               "records, those Kafka took are stored)")
                 if attempt + 1 == ALONE_ATTEMPTS or time.monotonic() >= deadline:
                     raise unacknowledged(letters, exc) from exc
             await asyncio.sleep(ALONE_RETRY_S)
