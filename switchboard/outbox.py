@@ -7,6 +7,7 @@ code: build an OutboundCommand, key it with `command_record`, publish with acks=
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer
 
@@ -39,10 +40,12 @@ class NoTopic(LookupError):
 
 
 async def send_command(kafka: KafkaTarget, command: OutboundCommand, provider: str, *,
-                       wait_s: float = 0.0) -> OutboundResult | None:
+                       wait_s: float = 0.0, on_published: Callable[[], object] | None = None
+                       ) -> OutboundResult | None:
     """Publish the command; with `wait_s`, its result once the sender publishes it, or None
     when none came in that time (KafkaSilent when Kafka was not answering at its end).
-    Results are read from before the publish, so a fast sender's answer is not missed."""
+    Results are read from before the publish, so a fast sender's answer is not missed.
+    `on_published` is called once Kafka has acknowledged the command, before the wait."""
     results = await _results_from_now(kafka) if wait_s > 0 else None
     try:
         if not await topic_partitions(kafka, OUTBOUND.name):
@@ -52,6 +55,8 @@ async def send_command(kafka: KafkaTarget, command: OutboundCommand, provider: s
         await producer.start()
         try:
             await producer.publish([command_record(command, provider)])
+            if on_published is not None:
+                on_published()
         finally:
             await producer.stop()
         if results is None:

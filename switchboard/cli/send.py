@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -18,7 +19,14 @@ from switchboard.cli.startup import (
     reach_kafka,
     run_loop,
 )
+from switchboard.clients import KafkaConnection
 from switchboard.settings import Settings, validation_problems
+
+# The sender's consumer group as the code names it (consumers.runtime: switchboard-<worker>).
+SENDER_GROUP = "switchboard-sender"
+# How long `--wait` asks Kafka about the sender's group once no result came: a hint, not the
+# job, so it is not worth a second wait as long as the first.
+GROUP_ASK_TIMEOUT_S = 5.0
 
 
 def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
@@ -62,19 +70,32 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {national}; nothing published", file=sys.stderr)
         return 2
     kafka = settings.kafka_connection()
-    sending = False
+    sending = published = False
+    senders: int | None = None
+
+    def stored() -> None:
+        nonlocal published
+        published = True
 
     async def send() -> OutboundResult | None:
-        nonlocal sending
+        nonlocal sending, senders
         await reach_kafka(kafka, "send")
         sending = True
-        return await send_command(kafka, command, account.provider, wait_s=args.wait)
+        result = await send_command(kafka, command, account.provider, wait_s=args.wait,
+                                    on_published=stored)
+        if result is None and args.wait:
+            senders = await senders_running(kafka)
+        return result
 
     try:
         result = run_loop(send())
     except KeyboardInterrupt:
-        said = "may have been" if sending else "was not"
-        print(f"interrupted: command {command.id} {said} published", file=sys.stderr)
+        if published:  # Kafka acknowledged it: the sender sends it, waited for or not
+            print(f"interrupted: command {command.id} was published; its result was not "
+                  f"waited for ({_RESULTS_TAIL})", file=sys.stderr)
+        else:
+            said = "may have been" if sending else "was not"
+            print(f"interrupted: command {command.id} {said} published", file=sys.stderr)
         return 130
     except (KafkaConnectionError, NoAnswer) as exc:  # before the command was handed over
         print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
@@ -83,8 +104,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: command {command.id} published, but no result within {args.wait:g} s: "
               f"Kafka is not answering (none of the fetches of results answered for the last "
               f"{exc.silent_s:.0f} s: a broker paused or out of reach); look for its result "
-              "once it answers (`switchboard tail --topic switchboard.outbound-results.v1 --all`)",
-              file=sys.stderr)
+              f"once it answers ({_RESULTS_TAIL})", file=sys.stderr)
         return 3
     except NoTopic as exc:  # found before publishing: nothing was sent
         print(f"error: {exc}; nothing published", file=sys.stderr)
@@ -99,8 +119,7 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if result is None:
         print(f"error: command {command.id} published, but no result within {args.wait:g} s: "
-              "is a sender running (`switchboard worker sender`; `run` starts one)?",
-              file=sys.stderr)
+              f"{_why_no_result(senders, kafka.group(SENDER_GROUP))}", file=sys.stderr)
         return 3
     sys.stdout.buffer.write(result.to_json() + b"\n")
     return 0 if result.status == "accepted" else 1
@@ -115,3 +134,49 @@ def _national_number(to: str, channel: str) -> str | None:
         return None
     return (f"`to` is a national number (a leading 0), but {channel} wants it international "
             "(E.164): + and the country code, e.g. +447911123456 for 07911 123456 in the UK")
+
+
+_RESULTS_TAIL = "`switchboard tail --topic switchboard.outbound-results.v1 --all` shows it"
+
+
+def _why_no_result(senders: int | None, group: str) -> str:
+    """What the wait's end means: "is a sender running?" was said to one whose sender was
+    waiting on a slow provider, as to one with no sender at all."""
+    if senders is None:  # Kafka would not say: both stay possible
+        return ("is a sender running (`switchboard worker sender`; `run` starts one)? It sends "
+                f"the command once one runs; {_RESULTS_TAIL}")
+    if senders == 0:
+        return (f"no sender is running (its consumer group {group} has no member; a sender "
+                "joins it once it has read its ledger): start `switchboard worker sender` (`run` "
+                f"starts one), which sends the command then; {_RESULTS_TAIL}")
+    return (f"a sender is running ({senders} in {group}) and has not finished it yet: a "
+            "provider slow to answer, a retry waiting (backoff, Retry-After), the account's "
+            f"rate limit, or commands ahead of it; its result comes later: {_RESULTS_TAIL}")
+
+
+async def senders_running(kafka: KafkaConnection) -> int | None:
+    """The members of the sender's consumer group, or None when Kafka would not say in time."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    from switchboard.clients import kafka_options
+
+    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"),
+                                request_timeout_ms=int(GROUP_ASK_TIMEOUT_S * 1000))
+
+    async def described() -> list[dict[str, object]]:
+        try:
+            await admin.start()  # in the try: a start that fails or is cancelled is closed too
+            responses = await admin.describe_consumer_groups([kafka.group(SENDER_GROUP)])
+        finally:
+            await admin.close()
+        return [group for response in responses for group in response.to_object()["groups"]]
+
+    try:
+        groups = await asyncio.wait_for(described(), GROUP_ASK_TIMEOUT_S)
+    except (KafkaError, OSError, TimeoutError):
+        return None
+    members = [group.get("members") for group in groups if not group.get("error_code")]
+    if len(members) != 1 or not isinstance(members[0], list):
+        return None
+    return len(members[0])
