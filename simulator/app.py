@@ -303,6 +303,11 @@ def _inbound_request(payload: Any) -> tuple[str, Inbound] | str:
     """(account name, message) from a /_sim/inbound body, or what is wrong with it."""
     if not isinstance(payload, dict):
         return "expected a JSON object {account, from, text, postback?, to?}"
+    # Refused, as /_sim/faults refuses them: a "channel" or a misspelt "payload" was dropped,
+    # and the message went out on the account's channel, without its button.
+    if unknown := sorted(set(payload) - {"account", "from", "text", "postback", "to"}):
+        return (f"unknown field {', '.join(map(repr, unknown))}: it takes account, from, text, "
+                "postback and to (the message comes on the account's channel)")
     fields = {key: payload.get(key) for key in ("account", "from", "text")}
     missing = [key for key, value in fields.items() if not isinstance(value, str) or not value]
     if missing:

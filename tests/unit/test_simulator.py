@@ -706,6 +706,18 @@ async def test_sim_inbound_errors(sim: httpx.AsyncClient, payload: dict[str, Any
     assert response.status_code == status and response.json()["error"]
 
 
+@pytest.mark.parametrize("field", ["channel", "payload"])
+async def test_sim_inbound_refuses_a_field_it_does_not_take(sim: httpx.AsyncClient,
+                                                            field: str) -> None:
+    # It was dropped: the message went out without the button or on another channel than asked.
+    response = await sim.post("/_sim/inbound", json={"account": "webex-wa", "from": USER,
+                                                     "text": "Menu", field: "MENU"})
+    assert response.status_code == 400
+    assert response.json() == {"error": f"unknown field {field!r}: it takes account, from, "
+                                        "text, postback and to (the message comes on the "
+                                        "account's channel)"}
+
+
 # --- webhook delivery to ingest --------------------------------------------------------------
 
 
