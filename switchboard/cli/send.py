@@ -119,8 +119,16 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if result is None:
         print(f"error: command {command.id} published, but no result within {args.wait:g} s: "
-              f"{_why_no_result(senders, kafka.group(SENDER_GROUP))}", file=sys.stderr)
+              f"{_why_no_result(senders, kafka.group(SENDER_GROUP), given_id=bool(args.id))}",
+              file=sys.stderr)
         return 3
+    if result.completed_at < command.created_at:
+        # A reused --id: the sender sends an id once, and publishes that first result again
+        # (within the hour). Printed alone, it read as this command's, sent.
+        handled = f"{result.completed_at.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
+        print(f"note: command id {command.id} was handled before ({handled} UTC): this is that "
+              "result; this command was not sent (an id is sent at most once: give a new --id)",
+              file=sys.stderr)
     sys.stdout.buffer.write(result.to_json() + b"\n")
     return 0 if result.status == "accepted" else 1
 
@@ -139,7 +147,7 @@ def _national_number(to: str, channel: str) -> str | None:
 _RESULTS_TAIL = "`switchboard tail --topic switchboard.outbound-results.v1 --all` shows it"
 
 
-def _why_no_result(senders: int | None, group: str) -> str:
+def _why_no_result(senders: int | None, group: str, *, given_id: bool) -> str:
     """What the wait's end means: "is a sender running?" was said to one whose sender was
     waiting on a slow provider, as to one with no sender at all."""
     if senders is None:  # Kafka would not say: both stay possible
@@ -149,9 +157,13 @@ def _why_no_result(senders: int | None, group: str) -> str:
         return (f"no sender is running (its consumer group {group} has no member; a sender "
                 "joins it once it has read its ledger): start `switchboard worker sender` (`run` "
                 f"starts one), which sends the command then; {_RESULTS_TAIL}")
+    # An id handled over an hour ago is not sent again, and its result not published again.
+    reused = (", unless its --id was handled over an hour ago (then it is not sent again and "
+              "no result comes)") if given_id else ""
     return (f"a sender is running ({senders} in {group}) and has not finished it yet: a "
             "provider slow to answer, a retry waiting (backoff, Retry-After), the account's "
-            f"rate limit, or commands ahead of it; its result comes later: {_RESULTS_TAIL}")
+            f"rate limit, or commands ahead of it; its result comes later{reused}: "
+            f"{_RESULTS_TAIL}")
 
 
 async def senders_running(kafka: KafkaConnection) -> int | None:

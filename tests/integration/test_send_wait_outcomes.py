@@ -1,7 +1,9 @@
-"""`switchboard send --wait` that ends without a result, against the real broker: it says
-whether a sender is running (then busy with the command: here its provider, on 127.0.0.1,
-does not answer) or none is, and Ctrl-C once the command is stored says it was published.
-It said "is a sender running?" to both, and "may have been published" of a stored command."""
+"""`switchboard send --wait` against the real broker, where it ends without a result of this
+command: it says whether a sender is running (then busy with the command: here its provider, on
+127.0.0.1, does not answer) or none is; Ctrl-C once the command is stored says it was
+published; a reused --id's earlier result is said to be that. It said "is a sender running?"
+to both, "may have been published" of a stored command, and printed the earlier result alone,
+as if the new text had gone out."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import signal
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -32,24 +35,24 @@ def _env(bootstrap: str, prefix: str, accounts_file: Path) -> dict[str, str]:
                          "SWITCHBOARD_ACCOUNTS_FILE": str(accounts_file)}
 
 
-async def _send(env: dict[str, str], *args: str) -> tuple[int, str]:
+async def _send(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "switchboard", "send", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
-        _, err = await asyncio.wait_for(process.communicate(), 120)
+        out, err = await asyncio.wait_for(process.communicate(), 120)
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
     assert process.returncode is not None
-    return process.returncode, err.decode()
+    return process.returncode, out.decode(), err.decode()
 
 
 async def test_no_result_without_a_sender_says_none_is_running(kafka_bootstrap: str) -> None:
     prefix = isolated_prefix()
     await stack_topics(kafka_bootstrap, prefix)
-    code, said = await _send(_env(kafka_bootstrap, prefix, EXAMPLE_ACCOUNTS),
+    code, _, said = await _send(_env(kafka_bootstrap, prefix, EXAMPLE_ACCOUNTS),
                              "demo-infobip", "+41790002222", "--text", "hi", "--id", "alone-1",
                              "--wait", "1")
     assert code == 3, said
@@ -59,16 +62,22 @@ async def test_no_result_without_a_sender_says_none_is_running(kafka_bootstrap: 
     assert "switchboard worker sender" in said, said
 
 
+def _account(base_url: str, tmp_path: Path) -> tuple[str, dict[str, Any], Path]:
+    """An Infobip account sending to `base_url`, and an accounts file naming it."""
+    name = f"acct-{uuid.uuid4().hex[:8]}"
+    fields = {"provider": "infobip",
+              "auth": {"scheme": "basic", "username": "ib", "secrets": ["send-webhook-pass"]},
+              "outbound": {"base_url": base_url, "api_key": "send-api-key", "sender": "InfoSMS",
+                           "timeout_s": 60}}
+    accounts_file = tmp_path / "accounts.toml"
+    accounts_file.write_text(accounts_toml({name: fields}))
+    return name, fields, accounts_file
+
+
 async def test_no_result_from_a_busy_sender_says_it_is_running(
         kafka_bootstrap: str, tmp_path: Path) -> None:
-    account = f"slow-{uuid.uuid4().hex[:8]}"
     async with Provider(hang=True).running() as provider:
-        fields = {"provider": "infobip",
-                  "auth": {"scheme": "basic", "username": "ib", "secrets": ["slow-webhook-pass"]},
-                  "outbound": {"base_url": provider.base_url, "api_key": "slow-api-key",
-                               "sender": "InfoSMS", "timeout_s": 60}}
-        accounts_file = tmp_path / "accounts.toml"
-        accounts_file.write_text(accounts_toml({account: fields}))
+        account, fields, accounts_file = _account(provider.base_url, tmp_path)
         prefix = isolated_prefix()
         await stack_topics(kafka_bootstrap, prefix)
         settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, kafka_name_prefix=prefix)
@@ -77,9 +86,9 @@ async def test_no_result_from_a_busy_sender_says_it_is_running(
             running = asyncio.create_task(runtime.run())
             try:
                 await asyncio.wait_for(runtime.ready.wait(), 60)
-                code, said = await _send(_env(kafka_bootstrap, prefix, accounts_file),
-                                         account, "+41790002222", "--text", "hi",
-                                         "--id", "busy-1", "--wait", "3")
+                code, _, said = await _send(_env(kafka_bootstrap, prefix, accounts_file),
+                                            account, "+41790002222", "--text", "hi",
+                                            "--id", "busy-1", "--wait", "3")
                 assert provider.requests == 1  # the sender has it: its provider has not answered
             finally:
                 provider.release()
@@ -89,7 +98,37 @@ async def test_no_result_from_a_busy_sender_says_it_is_running(
     assert said.startswith("error: command busy-1 published, but no result within 3 s: a "
                            f"sender is running (1 in {prefix}switchboard-sender) and has not "
                            "finished it yet"), said
+    assert "unless its --id was handled over an hour ago" in said, said  # --id was given
     assert "is a sender running" not in said, said
+
+
+async def test_a_reused_id_says_its_result_is_the_earlier_commands(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    async with Provider().running() as provider:
+        account, fields, accounts_file = _account(provider.base_url, tmp_path)
+        prefix = isolated_prefix()
+        await stack_topics(kafka_bootstrap, prefix)
+        settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, kafka_name_prefix=prefix)
+        env = _env(kafka_bootstrap, prefix, accounts_file)
+        async with sender_worker(settings, parse_accounts({"accounts": {account: fields}})
+                                 ) as runtime:
+            running = asyncio.create_task(runtime.run())
+            try:
+                await asyncio.wait_for(runtime.ready.wait(), 60)
+                first = await _send(env, account, "+41790002222", "--text", "first",
+                                    "--id", "again-1", "--wait", "60")
+                second = await _send(env, account, "+41790002222", "--text", "second",
+                                     "--id", "again-1", "--wait", "60")
+            finally:
+                runtime.stop()
+                await running
+    assert first[0] == 0 and "note:" not in first[2], first
+    assert second[0] == 0, second
+    assert second[1] == first[1]  # the earlier result, published again by the sender
+    assert provider.requests == 1  # the second text never went out
+    assert second[2].startswith("note: command id again-1 was handled before ("), second
+    assert second[2].rstrip().endswith("this is that result; this command was not sent (an id "
+                                       "is sent at most once: give a new --id)"), second
 
 
 async def test_ctrl_c_while_waiting_says_the_command_was_published(kafka_bootstrap: str) -> None:
