@@ -128,8 +128,13 @@ class Simulator:
     # --- control API -------------------------------------------------------------------------
 
     async def list_sends(self, request: Request) -> Response:
-        sends = self.recorder.find(account=request.query_params.get("account"),
-                                   provider=request.query_params.get("provider"))
+        account, provider = (request.query_params.get(key) for key in ("account", "provider"))
+        # A misspelt name matched no send: an empty list read as "the bot did not answer".
+        if account is not None and all(a.name != account for a in self.accounts):
+            return _control_error(404, f"no account {account!r}")
+        if provider is not None and provider not in SIMULATED:
+            return _control_error(400, f"unknown provider {provider!r}")
+        sends = self.recorder.find(account=account, provider=provider)
         return json_response({"sends": [send.to_dict() for send in sends]})
 
     async def clear_sends(self, request: Request) -> Response:

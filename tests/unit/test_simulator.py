@@ -706,6 +706,17 @@ async def test_sim_inbound_errors(sim: httpx.AsyncClient, payload: dict[str, Any
     assert response.status_code == status and response.json()["error"]
 
 
+@pytest.mark.parametrize(("query", "status", "error"), [
+    ({"account": "demo-infobp"}, 404, "no account 'demo-infobp'"),
+    ({"provider": "infobib"}, 400, "unknown provider 'infobib'"),
+])
+async def test_sim_sends_refuses_a_name_it_does_not_know(
+        sim: httpx.AsyncClient, query: dict[str, str], status: int, error: str) -> None:
+    # An empty list: read as "nothing was sent", a bot that did not answer.
+    response = await sim.get("/_sim/sends", params=query)
+    assert response.status_code == status and response.json() == {"error": error}
+
+
 @pytest.mark.parametrize("field", ["channel", "payload"])
 async def test_sim_inbound_refuses_a_field_it_does_not_take(sim: httpx.AsyncClient,
                                                             field: str) -> None:
