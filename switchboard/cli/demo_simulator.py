@@ -26,9 +26,11 @@ def warn_if_sending_past_the_simulator(accounts: Accounts, simulator_port: int) 
     stale = [account.name for account in accounts
              if str(account.outbound.get("base_url", "")).startswith(DEMO_SIMULATOR)]
     if simulator_port != DEFAULT_SIMULATOR_PORT and stale:
+        # "change them too" did not say where: the sender reads its own accounts file.
         print(f"warning: the simulator is on port {simulator_port}, but {', '.join(stale)} "
-              f"send to port {DEFAULT_SIMULATOR_PORT} (their outbound.base_url): change them "
-              "too", file=sys.stderr, flush=True)
+              f"send to port {DEFAULT_SIMULATOR_PORT} (their outbound.base_url): a sender "
+              "given these accounts sends nothing here; give it a copy of the accounts file "
+              f"whose base_url names port {simulator_port}", file=sys.stderr, flush=True)
 
 
 def on_simulator_port(accounts: Accounts, simulator_port: int,

@@ -109,6 +109,10 @@ def test_moving_the_simulator_warns_about_accounts_still_sending_to_its_old_port
     warn_if_sending_past_the_simulator(accounts, 18090)
     warning = capsys.readouterr().err
     assert warning.startswith("warning: the simulator is on port 18090, but demo-infobip")
+    # Where to change them: the sender's own accounts file, not this process.
+    assert warning.rstrip().endswith("a sender given these accounts sends nothing here; give it "
+                                     "a copy of the accounts file whose base_url names port "
+                                     "18090")
 
 
 def test_a_metrics_port_set_for_serve_is_said_to_be_unread_by_run(
