@@ -31,6 +31,7 @@ from typing import Any, cast
 import httpx
 from pydantic import ValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -270,7 +271,8 @@ def create_simulator_app(accounts: Accounts, ingest_url: str | None, *,
         finally:
             await dispatcher.stop()
 
-    app = Starlette(routes=simulator.routes(), lifespan=lifespan)
+    app = Starlette(routes=simulator.routes(), lifespan=lifespan,
+                    exception_handlers={HTTPException: _no_such_endpoint})
     app.state.simulator = simulator
     return app
 
@@ -323,6 +325,16 @@ def _inbound_request(payload: Any) -> tuple[str, Inbound] | str:
     inbound = Inbound(sender=payload["from"], text=payload["text"], message_id=new_id(),
                       postback=payload.get("postback"), to=payload.get("to"))
     return payload["account"], inbound
+
+
+async def _no_such_endpoint(request: Request, exc: Exception) -> Response:
+    """Starlette's 404 and 405, in plain text ("Not Found" of a mistyped /_sim/send), as JSON
+    naming what is served."""
+    assert isinstance(exc, HTTPException)
+    return json_response({"error": f"{exc.detail}: {request.method} {request.url.path}; served: "
+                                   "/_sim/sends, /_sim/inbound, /_sim/faults, /_sim/webhooks, "
+                                   "/_sim/health, and each provider's API under /<provider>"},
+                         exc.status_code, exc.headers)
 
 
 def _validation_reason(exc: ValidationError) -> str:

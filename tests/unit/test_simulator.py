@@ -717,6 +717,17 @@ async def test_sim_sends_refuses_a_name_it_does_not_know(
     assert response.status_code == status and response.json() == {"error": error}
 
 
+@pytest.mark.parametrize(("method", "path", "status"), [
+    ("GET", "/_sim/send", 404), ("GET", "/_sim/inbound", 405), ("POST", "/infobip/nope", 404)])
+async def test_an_endpoint_it_does_not_serve_is_a_json_error_naming_those_it_does(
+        sim: httpx.AsyncClient, method: str, path: str, status: int) -> None:
+    # Starlette's plain "Not Found" named neither the path nor the endpoints there are.
+    response = await sim.request(method, path)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert f"{method} {path}; served: /_sim/sends, /_sim/inbound, /_sim/faults" in error
+
+
 @pytest.mark.parametrize("field", ["channel", "payload"])
 async def test_sim_inbound_refuses_a_field_it_does_not_take(sim: httpx.AsyncClient,
                                                             field: str) -> None:
