@@ -127,15 +127,15 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
     @contextlib.asynccontextmanager
     async def factory(settings: Settings, accounts: Accounts) -> AsyncIterator[WorkerRuntime]:
         kafka = settings.kafka_connection()
-        rules = RulesSource(settings.rules_file)
+        names = [account.name for account in accounts]
+        rules = RulesSource(settings.rules_file, accounts=names)
         if settings.rules_file is None:
             log.warning("no rules file (SWITCHBOARD_RULES_FILE): only STOP/START/HELP are "
                         "answered, with the default texts", worker=name)
         elif idle_with is not None and (reason := idle_with(rules.current)):
             log.warning(reason, worker=name, rules_file=str(settings.rules_file))
         async with _opt_out_list(kafka) as opt_outs:
-            handler = BotHandler(name, rules, opt_outs, answer(),
-                                 accounts=[account.name for account in accounts])
+            handler = BotHandler(name, rules, opt_outs, answer(), accounts=names)
             runtime = WorkerRuntime(name=name, kafka=kafka,
                                     topics=[MESSAGE_INBOUND.name, MESSAGE_STATUS.name],
                                     handler=handler.handle, start_from="latest",

@@ -6,9 +6,11 @@ counted, so an alert can say the next start fails). The rules file itself: rules
 from __future__ import annotations
 
 import asyncio
+import difflib
 import os
 import time
-from collections.abc import Callable
+import unicodedata
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from prometheus_client import Counter
@@ -31,9 +33,13 @@ SETTLED_NS = 1_000_000_000
 class RulesSource:
     """The current rules; reloaded when the file changes or on SIGHUP, kept if the new is bad."""
 
-    def __init__(self, path: Path | None, check_every_s: float = 2.0) -> None:
+    def __init__(self, path: Path | None, check_every_s: float = 2.0,
+                 accounts: Collection[str] | None = None) -> None:
+        """`accounts`: the accounts file's names, read at start, to warn at each load of a
+        section for none of them (None: not known, nothing said)."""
         self.path = path
         self.check_every_s = check_every_s
+        self.accounts = accounts
         # The state before the read: a save during it is a change, read at the first check.
         self._loaded = self._stat()
         self.current = load_rules(path) if path else RuleSet({}, "<none>")
@@ -41,6 +47,7 @@ class RulesSource:
         # message being handled (decide.py).
         self.default = CompiledAccount("*", AccountRules())
         _warn_of_echoes(self.current)
+        _warn_of_strangers(self.current, accounts)
         self._checked = time.monotonic()
         self._forced = False
         self.on_reload: list[Callable[[RuleSet], None]] = []  # called with the new rules
@@ -99,6 +106,7 @@ class RulesSource:
             reloaded(rules)
         log.info("rules reloaded", file=str(self.path), accounts=len(rules.accounts))
         _warn_of_echoes(rules)
+        _warn_of_strangers(rules, self.accounts)
 
 
 def _warn_of_echoes(rules: RuleSet) -> None:
@@ -123,3 +131,27 @@ def _warn_of_echoes(rules: RuleSet) -> None:
                         "word is compared with it, so it answers no text, only a button whose "
                         "payload it is; for a text write prefix = the words, for a button "
                         "postback =", account=name, rule=number, keyword=keyword[:40])
+
+
+def _warn_of_strangers(rules: RuleSet, accounts: Collection[str] | None) -> None:
+    """A section for an account the accounts file does not have (`[accounts.acmee]` for acme)
+    is never used: events name their account as the accounts file does, and acme's messages
+    got no keyword answer or auto-reply, with no word of why. A warning, not a refusal: an
+    account may leave the accounts file before its rules do."""
+    if accounts is None:
+        return
+    # The likely meant: one without a section of its own, compared in any case and Unicode
+    # form ("ACME", an "é" written as "e" and an accent), as such a typo may be written.
+    unruled = {_compared(name): name for name in accounts if name not in rules.accounts}
+    for name in rules.accounts:
+        if name == "*" or name in accounts:  # "*": every account's defaults
+            continue
+        close = difflib.get_close_matches(_compared(name), sorted(unruled), n=1)
+        log.warning("the rules file has a section for an account the accounts file does not "
+                    "have: its rules answer no message (the account meant gets the \"*\" "
+                    "section's, or only STOP/START/HELP); name it as the accounts file does",
+                    account=name[:80], did_you_mean=unruled[close[0]] if close else None)
+
+
+def _compared(name: str) -> str:
+    return unicodedata.normalize("NFC", name).casefold()

@@ -1,0 +1,119 @@
+"""A rules file that names what is not there: a section for an account the accounts file does
+not have (a typo) loaded silently, and the account meant went unanswered with no word of why;
+it is warned of at each load."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from consumers import workers
+from consumers.bots.rules_source import RulesSource
+from switchboard.accounts import Accounts, parse_accounts
+from switchboard.settings import Settings
+
+UNKNOWN = "a section for an account the accounts file does not have"
+
+
+def _write(path: Path, text: str, bump: int) -> None:
+    path.write_text(text)
+    stamp = time.time() + bump  # a distinct mtime even on coarse filesystems
+    os.utime(path, (stamp, stamp))
+
+
+def _warned(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if UNKNOWN in r.getMessage()]
+
+
+def test_a_section_for_an_account_not_in_the_accounts_file_is_warned_of_at_each_load(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "rules.toml"
+    _write(path, '[accounts.acmee]\nfallback = "Reply HELP."\n'
+                 '[accounts.shop]\nfallback = "Reply HELP."\n'
+                 '[accounts."*"]\nhelp_text = "Reply STOP to opt out."\n', 0)
+    source = RulesSource(path, check_every_s=0, accounts=["acme", "shop", "billing"])
+    warned = _warned(caplog)
+    # "*" and an account of the accounts file are not named; the typo is, with its account.
+    assert len(warned) == 1
+    assert "'account': 'acmee'" in warned[0] and "'did_you_mean': 'acme'" in warned[0]
+
+    caplog.clear()
+    _write(path, '[accounts.ACME]\nfallback = "Reply HELP."\n'
+                 '[accounts.zzz-old]\nfallback = "Reply HELP."\n', 10)
+    source.maybe_reload()
+    assert "ACME" in source.current.accounts  # reloaded: the warning is of these rules
+    warned = _warned(caplog)
+    assert len(warned) == 2
+    assert "'account': 'ACME'" in warned[0] and "'did_you_mean': 'acme'" in warned[0]
+    # Nothing close (an account taken out of the accounts file first): named, no guess.
+    assert "'account': 'zzz-old'" in warned[1] and "'did_you_mean': None" in warned[1]
+
+
+def test_the_guess_is_an_account_without_a_section_of_its_own(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """acme has its rules: acmee is no typo of it, and billing is nothing like it."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[accounts.acme]\nfallback = "A"\n[accounts.acmee]\nfallback = "B"\n')
+    RulesSource(path, check_every_s=0, accounts=["acme", "billing"])
+    warned = _warned(caplog)
+    assert len(warned) == 1 and "'did_you_mean': None" in warned[0]
+
+
+def test_without_the_accounts_nothing_is_said(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text('[accounts.acmee]\nfallback = "Reply HELP."\n')
+    RulesSource(path, check_every_s=0)
+    assert _warned(caplog) == []
+
+
+def test_the_example_rules_name_only_the_example_accounts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """`make run` reads both: its start says nothing of the kind."""
+    from switchboard.accounts import load_accounts
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    names = [account.name for account in load_accounts(examples / "accounts.toml")]
+    RulesSource(examples / "rules.toml", check_every_s=0, accounts=names)
+    assert _warned(caplog) == []
+
+
+class _Table:
+    """Takes the place of CompactedTable: a table caught up, holding nothing."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def on_failure(self, callback: Any) -> None:
+        pass
+
+
+def _accounts(*names: str) -> Accounts:
+    auth = {"scheme": "basic", "username": "ib", "secrets": ["named-accounts-webhook"]}
+    return parse_accounts({"accounts": {name: {"provider": "infobip", "auth": auth}
+                                        for name in names}})
+
+
+@pytest.mark.parametrize("worker", ["keywords", "autoreply"])
+async def test_a_bot_worker_starting_warns_of_a_section_for_no_account(
+        worker: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "CompactedTable", _Table)
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[accounts.acmee]\nauto_reply = { text = "Got it." }\n')
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", create_topics=False,
+                        metrics_port=None, rules_file=rules)
+    async with workers.WORKERS[worker](settings, _accounts("acme", "billing")):
+        warned = _warned(caplog)
+        assert len(warned) == 1
+        assert "'account': 'acmee'" in warned[0] and "'did_you_mean': 'acme'" in warned[0]
