@@ -98,6 +98,17 @@ class AutoReply(_Strict):
     text: str
     cooldown_s: float = Field(default=3600, gt=0)
 
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        """Refused as a blank keyword is: it can only answer nothing (an account's section
+        without auto_reply already has none, "*"'s included), and it loaded silently,
+        counted as configured, so `worker autoreply` ran answering no one."""
+        if not text.strip():
+            raise ValueError(f"text {text!r} is blank: it would answer no message; to have "
+                             "no auto-reply, leave auto_reply out")
+        return text
+
 
 class AccountRules(_Strict):
     help_text: str = "Reply STOP to opt out, START to opt back in."

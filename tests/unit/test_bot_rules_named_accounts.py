@@ -1,6 +1,6 @@
 """A rules file that names what is not there: a section for an account the accounts file does
-not have (a typo) loaded silently, and the account meant went unanswered with no word of why;
-it is warned of at each load."""
+not have (a typo, warned of at each load), and a blank auto-reply (refused, as a blank keyword
+is). Both loaded silently, and an account's messages went unanswered with no word of why."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from consumers import workers
+from consumers.bots.rules import RulesError, load_rules, parse_rules
 from consumers.bots.rules_source import RulesSource
 from switchboard.accounts import Accounts, parse_accounts
 from switchboard.settings import Settings
@@ -117,3 +118,24 @@ async def test_a_bot_worker_starting_warns_of_a_section_for_no_account(
         warned = _warned(caplog)
         assert len(warned) == 1
         assert "'account': 'acmee'" in warned[0] and "'did_you_mean': 'acme'" in warned[0]
+
+
+@pytest.mark.parametrize(("written", "text"), [('""', ""), ('"   "', "   "),
+                                              ('"\\n\\t"', "\n\t")])
+def test_a_blank_auto_reply_is_refused_naming_the_account(written: str, text: str,
+                                                          tmp_path: Path) -> None:
+    """It loaded, the start-up warning "no account has auto_reply" counted it as one, and
+    `worker autoreply` ran answering no message."""
+    path = tmp_path / "rules.toml"
+    path.write_text(f"[accounts.acme]\nauto_reply = {{ text = {written}, cooldown_s = 60 }}\n")
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert str(caught.value) == (
+        f"{path}: account 'acme' (line 1): auto_reply.text: text {text!r} is blank: it would "
+        "answer no message; to have no auto-reply, leave auto_reply out")
+
+
+def test_an_auto_reply_of_a_template_that_may_render_blank_still_loads() -> None:
+    """"{rest}" is blank for some messages only: those get no auto-reply (handler.py)."""
+    rules = parse_rules({"accounts": {"acme": {"auto_reply": {"text": "{rest}"}}}})
+    assert workers._no_auto_reply(rules) is None
