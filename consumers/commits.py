@@ -1,8 +1,9 @@
 """What a worker commits, and when (WorkerRuntime's part): per partition, the offset below
 the oldest record still in flight, at most once per commit interval and in the background; a
-commit that fails (a rebalance, Kafka away) is logged, throttled, and the records come back;
-one Kafka does not answer in time is left out, not cancelled, and no other starts until it
-ends."""
+commit that fails (a rebalance, Kafka away, Kafka refusing it) is logged, throttled, and the
+records come back; one Kafka does not answer in time is left out, not cancelled, and no other
+starts until it ends. What failed is kept for /readyz (consumers.kafka_watch): no answer, or
+Kafka's refusal by its name."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
+from aiokafka.errors import BrokerResponseError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 
 from consumers.positions import StartPositions
@@ -39,7 +40,10 @@ class Commits:
     _fetched: dict[TopicPartition, int]
     _in_flight: dict[TopicPartition, set[int]]
     _committed: dict[TopicPartition, int]
-    _commits_failing_since: float | None
+    _commits_failing_since: float | None  # wall clock: since the first of the failures in a row
+    # Kafka's refusal of the last commit, by its error class (GroupAuthorizationFailedError: an
+    # ACL revoked); None where it did not answer. /readyz says which.
+    _commits_refused_by: str | None = None
     _outage_log: ThrottledLog
     _last_commit: float
     _committing: asyncio.Task[None] | None
@@ -76,7 +80,7 @@ class Commits:
                    if tp in assigned and (only is None or tp in only)}
         if not offsets:
             if only is None:
-                self._commits_failing_since = None  # none is waiting
+                self._commits_failing_since = self._commits_refused_by = None  # none waiting
             return
         sent = False
         try:
@@ -93,12 +97,11 @@ class Commits:
             if isinstance(exc, TimeoutError) and sent:  # Kafka may have taken it
                 for tp, offset in offsets.items():  # (consumers.skips)
                     self._skips.unanswered(tp, offset.offset)
-            if self._commits_failing_since is None:
-                self._commits_failing_since = time.time()
+            self._note_commit_failure(exc)
             self._commit_failed(exc, repr(exc) if isinstance(exc, KafkaError)
                                 else f"no answer within {COMMIT_TIMEOUT_S}s")
             return
-        self._commits_failing_since = None
+        self._commits_failing_since = self._commits_refused_by = None
         for tp, offset in offsets.items():
             self._committed[tp] = offset.offset
             self._skips.committed(tp, offset.offset)
@@ -119,6 +122,17 @@ class Commits:
             request.add_done_callback(self._commit_request_ended)
             raise
         request.result()
+
+    def _note_commit_failure(self, exc: Exception) -> None:
+        """What /readyz is told of a failed commit. A refusal Kafka answered (an ACL revoked,
+        a commit too large) is kept by its name: it was said `Kafka unreachable`, sending the
+        operator to the network for what is to fix in Kafka."""
+        if self._commits_failing_since is None:
+            self._commits_failing_since = time.time()
+        # Retriable ones (the coordinator moving, a connection lost) aiokafka retries until
+        # COMMIT_TIMEOUT_S: one reaching here says Kafka is away, not what to fix in it.
+        refused = isinstance(exc, BrokerResponseError) and not exc.retriable
+        self._commits_refused_by = type(exc).__name__ if refused else None
 
     def _commit_out(self) -> asyncio.Task[None] | None:
         """The commit sent that Kafka has not answered yet, if any."""

@@ -26,6 +26,17 @@ KAFKA_CHECK_S = 1.0
 # How many partitions such a member asks about: one would make it unready whenever that one's
 # leader is down, on a cluster of several brokers.
 IDLE_ASKED_PARTITIONS = 3
+# How /readyz begins where Kafka answers the commits with a refusal (consumers.commits).
+REFUSED = "Kafka refused the commits"
+
+
+def _said(problem: str) -> str:
+    """The log line for what /readyz says: one per kind, not per second of it."""
+    if problem.startswith("Kafka unreachable"):
+        return "kafka is not answering the worker"
+    if problem.startswith(REFUSED):
+        return "kafka refuses the worker's commits"
+    return "watching kafka failed"
 
 
 class KafkaWatch:
@@ -35,9 +46,11 @@ class KafkaWatch:
     _subscribed: list[str]
     _rebalance_timeout_s: float
     _kafka_problem: str | None
-    _kafka_silent_since: float  # monotonic: since when /readyz has said Kafka is away
+    _kafka_silent_since: float  # monotonic: since when /readyz has said Kafka is away or
+    # refusing
     _rebalancing_since: float | None
     _commits_failing_since: float | None
+    _commits_refused_by: str | None
     _fetching: set[TopicPartition]
     _fetching_since: float
     _idle_answered: float
@@ -71,16 +84,17 @@ class KafkaWatch:
 
     def _say_kafka(self, problem: str | None) -> None:
         """Keep what /readyz says of Kafka, and log when that changes: once as Kafka stops
-        answering, once as it answers again. A member with nothing in flight had no line of
+        answering (or refuses the commits, or the one turns to the other), once as it answers
+        again. A member with nothing in flight had no line of
         its own for a broker gone silent (paused, a network partition), only aiokafka's."""
         before, self._kafka_problem = self._kafka_problem, problem
-        if problem is not None and before is None:
-            self._kafka_silent_since = time.monotonic()
-            said = ("kafka is not answering the worker" if problem.startswith("Kafka unreachable")
-                    else "watching kafka failed")
-            log.warning(said, worker=self.name, reason=problem)
+        if problem is not None and (before is None or _said(before) != _said(problem)):
+            if before is None:
+                self._kafka_silent_since = time.monotonic()
+            log.warning(_said(problem), worker=self.name, reason=problem)
         elif problem is None and before is not None:
-            log.info("kafka answers the worker again", worker=self.name,
+            log.info("kafka takes the worker's commits again" if before.startswith(REFUSED)
+                     else "kafka answers the worker again", worker=self.name,
                      unready_s=round(time.monotonic() - self._kafka_silent_since, 1))
 
     def _note_lag(self, assigned: set[TopicPartition],
@@ -100,7 +114,8 @@ class KafkaWatch:
     def _kafka_unanswered(self, consumer: AIOKafkaConsumer) -> str | None:
         """Why Kafka seems away, judged from what it answered this member: its fetches, its
         commits, or for a member with no partition (more members than partitions), which
-        fetches and commits nothing, the question _ask_while_idle asks."""
+        fetches and commits nothing, the question _ask_while_idle asks; or that it refuses
+        the commits (consumers.commits keeps its answer)."""
         now = time.time()
         if self._rebalancing_since is not None:
             # aiokafka fetches nothing new until it ends, which may rightly take until every
@@ -128,6 +143,10 @@ class KafkaWatch:
         # Partitions all paused (every slot busy) are not fetched: their commits still tell.
         failing_since = self._commits_failing_since
         if failing_since is not None and now - failing_since > KAFKA_SILENT_AFTER_S:
+            if (refused_by := self._commits_refused_by) is not None:
+                # Kafka answered: an ACL, or a commit it will not take, to fix in Kafka. Its
+                # error's class name only, as the probe's port may be the internet's.
+                return f"{REFUSED}: {refused_by} (for {now - failing_since:.0f}s)"
             return f"Kafka unreachable: commits failing for {now - failing_since:.0f}s"
         return None
 
