@@ -13,7 +13,15 @@ import time
 from typing import TYPE_CHECKING
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import BrokerResponseError, KafkaError
+from aiokafka.errors import (
+    BrokerResponseError,
+    CommitFailedError,
+    IllegalGenerationError,
+    IllegalStateError,
+    KafkaError,
+    RebalanceInProgressError,
+    UnknownMemberIdError,
+)
 from aiokafka.structs import OffsetAndMetadata
 
 from consumers.positions import StartPositions
@@ -28,6 +36,13 @@ if TYPE_CHECKING:  # consumers.skips reads COMMIT_TIMEOUT_S here
 # where partitions are read from (positions, committed offsets): consumers.assignment reads it
 # here, at each use, so there is one value (a test patches it here).
 COMMIT_TIMEOUT_S = 5.0
+
+# A commit refused because the group moved on (a rebalance): aiokafka raises CommitFailedError
+# for the next three, and IllegalStateError for a partition taken away before it was sent.
+# Normal during a rebalance, and Kafka answered: neither Kafka away nor a refusal to fix.
+REBALANCE_ANSWERS: tuple[type[Exception], ...] = (
+    CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError,
+    IllegalStateError)
 
 
 class Commits:
@@ -126,7 +141,11 @@ class Commits:
     def _note_commit_failure(self, exc: Exception) -> None:
         """What /readyz is told of a failed commit. A refusal Kafka answered (an ACL revoked,
         a commit too large) is kept by its name: it was said `Kafka unreachable`, sending the
-        operator to the network for what is to fix in Kafka."""
+        operator to the network for what is to fix in Kafka. A rebalance's answer is not a
+        failure of Kafka's: it ends the failures in a row."""
+        if isinstance(exc, REBALANCE_ANSWERS):
+            self._commits_failing_since = self._commits_refused_by = None
+            return
         if self._commits_failing_since is None:
             self._commits_failing_since = time.time()
         # Retriable ones (the coordinator moving, a connection lost) aiokafka retries until

@@ -1,8 +1,8 @@
 """What a worker's /readyz and log say of commits that fail, by what Kafka answered them with.
 A refusal (an ACL revoked, a commit Kafka will not take) is its answer, to fix in Kafka: said by
 aiokafka's error class, not as `Kafka unreachable`, which sent the operator to the network. No
-answer stays `Kafka unreachable`. Over a consumer stand-in raising aiokafka's errors (no
-broker)."""
+answer stays `Kafka unreachable`. A commit refused because the group rebalanced is normal and
+an answer: neither. Over a consumer stand-in raising aiokafka's errors (no broker)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,17 @@ import asyncio
 import httpx
 import pytest
 from aiokafka.errors import (
+    CommitFailedError,
     GroupAuthorizationFailedError,
     GroupCoordinatorNotAvailableError,
+    IllegalGenerationError,
+    IllegalStateError,
     InvalidCommitOffsetSizeError,
     KafkaConnectionError,
     OffsetMetadataTooLargeError,
+    RebalanceInProgressError,
     TopicAuthorizationFailedError,
+    UnknownMemberIdError,
 )
 
 from consumers.health import WorkerHealth, serve_worker_http
@@ -140,6 +145,58 @@ async def test_a_refusal_then_silence_is_said_each_time_without_turning_ready_be
         assert (runtime.problem() or "").startswith("Kafka unreachable: commits failing for ")
         assert len(_said(caplog, "kafka refuses the worker's commits")) == 1
         assert len(_said(caplog, "kafka is not answering the worker")) == 1
+    finally:
+        runtime.stop()
+        await asyncio.wait_for(running, 5)
+
+
+@pytest.mark.parametrize("rebalanced", [
+    CommitFailedError(),  # aiokafka's for the next three
+    RebalanceInProgressError(),
+    IllegalGenerationError(),
+    UnknownMemberIdError(),
+    IllegalStateError("Partition t-0 is not assigned"),  # taken away before it was sent
+], ids=lambda error: type(error).__name__)
+async def test_commits_refused_for_a_rebalance_leave_a_worker_ready(
+        group: Group, caplog: pytest.LogCaptureFixture,  # noqa: F811
+        rebalanced: Exception) -> None:
+    # Kafka answered: the group moved on, the records come back to their next owner. They
+    # counted as commits failing, said `Kafka unreachable` once they had lasted 30 s; a running
+    # worker was spared it by the rebalance that follows (its revoke leaves nothing to commit,
+    # which ends the count: the next test), not because they were told apart.
+    caplog.set_level("INFO")
+    runtime, running = await _running(group)
+    try:
+        await group.assign({TP})
+        _failing_commits(group, runtime, rebalanced)
+        assert await _problems_for(runtime, 3 * SILENT_S) == {None}
+        assert not _said(caplog, "kafka is not answering the worker")
+        assert _said(caplog, "commit failed")  # the log still says each kind
+    finally:
+        runtime.stop()
+        await asyncio.wait_for(running, 5)
+
+
+async def test_a_rebalance_longer_than_the_silence_after_a_refused_commit_stays_ready(
+        group: Group) -> None:  # noqa: F811
+    # The commit of the partitions taken away refused (the group moved on without this
+    # member), the rebalance then lasting longer than KAFKA_SILENT_AFTER_S: ready throughout,
+    # and once it ends.
+    runtime, running = await _running(group)
+    try:
+        await group.assign({TP})
+        assert group.listener is not None
+        group.answer()
+        runtime._fetched[TP] = 5
+        group.commit_error = CommitFailedError()
+        await group.listener.on_partitions_revoked([TP])
+        group.assigned = set()
+        assert await _problems_for(runtime, 2 * SILENT_S) == {None}
+        group.commit_error = None
+        group.assigned = {TP}
+        await group.listener.on_partitions_assigned([TP])
+        assert runtime._kafka_unanswered(group) is None
+        assert await _problems_for(runtime, 2 * SILENT_S, group) == {None}
     finally:
         runtime.stop()
         await asyncio.wait_for(running, 5)
