@@ -190,16 +190,13 @@ class Attempts:
         """Publish the record's dead letter, with `reason`. The log line says the reason of a
         poison record (the handler's words for what is wrong with it), and of a `failure`
         only its type and traceback: its text goes to the dead letter alone
-        (switchboard.failure_text)."""
+        (switchboard.failure_text). It is written once Kafka has the letter, with the letter's
+        id (what `switchboard replay --id` takes): a letter Kafka refused, or one given back
+        while waiting for Kafka, was logged as dead-lettered with an id no replay could find."""
         if not provider and not account:
             provider, account = named_by_source(record.headers)
         reason = short(reason)  # the log line too: a reason may quote the whole record
         HANDLED.labels(self.name, "dead_letter").inc()
-        said: dict[str, Any] = ({"reason": reason} if failure is None else
-                                {"error_type": type(failure).__name__,
-                                 "exception": traceback_without_text(failure)})
-        log.error("record dead-lettered", worker=self.name, attempts=attempts, **said,
-                  **self._where(record))
         payload = {
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "key": record.key.decode("utf-8", "replace") if record.key else None,
@@ -211,8 +208,9 @@ class Attempts:
             "headers_b64": [[name, None if value is None else base64.b64encode(value).decode()]
                             for name, value in record.headers or ()],
         }
+        dead_letter_id = str(uuid.uuid4())
         letter = dead_letter_record(
-            dl_id=str(uuid.uuid4()), stage=f"worker:{self.name}", reason=reason,
+            dl_id=dead_letter_id, stage=f"worker:{self.name}", reason=reason,
             provider=provider, account=account, time=datetime.now(UTC), payload=payload,
             key=record.key)
         refused = failures = 0
@@ -232,4 +230,9 @@ class Attempts:
                 # A stop or a rebalance gives the record back (GiveBack) rather than wait
                 # out the retries: its next owner dead-letters it.
                 await self.context.wait_to_retry(self.retry.delay(failures))
+        said: dict[str, Any] = ({"reason": reason} if failure is None else
+                                {"error_type": type(failure).__name__,
+                                 "exception": traceback_without_text(failure)})
+        log.error("record dead-lettered", worker=self.name, dead_letter_id=dead_letter_id,
+                  attempts=attempts, **said, **self._where(record))
         self.handled += 1

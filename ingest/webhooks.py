@@ -278,9 +278,11 @@ class WebhookHandler:
         if failure is None:
             stored, failure = await off_loop_if_large(len(body), storable, events, len(body))
             records.extend(stored)
+        dead_letter_id = ""  # logged below: what `switchboard replay --id` takes
         if failure is not None:
+            dead_letter_id = new_id()
             records.add(dead_letter_record(
-                dl_id=new_id(), stage="normalize", reason=failure[2],
+                dl_id=dead_letter_id, stage="normalize", reason=failure[2],
                 provider=account.provider, account=account.name, time=received_at,
                 payload=envelope))
 
@@ -301,7 +303,8 @@ class WebhookHandler:
             self.recent.remember_refused(fingerprint, failure)
             metrics.DEAD_LETTERS.labels(account.provider, account.name).inc()
             log.warning("webhook kept as dead letter", provider=account.provider,
-                        account=account.name, raw_id=raw_id, reason=failure[2])
+                        account=account.name, dead_letter_id=dead_letter_id, raw_id=raw_id,
+                        reason=failure[2])
             return error_response(failure[0], failure[1], failure[2]), "dead_letter"
 
         self.recent.remember(fingerprint)

@@ -202,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="normalize, or a worker: sender, keywords, autoreply, "
                              "bot-<module>-<function>; repeatable")
     replay.add_argument("--id", action="append", default=[],
-                        help="a dead letter's id (with --source raw, a raw_id); repeatable")
+                        help="a dead letter's id, as its log line's dead_letter_id (with "
+                             "--source raw, a raw_id); repeatable")
     replay.add_argument("--dry-run", action="store_true",
                         help="say what would be published, publish nothing")
     replay.add_argument("--include-old", action="store_true",

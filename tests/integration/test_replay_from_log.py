@@ -1,0 +1,111 @@
+"""From a log line to `switchboard replay`, against the real broker: the `dead_letter_id` of
+ingest's "webhook kept as dead letter" line and of a worker's "record dead-lettered" line is
+what `replay --id` takes, and it replays that letter alone. Before, neither line named the
+letter: ingest's gave the raw request's id, a worker's where the record was in Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from consumers.handling import Context, Record
+from consumers.runtime import RetryPolicy, WorkerRuntime
+from ingest import normalizing
+from normalizers import NormalizeError, WebhookRequest
+from switchboard.topics import DEAD_LETTER, MESSAGE_STATUS, TopicSpec, ensure_topics
+from tests.integration.conftest import IngestServer
+from tests.integration.processes import replay
+from tests.integration.runtimes import run_until
+from tests.integration.webhooks import basic, infobip_report
+from tests.kafka_helpers import TopicWatcher, collect_until
+
+
+def _logged(caplog: pytest.LogCaptureFixture, event: str, **fields: Any) -> list[dict[str, Any]]:
+    return [r.msg for r in caplog.records if isinstance(r.msg, dict)
+            and r.msg.get("event") == event
+            and all(r.msg.get(name) == value for name, value in fields.items())]
+
+
+async def test_ingests_logged_dead_letter_id_replays_that_webhook_alone(
+    ingest_server: IngestServer, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    def buggy(request: WebhookRequest) -> list[Any]:
+        raise NormalizeError("a bug in this version")
+
+    url = ingest_server.url("infobip", "it-infobip")
+    first, second = f"from-log-{uuid.uuid4()}", f"from-log-{uuid.uuid4()}"
+    monkeypatch.setattr(normalizing, "normalize", buggy)
+    async with httpx.AsyncClient() as client:
+        for message_id in (first, second):
+            answer = await client.post(url, content=infobip_report(message_id), headers=basic())
+            assert answer.status_code == 400
+    monkeypatch.undo()
+    lines = _logged(caplog, "webhook kept as dead letter", account="it-infobip")[-2:]
+    assert len(lines) == 2
+    logged_id = lines[0]["dead_letter_id"]
+    assert logged_id != lines[1]["dead_letter_id"]
+
+    async with TopicWatcher(kafka_bootstrap, (MESSAGE_STATUS.name,)) as watcher:
+        start = await watcher.snapshot()
+        code, out, err = await replay(kafka_bootstrap, "--id", logged_id)
+        events = [orjson.loads(r.value)
+                  for r in (await watcher.records_since(start)).get(MESSAGE_STATUS.name, [])]
+
+    assert code == 0, err
+    assert [(line["id"], line["outcome"], line["records"]) for line in out] == [
+        (logged_id, "replayed", 1)]
+    assert [event["message_id"] for event in events] == [first]
+
+
+async def test_a_workers_logged_dead_letter_id_replays_that_record_alone(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = f"test.from-log.{uuid.uuid4().hex[:8]}"
+    await ensure_topics(kafka_bootstrap, partitions=1, replication_factor=1,
+                        specs=(TopicSpec(topic, "test"), DEAD_LETTER))
+    name = f"bot-from-log-{uuid.uuid4().hex[:8]}"  # a stage replay knows: a custom bot's
+    both_failed = asyncio.Event()
+    failures = 0
+
+    async def broken(record: Record, ctx: Context) -> None:
+        nonlocal failures
+        failures += 1
+        if failures == 2:
+            both_failed.set()
+        raise RuntimeError("a bug in the handler")
+
+    async with TopicWatcher(kafka_bootstrap, (DEAD_LETTER.name,)) as letters:
+        before = await letters.snapshot()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for n in (1, 2):
+                await producer.send_and_wait(topic, b'{"n": %d}' % n, key=b"same")
+        finally:
+            await producer.stop()
+        runtime = WorkerRuntime(name=name, kafka=kafka_bootstrap, topics=[topic],
+                                handler=broken, group_id=f"g-{name}",
+                                retry=RetryPolicy(max_attempts=1, base_delay_s=0.01))
+        await run_until(runtime, both_failed)
+        await collect_until(letters, before, lambda found: len(
+            [r for r in found.get(DEAD_LETTER.name, [])
+             if orjson.loads(r.value)["stage"] == f"worker:{name}"]) == 2)
+    lines = _logged(caplog, "record dead-lettered", worker=name)
+    assert [line["offset"] for line in lines] == [0, 1]
+    logged_id = lines[0]["dead_letter_id"]
+
+    async with TopicWatcher(kafka_bootstrap, (topic,)) as watcher:
+        start = await watcher.snapshot()
+        code, out, err = await replay(kafka_bootstrap, "--id", logged_id)
+        back = (await watcher.records_since(start)).get(topic, [])
+
+    assert code == 0, err
+    assert [(line["id"], line["outcome"]) for line in out] == [(logged_id, "replayed")]
+    assert [r.value for r in back] == [b'{"n": 1}']
