@@ -10,6 +10,11 @@
   any other media -> `file` {files: [{mediaUrl, contentType}], text} with every item (images
   included), so one message still carries them all. At most 10 media items (Bird's limit);
   more is a permanent error. The text is the command's, else the first caption.
+- media on an SMS channel (the account's `channel`, "sms" by default): seed 001 says all SMS
+  channels send text, and only those with an MMS-capable number (US and Canada numbers) carry
+  media. So media there, with text or without, is a permanent error before anything is sent
+  unless the account says its number is MMS-capable (`mms = true`); the reason says so, and
+  that the link can go in the text. Other channels (WhatsApp, Telegram ...) send media.
 - buttons: the seed documents no reply buttons for these bodies (only link actions) and the
   channel is an SMS channel, so the choices are appended to the text ("1) Yes 2) No") and the
   answer comes back as plain text.
@@ -43,7 +48,7 @@ from urllib.parse import quote
 import httpx
 
 from consumers.outbound.base import OutboundConfig, SendContext, SendError, SendReceipt
-from consumers.outbound.content import guess_content_type, refuse, with_choices
+from consumers.outbound.content import guess_content_type, refuse, refuse_media, with_choices
 from consumers.outbound.http_errors import classify_http_error
 from consumers.outbound.provider_client import ProviderClient
 from consumers.outbound.responses import as_str, as_text, json_body, no_acceptance, snippet
@@ -64,6 +69,10 @@ class Config(OutboundConfig):
     access_key: Secret
     workspace_id: str
     channel_id: str
+    # The SMS channel's number is MMS-capable (seed 001: "currently numbers purchased for the
+    # United States and Canada"), so it carries media. Not known from the API's answers before
+    # a send, so the account says it.
+    mms: bool = False
 
 
 class Client(ProviderClient[Config]):
@@ -78,12 +87,20 @@ class Client(ProviderClient[Config]):
                          "Accept": "application/json"}
 
     async def send(self, command: OutboundCommand) -> SendReceipt:
-        payload = build_request(command)
+        payload = build_request(command, self._config)
         return read_response(await self._post(self._url, payload, self._headers))
 
 
-def build_request(command: OutboundCommand) -> dict[str, Any]:
+def build_request(command: OutboundCommand, config: Config) -> dict[str, Any]:
     """The send request body; a permanent SendError if Bird cannot carry the command."""
+    if command.media and config.channel.strip().lower() == "sms" and not config.mms:
+        # Refused here rather than left to Bird: seed 001 documents no answer for media on a
+        # channel without MMS, and whatever it is would not say what to do instead.
+        refuse_media("Bird SMS channels carry media only with an MMS-capable number (US and "
+                     "Canada numbers), and this account does not say its number is one",
+                     "set `mms = true` in the account's outbound table if the channel's number "
+                     "is MMS-capable, or send it through an account on a channel that carries "
+                     "media (WhatsApp, ...)")
     payload: dict[str, Any] = {
         "receiver": {"contacts": [{"identifierValue": command.to}]},
         "reference": command.id,

@@ -35,6 +35,13 @@ def refuse_unknown_channel(provider: str, fix: str) -> NoReturn:
            f"not say its channel, so {provider} cannot tell which channel to send on; {fix}")
 
 
+def refuse_media(why: str, otherwise: str) -> NoReturn:
+    """Media on a channel that cannot carry it, refused with what the user can do instead: the
+    link in the text reaches the contact on any channel, and `otherwise` names this provider's
+    way to send the media itself."""
+    refuse(f"{why}; send the media's link in the command's text instead, or {otherwise}")
+
+
 def with_choices(text: str | None, buttons: Sequence[Button]) -> str:
     """Buttons on a channel without buttons: "1) Yes 2) No" after the text.
 

@@ -47,7 +47,7 @@ from pydantic import Field
 from consumers.handling import slot_given_up
 from consumers.outbound._ubiqio_answers import error_text, read_response, unauthorized
 from consumers.outbound.base import OutboundConfig, SendContext, SendError, SendReceipt
-from consumers.outbound.content import guess_content_type, refuse, with_choices
+from consumers.outbound.content import guess_content_type, refuse, refuse_media, with_choices
 from consumers.outbound.http_errors import classify_http_error, post_json
 from consumers.outbound.limits import WINDING_DOWN, Stopping, room_for
 from consumers.outbound.provider_client import ProviderClient
@@ -275,5 +275,7 @@ def _image(media: Sequence[Media]) -> Media | None:
         refuse(f"Ubiqio carries one image per message, got {len(media)} media items")
     content_type = guess_content_type(media[0])
     if not (content_type or "").lower().startswith("image/"):
-        refuse(f"Ubiqio MMS carries only images, not {content_type or media[0].url}")
+        # Seed 000's only media field is `imageUrl` ("Image URL (MMS only)").
+        refuse_media(f"Ubiqio MMS carries only images, not {content_type or media[0].url}",
+                     "send it through an account on a channel that carries it")
     return media[0]

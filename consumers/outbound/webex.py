@@ -11,7 +11,8 @@ header `key: <service_key>` (seed 002). SMS only.
 - text: at most 1024 characters (the API's limit; longer is a permanent error). Text outside the
   GSM 7-bit alphabet is sent as `type: "4"` (Unicode) so that it is not garbled; otherwise
   `type` is left out (Webex's default, plain text).
-- media: SMS carries none, so media is a permanent error (no silent dropping).
+- media: SMS carries none, so media is a permanent error (no silent dropping), whose reason
+  says to send the link in the text instead.
 - buttons: appended to the text ("1) Yes 2) No"); the answer comes back as plain text.
 - in_reply_to: SMS has no reply reference; ignored.
 - correlationid and callbackData (both = command id) come back in the delivery receipts.
@@ -44,6 +45,7 @@ from consumers.outbound.base import OutboundConfig, SendContext, SendError, Send
 from consumers.outbound.content import (
     is_unknown_channel,
     refuse,
+    refuse_media,
     refuse_unknown_channel,
     with_choices,
 )
@@ -117,7 +119,9 @@ def build_request(command: OutboundCommand, config: Config,
     if channel != "sms":
         refuse(f"the Webex client sends SMS only, not {channel!r}")
     if command.media:
-        refuse("Webex SMS cannot carry media")
+        # Seed 002's SMS object has text and no media field: nothing to map media onto.
+        refuse_media("Webex SMS cannot carry media (this client sends SMS only)",
+                     "send it through an account on a channel that carries media")
     text = command.text or ""
     if command.buttons:
         text = with_choices(text, command.buttons)
