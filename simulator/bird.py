@@ -4,6 +4,9 @@ Send: `Authorization: AccessKey <access_key>`; body `{receiver: {contacts: [{ide
 body: {type: text|image|file, ...} | template, reference?}`, at most 10 images. The answer is
 HTTP 202 with the message (`id`, `status: accepted`, `reference` ...). Errors are `{code,
 message}` objects (401 NotAuthenticated, 403 Forbidden, 422 InvalidPayload with `details`).
+An image or file body on an SMS channel is refused (422, `details.body`) unless the account's
+outbound table says its number is MMS-capable (`mms = true`): seed 001 gives media only to SMS
+channels with such numbers. How Bird itself refuses it is not documented; a 422 is ours.
 
 Webhooks are Channels API events `{"service": "channels", "event": "<platform>.outbound",
 "payload": <message>}` for accepted, sent and delivered, and for WhatsApp, RCS, Messenger and
@@ -66,6 +69,7 @@ class Outbound(OutboundKeys):
     workspace_id: str
     channel_id: str
     channel: str = "sms"
+    mms: bool = False  # the SMS channel's number is MMS-capable: it carries media
 
     @property
     def platform(self) -> str:
@@ -100,7 +104,7 @@ def parse_send(request: Request, account: Account, body: bytes) -> list[Outgoing
         payload = decode_json(body)
     except ValueError as exc:
         return _invalid({"body": [str(exc)]})
-    details = _details(payload)
+    details = _details(payload) or _media_problem(payload, config)
     if details:
         return _invalid(details)
     contact = payload["receiver"]["contacts"][0]
@@ -222,6 +226,15 @@ def _body_problem(body: Any) -> str | None:
     if kind == "image" and isinstance(items, list) and len(items) > MAX_IMAGES:
         return f"image.images holds at most {MAX_IMAGES} items"
     return None
+
+
+def _media_problem(payload: dict[str, Any], config: Outbound) -> dict[str, list[str]]:
+    """Seed 001: "SMS channels that are installed with MMS capable numbers ... also support
+    media messaging"; others send text only."""
+    kind = obj(payload.get("body")).get("type")
+    if kind in ("image", "file") and config.platform == "sms" and not config.mms:
+        return {"body": [f"type {kind} needs an MMS-capable number; this SMS channel's is not"]}
+    return {}
 
 
 # --- bodies ----------------------------------------------------------------------------------

@@ -390,8 +390,8 @@ async def test_bird_takes_at_most_ten_images(sim: httpx.AsyncClient, count: int)
     body = bird_send()
     body["body"] = {"type": "image", "image": {
         "images": [{"mediaUrl": f"https://media.test/{n}.png"} for n in range(count)]}}
-    response = await sim.post(f"/bird/workspaces/{WS}/channels/{CH}/messages", json=body,
-                              headers={"authorization": "AccessKey bird-access-key"})
+    response = await sim.post(f"/bird/workspaces/{WS}/channels/ch-mms/messages", json=body,
+                              headers={"authorization": "AccessKey birdmms-access-key"})
     if count <= 10:
         assert response.status_code == 202
         return
