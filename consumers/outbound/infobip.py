@@ -17,8 +17,10 @@ One command is one message (seed 003):
   `UNKNOWN` would not say that the webhook URL needs its `?channel=` label.
 - body: `TEXT` {text}; one media item -> `IMAGE` (image/*), `VIDEO` (video/*) or `DOCUMENT`
   {url, text = the command text or the caption}. The Messages API carries one body, so more
-  than one media item is a permanent error. On SMS Infobip itself renders a media URL as text
-  (adaptation mode), so media is not refused there.
+  than one media item is a permanent error. On SMS, media is sent all the same, not refused:
+  seed 003's `options.adaptationMode` (not sent, so its default, true) has Infobip "map it as
+  best effort" when the channel does not support the message, and Infobip's Messages API page
+  shows an image on SMS sent as its URL (with adaptationMode false, an error).
 - buttons: `content.buttons` [{type: REPLY, text: title, postbackData: payload}] on channels
   that show buttons. SMS and MMS cannot: there the choices are appended to the text
   ("1) Yes 2) No") and the user's answer comes back as plain text.
