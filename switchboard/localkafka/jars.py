@@ -11,6 +11,7 @@ import subprocess
 import time
 from importlib import resources
 from pathlib import Path
+from typing import IO
 
 from switchboard.localkafka.errors import OWN_CLUSTER, BrokerError
 from switchboard.logs import get_logger
@@ -40,7 +41,7 @@ def ensure_jars(cache_dir: Path) -> Path:
         return lib
     home.mkdir(parents=True, exist_ok=True)
     with open(home / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another process may be fetching right now
+        _lock_saying_who_fetches(lock, lib)
         if (lib / ".complete").exists():
             return lib
         mvn = shutil.which("mvn")
@@ -59,6 +60,18 @@ def ensure_jars(cache_dir: Path) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
         (lib / ".complete").touch()
     return lib
+
+
+def _lock_saying_who_fetches(lock: IO[str], lib: Path) -> None:
+    """Take the fetch lock, saying so first when another process holds it: a first `make
+    run` beside a first `make test` waited for the test session's fetch, a minute or more,
+    without a line, where the one fetching says `fetching kafka jars from maven central`."""
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("waiting for another process fetching the kafka jars",
+                 version=KAFKA_VERSION, into=str(lib))
+        fcntl.flock(lock, fcntl.LOCK_EX)
 
 
 # Maven 3.8 waits 30 minutes on a stalled download and retries no server error, so one bad

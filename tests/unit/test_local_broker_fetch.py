@@ -3,8 +3,12 @@ which must neither fail the run at once nor hold it for Maven's own 30-minute ti
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
+import time
 import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -89,3 +93,29 @@ def test_the_pom_fetches_the_kafka_version_the_code_expects() -> None:
     name = "{http://maven.apache.org/POM/4.0.0}"
     root = ET.fromstring(jars._pom())  # noqa: S314 - our own file
     assert root.findtext(f"{name}properties/{name}kafka.version") == KAFKA_VERSION
+
+
+def test_waiting_for_another_process_fetching_is_said(
+        tmp_path: Path, runs: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A first `make run` beside a first `make test` waited for the other's fetch, a minute
+    # or more, without a line. The other process is this test holding the fetch lock (a
+    # second open file's flock conflicts within one process as across two).
+    home = jar_home(tmp_path / "cache", jars._pom())
+    home.mkdir(parents=True)
+    caplog.set_level(logging.INFO)
+    with open(home / ".lock", "w") as held, ThreadPoolExecutor(1) as pool:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = pool.submit(ensure_jars, tmp_path / "cache")
+        for _ in range(200):  # bounded: up to ~10 s for the line
+            if "waiting for another process fetching" in caplog.text or waiting.done():
+                break
+            time.sleep(0.05)
+        said = "waiting for another process fetching the kafka jars" in caplog.text
+        # What the other process fetched, then its lock let go: nothing is fetched again.
+        (home / "lib").mkdir()
+        (home / "lib" / ".complete").touch()
+        fcntl.flock(held, fcntl.LOCK_UN)
+        lib = waiting.result(timeout=30)
+    assert said, caplog.text
+    assert lib == home / "lib"
+    assert not runs.exists()  # mvn never ran
