@@ -123,19 +123,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     demo: _Demo | None = None
     if not args.kafka_only:
-        demo = _prepare(settings)  # a bad file is said before a broker is started for nothing
-        if demo is None:
-            return 2
-        if unresolved := unresolved_host(demo.settings.http_host):
-            print(unresolved[1], file=sys.stderr)
-            return unresolved[0]
-        if not settings.kafka_bootstrap_servers and (
-                running := _already_running(settings.data_dir / "kafka")) is not None:
-            print(f"error: {running}", file=sys.stderr)
-            return 1
-        if (taken := _port_taken(demo.settings)) is not None:  # so is a port in use
-            print(f"error: {taken}", file=sys.stderr)
-            return 1
+        try:  # Ctrl-C while it imports and reads its files printed a traceback
+            checked = _checked(settings)
+        except KeyboardInterrupt:
+            return 130  # as for Ctrl-C before Kafka is ready
+        if isinstance(checked, int):
+            return checked
+        demo = checked
     try:
         broker, bootstrap = start_kafka(settings)
     except BrokerError as exc:
@@ -285,6 +279,25 @@ def _prepare(settings: Settings) -> _Demo | None:
     else:
         warn_if_sending_past_the_simulator(accounts, settings.simulator_port)
     return _Demo(settings, accounts)
+
+
+def _checked(settings: Settings) -> _Demo | int:
+    """What `run` serves, or the exit code once what stops it is said: a bad file, a host,
+    the data dir or a port, each before a broker is started for nothing."""
+    demo = _prepare(settings)
+    if demo is None:
+        return 2
+    if unresolved := unresolved_host(demo.settings.http_host):
+        print(unresolved[1], file=sys.stderr)
+        return unresolved[0]
+    if not settings.kafka_bootstrap_servers and (
+            running := _already_running(settings.data_dir / "kafka")) is not None:
+        print(f"error: {running}", file=sys.stderr)
+        return 1
+    if (taken := _port_taken(demo.settings)) is not None:
+        print(f"error: {taken}", file=sys.stderr)
+        return 1
+    return demo
 
 
 def _already_running(data_dir: Path) -> str | None:

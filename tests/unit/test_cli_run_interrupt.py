@@ -4,6 +4,7 @@ ends the JVM and lets the data dir go), and the command ends normally, not by th
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import subprocess
@@ -151,3 +152,47 @@ def test_sighup_stops_kafka_cleanly_unless_it_is_ignored(nohup: bool) -> None:
         *(["still running after SIGHUP"] if nohup else []),
         "stopping…",
         "exit 0, broker stopped: True"]
+
+
+def _reader_waiting(fifo: Path) -> int | None:
+    """A writer's end of `fifo` once a reader has it open, else None (nobody reading yet)."""
+    try:
+        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno != errno.ENXIO:
+            raise
+        return None
+
+
+def test_ctrl_c_while_run_reads_its_files_exits_130_without_a_traceback(
+        tmp_path: Path) -> None:
+    # Ctrl-C in the first seconds of `make run` (imports, reading the accounts) printed a
+    # KeyboardInterrupt traceback. The accounts file is a FIFO nobody writes, so `run` is
+    # surely still reading it when Ctrl-C comes.
+    fifo = tmp_path / "accounts.toml"
+    os.mkfifo(fifo)
+    env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"} | {
+        "SWITCHBOARD_ACCOUNTS_FILE": str(fifo), "SWITCHBOARD_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "switchboard.cli", "run"], cwd=Path(__file__).resolve().parents[2],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)  # Ctrl-C in a terminal signals the whole group
+    writer = None
+    try:
+        for _ in range(600):  # bounded: up to ~30 s for it to open the file
+            if (writer := _reader_waiting(fifo)) is not None or process.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert writer is not None, "run never opened its accounts file"
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+        if writer is not None:
+            os.close(writer)
+    assert process.returncode == 130, output
+    assert "Traceback" not in output, output
+    assert not (tmp_path / "data").exists()  # no broker was started for it
