@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from switchboard.cli.demo_simulator import on_simulator_port, warn_if_sending_past_the_simulator
+from switchboard.cli.run_ports import (
+    already_running,
+    kafka_ports_clash,
+    ports_taken,
+    services_on_kafka_ports,
+)
 from switchboard.cli.startup import (
     DEMO_ACCOUNTS,
     DEMO_RULES,
@@ -23,14 +29,13 @@ from switchboard.cli.startup import (
     drop_terminal_outputs,
     invoked_as,
     kafka_stopped,
-    port_taken,
     reach_kafka,
     relative_hint,
     run_loop,
     terminal_outputs,
     unresolved_host,
 )
-from switchboard.localkafka import BrokerError, LocalKafka, data_dir_holder
+from switchboard.localkafka import BrokerError, LocalKafka
 from switchboard.serving import ingest_protocol_problem
 from switchboard.settings import Settings
 from switchboard.stopping import stop_signals
@@ -121,6 +126,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     # does (CI scripts): Ctrl-C or kill -INT would do nothing to `kafka`, which only waits.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     started = time.monotonic()
+    if (clash := kafka_ports_clash(settings)) is not None:
+        print(f"error: {clash}", file=sys.stderr)
+        return 2
     demo: _Demo | None = None
     if not args.kafka_only:
         try:  # Ctrl-C while it imports and reads its files printed a traceback
@@ -290,36 +298,17 @@ def _checked(settings: Settings) -> _Demo | int:
     if unresolved := unresolved_host(demo.settings.http_host):
         print(unresolved[1], file=sys.stderr)
         return unresolved[0]
+    if (clash := services_on_kafka_ports(demo.settings)) is not None:
+        print(f"error: {clash}", file=sys.stderr)
+        return 2
     if not settings.kafka_bootstrap_servers and (
-            running := _already_running(settings.data_dir / "kafka")) is not None:
+            running := already_running(settings.data_dir / "kafka")) is not None:
         print(f"error: {running}", file=sys.stderr)
         return 1
-    if (taken := _port_taken(demo.settings)) is not None:
+    if (taken := ports_taken(demo.settings)) is not None:
         print(f"error: {taken}", file=sys.stderr)
         return 1
     return demo
-
-
-def _already_running(data_dir: Path) -> str | None:
-    """Why this `run` is the second on its data dir, or None. Said before the ports: `make
-    run` twice was told that port 8080 is taken and to set SWITCHBOARD_HTTP_PORT, then the
-    simulator's port, and only then that the first run's broker holds the data dir."""
-    holder = data_dir_holder(data_dir)
-    if holder is None:
-        return None
-    pid = f" (pid {holder})" if holder else ""
-    return (f"another `switchboard run` or `switchboard kafka`{pid} is running on "
-            f"{data_dir}: stop it first (Ctrl-C in its terminal), or give this one its own "
-            "SWITCHBOARD_DATA_DIR and ports")
-
-
-def _port_taken(settings: Settings) -> str | None:
-    """Why ingest or the simulator could not listen, or None. Found out once they start,
-    uvicorn would exit the whole process from inside the event loop: a traceback, the
-    workers cut off, and nothing naming the setting that moves the port."""
-    return port_taken(settings.http_host, [
-        ("ingest", "SWITCHBOARD_HTTP_PORT", settings.http_port),
-        ("the simulator", "SWITCHBOARD_SIMULATOR_PORT", settings.simulator_port)])
 
 
 def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int:
