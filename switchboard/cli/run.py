@@ -18,7 +18,7 @@ from switchboard.cli.run_ports import (
     already_running,
     kafka_ports_clash,
     ports_taken,
-    services_on_kafka_ports,
+    services_ports_clash,
 )
 from switchboard.cli.startup import (
     DEMO_ACCOUNTS,
@@ -298,7 +298,7 @@ def _checked(settings: Settings) -> _Demo | int:
     if unresolved := unresolved_host(demo.settings.http_host):
         print(unresolved[1], file=sys.stderr)
         return unresolved[0]
-    if (clash := services_on_kafka_ports(demo.settings)) is not None:
+    if (clash := services_ports_clash(demo.settings)) is not None:
         print(f"error: {clash}", file=sys.stderr)
         return 2
     if not settings.kafka_bootstrap_servers and (

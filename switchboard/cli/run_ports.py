@@ -23,9 +23,14 @@ def kafka_ports_clash(settings: Settings) -> str | None:
             "needs one for clients and one for its controller")
 
 
-def services_on_kafka_ports(settings: Settings) -> str | None:
-    """Why ingest or the simulator would take a port of the local broker, or None. Both were
-    free before the broker started; ingest then failed to bind, with a traceback, exit 3."""
+def services_ports_clash(settings: Settings) -> str | None:
+    """Why ingest or the simulator would take the other's port or one of the local broker,
+    or None. A broker's was free before the broker started; ingest then failed to bind, with
+    a traceback, exit 3. The other's was said as a port in use, exit 1, as if a retry could
+    cure it."""
+    if settings.http_port == settings.simulator_port:
+        return (f"ingest and the simulator are both given port {settings.http_port} "
+                "(SWITCHBOARD_HTTP_PORT and SWITCHBOARD_SIMULATOR_PORT): give each its own")
     if settings.kafka_bootstrap_servers:
         return None
     kafka = dict(zip((settings.kafka_port, settings.kafka_controller_port), _KAFKA_PORTS,

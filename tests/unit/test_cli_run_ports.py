@@ -57,22 +57,26 @@ def test_kafka_on_its_controllers_port_is_refused(
     ("simulator_port", 9093, "the simulator and the local Kafka broker are both given port "
                              "9093 (SWITCHBOARD_SIMULATOR_PORT and "
                              "SWITCHBOARD_KAFKA_CONTROLLER_PORT)"),
+    # Said as a port in use, exit 1, as if starting again could cure it.
+    ("simulator_port", 8080, "ingest and the simulator are both given port 8080 "
+                             "(SWITCHBOARD_HTTP_PORT and SWITCHBOARD_SIMULATOR_PORT)"),
 ])
-def test_a_service_on_a_port_of_the_broker_is_refused(
+def test_a_service_on_a_port_already_given_is_refused(
         capsys: pytest.CaptureFixture[str], setting: str, port: int, said: str) -> None:
-    # Both ports were free when run looked; the broker took them, then ingest failed to
+    # A broker's port was free when run looked; the broker took it, then ingest failed to
     # bind: uvicorn's error, a traceback logged, exit 3.
-    settings = Settings(kafka_port=9092, kafka_controller_port=9093, http_host="127.0.0.1")
+    settings = Settings(kafka_port=9092, kafka_controller_port=9093, http_host="127.0.0.1",
+                        http_port=8080, simulator_port=8090)
     line = _error(capsys, False, settings.model_copy(update={setting: port}))
     assert line == f"error: {said}: give each its own"
 
 
 def test_a_service_on_ipv6_only_may_share_the_brokers_port_number() -> None:
     # The broker listens on 127.0.0.1 alone: ::1 (IPv6 only, as uvicorn binds it) is free.
-    from switchboard.cli.run_ports import services_on_kafka_ports
+    from switchboard.cli.run_ports import services_ports_clash
 
-    assert services_on_kafka_ports(Settings(http_host="::1", http_port=9092,
+    assert services_ports_clash(Settings(http_host="::1", http_port=9092,
                                             kafka_port=9092)) is None
     # Nor is a cluster of the user's a port of this machine's.
-    assert services_on_kafka_ports(Settings(http_port=9092, kafka_port=9092,
+    assert services_ports_clash(Settings(http_port=9092, kafka_port=9092,
                                             kafka_bootstrap_servers="127.0.0.1:9092")) is None
