@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Once started, it prints commands to try.",
         epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP), 1 when Kafka cannot be used "
                "or exits, a port is taken or a worker stopped short of a record, 2 for bad "
-               "settings (the accounts, the rules, a proxy variable), 130 for Ctrl-C before "
-               "Kafka was ready.")
+               "settings (the accounts, the rules, a proxy variable, one port given to two "
+               "listeners), 130 for Ctrl-C before Kafka was ready.")
     run.set_defaults(handler=cmd_run, kafka_only=False)
 
     kafka = sub.add_parser(
@@ -109,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit 0 once stopped (Ctrl-C, SIGTERM, SIGHUP), or at once when "
                "KAFKA_BOOTSTRAP_SERVERS "
                "is set (nothing is started); 1 when the broker cannot be fetched or started "
-               "(a port or its data directory in use) or exits; 130 for Ctrl-C before it was "
-               "ready.")
+               "(a port or its data directory in use) or exits; 2 when SWITCHBOARD_KAFKA_PORT "
+               "and SWITCHBOARD_KAFKA_CONTROLLER_PORT are one port; 130 for Ctrl-C before it "
+               "was ready.")
     kafka.set_defaults(handler=cmd_kafka)
 
     serve = sub.add_parser(
