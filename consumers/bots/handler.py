@@ -35,7 +35,7 @@ from consumers.bots.limits import (
     ReplyLimit,
 )
 from consumers.bots.opt_out_change import ChangePlan, already_stored, plan_change
-from consumers.bots.optouts import OptOutList, OptOutState, opt_out_records
+from consumers.bots.optouts import OptOutList, OptOutState, Position, opt_out_records
 from consumers.bots.rules_source import RulesSource as RulesSource  # imported from here too
 from consumers.bots.sdk import BotFunction, Reply, as_replies, reply_command
 from consumers.bots.templates import bounded
@@ -104,7 +104,9 @@ class BotHandler:
         try:
             decision = compliance(event, account)
             if decision is not None:
-                opted_out = self._comply(event, account, decision, records, purposes)
+                position = Position(record.topic, record.partition, record.offset)
+                opted_out = self._comply(event, account, decision, records, purposes,
+                                         position)
             elif self.opt_outs.is_opted_out(event.account, event.from_):
                 NOT_ANSWERED.labels(self.name, event.account).inc()
             else:
@@ -119,12 +121,14 @@ class BotHandler:
             REPLIES.labels(self.name, event.account, purpose).inc()
 
     def _comply(self, event: MessageEvent, account: CompiledAccount, decision: Decision,
-                records: list[OutRecord], purposes: list[str]) -> bool | None:
-        """Compliance's answer and opt-out change; the change made, if any."""
+                records: list[OutRecord], purposes: list[str],
+                position: Position) -> bool | None:
+        """Compliance's answer and opt-out change; the change made, if any. `position`: the
+        message's record, kept in the change to order the contact's changes of one time."""
         assert event.from_ is not None
         known = self.opt_outs.state(event.account, event.from_)
         made_at = change_time(event)
-        plan = plan_change(known, decision.opt_out, made_at)
+        plan = plan_change(known, decision.opt_out, made_at, position)
         if known is not None and plan.reason is not None:
             self._log_late(event, decision, known, plan)
         opted_out = decision.opt_out if plan.apply else None
@@ -134,7 +138,7 @@ class BotHandler:
                 # The word as written ("STOP!!!..."), bounded as a reply's echo is: kept
                 # in every sender's and bot's memory with the contact's state.
                 f"{decision.source}:{bounded(str(decision.values.get('keyword')))}",
-                at=plan.at, made_at=made_at))
+                at=plan.at, made_at=made_at, position=position))
         # An opt-out is always confirmed (carriers and the law want each confirmed), an opt-in
         # up to a limit of its own (limits.py: two bots' confirmations opting each other out
         # and in looped); the rest are what two auto-responders would trade without end. Its

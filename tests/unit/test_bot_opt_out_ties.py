@@ -1,38 +1,43 @@
 """A contact's STOPs and STARTs of one time (one webhook that gives no times: its events share
 the time it was received; one second of a provider that gives whole seconds), handled in
-order: their last STOP is never dropped. Where a redelivery cannot be told from a new message,
-the opt-out wins (README, *Bots*)."""
+order: their last word stands. The messages' places in their partition of the inbound topic
+tell a redelivery, or a second bot worker behind the first, from the contact's next message
+(README, *Bots*)."""
 
 from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from consumers.bots.handler import BotHandler, keywords_answer
-from consumers.bots.optouts import OptOutState, decode_opt_out
+from consumers.bots.opt_out_change import AGAINST, TIED_STOP, plan_change
+from consumers.bots.optouts import OptOutState, Position, decode_opt_out, opt_out_key
 from consumers.handling import Record
 from switchboard.events import MessageEvent
-from switchboard.topics import OPT_OUTS
+from switchboard.topics import MESSAGE_INBOUND, OPT_OUTS
 from tests.unit.fakes import FakeContext
-from tests.unit.test_bot_handler import handler, kinds, opt_out_changes
+from tests.unit.test_bot_handler import commands, handler, kinds, opt_out_changes
 
 CONTACT = "+4179000111"
 SENT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+OFFSETS: Iterator[int] = itertools.count(1000)  # the contact's partition, in ingest's order
 
 
 def message(text: str, occurred_at: datetime | None, received_at: datetime) -> Record:
-    """A contact's message as ingest publishes it (a new event id each)."""
+    """A contact's message as ingest publishes it (a new event id each), at the next offset of
+    the contact's partition."""
     event_id = uuid.uuid4()
     event = MessageEvent.model_validate({
         "id": event_id, "type": "message.inbound", "provider": "infobip", "account": "acme",
         "channel": "sms", "direction": "inbound", "from": CONTACT, "to": "+15550000000",
         "message_id": str(event_id), "text": text, "occurred_at": occurred_at,
         "received_at": received_at, "raw_id": str(uuid.uuid4())})
-    return Record("t", 0, 0, b"k", event.to_json())
+    return Record(MESSAGE_INBOUND.name, 3, next(OFFSETS), b"k", event.to_json())
 
 
 def one_request(*texts: str) -> list[Record]:
@@ -83,21 +88,32 @@ async def test_the_last_stop_of_a_stop_start_stop_of_one_time_opts_out(
     assert started.made_at == stopped.made_at == SENT
 
 
-async def test_a_redelivered_stop_of_the_time_of_the_start_after_it_opts_out(
+async def test_a_redelivered_stop_of_the_time_of_the_start_after_it_is_not_applied(
         tmp_path: Any) -> None:
-    """The one case the bot cannot tell apart: a STOP handled again after the START of the
-    same time that followed it, or a new STOP. It errs on the opt-out (a spare "you are
-    unsubscribed" is allowed; a STOP dropped is not): the contact sends START again."""
+    """A STOP handled again after the START of the same time that followed it (a restart
+    before the commit) is at an earlier offset than that START: not applied, not confirmed,
+    and the contact stays in. It opted them out again, confirmed, until they sent START."""
     bot = handler(tmp_path, keywords_answer)
     stop, start = one_request("STOP", "START")
     await handled(bot, [stop, start])
     assert not bot.opt_outs.is_opted_out("acme", CONTACT)
     [again] = await handled(bot, [stop])
-    assert (opt_out_changes(again), kinds(again)) == ([True], ["opt-out-confirmation"])
-    assert bot.opt_outs.is_opted_out("acme", CONTACT)
-    [welcome] = await handled(bot, [message("START", None, SENT + timedelta(seconds=1))])
-    assert opt_out_changes(welcome) == [False]
+    assert (opt_out_changes(again), kinds(again)) == ([], [])
     assert not bot.opt_outs.is_opted_out("acme", CONTACT)
+
+
+@pytest.mark.parametrize("sent", [one_request, one_second])
+async def test_the_last_start_of_stop_start_stop_start_of_one_time_opts_in(
+        tmp_path: Any, sent: Any) -> None:
+    """It could not be told from the first START handled again, and stayed unapplied: the
+    contact who wrote START last stayed out."""
+    bot = handler(tmp_path, keywords_answer)
+    contexts = await handled(bot, sent("STOP", "START", "STOP", "START"))
+    assert [opt_out_changes(ctx) for ctx in contexts] == [[True], [False], [True], [False]]
+    assert kinds(contexts[-1]) == ["message"]  # the start confirmation ("welcome back")
+    assert not bot.opt_outs.is_opted_out("acme", CONTACT)
+    assert stored(bot).at == SENT + timedelta(microseconds=3)
+    assert stored(bot).made_at == SENT
 
 
 async def test_a_redelivered_start_of_the_time_of_the_last_stop_stays_unapplied(
@@ -124,34 +140,86 @@ async def test_changes_of_one_time_handled_again_are_not_written_twice(tmp_path:
     assert stored(bot) == before and before.opted_out
 
 
-def stop_after_start_after_stop(words: tuple[str, ...]) -> bool:
-    """A STOP, a START later, a STOP later still: that last STOP was stamped after the START
-    it followed, and a START after it cannot be told from that START handled again."""
-    rest = iter(words)
-    return all(word in rest for word in ("STOP", "START", "STOP"))
-
-
 SEQUENCES = [words for size in range(1, 6)
              for words in itertools.product(("STOP", "START"), repeat=size)]
 
 
 @pytest.mark.parametrize("words", SEQUENCES, ids="-".join)
-async def test_a_last_stop_of_one_time_stands_whatever_is_handled_again(
+async def test_the_last_word_of_one_time_stands_whatever_is_handled_again(
         tmp_path: Any, words: tuple[str, ...]) -> None:
     """Every sequence of up to five STOPs and STARTs of one time, handled in order, then
-    again from each of its messages on (a redelivery after a restart, or a second bot worker
-    behind the first): ending in STOP, the contact is out after each pass. A sequence ending
-    in START, handled once, leaves them in unless a STOP stamped after a START came before it
-    (STOP START STOP START: the last START could be the first one handled again)."""
+    again from each of its messages on (a redelivery after a restart): the contact is as
+    their last word says after each pass, and nothing handled again is written again."""
     records = one_request(*words)
     bot = handler(tmp_path, keywords_answer)
     await handled(bot, records)
-    if words[-1] == "STOP":
-        assert bot.opt_outs.is_opted_out("acme", CONTACT)
-    else:
-        assert bot.opt_outs.is_opted_out("acme", CONTACT) == stop_after_start_after_stop(
-            words[:-1])
+    last_word_out = words[-1] == "STOP"
+    assert bot.opt_outs.is_opted_out("acme", CONTACT) == last_word_out
     for start in range(len(records)):
-        await handled(bot, records[start:])
-        if words[-1] == "STOP":
-            assert bot.opt_outs.is_opted_out("acme", CONTACT), f"again from {start}"
+        again = await handled(bot, records[start:])
+        assert bot.opt_outs.is_opted_out("acme", CONTACT) == last_word_out, f"from {start}"
+        assert [opt_out_changes(ctx) for ctx in again] == [[]] * len(again), f"from {start}"
+
+
+def read_by(bot: BotHandler, published: list[FakeContext]) -> None:
+    """The opt-out topic's records of those changes, read by `bot`'s table in order."""
+    values = [r.value for ctx in published for r in ctx.published if r.topic == OPT_OUTS.name]
+    for offset, value in enumerate(values):
+        bot.opt_outs.table._apply(Record(OPT_OUTS.name, 0, offset,
+                                         opt_out_key("acme", CONTACT), value))
+
+
+@pytest.mark.parametrize("words", [w for w in SEQUENCES if len(w) > 1], ids="-".join)
+async def test_a_second_bot_worker_behind_the_first_ends_where_it_did(
+        tmp_path: Any, words: tuple[str, ...]) -> None:
+    """Two bot workers (keywords and auto-reply, say) each handle every message; the second,
+    behind, handles them once the first's changes are in its list. It ends with the contact
+    where the first left them, writes no change, and makes no confirmation the first did not
+    (the same ids: the sender sends each once). STOP then START left the contact out."""
+    records = one_request(*words)
+    (tmp_path / "first").mkdir()
+    first = handler(tmp_path / "first", keywords_answer)
+    first_made = await handled(first, records)
+    second = handler(tmp_path, keywords_answer)
+    read_by(second, first_made)
+    second_made = await handled(second, records)
+    assert second.opt_outs.is_opted_out("acme", CONTACT) == (words[-1] == "STOP")
+    assert [opt_out_changes(ctx) for ctx in second_made] == [[]] * len(records)
+    first_ids = {c["id"] for ctx in first_made for c in commands(ctx)}
+    assert {c["id"] for ctx in second_made for c in commands(ctx)} <= first_ids
+
+
+RESTAMPED_START = OptOutState(account="acme", contact=CONTACT, opted_out=False,
+                              source="keyword:START", at=SENT + timedelta(microseconds=1),
+                              made_at=SENT,
+                              from_=Position(MESSAGE_INBOUND.name, 3, 1001))
+
+
+@pytest.mark.parametrize(("known", "stop_at", "position", "expected"), [
+    # Where positions do not tell, the rules by time alone: the STOP wins the tie.
+    (RESTAMPED_START.model_copy(update={"from_": None}), SENT,  # written before positions
+     Position(MESSAGE_INBOUND.name, 3, 1000), TIED_STOP),
+    (RESTAMPED_START, SENT, Position(MESSAGE_INBOUND.name, 4, 1000),  # partitions added
+     TIED_STOP),
+    (RESTAMPED_START, SENT, Position("other.topic", 3, 1000), TIED_STOP),
+    (RESTAMPED_START, SENT, None, TIED_STOP),
+    # Positions tell: the STOP came before that START (handled again).
+    (RESTAMPED_START, SENT, Position(MESSAGE_INBOUND.name, 3, 1000), AGAINST),
+    # Contact time first: a provider's retry of an older STOP, stored later, stays old.
+    (RESTAMPED_START, SENT - timedelta(seconds=1), Position(MESSAGE_INBOUND.name, 3, 1002),
+     AGAINST),
+])
+def test_positions_order_only_changes_of_one_time_in_one_partition(
+        known: OptOutState, stop_at: datetime, position: Position | None,
+        expected: str) -> None:
+    plan = plan_change(known, True, stop_at, position)
+    assert (plan.apply, plan.reason) == (expected == TIED_STOP, expected)
+
+
+def test_a_position_that_does_not_read_is_ignored_not_the_change() -> None:
+    """Only the bots write it; another tool's record with a bad one still says the state."""
+    value = RESTAMPED_START.model_dump_json().replace("/3/1001", "/3/x")
+    assert b'"from":"' + MESSAGE_INBOUND.name.encode() + b'/3/1001"' \
+        in RESTAMPED_START.model_dump_json().encode()
+    read = decode_opt_out(value.encode())
+    assert (read.from_, read.opted_out, read.made_at) == (None, False, SENT)
