@@ -200,9 +200,11 @@ class OptOutList:
         return ahead
 
     def _caught_up(self, key: bytes, ahead: OptOutState) -> bool:
-        """The table has read this change, or a newer one."""
+        """The table has read this change, or a newer one. At one `at`, the opt-out is the
+        newer, as everywhere in the list (OptOutState.supersedes): a STOP of the time of the
+        START the table holds (START, STOP in one second) is not caught up with yet."""
         read = self.table.get(key)
-        return read is not None and read.at >= ahead.at
+        return read is not None and not ahead.supersedes(read)
 
     def superseded(self, account: str, contact: str, at: datetime) -> bool:
         """A change stamped `at` is older than the one known: the newer `at` wins."""
@@ -218,7 +220,8 @@ class OptOutList:
         before the opt-out topic echoes it (ValueError if unreadable)."""
         state = decode_opt_out(value)
         key = opt_out_key(state.account, state.contact)
-        if not self.superseded(state.account, state.contact, state.at):
+        known = self.state(state.account, state.contact)
+        if known is None or not known.supersedes(state):  # a START of a STOP's time: older
             self._ahead[key] = state
             if len(self._ahead) >= self._sweep_at:
                 self._sweep()
