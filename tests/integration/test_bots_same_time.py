@@ -1,6 +1,7 @@
-"""A contact's STOP, START, STOP in one Infobip webhook (it posts up to 100 reports at once),
-all three of the same `receivedAt`: through ingest, the real broker, the keyword bot and the
-sender, the last STOP stands. Own module: its own stack, sender and keywords."""
+"""A contact's STOP, START, STOP (or STOP, START, STOP, START) in one Infobip webhook (it posts
+up to 100 reports at once), all of the same `receivedAt`: through ingest, the real broker, the
+keyword bot and the sender, the last word stands. Own module: its own stack, sender and
+keywords."""
 
 from __future__ import annotations
 
@@ -40,12 +41,8 @@ def one_webhook(contact: str, *texts: str) -> bytes:
         for text in texts]})
 
 
-async def test_stop_start_stop_in_one_webhook_leaves_the_contact_out(stack: Stack) -> None:
-    """The START was stamped a microsecond after the first STOP; the last STOP, stamped with
-    their common time, was taken as older than it: not applied, not confirmed, and the
-    sender went on messaging a contact whose last word was STOP."""
-    contact = new_contact()
-    body = one_webhook(contact, "STOP", "START", "STOP")
+async def post_one_webhook(stack: Stack, contact: str, *texts: str) -> None:
+    body = one_webhook(contact, *texts)
     headers = sign("basic", "e2e-ib-webhook", url="", body=b"", username="ib") | {
         "content-type": "application/json"}
     async with httpx.AsyncClient(timeout=30) as client:
@@ -53,6 +50,14 @@ async def test_stop_start_stop_in_one_webhook_leaves_the_contact_out(stack: Stac
             f"{stack.settings.public_url}/webhooks/infobip/{ACCOUNT}", content=body,
             headers=headers)
     assert response.status_code == 200, response.text
+
+
+async def test_stop_start_stop_in_one_webhook_leaves_the_contact_out(stack: Stack) -> None:
+    """The START was stamped a microsecond after the first STOP; the last STOP, stamped with
+    their common time, was taken as older than it: not applied, not confirmed, and the
+    sender went on messaging a contact whose last word was STOP."""
+    contact = new_contact()
+    await post_one_webhook(stack, contact, "STOP", "START", "STOP")
     unsubscribed = "E2E: you are unsubscribed."
     replies: list[str] = []
     for _ in range(150):  # bounded: 30 s
@@ -66,3 +71,23 @@ async def test_stop_start_stop_in_one_webhook_leaves_the_contact_out(stack: Stac
                        [unsubscribed, unsubscribed]), replies
     refused = await command_result(stack, contact)
     assert refused["status"] == "failed" and refused["error"]["code"] == "opted_out"
+
+
+async def test_stop_start_stop_start_in_one_webhook_leaves_the_contact_in(stack: Stack) -> None:
+    """The last START could not be told from the first one handled again, and was not
+    applied: the contact who wrote START last got no "welcome back", and the sender refused
+    them the newsletter. Their messages' offsets now order them."""
+    contact = new_contact()
+    await post_one_webhook(stack, contact, "STOP", "START", "STOP", "START")
+    unsubscribed, welcome = "E2E: you are unsubscribed.", "E2E: welcome back."
+    replies: list[str] = []
+    for _ in range(150):  # bounded: 30 s
+        replies = replies_to(await stack.sends(ACCOUNT), contact)
+        if replies.count(unsubscribed) >= 2 and replies[-1] == welcome:
+            break
+        await asyncio.sleep(0.2)
+    # The first "welcome back" is refused if the sender has read the second STOP by then.
+    assert replies in ([unsubscribed, welcome, unsubscribed, welcome],
+                       [unsubscribed, unsubscribed, welcome]), replies
+    accepted = await command_result(stack, contact)
+    assert accepted["status"] == "accepted", accepted
