@@ -132,6 +132,17 @@ class AccountRules(_Strict):
     compliance_reply_limit: int = Field(default=0, ge=0)
     rules: list[Rule] = Field(default_factory=list)
 
+    @field_validator("fallback")
+    @classmethod
+    def _fallback_not_blank(cls, fallback: str | None) -> str | None:
+        """Refused as a blank auto-reply is: only spaces, it loaded as a fallback and answered
+        every message no rule does with nothing. "" stays what it always was: no fallback,
+        as leaving it out is (refusing it would stop a file that works as meant)."""
+        if fallback and not fallback.strip():
+            raise ValueError(f"fallback {fallback!r} is blank: it would answer no message; "
+                             "to have no fallback, leave it out")
+        return fallback
+
     @field_validator("extra_stop_keywords")
     @classmethod
     def _single_words(cls, words: list[str]) -> list[str]:

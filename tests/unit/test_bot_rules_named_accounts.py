@@ -1,6 +1,7 @@
 """A rules file that names what is not there: a section for an account the accounts file does
-not have (a typo, warned of at each load), and a blank auto-reply (refused, as a blank keyword
-is). Both loaded silently, and an account's messages went unanswered with no word of why."""
+not have (a typo, warned of at each load), and a blank auto-reply or fallback (refused, as a
+blank keyword is). Each loaded silently, and an account's messages went unanswered with no
+word of why."""
 
 from __future__ import annotations
 
@@ -139,3 +140,24 @@ def test_an_auto_reply_of_a_template_that_may_render_blank_still_loads() -> None
     """"{rest}" is blank for some messages only: those get no auto-reply (handler.py)."""
     rules = parse_rules({"accounts": {"acme": {"auto_reply": {"text": "{rest}"}}}})
     assert workers._no_auto_reply(rules) is None
+
+
+@pytest.mark.parametrize(("written", "text"), [('"   "', "   "), ('"\\n\\t"', "\n\t")])
+def test_a_blank_fallback_is_refused_naming_the_account_and_its_line(
+        written: str, text: str, tmp_path: Path) -> None:
+    """It loaded as a fallback, and answered each message no rule answers with nothing."""
+    path = tmp_path / "rules.toml"
+    path.write_text(f'[accounts.shop]\nfallback = "Reply HELP."\n\n'
+                    f"[accounts.acme]\nfallback = {written}\n")
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    assert str(caught.value) == (
+        f"{path}: account 'acme' (line 4): fallback: fallback {text!r} is blank: it would "
+        "answer no message; to have no fallback, leave it out")
+
+
+def test_an_empty_fallback_is_still_no_fallback() -> None:
+    """As one left out: a file that says so loads as before."""
+    rules = parse_rules({"accounts": {"acme": {"fallback": ""}}})
+    account = rules.for_account("acme")
+    assert account is not None and account.fallback is None
