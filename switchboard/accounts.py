@@ -154,7 +154,8 @@ class Account(_Strict):
         return value
 
 
-def _nfc(name: str) -> str:
+def nfc_name(name: str) -> str:
+    """The form an account name's spellings share (NFC): the bots' rules look names up so too."""
     return unicodedata.normalize("NFC", name)
 
 
@@ -170,7 +171,7 @@ class Accounts:
         self._by_name = {account.name: account for account in accounts}
         self._by_nfc: dict[str, Account] = {}
         for account in accounts:
-            same = self._by_nfc.setdefault(_nfc(account.name), account)
+            same = self._by_nfc.setdefault(nfc_name(account.name), account)
             if same is not account:
                 raise AccountsError(
                     f"accounts {same.name!a} and {account.name!a} are the same name "
@@ -189,7 +190,7 @@ class Accounts:
         account = self._by_name.get(name)
         if account is None and not name.isascii():
             # Only on a miss: the name as configured costs nothing more.
-            account = self._by_nfc.get(_nfc(name))
+            account = self._by_nfc.get(nfc_name(name))
         return account
 
     def __iter__(self) -> Any:

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from consumers.bots.rule_schema import AccountRules, Rule, compile_rule_regex
 from consumers.bots.templates import FIELDS, Template, TemplateError
 from consumers.bots.words import fold, lookalike, whole_forms, word_forms
+from switchboard.accounts import nfc_name
 from switchboard.addresses import address
 from switchboard.events import MessageEvent
 
@@ -144,8 +145,21 @@ class CompiledAccount:
 
 class RuleSet:
     def __init__(self, accounts: dict[str, CompiledAccount], source: str) -> None:
+        """`accounts`: by section name, no two of one name once Unicode-normalized (parse_rules
+        refuses such a file: one of them could never be looked up)."""
         self.accounts = accounts
         self.source = source
+        self._by_nfc = {nfc_name(name): account for name, account in accounts.items()}
 
     def for_account(self, account: str) -> CompiledAccount | None:
-        return self.accounts.get(account) or self.accounts.get("*")
+        return self.section_of(account) or self.accounts.get("*")
+
+    def section_of(self, account: str) -> CompiledAccount | None:
+        """The account's own section, not "*"'s. Named as the accounts file names the account,
+        in either Unicode form, as the accounts file looks names up: events spell it as that
+        file does, and a section of "café" written the other way (e and a combining accent,
+        as macOS or an editor may) was never used."""
+        section = self.accounts.get(account)
+        if section is None and not account.isascii():  # only on a miss, as Accounts does
+            section = self._by_nfc.get(nfc_name(account))
+        return section

@@ -26,6 +26,7 @@ from consumers.bots.rule_lines import RuleLines
 from consumers.bots.rule_schema import AccountRules
 from consumers.bots.templates import TemplateError
 from consumers.bots.words import compliance_forms, fold, whole_forms
+from switchboard.accounts import nfc_name
 from switchboard.settings import unreadable
 
 
@@ -46,6 +47,7 @@ def parse_rules(data: dict[str, Any], source: str = "<rules>", text: str | None 
     if not isinstance(table, dict):
         raise RulesError(f"{source}: [accounts] must be a table")
     compiled: dict[str, CompiledAccount] = {}
+    by_nfc: dict[str, str] = {}  # section names once Unicode-normalized, as accounts' are
     for name, fields in table.items():
         def rule(number: int, name: str = name) -> str:
             line = lines.line_of(name, number) if lines is not None else None
@@ -55,6 +57,14 @@ def parse_rules(data: dict[str, Any], source: str = "<rules>", text: str | None 
             line = lines.account_line(name) if lines is not None else None
             return f"account {name!r}" if line is None else f"account {name!r} (line {line})"
 
+        if (same := by_nfc.setdefault(nfc_name(name), name)) != name:
+            # Looked up in either form (RuleSet.section_of): one of the two would never be.
+            # Escaped (!a), as the accounts file says it: on screen the two look the same.
+            both = [lines.account_line(n) for n in (same, name)] if lines is not None else []
+            where = f" (lines {both[0]} and {both[1]})" if both and None not in both else ""
+            raise RulesError(f"{source}: accounts {same!a} and {name!a}{where} are the same "
+                             "name once Unicode-normalized (NFC): an account is looked up in "
+                             "either form, so one of them would never be used; merge them")
         try:
             rules = AccountRules.model_validate(fields)
         except ValidationError as exc:

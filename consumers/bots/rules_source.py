@@ -9,7 +9,6 @@ import asyncio
 import difflib
 import os
 import time
-import unicodedata
 from collections.abc import Callable, Collection
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from prometheus_client import Counter
 from consumers.bots.compiled import CompiledAccount, RuleSet
 from consumers.bots.rule_schema import AccountRules
 from consumers.bots.rules import RulesError, load_rules
+from switchboard.accounts import nfc_name
 from switchboard.logs import get_logger
 
 log = get_logger(__name__)
@@ -142,9 +142,11 @@ def _warn_of_strangers(rules: RuleSet, accounts: Collection[str] | None) -> None
         return
     # The likely meant: one without a section of its own, compared in any case and Unicode
     # form ("ACME", an "é" written as "e" and an accent), as such a typo may be written.
-    unruled = {_compared(name): name for name in accounts if name not in rules.accounts}
+    unruled = {_compared(name): name for name in accounts if rules.section_of(name) is None}
+    # A section of either Unicode form is the account's (RuleSet.section_of).
+    ruled = {nfc_name(name) for name in accounts}
     for name in rules.accounts:
-        if name == "*" or name in accounts:  # "*": every account's defaults
+        if name == "*" or nfc_name(name) in ruled:  # "*": every account's defaults
             continue
         close = difflib.get_close_matches(_compared(name), sorted(unruled), n=1)
         log.warning("the rules file has a section for an account the accounts file does not "
@@ -154,4 +156,4 @@ def _warn_of_strangers(rules: RuleSet, accounts: Collection[str] | None) -> None
 
 
 def _compared(name: str) -> str:
-    return unicodedata.normalize("NFC", name).casefold()
+    return nfc_name(name).casefold()

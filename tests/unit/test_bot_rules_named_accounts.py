@@ -161,3 +161,52 @@ def test_an_empty_fallback_is_still_no_fallback() -> None:
     rules = parse_rules({"accounts": {"acme": {"fallback": ""}}})
     account = rules.for_account("acme")
     assert account is not None and account.fallback is None
+
+
+COMPOSED, DECOMPOSED = "caf\u00e9", "cafe\u0301"  # "café" both ways: they look the same
+
+
+@pytest.mark.parametrize(("in_accounts", "in_rules"), [(COMPOSED, DECOMPOSED),
+                                                      (DECOMPOSED, COMPOSED),
+                                                      (COMPOSED, COMPOSED)])
+def test_a_section_is_the_accounts_in_either_unicode_form(
+        in_accounts: str, in_rules: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The accounts file takes a name in either form, and events spell it as that file does:
+    a section written the other way was never used (the account got "*"'s rules), and was
+    warned of as for no account, its did_you_mean looking the same as it."""
+    path = tmp_path / "rules.toml"
+    path.write_text(f'[accounts."{in_rules}"]\nfallback = "Sorry, café closed."\n'
+                    '[accounts."*"]\nfallback = "Reply HELP."\n', encoding="utf-8")
+    names = [account.name for account in _accounts(in_accounts, "acme")]
+    source = RulesSource(path, check_every_s=0, accounts=names)
+    assert source.rules_for(in_accounts).config.fallback == "Sorry, café closed."
+    assert source.rules_for("acme").config.fallback == "Reply HELP."
+    assert _warned(caplog) == []
+
+
+def test_case_still_tells_sections_apart(tmp_path: Path,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    """Only the Unicode form is read as the accounts file reads it: that file's names are
+    compared in their case too."""
+    path = tmp_path / "rules.toml"
+    path.write_text('[accounts."CAF\u00c9"]\nfallback = "A"\n', encoding="utf-8")
+    source = RulesSource(path, check_every_s=0, accounts=[COMPOSED])
+    assert source.current.for_account(COMPOSED) is None
+    assert len(_warned(caplog)) == 1
+
+
+@pytest.mark.parametrize("text", [
+    f'[accounts."{COMPOSED}"]\nfallback = "A"\n\n[accounts."{DECOMPOSED}"]\nfallback = "B"\n',
+    f'accounts = {{ "{COMPOSED}" = {{ fallback = "A" }}, "{DECOMPOSED}" = {{}} }}\n'])
+def test_two_sections_of_one_name_in_both_forms_are_refused(text: str, tmp_path: Path) -> None:
+    """Either form is the account's: one of the two would never be used."""
+    path = tmp_path / "rules.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RulesError) as caught:
+        load_rules(path)
+    where = " (lines 1 and 4)" if text.startswith("[") else ""
+    assert str(caught.value) == (
+        f"{path}: accounts 'caf\\xe9' and 'cafe\\u0301'{where} are the same name once "
+        "Unicode-normalized (NFC): an account is looked up in either form, so one of them "
+        "would never be used; merge them")
