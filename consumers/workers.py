@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import errno
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import AbstractAsyncContextManager
 
 import httpx
@@ -114,14 +114,19 @@ async def sender_worker(settings: Settings, accounts: Accounts) -> AsyncIterator
         await ledger.stop()
 
 
-def _no_auto_reply(rules: RuleSet) -> str | None:
-    if any(account.config.auto_reply for account in rules.accounts.values()):
+def _no_auto_reply(rules: RuleSet, accounts: Collection[str]) -> str | None:
+    """Of the accounts file's accounts, as messages are answered (their own section, else
+    "*"'s): an auto_reply only in a section for no account (`[accounts.acmee]`) counted, and
+    the worker started without a word, answering no one."""
+    if any((ruled := rules.for_account(name)) is not None and ruled.config.auto_reply
+           for name in accounts):
         return None
     return "no account has auto_reply in the rules file: only STOP/START/HELP are answered"
 
 
 def _bot_factory(name: str, answer: Callable[[], Answer],
-                 idle_with: Callable[[RuleSet], str | None] | None = None) -> WorkerFactory:
+                 idle_with: Callable[[RuleSet, Collection[str]], str | None] | None = None
+                 ) -> WorkerFactory:
     """`idle_with` says why the rules leave this bot nothing to do (logged at start: a bot
     that silently never answers looks broken)."""
     @contextlib.asynccontextmanager
@@ -132,7 +137,7 @@ def _bot_factory(name: str, answer: Callable[[], Answer],
         if settings.rules_file is None:
             log.warning("no rules file (SWITCHBOARD_RULES_FILE): only STOP/START/HELP are "
                         "answered, with the default texts", worker=name)
-        elif idle_with is not None and (reason := idle_with(rules.current)):
+        elif idle_with is not None and (reason := idle_with(rules.current, names)):
             log.warning(reason, worker=name, rules_file=str(settings.rules_file))
         async with _opt_out_list(kafka) as opt_outs:
             handler = BotHandler(name, rules, opt_outs, answer(), accounts=names)

@@ -257,9 +257,9 @@ def test_an_autoreply_worker_without_any_auto_reply_says_why_it_is_idle() -> Non
     from consumers.workers import _no_auto_reply
 
     without = parse_rules({"accounts": {"*": {"help_text": "Reply STOP to opt out."}}})
-    assert "no account has auto_reply" in (_no_auto_reply(without) or "")
+    assert "no account has auto_reply" in (_no_auto_reply(without, ["acme"]) or "")
     with_one = parse_rules({"accounts": {"acme": {"auto_reply": {"text": "Thanks!"}}}})
-    assert _no_auto_reply(with_one) is None
+    assert _no_auto_reply(with_one, ["acme"]) is None
 
 
 @pytest.mark.parametrize(("text", "opt_out"), [

@@ -139,7 +139,7 @@ def test_a_blank_auto_reply_is_refused_naming_the_account(written: str, text: st
 def test_an_auto_reply_of_a_template_that_may_render_blank_still_loads() -> None:
     """"{rest}" is blank for some messages only: those get no auto-reply (handler.py)."""
     rules = parse_rules({"accounts": {"acme": {"auto_reply": {"text": "{rest}"}}}})
-    assert workers._no_auto_reply(rules) is None
+    assert workers._no_auto_reply(rules, ["acme"]) is None
 
 
 @pytest.mark.parametrize(("written", "text"), [('"   "', "   "), ('"\\n\\t"', "\n\t")])
@@ -210,3 +210,30 @@ def test_two_sections_of_one_name_in_both_forms_are_refused(text: str, tmp_path:
         f"{path}: accounts 'caf\\xe9' and 'cafe\\u0301'{where} are the same name once "
         "Unicode-normalized (NFC): an account is looked up in either form, so one of them "
         "would never be used; merge them")
+
+
+IDLE = "no account has auto_reply in the rules file"
+GOT_IT = 'auto_reply = { text = "Got it." }\n'
+
+
+@pytest.mark.parametrize(("rules_text", "idle"), [
+    # Only under a section for no account: that counted, and nothing was said.
+    (f"[accounts.acmee]\n{GOT_IT}", True),
+    # "*"'s is no account's where each has its own section without one.
+    (f'[accounts."*"]\n{GOT_IT}[accounts.acme]\n[accounts.billing]\n'
+     f'[accounts."{COMPOSED}"]\n', True),
+    (f'[accounts."*"]\n{GOT_IT}[accounts.acme]\n', False),  # billing gets it
+    (f"[accounts.billing]\n{GOT_IT}", False),
+    (f'[accounts."{DECOMPOSED}"]\n{GOT_IT}', False),  # the account café's, in its other form
+])
+async def test_autoreply_starting_counts_only_what_answers_an_account(
+        rules_text: str, idle: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(workers, "CompactedTable", _Table)
+    rules = tmp_path / "rules.toml"
+    rules.write_text(rules_text, encoding="utf-8")
+    settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", create_topics=False,
+                        metrics_port=None, rules_file=rules)
+    async with workers.WORKERS["autoreply"](settings, _accounts("acme", "billing", COMPOSED)):
+        said = [r.getMessage() for r in caplog.records if IDLE in r.getMessage()]
+        assert len(said) == (1 if idle else 0)
