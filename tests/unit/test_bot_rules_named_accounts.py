@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -17,6 +16,7 @@ from consumers.bots.rules import RulesError, load_rules, parse_rules
 from consumers.bots.rules_source import RulesSource
 from switchboard.accounts import Accounts, parse_accounts
 from switchboard.settings import Settings
+from tests.fakes import CaughtUpTable
 
 UNKNOWN = "a section for an account the accounts file does not have"
 
@@ -84,22 +84,6 @@ def test_the_example_rules_name_only_the_example_accounts(
     assert _warned(caplog) == []
 
 
-class _Table:
-    """Takes the place of CompactedTable: a table caught up, holding nothing."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    def on_failure(self, callback: Any) -> None:
-        pass
-
-
 def _accounts(*names: str) -> Accounts:
     auth = {"scheme": "basic", "username": "ib", "secrets": ["named-accounts-webhook"]}
     return parse_accounts({"accounts": {name: {"provider": "infobip", "auth": auth}
@@ -110,7 +94,7 @@ def _accounts(*names: str) -> Accounts:
 async def test_a_bot_worker_starting_warns_of_a_section_for_no_account(
         worker: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "CompactedTable", _Table)
+    monkeypatch.setattr(workers, "CompactedTable", CaughtUpTable)
     rules = tmp_path / "rules.toml"
     rules.write_text('[accounts.acmee]\nauto_reply = { text = "Got it." }\n')
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", create_topics=False,
@@ -229,7 +213,7 @@ GOT_IT = 'auto_reply = { text = "Got it." }\n'
 async def test_autoreply_starting_counts_only_what_answers_an_account(
         rules_text: str, idle: bool, tmp_path: Path, caplog: pytest.LogCaptureFixture,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "CompactedTable", _Table)
+    monkeypatch.setattr(workers, "CompactedTable", CaughtUpTable)
     rules = tmp_path / "rules.toml"
     rules.write_text(rules_text, encoding="utf-8")
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", create_topics=False,

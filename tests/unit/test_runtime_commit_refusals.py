@@ -28,6 +28,7 @@ from consumers.health import WorkerHealth, serve_worker_http
 from consumers.runtime import WorkerRuntime
 from switchboard.localkafka import free_port
 from tests.unit.fake_consumers import Group
+from tests.unit.test_runtime_kafka_silent_log import _said
 from tests.unit.test_runtime_readiness import (
     SILENT_S,
     TP,
@@ -36,11 +37,6 @@ from tests.unit.test_runtime_readiness import (
     _running,
     group,  # noqa: F401 - the fixture
 )
-
-
-def _said(caplog: pytest.LogCaptureFixture, event: str) -> list[dict[str, object]]:
-    return [r.msg for r in caplog.records
-            if isinstance(r.msg, dict) and r.msg.get("event") == event]
 
 
 def _failing_commits(consumer: Group, runtime: WorkerRuntime, error: Exception) -> None:

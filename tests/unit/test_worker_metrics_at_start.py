@@ -21,33 +21,11 @@ from consumers.bots.handler import RulesSource
 from consumers.runtime import WorkerRuntime
 from switchboard.accounts import Accounts, parse_accounts
 from switchboard.settings import Settings
-from tests.fakes import KeepingProducer
+from tests.fakes import CaughtUpTable, KeepingProducer
 
 
 def _value(name: str, **labels: str) -> float | None:
     return REGISTRY.get_sample_value(name, labels)
-
-
-class _Table:
-    """Takes the place of CompactedTable: a table caught up, holding nothing."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    async def catch_up(self) -> None:
-        pass
-
-    def on_failure(self, callback: Any) -> None:
-        pass
-
-    def get(self, key: bytes) -> None:
-        return None
 
 
 def _accounts(sending: str, receiving: str) -> Accounts:
@@ -88,7 +66,7 @@ def test_a_new_workers_record_outcomes_rebalances_and_losses_are_at_zero() -> No
 
 async def test_the_senders_alerted_outcomes_are_at_zero_for_each_account_it_sends_for(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "CompactedTable", _Table)
+    monkeypatch.setattr(workers, "CompactedTable", CaughtUpTable)
     sending, receiving = f"send-{uuid.uuid4().hex[:8]}", f"recv-{uuid.uuid4().hex[:8]}"
     async with workers.sender_worker(_settings(), _accounts(sending, receiving)):
         for outcome in ("accepted", "retryable", "permanent", "error", "outcome_unknown",
@@ -118,7 +96,7 @@ def _bot_counts(worker: str, account: str) -> list[float | None]:
 @pytest.mark.parametrize("worker", ["keywords", "autoreply"])
 async def test_a_bots_limits_and_silenced_messages_are_at_zero_for_every_account(
         worker: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(workers, "CompactedTable", _Table)
+    monkeypatch.setattr(workers, "CompactedTable", CaughtUpTable)
     named, filed = f"named-{uuid.uuid4().hex[:8]}", f"filed-{uuid.uuid4().hex[:8]}"
     rules = tmp_path / "rules.toml"
     rules.write_text(f'[accounts."{named}"]\nhelp_text = "Acme"\n\n[accounts."*"]\n')
@@ -143,7 +121,7 @@ def test_accounts_a_rules_reload_names_begin_at_zero_and_dropped_ones_stay(
     path = tmp_path / "rules.toml"
     path.write_text(f'[accounts."{first}"]\nhelp_text = "v1"\n')
     source = RulesSource(path, check_every_s=0)
-    BotHandler(worker, source, OptOutList(_Table()), None)  # type: ignore[arg-type]
+    BotHandler(worker, source, OptOutList(CaughtUpTable()), None)  # type: ignore[arg-type]
     assert _bot_counts(worker, added) == [None, None, None]
     path.write_text(f'[accounts."{added}"]\nhelp_text = "v2"\n')
     source.request_reload()  # as SIGHUP does
