@@ -28,8 +28,11 @@ if TYPE_CHECKING:
 
 def _server(app: Starlette, host: str, port: int, grace_s: int,
             http: str = "auto") -> EmbeddedServer:
-    return EmbeddedServer(uvicorn.Config(app, host=host, port=port, http=http, log_config=None,
-                                         access_log=False, timeout_graceful_shutdown=grace_s))
+    # workers=1: left unset, uvicorn reads WEB_CONCURRENCY (set for another app, `auto`: a
+    # traceback at start); these servers run in this process, one each.
+    return EmbeddedServer(uvicorn.Config(app, host=host, port=port, http=http, workers=1,
+                                         log_config=None, access_log=False,
+                                         timeout_graceful_shutdown=grace_s))
 
 
 async def _all_started(parts: Sequence[Callable[[], bool]],

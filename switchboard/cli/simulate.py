@@ -48,7 +48,9 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
     warn_if_sending_past_the_simulator(accounts, port)
     # Stopped cleanly by a closed terminal (SIGHUP) too, as `serve` is: uvicorn.run left it
     # to end the process at once, and had SIGTERM's clean stop exit 143.
-    server = StoppingServer(uvicorn.Config(app, host=settings.http_host, port=port,
+    # workers=1: left unset, uvicorn reads WEB_CONCURRENCY, set for another app (`auto`) a
+    # traceback at start; the simulator is one process.
+    server = StoppingServer(uvicorn.Config(app, host=settings.http_host, port=port, workers=1,
                                            log_config=None, access_log=False))
     try:
         server.run()

@@ -19,13 +19,14 @@ from switchboard.localkafka import free_port, stop_process
 EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
 
 
-def _simulate_until_ready(*, hang_up_ignored: bool) -> tuple[subprocess.Popen[str], str]:
+def _simulate_until_ready(*, hang_up_ignored: bool, **more_env: str
+                          ) -> tuple[subprocess.Popen[str], str]:
     """`simulate` in a process group of its own, as a shell gives a job (a closed terminal
     signals the whole group); SIGHUP ignored as `nohup` leaves it."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")}
     port = free_port()
     env = clean | {"SWITCHBOARD_ACCOUNTS_FILE": str(EXAMPLE_ACCOUNTS),
-                   "SWITCHBOARD_SIMULATOR_PORT": str(port)}
+                   "SWITCHBOARD_SIMULATOR_PORT": str(port)} | more_env
 
     def ignore_hang_up() -> None:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -72,3 +73,18 @@ def test_simulate_under_nohup_runs_on_once_its_terminal_is_closed() -> None:
     finally:
         stop_process(simulator, 60)
     assert simulator.returncode == 0, output
+
+
+def test_simulate_is_one_process_whatever_web_concurrency_says() -> None:
+    """uvicorn reads WEB_CONCURRENCY (as int) for a server not told its number of processes:
+    set for another app in the shell or the image (`auto`, say), simulate stopped at start
+    with a traceback ("stopped by an unexpected error"). It is one process, always."""
+    simulator, base = _simulate_until_ready(hang_up_ignored=False, WEB_CONCURRENCY="auto")
+    try:
+        assert httpx.get(f"{base}/_sim/sends").status_code == 200
+        os.killpg(simulator.pid, signal.SIGTERM)
+        output = simulator.communicate(timeout=60)[0]
+    finally:
+        stop_process(simulator, 60)
+    assert simulator.returncode == 0, output
+    assert "Traceback" not in output
