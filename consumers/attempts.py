@@ -196,7 +196,6 @@ class Attempts:
         if not provider and not account:
             provider, account = named_by_source(record.headers)
         reason = short(reason)  # the log line too: a reason may quote the whole record
-        HANDLED.labels(self.name, "dead_letter").inc()
         payload = {
             "topic": record.topic, "partition": record.partition, "offset": record.offset,
             "key": record.key.decode("utf-8", "replace") if record.key else None,
@@ -230,6 +229,9 @@ class Attempts:
                 # A stop or a rebalance gives the record back (GiveBack) rather than wait
                 # out the retries: its next owner dead-letters it.
                 await self.context.wait_to_retry(self.retry.delay(failures))
+        # Counted as it is logged, once Kafka has the letter: counted before publishing, a
+        # letter refused for good or given back at a stop also counted as dead-lettered.
+        HANDLED.labels(self.name, "dead_letter").inc()
         said: dict[str, Any] = ({"reason": reason} if failure is None else
                                 {"error_type": type(failure).__name__,
                                  "exception": traceback_without_text(failure)})
