@@ -22,10 +22,15 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 # on the way out refused or unanswered, its worker crashed: at-least-once) counts again, as it
 # is work done again. Counting records once would take the group's commits, not this process's.
 HANDLED = Counter("switchboard_worker_records_total",
-                  "Records handled by workers (again when delivered again), by outcome; retry "
-                  "counts failed attempts", ["worker", "outcome"])
+                  "Records handled by workers (again when delivered again), by outcome: ok, "
+                  "dead_letter once Kafka stored the letter; retry counts failed attempts "
+                  "tried again", ["worker", "outcome"])
 _HANDLER_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
-HANDLER_SECONDS = Histogram("switchboard_worker_handler_seconds", "Handler time per record",
+# Successes only (one per record handled ok), as the README says: "per record" read as if a
+# record's failed attempts, or its dead letter, were in it too.
+HANDLER_SECONDS = Histogram("switchboard_worker_handler_seconds",
+                            "Handler time of each attempt that succeeded (failed ones: "
+                            "switchboard_worker_handler_failure_seconds)",
                             ["worker"], buckets=_HANDLER_BUCKETS)
 # Apart from HANDLER_SECONDS, whose labels dashboards may rely on: a provider timing out every
 # call would otherwise leave no trace of the time spent on it. `cause`: error, timeout (the
