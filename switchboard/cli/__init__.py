@@ -3,29 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
+from typing import TYPE_CHECKING
 
 from switchboard import __version__
-from switchboard.cli.normalize import cmd_normalize
-from switchboard.cli.replay import cmd_replay
-from switchboard.cli.run import cmd_kafka, cmd_run
-from switchboard.cli.schema import cmd_schema
-from switchboard.cli.send import cmd_send
-from switchboard.cli.serve import cmd_serve
-from switchboard.cli.simulate import cmd_simulate
-from switchboard.cli.startup import drop_stdout
-from switchboard.cli.tail import cmd_tail
-from switchboard.cli.worker import cmd_worker
-from switchboard.logs import configure_logging, get_logger
 from switchboard.providers import PROVIDERS
-from switchboard.settings import Settings, SettingsError, get_settings, unknown_env_vars
-from switchboard.urls import http_url
 
-Command = Callable[[argparse.Namespace, Settings], int]
+if TYPE_CHECKING:
+    from switchboard.settings import Settings
+
+# Only the standard library and the two modules above are imported with this one: each command's
+# modules (aiokafka, starlette, pydantic...) are imported when it runs, inside main(). Imported
+# here, they cost `--help` 0.6 s of its 0.7 s, and a Ctrl-C meanwhile was a KeyboardInterrupt
+# traceback, raised where main() could not catch it.
+Command = Callable[[argparse.Namespace, "Settings"], int]
+
+
+def _command(module: str, name: str) -> Command:
+    """The handler `name` of switchboard.cli.<module>, imported when the command runs."""
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        command: Command = getattr(importlib.import_module(f"switchboard.cli.{module}"), name)
+        return command(args, settings)
+    return handler
 
 
 def _positive(value: str) -> int:
@@ -57,6 +61,8 @@ def _port(value: str) -> int:
 
 def _http_url(value: str) -> str:
     """Checked as SWITCHBOARD_PUBLIC_URL is: otherwise every webhook sent to it fails later."""
+    from switchboard.urls import http_url  # imports httpx: only when the option is given
+
     try:
         http_url(value, "http://127.0.0.1:8080")
     except ValueError as exc:
@@ -67,6 +73,8 @@ def _http_url(value: str) -> str:
 def _media_url(value: str) -> str:
     """What a provider fetches: a local path (`--media photo.jpg`) was published as it was, and
     failed at the provider, or went out as a link that leads nowhere."""
+    from switchboard.urls import http_url
+
     try:
         http_url(value, "https://example.com/photo.jpg")
     except ValueError as exc:
@@ -100,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                "or exits, a port is taken or a worker stopped short of a record, 2 for bad "
                "settings (the accounts, the rules, a proxy variable, one port given to two "
                "listeners), 130 for Ctrl-C before Kafka was ready.")
-    run.set_defaults(handler=cmd_run, kafka_only=False)
+    run.set_defaults(handler=_command("run", "cmd_run"), kafka_only=False)
 
     kafka = sub.add_parser(
         "kafka", help="run a local single-node Kafka broker in the foreground",
@@ -112,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                "(a port or its data directory in use) or exits; 2 when SWITCHBOARD_KAFKA_PORT "
                "and SWITCHBOARD_KAFKA_CONTROLLER_PORT are one port; 130 for Ctrl-C before it "
                "was ready.")
-    kafka.set_defaults(handler=cmd_kafka)
+    kafka.set_defaults(handler=_command("run", "cmd_kafka"))
 
     serve = sub.add_parser(
         "serve", help="run the ingest HTTP service",
@@ -126,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="default: SWITCHBOARD_HTTP_HOST")
     serve.add_argument("--port", type=_port, help="default: SWITCHBOARD_HTTP_PORT")
     serve.add_argument("--workers", type=_positive, help="default: SWITCHBOARD_HTTP_WORKERS")
-    serve.set_defaults(handler=cmd_serve)
+    serve.set_defaults(handler=_command("serve", "cmd_serve"))
 
     worker = sub.add_parser(
         "worker", help="run a worker: sender, keywords, autoreply, bot",
@@ -147,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which worker: `bot` also needs --bot")
     worker.add_argument("--bot", help="with `bot`: your bot function, as module:function, "
                                       "imported from the current directory or PYTHONPATH")
-    worker.set_defaults(handler=cmd_worker)
+    worker.set_defaults(handler=_command("worker", "cmd_worker"))
 
     simulate = sub.add_parser(
         "simulate", help="run the provider simulator",
@@ -163,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--ingest-url", type=_http_url,
                           help="default: SWITCHBOARD_PUBLIC_URL, else http://"
                                "SWITCHBOARD_HTTP_HOST:SWITCHBOARD_HTTP_PORT (127.0.0.1:8080)")
-    simulate.set_defaults(handler=cmd_simulate)
+    simulate.set_defaults(handler=_command("simulate", "cmd_simulate"))
 
     tail = sub.add_parser(
         "tail", help="print decoded records from Kafka as they arrive",
@@ -180,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "the inbound and status event topics")
     tail.add_argument("--all", action="store_true", help="start from the oldest record")
     tail.add_argument("--limit", type=_positive, help="stop after this many records")
-    tail.set_defaults(handler=cmd_tail)
+    tail.set_defaults(handler=_command("tail", "cmd_tail"))
 
     replay = sub.add_parser(
         "replay", help="publish again what dead letters (or raw requests) stand for",
@@ -210,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--include-old", action="store_true",
                         help="also put back records over 7 days old, which bots may answer "
                              "twice (the sender forgets sent ids after 8)")
-    replay.set_defaults(handler=cmd_replay)
+    replay.set_defaults(handler=_command("replay", "cmd_replay"))
 
     send = sub.add_parser(
         "send", help="send one message through the sender (an outbound command)",
@@ -233,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--id", help="the command id (idempotency key); default: a new UUID")
     send.add_argument("--wait", type=_seconds, default=0.0, metavar="SECONDS",
                       help="wait this long for the result; exit 0 only if accepted")
-    send.set_defaults(handler=cmd_send)
+    send.set_defaults(handler=_command("send", "cmd_send"))
 
     norm = sub.add_parser(
         "normalize", help="print the events of one captured webhook",
@@ -252,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     norm.add_argument("file", nargs="?",
                       help="the body; '-' or nothing reads stdin (nothing with --query from a "
                            "terminal: no body)")
-    norm.set_defaults(handler=cmd_normalize)
+    norm.set_defaults(handler=_command("normalize", "cmd_normalize"))
 
     schema = sub.add_parser(
         "schema", help="print a JSON Schema: the message event, or outbound commands and results",
@@ -262,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Exit 0.")
     schema.add_argument("--outbound", action="store_true",
                         help="the outbound command and result schema instead")
-    schema.set_defaults(handler=cmd_schema)
+    schema.set_defaults(handler=_command("schema", "cmd_schema"))
     return parser
 
 
@@ -277,6 +285,21 @@ def _hear_ctrl_c() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _hear_ctrl_c()
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        # Ctrl-C before the command took it over (its modules importing, the settings being
+        # read), or one it lets through: 130, as a shell reports a tool Ctrl-C ended, with
+        # no traceback. The commands that have something to say on Ctrl-C say it themselves.
+        return 130
+
+
+def _run(args: argparse.Namespace) -> int:
+    """The command, once its settings are read; exit code as main() returns it."""
+    from switchboard.cli.startup import drop_stdout
+    from switchboard.logs import configure_logging, get_logger
+    from switchboard.settings import SettingsError, get_settings, unknown_env_vars
+
     try:
         settings = get_settings()
     except SettingsError as exc:

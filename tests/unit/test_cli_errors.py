@@ -21,7 +21,7 @@ def test_an_unexpected_error_is_one_masked_log_line_and_exit_1(
     def failing(args: argparse.Namespace, settings: Settings) -> int:
         raise RuntimeError("opt-out change not stored: unexpected-s3cr3t")
 
-    monkeypatch.setattr("switchboard.cli.cmd_schema", failing)
+    monkeypatch.setattr("switchboard.cli.schema.cmd_schema", failing)
     monkeypatch.setenv("SWITCHBOARD_LOG_FORMAT", "json")
     get_settings.cache_clear()
     try:
