@@ -57,17 +57,34 @@ class UnknownTopic(ValueError):
 
 
 def _unknown(connection: KafkaConnection, missing: list[str], existing: set[str]) -> str:
-    """Name what is missing, the nearest name there is (a typo), and what can be given
-    instead: with a name prefix, the topics of this install, as `--topic` takes them (without
-    the prefix)."""
+    """Name what is missing, the nearest name there is (a typo, or a short name of one of
+    Switchboard's topics: `raw`), and what can be given instead: with a name prefix, the
+    topics of this install, as `--topic` takes them (without the prefix)."""
     prefix = connection.name_prefix
     known = sorted(connection.plain_topic(t) for t in existing
                    if t.startswith(prefix) and not t.startswith("__"))
-    guesses = [close[0] for name in missing if (close := difflib.get_close_matches(
-        connection.plain_topic(name), known + sorted(OURS - set(known)), n=1))]
+    candidates = known + sorted(OURS - set(known))
+    guesses = [guess for name in map(connection.plain_topic, missing)
+               for guess in _part_of_ours(name)
+               or difflib.get_close_matches(name, candidates, n=1)]
     where = f"the topics named {prefix}<topic> are: " if prefix else "the cluster has: "
     said = f"no such topic: {', '.join(missing)} ({where}{', '.join(known) or 'none'})"
     return f"{said}; did you mean {' or '.join(dict.fromkeys(guesses))}?" if guesses else said
+
+
+# At most this many of Switchboard's topics are suggested for a part of their names: `out` or
+# `switchboard` names too many of them to be a guess at one.
+MOST_PARTS = 3
+
+
+def _part_of_ours(name: str) -> list[str]:
+    """Switchboard's topics of which `name` is a part (`raw`, `dead-letter`, `results`): too
+    short for difflib to call close, they were refused with no suggestion. A whole part
+    between the dots first: `outbound` is switchboard.outbound.v1, not also its results."""
+    given = name.lower()
+    found = sorted(t for t in OURS if given in t.split(".")) or sorted(
+        t for t in OURS if given in t)
+    return found if len(found) <= MOST_PARTS else []
 
 
 class CannotRead(Exception):

@@ -65,6 +65,19 @@ async def test_with_a_name_prefix_a_mistyped_topic_lists_this_install_s_topics(
 
 
 
+@pytest.mark.parametrize("prefix", ["", "tail-short."])
+async def test_a_short_name_of_one_of_switchboard_s_topics_suggests_that_topic(
+        kafka_bootstrap: str, prefix: str) -> None:
+    # `--topic raw` and `--topic dead-letter` were refused with no suggestion: too short for
+    # a close match. Suggested as --topic takes it, without the install's name prefix.
+    result = await asyncio.to_thread(tail, kafka_bootstrap, "--topic", "raw",
+                                     "--topic", "dead-letter", prefix=prefix)
+    assert result.returncode == 2
+    assert f"no such topic: {prefix}raw, {prefix}dead-letter (" in result.stderr
+    assert result.stderr.rstrip().endswith(
+        "did you mean switchboard.raw.v1 or switchboard.dead-letter.v1?")
+
+
 async def _values_within(process: asyncio.subprocess.Process, count: int, timeout_s: float
                          ) -> list[Any]:
     """Up to `count` values tail prints (the warm-up records left out), in `timeout_s` in all."""

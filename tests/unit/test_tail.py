@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import orjson
+import pytest
 from aiokafka import ConsumerRecord
 
-from switchboard.tail import decode
+from switchboard.clients import KafkaConnection
+from switchboard.tail import _unknown, decode
 
 
 def record(value: bytes | None, key: bytes | None = b"k",
@@ -49,3 +51,23 @@ def test_a_cluster_it_cannot_reach_is_one_error_line() -> None:
     assert "error: cannot reach Kafka at 127.0.0.1:1 (KafkaConnectionError: Unable to " \
            "bootstrap" in done.stderr
     assert "Unclosed AIOKafkaConsumer" not in done.stderr  # an error line of its own before
+
+
+@pytest.mark.parametrize(("given", "suggested"), [
+    ("raw", "switchboard.raw.v1"),
+    ("dead-letter", "switchboard.dead-letter.v1"),
+    ("results", "switchboard.outbound-results.v1"),  # a part of a part
+    ("outbound", "switchboard.outbound.v1"),  # a whole part first: not also its results
+    ("message", "switchboard.message.inbound.v1 or switchboard.message.status.v1"),
+    ("switchboard.raw.v2", "switchboard.raw.v1"),  # a typo: the close match, as before
+])
+def test_a_part_of_one_of_switchboard_s_topic_names_suggests_it(given: str, suggested: str
+                                                                 ) -> None:
+    said = _unknown(KafkaConnection("unused:9092"), [given], {"other.topic"})
+    assert said.endswith(f"; did you mean {suggested}?")
+
+
+@pytest.mark.parametrize("given", ["out", "v1", "s"])
+def test_a_part_of_too_many_of_them_suggests_none(given: str) -> None:
+    said = _unknown(KafkaConnection("unused:9092"), [given], {"other.topic"})
+    assert "did you mean" not in said
