@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import sys
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import orjson
 
+from switchboard.accounts import Account
 from switchboard.addresses import is_national_number
 from switchboard.cli.startup import (
     NoAnswer,
@@ -47,8 +49,8 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     account = accounts.by_name(args.account)
     if account is None:
-        known = ", ".join(sorted(a.name for a in accounts))
-        print(f"error: no account named {args.account!r}; known: {known}", file=sys.stderr)
+        print(f"error: no account named {args.account!r}; {_can_send(accounts)}",
+              file=sys.stderr)
         return 2
     if not account.outbound:  # the sender would fail it (bad_outbound_config): said only to --wait
         print(f"error: account {account.name!r} has no outbound settings "
@@ -131,6 +133,15 @@ def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
               file=sys.stderr)
     sys.stdout.buffer.write(result.to_json() + b"\n")
     return 0 if result.status == "accepted" else 1
+
+
+def _can_send(accounts: Iterable[Account]) -> str:
+    """The accounts `send` takes: those with an outbound table. Every account was listed, the
+    webhook-only ones too, which it then refused one at a time."""
+    if names := sorted(a.name for a in accounts if a.outbound):
+        return f"the accounts that can send (with an outbound table): {', '.join(names)}"
+    return ("no account can send: none has an outbound table ([accounts.<name>.outbound], "
+            "docs/outbound.md)")
 
 
 def _national_number(to: str, channel: str) -> str | None:

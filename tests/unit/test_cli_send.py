@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 
 from switchboard.cli import main
+from tests.accounts_toml import accounts_toml
 
 EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
 
 
 @pytest.mark.parametrize(("args", "says"), [
-    (["shop", "+41790001111", "--text", "hi"], "no account named 'shop'; known: demo-bird"),
+    (["shop", "+41790001111", "--text", "hi"],
+     "no account named 'shop'; the accounts that can send (with an outbound table): demo-bird, "
+     "demo-infobip, demo-omnichat, demo-ubiqio, demo-webex\n"),  # not the webhook-only ones
     (["demo-infobip", "+41790001111"], "text or media"),
     (["demo-infobip", "", "--text", "hi"], "to: String should have at least 1 character"),
     # Published, then failed by the sender (bad_outbound_config): without --wait, `send` said
@@ -40,6 +43,20 @@ def test_a_command_that_cannot_be_sent_is_one_error_line(
     captured = capsys.readouterr()
     assert captured.err.startswith("error: ") and says in captured.err
     assert captured.out == ""
+
+
+def test_an_unknown_account_where_none_can_send_says_that_none_can(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    webhooks_only = tmp_path / "accounts.toml"
+    webhooks_only.write_text(accounts_toml({"shop-sms": {"provider": "infobip", "auth": {
+        "scheme": "basic", "username": "shop", "secrets": ["shop-password"]}}}))
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")
+    monkeypatch.setenv("SWITCHBOARD_ACCOUNTS_FILE", str(webhooks_only))
+    assert main(["send", "shop", "+41790001111", "--text", "hi"]) == 2
+    assert capsys.readouterr().err == (
+        "error: no account named 'shop'; no account can send: none has an outbound table "
+        "([accounts.<name>.outbound], docs/outbound.md)\n")
 
 
 @pytest.mark.parametrize("wait", ["-1", "soon", "nan", "7200"])
