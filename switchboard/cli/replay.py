@@ -173,7 +173,18 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         return 128 + signal.SIGPIPE  # as tail, and as a tool SIGPIPE killed
     if summary.ids_not_found:
         print(f"not found in the window: {', '.join(summary.ids_not_found)}", file=sys.stderr)
+        print(_which_id(args.source), file=sys.stderr)
     return 0 if done == total and not summary.ids_not_found else 3
+
+
+def _which_id(source: str) -> str:
+    """Ingest logs two ids for a webhook it dead-letters, and the events carry a raw_id: the
+    other one, given to --id, was "not found" with nothing said of why."""
+    if source == "raw":
+        return ("hint: with --source raw, --id takes a raw_id; a dead letter's "
+                "dead_letter_id is replayed without --source raw")
+    return ("hint: --id takes a dead letter's dead_letter_id (its log line's); a raw_id "
+            "(ingest's line's raw_id, an event's) needs --source raw and a --since before it")
 
 
 # A window may hold letters of many accounts: the most frequent are named, then how many more.

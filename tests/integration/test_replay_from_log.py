@@ -109,3 +109,41 @@ async def test_a_workers_logged_dead_letter_id_replays_that_record_alone(
     assert code == 0, err
     assert [(line["id"], line["outcome"]) for line in out] == [(logged_id, "replayed")]
     assert [r.value for r in back] == [b'{"n": 1}']
+
+
+async def test_ingests_logged_raw_id_not_found_as_a_letter_says_it_needs_source_raw(
+    ingest_server: IngestServer, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture
+) -> None:
+    # Ingest's line names the webhook by two ids: `replay --id <raw_id>` said only "not found
+    # in the window", exit 3, as if the webhook were gone.
+    def buggy(request: WebhookRequest) -> list[Any]:
+        raise NormalizeError("a bug in this version")
+
+    url = ingest_server.url("infobip", "it-infobip")
+    monkeypatch.setattr(normalizing, "normalize", buggy)
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(url, content=infobip_report(f"raw-id-{uuid.uuid4()}"),
+                                   headers=basic())
+        assert answer.status_code == 400
+    monkeypatch.undo()
+    [line] = _logged(caplog, "webhook kept as dead letter", account="it-infobip")[-1:]
+    raw_id, letter_id = line["raw_id"], line["dead_letter_id"]
+
+    as_letter, out, err = await replay(kafka_bootstrap, "--id", raw_id, "--dry-run")
+    as_raw, raw_out, raw_err = await replay(kafka_bootstrap, "--source", "raw", "--id", raw_id,
+                                            "--dry-run")
+    letter_as_raw, _, letter_err = await replay(kafka_bootstrap, "--source", "raw",
+                                                "--id", letter_id, "--dry-run")
+
+    assert as_letter == 3 and out == []
+    assert err.splitlines()[-2:] == [
+        f"not found in the window: {raw_id}",
+        "hint: --id takes a dead letter's dead_letter_id (its log line's); a raw_id (ingest's "
+        "line's raw_id, an event's) needs --source raw and a --since before it"]
+    assert as_raw == 0, raw_err  # as the hint says
+    assert [(each["id"], each["outcome"]) for each in raw_out] == [(raw_id, "replayable")]
+    assert letter_as_raw == 3
+    assert letter_err.splitlines()[-1] == (
+        "hint: with --source raw, --id takes a raw_id; a dead letter's dead_letter_id is "
+        "replayed without --source raw")
