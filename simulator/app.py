@@ -3,7 +3,8 @@
 Each provider is served under `/<provider>` (an account's `outbound.base_url` is e.g.
 `http://127.0.0.1:8090/infobip`). A send is authenticated with the provider's own scheme, may
 be hit by an injected fault, is validated, recorded, answered in the provider's shape, and its
-status webhooks are queued for ingest. Control endpoints:
+status webhooks are queued for ingest. Its control API under `/_sim` (one line each in
+simulator.control's CONTROL_ENDPOINTS):
 
 * `GET /_sim/sends[?account=&provider=]`, `DELETE /_sim/sends`: what was accepted.
 * `POST /_sim/inbound {account, from, text, postback?, to?}`: an end user writes to us.
@@ -17,6 +18,8 @@ status webhooks are queued for ingest. Control endpoints:
   pending (jobs), queue_limit.
 * `GET /_sim/health`: the accounts served, any outbound tables that cannot be, and apart the
   webhook-only accounts (no outbound table: nothing to send for them).
+
+Its refusals are `{"error": code, "message": ...}` as ingest's are (simulator.control).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import cast
 
 import httpx
 from pydantic import ValidationError
@@ -37,14 +40,22 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from simulator.base import (
-    Inbound,
     InboundNotSupported,
     ReceivedSend,
     SendEndpoint,
     SimulatedProvider,
     decode_json,
     json_response,
-    new_id,
+)
+from simulator.control import (
+    CONTROL_ENDPOINTS,
+    FAULT_FIELDS,
+    INBOUND_FIELDS,
+    control_error,
+    inbound_request,
+    no_such_endpoint,
+    unknown_account,
+    unknown_provider,
 )
 from simulator.faults import HTTP_STATUS, PROVIDER_2XX_MODES, Fault, FaultBook, FaultSpec
 from simulator.recorder import SendRecorder
@@ -132,9 +143,9 @@ class Simulator:
         account, provider = (request.query_params.get(key) for key in ("account", "provider"))
         # A misspelt name matched no send: an empty list read as "the bot did not answer".
         if account is not None and all(a.name != account for a in self.accounts):
-            return _control_error(404, f"no account {account!r}")
+            return unknown_account(account, self.accounts)
         if provider is not None and provider not in SIMULATED:
-            return _control_error(400, f"unknown provider {provider!r}")
+            return unknown_provider(provider, SIMULATED)
         sends = self.recorder.find(account=account, provider=provider)
         return json_response({"sends": [send.to_dict() for send in sends]})
 
@@ -146,27 +157,33 @@ class Simulator:
         try:
             payload = decode_json(await request.body())
         except ValueError as exc:
-            return _control_error(400, str(exc))
-        parsed = _inbound_request(payload)
+            return control_error(400, "invalid_json", f"{exc}; it takes {INBOUND_FIELDS}")
+        parsed = inbound_request(payload)
         if isinstance(parsed, str):
-            return _control_error(400, parsed)
+            return control_error(400, "invalid_request", parsed)
         name, inbound = parsed
         account = next((a for a in self.accounts if a.name == name), None)
         if account is None:
-            return _control_error(404, f"no account {name!r}")
+            return unknown_account(name, self.accounts)
         provider = SIMULATED[account.provider]
+        # 409: the account exists, but its accounts-file entry leaves nothing to simulate.
         if not account.outbound:
             # Pydantic's "outbound.access_key: Field required" said nothing of why.
-            return _control_error(409, f"account {name!r} cannot be simulated: it has no "
-                                       f"outbound table ([accounts.{name}.outbound]), so the "
-                                       f"sender cannot send for it: a webhook-only account")
+            return control_error(409, "cannot_simulate",
+                                 f"account {name!r} cannot be simulated: it has no outbound "
+                                 f"table ([accounts.{name}.outbound]), so the sender cannot "
+                                 "send for it: a webhook-only account; give it one, or use an "
+                                 "account of GET /_sim/health's accounts")
         problem = provider.outbound_problem(account)
         if problem is not None:
-            return _control_error(409, f"account {name!r} cannot be simulated: {problem}")
+            return control_error(409, "cannot_simulate",
+                                 f"account {name!r} cannot be simulated: {problem}; correct "
+                                 f"[accounts.{name}.outbound] in the accounts file and restart")
         try:
             hook = provider.inbound_webhook(account, inbound, at=datetime.now(UTC))
         except InboundNotSupported as exc:
-            return _control_error(400, str(exc))
+            hint = "; send it without \"postback\"" if inbound.postback is not None else ""
+            return control_error(400, "unsupported_inbound", f"{exc}{hint}")
         self.dispatcher.enqueue(Job(provider.NAME, account, (hook,), 0.0))
         return Response(hook.body, status_code=202, media_type=hook.content_type)
 
@@ -174,17 +191,18 @@ class Simulator:
         try:
             spec = FaultSpec.model_validate_json(await request.body())
         except ValidationError as exc:
-            return _control_error(400, _validation_reason(exc))
+            return control_error(400, "invalid_fault",
+                                 f"{validation_problems(exc, 'body')}; it takes {FAULT_FIELDS}")
         if spec.provider is not None and spec.provider not in SIMULATED:
-            return _control_error(400, f"unknown provider {spec.provider!r}")
+            return unknown_provider(spec.provider, SIMULATED)
         # A fault for a misspelt account would be listed but never fire: say so now.
         if spec.account is not None and all(a.name != spec.account for a in self.accounts):
-            return _control_error(404, f"no account {spec.account!r}")
+            return unknown_account(spec.account, self.accounts)
         if spec.mode in PROVIDER_2XX_MODES:
             # One no provider it may reach can answer would fail that send with nothing.
             problem = self._unanswerable(spec)
             if problem is not None:
-                return _control_error(400, problem)
+                return control_error(400, "unanswerable_fault", problem)
         fault = self.faults.add(spec)
         return json_response({"fault": fault.to_dict()}, 201)
 
@@ -228,16 +246,21 @@ class Simulator:
         })
 
     def routes(self) -> list[BaseRoute]:
+        handlers: dict[tuple[str, str], SendEndpoint] = {
+            ("GET", "/_sim/sends"): self.list_sends,
+            ("DELETE", "/_sim/sends"): self.clear_sends,
+            ("POST", "/_sim/inbound"): self.inbound,
+            ("POST", "/_sim/faults"): self.add_fault,
+            ("GET", "/_sim/faults"): self.list_faults,
+            ("DELETE", "/_sim/faults"): self.clear_faults,
+            ("GET", "/_sim/webhooks"): self.webhooks,
+            ("GET", "/_sim/health"): self.health,
+        }
+        # As listed (404s name CONTROL_ENDPOINTS): one served but not listed fails here.
         control: list[BaseRoute] = [
-            Route("/_sim/sends", self.list_sends, methods=["GET"]),
-            Route("/_sim/sends", self.clear_sends, methods=["DELETE"]),
-            Route("/_sim/inbound", self.inbound, methods=["POST"]),
-            Route("/_sim/faults", self.add_fault, methods=["POST"]),
-            Route("/_sim/faults", self.list_faults, methods=["GET"]),
-            Route("/_sim/faults", self.clear_faults, methods=["DELETE"]),
-            Route("/_sim/webhooks", self.webhooks, methods=["GET"]),
-            Route("/_sim/health", self.health, methods=["GET"]),
-        ]
+            Route(path, handlers.pop((method, path)), methods=[method])
+            for method, path, _ in CONTROL_ENDPOINTS]
+        assert not handlers, f"control endpoints not in CONTROL_ENDPOINTS: {sorted(handlers)}"
         providers: list[BaseRoute] = [
             Mount(f"/{name}", routes=provider.routes(self.send_endpoint(provider),
                                                      self.served(name)))
@@ -272,7 +295,7 @@ def create_simulator_app(accounts: Accounts, ingest_url: str | None, *,
             await dispatcher.stop()
 
     app = Starlette(routes=simulator.routes(), lifespan=lifespan,
-                    exception_handlers={HTTPException: _no_such_endpoint})
+                    exception_handlers={HTTPException: no_such_endpoint})
     app.state.simulator = simulator
     return app
 
@@ -304,45 +327,6 @@ async def _wait_for_disconnect(request: Request, limit_s: float) -> None:
         await asyncio.sleep(min(_DISCONNECT_POLL_S, left))
         if await request.is_disconnected():
             return
-
-
-def _inbound_request(payload: Any) -> tuple[str, Inbound] | str:
-    """(account name, message) from a /_sim/inbound body, or what is wrong with it."""
-    if not isinstance(payload, dict):
-        return "expected a JSON object {account, from, text, postback?, to?}"
-    # Refused, as /_sim/faults refuses them: a "channel" or a misspelt "payload" was dropped,
-    # and the message went out on the account's channel, without its button.
-    if unknown := sorted(set(payload) - {"account", "from", "text", "postback", "to"}):
-        return (f"unknown field {', '.join(map(repr, unknown))}: it takes account, from, text, "
-                "postback and to (the message comes on the account's channel)")
-    fields = {key: payload.get(key) for key in ("account", "from", "text")}
-    missing = [key for key, value in fields.items() if not isinstance(value, str) or not value]
-    if missing:
-        return f"missing or empty: {', '.join(missing)}"
-    for key in ("postback", "to"):
-        if payload.get(key) is not None and not isinstance(payload[key], str):
-            return f"{key!r} must be a string"
-    inbound = Inbound(sender=payload["from"], text=payload["text"], message_id=new_id(),
-                      postback=payload.get("postback"), to=payload.get("to"))
-    return payload["account"], inbound
-
-
-async def _no_such_endpoint(request: Request, exc: Exception) -> Response:
-    """Starlette's 404 and 405, in plain text ("Not Found" of a mistyped /_sim/send), as JSON
-    naming what is served."""
-    assert isinstance(exc, HTTPException)
-    return json_response({"error": f"{exc.detail}: {request.method} {request.url.path}; served: "
-                                   "/_sim/sends, /_sim/inbound, /_sim/faults, /_sim/webhooks, "
-                                   "/_sim/health, and each provider's API under /<provider>"},
-                         exc.status_code, exc.headers)
-
-
-def _validation_reason(exc: ValidationError) -> str:
-    return validation_problems(exc, "body")
-
-
-def _control_error(status: int, message: str) -> Response:
-    return json_response({"error": message}, status)
 
 
 __all__ = ["SIMULATED", "Simulator", "create_simulator_app"]

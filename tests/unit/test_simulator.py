@@ -600,7 +600,8 @@ async def test_fault_api_validates_lists_and_clears(sim: httpx.AsyncClient) -> N
     # A misspelt account is refused as /_sim/inbound refuses it, not kept to never fire.
     no_account = await sim.post("/_sim/faults", json={"mode": "http_500", "account": "nope"})
     assert no_account.status_code == 404
-    assert no_account.json() == {"error": "no account 'nope'"}
+    assert no_account.json()["error"] == "unknown_account"
+    assert no_account.json()["message"].startswith("no account 'nope'; accounts: ")
     fault = await add_fault(sim, mode="http_500", count=5)
     assert fault["remaining"] == 5
     listed = (await sim.get("/_sim/faults")).json()["faults"]
@@ -703,18 +704,21 @@ async def test_sim_inbound_answers_202_with_the_body(sim: httpx.AsyncClient) -> 
 async def test_sim_inbound_errors(sim: httpx.AsyncClient, payload: dict[str, Any],
                                   status: int) -> None:
     response = await sim.post("/_sim/inbound", json=payload)
-    assert response.status_code == status and response.json()["error"]
+    assert response.status_code == status
+    assert response.json()["error"] and response.json()["message"]
 
 
-@pytest.mark.parametrize(("query", "status", "error"), [
-    ({"account": "demo-infobp"}, 404, "no account 'demo-infobp'"),
-    ({"provider": "infobib"}, 400, "unknown provider 'infobib'"),
+@pytest.mark.parametrize(("query", "status", "error", "message"), [
+    ({"account": "demo-infobp"}, 404, "unknown_account", "no account 'demo-infobp'; accounts: "),
+    ({"provider": "infobib"}, 400, "unknown_provider", "unknown provider 'infobib'; providers: "),
 ])
 async def test_sim_sends_refuses_a_name_it_does_not_know(
-        sim: httpx.AsyncClient, query: dict[str, str], status: int, error: str) -> None:
+        sim: httpx.AsyncClient, query: dict[str, str], status: int, error: str,
+        message: str) -> None:
     # An empty list: read as "nothing was sent", a bot that did not answer.
     response = await sim.get("/_sim/sends", params=query)
-    assert response.status_code == status and response.json() == {"error": error}
+    assert response.status_code == status and response.json()["error"] == error
+    assert response.json()["message"].startswith(message)
 
 
 @pytest.mark.parametrize(("method", "path", "status"), [
@@ -724,8 +728,9 @@ async def test_an_endpoint_it_does_not_serve_is_a_json_error_naming_those_it_doe
     # Starlette's plain "Not Found" named neither the path nor the endpoints there are.
     response = await sim.request(method, path)
     assert response.status_code == status
-    error = response.json()["error"]
-    assert f"{method} {path}; served: /_sim/sends, /_sim/inbound, /_sim/faults" in error
+    assert response.json()["error"] == "http_error"
+    message = response.json()["message"]
+    assert f"{method} {path}; served: /_sim/sends, /_sim/inbound, /_sim/faults" in message
 
 
 @pytest.mark.parametrize("field", ["channel", "payload"])
@@ -735,9 +740,10 @@ async def test_sim_inbound_refuses_a_field_it_does_not_take(sim: httpx.AsyncClie
     response = await sim.post("/_sim/inbound", json={"account": "webex-wa", "from": USER,
                                                      "text": "Menu", field: "MENU"})
     assert response.status_code == 400
-    assert response.json() == {"error": f"unknown field {field!r}: it takes account, from, "
-                                        "text, postback and to (the message comes on the "
-                                        "account's channel)"}
+    assert response.json() == {"error": "invalid_request",
+                               "message": f"unknown field {field!r}: it takes account, from, "
+                                          "text, postback and to (the message comes on the "
+                                          "account's channel)"}
 
 
 # --- webhook delivery to ingest --------------------------------------------------------------
@@ -938,8 +944,8 @@ async def test_a_webhook_only_account_is_said_to_have_no_outbound_table() -> Non
         health = (await client.get("/_sim/health")).json()
         inbound = await client.post("/_sim/inbound", json={
             "account": "demo-messagebird", "from": USER, "text": "x"})
-    assert inbound.status_code == 409
-    error = inbound.json()["error"]
+    assert inbound.status_code == 409 and inbound.json()["error"] == "cannot_simulate"
+    error = inbound.json()["message"]
     assert error.startswith("account 'demo-messagebird' cannot be simulated: it has no "
                             "outbound table ([accounts.demo-messagebird.outbound])")
     assert "Field required" not in error

@@ -79,5 +79,5 @@ async def test_a_fault_only_some_providers_answer_is_refused_where_it_could_reac
     # It would fire on a send whose provider has no such answer.
     refused = await sim.post("/_sim/faults", json={"mode": mode, **spec})
     assert refused.status_code == 400
-    assert f"only {able} give" in refused.json()["error"]
+    assert f"only {able} give" in refused.json()["message"]
     assert (await sim.get("/_sim/faults")).json() == {"faults": []}

@@ -1,0 +1,84 @@
+"""The simulator's own endpoints answer like an API: every refusal of the control API is
+`{"error": <code>, "message": <what is wrong and what to do>}`, as ingest's are. The provider
+imitations' error bodies are their providers' own (tests/unit/test_simulator.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from simulator.app import create_simulator_app
+from switchboard.accounts import load_accounts, parse_accounts
+
+EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
+BASE = "http://127.0.0.1:8090"
+USER = "+41790000001"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[httpx.AsyncClient]:
+    app = create_simulator_app(load_accounts(EXAMPLE_ACCOUNTS), "http://ingest:pw@127.0.0.1:9",
+                               status_delay_s=0)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "code", "says"), [
+    ("GET", "/_sim/sends?account=demo-infobp", None, 404, "unknown_account",
+     "accounts: demo-bird, demo-bird-platform, demo-infobip"),
+    ("GET", "/_sim/sends?provider=infobib", None, 400, "unknown_provider",
+     "providers: bird, infobip, infobip-omnichat, ubiqio, webex"),
+    ("POST", "/_sim/inbound", b"{", 400, "invalid_json", "it takes {account, from, text, "),
+    ("POST", "/_sim/inbound", {"account": "demo-infobip"}, 400, "invalid_request",
+     "missing or empty: from, text; it takes {account, from, text, postback?, to?}"),
+    ("POST", "/_sim/inbound", {"account": "demo-infobp", "from": USER, "text": "x"}, 404,
+     "unknown_account", "demo-infobip"),
+    # The account is there, but webhook-only: nothing to send through the simulator for it.
+    ("POST", "/_sim/inbound", {"account": "demo-messagebird", "from": USER, "text": "x"}, 409,
+     "cannot_simulate", "give it one, or use an account of GET /_sim/health's accounts"),
+    ("POST", "/_sim/inbound", {"account": "demo-ubiqio", "from": USER, "text": "Yes",
+                               "postback": "YES"}, 400, "unsupported_inbound",
+     "no buttons to tap; send it without \"postback\""),
+    ("POST", "/_sim/faults", {"mode": "explode"}, 400, "invalid_fault",
+     "it takes {mode, count?, account? or provider?"),
+    ("POST", "/_sim/faults", {"mode": "http_500", "provider": "infobib"}, 400,
+     "unknown_provider", "providers: bird, infobip"),
+    ("POST", "/_sim/faults", {"mode": "http_500", "account": "demo-infobp"}, 404,
+     "unknown_account", "demo-infobip"),
+    ("POST", "/_sim/faults", {"mode": "expired", "provider": "bird"}, 400,
+     "unanswerable_fault", "name one of theirs"),
+    ("GET", "/_sim/send", None, 404, "http_error", "served: /_sim/sends, /_sim/inbound"),
+    ("PUT", "/_sim/faults", None, 405, "http_error", "served: /_sim/sends, /_sim/inbound"),
+])
+async def test_each_control_refusal_is_a_code_and_a_message_saying_what_to_do(
+        sim: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | bytes | None,
+        status: int, code: str, says: str) -> None:
+    # The body was {"error": <text>} with no "message", unlike ingest's and the workers'.
+    content = body if isinstance(body, bytes) else None
+    json_body = body if isinstance(body, dict) else None
+    response = await sim.request(method, path, content=content, json=json_body)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    assert set(response.json()) == {"error", "message"}
+    assert response.json()["error"] == code
+    assert says in response.json()["message"]
+
+
+async def test_an_outbound_table_it_cannot_serve_is_a_409_saying_where_to_correct_it() -> None:
+    accounts = parse_accounts({"accounts": {"half": {
+        "provider": "infobip",
+        "auth": {"scheme": "basic", "username": "u", "secrets": ["demo-password"]},
+        "outbound": {"base_url": f"{BASE}/infobip"}}}})  # no api_key, no sender
+    app = create_simulator_app(accounts, None, status_delay_s=0)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=BASE) as client:
+        response = await client.post("/_sim/inbound",
+                                     json={"account": "half", "from": USER, "text": "x"})
+    assert response.status_code == 409 and response.json()["error"] == "cannot_simulate"
+    message = response.json()["message"]
+    assert message.startswith("account 'half' cannot be simulated: ")
+    assert message.endswith("; correct [accounts.half.outbound] in the accounts file and restart")
