@@ -4,7 +4,7 @@ Each provider is served under `/<provider>` (an account's `outbound.base_url` is
 `http://127.0.0.1:8090/infobip`). A send is authenticated with the provider's own scheme, may
 be hit by an injected fault, is validated, recorded, answered in the provider's shape, and its
 status webhooks are queued for ingest. Its control API under `/_sim` (one line each in
-simulator.control's CONTROL_ENDPOINTS):
+simulator.control's CONTROL_ENDPOINTS, which `GET /` serves, with each account's paths):
 
 * `GET /_sim/sends[?account=&provider=]`, `DELETE /_sim/sends`: what was accepted.
 * `POST /_sim/inbound {account, from, text, postback?, to?}`: an end user writes to us.
@@ -53,6 +53,7 @@ from simulator.control import (
     INBOUND_FIELDS,
     control_error,
     inbound_request,
+    index,
     no_such_endpoint,
     unknown_account,
     unknown_provider,
@@ -228,6 +229,10 @@ class Simulator:
     async def clear_faults(self, request: Request) -> Response:
         return json_response({"cleared": self.faults.clear()})
 
+    async def index(self, request: Request) -> Response:
+        ingest_url = self.dispatcher.ingest_url and scrub(self.dispatcher.ingest_url)
+        return json_response(index(request, self.accounts, request.app.routes, ingest_url))
+
     async def webhooks(self, request: Request) -> Response:
         return json_response(self.dispatcher.to_dict())
 
@@ -247,6 +252,7 @@ class Simulator:
 
     def routes(self) -> list[BaseRoute]:
         handlers: dict[tuple[str, str], SendEndpoint] = {
+            ("GET", "/"): self.index,
             ("GET", "/_sim/sends"): self.list_sends,
             ("DELETE", "/_sim/sends"): self.clear_sends,
             ("POST", "/_sim/inbound"): self.inbound,
@@ -256,7 +262,7 @@ class Simulator:
             ("GET", "/_sim/webhooks"): self.webhooks,
             ("GET", "/_sim/health"): self.health,
         }
-        # As listed (404s name CONTROL_ENDPOINTS): one served but not listed fails here.
+        # As listed (GET / and 404s show CONTROL_ENDPOINTS): one served but not listed fails here.
         control: list[BaseRoute] = [
             Route(path, handlers.pop((method, path)), methods=[method])
             for method, path, _ in CONTROL_ENDPOINTS]

@@ -1,5 +1,5 @@
-"""The simulator's own answers, apart from its handlers: the control endpoints it names in
-every 404, its error bodies, and the reading of a `/_sim/inbound` request.
+"""The simulator's own answers, apart from its handlers: the control endpoints it lists on
+`GET /` and in every 404, its error bodies, and the reading of a `/_sim/inbound` request.
 
 Every refusal of the control API is `{"error": <code>, "message": <what is wrong and what to
 do>}`, the shape ingest and the workers refuse with (switchboard.probes.error_body), so a script
@@ -8,21 +8,23 @@ reads one shape wherever it calls. The provider imitations keep their providers'
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
 
 from simulator.base import Inbound, json_response, new_id
 from switchboard.accounts import Account
 from switchboard.probes import error_body, http_error
 
-# (method, path, what it does): a 404 names them, the routes follow them.
+# (method, path, what it does): GET / lists them, a 404 names them, the routes follow them.
 CONTROL_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
-    ("GET", "/_sim/sends", "the sends accepted, newest last (?account= or ?provider= narrows "
-                           "them)"),
+    ("GET", "/", "this index"),
+    ("GET", "/_sim/sends", "the sends accepted (the last 100,000), oldest first; ?account= "
+                           "or ?provider= narrows them"),
     ("DELETE", "/_sim/sends", "forget the sends accepted"),
     ("POST", "/_sim/inbound", "an end user writes to an account: {account, from, text, "
                               "postback?, to?}; its provider's webhook is posted to ingest"),
@@ -56,13 +58,35 @@ def unknown_provider(name: str, providers: Iterable[str]) -> Response:
                          f"unknown provider {name!r}; providers: {_names(providers)}")
 
 
+def index(request: Request, accounts: Sequence[Account], routes: Sequence[BaseRoute],
+          ingest_url: str | None) -> dict[str, Any]:
+    """`GET /`: what this is, its control endpoints, and per account the provider paths it
+    imitates, under the `base_url` to give that account's outbound table."""
+    paths = _provider_paths(routes)
+    base = str(request.base_url).rstrip("/")
+    return {
+        "service": "switchboard provider simulator",
+        "about": "stands in for the providers' send APIs of the accounts below: a send is "
+                 "answered as its provider would, recorded, and its status webhooks are "
+                 "posted to ingest; /_sim/... controls it",
+        "ingest_url": ingest_url,
+        "control": {f"{method} {path}": what for method, path, what in CONTROL_ENDPOINTS},
+        "accounts": [{"name": a.name, "provider": a.provider,
+                      "base_url": f"{base}/{a.provider}", "paths": paths.get(a.provider, [])}
+                     for a in accounts if a.outbound],
+        # No outbound table: nothing to send through the simulator for them.
+        "webhook_only": [{"name": a.name, "provider": a.provider}
+                         for a in accounts if not a.outbound],
+    }
+
+
 async def no_such_endpoint(request: Request, exc: Exception) -> Response:
     """Starlette's 404 and 405, in plain text ("Not Found" of a mistyped /_sim/send), as JSON
     naming the request and what is served."""
     assert isinstance(exc, HTTPException)
-    served = ", ".join(dict.fromkeys(path for _, path, _ in CONTROL_ENDPOINTS))
+    served = ", ".join(dict.fromkeys(path for _, path, _ in CONTROL_ENDPOINTS if path != "/"))
     message = (f"{exc.detail}: {request.method} {request.url.path}; served: {served}, and each "
-               "provider's API under /<provider>")
+               "provider's API under /<provider> (GET / lists them, with each account's paths)")
     return json_response(http_error(exc.status_code, message), exc.status_code, exc.headers)
 
 
@@ -87,6 +111,18 @@ def inbound_request(payload: Any) -> tuple[str, Inbound] | str:
     return payload["account"], inbound
 
 
+def _provider_paths(routes: Sequence[BaseRoute]) -> Mapping[str, list[str]]:
+    """`METHOD /<provider>/<path>` of each provider's mounted routes, by provider name."""
+    found: dict[str, list[str]] = {}
+    for mount in routes:
+        if not isinstance(mount, Mount):
+            continue
+        found[mount.path.strip("/")] = [
+            f"{method} {mount.path}{route.path}" for route in mount.routes
+            if isinstance(route, Route) for method in sorted((route.methods or set()) - {"HEAD"})]
+    return found
+
+
 def _names(names: Iterable[str]) -> str:
     ordered = sorted(names)
     shown = ", ".join(ordered[:_NAMES_SHOWN]) or "none"
@@ -94,5 +130,5 @@ def _names(names: Iterable[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-__all__ = ["CONTROL_ENDPOINTS", "control_error", "inbound_request",
+__all__ = ["CONTROL_ENDPOINTS", "control_error", "inbound_request", "index",
            "no_such_endpoint", "unknown_account", "unknown_provider"]

@@ -1,6 +1,8 @@
 """The simulator's own endpoints answer like an API: every refusal of the control API is
-`{"error": <code>, "message": <what is wrong and what to do>}`, as ingest's are. The provider
-imitations' error bodies are their providers' own (tests/unit/test_simulator.py)."""
+`{"error": <code>, "message": <what is wrong and what to do>}`, as ingest's are, and `GET /`
+(the address `run` prints) is a JSON index of the control endpoints and of the provider paths
+each account is served on. The provider imitations' error bodies are their providers' own
+(tests/unit/test_simulator.py)."""
 
 from __future__ import annotations
 
@@ -51,8 +53,8 @@ async def sim() -> AsyncIterator[httpx.AsyncClient]:
      "unknown_account", "demo-infobip"),
     ("POST", "/_sim/faults", {"mode": "expired", "provider": "bird"}, 400,
      "unanswerable_fault", "name one of theirs"),
-    ("GET", "/_sim/send", None, 404, "http_error", "served: /_sim/sends, /_sim/inbound"),
-    ("PUT", "/_sim/faults", None, 405, "http_error", "served: /_sim/sends, /_sim/inbound"),
+    ("GET", "/_sim/send", None, 404, "http_error", "GET / lists them"),
+    ("PUT", "/_sim/faults", None, 405, "http_error", "GET / lists them"),
 ])
 async def test_each_control_refusal_is_a_code_and_a_message_saying_what_to_do(
         sim: httpx.AsyncClient, method: str, path: str, body: dict[str, Any] | bytes | None,
@@ -82,3 +84,39 @@ async def test_an_outbound_table_it_cannot_serve_is_a_409_saying_where_to_correc
     message = response.json()["message"]
     assert message.startswith("account 'half' cannot be simulated: ")
     assert message.endswith("; correct [accounts.half.outbound] in the accounts file and restart")
+
+
+async def test_get_root_is_an_index_of_the_control_api_and_of_each_accounts_paths(
+        sim: httpx.AsyncClient) -> None:
+    # It answered 404: the address `run` prints as the simulator's was no page at all.
+    response = await sim.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    index = response.json()
+    assert index["service"] == "switchboard provider simulator" and index["about"]
+    assert index["ingest_url"] == "http://ingest:***@127.0.0.1:9"  # its password masked
+    assert set(index["control"]) == {
+        "GET /", "GET /_sim/sends", "DELETE /_sim/sends", "POST /_sim/inbound",
+        "POST /_sim/faults", "GET /_sim/faults", "DELETE /_sim/faults", "GET /_sim/webhooks",
+        "GET /_sim/health"}
+    assert all(isinstance(line, str) and line for line in index["control"].values())
+    by_name = {account["name"]: account for account in index["accounts"]}
+    assert by_name["demo-infobip"] == {
+        "name": "demo-infobip", "provider": "infobip", "base_url": f"{BASE}/infobip",
+        "paths": ["POST /infobip/messages-api/1/messages"]}
+    assert by_name["demo-ubiqio"]["paths"] == ["POST /ubiqio/mvapi/auth/token",
+                                               "POST /ubiqio/mvapi/message/send"]
+    assert {"name": "demo-messagebird", "provider": "bird"} in index["webhook_only"]
+    assert "demo-messagebird" not in by_name
+
+
+async def test_every_path_the_index_lists_is_served(sim: httpx.AsyncClient) -> None:
+    # Listed but not served (or the other way round) would send a user to a 404.
+    index = (await sim.get("/")).json()
+    listed = list(index["control"]) + [path for account in index["accounts"]
+                                       for path in account["paths"]]
+    for entry in listed:
+        method, path = entry.split(" ", 1)
+        path = path.replace("{", "").replace("}", "")  # a template's names as values
+        response = await sim.request(method, path, json={})
+        assert response.status_code not in (404, 405), (entry, response.text)
