@@ -35,7 +35,8 @@ DEFAULT_TIMEOUT_S = 60.0
 class FaultSpec(BaseModel):
     """The body of POST /_sim/faults."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Finite only: "inf" was taken, listed as null in GET /_sim/faults, sent as "Retry-After: inf".
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     account: str | None = None
     provider: str | None = None

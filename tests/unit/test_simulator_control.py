@@ -47,6 +47,11 @@ async def sim() -> AsyncIterator[httpx.AsyncClient]:
      "no buttons to tap; send it without \"postback\""),
     ("POST", "/_sim/faults", {"mode": "explode"}, 400, "invalid_fault",
      "it takes {mode, count?, account? or provider?"),
+    # Taken before, listed with a null delay, and sent as "Retry-After: inf".
+    ("POST", "/_sim/faults", {"mode": "slow", "delay_s": "inf"}, 400, "invalid_fault",
+     "delay_s: Input should be a finite number"),
+    ("POST", "/_sim/faults", {"mode": "http_429", "retry_after_s": "Infinity"}, 400,
+     "invalid_fault", "retry_after_s: Input should be a finite number"),
     ("POST", "/_sim/faults", {"mode": "http_500", "provider": "infobib"}, 400,
      "unknown_provider", "providers: bird, infobip"),
     ("POST", "/_sim/faults", {"mode": "http_500", "account": "demo-infobp"}, 404,
