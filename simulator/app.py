@@ -55,6 +55,7 @@ from simulator.control import (
     inbound_request,
     index,
     no_such_endpoint,
+    server_error,
     unknown_account,
     unknown_provider,
 )
@@ -301,7 +302,8 @@ def create_simulator_app(accounts: Accounts, ingest_url: str | None, *,
             await dispatcher.stop()
 
     app = Starlette(routes=simulator.routes(), lifespan=lifespan,
-                    exception_handlers={HTTPException: no_such_endpoint})
+                    exception_handlers={HTTPException: no_such_endpoint,
+                                        Exception: server_error})
     app.state.simulator = simulator
     return app
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from simulator.base import Inbound, json_response, new_id
@@ -90,6 +90,16 @@ async def no_such_endpoint(request: Request, exc: Exception) -> Response:
     return json_response(http_error(exc.status_code, message), exc.status_code, exc.headers)
 
 
+async def server_error(request: Request, exc: Exception) -> Response:
+    """A bug's 500 on the simulator's own endpoints, as JSON like their other answers
+    (Starlette's is plain text); the exception goes on to uvicorn, which logs it. A provider
+    path keeps Starlette's plain 500: those imitate each provider's answers."""
+    if request.url.path != "/" and not request.url.path.startswith("/_sim/"):
+        return PlainTextResponse("Internal Server Error", 500)
+    return control_error(500, "internal_error", "the simulator failed on this request (its log "
+                         "has the error); what it did of it is unknown: check before retrying")
+
+
 def inbound_request(payload: Any) -> tuple[str, Inbound] | str:
     """(account name, message) from a /_sim/inbound body, or what is wrong with it."""
     if not isinstance(payload, dict):
@@ -131,4 +141,4 @@ def _names(names: Iterable[str]) -> str:
 
 
 __all__ = ["CONTROL_ENDPOINTS", "control_error", "inbound_request", "index",
-           "no_such_endpoint", "unknown_account", "unknown_provider"]
+           "no_such_endpoint", "server_error", "unknown_account", "unknown_provider"]

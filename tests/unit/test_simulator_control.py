@@ -125,3 +125,20 @@ async def test_every_path_the_index_lists_is_served(sim: httpx.AsyncClient) -> N
         path = path.replace("{", "").replace("}", "")  # a template's names as values
         response = await sim.request(method, path, json={})
         assert response.status_code not in (404, 405), (entry, response.text)
+
+
+async def test_a_bug_in_a_control_endpoint_is_a_json_500() -> None:
+    # Starlette's own 500 was "Internal Server Error" in plain text, unlike every other answer.
+    app = create_simulator_app(load_accounts(EXAMPLE_ACCOUNTS), None, status_delay_s=0)
+
+    def broken(**names: str | None) -> list[Any]:
+        raise RuntimeError("a bug")
+
+    app.state.simulator.recorder.find = broken
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        response = await client.get("/_sim/sends")
+    assert response.status_code == 500
+    assert response.json()["error"] == "internal_error"
+    assert "its log has the error" in response.json()["message"]
+    assert "a bug" not in response.text  # what failed is for the log, not the caller
