@@ -54,6 +54,8 @@ from simulator.control import (
     control_error,
     inbound_request,
     index,
+    log_refusal,
+    logged,
     no_such_endpoint,
     server_error,
     unknown_account,
@@ -66,6 +68,7 @@ from switchboard.accounts import Account, Accounts
 from switchboard.logs import get_logger, scrub
 from switchboard.providers import PROVIDERS, provider_module
 from switchboard.settings import validation_problems
+from switchboard.throttle import ThrottledLog
 
 log = get_logger(__name__)
 
@@ -87,6 +90,7 @@ class Simulator:
         self.status_delay_s = status_delay_s
         self.recorder = SendRecorder()
         self.faults = FaultBook()
+        self.refusals = ThrottledLog(log)
 
     def served(self, provider: str) -> list[Account]:
         return [account for account in self.accounts if account.provider == provider]
@@ -265,7 +269,7 @@ class Simulator:
         }
         # As listed (GET / and 404s show CONTROL_ENDPOINTS): one served but not listed fails here.
         control: list[BaseRoute] = [
-            Route(path, handlers.pop((method, path)), methods=[method])
+            Route(path, logged(handlers.pop((method, path)), self.refusals), methods=[method])
             for method, path, _ in CONTROL_ENDPOINTS]
         assert not handlers, f"control endpoints not in CONTROL_ENDPOINTS: {sorted(handlers)}"
         providers: list[BaseRoute] = [
@@ -300,10 +304,15 @@ def create_simulator_app(accounts: Accounts, ingest_url: str | None, *,
             yield
         finally:
             await dispatcher.stop()
+            simulator.refusals.flush()  # the last minute's count of refusals, not lost
+
+    async def not_served(request: Request, exc: Exception) -> Response:
+        response = await no_such_endpoint(request, exc)
+        log_refusal(simulator.refusals, request, response)
+        return response
 
     app = Starlette(routes=simulator.routes(), lifespan=lifespan,
-                    exception_handlers={HTTPException: no_such_endpoint,
-                                        Exception: server_error})
+                    exception_handlers={HTTPException: not_served, Exception: server_error})
     app.state.simulator = simulator
     return app
 

@@ -8,9 +8,11 @@ reads one shape wherever it calls. The provider imitations keep their providers'
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -19,6 +21,9 @@ from starlette.routing import BaseRoute, Mount, Route
 from simulator.base import Inbound, json_response, new_id
 from switchboard.accounts import Account
 from switchboard.probes import error_body, http_error
+from switchboard.throttle import ThrottledLog
+
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 # (method, path, what it does): GET / lists them, a 404 names them, the routes follow them.
 CONTROL_ENDPOINTS: tuple[tuple[str, str, str], ...] = (
@@ -100,6 +105,30 @@ async def server_error(request: Request, exc: Exception) -> Response:
                          "has the error); what it did of it is unknown: check before retrying")
 
 
+def logged(endpoint: Endpoint, refusals: ThrottledLog) -> Endpoint:
+    """`endpoint`, its refusals logged: the simulator keeps no access log, so a script that
+    dropped the answer left no trace of why its /_sim call did nothing."""
+    async def answer(request: Request) -> Response:
+        response = await endpoint(request)
+        if response.status_code >= 400:
+            log_refusal(refusals, request, response)
+        return response
+
+    return answer
+
+
+def log_refusal(refusals: ThrottledLog, request: Request, response: Response) -> None:
+    """One line per kind (status, code, path) a minute, then how many more: a script in a loop
+    or a scanner does not flood the log."""
+    try:
+        body = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        body = {}
+    refusals(logging.INFO, "simulator request refused",
+             {"status": response.status_code, "error": body.get("error"),
+              "path": request.url.path}, method=request.method, message=body.get("message"))
+
+
 def inbound_request(payload: Any) -> tuple[str, Inbound] | str:
     """(account name, message) from a /_sim/inbound body, or what is wrong with it."""
     if not isinstance(payload, dict):
@@ -140,5 +169,6 @@ def _names(names: Iterable[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-__all__ = ["CONTROL_ENDPOINTS", "control_error", "inbound_request", "index",
+__all__ = ["CONTROL_ENDPOINTS", "control_error", "inbound_request", "index", "log_refusal",
+           "logged",
            "no_such_endpoint", "server_error", "unknown_account", "unknown_provider"]

@@ -6,6 +6,7 @@ each account is served on. The provider imitations' error bodies are their provi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -142,3 +143,26 @@ async def test_a_bug_in_a_control_endpoint_is_a_json_500() -> None:
     assert response.json()["error"] == "internal_error"
     assert "its log has the error" in response.json()["message"]
     assert "a bug" not in response.text  # what failed is for the log, not the caller
+
+
+async def test_a_refusal_is_logged_once_a_minute_per_kind(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # The simulator keeps no access log: a refused /_sim call left no line at all.
+    caplog.set_level(logging.INFO)
+    app = create_simulator_app(load_accounts(EXAMPLE_ACCOUNTS), None, status_delay_s=0)
+    # Started and stopped: the stop sums up the minute's held-back lines.
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE) as client:
+        for _ in range(3):
+            await client.get("/_sim/sends", params={"account": "demo-infobp"})
+        await client.get("/_sim/send")
+    lines = [record.msg for record in caplog.records if isinstance(record.msg, dict)
+             and record.msg["event"].startswith("simulator request refused")]
+    first, not_served, summed = lines
+    assert (first["status"], first["error"], first["path"], first["method"]) == (
+        404, "unknown_account", "/_sim/sends", "GET")
+    assert first["message"].startswith("no account 'demo-infobp'; accounts: ")
+    assert (not_served["status"], not_served["error"], not_served["path"]) == (
+        404, "http_error", "/_sim/send")
+    assert summed["event"] == "simulator request refused: 2 more in the last 60 s"
+    assert (summed["error"], summed["more"]) == ("unknown_account", 2)
