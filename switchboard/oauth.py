@@ -21,7 +21,7 @@ import httpx
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import KafkaConnectionError
 
-from switchboard.logs import get_logger, replace_secret
+from switchboard.logs import get_logger, replace_secret, scrub
 
 log = get_logger(__name__)
 
@@ -146,7 +146,18 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
         if self.scope:
             form["scope"] = self.scope
         try:
-            async with httpx.AsyncClient(timeout=self.timeout_s, verify=self._tls) as client:
+            client = httpx.AsyncClient(timeout=self.timeout_s, verify=self._tls)
+        except (ValueError, ImportError) as exc:
+            # httpx builds a proxy for each proxy variable of the environment here, whatever
+            # NO_PROXY says: one it cannot use (ftp://, SOCKS without socksio) was a
+            # ValueError or ImportError out of aiokafka's connection code, a traceback at the
+            # start and a dead background task later. The start checks it first
+            # (cli.startup.oauth_proxy_problem); this is what a process not started so sees.
+            raise OAuthError(f"token endpoint {self.token_url} not asked: a proxy variable of "
+                             "the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY) names a "
+                             f"proxy httpx cannot use: {scrub(str(exc))}") from None
+        try:
+            async with client:
                 response = await client.post(self.token_url, data=form,
                                              auth=(self.client_id, self._client_secret),
                                              headers={"accept": "application/json"})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from switchboard.oauth import (
 from tests.oauth_server import AUDIENCE, Issuer, token_endpoint
 
 SECRET = "client-secret-for-the-tests"
+PROXY_PASSWORD = "a-proxy-password-2"
 
 
 class Clock:
@@ -183,6 +185,34 @@ async def test_an_endpoint_that_is_not_there_is_an_error_that_says_why() -> None
     source = ClientCredentialsToken(url, "app", SECRET, timeout_s=2)
     with pytest.raises(OAuthError, match=f"token endpoint {url} unreachable: ConnectError: "):
         await source.token()
+
+
+@pytest.mark.parametrize(("variable", "proxy", "said"), [
+    ("HTTPS_PROXY", f"ftp://proxy:{PROXY_PASSWORD}@127.0.0.1:1", "Unknown scheme for proxy URL"),
+    ("ALL_PROXY", "socks5://127.0.0.1:1", "the 'socksio' package is not installed"),
+], ids=["unknown-scheme", "socks-without-socksio"])
+async def test_a_proxy_httpx_cannot_use_is_a_token_failure_retried_later(
+        variable: str, proxy: str, said: str, issuer: Issuer,
+        no_proxies: pytest.MonkeyPatch) -> None:
+    """It was a ValueError or ImportError out of aiokafka's connection code: a traceback at
+    a start, and a background task of a running client dead. Now it fails as an unreachable
+    endpoint does, and once the variable is fixed the next try after the backoff succeeds."""
+    no_proxies.setitem(sys.modules, "socksio", None)  # as without httpx[socks]
+    clock = Clock()
+    async with token_endpoint(issuer, {"app": SECRET}) as endpoint:
+        source = ClientCredentialsToken(endpoint.url, "app", SECRET, clock=clock)
+        no_proxies.setenv(variable, proxy)
+        with pytest.raises(OAuthError) as failed:
+            await source.token()
+        no_proxies.delenv(variable)
+        clock.now += FIRST_BACKOFF_S
+        await source.token()
+    error = failed.value.args[0]
+    assert error.startswith(f"token endpoint {endpoint.url} not asked: a proxy variable of the "
+                            "environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY) names a proxy "
+                            "httpx cannot use: "), error
+    assert said in error and PROXY_PASSWORD not in error
+    assert len(endpoint.requests) == 1  # the second try
 
 
 async def test_a_caller_that_stops_waiting_leaves_no_unretrieved_error() -> None:
