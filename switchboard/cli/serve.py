@@ -22,6 +22,7 @@ from switchboard.cli.startup import (
     accounts_or_exit,
     closed_terminal_outputs,
     drop_terminal_outputs,
+    oauth_proxy_problem,
     port_taken,
     terminal_outputs,
     unresolved_host,
@@ -50,6 +51,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.kafka_bootstrap_servers:
         print("error: serve needs KAFKA_BOOTSTRAP_SERVERS (`switchboard run` also starts a "
               "local Kafka)", file=sys.stderr)
+        return 2
+    if problem := oauth_proxy_problem(settings):  # else unready for ever, retrying Kafka
+        print(problem, file=sys.stderr)
         return 2
     # Before anything imports ingest.metrics (ingest_protocol_problem does): prometheus-client
     # opens its files there at import, in this process too, and a missing one was a traceback.

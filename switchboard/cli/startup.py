@@ -209,12 +209,41 @@ def accounts_or_exit(settings: Settings, *, demo: bool) -> Accounts | None:
 
 
 def named_cluster(settings: Settings) -> str | None:
-    """KAFKA_BOOTSTRAP_SERVERS, or None when no cluster is named, said on stderr with where its
-    value comes from: `run` and `kafka` print the line to paste."""
+    """KAFKA_BOOTSTRAP_SERVERS, or None once why it cannot be asked is said on stderr: no
+    cluster named (with where its value comes from: `run` and `kafka` print the line to
+    paste), or an OAuth login whose tokens cannot be asked for (oauth_proxy_problem)."""
     if not settings.kafka_bootstrap_servers:
         print("error: set KAFKA_BOOTSTRAP_SERVERS (`switchboard run` or `switchboard kafka` "
               "prints it)", file=sys.stderr)
-    return settings.kafka_bootstrap_servers or None
+        return None
+    if problem := oauth_proxy_problem(settings):
+        print(problem, file=sys.stderr)
+        return None
+    return settings.kafka_bootstrap_servers
+
+
+def oauth_proxy_problem(settings: Settings) -> str | None:
+    """The `error:` line when the settings log in to Kafka with OAUTHBEARER and a proxy
+    variable of the environment names a proxy httpx cannot use (ftp://, SOCKS without
+    socksio), or None. httpx makes a proxy of each variable for every client, the token
+    endpoint's too, whatever NO_PROXY names (but `*`): the first connection to Kafka failed,
+    a traceback (exit 1) from a worker, tail, send and replay, and `serve` unready for ever.
+    The sender's check, said as the sender says it; exit 2, a setting to change."""
+    from urllib.request import getproxies
+
+    if not (settings.kafka_security_protocol.startswith("SASL_")
+            and settings.kafka_sasl_mechanism == "OAUTHBEARER"):
+        return None
+    if "*" in (host.strip() for host in getproxies().get("no", "").split(",")):
+        return None  # httpx then ignores every proxy variable
+    from consumers.outbound.transport import ProxySettingError, check_proxy_environment
+
+    try:
+        check_proxy_environment()
+    except ProxySettingError as exc:
+        return (f"error: {exc} (the Kafka OAuth token endpoint, "
+                "SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL, is asked through it)")
+    return None
 
 
 def relative_hint(path: Path) -> str:
