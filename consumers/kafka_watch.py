@@ -46,8 +46,8 @@ class KafkaWatch:
     _subscribed: list[str]
     _rebalance_timeout_s: float
     _kafka_problem: str | None
-    _kafka_silent_since: float  # monotonic: since when /readyz has said Kafka is away or
-    # refusing
+    # monotonic: since when /readyz has said Kafka is away or refusing
+    _kafka_silent_since: float
     _rebalancing_since: float | None
     _commits_failing_since: float | None
     _commits_refused_by: str | None
