@@ -14,6 +14,7 @@ from typing import Any, Literal
 import orjson
 
 from normalizers import WebhookRequest
+from switchboard.logs import scrub
 from switchboard.records import OutRecord, raw_body
 
 Source = Literal["dead-letter", "raw"]
@@ -33,6 +34,9 @@ class Kept:
     account: str
     payload: Mapping[str, Any]
     at_ms: int = 0  # when it was kept (the record's timestamp)
+    # Why it was kept, masked ("" for a raw request: it has none). Masked again as read:
+    # letters kept before their reasons were masked hold a quoted secret as it was.
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -43,13 +47,20 @@ class Selection:
     accounts: frozenset[str] = frozenset()
     stages: frozenset[str] = frozenset()
     ids: frozenset[str] = frozenset()
+    # Texts of which the letter's reason must hold one, in any case: after a fix, only the
+    # letters that failed for what it fixed (the others would fail again, or be answered twice).
+    reasons: frozenset[str] = frozenset()
 
     def matches(self, kept: Kept) -> bool:
         return ((not self.providers or kept.provider in self.providers)
                 and (not self.accounts or kept.account in self.accounts)
                 and (not self.stages or kept.stage in self.stages)
-                and (not self.ids or kept.id in self.ids))
+                and (not self.ids or kept.id in self.ids)
+                and (not self.reasons or self._reason_matches(kept.reason)))
 
+    def _reason_matches(self, reason: str) -> bool:
+        said = reason.casefold()
+        return any(text.casefold() in said for text in self.reasons)
 
 
 def read_kept(source: Source, value: bytes | None, at_ms: int = 0) -> Kept:
@@ -63,14 +74,16 @@ def read_kept(source: Source, value: bytes | None, at_ms: int = 0) -> Kept:
     if source == "raw":
         decoded = {"id": decoded.get("id"), "stage": "raw", "provider": decoded.get("provider"),
                    "account": decoded.get("account"), "payload": decoded}
-    kept_id, stage, provider, account, payload = (
-        decoded.get(name) for name in ("id", "stage", "provider", "account", "payload"))
+    kept_id, stage, provider, account, payload, reason = (
+        decoded.get(name) for name in ("id", "stage", "provider", "account", "payload", "reason"))
     if not (isinstance(kept_id, str) and isinstance(stage, str) and isinstance(provider, str)
             and isinstance(account, str)):
         raise Unreplayable("id, stage, provider or account is missing")
     if not isinstance(payload, dict):
         raise Unreplayable("it holds no payload")
-    return Kept(kept_id, stage, provider, account, payload, at_ms)
+    # A letter without a reason (a foreign producer's) is replayed all the same.
+    return Kept(kept_id, stage, provider, account, payload, at_ms,
+                scrub(reason) if isinstance(reason, str) else "")
 
 
 def _text(payload: Mapping[str, Any], name: str) -> str:

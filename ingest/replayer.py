@@ -57,7 +57,9 @@ class Outcome:
             "id": self.kept.id, "stage": self.kept.stage, "provider": self.kept.provider,
             "account": self.kept.account, "outcome": self.outcome,
             "records": len(self.records), "topics": topics, "reason": self.reason,
-            "uncorrelated": self.uncorrelated})
+            "uncorrelated": self.uncorrelated,
+            # What `--reason` matches: `reason` is why it fails now, empty once it replays.
+            "letter_reason": self.kept.reason})
 
 
 class Replayer:

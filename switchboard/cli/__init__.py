@@ -213,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--id", action="append", default=[],
                         help="a dead letter's id, as its log line's dead_letter_id (with "
                              "--source raw, a raw_id); repeatable")
+    replay.add_argument("--reason", action="append", default=[], metavar="TEXT",
+                        help="a text the letter's reason holds, in any case: the reason it was "
+                             "kept with, masked of secrets, as each line's letter_reason "
+                             "prints it (--dry-run lists them); repeatable: any one matches; "
+                             "not with --source raw (a raw request has no reason)")
     replay.add_argument("--dry-run", action="store_true",
                         help="say what would be published, publish nothing")
     replay.add_argument("--include-old", action="store_true",

@@ -82,6 +82,18 @@ def parse_stages(given: list[str]) -> frozenset[str]:
     return frozenset(stages)
 
 
+def parse_reasons(given: list[str], source: str) -> frozenset[str]:
+    """--reason values, or ValueError: an empty one (`--reason "$WHY"` with the variable unset)
+    is in every reason, and would quietly replay the whole window."""
+    if given and source == "raw":
+        raise ValueError("--reason is for dead letters; a raw request was kept with no reason")
+    for text in given:
+        if not text.strip():
+            raise ValueError(f"--reason {text!r} is blank, and nearly every reason holds "
+                             "that; give a text the reasons to replay hold")
+    return frozenset(given)
+
+
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     """Exit 0 when every selected letter was replayed, 3 when some still fail, were skipped
     or an asked-for id was not found, 1 when Kafka failed, 2 for bad arguments, 128 + the
@@ -99,11 +111,12 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     try:
         since_ms, until_ms = _window(args)
         stages = parse_stages(args.stage)
+        reasons = parse_reasons(args.reason, args.source)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     selection = Selection(providers=frozenset(args.provider), accounts=frozenset(args.account),
-                          stages=stages, ids=frozenset(args.id))
+                          stages=stages, ids=frozenset(args.id), reasons=reasons)
 
     stopped_by: list[signal.Signals] = []
     stop = asyncio.Event()
