@@ -5,7 +5,6 @@ so once Kafka answers again, and prints what comes after."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from pathlib import Path
 
 import orjson
@@ -13,9 +12,9 @@ import pytest
 
 from switchboard import tail as tail_module
 from switchboard.records import OutRecord
-from switchboard.topics import TopicSpec, ensure_topics
+from tests.integration.printed import Printed
 from tests.integration.processes import own_broker, paused, until
-from tests.kafka_helpers import publish
+from tests.kafka_helpers import new_topic, publish
 
 SILENT_S = 3.0
 PAUSED_S = 12.0
@@ -29,48 +28,33 @@ async def test_tail_says_a_silent_broker_once_and_its_return(
     # Tail printed nothing and said nothing for as long as the broker was paused: as if no
     # record came.
     monkeypatch.setattr(tail_module, "SILENT_AFTER_S", SILENT_S)
+    printed = Printed(capsys)
     async with own_broker(tmp_path) as broker:
         assert broker.process is not None
         bootstrap = broker.bootstrap_servers
-        topic = f"test.tail.paused.{uuid.uuid4().hex[:8]}"
-        await ensure_topics(bootstrap, partitions=1, replication_factor=1,
-                            specs=(TopicSpec(topic, "test"),))
-        out: list[str] = []
-        err: list[str] = []
-
-        def read() -> None:
-            captured = capsys.readouterr()
-            out.extend(captured.out.splitlines())
-            err.extend(captured.err.splitlines())
-
+        topic = await new_topic(bootstrap, "tail.paused", 1)
         tailing = asyncio.create_task(tail_module.tail(bootstrap, [topic], limit=2))
         try:
             # Tail starts at the end: the record is published until it is printed.
             for n in range(60):  # bounded: 30 s
                 await publish(bootstrap, [OutRecord(topic, orjson.dumps({"n": n}))])
                 await asyncio.sleep(0.5)
-                read()
-                if out:
+                printed.read()
+                if printed.out:
                     break
-            assert out, "tail printed nothing before the pause"
+            assert printed.out, "tail printed nothing before the pause"
             with paused(broker):
                 await asyncio.sleep(PAUSED_S)
-                read()
-            said = [line for line in err if line.startswith(WARNING)]
-            assert len(said) == 1, err
-            assert not [line for line in err if line.startswith(BACK)], err
-
-            def back() -> bool:
-                read()
-                return any(line.startswith(BACK) for line in err)
-
-            await until(back, 60, "said Kafka answers again")
+                printed.read()
+            assert len(printed.said(WARNING)) == 1, printed.err
+            assert not printed.said(BACK), printed.err
+            await until(lambda: printed.has_said(BACK), 60, "said Kafka answers again")
             await publish(bootstrap, [OutRecord(topic, orjson.dumps({"after": True}))])
             await asyncio.wait_for(asyncio.shield(tailing), 60)
-            read()
+            printed.read()
         finally:
             if not tailing.done():
                 tailing.cancel()
-        assert orjson.loads(out[-1])["value"] == {"after": True}
-        assert len([line for line in err if line.startswith(WARNING)]) == 1, err
-        assert len([line for line in err if line.startswith(BACK)]) == 1, err
+        assert orjson.loads(printed.out[-1])["value"] == {"after": True}
+        assert len(printed.said(WARNING)) == 1, printed.err
+        assert len(printed.said(BACK)) == 1, printed.err

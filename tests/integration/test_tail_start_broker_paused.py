@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from pathlib import Path
 
 import orjson
@@ -17,9 +16,10 @@ from aiokafka import TopicPartition
 from switchboard import tail as tail_module
 from switchboard.clients import KafkaTarget
 from switchboard.records import OutRecord
-from switchboard.topics import TopicSpec, ensure_topics, topic_partitions
+from switchboard.topics import topic_partitions
+from tests.integration.printed import Printed
 from tests.integration.processes import own_broker, paused, until
-from tests.kafka_helpers import publish
+from tests.kafka_helpers import new_topic, publish
 
 WAIT_SAID_AFTER_S = 2.0
 PAUSED_S = 8.0
@@ -33,11 +33,10 @@ async def test_tail_says_why_its_start_waits_on_a_silent_broker(
     # Tail waited there, in aiokafka's position(), for as long as the broker was silent,
     # without a word: its fetches' silence is said only once it fetches.
     monkeypatch.setattr(tail_module, "START_SILENT_AFTER_S", WAIT_SAID_AFTER_S)
+    printed = Printed(capsys)
     async with own_broker(tmp_path) as broker:
         bootstrap = broker.bootstrap_servers
-        topic = f"test.tail.start.paused.{uuid.uuid4().hex[:8]}"
-        await ensure_topics(bootstrap, partitions=1, replication_factor=1,
-                            specs=(TopicSpec(topic, "test"),))
+        topic = await new_topic(bootstrap, "tail.start.paused", 1)
         pause = contextlib.ExitStack()
         pausing: list[bool] = []
 
@@ -48,29 +47,15 @@ async def test_tail_says_why_its_start_waits_on_a_silent_broker(
             return partitions
 
         monkeypatch.setattr(tail_module, "topic_partitions", partitions_then_pause)
-        err: list[str] = []
-        out: list[str] = []
-
-        def read() -> None:
-            captured = capsys.readouterr()
-            out.extend(captured.out.splitlines())
-            err.extend(captured.err.splitlines())
-
         tailing = asyncio.create_task(tail_module.tail(bootstrap, [topic], limit=1))
         with pause:
             await until(lambda: pausing, 60, "paused during the start")
             await asyncio.sleep(PAUSED_S)
-            read()
+            printed.read()
         try:
-            said = [line for line in err if line.startswith(WARNING)]
-            assert len(said) == 1, err
+            assert len(printed.said(WARNING)) == 1, printed.err
             assert not tailing.done()
-
-            def back() -> bool:
-                read()
-                return any(line.startswith(BACK) for line in err)
-
-            await until(back, 60, "said Kafka answers again")
+            await until(lambda: printed.has_said(BACK), 60, "said Kafka answers again")
             for n in range(60):  # bounded: 30 s; tail starts at the end, so published until
                 await publish(bootstrap, [OutRecord(topic, orjson.dumps({"n": n}))])
                 with contextlib.suppress(TimeoutError):
@@ -78,10 +63,10 @@ async def test_tail_says_why_its_start_waits_on_a_silent_broker(
                 if tailing.done():
                     break
             await tailing
-            read()
+            printed.read()
         finally:
             if not tailing.done():
                 tailing.cancel()
-        assert orjson.loads(out[-1])["topic"] == topic
-        assert len([line for line in err if line.startswith(WARNING)]) == 1, err
-        assert len([line for line in err if line.startswith(BACK)]) == 1, err
+        assert orjson.loads(printed.out[-1])["topic"] == topic
+        assert len(printed.said(WARNING)) == 1, printed.err
+        assert len(printed.said(BACK)) == 1, printed.err
