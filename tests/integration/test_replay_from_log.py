@@ -32,22 +32,30 @@ def _logged(caplog: pytest.LogCaptureFixture, event: str, **fields: Any) -> list
             and all(r.msg.get(name) == value for name, value in fields.items())]
 
 
-async def test_ingests_logged_dead_letter_id_replays_that_webhook_alone(
-    ingest_server: IngestServer, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture
-) -> None:
+async def _kept_as_dead_letters(ingest_server: IngestServer, caplog: pytest.LogCaptureFixture,
+                                message_ids: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Ingest's log lines for an Infobip report of each of `message_ids`, posted while its
+    normalizer fails (a bug in this version): each answered 400 and kept as a dead letter."""
     def buggy(request: WebhookRequest) -> list[Any]:
         raise NormalizeError("a bug in this version")
 
     url = ingest_server.url("infobip", "it-infobip")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(normalizing, "normalize", buggy)
+        async with httpx.AsyncClient() as client:
+            for message_id in message_ids:
+                answer = await client.post(url, content=infobip_report(message_id),
+                                           headers=basic())
+                assert answer.status_code == 400
+    return _logged(caplog, "webhook kept as dead letter",
+                   account="it-infobip")[-len(message_ids):]
+
+
+async def test_ingests_logged_dead_letter_id_replays_that_webhook_alone(
+    ingest_server: IngestServer, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
     first, second = f"from-log-{uuid.uuid4()}", f"from-log-{uuid.uuid4()}"
-    monkeypatch.setattr(normalizing, "normalize", buggy)
-    async with httpx.AsyncClient() as client:
-        for message_id in (first, second):
-            answer = await client.post(url, content=infobip_report(message_id), headers=basic())
-            assert answer.status_code == 400
-    monkeypatch.undo()
-    lines = _logged(caplog, "webhook kept as dead letter", account="it-infobip")[-2:]
+    lines = await _kept_as_dead_letters(ingest_server, caplog, (first, second))
     assert len(lines) == 2
     logged_id = lines[0]["dead_letter_id"]
     assert logged_id != lines[1]["dead_letter_id"]
@@ -112,22 +120,11 @@ async def test_a_workers_logged_dead_letter_id_replays_that_record_alone(
 
 
 async def test_ingests_logged_raw_id_not_found_as_a_letter_says_it_needs_source_raw(
-    ingest_server: IngestServer, kafka_bootstrap: str, monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture
+    ingest_server: IngestServer, kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Ingest's line names the webhook by two ids: `replay --id <raw_id>` said only "not found
     # in the window", exit 3, as if the webhook were gone.
-    def buggy(request: WebhookRequest) -> list[Any]:
-        raise NormalizeError("a bug in this version")
-
-    url = ingest_server.url("infobip", "it-infobip")
-    monkeypatch.setattr(normalizing, "normalize", buggy)
-    async with httpx.AsyncClient() as client:
-        answer = await client.post(url, content=infobip_report(f"raw-id-{uuid.uuid4()}"),
-                                   headers=basic())
-        assert answer.status_code == 400
-    monkeypatch.undo()
-    [line] = _logged(caplog, "webhook kept as dead letter", account="it-infobip")[-1:]
+    [line] = await _kept_as_dead_letters(ingest_server, caplog, (f"raw-id-{uuid.uuid4()}",))
     raw_id, letter_id = line["raw_id"], line["dead_letter_id"]
 
     as_letter, out, err = await replay(kafka_bootstrap, "--id", raw_id, "--dry-run")
