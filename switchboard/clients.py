@@ -1,15 +1,18 @@
-"""Kafka client helpers shared by ingest and the workers: how to reach the cluster, and how to
-stop a consumer."""
+"""Kafka client helpers shared by ingest and the workers: how to reach the cluster, how to ask
+it about topics and groups, and how to stop a consumer."""
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.abc import AbstractTokenProvider
+from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard.logs import get_logger
 
@@ -95,6 +98,21 @@ def topic_name(target: KafkaTarget, name: str) -> str:
 def kafka_options(target: KafkaTarget, role: str) -> dict[str, Any]:
     """Keyword arguments for an aiokafka client that does `role` (e.g. "ingest", "sender")."""
     return as_connection(target).client_options(role)
+
+
+@asynccontextmanager
+async def admin_client(target: KafkaTarget, request_timeout_s: float
+                       ) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client whose requests each give up after `request_timeout_s`, closed
+    on leaving. Started inside the try: a start that fails or is cancelled (a readiness probe
+    given up against a silent broker) is closed too, not left open for each probe."""
+    admin = AIOKafkaAdminClient(**kafka_options(target, "admin"),
+                                request_timeout_ms=int(request_timeout_s * 1000))
+    try:
+        await admin.start()
+        yield admin
+    finally:
+        await admin.close()
 
 
 async def stop_consumer(consumer: AIOKafkaConsumer) -> None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import (
@@ -24,8 +24,11 @@ from aiokafka.errors import (
 )
 from aiokafka.protocol.offset import OffsetRequest
 
-from switchboard.clients import KafkaTarget, kafka_options, topic_name
+from switchboard.clients import KafkaTarget, admin_client, kafka_options, topic_name
 from switchboard.logs import get_logger
+
+if TYPE_CHECKING:
+    from aiokafka.admin import AIOKafkaAdminClient
 
 log = get_logger(__name__)
 
@@ -161,9 +164,7 @@ async def ensure_topics(
 ) -> list[str]:
     """Create the topics that do not exist yet; returns the names it created (on the
     cluster, with the connection's name prefix)."""
-    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=15000)
-    try:
-        await admin.start()  # in the try: a start that fails or is cancelled is closed too
+    async with admin_client(kafka, request_timeout_s=15) as admin:
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if topic_name(kafka, spec.name) not in existing]
         if not missing:
@@ -193,8 +194,6 @@ async def ensure_topics(
         await _wait_for_leaders_serving(kafka, described, deadline)
         log.info("topics created", topics=created)
         return created
-    finally:
-        await admin.close()
 
 
 async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str],
@@ -249,12 +248,8 @@ async def _wait_for_leaders_serving(kafka: KafkaTarget, described: list[dict[str
 
 async def missing_topics(kafka: KafkaTarget, specs: tuple[TopicSpec, ...] = ALL_TOPICS
                          ) -> list[str]:
-    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=5000)
-    try:
-        await admin.start()  # in the try: a start that fails or is cancelled is closed too
+    async with admin_client(kafka, request_timeout_s=5) as admin:
         existing = set(await admin.list_topics())
-    finally:
-        await admin.close()
     return [name for name in (topic_name(kafka, spec.name) for spec in specs)
             if name not in existing]
 
@@ -267,12 +262,8 @@ async def topic_partitions(kafka: KafkaTarget, topic: str) -> list[TopicPartitio
 async def partitions_of(kafka: KafkaTarget, topic: str) -> list[int]:
     """The partition numbers of a topic (empty if it does not exist)."""
     topic = topic_name(kafka, topic)
-    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=10000)
-    try:
-        await admin.start()  # in the try: a start that fails or is cancelled is closed too
+    async with admin_client(kafka, request_timeout_s=10) as admin:
         described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
     return sorted(p["partition"] for t in described if t["topic"] == topic and not t["error_code"]
                   for p in t["partitions"])
 
@@ -283,15 +274,11 @@ async def max_message_bytes(kafka: KafkaTarget, specs: tuple[TopicSpec, ...]
     broker's message.max.bytes, as Kafka reports it), keyed by the name the code uses, and the
     topics Kafka would not describe, with its error; a topic that does not exist is left out of
     both. One request for all of them."""
-    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"), request_timeout_ms=10000)
     names = {topic_name(kafka, spec.name): spec.name for spec in specs}
-    try:
-        await admin.start()  # in the try: a start that fails or is cancelled is closed too
+    async with admin_client(kafka, request_timeout_s=10) as admin:
         responses = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
              for name in names])
-    finally:
-        await admin.close()
     return read_limits(responses, names)
 
 

@@ -21,7 +21,7 @@ from switchboard.cli.startup import (
     reach_kafka,
     run_loop,
 )
-from switchboard.clients import KafkaConnection
+from switchboard.clients import KafkaConnection, admin_client
 from switchboard.settings import Settings, validation_problems
 
 # The sender's consumer group as the code names it (consumers.runtime: switchboard-<worker>).
@@ -179,20 +179,11 @@ def _why_no_result(senders: int | None, group: str, *, given_id: bool) -> str:
 
 async def senders_running(kafka: KafkaConnection) -> int | None:
     """The members of the sender's consumer group, or None when Kafka would not say in time."""
-    from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
-    from switchboard.clients import kafka_options
-
-    admin = AIOKafkaAdminClient(**kafka_options(kafka, "admin"),
-                                request_timeout_ms=int(GROUP_ASK_TIMEOUT_S * 1000))
-
     async def described() -> list[dict[str, object]]:
-        try:
-            await admin.start()  # in the try: a start that fails or is cancelled is closed too
+        async with admin_client(kafka, GROUP_ASK_TIMEOUT_S) as admin:
             responses = await admin.describe_consumer_groups([kafka.group(SENDER_GROUP)])
-        finally:
-            await admin.close()
         return [group for response in responses for group in response.to_object()["groups"]]
 
     try:

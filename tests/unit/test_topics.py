@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from switchboard import topics
+from switchboard import clients, topics
 from switchboard.topics import ALL_TOPICS, OUTBOUND_SENT, RAW, creation_config, read_limits
 
 
@@ -43,7 +43,7 @@ async def test_a_topic_check_given_up_while_connecting_closes_its_client(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # /readyz gives the check 5 s: cancelled inside start(), its client was never closed,
     # one more for each probe of a long outage.
-    monkeypatch.setattr(topics, "AIOKafkaAdminClient", _HangingAdmin)
+    monkeypatch.setattr(clients, "AIOKafkaAdminClient", _HangingAdmin)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(topics.missing_topics("127.0.0.1:1"), 0.05)
     assert _HangingAdmin.closed == [True]
