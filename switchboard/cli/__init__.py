@@ -232,8 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "id, or with --wait the sender's result (JSON).",
         epilog="Exit 0 when published (with --wait: accepted by the provider), 1 when Kafka "
                "or the send failed, 2 for bad arguments, 3 when no result came within --wait, "
-               "130 on Ctrl-C (it says whether the command may have been published), 129 "
-               "when its terminal is closed (SIGHUP; not under nohup).")
+               "130 on Ctrl-C, saying whether the command was published (Kafka has it: the "
+               "sender sends it, its result not waited for), may have been published (Kafka "
+               "had not acknowledged it yet) or was not published, 129 when its terminal is "
+               "closed (SIGHUP; not under nohup).")
     send.add_argument("account", help="an account of the accounts file (default: the demo "
                                       "accounts, as `run` uses)")
     send.add_argument("to", help="E.164 number (a national one is refused on a phone channel), "
