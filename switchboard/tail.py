@@ -135,19 +135,29 @@ class _Silence:
     async def answer(self, request: Awaitable[T], what: str) -> T:
         """What `request` (`what` tail asks of Kafka, but its fetches) returns, waited for
         as long as it takes: said on stderr once it has waited START_SILENT_AFTER_S, and again
-        once answered. Whatever it raises is raised (aiokafka's own timeouts end some)."""
-        asked = asyncio.ensure_future(request)
+        once answered. Whatever it raises is raised (aiokafka's own timeouts end some).
+
+        Watched by a timer, not a task of its own: the fetch loop asks where the partitions
+        are before every batch, which needs Kafka only after a reset (an offset out of range)
+        and is otherwise answered at once; a task and a timed wait each time cost every batch
+        a few turns of the event loop."""
         began = time.time()
-        try:
-            await asyncio.wait([asked], timeout=START_SILENT_AFTER_S)
-            if asked.done():
-                return asked.result()
+        # Whether the timer went off (None: not yet), and whether the silence was said then.
+        said: bool | None = None
+
+        def say() -> None:
+            nonlocal said
             said = self.silent_since is None  # else the fetches' silence was said already
             if said:
                 self._say_silent(what, began, time.time())
-            answer = await asked
+
+        timer = asyncio.get_running_loop().call_later(START_SILENT_AFTER_S, say)
+        try:
+            answer = await request  # Ctrl-C meanwhile cancels the request itself
         finally:
-            asked.cancel()  # Ctrl-C meanwhile: no request left behind (none once done)
+            timer.cancel()
+        if said is None:  # answered before the timer went off
+            return answer
         if said:
             self._say_answered(time.time())
         self.since = time.time()  # no fetch was made meanwhile: theirs starts now
