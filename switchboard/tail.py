@@ -323,7 +323,7 @@ async def _follow_new_partitions(consumer: AIOKafkaConsumer, topics: list[str],
     if not added:
         return
     # assign() starts every partition afresh: carry over the positions (of what was printed).
-    positions = {tp: await consumer.position(tp) for tp in assigned}
+    positions = await silence.answer(_positions(consumer), STARTS)
     consumer.assign(list(assigned | added))
     for tp, offset in positions.items():
         consumer.seek(tp, offset)

@@ -126,3 +126,35 @@ async def test_a_reset_kafka_leaves_unanswered_is_still_said(
     consumer.answered.set()
     await asyncio.wait_for(tailing, 10)
     assert "Kafka answers again (silent for " in err + capsys.readouterr().err
+
+
+class GrowingConsumer(Consumer):
+    """From fetch `reset_at` on, the topic has a second partition too, and where the first one
+    is must be asked of Kafka as the new one is added."""
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1} if len(self.tasks_at_fetch) >= (self.reset_at or 0) else {0}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        pass
+
+    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
+        pass
+
+
+async def test_a_partition_added_while_kafka_is_silent_is_said(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(tail_module, "START_SILENT_AFTER_S", 0.0)  # said at the next loop turn
+    consumer = GrowingConsumer(Tasks(), reset_at=2)
+    tailing = asyncio.create_task(_tail_with(consumer, monkeypatch))
+    err = ""
+    for _ in range(200):  # bounded: 2 s
+        err += capsys.readouterr().err
+        if "warning: Kafka has answered none of tail's requests for where to start" in err:
+            break
+        await asyncio.sleep(0.01)
+    assert "warning: Kafka has answered none of tail's requests for where to start" in err
+    assert len(consumer.tasks_at_fetch) == 2, "the wait was not the new partition's"
+    consumer.answered.set()
+    await asyncio.wait_for(tailing, 10)
+    assert consumer.assigned == {TP, TopicPartition(TOPIC, 1)}
