@@ -18,12 +18,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import zlib
-from collections.abc import Mapping
 from urllib.request import getproxies, proxy_bypass
 
 import httpx
 
-from switchboard.logs import get_logger, register_secrets, scrub
+from switchboard.logs import get_logger
+from switchboard.proxy import proxy_urls
 
 log = get_logger(__name__)
 
@@ -43,8 +43,6 @@ ACCEPTED_ENCODINGS = "gzip, deflate"
 # zlib's window bits for a gzip stream (header and trailer) and for a raw deflate one.
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _RAW_DEFLATE_WBITS = -zlib.MAX_WBITS
-# The proxy variables httpx reads, by the scheme of the URLs they carry ("all": any scheme).
-_PROXY_SCHEMES = ("http", "https", "all")
 # Origins whose connections are kept: a base_url per account (and Ubiqio's token URL) makes
 # few; past this, the least recently used with nothing in flight is closed.
 MAX_ORIGINS = 64
@@ -54,11 +52,6 @@ MAX_ROUTES = 256
 # How long a stop waits for connections to close: each is a socket closed at once (no TLS
 # close_notify is waited for), so this only bounds a close gone wrong.
 CLOSE_TIMEOUT_S = 2.0
-
-
-class ProxySettingError(ValueError):
-    """A proxy variable of the environment names a proxy httpx cannot use (an unknown scheme,
-    SOCKS without the socksio package): every send would fail, so the sender does not start."""
 
 
 class AnswerTooLarge(Exception):
@@ -78,7 +71,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, shards: int = 16, connections_per_shard: int = 2) -> None:
         settings = getproxies()  # as httpx reads them: the environment's
-        self._proxies = _proxy_urls(settings)
+        self._proxies = proxy_urls(settings)  # ProxySettingError if httpx cannot use one
         self._shards_per_origin = shards
         self._limits = httpx.Limits(max_connections=connections_per_shard,
                                     max_keepalive_connections=connections_per_shard,
@@ -298,29 +291,6 @@ class _Decoder:
             return self._zlib.flush(limit)
         except zlib.error as exc:
             raise httpx.DecodingError(f"Content-Encoding: {exc}", request=self._request) from None
-
-
-def check_proxy_environment() -> None:
-    """ProxySettingError if a proxy variable of the environment names a proxy httpx cannot
-    use: for a start to say so before it starts anything (`run` starts a broker first)."""
-    _proxy_urls(getproxies())
-
-
-def _proxy_urls(settings: Mapping[str, str]) -> dict[str, str]:
-    """The proxy URL for each scheme, as httpx reads it (a bare host:port is an http://
-    proxy), each checked; their passwords are masked in every later log line and result."""
-    proxies = {scheme: url if "://" in url else f"http://{url}"
-               for scheme in _PROXY_SCHEMES if (url := settings.get(scheme, "").strip())}
-    for scheme, url in proxies.items():
-        try:
-            register_secrets([httpx.URL(url).password])
-            httpx.AsyncHTTPTransport(proxy=url, verify=False)  # SOCKS needs socksio
-        except (ValueError, ImportError, httpx.InvalidURL) as exc:
-            # httpx's own text shows the URL with its password replaced ("[secure]")
-            raise ProxySettingError(
-                f"{scheme.upper()}_PROXY (or {scheme}_proxy) of the environment names a proxy "
-                f"httpx cannot use: {scrub(str(exc))}") from None
-    return proxies
 
 
 def _transport(limits: httpx.Limits, tls: ssl.SSLContext,

@@ -249,7 +249,7 @@ def _prepare(settings: Settings) -> _Demo | None:
     """The accounts (the demo ones unless SWITCHBOARD_ACCOUNTS_FILE is set) and the rules,
     checked; None once a problem is printed."""
     from consumers.bots.rules import RulesError, load_rules
-    from consumers.outbound.transport import ProxySettingError, check_proxy_environment
+    from switchboard.proxy import ProxySettingError, check_proxy_environment
 
     try:  # the sender's proxy: said before a broker is started for nothing
         check_proxy_environment()
@@ -317,9 +317,9 @@ def _run_services(demo: _Demo, bootstrap: str, broker: LocalKafka | None) -> int
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
     from consumers.bots.rules import RulesError
-    from consumers.outbound.transport import ProxySettingError
     from consumers.table import MissingTopic
     from consumers.workers import stopped_short
+    from switchboard.proxy import ProxySettingError
     from switchboard.runall import run_all
 
     settings = demo.settings.model_copy(update={"kafka_bootstrap_servers": bootstrap})

@@ -236,7 +236,7 @@ def oauth_proxy_problem(settings: Settings) -> str | None:
         return None
     if "*" in (host.strip() for host in getproxies().get("no", "").split(",")):
         return None  # httpx then ignores every proxy variable
-    from consumers.outbound.transport import ProxySettingError, check_proxy_environment
+    from switchboard.proxy import ProxySettingError, check_proxy_environment
 
     try:
         check_proxy_environment()

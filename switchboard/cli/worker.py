@@ -73,7 +73,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         return unresolved[0]
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
-    from consumers.outbound.transport import ProxySettingError, check_proxy_environment
+    from switchboard.proxy import ProxySettingError, check_proxy_environment
 
     # The files and settings a worker reads at its start are checked before it connects to
     # anything: the bots read their rules only once Kafka had answered (never, while it did

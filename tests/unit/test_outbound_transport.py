@@ -14,8 +14,9 @@ import pytest
 
 from consumers.outbound.base import SendError
 from consumers.outbound.http_errors import origin_of, post_json
-from consumers.outbound.transport import KEEPALIVE_EXPIRY_S, ProxySettingError, ShardedTransport
+from consumers.outbound.transport import KEEPALIVE_EXPIRY_S, ShardedTransport
 from switchboard.logs import configure_logging
+from switchboard.proxy import ProxySettingError
 
 ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
 

@@ -1,0 +1,45 @@
+"""The proxy variables of the environment, read as httpx reads them, in one place: the sender's
+transport routes by them, and every start that makes an httpx client (the sender's, the Kafka
+OAuth token requests') checks them first, so that one httpx cannot use is said once, at start,
+not as a failure of every request later."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.request import getproxies
+
+import httpx
+
+from switchboard.logs import register_secrets, scrub
+
+# The proxy variables httpx reads, by the scheme of the URLs they carry ("all": any scheme).
+PROXY_SCHEMES = ("http", "https", "all")
+
+
+class ProxySettingError(ValueError):
+    """A proxy variable of the environment names a proxy httpx cannot use (an unknown scheme,
+    SOCKS without the socksio package): every request through it would fail, so the process
+    does not start."""
+
+
+def check_proxy_environment() -> None:
+    """ProxySettingError if a proxy variable of the environment names a proxy httpx cannot
+    use: for a start to say so before it starts anything (`run` starts a broker first)."""
+    proxy_urls(getproxies())
+
+
+def proxy_urls(settings: Mapping[str, str]) -> dict[str, str]:
+    """The proxy URL for each scheme, as httpx reads it (a bare host:port is an http://
+    proxy), each checked; their passwords are masked in every later log line and result."""
+    proxies = {scheme: url if "://" in url else f"http://{url}"
+               for scheme in PROXY_SCHEMES if (url := settings.get(scheme, "").strip())}
+    for scheme, url in proxies.items():
+        try:
+            register_secrets([httpx.URL(url).password])
+            httpx.AsyncHTTPTransport(proxy=url, verify=False)  # SOCKS needs socksio
+        except (ValueError, ImportError, httpx.InvalidURL) as exc:
+            # httpx's own text shows the URL with its password replaced ("[secure]")
+            raise ProxySettingError(
+                f"{scheme.upper()}_PROXY (or {scheme}_proxy) of the environment names a proxy "
+                f"httpx cannot use: {scrub(str(exc))}") from None
+    return proxies
