@@ -30,7 +30,12 @@ def check_proxy_environment() -> None:
 
 def proxy_urls(settings: Mapping[str, str]) -> dict[str, str]:
     """The proxy URL for each scheme, as httpx reads it (a bare host:port is an http://
-    proxy), each checked; their passwords are masked in every later log line and result."""
+    proxy), each checked; their passwords are masked in every later log line and result.
+    No proxy at all under NO_PROXY=*: httpx then reads no proxy variable (`*` as any one of
+    NO_PROXY's comma-separated entries, spaces around it ignored), so none is used, and one
+    it could not use refuses nothing."""
+    if "*" in (host.strip() for host in settings.get("no", "").split(",")):
+        return {}
     proxies = {scheme: url if "://" in url else f"http://{url}"
                for scheme in PROXY_SCHEMES if (url := settings.get(scheme, "").strip())}
     for scheme, url in proxies.items():
