@@ -92,9 +92,14 @@ class ClientPool:
     async def post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """The HTTP status `url` answered, through the first free client."""
         if self._idle.empty() and len(self._clients) < self.size:
+            # trust_env=False: no proxy variable is read. The simulator stands in for
+            # providers, whose webhooks never pass the operator's egress proxy; through it, those
+            # to ingest on 127.0.0.1 reached the proxy's own machine, and an ftp:// variable
+            # failed every one.
             client = httpx.AsyncClient(
                 transport=self._transport, verify=self._tls, timeout=self._timeout_s,
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1))
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                trust_env=False)
             self._clients.append(client)
         else:
             client = await self._idle.get()

@@ -1,12 +1,19 @@
 """The proxy variables of the environment, read as httpx reads them, in one place: the sender's
 transport routes by them, and every start that makes an httpx client (the sender's, the Kafka
 OAuth token requests') checks them first, so that one httpx cannot use is said once, at start,
-not as a failure of every request later."""
+not as a failure of every request later.
+
+One rule is the sender's own: a loopback destination (localhost, 127.0.0.0/8, ::1) is reached
+directly, whatever the variables say. httpx sends it to the proxy unless NO_PROXY names it, and
+a proxy reaching "127.0.0.1" reaches its own machine, never ours: with HTTP_PROXY set, `run`'s
+sender never reached the simulator beside it.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
-from urllib.request import getproxies
+from urllib.request import getproxies, proxy_bypass
 
 import httpx
 
@@ -48,3 +55,26 @@ def proxy_urls(settings: Mapping[str, str]) -> dict[str, str]:
                 f"{scheme.upper()}_PROXY (or {scheme}_proxy) of the environment names a proxy "
                 f"httpx cannot use: {scrub(str(exc))}") from None
     return proxies
+
+
+def proxy_for(proxies: Mapping[str, str], url: httpx.URL) -> str | None:
+    """The proxy of `proxies` (proxy_urls) to send `url` through: its scheme's, else ALL_PROXY's,
+    unless NO_PROXY names its host or the host is loopback (the module's docstring)."""
+    proxy = proxies.get(url.scheme) or proxies.get("all")
+    if proxy is None or is_loopback(url.host) or proxy_bypass(url.host):
+        return None
+    return proxy
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (httpx.URL.host: lower case, an IPv6 address without brackets) is this
+    machine's loopback: localhost, 127.0.0.0/8, ::1 (an IPv4-mapped 127.x too)."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback

@@ -10,7 +10,8 @@ every connection.
 
 httpx reads the proxy variables of the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY,
 NO_PROXY) only for a client without a transport of its own: this one reads them instead, once,
-and sends each request through the proxy httpx would have chosen for its URL.
+and sends each request through the proxy httpx would have chosen for its URL, but a request to
+loopback directly (switchboard.proxy).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import ssl
 import zlib
-from urllib.request import getproxies, proxy_bypass
+from urllib.request import getproxies
 
 import httpx
 
 from switchboard.logs import get_logger
-from switchboard.proxy import proxy_urls
+from switchboard.proxy import proxy_for, proxy_urls
 
 log = get_logger(__name__)
 
@@ -138,16 +139,15 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         task.add_done_callback(self._closing.discard)
 
     def _proxy_for(self, url: httpx.URL) -> str | None:
-        """The proxy httpx would use for `url`: its scheme's (else ALL_PROXY's), unless
-        NO_PROXY names its host."""
+        """The proxy httpx would use for `url` (but none to loopback: switchboard.proxy),
+        kept per scheme and host."""
         if not self._proxies:
             return None
         route = (url.scheme, url.host)
         if route not in self._routes:
             if len(self._routes) >= MAX_ROUTES:  # the first met goes: no cost per send
                 del self._routes[next(iter(self._routes))]
-            proxy = self._proxies.get(url.scheme) or self._proxies.get("all")
-            self._routes[route] = None if proxy is None or proxy_bypass(url.host) else proxy
+            self._routes[route] = proxy_for(self._proxies, url)
         return self._routes[route]
 
     async def aclose(self) -> None:
