@@ -156,6 +156,10 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
             raise OAuthError(f"token endpoint {self.token_url} not asked: a proxy variable of "
                              "the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY) names a "
                              f"proxy httpx cannot use: {scrub(str(exc))}") from None
+        except httpx.InvalidURL as exc:  # not a ValueError: a NO_PROXY entry like [::1]
+            raise OAuthError(f"token endpoint {self.token_url} not asked: NO_PROXY (or "
+                             "no_proxy) of the environment has an entry httpx cannot read: "
+                             f"{scrub(str(exc))}") from None
         try:
             async with client:
                 response = await client.post(self.token_url, data=form,

@@ -243,6 +243,14 @@ def oauth_proxy_problem(settings: Settings) -> str | None:
     except ProxySettingError as exc:
         return (f"error: {exc} (the Kafka OAuth token endpoint, "
                 "SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL, is asked through it)")
+    import httpx
+
+    try:
+        httpx.AsyncClient()  # as the token fetch makes one: it reads every NO_PROXY entry
+    except httpx.InvalidURL as exc:  # `[::1]` or `fe80::/10`: not a ValueError
+        return ("error: NO_PROXY (or no_proxy) of the environment has an entry httpx cannot "
+                f"read: {exc}; write an IPv6 address without brackets or mask (the Kafka "
+                "OAuth token endpoint, SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL, is asked with it)")
     return None
 
 
