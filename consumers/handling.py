@@ -156,7 +156,14 @@ class Context:
     async def wait_to_retry(self, delay_s: float) -> None:
         """Sleep before the next attempt, or raise GiveBack as soon as the worker winds down:
         a SIGTERM or a rebalance should not wait out a backoff or a provider's Retry-After.
-        The record's concurrency slot is another's meanwhile (slot_given_up)."""
+        The record's concurrency slot is another's meanwhile (slot_given_up). A delay that is
+        no wait (0, negative, NaN) tries again at once, a stop still seen: asyncio.wait_for
+        given 0 or less times out before the event is looked at, and given NaN never ends."""
+        if not delay_s > 0:
+            await asyncio.sleep(0)  # others run first, as a wait lets them
+            if self.winding_down.is_set():
+                raise GiveBack
+            return
         async with slot_given_up():
             try:
                 await asyncio.wait_for(self.winding_down.wait(), delay_s)
