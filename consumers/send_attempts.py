@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from prometheus_client import Counter
+
 from consumers.handling import Context, GiveBack
 from consumers.outbound import SendError, SendReceipt
 from consumers.outbound.base import OutboundClient
@@ -101,6 +103,19 @@ def _called(outcome: SendReceipt | Exception) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class Ended:
+    """What a command's handling ended in: its result, and `count`, the SENDS series the
+    sender counts in once Kafka has stored that result, for a command failed without a call
+    (`held`, `opted_out`, ...). Counted before, such a command was counted again by the next
+    sender when a stop came while Kafka was away (the result unstored, the command
+    redelivered). Calls are counted as they end: each was made, whatever becomes of the
+    result."""
+
+    result: OutboundResult
+    count: Counter | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Hold:
     until: float  # time.monotonic()
     refusal: SendError  # the provider's answer that asked for the wait
@@ -114,12 +129,13 @@ class SendAttempts:
     _holds: dict[str, Hold]
 
     async def _send_with_retries(self, client: OutboundClient, command: OutboundCommand,
-                                 account: Account, ctx: Context, mark: Mark) -> OutboundResult:
-        """The command's result. Its ledger says `pending` only while a call may be out: a
-        sender killed while the command waits (a hold, a backoff after a refusal the provider
-        did not act on) leaves it `released`, and one killed while it waits for the rate limit
-        leaves it unmarked (marked as its request leaves, see SendProgress), and the next
-        sender sends it, instead of reporting outcome_unknown for a message no provider has."""
+                                 account: Account, ctx: Context, mark: Mark) -> Ended:
+        """The command's result, and its count if one waits for it (Ended). Its ledger says
+        `pending` only while a call may be out: a sender killed while the command waits (a
+        hold, a backoff after a refusal the provider did not act on) leaves it `released`, and
+        one killed while it waits for the rate limit leaves it unmarked (marked as its request
+        leaves, see SendProgress), and the next sender sends it, instead of reporting
+        outcome_unknown for a message no provider has."""
         count = _Count()
 
         async def wait(seconds: float) -> None:
@@ -136,9 +152,9 @@ class SendAttempts:
             hold = self._holds.get(account.name)
             held_s = hold.until - time.monotonic() if hold is not None else 0.0
             if hold is not None and held_s > self.policy.max_wait_s:
-                SENDS.labels(account.provider, account.name, "held").inc()
-                return self._waited_too_long(command, account, hold.refusal, held_s,
-                                             attempts=count.calls)
+                return Ended(self._waited_too_long(command, account, hold.refusal, held_s,
+                                                   attempts=count.calls),
+                             count=SENDS.labels(account.provider, account.name, "held"))
             if held_s > 0:
                 await wait(held_s)
             outcome: SendReceipt | Exception
@@ -161,7 +177,7 @@ class SendAttempts:
                     log.debug("send accepted", command=command.id, account=account.name,
                               provider_message_id=outcome.provider_message_id,
                               attempts=count.calls)
-                return accepted_result(command, account.provider, outcome, count.calls)
+                return Ended(accepted_result(command, account.provider, outcome, count.calls))
             if isinstance(outcome, _CutShort):
                 if not outcome.sent:  # no message left: the next sender sends it
                     log.info("provider call cut short by the stop before its send request "
@@ -171,13 +187,13 @@ class SendAttempts:
                 SENDS.labels(account.provider, account.name, "outcome_unknown").inc()
                 log.warning("provider call cut short by the stop: its outcome is unknown",
                             command=command.id, account=account.name)
-                return failed_result(
+                return Ended(failed_result(
                     command, account.provider, "outcome_unknown",
                     f"the sender stopped while the provider call was in flight, unanswered "
                     f"{self.policy.stop_grace_s:g} s later; not resent to avoid a duplicate "
-                    f"(its status events will tell)", attempts=count.calls, permanent=False)
+                    f"(its status events will tell)", attempts=count.calls, permanent=False))
             if not isinstance(outcome, SendError):  # a bug in the client
-                return self._unexpected(command, account, outcome, attempts=count.calls)
+                return Ended(self._unexpected(command, account, outcome, attempts=count.calls))
             refusal = outcome
             # retryable and permanent are provider calls, what an error rate divides: an
             # attempt failed before any call (content the provider cannot carry; a Ubiqio
@@ -193,15 +209,15 @@ class SendAttempts:
                 description = refusal.description + (
                     "; the provider may have taken it, so it is not sent again (its "
                     "status events will tell)" if refusal.maybe_sent else "")
-                return failed_result(command, account.provider, refusal.code or "send_failed",
-                                     description, attempts=count.calls,
-                                     permanent=refusal.permanent)
+                return Ended(failed_result(command, account.provider,
+                                           refusal.code or "send_failed", description,
+                                           attempts=count.calls, permanent=refusal.permanent))
             delay = self._delay(count.attempts, refusal.retry_after_s)
             if refusal.retry_after_s is not None or refusal.throttled:
                 self._hold(account.name, delay, refusal, command)
             if delay > self.policy.max_wait_s:
-                return self._waited_too_long(command, account, refusal, delay,
-                                             attempts=count.calls)
+                return Ended(self._waited_too_long(command, account, refusal, delay,
+                                                   attempts=count.calls))
             # What a send that took long went through, and the refusals its final result
             # does not quote.
             self.retry_log(logging.INFO, "send failed, retrying",

@@ -34,9 +34,9 @@ from consumers.ledger import LedgerEntry, ledger_record
 from consumers.outbound import SendContext, build_client
 from consumers.outbound.base import OutboundClient, account_channel
 from consumers.outbound.limits import ORIGIN_ROOMS, OriginRooms
-from consumers.send_attempts import Hold, Mark, SendAttempts, SendPolicy
+from consumers.send_attempts import Ended, Hold, Mark, SendAttempts, SendPolicy
 from consumers.send_results import failed_result
-from consumers.sender_metrics import REKEYED, SENDS
+from consumers.sender_metrics import REKEYED, SENDS, CountedWhenStored
 from consumers.table import CompactedTable
 from switchboard.accounts import Account, Accounts
 from switchboard.commands import (
@@ -140,6 +140,7 @@ class Sender(SendAttempts):
         # a pending mark of it is stored (a call follows) or it has its outcome. Found again,
         # such a mark is released and the command sent (_unsent_pending).
         self._unsent_marks: OrderedDict[bytes, str] = OrderedDict()
+        self._counts = CountedWhenStored()  # commands failed without a call, once stored
         # Shared by every account's client: a provider that hangs holds its own origin's room.
         self.origin_rooms = OriginRooms(SENDS_IN_FLIGHT_PER_ORIGIN)
         # A provider outage meets every command in flight at each backoff: a line per attempt
@@ -207,25 +208,24 @@ class Sender(SendAttempts):
             await self._redelivered(command, conversation, entry, ctx)
             return
         if account is None:
-            SENDS.labels("", "", "unknown_account").inc()
-            await self._finish(ctx, conversation, failed_result(
+            await self._finish(ctx, conversation, Ended(failed_result(
                 command, "", "unknown_account", f"no account named {command.account!r}",
-                attempts=0))
+                attempts=0), count=SENDS.labels("", "", "unknown_account")))
             return
         if (command.kind not in REACHES_OPTED_OUT
                 and self.opt_outs.is_opted_out(account.name, command.to)):
-            SENDS.labels(account.provider, account.name, "opted_out").inc()
-            await self._finish(ctx, conversation, failed_result(
+            await self._finish(ctx, conversation, Ended(failed_result(
                 command, account.provider, "opted_out",
-                "the recipient opted out of messages from this account", attempts=0))
+                "the recipient opted out of messages from this account", attempts=0),
+                count=SENDS.labels(account.provider, account.name, "opted_out")))
             return
         try:
             client = self.client_for(account)
         except ValueError as exc:  # OutboundConfigError: names keys, never values
-            SENDS.labels(account.provider, account.name, "bad_outbound_config").inc()
-            await self._finish(ctx, conversation, failed_result(
+            await self._finish(ctx, conversation, Ended(failed_result(
                 command, account.provider, "bad_outbound_config",
-                f"account {account.name} outbound config is invalid: {exc}", attempts=0))
+                f"account {account.name} outbound config is invalid: {exc}", attempts=0),
+                count=SENDS.labels(account.provider, account.name, "bad_outbound_config")))
             return
         mark = self._marks(ctx, key, unsent)
         if unsent is not None:
@@ -234,13 +234,13 @@ class Sender(SendAttempts):
             await mark("released")
         ORIGIN_ROOMS.set(self.origin_rooms)  # for this handler's task, as its calls copy it
         try:
-            result = await self._send_with_retries(client, command, account, ctx, mark)
+            ended = await self._send_with_retries(client, command, account, ctx, mark)
         except GiveBack:
             # Every attempt so far was refused before the provider took it: safe to leave
             # to the next sender, which would otherwise find it pending (outcome_unknown).
             await mark("released")
             raise
-        await self._finish(ctx, conversation, result)
+        await self._finish(ctx, conversation, ended)
 
     def _marks(self, ctx: Context, key: bytes, unsent: str | None) -> Mark:
         """Marks one command `pending` as each request leaves and `released` while it waits,
@@ -347,6 +347,7 @@ class Sender(SendAttempts):
             # The ledger record too: this may be a retry after storing it failed.
             await ctx.publish([ledger_record(command.id.encode(), entry),
                                result_record(entry.result, conversation)])
+            self._counts.stored(command.id.encode())  # if this sender's store of it failed
             return
         account = self.accounts.by_name(command.account)
         provider = account.provider if account else ""
@@ -360,19 +361,20 @@ class Sender(SendAttempts):
         # Said so on a rebalance too: the member that takes the partition was not restarted.
         log.warning("command found pending: its sender was killed mid-call; not resending",
                     command=command.id, account=command.account)
-        SENDS.labels(provider, account.name if account else "", "outcome_unknown").inc()
-        await self._finish(ctx, conversation, failed_result(
+        await self._finish(ctx, conversation, Ended(failed_result(
             command, provider, "outcome_unknown",
             "the sender stopped while sending; not resent to avoid a duplicate", attempts=1,
-            permanent=False))
+            permanent=False), count=SENDS.labels(provider, account.name if account else "",
+                                                 "outcome_unknown")))
 
     async def _mark(self, ctx: Context, key: bytes, entry: LedgerEntry) -> None:
         await ctx.publish([ledger_record(key, entry)])
         self.ledger.put_local(key, entry)
 
-    async def _finish(self, ctx: Context, conversation: bytes | None,
-                      result: OutboundResult) -> None:
-        """Record the outcome and publish the result, keyed like the command it answers."""
+    async def _finish(self, ctx: Context, conversation: bytes | None, ended: Ended) -> None:
+        """Record the outcome and publish the result, keyed like the command it answers; then
+        count `ended.count` (see CountedWhenStored)."""
+        result = ended.result
         state: Literal["sent", "failed"] = (
             "sent" if result.status is ResultStatus.ACCEPTED else "failed")
         entry = LedgerEntry(state=state, result=result)
@@ -381,5 +383,8 @@ class Sender(SendAttempts):
         key = result.command_id.encode()
         self.ledger.put_local(key, entry)
         self._unsent_marks.pop(key, None)
+        if ended.count is not None:
+            self._counts.due(key, ended.count)
         await ctx.publish([ledger_record(key, entry), result_record(result, conversation)])
+        self._counts.stored(key)
 

@@ -3,6 +3,7 @@ provider calls (consumers.send_attempts)."""
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 
 from prometheus_client import Counter
@@ -14,7 +15,8 @@ from switchboard.accounts import Account
 # (not_called: retryable or permanent, it is no call to the provider, whose error rate the
 # others give); and one per command failed without a call, by its error code (opted_out,
 # unknown_account, bad_outbound_config, invalid_command, held; outcome_unknown for one found
-# pending), so an account whose commands are all refused still shows; already_handled for one
+# pending), so an account whose commands are all refused still shows, once Kafka has stored its
+# result (CountedWhenStored); already_handled for one
 # whose id the ledger keeps only as handled, long ago (no result). An unknown account is
 # counted under account "": its name could be anything, and each would make a time series.
 SENDS = Counter("switchboard_sender_sends_total",
@@ -46,3 +48,35 @@ def initialize(accounts: Iterable[Account]) -> None:
             for outcome in _ALERTED:
                 SENDS.labels(account.provider, account.name, outcome)
     SENDS.labels("", "", "unknown_account")
+
+
+# Command ids whose count waits for their result to be stored (CountedWhenStored): added only
+# while Kafka fails to store results; ones whose partition went to another sender (which counts
+# them) stay until this many are held, the oldest then forgotten.
+UNCOUNTED_KEPT = 10_000
+
+
+class CountedWhenStored:
+    """The count of a command failed without a provider call, made once Kafka has stored its
+    result. Counted before publishing, a result Kafka did not take (an outage) and a stop
+    meanwhile had the command counted by this sender, then again by the next one it was
+    redelivered to (or this one restarted). Kept per command id while its result is unstored:
+    the handler's retry, which publishes the result this sender already holds, counts it."""
+
+    def __init__(self, kept: int = UNCOUNTED_KEPT) -> None:
+        self.kept = kept
+        self._due: OrderedDict[bytes, Counter] = OrderedDict()
+
+    def due(self, key: bytes, count: Counter) -> None:
+        """The command `key` is counted in `count` (a SENDS series, there at 0 from now on)
+        once its result is stored."""
+        self._due[key] = count
+        self._due.move_to_end(key)
+        if len(self._due) > self.kept:  # handed over long ago: its next sender counted it
+            self._due.popitem(last=False)
+
+    def stored(self, key: bytes) -> None:
+        """Kafka has stored the command's result: its count, if one is due."""
+        count = self._due.pop(key, None)
+        if count is not None:
+            count.inc()
