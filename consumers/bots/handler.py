@@ -49,8 +49,14 @@ from switchboard.settings import validation_problems
 log = get_logger(__name__)
 # Label values are bounded: accounts come from the accounts file, purposes from the rules.
 REPLIES = Counter("switchboard_bot_replies_total", "Replies the bots published, by purpose "
-                  "(help, opt-out, opt-in, rule-N, fallback, auto-reply, reply-N)",
+                  "(help, opt-out, opt-in, rule-N, fallback, auto-reply, reply-N); made again "
+                  "for a message handled again, counted once per process",
                   ["worker", "account", "purpose"])
+# Reply ids a bot has counted in REPLIES, its latest this many: a message handled again by the
+# same process (its commit refused, its partition back after a rebalance) makes the same
+# replies, same ids, which the sender sends once, and they were counted again. About 2 MB.
+# Another process (a restart, another bot worker) cannot know them: it counts them again.
+COUNTED_REPLIES_KEPT = 10_000
 OPT_OUT_CHANGES = Counter("switchboard_bot_opt_out_changes_total",
                           "Opt-out list changes the bots made, by keyword or provider signal",
                           ["worker", "account", "change", "source"])
@@ -78,6 +84,7 @@ class BotHandler:
         self.limit = ReplyLimit(name)
         self.compliance_limit = ComplianceReplyLimit(name)
         self.opt_in_limit = OptInConfirmationLimit(name)
+        self._counted: OrderedDict[str, None] = OrderedDict()  # reply ids, see REPLIES
         # The accounts file's `accounts` (answered by "*", or by default: compliance answers
         # every account) and the rules', then those a reload names (dropped ones stay).
         initialize_metrics(name, [*accounts, *rules.current.accounts])
@@ -99,29 +106,28 @@ class BotHandler:
             return
         assert event.from_ is not None
         records: list[OutRecord] = []
-        purposes: list[str] = []
+        replies: list[tuple[str, str]] = []  # (command id, purpose) of each reply made
         opted_out: bool | None = None  # the keyword's opt-out change, if any
         try:
             decision = compliance(event, account)
             if decision is not None:
                 position = Position(record.topic, record.partition, record.offset)
-                opted_out = self._comply(event, account, decision, records, purposes,
+                opted_out = self._comply(event, account, decision, records, replies,
                                          position)
             elif self.opt_outs.is_opted_out(event.account, event.from_):
                 NOT_ANSWERED.labels(self.name, event.account).inc()
             else:
-                await self._reply(event, account, records, purposes)
+                await self._reply(event, account, records, replies)
         finally:
             forget_message(account)  # decided: kept, it would hold the message (old rules too)
         await self._publish(ctx, records, compliance=opted_out is not None)
         if opted_out is not None:  # once stored: a failed publish is retried, remembers then
             self.opt_outs.remember(records[0].value)  # the opt-out list record, first
             self._count_change(event.account, opted_out, "keyword")
-        for purpose in purposes:
-            REPLIES.labels(self.name, event.account, purpose).inc()
+        self._count_replies(event.account, replies)  # once stored: not before the publish
 
     def _comply(self, event: MessageEvent, account: CompiledAccount, decision: Decision,
-                records: list[OutRecord], purposes: list[str],
+                records: list[OutRecord], replies: list[tuple[str, str]],
                 position: Position) -> bool | None:
         """Compliance's answer and opt-out change; the change made, if any. `position`: the
         message's record, kept in the change to order the contact's changes of one time."""
@@ -148,7 +154,7 @@ class BotHandler:
             command = reply_command(event, Reply(decision.reply), decision.purpose,
                                     decision.kind)
             records.append(command_record(command, event.provider))
-            purposes.append(decision.purpose)
+            replies.append((command.id, decision.purpose))
         return opted_out
 
     def _log_late(self, event: MessageEvent, decision: Decision, known: OptOutState,
@@ -175,7 +181,7 @@ class BotHandler:
         return self.compliance_limit.admit(event, account, 1, always=change is True)
 
     async def _reply(self, event: MessageEvent, account: CompiledAccount,
-                     records: list[OutRecord], purposes: list[str]) -> None:
+                     records: list[OutRecord], replies: list[tuple[str, str]]) -> None:
         """The bot's own answer, within the reply limit."""
         answers = await self.answer(event, account)
         if answers and not self.limit.admit(event, account, len(answers)):
@@ -188,7 +194,7 @@ class BotHandler:
             command = reply_command(event, reply, f"{self.name}:{purpose}",
                                     slot=f"{self.name}:reply-{n}")
             records.append(command_record(command, event.provider))
-            purposes.append(purpose)
+            replies.append((command.id, purpose))
 
     @staticmethod
     async def _publish(ctx: Context, records: Sequence[OutRecord], *, compliance: bool) -> None:
@@ -200,6 +206,18 @@ class BotHandler:
             if compliance:
                 raise MustNotSkip(f"opt-out change not stored: {exc}") from exc
             raise
+
+    def _count_replies(self, account: str, replies: Sequence[tuple[str, str]]) -> None:
+        """REPLIES, each reply id once in this process (COUNTED_REPLIES_KEPT): under the
+        purpose it was first made for (a rules reload may give it another, same id)."""
+        for command_id, purpose in replies:
+            if command_id in self._counted:
+                self._counted.move_to_end(command_id)
+                continue
+            self._counted[command_id] = None
+            REPLIES.labels(self.name, account, purpose).inc()
+        while len(self._counted) > COUNTED_REPLIES_KEPT:
+            self._counted.popitem(last=False)
 
     def _count_change(self, account: str, opted_out: bool, source: str) -> None:
         OPT_OUT_CHANGES.labels(self.name, account, "opt_out" if opted_out else "opt_in",
