@@ -229,13 +229,9 @@ def oauth_proxy_problem(settings: Settings) -> str | None:
     endpoint's too, whatever NO_PROXY names (but `*`): the first connection to Kafka failed,
     a traceback (exit 1) from a worker, tail, send and replay, and `serve` unready for ever.
     The sender's check, said as the sender says it; exit 2, a setting to change."""
-    from urllib.request import getproxies
-
     if not (settings.kafka_security_protocol.startswith("SASL_")
             and settings.kafka_sasl_mechanism == "OAUTHBEARER"):
         return None
-    if "*" in (host.strip() for host in getproxies().get("no", "").split(",")):
-        return None  # httpx then ignores every proxy variable
     from switchboard.proxy import ProxySettingError, check_proxy_environment
 
     try:
