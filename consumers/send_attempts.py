@@ -1,7 +1,7 @@
 """One command's provider calls (Sender's part): retried with backoff, held while the
 provider asked the account's sends to wait, and cut short when the worker stops. What the
 calls ended in comes back as the command's result; the ledger and the results' publishing
-are the sender's (consumers.sender)."""
+are the sender's marks (consumers.send_marks)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ from switchboard.throttle import ThrottledLog
 log = get_logger("consumers.sender")  # the sender's lines, under the logger they always had
 
 # Marks the command in the ledger: `pending` while a call may be out, `released` while it
-# waits with nothing at the provider. Writes only a change (the sender's closure, in handle).
+# waits with nothing at the provider. Writes only a change (SendMarks._marks makes it).
 Mark = Callable[[Literal["pending", "released"]], Awaitable[None]]
 
 
