@@ -52,16 +52,18 @@ REPLIES = Counter("switchboard_bot_replies_total", "Replies the bots published, 
                   "(help, opt-out, opt-in, rule-N, fallback, auto-reply, reply-N); made again "
                   "for a message handled again, counted once per process",
                   ["worker", "account", "purpose"])
-# Reply ids a bot has counted in REPLIES, its latest this many: a message handled again by the
-# same process (its commit refused, its partition back after a rebalance) makes the same
-# replies, same ids, which the sender sends once, and they were counted again. About 2 MB.
-# Another process (a restart, another bot worker) cannot know them: it counts them again.
+# Ids a bot has counted, its latest this many: reply ids in REPLIES, opted-out messages' event
+# ids in NOT_ANSWERED. A message handled again by the same process (its commit refused, its
+# partition back after a rebalance) makes the same replies, same ids, which the sender sends
+# once, or is left unanswered again: both were counted again. About 2 MB. Another process (a
+# restart, another bot worker) cannot know them: it counts them again.
 COUNTED_REPLIES_KEPT = 10_000
 OPT_OUT_CHANGES = Counter("switchboard_bot_opt_out_changes_total",
                           "Opt-out list changes the bots made, by keyword or provider signal",
                           ["worker", "account", "change", "source"])
 NOT_ANSWERED = Counter("switchboard_bot_opted_out_messages_total",
-                       "Messages from opted-out contacts, left unanswered", ["worker", "account"])
+                       "Messages from opted-out contacts, left unanswered; a message handled "
+                       "again, counted once per process", ["worker", "account"])
 Answer = Callable[[MessageEvent, CompiledAccount], Awaitable[list[tuple[Reply, str]]]]
 
 
@@ -84,7 +86,7 @@ class BotHandler:
         self.limit = ReplyLimit(name)
         self.compliance_limit = ComplianceReplyLimit(name)
         self.opt_in_limit = OptInConfirmationLimit(name)
-        self._counted: OrderedDict[str, None] = OrderedDict()  # reply ids, see REPLIES
+        self._counted: OrderedDict[str, None] = OrderedDict()  # see COUNTED_REPLIES_KEPT
         # The accounts file's `accounts` (answered by "*", or by default: compliance answers
         # every account) and the rules', then those a reload names (dropped ones stay).
         initialize_metrics(name, [*accounts, *rules.current.accounts])
@@ -115,7 +117,8 @@ class BotHandler:
                 opted_out = self._comply(event, account, decision, records, replies,
                                          position)
             elif self.opt_outs.is_opted_out(event.account, event.from_):
-                NOT_ANSWERED.labels(self.name, event.account).inc()
+                if self._first_count(str(event.id)):
+                    NOT_ANSWERED.labels(self.name, event.account).inc()
             else:
                 await self._reply(event, account, records, replies)
         finally:
@@ -211,13 +214,19 @@ class BotHandler:
         """REPLIES, each reply id once in this process (COUNTED_REPLIES_KEPT): under the
         purpose it was first made for (a rules reload may give it another, same id)."""
         for command_id, purpose in replies:
-            if command_id in self._counted:
-                self._counted.move_to_end(command_id)
-                continue
-            self._counted[command_id] = None
-            REPLIES.labels(self.name, account, purpose).inc()
+            if self._first_count(command_id):
+                REPLIES.labels(self.name, account, purpose).inc()
+
+    def _first_count(self, counted_id: str) -> bool:
+        """Whether `counted_id` (a reply's command id, an opted-out message's event id) is
+        counted for the first time in this process; it is remembered either way."""
+        if counted_id in self._counted:
+            self._counted.move_to_end(counted_id)
+            return False
+        self._counted[counted_id] = None
         while len(self._counted) > COUNTED_REPLIES_KEPT:
             self._counted.popitem(last=False)
+        return True
 
     def _count_change(self, account: str, opted_out: bool, source: str) -> None:
         OPT_OUT_CHANGES.labels(self.name, account, "opt_out" if opted_out else "opt_in",
