@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Iterator
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
+from switchboard.clients import admin_client
 from switchboard.localkafka.errors import BrokerError
 from switchboard.topics import TopicSpec, ensure_topics
 
@@ -50,26 +50,25 @@ def _aiokafka_quiet() -> Iterator[None]:
 
 
 async def _round_trip(bootstrap_servers: str) -> None:
+    """One probe. Each client is started inside its try: a start that fails or is cancelled
+    (the probe given up by wait_until_usable's wait_for) is closed too, not left open, its
+    metadata task running, once per probe; aiokafka's stop/close after such a start is safe."""
     await ensure_topics(bootstrap_servers, partitions=1, replication_factor=1,
                         specs=(_READY_TOPIC,))
     # The first group lookup creates the offsets topic; until it has a leader the lookup
     # fails. Done here, the wait is quiet; a consumer group would log it as an error.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap_servers, request_timeout_s=15) as admin:
         await admin.find_coordinator("switchboard-readiness")
-    finally:
-        await admin.close()
     marker = uuid.uuid4().bytes
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
-    await producer.start()
     try:
+        await producer.start()
         metadata = await producer.send_and_wait(_READY_TOPIC.name, marker)
     finally:
         await producer.stop()
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()
         partition = TopicPartition(_READY_TOPIC.name, metadata.partition)
         consumer.assign([partition])
         consumer.seek(partition, metadata.offset)
