@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ingest.kept import Selection, Source, Unreplayable, read_kept
+from ingest.kept import Kept, Selection, Source, Unreplayable, read_kept
 from ingest.replay_unreadable import unreadable_said
 from ingest.replayer import Outcome, Replayer, ReplayError
 from switchboard.clients import KafkaTarget
@@ -48,14 +48,17 @@ CORRELATION_LOOKBACK_S = 86_400.0
 @dataclass
 class Summary:
     """The counts the command ends with: outcomes, records published, letters it could not
-    read (not matched against the filters), the asked-for ids it never met, and whether a stop
-    ended it before the end of the window."""
+    read (not matched against the filters), the asked-for ids it never met or met only left
+    out by the other filters, and whether a stop ended it before the end of the window."""
 
     counts: dict[str, int] = field(default_factory=dict)
     records: int = 0
     read: int = 0  # records of the window read, letters or not
     unreadable: int = 0
     ids_not_found: list[str] = field(default_factory=list)
+    # An asked-for id met only in letters the other filters left out (`--id X --reason Y`):
+    # it was said "not found", as if misspelt. Each with the filters that left it out.
+    ids_left_out: dict[str, list[str]] = field(default_factory=dict)
     stopped: bool = False
     # Letters of the window the filters left out, by stage: a `--stage` that names no stage
     # there (a custom bot's is `worker:bot-<module>-<function>`) is then said, not a bare 0 of 0.
@@ -92,6 +95,7 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
     # The asked-for ids not met yet: not a set of every id read, which a window of the raw
     # topic (a day is millions of requests) grew by a gigabyte or so, for no use without --id.
     not_found = set(selection.ids)
+    left_out: dict[str, set[str]] = {}  # asked-for ids met, left out: by which filters
     publishing: asyncio.Future[None] | None = None
 
     def unacknowledged(letters: int, exc: PublishError) -> ReplayError:
@@ -189,6 +193,8 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                     summary.unselected[kept.stage] = summary.unselected.get(kept.stage, 0) + 1
                     summary.unselected_accounts[kept.account] = \
                         summary.unselected_accounts.get(kept.account, 0) + 1
+                    if kept.id in selection.ids:
+                        left_out.setdefault(kept.id, set()).update(left_out_by(selection, kept))
                     continue
                 not_found.discard(kept.id)
                 outcome = await replayer.outcome(kept)
@@ -231,5 +237,17 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
         await replayer.close()
         if producer is not None:
             await producer.stop()
-    summary.ids_not_found = sorted(not_found)
+    summary.ids_not_found = sorted(not_found - left_out.keys())
+    summary.ids_left_out = {kept_id: sorted(left_out[kept_id])
+                            for kept_id in sorted(not_found & left_out.keys())}
     return summary
+
+
+def left_out_by(selection: Selection, kept: Kept) -> list[str]:
+    """The filters besides the ids that leave `kept` out, by name (provider, account, stage,
+    reason): each tried alone, only for a letter of an asked-for id."""
+    alone = {"provider": Selection(providers=selection.providers),
+             "account": Selection(accounts=selection.accounts),
+             "stage": Selection(stages=selection.stages),
+             "reason": Selection(reasons=selection.reasons)}
+    return [name for name, one in alone.items() if not one.matches(kept)]

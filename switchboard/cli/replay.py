@@ -184,10 +184,21 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         return 128 + stopped_by[0]
     if lost:
         return 128 + signal.SIGPIPE  # as tail, and as a tool SIGPIPE killed
+    if summary.ids_left_out:
+        print(_left_out(summary.ids_left_out), file=sys.stderr)
     if summary.ids_not_found:
         print(f"not found in the window: {', '.join(summary.ids_not_found)}", file=sys.stderr)
         print(_which_id(args.source), file=sys.stderr)
-    return 0 if done == total and not summary.ids_not_found else 3
+    missed = summary.ids_not_found or summary.ids_left_out
+    return 0 if done == total and not missed else 3
+
+
+def _left_out(ids: dict[str, list[str]]) -> str:
+    """An --id whose letter the other filters left out is in the window: said so, with the
+    filters, not "not found" and a hint about ids that sent one looking for another id."""
+    named = ", ".join(f"{kept_id} (by {', '.join(f'--{name}' for name in filters)})"
+                      for kept_id, filters in ids.items())
+    return f"in the window, but left out by the other filters: {named}"
 
 
 def _which_id(source: str) -> str:
