@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
@@ -30,13 +32,27 @@ IDLE_ASKED_PARTITIONS = 3
 REFUSED = "Kafka refused the commits"
 
 
-def _said(problem: str) -> str:
-    """The log line for what /readyz says: one per kind, not per second of it."""
-    if problem.startswith("Kafka unreachable"):
-        return "kafka is not answering the worker"
-    if problem.startswith(REFUSED):
-        return "kafka refuses the worker's commits"
-    return "watching kafka failed"
+class KafkaState(Enum):
+    """The kind of what /readyz says of Kafka, each logged once as it begins (its value) and
+    once as it ends: decided where the reason is made, not read back from its words."""
+
+    UNREACHABLE = "kafka is not answering the worker"
+    REFUSED = "kafka refuses the worker's commits"
+    WATCH_FAILED = "watching kafka failed"  # a bug of ours
+
+    @property
+    def ended(self) -> str:
+        """The log line once /readyz no longer says it."""
+        return ("kafka takes the worker's commits again" if self is KafkaState.REFUSED
+                else "kafka answers the worker again")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaProblem:
+    """What /readyz says of Kafka (`reason`, its words), and its kind."""
+
+    state: KafkaState
+    reason: str
 
 
 class KafkaWatch:
@@ -45,7 +61,8 @@ class KafkaWatch:
     name: str
     _subscribed: list[str]
     _rebalance_timeout_s: float
-    _kafka_problem: str | None
+    _kafka_problem: str | None  # what /readyz says (WorkerRuntime.problem)
+    _kafka_state: KafkaState | None = None  # the kind of it
     # monotonic: since when /readyz has said Kafka is away or refusing
     _kafka_silent_since: float
     _rebalancing_since: float | None
@@ -77,24 +94,26 @@ class KafkaWatch:
                     self._note_lag(consumer.assignment(), consumer.highwater)
                 except Exception as exc:  # noqa: BLE001 - a bug: the probe says it, and the
                     # worker goes on
-                    self._say_kafka(f"watching Kafka failed: {exc!r}")
+                    self._say_kafka(KafkaProblem(KafkaState.WATCH_FAILED,
+                                                 f"watching Kafka failed: {exc!r}"))
                 await asyncio.sleep(KAFKA_CHECK_S)
         finally:
             self._note_lag(set(), consumer.highwater)  # stopped: no partition is ours
 
-    def _say_kafka(self, problem: str | None) -> None:
+    def _say_kafka(self, problem: KafkaProblem | None) -> None:
         """Keep what /readyz says of Kafka, and log when that changes: once as Kafka stops
         answering (or refuses the commits, or the one turns to the other), once as it answers
         again. A member with nothing in flight had no line of
         its own for a broker gone silent (paused, a network partition), only aiokafka's."""
-        before, self._kafka_problem = self._kafka_problem, problem
-        if problem is not None and (before is None or _said(before) != _said(problem)):
+        before = self._kafka_state
+        self._kafka_state = None if problem is None else problem.state
+        self._kafka_problem = None if problem is None else problem.reason
+        if problem is not None and problem.state is not before:
             if before is None:
                 self._kafka_silent_since = time.monotonic()
-            log.warning(_said(problem), worker=self.name, reason=problem)
+            log.warning(problem.state.value, worker=self.name, reason=problem.reason)
         elif problem is None and before is not None:
-            log.info("kafka takes the worker's commits again" if before.startswith(REFUSED)
-                     else "kafka answers the worker again", worker=self.name,
+            log.info(before.ended, worker=self.name,
                      unready_s=round(time.monotonic() - self._kafka_silent_since, 1))
 
     def _note_lag(self, assigned: set[TopicPartition],
@@ -111,7 +130,7 @@ class KafkaWatch:
                 max(0, end - (min(pending) if pending else fetched)))
             self._lagging.add(tp)
 
-    def _kafka_unanswered(self, consumer: AIOKafkaConsumer) -> str | None:
+    def _kafka_unanswered(self, consumer: AIOKafkaConsumer) -> KafkaProblem | None:
         """Why Kafka seems away, judged from what it answered this member: its fetches, its
         commits, or for a member with no partition (more members than partitions), which
         fetches and commits nothing, the question _ask_while_idle asks; or that it refuses
@@ -123,7 +142,7 @@ class KafkaWatch:
             self._fetching = set()
             waited = now - self._rebalancing_since
             if waited > self._rebalance_timeout_s + KAFKA_SILENT_AFTER_S:
-                return f"Kafka unreachable: the group's rebalance has not ended for {waited:.0f}s"
+                return _unreachable(f"the group's rebalance has not ended for {waited:.0f}s")
             return None
         assigned = consumer.assignment()
         fetching = assigned - consumer.paused()
@@ -134,20 +153,21 @@ class KafkaWatch:
             answered = max(consumer.last_poll_timestamp(tp) or 0 for tp in fetching) / 1000
             silent = now - max(answered, self._fetching_since)
             if silent > KAFKA_SILENT_AFTER_S:
-                return f"Kafka unreachable: no fetch answered for {silent:.0f}s"
+                return _unreachable(f"no fetch answered for {silent:.0f}s")
         elif not assigned:  # no partition: what _ask_while_idle asks tells
             silent = now - max(self._idle_answered, self._fetching_since)
             if silent > KAFKA_SILENT_AFTER_S:
-                return (f"Kafka unreachable: no answer for {silent:.0f}s (this member has no "
-                        "partition)")
+                return _unreachable(f"no answer for {silent:.0f}s (this member has no "
+                                    "partition)")
         # Partitions all paused (every slot busy) are not fetched: their commits still tell.
         failing_since = self._commits_failing_since
         if failing_since is not None and now - failing_since > KAFKA_SILENT_AFTER_S:
             if (refused_by := self._commits_refused_by) is not None:
                 # Kafka answered: an ACL, or a commit it will not take, to fix in Kafka. Its
                 # error's class name only, as the probe's port may be the internet's.
-                return f"{REFUSED}: {refused_by} (for {now - failing_since:.0f}s)"
-            return f"Kafka unreachable: commits failing for {now - failing_since:.0f}s"
+                return KafkaProblem(KafkaState.REFUSED,
+                                    f"{REFUSED}: {refused_by} (for {now - failing_since:.0f}s)")
+            return _unreachable(f"commits failing for {now - failing_since:.0f}s")
         return None
 
     async def _ask_while_idle(self, consumer: AIOKafkaConsumer) -> None:
@@ -196,3 +216,7 @@ class KafkaWatch:
                     question.cancel()
                 question.add_done_callback(retrieve)
         return False
+
+
+def _unreachable(why: str) -> KafkaProblem:
+    return KafkaProblem(KafkaState.UNREACHABLE, f"Kafka unreachable: {why}")
