@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -204,24 +204,32 @@ def escape_for_console(
 
 
 class RepeatFilter(logging.Filter):
-    """Lets a library's message through once per window, then says how often it came.
+    """Lets a library's line through once per window and kind, then says how often it came.
 
-    While Kafka is away, aiokafka retries every 100 ms and logs each retry: ten identical
-    error lines a second per client would bury everything else. Messages are told apart by
-    logger, level and template (the text before its arguments are filled in).
+    While Kafka is away, aiokafka retries every 100 ms and logs each retry; a commit it cannot
+    make (a topic deleted) or a group coordinator it cannot find, it retries and logs so without
+    end: ten identical error lines a second per client would bury everything else. A kind is
+    the logger, the level and the line as written (its arguments filled in), so another error,
+    node or topic in the same words is a line of its own. The first of a kind is always shown;
+    the next one shown after the window says how many were held back. At most `max_kinds`
+    kinds are kept: past that, and once those whose window ended are forgotten, lines are told
+    apart by their template only (the text before its arguments), which the code bounds.
     """
 
-    def __init__(self, prefixes: tuple[str, ...], window_s: float = 10.0) -> None:
+    def __init__(self, prefixes: tuple[str, ...], window_s: float = 60.0,
+                 max_kinds: int = 200, clock: Callable[[], float] | None = None) -> None:
         super().__init__()
         self.prefixes = prefixes
         self.window_s = window_s
+        self.max_kinds = max_kinds
+        self._clock = clock
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith(self.prefixes) or not isinstance(record.msg, str):
             return True
-        key = (record.name, record.levelno, record.msg)
-        now = time.monotonic()
+        now = (self._clock or time.monotonic)()
+        key = self._kind(record, now)
         shown_at, suppressed = self._seen.get(key, (-self.window_s, 0))
         if now - shown_at < self.window_s:
             self._seen[key] = (shown_at, suppressed + 1)
@@ -230,6 +238,19 @@ class RepeatFilter(logging.Filter):
         if suppressed:
             record.msg += f" (and {suppressed} more like it in the {now - shown_at:.0f}s before)"
         return True
+
+    def _kind(self, record: logging.LogRecord, now: float) -> tuple[str, int, str]:
+        try:
+            written = record.getMessage()
+        except Exception:  # noqa: BLE001 - arguments that do not fit: the handler says so
+            written = record.msg  # raising here would raise in the library's own code
+        key = (record.name, record.levelno, written)
+        if key in self._seen or len(self._seen) < self.max_kinds:
+            return key
+        self._seen = {kind: seen for kind, seen in self._seen.items()
+                      if now - seen[0] < self.window_s}
+        return key if len(self._seen) < self.max_kinds else (
+            record.name, record.levelno, record.msg)
 
 
 class NamelessErrorFilter(logging.Filter):
@@ -275,7 +296,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RepeatFilter(("aiokafka",)))
+    handler.addFilter(RepeatFilter(("aiokafka",), window_s=60.0))
     handler.addFilter(NamelessErrorFilter())
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

@@ -122,14 +122,14 @@ def test_a_library_repeating_itself_is_shown_once_per_window_with_a_count(
     retrying.warning("Got error produce response: %s", "NodeNotReadyError")  # another message
     for _ in range(3):
         get_logger("switchboard.test").warning("ours are never held back")
-    clock[0] += 10
+    clock[0] += 60
     retrying.error("Unable to update metadata from %s", [1])
     events = [orjson.loads(line)["event"] for line in capsys.readouterr().err.splitlines()]
     assert events == [
         "Unable to update metadata from [1]",
         "Got error produce response: NodeNotReadyError",
         *["ours are never held back"] * 3,
-        "Unable to update metadata from [1] (and 49 more like it in the 15s before)",
+        "Unable to update metadata from [1] (and 49 more like it in the 65s before)",
     ]
 
 
