@@ -2,8 +2,9 @@
 the oldest record still in flight, at most once per commit interval and in the background; a
 commit that fails (a rebalance, Kafka away, Kafka refusing it) is logged, throttled, and the
 records come back; one Kafka does not answer in time is left out, not cancelled, and no other
-starts until it ends. What failed is kept for /readyz (consumers.kafka_watch): no answer, or
-Kafka's refusal by its name."""
+starts until it ends, unless Kafka has no topic of it any more (deleted), which aiokafka would
+retry for ever. What failed is kept for /readyz (consumers.kafka_watch): no answer, or Kafka's
+refusal by its name."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from aiokafka.errors import (
     KafkaError,
     RebalanceInProgressError,
     UnknownMemberIdError,
+    UnknownTopicOrPartitionError,
 )
 from aiokafka.structs import OffsetAndMetadata
 
@@ -44,6 +46,12 @@ REBALANCE_ANSWERS: tuple[type[Exception], ...] = (
     CommitFailedError, RebalanceInProgressError, IllegalGenerationError, UnknownMemberIdError,
     IllegalStateError)
 
+# Answers aiokafka takes for passing (retriable) and retries a commit on without end, every
+# retry_backoff_ms, though no retry cures them: a topic deleted under the worker
+# (UNKNOWN_TOPIC_OR_PARTITION) is gone until someone creates it again. Told by what Kafka's
+# metadata says (the topic missing), as aiokafka raises nothing: the commit only hangs.
+REFUSED_FOR_GOOD: tuple[type[Exception], ...] = (UnknownTopicOrPartitionError,)
+
 
 class Commits:
     """WorkerRuntime's commits; the state it reads and keeps is the runtime's."""
@@ -63,15 +71,23 @@ class Commits:
     _last_commit: float
     _committing: asyncio.Task[None] | None
     # The last commit sent (consumer.commit, a task of ours): one given up on (no answer
-    # within COMMIT_TIMEOUT_S) is left to run, not cancelled, until Kafka answers it.
+    # within COMMIT_TIMEOUT_S) is left to run, not cancelled, until Kafka answers it, unless
+    # it names a topic Kafka no longer has (_give_up_on_gone).
     _commit_request: asyncio.Task[None] | None = None
+    _commit_topics: frozenset[str] = frozenset()  # those it names
+    _commit_left_out = False  # whether it is given up on: no one waits for its answer
 
     def _maybe_commit(self, consumer: AIOKafkaConsumer) -> None:
-        if (time.monotonic() - self._last_commit >= self.commit_interval_s
-                and (self._committing is None or self._committing.done())
-                # Not while one is still out: each would wait for the same silent broker, and
-                # each fail once it answers (a paused broker: four in 30 s, then four errors).
-                and not self._commit_out()):
+        if (time.monotonic() - self._last_commit < self.commit_interval_s
+                or (self._committing is not None and not self._committing.done())):
+            return
+        if (refusal := self._give_up_on_gone(consumer)) is not None:
+            # The one out, given up on, names a topic deleted since: what Kafka answers it.
+            self._note_commit_failure(refusal)
+            self._commit_failed(refusal, repr(refusal))
+        # Not while one is still out: each would wait for the same silent broker, and each
+        # fail once it answers (a paused broker: four in 30 s, then four errors).
+        if not self._commit_out():
             # In the background: a commit is a round trip to the coordinator, and records
             # fetched meanwhile should not wait for it.
             self._committing = asyncio.create_task(self._commit_quietly(consumer))
@@ -109,11 +125,15 @@ class Commits:
                 await self._commit_waited(consumer, offsets)
         except (KafkaError, TimeoutError) as exc:  # e.g. a rebalance began, or the broker is
             # away: the records will come back
+            failure: Exception = exc
             if isinstance(exc, TimeoutError) and sent:  # Kafka may have taken it
                 for tp, offset in offsets.items():  # (consumers.skips)
                     self._skips.unanswered(tp, offset.offset)
-            self._note_commit_failure(exc)
-            self._commit_failed(exc, repr(exc) if isinstance(exc, KafkaError)
+            if isinstance(exc, TimeoutError) and (
+                    refusal := self._give_up_on_gone(consumer)) is not None:
+                failure = refusal  # this one's, or the one out before it, holding it back
+            self._note_commit_failure(failure)
+            self._commit_failed(failure, repr(failure) if isinstance(failure, KafkaError)
                                 else f"no answer within {COMMIT_TIMEOUT_S}s")
             return
         self._commits_failing_since = self._commits_refused_by = None
@@ -131,9 +151,12 @@ class Commits:
         to run, it is retrieved once it ends, and said as the commit failure it is."""
         request = asyncio.ensure_future(consumer.commit(offsets))
         self._commit_request = request
+        self._commit_topics = frozenset(tp.topic for tp in offsets)
+        self._commit_left_out = False
         try:
             await asyncio.wait({request})
         except asyncio.CancelledError:
+            self._commit_left_out = True
             request.add_done_callback(self._commit_request_ended)
             raise
         request.result()
@@ -150,8 +173,24 @@ class Commits:
             self._commits_failing_since = time.time()
         # Retriable ones (the coordinator moving, a connection lost) aiokafka retries until
         # COMMIT_TIMEOUT_S: one reaching here says Kafka is away, not what to fix in it.
-        refused = isinstance(exc, BrokerResponseError) and not exc.retriable
+        refused = isinstance(exc, REFUSED_FOR_GOOD) or (
+            isinstance(exc, BrokerResponseError) and not exc.retriable)
         self._commits_refused_by = type(exc).__name__ if refused else None
+
+    def _give_up_on_gone(self, consumer: AIOKafkaConsumer
+                         ) -> UnknownTopicOrPartitionError | None:
+        """Cancel the commit out if it names a topic Kafka no longer has (deleted; Kafka's
+        refusal, returned): aiokafka would retry it for ever, and every later commit wait for
+        it (the partitions of the worker's other topics were committed no more until a
+        restart). Its records come back, at-least-once; the group's rebalance takes the
+        topic's partitions away, and the next commit goes."""
+        out = self._commit_out()
+        if (out is None or not self._commit_left_out  # its waiter gives up on it first
+                or not (gone := _topics_gone(consumer, self._commit_topics))):
+            return None
+        out.cancel()
+        return UnknownTopicOrPartitionError(
+            f"Kafka has no topic {', '.join(gone)} any more; the commit was given up")
 
     def _commit_out(self) -> asyncio.Task[None] | None:
         """The commit sent that Kafka has not answered yet, if any."""
@@ -185,3 +224,9 @@ class Commits:
         self._outage_log(logging.WARNING, "commit failed",
                          {"worker": self.name, "error_type": type(exc).__name__}, error=error)
 
+
+def _topics_gone(consumer: AIOKafkaConsumer, topics: frozenset[str]) -> list[str]:
+    """Those of `topics` Kafka's metadata no longer has (deleted): a commit naming them is
+    refused, and aiokafka retries it without end. While Kafka is away its metadata is the last
+    it answered, which had them."""
+    return sorted(topic for topic in topics if not consumer.partitions_for_topic(topic))

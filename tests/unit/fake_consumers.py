@@ -52,6 +52,11 @@ class FakeConsumer:
     def assignment(self) -> set[TopicPartition]:
         return self.assigned
 
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        """Kafka's metadata: no topic deleted (consumers.commits asks, of a commit unanswered);
+        more partitions than any test assigns."""
+        return set(range(16))
+
     async def commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         assert set(offsets) <= self.assigned, "aiokafka refuses unassigned partitions"
         self.commits.append({tp: o.offset for tp, o in offsets.items()})
