@@ -38,13 +38,17 @@ class KafkaState(Enum):
 
     UNREACHABLE = "kafka is not answering the worker"
     REFUSED = "kafka refuses the worker's commits"
+    TOPICS_MISSING = "kafka has none of the worker's topics"
     WATCH_FAILED = "watching kafka failed"  # a bug of ours
 
     @property
     def ended(self) -> str:
         """The log line once /readyz no longer says it."""
-        return ("kafka takes the worker's commits again" if self is KafkaState.REFUSED
-                else "kafka answers the worker again")
+        if self is KafkaState.REFUSED:
+            return "kafka takes the worker's commits again"
+        if self is KafkaState.TOPICS_MISSING:
+            return "kafka has the worker's topics again"
+        return "kafka answers the worker again"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +75,9 @@ class KafkaWatch:
     _fetching: set[TopicPartition]
     _fetching_since: float
     _idle_answered: float
+    # Whether Kafka, asked last while this member had no partition, answered that it has none
+    # of its topics (deleted, or no longer authorized): not Kafka away.
+    _idle_topics_missing = False
     _lagging: set[TopicPartition]
     _fetched: dict[TopicPartition, int]
     _in_flight: dict[TopicPartition, set[int]]
@@ -111,7 +118,9 @@ class KafkaWatch:
         if problem is not None and problem.state is not before:
             if before is None:
                 self._kafka_silent_since = time.monotonic()
-            log.warning(problem.state.value, worker=self.name, reason=problem.reason)
+            names = ({"topics": self._subscribed} if problem.state is KafkaState.TOPICS_MISSING
+                     else {})  # for the log only: the probe's port may be the internet's
+            log.warning(problem.state.value, worker=self.name, reason=problem.reason, **names)
         elif problem is None and before is not None:
             log.info(before.ended, worker=self.name,
                      unready_s=round(time.monotonic() - self._kafka_silent_since, 1))
@@ -156,6 +165,9 @@ class KafkaWatch:
                 return _unreachable(f"no fetch answered for {silent:.0f}s")
         elif not assigned:  # no partition: what _ask_while_idle asks tells
             silent = now - max(self._idle_answered, self._fetching_since)
+            if silent > KAFKA_SILENT_AFTER_S and self._idle_topics_missing:
+                return KafkaProblem(KafkaState.TOPICS_MISSING,
+                                    "Kafka topics missing (this member has no partition)")
             if silent > KAFKA_SILENT_AFTER_S:
                 return _unreachable(f"no answer for {silent:.0f}s (this member has no "
                                     "partition)")
@@ -184,10 +196,30 @@ class KafkaWatch:
             # places them.
             known = [TopicPartition(topic, partition) for topic in self._subscribed
                      for partition in sorted(consumer.partitions_for_topic(topic) or ())]
-            if not known:
-                continue  # no metadata of its topics: Kafka never answered it
+            if not known:  # no metadata of its topics: never answered, or they are gone
+                listed = await self._topics_listed(consumer)
+                self._idle_topics_missing = listed is False
+                if listed:  # there again: aiokafka's metadata of them follows
+                    self._idle_answered = time.time()
+                continue
+            if self._idle_topics_missing:  # created again: Kafka's metadata, an answer
+                self._idle_topics_missing, self._idle_answered = False, time.time()
             if await self._any_answers(consumer, known[:IDLE_ASKED_PARTITIONS]):
                 self._idle_answered = time.time()
+
+    async def _topics_listed(self, consumer: AIOKafkaConsumer) -> bool | None:
+        """Whether Kafka lists any of this member's topics (False: all deleted under it, or no
+        longer authorized); None where it does not answer (Kafka away)."""
+        try:
+            async with asyncio.timeout(KAFKA_SILENT_AFTER_S / 3):
+                listed = await consumer.topics()
+        except (KafkaError, TimeoutError):
+            return None
+        except Exception as exc:  # noqa: BLE001 - not Kafka's answer (a bug): said, and
+            # asked again
+            log.warning("asking Kafka while idle failed", worker=self.name, error=repr(exc))
+            return None
+        return bool(set(self._subscribed) & set(listed))
 
     async def _any_answers(self, consumer: AIOKafkaConsumer,
                            partitions: list[TopicPartition]) -> bool:
