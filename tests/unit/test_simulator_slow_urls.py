@@ -40,7 +40,8 @@ async def test_a_url_that_never_answers_holds_up_no_webhook_to_ingest() -> None:
         assert await until(lambda: dead.connections >= ORIGIN_SHARE)
         dispatcher.enqueue(_job(STUCK))  # to the account's ingest URL
         assert await until(lambda: len(ingest.requests) == 1), "ingest's webhook stalled"
-        assert dispatcher.stats.sent == 1
+        # Counted once its answer is read, after ingest has it: waited for, not raced.
+        assert await until(lambda: dispatcher.stats.sent == 1)
         assert dispatcher.pending == STUCK  # the silent URL's, still waiting
         assert dead.connections <= ORIGIN_SHARE  # its share, and no more
 
@@ -96,4 +97,5 @@ async def test_a_url_that_never_answers_fills_no_more_than_its_share_of_the_queu
         dispatcher.enqueue(_job(limit))  # to the account's ingest URL
         assert dispatcher.pending == share + 1
         assert await until(lambda: len(ingest.requests) == 1), "ingest's webhook dropped"
-        assert dispatcher.stats.sent == 1
+        # Counted once its answer is read, after ingest has it: waited for, not raced.
+        assert await until(lambda: dispatcher.stats.sent == 1)
