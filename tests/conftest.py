@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import secrets
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +64,15 @@ def no_proxies(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     return monkeypatch
+
+
+@pytest.fixture
+def sigint_ignored() -> Iterator[None]:
+    """SIGINT as a shell leaves it for a background job; pytest's handler is given back."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def _start_broker(data_dir: Path, secured: SecuredListener | None) -> LocalKafka:

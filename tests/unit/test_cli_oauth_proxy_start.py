@@ -15,6 +15,7 @@ import pytest
 from switchboard.cli import main
 from switchboard.cli.startup import oauth_proxy_problem
 from switchboard.settings import get_settings
+from tests.proxies import httpx_refuses
 
 EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
 PASSWORD = "a-proxy-password-3"
@@ -64,15 +65,6 @@ def test_a_proxy_the_token_requests_cannot_use_is_one_line_and_exit_2(
     assert "Kafka at" not in captured.err  # said before Kafka is asked
 
 
-def _httpx_refuses() -> bool:
-    """Whether httpx makes no client here, as the token fetch makes one."""
-    try:
-        httpx.AsyncClient()
-    except (ValueError, ImportError):
-        return True
-    return False
-
-
 @pytest.mark.parametrize(("no_proxy", "refused"), [
     (None, True),
     ("login.example.com", True),  # httpx still makes a proxy of each variable
@@ -83,7 +75,7 @@ def test_the_check_says_what_httpx_does(
     oauth_env.setenv("HTTP_PROXY", "ftp://127.0.0.1:1")  # for an https token endpoint too
     if no_proxy is not None:
         oauth_env.setenv("NO_PROXY", no_proxy)
-    assert _httpx_refuses() is refused
+    assert httpx_refuses() is refused
     assert (oauth_proxy_problem(get_settings()) is not None) is refused
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +17,6 @@ from switchboard.cli import build_parser, main
 
 EXAMPLE_ACCOUNTS = Path(__file__).parents[2] / "examples" / "accounts.toml"
 ARGV = ["send", "demo-infobip", "+41790001111", "--text", "hi", "--id", "c-1", "--wait", "30"]
-
-
-@pytest.fixture
-def sigint_ignored() -> Iterator[None]:
-    """SIGINT as a shell leaves it for a background job; pytest's handler is given back."""
-    before = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    yield
-    signal.signal(signal.SIGINT, before)
 
 
 async def _interrupted() -> None:

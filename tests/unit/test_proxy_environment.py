@@ -14,20 +14,12 @@ from consumers.outbound.http_errors import post_json
 from consumers.outbound.transport import ShardedTransport
 from switchboard.cli import main
 from switchboard.proxy import ProxySettingError, check_proxy_environment
+from tests.proxies import httpx_refuses
 from tests.unit.test_outbound_transport import Proxy
 
 EXAMPLE_ACCOUNTS = Path(__file__).resolve().parents[2] / "examples" / "accounts.toml"
 PASSWORD = "a-proxy-password-5"
 UNUSABLE = f"ftp://sender:{PASSWORD}@proxy.invalid:21"  # no proxy scheme httpx knows
-
-
-def _httpx_refuses() -> bool:
-    """Whether httpx makes no client of its own here (it reads the variables then)."""
-    try:
-        httpx.AsyncClient()
-    except (ValueError, ImportError):
-        return True
-    return False
 
 
 def _check_refuses() -> bool:
@@ -52,7 +44,7 @@ def test_the_check_refuses_exactly_what_httpx_refuses(
     # Under NO_PROXY=* the sender refused to start on a proxy variable httpx never reads.
     no_proxies.setenv("ALL_PROXY", UNUSABLE)
     no_proxies.setenv(variable, no_proxy)
-    assert _httpx_refuses() is refused
+    assert httpx_refuses() is refused
     assert _check_refuses() is refused
 
 

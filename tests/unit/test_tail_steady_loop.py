@@ -99,6 +99,20 @@ def _tail_with(consumer: Consumer, monkeypatch: pytest.MonkeyPatch) -> Coroutine
     return tail_module.tail("127.0.0.1:1", [TOPIC], limit=BATCHES)
 
 
+SILENT = "warning: Kafka has answered none of tail's requests for where to start"
+
+
+async def _stderr_saying(text: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """What tail wrote on stderr until it said `text` (bounded: 2 s)."""
+    err = ""
+    for _ in range(200):
+        err += capsys.readouterr().err
+        if text in err:
+            break
+        await asyncio.sleep(0.01)
+    return err
+
+
 async def test_the_steady_loop_starts_no_task_per_batch(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     tasks = Tasks()
@@ -115,13 +129,8 @@ async def test_a_reset_kafka_leaves_unanswered_is_still_said(
     monkeypatch.setattr(tail_module, "START_SILENT_AFTER_S", 0.0)  # said at the next loop turn
     consumer = Consumer(Tasks(), reset_at=2)
     tailing = asyncio.create_task(_tail_with(consumer, monkeypatch))
-    err = ""
-    for _ in range(200):  # bounded: 2 s
-        err += capsys.readouterr().err
-        if "warning: Kafka has answered none of tail's requests for where to start" in err:
-            break
-        await asyncio.sleep(0.01)
-    assert "warning: Kafka has answered none of tail's requests for where to start" in err
+    err = await _stderr_saying(SILENT, capsys)
+    assert SILENT in err
     assert not tailing.done()
     consumer.answered.set()
     await asyncio.wait_for(tailing, 10)
@@ -147,13 +156,8 @@ async def test_a_partition_added_while_kafka_is_silent_is_said(
     monkeypatch.setattr(tail_module, "START_SILENT_AFTER_S", 0.0)  # said at the next loop turn
     consumer = GrowingConsumer(Tasks(), reset_at=2)
     tailing = asyncio.create_task(_tail_with(consumer, monkeypatch))
-    err = ""
-    for _ in range(200):  # bounded: 2 s
-        err += capsys.readouterr().err
-        if "warning: Kafka has answered none of tail's requests for where to start" in err:
-            break
-        await asyncio.sleep(0.01)
-    assert "warning: Kafka has answered none of tail's requests for where to start" in err
+    err = await _stderr_saying(SILENT, capsys)
+    assert SILENT in err
     assert len(consumer.tasks_at_fetch) == 2, "the wait was not the new partition's"
     consumer.answered.set()
     await asyncio.wait_for(tailing, 10)
