@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaConnectionError
 
 from consumers import runtime as runtime_module
 from consumers.handling import Context
+from switchboard.producer import PublishError
 from switchboard.records import OutRecord
 from switchboard.settings import SettingsError, get_settings
 
@@ -29,6 +30,19 @@ class FakeContext(Context):
 
     async def publish(self, records: Any) -> None:
         self.published.extend(records)
+
+
+class KafkaAway(FakeContext):
+    """A handler context whose Kafka acknowledges nothing until `back` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.back = False
+
+    async def publish(self, records: Any) -> None:
+        if not self.back:
+            raise PublishError("Kafka did not acknowledge within 5.0s")
+        await super().publish(records)
 
 
 class ModuleWith:

@@ -12,8 +12,7 @@ from consumers.bots.handler import custom_answer, keywords_answer
 from consumers.bots.limits import ReplyLimit
 from consumers.bots.rules import parse_rules
 from consumers.handling import MustNotSkip
-from switchboard.producer import PublishError
-from tests.unit.fakes import FakeContext
+from tests.unit.fakes import FakeContext, KafkaAway
 from tests.unit.test_bot_handler import (
     FALLBACK,
     commands,
@@ -25,19 +24,6 @@ from tests.unit.test_bot_handler import (
     record,
 )
 from tests.unit.test_bot_rules import inbound
-
-
-class KafkaAway(FakeContext):
-    """Kafka acknowledges nothing until `back` is set."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.back = False
-
-    async def publish(self, records: Any) -> None:
-        if not self.back:
-            raise PublishError("Kafka did not acknowledge within 5.0s")
-        await super().publish(records)
 
 
 async def test_a_held_back_stop_whose_opt_out_publish_is_retried_is_counted_once(

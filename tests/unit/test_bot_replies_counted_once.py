@@ -15,26 +15,13 @@ from consumers.bots.handler import AutoReply, custom_answer, keywords_answer
 from consumers.bots.sdk import BotOutput
 from switchboard.events import MessageEvent
 from switchboard.producer import PublishError
-from tests.unit.fakes import FakeContext
+from tests.unit.fakes import FakeContext, KafkaAway
 from tests.unit.test_bot_handler import commands, handler, record
 
 
 def replies_counted(purpose: str) -> float:
     return REGISTRY.get_sample_value("switchboard_bot_replies_total", {
         "worker": "test", "account": "acme", "purpose": purpose}) or 0.0
-
-
-class KafkaAway(FakeContext):
-    """Kafka that stores nothing until `back`."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.back = False
-
-    async def publish(self, records: Any) -> None:
-        if not self.back:
-            raise PublishError("Kafka did not acknowledge within 5.0s")
-        await super().publish(records)
 
 
 @pytest.mark.parametrize(("text", "purpose"), [("HELP", "help"), ("hello", "auto-reply")])
