@@ -65,8 +65,7 @@ class KafkaWatch:
     name: str
     _subscribed: list[str]
     _rebalance_timeout_s: float
-    _kafka_problem: str | None  # what /readyz says (WorkerRuntime.problem)
-    _kafka_state: KafkaState | None = None  # the kind of it
+    _kafka_problem: KafkaProblem | None  # what /readyz says (WorkerRuntime.problem)
     # monotonic: since when /readyz has said Kafka is away or refusing
     _kafka_silent_since: float
     _rebalancing_since: float | None
@@ -112,9 +111,8 @@ class KafkaWatch:
         answering (or refuses the commits, or the one turns to the other), once as it answers
         again. A member with nothing in flight had no line of
         its own for a broker gone silent (paused, a network partition), only aiokafka's."""
-        before = self._kafka_state
-        self._kafka_state = None if problem is None else problem.state
-        self._kafka_problem = None if problem is None else problem.reason
+        before = None if self._kafka_problem is None else self._kafka_problem.state
+        self._kafka_problem = problem
         if problem is not None and problem.state is not before:
             if before is None:
                 self._kafka_silent_since = time.monotonic()

@@ -40,7 +40,7 @@ from consumers.attempts import RetryPolicy as RetryPolicy  # where it always was
 from consumers.commits import Commits
 from consumers.dispatch import Dispatch
 from consumers.handling import Context, Handler
-from consumers.kafka_watch import KafkaWatch
+from consumers.kafka_watch import KafkaProblem, KafkaWatch
 from consumers.positions import StartPositions
 from consumers.skips import Skips
 from consumers.unreadable import UnreadableRecord as UnreadableRecord  # where it always was
@@ -159,7 +159,7 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
         self._consumer: AIOKafkaConsumer | None = None
         # What /readyz says of Kafka (_watch_kafka), and what it is judged from. Wall clock
         # times, as aiokafka's of the last fetch answered.
-        self._kafka_problem: str | None = None
+        self._kafka_problem: KafkaProblem | None = None
         self._kafka_silent_since = 0.0
         self._rebalancing_since: float | None = None
         self._commits_failing_since: float | None = None
@@ -182,7 +182,7 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
             return f"new partitions not ready: {self._unprepared_by}"
         if self._consumer is None:
             return "starting"
-        return self._kafka_problem
+        return None if self._kafka_problem is None else self._kafka_problem.reason
 
     def stop(self) -> None:
         """Ask the loop to finish the records started, commit, and return."""
