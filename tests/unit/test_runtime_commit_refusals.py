@@ -35,6 +35,7 @@ from tests.unit.test_runtime_readiness import (
     _problems_for,
     _ready_again,
     _running,
+    _worker,
     group,  # noqa: F401 - the fixture
 )
 
@@ -58,8 +59,7 @@ async def test_commits_kafka_refuses_are_said_as_its_answer(
         group: Group, caplog: pytest.LogCaptureFixture,  # noqa: F811
         refusal: Exception) -> None:
     caplog.set_level("INFO")
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         _failing_commits(group, runtime, refusal)
         await asyncio.sleep(SILENT_S + 0.2)
@@ -73,9 +73,6 @@ async def test_commits_kafka_refuses_are_said_as_its_answer(
         await _ready_again(runtime)
         assert len(_said(caplog, "kafka takes the worker's commits again")) == 1
         assert not _said(caplog, "kafka answers the worker again")
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 async def test_the_probe_says_the_refusal_by_its_class_name_only(
@@ -114,24 +111,19 @@ async def test_commits_kafka_does_not_answer_are_said_as_kafka_unreachable(
         group: Group, caplog: pytest.LogCaptureFixture,  # noqa: F811
         unanswered: Exception) -> None:
     caplog.set_level("INFO")
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         _failing_commits(group, runtime, unanswered)
         await asyncio.sleep(SILENT_S + 0.2)
         problem = runtime.problem() or ""
         assert problem.startswith("Kafka unreachable: commits failing for "), problem
         assert len(_said(caplog, "kafka is not answering the worker")) == 1
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 async def test_a_refusal_then_silence_is_said_each_time_without_turning_ready_between(
         group: Group, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
     caplog.set_level("INFO")
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         _failing_commits(group, runtime, TopicAuthorizationFailedError({"t"}))
         await asyncio.sleep(SILENT_S + 0.2)
@@ -141,9 +133,6 @@ async def test_a_refusal_then_silence_is_said_each_time_without_turning_ready_be
         assert (runtime.problem() or "").startswith("Kafka unreachable: commits failing for ")
         assert len(_said(caplog, "kafka refuses the worker's commits")) == 1
         assert len(_said(caplog, "kafka is not answering the worker")) == 1
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 @pytest.mark.parametrize("rebalanced", [
@@ -161,16 +150,12 @@ async def test_commits_refused_for_a_rebalance_leave_a_worker_ready(
     # worker was spared it by the rebalance that follows (its revoke leaves nothing to commit,
     # which ends the count: the next test), not because they were told apart.
     caplog.set_level("INFO")
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         _failing_commits(group, runtime, rebalanced)
         assert await _problems_for(runtime, 3 * SILENT_S) == {None}
         assert not _said(caplog, "kafka is not answering the worker")
         assert _said(caplog, "commit failed")  # the log still says each kind
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 async def test_a_rebalance_longer_than_the_silence_after_a_refused_commit_stays_ready(
@@ -178,8 +163,7 @@ async def test_a_rebalance_longer_than_the_silence_after_a_refused_commit_stays_
     # The commit of the partitions taken away refused (the group moved on without this
     # member), the rebalance then lasting longer than KAFKA_SILENT_AFTER_S: ready throughout,
     # and once it ends.
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         assert group.listener is not None
         group.answer()
@@ -193,6 +177,3 @@ async def test_a_rebalance_longer_than_the_silence_after_a_refused_commit_stays_
         await group.listener.on_partitions_assigned([TP])
         assert runtime._kafka_unanswered(group) is None
         assert await _problems_for(runtime, 2 * SILENT_S, group) == {None}
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)

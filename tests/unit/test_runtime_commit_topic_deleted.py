@@ -17,7 +17,7 @@ from consumers import commits, kafka_watch
 from consumers import runtime as runtime_module
 from tests.unit.fake_consumers import Group
 from tests.unit.test_runtime_kafka_silent_log import _said
-from tests.unit.test_runtime_readiness import SILENT_S, TP, _ready_again, _running
+from tests.unit.test_runtime_readiness import SILENT_S, TP, _ready_again, _worker
 
 COMMIT_TIMEOUT_S = 0.1
 
@@ -67,8 +67,7 @@ def group(monkeypatch: pytest.MonkeyPatch) -> DeletingGroup:
 async def test_a_commit_of_a_deleted_topic_is_given_up_and_said_as_kafkas_refusal(
         group: DeletingGroup, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("INFO")
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         group.answer()
         group.pause(TP)  # every slot busy: the commits alone tell of Kafka
@@ -102,6 +101,3 @@ async def test_a_commit_of_a_deleted_topic_is_given_up_and_said_as_kafkas_refusa
         group.answering.set()
         await _ready_again(runtime)
         assert len(_said(caplog, "kafka takes the worker's commits again")) == 1
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)

@@ -13,7 +13,7 @@ from tests.unit.test_runtime_readiness import (
     TP,
     _problems_for,
     _ready_again,
-    _running,
+    _worker,
     group,  # noqa: F401 - the fixture
 )
 
@@ -28,8 +28,7 @@ async def test_kafka_silent_is_said_once_and_its_return_once(
     # Only /readyz said it: a worker with nothing in flight logged nothing of its own while
     # its broker answered nothing (aiokafka's metadata errors only, every 15 s).
     caplog.set_level("INFO")
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         assert await _problems_for(runtime, 3 * SILENT_S, group) == {None}
         assert not _said(caplog, "kafka is not answering the worker")
@@ -45,6 +44,3 @@ async def test_kafka_silent_is_said_once_and_its_return_once(
         assert len(back) == 1, back
         assert isinstance(back[0]["unready_s"], float) and back[0]["unready_s"] > 0
         assert len(_said(caplog, "kafka is not answering the worker")) == 1
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)

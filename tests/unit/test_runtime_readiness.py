@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -77,11 +79,21 @@ async def _running(group: Group, **given: Any) -> tuple[WorkerRuntime, asyncio.T
     return runtime, running
 
 
+@asynccontextmanager
+async def _worker(group: Group, **given: Any) -> AsyncIterator[WorkerRuntime]:
+    """A worker running over `group`, stopped and waited for on leaving."""
+    runtime, running = await _running(group, **given)
+    try:
+        yield runtime
+    finally:
+        runtime.stop()
+        await asyncio.wait_for(running, 5)
+
+
 async def test_a_worker_kafka_does_not_answer_for_long_is_not_ready(group: Group) -> None:
     # /readyz said ready for as long as Kafka was away: the consumer fetched nothing and
     # committed nothing, and nothing but its log said so.
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         assert await _problems_for(runtime, 3 * SILENT_S, group) == {None}
         await asyncio.sleep(SILENT_S + 0.1)  # Kafka away: no fetch is answered
@@ -89,30 +101,22 @@ async def test_a_worker_kafka_does_not_answer_for_long_is_not_ready(group: Group
         assert problem is not None and problem.startswith("Kafka unreachable: no fetch "
                                                           "answered for ")
         await _ready_again(runtime, group)  # Kafka back
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 async def test_a_worker_with_no_partition_stays_ready_while_kafka_answers(group: Group
                                                                          ) -> None:
     # More members than partitions: this one is idle, fetches nothing, and is fine.
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign(set())
         assert await _problems_for(runtime, 3 * SILENT_S) == {None}
         assert group.asked >= 3  # a small question every third of SILENT_S
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 async def test_a_worker_with_no_partition_kafka_does_not_answer_for_long_is_not_ready(
         group: Group) -> None:
     """An idle member, fetching and committing nothing, had nothing that could fail: its
     /readyz said ready for as long as Kafka was away."""
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign(set())
         group.kafka_away = True
         await asyncio.sleep(SILENT_S + 0.2)
@@ -121,9 +125,6 @@ async def test_a_worker_with_no_partition_kafka_does_not_answer_for_long_is_not_
         assert problem.endswith("s (this member has no partition)")
         group.kafka_away = False
         await _ready_again(runtime)
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 async def test_a_worker_with_no_partition_stays_ready_while_one_broker_is_down(
@@ -131,8 +132,7 @@ async def test_a_worker_with_no_partition_stays_ready_while_one_broker_is_down(
     """It asked for the end of one partition only: on a cluster of several brokers, that
     partition's leader down (a broker restarting, its partitions' leaders not moved yet) made
     it unready, though Kafka answered. Any of a few partitions answering will do."""
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign(set())
         group.leaders_away = {TP}
         assert await _problems_for(runtime, 3 * SILENT_S) == {None}
@@ -140,15 +140,11 @@ async def test_a_worker_with_no_partition_stays_ready_while_one_broker_is_down(
         await asyncio.sleep(SILENT_S + 0.2)
         problem = runtime.problem()
         assert problem is not None and problem.startswith("Kafka unreachable: no answer for ")
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 async def test_partitions_newly_assigned_or_resumed_are_given_time_to_be_fetched(
         group: Group) -> None:
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         await asyncio.sleep(SILENT_S / 2)
         other = TopicPartition("t", 1)
@@ -159,17 +155,13 @@ async def test_partitions_newly_assigned_or_resumed_are_given_time_to_be_fetched
         assert await _problems_for(runtime, 2 * SILENT_S) == {None}
         group.resume(other)  # last fetched long ago: a fetch gets its time again
         assert await _problems_for(runtime, SILENT_S / 2) == {None}
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 async def test_a_rebalance_is_not_taken_for_kafka_away_until_it_lasts_too_long(
         group: Group) -> None:
     # aiokafka fetches nothing new while the group rebalances, which lasts until every member
     # has finished the records it started: up to the rebalance timeout, minutes for a bot.
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         assert group.listener is not None
         await group.listener.on_partitions_revoked([TP])  # the rebalance began
@@ -183,16 +175,12 @@ async def test_a_rebalance_is_not_taken_for_kafka_away_until_it_lasts_too_long(
         await group.listener.on_partitions_assigned([TP])  # it ended
         await _ready_again(runtime, group)
         assert await _problems_for(runtime, 2 * SILENT_S, group) == {None}
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
 
 
 async def test_commits_failing_for_long_make_a_worker_not_ready(group: Group) -> None:
     # Its partitions all paused (every slot busy), no fetch tells whether Kafka is there:
     # the commits of what is done do.
-    runtime, running = await _running(group)
-    try:
+    async with _worker(group) as runtime:
         await group.assign({TP})
         group.answer()
         group.pause(TP)
@@ -204,6 +192,3 @@ async def test_commits_failing_for_long_make_a_worker_not_ready(group: Group) ->
             "Kafka unreachable: commits failing for ")
         group.commit_error = None
         await _ready_again(runtime)
-    finally:
-        runtime.stop()
-        await asyncio.wait_for(running, 5)
