@@ -24,7 +24,7 @@ run: $(BIN)/.installed
 	$(BIN)/switchboard run
 
 test: lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
