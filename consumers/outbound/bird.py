@@ -33,7 +33,11 @@ API's, but rest.messagebird.com answers it where base_url was left there: read a
 error's code; each description and parameter), noting the format.
 
 Response (202): `id` is the provider message id, `status` the provider status. A `rejected` or
-`sending_failed` status is a permanent error. The answer's schema marks `id` required, so a 2xx
+`sending_failed` status is a permanent error. `skipped` is an error too, not retried, but not
+marked permanent: not in seed 001's status enum, it is in Bird's current one, undescribed, next
+to `scheduled` for a message sent later; read as Bird choosing not to send it (frequency
+capping, a holdout: what may pass), as its status webhooks are (normalizers/_bird_channels.py),
+so the send is not reported accepted. The answer's schema marks `id` required, so a 2xx
 without one is not Bird's answer (a base_url pointing at another API): `bad_response`, maybe
 sent, never sent again. One with Bird's error fields (`code` or `type`, and `message`, either
 format) is failed so too (the seed documents no error in a 2xx, so it is not read as a
@@ -60,6 +64,8 @@ NAME = "bird"
 
 MAX_MEDIA = 10
 _FAILED_STATUSES = frozenset({"rejected", "sending_failed"})
+# Bird chose not to send it: reported failed, not accepted, but what made Bird skip it may pass.
+_SKIPPED = "skipped"
 
 
 class Config(OutboundConfig):
@@ -156,6 +162,10 @@ def read_response(response: httpx.Response) -> SendReceipt:
     if status in _FAILED_STATUSES:
         raise SendError(f"Bird did not take the message ({status}): {_failure(body)}",
                         retryable=False, code=status)
+    if status == _SKIPPED:
+        raise SendError(f"Bird skipped the message, so it is not sent (status skipped, which "
+                        f"Bird does not describe): {_failure(body)}", retryable=False,
+                        code=status, permanent=False)
     message_id = as_str(body.get("id"))
     if message_id is None and (refusal := _error_said(body)):
         # The shape of Bird's refusals, but seed 001 documents none in a 2xx (only the 202's
