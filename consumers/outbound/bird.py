@@ -9,7 +9,9 @@
 - body: no media -> `text`. Media that are all images -> `image` {images: [{mediaUrl}], text};
   any other media -> `file` {files: [{mediaUrl, contentType}], text} with every item (images
   included), so one message still carries them all. At most 10 media items (Bird's limit);
-  more is a permanent error. The text is the command's, else the first caption.
+  more is a permanent error. The text is the command's, else the first caption. A file's
+  contentType is the media's, else guessed from its URL's extension; Bird's schema requires it
+  (every file example in seed 001 has one), so a file with neither is refused before sending.
 - media on an SMS channel (the account's `channel`, "sms" by default): seed 001 says all SMS
   channels send text, and only those with an MMS-capable number (US and Canada numbers) carry
   media. So media there, with text or without, is a permanent error before anything is sent
@@ -131,15 +133,17 @@ def _body(command: OutboundCommand) -> dict[str, Any]:
     if all(kind.startswith("image/") for kind in kinds):
         part: dict[str, Any] = {"images": [{"mediaUrl": media.url} for media in command.media]}
         return {"type": "image", "image": _with_text(part, text)}
-    files = [_file(media, kind) for media, kind in zip(command.media, kinds, strict=True)]
+    if "" in kinds:
+        # Refused here rather than left to Bird, whose schema requires each file's contentType:
+        # its 422 would not say which media item, nor that the command can give the type. Named
+        # by position, not URL: a signed URL's query is a credential.
+        position = kinds.index("") + 1
+        refuse(f"Bird needs each file's content type, and media item {position} of "
+               f"{len(kinds)} has none given nor one its URL's extension tells; give the "
+               f"media's content_type (e.g. \"application/pdf\")")
+    files = [{"mediaUrl": media.url, "contentType": kind}
+             for media, kind in zip(command.media, kinds, strict=True)]
     return {"type": "file", "file": _with_text({"files": files}, text)}
-
-
-def _file(media: Media, content_type: str) -> dict[str, Any]:
-    item: dict[str, Any] = {"mediaUrl": media.url}
-    if content_type:
-        item["contentType"] = content_type
-    return item
 
 
 def _with_text(part: dict[str, Any], text: str | None) -> dict[str, Any]:
