@@ -225,6 +225,10 @@ def _body_problem(body: Any) -> str | None:
         return f"{kind} needs at least one item with mediaUrl"
     if kind == "image" and isinstance(items, list) and len(items) > MAX_IMAGES:
         return f"image.images holds at most {MAX_IMAGES} items"
+    # Bird's schema requires each file's contentType (every file example in seed 001 has one).
+    if kind == "file" and isinstance(items, list) and not all(
+            text(item.get("contentType")) for item in items):
+        return "file.files items need contentType"
     return None
 
 

@@ -400,6 +400,19 @@ async def test_bird_takes_at_most_ten_images(sim: httpx.AsyncClient, count: int)
     assert await recorded(sim) == []
 
 
+@pytest.mark.parametrize("item", [{"mediaUrl": "https://media.test/doc"},
+                                  {"mediaUrl": "https://media.test/doc", "contentType": ""}])
+async def test_bird_file_needs_content_type(sim: httpx.AsyncClient, item: dict[str, str]) -> None:
+    # Bird's schema requires a file item's contentType, as the real API's 422 says.
+    body = bird_send()
+    body["body"] = {"type": "file", "file": {"files": [item]}}
+    response = await sim.post(f"/bird/workspaces/{WS}/channels/ch-mms/messages", json=body,
+                              headers={"authorization": "AccessKey birdmms-access-key"})
+    assert response.status_code == 422
+    assert response.json()["details"] == {"body": ["file.files items need contentType"]}
+    assert await recorded(sim) == []
+
+
 @pytest.mark.parametrize(("body", "code"), [
     ({"deliverychannel": "sms"}, "7003"),
     (webex_send(sender="SOMEONE-ELSE"), "7004"),
