@@ -57,7 +57,7 @@ REPLIES = Counter("switchboard_bot_replies_total", "Replies the bots published, 
 # partition back after a rebalance) makes the same replies, same ids, which the sender sends
 # once, or is left unanswered again: both were counted again. About 2 MB. Another process (a
 # restart, another bot worker) cannot know them: it counts them again.
-COUNTED_REPLIES_KEPT = 10_000
+COUNTED_IDS_KEPT = 10_000
 OPT_OUT_CHANGES = Counter("switchboard_bot_opt_out_changes_total",
                           "Opt-out list changes the bots made, by keyword or provider signal",
                           ["worker", "account", "change", "source"])
@@ -86,7 +86,7 @@ class BotHandler:
         self.limit = ReplyLimit(name)
         self.compliance_limit = ComplianceReplyLimit(name)
         self.opt_in_limit = OptInConfirmationLimit(name)
-        self._counted: OrderedDict[str, None] = OrderedDict()  # see COUNTED_REPLIES_KEPT
+        self._counted: OrderedDict[str, None] = OrderedDict()  # see COUNTED_IDS_KEPT
         # The accounts file's `accounts` (answered by "*", or by default: compliance answers
         # every account) and the rules', then those a reload names (dropped ones stay).
         initialize_metrics(name, [*accounts, *rules.current.accounts])
@@ -211,7 +211,7 @@ class BotHandler:
             raise
 
     def _count_replies(self, account: str, replies: Sequence[tuple[str, str]]) -> None:
-        """REPLIES, each reply id once in this process (COUNTED_REPLIES_KEPT): under the
+        """REPLIES, each reply id once in this process (COUNTED_IDS_KEPT): under the
         purpose it was first made for (a rules reload may give it another, same id)."""
         for command_id, purpose in replies:
             if self._first_count(command_id):
@@ -224,7 +224,7 @@ class BotHandler:
             self._counted.move_to_end(counted_id)
             return False
         self._counted[counted_id] = None
-        while len(self._counted) > COUNTED_REPLIES_KEPT:
+        while len(self._counted) > COUNTED_IDS_KEPT:
             self._counted.popitem(last=False)
         return True
 

@@ -71,7 +71,7 @@ async def test_each_new_reply_of_a_message_handled_again_is_counted(tmp_path: An
 
 async def test_the_counted_ids_are_bounded(tmp_path: Any,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(handler_module, "COUNTED_REPLIES_KEPT", 2)
+    monkeypatch.setattr(handler_module, "COUNTED_IDS_KEPT", 2)
     bot = handler(tmp_path, keywords_answer)
     before = replies_counted("help")
     first = record("HELP")
