@@ -27,15 +27,21 @@ MISMATCH = (
     "    self._start_task()\n"
     "HttpToolsProtocol.on_headers_complete = on_headers_complete\n"
 )
+# A uvicorn older than ingest works with, every name still there (pip under --no-deps).
+OLD_RELEASE = (
+    "import importlib.metadata\n"
+    "real = importlib.metadata.version\n"
+    "importlib.metadata.version = lambda name: '0.52.4' if name == 'uvicorn' else real(name)\n"
+)
 # Far more than the check takes; the restart loop it replaces never ended by itself.
 WITHIN_S = 60
 
 
-def _switchboard(tmp_path: Path, *args: str) -> tuple[int | None, str]:
+def _switchboard(tmp_path: Path, *args: str, site_code: str = MISMATCH) -> tuple[int | None, str]:
     """The command's exit code (None if it was still running after WITHIN_S) and stderr."""
     site = tmp_path / "site"
     site.mkdir()
-    (site / "sitecustomize.py").write_text(MISMATCH)
+    (site / "sitecustomize.py").write_text(site_code)
     clean = {k: v for k, v in os.environ.items()
              if not k.startswith(("SWITCHBOARD_", "PROMETHEUS_")) and k != "PYTHONPATH"}
     env = clean | {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never reached
@@ -69,3 +75,12 @@ def test_a_uvicorn_ingest_was_not_written_for_is_one_error_line_before_anything_
     assert "HttpToolsProtocol.on_headers_complete uses no _start_asgi_task" in err
     assert len(err.splitlines()) == 1, err[-2000:]
     assert not (tmp_path / "data").exists()  # `run` started no broker
+
+
+def test_a_uvicorn_older_than_ingest_works_with_is_refused_naming_both_versions(
+        tmp_path: Path) -> None:
+    returncode, err = _switchboard(tmp_path, "serve", site_code=OLD_RELEASE)
+    assert returncode == 3, err[-2000:]
+    assert err.startswith("error: uvicorn "), err[-2000:]
+    assert "version 0.52.4 is installed, 0.53 or later is needed" in err
+    assert len(err.splitlines()) == 1, err[-2000:]
