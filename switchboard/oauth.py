@@ -15,13 +15,15 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.request import getproxies
 
 import aiokafka.conn
 import httpx
 from aiokafka.abc import AbstractTokenProvider
 from aiokafka.errors import KafkaConnectionError
 
-from switchboard.logs import get_logger, replace_secret, scrub
+from switchboard.logs import get_logger, replace_secret
+from switchboard.proxy import ProxySettingError, proxy_for, proxy_urls
 
 log = get_logger(__name__)
 
@@ -145,21 +147,11 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
         form = {"grant_type": "client_credentials"}
         if self.scope:
             form["scope"] = self.scope
-        try:
-            client = httpx.AsyncClient(timeout=self.timeout_s, verify=self._tls)
-        except (ValueError, ImportError) as exc:
-            # httpx builds a proxy for each proxy variable of the environment here, whatever
-            # NO_PROXY says: one it cannot use (ftp://, SOCKS without socksio) was a
-            # ValueError or ImportError out of aiokafka's connection code, a traceback at the
-            # start and a dead background task later. The start checks it first
-            # (cli.startup.oauth_proxy_problem); this is what a process not started so sees.
-            raise OAuthError(f"token endpoint {self.token_url} not asked: a proxy variable of "
-                             "the environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY) names a "
-                             f"proxy httpx cannot use: {scrub(str(exc))}") from None
-        except httpx.InvalidURL as exc:  # not a ValueError: a NO_PROXY entry like [::1]
-            raise OAuthError(f"token endpoint {self.token_url} not asked: NO_PROXY (or "
-                             "no_proxy) of the environment has an entry httpx cannot read: "
-                             f"{scrub(str(exc))}") from None
+        # The proxy chosen here, as the sender chooses (httpx's own reading of the variables
+        # sent a token endpoint on 127.0.0.1, a local Keycloak, to the proxy, which reaches
+        # its own machine); trust_env=False: httpx reads no proxy variable itself.
+        client = httpx.AsyncClient(timeout=self.timeout_s, verify=self._tls,
+                                   proxy=self._proxy(), trust_env=False)
         try:
             async with client:
                 response = await client.post(self.token_url, data=form,
@@ -185,6 +177,22 @@ class ClientCredentialsToken(AbstractTokenProvider):  # type: ignore[misc]
             raise OAuthError(f"token endpoint {self.token_url} gave expires_in "
                              f"{str(lifetime)[:40]!r}, not a number of seconds")
         return token, max(lifetime_s, 1.0)
+
+    def _proxy(self) -> str | None:
+        """The proxy of the environment to ask the token endpoint through, read at each request
+        (a variable fixed is used at the next try): none to loopback or a host NO_PROXY names
+        (switchboard.proxy, the sender's rules)."""
+        try:
+            return proxy_for(proxy_urls(getproxies()), httpx.URL(self.token_url))
+        except ProxySettingError as exc:
+            # One httpx cannot use (ftp://, SOCKS without socksio) was a ValueError out of
+            # aiokafka's connection code: a traceback at a start, a dead background task
+            # later. The start checks it first (cli.startup.oauth_proxy_problem); this is what
+            # a process not started so sees.
+            raise OAuthError(f"token endpoint {self.token_url} not asked: {exc}") from None
+        except httpx.InvalidURL as exc:
+            raise OAuthError(f"token endpoint {self.token_url} unreachable: "
+                             f"{type(exc).__name__}: {exc}") from None
 
 
 def _json_object(response: httpx.Response) -> dict[str, Any]:

@@ -1,9 +1,9 @@
 """The proxy variables of the environment, read as httpx reads them, in one place: the sender's
-transport routes by them, and every start that makes an httpx client (the sender's, the Kafka
-OAuth token requests') checks them first, so that one httpx cannot use is said once, at start,
-not as a failure of every request later.
+transport and the Kafka OAuth token requests route by them, and every start that makes an httpx
+client (the sender's, the token requests') checks them first, so that one httpx cannot use is
+said once, at start, not as a failure of every request later.
 
-One rule is the sender's own: a loopback destination (localhost, 127.0.0.0/8, ::1) is reached
+One rule is ours, not httpx's: a loopback destination (localhost, 127.0.0.0/8, ::1) is reached
 directly, whatever the variables say. httpx sends it to the proxy unless NO_PROXY names it, and
 a proxy reaching "127.0.0.1" reaches its own machine, never ours: with HTTP_PROXY set, `run`'s
 sender never reached the simulator beside it.

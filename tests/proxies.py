@@ -7,8 +7,8 @@ import httpx
 
 
 def httpx_refuses() -> bool:
-    """Whether httpx makes no client of its own here: it reads the proxy variables then (as
-    the Kafka OAuth token fetch does)."""
+    """Whether httpx makes no client of its own here (it reads the proxy variables then):
+    what switchboard.proxy's check is to refuse, for the sender and the token requests alike."""
     try:
         httpx.AsyncClient()
     except (ValueError, ImportError):

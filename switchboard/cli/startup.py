@@ -225,10 +225,11 @@ def named_cluster(settings: Settings) -> str | None:
 def oauth_proxy_problem(settings: Settings) -> str | None:
     """The `error:` line when the settings log in to Kafka with OAUTHBEARER and a proxy
     variable of the environment names a proxy httpx cannot use (ftp://, SOCKS without
-    socksio), or None. httpx makes a proxy of each variable for every client, the token
-    endpoint's too, whatever NO_PROXY names (but `*`): the first connection to Kafka failed,
-    a traceback (exit 1) from a worker, tail, send and replay, and `serve` unready for ever.
-    The sender's check, said as the sender says it; exit 2, a setting to change."""
+    socksio), or None. The token requests take the sender's proxy (switchboard.proxy), which
+    refuses such a variable whatever the host (but under NO_PROXY=*): unchecked, the first
+    connection to Kafka failed, a traceback (exit 1) from a worker, tail, send and replay, and
+    `serve` unready for ever. The sender's check, said as the sender says it; exit 2, a
+    setting to change."""
     if not (settings.kafka_security_protocol.startswith("SASL_")
             and settings.kafka_sasl_mechanism == "OAUTHBEARER"):
         return None
@@ -239,14 +240,8 @@ def oauth_proxy_problem(settings: Settings) -> str | None:
     except ProxySettingError as exc:
         return (f"error: {exc} (the Kafka OAuth token endpoint, "
                 "SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL, is asked through it)")
-    import httpx
-
-    try:
-        httpx.AsyncClient()  # as the token fetch makes one: it reads every NO_PROXY entry
-    except httpx.InvalidURL as exc:  # `[::1]` or `fe80::/10`: not a ValueError
-        return ("error: NO_PROXY (or no_proxy) of the environment has an entry httpx cannot "
-                f"read: {exc}; write an IPv6 address without brackets or mask (the Kafka "
-                "OAuth token endpoint, SWITCHBOARD_KAFKA_OAUTH_TOKEN_URL, is asked with it)")
+    # NO_PROXY is not httpx's to read any more (the token client reads no variable itself):
+    # an entry it could not parse ([::1], fe80::/10) no longer stops anything.
     return None
 
 

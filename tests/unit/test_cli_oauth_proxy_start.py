@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from switchboard.cli import main
@@ -88,29 +87,3 @@ def test_without_an_oauth_login_the_proxy_is_not_its_concern(
     oauth_env.setenv("SWITCHBOARD_KAFKA_SASL_USERNAME", "switchboard")
     oauth_env.setenv("SWITCHBOARD_KAFKA_SASL_PASSWORD", "a-kafka-password")
     assert oauth_proxy_problem(get_settings()) is None
-
-
-@pytest.mark.parametrize("no_proxy", ["[::1]", "localhost,fe80::/10"])
-def test_a_no_proxy_entry_httpx_cannot_read_is_one_line_and_exit_2(
-        no_proxy: str, oauth_env: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
-    # Before: httpx.InvalidURL (not a ValueError) out of the first token request, a traceback.
-    oauth_env.setenv("NO_PROXY", no_proxy)
-    with pytest.raises(httpx.InvalidURL):
-        httpx.AsyncClient()  # what the token fetch meets
-    assert main(COMMANDS["tail"]) == 2
-    [line] = capsys.readouterr().err.splitlines()
-    assert line.startswith("error: NO_PROXY (or no_proxy) of the environment has an entry "
-                           "httpx cannot read: "), line
-    assert "Kafka at" not in line
-
-
-async def test_the_token_fetch_says_a_no_proxy_entry_httpx_cannot_read(
-        oauth_env: pytest.MonkeyPatch) -> None:
-    from switchboard.oauth import ClientCredentialsToken, OAuthError
-
-    oauth_env.setenv("NO_PROXY", "[::1]")
-    token = ClientCredentialsToken("https://login.example.com/oauth2/token", "switchboard",
-                                   "an-oauth-client-secret")
-    with pytest.raises(OAuthError, match=r"NO_PROXY .* has an entry httpx cannot read"):
-        await token.token()

@@ -208,9 +208,9 @@ async def test_a_proxy_httpx_cannot_use_is_a_token_failure_retried_later(
         clock.now += FIRST_BACKOFF_S
         await source.token()
     error = failed.value.args[0]
-    assert error.startswith(f"token endpoint {endpoint.url} not asked: a proxy variable of the "
-                            "environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY) names a proxy "
-                            "httpx cannot use: "), error
+    assert error.startswith(f"token endpoint {endpoint.url} not asked: {variable} (or "
+                            f"{variable.lower()}) of the environment names a proxy httpx "
+                            "cannot use: "), error
     assert said in error and PROXY_PASSWORD not in error
     assert len(endpoint.requests) == 1  # the second try
 

@@ -95,9 +95,9 @@ async def _answer_as_a_proxy(seen: list[str], reader: asyncio.StreamReader,
 
 async def test_the_proxy_row_names_the_kafka_oauth_token_fetch(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """httpx reads the proxy variables for every client not given its own transport: the
-    Kafka OAuth token endpoint, which ingest, workers and tools ask, is reached through the
-    proxy too (a token endpoint inside the network needs NO_PROXY), not only the providers."""
+    """The Kafka OAuth token endpoint, which ingest, workers and tools ask, is reached through
+    the proxy too (a token endpoint inside the network needs NO_PROXY), not only the
+    providers."""
     seen: list[str] = []
     proxy = await asyncio.start_server(lambda r, w: _answer_as_a_proxy(seen, r, w), "127.0.0.1", 0)
     port = proxy.sockets[0].getsockname()[1]
@@ -105,11 +105,11 @@ async def test_the_proxy_row_names_the_kafka_oauth_token_fetch(
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.lower(), raising=False)
     monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    # Nothing listens on port 9 (discard): without the proxy the fetch fails.
-    source = ClientCredentialsToken("http://127.0.0.1:9/token", "app", "client-secret")
+    # A name that resolves nowhere: only the proxy reaches it (loopback is asked directly).
+    source = ClientCredentialsToken("http://login.invalid/token", "app", "client-secret")
     async with proxy:
         assert await asyncio.wait_for(source.token(), 10) == "token-through-the-proxy"
-    assert seen == ["POST http://127.0.0.1:9/token HTTP/1.1"]
+    assert seen == ["POST http://login.invalid/token HTTP/1.1"]
     row = _row("HTTPS_PROXY")
     assert "sender" in row and "OAuth token endpoint" in row, row
 
