@@ -1,7 +1,8 @@
 """Decoding webhook bodies: JSON objects, urlencoded forms and query strings, and XML.
 
 Providers send all three; decoding them in one place means every provider refuses a broken
-body with the same explained NormalizeError, and XML is only ever read safely.
+body with the same explained NormalizeError, and XML is only ever read safely. Which charset a
+form or XML body is read in, and which are refused, is decided in normalizers.charsets.
 """
 
 from __future__ import annotations
@@ -19,6 +20,13 @@ from defusedxml import ElementTree as SafeET
 from defusedxml.common import DefusedXmlException
 
 from normalizers.base import JsonObject, NormalizeError, WebhookRequest, shown
+from normalizers.charsets import (
+    LATIN1_AS_WINDOWS_1252,
+    ascii_compatible_codec,
+    charset_label,
+    charset_parameter,
+    declared_charset,
+)
 
 # Senders on .NET or PowerShell put one before UTF-8 text; RFC 8259 lets a parser ignore it.
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -149,81 +157,6 @@ def request_form_pairs(request: WebhookRequest) -> list[tuple[str, str]]:
     return form_pairs(form_text(request.body, charset), charset)
 
 
-def declared_charset(content_type: str) -> str:
-    """The codec a Content-Type's `charset` parameter names ("utf-8" without one), or a
-    NormalizeError for a name Python does not know or a charset that is not ASCII-compatible
-    (UTF-16, EBCDIC: `&`, `=` and `%` are no longer those bytes) or not a text encoding."""
-    charset = _charset_parameter(content_type)
-    return "utf-8" if charset is None else _ascii_compatible_codec(charset, "a form")
-
-
-def _charset_parameter(content_type: str) -> str | None:
-    """The `charset` parameter of a Content-Type as written, or None when it has none."""
-    if ";" not in content_type:  # the usual case: no parameters to look through
-        return None
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"').strip()
-    return None
-
-
-# Printable ASCII, which an ASCII-compatible charset decodes to itself, and what Python's codecs
-# that are no charsets would decode to something else (escapes, IDNA and UTF-7 forms). Its
-# backslashes all start valid escapes: an invalid one has unicode_escape warn.
-_ASCII_PROBE = bytes(c for c in range(0x20, 0x7F) if c != 0x5C) + \
-    rb" \x41\u0041 xn--ls8h.xn--ls8h +AGE-"
-# A charset name (RFC 2978 mime-charset; IANA names are ASCII and at most 40 characters).
-_CHARSET_NAME = re.compile(r"[A-Za-z0-9!#$%&'+^_`{}~.-]{1,40}")
-
-
-# ISO-8859-1 read as the WHATWG Encoding Standard reads it (the label means windows-1252): what
-# senders that say Latin-1 send is windows-1252, whose 0x80-0x9F are `€`, `„`, `…`, `™` and
-# such, not the invisible C1 controls Latin-1 has there. The five bytes windows-1252 leaves
-# undefined stay those controls, as WHATWG has them, so every byte still decodes.
-LATIN1_AS_WINDOWS_1252 = "switchboard-whatwg-windows-1252"
-_WHATWG_1252 = "".join(bytes([byte]).decode("cp1252", "ignore") or chr(byte)
-                       for byte in range(256))
-_WHATWG_1252_ENCODING = codecs.charmap_build(_WHATWG_1252)
-
-
-def _whatwg_1252(name: str) -> codecs.CodecInfo | None:
-    if name != LATIN1_AS_WINDOWS_1252.replace("-", "_"):  # lookup() turns `-` into `_`
-        return None
-    return codecs.CodecInfo(
-        name=LATIN1_AS_WINDOWS_1252,
-        encode=lambda text, errors="strict": codecs.charmap_encode(
-            text, errors, _WHATWG_1252_ENCODING),
-        decode=lambda data, errors="strict": codecs.charmap_decode(
-            data, errors, _WHATWG_1252))
-
-
-codecs.register(_whatwg_1252)  # by name: bytes.decode and unquote find it as any codec
-
-
-@functools.lru_cache(maxsize=32)
-def _ascii_compatible_codec(name: str, what: str) -> str:
-    # Cached: a provider names the same charset on every request; a refusal raises, so it is
-    # not cached, and only names of the form charset names have are looked up at all.
-    if not _CHARSET_NAME.fullmatch(name):
-        raise NormalizeError(f"charset {shown(name, 40)} is not a charset name; send UTF-8")
-    try:
-        codec = codecs.lookup(name).name
-        ascii_compatible = _ASCII_PROBE.decode(codec) == _ASCII_PROBE.decode("ascii")
-    except LookupError:  # an unknown name, or a codec that is not a text encoding (rot13)
-        raise NormalizeError(
-            f"charset {shown(name)} is not a known text encoding; send UTF-8") from None
-    except ValueError:  # a codec failing on plain ASCII (UTF-16 on an odd length, idna)
-        ascii_compatible = False
-    if not ascii_compatible:
-        raise NormalizeError(
-            f"charset {shown(name)} is not supported for {what} (it does not keep ASCII as "
-            "ASCII); send UTF-8 or a charset such as ISO-8859-1")
-    if codec == "iso8859-1":  # every alias of Latin-1 (latin1, l1, cp819, ...)
-        return LATIN1_AS_WINDOWS_1252
-    return "utf-8" if codec == "utf-8" else name
-
-
 def form_text(form: bytes | str, charset: str = "utf-8") -> str:
     """A urlencoded form body as text, in `charset` (a name declared_charset gave): the one
     place its bytes are decoded, so every reader refuses a body that is not in its charset
@@ -238,7 +171,7 @@ def form_text(form: bytes | str, charset: str = "utf-8") -> str:
         try:
             form = form.decode(charset)
         except ValueError:  # UnicodeDecodeError, or a codec's plain UnicodeError
-            raise NormalizeError(f"form body is not {_charset_label(charset)}") from None
+            raise NormalizeError(f"form body is not {charset_label(charset)}") from None
         if form.startswith(_TEXT_BOM) and charset == "utf-8":
             form = form[len(_TEXT_BOM):]
     if form.endswith(("\r", "\n")):
@@ -247,10 +180,6 @@ def form_text(form: bytes | str, charset: str = "utf-8") -> str:
 
 
 _TEXT_BOM = UTF8_BOM.decode("utf-8")
-
-
-def _charset_label(charset: str) -> str:
-    return "UTF-8" if charset == "utf-8" else repr(charset)
 
 
 def query_text(query: str) -> str:
@@ -302,7 +231,7 @@ def _unquote(text: str, what: str, charset: str) -> str:
     try:
         return unquote(text, encoding=charset, errors="strict")
     except ValueError:  # UnicodeDecodeError, or a codec's plain UnicodeError
-        raise NormalizeError(f"{what} has %-escapes that are not {_charset_label(charset)}: "
+        raise NormalizeError(f"{what} has %-escapes that are not {charset_label(charset)}: "
                              f"{shown(text, 40)}") from None
 
 
@@ -317,12 +246,12 @@ def parse_xml(body: bytes, content_type: str = "") -> JsonObject:
     name is kept under the key `_root` so callers can tell document kinds apart.
     """
     document: bytes | str = body
-    if (charset := _charset_parameter(content_type)) is not None:
-        codec = _ascii_compatible_codec(charset, "XML")
+    if (charset := charset_parameter(content_type)) is not None:
+        codec = ascii_compatible_codec(charset, "XML")
         try:  # expat reads text as it is, its declaration's encoding set aside
             document = body.decode(codec)
         except ValueError:  # UnicodeDecodeError, or a codec's plain UnicodeError
-            raise NormalizeError(f"XML body is not {_charset_label(codec)}") from None
+            raise NormalizeError(f"XML body is not {charset_label(codec)}") from None
     elif (declared := _DECLARED_ENCODING.match(body)) and _names_latin1(declared.group(1)):
         document = body.decode(LATIN1_AS_WINDOWS_1252)  # as a Content-Type's Latin-1 is read
     try:
