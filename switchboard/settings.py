@@ -2,7 +2,8 @@
 
 Environment variables are `SWITCHBOARD_<FIELD>` (e.g. `SWITCHBOARD_HTTP_PORT`), except
 `KAFKA_BOOTSTRAP_SERVERS`, which keeps the name every Kafka tool uses. The TOML file is named
-by `SWITCHBOARD_CONFIG`; its keys are the field names below.
+by `SWITCHBOARD_CONFIG`; its keys are the field names below. How those two sources are read
+(an empty variable, a byte order mark) is in switchboard.settings_sources.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import re
 import tomllib
 from collections.abc import Mapping
 from functools import lru_cache
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AliasChoices,
@@ -25,13 +25,10 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 from pydantic_settings import SettingsError as SourceError
 
@@ -40,6 +37,7 @@ from switchboard.bootstrap_servers import check_bootstrap_servers, masked_logins
 from switchboard.clients import Compression, KafkaConnection, SaslMechanism, SecurityProtocol
 from switchboard.kafka_settings import BOOTSTRAP_ENV
 from switchboard.logs import register_secrets, scrub, secret_key
+from switchboard.settings_sources import ConfigFileSource, EnvSource
 from switchboard.urls import http_url, origin
 
 ENV_PREFIX = "SWITCHBOARD_"
@@ -307,41 +305,6 @@ def unreadable(exc: OSError | UnicodeDecodeError) -> str:
     if isinstance(exc, UnicodeDecodeError):
         return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
     return exc.strerror or str(exc)
-
-
-# Text settings whose empty value is a value: no prefix, no cluster named (the local broker),
-# an empty login or secret (refused where one is needed, as before). Given empty in the
-# environment they stay empty, and still override the config file.
-EMPTY_IS_A_VALUE = frozenset({
-    "kafka_bootstrap_servers", "kafka_name_prefix",
-    "kafka_sasl_username", "kafka_sasl_password", "kafka_ssl_key_password",
-    "kafka_oauth_client_id", "kafka_oauth_client_secret", "kafka_oauth_scope",
-})
-
-
-class EnvSource(EnvSettingsSource):
-    """The environment, where a variable set to nothing (`SWITCHBOARD_METRICS_PORT=`, as env
-    files and compose `environment:` entries leave them) is unset, except for the settings
-    of EMPTY_IS_A_VALUE. An empty number, choice, path or URL was an error that stopped every
-    command (or, for a path, the working directory): never what the empty line meant."""
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        value, key, is_complex = super().get_field_value(field, field_name)
-        if value == "" and field_name not in EMPTY_IS_A_VALUE:
-            return None, key, is_complex
-        return value, key, is_complex
-
-
-class ConfigFileSource(TomlConfigSettingsSource):
-    """The settings file, which may start with a byte order mark (Notepad saves one), as the
-    accounts and rules files may: tomllib refuses it, as "not valid TOML"."""
-
-    def _read_file(self, file_path: Path | Traversable) -> dict[str, Any]:
-        with file_path.open(mode="rb") as file:
-            data = file.read()
-        # Decoded whole, then the mark dropped: a byte that is not UTF-8 is named at its
-        # offset in the file, as before.
-        return tomllib.loads(data.decode("utf-8").removeprefix("\ufeff"))
 
 
 def _describe(exc: ValidationError) -> str:

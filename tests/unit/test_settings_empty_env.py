@@ -1,6 +1,6 @@
 """An environment variable set to nothing, as env files and compose `environment:` entries
 leave one (`SWITCHBOARD_METRICS_PORT=`): unset, except for the text settings whose empty value
-means something (switchboard.settings.EMPTY_IS_A_VALUE)."""
+means something (switchboard.settings_sources.EMPTY_IS_A_VALUE)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from switchboard.settings import EMPTY_IS_A_VALUE, Settings, env_var_of
+from switchboard.settings import Settings, env_var_of
+from switchboard.settings_sources import EMPTY_IS_A_VALUE
 from tests.unit.fakes import run_cli
 
 TEXT_SETTINGS = sorted(EMPTY_IS_A_VALUE)
