@@ -12,6 +12,9 @@ Webex posts two kinds of JSON body to a notify URL or an Outbound Webhook:
 Key casing differs between Webex releases and samples (`Channel`/`channel`, `userld`/`userId`,
 `Description`), so keys are matched case-insensitively. Mappings and sources are documented in
 docs/providers/webex.md.
+
+This module reads the bodies; what Webex's status words, failure codes and channel labels mean
+is in the private module _webex_codes.
 """
 
 from __future__ import annotations
@@ -21,9 +24,15 @@ from typing import Any
 
 import orjson
 
+from normalizers._webex_codes import (
+    EXPIRED_CODE,
+    FAILURES,
+    STATUSES,
+    channel_from_label,
+    error_info,
+)
 from normalizers.base import Ack, JsonObject, NormalizeError, WebhookRequest, key_list
 from normalizers.bodies import parse_json_object, parse_json_text
-from normalizers.channels import channel
 from normalizers.event_builders import inbound_event, status_event
 from normalizers.fields import (
     as_list,
@@ -35,72 +44,12 @@ from normalizers.fields import (
     text_field,
 )
 from normalizers.times import parse_time
-from switchboard.events import ErrorInfo, Media, MessageEvent, ProviderStatus, Status
+from switchboard.events import Media, MessageEvent, ProviderStatus, Status
 
 NAME = "webex"
 
 # Webex expects exactly 200: it does not promise to treat 201/204 as success.
 _ACK = Ack(status_code=200)
-
-# deliveryStatus, lower-cased with everything but letters removed ("Un-Delivered" ->
-# "undelivered"). None marks interactions that happen after delivery: not a message status.
-_STATUSES: dict[str, Status | None] = {
-    "queued": Status.ACCEPTED,
-    "submitted": Status.SENT,
-    "submited": Status.SENT,  # sic: Webex's own Messenger receipt sample spells it so
-    "submit": Status.SENT,  # legacy IMIconnect in-app (RTM) and push receipts
-    "sent": Status.SENT,  # v2 `requestedReceipts` alias of SUBMITTED
-    "delivered": Status.DELIVERED,
-    "undelivered": Status.UNDELIVERED,
-    "bounce": Status.UNDELIVERED,  # email: the receiving server refused it
-    "bounced": Status.UNDELIVERED,
-    "failed": Status.FAILED,
-    "rejected": Status.REJECTED,
-    "expired": Status.EXPIRED,
-    "read": Status.SEEN,
-    "seen": Status.SEEN,
-    "clicked": None,
-    "complaint": None,
-    "complained": None,
-    "uninterested": None,
-}
-_FAILURES = frozenset({Status.FAILED, Status.UNDELIVERED, Status.REJECTED, Status.EXPIRED})
-# 7208 "Message expired" arrives as Un-Delivered; the schema's `expired` (validity ran out) is
-# what Infobip and Bird report for the same thing.
-_EXPIRED_CODE = "7208"
-
-# Receipt codes where sending the same message again cannot succeed (channel-specific status
-# codes page, SMS section); every other failure code is treated as possibly temporary.
-_PERMANENT_CODES = frozenset({
-    "7003",  # mandatory parameters missing
-    "7004",  # invalid parameters/values
-    "7101",  # invalid sender id
-    "7102",  # invalid address
-    "7107",  # message length exceeded
-    "7109",  # user in DnD
-    "7111",  # spam content detected
-    "7203",  # unknown subscriber address
-    "7205",  # error in binary message
-    "7283",  # invalid operator or landline
-    "7720",  # recipient blocked
-})
-# The same for WhatsApp receipts (WhatsApp outbound webhooks page, Failed sample); codes are
-# channel-specific, so these count on the WhatsApp channel only. 7710, the other Failed sample,
-# is not listed: its meaning is not documented where we could read it.
-_WHATSAPP_PERMANENT_CODES = frozenset({
-    "7737",  # invalid WhatsApp destination (not a WhatsApp user, or not a valid number)
-})
-
-# Webex channel labels that normalizers.channels.channel does not know.
-_CHANNELS = {
-    "rt": "in-app",
-    "rtm": "in-app",
-    "appmessaging": "in-app",
-    "applebusinesschat": "apple",
-    "amb": "apple",
-    "wa": "whatsapp",
-    "fb": "messenger",
-}
 
 # Apple Messages for Business events that come with the contact's `abcUserId` but carry no
 # message: a typing indicator (`type` typing_start/typing_end) and the contact deleting the
@@ -177,14 +126,14 @@ def _receipt(request: WebhookRequest, envelope: JsonObject, info: JsonObject
             "Un-Delivered, Failed, Read, ...)"
         )
     key = _NOT_LETTERS.sub("", raw_status.lower())
-    status = _STATUSES.get(key, Status.UNKNOWN)
+    status = STATUSES.get(key, Status.UNKNOWN)
     if status is None:
         return None
     code = text_field(info, "code")
     description = text_field(info, "description")
-    if status is Status.UNDELIVERED and code == _EXPIRED_CODE:
+    if status is Status.UNDELIVERED and code == EXPIRED_CODE:
         status = Status.EXPIRED
-    channel = _channel(text_field(info, "deliverychannel"))
+    channel = channel_from_label(text_field(info, "deliverychannel"))
     return status_event(
         request,
         channel=channel,
@@ -193,18 +142,11 @@ def _receipt(request: WebhookRequest, envelope: JsonObject, info: JsonObject
         message_id=text_field(envelope, "transid"),
         correlation_id=text_field(envelope, "correlationid", "callbackdata"),
         recipient=text_field(info, "destination"),
-        error=_error(code, description, channel) if status in _FAILURES else None,
+        error=error_info(code, description, channel) if status in FAILURES else None,
         provider_status=ProviderStatus.build(code=code, name=raw_status, description=description),
         segments=int_field(info, "messagecount"),
         occurred_at=parse_time(first(info, "timestamp")),
     )
-
-
-def _error(code: str | None, description: str | None, channel: str) -> ErrorInfo:
-    permanent = (code in _PERMANENT_CODES
-                 or (channel == "whatsapp" and code in _WHATSAPP_PERMANENT_CODES)
-                 or (description or "").lower().startswith("permanent"))
-    return ErrorInfo.build(code=code, description=description, permanent=permanent)
 
 
 # --- inbound ---------------------------------------------------------------------------------
@@ -293,7 +235,7 @@ def _json_items(parent: JsonObject, key: str) -> list[JsonObject]:
 def _inbound_channel(payload: JsonObject) -> str:
     label = text_field(payload, "channel", "message_source")
     if label is not None:
-        return _channel(label)
+        return channel_from_label(label)
     if "waid" in payload:
         return "whatsapp"
     if "psid" in payload:
@@ -382,10 +324,3 @@ def _json_text(value: Any, name: str) -> Any:
 
 def _lower_keys(data: JsonObject) -> JsonObject:
     return {key.lower(): value for key, value in data.items()}
-
-
-def _channel(label: str | None) -> str:
-    if label is None:
-        return "unknown"
-    key = label.strip().lower()
-    return _CHANNELS.get(key) or channel(key)
