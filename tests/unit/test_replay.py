@@ -26,7 +26,8 @@ from ingest.replayer import Replayer
 from ingest.webhooks import WebhookHandler
 from switchboard.accounts import parse_accounts
 from switchboard.cli import build_parser
-from switchboard.cli.replay import cmd_replay, none_selected, parse_stages, parse_when
+from switchboard.cli.replay import cmd_replay, none_selected
+from switchboard.cli.replay_options import parse_stages, parse_when
 from switchboard.records import OutRecord, raw_envelope
 from switchboard.settings import Settings
 from switchboard.topics import DEAD_LETTER, RAW
