@@ -37,6 +37,9 @@ class Kept:
     # Why it was kept, masked ("" for a raw request: it has none). Masked again as read:
     # letters kept before their reasons were masked hold a quoted secret as it was.
     reason: str = ""
+    # Where it was read (-1: not read from a topic): what `replay --after` continues from.
+    partition: int = -1
+    offset: int = -1
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,8 @@ class Selection:
         return any(text.casefold() in said for text in self.reasons)
 
 
-def read_kept(source: Source, value: bytes | None, at_ms: int = 0) -> Kept:
+def read_kept(source: Source, value: bytes | None, at_ms: int = 0, *, partition: int = -1,
+              offset: int = -1) -> Kept:
     """A dead letter's or raw record's value as a Kept, or Unreplayable."""
     try:
         decoded = orjson.loads(value or b"")
@@ -83,7 +87,7 @@ def read_kept(source: Source, value: bytes | None, at_ms: int = 0) -> Kept:
         raise Unreplayable("it holds no payload")
     # A letter without a reason (a foreign producer's) is replayed all the same.
     return Kept(kept_id, stage, provider, account, payload, at_ms,
-                scrub(reason) if isinstance(reason, str) else "")
+                scrub(reason) if isinstance(reason, str) else "", partition, offset)
 
 
 def _text(payload: Mapping[str, Any], name: str) -> str:

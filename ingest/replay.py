@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ingest.kept import Kept, Selection, Source, Unreplayable, read_kept
@@ -76,14 +76,22 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                  include_old: bool = False, emit: Callable[[bytes], None],
                  stop: asyncio.Event | None = None,
                  progress: Callable[[int], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> Summary:
+                 clock: Callable[[], float] = time.monotonic,
+                 after: Mapping[int, int] | None = None,
+                 settled: dict[int, int] | None = None) -> Summary:
     """Replay the selected records of the window, each reported to `emit` as a JSON line
     once its records are acknowledged (acks=all), or at once with `dry_run`; `progress` is
     told every PROGRESS_S (by `clock`) how many records of the window were read.
 
     Once `stop` is set, nothing more is read or published: the letters already handed to
-    Kafka are waited for and reported, so every letter published has its line."""
+    Kafka are waited for and reported, so every letter published has its line.
+
+    `after` (partition: offset) starts those partitions past the offset; `settled` is kept
+    up to date, even as a failure ends it, with the same for where it got to: in each
+    partition, the offset of the last record whose letter was reported or that needed none
+    (left out, unreadable) with every letter before it reported."""
     stop = stop or asyncio.Event()
+    settled = {} if settled is None else settled
     # Results from a day before the window (a report follows its send); with no start, all.
     now = time.time()
     lookback_s = now - since_ms / 1000 + CORRELATION_LOOKBACK_S if since_ms is not None else now
@@ -97,6 +105,10 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
     not_found = set(selection.ids)
     left_out: dict[str, set[str]] = {}  # asked-for ids met, left out: by which filters
     publishing: asyncio.Future[None] | None = None
+    read_to: dict[int, int] = {}  # partition: the offset after the last record read
+
+    def settle(partition: int, offset: int) -> None:
+        settled[partition] = max(settled.get(partition, -1), offset)
 
     def unacknowledged(letters: int, exc: PublishError) -> ReplayError:
         return ReplayError(f"Kafka did not acknowledge the records of the {letters} letters "
@@ -105,6 +117,8 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
 
     def report(outcome: Outcome) -> None:
         summary.add(outcome)
+        # A partition's letters are reported in its order: those before this one are.
+        settle(outcome.kept.partition, outcome.kept.offset)
         emit(outcome.line())
 
     async def alone(producer: DurableProducer, outcome: Outcome, letters: int) -> Outcome:
@@ -128,7 +142,13 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
             await asyncio.sleep(ALONE_RETRY_S)
         raise AssertionError("unreachable: the last attempt returns or raises")
 
-    async def publish(outcomes: list[Outcome]) -> None:
+    async def publish(outcomes: list[Outcome], read_up_to: dict[int, int]) -> None:
+        """Publish and report the chunk; then every record read before it is settled."""
+        await published(outcomes)
+        for partition, end in read_up_to.items():
+            settle(partition, end - 1)
+
+    async def published(outcomes: list[Outcome]) -> None:
         if producer is not None:
             try:
                 await producer.publish([record for o in outcomes for record in o.records])
@@ -151,7 +171,7 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
         chunk.clear()
         chunk_bytes = 0
         # Shielded: a stop cancels the reading, not a publish Kafka may already have taken.
-        publishing = asyncio.ensure_future(publish(outcomes))
+        publishing = asyncio.ensure_future(publish(outcomes, dict(read_to)))
         await asyncio.shield(publishing)
 
     def stopped() -> bool:
@@ -165,8 +185,7 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
     async def read() -> None:
         nonlocal chunk_bytes
         window = read_window(kafka, SOURCE_TOPICS[source], role="replay", since_ms=since_ms,
-                             until_ms=until_ms)
-        read_to: dict[int, int] = {}  # partition: the offset after the last record read
+                             until_ms=until_ms, after=after)
         next_said = clock() + PROGRESS_S
         async with contextlib.aclosing(window) as records:
             while True:
@@ -185,7 +204,8 @@ async def replay(kafka: KafkaTarget, *, source: Source, since_ms: int | None,
                     progress(summary.read)
                     next_said = clock() + PROGRESS_S
                 try:
-                    kept = read_kept(source, record.value, record.timestamp)
+                    kept = read_kept(source, record.value, record.timestamp,
+                                     partition=record.partition, offset=record.offset)
                 except Unreplayable:
                     summary.unreadable += 1
                     continue

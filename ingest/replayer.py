@@ -59,7 +59,10 @@ class Outcome:
             "records": len(self.records), "topics": topics, "reason": self.reason,
             "uncorrelated": self.uncorrelated,
             # What `--reason` matches: `reason` is why it fails now, empty once it replays.
-            "letter_reason": self.kept.reason})
+            "letter_reason": self.kept.reason,
+            # Where the letter was read: a replay that ended with no continuing line (a crash)
+            # continues from each partition's highest offset printed (`--after`).
+            "partition": self.kept.partition, "offset": self.kept.offset})
 
 
 class Replayer:

@@ -7,7 +7,7 @@ stop, however fast new records arrive; a consumer group would read on forever.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -47,13 +47,20 @@ def missing_topic(kafka: KafkaTarget, topic: str) -> str:
 
 
 async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: int | None,
-                      until_ms: int | None) -> AsyncGenerator[Consumed, None]:
+                      until_ms: int | None, after: Mapping[int, int] | None = None
+                      ) -> AsyncGenerator[Consumed, None]:
     """The topic's records with a timestamp from `since_ms` (None: the oldest kept) to
-    `until_ms` (None: any), up to each partition's end when this started. Use it with
+    `until_ms` (None: any), up to each partition's end when this started; in a partition
+    `after` names, only those past its offset (where a stopped read got to). Use it with
     `contextlib.aclosing`, so its consumer stops as soon as the caller does."""
+    after = after or {}
     partitions = await topic_partitions(kafka, topic)
     if not partitions:
         raise WindowError(missing_topic(kafka, topic))
+    if unknown := sorted(set(after) - {tp.partition for tp in partitions}):
+        # Offsets of another topic (or cluster): read as this one's, they would skip records.
+        raise WindowError(f"--after names partitions {', '.join(map(str, unknown))} that "
+                          f"{topic_name(kafka, topic)} does not have (it has {len(partitions)})")
     # earliest: if retention removes the start before it is fetched, go on from the oldest
     # left instead of jumping to the end and reading nothing.
     consumer = AIOKafkaConsumer(**kafka_options(kafka, role), enable_auto_commit=False,
@@ -67,6 +74,7 @@ async def read_window(kafka: KafkaTarget, topic: str, *, role: str, since_ms: in
         else:
             found = await consumer.offsets_for_times({tp: since_ms for tp in partitions})
             starts = {tp: ends[tp] if at is None else at.offset for tp, at in found.items()}
+        starts = {tp: max(start, after.get(tp.partition, -1) + 1) for tp, start in starts.items()}
         remaining = {tp: ends[tp] for tp in partitions if starts[tp] < ends[tp]}
         for tp in remaining:
             consumer.seek(tp, starts[tp])

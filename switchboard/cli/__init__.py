@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--include-old", action="store_true",
                         help="also put back records over 7 days old, which bots may answer "
                              "twice (the sender forgets sent ids after 8)")
+    replay.add_argument("--after", metavar="PARTITION:OFFSET,...",
+                        help="start each partition named past that offset: what a replay "
+                             "stopped before the end of its window prints to continue it")
     replay.set_defaults(handler=_command("replay", "cmd_replay"))
 
     send = sub.add_parser(

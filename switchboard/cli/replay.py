@@ -7,7 +7,13 @@ import asyncio
 import signal
 import sys
 
-from switchboard.cli.replay_options import parse_reasons, parse_stages, parse_window
+from switchboard.cli.replay_options import (
+    continuing,
+    parse_after,
+    parse_reasons,
+    parse_stages,
+    parse_window,
+)
 from switchboard.cli.startup import (
     NoAnswer,
     cannot_reach_kafka,
@@ -40,6 +46,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         since_ms, until_ms = parse_window(args)
         stages = parse_stages(args.stage)
         reasons = parse_reasons(args.reason, args.source)
+        after = parse_after(args.after)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -49,6 +56,15 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     stopped_by: list[signal.Signals] = []
     stop = asyncio.Event()
     output = _Output(stop)
+    # Where it got to in each partition, kept up to date as letters are reported: what the
+    # line saying how to continue gives `--after` when it stops before the end of the window.
+    settled = dict(after)
+
+    def to_continue() -> None:
+        """Said once it got somewhere: before that, the command as given continues it."""
+        if settled != after and not args.dry_run:
+            print("to continue where it stopped, without publishing again what it published: "
+                  f"{continuing(args, since_ms, until_ms, settled)}", file=sys.stderr)
 
     async def until_stopped() -> Summary:
         loop = asyncio.get_running_loop()
@@ -72,7 +88,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
                 settings.kafka_connection(), source=args.source, since_ms=since_ms,
                 until_ms=until_ms, selection=selection, dry_run=args.dry_run,
                 include_old=args.include_old, emit=output.emit, stop=stop,
-                progress=_reading)
+                progress=_reading, after=after, settled=settled)
         finally:
             watching.cancel()
             if not stopped_by:
@@ -83,12 +99,15 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         summary = asyncio.run(until_stopped())
     except (KafkaConnectionError, NoAnswer) as exc:
         print(cannot_reach_kafka(bootstrap, exc), file=sys.stderr)
+        to_continue()
         return 1
     except (KafkaError, ReplayError) as exc:
         print(f"error: {exc or type(exc).__name__}", file=sys.stderr)
+        to_continue()
         return 1
     except KeyboardInterrupt:
         print(_interrupted(output.written, dry_run=args.dry_run), file=sys.stderr)
+        to_continue()
         return 130
     counts = summary.counts
     done = counts.get("replayed", 0) + counts.get("replayable", 0)
@@ -108,6 +127,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     if lost:  # after a signal's line: only what became of the lines
         print(output.gone_after(stopped=summary.stopped and not stopped_by,
                                 dry_run=args.dry_run), file=sys.stderr)
+    if summary.stopped:
+        to_continue()
     if stopped_by:
         return 128 + stopped_by[0]
     if lost:
@@ -227,7 +248,7 @@ class _Output:
         if not stopped:
             return said
         return (f"{said}{', and no other was' if unseen else '; no other letter was'} "
-                "published; running it again publishes those again (with the same ids)")
+                "published")
 
 
 async def _reached(settings: Settings, stop: asyncio.Event) -> bool:
@@ -258,8 +279,7 @@ def _stopped(signum: signal.Signals, *, dry_run: bool) -> str:
     if dry_run:
         return f"stopped by {signum.name} before the end of the window; nothing was published"
     return (f"stopped by {signum.name} before the end of the window: the letters reported "
-            "replayed above are stored, and no other was published; running it again "
-            "publishes those again (with the same ids)")
+            "replayed above are stored, and no other was published")
 
 
 def _interrupted(reported: int, *, dry_run: bool) -> str:
@@ -272,4 +292,5 @@ def _interrupted(reported: int, *, dry_run: bool) -> str:
         return f"interrupted after {reported} letters; nothing was published"
     return (f"interrupted: the {reported} letters reported above are stored; those being "
             "published when interrupted (up to the next "
-            f"{CHUNK_LETTERS} letters) may be stored too, without a line")
+            f"{CHUNK_LETTERS} letters) may be stored too, without a line, and are published "
+            "again by continuing")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 from datetime import UTC, datetime, timedelta
 
 _AGO = re.compile(r"(\d+)([smhd])")
@@ -41,8 +42,63 @@ def parse_window(args: argparse.Namespace) -> tuple[int | None, int | None]:
         raise ValueError("--source raw needs --since: it replays every webhook of the window")
     if args.source == "raw" and args.stage:
         raise ValueError("--stage is for dead letters; every raw request has stage raw")
-    return (int(since.timestamp() * 1000) if since else None,
-            int(until.timestamp() * 1000) if until else None)
+    return (_epoch_ms(since) if since else None, _epoch_ms(until) if until else None)
+
+
+def _epoch_ms(when: datetime) -> int:
+    """Exact, not through a float: the time a stopped replay prints is read back to the same
+    millisecond, not the one before it (a letter outside the window)."""
+    return (when - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _iso_ms(epoch_ms: int) -> str:
+    return (_EPOCH + timedelta(milliseconds=epoch_ms)).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+
+
+_POSITION = re.compile(r"(\d+):(\d+)")
+
+
+def parse_after(text: str | None) -> dict[int, int]:
+    """--after `PARTITION:OFFSET,…` (as a stopped replay prints it), or ValueError."""
+    if text is None:
+        return {}
+    after: dict[int, int] = {}
+    for item in text.split(","):
+        position = _POSITION.fullmatch(item.strip())
+        if position is None:
+            raise ValueError(f"--after {text!r}: each of its parts is PARTITION:OFFSET, as a "
+                             "stopped replay prints it (e.g. 0:1234,2:17)")
+        partition, offset = int(position[1]), int(position[2])
+        if partition in after:
+            raise ValueError(f"--after {text!r} names partition {partition} twice")
+        after[partition] = offset
+    return after
+
+
+def continuing(args: argparse.Namespace, since_ms: int | None, until_ms: int | None,
+               settled: dict[int, int]) -> str:
+    """The command that replays the rest of a stopped replay's window and none of what it got
+    through: its options, with the window's ends as the times they stood for (`--since 2d`
+    moves on as time passes), and `--after` where it got to in each partition."""
+    words = ["switchboard", "replay"]
+    if args.source != "dead-letter":
+        words += ["--source", args.source]
+    if since_ms is not None:
+        words += ["--since", _iso_ms(since_ms)]
+    if until_ms is not None:
+        words += ["--until", _iso_ms(until_ms)]
+    for option, values in (("--provider", args.provider), ("--account", args.account),
+                           ("--stage", args.stage), ("--id", args.id),
+                           ("--reason", args.reason)):
+        for value in values:
+            words += [option, value]
+    if args.include_old:
+        words.append("--include-old")
+    if settled:
+        words += ["--after", ",".join(f"{partition}:{offset}"
+                                      for partition, offset in sorted(settled.items()))]
+    return shlex.join(words)
 
 
 def parse_stages(given: list[str]) -> frozenset[str]:
