@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal
 
 import orjson
@@ -26,8 +27,9 @@ from switchboard.topics import LEDGER_RETENTION_DAYS, partitions_of
 
 # Reading the results may take long on a busy topic; only this long without progress fails.
 CATCH_UP_STALL_S = 60.0
-# Past this age, the sender no longer remembers the ids it sent (its ledger keeps them 8 days),
-# so events published again could make bots answer a second time. A day of margin.
+# Past this age (counted from when a record was first published: the bots answered it then),
+# the sender no longer remembers the ids it sent for it (its ledger keeps them 8 days from the
+# send), so events published again could make bots answer a second time. A day of margin.
 REMEMBERED_S = (LEDGER_RETENTION_DAYS - 1) * 86_400
 
 
@@ -35,6 +37,30 @@ def _as_kept(reason: str) -> str:
     """A failure's reason as its dead letter says it (switchboard.records): masked, as a
     reason may quote the payload, and a payload a credential (a URL's password, a JWT)."""
     return short(scrub(reason))
+
+
+def first_published_ms(kept: Kept) -> int:
+    """When what a letter holds was published at the latest, which the bots answered then: a
+    raw request's when it was kept; a worker's record's CloudEvents time (`ce_time`: when the
+    event happened or was received, when the command was made), if earlier than its letter's.
+    A worker keeps its letter after its retries, days after the record was published if it
+    lagged (stopped for a weekend) while the other bots answered it at once. The letter holds
+    no time of the record on its topic; `ce_time` comes before it."""
+    if not kept.stage.startswith("worker:"):
+        return kept.at_ms
+    try:
+        headers = record_of(kept.payload).headers or []
+    except Unreplayable:
+        return kept.at_ms  # skipped all the same, with why
+    said = next((value for name, value in headers if name == "ce_time" and value), None)
+    try:
+        at = datetime.fromisoformat(said.decode()) if said is not None else None
+    except (UnicodeDecodeError, ValueError):
+        at = None  # a foreign producer's record: its letter's time
+    if at is None:
+        return kept.at_ms
+    at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    return min(kept.at_ms, int(at.timestamp() * 1000))
 
 
 class ReplayError(Exception):
@@ -103,10 +129,12 @@ class Replayer:
             return Outcome(kept, "skipped", reason=str(exc))
 
     def _too_old(self, kept: Kept) -> str | None:
-        if self.include_old or self._now() * 1000 - kept.at_ms <= REMEMBERED_S * 1000:
+        if self.include_old or self._now() * 1000 - first_published_ms(kept) <= \
+                REMEMBERED_S * 1000:
             return None
-        return (f"over {REMEMBERED_S // 86_400} days old: the sender no longer remembers what "
-                "it sent then, so bots could answer it twice (--include-old replays it anyway)")
+        return (f"published over {REMEMBERED_S // 86_400} days ago: the sender no longer "
+                "remembers what it sent then, so bots could answer it twice (--include-old "
+                "replays it anyway)")
 
     async def _renormalized(self, kept: Kept, webhook: WebhookRequest) -> Outcome:
         """What ingest would publish for the request now: its own steps, in the same order."""

@@ -22,7 +22,7 @@ from ingest.correlation import CorrelationIndex
 from ingest.deadlines import BodyDeadlines
 from ingest.dedup import RecentRequests
 from ingest.kept import Kept, Selection, Unreplayable, read_kept, record_of, webhook_of
-from ingest.replayer import Replayer
+from ingest.replayer import Replayer, first_published_ms
 from ingest.webhooks import WebhookHandler
 from switchboard.accounts import parse_accounts
 from switchboard.cli import build_parser
@@ -239,11 +239,50 @@ async def test_a_record_published_before_is_not_put_back_past_the_senders_memory
                     int((now - 8 * 86_400) * 1000))
     outcome = await replayer(now=lambda: now).outcome(old)
     assert outcome.outcome == "skipped"
-    assert outcome.reason.startswith("over 7 days old: the sender no longer remembers")
+    assert outcome.reason.startswith("published over 7 days ago: the sender no longer remembers")
     raw = read_kept("raw", orjson.dumps(envelope_of(FIXTURES[0])), int((now - 8 * 86_400) * 1000))
     assert (await replayer(now=lambda: now).outcome(raw)).outcome == "skipped"
     allowed = await replayer(now=lambda: now, include_old=True).outcome(raw)
     assert allowed.outcome == "replayed"
+
+
+@pytest.mark.parametrize(("event_days", "outcome"), [(8, "skipped"), (6, "replayed")])
+async def test_a_workers_record_is_as_old_as_its_event_not_its_letter(
+        event_days: int, outcome: str) -> None:
+    # A worker that lagged (stopped for days) gave up on an event the other bots had answered
+    # as it was published: counted from its letter, it was put back and answered twice, past
+    # the sender's memory.
+    now = time.time()
+    event_time = datetime.fromtimestamp(now - event_days * 86_400, UTC)
+    ce_time = event_time.isoformat().replace("+00:00", "Z").encode()
+    payload: dict[str, Any] = {"topic": "t", "key_b64": None, "value_b64": _b64(b"v"),
+                               "headers_b64": [["ce_type", _b64(b"t")],
+                                               ["ce_time", _b64(ce_time)]]}
+    kept = read_kept("dead-letter", orjson.dumps(letter(payload, stage="worker:bot")),
+                     int((now - 3600) * 1000))
+    assert (await TopicsThere(now=lambda: now).outcome(kept)).outcome == outcome
+    assert first_published_ms(kept) == int(event_time.timestamp() * 1000)
+
+
+@pytest.mark.parametrize("ce_time", [None, b"not a time", b"\xff",
+                                     b"2999-01-01T00:00:00Z"])  # later than its letter
+def test_a_record_without_an_earlier_time_is_as_old_as_its_letter(ce_time: bytes | None) -> None:
+    headers = [] if ce_time is None else [["ce_time", _b64(ce_time)]]
+    payload = {"topic": "t", "key_b64": None, "value_b64": _b64(b"v"), "headers_b64": headers}
+    kept = read_kept("dead-letter", orjson.dumps(letter(payload, stage="worker:bot")),
+                     1_764_000_000_000)
+    assert first_published_ms(kept) == 1_764_000_000_000
+
+
+class TopicsThere(Replayer):
+    """Every topic a record goes back to exists, without asking Kafka."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__("unused:9092", correlation_lookback_s=0, correlations=KnowsNothing(),
+                         **options)
+
+    async def _exists(self, topic: str) -> bool:
+        return True
 
 
 @pytest.mark.parametrize(("selection", "matches"), [
