@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import queue
 import signal
+import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -158,6 +161,33 @@ async def replay(bootstrap: str, *args: str, since: str | None = "10m", prefix: 
     session's other tests dead-letter too)."""
     window = ("--since", since) if since else ()
     return await asyncio.to_thread(_replay, bootstrap, (*window, *args), prefix)
+
+
+async def replay_stopped_midway(bootstrap: str, *args: str) -> tuple[int, bytes, str]:
+    """`switchboard replay ARGS` sent SIGTERM mid-window (a supervisor's stop, as Ctrl-C is a
+    user's): its exit code, stdout and stderr. Its output goes to a pipe not read yet, and once
+    full replay waits there to be read, mid-window (the pipe's fill stops growing)."""
+    reading_end, writing_end = os.pipe()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "switchboard.cli", "replay", *args,
+        env=os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap},
+        stdout=writing_end, stderr=asyncio.subprocess.PIPE)
+    os.close(writing_end)
+    with os.fdopen(reading_end, "rb") as output:
+        held = -1
+        for _ in range(600):
+            await asyncio.sleep(0.2)
+            now_held = struct.unpack("i", fcntl.ioctl(output, termios.FIONREAD, b"\0" * 4))[0]
+            if now_held == held and held > 32_768:
+                break
+            held = now_held
+        else:
+            raise AssertionError("replay never filled its output pipe")
+        process.terminate()
+        out = await asyncio.to_thread(output.read)
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out, err.decode()
 
 
 async def wait_ready(base_url: str) -> None:

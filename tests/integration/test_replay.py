@@ -5,12 +5,7 @@ an Omnichat report is correlated through the results already on the topic."""
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
 import signal
-import struct
-import sys
-import termios
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,7 +36,7 @@ from switchboard.topics import (
     ensure_topics,
 )
 from tests.integration.conftest import IngestServer
-from tests.integration.processes import replay
+from tests.integration.processes import replay, replay_stopped_midway
 from tests.integration.runtimes import run_until
 from tests.integration.webhooks import basic, infobip_report
 from tests.kafka_helpers import TopicWatcher, collect_until, publish, publish_worker_letters
@@ -274,32 +269,13 @@ async def test_a_stopped_replay_reports_every_letter_it_published_and_no_other(
 
     async with TopicWatcher(kafka_bootstrap, (topic,)) as watcher:
         start = await watcher.snapshot()
-        # Its output goes to a pipe not read yet: once full, replay waits, mid-window, to be
-        # read. The pipe's fill level stops growing once it does.
-        reading_end, writing_end = os.pipe()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "switchboard.cli", "replay", "--since", "10m", "--stage", stage,
-            env=os.environ | {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap},
-            stdout=writing_end, stderr=asyncio.subprocess.PIPE)
-        os.close(writing_end)
-        with os.fdopen(reading_end, "rb") as output:
-            held = -1
-            for _ in range(600):
-                await asyncio.sleep(0.2)
-                now_held = struct.unpack("i", fcntl.ioctl(output, termios.FIONREAD, b"\0" * 4))[0]
-                if now_held == held and held > 32_768:
-                    break
-                held = now_held
-            else:
-                raise AssertionError("replay never filled its output pipe")
-            process.terminate()
-            out = await asyncio.to_thread(output.read)
-        _, err = await asyncio.wait_for(process.communicate(), 60)
+        returncode, out, err = await replay_stopped_midway(kafka_bootstrap, "--since", "10m",
+                                                           "--stage", stage)
         back = (await watcher.records_since(start)).get(topic, [])
 
     lines = [orjson.loads(line) for line in out.splitlines()]
-    assert process.returncode == 128 + signal.SIGTERM, err
+    assert returncode == 128 + signal.SIGTERM, err
     assert 0 < len(lines) < letters
     assert {line["outcome"] for line in lines} == {"replayed"}
     assert len(back) == len(lines), "a letter published without its line, or reported unstored"
-    assert "stopped by SIGTERM before the end of the window" in err.decode()
+    assert "stopped by SIGTERM before the end of the window" in err

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import fcntl
 import os
 import shlex
 import signal
-import struct
 import subprocess
 import sys
-import termios
 import uuid
 from datetime import UTC, datetime
 
@@ -21,6 +18,7 @@ import orjson
 
 from switchboard.records import dead_letter_record
 from switchboard.topics import TopicSpec, ensure_topics
+from tests.integration.processes import replay_stopped_midway
 from tests.kafka_helpers import TopicWatcher, publish
 
 LETTERS = 3000
@@ -43,31 +41,6 @@ def env(bootstrap: str) -> dict[str, str]:
     return os.environ | {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}
 
 
-async def stopped_midway(bootstrap: str, *args: str) -> tuple[int, bytes, str]:
-    """`switchboard replay ARGS` sent SIGTERM mid-window: its output goes to a pipe not read
-    yet, and once full replay waits there to be read (the pipe's fill stops growing)."""
-    reading_end, writing_end = os.pipe()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "switchboard.cli", "replay", *args, env=env(bootstrap),
-        stdout=writing_end, stderr=asyncio.subprocess.PIPE)
-    os.close(writing_end)
-    with os.fdopen(reading_end, "rb") as output:
-        held = -1
-        for _ in range(600):
-            await asyncio.sleep(0.2)
-            now_held = struct.unpack("i", fcntl.ioctl(output, termios.FIONREAD, b"\0" * 4))[0]
-            if now_held == held and held > 32_768:
-                break
-            held = now_held
-        else:
-            raise AssertionError("replay never filled its output pipe")
-        process.terminate()
-        out = await asyncio.to_thread(output.read)
-    _, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode is not None
-    return process.returncode, out, err.decode()
-
-
 async def test_a_stopped_replay_continued_as_it_says_replays_each_letter_once(
         kafka_bootstrap: str) -> None:
     # Stopped, it said only "running it again publishes those again": the one way on was the
@@ -80,7 +53,7 @@ async def test_a_stopped_replay_continued_as_it_says_replays_each_letter_once(
 
     async with TopicWatcher(kafka_bootstrap, (topic,)) as watcher:
         start = await watcher.snapshot()
-        code, out, err = await stopped_midway(kafka_bootstrap, "--since", "10m",
+        code, out, err = await replay_stopped_midway(kafka_bootstrap, "--since", "10m",
                                               "--stage", stage)
         assert code == 128 + signal.SIGTERM, err
         first = [orjson.loads(line) for line in out.splitlines()]
