@@ -76,6 +76,7 @@ class Assignment:
     _tasks: set[asyncio.Task[None]]
     _committing: asyncio.Task[None] | None
     _failure: Exception | None
+    _rebalance_timeout_s: float
     _fetched: dict[TopicPartition, int]
     _committed: dict[TopicPartition, int]
     _in_flight: dict[TopicPartition, set[int]]
@@ -90,6 +91,8 @@ class Assignment:
 
         async def _commit_done(self, consumer: AIOKafkaConsumer,
                                only: set[TopicPartition] | None = None) -> None: ...
+
+        def fail(self, exc: Exception) -> None: ...
 
     async def _join(self, consumer: AIOKafkaConsumer) -> bool:
         """Start the consumer, which joins the group: True once it has, False when the worker
@@ -229,3 +232,23 @@ class Assignment:
             self._committed.pop(tp, None)
             self._in_flight.pop(tp, None)  # records given back: their next owner has them
 
+    async def finish_after(self, exc: Exception) -> None:
+        """The consuming loop failed with `exc` (Kafka refused a fetch: an authorization
+        error): what started gets what a stop gives it, committing nothing (it comes back),
+        before the consumer leaves and the producer stops. Stopped under it, a send could
+        not publish its result and was outcome_unknown after the restart. Past the rebalance
+        timeout, what a rebalance gives it too, what is left is cancelled: the worker exits."""
+        self.fail(exc)  # none starts, none is committed; handlers wind down as at a stop
+        if not (tasks := set(self._tasks)):
+            return
+        log.warning("worker failed; waiting for the records in flight before it stops "
+                    "(none is committed)", worker=self.name, in_flight=len(tasks),
+                    error_type=type(exc).__name__)
+        _, unfinished = await asyncio.wait(tasks, timeout=self._rebalance_timeout_s)
+        if unfinished:
+            log.warning("records in flight still unfinished; cancelled (handled again at the "
+                        "next start)", worker=self.name, in_flight=len(unfinished),
+                        waited_s=self._rebalance_timeout_s)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.wait(unfinished)

@@ -266,6 +266,9 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
                 self._maybe_commit(consumer)
             await self.drain(consumer)
             await self._skips.settle()  # what the last fetches lost is said, not dropped
+        except Exception as exc:  # a fetch Kafka refused, say: raised once what started ends
+            await self.finish_after(exc)
+            raise
         finally:
             watching.cancel()
             asking.cancel()
