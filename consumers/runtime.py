@@ -14,7 +14,9 @@ Guarantees, in order of importance:
 - a failing handler is retried with backoff; after `max_attempts` the record goes to the
   dead-letter topic with the error and the partition moves on (no stuck partition); a
   failure to publish while Kafka is away spends no attempt: the record waits for Kafka;
-- a rebalance or SIGTERM waits for the batch in flight, commits it, then lets go;
+- a rebalance or SIGTERM waits for the batch in flight, commits it, then lets go; a failure
+  of the consuming loop (a fetch Kafka refuses) waits for it too, commits none of it, and
+  stops the producer only after (Assignment.finish_after);
 - no record of a partition newly assigned starts before the `on_assigned` hooks have run
   for it; a failure (Kafka away) is retried until it passes or the worker stops.
 
