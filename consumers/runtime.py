@@ -23,7 +23,8 @@ Guarantees, in order of importance:
 What handlers see of it (Record, Context and the exceptions that steer retries) is in
 consumers.handling; a record's attempts, retries and dead letter in consumers.attempts;
 records started in key order, within the slots, in consumers.dispatch; partitions assigned and
-taken away in consumers.assignment.
+taken away in consumers.assignment; the batches fetched, and polling paused while it waits, in
+consumers.fetching.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -41,6 +42,7 @@ from consumers.attempts import Attempts
 from consumers.attempts import RetryPolicy as RetryPolicy  # where it always was
 from consumers.commits import Commits
 from consumers.dispatch import Dispatch
+from consumers.fetching import Fetching
 from consumers.handling import Context, Handler
 from consumers.kafka_watch import KafkaProblem, KafkaWatch
 from consumers.positions import StartPositions
@@ -55,7 +57,7 @@ from consumers.worker_metrics import (
     initialize,
 )
 from switchboard.clients import KafkaTarget, as_connection, kafka_options, stop_consumer
-from switchboard.futures import first_of, retrieve
+from switchboard.futures import retrieve
 from switchboard.logs import get_logger
 from switchboard.producer import NEW_PARTITIONS_WITHIN_S, DurableProducer
 from switchboard.throttle import ThrottledLog
@@ -76,7 +78,8 @@ LEAVE_TIMEOUT_S = 10.0
 SESSION_TIMEOUT_MS = 10_000
 
 
-class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, UnreadableStop):
+class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, Fetching, KafkaWatch,
+                    UnreadableStop):
     def __init__(
         self,
         *,
@@ -312,64 +315,3 @@ class WorkerRuntime(Assignment, Attempts, Commits, Dispatch, KafkaWatch, Unreada
             raise self._failure
         if self._stopped_by is not None:
             raise self._stopped_by
-
-    async def _next_batch(self, consumer: AIOKafkaConsumer
-                          ) -> dict[TopicPartition, list[Any]]:
-        generation = self._generation
-        fetch = asyncio.ensure_future(consumer.getmany(timeout_ms=100,
-                                                       max_records=self.max_batch))
-        if not await first_of(fetch, self._stopping):
-            fetch.cancel()
-            return {}
-        try:
-            result: dict[TopicPartition, list[Any]] = fetch.result()
-        except UnicodeDecodeError as exc:  # aiokafka parsing a header key
-            await self._stop_at_unreadable(consumer, exc)
-            return {}
-        if self._generation != generation:
-            # Partitions were taken away while this fetch was answered, and release() may be
-            # over already: the records may be ones given up (their next owner starts from the
-            # offset committed) or, the fetch having waited for it, the new assignment's.
-            # None starts now. A partition assigned again is read from its committed offset,
-            # as a new owner would: not from these records, which may lie past records
-            # release() gave back uncommitted. _prepare() does that before any record of
-            # theirs starts, as the committed offset may take a while (Kafka away).
-            assigned = consumer.assignment()
-            for tp, records in result.items():
-                if tp in assigned and records:
-                    self._reposition.setdefault(tp, records[0].offset)
-            return {}
-        for tp in [tp for tp in result if tp not in self._prepared]:
-            # Fetched before the partition's hooks were done (aiokafka fetches a new
-            # assignment at once): read again once they are.
-            if records := result.pop(tp):
-                self._seek(consumer, tp, records[0].offset)
-        return result
-
-    def _seek(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
-        """Fetch `tp` from `offset` next: a later fetch beginning past it skipped records."""
-        consumer.seek(tp, offset)
-        self._skips.at(tp, offset)
-
-    async def _poll_paused_while(self, consumer: AIOKafkaConsumer, waiting: asyncio.Future[Any],
-                                 give_way: Callable[[], bool], *,
-                                 timeout_s: float | None = None) -> None:
-        """Until `waiting` is done, `give_way()` is true or `timeout_s` passed: commit what is
-        done and poll with every partition paused. A consumer that does not poll for
-        max.poll.interval (5 minutes) is taken for stuck and leaves its group, which hands its
-        partitions, records in flight included, to another member from the last commit."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        paused: set[TopicPartition] = set()
-        try:
-            while not (await asyncio.wait({waiting}, timeout=self.commit_interval_s))[0]:
-                if give_way() or (deadline is not None and time.monotonic() >= deadline):
-                    return
-                self._maybe_commit(consumer)
-                if assigned := consumer.assignment() - paused:  # also any assigned meanwhile
-                    consumer.pause(*assigned)
-                    paused |= assigned
-                for tp, records in (await self._next_batch(consumer)).items():
-                    self._seek(consumer, tp, records[0].offset)  # none expected: all paused
-        finally:
-            if paused:  # one assigned anew comes unpaused; one taken away cannot be resumed
-                consumer.resume(*(paused & consumer.assignment()))
