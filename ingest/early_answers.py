@@ -37,10 +37,10 @@ HangUpAfter = Callable[[RequestResponseCycle], None]
 def lingering_if_unread(cycle: RequestResponseCycle, app: ASGI3Application,
                         hang_up_after: HangUpAfter) -> ASGI3Application:
     """`app`, its connection ended by a hang-up (the client's bytes read and dropped for
-    ingest.protocol.LINGER_S) rather than closed at once when its answer comes before the
-    body is whole. uvicorn closed the socket with the body unread: a reset, which destroyed
-    the answer in the client's socket before the client read it (a 404, a 401, a 413 to a
-    client that asked to close after it got nothing)."""
+    ingest.protocol_refusals.LINGER_S) rather than closed at once when its answer comes
+    before the body is whole. uvicorn closed the socket with the body unread: a reset, which
+    destroyed the answer in the client's socket before the client read it (a 404, a 401, a
+    413 to a client that asked to close after it got nothing)."""
 
     async def answer(scope: Scope, receive: ASGIReceiveCallable,
                      send: ASGISendCallable) -> None:

@@ -53,9 +53,9 @@ def deadlines_of(app: Any) -> Deadlines:
 
 # Per server: the connections it has hung up on (a refusal, an answer that announced
 # `connection: close`) that are still open, reading and dropping what their client still
-# sends for a moment (ingest.protocol.LINGER_S). They are no longer served, so they do not
-# count against the limit: counted, a burst of refusals had the next request of a connection
-# being served refused too, for as long as they lingered.
+# sends for a moment (ingest.protocol_refusals.LINGER_S). They are no longer served, so they
+# do not count against the limit: counted, a burst of refusals had the next request of a
+# connection being served refused too, for as long as they lingered.
 _leaving: weakref.WeakKeyDictionary[ServerState, int] = weakref.WeakKeyDictionary()
 
 

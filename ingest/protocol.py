@@ -16,7 +16,8 @@ and headers pass MAX_HEAD_BYTES, or with more than MAX_HEADERS headers, gets a 4
 parser cannot read a 400; one whose head is not whole within the head's deadline a 408; one
 with a transfer coding other than chunked a 501 (_only_chunked); all with the JSON error
 body, and the connection closed. One timer per connection, armed only
-while the connection waits for a head or for a body no one reads.
+while the connection waits for a head or for a body no one reads. Those bounds, the JSON
+refusal written and the connection hung up on after it are in ingest.protocol_refusals.
 
 An answer that comes before its request's body is whole (after `Expect: 100-continue`, or
 to a client that asked to close) ends its connection as ingest.early_answers says.
@@ -33,28 +34,17 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import httptools
-import orjson
 import uvicorn
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import (
-    STATUS_LINE,
-    HttpToolsProtocol,
-    RequestResponseCycle,
-)
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.server import ServerState
 
 from ingest import metrics
 from ingest.early_answers import closing_unless_continued, lingering_if_unread
-from ingest.limits import (
-    OVER_LIMIT_RETRY_AFTER_S,
-    Deadlines,
-    deadlines_of,
-    left,
-    over_limit,
-)
+from ingest.limits import Deadlines, deadlines_of, left, over_limit
+from ingest.protocol_refusals import MAX_HEAD_BYTES, MAX_HEADERS, RefusingProtocol
 from ingest.uvicorn_api import uvicorn_mismatches
 from switchboard.logs import get_logger
-from switchboard.probes import error_body
 from switchboard.throttle import ThrottledLog
 
 if TYPE_CHECKING:
@@ -62,14 +52,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-# nginx's default (large_client_header_buffers) is 32 KB, h11's 16 KiB: a provider's webhook
-# has a few kilobytes at most, signatures and tokens included.
-MAX_HEAD_BYTES = 64 * 1024
-MAX_HEADERS = 100  # Apache's LimitRequestFields
-# After a refusal, what the client still sends is read and dropped for this long before the
-# connection is closed: closed at once with its bytes unread, the client got a reset, often
-# in place of the answer (the rest of its headers, its body, were still on their way).
-LINGER_S = 2.0
 # Each header is at least its name, a colon, its value and CRLF on the wire.
 _HEADER_FRAMING = 3
 
@@ -108,7 +90,7 @@ def _only_chunked(value: bytes) -> bool:
     return all(coding.strip(b" \t").lower() in (b"chunked", b"") for coding in value.split(b","))
 
 
-class IngestProtocol(HttpToolsProtocol):
+class IngestProtocol(RefusingProtocol):
     """uvicorn's httptools protocol, its head bounded and its refusals JSON.
 
     Two counts, as the parser hands a header over only once the next one starts: the URL and
@@ -123,12 +105,10 @@ class IngestProtocol(HttpToolsProtocol):
     _phase = _IDLE
     _head_bytes = 0
     _unfinished_bytes = 0
-    _hung_up = False  # no more requests are read: after a refusal, or an unasked-for body
     _timer: asyncio.TimerHandle | None = None
     _answering: RequestResponseCycle | None = None  # the one the app has, not a queued one
     _hang_up_after: RequestResponseCycle | None = None  # answered before its body was asked
     _late_body_ended = False  # in this read: the connection is idle, as after an answer
-    _leaving = False  # hung up and still open: not counted against the connection limit
 
     def __init__(self, config: Config, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -303,62 +283,3 @@ class IngestProtocol(HttpToolsProtocol):
                           client=self._client(), timeout_s=self.deadlines.body_s)
             self.transport.close()
         # else the app reads this body, under its own deadline (a webhook's: 408 body_timeout)
-
-    def _refuse_head(self) -> None:
-        self._refuse(431, "headers_too_large",
-                     f"the request's URL and headers are over {MAX_HEAD_BYTES} bytes or "
-                     f"{MAX_HEADERS} headers", "request headers too large refused",
-                     limit_bytes=MAX_HEAD_BYTES, limit_headers=MAX_HEADERS)
-
-    def _refuse_over_limit(self) -> None:
-        limit = self.deadlines.max_connections
-        self._refuse(503, "over_capacity",
-                     f"this server is at its limit of connections ({limit}); retry later",
-                     "request over the connection limit refused",
-                     retry_after_s=OVER_LIMIT_RETRY_AFTER_S, limit=limit,
-                     connections=len(self.connections), requests=len(self.tasks))
-
-    def _refuse(self, status: int, code: str, message: str, event: str,
-                retry_after_s: int | None = None, **fields: object) -> None:
-        metrics.count_request("unknown", "unknown", code)
-        self.refusals(logging.WARNING, event, {"status": status}, client=self._client(),
-                      **fields)
-        body = orjson.dumps(error_body(code, message))
-        content = [STATUS_LINE[status]]
-        for name, value in self.server_state.default_headers:
-            content.extend([name, b": ", value, b"\r\n"])
-        if retry_after_s is not None:
-            content.append(b"retry-after: %d\r\n" % retry_after_s)
-        content.extend([b"content-type: application/json\r\n",
-                        b"content-length: %d\r\n" % len(body),
-                        b"connection: close\r\n\r\n", body])
-        self.transport.write(b"".join(content))
-        # As a lost connection does (uvicorn's connection_lost): a request still in flight
-        # here, or queued behind it, answers nowhere (its app's write would have raised).
-        self.pipeline.clear()
-        for cycle in {self.cycle, self._answering}:
-            if cycle is not None and not cycle.response_complete:
-                cycle.disconnected = True  # its answer is not written after our end
-                cycle.message_event.set()
-        self._hang_up()
-
-    def _client(self) -> str | None:
-        return f"{self.client[0]}:{self.client[1]}" if self.client else None
-
-    def _hang_up(self) -> None:
-        """Read no more requests, and close once what the client still sends has been read and
-        dropped for LINGER_S: closed at once, its unread bytes get the client a reset."""
-        self._hung_up = True
-        if not self._leaving and not self.transport.is_closing():
-            self._leaving = True
-            left(self.server_state, 1)
-        if self._timer is not None:  # a head's or an unread body's: nothing is read now
-            self._timer.cancel()
-            self._timer = None
-        if not self.transport.can_write_eof():
-            self.transport.close()
-            return
-        self.transport.write_eof()  # the client reads the answer, then its end: it hangs up
-        # As the connection's timer, which connection_lost cancels: left pending, it held the
-        # ended connection's transport LINGER_S after a client that hung up at once (most do).
-        self._timer = self.loop.call_later(LINGER_S, self.transport.close)

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import orjson
 import pytest
 
-from ingest.protocol import LINGER_S
+from ingest.protocol_refusals import LINGER_S
 from switchboard.serving import INGEST_HTTP
 from tests.unit.fakes import served
 from tests.unit.test_ingest_protocol import acme_app

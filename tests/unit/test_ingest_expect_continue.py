@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ingest.app import create_app
-from ingest.protocol import LINGER_S
+from ingest.protocol_refusals import LINGER_S
 from switchboard.accounts import parse_accounts
 from switchboard.serving import INGEST_HTTP
 from switchboard.settings import Settings

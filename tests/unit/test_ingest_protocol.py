@@ -24,7 +24,8 @@ from prometheus_client import REGISTRY
 
 from bench.common import wait_http
 from ingest.app import create_app
-from ingest.protocol import MAX_HEAD_BYTES, MAX_HEADERS, IngestProtocol
+from ingest.protocol import IngestProtocol
+from ingest.protocol_refusals import MAX_HEAD_BYTES, MAX_HEADERS
 from switchboard.accounts import parse_accounts
 from switchboard.localkafka import free_port, stop_process
 from switchboard.runall import run_all

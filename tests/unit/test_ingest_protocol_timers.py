@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 import pytest
 
 from ingest.app import create_app
-from ingest.protocol import LINGER_S, IngestProtocol
+from ingest.protocol import IngestProtocol
+from ingest.protocol_refusals import LINGER_S
 from switchboard.accounts import parse_accounts
 from switchboard.settings import Settings
 from tests.unit.fakes import served
