@@ -1,12 +1,12 @@
 """The webhook endpoint: authenticate, keep, normalize, publish durably, then answer.
 
 Order matters: nothing is published for a request that is not authenticated, and nothing
-is answered 2xx before Kafka acknowledged every record the request produced.
+is answered 2xx before Kafka acknowledged every record the request produced. Checking a
+request's credentials and reading its body are in ingest.request_reading.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -21,18 +21,16 @@ from starlette.responses import Response
 from ingest import metrics
 from ingest.auth import (
     AuthError,
-    SignedRequest,
     names_url_token,
     refuse_repeated,
     repeated_headers,
-    signed_url,
-    verify,
     without_token,
 )
 from ingest.correlation import CorrelationIndex, correlate
 from ingest.deadlines import BodyDeadlines, BodyTimeout
 from ingest.dedup import RecentRequests, Refused
 from ingest.normalizing import content_coding, normalized, off_loop_if_large, storable
+from ingest.request_reading import RequestReading
 from ingest.stored import Unstorable, fitted_raw
 from normalizers import WebhookRequest, get
 from normalizers.base import Ack
@@ -53,8 +51,6 @@ KEPT_HEADERS = (
     "content-type", "content-encoding", "user-agent", "x-forwarded-for", "x-request-id",
     "webhook-id", "webhook-timestamp", "messagebird-request-timestamp",
 )
-# Schemes whose signature covers the URL: only then is the full URL worth building.
-URL_SIGNING_SCHEMES = frozenset({"bird-signature", "messagebird-jwt"})
 # Schemes whose credentials are all in the headers and the URL: checked before the body is read,
 # so a caller without them cannot have ingest take in and hold up to max_body_bytes.
 HEADER_AUTH_SCHEMES = frozenset({"basic", "token"})
@@ -74,19 +70,6 @@ def new_id() -> str:
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
-def _url_as_sent(request: Request) -> str:
-    """The URL with its path as the provider encoded it: Starlette's `request.url` has the
-    decoded path, so a signature over `/webhooks/bird/my%20shop` would never match."""
-    try:
-        url = request.url
-    except UnicodeDecodeError:  # a query that is not UTF-8 (Starlette decodes it): no
-        return ""               # provider signed that URL, so no signature matches ""
-    raw_path = request.scope.get("raw_path")
-    if not raw_path:
-        return str(url)
-    return str(url.replace(path=raw_path.decode("latin-1")))
-
-
 def error_response(status: int, code: str, message: str,
                    headers: dict[str, str] | None = None) -> Response:
     body = orjson.dumps(error_body(code, message))
@@ -100,7 +83,7 @@ def _unavailable() -> Response:
 
 
 @dataclass
-class WebhookHandler:
+class WebhookHandler(RequestReading):
     """Holds what each request needs; `handle` is the Starlette endpoint."""
 
     accounts: Accounts
@@ -315,55 +298,11 @@ class WebhookHandler:
         # once, not again here.
         return self._ack(acknowledgement(webhook, read)), "stored"
 
-    @staticmethod
-    def _verify(request: Request, account: Account, query: str, headers: dict[str, str],
-                repeated: frozenset[str], body: bytes) -> int:
-        """The index of the account's secret that authenticates the request; else AuthError."""
-        url = (signed_url(_url_as_sent(request), query, account.auth)
-               if account.auth.scheme in URL_SIGNING_SCHEMES else "")
-        return verify(SignedRequest(method=request.method, url=url, query=query, headers=headers,
-                                    body=body, now=time.time(), repeated=repeated), account.auth)
-
-    @staticmethod
-    def _count_secret(account: Account, matched: int) -> None:
-        if matched:  # not the first secret: an older one, during a rotation
-            metrics.OLDER_SECRET.labels(account.provider, account.name).inc()
-
     def _unauthorized(self, account: Account, exc: AuthError) -> Response:
         self.refusals(logging.WARNING, "webhook authentication failed",
                       {"provider": account.provider, "account": account.name,
                        "reason": exc.reason})
         return error_response(401, "unauthorized", exc.reason)
-
-    async def _read_body(self, request: Request) -> bytes | None:
-        """The body, or None once it grows past the cap (we stop reading there); BodyTimeout
-        if it has not arrived whole within the deadline."""
-        task = self.deadlines.begin()
-        try:
-            return await self._receive_body(request)
-        except asyncio.CancelledError:
-            self.deadlines.raise_if_expired(task)
-            raise
-        finally:
-            self.deadlines.end(task)
-
-    async def _receive_body(self, request: Request) -> bytes | None:
-        message = await request.receive()
-        if message["type"] == "http.request" and not message.get("more_body", False):
-            body: bytes = message.get("body", b"")  # the usual case: one message, no loop
-            return body if len(body) <= self.max_body_bytes else None
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect()
-        chunks: list[bytes] = [message.get("body", b"")]
-        size = len(chunks[0])
-        if size > self.max_body_bytes:
-            return None
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                return None
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     def _too_large(self, account: Account) -> Response:
         self.refusals(logging.WARNING, "webhook body too large",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from ingest.auth import signed_url
-from ingest.webhooks import _url_as_sent
+from ingest.request_reading import _url_as_sent
 from switchboard.accounts import AuthConfig
 
 
