@@ -55,8 +55,8 @@ from switchboard.records import (
     conversation_key,
     result_record,
 )
-from switchboard.settings import validation_problems
 from switchboard.throttle import ThrottledLog
+from switchboard.validation import validation_problems
 
 # Every line about a command names it (`command`, its id) and its `account`: a command produced
 # without CloudEvents headers has no `event_id` for the runtime to log. Never the message's text.

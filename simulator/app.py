@@ -67,8 +67,8 @@ from simulator.webhooks import WEBHOOK_QUEUE_LIMIT, Job, RetryPolicy, WebhookDis
 from switchboard.accounts import Account, Accounts
 from switchboard.logs import get_logger, scrub
 from switchboard.providers import PROVIDERS, provider_module
-from switchboard.settings import validation_problems
 from switchboard.throttle import ThrottledLog
+from switchboard.validation import validation_problems
 
 log = get_logger(__name__)
 

@@ -28,7 +28,7 @@ from pydantic import (
 
 from switchboard.logs import register_secrets
 from switchboard.providers import PROVIDERS, UnknownProvider
-from switchboard.settings import unreadable, validation_problems
+from switchboard.validation import unreadable, validation_problems
 
 ENV_PREFIX = "env:"
 # Shorter secrets are typos or placeholders (an empty one would let anyone in), not secrets.

@@ -39,6 +39,7 @@ from switchboard.kafka_settings import BOOTSTRAP_ENV
 from switchboard.logs import register_secrets, scrub, secret_key
 from switchboard.settings_sources import ConfigFileSource, EnvSource
 from switchboard.urls import http_url, origin
+from switchboard.validation import unreadable
 
 ENV_PREFIX = "SWITCHBOARD_"
 CONFIG_FILE_ENV = "SWITCHBOARD_CONFIG"
@@ -289,22 +290,6 @@ def env_var_of(field: str) -> str:
 
 class SettingsError(ValueError):
     """The settings cannot be read; the message says which and why, in one line."""
-
-
-def validation_problems(exc: ValidationError, whole: str, limit: int | None = None) -> str:
-    """pydantic's errors in one line, `field.path: message; ...` (`whole` when an error is
-    about the whole object), at most `limit` of them. Our validators' messages lose the
-    "Value error, " pydantic puts before them, as in the settings' own errors."""
-    return "; ".join(f"{'.'.join(str(p) for p in error['loc']) or whole}: "
-                     f"{error['msg'].removeprefix('Value error, ')}"
-                     for error in exc.errors()[:limit])
-
-
-def unreadable(exc: OSError | UnicodeDecodeError) -> str:
-    """Why a file that exists cannot be read, without repeating its name."""
-    if isinstance(exc, UnicodeDecodeError):
-        return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
-    return exc.strerror or str(exc)
 
 
 def _describe(exc: ValidationError) -> str:

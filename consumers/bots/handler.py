@@ -44,7 +44,7 @@ from switchboard.events import EventType, MessageEvent
 from switchboard.logs import get_logger, masked_contact
 from switchboard.producer import PublishError
 from switchboard.records import OutRecord, command_record
-from switchboard.settings import validation_problems
+from switchboard.validation import validation_problems
 
 log = get_logger(__name__)
 # Label values are bounded: accounts come from the accounts file, purposes from the rules.

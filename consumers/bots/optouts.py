@@ -33,8 +33,8 @@ from switchboard.records import (
     conversation_key,
     source_of,
 )
-from switchboard.settings import validation_problems
 from switchboard.topics import OPT_OUTS, OUTBOUND
+from switchboard.validation import validation_problems
 
 log = get_logger(__name__)
 # How the bots' changes from a contact's own keyword or button begin their `source`.

@@ -27,7 +27,7 @@ from consumers.bots.rule_schema import AccountRules
 from consumers.bots.templates import TemplateError
 from consumers.bots.words import compliance_forms, fold, whole_forms
 from switchboard.accounts import nfc_name
-from switchboard.settings import unreadable
+from switchboard.validation import unreadable
 
 
 class RulesError(ValueError):

@@ -22,7 +22,8 @@ from switchboard.cli.startup import (
     run_loop,
 )
 from switchboard.clients import KafkaConnection, admin_client
-from switchboard.settings import Settings, validation_problems
+from switchboard.settings import Settings
+from switchboard.validation import validation_problems
 
 # The sender's consumer group as the code names it (consumers.runtime: switchboard-<worker>).
 SENDER_GROUP = "switchboard-sender"
