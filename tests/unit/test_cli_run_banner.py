@@ -16,7 +16,8 @@ import pytest
 
 from switchboard.accounts import load_accounts
 from switchboard.cli.demo_simulator import on_simulator_port, warn_if_sending_past_the_simulator
-from switchboard.cli.run import _prepare, _run_services, _warn_of_shared_groups, run_banner
+from switchboard.cli.run import _prepare, _run_services
+from switchboard.cli.run_banner import run_banner, warn_of_shared_groups
 from switchboard.cli.startup import DEMO_ACCOUNTS, DEMO_RULES, invoked_as
 from switchboard.settings import Settings
 
@@ -226,13 +227,13 @@ def test_run_on_a_cluster_of_its_own_choosing_warns_that_its_workers_join_the_gr
     unknown_account, and its keyword bot answered real contacts with the demo rules."""
     local = Settings().model_copy(update={"kafka_bootstrap_servers": None,
                                           "kafka_name_prefix": ""})
-    _warn_of_shared_groups(local)
+    warn_of_shared_groups(local)
     assert capsys.readouterr().err == ""
     cluster = local.model_copy(update={"kafka_bootstrap_servers": "kafka.staging:9092"})
-    _warn_of_shared_groups(cluster)
+    warn_of_shared_groups(cluster)
     warning = capsys.readouterr().err
     assert warning.startswith("warning: run's sender and keyword bot join the groups "
                               "switchboard-sender and switchboard-keywords on kafka.staging:9092")
     assert "SWITCHBOARD_KAFKA_NAME_PREFIX" in warning
-    _warn_of_shared_groups(cluster.model_copy(update={"kafka_name_prefix": "demo."}))
+    warn_of_shared_groups(cluster.model_copy(update={"kafka_name_prefix": "demo."}))
     assert capsys.readouterr().err == ""
