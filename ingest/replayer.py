@@ -39,19 +39,16 @@ def _as_kept(reason: str) -> str:
     return short(scrub(reason))
 
 
-def first_published_ms(kept: Kept) -> int:
+def first_published_ms(kept: Kept, record: OutRecord | None) -> int:
     """When what a letter holds was published at the latest, which the bots answered then: a
-    raw request's when it was kept; a worker's record's CloudEvents time (`ce_time`: when the
-    event happened or was received, when the command was made), if earlier than its letter's.
-    A worker keeps its letter after its retries, days after the record was published if it
-    lagged (stopped for a weekend) while the other bots answered it at once. The letter holds
-    no time of the record on its topic; `ce_time` comes before it."""
-    if not kept.stage.startswith("worker:"):
+    raw request's when it was kept; a worker's record's (`record`, decoded from the letter)
+    CloudEvents time (`ce_time`: when the event happened or was received, when the command was
+    made), if earlier than its letter's. A worker keeps its letter after its retries, days after
+    the record was published if it lagged (stopped for a weekend) while the other bots answered
+    it at once. The letter holds no time of the record on its topic; `ce_time` comes before it."""
+    if record is None:
         return kept.at_ms
-    try:
-        headers = record_of(kept.payload).headers or []
-    except Unreplayable:
-        return kept.at_ms  # skipped all the same, with why
+    headers = record.headers or []
     said = next((value for name, value in headers if name == "ce_time" and value), None)
     try:
         at = datetime.fromisoformat(said.decode()) if said is not None else None
@@ -111,13 +108,13 @@ class Replayer:
 
     async def outcome(self, kept: Kept) -> Outcome:
         try:
-            if kept.stage.startswith("worker:") or kept.stage == "raw":
+            record = record_of(kept.payload) if kept.stage.startswith("worker:") else None
+            if record is not None or kept.stage == "raw":
                 # Published before: every consumer group sees it once more.
-                refusal = self._too_old(kept)
+                refusal = self._too_old(kept, record)
                 if refusal:
                     return Outcome(kept, "skipped", reason=refusal)
-            if kept.stage.startswith("worker:"):
-                record = record_of(kept.payload)
+            if record is not None:
                 if not await self._exists(record.topic):
                     missing = topic_name(self.kafka, record.topic)
                     return Outcome(kept, "failing", reason=f"topic {missing} does not exist")
@@ -128,8 +125,8 @@ class Replayer:
         except Unreplayable as exc:
             return Outcome(kept, "skipped", reason=str(exc))
 
-    def _too_old(self, kept: Kept) -> str | None:
-        if self.include_old or self._now() * 1000 - first_published_ms(kept) <= \
+    def _too_old(self, kept: Kept, record: OutRecord | None) -> str | None:
+        if self.include_old or self._now() * 1000 - first_published_ms(kept, record) <= \
                 REMEMBERED_S * 1000:
             return None
         return (f"published over {REMEMBERED_S // 86_400} days ago: the sender no longer "
